@@ -1,0 +1,63 @@
+"""Who holds which resources, in memory: admin id -> expanded grants of their role."""
+
+from __future__ import annotations
+
+from tillkey.access.tree import ResourceTree
+from tillkey.principal import GUEST, Principal, UserType
+from tillkey.tokens.contracts import TokenClaims
+
+
+class GrantsState:
+    def __init__(self, tree: ResourceTree) -> None:
+        self.tree = tree
+        self._admins: dict[int, tuple[frozenset[str], bool]] = {}
+        # Bumped on every reload so cached Principals built from older grants are rebuilt.
+        self.version = 0
+
+    def load_admins(self, grants: dict[int, tuple[str, ...]]) -> None:
+        expanded: dict[tuple[str, ...], tuple[frozenset[str], bool]] = {}
+        admins = {}
+        for admin_id, granted in grants.items():
+            key = tuple(sorted(granted))
+            if key not in expanded:
+                expanded[key] = self.tree.expand(key)
+            admins[admin_id] = expanded[key]
+        self._admins = admins
+        self.version += 1
+
+    def principal(self, claims: TokenClaims) -> Principal:
+        utype = claims.user_type
+        if utype == UserType.CUSTOMER:
+            return Principal(
+                UserType.CUSTOMER, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
+                expires_at=claims.expires_at, auth_methods=claims.auth_methods,
+            )  # fmt: skip
+        if utype == UserType.ADMIN:
+            found = self._admins.get(claims.user_id)
+            if found is None:
+                # Inactive, deleted or role-less admin: Magento's null role, denied everything.
+                return Principal(UserType.ADMIN, claims.user_id, token_id=claims.jti)
+            resources, everything = found
+            return Principal(
+                UserType.ADMIN, claims.user_id, resources=resources, all_resources=everything,
+                token_id=claims.jti, issued_at=claims.issued_at, expires_at=claims.expires_at,
+                auth_methods=claims.auth_methods,
+            )  # fmt: skip
+        return GUEST
+
+    def export(self) -> dict[str, dict[str, object]]:
+        """Expanded grants by admin id, for library guards (GET /tillkey/v1/auth-state)."""
+        return {
+            str(admin_id): {"all": everything, "resources": sorted(resources)}
+            for admin_id, (resources, everything) in self._admins.items()
+        }
+
+    def load_expanded(self, exported: dict[str, dict[str, object]]) -> None:
+        """The inverse of export(): what a guard receives from the server."""
+        admins: dict[int, tuple[frozenset[str], bool]] = {}
+        for admin_id, entry in exported.items():
+            resources = entry.get("resources")
+            names = frozenset(str(r) for r in resources) if isinstance(resources, list) else frozenset()
+            admins[int(admin_id)] = (names, bool(entry.get("all")))
+        self._admins = admins
+        self.version += 1

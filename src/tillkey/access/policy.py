@@ -1,0 +1,39 @@
+"""The access check: may this Principal use a route that declares these resources?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
+from tillkey.errors import Forbidden, Unauthenticated
+from tillkey.principal import Principal, UserType
+
+NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
+
+
+def is_allowed(principal: Principal, resource: str) -> bool:
+    if resource == ANONYMOUS:
+        return True
+    if resource == SELF:
+        # Magento: `self` is a customer's own records; admins and integrations are denied it.
+        return principal.user_type == UserType.CUSTOMER
+    if resource == ADMIN_SELF:
+        return principal.user_type == UserType.ADMIN
+    if principal.user_type not in (UserType.ADMIN, UserType.INTEGRATION):
+        return False
+    return principal.all_resources or resource in principal.resources
+
+
+def check(principal: Principal, resources: Sequence[str]) -> None:
+    """Every declared resource must be allowed (AND, as Magento's Webapi\\Authorization).
+
+    Unknown callers get 401 ("who are you"); known callers who lack a resource get 403
+    ("not allowed") — Magento answers 401 for both, which makes clients such as my-magento
+    re-login forever, so Tillkey deliberately differs here.
+    """
+    for resource in resources:
+        if not is_allowed(principal, resource):
+            params = {"resources": ", ".join(resources)}
+            if principal.is_guest:
+                raise Unauthenticated(NOT_AUTHORIZED, parameters=params)
+            raise Forbidden(NOT_AUTHORIZED, parameters=params, detail=f"missing {resource}")

@@ -1,0 +1,204 @@
+"""Accounts: create admins and customers, check passwords, deactivate, manage roles.
+
+Every change that affects who may do what writes a change-feed row in the same transaction,
+so the hot-path state of every process follows; deactivation and deletion also revoke tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tillkey.crypto.passwords import check_policy
+from tillkey.errors import InvalidRequest, NotFound, Unauthenticated
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.store import accounts as repo
+from tillkey.store import auth as auth_repo
+from tillkey.store.accounts import Admin, Customer, Role
+
+ADMINISTRATORS = "Administrators"
+SIGN_IN_FAILED = (
+    "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
+)
+NO_ROLE = "More permissions are needed to access this."
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user_type: UserType
+    user_id: int
+
+
+class Accounts:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    # --- creation -----------------------------------------------------------------------------
+
+    async def create_admin(
+        self, *, username: str, email: str, password: str, role: str | None = None,
+        firstname: str = "", lastname: str = "",
+    ) -> Admin:  # fmt: skip
+        username = username.strip()
+        if not username or len(username) > 128:
+            raise InvalidRequest("The username must be 1 to 128 characters.")
+        _check_email(email)
+        check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(username, email))
+        hashed = await self.tk.passwords.hash(password)
+        async with self.tk.db.transaction() as s:
+            role_row = await repo.role_by_name(s, role or ADMINISTRATORS)
+            if role_row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            admin = await repo.create_admin(
+                s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
+                firstname=firstname, lastname=lastname,
+            )  # fmt: skip
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        await self.tk.reload_grants()
+        return admin
+
+    async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
+        _check_email(email)
+        if not firstname.strip() or not lastname.strip():
+            raise InvalidRequest("The first name and last name are required.")
+        check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(email,))
+        hashed = await self.tk.passwords.hash(password)
+        async with self.tk.db.transaction() as s:
+            return await repo.create_customer(
+                s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
+            )
+
+    # --- login --------------------------------------------------------------------------------
+
+    async def login_admin(self, username: str, password: str) -> Admin:
+        """Check an admin's password. Unknown, wrong and inactive all fail the same way, and an
+        unknown user still costs one argon2 verification, so neither message nor timing tells."""
+        async with self.tk.db.session() as s:
+            admin = await repo.admin_by_username(s, username)
+        ok = await self.tk.passwords.verify(admin.password_hash if admin else None, password)
+        if not ok or admin is None or not admin.is_active:
+            raise Unauthenticated(SIGN_IN_FAILED, detail="admin login failed")
+        if admin.role_id is None:
+            raise Unauthenticated(NO_ROLE, detail="admin has no role")
+        await self._rehash_if_needed(admin.password_hash, password, admin.id, repo.set_admin_password_hash)
+        return admin
+
+    async def login_customer(self, email: str, password: str) -> Customer:
+        async with self.tk.db.session() as s:
+            customer = await repo.customer_by_email(s, email)
+        ok = await self.tk.passwords.verify(customer.password_hash if customer else None, password)
+        if not ok or customer is None or not customer.is_active:
+            raise Unauthenticated(SIGN_IN_FAILED, detail="customer login failed")
+        await self._rehash_if_needed(customer.password_hash, password, customer.id, repo.set_customer_password_hash)
+        return customer
+
+    async def _rehash_if_needed(self, hashed: str, password: str, user_id: int, setter: object) -> None:
+        # Raising the argon2 cost in settings upgrades each hash at its owner's next login.
+        if self.tk.passwords.needs_rehash(hashed):
+            new = await self.tk.passwords.hash(password)
+            async with self.tk.db.transaction() as s:
+                await setter(s, user_id, new)  # type: ignore[operator]
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    async def issue_token(self, user_type: UserType, user_id: int, methods: tuple[str, ...] = ("pwd",)) -> str:
+        """Issue a login token. Waits out the current second if this user was revoked in it, so a
+        fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
+        async with self.tk.db.session() as s:
+            before = await auth_repo.revoke_before_of(s, user_type, user_id)
+        if before is not None:
+            wait = before + 1 - self.tk.clock.now()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await self.tk.issuer.issue(user_type, user_id, self.tk.settings.ttl_for(user_type), methods)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def set_admin_active(self, admin_id: int, active: bool) -> Admin:
+        async with self.tk.db.transaction() as s:
+            admin = await repo.set_admin_active(s, admin_id, active)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        if not active:
+            await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+        await self.tk.reload_grants()
+        return admin
+
+    async def delete_admin(self, admin_id: int) -> None:
+        async with self.tk.db.transaction() as s:
+            if await repo.admin_by_id(s, admin_id) is None:
+                raise NotFound("The admin user doesn't exist.")
+            await repo.delete_admin(s, admin_id)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+        await self.tk.reload_grants()
+
+    async def set_customer_active(self, customer_id: int, active: bool) -> Customer:
+        async with self.tk.db.transaction() as s:
+            customer = await repo.set_customer_active(s, customer_id, active)
+        if not active:
+            await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+        return customer
+
+    async def delete_customer(self, customer_id: int) -> None:
+        async with self.tk.db.transaction() as s:
+            if await repo.customer_by_id(s, customer_id) is None:
+                raise NotFound("The customer doesn't exist.")
+            await repo.delete_customer(s, customer_id)
+        await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+
+    # --- roles --------------------------------------------------------------------------------
+
+    def _check_resources(self, resources: Iterable[str]) -> list[str]:
+        resources = list(resources)
+        unknown = self.tk.tree.unknown(resources)
+        if unknown:
+            raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
+        return resources
+
+    async def create_role(self, name: str, resources: Iterable[str] = ()) -> Role:
+        if not name.strip() or len(name) > 128:
+            raise InvalidRequest("The role name must be 1 to 128 characters.")
+        res = self._check_resources(resources)
+        async with self.tk.db.transaction() as s:
+            return await repo.create_role(s, name, res)
+
+    async def grant(self, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
+        res = self._check_resources(resources)
+        async with self.tk.db.transaction() as s:
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            if revoke:
+                await repo.revoke_grant(s, row.id, res)
+            else:
+                await repo.grant(s, row.id, res)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            updated = await repo.role_by_name(s, role)
+        await self.tk.reload_grants()
+        assert updated is not None
+        return updated
+
+    async def assign_role(self, username: str, role: str) -> Admin:
+        async with self.tk.db.transaction() as s:
+            admin = await repo.admin_by_username(s, username)
+            if admin is None:
+                raise NotFound("The admin user doesn't exist.")
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            await repo.set_admin_role(s, admin.id, row.id)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        await self.tk.reload_grants()
+        async with self.tk.db.session() as s:
+            updated = await repo.admin_by_id(s, admin.id)
+        assert updated is not None
+        return updated
+
+
+def _check_email(email: str) -> None:
+    email = email.strip()
+    local, _, domain = email.rpartition("@")
+    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+        raise InvalidRequest(f"{email!r} is not a valid email address.")

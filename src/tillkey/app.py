@@ -1,0 +1,158 @@
+"""ASGI assembly: settings -> Tillkey runtime -> surfaces, one error handler per wire format."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tillkey import __version__
+from tillkey.errors import InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
+from tillkey.runtime import Tillkey
+from tillkey.settings import Settings
+from tillkey.surfaces import magento, native
+from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
+
+log = logging.getLogger("tillkey")
+
+NO_ROUTE = "Request does not match any route."
+MAGENTO_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+
+
+class MagentoPathMiddleware:
+    """Maps /rest/{store}/V1/... onto /rest/V1/... (keeping the store code in the scope) and
+    answers 406 for an Accept header Magento could not satisfy.
+
+    `all` and every store view code are accepted (magento.md §1); anything else stays in the
+    path, so it matches no route and gets Magento's 404. Pure ASGI: the hot path pays nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/rest/"):
+            path: str = scope["path"]
+            if not path.startswith("/rest/V1/"):
+                code, sep, rest = path[6:].partition("/")
+                codes = scope["app"].state.store_codes if "app" in scope else frozenset()
+                if sep and (code == "all" or code in codes) and rest.startswith("V1/"):
+                    scope = dict(scope)
+                    scope["path"] = "/rest/" + rest
+                    scope["raw_path"] = scope["path"].encode()
+                    scope["tillkey.store"] = code
+            for name, value in scope["headers"]:
+                if name == b"accept":
+                    try:
+                        check_accept(value.decode("latin-1"))
+                    except TillkeyError as exc:
+                        await MagentoJSON(error_body(exc), status_code=exc.status_code)(scope, receive, send)
+                        return
+        await self.app(scope, receive, send)
+
+
+def _is_magento(request: Request) -> bool:
+    return request.url.path.startswith("/rest/")
+
+
+def render_error(request: Request, err: TillkeyError) -> Response:
+    headers = dict(err.headers)
+    if _is_magento(request):
+        return MagentoJSON(error_body(err), status_code=err.status_code, headers=headers)
+    body: dict[str, Any] = {"error": type(err).__name__, "message": err.message}
+    if err.parameters:
+        body["parameters"] = err.parameters
+    return JSONResponse(body, status_code=err.status_code, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TillkeyError)
+    async def _tillkey(request: Request, exc: TillkeyError) -> Response:
+        if exc.detail:
+            log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.detail)
+        return render_error(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405 and _is_magento(request) and request.method not in MAGENTO_METHODS:
+            err: TillkeyError = MethodNotAllowed(f"The {request.method[:20]} HTTP method is not supported.")
+        elif exc.status_code in (404, 405):
+            err = NotFound(NO_ROUTE) if _is_magento(request) else NotFound("Not found.")
+            if exc.status_code == 405 and not _is_magento(request):
+                err = MethodNotAllowed()
+        else:
+            err = TillkeyError(str(exc.detail))
+            err.status_code = exc.status_code
+        return render_error(request, err)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = str(first.get("loc", ["", "?"])[-1])
+        return render_error(
+            request,
+            InvalidRequest('The "%fieldName" value is invalid.', parameters={"fieldName": field}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # The client gets a report id, never a stack trace; the log gets the trace.
+        report = secrets.token_hex(6)
+        log.exception("unhandled error, report %s", report)
+        return render_error(
+            request, TillkeyError(f"Internal Error. Details are available in the server log. Report ID: {report}")
+        )
+
+
+def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -> FastAPI:
+    """The Tillkey server as an ASGI app. Starting it migrates the schema and loads keys and state."""
+    runtime = tk or Tillkey(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        async with runtime.db.session() as s:
+            from tillkey.store.catalog import store_codes
+
+            app.state.store_codes = await store_codes(s)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Tillkey", version=__version__, lifespan=lifespan,
+        description="Authentication and authorization for commerce APIs.",
+    )  # fmt: skip
+    app.state.tillkey = runtime
+    install_error_handlers(app)
+
+    app.state.store_codes = frozenset()
+    app.add_middleware(MagentoPathMiddleware)
+
+    from tillkey.storeapi import routes as storeapi
+
+    for api in (magento.api, storeapi.api, native.api):
+        app.include_router(api.router)
+    app.state.declared = [d for api in (magento.api, storeapi.api, native.api) for d in api.declared]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

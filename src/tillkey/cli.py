@@ -1,0 +1,421 @@
+"""`tillkey` command line (Typer). Non-interactive, exit 0 on success, one-line errors otherwise;
+`--json` prints the created object (with any secret shown only once) as one JSON object."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tillkey.accounts.service import Accounts
+from tillkey.errors import TillkeyError
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tillkey: auth for commerce APIs.")
+admin_app = typer.Typer(no_args_is_help=True, help="Admin users.")
+customer_app = typer.Typer(no_args_is_help=True, help="Customer accounts.")
+role_app = typer.Typer(no_args_is_help=True, help="Roles and the resources they grant.")
+demo_app = typer.Typer(no_args_is_help=True, help="Demo data.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
+for sub, name in [
+    (admin_app, "admin"), (customer_app, "customer"), (role_app, "role"), (demo_app, "demo"),
+    (db_app, "db"), (keys_app, "keys"),
+]:  # fmt: skip
+    app.add_typer(sub, name=name)
+
+out = Console()
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
+    """Run one command against the configured database, with the schema brought up to date."""
+
+    async def main() -> T:
+        tk = Tillkey(Settings())
+        try:
+            await tk.start(sync=False)
+            return await fn(tk)
+        finally:
+            await tk.stop()
+
+    try:
+        return asyncio.run(main())
+    except TillkeyError as exc:
+        _fail(exc.message.replace("%", "") if not exc.parameters else _render(exc))
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc}")
+
+
+def _render(exc: TillkeyError) -> str:
+    msg = exc.message
+    if isinstance(exc.parameters, dict):
+        for k, v in exc.parameters.items():
+            msg = msg.replace(f"%{k}", str(v))
+    return msg
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError(type(obj).__name__)
+
+
+def _emit(obj: dict[str, Any], as_json: bool, title: str) -> None:
+    obj = {k: v for k, v in obj.items() if k != "password_hash"}
+    if as_json:
+        sys.stdout.write(json.dumps(obj, default=_jsonable) + "\n")
+        return
+    table = Table(title=title, show_header=False)
+    for k, v in obj.items():
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the Tillkey server (migrates the schema and creates signing keys on first start)."""
+    import uvicorn
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
+        proxy_headers=False, server_header=False,
+    )  # fmt: skip
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all database migrations (also done by `serve` on start)."""
+    from tillkey.store.db import upgrade
+
+    settings = Settings()
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+# --- admins -----------------------------------------------------------------------------------
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Option(help="Login name (case-insensitive).")],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
+    role: Annotated[str | None, typer.Option(help="Role name; default Administrators (everything).")] = None,
+    first_name: Annotated[str, typer.Option()] = "",
+    last_name: Annotated[str, typer.Option()] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an admin user."""
+    admin = run(
+        lambda tk: Accounts(tk).create_admin(
+            username=username, email=email, password=password, role=role, firstname=first_name,
+            lastname=last_name,
+        )
+    )  # fmt: skip
+    _emit(asdict(admin), as_json, "admin created")
+
+
+@admin_app.command("list")
+def admin_list(as_json: JsonOpt = False) -> None:
+    """List admin users."""
+    from tillkey.store import accounts as repo
+
+    async def go(tk: Tillkey) -> list[dict[str, Any]]:
+        async with tk.db.session() as s:
+            roles = {r.id: r.name for r in await repo.list_roles(s)}
+            return [
+                {"id": a.id, "username": a.username, "email": a.email, "active": a.is_active,
+                 "role": roles.get(a.role_id or -1)}
+                for a in await repo.list_admins(s)
+            ]  # fmt: skip
+
+    rows = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"admins": rows}) + "\n")
+        return
+    table = Table("id", "username", "email", "active", "role")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    out.print(table)
+
+
+def _admin_id(tk: Tillkey, username: str) -> Awaitable[int]:
+    from tillkey.store import accounts as repo
+
+    async def go() -> int:
+        async with tk.db.session() as s:
+            admin = await repo.admin_by_username(s, username)
+        if admin is None:
+            _fail(f"there is no admin named {username!r}")
+        return admin.id
+
+    return go()
+
+
+@admin_app.command("deactivate")
+def admin_deactivate(username: str) -> None:
+    """Deactivate an admin; their tokens are revoked at once."""
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).set_admin_active(await _admin_id(tk, username), False)
+
+    run(go)
+    typer.echo(f"admin {username} deactivated; their tokens are revoked")
+
+
+@admin_app.command("activate")
+def admin_activate(username: str) -> None:
+    """Re-activate an admin."""
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).set_admin_active(await _admin_id(tk, username), True)
+
+    run(go)
+    typer.echo(f"admin {username} activated")
+
+
+@admin_app.command("delete")
+def admin_delete(username: str) -> None:
+    """Delete an admin; their tokens are revoked at once."""
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).delete_admin(await _admin_id(tk, username))
+
+    run(go)
+    typer.echo(f"admin {username} deleted")
+
+
+@admin_app.command("revoke-tokens")
+def admin_revoke_tokens(username: str) -> None:
+    """Sign an admin out everywhere (Magento's "Invalidate token")."""
+
+    async def go(tk: Tillkey) -> None:
+        await tk.revoker.revoke_for(UserType.ADMIN, await _admin_id(tk, username))
+
+    run(go)
+    typer.echo(f"tokens of admin {username} revoked")
+
+
+@admin_app.command("assign-role")
+def admin_assign_role(username: str, role: str) -> None:
+    """Give an admin another role."""
+    run(lambda tk: Accounts(tk).assign_role(username, role))
+    typer.echo(f"admin {username} now has role {role}")
+
+
+# --- customers --------------------------------------------------------------------------------
+
+
+@customer_app.command("create")
+def customer_create(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
+    first_name: Annotated[str, typer.Option()],
+    last_name: Annotated[str, typer.Option()],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a customer account."""
+    customer = run(
+        lambda tk: Accounts(tk).create_customer(
+            email=email, password=password, firstname=first_name, lastname=last_name
+        )
+    )
+    _emit(asdict(customer), as_json, "customer created")
+
+
+def _customer_id(tk: Tillkey, email: str) -> Awaitable[int]:
+    from tillkey.store import accounts as repo
+
+    async def go() -> int:
+        async with tk.db.session() as s:
+            customer = await repo.customer_by_email(s, email)
+        if customer is None:
+            _fail(f"there is no customer with email {email!r}")
+        return customer.id
+
+    return go()
+
+
+@customer_app.command("deactivate")
+def customer_deactivate(email: str) -> None:
+    """Deactivate a customer; their tokens are revoked at once."""
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).set_customer_active(await _customer_id(tk, email), False)
+
+    run(go)
+    typer.echo(f"customer {email} deactivated; their tokens are revoked")
+
+
+@customer_app.command("delete")
+def customer_delete(email: str) -> None:
+    """Delete a customer; their tokens are revoked at once."""
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).delete_customer(await _customer_id(tk, email))
+
+    run(go)
+    typer.echo(f"customer {email} deleted")
+
+
+@customer_app.command("revoke-tokens")
+def customer_revoke_tokens(email: str) -> None:
+    """Sign a customer out everywhere (Magento's "Force sign-in")."""
+
+    async def go(tk: Tillkey) -> None:
+        await tk.revoker.revoke_for(UserType.CUSTOMER, await _customer_id(tk, email))
+
+    run(go)
+    typer.echo(f"tokens of customer {email} revoked")
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+@role_app.command("create")
+def role_create(
+    name: str,
+    resource: Annotated[list[str] | None, typer.Option("--resource", "-r", help="Resource id; repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a role granting the given resources (a node grants its subtree)."""
+    role = run(lambda tk: Accounts(tk).create_role(name, resource or []))
+    _emit(asdict(role), as_json, "role created")
+
+
+@role_app.command("grant")
+def role_grant(
+    name: str,
+    resource: Annotated[list[str], typer.Option("--resource", "-r", help="Resource id; repeatable.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant resources to a role. Takes effect for its admins within a second, without re-login."""
+    role = run(lambda tk: Accounts(tk).grant(name, resource))
+    _emit(asdict(role), as_json, "role updated")
+
+
+@role_app.command("revoke")
+def role_revoke(
+    name: str,
+    resource: Annotated[list[str], typer.Option("--resource", "-r", help="Resource id; repeatable.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Take resources away from a role."""
+    role = run(lambda tk: Accounts(tk).grant(name, resource, revoke=True))
+    _emit(asdict(role), as_json, "role updated")
+
+
+@role_app.command("list")
+def role_list(as_json: JsonOpt = False) -> None:
+    """List roles and their granted resources."""
+    from tillkey.store import accounts as repo
+
+    async def go(tk: Tillkey) -> list[Any]:
+        async with tk.db.session() as s:
+            return list(await repo.list_roles(s))
+
+    roles = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"roles": [asdict(r) for r in roles]}) + "\n")
+        return
+    table = Table("id", "name", "builtin", "resources")
+    for r in roles:
+        table.add_row(str(r.id), r.name, str(r.builtin), "\n".join(r.resources))
+    out.print(table)
+
+
+@role_app.command("resources")
+def role_resources() -> None:
+    """Show the resource tree that roles grant from."""
+    from tillkey.access.tree import ResourceTree
+
+    for depth, node in ResourceTree.load().walk():
+        out.print(f"{'  ' * depth}{node.id}  [dim]{node.title}[/dim]", highlight=False)
+
+
+# --- keys and demo ----------------------------------------------------------------------------
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """List signing keys (never their secret material)."""
+
+    async def go(tk: Tillkey) -> list[dict[str, Any]]:
+        current = tk.keyring.current.kid if tk.keyring.current else None
+        return [
+            {"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "retired_at": k.retired_at,
+             "signing": k.kid == current}
+            for k in tk.keyring.by_kid.values()
+        ]  # fmt: skip
+
+    rows = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"keys": rows}) + "\n")
+        return
+    table = Table("kid", "alg", "created_at", "retired_at", "signing")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    out.print(table)
+
+
+@demo_app.command("seed")
+def demo_seed(
+    customer_password: Annotated[
+        str | None, typer.Option(help="Password for the demo customers; random (and printed) if omitted.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a small catalog, stock, two customers with orders; print what was created."""
+    from tillkey.storeapi.seed import seed
+
+    created = run(lambda tk: seed(tk, customer_password))
+    if as_json:
+        sys.stdout.write(json.dumps(created) + "\n")
+        return
+    if not any(created.values()):
+        out.print("demo data is already there; nothing to add")
+        return
+    table = Table("sku", "name", "price", "qty", title="products")
+    for p in created["products"]:
+        table.add_row(p["sku"], p["name"], str(p["price"]), str(p["qty"]))
+    out.print(table)
+    table = Table("id", "email", "password (shown once)", title="customers")
+    for c in created["customers"]:
+        table.add_row(str(c["id"]), c["email"], c["password"])
+    out.print(table)
+    table = Table("entity_id", "increment_id", "customer", "grand_total", title="orders")
+    for o in created["orders"]:
+        table.add_row(str(o["entity_id"]), o["increment_id"], o["customer"], str(o["grand_total"]))
+    out.print(table)
+
+
+def main() -> None:
+    app()

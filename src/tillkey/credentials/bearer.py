@@ -1,0 +1,13 @@
+"""Bearer credentials from the Authorization header, parsed the way Magento's TokenUserContext does."""
+
+from __future__ import annotations
+
+
+def bearer_token(header: str | None) -> str | None:
+    """`Bearer <token>`: split on single spaces into exactly two pieces, scheme case-insensitive."""
+    if not header:
+        return None
+    parts = header.split(" ")
+    if len(parts) != 2 or parts[0].lower() != "bearer" or not parts[1]:
+        return None
+    return parts[1]

@@ -1,0 +1,93 @@
+"""One error hierarchy. Handlers raise these; each surface renders them in its own wire format.
+
+`message` is public and may hold Magento-style %placeholders filled from `parameters`;
+`detail` is for the server log only and never leaves the process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TillkeyError(Exception):
+    status_code = 500
+    default_message = "Internal Error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        parameters: dict[str, Any] | list[Any] | None = None,
+        errors: list[TillkeyError] | None = None,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.parameters = parameters
+        self.errors = errors or []
+        self.detail = detail
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class InvalidRequest(TillkeyError):
+    status_code = 400
+    default_message = "Invalid request."
+
+
+class Unauthenticated(TillkeyError):
+    """401: we do not know who is calling (no, unreadable, expired or revoked credential)."""
+
+    status_code = 401
+    default_message = "Authentication is required."
+
+
+class Forbidden(TillkeyError):
+    """403: we know who is calling, and they may not do this."""
+
+    status_code = 403
+    default_message = "Permission denied."
+
+
+class NotFound(TillkeyError):
+    status_code = 404
+    default_message = "Not found."
+
+
+class MethodNotAllowed(TillkeyError):
+    status_code = 405
+    default_message = "Method not allowed."
+
+
+class NotAcceptable(TillkeyError):
+    status_code = 406
+    default_message = "Not acceptable."
+
+
+class Conflict(TillkeyError):
+    status_code = 409
+    default_message = "Conflict."
+
+
+class PayloadTooLarge(TillkeyError):
+    status_code = 413
+    default_message = "Request body is too large."
+
+
+class UnsupportedMediaType(TillkeyError):
+    status_code = 415
+    default_message = "Unsupported media type."
+
+
+class RateLimited(TillkeyError):
+    status_code = 429
+    default_message = "Too many requests."
+
+
+class Unavailable(TillkeyError):
+    status_code = 503
+    default_message = "The service is temporarily unavailable. Please try again later."
+
+
+class WeakPassword(InvalidRequest):
+    """A new password that fails the policy; the message says why, for the person choosing it."""

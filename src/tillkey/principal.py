@@ -1,0 +1,37 @@
+"""Who is calling: the Principal every authenticator produces and every access check reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class UserType(IntEnum):
+    """Magento's user type ids (UserContextInterface), so `utypid` claims interoperate."""
+
+    INTEGRATION = 1
+    ADMIN = 2
+    CUSTOMER = 3
+    GUEST = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated (or guest) caller. Immutable; guests are a Principal too."""
+
+    user_type: UserType
+    user_id: int
+    # Expanded resource ids this caller holds (tree closure already applied), or ALL.
+    resources: frozenset[str] = frozenset()
+    all_resources: bool = False
+    token_id: str | None = None
+    issued_at: int | None = None
+    expires_at: int | None = None
+    auth_methods: tuple[str, ...] = field(default=())
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type == UserType.GUEST
+
+
+GUEST = Principal(user_type=UserType.GUEST, user_id=0)

@@ -1,0 +1,176 @@
+"""Assembly of one Tillkey process: settings -> database -> keys and in-memory auth state -> services.
+
+The in-memory state (signing keys, revocations, grants) is what the hot path reads. It is loaded
+at start and kept current by polling the database's change feed every `sync_interval` seconds,
+plus a full reconcile now and then, so changes made by the CLI or by other processes arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tillkey.access.grants import GrantsState
+from tillkey.access.tree import ResourceTree
+from tillkey.clock import Clock
+from tillkey.crypto.passwords import PasswordHashing
+from tillkey.crypto.secrets import MasterSecret
+from tillkey.settings import Settings, TokenFormat
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import auth as auth_repo
+from tillkey.store.db import Database, upgrade_async
+from tillkey.tokens import keys
+from tillkey.tokens.contracts import TokenIssuer
+from tillkey.tokens.jwt import JwtIssuer, JwtReader
+from tillkey.tokens.opaque import OpaqueIssuer, OpaqueReader
+from tillkey.tokens.revocation import RevocationState, Revoker, Validator
+from tillkey.tokens.service import Authenticator
+
+log = logging.getLogger("tillkey")
+
+RECONCILE_EVERY = 30.0  # seconds between full reloads: the safety net under the change feed
+# Re-read changes this recent on every poll: a row whose transaction committed late can carry a
+# lower seq than one already seen (sequence values are handed out before commit).
+LATE_COMMIT_WINDOW = 5
+
+
+class Tillkey:
+    """Everything one process needs, wired once. Surfaces receive this and nothing global."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.master = MasterSecret.load(settings.secret_key, settings.data_dir)
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.resolved_database_url)
+        self.tree = ResourceTree.load()
+        self.grants = GrantsState(self.tree)
+        self.revocations = RevocationState()
+        self.keyring = keys.Keyring([], settings.jwt_alg)
+        self.passwords = PasswordHashing(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
+            queue=settings.login_queue_limit,
+        )  # fmt: skip
+        now_int = self.clock.now_int
+        self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
+        self.validator = Validator(self.revocations, self.clock.now)
+        self.revoker = Revoker(self.db, self.revocations, now_int)
+        self.issuer: TokenIssuer
+        if settings.token_format == TokenFormat.OPAQUE:
+            self.issuer = OpaqueIssuer(self.db, self.master, now_int)
+        else:
+            self.issuer = JwtIssuer(lambda: self.keyring, settings.issuer, now_int)
+        self.authenticator = Authenticator(
+            self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
+            settings.token_cache_size,
+        )  # fmt: skip
+        self._last_seq = 0
+        self._applied: dict[int, int] = {}  # change seq -> when applied
+        self._sync_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, *, migrate: bool = True, sync: bool = True) -> None:
+        if migrate:
+            await upgrade_async(self.db.url)
+        await self.ensure_signing_key()
+        await self.reconcile()
+        if sync:
+            self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
+
+    async def stop(self) -> None:
+        if self._sync_task:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        self.passwords.close()
+        await self.db.dispose()
+
+    # --- state --------------------------------------------------------------------------------
+
+    async def ensure_signing_key(self) -> None:
+        """Load the keys; on first start (or a new algorithm) generate one and store it encrypted."""
+        await self.reload_keys()
+        if self.keyring.current is not None:
+            return
+        _key, stored = keys.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
+        async with self.db.transaction() as s:
+            await auth_repo.add_key(s, stored)
+            await auth_repo.record_change(s, "keys", self.clock.now_int())
+        log.info("generated a new %s signing key %s", stored.alg, stored.kid)
+        await self.reload_keys()
+
+    async def reload_keys(self) -> None:
+        async with self.db.session() as s:
+            stored = await auth_repo.load_keys(s)
+        self.keyring = keys.Keyring([keys.load(k, self.master) for k in stored], self.settings.jwt_alg)
+
+    async def reload_grants(self) -> None:
+        async with self.db.session() as s:
+            self.grants.load_admins(await accounts_repo.admin_grants(s))
+
+    async def reconcile(self) -> None:
+        """Full reload of revocations and grants from the database (start, and periodically)."""
+        now = self.clock.now_int()
+        async with self.db.session() as s:
+            seq = await auth_repo.last_change_seq(s)
+            # Every watermark, however old: integration tokens never expire.
+            before = await auth_repo.all_revoke_before(s, newer_than=-1)
+            revoked = await auth_repo.revoked_tokens(s, now)
+        for (utype, uid), ts in before.items():
+            self.revocations.note_user(utype, uid, ts)
+        for jti, exp in revoked.items():
+            self.revocations.note_token(jti, exp)
+        self.revocations.prune(now)
+        await self.reload_grants()
+        self._last_seq = max(self._last_seq, seq)
+
+    async def poll_changes(self) -> None:
+        now = self.clock.now_int()
+        async with self.db.session() as s:
+            rows = await auth_repo.changes_since(s, self._last_seq, recent_since=now - LATE_COMMIT_WINDOW)
+            changes = [c for c in rows if c.seq not in self._applied]
+            if not changes:
+                return
+            users = {(c.user_type, c.user_id) for c in changes if c.kind == "revoke_user"}
+            for utype, uid in users:
+                if utype is not None and uid is not None:
+                    ts = await auth_repo.revoke_before_of(s, utype, uid)
+                    if ts is not None:
+                        self.revocations.note_user(utype, uid, ts)
+            jtis = [c.ref for c in changes if c.kind == "revoke_token" and c.ref]
+            if jtis:
+                for jti, exp in (await auth_repo.revoked_tokens(s, now, jtis)).items():
+                    self.revocations.note_token(jti, exp)
+        kinds = {c.kind for c in changes}
+        if "grants" in kinds:
+            await self.reload_grants()
+        if "keys" in kinds:
+            await self.reload_keys()
+        for c in changes:
+            self._applied[c.seq] = now
+        self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}
+        self._last_seq = max(self._last_seq, max(c.seq for c in changes))
+
+    async def _sync_loop(self) -> None:
+        since_reconcile = 0.0
+        while True:
+            await asyncio.sleep(self.settings.sync_interval)
+            since_reconcile += self.settings.sync_interval
+            try:
+                if since_reconcile >= RECONCILE_EVERY:
+                    since_reconcile = 0.0
+                    await self.reconcile()
+                    async with self.db.transaction() as s:
+                        await auth_repo.purge_expired(s, self.clock.now_int())
+                        await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
+                else:
+                    await self.poll_changes()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be briefly unreachable; keep serving from memory and retry.
+                log.exception("auth state sync failed; retrying")

@@ -1,0 +1,86 @@
+"""The one settings object. Every knob has a safe default; environment variables are TILLKEY_*."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TokenFormat(StrEnum):
+    JWT = "jwt"
+    OPAQUE = "opaque"
+
+
+# Algorithms a signing key may use. "none" and anything unlisted can never be configured,
+# and every verification pins the algorithm of the key named by the token's kid.
+JwtAlgorithm = Literal["ES256", "EdDSA", "RS256", "HS256"]
+
+
+class Settings(BaseSettings):
+    """Tillkey's configuration, read from TILLKEY_* environment variables (or passed in)."""
+
+    model_config = SettingsConfigDict(env_prefix="TILLKEY_", frozen=True, extra="ignore")
+
+    # Where the embedded default keeps its SQLite file and its generated master secret.
+    data_dir: Path = Path("./data")
+    # SQLAlchemy async URL; empty means sqlite+aiosqlite:///<data_dir>/tillkey.db.
+    database_url: str = ""
+    # Master secret (HMAC digests of opaque tokens, encryption of signing keys at rest).
+    # Empty: generated once into <data_dir>/secret.key with mode 0600. Set it explicitly when
+    # several hosts share one database.
+    secret_key: str = Field(default="", repr=False)
+    # "iss" claim of every token; also the base of the JWKS URL that verifiers use.
+    issuer: str = "http://127.0.0.1:8000"
+    # Token lifetimes in seconds (Magento: admin 4 h, customer 1 h).
+    admin_token_ttl: int = Field(default=4 * 3600, gt=0, le=30 * 86400)
+    customer_token_ttl: int = Field(default=3600, gt=0, le=30 * 86400)
+    # jwt (default) or opaque: which issuer new tokens come from. The reader accepts both.
+    token_format: TokenFormat = TokenFormat.JWT
+    # Asymmetric by default so other services verify offline through /.well-known/jwks.json.
+    # HS256 gives Magento look-alike tokens, verifiable only by Tillkey itself.
+    jwt_alg: JwtAlgorithm = "ES256"
+    # How often (seconds) a process reloads revocations and grants changed by other processes
+    # or by the CLI. This bounds how stale another process can be.
+    sync_interval: float = Field(default=1.0, gt=0, le=60)
+    # Verified-token cache size (entries). Signature checks are skipped for cached tokens;
+    # expiry and revocation are still checked on every call.
+    token_cache_size: int = Field(default=100_000, ge=0)
+    # argon2id cost (RFC 9106 second recommendation: t=3, m=64 MiB). The floor is OWASP's minimum.
+    argon2_time_cost: int = Field(default=3, ge=2)
+    argon2_memory_kib: int = Field(default=65536, ge=19456)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    # Password hashes computed at once; further logins wait, and beyond login_queue_limit waiting
+    # they get 503 instead of piling up (a login flood must not starve verified traffic).
+    password_hash_workers: int = Field(default=2, ge=1)
+    login_queue_limit: int = Field(default=64, ge=1)
+    # Minimum password length for new passwords (NIST SP 800-63B: at least 8).
+    password_min_length: int = Field(default=8, ge=8)
+    # Largest request body accepted on the API (bytes).
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # Log level of Tillkey's own loggers.
+    log_level: str = "INFO"
+
+    @field_validator("issuer")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tillkey.db').resolve()}"
+
+    def ttl_for(self, user_type: int) -> int | None:
+        """Lifetime of a password-login token for this user type; None means no expiry."""
+        from tillkey.principal import UserType
+
+        if user_type == UserType.ADMIN:
+            return self.admin_token_ttl
+        if user_type == UserType.CUSTOMER:
+            return self.customer_token_ttl
+        return None

@@ -1,0 +1,256 @@
+"""Repository for admins, customers and roles. Returns frozen records, never ORM rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.errors import Conflict, NotFound
+from tillkey.store.models import AdminRow, CustomerRow, RoleResourceRow, RoleRow
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    id: int
+    username: str
+    email: str
+    firstname: str
+    lastname: str
+    password_hash: str
+    is_active: bool
+    role_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    email: str
+    firstname: str
+    lastname: str
+    password_hash: str
+    is_active: bool
+    website_id: int
+    store_id: int
+    group_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: int
+    name: str
+    builtin: bool
+    resources: tuple[str, ...]
+
+
+def _admin(r: AdminRow) -> Admin:
+    return Admin(
+        r.id, r.username, r.email, r.firstname, r.lastname, r.password_hash, r.is_active, r.role_id,
+        r.created_at,
+    )  # fmt: skip
+
+
+def _customer(r: CustomerRow) -> Customer:
+    return Customer(
+        r.id, r.email, r.firstname, r.lastname, r.password_hash, r.is_active, r.website_id, r.store_id,
+        r.group_id, r.created_at, r.updated_at,
+    )  # fmt: skip
+
+
+def username_key(username: str) -> str:
+    return username.strip().casefold()
+
+
+# --- admins -----------------------------------------------------------------------------------
+
+
+async def create_admin(
+    s: AsyncSession, *, username: str, email: str, password_hash: str, role_id: int | None,
+    firstname: str = "", lastname: str = "",
+) -> Admin:  # fmt: skip
+    now = utcnow()
+    row = AdminRow(
+        username=username.strip(), username_key=username_key(username), email=email.strip(),
+        firstname=firstname, lastname=lastname, password_hash=password_hash, is_active=True,
+        role_id=role_id, created_at=now, updated_at=now,
+    )  # fmt: skip
+    s.add(row)
+    try:
+        await s.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"An admin with the username {username!r} already exists.") from exc
+    return _admin(row)
+
+
+async def admin_by_username(s: AsyncSession, username: str) -> Admin | None:
+    row = await s.scalar(select(AdminRow).where(AdminRow.username_key == username_key(username)))
+    return _admin(row) if row else None
+
+
+async def admin_by_id(s: AsyncSession, admin_id: int) -> Admin | None:
+    row = await s.get(AdminRow, admin_id)
+    return _admin(row) if row else None
+
+
+async def list_admins(s: AsyncSession) -> list[Admin]:
+    return [_admin(r) for r in await s.scalars(select(AdminRow).order_by(AdminRow.id))]
+
+
+async def set_admin_active(s: AsyncSession, admin_id: int, active: bool) -> Admin:
+    row = await s.get(AdminRow, admin_id)
+    if row is None:
+        raise NotFound("The admin user doesn't exist.")
+    row.is_active = active
+    row.updated_at = utcnow()
+    await s.flush()
+    return _admin(row)
+
+
+async def set_admin_role(s: AsyncSession, admin_id: int, role_id: int | None) -> None:
+    row = await s.get(AdminRow, admin_id)
+    if row is None:
+        raise NotFound("The admin user doesn't exist.")
+    row.role_id = role_id
+    row.updated_at = utcnow()
+
+
+async def set_admin_password_hash(s: AsyncSession, admin_id: int, password_hash: str) -> None:
+    row = await s.get(AdminRow, admin_id)
+    if row is not None:
+        row.password_hash = password_hash
+
+
+async def delete_admin(s: AsyncSession, admin_id: int) -> None:
+    await s.execute(delete(AdminRow).where(AdminRow.id == admin_id))
+
+
+# --- customers --------------------------------------------------------------------------------
+
+
+async def create_customer(
+    s: AsyncSession, *, email: str, firstname: str, lastname: str, password_hash: str
+) -> Customer:
+    now = utcnow()
+    row = CustomerRow(
+        email=email.strip(), email_key=username_key(email), firstname=firstname.strip(),
+        lastname=lastname.strip(), password_hash=password_hash, is_active=True, website_id=1,
+        store_id=1, group_id=1, created_at=now, updated_at=now,
+    )  # fmt: skip
+    s.add(row)
+    try:
+        await s.flush()
+    except IntegrityError as exc:
+        raise Conflict("A customer with the same email address already exists in an associated website.") from exc
+    return _customer(row)
+
+
+async def customer_by_email(s: AsyncSession, email: str) -> Customer | None:
+    row = await s.scalar(select(CustomerRow).where(CustomerRow.email_key == username_key(email)))
+    return _customer(row) if row else None
+
+
+async def customer_by_id(s: AsyncSession, customer_id: int) -> Customer | None:
+    row = await s.get(CustomerRow, customer_id)
+    return _customer(row) if row else None
+
+
+async def set_customer_active(s: AsyncSession, customer_id: int, active: bool) -> Customer:
+    row = await s.get(CustomerRow, customer_id)
+    if row is None:
+        raise NotFound("No such entity with %fieldName = %fieldValue", parameters={
+            "fieldName": "customerId", "fieldValue": customer_id})  # fmt: skip
+    row.is_active = active
+    row.updated_at = utcnow()
+    await s.flush()
+    return _customer(row)
+
+
+async def set_customer_password_hash(s: AsyncSession, customer_id: int, password_hash: str) -> None:
+    row = await s.get(CustomerRow, customer_id)
+    if row is not None:
+        row.password_hash = password_hash
+
+
+async def delete_customer(s: AsyncSession, customer_id: int) -> None:
+    await s.execute(delete(CustomerRow).where(CustomerRow.id == customer_id))
+
+
+async def count_customers(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.count()).select_from(CustomerRow)) or 0)
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+async def _role(s: AsyncSession, row: RoleRow) -> Role:
+    res = await s.scalars(
+        select(RoleResourceRow.resource_id)
+        .where(RoleResourceRow.role_id == row.id)
+        .order_by(RoleResourceRow.resource_id)
+    )
+    return Role(row.id, row.name, row.builtin, tuple(res))
+
+
+async def create_role(s: AsyncSession, name: str, resources: Iterable[str] = ()) -> Role:
+    row = RoleRow(name=name.strip(), builtin=False, created_at=utcnow())
+    s.add(row)
+    try:
+        await s.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"A role named {name!r} already exists.") from exc
+    for rid in sorted(set(resources)):
+        s.add(RoleResourceRow(role_id=row.id, resource_id=rid))
+    await s.flush()
+    return await _role(s, row)
+
+
+async def role_by_name(s: AsyncSession, name: str) -> Role | None:
+    row = await s.scalar(select(RoleRow).where(RoleRow.name == name.strip()))
+    return await _role(s, row) if row else None
+
+
+async def list_roles(s: AsyncSession) -> list[Role]:
+    return [await _role(s, r) for r in await s.scalars(select(RoleRow).order_by(RoleRow.id))]
+
+
+async def grant(s: AsyncSession, role_id: int, resources: Iterable[str]) -> None:
+    have = set(await s.scalars(select(RoleResourceRow.resource_id).where(RoleResourceRow.role_id == role_id)))
+    for rid in sorted(set(resources) - have):
+        s.add(RoleResourceRow(role_id=role_id, resource_id=rid))
+    await s.flush()
+
+
+async def revoke_grant(s: AsyncSession, role_id: int, resources: Iterable[str]) -> None:
+    await s.execute(
+        delete(RoleResourceRow).where(
+            RoleResourceRow.role_id == role_id, RoleResourceRow.resource_id.in_(list(resources))
+        )
+    )
+
+
+async def admin_ids_in_role(s: AsyncSession, role_id: int) -> list[int]:
+    return list(await s.scalars(select(AdminRow.id).where(AdminRow.role_id == role_id)))
+
+
+async def admin_grants(s: AsyncSession) -> dict[int, tuple[str, ...]]:
+    """Every active admin's granted resource ids (unexpanded): the access check's source of truth."""
+    rows = await s.execute(
+        select(AdminRow.id, RoleResourceRow.resource_id)
+        .join(RoleResourceRow, RoleResourceRow.role_id == AdminRow.role_id)
+        .where(AdminRow.is_active.is_(True))
+    )
+    out: dict[int, list[str]] = {}
+    for admin_id, rid in rows:
+        out.setdefault(admin_id, []).append(rid)
+    return {k: tuple(v) for k, v in out.items()}

@@ -1,0 +1,152 @@
+"""Repository for signing keys, revocations, opaque tokens and the change feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.store.models import (
+    AuthChangeRow,
+    OpaqueTokenRow,
+    RevocationRow,
+    RevokedTokenRow,
+    SigningKeyRow,
+)
+from tillkey.tokens.keys import StoredKey
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    kind: str
+    user_type: int | None
+    user_id: int | None
+    ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueToken:
+    jti: str
+    user_type: int
+    user_id: int
+    issued_at: int
+    expires_at: int | None
+    auth_methods: tuple[str, ...]
+
+
+def _upsert(s: AsyncSession):  # type: ignore[no-untyped-def]
+    return pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+async def load_keys(s: AsyncSession) -> list[StoredKey]:
+    rows = await s.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at))
+    return [StoredKey(r.kid, r.alg, r.secret_enc, r.public_jwk, r.created_at, r.retired_at) for r in rows]
+
+
+async def add_key(s: AsyncSession, key: StoredKey) -> None:
+    s.add(
+        SigningKeyRow(
+            kid=key.kid, alg=key.alg, secret_enc=key.secret_enc, public_jwk=key.public_jwk,
+            created_at=key.created_at, retired_at=key.retired_at,
+        )
+    )  # fmt: skip
+
+
+# --- revocation -------------------------------------------------------------------------------
+
+
+async def set_revoke_before(s: AsyncSession, user_type: int, user_id: int, ts: int) -> None:
+    ins = _upsert(s)(RevocationRow).values(user_type=user_type, user_id=user_id, revoke_before=ts)
+    # Never move the watermark backwards (two revocations racing in different processes).
+    ins = ins.on_conflict_do_update(
+        index_elements=["user_type", "user_id"],
+        set_={"revoke_before": func.max(RevocationRow.revoke_before, ins.excluded.revoke_before)}
+        if s.bind.dialect.name == "sqlite"
+        else {"revoke_before": func.greatest(RevocationRow.revoke_before, ins.excluded.revoke_before)},
+    )
+    await s.execute(ins)
+
+
+async def revoke_before_of(s: AsyncSession, user_type: int, user_id: int) -> int | None:
+    return await s.scalar(
+        select(RevocationRow.revoke_before).where(
+            RevocationRow.user_type == user_type, RevocationRow.user_id == user_id
+        )
+    )
+
+
+async def all_revoke_before(s: AsyncSession, newer_than: int) -> dict[tuple[int, int], int]:
+    rows = await s.execute(select(RevocationRow).where(RevocationRow.revoke_before > newer_than))
+    return {(r.user_type, r.user_id): r.revoke_before for (r,) in rows}
+
+
+async def add_revoked_token(s: AsyncSession, jti: str, expires_at: int | None) -> None:
+    ins = _upsert(s)(RevokedTokenRow).values(jti=jti, expires_at=expires_at)
+    await s.execute(ins.on_conflict_do_nothing(index_elements=["jti"]))
+
+
+async def revoked_tokens(s: AsyncSession, now: int, jtis: list[str] | None = None) -> dict[str, int | None]:
+    q = select(RevokedTokenRow).where((RevokedTokenRow.expires_at.is_(None)) | (RevokedTokenRow.expires_at > now))
+    if jtis is not None:
+        q = q.where(RevokedTokenRow.jti.in_(jtis))
+    return {r.jti: r.expires_at for r in await s.scalars(q)}
+
+
+async def purge_expired(s: AsyncSession, now: int) -> None:
+    await s.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at <= now))
+    await s.execute(delete(OpaqueTokenRow).where(OpaqueTokenRow.expires_at <= now))
+
+
+# --- opaque tokens ----------------------------------------------------------------------------
+
+
+async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> None:
+    s.add(
+        OpaqueTokenRow(
+            digest=digest, jti=tok.jti, user_type=tok.user_type, user_id=tok.user_id,
+            issued_at=tok.issued_at, expires_at=tok.expires_at, auth_methods=",".join(tok.auth_methods),
+        )
+    )  # fmt: skip
+
+
+async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
+    r = await s.get(OpaqueTokenRow, digest)
+    if r is None:
+        return None
+    methods = tuple(m for m in r.auth_methods.split(",") if m)
+    return OpaqueToken(r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods)
+
+
+# --- change feed ------------------------------------------------------------------------------
+
+
+async def record_change(
+    s: AsyncSession, kind: str, now: int, *, user_type: int | None = None, user_id: int | None = None,
+    ref: str | None = None,
+) -> None:  # fmt: skip
+    s.add(AuthChangeRow(kind=kind, user_type=user_type, user_id=user_id, ref=ref, created_at=now))
+
+
+async def changes_since(s: AsyncSession, seq: int, recent_since: int) -> list[Change]:
+    """Changes after `seq`, plus every change created since `recent_since` (late commits)."""
+    rows = await s.scalars(
+        select(AuthChangeRow)
+        .where((AuthChangeRow.seq > seq) | (AuthChangeRow.created_at >= recent_since))
+        .order_by(AuthChangeRow.seq)
+    )
+    return [Change(r.seq, r.kind, r.user_type, r.user_id, r.ref) for r in rows]
+
+
+async def last_change_seq(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.max(AuthChangeRow.seq))) or 0)
+
+
+async def trim_changes(s: AsyncSession, older_than: int) -> None:
+    await s.execute(delete(AuthChangeRow).where(AuthChangeRow.created_at < older_than))

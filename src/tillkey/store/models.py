@@ -1,0 +1,209 @@
+"""SQLAlchemy tables. ORM objects never leave the store package: repositories return dataclasses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# --- accounts and roles -------------------------------------------------------------------------
+
+
+class RoleRow(Base):
+    __tablename__ = "roles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RoleResourceRow(Base):
+    __tablename__ = "role_resources"
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class AdminRow(Base):
+    __tablename__ = "admins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128))
+    # Magento logins are case-insensitive (admin/security/use_case_sensitive_login = 0).
+    username_key: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str] = mapped_column(String(255))
+    firstname: Mapped[str] = mapped_column(String(255), default="")
+    lastname: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CustomerRow(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(255))
+    email_key: Mapped[str] = mapped_column(String(255), unique=True)
+    firstname: Mapped[str] = mapped_column(String(255))
+    lastname: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    website_id: Mapped[int] = mapped_column(Integer, default=1)
+    store_id: Mapped[int] = mapped_column(Integer, default=1)
+    group_id: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --- tokens, keys, revocation -------------------------------------------------------------------
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    # Private key (PEM) or HMAC secret, AES-GCM encrypted under the master secret.
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # Public JWK (JSON) for asymmetric keys; NULL for HMAC keys, which are never published.
+    public_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    # When set, the key stopped signing at this time and is kept only to verify older tokens.
+    retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RevocationRow(Base):
+    """Magento's jwt_auth_revoked: tokens of (user_type, user_id) with iat <= revoke_before are dead."""
+
+    __tablename__ = "revocations"
+    user_type: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revoke_before: Mapped[int] = mapped_column(BigInteger)
+
+
+class RevokedTokenRow(Base):
+    """Per-token deny list, kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+
+
+class OpaqueTokenRow(Base):
+    """Opaque access tokens, found by a keyed HMAC digest; the token itself is never stored."""
+
+    __tablename__ = "opaque_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    auth_methods: Mapped[str] = mapped_column(String(64), default="pwd")
+
+
+class AuthChangeRow(Base):
+    """Change feed: every revocation or grant change appends a row; processes poll it by seq."""
+
+    __tablename__ = "auth_changes"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    user_type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- the store API -------------------------------------------------------------------------------
+
+
+class WebsiteRow(Base):
+    __tablename__ = "websites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    default_group_id: Mapped[int] = mapped_column(Integer)
+
+
+class StoreViewRow(Base):
+    __tablename__ = "store_views"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    website_id: Mapped[int] = mapped_column(ForeignKey("websites.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ProductRow(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    status: Mapped[int] = mapped_column(Integer, default=1)
+    visibility: Mapped[int] = mapped_column(Integer, default=4)
+    type_id: Mapped[str] = mapped_column(String(32), default="simple")
+    attribute_set_id: Mapped[int] = mapped_column(Integer, default=4)
+    weight: Mapped[Decimal | None] = mapped_column(Numeric(12, 4), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class StockItemRow(Base):
+    __tablename__ = "stock_items"
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), unique=True)
+    stock_id: Mapped[int] = mapped_column(Integer, default=1)
+    qty: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    is_in_stock: Mapped[bool] = mapped_column(Boolean)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    entity_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    increment_id: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    customer_email: Mapped[str] = mapped_column(String(255))
+    customer_firstname: Mapped[str] = mapped_column(String(255))
+    customer_lastname: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    subtotal: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    grand_total: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    order_currency_code: Mapped[str] = mapped_column(String(3), default="USD")
+    store_id: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class OrderItemRow(Base):
+    __tablename__ = "order_items"
+    __table_args__ = (UniqueConstraint("order_id", "sku"), Index("ix_order_items_order", "order_id"))
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.entity_id", ondelete="CASCADE"))
+    product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    qty_ordered: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    row_total: Mapped[Decimal] = mapped_column(Numeric(12, 4))

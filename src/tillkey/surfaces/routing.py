@@ -1,0 +1,108 @@
+"""Routes as data: every route declares the resources it needs, beside its path (webapi.xml style).
+
+The declaration becomes a FastAPI dependency that authenticates the caller and runs the access
+check before the handler; the handler reads the resulting Principal with `Depends(principal)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from tillkey.access.policy import check
+from tillkey.access.tree import ANONYMOUS
+from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import Unauthenticated
+from tillkey.principal import GUEST, Principal
+from tillkey.runtime import Tillkey
+from tillkey.tokens.contracts import InvalidToken
+
+log = logging.getLogger("tillkey.access")
+_PRINCIPAL = "tillkey.principal"
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    method: str
+    path: str
+    resources: tuple[str, ...]
+
+
+def tillkey(request: Request) -> Tillkey:
+    tk: Tillkey = request.app.state.tillkey
+    return tk
+
+
+async def authenticate(request: Request) -> tuple[Principal, bool]:
+    """(Principal, whether a bearer credential was presented). A bad token means guest, as in
+    Magento: the route's access check then decides between 401 and going ahead anonymously."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        return GUEST, False
+    try:
+        return await request.app.state.tillkey.authenticator.authenticate(token), True
+    except InvalidToken as exc:
+        log.debug("bearer token rejected: %s", exc.detail)
+        return GUEST, True
+
+
+def requires(*resources: str) -> Callable[[Request], Awaitable[Principal]]:
+    async def guard(request: Request) -> Principal:
+        principal, presented = await authenticate(request)
+        try:
+            check(principal, resources)
+        except Unauthenticated as exc:
+            challenge = 'Bearer realm="tillkey"'
+            if presented:
+                challenge += ', error="invalid_token"'
+            exc.headers["WWW-Authenticate"] = challenge
+            raise
+        request.scope[_PRINCIPAL] = principal
+        return principal
+
+    return guard
+
+
+def principal(request: Request) -> Principal:
+    found: Principal = request.scope.get(_PRINCIPAL, GUEST)
+    return found
+
+
+class Api:
+    """A router whose every route states its resources. `declared` lists them for docs and tests."""
+
+    def __init__(self, prefix: str = "", tags: Sequence[str] = ()) -> None:
+        self.router = APIRouter(prefix=prefix, tags=list(tags))
+        self.prefix = prefix
+        self.declared: list[Declared] = []
+
+    def route(
+        self, method: str, path: str, *, resources: Sequence[str], summary: str,
+        body_schema: dict[str, Any] | None = None, status_code: int = 200,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
+        if not resources:
+            raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
+        res = tuple(resources)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            extra: dict[str, Any] = {"x-tillkey-resources": list(res)}
+            if res != (ANONYMOUS,):
+                extra["security"] = [{"bearer": []}]
+            if body_schema is not None:
+                extra["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": body_schema}},
+                }
+            self.router.add_api_route(
+                path, fn, methods=[method], summary=summary, status_code=status_code,
+                description=f"Requires: {', '.join(res)}", dependencies=[Depends(requires(*res))],
+                openapi_extra=extra,
+            )  # fmt: skip
+            self.declared.append(Declared(method, self.prefix + path, res))
+            return fn
+
+        return register

@@ -1,0 +1,59 @@
+"""The four token verbs, as Magento splits them: issue, read, validate, revoke.
+
+Configuration picks the issuer (JWT or opaque); the reader accepts both, so switching the
+format does not sign anyone out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from tillkey.errors import Unauthenticated
+
+TokenKind = Literal["jwt", "opaque"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_type: int
+    user_id: int
+    issued_at: int
+    expires_at: int | None  # None: never expires (integration tokens)
+    jti: str
+    kind: TokenKind
+    auth_methods: tuple[str, ...] = ("pwd",)
+
+
+class InvalidToken(Unauthenticated):
+    """A bearer credential that is unreadable, expired or revoked. `detail` says which (log only)."""
+
+
+class TokenIssuer(Protocol):
+    async def issue(
+        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
+    ) -> str:
+        """Mint a token for this user. Callers: the token endpoints, after authenticating."""
+        ...
+
+
+class TokenReader(Protocol):
+    async def read(self, token: str) -> TokenClaims:
+        """Parse and check integrity only (signature / lookup). Raises InvalidToken."""
+        ...
+
+
+class TokenValidator(Protocol):
+    def validate(self, claims: TokenClaims) -> None:
+        """Check expiry and revocation against in-memory state. Raises InvalidToken."""
+        ...
+
+
+class TokenRevoker(Protocol):
+    async def revoke_for(self, user_type: int, user_id: int) -> None:
+        """Revoke every token of this user issued up to now. Durable before it returns."""
+        ...
+
+    async def revoke_token(self, claims: TokenClaims) -> None:
+        """Revoke one token by its id. Durable before it returns."""
+        ...

@@ -1,0 +1,87 @@
+"""JWT access tokens (PyJWT): Magento's claims (uid, utypid, iat, exp) plus jti and iss."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.keys import Keyring
+
+_REQUIRED = ["uid", "utypid", "iat", "jti"]
+
+
+class JwtIssuer:
+    def __init__(self, keyring: Callable[[], Keyring], issuer: str, now: Callable[[], int]) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._now = now
+
+    async def issue(
+        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
+    ) -> str:
+        key = self._keyring().current
+        if key is None:
+            raise RuntimeError("no active signing key")
+        iat = self._now()
+        # Magento's claim order first (uid, utypid, iat, exp), then ours.
+        payload: dict[str, Any] = {"uid": user_id, "utypid": user_type, "iat": iat}
+        if ttl is not None:
+            payload["exp"] = iat + ttl
+        payload.update({"jti": secrets.token_hex(16), "iss": self._issuer, "amr": list(auth_methods)})
+        return jwt.encode(payload, key.signing_key, algorithm=key.alg, headers={"kid": key.kid})
+
+
+class JwtReader:
+    """Verifies the signature with the key the `kid` names, pinned to that key's algorithm."""
+
+    def __init__(self, keyring: Callable[[], Keyring], issuer: str) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+
+    async def read(self, token: str) -> TokenClaims:
+        return self.read_sync(token)
+
+    def read_sync(self, token: str) -> TokenClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(detail=f"malformed jwt: {exc}") from None
+        kid = header.get("kid")
+        key = self._keyring().by_kid.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken(detail="unknown kid")
+        try:
+            claims = jwt.decode(
+                token,
+                key.verify_key,
+                algorithms=[key.alg],
+                issuer=self._issuer,
+                # Expiry is the validator's job (one clock, and integration tokens have no exp).
+                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(detail=f"jwt rejected: {exc}") from None
+        try:
+            exp = claims.get("exp")
+            amr = claims.get("amr") or ["pwd"]
+            return TokenClaims(
+                user_type=_int(claims["utypid"]),
+                user_id=_int(claims["uid"]),
+                issued_at=_int(claims["iat"]),
+                expires_at=None if exp is None else _int(exp),
+                jti=str(claims["jti"]),
+                kind="jwt",
+                auth_methods=tuple(str(m) for m in amr),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidToken(detail=f"bad claim: {exc}") from None
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {type(v).__name__}")
+    return int(v)

@@ -1,0 +1,74 @@
+"""Revocation at two grains, kept in memory for the hot path and in the database for durability.
+
+Per user: Magento's "revoke before" watermark — every token of (user_type, user_id) with
+iat <= revoke_before is dead. Per token: a jti deny list, kept until the token expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tillkey.store import auth as repo
+from tillkey.store.db import Database
+from tillkey.tokens.contracts import InvalidToken, TokenClaims
+
+
+class RevocationState:
+    def __init__(self) -> None:
+        self.revoke_before: dict[tuple[int, int], int] = {}
+        self.revoked: dict[str, int | None] = {}
+
+    def note_user(self, user_type: int, user_id: int, ts: int) -> None:
+        key = (user_type, user_id)
+        if ts > self.revoke_before.get(key, -1):
+            self.revoke_before[key] = ts
+
+    def note_token(self, jti: str, expires_at: int | None) -> None:
+        self.revoked[jti] = expires_at
+
+    def prune(self, now: int) -> None:
+        self.revoked = {j: e for j, e in self.revoked.items() if e is None or e > now}
+
+    def is_revoked(self, claims: TokenClaims) -> bool:
+        before = self.revoke_before.get((claims.user_type, claims.user_id))
+        if before is not None and claims.issued_at <= before:
+            return True
+        return claims.jti in self.revoked
+
+
+class Validator:
+    """Composite validator: expiry, then revocation (Magento's CompositeUserTokenValidator)."""
+
+    def __init__(self, state: RevocationState, now: Callable[[], float]) -> None:
+        self._state = state
+        self._now = now
+
+    def validate(self, claims: TokenClaims) -> None:
+        if claims.expires_at is not None and claims.expires_at <= self._now():
+            raise InvalidToken(detail="token expired")
+        if self._state.is_revoked(claims):
+            raise InvalidToken(detail="token revoked")
+
+
+class Revoker:
+    """Writes revocations durably (row + change-feed entry in one transaction), then applies them
+    to this process at once; other processes pick them up from the change feed."""
+
+    def __init__(self, db: Database, state: RevocationState, now: Callable[[], int]) -> None:
+        self._db = db
+        self._state = state
+        self._now = now
+
+    async def revoke_for(self, user_type: int, user_id: int) -> None:
+        ts = self._now()
+        async with self._db.transaction() as s:
+            await repo.set_revoke_before(s, user_type, user_id, ts)
+            await repo.record_change(s, "revoke_user", ts, user_type=user_type, user_id=user_id)
+        self._state.note_user(user_type, user_id, ts)
+
+    async def revoke_token(self, claims: TokenClaims) -> None:
+        now = self._now()
+        async with self._db.transaction() as s:
+            await repo.add_revoked_token(s, claims.jti, claims.expires_at)
+            await repo.record_change(s, "revoke_token", now, ref=claims.jti)
+        self._state.note_token(claims.jti, claims.expires_at)

@@ -1,0 +1,73 @@
+"""The hot path: bearer token -> Principal, with a bounded cache of verified tokens.
+
+A cached token skips the signature check (or the opaque lookup), but expiry and revocation
+are checked on every call, against in-memory state: no database I/O in steady state.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from tillkey.access.grants import GrantsState
+from tillkey.principal import Principal
+from tillkey.tokens.contracts import InvalidToken, TokenClaims, TokenReader, TokenValidator
+from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
+
+MAX_TOKEN_LENGTH = 8192
+
+
+class Authenticator:
+    def __init__(
+        self,
+        jwt_reader: TokenReader,
+        opaque_reader: TokenReader | None,
+        validator: TokenValidator,
+        grants: GrantsState,
+        cache_size: int,
+    ) -> None:
+        self._jwt = jwt_reader
+        self._opaque = opaque_reader
+        self._validator = validator
+        self._grants = grants
+        self._cache_size = cache_size
+        # token -> (claims, principal, grants version the principal was built from)
+        self._cache: OrderedDict[str, tuple[TokenClaims, Principal, int]] = OrderedDict()
+
+    async def read(self, token: str) -> TokenClaims:
+        """Integrity only (signature or lookup), through the cache. Raises InvalidToken."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            return hit[0]
+        return (await self._load(token))[0]
+
+    async def _load(self, token: str) -> tuple[TokenClaims, Principal, int]:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken(detail="token too long")
+        if token.startswith(OPAQUE_PREFIX):
+            if self._opaque is None:
+                raise InvalidToken(detail="opaque tokens are not accepted here")
+            claims = await self._opaque.read(token)
+        else:
+            claims = await self._jwt.read(token)
+        entry = (claims, self._grants.principal(claims), self._grants.version)
+        if self._cache_size:
+            self._cache[token] = entry
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return entry
+
+    async def authenticate(self, token: str) -> Principal:
+        entry = self._cache.get(token)
+        if entry is None:
+            entry = await self._load(token)
+        else:
+            self._cache.move_to_end(token)
+        claims, principal, version = entry
+        self._validator.validate(claims)
+        if version != self._grants.version:
+            principal = self._grants.principal(claims)
+            self._cache[token] = (claims, principal, self._grants.version)
+        return principal
+
+    def forget(self, token: str) -> None:
+        self._cache.pop(token, None)
