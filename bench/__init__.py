@@ -1,0 +1,1 @@
+"""Benchmark harness: `make bench` (see run.py). Not part of the shipped package."""

@@ -1,0 +1,449 @@
+"""`make bench`: what does Tillkey's auth cost per request?
+
+Seeds a throwaway data dir through the CLI, serves the real app plus the comparison routes of
+bench/app.py with uvicorn (httptools + uvloop), and drives it with wrk on 127.0.0.1 only.
+Protected and unprotected twins are measured alternately, round after round, and the medians are
+compared: on a 2-core box a neighbour's burst hits both twins alike instead of one of them.
+
+    python bench/run.py             # ~3 minutes: 1 and 2 workers, 5 rounds of 4 s per route
+    python bench/run.py --quick     # ~40 s smoke run
+    python bench/run.py --duration 10 --rounds 3 --workers 1
+
+Results go to stdout and to bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+HOST = "127.0.0.1"
+SKU = "24-MB01"  # created by `tillkey demo seed`
+TARGET = 0.90  # protected/open requests/s on the product route
+
+
+class BenchError(Exception):
+    """A precondition failed; the message says what and the run stops cleanly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    key: str
+    path: str
+    protected: bool
+
+
+ROUTES = {
+    r.key: r
+    for r in (
+        Route("products", f"/rest/V1/products/{SKU}", True),
+        Route("open-products", f"/bench/open/products/{SKU}", False),
+        Route("empty-protected", "/bench/empty-protected", True),
+        Route("empty", "/bench/empty", False),
+    )
+}
+# (protected, unprotected): each pair differs only by the requires() dependency.
+PAIRS = (("products", "open-products"), ("empty-protected", "empty"))
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _latency_ms(text: str, pct: str) -> float:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.MULTILINE)
+    if m is None:
+        raise BenchError(f"no {pct}% latency line in wrk output:\n{text}")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def parse_wrk(text: str) -> Sample:
+    """Requests/s and the 50%/99% lines of `wrk --latency` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
+    total = re.search(r"^\s*(\d+) requests in", text, re.MULTILINE)
+    if rps is None or total is None:
+        raise BenchError(f"cannot parse wrk output:\n{text}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return Sample(
+        rps=float(rps.group(1)), p50_ms=_latency_ms(text, "50"), p99_ms=_latency_ms(text, "99"),
+        requests=int(total.group(1)), non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(g) for g in sock.groups()) if sock else 0,
+    )  # fmt: skip
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is not installed; installing it with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    # A fresh machine may have no package lists yet: update only if the first attempt fails.
+    for attempt in ([install], [["apt-get", "update", "-q"], install]):
+        if all(subprocess.run(c, env=env, capture_output=True, check=False).returncode == 0 for c in attempt):
+            break
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("wrk is required and `apt-get install -y wrk` failed; install wrk (Debian package) and rerun")
+    return found
+
+
+class Wrk:
+    def __init__(self, binary: str, threads: int, connections: int, token: str) -> None:
+        self.binary = binary
+        self.threads = threads
+        self.connections = connections
+        self.token = token
+
+    def run(self, url: str, seconds: int) -> Sample:
+        # Every route gets the same Authorization header, so the twins parse the same bytes and
+        # differ only in what the server does with the token.
+        cmd = [
+            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency",
+            "-H", f"Authorization: Bearer {self.token}", url,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        return parse_wrk(done.stdout)
+
+    def version(self) -> str:
+        done = subprocess.run([self.binary, "-v"], capture_output=True, text=True, check=False)
+        first = (done.stdout or done.stderr).strip().splitlines()
+        return first[0] if first else "unknown"
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+
+def tillkey_cli(env: dict[str, str], *args: str) -> Any:
+    exe = Path(sys.executable).with_name("tillkey")
+    binary = str(exe) if exe.exists() else shutil.which("tillkey")
+    if binary is None:
+        raise BenchError("the `tillkey` command is not installed; run `make` or `pip install -e .` first")
+    done = subprocess.run([binary, *args, "--json"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"`tillkey {' '.join(args[:2])}` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """uvicorn serving bench.app in its own process group, so Ctrl-C reaches it only through us."""
+
+    def __init__(self, workers: int, env: dict[str, str], log_path: Path) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self.log_path = log_path
+        self.cmd = [
+            sys.executable, "-m", "uvicorn", "bench.app:create_bench_app", "--factory",
+            "--app-dir", str(ROOT), "--host", HOST, "--port", str(self.port), "--workers", str(workers),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+            "--no-proxy-headers", "--no-server-header",
+        ]  # fmt: skip
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        # Ready once every worker has answered: each runs the lifespan (keys, grants) itself.
+        pids: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while len(pids) < self.workers:
+            if self.proc.poll() is not None:
+                raise BenchError(f"the server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{len(pids)}/{self.workers} workers answered within {timeout:.0f} s:\n{self.log_tail()}"
+                )
+            try:
+                # A new connection per probe, so the kernel can hand it to any worker.
+                r = httpx.get(self.base + "/bench/whoami", timeout=2)
+                if r.status_code == 200:
+                    pids.add(r.text)
+                    continue
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+
+@contextmanager
+def serving(workers: int, env: dict[str, str], tmp: Path) -> Iterator[Server]:
+    server = Server(workers, env, tmp / f"server-{workers}w.log")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def admin_token(base: str, username: str, password: str) -> str:
+    r = httpx.post(
+        base + "/rest/V1/integration/admin/token", json={"username": username, "password": password}, timeout=30
+    )
+    if r.status_code != 200 or not isinstance(r.json(), str):
+        raise BenchError(f"admin login failed: {r.status_code} {r.text[:200]}")
+    token: str = r.json()
+    return token
+
+
+def sanity_check(base: str, token: str, workers: int) -> None:
+    """Refuse to measure unless the twins really are twins and auth really is enforced."""
+    auth = {"Authorization": f"Bearer {token}"}
+    # Fresh connections, several times over, so that every worker gets checked.
+    for _ in range(4 * workers):
+        for protected, open_ in PAIRS:
+            p, o = ROUTES[protected].path, ROUTES[open_].path
+            with_token = httpx.get(base + p, headers=auth, timeout=10)
+            if with_token.status_code != 200:
+                raise BenchError(
+                    f"GET {p} with the admin token answered {with_token.status_code}: {with_token.text[:200]}"
+                )
+            without = httpx.get(base + p, timeout=10)
+            if without.status_code != 401:
+                raise BenchError(f"GET {p} without a token answered {without.status_code}, expected 401")
+            unprotected = httpx.get(base + o, timeout=10)
+            if unprotected.status_code != 200:
+                raise BenchError(f"GET {o} answered {unprotected.status_code}: {unprotected.text[:200]}")
+            if unprotected.content != with_token.content:
+                raise BenchError(f"GET {o} and GET {p} answer different bodies; the comparison would be unfair")
+
+
+# --- measurement --------------------------------------------------------------------------------
+
+
+def measure(server: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) -> dict[str, list[Sample]]:
+    for route in ROUTES.values():
+        # Fills the token cache, the connection pool and SQLAlchemy's statement cache first.
+        wrk.run(server.base + route.path, warmup)
+    samples: dict[str, list[Sample]] = {k: [] for k in ROUTES}
+    for i in range(rounds):
+        for pair in PAIRS:
+            # ABBA order: whichever twin goes second in a round goes first in the next.
+            for key in pair if i % 2 == 0 else reversed(pair):
+                s = wrk.run(server.base + ROUTES[key].path, seconds)
+                if s.non_2xx:
+                    raise BenchError(f"{ROUTES[key].path}: {s.non_2xx} of {s.requests} responses were not 2xx")
+                samples[key].append(s)
+                print(f"  {server.workers}w round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s", flush=True)
+    return samples
+
+
+def summarize(workers: int, samples: dict[str, list[Sample]]) -> dict[str, Any]:
+    routes: dict[str, Any] = {}
+    for key, got in samples.items():
+        routes[key] = {
+            "path": ROUTES[key].path,
+            "protected": ROUTES[key].protected,
+            "rps": statistics.median(s.rps for s in got),
+            "p50_ms": statistics.median(s.p50_ms for s in got),
+            "p99_ms": statistics.median(s.p99_ms for s in got),
+            "socket_errors": sum(s.socket_errors for s in got),
+            "samples": [asdict(s) for s in got],
+        }
+    ratios: dict[str, Any] = {}
+    for protected, open_ in PAIRS:
+        p, o = routes[protected]["rps"], routes[open_]["rps"]
+        ratios[protected] = {
+            "vs": open_,
+            "ratio": p / o,
+            "per_round": [a.rps / b.rps for a, b in zip(samples[protected], samples[open_], strict=True)],
+            # Extra server time per protected request; exact only while the workers own their cores.
+            "added_us": (1 / p - 1 / o) * workers * 1e6,
+        }
+    return {"workers": workers, "ratios": ratios, "routes": routes}
+
+
+def machine_info(wrk: Wrk) -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "kernel": platform.release(),
+        "wrk": wrk.version(),
+    }
+
+
+def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    out = [
+        "",
+        f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model']}  python={machine['python']}  "
+        f"kernel={machine['kernel']}  ({machine['wrk']})",
+        f"load: wrk -t{config['threads']} -c{config['connections']}, {config['duration']} s x {config['rounds']} "
+        f"rounds per route, alternating; medians. server: uvicorn httptools+uvloop, access log off",
+        "",
+        "ratios: protected / unprotected requests/s",
+        f"{'workers':>7}  {'products/{sku}':>14}  {'target':>11}  {'empty (auth only)':>17}  {'auth us/req':>11}",
+    ]
+    for r in results:
+        prod, emp = r["ratios"]["products"], r["ratios"]["empty-protected"]
+        verdict = f">={TARGET:.2f} ok" if prod["ratio"] >= TARGET else f"<{TARGET:.2f} MISS"
+        out.append(
+            f"{r['workers']:>7}  {prod['ratio']:>14.3f}  {verdict:>11}  {emp['ratio']:>17.3f}  {emp['added_us']:>11.0f}"
+        )
+    out += ["", f"{'workers':>7}  {'route':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"]
+    for r in results:
+        for route in r["routes"].values():
+            flag = f"  ({route['socket_errors']} socket errors)" if route["socket_errors"] else ""
+            out.append(
+                f"{r['workers']:>7}  {'GET ' + route['path']:<36} {route['rps']:>9.0f} "
+                f"{route['p50_ms']:>8.2f} {route['p99_ms']:>8.2f}{flag}"
+            )
+    return "\n".join(out)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="short smoke run (~40 s): 1 round of 2 s per route")
+    ap.add_argument("--duration", type=int, help="seconds per measurement (wrk wants whole seconds; default 4)")
+    ap.add_argument("--rounds", type=int, help="alternating rounds per route; the median is reported (default 5)")
+    ap.add_argument("--warmup", type=int, help="seconds of warm-up per route and server (default 2)")
+    ap.add_argument("--workers", default="1,2", help="comma-separated uvicorn worker counts (default 1,2)")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
+    args = ap.parse_args(argv)
+    quick = {"duration": 2, "rounds": 1, "warmup": 1}
+    full = {"duration": 4, "rounds": 5, "warmup": 2}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.duration < 1 or args.rounds < 1 or args.warmup < 1:
+        ap.error("--duration, --rounds and --warmup must be at least 1")
+    try:
+        args.worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        ap.error("--workers takes numbers such as 1,2")
+    return args
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    wrk_bin = ensure_wrk()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}  # no stray config
+    env |= {"TILLKEY_DATA_DIR": str(tmp / "data"), "TILLKEY_LOG_LEVEL": "WARNING"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+
+    username, password = "bench", "Bench-" + secrets.token_urlsafe(12)
+    print("seeding a throwaway database ...", flush=True)
+    tillkey_cli(env, "admin", "create", "--username", username, "--email", "bench@example.com", "--password", password)
+    tillkey_cli(env, "demo", "seed", "--customer-password", "Bench-" + secrets.token_urlsafe(12))
+
+    config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
+    wrk: Wrk | None = None
+    results = []
+    for workers in args.worker_counts:
+        with serving(workers, env, tmp) as server:
+            if wrk is None:  # one token for every server: they share the signing key in the data dir
+                wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
+            sanity_check(server.base, wrk.token, workers)
+            print(f"measuring {workers} worker(s) on {server.base} ...", flush=True)
+            results.append(summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup)))
+    if wrk is None:
+        raise BenchError("no worker counts to measure")
+
+    machine = machine_info(wrk)
+    print(report(machine, config, results))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stamp}.json"
+    payload = {"timestamp": stamp, "machine": machine, "config": config, "target": TARGET, "results": results}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwritten to {path.relative_to(ROOT)}")
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks, like Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="tillkey-bench-"))
+    try:
+        run(args, tmp)
+    except BenchError as exc:
+        print(f"\nbench aborted: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Shared fixtures: real Tillkey servers on loopback, over SQLite and over PostgreSQL.
+
+Tests that need PostgreSQL skip when it is unreachable, unless TILLKEY_TEST_REQUIRE_SERVICES=1
+(set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+TILLKEY = str(VENV_BIN / "tillkey")
+PG_ADMIN_DSN = os.environ.get("TILLKEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_SERVICES = os.environ.get("TILLKEY_TEST_REQUIRE_SERVICES") == "1"
+ADMIN_PASSWORD = "Admin-pass-4-tests"
+CUSTOMER_PASSWORD = "Customer-pass-4-tests"
+
+# Cheapest argon2 settings the server accepts (OWASP's floor): tests log in a lot.
+FAST_HASHING = {
+    "TILLKEY_ARGON2_TIME_COST": "2",
+    "TILLKEY_ARGON2_MEMORY_KIB": "19456",
+    "TILLKEY_ARGON2_PARALLELISM": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_available() -> str | None:
+    """None if PostgreSQL answers, else the reason it does not."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return "asyncpg is not installed"
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return None
+    except OSError as exc:
+        return f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})"
+
+
+def need_postgres() -> None:
+    reason = pg_available()
+    if reason is None:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN_DSN, "-q", "-c", sql], check=True, capture_output=True)
+
+
+@dataclass
+class Database:
+    url: str
+    name: str | None = None
+
+    def drop(self) -> None:
+        if self.name:
+            _psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def make_database(backend: str, data_dir: Path) -> Database:
+    if backend == "sqlite":
+        return Database("")
+    need_postgres()
+    name = f"tillkey_test_{secrets.token_hex(4)}"
+    _psql(f'CREATE DATABASE "{name}"')
+    return Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", name)
+
+
+@dataclass
+class Server:
+    """A `tillkey serve` process on loopback, plus the CLI pointed at the same database."""
+
+    data_dir: Path
+    database: Database
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
+        env.update(FAST_HASHING)
+        env.update(
+            {
+                "TILLKEY_DATA_DIR": str(self.data_dir),
+                "TILLKEY_DATABASE_URL": self.database.url,
+                "TILLKEY_SYNC_INTERVAL": "0.2",
+                "TILLKEY_ISSUER": "http://tillkey.test",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([TILLKEY, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if check and res.returncode != 0:
+            raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+        return res
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def start(self) -> None:
+        self.port = free_port()
+        log = open(self.data_dir / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start: {self.log()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self, **extra_env: str) -> None:
+        self.stop()
+        self.extra_env.update(extra_env)
+        self.start()
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.data_dir.glob("server-*.log"))
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    # --- helpers used by many tests -----------------------------------------------------------
+
+    def token(self, kind: str, username: str, password: str) -> str:
+        r = httpx.post(f"{self.url}/rest/V1/integration/{kind}/token", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert isinstance(tok, str)
+        return tok
+
+
+def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:
+    tmp.mkdir(parents=True, exist_ok=True)
+    srv = Server(tmp, make_database(backend, tmp), dict(env))
+    srv.start()
+    return srv
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One seeded server per backend, shared by the tests that do not change global state:
+    admin `alice` (Administrators), admin `carol` (role Catalog: products only), the demo data."""
+    srv = start_server(tmp_path_factory.mktemp(f"srv-{request.param}"), request.param)
+    try:
+        srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+        srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
+        srv.cli(
+            "admin", "create", "--username", "carol", "--email", "carol@example.com",
+            "--password", ADMIN_PASSWORD, "--role", "Catalog",
+        )  # fmt: skip
+        srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
+        yield srv
+    finally:
+        srv.stop()
+        srv.database.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A server of its own, for tests that revoke, deactivate or restart."""
+    srv = start_server(tmp_path / "srv", request.param)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.database.drop()
+
+
+@pytest.fixture
+def sqlite_server_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start servers with extra settings (token format, algorithm, lifetimes) on SQLite."""
+    started: list[Server] = []
+
+    def make(**env: str) -> Server:
+        srv = start_server(tmp_path / f"srv{len(started)}", "sqlite", **env)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
