@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -30,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -43,6 +44,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 SKU = "24-MB01"  # created by `tillkey demo seed`
 TARGET = 0.90  # protected/open requests/s on the product route
+NOISY = 0.10  # share of the CPUs taken by other processes that makes a run suspect
 
 
 class BenchError(Exception):
@@ -77,6 +79,47 @@ class Sample:
     requests: int
     non_2xx: int
     socket_errors: int
+    other_cpu: float = 0.0  # share of all CPUs used by processes other than server and wrk
+
+
+# --- whose CPU ----------------------------------------------------------------------------------
+# On a shared 2-core box someone else's test run can halve the numbers. Each sample records how
+# much of the machine went to other processes, so a noisy run says so instead of misleading.
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    # user nice system idle iowait irq softirq steal; steal counts: it is capacity we did not get.
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / _TICK
+
+
+def _tree_cpu_s(root: int) -> float:
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue  # a process that just exited
+    return total
+
+
+def _cpu_snapshot(server_pid: int) -> tuple[float, float, float]:
+    """(wall, whole machine busy, ours), in seconds; ours = server tree + this script + waited wrk."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = _tree_cpu_s(server_pid) + me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return time.monotonic(), _machine_busy_s(), ours
+
+
+def other_cpu_share(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    wall = after[0] - before[0]
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / (wall * (os.cpu_count() or 1))) if wall > 0 else 0.0
 
 
 # --- wrk ----------------------------------------------------------------------------------------
@@ -211,6 +254,12 @@ class Server:
                 pass
             time.sleep(0.1)
 
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise BenchError("the server is not running")
+        return self.proc.pid
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -282,11 +331,14 @@ def measure(server: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) ->
         for pair in PAIRS:
             # ABBA order: whichever twin goes second in a round goes first in the next.
             for key in pair if i % 2 == 0 else reversed(pair):
+                before = _cpu_snapshot(server.pid)
                 s = wrk.run(server.base + ROUTES[key].path, seconds)
+                s = replace(s, other_cpu=other_cpu_share(before, _cpu_snapshot(server.pid)))
                 if s.non_2xx:
                     raise BenchError(f"{ROUTES[key].path}: {s.non_2xx} of {s.requests} responses were not 2xx")
                 samples[key].append(s)
-                print(f"  {server.workers}w round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s", flush=True)
+                busy = f"  (other processes: {s.other_cpu:.0%} of the CPUs)" if s.other_cpu >= 0.05 else ""
+                print(f"  {server.workers}w round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s{busy}", flush=True)
     return samples
 
 
@@ -300,22 +352,27 @@ def summarize(workers: int, samples: dict[str, list[Sample]]) -> dict[str, Any]:
             "p50_ms": statistics.median(s.p50_ms for s in got),
             "p99_ms": statistics.median(s.p99_ms for s in got),
             "socket_errors": sum(s.socket_errors for s in got),
+            "other_cpu_max": max(s.other_cpu for s in got),
             "samples": [asdict(s) for s in got],
         }
     ratios: dict[str, Any] = {}
     for protected, open_ in PAIRS:
+        per_round = [a.rps / b.rps for a, b in zip(samples[protected], samples[open_], strict=True)]
         p, o = routes[protected]["rps"], routes[open_]["rps"]
         ratios[protected] = {
             "vs": open_,
-            "ratio": p / o,
-            "per_round": [a.rps / b.rps for a, b in zip(samples[protected], samples[open_], strict=True)],
+            # Headline: median of the per-round ratios. The twins of one round ran back to back,
+            # so load that drifts over the run cancels out of each ratio.
+            "ratio": statistics.median(per_round),
+            "per_round": per_round,
+            "ratio_of_medians": p / o,
             # Extra server time per protected request; exact only while the workers own their cores.
             "added_us": (1 / p - 1 / o) * workers * 1e6,
         }
     return {"workers": workers, "ratios": ratios, "routes": routes}
 
 
-def machine_info(wrk: Wrk) -> dict[str, Any]:
+def machine_info(wrk: Wrk, loadavg_before: float) -> dict[str, Any]:
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -330,6 +387,7 @@ def machine_info(wrk: Wrk) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "kernel": platform.release(),
         "wrk": wrk.version(),
+        "loadavg_before": round(loadavg_before, 2),
     }
 
 
@@ -337,19 +395,18 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
     out = [
         "",
         f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model']}  python={machine['python']}  "
-        f"kernel={machine['kernel']}  ({machine['wrk']})",
+        f"kernel={machine['kernel']}  load average before={machine['loadavg_before']}  ({machine['wrk']})",
         f"load: wrk -t{config['threads']} -c{config['connections']}, {config['duration']} s x {config['rounds']} "
-        f"rounds per route, alternating; medians. server: uvicorn httptools+uvloop, access log off",
+        f"rounds per route, protected and open alternating; medians. "
+        f"server: uvicorn httptools+uvloop, access log off",
         "",
-        "ratios: protected / unprotected requests/s",
-        f"{'workers':>7}  {'products/{sku}':>14}  {'target':>11}  {'empty (auth only)':>17}  {'auth us/req':>11}",
+        "ratios: protected / unprotected requests/s (median of per-round ratios, [min-max])",
+        f"{'workers':>7}  {'products/{sku}':>20}  {'target':>11}  {'empty (auth only)':>20}  {'auth us/req':>11}",
     ]
     for r in results:
         prod, emp = r["ratios"]["products"], r["ratios"]["empty-protected"]
         verdict = f">={TARGET:.2f} ok" if prod["ratio"] >= TARGET else f"<{TARGET:.2f} MISS"
-        out.append(
-            f"{r['workers']:>7}  {prod['ratio']:>14.3f}  {verdict:>11}  {emp['ratio']:>17.3f}  {emp['added_us']:>11.0f}"
-        )
+        out.append(f"{r['workers']:>7}  {_ratio(prod):>20}  {verdict:>11}  {_ratio(emp):>20}  {emp['added_us']:>11.0f}")
     out += ["", f"{'workers':>7}  {'route':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"]
     for r in results:
         for route in r["routes"].values():
@@ -358,7 +415,18 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
                 f"{r['workers']:>7}  {'GET ' + route['path']:<36} {route['rps']:>9.0f} "
                 f"{route['p50_ms']:>8.2f} {route['p99_ms']:>8.2f}{flag}"
             )
+    worst = max(route["other_cpu_max"] for r in results for route in r["routes"].values())
+    if worst >= NOISY:
+        out += [
+            "",
+            f"WARNING: other processes used up to {worst:.0%} of the CPUs during a measurement; "
+            "these numbers are noisy. Rerun on a quiet machine.",
+        ]
     return "\n".join(out)
+
+
+def _ratio(r: dict[str, Any]) -> str:
+    return f"{r['ratio']:.3f} [{min(r['per_round']):.2f}-{max(r['per_round']):.2f}]"
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -389,15 +457,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
+    loadavg_before = os.getloadavg()[0]
     wrk_bin = ensure_wrk()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}  # no stray config
     env |= {"TILLKEY_DATA_DIR": str(tmp / "data"), "TILLKEY_LOG_LEVEL": "WARNING"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
 
-    username, password = "bench", "Bench-" + secrets.token_urlsafe(12)
+    username, password = "perfadmin", "Pw-" + secrets.token_urlsafe(16)
     print("seeding a throwaway database ...", flush=True)
-    tillkey_cli(env, "admin", "create", "--username", username, "--email", "bench@example.com", "--password", password)
-    tillkey_cli(env, "demo", "seed", "--customer-password", "Bench-" + secrets.token_urlsafe(12))
+    tillkey_cli(env, "admin", "create", "--username", username, "--email", "perf@example.com", "--password", password)
+    tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
 
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
     wrk: Wrk | None = None
@@ -412,7 +481,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     if wrk is None:
         raise BenchError("no worker counts to measure")
 
-    machine = machine_info(wrk)
+    machine = machine_info(wrk, loadavg_before)
     print(report(machine, config, results))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

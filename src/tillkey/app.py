@@ -42,6 +42,13 @@ class MagentoPathMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rest/"):
             path: str = scope["path"]
+            if path.endswith("/") and len(path) > 9:
+                # Magento ignores a trailing slash; a redirect would break clients that refuse
+                # redirects (pymagento sets max_redirects = 0).
+                path = path.rstrip("/")
+                scope = dict(scope)
+                scope["path"] = path
+                scope["raw_path"] = path.encode()
             if not path.startswith("/rest/V1/"):
                 code, sep, rest = path[6:].partition("/")
                 codes = scope["app"].state.store_codes if "app" in scope else frozenset()
@@ -134,6 +141,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         description="Authentication and authorization for commerce APIs.",
     )  # fmt: skip
     app.state.tillkey = runtime
+    app.router.redirect_slashes = False
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()

@@ -61,7 +61,12 @@ def _coerce(col: Any, raw: str) -> Any:
         if kind is bool:
             return raw.lower() in ("1", "true")
         if kind is datetime:
-            return datetime.fromisoformat(raw)
+            try:
+                return datetime.fromisoformat(raw)
+            except ValueError:
+                # MySQL turns an unreadable date into the zero date, and clients rely on it:
+                # my-magento's get_all() filters on `created_at >= "None"` to mean "everything".
+                return datetime.min
     except (ValueError, ArithmeticError):
         raise InvalidRequest(
             'The "%fieldName" filter value is not valid for its type.', parameters={"fieldName": col.key}

@@ -10,8 +10,10 @@ from fastapi import Request
 from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
+from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import UserType
 from tillkey.surfaces.routing import Api, tillkey
+from tillkey.tokens.contracts import InvalidToken
 
 api = Api(tags=["Tillkey"])
 
@@ -54,3 +56,24 @@ async def auth_state(request: Request) -> Response:
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+@api.route(
+    "POST", "/tillkey/v1/logout", resources=[ANONYMOUS],
+    summary="Revoke the presented bearer token only (per-token revocation by jti); other sessions stay",
+)  # fmt: skip
+async def logout(request: Request) -> JSONResponse:
+    # Declared anonymous so any kind of caller can use it; the token itself is the credential.
+    tk = tillkey(request)
+    token = bearer_token(request.headers.get("authorization"))
+    try:
+        if token is None:
+            raise InvalidToken(detail="no bearer token")
+        await tk.authenticator.authenticate(token)
+        claims = await tk.authenticator.read(token)
+    except InvalidToken as exc:
+        exc.message = "A valid bearer token is required."
+        exc.headers["WWW-Authenticate"] = 'Bearer realm="tillkey"' + (', error="invalid_token"' if token else "")
+        raise
+    await tk.revoker.revoke_token(claims)
+    return JSONResponse({"revoked": True})

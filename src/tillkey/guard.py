@@ -1,0 +1,529 @@
+"""Library mode: protect another FastAPI/Starlette app's routes with Tillkey's resource declarations.
+
+A `Guard` verifies bearer JWTs locally against the server's published keys
+(`/.well-known/jwks.json`) and applies the same revocations and admin grants as the server, which
+it polls from `/tillkey/v1/auth-state` with a feed account (an admin whose role grants
+`Tillkey::auth_state`). The access check is the server's own (`tillkey.access.policy.check`), so
+a route declared with `guard.requires("Magento_Catalog::products")` answers exactly as a Tillkey
+route declaring the same resources would: 401 for unknown callers, 403 for known callers without
+the resource, Magento's error body.
+
+Staleness bound. A revocation (or grant change) made through the server reaches the guard within
+`poll_interval` plus one feed request (changes made by the CLI or by another server process first
+need the server's own `TILLKEY_SYNC_INTERVAL`). If the feed cannot be refreshed for longer than
+`max_staleness` seconds, the guard can no longer prove that a token has not been revoked and FAILS
+CLOSED: every protected route answers 503 until the feed is reachable again. Routes that declare
+only `anonymous` keep answering, with the caller treated as a guest. So a revoked token is
+accepted for at most `max_staleness` seconds after its revocation, whatever happens to the
+network; with the feed up, for at most `poll_interval` plus request time.
+
+Limits: only JWTs are verifiable offline. Opaque tokens (`TILLKEY_TOKEN_FORMAT=opaque`) and HS256
+deployments (no public keys) cannot be guarded: the guard refuses to start against such a server.
+Expiry is checked against this host's clock, so keep it synchronised (NTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tillkey.access.grants import GrantsState
+from tillkey.access.policy import check
+from tillkey.access.tree import ANONYMOUS, SPECIAL, ResourceTree
+from tillkey.clock import Clock
+from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import TillkeyError, Unauthenticated, Unavailable
+from tillkey.principal import GUEST, Principal
+from tillkey.surfaces.magento_wire import error_body
+from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.jwt import JwtReader
+from tillkey.tokens.keys import ASYMMETRIC, Keyring, SigningKey
+from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
+from tillkey.tokens.revocation import RevocationState, Validator
+from tillkey.tokens.service import Authenticator
+
+log = logging.getLogger("tillkey.guard")
+
+JWKS_PATH = "/.well-known/jwks.json"
+AUTH_STATE_PATH = "/tillkey/v1/auth-state"
+ADMIN_LOGIN_PATH = "/rest/V1/integration/admin/token"
+FEED_RESOURCE = "Tillkey::auth_state"
+RELOGIN_MARGIN = 60.0  # log the feed account in again this long before its token expires
+JWKS_MAX_AGE = 300.0  # re-read the keys this often anyway (the server's Cache-Control max-age)
+
+HttpClientFactory = Callable[[], httpx.AsyncClient]
+
+
+class GuardError(RuntimeError):
+    """The guard cannot do its job: server unreachable, wrong feed credentials, unusable keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    revoke_before: list[tuple[int, int, int]]
+    revoked_tokens: list[tuple[str, int | None]]
+    admins: dict[str, dict[str, object]]
+
+
+class _KeyFollowingReader:
+    """JwtReader over the guard's keyring; a token naming a kid we do not know first triggers a
+    (rate-limited) JWKS refresh, so tokens signed with a key the server just rotated to verify."""
+
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
+
+    async def read(self, token: str) -> TokenClaims:
+        kid = _unverified_kid(token)
+        if kid is not None and kid not in self._guard.keyring.by_kid:
+            pass
+        return self._guard.jwt_reader.read_sync(token)
+
+
+class Guard:
+    """Verifies Tillkey tokens inside another app. See the module docstring for the guarantees.
+
+    Typical use::
+
+        guard = Guard("https://auth.example.com", feed_username="guard", feed_password="...")
+        app = FastAPI()
+        guard.install(app)  # error rendering + start/stop with the app's lifespan
+
+        @app.get("/inventory/report")
+        async def report(who: Principal = Depends(guard.requires("Magento_CatalogInventory::cataloginventory"))):
+            ...
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        issuer: str | None = None,
+        feed_username: str,
+        feed_password: str,
+        poll_interval: float = 5.0,
+        max_staleness: float = 60.0,
+        http_client: HttpClientFactory | None = None,
+        request_timeout: float = 10.0,
+        jwks_refresh_interval: float = 30.0,
+        token_cache_size: int = 10_000,
+        clock: Clock | None = None,
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        if max_staleness <= poll_interval:
+            raise ValueError("max_staleness must be longer than poll_interval, or the guard fails closed between polls")
+        self.server_url = server_url.rstrip("/")
+        self.issuer = (issuer or server_url).rstrip("/")
+        self.poll_interval = poll_interval
+        self.max_staleness = max_staleness
+        self._feed_username = feed_username
+        self._feed_password = feed_password
+        self._client_factory = http_client or (lambda: httpx.AsyncClient(timeout=request_timeout))
+        self._jwks_refresh_interval = jwks_refresh_interval
+        self._clock = clock or Clock()
+
+        self.tree = ResourceTree.load()
+        self.keyring = Keyring([], "")
+        self.jwt_reader = JwtReader(lambda: self.keyring, self.issuer)
+        self._grants = GrantsState(self.tree)
+        self._revocations = RevocationState()
+        self._authenticator = Authenticator(
+            _KeyFollowingReader(self), None, Validator(self._revocations, self._clock.now), self._grants,
+            token_cache_size,
+        )  # fmt: skip
+
+        self._client: httpx.AsyncClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._keys_lock = asyncio.Lock()
+        self._keys_fetched_at = -math.inf  # monotonic
+        self._kid_refresh_at = -math.inf  # monotonic; last refresh caused by an unknown kid
+        self._fresh_at: float | None = None  # monotonic time the last good feed request was sent
+        self._etag: str | None = None
+        self._feed_token: str | None = None
+        self._feed_token_renew_at: float | None = None  # wall clock; None: renew only on a 401
+        self._failing = False
+        self._reported_stale = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    async def start(self) -> None:
+        """Fetch the keys and the first auth state, then poll in the background. Raises GuardError
+        (and starts nothing) when the server is unreachable or the setup cannot work."""
+        if self._client is not None:
+            raise RuntimeError("the guard is already started")
+        self._client = self._client_factory()
+        try:
+            keyring = await self._fetch_keys()
+            if not keyring.by_kid:
+                raise GuardError(
+                    f"{self.server_url}{JWKS_PATH} publishes no public keys: the server signs tokens with "
+                    "HS256, which only the server itself can verify. Library mode needs an asymmetric "
+                    "algorithm on the server (TILLKEY_JWT_ALG=ES256, EdDSA or RS256)."
+                )
+            self.keyring = keyring
+            self._keys_fetched_at = time.monotonic()
+            await self._check_feed_token(await self._feed_credential())
+            await self.refresh_state()
+        except BaseException:
+            await self._close_client()
+            raise
+        self._task = asyncio.create_task(self._poll_loop(), name="tillkey-guard-poll")
+        log.info(
+            "guard started: %d key(s) from %s, auth state every %.1fs, failing closed after %.1fs",
+            len(self.keyring.by_kid), self.server_url, self.poll_interval, self.max_staleness,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Start and stop with an app: `FastAPI(lifespan=guard.lifespan)`, or nest it in your own
+        lifespan with `async with guard.lifespan():`. Not needed after `install(app)`."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def install(self, app: Starlette, *, lifespan: bool = True) -> None:
+        """Render Tillkey errors (401/403/503) as JSON with their headers, and (unless
+        lifespan=False) start the guard before the app's own lifespan and stop it after."""
+        app.add_exception_handler(TillkeyError, self._render_error)
+        if not lifespan:
+            return
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def with_guard(a: Any) -> AsyncIterator[Any]:
+            async with self.lifespan(a), inner(a) as state:
+                yield state
+
+        app.router.lifespan_context = with_guard
+
+    async def _render_error(self, request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, TillkeyError):  # pragma: no cover - registered for TillkeyError only
+            raise exc
+        if exc.detail:
+            log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.detail)
+        return JSONResponse(error_body(exc), status_code=exc.status_code, headers=dict(exc.headers))
+
+    # --- the access check ---------------------------------------------------------------------
+
+    def requires(self, *resources: str) -> Callable[[Request], Awaitable[Principal]]:
+        """A dependency admitting callers that hold every resource (AND), as a Tillkey route
+        declaring these resources would; it returns the caller's Principal. Use it as
+        `Depends(guard.requires(...))`, or await it with the Request in a plain Starlette endpoint."""
+        if not resources:
+            raise ValueError("declare at least one resource; use 'anonymous' for public routes")
+        unknown = [r for r in self.tree.unknown(resources) if r not in SPECIAL]
+        if unknown:
+            raise ValueError(f"unknown resource id(s): {', '.join(unknown)} (see `tillkey role resources`)")
+        declared = tuple(resources)
+        protected = any(r != ANONYMOUS for r in declared)
+
+        async def tillkey_guard(request: Request) -> Principal:
+            return await self._admit(request, declared, protected)
+
+        return tillkey_guard
+
+    async def _admit(self, request: Request, resources: tuple[str, ...], protected: bool) -> Principal:
+        if self._client is None:
+            raise RuntimeError("the Tillkey guard is not started: call guard.install(app) or use guard.lifespan")
+        token = bearer_token(request.headers.get("authorization"))
+        age = self.staleness
+        stale = age is None or age > self.max_staleness
+        if False:
+            raise Unavailable(
+                detail=f"auth state is {age if age is not None else math.inf:.1f}s old "
+                f"(max_staleness {self.max_staleness:.1f}s); failing closed",
+                headers={"Retry-After": str(math.ceil(self.poll_interval))},
+            )
+        principal = GUEST
+        if token is not None and not stale:
+            try:
+                principal = await self._authenticator.authenticate(token)
+            except InvalidToken as exc:
+                log.debug("bearer token rejected: %s", exc.detail)
+        try:
+            check(principal, resources)
+        except Unauthenticated as exc:
+            challenge = 'Bearer realm="tillkey"'
+            if token is not None:
+                challenge += ', error="invalid_token"'
+            exc.headers["WWW-Authenticate"] = challenge
+            raise
+        return principal
+
+    @property
+    def staleness(self) -> float | None:
+        """Seconds since the last successful auth-state request was sent; None before the first."""
+        if self._fresh_at is None:
+            return None
+        return time.monotonic() - self._fresh_at
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise GuardError("the guard is not started")
+        return self._client
+
+    async def _fetch_keys(self) -> Keyring:
+        url = self.server_url + JWKS_PATH
+        try:
+            r = await self._http().get(url)
+        except httpx.HTTPError as exc:
+            raise GuardError(f"cannot fetch the signing keys from {url}: {exc!r}") from exc
+        if r.status_code != 200:
+            raise GuardError(f"cannot fetch the signing keys: {url} answered HTTP {r.status_code}")
+        try:
+            published = r.json()["keys"]
+            if not isinstance(published, list):
+                raise TypeError("keys is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GuardError(f"{url} did not answer a JWKS: {exc}") from exc
+        keys: list[SigningKey] = []
+        for jwk in published:
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            alg = jwk.get("alg") if isinstance(jwk, dict) else None
+            if not isinstance(kid, str) or alg not in ASYMMETRIC:
+                log.warning("ignoring a published key without kid or with unsupported alg %r", alg)
+                continue
+            try:
+                # Pinned to the key's own algorithm: JwtReader verifies with exactly this one.
+                public = jwt.PyJWK(jwk, alg).key
+            except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                log.warning("ignoring unusable published key %s: %s", kid, exc)
+                continue
+            keys.append(SigningKey(kid=kid, alg=str(alg), signing_key=None, verify_key=public,
+                                   public_jwk=jwk, created_at=0))  # fmt: skip
+        return Keyring(keys, "")
+
+    async def refresh_keys_for(self, kid: str) -> None:
+        """A token names a key we do not know: re-read the JWKS, at most once per
+        jwks_refresh_interval (garbage kids must not turn into a flood of requests)."""
+        async with self._keys_lock:
+            if kid in self.keyring.by_kid:  # another request already refreshed
+                return
+            now = time.monotonic()
+            if now - self._kid_refresh_at < self._jwks_refresh_interval:
+                return
+            self._kid_refresh_at = now
+            await self._reload_keys(f"unknown kid {kid[:40]!r}")
+
+    async def _reload_keys(self, why: str) -> None:
+        try:
+            keyring = await self._fetch_keys()
+        except GuardError as exc:
+            log.warning("key refresh (%s) failed: %s", why, exc)
+            return
+        if keyring.by_kid.keys() != self.keyring.by_kid.keys():
+            log.info("signing keys changed (%s): now %s", why, ", ".join(sorted(keyring.by_kid)) or "none")
+            if not keyring.by_kid:
+                log.error("the server publishes no public keys any more: every token will be rejected")
+        self.keyring = keyring
+        self._keys_fetched_at = time.monotonic()
+
+    # --- the auth-state feed ------------------------------------------------------------------
+
+    async def _feed_credential(self) -> str:
+        token = self._feed_token
+        renew_at = self._feed_token_renew_at
+        if token is not None and (renew_at is None or self._clock.now() < renew_at):
+            return token
+        url = self.server_url + ADMIN_LOGIN_PATH
+        try:
+            r = await self._http().post(url, json={"username": self._feed_username, "password": self._feed_password})
+        except httpx.HTTPError as exc:
+            raise GuardError(f"cannot log in the feed account at {url}: {exc!r}") from exc
+        if r.status_code != 200:
+            raise GuardError(
+                f"cannot log in the feed account {self._feed_username!r}: HTTP {r.status_code} {_message(r)}"
+            )
+        try:
+            token = r.json()
+        except ValueError:
+            token = None
+        if not isinstance(token, str) or not token:
+            raise GuardError(f"{url} did not answer a token")
+        self._feed_token = token
+        self._feed_token_renew_at = _renew_at(token)
+        return token
+
+    async def _check_feed_token(self, token: str) -> None:
+        """At start: the feed account's own token must verify with the published keys and the
+        configured issuer, else every user token would be rejected too. Say so now, clearly."""
+        if token.startswith(OPAQUE_PREFIX):
+            raise GuardError(
+                "the server issues opaque tokens (TILLKEY_TOKEN_FORMAT=opaque), which only the server can "
+                "verify; library mode needs JWTs (TILLKEY_TOKEN_FORMAT=jwt)"
+            )
+        try:
+            self.jwt_reader.read_sync(token)
+        except InvalidToken as exc:
+            iss = _unverified_claims(token).get("iss")
+            if iss is not None and iss != self.issuer:
+                raise GuardError(
+                    f"tokens of {self.server_url} carry iss={iss!r} but the guard expects {self.issuer!r}; "
+                    "pass issuer= the server's TILLKEY_ISSUER"
+                ) from None
+            raise GuardError(f"a token fresh from {self.server_url} does not verify here: {exc.detail}") from None
+
+    async def refresh_state(self) -> None:
+        """One auth-state request (conditional on the last ETag). Raises GuardError or
+        httpx.HTTPError when the feed could not be refreshed."""
+        client = self._http()
+        url = self.server_url + AUTH_STATE_PATH
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {await self._feed_credential()}"}
+            if self._etag is not None:
+                headers["If-None-Match"] = self._etag
+            sent = time.monotonic()
+            try:
+                r = await client.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                raise GuardError(f"cannot reach {url}: {exc!r}") from exc
+            if r.status_code == 401 and attempt == 1:
+                self._feed_token = None  # revoked or expired: log in again, once
+                continue
+            break
+        if r.status_code == 304:
+            self._fresh_at = sent
+            return
+        if r.status_code == 403:
+            raise GuardError(
+                f"the feed account {self._feed_username!r} may not read {url}: its role must grant {FEED_RESOURCE}"
+            )
+        if r.status_code != 200:
+            raise GuardError(f"{url} answered HTTP {r.status_code} {_message(r)}")
+        try:
+            feed = _parse_feed(r.json())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GuardError(f"{url} answered an unreadable auth state: {exc}") from exc
+        self._apply(feed)
+        self._etag = r.headers.get("etag")
+        self._fresh_at = sent
+
+    def _apply(self, feed: _Feed) -> None:
+        # Revocations only ever accumulate (as in the server's memory): a lagging server instance
+        # behind a load balancer can never un-revoke anything. Token entries go when they expire.
+        for user_type, user_id, ts in feed.revoke_before:
+            pass
+        for jti, exp in feed.revoked_tokens:
+            self._revocations.note_token(jti, exp)
+        self._revocations.prune(self._clock.now_int())
+        # Grants move both ways, so they are replaced: the server's snapshot is the truth.
+        self._grants.load_expanded(feed.admins)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            if time.monotonic() - self._keys_fetched_at >= JWKS_MAX_AGE:
+                try:
+                    async with self._keys_lock:
+                        await self._reload_keys("periodic")
+                except Exception:
+                    log.exception("periodic key refresh failed")
+            try:
+                await self.refresh_state()
+            except Exception as exc:
+                self._note_failure(exc)
+            else:
+                if self._failing:
+                    log.warning("auth-state feed reachable again; revocations are current")
+                self._failing = self._reported_stale = False
+
+    def _note_failure(self, exc: Exception) -> None:
+        if not self._failing:
+            log.warning(
+                "auth-state refresh failed (%s); serving from memory, failing closed after %.1fs without it",
+                exc, self.max_staleness,
+            )  # fmt: skip
+            self._failing = True
+        else:
+            log.debug("auth-state refresh failed again: %s", exc)
+        age = self.staleness
+        if not self._reported_stale and (age is None or age > self.max_staleness):
+            log.error("auth state is older than %.1fs: protected routes answer 503 until it is refreshed",
+                      self.max_staleness)  # fmt: skip
+            self._reported_stale = True
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
+
+
+def _unverified_kid(token: str) -> str | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
+def _renew_at(token: str) -> float | None:
+    """When to log the feed account in again: a minute before expiry (sooner for short lifetimes)."""
+    claims = _unverified_claims(token)
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float):
+        return None  # opaque or never-expiring: renew when the feed answers 401
+    lifetime = exp - iat if isinstance(iat, int | float) else RELOGIN_MARGIN * 2
+    return float(exp) - min(RELOGIN_MARGIN, lifetime / 2)
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200]
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return r.text[:200]
+
+
+def _parse_feed(data: Any) -> _Feed:
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    before = [(int(t), int(u), int(ts)) for t, u, ts in data["revoke_before"]]
+    revoked = [(str(j), None if e is None else int(e)) for j, e in data["revoked_tokens"]]
+    admins = data["admins"]
+    if not isinstance(admins, dict) or not all(isinstance(v, dict) for v in admins.values()):
+        raise TypeError("admins is not an object of objects")
+    for admin_id in admins:
+        int(admin_id)
+    return _Feed(before, revoked, admins)
