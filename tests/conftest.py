@@ -127,7 +127,7 @@ class Server:
 
     def start(self) -> None:
         self.port = free_port()
-        log = open(self.data_dir / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        log = open(self.data_dir / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -167,7 +167,9 @@ class Server:
     # --- helpers used by many tests -----------------------------------------------------------
 
     def token(self, kind: str, username: str, password: str) -> str:
-        r = httpx.post(f"{self.url}/rest/V1/integration/{kind}/token", json={"username": username, "password": password})
+        r = httpx.post(
+            f"{self.url}/rest/V1/integration/{kind}/token", json={"username": username, "password": password}
+        )
         assert r.status_code == 200, r.text
         tok = r.json()
         assert isinstance(tok, str)

@@ -15,7 +15,9 @@ SIGN_IN_FAILED = (
 
 @pytest.mark.parametrize("prefix", ["/rest/V1", "/rest/all/V1", "/rest/default/V1"])
 def test_admin_token_is_a_bare_json_string_on_every_store_prefix(server: Server, prefix: str) -> None:
-    r = httpx.post(f"{server.url}{prefix}/integration/admin/token", json={"username": "alice", "password": ADMIN_PASSWORD})
+    r = httpx.post(
+        f"{server.url}{prefix}/integration/admin/token", json={"username": "alice", "password": ADMIN_PASSWORD}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json; charset=utf-8"
     assert r.text.startswith('"') and r.text.endswith('"')
@@ -151,7 +153,9 @@ def test_php_style_json_escaping(server: Server) -> None:
     assert r.status_code == 200
     assert "roni_cost@example.com" in r.text
     # dates are "Y-m-d H:i:s" and nothing contains a raw "/" (PHP escapes it)
-    r = httpx.post(f"{server.url}/rest/V1/integration/admin/token", content=b"{", headers={"Content-Type": "text/plain/x"})
+    r = httpx.post(
+        f"{server.url}/rest/V1/integration/admin/token", content=b"{", headers={"Content-Type": "text/plain/x"}
+    )
     assert "\\/" in r.text
 
 
@@ -167,7 +171,10 @@ def test_customer_revoke_returns_true_and_kills_the_token(fresh_server: Server) 
     assert r.json() is True
     r = c.get("/rest/V1/customers/me")
     assert r.status_code == 401
-    assert r.json() == {"message": "The consumer isn't authorized to access %resources.", "parameters": {"resources": "self"}}
+    assert r.json() == {
+        "message": "The consumer isn't authorized to access %resources.",
+        "parameters": {"resources": "self"},
+    }
     # A new login right after works: the new token is not caught by the old watermark.
     again = srv.token("customer", "c@example.com", CUSTOMER_PASSWORD)
     assert srv.client(again).get("/rest/V1/customers/me").status_code == 200

@@ -38,8 +38,12 @@ class OpaqueToken:
     auth_methods: tuple[str, ...]
 
 
+def _dialect(s: AsyncSession) -> str:
+    return s.get_bind().dialect.name
+
+
 def _upsert(s: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if _dialect(s) == "postgresql" else sqlite_insert
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -68,7 +72,7 @@ async def set_revoke_before(s: AsyncSession, user_type: int, user_id: int, ts: i
     ins = ins.on_conflict_do_update(
         index_elements=["user_type", "user_id"],
         set_={"revoke_before": func.max(RevocationRow.revoke_before, ins.excluded.revoke_before)}
-        if s.bind.dialect.name == "sqlite"
+        if _dialect(s) == "sqlite"
         else {"revoke_before": func.greatest(RevocationRow.revoke_before, ins.excluded.revoke_before)},
     )
     await s.execute(ins)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -74,32 +75,27 @@ def _coerce(col: Any, raw: str) -> Any:
     return raw
 
 
-def _condition(col: Any, f: Filter) -> ColumnElement[bool]:
+_COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+    "eq": operator.eq,
+    "neq": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+}
+
+
+def _condition(col: ColumnElement[Any], f: Filter) -> ColumnElement[bool]:
     if f.condition in ("in", "nin"):
         many = [_coerce(col, p.strip()) for p in f.value.split(",")]
-        return col.in_(many) if f.condition == "in" else not_(col.in_(many))  # type: ignore[no-any-return]
-    v = _coerce(col, f.value) if f.condition not in ("like", "nlike") else f.value
-    match f.condition:
-        case "eq":
-            return col == v  # type: ignore[no-any-return]
-        case "neq":
-            return col != v  # type: ignore[no-any-return]
-        case "like":
-            return col.like(v)  # type: ignore[no-any-return]
-        case "nlike":
-            return not_(col.like(v))
-        case "gt":
-            return col > v  # type: ignore[no-any-return]
-        case "gteq":
-            return col >= v  # type: ignore[no-any-return]
-        case "lt":
-            return col < v  # type: ignore[no-any-return]
-        case "lteq":
-            return col <= v  # type: ignore[no-any-return]
-        case "null":
-            return col.is_(None)  # type: ignore[no-any-return]
-        case _:
-            return col.is_not(None)  # type: ignore[no-any-return]
+        return col.in_(many) if f.condition == "in" else not_(col.in_(many))
+    if f.condition in ("like", "nlike"):
+        return col.like(f.value) if f.condition == "like" else not_(col.like(f.value))
+    if f.condition == "null":
+        return col.is_(None)
+    if f.condition == "notnull":
+        return col.is_not(None)
+    return _COMPARE[f.condition](col, _coerce(col, f.value))
 
 
 def _apply(q: Select[Any], model: Any, crit: Criteria) -> Select[Any]:

@@ -68,7 +68,7 @@ def generate(alg: str, now: int, master: MasterSecret) -> tuple[SigningKey, Stor
 
 def _asymmetric(kid: str, alg: str, private: Any, created_at: int, retired_at: int | None) -> SigningKey:
     public = private.public_key()
-    jwk: dict[str, Any] = get_default_algorithms()[alg].to_jwk(public, as_dict=True)  # type: ignore[call-overload]
+    jwk: dict[str, Any] = get_default_algorithms()[alg].to_jwk(public, as_dict=True)
     jwk.update({"kid": kid, "alg": alg, "use": "sig"})
     return SigningKey(kid, alg, private, public, jwk, created_at, retired_at)
 

@@ -1,0 +1,140 @@
+"""JWT reader/issuer, revocation state and the verified-token cache, in process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import jwt
+import pytest
+
+from tillkey.access.grants import GrantsState
+from tillkey.access.tree import ResourceTree
+from tillkey.crypto.secrets import MasterSecret
+from tillkey.principal import UserType
+from tillkey.tokens import keys
+from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.jwt import JwtIssuer, JwtReader
+from tillkey.tokens.revocation import RevocationState, Validator
+from tillkey.tokens.service import Authenticator
+
+ISS = "http://tillkey.test"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000
+
+    def now(self) -> float:
+        return float(self.t)
+
+    def now_int(self) -> int:
+        return self.t
+
+
+def _setup(alg: str = "ES256") -> tuple[JwtIssuer, Authenticator, RevocationState, GrantsState, FakeClock]:
+    clock = FakeClock()
+    master = MasterSecret(b"k" * 32)
+    key, _stored = keys.generate(alg, clock.t, master)
+    ring = keys.Keyring([key], alg)
+    grants = GrantsState(ResourceTree.load())
+    grants.load_admins({1: ("Magento_Catalog::products",)})
+    state = RevocationState()
+    auth = Authenticator(JwtReader(lambda: ring, ISS), None, Validator(state, clock.now), grants, cache_size=2)
+    return JwtIssuer(lambda: ring, ISS, clock.now_int), auth, state, grants, clock
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256", "HS256"])
+def test_round_trip_for_every_algorithm(alg: str) -> None:
+    issuer, auth, *_ = _setup(alg)
+
+    async def go() -> None:
+        token = await issuer.issue(UserType.ADMIN, 1, 60)
+        assert jwt.get_unverified_header(token)["alg"] == alg
+        p = await auth.authenticate(token)
+        assert p.user_type == UserType.ADMIN and p.user_id == 1
+        assert "Magento_Catalog::products" in p.resources and not p.all_resources
+
+    asyncio.run(go())
+
+
+def test_cached_tokens_still_expire_and_get_revoked() -> None:
+    issuer, auth, state, _grants, clock = _setup()
+
+    async def go() -> None:
+        token = await issuer.issue(UserType.CUSTOMER, 5, 60)
+        await auth.authenticate(token)  # now cached
+        clock.t += 60
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(token)
+        clock.t -= 60
+        await auth.authenticate(token)
+        state.note_user(UserType.CUSTOMER, 5, clock.t)
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(token)
+        clock.t += 1
+        fresh = await issuer.issue(UserType.CUSTOMER, 5, 60)
+        await auth.authenticate(fresh)  # issued after the watermark
+        claims = await auth.read(fresh)
+        state.note_token(claims.jti, claims.expires_at)
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(fresh)
+
+    asyncio.run(go())
+
+
+def test_grant_changes_reach_cached_principals() -> None:
+    issuer, auth, _state, grants, _clock = _setup()
+
+    async def go() -> None:
+        token = await issuer.issue(UserType.ADMIN, 1, 60)
+        assert not (await auth.authenticate(token)).all_resources
+        grants.load_admins({1: ("Magento_Backend::all",)})
+        assert (await auth.authenticate(token)).all_resources
+        grants.load_admins({})  # deactivated: no role
+        p = await auth.authenticate(token)
+        assert not p.resources and not p.all_resources
+
+    asyncio.run(go())
+
+
+def test_cache_is_bounded() -> None:
+    issuer, auth, *_ = _setup()
+
+    async def go() -> None:
+        for uid in range(5):
+            await auth.authenticate(await issuer.issue(UserType.CUSTOMER, uid, 60))
+        assert len(auth._cache) == 2
+
+    asyncio.run(go())
+
+
+def test_wrong_issuer_and_missing_claims_are_rejected() -> None:
+    _issuer, auth, *_ = _setup("HS256")
+    ring_key = next(iter(auth._jwt._keyring().by_kid.values()))  # type: ignore[attr-defined]
+    claims = {"uid": 1, "utypid": 2, "iat": 1, "jti": "x", "iss": "http://evil.test"}
+    bad_iss = jwt.encode(claims, ring_key.signing_key, "HS256", headers={"kid": ring_key.kid})
+    no_jti = jwt.encode({**claims, "iss": ISS, "jti": None} | {}, ring_key.signing_key, "HS256",
+                        headers={"kid": ring_key.kid})  # fmt: skip
+    bad_types = jwt.encode({**claims, "iss": ISS, "uid": "one"}, ring_key.signing_key, "HS256",
+                           headers={"kid": ring_key.kid})  # fmt: skip
+    for token in (bad_iss, no_jti, bad_types):
+        with pytest.raises(InvalidToken):
+            asyncio.run(auth.authenticate(token))
+
+
+def test_revocation_state_never_moves_backwards() -> None:
+    state = RevocationState()
+    state.note_user(2, 1, 100)
+    state.note_user(2, 1, 50)
+    assert state.is_revoked(TokenClaims(2, 1, 100, None, "j", "jwt"))
+    assert not state.is_revoked(TokenClaims(2, 1, 101, None, "j", "jwt"))
+
+
+def test_master_secret_encrypts_with_context() -> None:
+    m = MasterSecret(b"s" * 40)
+    blob = m.encrypt(b"private", "signing-key:a")
+    assert m.decrypt(blob, "signing-key:a") == b"private"
+    with pytest.raises(Exception):  # noqa: B017 - any authentication failure
+        m.decrypt(blob, "signing-key:b")
+    assert m.digest("tok") == MasterSecret(b"s" * 40).digest("tok") != MasterSecret(b"t" * 40).digest("tok")
+    assert "s" * 10 not in repr(m)
