@@ -19,6 +19,8 @@ from tillkey import __version__
 from tillkey.errors import InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
+from tillkey.store.accounts import admin_count
+from tillkey.store.catalog import store_codes
 from tillkey.surfaces import magento, native
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
@@ -128,9 +130,12 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         async with runtime.db.session() as s:
-            from tillkey.store.catalog import store_codes
-
             app.state.store_codes = await store_codes(s)
+            if not await admin_count(s):
+                log.warning(
+                    "no admin user exists yet; create one with: "
+                    "tillkey admin create --username NAME --email EMAIL --password PASSWORD"
+                )
         try:
             yield
         finally:

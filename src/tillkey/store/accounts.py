@@ -107,6 +107,10 @@ async def list_admins(s: AsyncSession) -> list[Admin]:
     return [_admin(r) for r in await s.scalars(select(AdminRow).order_by(AdminRow.id))]
 
 
+async def admin_count(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.count()).select_from(AdminRow)) or 0)
+
+
 async def set_admin_active(s: AsyncSession, admin_id: int, active: bool) -> Admin:
     row = await s.get(AdminRow, admin_id)
     if row is None:
