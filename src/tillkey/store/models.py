@@ -207,3 +207,27 @@ class OrderItemRow(Base):
     qty_ordered: Mapped[Decimal] = mapped_column(Numeric(12, 4))
     price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
     row_total: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+
+
+# --- abuse resistance ----------------------------------------------------------------------------
+
+
+class LoginFailureRow(Base):
+    """Magento's oauth_token_request_log: failed token requests per (username, user type),
+    whether or not the account exists, so the throttle reveals nothing about accounts."""
+
+    __tablename__ = "login_failures"
+    user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_type: Mapped[int] = mapped_column(Integer, primary_key=True)
+    failures_count: Mapped[int] = mapped_column(Integer, default=0)
+    lock_expires_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AccountLockRow(Base):
+    """Account lockout (admin_user.lock_expires / customer_entity lock): per existing account."""
+
+    __tablename__ = "account_locks"
+    user_type: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    failures_num: Mapped[int] = mapped_column(Integer, default=0)
+    lock_expires: Mapped[int] = mapped_column(BigInteger, default=0)
