@@ -365,6 +365,16 @@ def test_customer_revocation_reaches_the_guard(world: World) -> None:
     assert world.app.get("/me", again).status_code == 200
 
 
+def test_per_token_logout_reaches_the_guard(world: World) -> None:
+    phone = world.srv.token("customer", "roni_cost@example.com", CUSTOMER_PASSWORD)
+    laptop = world.srv.token("customer", "roni_cost@example.com", CUSTOMER_PASSWORD)
+    assert world.app.get("/me", phone).status_code == 200
+    with world.srv.client(phone) as c:
+        assert c.post("/tillkey/v1/logout").json() == {"revoked": True}
+    wait_for_status(lambda: world.app.get("/me", phone), 401, within=2)
+    assert world.app.get("/me", laptop).status_code == 200  # only that one token is revoked
+
+
 def test_deactivated_admin_is_refused_within_seconds(world: World) -> None:
     dave = world.srv.token("admin", "dave", ADMIN_PASSWORD)
     assert world.app.get("/inventory/report", dave).status_code == 200
@@ -412,8 +422,8 @@ def test_fails_closed_after_max_staleness_and_recovers(
         assert status == 503, f"expected 503 after the bound, got {status}: {r.text}"
         # ...not a moment less than max_staleness after the last feed request that could have
         # succeeded (at most one poll before the stop began), and promptly after the bound.
-        assert first_refusal >= stop_began + max_staleness - POLL - 0.2, seen
-        assert first_refusal <= stopped + max_staleness + 0.5, seen
+        assert first_refusal >= stop_began + max_staleness - POLL - 0.5, seen
+        assert first_refusal <= stopped + max_staleness + 1.0, seen
         assert r.json() == {"message": "The service is temporarily unavailable. Please try again later."}
         assert r.headers["retry-after"] == "1"
         # Every protected route fails closed, whatever the credential; public ones still answer.
@@ -425,7 +435,8 @@ def test_fails_closed_after_max_staleness_and_recovers(
         wait_for_status(lambda: app.get("/me", roni), 200, within=3)
     finally:
         app.stop()
-    assert "failing closed" in app.log()
+    assert "protected routes answer 503 until it is refreshed" in app.log()
+    assert "auth-state feed reachable again" in app.log()
 
 
 def test_follows_key_rotation_on_the_server(

@@ -88,7 +88,7 @@ class _KeyFollowingReader:
     async def read(self, token: str) -> TokenClaims:
         kid = _unverified_kid(token)
         if kid is not None and kid not in self._guard.keyring.by_kid:
-            pass
+            await self._guard.refresh_keys_for(kid)
         return self._guard.jwt_reader.read_sync(token)
 
 
@@ -179,7 +179,7 @@ class Guard:
                 )
             self.keyring = keyring
             self._keys_fetched_at = time.monotonic()
-            await self._check_feed_token(await self._feed_credential())
+            self._check_feed_token(await self._feed_credential())
             await self.refresh_state()
         except BaseException:
             await self._close_client()
@@ -260,7 +260,7 @@ class Guard:
         token = bearer_token(request.headers.get("authorization"))
         age = self.staleness
         stale = age is None or age > self.max_staleness
-        if False:
+        if stale and protected:
             raise Unavailable(
                 detail=f"auth state is {age if age is not None else math.inf:.1f}s old "
                 f"(max_staleness {self.max_staleness:.1f}s); failing closed",
@@ -378,7 +378,7 @@ class Guard:
         self._feed_token_renew_at = _renew_at(token)
         return token
 
-    async def _check_feed_token(self, token: str) -> None:
+    def _check_feed_token(self, token: str) -> None:
         """At start: the feed account's own token must verify with the published keys and the
         configured issuer, else every user token would be rejected too. Say so now, clearly."""
         if token.startswith(OPAQUE_PREFIX):
@@ -398,8 +398,7 @@ class Guard:
             raise GuardError(f"a token fresh from {self.server_url} does not verify here: {exc.detail}") from None
 
     async def refresh_state(self) -> None:
-        """One auth-state request (conditional on the last ETag). Raises GuardError or
-        httpx.HTTPError when the feed could not be refreshed."""
+        """One auth-state request (conditional on the last ETag); GuardError when it failed."""
         client = self._http()
         url = self.server_url + AUTH_STATE_PATH
         for attempt in (1, 2):
@@ -436,7 +435,7 @@ class Guard:
         # Revocations only ever accumulate (as in the server's memory): a lagging server instance
         # behind a load balancer can never un-revoke anything. Token entries go when they expire.
         for user_type, user_id, ts in feed.revoke_before:
-            pass
+            self._revocations.note_user(user_type, user_id, ts)
         for jti, exp in feed.revoked_tokens:
             self._revocations.note_token(jti, exp)
         self._revocations.prune(self._clock.now_int())
