@@ -28,11 +28,14 @@ REQUIRE_SERVICES = os.environ.get("TILLKEY_TEST_REQUIRE_SERVICES") == "1"
 ADMIN_PASSWORD = "Admin-pass-4-tests"
 CUSTOMER_PASSWORD = "Customer-pass-4-tests"
 
-# Cheapest argon2 settings the server accepts (OWASP's floor): tests log in a lot.
+# Cheapest argon2 settings the server accepts (OWASP's floor), and login rate limits far above
+# what one test does: tests log in a lot, all from 127.0.0.1. Tests of the limits set their own.
 FAST_HASHING = {
     "TILLKEY_ARGON2_TIME_COST": "2",
     "TILLKEY_ARGON2_MEMORY_KIB": "19456",
     "TILLKEY_ARGON2_PARALLELISM": "1",
+    "TILLKEY_RATE_LIMIT_LOGIN_IP": "100000/minute",
+    "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": "100000/minute",
 }
 
 

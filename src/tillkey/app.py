@@ -14,10 +14,12 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
 from tillkey.errors import InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.runtime import Tillkey
+from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
@@ -74,8 +76,13 @@ def _is_magento(request: Request) -> bool:
 
 
 def render_error(request: Request, err: TillkeyError) -> Response:
+    return render_error_scope(request.scope, err)
+
+
+def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
+    """One error, rendered in the wire format of the surface the path belongs to."""
     headers = dict(err.headers)
-    if _is_magento(request):
+    if scope["path"].startswith("/rest/"):
         return MagentoJSON(error_body(err), status_code=err.status_code, headers=headers)
     body: dict[str, Any] = {"error": type(err).__name__, "message": err.message}
     if err.parameters:
@@ -150,7 +157,17 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()
+    # Added last runs first: proxy headers → security headers → rate limit → Magento paths → routes.
     app.add_middleware(MagentoPathMiddleware)
+    app.add_middleware(
+        RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
+        render=render_error_scope,
+    )  # fmt: skip
+    app.add_middleware(SecurityHeadersMiddleware)
+    trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
+    if trusted:
+        # uvicorn's implementation: X-Forwarded-For/-Proto are believed only from these peers.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
 
     from tillkey.storeapi import routes as storeapi
 

@@ -16,6 +16,7 @@ from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import auth as auth_repo
@@ -54,6 +55,7 @@ class Tillkey:
             parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
             queue=settings.login_queue_limit,
         )  # fmt: skip
+        self.ratelimiter = RateLimiter(settings.redis_url)
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
         self.validator = Validator(self.revocations, self.clock.now)

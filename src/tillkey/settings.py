@@ -61,8 +61,38 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=8, ge=8)
     # Largest request body accepted on the API (bytes).
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # Login throttle (Magento oauth/authentication_lock): this many failed token requests for one
+    # username and user type refuse its logins for lock_seconds; every failure extends the lock.
+    login_throttle_max_failures: int = Field(default=6, ge=1)
+    login_throttle_lock_seconds: int = Field(default=1800, ge=1)
+    # Account lockout after wrong passwords (Magento: admins 6 / 30 min, customers 10 / 10 min).
+    admin_lockout_failures: int = Field(default=6, ge=1)
+    admin_lockout_seconds: int = Field(default=1800, ge=1)
+    customer_lockout_failures: int = Field(default=10, ge=1)
+    customer_lockout_seconds: int = Field(default=600, ge=1)
+    # Rate limits in `limits` notation ("N/second|minute|hour"); empty disables one.
+    # The general one applies to every request per client IP; the login ones to every
+    # credential-accepting endpoint, per client IP and per username.
+    rate_limit_default: str = "3000/minute"
+    rate_limit_login_ip: str = "60/minute"
+    rate_limit_login_username: str = "10/minute"
+    # redis://host:port/db — shares rate-limit budgets between processes. Empty: in memory.
+    redis_url: str = Field(default="", repr=False)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs, comma-separated).
+    trusted_proxies: str = ""
+    # Refuse credential endpoints over plain HTTP, except from loopback clients.
+    require_https: bool = True
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
+
+    @field_validator("rate_limit_default", "rate_limit_login_ip", "rate_limit_login_username")
+    @classmethod
+    def _valid_limit(cls, v: str) -> str:
+        from limits import parse
+
+        if v:
+            parse(v)  # raises ValueError with a clear message for a bad spec
+        return v
 
     @field_validator("issuer")
     @classmethod

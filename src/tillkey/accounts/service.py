@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from tillkey.crypto.passwords import check_policy
-from tillkey.errors import InvalidRequest, NotFound, Unauthenticated
+from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.store import accounts as repo
@@ -19,16 +18,6 @@ from tillkey.store import auth as auth_repo
 from tillkey.store.accounts import Admin, Customer, Role
 
 ADMINISTRATORS = "Administrators"
-SIGN_IN_FAILED = (
-    "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
-)
-NO_ROLE = "More permissions are needed to access this."
-
-
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    user_type: UserType
-    user_id: int
 
 
 class Accounts:
@@ -69,37 +58,6 @@ class Accounts:
             return await repo.create_customer(
                 s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
-
-    # --- login --------------------------------------------------------------------------------
-
-    async def login_admin(self, username: str, password: str) -> Admin:
-        """Check an admin's password. Unknown, wrong and inactive all fail the same way, and an
-        unknown user still costs one argon2 verification, so neither message nor timing tells."""
-        async with self.tk.db.session() as s:
-            admin = await repo.admin_by_username(s, username)
-        ok = await self.tk.passwords.verify(admin.password_hash if admin else None, password)
-        if not ok or admin is None or not admin.is_active:
-            raise Unauthenticated(SIGN_IN_FAILED, detail="admin login failed")
-        if admin.role_id is None:
-            raise Unauthenticated(NO_ROLE, detail="admin has no role")
-        await self._rehash_if_needed(admin.password_hash, password, admin.id, repo.set_admin_password_hash)
-        return admin
-
-    async def login_customer(self, email: str, password: str) -> Customer:
-        async with self.tk.db.session() as s:
-            customer = await repo.customer_by_email(s, email)
-        ok = await self.tk.passwords.verify(customer.password_hash if customer else None, password)
-        if not ok or customer is None or not customer.is_active:
-            raise Unauthenticated(SIGN_IN_FAILED, detail="customer login failed")
-        await self._rehash_if_needed(customer.password_hash, password, customer.id, repo.set_customer_password_hash)
-        return customer
-
-    async def _rehash_if_needed(self, hashed: str, password: str, user_id: int, setter: object) -> None:
-        # Raising the argon2 cost in settings upgrades each hash at its owner's next login.
-        if self.tk.passwords.needs_rehash(hashed):
-            new = await self.tk.passwords.hash(password)
-            async with self.tk.db.transaction() as s:
-                await setter(s, user_id, new)  # type: ignore[operator]
 
     # --- tokens -------------------------------------------------------------------------------
 

@@ -7,8 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
+from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.service import Accounts
+from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal, UserType
+from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
 from tillkey.surfaces.routing import Api, principal, tillkey
 
@@ -20,6 +23,7 @@ _CREDENTIALS = {
     "properties": {"username": {"type": "string"}, "password": {"type": "string", "format": "password"}},
 }
 Caller = Annotated[Principal, Depends(principal)]
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 async def _credentials(request: Request) -> tuple[str, str]:
@@ -28,15 +32,26 @@ async def _credentials(request: Request) -> tuple[str, str]:
     return username, password
 
 
+def attempt(request: Request) -> Attempt:
+    """Where a credential came from; refuses plain HTTP from non-loopback clients when required."""
+    tk = tillkey(request)
+    ip = client_ip(request.scope)
+    if tk.settings.require_https and not is_secure(request.scope) and not is_loopback(ip):
+        # Magento's answer for a secure="true" route reached over HTTP (magento.md §3).
+        raise InvalidRequest("Operation allowed only in HTTPS")
+    return Attempt(ip, request.headers.get("user-agent", "")[:255], request.headers.get("x-request-id"))
+
+
 @api.route(
     "POST", "/integration/admin/token", resources=[ANONYMOUS], body_schema=_CREDENTIALS,
     summary="Log an admin in; answers the token as a bare JSON string",
 )  # fmt: skip
 async def admin_token(request: Request) -> MagentoJSON:
+    where = attempt(request)
     username, password = await _credentials(request)
-    accounts = Accounts(tillkey(request))
-    admin = await accounts.login_admin(username, password)
-    return MagentoJSON(await accounts.issue_token(UserType.ADMIN, admin.id))
+    tk = tillkey(request)
+    admin = await Logins(tk).admin(username, password, where)
+    return MagentoJSON(await Accounts(tk).issue_token(UserType.ADMIN, admin.id), headers=NO_STORE)
 
 
 @api.route(
@@ -44,10 +59,11 @@ async def admin_token(request: Request) -> MagentoJSON:
     summary="Log a customer in (username is the email); answers the token as a bare JSON string",
 )  # fmt: skip
 async def customer_token(request: Request) -> MagentoJSON:
+    where = attempt(request)
     username, password = await _credentials(request)
-    accounts = Accounts(tillkey(request))
-    customer = await accounts.login_customer(username, password)
-    return MagentoJSON(await accounts.issue_token(UserType.CUSTOMER, customer.id))
+    tk = tillkey(request)
+    customer = await Logins(tk).customer(username, password, where)
+    return MagentoJSON(await Accounts(tk).issue_token(UserType.CUSTOMER, customer.id), headers=NO_STORE)
 
 
 @api.route(

@@ -1,0 +1,128 @@
+"""Password login behind its defences, in this order (magento.md §2.1, §6):
+
+1. rate limits per client IP and per username (`limits`), before any work;
+2. the throttle: 6 failed token requests for a username lock it for 30 min, whether or not the
+   account exists — checked before any password hash is computed;
+3. the password check (argon2id, off the event loop; a dummy hash for unknown users);
+4. account lockout: too many wrong passwords lock an existing account for a while.
+
+Unknown user, wrong password, locked, throttled and inactive all answer the same 401 body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tillkey.errors import Unauthenticated
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.store import accounts as repo
+from tillkey.store import throttle
+from tillkey.store.accounts import Admin, Customer, username_key
+
+SIGN_IN_FAILED = (
+    "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
+)
+NO_ROLE = "More permissions are needed to access this."
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Where a login comes from, for rate limits and the audit log."""
+
+    ip: str
+    user_agent: str = ""
+    request_id: str | None = None
+
+
+class LoginFailed(Unauthenticated):
+    """The generic 401; `reason` is for the server log and audit only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(SIGN_IN_FAILED, detail=reason)
+        self.reason = reason
+
+
+class Logins:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+        s = tk.settings
+        self._ip_limit = tk.ratelimiter.item(s.rate_limit_login_ip)
+        self._user_limit = tk.ratelimiter.item(s.rate_limit_login_username)
+
+    async def admin(self, username: str, password: str, attempt: Attempt) -> Admin:
+        admin = await self._login(UserType.ADMIN, username, password, attempt)
+        assert isinstance(admin, Admin)
+        if admin.role_id is None:
+            raise Unauthenticated(NO_ROLE, detail="admin has no role")
+        return admin
+
+    async def customer(self, email: str, password: str, attempt: Attempt) -> Customer:
+        customer = await self._login(UserType.CUSTOMER, email, password, attempt)
+        assert isinstance(customer, Customer)
+        return customer
+
+    async def _login(self, utype: UserType, username: str, password: str, attempt: Attempt) -> Admin | Customer:
+        tk, s = self.tk, self.tk.settings
+        key = username_key(username)
+        await tk.ratelimiter.hit(self._ip_limit, "login-ip", attempt.ip)
+        await tk.ratelimiter.hit(self._user_limit, "login-user", str(int(utype)), key)
+        now = tk.clock.now_int()
+        async with tk.db.session() as db:
+            count, lock_expires = await throttle.failures(db, key, utype)
+            if count >= s.login_throttle_max_failures and lock_expires > now:
+                raise LoginFailed("throttled")
+            account: Admin | Customer | None = (
+                await repo.admin_by_username(db, username)
+                if utype == UserType.ADMIN
+                else await repo.customer_by_email(db, username)
+            )
+            locked_until = await throttle.account_lock(db, utype, account.id) if account else 0
+        ok = await tk.passwords.verify(account.password_hash if account else None, password)
+        reason = None
+        if account is None:
+            reason = "unknown user"
+        elif not ok:
+            reason = "wrong password"
+        elif locked_until > now:
+            reason = "account locked"
+        elif not account.is_active:
+            reason = "account inactive"
+        if reason is not None:
+            await self._failed(utype, key, account if reason == "wrong password" else None)
+            raise LoginFailed(reason)
+        assert account is not None
+        async with tk.db.transaction() as db:
+            await throttle.clear_failures(db, key, utype)
+            await throttle.reset_account(db, utype, account.id)
+        await self._rehash_if_needed(utype, account, password)
+        return account
+
+    async def _failed(self, utype: UserType, key: str, wrong_password_for: Admin | Customer | None) -> None:
+        s = self.tk.settings
+        now = self.tk.clock.now_int()
+        async with self.tk.db.transaction() as db:
+            await throttle.add_failure(db, key, utype, now, s.login_throttle_lock_seconds)
+            if wrong_password_for is not None:
+                if utype == UserType.ADMIN:
+                    limit, seconds = s.admin_lockout_failures, s.admin_lockout_seconds
+                else:
+                    limit, seconds = s.customer_lockout_failures, s.customer_lockout_seconds
+                await throttle.add_account_failure(db, utype, wrong_password_for.id, now, limit, seconds)
+
+    async def _rehash_if_needed(self, utype: UserType, account: Admin | Customer, password: str) -> None:
+        # Raising the argon2 cost in settings upgrades each hash at its owner's next login.
+        if not self.tk.passwords.needs_rehash(account.password_hash):
+            return
+        new = await self.tk.passwords.hash(password)
+        async with self.tk.db.transaction() as db:
+            if utype == UserType.ADMIN:
+                await repo.set_admin_password_hash(db, account.id, new)
+            else:
+                await repo.set_customer_password_hash(db, account.id, new)
+
+    async def unlock(self, utype: UserType, user_id: int, username: str) -> None:
+        """Lift the account lock and the username throttle (`tillkey admin unlock`)."""
+        async with self.tk.db.transaction() as db:
+            await throttle.unlock_account(db, utype, user_id)
+            await throttle.clear_failures(db, username_key(username), utype)
