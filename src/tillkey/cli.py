@@ -224,6 +224,18 @@ def admin_revoke_tokens(username: str) -> None:
     typer.echo(f"tokens of admin {username} revoked")
 
 
+@admin_app.command("unlock")
+def admin_unlock(username: str) -> None:
+    """Lift an admin's account lock and login throttle."""
+    from tillkey.accounts.login import Logins
+
+    async def go(tk: Tillkey) -> None:
+        await Logins(tk).unlock(UserType.ADMIN, await _admin_id(tk, username), username)
+
+    run(go)
+    typer.echo(f"admin {username} unlocked")
+
+
 @admin_app.command("assign-role")
 def admin_assign_role(username: str, role: str) -> None:
     """Give an admin another role."""
@@ -284,6 +296,18 @@ def customer_delete(email: str) -> None:
 
     run(go)
     typer.echo(f"customer {email} deleted")
+
+
+@customer_app.command("unlock")
+def customer_unlock(email: str) -> None:
+    """Lift a customer's account lock and login throttle."""
+    from tillkey.accounts.login import Logins
+
+    async def go(tk: Tillkey) -> None:
+        await Logins(tk).unlock(UserType.CUSTOMER, await _customer_id(tk, email), email)
+
+    run(go)
+    typer.echo(f"customer {email} unlocked")
 
 
 @customer_app.command("revoke-tokens")
