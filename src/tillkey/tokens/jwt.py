@@ -12,6 +12,8 @@ from tillkey.tokens.contracts import InvalidToken, TokenClaims
 from tillkey.tokens.keys import Keyring
 
 _REQUIRED = ["uid", "utypid", "iat", "jti"]
+# Clock skew tolerated on iat/nbf between Tillkey hosts and verifiers (seconds).
+LEEWAY = 60
 
 
 class JwtIssuer:
@@ -60,8 +62,10 @@ class JwtReader:
                 key.verify_key,
                 algorithms=[key.alg],
                 issuer=self._issuer,
-                # Expiry is the validator's job (one clock, and integration tokens have no exp).
-                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False},
+                leeway=LEEWAY,
+                # Expiry is the validator's job (one clock, and integration tokens have no exp);
+                # PyJWT still refuses iat and nbf further in the future than the leeway.
+                options={"require": _REQUIRED, "verify_exp": False},
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(detail=f"jwt rejected: {exc}") from None
