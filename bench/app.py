@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from tillkey.app import create_app
 from tillkey.errors import NotFound
 from tillkey.store import catalog
-from tillkey.storeapi.routes import NO_PRODUCT
+from tillkey.storeapi import routes as storeapi
 from tillkey.surfaces.magento_wire import MagentoJSON
 from tillkey.surfaces.routing import requires, tillkey
 
@@ -29,7 +30,7 @@ async def open_product(request: Request, sku: str) -> MagentoJSON:
     async with tillkey(request).db.session() as s:
         found = await catalog.product_by_sku(s, sku)
     if found is None:
-        raise NotFound(NO_PRODUCT)
+        raise NotFound(storeapi.NO_PRODUCT)
     return MagentoJSON(found)
 
 
@@ -43,19 +44,46 @@ async def whoami() -> Response:
     return Response(str(os.getpid()), media_type="text/plain")
 
 
-def add_bench_routes(app: FastAPI) -> None:
-    get = ["GET"]
-    app.add_api_route("/bench/open/products/{sku}", open_product, methods=get, include_in_schema=False)
-    app.add_api_route("/bench/empty", empty, methods=get, include_in_schema=False)
-    app.add_api_route(
-        "/bench/empty-protected", empty, methods=get, include_in_schema=False,
-        dependencies=[Depends(requires(PRODUCTS))],
-    )  # fmt: skip
-    app.add_api_route("/bench/whoami", whoami, methods=get, include_in_schema=False)
+def bench_router() -> APIRouter:
+    """Twins side by side, unprotected first: the protected one never gets the cheaper spot."""
+    router = APIRouter(include_in_schema=False)
+    router.add_api_route("/bench/open/products/{sku}", open_product, methods=["GET"])
+    router.add_api_route("/bench/empty", empty, methods=["GET"])
+    router.add_api_route("/bench/empty-protected", empty, methods=["GET"], dependencies=[Depends(requires(PRODUCTS))])
+    router.add_api_route("/bench/whoami", whoami, methods=["GET"])
+    return router
+
+
+def install(app: FastAPI, router: APIRouter) -> None:
+    """Include the bench routes just ahead of the store API.
+
+    Routing is a linear scan: a route at the end of the table costs far more to reach than one
+    near the front (in this FastAPI, ~100 us per request across Tillkey's routers). Ahead of the
+    store API, the open product twin is reached after the same Magento routes as the protected
+    one, which also scans these few bench routes: a small bias against the protected twin,
+    never for it.
+    """
+    before = {id(r) for r in app.router.routes}
+    app.include_router(router)
+    added = [r for r in app.router.routes if id(r) not in before]
+    rest = [r for r in app.router.routes if id(r) in before]
+    for i, entry in enumerate(rest):
+        if _is_store_api(entry):
+            app.router.routes[:] = [*rest[:i], *added, *rest[i:]]
+            return
+    raise RuntimeError("the store API is not in the route table; cannot place the bench routes beside it")
+
+
+def _is_store_api(entry: BaseRoute) -> bool:
+    # An included router is one entry in newer FastAPI; older versions copy its routes in.
+    first = storeapi.api.router.routes[0]
+    if getattr(entry, "original_router", None) is storeapi.api.router:
+        return True
+    return getattr(entry, "path", None) == getattr(first, "path", "")
 
 
 def create_bench_app() -> FastAPI:
     """Factory for uvicorn: each worker process calls it and runs the app's lifespan itself."""
     app = create_app()
-    add_bench_routes(app)
+    install(app, bench_router())
     return app

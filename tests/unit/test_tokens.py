@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import jwt
 import pytest
@@ -22,7 +23,8 @@ ISS = "http://tillkey.test"
 
 class FakeClock:
     def __init__(self) -> None:
-        self.t = 1_800_000_000
+        # Real time: PyJWT itself refuses an iat further ahead than the leeway.
+        self.t = int(time.time())
 
     def now(self) -> float:
         return float(self.t)
@@ -138,3 +140,22 @@ def test_master_secret_encrypts_with_context() -> None:
         m.decrypt(blob, "signing-key:b")
     assert m.digest("tok") == MasterSecret(b"s" * 40).digest("tok") != MasterSecret(b"t" * 40).digest("tok")
     assert "s" * 10 not in repr(m)
+
+
+def test_forged_tokens_are_remembered_but_unknown_kids_are_not() -> None:
+    issuer, auth, *_ = _setup()
+
+    async def go() -> None:
+        good = await issuer.issue(UserType.ADMIN, 1, 60)
+        forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+        for _ in range(2):
+            with pytest.raises(InvalidToken):
+                await auth.authenticate(forged)
+        assert forged in auth._rejected
+        stranger = jwt.encode({"uid": 1}, "k" * 32, "HS256", headers={"kid": "someone-elses"})
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(stranger)
+        assert stranger not in auth._rejected
+        await auth.authenticate(good)
+
+    asyncio.run(go())

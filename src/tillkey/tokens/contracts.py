@@ -26,7 +26,12 @@ class TokenClaims:
 
 
 class InvalidToken(Unauthenticated):
-    """A bearer credential that is unreadable, expired or revoked. `detail` says which (log only)."""
+    """A bearer credential that is unreadable, expired or revoked. `detail` says which (log only).
+
+    `permanent` marks a token that can never become valid (bad signature, malformed), as opposed
+    to one that might later (signed by a key this process has not loaded yet, dated ahead)."""
+
+    permanent = False
 
 
 class TokenIssuer(Protocol):

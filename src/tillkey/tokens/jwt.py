@@ -51,7 +51,7 @@ class JwtReader:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise InvalidToken(detail=f"malformed jwt: {exc}") from None
+            raise _permanent(f"malformed jwt: {exc}") from None
         kid = header.get("kid")
         key = self._keyring().by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
@@ -67,8 +67,10 @@ class JwtReader:
                 # PyJWT still refuses iat and nbf further in the future than the leeway.
                 options={"require": _REQUIRED, "verify_exp": False},
             )
+        except jwt.ImmatureSignatureError as exc:
+            raise InvalidToken(detail=f"jwt not yet valid: {exc}") from None
         except jwt.PyJWTError as exc:
-            raise InvalidToken(detail=f"jwt rejected: {exc}") from None
+            raise _permanent(f"jwt rejected: {exc}") from None
         try:
             exp = claims.get("exp")
             amr = claims.get("amr") or ["pwd"]
@@ -82,7 +84,13 @@ class JwtReader:
                 auth_methods=tuple(str(m) for m in amr),
             )
         except (TypeError, ValueError) as exc:
-            raise InvalidToken(detail=f"bad claim: {exc}") from None
+            raise _permanent(f"bad claim: {exc}") from None
+
+
+def _permanent(detail: str) -> InvalidToken:
+    err = InvalidToken(detail=detail)
+    err.permanent = True
+    return err
 
 
 def _int(v: object) -> int:

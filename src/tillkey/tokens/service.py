@@ -32,6 +32,10 @@ class Authenticator:
         self._cache_size = cache_size
         # token -> (claims, principal, grants version the principal was built from)
         self._cache: OrderedDict[str, tuple[TokenClaims, Principal, int]] = OrderedDict()
+        # Tokens whose signature or format failed: they can never become valid, so a flood of one
+        # forged token costs a dict lookup, not a signature verification, per request.
+        self._rejected: OrderedDict[str, None] = OrderedDict()
+        self._rejected_size = min(cache_size, 10_000)
 
     async def read(self, token: str) -> TokenClaims:
         """Integrity only (signature or lookup), through the cache. Raises InvalidToken."""
@@ -43,12 +47,21 @@ class Authenticator:
     async def _load(self, token: str) -> tuple[TokenClaims, Principal, int]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken(detail="token too long")
+        if token in self._rejected:
+            raise InvalidToken(detail="known bad token")
         if token.startswith(OPAQUE_PREFIX):
             if self._opaque is None:
                 raise InvalidToken(detail="opaque tokens are not accepted here")
             claims = await self._opaque.read(token)
         else:
-            claims = await self._jwt.read(token)
+            try:
+                claims = await self._jwt.read(token)
+            except InvalidToken as exc:
+                if self._rejected_size and exc.permanent:
+                    self._rejected[token] = None
+                    if len(self._rejected) > self._rejected_size:
+                        self._rejected.popitem(last=False)
+                raise
         entry = (claims, self._grants.principal(claims), self._grants.version)
         if self._cache_size:
             self._cache[token] = entry
