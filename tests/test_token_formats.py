@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
 

@@ -23,7 +23,7 @@ from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddlew
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
-from tillkey.surfaces import magento, native
+from tillkey.surfaces import audit, magento, native
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
 log = logging.getLogger("tillkey")
@@ -171,9 +171,9 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     from tillkey.storeapi import routes as storeapi
 
-    for api in (magento.api, storeapi.api, native.api):
+    for api in (magento.api, storeapi.api, native.api, audit.api):
         app.include_router(api.router)
-    app.state.declared = [d for api in (magento.api, storeapi.api, native.api) for d in api.declared]
+    app.state.declared = [d for api in (magento.api, storeapi.api, native.api, audit.api) for d in api.declared]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -29,9 +29,10 @@ role_app = typer.Typer(no_args_is_help=True, help="Roles and the resources they 
 demo_app = typer.Typer(no_args_is_help=True, help="Demo data.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 for sub, name in [
     (admin_app, "admin"), (customer_app, "customer"), (role_app, "role"), (demo_app, "demo"),
-    (db_app, "db"), (keys_app, "keys"),
+    (db_app, "db"), (keys_app, "keys"), (audit_app, "audit"),
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
 
@@ -321,6 +322,83 @@ def customer_revoke_tokens(email: str) -> None:
     typer.echo(f"tokens of customer {email} revoked")
 
 
+# --- admin two-factor auth (TOTP) -------------------------------------------------------------
+
+tfa_app = typer.Typer(no_args_is_help=True, help="Admin two-factor auth (TOTP): enroll, activate, status, reset.")
+admin_app.add_typer(tfa_app, name="2fa")
+
+
+@tfa_app.command("enroll")
+def tfa_enroll(username: str, as_json: JsonOpt = False) -> None:
+    """Give an admin a new TOTP secret; prints the otpauth URI and a QR code to scan with an
+    authenticator app. It stays inactive until `tillkey admin 2fa activate` with a first code."""
+    from tillkey.security.totp import Enrolment, Totp, qr_text
+
+    async def go(tk: Tillkey) -> Enrolment:
+        return await Totp(tk).enroll(await _admin_id(tk, username))
+
+    enrolment = run(go)
+    qr = qr_text(enrolment.uri)
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"username": username, "secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_text": qr})
+            + "\n"
+        )
+        return
+    sys.stdout.write(qr)
+    typer.echo(f"otpauth URI: {enrolment.uri}")
+    typer.echo(f"secret (to type in by hand): {enrolment.secret}")
+    typer.echo(f"next: tillkey admin 2fa activate {username} --code <the 6 digits the app shows>")
+
+
+@tfa_app.command("activate")
+def tfa_activate(
+    username: str,
+    code: Annotated[str, typer.Option("--code", help="A current 6-digit code from the authenticator app.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Activate an enrolled admin's TOTP with a first code; prints the recovery codes, once."""
+    from tillkey.security.totp import Totp
+
+    async def go(tk: Tillkey) -> list[str]:
+        return await Totp(tk).activate(await _admin_id(tk, username), code)
+
+    codes = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"username": username, "recovery_codes": codes}) + "\n")
+        return
+    typer.echo(f"two-factor auth is active for admin {username}. Recovery codes (each works once; shown only now):")
+    for c in codes:
+        typer.echo(f"  {c}")
+
+
+@tfa_app.command("status")
+def tfa_status(username: str, as_json: JsonOpt = False) -> None:
+    """Whether an admin has enrolled and activated TOTP, and how many recovery codes are left."""
+    from tillkey.security.totp import TfaStatus, Totp
+
+    async def go(tk: Tillkey) -> TfaStatus:
+        return await Totp(tk).status(await _admin_id(tk, username))
+
+    status = {"username": username, **asdict(run(go))}
+    if as_json:
+        sys.stdout.write(json.dumps(status) + "\n")
+        return
+    _emit(status, False, "two-factor auth")
+
+
+@tfa_app.command("reset")
+def tfa_reset(username: str) -> None:
+    """Forget an admin's TOTP secret and recovery codes (they enroll again) and revoke their tokens."""
+    from tillkey.security.totp import Totp
+
+    async def go(tk: Tillkey) -> bool:
+        return await Totp(tk).reset(await _admin_id(tk, username))
+
+    had = run(go)
+    typer.echo(f"two-factor auth of admin {username} {'reset' if had else 'was not set up'}; their tokens are revoked")
+
+
 # --- roles ------------------------------------------------------------------------------------
 
 
@@ -439,6 +517,84 @@ def demo_seed(
     for o in created["orders"]:
         table.add_row(str(o["entity_id"]), o["increment_id"], o["customer"], str(o["grand_total"]))
     out.print(table)
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+def _audit_print(records: list[Any], as_json: bool) -> None:
+    from rich import box
+    from rich.text import Text
+
+    from tillkey.security.audit import FAILURE, iso_time, to_json
+
+    if as_json:
+        for r in records:
+            sys.stdout.write(json.dumps(to_json(r)) + "\n")
+        return
+    # Stacked cells keep the table readable in 80 columns; --json is the format for machines.
+    table = Table("seq", "time (UTC)", "event", "who", box=box.SIMPLE_HEAD, show_lines=True, pad_edge=False)
+    table.add_column("details", overflow="fold", ratio=1)
+    for r in records:
+        actor = UserType(r.actor_type).name.lower() if r.actor_type in (1, 2, 3, 4) else "cli/unknown"
+        if r.actor_id is not None:
+            actor += f":{r.actor_id}"
+        when = iso_time(r.created_ms)[:19].replace("T", "\n")
+        # Text, not markup: usernames and user agents come from clients and must not style the terminal.
+        event = Text(r.event + "\n") + Text(r.outcome, style="red" if r.outcome == FAILURE else "green")
+        who = Text("\n".join(x for x in (actor, r.username, r.ip) if x))
+        details = to_json(r)["details"]
+        if isinstance(details, dict):
+            details = "\n".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in details.items())
+        table.add_row(str(r.seq), when, event, who, Text(str(details or "")))
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 naming the first altered or missing record."""
+    report = run(lambda tk: tk.audit.check())
+    if report.first_break is not None:
+        _fail(f"audit chain broken at seq {report.first_break.seq}: {report.first_break.reason}")
+    typer.echo(f"audit chain intact: {report.count} records")
+
+
+@audit_app.command("tail")
+def audit_tail(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1, max=500, help="How many records.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest records, oldest first."""
+    from tillkey.store.audit import AuditQuery
+
+    records = run(lambda tk: tk.audit.search(AuditQuery(limit=lines)))
+    _audit_print(records[::-1], as_json)
+
+
+@audit_app.command("search")
+def audit_search(
+    event: Annotated[str | None, typer.Option(help="Event name, or a family such as 'login.*'.")] = None,
+    username: Annotated[str | None, typer.Option(help="Login name involved (case-insensitive).")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success or failure.")] = None,
+    actor_type: Annotated[int | None, typer.Option(help="1 integration, 2 admin, 3 customer, 4 guest.")] = None,
+    actor_id: Annotated[int | None, typer.Option()] = None,
+    since: Annotated[str | None, typer.Option(help="Unix seconds or ISO 8601 (UTC unless an offset is given).")] = None,
+    until: Annotated[str | None, typer.Option(help="Unix seconds or ISO 8601, inclusive.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many records (1 to 500).")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many matching records.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Matching records, newest first."""
+    from tillkey.security.audit_query import make_query
+
+    try:
+        query = make_query(
+            event=event, username=username, outcome=outcome, actor_type=actor_type, actor_id=actor_id,
+            since=since, until=until, limit=limit, offset=offset,
+        )  # fmt: skip
+    except ValueError as exc:
+        _fail(str(exc))
+    _audit_print(run(lambda tk: tk.audit.search(query)), as_json)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.security.audit import AuditLog
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
@@ -56,6 +57,7 @@ class Tillkey:
             queue=settings.login_queue_limit,
         )  # fmt: skip
         self.ratelimiter = RateLimiter(settings.redis_url)
+        self.audit = AuditLog(self.db, self.clock, settings.audit_file)
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
         self.validator = Validator(self.revocations, self.clock.now)
@@ -80,6 +82,7 @@ class Tillkey:
             await upgrade_async(self.db.url)
         await self.ensure_signing_key()
         await self.reconcile()
+        self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
 
@@ -88,6 +91,7 @@ class Tillkey:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sync_task
+        await self.audit.stop()  # writes what is still queued, so needs the database
         self.passwords.close()
         await self.db.dispose()
 

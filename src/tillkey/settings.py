@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # Rate limits in `limits` notation ("N/second|minute|hour"); empty disables one.
     # The general one applies to every request per client IP; the login ones to every
     # credential-accepting endpoint, per client IP and per username.
-    rate_limit_default: str = "3000/minute"
+    rate_limit_default: str = "6000/minute"
     rate_limit_login_ip: str = "60/minute"
     rate_limit_login_username: str = "10/minute"
     # redis://host:port/db — shares rate-limit budgets between processes. Empty: in memory.
@@ -82,8 +82,22 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Refuse credential endpoints over plain HTTP, except from loopback clients.
     require_https: bool = True
+    # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
+    # never gets an admin token), "optional" (only admins who activated it must use it) or "off".
+    admin_2fa: Literal["required", "optional", "off"] = "required"
+    # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
+    totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
+    # Mirror of the audit log as JSON lines (one object per record, appended and flushed, mode
+    # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
+    # the hash chain. Empty: no mirror.
+    audit_file: Path | None = None
+
+    @field_validator("audit_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, v: object) -> object:
+        return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory
 
     @field_validator("rate_limit_default", "rate_limit_login_ip", "rate_limit_login_username")
     @classmethod

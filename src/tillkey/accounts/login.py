@@ -50,8 +50,11 @@ class Logins:
         self._ip_limit = tk.ratelimiter.item(s.rate_limit_login_ip)
         self._user_limit = tk.ratelimiter.item(s.rate_limit_login_username)
 
-    async def admin(self, username: str, password: str, attempt: Attempt) -> Admin:
-        admin = await self._login(UserType.ADMIN, username, password, attempt)
+    async def admin(self, username: str, password: str, attempt: Attempt, *, complete: bool = True) -> Admin:
+        """complete=False: a second factor is still to come, so a right password does not clear the
+        throttle yet (call `succeeded` once the code passes): otherwise whoever knows the password
+        could reset the failure count between guesses of the code."""
+        admin = await self._login(UserType.ADMIN, username, password, attempt, complete)
         assert isinstance(admin, Admin)
         if admin.role_id is None:
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
@@ -62,7 +65,9 @@ class Logins:
         assert isinstance(customer, Customer)
         return customer
 
-    async def _login(self, utype: UserType, username: str, password: str, attempt: Attempt) -> Admin | Customer:
+    async def _login(
+        self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True
+    ) -> Admin | Customer:
         tk, s = self.tk, self.tk.settings
         key = username_key(username)
         await tk.ratelimiter.hit(self._ip_limit, "login-ip", attempt.ip)
@@ -92,9 +97,8 @@ class Logins:
             await self._failed(utype, key, account if reason == "wrong password" else None)
             raise LoginFailed(reason)
         assert account is not None
-        async with tk.db.transaction() as db:
-            await throttle.clear_failures(db, key, utype)
-            await throttle.reset_account(db, utype, account.id)
+        if complete:
+            await self.succeeded(utype, username, account.id)
         await self._rehash_if_needed(utype, account, password)
         return account
 
@@ -126,3 +130,13 @@ class Logins:
         async with self.tk.db.transaction() as db:
             await throttle.unlock_account(db, utype, user_id)
             await throttle.clear_failures(db, username_key(username), utype)
+
+    async def succeeded(self, utype: UserType, username: str, user_id: int) -> None:
+        """A login passed every factor: clear the username throttle and the account's failures."""
+        async with self.tk.db.transaction() as db:
+            await throttle.clear_failures(db, username_key(username), utype)
+            await throttle.reset_account(db, utype, user_id)
+
+    async def record_failure(self, utype: UserType, username: str) -> None:
+        """A failed login step after the password (a wrong second-factor code): counts for the throttle."""
+        await self._failed(utype, username_key(username), None)

@@ -231,3 +231,70 @@ class AccountLockRow(Base):
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     failures_num: Mapped[int] = mapped_column(Integer, default=0)
     lock_expires: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+from sqlalchemy import func  # noqa: E402  (kept with its only user: this section is appended on its own)
+
+
+class AuditHeadRow(Base):
+    """The audit chain's head, one row (id 1): last seq and its hash. Every append updates it
+    first, which serializes appenders across processes (SQLite write lock, PostgreSQL row lock)."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEventRow(Base):
+    """One authentication event. `hash` covers every other column and `prev_hash` is the hash of
+    seq - 1 (tillkey.security.audit), so an edited or deleted row breaks the chain."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # unix time, milliseconds
+    event: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    actor_type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    username: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+Index("ix_audit_events_event", AuditEventRow.event, AuditEventRow.seq)
+Index("ix_audit_events_actor", AuditEventRow.actor_type, AuditEventRow.actor_id, AuditEventRow.seq)
+Index("ix_audit_events_username", func.lower(AuditEventRow.username))
+
+
+# --- admin two-factor auth (TOTP) ----------------------------------------------------------------
+
+
+class AdminTfaRow(Base):
+    """An admin's TOTP secret (RFC 6238), AES-GCM encrypted under the master secret. Inactive until
+    a first code proves the authenticator app has it; `last_step` is the last accepted time step,
+    so no code is accepted twice (RFC 6238 §5.2)."""
+
+    __tablename__ = "admin_tfa"
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AdminRecoveryCodeRow(Base):
+    """Single-use recovery codes: generated secrets, so a keyed HMAC digest is what is stored."""
+
+    __tablename__ = "admin_recovery_codes"
+    __table_args__ = (UniqueConstraint("admin_id", "digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi import Path as FastApiPath
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
 from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.service import Accounts
-from tillkey.errors import InvalidRequest
+from tillkey.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from tillkey.principal import Principal, UserType
+from tillkey.runtime import Tillkey
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
+from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
+from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
 from tillkey.surfaces.routing import Api, principal, tillkey
 
@@ -50,7 +54,10 @@ async def admin_token(request: Request) -> MagentoJSON:
     where = attempt(request)
     username, password = await _credentials(request)
     tk = tillkey(request)
-    admin = await Logins(tk).admin(username, password, where)
+    logins = Logins(tk)
+    admin = await logins.admin(username, password, where, complete=False)
+    await _second_factor_due(tk, admin.id)  # Magento_TwoFactorAuth's 400s (magento.md §2.3)
+    await logins.succeeded(UserType.ADMIN, username, admin.id)
     return MagentoJSON(await Accounts(tk).issue_token(UserType.ADMIN, admin.id), headers=NO_STORE)
 
 
@@ -81,4 +88,96 @@ async def revoke_customer_token(request: Request, caller: Caller) -> MagentoJSON
 )  # fmt: skip
 async def revoke_admin_token(request: Request, caller: Caller) -> MagentoJSON:
     await tillkey(request).revoker.revoke_for(UserType.ADMIN, caller.user_id)
+    return MagentoJSON(True)
+
+
+# --- admin two-factor auth (magento.md §2.3): TOTP, Magento's "google" provider -----------------
+
+GOOGLE = "google"
+USE_PROVIDER = "Please use the 2fa provider-specific endpoints to obtain a token."
+CONFIGURE_2FA = (
+    "You are required to configure personal Two-Factor Authorization in order to login. "
+    "Please ask an administrator to run tillkey admin 2fa enroll."
+)
+_TFA_CREDENTIALS = {
+    "type": "object",
+    "required": ["username", "password", "otp"],
+    "properties": {
+        "username": {"type": "string"},
+        "password": {"type": "string", "format": "password"},
+        "otp": {"type": "string", "description": "6-digit code from the authenticator app, or a recovery code"},
+    },
+}
+_OTP = {"type": "object", "required": ["otp"], "properties": {"otp": {"type": "string"}}}
+AdminId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+
+
+async def _second_factor_due(tk: Tillkey, admin_id: int) -> None:
+    """Refuse a password-only admin token when a second factor applies (TILLKEY_ADMIN_2FA)."""
+    mode = tk.settings.admin_2fa
+    if mode == "off":
+        return
+    if await Totp(tk).is_active(admin_id):
+        raise InvalidRequest(USE_PROVIDER, parameters={"active_providers": [GOOGLE]})
+    if mode == "required":
+        raise InvalidRequest(CONFIGURE_2FA, parameters={"providers": [GOOGLE], "active_providers": []})
+
+
+@api.route(
+    "POST", "/tfa/provider/google/authenticate", resources=[ANONYMOUS], body_schema=_TFA_CREDENTIALS,
+    summary="Log an admin in with password and TOTP code (or a recovery code); answers the token as a bare JSON string",
+)  # fmt: skip
+async def google_authenticate(request: Request) -> MagentoJSON:
+    where = attempt(request)
+    body = await json_body(request, tillkey(request).settings.max_body_bytes)
+    username, password, otp = require_strings(body, "username", "password", "otp")
+    tk = tillkey(request)
+    logins, totp = Logins(tk), Totp(tk)
+    # The password defences first (rate limits, throttle, lockout): the code is checked only for
+    # the right password, and a wrong code counts as a failed login, so guessing codes is throttled.
+    admin = await logins.admin(username, password, where, complete=False)
+    if not await totp.is_active(admin.id):
+        raise InvalidRequest(NOT_CONFIGURED)
+    if not await totp.verify(admin.id, otp):
+        await logins.record_failure(UserType.ADMIN, username)
+        raise Unauthenticated(INVALID_CODE, detail="wrong, expired or replayed code")
+    await logins.succeeded(UserType.ADMIN, username, admin.id)
+    token = await Accounts(tk).issue_token(UserType.ADMIN, admin.id, ("pwd", "otp"))
+    return MagentoJSON(token, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/tillkey/tfa/enroll", resources=[ADMIN_SELF],
+    summary="Start TOTP enrolment for the calling admin: secret, otpauth URI and QR code (Tillkey addition)",
+)  # fmt: skip
+async def tfa_enroll(request: Request, caller: Caller) -> MagentoJSON:
+    enrolment = await Totp(tillkey(request)).enroll(caller.user_id)
+    body = {"secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_svg": qr_svg(enrolment.uri)}
+    return MagentoJSON(body, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/tillkey/tfa/activate", resources=[ADMIN_SELF], body_schema=_OTP,
+    summary="Activate the calling admin's TOTP with a first code; answers the recovery codes, shown once",
+)  # fmt: skip
+async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
+    tk = tillkey(request)
+    (otp,) = require_strings(await json_body(request, tk.settings.max_body_bytes), "otp")
+    codes = await Totp(tk).activate(caller.user_id, otp)
+    return MagentoJSON({"recovery_codes": codes}, headers=NO_STORE)
+
+
+@api.route(
+    "DELETE", "/tillkey/tfa/{admin_id}", resources=["Magento_TwoFactorAuth::tfa"],
+    summary="Reset another admin's two-factor auth (they enroll again) and revoke their tokens",
+)  # fmt: skip
+async def tfa_reset(request: Request, caller: Caller, admin_id: AdminId) -> MagentoJSON:
+    if caller.user_type == UserType.ADMIN and caller.user_id == admin_id:
+        # Otherwise a stolen token could strip its owner's second factor.
+        raise Forbidden("Two-factor auth can only be reset by another administrator.")
+    tk = tillkey(request)
+    async with tk.db.session() as s:
+        if await admin_by_id(s, admin_id) is None:
+            raise NotFound("The admin user doesn't exist.")
+    await Totp(tk).reset(admin_id)  # also revokes their tokens
     return MagentoJSON(True)

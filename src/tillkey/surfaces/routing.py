@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, Request
 from tillkey.access.policy import check
 from tillkey.access.tree import ANONYMOUS
 from tillkey.credentials.bearer import bearer_token
-from tillkey.errors import Unauthenticated
+from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal
 from tillkey.runtime import Tillkey
+from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.tokens.contracts import InvalidToken
 
 log = logging.getLogger("tillkey.access")
@@ -61,6 +62,17 @@ def requires(*resources: str) -> Callable[[Request], Awaitable[Principal]]:
                 challenge += ', error="invalid_token"'
             exc.headers["WWW-Authenticate"] = challenge
             raise
+        except Forbidden as exc:
+            # Queued, not awaited: denials are on the hot path. Guests (401) are not recorded:
+            # every unauthenticated probe would be a write.
+            tillkey(request).audit.record_soon(
+                ACCESS_DENIED, outcome=FAILURE, actor_type=principal.user_type, actor_id=principal.user_id,
+                request=request, details={
+                    "method": request.method, "path": request.url.path[:256], "resources": list(resources),
+                    "reason": exc.detail,
+                },
+            )  # fmt: skip
+            raise
         request.scope[_PRINCIPAL] = principal
         return principal
 
@@ -70,6 +82,31 @@ def requires(*resources: str) -> Callable[[Request], Awaitable[Principal]]:
 def principal(request: Request) -> Principal:
     found: Principal = request.scope.get(_PRINCIPAL, GUEST)
     return found
+
+
+_ERROR = {
+    "description": "Error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "parameters": {"type": ["object", "array"]},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                    "error": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+# What any route may answer besides success: bad input, who-are-you, not-allowed, no such thing,
+# unacceptable Accept, too big, too many, and shedding load. Documented so clients (and the
+# schemathesis run in the tests) know every status Tillkey can send.
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: _ERROR for code in (400, 401, 403, 404, 405, 406, 413, 422, 429, 503)
+}
 
 
 class Api:
@@ -100,7 +137,7 @@ class Api:
             self.router.add_api_route(
                 path, fn, methods=[method], summary=summary, status_code=status_code,
                 description=f"Requires: {', '.join(res)}", dependencies=[Depends(requires(*res))],
-                openapi_extra=extra,
+                openapi_extra=extra, responses=_ERROR_RESPONSES,
             )  # fmt: skip
             self.declared.append(Declared(method, self.prefix + path, res))
             return fn

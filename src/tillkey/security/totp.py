@@ -1,0 +1,195 @@
+"""Two-factor auth for admins: TOTP (RFC 6238, through pyotp) plus single-use recovery codes.
+
+Codes are what every authenticator app makes: 6 digits, 30-second steps, HMAC-SHA-1. A code is
+accepted within ±1 step of now (Magento's `twofactorauth/google/otp_window` default) and only for a
+step later than the last one accepted, so a code seen over a shoulder or in a log cannot be
+replayed inside its window (RFC 6238 §5.2). The secret is stored AES-GCM encrypted, bound to the
+admin's id; recovery codes are generated secrets, so only their keyed HMAC digest is stored.
+
+Lifecycle: enroll (a new inactive secret) → activate (a first code proves the app has it; ten
+recovery codes are shown once) → verify at each login → reset (by another admin, or the CLI).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+import qrcode  # type: ignore[import-untyped]
+
+from tillkey.crypto.secrets import constant_time_equals
+from tillkey.errors import Conflict, InvalidRequest, NotFound
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import totp as repo
+from tillkey.store.accounts import utcnow
+
+PERIOD = 30  # seconds per time step (RFC 6238 X)
+WINDOW = 1  # steps accepted either side of now
+RECOVERY_CODES = 10
+# Base32's lowercase alphabet: 5 bits a character, 12 characters = 60 bits a code. Online guessing
+# is capped by the login throttle; offline, the HMAC digest is useless without the master secret.
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_TOTP_CODE = re.compile(r"[0-9]{6}")
+
+INVALID_CODE = "Invalid code."
+NOT_CONFIGURED = "Provider is not configured."
+NOT_ENROLLED = "Two-factor auth is not enrolled for this admin; enroll first."
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    secret: str  # base32, for typing into an app by hand
+    uri: str  # otpauth://totp/..., for a QR code
+
+
+@dataclass(frozen=True, slots=True)
+class TfaStatus:
+    enrolled: bool
+    active: bool
+    recovery_codes_left: int
+
+
+# --- pure pieces (unit-tested with fixed times) ---------------------------------------------------
+
+
+def step_at(unix_time: float) -> int:
+    return int(unix_time // PERIOD)
+
+
+def matching_step(secret: str, code: str, now: float, last_step: int, window: int = WINDOW) -> int | None:
+    """The time step within ±window of `now` whose code is `code` and that is later than
+    `last_step`; None if there is none. Every candidate is computed and compared in constant time."""
+    if not _TOTP_CODE.fullmatch(code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = step_at(now)
+    found = None
+    for step in range(current - window, current + window + 1):
+        if step < 0:
+            continue
+        same = constant_time_equals(totp.at(step * PERIOD), code)
+        if same and step > last_step and found is None:
+            found = step
+    return found
+
+
+def new_recovery_code() -> str:
+    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalize_recovery_code(code: str) -> str | None:
+    """The canonical form (no dashes or spaces, lowercase) of something shaped like a recovery code."""
+    raw = code.strip().lower().replace("-", "").replace(" ", "")
+    if len(raw) != 12 or any(c not in _RECOVERY_ALPHABET for c in raw):
+        return None
+    return raw
+
+
+def qr_text(uri: str) -> str:
+    """The URI as a QR code drawn with block characters, light modules solid: reads right on the
+    usual dark terminal, and needs no tty (it is plain text)."""
+    qr = qrcode.QRCode(border=2)
+    qr.add_data(uri)
+    qr.make(fit=True)
+    buf = io.StringIO()
+    qr.print_ascii(out=buf, invert=True)
+    return buf.getvalue()
+
+
+def qr_svg(uri: str) -> str:
+    from qrcode.image.svg import SvgPathImage  # type: ignore[import-untyped]
+
+    image = qrcode.make(uri, image_factory=SvgPathImage, border=2)
+    return str(image.to_string(encoding="unicode"))
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+class Totp:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    def _seal(self, admin_id: int, secret: str) -> bytes:
+        # The admin id is the associated data: a secret copied onto another admin's row won't open.
+        return self.tk.master.encrypt(secret.encode(), context=f"totp:{admin_id}")
+
+    def _open(self, record: repo.TfaRecord) -> str:
+        return self.tk.master.decrypt(record.secret_enc, context=f"totp:{record.admin_id}").decode()
+
+    async def _record(self, admin_id: int) -> repo.TfaRecord | None:
+        async with self.tk.db.session() as s:
+            return await repo.get(s, admin_id)
+
+    async def enroll(self, admin_id: int) -> Enrolment:
+        """A new secret, stored inactive (replacing an inactive one); an active one must be reset first."""
+        async with self.tk.db.session() as s:
+            admin = await accounts_repo.admin_by_id(s, admin_id)
+        if admin is None:
+            raise NotFound("The admin user doesn't exist.")
+        secret = pyotp.random_base32()  # 160 bits, RFC 4226's recommended secret length
+        async with self.tk.db.transaction() as s:
+            await repo.put_pending(s, admin_id, self._seal(admin_id, secret), utcnow())
+        uri = pyotp.TOTP(secret).provisioning_uri(name=admin.username, issuer_name=self.tk.settings.totp_issuer_name)
+        return Enrolment(secret, uri)
+
+    async def activate(self, admin_id: int, code: str) -> list[str]:
+        """Turn the pending secret on with a first code; returns the recovery codes, shown once."""
+        record = await self._record(admin_id)
+        if record is None:
+            raise InvalidRequest(NOT_ENROLLED)
+        if record.active:
+            raise Conflict(repo.ALREADY_ACTIVE)
+        step = matching_step(self._open(record), code.strip().replace(" ", ""), self.tk.clock.now(), record.last_step)
+        if step is None:
+            raise InvalidRequest(INVALID_CODE)
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+        digests = [self.tk.master.digest(c.replace("-", "")) for c in codes]
+        async with self.tk.db.transaction() as s:
+            if not await repo.activate(s, admin_id, step, digests):
+                # Reset, activated or re-enrolled by someone else between the read and now.
+                raise Conflict("Two-factor auth changed meanwhile; enroll again.")
+        return codes
+
+    async def verify(self, admin_id: int, code: str) -> bool:
+        """Spend `code`: a current TOTP code not accepted before, or an unused recovery code.
+        False for anything else, including an admin without active two-factor auth."""
+        record = await self._record(admin_id)
+        if record is None or not record.active:
+            return False
+        code = code.strip().replace(" ", "")
+        if _TOTP_CODE.fullmatch(code):
+            step = matching_step(self._open(record), code, self.tk.clock.now(), record.last_step)
+            if step is None:
+                return False
+            async with self.tk.db.transaction() as s:
+                return await repo.claim_step(s, admin_id, step)
+        recovery = normalize_recovery_code(code)
+        if recovery is None:
+            return False
+        async with self.tk.db.transaction() as s:
+            return await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow())
+
+    async def is_active(self, admin_id: int) -> bool:
+        record = await self._record(admin_id)
+        return record is not None and record.active
+
+    async def status(self, admin_id: int) -> TfaStatus:
+        async with self.tk.db.session() as s:
+            record = await repo.get(s, admin_id)
+            left = await repo.unused_recovery_codes(s, admin_id)
+        return TfaStatus(record is not None, record is not None and record.active, left)
+
+    async def reset(self, admin_id: int) -> bool:
+        """Forget the secret and recovery codes (the admin enrolls again) and revoke the admin's
+        tokens: a reset follows a lost or stolen device. True if there was a secret."""
+        async with self.tk.db.transaction() as s:
+            had = await repo.delete_all(s, admin_id)
+        await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+        return had

@@ -1,0 +1,124 @@
+"""Repository for the audit log: claim seq numbers under the head row's lock, append, read, search.
+
+The hash chain itself (what a record's hash covers, how a chain is checked) lives in
+tillkey.security.audit; this module only moves rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.store.models import AuditEventRow, AuditHeadRow
+
+HEAD_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    created_ms: int  # unix time in milliseconds
+    event: str
+    outcome: str
+    actor_type: int | None
+    actor_id: int | None
+    username: str | None
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    details: str | None  # canonical JSON, exactly as hashed
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Search filters; None means any. `event_prefix` matches a family ("login.")."""
+
+    event: str | None = None
+    event_prefix: str | None = None
+    outcome: str | None = None
+    actor_type: int | None = None
+    actor_id: int | None = None
+    username: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _record(r: AuditEventRow) -> AuditRecord:
+    return AuditRecord(
+        r.seq, r.created_ms, r.event, r.outcome, r.actor_type, r.actor_id, r.username, r.ip, r.user_agent,
+        r.request_id, r.details, r.prev_hash, r.hash,
+    )  # fmt: skip
+
+
+async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
+    """Reserve seq numbers for `n` records: (last reserved seq, hash of the record before the first).
+
+    Must be the first statement of its transaction. Being a write, it takes SQLite's database
+    write lock (waiting out busy_timeout) before anything is read, and on PostgreSQL it row-locks
+    the head until commit; a later appender then sees the new seq and hash. So appends from any
+    number of processes form one chain without gaps or forks.
+    """
+    row = (
+        await s.execute(
+            update(AuditHeadRow)
+            .where(AuditHeadRow.id == HEAD_ID)
+            .values(seq=AuditHeadRow.seq + n)
+            .returning(AuditHeadRow.seq, AuditHeadRow.hash)
+        )
+    ).one_or_none()
+    if row is None:
+        raise RuntimeError("the audit_head row is missing; run `tillkey db upgrade`")
+    return int(row[0]), str(row[1])
+
+
+async def add(s: AsyncSession, records: Sequence[AuditRecord]) -> None:
+    await s.execute(insert(AuditEventRow), [asdict(r) for r in records])
+    await s.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
+
+
+async def head(s: AsyncSession) -> tuple[int, str]:
+    """(seq, hash) of the last committed record according to the head row."""
+    row = (await s.execute(select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == HEAD_ID))).one()
+    return int(row[0]), str(row[1])
+
+
+async def page(s: AsyncSession, *, after: int, upto: int, limit: int) -> list[AuditRecord]:
+    """Records with after < seq <= upto, oldest first (for checking the chain)."""
+    rows = await s.scalars(
+        select(AuditEventRow)
+        .where(AuditEventRow.seq > after, AuditEventRow.seq <= upto)
+        .order_by(AuditEventRow.seq)
+        .limit(limit)
+    )
+    return [_record(r) for r in rows]
+
+
+async def search(s: AsyncSession, q: AuditQuery) -> list[AuditRecord]:
+    """Matching records, newest first."""
+    stmt = select(AuditEventRow)
+    if q.event is not None:
+        stmt = stmt.where(AuditEventRow.event == q.event)
+    if q.event_prefix is not None:
+        stmt = stmt.where(AuditEventRow.event.startswith(q.event_prefix, autoescape=True))
+    if q.outcome is not None:
+        stmt = stmt.where(AuditEventRow.outcome == q.outcome)
+    if q.actor_type is not None:
+        stmt = stmt.where(AuditEventRow.actor_type == q.actor_type)
+    if q.actor_id is not None:
+        stmt = stmt.where(AuditEventRow.actor_id == q.actor_id)
+    if q.username is not None:
+        # Logins are case-insensitive, so is finding them (expression index ix_audit_events_username).
+        stmt = stmt.where(func.lower(AuditEventRow.username) == q.username.lower())
+    if q.since_ms is not None:
+        stmt = stmt.where(AuditEventRow.created_ms >= q.since_ms)
+    if q.until_ms is not None:
+        stmt = stmt.where(AuditEventRow.created_ms <= q.until_ms)
+    stmt = stmt.order_by(AuditEventRow.seq.desc()).limit(q.limit).offset(q.offset)
+    return [_record(r) for r in await s.scalars(stmt)]
