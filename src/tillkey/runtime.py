@@ -61,7 +61,7 @@ class Tillkey:
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
         self.validator = Validator(self.revocations, self.clock.now)
-        self.revoker = Revoker(self.db, self.revocations, now_int)
+        self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
         self.issuer: TokenIssuer
         if settings.token_format == TokenFormat.OPAQUE:
             self.issuer = OpaqueIssuer(self.db, self.master, now_int)

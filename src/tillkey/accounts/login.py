@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
+from tillkey.security import audit
 from tillkey.store import accounts as repo
 from tillkey.store import throttle
 from tillkey.store.accounts import Admin, Customer, username_key
@@ -57,6 +58,7 @@ class Logins:
         admin = await self._login(UserType.ADMIN, username, password, attempt, complete)
         assert isinstance(admin, Admin)
         if admin.role_id is None:
+            await self._audit(audit.LOGIN_FAILURE, attempt, UserType.ADMIN, username, admin.id, reason="no role")
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
         return admin
 
@@ -75,14 +77,17 @@ class Logins:
         now = tk.clock.now_int()
         async with tk.db.session() as db:
             count, lock_expires = await throttle.failures(db, key, utype)
-            if count >= s.login_throttle_max_failures and lock_expires > now:
-                raise LoginFailed("throttled")
-            account: Admin | Customer | None = (
-                await repo.admin_by_username(db, username)
-                if utype == UserType.ADMIN
-                else await repo.customer_by_email(db, username)
-            )
-            locked_until = await throttle.account_lock(db, utype, account.id) if account else 0
+            throttled = count >= s.login_throttle_max_failures and lock_expires > now
+            if not throttled:
+                account: Admin | Customer | None = (
+                    await repo.admin_by_username(db, username)
+                    if utype == UserType.ADMIN
+                    else await repo.customer_by_email(db, username)
+                )
+                locked_until = await throttle.account_lock(db, utype, account.id) if account else 0
+        if throttled:
+            await self._audit(audit.LOGIN_THROTTLED, attempt, utype, username, None)
+            raise LoginFailed("throttled")
         ok = await tk.passwords.verify(account.password_hash if account else None, password)
         reason = None
         if account is None:
@@ -94,15 +99,30 @@ class Logins:
         elif not account.is_active:
             reason = "account inactive"
         if reason is not None:
-            await self._failed(utype, key, account if reason == "wrong password" else None)
+            locked = await self._failed(utype, key, account if reason == "wrong password" else None)
+            await self._audit(
+                audit.LOGIN_FAILURE, attempt, utype, username, account.id if account else None, reason=reason
+            )
+            if locked and account is not None:
+                await self._audit(audit.ACCOUNT_LOCKED, attempt, utype, username, account.id)
             raise LoginFailed(reason)
         assert account is not None
         if complete:
-            await self.succeeded(utype, username, account.id)
+            await self.succeeded(utype, username, account.id, attempt)
         await self._rehash_if_needed(utype, account, password)
         return account
 
-    async def _failed(self, utype: UserType, key: str, wrong_password_for: Admin | Customer | None) -> None:
+    async def _audit(
+        self, event: str, attempt: Attempt, utype: UserType, username: str, user_id: int | None, **details: object
+    ) -> None:
+        outcome = audit.SUCCESS if event == audit.LOGIN_SUCCESS else audit.FAILURE
+        await self.tk.audit.record(
+            event, outcome=outcome, actor_type=int(utype), actor_id=user_id, username=username[:255],
+            ip=attempt.ip, user_agent=attempt.user_agent, request_id=attempt.request_id, details=details or None,
+        )  # fmt: skip
+
+    async def _failed(self, utype: UserType, key: str, wrong_password_for: Admin | Customer | None) -> bool:
+        """Count a failure; True if it locked the account."""
         s = self.tk.settings
         now = self.tk.clock.now_int()
         async with self.tk.db.transaction() as db:
@@ -112,7 +132,8 @@ class Logins:
                     limit, seconds = s.admin_lockout_failures, s.admin_lockout_seconds
                 else:
                     limit, seconds = s.customer_lockout_failures, s.customer_lockout_seconds
-                await throttle.add_account_failure(db, utype, wrong_password_for.id, now, limit, seconds)
+                return await throttle.add_account_failure(db, utype, wrong_password_for.id, now, limit, seconds)
+        return False
 
     async def _rehash_if_needed(self, utype: UserType, account: Admin | Customer, password: str) -> None:
         # Raising the argon2 cost in settings upgrades each hash at its owner's next login.
@@ -130,13 +151,20 @@ class Logins:
         async with self.tk.db.transaction() as db:
             await throttle.unlock_account(db, utype, user_id)
             await throttle.clear_failures(db, username_key(username), utype)
+        await self.tk.audit.record(
+            audit.ACCOUNT_UNLOCKED, username=username, details={"target_type": int(utype), "target_id": user_id}
+        )
 
-    async def succeeded(self, utype: UserType, username: str, user_id: int) -> None:
+    async def succeeded(
+        self, utype: UserType, username: str, user_id: int, attempt: Attempt, methods: tuple[str, ...] = ("pwd",)
+    ) -> None:
         """A login passed every factor: clear the username throttle and the account's failures."""
         async with self.tk.db.transaction() as db:
             await throttle.clear_failures(db, username_key(username), utype)
             await throttle.reset_account(db, utype, user_id)
+        await self._audit(audit.LOGIN_SUCCESS, attempt, utype, username, user_id, methods=list(methods))
 
-    async def record_failure(self, utype: UserType, username: str) -> None:
+    async def record_failure(self, utype: UserType, username: str, attempt: Attempt, reason: str) -> None:
         """A failed login step after the password (a wrong second-factor code): counts for the throttle."""
         await self._failed(utype, username_key(username), None)
+        await self._audit(audit.LOGIN_FAILURE, attempt, utype, username, None, reason=reason)

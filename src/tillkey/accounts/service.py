@@ -13,6 +13,7 @@ from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
+from tillkey.security import audit
 from tillkey.store import accounts as repo
 from tillkey.store import auth as auth_repo
 from tillkey.store.accounts import Admin, Customer, Role
@@ -46,7 +47,14 @@ class Accounts:
             )  # fmt: skip
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
         await self.tk.reload_grants()
+        await self._audit(audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         return admin
+
+    async def _audit(self, event: str, utype: UserType, user_id: int, username: str | None, **details: object) -> None:
+        """Account and role changes come from the CLI (the operator) for now: no actor."""
+        await self.tk.audit.record(
+            event, username=username, details={"target_type": int(utype), "target_id": user_id, **details}
+        )
 
     async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
         _check_email(email)
@@ -55,9 +63,11 @@ class Accounts:
         check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(email,))
         hashed = await self.tk.passwords.hash(password)
         async with self.tk.db.transaction() as s:
-            return await repo.create_customer(
+            customer = await repo.create_customer(
                 s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
+        await self._audit(audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
+        return customer
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -66,11 +76,17 @@ class Accounts:
         fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
         async with self.tk.db.session() as s:
             before = await auth_repo.revoke_before_of(s, user_type, user_id)
-        if before is not None:
-            wait = before + 1 - self.tk.clock.now()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        return await self.tk.issuer.issue(user_type, user_id, self.tk.settings.ttl_for(user_type), methods)
+        # asyncio's timer runs on the monotonic clock and may wake a hair before the wall clock
+        # turns the second, so check the clock itself, not the sleep.
+        while before is not None and self.tk.clock.now_int() <= before:  # noqa: ASYNC110 - waiting on time itself
+            await asyncio.sleep(max(0.005, before + 1 - self.tk.clock.now()))
+        ttl = self.tk.settings.ttl_for(user_type)
+        token = await self.tk.issuer.issue(user_type, user_id, ttl, methods)
+        await self.tk.audit.record(
+            audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id,
+            details={"methods": list(methods), "format": self.tk.settings.token_format.value, "ttl": ttl},
+        )  # fmt: skip
+        return token
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -81,30 +97,38 @@ class Accounts:
         if not active:
             await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
         await self.tk.reload_grants()
+        change = "activated" if active else "deactivated"
+        await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         return admin
 
     async def delete_admin(self, admin_id: int) -> None:
         async with self.tk.db.transaction() as s:
-            if await repo.admin_by_id(s, admin_id) is None:
+            admin = await repo.admin_by_id(s, admin_id)
+            if admin is None:
                 raise NotFound("The admin user doesn't exist.")
             await repo.delete_admin(s, admin_id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
         await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
         await self.tk.reload_grants()
+        await self._audit(audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
 
     async def set_customer_active(self, customer_id: int, active: bool) -> Customer:
         async with self.tk.db.transaction() as s:
             customer = await repo.set_customer_active(s, customer_id, active)
         if not active:
             await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+        change = "activated" if active else "deactivated"
+        await self._audit(audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         return customer
 
     async def delete_customer(self, customer_id: int) -> None:
         async with self.tk.db.transaction() as s:
-            if await repo.customer_by_id(s, customer_id) is None:
+            customer = await repo.customer_by_id(s, customer_id)
+            if customer is None:
                 raise NotFound("The customer doesn't exist.")
             await repo.delete_customer(s, customer_id)
         await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+        await self._audit(audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
 
     # --- roles --------------------------------------------------------------------------------
 
@@ -120,7 +144,9 @@ class Accounts:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         res = self._check_resources(resources)
         async with self.tk.db.transaction() as s:
-            return await repo.create_role(s, name, res)
+            role = await repo.create_role(s, name, res)
+        await self.tk.audit.record(audit.ROLE_CREATED, details={"role": role.name, "resources": list(role.resources)})
+        return role
 
     async def grant(self, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
         res = self._check_resources(resources)
@@ -152,6 +178,7 @@ class Accounts:
         async with self.tk.db.session() as s:
             updated = await repo.admin_by_id(s, admin.id)
         assert updated is not None
+        await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role)
         return updated
 
 

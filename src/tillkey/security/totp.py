@@ -24,6 +24,7 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
+from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow
@@ -155,6 +156,7 @@ class Totp:
             if not await repo.activate(s, admin_id, step, digests):
                 # Reset, activated or re-enrolled by someone else between the read and now.
                 raise Conflict("Two-factor auth changed meanwhile; enroll again.")
+        await self.tk.audit.record(audit.TFA_ENROLLED, actor_type=int(UserType.ADMIN), actor_id=admin_id)
         return codes
 
     async def verify(self, admin_id: int, code: str) -> bool:
@@ -191,5 +193,6 @@ class Totp:
         tokens: a reset follows a lost or stolen device. True if there was a secret."""
         async with self.tk.db.transaction() as s:
             had = await repo.delete_all(s, admin_id)
+        await self.tk.audit.record(audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id})
         await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
         return had

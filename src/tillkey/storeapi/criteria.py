@@ -75,6 +75,8 @@ def parse(query: list[tuple[str, str]], fields: frozenset[str]) -> Criteria:
     groups: dict[int, dict[int, dict[str, str]]] = {}
     sorts: dict[int, dict[str, str]] = {}
     for key, value in query:
+        if "\x00" in value:
+            raise InvalidRequest("Search criteria must not contain NUL characters.")
         m = _KEY.match(key)
         if not m:
             continue

@@ -25,6 +25,11 @@ def _search(page: catalog.Page, crit: criteria.Criteria) -> MagentoJSON:
     return MagentoJSON({"items": page.items, "search_criteria": crit.echo(), "total_count": page.total})
 
 
+def _valid_sku(sku: str) -> bool:
+    # A SKU longer than the column or holding NUL (which PostgreSQL refuses) names no product.
+    return len(sku) <= 64 and "\x00" not in sku
+
+
 def _id(name: str, raw: str) -> int:
     if not raw.isdigit() or len(raw) > 12:
         raise InvalidRequest(
@@ -50,7 +55,7 @@ async def products(request: Request) -> MagentoJSON:
 @api.route("GET", "/products/{sku}", resources=["Magento_Catalog::products"], summary="One product by SKU")
 async def product(request: Request, sku: str) -> MagentoJSON:
     async with tillkey(request).db.session() as s:
-        found = await catalog.product_by_sku(s, sku)
+        found = await catalog.product_by_sku(s, sku) if _valid_sku(sku) else None
     if found is None:
         raise NotFound(NO_PRODUCT)
     return MagentoJSON(found)
@@ -62,7 +67,7 @@ async def product(request: Request, sku: str) -> MagentoJSON:
 )  # fmt: skip
 async def stock_item(request: Request, sku: str) -> MagentoJSON:
     async with tillkey(request).db.session() as s:
-        found = await catalog.stock_by_sku(s, sku)
+        found = await catalog.stock_by_sku(s, sku) if _valid_sku(sku) else None
     if found is None:
         raise NotFound(NO_PRODUCT)
     return MagentoJSON(found)

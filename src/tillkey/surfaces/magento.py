@@ -13,6 +13,7 @@ from tillkey.accounts.service import Accounts
 from tillkey.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
+from tillkey.security import audit
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
@@ -57,7 +58,7 @@ async def admin_token(request: Request) -> MagentoJSON:
     logins = Logins(tk)
     admin = await logins.admin(username, password, where, complete=False)
     await _second_factor_due(tk, admin.id)  # Magento_TwoFactorAuth's 400s (magento.md §2.3)
-    await logins.succeeded(UserType.ADMIN, username, admin.id)
+    await logins.succeeded(UserType.ADMIN, username, admin.id, where)
     return MagentoJSON(await Accounts(tk).issue_token(UserType.ADMIN, admin.id), headers=NO_STORE)
 
 
@@ -139,9 +140,10 @@ async def google_authenticate(request: Request) -> MagentoJSON:
     if not await totp.is_active(admin.id):
         raise InvalidRequest(NOT_CONFIGURED)
     if not await totp.verify(admin.id, otp):
-        await logins.record_failure(UserType.ADMIN, username)
+        await logins.record_failure(UserType.ADMIN, username, where, "wrong, expired or replayed code")
         raise Unauthenticated(INVALID_CODE, detail="wrong, expired or replayed code")
-    await logins.succeeded(UserType.ADMIN, username, admin.id)
+    await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
+    await logins.succeeded(UserType.ADMIN, username, admin.id, where, ("pwd", "otp"))
     token = await Accounts(tk).issue_token(UserType.ADMIN, admin.id, ("pwd", "otp"))
     return MagentoJSON(token, headers=NO_STORE)
 

@@ -112,7 +112,8 @@ def require_strings(body: dict[str, Any], *names: str) -> list[str]:
         value = body.get(name)
         if value is None or value == "":
             errors.append(InvalidRequest(FIELD_REQUIRED, parameters={"fieldName": name}))
-        elif not isinstance(value, str):
+        elif not isinstance(value, str) or "\x00" in value:
+            # NUL is no character of any name or password, and PostgreSQL cannot store it.
             errors.append(InvalidRequest(BAD_TYPE, parameters={"fieldName": name, "type": "string"}))
         values.append(value if isinstance(value, str) else "")
     if errors:

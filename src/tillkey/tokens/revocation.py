@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tillkey.security.audit import TOKEN_REVOKED, AuditLog
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import InvalidToken, TokenClaims
@@ -54,10 +55,13 @@ class Revoker:
     """Writes revocations durably (row + change-feed entry in one transaction), then applies them
     to this process at once; other processes pick them up from the change feed."""
 
-    def __init__(self, db: Database, state: RevocationState, now: Callable[[], int]) -> None:
+    def __init__(
+        self, db: Database, state: RevocationState, now: Callable[[], int], audit: AuditLog | None = None
+    ) -> None:
         self._db = db
         self._state = state
         self._now = now
+        self._audit = audit
 
     async def revoke_for(self, user_type: int, user_id: int) -> None:
         ts = self._now()
@@ -65,6 +69,10 @@ class Revoker:
             await repo.set_revoke_before(s, user_type, user_id, ts)
             await repo.record_change(s, "revoke_user", ts, user_type=user_type, user_id=user_id)
         self._state.note_user(user_type, user_id, ts)
+        if self._audit:
+            await self._audit.record(
+                TOKEN_REVOKED, details={"target_type": user_type, "target_id": user_id, "scope": "all"}
+            )
 
     async def revoke_token(self, claims: TokenClaims) -> None:
         now = self._now()
@@ -72,3 +80,6 @@ class Revoker:
             await repo.add_revoked_token(s, claims.jti, claims.expires_at)
             await repo.record_change(s, "revoke_token", now, ref=claims.jti)
         self._state.note_token(claims.jti, claims.expires_at)
+        if self._audit:
+            details = {"target_type": claims.user_type, "target_id": claims.user_id, "scope": "one", "jti": claims.jti}
+            await self._audit.record(TOKEN_REVOKED, details=details)
