@@ -57,6 +57,8 @@ class Tillkey:
             queue=settings.login_queue_limit,
         )  # fmt: skip
         self.ratelimiter = RateLimiter(settings.redis_url)
+        # Logins in flight, from their first database read to their last write (see Logins).
+        self.login_slots = asyncio.Semaphore(settings.password_hash_workers + settings.login_queue_limit)
         self.audit = AuditLog(self.db, self.clock, settings.audit_file)
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)

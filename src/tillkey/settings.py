@@ -53,10 +53,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=2)
     argon2_memory_kib: int = Field(default=65536, ge=19456)
     argon2_parallelism: int = Field(default=4, ge=1)
-    # Password hashes computed at once; further logins wait, and beyond login_queue_limit waiting
-    # they get 503 instead of piling up (a login flood must not starve verified traffic).
+    # Password hashes computed at once, and logins allowed to wait beyond those; past that a login
+    # gets 503 at once, before it touches the database, so a login flood cannot take the connection
+    # pool or the event loop from verified traffic.
     password_hash_workers: int = Field(default=2, ge=1)
-    login_queue_limit: int = Field(default=64, ge=1)
+    login_queue_limit: int = Field(default=8, ge=1)
     # Minimum password length for new passwords (NIST SP 800-63B: at least 8).
     password_min_length: int = Field(default=8, ge=8)
     # Largest request body accepted on the API (bytes).

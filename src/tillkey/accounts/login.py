@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tillkey.errors import Unauthenticated
+from tillkey.errors import Unauthenticated, Unavailable
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
@@ -70,10 +70,20 @@ class Logins:
     async def _login(
         self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True
     ) -> Admin | Customer:
-        tk, s = self.tk, self.tk.settings
         key = username_key(username)
-        await tk.ratelimiter.hit(self._ip_limit, "login-ip", attempt.ip)
-        await tk.ratelimiter.hit(self._user_limit, "login-user", str(int(utype)), key)
+        await self.tk.ratelimiter.hit(self._ip_limit, "login-ip", attempt.ip)
+        await self.tk.ratelimiter.hit(self._user_limit, "login-user", str(int(utype)), key)
+        # Admission before any database work: a flood beyond the hashing pool and its short queue
+        # is shed at once, so it holds neither database connections nor write locks.
+        if self.tk.login_slots.locked():
+            raise Unavailable(headers={"Retry-After": "1"}, detail="login admission full")
+        async with self.tk.login_slots:
+            return await self._admitted(utype, username, key, password, attempt, complete)
+
+    async def _admitted(
+        self, utype: UserType, username: str, key: str, password: str, attempt: Attempt, complete: bool
+    ) -> Admin | Customer:
+        tk, s = self.tk, self.tk.settings
         now = tk.clock.now_int()
         async with tk.db.session() as db:
             count, lock_expires = await throttle.failures(db, key, utype)

@@ -27,7 +27,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        # SQLite connections are cheap, and readers never wait for the writer in WAL mode: a roomy
+        # pool keeps reads flowing while logins queue for the single write lock.
+        engine = create_async_engine(url, connect_args={"timeout": 10}, pool_size=20, max_overflow=20)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
