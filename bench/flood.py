@@ -49,6 +49,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     ap.add_argument("--flood-connections", type=int, default=200, help="concurrent flood connections (default 200)")
+    ap.add_argument(
+        "--default-limits", action="store_true", help="keep the default rate limits (the flood then mostly gets 429)"
+    )
     args = ap.parse_args()
     binary = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="tillkey-flood-") as tmp_name:
@@ -60,6 +63,9 @@ def main() -> int:
             "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": "",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }  # fmt: skip
+        if args.default_limits:
+            for suffix in ("DEFAULT", "LOGIN_IP", "LOGIN_USERNAME"):
+                del env[f"TILLKEY_RATE_LIMIT_{suffix}"]
         password = "Pw-" + secrets.token_urlsafe(16)
         tillkey_cli(env, "admin", "create", "--username", "perf", "--email", "perf@example.com", "--password", password)
         tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
