@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,16 +13,17 @@ from tests.conftest import ADMIN_PASSWORD, Server
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture(scope="module")
-def magento(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+@pytest.fixture(scope="session")
+def magento_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("my-magento")
+
+
+@pytest.fixture
+def magento(magento_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     # my-magento writes log files into the working directory, and its package-wide log handler
-    # is tied to the directory it was first imported in: import it once, in one scratch folder.
-    here = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("my-magento"))
-    try:
-        yield pytest.importorskip("magento", reason="my-magento is in the dev extras")
-    finally:
-        os.chdir(here)
+    # is found again by file name relative to it: import it, and build every client, in one folder.
+    monkeypatch.chdir(magento_dir)
+    return pytest.importorskip("magento", reason="my-magento is in the dev extras")
 
 
 def _client(magento: Any, server: Server, username: str) -> Any:
