@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -71,7 +70,3 @@ class MasterSecret:
 
     def decrypt(self, blob: bytes, context: str) -> bytes:
         return self._aead.decrypt(blob[:12], blob[12:], context.encode())
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -190,10 +190,6 @@ async def delete_customer(s: AsyncSession, customer_id: int) -> None:
     await s.execute(delete(CustomerRow).where(CustomerRow.id == customer_id))
 
 
-async def count_customers(s: AsyncSession) -> int:
-    return int(await s.scalar(select(func.count()).select_from(CustomerRow)) or 0)
-
-
 # --- roles ------------------------------------------------------------------------------------
 
 
@@ -241,10 +237,6 @@ async def revoke_grant(s: AsyncSession, role_id: int, resources: Iterable[str]) 
             RoleResourceRow.role_id == role_id, RoleResourceRow.resource_id.in_(list(resources))
         )
     )
-
-
-async def admin_ids_in_role(s: AsyncSession, role_id: int) -> list[int]:
-    return list(await s.scalars(select(AdminRow.id).where(AdminRow.role_id == role_id)))
 
 
 async def admin_grants(s: AsyncSession) -> dict[int, tuple[str, ...]]:

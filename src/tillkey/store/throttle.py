@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AccountLockRow, LoginFailureRow
@@ -71,12 +71,3 @@ async def unlock_account(s: AsyncSession, user_type: int, user_id: int) -> None:
     await s.execute(
         delete(AccountLockRow).where(AccountLockRow.user_type == user_type, AccountLockRow.user_id == user_id)
     )
-
-
-async def locked_accounts(s: AsyncSession, user_type: int, now: int) -> list[tuple[int, int]]:
-    rows = await s.execute(
-        select(AccountLockRow.user_id, AccountLockRow.lock_expires).where(
-            AccountLockRow.user_type == user_type, AccountLockRow.lock_expires > now
-        )
-    )
-    return [(int(a), int(b)) for a, b in rows.tuples()]

@@ -81,6 +81,3 @@ class Authenticator:
             principal = self._grants.principal(claims)
             self._cache[token] = (claims, principal, self._grants.version)
         return principal
-
-    def forget(self, token: str) -> None:
-        self._cache.pop(token, None)
