@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import tests.conftest as conftest_module
-from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, VENV_BIN, Server, free_port, start_server
+from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, VENV_BIN, Server, free_port, start_server, stop_process
 from tillkey.guard import Guard, GuardError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,13 +100,7 @@ class GuardedApp:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def app_env(srv: Server, **knobs: str) -> dict[str, str]:

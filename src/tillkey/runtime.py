@@ -57,6 +57,9 @@ class Tillkey:
             queue=settings.login_queue_limit,
         )  # fmt: skip
         self.ratelimiter = RateLimiter(settings.redis_url)
+        # Parsed once: every credential endpoint checks these per client IP and per username.
+        self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
+        self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
         # Logins in flight, from their first database read to their last write (see Logins).
         self.login_slots = asyncio.Semaphore(settings.password_hash_workers + settings.login_queue_limit)
         self.audit = AuditLog(self.db, self.clock, settings.audit_file)

@@ -47,9 +47,6 @@ class LoginFailed(Unauthenticated):
 class Logins:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
-        s = tk.settings
-        self._ip_limit = tk.ratelimiter.item(s.rate_limit_login_ip)
-        self._user_limit = tk.ratelimiter.item(s.rate_limit_login_username)
 
     async def admin(self, username: str, password: str, attempt: Attempt, *, complete: bool = True) -> Admin:
         """complete=False: a second factor is still to come, so a right password does not clear the
@@ -71,8 +68,8 @@ class Logins:
         self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True
     ) -> Admin | Customer:
         key = username_key(username)
-        await self.tk.ratelimiter.hit(self._ip_limit, "login-ip", attempt.ip)
-        await self.tk.ratelimiter.hit(self._user_limit, "login-user", str(int(utype)), key)
+        await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
+        await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
         # Admission before any database work: a flood beyond the hashing pool and its short queue
         # is shed at once, so it holds neither database connections nor write locks.
         if self.tk.login_slots.locked():
