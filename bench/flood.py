@@ -63,6 +63,8 @@ def main() -> int:
             "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": "",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }  # fmt: skip
+        # Hashing cost and login admission may be varied from the environment, to compare settings.
+        env |= {k: v for k, v in os.environ.items() if k.startswith(("TILLKEY_ARGON2_", "TILLKEY_LOGIN_"))}
         if args.default_limits:
             for suffix in ("DEFAULT", "LOGIN_IP", "LOGIN_USERNAME"):
                 del env[f"TILLKEY_RATE_LIMIT_{suffix}"]

@@ -13,6 +13,8 @@ class UserType(IntEnum):
     ADMIN = 2
     CUSTOMER = 3
     GUEST = 4
+    # Tillkey's addition, never in a token's utypid: a Medusa-style secret API key.
+    API_KEY = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class Principal:
     issued_at: int | None = None
     expires_at: int | None = None
     auth_methods: tuple[str, ...] = field(default=())
+    # Which credential kind produced this caller (for the audit log; access checks ignore it).
+    credential: str = "bearer"
 
     @property
     def is_guest(self) -> bool:

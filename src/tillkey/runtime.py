@@ -13,7 +13,9 @@ import logging
 
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
+from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
+from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.security.audit import AuditLog
@@ -54,14 +56,17 @@ class Tillkey:
         self.passwords = PasswordHashing(
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
-            queue=settings.login_queue_limit,
+            queue=settings.login_queue_limit, nice=settings.password_hash_nice,
         )  # fmt: skip
         self.ratelimiter = RateLimiter(settings.redis_url)
         # Parsed once: every credential endpoint checks these per client IP and per username.
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
         # Logins in flight, from their first database read to their last write (see Logins).
-        self.login_slots = asyncio.Semaphore(settings.password_hash_workers + settings.login_queue_limit)
+        self.login_admission = LoginAdmission(
+            working=settings.password_hash_workers + settings.login_queue_limit,
+            waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
+        )  # fmt: skip
         self.audit = AuditLog(self.db, self.clock, settings.audit_file)
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
@@ -76,6 +81,8 @@ class Tillkey:
             self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
             settings.token_cache_size,
         )  # fmt: skip
+        # Credential kinds tried in order on every protected request (credentials/registry.py).
+        self.credentials = Credentials([BearerTokens(self.authenticator)])
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None

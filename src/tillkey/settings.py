@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -52,12 +53,20 @@ class Settings(BaseSettings):
     # argon2id cost (RFC 9106 second recommendation: t=3, m=64 MiB). The floor is OWASP's minimum.
     argon2_time_cost: int = Field(default=3, ge=2)
     argon2_memory_kib: int = Field(default=65536, ge=19456)
-    argon2_parallelism: int = Field(default=4, ge=1)
-    # Password hashes computed at once, and logins allowed to wait beyond those; past that a login
-    # gets 503 at once, before it touches the database, so a login flood cannot take the connection
-    # pool or the event loop from verified traffic.
-    password_hash_workers: int = Field(default=2, ge=1)
+    # One lane: parallel lanes make one login faster but let each hash take several cores at
+    # once, from the event loop serving verified traffic. Memory and time cost carry the strength.
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Password hashes computed at once (default: half the CPUs, so hashing never takes the core
+    # the event loop needs) and logins queued for the pool beyond those. Further logins wait in a
+    # waiting room for up to login_wait_seconds, costing no CPU; past that, or when the room is
+    # full, 503. A login flood thus can take neither the connection pool nor the event loop from
+    # verified traffic (accounts/admission.py).
+    password_hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     login_queue_limit: int = Field(default=8, ge=1)
+    # Nice value of the hashing threads (Linux): hashing yields the CPU to request handling.
+    password_hash_nice: int = Field(default=10, ge=0, le=19)
+    login_waiting_limit: int = Field(default=1024, ge=0)
+    login_wait_seconds: float = Field(default=1.0, ge=0)
     # Minimum password length for new passwords (NIST SP 800-63B: at least 8).
     password_min_length: int = Field(default=8, ge=8)
     # Largest request body accepted on the API (bytes).

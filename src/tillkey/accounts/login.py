@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tillkey.errors import Unauthenticated, Unavailable
+from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
@@ -70,11 +70,9 @@ class Logins:
         key = username_key(username)
         await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
         await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
-        # Admission before any database work: a flood beyond the hashing pool and its short queue
-        # is shed at once, so it holds neither database connections nor write locks.
-        if self.tk.login_slots.locked():
-            raise Unavailable(headers={"Retry-After": "1"}, detail="login admission full")
-        async with self.tk.login_slots:
+        # Admission before any database work: logins beyond the hashing pool and its short queue
+        # wait without holding database connections or write locks, or are shed (admission.py).
+        async with self.tk.login_admission.slot():
             return await self._admitted(utype, username, key, password, attempt, complete)
 
     async def _admitted(

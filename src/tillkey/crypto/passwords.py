@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher, Type
@@ -37,6 +41,14 @@ def check_policy(password: str, *, min_length: int, identifiers: tuple[str, ...]
             raise WeakPassword("The password must not contain the username or email.")
 
 
+def _lower_priority(nice: int) -> None:
+    """Runs in each hashing thread: on Linux a thread has its own nice value, so logins get the CPU
+    the event loop leaves over instead of competing with verified API traffic for it."""
+    if nice and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class PasswordHashing:
     """Hashes and verifies passwords in a small dedicated thread pool.
 
@@ -45,11 +57,15 @@ class PasswordHashing:
     login gets 503 at once instead of piling up memory and latency.
     """
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int, queue: int):
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int, queue: int, nice: int = 0
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority, initargs=(nice,)
+        )
         self._slots = asyncio.Semaphore(workers + queue)
         # Verified against when the account does not exist, so unknown users cost the same time.
         self._dummy = self._hasher.hash("tillkey-dummy-password-for-timing")

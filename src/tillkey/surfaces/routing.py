@@ -15,12 +15,10 @@ from fastapi import APIRouter, Depends, Request
 
 from tillkey.access.policy import check
 from tillkey.access.tree import ANONYMOUS
-from tillkey.credentials.bearer import bearer_token
 from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal
 from tillkey.runtime import Tillkey
 from tillkey.security.audit import ACCESS_DENIED, FAILURE
-from tillkey.tokens.contracts import InvalidToken
 
 log = logging.getLogger("tillkey.access")
 _PRINCIPAL = "tillkey.principal"
@@ -39,16 +37,8 @@ def tillkey(request: Request) -> Tillkey:
 
 
 async def authenticate(request: Request) -> tuple[Principal, bool]:
-    """(Principal, whether a bearer credential was presented). A bad token means guest, as in
-    Magento: the route's access check then decides between 401 and going ahead anonymously."""
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        return GUEST, False
-    try:
-        return await request.app.state.tillkey.authenticator.authenticate(token), True
-    except InvalidToken as exc:
-        log.debug("bearer token rejected: %s", exc.detail)
-        return GUEST, True
+    """(Principal, whether a credential was presented), by the registry of credential kinds."""
+    return await tillkey(request).credentials.authenticate(request)
 
 
 def requires(*resources: str) -> Callable[[Request], Awaitable[Principal]]:

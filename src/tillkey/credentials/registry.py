@@ -1,0 +1,65 @@
+"""One registry of credential kinds. Each kind reads its own part of a request (a header, a cookie)
+and produces the same Principal; access control never learns which kind was used.
+
+A kind answers None when its credential is absent, so the next kind may look. A credential that is
+present but bad raises Unauthenticated: the caller is then a guest that presented something, and
+the route's access check decides between 401 and going ahead anonymously (Magento's behaviour).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from starlette.requests import Request
+
+from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import Unauthenticated
+from tillkey.principal import GUEST, Principal
+from tillkey.tokens.service import Authenticator
+
+log = logging.getLogger("tillkey.access")
+
+
+class CredentialKind(Protocol):
+    name: str
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        """The caller, None when this kind's credential is absent; raises Unauthenticated when bad."""
+        ...
+
+
+class BearerTokens:
+    """`Authorization: Bearer <token>`: Tillkey's JWT and opaque tokens (tokens/service.py)."""
+
+    name = "bearer"
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return None
+        return await self._authenticator.authenticate(token)
+
+
+class Credentials:
+    def __init__(self, kinds: Sequence[CredentialKind]) -> None:
+        self.kinds = list(kinds)
+
+    def add(self, kind: CredentialKind) -> None:
+        self.kinds.append(kind)
+
+    async def authenticate(self, request: Request) -> tuple[Principal, bool]:
+        """(Principal, whether a credential was presented)."""
+        for kind in self.kinds:
+            try:
+                found = await kind.authenticate(request)
+            except Unauthenticated as exc:
+                log.debug("%s credential rejected: %s", kind.name, exc.detail)
+                return GUEST, True
+            if found is not None:
+                return found, True
+        return GUEST, False
