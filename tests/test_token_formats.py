@@ -96,4 +96,4 @@ def test_signing_key_is_generated_once_and_stored_encrypted(sqlite_server_factor
     assert b"PRIVATE KEY" not in (srv.data_dir / "tillkey.db").read_bytes()
     assert oct((srv.data_dir / "secret.key").stat().st_mode & 0o777) == "0o600"
     keys = srv.cli_json("keys", "list")["keys"]
-    assert [k["kid"] for k in keys] == [kid] and keys[0]["signing"] is True
+    assert [k["kid"] for k in keys] == [kid] and keys[0]["state"] == "signing"

@@ -21,6 +21,8 @@ from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
+from tillkey.tokens import rotation
+from tillkey.tokens.keys import JWKS_MAX_AGE, SigningKey
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tillkey: auth for commerce APIs.")
 admin_app = typer.Typer(no_args_is_help=True, help="Admin users.")
@@ -468,13 +470,15 @@ def role_resources() -> None:
 
 @keys_app.command("list")
 def keys_list(as_json: JsonOpt = False) -> None:
-    """List signing keys (never their secret material)."""
+    """List signing keys and where each is in its life (never their secret material)."""
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        current = tk.keyring.current.kid if tk.keyring.current else None
+        now = tk.clock.now_int()
+        signer = tk.keyring.signer(now)
         return [
-            {"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "retired_at": k.retired_at,
-             "signing": k.kid == current}
+            {"kid": k.kid, "alg": k.alg, "state": _key_state(k, now, signer is k, tk.settings.jwt_alg),
+             "created_at": k.created_at, "signs_from": k.signs_from or k.created_at, "retired_at": k.retired_at,
+             "verify_until": k.verify_until}
             for k in tk.keyring.by_kid.values()
         ]  # fmt: skip
 
@@ -482,10 +486,50 @@ def keys_list(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"keys": rows}) + "\n")
         return
-    table = Table("kid", "alg", "created_at", "retired_at", "signing")
+    table = Table(*rows[0].keys()) if rows else Table("kid")
     for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
     out.print(table)
+
+
+def _key_state(key: SigningKey, now: int, signing: bool, alg: str) -> str:
+    if not key.verifies_at(now):
+        return "retired"
+    if signing:
+        return "signing"
+    if key.retired_at is None or key.retired_at > now:
+        return "pending" if key.alg == alg else "other-alg"
+    return "verifying"
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    publish_ahead: Annotated[int, typer.Option(
+        min=0, help="Seconds the new key is published before it signs (verifiers caching the JWKS learn it first).",
+    )] = JWKS_MAX_AGE,
+    grace: Annotated[int | None, typer.Option(
+        min=0, help="Seconds replaced keys keep verifying once the new key signs (default: longest token TTL + 60).",
+    )] = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Add a signing key; the current one stops signing when it starts, and verifies until its tokens expire."""
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        done = await rotation.rotate(tk, publish_ahead=publish_ahead, grace=grace)
+        return {"kid": done.kid, "alg": done.alg, "signs_from": done.signs_from, "replaced": done.replaced,
+                "replaced_verify_until": done.replaced_verify_until}  # fmt: skip
+
+    _emit(run(go), as_json, "Signing key rotated")
+
+
+@keys_app.command("retire")
+def keys_retire(kid: Annotated[str, typer.Argument(help="The key to end now.")], as_json: JsonOpt = False) -> None:
+    """End a key now (suspected leak): every token it signed is refused; a new key signs if needed."""
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return {"kid": kid, "retired": True, "replacement": await rotation.retire(tk, kid)}
+
+    _emit(run(go), as_json, "Signing key retired")
 
 
 @demo_app.command("seed")

@@ -137,13 +137,11 @@ class Guard:
 
         self.tree = ResourceTree.load()
         self.keyring = Keyring([], "")
-        self.jwt_reader = JwtReader(lambda: self.keyring, self.issuer)
+        self.jwt_reader = JwtReader(lambda: self.keyring, self.issuer, self._clock.now)
         self._grants = GrantsState(self.tree)
         self._revocations = RevocationState()
-        self._authenticator = Authenticator(
-            _KeyFollowingReader(self), None, Validator(self._revocations, self._clock.now), self._grants,
-            token_cache_size,
-        )  # fmt: skip
+        validator = Validator(self._revocations, self._clock.now, lambda: self.keyring)
+        self._authenticator = Authenticator(_KeyFollowingReader(self), None, validator, self._grants, token_cache_size)
 
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None

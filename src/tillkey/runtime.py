@@ -69,8 +69,8 @@ class Tillkey:
         )  # fmt: skip
         self.audit = AuditLog(self.db, self.clock, settings.audit_file)
         now_int = self.clock.now_int
-        self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer)
-        self.validator = Validator(self.revocations, self.clock.now)
+        self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer, self.clock.now)
+        self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
         self.issuer: TokenIssuer
         if settings.token_format == TokenFormat.OPAQUE:
@@ -112,7 +112,7 @@ class Tillkey:
     async def ensure_signing_key(self) -> None:
         """Load the keys; on first start (or a new algorithm) generate one and store it encrypted."""
         await self.reload_keys()
-        if self.keyring.current is not None:
+        if self.keyring.signer(self.clock.now()) is not None:
             return
         _key, stored = keys.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
         async with self.db.transaction() as s:

@@ -151,3 +151,15 @@ def test_brute_force_past_the_lock_gets_nowhere(sqlite_server_factory: Any) -> N
         for g in guesses
     ]
     assert codes == [401] * 8  # the right password, 7th guess, arrives after the lock
+
+
+def test_token_of_a_rotated_out_key_after_its_grace_period_is_401(sqlite_server_factory: Any) -> None:
+    srv: Server = sqlite_server_factory()
+    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+    token = srv.token("admin", "alice", ADMIN_PASSWORD)
+    assert srv.client(token).get(ROUTE).status_code == 200  # verified, and cached from now on
+    srv.cli("keys", "rotate", "--publish-ahead", "0", "--grace", "1")
+    time.sleep(2.5)  # grace over, and the sync interval (1 s) passed
+    r = srv.client(token).get(ROUTE)
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]

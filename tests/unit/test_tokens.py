@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import jwt
@@ -157,5 +158,39 @@ def test_forged_tokens_are_remembered_but_unknown_kids_are_not() -> None:
             await auth.authenticate(stranger)
         assert stranger not in auth._rejected
         await auth.authenticate(good)
+
+    asyncio.run(go())
+
+
+def test_key_life_publish_ahead_sign_verify_retire() -> None:
+    master = MasterSecret(b"k" * 32)
+    old, _ = keys.generate("ES256", 100, master)
+    new, _ = keys.generate("ES256", 200, master, signs_from=300)
+    old = dataclasses.replace(old, retired_at=300, verify_until=400)
+    ring = keys.Keyring([old, new], "ES256")
+    published = lambda t: {k["kid"] for k in ring.jwks(t)["keys"]}  # noqa: E731
+    assert ring.signer(250) is old and published(250) == {old.kid, new.kid}  # new one published ahead
+    assert ring.signer(300) is new and ring.verifier(old.kid, 399) is old  # grace: old still verifies
+    assert ring.verifier(old.kid, 400) is None and published(400) == {new.kid}  # retired
+
+
+def test_a_cached_token_is_refused_once_its_key_is_retired() -> None:
+    clock = FakeClock()
+    key, _ = keys.generate("ES256", clock.t, MasterSecret(b"k" * 32))
+    ring = [keys.Keyring([key], "ES256")]
+    grants = GrantsState(ResourceTree.load())
+    grants.load_admins({1: ("Magento_Catalog::products",)})
+    validator = Validator(RevocationState(), clock.now, lambda: ring[0])
+    auth = Authenticator(JwtReader(lambda: ring[0], ISS, clock.now), None, validator, grants, cache_size=2)
+    issuer = JwtIssuer(lambda: ring[0], ISS, clock.now_int)
+
+    async def go() -> None:
+        token = await issuer.issue(UserType.ADMIN, 1, 3600)
+        await auth.authenticate(token)  # verified once, cached from now on
+        ring[0] = keys.Keyring([dataclasses.replace(key, verify_until=clock.t + 1)], "ES256")
+        await auth.authenticate(token)  # still inside the key's life
+        clock.t += 1
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(token)
 
     asyncio.run(go())

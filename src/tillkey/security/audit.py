@@ -63,12 +63,14 @@ ROLE_DELETED = "role.deleted"
 ACCOUNT_CREATED = "account.created"
 ACCOUNT_CHANGED = "account.changed"
 ACCOUNT_DELETED = "account.deleted"
+KEY_ROTATED = "key.rotated"
+KEY_RETIRED = "key.retired"
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
 EVENTS = frozenset({
     LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
     TOKEN_REVOKED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED, ROLE_CHANGED,
-    ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED,
+    ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
 })  # fmt: skip
 
 SUCCESS = "success"

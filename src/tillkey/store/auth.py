@@ -51,16 +51,28 @@ def _upsert(s: AsyncSession):  # type: ignore[no-untyped-def]
 
 async def load_keys(s: AsyncSession) -> list[StoredKey]:
     rows = await s.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at))
-    return [StoredKey(r.kid, r.alg, r.secret_enc, r.public_jwk, r.created_at, r.retired_at) for r in rows]
+    return [
+        StoredKey(r.kid, r.alg, r.secret_enc, r.public_jwk, r.created_at, r.retired_at, r.signs_from, r.verify_until)
+        for r in rows
+    ]
 
 
 async def add_key(s: AsyncSession, key: StoredKey) -> None:
     s.add(
         SigningKeyRow(
             kid=key.kid, alg=key.alg, secret_enc=key.secret_enc, public_jwk=key.public_jwk,
-            created_at=key.created_at, retired_at=key.retired_at,
+            created_at=key.created_at, retired_at=key.retired_at, signs_from=key.signs_from,
+            verify_until=key.verify_until,
         )
     )  # fmt: skip
+
+
+async def end_keys(s: AsyncSession, kids: list[str], *, retired_at: int, verify_until: int) -> None:
+    """Stop these keys signing at `retired_at` and verifying at `verify_until`; never extends a
+    key's life already shortened (a rotation after a retirement must not revive a key)."""
+    for row in await s.scalars(select(SigningKeyRow).where(SigningKeyRow.kid.in_(kids))):
+        row.retired_at = retired_at if row.retired_at is None else min(row.retired_at, retired_at)
+        row.verify_until = verify_until if row.verify_until is None else min(row.verify_until, verify_until)
 
 
 # --- revocation -------------------------------------------------------------------------------

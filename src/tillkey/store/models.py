@@ -85,9 +85,12 @@ class SigningKeyRow(Base):
     secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
     # Public JWK (JSON) for asymmetric keys; NULL for HMAC keys, which are never published.
     public_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Published in the JWKS from created_at; signs from signs_from (NULL: created_at); stops
+    # signing at retired_at; verifies, and stays published, until verify_until (tokens/keys.py).
     created_at: Mapped[int] = mapped_column(BigInteger)
-    # When set, the key stopped signing at this time and is kept only to verify older tokens.
     retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    signs_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    verify_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class RevocationRow(Base):

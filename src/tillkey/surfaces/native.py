@@ -14,6 +14,7 @@ from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import UserType
 from tillkey.surfaces.routing import Api, tillkey
 from tillkey.tokens.contracts import InvalidToken
+from tillkey.tokens.keys import JWKS_MAX_AGE
 
 api = Api(tags=["Tillkey"])
 
@@ -28,7 +29,8 @@ async def healthz() -> JSONResponse:
     summary="Public signing keys (RFC 7517), for services that verify tokens offline",
 )  # fmt: skip
 async def jwks(request: Request) -> JSONResponse:
-    return JSONResponse(tillkey(request).keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    tk = tillkey(request)
+    return JSONResponse(tk.keyring.jwks(tk.clock.now()), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})
 
 
 @api.route(

@@ -23,6 +23,7 @@ class TokenClaims:
     jti: str
     kind: TokenKind
     auth_methods: tuple[str, ...] = ("pwd",)
+    kid: str | None = None  # the signing key of a JWT: retiring the key ends the token
 
 
 class InvalidToken(Unauthenticated):

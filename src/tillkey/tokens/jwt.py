@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +26,10 @@ class JwtIssuer:
     async def issue(
         self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
     ) -> str:
-        key = self._keyring().current
+        iat = self._now()
+        key = self._keyring().signer(iat)
         if key is None:
             raise RuntimeError("no active signing key")
-        iat = self._now()
         # Magento's claim order first (uid, utypid, iat, exp), then ours.
         payload: dict[str, Any] = {"uid": user_id, "utypid": user_type, "iat": iat}
         if ttl is not None:
@@ -40,9 +41,10 @@ class JwtIssuer:
 class JwtReader:
     """Verifies the signature with the key the `kid` names, pinned to that key's algorithm."""
 
-    def __init__(self, keyring: Callable[[], Keyring], issuer: str) -> None:
+    def __init__(self, keyring: Callable[[], Keyring], issuer: str, now: Callable[[], float] = time.time) -> None:
         self._keyring = keyring
         self._issuer = issuer
+        self._now = now
 
     async def read(self, token: str) -> TokenClaims:
         return self.read_sync(token)
@@ -53,9 +55,12 @@ class JwtReader:
         except jwt.PyJWTError as exc:
             raise _permanent(f"malformed jwt: {exc}") from None
         kid = header.get("kid")
-        key = self._keyring().by_kid.get(kid) if isinstance(kid, str) else None
+        keyring = self._keyring()
+        key = keyring.by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken(detail="unknown kid")
+        if not key.verifies_at(self._now()):
+            raise _permanent("signing key retired")
         try:
             claims = jwt.decode(
                 token,
@@ -82,6 +87,7 @@ class JwtReader:
                 jti=str(claims["jti"]),
                 kind="jwt",
                 auth_methods=tuple(str(m) for m in amr),
+                kid=key.kid,
             )
         except (TypeError, ValueError) as exc:
             raise _permanent(f"bad claim: {exc}") from None

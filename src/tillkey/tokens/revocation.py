@@ -12,6 +12,7 @@ from tillkey.security.audit import TOKEN_REVOKED, AuditLog
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.keys import Keyring
 
 
 class RevocationState:
@@ -38,17 +39,25 @@ class RevocationState:
 
 
 class Validator:
-    """Composite validator: expiry, then revocation (Magento's CompositeUserTokenValidator)."""
+    """Composite validator: expiry, revocation, then the signing key (Magento's
+    CompositeUserTokenValidator, plus key retirement: a cached token skips the signature check,
+    so the key's end is checked here on every call)."""
 
-    def __init__(self, state: RevocationState, now: Callable[[], float]) -> None:
+    def __init__(
+        self, state: RevocationState, now: Callable[[], float], keyring: Callable[[], Keyring] | None = None
+    ) -> None:
         self._state = state
         self._now = now
+        self._keyring = keyring
 
     def validate(self, claims: TokenClaims) -> None:
-        if claims.expires_at is not None and claims.expires_at <= self._now():
+        now = self._now()
+        if claims.expires_at is not None and claims.expires_at <= now:
             raise InvalidToken(detail="token expired")
         if self._state.is_revoked(claims):
             raise InvalidToken(detail="token revoked")
+        if claims.kid is not None and self._keyring is not None and self._keyring().verifier(claims.kid, now) is None:
+            raise InvalidToken(detail="signing key retired")
 
 
 class Revoker:

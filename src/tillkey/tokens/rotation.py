@@ -1,0 +1,79 @@
+"""Signing-key rotation and retirement: the cold path that moves keys along their life (keys.py).
+
+Rotation publishes the next key at once and lets it sign only after `publish_ahead` seconds, so a
+verifier that caches the JWKS (Tillkey sends max-age=JWKS_MAX_AGE) has it before the first token
+it signs. The keys it replaces stop signing at that moment and keep verifying for `grace` seconds,
+by default the longest token lifetime plus the clock leeway: every token they signed has expired
+by the time they leave the JWKS. Retirement ends a key at once (a suspected leak): its tokens are
+refused everywhere within the sync interval, and a replacement signs immediately if needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tillkey.errors import NotFound
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.settings import Settings
+from tillkey.store import auth as repo
+from tillkey.tokens import keys
+from tillkey.tokens.jwt import LEEWAY
+from tillkey.tokens.keys import JWKS_MAX_AGE
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    kid: str
+    alg: str
+    signs_from: int
+    replaced: list[str]
+    replaced_verify_until: int
+
+
+def default_grace(settings: Settings) -> int:
+    """Long enough for every token a replaced key signed to expire (integration tokens are opaque)."""
+    return max(settings.admin_token_ttl, settings.customer_token_ttl) + LEEWAY
+
+
+async def rotate(tk: Tillkey, *, publish_ahead: int = JWKS_MAX_AGE, grace: int | None = None) -> Rotated:
+    if publish_ahead < 0 or (grace is not None and grace < 0):
+        raise ValueError("publish_ahead and grace must not be negative")
+    grace = default_grace(tk.settings) if grace is None else grace
+    now = tk.clock.now_int()
+    signs_from = now + publish_ahead
+    await tk.reload_keys()
+    # Every key that signs now or was waiting to: a rotation replaces a pending rotation too.
+    replaced = [k.kid for k in tk.keyring.by_kid.values() if k.retired_at is None and k.verifies_at(now)]
+    _key, stored = keys.generate(tk.settings.jwt_alg, now, tk.master, signs_from)
+    async with tk.db.transaction() as s:
+        await repo.add_key(s, stored)
+        await repo.end_keys(s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
+        await repo.record_change(s, "keys", now)
+    await tk.audit.record(
+        audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
+                                    "replaced": replaced, "replaced_verify_until": signs_from + grace},
+    )  # fmt: skip
+    await tk.reload_keys()
+    return Rotated(stored.kid, stored.alg, signs_from, replaced, signs_from + grace)
+
+
+async def retire(tk: Tillkey, kid: str) -> str | None:
+    """End `kid` now. Returns the kid of the replacement signing key, if one had to be made."""
+    await tk.reload_keys()
+    now = tk.clock.now_int()
+    key = tk.keyring.by_kid.get(kid)
+    if key is None:
+        raise NotFound("No signing key with kid %kid.", parameters={"kid": kid})
+    signer = tk.keyring.signer(now)
+    replacement = None
+    async with tk.db.transaction() as s:
+        if signer is None or signer.kid == kid:
+            _new, stored = keys.generate(tk.settings.jwt_alg, now, tk.master)
+            await repo.add_key(s, stored)
+            replacement = stored.kid
+        await repo.end_keys(s, [kid], retired_at=now, verify_until=now)
+        await repo.record_change(s, "keys", now)
+    await tk.audit.record(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
+    await tk.reload_keys()
+    return replacement
