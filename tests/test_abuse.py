@@ -103,6 +103,8 @@ def test_login_rate_limits_per_username_and_ip(sqlite_server_factory: Any) -> No
     assert codes == [200, 200, 200, 429]
     r = _login(srv, "customer", "c@example.com", CUSTOMER_PASSWORD)
     assert r.status_code == 429
+    # Refusals are paced (0.5-1 s), so a flood cannot spin the server answering them.
+    assert r.elapsed.total_seconds() >= 0.45
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert r.json() == {"message": "Too many requests. Please wait and try again later."}
     # other usernames from the same IP share the per-IP budget (8): 5 used so far
@@ -116,7 +118,7 @@ def test_general_rate_limit_per_client(sqlite_server_factory: Any) -> None:
     first = codes.index(429)  # the start-up health checks used a few of the 20
     assert 15 <= first <= 20 and set(codes[:first]) == {401} and set(codes[first:]) == {429}
     r = httpx.get(f"{srv.url}/healthz")
-    assert r.status_code == 429 and "retry-after" in r.headers
+    assert r.status_code == 429 and "retry-after" in r.headers and r.elapsed.total_seconds() >= 0.45
     assert r.json()["message"].startswith("Too many requests")
 
 

@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     app.add_middleware(MagentoPathMiddleware)
     app.add_middleware(
         RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
-        render=render_error_scope,
+        render=render_error_scope, pacer=runtime.pacer,
     )  # fmt: skip
     app.add_middleware(SecurityHeadersMiddleware)
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]

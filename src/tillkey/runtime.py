@@ -19,6 +19,7 @@ from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.security.audit import AuditLog
+from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
@@ -62,6 +63,7 @@ class Tillkey:
         # Parsed once: every credential endpoint checks these per client IP and per username.
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
+        self.pacer = Pacer(seconds=settings.refusal_pause_seconds, limit=settings.login_waiting_limit)
         # Logins in flight, from their first database read to their last write (see Logins).
         self.login_admission = LoginAdmission(
             working=settings.password_hash_workers + settings.login_queue_limit,

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     password_hash_nice: int = Field(default=10, ge=0, le=19)
     login_waiting_limit: int = Field(default=1024, ge=0)
     login_wait_seconds: float = Field(default=1.0, ge=0)
+    # A 429 is answered after a jittered pause of up to this many seconds (0: at once), so a
+    # flood refused for its rate cannot spin the event loop (security/pacing.py). At most
+    # login_waiting_limit refusals are paused at once.
+    refusal_pause_seconds: float = Field(default=1.0, ge=0)
     # Minimum password length for new passwords (NIST SP 800-63B: at least 8).
     password_min_length: int = Field(default=8, ge=8)
     # Largest request body accepted on the API (bytes).

@@ -2,9 +2,8 @@
 
 A login past the hashing pool waits in a bounded waiting room for a slot, sleeping on the event
 loop at no CPU cost; it is refused with 503 only when the room is full or its wait runs out.
-Answering a flood at once would invite its next request at once: a closed-loop attacker with
-hundreds of connections would then keep the event loop busy rejecting, and verified API traffic
-would queue behind the rejections. Waiting bounds the flood's rate by the hashing pool instead.
+Answering a flood at once would invite its next request at once (see security/pacing.py):
+waiting bounds the flood's rate by the hashing pool instead.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tillkey.errors import Unauthenticated
+from tillkey.errors import RateLimited, Unauthenticated
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
@@ -68,8 +68,12 @@ class Logins:
         self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True
     ) -> Admin | Customer:
         key = username_key(username)
-        await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
-        await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
+        try:
+            await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
+            await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
+        except RateLimited:
+            await self.tk.pacer.pause()
+            raise
         # Admission before any database work: logins beyond the hashing pool and its short queue
         # wait without holding database connections or write locks, or are shed (admission.py).
         async with self.tk.login_admission.slot():

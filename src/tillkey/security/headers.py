@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tillkey.errors import RateLimited, TillkeyError
+from tillkey.security.pacing import Pacer
 from tillkey.security.proxy import client_ip, is_secure
 from tillkey.security.ratelimit import RateLimiter
 
@@ -55,17 +56,19 @@ class SecurityHeadersMiddleware:
 class RateLimitMiddleware:
     """The general per-client-IP budget; credential endpoints add stricter ones of their own."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, spec: str, render: object) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, spec: str, render: object, pacer: Pacer) -> None:
         self.app = app
         self.limiter = limiter
         self.item = limiter.item(spec)
         self.render = render
+        self.pacer = pacer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.item is not None:
             try:
                 await self.limiter.hit(self.item, "client", client_ip(scope))
             except RateLimited as exc:
+                await self.pacer.pause()
                 await self._reject(scope, receive, send, exc)
                 return
         await self.app(scope, receive, send)
