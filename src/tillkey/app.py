@@ -24,7 +24,7 @@ from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddlew
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
-from tillkey.surfaces import audit, magento, native
+from tillkey.surfaces import audit, console, magento, native, oauth2
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
 log = logging.getLogger("tillkey")
@@ -85,6 +85,10 @@ def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
     headers = dict(err.headers)
     if scope["path"].startswith("/rest/"):
         return MagentoJSON(error_body(err), status_code=err.status_code, headers=headers)
+    if scope["path"].startswith("/oauth2/"):
+        # RFC 6749 §5.2 shape; error answers of the token endpoint are not cached either (§5.1).
+        headers.update(oauth2.NO_STORE)
+        return JSONResponse(oauth2.error_body(err), status_code=err.status_code, headers=headers)
     body: dict[str, Any] = {"error": type(err).__name__, "message": err.message}
     if err.parameters:
         body["parameters"] = err.parameters
@@ -176,9 +180,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     from tillkey.storeapi import routes as storeapi
 
-    for api in (magento.api, storeapi.api, native.api, audit.api):
+    surfaces = (magento.api, storeapi.api, native.api, audit.api, oauth2.api, console.api)
+    for api in surfaces:
         app.include_router(api.router)
-    app.state.declared = [d for api in (magento.api, storeapi.api, native.api, audit.api) for d in api.declared]
+    app.state.declared = [d for api in surfaces for d in api.declared]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

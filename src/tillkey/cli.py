@@ -32,9 +32,10 @@ demo_app = typer.Typer(no_args_is_help=True, help="Demo data.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+client_app = typer.Typer(no_args_is_help=True, help="OAuth 2 / OpenID Connect clients.")
 for sub, name in [
     (admin_app, "admin"), (customer_app, "customer"), (role_app, "role"), (demo_app, "demo"),
-    (db_app, "db"), (keys_app, "keys"), (audit_app, "audit"),
+    (db_app, "db"), (keys_app, "keys"), (audit_app, "audit"), (client_app, "client"),
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
 
@@ -530,6 +531,71 @@ def keys_retire(kid: Annotated[str, typer.Argument(help="The key to end now.")],
         return {"kid": kid, "retired": True, "replacement": await rotation.retire(tk, kid)}
 
     _emit(run(go), as_json, "Signing key retired")
+
+
+# --- OAuth 2 clients ----------------------------------------------------------------------------
+
+
+@client_app.command("create")
+def client_create(
+    name: Annotated[str, typer.Option(help="Shown to users on the consent page.")],
+    client_type: Annotated[str, typer.Option("--type", help="confidential (has a secret) or public (SPA, app).")],
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Exact redirect URI; repeat for several.")] = None,
+    grant: Annotated[list[str] | None, typer.Option(
+        help="authorization_code, client_credentials or refresh_token; repeat (default: the first and the last).",
+    )] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="Resource id (see `tillkey role resources`), self, admin_self, or openid/profile/email; repeat.",
+    )] = None,
+    first_party: Annotated[bool, typer.Option(help="Trusted: no consent page.")] = False,
+    require_pkce: Annotated[bool, typer.Option(
+        help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
+    )] = True,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Register a client. A confidential client's secret is printed once and never stored in clear."""
+    from tillkey.oauth2.clients import Clients
+    from tillkey.surfaces.oauth2 import client_json
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        done = await Clients(tk).create(
+            name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
+            scopes=scope or [], first_party=first_party, require_pkce=require_pkce,
+        )  # fmt: skip
+        return client_json(done.client, done.secret)
+
+    _emit(run(go), as_json, "OAuth client registered (the secret is shown only now)")
+
+
+@client_app.command("list")
+def client_list(as_json: JsonOpt = False) -> None:
+    """List registered clients (never their secrets)."""
+    from tillkey.oauth2.clients import Clients
+    from tillkey.surfaces.oauth2 import client_json
+
+    async def go(tk: Tillkey) -> list[dict[str, Any]]:
+        return [client_json(c) for c in await Clients(tk).registered()]
+
+    rows = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"clients": rows}) + "\n")
+        return
+    table = Table("client_id", "name", "type", "grant_types", "scopes")
+    for r in rows:
+        table.add_row(r["client_id"], r["name"], r["type"], " ".join(r["grant_types"]), " ".join(r["scopes"]))
+    out.print(table)
+
+
+@client_app.command("delete")
+def client_delete(client_id: str) -> None:
+    """Delete a client: its refresh tokens are revoked and its access tokens stop working."""
+    from tillkey.oauth2.clients import Clients
+
+    async def go(tk: Tillkey) -> None:
+        await Clients(tk).delete(client_id)
+
+    run(go)
+    typer.echo(f"client {client_id} deleted; its tokens are revoked")
 
 
 @demo_app.command("seed")

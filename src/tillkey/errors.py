@@ -2,6 +2,7 @@
 
 `message` is public and may hold Magento-style %placeholders filled from `parameters`;
 `detail` is for the server log only and never leaves the process.
+`oauth_error` is the RFC 6749 §5.2 / RFC 6750 §3.1 error code the OAuth surface renders (/oauth2/*).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 class TillkeyError(Exception):
     status_code = 500
     default_message = "Internal Error."
+    oauth_error = "server_error"
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class TillkeyError(Exception):
 class InvalidRequest(TillkeyError):
     status_code = 400
     default_message = "Invalid request."
+    oauth_error = "invalid_request"
 
 
 class Unauthenticated(TillkeyError):
@@ -40,6 +43,7 @@ class Unauthenticated(TillkeyError):
 
     status_code = 401
     default_message = "Authentication is required."
+    oauth_error = "invalid_token"
 
 
 class Forbidden(TillkeyError):
@@ -47,46 +51,55 @@ class Forbidden(TillkeyError):
 
     status_code = 403
     default_message = "Permission denied."
+    oauth_error = "access_denied"
 
 
 class NotFound(TillkeyError):
     status_code = 404
     default_message = "Not found."
+    oauth_error = "invalid_request"
 
 
 class MethodNotAllowed(TillkeyError):
     status_code = 405
     default_message = "Method not allowed."
+    oauth_error = "invalid_request"
 
 
 class NotAcceptable(TillkeyError):
     status_code = 406
     default_message = "Not acceptable."
+    oauth_error = "invalid_request"
 
 
 class Conflict(TillkeyError):
     status_code = 409
     default_message = "Conflict."
+    oauth_error = "invalid_request"
 
 
 class PayloadTooLarge(TillkeyError):
     status_code = 413
     default_message = "Request body is too large."
+    oauth_error = "invalid_request"
 
 
 class UnsupportedMediaType(TillkeyError):
     status_code = 415
     default_message = "Unsupported media type."
+    oauth_error = "invalid_request"
 
 
 class RateLimited(TillkeyError):
     status_code = 429
     default_message = "Too many requests."
+    oauth_error = "temporarily_unavailable"
 
 
 class Unavailable(TillkeyError):
     status_code = 503
     default_message = "The service is temporarily unavailable. Please try again later."
+    oauth_error = "temporarily_unavailable"
 
 
 class WeakPassword(InvalidRequest):

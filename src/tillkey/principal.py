@@ -15,6 +15,9 @@ class UserType(IntEnum):
     GUEST = 4
     # Tillkey's addition, never in a token's utypid: a Medusa-style secret API key.
     API_KEY = 5
+    # Tillkey's addition: an OAuth 2 client acting for itself (client credentials grant). Its
+    # tokens carry utypid 6, a number Magento never uses, so they are never taken for integrations.
+    OAUTH_CLIENT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,11 @@ class Principal:
     auth_methods: tuple[str, ...] = field(default=())
     # Which credential kind produced this caller (for the audit log; access checks ignore it).
     credential: str = "bearer"
+    # OAuth 2 tokens: the scopes granted (None: not an OAuth token, no scope limit) and the client
+    # the token was issued to. Resources are already narrowed to the scopes; `scopes` also limits
+    # the special resources (self, admin_self), which no tree grant covers.
+    scopes: frozenset[str] | None = None
+    client_id: str | None = None
 
     @property
     def is_guest(self) -> bool:

@@ -24,6 +24,7 @@ from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store.db import Database, upgrade_async
 from tillkey.tokens import keys
 from tillkey.tokens.contracts import TokenIssuer
@@ -132,6 +133,12 @@ class Tillkey:
         async with self.db.session() as s:
             self.grants.load_admins(await accounts_repo.admin_grants(s))
 
+    async def reload_clients(self) -> None:
+        """The live OAuth 2 clients and their scopes (access/grants.py reads them per request)."""
+        async with self.db.session() as s:
+            live = await oauth2_repo.clients(s, active_only=True)
+        self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
+
     async def reconcile(self) -> None:
         """Full reload of revocations and grants from the database (start, and periodically)."""
         now = self.clock.now_int()
@@ -146,6 +153,7 @@ class Tillkey:
             self.revocations.note_token(jti, exp)
         self.revocations.prune(now)
         await self.reload_grants()
+        await self.reload_clients()
         self._last_seq = max(self._last_seq, seq)
 
     async def poll_changes(self) -> None:
@@ -170,6 +178,8 @@ class Tillkey:
             await self.reload_grants()
         if "keys" in kinds:
             await self.reload_keys()
+        if "oauth_clients" in kinds:
+            await self.reload_clients()
         for c in changes:
             self._applied[c.seq] = now
         self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}
@@ -186,6 +196,7 @@ class Tillkey:
                     await self.reconcile()
                     async with self.db.transaction() as s:
                         await auth_repo.purge_expired(s, self.clock.now_int())
+                        await oauth2_repo.purge_expired(s, self.clock.now_int())
                         await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
                 else:
                     await self.poll_changes()

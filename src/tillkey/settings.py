@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     admin_2fa: Literal["required", "optional", "off"] = "required"
     # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
     totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
+    # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
+    # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
+    # use, and after refresh_token_absolute_ttl whatever happens (their family's login).
+    oauth2_access_token_ttl: int = Field(default=900, gt=0, le=86400)
+    # jwt (RFC 9068 profile, verifiable offline through the JWKS) or opaque (`tk_at_`, introspect).
+    oauth2_access_token_format: TokenFormat = TokenFormat.JWT
+    oauth2_code_ttl: int = Field(default=60, gt=0, le=600)
+    # PKCE (S256) is always required of public clients; this requires it of confidential ones too
+    # (RFC 9700 §2.1.1). Off: only clients registered with PKCE required must use it.
+    oauth2_require_pkce: bool = True
+    id_token_ttl: int = Field(default=3600, gt=0, le=86400)
+    refresh_token_idle_ttl: int = Field(default=14 * 86400, gt=0)
+    refresh_token_absolute_ttl: int = Field(default=30 * 86400, gt=0)
+    # Lifetime of a console login (the session /oauth2/authorize signs users in with), seconds.
+    console_session_ttl: int = Field(default=8 * 3600, gt=0, le=30 * 86400)
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
     # Mirror of the audit log as JSON lines (one object per record, appended and flushed, mode

@@ -1,6 +1,9 @@
-"""Who holds which resources, in memory: admin id -> expanded grants of their role."""
+"""Who holds which resources, in memory: admin id -> expanded grants of their role, and the live
+OAuth 2 clients with the scopes they may hold (a deleted client's tokens stop here)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from tillkey.access.tree import ResourceTree
 from tillkey.principal import GUEST, Principal, UserType
@@ -11,6 +14,8 @@ class GrantsState:
     def __init__(self, tree: ResourceTree) -> None:
         self.tree = tree
         self._admins: dict[int, tuple[frozenset[str], bool]] = {}
+        # client_id -> (client row id, scopes the client may hold now)
+        self._clients: dict[str, tuple[int, frozenset[str]]] = {}
         # Bumped on every reload so cached Principals built from older grants are rebuilt.
         self.version = 0
 
@@ -25,7 +30,49 @@ class GrantsState:
         self._admins = admins
         self.version += 1
 
+    def load_clients(self, clients: dict[str, tuple[int, frozenset[str]]]) -> None:
+        self._clients = dict(clients)
+        self.version += 1
+
+    def client_active(self, client_id: str) -> bool:
+        return client_id in self._clients
+
     def principal(self, claims: TokenClaims) -> Principal:
+        if claims.client_id is None:
+            return self._account(claims)
+        # An OAuth 2 token: only while its client exists, and never beyond the scopes the client
+        # holds now, whatever the token says.
+        client = self._clients.get(claims.client_id)
+        if client is None:
+            return GUEST
+        client_row, client_scopes = client
+        scopes = frozenset(claims.scope or ()) & client_scopes
+        granted, everything = self.tree.expand(scopes)
+        if claims.user_type == UserType.OAUTH_CLIENT:
+            if claims.user_id != client_row:
+                return GUEST
+            return Principal(
+                UserType.OAUTH_CLIENT, client_row, resources=granted, all_resources=everything, token_id=claims.jti,
+                issued_at=claims.issued_at, expires_at=claims.expires_at, auth_methods=claims.auth_methods,
+                scopes=scopes, client_id=claims.client_id,
+            )  # fmt: skip
+        base = self._account(claims)
+        if base.is_guest:
+            return GUEST
+        # Acting for the user: the user's resources, narrowed to the scopes granted.
+        if base.all_resources and everything:
+            resources, all_resources = base.resources | granted, True
+        elif base.all_resources:
+            resources, all_resources = granted, False
+        elif everything:
+            resources, all_resources = base.resources, False
+        else:
+            resources, all_resources = base.resources & granted, False
+        return dataclasses.replace(
+            base, resources=resources, all_resources=all_resources, scopes=scopes, client_id=claims.client_id
+        )
+
+    def _account(self, claims: TokenClaims) -> Principal:
         utype = claims.user_type
         if utype == UserType.CUSTOMER:
             return Principal(

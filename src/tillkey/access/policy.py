@@ -16,10 +16,12 @@ def is_allowed(principal: Principal, resource: str) -> bool:
         return True
     if resource == SELF:
         # Magento: `self` is a customer's own records; admins and integrations are denied it.
-        return principal.user_type == UserType.CUSTOMER
+        # A scoped (OAuth 2) token reaches them only if `self` is among its scopes.
+        return principal.user_type == UserType.CUSTOMER and (principal.scopes is None or SELF in principal.scopes)
     if resource == ADMIN_SELF:
-        return principal.user_type == UserType.ADMIN
-    if principal.user_type not in (UserType.ADMIN, UserType.INTEGRATION):
+        return principal.user_type == UserType.ADMIN and (principal.scopes is None or ADMIN_SELF in principal.scopes)
+    # OAuth clients hold the resources their scopes cover (access/grants.py), like integrations.
+    if principal.user_type not in (UserType.ADMIN, UserType.INTEGRATION, UserType.OAUTH_CLIENT):
         return False
     return principal.all_resources or resource in principal.resources
 

@@ -65,12 +65,19 @@ ACCOUNT_CHANGED = "account.changed"
 ACCOUNT_DELETED = "account.deleted"
 KEY_ROTATED = "key.rotated"
 KEY_RETIRED = "key.retired"
+# OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.
+OAUTH2_CLIENT_CREATED = "oauth2.client.created"
+OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
+OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
+REFRESH_REUSED = "token.refresh_reused"
+CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
 EVENTS = frozenset({
     LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
     TOKEN_REVOKED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED, ROLE_CHANGED,
     ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
+    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED,
 })  # fmt: skip
 
 SUCCESS = "success"

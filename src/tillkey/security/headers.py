@@ -41,7 +41,8 @@ class SecurityHeadersMiddleware:
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 headers.extend(_COMMON)
-                headers.append((b"content-security-policy", _DOCS_CSP if docs else _API_CSP))
+                if b"content-security-policy" not in names:  # console pages set their own
+                    headers.append((b"content-security-policy", _DOCS_CSP if docs else _API_CSP))
                 # API answers carry account data: no cache keeps them unless a route says so (JWKS).
                 if b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))

@@ -36,6 +36,8 @@ class OpaqueToken:
     issued_at: int
     expires_at: int | None
     auth_methods: tuple[str, ...]
+    scope: tuple[str, ...] | None = None  # OAuth 2 access tokens only
+    client_id: str | None = None
 
 
 def _dialect(s: AsyncSession) -> str:
@@ -128,6 +130,7 @@ async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> No
         OpaqueTokenRow(
             digest=digest, jti=tok.jti, user_type=tok.user_type, user_id=tok.user_id,
             issued_at=tok.issued_at, expires_at=tok.expires_at, auth_methods=",".join(tok.auth_methods),
+            scope=None if tok.scope is None else " ".join(tok.scope), client_id=tok.client_id,
         )
     )  # fmt: skip
 
@@ -137,7 +140,8 @@ async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
     if r is None:
         return None
     methods = tuple(m for m in r.auth_methods.split(",") if m)
-    return OpaqueToken(r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods)
+    scope = None if r.scope is None else tuple(r.scope.split())
+    return OpaqueToken(r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods, scope, r.client_id)
 
 
 # --- change feed ------------------------------------------------------------------------------

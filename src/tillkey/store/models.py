@@ -121,6 +121,9 @@ class OpaqueTokenRow(Base):
     issued_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     auth_methods: Mapped[str] = mapped_column(String(64), default="pwd")
+    # OAuth 2 access tokens: space-separated granted scopes and the client (NULL otherwise).
+    scope: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuthChangeRow(Base):
@@ -301,3 +304,99 @@ class AdminRecoveryCodeRow(Base):
     admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"))
     digest: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# --- OAuth 2 / OpenID Connect provider -----------------------------------------------------------
+
+
+class OAuthClientRow(Base):
+    """A registered OAuth 2 client. The secret is a generated one: only its keyed digest is kept."""
+
+    __tablename__ = "oauth2_clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    client_type: Mapped[str] = mapped_column(String(16))  # confidential | public
+    secret_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    redirect_uris: Mapped[str] = mapped_column(Text, default="")  # newline-separated, exact match
+    grant_types: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    scopes: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)  # no consent page
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OAuthCodeRow(Base):
+    """Authorization codes (RFC 6749 §4.1.2): single use, 60 s, found by keyed digest. After use the
+    row stays until it expires, naming the refresh family and access token it produced, so that a
+    replayed code can revoke them (RFC 6749 §4.1.2, RFC 9700 §4.2.4 wording)."""
+
+    __tablename__ = "oauth2_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    nonce: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RefreshFamilyRow(Base):
+    """One login's chain of refresh tokens. Rotation updates this row and revocation sets
+    `revoked_at` on it, both as conditional UPDATEs: the row lock orders a rotation and a revocation
+    racing each other, so a token minted in the race cannot outlive its revoked family."""
+
+    __tablename__ = "refresh_families"
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    rotated_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RefreshTokenRow(Base):
+    """Refresh tokens (opaque `tk_rt_`, keyed digest), rotated on every use and grouped in families.
+    A spent one (used_at set) presented again revokes its whole family (RFC 9700 §4.14.2).
+    `access_jti` is the access token issued beside it, revoked with the family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NULL: Magento cookie flow
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    scope: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # idle limit
+    family_expires_at: Mapped[int] = mapped_column(BigInteger)  # absolute limit
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ConsoleSessionRow(Base):
+    """Console login sessions (the login /oauth2/authorize relies on), by keyed digest of the cookie.
+    Interim, on its own table: the console issue is to fold this into the shared session store."""
+
+    __tablename__ = "console_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))  # per-session form token
+    pending_otp: Mapped[bool] = mapped_column(Boolean, default=False)  # password done, code to come
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

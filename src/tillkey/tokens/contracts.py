@@ -24,6 +24,9 @@ class TokenClaims:
     kind: TokenKind
     auth_methods: tuple[str, ...] = ("pwd",)
     kid: str | None = None  # the signing key of a JWT: retiring the key ends the token
+    # OAuth 2 access tokens: granted scopes and the client they were issued to (None otherwise).
+    scope: tuple[str, ...] | None = None
+    client_id: str | None = None
 
 
 class InvalidToken(Unauthenticated):

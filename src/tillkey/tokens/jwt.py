@@ -54,6 +54,9 @@ class JwtReader:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise _permanent(f"malformed jwt: {exc}") from None
+        if header.get("typ") not in (None, "JWT", "at+jwt"):
+            # Only access tokens: an ID token or logout token signed by the same key is not one.
+            raise _permanent(f"not an access token (typ {header.get('typ')!r})")
         kid = header.get("kid")
         keyring = self._keyring()
         key = keyring.by_kid.get(kid) if isinstance(kid, str) else None
@@ -70,7 +73,9 @@ class JwtReader:
                 leeway=LEEWAY,
                 # Expiry is the validator's job (one clock, and integration tokens have no exp);
                 # PyJWT still refuses iat and nbf further in the future than the leeway.
-                options={"require": _REQUIRED, "verify_exp": False},
+                # Audience: Tillkey is the resource server of the tokens it reads; an OAuth access
+                # token names its client's audience (RFC 9068 §3) for other resource servers.
+                options={"require": _REQUIRED, "verify_exp": False, "verify_aud": False},
             )
         except jwt.ImmatureSignatureError as exc:
             raise InvalidToken(detail=f"jwt not yet valid: {exc}") from None
@@ -88,6 +93,8 @@ class JwtReader:
                 kind="jwt",
                 auth_methods=tuple(str(m) for m in amr),
                 kid=key.kid,
+                scope=None if claims.get("scope") is None else tuple(str(claims["scope"]).split()),
+                client_id=None if claims.get("client_id") is None else str(claims["client_id"]),
             )
         except (TypeError, ValueError) as exc:
             raise _permanent(f"bad claim: {exc}") from None

@@ -47,5 +47,13 @@ class OpaqueReader:
         if rec is None:
             raise InvalidToken(detail="unknown opaque token")
         return TokenClaims(
-            rec.user_type, rec.user_id, rec.issued_at, rec.expires_at, rec.jti, "opaque", rec.auth_methods
+            rec.user_type,
+            rec.user_id,
+            rec.issued_at,
+            rec.expires_at,
+            rec.jti,
+            "opaque",
+            rec.auth_methods,
+            scope=rec.scope,
+            client_id=rec.client_id,
         )

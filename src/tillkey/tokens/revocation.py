@@ -92,3 +92,16 @@ class Revoker:
         if self._audit:
             details = {"target_type": claims.user_type, "target_id": claims.user_id, "scope": "one", "jti": claims.jti}
             await self._audit.record(TOKEN_REVOKED, details=details)
+
+    async def revoke_ids(self, tokens: list[tuple[str, int | None]]) -> None:
+        """Deny these token ids (jti, expiry) — the access tokens of a revoked refresh family or of
+        a replayed authorization code. Audited by the caller, who knows why."""
+        if not tokens:
+            return
+        now = self._now()
+        async with self._db.transaction() as s:
+            for jti, expires_at in tokens:
+                await repo.add_revoked_token(s, jti, expires_at)
+                await repo.record_change(s, "revoke_token", now, ref=jti)
+        for jti, expires_at in tokens:
+            self._state.note_token(jti, expires_at)

@@ -1,0 +1,173 @@
+"""OAuth 2 client registration (by an admin: CLI or admin API) and client authentication
+(RFC 6749 §2.3: client_secret_basic, client_secret_post; `none` for public clients).
+
+Secrets are generated (`tk_cs_` + 256 bits), shown once, and stored as a keyed HMAC digest: a
+lookup costs microseconds and the database holds nothing replayable (DESIGN: secrets at rest).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
+
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.rfc6749.errors import InvalidClient
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import auth as auth_repo
+from tillkey.store import oauth2 as repo
+from tillkey.store.oauth2 import Client
+
+SECRET_PREFIX = "tk_cs_"  # noqa: S105 (a prefix, not a secret)
+CLIENT_ID_PREFIX = "tkc_"
+GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
+CLIENT_TYPES = ("confidential", "public")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
+# Compared against when the client is unknown, so an unknown client costs the same work.
+_DUMMY_DIGEST = "0" * 64
+CHANGE_KIND = "oauth_clients"
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    client: Client
+    secret: str | None  # shown once; None for public clients
+
+
+def check_redirect_uri(uri: str) -> str:
+    """Absolute, no fragment (RFC 6749 §3.1.2); https, or http only on loopback (RFC 8252 §7.3), or
+    a private-use scheme with a dot for native apps (RFC 8252 §7.1)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or len(uri) > 1024 or any(c.isspace() for c in uri):
+        raise InvalidRequest(f"Redirect URI {uri[:100]!r} must be absolute, without a fragment.")
+    if parts.scheme == "https" and parts.hostname:
+        return uri
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return uri
+    if parts.scheme not in ("http", "https") and "." in parts.scheme:
+        return uri
+    raise InvalidRequest(f"Redirect URI {uri[:100]!r} must use https (http only on loopback, or a private-use scheme).")
+
+
+class Clients:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    async def create(
+        self, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
+        scopes: list[str], first_party: bool = False, require_pkce: bool = True,
+    ) -> Registered:  # fmt: skip
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise InvalidRequest("The client name must be 1 to 255 characters.")
+        if client_type not in CLIENT_TYPES:
+            raise InvalidRequest("The client type must be confidential or public.")
+        grants = tuple(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+        bad = [g for g in grants if g not in GRANT_TYPES]
+        if bad:
+            raise InvalidRequest(f"Unsupported grant type(s): {', '.join(bad)[:200]}. Use {', '.join(GRANT_TYPES)}.")
+        if client_type == "public" and "client_credentials" in grants:
+            raise InvalidRequest("A public client cannot use the client_credentials grant.")
+        uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
+        if "authorization_code" in grants and not uris:
+            raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
+        wanted = scope_rules.parse(" ".join(scopes))
+        unknown = scope_rules.unknown(self.tk.tree, wanted)
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown scope(s): {', '.join(unknown)[:200]}. Scopes are resource ids or OIDC scopes."
+            )
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32) if client_type == "confidential" else None
+        now = self.tk.clock.now_int()
+        draft = Client(
+            0, CLIENT_ID_PREFIX + secrets.token_urlsafe(12), name, client_type,
+            None if secret is None else self.tk.master.digest(secret), uris, grants, wanted, first_party,
+            require_pkce or client_type == "public", True, now,
+        )  # fmt: skip
+        async with self.tk.db.transaction() as s:
+            client = await repo.add_client(s, draft)
+            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client.client_id)
+        await self.tk.reload_clients()
+        await self.tk.audit.record(
+            audit.OAUTH2_CLIENT_CREATED,
+            details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
+                     "scopes": list(wanted)},
+        )  # fmt: skip
+        return Registered(client, secret)
+
+    async def registered(self) -> list[Client]:
+        async with self.tk.db.session() as s:
+            return await repo.clients(s)
+
+    async def delete(self, client_id: str) -> Client:
+        """Remove the client; its refresh families are revoked and its tokens stop working everywhere
+        within the sync interval (the in-memory client list drops it: access/grants.py)."""
+        now = self.tk.clock.now_int()
+        async with self.tk.db.transaction() as s:
+            client = await repo.delete_client(s, client_id)
+            if client is None:
+                raise NotFound("There is no OAuth client with this client_id.")
+            families = await repo.families_of_client(s, client_id)
+            denied: list[tuple[str, int | None]] = []
+            for family in families:
+                denied += await repo.revoke_family(s, family, now)
+            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client_id)
+        await self.tk.revoker.revoke_ids(denied)
+        await self.tk.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
+        await self.tk.reload_clients()
+        await self.tk.audit.record(
+            audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
+        )
+        return replace(client, active=False)
+
+    async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
+        """RFC 6749 §2.3.1 (Basic, or client_id + client_secret in the body; never both) and §2.1
+        public clients (client_id alone). Every failure is the same invalid_client."""
+        client_id, secret, method = _credentials(params, authorization)
+        async with self.tk.db.session() as s:
+            client = await repo.client_by_client_id(s, client_id)
+        stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
+        presented = self.tk.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
+        matches = hmac.compare_digest(stored, presented)
+        if client is None or not client.active:
+            raise InvalidClient(detail="unknown client")
+        if client.confidential:
+            if method == "none" or not matches:
+                raise InvalidClient(detail=f"bad secret ({method})")
+        elif method != "none":
+            raise InvalidClient(detail="public clients have no secret")
+        return client
+
+
+def _credentials(params: dict[str, str], authorization: str | None) -> tuple[str, str | None, str]:
+    """(client_id, secret or None, method)."""
+    body_id, body_secret = params.get("client_id"), params.get("client_secret")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise InvalidClient(detail="unsupported authorization scheme")
+        if body_secret is not None:
+            raise InvalidRequest("Use one client authentication method, not two.")
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidClient(detail="malformed basic credentials") from None
+        raw_id, sep, raw_secret = decoded.partition(":")
+        if not sep:
+            raise InvalidClient(detail="malformed basic credentials")
+        # §2.3.1: both are form-urlencoded before Basic encoding.
+        client_id, secret = unquote(raw_id.replace("+", " ")), unquote(raw_secret.replace("+", " "))
+        if body_id is not None and body_id != client_id:
+            raise InvalidRequest("The client_id in the body differs from the authenticated client.")
+        return client_id, secret, "client_secret_basic"
+    if body_id is None:
+        raise InvalidClient(detail="no client authentication")
+    if body_secret is not None:
+        return body_id, body_secret, "client_secret_post"
+    return body_id, None, "none"

@@ -1,0 +1,217 @@
+"""The authorization code grant (RFC 6749 §4.1, as OAuth 2.1 §4.1 and RFC 9700 §2.1 tighten it):
+exact redirect-URI matching, PKCE S256, `state` and `iss` in the response, codes that are single
+use, live `oauth2_code_ttl` seconds (60) and, when replayed, revoke the tokens they produced."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from tillkey.errors import InvalidRequest, TillkeyError
+from tillkey.oauth2 import rfc7636
+from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, UnsupportedResponseType
+from tillkey.oauth2.rfc6749.params import require
+from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import oauth2 as repo
+from tillkey.store.oauth2 import Client, Code
+from tillkey.tokens.refresh import RefreshTokens
+
+GRANT_TYPE = "authorization_code"
+CODE_PREFIX = "tk_ac_"
+AUTHORIZE_PARAMS = frozenset({
+    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
+    "nonce", "prompt", "response_mode",
+})  # fmt: skip
+TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client: Client
+    redirect_uri: str
+    redirect_uri_given: bool
+    scope: tuple[str, ...]
+    state: str | None
+    code_challenge: str | None
+    nonce: str | None
+    prompt: str | None
+
+    def as_params(self) -> dict[str, str]:
+        """The request again, for the hidden fields of the consent form."""
+        out = {"response_type": "code", "client_id": self.client.client_id, "scope": " ".join(self.scope)}
+        if self.redirect_uri_given:
+            out["redirect_uri"] = self.redirect_uri
+        for name, value in (("state", self.state), ("code_challenge", self.code_challenge), ("nonce", self.nonce)):
+            if value is not None:
+                out[name] = value
+        if self.code_challenge is not None:
+            out["code_challenge_method"] = rfc7636.S256
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The signed-in resource owner, from the console session."""
+
+    user_type: int
+    user_id: int
+    auth_time: int
+    amr: tuple[str, ...]
+
+
+class RedirectError(Exception):
+    """An error the client hears about at its (verified) redirect URI (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: TillkeyError, redirect_uri: str, state: str | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+def redirect_to(uri: str, params: dict[str, str]) -> str:
+    """Append query parameters, keeping any the registered URI already has (RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    query = parts.query + ("&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def error_redirect(err: RedirectError, issuer: str) -> str:
+    params = {"error": err.error.oauth_error, "error_description": err.error.message}
+    if err.state is not None:
+        params["state"] = err.state
+    params["iss"] = issuer
+    return redirect_to(err.redirect_uri, params)
+
+
+async def validate(tk: Tillkey, params: dict[str, str]) -> AuthorizationRequest:
+    """Check an authorization request. Until client and redirect URI are known good, errors are
+    shown to the user (InvalidRequest); after that they go to the client (RedirectError)."""
+    client_id = params.get("client_id")
+    if client_id is None:
+        raise InvalidRequest("Missing parameter: client_id.")
+    async with tk.db.session() as s:
+        client = await repo.client_by_client_id(s, client_id)
+    if client is None or not client.active:
+        raise InvalidRequest("Unknown client.", detail=f"unknown client_id {client_id[:64]!r}")
+    given = params.get("redirect_uri")
+    if given is None:
+        if len(client.redirect_uris) != 1:
+            raise InvalidRequest("Missing parameter: redirect_uri.")
+        redirect_uri = client.redirect_uris[0]
+    elif given in client.redirect_uris:  # exact string match (RFC 9700 §4.1.3)
+        redirect_uri = given
+    else:
+        raise InvalidRequest("The redirect_uri is not registered for this client.")
+    state = params.get("state")
+
+    def fail(error: TillkeyError) -> RedirectError:
+        return RedirectError(error, redirect_uri, state)
+
+    if params.get("response_type") != "code":
+        raise fail(UnsupportedResponseType())
+    if GRANT_TYPE not in client.grant_types:
+        raise fail(UnauthorizedClient())
+    if params.get("response_mode") not in (None, "query"):
+        raise fail(InvalidRequest("Only response_mode=query is supported."))
+    try:
+        requested = scope_rules.parse(params.get("scope"))
+        scope = scope_rules.within(requested, client.scopes) if requested else client.scopes
+    except TillkeyError as exc:
+        raise fail(exc) from None
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            raise fail(InvalidRequest("code_challenge_method without code_challenge."))
+        if not client.confidential or client.require_pkce or tk.settings.oauth2_require_pkce:
+            raise fail(InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256."))
+    elif method != rfc7636.S256:
+        raise fail(InvalidRequest("Only code_challenge_method=S256 is supported."))
+    elif not rfc7636.valid_challenge(challenge):
+        raise fail(InvalidRequest("The code_challenge is malformed."))
+    nonce = params.get("nonce")
+    if nonce is not None and len(nonce) > 255:
+        raise fail(InvalidRequest("The nonce is too long."))
+    prompt = params.get("prompt")
+    return AuthorizationRequest(client, redirect_uri, given is not None, scope, state, challenge, nonce, prompt)
+
+
+async def issue_code(tk: Tillkey, req: AuthorizationRequest, user: User) -> str:
+    """The redirect URI carrying a fresh code (and state, and iss per RFC 9207)."""
+    code = CODE_PREFIX + secrets.token_urlsafe(32)
+    now = tk.clock.now_int()
+    record = Code(
+        req.client.client_id, user.user_type, user.user_id, req.redirect_uri, req.scope, req.code_challenge,
+        req.nonce, user.auth_time, user.amr, now + tk.settings.oauth2_code_ttl,
+    )  # fmt: skip
+    async with tk.db.transaction() as s:
+        await repo.add_code(s, tk.master.digest(code), record)
+    params = {"code": code}
+    if req.state is not None:
+        params["state"] = req.state
+    params["iss"] = tk.settings.issuer
+    return redirect_to(req.redirect_uri, params)
+
+
+async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    """RFC 6749 §4.1.3: a code for tokens."""
+    if GRANT_TYPE not in client.grant_types:
+        raise UnauthorizedClient()
+    (code,) = require(params, "code")
+    if not code.startswith(CODE_PREFIX) or len(code) > 128:
+        raise InvalidGrant(detail="not a code")
+    digest = tk.master.digest(code)
+    now = tk.clock.now_int()
+    async with tk.db.transaction() as s:
+        found = await repo.code(s, digest)
+        if found is None or found.client_id != client.client_id:
+            raise InvalidGrant(detail="unknown code or another client's")
+        first_use = await repo.consume_code(s, digest, now)
+    if not first_use:
+        await _replayed(tk, digest, found)
+        raise InvalidGrant(detail="code replayed")
+    if found.expires_at <= now:
+        raise InvalidGrant(detail="code expired")
+    given = params.get("redirect_uri")
+    if given is None and len(client.redirect_uris) != 1:
+        raise InvalidGrant("The redirect_uri is required.")
+    if given is not None and given != found.redirect_uri:
+        raise InvalidGrant(detail="redirect_uri differs from the authorization request")
+    verifier = params.get("code_verifier")
+    if found.code_challenge is not None:
+        if verifier is None or not rfc7636.verify(verifier, found.code_challenge):
+            raise InvalidGrant(detail="PKCE verification failed")
+    elif verifier is not None:
+        # A verifier for a code issued without a challenge: a PKCE downgrade (RFC 9700 §2.1.1).
+        raise InvalidGrant(detail="code_verifier for a code without code_challenge")
+    grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce)
+    issued: Issued = await respond(tk, grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
+    async with tk.db.transaction() as s:
+        await repo.note_code_tokens(s, digest, issued.family_id, issued.access.jti, issued.access.expires_at)
+    return issued.body
+
+
+async def _replayed(tk: Tillkey, digest: str, code: Code) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes what it produced — the refresh family (with the
+    access tokens issued from it) and the first access token."""
+    async with tk.db.session() as s:
+        code = await repo.code(s, digest) or code  # read again: the first exchange noted its tokens
+    denied: list[tuple[str, int | None]] = []
+    if code.access_jti is not None:
+        denied.append((code.access_jti, code.access_expires_at))
+    await tk.revoker.revoke_ids(denied)
+    if code.family_id is not None:
+        async with tk.db.session() as s:
+            family = await repo.family_token(s, code.family_id)
+        if family is not None:
+            await RefreshTokens(tk).revoke_family(family, reason="code_reuse")
+    await tk.audit.record(
+        audit.CODE_REUSED, outcome=audit.FAILURE, actor_type=code.user_type, actor_id=code.user_id,
+        details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
+    )  # fmt: skip

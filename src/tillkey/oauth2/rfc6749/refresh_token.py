@@ -1,0 +1,36 @@
+"""The refresh token grant (RFC 6749 §6, OAuth 2.1 §4.3): rotation on every use, reuse detection
+and family revocation live in tokens/refresh.py; this module checks the client and the scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.rfc6749.errors import UnauthorizedClient
+from tillkey.oauth2.rfc6749.params import require
+from tillkey.oauth2.rfc6749.token_response import Grant, respond
+from tillkey.runtime import Tillkey
+from tillkey.store.oauth2 import Client
+from tillkey.tokens.refresh import InvalidRefreshToken, RefreshTokens
+
+GRANT_TYPE = "refresh_token"
+TOKEN_PARAMS = frozenset({"grant_type", "refresh_token", "scope", "client_id", "client_secret"})
+
+
+async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    if GRANT_TYPE not in client.grant_types:
+        raise UnauthorizedClient()
+    (token,) = require(params, "refresh_token")
+    requested = scope_rules.parse(params.get("scope"))
+    spent = await RefreshTokens(tk).spend(token, client_id=client.client_id)
+    before = tk.revocations.revoke_before.get((spent.user_type, spent.user_id))
+    if before is not None and spent.auth_time <= before:
+        # The user's tokens were revoked (logout everywhere, deactivation) after this login.
+        raise InvalidRefreshToken(detail="user revoked since the login")
+    original = spent.scope or ()
+    # §6: a narrower scope may be asked for; the family keeps the original grant.
+    scope = scope_rules.within(requested, original) if requested else original
+    # Never beyond what the client may hold now (an admin may have narrowed it).
+    scope = tuple(s for s in scope if s in client.scopes)
+    grant = Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
+    return (await respond(tk, grant, refresh=True, rotated_from=spent)).body

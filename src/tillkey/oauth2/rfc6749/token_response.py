@@ -1,0 +1,75 @@
+"""The successful token response (RFC 6749 §5.1), shared by the grants: an access token, and, as
+the grant allows, a refresh token (a new family, or the successor of a spent one) and an ID token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tillkey.oauth2 import access_tokens
+from tillkey.oauth2.access_tokens import AccessToken
+from tillkey.oauth2.oidc import id_token
+from tillkey.oauth2.scopes import OPENID
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store.oauth2 import Client, RefreshToken
+from tillkey.tokens.refresh import RefreshTokens
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a grant decided: who, for which client, which scopes, since when logged in."""
+
+    client: Client
+    user_type: int
+    user_id: int
+    scope: tuple[str, ...]
+    auth_time: int | None = None
+    amr: tuple[str, ...] = ()
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    body: dict[str, Any]
+    access: AccessToken
+    family_id: str | None
+
+
+async def respond(
+    tk: Tillkey, grant: Grant, *, refresh: bool, rotated_from: RefreshToken | None = None, id_token_too: bool = False
+) -> Issued:
+    access = await access_tokens.issue(
+        tk, user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id, scope=grant.scope,
+        auth_time=grant.auth_time, amr=grant.amr,
+    )  # fmt: skip
+    body: dict[str, Any] = {
+        "access_token": access.token, "token_type": "Bearer",
+        "expires_in": access.expires_at - access.issued_at, "scope": " ".join(grant.scope),
+    }  # fmt: skip
+    family_id = None
+    if refresh:
+        refreshes = RefreshTokens(tk)
+        if rotated_from is not None:
+            issued = await refreshes.successor(rotated_from, access_jti=access.jti, access_expires_at=access.expires_at)
+        else:
+            issued = await refreshes.start(
+                client_id=grant.client.client_id, user_type=grant.user_type, user_id=grant.user_id,
+                scope=grant.scope, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
+                access_jti=access.jti, access_expires_at=access.expires_at,
+            )  # fmt: skip
+        body["refresh_token"] = issued.token
+        family_id = issued.record.family_id
+    if id_token_too and OPENID in grant.scope:
+        body["id_token"] = id_token.issue(
+            tk, user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id,
+            auth_time=grant.auth_time or access.issued_at, amr=grant.amr, nonce=grant.nonce,
+            access_token=access.token,
+        )  # fmt: skip
+    await tk.audit.record(
+        audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id,
+        details={"client_id": grant.client.client_id, "scope": " ".join(grant.scope)[:500],
+                 "format": tk.settings.oauth2_access_token_format.value, "refresh": refresh,
+                 "ttl": access.expires_at - access.issued_at},
+    )  # fmt: skip
+    return Issued(body, access, family_id)

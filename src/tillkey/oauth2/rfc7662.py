@@ -1,0 +1,61 @@
+"""RFC 7662 token introspection, for resource servers (confidential clients) holding a token:
+is it active, for whom, which scopes. Access tokens are checked exactly as the hot path checks
+them (signature or lookup, expiry, revocation, the client still registered); refresh tokens only
+by the client they belong to. Anything else is {"active": false} (§2.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tillkey.errors import Unauthenticated
+from tillkey.oauth2.access_tokens import subject
+from tillkey.oauth2.clients import Clients
+from tillkey.oauth2.rfc6749.errors import InvalidClient
+from tillkey.oauth2.rfc6749.params import form, require
+from tillkey.runtime import Tillkey
+from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
+from tillkey.tokens.refresh import RefreshTokens
+
+PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+async def introspect(tk: Tillkey, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    params = form(body, content_type, PARAMS)
+    client = await Clients(tk).authenticate(params, authorization)
+    if not client.confidential:
+        # §4: the endpoint must be protected; a public client proves nothing about itself.
+        raise InvalidClient(detail="public client at the introspection endpoint")
+    (token,) = require(params, "token")
+    now = tk.clock.now_int()
+    if token.startswith(REFRESH_PREFIX):
+        rec = await RefreshTokens(tk).lookup(token)
+        if (
+            rec is None or rec.client_id != client.client_id or rec.used_at is not None
+            or rec.revoked_at is not None or min(rec.expires_at, rec.family_expires_at) <= now
+        ):  # fmt: skip
+            return INACTIVE
+        return {
+            "active": True, "token_type": "refresh_token", "client_id": rec.client_id,
+            "scope": " ".join(rec.scope or ()), "sub": subject(rec.user_type, rec.user_id),
+            "iat": rec.issued_at, "exp": min(rec.expires_at, rec.family_expires_at), "iss": tk.settings.issuer,
+        }  # fmt: skip
+    try:
+        principal = await tk.authenticator.authenticate(token)
+        claims = await tk.authenticator.read(token)
+    except Unauthenticated:
+        return INACTIVE
+    if principal.is_guest:
+        return INACTIVE  # e.g. the client it was issued to has been deleted
+    out: dict[str, Any] = {
+        "active": True, "token_type": "Bearer", "sub": subject(claims.user_type, claims.user_id),
+        "iat": claims.issued_at, "jti": claims.jti, "iss": tk.settings.issuer,
+    }  # fmt: skip
+    if claims.expires_at is not None:
+        out["exp"] = claims.expires_at
+    if claims.client_id is not None:
+        out["client_id"] = claims.client_id
+        out["aud"] = tk.settings.issuer
+    if principal.scopes is not None:
+        out["scope"] = " ".join(sorted(principal.scopes))
+    return out

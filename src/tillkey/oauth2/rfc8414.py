@@ -1,0 +1,38 @@
+"""RFC 8414 authorization server metadata, built from the settings; OpenID Connect Discovery
+(oidc/discovery.py) extends this same document, so the two cannot disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tillkey.oauth2.clients import GRANT_TYPES
+from tillkey.oauth2.rfc7636 import S256
+from tillkey.oauth2.scopes import OIDC_SCOPES
+from tillkey.settings import Settings
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# Endpoints that only authenticate callers who can keep a secret.
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    base = settings.issuer
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth2/authorize",
+        "token_endpoint": f"{base}/oauth2/token",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "revocation_endpoint": f"{base}/oauth2/revoke",
+        "introspection_endpoint": f"{base}/oauth2/introspect",
+        "userinfo_endpoint": f"{base}/oauth2/userinfo",
+        "scopes_supported": sorted(OIDC_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "code_challenge_methods_supported": [S256],
+        # RFC 9207: the authorization response names its issuer (mix-up defence).
+        "authorization_response_iss_parameter_supported": True,
+    }

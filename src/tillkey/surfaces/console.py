@@ -1,0 +1,210 @@
+"""Console sign-in: /console/login (username, password), then /console/login/otp when two-factor
+auth applies. The same defences as every password login (accounts/login.py: rate limits,
+throttle, lockout, one generic failure message), a CSRF token on every form (double-submit cookie
+before sign-in, the session's own token after), and a fresh session id at every step.
+
+Admins only for now: the console is theirs. `next` may only point back into Tillkey (no open
+redirect), typically to the /oauth2/authorize request that sent the user here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from html import escape
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import Request
+from starlette.responses import RedirectResponse, Response
+
+from tillkey.access.tree import ANONYMOUS
+from tillkey.accounts.login import Attempt, LoginFailed, Logins
+from tillkey.console import pages
+from tillkey.console.session import COOKIE, ConsoleSessions
+from tillkey.errors import RateLimited, TillkeyError, Unavailable
+from tillkey.oauth2.rfc6749 import params as oauth_params
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.security.proxy import client_ip
+from tillkey.security.totp import Totp
+from tillkey.store import oauth2 as oauth2_repo
+from tillkey.store.accounts import admin_by_id
+from tillkey.surfaces.oauth2 import read_body, require_https
+from tillkey.surfaces.routing import Api, tillkey
+
+api = Api(tags=["Console"])
+CSRF_COOKIE = "__Host-tillkey_csrf"
+LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})
+OTP_FIELDS = frozenset({"csrf", "next", "otp"})
+HOME = "/console/"
+FAILED = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
+CONFIGURE_2FA = "Two-factor authentication is required. Ask an administrator to run tillkey admin 2fa enroll."
+
+
+def safe_next(value: str | None) -> str:
+    """A path on this server only: '/x', never '//host' or 'scheme:' (open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or len(value) > 4096:
+        return HOME
+    if any(ord(c) < 0x20 for c in value):
+        return HOME
+    return value
+
+
+async def _redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
+    """The redirect URIs the sign-in may end at (for the page's form-action), if `next` is an
+    authorization request."""
+    parts = urlsplit(next_url)
+    if parts.path != "/oauth2/authorize":
+        return ()
+    client_ids = parse_qs(parts.query).get("client_id", [])
+    if len(client_ids) != 1:
+        return ()
+    async with tk.db.session() as s:
+        client = await oauth2_repo.client_by_client_id(s, client_ids[0][:64])
+    return client.redirect_uris if client is not None else ()
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    # Lax, not Strict: the trip from a client's site to /oauth2/authorize is a cross-site top-level
+    # navigation, and the session must come along on it.
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
+
+
+def _attempt(request: Request) -> Attempt:
+    return Attempt(
+        client_ip(request.scope), request.headers.get("user-agent", "")[:255], request.headers.get("x-request-id")
+    )
+
+
+@api.route("GET", "/console/login", resources=[ANONYMOUS], include_in_schema=False, summary="Console sign-in page")
+async def login_page(request: Request) -> Response:
+    tk = tillkey(request)
+    next_url = safe_next(request.query_params.get("next"))
+    csrf = secrets.token_urlsafe(24)
+    response = pages.login(csrf=csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
+    _cookie(response, CSRF_COOKIE, csrf, 3600)
+    return response
+
+
+@api.route("POST", "/console/login", resources=[ANONYMOUS], include_in_schema=False, summary="Console sign-in")
+async def login(request: Request) -> Response:
+    tk = tillkey(request)
+    try:
+        require_https(request)
+        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), LOGIN_FIELDS)
+    except TillkeyError as exc:
+        return pages.error("Sign-in failed", exc.message, exc.status_code)
+    next_url = safe_next(form.get("next"))
+    targets = await _redirect_targets(tk, next_url)
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    csrf = expected or secrets.token_urlsafe(24)
+    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+        refused = pages.login(
+            csrf=csrf, next_url=next_url, error="The form expired; please sign in again.", form_targets=targets
+        )
+        _cookie(refused, CSRF_COOKIE, csrf, 3600)
+        return refused
+    username, password = form.get("username", ""), form.get("password", "")
+    logins, where = Logins(tk), _attempt(request)
+    try:
+        if not username or not password:
+            raise LoginFailed("empty username or password")
+        admin = await logins.admin(username, password, where, complete=False)
+    except (LoginFailed, RateLimited, Unavailable) as exc:
+        message = FAILED if isinstance(exc, LoginFailed) else exc.message
+        return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
+    except TillkeyError as exc:  # no role, …: the same generic answer
+        message = exc.message if exc.status_code != 500 else FAILED
+        return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
+    sessions = ConsoleSessions(tk)
+    mode = tk.settings.admin_2fa
+    if mode != "off" and await Totp(tk).is_active(admin.id):
+        cookie = await sessions.begin(UserType.ADMIN, admin.id, ("pwd",), pending_otp=True)
+        response: Response = RedirectResponse("/console/login/otp?next=" + _quote(next_url), status_code=303)
+        _cookie(response, COOKIE, cookie, 300)
+        return response
+    if mode == "required":
+        return pages.login(csrf=csrf, next_url=next_url, error=CONFIGURE_2FA, form_targets=targets)
+    await logins.succeeded(UserType.ADMIN, username, admin.id, where)
+    cookie = await sessions.begin(UserType.ADMIN, admin.id, ("pwd",), pending_otp=False)
+    response = RedirectResponse(next_url, status_code=303)
+    _cookie(response, COOKIE, cookie, tk.settings.console_session_ttl)
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+@api.route("GET", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor page")
+async def otp_page(request: Request) -> Response:
+    tk = tillkey(request)
+    next_url = safe_next(request.query_params.get("next"))
+    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    if session is None or not session.pending_otp:
+        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
+    return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
+
+
+@api.route("POST", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor")
+async def otp(request: Request) -> Response:
+    tk = tillkey(request)
+    try:
+        require_https(request)
+        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), OTP_FIELDS)
+    except TillkeyError as exc:
+        return pages.error("Sign-in failed", exc.message, exc.status_code)
+    next_url = safe_next(form.get("next"))
+    sessions = ConsoleSessions(tk)
+    session = await sessions.find(request.cookies.get(COOKIE))
+    if session is None or not session.pending_otp:
+        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
+    targets = await _redirect_targets(tk, next_url)
+    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+        return pages.otp(
+            csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets
+        )
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, session.user_id)
+    if admin is None or not admin.is_active:
+        await sessions.end(session.digest)
+        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
+    logins, where = Logins(tk), _attempt(request)
+    if not await Totp(tk).verify(admin.id, form.get("otp", "")):
+        # A wrong code counts as a failed login: guessing codes meets the same throttle.
+        await logins.record_failure(UserType.ADMIN, admin.username, where, "wrong, expired or replayed code")
+        return pages.otp(
+            csrf=session.csrf, next_url=next_url, error="The code is wrong or expired.", form_targets=targets
+        )
+    await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
+    await logins.succeeded(UserType.ADMIN, admin.username, admin.id, where, ("pwd", "otp"))
+    cookie = await sessions.complete_otp(session)
+    response = RedirectResponse(next_url, status_code=303)
+    _cookie(response, COOKIE, cookie, tk.settings.console_session_ttl)
+    return response
+
+
+@api.route("POST", "/console/logout", resources=[ANONYMOUS], include_in_schema=False, summary="End the console session")
+async def logout(request: Request) -> Response:
+    tk = tillkey(request)
+    sessions = ConsoleSessions(tk)
+    session = await sessions.find(request.cookies.get(COOKIE))
+    if session is not None:
+        await sessions.end(session.digest)
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+@api.route("GET", "/console/", resources=[ANONYMOUS], include_in_schema=False, summary="Console home")
+async def home(request: Request) -> Response:
+    tk = tillkey(request)
+    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    if session is None or session.pending_otp:
+        return RedirectResponse("/console/login", status_code=303)
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, session.user_id)
+    name = admin.username if admin is not None else "?"
+    return pages.page("Tillkey console", f"<p>Signed in as {escape(name)}.</p>")

@@ -1,0 +1,340 @@
+"""OAuth 2 / OpenID Connect endpoints: parse, call the core (tillkey.oauth2), render.
+
+Errors on /oauth2/* are rendered by app.py's one renderer in RFC 6749 §5.2 shape (error_body
+below); the authorization endpoint talks to a browser, so its errors are pages or redirects.
+The protocol endpoints are described by the RFC 8414 metadata, not the OpenAPI document (their
+form bodies and error shape are the RFCs'); the admin client API is in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from tillkey.access.policy import is_allowed
+from tillkey.access.tree import ANONYMOUS
+from tillkey.console import pages
+from tillkey.console.session import COOKIE, ConsoleSessions
+from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import InvalidRequest, PayloadTooLarge, TillkeyError, Unauthenticated
+from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
+from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.clients import Clients
+from tillkey.oauth2.oidc import discovery, userinfo
+from tillkey.oauth2.rfc6749 import authorization_code as code_grant
+from tillkey.oauth2.rfc6749 import params as oauth_params
+from tillkey.oauth2.rfc6749.errors import AccessDenied, ConsentRequired, InsufficientScope, LoginRequired
+from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
+from tillkey.oauth2.scopes import OPENID
+from tillkey.principal import Principal
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.security.proxy import client_ip, is_loopback, is_secure
+from tillkey.store.oauth2 import Client
+from tillkey.surfaces.magento_wire import json_body
+from tillkey.surfaces.routing import Api, principal, tillkey
+
+api = Api(tags=["OAuth 2 / OpenID Connect"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CLIENTS_RESOURCE = "Tillkey::oauth2_clients"
+CONSENT_PARAMS = code_grant.AUTHORIZE_PARAMS | {"csrf", "decision"}
+
+
+def error_body(err: TillkeyError) -> dict[str, Any]:
+    """RFC 6749 §5.2 (and RFC 6750 §3.1 for the userinfo endpoint)."""
+    return {"error": err.oauth_error, "error_description": err.message}
+
+
+def require_https(request: Request) -> None:
+    tk = tillkey(request)
+    if tk.settings.require_https and not is_secure(request.scope) and not is_loopback(client_ip(request.scope)):
+        raise InvalidRequest("HTTPS is required.")  # RFC 6749 §3.1, §3.2
+
+
+async def read_body(request: Request) -> bytes:
+    limit = tillkey(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- metadata -----------------------------------------------------------------------------------
+
+
+@api.route(
+    "GET", "/.well-known/oauth-authorization-server", resources=[ANONYMOUS],
+    summary="OAuth 2 authorization server metadata (RFC 8414)",
+)  # fmt: skip
+async def server_metadata(request: Request) -> JSONResponse:
+    return JSONResponse(rfc8414.metadata(tillkey(request).settings), headers={"Cache-Control": "public, max-age=300"})
+
+
+@api.route(
+    "GET", "/.well-known/openid-configuration", resources=[ANONYMOUS],
+    summary="OpenID Connect discovery document",
+)  # fmt: skip
+async def openid_configuration(request: Request) -> JSONResponse:
+    body = discovery.openid_configuration(tillkey(request).settings)
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+# --- authorization endpoint (browser) -----------------------------------------------------------
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + ("?" + request.url.query if request.url.query else "")
+    return RedirectResponse("/console/login?" + urlencode({"next": target}), status_code=303)
+
+
+@api.route(
+    "GET", "/oauth2/authorize", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Authorization endpoint (RFC 6749 §4.1.1): sign in, consent, redirect back with a code",
+)  # fmt: skip
+async def authorize(request: Request) -> Response:
+    tk = tillkey(request)
+    try:
+        require_https(request)
+        params = oauth_params.parse(request.query_params.multi_items(), code_grant.AUTHORIZE_PARAMS)
+        req = await code_grant.validate(tk, params)
+    except code_grant.RedirectError as exc:
+        return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=302)
+    except TillkeyError as exc:
+        # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
+        return pages.error("Authorization failed", exc.message, exc.status_code)
+    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    if session is None or session.pending_otp or req.prompt == "login":
+        if req.prompt == "none":
+            err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
+            return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
+        if req.prompt == "login" and session is not None and not session.pending_otp:
+            await ConsoleSessions(tk).end(session.digest)
+        return _login_redirect(request) if req.prompt != "login" else _login_redirect_without_prompt(request)
+    user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
+    if req.client.first_party:
+        return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=302)
+    if req.prompt == "none":
+        err = code_grant.RedirectError(ConsentRequired(), req.redirect_uri, req.state)
+        return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
+    return pages.consent(
+        client_name=req.client.name, scopes=req.scope, csrf=session.csrf, request_fields=req.as_params(),
+        redirect_uri=req.redirect_uri,
+    )  # fmt: skip
+
+
+def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
+    """prompt=login: sign in again, then continue without the prompt (or it would loop)."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "prompt"]
+    target = request.url.path + "?" + urlencode(kept)
+    return RedirectResponse("/console/login?" + urlencode({"next": target}), status_code=303)
+
+
+@api.route(
+    "POST", "/oauth2/consent", resources=[ANONYMOUS], include_in_schema=False,
+    summary="The consent form's answer: allow or deny the client",
+)  # fmt: skip
+async def consent(request: Request) -> Response:
+    tk = tillkey(request)
+    try:
+        require_https(request)
+        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
+        session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+        if session is None or session.pending_otp:
+            return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
+        if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+            return pages.error("Request refused", "The form has expired. Start again from the application.", 403)
+        req = await code_grant.validate(tk, {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS})
+    except code_grant.RedirectError as exc:
+        return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=303)
+    except TillkeyError as exc:
+        return pages.error("Authorization failed", exc.message, exc.status_code)
+    allowed = form.get("decision") == "allow"
+    await tk.audit.record_request(
+        request, audit.OAUTH2_CONSENT, outcome=audit.SUCCESS if allowed else audit.FAILURE,
+        actor_type=session.user_type, actor_id=session.user_id,
+        details={"client_id": req.client.client_id, "scope": " ".join(req.scope)[:500]},
+    )  # fmt: skip
+    if not allowed:
+        denied = code_grant.RedirectError(AccessDenied(), req.redirect_uri, req.state)
+        return RedirectResponse(code_grant.error_redirect(denied, tk.settings.issuer), status_code=303)
+    user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
+    return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=303)
+
+
+# --- token, revocation, introspection (clients) -------------------------------------------------
+
+
+@api.route(
+    "POST", "/oauth2/token", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Token endpoint (RFC 6749 §3.2): authorization_code, client_credentials, refresh_token",
+)  # fmt: skip
+async def token(request: Request) -> JSONResponse:
+    require_https(request)
+    body = await token_endpoint(
+        tillkey(request), await read_body(request), request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )  # fmt: skip
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/oauth2/revoke", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Token revocation (RFC 7009)",
+)  # fmt: skip
+async def revoke(request: Request) -> Response:
+    require_https(request)
+    await rfc7009.revoke(
+        tillkey(request), await read_body(request), request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )  # fmt: skip
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/oauth2/introspect", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Token introspection (RFC 7662), for confidential clients",
+)  # fmt: skip
+async def introspect(request: Request) -> JSONResponse:
+    require_https(request)
+    body = await rfc7662.introspect(
+        tillkey(request), await read_body(request), request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )  # fmt: skip
+    return JSONResponse(body, headers=NO_STORE)
+
+
+# --- userinfo (bearer) --------------------------------------------------------------------------
+
+
+async def _userinfo(request: Request) -> JSONResponse:
+    tk = tillkey(request)
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        # RFC 6750 §3.1: no credentials, no error code in the challenge.
+        raise Unauthenticated(
+            "A bearer access token is required.", headers={"WWW-Authenticate": 'Bearer realm="tillkey"'}
+        )
+    try:
+        caller = await tk.authenticator.authenticate(token)
+        if caller.is_guest:
+            raise Unauthenticated(detail="token of a deleted client")
+    except Unauthenticated as exc:
+        raise Unauthenticated(
+            "The access token is invalid, expired or revoked.", detail=exc.detail,
+            headers={"WWW-Authenticate": 'Bearer realm="tillkey", error="invalid_token"'},
+        ) from None  # fmt: skip
+    if caller.scopes is None or OPENID not in caller.scopes:
+        raise InsufficientScope(
+            headers={"WWW-Authenticate": f'Bearer realm="tillkey", error="insufficient_scope", scope="{OPENID}"'}
+        )
+    found = await userinfo.claims(tk, caller.user_type, caller.user_id, caller.scopes)
+    if found is None:
+        raise Unauthenticated(
+            "The account is no longer active.",
+            headers={"WWW-Authenticate": 'Bearer realm="tillkey", error="invalid_token"'},
+        )
+    return JSONResponse(found, headers=NO_STORE)
+
+
+@api.route(
+    "GET", "/oauth2/userinfo", resources=[ANONYMOUS], include_in_schema=False,
+    summary="OpenID Connect UserInfo (needs the openid scope)",
+)  # fmt: skip
+async def userinfo_get(request: Request) -> JSONResponse:
+    return await _userinfo(request)
+
+
+@api.route(
+    "POST", "/oauth2/userinfo", resources=[ANONYMOUS], include_in_schema=False,
+    summary="OpenID Connect UserInfo (needs the openid scope)",
+)  # fmt: skip
+async def userinfo_post(request: Request) -> JSONResponse:
+    return await _userinfo(request)
+
+
+# --- client registration (admin API) ------------------------------------------------------------
+
+_CLIENT_BODY = {
+    "type": "object",
+    "required": ["name", "type"],
+    "properties": {
+        "name": {"type": "string"},
+        "type": {"type": "string", "enum": ["confidential", "public"]},
+        "redirect_uris": {"type": "array", "items": {"type": "string"}},
+        "grant_types": {"type": "array", "items": {"type": "string"}},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "first_party": {"type": "boolean"},
+        "require_pkce": {"type": "boolean"},
+    },
+}
+
+
+def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "client_id": c.client_id, "name": c.name, "type": c.client_type, "redirect_uris": list(c.redirect_uris),
+        "grant_types": list(c.grant_types), "scopes": list(c.scopes), "first_party": c.first_party,
+        "require_pkce": c.require_pkce, "active": c.active, "created_at": c.created_at,
+    }  # fmt: skip
+    if secret is not None:
+        out["client_secret"] = secret  # shown this once; only a digest is stored
+    return out
+
+
+def _strings(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{name} must be a list of strings.")
+    return value
+
+
+@api.route(
+    "POST", "/tillkey/v1/oauth2/clients", resources=[CLIENTS_RESOURCE], body_schema=_CLIENT_BODY, status_code=201,
+    summary="Register an OAuth 2 client; the answer holds its secret, shown once",
+)  # fmt: skip
+async def create_client(request: Request) -> JSONResponse:
+    tk: Tillkey = tillkey(request)
+    caller: Principal = principal(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    name, ctype = body.get("name"), body.get("type")
+    if not isinstance(name, str) or not isinstance(ctype, str):
+        raise InvalidRequest("name and type are required strings.")
+    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True))}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise InvalidRequest("first_party and require_pkce must be booleans.")
+    wanted = _strings(body, "scopes")
+    # An admin may not hand a client more than they hold themselves.
+    beyond = [s for s in scope_rules.resource_scopes(tuple(wanted)) if s in tk.tree and not is_allowed(caller, s)]
+    if beyond:
+        raise InvalidRequest(f"You cannot grant scopes you do not hold: {', '.join(beyond)[:200]}.")
+    registered = await Clients(tk).create(
+        name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
+        grant_types=_strings(body, "grant_types"), scopes=wanted, first_party=bool(flags["first_party"]),
+        require_pkce=bool(flags["require_pkce"]),
+    )  # fmt: skip
+    return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
+
+
+@api.route("GET", "/tillkey/v1/oauth2/clients", resources=[CLIENTS_RESOURCE], summary="List OAuth 2 clients")
+async def list_clients(request: Request) -> JSONResponse:
+    return JSONResponse([client_json(c) for c in await Clients(tillkey(request)).registered()])
+
+
+@api.route(
+    "DELETE", "/tillkey/v1/oauth2/clients/{client_id}", resources=[CLIENTS_RESOURCE],
+    summary="Delete an OAuth 2 client: its refresh tokens are revoked and its access tokens stop working",
+)  # fmt: skip
+async def delete_client(request: Request, client_id: str) -> JSONResponse:
+    if len(client_id) > 64:
+        raise InvalidRequest("There is no OAuth client with this client_id.")
+    removed = await Clients(tillkey(request)).delete(client_id)
+    return JSONResponse(client_json(removed))

@@ -1,0 +1,129 @@
+"""Refresh tokens: opaque `tk_rt_` + 256 random bits, stored as a keyed digest, rotated on every
+use and grouped in families (one family per login). RFC 9700 §4.14.2 and OAuth 2.1 §4.3.1.
+
+- Rotation: using a refresh token spends it (a conditional UPDATE, so of two simultaneous uses one
+  wins) and mints its successor in the same family; the family row is locked while it is written.
+- Reuse: presenting a spent token means two parties hold the chain (a stolen token). The whole
+  family is revoked, the access tokens issued from it are denied by jti (tokens/revocation.py,
+  spread through the change feed), and the event is audited (token.refresh_reused).
+- Limits: each token dies `refresh_token_idle_ttl` after it was issued unless used; the family
+  dies `refresh_token_absolute_ttl` after the login, however often it rotates.
+
+The same machinery serves the OAuth 2 refresh_token grant (client_id set) and the Magento-style
+cookie flow (client_id None): a family never crosses from one client to another.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+
+from tillkey.errors import InvalidRequest
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import oauth2 as repo
+from tillkey.store.oauth2 import RefreshToken
+
+PREFIX = "tk_rt_"
+MAX_LENGTH = 128
+
+
+class InvalidRefreshToken(InvalidRequest):
+    """Unknown, expired, revoked, spent or another client's refresh token (RFC 6749 §5.2)."""
+
+    oauth_error = "invalid_grant"
+    default_message = "The refresh token is invalid, expired or revoked."
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    token: str
+    record: RefreshToken
+
+
+class RefreshTokens:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    def _digest(self, token: str) -> str | None:
+        if not token.startswith(PREFIX) or len(token) > MAX_LENGTH:
+            return None
+        return self.tk.master.digest(token)
+
+    async def start(
+        self, *, client_id: str | None, user_type: int, user_id: int, scope: tuple[str, ...] | None,
+        auth_time: int, amr: tuple[str, ...], access_jti: str | None, access_expires_at: int | None,
+    ) -> Issued:  # fmt: skip
+        """First token of a new family (a login, or an authorization code exchanged)."""
+        now = self.tk.clock.now_int()
+        family_expires = now + self.tk.settings.refresh_token_absolute_ttl
+        record = RefreshToken(
+            family_id=secrets.token_hex(16), client_id=client_id, user_type=user_type, user_id=user_id,
+            scope=scope, auth_time=auth_time, amr=amr, issued_at=now,
+            expires_at=min(now + self.tk.settings.refresh_token_idle_ttl, family_expires),
+            family_expires_at=family_expires, access_jti=access_jti, access_expires_at=access_expires_at,
+        )  # fmt: skip
+        token = PREFIX + secrets.token_urlsafe(32)
+        async with self.tk.db.transaction() as s:
+            await repo.add_family(s, record.family_id, now, family_expires)
+            await repo.add_refresh(s, self.tk.master.digest(token), record)
+        return Issued(token, record)
+
+    async def spend(self, token: str, *, client_id: str | None) -> RefreshToken:
+        """Spend `token` for a rotation; the caller issues an access token, then `successor()`.
+        Raises InvalidRefreshToken; a spent token revokes its family first."""
+        now = self.tk.clock.now_int()
+        digest = self._digest(token)
+        if digest is None:
+            raise InvalidRefreshToken(detail="not a refresh token")
+        async with self.tk.db.transaction() as s:
+            rec = await repo.refresh(s, digest)
+            if rec is None:
+                raise InvalidRefreshToken(detail="unknown refresh token")
+            if rec.client_id != client_id:
+                # Bound to the client it was issued to (RFC 6749 §6); not spent by a stranger.
+                raise InvalidRefreshToken(detail="refresh token of another client")
+            spent = not await repo.consume_refresh(s, digest, now)
+        if spent:
+            if rec.revoked_at is None:
+                await self.revoke_family(rec, reason="reuse")
+            raise InvalidRefreshToken(detail="spent or revoked refresh token presented")
+        if rec.expires_at <= now or rec.family_expires_at <= now:
+            raise InvalidRefreshToken(detail="refresh token expired")
+        return rec
+
+    async def successor(self, spent: RefreshToken, *, access_jti: str | None, access_expires_at: int | None) -> Issued:
+        """The next token of the family. Fails if the family was revoked meanwhile."""
+        now = self.tk.clock.now_int()
+        idle_end = now + self.tk.settings.refresh_token_idle_ttl
+        record = replace(
+            spent, issued_at=now, expires_at=min(idle_end, spent.family_expires_at), used_at=None, revoked_at=None,
+            access_jti=access_jti, access_expires_at=access_expires_at,
+        )  # fmt: skip
+        token = PREFIX + secrets.token_urlsafe(32)
+        async with self.tk.db.transaction() as s:
+            if not await repo.claim_family(s, spent.family_id, now):
+                raise InvalidRefreshToken(detail="family revoked during rotation")
+            await repo.add_refresh(s, self.tk.master.digest(token), record)
+        return Issued(token, record)
+
+    async def lookup(self, token: str) -> RefreshToken | None:
+        digest = self._digest(token)
+        if digest is None:
+            return None
+        async with self.tk.db.session() as s:
+            return await repo.refresh(s, digest)
+
+    async def revoke_family(self, rec: RefreshToken, *, reason: str) -> None:
+        """Revoke the family and deny its access tokens; reuse is a security event, logged as one."""
+        now = self.tk.clock.now_int()
+        async with self.tk.db.transaction() as s:
+            issued = await repo.revoke_family(s, rec.family_id, now)
+        await self.tk.revoker.revoke_ids(issued)
+        event = audit.REFRESH_REUSED if reason == "reuse" else audit.TOKEN_REVOKED
+        await self.tk.audit.record(
+            event, outcome=audit.FAILURE if reason == "reuse" else audit.SUCCESS,
+            actor_type=rec.user_type, actor_id=rec.user_id,
+            details={"family": rec.family_id, "client_id": rec.client_id, "reason": reason,
+                     "access_revoked": len(issued), "scope": "family"},
+        )  # fmt: skip
