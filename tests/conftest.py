@@ -142,8 +142,9 @@ class Server:
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> None:
+        """port: a port picked beforehand, e.g. to set TILLKEY_ISSUER to the server's own URL."""
+        self.port = port or free_port()
         log = open(self.data_dir / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi import Path as FastApiPath
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
+from tillkey.accounts import headless
 from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.service import Accounts
 from tillkey.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
@@ -19,6 +20,7 @@ from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
 from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.tokens.refresh import InvalidRefreshToken
 
 api = Api(prefix="/rest/V1", tags=["Magento tokens"])
 
@@ -29,6 +31,25 @@ _CREDENTIALS = {
 }
 Caller = Annotated[Principal, Depends(principal)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The headless-storefront refresh cookie (accounts/headless.py): script cannot read it, it travels
+# only over HTTPS, only to /rest, and never on a cross-site request (CSRF).
+REFRESH_COOKIE = "tillkey_refresh"
+REFRESH_COOKIE_PATH = "/rest"
+
+
+def _with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
+    """The bare-string token body Magento clients expect, plus the refresh cookie."""
+    response = MagentoJSON(body, headers=NO_STORE)
+    response.set_cookie(
+        REFRESH_COOKIE, session.refresh_token, max_age=max(session.refresh_max_age, 0), path=REFRESH_COOKIE_PATH,
+        secure=True, httponly=True, samesite="strict",
+    )  # fmt: skip
+    return response
+
+
+async def _login_response(tk: Tillkey, utype: UserType, user_id: int, amr: tuple[str, ...] = ("pwd",)) -> MagentoJSON:
+    token = await Accounts(tk).issue_token(utype, user_id, amr)
+    return _with_refresh_cookie(token, await headless.begin(tk, utype, user_id, token, amr))
 
 
 async def _credentials(request: Request) -> tuple[str, str]:
@@ -59,7 +80,7 @@ async def admin_token(request: Request) -> MagentoJSON:
     admin = await logins.admin(username, password, where, complete=False)
     await _second_factor_due(tk, admin.id)  # Magento_TwoFactorAuth's 400s (magento.md §2.3)
     await logins.succeeded(UserType.ADMIN, username, admin.id, where)
-    return MagentoJSON(await Accounts(tk).issue_token(UserType.ADMIN, admin.id), headers=NO_STORE)
+    return await _login_response(tk, UserType.ADMIN, admin.id)
 
 
 @api.route(
@@ -71,7 +92,29 @@ async def customer_token(request: Request) -> MagentoJSON:
     username, password = await _credentials(request)
     tk = tillkey(request)
     customer = await Logins(tk).customer(username, password, where)
-    return MagentoJSON(await Accounts(tk).issue_token(UserType.CUSTOMER, customer.id), headers=NO_STORE)
+    return await _login_response(tk, UserType.CUSTOMER, customer.id)
+
+
+@api.route(
+    "POST", "/integration/token/refresh", resources=[ANONYMOUS],
+    summary="Trade the refresh cookie for a new access token (bare JSON string) and a new cookie",
+)  # fmt: skip
+async def refresh_token(request: Request) -> MagentoJSON:
+    # Anonymous: the HttpOnly cookie is the credential. A spent cookie presented again revokes
+    # its whole family (tokens/refresh.py).
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    tk = tillkey(request)
+    try:
+        if not cookie:
+            raise InvalidRefreshToken(detail="no refresh cookie")
+        session = await headless.refresh(tk, cookie)
+    except InvalidRefreshToken as exc:
+        gone = f"{REFRESH_COOKIE}=; Max-Age=0; Path={REFRESH_COOKIE_PATH}; Secure; HttpOnly; SameSite=Strict"
+        raise Unauthenticated(
+            "The refresh token is invalid, expired or revoked. Please sign in again.", detail=exc.detail,
+            headers={"Set-Cookie": gone},
+        ) from None  # fmt: skip
+    return _with_refresh_cookie(session.access_token, session)
 
 
 @api.route(
@@ -144,8 +187,7 @@ async def google_authenticate(request: Request) -> MagentoJSON:
         raise Unauthenticated(INVALID_CODE, detail="wrong, expired or replayed code")
     await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
     await logins.succeeded(UserType.ADMIN, username, admin.id, where, ("pwd", "otp"))
-    token = await Accounts(tk).issue_token(UserType.ADMIN, admin.id, ("pwd", "otp"))
-    return MagentoJSON(token, headers=NO_STORE)
+    return await _login_response(tk, UserType.ADMIN, admin.id, ("pwd", "otp"))
 
 
 @api.route(

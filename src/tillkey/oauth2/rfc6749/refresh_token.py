@@ -22,7 +22,13 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
         raise UnauthorizedClient()
     (token,) = require(params, "refresh_token")
     requested = scope_rules.parse(params.get("scope"))
-    spent = await RefreshTokens(tk).spend(token, client_id=client.client_id)
+    refreshes = RefreshTokens(tk)
+    if requested:
+        # A bad scope must not spend the token: check it against the grant first.
+        found = await refreshes.lookup(token)
+        if found is not None and found.client_id == client.client_id:
+            scope_rules.within(requested, found.scope or ())
+    spent = await refreshes.spend(token, client_id=client.client_id)
     before = tk.revocations.revoke_before.get((spent.user_type, spent.user_id))
     if before is not None and spent.auth_time <= before:
         # The user's tokens were revoked (logout everywhere, deactivation) after this login.

@@ -1,0 +1,44 @@
+"""The headless-storefront session (SPAs, PWAs): a short-lived access token kept in memory, and a
+refresh token in an HttpOnly cookie that `POST /rest/V1/integration/token/refresh` trades for a new
+access token and a new cookie. Backed by the refresh-token families of tokens/refresh.py (client
+None: these families belong to the Magento-style token endpoints, never to an OAuth client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tillkey.accounts.service import Accounts
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.tokens.refresh import InvalidRefreshToken, RefreshTokens
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    access_token: str
+    refresh_token: str
+    refresh_max_age: int  # seconds the cookie should live: the token's idle or absolute end
+
+
+async def begin(tk: Tillkey, user_type: UserType, user_id: int, access_token: str, amr: tuple[str, ...]) -> Session:
+    """After a password login: the first refresh token of a new family, beside `access_token`."""
+    claims = await tk.authenticator.read(access_token)
+    issued = await RefreshTokens(tk).start(
+        client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=claims.issued_at, amr=amr,
+        access_jti=claims.jti, access_expires_at=claims.expires_at,
+    )  # fmt: skip
+    return Session(access_token, issued.token, issued.record.expires_at - tk.clock.now_int())
+
+
+async def refresh(tk: Tillkey, refresh_token: str) -> Session:
+    """Rotate: a new access token and a new refresh token; the presented one is spent."""
+    refreshes = RefreshTokens(tk)
+    spent = await refreshes.spend(refresh_token, client_id=None)
+    before = tk.revocations.revoke_before.get((spent.user_type, spent.user_id))
+    if before is not None and spent.auth_time <= before:
+        # Logged out everywhere, deactivated or deleted since this login.
+        raise InvalidRefreshToken(detail="user revoked since the login")
+    access = await Accounts(tk).issue_token(UserType(spent.user_type), spent.user_id, spent.amr)
+    claims = await tk.authenticator.read(access)
+    issued = await refreshes.successor(spent, access_jti=claims.jti, access_expires_at=claims.expires_at)
+    return Session(access, issued.token, issued.record.expires_at - tk.clock.now_int())
