@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from html import unescape
 import secrets
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit

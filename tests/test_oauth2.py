@@ -489,8 +489,10 @@ def test_admin_api_registers_clients_within_the_callers_grant(srv: Server) -> No
         "/tillkey/v1/oauth2/clients", json={"name": "X", "type": "public", "grant_types": ["client_credentials"]}
     )
     assert bad.status_code == 400
-    implicit = admin.post("/tillkey/v1/oauth2/clients", json={"name": "X", "type": "public", "grant_types": ["implicit"],
-                                                              "redirect_uris": [REDIRECT]})  # fmt: skip
+    implicit = admin.post(
+        "/tillkey/v1/oauth2/clients",
+        json={"name": "X", "type": "public", "grant_types": ["implicit"], "redirect_uris": [REDIRECT]},
+    )
     assert implicit.status_code == 400
     http_redirect = admin.post("/tillkey/v1/oauth2/clients", json={
         "name": "X", "type": "public", "redirect_uris": ["http://app.example.test/cb"]})  # fmt: skip

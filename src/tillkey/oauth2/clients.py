@@ -128,7 +128,16 @@ class Clients:
 
     async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
         """RFC 6749 §2.3.1 (Basic, or client_id + client_secret in the body; never both) and §2.1
-        public clients (client_id alone). Every failure is the same invalid_client."""
+        public clients (client_id alone). Every failure is the same invalid_client; the Basic
+        challenge goes only to clients that tried the Authorization header (§5.2)."""
+        try:
+            return await self._authenticate(params, authorization)
+        except InvalidClient as exc:
+            if authorization is None:
+                exc.headers.pop("WWW-Authenticate", None)
+            raise
+
+    async def _authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
         client_id, secret, method = _credentials(params, authorization)
         async with self.tk.db.session() as s:
             client = await repo.client_by_client_id(s, client_id)
