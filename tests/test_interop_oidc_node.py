@@ -50,8 +50,8 @@ def _node(env: dict[str, str]) -> Any:
 def test_openid_client_and_jose(srv: Server) -> None:
     _node_modules()
     web = register(
-        srv, "--name", "Node app", "--type", "confidential", "--redirect-uri", REDIRECT, "--grant", "authorization_code",
-        "--scope", "openid", "--scope", "profile", "--scope", "email",
+        srv, "--name", "Node app", "--type", "confidential", "--redirect-uri", REDIRECT,
+        "--grant", "authorization_code", "--scope", "openid", "--scope", "profile", "--scope", "email",
     )  # fmt: skip
     svc = register(
         srv, "--name", "Node service", "--type", "confidential", "--grant", "client_credentials",
