@@ -173,7 +173,10 @@ def test_publishable_keys_gate_store_routes(server: Server) -> None:
     }
     r = httpx.get(f"{server.url}/store/customers/me", headers={"x-publishable-api-key": "pk_" + "1" * 64})
     assert r.status_code == 400
-    assert r.json() == {"type": "not_allowed", "message": "A valid publishable key is required to proceed with the request"}
+    assert r.json() == {
+        "type": "not_allowed",
+        "message": "A valid publishable key is required to proceed with the request",
+    }
     # A valid publishable key only opens the gate; the customer route still wants a customer.
     r = httpx.get(f"{server.url}/store/customers/me", headers={"x-publishable-api-key": pk["token"]})
     assert r.status_code == 401 and r.json() == UNAUTHORIZED
