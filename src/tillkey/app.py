@@ -18,13 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
-from tillkey.errors import InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
+from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.runtime import Tillkey
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
-from tillkey.surfaces import audit, magento, native
+from tillkey.surfaces import api_keys, audit, magento, medusa, medusa_store, medusa_wire, native
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
 log = logging.getLogger("tillkey")
@@ -85,7 +85,11 @@ def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
     headers = dict(err.headers)
     if scope["path"].startswith("/rest/"):
         return MagentoJSON(error_body(err), status_code=err.status_code, headers=headers)
-    body: dict[str, Any] = {"error": type(err).__name__, "message": err.message}
+    if medusa_wire.is_medusa_path(scope["path"]):
+        return JSONResponse(medusa_wire.error_body(err), status_code=err.status_code, headers=headers)
+    # AuthenticationRequired is an Unauthenticated that only Medusa tells apart.
+    name = "Unauthenticated" if isinstance(err, AuthenticationRequired) else type(err).__name__
+    body: dict[str, Any] = {"error": name, "message": err.message}
     if err.parameters:
         body["parameters"] = err.parameters
     return JSONResponse(body, status_code=err.status_code, headers=headers)
@@ -162,8 +166,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()
-    # Added last runs first: proxy headers → security headers → rate limit → Magento paths → routes.
+    # Added last runs first: proxy headers → security headers → rate limit → publishable key (/store)
+    # → Magento paths → routes.
     app.add_middleware(MagentoPathMiddleware)
+    app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
     app.add_middleware(
         RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
         render=render_error_scope, pacer=runtime.pacer,
@@ -176,9 +182,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     from tillkey.storeapi import routes as storeapi
 
-    for api in (magento.api, storeapi.api, native.api, audit.api):
+    surfaces = (magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api)
+    for api in surfaces:
         app.include_router(api.router)
-    app.state.declared = [d for api in (magento.api, storeapi.api, native.api, audit.api) for d in api.declared]
+    app.state.declared = [d for api in surfaces for d in api.declared]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
