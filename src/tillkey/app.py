@@ -18,13 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
-from tillkey.errors import InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
+from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.runtime import Tillkey
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
-from tillkey.surfaces import audit, console, magento, native, oauth2
+from tillkey.surfaces import api_keys, audit, console, magento, medusa, medusa_store, medusa_wire, native, oauth2
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
 log = logging.getLogger("tillkey")
@@ -89,7 +89,11 @@ def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
         # RFC 6749 §5.2 shape; error answers of the token endpoint are not cached either (§5.1).
         headers.update(oauth2.NO_STORE)
         return JSONResponse(oauth2.error_body(err), status_code=err.status_code, headers=headers)
-    body: dict[str, Any] = {"error": type(err).__name__, "message": err.message}
+    if medusa_wire.is_medusa_path(scope["path"]):
+        return JSONResponse(medusa_wire.error_body(err), status_code=err.status_code, headers=headers)
+    # AuthenticationRequired is an Unauthenticated that only Medusa tells apart.
+    name = "Unauthenticated" if isinstance(err, AuthenticationRequired) else type(err).__name__
+    body: dict[str, Any] = {"error": name, "message": err.message}
     if err.parameters:
         body["parameters"] = err.parameters
     return JSONResponse(body, status_code=err.status_code, headers=headers)
@@ -166,8 +170,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()
-    # Added last runs first: proxy headers → security headers → rate limit → Magento paths → routes.
+    # Added last runs first: proxy headers → security headers → rate limit → publishable key (/store)
+    # → Magento paths → routes.
     app.add_middleware(MagentoPathMiddleware)
+    app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
     app.add_middleware(
         RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
         render=render_error_scope, pacer=runtime.pacer,
@@ -180,7 +186,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     from tillkey.storeapi import routes as storeapi
 
-    surfaces = (magento.api, storeapi.api, native.api, audit.api, oauth2.api, console.api)
+    surfaces = (
+        magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth2.api,
+        console.api,
+    )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
     app.state.declared = [d for api in surfaces for d in api.declared]

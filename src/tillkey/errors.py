@@ -46,12 +46,24 @@ class Unauthenticated(TillkeyError):
     oauth_error = "invalid_token"
 
 
+class AuthenticationRequired(Unauthenticated):
+    """401 from the access check: a route that needs a caller got none (or an unusable credential).
+
+    Kept apart from other 401s because Medusa answers exactly this case with its bare
+    `{"message": "Unauthorized"}` (its authenticate middleware), not its usual error shape."""
+
+
 class Forbidden(TillkeyError):
     """403: we know who is calling, and they may not do this."""
 
     status_code = 403
     default_message = "Permission denied."
     oauth_error = "access_denied"
+
+
+class NotAllowed(InvalidRequest):
+    """400 for a request that is well-formed but not allowed in this state (Medusa's `not_allowed`:
+    a missing publishable key, deleting a key that is still active, revoking one twice)."""
 
 
 class NotFound(TillkeyError):

@@ -25,6 +25,8 @@ class Principal:
     """An authenticated (or guest) caller. Immutable; guests are a Principal too."""
 
     user_type: UserType
+    # Guests have 0, except the holder of a Medusa registration token (an auth identity with no
+    # account yet): its identity id. Secret API keys: the key's id.
     user_id: int
     # Expanded resource ids this caller holds (tree closure already applied), or ALL.
     resources: frozenset[str] = frozenset()

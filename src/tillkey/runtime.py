@@ -15,7 +15,9 @@ from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
+from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
 from tillkey.credentials.registry import BearerTokens, Credentials
+from tillkey.credentials.sessions import SessionCookies, SessionState
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.security.audit import AuditLog
@@ -23,8 +25,10 @@ from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
+from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import auth as auth_repo
 from tillkey.store import oauth2 as oauth2_repo
+from tillkey.store import sessions as sessions_repo
 from tillkey.store.db import Database, upgrade_async
 from tillkey.tokens import keys
 from tillkey.tokens.contracts import TokenIssuer
@@ -76,16 +80,24 @@ class Tillkey:
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
         self.issuer: TokenIssuer
+        # Medusa-style tokens are always JWTs (their clients read the claims), whatever the format.
+        self.jwt_issuer = JwtIssuer(lambda: self.keyring, settings.issuer, now_int)
         if settings.token_format == TokenFormat.OPAQUE:
             self.issuer = OpaqueIssuer(self.db, self.master, now_int)
         else:
-            self.issuer = JwtIssuer(lambda: self.keyring, settings.issuer, now_int)
+            self.issuer = self.jwt_issuer
         self.authenticator = Authenticator(
             self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
             settings.token_cache_size,
         )  # fmt: skip
+        self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
+        self.sessions = SessionState(self.master, settings.last_used_interval)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
-        self.credentials = Credentials([BearerTokens(self.authenticator)])
+        self.credentials = Credentials([
+            BearerTokens(self.authenticator),
+            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
+            SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
+        ])  # fmt: skip
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -106,6 +118,10 @@ class Tillkey:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sync_task
+        try:
+            await self.flush_usage()
+        except Exception:
+            log.exception("could not write last-use times at stop")
         await self.audit.stop()  # writes what is still queued, so needs the database
         self.passwords.close()
         await self.db.dispose()
@@ -139,6 +155,28 @@ class Tillkey:
             live = await oauth2_repo.clients(s, active_only=True)
         self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
 
+    async def reload_api_keys(self) -> None:
+        async with self.db.session() as s:
+            self.api_keys.load(await api_keys_repo.live(s))
+
+    async def reload_sessions(self, digests: list[str] | None = None) -> None:
+        now_ms = int(self.clock.now() * 1000)
+        async with self.db.session() as s:
+            live = await sessions_repo.live(s, now_ms, digests)
+        if digests is None:
+            self.sessions.load(live)
+        else:
+            self.sessions.apply(digests, live)
+
+    async def flush_usage(self) -> None:
+        """Write the last-use times noted in memory (credentials/usage.py), one transaction."""
+        keys, sessions = self.api_keys.usage.drain(), self.sessions.usage.drain()
+        if not keys and not sessions:
+            return
+        async with self.db.transaction() as s:
+            await api_keys_repo.record_use(s, keys)
+            await sessions_repo.record_seen(s, sessions)
+
     async def reconcile(self) -> None:
         """Full reload of revocations and grants from the database (start, and periodically)."""
         now = self.clock.now_int()
@@ -153,6 +191,8 @@ class Tillkey:
             self.revocations.note_token(jti, exp)
         self.revocations.prune(now)
         await self.reload_grants()
+        await self.reload_api_keys()
+        await self.reload_sessions()
         await self.reload_clients()
         self._last_seq = max(self._last_seq, seq)
 
@@ -180,17 +220,25 @@ class Tillkey:
             await self.reload_keys()
         if "oauth_clients" in kinds:
             await self.reload_clients()
+        if "api_keys" in kinds:
+            await self.reload_api_keys()
+        if "sessions" in kinds:
+            await self.reload_sessions([c.ref for c in changes if c.kind == "sessions" and c.ref])
         for c in changes:
             self._applied[c.seq] = now
         self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}
         self._last_seq = max(self._last_seq, max(c.seq for c in changes))
 
     async def _sync_loop(self) -> None:
-        since_reconcile = 0.0
+        since_reconcile = since_flush = 0.0
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             since_reconcile += self.settings.sync_interval
+            since_flush += self.settings.sync_interval
             try:
+                if since_flush >= self.settings.last_used_interval:
+                    since_flush = 0.0
+                    await self.flush_usage()
                 if since_reconcile >= RECONCILE_EVERY:
                     since_reconcile = 0.0
                     await self.reconcile()
@@ -198,6 +246,8 @@ class Tillkey:
                         await auth_repo.purge_expired(s, self.clock.now_int())
                         await oauth2_repo.purge_expired(s, self.clock.now_int())
                         await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
+                        await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
+                    self.sessions.prune(self.clock.now())
                 else:
                     await self.poll_changes()
             except asyncio.CancelledError:

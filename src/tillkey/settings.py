@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     admin_2fa: Literal["required", "optional", "off"] = "required"
     # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
     totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
+    # Cookie sessions (POST /auth/session): lifetime in seconds (Medusa's default, 10 h). The cookie
+    # is HttpOnly, SameSite=Lax, and Secure except over plain HTTP from a loopback client.
+    session_ttl: int = Field(default=36_000, gt=0, le=30 * 86400)
+    # How often (seconds) at most the last-use time of one API key or session is written. Uses are
+    # noted in memory and written in batches by the sync loop, never on the request path.
+    last_used_interval: float = Field(default=60.0, ge=0)
+    # Lifetime of a password reset token (seconds; Medusa: 15 min).
+    password_reset_ttl: int = Field(default=900, gt=0, le=86400)
+    # Outbox for messages Tillkey would e-mail (password reset tokens): JSON lines appended to this
+    # file (mode 0600) for the operator's mailer to deliver. Empty: such messages are dropped (with a
+    # warning in the log that never contains the token).
+    outbox_file: Path | None = None
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).
@@ -123,7 +135,7 @@ class Settings(BaseSettings):
     # the hash chain. Empty: no mirror.
     audit_file: Path | None = None
 
-    @field_validator("audit_file", mode="before")
+    @field_validator("audit_file", "outbox_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, v: object) -> object:
         return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory

@@ -1,5 +1,6 @@
-"""Who holds which resources, in memory: admin id -> expanded grants of their role, and the live
-OAuth 2 clients with the scopes they may hold (a deleted client's tokens stop here)."""
+"""Who holds which resources, in memory: admin id -> expanded grants of their role, the grant of
+a secret API key (its own resources, never more than its creating admin holds right now), and the
+live OAuth 2 clients with the scopes they may hold (a deleted client's tokens stop here)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ class GrantsState:
             admins[admin_id] = expanded[key]
         self._admins = admins
         self.version += 1
+
+    def admin_active(self, admin_id: int) -> bool:
+        """Active with a role that grants something: what a secret key's creator must stay."""
+        return admin_id in self._admins
+
+    def api_key_principal(self, key_id: int, created_by: int, granted: tuple[str, ...]) -> Principal | None:
+        """A secret key's caller: the key's resources narrowed to its creator's current grant, so a
+        key can never do more than the admin who made it, and demoting that admin narrows the key.
+        None when the creator is deactivated, deleted or role-less: the key stops with them."""
+        creator = self._admins.get(created_by)
+        if creator is None:
+            return None
+        creator_res, creator_all = creator
+        key_res, key_all = self.tree.expand(granted)
+        if key_all and creator_all:
+            resources, everything = creator_res | key_res, True
+        elif key_all:
+            resources, everything = creator_res, False
+        elif creator_all:
+            resources, everything = key_res, False
+        else:
+            resources, everything = key_res & creator_res, False
+        return Principal(UserType.API_KEY, key_id, resources=resources, all_resources=everything, credential="api_key")
 
     def load_clients(self, clients: dict[str, tuple[int, frozenset[str]]]) -> None:
         self._clients = dict(clients)
@@ -89,6 +113,13 @@ class GrantsState:
                 UserType.ADMIN, claims.user_id, resources=resources, all_resources=everything,
                 token_id=claims.jti, issued_at=claims.issued_at, expires_at=claims.expires_at,
                 auth_methods=claims.auth_methods,
+            )  # fmt: skip
+        if utype == UserType.GUEST and claims.user_id:
+            # A Medusa registration token: no account yet, only the auth identity it was issued for
+            # (user_id). A guest to every access check; POST /store/customers reads the identity.
+            return Principal(
+                UserType.GUEST, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
             )  # fmt: skip
         return GUEST
 

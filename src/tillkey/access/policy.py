@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
-from tillkey.errors import Forbidden, Unauthenticated
+from tillkey.errors import AuthenticationRequired, Forbidden
 from tillkey.principal import Principal, UserType
 
 NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
@@ -20,8 +20,9 @@ def is_allowed(principal: Principal, resource: str) -> bool:
         return principal.user_type == UserType.CUSTOMER and (principal.scopes is None or SELF in principal.scopes)
     if resource == ADMIN_SELF:
         return principal.user_type == UserType.ADMIN and (principal.scopes is None or ADMIN_SELF in principal.scopes)
+    # Secret API keys hold resources like admins (their creator's grant, narrowed by the key's own);
     # OAuth clients hold the resources their scopes cover (access/grants.py), like integrations.
-    if principal.user_type not in (UserType.ADMIN, UserType.INTEGRATION, UserType.OAUTH_CLIENT):
+    if principal.user_type not in (UserType.ADMIN, UserType.INTEGRATION, UserType.API_KEY, UserType.OAUTH_CLIENT):
         return False
     return principal.all_resources or resource in principal.resources
 
@@ -37,5 +38,5 @@ def check(principal: Principal, resources: Sequence[str]) -> None:
         if not is_allowed(principal, resource):
             params = {"resources": ", ".join(resources)}
             if principal.is_guest:
-                raise Unauthenticated(NOT_AUTHORIZED, parameters=params)
+                raise AuthenticationRequired(NOT_AUTHORIZED, parameters=params)
             raise Forbidden(NOT_AUTHORIZED, parameters=params, detail=f"missing {resource}")

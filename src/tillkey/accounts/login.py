@@ -48,11 +48,15 @@ class Logins:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
 
-    async def admin(self, username: str, password: str, attempt: Attempt, *, complete: bool = True) -> Admin:
-        """complete=False: a second factor is still to come, so a right password does not clear the
+    async def admin(
+        self, username: str, password: str, attempt: Attempt, *, complete: bool = True, by_email: bool = False
+    ) -> Admin:
+        """by_email: the login name is the admin's email (Medusa's emailpass), not the username.
+
+        complete=False: a second factor is still to come, so a right password does not clear the
         throttle yet (call `succeeded` once the code passes): otherwise whoever knows the password
         could reset the failure count between guesses of the code."""
-        admin = await self._login(UserType.ADMIN, username, password, attempt, complete)
+        admin = await self._login(UserType.ADMIN, username, password, attempt, complete, by_email)
         assert isinstance(admin, Admin)
         if admin.role_id is None:
             await self._audit(audit.LOGIN_FAILURE, attempt, UserType.ADMIN, username, admin.id, reason="no role")
@@ -65,8 +69,9 @@ class Logins:
         return customer
 
     async def _login(
-        self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True
-    ) -> Admin | Customer:
+        self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True,
+        by_email: bool = False,
+    ) -> Admin | Customer:  # fmt: skip
         key = username_key(username)
         try:
             await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
@@ -77,11 +82,12 @@ class Logins:
         # Admission before any database work: logins beyond the hashing pool and its short queue
         # wait without holding database connections or write locks, or are shed (admission.py).
         async with self.tk.login_admission.slot():
-            return await self._admitted(utype, username, key, password, attempt, complete)
+            return await self._admitted(utype, username, key, password, attempt, complete, by_email)
 
     async def _admitted(
-        self, utype: UserType, username: str, key: str, password: str, attempt: Attempt, complete: bool
-    ) -> Admin | Customer:
+        self, utype: UserType, username: str, key: str, password: str, attempt: Attempt, complete: bool,
+        by_email: bool = False,
+    ) -> Admin | Customer:  # fmt: skip
         tk, s = self.tk, self.tk.settings
         now = tk.clock.now_int()
         async with tk.db.session() as db:
@@ -89,7 +95,7 @@ class Logins:
             throttled = count >= s.login_throttle_max_failures and lock_expires > now
             if not throttled:
                 account: Admin | Customer | None = (
-                    await repo.admin_by_username(db, username)
+                    (await (repo.admin_by_email if by_email else repo.admin_by_username)(db, username))
                     if utype == UserType.ADMIN
                     else await repo.customer_by_email(db, username)
                 )

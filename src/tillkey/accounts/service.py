@@ -7,7 +7,8 @@ so the hot-path state of every process follows; deactivation and deletion also r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
@@ -71,20 +72,29 @@ class Accounts:
 
     # --- tokens -------------------------------------------------------------------------------
 
-    async def issue_token(self, user_type: UserType, user_id: int, methods: tuple[str, ...] = ("pwd",)) -> str:
+    async def issue_token(
+        self, user_type: UserType, user_id: int, methods: tuple[str, ...] = ("pwd",), *,
+        extra: Mapping[str, Any] | None = None, ttl: int | None = None,
+    ) -> str:  # fmt: skip
         """Issue a login token. Waits out the current second if this user was revoked in it, so a
-        fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
+        fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule.
+        `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides
+        the user type's lifetime."""
         async with self.tk.db.session() as s:
             before = await auth_repo.revoke_before_of(s, user_type, user_id)
         # asyncio's timer runs on the monotonic clock and may wake a hair before the wall clock
         # turns the second, so check the clock itself, not the sleep.
         while before is not None and self.tk.clock.now_int() <= before:  # noqa: ASYNC110 - waiting on time itself
             await asyncio.sleep(max(0.005, before + 1 - self.tk.clock.now()))
-        ttl = self.tk.settings.ttl_for(user_type)
-        token = await self.tk.issuer.issue(user_type, user_id, ttl, methods)
+        ttl = ttl or self.tk.settings.ttl_for(user_type)
+        if extra is not None:
+            token = await self.tk.jwt_issuer.issue(user_type, user_id, ttl, methods, extra=extra)
+        else:
+            token = await self.tk.issuer.issue(user_type, user_id, ttl, methods)
+        fmt = "jwt" if extra is not None else self.tk.settings.token_format.value
         await self.tk.audit.record(
             audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id,
-            details={"methods": list(methods), "format": self.tk.settings.token_format.value, "ttl": ttl},
+            details={"methods": list(methods), "format": fmt, "ttl": ttl},
         )  # fmt: skip
         return token
 

@@ -65,6 +65,14 @@ ACCOUNT_CHANGED = "account.changed"
 ACCOUNT_DELETED = "account.deleted"
 KEY_ROTATED = "key.rotated"
 KEY_RETIRED = "key.retired"
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
+API_KEY_DELETED = "api_key.deleted"
+API_KEY_REFUSED = "api_key.refused"  # a revoked key, or one whose creator is gone, was presented
+SESSION_CREATED = "session.created"
+SESSION_ENDED = "session.ended"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (event names)
+PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
 # OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.
 OAUTH2_CLIENT_CREATED = "oauth2.client.created"
 OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
@@ -77,6 +85,8 @@ EVENTS = frozenset({
     LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
     TOKEN_REVOKED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED, ROLE_CHANGED,
     ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
+    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
+    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED,
 })  # fmt: skip
 

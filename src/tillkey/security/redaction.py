@@ -25,6 +25,7 @@ _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _CREDENTIAL = re.compile(
     r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # a JWT
     r"|\btk_[a-z]{2}_[\w-]{16,}"  # Tillkey opaque tokens and keys
+    r"|\bsk_[0-9a-f]{16,}"  # Medusa-style secret API keys
     r"|\$argon2\w*\$\S+"  # a password hash
     r"|\b[Bb]earer\s+\S+"
 )

@@ -98,6 +98,13 @@ async def admin_by_username(s: AsyncSession, username: str) -> Admin | None:
     return _admin(row) if row else None
 
 
+async def admin_by_email(s: AsyncSession, email: str) -> Admin | None:
+    """The one admin with this email (case-insensitive); None if none, or several share it (admin
+    emails are not unique, so an email is a login name only when it names one account)."""
+    rows = list(await s.scalars(select(AdminRow).where(func.lower(AdminRow.email) == email.strip().lower()).limit(2)))
+    return _admin(rows[0]) if len(rows) == 1 else None
+
+
 async def admin_by_id(s: AsyncSession, admin_id: int) -> Admin | None:
     row = await s.get(AdminRow, admin_id)
     return _admin(row) if row else None

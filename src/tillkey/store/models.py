@@ -306,6 +306,82 @@ class AdminRecoveryCodeRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+# --- API keys, auth identities, sessions, password resets (Medusa-style) -------------------------
+
+
+class ApiKeyRow(Base):
+    """Medusa-style API keys. Secret keys (`sk_…`) are found by a keyed HMAC digest and never stored;
+    publishable keys (`pk_…`) are public by design (sent from browsers), so their text is kept to be
+    shown again. Times are unix milliseconds; `revoked_ms` may lie ahead (delayed revocation)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))  # "secret" | "publishable"
+    title: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    public_token: Mapped[str | None] = mapped_column(String(128), nullable=True)  # publishable only
+    redacted: Mapped[str] = mapped_column(String(32))
+    # Granted resource ids (unexpanded), newline-separated; secret keys only.
+    resources: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)  # admin id
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_by: Mapped[int | None] = mapped_column(Integer, nullable=True)  # admin id
+    deleted_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AuthIdentityRow(Base):
+    """Medusa's auth identity: a provider's login name (emailpass: the email as given) for an actor
+    type, linked to an account once one exists. A registration that has no account yet keeps its
+    password hash here until POST /store/customers moves it to the new customer."""
+
+    __tablename__ = "auth_identities"
+    __table_args__ = (UniqueConstraint("provider", "actor_type", "entity_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    actor_type: Mapped[str] = mapped_column(String(16))  # "user" | "customer"
+    entity_id: Mapped[str] = mapped_column(String(255))
+    entity_key: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SessionRow(Base):
+    """Server-side cookie sessions, found by a keyed HMAC digest of the cookie value. Generic: `kind`
+    names the surface that created it (medusa; later the console)."""
+
+    __tablename__ = "sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The claims the session was made from (Medusa's auth_context), JSON; no secret in it.
+    context: Mapped[str] = mapped_column(Text, default="{}")
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    last_seen_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class PasswordResetRow(Base):
+    """Single-use password reset tokens, by keyed HMAC digest; a new one replaces older ones."""
+
+    __tablename__ = "password_resets"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+Index("ix_password_resets_user", PasswordResetRow.user_type, PasswordResetRow.user_id)
+Index("ix_auth_identities_user", AuthIdentityRow.user_type, AuthIdentityRow.user_id)
+
+
 # --- OAuth 2 / OpenID Connect provider -----------------------------------------------------------
 
 
@@ -385,18 +461,3 @@ class RefreshTokenRow(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-
-
-class ConsoleSessionRow(Base):
-    """Console login sessions (the login /oauth2/authorize relies on), by keyed digest of the cookie.
-    Interim, on its own table: the console issue is to fold this into the shared session store."""
-
-    __tablename__ = "console_sessions"
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_type: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[int] = mapped_column(Integer)
-    auth_time: Mapped[int] = mapped_column(BigInteger)
-    amr: Mapped[str] = mapped_column(String(64))
-    csrf: Mapped[str] = mapped_column(String(64))  # per-session form token
-    pending_otp: Mapped[bool] = mapped_column(Boolean, default=False)  # password done, code to come
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

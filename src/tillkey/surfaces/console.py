@@ -142,7 +142,7 @@ def _quote(value: str) -> str:
 async def otp_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
-    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
     if session is None or not session.pending_otp:
         return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
     return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
@@ -158,7 +158,7 @@ async def otp(request: Request) -> Response:
         return pages.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
     sessions = ConsoleSessions(tk)
-    session = await sessions.find(request.cookies.get(COOKIE))
+    session = sessions.find(request.cookies.get(COOKIE))
     if session is None or not session.pending_otp:
         return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
     targets = await _redirect_targets(tk, next_url)
@@ -169,7 +169,7 @@ async def otp(request: Request) -> Response:
     async with tk.db.session() as s:
         admin = await admin_by_id(s, session.user_id)
     if admin is None or not admin.is_active:
-        await sessions.end(session.digest)
+        await sessions.end(session)
         return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
     logins, where = Logins(tk), _attempt(request)
     if not await Totp(tk).verify(admin.id, form.get("otp", "")):
@@ -190,9 +190,9 @@ async def otp(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     tk = tillkey(request)
     sessions = ConsoleSessions(tk)
-    session = await sessions.find(request.cookies.get(COOKIE))
+    session = sessions.find(request.cookies.get(COOKIE))
     if session is not None:
-        await sessions.end(session.digest)
+        await sessions.end(session)
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
@@ -201,7 +201,7 @@ async def logout(request: Request) -> Response:
 @api.route("GET", "/console/", resources=[ANONYMOUS], include_in_schema=False, summary="Console home")
 async def home(request: Request) -> Response:
     tk = tillkey(request)
-    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
     if session is None or session.pending_otp:
         return RedirectResponse("/console/login", status_code=303)
     async with tk.db.session() as s:

@@ -112,13 +112,13 @@ async def authorize(request: Request) -> Response:
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
         return pages.error("Authorization failed", exc.message, exc.status_code)
-    session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
             err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
             return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
         if req.prompt == "login" and session is not None and not session.pending_otp:
-            await ConsoleSessions(tk).end(session.digest)
+            await ConsoleSessions(tk).end(session)
         return _login_redirect(request) if req.prompt != "login" else _login_redirect_without_prompt(request)
     user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
     if req.client.first_party:
@@ -148,7 +148,7 @@ async def consent(request: Request) -> Response:
     try:
         require_https(request)
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
-        session = await ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+        session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
         if session is None or session.pending_otp:
             return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
         if not hmac.compare_digest(form.get("csrf", ""), session.csrf):

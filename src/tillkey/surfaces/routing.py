@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from tillkey.access.policy import check
 from tillkey.access.tree import ANONYMOUS
 from tillkey.errors import Forbidden, Unauthenticated
-from tillkey.principal import GUEST, Principal
+from tillkey.principal import GUEST, Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security.audit import ACCESS_DENIED, FAILURE
 
@@ -41,9 +41,15 @@ async def authenticate(request: Request) -> tuple[Principal, bool]:
     return await tillkey(request).credentials.authenticate(request)
 
 
-def requires(*resources: str) -> Callable[[Request], Awaitable[Principal]]:
+def requires(*resources: str, actors: Sequence[UserType] | None = None) -> Callable[[Request], Awaitable[Principal]]:
+    """actors: the user types this route recognises at all (Medusa's authenticate("user", …));
+    any other caller is a guest here, so it gets 401 rather than 403, as Medusa answers."""
+    known = frozenset(actors) if actors is not None else None
+
     async def guard(request: Request) -> Principal:
         principal, presented = await authenticate(request)
+        if known is not None and principal.user_type not in known and not principal.is_guest:
+            principal = GUEST
         try:
             check(principal, resources)
         except Unauthenticated as exc:
@@ -109,7 +115,8 @@ class Api:
 
     def route(
         self, method: str, path: str, *, resources: Sequence[str], summary: str,
-        body_schema: dict[str, Any] | None = None, status_code: int = 200, include_in_schema: bool = True,
+        body_schema: dict[str, Any] | None = None, status_code: int = 200,
+        actors: Sequence[UserType] | None = None, include_in_schema: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
         if not resources:
             raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
@@ -126,7 +133,7 @@ class Api:
                 }
             self.router.add_api_route(
                 path, fn, methods=[method], summary=summary, status_code=status_code,
-                description=f"Requires: {', '.join(res)}", dependencies=[Depends(requires(*res))],
+                description=f"Requires: {', '.join(res)}", dependencies=[Depends(requires(*res, actors=actors))],
                 openapi_extra=extra, responses=_ERROR_RESPONSES, include_in_schema=include_in_schema,
             )  # fmt: skip
             self.declared.append(Declared(method, self.prefix + path, res))

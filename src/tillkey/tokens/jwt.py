@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -13,6 +13,8 @@ from tillkey.tokens.contracts import InvalidToken, TokenClaims
 from tillkey.tokens.keys import Keyring
 
 _REQUIRED = ["uid", "utypid", "iat", "jti"]
+# Claims only the issuer itself sets: extra claims can never forge identity, time or issuer.
+RESERVED = frozenset({"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "aud", "sub"})
 # Clock skew tolerated on iat/nbf between Tillkey hosts and verifiers (seconds).
 LEEWAY = 60
 
@@ -24,8 +26,10 @@ class JwtIssuer:
         self._now = now
 
     async def issue(
-        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
-    ) -> str:
+        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",),
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:  # fmt: skip
+        """`extra`: further claims (Medusa's actor_id, actor_type, …); they never replace ours."""
         iat = self._now()
         key = self._keyring().signer(iat)
         if key is None:
@@ -35,6 +39,8 @@ class JwtIssuer:
         if ttl is not None:
             payload["exp"] = iat + ttl
         payload.update({"jti": secrets.token_hex(16), "iss": self._issuer, "amr": list(auth_methods)})
+        if extra:
+            payload.update({k: v for k, v in extra.items() if k not in payload and k not in RESERVED})
         return jwt.encode(payload, key.signing_key, algorithm=key.alg, headers={"kid": key.kid})
 
 

@@ -1,5 +1,5 @@
 """OAuth 2 / OpenID Connect provider: clients, authorization codes, refresh-token families;
-scope and client of opaque access tokens; interim console login sessions
+scope and client of opaque access tokens
 
 Revision ID: 0008
 Revises: 0007
@@ -77,17 +77,6 @@ def upgrade() -> None:
         sa.Column("access_expires_at", sa.BigInteger(), nullable=True),
     )
     op.create_index("ix_refresh_tokens_family", "refresh_tokens", ["family_id"])
-    op.create_table(
-        "console_sessions",
-        sa.Column("digest", sa.String(64), primary_key=True),
-        sa.Column("user_type", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("auth_time", sa.BigInteger(), nullable=False),
-        sa.Column("amr", sa.String(64), nullable=False),
-        sa.Column("csrf", sa.String(64), nullable=False),
-        sa.Column("pending_otp", sa.Boolean(), nullable=False),
-        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
-    )
     with op.batch_alter_table("opaque_tokens") as batch:
         batch.add_column(sa.Column("scope", sa.Text(), nullable=True))
         batch.add_column(sa.Column("client_id", sa.String(64), nullable=True))
@@ -97,7 +86,6 @@ def downgrade() -> None:
     with op.batch_alter_table("opaque_tokens") as batch:
         batch.drop_column("client_id")
         batch.drop_column("scope")
-    op.drop_table("console_sessions")
     op.drop_index("ix_refresh_tokens_family", "refresh_tokens")
     op.drop_table("refresh_tokens")
     op.drop_table("refresh_families")

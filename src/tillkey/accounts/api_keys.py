@@ -1,0 +1,137 @@
+"""API keys (Medusa-style): create, rename, revoke (at once or later), delete.
+
+The secret is generated here, shown once in the create answer, and stored only as a keyed HMAC
+digest. Every change writes a change-feed row ("api_keys") in the same transaction and is applied
+to this process before the call returns, so a revoked key is refused on the very next request here
+and within one sync interval everywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tillkey.credentials.api_keys import PUBLISHABLE_PREFIX, SECRET_PREFIX
+from tillkey.errors import InvalidRequest, NotAllowed, NotFound
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import api_keys as repo
+from tillkey.store import auth as auth_repo
+from tillkey.store.api_keys import PUBLISHABLE, SECRET, TYPES, ApiKey
+
+ALL = "Magento_Backend::all"
+MAX_REVOKE_IN = 10 * 365 * 86400  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    key: ApiKey
+    token: str  # the raw key: shown once, never stored
+
+
+def redact(raw: str) -> str:
+    return raw[:6] + "***" + raw[-3:]
+
+
+class ApiKeys:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    def _now_ms(self) -> int:
+        return int(self.tk.clock.now() * 1000)
+
+    async def create(
+        self, *, title: str, type: str, created_by: int | None, resources: Sequence[str] | None = None,
+        actor_type: int | None = None, actor_id: int | None = None,
+    ) -> Created:  # fmt: skip
+        """`created_by`: the admin the key acts for (a secret key never exceeds their grant).
+        `resources`: the secret key's own grant; None grants everything the creator holds."""
+        title = title.strip()
+        if not title or len(title) > 255:
+            raise InvalidRequest("Invalid request: Field 'title' is required")
+        if type not in TYPES:
+            raise InvalidRequest(f"Invalid request: Expected 'publishable' | 'secret', received '{type[:20]}'")
+        granted: tuple[str, ...] = ()
+        if type == SECRET:
+            if created_by is None:
+                raise InvalidRequest("A secret key needs the admin it acts for.")
+            granted = tuple(sorted(set(resources))) if resources is not None else (ALL,)
+            unknown = self.tk.tree.unknown(granted)
+            if unknown:
+                raise InvalidRequest(f"Invalid request: unknown resource id(s): {', '.join(unknown)}")
+        elif resources:
+            raise InvalidRequest("Publishable keys grant no resources: they name a storefront, not a caller.")
+        raw = (SECRET_PREFIX if type == SECRET else PUBLISHABLE_PREFIX) + secrets.token_hex(32)
+        now = self._now_ms()
+        async with self.tk.db.transaction() as s:
+            key = await repo.create(
+                s, type=type, title=title, digest=self.tk.master.digest(raw),
+                public_token=raw if type == PUBLISHABLE else None, redacted=redact(raw), resources=granted,
+                created_by=created_by, now_ms=now,
+            )  # fmt: skip
+            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
+        self.tk.api_keys.put(key)
+        await self.tk.audit.record(
+            audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
+            details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
+                     "resources": list(granted)},
+        )  # fmt: skip
+        return Created(key, raw)
+
+    async def get(self, key_id: int) -> ApiKey:
+        async with self.tk.db.session() as s:
+            key = await repo.by_id(s, key_id)
+        if key is None:
+            raise NotFound(f"API Key with id: apk_{key_id} was not found")
+        return key
+
+    async def rename(self, key_id: int, title: str) -> ApiKey:
+        title = title.strip()
+        if not title or len(title) > 255:
+            raise InvalidRequest("Invalid request: Field 'title' is required")
+        await self.get(key_id)
+        async with self.tk.db.transaction() as s:
+            await repo.set_title(s, key_id, title, self._now_ms())
+        return await self.get(key_id)
+
+    async def revoke(
+        self, key_id: int, *, revoke_in: float = 0, by: int | None, actor_type: int | None = None,
+        actor_id: int | None = None,
+    ) -> ApiKey:  # fmt: skip
+        """Revoke now, or `revoke_in` seconds from now (the key works until then)."""
+        if not 0 <= revoke_in <= MAX_REVOKE_IN:
+            raise InvalidRequest(f"Invalid request: Field 'revoke_in' must be between 0 and {MAX_REVOKE_IN}")
+        key = await self.get(key_id)
+        now = self._now_ms()
+        async with self.tk.db.transaction() as s:
+            if not await repo.revoke(s, key_id, now + int(revoke_in * 1000), by, now):
+                raise NotAllowed(f"There are 1 {key.type} keys that are already revoked.")
+            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
+        key = await self.get(key_id)
+        self.tk.api_keys.put(key)
+        await self.tk.audit.record(
+            audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
+            details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
+        )  # fmt: skip
+        return key
+
+    async def delete(self, key_id: int, *, actor_type: int | None = None, actor_id: int | None = None) -> None:
+        key = await self.get(key_id)
+        if key.revoked_ms is None:
+            raise NotAllowed(f"Cannot delete api keys that are not revoked - apk_{key_id}")
+        now = self._now_ms()
+        async with self.tk.db.transaction() as s:
+            await repo.soft_delete(s, key_id, now)
+            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
+        self.tk.api_keys.put(dataclasses.replace(key, deleted_ms=now))
+        await self.tk.audit.record(
+            audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
+            details={"target_type": int(UserType.API_KEY), "target_id": key_id},
+        )  # fmt: skip
+
+    async def listing(self, *, type: str | None, q: str | None, limit: int, offset: int) -> tuple[list[ApiKey], int]:
+        async with self.tk.db.session() as s:
+            return await repo.listing(s, type=type, q=q, limit=limit, offset=offset)

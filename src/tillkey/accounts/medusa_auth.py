@@ -1,0 +1,361 @@
+"""Medusa-style authentication (shared/specs/medusa.md §1-2): emailpass login, customer
+registration, token refresh and password reset, over Tillkey's own accounts and defences.
+
+Logins go through accounts/login.py (rate limits, throttle, lockout, argon2 off the loop), so a
+Medusa login is exactly as hard to brute-force as a Magento one. Tokens are Tillkey JWTs (same
+keys, revocation and access control) that also carry Medusa's claims: actor_id, actor_type,
+auth_identity_id, auth_provider, app_metadata, user_metadata.
+
+A registration token has no actor yet: it is issued to the guest user type with the auth identity
+as its id, so every access check sees a guest; only POST /store/customers (which creates the
+customer and links the identity) and POST /auth/token/refresh read the identity from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from tillkey.accounts.login import Attempt, Logins
+from tillkey.accounts.outbox import Outbox
+from tillkey.accounts.service import Accounts
+from tillkey.crypto.passwords import check_policy
+from tillkey.crypto.secrets import random_token
+from tillkey.errors import (
+    AuthenticationRequired,
+    Conflict,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    Unauthenticated,
+)
+from tillkey.principal import Principal, UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.security.totp import Totp
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import identities as repo
+from tillkey.store.accounts import Admin, Customer
+from tillkey.store.identities import Identity
+
+log = logging.getLogger("tillkey")
+
+EMAILPASS = "emailpass"
+ACTORS = {"user": UserType.ADMIN, "customer": UserType.CUSTOMER}
+ACTOR_OF = {UserType.ADMIN: "user", UserType.CUSTOMER: "customer"}
+ACTOR_PREFIX = {"user": "user_", "customer": "cus_"}
+INVALID_LOGIN = "Invalid email or password"
+IDENTITY_EXISTS = "Identity with email already exists"
+INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message)
+RESET_PREFIX = "tk_rs_"
+OTP_REQUIRED = 'Two-factor authentication is required: send the authenticator code as "otp" with the password.'
+
+
+def actor_id(actor: str, user_id: int | None) -> str:
+    return f"{ACTOR_PREFIX[actor]}{user_id}" if user_id else ""
+
+
+def medusa_claims(actor: str, identity_id: int, user_id: int | None) -> dict[str, Any]:
+    """Medusa 2.21's claims (generate-jwt-token.js), in its order."""
+    aid = actor_id(actor, user_id)
+    return {
+        "actor_id": aid, "actor_type": actor, "auth_identity_id": f"authid_{identity_id}",
+        "auth_provider": EMAILPASS, "mfa_enabled": False, "mfa_challenge_completed_at": None,
+        "app_metadata": {f"{actor}_id": aid} if aid else {}, "user_metadata": {},
+    }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    email: str
+    password: str
+
+
+def emailpass_body(body: dict[str, Any]) -> Credentials:
+    """emailpass's own checks, with its 401 messages (medusa.md §1)."""
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not email or "\x00" in email or len(email) > 254:
+        raise Unauthenticated("Email should be a string")
+    if not isinstance(password, str) or not password or "\x00" in password or len(password) > 1024:
+        raise Unauthenticated("Password should be a string")
+    return Credentials(email, password)
+
+
+class MedusaAuth:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+        self.outbox = Outbox(tk.settings.outbox_file)
+
+    def _now_ms(self) -> int:
+        return int(self.tk.clock.now() * 1000)
+
+    # --- identities and tokens ----------------------------------------------------------------
+
+    async def identity_for(self, actor: str, entity_id: str, user_type: UserType, user_id: int) -> Identity:
+        """The emailpass identity of an account, created the first time it is needed. The caller has
+        just proved the account's password, so the identity follows the account (relinked if the
+        email now names another one, e.g. a customer deleted and created again)."""
+        async with self.tk.db.session() as s:
+            found = await repo.find(s, EMAILPASS, actor, entity_id)
+        if found is None:
+            try:
+                async with self.tk.db.transaction() as s:
+                    return await repo.create(
+                        s, provider=EMAILPASS, actor_type=actor, entity_id=entity_id, password_hash=None,
+                        user_type=int(user_type), user_id=user_id, now_ms=self._now_ms(),
+                    )  # fmt: skip
+            except Conflict:  # created by a concurrent login
+                async with self.tk.db.session() as s:
+                    found = await repo.find(s, EMAILPASS, actor, entity_id)
+                assert found is not None
+        if (found.user_type, found.user_id) != (int(user_type), user_id):
+            async with self.tk.db.transaction() as s:
+                await repo.link(s, found.id, int(user_type), user_id, force=True)
+        return found
+
+    async def token(self, actor: str, identity: Identity, user_type: UserType, user_id: int | None,
+                    methods: tuple[str, ...] = ("pwd",)) -> str:  # fmt: skip
+        claims = medusa_claims(actor, identity.id, user_id)
+        if user_id is None:
+            # Actorless: a guest to every access check, holding only its identity (module doc).
+            ttl = self.tk.settings.customer_token_ttl
+            return await Accounts(self.tk).issue_token(UserType.GUEST, identity.id, methods, extra=claims, ttl=ttl)
+        return await Accounts(self.tk).issue_token(user_type, user_id, methods, extra=claims)
+
+    # --- login ----------------------------------------------------------------------------------
+
+    async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str:
+        creds = emailpass_body(body)
+        logins = Logins(self.tk)
+        try:
+            if actor == "user":
+                account: Admin | Customer = await logins.admin(
+                    creds.email, creds.password, attempt, complete=False, by_email=True
+                )
+            else:
+                account = await logins.customer(creds.email, creds.password, attempt)
+        except Unauthenticated as exc:
+            # One message for unknown email, wrong password, locked, throttled, inactive, no role.
+            raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None
+        if isinstance(account, Admin):
+            methods = await self._second_factor(account, body, attempt, logins)
+            await logins.succeeded(UserType.ADMIN, creds.email, account.id, attempt, methods)
+            identity = await self.identity_for(actor, creds.email, UserType.ADMIN, account.id)
+            return await self.token(actor, identity, UserType.ADMIN, account.id, methods)
+        customer = account
+        identity = await self.identity_for(actor, creds.email, UserType.CUSTOMER, customer.id)
+        return await self.token(actor, identity, UserType.CUSTOMER, customer.id)
+
+    async def _second_factor(
+        self, admin: Admin, body: dict[str, Any], attempt: Attempt, logins: Logins
+    ) -> tuple[str, ...]:
+        """TILLKEY_ADMIN_2FA applies here as on the Magento surface; the code rides in the body."""
+        mode = self.tk.settings.admin_2fa
+        totp = Totp(self.tk)
+        active = mode != "off" and await totp.is_active(admin.id)
+        if mode == "off" or (mode == "optional" and not active):
+            return ("pwd",)
+        otp = body.get("otp")
+        if not active or not isinstance(otp, str) or not otp:
+            raise Unauthenticated(OTP_REQUIRED, detail="second factor missing")
+        if not await totp.verify(admin.id, otp):
+            await logins.record_failure(UserType.ADMIN, body["email"], attempt, "wrong, expired or replayed code")
+            raise Unauthenticated(INVALID_LOGIN, detail="wrong, expired or replayed code")
+        return ("pwd", "otp")
+
+    # --- registration ---------------------------------------------------------------------------
+
+    async def register(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str:
+        """An actorless token for a new identity (customers only: admins are made by an operator)."""
+        if actor != "customer":
+            raise NotAllowed(f"The actor type {actor} cannot register with emailpass; ask an administrator.")
+        creds = emailpass_body(body)
+        tk = self.tk
+        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
+        await tk.ratelimiter.hit(tk.login_username_limit, "login-user", "register", creds.email.casefold())
+        async with tk.db.session() as s:
+            existing = await repo.find(s, EMAILPASS, actor, creds.email)
+            account = await accounts_repo.customer_by_email(s, creds.email)
+        if existing is not None and existing.user_id is None and existing.password_hash is not None:
+            # Medusa: registering again before the customer exists succeeds with the same password.
+            if await tk.passwords.verify(existing.password_hash, creds.password):
+                return await self.token(actor, existing, UserType.CUSTOMER, None)
+            raise Unauthenticated(IDENTITY_EXISTS, detail="pending identity, wrong password")
+        if existing is not None or account is not None:
+            # Registration necessarily tells that an email is taken (as Medusa does); the login
+            # rate limits above bound how fast anyone can ask.
+            raise Unauthenticated(IDENTITY_EXISTS, detail="email taken")
+        check_policy(creds.password, min_length=tk.settings.password_min_length, identifiers=(creds.email,))
+        hashed = await tk.passwords.hash(creds.password)
+        async with tk.db.transaction() as s:
+            try:
+                identity = await repo.create(
+                    s, provider=EMAILPASS, actor_type=actor, entity_id=creds.email, password_hash=hashed,
+                    user_type=None, user_id=None, now_ms=self._now_ms(),
+                )  # fmt: skip
+            except Conflict:
+                raise Unauthenticated(IDENTITY_EXISTS, detail="email taken (race)") from None
+        return await self.token(actor, identity, UserType.CUSTOMER, None)
+
+    async def create_customer(self, caller: Principal, body: dict[str, Any]) -> Customer:
+        """POST /store/customers with a registration token: the customer, linked to the identity."""
+        if caller.user_type == UserType.CUSTOMER:
+            raise NotAllowed("Request already authenticated as a customer.")
+        if caller.user_type != UserType.GUEST or not caller.user_id:
+            raise AuthenticationRequired(detail="no registration token")
+        async with self.tk.db.session() as s:
+            identity = await repo.by_id(s, caller.user_id)
+        if identity is None or identity.actor_type != "customer":
+            raise AuthenticationRequired(detail="registration token of an unknown identity")
+        if identity.user_id is not None or identity.password_hash is None:
+            raise NotAllowed("Request already authenticated as a customer.")
+        email = body.get("email")
+        same = isinstance(email, str) and email.strip().casefold() == identity.entity_id.casefold()
+        if email is not None and not same:
+            raise InvalidRequest("Invalid request: Field 'email' must be the email the identity was registered with")
+        names = {}
+        for field in ("first_name", "last_name"):
+            value = body.get(field)
+            if value is not None and (not isinstance(value, str) or len(value) > 255 or "\x00" in value):
+                raise InvalidRequest(f"Invalid request: Field '{field}' must be a string")
+            names[field] = value or ""
+        async with self.tk.db.transaction() as s:
+            customer = await accounts_repo.create_customer(
+                s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],
+                password_hash=identity.password_hash,
+            )  # fmt: skip
+            if not await repo.link(s, identity.id, int(UserType.CUSTOMER), customer.id):
+                raise NotAllowed("Request already authenticated as a customer.")
+        await self.tk.audit.record(
+            audit.ACCOUNT_CREATED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id, username=customer.email,
+            details={"target_type": int(UserType.CUSTOMER), "target_id": customer.id, "via": "medusa"},
+        )  # fmt: skip
+        return customer
+
+    # --- refresh --------------------------------------------------------------------------------
+
+    async def refresh(self, caller: Principal) -> str:
+        """A fresh token for the caller of a bearer token or session; a registration token's holder
+        gets the customer once it exists (Medusa's register -> create -> refresh)."""
+        if caller.credential not in ("bearer", "session"):
+            raise AuthenticationRequired(detail=f"refresh with a {caller.credential} credential")
+        async with self.tk.db.session() as s:
+            if caller.user_type == UserType.GUEST and caller.user_id:
+                identity = await repo.by_id(s, caller.user_id)
+                if identity is None:
+                    raise AuthenticationRequired(detail="unknown identity")
+                if identity.user_id is None:
+                    return await self.token(identity.actor_type, identity, UserType.CUSTOMER, None)
+                utype, uid = UserType(identity.user_type or UserType.CUSTOMER), identity.user_id
+            elif caller.user_type in ACTOR_OF:
+                utype, uid = caller.user_type, caller.user_id
+            else:
+                raise AuthenticationRequired(detail="no caller to refresh")
+            account: Admin | Customer | None = (
+                await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
+                else await accounts_repo.customer_by_id(s, uid)
+            )  # fmt: skip
+        if account is None or not account.is_active:
+            raise AuthenticationRequired(detail="account gone or inactive")
+        actor = ACTOR_OF[utype]
+        identity = await self.identity_for(actor, account.email, utype, uid)
+        return await self.token(actor, identity, utype, uid, caller.auth_methods or ("pwd",))
+
+    # --- password reset -------------------------------------------------------------------------
+
+    async def request_reset(self, actor: str, identifier: str, attempt: Attempt) -> None:
+        """Answers the same whether or not the email names an account: the work (lookup, token,
+        outbox) runs after the answer, so neither the body nor the timing tells."""
+        tk = self.tk
+        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
+        await tk.ratelimiter.hit(tk.login_username_limit, "reset", actor, identifier.casefold())
+        task = asyncio.create_task(self._reset_soon(actor, identifier, attempt))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _reset_soon(self, actor: str, identifier: str, attempt: Attempt) -> None:
+        try:
+            await self._reset(actor, identifier, attempt)
+        except Exception:
+            log.exception("password reset request failed")
+
+    async def _reset(self, actor: str, identifier: str, attempt: Attempt) -> None:
+        tk = self.tk
+        utype = ACTORS[actor]
+        async with tk.db.session() as s:
+            account: Admin | Customer | None = (
+                await accounts_repo.admin_by_email(s, identifier) if utype == UserType.ADMIN
+                else await accounts_repo.customer_by_email(s, identifier)
+            )  # fmt: skip
+        if account is None or not account.is_active:
+            await tk.audit.record(
+                audit.PASSWORD_RESET_REQUESTED, outcome=audit.FAILURE, actor_type=int(utype), username=identifier[:255],
+                ip=attempt.ip, user_agent=attempt.user_agent, details={"reason": "no such active account"},
+            )  # fmt: skip
+            return
+        token = RESET_PREFIX + random_token(32)
+        expires_ms = self._now_ms() + tk.settings.password_reset_ttl * 1000
+        async with tk.db.transaction() as s:
+            await repo.add_reset(s, tk.master.digest(token), int(utype), account.id, expires_ms)
+        sent = self.outbox.send({
+            "kind": "password_reset", "actor_type": actor, "entity_id": identifier, "to": account.email,
+            "token": token, "expires_at": expires_ms // 1000,
+        })  # fmt: skip
+        await tk.audit.record(
+            audit.PASSWORD_RESET_REQUESTED, actor_type=int(utype), actor_id=account.id, username=identifier[:255],
+            ip=attempt.ip, user_agent=attempt.user_agent, details={"delivered": sent},
+        )  # fmt: skip
+
+    async def update_password(
+        self, actor: str, reset_token: str | None, body: dict[str, Any], attempt: Attempt
+    ) -> None:
+        """Spend a reset token (single use, even when the body is unusable) and set the password.
+        Every token and session of the account is revoked: a reset often follows a compromise."""
+        tk = self.tk
+        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
+        if not reset_token or not reset_token.startswith(RESET_PREFIX) or len(reset_token) > 128:
+            raise Unauthenticated(INVALID_TOKEN)
+        async with tk.db.transaction() as s:
+            spent = await repo.consume_reset(s, tk.master.digest(reset_token), self._now_ms())
+        if spent is None or spent[0] != ACTORS[actor]:
+            raise Unauthenticated(INVALID_TOKEN, detail="unknown, spent, expired or other actor's reset token")
+        utype, uid = UserType(spent[0]), spent[1]
+        password = body.get("password")
+        if not isinstance(password, str) or not password or "\x00" in password or len(password) > 1024:
+            raise AuthenticationRequired(detail="reset without a password")
+        async with tk.db.session() as s:
+            account: Admin | Customer | None = (
+                await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
+                else await accounts_repo.customer_by_id(s, uid)
+            )  # fmt: skip
+        if account is None:
+            raise Unauthenticated(INVALID_TOKEN, detail="account gone")
+        check_policy(password, min_length=tk.settings.password_min_length, identifiers=(account.email,))
+        hashed = await tk.passwords.hash(password)
+        async with tk.db.transaction() as s:
+            if utype == UserType.ADMIN:
+                await accounts_repo.set_admin_password_hash(s, uid, hashed)
+            else:
+                await accounts_repo.set_customer_password_hash(s, uid, hashed)
+        await tk.revoker.revoke_for(utype, uid)
+        await tk.audit.record(
+            audit.PASSWORD_RESET_COMPLETED, actor_type=int(utype), actor_id=uid, username=account.email,
+            ip=attempt.ip, user_agent=attempt.user_agent,
+        )  # fmt: skip
+
+    async def me(self, caller: Principal) -> Admin | Customer:
+        async with self.tk.db.session() as s:
+            account: Admin | Customer | None = (
+                await accounts_repo.admin_by_id(s, caller.user_id) if caller.user_type == UserType.ADMIN
+                else await accounts_repo.customer_by_id(s, caller.user_id)
+            )  # fmt: skip
+        if account is None:
+            actor = ACTOR_OF.get(caller.user_type, "user")
+            noun = "User" if actor == "user" else "Customer"
+            raise NotFound(f"{noun} with id: {actor_id(actor, caller.user_id)} was not found")
+        return account
+
+
+_background: set[asyncio.Task[None]] = set()

@@ -1,0 +1,68 @@
+"""Server-side sessions: start one for an authenticated caller, end one durably (logout).
+
+The cookie value is `tk_ss_` + 256 random bits; the database and memory hold only its keyed
+digest. Generic: `kind` names the surface (medusa now; the admin console can reuse it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tillkey.credentials.sessions import PREFIX
+from tillkey.crypto.secrets import random_token
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import auth as auth_repo
+from tillkey.store import sessions as repo
+from tillkey.store.sessions import Session
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    cookie: str
+    session: Session
+
+
+class Sessions:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    async def start(
+        self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
+        ip: str | None = None, user_agent: str | None = None, ttl: int | None = None,
+    ) -> Started:  # fmt: skip
+        """ttl: seconds (default: the session_ttl setting)."""
+        cookie = PREFIX + random_token(32)
+        now_ms = int(self.tk.clock.now() * 1000)
+        ttl = self.tk.settings.session_ttl if ttl is None else ttl
+        session = Session(
+            self.tk.sessions.digest(cookie), kind, user_type, user_id, identity_id,
+            json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
+            now_ms + ttl * 1000,
+        )  # fmt: skip
+        async with self.tk.db.transaction() as s:
+            await repo.add(s, session)
+            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+        self.tk.sessions.put(session)
+        await self.tk.audit.record(
+            audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+            details={"kind": kind, "ttl": ttl},
+        )  # fmt: skip
+        return Started(cookie, session)
+
+    def find(self, cookie: str | None) -> Session | None:
+        return self.tk.sessions.find(cookie, self.tk.clock.now())
+
+    async def end(self, session: Session, *, ip: str | None = None, user_agent: str | None = None) -> None:
+        """Logout: the row is gone (committed) before this returns; other processes follow the feed."""
+        now = self.tk.clock.now_int()
+        async with self.tk.db.transaction() as s:
+            await repo.end(s, session.digest)
+            await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+        self.tk.sessions.drop(session.digest)
+        await self.tk.audit.record(
+            audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+            user_agent=user_agent, details={"kind": session.kind},
+        )  # fmt: skip

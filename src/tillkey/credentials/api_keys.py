@@ -1,0 +1,167 @@
+"""Medusa-style API keys on the hot path: secret keys as a credential kind, publishable keys as the
+gate on /store routes. Both are looked up in memory by keyed HMAC digest, never in the database.
+
+Secret keys arrive as `Authorization: Basic base64("sk_…:")` (what @medusajs/js-sdk sends), as
+`Basic sk_…` (Medusa 2.x accepts it too) or in the `x-medusa-access-token` header (Medusa's v1
+documentation; 2.x itself no longer reads it). A key is refused once its revocation time has passed,
+or once its creating admin is deactivated or deleted, on the very next call: every check is against
+the in-memory state, which the change feed keeps current (kind "api_keys", and "grants").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from tillkey.access.grants import GrantsState
+from tillkey.credentials.usage import UsageNotes
+from tillkey.crypto.secrets import MasterSecret
+from tillkey.errors import Unauthenticated
+from tillkey.principal import Principal
+from tillkey.security.audit import API_KEY_REFUSED, FAILURE, AuditLog
+from tillkey.store.api_keys import PUBLISHABLE, SECRET, ApiKey
+
+log = logging.getLogger("tillkey.access")
+
+SECRET_PREFIX = "sk_"  # noqa: S105 (a prefix, not a secret)
+PUBLISHABLE_PREFIX = "pk_"
+MAX_KEY_LENGTH = 128
+REFUSAL_AUDIT_EVERY = 60.0  # seconds: a revoked key hammering the API is recorded, not a flood of rows
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKey:
+    id: int
+    type: str
+    digest: str
+    created_by: int | None
+    resources: tuple[str, ...]
+    revoked_ms: int | None  # may lie ahead: delayed revocation
+
+    def revoked(self, now: float) -> bool:
+        return self.revoked_ms is not None and self.revoked_ms <= now * 1000
+
+
+class ApiKeyState:
+    """Every key that is not deleted, by digest (revoked ones too, so their use can be audited)."""
+
+    def __init__(self, master: MasterSecret, usage_interval: float) -> None:
+        self._master = master
+        self._by_digest: dict[str, LiveKey] = {}
+        self.usage: UsageNotes[int] = UsageNotes(usage_interval)
+        # key id -> (principal, grants version it was built from)
+        self._principals: dict[int, tuple[Principal | None, int]] = {}
+
+    def load(self, keys: Iterable[ApiKey]) -> None:
+        self._by_digest = {
+            k.digest: LiveKey(k.id, k.type, k.digest, k.created_by, k.resources, k.revoked_ms) for k in keys
+        }
+        self._principals = {}
+
+    def put(self, key: ApiKey) -> None:
+        """Apply one change to this process at once (the change feed brings it to the others)."""
+        self._by_digest = {d: k for d, k in self._by_digest.items() if k.id != key.id}
+        if key.deleted_ms is None:
+            self._by_digest[key.digest] = LiveKey(
+                key.id, key.type, key.digest, key.created_by, key.resources, key.revoked_ms
+            )
+        self._principals.pop(key.id, None)
+
+    def find(self, raw: str, type: str) -> LiveKey | None:
+        if len(raw) > MAX_KEY_LENGTH:
+            return None
+        digest = self._master.digest(raw)
+        found = self._by_digest.get(digest)
+        # The dict finds it by a keyed digest (timing says nothing about the key); the final
+        # comparison is constant-time all the same.
+        if found is None or found.type != type or not hmac.compare_digest(found.digest, digest):
+            return None
+        return found
+
+    def by_id(self, key_id: int) -> LiveKey | None:
+        for k in self._by_digest.values():
+            if k.id == key_id:
+                return k
+        return None
+
+    def principal(self, key: LiveKey, grants: GrantsState) -> Principal | None:
+        cached = self._principals.get(key.id)
+        if cached is not None and cached[1] == grants.version:
+            return cached[0]
+        found = grants.api_key_principal(key.id, key.created_by, key.resources) if key.created_by else None
+        self._principals[key.id] = (found, grants.version)
+        return found
+
+
+def secret_from_headers(authorization: str | None, access_token: str | None) -> str | None:
+    """The secret key a request presents, or None when it presents none (then other kinds look)."""
+    if access_token:
+        return access_token.strip()
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    value = value.strip()
+    if not value.startswith(SECRET_PREFIX):
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        value = value.removesuffix(":")
+    return value if value.startswith(SECRET_PREFIX) else None
+
+
+class SecretApiKeys:
+    """Credential kind: a secret API key. Produces Principal(API_KEY, key id, the key's grant)."""
+
+    name = "api_key"
+
+    def __init__(
+        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time
+    ) -> None:
+        self._state = state
+        self._grants = grants
+        self._audit = audit
+        self._now = now
+        self._refusals_noted: dict[int, float] = {}
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        raw = secret_from_headers(request.headers.get("authorization"), request.headers.get("x-medusa-access-token"))
+        if raw is None:
+            return None
+        key = self._state.find(raw, SECRET)
+        if key is None:
+            raise Unauthenticated(detail="unknown api key")
+        now = self._now()
+        if key.revoked(now):
+            self._note_refusal(key, request, now, "revoked")
+            raise Unauthenticated(detail="revoked api key")
+        principal = self._state.principal(key, self._grants)
+        if principal is None:
+            self._note_refusal(key, request, now, "creator inactive")
+            raise Unauthenticated(detail="api key creator is inactive")
+        self._state.usage.touch(key.id, now)
+        return principal
+
+    def _note_refusal(self, key: LiveKey, request: Request, now: float, reason: str) -> None:
+        if now - self._refusals_noted.get(key.id, -1e18) < REFUSAL_AUDIT_EVERY:
+            return
+        self._refusals_noted[key.id] = now
+        self._audit.record_soon(
+            API_KEY_REFUSED, outcome=FAILURE, request=request,
+            details={"target_type": 5, "target_id": key.id, "reason": reason, "path": request.url.path[:256]},
+        )  # fmt: skip
+
+
+def publishable_key_valid(state: ApiKeyState, raw: str, now: float) -> bool:
+    """Is this an active publishable key? (The gate on /store routes; not an identity.)"""
+    key = state.find(raw.strip(), PUBLISHABLE)
+    return key is not None and not key.revoked(now)

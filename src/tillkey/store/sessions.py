@@ -1,0 +1,58 @@
+"""Repository for server-side cookie sessions (by keyed digest of the cookie value)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.store.models import SessionRow
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    digest: str
+    kind: str
+    user_type: int
+    user_id: int
+    identity_id: int | None
+    context: str
+    created_ms: int
+    expires_ms: int
+
+
+def _session(r: SessionRow) -> Session:
+    return Session(r.digest, r.kind, r.user_type, r.user_id, r.identity_id, r.context, r.created_ms, r.expires_ms)
+
+
+async def add(s: AsyncSession, session: Session) -> None:
+    s.add(
+        SessionRow(
+            digest=session.digest, kind=session.kind, user_type=session.user_type, user_id=session.user_id,
+            identity_id=session.identity_id, context=session.context, created_ms=session.created_ms,
+            last_seen_ms=session.created_ms, expires_ms=session.expires_ms,
+        )
+    )  # fmt: skip
+
+
+async def end(s: AsyncSession, digest: str) -> bool:
+    res = await s.execute(delete(SessionRow).where(SessionRow.digest == digest))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def live(s: AsyncSession, now_ms: int, digests: Iterable[str] | None = None) -> list[Session]:
+    q = select(SessionRow).where(SessionRow.expires_ms > now_ms)
+    if digests is not None:
+        q = q.where(SessionRow.digest.in_(list(digests)))
+    return [_session(r) for r in await s.scalars(q)]
+
+
+async def purge_expired(s: AsyncSession, now_ms: int) -> None:
+    await s.execute(delete(SessionRow).where(SessionRow.expires_ms <= now_ms))
+
+
+async def record_seen(s: AsyncSession, seen: Mapping[str, int]) -> None:
+    for digest, ms in seen.items():
+        await s.execute(update(SessionRow).where(SessionRow.digest == digest).values(last_seen_ms=ms))

@@ -1,0 +1,157 @@
+"""Medusa-style authentication routes under /auth (shared/specs/medusa.md §1), so the official
+@medusajs/js-sdk logs in against Tillkey unchanged: JWT mode and cookie-session mode."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from tillkey.access.tree import ANONYMOUS
+from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
+from tillkey.accounts.sessions import Sessions
+from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.sessions import COOKIE
+from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
+from tillkey.principal import Principal
+from tillkey.security.proxy import client_ip, is_loopback, is_secure
+from tillkey.surfaces.magento import attempt
+from tillkey.surfaces.medusa_wire import IDENTITY_PREFIX, json_body, prefixed_id, required_string
+from tillkey.surfaces.routing import Api, principal, tillkey
+
+api = Api(tags=["Medusa auth"])
+Caller = Annotated[Principal, Depends(principal)]
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+_EMAILPASS_BODY = {
+    "type": "object",
+    "required": ["email", "password"],
+    "properties": {"email": {"type": "string"}, "password": {"type": "string", "format": "password"}},
+}
+
+
+def _provider(actor: str, provider: str) -> str:
+    """Medusa's validateScopeProviderAssociation, for the one provider Tillkey has."""
+    actor, provider = actor[:32], provider[:64]
+    if actor not in ACTORS:
+        raise NotAllowed(f"The actor type {actor} is not allowed to use the auth provider {provider}")
+    if provider != EMAILPASS:
+        if actor == "user":
+            raise NotAllowed(f"The actor type {actor} is not allowed to use the auth provider {provider}")
+        raise Unauthenticated(f"Unable to retrieve the auth provider with id: {provider}")
+    return actor
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    return await json_body(request, tillkey(request).settings.max_body_bytes)
+
+
+@api.route(
+    "POST", "/auth/token/refresh", resources=[ANONYMOUS],
+    summary="A fresh token for the bearer token or session presented; binds a registration token to its new customer",
+)  # fmt: skip
+async def refresh(request: Request, caller: Caller) -> JSONResponse:
+    return JSONResponse({"token": await MedusaAuth(tillkey(request)).refresh(caller)}, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/auth/session", resources=[ANONYMOUS],
+    summary="Exchange the bearer token for a cookie session (connect.sid); answers the token's claims",
+)  # fmt: skip
+async def create_session(request: Request, caller: Caller) -> JSONResponse:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None or caller.credential != "bearer" or (caller.is_guest and not caller.user_id):
+        raise AuthenticationRequired(detail="POST /auth/session needs a valid bearer token")
+    try:
+        # The guard has verified this very token (signature, expiry, revocation): only read it.
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        claims = {}  # an opaque Tillkey token: no claims to echo
+    identity = claims.get("auth_identity_id")
+    identity_id = prefixed_id(IDENTITY_PREFIX, identity) if isinstance(identity, str) else None
+    tk = tillkey(request)
+    where = attempt(request)
+    started = await Sessions(tk).start(
+        kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
+        context={k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")},
+        ip=where.ip, user_agent=where.user_agent,
+    )  # fmt: skip
+    response = JSONResponse({"user": claims}, headers=NO_STORE)
+    # Secure except over plain HTTP from loopback (development); SameSite=Lax keeps the cookie off
+    # cross-site POSTs, which is what stands in for a CSRF token here.
+    secure = is_secure(request.scope) or not is_loopback(client_ip(request.scope))
+    response.set_cookie(
+        COOKIE, started.cookie, max_age=tk.settings.session_ttl, path="/", httponly=True, secure=secure,
+        samesite="lax",
+    )  # fmt: skip
+    return response
+
+
+@api.route("DELETE", "/auth/session", resources=[ANONYMOUS], summary="Log out: end the cookie session")
+async def end_session(request: Request) -> JSONResponse:
+    sessions = Sessions(tillkey(request))
+    session = sessions.find(request.cookies.get(COOKIE))
+    if session is None:
+        raise AuthenticationRequired(detail="no live session cookie")
+    where = attempt(request)
+    await sessions.end(session, ip=where.ip, user_agent=where.user_agent)
+    response = JSONResponse({"success": True})
+    response.headers.append("Set-Cookie", f"{COOKIE}=; Path=/; Expires={EXPIRED}; HttpOnly; SameSite=Lax")
+    return response
+
+
+@api.route("GET", "/auth/{actor}/providers", resources=[ANONYMOUS], summary="Auth providers of an actor type")
+async def providers(actor: str) -> JSONResponse:
+    _provider(actor, EMAILPASS)
+    return JSONResponse({"providers": [{
+        "id": EMAILPASS, "identifier": EMAILPASS, "display_name": "Email/Password Authentication",
+        "flow": "credentials",
+    }]})  # fmt: skip
+
+
+@api.route(
+    "POST", "/auth/{actor}/{provider}", resources=[ANONYMOUS], body_schema=_EMAILPASS_BODY,
+    summary="Log in (actor user = admin, customer); answers {token}, a JWT with Medusa's claims",
+)  # fmt: skip
+async def login(request: Request, actor: str, provider: str) -> JSONResponse:
+    actor = _provider(actor, provider)
+    where = attempt(request)
+    token = await MedusaAuth(tillkey(request)).login(actor, await _body(request), where)
+    return JSONResponse({"token": token}, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/auth/{actor}/{provider}/register", resources=[ANONYMOUS], body_schema=_EMAILPASS_BODY,
+    summary="Register a customer identity; answers a token without an actor (then POST /store/customers)",
+)  # fmt: skip
+async def register(request: Request, actor: str, provider: str) -> JSONResponse:
+    actor = _provider(actor, provider)
+    where = attempt(request)
+    token = await MedusaAuth(tillkey(request)).register(actor, await _body(request), where)
+    return JSONResponse({"token": token}, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/auth/{actor}/{provider}/reset-password", resources=[ANONYMOUS], status_code=201,
+    summary="Request a password reset; the same answer whether or not the email has an account",
+)  # fmt: skip
+async def reset_password(request: Request, actor: str, provider: str) -> Response:
+    actor = _provider(actor, provider)
+    where = attempt(request)
+    identifier = required_string(await _body(request), "identifier", 254)
+    await MedusaAuth(tillkey(request)).request_reset(actor, identifier, where)
+    return PlainTextResponse("Created", status_code=201)
+
+
+@api.route(
+    "POST", "/auth/{actor}/{provider}/update", resources=[ANONYMOUS],
+    summary="Set a new password with the reset token (Authorization: Bearer <reset token>); single use",
+)  # fmt: skip
+async def update_password(request: Request, actor: str, provider: str) -> JSONResponse:
+    actor = _provider(actor, provider)
+    where = attempt(request)
+    reset_token = bearer_token(request.headers.get("authorization"))
+    await MedusaAuth(tillkey(request)).update_password(actor, reset_token, await _body(request), where)
+    return JSONResponse({"success": True})

@@ -1,0 +1,167 @@
+"""Medusa v2 wire format (shared/specs/medusa.md): JSON bodies, ids, timestamps, and its error shape.
+
+Errors are `{"type", "message"}`, the status following the type (unauthorized 401, forbidden 403,
+not_allowed and invalid_data 400, not_found 404, conflict 409), except the authenticate
+middleware's bare `{"message": "Unauthorized"}`, which is what Tillkey's access check answers
+here (AuthenticationRequired). Clients such as @medusajs/js-sdk read only `message` and the status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tillkey.credentials.api_keys import publishable_key_valid
+from tillkey.errors import (
+    AuthenticationRequired,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    TillkeyError,
+    Unauthenticated,
+)
+
+MEDUSA_PREFIXES = ("/auth/", "/admin/", "/store/")
+UNKNOWN = {"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."}
+NO_PUBLISHABLE_KEY = (
+    "Publishable API key required in the request header: x-publishable-api-key. "
+    "You can manage your keys in settings in the dashboard."
+)
+BAD_PUBLISHABLE_KEY = "A valid publishable key is required to proceed with the request"
+_PLACEHOLDER = re.compile(r"%(\w+)")
+
+# Tillkey's account ids are integers; Medusa's carry a type prefix. Both directions live here.
+ACTOR_PREFIX = {"user": "user_", "customer": "cus_"}
+KEY_PREFIX = "apk_"
+IDENTITY_PREFIX = "authid_"
+
+
+def is_medusa_path(path: str) -> bool:
+    return path.startswith(MEDUSA_PREFIXES)
+
+
+def error_type(err: TillkeyError) -> str:
+    if isinstance(err, Unauthenticated):
+        return "unauthorized"
+    if isinstance(err, Forbidden):
+        return "forbidden"
+    if isinstance(err, NotAllowed):
+        return "not_allowed"
+    if isinstance(err, NotFound):
+        return "not_found"
+    if isinstance(err, Conflict):
+        return "conflict"
+    if isinstance(err, RateLimited):
+        return "too_many_requests"
+    if isinstance(err, InvalidRequest | PayloadTooLarge):
+        return "invalid_data"
+    return "not_allowed" if err.status_code < 500 else "unknown_error"
+
+
+def _text(err: TillkeyError) -> str:
+    """Medusa messages are plain text: fill Tillkey's %placeholders from the parameters."""
+    params = err.parameters
+    if not isinstance(params, dict):
+        return err.message
+    return _PLACEHOLDER.sub(lambda m: str(params.get(m.group(1), m.group(0))), err.message)
+
+
+def error_body(err: TillkeyError) -> dict[str, Any]:
+    if err.status_code >= 500 and err.status_code != 503:
+        return dict(UNKNOWN)
+    if isinstance(err, AuthenticationRequired):
+        return {"message": "Unauthorized"}
+    return {"type": error_type(err), "message": _text(err)}
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_dt(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def prefixed_id(prefix: str, raw: str) -> int | None:
+    """`apk_12` -> 12; anything else (wrong prefix, not a number, absurdly long) -> None."""
+    if not raw.startswith(prefix):
+        return None
+    digits = raw[len(prefix) :]
+    return int(digits) if digits.isdigit() and len(digits) <= 10 and int(digits) < 2**31 else None
+
+
+async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The JSON object body ({} when empty). Medusa answers bad JSON with 400 invalid_data."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InvalidRequest("Invalid JSON in the request body.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("Invalid request: Expected object, received " + type(data).__name__)
+    return data
+
+
+def optional_string(body: dict[str, Any], name: str, max_len: int = 255) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\x00" in value or len(value) > max_len:
+        raise InvalidRequest(f"Invalid request: Field '{name}' must be a string of at most {max_len} characters")
+    return value
+
+
+def required_string(body: dict[str, Any], name: str, max_len: int = 255) -> str:
+    value = optional_string(body, name, max_len)
+    if not value:
+        raise InvalidRequest(f"Invalid request: Field '{name}' is required")
+    return value
+
+
+class PublishableKeyMiddleware:
+    """Every /store route needs an active publishable key in `x-publishable-api-key` (Medusa's
+    ensurePublishableApiKey). Not an identity: it names the storefront, not the caller; checked in
+    memory, before routing, with Medusa's 400s. Pure ASGI: other paths pay one prefix test."""
+
+    def __init__(self, app: ASGIApp, render: Callable[[Scope, TillkeyError], Response]) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/store/"):
+            raw = ""
+            for name, value in scope["headers"]:
+                if name == b"x-publishable-api-key":
+                    raw = value.decode("latin-1")
+            tk = scope["app"].state.tillkey
+            err: TillkeyError | None = None
+            if not raw:
+                err = NotAllowed(NO_PUBLISHABLE_KEY)
+            elif not publishable_key_valid(tk.api_keys, raw, tk.clock.now()):
+                err = NotAllowed(BAD_PUBLISHABLE_KEY)
+            if err is not None:
+                await self.render(scope, err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

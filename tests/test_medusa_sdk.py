@@ -1,0 +1,69 @@
+"""The official @medusajs/js-sdk (npm, pinned in tests/js/medusa) against a live Tillkey server:
+JWT and session mode logins, admin.user.me(), customer register -> create -> refresh ->
+store.customer.retrieve(), API key create -> use -> revoke -> refused, logout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server
+
+JS = Path(__file__).parent / "js" / "medusa"
+pytestmark = pytest.mark.interop
+
+
+def _node_modules() -> None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the Medusa SDK test")
+    if not (JS / "node_modules" / "@medusajs" / "js-sdk").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
+
+
+def test_medusa_js_sdk_round_trip(fresh_server: Server) -> None:
+    _node_modules()
+    srv = fresh_server
+    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin", "BASE": srv.url, "EMAIL": "alice@example.com",
+        "PASSWORD": ADMIN_PASSWORD, "CUSTOMER_EMAIL": "sdk.buyer@example.com", "CUSTOMER_PASSWORD": "Sdk-buyer-pass-1",
+    }  # fmt: skip
+    res = subprocess.run(["node", "sdk-flow.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr + srv.log()
+    out = json.loads(res.stdout)
+
+    assert out["bad_login"] == {"ok": False, "status": 401, "message": "Invalid email or password"}
+    claims = jwt.decode(out["jwt_token"], options={"verify_signature": False})
+    assert claims["actor_type"] == "user" and claims["actor_id"] == out["jwt_me"]["id"]
+    assert claims["app_metadata"] == {"user_id": claims["actor_id"]}
+    assert claims["auth_identity_id"].startswith("authid_") and claims["auth_provider"] == "emailpass"
+    assert claims["utypid"] == 2 and claims["iss"] == "http://tillkey.test"  # Tillkey's own claims too
+    assert out["jwt_me"]["email"] == "alice@example.com"
+
+    assert out["key_created"]["token_prefix"] == "sk_" and "***" in out["key_created"]["redacted"]
+    assert out["key_list"]["ok"] and out["key_list"]["value"] >= 1
+    assert out["revoked"] is not None
+    assert out["key_after_revoke"] == {"ok": False, "status": 401, "message": "Unauthorized"}
+    assert out["me_after_jwt_logout"]["ok"] is False and out["me_after_jwt_logout"]["status"] == 401
+
+    assert out["session_cookie"] is True
+    assert {"httponly", "path", "samesite"} <= set(out["cookie_attributes"])
+    assert out["session_me"] == {"ok": True, "value": "alice@example.com"}
+    assert out["session_cookie_after_logout"] is False
+    assert out["session_me_after_logout"]["status"] == 401
+
+    reg = jwt.decode(out["registration_token"], options={"verify_signature": False})
+    assert reg["actor_id"] == "" and reg["app_metadata"] == {} and reg["actor_type"] == "customer"
+    assert out["me_with_registration_token"] == {"ok": False, "status": 401, "message": "Unauthorized"}
+    assert out["customer_created"]["email"] == "sdk.buyer@example.com"
+    bound = jwt.decode(out["refreshed_token"], options={"verify_signature": False})
+    assert bound["actor_id"] == out["customer_created"]["id"] and bound["utypid"] == 3
+    assert out["customer_me"]["id"] == out["customer_created"]["id"]
+    assert out["duplicate_register"] == {"ok": False, "status": 401, "message": "Identity with email already exists"}
+    assert out["store_without_publishable_key"]["status"] == 400
+    assert out["reset"] == {"ok": True}
