@@ -11,6 +11,9 @@ processes took; when they took much, the report says so and the CPU columns are 
     python bench/run.py --quick     # ~40 s smoke run
     python bench/run.py --duration 10 --rounds 3 --workers 1
 
+Besides the twins, each server is measured on two OAuth 2 endpoints (bench/oauth2_load.py):
+client-credentials token issuance and token introspection, requests/s, p99 and CPU per request.
+
 Results go to stdout and to bench/results/<timestamp>.json. For where the auth time goes inside
 the process, see bench/profile_auth.py.
 """
@@ -43,6 +46,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python bench/run.py`
+    sys.path.insert(0, str(ROOT))
+
+from bench import oauth2_load  # noqa: E402
+
 RESULTS_DIR = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 SKU = "24-MB01"  # created by `tillkey demo seed`
@@ -189,12 +197,13 @@ class Wrk:
         self.connections = connections
         self.token = token
 
-    def run(self, url: str, seconds: int) -> Sample:
+    def run(self, url: str, seconds: int, script: Path | None = None) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
-        # differ only in what the server does with the token.
+        # differ only in what the server does with the token. A script (the OAuth 2 POSTs) sets
+        # its own method, body and headers.
+        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {self.token}"]
         cmd = [
-            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency",
-            "-H", f"Authorization: Bearer {self.token}", url,
+            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", *auth, url,
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
         if done.returncode != 0:
@@ -363,6 +372,29 @@ def measure(server: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) ->
     return samples
 
 
+def measure_oauth2(
+    server: Server, wrk: Wrk, client: dict[str, str], tmp: Path, seconds: int, rounds: int, warmup: int
+) -> dict[str, Any]:
+    """Client-credentials issuance and introspection, alternating per round; medians."""
+    try:
+        posts = oauth2_load.setup(server.base, client["client_id"], client["client_secret"], tmp)
+    except ValueError as exc:
+        raise BenchError(f"OAuth 2 sanity check: {exc}") from None
+
+    def run_one(path: str, script: Path, seconds: int = seconds) -> Sample:
+        before = CpuSnapshot.take(server.pid)
+        s = wrk.run(server.base + path, seconds, script)
+        other, cpu_us = account(before, CpuSnapshot.take(server.pid), s.requests)
+        if s.non_2xx:
+            raise BenchError(f"POST {path}: {s.non_2xx} of {s.requests} responses were not 2xx")
+        print(f"  {server.workers}w POST {path:<20} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req", flush=True)
+        return replace(s, other_cpu=other, cpu_us=cpu_us)
+
+    for post, script in posts:
+        wrk.run(server.base + post.path, warmup, script)
+    return oauth2_load.summarize(oauth2_load.measure(posts, run_one, rounds))
+
+
 def summarize(workers: int, samples: dict[str, list[Sample]]) -> dict[str, Any]:
     routes: dict[str, Any] = {}
     for key, got in samples.items():
@@ -443,6 +475,14 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
                 f"{r['workers']:>7}  {'GET ' + route['path']:<36} {route['rps']:>9.0f} "
                 f"{route['p50_ms']:>8.2f} {route['p99_ms']:>8.2f} {route['cpu_us']:>11.0f}{flag}"
             )
+    out += ["", f"{'workers':>7}  {'OAuth 2 endpoint':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"]
+    for r in results:
+        for key, fig in r.get("oauth2", {}).items():
+            label = "POST /oauth2/token (client creds)" if key == "oauth2-token-cc" else "POST /oauth2/introspect"
+            out.append(
+                f"{r['workers']:>7}  {label:<36} {fig['rps']:>9.0f} {fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} "
+                f"{fig['cpu_us']:>11.0f}"
+            )
     worst = max(route["other_cpu_max"] for r in results for route in r["routes"].values())
     if worst >= NOISY:
         out += [
@@ -499,6 +539,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print("seeding a throwaway database ...", flush=True)
     tillkey_cli(env, "admin", "create", "--username", username, "--email", "perf@example.com", "--password", password)
     tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
+    oauth_client = tillkey_cli(
+        env, "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
+        "--scope", "Magento_Catalog::products",
+    )  # fmt: skip
 
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
     wrk: Wrk | None = None
@@ -509,7 +553,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                 wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
             sanity_check(server.base, wrk.token, workers)
             print(f"measuring {workers} worker(s) on {server.base} ...", flush=True)
-            results.append(summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup)))
+            result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
+            result["oauth2"] = measure_oauth2(server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup)
+            results.append(result)
     if wrk is None:
         raise BenchError("no worker counts to measure")
 

@@ -66,7 +66,9 @@ async def respond(
             auth_time=grant.auth_time or access.issued_at, amr=grant.amr, nonce=grant.nonce,
             access_token=access.token,
         )  # fmt: skip
-    await tk.audit.record(
+    # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
+    # thousands of requests/s must not wait on the audit chain's single writer per token.
+    tk.audit.record_soon(
         audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id,
         details={"client_id": grant.client.client_id, "scope": " ".join(grant.scope)[:500],
                  "format": tk.settings.oauth2_access_token_format.value, "refresh": refresh,
