@@ -76,6 +76,7 @@ class _Feed:
     revoke_before: list[tuple[int, int, int]]
     revoked_tokens: list[tuple[str, int | None]]
     admins: dict[str, dict[str, object]]
+    oauth_clients: dict[str, dict[str, object]] | None = None  # None: a server without OAuth 2
 
 
 class _KeyFollowingReader:
@@ -439,6 +440,8 @@ class Guard:
         self._revocations.prune(self._clock.now_int())
         # Grants move both ways, so they are replaced: the server's snapshot is the truth.
         self._grants.load_expanded(feed.admins)
+        if feed.oauth_clients is not None:
+            self._grants.load_exported_clients(feed.oauth_clients)
 
     async def _poll_loop(self) -> None:
         while True:
@@ -523,4 +526,9 @@ def _parse_feed(data: Any) -> _Feed:
         raise TypeError("admins is not an object of objects")
     for admin_id in admins:
         int(admin_id)
-    return _Feed(before, revoked, admins)
+    clients = data.get("oauth_clients")
+    if clients is not None and (
+        not isinstance(clients, dict) or not all(isinstance(v, dict) for v in clients.values())
+    ):
+        raise TypeError("oauth_clients is not an object of objects")
+    return _Feed(before, revoked, admins, clients)

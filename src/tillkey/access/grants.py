@@ -61,6 +61,18 @@ class GrantsState:
     def client_active(self, client_id: str) -> bool:
         return client_id in self._clients
 
+    def export_clients(self) -> dict[str, dict[str, object]]:
+        """Live OAuth 2 clients, for library guards (GET /tillkey/v1/auth-state)."""
+        return {cid: {"id": row, "scopes": sorted(scopes)} for cid, (row, scopes) in self._clients.items()}
+
+    def load_exported_clients(self, exported: dict[str, dict[str, object]]) -> None:
+        clients: dict[str, tuple[int, frozenset[str]]] = {}
+        for cid, entry in exported.items():
+            row, scopes = entry.get("id"), entry.get("scopes")
+            if isinstance(row, int) and isinstance(scopes, list):
+                clients[str(cid)] = (row, frozenset(str(s) for s in scopes))
+        self.load_clients(clients)
+
     def principal(self, claims: TokenClaims) -> Principal:
         if claims.client_id is None:
             return self._account(claims)

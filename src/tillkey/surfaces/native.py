@@ -51,6 +51,8 @@ async def auth_state(request: Request) -> Response:
         ),
         "revoked_tokens": sorted([j, e] for j, e in tk.revocations.revoked.items() if e is None or e > now),
         "admins": tk.grants.export(),
+        # OAuth 2 tokens are honoured only while their client exists, with its current scopes.
+        "oauth_clients": tk.grants.export_clients(),
     }
     body = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
