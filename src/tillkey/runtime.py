@@ -15,14 +15,17 @@ from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
+from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
 from tillkey.security.audit import AuditLog
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import integrations as integrations_repo
 from tillkey.store.db import Database, upgrade_async
 from tillkey.tokens import keys
 from tillkey.tokens.contracts import TokenIssuer
@@ -81,8 +84,17 @@ class Tillkey:
             self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
             settings.token_cache_size,
         )  # fmt: skip
+        self.integrations = IntegrationState()
         # Credential kinds tried in order on every protected request (credentials/registry.py).
-        self.credentials = Credentials([BearerTokens(self.authenticator)])
+        self.credentials = Credentials([
+            OAuth1Signatures(
+                self.integrations, self.grants, self.master, self.db, self.audit, self.clock,
+                allow_sha1=settings.oauth1_allow_hmac_sha1, max_body_bytes=settings.max_body_bytes,
+                max_age=settings.oauth1_timestamp_max_age,
+            ),
+            IntegrationBearer(self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer),
+            BearerTokens(self.authenticator),
+        ])  # fmt: skip
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -130,6 +142,22 @@ class Tillkey:
         async with self.db.session() as s:
             self.grants.load_admins(await accounts_repo.admin_grants(s))
 
+    async def reload_integrations(self) -> None:
+        """Consumers, access tokens (secrets decrypted) and grants of integrations, into memory."""
+        async with self.db.session() as s:
+            found = await integrations_repo.list_all(s)
+            tokens = await integrations_repo.access_tokens(s)
+        consumers = [
+            Consumer(i.id, i.consumer_key, self.master.decrypt(i.consumer_secret_enc, "oauth1-consumer").decode(),
+                     i.is_active)
+            for i in found
+        ]  # fmt: skip
+        table = {
+            digest: AccessToken(iid, self.master.decrypt(enc, "oauth1-token").decode()) for digest, iid, enc in tokens
+        }
+        self.grants.load_integrations({i.id: i.resources for i in found if i.is_active})
+        self.integrations.load(consumers, table)
+
     async def reconcile(self) -> None:
         """Full reload of revocations and grants from the database (start, and periodically)."""
         now = self.clock.now_int()
@@ -144,6 +172,7 @@ class Tillkey:
             self.revocations.note_token(jti, exp)
         self.revocations.prune(now)
         await self.reload_grants()
+        await self.reload_integrations()
         self._last_seq = max(self._last_seq, seq)
 
     async def poll_changes(self) -> None:
@@ -168,6 +197,8 @@ class Tillkey:
             await self.reload_grants()
         if "keys" in kinds:
             await self.reload_keys()
+        if "integrations" in kinds:
+            await self.reload_integrations()
         for c in changes:
             self._applied[c.seq] = now
         self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}
@@ -185,6 +216,10 @@ class Tillkey:
                     async with self.db.transaction() as s:
                         await auth_repo.purge_expired(s, self.clock.now_int())
                         await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
+                        # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
+                        await integrations_repo.prune_nonces(
+                            s, self.clock.now_int() - self.settings.oauth1_timestamp_max_age
+                        )
                 else:
                     await self.poll_changes()
             except asyncio.CancelledError:

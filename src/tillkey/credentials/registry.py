@@ -58,6 +58,8 @@ class Credentials:
             try:
                 found = await kind.authenticate(request)
             except Unauthenticated as exc:
+                if exc.tell_client:
+                    raise
                 log.debug("%s credential rejected: %s", kind.name, exc.detail)
                 return GUEST, True
             if found is not None:

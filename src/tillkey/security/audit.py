@@ -63,12 +63,18 @@ ROLE_DELETED = "role.deleted"
 ACCOUNT_CREATED = "account.created"
 ACCOUNT_CHANGED = "account.changed"
 ACCOUNT_DELETED = "account.deleted"
+INTEGRATION_CREATED = "integration.created"
+INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
+INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
+INTEGRATION_DELETED = "integration.deleted"
+OAUTH1_REFUSED = "oauth1.refused"  # a signed request or token exchange refused; details.reason
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
 EVENTS = frozenset({
     LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
     TOKEN_REVOKED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED, ROLE_CHANGED,
-    ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED,
+    ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, INTEGRATION_CREATED, INTEGRATION_ACTIVATED,
+    INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
 })  # fmt: skip
 
 SUCCESS = "success"
