@@ -48,6 +48,9 @@ class SignedRequest:
     method: str
     uri: str  # scheme://host[:port]/path as the client addressed it (no query)
     params: tuple[tuple[str, str], ...]  # every signed parameter, oauth_signature excluded
+    # Magento's view of the same parameters: one value per name, query over body over header
+    # (Oauth\Helper\Request::_processRequest merges them into one PHP array).
+    merged: tuple[tuple[str, str], ...]
     oauth: dict[str, str]  # the oauth_* parameters, oauth_signature included
 
     @property
@@ -72,15 +75,16 @@ def parse(
             ]
         except (ValueError, TypeError):
             raise InvalidRequest("The OAuth Authorization header cannot be read.") from None
-    params = [*parse_qsl(query, keep_blank_values=True), *header_params]
-    if form_body:
-        params.extend(parse_qsl(form_body, keep_blank_values=True))
+    query_params = parse_qsl(query, keep_blank_values=True)
+    body_params = parse_qsl(form_body, keep_blank_values=True) if form_body else []
+    params = [*query_params, *header_params, *body_params]
     oauth: dict[str, str] = {}
     for k, v in params:
         if k.startswith("oauth_"):
             oauth.setdefault(k, v)
+    merged = {k: v for k, v in [*header_params, *body_params, *query_params] if k != "oauth_signature"}
     signed = tuple((k, v) for k, v in params if k != "oauth_signature")
-    return SignedRequest(method.upper(), uri, signed, oauth)
+    return SignedRequest(method.upper(), uri, signed, tuple(merged.items()), oauth)
 
 
 def check_protocol(req: SignedRequest, *, now: int, required: Sequence[str], allow_sha1: bool, max_age: int) -> None:
@@ -156,14 +160,16 @@ def natural_normalized(params: Sequence[tuple[str, str]]) -> str:
 
 
 def base_strings(req: SignedRequest) -> list[str]:
-    """The signature base strings a client may have signed: RFC 5849 byte order, then natural order."""
+    """The signature base strings a client may have signed: RFC 5849's (every parameter, byte
+    order), Magento's (one value per name, natural order), and one value per name in byte order
+    (clients that keep parameters in a map, such as oauth-1.0a, and send one twice)."""
     uri = signature.base_string_uri(req.uri)
-    byte_order = signature.normalize_parameters(list(req.params))
-    natural = natural_normalized(req.params)
-    out = [signature.signature_base_string(req.method, uri, byte_order)]
-    if natural != byte_order:
-        out.append(signature.signature_base_string(req.method, uri, natural))
-    return out
+    normalized = [
+        signature.normalize_parameters(list(req.params)),
+        natural_normalized(req.merged),
+        signature.normalize_parameters(list(req.merged)),
+    ]
+    return [signature.signature_base_string(req.method, uri, n) for n in dict.fromkeys(normalized)]
 
 
 @dataclass(frozen=True, slots=True)
