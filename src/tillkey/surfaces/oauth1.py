@@ -30,6 +30,14 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 IntegrationId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
 
 
+_FORM_BODY = {"content": {FORM: {"schema": {"type": "string"}}}}
+# Everything these endpoints answer is form-encoded: tokens, and errors as oauth_problem=...
+FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": "oauth_token and oauth_token_secret" if code == 200 else "oauth_problem", **_FORM_BODY}
+    for code in (200, 400, 401, 413)
+}
+
+
 def _form(values: dict[str, str], status_code: int = 200) -> Response:
     return Response(urlencode(values), status_code=status_code, media_type=FORM, headers=NO_STORE)
 
@@ -52,7 +60,7 @@ async def _refused(request: Request, exc: TillkeyError) -> Response:
 
 
 @api.route(
-    "POST", "/oauth/token/request", resources=[ANONYMOUS],
+    "POST", "/oauth/token/request", resources=[ANONYMOUS], responses=FORM_RESPONSES,
     summary="OAuth 1.0a request token, signed with the consumer secret (activation handshake)",
 )  # fmt: skip
 async def request_token(request: Request) -> Response:
@@ -64,7 +72,7 @@ async def request_token(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/oauth/token/access", resources=[ANONYMOUS],
+    "POST", "/oauth/token/access", resources=[ANONYMOUS], responses=FORM_RESPONSES,
     summary="OAuth 1.0a access token for a request token and its verifier; activates the integration",
 )  # fmt: skip
 async def access_token(request: Request) -> Response:
