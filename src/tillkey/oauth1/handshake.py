@@ -161,6 +161,9 @@ class Exchange:
             raise Unauthenticated(CONSUMER_EXPIRED, detail="handshake expired")
         async with self.tk.db.transaction() as s:
             await self._nonce(s, req, integration.id)
+            # A request token buys one access token, even when two exchanges race with it.
+            if not await repo.spend_token(s, stored.id, repo.REQUEST):
+                raise rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail="request token already spent")
             pair = await issue_access_token(self.tk, s, integration.id)
         await self.tk.reload_integrations()
         await self.tk.audit.record(

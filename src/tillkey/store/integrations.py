@@ -163,6 +163,14 @@ async def promote_token(s: AsyncSession, token_id: int, kind: str, digest: str, 
     )
 
 
+async def spend_token(s: AsyncSession, token_id: int, kind: str) -> bool:
+    """Delete one token of this kind; False when another request spent it first."""
+    result = await s.execute(
+        delete(IntegrationTokenRow).where(IntegrationTokenRow.id == token_id, IntegrationTokenRow.kind == kind)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
 async def delete_tokens(s: AsyncSession, integration_id: int, kinds: Iterable[str] | None = None) -> int:
     q = delete(IntegrationTokenRow).where(IntegrationTokenRow.integration_id == integration_id)
     if kinds is not None:
