@@ -40,6 +40,9 @@ class Unauthenticated(TillkeyError):
 
     status_code = 401
     default_message = "Authentication is required."
+    # A bad credential normally makes the caller a guest, silently (Magento's bearer tokens);
+    # kinds whose protocol tells the client why (OAuth 1.0a signatures) set this.
+    tell_client = False
 
 
 class AuthenticationRequired(Unauthenticated):
@@ -94,6 +97,13 @@ class UnsupportedMediaType(TillkeyError):
 class RateLimited(TillkeyError):
     status_code = 429
     default_message = "Too many requests."
+
+
+class UpstreamFailed(TillkeyError):
+    """502: a server Tillkey called for the request (an integration's endpoint) failed."""
+
+    status_code = 502
+    default_message = "The upstream server did not answer as expected."
 
 
 class Unavailable(TillkeyError):
