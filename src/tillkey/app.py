@@ -24,7 +24,18 @@ from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddlew
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
-from tillkey.surfaces import api_keys, audit, console, magento, medusa, medusa_store, medusa_wire, native, oauth2
+from tillkey.surfaces import (
+    api_keys,
+    audit,
+    console,
+    magento,
+    medusa,
+    medusa_store,
+    medusa_wire,
+    native,
+    oauth1,
+    oauth2,
+)
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 
 log = logging.getLogger("tillkey")
@@ -47,6 +58,9 @@ class MagentoPathMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rest/"):
             path: str = scope["path"]
+            # OAuth 1.0a signatures cover the path the client addressed, before the mapping below.
+            scope = dict(scope)
+            scope["tillkey.signed_path"] = (scope.get("raw_path") or path.encode()).decode("latin-1")
             if path.endswith("/") and len(path) > 9:
                 # Magento ignores a trailing slash; a redirect would break clients that refuse
                 # redirects (pymagento sets max_redirects = 0).
@@ -187,8 +201,8 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth2.api,
-        console.api,
+        magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
+        oauth2.api, console.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

@@ -33,9 +33,11 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 client_app = typer.Typer(no_args_is_help=True, help="OAuth 2 / OpenID Connect clients.")
+integration_app = typer.Typer(no_args_is_help=True, help="Integrations (ERPs, back offices): OAuth 1.0a consumers.")
 for sub, name in [
     (admin_app, "admin"), (customer_app, "customer"), (role_app, "role"), (demo_app, "demo"),
-    (db_app, "db"), (keys_app, "keys"), (audit_app, "audit"), (client_app, "client"),
+    (db_app, "db"), (keys_app, "keys"), (audit_app, "audit"), (integration_app, "integration"),
+    (client_app, "client"),
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
 
@@ -705,6 +707,88 @@ def audit_search(
     except ValueError as exc:
         _fail(str(exc))
     _audit_print(run(lambda tk: tk.audit.search(query)), as_json)
+
+
+# --- integrations -----------------------------------------------------------------------------
+
+
+@integration_app.command("create")
+def integration_create(
+    name: Annotated[str, typer.Option("--name", help="Unique name of the integration.")],
+    resource: Annotated[list[str] | None, typer.Option("--resource", "-r", help="Resource id; repeatable.")] = None,
+    all_resources: Annotated[bool, typer.Option("--all", help="Grant every resource.")] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="Where activation posts the OAuth handshake; none: manual activation.")
+    ] = None,
+    identity_link_url: Annotated[str | None, typer.Option(help="The integration's login page for the admin.")] = None,
+    email: Annotated[str, typer.Option()] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an integration: consumer key and secret (shown once) and its grant of resources."""
+    from tillkey.accounts.integrations import Integrations
+
+    created = run(
+        lambda tk: Integrations(tk).create(
+            name=name, resources=resource or [], all_resources=all_resources, email=email,
+            endpoint_url=endpoint_url, identity_link_url=identity_link_url,
+        )
+    )  # fmt: skip
+    _emit(asdict(created), as_json, "integration created (the consumer secret is not shown again)")
+
+
+@integration_app.command("list")
+def integration_list(as_json: JsonOpt = False) -> None:
+    """List integrations (no secrets)."""
+    from tillkey.accounts.integrations import Integrations
+
+    rows = run(lambda tk: Integrations(tk).list())
+    if as_json:
+        sys.stdout.write(json.dumps({"integrations": rows}) + "\n")
+        return
+    table = Table("id", "name", "status", "consumer key", "access token", "endpoint", "resources")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["name"], r["status"], r["consumer_key"], "yes" if r["has_access_token"] else "no",
+            r["endpoint_url"] or "(manual)", "\n".join(r["resources"]),
+        )  # fmt: skip
+    out.print(table)
+
+
+@integration_app.command("activate")
+def integration_activate(name: str, as_json: JsonOpt = False) -> None:
+    """Activate or re-authorize. Manual: prints the access token and secret (shown once; older
+    tokens are revoked). With an endpoint: posts the handshake to it, to finish within 300 s."""
+    from tillkey.accounts.integrations import Integrations
+
+    done = run(lambda tk: Integrations(tk).activate(name))
+    _emit({k: v for k, v in asdict(done).items() if v is not None}, as_json, "integration activation")
+
+
+@integration_app.command("deactivate")
+def integration_deactivate(name: str) -> None:
+    """Refuse the integration's calls until it is activated again."""
+    from tillkey.accounts.integrations import Integrations
+
+    run(lambda tk: Integrations(tk).deactivate(name))
+    typer.echo(f"integration {name} deactivated")
+
+
+@integration_app.command("revoke")
+def integration_revoke(name: str) -> None:
+    """Revoke the integration's access token; `activate` issues a new one."""
+    from tillkey.accounts.integrations import Integrations
+
+    count = run(lambda tk: Integrations(tk).revoke(name))
+    typer.echo(f"integration {name}: {count} token(s) revoked")
+
+
+@integration_app.command("delete")
+def integration_delete(name: str) -> None:
+    """Delete an integration and its tokens."""
+    from tillkey.accounts.integrations import Integrations
+
+    run(lambda tk: Integrations(tk).delete(name))
+    typer.echo(f"integration {name} deleted")
 
 
 def main() -> None:

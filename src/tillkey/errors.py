@@ -44,6 +44,9 @@ class Unauthenticated(TillkeyError):
     status_code = 401
     default_message = "Authentication is required."
     oauth_error = "invalid_token"
+    # A bad credential normally makes the caller a guest, silently (Magento's bearer tokens);
+    # kinds whose protocol tells the client why (OAuth 1.0a signatures) set this.
+    tell_client = False
 
 
 class AuthenticationRequired(Unauthenticated):
@@ -106,6 +109,13 @@ class RateLimited(TillkeyError):
     status_code = 429
     default_message = "Too many requests."
     oauth_error = "temporarily_unavailable"
+
+
+class UpstreamFailed(TillkeyError):
+    """502: a server Tillkey called for the request (an integration's endpoint) failed."""
+
+    status_code = 502
+    default_message = "The upstream server did not answer as expected."
 
 
 class Unavailable(TillkeyError):

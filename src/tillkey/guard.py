@@ -17,6 +17,12 @@ only `anonymous` keep answering, with the caller treated as a guest. So a revoke
 accepted for at most `max_staleness` seconds after its revocation, whatever happens to the
 network; with the feed up, for at most `poll_interval` plus request time.
 
+Feed credential. Either a feed account (an admin, logged in with its password) or an integration
+(`IntegrationCredential`: `tillkey integration create --name guard --resource Tillkey::auth_state`,
+then `tillkey integration activate guard`), whose OAuth 1.0a credentials sign every feed request:
+no password to store, no login to throttle, nothing that expires, revoked with
+`tillkey integration revoke`.
+
 Limits: only JWTs are verifiable offline. Opaque tokens (`TILLKEY_TOKEN_FORMAT=opaque`) and HS256
 deployments (no public keys) cannot be guarded: the guard refuses to start against such a server.
 Expiry is checked against this host's clock, so keep it synchronised (NTP).
@@ -31,11 +37,13 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
+from oauthlib.oauth1 import Client as OAuth1Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,6 +73,16 @@ RELOGIN_MARGIN = 60.0  # log the feed account in again this long before its toke
 JWKS_MAX_AGE = 300.0  # re-read the keys this often anyway (the server's Cache-Control max-age)
 
 HttpClientFactory = Callable[[], httpx.AsyncClient]
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationCredential:
+    """An integration's OAuth 1.0a credentials, as `tillkey integration create` and `activate` print."""
+
+    consumer_key: str
+    consumer_secret: str = field(repr=False)
+    access_token: str
+    access_token_secret: str = field(repr=False)
 
 
 class GuardError(RuntimeError):
@@ -112,8 +130,9 @@ class Guard:
         server_url: str,
         *,
         issuer: str | None = None,
-        feed_username: str,
-        feed_password: str,
+        feed_username: str | None = None,
+        feed_password: str | None = None,
+        feed_integration: IntegrationCredential | None = None,
         poll_interval: float = 5.0,
         max_staleness: float = 60.0,
         http_client: HttpClientFactory | None = None,
@@ -122,6 +141,8 @@ class Guard:
         token_cache_size: int = 10_000,
         clock: Clock | None = None,
     ) -> None:
+        if (feed_integration is None) == (feed_username is None or feed_password is None):
+            raise ValueError("give the guard one feed credential: feed_username and feed_password, or feed_integration")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         if max_staleness <= poll_interval:
@@ -130,8 +151,9 @@ class Guard:
         self.issuer = (issuer or server_url).rstrip("/")
         self.poll_interval = poll_interval
         self.max_staleness = max_staleness
-        self._feed_username = feed_username
-        self._feed_password = feed_password
+        self._feed_username = feed_username or ""
+        self._feed_password = feed_password or ""
+        self._feed_integration = feed_integration
         self._client_factory = http_client or (lambda: httpx.AsyncClient(timeout=request_timeout))
         self._jwks_refresh_interval = jwks_refresh_interval
         self._clock = clock or Clock()
@@ -178,7 +200,8 @@ class Guard:
                 )
             self.keyring = keyring
             self._keys_fetched_at = time.monotonic()
-            self._check_feed_token(await self._feed_credential())
+            if self._feed_integration is None:
+                self._check_feed_token(await self._feed_credential())
             await self.refresh_state()
         except BaseException:
             await self._close_client()
@@ -353,6 +376,18 @@ class Guard:
 
     # --- the auth-state feed ------------------------------------------------------------------
 
+    async def _feed_headers(self, url: str) -> dict[str, str]:
+        cred = self._feed_integration
+        if cred is None:
+            return {"Authorization": f"Bearer {await self._feed_credential()}"}
+        # A fresh nonce and timestamp per request: oauthlib signs, the server checks (HMAC-SHA256).
+        signer = OAuth1Client(
+            cred.consumer_key, client_secret=cred.consumer_secret, resource_owner_key=cred.access_token,
+            resource_owner_secret=cred.access_token_secret, signature_method=SIGNATURE_HMAC_SHA256,
+        )  # fmt: skip
+        _uri, headers, _body = signer.sign(url, "GET")
+        return {str(k): str(v) for k, v in headers.items()}
+
     async def _feed_credential(self) -> str:
         token = self._feed_token
         renew_at = self._feed_token_renew_at
@@ -401,7 +436,7 @@ class Guard:
         client = self._http()
         url = self.server_url + AUTH_STATE_PATH
         for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {await self._feed_credential()}"}
+            headers = await self._feed_headers(url)
             if self._etag is not None:
                 headers["If-None-Match"] = self._etag
             sent = time.monotonic()
@@ -417,8 +452,12 @@ class Guard:
             self._fresh_at = sent
             return
         if r.status_code == 403:
+            who = "integration" if self._feed_integration else f"account {self._feed_username!r}"
+            raise GuardError(f"the feed {who} may not read {url}: its role must grant {FEED_RESOURCE}")
+        if r.status_code == 401 and self._feed_integration is not None:
             raise GuardError(
-                f"the feed account {self._feed_username!r} may not read {url}: its role must grant {FEED_RESOURCE}"
+                f"the feed integration's credentials were refused at {url} (revoked, deactivated or wrong): "
+                f"{_message(r)}"
             )
         if r.status_code != 200:
             raise GuardError(f"{url} answered HTTP {r.status_code} {_message(r)}")

@@ -16,10 +16,12 @@ from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
+from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.credentials.sessions import SessionCookies, SessionState
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
 from tillkey.security.audit import AuditLog
 from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
@@ -27,6 +29,7 @@ from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.db import Database, upgrade_async
@@ -92,8 +95,15 @@ class Tillkey:
         )  # fmt: skip
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
         self.sessions = SessionState(self.master, settings.last_used_interval)
+        self.integrations = IntegrationState()
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials([
+            OAuth1Signatures(
+                self.integrations, self.grants, self.master, self.db, self.audit, self.clock,
+                allow_sha1=settings.oauth1_allow_hmac_sha1, max_body_bytes=settings.max_body_bytes,
+                max_age=settings.oauth1_timestamp_max_age,
+            ),
+            IntegrationBearer(self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer),
             BearerTokens(self.authenticator),
             SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
@@ -177,6 +187,22 @@ class Tillkey:
             await api_keys_repo.record_use(s, keys)
             await sessions_repo.record_seen(s, sessions)
 
+    async def reload_integrations(self) -> None:
+        """Consumers, access tokens (secrets decrypted) and grants of integrations, into memory."""
+        async with self.db.session() as s:
+            found = await integrations_repo.list_all(s)
+            tokens = await integrations_repo.access_tokens(s)
+        consumers = [
+            Consumer(i.id, i.consumer_key, self.master.decrypt(i.consumer_secret_enc, "oauth1-consumer").decode(),
+                     i.is_active)
+            for i in found
+        ]  # fmt: skip
+        table = {
+            digest: AccessToken(iid, self.master.decrypt(enc, "oauth1-token").decode()) for digest, iid, enc in tokens
+        }
+        self.grants.load_integrations({i.id: i.resources for i in found if i.is_active})
+        self.integrations.load(consumers, table)
+
     async def reconcile(self) -> None:
         """Full reload of revocations and grants from the database (start, and periodically)."""
         now = self.clock.now_int()
@@ -193,6 +219,7 @@ class Tillkey:
         await self.reload_grants()
         await self.reload_api_keys()
         await self.reload_sessions()
+        await self.reload_integrations()
         await self.reload_clients()
         self._last_seq = max(self._last_seq, seq)
 
@@ -224,6 +251,8 @@ class Tillkey:
             await self.reload_api_keys()
         if "sessions" in kinds:
             await self.reload_sessions([c.ref for c in changes if c.kind == "sessions" and c.ref])
+        if "integrations" in kinds:
+            await self.reload_integrations()
         for c in changes:
             self._applied[c.seq] = now
         self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}
@@ -247,6 +276,10 @@ class Tillkey:
                         await oauth2_repo.purge_expired(s, self.clock.now_int())
                         await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
                         await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
+                        # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
+                        await integrations_repo.prune_nonces(
+                            s, self.clock.now_int() - self.settings.oauth1_timestamp_max_age
+                        )
                     self.sessions.prune(self.clock.now())
                 else:
                     await self.poll_changes()

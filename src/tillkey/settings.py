@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     # file (mode 0600) for the operator's mailer to deliver. Empty: such messages are dropped (with a
     # warning in the log that never contains the token).
     outbox_file: Path | None = None
+    # Integration access tokens accepted as `Authorization: Bearer` (Magento's
+    # oauth/consumer/enable_integration_as_bearer; pymagento needs it). Off: only OAuth 1.0a
+    # signed requests carry them.
+    integration_as_bearer: bool = False
+    # Accept HMAC-SHA1 signatures beside HMAC-SHA256 (Magento before 2.4.x did; 2.4.6 refuses SHA1).
+    oauth1_allow_hmac_sha1: bool = False
+    # Seconds an integration has to finish the activation handshake (oauth/consumer/expiration_period).
+    oauth1_handshake_seconds: int = Field(default=300, ge=10, le=86400)
+    # Oldest oauth_timestamp accepted (seconds behind the server's clock). Magento sets no lower
+    # bound; Tillkey keeps nonces this long and refuses older timestamps, so pruning nonces can
+    # never reopen a replay.
+    oauth1_timestamp_max_age: int = Field(default=86400, ge=600)
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).

@@ -1,6 +1,7 @@
-"""Who holds which resources, in memory: admin id -> expanded grants of their role, the grant of
-a secret API key (its own resources, never more than its creating admin holds right now), and the
-live OAuth 2 clients with the scopes they may hold (a deleted client's tokens stop here)."""
+"""Who holds which resources, in memory: admin id -> expanded grants of their role, integration
+id -> expanded grant of that integration (Magento gives each integration a role of its own), the
+grant of a secret API key (its own resources, never more than its creating admin holds now), and
+the live OAuth 2 clients with the scopes they may hold (a deleted client's tokens stop here)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,24 @@ class GrantsState:
     def __init__(self, tree: ResourceTree) -> None:
         self.tree = tree
         self._admins: dict[int, tuple[frozenset[str], bool]] = {}
+        self._integrations: dict[int, tuple[frozenset[str], bool]] = {}
         # client_id -> (client row id, scopes the client may hold now)
         self._clients: dict[str, tuple[int, frozenset[str]]] = {}
         # Bumped on every reload so cached Principals built from older grants are rebuilt.
         self.version = 0
 
-    def load_admins(self, grants: dict[int, tuple[str, ...]]) -> None:
+    def _expand_all(self, grants: dict[int, tuple[str, ...]]) -> dict[int, tuple[frozenset[str], bool]]:
         expanded: dict[tuple[str, ...], tuple[frozenset[str], bool]] = {}
-        admins = {}
-        for admin_id, granted in grants.items():
+        out = {}
+        for holder, granted in grants.items():
             key = tuple(sorted(granted))
             if key not in expanded:
                 expanded[key] = self.tree.expand(key)
-            admins[admin_id] = expanded[key]
-        self._admins = admins
+            out[holder] = expanded[key]
+        return out
+
+    def load_admins(self, grants: dict[int, tuple[str, ...]]) -> None:
+        self._admins = self._expand_all(grants)
         self.version += 1
 
     def admin_active(self, admin_id: int) -> bool:
@@ -53,6 +58,19 @@ class GrantsState:
         else:
             resources, everything = key_res & creator_res, False
         return Principal(UserType.API_KEY, key_id, resources=resources, all_resources=everything, credential="api_key")
+
+    def load_integrations(self, grants: dict[int, tuple[str, ...]]) -> None:
+        """Grants of the integrations that may act (active ones); others get none."""
+        self._integrations = self._expand_all(grants)
+        self.version += 1
+
+    def integration(self, integration_id: int, credential: str) -> Principal:
+        """An integration's Principal (Magento: user type 1, id = integration id)."""
+        resources, everything = self._integrations.get(integration_id, (frozenset(), False))
+        return Principal(
+            UserType.INTEGRATION, integration_id, resources=resources, all_resources=everything,
+            credential=credential,
+        )  # fmt: skip
 
     def load_clients(self, clients: dict[str, tuple[int, frozenset[str]]]) -> None:
         self._clients = dict(clients)

@@ -4,6 +4,11 @@ and produces the same Principal; access control never learns which kind was used
 A kind answers None when its credential is absent, so the next kind may look. A credential that is
 present but bad raises Unauthenticated: the caller is then a guest that presented something, and
 the route's access check decides between 401 and going ahead anonymously (Magento's behaviour).
+An Unauthenticated with `tell_client` set (OAuth 1.0a signature and nonce errors, which Magento
+reports as such) reaches the client instead.
+
+Kinds (runtime.py): OAuth 1.0a signed calls and integration tokens as Bearer (credentials/oauth1.py),
+then Tillkey's own JWT and opaque bearer tokens (BearerTokens below).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class Credentials:
             try:
                 found = await kind.authenticate(request)
             except Unauthenticated as exc:
+                if exc.tell_client:
+                    raise
                 log.debug("%s credential rejected: %s", kind.name, exc.detail)
                 return GUEST, True
             if found is not None:

@@ -73,6 +73,11 @@ SESSION_CREATED = "session.created"
 SESSION_ENDED = "session.ended"
 PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (event names)
 PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
+INTEGRATION_CREATED = "integration.created"
+INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
+INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
+INTEGRATION_DELETED = "integration.deleted"
+OAUTH1_REFUSED = "oauth1.refused"  # a signed request or token exchange refused; details.reason
 # OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.
 OAUTH2_CLIENT_CREATED = "oauth2.client.created"
 OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
@@ -86,7 +91,8 @@ EVENTS = frozenset({
     TOKEN_REVOKED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED, ROLE_CHANGED,
     ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
     API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
-    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED,
+    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, INTEGRATION_CREATED, INTEGRATION_ACTIVATED,
+    INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED,
 })  # fmt: skip
 

@@ -382,6 +382,60 @@ Index("ix_password_resets_user", PasswordResetRow.user_type, PasswordResetRow.us
 Index("ix_auth_identities_user", AuthIdentityRow.user_type, AuthIdentityRow.user_id)
 
 
+# --- integrations and OAuth 1.0a (magento.md §7) -------------------------------------------------
+
+
+class IntegrationRow(Base):
+    """An integration and its OAuth 1.0a consumer (Magento's integration + oauth_consumer).
+
+    The consumer key is a public identifier and is stored as is; the consumer secret is AES-GCM
+    encrypted, because verifying an HMAC signature needs it back."""
+
+    __tablename__ = "integrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(String(255), default="")
+    endpoint_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    identity_link_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    consumer_key: Mapped[str] = mapped_column(String(32), unique=True)
+    consumer_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IntegrationResourceRow(Base):
+    """An integration's grant, exactly like a role's (Magento_Backend::all grants everything)."""
+
+    __tablename__ = "integration_resources"
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class IntegrationTokenRow(Base):
+    """OAuth 1.0a tokens of an integration: `verifier` (handshake posted to the endpoint),
+    `request` (after /oauth/token/request) and `access`. Tokens are found by keyed HMAC digest;
+    their secrets are AES-GCM encrypted (HMAC verification needs them); the verifier is a digest."""
+
+    __tablename__ = "integration_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    verifier_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OauthNonceRow(Base):
+    """Magento's oauth_nonce: a nonce is accepted once per consumer (the primary key says so)."""
+
+    __tablename__ = "oauth_nonces"
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 # --- OAuth 2 / OpenID Connect provider -----------------------------------------------------------
 
 

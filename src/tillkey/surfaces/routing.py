@@ -116,7 +116,8 @@ class Api:
     def route(
         self, method: str, path: str, *, resources: Sequence[str], summary: str,
         body_schema: dict[str, Any] | None = None, status_code: int = 200,
-        actors: Sequence[UserType] | None = None, include_in_schema: bool = True,
+        actors: Sequence[UserType] | None = None,
+        responses: dict[int | str, dict[str, Any]] | None = None, include_in_schema: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
         if not resources:
             raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
@@ -134,7 +135,8 @@ class Api:
             self.router.add_api_route(
                 path, fn, methods=[method], summary=summary, status_code=status_code,
                 description=f"Requires: {', '.join(res)}", dependencies=[Depends(requires(*res, actors=actors))],
-                openapi_extra=extra, responses=_ERROR_RESPONSES, include_in_schema=include_in_schema,
+                openapi_extra=extra, responses={**_ERROR_RESPONSES, **(responses or {})},
+                include_in_schema=include_in_schema,
             )  # fmt: skip
             self.declared.append(Declared(method, self.prefix + path, res))
             return fn

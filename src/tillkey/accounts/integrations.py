@@ -1,0 +1,190 @@
+"""Integrations: create (consumer key and secret, a grant of resources like a role's), activate
+(manually, or by the handshake with the integration's endpoint), deactivate, revoke, delete.
+
+Every change writes the change feed's "integrations" kind in its transaction, so every process's
+in-memory table (oauth1/state.py) follows within the sync interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from tillkey.access.tree import ALL
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.oauth1 import handshake
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import auth as auth_repo
+from tillkey.store import integrations as repo
+from tillkey.store.integrations import Integration
+
+INTEGRATION = int(UserType.INTEGRATION)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A new integration; the consumer secret is shown here once."""
+
+    id: int
+    name: str
+    consumer_key: str
+    consumer_secret: str
+    resources: tuple[str, ...]
+    endpoint_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    id: int
+    name: str
+    consumer_key: str
+    # Manual activation: the access token and secret, shown once.
+    access_token: str | None = None
+    access_token_secret: str | None = None
+    # With an endpoint: the handshake was posted; the integration must finish it by this time.
+    handshake_expires_at: int | None = None
+    identity_link_url: str | None = None
+
+
+def describe(i: Integration, *, has_token: bool | None = None) -> dict[str, Any]:
+    """What listings show: never a secret."""
+    out: dict[str, Any] = {
+        "id": i.id, "name": i.name, "email": i.email, "status": "active" if i.is_active else "inactive",
+        "consumer_key": i.consumer_key, "endpoint_url": i.endpoint_url, "identity_link_url": i.identity_link_url,
+        "resources": list(i.resources), "created_at": i.created_at.isoformat(),
+    }  # fmt: skip
+    if has_token is not None:
+        out["has_access_token"] = has_token
+    return out
+
+
+def _url(value: str | None, what: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 1024:
+        raise InvalidRequest(f"The {what} must be an http(s) URL of at most 1024 characters.")
+    return value
+
+
+class Integrations:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    async def _get(self, name_or_id: str | int) -> Integration:
+        async with self.tk.db.session() as s:
+            if isinstance(name_or_id, int):
+                found = await repo.by_id(s, name_or_id)
+            else:
+                found = await repo.by_name(s, name_or_id)
+        if found is None:
+            raise NotFound("The integration doesn't exist.")
+        return found
+
+    async def create(
+        self, *, name: str, resources: Iterable[str] = (), all_resources: bool = False, email: str = "",
+        endpoint_url: str | None = None, identity_link_url: str | None = None,
+    ) -> Created:  # fmt: skip
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise InvalidRequest("The integration name must be 1 to 255 characters.")
+        granted = list(resources)
+        if all_resources == bool(granted):
+            raise InvalidRequest("Give the integration's resources, or all resources, but not both.")
+        if all_resources:
+            granted = [ALL]
+        unknown = self.tk.tree.unknown(granted)
+        if unknown:
+            raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
+        key, secret = handshake.new_token(), handshake.new_token()
+        async with self.tk.db.transaction() as s:
+            created = await repo.create(
+                s, name=name, email=email.strip()[:255], endpoint_url=_url(endpoint_url, "endpoint URL"),
+                identity_link_url=_url(identity_link_url, "identity link URL"), consumer_key=key,
+                consumer_secret_enc=self.tk.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
+                resources=granted,
+            )  # fmt: skip
+            await auth_repo.record_change(s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION)
+        await self.tk.reload_integrations()
+        await self.tk.audit.record(
+            audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
+                                                "name": created.name, "resources": list(created.resources)},
+        )  # fmt: skip
+        return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
+
+    async def list(self) -> list[dict[str, Any]]:
+        async with self.tk.db.session() as s:
+            found = await repo.list_all(s)
+            with_token = {iid for _d, iid, _e in await repo.access_tokens(s)}
+        return [describe(i, has_token=i.id in with_token) for i in found]
+
+    async def activate(self, name_or_id: str | int) -> Activation:
+        """Magento's Activate / Reauthorize."""
+        integration = await self._get(name_or_id)
+        details = {"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name}
+        if integration.endpoint_url is None:
+            async with self.tk.db.transaction() as s:
+                pair = await handshake.issue_access_token(self.tk, s, integration.id)
+            await self.tk.reload_integrations()
+            await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
+            await self.tk.audit.record(
+                audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
+                details={"format": "oauth1", "via": "manual activation"},
+            )  # fmt: skip
+            return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
+        expires = await handshake.start(self.tk, integration)
+        await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
+        link = None
+        if integration.identity_link_url:
+            sep = "&" if "?" in integration.identity_link_url else "?"
+            link = f"{integration.identity_link_url}{sep}oauth_consumer_key={integration.consumer_key}"
+        return Activation(
+            integration.id, integration.name, integration.consumer_key, handshake_expires_at=expires,
+            identity_link_url=link,
+        )  # fmt: skip
+
+    async def deactivate(self, name_or_id: str | int) -> Integration:
+        """Refuse the integration's calls; its tokens stay, for a later activation to replace."""
+        integration = await self._get(name_or_id)
+        async with self.tk.db.transaction() as s:
+            await repo.set_active(s, integration.id, False)
+            await auth_repo.record_change(
+                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
+            )
+        await self.tk.reload_integrations()
+        await self.tk.audit.record(
+            audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                "name": integration.name, "change": "deactivated"},
+        )  # fmt: skip
+        return await self._get(integration.id)
+
+    async def revoke(self, name_or_id: str | int) -> int:
+        """Delete the integration's tokens (access, and any handshake in progress); answers how many."""
+        integration = await self._get(name_or_id)
+        async with self.tk.db.transaction() as s:
+            count = await repo.delete_tokens(s, integration.id)
+            await auth_repo.record_change(
+                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
+            )
+        await self.tk.reload_integrations()
+        await self.tk.audit.record(
+            audit.TOKEN_REVOKED, details={"target_type": INTEGRATION, "target_id": integration.id, "count": count}
+        )
+        return count
+
+    async def delete(self, name_or_id: str | int) -> None:
+        integration = await self._get(name_or_id)
+        async with self.tk.db.transaction() as s:
+            await repo.delete_integration(s, integration.id)
+            await auth_repo.record_change(
+                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
+            )
+        await self.tk.reload_integrations()
+        await self.tk.audit.record(
+            audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                "name": integration.name},
+        )  # fmt: skip

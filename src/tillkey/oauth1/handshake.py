@@ -1,0 +1,187 @@
+"""Magento's integration activation handshake (magento.md §7), the cold path of OAuth 1.0a:
+
+1. activation posts the consumer key and secret, the store's base URL and an `oauth_verifier` to the
+   integration's endpoint (form-encoded, 5 s timeout, no redirects);
+2. within the handshake window the integration calls POST /oauth/token/request, signed with the
+   consumer secret, and receives a request token and secret;
+3. then POST /oauth/token/access with the request token and the verifier, signed with both
+   secrets, and receives the access token and secret; the integration is then active.
+
+A manual integration (no endpoint) skips all that: activation issues the access token at once.
+Issuing an access token deletes every older token of the integration (re-authorization revokes).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.crypto.secrets import constant_time_equals
+from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
+from tillkey.oauth1 import rfc5849
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import auth as auth_repo
+from tillkey.store import integrations as repo
+from tillkey.store.integrations import Integration
+
+ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+ENDPOINT_TIMEOUT = 5.0  # seconds (Magento's postToConsumer)
+CONSUMER_EXPIRED = "Consumer key has expired"
+BAD_VERIFIER = "Verifier is invalid"
+TOKEN_CONTEXT = "oauth1-token"  # noqa: S105 - AES-GCM associated data of token secrets
+CONSUMER_CONTEXT = "oauth1-consumer"
+
+
+def new_token() -> str:
+    """Magento's token shape: 32 characters of [0-9a-z] (165 bits)."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(rfc5849.TOKEN_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    token: str
+    secret: str
+
+
+async def issue_access_token(tk: Tillkey, s: AsyncSession, integration_id: int) -> TokenPair:
+    """In the caller's transaction: drop every token of the integration, add a new access token,
+    mark the integration active and tell every process (change feed)."""
+    pair = TokenPair(new_token(), new_token())
+    await repo.delete_tokens(s, integration_id)
+    await repo.add_token(
+        s, integration_id, repo.ACCESS, tk.master.digest(pair.token),
+        tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), tk.clock.now_int(),
+    )  # fmt: skip
+    await repo.set_active(s, integration_id, True)
+    await auth_repo.record_change(s, "integrations", tk.clock.now_int(), user_type=1, user_id=integration_id)
+    return pair
+
+
+async def start(tk: Tillkey, integration: Integration) -> int:
+    """Post the verifier to the integration's endpoint; answers the handshake's deadline (unix)."""
+    assert integration.endpoint_url is not None
+    verifier = new_token()
+    now = tk.clock.now_int()
+    async with tk.db.transaction() as s:
+        await repo.delete_tokens(s, integration.id, [repo.VERIFIER, repo.REQUEST])
+        await repo.add_token(
+            s, integration.id, repo.VERIFIER, tk.master.digest(secrets.token_hex(32)),
+            tk.master.encrypt(secrets.token_bytes(16), TOKEN_CONTEXT), now,
+            verifier_digest=tk.master.digest(verifier),
+        )  # fmt: skip
+    form = {
+        "oauth_consumer_key": integration.consumer_key,
+        "oauth_consumer_secret": tk.master.decrypt(integration.consumer_secret_enc, CONSUMER_CONTEXT).decode(),
+        "store_base_url": tk.settings.issuer + "/",
+        "oauth_verifier": verifier,
+    }
+    try:
+        async with httpx.AsyncClient(timeout=ENDPOINT_TIMEOUT, follow_redirects=False) as client:
+            answer = await client.post(integration.endpoint_url, data=form)
+    except httpx.HTTPError as exc:
+        raise UpstreamFailed(
+            "The integration's endpoint could not be reached.", detail=f"{type(exc).__name__}: {exc}"
+        ) from None
+    if not answer.is_success:
+        raise UpstreamFailed(f"The integration's endpoint answered HTTP {answer.status_code}.")
+    return now + tk.settings.oauth1_handshake_seconds
+
+
+class Exchange:
+    """POST /oauth/token/request and /oauth/token/access (surfaces/oauth1.py renders)."""
+
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+        self._dummy = secrets.token_hex(16)
+
+    async def _consumer(self, req: rfc5849.SignedRequest) -> tuple[Integration | None, str]:
+        async with self.tk.db.session() as s:
+            found = await repo.by_consumer_key(s, req.consumer_key)
+        if found is None:
+            return None, self._dummy
+        return found, self.tk.master.decrypt(found.consumer_secret_enc, CONSUMER_CONTEXT).decode()
+
+    def _check(self, req: rfc5849.SignedRequest, required: list[str]) -> None:
+        settings = self.tk.settings
+        rfc5849.check_protocol(
+            req, now=self.tk.clock.now_int(), required=required, allow_sha1=settings.oauth1_allow_hmac_sha1,
+            max_age=settings.oauth1_timestamp_max_age,
+        )  # fmt: skip
+
+    async def _nonce(self, s: AsyncSession, req: rfc5849.SignedRequest, integration_id: int) -> None:
+        if not await repo.use_nonce(s, integration_id, req.oauth["oauth_nonce"], int(req.oauth["oauth_timestamp"])):
+            raise rfc5849.SignatureRefused(rfc5849.USED_NONCE, parameters=[str(integration_id)], detail="reused nonce")
+
+    def _fresh(self, created_at: int) -> bool:
+        return self.tk.clock.now_int() <= created_at + self.tk.settings.oauth1_handshake_seconds
+
+    async def request_token(self, req: rfc5849.SignedRequest) -> TokenPair:
+        self._check(req, [])
+        integration, secret = await self._consumer(req)
+        valid = rfc5849.verify(req, secret, "")
+        if integration is None or not valid:
+            raise rfc5849.SignatureRefused(
+                rfc5849.BAD_SIGNATURE, detail="unknown consumer" if integration is None else "bad signature"
+            )
+        pair = TokenPair(new_token(), new_token())
+        async with self.tk.db.transaction() as s:
+            pending = await repo.tokens_of(s, integration.id, repo.VERIFIER)
+            if not pending or not self._fresh(pending[-1].created_at):
+                raise Unauthenticated(CONSUMER_EXPIRED, detail="no handshake in progress, or it expired")
+            await self._nonce(s, req, integration.id)
+            await repo.promote_token(
+                s, pending[-1].id, repo.REQUEST, self.tk.master.digest(pair.token),
+                self.tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT),
+            )  # fmt: skip
+        return pair
+
+    async def access_token(self, req: rfc5849.SignedRequest) -> tuple[int, TokenPair]:
+        self._check(req, ["oauth_token", "oauth_verifier"])
+        integration, secret = await self._consumer(req)
+        async with self.tk.db.session() as s:
+            stored = await repo.token_by_digest(s, self.tk.master.digest(req.token or ""))
+        ours = stored is not None and integration is not None and stored.integration_id == integration.id
+        token_secret = self._dummy
+        if stored is not None and stored.kind == repo.REQUEST:
+            token_secret = self.tk.master.decrypt(stored.secret_enc, TOKEN_CONTEXT).decode()
+        valid = rfc5849.verify(req, secret, token_secret)
+        if integration is None or stored is None or not ours or stored.kind != repo.REQUEST or not valid:
+            raise rfc5849.SignatureRefused(
+                rfc5849.BAD_SIGNATURE, detail="unknown consumer or request token, or bad signature"
+            )
+        verifier = self.tk.master.digest(req.oauth["oauth_verifier"])
+        if stored.verifier_digest is None or not constant_time_equals(verifier, stored.verifier_digest):
+            raise rfc5849.SignatureRefused(BAD_VERIFIER, detail="wrong verifier")
+        if not self._fresh(stored.created_at):
+            raise Unauthenticated(CONSUMER_EXPIRED, detail="handshake expired")
+        async with self.tk.db.transaction() as s:
+            await self._nonce(s, req, integration.id)
+            # A request token buys one access token, even when two exchanges race with it.
+            if not await repo.spend_token(s, stored.id, repo.REQUEST):
+                raise rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail="request token already spent")
+            pair = await issue_access_token(self.tk, s, integration.id)
+        await self.tk.reload_integrations()
+        await self.tk.audit.record(
+            audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
+            details={"format": "oauth1", "via": "handshake"},
+        )  # fmt: skip
+        return integration.id, pair
+
+
+def problem(err: TillkeyError) -> str:
+    """Magento's prepareErrorResponse text: the message with its placeholders filled."""
+    msg = err.message
+    if isinstance(err.parameters, dict):
+        for k, v in err.parameters.items():
+            msg = msg.replace(f"%{k}", str(v))
+    elif isinstance(err.parameters, list):
+        for i, v in enumerate(err.parameters, 1):
+            msg = msg.replace(f"%{i}", str(v))
+    if len(err.errors) > 1:
+        return ", ".join(problem(e) for e in err.errors)
+    return msg

@@ -1,0 +1,177 @@
+"""OAuth 1.0a token exchange (/oauth/token/request, /oauth/token/access; magento.md §7) and the
+admin API for integrations (/tillkey/v1/integrations).
+
+The token endpoints answer form-encoded bodies, errors included: `oauth_problem=<message>`, 401
+for a refused credential and 400 for bad input, as Magento's Oauth\\Helper\\Request does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Path as FastApiPath
+from fastapi import Request
+from starlette.responses import JSONResponse, Response
+
+from tillkey.access.tree import ANONYMOUS
+from tillkey.accounts.integrations import Integrations, describe
+from tillkey.credentials.oauth1 import FORM, form_body, signed_uri
+from tillkey.errors import InvalidRequest, TillkeyError
+from tillkey.oauth1 import rfc5849
+from tillkey.oauth1.handshake import Exchange, problem
+from tillkey.security import audit
+from tillkey.surfaces.magento_wire import json_body
+from tillkey.surfaces.routing import Api, tillkey
+
+api = Api(tags=["OAuth 1.0a and integrations"])
+MANAGE = "Magento_Integration::integrations"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+IntegrationId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+
+
+_FORM_BODY = {"content": {FORM: {"schema": {"type": "string"}}}}
+# Everything these endpoints answer is form-encoded: tokens, and errors as oauth_problem=...
+FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": "oauth_token and oauth_token_secret" if code == 200 else "oauth_problem", **_FORM_BODY}
+    for code in (200, 400, 401, 413)
+}
+
+
+def _form(values: dict[str, str], status_code: int = 200) -> Response:
+    return Response(urlencode(values), status_code=status_code, media_type=FORM, headers=NO_STORE)
+
+
+async def _signed(request: Request) -> rfc5849.SignedRequest:
+    body = await form_body(request, tillkey(request).settings.max_body_bytes)
+    header = request.headers.get("authorization", "")
+    if header and header[:6].lower() != "oauth ":
+        header = ""  # not ours; the parameters may still come in the body or the query
+    return rfc5849.parse(request.method, signed_uri(request), header, request.url.query, body)
+
+
+async def _refused(request: Request, exc: TillkeyError) -> Response:
+    tk = tillkey(request)
+    await tk.audit.record_request(
+        request, audit.OAUTH1_REFUSED, outcome=audit.FAILURE,
+        details={"method": request.method, "path": request.url.path[:256], "reason": exc.detail or exc.message},
+    )  # fmt: skip
+    return _form({"oauth_problem": problem(exc)}, exc.status_code)
+
+
+@api.route(
+    "POST", "/oauth/token/request", resources=[ANONYMOUS], responses=FORM_RESPONSES,
+    summary="OAuth 1.0a request token, signed with the consumer secret (activation handshake)",
+)  # fmt: skip
+async def request_token(request: Request) -> Response:
+    try:
+        pair = await Exchange(tillkey(request)).request_token(await _signed(request))
+    except TillkeyError as exc:
+        return await _refused(request, exc)
+    return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
+
+
+@api.route(
+    "POST", "/oauth/token/access", resources=[ANONYMOUS], responses=FORM_RESPONSES,
+    summary="OAuth 1.0a access token for a request token and its verifier; activates the integration",
+)  # fmt: skip
+async def access_token(request: Request) -> Response:
+    try:
+        _iid, pair = await Exchange(tillkey(request)).access_token(await _signed(request))
+    except TillkeyError as exc:
+        return await _refused(request, exc)
+    return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
+
+
+# --- admin API ----------------------------------------------------------------------------------
+
+_CREATE = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "resources": {"type": "array", "items": {"type": "string"}},
+        "all": {"type": "boolean", "description": "Grant every resource (Magento_Backend::all)"},
+        "email": {"type": "string"},
+        "endpoint_url": {"type": "string", "description": "Where activation posts the OAuth handshake"},
+        "identity_link_url": {"type": "string"},
+    },
+}
+
+
+def _optional_string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f'The "{name}" value must be a string.')
+    return value
+
+
+@api.route("GET", "/tillkey/v1/integrations", resources=[MANAGE], summary="List integrations (no secrets)")
+async def list_integrations(request: Request) -> JSONResponse:
+    return JSONResponse({"integrations": await Integrations(tillkey(request)).list()})
+
+
+@api.route(
+    "POST", "/tillkey/v1/integrations", resources=[MANAGE], body_schema=_CREATE, status_code=201,
+    summary="Create an integration; answers its consumer key and secret (the secret is shown once)",
+)  # fmt: skip
+async def create_integration(request: Request) -> JSONResponse:
+    tk = tillkey(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    name = _optional_string(body, "name")
+    if not name:
+        raise InvalidRequest('"name" is required.')
+    resources = body.get("resources", [])
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise InvalidRequest('The "resources" value must be a list of resource ids.')
+    everything = body.get("all", False)
+    if not isinstance(everything, bool):
+        raise InvalidRequest('The "all" value must be true or false.')
+    created = await Integrations(tk).create(
+        name=name, resources=resources, all_resources=everything, email=_optional_string(body, "email") or "",
+        endpoint_url=_optional_string(body, "endpoint_url"),
+        identity_link_url=_optional_string(body, "identity_link_url"),
+    )  # fmt: skip
+    out = {
+        "id": created.id, "name": created.name, "consumer_key": created.consumer_key,
+        "consumer_secret": created.consumer_secret, "resources": list(created.resources),
+        "endpoint_url": created.endpoint_url,
+    }  # fmt: skip
+    return JSONResponse(out, status_code=201, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/tillkey/v1/integrations/{integration_id}/activate", resources=[MANAGE],
+    summary="Activate or re-authorize: the access token at once (manual), or the handshake posted to the endpoint",
+)  # fmt: skip
+async def activate_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
+    done = await Integrations(tillkey(request)).activate(integration_id)
+    out = {k: v for k, v in {
+        "id": done.id, "name": done.name, "consumer_key": done.consumer_key, "access_token": done.access_token,
+        "access_token_secret": done.access_token_secret, "handshake_expires_at": done.handshake_expires_at,
+        "identity_link_url": done.identity_link_url,
+    }.items() if v is not None}  # fmt: skip
+    out["status"] = "active" if done.access_token else "handshake_started"
+    return JSONResponse(out, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/tillkey/v1/integrations/{integration_id}/deactivate", resources=[MANAGE],
+    summary="Deactivate: the integration's calls are refused until it is activated again",
+)  # fmt: skip
+async def deactivate_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
+    return JSONResponse(describe(await Integrations(tillkey(request)).deactivate(integration_id)))
+
+
+@api.route(
+    "POST", "/tillkey/v1/integrations/{integration_id}/revoke", resources=[MANAGE],
+    summary="Revoke the integration's access token (it must be activated again to get a new one)",
+)  # fmt: skip
+async def revoke_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
+    return JSONResponse({"revoked": await Integrations(tillkey(request)).revoke(integration_id)})
+
+
+@api.route("DELETE", "/tillkey/v1/integrations/{integration_id}", resources=[MANAGE], summary="Delete an integration")
+async def delete_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
+    await Integrations(tillkey(request)).delete(integration_id)
+    return JSONResponse({"deleted": True})
