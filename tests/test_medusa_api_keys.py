@@ -236,3 +236,23 @@ def test_customers_cannot_manage_keys_and_bad_input_is_400(server: Server) -> No
 def test_no_credential_is_medusas_bare_401(server: Server, path: str) -> None:
     r = httpx.get(server.url + path)
     assert r.status_code == 401 and r.json() == UNAUTHORIZED
+
+
+def test_cli_creates_lists_and_revokes_keys(fresh_server: Server) -> None:
+    srv = fresh_server
+    srv.cli("admin", "create", "--username", "ops", "--email", "ops@example.com", "--password", ADMIN_PASSWORD)
+    key = srv.cli_json("api-key", "create", "--title", "warehouse", "--type", "secret", "--for", "ops",
+                       "-r", "Magento_Catalog::products")  # fmt: skip
+    raw = key["token"]
+    assert raw.startswith("sk_") and key["resources"] == ["Magento_Catalog::products"]
+    assert _wait_for(lambda: httpx.get(f"{srv.url}/rest/V1/products/24-MB01", headers=_basic(raw)).status_code != 401)
+    assert httpx.get(f"{srv.url}/rest/V1/store/websites", headers=_basic(raw)).status_code == 403  # not granted
+    listed = srv.cli_json("api-key", "list")["api_keys"]
+    assert [k["id"] for k in listed] == [key["id"]] and listed[0]["token"] == "" and raw not in json.dumps(listed)
+    srv.cli("api-key", "revoke", key["id"])
+    assert _wait_for(lambda: httpx.get(f"{srv.url}/rest/V1/products/24-MB01", headers=_basic(raw)).status_code == 401)
+    # A secret key acts for an admin; without one, or for one who does not exist, it is refused.
+    assert "needs the admin" in srv.cli("api-key", "create", "--title", "x", "--type", "secret", check=False).stderr
+    nobody = srv.cli("api-key", "create", "--title", "x", "--type", "secret", "--for", "nobody", check=False)
+    assert nobody.returncode == 1 and "no admin named" in nobody.stderr
+    assert srv.cli("api-key", "revoke", "apk_999", check=False).returncode == 1
