@@ -133,8 +133,8 @@ class SecretApiKeys:
         self._now = now
         self._refusals_noted: dict[int, float] = {}
 
-    async def authenticate(self, request: Request) -> Principal | None:
-        raw = secret_from_headers(request.headers.get("authorization"), request.headers.get("x-medusa-access-token"))
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
+        raw = secret_from_headers(authorization, request.headers.get("x-medusa-access-token"))
         if raw is None:
             return None
         key = self._state.find(raw, SECRET)

@@ -80,8 +80,8 @@ class OAuth1Signatures:
         # Stands in for an unknown consumer's or token's secret, so the same HMAC work is done.
         self._dummy = secrets.token_hex(16)
 
-    async def authenticate(self, request: Request) -> Principal | None:
-        header = request.headers.get("authorization", "")
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
+        header = authorization
         # Every API path (/rest/..., /tillkey/v1/...) but the token exchange, whose signatures
         # are checked by the exchange itself (surfaces/oauth1.py).
         if header[:6].lower() != "oauth " or request.url.path.startswith("/oauth/"):
@@ -145,9 +145,9 @@ class IntegrationBearer:
         self._master = master
         self._enabled = enabled
 
-    async def authenticate(self, request: Request) -> Principal | None:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None or not INTEGRATION_TOKEN.fullmatch(token):
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
+        token = bearer_token(authorization)
+        if token is None or len(token) != 32 or not INTEGRATION_TOKEN.fullmatch(token):
             return None  # not ours: a JWT or an opaque tk_ token
         if not self._enabled:
             raise Unauthenticated(detail="integration tokens as bearer are off (TILLKEY_INTEGRATION_AS_BEARER)")

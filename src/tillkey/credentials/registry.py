@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from tillkey.credentials.bearer import bearer_token
 from tillkey.errors import Unauthenticated
@@ -30,8 +31,9 @@ log = logging.getLogger("tillkey.access")
 class CredentialKind(Protocol):
     name: str
 
-    async def authenticate(self, request: Request) -> Principal | None:
-        """The caller, None when this kind's credential is absent; raises Unauthenticated when bad."""
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
+        """The caller, None when this kind's credential is absent; raises Unauthenticated when bad.
+        `authorization`: the Authorization header ("" if none), read once for every kind."""
         ...
 
 
@@ -43,11 +45,20 @@ class BearerTokens:
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
 
-    async def authenticate(self, request: Request) -> Principal | None:
-        token = bearer_token(request.headers.get("authorization"))
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
+        token = bearer_token(authorization)
         if token is None:
             return None
         return await self._authenticator.authenticate(token)
+
+
+def _authorization(scope: Scope) -> str:
+    # Straight from the ASGI scope: this runs on every protected request, and Starlette's Headers
+    # object would be built for it alone.
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 class Credentials:
@@ -59,9 +70,10 @@ class Credentials:
 
     async def authenticate(self, request: Request) -> tuple[Principal, bool]:
         """(Principal, whether a credential was presented)."""
+        authorization = _authorization(request.scope)
         for kind in self.kinds:
             try:
-                found = await kind.authenticate(request)
+                found = await kind.authenticate(request, authorization)
             except Unauthenticated as exc:
                 if exc.tell_client:
                     raise

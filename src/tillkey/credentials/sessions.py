@@ -98,7 +98,7 @@ class SessionCookies:
         self._validator = validator
         self._now = now
 
-    async def authenticate(self, request: Request) -> Principal | None:
+    async def authenticate(self, request: Request, authorization: str) -> Principal | None:
         cookie = request.cookies.get(COOKIE)
         if cookie is None:
             return None
