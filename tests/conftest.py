@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,6 +77,17 @@ def need_postgres() -> None:
     reason = pg_available()
     if reason is None:
         return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def need_node(what: str) -> None:
+    """The interop tests that drive npm clients need Node.js and npm; CI has them, so there a
+    missing one is a failure, not a skip."""
+    if shutil.which("node") is not None and shutil.which("npm") is not None:
+        return
+    reason = f"node and npm are needed for {what}"
     if REQUIRE_SERVICES:
         pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
     pytest.skip(reason)

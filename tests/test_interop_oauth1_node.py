@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, need_node
 from tests.test_oauth1 import PRODUCTS, Endpoint, activate, create
 
 pytestmark = pytest.mark.interop
@@ -24,8 +24,7 @@ HERE = Path(__file__).parent / "js" / "oauth1"
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the oauth-1.0a interop test")
+    need_node("the oauth-1.0a interop test")
     lock = (HERE / "package-lock.json").read_bytes()
     cache_root = Path(os.environ.get("TILLKEY_TEST_CACHE", Path.home() / ".cache" / "tillkey-tests"))
     cache = cache_root / f"js-oauth1-{hashlib.sha256(lock).hexdigest()[:12]}"

@@ -6,7 +6,6 @@ introspection."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, need_node
 from tests.oauth2_support import REDIRECT, authorize, register, start_oauth_server
 
 JS = Path(__file__).parent / "js" / "oidc"
@@ -32,8 +31,7 @@ def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 
 def _node_modules() -> None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the openid-client test")
+    need_node("the openid-client test")
     if not (JS / "node_modules" / "openid-client").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
 

@@ -5,22 +5,20 @@ store.customer.retrieve(), API key create -> use -> revoke -> refused, logout.""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import jwt
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, need_node
 
 JS = Path(__file__).parent / "js" / "medusa"
 pytestmark = pytest.mark.interop
 
 
 def _node_modules() -> None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the Medusa SDK test")
+    need_node("the Medusa SDK test")
     if not (JS / "node_modules" / "@medusajs" / "js-sdk").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
 
