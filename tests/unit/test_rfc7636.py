@@ -22,3 +22,10 @@ def test_wrong_or_malformed_verifiers_fail() -> None:
     assert not rfc7636.verify(too_long, rfc7636.challenge_s256(too_long))
     assert not rfc7636.verify(VERIFIER + "+", rfc7636.challenge_s256(VERIFIER + "+"))  # outside the alphabet
     assert not rfc7636.valid_challenge("plain-text-challenge")
+
+
+def test_a_verifier_or_challenge_with_a_trailing_newline_is_refused() -> None:
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert rfc7636.verify(verifier, rfc7636.challenge_s256(verifier))
+    assert not rfc7636.verify(verifier + "\n", rfc7636.challenge_s256(verifier + "\n"))
+    assert not rfc7636.valid_challenge(rfc7636.challenge_s256(verifier) + "\n")

@@ -10,9 +10,9 @@ import re
 
 S256 = "S256"
 # §4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # §4.2: BASE64URL(SHA256(verifier)) is always 43 characters.
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def challenge_s256(verifier: str) -> str:
@@ -22,11 +22,11 @@ def challenge_s256(verifier: str) -> str:
 
 
 def valid_challenge(challenge: str) -> bool:
-    return bool(_CHALLENGE.match(challenge))
+    return bool(_CHALLENGE.fullmatch(challenge))
 
 
 def verify(verifier: str, challenge: str) -> bool:
     """§4.6, compared in constant time."""
-    if not _VERIFIER.match(verifier):
+    if not _VERIFIER.fullmatch(verifier):
         return False
     return hmac.compare_digest(challenge_s256(verifier), challenge)

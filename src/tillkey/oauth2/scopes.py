@@ -17,7 +17,7 @@ OFFLINE_ACCESS = "offline_access"
 OIDC_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS})
 SPECIAL = frozenset({SELF, ADMIN_SELF})
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,255}$")
+_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}")
 
 
 def parse(text: str | None) -> tuple[str, ...]:
@@ -28,7 +28,7 @@ def parse(text: str | None) -> tuple[str, ...]:
     for part in text.split(" "):
         if not part:
             continue
-        if not _TOKEN.match(part):
+        if not _TOKEN.fullmatch(part):
             raise InvalidScope("A scope value is malformed.")
         if part not in out:
             out.append(part)
