@@ -413,6 +413,12 @@ def test_token_endpoint_errors_are_form_encoded_oauth_problems(server: Server) -
     )}  # fmt: skip
     r = httpx.post(f"{server.url}/oauth/token/access", headers={"Authorization": "OAuth garbage"})
     assert r.status_code == 400 and "oauth_problem" in dict(parse_qsl(r.text))
+    # Errors raised outside the handlers (wrong method, body too large) are form-encoded too.
+    r = httpx.get(url)
+    assert r.status_code == 405 and r.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    assert "oauth_problem" in dict(parse_qsl(r.text))
+    r = httpx.post(url, content=b"a=" + b"x" * 2_000_000, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and "oauth_problem" in dict(parse_qsl(r.text))
 
 
 def test_wrong_verifier_is_refused(server: Server, endpoint: Endpoint) -> None:

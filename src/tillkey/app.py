@@ -99,6 +99,8 @@ def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
     headers = dict(err.headers)
     if scope["path"].startswith("/rest/"):
         return MagentoJSON(error_body(err), status_code=err.status_code, headers=headers)
+    if scope["path"].startswith("/oauth/token/"):
+        return oauth1.error_response(err)
     if scope["path"].startswith("/oauth2/"):
         # RFC 6749 §5.2 shape; error answers of the token endpoint are not cached either (§5.1).
         headers.update(oauth2.NO_STORE)

@@ -38,8 +38,17 @@ FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _form(values: dict[str, str], status_code: int = 200) -> Response:
-    return Response(urlencode(values), status_code=status_code, media_type=FORM, headers=NO_STORE)
+def _form(values: dict[str, str], status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    headers = {**(headers or {}), **NO_STORE}
+    return Response(urlencode(values), status_code=status_code, media_type=FORM, headers=headers)
+
+
+def error_response(err: TillkeyError) -> Response:
+    """Any error on /oauth/token/*, in Magento's form (Oauth/Helper/Request::prepareErrorResponse):
+    `oauth_problem=<message>`, and for anything unexpected `oauth_problem=internal_error&message=…`."""
+    if err.status_code >= 500:
+        return _form({"oauth_problem": "internal_error", "message": err.message}, err.status_code, err.headers)
+    return _form({"oauth_problem": problem(err)}, err.status_code, err.headers)
 
 
 async def _signed(request: Request) -> rfc5849.SignedRequest:
