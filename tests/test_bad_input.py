@@ -20,6 +20,9 @@ PATHS = [
     "/rest/V1/customers/me",
     "/rest/all/V1/store/websites",
     "/tillkey/v1/logout",
+    "/auth/user/emailpass",
+    "/auth/customer/emailpass/register",
+    "/admin/api-keys",
 ]
 BODIES: list[bytes] = [
     b"",
@@ -33,6 +36,8 @@ BODIES: list[bytes] = [
     b"\x00\x01\x02\xff",
     b"[" * 100_000,
     b'{"username": 1e999, "password": true}',
+    # Lone surrogates: valid JSON escapes that no UTF-8 encoder (database, hash) accepts.
+    b'{"username": "\\udcff", "email": "\\ud800", "password": "\\udfff", "title": "\\udcff"}',
 ]
 
 

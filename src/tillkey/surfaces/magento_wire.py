@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tillkey.errors import InvalidRequest, NotAcceptable, PayloadTooLarge, TillkeyError
+from tillkey.surfaces import json_text
 
 JSON_TYPE = "application/json; charset=utf-8"
 FIELD_REQUIRED = '"%fieldName" is required. Enter and try again.'
@@ -96,8 +97,8 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     if charset not in ("utf-8", "utf8"):
         raise InvalidRequest("UTF-8 is the only supported charset.")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = json_text.loads(raw)
+    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, lone surrogates
         raise InvalidRequest("Decoding error.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("Decoding error.", detail="body is not a JSON object")

@@ -8,7 +8,6 @@ here (AuthenticationRequired). Clients such as @medusajs/js-sdk read only `messa
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from tillkey.errors import (
     TillkeyError,
     Unauthenticated,
 )
+from tillkey.surfaces import json_text
 
 MEDUSA_PREFIXES = ("/auth/", "/admin/", "/store/")
 UNKNOWN = {"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."}
@@ -116,8 +116,8 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = json_text.loads(raw)
+    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, lone surrogates
         raise InvalidRequest("Invalid JSON in the request body.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("Invalid request: Expected object, received " + type(data).__name__)
