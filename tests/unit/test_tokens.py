@@ -194,3 +194,11 @@ def test_a_cached_token_is_refused_once_its_key_is_retired() -> None:
             await auth.authenticate(token)
 
     asyncio.run(go())
+
+
+def test_rotation_grace_outlives_every_signed_token() -> None:
+    from tillkey.settings import Settings
+    from tillkey.tokens.rotation import default_grace
+
+    assert default_grace(Settings(admin_token_ttl=14400)) == 14400 + 60
+    assert default_grace(Settings(admin_token_ttl=600, oauth2_access_token_ttl=86400)) == 86400 + 60

@@ -32,8 +32,11 @@ class Rotated:
 
 
 def default_grace(settings: Settings) -> int:
-    """Long enough for every token a replaced key signed to expire (integration tokens are opaque)."""
-    return max(settings.admin_token_ttl, settings.customer_token_ttl) + LEEWAY
+    """Long enough for every JWT a replaced key signed to expire: admin, customer and Medusa tokens,
+    OAuth 2 access and ID tokens (integration, refresh and opaque tokens are not signed)."""
+    signed = (settings.admin_token_ttl, settings.customer_token_ttl, settings.oauth2_access_token_ttl,
+              settings.id_token_ttl)  # fmt: skip
+    return max(signed) + LEEWAY
 
 
 async def rotate(tk: Tillkey, *, publish_ahead: int = JWKS_MAX_AGE, grace: int | None = None) -> Rotated:
