@@ -18,11 +18,12 @@ from tillkey.access.grants import GrantsState
 from tillkey.clock import Clock
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import MasterSecret
-from tillkey.errors import PayloadTooLarge, Unauthenticated
+from tillkey.errors import Unauthenticated
 from tillkey.oauth1 import rfc5849
 from tillkey.oauth1.state import IntegrationState
 from tillkey.principal import Principal, UserType
 from tillkey.security.audit import FAILURE, OAUTH1_REFUSED, AuditLog
+from tillkey.security.body_limit import read_limited
 from tillkey.store import integrations as repo
 from tillkey.store.db import Database
 
@@ -45,16 +46,7 @@ async def form_body(request: Request, max_bytes: int) -> str:
     size limit, and left cached on the request for the handler."""
     if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != FORM:
         return ""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_limited(request, max_bytes)
     request._body = raw  # Starlette's own cache: request.body() in the handler returns it
     return raw.decode("utf-8", "replace")
 

@@ -106,6 +106,7 @@ class SessionCookies:
         session = self._state.find(cookie, now)
         if session is None or session.kind not in API_KINDS:
             raise Unauthenticated(detail="unknown or expired session")
-        self._validator.validate(session_claims(session))  # revoked user -> InvalidToken (401)
+        claims = session_claims(session)
+        self._validator.validate(claims)  # revoked user -> InvalidToken (401)
         self._state.usage.touch(session.digest, now)
-        return dataclasses.replace(self._grants.principal(session_claims(session)), credential="session")
+        return dataclasses.replace(self._grants.principal(claims), credential="session")

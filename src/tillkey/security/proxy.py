@@ -21,3 +21,9 @@ def is_loopback(ip: str) -> bool:
 
 def is_secure(scope: Scope) -> bool:
     return scope.get("scheme") in ("https", "wss")
+
+
+def plain_http_from_afar(scope: Scope) -> bool:
+    """Plain HTTP from a client that is not on this host: what TILLKEY_REQUIRE_HTTPS refuses on
+    credential endpoints, and where a cookie must be Secure (loopback is development)."""
+    return not is_secure(scope) and not is_loopback(client_ip(scope))

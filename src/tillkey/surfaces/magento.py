@@ -15,7 +15,7 @@ from tillkey.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
-from tillkey.security.proxy import client_ip, is_loopback, is_secure
+from tillkey.security.proxy import client_ip, plain_http_from_afar
 from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
@@ -62,7 +62,7 @@ def attempt(request: Request) -> Attempt:
     """Where a credential came from; refuses plain HTTP from non-loopback clients when required."""
     tk = tillkey(request)
     ip = client_ip(request.scope)
-    if tk.settings.require_https and not is_secure(request.scope) and not is_loopback(ip):
+    if tk.settings.require_https and plain_http_from_afar(request.scope):
         # Magento's answer for a secure="true" route reached over HTTP (magento.md §3).
         raise InvalidRequest("Operation allowed only in HTTPS")
     return Attempt(ip, request.headers.get("user-agent", "")[:255], request.headers.get("x-request-id"))

@@ -12,7 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tillkey.errors import InvalidRequest, NotAcceptable, PayloadTooLarge, TillkeyError
+from tillkey.errors import InvalidRequest, NotAcceptable, TillkeyError
+from tillkey.security.body_limit import read_limited
 from tillkey.surfaces import json_text
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -73,17 +74,7 @@ def check_accept(accept: str) -> None:
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request's JSON object, or {} for an empty body. Raises Magento's 400s otherwise."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_limited(request, max_bytes)
     if not raw.strip():
         return {}
     ctype = request.headers.get("content-type", "")

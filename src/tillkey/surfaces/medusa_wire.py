@@ -30,6 +30,7 @@ from tillkey.errors import (
     TillkeyError,
     Unauthenticated,
 )
+from tillkey.security.body_limit import read_limited
 from tillkey.surfaces import json_text
 
 MEDUSA_PREFIXES = ("/auth/", "/admin/", "/store/")
@@ -105,14 +106,7 @@ def prefixed_id(prefix: str, raw: str) -> int | None:
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     """The JSON object body ({} when empty). Medusa answers bad JSON with 400 invalid_data."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    raw = await read_limited(request, max_bytes)
     if not raw.strip():
         return {}
     try:

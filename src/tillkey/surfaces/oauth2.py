@@ -20,7 +20,7 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.console import pages
 from tillkey.console.session import COOKIE, ConsoleSessions
 from tillkey.credentials.bearer import bearer_token
-from tillkey.errors import InvalidRequest, PayloadTooLarge, TillkeyError, Unauthenticated
+from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.clients import Clients
@@ -33,7 +33,8 @@ from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
-from tillkey.security.proxy import client_ip, is_loopback, is_secure
+from tillkey.security.body_limit import read_limited
+from tillkey.security.proxy import plain_http_from_afar
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.surfaces.routing import Api, principal, tillkey
@@ -51,22 +52,12 @@ def error_body(err: TillkeyError) -> dict[str, Any]:
 
 def require_https(request: Request) -> None:
     tk = tillkey(request)
-    if tk.settings.require_https and not is_secure(request.scope) and not is_loopback(client_ip(request.scope)):
+    if tk.settings.require_https and plain_http_from_afar(request.scope):
         raise InvalidRequest("HTTPS is required.")  # RFC 6749 §3.1, §3.2
 
 
 async def read_body(request: Request) -> bytes:
-    limit = tillkey(request).settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited(request, tillkey(request).settings.max_body_bytes)
 
 
 # --- metadata -----------------------------------------------------------------------------------
