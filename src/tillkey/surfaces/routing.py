@@ -8,7 +8,7 @@ Principal with `Depends(principal)`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ def guarded_route(guard: Guard) -> type[APIRoute]:
     Auth also comes before body parsing, as in Magento: a stranger's malformed body gets 401, not 400."""
 
     class GuardedRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def guarded(request: Request) -> Response:
