@@ -105,7 +105,7 @@ class Console:
         now_ms = int(self.tk.clock.now() * 1000)
         return Frame(
             self.username, [(href, label) for href, label, res in NAV if self.allowed(res)], self.session.csrf,
-            max(0, (self.session.expires_ms - now_ms) // 1000), WARN_BEFORE, self.request.url.path, error, notice,
+            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE, self.request.url.path, error, notice,
         )  # fmt: skip
 
     def render(
@@ -147,7 +147,9 @@ def _cross_site(request: Request) -> bool:
         return True
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
-        return origin == "null"
+        # "null": browsers send it on every form post under Referrer-Policy: no-referrer (ours),
+        # same-origin ones too; the token and the SameSite=Strict cookie decide then.
+        return False
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     return origin != own
 

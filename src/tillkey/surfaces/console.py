@@ -203,7 +203,10 @@ async def otp(request: Request) -> Response:
 
 # The console's stylesheet and script, read once: served from this origin so the pages' CSP
 # needs no 'unsafe-inline' and no other host.
-_STATIC_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+_STATIC_TYPES = {
+    "console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}  # fmt: skip
 _STATIC = {
     name: importlib_resources.files("tillkey.console").joinpath("static", name).read_bytes() for name in _STATIC_TYPES
 }

@@ -20,14 +20,15 @@
     if (warning) { warning.hidden = true; }
     var warnAt = seconds > 2 * warnBefore ? seconds - warnBefore : seconds / 2;
     timers.push(setTimeout(function () { if (warning) { warning.hidden = false; } }, warnAt * 1000));
-    // At the deadline, ask the server (another tab may have kept the session alive).
     timers.push(setTimeout(check, seconds * 1000 + 500));
   }
 
+  // Only the server says a session is over (another tab may have kept it alive): a live one gets
+  // a fresh schedule, an ended one answers with a redirect to the sign-in page.
   function check() {
     fetch("/console/session/status", { credentials: "same-origin", redirect: "manual", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : { expires_in: 0 }; })
-      .then(function (d) { if (d.expires_in > 1) { schedule(d.expires_in); } else { signIn(); } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) { if (d) { schedule(d.expires_in); } else { signIn(); } })
       .catch(signIn);
   }
 
@@ -39,8 +40,8 @@
         method: "POST", credentials: "same-origin", redirect: "manual",
         headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json" },
         body: "csrf=" + encodeURIComponent(csrf.getAttribute("content"))
-      }).then(function (r) { return r.ok ? r.json() : { expires_in: 0 }; })
-        .then(function (d) { if (d.expires_in > 1) { schedule(d.expires_in); } else { signIn(); } })
+      }).then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d) { schedule(d.expires_in); } else { signIn(); } })
         .catch(signIn);
     });
     schedule(expiresIn);
