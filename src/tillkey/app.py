@@ -28,6 +28,9 @@ from tillkey.surfaces import (
     api_keys,
     audit,
     console,
+    console_accounts,
+    console_credentials,
+    console_pages,
     magento,
     medusa,
     medusa_store,
@@ -208,7 +211,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    app.state.declared = [d for api in surfaces for d in api.declared]
+    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages)
+    for pages in consoles:
+        app.include_router(pages.router)
+    app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

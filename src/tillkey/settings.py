@@ -138,8 +138,14 @@ class Settings(BaseSettings):
     id_token_ttl: int = Field(default=3600, gt=0, le=86400)
     refresh_token_idle_ttl: int = Field(default=14 * 86400, gt=0)
     refresh_token_absolute_ttl: int = Field(default=30 * 86400, gt=0)
-    # Lifetime of a console login (the session /oauth2/authorize signs users in with), seconds.
-    console_session_ttl: int = Field(default=8 * 3600, gt=0, le=30 * 86400)
+    # Admin console sessions (also what /oauth2/authorize signs users in with), enforced on the
+    # server: a session ends after console_idle_timeout seconds without a request, and
+    # console_absolute_lifetime seconds after sign-in whatever happens.
+    console_idle_timeout: int = Field(default=900, ge=2, le=86400)
+    console_absolute_lifetime: int = Field(default=8 * 3600, gt=0, le=30 * 86400)
+    # Admin account sharing: off (default), a new console sign-in ends that admin's other console
+    # sessions; on, an admin may be signed in from several places at once.
+    console_allow_multiple_sessions: bool = False
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
     # Mirror of the audit log as JSON lines (one object per record, appended and flushed, mode
