@@ -29,6 +29,7 @@ NO_TARGET = (
     "Forward-auth needs the original request: X-Original-Method and X-Original-URI (nginx), "
     "or X-Forwarded-Method and X-Forwarded-Uri (Traefik)."
 )
+CONFLICT = "Forward-auth got two different original requests (X-Original-* and X-Forwarded-*)."
 # Sent on 200, read by the proxy and passed upstream. Never an e-mail, a name or a secret.
 USER_ID = "X-Tillkey-User-Id"
 USER_TYPE = "X-Tillkey-User-Type"
@@ -40,8 +41,20 @@ IDENTITY_HEADERS = (USER_ID, USER_TYPE, CREDENTIAL, CLIENT_ID, SCOPES)
 api = Api(tags=["Forward-auth"])
 
 
-def _header(request: Request, nginx: str, traefik: str) -> str | None:
-    return request.headers.get(nginx) or request.headers.get(traefik)
+def _target(request: Request) -> tuple[str, str]:
+    """(method, URI) of the original request. A proxy copies the client's own headers into its
+    question, so a client may add the other convention's pair: where both name a method or a URI
+    they must agree, or a client could have the request judged as one it did not send."""
+    h = request.headers
+    nginx = (h.get("x-original-method"), h.get("x-original-uri"))
+    traefik = (h.get("x-forwarded-method"), h.get("x-forwarded-uri"))
+    for ours, theirs in zip(nginx, traefik, strict=True):
+        if ours and theirs and ours != theirs:
+            raise InvalidRequest(CONFLICT)
+    for method, uri in (nginx, traefik):
+        if method and uri:
+            return method, uri
+    raise InvalidRequest(NO_TARGET)
 
 
 async def _no_body() -> Message:
@@ -84,10 +97,7 @@ def identity(principal: Principal) -> dict[str, str]:
 
 async def forward_auth(request: Request) -> Response:
     tk = tillkey(request)
-    raw_method = _header(request, "x-original-method", "x-forwarded-method")
-    uri = _header(request, "x-original-uri", "x-forwarded-uri")
-    if not raw_method or not uri:
-        raise InvalidRequest(NO_TARGET)
+    raw_method, uri = _target(request)
     try:
         method = normalize_method(raw_method)
         path = normalize(uri)
