@@ -107,6 +107,8 @@ def test_route_file_toml_and_json(tmp_path: Path) -> None:
         ("/caf%C3%A9", "/café"),
         ("https://shop.example.com/a?b", "/a"),
         ("http://shop.example.com", "/"),
+        ("http://shop.example.com?a=/b", "/"),
+        ("/a#frag", "/a"),
         ("/", "/"),
     ],
 )

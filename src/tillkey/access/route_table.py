@@ -153,16 +153,24 @@ def normalize_method(raw: str) -> str:
     return raw.upper()
 
 
+def origin_form(raw_uri: str) -> str:
+    """Path and query of a request target, without a fragment; an absolute-form target
+    (RFC 9112 §3.2.2, `http://host/path?q`) loses its scheme and authority."""
+    uri = raw_uri.split("#", 1)[0]
+    if uri.startswith(("http://", "https://")):
+        rest = uri.split("://", 1)[1]
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        uri = rest[cut:]
+        uri = uri if uri.startswith("/") else "/" + uri
+    return uri
+
+
 def normalize(raw_uri: str) -> str:
     """The path of an original request URI as a proxy routes it: without query, percent-decoded,
     dot segments resolved, repeated and trailing slashes dropped.
 
     A path that climbs above the root is refused, as nginx refuses it (400)."""
-    uri = raw_uri.split("#", 1)[0].split("?", 1)[0]
-    if uri.startswith(("http://", "https://")):
-        # Absolute form (RFC 9112 §3.2.2): the path starts after the authority.
-        rest = uri.split("://", 1)[1]
-        uri = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    uri = origin_form(raw_uri).split("?", 1)[0]
     if not uri.startswith("/"):
         raise BadTarget("the original URI must be a path starting with /")
     try:

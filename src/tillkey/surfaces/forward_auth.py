@@ -18,7 +18,7 @@ from fastapi import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from tillkey.access.route_table import BadTarget, normalize, normalize_method
+from tillkey.access.route_table import BadTarget, normalize, normalize_method, origin_form
 from tillkey.errors import Forbidden, InvalidRequest
 from tillkey.principal import Principal
 from tillkey.surfaces.routing import ERROR_RESPONSES, Api, enforce, tillkey
@@ -66,7 +66,7 @@ def as_original(request: Request, method: str, uri: str) -> Request:
     """The request as the client sent it to the proxy, for the credential kinds: OAuth 1.0a
     signatures cover the original method, scheme, host, path and query, not this endpoint's."""
     scope: dict[str, Any] = dict(request.scope)
-    path, _, query = uri.partition("?")
+    path, _, query = origin_form(uri).partition("?")
     scope["method"] = method
     scope["path"] = path
     scope["raw_path"] = path.encode("latin-1", "replace")
