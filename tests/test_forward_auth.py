@@ -243,6 +243,22 @@ def test_api_keys_and_oauth_clients_are_named_too(srv: Server) -> None:
     assert ask(srv, "GET", "/api/orders/1", tok).status_code == 403
 
 
+def test_session_cookies_work_through_forward_auth(srv: Server) -> None:
+    carol = {"email": "carol@example.com", "password": ADMIN_PASSWORD}
+    login = httpx.post(f"{srv.url}/auth/user/emailpass", json=carol)
+    assert login.status_code == 200, login.text
+    made = httpx.post(f"{srv.url}/auth/session", headers={"Authorization": f"Bearer {login.json()['token']}"})
+    assert made.status_code == 200, made.text
+    cookie = {"Cookie": f"connect.sid={made.cookies['connect.sid']}"}
+    r = ask(srv, "GET", "/api/products/24-MB01", **cookie)
+    assert r.status_code == 200, r.text
+    assert (r.headers["x-tillkey-user-type"], r.headers["x-tillkey-credential"]) == ("admin", "session")
+    assert ask(srv, "GET", "/api/orders/1", **cookie).status_code == 403
+    # Logged out: the cookie is nobody's any more.
+    assert httpx.delete(f"{srv.url}/auth/session", headers=cookie).status_code == 200
+    assert ask(srv, "GET", "/api/products/24-MB01", **cookie).status_code == 401
+
+
 def test_oauth1_signatures_are_checked_against_the_original_request(srv: Server) -> None:
     made = srv.cli_json("integration", "create", "--name", "erp-fwd", "--resource", "Magento_Catalog::products")
     tokens = srv.cli_json("integration", "activate", "erp-fwd")
