@@ -31,6 +31,7 @@ from tillkey.surfaces import (
     console_accounts,
     console_credentials,
     console_pages,
+    forward_auth,
     magento,
     medusa,
     medusa_store,
@@ -207,7 +208,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api,
+        oauth2.api, console.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

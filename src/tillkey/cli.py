@@ -108,7 +108,16 @@ def serve(
     """Run the Tillkey server (migrates the schema and creates signing keys on first start)."""
     import uvicorn
 
-    settings = Settings()
+    from tillkey.access import route_table
+    from tillkey.access.tree import ResourceTree
+
+    try:
+        settings = Settings()
+        # Checked here too, so a bad route table is one clear line, not a traceback from the app factory.
+        route_table.build(settings.forward_auth_routes, settings.forward_auth_routes_file, ResourceTree.load())
+    except ValueError as exc:  # pydantic's ValidationError is one
+        typer.echo(f"tillkey serve: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 
+from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
@@ -60,6 +61,10 @@ class Tillkey:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
         self.tree = ResourceTree.load()
+        # Compiled once: forward-auth matches every proxied request against it (ValueError if bad).
+        self.forward_routes = route_table.build(
+            settings.forward_auth_routes, settings.forward_auth_routes_file, self.tree
+        )
         self.grants = GrantsState(self.tree)
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)

@@ -7,8 +7,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tillkey.access.route_table import RouteRule
 
 
 class TokenFormat(StrEnum):
@@ -152,8 +154,14 @@ class Settings(BaseSettings):
     # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
     # the hash chain. Empty: no mirror.
     audit_file: Path | None = None
+    # Forward-auth (GET /tillkey/v1/forward-auth, for nginx auth_request and Traefik forwardAuth):
+    # ordered rules {"path", "methods"?, "resources"}; the first that matches the original request
+    # names the resources it needs, and a request no rule matches is refused (403). A JSON list
+    # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
+    forward_auth_routes: tuple[RouteRule, ...] = ()
+    forward_auth_routes_file: Path | None = None
 
-    @field_validator("audit_file", "outbox_file", mode="before")
+    @field_validator("audit_file", "outbox_file", "forward_auth_routes_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, v: object) -> object:
         return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory
@@ -171,6 +179,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_route_table(self) -> Settings:
+        if self.forward_auth_routes and self.forward_auth_routes_file:
+            raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
+        return self
 
     @property
     def resolved_database_url(self) -> str:
