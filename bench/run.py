@@ -230,6 +230,18 @@ def tillkey_cli(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def tillkey_env(data_dir: Path) -> dict[str, str]:
+    """The bench server's environment: a throwaway data dir and no stray TILLKEY_ config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
+    env |= {"TILLKEY_DATA_DIR": str(data_dir), "TILLKEY_LOG_LEVEL": "WARNING"}
+    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
+    # reaches keeps its middleware in the path, so the numbers still include what it costs.
+    env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
+    env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -527,13 +539,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, tmp: Path) -> None:
     loadavg_before = os.getloadavg()[0]
     wrk_bin = ensure_wrk()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}  # no stray config
-    env |= {"TILLKEY_DATA_DIR": str(tmp / "data"), "TILLKEY_LOG_LEVEL": "WARNING"}
-    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
-    # reaches keeps its middleware in the path, so the numbers still include what it costs.
-    env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
-    env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env = tillkey_env(tmp / "data")
 
     username, password = "perfadmin", "Pw-" + secrets.token_urlsafe(16)
     print("seeding a throwaway database ...", flush=True)
