@@ -181,7 +181,7 @@ class Pair:
 def run_target(wrk: Wrk, t: Target, seconds: int) -> Sample:
     script = t.script() if t.script is not None else None
     before = CpuSnapshot.take(t.pid)
-    s = Wrk(wrk.binary, wrk.threads, wrk.connections, t.token).run(t.url, seconds, script)
+    s = wrk.run(t.url, seconds, script, t.token)
     other, cpu_us = account(before, CpuSnapshot.take(t.pid), s.requests)
     if s.non_2xx:
         raise BenchError(f"{t.server} {t.url}: {s.non_2xx} of {s.requests} responses were not 2xx")
@@ -225,7 +225,7 @@ def summarize(pair: Pair) -> dict[str, Any]:
         # Headline: the median of per-round ratios; both sides of a round ran back to back.
         "ratio": statistics.median(per_round), "per_round": per_round,
         # The same in server CPU per request: what a quiet machine's requests/s ratio would be.
-        "cpu_ratio": statistics.median(b.cpu_us / a.cpu_us for a, b in rounds if a.cpu_us),
+        "cpu_ratio": statistics.median(cpu) if (cpu := [b.cpu_us / a.cpu_us for a, b in rounds if a.cpu_us]) else None,
         "tillkey": side(pair.tillkey, tk), "peer": side(pair.peer, peer),
     }  # fmt: skip
 
@@ -306,31 +306,55 @@ class TillkeySide:
     client: tuple[str, str]
 
 
+ADMIN_EMAIL, CUSTOMER_EMAIL = "bench-admin@example.com", "bench-customer@example.com"
+
+
+def seed_tillkey(cli: Callable[..., Any], password: str) -> tuple[str, str]:
+    """An admin and a customer with `password`, and a client-credentials client: (id, secret)."""
+    cli("admin", "create", "--username", "benchadmin", "--email", ADMIN_EMAIL, "--password", password)
+    cli(
+        "customer", "create", "--email", CUSTOMER_EMAIL, "--password", password,
+        "--first-name", "Bench", "--last-name", "Customer",
+    )  # fmt: skip
+    client = cli(
+        "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
+        "--scope", "Magento_Catalog::products",
+    )  # fmt: skip
+    return client["client_id"], client["client_secret"]
+
+
+def tillkey_side(pid: int, base: str, password: str, client: tuple[str, str]) -> TillkeySide:
+    return TillkeySide(
+        pid=pid,
+        base=base,
+        admin_token=emailpass_login(base, "user", ADMIN_EMAIL, password),
+        admin_email=ADMIN_EMAIL,
+        customer_token=customer_login(base, CUSTOMER_EMAIL, password),
+        customer_email=CUSTOMER_EMAIL,
+        client=client,
+    )
+
+
 @contextmanager
 def tillkey(tmp: Path) -> Iterator[TillkeySide]:
     env = tillkey_env(tmp / "tillkey-data")
-    admin_email, customer_email = "bench-admin@example.com", "bench-customer@example.com"
     password = "Pw-" + secrets.token_urlsafe(16)
     print("Tillkey: seeding a throwaway database ...", flush=True)
-    tillkey_cli(env, "admin", "create", "--username", "benchadmin", "--email", admin_email, "--password", password)
-    tillkey_cli(
-        env, "customer", "create", "--email", customer_email, "--password", password,
-        "--first-name", "Bench", "--last-name", "Customer",
-    )  # fmt: skip
-    client = tillkey_cli(
-        env, "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+    client = seed_tillkey(lambda *args: tillkey_cli(env, *args), password)
     with serving(1, env, tmp) as server:
-        yield TillkeySide(
-            pid=server.pid,
-            base=server.base,
-            admin_token=emailpass_login(server.base, "user", admin_email, password),
-            admin_email=admin_email,
-            customer_token=emailpass_login(server.base, "customer", customer_email, password),
-            customer_email=customer_email,
-            client=(client["client_id"], client["client_secret"]),
-        )
+        yield tillkey_side(server.pid, server.base, password, client)
+
+
+def customer_login(base: str, email: str, password: str) -> str:
+    """Magento's customer login: a JWT for the /rest/V1 routes (Medusa's /store ones also want a
+    publishable API key, which fastapi-users has no counterpart of)."""
+    r = httpx.post(
+        f"{base}/rest/V1/integration/customer/token", json={"username": email, "password": password}, timeout=30
+    )
+    if r.status_code != 200 or not isinstance(r.json(), str):
+        raise BenchError(f"customer login at {base} answered {r.status_code}: {r.text[:200]}")
+    token: str = r.json()
+    return token
 
 
 def emailpass_login(base: str, actor: str, email: str, password: str) -> str:
@@ -533,13 +557,13 @@ def fastapi_users(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iter
         if r.status_code != 200:
             raise BenchError(f"fastapi-users POST /auth/jwt/login answered {r.status_code}: {r.text[:200]}")
         token = r.json()["access_token"]
-        me, tk_me = "/users/me", "/store/customers/me"
+        me, tk_me = "/users/me", "/rest/V1/customers/me"
         yield [
             Pair(
                 "fastapi-users-me",
                 f"GET {me} | Tillkey GET {tk_me}",
                 "who am I with a JWT: verify the Bearer JWT, load that user by id from SQLite, answer it as "
-                "JSON (Tillkey: the customer of a POST /auth/customer/emailpass token)",
+                "JSON (Tillkey: the customer of a POST /rest/V1/integration/customer/token JWT)",
                 Target(
                     "tillkey",
                     tk.pid,
@@ -615,7 +639,8 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
         if r["target"] is not None:
             verdict = f">={r['target']:.0f}x ok" if r["ratio"] >= r["target"] else f"<{r['target']:.0f}x MISS"
         span = f"{r['ratio']:.2f} [{min(r['per_round']):.2f}-{max(r['per_round']):.2f}]"
-        out.append(f"{r['peer']['server']:<18} {r['metric']:<44} {span:>20} {r['cpu_ratio']:>10.2f}  {verdict:>10}")
+        cpu = "-" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}"
+        out.append(f"{r['peer']['server']:<18} {r['metric']:<44} {span:>20} {cpu:>10}  {verdict:>10}")
     out += [
         "",
         f"{'pair':<18} {'server':<14} {'route':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}",

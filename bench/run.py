@@ -197,11 +197,12 @@ class Wrk:
         self.connections = connections
         self.token = token
 
-    def run(self, url: str, seconds: int, script: Path | None = None) -> Sample:
+    def run(self, url: str, seconds: int, script: Path | None = None, token: str | None = None) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
         # differ only in what the server does with the token. A script (the OAuth 2 POSTs) sets
         # its own method, body and headers.
-        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {self.token}"]
+        bearer = self.token if token is None else token
+        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
         cmd = [
             self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", *auth, url,
         ]  # fmt: skip
