@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -131,10 +131,12 @@ class CpuSnapshot:
     local: float  # this script and the children it has waited for (wrk)
 
     @classmethod
-    def take(cls, server_pid: int) -> CpuSnapshot:
+    def take(cls, server_pid: int, helpers: Iterable[int] = ()) -> CpuSnapshot:
+        """helpers: processes outside the server's tree that serve it, e.g. its database's backends."""
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         local = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        return cls(time.monotonic(), _machine_busy_s(), _tree_cpu_s(server_pid), local)
+        server = _tree_cpu_s(server_pid) + sum(_tree_cpu_s(pid) for pid in helpers)
+        return cls(time.monotonic(), _machine_busy_s(), server, local)
 
 
 def account(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> tuple[float, float]:
