@@ -73,6 +73,7 @@ MEDUSA_PACKAGES = (
 OIDC_PACKAGE = "oidc-provider@9.13.3"  # ESM, runs on Node 20.19+
 FASTAPI_USERS_REQS = ("fastapi-users[sqlalchemy]==15.0.5", "aiosqlite", "uvicorn[standard]")
 NODE_MIN = (20, 19)
+WRK_TIMEOUT = 30  # seconds
 MEDUSA_TARGET = 20.0  # Tillkey's GET /admin/users/me over Medusa's, requests/s
 # Medusa's login, as in shared/specs/medusa-peer.md; the database is the peer's own scratch state.
 MEDUSA_EMAIL, MEDUSA_PASSWORD = "admin@test.com", "supersecret"
@@ -658,7 +659,8 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
         "",
         f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model']}  python={machine['python']}  "
         f"load average before={machine['loadavg_before']}  ({machine['wrk']})",
-        f"load: wrk -t{config['threads']} -c{config['connections']}, {config['duration']} s x {config['rounds']} "
+        f"load: wrk -t{config['threads']} -c{config['connections']} --timeout={WRK_TIMEOUT}s, "
+        f"{config['duration']} s x {config['rounds']} "
         "rounds per side, Tillkey and peer alternating; medians. Every server: one process on 127.0.0.1",
         "",
         "ratios: Tillkey / peer requests/s (median of per-round ratios [min-max]), and by server CPU per request",
@@ -730,7 +732,8 @@ def install_only(root: Path, peers: list[str]) -> None:
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
     loadavg_before = os.getloadavg()[0]
-    wrk = Wrk(ensure_wrk(), args.threads, args.connections, "")
+    # A slow peer's late answers count in its latency instead of vanishing as wrk timeouts (2 s).
+    wrk = Wrk(ensure_wrk(), args.threads, args.connections, "", timeout=WRK_TIMEOUT)
     root = peer_dir(args.peer_dir)
     print(f"peers' scratch folder: {root}", flush=True)
     if args.install_only:

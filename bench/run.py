@@ -193,11 +193,12 @@ def ensure_wrk() -> str:
 
 
 class Wrk:
-    def __init__(self, binary: str, threads: int, connections: int, token: str) -> None:
+    def __init__(self, binary: str, threads: int, connections: int, token: str, timeout: int | None = None) -> None:
         self.binary = binary
         self.threads = threads
         self.connections = connections
         self.token = token
+        self.timeout = timeout  # seconds before wrk gives a request up; None: wrk's own (2 s)
 
     def run(self, url: str, seconds: int, script: Path | None = None, token: str | None = None) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
@@ -205,10 +206,13 @@ class Wrk:
         # its own method, body and headers.
         bearer = self.token if token is None else token
         auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
+        limit = [f"--timeout={self.timeout}s"] if self.timeout is not None else []
         cmd = [
-            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", *auth, url,
+            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", *limit, *auth, url,
         ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + (self.timeout or 0) + 30, check=False
+        )
         if done.returncode != 0:
             raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
         return parse_wrk(done.stdout)
