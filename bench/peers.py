@@ -73,6 +73,8 @@ MEDUSA_PACKAGES = (
 OIDC_PACKAGE = "oidc-provider@9.13.3"  # ESM, runs on Node 20.19+
 FASTAPI_USERS_REQS = ("fastapi-users[sqlalchemy]==15.0.5", "aiosqlite", "uvicorn[standard]")
 NODE_MIN = (20, 19)
+# wrk gives a request up after this: a slow peer's late answers count in its latency instead of
+# vanishing as wrk timeouts (2 s by default).
 WRK_TIMEOUT = 30  # seconds
 MEDUSA_TARGET = 20.0  # Tillkey's GET /admin/users/me over Medusa's, requests/s
 # Medusa's login, as in shared/specs/medusa-peer.md; the database is the peer's own scratch state.
@@ -186,7 +188,7 @@ def run_target(wrk: Wrk, t: Target, seconds: int) -> Sample:
     script = t.script() if t.script is not None else None
     helpers = t.helpers()
     before = CpuSnapshot.take(t.pid, helpers)
-    s = wrk.run(t.url, seconds, script, t.token)
+    s = wrk.run(t.url, seconds, script, timeout_s=WRK_TIMEOUT, token=t.token)
     # A helper that appeared during the run did all its work during the run.
     other, cpu_us = account(before, CpuSnapshot.take(t.pid, set(helpers) | set(t.helpers())), s.requests)
     if s.non_2xx:
@@ -343,7 +345,7 @@ def tillkey_side(pid: int, base: str, password: str, client: tuple[str, str]) ->
 
 @contextmanager
 def tillkey(tmp: Path) -> Iterator[TillkeySide]:
-    env = tillkey_env(tmp / "tillkey-data")
+    env = tillkey_env() | {"TILLKEY_DATA_DIR": str(tmp / "tillkey-data")}
     password = "Pw-" + secrets.token_urlsafe(16)
     print("Tillkey: seeding a throwaway database ...", flush=True)
     client = seed_tillkey(lambda *args: tillkey_cli(env, *args), password)
@@ -732,8 +734,7 @@ def install_only(root: Path, peers: list[str]) -> None:
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
     loadavg_before = os.getloadavg()[0]
-    # A slow peer's late answers count in its latency instead of vanishing as wrk timeouts (2 s).
-    wrk = Wrk(ensure_wrk(), args.threads, args.connections, "", timeout=WRK_TIMEOUT)
+    wrk = Wrk(ensure_wrk(), args.threads, args.connections, "")
     root = peer_dir(args.peer_dir)
     print(f"peers' scratch folder: {root}", flush=True)
     if args.install_only:

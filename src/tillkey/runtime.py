@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 
 from tillkey.access.grants import GrantsState
@@ -108,6 +109,7 @@ class Tillkey:
             SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
+        self.admin_profiles: dict[int, accounts_repo.Admin] = {}
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -158,6 +160,10 @@ class Tillkey:
     async def reload_grants(self) -> None:
         async with self.db.session() as s:
             self.grants.load_admins(await accounts_repo.admin_grants(s))
+            admins = await accounts_repo.list_admins(s)
+        # Profiles for "who am I" (GET /admin/users/me, called on every page of an admin app),
+        # without password hashes. Admins are few; every change to one records a "grants" change.
+        self.admin_profiles = {a.id: dataclasses.replace(a, password_hash="") for a in admins}
 
     async def reload_clients(self) -> None:
         """The live OAuth 2 clients and their scopes (access/grants.py reads them per request)."""

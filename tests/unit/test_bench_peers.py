@@ -33,7 +33,9 @@ class _FakeWrk:
         self.rps_by_url = rps_by_url
         self.calls: list[tuple[str, Path | None, str | None]] = []
 
-    def run(self, url: str, seconds: int, script: Path | None = None, token: str | None = None) -> Sample:
+    def run(
+        self, url: str, seconds: int, script: Path | None = None, timeout_s: int = 2, token: str | None = None
+    ) -> Sample:
         self.calls.append((url, script, token))
         return parse_wrk(_wrk_output(self.rps_by_url[url]))
 
