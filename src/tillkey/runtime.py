@@ -115,6 +115,7 @@ class Tillkey:
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
         self.admin_profiles: dict[int, accounts_repo.Admin] = {}
+        self.oauth_clients: dict[str, oauth2_repo.Client] = {}  # live ones, by client_id
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -175,6 +176,7 @@ class Tillkey:
         async with self.db.session() as s:
             live = await oauth2_repo.clients(s, active_only=True)
         self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
+        self.oauth_clients = {c.client_id: c for c in live}
 
     async def reload_api_keys(self) -> None:
         async with self.db.session() as s:
