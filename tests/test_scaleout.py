@@ -33,7 +33,7 @@ from tests.conftest import (
     stop_process,
 )
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 BROADCAST_BOUND = 1.0  # seconds: a change on one process is refused by the other within this
 RECONCILE = 3.0  # reconcile_interval of the Redis-outage test
