@@ -173,6 +173,19 @@ def test_logout_on_a_ends_the_session_on_b_within_a_second(pair: Pair) -> None:
     _refused_within(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 401, BROADCAST_BOUND)
 
 
+def test_foreign_messages_on_the_channel_neither_revoke_nor_break_the_listener(pair: Pair) -> None:
+    token = pair.customer("forged@example.com")
+    with Redis.from_url(pair.redis_url) as r:
+        for junk in (b"not json", b"[]", b'{"o": "x"}', b'{"o": "x", "t": "soon"}', b"\xff" * 64):
+            r.publish(pair.channel, junk)
+        # Well-formed but from nobody: it only makes the servers look at the database.
+        r.publish(pair.channel, '{"o": "x", "k": ["revoke_user"], "s": 1, "t": 0}')
+    assert _status(pair.b, "/rest/V1/customers/me", token) == 200
+    httpx.post(f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
+               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", token) == 401, BROADCAST_BOUND)
+
+
 def test_login_rate_limit_is_one_budget_across_both(pair: Pair) -> None:
     user = f"nobody-{secrets.token_hex(4)}@example.com"
     codes = [_login(srv, user, "wrong-password") for srv in [pair.a, pair.b] * USERNAME_LIMIT]
