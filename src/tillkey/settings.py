@@ -47,8 +47,12 @@ class Settings(BaseSettings):
     # HS256 gives Magento look-alike tokens, verifiable only by Tillkey itself.
     jwt_alg: JwtAlgorithm = "ES256"
     # How often (seconds) a process reloads revocations and grants changed by other processes
-    # or by the CLI. This bounds how stale another process can be.
+    # or by the CLI. This bounds how stale another process can be (with Redis, changes arrive at
+    # once through pub/sub and this poll is the fallback for a lost message).
     sync_interval: float = Field(default=1.0, gt=0, le=60)
+    # Seconds between full reloads of revocations, grants, keys, sessions and integrations from the
+    # database: the safety net under the change feed (and the purge of expired rows).
+    reconcile_interval: float = Field(default=30.0, gt=0, le=3600)
     # Verified-token cache size (entries). Signature checks are skipped for cached tokens;
     # expiry and revocation are still checked on every call.
     token_cache_size: int = Field(default=100_000, ge=0)
@@ -92,8 +96,12 @@ class Settings(BaseSettings):
     rate_limit_default: str = "6000/minute"
     rate_limit_login_ip: str = "60/minute"
     rate_limit_login_username: str = "10/minute"
-    # redis://host:port/db — shares rate-limit budgets between processes. Empty: in memory.
+    # redis://[:password@]host:port/db — shares rate-limit budgets between processes and wakes
+    # every process at once when auth state changes (pub/sub). Empty: in memory, changes polled.
     redis_url: str = Field(default="", repr=False)
+    # Prefix of every Redis key and of the pub/sub channel (<prefix>:changes), so several Tillkey
+    # deployments can share one Redis.
+    redis_key_prefix: str = Field(default="tillkey", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs, comma-separated).
     trusted_proxies: str = ""
     # Refuse credential endpoints over plain HTTP, except from loopback clients.
