@@ -294,7 +294,7 @@ def _strings(body: dict[str, Any], name: str) -> list[str]:
 )  # fmt: skip
 async def create_client(request: Request) -> JSONResponse:
     tk: Tillkey = tillkey(request)
-    caller: Principal = principal(request)
+    caller: Principal = await principal(request)
     body = await json_body(request, tk.settings.max_body_bytes)
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
