@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
@@ -108,6 +109,8 @@ class Tillkey:
             SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
+        # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
+        self.issued: Counter[tuple[str, str]] = Counter()
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
