@@ -105,14 +105,23 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Run the Tillkey server (migrates the schema and creates signing keys on first start)."""
+    """Run the Tillkey server (migrates the schema and creates signing keys on first start).
+
+    SIGTERM stops it gracefully: no new connections, requests in flight finish (for up to
+    TILLKEY_SHUTDOWN_TIMEOUT seconds), queued audit records and last-use times are written, exit 0."""
+    import signal
+
     import uvicorn
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn drains on SIGTERM, then raises the signal again against the handler found before it
+    # started; with the default one the process would die of it (status 143), which supervisors
+    # report as a failure. A graceful stop is a success: exit 0 (also before uvicorn is listening).
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     uvicorn.run(
         "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
-        proxy_headers=False, server_header=False,
+        proxy_headers=False, server_header=False, timeout_graceful_shutdown=settings.shutdown_timeout,
     )  # fmt: skip
 
 
