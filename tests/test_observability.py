@@ -203,3 +203,18 @@ def test_a_flood_of_readiness_checks_costs_one_database_round_trip() -> None:
 
     asyncio.run(flood())
     assert len(calls) == 1
+
+
+def test_expired_tokens_are_counted_as_expired(sqlite_server_factory: Any) -> None:
+    srv: Server = sqlite_server_factory(TILLKEY_CUSTOMER_TOKEN_TTL="1")
+    srv.cli("customer", "create", "--email", "c@example.com", "--password", CUSTOMER_PASSWORD,
+            "--first-name", "C", "--last-name", "D")  # fmt: skip
+    token = srv.token("customer", "c@example.com", CUSTOMER_PASSWORD)
+    with srv.client(token) as c:
+        deadline = time.monotonic() + 10
+        while c.get("/rest/V1/customers/me").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.get("/rest/V1/customers/me").status_code == 401
+    samples = scrape(srv)
+    assert sample(samples, "tillkey_auth_total", kind="bearer", outcome="expired") >= 2
+    assert sample(samples, "tillkey_auth_total", kind="bearer", outcome="revoked") == 0
