@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
@@ -18,7 +18,7 @@ from tillkey.errors import NotFound
 from tillkey.store import catalog
 from tillkey.storeapi import routes as storeapi
 from tillkey.surfaces.magento_wire import MagentoJSON
-from tillkey.surfaces.routing import requires, tillkey
+from tillkey.surfaces.routing import guarded_route, requires, tillkey
 
 # The resource that guards GET /rest/V1/products/{sku}: the protected empty route pays the same check.
 PRODUCTS = "Magento_Catalog::products"
@@ -49,7 +49,10 @@ def bench_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/bench/open/products/{sku}", open_product, methods=["GET"])
     router.add_api_route("/bench/empty", empty, methods=["GET"])
-    router.add_api_route("/bench/empty-protected", empty, methods=["GET"], dependencies=[Depends(requires(PRODUCTS))])
+    # Guarded exactly as every Tillkey route is (surfaces/routing.py Api.route).
+    router.add_api_route(
+        "/bench/empty-protected", empty, methods=["GET"], route_class_override=guarded_route(requires(PRODUCTS))
+    )
     router.add_api_route("/bench/whoami", whoami, methods=["GET"])
     return router
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -55,7 +55,16 @@ RESULTS_DIR = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 SKU = "24-MB01"  # created by `tillkey demo seed`
 TARGET = 0.90  # protected/open requests/s on the product route
+EMPTY_TARGET = 0.85  # protected/open on a route whose handler does nothing: auth's own cost
+PG_HOST = "127.0.0.1"
 NOISY = 0.10  # share of the CPUs taken by other processes that makes a run suspect
+LOGIN_CONNECTIONS = 4  # password logins in flight at once (argon2id: tens per second per core)
+LOGIN_TIMEOUT = 10  # seconds; wrk's default of 2 would count a login queued behind hashing as lost
+ENDPOINT_LABELS = {
+    "customer-token": "POST /rest/V1/integration/customer/token",
+    "oauth2-token-cc": "POST /oauth2/token (client creds)",
+    "oauth2-introspect": "POST /oauth2/introspect",
+}
 
 
 class BenchError(Exception):
@@ -131,10 +140,12 @@ class CpuSnapshot:
     local: float  # this script and the children it has waited for (wrk)
 
     @classmethod
-    def take(cls, server_pid: int) -> CpuSnapshot:
+    def take(cls, server_pid: int, helpers: Iterable[int] = ()) -> CpuSnapshot:
+        """helpers: processes outside the server's tree that serve it, e.g. its database's backends."""
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         local = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        return cls(time.monotonic(), _machine_busy_s(), _tree_cpu_s(server_pid), local)
+        server = _tree_cpu_s(server_pid) + sum(_tree_cpu_s(pid) for pid in helpers)
+        return cls(time.monotonic(), _machine_busy_s(), server, local)
 
 
 def account(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> tuple[float, float]:
@@ -197,15 +208,19 @@ class Wrk:
         self.connections = connections
         self.token = token
 
-    def run(self, url: str, seconds: int, script: Path | None = None) -> Sample:
+    def run(
+        self, url: str, seconds: int, script: Path | None = None, timeout_s: int = 2, token: str | None = None
+    ) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
         # differ only in what the server does with the token. A script (the OAuth 2 POSTs) sets
         # its own method, body and headers.
-        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {self.token}"]
+        bearer = self.token if token is None else token
+        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
         cmd = [
-            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", *auth, url,
+            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
+            "--latency", *auth, url,
         ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False)
         if done.returncode != 0:
             raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
         return parse_wrk(done.stdout)
@@ -228,6 +243,21 @@ def tillkey_cli(env: dict[str, str], *args: str) -> Any:
     if done.returncode != 0:
         raise BenchError(f"`tillkey {' '.join(args[:2])}` failed: {done.stderr.strip() or done.stdout.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tillkey_env() -> dict[str, str]:
+    """The bench server's environment without a data dir or backend: no stray TILLKEY_ config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
+    env |= {"TILLKEY_LOG_LEVEL": "WARNING"}
+    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
+    # reaches keeps its middleware in the path, so the numbers still include what it costs.
+    env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
+    # Likewise the login limits (per IP and per username), for the token issuance figures.
+    env["TILLKEY_RATE_LIMIT_LOGIN_IP"] = "1000000000/minute"
+    env["TILLKEY_RATE_LIMIT_LOGIN_USERNAME"] = "1000000000/minute"
+    env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def free_port() -> int:
@@ -395,6 +425,37 @@ def measure_oauth2(
     return oauth2_load.summarize(oauth2_load.measure(posts, run_one, rounds))
 
 
+def measure_login(
+    server: Server, wrk_bin: str, customer: dict[str, str], tmp: Path, seconds: int, rounds: int, warmup: int
+) -> dict[str, Any]:
+    """Customer token issuance: a password login, so argon2id (slow on purpose) sets the pace. Few
+    connections: more would only queue for the hashing pool and then be shed with 503 by design."""
+    body = json.dumps({"username": customer["email"], "password": customer["password"]})
+    post = oauth2_load.FormPost(
+        "customer-token", "/rest/V1/integration/customer/token", {"Content-Type": "application/json"}, body
+    )
+    r = httpx.post(server.base + post.path, content=post.body, headers=post.headers, timeout=30)
+    if r.status_code != 200 or not isinstance(r.json(), str):
+        raise BenchError(f"customer login failed: {r.status_code} {r.text[:200]}")
+    script = tmp / "customer-token.lua"
+    script.write_text(oauth2_load.lua_script(post))
+    wrk = Wrk(wrk_bin, 1, LOGIN_CONNECTIONS, "")
+    wrk.run(server.base + post.path, warmup, script, timeout_s=LOGIN_TIMEOUT)
+    got = []
+    for _ in range(rounds):
+        before = CpuSnapshot.take(server.pid)
+        # At least 4 s: a handful of logins per second needs a longer window for a steady figure.
+        sample = wrk.run(server.base + post.path, max(seconds, 4), script, timeout_s=LOGIN_TIMEOUT)
+        other, cpu_us = account(before, CpuSnapshot.take(server.pid), sample.requests)
+        if sample.non_2xx:
+            raise BenchError(f"POST {post.path}: {sample.non_2xx} of {sample.requests} responses were not 2xx")
+        print(
+            f"  {server.workers}w POST {post.path:<20} {sample.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req", flush=True
+        )
+        got.append(replace(sample, other_cpu=other, cpu_us=cpu_us))
+    return oauth2_load.summarize({post.key: got})
+
+
 def summarize(workers: int, samples: dict[str, list[Sample]]) -> dict[str, Any]:
     routes: dict[str, Any] = {}
     for key, got in samples.items():
@@ -457,32 +518,34 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
         f"server: uvicorn httptools+uvloop, access log off",
         "",
         "ratios: protected / unprotected, medians of per-round ratios; rps [min-max], and by server CPU per request",
-        f"{'workers':>7}  {'products/{sku} rps':>20} {'CPU':>6}  {'target':>11}  "
-        f"{'empty (auth only) rps':>21} {'CPU':>6}  {'auth CPU us/req':>15}",
+        f"{'backend':<15} {'workers':>7}  {'products/{sku} rps':>20} {'CPU':>6}  {'target':>11}  "
+        f"{'empty (auth only) rps':>21} {'CPU':>6}  {'target':>11}  {'auth CPU us/req':>15}",
     ]
     for r in results:
         prod, emp = r["ratios"]["products"], r["ratios"]["empty-protected"]
-        verdict = f">={TARGET:.2f} ok" if prod["ratio"] >= TARGET else f"<{TARGET:.2f} MISS"
         out.append(
-            f"{r['workers']:>7}  {_ratio(prod):>20} {prod['cpu_ratio']:>6.3f}  {verdict:>11}  "
-            f"{_ratio(emp):>21} {emp['cpu_ratio']:>6.3f}  {emp['added_cpu_us']:>15.0f}"
+            f"{r['backend']:<15} {r['workers']:>7}  {_ratio(prod):>20} {prod['cpu_ratio']:>6.3f}  "
+            f"{_verdict(prod, TARGET):>11}  {_ratio(emp):>21} {emp['cpu_ratio']:>6.3f}  "
+            f"{_verdict(emp, EMPTY_TARGET):>11}  {emp['added_cpu_us']:>15.0f}"
         )
-    out += ["", f"{'workers':>7}  {'route':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"]
+    head = f"{'backend':<15} {'workers':>7}  {'route':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
+    out += ["", head]
     for r in results:
         for route in r["routes"].values():
             flag = f"  ({route['socket_errors']} socket errors)" if route["socket_errors"] else ""
             out.append(
-                f"{r['workers']:>7}  {'GET ' + route['path']:<36} {route['rps']:>9.0f} "
+                f"{r['backend']:<15} {r['workers']:>7}  {'GET ' + route['path']:<42} {route['rps']:>9.0f} "
                 f"{route['p50_ms']:>8.2f} {route['p99_ms']:>8.2f} {route['cpu_us']:>11.0f}{flag}"
             )
-    out += ["", f"{'workers':>7}  {'OAuth 2 endpoint':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"]
+    out += ["", head.replace("route" + " " * 37, "token endpoint" + " " * 28)]
     for r in results:
-        for key, fig in r.get("oauth2", {}).items():
-            label = "POST /oauth2/token (client creds)" if key == "oauth2-token-cc" else "POST /oauth2/introspect"
+        for key, fig in r.get("endpoints", {}).items():
+            conns = LOGIN_CONNECTIONS if key == "customer-token" else config["connections"]
             out.append(
-                f"{r['workers']:>7}  {label:<36} {fig['rps']:>9.0f} {fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} "
-                f"{fig['cpu_us']:>11.0f}"
+                f"{r['backend']:<15} {r['workers']:>7}  {ENDPOINT_LABELS[key] + f' (c{conns})':<42} {fig['rps']:>9.0f} "
+                f"{fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} {fig['cpu_us']:>11.0f}"
             )
+    out += _backend_ratios(results)
     worst = max(route["other_cpu_max"] for r in results for route in r["routes"].values())
     if worst >= NOISY:
         out += [
@@ -491,6 +554,32 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
             "requests/s and latencies are noisy; trust the CPU columns more, or rerun on a quiet machine.",
         ]
     return "\n".join(out)
+
+
+def _backend_ratios(results: list[dict[str, Any]]) -> list[str]:
+    """PostgreSQL + Redis against SQLite, same route and worker count: requests/s ratios."""
+    by = {(r["backend"], r["workers"]): r for r in results}
+    pairs = [(by[k], by[("sqlite", k[1])]) for k in by if k[0] != "sqlite" and ("sqlite", k[1]) in by]
+    if not pairs:
+        return []
+    out = ["", "scale-out backend / sqlite, requests/s (same workers, same run)"]
+    for scale, lite in pairs:
+        figs = [
+            f"{key} {scale['routes'][key]['rps'] / lite['routes'][key]['rps']:.2f}"
+            for key in ROUTES
+            if lite["routes"][key]["rps"]
+        ]
+        figs += [
+            f"{key} {fig['rps'] / lite['endpoints'][key]['rps']:.2f}"
+            for key, fig in scale.get("endpoints", {}).items()
+            if lite.get("endpoints", {}).get(key, {}).get("rps")
+        ]
+        out.append(f"  {scale['backend']} {scale['workers']}w: " + "  ".join(figs))
+    return out
+
+
+def _verdict(r: dict[str, Any], target: float) -> str:
+    return f">={target:.2f} ok" if r["ratio"] >= target else f"<{target:.2f} MISS"
 
 
 def _ratio(r: dict[str, Any]) -> str:
@@ -502,11 +591,16 @@ def _ratio(r: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="short smoke run (~40 s): 1 round of 2 s per route")
+    ap.add_argument("--quick", action="store_true", help="short smoke run: 1 round of 2 s per route")
     ap.add_argument("--duration", type=int, help="seconds per measurement (wrk wants whole seconds; default 4)")
     ap.add_argument("--rounds", type=int, help="alternating rounds per route; the median is reported (default 5)")
     ap.add_argument("--warmup", type=int, help="seconds of warm-up per route and server (default 2)")
     ap.add_argument("--workers", default="1,2", help="comma-separated uvicorn worker counts (default 1,2)")
+    ap.add_argument(
+        "--backends", default="sqlite,postgres",
+        help="comma-separated: sqlite (embedded default) and postgres (PostgreSQL + Redis, scale-out mode; "
+        f"needs both on {PG_HOST}:5432 and :6379). Default: both",
+    )  # fmt: skip
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
     args = ap.parse_args(argv)
@@ -521,41 +615,100 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.worker_counts = [int(w) for w in args.workers.split(",")]
     except ValueError:
         ap.error("--workers takes numbers such as 1,2")
+    args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not args.backend_list or set(args.backend_list) - {"sqlite", "postgres"}:
+        ap.error("--backends takes sqlite, postgres or both")
     return args
+
+
+@contextmanager
+def backend_env(backend: str, base_env: dict[str, str], tmp: Path) -> Iterator[dict[str, str]]:
+    """Settings for one backend. postgres: a throwaway database, and Redis for shared counters and
+    broadcasts under a key prefix of its own, both removed afterwards."""
+    env = {**base_env, "TILLKEY_DATA_DIR": str(tmp / f"data-{backend}")}
+    if backend == "sqlite":
+        yield env
+        return
+    name = f"tillkey_bench_{secrets.token_hex(4)}"
+    prefix = f"tillkey-bench-{secrets.token_hex(4)}"
+    try:
+        _psql(f"CREATE DATABASE {name}")
+        _redis("PING")
+    except BenchError as exc:
+        raise BenchError(f"the postgres backend needs PostgreSQL and Redis on {PG_HOST} ({exc}); "
+                         "start them or pass --backends sqlite") from None  # fmt: skip
+    env |= {
+        "TILLKEY_DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}:5432/{name}",
+        "TILLKEY_REDIS_URL": f"redis://{PG_HOST}:6379/0",
+        "TILLKEY_REDIS_KEY_PREFIX": prefix,
+    }
+    try:
+        yield env
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+        keys = _redis("--scan", "--pattern", f"{prefix}*", check=False).split()
+        for at in range(0, len(keys), 500):
+            _redis("DEL", *keys[at : at + 500], check=False)
+
+
+def _psql(sql: str, check: bool = True) -> str:
+    return _tool(["psql", "-h", PG_HOST, "-U", "postgres", "-d", "postgres", "-qAtc", sql], check)
+
+
+def _redis(*args: str, check: bool = True) -> str:
+    return _tool(["redis-cli", "-h", PG_HOST, "-p", "6379", *args], check)
+
+
+def _tool(cmd: list[str], check: bool) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if check:
+            raise BenchError(f"{cmd[0]}: {exc}") from None
+        return ""
+    if check and (done.returncode != 0 or done.stdout.startswith("ERR")):
+        raise BenchError(f"{cmd[0]}: {(done.stderr or done.stdout).strip()[:200]}")
+    return done.stdout
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
     loadavg_before = os.getloadavg()[0]
     wrk_bin = ensure_wrk()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}  # no stray config
-    env |= {"TILLKEY_DATA_DIR": str(tmp / "data"), "TILLKEY_LOG_LEVEL": "WARNING"}
-    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
-    # reaches keeps its middleware in the path, so the numbers still include what it costs.
-    env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
-    env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-
-    username, password = "perfadmin", "Pw-" + secrets.token_urlsafe(16)
-    print("seeding a throwaway database ...", flush=True)
-    tillkey_cli(env, "admin", "create", "--username", username, "--email", "perf@example.com", "--password", password)
-    tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
-    oauth_client = tillkey_cli(
-        env, "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+    base_env = tillkey_env()
 
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
+    config["login_connections"] = LOGIN_CONNECTIONS
     wrk: Wrk | None = None
     results = []
-    for workers in args.worker_counts:
-        with serving(workers, env, tmp) as server:
-            if wrk is None:  # one token for every server: they share the signing key in the data dir
-                wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
-            sanity_check(server.base, wrk.token, workers)
-            print(f"measuring {workers} worker(s) on {server.base} ...", flush=True)
-            result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
-            result["oauth2"] = measure_oauth2(server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup)
-            results.append(result)
+    for backend in args.backend_list:
+        with backend_env(backend, base_env, tmp) as env:
+            username, password = "perfadmin", "Pw-" + secrets.token_urlsafe(16)
+            print(f"seeding a throwaway {backend} database ...", flush=True)
+            tillkey_cli(
+                env, "admin", "create", "--username", username, "--email", "perf@example.com", "--password", password
+            )
+            seeded = tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
+            customer = seeded["customers"][0]
+            oauth_client = tillkey_cli(
+                env, "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
+                "--scope", "Magento_Catalog::products",
+            )  # fmt: skip
+            wrk = None  # each backend has its own signing key
+            for workers in args.worker_counts:
+                with serving(workers, env, tmp) as server:
+                    if wrk is None:  # one token per backend: its servers share the signing key
+                        wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
+                    sanity_check(server.base, wrk.token, workers)
+                    print(f"measuring {backend}, {workers} worker(s) on {server.base} ...", flush=True)
+                    result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
+                    result["backend"] = backend if backend == "sqlite" else "postgres+redis"
+                    result["endpoints"] = measure_login(
+                        server, wrk_bin, customer, tmp, args.duration, max(1, args.rounds // 2), args.warmup
+                    )
+                    result["endpoints"] |= measure_oauth2(
+                        server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup
+                    )
+                    results.append(result)
     if wrk is None:
         raise BenchError("no worker counts to measure")
 
@@ -564,7 +717,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{stamp}.json"
-    payload = {"timestamp": stamp, "machine": machine, "config": config, "target": TARGET, "results": results}
+    payload = {
+        "timestamp": stamp, "machine": machine, "config": config, "target": TARGET, "empty_target": EMPTY_TARGET,
+        "results": results,
+    }  # fmt: skip
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)}")
 

@@ -30,6 +30,10 @@ from tillkey.surfaces import (
     api_keys,
     audit,
     console,
+    console_accounts,
+    console_credentials,
+    console_pages,
+    forward_auth,
     magento,
     medusa,
     medusa_store,
@@ -211,11 +215,14 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api,
+        oauth2.api, console.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    app.state.declared = [d for api in surfaces for d in api.declared]
+    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages)
+    for pages in consoles:
+        app.include_router(pages.router)
+    app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

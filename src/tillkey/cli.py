@@ -113,7 +113,16 @@ def serve(
 
     import uvicorn
 
-    settings = Settings()
+    from tillkey.access import route_table
+    from tillkey.access.tree import ResourceTree
+
+    try:
+        settings = Settings()
+        # Checked here too, so a bad route table is one clear line, not a traceback from the app factory.
+        route_table.build(settings.forward_auth_routes, settings.forward_auth_routes_file, ResourceTree.load())
+    except ValueError as exc:  # pydantic's ValidationError is one
+        typer.echo(f"tillkey serve: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn drains on SIGTERM, then raises the signal again against the handler found before it
     # started; with the default one the process would die of it (status 143), which supervisors

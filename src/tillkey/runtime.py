@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import Counter
 
+from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
@@ -60,6 +62,10 @@ class Tillkey:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
         self.tree = ResourceTree.load()
+        # Compiled once: forward-auth matches every proxied request against it (ValueError if bad).
+        self.forward_routes = route_table.build(
+            settings.forward_auth_routes, settings.forward_auth_routes_file, self.tree
+        )
         self.grants = GrantsState(self.tree)
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)
@@ -111,6 +117,7 @@ class Tillkey:
         ])  # fmt: skip
         # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
         self.issued: Counter[tuple[str, str]] = Counter()
+        self.admin_profiles: dict[int, accounts_repo.Admin] = {}
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -161,6 +168,10 @@ class Tillkey:
     async def reload_grants(self) -> None:
         async with self.db.session() as s:
             self.grants.load_admins(await accounts_repo.admin_grants(s))
+            admins = await accounts_repo.list_admins(s)
+        # Profiles for "who am I" (GET /admin/users/me, called on every page of an admin app),
+        # without password hashes. Admins are few; every change to one records a "grants" change.
+        self.admin_profiles = {a.id: dataclasses.replace(a, password_hash="") for a in admins}
 
     async def reload_clients(self) -> None:
         """The live OAuth 2 clients and their scopes (access/grants.py reads them per request)."""

@@ -7,8 +7,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tillkey.access.route_table import RouteRule
 
 
 class TokenFormat(StrEnum):
@@ -138,8 +140,14 @@ class Settings(BaseSettings):
     id_token_ttl: int = Field(default=3600, gt=0, le=86400)
     refresh_token_idle_ttl: int = Field(default=14 * 86400, gt=0)
     refresh_token_absolute_ttl: int = Field(default=30 * 86400, gt=0)
-    # Lifetime of a console login (the session /oauth2/authorize signs users in with), seconds.
-    console_session_ttl: int = Field(default=8 * 3600, gt=0, le=30 * 86400)
+    # Admin console sessions (also what /oauth2/authorize signs users in with), enforced on the
+    # server: a session ends after console_idle_timeout seconds without a request, and
+    # console_absolute_lifetime seconds after sign-in whatever happens.
+    console_idle_timeout: int = Field(default=900, ge=2, le=86400)
+    console_absolute_lifetime: int = Field(default=8 * 3600, gt=0, le=30 * 86400)
+    # Admin account sharing: off (default), a new console sign-in ends that admin's other console
+    # sessions; on, an admin may be signed in from several places at once.
+    console_allow_multiple_sessions: bool = False
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
     # Mirror of the audit log as JSON lines (one object per record, appended and flushed, mode
@@ -153,8 +161,14 @@ class Settings(BaseSettings):
     # On SIGTERM, `tillkey serve` stops accepting connections and gives requests in flight this
     # many seconds to finish before cancelling them; then it writes what is queued and exits.
     shutdown_timeout: int = Field(default=30, ge=1, le=3600)
+    # Forward-auth (GET /tillkey/v1/forward-auth, for nginx auth_request and Traefik forwardAuth):
+    # ordered rules {"path", "methods"?, "resources"}; the first that matches the original request
+    # names the resources it needs, and a request no rule matches is refused (403). A JSON list
+    # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
+    forward_auth_routes: tuple[RouteRule, ...] = ()
+    forward_auth_routes_file: Path | None = None
 
-    @field_validator("audit_file", "outbox_file", mode="before")
+    @field_validator("audit_file", "outbox_file", "forward_auth_routes_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, v: object) -> object:
         return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory
@@ -182,6 +196,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_route_table(self) -> Settings:
+        if self.forward_auth_routes and self.forward_auth_routes_file:
+            raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

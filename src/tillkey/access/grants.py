@@ -36,6 +36,14 @@ class GrantsState:
         self._admins = self._expand_all(grants)
         self.version += 1
 
+    def admin(self, admin_id: int, auth_methods: tuple[str, ...] = ()) -> Principal:
+        """An admin's Principal as their role grants it now (the console's caller)."""
+        resources, everything = self._admins.get(admin_id, (frozenset(), False))
+        return Principal(
+            UserType.ADMIN, admin_id, resources=resources, all_resources=everything, auth_methods=auth_methods,
+            credential="console",
+        )  # fmt: skip
+
     def admin_active(self, admin_id: int) -> bool:
         """Active with a role that grants something: what a secret key's creator must stay."""
         return admin_id in self._admins

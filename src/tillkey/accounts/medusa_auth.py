@@ -346,6 +346,10 @@ class MedusaAuth:
         )  # fmt: skip
 
     async def me(self, caller: Principal) -> Admin | Customer:
+        """The caller's account: an admin's from memory (runtime.py keeps the profiles current), a
+        customer's from the database; an admin created since the last sync is read there too."""
+        if caller.user_type == UserType.ADMIN and (known := self.tk.admin_profiles.get(caller.user_id)):
+            return known
         async with self.tk.db.session() as s:
             account: Admin | Customer | None = (
                 await accounts_repo.admin_by_id(s, caller.user_id) if caller.user_type == UserType.ADMIN

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
@@ -106,7 +107,7 @@ class Accounts:
             admin = await repo.set_admin_active(s, admin_id, active)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
         if not active:
-            await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+            await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deactivated")
         await self.tk.reload_grants()
         change = "activated" if active else "deactivated"
         await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
@@ -119,7 +120,7 @@ class Accounts:
                 raise NotFound("The admin user doesn't exist.")
             await repo.delete_admin(s, admin_id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-        await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+        await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deleted")
         await self.tk.reload_grants()
         await self._audit(audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
 
@@ -127,7 +128,7 @@ class Accounts:
         async with self.tk.db.transaction() as s:
             customer = await repo.set_customer_active(s, customer_id, active)
         if not active:
-            await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+            await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deactivated")
         change = "activated" if active else "deactivated"
         await self._audit(audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         return customer
@@ -138,8 +139,17 @@ class Accounts:
             if customer is None:
                 raise NotFound("The customer doesn't exist.")
             await repo.delete_customer(s, customer_id)
-        await self.tk.revoker.revoke_for(UserType.CUSTOMER, customer_id)
+        await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deleted")
         await self._audit(audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
+
+    async def sign_out_everywhere(
+        self, utype: UserType, user_id: int, *, reason: str, by: tuple[int, int] | None = None
+    ) -> int:
+        """Revoke every token of the account and end its cookie sessions (console and API);
+        answers how many sessions ended. The revocation alone would refuse the sessions too;
+        ending them also takes them off every session listing."""
+        await self.tk.revoker.revoke_for(utype, user_id)
+        return await Sessions(self.tk).end_all(int(utype), user_id, reason=reason, by=by)
 
     # --- roles --------------------------------------------------------------------------------
 
@@ -172,6 +182,27 @@ class Accounts:
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
             updated = await repo.role_by_name(s, role)
         await self.tk.reload_grants()
+        assert updated is not None
+        return updated
+
+    async def set_role_resources(self, role: str, resources: Iterable[str]) -> Role:
+        """Make the role grant exactly these resources (the console's role editor)."""
+        wanted = set(self._check_resources(resources))
+        async with self.tk.db.session() as s:
+            row = await repo.role_by_name(s, role)
+        if row is None:
+            raise NotFound(f"There is no role named {role!r}.")
+        if row.builtin:
+            raise InvalidRequest("A built-in role cannot be changed.")
+        have = set(row.resources)
+        if wanted - have:
+            await self.grant(role, sorted(wanted - have))
+        if have - wanted:
+            await self.grant(role, sorted(have - wanted), revoke=True)
+        changes = {"role": row.name, "added": sorted(wanted - have), "removed": sorted(have - wanted)}
+        await self.tk.audit.record(audit.ROLE_CHANGED, details=changes)
+        async with self.tk.db.session() as s:
+            updated = await repo.role_by_name(s, role)
         assert updated is not None
         return updated
 

@@ -6,6 +6,7 @@ digest. Generic: `kind` names the surface (medusa now; the admin console can reu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -55,14 +56,59 @@ class Sessions:
     def find(self, cookie: str | None) -> Session | None:
         return self.tk.sessions.find(cookie, self.tk.clock.now())
 
-    async def end(self, session: Session, *, ip: str | None = None, user_agent: str | None = None) -> None:
-        """Logout: the row is gone (committed) before this returns; other processes follow the feed."""
+    async def end(
+        self, session: Session, *, ip: str | None = None, user_agent: str | None = None, reason: str = "logout",
+        by: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
+        """Logout: the row is gone (committed) before this returns; other processes follow the feed.
+        `by`: (user type, id) of whoever ended someone else's session."""
+        await self.end_many([session], reason=reason, ip=ip, user_agent=user_agent, by=by)
+
+    async def end_many(
+        self, sessions: list[Session], *, reason: str, ip: str | None = None, user_agent: str | None = None,
+        by: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
+        if not sessions:
+            return
         now = self.tk.clock.now_int()
         async with self.tk.db.transaction() as s:
-            await repo.end(s, session.digest)
-            await auth_repo.record_change(s, "sessions", now, ref=session.digest)
-        self.tk.sessions.drop(session.digest)
-        await self.tk.audit.record(
-            audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
-            user_agent=user_agent, details={"kind": session.kind},
-        )  # fmt: skip
+            for session in sessions:
+                await repo.end(s, session.digest)
+                await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+        for session in sessions:
+            self.tk.sessions.drop(session.digest)
+            details: dict[str, object] = {"kind": session.kind, "reason": reason}
+            if by is not None and by != (session.user_type, session.user_id):
+                details.update(ended_by_type=by[0], ended_by_id=by[1])
+            await self.tk.audit.record(
+                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+                user_agent=user_agent, details=details,
+            )  # fmt: skip
+
+    async def of_user(self, user_type: int, user_id: int, kind: str | None = None) -> list[Session]:
+        now_ms = int(self.tk.clock.now() * 1000)
+        async with self.tk.db.session() as s:
+            return await repo.of_user(s, now_ms, user_type=user_type, user_id=user_id, kind=kind)
+
+    async def end_all(
+        self, user_type: int, user_id: int, *, kind: str | None = None, keep: str | None = None, reason: str,
+        by: tuple[int, int] | None = None,
+    ) -> int:  # fmt: skip
+        """End every live session of an account (of one kind), but `keep` (a digest); answers how many."""
+        found = [x for x in await self.of_user(user_type, user_id, kind) if x.digest != keep]
+        await self.end_many(found, reason=reason, by=by)
+        return len(found)
+
+    async def extend(self, session: Session, expires_ms: int) -> Session | None:
+        """Slide the expiry (idle timeout): written, and told to every process through the feed.
+        None if the session ended meanwhile (another process's logout)."""
+        now_ms = int(self.tk.clock.now() * 1000)
+        async with self.tk.db.transaction() as s:
+            found = await repo.extend(s, session.digest, expires_ms, now_ms)
+            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+        if not found:
+            self.tk.sessions.drop(session.digest)
+            return None
+        extended = dataclasses.replace(session, expires_ms=expires_ms)
+        self.tk.sessions.put(extended)
+        return extended

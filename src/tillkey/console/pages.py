@@ -1,15 +1,31 @@
-"""Server-rendered console pages: plain HTML, every value escaped, no script and no inline style, so
-the Content-Security-Policy can forbid both. Forms carry a CSRF token."""
+"""Server-rendered console pages: Jinja2 templates (templates/), every value autoescaped, no
+inline script or style, so the Content-Security-Policy can forbid both. Styles and the one small
+script come from /console/static/ ('self'). Forms carry a CSRF token.
+
+The sign-in, second-factor and consent pages share the console's look but load no script at all:
+they are reached from other sites (the OAuth 2 authorization flow) and need none.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from html import escape
+from typing import Any
 from urllib.parse import urlsplit
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-BASE_CSP = "default-src 'none'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+BASE_CSP = "default-src 'none'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+# Signed-in pages: the console's own script (idle warning, role tree) and its calls back home.
+CONSOLE_CSP = f"{BASE_CSP}; script-src 'self'; connect-src 'self'; form-action 'self'"
+
+_env = Environment(
+    loader=PackageLoader("tillkey.console", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def csp(form_targets: Iterable[str] = ()) -> str:
@@ -24,58 +40,44 @@ def csp(form_targets: Iterable[str] = ()) -> str:
     return f"{BASE_CSP}; form-action {' '.join(origins)}"
 
 
+def render(
+    template: str, *, status: int = 200, policy: str | None = None, form_targets: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None, **context: Any,
+) -> HTMLResponse:  # fmt: skip
+    html = _env.get_template(template).render(**context)
+    out = {"Content-Security-Policy": policy or csp(form_targets), "Cache-Control": "no-store", **(headers or {})}
+    return HTMLResponse(html, status_code=status, headers=out)
+
+
 def page(title: str, body: str, *, status: int = 200, form_targets: Iterable[str] = ()) -> HTMLResponse:
-    html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} · Tillkey</title></head>"
-        f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
-    )
-    headers = {"Content-Security-Policy": csp(form_targets), "Cache-Control": "no-store"}
-    return HTMLResponse(html, status_code=status, headers=headers)
+    """A plain message page (body is text, escaped)."""
+    return render("message.html", status=status, form_targets=form_targets, title=title, message=body)
 
 
-def _hidden(fields: Mapping[str, str]) -> str:
-    return "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
-
-
-def _error(message: str | None) -> str:
-    return f'<p role="alert">{escape(message)}</p>' if message else ""
-
-
-def login(*, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = ()) -> HTMLResponse:
-    body = (
-        f'{_error(error)}<form method="post" action="/console/login">{_hidden({"csrf": csrf, "next": next_url})}'
-        '<p><label>Username <input name="username" autocomplete="username" required></label></p>'
-        '<p><label>Password <input name="password" type="password" autocomplete="current-password" required>'
-        '</label></p><p><button type="submit">Sign in</button></p></form>'
-    )
-    return page("Sign in", body, status=401 if error else 200, form_targets=form_targets)
+def login(
+    *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), notice: str | None = None
+) -> HTMLResponse:
+    return render(
+        "login.html", status=401 if error else 200, form_targets=form_targets, title="Sign in", csrf=csrf,
+        next_url=next_url, error=error, notice=notice,
+    )  # fmt: skip
 
 
 def otp(*, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = ()) -> HTMLResponse:
-    body = (
-        f'{_error(error)}<form method="post" action="/console/login/otp">{_hidden({"csrf": csrf, "next": next_url})}'
-        "<p><label>Code from your authenticator app (or a recovery code) "
-        '<input name="otp" autocomplete="one-time-code" inputmode="numeric" required></label></p>'
-        '<p><button type="submit">Verify</button></p></form>'
-    )
-    return page("Two-factor authentication", body, status=401 if error else 200, form_targets=form_targets)
+    return render(
+        "otp.html", status=401 if error else 200, form_targets=form_targets, title="Two-factor authentication",
+        csrf=csrf, next_url=next_url, error=error,
+    )  # fmt: skip
 
 
 def consent(
     *, client_name: str, scopes: Iterable[str], csrf: str, request_fields: Mapping[str, str], redirect_uri: str
 ) -> HTMLResponse:
-    items = "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes)
-    fields = _hidden({"csrf": csrf, **request_fields})
-    body = (
-        f"<p><strong>{escape(client_name)}</strong> asks to act on your behalf with these scopes:</p><ul>{items}</ul>"
-        f'<form method="post" action="/oauth2/consent">{fields}'
-        '<button type="submit" name="decision" value="allow">Allow</button> '
-        '<button type="submit" name="decision" value="deny">Deny</button></form>'
-    )
-    return page("Authorize access", body, form_targets=[redirect_uri])
+    return render(
+        "consent.html", form_targets=[redirect_uri], title="Authorize access", client_name=client_name,
+        scopes=list(scopes), csrf=csrf, fields=dict(request_fields),
+    )  # fmt: skip
 
 
 def error(title: str, message: str, status: int) -> HTMLResponse:
-    return page(title, f"<p>{escape(message)}</p>", status=status)
+    return page(title, message, status=status)

@@ -1,11 +1,17 @@
-"""Console sign-in sessions: what /console/login creates and /oauth2/authorize signs users in with.
+"""Admin console sessions: what /console/login creates, every console page runs on, and
+/oauth2/authorize signs users in with.
 
 They live in the shared server-side session store (store/sessions.py, accounts/sessions.py) as
 kind "console": the cookie carries `tk_ss_` + 256 random bits, the database and every process's
 memory hold its keyed digest, so finding one is a dict lookup and logout reaches every process
-through the change feed. The context records how the user signed in (amr) and whether the second
-factor is still to come. Console sessions are never API credentials (credentials/sessions.py
+through the change feed. Console sessions are never API credentials (credentials/sessions.py
 API_KINDS): a password-only step must not open the API.
+
+Lifetimes are enforced here, on the server, not by the cookie: a session's row expires
+`console_idle_timeout` after its last request (each request slides it, written at most every
+few seconds) and never later than `console_absolute_lifetime` after sign-in. The id changes at
+every sign-in step and whenever the admin's privileges change (session fixation), and, unless
+`console_allow_multiple_sessions`, a completed sign-in ends the admin's other console sessions.
 
 The CSRF token of the session's forms is derived from the session (an HMAC of its digest under a
 key of its own), so nothing secret is stored for it. Revoking a user's tokens (logout everywhere,
@@ -19,13 +25,53 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
 from tillkey.accounts.sessions import Sessions
+from tillkey.principal import Principal
 from tillkey.runtime import Tillkey
+from tillkey.security.proxy import is_secure
 from tillkey.store.sessions import Session
 
-COOKIE = "__Host-tillkey_console"
+# Over HTTPS the cookie takes the __Host- prefix (Secure, Path=/, no Domain: no sibling host or
+# plain-HTTP page can plant or read it). Plain HTTP reaches the console only from loopback
+# (require_https), which is development: there the cookie cannot be Secure, so it cannot carry
+# the prefix either.
+SECURE_COOKIE = "__Host-tillkey_console"
+DEV_COOKIE = "tillkey_console"
+SECURE_CSRF_COOKIE = "__Host-tillkey_csrf"
+DEV_CSRF_COOKIE = "tillkey_csrf"
 KIND = "console"
 PENDING_TTL = 300  # seconds a password-only step has to bring its code
+# A request slides the idle deadline; the write is skipped while the deadline moved less than
+# this share of the idle timeout (at most a minute), so a busy page costs no write per request.
+SLIDE_FRACTION = 20
+SLIDE_MAX_MS = 60_000
+
+
+def cookie_name(conn: HTTPConnection) -> str:
+    return SECURE_COOKIE if is_secure(conn.scope) else DEV_COOKIE
+
+
+def csrf_cookie_name(conn: HTTPConnection) -> str:
+    return SECURE_CSRF_COOKIE if is_secure(conn.scope) else DEV_CSRF_COOKIE
+
+
+def set_cookie(response: Response, conn: HTTPConnection, name: str, value: str, max_age: int) -> None:
+    """HttpOnly, SameSite=Strict: no other site's page can send a request that carries it."""
+    secure = is_secure(conn.scope)
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="strict")
+
+
+def delete_cookie(response: Response, conn: HTTPConnection, name: str) -> None:
+    response.delete_cookie(name, path="/", secure=is_secure(conn.scope), httponly=True, samesite="strict")
+
+
+def grant_fingerprint(principal: Principal) -> str:
+    """What the admin may do, in a few bytes: a change of it rotates the session id."""
+    text = "*" if principal.all_resources else "\n".join(sorted(principal.resources))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +81,8 @@ class ConsoleSession:
     amr: tuple[str, ...]
     pending_otp: bool
     csrf: str
+    absolute_ms: int
+    fingerprint: str
 
     @property
     def user_type(self) -> int:
@@ -43,6 +91,10 @@ class ConsoleSession:
     @property
     def user_id(self) -> int:
         return self.session.user_id
+
+    @property
+    def expires_ms(self) -> int:
+        return self.session.expires_ms
 
 
 class ConsoleSessions:
@@ -54,35 +106,84 @@ class ConsoleSessions:
         key = self.tk.master.derive("tillkey/console-csrf")
         return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
-    async def begin(self, user_type: int, user_id: int, amr: tuple[str, ...], *, pending_otp: bool) -> str:
-        """A new session, always a new id (no session fixation); answers the cookie value."""
+    def _now_ms(self) -> int:
+        return int(self.tk.clock.now() * 1000)
+
+    async def begin(
+        self, user_type: int, user_id: int, amr: tuple[str, ...], *, pending_otp: bool, fingerprint: str = "",
+        auth_time: int | None = None, absolute_ms: int | None = None, ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> str:  # fmt: skip
+        """A new session, always a new id (no session fixation); answers the cookie value.
+        auth_time/absolute_ms carry over from the session a rotation replaces."""
+        s = self.tk.settings
+        now_ms = self._now_ms()
+        if absolute_ms is None:
+            absolute_ms = now_ms + s.console_absolute_lifetime * 1000
+        ttl_ms = PENDING_TTL * 1000 if pending_otp else s.console_idle_timeout * 1000
+        ttl = max(1, -(-(min(absolute_ms, now_ms + ttl_ms) - now_ms) // 1000))
+        context = {
+            "amr": list(amr), "pending_otp": pending_otp, "auth_time": auth_time or now_ms // 1000,
+            "abs_ms": absolute_ms, "fp": fingerprint,
+        }  # fmt: skip
         started = await self._sessions.start(
-            kind=KIND, user_type=user_type, user_id=user_id, identity_id=None,
-            context={"amr": list(amr), "pending_otp": pending_otp},
-            ttl=PENDING_TTL if pending_otp else self.tk.settings.console_session_ttl,
+            kind=KIND, user_type=user_type, user_id=user_id, identity_id=None, context=context, ttl=ttl, ip=ip,
+            user_agent=user_agent,
         )  # fmt: skip
         return started.cookie
 
     def find(self, cookie: str | None) -> ConsoleSession | None:
         found = self._sessions.find(cookie)
-        if found is None or found.kind != KIND:
-            return None
-        auth_time = found.created_ms // 1000
-        before = self.tk.revocations.revoke_before.get((found.user_type, found.user_id))
-        if before is not None and auth_time <= before:
+        return self.wrap(found) if found is not None else None
+
+    def wrap(self, found: Session) -> ConsoleSession | None:
+        if found.kind != KIND:
             return None
         try:
             context = json.loads(found.context)
             amr = tuple(str(m) for m in context.get("amr", []))
             pending = bool(context.get("pending_otp", True))
+            auth_time = int(context.get("auth_time", found.created_ms // 1000))
+            absolute_ms = int(context.get("abs_ms", found.expires_ms))
+            fingerprint = str(context.get("fp", ""))
         except (ValueError, AttributeError, TypeError):
             return None
-        return ConsoleSession(found, auth_time, amr, pending, self._csrf(found.digest))
+        before = self.tk.revocations.revoke_before.get((found.user_type, found.user_id))
+        if before is not None and auth_time <= before:
+            return None
+        return ConsoleSession(found, auth_time, amr, pending, self._csrf(found.digest), absolute_ms, fingerprint)
 
-    async def complete_otp(self, current: ConsoleSession) -> str:
+    async def touch(self, current: ConsoleSession) -> ConsoleSession | None:
+        """A request of the signed-in admin: slide the idle deadline (never past the absolute one).
+        None if the session ended meanwhile."""
+        now_ms = self._now_ms()
+        idle_ms = self.tk.settings.console_idle_timeout * 1000
+        deadline = min(current.absolute_ms, now_ms + idle_ms)
+        if deadline - current.expires_ms < min(SLIDE_MAX_MS, idle_ms // SLIDE_FRACTION):
+            return current
+        extended = await self._sessions.extend(current.session, deadline)
+        return self.wrap(extended) if extended is not None else None
+
+    async def complete_otp(self, current: ConsoleSession, fingerprint: str) -> str:
         """The second factor passed: end the pending session and begin a full one (a new id)."""
-        await self.end(current)
-        return await self.begin(current.user_type, current.user_id, (*current.amr, "otp"), pending_otp=False)
+        await self._sessions.end(current.session, reason="second factor passed")
+        return await self.begin(current.user_type, current.user_id, (*current.amr, "otp"), pending_otp=False,
+                                fingerprint=fingerprint)  # fmt: skip
 
-    async def end(self, current: ConsoleSession) -> None:
-        await self._sessions.end(current.session)
+    async def rotate(self, current: ConsoleSession, fingerprint: str) -> str:
+        """Privileges changed: the same sign-in continues under a new id."""
+        await self._sessions.end(current.session, reason="rotated: privileges changed")
+        return await self.begin(
+            current.user_type, current.user_id, current.amr, pending_otp=False, fingerprint=fingerprint,
+            auth_time=current.auth_time, absolute_ms=current.absolute_ms,
+        )  # fmt: skip
+
+    async def end_others(self, user_type: int, user_id: int, cookie: str) -> int:
+        """Admin account sharing off: a new sign-in ends the admin's other console sessions."""
+        if self.tk.settings.console_allow_multiple_sessions:
+            return 0
+        keep = self.tk.sessions.digest(cookie)
+        return await self._sessions.end_all(user_type, user_id, kind=KIND, keep=keep, reason="signed in elsewhere")
+
+    async def end(self, current: ConsoleSession, *, reason: str = "logout") -> None:
+        await self._sessions.end(current.session, reason=reason)

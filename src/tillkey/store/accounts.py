@@ -257,3 +257,18 @@ async def admin_grants(s: AsyncSession) -> dict[int, tuple[str, ...]]:
     for admin_id, rid in rows:
         out.setdefault(admin_id, []).append(rid)
     return {k: tuple(v) for k, v in out.items()}
+
+
+async def list_customers(s: AsyncSession, *, q: str | None = None, limit: int = 100, offset: int = 0) -> list[Customer]:
+    """Customers, newest first; `q` matches the start of the email or either name (console search)."""
+    stmt = select(CustomerRow)
+    if q:
+        text = q.strip().casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = text + "%"
+        stmt = stmt.where(
+            CustomerRow.email_key.like(pattern, escape="\\")
+            | func.lower(CustomerRow.firstname).like(pattern, escape="\\")
+            | func.lower(CustomerRow.lastname).like(pattern, escape="\\")
+        )
+    rows = await s.scalars(stmt.order_by(CustomerRow.id.desc()).limit(limit).offset(offset))
+    return [_customer(r) for r in rows]

@@ -122,3 +122,14 @@ async def search(s: AsyncSession, q: AuditQuery) -> list[AuditRecord]:
         stmt = stmt.where(AuditEventRow.created_ms <= q.until_ms)
     stmt = stmt.order_by(AuditEventRow.seq.desc()).limit(q.limit).offset(q.offset)
     return [_record(r) for r in await s.scalars(stmt)]
+
+
+async def hourly_counts(s: AsyncSession, since_ms: int, events: Sequence[str]) -> list[tuple[int, str, int]]:
+    """(hour since the epoch, event, count) of these events since then: the console's chart."""
+    hour = AuditEventRow.created_ms // 3_600_000
+    stmt = (
+        select(hour, AuditEventRow.event, func.count())
+        .where(AuditEventRow.created_ms >= since_ms, AuditEventRow.event.in_(list(events)))
+        .group_by(hour, AuditEventRow.event)
+    )
+    return [(int(h), str(e), int(n)) for h, e, n in await s.execute(stmt)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import SessionRow
@@ -56,3 +56,41 @@ async def purge_expired(s: AsyncSession, now_ms: int) -> None:
 async def record_seen(s: AsyncSession, seen: Mapping[str, int]) -> None:
     for digest, ms in seen.items():
         await s.execute(update(SessionRow).where(SessionRow.digest == digest).values(last_seen_ms=ms))
+
+
+async def extend(s: AsyncSession, digest: str, expires_ms: int, seen_ms: int) -> bool:
+    """Slide a session's expiry (idle timeout); False if it is gone."""
+    res = await s.execute(
+        update(SessionRow).where(SessionRow.digest == digest).values(expires_ms=expires_ms, last_seen_ms=seen_ms)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def of_user(
+    s: AsyncSession, now_ms: int, *, user_type: int, user_id: int, kind: str | None = None
+) -> list[Session]:
+    q = select(SessionRow).where(
+        SessionRow.expires_ms > now_ms, SessionRow.user_type == user_type, SessionRow.user_id == user_id
+    )
+    if kind is not None:
+        q = q.where(SessionRow.kind == kind)
+    return [_session(r) for r in await s.scalars(q.order_by(SessionRow.created_ms))]
+
+
+async def of_kind(s: AsyncSession, now_ms: int, kind: str, limit: int = 500) -> list[Session]:
+    q = select(SessionRow).where(SessionRow.expires_ms > now_ms, SessionRow.kind == kind)
+    return [_session(r) for r in await s.scalars(q.order_by(SessionRow.created_ms.desc()).limit(limit))]
+
+
+async def last_seen(s: AsyncSession, digests: Iterable[str]) -> dict[str, int]:
+    q = select(SessionRow.digest, SessionRow.last_seen_ms).where(SessionRow.digest.in_(list(digests)))
+    rows = await s.execute(q)
+    return {d: int(ms) for d, ms in rows}
+
+
+async def count_live(s: AsyncSession, now_ms: int) -> dict[str, int]:
+    """Live sessions by kind (the console dashboard)."""
+    rows = await s.execute(
+        select(SessionRow.kind, func.count()).where(SessionRow.expires_ms > now_ms).group_by(SessionRow.kind)
+    )
+    return {k: int(n) for k, n in rows}

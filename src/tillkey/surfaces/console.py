@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from html import escape
+from importlib import resources as importlib_resources
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Request
@@ -20,8 +20,16 @@ from starlette.responses import RedirectResponse, Response
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.login import Attempt, LoginFailed, Logins
 from tillkey.console import pages
-from tillkey.console.session import COOKIE, ConsoleSessions
-from tillkey.errors import RateLimited, TillkeyError, Unavailable
+from tillkey.console.session import (
+    PENDING_TTL,
+    ConsoleSessions,
+    cookie_name,
+    csrf_cookie_name,
+    delete_cookie,
+    grant_fingerprint,
+    set_cookie,
+)
+from tillkey.errors import NotFound, RateLimited, TillkeyError, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -34,7 +42,6 @@ from tillkey.surfaces.oauth2 import read_body, require_https
 from tillkey.surfaces.routing import Api, tillkey
 
 api = Api(tags=["Console"])
-CSRF_COOKIE = "__Host-tillkey_csrf"
 LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})
 OTP_FIELDS = frozenset({"csrf", "next", "otp"})
 HOME = "/console/"
@@ -65,10 +72,7 @@ async def _redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
     return client.redirect_uris if client is not None else ()
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
-    # Lax, not Strict: the trip from a client's site to /oauth2/authorize is a cross-site top-level
-    # navigation, and the session must come along on it.
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
+ENDED_NOTICE = "Your session has ended. Please sign in again."
 
 
 def _attempt(request: Request) -> Attempt:
@@ -82,8 +86,11 @@ async def login_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
     csrf = secrets.token_urlsafe(24)
-    response = pages.login(csrf=csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
-    _cookie(response, CSRF_COOKIE, csrf, 3600)
+    notice = ENDED_NOTICE if request.query_params.get("reason") == "ended" else None
+    response = pages.login(
+        csrf=csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url), notice=notice
+    )
+    set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
     return response
 
 
@@ -97,13 +104,13 @@ async def login(request: Request) -> Response:
         return pages.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
     targets = await _redirect_targets(tk, next_url)
-    expected = request.cookies.get(CSRF_COOKIE, "")
+    expected = request.cookies.get(csrf_cookie_name(request), "")
     csrf = expected or secrets.token_urlsafe(24)
     if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
         refused = pages.login(
             csrf=csrf, next_url=next_url, error="The form expired; please sign in again.", form_targets=targets
         )
-        _cookie(refused, CSRF_COOKIE, csrf, 3600)
+        set_cookie(refused, request, csrf_cookie_name(request), csrf, 3600)
         return refused
     username, password = form.get("username", ""), form.get("password", "")
     logins, where = Logins(tk), _attempt(request)
@@ -120,17 +127,23 @@ async def login(request: Request) -> Response:
     sessions = ConsoleSessions(tk)
     mode = tk.settings.admin_2fa
     if mode != "off" and await Totp(tk).is_active(admin.id):
-        cookie = await sessions.begin(UserType.ADMIN, admin.id, ("pwd",), pending_otp=True)
+        cookie = await sessions.begin(
+            UserType.ADMIN, admin.id, ("pwd",), pending_otp=True, ip=where.ip, user_agent=where.user_agent
+        )
         response: Response = RedirectResponse("/console/login/otp?next=" + _quote(next_url), status_code=303)
-        _cookie(response, COOKIE, cookie, 300)
+        set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
         return response
     if mode == "required":
         return pages.login(csrf=csrf, next_url=next_url, error=CONFIGURE_2FA, form_targets=targets)
     await logins.succeeded(UserType.ADMIN, username, admin.id, where)
-    cookie = await sessions.begin(UserType.ADMIN, admin.id, ("pwd",), pending_otp=False)
+    cookie = await sessions.begin(
+        UserType.ADMIN, admin.id, ("pwd",), pending_otp=False, fingerprint=grant_fingerprint(tk.grants.admin(admin.id)),
+        ip=where.ip, user_agent=where.user_agent,
+    )  # fmt: skip
+    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
     response = RedirectResponse(next_url, status_code=303)
-    _cookie(response, COOKIE, cookie, tk.settings.console_session_ttl)
-    response.delete_cookie(CSRF_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
+    delete_cookie(response, request, csrf_cookie_name(request))
     return response
 
 
@@ -142,7 +155,7 @@ def _quote(value: str) -> str:
 async def otp_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
-    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
     if session is None or not session.pending_otp:
         return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
     return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
@@ -158,7 +171,7 @@ async def otp(request: Request) -> Response:
         return pages.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
     sessions = ConsoleSessions(tk)
-    session = sessions.find(request.cookies.get(COOKIE))
+    session = sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.pending_otp:
         return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
     targets = await _redirect_targets(tk, next_url)
@@ -180,31 +193,31 @@ async def otp(request: Request) -> Response:
         )
     await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
     await logins.succeeded(UserType.ADMIN, admin.username, admin.id, where, ("pwd", "otp"))
-    cookie = await sessions.complete_otp(session)
+    cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(admin.id)))
+    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
     response = RedirectResponse(next_url, status_code=303)
-    _cookie(response, COOKIE, cookie, tk.settings.console_session_ttl)
+    set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
+    delete_cookie(response, request, csrf_cookie_name(request))
     return response
 
 
-@api.route("POST", "/console/logout", resources=[ANONYMOUS], include_in_schema=False, summary="End the console session")
-async def logout(request: Request) -> Response:
-    tk = tillkey(request)
-    sessions = ConsoleSessions(tk)
-    session = sessions.find(request.cookies.get(COOKIE))
-    if session is not None:
-        await sessions.end(session)
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
-    return response
+# The console's stylesheet and script, read once: served from this origin so the pages' CSP
+# needs no 'unsafe-inline' and no other host.
+_STATIC_TYPES = {
+    "console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}  # fmt: skip
+_STATIC = {
+    name: importlib_resources.files("tillkey.console").joinpath("static", name).read_bytes() for name in _STATIC_TYPES
+}
 
 
-@api.route("GET", "/console/", resources=[ANONYMOUS], include_in_schema=False, summary="Console home")
-async def home(request: Request) -> Response:
-    tk = tillkey(request)
-    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
-    if session is None or session.pending_otp:
-        return RedirectResponse("/console/login", status_code=303)
-    async with tk.db.session() as s:
-        admin = await admin_by_id(s, session.user_id)
-    name = admin.username if admin is not None else "?"
-    return pages.page("Tillkey console", f"<p>Signed in as {escape(name)}.</p>")
+@api.route(
+    "GET", "/console/static/{name}", resources=[ANONYMOUS], include_in_schema=False,
+    summary="The console's stylesheet and script",
+)  # fmt: skip
+async def static(name: str) -> Response:
+    body = _STATIC.get(name)
+    if body is None:
+        raise NotFound("Not found.")
+    return Response(body, media_type=_STATIC_TYPES[name], headers={"Cache-Control": "public, max-age=300"})

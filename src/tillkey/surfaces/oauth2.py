@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from tillkey.access.policy import is_allowed
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import pages
-from tillkey.console.session import COOKIE, ConsoleSessions
+from tillkey.console.session import ConsoleSessions, cookie_name
 from tillkey.credentials.bearer import bearer_token
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
@@ -103,7 +103,7 @@ async def authorize(request: Request) -> Response:
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
         return pages.error("Authorization failed", exc.message, exc.status_code)
-    session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+    session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
             err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
@@ -139,7 +139,7 @@ async def consent(request: Request) -> Response:
     try:
         require_https(request)
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
-        session = ConsoleSessions(tk).find(request.cookies.get(COOKIE))
+        session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
         if session is None or session.pending_otp:
             return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
         if not hmac.compare_digest(form.get("csrf", ""), session.csrf):

@@ -1,0 +1,262 @@
+"""Console routes as data, like the API's (surfaces/routing.py): each page declares the resources
+it needs, and one guard runs before every handler, in this order:
+
+1. the console session from its cookie (none, pending or ended: to the sign-in page);
+2. on a state-changing request: same-origin (Sec-Fetch-Site / Origin) and the synchronizer CSRF
+   token, form-encoded bodies only, bounded in size;
+3. the admin's grant as their role holds it now; a change since the session began rotates the id;
+4. the idle deadline slides (server-side idle timeout);
+5. the access check against the declared resources (403 page, audited, like the API's).
+
+Handlers receive a `Console` context: the session, the Principal, the parsed form, and helpers
+to render a page inside the console's frame.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from tillkey.access.policy import is_allowed
+from tillkey.access.tree import ADMIN_SELF
+from tillkey.console import pages
+from tillkey.console.session import (
+    ConsoleSession,
+    ConsoleSessions,
+    cookie_name,
+    grant_fingerprint,
+    set_cookie,
+)
+from tillkey.errors import TillkeyError
+from tillkey.principal import Principal, UserType
+from tillkey.runtime import Tillkey
+from tillkey.security.audit import ACCESS_DENIED, FAILURE
+from tillkey.store.accounts import admin_by_id
+from tillkey.surfaces.oauth2 import read_body
+from tillkey.surfaces.routing import Declared, tillkey
+
+log = logging.getLogger("tillkey.console")
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 2000
+WARN_BEFORE = 60  # seconds before the idle deadline the page offers to stay signed in
+
+# The console's menu: (path, label, resource the page needs). Only what the admin may open shows.
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("/console/", "Dashboard", ADMIN_SELF),
+    ("/console/sessions", "Sessions", ADMIN_SELF),
+    ("/console/admins", "Admin users", "Magento_User::acl_users"),
+    ("/console/roles", "Roles", "Magento_User::acl_roles"),
+    ("/console/customers", "Customers", "Magento_Customer::manage"),
+    ("/console/integrations", "Integrations", "Magento_Integration::integrations"),
+    ("/console/api-keys", "API keys", "Tillkey::api_keys"),
+    ("/console/oauth-clients", "OAuth clients", "Tillkey::oauth2_clients"),
+    ("/console/keys", "Signing keys", "Tillkey::keys"),
+    ("/console/audit", "Audit log", "Tillkey::audit"),
+)
+ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What every signed-in page shows around its content."""
+
+    username: str
+    nav: list[tuple[str, str]]
+    csrf: str
+    expires_in: int
+    warn_before: int
+    path: str
+    error: str | None = None
+    notice: str | None = None
+
+
+@dataclass(slots=True)
+class Console:
+    tk: Tillkey
+    request: Request
+    session: ConsoleSession
+    principal: Principal
+    username: str
+    form: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def by(self) -> tuple[int, int]:
+        return (int(UserType.ADMIN), self.session.user_id)
+
+    def allowed(self, resource: str) -> bool:
+        return is_allowed(self.principal, resource)
+
+    def field(self, name: str, default: str = "") -> str:
+        values = self.form.get(name)
+        return values[0].strip() if values else default
+
+    def fields(self, name: str) -> list[str]:
+        return [v.strip() for v in self.form.get(name, []) if v.strip()]
+
+    def frame(self, *, error: str | None = None, notice: str | None = None) -> Frame:
+        now_ms = int(self.tk.clock.now() * 1000)
+        return Frame(
+            self.username, [(href, label) for href, label, res in NAV if self.allowed(res)], self.session.csrf,
+            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE, self.request.url.path, error, notice,
+        )  # fmt: skip
+
+    def render(
+        self, template: str, title: str, *, status: int = 200, error: str | None = None, notice: str | None = None,
+        **context: Any,
+    ) -> HTMLResponse:  # fmt: skip
+        return pages.render(
+            template, status=status, policy=pages.CONSOLE_CSP, title=title,
+            frame=self.frame(error=error, notice=notice), **context,
+        )  # fmt: skip
+
+    def failed(self, exc: TillkeyError, back: str) -> HTMLResponse:
+        """A service refused the change: say why, in the console's frame (the message is public)."""
+        status = exc.status_code if exc.status_code != 500 else 500
+        return self.render("failed.html", "That did not work", status=status, error=exc.message, back=back)
+
+    def redirect(self, path: str) -> RedirectResponse:
+        return RedirectResponse(path, status_code=303)
+
+
+Handler = Callable[[Console], Awaitable[Response]]
+
+
+def to_sign_in(request: Request, *, ended: bool) -> RedirectResponse:
+    target = request.url.path if request.method == "GET" else "/console/"
+    query = "?next=" + quote(target, safe="") + (f"&reason={ENDED}" if ended else "")
+    return RedirectResponse("/console/login" + query, status_code=303)
+
+
+def refused(title: str, message: str, status: int = 403) -> HTMLResponse:
+    return pages.render("message.html", status=status, policy=pages.CONSOLE_CSP, title=title, message=message)
+
+
+def _cross_site(request: Request) -> bool:
+    """Browsers say where a request comes from; anything but this origin is refused before the
+    token is even looked at (SameSite=Strict already keeps the cookie off such requests)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        # "null": browsers send it on every form post under Referrer-Policy: no-referrer (ours),
+        # same-origin ones too; the token and the SameSite=Strict cookie decide then.
+        return False
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return origin != own
+
+
+async def _form(request: Request) -> dict[str, list[str]] | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request)
+    if not body:
+        return {}
+    if content_type != FORM_TYPE:
+        return None
+    try:
+        text = body.decode("utf-8")
+        return parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+async def guarded(request: Request, fn: Handler, resources: tuple[str, ...], activity: bool) -> Response:
+    tk = tillkey(request)
+    sessions = ConsoleSessions(tk)
+    cookie = request.cookies.get(cookie_name(request))
+    session = sessions.find(cookie)
+    if session is None or session.pending_otp:
+        return to_sign_in(request, ended=cookie is not None)
+    form: dict[str, list[str]] = {}
+    if request.method in STATE_CHANGING:
+        try:
+            parsed = await _form(request)
+        except TillkeyError as exc:
+            return refused("Request refused", exc.message, exc.status_code)
+        token = (parsed or {}).get("csrf", [""])[0]
+        if parsed is None or _cross_site(request) or not hmac.compare_digest(token, session.csrf):
+            tk.audit.record_soon(
+                ACCESS_DENIED, outcome=FAILURE, actor_type=session.user_type, actor_id=session.user_id,
+                request=request, details={"method": request.method, "path": request.url.path[:256],
+                                          "reason": "console form without a valid CSRF token"},
+            )  # fmt: skip
+            return refused("Request refused", "The form has expired or did not come from this console. Reload the "
+                           "page and try again.")  # fmt: skip
+        form = parsed
+    principal = tk.grants.admin(session.user_id, session.amr)
+    new_cookie = None
+    fingerprint = grant_fingerprint(principal)
+    if fingerprint != session.fingerprint:
+        new_cookie = await sessions.rotate(session, fingerprint)
+        rotated = sessions.find(new_cookie)
+        if rotated is None:
+            return to_sign_in(request, ended=True)
+        session = rotated
+    elif activity:
+        touched = await sessions.touch(session)
+        if touched is None:
+            return to_sign_in(request, ended=True)
+        session = touched
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, session.user_id)
+    if admin is None or not admin.is_active:
+        await sessions.end(session, reason="account inactive")
+        return to_sign_in(request, ended=True)
+    ctx = Console(tk, request, session, principal, admin.username, form)
+    missing = [r for r in resources if not ctx.allowed(r)]
+    if missing:
+        tk.audit.record_soon(
+            ACCESS_DENIED, outcome=FAILURE, actor_type=session.user_type, actor_id=session.user_id, request=request,
+            details={"method": request.method, "path": request.url.path[:256], "resources": list(resources),
+                     "reason": f"missing {missing[0]}"},
+        )  # fmt: skip
+        response: Response = ctx.render(
+            "failed.html", "Not allowed", status=403, back="/console/",
+            error=f"Your role does not grant {', '.join(missing)}.",
+        )  # fmt: skip
+    else:
+        try:
+            response = await fn(ctx)
+        except TillkeyError as exc:
+            if exc.detail:
+                log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.detail)
+            response = ctx.failed(exc, "/".join(request.url.path.split("/")[:3]))
+    if new_cookie is not None:
+        set_cookie(response, request, cookie_name(request), new_cookie, tk.settings.console_absolute_lifetime)
+    return response
+
+
+class ConsolePages:
+    """A router whose every page states its resources; `declared` lists them beside the API's."""
+
+    def __init__(self) -> None:
+        self.router = APIRouter()
+        self.declared: list[Declared] = []
+
+    def route(
+        self, method: str, path: str, *, resources: Sequence[str], summary: str, activity: bool = True
+    ) -> Callable[[Handler], Handler]:
+        """activity=False: the request does not count as the admin's activity (status polls)."""
+        if not resources:
+            raise ValueError(f"{method} {path} declares no resources")
+        res = tuple(resources)
+
+        def register(fn: Handler) -> Handler:
+            async def endpoint(request: Request) -> Response:
+                return await guarded(request, fn, res, activity)
+
+            self.router.add_api_route(
+                path, endpoint, methods=[method], summary=summary, include_in_schema=False, name=fn.__name__
+            )
+            self.declared.append(Declared(method, path, res))
+            return fn
+
+        return register

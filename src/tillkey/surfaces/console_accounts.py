@@ -1,0 +1,150 @@
+"""Console pages for accounts: admin users, roles (with the resource tree) and customers.
+Every change goes through the accounts service, exactly as the CLI's."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from tillkey.accounts.service import Accounts
+from tillkey.console.routing import Console, ConsolePages
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.principal import UserType
+from tillkey.security.totp import Totp
+from tillkey.store import accounts as repo
+from tillkey.store.accounts import Role
+
+pages = ConsolePages()
+USERS = "Magento_User::acl_users"
+ROLES = "Magento_User::acl_roles"
+TFA = "Magento_TwoFactorAuth::tfa"
+CUSTOMERS = "Magento_Customer::manage"
+INVALIDATE = "Magento_Customer::invalidate_tokens"
+
+
+def _id(c: Console, name: str = "id") -> int:
+    raw = str(c.request.path_params.get(name, ""))
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound("Not found.")
+    return int(raw)
+
+
+# --- admin users --------------------------------------------------------------------------------
+
+
+@pages.route("GET", "/console/admins", resources=[USERS], summary="Admin users")
+async def admins_page(c: Console) -> Response:
+    async with c.tk.db.session() as s:
+        admins = await repo.list_admins(s)
+        roles = await repo.list_roles(s)
+    names = {r.id: r.name for r in roles}
+    totp = Totp(c.tk)
+    rows = []
+    for a in admins:
+        status = await totp.status(a.id)
+        rows.append({
+            "id": a.id, "username": a.username, "email": a.email, "role": names.get(a.role_id or 0, "—"),
+            "active": a.is_active, "tfa": status.active, "self": a.id == c.session.user_id,
+        })  # fmt: skip
+    return c.render("admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA))
+
+
+@pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user")
+async def create_admin(c: Console) -> Response:
+    await Accounts(c.tk).create_admin(
+        username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
+        role=c.field("role") or None, firstname=c.field("firstname"), lastname=c.field("lastname"),
+    )  # fmt: skip
+    return c.redirect("/console/admins")
+
+
+@pages.route("POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin")
+async def admin_active(c: Console) -> Response:
+    admin_id, active = _id(c), c.field("active") == "1"
+    if admin_id == c.session.user_id and not active:
+        raise InvalidRequest("You cannot deactivate your own account.")
+    await Accounts(c.tk).set_admin_active(admin_id, active)
+    return c.redirect("/console/admins")
+
+
+@pages.route("POST", "/console/admins/{id}/role", resources=[USERS], summary="Assign a role to an admin")
+async def admin_role(c: Console) -> Response:
+    async with c.tk.db.session() as s:
+        admin = await repo.admin_by_id(s, _id(c))
+    if admin is None:
+        raise NotFound("The admin user doesn't exist.")
+    await Accounts(c.tk).assign_role(admin.username, c.field("role"))
+    return c.redirect("/console/admins")
+
+
+@pages.route("POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA")
+async def admin_tfa_reset(c: Console) -> Response:
+    admin_id = _id(c)
+    async with c.tk.db.session() as s:
+        if await repo.admin_by_id(s, admin_id) is None:
+            raise NotFound("The admin user doesn't exist.")
+    await Totp(c.tk).reset(admin_id)
+    return c.redirect("/console/admins")
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+async def _role(c: Console) -> Role:
+    role_id = _id(c)
+    async with c.tk.db.session() as s:
+        found = next((r for r in await repo.list_roles(s) if r.id == role_id), None)
+    if found is None:
+        raise NotFound("There is no such role.")
+    return found
+
+
+@pages.route("GET", "/console/roles", resources=[ROLES], summary="Roles")
+async def roles_page(c: Console) -> Response:
+    async with c.tk.db.session() as s:
+        roles = await repo.list_roles(s)
+    return c.render("roles.html", "Roles", roles=roles, tree=list(c.tk.tree.walk()), checked=set())
+
+
+@pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role")
+async def create_role(c: Console) -> Response:
+    role = await Accounts(c.tk).create_role(c.field("name"), c.fields("resource"))
+    return c.redirect(f"/console/roles/{role.id}")
+
+
+@pages.route("GET", "/console/roles/{id}", resources=[ROLES], summary="A role and its resources")
+async def role_page(c: Console) -> Response:
+    role = await _role(c)
+    return c.render(
+        "role.html", f"Role: {role.name}", role=role, tree=list(c.tk.tree.walk()), checked=set(role.resources)
+    )
+
+
+@pages.route("POST", "/console/roles/{id}", resources=[ROLES], summary="Change a role's resources")
+async def update_role(c: Console) -> Response:
+    role = await _role(c)
+    await Accounts(c.tk).set_role_resources(role.name, c.fields("resource"))
+    return c.redirect(f"/console/roles/{role.id}")
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+
+@pages.route("GET", "/console/customers", resources=[CUSTOMERS], summary="Customers")
+async def customers_page(c: Console) -> Response:
+    q = c.request.query_params.get("q", "").strip()[:255]
+    async with c.tk.db.session() as s:
+        customers = await repo.list_customers(s, q=q or None, limit=100)
+    return c.render("customers.html", "Customers", customers=customers, q=q, can_sign_out=c.allowed(INVALIDATE))
+
+
+@pages.route(
+    "POST", "/console/customers/{id}/sign-out", resources=[CUSTOMERS, INVALIDATE],
+    summary="Sign a customer out everywhere",
+)  # fmt: skip
+async def customer_sign_out(c: Console) -> Response:
+    customer_id = _id(c)
+    async with c.tk.db.session() as s:
+        if await repo.customer_by_id(s, customer_id) is None:
+            raise NotFound("The customer doesn't exist.")
+    await Accounts(c.tk).sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="signed out by an admin", by=c.by)
+    return c.redirect("/console/customers")

@@ -1,0 +1,228 @@
+"""Console pages about the console itself and the server's state: dashboard, sessions (one's own,
+and anyone's with Tillkey::sessions), signing keys, audit log. Thin: read, call a service, render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.responses import JSONResponse, Response
+
+from tillkey.access.tree import ADMIN_SELF
+from tillkey.accounts.sessions import Sessions
+from tillkey.console.routing import Console, ConsolePages
+from tillkey.console.session import KIND, cookie_name, delete_cookie
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.principal import UserType
+from tillkey.security import audit
+from tillkey.security.audit_query import QueryError, make_query
+from tillkey.store import audit as audit_repo
+from tillkey.store import sessions as sessions_repo
+from tillkey.store.accounts import list_admins
+from tillkey.store.sessions import Session
+from tillkey.surfaces.console import safe_next
+from tillkey.tokens import rotation
+
+pages = ConsolePages()
+DASHBOARD = "Magento_Backend::dashboard"
+SESSIONS = "Tillkey::sessions"
+KEYS = "Tillkey::keys"
+AUDIT = "Tillkey::audit"
+HANDLE = 24  # hex digits of a session's digest that name it on the page (never the cookie)
+CHART_EVENTS = (
+    (audit.LOGIN_SUCCESS, "Sign-ins", "#2f7d32"),
+    (audit.LOGIN_FAILURE, "Failed sign-ins", "#c62828"),
+    (audit.TOKEN_ISSUED, "Tokens issued", "#1f5fa8"),
+)
+LOCKOUT_EVENTS = (audit.ACCOUNT_LOCKED, audit.LOGIN_THROTTLED)
+
+
+def when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: float
+    y: float
+    height: float
+    color: str
+    title: str
+
+
+def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> tuple[list[Bar], int]:
+    """Grouped bars per hour, as SVG geometry in a 480x160 box (no script: inline SVG)."""
+    counts = {(h, e): n for h, e, n in rows}
+    peak = max([1, *counts.values()])
+    width, height, group = 480.0, 140.0, 480.0 / hours
+    bar = group / (len(CHART_EVENTS) + 1)
+    bars = []
+    for i in range(hours):
+        hour = now_hour - hours + 1 + i
+        for j, (event, label, color) in enumerate(CHART_EVENTS):
+            n = counts.get((hour, event), 0)
+            h = height * n / peak
+            label_hour = datetime.fromtimestamp(hour * 3600, UTC).strftime("%H:00")
+            bars.append(Bar(round(i * group + j * bar, 2), round(height - h, 2), round(h, 2), color,
+                            f"{label_hour} {label}: {n}"))  # fmt: skip
+    del width
+    return bars, peak
+
+
+@pages.route("GET", "/console/", resources=[ADMIN_SELF], summary="Console dashboard")
+async def dashboard(c: Console) -> Response:
+    if not c.allowed(DASHBOARD):
+        return c.render("dashboard.html", "Dashboard", stats=None, bars=[], peak=0, legend=CHART_EVENTS)
+    now_ms = int(c.tk.clock.now() * 1000)
+    since = now_ms - 86_400_000
+    async with c.tk.db.session() as s:
+        live = await sessions_repo.count_live(s, now_ms)
+        rows = await audit_repo.hourly_counts(s, since, [e for e, _l, _c in CHART_EVENTS] + list(LOCKOUT_EVENTS))
+    totals: dict[str, int] = {}
+    for _h, event, n in rows:
+        totals[event] = totals.get(event, 0) + n
+    stats = [
+        ("Console sessions", live.get(KIND, 0)),
+        ("API sessions", sum(n for k, n in live.items() if k != KIND)),
+        ("Tokens issued (24 h)", totals.get(audit.TOKEN_ISSUED, 0)),
+        ("Failed sign-ins (24 h)", totals.get(audit.LOGIN_FAILURE, 0)),
+        ("Lockouts (24 h)", sum(totals.get(e, 0) for e in LOCKOUT_EVENTS)),
+    ]
+    bars, peak = chart(rows, now_ms // 3_600_000)
+    return c.render("dashboard.html", "Dashboard", stats=stats, bars=bars, peak=peak, legend=CHART_EVENTS)
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+@pages.route("GET", "/console/sessions", resources=[ADMIN_SELF], summary="Console sessions")
+async def sessions_page(c: Console) -> Response:
+    now_ms = int(c.tk.clock.now() * 1000)
+    async with c.tk.db.session() as s:
+        mine = await sessions_repo.of_user(s, now_ms, user_type=UserType.ADMIN, user_id=c.session.user_id, kind=KIND)
+        everyone = await sessions_repo.of_kind(s, now_ms, KIND) if c.allowed(SESSIONS) else []
+        names = {a.id: a.username for a in await list_admins(s)} if everyone else {}
+        seen = await sessions_repo.last_seen(s, [x.digest for x in mine + everyone])
+
+    def row(x: Session) -> dict[str, object]:
+        return {
+            "handle": x.digest[:HANDLE], "admin": names.get(x.user_id, str(x.user_id)),
+            "created": when(x.created_ms), "seen": when(seen.get(x.digest, x.created_ms)),
+            "expires": when(x.expires_ms), "current": x.digest == c.session.session.digest,
+        }  # fmt: skip
+
+    return c.render(
+        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=[row(x) for x in everyone],
+        can_all=c.allowed(SESSIONS),
+    )  # fmt: skip
+
+
+@pages.route("POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session")
+async def end_session(c: Console) -> Response:
+    handle = c.field("session")
+    if len(handle) != HANDLE:
+        raise InvalidRequest("Choose a session to end.")
+    now_ms = int(c.tk.clock.now() * 1000)
+    async with c.tk.db.session() as s:
+        candidates = await sessions_repo.of_kind(s, now_ms, KIND, limit=10_000)
+    found = next((x for x in candidates if x.digest.startswith(handle)), None)
+    mine = found is not None and found.user_id == c.session.user_id and found.user_type == UserType.ADMIN
+    if found is None or not (mine or c.allowed(SESSIONS)):
+        raise NotFound("That session has ended already, or is not yours to end.")
+    await Sessions(c.tk).end(found, reason="ended from the console", by=c.by)
+    if found.digest == c.session.session.digest:
+        response = c.redirect("/console/login")
+        delete_cookie(response, c.request, cookie_name(c.request))
+        return response
+    return c.redirect("/console/sessions")
+
+
+@pages.route("POST", "/console/logout", resources=[ADMIN_SELF], summary="Sign out of the console")
+async def logout(c: Console) -> Response:
+    await Sessions(c.tk).end(c.session.session, reason="logout")
+    response = c.redirect("/console/login")
+    delete_cookie(response, c.request, cookie_name(c.request))
+    return response
+
+
+@pages.route("POST", "/console/session/extend", resources=[ADMIN_SELF], summary="Stay signed in")
+async def extend(c: Console) -> Response:
+    """The guard already slid the idle deadline (this request is activity)."""
+    if "application/json" in c.request.headers.get("accept", ""):
+        return JSONResponse({"expires_in": c.frame().expires_in})
+    return c.redirect(safe_next(c.field("next")))
+
+
+@pages.route(
+    "GET", "/console/session/status", resources=[ADMIN_SELF], summary="Seconds left", activity=False
+)  # fmt: skip
+async def status(c: Console) -> Response:
+    return JSONResponse({"expires_in": c.frame().expires_in})
+
+
+# --- signing keys -------------------------------------------------------------------------------
+
+
+@pages.route("GET", "/console/keys", resources=[KEYS], summary="Signing keys")
+async def keys_page(c: Console) -> Response:
+    await c.tk.reload_keys()
+    now = c.tk.clock.now_int()
+    signer = c.tk.keyring.signer(now)
+    rows = []
+    for k in sorted(c.tk.keyring.by_kid.values(), key=lambda k: k.created_at, reverse=True):
+        if not k.verifies_at(now):
+            state = "retired"
+        elif signer is k:
+            state = "signing"
+        elif k.retired_at is None or k.retired_at > now:
+            state = "pending"
+        else:
+            state = "verifying"
+        rows.append({"kid": k.kid, "alg": k.alg, "state": state, "created": when(k.created_at * 1000),
+                     "verify_until": when(k.verify_until * 1000) if k.verify_until else "—"})  # fmt: skip
+    return c.render("keys.html", "Signing keys", keys=rows)
+
+
+@pages.route("POST", "/console/keys/rotate", resources=[KEYS], summary="Rotate the signing key")
+async def rotate_key(c: Console) -> Response:
+    await rotation.rotate(c.tk)
+    return c.redirect("/console/keys")
+
+
+# --- audit log ----------------------------------------------------------------------------------
+
+FILTERS = ("username", "event", "since", "until")
+
+
+@pages.route("GET", "/console/audit", resources=[AUDIT], summary="Audit log")
+async def audit_page(c: Console) -> Response:
+    params = {k: c.request.query_params.get(k, "").strip() for k in FILTERS}
+    error = None
+    records: list[dict[str, object]] = []
+    try:
+        query = make_query(**{k: v or None for k, v in params.items()}, limit=200)  # type: ignore[arg-type]
+    except QueryError as exc:
+        error = f"{exc.field}: {exc.message}"
+    else:
+        for r in await c.tk.audit.search(query):
+            records.append({
+                "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
+                "actor": f"{r.actor_type}:{r.actor_id}" if r.actor_type is not None else "—",
+                "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
+            })  # fmt: skip
+    families = sorted({e.partition(".")[0] + ".*" for e in audit.EVENTS})
+    return c.render(
+        "audit.html", "Audit log", error=error, params=params, records=records,
+        events=families + sorted(audit.EVENTS), report=None,
+    )  # fmt: skip
+
+
+@pages.route("POST", "/console/audit/verify", resources=[AUDIT], summary="Verify the audit chain")
+async def audit_verify(c: Console) -> Response:
+    report = await c.tk.audit.check()
+    params = dict.fromkeys(FILTERS, "")
+    return c.render(
+        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS),
+        report={"ok": report.ok, "count": report.count,
+                "why": report.first_break.reason if report.first_break else ""},
+    )  # fmt: skip

@@ -1,0 +1,234 @@
+"""The admin console over real HTTP: hardened cookie sessions (flags, rotation, one session per
+admin, idle timeout on the server, deactivation), CSRF on every form, and every page checking the
+resource it needs. The Chromium tests are in test_console_browser.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
+from tests.console_support import CONSOLE_COOKIE, ConsoleClient, is_sign_in_redirect, nav_links, start_console_server
+from tests.oauth2_support import hidden_fields
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_console_server(tmp_path_factory.mktemp(f"console-{request.param}"), request.param)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.database.drop()
+
+
+def test_cookie_is_httponly_strict_and_a_new_id_at_every_sign_in(srv: Server) -> None:
+    first, second = ConsoleClient(srv), ConsoleClient(srv)
+    first.http.cookies.set(CONSOLE_COOKIE, "tk_ss_planted-by-an-attacker")
+    first.sign_in()
+    header = next(h for h in first.set_cookies if h.startswith(CONSOLE_COOKIE + "="))
+    flags = {part.strip().lower() for part in header.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= flags
+    assert "secure" not in flags  # plain HTTP on loopback is development; over HTTPS: __Host- and Secure
+    assert first.cookie() not in (None, "tk_ss_planted-by-an-attacker")
+    page = first.get("/console/")
+    assert page.status_code == 200 and "Signed in as <strong>alice</strong>" in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "<script src=" in page.text and "<script>" not in page.text
+    second.sign_in(username="carol")
+    assert second.cookie() != first.cookie()
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(srv: Server) -> None:
+    admin = ConsoleClient(srv)
+    admin.sign_in()
+    r = admin.post("/console/roles", {"name": "Forged", "resource": "Magento_Backend::all"}, csrf=False)
+    assert r.status_code == 403 and "Request refused" in r.text
+    wrong = admin.post("/console/roles", {"name": "Forged", "resource": "Magento_Backend::all", "csrf": "x" * 64},
+                       csrf=False)  # fmt: skip
+    assert wrong.status_code == 403
+    # The right token from another site's page: refused by origin before the token counts.
+    token = admin.csrf()
+    cross = admin.http.post(
+        "/console/roles", data={"name": "Forged", "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert cross.status_code == 403
+    assert "Forged" not in admin.get("/console/roles").text
+    # With the token from the console's own page it goes through.
+    ok = admin.post("/console/roles", {"name": "Support", "resource": "Magento_Customer::manage"})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/console/roles/")
+    assert "Support" in admin.get("/console/roles").text
+
+
+def test_second_sign_in_ends_the_first_session(srv: Server) -> None:
+    laptop, phone = ConsoleClient(srv), ConsoleClient(srv)
+    laptop.sign_in("carol")
+    assert laptop.get("/console/").status_code == 200
+    phone.sign_in("carol")
+    ended = laptop.get("/console/")
+    assert is_sign_in_redirect(ended) and "reason=ended" in ended.headers["location"]
+    sessions = phone.get("/console/sessions")
+    assert sessions.status_code == 200 and sessions.text.count("(this session)") == 1
+    assert sessions.text.count('name="session"') == 1  # only the phone's session is left
+
+
+def test_limited_admin_sees_only_its_pages_and_gets_403_elsewhere(srv: Server) -> None:
+    carol = ConsoleClient(srv)
+    carol.sign_in("carol")
+    home = carol.get("/console/")
+    assert home.status_code == 200
+    assert nav_links(home.text) == ["/console/", "/console/sessions"]
+    assert "Tokens issued" not in home.text  # the dashboard figures need Magento_Backend::dashboard
+    for path in ("/console/admins", "/console/roles", "/console/customers", "/console/integrations",
+                 "/console/api-keys", "/console/oauth-clients", "/console/keys", "/console/audit"):  # fmt: skip
+        r = carol.get(path)
+        assert r.status_code == 403, path
+        assert "Your role does not grant" in r.text
+    r = carol.post("/console/admins", {"username": "mallory", "email": "m@example.com", "password": ADMIN_PASSWORD,
+                                       "role": "Administrators"})  # fmt: skip
+    assert r.status_code == 403
+    alice = ConsoleClient(srv)
+    alice.sign_in()
+    assert "mallory" not in alice.get("/console/admins").text
+
+
+def test_a_privilege_change_rotates_the_session_id(srv: Server) -> None:
+    alice, dave = ConsoleClient(srv), ConsoleClient(srv)
+    alice.sign_in()
+    assert (
+        alice.post("/console/roles", {"name": "Auditors", "resource": "Magento_Backend::dashboard"}).status_code == 303
+    )
+    assert alice.post("/console/admins", {"username": "dave", "email": "dave@example.com", "password": ADMIN_PASSWORD,
+                                          "role": "Auditors"}).status_code == 303  # fmt: skip
+    dave.sign_in("dave")
+    before = dave.cookie()
+    assert dave.get("/console/audit").status_code == 403
+    role_page = alice.get("/console/roles")
+    role_id = role_page.text.split("Auditors</td>", 1)[1].split('href="/console/roles/', 1)[1].split('"', 1)[0]
+    r = alice.post(f"/console/roles/{role_id}", {"resource": ["Magento_Backend::dashboard", "Tillkey::audit"]})
+    assert r.status_code == 303
+    # The grant reaches every process through the change feed; dave's next request sees it.
+    deadline = time.monotonic() + 10
+    while (page := dave.get("/console/audit")).status_code == 403 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert page.status_code == 200
+    assert dave.cookie() not in (None, before)
+    stale = httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: before or ""})
+    assert is_sign_in_redirect(stale)
+
+
+def test_deactivating_an_admin_ends_their_sessions_and_tokens(srv: Server) -> None:
+    alice, erin = ConsoleClient(srv), ConsoleClient(srv)
+    alice.sign_in()
+    assert alice.post("/console/admins", {"username": "erin", "email": "erin@example.com", "password": ADMIN_PASSWORD,
+                                          "role": "Administrators"}).status_code == 303  # fmt: skip
+    erin.sign_in("erin")
+    token = srv.token("admin", "erin", ADMIN_PASSWORD)
+    assert srv.client(token).get("/rest/V1/store/websites").status_code == 200
+    admins = alice.get("/console/admins").text
+    erin_id = admins.split('action="/console/admins/')[-1].split("/")[0]
+    row = next(chunk for chunk in admins.split("<tr>") if "erin@example.com" in chunk)
+    erin_id = row.split('action="/console/admins/', 1)[1].split("/", 1)[0]
+    r = alice.post(f"/console/admins/{erin_id}/active", {"active": "0"})
+    assert r.status_code == 303
+    assert is_sign_in_redirect(erin.get("/console/"))
+    assert srv.client(token).get("/rest/V1/store/websites").status_code == 401
+    assert "inactive" in next(c for c in alice.get("/console/admins").text.split("<tr>") if "erin@example.com" in c)
+
+
+def test_force_sign_out_of_a_customer_revokes_their_tokens(srv: Server) -> None:
+    token = srv.token("customer", "roni_cost@example.com", CUSTOMER_PASSWORD)
+    assert srv.client(token).get("/rest/V1/customers/me").status_code == 200
+    alice = ConsoleClient(srv)
+    alice.sign_in()
+    page = alice.get("/console/customers?q=roni")
+    assert page.status_code == 200 and "roni_cost@example.com" in page.text
+    customer_id = page.text.split('action="/console/customers/', 1)[1].split("/", 1)[0]
+    assert alice.post(f"/console/customers/{customer_id}/sign-out").status_code == 303
+    assert srv.client(token).get("/rest/V1/customers/me").status_code == 401
+
+
+def test_full_admin_pages_create_credentials_shown_once_and_verify_the_audit_chain(srv: Server) -> None:
+    alice = ConsoleClient(srv)
+    alice.sign_in()
+    home = alice.get("/console/")
+    assert "Tokens issued (24 h)" in home.text and '<svg class="chart"' in home.text
+    assert len(nav_links(home.text)) == 10
+    for path in nav_links(home.text):
+        assert alice.get(path).status_code == 200, path
+    created = alice.post("/console/integrations", {"name": "ERP", "all_resources": "1"})
+    assert created.status_code == 200 and "Consumer secret" in created.text
+    secret = created.text.split("Consumer secret</dt><dd><code data-secret>", 1)[1].split("<", 1)[0]
+    listing = alice.get("/console/integrations").text
+    assert "ERP" in listing and secret not in listing
+    integration_id = listing.split('action="/console/integrations/', 1)[1].split("/", 1)[0]
+    activated = alice.post(f"/console/integrations/{integration_id}/activate")
+    assert "Access token secret" in activated.text
+    key = alice.post("/console/api-keys", {"title": "Storefront", "type": "publishable"})
+    assert key.status_code == 200 and "pk_" in key.text
+    client = alice.post("/console/oauth-clients", {
+        "name": "Dashboard app", "client_type": "confidential", "redirect_uris": "https://app.example.test/cb",
+        "grant_type": ["authorization_code", "refresh_token"], "scope": "openid",
+    })  # fmt: skip
+    assert client.status_code == 200 and "tk_cs_" in client.text
+    bad = alice.post("/console/oauth-clients", {"name": "Bad", "client_type": "public",
+                                                "redirect_uris": "http://evil.example/cb"})  # fmt: skip
+    assert bad.status_code == 400 and "must use https" in bad.text
+    keys_before = alice.get("/console/keys").text.count("<code>")
+    assert alice.post("/console/keys/rotate").status_code == 303
+    assert alice.get("/console/keys").text.count("<code>") == keys_before + 1
+    audit = alice.get("/console/audit?event=integration.*")
+    assert "integration.created" in audit.text and "integration.activated" in audit.text
+    assert alice.get("/console/audit?since=yesterday").status_code == 200  # a bad filter is a message
+    assert "since:" in alice.get("/console/audit?since=yesterday").text
+    verified = alice.post("/console/audit/verify")
+    assert verified.status_code == 200 and "The chain is intact" in verified.text
+
+
+def test_sign_in_page_offers_no_script_and_logout_needs_the_token(srv: Server) -> None:
+    alice = ConsoleClient(srv)
+    page = alice.get("/console/login")
+    assert "script-src" not in page.headers["content-security-policy"] and "<script" not in page.text
+    alice.sign_in()
+    assert alice.post("/console/logout", csrf=False).status_code == 403
+    assert alice.get("/console/").status_code == 200
+    assert is_sign_in_redirect(alice.post("/console/logout"))
+    assert is_sign_in_redirect(alice.get("/console/"))
+
+
+def test_idle_timeout_is_enforced_on_the_server(tmp_path: Path) -> None:
+    srv = start_console_server(tmp_path / "idle", "sqlite", TILLKEY_CONSOLE_IDLE_TIMEOUT="3")
+    try:
+        alice = ConsoleClient(srv)
+        alice.sign_in()
+        cookie = alice.cookie()
+        assert alice.get("/console/").status_code == 200
+        # The status call is no activity: poll it until the server says the session is over.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = alice.get("/console/session/status")
+            if status.status_code != 200:
+                break
+            time.sleep(0.25)
+        assert is_sign_in_redirect(status)
+        # Gone on the server, whatever the browser still holds.
+        again = httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: cookie or ""})
+        assert is_sign_in_redirect(again) and "reason=ended" in again.headers["location"]
+        notice = alice.get(again.headers["location"])
+        assert "Your session has ended" in notice.text
+        # "Stay signed in" (activity) keeps a session alive past the idle timeout.
+        alice.sign_in()
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            token = hidden_fields(alice.get("/console/").text)["csrf"]
+            r = alice.http.post("/console/session/extend", data={"csrf": token}, headers={"Accept": "application/json"})
+            assert r.status_code == 200 and r.json()["expires_in"] >= 1
+            time.sleep(1)
+    finally:
+        srv.stop()
