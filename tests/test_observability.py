@@ -4,7 +4,9 @@ against real servers."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, REQUIRE_SERVICES, Server, free_port
+from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, REQUIRE_SERVICES, TILLKEY, Server, free_port
 from tillkey.observability.health import ReadinessProbe
 
 CUSTOMER = "roni_cost@example.com"
@@ -218,3 +220,14 @@ def test_expired_tokens_are_counted_as_expired(sqlite_server_factory: Any) -> No
     samples = scrape(srv)
     assert sample(samples, "tillkey_auth_total", kind="bearer", outcome="expired") >= 2
     assert sample(samples, "tillkey_auth_total", kind="bearer", outcome="revoked") == 0
+
+
+def test_a_bad_metrics_network_stops_serve_with_one_clear_line(tmp_path: Any) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "TILLKEY_DATA_DIR": str(tmp_path), "TILLKEY_METRICS_NETWORKS": "10.0.0.0/8,lan",
+    }  # fmt: skip
+    res = subprocess.run([TILLKEY, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert res.returncode == 2
+    assert "invalid settings" in res.stderr and "metrics_networks" in res.stderr and "Traceback" not in res.stderr
