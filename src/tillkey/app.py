@@ -19,6 +19,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
+from tillkey.observability.health import ReadinessProbe
+from tillkey.observability.metrics import Metrics, RequestCounter
 from tillkey.runtime import Tillkey
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.settings import Settings
@@ -190,8 +192,13 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()
+    # /readyz and /metrics (observability/). The request counter is added first, so it runs last,
+    # right around the router, where the matched route's template is in the scope.
+    app.state.readiness = ReadinessProbe(runtime)
+    app.state.metrics = Metrics(runtime, app.state.readiness)
+    app.add_middleware(RequestCounter, metrics=app.state.metrics)
     # Added last runs first: proxy headers → security headers → rate limit → publishable key (/store)
-    # → Magento paths → routes.
+    # → Magento paths → request counter → routes.
     app.add_middleware(MagentoPathMiddleware)
     app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
     app.add_middleware(

@@ -109,7 +109,12 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
 ) -> None:
-    """Run the Tillkey server (migrates the schema and creates signing keys on first start)."""
+    """Run the Tillkey server (migrates the schema and creates signing keys on first start).
+
+    SIGTERM stops it gracefully: no new connections, requests in flight finish (for up to
+    TILLKEY_SHUTDOWN_TIMEOUT seconds), queued audit records and last-use times are written, exit 0."""
+    import signal
+
     import uvicorn
 
     from tillkey.access import route_table
@@ -144,9 +149,14 @@ def serve(
             )  # fmt: skip
         # Migrate and make the first signing key once, before the workers race to do it.
         run(_prepare)
+    # uvicorn drains on SIGTERM, then raises the signal again against the handler found before it
+    # started; with the default one the process would die of it (status 143), which supervisors
+    # report as a failure. A graceful stop is a success: exit 0 (also before uvicorn is listening).
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     uvicorn.run(
         "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
         proxy_headers=False, server_header=False, workers=workers, log_config=log_config,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )  # fmt: skip
 
 

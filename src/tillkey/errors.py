@@ -47,6 +47,21 @@ class Unauthenticated(TillkeyError):
     # A bad credential normally makes the caller a guest, silently (Magento's bearer tokens);
     # kinds whose protocol tells the client why (OAuth 1.0a signatures) set this.
     tell_client = False
+    # Why, coarsely, for the auth-outcome metric (one of REFUSAL_REASONS); never sent to clients.
+    reason = "invalid"
+
+    def __init__(
+        self, message: str | None = None, *, parameters: dict[str, Any] | list[Any] | None = None,
+        errors: list[TillkeyError] | None = None, detail: str | None = None,
+        headers: dict[str, str] | None = None, reason: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message, parameters=parameters, errors=errors, detail=detail, headers=headers)
+        if reason is not None:
+            self.reason = reason
+
+
+# The fixed set of `Unauthenticated.reason` values: metric labels must not grow with input.
+REFUSAL_REASONS = ("invalid", "expired", "revoked", "inactive")
 
 
 class AuthenticationRequired(Unauthenticated):

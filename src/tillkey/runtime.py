@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections import Counter
 
 from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
@@ -124,6 +125,8 @@ class Tillkey:
             SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
+        # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
+        self.issued: Counter[tuple[str, str]] = Counter()
         self.admin_profiles: dict[int, accounts_repo.Admin] = {}
         self.oauth_clients: dict[str, oauth2_repo.Client] = {}  # live ones, by client_id
         self._last_seq = 0

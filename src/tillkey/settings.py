@@ -162,6 +162,13 @@ class Settings(BaseSettings):
     # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
     # the hash chain. Empty: no mirror.
     audit_file: Path | None = None
+    # Clients that may read /metrics without a credential (IPs or CIDRs, comma-separated; empty:
+    # nobody). Everyone else needs the Tillkey::metrics resource (an admin token, or an API key as
+    # Basic auth). Prometheus scrapers send no token, so the default trusts this host's loopback.
+    metrics_networks: str = "127.0.0.1/32,::1/128"
+    # On SIGTERM, `tillkey serve` stops accepting connections and gives requests in flight this
+    # many seconds to finish before cancelling them; then it writes what is queued and exits.
+    shutdown_timeout: int = Field(default=30, ge=1, le=3600)
     # Forward-auth (GET /tillkey/v1/forward-auth, for nginx auth_request and Traefik forwardAuth):
     # ordered rules {"path", "methods"?, "resources"}; the first that matches the original request
     # names the resources it needs, and a request no rule matches is refused (403). A JSON list
@@ -181,6 +188,16 @@ class Settings(BaseSettings):
 
         if v:
             parse(v)  # raises ValueError with a clear message for a bad spec
+        return v
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _valid_networks(cls, v: str) -> str:
+        import ipaddress
+
+        for part in v.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad one
         return v
 
     @field_validator("issuer")

@@ -93,6 +93,7 @@ class Accounts:
         else:
             token = await self.tk.issuer.issue(user_type, user_id, ttl, methods)
         fmt = "jwt" if extra is not None else self.tk.settings.token_format.value
+        self.tk.issued["access", fmt] += 1
         await self.tk.audit.record(
             audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id,
             details={"methods": list(methods), "format": fmt, "ttl": ttl},

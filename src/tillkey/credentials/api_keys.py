@@ -143,11 +143,11 @@ class SecretApiKeys:
         now = self._now()
         if key.revoked(now):
             self._note_refusal(key, request, now, "revoked")
-            raise Unauthenticated(detail="revoked api key")
+            raise Unauthenticated(detail="revoked api key", reason="revoked")
         principal = self._state.principal(key, self._grants)
         if principal is None:
             self._note_refusal(key, request, now, "creator inactive")
-            raise Unauthenticated(detail="api key creator is inactive")
+            raise Unauthenticated(detail="api key creator is inactive", reason="inactive")
         self._state.usage.touch(key.id, now)
         return principal
 

@@ -107,7 +107,7 @@ class OAuth1Signatures:
             self._refuse(request, rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail=reason), who)
         if not consumer.active:
             # Magento: an inactive integration's call is a guest's, refused by the access check.
-            self._refuse(request, Unauthenticated(detail="inactive integration"), who)
+            self._refuse(request, Unauthenticated(detail="inactive integration", reason="inactive"), who)
         async with self._db.transaction() as s:
             fresh = await repo.use_nonce(s, who, req.oauth["oauth_nonce"], int(req.oauth["oauth_timestamp"]))
         if not fresh:

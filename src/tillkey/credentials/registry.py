@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from tillkey.credentials.bearer import bearer_token
-from tillkey.errors import Unauthenticated
+from tillkey.errors import REFUSAL_REASONS, Unauthenticated
 from tillkey.principal import GUEST, Principal
 from tillkey.tokens.service import Authenticator
 
@@ -62,11 +62,25 @@ def _authorization(scope: Scope) -> str:
 
 
 class Credentials:
+    """The kinds, tried in order. Counts outcomes as plain integers for the metrics, read only when
+    scraped (observability/metrics.py): the hot path pays an addition, nothing more."""
+
     def __init__(self, kinds: Sequence[CredentialKind]) -> None:
-        self.kinds = list(kinds)
+        self.kinds: list[CredentialKind] = []
+        self.accepted: dict[str, int] = {}  # kind name -> callers it identified
+        self.refused: dict[tuple[str, str], int] = {}  # (kind name, reason) -> credentials it refused
+        self.anonymous = 0  # requests that presented no credential at all
+        for kind in kinds:
+            self.add(kind)
 
     def add(self, kind: CredentialKind) -> None:
         self.kinds.append(kind)
+        self.accepted.setdefault(kind.name, 0)
+
+    def _refusal(self, kind: CredentialKind, exc: Unauthenticated) -> None:
+        reason = exc.reason if exc.reason in REFUSAL_REASONS else "invalid"
+        key = (kind.name, reason)
+        self.refused[key] = self.refused.get(key, 0) + 1
 
     async def authenticate(self, request: Request) -> tuple[Principal, bool]:
         """(Principal, whether a credential was presented)."""
@@ -75,10 +89,13 @@ class Credentials:
             try:
                 found = await kind.authenticate(request, authorization)
             except Unauthenticated as exc:
+                self._refusal(kind, exc)
                 if exc.tell_client:
                     raise
                 log.debug("%s credential rejected: %s", kind.name, exc.detail)
                 return GUEST, True
             if found is not None:
+                self.accepted[kind.name] += 1
                 return found, True
+        self.anonymous += 1
         return GUEST, False

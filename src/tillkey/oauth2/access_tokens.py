@@ -59,6 +59,7 @@ async def issue(
         record = auth_repo.OpaqueToken(jti, user_type, user_id, iat, iat + ttl, methods, scope, client_id)
         async with tk.db.transaction() as s:
             await auth_repo.add_opaque_token(s, tk.master.digest(token), record)
+        tk.issued["oauth2_access", "opaque"] += 1
         return AccessToken(token, jti, iat, iat + ttl, scope)
     key = tk.keyring.signer(iat)
     if key is None:
@@ -74,4 +75,5 @@ async def issue(
     if auth_time is not None:
         claims["auth_time"] = auth_time
     token = jwt.encode(claims, key.signing_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+    tk.issued["oauth2_access", "jwt"] += 1
     return AccessToken(token, jti, iat, iat + ttl, scope)

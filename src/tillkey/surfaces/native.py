@@ -1,4 +1,5 @@
-"""Tillkey's own endpoints: health, the JWKS, and the auth-state feed that library guards poll."""
+"""Tillkey's own endpoints: health, readiness, metrics, the JWKS, and the auth-state feed that
+library guards poll."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.credentials.bearer import bearer_token
+from tillkey.observability.health import ReadinessProbe
+from tillkey.observability.metrics import CONTENT_TYPE, Metrics
 from tillkey.principal import UserType
-from tillkey.surfaces.routing import Api, tillkey
+from tillkey.security.proxy import client_ip
+from tillkey.surfaces.routing import Api, requires, tillkey
 from tillkey.tokens.contracts import InvalidToken
 from tillkey.tokens.keys import JWKS_MAX_AGE
 
@@ -22,6 +26,52 @@ api = Api(tags=["Tillkey"])
 @api.route("GET", "/healthz", resources=[ANONYMOUS], summary="Liveness: the process answers")
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+_READY_BODY = {
+    "type": "object", "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "failed"]}},
+        "message": {"type": "string"},
+    },
+}  # fmt: skip
+
+
+@api.route(
+    "GET", "/readyz", resources=[ANONYMOUS],
+    summary="Readiness: the database (and Redis, when configured) answer; 503 names the one that does not",
+    responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READY_BODY}}},
+               503: {"description": "Not ready", "content": {"application/json": {"schema": _READY_BODY}}}},
+)  # fmt: skip
+async def readyz(request: Request) -> JSONResponse:
+    probe: ReadinessProbe = request.app.state.readiness
+    result = await probe.check()
+    checks = {name: "ok" if up else "failed" for name, up in result.checks.items()}
+    if result.ready:
+        return JSONResponse({"status": "ready", "checks": checks})
+    failed = ", ".join(name for name, up in result.checks.items() if not up)
+    body = {"status": "unavailable", "checks": checks, "message": f"Not ready: {failed} unreachable."}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+METRICS_RESOURCE = "Tillkey::metrics"
+_metrics_guard = requires(METRICS_RESOURCE)
+
+
+@api.route(
+    "GET", "/metrics", resources=[ANONYMOUS],
+    summary=f"Prometheus metrics: anonymous from TILLKEY_METRICS_NETWORKS (loopback), else {METRICS_RESOURCE}",
+    responses={200: {"description": "Prometheus text format",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
+async def metrics(request: Request) -> Response:
+    # Declared anonymous because a scraper on a trusted network sends no credential; anyone else
+    # goes through the same access check as a route declaring Tillkey::metrics.
+    found: Metrics = request.app.state.metrics
+    if not found.allows_anonymous(client_ip(request.scope)):
+        await _metrics_guard(request)
+    return Response(await found.render(), media_type=CONTENT_TYPE)
 
 
 @api.route(

@@ -67,6 +67,7 @@ class RefreshTokens:
         async with self.tk.db.transaction() as s:
             await repo.add_family(s, record.family_id, now, family_expires)
             await repo.add_refresh(s, self.tk.master.digest(token), record)
+        self.tk.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
     async def spend(self, token: str, *, client_id: str | None) -> RefreshToken:
@@ -105,6 +106,7 @@ class RefreshTokens:
             if not await repo.claim_family(s, spent.family_id, now):
                 raise InvalidRefreshToken(detail="family revoked during rotation")
             await repo.add_refresh(s, self.tk.master.digest(token), record)
+        self.tk.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
     async def lookup(self, token: str) -> RefreshToken | None:

@@ -53,11 +53,11 @@ class Validator:
     def validate(self, claims: TokenClaims) -> None:
         now = self._now()
         if claims.expires_at is not None and claims.expires_at <= now:
-            raise InvalidToken(detail="token expired")
+            raise InvalidToken(detail="token expired", reason="expired")
         if self._state.is_revoked(claims):
-            raise InvalidToken(detail="token revoked")
+            raise InvalidToken(detail="token revoked", reason="revoked")
         if claims.kid is not None and self._keyring is not None and self._keyring().verifier(claims.kid, now) is None:
-            raise InvalidToken(detail="signing key retired")
+            raise InvalidToken(detail="signing key retired", reason="revoked")
 
 
 class Revoker:

@@ -36,6 +36,13 @@ class Authenticator:
         # forged token costs a dict lookup, not a signature verification, per request.
         self._rejected: OrderedDict[str, None] = OrderedDict()
         self._rejected_size = min(cache_size, 10_000)
+        # Plain counters, read by the metrics collector when scraped (observability/metrics.py).
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @property
+    def cache_entries(self) -> int:
+        return len(self._cache)
 
     async def read(self, token: str) -> TokenClaims:
         """Integrity only (signature or lookup), through the cache. Raises InvalidToken."""
@@ -72,8 +79,10 @@ class Authenticator:
     async def authenticate(self, token: str) -> Principal:
         entry = self._cache.get(token)
         if entry is None:
+            self.cache_misses += 1
             entry = await self._load(token)
         else:
+            self.cache_hits += 1
             self._cache.move_to_end(token)
         claims, principal, version = entry
         self._validator.validate(claims)

@@ -66,6 +66,7 @@ async def respond(
             auth_time=grant.auth_time or access.issued_at, amr=grant.amr, nonce=grant.nonce,
             access_token=access.token,
         )  # fmt: skip
+        tk.issued["id_token", "jwt"] += 1
     # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
     # thousands of requests/s must not wait on the audit chain's single writer per token.
     tk.audit.record_soon(

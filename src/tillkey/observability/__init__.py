@@ -1,0 +1,1 @@
+"""What operators watch: Prometheus metrics (metrics.py) and readiness checks (health.py)."""
