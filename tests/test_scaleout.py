@@ -135,6 +135,26 @@ def test_customer_token_revoked_on_a_is_refused_by_b_within_a_second(pair: Pair)
                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert r.status_code == 200 and r.json() is True
     _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", token) == 401, BROADCAST_BOUND)
+    # B's /metrics shows what carried it: messages received and their lag, Redis up.
+    seen = _metrics(pair.b)
+    assert seen["tillkey_broadcast_up"] == 1 and seen["tillkey_broadcast_received_total"] >= 1
+    assert seen["tillkey_revocation_broadcast_lag_seconds_count"] >= 1
+    assert (
+        seen["tillkey_revocation_broadcast_lag_seconds_sum"] / seen["tillkey_revocation_broadcast_lag_seconds_count"]
+        < BROADCAST_BOUND
+    )
+
+
+def _metrics(srv: Server) -> dict[str, float]:
+    """Unlabelled samples of a server's /metrics (loopback may scrape without a credential)."""
+    r = httpx.get(f"{srv.url}/metrics")
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
 
 
 def test_admin_deactivated_by_the_cli_is_refused_by_both_within_a_second(pair: Pair) -> None:
@@ -262,6 +282,10 @@ def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_re
         # No message reaches B: the reconcile does, within its interval (plus the reload itself).
         _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", first) == 401, RECONCILE + 2)
         assert _status(pair.b, "/rest/V1/customers/me", second) == 200
+        # Never silent: the lost connection shows in the metrics, and readiness says which part.
+        assert _metrics(pair.b)["tillkey_broadcast_up"] == 0
+        ready = httpx.get(f"{pair.b.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "failed"
         # Rate limits are enforced per process, never open: each has the whole budget to itself.
         for srv in (pair.a, pair.b):
             user = f"nobody-{secrets.token_hex(4)}@example.com"

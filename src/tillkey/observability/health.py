@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import text
 
@@ -68,18 +68,5 @@ class ReadinessProbe:
             await s.execute(text("SELECT 1"))
 
     async def _redis(self) -> None:
-        # The scale-out runtime pings through its own connection when it has one.
-        ping: Callable[[], Awaitable[Any]] | None = getattr(self._tk, "redis_ping", None)
-        if ping is not None:
-            if await ping() is False:
-                raise ConnectionError("redis did not answer PING")
-            return
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(
-            self._tk.settings.redis_url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
-        )
-        try:
-            await cast(Awaitable[bool], client.ping())  # typed for the sync client too
-        finally:
-            await client.aclose()
+        if not await self._tk.redis_ping():
+            raise ConnectionError("redis did not answer PING")

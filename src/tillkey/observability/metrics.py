@@ -13,11 +13,17 @@ own target; Prometheus sums across them.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -177,22 +183,28 @@ class TillkeyCollector(Collector):
             tk.ratelimiter.redis_failures,
         )  # fmt: skip
         # The scale-out broadcast (revocations over Redis pub/sub), when this process has one.
-        broadcast: Any = getattr(tk, "broadcast", None)
+        broadcast = tk.broadcast
         if broadcast is None:
             return
         yield _gauge(
-            "tillkey_broadcast_up", "1 while the revocation broadcast is connected to Redis",
-            bool(getattr(broadcast, "redis_up", False)),
+            "tillkey_broadcast_up", "1 while the revocation broadcast is connected to Redis", broadcast.redis_up
+        )
+        yield _counter("tillkey_broadcast_published", "Revocation broadcasts sent", broadcast.published)
+        yield _counter(
+            "tillkey_broadcast_received", "Revocation broadcasts received from other processes", broadcast.received
+        )
+        yield _counter(
+            "tillkey_broadcast_publish_failures",
+            "Revocation broadcasts that could not be sent (the change feed still carries them)",
+            broadcast.publish_failures,
         )  # fmt: skip
-        for attr, doc in (
-            ("published", "Revocation broadcasts sent"),
-            ("received", "Revocation broadcasts received from other processes"),
-            ("publish_failures", "Revocation broadcasts that could not be sent (the change feed still carries them)"),
-        ):
-            yield _counter(f"tillkey_broadcast_{attr}", doc, getattr(broadcast, attr, 0))
-        lag = getattr(broadcast, "last_lag_seconds", None)
-        if lag is not None:
-            yield _gauge(
-                "tillkey_revocation_broadcast_lag_seconds",
-                "Seconds from a revocation's commit elsewhere to its arrival here (the latest one)", lag,
-            )  # fmt: skip
+        # Seconds from a change's commit in another process to its arrival here.
+        cumulative, buckets = 0, []
+        for bound, count in zip([*broadcast.LAG_BUCKETS, math.inf], broadcast.lag_counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "tillkey_revocation_broadcast_lag_seconds",
+            "Seconds from a change's commit in another process to its broadcast's arrival here",
+            buckets=buckets, sum_value=broadcast.lag_sum,
+        )  # fmt: skip
