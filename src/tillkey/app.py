@@ -31,6 +31,7 @@ from tillkey.surfaces import (
     console_accounts,
     console_credentials,
     console_pages,
+    console_tfa,
     magento,
     medusa,
     medusa_store,
@@ -207,11 +208,11 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api,
+        oauth2.api, console.api, console_tfa.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages)
+    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages, console_tfa.pages)
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
