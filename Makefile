@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck bench bench-flood clean
+.PHONY: serve test lint typecheck bench bench-flood bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 
 bench-flood: $(STAMP)
 	$(BIN)/python bench/flood.py
+
+# Installs Medusa, fastapi-users and oidc-provider into a scratch folder outside the repository
+# ($$TILLKEY_PEER_DIR, default ~/.cache/tillkey-peers); never part of `make test` or CI.
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

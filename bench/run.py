@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -140,10 +140,12 @@ class CpuSnapshot:
     local: float  # this script and the children it has waited for (wrk)
 
     @classmethod
-    def take(cls, server_pid: int) -> CpuSnapshot:
+    def take(cls, server_pid: int, helpers: Iterable[int] = ()) -> CpuSnapshot:
+        """helpers: processes outside the server's tree that serve it, e.g. its database's backends."""
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         local = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        return cls(time.monotonic(), _machine_busy_s(), _tree_cpu_s(server_pid), local)
+        server = _tree_cpu_s(server_pid) + sum(_tree_cpu_s(pid) for pid in helpers)
+        return cls(time.monotonic(), _machine_busy_s(), server, local)
 
 
 def account(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> tuple[float, float]:
@@ -206,16 +208,19 @@ class Wrk:
         self.connections = connections
         self.token = token
 
-    def run(self, url: str, seconds: int, script: Path | None = None, timeout_s: int = 2) -> Sample:
+    def run(
+        self, url: str, seconds: int, script: Path | None = None, timeout_s: int = 2, token: str | None = None
+    ) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
         # differ only in what the server does with the token. A script (the OAuth 2 POSTs) sets
         # its own method, body and headers.
-        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {self.token}"]
+        bearer = self.token if token is None else token
+        auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
         cmd = [
             self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
             "--latency", *auth, url,
         ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False)
         if done.returncode != 0:
             raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
         return parse_wrk(done.stdout)
@@ -238,6 +243,21 @@ def tillkey_cli(env: dict[str, str], *args: str) -> Any:
     if done.returncode != 0:
         raise BenchError(f"`tillkey {' '.join(args[:2])}` failed: {done.stderr.strip() or done.stdout.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tillkey_env() -> dict[str, str]:
+    """The bench server's environment without a data dir or backend: no stray TILLKEY_ config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
+    env |= {"TILLKEY_LOG_LEVEL": "WARNING"}
+    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
+    # reaches keeps its middleware in the path, so the numbers still include what it costs.
+    env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
+    # Likewise the login limits (per IP and per username), for the token issuance figures.
+    env["TILLKEY_RATE_LIMIT_LOGIN_IP"] = "1000000000/minute"
+    env["TILLKEY_RATE_LIMIT_LOGIN_USERNAME"] = "1000000000/minute"
+    env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def free_port() -> int:
@@ -654,16 +674,7 @@ def _tool(cmd: list[str], check: bool) -> str:
 def run(args: argparse.Namespace, tmp: Path) -> None:
     loadavg_before = os.getloadavg()[0]
     wrk_bin = ensure_wrk()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}  # no stray config
-    base_env |= {"TILLKEY_LOG_LEVEL": "WARNING"}
-    # The per-client-IP rate limit would turn a load test from one IP into 429s. A budget no run
-    # reaches keeps its middleware in the path, so the numbers still include what it costs.
-    base_env["TILLKEY_RATE_LIMIT_DEFAULT"] = "1000000000/minute"
-    # Likewise the login limits (per IP and per username), for the token issuance figures.
-    base_env["TILLKEY_RATE_LIMIT_LOGIN_IP"] = "1000000000/minute"
-    base_env["TILLKEY_RATE_LIMIT_LOGIN_USERNAME"] = "1000000000/minute"
-    base_env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
-    base_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base_env.get("PYTHONPATH", "")) if p)
+    base_env = tillkey_env()
 
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
     config["login_connections"] = LOGIN_CONNECTIONS

@@ -1,7 +1,9 @@
-"""Shared fixtures: real Tillkey servers on loopback, over SQLite and over PostgreSQL.
+"""Shared fixtures: real Tillkey servers on loopback, over SQLite and over PostgreSQL + Redis.
 
-Tests that need PostgreSQL skip when it is unreachable, unless TILLKEY_TEST_REQUIRE_SERVICES=1
-(set by .ci/run), which turns the skip into a failure.
+A "postgres" server is the scale-out configuration: PostgreSQL for the data, Redis (with a key
+prefix of its own, so parallel servers never share a budget) for rate limits and the change
+broadcast. Tests that need PostgreSQL or Redis skip when it is unreachable, unless
+TILLKEY_TEST_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 TILLKEY = str(VENV_BIN / "tillkey")
 PG_ADMIN_DSN = os.environ.get("TILLKEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TILLKEY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TILLKEY_TEST_REQUIRE_SERVICES") == "1"
 ADMIN_PASSWORD = "Admin-pass-4-tests"
 CUSTOMER_PASSWORD = "Customer-pass-4-tests"
@@ -80,6 +83,31 @@ def need_postgres() -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
     pytest.skip(reason)
+
+
+def redis_available(host: str = "127.0.0.1", port: int = 6379) -> str | None:
+    """None if Redis accepts connections, else the reason it does not."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return None
+    except OSError as exc:
+        return f"Redis is not reachable on {host}:{port} ({exc})"
+
+
+def need_redis() -> str:
+    """The shared test Redis URL; skips (or fails under TILLKEY_TEST_REQUIRE_SERVICES=1) without it."""
+    parsed = httpx.URL(REDIS_URL)
+    reason = redis_available(parsed.host, parsed.port or 6379)
+    if reason is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    return REDIS_URL
+
+
+def redis_env() -> dict[str, str]:
+    """Settings that put a server on the test Redis, under a key prefix no other server uses."""
+    return {"TILLKEY_REDIS_URL": need_redis(), "TILLKEY_REDIS_KEY_PREFIX": f"tktest-{secrets.token_hex(4)}"}
 
 
 def need_node(what: str) -> None:
@@ -202,7 +230,10 @@ class Server:
 
 
 def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:
+    """backend "postgres" is PostgreSQL + Redis, unless the caller sets TILLKEY_REDIS_URL itself."""
     tmp.mkdir(parents=True, exist_ok=True)
+    if backend == "postgres" and "TILLKEY_REDIS_URL" not in env:
+        env = {**redis_env(), **env}
     srv = Server(tmp, make_database(backend, tmp), dict(env))
     srv.start()
     return srv

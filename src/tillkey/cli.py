@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import sys
@@ -44,6 +45,8 @@ for sub, name in [
     app.add_typer(sub, name=name)
 
 out = Console()
+log = logging.getLogger("tillkey")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 
@@ -104,16 +107,51 @@ def _emit(obj: dict[str, Any], as_json: bool, title: str) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
 ) -> None:
     """Run the Tillkey server (migrates the schema and creates signing keys on first start)."""
     import uvicorn
 
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tillkey.access import route_table
+    from tillkey.access.tree import ResourceTree
+
+    try:
+        settings = Settings()
+        # Checked here too, so a bad route table is one clear line, not a traceback from the app factory.
+        route_table.build(settings.forward_auth_routes, settings.forward_auth_routes_file, ResourceTree.load())
+    except ValueError as exc:  # pydantic's ValidationError is one
+        typer.echo(f"tillkey serve: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    # uvicorn's logging config, plus Tillkey's loggers: applied in every worker process too (they
+    # are spawned, so the basicConfig above does not reach them).
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["formatters"]["tillkey"] = {"format": LOG_FORMAT}
+    log_config["handlers"]["tillkey"] = {
+        "class": "logging.StreamHandler", "formatter": "tillkey", "stream": "ext://sys.stderr"
+    }  # fmt: skip
+    log_config["loggers"]["tillkey"] = {"handlers": ["tillkey"], "level": settings.log_level, "propagate": False}
+    if workers > 1:
+        if not settings.database_url:
+            log.warning(
+                "%d workers on SQLite: they share state through the database file, but scale-out is "
+                "TILLKEY_DATABASE_URL=postgresql+asyncpg://... with TILLKEY_REDIS_URL", workers,
+            )  # fmt: skip
+        elif not settings.redis_url:
+            log.warning(
+                "%d workers without TILLKEY_REDIS_URL: rate limits are per worker, and changes reach the "
+                "other workers within sync_interval instead of at once", workers,
+            )  # fmt: skip
+        # Migrate and make the first signing key once, before the workers race to do it.
+        run(_prepare)
     uvicorn.run(
         "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
-        proxy_headers=False, server_header=False,
+        proxy_headers=False, server_header=False, workers=workers, log_config=log_config,
     )  # fmt: skip
+
+
+async def _prepare(tk: Tillkey) -> None:
+    """Nothing more than `run` does: migrations and the first signing key."""
 
 
 @db_app.command("upgrade")

@@ -2,7 +2,10 @@
 
 The in-memory state (signing keys, revocations, grants) is what the hot path reads. It is loaded
 at start and kept current by polling the database's change feed every `sync_interval` seconds,
-plus a full reconcile now and then, so changes made by the CLI or by other processes arrive.
+plus a full reconcile every `reconcile_interval`, so changes made by the CLI or by other processes
+arrive. With Redis configured, every committed change is also announced on pub/sub
+(store/broadcast.py) and the other processes poll at once: the feed stays the truth, the message
+is a wake-up.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 
+from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
@@ -33,7 +37,9 @@ from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store import sessions as sessions_repo
+from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
+from tillkey.store.models import AuthChangeRow
 from tillkey.tokens import keys
 from tillkey.tokens.contracts import TokenIssuer
 from tillkey.tokens.jwt import JwtIssuer, JwtReader
@@ -43,7 +49,6 @@ from tillkey.tokens.service import Authenticator
 
 log = logging.getLogger("tillkey")
 
-RECONCILE_EVERY = 30.0  # seconds between full reloads: the safety net under the change feed
 # Re-read changes this recent on every poll: a row whose transaction committed late can carry a
 # lower seq than one already seen (sequence values are handed out before commit).
 LATE_COMMIT_WINDOW = 5
@@ -60,6 +65,10 @@ class Tillkey:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
         self.tree = ResourceTree.load()
+        # Compiled once: forward-auth matches every proxied request against it (ValueError if bad).
+        self.forward_routes = route_table.build(
+            settings.forward_auth_routes, settings.forward_auth_routes_file, self.tree
+        )
         self.grants = GrantsState(self.tree)
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)
@@ -68,7 +77,13 @@ class Tillkey:
             parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
             queue=settings.login_queue_limit, nice=settings.password_hash_nice,
         )  # fmt: skip
-        self.ratelimiter = RateLimiter(settings.redis_url)
+        self.ratelimiter = RateLimiter(settings.redis_url, settings.redis_key_prefix)
+        # Wakes the sync loop for an immediate poll (a broadcast message arrived).
+        self._wake = asyncio.Event()
+        self.broadcast: Broadcast | None = None
+        if settings.redis_url:
+            self.broadcast = Broadcast(settings.redis_url, settings.redis_key_prefix, self._wake.set)
+            self.db.after_commit = self._announce
         # Parsed once: every credential endpoint checks these per client IP and per username.
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
@@ -110,6 +125,7 @@ class Tillkey:
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
         self.admin_profiles: dict[int, accounts_repo.Admin] = {}
+        self.oauth_clients: dict[str, oauth2_repo.Client] = {}  # live ones, by client_id
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
@@ -117,6 +133,9 @@ class Tillkey:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, *, migrate: bool = True, sync: bool = True) -> None:
+        if self.broadcast:
+            # Before anything commits (a first signing key); `sync`: a server listens, the CLI only tells.
+            self.broadcast.start(listen=sync)
         if migrate:
             await upgrade_async(self.db.url)
         await self.ensure_signing_key()
@@ -135,8 +154,19 @@ class Tillkey:
         except Exception:
             log.exception("could not write last-use times at stop")
         await self.audit.stop()  # writes what is still queued, so needs the database
+        if self.broadcast:
+            await self.broadcast.stop()
         self.passwords.close()
         await self.db.dispose()
+
+    async def redis_ping(self) -> bool:
+        """Does the configured Redis answer (within a second)? True when none is configured."""
+        return await self.broadcast.ping() if self.broadcast else True
+
+    def _announce(self, changes: list[AuthChangeRow]) -> None:
+        """Database.after_commit: tell the other processes, whose poll then finds these rows."""
+        assert self.broadcast is not None
+        self.broadcast.publish([c.kind for c in changes], max(c.seq for c in changes))
 
     # --- state --------------------------------------------------------------------------------
 
@@ -147,9 +177,15 @@ class Tillkey:
             return
         _key, stored = keys.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
         async with self.db.transaction() as s:
-            await auth_repo.add_key(s, stored)
-            await auth_repo.record_change(s, "keys", self.clock.now_int())
-        log.info("generated a new %s signing key %s", stored.alg, stored.kid)
+            # Processes starting together on a fresh database: one generates, the others use it.
+            await auth_repo.lock_keys(s)
+            found = [keys.load(k, self.master) for k in await auth_repo.load_keys(s)]
+            generated = keys.Keyring(found, self.settings.jwt_alg).signer(self.clock.now()) is None
+            if generated:
+                await auth_repo.add_key(s, stored)
+                await auth_repo.record_change(s, "keys", self.clock.now_int())
+        if generated:
+            log.info("generated a new %s signing key %s", stored.alg, stored.kid)
         await self.reload_keys()
 
     async def reload_keys(self) -> None:
@@ -170,6 +206,7 @@ class Tillkey:
         async with self.db.session() as s:
             live = await oauth2_repo.clients(s, active_only=True)
         self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
+        self.oauth_clients = {c.client_id: c for c in live}
 
     async def reload_api_keys(self) -> None:
         async with self.db.session() as s:
@@ -265,28 +302,28 @@ class Tillkey:
         self._last_seq = max(self._last_seq, max(c.seq for c in changes))
 
     async def _sync_loop(self) -> None:
-        since_reconcile = since_flush = 0.0
+        """Poll the change feed every sync_interval, or at once when woken by a broadcast; a full
+        reconcile every reconcile_interval. One task: two polls never run at once, and a burst of
+        wake-ups while a poll runs makes one more poll, not one per message."""
+        clock = asyncio.get_running_loop().time
+        cfg = self.settings
+        next_poll = clock() + cfg.sync_interval
+        next_reconcile = clock() + cfg.reconcile_interval
+        next_flush = clock() + cfg.last_used_interval
         while True:
-            await asyncio.sleep(self.settings.sync_interval)
-            since_reconcile += self.settings.sync_interval
-            since_flush += self.settings.sync_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(next_poll, next_reconcile) - clock()))
+            self._wake.clear()
+            now = clock()
+            next_poll = now + cfg.sync_interval
             try:
-                if since_flush >= self.settings.last_used_interval:
-                    since_flush = 0.0
+                if now >= next_flush:
+                    next_flush = now + cfg.last_used_interval
                     await self.flush_usage()
-                if since_reconcile >= RECONCILE_EVERY:
-                    since_reconcile = 0.0
+                if now >= next_reconcile:
+                    next_reconcile = now + cfg.reconcile_interval
                     await self.reconcile()
-                    async with self.db.transaction() as s:
-                        await auth_repo.purge_expired(s, self.clock.now_int())
-                        await oauth2_repo.purge_expired(s, self.clock.now_int())
-                        await auth_repo.trim_changes(s, self.clock.now_int() - 86400)
-                        await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
-                        # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
-                        await integrations_repo.prune_nonces(
-                            s, self.clock.now_int() - self.settings.oauth1_timestamp_max_age
-                        )
-                    self.sessions.prune(self.clock.now())
+                    await self._purge()
                 else:
                     await self.poll_changes()
             except asyncio.CancelledError:
@@ -294,3 +331,14 @@ class Tillkey:
             except Exception:
                 # The database may be briefly unreachable; keep serving from memory and retry.
                 log.exception("auth state sync failed; retrying")
+
+    async def _purge(self) -> None:
+        now = self.clock.now_int()
+        async with self.db.transaction() as s:
+            await auth_repo.purge_expired(s, now)
+            await oauth2_repo.purge_expired(s, now)
+            await auth_repo.trim_changes(s, now - 86400)
+            await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
+            # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
+            await integrations_repo.prune_nonces(s, now - self.settings.oauth1_timestamp_max_age)
+        self.sessions.prune(self.clock.now())

@@ -7,8 +7,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tillkey.access.route_table import RouteRule
 
 
 class TokenFormat(StrEnum):
@@ -45,8 +47,12 @@ class Settings(BaseSettings):
     # HS256 gives Magento look-alike tokens, verifiable only by Tillkey itself.
     jwt_alg: JwtAlgorithm = "ES256"
     # How often (seconds) a process reloads revocations and grants changed by other processes
-    # or by the CLI. This bounds how stale another process can be.
+    # or by the CLI. This bounds how stale another process can be (with Redis, changes arrive at
+    # once through pub/sub and this poll is the fallback for a lost message).
     sync_interval: float = Field(default=1.0, gt=0, le=60)
+    # Seconds between full reloads of revocations, grants, keys, sessions and integrations from the
+    # database: the safety net under the change feed (and the purge of expired rows).
+    reconcile_interval: float = Field(default=30.0, gt=0, le=3600)
     # Verified-token cache size (entries). Signature checks are skipped for cached tokens;
     # expiry and revocation are still checked on every call.
     token_cache_size: int = Field(default=100_000, ge=0)
@@ -90,8 +96,12 @@ class Settings(BaseSettings):
     rate_limit_default: str = "6000/minute"
     rate_limit_login_ip: str = "60/minute"
     rate_limit_login_username: str = "10/minute"
-    # redis://host:port/db — shares rate-limit budgets between processes. Empty: in memory.
+    # redis://[:password@]host:port/db — shares rate-limit budgets between processes and wakes
+    # every process at once when auth state changes (pub/sub). Empty: in memory, changes polled.
     redis_url: str = Field(default="", repr=False)
+    # Prefix of every Redis key and of the pub/sub channel (<prefix>:changes), so several Tillkey
+    # deployments can share one Redis.
+    redis_key_prefix: str = Field(default="tillkey", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs, comma-separated).
     trusted_proxies: str = ""
     # Refuse credential endpoints over plain HTTP, except from loopback clients.
@@ -152,8 +162,14 @@ class Settings(BaseSettings):
     # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
     # the hash chain. Empty: no mirror.
     audit_file: Path | None = None
+    # Forward-auth (GET /tillkey/v1/forward-auth, for nginx auth_request and Traefik forwardAuth):
+    # ordered rules {"path", "methods"?, "resources"}; the first that matches the original request
+    # names the resources it needs, and a request no rule matches is refused (403). A JSON list
+    # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
+    forward_auth_routes: tuple[RouteRule, ...] = ()
+    forward_auth_routes_file: Path | None = None
 
-    @field_validator("audit_file", "outbox_file", mode="before")
+    @field_validator("audit_file", "outbox_file", "forward_auth_routes_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, v: object) -> object:
         return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory
@@ -171,6 +187,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_route_table(self) -> Settings:
+        if self.forward_auth_routes and self.forward_auth_routes_file:
+            raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -139,8 +139,12 @@ class Clients:
 
     async def _authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
         client_id, secret, method = _credentials(params, authorization)
-        async with self.tk.db.session() as s:
-            client = await repo.client_by_client_id(s, client_id)
+        # Live clients are in memory (runtime.py, kept current by the change feed); one created a
+        # moment ago by another process, or a deactivated one, is looked up in the database.
+        client = self.tk.oauth_clients.get(client_id)
+        if client is None:
+            async with self.tk.db.session() as s:
+                client = await repo.client_by_client_id(s, client_id)
         stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
         presented = self.tk.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
         matches = hmac.compare_digest(stored, presented)

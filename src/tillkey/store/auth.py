@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey.store.db import CHANGES
 from tillkey.store.models import (
     AuthChangeRow,
     OpaqueTokenRow,
@@ -67,6 +68,17 @@ async def add_key(s: AsyncSession, key: StoredKey) -> None:
             verify_until=key.verify_until,
         )
     )  # fmt: skip
+
+
+# Any constant; the same in every process (store/migrations/env.py uses another).
+_KEYS_LOCK_ID = 0x7117_4E2
+
+
+async def lock_keys(s: AsyncSession) -> None:
+    """Serialize first-key generation across processes for this transaction (PostgreSQL; a SQLite
+    database is one host's, and `serve --workers` prepares it before the workers start)."""
+    if _dialect(s) == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _KEYS_LOCK_ID})
 
 
 async def end_keys(s: AsyncSession, kids: list[str], *, retired_at: int, verify_until: int) -> None:
@@ -151,7 +163,10 @@ async def record_change(
     s: AsyncSession, kind: str, now: int, *, user_type: int | None = None, user_id: int | None = None,
     ref: str | None = None,
 ) -> None:  # fmt: skip
-    s.add(AuthChangeRow(kind=kind, user_type=user_type, user_id=user_id, ref=ref, created_at=now))
+    row = AuthChangeRow(kind=kind, user_type=user_type, user_id=user_id, ref=ref, created_at=now)
+    s.add(row)
+    # Database.transaction hands these to its after_commit hook (the pub/sub wake-up).
+    s.info.setdefault(CHANGES, []).append(row)
 
 
 async def changes_since(s: AsyncSession, seq: int, recent_since: int) -> list[Change]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources as importlib_resources
 from typing import Any
@@ -35,13 +35,22 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+# Session.info key under which store/auth.record_change notes the change-feed rows of a transaction.
+CHANGES = "tillkey.changes"
+
+
 class Database:
-    """Owns the engine and hands out sessions; one per process."""
+    """Owns the engine and hands out sessions; one per process.
+
+    `after_commit`, if set, is called with the change-feed rows of every transaction that wrote
+    some, once it has committed (never for one rolled back): other processes may be told then,
+    as the change is visible to them (store/broadcast.py)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.after_commit: Callable[[list[Any]], None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -51,8 +60,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
-        async with self._sessions() as s, s.begin():
-            yield s
+        async with self._sessions() as s:
+            async with s.begin():
+                yield s
+            changes = s.info.pop(CHANGES, None)
+            if changes and self.after_commit is not None:
+                self.after_commit(changes)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -53,25 +53,7 @@ def requires(*resources: str, actors: Sequence[UserType] | None = None) -> Calla
         principal, presented = await authenticate(request)
         if known is not None and principal.user_type not in known and not principal.is_guest:
             principal = GUEST
-        try:
-            check(principal, resources)
-        except Unauthenticated as exc:
-            challenge = 'Bearer realm="tillkey"'
-            if presented:
-                challenge += ', error="invalid_token"'
-            exc.headers["WWW-Authenticate"] = challenge
-            raise
-        except Forbidden as exc:
-            # Queued, not awaited: denials are on the hot path. Guests (401) are not recorded:
-            # every unauthenticated probe would be a write.
-            tillkey(request).audit.record_soon(
-                ACCESS_DENIED, outcome=FAILURE, actor_type=principal.user_type, actor_id=principal.user_id,
-                request=request, details={
-                    "method": request.method, "path": request.url.path[:256], "resources": list(resources),
-                    "reason": exc.detail,
-                },
-            )  # fmt: skip
-            raise
+        enforce(request, principal, presented, resources)
         request.scope[_PRINCIPAL] = principal
         return principal
 
@@ -101,6 +83,34 @@ def guarded_route(guard: Guard) -> type[APIRoute]:
     return GuardedRoute
 
 
+def enforce(
+    request: Request, principal: Principal, presented: bool, resources: Sequence[str],
+    target: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
+    """The access check with its effects on the wire and in the audit log: a Bearer challenge on
+    401, an access-denied record on 403. target: (method, path) judged, if not this request's own
+    (forward-auth judges the proxied request)."""
+    try:
+        check(principal, resources)
+    except Unauthenticated as exc:
+        challenge = 'Bearer realm="tillkey"'
+        if presented:
+            challenge += ', error="invalid_token"'
+        exc.headers["WWW-Authenticate"] = challenge
+        raise
+    except Forbidden as exc:
+        method, path = target or (request.method, request.url.path)
+        # Queued, not awaited: denials are on the hot path. Guests (401) are not recorded:
+        # every unauthenticated probe would be a write.
+        tillkey(request).audit.record_soon(
+            ACCESS_DENIED, outcome=FAILURE, actor_type=principal.user_type, actor_id=principal.user_id,
+            request=request, details={
+                "method": method, "path": path[:256], "resources": list(resources), "reason": exc.detail,
+            },
+        )  # fmt: skip
+        raise
+
+
 def principal(request: Request) -> Principal:
     found: Principal = request.scope.get(_PRINCIPAL, GUEST)
     return found
@@ -126,7 +136,7 @@ _ERROR = {
 # What any route may answer besides success: bad input, who-are-you, not-allowed, no such thing,
 # unacceptable Accept, too big, too many, and shedding load. Documented so clients (and the
 # schemathesis run in the tests) know every status Tillkey can send.
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: _ERROR for code in (400, 401, 403, 404, 405, 406, 413, 422, 429, 503)
 }
 
@@ -162,7 +172,7 @@ class Api:
                 path, fn, methods=[method], summary=summary, status_code=status_code,
                 description=f"Requires: {', '.join(res)}",
                 route_class_override=guarded_route(requires(*res, actors=actors)),
-                openapi_extra=extra, responses={**_ERROR_RESPONSES, **(responses or {})},
+                openapi_extra=extra, responses={**ERROR_RESPONSES, **(responses or {})},
                 include_in_schema=include_in_schema,
             )  # fmt: skip
             self.declared.append(Declared(method, self.prefix + path, res))

@@ -1,0 +1,140 @@
+"""Forward-auth: the one endpoint a reverse proxy asks before it passes a request on (nginx's
+`auth_request`, Traefik's `forwardAuth`). It answers 200 with the caller's identity in headers, 401
+(who are you) or 403 (not allowed), exactly as a Tillkey route declaring the same resources would.
+
+The proxy calls it with GET and tells the original request in headers: nginx as its config sets
+them (X-Original-Method, X-Original-URI), Traefik by itself (X-Forwarded-Method, X-Forwarded-Uri,
+-Host, -Proto). The route table (access/route_table.py) maps that method and path to resources.
+
+These headers need no trusted proxy: whoever sends them only asks what their own credential may do,
+which the protected API would tell them anyway; the proxy decides on the answer to its own call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import Response
+from starlette.types import Message
+
+from tillkey.access.route_table import BadTarget, normalize, normalize_method, origin_form
+from tillkey.errors import Forbidden, InvalidRequest
+from tillkey.principal import Principal
+from tillkey.surfaces.routing import ERROR_RESPONSES, Api, enforce, tillkey
+
+PATH = "/tillkey/v1/forward-auth"
+NO_ROUTE = "No forward-auth route matches this request."
+NO_TARGET = (
+    "Forward-auth needs the original request: X-Original-Method and X-Original-URI (nginx), "
+    "or X-Forwarded-Method and X-Forwarded-Uri (Traefik)."
+)
+CONFLICT = "Forward-auth got two different original requests (X-Original-* and X-Forwarded-*)."
+# Sent on 200, read by the proxy and passed upstream. Never an e-mail, a name or a secret.
+USER_ID = "X-Tillkey-User-Id"
+USER_TYPE = "X-Tillkey-User-Type"
+CREDENTIAL = "X-Tillkey-Credential"
+CLIENT_ID = "X-Tillkey-Client-Id"
+SCOPES = "X-Tillkey-Scopes"
+IDENTITY_HEADERS = (USER_ID, USER_TYPE, CREDENTIAL, CLIENT_ID, SCOPES)
+
+api = Api(tags=["Forward-auth"])
+
+
+def _target(request: Request) -> tuple[str, str]:
+    """(method, URI) of the original request. A proxy copies the client's own headers into its
+    question, so a client may add the other convention's pair: where both name a method or a URI
+    they must agree, or a client could have the request judged as one it did not send."""
+    h = request.headers
+    nginx = (h.get("x-original-method"), h.get("x-original-uri"))
+    traefik = (h.get("x-forwarded-method"), h.get("x-forwarded-uri"))
+    for ours, theirs in zip(nginx, traefik, strict=True):
+        if ours and theirs and ours != theirs:
+            raise InvalidRequest(CONFLICT)
+    for method, uri in (nginx, traefik):
+        if method and uri:
+            return method, uri
+    raise InvalidRequest(NO_TARGET)
+
+
+async def _no_body() -> Message:
+    # The proxy does not pass the original body; a signed form body cannot be checked here.
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def as_original(request: Request, method: str, uri: str) -> Request:
+    """The request as the client sent it to the proxy, for the credential kinds: OAuth 1.0a
+    signatures cover the original method, scheme, host, path and query, not this endpoint's."""
+    scope: dict[str, Any] = dict(request.scope)
+    path, _, query = origin_form(uri).partition("?")
+    scope["method"] = method
+    scope["path"] = path
+    scope["raw_path"] = path.encode("latin-1", "replace")
+    scope["tillkey.signed_path"] = path
+    scope["query_string"] = query.encode("latin-1", "replace")
+    proto = request.headers.get("x-forwarded-proto")
+    if proto in ("http", "https"):
+        scope["scheme"] = proto
+    host = request.headers.get("x-forwarded-host")
+    if host:
+        scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"host"]
+        scope["headers"].append((b"host", host.encode("latin-1", "replace")))
+    return Request(scope, _no_body)
+
+
+def identity(principal: Principal) -> dict[str, str]:
+    """The caller as response headers. Guests get only their type: an absent header, not a fake id."""
+    headers = {USER_TYPE: principal.user_type.name.lower()}
+    if not principal.is_guest:
+        headers[USER_ID] = str(principal.user_id)
+        headers[CREDENTIAL] = principal.credential
+    if principal.client_id:
+        headers[CLIENT_ID] = principal.client_id
+    if principal.scopes is not None:
+        headers[SCOPES] = " ".join(sorted(principal.scopes))
+    return headers
+
+
+async def forward_auth(request: Request) -> Response:
+    tk = tillkey(request)
+    raw_method, uri = _target(request)
+    try:
+        method = normalize_method(raw_method)
+        path = normalize(uri)
+    except BadTarget as exc:
+        raise InvalidRequest(f"Forward-auth cannot judge this request: {exc}.") from None
+    route = tk.forward_routes.match(method, path)
+    if route is None:
+        # No credential work for paths nobody may reach.
+        raise Forbidden(NO_ROUTE, detail=f"no forward-auth route for {method} {path[:256]}")
+    principal, presented = await tk.credentials.authenticate(as_original(request, method, uri))
+    enforce(request, principal, presented, route.resources, target=(method, path))
+    return Response(status_code=200, headers=identity(principal))
+
+
+_HEADER_PARAMS = [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": what}
+    for name, what in [
+        ("X-Original-Method", "nginx: the original request's method ($request_method)"),
+        ("X-Original-URI", "nginx: the original request's URI ($request_uri)"),
+        ("X-Forwarded-Method", "Traefik: the original request's method"),
+        ("X-Forwarded-Uri", "Traefik: the original request's URI"),
+    ]
+]
+api.router.add_api_route(
+    PATH, forward_auth, methods=["GET", "HEAD"], response_class=Response,
+    summary="Forward-auth for nginx auth_request and Traefik forwardAuth: 200 with X-Tillkey-* identity "
+    "headers, 401 or 403",
+    description="Requires: the resources the first matching rule of TILLKEY_FORWARD_AUTH_ROUTES names "
+    "for the original method and path; no matching rule: 403.",
+    openapi_extra={
+        "x-tillkey-resources": ["(TILLKEY_FORWARD_AUTH_ROUTES)"], "security": [{"bearer": []}, {}],
+        "parameters": _HEADER_PARAMS,
+    },
+    responses={
+        **ERROR_RESPONSES,
+        200: {"description": "Allowed; the identity is in the headers", "headers": {
+            h: {"schema": {"type": "string"}} for h in IDENTITY_HEADERS
+        }},
+    },
+)  # fmt: skip
