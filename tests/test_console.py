@@ -1,19 +1,25 @@
 """The admin console over real HTTP: hardened cookie sessions (flags, rotation, one session per
-admin, idle timeout on the server, deactivation), CSRF on every form, and every page checking the
-resource it needs. The Chromium tests are in test_console_browser.py."""
+admin, idle timeout and absolute lifetime on the server, deactivation), CSRF on every form, every
+page checking the resource it needs, and two-factor set-up (forced under admin_2fa=required, by
+choice under optional). The Chromium tests are in test_console_browser.py."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
 from tests.console_support import CONSOLE_COOKIE, ConsoleClient, is_sign_in_redirect, nav_links, start_console_server
 from tests.oauth2_support import hidden_fields
+from tillkey.security.totp import PERIOD
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -232,3 +238,136 @@ def test_idle_timeout_is_enforced_on_the_server(tmp_path: Path) -> None:
             time.sleep(1)
     finally:
         srv.stop()
+
+
+def test_absolute_lifetime_ends_a_busy_session_on_the_server(tmp_path: Path) -> None:
+    srv = start_console_server(
+        tmp_path / "absolute", "sqlite", TILLKEY_CONSOLE_ABSOLUTE_LIFETIME="4", TILLKEY_CONSOLE_IDLE_TIMEOUT="900"
+    )
+    try:
+        alice = ConsoleClient(srv)
+        alice.sign_in()
+        cookie = alice.cookie() or ""
+        # Busy all along (every request is activity and slides the idle deadline), sent with the
+        # cookie by hand: the browser's own expiry of the cookie must not be what ends it.
+        used = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: cookie})
+            if r.status_code != 200:
+                break
+            used += 1
+            token = hidden_fields(r.text)["csrf"]
+            extend = httpx.post(f"{srv.url}/console/session/extend", data={"csrf": token},
+                                cookies={CONSOLE_COOKIE: cookie}, headers={"Accept": "application/json"})  # fmt: skip
+            assert extend.status_code in (200, 303)
+            time.sleep(0.25)
+        assert used > 1
+        assert is_sign_in_redirect(r) and "reason=ended" in r.headers["location"]
+        # Dead for good: "Stay signed in" cannot bring it back, nor can a later page.
+        again = httpx.post(f"{srv.url}/console/session/extend", data={"csrf": token}, cookies={CONSOLE_COOKIE: cookie})
+        assert is_sign_in_redirect(again)
+        assert is_sign_in_redirect(httpx.get(f"{srv.url}/console/sessions", cookies={CONSOLE_COOKIE: cookie}))
+    finally:
+        srv.stop()
+
+
+def _secret(page: str) -> str:
+    found = re.search(r'class="tfa-secret">([A-Z2-7]+)</code>', page)
+    assert found, page
+    return found.group(1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_required_2fa_forces_enrolment_before_anything_else(tmp_path: Path, backend: str) -> None:
+    srv = start_console_server(tmp_path / "forced", backend, TILLKEY_ADMIN_2FA="required",
+                               TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="3")  # fmt: skip
+    try:
+        alice = ConsoleClient(srv)
+        r = alice.sign_in()
+        assert r.headers["location"] == "/console/login/enrol?next=%2Fconsole%2F"
+        pending = alice.cookie()
+        # The password alone opens nothing but the enrolment page: every page, every form, leads back.
+        for path in ("/console/", "/console/admins", "/console/sessions", "/console/2fa"):
+            r = alice.get(path)
+            assert r.status_code == 303 and r.headers["location"].startswith("/console/login/enrol"), path
+        assert (
+            alice.http.post("/console/roles", data={"name": "X"}).headers["location"].startswith("/console/login/enrol")
+        )
+        assert alice.get("/console/login/otp").headers["location"].startswith("/console/login/enrol")
+        # …and it is no API credential; the API still refuses alice's password alone.
+        assert httpx.get(f"{srv.url}/admin/users/me", cookies={"connect.sid": pending or ""}).status_code == 401
+        api = httpx.post(f"{srv.url}/rest/V1/integration/admin/token", json={"username": "alice",
+                                                                            "password": ADMIN_PASSWORD})  # fmt: skip
+        assert api.status_code == 400 and "configure personal Two-Factor" in api.json()["message"]
+
+        page = alice.get("/console/login/enrol?next=%2Fconsole%2F")
+        assert page.status_code == 200 and "<svg" in page.text and 'name="otp"' in page.text
+        assert "<script" not in page.text and "script-src" not in page.headers["content-security-policy"]
+        secret = _secret(page.text)
+        assert _secret(alice.get("/console/login/enrol").text) == secret  # a reload shows the same key
+        fields = hidden_fields(page.text)
+        wrong = alice.http.post("/console/login/enrol", data={**fields, "otp": "000000"})
+        assert wrong.status_code == 401 and "wrong or expired" in wrong.text and _secret(wrong.text) == secret
+        assert alice.cookie() == pending
+
+        step = int(time.time() // PERIOD)
+        done = alice.http.post("/console/login/enrol", data={**fields, "otp": pyotp.TOTP(secret).at(step * PERIOD)})
+        assert done.status_code == 200, done.text
+        codes = re.findall(r"<code data-secret>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code>", done.text)
+        assert len(codes) == 10 and 'href="/console/"' in done.text
+        signed_in = alice.cookie()
+        assert signed_in not in (None, pending)
+        home = alice.get("/console/")
+        assert home.status_code == 200 and "Signed in as <strong>alice</strong>" in home.text
+        assert is_sign_in_redirect(httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: pending or ""}))
+        assert "Recovery codes left: 10" in alice.get("/console/2fa").text
+
+        audit = alice.get("/console/audit?event=tfa.*").text
+        assert "tfa.enrolment_started" in audit and "tfa.enrolled" in audit
+        logins = alice.get("/console/audit?event=login.*").text
+        assert "wrong code at enrolment" in logins and "otp" in logins
+
+        # The API now wants the code too.
+        api = httpx.post(f"{srv.url}/rest/V1/integration/admin/token", json={"username": "alice",
+                                                                            "password": ADMIN_PASSWORD})  # fmt: skip
+        assert api.status_code == 400 and api.json()["parameters"]["active_providers"] == ["google"]
+        token = httpx.post(f"{srv.url}/rest/V1/tfa/provider/google/authenticate", json={
+            "username": "alice", "password": ADMIN_PASSWORD, "otp": pyotp.TOTP(secret).at((step + 1) * PERIOD),
+        })  # fmt: skip
+        assert token.status_code == 200 and srv.client(token.json()).get("/rest/V1/store/websites").status_code == 200
+
+        # Wrong codes at enrolment meet the login throttle (3 here): then the half sign-in ends.
+        carol = ConsoleClient(srv)
+        carol.sign_in("carol")
+        fields = hidden_fields(carol.get("/console/login/enrol").text)
+        for _ in range(3):
+            assert carol.http.post("/console/login/enrol", data={**fields, "otp": "000000"}).status_code == 401
+        stopped = carol.http.post("/console/login/enrol", data={**fields, "otp": "000000"})
+        assert stopped.status_code == 401 and "account sign-in was incorrect" in stopped.text
+        assert carol.get("/console/login/enrol").headers["location"].startswith("/console/login")
+        assert "login.throttled" in alice.get("/console/audit?event=login.*").text
+    finally:
+        srv.stop()
+        srv.database.drop()
+
+
+def test_an_admin_signed_in_without_2fa_can_set_it_up(srv: Server) -> None:
+    srv.cli("admin", "create", "--username", "frank", "--email", "frank@example.com", "--password", ADMIN_PASSWORD)
+    frank = ConsoleClient(srv)
+    frank.sign_in("frank")
+    assert 'href="/console/2fa"' in frank.get("/console/sessions").text
+    page = frank.get("/console/2fa")
+    assert page.status_code == 200 and "Two-factor authentication is off" in page.text
+    started = frank.post("/console/2fa/enrol")
+    assert started.status_code == 303
+    page = frank.get("/console/2fa")
+    secret = _secret(page.text)
+    wrong = frank.post("/console/2fa/activate", {"otp": "000000"})
+    assert wrong.status_code == 400 and "wrong or expired" in wrong.text
+    done = frank.post("/console/2fa/activate", {"otp": pyotp.TOTP(secret).now()})
+    assert done.status_code == 200 and done.text.count("Recovery code ") == 10
+    assert "Two-factor authentication is on" in frank.get("/console/2fa").text
+    # From now on (optional mode) the sign-in asks frank for a code.
+    again = ConsoleClient(srv)
+    assert again.sign_in("frank").headers["location"].startswith("/console/login/otp")

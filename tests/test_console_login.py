@@ -1,11 +1,14 @@
-"""Console sign-in (/console/login, then /console/login/otp when two-factor auth applies), the
-session /oauth2/authorize signs users in with: TOTP step, amr in the ID token, strict CSP, and a
-console session never opens the API."""
+"""Console sign-in (/console/login, then /console/login/otp when two-factor auth applies, or
+/console/login/enrol when it is required and not set up), the session /oauth2/authorize signs
+users in with: TOTP step, forced enrolment, amr in the ID token, strict CSP, and a console session
+never opens the API."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import httpx
@@ -82,13 +85,44 @@ def test_sign_in_with_second_factor_then_code_with_amr(srv: Server) -> None:
     assert claims["amr"] == ["pwd", "otp"] and claims["nonce"] == "n1"
 
 
-def test_required_second_factor_not_configured_is_refused(srv: Server) -> None:
+def test_required_second_factor_not_set_up_enrols_then_continues_the_authorization(srv: Server) -> None:
+    client = register(
+        srv, "--name", "Console app", "--type", "confidential", "--redirect-uri", REDIRECT,
+        "--grant", "authorization_code", "--scope", "openid", "--first-party",
+    )  # fmt: skip
+    verifier, challenge = pkce_pair()
     browser = browser_for(srv)
-    page = browser.get("/console/login")
+    to_login = browser.get(_authorize_url(client["client_id"], challenge))
+    page = browser.get(to_login.headers["location"])
     r = browser.post(
         "/console/login", data={**hidden_fields(page.text), "username": "carol", "password": ADMIN_PASSWORD}
     )
-    assert r.status_code == 401 and "Two-factor authentication is required" in r.text
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/login/enrol?next=%2Foauth2%2Fauthorize")
+    # Mid-enrolment the authorization request gets no code: back to the sign-in.
+    half = browser.get(_authorize_url(client["client_id"], challenge))
+    assert half.status_code == 303 and half.headers["location"].startswith("/console/login")
+    enrol_page = browser.get(r.headers["location"])
+    secret = re.search(r'class="tfa-secret">([A-Z2-7]+)</code>', enrol_page.text)
+    assert enrol_page.status_code == 200 and secret is not None
+    fields = hidden_fields(enrol_page.text)
+    assert fields["next"].startswith("/oauth2/authorize?")
+    done = browser.post("/console/login/enrol", data={**fields, "otp": pyotp.TOTP(secret.group(1)).now()})
+    assert done.status_code == 200 and "Continue" in done.text
+    onward = re.search(r'<a class="button" href="([^"]+)">Continue</a>', done.text)
+    assert onward is not None and unescape(onward.group(1)) == fields["next"]
+    back = browser.get(unescape(onward.group(1)))
+    assert back.status_code == 302, back.text
+    q = query(back.headers["location"])
+    assert q["state"] == "s1"
+    tokens = httpx.post(
+        f"{srv.url}/oauth2/token",
+        data={
+            "grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT, "code_verifier": verifier,
+        },
+        headers=basic(client["client_id"], client["client_secret"]),
+    ).json()  # fmt: skip
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["amr"] == ["pwd", "otp"]
 
 
 def test_a_console_session_is_not_an_api_credential(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from tillkey.surfaces import (
     console_accounts,
     console_credentials,
     console_pages,
+    console_tfa,
     forward_auth,
     magento,
     medusa,
@@ -215,11 +216,11 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api, forward_auth.api,
+        oauth2.api, console.api, console_tfa.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages)
+    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages, console_tfa.pages)
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]

@@ -183,3 +183,20 @@ class Logins:
         """A failed login step after the password (a wrong second-factor code): counts for the throttle."""
         await self._failed(utype, username_key(username), None)
         await self._audit(audit.LOGIN_FAILURE, attempt, utype, username, None, reason=reason)
+
+    async def second_factor_gate(self, utype: UserType, username: str, attempt: Attempt) -> None:
+        """Before a step after the password (a second-factor code, a first code at enrolment) is
+        checked: the same rate limits as a password, and a username the throttle has locked gets no
+        more guesses (LoginFailed), so a half-finished sign-in cannot guess codes without end."""
+        key = username_key(username)
+        try:
+            await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
+            await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
+        except RateLimited:
+            await self.tk.pacer.pause()
+            raise
+        async with self.tk.db.session() as db:
+            count, lock_expires = await throttle.failures(db, key, utype)
+        if count >= self.tk.settings.login_throttle_max_failures and lock_expires > self.tk.clock.now_int():
+            await self._audit(audit.LOGIN_THROTTLED, attempt, utype, username, None)
+            raise LoginFailed("throttled")

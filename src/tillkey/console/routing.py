@@ -1,7 +1,8 @@
 """Console routes as data, like the API's (surfaces/routing.py): each page declares the resources
 it needs, and one guard runs before every handler, in this order:
 
-1. the console session from its cookie (none, pending or ended: to the sign-in page);
+1. the console session from its cookie (none, pending or ended: to the sign-in page; one in forced
+   two-factor enrolment: back to the enrolment page, the only one it may open);
 2. on a state-changing request: same-origin (Sec-Fetch-Site / Origin) and the synchronizer CSRF
    token, form-encoded bodies only, bounded in size;
 3. the admin's grant as their role holds it now; a change since the session began rotates the id;
@@ -129,10 +130,17 @@ class Console:
 Handler = Callable[[Console], Awaitable[Response]]
 
 
+def _target(request: Request) -> str:
+    return request.url.path if request.method == "GET" else "/console/"
+
+
 def to_sign_in(request: Request, *, ended: bool) -> RedirectResponse:
-    target = request.url.path if request.method == "GET" else "/console/"
-    query = "?next=" + quote(target, safe="") + (f"&reason={ENDED}" if ended else "")
+    query = "?next=" + quote(_target(request), safe="") + (f"&reason={ENDED}" if ended else "")
     return RedirectResponse("/console/login" + query, status_code=303)
+
+
+def to_enrolment(request: Request) -> RedirectResponse:
+    return RedirectResponse("/console/login/enrol?next=" + quote(_target(request), safe=""), status_code=303)
 
 
 def refused(title: str, message: str, status: int = 403) -> HTMLResponse:
@@ -173,6 +181,8 @@ async def guarded(request: Request, fn: Handler, resources: tuple[str, ...], act
     sessions = ConsoleSessions(tk)
     cookie = request.cookies.get(cookie_name(request))
     session = sessions.find(cookie)
+    if session is not None and session.enrolling:
+        return to_enrolment(request)
     if session is None or session.pending_otp:
         return to_sign_in(request, ended=cookie is not None)
     form: dict[str, list[str]] = {}

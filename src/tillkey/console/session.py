@@ -44,6 +44,9 @@ SECURE_CSRF_COOKIE = "__Host-tillkey_csrf"
 DEV_CSRF_COOKIE = "tillkey_csrf"
 KIND = "console"
 PENDING_TTL = 300  # seconds a password-only step has to bring its code
+# seconds a password-only step has to set up an authenticator app (forced enrolment): installing
+# one takes longer than typing a code
+ENROL_TTL = 600
 # A request slides the idle deadline; the write is skipped while the deadline moved less than
 # this share of the idle timeout (at most a minute), so a busy page costs no write per request.
 SLIDE_FRACTION = 20
@@ -83,6 +86,9 @@ class ConsoleSession:
     csrf: str
     absolute_ms: int
     fingerprint: str
+    # Forced enrolment (admin_2fa "required", no TOTP yet): the password passed, and the one page
+    # this session reaches is the one that sets up the authenticator app.
+    enrolling: bool = False
 
     @property
     def user_type(self) -> int:
@@ -112,19 +118,22 @@ class ConsoleSessions:
     async def begin(
         self, user_type: int, user_id: int, amr: tuple[str, ...], *, pending_otp: bool, fingerprint: str = "",
         auth_time: int | None = None, absolute_ms: int | None = None, ip: str | None = None,
-        user_agent: str | None = None,
+        user_agent: str | None = None, enrolling: bool = False,
     ) -> str:  # fmt: skip
         """A new session, always a new id (no session fixation); answers the cookie value.
-        auth_time/absolute_ms carry over from the session a rotation replaces."""
+        auth_time/absolute_ms carry over from the session a rotation replaces. enrolling: a
+        pending session that may only set up two-factor auth."""
         s = self.tk.settings
         now_ms = self._now_ms()
         if absolute_ms is None:
             absolute_ms = now_ms + s.console_absolute_lifetime * 1000
-        ttl_ms = PENDING_TTL * 1000 if pending_otp else s.console_idle_timeout * 1000
+        enrolling = enrolling and pending_otp
+        pending_ttl = ENROL_TTL if enrolling else PENDING_TTL
+        ttl_ms = pending_ttl * 1000 if pending_otp else s.console_idle_timeout * 1000
         ttl = max(1, -(-(min(absolute_ms, now_ms + ttl_ms) - now_ms) // 1000))
         context = {
             "amr": list(amr), "pending_otp": pending_otp, "auth_time": auth_time or now_ms // 1000,
-            "abs_ms": absolute_ms, "fp": fingerprint,
+            "abs_ms": absolute_ms, "fp": fingerprint, **({"enrol": True} if enrolling else {}),
         }  # fmt: skip
         started = await self._sessions.start(
             kind=KIND, user_type=user_type, user_id=user_id, identity_id=None, context=context, ttl=ttl, ip=ip,
@@ -146,12 +155,14 @@ class ConsoleSessions:
             auth_time = int(context.get("auth_time", found.created_ms // 1000))
             absolute_ms = int(context.get("abs_ms", found.expires_ms))
             fingerprint = str(context.get("fp", ""))
+            enrolling = pending and context.get("enrol") is True
         except (ValueError, AttributeError, TypeError):
             return None
         before = self.tk.revocations.revoke_before.get((found.user_type, found.user_id))
         if before is not None and auth_time <= before:
             return None
-        return ConsoleSession(found, auth_time, amr, pending, self._csrf(found.digest), absolute_ms, fingerprint)
+        csrf = self._csrf(found.digest)
+        return ConsoleSession(found, auth_time, amr, pending, csrf, absolute_ms, fingerprint, enrolling)
 
     async def touch(self, current: ConsoleSession) -> ConsoleSession | None:
         """A request of the signed-in admin: slide the idle deadline (never past the absolute one).

@@ -137,8 +137,21 @@ class Totp:
         secret = pyotp.random_base32()  # 160 bits, RFC 4226's recommended secret length
         async with self.tk.db.transaction() as s:
             await repo.put_pending(s, admin_id, self._seal(admin_id, secret), utcnow())
-        uri = pyotp.TOTP(secret).provisioning_uri(name=admin.username, issuer_name=self.tk.settings.totp_issuer_name)
+        return self._enrolment(admin.username, secret)
+
+    def _enrolment(self, username: str, secret: str) -> Enrolment:
+        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=self.tk.settings.totp_issuer_name)
         return Enrolment(secret, uri)
+
+    async def pending(self, admin_id: int) -> Enrolment | None:
+        """The enrolment waiting for its first code, again (a reloaded set-up page shows the secret
+        the app already scanned); None if there is none, or it is active."""
+        async with self.tk.db.session() as s:
+            admin = await accounts_repo.admin_by_id(s, admin_id)
+            record = await repo.get(s, admin_id)
+        if admin is None or record is None or record.active:
+            return None
+        return self._enrolment(admin.username, self._open(record))
 
     async def activate(self, admin_id: int, code: str) -> list[str]:
         """Turn the pending secret on with a first code; returns the recovery codes, shown once."""

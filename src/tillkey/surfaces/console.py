@@ -1,5 +1,6 @@
 """Console sign-in: /console/login (username, password), then /console/login/otp when two-factor
-auth applies. The same defences as every password login (accounts/login.py: rate limits,
+auth applies, or /console/login/enrol (console_tfa.py) when it is required and not set up yet.
+The same defences as every password login (accounts/login.py: rate limits,
 throttle, lockout, one generic failure message), a CSRF token on every form (double-submit cookie
 before sign-in, the session's own token after), and a fresh session id at every step.
 
@@ -21,7 +22,9 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.login import Attempt, LoginFailed, Logins
 from tillkey.console import pages
 from tillkey.console.session import (
+    ENROL_TTL,
     PENDING_TTL,
+    ConsoleSession,
     ConsoleSessions,
     cookie_name,
     csrf_cookie_name,
@@ -29,7 +32,7 @@ from tillkey.console.session import (
     grant_fingerprint,
     set_cookie,
 )
-from tillkey.errors import NotFound, RateLimited, TillkeyError, Unavailable
+from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -46,7 +49,6 @@ LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})
 OTP_FIELDS = frozenset({"csrf", "next", "otp"})
 HOME = "/console/"
 FAILED = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
-CONFIGURE_2FA = "Two-factor authentication is required. Ask an administrator to run tillkey admin 2fa enroll."
 
 
 def safe_next(value: str | None) -> str:
@@ -58,7 +60,7 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-async def _redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
+async def redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
     """The redirect URIs the sign-in may end at (for the page's form-action), if `next` is an
     authorization request."""
     parts = urlsplit(next_url)
@@ -75,7 +77,7 @@ async def _redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
 ENDED_NOTICE = "Your session has ended. Please sign in again."
 
 
-def _attempt(request: Request) -> Attempt:
+def sign_in_attempt(request: Request) -> Attempt:
     return Attempt(
         client_ip(request.scope), request.headers.get("user-agent", "")[:255], request.headers.get("x-request-id")
     )
@@ -88,7 +90,7 @@ async def login_page(request: Request) -> Response:
     csrf = secrets.token_urlsafe(24)
     notice = ENDED_NOTICE if request.query_params.get("reason") == "ended" else None
     response = pages.login(
-        csrf=csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url), notice=notice
+        csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice
     )
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
     return response
@@ -103,7 +105,7 @@ async def login(request: Request) -> Response:
     except TillkeyError as exc:
         return pages.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
-    targets = await _redirect_targets(tk, next_url)
+    targets = await redirect_targets(tk, next_url)
     expected = request.cookies.get(csrf_cookie_name(request), "")
     csrf = expected or secrets.token_urlsafe(24)
     if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
@@ -113,7 +115,7 @@ async def login(request: Request) -> Response:
         set_cookie(refused, request, csrf_cookie_name(request), csrf, 3600)
         return refused
     username, password = form.get("username", ""), form.get("password", "")
-    logins, where = Logins(tk), _attempt(request)
+    logins, where = Logins(tk), sign_in_attempt(request)
     try:
         if not username or not password:
             raise LoginFailed("empty username or password")
@@ -130,11 +132,26 @@ async def login(request: Request) -> Response:
         cookie = await sessions.begin(
             UserType.ADMIN, admin.id, ("pwd",), pending_otp=True, ip=where.ip, user_agent=where.user_agent
         )
-        response: Response = RedirectResponse("/console/login/otp?next=" + _quote(next_url), status_code=303)
+        response: Response = RedirectResponse("/console/login/otp?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
         return response
     if mode == "required":
-        return pages.login(csrf=csrf, next_url=next_url, error=CONFIGURE_2FA, form_targets=targets)
+        # Forced enrolment: the password opens only the page that sets up the authenticator app.
+        try:
+            await Totp(tk).enroll(admin.id)  # a new secret for each sign-in; replaces an unfinished one
+        except Conflict:  # activated meanwhile, elsewhere: start again with the code step
+            return pages.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
+        await tk.audit.record_request(
+            request, audit.TFA_ENROLMENT_STARTED, actor_type=int(UserType.ADMIN), actor_id=admin.id,
+            username=admin.username, details={"forced": True},
+        )  # fmt: skip
+        cookie = await sessions.begin(
+            UserType.ADMIN, admin.id, ("pwd",), pending_otp=True, enrolling=True, ip=where.ip,
+            user_agent=where.user_agent,
+        )  # fmt: skip
+        response = RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
+        set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
+        return response
     await logins.succeeded(UserType.ADMIN, username, admin.id, where)
     cookie = await sessions.begin(
         UserType.ADMIN, admin.id, ("pwd",), pending_otp=False, fingerprint=grant_fingerprint(tk.grants.admin(admin.id)),
@@ -147,8 +164,22 @@ async def login(request: Request) -> Response:
     return response
 
 
-def _quote(value: str) -> str:
+def quoted(value: str) -> str:
     return quote(value, safe="")
+
+
+async def gate_closed(
+    request: Request, sessions: ConsoleSessions, session: ConsoleSession, exc: LoginFailed | RateLimited,
+    next_url: str, targets: tuple[str, ...],
+) -> Response:  # fmt: skip
+    """Too many codes tried: the half-finished sign-in ends (throttled) or waits (rate limited)."""
+    if isinstance(exc, LoginFailed):
+        await sessions.end(session, reason="second factor throttled")
+        response = pages.login(csrf=secrets.token_urlsafe(24), next_url=next_url, error=FAILED, form_targets=targets)
+    else:
+        response = pages.error("Sign-in failed", exc.message, exc.status_code)
+        response.headers.update(exc.headers)
+    return response
 
 
 @api.route("GET", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor page")
@@ -157,8 +188,10 @@ async def otp_page(request: Request) -> Response:
     next_url = safe_next(request.query_params.get("next"))
     session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
     if session is None or not session.pending_otp:
-        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
-    return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await _redirect_targets(tk, next_url))
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    if session.enrolling:
+        return RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
+    return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url))
 
 
 @api.route("POST", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor")
@@ -172,9 +205,9 @@ async def otp(request: Request) -> Response:
     next_url = safe_next(form.get("next"))
     sessions = ConsoleSessions(tk)
     session = sessions.find(request.cookies.get(cookie_name(request)))
-    if session is None or not session.pending_otp:
-        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
-    targets = await _redirect_targets(tk, next_url)
+    if session is None or not session.pending_otp or session.enrolling:
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    targets = await redirect_targets(tk, next_url)
     if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
         return pages.otp(
             csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets
@@ -183,8 +216,12 @@ async def otp(request: Request) -> Response:
         admin = await admin_by_id(s, session.user_id)
     if admin is None or not admin.is_active:
         await sessions.end(session)
-        return RedirectResponse("/console/login?next=" + _quote(next_url), status_code=303)
-    logins, where = Logins(tk), _attempt(request)
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    logins, where = Logins(tk), sign_in_attempt(request)
+    try:
+        await logins.second_factor_gate(UserType.ADMIN, admin.username, where)
+    except (LoginFailed, RateLimited) as exc:
+        return await gate_closed(request, sessions, session, exc, next_url, targets)
     if not await Totp(tk).verify(admin.id, form.get("otp", "")):
         # A wrong code counts as a failed login: guessing codes meets the same throttle.
         await logins.record_failure(UserType.ADMIN, admin.username, where, "wrong, expired or replayed code")

@@ -1,0 +1,173 @@
+"""Setting up two-factor auth (TOTP) in the console.
+
+Forced enrolment (TILLKEY_ADMIN_2FA=required, an admin without TOTP): the right password at
+/console/login gives a pending session (session.py ENROL_TTL) that opens only /console/login/enrol:
+the QR code (inline SVG: no script), the secret as text for typing into an app, and a field for the
+first code. The right code activates TOTP, completes the sign-in under a new session id and shows
+the recovery codes once, with the way on to `next` (the console, or the /oauth2/authorize request
+that sent the admin). A wrong code counts as a failed login, as at /console/login/otp, under the
+same rate limits and throttle.
+
+Signed in without TOTP (optional, off): /console/2fa sets it up the same way, linked from the
+sessions page.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
+from tillkey.accounts.login import LoginFailed, Logins
+from tillkey.console import pages as html
+from tillkey.console.routing import Console, ConsolePages
+from tillkey.console.session import (
+    ConsoleSessions,
+    cookie_name,
+    csrf_cookie_name,
+    delete_cookie,
+    grant_fingerprint,
+    set_cookie,
+)
+from tillkey.errors import InvalidRequest, RateLimited, TillkeyError
+from tillkey.oauth2.rfc6749 import params as oauth_params
+from tillkey.principal import UserType
+from tillkey.security import audit
+from tillkey.security.totp import Enrolment, Totp, qr_svg
+from tillkey.store.accounts import admin_by_id
+from tillkey.surfaces.console import gate_closed, quoted, redirect_targets, safe_next, sign_in_attempt
+from tillkey.surfaces.oauth2 import read_body, require_https
+from tillkey.surfaces.routing import Api, tillkey
+
+api = Api(tags=["Console"])
+pages = ConsolePages()
+ENROL_FIELDS = frozenset({"csrf", "next", "otp"})
+WRONG_CODE = "The code is wrong or expired. Check the time on your device and enter the code it shows now."
+
+
+def _qr(enrolment: Enrolment) -> Markup:
+    # Markup: the SVG is path geometry qrcode drew from our own otpauth URI; no text of anyone's.
+    return Markup(qr_svg(enrolment.uri))  # noqa: S704
+
+
+def _enrol_page(enrolment: Enrolment, *, csrf: str, next_url: str, error: str | None = None) -> HTMLResponse:
+    return html.render(
+        "enrol.html", status=401 if error else 200, title="Set up two-factor authentication", csrf=csrf,
+        next_url=next_url, qr=_qr(enrolment), secret=enrolment.secret, error=error,
+    )  # fmt: skip
+
+
+def _to_login(next_url: str) -> RedirectResponse:
+    return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+
+
+@api.route(
+    "GET", "/console/login/enrol", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Forced two-factor enrolment page",
+)  # fmt: skip
+async def enrol_page(request: Request) -> Response:
+    tk = tillkey(request)
+    next_url = safe_next(request.query_params.get("next"))
+    sessions = ConsoleSessions(tk)
+    session = sessions.find(request.cookies.get(cookie_name(request)))
+    if session is None or not session.enrolling:
+        return _to_login(next_url)
+    enrolment = await Totp(tk).pending(session.user_id)
+    if enrolment is None:  # activated or reset meanwhile: sign in again
+        await sessions.end(session, reason="enrolment gone")
+        return _to_login(next_url)
+    return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url)
+
+
+@api.route(
+    "POST", "/console/login/enrol", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Forced two-factor enrolment: the first code",
+)  # fmt: skip
+async def enrol(request: Request) -> Response:
+    tk = tillkey(request)
+    try:
+        require_https(request)
+        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), ENROL_FIELDS)
+    except TillkeyError as exc:
+        return html.error("Sign-in failed", exc.message, exc.status_code)
+    next_url = safe_next(form.get("next"))
+    sessions = ConsoleSessions(tk)
+    session = sessions.find(request.cookies.get(cookie_name(request)))
+    if session is None or not session.enrolling:
+        return _to_login(next_url)
+    totp = Totp(tk)
+    enrolment = await totp.pending(session.user_id)
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, session.user_id)
+    if enrolment is None or admin is None or not admin.is_active:
+        await sessions.end(session, reason="enrolment gone")
+        return _to_login(next_url)
+    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+        return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url, error="The form expired; try again.")
+    logins, where = Logins(tk), sign_in_attempt(request)
+    try:
+        await logins.second_factor_gate(UserType.ADMIN, admin.username, where)
+    except (LoginFailed, RateLimited) as exc:
+        return await gate_closed(request, sessions, session, exc, next_url, await redirect_targets(tk, next_url))
+    try:
+        codes = await totp.activate(admin.id, form.get("otp", ""))
+    except InvalidRequest:
+        # As a wrong code at /console/login/otp: guessing meets the login throttle.
+        await logins.record_failure(UserType.ADMIN, admin.username, where, "wrong code at enrolment")
+        return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url, error=WRONG_CODE)
+    await logins.succeeded(UserType.ADMIN, admin.username, admin.id, where, ("pwd", "otp"))
+    cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(admin.id)))
+    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
+    response = html.render(
+        "enrolled.html", title="Two-factor authentication is on", codes=codes, next_url=next_url,
+        policy=html.csp(),
+    )  # fmt: skip
+    set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
+    delete_cookie(response, request, csrf_cookie_name(request))
+    return response
+
+
+# --- signed in, without two-factor auth yet (optional, off) ------------------------------------------
+
+
+@pages.route("GET", "/console/2fa", resources=[ADMIN_SELF], summary="Two-factor authentication")
+async def tfa_page(c: Console) -> Response:
+    totp = Totp(c.tk)
+    status = await totp.status(c.session.user_id)
+    enrolment = None if status.active else await totp.pending(c.session.user_id)
+    return c.render(
+        "tfa.html", "Two-factor authentication", tfa=status, mode=c.tk.settings.admin_2fa,
+        qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
+    )  # fmt: skip
+
+
+@pages.route("POST", "/console/2fa/enrol", resources=[ADMIN_SELF], summary="Start two-factor set-up")
+async def tfa_enrol(c: Console) -> Response:
+    await Totp(c.tk).enroll(c.session.user_id)  # Conflict when active: the guard renders it
+    await c.tk.audit.record_request(
+        c.request, audit.TFA_ENROLMENT_STARTED, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id,
+        username=c.username, details={"forced": False},
+    )  # fmt: skip
+    return c.redirect("/console/2fa")
+
+
+@pages.route("POST", "/console/2fa/activate", resources=[ADMIN_SELF], summary="Activate two-factor auth")
+async def tfa_activate(c: Console) -> Response:
+    totp = Totp(c.tk)
+    try:
+        codes = await totp.activate(c.session.user_id, c.field("otp"))
+    except InvalidRequest as exc:
+        enrolment = await totp.pending(c.session.user_id)
+        return c.render(
+            "tfa.html", "Two-factor authentication", status=400, error=WRONG_CODE if enrolment else exc.message,
+            tfa=await totp.status(c.session.user_id), mode=c.tk.settings.admin_2fa,
+            qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
+        )  # fmt: skip
+    return c.render(
+        "secrets.html", "Two-factor authentication is on", back="/console/sessions",
+        values=[(f"Recovery code {i}", code) for i, code in enumerate(codes, 1)],
+        note="Each recovery code signs you in once in place of a code from the app, if you lose the device.",
+    )  # fmt: skip
