@@ -25,8 +25,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# Ratios, token endpoints and both backends (bench/run.py), then the login flood (bench/flood.py).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/flood.py
 
 bench-flood: $(STAMP)
 	$(BIN)/python bench/flood.py
