@@ -44,6 +44,7 @@ from tillkey.surfaces import (
     oauth2,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
+from tillkey.surfaces.routing import skip_unreachable_routers
 
 log = logging.getLogger("tillkey")
 
@@ -224,6 +225,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
+    skip_unreachable_routers(app.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
