@@ -23,6 +23,7 @@ from tillkey.surfaces.routing import guarded_route, requires, tillkey
 # The resource that guards GET /rest/V1/products/{sku}: the protected empty route pays the same check.
 PRODUCTS = "Magento_Catalog::products"
 EMPTY_BODY = b'{"ok":true}'
+OPEN_PRODUCT_PATH = "/rest/V1/bench-open/products/{sku}"
 
 
 async def open_product(request: Request, sku: str) -> MagentoJSON:
@@ -47,7 +48,9 @@ async def whoami() -> Response:
 def bench_router() -> APIRouter:
     """Twins side by side, unprotected first: the protected one never gets the cheaper spot."""
     router = APIRouter(include_in_schema=False)
-    router.add_api_route("/bench/open/products/{sku}", open_product, methods=["GET"])
+    # Under /rest/V1 like its twin, so both pass the same routers' first-segment gates
+    # (surfaces/routing.py skip_unreachable_routers) and the same Magento path handling.
+    router.add_api_route(OPEN_PRODUCT_PATH, open_product, methods=["GET"])
     router.add_api_route("/bench/empty", empty, methods=["GET"])
     # Guarded exactly as every Tillkey route is (surfaces/routing.py Api.route).
     router.add_api_route(

@@ -82,7 +82,7 @@ ROUTES = {
     r.key: r
     for r in (
         Route("products", f"/rest/V1/products/{SKU}", True),
-        Route("open-products", f"/bench/open/products/{SKU}", False),
+        Route("open-products", f"/rest/V1/bench-open/products/{SKU}", False),
         Route("empty-protected", "/bench/empty-protected", True),
         Route("empty", "/bench/empty", False),
     )
