@@ -59,6 +59,13 @@ def test_a_form_post_without_the_csrf_token_is_refused(srv: Server) -> None:
     wrong = admin.post("/console/roles", {"name": "Forged", "resource": "Magento_Backend::all", "csrf": "x" * 64},
                        csrf=False)  # fmt: skip
     assert wrong.status_code == 403
+    # Any text a client sends is a refusal, never a 500 (constant-time compares need bytes).
+    for junk in ("é" * 43, "\u0000", "tk_✓"):
+        odd = admin.post("/console/roles", {"name": "Forged", "csrf": junk}, csrf=False)
+        assert odd.status_code == 403, odd.text
+    # The sign-in form's own token, too.
+    stranger = httpx.post(f"{srv.url}/console/login", data={"username": "alice", "password": "x", "csrf": "é"})
+    assert stranger.status_code in (400, 401, 403) and "Internal" not in stranger.text
     # The right token from another site's page: refused by origin before the token counts.
     token = admin.csrf()
     cross = admin.http.post(

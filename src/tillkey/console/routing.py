@@ -15,7 +15,6 @@ to render a page inside the console's frame.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from tillkey.console.session import (
     grant_fingerprint,
     set_cookie,
 )
+from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
@@ -192,7 +192,7 @@ async def guarded(request: Request, fn: Handler, resources: tuple[str, ...], act
         except TillkeyError as exc:
             return refused("Request refused", exc.message, exc.status_code)
         token = (parsed or {}).get("csrf", [""])[0]
-        if parsed is None or _cross_site(request) or not hmac.compare_digest(token, session.csrf):
+        if parsed is None or _cross_site(request) or not constant_time_equals(token, session.csrf):
             tk.audit.record_soon(
                 ACCESS_DENIED, outcome=FAILURE, actor_type=session.user_type, actor_id=session.user_id,
                 request=request, details={"method": request.method, "path": request.url.path[:256],

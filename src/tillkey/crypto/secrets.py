@@ -19,10 +19,12 @@ def random_token(nbytes: int = 32) -> str:
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    """hmac.compare_digest on bytes: on str it raises TypeError for non-ASCII text, and a client
+    can send any text (a CSRF field of "é" must be a refusal, not a 500)."""
     if isinstance(a, str):
-        a = a.encode()
+        a = a.encode("utf-8", "surrogatepass")
     if isinstance(b, str):
-        b = b.encode()
+        b = b.encode("utf-8", "surrogatepass")
     return hmac.compare_digest(a, b)
 
 

@@ -10,7 +10,6 @@ redirect), typically to the /oauth2/authorize request that sent the user here.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from importlib import resources as importlib_resources
 from urllib.parse import parse_qs, quote, urlsplit
@@ -32,6 +31,7 @@ from tillkey.console.session import (
     grant_fingerprint,
     set_cookie,
 )
+from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
@@ -108,7 +108,7 @@ async def login(request: Request) -> Response:
     targets = await redirect_targets(tk, next_url)
     expected = request.cookies.get(csrf_cookie_name(request), "")
     csrf = expected or secrets.token_urlsafe(24)
-    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+    if not expected or not constant_time_equals(form.get("csrf", ""), expected):
         refused = pages.login(
             csrf=csrf, next_url=next_url, error="The form expired; please sign in again.", form_targets=targets
         )
@@ -208,7 +208,7 @@ async def otp(request: Request) -> Response:
     if session is None or not session.pending_otp or session.enrolling:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     targets = await redirect_targets(tk, next_url)
-    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+    if not constant_time_equals(form.get("csrf", ""), session.csrf):
         return pages.otp(
             csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets
         )

@@ -14,8 +14,6 @@ sessions page.
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -32,6 +30,7 @@ from tillkey.console.session import (
     grant_fingerprint,
     set_cookie,
 )
+from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, RateLimited, TillkeyError
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
@@ -105,7 +104,7 @@ async def enrol(request: Request) -> Response:
     if enrolment is None or admin is None or not admin.is_active:
         await sessions.end(session, reason="enrolment gone")
         return _to_login(next_url)
-    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+    if not constant_time_equals(form.get("csrf", ""), session.csrf):
         return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url, error="The form expired; try again.")
     logins, where = Logins(tk), sign_in_attempt(request)
     try:

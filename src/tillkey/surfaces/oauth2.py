@@ -8,7 +8,6 @@ form bodies and error shape are the RFCs'); the admin client API is in the OpenA
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +19,7 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.console import pages
 from tillkey.console.session import ConsoleSessions, cookie_name
 from tillkey.credentials.bearer import bearer_token
+from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
 from tillkey.oauth2 import scopes as scope_rules
@@ -142,7 +142,7 @@ async def consent(request: Request) -> Response:
         session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
         if session is None or session.pending_otp:
             return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
-        if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+        if not constant_time_equals(form.get("csrf", ""), session.csrf):
             return pages.error("Request refused", "The form has expired. Start again from the application.", 403)
         req = await code_grant.validate(tk, {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS})
     except code_grant.RedirectError as exc:
