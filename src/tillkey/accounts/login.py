@@ -68,17 +68,21 @@ class Logins:
         assert isinstance(customer, Customer)
         return customer
 
-    async def _login(
-        self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True,
-        by_email: bool = False,
-    ) -> Admin | Customer:  # fmt: skip
-        key = username_key(username)
+    async def _rate_limit(self, utype: UserType, key: str, attempt: Attempt) -> None:
+        """The login limits, per client IP and per username; a refusal is answered after a pause."""
         try:
             await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
             await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
         except RateLimited:
             await self.tk.pacer.pause()
             raise
+
+    async def _login(
+        self, utype: UserType, username: str, password: str, attempt: Attempt, complete: bool = True,
+        by_email: bool = False,
+    ) -> Admin | Customer:  # fmt: skip
+        key = username_key(username)
+        await self._rate_limit(utype, key, attempt)
         # Admission before any database work: logins beyond the hashing pool and its short queue
         # wait without holding database connections or write locks, or are shed (admission.py).
         async with self.tk.login_admission.slot():
@@ -189,12 +193,7 @@ class Logins:
         checked: the same rate limits as a password, and a username the throttle has locked gets no
         more guesses (LoginFailed), so a half-finished sign-in cannot guess codes without end."""
         key = username_key(username)
-        try:
-            await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
-            await self.tk.ratelimiter.hit(self.tk.login_username_limit, "login-user", str(int(utype)), key)
-        except RateLimited:
-            await self.tk.pacer.pause()
-            raise
+        await self._rate_limit(utype, key, attempt)
         async with self.tk.db.session() as db:
             count, lock_expires = await throttle.failures(db, key, utype)
         if count >= self.tk.settings.login_throttle_max_failures and lock_expires > self.tk.clock.now_int():
