@@ -1,0 +1,132 @@
+"""The fast tier: a whole Tillkey app in this process, driven through `httpx.ASGITransport`.
+
+No server process, no port, no wall-clock sleeps: the app runs its real lifespan (migrations on a
+real SQLite file in tmp_path, keys, in-memory state), requests go through every middleware, and
+time is the runtime's injected `Clock`, moved with `advance()` to reach an expiry or a lockout's end.
+
+    async def test_x(tmp_path: Path) -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("alice", resources=["Magento_Catalog::products"])
+            token = await t.admin_token("alice")
+            r = await t.client.get("/rest/V1/products", headers=t.bearer(token))
+
+Tests call these from `asyncio.run` (see `run`), so they need no async pytest plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from tillkey.accounts.service import Accounts
+from tillkey.app import create_app
+from tillkey.clock import Clock
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.settings import Settings
+from tillkey.store.accounts import Admin, Customer
+
+ADMIN_PASSWORD = "Admin-pass-4-tests"
+CUSTOMER_PASSWORD = "Customer-pass-4-tests"
+BASE_URL = "http://127.0.0.1:8000"
+
+# The cheapest argon2 the server accepts, and login limits far above what one test does (tests of
+# the limits pass their own). Mirrors conftest.FAST_HASHING, as settings rather than environment.
+FAST_SETTINGS: dict[str, Any] = {
+    "argon2_time_cost": 2,
+    "argon2_memory_kib": 19456,
+    "argon2_parallelism": 1,
+    "rate_limit_login_ip": "100000/minute",
+    "rate_limit_login_username": "100000/minute",
+    "admin_2fa": "off",
+    "issuer": BASE_URL,
+    "refusal_pause_seconds": 0,
+}
+
+T = TypeVar("T")
+_names = itertools.count(1)
+
+
+def run(coro: Callable[[], Awaitable[T]]) -> T:
+    """Run one async test body on a fresh event loop."""
+
+    async def main() -> T:
+        return await coro()
+
+    return asyncio.run(main())
+
+
+@dataclass
+class InProcess:
+    tk: Tillkey
+    client: httpx.AsyncClient
+    clock: Clock
+    accounts: Accounts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.accounts = Accounts(self.tk)
+
+    def advance(self, seconds: float) -> None:
+        """Move the server's clock forward: expiries, lockouts and idle timeouts see the new time."""
+        self.clock.offset += seconds
+
+    @staticmethod
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    async def create_role(self, resources: Iterable[str], name: str | None = None) -> str:
+        name = name or f"role-{next(_names)}"
+        await self.accounts.create_role(name, list(resources))
+        return name
+
+    async def create_admin(
+        self, username: str, *, resources: Iterable[str] | None = None, role: str | None = None,
+        password: str = ADMIN_PASSWORD, email: str | None = None,
+    ) -> Admin:  # fmt: skip
+        """An admin with `role`, or with a new role granting `resources`, or an Administrator."""
+        if resources is not None:
+            role = await self.create_role(resources)
+        return await self.accounts.create_admin(
+            username=username, email=email or f"{username}@example.com", password=password, role=role
+        )
+
+    async def create_customer(self, email: str, *, password: str = CUSTOMER_PASSWORD) -> Customer:
+        return await self.accounts.create_customer(email=email, password=password, firstname="Ada", lastname="Lovelace")
+
+    async def admin_token(self, username: str, password: str = ADMIN_PASSWORD) -> str:
+        r = await self.client.post(
+            "/rest/V1/integration/admin/token", json={"username": username, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json())
+
+    async def customer_token(self, email: str, password: str = CUSTOMER_PASSWORD) -> str:
+        r = await self.client.post(
+            "/rest/V1/integration/customer/token", json={"username": email, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json())
+
+    async def token_for(self, user_type: UserType, user_id: int) -> str:
+        """A login token minted directly, for tests about what a token may do, not how it is got."""
+        return await self.accounts.issue_token(user_type, user_id)
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[InProcess]:
+    """A started app on a fresh SQLite file under tmp_path; `settings` override FAST_SETTINGS."""
+    merged = {**FAST_SETTINGS, "data_dir": tmp_path / "data", **settings}
+    clock = Clock()
+    tk = Tillkey(Settings(**merged), clock=clock)
+    app = create_app(tk=tk)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            yield InProcess(tk, client, clock)
