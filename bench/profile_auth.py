@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))  # `python bench/profile_auth.py` puts only bench/
 from fastapi import Depends, FastAPI, Request  # noqa: E402
 
 from bench.app import PRODUCTS, bench_router, empty, install  # noqa: E402
+from tillkey.access.delegation import OPERATOR  # noqa: E402
 from tillkey.access.policy import check  # noqa: E402
 from tillkey.accounts.service import Accounts  # noqa: E402
 from tillkey.app import create_app  # noqa: E402
@@ -120,8 +121,8 @@ async def main(args: argparse.Namespace) -> None:
         tk = app.state.tillkey
         accounts = Accounts(tk)
         admin = await accounts.create_admin(
-            username="perfadmin", email="perf@example.com", password="Pw-" + secrets.token_urlsafe(16), role=None,
-            firstname="", lastname="",
+            OPERATOR, username="perfadmin", email="perf@example.com", password="Pw-" + secrets.token_urlsafe(16),
+            role=None, firstname="", lastname="",
         )  # fmt: skip
         token = await accounts.issue_token(UserType.ADMIN, admin.id)
 

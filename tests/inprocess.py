@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
 from tillkey.app import create_app
 from tillkey.clock import Clock
@@ -83,7 +84,7 @@ class InProcess:
 
     async def create_role(self, resources: Iterable[str], name: str | None = None) -> str:
         name = name or f"role-{next(_names)}"
-        await self.accounts.create_role(name, list(resources))
+        await self.accounts.create_role(OPERATOR, name, list(resources))
         return name
 
     async def create_admin(
@@ -94,7 +95,7 @@ class InProcess:
         if resources is not None:
             role = await self.create_role(resources)
         return await self.accounts.create_admin(
-            username=username, email=email or f"{username}@example.com", password=password, role=role
+            OPERATOR, username=username, email=email or f"{username}@example.com", password=password, role=role
         )
 
     async def create_customer(self, email: str, *, password: str = CUSTOMER_PASSWORD) -> Customer:

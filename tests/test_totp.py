@@ -22,6 +22,7 @@ import pyotp
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, FAST_HASHING, Server, start_server
+from tillkey.access.delegation import OPERATOR
 from tillkey.security.totp import (
     PERIOD,
     matching_step,
@@ -488,7 +489,9 @@ def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
         tk = Tillkey(settings, clock=Clock(offset=1_900_000_000 - time.time()))
         await tk.start(sync=False)
         try:
-            admin = await Accounts(tk).create_admin(username="race", email="race@example.com", password=ADMIN_PASSWORD)
+            admin = await Accounts(tk).create_admin(
+                OPERATOR, username="race", email="race@example.com", password=ADMIN_PASSWORD
+            )
             totp = Totp(tk)
             secret = (await totp.enroll(admin.id)).secret
             step = step_at(tk.clock.now())
@@ -501,7 +504,7 @@ def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
             assert not await totp.verify(admin.id, _code(secret, step + 1))
             assert (await totp.status(admin.id)).recovery_codes_left == 9
             # deleting the admin takes the secret and the codes along (ON DELETE CASCADE)
-            await Accounts(tk).delete_admin(admin.id)
+            await Accounts(tk).delete_admin(OPERATOR, admin.id)
             status = await totp.status(admin.id)
             assert (status.enrolled, status.recovery_codes_left) == (False, 0)
         finally:

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
@@ -192,7 +193,7 @@ def admin_create(
     """Create an admin user."""
     admin = run(
         lambda tk: Accounts(tk).create_admin(
-            username=username, email=email, password=password, role=role, firstname=first_name,
+            OPERATOR, username=username, email=email, password=password, role=role, firstname=first_name,
             lastname=last_name,
         )
     )  # fmt: skip
@@ -241,7 +242,7 @@ def admin_deactivate(username: str) -> None:
     """Deactivate an admin; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).set_admin_active(await _admin_id(tk, username), False)
+        await Accounts(tk).set_admin_active(OPERATOR, await _admin_id(tk, username), False)
 
     run(go)
     typer.echo(f"admin {username} deactivated; their tokens are revoked")
@@ -252,7 +253,7 @@ def admin_activate(username: str) -> None:
     """Re-activate an admin."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).set_admin_active(await _admin_id(tk, username), True)
+        await Accounts(tk).set_admin_active(OPERATOR, await _admin_id(tk, username), True)
 
     run(go)
     typer.echo(f"admin {username} activated")
@@ -263,7 +264,7 @@ def admin_delete(username: str) -> None:
     """Delete an admin; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).delete_admin(await _admin_id(tk, username))
+        await Accounts(tk).delete_admin(OPERATOR, await _admin_id(tk, username))
 
     run(go)
     typer.echo(f"admin {username} deleted")
@@ -295,7 +296,7 @@ def admin_unlock(username: str) -> None:
 @admin_app.command("assign-role")
 def admin_assign_role(username: str, role: str) -> None:
     """Give an admin another role."""
-    run(lambda tk: Accounts(tk).assign_role(username, role))
+    run(lambda tk: Accounts(tk).assign_role(OPERATOR, username, role))
     typer.echo(f"admin {username} now has role {role}")
 
 
@@ -448,7 +449,7 @@ def tfa_reset(username: str) -> None:
     from tillkey.security.totp import Totp
 
     async def go(tk: Tillkey) -> bool:
-        return await Totp(tk).reset(await _admin_id(tk, username))
+        return await Totp(tk).reset(OPERATOR, await _admin_id(tk, username))
 
     had = run(go)
     typer.echo(f"two-factor auth of admin {username} {'reset' if had else 'was not set up'}; their tokens are revoked")
@@ -464,7 +465,7 @@ def role_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a role granting the given resources (a node grants its subtree)."""
-    role = run(lambda tk: Accounts(tk).create_role(name, resource or []))
+    role = run(lambda tk: Accounts(tk).create_role(OPERATOR, name, resource or []))
     _emit(asdict(role), as_json, "role created")
 
 
@@ -475,7 +476,7 @@ def role_grant(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant resources to a role. Takes effect for its admins within a second, without re-login."""
-    role = run(lambda tk: Accounts(tk).grant(name, resource))
+    role = run(lambda tk: Accounts(tk).grant(OPERATOR, name, resource))
     _emit(asdict(role), as_json, "role updated")
 
 
@@ -486,7 +487,7 @@ def role_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Take resources away from a role."""
-    role = run(lambda tk: Accounts(tk).grant(name, resource, revoke=True))
+    role = run(lambda tk: Accounts(tk).grant(OPERATOR, name, resource, revoke=True))
     _emit(asdict(role), as_json, "role updated")
 
 
@@ -611,7 +612,7 @@ def client_create(
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         done = await Clients(tk).create(
-            name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
+            OPERATOR, name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
             scopes=scope or [], first_party=first_party, require_pkce=require_pkce,
         )  # fmt: skip
         return client_json(done.client, done.secret)
@@ -779,7 +780,7 @@ def integration_create(
 
     created = run(
         lambda tk: Integrations(tk).create(
-            name=name, resources=resource or [], all_resources=all_resources, email=email,
+            OPERATOR, name=name, resources=resource or [], all_resources=all_resources, email=email,
             endpoint_url=endpoint_url, identity_link_url=identity_link_url,
         )
     )  # fmt: skip
@@ -810,7 +811,7 @@ def integration_activate(name: str, as_json: JsonOpt = False) -> None:
     tokens are revoked). With an endpoint: posts the handshake to it, to finish within 300 s."""
     from tillkey.accounts.integrations import Integrations
 
-    done = run(lambda tk: Integrations(tk).activate(name))
+    done = run(lambda tk: Integrations(tk).activate(OPERATOR, name))
     _emit({k: v for k, v in asdict(done).items() if v is not None}, as_json, "integration activation")
 
 
@@ -867,7 +868,9 @@ def api_key_create(
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         creator = await _admin_id(tk, admin) if admin else None
-        created = await ApiKeys(tk).create(title=title, type=key_type, created_by=creator, resources=resource)
+        created = await ApiKeys(tk).create(
+            OPERATOR, title=title, type=key_type, for_admin=creator, resources=resource
+        )
         row = _key_row(created.key)
         row["token"] = created.token
         return row

@@ -70,6 +70,12 @@ class ResourceTree:
                 out |= self.subtree(rid)
         return frozenset(out), everything
 
+    def roots_of(self, resources: Iterable[str]) -> tuple[str, ...]:
+        """The fewest ids that expand back to `resources` (a set closed under subtrees, as every
+        expanded grant is): those whose parent is not in it."""
+        held = set(resources)
+        return tuple(sorted(r for r in held if r in self.nodes and self.nodes[r].parent not in held))
+
     def unknown(self, resource_ids: Iterable[str]) -> list[str]:
         return [r for r in resource_ids if r not in self.nodes]
 

@@ -13,9 +13,11 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tillkey.access import delegation
+from tillkey.access.delegation import OPERATOR
 from tillkey.credentials.api_keys import PUBLISHABLE_PREFIX, SECRET_PREFIX
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import api_keys as repo
@@ -44,11 +46,18 @@ class ApiKeys:
         return int(self.tk.clock.now() * 1000)
 
     async def create(
-        self, *, title: str, type: str, created_by: int | None, resources: Sequence[str] | None = None,
-        actor_type: int | None = None, actor_id: int | None = None,
+        self, acting: Principal, *, title: str, type: str, resources: Sequence[str] | None = None,
+        for_admin: int | None = None,
     ) -> Created:  # fmt: skip
-        """`created_by`: the admin the key acts for (a secret key never exceeds their grant).
-        `resources`: the secret key's own grant; None grants everything the creator holds."""
+        """A secret key acts for an admin and never exceeds their current grant (access/grants.py);
+        its own grant is at most the ACTING credential's effective grant (delegation rule), so a
+        key or an OAuth token holding only Tillkey::api_keys cannot mint a key with its creator's
+        full grant. `resources` None: everything the acting credential may pass on (an admin's
+        own session or token: the admin's grant as it changes; a key or a scoped token: its
+        effective grant now). `for_admin`: the admin the key acts for, given by the operator only
+        (the CLI's --for); anyone else mints keys for themselves, or a key for its own admin."""
+        actor_type, actor_id = (None, None) if acting is OPERATOR else (int(acting.user_type), acting.user_id)
+        created_by = for_admin if acting is OPERATOR else self._acting_admin(acting)
         title = title.strip()
         if not title or len(title) > 255:
             raise InvalidRequest("Invalid request: Field 'title' is required")
@@ -58,10 +67,11 @@ class ApiKeys:
         if type == SECRET:
             if created_by is None:
                 raise InvalidRequest("A secret key needs the admin it acts for.")
-            granted = tuple(sorted(set(resources))) if resources is not None else (ALL,)
+            granted = tuple(sorted(set(resources))) if resources is not None else self._default_grant(acting)
             unknown = self.tk.tree.unknown(granted)
             if unknown:
                 raise InvalidRequest(f"Invalid request: unknown resource id(s): {', '.join(unknown)}")
+            delegation.require_ids_within(acting, self.tk.tree, granted, what="secret api key")
         elif resources:
             raise InvalidRequest("Publishable keys grant no resources: they name a storefront, not a caller.")
         raw = (SECRET_PREFIX if type == SECRET else PUBLISHABLE_PREFIX) + secrets.token_hex(32)
@@ -80,6 +90,23 @@ class ApiKeys:
                      "resources": list(granted)},
         )  # fmt: skip
         return Created(key, raw)
+
+    def _acting_admin(self, acting: Principal) -> int | None:
+        """The admin a new key acts for: the calling admin, or the admin behind the calling key."""
+        if acting.user_type == UserType.ADMIN:
+            return acting.user_id
+        if acting.user_type == UserType.API_KEY:
+            key = self.tk.api_keys.by_id(acting.user_id)
+            return key.created_by if key else None
+        return None
+
+    def _default_grant(self, acting: Principal) -> tuple[str, ...]:
+        """What `resources=None` means: the acting credential's whole effective grant as it is now
+        (written out, so the key never outgrows what minted it even when its admin is promoted)."""
+        have = delegation.effective(acting)
+        if have.everything:
+            return (ALL,)
+        return self.tk.tree.roots_of(have.resources)
 
     async def get(self, key_id: int) -> ApiKey:
         async with self.tk.db.session() as s:

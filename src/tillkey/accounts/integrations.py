@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tillkey.access import delegation
 from tillkey.access.tree import ALL
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth1 import handshake
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import auth as auth_repo
@@ -86,8 +87,8 @@ class Integrations:
         return found
 
     async def create(
-        self, *, name: str, resources: Iterable[str] = (), all_resources: bool = False, email: str = "",
-        endpoint_url: str | None = None, identity_link_url: str | None = None,
+        self, acting: Principal, *, name: str, resources: Iterable[str] = (), all_resources: bool = False,
+        email: str = "", endpoint_url: str | None = None, identity_link_url: str | None = None,
     ) -> Created:  # fmt: skip
         name = name.strip()
         if not name or len(name) > 255:
@@ -100,6 +101,7 @@ class Integrations:
         unknown = self.tk.tree.unknown(granted)
         if unknown:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
+        delegation.require_ids_within(acting, self.tk.tree, granted, what="integration grant")
         key, secret = handshake.new_token(), handshake.new_token()
         async with self.tk.db.transaction() as s:
             created = await repo.create(
@@ -122,9 +124,11 @@ class Integrations:
             with_token = {iid for _d, iid, _e in await repo.access_tokens(s)}
         return [describe(i, has_token=i.id in with_token) for i in found]
 
-    async def activate(self, name_or_id: str | int) -> Activation:
-        """Magento's Activate / Reauthorize."""
+    async def activate(self, acting: Principal, name_or_id: str | int) -> Activation:
+        """Magento's Activate / Reauthorize: issues (or starts the handshake for) a token carrying
+        the integration's grant, so the activator must hold all of it, whoever created it."""
         integration = await self._get(name_or_id)
+        delegation.require_ids_within(acting, self.tk.tree, integration.resources, what="integration activation")
         details = {"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name}
         if integration.endpoint_url is None:
             async with self.tk.db.transaction() as s:

@@ -1,5 +1,10 @@
 """Accounts: create admins and customers, check passwords, deactivate, manage roles.
 
+Every change to who holds what takes the acting Principal and asks the delegation rule
+(access/delegation.py) before it writes: a role's grant, an admin's role, an admin's activation or
+deletion are all at most what the actor holds, and nobody changes their own access. The CLI acts
+as `delegation.OPERATOR`.
+
 Every change that affects who may do what writes a change-feed row in the same transaction,
 so the hot-path state of every process follows; deactivation and deletion also revoke tokens.
 """
@@ -10,10 +15,12 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tillkey.access import delegation
+from tillkey.access.delegation import Grant
 from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as repo
@@ -30,9 +37,11 @@ class Accounts:
     # --- creation -----------------------------------------------------------------------------
 
     async def create_admin(
-        self, *, username: str, email: str, password: str, role: str | None = None,
+        self, acting: Principal, *, username: str, email: str, password: str, role: str | None = None,
         firstname: str = "", lastname: str = "",
     ) -> Admin:  # fmt: skip
+        """`role` None: Administrators, so only an actor holding everything may leave it out."""
+        await self._require_role_within(acting, role or ADMINISTRATORS, what="new admin's role")
         username = username.strip()
         if not username or len(username) > 128:
             raise InvalidRequest("The username must be 1 to 128 characters.")
@@ -102,7 +111,8 @@ class Accounts:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def set_admin_active(self, admin_id: int, active: bool) -> Admin:
+    async def set_admin_active(self, acting: Principal, admin_id: int, active: bool) -> Admin:
+        await require_manages(self.tk, acting, admin_id, what="admin activation" if active else "admin deactivation")
         async with self.tk.db.transaction() as s:
             admin = await repo.set_admin_active(s, admin_id, active)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
@@ -113,7 +123,8 @@ class Accounts:
         await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         return admin
 
-    async def delete_admin(self, admin_id: int) -> None:
+    async def delete_admin(self, acting: Principal, admin_id: int) -> None:
+        await require_manages(self.tk, acting, admin_id, what="admin deletion")
         async with self.tk.db.transaction() as s:
             admin = await repo.admin_by_id(s, admin_id)
             if admin is None:
@@ -160,17 +171,32 @@ class Accounts:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
         return resources
 
-    async def create_role(self, name: str, resources: Iterable[str] = ()) -> Role:
+    async def _require_role_within(self, acting: Principal, role: str, *, what: str) -> Role:
+        """The role exists and grants nothing the actor lacks (who holds it, or gets it, holds that)."""
+        async with self.tk.db.session() as s:
+            row = await repo.role_by_name(s, role)
+        if row is None:
+            raise NotFound(f"There is no role named {role!r}.")
+        delegation.require_within(acting, role_grant(self.tk, row), what=what)
+        return row
+
+    async def create_role(self, acting: Principal, name: str, resources: Iterable[str] = ()) -> Role:
         if not name.strip() or len(name) > 128:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         res = self._check_resources(resources)
+        delegation.require_ids_within(acting, self.tk.tree, res, what="role creation")
         async with self.tk.db.transaction() as s:
             role = await repo.create_role(s, name, res)
         await self.tk.audit.record(audit.ROLE_CREATED, details={"role": role.name, "resources": list(role.resources)})
         return role
 
-    async def grant(self, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
+    async def grant(self, acting: Principal, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
+        """Add (or, `revoke`, take away) resources. Only a role within the actor's grant may be
+        changed at all, and what it grants afterwards stays within it."""
         res = self._check_resources(resources)
+        current = await self._require_role_within(acting, role, what="role change")
+        after = set(current.resources) - set(res) if revoke else set(current.resources) | set(res)
+        delegation.require_ids_within(acting, self.tk.tree, after, what="role grant")
         async with self.tk.db.transaction() as s:
             row = await repo.role_by_name(s, role)
             if row is None:
@@ -185,20 +211,18 @@ class Accounts:
         assert updated is not None
         return updated
 
-    async def set_role_resources(self, role: str, resources: Iterable[str]) -> Role:
+    async def set_role_resources(self, acting: Principal, role: str, resources: Iterable[str]) -> Role:
         """Make the role grant exactly these resources (the console's role editor)."""
         wanted = set(self._check_resources(resources))
-        async with self.tk.db.session() as s:
-            row = await repo.role_by_name(s, role)
-        if row is None:
-            raise NotFound(f"There is no role named {role!r}.")
+        row = await self._require_role_within(acting, role, what="role change")
+        delegation.require_ids_within(acting, self.tk.tree, wanted, what="role grant")
         if row.builtin:
             raise InvalidRequest("A built-in role cannot be changed.")
         have = set(row.resources)
         if wanted - have:
-            await self.grant(role, sorted(wanted - have))
+            await self.grant(acting, role, sorted(wanted - have))
         if have - wanted:
-            await self.grant(role, sorted(have - wanted), revoke=True)
+            await self.grant(acting, role, sorted(have - wanted), revoke=True)
         changes = {"role": row.name, "added": sorted(wanted - have), "removed": sorted(have - wanted)}
         await self.tk.audit.record(audit.ROLE_CHANGED, details=changes)
         async with self.tk.db.session() as s:
@@ -206,7 +230,15 @@ class Accounts:
         assert updated is not None
         return updated
 
-    async def assign_role(self, username: str, role: str) -> Admin:
+    async def assign_role(self, acting: Principal, username: str, role: str) -> Admin:
+        """Self: always refused. Another admin: both their current role and the new one must be
+        within the actor's grant."""
+        async with self.tk.db.session() as s:
+            target = await repo.admin_by_username(s, username)
+        if target is None:
+            raise NotFound("The admin user doesn't exist.")
+        await require_manages(self.tk, acting, target.id, what="role assignment")
+        await self._require_role_within(acting, role, what="assigned role")
         async with self.tk.db.transaction() as s:
             admin = await repo.admin_by_username(s, username)
             if admin is None:
@@ -222,6 +254,26 @@ class Accounts:
         assert updated is not None
         await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role)
         return updated
+
+
+def role_grant(tk: Tillkey, role: Role | None) -> Grant:
+    return Grant.expand(tk.tree, role.resources if role is not None else ())
+
+
+async def require_manages(
+    tk: Tillkey, acting: Principal, admin_id: int, *, what: str, own: str = delegation.OWN_GRANT
+) -> Admin:
+    """Another admin, whose role grants nothing the actor lacks. Else anyone holding acl_users
+    could lock out, demote or re-enable an Administrator, or (security/totp.py) strip their second
+    factor before trying their password."""
+    delegation.require_not_self(acting, UserType.ADMIN, admin_id, message=own)
+    async with tk.db.session() as s:
+        admin = await repo.admin_by_id(s, admin_id)
+        role = await repo.role_by_id(s, admin.role_id) if admin and admin.role_id is not None else None
+    if admin is None:
+        raise NotFound("The admin user doesn't exist.")
+    delegation.require_within(acting, role_grant(tk, role), what=what)
+    return admin
 
 
 def _check_email(email: str) -> None:

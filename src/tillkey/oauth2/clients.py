@@ -14,10 +14,11 @@ import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
+from tillkey.access import delegation
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import auth as auth_repo
@@ -60,7 +61,7 @@ class Clients:
         self.tk = tk
 
     async def create(
-        self, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
+        self, acting: Principal, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
         scopes: list[str], first_party: bool = False, require_pkce: bool = True,
     ) -> Registered:  # fmt: skip
         name = name.strip()
@@ -83,6 +84,12 @@ class Clients:
             raise InvalidRequest(
                 f"Unknown scope(s): {', '.join(unknown)[:200]}. Scopes are resource ids or OIDC scopes."
             )
+        # The client's tokens hold what its scopes name (client credentials: nothing else), so
+        # the registering caller must hold every resource scope (self / admin_self name the token's
+        # own user and are nobody's to give; OIDC scopes grant no resource).
+        delegation.require_ids_within(
+            acting, self.tk.tree, scope_rules.resource_scopes(wanted), what="oauth client scopes"
+        )
         secret = SECRET_PREFIX + secrets.token_urlsafe(32) if client_type == "confidential" else None
         now = self.tk.clock.now_int()
         draft = Client(

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import pyotp
 import qrcode  # type: ignore[import-untyped]
 
+from tillkey.access import delegation
+from tillkey.accounts.service import require_manages
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, InvalidRequest, NotFound
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
@@ -201,9 +203,12 @@ class Totp:
             left = await repo.unused_recovery_codes(s, admin_id)
         return TfaStatus(record is not None, record is not None and record.active, left)
 
-    async def reset(self, admin_id: int) -> bool:
+    async def reset(self, acting: Principal, admin_id: int) -> bool:
         """Forget the secret and recovery codes (the admin enrolls again) and revoke the admin's
-        tokens: a reset follows a lost or stolen device. True if there was a secret."""
+        tokens: a reset follows a lost or stolen device. True if there was a secret. Never one's
+        own (a stolen session must not strip its owner's factor), and only of an admin whose
+        grant is within the actor's (delegation rule)."""
+        await require_manages(self.tk, acting, admin_id, what="second factor reset", own=delegation.OWN_FACTOR)
         async with self.tk.db.transaction() as s:
             had = await repo.delete_all(s, admin_id)
         await self.tk.audit.record(audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id})

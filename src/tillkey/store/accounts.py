@@ -227,6 +227,11 @@ async def role_by_name(s: AsyncSession, name: str) -> Role | None:
     return await _role(s, row) if row else None
 
 
+async def role_by_id(s: AsyncSession, role_id: int) -> Role | None:
+    row = await s.get(RoleRow, role_id)
+    return await _role(s, row) if row else None
+
+
 async def list_roles(s: AsyncSession) -> list[Role]:
     return [await _role(s, r) for r in await s.scalars(select(RoleRow).order_by(RoleRow.id))]
 

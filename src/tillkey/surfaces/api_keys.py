@@ -108,10 +108,7 @@ async def create_key(request: Request, caller: Caller) -> JSONResponse:
         not isinstance(resources, list) or not all(isinstance(r, str) and len(r) <= 255 for r in resources)
     ):
         raise InvalidRequest("Invalid request: Field 'resources' must be a list of resource ids")
-    created = await ApiKeys(tk).create(
-        title=title, type=kind, created_by=_acting_admin(request, caller), resources=resources,
-        actor_type=int(caller.user_type), actor_id=caller.user_id,
-    )  # fmt: skip
+    created = await ApiKeys(tk).create(caller, title=title, type=kind, resources=resources)
     return JSONResponse({"api_key": key_json(created.key, created.token)}, headers=NO_STORE)
 
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from tillkey.accounts.service import Accounts
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.errors import NotFound
 from tillkey.principal import UserType
 from tillkey.security.totp import Totp
 from tillkey.store import accounts as repo
@@ -51,7 +51,7 @@ async def admins_page(c: Console) -> Response:
 @pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user")
 async def create_admin(c: Console) -> Response:
     await Accounts(c.tk).create_admin(
-        username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
+        c.principal, username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
         role=c.field("role") or None, firstname=c.field("firstname"), lastname=c.field("lastname"),
     )  # fmt: skip
     return c.redirect("/console/admins")
@@ -59,10 +59,7 @@ async def create_admin(c: Console) -> Response:
 
 @pages.route("POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin")
 async def admin_active(c: Console) -> Response:
-    admin_id, active = _id(c), c.field("active") == "1"
-    if admin_id == c.session.user_id and not active:
-        raise InvalidRequest("You cannot deactivate your own account.")
-    await Accounts(c.tk).set_admin_active(admin_id, active)
+    await Accounts(c.tk).set_admin_active(c.principal, _id(c), c.field("active") == "1")
     return c.redirect("/console/admins")
 
 
@@ -72,17 +69,13 @@ async def admin_role(c: Console) -> Response:
         admin = await repo.admin_by_id(s, _id(c))
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
-    await Accounts(c.tk).assign_role(admin.username, c.field("role"))
+    await Accounts(c.tk).assign_role(c.principal, admin.username, c.field("role"))
     return c.redirect("/console/admins")
 
 
 @pages.route("POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA")
 async def admin_tfa_reset(c: Console) -> Response:
-    admin_id = _id(c)
-    async with c.tk.db.session() as s:
-        if await repo.admin_by_id(s, admin_id) is None:
-            raise NotFound("The admin user doesn't exist.")
-    await Totp(c.tk).reset(admin_id)
+    await Totp(c.tk).reset(c.principal, _id(c))  # never one's own: the service refuses it
     return c.redirect("/console/admins")
 
 
@@ -107,7 +100,7 @@ async def roles_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role")
 async def create_role(c: Console) -> Response:
-    role = await Accounts(c.tk).create_role(c.field("name"), c.fields("resource"))
+    role = await Accounts(c.tk).create_role(c.principal, c.field("name"), c.fields("resource"))
     return c.redirect(f"/console/roles/{role.id}")
 
 
@@ -122,7 +115,7 @@ async def role_page(c: Console) -> Response:
 @pages.route("POST", "/console/roles/{id}", resources=[ROLES], summary="Change a role's resources")
 async def update_role(c: Console) -> Response:
     role = await _role(c)
-    await Accounts(c.tk).set_role_resources(role.name, c.fields("resource"))
+    await Accounts(c.tk).set_role_resources(c.principal, role.name, c.fields("resource"))
     return c.redirect(f"/console/roles/{role.id}")
 
 

@@ -50,7 +50,7 @@ async def integrations_page(c: Console) -> Response:
 async def create_integration(c: Console) -> Response:
     everything = c.field("all_resources") == "1"
     created = await Integrations(c.tk).create(
-        name=c.field("name"), email=c.field("email"), resources=[] if everything else c.fields("resource"),
+        c.principal, name=c.field("name"), email=c.field("email"), resources=[] if everything else c.fields("resource"),
         all_resources=everything, endpoint_url=c.field("endpoint_url") or None,
     )  # fmt: skip
     return _once(
@@ -64,7 +64,7 @@ async def create_integration(c: Console) -> Response:
     "POST", "/console/integrations/{id}/activate", resources=[INTEGRATIONS], summary="Activate an integration"
 )  # fmt: skip
 async def activate_integration(c: Console) -> Response:
-    done = await Integrations(c.tk).activate(_int_param(c))
+    done = await Integrations(c.tk).activate(c.principal, _int_param(c))
     if done.access_token is None:
         note = "The activation handshake was posted to the integration's endpoint."
         values = [("Consumer key", done.consumer_key)]
@@ -109,10 +109,7 @@ async def api_keys_page(c: Console) -> Response:
 @pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key")
 async def create_api_key(c: Console) -> Response:
     kind = c.field("type")
-    created = await ApiKeys(c.tk).create(
-        title=c.field("title"), type=kind, created_by=c.session.user_id if kind == SECRET else None,
-        actor_type=int(UserType.ADMIN), actor_id=c.session.user_id,
-    )  # fmt: skip
+    created = await ApiKeys(c.tk).create(c.principal, title=c.field("title"), type=kind)
     note = "A secret key acts with your role's resources, never more." if kind == SECRET else ""
     return _once(c, f"API key {created.key.title} created", "/console/api-keys", [("Key", created.token)], note)
 
@@ -138,7 +135,7 @@ async def clients_page(c: Console) -> Response:
 async def create_client(c: Console) -> Response:
     uris = [u.strip() for u in c.field("redirect_uris").splitlines() if u.strip()]
     done = await Clients(c.tk).create(
-        name=c.field("name"), client_type=c.field("client_type"), redirect_uris=uris,
+        c.principal, name=c.field("name"), client_type=c.field("client_type"), redirect_uris=uris,
         grant_types=c.fields("grant_type"), scopes=c.field("scope").split(), first_party=c.field("first_party") == "1",
     )  # fmt: skip
     values = [("Client id", done.client.client_id)]

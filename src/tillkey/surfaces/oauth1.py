@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from fastapi import Depends, Request
 from fastapi import Path as FastApiPath
-from fastapi import Request
 from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
@@ -20,14 +20,16 @@ from tillkey.credentials.oauth1 import FORM, form_body, signed_uri
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth1 import rfc5849
 from tillkey.oauth1.handshake import Exchange, problem
+from tillkey.principal import Principal
 from tillkey.security import audit
 from tillkey.surfaces.magento_wire import json_body
-from tillkey.surfaces.routing import Api, tillkey
+from tillkey.surfaces.routing import Api, principal, tillkey
 
 api = Api(tags=["OAuth 1.0a and integrations"])
 MANAGE = "Magento_Integration::integrations"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 IntegrationId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+Caller = Annotated[Principal, Depends(principal)]
 
 
 _FORM_BODY = {"content": {FORM: {"schema": {"type": "string"}}}}
@@ -124,7 +126,7 @@ async def list_integrations(request: Request) -> JSONResponse:
     "POST", "/tillkey/v1/integrations", resources=[MANAGE], body_schema=_CREATE, status_code=201,
     summary="Create an integration; answers its consumer key and secret (the secret is shown once)",
 )  # fmt: skip
-async def create_integration(request: Request) -> JSONResponse:
+async def create_integration(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
     name = _optional_string(body, "name")
@@ -137,7 +139,7 @@ async def create_integration(request: Request) -> JSONResponse:
     if not isinstance(everything, bool):
         raise InvalidRequest('The "all" value must be true or false.')
     created = await Integrations(tk).create(
-        name=name, resources=resources, all_resources=everything, email=_optional_string(body, "email") or "",
+        caller, name=name, resources=resources, all_resources=everything, email=_optional_string(body, "email") or "",
         endpoint_url=_optional_string(body, "endpoint_url"),
         identity_link_url=_optional_string(body, "identity_link_url"),
     )  # fmt: skip
@@ -153,8 +155,8 @@ async def create_integration(request: Request) -> JSONResponse:
     "POST", "/tillkey/v1/integrations/{integration_id}/activate", resources=[MANAGE],
     summary="Activate or re-authorize: the access token at once (manual), or the handshake posted to the endpoint",
 )  # fmt: skip
-async def activate_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    done = await Integrations(tillkey(request)).activate(integration_id)
+async def activate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    done = await Integrations(tillkey(request)).activate(caller, integration_id)
     out = {k: v for k, v in {
         "id": done.id, "name": done.name, "consumer_key": done.consumer_key, "access_token": done.access_token,
         "access_token_secret": done.access_token_secret, "handshake_expires_at": done.handshake_expires_at,

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 from fastapi import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tillkey.access.policy import is_allowed
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import pages
 from tillkey.console.session import ConsoleSessions, cookie_name
@@ -22,7 +21,6 @@ from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
-from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.oidc import discovery, userinfo
 from tillkey.oauth2.rfc6749 import authorization_code as code_grant
@@ -303,12 +301,8 @@ async def create_client(request: Request) -> JSONResponse:
     if not all(isinstance(v, bool) for v in flags.values()):
         raise InvalidRequest("first_party and require_pkce must be booleans.")
     wanted = _strings(body, "scopes")
-    # An admin may not hand a client more than they hold themselves.
-    beyond = [s for s in scope_rules.resource_scopes(tuple(wanted)) if s in tk.tree and not is_allowed(caller, s)]
-    if beyond:
-        raise InvalidRequest(f"You cannot grant scopes you do not hold: {', '.join(beyond)[:200]}.")
     registered = await Clients(tk).create(
-        name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
+        caller, name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
         grant_types=_strings(body, "grant_types"), scopes=wanted, first_party=bool(flags["first_party"]),
         require_pkce=bool(flags["require_pkce"]),
     )  # fmt: skip
