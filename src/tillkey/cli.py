@@ -868,9 +868,7 @@ def api_key_create(
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         creator = await _admin_id(tk, admin) if admin else None
-        created = await ApiKeys(tk).create(
-            OPERATOR, title=title, type=key_type, for_admin=creator, resources=resource
-        )
+        created = await ApiKeys(tk).create(OPERATOR, title=title, type=key_type, for_admin=creator, resources=resource)
         row = _key_row(created.key)
         row["token"] = created.token
         return row

@@ -252,9 +252,17 @@ class ConsolePages:
         self.declared: list[Declared] = []
 
     def route(
-        self, method: str, path: str, *, resources: Sequence[str], summary: str, activity: bool = True
+        self,
+        method: str,
+        path: str,
+        *,
+        resources: Sequence[str],
+        summary: str,
+        activity: bool = True,
+        delegates: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        """activity=False: the request does not count as the admin's activity (status polls)."""
+        """activity=False: the request does not count as the admin's activity (status polls).
+        delegates: what the page hands out from the admin's grant (surfaces/routing.Declared)."""
         if not resources:
             raise ValueError(f"{method} {path} declares no resources")
         res = tuple(resources)
@@ -266,7 +274,7 @@ class ConsolePages:
             self.router.add_api_route(
                 path, endpoint, methods=[method], summary=summary, include_in_schema=False, name=fn.__name__
             )
-            self.declared.append(Declared(method, path, res))
+            self.declared.append(Declared(method, path, res, delegates))
             return fn
 
         return register

@@ -95,7 +95,7 @@ async def list_keys(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/admin/api-keys", resources=[API_KEYS], actors=ADMINS, body_schema=_CREATE,
+    "POST", "/admin/api-keys", resources=[API_KEYS], actors=ADMINS, body_schema=_CREATE, delegates="api_key",
     summary="Create an API key; a secret key's token is in this answer only",
 )  # fmt: skip
 async def create_key(request: Request, caller: Caller) -> JSONResponse:

@@ -48,7 +48,7 @@ async def admins_page(c: Console) -> Response:
     return c.render("admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA))
 
 
-@pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user")
+@pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user", delegates="admin")
 async def create_admin(c: Console) -> Response:
     await Accounts(c.tk).create_admin(
         c.principal, username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
@@ -57,13 +57,19 @@ async def create_admin(c: Console) -> Response:
     return c.redirect("/console/admins")
 
 
-@pages.route("POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin")
+@pages.route(
+    "POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin",
+    delegates="admin_activation",
+)  # fmt: skip
 async def admin_active(c: Console) -> Response:
     await Accounts(c.tk).set_admin_active(c.principal, _id(c), c.field("active") == "1")
     return c.redirect("/console/admins")
 
 
-@pages.route("POST", "/console/admins/{id}/role", resources=[USERS], summary="Assign a role to an admin")
+@pages.route(
+    "POST", "/console/admins/{id}/role", resources=[USERS], summary="Assign a role to an admin",
+    delegates="role_assignment",
+)  # fmt: skip
 async def admin_role(c: Console) -> Response:
     async with c.tk.db.session() as s:
         admin = await repo.admin_by_id(s, _id(c))
@@ -73,7 +79,10 @@ async def admin_role(c: Console) -> Response:
     return c.redirect("/console/admins")
 
 
-@pages.route("POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA")
+@pages.route(
+    "POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA",
+    delegates="second_factor_reset",
+)  # fmt: skip
 async def admin_tfa_reset(c: Console) -> Response:
     await Totp(c.tk).reset(c.principal, _id(c))  # never one's own: the service refuses it
     return c.redirect("/console/admins")
@@ -98,7 +107,7 @@ async def roles_page(c: Console) -> Response:
     return c.render("roles.html", "Roles", roles=roles, tree=list(c.tk.tree.walk()), checked=set())
 
 
-@pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role")
+@pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role", delegates="role")
 async def create_role(c: Console) -> Response:
     role = await Accounts(c.tk).create_role(c.principal, c.field("name"), c.fields("resource"))
     return c.redirect(f"/console/roles/{role.id}")
@@ -112,7 +121,9 @@ async def role_page(c: Console) -> Response:
     )
 
 
-@pages.route("POST", "/console/roles/{id}", resources=[ROLES], summary="Change a role's resources")
+@pages.route(
+    "POST", "/console/roles/{id}", resources=[ROLES], summary="Change a role's resources", delegates="role_grant"
+)
 async def update_role(c: Console) -> Response:
     role = await _role(c)
     await Accounts(c.tk).set_role_resources(c.principal, role.name, c.fields("resource"))

@@ -46,7 +46,10 @@ async def integrations_page(c: Console) -> Response:
     return c.render("integrations.html", "Integrations", integrations=found, tree=list(c.tk.tree.walk()), checked=set())
 
 
-@pages.route("POST", "/console/integrations", resources=[INTEGRATIONS], summary="Create an integration")
+@pages.route(
+    "POST", "/console/integrations", resources=[INTEGRATIONS], summary="Create an integration",
+    delegates="integration",
+)  # fmt: skip
 async def create_integration(c: Console) -> Response:
     everything = c.field("all_resources") == "1"
     created = await Integrations(c.tk).create(
@@ -61,7 +64,8 @@ async def create_integration(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/activate", resources=[INTEGRATIONS], summary="Activate an integration"
+    "POST", "/console/integrations/{id}/activate", resources=[INTEGRATIONS], summary="Activate an integration",
+    delegates="integration_activation",
 )  # fmt: skip
 async def activate_integration(c: Console) -> Response:
     done = await Integrations(c.tk).activate(c.principal, _int_param(c))
@@ -106,7 +110,7 @@ async def api_keys_page(c: Console) -> Response:
     return c.render("api_keys.html", "API keys", keys=rows, types=sorted(TYPES))
 
 
-@pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key")
+@pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key", delegates="api_key")
 async def create_api_key(c: Console) -> Response:
     kind = c.field("type")
     created = await ApiKeys(c.tk).create(c.principal, title=c.field("title"), type=kind)
@@ -131,7 +135,10 @@ async def clients_page(c: Console) -> Response:
     return c.render("oauth_clients.html", "OAuth clients", clients=found, grant_types=GRANT_TYPES)
 
 
-@pages.route("POST", "/console/oauth-clients", resources=[CLIENTS], summary="Register an OAuth 2 client")
+@pages.route(
+    "POST", "/console/oauth-clients", resources=[CLIENTS], summary="Register an OAuth 2 client",
+    delegates="oauth_client",
+)  # fmt: skip
 async def create_client(c: Console) -> Response:
     uris = [u.strip() for u in c.field("redirect_uris").splitlines() if u.strip()]
     done = await Clients(c.tk).create(

@@ -211,7 +211,7 @@ async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
 
 
 @api.route(
-    "DELETE", "/tillkey/tfa/{admin_id}", resources=["Magento_TwoFactorAuth::tfa"],
+    "DELETE", "/tillkey/tfa/{admin_id}", resources=["Magento_TwoFactorAuth::tfa"], delegates="second_factor_reset",
     summary="Reset another admin's two-factor auth (they enroll again) and revoke their tokens",
 )  # fmt: skip
 async def tfa_reset(request: Request, caller: Caller, admin_id: AdminId) -> MagentoJSON:

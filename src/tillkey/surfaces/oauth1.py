@@ -124,6 +124,7 @@ async def list_integrations(request: Request) -> JSONResponse:
 
 @api.route(
     "POST", "/tillkey/v1/integrations", resources=[MANAGE], body_schema=_CREATE, status_code=201,
+    delegates="integration",
     summary="Create an integration; answers its consumer key and secret (the secret is shown once)",
 )  # fmt: skip
 async def create_integration(request: Request, caller: Caller) -> JSONResponse:
@@ -153,6 +154,7 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
 
 @api.route(
     "POST", "/tillkey/v1/integrations/{integration_id}/activate", resources=[MANAGE],
+    delegates="integration_activation",
     summary="Activate or re-authorize: the access token at once (manual), or the handshake posted to the endpoint",
 )  # fmt: skip
 async def activate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:

@@ -288,6 +288,7 @@ def _strings(body: dict[str, Any], name: str) -> list[str]:
 
 @api.route(
     "POST", "/tillkey/v1/oauth2/clients", resources=[CLIENTS_RESOURCE], body_schema=_CLIENT_BODY, status_code=201,
+    delegates="oauth_client",
     summary="Register an OAuth 2 client; the answer holds its secret, shown once",
 )  # fmt: skip
 async def create_client(request: Request) -> JSONResponse:

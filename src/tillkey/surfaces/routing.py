@@ -35,6 +35,10 @@ class Declared:
     method: str
     path: str
     resources: tuple[str, ...]
+    # What the route hands out from its caller's grant ("api_key", "role_assignment", …): its
+    # service asks the delegation rule (access/delegation.py). tests/attacks/test_delegation.py
+    # finds every route that could mint or assign and requires this, or a reason it does not.
+    delegates: str | None = None
 
 
 def tillkey(request: Request) -> Tillkey:
@@ -195,6 +199,7 @@ class Api:
         body_schema: dict[str, Any] | None = None, status_code: int = 200,
         actors: Sequence[UserType] | None = None,
         responses: dict[int | str, dict[str, Any]] | None = None, include_in_schema: bool = True,
+        delegates: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
         if not resources:
             raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
@@ -202,6 +207,8 @@ class Api:
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             extra: dict[str, Any] = {"x-tillkey-resources": list(res)}
+            if delegates is not None:
+                extra["x-tillkey-delegates"] = delegates
             if res != (ANONYMOUS,):
                 extra["security"] = [{"bearer": []}]
             if body_schema is not None:
@@ -216,7 +223,7 @@ class Api:
                 openapi_extra=extra, responses={**ERROR_RESPONSES, **(responses or {})},
                 include_in_schema=include_in_schema,
             )  # fmt: skip
-            self.declared.append(Declared(method, self.prefix + path, res))
+            self.declared.append(Declared(method, self.prefix + path, res, delegates))
             return fn
 
         return register
