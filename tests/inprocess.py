@@ -16,6 +16,7 @@ Tests call these from `asyncio.run` (see `run`), so they need no async pytest pl
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -26,9 +27,13 @@ from typing import Any, TypeVar
 import httpx
 
 from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.service import Accounts
 from tillkey.app import create_app
 from tillkey.clock import Clock
+from tillkey.console.session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
+from tillkey.oauth2 import access_tokens
+from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
@@ -118,6 +123,59 @@ class InProcess:
     async def token_for(self, user_type: UserType, user_id: int) -> str:
         """A login token minted directly, for tests about what a token may do, not how it is got."""
         return await self.accounts.issue_token(user_type, user_id)
+
+    async def secret_key(self, admin_id: int, resources: Iterable[str]) -> str:
+        """A secret API key acting for `admin_id` with `resources`, made by the operator (the CLI)."""
+        created = await ApiKeys(self.tk).create(
+            OPERATOR, title=f"key-{next(_names)}", type="secret", for_admin=admin_id, resources=list(resources)
+        )
+        return created.token
+
+    @staticmethod
+    def basic(secret_key: str) -> dict[str, str]:
+        """How @medusajs/js-sdk presents a secret API key."""
+        return {"Authorization": "Basic " + base64.b64encode(f"{secret_key}:".encode()).decode()}
+
+    async def oauth_token(self, admin_id: int, scope: Iterable[str]) -> str:
+        """An OAuth 2 access token for `admin_id` with `scope`, as the authorization-code flow ends,
+        from a client the operator registered with that scope."""
+        wanted = list(scope)
+        done = await Clients(self.tk).create(
+            OPERATOR, name=f"client-{next(_names)}", client_type="confidential",
+            redirect_uris=["https://app.example/cb"], grant_types=[], scopes=wanted,
+        )  # fmt: skip
+        issued = await access_tokens.issue(
+            self.tk, user_type=int(UserType.ADMIN), user_id=admin_id, client_id=done.client.client_id,
+            scope=tuple(wanted),
+        )  # fmt: skip
+        return issued.token
+
+    async def console_session(self, admin_id: int) -> ConsoleCaller:
+        """A signed-in console session (second factor done), without the sign-in pages."""
+        sessions = ConsoleSessions(self.tk)
+        cookie = await sessions.begin(
+            int(UserType.ADMIN), admin_id, ("pwd",), pending_otp=False,
+            fingerprint=grant_fingerprint(self.tk.grants.admin(admin_id)),
+        )  # fmt: skip
+        found = sessions.find(cookie)
+        assert found is not None
+        return ConsoleCaller(self.client, cookie, found.csrf)
+
+
+@dataclass
+class ConsoleCaller:
+    """One admin's console session: posts forms as the browser does (same origin, CSRF token)."""
+
+    client: httpx.AsyncClient
+    cookie: str
+    csrf: str
+
+    async def post(self, path: str, data: dict[str, str | list[str]] | None = None) -> httpx.Response:
+        headers = {"Cookie": f"{DEV_COOKIE}={self.cookie}", "Origin": BASE_URL, "Sec-Fetch-Site": "same-origin"}
+        return await self.client.post(path, data={**(data or {}), "csrf": self.csrf}, headers=headers)
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path, headers={"Cookie": f"{DEV_COOKIE}={self.cookie}"})
 
 
 @contextlib.asynccontextmanager

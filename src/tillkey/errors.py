@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -30,6 +31,18 @@ class TillkeyError(Exception):
         self.detail = detail
         self.headers = headers or {}
         super().__init__(self.message)
+
+    @property
+    def text(self) -> str:
+        """The public message with its %placeholders filled, for surfaces that speak plain text
+        (console pages, Medusa); Magento's wire keeps the placeholders and sends `parameters`."""
+        params = self.parameters
+        if not isinstance(params, dict):
+            return self.message
+        return _PLACEHOLDER.sub(lambda m: str(params.get(m.group(1), m.group(0))), self.message)
+
+
+_PLACEHOLDER = re.compile(r"%(\w+)")
 
 
 class InvalidRequest(TillkeyError):

@@ -121,7 +121,7 @@ class Console:
     def failed(self, exc: TillkeyError, back: str) -> HTMLResponse:
         """A service refused the change: say why, in the console's frame (the message is public)."""
         status = exc.status_code if exc.status_code != 500 else 500
-        return self.render("failed.html", "That did not work", status=status, error=exc.message, back=back)
+        return self.render("failed.html", "That did not work", status=status, error=exc.text, back=back)
 
     def redirect(self, path: str) -> RedirectResponse:
         return RedirectResponse(path, status_code=303)
