@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from typer.testing import CliRunner
 
 from tests import inprocess
 from tests.inprocess import InProcess
@@ -30,6 +31,7 @@ from tillkey.access.tree import ALL
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
 from tillkey.app import create_app
+from tillkey.cli import app as cli_app
 from tillkey.oauth2.clients import Clients
 from tillkey.runtime import Tillkey
 from tillkey.security.totp import Totp
@@ -271,7 +273,11 @@ async def _console_role_assignment(t: InProcess) -> None:
 async def _console_admin_creation(t: InProcess) -> None:
     ua = await t.create_admin("ua", resources=[USERS])
     console = await t.console_session(ua.id)
-    form = {"username": "sock", "email": "sock@example.com", "password": inprocess.ADMIN_PASSWORD}
+    form: dict[str, str | list[str]] = {
+        "username": "sock",
+        "email": "sock@example.com",
+        "password": inprocess.ADMIN_PASSWORD,
+    }
     _refused(await console.post("/console/admins", {**form, "role": ADMINISTRATORS}), ALL)
     _refused(await console.post("/console/admins", form), ALL)  # no role: Administrators
     catalog = await t.create_role([CATALOG])
@@ -440,6 +446,76 @@ def test_customers_delegate_nothing(tmp_path: Path) -> None:
     _run(tmp_path, body)
 
 
+def test_an_integration_token_cannot_create_or_activate_beyond_its_own_grant(tmp_path: Path) -> None:
+    """The credential kind Magento gives machines: an integration holding the integrations
+    resource, calling with its access token as a Bearer (TILLKEY_INTEGRATION_AS_BEARER)."""
+
+    async def body(t: InProcess) -> None:
+        big = await _big_integration(t)
+        manager = await Integrations(t.tk).create(OPERATOR, name="manager", resources=[INTEGRATIONS])
+        done = await Integrations(t.tk).activate(OPERATOR, manager.id)
+        assert done.access_token is not None
+        headers = t.bearer(done.access_token)
+        _refused(await t.client.post("/tillkey/v1/integrations", json={"name": "x", "all": True}, headers=headers))
+        _refused(await t.client.post(f"/tillkey/v1/integrations/{big}/activate", headers=headers), ALL)
+        listed = await _integrations(t)
+        assert "x" not in listed and listed["big"]["has_access_token"] is False
+
+    async def main() -> None:
+        async with inprocess.running(tmp_path, integration_as_bearer=True) as t:
+            await body(t)
+
+    inprocess.run(main)
+
+
+def test_the_cli_acts_as_the_operator_who_may_grant_anything(tmp_path: Path) -> None:
+    """The local operator (whoever runs `tillkey` on the server's files) is not limited by the rule."""
+    env = {
+        "TILLKEY_DATA_DIR": str(tmp_path / "data"), "TILLKEY_ARGON2_TIME_COST": "2",
+        "TILLKEY_ARGON2_MEMORY_KIB": "19456", "TILLKEY_ARGON2_PARALLELISM": "1",
+    }  # fmt: skip
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(cli_app, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("role", "create", "Everything", "-r", ALL)
+    cli("role", "grant", "Everything", "-r", PRODUCTS)
+    password = inprocess.ADMIN_PASSWORD
+    cli(
+        "admin",
+        "create",
+        "--username",
+        "ops",
+        "--email",
+        "ops@example.com",
+        "--password",
+        password,
+        "--role",
+        "Everything",
+    )
+    cli(
+        "admin",
+        "create",
+        "--username",
+        "dev",
+        "--email",
+        "dev@example.com",
+        "--password",
+        password,
+        "--role",
+        "Everything",
+    )
+    cli("admin", "assign-role", "dev", ADMINISTRATORS)
+    cli("admin", "2fa", "reset", "dev")
+    cli("integration", "create", "--name", "erp", "--all")
+    assert "access_token" in cli("integration", "activate", "erp", "--json")
+    cli("client", "create", "--name", "svc", "--type", "confidential", "--grant", "client_credentials", "--scope", ALL)
+    cli("api-key", "create", "--title", "k", "--type", "secret", "--for", "ops")
+
+
 # --- every minting route goes through the rule ---------------------------------------------------
 
 # Path words of a route that could create, return or change a credential or a grant.
@@ -540,7 +616,7 @@ def _served(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]
     """(method, path) of every API route the app serves, through included routers."""
     for route in routes:
         if isinstance(route, APIRoute):
-            yield from ((method, prefix + route.path) for method in route.methods)
+            yield from ((method, prefix + route.path) for method in route.methods or ())
         included, context = getattr(route, "original_router", None), getattr(route, "include_context", None)
         if included is not None:
             yield from _served(included.routes, prefix + getattr(context, "prefix", ""))
