@@ -151,9 +151,15 @@ async def _medusa_key_beyond_grant(t: InProcess) -> None:
     """The reproduced attack: a secret key (or an OAuth token) holding only Tillkey::api_keys
     mints a secret key with its creator's full grant."""
     root = await t.create_admin("root")
+    await t.create_admin("keeper", resources=[API_KEYS])
+    medusa = await t.client.post(
+        "/auth/user/emailpass", json={"email": "keeper@example.com", "password": inprocess.ADMIN_PASSWORD}
+    )
+    assert medusa.status_code == 200, medusa.text
     for name, headers in (
         ("key", t.basic(await t.secret_key(root.id, [API_KEYS]))),
         ("oauth", t.bearer(await t.oauth_token(root.id, [API_KEYS]))),
+        ("medusa-login", t.bearer(medusa.json()["token"])),
     ):
         before = await _key_count(t)
         for asked in ([ALL], [PRODUCTS], [API_KEYS, CATALOG]):
