@@ -369,6 +369,11 @@ async def _api_tfa_reset(t: InProcess) -> None:
     # scope, so it may not reset another Administrator's factor either
     oauth = t.bearer(await t.oauth_token(root.id, [TFA, USERS]))
     _refused(await t.client.delete(f"/rest/V1/tillkey/tfa/{other.id}", headers=oauth), ALL)
+    # a secret key acting for tf is tf: it may not strip tf's factor either
+    key = t.basic(await t.secret_key(tf.id, [USERS, TFA]))
+    r = await t.client.delete(f"/rest/V1/tillkey/tfa/{tf.id}", headers=key)
+    _refused(r)
+    assert r.json()["message"] == OWN_FACTOR
     assert all([await _enrolled(t, a.id) for a in (tf, root, other)])
 
 

@@ -98,9 +98,16 @@ def require_ids_within(acting: Principal, tree: ResourceTree, resource_ids: Iter
     return requested
 
 
-def require_not_self(acting: Principal, target_type: UserType, target_id: int, *, message: str = OWN_GRANT) -> None:
-    """Nobody changes their own grant or resets their own second factor, whatever they hold."""
+def require_not_self(
+    acting: Principal, target_type: UserType, target_id: int, *, message: str = OWN_GRANT,
+    acts_for: tuple[UserType, int] | None = None,
+) -> None:  # fmt: skip
+    """Nobody changes their own grant or resets their own second factor, whatever they hold.
+    `acts_for`: the account behind the acting credential when that is not the credential itself
+    (a secret API key acts for the admin who made it): that account is "self" too, so a stolen
+    key cannot strip its admin's second factor either."""
     if acting is OPERATOR:
         return
-    if acting.user_type == target_type and acting.user_id == target_id:
+    selves = {(acting.user_type, acting.user_id)} | ({acts_for} if acts_for is not None else set())
+    if (target_type, target_id) in selves:
         raise DelegationRefused(message, detail=f"self-service refused for {target_type.name}:{target_id}")

@@ -52,9 +52,8 @@ class ApiKeys:
         """A secret key acts for an admin and never exceeds their current grant (access/grants.py);
         its own grant is at most the ACTING credential's effective grant (delegation rule), so a
         key or an OAuth token holding only Tillkey::api_keys cannot mint a key with its creator's
-        full grant. `resources` None: everything the acting credential may pass on (an admin's
-        own session or token: the admin's grant as it changes; a key or a scoped token: its
-        effective grant now). `for_admin`: the admin the key acts for, given by the operator only
+        full grant. `resources` None: the acting credential's effective grant as it is now.
+        `for_admin`: the admin the key acts for, given by the operator only
         (the CLI's --for); anyone else mints keys for themselves, or a key for its own admin."""
         actor_type, actor_id = (None, None) if acting is OPERATOR else (int(acting.user_type), acting.user_id)
         created_by = for_admin if acting is OPERATOR else self._acting_admin(acting)

@@ -266,7 +266,9 @@ async def require_manages(
     """Another admin, whose role grants nothing the actor lacks. Else anyone holding acl_users
     could lock out, demote or re-enable an Administrator, or (security/totp.py) strip their second
     factor before trying their password."""
-    delegation.require_not_self(acting, UserType.ADMIN, admin_id, message=own)
+    behind = tk.api_keys.by_id(acting.user_id) if acting.user_type == UserType.API_KEY else None
+    acts_for = (UserType.ADMIN, behind.created_by) if behind is not None and behind.created_by else None
+    delegation.require_not_self(acting, UserType.ADMIN, admin_id, message=own, acts_for=acts_for)
     async with tk.db.session() as s:
         admin = await repo.admin_by_id(s, admin_id)
         role = await repo.role_by_id(s, admin.role_id) if admin and admin.role_id is not None else None
