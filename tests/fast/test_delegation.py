@@ -55,3 +55,19 @@ def test_the_in_process_harness_reaches_a_protected_route_and_moves_time(tmp_pat
             assert expired.status_code == 401
 
     inprocess.run(body)
+
+
+def test_roots_of_an_expanded_grant_expand_back_to_it() -> None:
+    """What a new secret key stores when it is given its minting credential's grant."""
+    for granted in ([PRODUCTS], ["Magento_Catalog::catalog", "Tillkey::api_keys"], ["Magento_Backend::admin"]):
+        expanded, _ = TREE.expand(granted)
+        roots = TREE.roots_of(expanded)
+        assert TREE.expand(roots)[0] == expanded
+        assert len(roots) <= len(granted)
+
+
+def test_a_secret_key_is_its_admin_for_self_service() -> None:
+    key = Principal(UserType.API_KEY, 40, resources=frozenset({PRODUCTS}))
+    require_not_self(key, UserType.ADMIN, 7)
+    with pytest.raises(DelegationRefused):
+        require_not_self(key, UserType.ADMIN, 7, acts_for=(UserType.ADMIN, 7))
