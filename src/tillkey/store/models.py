@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -455,6 +456,8 @@ class OAuthClientRow(Base):
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # May introspect tokens issued to other clients and to users (RFC 7662 §2.1).
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OAuthCodeRow(Base):
