@@ -76,15 +76,18 @@ def test_cookie_authenticated_writes_must_be_json(tmp_path: Path) -> None:
                 assert r.status_code == 200, (ctype, r.text)
             assert await _count(t, cookie) == before + len(ACCEPTED_TYPES)
             key_id = r.json()["api_key"]["id"]
-            # Other state-changing methods and routes: the same rule (revoke, rename, delete).
-            for method, path in [("POST", f"{KEYS}/{key_id}/revoke"), ("POST", f"{KEYS}/{key_id}"),
-                                 ("DELETE", f"{KEYS}/{key_id}")]:  # fmt: skip
-                r = await t.client.request(method, path, headers={**cookie, "Content-Type": "text/plain"})
-                assert r.status_code == 415, (method, path, r.text)
-                r = await t.client.request(method, path, headers=cookie)
-                assert r.status_code == 415, (method, path, r.text)
+            # Other state-changing routes: the same rule (revoke, rename).
+            for path in (f"{KEYS}/{key_id}/revoke", f"{KEYS}/{key_id}"):
+                r = await t.client.post(path, headers={**cookie, "Content-Type": "text/plain"}, content=b"{}")
+                assert r.status_code == 415, (path, r.text)
+                r = await t.client.post(path, headers=cookie)
+                assert r.status_code == 415, (path, r.text)
             still = await t.client.get(f"{KEYS}/{key_id}", headers=cookie)
             assert still.status_code == 200 and still.json()["api_key"]["revoked_at"] is None
+            # DELETE carries no body and no page sends it cross-site without a preflight: logging
+            # out with the cookie alone still works.
+            r = await t.client.delete("/auth/session", headers=cookie)
+            assert r.status_code == 200 and r.json() == {"success": True}
 
     inprocess.run(body)
 

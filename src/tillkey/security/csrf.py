@@ -17,15 +17,17 @@ from starlette.requests import Request
 from tillkey.errors import UnsupportedMediaType
 from tillkey.principal import Principal
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods that carry a body. DELETE has none here, and no page can send it cross-site without a
+# preflight, so logging out (DELETE /auth/session) needs no Content-Type.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON = "application/json"
 COOKIE_CREDENTIAL = "session"
 NOT_JSON = "Requests authenticated by the session cookie must send Content-Type: application/json."
 
 
 def require_json_for_cookies(request: Request, principal: Principal) -> None:
-    """415 for a state-changing request authenticated by the session cookie that is not JSON."""
-    if principal.credential != COOKIE_CREDENTIAL or request.method in SAFE_METHODS:
+    """415 for a POST, PUT or PATCH authenticated by the session cookie that is not JSON."""
+    if principal.credential != COOKIE_CREDENTIAL or request.method not in BODY_METHODS:
         return
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != JSON:
