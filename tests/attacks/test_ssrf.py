@@ -71,6 +71,7 @@ class Endpoint:
 
     def __init__(self) -> None:
         self.posts: list[str] = []
+        self.hosts: list[str] = []
         self.status = 200
         self.location = ""
         owner = self
@@ -79,6 +80,7 @@ class Endpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 owner.posts.append(self.path + " " + self.rfile.read(length).decode())
+                owner.hosts.append(self.headers.get("Host", ""))
                 self.send_response(owner.status)
                 if owner.location:
                     self.send_header("Location", owner.location)
@@ -148,10 +150,13 @@ def test_every_spelling_of_a_non_global_address_is_refused_when_saved(tmp_path: 
     inprocess.run(body)
 
 
-def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
-    """Make every name resolve to `addresses` (what a rebinding DNS server answers at call time)."""
+def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
+    """Make every name resolve to `addresses` (what a rebinding DNS server answers at call time);
+    answers the list of names looked up."""
+    asked: list[str] = []
 
     def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        asked.append(str(host))
         out = []
         for a in addresses:
             family = socket.AF_INET6 if ":" in a else socket.AF_INET
@@ -160,6 +165,27 @@ def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
         return out
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return asked
+
+
+def test_the_call_goes_to_the_address_checked_with_the_name_in_host(
+    tmp_path: Path, endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One resolution, then a connection to that address: no second lookup a rebinding DNS
+    server could answer differently."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, integration_allow_private_endpoints=True) as t:
+            auth = await _manager(t)
+            created = (await _create(t, auth, f"http://erp.example.com:{endpoint.port}/hook")).json()
+            asked = _resolving_to(monkeypatch, "127.0.0.1")
+            r = await t.client.post(f"/tillkey/v1/integrations/{created['id']}/activate", headers=auth)
+            assert r.status_code == 200, r.text
+            assert asked == ["erp.example.com"]
+            assert endpoint.hosts == [f"erp.example.com:{endpoint.port}"]
+            assert endpoint.posts[0].startswith("/hook ")
+
+    inprocess.run(body)
 
 
 @pytest.mark.parametrize(
