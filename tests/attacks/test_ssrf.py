@@ -128,12 +128,12 @@ def test_every_spelling_of_a_non_global_address_is_refused_when_saved(tmp_path: 
                 r = await _create(t, auth, url)
                 assert r.status_code == 400, (url, r.status_code, r.text)
                 assert "message" in r.json()
-            # The identity link is a URL Tillkey hands to admins: the same rules.
-            r = await t.client.post(
-                "/tillkey/v1/integrations", headers=auth,
-                json={"name": "link", "resources": [PRODUCTS], "identity_link_url": "http://169.254.169.254/"},
-            )  # fmt: skip
-            assert r.status_code == 400
+            # The identity link is opened by the admin's browser, never fetched by Tillkey: an
+            # intranet address is fine there, but not the parser tricks.
+            for link, status in (("http://good@127.0.0.1/", 400), ("http://10.0.0.5/erp/login", 201)):
+                body = {"name": f"link-{status}", "resources": [PRODUCTS], "identity_link_url": link}
+                r = await t.client.post("/tillkey/v1/integrations", headers=auth, json=body)
+                assert r.status_code == status, r.text
             # The service the CLI and the console call refuses too.
             with pytest.raises(Exception, match="loopback, private or link-local"):
                 await Integrations(t.tk).create(name="cli", resources=[PRODUCTS], endpoint_url="http://[::1]/")
@@ -143,6 +143,7 @@ def test_every_spelling_of_a_non_global_address_is_refused_when_saved(tmp_path: 
                 assert r.status_code == 201, r.text
             listed = (await t.client.get("/tillkey/v1/integrations", headers=auth)).json()["integrations"]
             assert {i["endpoint_url"] for i in listed} == {
+                None,  # the one with an intranet identity link and no endpoint
                 "https://erp.example.com/tillkey",
                 "http://93.184.216.34:8080/hook",
             }

@@ -107,7 +107,8 @@ class Integrations:
             created = await repo.create(
                 s, name=name, email=email.strip()[:255], consumer_key=key,
                 endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
-                identity_link_url=_url(identity_link_url, "identity link URL", allow_private=private),
+                # Opened by the admin's browser, never fetched by Tillkey: an intranet address is fine.
+                identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
                 consumer_secret_enc=self.tk.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
             )  # fmt: skip
