@@ -75,8 +75,11 @@ def username_key(username: str) -> str:
     return names.lookup_key(username)
 
 
-async def _refuse_look_alike(s: AsyncSession, column: Any, name: names.Name, what: str) -> None:
-    if await s.scalar(select(column).where(column == name.skeleton).limit(1)) is not None:
+async def _refuse_look_alike(s: AsyncSession, row: Any, key: Any, name: names.Name, what: str) -> None:
+    """Conflict when another account's name looks like this one (the same name is the unique
+    key's own conflict, reported as such)."""
+    same_look = select(row.id).where(row.name_skeleton == name.skeleton, key != name.key).limit(1)
+    if await s.scalar(same_look) is not None:
         raise Conflict(f"The {what} {name.shown!r} looks like that of an existing account; choose another.")
 
 
@@ -88,7 +91,7 @@ async def create_admin(
     firstname: str = "", lastname: str = "",
 ) -> Admin:  # fmt: skip
     name = names.admin_username(username)
-    await _refuse_look_alike(s, AdminRow.name_skeleton, name, "username")
+    await _refuse_look_alike(s, AdminRow, AdminRow.username_key, name, "username")
     now = utcnow()
     row = AdminRow(
         username=name.shown, username_key=name.key, name_skeleton=name.skeleton, email=names.email(email).shown,
@@ -165,7 +168,7 @@ async def create_customer(
 ) -> Customer:
     name = names.email(email)
     if names.skeleton_matters(name, is_email=True):
-        await _refuse_look_alike(s, CustomerRow.name_skeleton, name, "email address")
+        await _refuse_look_alike(s, CustomerRow, CustomerRow.email_key, name, "email address")
     now = utcnow()
     row = CustomerRow(
         email=name.shown, email_key=name.key, name_skeleton=name.skeleton, firstname=firstname.strip(),
