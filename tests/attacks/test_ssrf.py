@@ -251,6 +251,9 @@ def test_call_time_check_judges_literals_and_embedded_ipv4() -> None:
                 await outbound.post_form(url, {}, allow_private=False, seconds=1)
 
     asyncio.run(body())
+    # Internationalised names pass in either spelling (the parsers agree once IDNA is applied).
+    for idn in ("http://b\u00fccher.example/hook", "http://xn--bcher-kva.example/hook"):
+        assert outbound.check_url(idn, allow_private=False) == idn
     public, mapped = outbound.literal_address("93.184.216.34"), outbound.literal_address("[::ffff:192.168.0.1]")
     assert public is not None and outbound.is_public(public)
     assert mapped is not None and not outbound.is_public(mapped)

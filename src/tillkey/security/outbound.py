@@ -87,7 +87,8 @@ def check_url(value: str, *, allow_private: bool, what: str = "URL") -> str:
     if url.userinfo:
         raise RefusedURL(f"The {what} must not carry a user name or password.")
     # Two parsers must agree on the host (the one that checks and the one that connects).
-    if (urlsplit(value).hostname or "").lower() != url.host.lower().strip("[]"):
+    split_host = (urlsplit(value).hostname or "").lower()
+    if split_host not in (url.host.lower().strip("[]"), url.raw_host.decode("ascii", "replace").lower().strip("[]")):
         raise RefusedURL(f"The {what} names its host ambiguously; write the host plainly.")
     if not allow_private:
         addr = literal_address(url.host)
@@ -120,18 +121,23 @@ async def post_form(url: str, data: Mapping[str, str], *, allow_private: bool, s
         raise Undeliverable(f"refused URL: {exc}") from None
     target = httpx.URL(url)
     port = target.port or (443 if target.scheme == "https" else 80)
-    addresses = await _resolve(target.host, port, seconds)
+    name = target.raw_host.decode("ascii")  # IDNA-encoded, as DNS, Host and SNI want it
+    addresses = await _resolve(name, port, seconds)
     if not allow_private:
         refused = [str(a) for a in addresses if not is_public(a)]
         if refused or not addresses:
-            raise Undeliverable(f"{target.host} resolves to non-global address(es) {', '.join(refused)}")
+            raise Undeliverable(f"{name} resolves to non-global address(es) {', '.join(refused)}")
     # Connect to the address just checked: a second lookup could answer differently (DNS rebinding).
     pinned = target.copy_with(host=str(addresses[0]))
-    host_header = target.host if target.port is None else f"{target.host}:{target.port}"
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    headers: dict[str, str] = {}
+    extensions: dict[str, str] = {}
+    if literal_address(name) is None:  # a name: keep it in Host and in TLS SNI (and the certificate check)
+        headers["Host"] = name if target.port is None else f"{name}:{target.port}"
+        if target.scheme == "https":
+            extensions["sni_hostname"] = name
     try:
         async with httpx.AsyncClient(timeout=seconds, follow_redirects=False, trust_env=False) as client:
-            answer = await client.post(pinned, data=dict(data), headers={"Host": host_header}, extensions=extensions)
+            answer = await client.post(pinned, data=dict(data), headers=headers, extensions=extensions)
     except httpx.HTTPError as exc:
         raise Undeliverable(f"{type(exc).__name__}: {exc}") from None
     if not answer.is_success:
