@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import inprocess
+from tests.oauth2_support import hidden_fields
 from tillkey import names
 from tillkey.errors import Conflict, InvalidRequest
 
@@ -126,5 +127,38 @@ def test_look_alike_customers_on_medusa_registration_and_customer_create(tmp_pat
             ident = await t.client.post(register, json={"email": "grace@example.com", **password})
             assert ident.status_code == 200  # registering again with the same password: same identity
             assert token
+
+    inprocess.run(body)
+
+
+async def _console(t: inprocess.InProcess, username: str) -> str:
+    """Sign `username` in on the console, as a browser does; answers a CSRF token for its forms."""
+    page = await t.client.get("/console/login")
+    assert page.status_code == 200, page.text
+    r = await t.client.post(
+        "/console/login", data={**hidden_fields(page.text), "username": username, "password": inprocess.ADMIN_PASSWORD}
+    )
+    assert r.status_code == 303, r.text
+    return hidden_fields((await t.client.get("/console/")).text)["csrf"]
+
+
+def test_the_console_form_refuses_look_alikes_and_signs_nobody_in_by_them(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("alice")
+            csrf = await _console(t, "alice")
+            form = {"csrf": csrf, "email": "x@example.com", "password": "Another-pass-4-tests", "role": ""}
+            for name in (FULLWIDTH, CYRILLIC_C, ZERO_WIDTH, "aIice"):
+                r = await t.client.post("/console/admins", data={**form, "username": name})
+                assert r.status_code in (400, 409), (name, r.status_code)
+            page = await t.client.get("/console/admins")
+            assert page.status_code == 200 and "aIice" not in page.text and "\u200b" not in page.text
+            t.client.cookies.clear()
+            page = await t.client.get("/console/login")
+            r = await t.client.post(
+                "/console/login",
+                data={**hidden_fields(page.text), "username": FULLWIDTH, "password": inprocess.ADMIN_PASSWORD},
+            )
+            assert r.status_code != 303  # the sign-in page again, not a session
 
     inprocess.run(body)

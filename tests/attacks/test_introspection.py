@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests import inprocess
+from tests.oauth2_support import hidden_fields
 from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.tokens.refresh import RefreshTokens
@@ -104,5 +105,28 @@ def test_the_resource_server_mark_on_every_registration_surface(tmp_path: Path) 
             assert r.status_code == 400 and "confidential" in r.json()["message"]
             listed = (await t.client.get("/tillkey/v1/oauth2/clients", headers=auth)).json()
             assert sorted(c["resource_server"] for c in listed) == [False, True]
+
+    inprocess.run(body)
+
+
+def test_the_console_form_marks_a_resource_server(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("boss")
+            page = await t.client.get("/console/login")
+            r = await t.client.post(
+                "/console/login",
+                data={**hidden_fields(page.text), "username": "boss", "password": inprocess.ADMIN_PASSWORD},
+            )
+            assert r.status_code == 303, r.text
+            csrf = hidden_fields((await t.client.get("/console/")).text)["csrf"]
+            form = {"csrf": csrf, "client_type": "confidential", "grant_type": "client_credentials", "scope": ""}
+            for name, mark in (("gateway", {"resource_server": "1"}), ("plain", {})):
+                r = await t.client.post("/console/oauth-clients", data={**form, "name": name, **mark})
+                assert r.status_code in (200, 303), r.text
+            marked = {c.name: c.resource_server for c in await Clients(t.tk).registered()}
+            assert marked == {"gateway": True, "plain": False}
+            listing = await t.client.get("/console/oauth-clients")
+            assert "resource server" in listing.text
 
     inprocess.run(body)
