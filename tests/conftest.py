@@ -168,6 +168,9 @@ class Server:
                 "TILLKEY_DATABASE_URL": self.database.url,
                 "TILLKEY_SYNC_INTERVAL": "0.2",
                 "TILLKEY_ISSUER": "http://tillkey.test",
+                # The integration endpoints of tests/test_oauth1.py listen on loopback; the refusal
+                # of private endpoints (the default) is tested in tests/attacks/test_ssrf.py.
+                "TILLKEY_INTEGRATION_ALLOW_PRIVATE_ENDPOINTS": "true",
             }
         )
         env.update(self.extra_env)

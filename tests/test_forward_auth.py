@@ -521,6 +521,37 @@ def test_nginx_dot_segments_do_not_borrow_a_public_rule(front: Front) -> None:
         conn.close()
 
 
+@pytest.mark.parametrize(
+    ("uri", "status"),
+    [
+        # nginx routes these by a literal match (none is /api/orders/ to nginx) and passes them on
+        # as sent; an app may serve each as /api/orders/1, so Tillkey judges them as that (401).
+        ("/api/orders;x=1/1", 401),
+        ("/API/Orders/1", 401),
+        ("/api/orders./1", 401),
+        ("/api/orders%20/1", 401),
+        ("/public/..;/api/orders/1", 401),
+        ("/api/orders;jsessionid=x/1?a=/public/b", 401),
+        # Refused by Tillkey (400), which nginx turns into a 500; the app never sees them.
+        ("/public/..%252Fapi/orders/1", 500),
+        ("/api\\orders/1", 500),
+        ("/public/..%5Capi/orders/1", 500),
+        ("/public/.../api/orders/1", 500),
+        ("/public/" + "a/" * 70, 500),
+        ("/public/" + "a" * 5000, 500),
+    ],
+)
+def test_nginx_path_spellings_are_judged_as_the_protected_route_or_refused(front: Front, uri: str, status: int) -> None:
+    before = len(front.upstream.hits)
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+    try:
+        conn.request("GET", uri)
+        assert conn.getresponse().status == status
+    finally:
+        conn.close()
+    assert len(front.upstream.hits) == before
+
+
 def test_nginx_refuses_a_token_as_soon_as_it_is_revoked(front: Front) -> None:
     token = front.tillkey.token("admin", "alice", ADMIN_PASSWORD)
     assert front.get("/api/orders/1", token).status_code == 200

@@ -153,8 +153,8 @@ def test_cookie_session_login_logout_and_revocation(fresh_server: Server) -> Non
     sid = r.cookies["connect.sid"]
     with httpx.Client(base_url=srv.url, cookies={"connect.sid": sid}) as c:
         assert c.get("/admin/users/me").json()["user"]["email"] == "alice@example.com"
-        # refresh works with the cookie alone
-        assert c.post("/auth/token/refresh").status_code == 200
+        # refresh works with the cookie alone (as JSON, as @medusajs/js-sdk sends every call: CSRF)
+        assert c.post("/auth/token/refresh", headers={"Content-Type": "application/json"}).status_code == 200
         r = c.delete("/auth/session")
         assert r.json() == {"success": True} and "1970" in r.headers["set-cookie"]
     # Durable before the 200: a fresh CLI process sees no session left (and the old cookie is dead).

@@ -436,7 +436,7 @@ def test_unreachable_endpoint_is_a_clear_cli_error(server: Server) -> None:
     integration = create(server, PRODUCTS, endpoint="http://127.0.0.1:9/nothing-listens-here")
     res = server.cli("integration", "activate", integration["name"], check=False)
     assert res.returncode == 1
-    assert res.stderr.startswith("error: The integration's endpoint could not be reached.")
+    assert res.stderr.startswith("error: The activation could not be delivered to the integration's endpoint.")
 
 
 def test_integration_token_as_bearer_is_off_by_default(server: Server) -> None:

@@ -415,7 +415,9 @@ def test_revoke_endpoint_ends_a_family_or_an_access_token(srv: Server) -> None:
 
 
 def test_introspection_answers_resource_servers(srv: Server) -> None:
-    rs = service_client(srv, "Magento_Catalog::products")
+    rs = register(
+        srv, "--name", "API gateway", "--type", "confidential", "--grant", "client_credentials", "--resource-server"
+    )
     rs_auth = basic(rs["client_id"], rs["client_secret"])
     client = web_app(srv)
     code, verifier, _ = code_for(srv, client)

@@ -601,6 +601,9 @@ def client_create(
         help="Resource id (see `tillkey role resources`), self, admin_self, or openid/profile/email; repeat.",
     )] = None,
     first_party: Annotated[bool, typer.Option(help="Trusted: no consent page.")] = False,
+    resource_server: Annotated[bool, typer.Option(
+        help="May introspect tokens issued to other clients and to users (RFC 7662); confidential only.",
+    )] = False,
     require_pkce: Annotated[bool, typer.Option(
         help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
     )] = True,
@@ -613,7 +616,7 @@ def client_create(
     async def go(tk: Tillkey) -> dict[str, Any]:
         done = await Clients(tk).create(
             OPERATOR, name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
-            scopes=scope or [], first_party=first_party, require_pkce=require_pkce,
+            scopes=scope or [], first_party=first_party, require_pkce=require_pkce, resource_server=resource_server,
         )  # fmt: skip
         return client_json(done.client, done.secret)
 

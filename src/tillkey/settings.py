@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # bound; Tillkey keeps nonces this long and refuses older timestamps, so pruning nonces can
     # never reopen a replay.
     oauth1_timestamp_max_age: int = Field(default=86400, ge=600)
+    # Let integration endpoint URLs reach loopback, private (RFC 1918, ULA), link-local and other
+    # non-global addresses. Off: such an endpoint is refused when saved and again when called
+    # (after DNS resolution), so activation cannot be turned against the server's own network.
+    integration_allow_private_endpoints: bool = False
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).
@@ -175,6 +179,10 @@ class Settings(BaseSettings):
     # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
     forward_auth_routes: tuple[RouteRule, ...] = ()
     forward_auth_routes_file: Path | None = None
+    # Work bounds of one forward-auth question: the original URI's length (characters, before
+    # decoding) and its number of path segments. Beyond them: 400.
+    forward_auth_max_uri_length: int = Field(default=4096, ge=256, le=65536)
+    forward_auth_max_segments: int = Field(default=64, ge=8, le=1024)
 
     @field_validator("audit_file", "outbox_file", "forward_auth_routes_file", mode="before")
     @classmethod

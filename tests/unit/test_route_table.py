@@ -110,13 +110,21 @@ def test_route_file_toml_and_json(tmp_path: Path) -> None:
         ("http://shop.example.com?a=/b", "/"),
         ("/a#frag", "/a"),
         ("/", "/"),
+        ("/admin;x=1/s", "/admin/s"),
+        ("/admin./s", "/admin/s"),
+        ("/admin%20/s", "/admin/s"),
+        ("/a/..;/b", "/b"),
+        ("/%EF%BD%81", "/a"),
     ],
 )
 def test_paths_are_normalised_as_a_proxy_routes_them(uri: str, path: str) -> None:
     assert normalize(uri) == path
 
 
-@pytest.mark.parametrize("uri", ["", "a/b", "/..", "/a/../..", "/a%00", "/a%0d%0ab", "/%ff"])
+@pytest.mark.parametrize(
+    "uri",
+    ["", "a/b", "/..", "/a/../..", "/a%00", "/a%0d%0ab", "/%ff", "/a\\b", "/a%5cb", "/..%252F", "/...", "/a" * 65],
+)
 def test_unusable_uris_are_refused(uri: str) -> None:
     with pytest.raises(BadTarget):
         normalize(uri)

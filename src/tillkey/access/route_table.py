@@ -4,7 +4,9 @@ Routes are data (as surfaces/routing.py declares Tillkey's own): an ordered list
 the settings, compiled once at start into regular expressions; the first rule whose method and path
 match gives the resources, and no match is a denial. Paths are matched after the normalisation a
 proxy applies before it routes (percent-decoding, dot segments, repeated slashes), so a spelling
-such as `/public/..%2Fadmin` is judged as `/admin`, the path the proxy actually serves.
+such as `/public/..%2Fadmin` is judged as `/admin`, the path the proxy actually serves; and the
+readings an app behind it may add (path parameters, case, trailing dots) are judged as the path
+they would reach, or refused (see normalize()).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +111,8 @@ def _regex(pattern: str) -> re.Pattern[str]:
             out += "/[^/]+"
         else:
             out += "/" + re.escape(seg)
-    return re.compile(out or "/")
+    # Case-insensitive: an app that folds case serves /ADMIN as /admin (normalize()).
+    return re.compile(out or "/", re.IGNORECASE)
 
 
 class RouteTable:
@@ -165,11 +169,28 @@ def origin_form(raw_uri: str) -> str:
     return uri
 
 
-def normalize(raw_uri: str) -> str:
-    """The path of an original request URI as a proxy routes it: without query, percent-decoded,
-    dot segments resolved, repeated and trailing slashes dropped.
+MAX_URI_LENGTH = 4096
+MAX_SEGMENTS = 64
+# A percent-encoded triplet left after the one decoding a proxy does: some app decodes it again.
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 
-    A path that climbs above the root is refused, as nginx refuses it (400)."""
+
+def normalize(raw_uri: str, *, max_length: int = MAX_URI_LENGTH, max_segments: int = MAX_SEGMENTS) -> str:
+    """The path of an original request URI as a proxy or the app behind it may route it: without
+    query, percent-decoded, NFKC-folded, path parameters and trailing dots and spaces dropped from
+    each segment, dot segments resolved, repeated and trailing slashes dropped.
+
+    nginx routes `/admin;x=1/s`, `/admin./s` and `/admin%20/s` by a literal `location` match, but
+    passes the URI on as sent, and the app may read them as `/admin/s` (Servlet containers strip
+    `;` parameters, Windows and .NET trailing dots and spaces, some frameworks fold case or
+    compatibility characters). Each is judged here as the path the most lenient app would serve;
+    rules match case-insensitively (RouteTable). What no reading makes safe is refused (BadTarget,
+    a 400): a climb above the root, control characters (NUL), bytes that are not UTF-8 (overlong
+    forms), backslashes (a separator to some apps, not to nginx), a percent sign still encoding
+    something after one decoding (`..%252F`: an app that decodes twice sees `../`), segments that
+    are only dots and spaces, and URIs beyond `max_length` characters or `max_segments` segments."""
+    if len(raw_uri) > max_length:
+        raise BadTarget(f"the original URI is longer than {max_length} characters")
     uri = origin_form(raw_uri).split("?", 1)[0]
     if not uri.startswith("/"):
         raise BadTarget("the original URI must be a path starting with /")
@@ -177,16 +198,27 @@ def normalize(raw_uri: str) -> str:
         path = unquote(uri, errors="strict") if "%" in uri else uri
     except UnicodeDecodeError:
         raise BadTarget("the original URI is not UTF-8 once percent-decoded") from None
+    path = unicodedata.normalize("NFKC", path)
+    if _ENCODED.search(path):
+        raise BadTarget("the original URI is percent-encoded twice")
     if _CONTROL.search(path):
         raise BadTarget("the original URI holds control characters")
+    if "\\" in path:
+        raise BadTarget("the original URI holds a backslash")
+    if path.count("/") > max_segments:
+        raise BadTarget(f"the original URI has more than {max_segments} segments")
     out: list[str] = []
-    for seg in path.split("/"):
+    for raw in path.split("/"):
+        seg = raw.split(";", 1)[0]
         if seg in ("", "."):
             continue
         if seg == "..":
             if not out:
                 raise BadTarget("the original URI climbs above the root")
             out.pop()
-        else:
-            out.append(seg)
+            continue
+        seg = seg.rstrip(". ")
+        if not seg:
+            raise BadTarget("the original URI has a segment of only dots and spaces")
+        out.append(seg)
     return "/" + "/".join(out)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from tillkey.access import delegation
 from tillkey.access.tree import ALL
@@ -18,7 +17,7 @@ from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth1 import handshake
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
+from tillkey.security import audit, outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration
@@ -63,13 +62,15 @@ def describe(i: Integration, *, has_token: bool | None = None) -> dict[str, Any]
     return out
 
 
-def _url(value: str | None, what: str) -> str | None:
+def _url(value: str | None, what: str, *, allow_private: bool) -> str | None:
+    """A URL Tillkey will call (endpoint) or show (identity link): security/outbound.py's rules,
+    so neither can aim at the server's own network."""
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 1024:
-        raise InvalidRequest(f"The {what} must be an http(s) URL of at most 1024 characters.")
-    return value
+    try:
+        return outbound.check_url(value, allow_private=allow_private, what=what)
+    except outbound.RefusedURL as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 class Integrations:
@@ -103,10 +104,13 @@ class Integrations:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
         delegation.require_ids_within(acting, self.tk.tree, granted, what="integration grant")
         key, secret = handshake.new_token(), handshake.new_token()
+        private = self.tk.settings.integration_allow_private_endpoints
         async with self.tk.db.transaction() as s:
             created = await repo.create(
-                s, name=name, email=email.strip()[:255], endpoint_url=_url(endpoint_url, "endpoint URL"),
-                identity_link_url=_url(identity_link_url, "identity link URL"), consumer_key=key,
+                s, name=name, email=email.strip()[:255], consumer_key=key,
+                endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
+                # Opened by the admin's browser, never fetched by Tillkey: an intranet address is fine.
+                identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
                 consumer_secret_enc=self.tk.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
             )  # fmt: skip

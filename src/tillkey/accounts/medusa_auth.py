@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from tillkey import names
 from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
@@ -172,6 +173,7 @@ class MedusaAuth:
         if actor != "customer":
             raise NotAllowed(f"The actor type {actor} cannot register with emailpass; ask an administrator.")
         creds = emailpass_body(body)
+        creds = Credentials(names.email(creds.email).shown, creds.password)  # PRECIS; no mixed scripts
         tk = self.tk
         await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
         await tk.ratelimiter.hit(tk.login_username_limit, "login-user", "register", creds.email.casefold())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.crypto.secrets import constant_time_equals
@@ -24,7 +23,7 @@ from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
 from tillkey.oauth1 import rfc5849
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
+from tillkey.security import audit, outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration
@@ -35,6 +34,7 @@ CONSUMER_EXPIRED = "Consumer key has expired"
 BAD_VERIFIER = "Verifier is invalid"
 TOKEN_CONTEXT = "oauth1-token"  # noqa: S105 - AES-GCM associated data of token secrets
 CONSUMER_CONTEXT = "oauth1-consumer"
+UNDELIVERED = "The activation could not be delivered to the integration's endpoint."
 
 
 def new_token() -> str:
@@ -81,14 +81,16 @@ async def start(tk: Tillkey, integration: Integration) -> int:
         "oauth_verifier": verifier,
     }
     try:
-        async with httpx.AsyncClient(timeout=ENDPOINT_TIMEOUT, follow_redirects=False) as client:
-            answer = await client.post(integration.endpoint_url, data=form)
-    except httpx.HTTPError as exc:
-        raise UpstreamFailed(
-            "The integration's endpoint could not be reached.", detail=f"{type(exc).__name__}: {exc}"
-        ) from None
-    if not answer.is_success:
-        raise UpstreamFailed(f"The integration's endpoint answered HTTP {answer.status_code}.")
+        await outbound.post_form(
+            integration.endpoint_url,
+            form,
+            seconds=ENDPOINT_TIMEOUT,
+            allow_private=tk.settings.integration_allow_private_endpoints,
+        )
+    except outbound.Undeliverable as exc:
+        # One answer whatever happened there: the status, body or error of the target would make
+        # activation a probe of whatever the URL reaches.
+        raise UpstreamFailed(UNDELIVERED, detail=str(exc)) from None
     return now + tk.settings.oauth1_handshake_seconds
 
 

@@ -62,7 +62,7 @@ class Clients:
 
     async def create(
         self, acting: Principal, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
-        scopes: list[str], first_party: bool = False, require_pkce: bool = True,
+        scopes: list[str], first_party: bool = False, require_pkce: bool = True, resource_server: bool = False,
     ) -> Registered:  # fmt: skip
         name = name.strip()
         if not name or len(name) > 255:
@@ -75,6 +75,8 @@ class Clients:
             raise InvalidRequest(f"Unsupported grant type(s): {', '.join(bad)[:200]}. Use {', '.join(GRANT_TYPES)}.")
         if client_type == "public" and "client_credentials" in grants:
             raise InvalidRequest("A public client cannot use the client_credentials grant.")
+        if client_type == "public" and resource_server:
+            raise InvalidRequest("A resource server must be a confidential client (it authenticates to introspect).")
         uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
         if "authorization_code" in grants and not uris:
             raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
@@ -95,7 +97,7 @@ class Clients:
         draft = Client(
             0, CLIENT_ID_PREFIX + secrets.token_urlsafe(12), name, client_type,
             None if secret is None else self.tk.master.digest(secret), uris, grants, wanted, first_party,
-            require_pkce or client_type == "public", True, now,
+            require_pkce or client_type == "public", True, now, resource_server,
         )  # fmt: skip
         async with self.tk.db.transaction() as s:
             client = await repo.add_client(s, draft)
@@ -104,7 +106,7 @@ class Clients:
         await self.tk.audit.record(
             audit.OAUTH2_CLIENT_CREATED,
             details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
-                     "scopes": list(wanted)},
+                     "scopes": list(wanted), "resource_server": resource_server},
         )  # fmt: skip
         return Registered(client, secret)
 

@@ -1,7 +1,12 @@
-"""RFC 7662 token introspection, for resource servers (confidential clients) holding a token:
-is it active, for whom, which scopes. Access tokens are checked exactly as the hot path checks
-them (signature or lookup, expiry, revocation, the client still registered); refresh tokens only
-by the client they belong to. Anything else is {"active": false} (§2.2)."""
+"""RFC 7662 token introspection, for resource servers holding a token: is it active, for whom,
+which scopes. Access tokens are checked exactly as the hot path checks them (signature or lookup,
+expiry, revocation, the client still registered); refresh tokens only by the client they belong to.
+
+§2.1: the endpoint must keep token scanning and cross-client reading out. Any confidential client
+may ask, but only a client registered as a resource server (`resource_server`) learns about tokens
+it was not issued (admin and customer login tokens, API keys, other clients' tokens); any other
+client learns only about its own. Everything else is {"active": false} (§2.2), the same answer as
+for a token that does not exist."""
 
 from __future__ import annotations
 
@@ -47,6 +52,8 @@ async def introspect(tk: Tillkey, body: bytes, content_type: str | None, authori
         return INACTIVE
     if principal.is_guest:
         return INACTIVE  # e.g. the client it was issued to has been deleted
+    if not client.resource_server and claims.client_id != client.client_id:
+        return INACTIVE
     out: dict[str, Any] = {
         "active": True, "token_type": "Bearer", "sub": subject(claims.user_type, claims.user_id),
         "iat": claims.issued_at, "jti": claims.jti, "iss": tk.settings.issuer,

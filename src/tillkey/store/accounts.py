@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import names
 from tillkey.errors import Conflict, NotFound
 from tillkey.store.models import AdminRow, CustomerRow, RoleResourceRow, RoleRow
 
@@ -69,7 +71,16 @@ def _customer(r: CustomerRow) -> Customer:
 
 
 def username_key(username: str) -> str:
-    return username.strip().casefold()
+    """The key a sign-in name looks up (names.lookup_key: a non-canonical spelling finds nobody)."""
+    return names.lookup_key(username)
+
+
+async def _refuse_look_alike(s: AsyncSession, row: Any, key: Any, name: names.Name, what: str) -> None:
+    """Conflict when another account's name looks like this one (the same name is the unique
+    key's own conflict, reported as such)."""
+    same_look = select(row.id).where(row.name_skeleton == name.skeleton, key != name.key).limit(1)
+    if await s.scalar(same_look) is not None:
+        raise Conflict(f"The {what} {name.shown!r} looks like that of an existing account; choose another.")
 
 
 # --- admins -----------------------------------------------------------------------------------
@@ -79,9 +90,11 @@ async def create_admin(
     s: AsyncSession, *, username: str, email: str, password_hash: str, role_id: int | None,
     firstname: str = "", lastname: str = "",
 ) -> Admin:  # fmt: skip
+    name = names.admin_username(username)
+    await _refuse_look_alike(s, AdminRow, AdminRow.username_key, name, "username")
     now = utcnow()
     row = AdminRow(
-        username=username.strip(), username_key=username_key(username), email=email.strip(),
+        username=name.shown, username_key=name.key, name_skeleton=name.skeleton, email=names.email(email).shown,
         firstname=firstname, lastname=lastname, password_hash=password_hash, is_active=True,
         role_id=role_id, created_at=now, updated_at=now,
     )  # fmt: skip
@@ -89,7 +102,7 @@ async def create_admin(
     try:
         await s.flush()
     except IntegrityError as exc:
-        raise Conflict(f"An admin with the username {username!r} already exists.") from exc
+        raise Conflict(f"An admin with the username {name.shown!r} already exists.") from exc
     return _admin(row)
 
 
@@ -101,7 +114,8 @@ async def admin_by_username(s: AsyncSession, username: str) -> Admin | None:
 async def admin_by_email(s: AsyncSession, email: str) -> Admin | None:
     """The one admin with this email (case-insensitive); None if none, or several share it (admin
     emails are not unique, so an email is a login name only when it names one account)."""
-    rows = list(await s.scalars(select(AdminRow).where(func.lower(AdminRow.email) == email.strip().lower()).limit(2)))
+    key = username_key(email)
+    rows = list(await s.scalars(select(AdminRow).where(func.lower(AdminRow.email) == key).limit(2)))
     return _admin(rows[0]) if len(rows) == 1 else None
 
 
@@ -152,9 +166,12 @@ async def delete_admin(s: AsyncSession, admin_id: int) -> None:
 async def create_customer(
     s: AsyncSession, *, email: str, firstname: str, lastname: str, password_hash: str
 ) -> Customer:
+    name = names.email(email)
+    if names.skeleton_matters(name, is_email=True):
+        await _refuse_look_alike(s, CustomerRow, CustomerRow.email_key, name, "email address")
     now = utcnow()
     row = CustomerRow(
-        email=email.strip(), email_key=username_key(email), firstname=firstname.strip(),
+        email=name.shown, email_key=name.key, name_skeleton=name.skeleton, firstname=firstname.strip(),
         lastname=lastname.strip(), password_hash=password_hash, is_active=True, website_id=1,
         store_id=1, group_id=1, created_at=now, updated_at=now,
     )  # fmt: skip

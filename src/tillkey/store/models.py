@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +49,8 @@ class AdminRow(Base):
     username: Mapped[str] = mapped_column(String(128))
     # Magento logins are case-insensitive (admin/security/use_case_sensitive_login = 0).
     username_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # UTS #39 skeleton of the username (tillkey/names.py): a look-alike of it is refused.
+    name_skeleton: Mapped[str | None] = mapped_column(String(1024), nullable=True, index=True)
     email: Mapped[str] = mapped_column(String(255))
     firstname: Mapped[str] = mapped_column(String(255), default="")
     lastname: Mapped[str] = mapped_column(String(255), default="")
@@ -63,6 +66,7 @@ class CustomerRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(255))
     email_key: Mapped[str] = mapped_column(String(255), unique=True)
+    name_skeleton: Mapped[str | None] = mapped_column(String(1024), nullable=True, index=True)
     firstname: Mapped[str] = mapped_column(String(255))
     lastname: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -455,6 +459,8 @@ class OAuthClientRow(Base):
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # May introspect tokens issued to other clients and to users (RFC 7662 §2.1).
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OAuthCodeRow(Base):

@@ -30,6 +30,7 @@ class Client:
     require_pkce: bool
     active: bool
     created_at: int
+    resource_server: bool = False  # may introspect others' tokens (RFC 7662 §2.1)
 
     @property
     def confidential(self) -> bool:
@@ -80,6 +81,7 @@ def _client(r: OAuthClientRow) -> Client:
     return Client(
         r.id, r.client_id, r.name, r.client_type, r.secret_digest, _split(r.redirect_uris, "\n"),
         _split(r.grant_types), _split(r.scopes), r.first_party, r.require_pkce, r.active, r.created_at,
+        r.resource_server,
     )  # fmt: skip
 
 
@@ -91,6 +93,7 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         client_id=c.client_id, name=c.name, client_type=c.client_type, secret_digest=c.secret_digest,
         redirect_uris="\n".join(c.redirect_uris), grant_types=" ".join(c.grant_types), scopes=" ".join(c.scopes),
         first_party=c.first_party, require_pkce=c.require_pkce, active=c.active, created_at=c.created_at,
+        resource_server=c.resource_server,
     )  # fmt: skip
     s.add(row)
     await s.flush()

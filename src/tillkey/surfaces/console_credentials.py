@@ -144,6 +144,7 @@ async def create_client(c: Console) -> Response:
     done = await Clients(c.tk).create(
         c.principal, name=c.field("name"), client_type=c.field("client_type"), redirect_uris=uris,
         grant_types=c.fields("grant_type"), scopes=c.field("scope").split(), first_party=c.field("first_party") == "1",
+        resource_server=c.field("resource_server") == "1",
     )  # fmt: skip
     values = [("Client id", done.client.client_id)]
     if done.secret is not None:

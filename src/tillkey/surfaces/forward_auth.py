@@ -100,7 +100,9 @@ async def forward_auth(request: Request) -> Response:
     raw_method, uri = _target(request)
     try:
         method = normalize_method(raw_method)
-        path = normalize(uri)
+        path = normalize(
+            uri, max_length=tk.settings.forward_auth_max_uri_length, max_segments=tk.settings.forward_auth_max_segments
+        )
     except BadTarget as exc:
         raise InvalidRequest(f"Forward-auth cannot judge this request: {exc}.") from None
     route = tk.forward_routes.match(method, path)

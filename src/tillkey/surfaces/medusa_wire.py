@@ -29,6 +29,7 @@ from tillkey.errors import (
     RateLimited,
     TillkeyError,
     Unauthenticated,
+    UnsupportedMediaType,
 )
 from tillkey.security.body_limit import read_limited
 from tillkey.surfaces import json_text
@@ -65,7 +66,7 @@ def error_type(err: TillkeyError) -> str:
         return "conflict"
     if isinstance(err, RateLimited):
         return "too_many_requests"
-    if isinstance(err, InvalidRequest | PayloadTooLarge):
+    if isinstance(err, InvalidRequest | PayloadTooLarge | UnsupportedMediaType):
         return "invalid_data"
     return "not_allowed" if err.status_code < 500 else "unknown_error"
 

@@ -264,6 +264,7 @@ _CLIENT_BODY = {
         "scopes": {"type": "array", "items": {"type": "string"}},
         "first_party": {"type": "boolean"},
         "require_pkce": {"type": "boolean"},
+        "resource_server": {"type": "boolean"},
     },
 }
 
@@ -273,6 +274,7 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "client_id": c.client_id, "name": c.name, "type": c.client_type, "redirect_uris": list(c.redirect_uris),
         "grant_types": list(c.grant_types), "scopes": list(c.scopes), "first_party": c.first_party,
         "require_pkce": c.require_pkce, "active": c.active, "created_at": c.created_at,
+        "resource_server": c.resource_server,
     }  # fmt: skip
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
@@ -298,14 +300,14 @@ async def create_client(request: Request) -> JSONResponse:
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
         raise InvalidRequest("name and type are required strings.")
-    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True))}
+    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True), ("resource_server", False))}
     if not all(isinstance(v, bool) for v in flags.values()):
-        raise InvalidRequest("first_party and require_pkce must be booleans.")
+        raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
     wanted = _strings(body, "scopes")
     registered = await Clients(tk).create(
         caller, name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
         grant_types=_strings(body, "grant_types"), scopes=wanted, first_party=bool(flags["first_party"]),
-        require_pkce=bool(flags["require_pkce"]),
+        require_pkce=bool(flags["require_pkce"]), resource_server=bool(flags["resource_server"]),
     )  # fmt: skip
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 

@@ -25,6 +25,7 @@ from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security.audit import ACCESS_DENIED, FAILURE
+from tillkey.security.csrf import require_json_for_cookies
 
 log = logging.getLogger("tillkey.access")
 _PRINCIPAL = "tillkey.principal"
@@ -61,6 +62,7 @@ def requires(*resources: str, actors: Sequence[UserType] | None = None) -> Calla
         if known is not None and principal.user_type not in known and not principal.is_guest:
             principal = GUEST
         enforce(request, principal, presented, resources)
+        require_json_for_cookies(request, principal)
         request.scope[_PRINCIPAL] = principal
         return principal
 
