@@ -19,6 +19,8 @@ from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
 
+CONSOLE = "console"  # console/session.py's kind: its own bound (console_sessions_per_admin)
+
 
 @dataclass(frozen=True, slots=True)
 class Started:
@@ -43,10 +45,15 @@ class Sessions:
             json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
             now_ms + ttl * 1000,
         )  # fmt: skip
+        settings = self.tk.settings
+        limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
         async with self.tk.db.transaction() as s:
-            await repo.add(s, session)
+            evicted = await repo.add_bounded(s, session, limit=limit, evict=settings.session_limit == "evict_oldest")
             await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+            for old in evicted:
+                await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)
         self.tk.sessions.put(session)
+        await self._forget(evicted, reason=f"evicted: more than {limit} sessions", ip=ip, user_agent=user_agent)
         await self.tk.audit.record(
             audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
             details={"kind": kind, "ttl": ttl},
@@ -75,6 +82,13 @@ class Sessions:
             for session in sessions:
                 await repo.end(s, session.digest)
                 await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+        await self._forget(sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
+
+    async def _forget(
+        self, sessions: list[Session], *, reason: str, ip: str | None = None, user_agent: str | None = None,
+        by: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
+        """Sessions whose rows are gone (committed): out of this process's memory, and audited."""
         for session in sessions:
             self.tk.sessions.drop(session.digest)
             details: dict[str, object] = {"kind": session.kind, "reason": reason}
