@@ -22,6 +22,7 @@ from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllo
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import Metrics, RequestCounter
 from tillkey.runtime import Tillkey
+from tillkey.security.audit import RequestContextMiddleware
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
@@ -199,8 +200,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     app.state.readiness = ReadinessProbe(runtime)
     app.state.metrics = Metrics(runtime, app.state.readiness)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
+    # Inside the proxy headers: audit records get the client as the trusted proxies name it.
+    app.add_middleware(RequestContextMiddleware)
     # Added last runs first: proxy headers → security headers → rate limit → publishable key (/store)
-    # → Magento paths → request counter → routes.
+    # → Magento paths → audit request context → request counter → routes.
     app.add_middleware(MagentoPathMiddleware)
     app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
     app.add_middleware(
