@@ -142,3 +142,27 @@ def test_console_sessions_per_admin_evict_the_oldest(tmp_path: Path) -> None:
                     await b.aclose()
 
     inprocess.run(body)
+
+
+def test_refresh_families_per_client_and_user_revoke_the_oldest_login(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path, refresh_families_per_client_user=3, require_https=False) as t:
+            await t.create_admin("ada", email=ADMIN_EMAIL)
+            logins = []
+            for _ in range(5):
+                r = await t.client.post(
+                    "/rest/V1/integration/admin/token", json={"username": "ada", "password": inprocess.ADMIN_PASSWORD}
+                )
+                assert r.status_code == 200, r.text
+                logins.append((r.json(), r.cookies["tillkey_refresh"]))
+            answers = []
+            for access, refresh in logins:
+                me = await t.client.get("/rest/V1/store/websites", headers=t.bearer(access))
+                r = await t.client.post(
+                    "/rest/V1/integration/token/refresh", headers={"Cookie": f"tillkey_refresh={refresh}"}
+                )
+                answers.append((me.status_code, r.status_code))
+            # The two oldest logins are over: their refresh cookie and their access token both.
+            assert answers == [(401, 401), (401, 401), (200, 200), (200, 200), (200, 200)]
+
+    inprocess.run(body)
