@@ -105,3 +105,122 @@ def test_numbers_in_range_still_filter(tmp_path: Path) -> None:
                 assert r.status_code == 200, r.text
 
     inprocess.run(body)
+
+
+def _shape(path: str, body: dict[str, Any]) -> None:
+    """The surface's own error shape: Magento, Medusa or OAuth 2."""
+    if path.startswith("/rest/"):
+        assert "message" in body and "type" not in body and "error" not in body
+    elif path.startswith("/oauth2/"):
+        assert set(body) == {"error", "error_description"}
+    else:
+        assert set(body) == {"type", "message"}
+
+
+ROUTES = [
+    ("GET", "/rest/V1/products"),
+    ("POST", "/rest/V1/integration/admin/token"),
+    ("POST", "/auth/user/emailpass"),
+    ("POST", "/oauth2/token"),
+]
+
+
+def test_header_count_and_size_caps_answer_431_in_the_surface_shape(tmp_path: Path) -> None:
+    from tillkey.security import request_limits as caps
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            too_many = [(f"x-h{i}", "v") for i in range(caps.MAX_HEADERS + 1)]
+            too_big = [("x-big", "v" * caps.MAX_HEADER_BYTES)]
+            for method, path in ROUTES:
+                for headers in (too_many, too_big):
+                    r = await t.client.request(method, path, headers=headers)
+                    assert r.status_code == 431, (path, r.text)
+                    _shape(path, r.json())
+                    assert r.headers["x-content-type-options"] == "nosniff"  # security headers still on
+            # Within the caps, the request goes on to its route (401: no credential).
+            r = await t.client.get("/rest/V1/products", headers=[(f"x-h{i}", "v") for i in range(150)])
+            assert r.status_code == 401, r.text
+
+    inprocess.run(body)
+
+
+def test_query_parameter_caps_answer_400_in_the_surface_shape(tmp_path: Path) -> None:
+    from tillkey.security import request_limits as caps
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("cat", resources=[PRODUCTS])
+            auth = t.bearer(await t.admin_token("cat"))
+            many = "&".join(f"x{i}=1" for i in range(caps.MAX_QUERY_PARAMS + 1))
+            for method, path in ROUTES:
+                r = await t.client.request(method, f"{path}?{many}", headers=auth)
+                assert r.status_code == 400, (path, r.text)
+                _shape(path, r.json())
+            at_cap = "&".join(f"x{i}=1" for i in range(caps.MAX_QUERY_PARAMS))
+            assert (await t.client.get(f"/rest/V1/products?{at_cap}", headers=auth)).status_code == 200
+
+    inprocess.run(body)
+
+
+def test_query_string_byte_cap() -> None:
+    from tillkey.errors import InvalidRequest
+    from tillkey.security import request_limits as caps
+
+    scope: dict[str, Any] = {"headers": [], "query_string": b"a=" + b"x" * (caps.MAX_QUERY_BYTES - 2)}
+    caps.check(scope)
+    scope["query_string"] += b"x"
+    with pytest.raises(InvalidRequest):
+        caps.check(scope)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("path", "credentials"),
+    [
+        ("/rest/V1/integration/admin/token", f'"username":"cat","password":"{inprocess.ADMIN_PASSWORD}"'),
+        ("/auth/user/emailpass", f'"email":"cat@example.com","password":"{inprocess.ADMIN_PASSWORD}"'),
+    ],
+)
+def test_json_depth_and_width_caps(tmp_path: Path, path: str, credentials: str) -> None:
+    from tillkey.security.body_limit import MAX_JSON_DEPTH, MAX_JSON_MEMBERS
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("cat", resources=[PRODUCTS])
+            headers = {"Content-Type": "application/json"}
+
+            async def post(extra: str) -> Any:
+                return await t.client.post(path, content="{" + credentials + "," + extra + "}", headers=headers)
+
+            ok = await post('"x":' + _nested(MAX_JSON_DEPTH - 1))  # the object itself is one level
+            assert ok.status_code == 200, ok.text
+            wide_ok = await post('"x":[' + ",".join(["1"] * (MAX_JSON_MEMBERS - 3)) + "]")
+            assert wide_ok.status_code == 200, wide_ok.text
+            for extra in (
+                '"x":' + _nested(MAX_JSON_DEPTH),
+                '"x":' + _nested(900),  # under Python's recursion limit, past the cap
+                '"x":[' + ",".join(["1"] * MAX_JSON_MEMBERS) + "]",
+                ",".join(f'"k{i}":{{"a":1}}' for i in range(MAX_JSON_MEMBERS // 2)),
+            ):
+                r = await post(extra)
+                assert r.status_code == 400, r.text
+                _shape(path, r.json())
+
+    inprocess.run(body)
+
+
+def test_form_field_caps(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            many = "&".join(f"f{i}=1" for i in range(65)).encode()
+            r = await t.client.post("/oauth2/token", content=b"grant_type=client_credentials&" + many, headers=form)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+            r = await t.client.post("/console/login", content=many, headers=form)
+            assert 400 <= r.status_code < 500, r.text
+
+    inprocess.run(body)
