@@ -122,6 +122,14 @@ async def main(quick: bool) -> None:
                     many_like.update(_filter(g, f, "name", "%a" * 1000 + "%", "like"))
             wide_query = "&".join(f"x{i}=1" for i in range(100_000))
             many_headers = [(f"x-h{i}", "v") for i in range(5_000)]
+            # The worst searches the caps still accept (storeapi/criteria.py, security/request_limits.py).
+            in_at_cap = ",".join(str(i) for i in range(1000))
+            spread_at_cap: dict[str, str] = {}
+            for g in range(10):
+                spread_at_cap.update(_filter(g, 0, "entity_id", ",".join(str(i) for i in range(100)), "in"))
+            like_at_cap: dict[str, str] = {}
+            for i in range(100):
+                like_at_cap.update(_filter(i // 21, i % 21, "name", "%a" * 60 + "%", "like"))
             cases: list[tuple[str, str, Request, Request]] = [
                 (
                     "GET /rest/V1/products",
@@ -150,6 +158,24 @@ async def main(quick: bool) -> None:
                         urlencode(_filter(0, 0, "entity_id", big_in, "in")),
                         list(cauth.items()),
                     ),
+                ),
+                (
+                    "GET /rest/V1/products",
+                    "in: 1,000 values (accepted)",
+                    get("/rest/V1/products", _filter(0, 0, "sku", "24-MB01,24-MB04", "in")),
+                    get("/rest/V1/products", _filter(0, 0, "id", in_at_cap, "in")),
+                ),
+                (
+                    "GET /rest/V1/orders",
+                    "10 in filters of 100 (accepted)",
+                    get("/rest/V1/orders", _filter(0, 0, "entity_id", "1,2", "in")),
+                    get("/rest/V1/orders", spread_at_cap),
+                ),
+                (
+                    "GET /rest/V1/products",
+                    "100 like filters of 120 (accepted)",
+                    get("/rest/V1/products", _filter(0, 0, "name", "%Bag%", "like")),
+                    get("/rest/V1/products", like_at_cap),
                 ),
                 (
                     "GET /rest/V1/products",

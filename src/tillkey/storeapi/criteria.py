@@ -26,7 +26,7 @@ MAX_SORT_INDEX = 5
 MAX_FILTERS = 100  # filters in one request, all groups together
 MAX_VALUE_LENGTH = 8192  # characters of one filter value (an `in` list included)
 MAX_IN_VALUES = 1000  # values of one `in` / `nin` filter
-MAX_VALUES = 2000  # values of all filters of one request (a scalar filter counts one)
+MAX_VALUES = 1000  # values of all filters of one request (a scalar filter counts one)
 # Whole numbers as the store's integer columns hold them (32 or 64 bits, signed): a bigger one
 # would fail in the database driver (a 500), not match nothing.
 _WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
