@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
     # never gets an admin token), "optional" (only admins who activated it must use it) or "off".
     admin_2fa: Literal["required", "optional", "off"] = "required"
+    # Wrong recovery codes one admin may try (on any surface) before recovery codes are refused
+    # for login_throttle_lock_seconds; counted in the database.
+    recovery_code_max_failures: int = Field(default=5, ge=1, le=100)
     # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
     totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
     # Cookie sessions (POST /auth/session): lifetime in seconds (Medusa's default, 10 h). The cookie

@@ -166,3 +166,28 @@ def test_refresh_families_per_client_and_user_revoke_the_oldest_login(tmp_path: 
             assert answers == [(401, 401), (401, 401), (200, 200), (200, 200), (200, 200)]
 
     inprocess.run(body)
+
+
+def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: Path) -> None:
+    import pyotp
+
+    from tillkey.security.totp import Totp
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as one, inprocess.running(tmp_path) as two:
+            admin = await one.create_admin("ada", email=ADMIN_EMAIL)
+            enrolment = await Totp(one.tk).enroll(admin.id)
+            codes = await Totp(one.tk).activate(admin.id, pyotp.TOTP(enrolment.secret).at(one.tk.clock.now()))
+            wrong = "aaaa-aaaa-aaaa"
+            cap = one.tk.settings.recovery_code_max_failures
+            for i in range(cap):
+                assert not await Totp((one, two)[i % 2].tk).verify(admin.id, wrong)
+            # Past the budget, even a right code is refused, on either process, until the lock ends.
+            assert not await Totp(two.tk).verify(admin.id, codes[0])
+            assert not await Totp(one.tk).verify(admin.id, codes[0])
+            for t in (one, two):
+                t.advance(one.tk.settings.login_throttle_lock_seconds + 1)
+            assert await Totp(one.tk).verify(admin.id, codes[0])
+            assert not await Totp(two.tk).verify(admin.id, codes[0])  # spent
+
+    inprocess.run(body)
