@@ -192,3 +192,31 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
             assert not await Totp(two.tk).verify(admin.id, codes[0])  # spent
 
     inprocess.run(body)
+
+
+def test_password_steps_without_the_code_cannot_end_a_signed_in_console_session(tmp_path: Path) -> None:
+    import pyotp
+
+    from tillkey.security.totp import Totp
+
+    async def body() -> None:
+        settings = {"admin_2fa": "optional", "console_sessions_per_admin": 3}
+        async with inprocess.running(tmp_path, **settings) as t:
+            admin = await t.create_admin("ada", email=ADMIN_EMAIL)
+            enrolment = await Totp(t.tk).enroll(admin.id)
+            await Totp(t.tk).activate(admin.id, pyotp.TOTP(enrolment.secret).at(t.tk.clock.now() - 30))
+            owner = await _console_sign_in(t)  # the password step: waits for the code
+            page = await owner.get("/console/login/otp")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf, page.text
+            code = pyotp.TOTP(enrolment.secret).at(t.tk.clock.now())
+            r = await owner.post("/console/login/otp", data={"csrf": csrf.group(1), "otp": code})
+            assert r.status_code == 303 and r.headers["location"] == "/console/", r.text
+            # Someone who knows only the password makes sign-ins that wait for a code, many times.
+            for _ in range(6):
+                await (await _console_sign_in(t)).aclose()
+            assert await _stored(t, "console", admin.id) == 3
+            assert (await owner.get("/console/")).status_code == 200
+            await owner.aclose()
+
+    inprocess.run(body)

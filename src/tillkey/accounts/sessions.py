@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,10 @@ class Sessions:
     async def start(
         self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
         ip: str | None = None, user_agent: str | None = None, ttl: int | None = None,
+        rank: Callable[[Session], int] | None = None,
     ) -> Started:  # fmt: skip
-        """ttl: seconds (default: the session_ttl setting)."""
+        """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
+        the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
         cookie = PREFIX + random_token(32)
         now_ms = int(self.tk.clock.now() * 1000)
         ttl = self.tk.settings.session_ttl if ttl is None else ttl
@@ -48,7 +51,8 @@ class Sessions:
         settings = self.tk.settings
         limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
         async with self.tk.db.transaction() as s:
-            evicted = await repo.add_bounded(s, session, limit=limit, evict=settings.session_limit == "evict_oldest")
+            evict = settings.session_limit == "evict_oldest"
+            evicted = await repo.add_bounded(s, session, limit=limit, evict=evict, rank=rank)
             await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
             for old in evicted:
                 await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)

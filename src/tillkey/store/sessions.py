@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -41,11 +41,15 @@ async def add(s: AsyncSession, session: Session) -> None:
     )  # fmt: skip
 
 
-async def add_bounded(s: AsyncSession, session: Session, *, limit: int, evict: bool) -> list[Session]:
+async def add_bounded(
+    s: AsyncSession, session: Session, *, limit: int, evict: bool, rank: Callable[[Session], int] | None = None
+) -> list[Session]:
     """Add `session`, keeping at most `limit` live sessions of its account and kind, across every
     process. evict: the oldest beyond the limit are deleted here and answered (the caller tells
-    memory and the change feed); else a session past the limit is refused (Conflict), nothing
-    written. Expired rows of the account go in passing."""
+    memory and the change feed); those of a lower `rank` go first (the console's sign-ins still
+    waiting for their code, so that someone who knows only the password cannot end a signed-in
+    admin's session). Else a session past the limit is refused (Conflict), nothing written.
+    Expired rows of the account go in passing."""
     await bounds.serialize(s, "sessions", session.user_type, session.user_id)
     await add(s, session)
     await s.flush()  # the first write: on SQLite it takes the lock before anything is counted
@@ -57,6 +61,8 @@ async def add_bounded(s: AsyncSession, session: Session, *, limit: int, evict: b
         .order_by(SessionRow.created_ms.desc(), SessionRow.digest)
     )
     others = [_session(r) for r in rows]
+    if rank is not None:
+        others.sort(key=rank, reverse=True)  # stable: newest first within a rank
     over = others[max(0, limit - 1) :]
     if not over:
         return []
