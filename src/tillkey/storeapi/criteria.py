@@ -168,6 +168,8 @@ def values(f: Filter) -> list[str]:
 def typed(kind: type, raw: str, field_name: str, *, int_bits: int = 32) -> Any:
     """A filter value as the column's Python type: query strings carry text, and drivers (asyncpg)
     bind by type. A number the column cannot hold is a 400 here, not a driver's OverflowError."""
+    if kind in (int, Decimal):
+        raw = raw.strip()  # int() and Decimal() always allowed surrounding spaces
     if kind is int:
         number = int(raw) if _WHOLE.fullmatch(raw) else None
         if number is None or not -(2 ** (int_bits - 1)) <= number < 2 ** (int_bits - 1):
