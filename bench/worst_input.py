@@ -39,18 +39,29 @@ F = "searchCriteria[filterGroups][{g}][filters][{f}][{k}]"
 
 
 def _filter(g: int, f: int, field: str, value: str, cond: str) -> dict[str, str]:
-    return {F.format(g=g, f=f, k="field"): field, F.format(g=g, f=f, k="value"): value,
-            F.format(g=g, f=f, k="conditionType"): cond}  # fmt: skip
+    return {
+        F.format(g=g, f=f, k="field"): field,
+        F.format(g=g, f=f, k="value"): value,
+        F.format(g=g, f=f, k="conditionType"): cond,
+    }
 
 
 async def _raw_get(app: Any, path: str, query: str, headers: list[tuple[str, str]]) -> httpx.Response:
     """A GET straight into the ASGI app: httpx refuses query strings over 64 KiB, servers need not."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
         "headers": [(b"host", b"127.0.0.1:8000"), *((k.lower().encode(), v.encode()) for k, v in headers)],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
     status = 0
     sent = False
 

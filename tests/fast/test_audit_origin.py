@@ -57,26 +57,38 @@ async def _console_and_oauth2(t: inprocess.InProcess, c: httpx.AsyncClient) -> N
     form = {"csrf": csrf.group(1), "username": "ada", "password": inprocess.ADMIN_PASSWORD}
     assert (await c.post("/console/login", data=form)).status_code == 303
     reg = await Clients(t.tk).create(
-        name="app", client_type="confidential", redirect_uris=[REDIRECT],
+        name="app",
+        client_type="confidential",
+        redirect_uris=[REDIRECT],
         grant_types=["authorization_code", "refresh_token", "client_credentials"],
-        scopes=["openid", "Magento_Catalog::products"], first_party=True,
-    )  # fmt: skip
+        scopes=["openid", "Magento_Catalog::products"],
+        first_party=True,
+    )
     assert reg.secret is not None
     basic = base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    r = await c.get("/oauth2/authorize", params={
-        "response_type": "code", "client_id": reg.client.client_id, "redirect_uri": REDIRECT, "scope": "openid",
-        "code_challenge": challenge, "code_challenge_method": "S256", "state": "s",
-    })  # fmt: skip
+    r = await c.get(
+        "/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": reg.client.client_id,
+            "redirect_uri": REDIRECT,
+            "scope": "openid",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "s",
+        },
+    )
     assert r.status_code == 302, r.text
     code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
     auth = {"Authorization": f"Basic {basic}"}
     grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
     r = await c.post("/oauth2/token", data=grant, headers=auth)
     assert r.status_code == 200, r.text
-    r = await c.post("/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]},
-                     headers=auth)  # fmt: skip
+    r = await c.post(
+        "/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}, headers=auth
+    )
     assert r.status_code == 200, r.text
     r = await c.post("/oauth2/token", data={"grant_type": "client_credentials"}, headers=auth)
     assert r.status_code == 200, r.text
@@ -99,8 +111,15 @@ def test_every_sign_in_and_issuance_record_carries_ip_and_user_agent(tmp_path: P
                 records += await t.tk.audit.search(AuditQuery(event=event, limit=200))
             seen = {(r.event, r.actor_type) for r in records}
             # Every path above left its records (admin 2, customer 3, guest 4, OAuth client 5 …).
-            assert {("login.success", 2), ("login.success", 3), ("token.issued", 2), ("token.issued", 3),
-                    ("token.issued", 4), ("session.created", 3), ("session.created", 2)} <= seen  # fmt: skip
+            assert {
+                ("login.success", 2),
+                ("login.success", 3),
+                ("token.issued", 2),
+                ("token.issued", 3),
+                ("token.issued", 4),
+                ("session.created", 3),
+                ("session.created", 2),
+            } <= seen
             assert len(records) >= 17
             missing = [(r.event, r.details) for r in records if (r.ip, r.user_agent) != (CLIENT_IP, UA)]
             assert not missing

@@ -17,8 +17,11 @@ ORDERS = "Magento_Sales::actions_view"
 
 
 def _filter(field: str, value: str, cond: str = "eq", g: int = 0, f: int = 0) -> dict[str, str]:
-    return {F.format(g=g, f=f, k="field"): field, F.format(g=g, f=f, k="value"): value,
-            F.format(g=g, f=f, k="conditionType"): cond}  # fmt: skip
+    return {
+        F.format(g=g, f=f, k="field"): field,
+        F.format(g=g, f=f, k="value"): value,
+        F.format(g=g, f=f, k="conditionType"): cond,
+    }
 
 
 def _magento_400(r: Any) -> dict[str, Any]:
@@ -222,5 +225,36 @@ def test_form_field_caps(tmp_path: Path) -> None:
             assert r.status_code == 400 and r.json()["error"] == "invalid_request"
             r = await t.client.post("/console/login", content=many, headers=form)
             assert 400 <= r.status_code < 500, r.text
+
+    inprocess.run(body)
+
+
+def test_console_page_forms_are_capped(tmp_path: Path) -> None:
+    import re
+
+    from tests.fast.test_bounds import _console_sign_in
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("ada", email="ada@example.com")
+            browser = await _console_sign_in(t)
+            try:
+                page = await browser.get("/console/")
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+                assert csrf, page.text
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                fields = "&".join(f"f{i}=1" for i in range(2000))
+                within = "&".join(f"f{i}=1" for i in range(1999))
+                # Within the cap (2,000 fields with its CSRF token), the form goes through.
+                ok = await browser.post(
+                    "/console/session/extend", content=f"csrf={csrf.group(1)}&{within}", headers=form
+                )
+                assert ok.status_code < 400, ok.text
+                over = await browser.post(
+                    "/console/session/extend", content=f"csrf={csrf.group(1)}&{fields}", headers=form
+                )
+                assert over.status_code == 403 and "Request refused" in over.text
+            finally:
+                await browser.aclose()
 
     inprocess.run(body)

@@ -307,10 +307,15 @@ class MedusaAuth:
             # Per account, whatever the IP or the spelling of the email: the mailbox is not flooded,
             # and the tokens already sent stay valid. The client got the same 201 as ever.
             await tk.audit.record(
-                audit.PASSWORD_RESET_REQUESTED, outcome=audit.FAILURE, actor_type=int(utype), actor_id=account.id,
-                username=identifier[:255], ip=attempt.ip, user_agent=attempt.user_agent,
+                audit.PASSWORD_RESET_REQUESTED,
+                outcome=audit.FAILURE,
+                actor_type=int(utype),
+                actor_id=account.id,
+                username=identifier[:255],
+                ip=attempt.ip,
+                user_agent=attempt.user_agent,
                 details={"reason": f"more than {limit} requests within the token lifetime"},
-            )  # fmt: skip
+            )
             return
         sent = self.outbox.send({
             "kind": "password_reset", "actor_type": actor, "entity_id": identifier, "to": account.email,

@@ -89,9 +89,14 @@ class Sessions:
         await self._forget(sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
 
     async def _forget(
-        self, sessions: list[Session], *, reason: str, ip: str | None = None, user_agent: str | None = None,
+        self,
+        sessions: list[Session],
+        *,
+        reason: str,
+        ip: str | None = None,
+        user_agent: str | None = None,
         by: tuple[int, int] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Sessions whose rows are gone (committed): out of this process's memory, and audited."""
         for session in sessions:
             self.tk.sessions.drop(session.digest)
