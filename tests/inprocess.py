@@ -74,6 +74,7 @@ class InProcess:
     tk: Tillkey
     client: httpx.AsyncClient
     clock: Clock
+    transport: httpx.ASGITransport | None = None
     accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +83,11 @@ class InProcess:
     def advance(self, seconds: float) -> None:
         """Move the server's clock forward: expiries, lockouts and idle timeouts see the new time."""
         self.clock.offset += seconds
+
+    def browser(self) -> httpx.AsyncClient:
+        """Another client of the same app with a cookie jar of its own (a second browser)."""
+        assert self.transport is not None
+        return httpx.AsyncClient(transport=self.transport, base_url=BASE_URL)
 
     @staticmethod
     def bearer(token: str) -> dict[str, str]:
@@ -188,4 +194,4 @@ async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[InProcess]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield InProcess(tk, client, clock)
+            yield InProcess(tk, client, clock, transport)

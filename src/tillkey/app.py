@@ -22,7 +22,9 @@ from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllo
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import Metrics, RequestCounter
 from tillkey.runtime import Tillkey
+from tillkey.security.audit import RequestContextMiddleware
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
+from tillkey.security.request_limits import RequestLimitsMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
@@ -199,14 +201,17 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     app.state.readiness = ReadinessProbe(runtime)
     app.state.metrics = Metrics(runtime, app.state.readiness)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
-    # Added last runs first: proxy headers → security headers → rate limit → publishable key (/store)
-    # → Magento paths → request counter → routes.
+    # Inside the proxy headers: audit records get the client as the trusted proxies name it.
+    app.add_middleware(RequestContextMiddleware)
+    # Added last runs first: proxy headers → security headers → request shape caps → rate limit
+    # → publishable key (/store) → Magento paths → audit request context → request counter → routes.
     app.add_middleware(MagentoPathMiddleware)
     app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
     app.add_middleware(
         RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
         render=render_error_scope, pacer=runtime.pacer,
     )  # fmt: skip
+    app.add_middleware(RequestLimitsMiddleware, render=render_error_scope)
     app.add_middleware(SecurityHeadersMiddleware)
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
     if trusted:

@@ -35,6 +35,7 @@ from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import identities as identities_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store import sessions as sessions_repo
@@ -342,6 +343,7 @@ class Tillkey:
             await oauth2_repo.purge_expired(s, now)
             await auth_repo.trim_changes(s, now - 86400)
             await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
+            await identities_repo.purge_expired_resets(s, int(self.clock.now() * 1000))
             # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
             await integrations_repo.prune_nonces(s, now - self.settings.oauth1_timestamp_max_age)
         self.sessions.prune(self.clock.now())

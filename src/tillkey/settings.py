@@ -109,16 +109,31 @@ class Settings(BaseSettings):
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
     # never gets an admin token), "optional" (only admins who activated it must use it) or "off".
     admin_2fa: Literal["required", "optional", "off"] = "required"
+    # Wrong recovery codes one admin may try (on any surface) before recovery codes are refused
+    # for login_throttle_lock_seconds; counted in the database.
+    recovery_code_max_failures: int = Field(default=5, ge=1, le=100)
     # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
     totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
     # Cookie sessions (POST /auth/session): lifetime in seconds (Medusa's default, 10 h). The cookie
     # is HttpOnly, SameSite=Lax, and Secure except over plain HTTP from a loopback client.
     session_ttl: int = Field(default=36_000, gt=0, le=30 * 86400)
+    # Live sessions one account may hold at once: cookie sessions (POST /auth/session) per account,
+    # and console sessions per admin (sign-in steps waiting for a code included). Counted in the
+    # database when a session is created, so the bound holds across processes. At the bound,
+    # session_limit "evict_oldest" ends the oldest session (its cookie stops working as at logout)
+    # and "refuse" answers 409 to the new one.
+    sessions_per_account: int = Field(default=10, ge=1, le=10_000)
+    console_sessions_per_admin: int = Field(default=5, ge=1, le=1000)
+    session_limit: Literal["evict_oldest", "refuse"] = "evict_oldest"
     # How often (seconds) at most the last-use time of one API key or session is written. Uses are
     # noted in memory and written in batches by the sync loop, never on the request path.
     last_used_interval: float = Field(default=60.0, ge=0)
     # Lifetime of a password reset token (seconds; Medusa: 15 min).
     password_reset_ttl: int = Field(default=900, gt=0, le=86400)
+    # Reset requests honoured per account within password_reset_ttl (each mails a token; all stay
+    # valid until used or expired, so a later request never voids one already delivered). Requests
+    # past it answer the same 201 and send nothing (audited). Counted in the database.
+    password_reset_per_account: int = Field(default=3, ge=1, le=100)
     # Outbox for messages Tillkey would e-mail (password reset tokens): JSON lines appended to this
     # file (mode 0600) for the operator's mailer to deliver. Empty: such messages are dropped (with a
     # warning in the log that never contains the token).
@@ -152,6 +167,9 @@ class Settings(BaseSettings):
     id_token_ttl: int = Field(default=3600, gt=0, le=86400)
     refresh_token_idle_ttl: int = Field(default=14 * 86400, gt=0)
     refresh_token_absolute_ttl: int = Field(default=30 * 86400, gt=0)
+    # Live refresh-token families (logins) per client and user (the Magento refresh cookie counts as
+    # one client); starting one more revokes the oldest, with the access tokens issued from it.
+    refresh_families_per_client_user: int = Field(default=20, ge=1, le=10_000)
     # Admin console sessions (also what /oauth2/authorize signs users in with), enforced on the
     # server: a session ends after console_idle_timeout seconds without a request, and
     # console_absolute_lifetime seconds after sign-in whatever happens.

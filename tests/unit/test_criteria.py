@@ -46,6 +46,9 @@ def test_paging_defaults_are_bounded() -> None:
         [("searchCriteria[pageSize]", str(MAX_PAGE_SIZE + 1))],
         [("searchCriteria[currentPage]", "0")],
         [("searchCriteria[filterGroups][x][filters][0][field]", "sku")],
+        [("searchCriteria[filterGroups][²][filters][0][field]", "sku")],  # isdigit() but not int()
+        [("searchCriteria[pageSize]", "²")],
+        [("searchCriteria[currentPage]", "9" * 40)],
         [("searchCriteria[filterGroups][0][filters][0][field]", "secret")],
         [("searchCriteria[sortOrders][0][field]", "sku"), ("searchCriteria[sortOrders][0][direction]", "UP")],
     ],

@@ -298,9 +298,27 @@ class MedusaAuth:
             )  # fmt: skip
             return
         token = RESET_PREFIX + random_token(32)
-        expires_ms = self._now_ms() + tk.settings.password_reset_ttl * 1000
+        now_ms = self._now_ms()
+        expires_ms = now_ms + tk.settings.password_reset_ttl * 1000
+        limit = tk.settings.password_reset_per_account
         async with tk.db.transaction() as s:
-            await repo.add_reset(s, tk.master.digest(token), int(utype), account.id, expires_ms)
+            added = await repo.add_reset(
+                s, tk.master.digest(token), int(utype), account.id, expires_ms, now_ms=now_ms, limit=limit
+            )
+        if not added:
+            # Per account, whatever the IP or the spelling of the email: the mailbox is not flooded,
+            # and the tokens already sent stay valid. The client got the same 201 as ever.
+            await tk.audit.record(
+                audit.PASSWORD_RESET_REQUESTED,
+                outcome=audit.FAILURE,
+                actor_type=int(utype),
+                actor_id=account.id,
+                username=identifier[:255],
+                ip=attempt.ip,
+                user_agent=attempt.user_agent,
+                details={"reason": f"more than {limit} requests within the token lifetime"},
+            )
+            return
         sent = self.outbox.send({
             "kind": "password_reset", "actor_type": actor, "entity_id": identifier, "to": account.email,
             "token": token, "expires_at": expires_ms // 1000,
@@ -320,8 +338,9 @@ class MedusaAuth:
         if not reset_token or not reset_token.startswith(RESET_PREFIX) or len(reset_token) > 128:
             raise Unauthenticated(INVALID_TOKEN)
         async with tk.db.transaction() as s:
-            spent = await repo.consume_reset(s, tk.master.digest(reset_token), self._now_ms())
-        if spent is None or spent[0] != ACTORS[actor]:
+            # The route's actor type is part of the lookup: another actor's token is refused unspent.
+            spent = await repo.consume_reset(s, tk.master.digest(reset_token), int(ACTORS[actor]), self._now_ms())
+        if spent is None:
             raise Unauthenticated(INVALID_TOKEN, detail="unknown, spent, expired or other actor's reset token")
         utype, uid = UserType(spent[0]), spent[1]
         password = body.get("password")
@@ -341,6 +360,7 @@ class MedusaAuth:
                 await accounts_repo.set_admin_password_hash(s, uid, hashed)
             else:
                 await accounts_repo.set_customer_password_hash(s, uid, hashed)
+            await repo.void_resets(s, int(utype), uid)
         await tk.revoker.revoke_for(utype, uid)
         await tk.audit.record(
             audit.PASSWORD_RESET_COMPLETED, actor_type=int(utype), actor_id=uid, username=account.email,

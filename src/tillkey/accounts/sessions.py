@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
+
+CONSOLE = "console"  # console/session.py's kind: its own bound (console_sessions_per_admin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +36,10 @@ class Sessions:
     async def start(
         self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
         ip: str | None = None, user_agent: str | None = None, ttl: int | None = None,
+        rank: Callable[[Session], int] | None = None,
     ) -> Started:  # fmt: skip
-        """ttl: seconds (default: the session_ttl setting)."""
+        """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
+        the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
         cookie = PREFIX + random_token(32)
         now_ms = int(self.tk.clock.now() * 1000)
         ttl = self.tk.settings.session_ttl if ttl is None else ttl
@@ -43,10 +48,16 @@ class Sessions:
             json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
             now_ms + ttl * 1000,
         )  # fmt: skip
+        settings = self.tk.settings
+        limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
         async with self.tk.db.transaction() as s:
-            await repo.add(s, session)
+            evict = settings.session_limit == "evict_oldest"
+            evicted = await repo.add_bounded(s, session, limit=limit, evict=evict, rank=rank)
             await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+            for old in evicted:
+                await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)
         self.tk.sessions.put(session)
+        await self._forget(evicted, reason=f"evicted: more than {limit} sessions", ip=ip, user_agent=user_agent)
         await self.tk.audit.record(
             audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
             details={"kind": kind, "ttl": ttl},
@@ -75,6 +86,18 @@ class Sessions:
             for session in sessions:
                 await repo.end(s, session.digest)
                 await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+        await self._forget(sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
+
+    async def _forget(
+        self,
+        sessions: list[Session],
+        *,
+        reason: str,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        by: tuple[int, int] | None = None,
+    ) -> None:
+        """Sessions whose rows are gone (committed): out of this process's memory, and audited."""
         for session in sessions:
             self.tk.sessions.drop(session.digest)
             details: dict[str, object] = {"kind": session.kind, "reason": reason}

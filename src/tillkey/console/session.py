@@ -103,6 +103,15 @@ class ConsoleSession:
         return self.session.expires_ms
 
 
+def _signed_in(session: Session) -> int:
+    """Past the bound of console sessions per admin, sign-ins still waiting for their second factor
+    are ended before signed-in sessions: knowing the password must not log the admin out."""
+    try:
+        return 0 if json.loads(session.context).get("pending_otp", True) else 1
+    except (ValueError, AttributeError):
+        return 0
+
+
 class ConsoleSessions:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
@@ -137,7 +146,7 @@ class ConsoleSessions:
         }  # fmt: skip
         started = await self._sessions.start(
             kind=KIND, user_type=user_type, user_id=user_id, identity_id=None, context=context, ttl=ttl, ip=ip,
-            user_agent=user_agent,
+            user_agent=user_agent, rank=_signed_in,
         )  # fmt: skip
         return started.cookie
 

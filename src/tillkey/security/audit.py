@@ -22,6 +22,7 @@ Field conventions, so that searches mean the same thing for every event:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tillkey.clock import Clock
 from tillkey.security.redaction import clean_details, clean_text
@@ -181,6 +183,41 @@ class RequestInfo:
         return cls(client.host if client else None, headers.get("user-agent"), headers.get("x-request-id"))
 
 
+# Where the request being served comes from: every record made while serving it (a sign-in, a
+# token issued deep in a service, a session started) carries its IP and user agent without each
+# call site having to pass them, so no issuance path can forget them (issue 21).
+_current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("tillkey_audit_request", default=None)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContextMiddleware:
+    """Notes each HTTP request's client (as the trusted-proxy rules resolved it: install this
+    inside ProxyHeadersMiddleware), user agent and request id for the audit records it causes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        info = RequestInfo(
+            client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id")
+        )
+        token = _current.set(info)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """A validated event waiting for its place in the chain."""
@@ -260,6 +297,10 @@ class AuditLog:
         if details is not None and not isinstance(details, dict):
             raise ValueError("audit details must be a dict")
         encoded = canonical(clean_details(details, DETAILS_DEPTH)) if details else None
+        current = _current.get()
+        if current is not None:
+            ip, user_agent = ip or current.ip, user_agent or current.user_agent
+            request_id = request_id or current.request_id
         if encoded is not None and len(encoded) > DETAILS_MAX:
             raise ValueError(f"audit details are {len(encoded)} characters; at most {DETAILS_MAX}")
         return _Entry(

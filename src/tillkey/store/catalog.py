@@ -9,11 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from tillkey.errors import InvalidRequest
 from tillkey.store.models import (
     CustomerRow,
     OrderItemRow,
@@ -23,6 +22,7 @@ from tillkey.store.models import (
     StoreViewRow,
     WebsiteRow,
 )
+from tillkey.storeapi import criteria
 from tillkey.storeapi.criteria import Criteria, Filter
 
 
@@ -53,26 +53,8 @@ async def websites(s: AsyncSession) -> list[dict[str, Any]]:
 
 def _coerce(col: Any, raw: str) -> Any:
     """Filter values arrive as text; bind them with the column's type (asyncpg is strict)."""
-    kind = col.type.python_type
-    try:
-        if kind is int:
-            return int(raw)
-        if kind is Decimal:
-            return Decimal(raw)
-        if kind is bool:
-            return raw.lower() in ("1", "true")
-        if kind is datetime:
-            try:
-                return datetime.fromisoformat(raw)
-            except ValueError:
-                # MySQL turns an unreadable date into the zero date, and clients rely on it:
-                # my-magento's get_all() filters on `created_at >= "None"` to mean "everything".
-                return datetime.min
-    except (ValueError, ArithmeticError):
-        raise InvalidRequest(
-            'The "%fieldName" filter value is not valid for its type.', parameters={"fieldName": col.key}
-        ) from None
-    return raw
+    bits = 64 if isinstance(col.type, BigInteger) else 32
+    return criteria.typed(col.type.python_type, raw, col.key, int_bits=bits)
 
 
 _COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
@@ -87,7 +69,7 @@ _COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = 
 
 def _condition(col: ColumnElement[Any], f: Filter) -> ColumnElement[bool]:
     if f.condition in ("in", "nin"):
-        many = [_coerce(col, p.strip()) for p in f.value.split(",")]
+        many = [_coerce(col, p) for p in criteria.values(f)]
         return col.in_(many) if f.condition == "in" else not_(col.in_(many))
     if f.condition in ("like", "nlike"):
         return col.like(f.value) if f.condition == "like" else not_(col.like(f.value))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.errors import Conflict
+from tillkey.store import bounds
 from tillkey.store.accounts import username_key
 from tillkey.store.models import AuthIdentityRow, PasswordResetRow
 
@@ -72,24 +73,52 @@ async def link(s: AsyncSession, identity_id: int, user_type: int, user_id: int, 
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-async def add_reset(s: AsyncSession, digest: str, user_type: int, user_id: int, expires_ms: int) -> None:
-    # A new token replaces every earlier one of this account (as Medusa does).
-    await s.execute(
-        delete(PasswordResetRow).where(PasswordResetRow.user_type == user_type, PasswordResetRow.user_id == user_id)
-    )
+async def add_reset(
+    s: AsyncSession, digest: str, user_type: int, user_id: int, expires_ms: int, *, now_ms: int, limit: int
+) -> bool:
+    """Add a reset token unless the account already had `limit` issued within a token's lifetime
+    (False: nothing added). Earlier tokens stay valid: a new request never voids one already
+    mailed (Medusa deletes them, so anyone could keep a victim's token void). Counted in the
+    database under a per-account lock, so the bound holds across processes."""
+    await bounds.serialize(s, "password_resets", user_type, user_id)
     s.add(PasswordResetRow(digest=digest, user_type=user_type, user_id=user_id, expires_ms=expires_ms))
+    await s.flush()  # the first write: on SQLite it takes the lock before anything is counted
+    mine = (PasswordResetRow.user_type == user_type, PasswordResetRow.user_id == user_id)
+    await s.execute(delete(PasswordResetRow).where(*mine, PasswordResetRow.expires_ms <= now_ms))
+    # Every token issued within the lifetime counts, used or not: so does the request that made it.
+    issued = await s.scalar(select(func.count()).select_from(PasswordResetRow).where(*mine))
+    if int(issued or 0) > limit:
+        await s.execute(delete(PasswordResetRow).where(PasswordResetRow.digest == digest))
+        return False
+    return True
 
 
-async def consume_reset(s: AsyncSession, digest: str, now_ms: int) -> tuple[int, int] | None:
-    """Spend a reset token atomically: (user_type, user_id) once, None ever after or when expired."""
+async def consume_reset(s: AsyncSession, digest: str, user_type: int, now_ms: int) -> tuple[int, int] | None:
+    """Spend a reset token of `user_type` atomically: (user_type, user_id) once, None ever after,
+    when expired, or when it is another actor type's (then it stays unspent for its own route)."""
     row = await s.get(PasswordResetRow, digest)
-    if row is None or row.used_ms is not None or row.expires_ms <= now_ms:
+    if row is None or row.used_ms is not None or row.expires_ms <= now_ms or row.user_type != user_type:
         return None
     res = await s.execute(
         update(PasswordResetRow)
-        .where(PasswordResetRow.digest == digest, PasswordResetRow.used_ms.is_(None))
+        .where(
+            PasswordResetRow.digest == digest,
+            PasswordResetRow.used_ms.is_(None),
+            PasswordResetRow.user_type == user_type,
+        )
         .values(used_ms=now_ms)
     )
     if not res.rowcount:  # type: ignore[attr-defined]
         return None
     return row.user_type, row.user_id
+
+
+async def void_resets(s: AsyncSession, user_type: int, user_id: int) -> None:
+    """The password was reset: the account's other outstanding tokens must not reset it again."""
+    await s.execute(
+        delete(PasswordResetRow).where(PasswordResetRow.user_type == user_type, PasswordResetRow.user_id == user_id)
+    )
+
+
+async def purge_expired_resets(s: AsyncSession, now_ms: int) -> None:
+    await s.execute(delete(PasswordResetRow).where(PasswordResetRow.expires_ms <= now_ms))

@@ -383,6 +383,7 @@ class PasswordResetRow(Base):
 
 
 Index("ix_password_resets_user", PasswordResetRow.user_type, PasswordResetRow.user_id)
+Index("ix_sessions_user", SessionRow.user_type, SessionRow.user_id, SessionRow.kind)
 Index("ix_auth_identities_user", AuthIdentityRow.user_type, AuthIdentityRow.user_id)
 
 
@@ -505,7 +506,10 @@ class RefreshTokenRow(Base):
     `access_jti` is the access token issued beside it, revoked with the family."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+    __table_args__ = (
+        Index("ix_refresh_tokens_family", "family_id"),
+        Index("ix_refresh_tokens_user", "user_type", "user_id", "client_id"),
+    )
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NULL: Magento cookie flow

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import OAuthClientRow, OAuthCodeRow, RefreshFamilyRow, RefreshTokenRow
@@ -245,6 +245,32 @@ async def revoke_family(s: AsyncSession, family_id: str, now: int) -> list[tuple
         )
     )
     return [(str(j), e) for j, e in rows]
+
+
+async def families_beyond(
+    s: AsyncSession, *, client_id: str | None, user_type: int, user_id: int, now: int, keep: int, newest: str
+) -> list[RefreshToken]:
+    """Live families of one client and user past the newest `keep`, `newest` (just started)
+    counted first (one token of each, oldest login first): the ones to revoke so that no client
+    can grow a user's logins without bound."""
+    client = RefreshTokenRow.client_id.is_(None) if client_id is None else RefreshTokenRow.client_id == client_id
+    started = func.min(RefreshTokenRow.issued_at)
+    rows = await s.execute(
+        select(RefreshTokenRow.family_id, started)
+        .where(
+            client,
+            RefreshTokenRow.user_type == user_type,
+            RefreshTokenRow.user_id == user_id,
+            RefreshTokenRow.revoked_at.is_(None),
+            RefreshTokenRow.family_expires_at > now,
+            RefreshTokenRow.family_id != newest,
+        )
+        .group_by(RefreshTokenRow.family_id)
+        .order_by(started.desc(), RefreshTokenRow.family_id)
+        .offset(max(0, keep - 1))
+    )
+    found = [await family_token(s, family_id) for family_id, _ in rows]
+    return [t for t in reversed(found) if t is not None]
 
 
 async def families_of_client(s: AsyncSession, client_id: str) -> list[str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey.errors import Conflict
+from tillkey.store import bounds
 from tillkey.store.models import SessionRow
+
+TOO_MANY = "This account has too many active sessions. Sign out of one and try again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,37 @@ async def add(s: AsyncSession, session: Session) -> None:
             last_seen_ms=session.created_ms, expires_ms=session.expires_ms,
         )
     )  # fmt: skip
+
+
+async def add_bounded(
+    s: AsyncSession, session: Session, *, limit: int, evict: bool, rank: Callable[[Session], int] | None = None
+) -> list[Session]:
+    """Add `session`, keeping at most `limit` live sessions of its account and kind, across every
+    process. evict: the oldest beyond the limit are deleted here and answered (the caller tells
+    memory and the change feed); those of a lower `rank` go first (the console's sign-ins still
+    waiting for their code, so that someone who knows only the password cannot end a signed-in
+    admin's session). Else a session past the limit is refused (Conflict), nothing written.
+    Expired rows of the account go in passing."""
+    await bounds.serialize(s, "sessions", session.user_type, session.user_id)
+    await add(s, session)
+    await s.flush()  # the first write: on SQLite it takes the lock before anything is counted
+    mine = (SessionRow.user_type == session.user_type, SessionRow.user_id == session.user_id)
+    await s.execute(delete(SessionRow).where(*mine, SessionRow.expires_ms <= session.created_ms))
+    rows = await s.scalars(
+        select(SessionRow)
+        .where(*mine, SessionRow.kind == session.kind, SessionRow.digest != session.digest)
+        .order_by(SessionRow.created_ms.desc(), SessionRow.digest)
+    )
+    others = [_session(r) for r in rows]
+    if rank is not None:
+        others.sort(key=rank, reverse=True)  # stable: newest first within a rank
+    over = others[max(0, limit - 1) :]
+    if not over:
+        return []
+    if not evict:
+        raise Conflict(TOO_MANY, detail=f"{len(others)} live {session.kind} sessions, limit {limit}")
+    await s.execute(delete(SessionRow).where(SessionRow.digest.in_([x.digest for x in over])))
+    return over
 
 
 async def end(s: AsyncSession, digest: str) -> bool:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tillkey.security.body_limit import check_json_shape
+
 
 def loads(raw: bytes) -> Any:
-    """json.loads of UTF-8 text; ValueError (like json's own errors) for a lone surrogate."""
+    """json.loads of UTF-8 text; ValueError (like json's own errors) for a lone surrogate, or for a
+    body nested or wide past security/body_limit.py's caps."""
     data = json.loads(raw.decode("utf-8"))
+    check_json_shape(data, raw)
     # Surrogates can only arrive as \u escapes; only then is the (small) re-encoding paid.
     if b"\\u" in raw:
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError is a ValueError

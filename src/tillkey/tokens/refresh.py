@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from tillkey.errors import InvalidRequest
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
+from tillkey.store import bounds
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import RefreshToken
 
@@ -64,9 +65,22 @@ class RefreshTokens:
             family_expires_at=family_expires, access_jti=access_jti, access_expires_at=access_expires_at,
         )  # fmt: skip
         token = PREFIX + secrets.token_urlsafe(32)
+        limit = self.tk.settings.refresh_families_per_client_user
         async with self.tk.db.transaction() as s:
+            await bounds.serialize(s, "refresh_families", user_type, user_id)
             await repo.add_family(s, record.family_id, now, family_expires)
             await repo.add_refresh(s, self.tk.master.digest(token), record)
+            crowded = await repo.families_beyond(
+                s,
+                client_id=client_id,
+                user_type=user_type,
+                user_id=user_id,
+                now=now,
+                keep=limit,
+                newest=record.family_id,
+            )
+        for old in crowded:  # the oldest logins past the bound (issue 21)
+            await self.revoke_family(old, reason=f"more than {limit} logins of this client and user")
         self.tk.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 

@@ -1,0 +1,58 @@
+"""Caps on the shape of every request, checked before routing (issue 21): the number and size of
+headers and of query-string parameters. Starlette looks headers up by a linear scan and parses
+the whole query string on first use, so a request with 100,000 parameters cost 0.2 s of the event
+loop before any handler looked at it.
+
+The caps sit past what passes a reverse proxy with its defaults (nginx: an 8 KiB request line,
+header lines of at most 8 KiB in 32 KiB), so no real client reaches them. Pure ASGI; the checks
+are byte counts done in C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tillkey.errors import InvalidRequest, TillkeyError
+
+MAX_HEADERS = 200
+MAX_HEADER_BYTES = 65_536  # names and values of all headers together
+MAX_QUERY_BYTES = 65_536
+MAX_QUERY_PARAMS = 1_000
+
+
+class HeaderFieldsTooLarge(TillkeyError):
+    status_code = 431
+    default_message = "Request header fields too large."
+    oauth_error = "invalid_request"
+
+
+def check(scope: Scope) -> None:
+    """Raise the error a request of this shape gets; nothing for one within the caps."""
+    headers = scope["headers"]
+    if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+        raise HeaderFieldsTooLarge(
+            f"A request may carry at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes in all."
+        )
+    query: bytes = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY_BYTES or query.count(b"&") >= MAX_QUERY_PARAMS:
+        raise InvalidRequest(
+            f"The query string may hold at most {MAX_QUERY_PARAMS} parameters of {MAX_QUERY_BYTES} bytes in all."
+        )
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, app: ASGIApp, render: Callable[[Scope, TillkeyError], Response]) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                check(scope)
+            except TillkeyError as exc:
+                await self.render(scope, exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
