@@ -32,6 +32,7 @@ class AuditRecord:
     details: str | None  # canonical JSON, exactly as hashed
     prev_hash: str
     hash: str
+    v: int = 2  # the record's format (tillkey.security.audit: 1 legacy SHA-256, 2 keyed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +54,18 @@ class AuditQuery:
 def _record(r: AuditEventRow) -> AuditRecord:
     return AuditRecord(
         r.seq, r.created_ms, r.event, r.outcome, r.actor_type, r.actor_id, r.username, r.ip, r.user_agent,
-        r.request_id, r.details, r.prev_hash, r.hash,
+        r.request_id, r.details, r.prev_hash, r.hash, r.v,
     )  # fmt: skip
 
 
 async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
     """Reserve seq numbers for `n` records: (last reserved seq, hash of the record before the first).
 
-    Must be the first statement of its transaction. Being a write, it takes SQLite's database
+    The first statement of the background writer's transactions; inside a caller's transaction
+    (`AuditLog.record_in`) the last one, after the change it records. Being a write, it takes SQLite's database
     write lock (waiting out busy_timeout) before anything is read, and on PostgreSQL it row-locks
     the head until commit; a later appender then sees the new seq and hash. So appends from any
-    number of processes form one chain without gaps or forks.
+    number of processes form one chain without gaps or forks. `n` = 0 only locks and reads.
     """
     row = (
         await s.execute(
