@@ -46,11 +46,11 @@ class Sessions:
         async with self.tk.db.transaction() as s:
             await repo.add(s, session)
             await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+            await self.tk.audit.record_in(
+                s, audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+                details={"kind": kind, "ttl": ttl},
+            )  # fmt: skip
         self.tk.sessions.put(session)
-        await self.tk.audit.record(
-            audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
-            details={"kind": kind, "ttl": ttl},
-        )  # fmt: skip
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
@@ -75,15 +75,15 @@ class Sessions:
             for session in sessions:
                 await repo.end(s, session.digest)
                 await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+                details: dict[str, object] = {"kind": session.kind, "reason": reason}
+                if by is not None and by != (session.user_type, session.user_id):
+                    details.update(ended_by_type=by[0], ended_by_id=by[1])
+                await self.tk.audit.record_in(
+                    s, audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+                    user_agent=user_agent, details=details,
+                )  # fmt: skip
         for session in sessions:
             self.tk.sessions.drop(session.digest)
-            details: dict[str, object] = {"kind": session.kind, "reason": reason}
-            if by is not None and by != (session.user_type, session.user_id):
-                details.update(ended_by_type=by[0], ended_by_id=by[1])
-            await self.tk.audit.record(
-                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
-                user_agent=user_agent, details=details,
-            )  # fmt: skip
 
     async def of_user(self, user_type: int, user_id: int, kind: str | None = None) -> list[Session]:
         now_ms = int(self.tk.clock.now() * 1000)

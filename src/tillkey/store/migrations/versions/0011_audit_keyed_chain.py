@@ -21,12 +21,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("audit_events") as batch:
-        batch.add_column(sa.Column("v", sa.SmallInteger(), nullable=False, server_default="1"))
+    # A plain ADD COLUMN (SQLite and PostgreSQL both take it with a default): batch mode would
+    # rebuild the table on SQLite and lose the expression index ix_audit_events_username.
+    op.add_column("audit_events", sa.Column("v", sa.SmallInteger(), nullable=False, server_default="1"))
 
 
 def downgrade() -> None:
     # Keyed records then no longer verify as SHA-256: `tillkey audit verify` of an older release
     # reports the first of them as altered.
-    with op.batch_alter_table("audit_events") as batch:
-        batch.drop_column("v")
+    op.drop_column("audit_events", "v")  # SQLite 3.35+ drops a column in place
