@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, Server, make_database
 from tillkey.clock import Clock
 from tillkey.security import audit
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.security.audit import GENESIS, AuditLog, record_hash, to_json
 from tillkey.security.audit_query import QueryError, make_query, parse_time
 from tillkey.security.redaction import REDACTED, names_secret
@@ -58,7 +59,7 @@ def with_log(
     async def main() -> T:
         db = store_db.Database(url)
         try:
-            return await fn(AuditLog(db, clock or Clock(), mirror, key=KEY, **kw))
+            return await fn(AuditLog(db, clock or Clock(), mirror, **{"key": KEY, **kw}))
         finally:
             await db.dispose()
 
@@ -496,10 +497,17 @@ def cli(tmp_path: Path) -> Server:
     return srv
 
 
+def cli_key(cli: Server) -> bytes:
+    """The chain key the CLI derives from the deployment's master secret."""
+    return MasterSecret.load("", cli.data_dir).derive(audit.CHAIN_KEY_PURPOSE)
+
+
 def test_cli_verify_tail_and_search(cli: Server) -> None:
     url = f"sqlite+aiosqlite:///{cli.data_dir / 'tillkey.db'}"
-    with_log(url, three_events)
-    with_log(url, lambda log: log.record(audit.ACCESS_DENIED, outcome=audit.FAILURE, actor_type=3, actor_id=4))
+    key = cli_key(cli)
+    with_log(url, three_events, key=key)
+    denied = audit.ACCESS_DENIED
+    with_log(url, lambda log: log.record(denied, outcome=audit.FAILURE, actor_type=3, actor_id=4), key=key)
 
     res = cli.cli("audit", "verify")
     assert res.stdout.strip() == "audit chain intact: 4 records"
@@ -533,7 +541,7 @@ def test_cli_verify_tail_and_search(cli: Server) -> None:
 
 def test_cli_verify_names_the_altered_or_missing_record(cli: Server) -> None:
     url = f"sqlite+aiosqlite:///{cli.data_dir / 'tillkey.db'}"
-    with_log(url, lambda log: n_events(log, 5))
+    with_log(url, lambda log: n_events(log, 5), key=cli_key(cli))
     with sqlite3.connect(cli.data_dir / "tillkey.db") as conn:
         conn.execute("UPDATE audit_events SET username = 'nobody' WHERE seq = 2")
     res = cli.cli("audit", "verify", check=False)
