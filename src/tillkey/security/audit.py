@@ -633,6 +633,15 @@ class AuditLog:
             last = await repo.page(s, after=head_seq - 1, upto=head_seq, limit=1) if head_seq else []
         if not last or last[0].v != FORMAT_LEGACY:
             return False
+        # Anchors are only ever written for a keyed chain: legacy records at its head now are a
+        # downgrade (a chain recomputed with the public recipe), never to be blessed with a marker.
+        try:
+            anchored = bool(self.anchors.read()) if self.anchors is not None else False
+        except AnchorError:
+            anchored = True
+        if anchored:
+            log.error("audit: the chain ends in legacy records but was keyed before; run `tillkey audit verify`")
+            return False
         report = await self.check(anchored=False, legacy_ok=True)
         if not report.ok:
             assert report.first_break is not None
@@ -651,12 +660,13 @@ class AuditLog:
                 None,
                 None,
                 None,
-                {"legacy_seq": seq, "legacy_hash": prev, "legacy_intact": report.ok},
+                {"legacy_seq": seq, "legacy_head": prev, "legacy_intact": report.ok},
             )
             last_seq, prev = await repo.claim(s, 1)
             records = _chain([entry], last_seq, prev, self._key)
             await repo.add(s, records)
         self._committed(records)
+        self.anchor_now()  # at once: from here on the chain is known to be keyed
         log.info("audit: %d legacy records now continue in the keyed chain", seq)
         return True
 
