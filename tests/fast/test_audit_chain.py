@@ -474,3 +474,55 @@ def test_a_broken_legacy_chain_is_continued_but_still_reported(tmp_path: Path) -
     assert code == 1 and "broken at seq 2: record 2 was altered" in out, out
     marker = rows(tmp_path)[4]
     assert marker.event == audit.AUDIT_KEYED and json.loads(marker.details or "")["legacy_intact"] is False
+
+
+# --- the head under concurrency, on both databases ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_transactional_appends_from_several_engines_keep_one_chain(backend: str, tmp_path: Path) -> None:
+    """record_in claims the head last in its transaction and holds it to the commit (PostgreSQL's
+    row lock, SQLite's single writer): interleaved with group commits and the background writer
+    of other processes' engines, the chain has no gap, no fork, and every change has its record."""
+    from tests.conftest import make_database
+    from tillkey.store import auth as auth_repo
+
+    database = make_database(backend, tmp_path)
+    url = database.url or f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    store_db.upgrade(url)
+    try:
+
+        async def main() -> None:
+            dbs = [store_db.Database(url) for _ in range(3)]
+            logs = [AuditLog(db, Clock(), key=KEY) for db in dbs]
+
+            async def change(log: AuditLog, i: int) -> None:
+                async with log.db.transaction() as s:
+                    await auth_repo.record_change(s, "grants", 1_800_000_000, ref=f"c{i}")
+                    await log.record_in(s, audit.ROLE_CHANGED, details={"role": f"r{i}", "added": []})
+
+            try:
+                for log in logs:
+                    log.start()
+                for i in range(100):
+                    logs[i % 3].record_soon(audit.ACCESS_DENIED, outcome=audit.FAILURE, actor_id=i)
+                await asyncio.gather(
+                    *(change(logs[i % 3], i) for i in range(60)),
+                    *(logs[i % 3].record(audit.LOGIN_SUCCESS, actor_id=i) for i in range(60)),
+                )
+                for log in logs:
+                    await log.stop()
+                report = await logs[0].check()
+                assert report.ok, report.first_break
+                assert report.count == 220
+                changed = await logs[0].search(AuditQuery(event=audit.ROLE_CHANGED, limit=1000))
+                assert sorted(json.loads(r.details or "")["role"] for r in changed) == sorted(
+                    f"r{i}" for i in range(60)
+                )
+            finally:
+                for db in dbs:
+                    await db.dispose()
+
+        inprocess.run(main)
+    finally:
+        database.drop()
