@@ -575,8 +575,8 @@ class AuditLog:
         self._room.set()  # record_queued callers queue without waiting now
         if writer is not None and not writer.done():
             await writer
-        else:
-            await self._drain()  # anything queued while no writer ran
+        # Anything queued while no writer ran, or by a record_queued woken by this stop.
+        await self._drain()
         if self._anchor_timer is not None:
             self._anchor_timer.cancel()
             self._anchor_timer = None
