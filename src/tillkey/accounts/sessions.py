@@ -75,6 +75,9 @@ class Sessions:
             for session in sessions:
                 await repo.end(s, session.digest)
                 await auth_repo.record_change(s, "sessions", now, ref=session.digest)
+            # The records last: the chain's head stays locked from the first one to the commit,
+            # and no other row is locked after it (one lock order, no deadlock).
+            for session in sessions:
                 details: dict[str, object] = {"kind": session.kind, "reason": reason}
                 if by is not None and by != (session.user_type, session.user_id):
                     details.update(ended_by_type=by[0], ended_by_id=by[1])
