@@ -22,8 +22,8 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, Server, make_database
 from tillkey.clock import Clock
-from tillkey.security import audit
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.security import audit, audit_chain
 from tillkey.security.audit import GENESIS, AuditLog, record_hash, to_json
 from tillkey.security.audit_query import QueryError, make_query, parse_time
 from tillkey.security.redaction import REDACTED, names_secret
@@ -170,7 +170,7 @@ def test_deleted_first_and_last_records_are_named(tmp_path: Path) -> None:
 
 
 def test_chain_continues_across_restarts_and_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit, "VERIFY_PAGE", 7)  # several pages in one check
+    monkeypatch.setattr(audit_chain, "VERIFY_PAGE", 7)  # several pages in one check
     url = sqlite_url(tmp_path)
     for _ in range(3):
         with_log(url, lambda log: n_events(log, 10))
@@ -499,7 +499,7 @@ def cli(tmp_path: Path) -> Server:
 
 def cli_key(cli: Server) -> bytes:
     """The chain key the CLI derives from the deployment's master secret."""
-    return MasterSecret.load("", cli.data_dir).derive(audit.CHAIN_KEY_PURPOSE)
+    return MasterSecret.load("", cli.data_dir).derive(audit_chain.CHAIN_KEY_PURPOSE)
 
 
 def test_cli_verify_tail_and_search(cli: Server) -> None:

@@ -28,8 +28,9 @@ from tillkey.credentials.sessions import SessionCookies, SessionState
 from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
-from tillkey.security.audit import CHAIN_KEY_PURPOSE, AuditLog
+from tillkey.security.audit import AuditLog
 from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
+from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE
 from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat

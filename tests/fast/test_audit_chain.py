@@ -27,8 +27,9 @@ from tillkey.clock import Clock
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth2.clients import Clients
 from tillkey.security import audit
-from tillkey.security.audit import GENESIS, AuditLog, canonical, fit, legacy_hash, record_hash
+from tillkey.security.audit import AuditLog, fit
 from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
+from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE, GENESIS, canonical, legacy_hash, record_hash
 from tillkey.store import audit as audit_repo
 from tillkey.store import db as store_db
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -108,7 +109,7 @@ def test_records_are_keyed_under_the_master_secret_and_verify(tmp_path: Path) ->
     with_events(tmp_path)
     found = rows(tmp_path)
     assert len(found) >= 4 and {r.v for r in found} == {audit.FORMAT_KEYED}
-    key = MasterSecret.load("", data_dir(tmp_path)).derive(audit.CHAIN_KEY_PURPOSE)
+    key = MasterSecret.load("", data_dir(tmp_path)).derive(CHAIN_KEY_PURPOSE)
     prev = GENESIS
     for r in found:
         assert r.prev_hash == prev
@@ -197,7 +198,7 @@ def test_a_cut_tail_is_named_by_the_anchor(tmp_path: Path) -> None:
     async def unanchored() -> audit.ChainReport:
         db = store_db.Database(f"sqlite+aiosqlite:///{db_file(tmp_path)}")
         try:
-            key = MasterSecret.load("", data_dir(tmp_path)).derive(audit.CHAIN_KEY_PURPOSE)
+            key = MasterSecret.load("", data_dir(tmp_path)).derive(CHAIN_KEY_PURPOSE)
             return await AuditLog(db, Clock(), key=key).check()
         finally:
             await db.dispose()
@@ -229,7 +230,7 @@ def test_anchors_are_signed_with_a_key_the_database_does_not_hold(tmp_path: Path
     with pytest.raises(ValueError, match="line 1: its signature does not match"):
         AnchorFile(path, b"b" * 32).read()
     master = MasterSecret(b"m" * 32)
-    assert master.derive(ANCHOR_KEY_PURPOSE) != master.derive(audit.CHAIN_KEY_PURPOSE)
+    assert master.derive(ANCHOR_KEY_PURPOSE) != master.derive(CHAIN_KEY_PURPOSE)
 
 
 def test_anchors_are_written_at_most_once_per_interval_and_at_stop(tmp_path: Path) -> None:

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -52,7 +50,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +57,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from tillkey.clock import Clock
-from tillkey.security.audit_anchor import Anchor, AnchorError, AnchorFile
+from tillkey.security.audit_anchor import AnchorError, AnchorFile
+from tillkey.security.audit_chain import (
+    FORMAT_KEYED,
+    FORMAT_LEGACY,
+    GENESIS,
+    HASHED_FIELDS,
+    MARKER_EVENT,
+    ChainBreak,
+    ChainReport,
+    canonical,
+    check_chain,
+    record_hash,
+)
+from tillkey.security.audit_chain import iso_time as iso_time  # the CLI's, with to_json
 from tillkey.security.redaction import clean_details, clean_text
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -109,7 +119,7 @@ OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
 OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
 REFRESH_REUSED = "token.refresh_reused"
 CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
-AUDIT_KEYED = "audit.keyed"  # the chain continues keyed after legacy records; details.legacy_*
+AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
 EVENTS = frozenset({
@@ -125,15 +135,6 @@ EVENTS = frozenset({
 SUCCESS = "success"
 FAILURE = "failure"
 OUTCOMES = frozenset({SUCCESS, FAILURE})
-
-GENESIS = "0" * 64
-HASHED_FIELDS = (
-    "seq", "prev_hash", "created_ms", "event", "outcome", "actor_type", "actor_id", "username", "ip",
-    "user_agent", "request_id", "details",
-)  # fmt: skip
-FORMAT_LEGACY = 1  # plain SHA-256, before migration 0011
-FORMAT_KEYED = 2  # HMAC-SHA256 under CHAIN_KEY_PURPOSE
-CHAIN_KEY_PURPOSE = "tillkey/audit-chain"
 
 # Column sizes (store/models.py); longer client-supplied text is cut, not refused.
 USERNAME_MAX = 255
@@ -153,7 +154,6 @@ BATCH_MAX = 2000  # … and when a backlog has built up: fewer, bigger commits c
 # many records (a busy token endpoint queues hundreds a second), where without the wait each would
 # cost a chain-extending commit of its own. Nobody awaits these records.
 BATCH_LINGER = 0.01
-VERIFY_PAGE = 1000
 BACKLOG_WARNING_EVERY = 60.0  # seconds
 STOP_TIMEOUT = 10.0  # seconds stop() keeps retrying a failing database before giving up
 ANCHOR_INTERVAL = 60.0  # seconds between two anchors of the head this process wrote
@@ -162,38 +162,12 @@ ANCHOR_INTERVAL = 60.0  # seconds between two anchors of the head this process w
 # --- records and their hashes -------------------------------------------------------------------
 
 
-def canonical(obj: Any) -> str:
-    """The one JSON encoding that hashes are computed over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
 def _int(name: str, value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"audit {name} must be an int, not {value!r}")
     return int(value)
-
-
-def _body(r: AuditRecord) -> dict[str, Any]:
-    body = {name: getattr(r, name) for name in HASHED_FIELDS}
-    body["details"] = json.loads(r.details) if r.details is not None else None
-    return body
-
-
-def legacy_hash(r: AuditRecord) -> str:
-    """Format 1: SHA-256 over the canonical JSON of every field but the hash (and `v`)."""
-    return hashlib.sha256(canonical(_body(r)).encode("ascii")).hexdigest()
-
-
-def record_hash(r: AuditRecord, key: bytes) -> str:
-    """The hash a record must carry, by its format. ValueError if its details are not JSON."""
-    if r.v == FORMAT_LEGACY:
-        return legacy_hash(r)
-    if r.v != FORMAT_KEYED:
-        raise ValueError(f"unknown audit record format {r.v}")
-    body = _body(r) | {"v": r.v}
-    return hmac.new(key, canonical(body).encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
@@ -225,10 +199,6 @@ def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
     while keys and len(canonical({"truncated": size, "keys": keys})) > limit:
         keys.pop()
     return {"truncated": size, "keys": keys}
-
-
-def iso_time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_json(r: AuditRecord) -> dict[str, Any]:
@@ -282,23 +252,6 @@ class _Entry:
             self.ip, self.user_agent, self.request_id, self.details, prev_hash, "", FORMAT_KEYED,
         )  # fmt: skip
         return replace(r, hash=record_hash(r, key))
-
-
-@dataclass(frozen=True, slots=True)
-class ChainBreak:
-    seq: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    count: int  # records checked and found intact: all of them when ok
-    first_break: ChainBreak | None
-    anchors: int = 0  # anchors the chain was held against
-
-    @property
-    def ok(self) -> bool:
-        return self.first_break is None
 
 
 def _chain(entries: Sequence[_Entry], last: int, prev: str, key: bytes) -> list[AuditRecord]:
@@ -676,89 +629,9 @@ class AuditLog:
         async with self.db.session() as s:
             return await repo.search(s, query)
 
-    def _altered(self, r: AuditRecord) -> str | None:
-        """Why a record's hash is wrong, or None when it is right."""
-        try:
-            if hmac.compare_digest(record_hash(r, self._key), r.hash):
-                return None
-            if r.v == FORMAT_KEYED and legacy_hash(r) == r.hash:
-                return f"record {r.seq} was rewritten without the key: its hash is a plain SHA-256, not the keyed MAC"
-        except ValueError:  # details no longer JSON, or an unknown format
-            pass
-        return f"record {r.seq} was altered: its contents do not match its hash"
-
     async def check(self, *, anchored: bool = True, legacy_ok: bool = False) -> ChainReport:
-        """Walk the chain up to the head as it is now; stop at the first bad record.
-
-        Records are checked in seq order: a missing seq, a record whose contents no longer match
-        its (keyed) hash, a record whose prev_hash is not its predecessor's hash (one of the two was
-        rewritten with a fresh hash), legacy records anywhere but before the `audit.keyed` marker,
-        and finally the head: records cut from the end leave it pointing past the last one. Then
-        the anchors (if `anchored`): every anchored record must exist with its anchored hash; a
-        shorter chain was cut. `legacy_ok`: a log ending in legacy records is not yet migrated
-        (migrate_legacy's own check), not a forgery."""
-        try:
-            anchors = self.anchors.read() if (anchored and self.anchors is not None) else []
-        except AnchorError as exc:
-            return ChainReport(0, ChainBreak(0, f"{exc}: the anchors cannot be trusted"))
-        vouched: dict[int, Anchor] = {}
-        for a in anchors:
-            vouched.setdefault(a.seq, a)
-        async with self.db.session() as s:
-            head_seq, head_hash = await repo.head(s)
-            expected, prev, prev_v = 1, GENESIS, 0
-            while expected <= head_seq:
-                rows = await repo.page(s, after=expected - 1, upto=head_seq, limit=VERIFY_PAGE)
-                if not rows:
-                    break
-                for r in rows:
-                    why = self._break(r, expected, prev, prev_v, vouched.get(r.seq))
-                    if why is not None:
-                        return ChainReport(expected - 1, ChainBreak(min(r.seq, expected), why), len(anchors))
-                    prev, prev_v = r.hash, r.v
-                    expected += 1
-        if expected <= head_seq:
-            why = f"record {expected} is missing: the chain head counts {head_seq}, the log ends at {expected - 1}"
-            return ChainReport(expected - 1, ChainBreak(expected, why), len(anchors))
-        if prev != head_hash:
-            why = f"record {head_seq} was replaced: the chain head holds another hash"
-            return ChainReport(head_seq - 1, ChainBreak(head_seq, why), len(anchors))
-        if prev_v == FORMAT_LEGACY and not legacy_ok:
-            why = (
-                f"record {head_seq} is in the unkeyed legacy format and no keyed record follows: the chain was "
-                "recomputed without the key (or never migrated: start Tillkey once)"
-            )
-            return ChainReport(head_seq - 1, ChainBreak(head_seq, why), len(anchors))
-        beyond = max(anchors, key=lambda a: a.seq, default=None)
-        if beyond is not None and beyond.seq > head_seq:
-            why = (
-                f"the chain was cut: anchor line {beyond.line} ({iso_time(beyond.time_ms)}) vouches for record "
-                f"{beyond.seq}, the log ends at {head_seq}"
-            )
-            return ChainReport(head_seq, ChainBreak(head_seq + 1, why), len(anchors))
-        return ChainReport(head_seq, None, len(anchors))
-
-    def _break(self, r: AuditRecord, expected: int, prev: str, prev_v: int, anchor: Anchor | None) -> str | None:
-        if r.seq != expected:
-            return f"record {expected} is missing (next is {r.seq})"
-        altered = self._altered(r)
-        if altered is not None:
-            return altered
-        if r.prev_hash != prev:
-            return (
-                f"record {r.seq} does not follow from record {r.seq - 1}: its prev_hash is not that record's hash "
-                "(one of them was rewritten)"
-            )
-        if r.v == FORMAT_LEGACY and prev_v == FORMAT_KEYED:
-            return f"record {r.seq} is in the unkeyed legacy format after keyed records: recomputed without the key"
-        if r.v == FORMAT_KEYED and prev_v == FORMAT_LEGACY and r.event != AUDIT_KEYED:
-            return f"record {r.seq} follows legacy records without the {AUDIT_KEYED} marker"
-        if anchor is not None and anchor.hash != r.hash:
-            return (
-                f"record {r.seq} is not the record anchored at line {anchor.line} ({iso_time(anchor.time_ms)}): "
-                "the chain was rewritten from there"
-            )
-        return None
+        """The chain as it is now, held against the anchors (audit_chain.check_chain)."""
+        return await check_chain(self.db, self._key, self.anchors if anchored else None, legacy_ok=legacy_ok)
 
     async def verify(self) -> ChainBreak | None:
         """The first altered or missing record, or None when the chain is intact."""
