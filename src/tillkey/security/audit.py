@@ -22,9 +22,10 @@ recomputed without the key).
 Editing a row breaks its hash; deleting one leaves a gap in seq, or a head (audit_head) pointing
 past the end. Cutting the tail and moving the head back leaves a valid chain, so the head is also
 anchored outside the database: signed lines in TILLKEY_AUDIT_ANCHOR_FILE (audit_anchor.py), which
-`check()` holds the chain against. `check()` names the first such record. The format and the check live in audit_chain.py, the
-anchors in audit_anchor.py; the JSON-lines mirror (TILLKEY_AUDIT_FILE) gets each committed record
-as the object its hash covers, plus `hash` and `time`.
+`check()` holds the chain against. `check()` names the first such record. The format and the
+check live in audit_chain.py, the anchors in audit_anchor.py; the JSON-lines mirror
+(TILLKEY_AUDIT_FILE) gets each committed record as the object its hash covers, plus `hash` and
+`time`.
 
 Writing: `record_in(session, …)` appends inside the caller's transaction (the change, its
 change-feed entry and its audit record commit together, or none does); `record` appends in a
