@@ -29,6 +29,8 @@ from tillkey.crypto.passwords import PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
 from tillkey.security.audit import AuditLog
+from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
+from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE
 from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings, TokenFormat
@@ -95,7 +97,16 @@ class Tillkey:
             working=settings.password_hash_workers + settings.login_queue_limit,
             waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
         )  # fmt: skip
-        self.audit = AuditLog(self.db, self.clock, settings.audit_file)
+        # Keyed under the master secret, anchored in a file: the database alone can neither
+        # recompute the chain nor cut its tail unnoticed (security/audit.py).
+        self.audit = AuditLog(
+            self.db,
+            self.clock,
+            settings.audit_file,
+            key=self.master.derive(CHAIN_KEY_PURPOSE),
+            anchors=AnchorFile(settings.resolved_audit_anchor_file, self.master.derive(ANCHOR_KEY_PURPOSE)),
+            anchor_interval=settings.audit_anchor_interval,
+        )
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer, self.clock.now)
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
@@ -144,6 +155,7 @@ class Tillkey:
             await upgrade_async(self.db.url)
         await self.ensure_signing_key()
         await self.reconcile()
+        await self.audit.migrate_legacy()  # once: a chain from before 0011 continues keyed
         self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")

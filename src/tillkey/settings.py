@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
     # the hash chain. Empty: no mirror.
     audit_file: Path | None = None
+    # Signed anchors of the audit chain's head (JSON lines, mode 0600): where the database cannot
+    # rewrite them, so `tillkey audit verify` detects a cut tail or a rebuilt chain. Empty:
+    # <data_dir>/audit-anchors.jsonl. Every process appends the newest record it wrote, at most
+    # once per audit_anchor_interval seconds (and at stop). Ship it append-only, with the mirror.
+    audit_anchor_file: Path | None = None
+    audit_anchor_interval: float = Field(default=60.0, ge=0, le=86400)
     # Clients that may read /metrics without a credential (IPs or CIDRs, comma-separated; empty:
     # nobody). Everyone else needs the Tillkey::metrics resource (an admin token, or an API key as
     # Basic auth). Prometheus scrapers send no token, so the default trusts this host's loopback.
@@ -202,7 +208,7 @@ class Settings(BaseSettings):
     forward_auth_max_uri_length: int = Field(default=4096, ge=256, le=65536)
     forward_auth_max_segments: int = Field(default=64, ge=8, le=1024)
 
-    @field_validator("audit_file", "outbox_file", "forward_auth_routes_file", mode="before")
+    @field_validator("audit_file", "audit_anchor_file", "outbox_file", "forward_auth_routes_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, v: object) -> object:
         return v or None  # TILLKEY_AUDIT_FILE="" would otherwise mean Path("."), the directory
@@ -236,6 +242,10 @@ class Settings(BaseSettings):
         if self.forward_auth_routes and self.forward_auth_routes_file:
             raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
         return self
+
+    @property
+    def resolved_audit_anchor_file(self) -> Path:
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.jsonl"
 
     @property
     def resolved_database_url(self) -> str:

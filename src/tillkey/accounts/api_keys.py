@@ -82,12 +82,12 @@ class ApiKeys:
                 created_by=created_by, now_ms=now,
             )  # fmt: skip
             await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
+            await self.tk.audit.record_in(
+                s, audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
+                details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
+                         "resources": list(granted)},
+            )  # fmt: skip
         self.tk.api_keys.put(key)
-        await self.tk.audit.record(
-            audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
-            details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
-                     "resources": list(granted)},
-        )  # fmt: skip
         return Created(key, raw)
 
     def _acting_admin(self, acting: Principal) -> int | None:
@@ -136,12 +136,12 @@ class ApiKeys:
             if not await repo.revoke(s, key_id, now + int(revoke_in * 1000), by, now):
                 raise NotAllowed(f"There are 1 {key.type} keys that are already revoked.")
             await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
+            await self.tk.audit.record_in(
+                s, audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
+                details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
+            )  # fmt: skip
         key = await self.get(key_id)
         self.tk.api_keys.put(key)
-        await self.tk.audit.record(
-            audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
-            details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
-        )  # fmt: skip
         return key
 
     async def delete(self, key_id: int, *, actor_type: int | None = None, actor_id: int | None = None) -> None:
@@ -152,11 +152,11 @@ class ApiKeys:
         async with self.tk.db.transaction() as s:
             await repo.soft_delete(s, key_id, now)
             await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
+            await self.tk.audit.record_in(
+                s, audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
+                details={"target_type": int(UserType.API_KEY), "target_id": key_id},
+            )  # fmt: skip
         self.tk.api_keys.put(dataclasses.replace(key, deleted_ms=now))
-        await self.tk.audit.record(
-            audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
-            details={"target_type": int(UserType.API_KEY), "target_id": key_id},
-        )  # fmt: skip
 
     async def listing(self, *, type: str | None, q: str | None, limit: int, offset: int) -> tuple[list[ApiKey], int]:
         async with self.tk.db.session() as s:

@@ -115,11 +115,11 @@ class Integrations:
                 resources=granted,
             )  # fmt: skip
             await auth_repo.record_change(s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION)
+            await self.tk.audit.record_in(
+                s, audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
+                                                       "name": created.name, "resources": list(created.resources)},
+            )  # fmt: skip
         await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
-                                                "name": created.name, "resources": list(created.resources)},
-        )  # fmt: skip
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
 
     async def list(self) -> list[dict[str, Any]]:
@@ -137,12 +137,12 @@ class Integrations:
         if integration.endpoint_url is None:
             async with self.tk.db.transaction() as s:
                 pair = await handshake.issue_access_token(self.tk, s, integration.id)
+                await self.tk.audit.record_in(s, audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
+                await self.tk.audit.record_in(
+                    s, audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
+                    details={"format": "oauth1", "via": "manual activation"},
+                )  # fmt: skip
             await self.tk.reload_integrations()
-            await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
-            await self.tk.audit.record(
-                audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
-                details={"format": "oauth1", "via": "manual activation"},
-            )  # fmt: skip
             return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
         expires = await handshake.start(self.tk, integration)
         await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
@@ -163,11 +163,11 @@ class Integrations:
             await auth_repo.record_change(
                 s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
             )
+            await self.tk.audit.record_in(
+                s, audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                       "name": integration.name, "change": "deactivated"},
+            )  # fmt: skip
         await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                "name": integration.name, "change": "deactivated"},
-        )  # fmt: skip
         return await self._get(integration.id)
 
     async def revoke(self, name_or_id: str | int) -> int:
@@ -178,10 +178,12 @@ class Integrations:
             await auth_repo.record_change(
                 s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
             )
+            await self.tk.audit.record_in(
+                s,
+                audit.TOKEN_REVOKED,
+                details={"target_type": INTEGRATION, "target_id": integration.id, "count": count},
+            )
         await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.TOKEN_REVOKED, details={"target_type": INTEGRATION, "target_id": integration.id, "count": count}
-        )
         return count
 
     async def delete(self, name_or_id: str | int) -> None:
@@ -191,8 +193,8 @@ class Integrations:
             await auth_repo.record_change(
                 s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
             )
+            await self.tk.audit.record_in(
+                s, audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                       "name": integration.name},
+            )  # fmt: skip
         await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                "name": integration.name},
-        )  # fmt: skip

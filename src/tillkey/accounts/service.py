@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tillkey.access import delegation
 from tillkey.access.delegation import Grant
 from tillkey.accounts.sessions import Sessions
@@ -57,14 +59,17 @@ class Accounts:
                 firstname=firstname, lastname=lastname,
             )  # fmt: skip
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            await self._audit(s, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         await self.tk.reload_grants()
-        await self._audit(audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         return admin
 
-    async def _audit(self, event: str, utype: UserType, user_id: int, username: str | None, **details: object) -> None:
-        """Account and role changes come from the CLI (the operator) for now: no actor."""
-        await self.tk.audit.record(
-            event, username=username, details={"target_type": int(utype), "target_id": user_id, **details}
+    async def _audit(
+        self, s: AsyncSession, event: str, utype: UserType, user_id: int, username: str | None, **details: object
+    ) -> None:
+        """In the change's own transaction (they commit together). Account and role changes come
+        from the CLI (the operator) for now: no actor."""
+        await self.tk.audit.record_in(
+            s, event, username=username, details={"target_type": int(utype), "target_id": user_id, **details}
         )
 
     async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
@@ -77,7 +82,7 @@ class Accounts:
             customer = await repo.create_customer(
                 s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
-        await self._audit(audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
+            await self._audit(s, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
         return customer
 
     # --- tokens -------------------------------------------------------------------------------
@@ -116,11 +121,11 @@ class Accounts:
         async with self.tk.db.transaction() as s:
             admin = await repo.set_admin_active(s, admin_id, active)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            change = "activated" if active else "deactivated"
+            await self._audit(s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deactivated")
         await self.tk.reload_grants()
-        change = "activated" if active else "deactivated"
-        await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         return admin
 
     async def delete_admin(self, acting: Principal, admin_id: int) -> None:
@@ -131,17 +136,17 @@ class Accounts:
                 raise NotFound("The admin user doesn't exist.")
             await repo.delete_admin(s, admin_id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            await self._audit(s, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deleted")
         await self.tk.reload_grants()
-        await self._audit(audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
 
     async def set_customer_active(self, customer_id: int, active: bool) -> Customer:
         async with self.tk.db.transaction() as s:
             customer = await repo.set_customer_active(s, customer_id, active)
+            change = "activated" if active else "deactivated"
+            await self._audit(s, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deactivated")
-        change = "activated" if active else "deactivated"
-        await self._audit(audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         return customer
 
     async def delete_customer(self, customer_id: int) -> None:
@@ -150,8 +155,8 @@ class Accounts:
             if customer is None:
                 raise NotFound("The customer doesn't exist.")
             await repo.delete_customer(s, customer_id)
+            await self._audit(s, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
         await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deleted")
-        await self._audit(audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
 
     async def sign_out_everywhere(
         self, utype: UserType, user_id: int, *, reason: str, by: tuple[int, int] | None = None
@@ -187,7 +192,8 @@ class Accounts:
         delegation.require_ids_within(acting, self.tk.tree, res, what="role creation")
         async with self.tk.db.transaction() as s:
             role = await repo.create_role(s, name, res)
-        await self.tk.audit.record(audit.ROLE_CREATED, details={"role": role.name, "resources": list(role.resources)})
+            details = {"role": role.name, "resources": list(role.resources)}
+            await self.tk.audit.record_in(s, audit.ROLE_CREATED, details=details)
         return role
 
     async def grant(self, acting: Principal, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
@@ -207,6 +213,12 @@ class Accounts:
                 await repo.grant(s, row.id, res)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
             updated = await repo.role_by_name(s, role)
+            change = {
+                "role": row.name,
+                "added": [] if revoke else sorted(res),
+                "removed": sorted(res) if revoke else [],
+            }
+            await self.tk.audit.record_in(s, audit.ROLE_CHANGED, details=change)
         await self.tk.reload_grants()
         assert updated is not None
         return updated
@@ -223,8 +235,6 @@ class Accounts:
             await self.grant(acting, role, sorted(wanted - have))
         if have - wanted:
             await self.grant(acting, role, sorted(have - wanted), revoke=True)
-        changes = {"role": row.name, "added": sorted(wanted - have), "removed": sorted(have - wanted)}
-        await self.tk.audit.record(audit.ROLE_CHANGED, details=changes)
         async with self.tk.db.session() as s:
             updated = await repo.role_by_name(s, role)
         assert updated is not None
@@ -248,11 +258,13 @@ class Accounts:
                 raise NotFound(f"There is no role named {role!r}.")
             await repo.set_admin_role(s, admin.id, row.id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            await self._audit(
+                s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
+            )
         await self.tk.reload_grants()
         async with self.tk.db.session() as s:
             updated = await repo.admin_by_id(s, admin.id)
         assert updated is not None
-        await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role)
         return updated
 
 

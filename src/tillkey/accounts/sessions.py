@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tillkey.credentials.sessions import PREFIX
 from tillkey.crypto.secrets import random_token
 from tillkey.runtime import Tillkey
@@ -56,12 +58,17 @@ class Sessions:
             await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
             for old in evicted:
                 await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)
+            # The records last: the chain's head stays locked from the first one to the commit,
+            # and no other row is locked after it (one lock order, no deadlock).
+            reason = f"evicted: more than {limit} sessions"
+            await self._record_ended(s, evicted, reason=reason, ip=ip, user_agent=user_agent)
+            await self.tk.audit.record_in(
+                s, audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+                details={"kind": kind, "ttl": ttl},
+            )  # fmt: skip
         self.tk.sessions.put(session)
-        await self._forget(evicted, reason=f"evicted: more than {limit} sessions", ip=ip, user_agent=user_agent)
-        await self.tk.audit.record(
-            audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
-            details={"kind": kind, "ttl": ttl},
-        )  # fmt: skip
+        for old in evicted:
+            self.tk.sessions.drop(old.digest)
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
@@ -86,10 +93,13 @@ class Sessions:
             for session in sessions:
                 await repo.end(s, session.digest)
                 await auth_repo.record_change(s, "sessions", now, ref=session.digest)
-        await self._forget(sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
+            await self._record_ended(s, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
+        for session in sessions:
+            self.tk.sessions.drop(session.digest)
 
-    async def _forget(
+    async def _record_ended(
         self,
+        s: AsyncSession,
         sessions: list[Session],
         *,
         reason: str,
@@ -97,14 +107,13 @@ class Sessions:
         user_agent: str | None = None,
         by: tuple[int, int] | None = None,
     ) -> None:
-        """Sessions whose rows are gone (committed): out of this process's memory, and audited."""
+        """The audit records of ended sessions, in the transaction that ends them."""
         for session in sessions:
-            self.tk.sessions.drop(session.digest)
             details: dict[str, object] = {"kind": session.kind, "reason": reason}
             if by is not None and by != (session.user_type, session.user_id):
                 details.update(ended_by_type=by[0], ended_by_id=by[1])
-            await self.tk.audit.record(
-                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+            await self.tk.audit.record_in(
+                s, audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
                 user_agent=user_agent, details=details,
             )  # fmt: skip
 

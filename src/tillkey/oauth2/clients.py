@@ -102,12 +102,12 @@ class Clients:
         async with self.tk.db.transaction() as s:
             client = await repo.add_client(s, draft)
             await auth_repo.record_change(s, CHANGE_KIND, now, ref=client.client_id)
+            await self.tk.audit.record_in(
+                s, audit.OAUTH2_CLIENT_CREATED,
+                details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
+                         "scopes": list(wanted), "resource_server": resource_server},
+            )  # fmt: skip
         await self.tk.reload_clients()
-        await self.tk.audit.record(
-            audit.OAUTH2_CLIENT_CREATED,
-            details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
-                     "scopes": list(wanted), "resource_server": resource_server},
-        )  # fmt: skip
         return Registered(client, secret)
 
     async def registered(self) -> list[Client]:
@@ -127,12 +127,12 @@ class Clients:
             for family in families:
                 denied += await repo.revoke_family(s, family, now)
             await auth_repo.record_change(s, CHANGE_KIND, now, ref=client_id)
+            await self.tk.audit.record_in(
+                s, audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
+            )
         await self.tk.revoker.revoke_ids(denied)
         await self.tk.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
         await self.tk.reload_clients()
-        await self.tk.audit.record(
-            audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
-        )
         return replace(client, active=False)
 
     async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:

@@ -1,29 +1,52 @@
 """Tamper-evident audit log of authentication events.
 
 Every record carries `seq` (1, 2, 3 … without gaps), `prev_hash` (the previous record's hash; 64
-zeros for the first) and `hash`: SHA-256 over the canonical JSON (sorted keys, no spaces, ASCII) of
-{seq, prev_hash, created_ms, event, outcome, actor_type, actor_id, username, ip, user_agent,
-request_id, details}. Editing a row breaks its hash; deleting one leaves a gap in seq, or a head
-(audit_head) pointing past the end. `check()` names the first such record.
+zeros for the first), `v` (its format) and `hash`:
 
-Limit: whoever can write the database can rewrite the whole chain from some record on. The
-JSON-lines mirror (TILLKEY_AUDIT_FILE), shipped somewhere append-only, anchors it: each line has
-the record's hash, and is the same object the hash was computed over (plus `hash` and `time`).
+- format 2 (keyed, every record written since migration 0011): HMAC-SHA256, under a key derived
+  from the master secret (`MasterSecret.derive("tillkey/audit-chain")`, which the database never
+  holds), of the canonical JSON (sorted keys, no spaces, ASCII) of {v, seq, prev_hash, created_ms,
+  event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details}. Whoever can
+  write the database but lacks the master secret cannot compute a valid record.
+- format 1 (legacy, records written before 0011): plain SHA-256 of the same object without `v`.
+
+Migrating an existing chain (`migrate_legacy`, run at every start, acting once): the legacy
+records are checked as they are, then one keyed `audit.keyed` record is appended whose prev_hash
+is the last legacy hash and whose details name the legacy head and whether it was intact. Legacy
+records are never rewritten (their hashes stay the ones already shipped in the mirror), and they
+are protected from then on: changing any of them changes the last legacy hash, which the keyed
+marker covers. `check()` accepts format 1 only as a prefix followed directly by that marker; a
+legacy record after a keyed one, or a log that ends in legacy records, is a forgery (a chain
+recomputed without the key).
+
+Editing a row breaks its hash; deleting one leaves a gap in seq, or a head (audit_head) pointing
+past the end. Cutting the tail and moving the head back leaves a valid chain, so the head is also
+anchored outside the database: signed lines in TILLKEY_AUDIT_ANCHOR_FILE (audit_anchor.py), which
+`check()` holds the chain against. `check()` names the first such record. The format and the
+check live in audit_chain.py, the anchors in audit_anchor.py; the JSON-lines mirror
+(TILLKEY_AUDIT_FILE) gets each committed record as the object its hash covers, plus `hash` and
+`time`.
+
+Writing: `record_in(session, …)` appends inside the caller's transaction (the change, its
+change-feed entry and its audit record commit together, or none does); `record` appends in a
+transaction of its own and waits; `record_soon` / `record_queued` queue for the background writer,
+which never drops a record (record_queued waits while the queue is full: backpressure).
 
 Field conventions, so that searches mean the same thing for every event:
 - actor_type / actor_id: who acted (None: the local operator through the CLI, or not known);
 - username: the login name involved: the one typed at a login, or the account acted on;
 - details: event specifics. Never a secret: keys that name one are refused with ValueError (a
   careless call fails loudly in tests), and values that look like bearer tokens are redacted
-  (tillkey.security.redaction).
+  (tillkey.security.redaction). Details longer than DETAILS_MAX are cut by one rule (`fit`),
+  never refused: the change they describe may already be decided.
   Failure reasons go here; they stay server-side (clients get one generic 401).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
-import hashlib
 import json
 import logging
 import math
@@ -31,18 +54,32 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tillkey.clock import Clock
+from tillkey.security.audit_anchor import AnchorError, AnchorFile
+from tillkey.security.audit_chain import (
+    FORMAT_KEYED,
+    FORMAT_LEGACY,
+    GENESIS,
+    HASHED_FIELDS,
+    MARKER_EVENT,
+    ChainBreak,
+    ChainReport,
+    canonical,
+    check_chain,
+    record_hash,
+)
+from tillkey.security.audit_chain import iso_time as iso_time  # the CLI's, with to_json
 from tillkey.security.redaction import clean_details, clean_text
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditQuery, AuditRecord
-from tillkey.store.db import Database
+from tillkey.store.db import Database, after_commit
 
 log = logging.getLogger("tillkey.audit")
 
@@ -87,6 +124,7 @@ OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
 OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
 REFRESH_REUSED = "token.refresh_reused"
 CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
+AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
 EVENTS = frozenset({
@@ -96,44 +134,37 @@ EVENTS = frozenset({
     API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
     PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, INTEGRATION_CREATED, INTEGRATION_ACTIVATED,
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
-    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED,
+    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
 })  # fmt: skip
 
 SUCCESS = "success"
 FAILURE = "failure"
 OUTCOMES = frozenset({SUCCESS, FAILURE})
 
-GENESIS = "0" * 64
-HASHED_FIELDS = (
-    "seq", "prev_hash", "created_ms", "event", "outcome", "actor_type", "actor_id", "username", "ip",
-    "user_agent", "request_id", "details",
-)  # fmt: skip
-
 # Column sizes (store/models.py); longer client-supplied text is cut, not refused.
 USERNAME_MAX = 255
 IP_MAX = 64
 USER_AGENT_MAX = 256
 REQUEST_ID_MAX = 128
-DETAILS_MAX = 4096  # characters of canonical JSON
+DETAILS_MAX = 4096  # characters of canonical JSON; longer details are cut by `fit`
+DETAILS_VALUE_MAX = 512  # what `fit` leaves of one long value
 DETAILS_DEPTH = 4
 
-QUEUE_SIZE = 10_000  # record_soon events waiting for the writer; beyond it they are dropped
-BATCH_SIZE = 200  # records per transaction from the queue
+# record_queued waits while this many records wait for the writer; record_soon (which cannot wait)
+# still queues beyond it, and the writer then writes bigger batches: nothing is dropped.
+QUEUE_SIZE = 10_000
+BATCH_SIZE = 200  # records per transaction from the queue, while it is short
+BATCH_MAX = 2000  # … and when a backlog has built up: fewer, bigger commits catch up faster
 # After the first queued record, the writer waits this long for more: one transaction then carries
 # many records (a busy token endpoint queues hundreds a second), where without the wait each would
 # cost a chain-extending commit of its own. Nobody awaits these records.
 BATCH_LINGER = 0.01
-VERIFY_PAGE = 1000
-DROP_WARNING_EVERY = 60.0  # seconds
-STOP_TIMEOUT = 10.0  # seconds stop() waits for the queue to drain
+BACKLOG_WARNING_EVERY = 60.0  # seconds
+STOP_TIMEOUT = 10.0  # seconds stop() keeps retrying a failing database before giving up
+ANCHOR_INTERVAL = 60.0  # seconds between two anchors of the head this process wrote
 
 
 # --- records and their hashes -------------------------------------------------------------------
-
-
-def canonical(obj: Any) -> str:
-    """The one JSON encoding that hashes are computed over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def _int(name: str, value: int | None) -> int | None:
@@ -144,24 +175,46 @@ def _int(name: str, value: int | None) -> int | None:
     return int(value)
 
 
-def record_hash(r: AuditRecord) -> str:
-    """SHA-256 over the canonical JSON of every field but the hash itself."""
-    body = {name: getattr(r, name) for name in HASHED_FIELDS}
-    body["details"] = json.loads(r.details) if r.details is not None else None
-    return hashlib.sha256(canonical(body).encode("ascii")).hexdigest()
-
-
-def iso_time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
+    """Details cut to at most `limit` characters of canonical JSON, by one rule: each value longer
+    than DETAILS_VALUE_MAX is cut (text to its start, a list to its first items) and the record
+    says so in `truncated` (the original length); if that is not enough, only the keys remain."""
+    size = len(canonical(details))
+    if size <= limit:
+        return details
+    out: dict[str, Any] = {}
+    for k, v in details.items():
+        if len(canonical(v)) <= DETAILS_VALUE_MAX:
+            out[k] = v
+        elif isinstance(v, str):
+            out[k] = v[:DETAILS_VALUE_MAX] + "…"
+        elif isinstance(v, list):
+            kept: list[Any] = []
+            for item in v:
+                if len(canonical([*kept, item])) > DETAILS_VALUE_MAX:
+                    break
+                kept.append(item)
+            out[k] = [*kept, f"… {len(v) - len(kept)} more"]
+        else:
+            out[k] = "…"
+    out["truncated"] = size
+    if len(canonical(out)) <= limit:
+        return out
+    keys = sorted(details)
+    while keys and len(canonical({"truncated": size, "keys": keys})) > limit:
+        keys.pop()
+    return {"truncated": size, "keys": keys}
 
 
 def to_json(r: AuditRecord) -> dict[str, Any]:
-    """A record as one JSON object (API, CLI, mirror): the hashed fields, plus `hash` and `time`."""
+    """A record as one JSON object (API, CLI, mirror): the hashed fields and `v`, plus `hash` and
+    `time`."""
     out: dict[str, Any] = {name: getattr(r, name) for name in HASHED_FIELDS}
     try:
         out["details"] = json.loads(r.details) if r.details is not None else None
     except ValueError:
         out["details"] = r.details  # a tampered row is still shown, as it is
+    out["v"] = r.v
     out["hash"] = r.hash
     out["time"] = iso_time(r.created_ms)
     return out
@@ -233,56 +286,68 @@ class _Entry:
     request_id: str | None
     details: str | None
 
-    def chained(self, seq: int, prev_hash: str) -> AuditRecord:
+    def chained(self, seq: int, prev_hash: str, key: bytes) -> AuditRecord:
         r = AuditRecord(
             seq, self.created_ms, self.event, self.outcome, self.actor_type, self.actor_id, self.username,
-            self.ip, self.user_agent, self.request_id, self.details, prev_hash, "",
+            self.ip, self.user_agent, self.request_id, self.details, prev_hash, "", FORMAT_KEYED,
         )  # fmt: skip
-        return replace(r, hash=record_hash(r))
+        return replace(r, hash=record_hash(r, key))
 
 
-@dataclass(frozen=True, slots=True)
-class ChainBreak:
-    seq: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    count: int  # records checked and found intact: all of them when ok
-    first_break: ChainBreak | None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_break is None
+def _chain(entries: Sequence[_Entry], last: int, prev: str, key: bytes) -> list[AuditRecord]:
+    records = []
+    for seq, entry in enumerate(entries, start=last - len(entries) + 1):
+        records.append(entry.chained(seq, prev, key))
+        prev = records[-1].hash
+    return records
 
 
 # --- the log ------------------------------------------------------------------------------------
 
 
 class AuditLog:
-    """Appends to the chain (awaited with `record`, or queued with `record_soon`), checks it,
-    searches it. One per process; any number of processes may share the database."""
+    """Appends to the chain (in the caller's transaction with `record_in`, awaited with `record`,
+    or queued with `record_soon` / `record_queued`), checks it, searches it. One per process; any
+    number of processes may share the database.
+
+    `key`: the chain key (`MasterSecret.derive(CHAIN_KEY_PURPOSE)`). `anchors`: where the head is
+    anchored (None: nowhere), at most every `anchor_interval` seconds (0: after every commit)."""
 
     def __init__(
-        self, db: Database, clock: Clock, mirror: Path | None = None, *, queue_size: int = QUEUE_SIZE,
+        self, db: Database, clock: Clock, mirror: Path | None = None, *, key: bytes,
+        anchors: AnchorFile | None = None, anchor_interval: float = ANCHOR_INTERVAL, queue_size: int = QUEUE_SIZE,
         batch_size: int = BATCH_SIZE,
     ) -> None:  # fmt: skip
+        if len(key) < 32:
+            raise ValueError("the audit chain key must be at least 32 bytes")
         self.db = db
         self.clock = clock
         self.mirror = mirror
-        self.dropped = 0  # record_soon events refused because the queue was full
-        self.failed = 0  # queued events lost after the database refused them repeatedly
-        self._queue: asyncio.Queue[_Entry | None] = asyncio.Queue(queue_size)
+        self.anchors = anchors
+        self._key = key
+        self._anchor_interval = anchor_interval
+        self.dropped = 0  # kept for the metric: nothing is dropped any more
+        self.failed = 0  # queued records lost: the database refused them until stop() gave up
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self._queue_size = queue_size
         self._batch_size = batch_size
+        self._wake = asyncio.Event()  # the writer has work
+        self._room = asyncio.Event()  # record_queued may queue
+        self._room.set()
+        self._stopping = False
         self._writer: asyncio.Task[None] | None = None
         # One appender per process at a time: they would only queue on the database lock, and
         # SQLite's busy handler polls with sleeps where this wakes the next one at once.
         self._lock = asyncio.Lock()
-        self._last_drop_warning = -math.inf
+        self._last_backlog_warning = -math.inf
         # Records awaited by their callers (record()), committed together: group commit.
         self._group: list[tuple[_Entry, asyncio.Future[None]]] = []
         self._group_task: asyncio.Task[None] | None = None
+        # The newest record this process committed, and the newest it anchored.
+        self._head: tuple[int, str] = (0, GENESIS)
+        self._anchored_seq = 0
+        self._last_anchor = -math.inf
+        self._anchor_timer: asyncio.TimerHandle | None = None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -296,18 +361,43 @@ class AuditLog:
             raise ValueError(f"audit outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         if details is not None and not isinstance(details, dict):
             raise ValueError("audit details must be a dict")
-        encoded = canonical(clean_details(details, DETAILS_DEPTH)) if details else None
+        encoded = canonical(fit(clean_details(details, DETAILS_DEPTH))) if details else None
         current = _current.get()
         if current is not None:
             ip, user_agent = ip or current.ip, user_agent or current.user_agent
             request_id = request_id or current.request_id
-        if encoded is not None and len(encoded) > DETAILS_MAX:
-            raise ValueError(f"audit details are {len(encoded)} characters; at most {DETAILS_MAX}")
         return _Entry(
             int(self.clock.now() * 1000), event, outcome, _int("actor_type", actor_type), _int("actor_id", actor_id),
             clean_text(username, USERNAME_MAX), clean_text(ip, IP_MAX), clean_text(user_agent, USER_AGENT_MAX),
             clean_text(request_id, REQUEST_ID_MAX), encoded,
         )  # fmt: skip
+
+    async def record_in(
+        self,
+        s: AsyncSession,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        username: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one record inside the caller's transaction (a session from `Database.transaction`):
+        it commits with the change it describes, or rolls back with it. ValueError for a bad call,
+        raised before anything is written, so the caller's transaction rolls back too.
+
+        Call it last in the transaction: the chain's head row stays locked until the commit (row
+        lock on PostgreSQL; SQLite has one writer anyway), which serializes every appender."""
+        entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
+        last, prev = await repo.claim(s, 1)
+        records = _chain([entry], last, prev, self._key)
+        await repo.add(s, records)
+        # The mirror and the anchor only once the records are committed (never for a rollback).
+        after_commit(s, lambda: self._committed(records))
 
     async def record(
         self, event: str, *, outcome: str = SUCCESS, actor_type: int | None = None, actor_id: int | None = None,
@@ -358,33 +448,63 @@ class AuditLog:
     ) -> None:  # fmt: skip
         """Queue a record for the background writer and return at once (hot path: access.denied).
 
-        The arguments are checked here, so a bad call still fails in its caller. If the queue is
-        full the record is dropped and counted in `dropped`: a flood of denials must not grow
-        memory without bound or slow the requests being denied."""
+        The arguments are checked here, so a bad call still fails in its caller. Never dropped:
+        past QUEUE_SIZE the record still queues (a caller that cannot wait cannot be slowed) and
+        the writer catches up in bigger batches; callers that can wait use `record_queued`."""
         if request is not None:
             info = RequestInfo.from_request(request)
             ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
         entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        self._enqueue(entry)
+
+    async def record_queued(
+        self,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        username: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        request: Request | None = None,
+    ) -> None:
+        """`record_soon` with backpressure: waits while QUEUE_SIZE records wait for the writer, so
+        a flood (token issuance) slows to the speed the chain can be written at, losing nothing."""
+        if request is not None:
+            info = RequestInfo.from_request(request)
+            ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
+        entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
+        while len(self._pending) >= self._queue_size and self._writer is not None and not self._writer.done():
+            self._room.clear()
+            await self._room.wait()
+        self._enqueue(entry)
+
+    def _enqueue(self, entry: _Entry) -> None:
+        self._pending.append(entry)
+        self._wake.set()
+        if len(self._pending) > self._queue_size:
             now = time.monotonic()
-            if now - self._last_drop_warning >= DROP_WARNING_EVERY:
-                self._last_drop_warning = now
-                log.warning("audit queue full: %d events dropped so far", self.dropped)
+            if now - self._last_backlog_warning >= BACKLOG_WARNING_EVERY:
+                self._last_backlog_warning = now
+                log.warning("audit queue: %d records wait for the writer", len(self._pending))
 
     async def _append(self, entries: Sequence[_Entry]) -> None:
         async with self._lock:
             async with self.db.transaction() as s:
                 last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock
-                records = []
-                for seq, entry in enumerate(entries, start=last - len(entries) + 1):
-                    records.append(entry.chained(seq, prev))
-                    prev = records[-1].hash
+                records = _chain(entries, last, prev, self._key)
                 await repo.add(s, records)
             # After the commit, so the file never holds a record the database rolled back.
-            self._write_mirror(records)
+            self._committed(records)
+
+    def _committed(self, records: Sequence[AuditRecord]) -> None:
+        self._write_mirror(records)
+        if records and records[-1].seq > self._head[0]:
+            self._head = (records[-1].seq, records[-1].hash)
+            self._anchor_soon()
 
     def _write_mirror(self, records: Sequence[AuditRecord]) -> None:
         if self.mirror is None:
@@ -404,66 +524,148 @@ class AuditLog:
             # The database copy is committed and authoritative; a full disk here must not fail logins.
             log.exception("audit mirror %s: write failed", self.mirror)
 
+    # --- anchoring the head -------------------------------------------------------------------
+
+    def _anchor_soon(self) -> None:
+        """Anchor the newest record this process wrote, at most once per anchor_interval: now if
+        the last anchor is old enough, else when it is (a timer, so a quiet log is anchored too)."""
+        if self.anchors is None:
+            return
+        wait = self._last_anchor + self._anchor_interval - self.clock.now()
+        if wait <= 0:
+            self.anchor_now()
+        elif self._anchor_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._anchor_timer = loop.call_later(wait, self._anchor_due)
+
+    def _anchor_due(self) -> None:
+        self._anchor_timer = None
+        self.anchor_now()
+
+    def anchor_now(self) -> None:
+        """Write a signed anchor of the newest record this process committed, if not yet anchored.
+        Only records this process computed itself: anchoring a head read back from the database
+        would vouch for whatever an attacker left there."""
+        seq, hash_ = self._head
+        if self.anchors is None or seq <= self._anchored_seq:
+            return
+        self.anchors.write(seq, hash_, int(self.clock.now() * 1000))
+        self._anchored_seq = seq
+        self._last_anchor = self.clock.now()
+
     # --- the background writer ----------------------------------------------------------------
 
     def start(self) -> None:
         """Start writing queued records (call from a running event loop)."""
         if self._writer is None:
+            self._stopping = False
             self._writer = asyncio.create_task(self._drain(), name="tillkey-audit")
 
     async def stop(self) -> None:
-        """Write everything queued, then stop the writer."""
+        """Write everything queued, then stop the writer, and anchor the head."""
         writer, self._writer = self._writer, None
+        self._stopping = True
+        self._wake.set()
+        self._room.set()  # record_queued callers queue without waiting now
         if writer is not None and not writer.done():
-            try:
-                await asyncio.wait_for(self._queue.put(None), STOP_TIMEOUT)
-                await asyncio.wait_for(writer, STOP_TIMEOUT)
-            except TimeoutError:
-                writer.cancel()
-                log.error("audit writer did not finish within %.0f s; %d events lost", STOP_TIMEOUT,
-                          self._queue.qsize())  # fmt: skip
-                return
-        # Anything queued while no writer ran.
-        pending = [e for e in self._drain_nowait() if e is not None]
-        for i in range(0, len(pending), self._batch_size):
-            await self._write_batch(pending[i : i + self._batch_size])
-
-    def _drain_nowait(self) -> list[_Entry | None]:
-        items: list[_Entry | None] = []
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
-        return items
+            await writer
+        # Anything queued while no writer ran, or by a record_queued woken by this stop.
+        await self._drain()
+        if self._anchor_timer is not None:
+            self._anchor_timer.cancel()
+            self._anchor_timer = None
+        self.anchor_now()
 
     async def _drain(self) -> None:
+        """Write queued records in order until stopped and empty. A batch the database refuses is
+        kept and retried (nothing is dropped); only at stop, after STOP_TIMEOUT of failures, is
+        the rest given up, counted in `failed` and logged."""
+        failing_since: float | None = None
         while True:
-            item = await self._queue.get()
-            batch: list[_Entry] = []
-            stopping = item is None
-            if item is not None:
-                batch.append(item)
-                if self._queue.empty():
+            if not self._pending:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                if len(self._pending) < self._batch_size and not self._stopping:
                     await asyncio.sleep(BATCH_LINGER)
-            while not stopping and len(batch) < self._batch_size and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-            if batch:
-                await self._write_batch(batch)
-            if stopping:
-                return
-
-    async def _write_batch(self, batch: list[_Entry]) -> None:
-        for attempt in range(3):
+                continue
+            size = self._batch_size if len(self._pending) <= self._queue_size // 2 else BATCH_MAX
+            batch = [self._pending[i] for i in range(min(size, len(self._pending)))]
             try:
                 await self._append(batch)
-                return
             except Exception:
-                log.exception("audit: writing %d records failed (attempt %d)", len(batch), attempt + 1)
-                await asyncio.sleep(0.5 * (attempt + 1))
-        self.failed += len(batch)
-        log.error("audit: %d records lost after repeated write failures (%d so far)", len(batch), self.failed)
+                now = time.monotonic()
+                failing_since = failing_since if failing_since is not None else now
+                log.exception("audit: writing %d records failed; %d wait", len(batch), len(self._pending))
+                if self._stopping and now - failing_since >= STOP_TIMEOUT:
+                    self.failed += len(self._pending)
+                    log.error("audit writer stopping: %d records could not be written", len(self._pending))
+                    self._pending.clear()
+                    return
+                await asyncio.sleep(min(2.0, 0.1 + now - failing_since))
+                continue
+            failing_since = None
+            for _ in batch:
+                self._pending.popleft()
+            if len(self._pending) < self._queue_size:
+                self._room.set()
+
+    @property
+    def backlog(self) -> int:
+        """Records queued for the writer."""
+        return len(self._pending)
+
+    # --- migrating a legacy chain -------------------------------------------------------------
+
+    async def migrate_legacy(self) -> bool:
+        """Continue a legacy (SHA-256) chain keyed: check the legacy records, then append the
+        `audit.keyed` marker after them. True if a marker was written. Safe to call on every
+        start and from several processes at once: it acts only while the head is a legacy record."""
+        async with self.db.session() as s:
+            head_seq, _ = await repo.head(s)
+            last = await repo.page(s, after=head_seq - 1, upto=head_seq, limit=1) if head_seq else []
+        if not last or last[0].v != FORMAT_LEGACY:
+            return False
+        # Anchors are only ever written for a keyed chain: legacy records at its head now are a
+        # downgrade (a chain recomputed with the public recipe), never to be blessed with a marker.
+        try:
+            anchored = bool(self.anchors.read()) if self.anchors is not None else False
+        except AnchorError:
+            anchored = True
+        if anchored:
+            log.error("audit: the chain ends in legacy records but was keyed before; run `tillkey audit verify`")
+            return False
+        report = await self.check(anchored=False, legacy_ok=True)
+        if not report.ok:
+            assert report.first_break is not None
+            log.error("audit: the legacy chain is broken (%s); continuing it keyed anyway", report.first_break.reason)
+        async with self._lock, self.db.transaction() as s:
+            seq, prev = await repo.claim(s, 0)  # locks the head: one process writes the marker
+            found = await repo.page(s, after=seq - 1, upto=seq, limit=1)
+            if not found or found[0].v != FORMAT_LEGACY:
+                return False
+            entry = self._entry(
+                AUDIT_KEYED,
+                SUCCESS,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                {"legacy_seq": seq, "legacy_head": prev, "legacy_intact": report.ok},
+            )
+            last_seq, prev = await repo.claim(s, 1)
+            records = _chain([entry], last_seq, prev, self._key)
+            await repo.add(s, records)
+        self._committed(records)
+        self.anchor_now()  # at once: from here on the chain is known to be keyed
+        log.info("audit: %d legacy records now continue in the keyed chain", seq)
+        return True
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -471,48 +673,9 @@ class AuditLog:
         async with self.db.session() as s:
             return await repo.search(s, query)
 
-    async def check(self) -> ChainReport:
-        """Walk the chain up to the head as it is now; stop at the first bad record.
-
-        Records are checked in seq order: a missing seq, a record whose contents no longer match
-        its hash, a record whose prev_hash is not its predecessor's hash (one of the two was
-        rewritten with a fresh hash), and finally the head: records cut from the end leave it
-        pointing past the last one."""
-        async with self.db.session() as s:
-            head_seq, head_hash = await repo.head(s)
-            expected, prev = 1, GENESIS
-            while expected <= head_seq:
-                rows = await repo.page(s, after=expected - 1, upto=head_seq, limit=VERIFY_PAGE)
-                if not rows:
-                    break
-                for r in rows:
-                    if r.seq != expected:
-                        return ChainReport(
-                            expected - 1, ChainBreak(expected, f"record {expected} is missing (next is {r.seq})")
-                        )
-                    try:
-                        intact = record_hash(r) == r.hash
-                    except ValueError:  # details no longer JSON
-                        intact = False
-                    if not intact:
-                        why = f"record {r.seq} was altered: its contents do not match its hash"
-                        return ChainReport(expected - 1, ChainBreak(r.seq, why))
-                    if r.prev_hash != prev:
-                        why = (
-                            f"record {r.seq} does not follow from record {r.seq - 1}: its prev_hash is not that "
-                            "record's hash (one of them was rewritten)"
-                        )
-                        return ChainReport(expected - 1, ChainBreak(r.seq, why))
-                    prev = r.hash
-                    expected += 1
-        if expected <= head_seq:
-            why = f"record {expected} is missing: the chain head counts {head_seq}, the log ends at {expected - 1}"
-            return ChainReport(expected - 1, ChainBreak(expected, why))
-        if prev != head_hash:
-            return ChainReport(
-                head_seq - 1, ChainBreak(head_seq, f"record {head_seq} was replaced: the chain head holds another hash")
-            )
-        return ChainReport(head_seq, None)
+    async def check(self, *, anchored: bool = True, legacy_ok: bool = False) -> ChainReport:
+        """The chain as it is now, held against the anchors (audit_chain.check_chain)."""
+        return await check_chain(self.db, self._key, self.anchors if anchored else None, legacy_ok=legacy_ok)
 
     async def verify(self) -> ChainBreak | None:
         """The first altered or missing record, or None when the chain is intact."""

@@ -7,9 +7,10 @@ tillkey.security.audit; this module only moves rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AuditEventRow, AuditHeadRow
@@ -32,6 +33,7 @@ class AuditRecord:
     details: str | None  # canonical JSON, exactly as hashed
     prev_hash: str
     hash: str
+    v: int = 2  # the record's format (tillkey.security.audit: 1 legacy SHA-256, 2 keyed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +55,18 @@ class AuditQuery:
 def _record(r: AuditEventRow) -> AuditRecord:
     return AuditRecord(
         r.seq, r.created_ms, r.event, r.outcome, r.actor_type, r.actor_id, r.username, r.ip, r.user_agent,
-        r.request_id, r.details, r.prev_hash, r.hash,
+        r.request_id, r.details, r.prev_hash, r.hash, r.v,
     )  # fmt: skip
 
 
 async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
     """Reserve seq numbers for `n` records: (last reserved seq, hash of the record before the first).
 
-    Must be the first statement of its transaction. Being a write, it takes SQLite's database
+    The first statement of the background writer's transactions; inside a caller's transaction
+    (`AuditLog.record_in`) the last one, after the change it records. Being a write, it takes SQLite's database
     write lock (waiting out busy_timeout) before anything is read, and on PostgreSQL it row-locks
     the head until commit; a later appender then sees the new seq and hash. So appends from any
-    number of processes form one chain without gaps or forks.
+    number of processes form one chain without gaps or forks. `n` = 0 only locks and reads.
     """
     row = (
         await s.execute(
@@ -78,8 +81,14 @@ async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+
+
 async def add(s: AsyncSession, records: Sequence[AuditRecord]) -> None:
-    await s.execute(insert(AuditEventRow), [asdict(r) for r in records])
+    # Core insert of plain dicts: dataclasses.asdict's deep copy and the ORM's bulk path cost
+    # more than the database under a flood of records.
+    rows = [{c: getattr(r, c) for c in _COLUMNS} for r in records]
+    await s.execute(insert(cast(Table, AuditEventRow.__table__)), rows)
     await s.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
 
 

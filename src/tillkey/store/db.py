@@ -37,6 +37,14 @@ def make_engine(url: str) -> AsyncEngine:
 
 # Session.info key under which store/auth.record_change notes the change-feed rows of a transaction.
 CHANGES = "tillkey.changes"
+# Session.info key of callbacks to run once the transaction has committed (never on rollback).
+AFTER_COMMIT = "tillkey.after_commit"
+
+
+def after_commit(s: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the transaction of `s` (from Database.transaction) has committed: work
+    outside the database that must never describe a rolled-back change (the audit mirror)."""
+    s.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 class Database:
@@ -66,6 +74,8 @@ class Database:
             changes = s.info.pop(CHANGES, None)
             if changes and self.after_commit is not None:
                 self.after_commit(changes)
+            for callback in s.info.pop(AFTER_COMMIT, ()):
+                callback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -276,6 +277,8 @@ class AuditEventRow(Base):
     details: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Format: 1 legacy SHA-256 (before migration 0011), 2 HMAC-SHA256 under the chain key.
+    v: Mapped[int] = mapped_column(SmallInteger, server_default="1")
 
 
 Index("ix_audit_events_event", AuditEventRow.event, AuditEventRow.seq)

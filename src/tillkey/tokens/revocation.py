@@ -77,21 +77,26 @@ class Revoker:
         async with self._db.transaction() as s:
             await repo.set_revoke_before(s, user_type, user_id, ts)
             await repo.record_change(s, "revoke_user", ts, user_type=user_type, user_id=user_id)
+            if self._audit:
+                await self._audit.record_in(
+                    s, TOKEN_REVOKED, details={"target_type": user_type, "target_id": user_id, "scope": "all"}
+                )
         self._state.note_user(user_type, user_id, ts)
-        if self._audit:
-            await self._audit.record(
-                TOKEN_REVOKED, details={"target_type": user_type, "target_id": user_id, "scope": "all"}
-            )
 
     async def revoke_token(self, claims: TokenClaims) -> None:
         now = self._now()
         async with self._db.transaction() as s:
             await repo.add_revoked_token(s, claims.jti, claims.expires_at)
             await repo.record_change(s, "revoke_token", now, ref=claims.jti)
+            if self._audit:
+                details = {
+                    "target_type": claims.user_type,
+                    "target_id": claims.user_id,
+                    "scope": "one",
+                    "jti": claims.jti,
+                }
+                await self._audit.record_in(s, TOKEN_REVOKED, details=details)
         self._state.note_token(claims.jti, claims.expires_at)
-        if self._audit:
-            details = {"target_type": claims.user_type, "target_id": claims.user_id, "scope": "one", "jti": claims.jti}
-            await self._audit.record(TOKEN_REVOKED, details=details)
 
     async def revoke_ids(self, tokens: list[tuple[str, int | None]]) -> None:
         """Deny these token ids (jti, expiry) — the access tokens of a revoked refresh family or of

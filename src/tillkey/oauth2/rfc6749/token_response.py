@@ -68,8 +68,9 @@ async def respond(
         )  # fmt: skip
         tk.issued["id_token", "jwt"] += 1
     # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
-    # thousands of requests/s must not wait on the audit chain's single writer per token.
-    tk.audit.record_soon(
+    # thousands of requests/s must not wait on the audit chain's single writer per token. It
+    # waits only when the queue is full (backpressure): a flood never drops records.
+    await tk.audit.record_queued(
         audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id,
         details={"client_id": grant.client.client_id, "scope": " ".join(grant.scope)[:500],
                  "format": tk.settings.oauth2_access_token_format.value, "refresh": refresh,
