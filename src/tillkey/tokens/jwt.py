@@ -50,15 +50,17 @@ class JwtReader:
                 issuer=self._issuer,
                 leeway=LEEWAY,
                 # Expiry is the validator's job (one clock, and integration tokens have no exp);
-                # PyJWT still refuses iat and nbf further in the future than the leeway.
+                # iat and nbf are checked below against the same injected clock, not PyJWT's own.
                 # Audience: Tillkey is the resource server of the tokens it reads; an OAuth access
                 # token names its client's audience (RFC 9068 §3) for other resource servers.
-                options={"require": _REQUIRED, "verify_exp": False, "verify_aud": False},
-            )
-        except jwt.ImmatureSignatureError as exc:
-            raise InvalidToken(detail=f"jwt not yet valid: {exc}") from None
+                options={
+                    "require": _REQUIRED, "verify_exp": False, "verify_aud": False, "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise _permanent(f"jwt rejected: {exc}") from None
+        self._not_before(claims)
         try:
             exp = claims.get("exp")
             amr = claims.get("amr") or ["pwd"]
@@ -78,6 +80,21 @@ class JwtReader:
             )
         except (TypeError, ValueError) as exc:
             raise _permanent(f"bad claim: {exc}") from None
+
+    def _not_before(self, claims: dict[str, object]) -> None:
+        """Refuse iat and nbf further in the future than the leeway (RFC 7519 §4.1.5-6); such a token
+        may become valid later, so it is not remembered as bad."""
+        now = self._now()
+        for name in ("iat", "nbf"):
+            value = claims.get(name)
+            if value is None:
+                continue
+            try:
+                when = _int(value)
+            except TypeError as exc:
+                raise _permanent(f"bad claim {name}: {exc}") from None
+            if when > now + LEEWAY:
+                raise InvalidToken(detail=f"jwt not yet valid ({name} ahead of the clock)")
 
 
 def _permanent(detail: str) -> InvalidToken:
