@@ -230,8 +230,9 @@ class MedusaAuth:
         async with tk.db.session() as s:
             existing = await repo.find(s, EMAILPASS, actor, creds.email)
             account = await accounts_repo.customer_by_email(s, creds.email)
-        if existing is not None and existing.user_id is None and existing.password_hash is not None:
-            # Medusa: registering again before the customer exists succeeds with the same password.
+        if existing is not None and existing.user_id is None and existing.password_hash is not None and not account:
+            # Medusa: registering again before the customer exists succeeds with the same password
+            # (once an account holds the email, a pending identity is dead: see identity_for).
             if await tk.passwords.verify(existing.password_hash, creds.password):
                 return await self.token(actor, existing, UserType.CUSTOMER, None)
             raise Unauthenticated(IDENTITY_EXISTS, detail="pending identity, wrong password")
