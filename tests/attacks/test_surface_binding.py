@@ -225,3 +225,35 @@ def test_claims_passed_by_a_caller_cannot_mark_a_token_as_medusa(tmp_path: Path)
             await _refused_by_medusa_renewals(t, t.bearer(forged))
 
     inprocess.run(body)
+
+
+def test_forward_auth_judges_a_scoped_token_by_its_scope_and_says_so(tmp_path: Path) -> None:
+    routes = [
+        {"path": "/account/*", "resources": ["self"]},
+        {"path": "/admin/*", "resources": ["Magento_Catalog::products"]},
+        {"path": "/*", "resources": ["anonymous"]},
+    ]
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, forward_auth_routes=routes) as t:
+            ada = await t.create_customer("ada@example.com")
+            alice = await t.create_admin("alice")
+
+            async def judge(token: str, uri: str) -> Any:
+                headers = {**t.bearer(token), "X-Original-Method": "GET", "X-Original-URI": uri}
+                return await t.client.get("/tillkey/v1/forward-auth", headers=headers)
+
+            openid_customer = (await _oauth_user_token(t, UserType.CUSTOMER, ada.id, ("openid",)))["access_token"]
+            assert (await judge(openid_customer, "/account/orders")).status_code == 403
+            openid_admin = (await _oauth_user_token(t, UserType.ADMIN, alice.id, ("openid",)))["access_token"]
+            assert (await judge(openid_admin, "/admin/products")).status_code == 403
+            # Where anyone may go, the answer names the scope, so the upstream never takes the
+            # caller for the whole account.
+            public = await judge(openid_admin, "/catalog")
+            assert public.status_code == 200
+            assert public.headers["X-Tillkey-Scopes"] == "openid"
+            assert public.headers["X-Tillkey-Client-Id"]
+            # The unscoped login token of the same admin passes.
+            assert (await judge(await t.admin_token("alice"), "/admin/products")).status_code == 200
+
+    inprocess.run(body)
