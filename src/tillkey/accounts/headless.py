@@ -34,6 +34,7 @@ async def refresh(tk: Tillkey, refresh_token: str) -> Session:
     """Rotate: a new access token and a new refresh token; the presented one is spent."""
     refreshes = RefreshTokens(tk)
     spent = await refreshes.spend(refresh_token, client_id=None)
+    refreshes.require_within_family(spent, spent.scope)
     # The access token dies with the family: never past the sign-in's absolute lifetime.
     access = await Accounts(tk).issue_token(
         UserType(spent.user_type), spent.user_id, spent.amr, not_after=spent.family_expires_at

@@ -23,11 +23,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
+from tillkey.access import delegation
 from tillkey.errors import InvalidRequest
+from tillkey.principal import Principal
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import RefreshToken
+from tillkey.tokens.contracts import TokenClaims
 
 PREFIX = "tk_rt_"
 MAX_LENGTH = 128
@@ -107,6 +110,19 @@ class RefreshTokens:
             # The user's tokens were revoked (logout everywhere, deactivation) after this sign-in.
             raise InvalidRefreshToken(detail="user revoked since the sign-in")
         return rec
+
+    def require_within_family(self, spent: RefreshToken, scope: tuple[str, ...] | None) -> None:
+        """The delegation rule for a rotation: what the new access token may hold (`scope`) is
+        within what the family was granted, for the same user and client."""
+        now = self.tk.clock.now_int()
+
+        def holder(granted: tuple[str, ...] | None) -> Principal:
+            claims = TokenClaims(
+                spent.user_type, spent.user_id, now, None, "", "opaque", scope=granted, client_id=spent.client_id
+            )
+            return self.tk.grants.principal(claims)
+
+        delegation.require_renewal_within(holder(spent.scope), holder(scope), what="refresh rotation")
 
     async def successor(self, spent: RefreshToken, *, access_jti: str | None, access_expires_at: int | None) -> Issued:
         """The next token of the family. Fails if the family was revoked meanwhile."""

@@ -34,5 +34,6 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
     scope = scope_rules.within(requested, original) if requested else original
     # Never beyond what the client may hold now (an admin may have narrowed it).
     scope = tuple(s for s in scope if s in client.scopes)
+    refreshes.require_within_family(spent, scope)
     grant = Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
     return (await respond(tk, grant, refresh=True, rotated_from=spent)).body
