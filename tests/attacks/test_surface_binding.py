@@ -257,3 +257,22 @@ def test_forward_auth_judges_a_scoped_token_by_its_scope_and_says_so(tmp_path: P
             assert (await judge(await t.admin_token("alice"), "/admin/products")).status_code == 200
 
     inprocess.run(body)
+
+
+def test_an_integration_access_token_is_not_renewed(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path, integration_as_bearer=True) as t:
+            await t.create_admin("alice")
+            admin = t.bearer(await t.admin_token("alice"))
+            made = await t.client.post(
+                "/tillkey/v1/integrations", json={"name": "erp", "resources": ["Magento_Catalog::products"]},
+                headers=admin,
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+            active = await t.client.post(f"/tillkey/v1/integrations/{made.json()['id']}/activate", headers=admin)
+            assert active.status_code == 200, active.text
+            integration = t.bearer(active.json()["access_token"])
+            assert (await t.client.get("/rest/V1/products", headers=integration)).status_code == 200
+            await _refused_by_medusa_renewals(t, integration)
+
+    inprocess.run(body)
