@@ -369,10 +369,17 @@ def customer_unlock(email: str) -> None:
 
 @customer_app.command("revoke-tokens")
 def customer_revoke_tokens(email: str) -> None:
-    """Sign a customer out everywhere (Magento's "Force sign-in")."""
+    """Sign a customer out everywhere (Magento's "Force sign-in"), registration tokens of the
+    email's Medusa identities included (even before the customer exists)."""
+    from tillkey.store import accounts as repo
 
     async def go(tk: Tillkey) -> None:
-        await tk.revoker.revoke_for(UserType.CUSTOMER, await _customer_id(tk, email))
+        async with tk.db.session() as s:
+            customer = await repo.customer_by_email(s, email)
+        customer_id = None if customer is None else customer.id
+        hit = await Accounts(tk).revoke_tokens(UserType.CUSTOMER, customer_id, email=email)
+        if customer is None and not hit:
+            _fail(f"there is no customer with email {email!r}")
 
     run(go)
     typer.echo(f"tokens of customer {email} revoked")

@@ -33,7 +33,7 @@ from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE
 from tillkey.security.pacing import Pacer
 from tillkey.security.ratelimit import RateLimiter
-from tillkey.settings import Settings, TokenFormat
+from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import auth as auth_repo
@@ -45,9 +45,9 @@ from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
 from tillkey.tokens import keys
-from tillkey.tokens.contracts import TokenIssuer
-from tillkey.tokens.jwt import JwtIssuer, JwtReader
-from tillkey.tokens.opaque import OpaqueIssuer, OpaqueReader
+from tillkey.tokens.issuer import Issuer, OpaqueStore
+from tillkey.tokens.jwt import JwtReader
+from tillkey.tokens.opaque import OpaqueReader
 from tillkey.tokens.revocation import RevocationState, Revoker, Validator
 from tillkey.tokens.service import Authenticator
 
@@ -111,13 +111,11 @@ class Tillkey:
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer, self.clock.now)
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
-        self.issuer: TokenIssuer
-        # Medusa-style tokens are always JWTs (their clients read the claims), whatever the format.
-        self.jwt_issuer = JwtIssuer(lambda: self.keyring, settings.issuer, now_int)
-        if settings.token_format == TokenFormat.OPAQUE:
-            self.issuer = OpaqueIssuer(self.db, self.master, now_int)
-        else:
-            self.issuer = self.jwt_issuer
+        # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
+        self.issuer = Issuer(
+            lambda: self.keyring, settings.issuer, self.clock.now, store=OpaqueStore(self.db, self.master),
+            revoked_before=self._revoked_before,
+        )  # fmt: skip
         self.authenticator = Authenticator(
             self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
             settings.token_cache_size,
@@ -138,12 +136,17 @@ class Tillkey:
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
         # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
-        self.issued: Counter[tuple[str, str]] = Counter()
+        self.issued: Counter[tuple[str, str]] = self.issuer.issued
         self.admin_profiles: dict[int, accounts_repo.Admin] = {}
         self.oauth_clients: dict[str, oauth2_repo.Client] = {}  # live ones, by client_id
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
+
+    async def _revoked_before(self, user_type: int, user_id: int) -> int | None:
+        """The user's revoke-before second, from the database (another process may have just set it)."""
+        async with self.db.session() as s:
+            return await auth_repo.revoke_before_of(s, user_type, user_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

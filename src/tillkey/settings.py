@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Token lifetimes in seconds (Magento: admin 4 h, customer 1 h).
     admin_token_ttl: int = Field(default=4 * 3600, gt=0, le=30 * 86400)
     customer_token_ttl: int = Field(default=3600, gt=0, le=30 * 86400)
+    # Absolute lifetime of a sign-in (seconds): however often its token is renewed (Medusa's
+    # /auth/token/refresh, a session made from it, a refresh-token rotation), nothing descending from
+    # one password sign-in outlives this; then the user signs in again.
+    customer_signin_max_age: int = Field(default=30 * 86400, gt=0)
+    admin_signin_max_age: int = Field(default=8 * 3600, gt=0)
     # jwt (default) or opaque: which issuer new tokens come from. The reader accepts both.
     token_format: TokenFormat = TokenFormat.JWT
     # Asymmetric by default so other services verify offline through /.well-known/jwks.json.
@@ -261,4 +266,15 @@ class Settings(BaseSettings):
             return self.admin_token_ttl
         if user_type == UserType.CUSTOMER:
             return self.customer_token_ttl
+        return None
+
+    def signin_max_age_for(self, user_type: int) -> int | None:
+        """Absolute lifetime of a sign-in of this user type; None: not a signed-in person."""
+        from tillkey.principal import UserType
+
+        if user_type == UserType.ADMIN:
+            return self.admin_signin_max_age
+        if user_type in (UserType.CUSTOMER, UserType.GUEST):
+            # Guests here: Medusa registration tokens, on their way to become a customer's.
+            return self.customer_signin_max_age
         return None

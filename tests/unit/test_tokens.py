@@ -15,7 +15,8 @@ from tillkey.crypto.secrets import MasterSecret
 from tillkey.principal import UserType
 from tillkey.tokens import keys
 from tillkey.tokens.contracts import InvalidToken, TokenClaims
-from tillkey.tokens.jwt import JwtIssuer, JwtReader
+from tillkey.tokens.issuer import Issuer
+from tillkey.tokens.jwt import JwtReader
 from tillkey.tokens.revocation import RevocationState, Validator
 from tillkey.tokens.service import Authenticator
 
@@ -34,7 +35,7 @@ class FakeClock:
         return self.t
 
 
-def _setup(alg: str = "ES256") -> tuple[JwtIssuer, Authenticator, RevocationState, GrantsState, FakeClock]:
+def _setup(alg: str = "ES256") -> tuple[Issuer, Authenticator, RevocationState, GrantsState, FakeClock]:
     clock = FakeClock()
     master = MasterSecret(b"k" * 32)
     key, _stored = keys.generate(alg, clock.t, master)
@@ -43,7 +44,7 @@ def _setup(alg: str = "ES256") -> tuple[JwtIssuer, Authenticator, RevocationStat
     grants.load_admins({1: ("Magento_Catalog::products",)})
     state = RevocationState()
     auth = Authenticator(JwtReader(lambda: ring, ISS), None, Validator(state, clock.now), grants, cache_size=2)
-    return JwtIssuer(lambda: ring, ISS, clock.now_int), auth, state, grants, clock
+    return Issuer(lambda: ring, ISS, clock.now_int), auth, state, grants, clock
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256", "HS256"])
@@ -182,7 +183,7 @@ def test_a_cached_token_is_refused_once_its_key_is_retired() -> None:
     grants.load_admins({1: ("Magento_Catalog::products",)})
     validator = Validator(RevocationState(), clock.now, lambda: ring[0])
     auth = Authenticator(JwtReader(lambda: ring[0], ISS, clock.now), None, validator, grants, cache_size=2)
-    issuer = JwtIssuer(lambda: ring[0], ISS, clock.now_int)
+    issuer = Issuer(lambda: ring[0], ISS, clock.now_int)
 
     async def go() -> None:
         token = await issuer.issue(UserType.ADMIN, 1, 3600)

@@ -111,3 +111,19 @@ def require_not_self(
     selves = {(acting.user_type, acting.user_id)} | ({acts_for} if acts_for is not None else set())
     if (target_type, target_id) in selves:
         raise DelegationRefused(message, detail=f"self-service refused for {target_type.name}:{target_id}")
+
+
+def require_renewal_within(acting: Principal, renewed: Principal, *, what: str) -> None:
+    """A renewal or exchange (a token refreshed, a cookie session made from a token) yields no more
+    than the credential presented: its grant within the acting one's, and its OAuth scope no wider
+    (an unscoped result of a scoped credential is wider than any scope), nor another client's."""
+    if renewed.user_type not in (UserType.GUEST, UserType.CUSTOMER):
+        # Customers and guests hold only `self` (or nothing), which a renewal keeps as it was.
+        require_within(acting, Grant.of(renewed), what=what)
+    if acting.scopes is not None and (renewed.scopes is None or not renewed.scopes <= acting.scopes):
+        raise DelegationRefused(
+            BEYOND_GRANT, parameters={"resources": "unscoped access"},
+            detail=f"{what}: a token scoped to {sorted(acting.scopes)[:5]} cannot be renewed unscoped",
+        )  # fmt: skip
+    if acting.client_id is not None and renewed.client_id != acting.client_id:
+        raise DelegationRefused(BEYOND_GRANT, parameters={"resources": "another client"}, detail=f"{what}: client")

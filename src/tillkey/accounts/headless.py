@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tillkey.accounts.service import Accounts
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.tokens.refresh import InvalidRefreshToken, RefreshTokens
+from tillkey.tokens.refresh import RefreshTokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +34,11 @@ async def refresh(tk: Tillkey, refresh_token: str) -> Session:
     """Rotate: a new access token and a new refresh token; the presented one is spent."""
     refreshes = RefreshTokens(tk)
     spent = await refreshes.spend(refresh_token, client_id=None)
-    before = tk.revocations.revoke_before.get((spent.user_type, spent.user_id))
-    if before is not None and spent.auth_time <= before:
-        # Logged out everywhere, deactivated or deleted since this login.
-        raise InvalidRefreshToken(detail="user revoked since the login")
-    access = await Accounts(tk).issue_token(UserType(spent.user_type), spent.user_id, spent.amr)
+    refreshes.require_within_family(spent, spent.scope)
+    # The access token dies with the family: never past the sign-in's absolute lifetime.
+    access = await Accounts(tk).issue_token(
+        UserType(spent.user_type), spent.user_id, spent.amr, not_after=spent.family_expires_at
+    )
     claims = await tk.authenticator.read(access)
     issued = await refreshes.successor(spent, access_jti=claims.jti, access_expires_at=claims.expires_at)
     return Session(access, issued.token, issued.record.expires_at - tk.clock.now_int())

@@ -14,14 +14,19 @@ customer and links the identity) and POST /auth/token/refresh read the identity 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tillkey import names
+from tillkey.access import delegation
 from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
+from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
@@ -40,6 +45,8 @@ from tillkey.store import accounts as accounts_repo
 from tillkey.store import identities as repo
 from tillkey.store.accounts import Admin, Customer
 from tillkey.store.identities import Identity
+from tillkey.tokens.contracts import TokenClaims
+from tillkey.tokens.issuer import MEDUSA
 
 log = logging.getLogger("tillkey")
 
@@ -66,6 +73,30 @@ def medusa_claims(actor: str, identity_id: int, user_id: int | None) -> dict[str
         "auth_provider": EMAILPASS, "mfa_enabled": False, "mfa_challenge_completed_at": None,
         "app_metadata": {f"{actor}_id": aid} if aid else {}, "user_metadata": {},
     }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Renewable:
+    """A Medusa credential presented for renewal: when its sign-in happened, with which factors."""
+
+    auth_time: int
+    methods: tuple[str, ...]
+    via: str  # "bearer" | "session"
+
+    def expires(self, tk: Tillkey, user_type: int) -> int:
+        """The sign-in's absolute end (TILLKEY_*_SIGNIN_MAX_AGE after auth_time)."""
+        max_age = tk.settings.signin_max_age_for(user_type)
+        return self.auth_time + (max_age if max_age is not None else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrant:
+    auth_time: int
+    ttl: int
+
+
+def _who(caller: Principal) -> tuple[int, int]:
+    return int(caller.user_type), caller.user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +127,13 @@ class MedusaAuth:
 
     async def identity_for(self, actor: str, entity_id: str, user_type: UserType, user_id: int) -> Identity:
         """The emailpass identity of an account, created the first time it is needed. The caller has
-        just proved the account's password, so the identity follows the account (relinked if the
-        email now names another one, e.g. a customer deleted and created again)."""
+        just proved the account's own credential (its password, or a token the Medusa surface issued
+        after one), so the identity follows the account.
+
+        An identity found pending (registered, no account: perhaps by someone else, before the shop
+        created this account) or linked to another account (a customer deleted and created again)
+        changes hands here. Every token issued for it before is revoked first: a pending identity
+        never claims an account it did not create, and its registration tokens die with it."""
         async with self.tk.db.session() as s:
             found = await repo.find(s, EMAILPASS, actor, entity_id)
         if found is None:
@@ -112,18 +148,34 @@ class MedusaAuth:
                     found = await repo.find(s, EMAILPASS, actor, entity_id)
                 assert found is not None
         if (found.user_type, found.user_id) != (int(user_type), user_id):
+            await self.tk.revoker.revoke_for(UserType.GUEST, found.id)
             async with self.tk.db.transaction() as s:
                 await repo.link(s, found.id, int(user_type), user_id, force=True)
+            await self.tk.audit.record(
+                audit.ACCOUNT_CHANGED, actor_type=int(user_type), actor_id=user_id, username=entity_id[:255],
+                details={"target_type": int(user_type), "target_id": user_id, "change": "identity relinked",
+                         "identity": found.id, "was_pending": found.user_id is None},
+            )  # fmt: skip
         return found
 
-    async def token(self, actor: str, identity: Identity, user_type: UserType, user_id: int | None,
-                    methods: tuple[str, ...] = ("pwd",)) -> str:  # fmt: skip
+    async def token(
+        self, actor: str, identity: Identity, user_type: UserType, user_id: int | None,
+        methods: tuple[str, ...] = ("pwd",), *, auth_time: int | None = None,
+    ) -> str:  # fmt: skip
+        """A Medusa token: marked as this surface's (tk_surface), carrying the sign-in time
+        (`auth_time`: now for a sign-in, the original one for a renewal) and dying no later than that
+        sign-in's absolute lifetime."""
         claims = medusa_claims(actor, identity.id, user_id)
-        if user_id is None:
-            # Actorless: a guest to every access check, holding only its identity (module doc).
-            ttl = self.tk.settings.customer_token_ttl
-            return await Accounts(self.tk).issue_token(UserType.GUEST, identity.id, methods, extra=claims, ttl=ttl)
-        return await Accounts(self.tk).issue_token(user_type, user_id, methods, extra=claims)
+        utype = UserType.GUEST if user_id is None else user_type
+        auth_time = self.tk.clock.now_int() if auth_time is None else auth_time
+        max_age = self.tk.settings.signin_max_age_for(utype)
+        not_after = None if max_age is None else auth_time + max_age
+        # Actorless: a guest to every access check, holding only its identity (module doc).
+        ttl = self.tk.settings.customer_token_ttl if user_id is None else None
+        return await Accounts(self.tk).issue_token(
+            utype, user_id if user_id is not None else identity.id, methods, extra=claims, ttl=ttl, surface=MEDUSA,
+            auth_time=auth_time, not_after=not_after,
+        )  # fmt: skip
 
     # --- login ----------------------------------------------------------------------------------
 
@@ -180,8 +232,9 @@ class MedusaAuth:
         async with tk.db.session() as s:
             existing = await repo.find(s, EMAILPASS, actor, creds.email)
             account = await accounts_repo.customer_by_email(s, creds.email)
-        if existing is not None and existing.user_id is None and existing.password_hash is not None:
-            # Medusa: registering again before the customer exists succeeds with the same password.
+        if existing is not None and existing.user_id is None and existing.password_hash is not None and not account:
+            # Medusa: registering again before the customer exists succeeds with the same password
+            # (once an account holds the email, a pending identity is dead: see identity_for).
             if await tk.passwords.verify(existing.password_hash, creds.password):
                 return await self.token(actor, existing, UserType.CUSTOMER, None)
             raise Unauthenticated(IDENTITY_EXISTS, detail="pending identity, wrong password")
@@ -236,34 +289,98 @@ class MedusaAuth:
         )  # fmt: skip
         return customer
 
-    # --- refresh --------------------------------------------------------------------------------
+    # --- renewal: refresh and sessions from tokens -------------------------------------------
 
-    async def refresh(self, caller: Principal) -> str:
-        """A fresh token for the caller of a bearer token or session; a registration token's holder
-        gets the customer once it exists (Medusa's register -> create -> refresh)."""
-        if caller.credential not in ("bearer", "session"):
-            raise AuthenticationRequired(detail=f"refresh with a {caller.credential} credential")
+    async def presented(self, caller: Principal, bearer: str | None, cookie: str | None) -> Renewable:
+        """The credential a renewal was asked with, if the Medusa surface issued it: a bearer token
+        marked `tk_surface: medusa` (checked on the verified claims), or a Medusa cookie session.
+        Anything else (OAuth 2 access tokens, Magento login tokens, opaque tokens, API keys,
+        integration tokens, console sessions) is refused with Medusa's 401, as is a sign-in past
+        its absolute lifetime."""
+        if caller.credential == "bearer" and bearer is not None:
+            try:
+                claims = await self.tk.authenticator.read(bearer)
+            except Unauthenticated:
+                raise AuthenticationRequired(detail="renewal with an unreadable bearer token") from None
+            foreign = claims.surface != MEDUSA or claims.client_id is not None or claims.scope is not None
+            if foreign or claims.auth_time is None or (claims.user_type, claims.user_id) != _who(caller):
+                raise AuthenticationRequired(detail=f"renewal with a token of another surface ({claims.surface})")
+            renewable = Renewable(claims.auth_time, claims.auth_methods or ("pwd",), "bearer")
+        elif caller.credential == "session":
+            session = Sessions(self.tk).find(cookie)
+            if session is None or session.kind != "medusa" or (session.user_type, session.user_id) != _who(caller):
+                raise AuthenticationRequired(detail="renewal with a session of another surface")
+            context = json.loads(session.context or "{}")
+            auth_time = context.get("auth_time")
+            if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+                auth_time = session.created_ms // 1000
+            renewable = Renewable(auth_time, caller.auth_methods or ("pwd",), "session")
+        else:
+            raise AuthenticationRequired(detail=f"renewal with a {caller.credential} credential")
+        if caller.user_type not in (UserType.ADMIN, UserType.CUSTOMER, UserType.GUEST) or not caller.user_id:
+            raise AuthenticationRequired(detail="no caller to renew")
+        if self.tk.clock.now_int() >= renewable.expires(self.tk, caller.user_type):
+            raise AuthenticationRequired(detail="sign-in past its absolute lifetime")
+        return renewable
+
+    async def refresh(self, caller: Principal, bearer: str | None = None, cookie: str | None = None) -> str:
+        """A fresh token for the caller of a Medusa token or session, carrying the original sign-in
+        time; a registration token's holder gets the customer it created (Medusa's register ->
+        create -> refresh), and only that one."""
+        presented = await self.presented(caller, bearer, cookie)
         async with self.tk.db.session() as s:
-            if caller.user_type == UserType.GUEST and caller.user_id:
-                identity = await repo.by_id(s, caller.user_id)
-                if identity is None:
-                    raise AuthenticationRequired(detail="unknown identity")
+            if caller.user_type == UserType.GUEST:
+                identity = await self._registration(s, caller)
                 if identity.user_id is None:
-                    return await self.token(identity.actor_type, identity, UserType.CUSTOMER, None)
+                    return await self.token(
+                        identity.actor_type, identity, UserType.CUSTOMER, None, auth_time=presented.auth_time
+                    )
                 utype, uid = UserType(identity.user_type or UserType.CUSTOMER), identity.user_id
-            elif caller.user_type in ACTOR_OF:
-                utype, uid = caller.user_type, caller.user_id
             else:
-                raise AuthenticationRequired(detail="no caller to refresh")
+                utype, uid = caller.user_type, caller.user_id
             account: Admin | Customer | None = (
                 await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, uid)
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
+        renewed = self.tk.grants.principal(TokenClaims(int(utype), uid, self.tk.clock.now_int(), None, "", "jwt"))
+        delegation.require_renewal_within(caller, renewed, what="medusa token refresh")
         actor = ACTOR_OF[utype]
         identity = await self.identity_for(actor, account.email, utype, uid)
-        return await self.token(actor, identity, utype, uid, caller.auth_methods or ("pwd",))
+        return await self.token(actor, identity, utype, uid, presented.methods, auth_time=presented.auth_time)
+
+    async def _registration(self, s: AsyncSession, caller: Principal) -> Identity:
+        """The identity of a registration token, in a state it may still be used in: pending (and no
+        one else's account holds its email since), or linked to the customer it created."""
+        identity = await repo.by_id(s, caller.user_id)
+        if identity is None or identity.actor_type != "customer":
+            raise AuthenticationRequired(detail="registration token of an unknown identity")
+        if identity.user_id is None:
+            if identity.password_hash is None or await accounts_repo.customer_by_email(s, identity.entity_id):
+                raise AuthenticationRequired(detail="pending identity whose email another account holds")
+        elif identity.user_type != UserType.CUSTOMER:
+            raise AuthenticationRequired(detail="registration token of an identity linked to a non-customer")
+        return identity
+
+    async def session_from(self, caller: Principal, bearer: str | None, *, ttl: int) -> SessionGrant:
+        """What a cookie session made from the bearer token may hold: the same caller, no more (the
+        delegation rule), ending no later than the sign-in's absolute lifetime, nor `ttl`."""
+        if caller.credential != "bearer" or bearer is None:
+            raise AuthenticationRequired(detail="POST /auth/session needs a valid bearer token")
+        presented = await self.presented(caller, bearer, None)
+        if caller.user_type == UserType.GUEST:
+            async with self.tk.db.session() as s:
+                identity = await self._registration(s, caller)
+            if identity.user_id is not None:
+                raise AuthenticationRequired(detail="registration token of a claimed identity: refresh it first")
+        now = self.tk.clock.now_int()
+        session_ttl = min(ttl, presented.expires(self.tk, caller.user_type) - now)
+        as_session = self.tk.grants.principal(
+            TokenClaims(int(caller.user_type), caller.user_id, now, now + session_ttl, "", "opaque")
+        )
+        delegation.require_renewal_within(caller, as_session, what="session from a token")
+        return SessionGrant(presented.auth_time, session_ttl)
 
     # --- password reset -------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ so the hot-path state of every process follows; deactivation and deletion also r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,8 +24,10 @@ from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
+from tillkey.settings import TokenFormat
 from tillkey.store import accounts as repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import identities as identities_repo
 from tillkey.store.accounts import Admin, Customer, Role
 
 ADMINISTRATORS = "Administrators"
@@ -89,30 +90,32 @@ class Accounts:
 
     async def issue_token(
         self, user_type: UserType, user_id: int, methods: tuple[str, ...] = ("pwd",), *,
-        extra: Mapping[str, Any] | None = None, ttl: int | None = None,
+        extra: Mapping[str, Any] | None = None, ttl: int | None = None, surface: str | None = None,
+        auth_time: int | None = None, not_after: int | None = None,
     ) -> str:  # fmt: skip
-        """Issue a login token. Waits out the current second if this user was revoked in it, so a
-        fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule.
-        `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides
-        the user type's lifetime."""
-        async with self.tk.db.session() as s:
-            before = await auth_repo.revoke_before_of(s, user_type, user_id)
-        # asyncio's timer runs on the monotonic clock and may wake a hair before the wall clock
-        # turns the second, so check the clock itself, not the sleep.
-        while before is not None and self.tk.clock.now_int() <= before:  # noqa: ASYNC110 - waiting on time itself
-            await asyncio.sleep(max(0.005, before + 1 - self.tk.clock.now()))
+        """Issue a login token through the one issuer (tokens/issuer.py), and audit it.
+
+        `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides the
+        user type's lifetime. `surface` and `auth_time` mark a token its surface may renew, with the
+        original sign-in time (defaults to now: this is a sign-in); `not_after` caps its expiry at
+        the sign-in's absolute end. Waits out the current second if this user was revoked in it, so
+        a fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
+        issuer = self.tk.issuer
+        await issuer.wait_past_revocation(int(user_type), user_id)
         ttl = ttl or self.tk.settings.ttl_for(user_type)
-        if extra is not None:
-            token = await self.tk.jwt_issuer.issue(user_type, user_id, ttl, methods, extra=extra)
-        else:
-            token = await self.tk.issuer.issue(user_type, user_id, ttl, methods)
-        fmt = "jwt" if extra is not None else self.tk.settings.token_format.value
-        self.tk.issued["access", fmt] += 1
-        await self.tk.audit.record(
-            audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id,
-            details={"methods": list(methods), "format": fmt, "ttl": ttl},
+        if surface is not None and auth_time is None:
+            auth_time = self.tk.clock.now_int()
+        minted = await issuer.login_token(
+            int(user_type), user_id, ttl, methods, opaque=self.tk.settings.token_format == TokenFormat.OPAQUE,
+            extra=extra, surface=surface, auth_time=auth_time, not_after=not_after,
         )  # fmt: skip
-        return token
+        details: dict[str, object] = {"methods": list(methods), "format": minted.format, "ttl": ttl}
+        if surface is not None:
+            details["surface"] = surface
+        await self.tk.audit.record(
+            audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id, details=details,
+        )  # fmt: skip
+        return minted.token
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -164,8 +167,27 @@ class Accounts:
         """Revoke every token of the account and end its cookie sessions (console and API);
         answers how many sessions ended. The revocation alone would refuse the sessions too;
         ending them also takes them off every session listing."""
-        await self.tk.revoker.revoke_for(utype, user_id)
+        await self.revoke_tokens(utype, user_id)
         return await Sessions(self.tk).end_all(int(utype), user_id, reason=reason, by=by)
+
+    async def revoke_tokens(self, utype: UserType, user_id: int | None, *, email: str | None = None) -> int:
+        """Revoke every token of the account, and for a customer also the registration tokens of the
+        Medusa identities of its email or linked to it: a registration made before the account
+        existed must not outlive the account's own sign-out. Answers how many identities were hit."""
+        if user_id is not None:
+            await self.tk.revoker.revoke_for(utype, user_id)
+        if utype != UserType.CUSTOMER:
+            return 0
+        async with self.tk.db.session() as s:
+            if email is None and user_id is not None:
+                customer = await repo.customer_by_id(s, user_id)
+                email = customer.email if customer is not None else None
+            found = await identities_repo.ids_for(
+                s, "customer", entity_id=email, user_type=int(utype) if user_id is not None else None, user_id=user_id
+            )
+        for identity_id in found:
+            await self.tk.revoker.revoke_for(UserType.GUEST, identity_id)
+        return len(found)
 
     # --- roles --------------------------------------------------------------------------------
 

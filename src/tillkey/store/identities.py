@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,22 @@ async def find(s: AsyncSession, provider: str, actor_type: str, entity_id: str) 
         )
     )  # fmt: skip
     return _identity(row) if row else None
+
+
+async def ids_for(
+    s: AsyncSession, actor_type: str, *, entity_id: str | None, user_type: int | None, user_id: int | None
+) -> list[int]:
+    """Identities of an account: any provider's for this login name, and any linked to the account."""
+    cond = []
+    if entity_id is not None:
+        cond.append(
+            (AuthIdentityRow.actor_type == actor_type) & (AuthIdentityRow.entity_key == username_key(entity_id))
+        )
+    if user_type is not None and user_id is not None:
+        cond.append((AuthIdentityRow.user_type == user_type) & (AuthIdentityRow.user_id == user_id))
+    if not cond:
+        return []
+    return list(await s.scalars(select(AuthIdentityRow.id).where(or_(*cond))))
 
 
 async def by_id(s: AsyncSession, identity_id: int) -> Identity | None:

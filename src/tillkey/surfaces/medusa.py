@@ -53,7 +53,10 @@ async def _body(request: Request) -> dict[str, Any]:
     summary="A fresh token for the bearer token or session presented; binds a registration token to its new customer",
 )  # fmt: skip
 async def refresh(request: Request, caller: Caller) -> JSONResponse:
-    return JSONResponse({"token": await MedusaAuth(tillkey(request)).refresh(caller)}, headers=NO_STORE)
+    # Only what this surface issued is renewed (accounts/medusa_auth.py `presented`).
+    bearer = bearer_token(request.headers.get("authorization"))
+    token = await MedusaAuth(tillkey(request)).refresh(caller, bearer, request.cookies.get(COOKIE))
+    return JSONResponse({"token": token}, headers=NO_STORE)
 
 
 @api.route(
@@ -64,26 +67,26 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
     token = bearer_token(request.headers.get("authorization"))
     if token is None or caller.credential != "bearer" or (caller.is_guest and not caller.user_id):
         raise AuthenticationRequired(detail="POST /auth/session needs a valid bearer token")
-    try:
-        # The guard has verified this very token (signature, expiry, revocation): only read it.
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        claims = {}  # an opaque Tillkey token: no claims to echo
+    tk = tillkey(request)
+    # Only a token this surface issued, holding no more than it, ending with its sign-in.
+    granted = await MedusaAuth(tk).session_from(caller, token, ttl=tk.settings.session_ttl)
+    # Verified just above (signature, expiry, revocation, surface): only read it, to echo it.
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     identity = claims.get("auth_identity_id")
     identity_id = prefixed_id(IDENTITY_PREFIX, identity) if isinstance(identity, str) else None
-    tk = tillkey(request)
     where = attempt(request)
+    context = {k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")}
     started = await Sessions(tk).start(
         kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
-        context={k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")},
-        ip=where.ip, user_agent=where.user_agent,
+        context={**context, "auth_time": granted.auth_time}, ip=where.ip, user_agent=where.user_agent,
+        ttl=granted.ttl,
     )  # fmt: skip
     response = JSONResponse({"user": claims}, headers=NO_STORE)
     # Secure except over plain HTTP from loopback (development); SameSite=Lax keeps the cookie off
     # cross-site POSTs, which is what stands in for a CSRF token here.
     secure = is_secure(request.scope) or not is_loopback(client_ip(request.scope))
     response.set_cookie(
-        COOKIE, started.cookie, max_age=tk.settings.session_ttl, path="/", httponly=True, secure=secure,
+        COOKIE, started.cookie, max_age=granted.ttl, path="/", httponly=True, secure=secure,
         samesite="lax",
     )  # fmt: skip
     return response

@@ -12,6 +12,8 @@ from typing import Literal, Protocol
 from tillkey.errors import Unauthenticated
 
 TokenKind = Literal["jwt", "opaque"]
+# The surface a login token was issued for (tokens/issuer.py sets it; nothing else can).
+SURFACE_CLAIM = "tk_surface"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,10 @@ class TokenClaims:
     # OAuth 2 access tokens: granted scopes and the client they were issued to (None otherwise).
     scope: tuple[str, ...] | None = None
     client_id: str | None = None
+    # Login tokens a surface renews: that surface ("medusa"), and the original sign-in time that
+    # every renewal carries forward (None: neither was recorded, so the token is not renewable).
+    surface: str | None = None
+    auth_time: int | None = None
 
 
 class InvalidToken(Unauthenticated):

@@ -1,47 +1,19 @@
-"""JWT access tokens (PyJWT): Magento's claims (uid, utypid, iat, exp) plus jti and iss."""
+"""Reading JWT access tokens (PyJWT): Magento's claims (uid, utypid, iat, exp) plus jti and iss.
+Minting lives in tokens/issuer.py, the one issuer."""
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import jwt
 
-from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.contracts import SURFACE_CLAIM, InvalidToken, TokenClaims
 from tillkey.tokens.keys import Keyring
 
 _REQUIRED = ["uid", "utypid", "iat", "jti"]
-# Claims only the issuer itself sets: extra claims can never forge identity, time or issuer.
-RESERVED = frozenset({"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "aud", "sub"})
 # Clock skew tolerated on iat/nbf between Tillkey hosts and verifiers (seconds).
 LEEWAY = 60
-
-
-class JwtIssuer:
-    def __init__(self, keyring: Callable[[], Keyring], issuer: str, now: Callable[[], int]) -> None:
-        self._keyring = keyring
-        self._issuer = issuer
-        self._now = now
-
-    async def issue(
-        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",),
-        extra: Mapping[str, Any] | None = None,
-    ) -> str:  # fmt: skip
-        """`extra`: further claims (Medusa's actor_id, actor_type, …); they never replace ours."""
-        iat = self._now()
-        key = self._keyring().signer(iat)
-        if key is None:
-            raise RuntimeError("no active signing key")
-        # Magento's claim order first (uid, utypid, iat, exp), then ours.
-        payload: dict[str, Any] = {"uid": user_id, "utypid": user_type, "iat": iat}
-        if ttl is not None:
-            payload["exp"] = iat + ttl
-        payload.update({"jti": secrets.token_hex(16), "iss": self._issuer, "amr": list(auth_methods)})
-        if extra:
-            payload.update({k: v for k, v in extra.items() if k not in payload and k not in RESERVED})
-        return jwt.encode(payload, key.signing_key, algorithm=key.alg, headers={"kid": key.kid})
 
 
 class JwtReader:
@@ -78,15 +50,17 @@ class JwtReader:
                 issuer=self._issuer,
                 leeway=LEEWAY,
                 # Expiry is the validator's job (one clock, and integration tokens have no exp);
-                # PyJWT still refuses iat and nbf further in the future than the leeway.
+                # iat and nbf are checked below against the same injected clock, not PyJWT's own.
                 # Audience: Tillkey is the resource server of the tokens it reads; an OAuth access
                 # token names its client's audience (RFC 9068 §3) for other resource servers.
-                options={"require": _REQUIRED, "verify_exp": False, "verify_aud": False},
-            )
-        except jwt.ImmatureSignatureError as exc:
-            raise InvalidToken(detail=f"jwt not yet valid: {exc}") from None
+                options={
+                    "require": _REQUIRED, "verify_exp": False, "verify_aud": False, "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise _permanent(f"jwt rejected: {exc}") from None
+        self._not_before(claims)
         try:
             exp = claims.get("exp")
             amr = claims.get("amr") or ["pwd"]
@@ -101,9 +75,26 @@ class JwtReader:
                 kid=key.kid,
                 scope=None if claims.get("scope") is None else tuple(str(claims["scope"]).split()),
                 client_id=None if claims.get("client_id") is None else str(claims["client_id"]),
+                surface=None if claims.get(SURFACE_CLAIM) is None else str(claims[SURFACE_CLAIM]),
+                auth_time=None if claims.get("auth_time") is None else _int(claims["auth_time"]),
             )
         except (TypeError, ValueError) as exc:
             raise _permanent(f"bad claim: {exc}") from None
+
+    def _not_before(self, claims: dict[str, object]) -> None:
+        """Refuse iat and nbf further in the future than the leeway (RFC 7519 §4.1.5-6); such a token
+        may become valid later, so it is not remembered as bad."""
+        now = self._now()
+        for name in ("iat", "nbf"):
+            value = claims.get(name)
+            if value is None:
+                continue
+            try:
+                when = _int(value)
+            except TypeError as exc:
+                raise _permanent(f"bad claim {name}: {exc}") from None
+            if when > now + LEEWAY:
+                raise InvalidToken(detail=f"jwt not yet valid ({name} ahead of the clock)")
 
 
 def _permanent(detail: str) -> InvalidToken:

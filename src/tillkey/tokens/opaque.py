@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
-
-from tillkey.crypto.secrets import MasterSecret, random_token
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import InvalidToken, TokenClaims
 
 PREFIX = "tk_at_"
-
-
-class OpaqueIssuer:
-    def __init__(self, db: Database, master: MasterSecret, now: Callable[[], int]) -> None:
-        self._db = db
-        self._master = master
-        self._now = now
-
-    async def issue(
-        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
-    ) -> str:
-        token = PREFIX + random_token(32)
-        iat = self._now()
-        record = repo.OpaqueToken(
-            secrets.token_hex(16), user_type, user_id, iat, None if ttl is None else iat + ttl, auth_methods
-        )
-        async with self._db.transaction() as s:
-            await repo.add_opaque_token(s, self._master.digest(token), record)
-        return token
 
 
 class OpaqueReader:

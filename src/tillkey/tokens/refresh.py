@@ -7,10 +7,15 @@ use and grouped in families (one family per login). RFC 9700 §4.14.2 and OAuth 
   family is revoked, the access tokens issued from it are denied by jti (tokens/revocation.py,
   spread through the change feed), and the event is audited (token.refresh_reused).
 - Limits: each token dies `refresh_token_idle_ttl` after it was issued unless used; the family
-  dies `refresh_token_absolute_ttl` after the login, however often it rotates.
+  dies `refresh_token_absolute_ttl` after the login, and never later than the sign-in's absolute
+  lifetime (TILLKEY_ADMIN_SIGNIN_MAX_AGE / TILLKEY_CUSTOMER_SIGNIN_MAX_AGE, from `auth_time`),
+  however often it rotates; the access token minted on a rotation dies with the family.
+- Revocation: a family whose user was revoked (logout everywhere, deactivation, password reset)
+  after its sign-in cannot be spent.
 
-The same machinery serves the OAuth 2 refresh_token grant (client_id set) and the Magento-style
-cookie flow (client_id None): a family never crosses from one client to another.
+This is the one rotation: the OAuth 2 refresh_token grant (client_id set) and the Magento-style
+refresh cookie (client_id None, accounts/headless.py) both `spend` and then ask for the
+`successor`; a family never crosses from one client to another.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
+from tillkey.access import delegation
 from tillkey.errors import InvalidRequest
+from tillkey.principal import Principal
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import bounds
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import RefreshToken
+from tillkey.tokens.contracts import TokenClaims
 
 PREFIX = "tk_rt_"
 MAX_LENGTH = 128
@@ -58,6 +66,11 @@ class RefreshTokens:
         """First token of a new family (a login, or an authorization code exchanged)."""
         now = self.tk.clock.now_int()
         family_expires = now + self.tk.settings.refresh_token_absolute_ttl
+        max_age = self.tk.settings.signin_max_age_for(user_type)
+        if max_age is not None:
+            family_expires = min(family_expires, auth_time + max_age)
+        if family_expires <= now:
+            raise InvalidRefreshToken(detail="sign-in past its absolute lifetime")
         record = RefreshToken(
             family_id=secrets.token_hex(16), client_id=client_id, user_type=user_type, user_id=user_id,
             scope=scope, auth_time=auth_time, amr=amr, issued_at=now,
@@ -85,8 +98,9 @@ class RefreshTokens:
         return Issued(token, record)
 
     async def spend(self, token: str, *, client_id: str | None) -> RefreshToken:
-        """Spend `token` for a rotation; the caller issues an access token, then `successor()`.
-        Raises InvalidRefreshToken; a spent token revokes its family first."""
+        """Spend `token` for a rotation; the caller issues an access token (expiring no later than
+        the family, `family_expires_at`), then `successor()`. Raises InvalidRefreshToken; a spent
+        token revokes its family first."""
         now = self.tk.clock.now_int()
         digest = self._digest(token)
         if digest is None:
@@ -105,7 +119,24 @@ class RefreshTokens:
             raise InvalidRefreshToken(detail="spent or revoked refresh token presented")
         if rec.expires_at <= now or rec.family_expires_at <= now:
             raise InvalidRefreshToken(detail="refresh token expired")
+        before = self.tk.revocations.revoke_before.get((rec.user_type, rec.user_id))
+        if before is not None and rec.auth_time <= before:
+            # The user's tokens were revoked (logout everywhere, deactivation) after this sign-in.
+            raise InvalidRefreshToken(detail="user revoked since the sign-in")
         return rec
+
+    def require_within_family(self, spent: RefreshToken, scope: tuple[str, ...] | None) -> None:
+        """The delegation rule for a rotation: what the new access token may hold (`scope`) is
+        within what the family was granted, for the same user and client."""
+        now = self.tk.clock.now_int()
+
+        def holder(granted: tuple[str, ...] | None) -> Principal:
+            claims = TokenClaims(
+                spent.user_type, spent.user_id, now, None, "", "opaque", scope=granted, client_id=spent.client_id
+            )
+            return self.tk.grants.principal(claims)
+
+        delegation.require_renewal_within(holder(spent.scope), holder(scope), what="refresh rotation")
 
     async def successor(self, spent: RefreshToken, *, access_jti: str | None, access_expires_at: int | None) -> Issued:
         """The next token of the family. Fails if the family was revoked meanwhile."""

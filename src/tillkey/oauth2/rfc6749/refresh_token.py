@@ -11,7 +11,7 @@ from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, respond
 from tillkey.runtime import Tillkey
 from tillkey.store.oauth2 import Client
-from tillkey.tokens.refresh import InvalidRefreshToken, RefreshTokens
+from tillkey.tokens.refresh import RefreshTokens
 
 GRANT_TYPE = "refresh_token"
 TOKEN_PARAMS = frozenset({"grant_type", "refresh_token", "scope", "client_id", "client_secret"})
@@ -29,14 +29,11 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
         if found is not None and found.client_id == client.client_id:
             scope_rules.within(requested, found.scope or ())
     spent = await refreshes.spend(token, client_id=client.client_id)
-    before = tk.revocations.revoke_before.get((spent.user_type, spent.user_id))
-    if before is not None and spent.auth_time <= before:
-        # The user's tokens were revoked (logout everywhere, deactivation) after this login.
-        raise InvalidRefreshToken(detail="user revoked since the login")
     original = spent.scope or ()
     # §6: a narrower scope may be asked for; the family keeps the original grant.
     scope = scope_rules.within(requested, original) if requested else original
     # Never beyond what the client may hold now (an admin may have narrowed it).
     scope = tuple(s for s in scope if s in client.scopes)
+    refreshes.require_within_family(spent, scope)
     grant = Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
     return (await respond(tk, grant, refresh=True, rotated_from=spent)).body

@@ -42,6 +42,8 @@ async def respond(
     access = await access_tokens.issue(
         tk, user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id, scope=grant.scope,
         auth_time=grant.auth_time, amr=grant.amr,
+        # A rotation's access token dies with its family (the sign-in's absolute end).
+        not_after=None if rotated_from is None else rotated_from.family_expires_at,
     )  # fmt: skip
     body: dict[str, Any] = {
         "access_token": access.token, "token_type": "Bearer",
@@ -66,7 +68,6 @@ async def respond(
             auth_time=grant.auth_time or access.issued_at, amr=grant.amr, nonce=grant.nonce,
             access_token=access.token,
         )  # fmt: skip
-        tk.issued["id_token", "jwt"] += 1
     # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
     # thousands of requests/s must not wait on the audit chain's single writer per token. It
     # waits only when the queue is full (backpressure): a flood never drops records.

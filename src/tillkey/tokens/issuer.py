@@ -1,0 +1,240 @@
+"""The one token issuer: every token Tillkey signs or stores is minted here.
+
+- login tokens (Magento's password logins and Medusa's emailpass): a JWT with Magento's claims
+  (uid, utypid, iat, exp) plus jti, iss, amr, or an opaque `tk_at_` token;
+- OAuth 2 access tokens: a JWT in the RFC 9068 profile (`typ: at+jwt`) or an opaque `tk_at_` token;
+- OpenID Connect ID tokens (Core §2, §3.1.3.6): `typ: JWT` and no uid/utypid, so no reader ever
+  takes one for an access token.
+
+One place picks the signing key (the current one, its `kid` in the header, the algorithm pinned to
+it), draws the `jti`, stores opaque tokens by digest, waits out a revoke-before second (a token born
+in the second its user was revoked would be born dead) and counts what was minted. Refresh tokens are
+not minted here: they are rotation state, owned by tokens/refresh.py.
+
+The surface a login token was issued for travels in the `tk_surface` claim, set by this module and by
+nothing else (callers' extra claims can never set it): `/auth/token/refresh` and `/auth/session`
+renew only tokens that carry `tk_surface: medusa`, checked on the verified claims, never by sniffing
+a token's shape. The original sign-in time travels in `auth_time` through every renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from tillkey.crypto.secrets import MasterSecret, random_token
+from tillkey.principal import UserType
+from tillkey.store import auth as repo
+from tillkey.store.db import Database
+from tillkey.tokens.contracts import SURFACE_CLAIM
+from tillkey.tokens.keys import Keyring, SigningKey
+from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
+
+MEDUSA = "medusa"
+# Claims only the issuer itself sets: extra claims can never forge identity, time, issuer or surface.
+RESERVED = frozenset(
+    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "aud", "sub", "auth_time", SURFACE_CLAIM}
+)
+SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
+# OIDC Core §3.1.3.6: at_hash uses the hash of the JOSE algorithm; Ed25519 signs with SHA-512.
+_HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256, "HS256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def subject(user_type: int, user_id: int) -> str:
+    """OIDC `sub`: stable, unique per issuer, never reassigned (ids are not reused)."""
+    return f"{SUBJECT_PREFIX.get(UserType(user_type), str(user_type))}:{user_id}"
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    """Base64url of the left half of the hash of the access token's ASCII octets."""
+    digest = _HASH[alg](access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    """A token and what its holder may need to know of it without reading it back."""
+
+    token: str
+    jti: str
+    issued_at: int
+    expires_at: int | None
+    format: str  # "jwt" | "opaque"
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueStore:
+    """Where opaque tokens live: their keyed digest and record, never the token itself."""
+
+    db: Database
+    master: MasterSecret
+
+
+class Issuer:
+    def __init__(
+        self, keyring: Callable[[], Keyring], issuer: str, now: Callable[[], float], *,
+        store: OpaqueStore | None = None, revoked_before: Callable[[int, int], Awaitable[int | None]] | None = None,
+    ) -> None:  # fmt: skip
+        """`revoked_before(user_type, user_id)`: the user's revoke-before second, if any (the
+        runtime reads it from the database, so a revocation by another process counts at once)."""
+        self._keyring = keyring
+        self._issuer = issuer
+        self._now = now
+        self._store = store
+        self._revoked_before = revoked_before
+        # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
+        self.issued: Counter[tuple[str, str]] = Counter()
+
+    def _now_int(self) -> int:
+        return int(self._now())
+
+    def _signer(self, iat: int) -> SigningKey:
+        key = self._keyring().signer(iat)
+        if key is None:
+            raise RuntimeError("no active signing key")
+        return key
+
+    def _sign(self, payload: dict[str, Any], *, iat: int, typ: str | None = None) -> tuple[str, str]:
+        """(token, alg): signed with the current key, its kid in the header."""
+        key = self._signer(iat)
+        headers: dict[str, Any] = {"kid": key.kid}
+        if typ is not None:
+            headers["typ"] = typ
+        return jwt.encode(payload, key.signing_key, algorithm=key.alg, headers=headers), key.alg
+
+    async def _opaque(self, record_of: Callable[[str, int], repo.OpaqueToken]) -> tuple[str, repo.OpaqueToken]:
+        if self._store is None:
+            raise RuntimeError("opaque tokens need a store")
+        token = OPAQUE_PREFIX + random_token(32)
+        record = record_of(secrets.token_hex(16), self._now_int())
+        async with self._store.db.transaction() as s:
+            await repo.add_opaque_token(s, self._store.master.digest(token), record)
+        return token, record
+
+    async def wait_past_revocation(self, user_type: int, user_id: int) -> None:
+        """`wait_past` the user's revoke-before second as the database has it now."""
+        before = None if self._revoked_before is None else await self._revoked_before(user_type, user_id)
+        await self.wait_past(before)
+
+    async def wait_past(self, before: int | None) -> None:
+        """A token whose iat equals the user's revoke_before second would be born dead (the
+        `iat <= revoke_before` rule, whole seconds): wait for the clock to pass that second.
+        asyncio's timer runs on the monotonic clock and may wake a hair before the wall clock turns
+        the second, so check the clock itself, not the sleep."""
+        while before is not None and self._now_int() <= before:  # noqa: ASYNC110 - waiting on time itself
+            await asyncio.sleep(max(0.005, before + 1 - self._now()))
+
+    # --- login tokens ---------------------------------------------------------------------------
+
+    async def issue(
+        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",)
+    ) -> str:
+        """A JWT login token (the TokenIssuer contract)."""
+        return (await self.login_token(user_type, user_id, ttl, auth_methods)).token
+
+    async def login_token(
+        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",), *,
+        opaque: bool = False, extra: Mapping[str, Any] | None = None, surface: str | None = None,
+        auth_time: int | None = None, not_after: int | None = None,
+    ) -> Minted:  # fmt: skip
+        """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
+        they make it a JWT. `surface`, `auth_time`: the issuing surface and the original sign-in
+        time, for tokens that surface renews. `not_after`: no expiry later than this (the sign-in's
+        absolute end)."""
+        jwt_needed = extra is not None or surface is not None or auth_time is not None
+        if opaque and not jwt_needed:
+            token, rec = await self._opaque(
+                lambda jti, iat: repo.OpaqueToken(jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods)
+            )
+            self.issued["access", "opaque"] += 1
+            return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque")
+        iat = self._now_int()
+        exp = _exp(iat, ttl, not_after)
+        # Magento's claim order first (uid, utypid, iat, exp), then ours.
+        payload: dict[str, Any] = {"uid": user_id, "utypid": user_type, "iat": iat}
+        if exp is not None:
+            payload["exp"] = exp
+        jti = secrets.token_hex(16)
+        payload.update({"jti": jti, "iss": self._issuer, "amr": list(auth_methods)})
+        if auth_time is not None:
+            payload["auth_time"] = auth_time
+        if surface is not None:
+            payload[SURFACE_CLAIM] = surface
+        if extra:
+            payload.update({k: v for k, v in extra.items() if k not in payload and k not in RESERVED})
+        token, _alg = self._sign(payload, iat=iat)
+        self.issued["access", "jwt"] += 1
+        return Minted(token, jti, iat, exp, "jwt")
+
+    # --- OAuth 2 access tokens (RFC 9068) ---------------------------------------------------------
+
+    async def access_token(
+        self, *, user_type: int, user_id: int, client_id: str, scope: tuple[str, ...], ttl: int, opaque: bool,
+        auth_time: int | None = None, amr: tuple[str, ...] = (), not_after: int | None = None,
+    ) -> Minted:  # fmt: skip
+        """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
+        reader and the one hot path accept them; scope and client_id then narrow the caller."""
+        methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
+        if opaque:
+            token, rec = await self._opaque(
+                lambda jti, iat: repo.OpaqueToken(
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id
+                )
+            )
+            self.issued["oauth2_access", "opaque"] += 1
+            return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque")
+        iat = self._now_int()
+        exp = _exp(iat, ttl, not_after)
+        assert exp is not None
+        jti = secrets.token_hex(16)
+        claims: dict[str, Any] = {
+            # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti (+ scope, auth_time, amr).
+            "iss": self._issuer, "sub": subject(user_type, user_id), "aud": self._issuer,
+            "client_id": client_id, "iat": iat, "exp": exp, "jti": jti, "scope": " ".join(scope),
+            "amr": list(methods),
+            # Tillkey's own claims, read by the hot path like every other token's.
+            "uid": user_id, "utypid": user_type,
+        }  # fmt: skip
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        token, _alg = self._sign(claims, iat=iat, typ="at+jwt")
+        self.issued["oauth2_access", "jwt"] += 1
+        return Minted(token, jti, iat, exp, "jwt")
+
+    # --- OpenID Connect ID tokens -----------------------------------------------------------------
+
+    def id_token(
+        self, *, user_type: int, user_id: int, client_id: str, ttl: int, auth_time: int, amr: tuple[str, ...],
+        nonce: str | None, access_token: str | None, extra: Mapping[str, Any] | None = None,
+    ) -> str:  # fmt: skip
+        """iss, sub, aud, exp, iat, auth_time, nonce, amr, azp and at_hash (OIDC Core §2)."""
+        now = self._now_int()
+        key = self._signer(now)
+        claims: dict[str, Any] = {
+            "iss": self._issuer, "sub": subject(user_type, user_id), "aud": client_id, "azp": client_id,
+            "iat": now, "exp": now + ttl, "auth_time": auth_time, "amr": list(amr),
+        }  # fmt: skip
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["at_hash"] = at_hash(access_token, key.alg)
+        for name, value in (extra or {}).items():
+            claims.setdefault(name, value)
+        # typ JWT (not at+jwt), and no uid/utypid: an ID token is never accepted as an access token.
+        token, _alg = self._sign(claims, iat=now, typ="JWT")
+        self.issued["id_token", "jwt"] += 1
+        return token
+
+
+def _exp(iat: int, ttl: int | None, not_after: int | None) -> int | None:
+    if ttl is None:
+        return not_after
+    return iat + ttl if not_after is None else min(iat + ttl, not_after)
