@@ -21,7 +21,7 @@ from typing import Any
 
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
-from tillkey.accounts.signin import Attempt, Password, SecondFactorDue, SignedIn, SignIn, Subject, TotpCode, login_token
+from tillkey.accounts.signin import Attempt, Password, SecondFactorDue, SignedIn, SignIn, Subject, TotpCode
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
@@ -133,17 +133,14 @@ class MedusaAuth:
         utype = ACTORS[actor]
         subject = Subject(utype, creds.email, by_email=utype == UserType.ADMIN)
 
-        async def claims(who: SignedIn) -> dict[str, Any]:
+        async def issue(who: SignedIn) -> str:
+            # Medusa's tokens (its claims, its identity) are minted where refresh mints them too.
             identity = await self.identity_for(actor, creds.email, who.user_type, who.user_id)
-            return medusa_claims(actor, identity.id, who.user_id)
+            return await self.token(actor, identity, who.user_type, who.user_id, who.amr)
 
         try:
             outcome = await SignIn(self.tk).begin(
-                subject,
-                Password(creds.password),
-                attempt,
-                login_token(self.tk, claims),
-                second=self._second_factor(body),
+                subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
             )
         except Unauthenticated as exc:
             # One message for unknown email, wrong password or code, locked, throttled, inactive, no role.
