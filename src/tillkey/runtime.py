@@ -91,7 +91,7 @@ class Tillkey:
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
         self.pacer = Pacer(seconds=settings.refusal_pause_seconds, limit=settings.login_waiting_limit)
-        # Logins in flight, from their first database read to their last write (see Logins).
+        # Logins in flight, from their first database read to their last write (accounts/signin/budget.py).
         self.login_admission = LoginAdmission(
             working=settings.password_hash_workers + settings.login_queue_limit,
             waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
