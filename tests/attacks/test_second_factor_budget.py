@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests import inprocess
-from tests.inprocess import ADMIN_PASSWORD, InProcess
+from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 
 SIGN_IN_FAILED = {
     "message": "The account sign-in was incorrect or your account is disabled temporarily. "
@@ -210,5 +210,29 @@ def test_wrong_passwords_by_username_and_by_email_share_the_accounts_throttle(tm
                 "/rest/V1/integration/admin/token", json={"username": "ghost", "password": "wrong-password"}
             )
             assert r.status_code == 401
+
+    inprocess.run(body)
+
+
+def test_customers_spend_one_budget_over_magento_and_medusa(tmp_path: Path) -> None:
+    async def body() -> None:
+        settings = {"login_throttle_max_failures": 1000, "customer_lockout_failures": 4}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await t.create_customer("c@example.com")
+            for _ in range(2):
+                r = await t.client.post(
+                    "/rest/V1/integration/customer/token", json={"username": "C@example.com", "password": "wrong-pw"}
+                )
+                assert r.status_code == 401
+                r = await t.client.post("/auth/customer/emailpass", json={"email": "c@example.com", "password": "x"})
+                assert r.status_code == 401
+            r = await t.client.post(
+                "/auth/customer/emailpass", json={"email": "c@example.com", "password": CUSTOMER_PASSWORD}
+            )
+            assert r.status_code == 401 and r.json()["message"] == MEDUSA_INVALID
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": "c@example.com", "password": CUSTOMER_PASSWORD}
+            )
+            assert r.status_code == 401 and r.json() == SIGN_IN_FAILED
 
     inprocess.run(body)
