@@ -7,9 +7,14 @@ enumeration oracle. These tests compare the argon2 parameters each check runs wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests import inprocess
+from tests.conftest import make_database
 from tests.inprocess import CUSTOMER_PASSWORD, InProcess
 from tillkey.crypto.passwords import Cost, DummyHashes
 
@@ -37,12 +42,27 @@ async def _customer_login(t: InProcess, email: str, password: str = CUSTOMER_PAS
     return r.status_code
 
 
-def test_after_the_cost_is_lowered_unknown_names_are_checked_at_the_dormant_accounts_cost(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Settings for the backend: the cost census is one grouped query, on SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    db = make_database("postgres", tmp_path)
+    try:
+        yield {"database_url": db.url}
+    finally:
+        db.drop()
+
+
+def test_after_the_cost_is_lowered_unknown_names_are_checked_at_the_dormant_accounts_cost(
+    tmp_path: Path, database: dict[str, Any]
+) -> None:
     async def body() -> None:
-        async with inprocess.running(tmp_path, **OLD) as t:
+        async with inprocess.running(tmp_path, **OLD, **database) as t:
             await t.create_customer("dormant@example.com")
             await t.create_admin("sleepy")
-        async with inprocess.running(tmp_path, **NEW) as t:  # the same database, a cheaper setting
+        async with inprocess.running(tmp_path, **NEW, **database) as t:  # the same database, a cheaper setting
             seen = _checked_costs(t)
             assert await _customer_login(t, "nobody@example.com") == 401
             assert await _customer_login(t, "dormant@example.com", "wrong-password") == 401
