@@ -18,6 +18,7 @@ import pytest
 
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
+from tillkey.oauth2.clients import Clients
 
 SIGN_IN_FAILED = {
     "message": "The account sign-in was incorrect or your account is disabled temporarily. "
@@ -234,5 +235,49 @@ def test_customers_spend_one_budget_over_magento_and_medusa(tmp_path: Path) -> N
                 "/rest/V1/integration/customer/token", json={"username": "c@example.com", "password": CUSTOMER_PASSWORD}
             )
             assert r.status_code == 401 and r.json() == SIGN_IN_FAILED
+
+    inprocess.run(body)
+
+
+def test_an_authorize_sign_in_spends_the_same_budget_and_a_pending_one_gets_no_code(tmp_path: Path) -> None:
+    # /oauth2/authorize signs people in through the console's steps, so through the state machine.
+    async def body() -> None:
+        async with inprocess.running(tmp_path, admin_2fa="optional", **LOCKOUT_ONLY) as t:
+            _, secret, _ = await _alice(t)
+            client = await Clients(t.tk).create(
+                name="app",
+                client_type="public",
+                redirect_uris=["https://app.example/cb"],
+                grant_types=["authorization_code"],
+                scopes=["openid"],
+                first_party=True,
+            )
+            query = {
+                "response_type": "code",
+                "client_id": client.client.client_id,
+                "redirect_uri": "https://app.example/cb",
+                "scope": "openid",
+                "state": "s",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            }
+            to_login = await t.client.get("/oauth2/authorize", params=query)
+            assert to_login.status_code == 303
+            r = await t.console_form(
+                to_login.headers["location"], "/console/login", username="alice", password=ADMIN_PASSWORD
+            )
+            otp_page = r.headers["location"]
+            assert otp_page.startswith("/console/login/otp")
+            # The password alone is no sign-in: authorize sends the browser back to sign in.
+            again = await t.client.get("/oauth2/authorize", params=query)
+            assert again.status_code == 303 and again.headers["location"].startswith("/console/login")
+            for _ in range(3):
+                r = await t.console_form(otp_page, "/console/login/otp", otp=_wrong(t, secret))
+                assert r.status_code == 401
+                assert (await _magento_tfa(t, _wrong(t, secret))).json() == INVALID_CODE
+            r = await t.console_form(otp_page, "/console/login/otp", otp=t.totp_code(secret))
+            assert r.status_code == 401 and CONSOLE_FAILED in r.text
+            again = await t.client.get("/oauth2/authorize", params=query)
+            assert again.status_code == 303 and again.headers["location"].startswith("/console/login")
 
     inprocess.run(body)
