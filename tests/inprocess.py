@@ -19,12 +19,15 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pyotp
 
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
@@ -36,6 +39,7 @@ from tillkey.oauth2 import access_tokens
 from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
+from tillkey.security.totp import PERIOD, Totp
 from tillkey.settings import Settings
 from tillkey.store.accounts import Admin, Customer
 
@@ -166,6 +170,29 @@ class InProcess:
         found = sessions.find(cookie)
         assert found is not None
         return ConsoleCaller(self.client, cookie, found.csrf)
+
+    async def enable_totp(self, admin_id: int) -> tuple[str, list[str]]:
+        """Two-factor auth on for an admin: its TOTP secret and its recovery codes. Activation
+        spends the current step's code, so the clock moves on one step."""
+        totp = Totp(self.tk)
+        enrolment = await totp.enroll(admin_id)
+        codes = await totp.activate(admin_id, self.totp_code(enrolment.secret))
+        self.advance(PERIOD)
+        return enrolment.secret, codes
+
+    def totp_code(self, secret: str) -> str:
+        """The code an authenticator app shows now (by the server's clock)."""
+        return pyotp.TOTP(secret).at(self.clock.now())
+
+    async def console_form(self, page_path: str, action: str, **fields: str) -> httpx.Response:
+        """Load a console form (its CSRF cookie and hidden fields), then post it with `fields`."""
+        page = await self.client.get(page_path)
+        hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+        return await self.client.post(action, data={**{unescape(k): unescape(v) for k, v in hidden}, **fields})
+
+    async def console_sign_in(self, username: str, password: str = ADMIN_PASSWORD) -> httpx.Response:
+        """The password step of /console/login, as a browser posts it (303 on to the next step)."""
+        return await self.console_form("/console/login", "/console/login", username=username, password=password)
 
 
 @dataclass

@@ -284,10 +284,10 @@ def admin_revoke_tokens(username: str) -> None:
 @admin_app.command("unlock")
 def admin_unlock(username: str) -> None:
     """Lift an admin's account lock and login throttle."""
-    from tillkey.accounts.login import Logins
+    from tillkey.accounts.signin import SignIn
 
     async def go(tk: Tillkey) -> None:
-        await Logins(tk).unlock(UserType.ADMIN, await _admin_id(tk, username), username)
+        await SignIn(tk).unlock(UserType.ADMIN, await _admin_id(tk, username), username)
 
     run(go)
     typer.echo(f"admin {username} unlocked")
@@ -358,10 +358,10 @@ def customer_delete(email: str) -> None:
 @customer_app.command("unlock")
 def customer_unlock(email: str) -> None:
     """Lift a customer's account lock and login throttle."""
-    from tillkey.accounts.login import Logins
+    from tillkey.accounts.signin import SignIn
 
     async def go(tk: Tillkey) -> None:
-        await Logins(tk).unlock(UserType.CUSTOMER, await _customer_id(tk, email), email)
+        await SignIn(tk).unlock(UserType.CUSTOMER, await _customer_id(tk, email), email)
 
     run(go)
     typer.echo(f"customer {email} unlocked")

@@ -25,7 +25,7 @@ from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.credentials.sessions import SessionCookies, SessionState
-from tillkey.crypto.passwords import PasswordHashing
+from tillkey.crypto.passwords import Cost, PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
 from tillkey.security.audit import AuditLog
@@ -40,6 +40,7 @@ from tillkey.store import auth as auth_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
+from tillkey.store import password_census
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
@@ -80,6 +81,7 @@ class Tillkey:
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
             queue=settings.login_queue_limit, nice=settings.password_hash_nice,
+            dummy_key=self.master.derive("argon2-dummy-cost"),
         )  # fmt: skip
         self.ratelimiter = RateLimiter(settings.redis_url, settings.redis_key_prefix)
         # Wakes the sync loop for an immediate poll (a broadcast message arrived).
@@ -92,7 +94,7 @@ class Tillkey:
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
         self.pacer = Pacer(seconds=settings.refusal_pause_seconds, limit=settings.login_waiting_limit)
-        # Logins in flight, from their first database read to their last write (see Logins).
+        # Logins in flight, from their first database read to their last write (accounts/signin/budget.py).
         self.login_admission = LoginAdmission(
             working=settings.password_hash_workers + settings.login_queue_limit,
             waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
@@ -159,6 +161,8 @@ class Tillkey:
         await self.ensure_signing_key()
         await self.reconcile()
         await self.audit.migrate_legacy()  # once: a chain from before 0011 continues keyed
+        if sync:  # a server: it signs people in (the CLI does not)
+            await self.census_password_costs()
         self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
@@ -211,6 +215,18 @@ class Tillkey:
         async with self.db.session() as s:
             stored = await auth_repo.load_keys(s)
         self.keyring = keys.Keyring([keys.load(k, self.master) for k in stored], self.settings.jwt_alg)
+
+    async def census_password_costs(self) -> None:
+        """Which argon2 costs the stored hashes have, so an unknown name's dummy check follows them
+        (crypto/passwords.py DummyHashes). At start: costs change with settings, that is a restart."""
+        async with self.db.session() as s:
+            found = await password_census.cost_prefixes(s)
+        for utype, prefixes in found.items():
+            counts: Counter[Cost] = Counter()
+            for prefix, n in prefixes.items():
+                if (cost := Cost.of(prefix)) is not None:
+                    counts[cost] += n
+            await self.passwords.learn_costs(str(int(utype)), counts)
 
     async def reload_grants(self) -> None:
         async with self.db.session() as s:

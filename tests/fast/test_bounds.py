@@ -172,6 +172,7 @@ def test_refresh_families_per_client_and_user_revoke_the_oldest_login(tmp_path: 
 def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: Path) -> None:
     import pyotp
 
+    from tillkey.accounts.signin import TotpCode
     from tillkey.security.totp import Totp
 
     async def body() -> None:
@@ -182,14 +183,14 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
             wrong = "aaaa-aaaa-aaaa"
             cap = one.tk.settings.recovery_code_max_failures
             for i in range(cap):
-                assert not await Totp((one, two)[i % 2].tk).verify(admin.id, wrong)
+                assert not await TotpCode(wrong).verify((one, two)[i % 2].tk, admin)
             # Past the budget, even a right code is refused, on either process, until the lock ends.
-            assert not await Totp(two.tk).verify(admin.id, codes[0])
-            assert not await Totp(one.tk).verify(admin.id, codes[0])
+            assert not await TotpCode(codes[0]).verify(two.tk, admin)
+            assert not await TotpCode(codes[0]).verify(one.tk, admin)
             for t in (one, two):
                 t.advance(one.tk.settings.login_throttle_lock_seconds + 1)
-            assert await Totp(one.tk).verify(admin.id, codes[0])
-            assert not await Totp(two.tk).verify(admin.id, codes[0])  # spent
+            assert await TotpCode(codes[0]).verify(one.tk, admin)
+            assert not await TotpCode(codes[0]).verify(two.tk, admin)  # spent
 
     inprocess.run(body)
 

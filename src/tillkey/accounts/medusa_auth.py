@@ -1,8 +1,9 @@
 """Medusa-style authentication (shared/specs/medusa.md §1-2): emailpass login, customer
 registration, token refresh and password reset, over Tillkey's own accounts and defences.
 
-Logins go through accounts/login.py (rate limits, throttle, lockout, argon2 off the loop), so a
-Medusa login is exactly as hard to brute-force as a Magento one. Tokens are Tillkey JWTs (same
+Logins go through the sign-in state machine (accounts/signin/: rate limits, throttle, lockout,
+argon2 off the loop, second factor), so a Medusa login is exactly as hard to brute-force as a
+Magento one, and spends the same failure budget. Tokens are Tillkey JWTs (same
 keys, revocation and access control) that also carry Medusa's claims: actor_id, actor_type,
 auth_identity_id, auth_provider, app_metadata, user_metadata.
 
@@ -23,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import names
 from tillkey.access import delegation
-from tillkey.accounts.login import Attempt, Logins
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
+from tillkey.accounts.signin import Attempt, Password, SecondFactorDue, SignedIn, SignIn, Subject, TotpCode
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
@@ -40,7 +41,6 @@ from tillkey.errors import (
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
-from tillkey.security.totp import Totp
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import identities as repo
 from tillkey.store.accounts import Admin, Customer
@@ -180,43 +180,33 @@ class MedusaAuth:
     # --- login ----------------------------------------------------------------------------------
 
     async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str:
+        """emailpass through the sign-in state machine (accounts/signin/); an admin's second factor
+        rides in the body as "otp" (TILLKEY_ADMIN_2FA applies here as on the Magento surface)."""
         creds = emailpass_body(body)
-        logins = Logins(self.tk)
-        try:
-            if actor == "user":
-                account: Admin | Customer = await logins.admin(
-                    creds.email, creds.password, attempt, complete=False, by_email=True
-                )
-            else:
-                account = await logins.customer(creds.email, creds.password, attempt)
-        except Unauthenticated as exc:
-            # One message for unknown email, wrong password, locked, throttled, inactive, no role.
-            raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None
-        if isinstance(account, Admin):
-            methods = await self._second_factor(account, body, attempt, logins)
-            await logins.succeeded(UserType.ADMIN, creds.email, account.id, attempt, methods)
-            identity = await self.identity_for(actor, creds.email, UserType.ADMIN, account.id)
-            return await self.token(actor, identity, UserType.ADMIN, account.id, methods)
-        customer = account
-        identity = await self.identity_for(actor, creds.email, UserType.CUSTOMER, customer.id)
-        return await self.token(actor, identity, UserType.CUSTOMER, customer.id)
+        utype = ACTORS[actor]
+        subject = Subject(utype, creds.email, by_email=utype == UserType.ADMIN)
 
-    async def _second_factor(
-        self, admin: Admin, body: dict[str, Any], attempt: Attempt, logins: Logins
-    ) -> tuple[str, ...]:
-        """TILLKEY_ADMIN_2FA applies here as on the Magento surface; the code rides in the body."""
-        mode = self.tk.settings.admin_2fa
-        totp = Totp(self.tk)
-        active = mode != "off" and await totp.is_active(admin.id)
-        if mode == "off" or (mode == "optional" and not active):
-            return ("pwd",)
-        otp = body.get("otp")
-        if not active or not isinstance(otp, str) or not otp:
+        async def issue(who: SignedIn) -> str:
+            # Medusa's tokens (its claims, its identity) are minted where refresh mints them too.
+            identity = await self.identity_for(actor, creds.email, who.user_type, who.user_id)
+            return await self.token(actor, identity, who.user_type, who.user_id, who.amr)
+
+        try:
+            outcome = await SignIn(self.tk).begin(
+                subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
+            )
+        except Unauthenticated as exc:
+            # One message for unknown email, wrong password or code, locked, throttled, inactive, no role.
+            raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None
+        if isinstance(outcome, SecondFactorDue):
             raise Unauthenticated(OTP_REQUIRED, detail="second factor missing")
-        if not await totp.verify(admin.id, otp):
-            await logins.record_failure(UserType.ADMIN, body["email"], attempt, "wrong, expired or replayed code")
-            raise Unauthenticated(INVALID_LOGIN, detail="wrong, expired or replayed code")
-        return ("pwd", "otp")
+        return outcome.credential
+
+    @staticmethod
+    def _second_factor(body: dict[str, Any]) -> TotpCode | None:
+        """The code in the body, if any: checked when the admin has TOTP, as a TOTP or recovery code."""
+        otp = body.get("otp")
+        return TotpCode(otp) if isinstance(otp, str) and otp else None
 
     # --- registration ---------------------------------------------------------------------------
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
+import re
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -23,6 +28,22 @@ _COMMON = frozenset(
     }
 )  # fmt: skip
 MAX_PASSWORD_LENGTH = 256
+# The cost part of an encoded argon2 hash: "$argon2id$v=19$m=65536,t=3,p=1".
+_COST_PREFIX = re.compile(r"\$argon2(?:id|i|d)\$v=[0-9]+\$m=([0-9]+),t=([0-9]+),p=([0-9]+)")
+
+
+class Cost(NamedTuple):
+    """What makes an argon2 check slow: a hash is checked at the cost it was made with."""
+
+    time_cost: int
+    memory_kib: int
+    parallelism: int
+
+    @classmethod
+    def of(cls, encoded: str) -> Cost | None:
+        """The cost of an encoded hash (or of its leading "$argon2id$v=..$m=..,t=..,p=.." part)."""
+        found = _COST_PREFIX.match(encoded)
+        return cls(int(found[2]), int(found[1]), int(found[3])) if found else None
 
 
 def check_policy(password: str, *, min_length: int, identifiers: tuple[str, ...] = ()) -> None:
@@ -58,7 +79,15 @@ class PasswordHashing:
     """
 
     def __init__(
-        self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int, queue: int, nice: int = 0
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        workers: int,
+        queue: int,
+        nice: int = 0,
+        dummy_key: bytes = b"",
     ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
@@ -67,17 +96,31 @@ class PasswordHashing:
             max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority, initargs=(nice,)
         )
         self._slots = asyncio.Semaphore(workers + queue)
-        # Verified against when the account does not exist, so unknown users cost the same time.
-        self._dummy = self._hasher.hash("tillkey-dummy-password-for-timing")
+        self.cost = Cost(time_cost, memory_kib, parallelism)
+        self._dummies = DummyHashes(dummy_key, self.cost, _dummy_hash(self.cost))
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
 
-    def verify_sync(self, hashed: str | None, password: str) -> bool:
+    def check_sync(self, hashed: str, password: str) -> bool:
+        """One argon2 check of `password` against `hashed`, at the cost `hashed` was made with."""
         try:
-            return self._hasher.verify(hashed or self._dummy, password) and hashed is not None
+            return self._hasher.verify(hashed, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    def dummy_for(self, population: str, name: str) -> str:
+        """The hash an unknown `name` is checked against (see DummyHashes)."""
+        return self._dummies.choose(population, name)
+
+    async def learn_costs(self, population: str, counts: Mapping[Cost, int]) -> None:
+        """The costs of the stored hashes of a population (admins, customers) and how many have
+        each; the dummy hashes for costs not seen before are made in the pool."""
+        loop = asyncio.get_running_loop()
+        for cost in counts:
+            if not self._dummies.has(cost):
+                self._dummies.add(cost, await loop.run_in_executor(self._pool, _dummy_hash, cost))
+        self._dummies.census(population, counts)
 
     async def _run(self, fn: object, *args: object) -> object:
         if self._slots.locked():
@@ -89,11 +132,65 @@ class PasswordHashing:
     async def hash(self, password: str) -> str:
         return str(await self._run(self.hash_sync, password))
 
-    async def verify(self, hashed: str | None, password: str) -> bool:
-        return bool(await self._run(self.verify_sync, hashed, password))
+    async def verify(self, hashed: str | None, password: str, *, population: str = "", name: str = "") -> bool:
+        """Check `password` against `hashed`; None (no such account) checks it against a dummy
+        hash of a stored hash's cost instead, so an unknown name costs what a known one does,
+        and answers False."""
+        target = hashed if hashed is not None else self.dummy_for(population, name)
+        return bool(await self._run(self.check_sync, target, password)) and hashed is not None
 
     def needs_rehash(self, hashed: str) -> bool:
         return self._hasher.check_needs_rehash(hashed)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _dummy_hash(cost: Cost) -> str:
+    hasher = PasswordHasher(
+        time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=cost.parallelism, type=Type.ID
+    )
+    return hasher.hash("tillkey-dummy-password-for-timing")
+
+
+class DummyHashes:
+    """What an unknown name's password is checked against, so it answers as slowly as a real one.
+
+    One dummy hash per argon2 cost found among the stored hashes, not only the configured cost:
+    after the cost is lowered, dormant accounts keep their old, slower hashes until their next
+    sign-in, and a dummy at the new cost would let anyone tell an unknown name from a dormant
+    one by the time the answer takes. Several costs in use: each unknown name is given one of
+    them, always the same (a keyed hash of the name picks it, so retrying reveals nothing), in
+    the proportions the stored hashes have: unknown names look like a sample of the real ones.
+    """
+
+    def __init__(self, key: bytes, current: Cost, current_hash: str) -> None:
+        self._key = key
+        self._current = current
+        self._hashes: dict[Cost, str] = {current: current_hash}
+        self._weights: dict[str, list[tuple[Cost, int]]] = {}
+
+    def has(self, cost: Cost) -> bool:
+        return cost in self._hashes
+
+    def add(self, cost: Cost, hashed: str) -> None:
+        self._hashes[cost] = hashed
+
+    def census(self, population: str, counts: Mapping[Cost, int]) -> None:
+        self._weights[population] = sorted((c, n) for c, n in counts.items() if n > 0 and c in self._hashes)
+
+    def cost_for(self, population: str, name: str) -> Cost:
+        weights = self._weights.get(population)
+        if not weights:
+            return self._current
+        total = sum(n for _, n in weights)
+        digest = hmac.new(self._key, f"{population}\x00{name}".encode(), hashlib.sha256).digest()
+        pick = int.from_bytes(digest[:8], "big") % total
+        for cost, n in weights:
+            if pick < n:
+                return cost
+            pick -= n
+        return weights[-1][0]
+
+    def choose(self, population: str, name: str) -> str:
+        return self._hashes[self.cost_for(population, name)]

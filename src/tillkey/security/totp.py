@@ -28,16 +28,12 @@ from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
-from tillkey.store import throttle
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow
 
 PERIOD = 30  # seconds per time step (RFC 6238 X)
 WINDOW = 1  # steps accepted either side of now
 RECOVERY_CODES = 10
-# The login throttle's table counts wrong recovery codes per admin under this user type, which no
-# login uses, so the counts never mix with a login name's.
-RECOVERY_THROTTLE = 0
 # Base32's lowercase alphabet: 5 bits a character, 12 characters = 60 bits a code. Online guessing
 # is capped by the login throttle; offline, the HMAC digest is useless without the master secret.
 _RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
@@ -83,6 +79,12 @@ def matching_step(secret: str, code: str, now: float, last_step: int, window: in
         if same and step > last_step and found is None:
             found = step
     return found
+
+
+def is_recovery_code(code: str) -> bool:
+    """Would `verify` take `code` as a recovery code (not a TOTP code)?"""
+    code = code.strip().replace(" ", "")
+    return not _TOTP_CODE.fullmatch(code) and normalize_recovery_code(code) is not None
 
 
 def new_recovery_code() -> str:
@@ -197,22 +199,10 @@ class Totp:
         return await self._spend_recovery_code(admin_id, recovery)
 
     async def _spend_recovery_code(self, admin_id: int, recovery: str) -> bool:
-        """A recovery code, within a budget of wrong ones per admin (issue 21): the login throttle
-        counts per login name, and an admin has two (username, and email on the Medusa surface).
-        Past recovery_code_max_failures wrong codes, none is accepted for the throttle's lock time;
-        counted in the database (the throttle's table, a user type of its own), so across processes."""
-        settings, now = self.tk.settings, self.tk.clock.now_int()
-        key = f"admin:{admin_id}"
-        async with self.tk.db.session() as s:
-            failures, lock_expires = await throttle.failures(s, key, RECOVERY_THROTTLE)
-        if failures >= settings.recovery_code_max_failures and lock_expires > now:
-            return False
+        """An unused recovery code. Its budget of wrong ones is the sign-in state machine's
+        (accounts/signin/budget.py), the one caller of this through `verify`."""
         async with self.tk.db.transaction() as s:
-            if await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow()):
-                await throttle.clear_failures(s, key, RECOVERY_THROTTLE)
-                return True
-            await throttle.add_failure(s, key, RECOVERY_THROTTLE, now, settings.login_throttle_lock_seconds)
-        return False
+            return await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow())
 
     async def is_active(self, admin_id: int) -> bool:
         record = await self._record(admin_id)

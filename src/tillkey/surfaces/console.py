@@ -1,7 +1,7 @@
 """Console sign-in: /console/login (username, password), then /console/login/otp when two-factor
 auth applies, or /console/login/enrol (console_tfa.py) when it is required and not set up yet.
-The same defences as every password login (accounts/login.py: rate limits,
-throttle, lockout, one generic failure message), a CSRF token on every form (double-submit cookie
+Both steps are the sign-in state machine's (accounts/signin/: rate limits,
+throttle, lockout, one failure budget, one generic failure message), a CSRF token on every form (double-submit cookie
 before sign-in, the session's own token after), and a fresh session id at every step.
 
 Admins only for now: the console is theirs. `next` may only point back into Tillkey (no open
@@ -18,7 +18,21 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.login import Attempt, LoginFailed, Logins
+from tillkey.accounts.signin import (
+    Attempt,
+    Issued,
+    LoginFailed,
+    Password,
+    Pending,
+    SecondFactor,
+    SecondFactorDue,
+    SecondFactorFailed,
+    SignedIn,
+    SignIn,
+    Subject,
+    TotpCode,
+)
+from tillkey.accounts.signin.factors import account_name
 from tillkey.console import pages
 from tillkey.console.session import (
     ENROL_TTL,
@@ -32,7 +46,7 @@ from tillkey.console.session import (
     set_cookie,
 )
 from tillkey.crypto.secrets import constant_time_equals
-from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unavailable
+from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -115,53 +129,102 @@ async def login(request: Request) -> Response:
         set_cookie(refused, request, csrf_cookie_name(request), csrf, 3600)
         return refused
     username, password = form.get("username", ""), form.get("password", "")
-    logins, where = Logins(tk), sign_in_attempt(request)
+    where, sessions = sign_in_attempt(request), ConsoleSessions(tk)
+
+    async def issue(who: SignedIn) -> str:
+        cookie = await sessions.begin(
+            UserType.ADMIN,
+            who.user_id,
+            who.amr,
+            pending_otp=False,
+            fingerprint=grant_fingerprint(tk.grants.admin(who.user_id)),
+            ip=where.ip,
+            user_agent=where.user_agent,
+        )
+        await sessions.end_others(UserType.ADMIN, who.user_id, cookie)
+        return cookie
+
     try:
         if not username or not password:
             raise LoginFailed("empty username or password")
-        admin = await logins.admin(username, password, where, complete=False)
+        outcome = await SignIn(tk).begin(Subject(UserType.ADMIN, username), Password(password), where, issue)
     except (LoginFailed, RateLimited, Unavailable) as exc:
         message = FAILED if isinstance(exc, LoginFailed) else exc.message
         return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
     except TillkeyError as exc:  # no role, …: the same generic answer
         message = exc.message if exc.status_code != 500 else FAILED
         return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
-    sessions = ConsoleSessions(tk)
-    mode = tk.settings.admin_2fa
-    if mode != "off" and await Totp(tk).is_active(admin.id):
+    if isinstance(outcome, SecondFactorDue):
+        return await _second_factor_step(request, sessions, outcome, where, next_url, csrf, targets)
+    response: Response = RedirectResponse(next_url, status_code=303)
+    set_cookie(response, request, cookie_name(request), outcome.credential, tk.settings.console_absolute_lifetime)
+    delete_cookie(response, request, csrf_cookie_name(request))
+    return response
+
+
+async def _second_factor_step(
+    request: Request,
+    sessions: ConsoleSessions,
+    due: SecondFactorDue,
+    where: Attempt,
+    next_url: str,
+    csrf: str,
+    targets: tuple[str, ...],
+) -> Response:
+    """The password passed and a second factor is due: a pending session (a new id) that opens
+    only the code page, or, when none is set up and one is required, the enrolment page."""
+    tk = tillkey(request)
+    admin_id = due.account.id
+    if due.enrolled:
         cookie = await sessions.begin(
-            UserType.ADMIN, admin.id, ("pwd",), pending_otp=True, ip=where.ip, user_agent=where.user_agent
+            UserType.ADMIN, admin_id, due.amr, pending_otp=True, ip=where.ip, user_agent=where.user_agent
         )
         response: Response = RedirectResponse("/console/login/otp?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
         return response
-    if mode == "required":
-        # Forced enrolment: the password opens only the page that sets up the authenticator app.
-        try:
-            await Totp(tk).enroll(admin.id)  # a new secret for each sign-in; replaces an unfinished one
-        except Conflict:  # activated meanwhile, elsewhere: start again with the code step
-            return pages.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
-        await tk.audit.record_request(
-            request, audit.TFA_ENROLMENT_STARTED, actor_type=int(UserType.ADMIN), actor_id=admin.id,
-            username=admin.username, details={"forced": True},
-        )  # fmt: skip
-        cookie = await sessions.begin(
-            UserType.ADMIN, admin.id, ("pwd",), pending_otp=True, enrolling=True, ip=where.ip,
-            user_agent=where.user_agent,
-        )  # fmt: skip
-        response = RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
-        set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
-        return response
-    await logins.succeeded(UserType.ADMIN, username, admin.id, where)
+    # Forced enrolment: the password opens only the page that sets up the authenticator app.
+    try:
+        await Totp(tk).enroll(admin_id)  # a new secret for each sign-in; replaces an unfinished one
+    except Conflict:  # activated meanwhile, elsewhere: start again with the code step
+        return pages.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
+    await tk.audit.record_request(
+        request,
+        audit.TFA_ENROLMENT_STARTED,
+        actor_type=int(UserType.ADMIN),
+        actor_id=admin_id,
+        username=account_name(due.account),
+        details={"forced": True},
+    )
     cookie = await sessions.begin(
-        UserType.ADMIN, admin.id, ("pwd",), pending_otp=False, fingerprint=grant_fingerprint(tk.grants.admin(admin.id)),
-        ip=where.ip, user_agent=where.user_agent,
-    )  # fmt: skip
-    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
-    response = RedirectResponse(next_url, status_code=303)
-    set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
-    delete_cookie(response, request, csrf_cookie_name(request))
+        UserType.ADMIN,
+        admin_id,
+        due.amr,
+        pending_otp=True,
+        enrolling=True,
+        ip=where.ip,
+        user_agent=where.user_agent,
+    )
+    response = RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
+    set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
     return response
+
+
+async def finish_second_factor(
+    request: Request, session: ConsoleSession, name: str, second: SecondFactor
+) -> Issued[str] | SecondFactorDue:
+    """The sign-in's second factor, through the state machine, for a pending session: the
+    session's step at /console/login/otp and /console/login/enrol. On success the pending
+    session is replaced by a full one (a new id) and the admin's other sessions end."""
+    tk = tillkey(request)
+    sessions = ConsoleSessions(tk)
+
+    async def issue(who: SignedIn) -> str:
+        cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(who.user_id)))
+        await sessions.end_others(UserType.ADMIN, who.user_id, cookie)
+        return cookie
+
+    pending = Pending(UserType(session.user_type), session.user_id, name, tuple(session.amr))
+    return await SignIn(tk).resume(pending, second, sign_in_attempt(request), issue)
 
 
 def quoted(value: str) -> str:
@@ -169,13 +232,15 @@ def quoted(value: str) -> str:
 
 
 async def gate_closed(
-    request: Request, sessions: ConsoleSessions, session: ConsoleSession, exc: LoginFailed | RateLimited,
+    request: Request, sessions: ConsoleSessions, session: ConsoleSession, exc: TillkeyError,
     next_url: str, targets: tuple[str, ...],
 ) -> Response:  # fmt: skip
-    """Too many codes tried: the half-finished sign-in ends (throttled) or waits (rate limited)."""
-    if isinstance(exc, LoginFailed):
-        await sessions.end(session, reason="second factor throttled")
-        response = pages.login(csrf=secrets.token_urlsafe(24), next_url=next_url, error=FAILED, form_targets=targets)
+    """The sign-in refused the code step: the half-finished sign-in ends (throttled, locked, the
+    account changed) or waits (rate limited, busy)."""
+    if isinstance(exc, Unauthenticated):
+        await sessions.end(session, reason="second factor refused")
+        error = FAILED if isinstance(exc, LoginFailed) else exc.message
+        response = pages.login(csrf=secrets.token_urlsafe(24), next_url=next_url, error=error, form_targets=targets)
     else:
         response = pages.error("Sign-in failed", exc.message, exc.status_code)
         response.headers.update(exc.headers)
@@ -217,23 +282,22 @@ async def otp(request: Request) -> Response:
     if admin is None or not admin.is_active:
         await sessions.end(session)
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
-    logins, where = Logins(tk), sign_in_attempt(request)
     try:
-        await logins.second_factor_gate(UserType.ADMIN, admin.username, where)
-    except (LoginFailed, RateLimited) as exc:
-        return await gate_closed(request, sessions, session, exc, next_url, targets)
-    if not await Totp(tk).verify(admin.id, form.get("otp", "")):
-        # A wrong code counts as a failed login: guessing codes meets the same throttle.
-        await logins.record_failure(UserType.ADMIN, admin.username, where, "wrong, expired or replayed code")
+        outcome = await finish_second_factor(
+            request, session, admin.username, TotpCode(form.get("otp", ""), demanded=True)
+        )
+    except SecondFactorFailed:
+        # A wrong code spends the account's one failure budget, as a wrong password does.
         return pages.otp(
             csrf=session.csrf, next_url=next_url, error="The code is wrong or expired.", form_targets=targets
         )
-    await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
-    await logins.succeeded(UserType.ADMIN, admin.username, admin.id, where, ("pwd", "otp"))
-    cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(admin.id)))
-    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
+    except (Unauthenticated, RateLimited, Unavailable) as exc:
+        return await gate_closed(request, sessions, session, exc, next_url, targets)
+    if isinstance(outcome, SecondFactorDue):  # two-factor auth was reset meanwhile: start again
+        await sessions.end(session, reason="second factor gone")
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     response = RedirectResponse(next_url, status_code=303)
-    set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
+    set_cookie(response, request, cookie_name(request), outcome.credential, tk.settings.console_absolute_lifetime)
     delete_cookie(response, request, csrf_cookie_name(request))
     return response
 

@@ -5,8 +5,8 @@ Forced enrolment (TILLKEY_ADMIN_2FA=required, an admin without TOTP): the right 
 the QR code (inline SVG: no script), the secret as text for typing into an app, and a field for the
 first code. The right code activates TOTP, completes the sign-in under a new session id and shows
 the recovery codes once, with the way on to `next` (the console, or the /oauth2/authorize request
-that sent the admin). A wrong code counts as a failed login, as at /console/login/otp, under the
-same rate limits and throttle.
+that sent the admin). The first code is the sign-in's second factor (accounts/signin/
+EnrolmentCode): a wrong one spends the account's failure budget, as at /console/login/otp.
 
 Signed in without TOTP (optional, off): /console/2fa sets it up the same way, linked from the
 sessions page.
@@ -19,7 +19,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
-from tillkey.accounts.login import LoginFailed, Logins
+from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactorFailed
 from tillkey.console import pages as html
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.session import (
@@ -27,17 +27,16 @@ from tillkey.console.session import (
     cookie_name,
     csrf_cookie_name,
     delete_cookie,
-    grant_fingerprint,
     set_cookie,
 )
 from tillkey.crypto.secrets import constant_time_equals
-from tillkey.errors import InvalidRequest, RateLimited, TillkeyError
+from tillkey.errors import InvalidRequest, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.security import audit
 from tillkey.security.totp import Enrolment, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
-from tillkey.surfaces.console import gate_closed, quoted, redirect_targets, safe_next, sign_in_attempt
+from tillkey.surfaces.console import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
 from tillkey.surfaces.oauth2 import read_body, require_https
 from tillkey.surfaces.routing import Api, tillkey
 
@@ -106,20 +105,18 @@ async def enrol(request: Request) -> Response:
         return _to_login(next_url)
     if not constant_time_equals(form.get("csrf", ""), session.csrf):
         return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url, error="The form expired; try again.")
-    logins, where = Logins(tk), sign_in_attempt(request)
+    first_code = EnrolmentCode(form.get("otp", ""))
     try:
-        await logins.second_factor_gate(UserType.ADMIN, admin.username, where)
-    except (LoginFailed, RateLimited) as exc:
-        return await gate_closed(request, sessions, session, exc, next_url, await redirect_targets(tk, next_url))
-    try:
-        codes = await totp.activate(admin.id, form.get("otp", ""))
-    except InvalidRequest:
-        # As a wrong code at /console/login/otp: guessing meets the login throttle.
-        await logins.record_failure(UserType.ADMIN, admin.username, where, "wrong code at enrolment")
+        outcome = await finish_second_factor(request, session, admin.username, first_code)
+    except SecondFactorFailed:
+        # As a wrong code at /console/login/otp: it spends the account's one failure budget.
         return _enrol_page(enrolment, csrf=session.csrf, next_url=next_url, error=WRONG_CODE)
-    await logins.succeeded(UserType.ADMIN, admin.username, admin.id, where, ("pwd", "otp"))
-    cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(admin.id)))
-    await sessions.end_others(UserType.ADMIN, admin.id, cookie)
+    except (Unauthenticated, RateLimited, Unavailable) as exc:
+        return await gate_closed(request, sessions, session, exc, next_url, await redirect_targets(tk, next_url))
+    if isinstance(outcome, SecondFactorDue):  # the enrolment was reset or finished elsewhere meanwhile
+        await sessions.end(session, reason="enrolment gone")
+        return _to_login(next_url)
+    cookie, codes = outcome.credential, first_code.recovery_codes
     response = html.render(
         "enrolled.html", title="Two-factor authentication is on", codes=codes, next_url=next_url,
         policy=html.csp(),

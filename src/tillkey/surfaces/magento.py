@@ -9,12 +9,21 @@ from fastapi import Path as FastApiPath
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
 from tillkey.accounts import headless
-from tillkey.accounts.login import Attempt, Logins
-from tillkey.accounts.service import Accounts
+from tillkey.accounts.signin import (
+    Attempt,
+    Issued,
+    Password,
+    SecondFactorDue,
+    SecondFactorFailed,
+    SignedIn,
+    SignIn,
+    Subject,
+    TotpCode,
+    login_token,
+)
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.security.proxy import client_ip, plain_http_from_afar
 from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
@@ -46,9 +55,23 @@ def _with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
     return response
 
 
-async def _login_response(tk: Tillkey, utype: UserType, user_id: int, amr: tuple[str, ...] = ("pwd",)) -> MagentoJSON:
-    token = await Accounts(tk).issue_token(utype, user_id, amr)
-    return _with_refresh_cookie(token, await headless.begin(tk, utype, user_id, token, amr))
+async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt, otp: str | None = None) -> MagentoJSON:
+    """The sign-in state machine (accounts/signin/), rendered the Magento way: the token as a bare
+    string plus the refresh cookie, or Magento_TwoFactorAuth's 400s when a second factor is due."""
+
+    async def issue(who: SignedIn) -> MagentoJSON:
+        token = await login_token(tk)(who)
+        session = await headless.begin(tk, who.user_type, who.user_id, token, who.amr)
+        return _with_refresh_cookie(token, session)
+
+    second = TotpCode(otp, demanded=True) if otp is not None else None
+    try:
+        outcome = await SignIn(tk).begin(subject, Password(password), where, issue, second=second)
+    except SecondFactorFailed as exc:
+        raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
+    if isinstance(outcome, Issued):
+        return outcome.credential
+    raise _second_factor_due(tk, outcome, provider_endpoint=otp is not None)
 
 
 async def _credentials(request: Request) -> tuple[str, str]:
@@ -74,12 +97,7 @@ def attempt(request: Request) -> Attempt:
 async def admin_token(request: Request) -> MagentoJSON:
     where = attempt(request)
     username, password = await _credentials(request)
-    tk = tillkey(request)
-    logins = Logins(tk)
-    admin = await logins.admin(username, password, where, complete=False)
-    await _second_factor_due(tk, admin.id)  # Magento_TwoFactorAuth's 400s (magento.md §2.3)
-    await logins.succeeded(UserType.ADMIN, username, admin.id, where)
-    return await _login_response(tk, UserType.ADMIN, admin.id)
+    return await _sign_in(tillkey(request), Subject(UserType.ADMIN, username), password, where)
 
 
 @api.route(
@@ -89,9 +107,7 @@ async def admin_token(request: Request) -> MagentoJSON:
 async def customer_token(request: Request) -> MagentoJSON:
     where = attempt(request)
     username, password = await _credentials(request)
-    tk = tillkey(request)
-    customer = await Logins(tk).customer(username, password, where)
-    return await _login_response(tk, UserType.CUSTOMER, customer.id)
+    return await _sign_in(tillkey(request), Subject(UserType.CUSTOMER, username), password, where)
 
 
 @api.route(
@@ -155,15 +171,14 @@ _OTP = {"type": "object", "required": ["otp"], "properties": {"otp": {"type": "s
 AdminId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
 
 
-async def _second_factor_due(tk: Tillkey, admin_id: int) -> None:
-    """Refuse a password-only admin token when a second factor applies (TILLKEY_ADMIN_2FA)."""
-    mode = tk.settings.admin_2fa
-    if mode == "off":
-        return
-    if await Totp(tk).is_active(admin_id):
-        raise InvalidRequest(USE_PROVIDER, parameters={"active_providers": [GOOGLE]})
-    if mode == "required":
-        raise InvalidRequest(CONFIGURE_2FA, parameters={"providers": [GOOGLE], "active_providers": []})
+def _second_factor_due(tk: Tillkey, due: SecondFactorDue, *, provider_endpoint: bool) -> InvalidRequest:
+    """Magento_TwoFactorAuth's 400s (magento.md §2.3): a password-only token is refused when a
+    second factor applies (TILLKEY_ADMIN_2FA); the provider endpoint needs TOTP set up."""
+    if provider_endpoint and not due.enrolled:
+        return InvalidRequest(NOT_CONFIGURED)
+    if due.enrolled:
+        return InvalidRequest(USE_PROVIDER, parameters={"active_providers": [GOOGLE]})
+    return InvalidRequest(CONFIGURE_2FA, parameters={"providers": [GOOGLE], "active_providers": []})
 
 
 @api.route(
@@ -174,19 +189,9 @@ async def google_authenticate(request: Request) -> MagentoJSON:
     where = attempt(request)
     body = await json_body(request, tillkey(request).settings.max_body_bytes)
     username, password, otp = require_strings(body, "username", "password", "otp")
-    tk = tillkey(request)
-    logins, totp = Logins(tk), Totp(tk)
-    # The password defences first (rate limits, throttle, lockout): the code is checked only for
-    # the right password, and a wrong code counts as a failed login, so guessing codes is throttled.
-    admin = await logins.admin(username, password, where, complete=False)
-    if not await totp.is_active(admin.id):
-        raise InvalidRequest(NOT_CONFIGURED)
-    if not await totp.verify(admin.id, otp):
-        await logins.record_failure(UserType.ADMIN, username, where, "wrong, expired or replayed code")
-        raise Unauthenticated(INVALID_CODE, detail="wrong, expired or replayed code")
-    await tk.audit.record_request(request, audit.TFA_USED, actor_type=int(UserType.ADMIN), actor_id=admin.id)
-    await logins.succeeded(UserType.ADMIN, username, admin.id, where, ("pwd", "otp"))
-    return await _login_response(tk, UserType.ADMIN, admin.id, ("pwd", "otp"))
+    # The code is checked only after the password, and a wrong one spends the account's one
+    # failure budget (accounts/signin/budget.py), as on every other surface.
+    return await _sign_in(tillkey(request), Subject(UserType.ADMIN, username), password, where, otp)
 
 
 @api.route(

@@ -1,0 +1,174 @@
+"""The factors a sign-in checks, as small step objects: the seams where new kinds plug in.
+
+A first factor says who is signing in (a password today; an LDAP bind, an external IdP's
+assertion or a passkey later): it finds the account for a `Subject` and proves it. A second
+factor (a TOTP code or a recovery code today; a passkey later) is checked only after the first
+passed. Neither counts failures, audits or issues anything: the state machine (machine.py) does
+that, the same way for every factor, so a new kind cannot forget a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey.errors import InvalidRequest
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.security.totp import Totp, is_recovery_code
+from tillkey.store import accounts as repo
+from tillkey.store.accounts import Admin, Customer, username_key
+
+Account = Admin | Customer
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who claims to sign in, as presented: what the limits and an unknown name's throttle count
+    against, before any secret is checked."""
+
+    user_type: UserType
+    name: str
+    by_email: bool = False  # an admin named by email (Medusa's emailpass), not by username
+
+    @property
+    def key(self) -> str:
+        return username_key(self.name)
+
+
+def account_name(account: Account) -> str:
+    """The one name an account's failure budget is kept under, whatever name it was reached by."""
+    return account.username if isinstance(account, Admin) else account.email
+
+
+async def find_account(db: AsyncSession, subject: Subject) -> Account | None:
+    if subject.user_type == UserType.ADMIN:
+        find = repo.admin_by_email if subject.by_email else repo.admin_by_username
+        return await find(db, subject.name)
+    if subject.user_type == UserType.CUSTOMER:
+        return await repo.customer_by_email(db, subject.name)
+    return None
+
+
+async def account_by_id(db: AsyncSession, user_type: UserType, user_id: int) -> Account | None:
+    if user_type == UserType.ADMIN:
+        return await repo.admin_by_id(db, user_id)
+    if user_type == UserType.CUSTOMER:
+        return await repo.customer_by_id(db, user_id)
+    return None
+
+
+class FirstFactor(Protocol):
+    """Proves a subject. `verify` must do the same work whether or not the account exists."""
+
+    amr: ClassVar[str]  # RFC 8176 authentication method reference, into the token's amr
+    wrong: ClassVar[str]  # the failure's reason, for the audit log
+
+    async def locate(self, db: AsyncSession, subject: Subject) -> Account | None: ...
+
+    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool: ...
+
+    async def passed(self, tk: Tillkey, account: Account) -> None:
+        """After a successful check (a password rehashed at the configured cost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Password:
+    secret: str = field(repr=False)
+    amr: ClassVar[str] = "pwd"
+    wrong: ClassVar[str] = "wrong password"
+
+    async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
+        return await find_account(db, subject)
+
+    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+        # Unknown names are checked against a dummy hash at a stored hash's cost (DummyHashes).
+        hashed = account.password_hash if account is not None else None
+        return await tk.passwords.verify(hashed, self.secret, population=str(int(subject.user_type)), name=subject.key)
+
+    async def passed(self, tk: Tillkey, account: Account) -> None:
+        # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in.
+        if not tk.passwords.needs_rehash(account.password_hash):
+            return
+        new = await tk.passwords.hash(self.secret)
+        async with tk.db.transaction() as db:
+            if isinstance(account, Admin):
+                await repo.set_admin_password_hash(db, account.id, new)
+            else:
+                await repo.set_customer_password_hash(db, account.id, new)
+
+
+class SecondFactor(Protocol):
+    """Checked after the first factor passed, against an account that has it set up."""
+
+    amr: ClassVar[str]
+    wrong: ClassVar[str]
+    used_event: ClassVar[str | None]  # audited when it passes
+
+    @property
+    def demanded(self) -> bool:
+        """The surface signs in with this factor only (Magento's provider endpoint): an account
+        without it is told to set it up rather than signed in with the first factor alone."""
+        ...
+
+    async def available(self, tk: Tillkey, account: Account) -> bool: ...
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TotpCode:
+    """A TOTP code from the authenticator app, or one of the recovery codes (security/totp.py)."""
+
+    code: str = field(repr=False)
+    demanded: bool = False
+    amr: ClassVar[str] = "otp"
+    wrong: ClassVar[str] = "wrong, expired or replayed code"
+    used_event: ClassVar[str | None] = audit.TFA_USED
+
+    async def available(self, tk: Tillkey, account: Account) -> bool:
+        return isinstance(account, Admin) and await Totp(tk).is_active(account.id)
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool:
+        if not is_recovery_code(self.code):
+            return await Totp(tk).verify(account.id, self.code)
+        # A recovery code: within its own budget per admin (budget.py), besides the sign-in's.
+        from tillkey.accounts.signin.budget import RecoveryCodeBudget  # budget imports this module
+
+        budget = RecoveryCodeBudget(tk)
+        if await budget.exhausted(account.id):
+            return False
+        ok = await Totp(tk).verify(account.id, self.code)
+        await budget.spent(account.id, ok=ok)
+        return ok
+
+
+@dataclass(slots=True)
+class EnrolmentCode:
+    """The first code of an authenticator app being set up (forced enrolment): it activates TOTP
+    and is the sign-in's second factor; `recovery_codes` then holds the codes to show once."""
+
+    code: str = field(repr=False)
+    demanded: bool = True
+    recovery_codes: list[str] = field(default_factory=list)
+    amr: ClassVar[str] = "otp"
+    wrong: ClassVar[str] = "wrong code at enrolment"
+    used_event: ClassVar[str | None] = None  # Totp.activate records tfa.enrolled
+
+    async def available(self, tk: Tillkey, account: Account) -> bool:
+        return isinstance(account, Admin) and await Totp(tk).pending(account.id) is not None
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool:
+        try:
+            self.recovery_codes = await Totp(tk).activate(account.id, self.code)
+        except InvalidRequest:
+            return False
+        return True
+
+
+async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:
+    """Has the account a second factor set up? (TOTP today; passkeys will answer here too.)"""
+    return isinstance(account, Admin) and await Totp(tk).is_active(account.id)

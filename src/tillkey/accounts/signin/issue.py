@@ -1,0 +1,22 @@
+"""Step 6 of the sign-in: what a surface hands out once every factor passed.
+
+An issue step is any `async (SignedIn) -> credential` (machine.py `Issue`): the console's is a
+session (surfaces/console.py); Medusa's is its own JWT with Medusa's claims, minted where its
+refresh mints them (accounts/medusa_auth.py `token`). Magento's login tokens come from
+`login_token`, the sign-in's call into token issuance.
+"""
+
+from __future__ import annotations
+
+from tillkey.accounts.service import Accounts
+from tillkey.accounts.signin.machine import Issue, SignedIn
+from tillkey.runtime import Tillkey
+
+
+def login_token(tk: Tillkey) -> Issue[str]:
+    """A login token for who signed in, with the factors they passed as its amr."""
+
+    async def issue(who: SignedIn) -> str:
+        return await Accounts(tk).issue_token(who.user_type, who.user_id, who.amr)
+
+    return issue
