@@ -7,10 +7,12 @@ import asyncio
 import copy
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tillkey.accounts.service import Accounts
+from tillkey.configuration import CONFIG_ENV, ConfigError, explain, load_settings, require_data
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -44,6 +47,31 @@ for sub, name in [
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tillkey import __version__
+
+        typer.echo(f"tillkey {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    config: Annotated[Path | None, typer.Option(
+        "--config", envvar=CONFIG_ENV, help="TOML settings file (keys as in the settings table, lower case, no prefix).",
+    )] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.",
+    )] = False,
+) -> None:  # fmt: skip
+    """Tillkey: auth for commerce APIs."""
+    if config is not None:
+        # Through the environment, so the server's worker processes read the same file.
+        os.environ[CONFIG_ENV] = str(config.expanduser().resolve())
+
+
 out = Console()
 log = logging.getLogger("tillkey")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,11 +84,21 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
-    """Run one command against the configured database, with the schema brought up to date."""
+def settings_or_exit() -> Settings:
+    """The settings, or exit with one `error:` line saying which value is wrong and where it came from."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def run(fn: Callable[[Tillkey], Awaitable[T]], *, create: bool = False) -> T:
+    """Run one command against the configured database, with the schema brought up to date.
+    `create`: the command may start a new deployment (a new data directory and master secret)."""
+    settings = settings_or_exit()
 
     async def main() -> T:
-        tk = Tillkey(Settings())
+        tk = Tillkey(settings)
         try:
             await tk.start(sync=False)
             return await fn(tk)
@@ -68,11 +106,16 @@ def run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
             await tk.stop()
 
     try:
+        if not create:
+            require_data(settings)
         return asyncio.run(main())
     except TillkeyError as exc:
         _fail(exc.message.replace("%", "") if not exc.parameters else _render(exc))
-    except OSError as exc:
-        _fail(f"cannot reach the database: {exc}")
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        _fail(line)
 
 
 def _render(exc: TillkeyError) -> str:
@@ -121,11 +164,14 @@ def serve(
     from tillkey.access.tree import ResourceTree
 
     try:
-        settings = Settings()
+        settings = load_settings()
         # Checked here too, so a bad route table is one clear line, not a traceback from the app factory.
         route_table.build(settings.forward_auth_routes, settings.forward_auth_routes_file, ResourceTree.load())
-    except ValueError as exc:  # pydantic's ValidationError is one
-        typer.echo(f"tillkey serve: invalid settings: {exc}", err=True)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     # uvicorn's logging config, plus Tillkey's loggers: applied in every worker process too (they
@@ -147,8 +193,12 @@ def serve(
                 "%d workers without TILLKEY_REDIS_URL: rate limits are per worker, and changes reach the "
                 "other workers within sync_interval instead of at once", workers,
             )  # fmt: skip
-        # Migrate and make the first signing key once, before the workers race to do it.
-        run(_prepare)
+    # Migrate and make the first signing key before uvicorn starts (once, before several workers
+    # would race to do it): a wrong database URL, a missing database or role, or a master secret that
+    # does not match the database is then one `error:` line and exit 1, not a traceback per worker.
+    run(_prepare, create=True)
+    if not settings.database_url:
+        log.info("data directory: %s", settings.data_dir.resolve())
     # uvicorn drains on SIGTERM, then raises the signal again against the handler found before it
     # started; with the default one the process would die of it (status 143), which supervisors
     # report as a failure. A graceful stop is a success: exit 0 (also before uvicorn is listening).
@@ -167,12 +217,19 @@ async def _prepare(tk: Tillkey) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all database migrations (also done by `serve` on start)."""
-    from tillkey.store.db import upgrade
+    from tillkey.store.db import make_engine, upgrade
 
-    settings = Settings()
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    settings = settings_or_exit()
+    try:
+        if not settings.database_url:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            asyncio.run(make_engine(settings.resolved_database_url).dispose())  # creates the file, 0600
+        upgrade(settings.resolved_database_url)
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        _fail(line)
     typer.echo("database is up to date")
 
 
