@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tillkey.accounts.service import Accounts
+from tillkey.cli_config import config_app, secret_app
 from tillkey.configuration import CONFIG_ENV, ConfigError, explain, load_settings, require_data
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
@@ -46,7 +47,8 @@ for sub, name in [
     (client_app, "client"),
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
-
+app.add_typer(config_app, name="config")
+app.add_typer(secret_app, name="secret")
 
 
 def _version(value: bool) -> None:
@@ -60,7 +62,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     config: Annotated[Path | None, typer.Option(
-        "--config", envvar=CONFIG_ENV, help="TOML settings file (keys as in the settings table, lower case, no prefix).",
+        "--config", envvar=CONFIG_ENV, help="TOML settings file (setting names in lower case, no prefix).",
     )] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.",
@@ -216,11 +218,14 @@ async def _prepare(tk: Tillkey) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all database migrations (also done by `serve` on start)."""
+    """Apply all database migrations (also done by `serve` on start). With the default data
+    directory (./data) and none there yet, this is how a new deployment is started from the CLI."""
+    from tillkey.crypto.secrets import MasterSecret
     from tillkey.store.db import make_engine, upgrade
 
     settings = settings_or_exit()
     try:
+        MasterSecret.load(settings.secret_key, settings.data_dir)  # a new deployment gets its secret now
         if not settings.database_url:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             asyncio.run(make_engine(settings.resolved_database_url).dispose())  # creates the file, 0600
