@@ -79,6 +79,29 @@ log = logging.getLogger("tillkey")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+PasswordOpt = Annotated[str | None, typer.Option(
+    help="Visible in shell history and `ps`: prefer the prompt (omit it) or --password-stdin.",
+)]  # fmt: skip
+PasswordStdinOpt = Annotated[bool, typer.Option(
+    "--password-stdin", help="Read the password from the first line of standard input.",
+)]  # fmt: skip
+
+
+def _password(given: str | None, from_stdin: bool, prompt: str = "Password") -> str:
+    """The password from --password-stdin, --password, or a hidden, confirmed prompt."""
+    if from_stdin:
+        if given is not None:
+            _fail("give --password or --password-stdin, not both")
+        line = sys.stdin.readline()
+        if not line:
+            _fail("--password-stdin: standard input is empty")
+        return line.rstrip("\r\n")
+    if given is not None:
+        return given
+    try:
+        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
+    except typer.Abort:
+        _fail("no password given: type it when asked, or pipe it in with --password-stdin")
 
 
 def _fail(message: str) -> NoReturn:
@@ -245,13 +268,16 @@ def db_upgrade() -> None:
 def admin_create(
     username: Annotated[str, typer.Option(help="Login name (case-insensitive).")],
     email: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     role: Annotated[str | None, typer.Option(help="Role name; default Administrators (everything).")] = None,
     first_name: Annotated[str, typer.Option()] = "",
     last_name: Annotated[str, typer.Option()] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an admin user."""
+    """Create an admin user. The password (at least 8 characters, not a common one) is asked for
+    unless given with --password-stdin."""
+    password = _password(password, password_stdin)
     admin = run(
         lambda tk: Accounts(tk).create_admin(
             username=username, email=email, password=password, role=role, firstname=first_name,
@@ -361,18 +387,32 @@ def admin_assign_role(username: str, role: str) -> None:
     typer.echo(f"admin {username} now has role {role}")
 
 
+@admin_app.command("password")
+def admin_password(username: str, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False) -> None:
+    """Set an admin's new password (asked for, or --password-stdin); their tokens and sessions end."""
+    password = _password(password, password_stdin, prompt=f"New password for {username}")
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).reset_admin_password(await _admin_id(tk, username), password)
+
+    run(go)
+    typer.echo(f"password of admin {username} changed; their tokens and sessions are ended")
+
+
 # --- customers --------------------------------------------------------------------------------
 
 
 @customer_app.command("create")
 def customer_create(
     email: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
     first_name: Annotated[str, typer.Option()],
     last_name: Annotated[str, typer.Option()],
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a customer account."""
+    """Create a customer account. The password is asked for unless given with --password-stdin."""
+    password = _password(password, password_stdin)
     customer = run(
         lambda tk: Accounts(tk).create_customer(
             email=email, password=password, firstname=first_name, lastname=last_name
@@ -550,6 +590,20 @@ def role_revoke(
     """Take resources away from a role."""
     role = run(lambda tk: Accounts(tk).grant(name, resource, revoke=True))
     _emit(asdict(role), as_json, "role updated")
+
+
+@role_app.command("rename")
+def role_rename(name: str, new_name: str, as_json: JsonOpt = False) -> None:
+    """Rename a role; its admins and grants stay."""
+    role = run(lambda tk: Accounts(tk).rename_role(name, new_name))
+    _emit(asdict(role), as_json, "role renamed")
+
+
+@role_app.command("delete")
+def role_delete(name: str) -> None:
+    """Delete a role; refused while any admin has it (`tillkey admin assign-role` them first)."""
+    run(lambda tk: Accounts(tk).delete_role(name))
+    typer.echo(f"role {name} deleted")
 
 
 @role_app.command("list")

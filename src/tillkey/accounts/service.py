@@ -12,7 +12,7 @@ from typing import Any
 
 from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
@@ -222,6 +222,59 @@ class Accounts:
         assert updated is not None
         await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role)
         return updated
+
+    # --- operator: password reset, role rename and delete -----------------------------------------
+
+    async def reset_admin_password(self, admin_id: int, password: str) -> Admin:
+        """Set an admin's password (the operator's reset) and sign them out everywhere: whoever
+        knew the old password keeps no token or session made with it."""
+        async with self.tk.db.session() as s:
+            admin = await repo.admin_by_id(s, admin_id)
+        if admin is None:
+            raise NotFound("The admin user doesn't exist.")
+        check_policy(
+            password, min_length=self.tk.settings.password_min_length, identifiers=(admin.username, admin.email)
+        )
+        hashed = await self.tk.passwords.hash(password)
+        async with self.tk.db.transaction() as s:
+            await repo.set_admin_password_hash(s, admin_id, hashed)
+        await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password reset")
+        await self._audit(audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset")
+        return admin
+
+    async def rename_role(self, role: str, new_name: str) -> Role:
+        if not new_name.strip() or len(new_name) > 128:
+            raise InvalidRequest("The role name must be 1 to 128 characters.")
+        async with self.tk.db.transaction() as s:
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            if row.builtin:
+                raise InvalidRequest("A built-in role cannot be renamed.")
+            await repo.rename_role(s, row.id, new_name)
+            updated = await repo.role_by_name(s, new_name)
+        assert updated is not None
+        await self.tk.audit.record(audit.ROLE_CHANGED, details={"role": updated.name, "renamed_from": row.name})
+        return updated
+
+    async def delete_role(self, role: str) -> None:
+        """Delete a role no admin holds; refused (naming them) while any does, so deleting a role
+        never silently takes rights away from someone."""
+        async with self.tk.db.transaction() as s:
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            if row.builtin:
+                raise InvalidRequest("A built-in role cannot be deleted.")
+            holders = await repo.admins_with_role(s, row.id)
+            if holders:
+                raise Conflict(
+                    f"The role {row.name!r} is assigned to {len(holders)} admin(s) ({', '.join(holders[:5])}); "
+                    "assign them another role first."
+                )
+            await repo.delete_role(s, row.id)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        await self.tk.audit.record(audit.ROLE_DELETED, details={"role": row.name})
 
 
 def _check_email(email: str) -> None:
