@@ -45,7 +45,8 @@ def can_log_in(tmp_path: Path, username: str, password: str) -> bool:
     async def body() -> bool:
         settings = {**inprocess.FAST_SETTINGS, "data_dir": tmp_path}
         async with inprocess.running(tmp_path, **settings) as t:
-            r = await t.client.post("/rest/V1/integration/admin/token", json={"username": username, "password": password})
+            body = {"username": username, "password": password}
+            r = await t.client.post("/rest/V1/integration/admin/token", json=body)
             return r.status_code == 200
 
     return inprocess.run(body)
@@ -141,4 +142,3 @@ def test_deleting_a_role_reaches_a_running_server(tmp_path: Path) -> None:
                 await t.accounts.delete_role("Readers")
 
     inprocess.run(body)
-
