@@ -27,6 +27,7 @@ from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
 from tillkey.surfaces import (
+    api_docs,
     api_keys,
     audit,
     console,
@@ -187,7 +188,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     app = FastAPI(
         title="Tillkey", version=__version__, lifespan=lifespan,
-        description="Authentication and authorization for commerce APIs.",
+        description="Authentication and authorization for commerce APIs.", docs_url=None, redoc_url=None,
     )  # fmt: skip
     app.state.tillkey = runtime
     app.router.redirect_slashes = False
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
+    api_docs.install(app)  # /docs with local Swagger UI files; / and /console lead to the console
     skip_unreachable_routers(app.router)
 
     def openapi() -> dict[str, Any]:
