@@ -175,7 +175,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
             if not await admin_count(s):
                 log.warning(
                     "no admin user exists yet; create one with: "
-                    "tillkey admin create --username NAME --email EMAIL --password PASSWORD"
+                    "tillkey admin create --username NAME --email EMAIL (it asks for the password)"
                 )
         # Everything loaded at start lives as long as the process: move it out of the collector's
         # sight, so full collections (pauses of tens of ms on the event loop) stay short.

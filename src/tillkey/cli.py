@@ -174,7 +174,7 @@ def _emit(obj: dict[str, Any], as_json: bool, title: str) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
 ) -> None:
     """Run the Tillkey server (migrates the schema and creates signing keys on first start).
@@ -221,6 +221,7 @@ def serve(
     # Migrate and make the first signing key before uvicorn starts (once, before several workers
     # would race to do it): a wrong database URL, a missing database or role, or a master secret that
     # does not match the database is then one `error:` line and exit 1, not a traceback per worker.
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl" on every start
     run(_prepare, create=True)
     if not settings.database_url:
         log.info("data directory: %s", settings.data_dir.resolve())
