@@ -108,7 +108,8 @@ def describe_validation(exc: ValidationError) -> str:
             parts.append(msg)
             continue
         origin = where.get(field, f"TILLKEY_{field.upper()}")
-        parts.append(f"{field} ({origin}): {msg}")
+        path = ".".join(str(part) for part in err["loc"])  # forward_auth_routes.0.resources
+        parts.append(f"{path} ({origin}): {msg}")
     return "invalid settings: " + "; ".join(parts)
 
 
