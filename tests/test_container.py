@@ -52,9 +52,22 @@ def image() -> str:
     if not BASE:
         pytest.skip("set TILLKEY_TEST_CONTAINER_BASE to a local Debian base image (see this file's docstring)")
     podman(
-        "build", "--isolation", "chroot", "--network", "host", "--format", "docker", "--build-arg", f"BASE={BASE}",
-        "-f", "deploy/Containerfile", "-t", IMAGE, str(ROOT), timeout=1800,
-    )  # fmt: skip
+        "build",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE={BASE}",
+        "-f",
+        "deploy/Containerfile",
+        "-t",
+        IMAGE,
+        str(ROOT),
+        timeout=1800,
+    )
     return IMAGE
 
 
@@ -65,8 +78,21 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly(image: str) -> No
     assert health[0] == "CMD" and "http://127.0.0.1:8000/healthz" in health[-1]
     port = free_port()
     name = f"tillkey-test-{port}"
-    podman("run", "-d", "--name", name, *RUN_FLAGS, "--network", "host", image,
-           "serve", "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *RUN_FLAGS,
+        "--network",
+        "host",
+        image,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -82,8 +108,16 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly(image: str) -> No
         check = [part.replace(":8000/", f":{port}/") for part in health[1:]]
         assert podman("exec", name, *check, check=False).returncode == 0
         assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
-        modes = podman("exec", name, "stat", "-c", "%a %n", "/var/lib/tillkey", "/var/lib/tillkey/secret.key",
-                       "/var/lib/tillkey/tillkey.db").stdout.split("\n")  # fmt: skip
+        modes = podman(
+            "exec",
+            name,
+            "stat",
+            "-c",
+            "%a %n",
+            "/var/lib/tillkey",
+            "/var/lib/tillkey/secret.key",
+            "/var/lib/tillkey/tillkey.db",
+        ).stdout.split("\n")
         assert [m.split()[0] for m in modes if m] == ["700", "600", "600"]
         admins = podman("exec", name, "tillkey", "admin", "list", "--json").stdout
         assert admins.strip() == '{"admins": []}'  # the CLI inside finds the server's data

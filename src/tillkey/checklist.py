@@ -25,10 +25,17 @@ class Finding:
 
 def check(settings: Settings, *, workers: int = 1) -> list[Finding]:
     return [
-        _issuer(settings), _https(settings), _proxies(settings), _secret(settings), *_files(settings),
-        _two_factor(settings), _database(settings, workers), _redis(settings, workers), _metrics(settings),
+        _issuer(settings),
+        _https(settings),
+        _proxies(settings),
+        _secret(settings),
+        *_files(settings),
+        _two_factor(settings),
+        _database(settings, workers),
+        _redis(settings, workers),
+        _metrics(settings),
         *_legacy(settings),
-    ]  # fmt: skip
+    ]
 
 
 def _issuer(s: Settings) -> Finding:
@@ -47,10 +54,11 @@ def _https(s: Settings) -> Finding:
 def _proxies(s: Settings) -> Finding:
     if not s.trusted_proxies.strip():
         return Finding(
-            "note", "proxies",
+            "note",
+            "proxies",
             "TILLKEY_TRUSTED_PROXIES is empty: behind a reverse proxy, set it to the proxy's address, or every "
             "client shares the proxy's rate limits and plain HTTP is assumed",
-        )  # fmt: skip
+        )
     for part in s.trusted_proxies.split(","):
         part = part.strip()
         if part == "*" or (part and ipaddress.ip_network(part, strict=False).prefixlen == 0):
@@ -69,10 +77,11 @@ def _secret(s: Settings) -> Finding:
         return Finding("note", "secret", f"{path} does not exist yet; the first start generates it")
     if s.database_url:
         return Finding(
-            "note", "secret",
+            "note",
+            "secret",
             f"the master secret is {path}: every host sharing the database needs the same one "
             "(or set TILLKEY_SECRET_KEY); back it up",
-        )  # fmt: skip
+        )
     return Finding("ok", "secret", f"{path} (back it up: without it, encrypted secrets are lost)")
 
 
@@ -98,9 +107,10 @@ def _database(s: Settings, workers: int) -> Finding:
     if not s.database_url:
         if workers > 1:
             return Finding(
-                "problem", "database",
+                "problem",
+                "database",
                 f"{workers} workers on SQLite: use PostgreSQL (TILLKEY_DATABASE_URL) and Redis for several processes",
-            )  # fmt: skip
+            )
         return Finding("ok", "database", f"SQLite in {s.data_dir.resolve()} (one process)")
     return Finding("ok", "database", redacted_url(s.database_url))
 
@@ -108,9 +118,10 @@ def _database(s: Settings, workers: int) -> Finding:
 def _redis(s: Settings, workers: int) -> Finding:
     if s.database_url and not s.redis_url:
         return Finding(
-            "note", "redis",
+            "note",
+            "redis",
             "no TILLKEY_REDIS_URL: with several processes, rate limits are per process and changes arrive by polling",
-        )  # fmt: skip
+        )
     return Finding("ok", "redis", "set" if s.redis_url else "not needed for one process")
 
 

@@ -61,13 +61,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    config: Annotated[Path | None, typer.Option(
-        "--config", envvar=CONFIG_ENV, help="TOML settings file (setting names in lower case, no prefix).",
-    )] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.",
-    )] = False,
-) -> None:  # fmt: skip
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar=CONFIG_ENV,
+            help="TOML settings file (setting names in lower case, no prefix).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
     """Tillkey: auth for commerce APIs."""
     if config is not None:
         # Through the environment, so the server's worker processes read the same file.
@@ -79,12 +90,19 @@ log = logging.getLogger("tillkey")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-PasswordOpt = Annotated[str | None, typer.Option(
-    help="Visible in shell history and `ps`: prefer the prompt (omit it) or --password-stdin.",
-)]  # fmt: skip
-PasswordStdinOpt = Annotated[bool, typer.Option(
-    "--password-stdin", help="Read the password from the first line of standard input.",
-)]  # fmt: skip
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Visible in shell history and `ps`: prefer the prompt (omit it) or --password-stdin.",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input.",
+    ),
+]
 
 
 def _password(given: str | None, from_stdin: bool, prompt: str = "Password") -> str:

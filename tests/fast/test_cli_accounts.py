@@ -37,8 +37,19 @@ def ok(res: Result) -> str:
 
 def create_admin(name: str, role: str | None = None) -> None:
     more = ["--role", role] if role else []
-    ok(cli("admin", "create", "--username", name, "--email", f"{name}@example.com", "--password-stdin", *more,
-           input=PASSWORD + "\n"))  # fmt: skip
+    ok(
+        cli(
+            "admin",
+            "create",
+            "--username",
+            name,
+            "--email",
+            f"{name}@example.com",
+            "--password-stdin",
+            *more,
+            input=PASSWORD + "\n",
+        )
+    )
 
 
 def can_log_in(tmp_path: Path, username: str, password: str) -> bool:
@@ -53,8 +64,16 @@ def can_log_in(tmp_path: Path, username: str, password: str) -> bool:
 
 
 def test_the_password_is_prompted_for_hidden_and_confirmed(tmp_path: Path) -> None:
-    res = cli("admin", "create", "--username", "ann", "--email", "ann@example.com", "--json",
-              input=f"{PASSWORD}\n{PASSWORD}\n")  # fmt: skip
+    res = cli(
+        "admin",
+        "create",
+        "--username",
+        "ann",
+        "--email",
+        "ann@example.com",
+        "--json",
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
     ok(res)
     assert PASSWORD not in res.output  # hidden: not echoed
     assert "Repeat for confirmation" in res.output
@@ -68,8 +87,20 @@ def test_the_password_is_prompted_for_hidden_and_confirmed(tmp_path: Path) -> No
 
 def test_password_stdin_on_every_command_that_takes_one(tmp_path: Path) -> None:
     create_admin("carl")
-    ok(cli("customer", "create", "--email", "c@example.com", "--first-name", "C", "--last-name", "D",
-           "--password-stdin", input=PASSWORD + "\n"))  # fmt: skip
+    ok(
+        cli(
+            "customer",
+            "create",
+            "--email",
+            "c@example.com",
+            "--first-name",
+            "C",
+            "--last-name",
+            "D",
+            "--password-stdin",
+            input=PASSWORD + "\n",
+        )
+    )
     ok(cli("admin", "password", "carl", "--password-stdin", input="Brand-new-pass-77\n"))
     assert can_log_in(tmp_path, "carl", "Brand-new-pass-77")
     empty = cli("admin", "password", "carl", "--password-stdin", input="")

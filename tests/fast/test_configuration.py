@@ -154,9 +154,11 @@ def test_config_show_names_each_source_and_hides_secrets(tmp_path: Path) -> None
     (tmp_path / "tillkey.toml").write_text('issuer = "https://auth.example.com"\nadmin_token_ttl = 600\n')
     (tmp_path / ".env").write_text("TILLKEY_ADMIN_TOKEN_TTL=900\nTILLKEY_LOG_LEVEL=WARNING\n")
     env = {
-        "TILLKEY_CONFIG": "tillkey.toml", "TILLKEY_LOG_LEVEL": "ERROR", "TILLKEY_SECRET_KEY": STRONG_SECRET,
+        "TILLKEY_CONFIG": "tillkey.toml",
+        "TILLKEY_LOG_LEVEL": "ERROR",
+        "TILLKEY_SECRET_KEY": STRONG_SECRET,
         "TILLKEY_DATABASE_URL": "postgresql+asyncpg://app:hunter2@db.internal/tillkey",
-    }  # fmt: skip
+    }
     res = cli("config", "show", "--json", env=env)
     assert res.exit_code == 0, res.output
     assert STRONG_SECRET not in res.output and "hunter2" not in res.output
@@ -176,10 +178,14 @@ def test_config_check_fails_on_a_laptop_setup_and_passes_a_production_one(tmp_pa
     problems = {f["topic"] for f in json.loads(res.output)["findings"] if f["level"] == "problem"}
     assert problems == {"issuer", "2fa", "database"}
     production = data_env(
-        tmp_path, TILLKEY_ISSUER="https://auth.example.com", TILLKEY_TRUSTED_PROXIES="10.0.0.5",
-        TILLKEY_SECRET_KEY=STRONG_SECRET, TILLKEY_DATABASE_URL="postgresql+asyncpg://app@db/tillkey",
-        TILLKEY_REDIS_URL="redis://redis:6379/0", TILLKEY_ADMIN_2FA="required",
-    )  # fmt: skip
+        tmp_path,
+        TILLKEY_ISSUER="https://auth.example.com",
+        TILLKEY_TRUSTED_PROXIES="10.0.0.5",
+        TILLKEY_SECRET_KEY=STRONG_SECRET,
+        TILLKEY_DATABASE_URL="postgresql+asyncpg://app@db/tillkey",
+        TILLKEY_REDIS_URL="redis://redis:6379/0",
+        TILLKEY_ADMIN_2FA="required",
+    )
     res = cli("config", "check", "--workers", "4", env=production)
     assert res.exit_code == 0, res.output
     assert res.output.strip().endswith("no problems found")
