@@ -4,8 +4,12 @@ Tokens are verified here, offline, with the Tillkey server's public keys; revoca
 grants arrive through the auth-state feed the guard polls. Configuration (environment):
 
     TILLKEY_URL                   the Tillkey server, e.g. http://127.0.0.1:8000 (required)
-    TILLKEY_GUARD_USERNAME        feed account: an admin whose role grants Tillkey::auth_state
-    TILLKEY_GUARD_PASSWORD        its password
+    TILLKEY_GUARD_CONSUMER_KEY, TILLKEY_GUARD_CONSUMER_SECRET, TILLKEY_GUARD_ACCESS_TOKEN,
+    TILLKEY_GUARD_ACCESS_TOKEN_SECRET
+                                  feed account: an integration granted Tillkey::auth_state (works
+                                  with the server's default TILLKEY_ADMIN_2FA=required)
+    TILLKEY_GUARD_USERNAME        or an admin whose role grants Tillkey::auth_state (only where
+    TILLKEY_GUARD_PASSWORD        admins may log in without a second factor)
     TILLKEY_GUARD_ISSUER          the server's TILLKEY_ISSUER (default: TILLKEY_URL)
     TILLKEY_GUARD_POLL_INTERVAL   seconds between auth-state polls (default 5)
     TILLKEY_GUARD_MAX_STALENESS   seconds without a fresh auth state before failing closed (default 60)
@@ -22,7 +26,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
-from tillkey.guard import Guard
+from tillkey.guard import Guard, IntegrationCredential
 from tillkey.principal import Principal
 
 
@@ -33,14 +37,27 @@ def _env(name: str, default: str | None = None) -> str:
     return value
 
 
+def _feed_integration() -> IntegrationCredential | None:
+    if not os.environ.get("TILLKEY_GUARD_CONSUMER_KEY"):
+        return None
+    return IntegrationCredential(
+        consumer_key=_env("TILLKEY_GUARD_CONSUMER_KEY"),
+        consumer_secret=_env("TILLKEY_GUARD_CONSUMER_SECRET"),
+        access_token=_env("TILLKEY_GUARD_ACCESS_TOKEN"),
+        access_token_secret=_env("TILLKEY_GUARD_ACCESS_TOKEN_SECRET"),
+    )
+
+
 def create_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed poll is noise
+    integration = _feed_integration()
     guard = Guard(
         _env("TILLKEY_URL"),
         issuer=os.environ.get("TILLKEY_GUARD_ISSUER") or None,
-        feed_username=_env("TILLKEY_GUARD_USERNAME"),
-        feed_password=_env("TILLKEY_GUARD_PASSWORD"),
+        feed_integration=integration,
+        feed_username=None if integration else _env("TILLKEY_GUARD_USERNAME"),
+        feed_password=None if integration else _env("TILLKEY_GUARD_PASSWORD"),
         poll_interval=float(_env("TILLKEY_GUARD_POLL_INTERVAL", "5")),
         max_staleness=float(_env("TILLKEY_GUARD_MAX_STALENESS", "60")),
     )

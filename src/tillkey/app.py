@@ -29,6 +29,7 @@ from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.store.catalog import store_codes
 from tillkey.surfaces import (
+    api_docs,
     api_keys,
     audit,
     console,
@@ -176,7 +177,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
             if not await admin_count(s):
                 log.warning(
                     "no admin user exists yet; create one with: "
-                    "tillkey admin create --username NAME --email EMAIL --password PASSWORD"
+                    "tillkey admin create --username NAME --email EMAIL (it asks for the password)"
                 )
         # Everything loaded at start lives as long as the process: move it out of the collector's
         # sight, so full collections (pauses of tens of ms on the event loop) stay short.
@@ -189,7 +190,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     app = FastAPI(
         title="Tillkey", version=__version__, lifespan=lifespan,
-        description="Authentication and authorization for commerce APIs.",
+        description="Authentication and authorization for commerce APIs.", docs_url=None, redoc_url=None,
     )  # fmt: skip
     app.state.tillkey = runtime
     app.router.redirect_slashes = False
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]
+    api_docs.install(app)  # /docs with local Swagger UI files; / and /console lead to the console
     skip_unreachable_routers(app.router)
 
     def openapi() -> dict[str, Any]:

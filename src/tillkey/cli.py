@@ -7,10 +7,12 @@ import asyncio
 import copy
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -19,6 +21,8 @@ from rich.table import Table
 
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
+from tillkey.cli_config import config_app, secret_app
+from tillkey.configuration import CONFIG_ENV, ConfigError, explain, load_settings, require_data
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -44,12 +48,79 @@ for sub, name in [
     (client_app, "client"),
 ]:  # fmt: skip
     app.add_typer(sub, name=name)
+app.add_typer(config_app, name="config")
+app.add_typer(secret_app, name="secret")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tillkey import __version__
+
+        typer.echo(f"tillkey {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar=CONFIG_ENV,
+            help="TOML settings file (setting names in lower case, no prefix).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Tillkey: auth for commerce APIs."""
+    if config is not None:
+        # Through the environment, so the server's worker processes read the same file.
+        os.environ[CONFIG_ENV] = str(config.expanduser().resolve())
+
 
 out = Console()
 log = logging.getLogger("tillkey")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Visible in shell history and `ps`: prefer the prompt (omit it) or --password-stdin.",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input.",
+    ),
+]
+
+
+def _password(given: str | None, from_stdin: bool, prompt: str = "Password") -> str:
+    """The password from --password-stdin, --password, or a hidden, confirmed prompt."""
+    if from_stdin:
+        if given is not None:
+            _fail("give --password or --password-stdin, not both")
+        line = sys.stdin.readline()
+        if not line:
+            _fail("--password-stdin: standard input is empty")
+        return line.rstrip("\r\n")
+    if given is not None:
+        return given
+    try:
+        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
+    except typer.Abort:
+        _fail("no password given: type it when asked, or pipe it in with --password-stdin")
 
 
 def _fail(message: str) -> NoReturn:
@@ -57,11 +128,21 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
-    """Run one command against the configured database, with the schema brought up to date."""
+def settings_or_exit() -> Settings:
+    """The settings, or exit with one `error:` line saying which value is wrong and where it came from."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def run(fn: Callable[[Tillkey], Awaitable[T]], *, create: bool = False) -> T:
+    """Run one command against the configured database, with the schema brought up to date.
+    `create`: the command may start a new deployment (a new data directory and master secret)."""
+    settings = settings_or_exit()
 
     async def main() -> T:
-        tk = Tillkey(Settings())
+        tk = Tillkey(settings)
         try:
             await tk.start(sync=False)
             return await fn(tk)
@@ -69,11 +150,16 @@ def run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
             await tk.stop()
 
     try:
+        if not create:
+            require_data(settings)
         return asyncio.run(main())
     except TillkeyError as exc:
         _fail(exc.message.replace("%", "") if not exc.parameters else _render(exc))
-    except OSError as exc:
-        _fail(f"cannot reach the database: {exc}")
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        _fail(line)
 
 
 def _render(exc: TillkeyError) -> str:
@@ -107,7 +193,7 @@ def _emit(obj: dict[str, Any], as_json: bool, title: str) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
 ) -> None:
     """Run the Tillkey server (migrates the schema and creates signing keys on first start).
@@ -122,11 +208,14 @@ def serve(
     from tillkey.access.tree import ResourceTree
 
     try:
-        settings = Settings()
+        settings = load_settings()
         # Checked here too, so a bad route table is one clear line, not a traceback from the app factory.
         route_table.build(settings.forward_auth_routes, settings.forward_auth_routes_file, ResourceTree.load())
-    except ValueError as exc:  # pydantic's ValidationError is one
-        typer.echo(f"tillkey serve: invalid settings: {exc}", err=True)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     # uvicorn's logging config, plus Tillkey's loggers: applied in every worker process too (they
@@ -148,8 +237,13 @@ def serve(
                 "%d workers without TILLKEY_REDIS_URL: rate limits are per worker, and changes reach the "
                 "other workers within sync_interval instead of at once", workers,
             )  # fmt: skip
-        # Migrate and make the first signing key once, before the workers race to do it.
-        run(_prepare)
+    # Migrate and make the first signing key before uvicorn starts (once, before several workers
+    # would race to do it): a wrong database URL, a missing database or role, or a master secret that
+    # does not match the database is then one `error:` line and exit 1, not a traceback per worker.
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl" on every start
+    run(_prepare, create=True)
+    if not settings.database_url:
+        log.info("data directory: %s", settings.data_dir.resolve())
     # uvicorn drains on SIGTERM, then raises the signal again against the handler found before it
     # started; with the default one the process would die of it (status 143), which supervisors
     # report as a failure. A graceful stop is a success: exit 0 (also before uvicorn is listening).
@@ -167,13 +261,23 @@ async def _prepare(tk: Tillkey) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all database migrations (also done by `serve` on start)."""
-    from tillkey.store.db import upgrade
+    """Apply all database migrations (also done by `serve` on start). With the default data
+    directory (./data) and none there yet, this is how a new deployment is started from the CLI."""
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.store.db import make_engine, upgrade
 
-    settings = Settings()
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    settings = settings_or_exit()
+    try:
+        MasterSecret.load(settings.secret_key, settings.data_dir)  # a new deployment gets its secret now
+        if not settings.database_url:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            asyncio.run(make_engine(settings.resolved_database_url).dispose())  # creates the file, 0600
+        upgrade(settings.resolved_database_url)
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        _fail(line)
     typer.echo("database is up to date")
 
 
@@ -184,13 +288,16 @@ def db_upgrade() -> None:
 def admin_create(
     username: Annotated[str, typer.Option(help="Login name (case-insensitive).")],
     email: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     role: Annotated[str | None, typer.Option(help="Role name; default Administrators (everything).")] = None,
     first_name: Annotated[str, typer.Option()] = "",
     last_name: Annotated[str, typer.Option()] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an admin user."""
+    """Create an admin user. The password (at least 8 characters, not a common one) is asked for
+    unless given with --password-stdin."""
+    password = _password(password, password_stdin)
     admin = run(
         lambda tk: Accounts(tk).create_admin(
             OPERATOR, username=username, email=email, password=password, role=role, firstname=first_name,
@@ -300,18 +407,32 @@ def admin_assign_role(username: str, role: str) -> None:
     typer.echo(f"admin {username} now has role {role}")
 
 
+@admin_app.command("password")
+def admin_password(username: str, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False) -> None:
+    """Set an admin's new password (asked for, or --password-stdin); their tokens and sessions end."""
+    password = _password(password, password_stdin, prompt=f"New password for {username}")
+
+    async def go(tk: Tillkey) -> None:
+        await Accounts(tk).reset_admin_password(OPERATOR, await _admin_id(tk, username), password)
+
+    run(go)
+    typer.echo(f"password of admin {username} changed; their tokens and sessions are ended")
+
+
 # --- customers --------------------------------------------------------------------------------
 
 
 @customer_app.command("create")
 def customer_create(
     email: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(help="At least 8 characters, not a common password.")],
     first_name: Annotated[str, typer.Option()],
     last_name: Annotated[str, typer.Option()],
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a customer account."""
+    """Create a customer account. The password is asked for unless given with --password-stdin."""
+    password = _password(password, password_stdin)
     customer = run(
         lambda tk: Accounts(tk).create_customer(
             email=email, password=password, firstname=first_name, lastname=last_name
@@ -496,6 +617,20 @@ def role_revoke(
     """Take resources away from a role."""
     role = run(lambda tk: Accounts(tk).grant(OPERATOR, name, resource, revoke=True))
     _emit(asdict(role), as_json, "role updated")
+
+
+@role_app.command("rename")
+def role_rename(name: str, new_name: str, as_json: JsonOpt = False) -> None:
+    """Rename a role; its admins and grants stay."""
+    role = run(lambda tk: Accounts(tk).rename_role(OPERATOR, name, new_name))
+    _emit(asdict(role), as_json, "role renamed")
+
+
+@role_app.command("delete")
+def role_delete(name: str) -> None:
+    """Delete a role; refused while any admin has it (`tillkey admin assign-role` them first)."""
+    run(lambda tk: Accounts(tk).delete_role(OPERATOR, name))
+    typer.echo(f"role {name} deleted")
 
 
 @role_app.command("list")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tillkey.access.route_table import RouteRule
 
@@ -26,7 +26,11 @@ JwtAlgorithm = Literal["ES256", "EdDSA", "RS256", "HS256"]
 class Settings(BaseSettings):
     """Tillkey's configuration, read from TILLKEY_* environment variables (or passed in)."""
 
-    model_config = SettingsConfigDict(env_prefix="TILLKEY_", frozen=True, extra="ignore")
+    # Sources, strongest first: arguments, environment, ./.env, the TOML file named by
+    # TILLKEY_CONFIG (settings_customise_sources below), defaults.
+    model_config = SettingsConfigDict(
+        env_prefix="TILLKEY_", frozen=True, extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     # Where the embedded default keeps its SQLite file and its generated master secret.
     data_dir: Path = Path("./data")
@@ -257,6 +261,36 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tillkey.db').resolve()}"
+
+    # --- operator: configuration sources and checks of values an operator mistypes -------------
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from tillkey.configuration import config_file_source
+
+        toml = config_file_source(settings_cls)
+        return (init_settings, env_settings, dotenv_settings, *([toml] if toml else []), file_secret_settings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, v: str) -> str:
+        from tillkey.configuration import check_database_url
+
+        return check_database_url(v)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, v: str) -> str:
+        from tillkey.configuration import check_secret
+
+        return check_secret(v)
 
     def ttl_for(self, user_type: int) -> int | None:
         """Lifetime of a password-login token for this user type; None means no expiry."""

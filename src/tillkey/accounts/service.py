@@ -20,7 +20,7 @@ from tillkey.access import delegation
 from tillkey.access.delegation import Grant
 from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
@@ -288,6 +288,62 @@ class Accounts:
             updated = await repo.admin_by_id(s, admin.id)
         assert updated is not None
         return updated
+
+    # --- operator: password reset, role rename and delete -----------------------------------------
+
+    async def reset_admin_password(self, acting: Principal, admin_id: int, password: str) -> Admin:
+        """Set another admin's password and sign them out everywhere: whoever knew the old password
+        keeps no token or session made with it. The delegation rule applies (never one's own here:
+        changing one's own password needs the current one, a different path)."""
+        admin = await require_manages(self.tk, acting, admin_id, what="password reset")
+        check_policy(
+            password, min_length=self.tk.settings.password_min_length, identifiers=(admin.username, admin.email)
+        )
+        hashed = await self.tk.passwords.hash(password)
+        async with self.tk.db.transaction() as s:
+            await repo.set_admin_password_hash(s, admin_id, hashed)
+            await self._audit(
+                s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
+            )
+        await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password reset")
+        return admin
+
+    async def rename_role(self, acting: Principal, role: str, new_name: str) -> Role:
+        if not new_name.strip() or len(new_name) > 128:
+            raise InvalidRequest("The role name must be 1 to 128 characters.")
+        await self._require_role_within(acting, role, what="role rename")
+        async with self.tk.db.transaction() as s:
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            if row.builtin:
+                raise InvalidRequest("A built-in role cannot be renamed.")
+            await repo.rename_role(s, row.id, new_name)
+            updated = await repo.role_by_name(s, new_name)
+            assert updated is not None
+            details = {"role": updated.name, "renamed_from": row.name}
+            await self.tk.audit.record_in(s, audit.ROLE_CHANGED, details=details)
+        return updated
+
+    async def delete_role(self, acting: Principal, role: str) -> None:
+        """Delete a role no admin holds; refused (naming them) while any does, so deleting a role
+        never silently takes rights away from someone."""
+        await self._require_role_within(acting, role, what="role deletion")
+        async with self.tk.db.transaction() as s:
+            row = await repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            if row.builtin:
+                raise InvalidRequest("A built-in role cannot be deleted.")
+            holders = await repo.admins_with_role(s, row.id)
+            if holders:
+                raise Conflict(
+                    f"The role {row.name!r} is assigned to {len(holders)} admin(s) ({', '.join(holders[:5])}); "
+                    "assign them another role first."
+                )
+            await repo.delete_role(s, row.id)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            await self.tk.audit.record_in(s, audit.ROLE_DELETED, details={"role": row.name})
 
 
 def role_grant(tk: Tillkey, role: Role | None) -> Grant:

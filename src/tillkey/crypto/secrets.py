@@ -28,6 +28,10 @@ def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+class SecretError(ValueError):
+    """The master secret is missing, short or unreadable; the message says what to do."""
+
+
 class MasterSecret:
     """The deployment's root secret. Sub-keys are derived per purpose, so one leak stays contained."""
 
@@ -48,7 +52,7 @@ class MasterSecret:
             return cls(configured.encode())
         path = data_dir / "secret.key"
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             # O_EXCL: if two processes race on first start, exactly one writes the file.
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -57,7 +61,15 @@ class MasterSecret:
             else:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(secrets.token_urlsafe(48))
-        return cls(path.read_text().strip().encode())
+        try:
+            raw = path.read_text().strip().encode()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretError(f"cannot read the master secret {path}: {exc}") from None
+        if len(raw) < 32:
+            raise SecretError(
+                f"the master secret in {path} is shorter than 32 bytes (damaged?); restore it from your backup"
+            )
+        return cls(raw)
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(self._raw)

@@ -294,3 +294,23 @@ async def list_customers(s: AsyncSession, *, q: str | None = None, limit: int = 
         )
     rows = await s.scalars(stmt.order_by(CustomerRow.id.desc()).limit(limit).offset(offset))
     return [_customer(r) for r in rows]
+
+
+async def rename_role(s: AsyncSession, role_id: int, name: str) -> None:
+    row = await s.get(RoleRow, role_id)
+    if row is None:
+        raise NotFound("The role doesn't exist.")
+    row.name = name.strip()
+    try:
+        await s.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"A role named {name!r} already exists.") from exc
+
+
+async def admins_with_role(s: AsyncSession, role_id: int) -> list[str]:
+    return list(await s.scalars(select(AdminRow.username).where(AdminRow.role_id == role_id).order_by(AdminRow.id)))
+
+
+async def delete_role(s: AsyncSession, role_id: int) -> None:
+    await s.execute(delete(RoleResourceRow).where(RoleResourceRow.role_id == role_id))
+    await s.execute(delete(RoleRow).where(RoleRow.id == role_id))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources as importlib_resources
@@ -11,6 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -25,8 +28,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _create_private(url: str) -> None:
+    """Create a new SQLite file readable by its owner only (it holds password hashes and the audit
+    log); SQLite gives its -wal and -shm files the same mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        _create_private(url)
         # SQLite connections are cheap, and readers never wait for the writer in WAL mode: a roomy
         # pool keeps reads flowing while logins queue for the single write lock.
         engine = create_async_engine(url, connect_args={"timeout": 10}, pool_size=20, max_overflow=20)
