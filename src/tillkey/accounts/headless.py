@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tillkey.accounts.service import Accounts
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
+from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
 
 
@@ -30,15 +31,24 @@ async def begin(tk: Tillkey, user_type: UserType, user_id: int, access_token: st
     return Session(access_token, issued.token, issued.record.expires_at - tk.clock.now_int())
 
 
+@dataclass(frozen=True, slots=True)
+class _Access:
+    token: str
+    jti: str | None
+    expires_at: int | None
+
+
 async def refresh(tk: Tillkey, refresh_token: str) -> Session:
-    """Rotate: a new access token and a new refresh token; the presented one is spent."""
-    refreshes = RefreshTokens(tk)
-    spent = await refreshes.spend(refresh_token, client_id=None)
-    refreshes.require_within_family(spent, spent.scope)
-    # The access token dies with the family: never past the sign-in's absolute lifetime.
-    access = await Accounts(tk).issue_token(
-        UserType(spent.user_type), spent.user_id, spent.amr, not_after=spent.family_expires_at
-    )
-    claims = await tk.authenticator.read(access)
-    issued = await refreshes.successor(spent, access_jti=claims.jti, access_expires_at=claims.expires_at)
-    return Session(access, issued.token, issued.record.expires_at - tk.clock.now_int())
+    """Rotate (tokens/refresh.py, the one rotation): a new access token and a new refresh token;
+    the presented one is spent."""
+
+    async def mint(spent: RefreshToken, _scope: tuple[str, ...] | None) -> _Access:
+        # The access token dies with the family: never past the sign-in's absolute lifetime.
+        access = await Accounts(tk).issue_token(
+            UserType(spent.user_type), spent.user_id, spent.amr, not_after=spent.family_expires_at
+        )
+        claims = await tk.authenticator.read(access)
+        return _Access(access, claims.jti, claims.expires_at)
+
+    done = await RefreshTokens(tk).rotate(refresh_token, client_id=None, scope=lambda spent: spent.scope, mint=mint)
+    return Session(done.access.token, done.issued.token, done.issued.record.expires_at - tk.clock.now_int())

@@ -13,15 +13,18 @@ use and grouped in families (one family per login). RFC 9700 §4.14.2 and OAuth 
 - Revocation: a family whose user was revoked (logout everywhere, deactivation, password reset)
   after its sign-in cannot be spent.
 
-This is the one rotation: the OAuth 2 refresh_token grant (client_id set) and the Magento-style
-refresh cookie (client_id None, accounts/headless.py) both `spend` and then ask for the
-`successor`; a family never crosses from one client to another.
+This is the one rotation, `RefreshTokens.rotate`: the OAuth 2 refresh_token grant (client_id set)
+and the Magento-style refresh cookie (client_id None, accounts/headless.py) both call it, and only
+say which scope the new access token asks for and how to mint it; a family never crosses from one
+client to another.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
 
 from tillkey.access import delegation
 from tillkey.errors import InvalidRequest
@@ -48,6 +51,27 @@ class InvalidRefreshToken(InvalidRequest):
 class Issued:
     token: str
     record: RefreshToken
+
+
+class MintedAccess(Protocol):
+    """What a rotation needs to know of the access token minted beside the successor."""
+
+    @property
+    def jti(self) -> str | None: ...
+
+    @property
+    def expires_at(self) -> int | None: ...
+
+
+A = TypeVar("A", bound=MintedAccess)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation(Generic[A]):
+    spent: RefreshToken
+    scope: tuple[str, ...] | None
+    access: A
+    issued: Issued
 
 
 class RefreshTokens:
@@ -124,6 +148,24 @@ class RefreshTokens:
             # The user's tokens were revoked (logout everywhere, deactivation) after this sign-in.
             raise InvalidRefreshToken(detail="user revoked since the sign-in")
         return rec
+
+    async def rotate(
+        self,
+        token: str,
+        *,
+        client_id: str | None,
+        scope: Callable[[RefreshToken], tuple[str, ...] | None],
+        mint: Callable[[RefreshToken, tuple[str, ...] | None], Awaitable[A]],
+    ) -> Rotation[A]:
+        """The one rotation, in order: spend the presented token (reuse revokes the family), the
+        delegation rule for the scope asked for, the access token (minted by the caller, never
+        past `spent.family_expires_at`), then the successor in the same family."""
+        spent = await self.spend(token, client_id=client_id)
+        wanted = scope(spent)
+        self.require_within_family(spent, wanted)
+        access = await mint(spent, wanted)
+        issued = await self.successor(spent, access_jti=access.jti, access_expires_at=access.expires_at)
+        return Rotation(spent, wanted, access, issued)
 
     def require_within_family(self, spent: RefreshToken, scope: tuple[str, ...] | None) -> None:
         """The delegation rule for a rotation: what the new access token may hold (`scope`) is

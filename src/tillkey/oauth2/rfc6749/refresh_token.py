@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.access_tokens import AccessToken
 from tillkey.oauth2.rfc6749.errors import UnauthorizedClient
 from tillkey.oauth2.rfc6749.params import require
-from tillkey.oauth2.rfc6749.token_response import Grant, respond
+from tillkey.oauth2.rfc6749.token_response import Grant, mint_access, respond
 from tillkey.runtime import Tillkey
-from tillkey.store.oauth2 import Client
+from tillkey.store.oauth2 import Client, RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
 
 GRANT_TYPE = "refresh_token"
@@ -28,12 +29,20 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
         found = await refreshes.lookup(token)
         if found is not None and found.client_id == client.client_id:
             scope_rules.within(requested, found.scope or ())
-    spent = await refreshes.spend(token, client_id=client.client_id)
-    original = spent.scope or ()
-    # §6: a narrower scope may be asked for; the family keeps the original grant.
-    scope = scope_rules.within(requested, original) if requested else original
-    # Never beyond what the client may hold now (an admin may have narrowed it).
-    scope = tuple(s for s in scope if s in client.scopes)
-    refreshes.require_within_family(spent, scope)
-    grant = Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
-    return (await respond(tk, grant, refresh=True, rotated_from=spent)).body
+
+    def narrowed(spent: RefreshToken) -> tuple[str, ...]:
+        # §6: a narrower scope may be asked for; the family keeps the original grant. Never beyond
+        # what the client may hold now (an admin may have narrowed it).
+        original = spent.scope or ()
+        scope = scope_rules.within(requested, original) if requested else original
+        return tuple(s for s in scope if s in client.scopes)
+
+    def grant_of(spent: RefreshToken, scope: tuple[str, ...]) -> Grant:
+        return Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
+
+    async def mint(spent: RefreshToken, scope: tuple[str, ...] | None) -> AccessToken:
+        return await mint_access(tk, grant_of(spent, scope or ()), not_after=spent.family_expires_at)
+
+    done = await refreshes.rotate(token, client_id=client.client_id, scope=narrowed, mint=mint)
+    grant = grant_of(done.spent, done.scope or ())
+    return (await respond(tk, grant, refresh=True, rotated=done)).body

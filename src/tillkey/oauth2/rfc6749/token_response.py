@@ -12,8 +12,8 @@ from tillkey.oauth2.oidc import id_token
 from tillkey.oauth2.scopes import OPENID
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
-from tillkey.store.oauth2 import Client, RefreshToken
-from tillkey.tokens.refresh import RefreshTokens
+from tillkey.store.oauth2 import Client
+from tillkey.tokens.refresh import RefreshTokens, Rotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,26 +36,31 @@ class Issued:
     family_id: str | None
 
 
-async def respond(
-    tk: Tillkey, grant: Grant, *, refresh: bool, rotated_from: RefreshToken | None = None, id_token_too: bool = False
-) -> Issued:
-    access = await access_tokens.issue(
+async def mint_access(tk: Tillkey, grant: Grant, *, not_after: int | None = None) -> AccessToken:
+    """The grant's access token; a rotation's (`not_after`: its family's end) dies with its family."""
+    return await access_tokens.issue(
         tk, user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id, scope=grant.scope,
-        auth_time=grant.auth_time, amr=grant.amr,
-        # A rotation's access token dies with its family (the sign-in's absolute end).
-        not_after=None if rotated_from is None else rotated_from.family_expires_at,
+        auth_time=grant.auth_time, amr=grant.amr, not_after=not_after,
     )  # fmt: skip
+
+
+async def respond(
+    tk: Tillkey, grant: Grant, *, refresh: bool, rotated: Rotation[AccessToken] | None = None,
+    id_token_too: bool = False,
+) -> Issued:  # fmt: skip
+    """`rotated`: the refresh grant's rotation (tokens/refresh.py), which minted the access token
+    and the successor itself; otherwise this mints the access token and, with `refresh`, a family."""
+    access = rotated.access if rotated is not None else await mint_access(tk, grant)
     body: dict[str, Any] = {
         "access_token": access.token, "token_type": "Bearer",
         "expires_in": access.expires_at - access.issued_at, "scope": " ".join(grant.scope),
     }  # fmt: skip
     family_id = None
     if refresh:
-        refreshes = RefreshTokens(tk)
-        if rotated_from is not None:
-            issued = await refreshes.successor(rotated_from, access_jti=access.jti, access_expires_at=access.expires_at)
+        if rotated is not None:
+            issued = rotated.issued
         else:
-            issued = await refreshes.start(
+            issued = await RefreshTokens(tk).start(
                 client_id=grant.client.client_id, user_type=grant.user_type, user_id=grant.user_id,
                 scope=grant.scope, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
                 access_jti=access.jti, access_expires_at=access.expires_at,
