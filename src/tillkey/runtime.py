@@ -375,6 +375,8 @@ class Tillkey:
             await auth_repo.trim_changes(s, now - 86400)
             await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
             await identities_repo.purge_expired_resets(s, int(self.clock.now() * 1000))
+            stale = int(self.clock.now() * 1000) - self.settings.pending_registration_ttl * 1000
+            await identities_repo.purge_stale_registrations(s, stale)
             # Older timestamps are refused (oauth1/rfc5849.py), so these can go.
             await integrations_repo.prune_nonces(s, now - self.settings.oauth1_timestamp_max_age)
         self.sessions.prune(self.clock.now())

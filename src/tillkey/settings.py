@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # valid until used or expired, so a later request never voids one already delivered). Requests
     # past it answer the same 201 and send nothing (audited). Counted in the database.
     password_reset_per_account: int = Field(default=3, ge=1, le=100)
+    # A Medusa registration (an auth identity with no account yet) ends this long after it was made:
+    # its tokens are refused and the row is purged, so pending registrations cannot pile up.
+    pending_registration_ttl: int = Field(default=7 * 86400, ge=60, le=90 * 86400)
     # Outbox for messages Tillkey would e-mail (password reset tokens): JSON lines appended to this
     # file (mode 0600) for the operator's mailer to deliver. Empty: such messages are dropped (with a
     # warning in the log that never contains the token).

@@ -222,6 +222,12 @@ class MedusaAuth:
         async with tk.db.session() as s:
             existing = await repo.find(s, EMAILPASS, actor, creds.email)
             account = await accounts_repo.customer_by_email(s, creds.email)
+        stale_before = self._now_ms() - tk.settings.pending_registration_ttl * 1000
+        if existing is not None and existing.user_id is None and existing.created_ms < stale_before:
+            # An ended registration of this email: gone now rather than at the next purge.
+            async with tk.db.transaction() as s:
+                await repo.purge_stale_registrations(s, stale_before)
+            existing = None
         if existing is not None and existing.user_id is None and existing.password_hash is not None and not account:
             # Medusa: registering again before the customer exists succeeds with the same password
             # (once an account holds the email, a pending identity is dead: see identity_for).
@@ -251,7 +257,7 @@ class MedusaAuth:
         if caller.user_type != UserType.GUEST or not caller.user_id:
             raise AuthenticationRequired(detail="no registration token")
         async with self.tk.db.session() as s:
-            identity = await repo.by_id(s, caller.user_id)
+            identity = self._current(caller, await repo.by_id(s, caller.user_id))
         if identity is None or identity.actor_type != "customer":
             raise AuthenticationRequired(detail="registration token of an unknown identity")
         if identity.user_id is not None or identity.password_hash is None:
@@ -340,10 +346,21 @@ class MedusaAuth:
         identity = await self.identity_for(actor, account.email, utype, uid)
         return await self.token(actor, identity, utype, uid, presented.methods, auth_time=presented.auth_time)
 
+    def _current(self, caller: Principal, identity: Identity | None) -> Identity | None:
+        """The registration token's identity, or None once it is not that token's any more: a
+        pending registration past TILLKEY_PENDING_REGISTRATION_TTL has ended (and is purged), and a
+        row made after the token was minted is another registration that reused a purged id."""
+        if identity is None or identity.created_ms // 1000 > (caller.issued_at or 0):
+            return None
+        ttl_ms = self.tk.settings.pending_registration_ttl * 1000
+        if identity.user_id is None and identity.created_ms + ttl_ms <= int(self.tk.clock.now() * 1000):
+            return None
+        return identity
+
     async def _registration(self, s: AsyncSession, caller: Principal) -> Identity:
         """The identity of a registration token, in a state it may still be used in: pending (and no
         one else's account holds its email since), or linked to the customer it created."""
-        identity = await repo.by_id(s, caller.user_id)
+        identity = self._current(caller, await repo.by_id(s, caller.user_id))
         if identity is None or identity.actor_type != "customer":
             raise AuthenticationRequired(detail="registration token of an unknown identity")
         if identity.user_id is None:

@@ -24,10 +24,11 @@ class Identity:
     password_hash: str | None
     user_type: int | None
     user_id: int | None
+    created_ms: int = 0
 
 
 def _identity(r: AuthIdentityRow) -> Identity:
-    return Identity(r.id, r.provider, r.actor_type, r.entity_id, r.password_hash, r.user_type, r.user_id)
+    return Identity(r.id, r.provider, r.actor_type, r.entity_id, r.password_hash, r.user_type, r.user_id, r.created_ms)
 
 
 async def find(s: AsyncSession, provider: str, actor_type: str, entity_id: str) -> Identity | None:
@@ -138,3 +139,11 @@ async def void_resets(s: AsyncSession, user_type: int, user_id: int) -> None:
 
 async def purge_expired_resets(s: AsyncSession, now_ms: int) -> None:
     await s.execute(delete(PasswordResetRow).where(PasswordResetRow.expires_ms <= now_ms))
+
+
+async def purge_stale_registrations(s: AsyncSession, before_ms: int) -> None:
+    """Registrations that never became an account, older than `before_ms`: their tokens are refused
+    already (accounts/medusa_auth.py), so the rows only took space."""
+    await s.execute(
+        delete(AuthIdentityRow).where(AuthIdentityRow.user_id.is_(None), AuthIdentityRow.created_ms < before_ms)
+    )
