@@ -116,8 +116,12 @@ class RefreshTokens:
                 keep=limit,
                 newest=record.family_id,
             )
-        for old in crowded:  # the oldest logins past the bound (issue 21)
-            await self.revoke_family(old, reason=f"more than {limit} logins of this client and user")
+        for old in crowded:  # the oldest families past the bound (issue 21)
+            # Only the refresh tokens end: they are the state that grows. The access tokens are
+            # stateless and die on their own soon; ending them would cap concurrent logins, which
+            # Magento's token endpoints never do (an ERP's jobs each sign in).
+            reason = f"more than {limit} refresh families of this client and user"
+            await self.revoke_family(old, reason=reason, deny_access=False)
         self.tk.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
@@ -203,11 +207,14 @@ class RefreshTokens:
         async with self.tk.db.session() as s:
             return await repo.refresh(s, digest)
 
-    async def revoke_family(self, rec: RefreshToken, *, reason: str) -> None:
-        """Revoke the family and deny its access tokens; reuse is a security event, logged as one."""
+    async def revoke_family(self, rec: RefreshToken, *, reason: str, deny_access: bool = True) -> None:
+        """Revoke the family and (`deny_access`) its access tokens; reuse is a security event,
+        logged as one."""
         now = self.tk.clock.now_int()
         async with self.tk.db.transaction() as s:
             issued = await repo.revoke_family(s, rec.family_id, now)
+        if not deny_access:
+            issued = []
         await self.tk.revoker.revoke_ids(issued)
         event = audit.REFRESH_REUSED if reason == "reuse" else audit.TOKEN_REVOKED
         await self.tk.audit.record(
