@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from tillkey import jsonlines
 
 log = logging.getLogger("tillkey")
 
@@ -24,10 +25,5 @@ class Outbox:
             log.warning("a %s message was dropped: no TILLKEY_OUTBOX_FILE is configured", message.get("kind"))
             return False
         line = (json.dumps(message, separators=(",", ":"), sort_keys=True) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line)  # one write: lines from several processes never interleave
-        finally:
-            os.close(fd)
+        jsonlines.append(self.path, line)
         return True

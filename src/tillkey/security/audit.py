@@ -50,7 +50,6 @@ import contextvars
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tillkey import jsonlines
 from tillkey.clock import Clock
 from tillkey.security.audit_anchor import AnchorError, AnchorFile
 from tillkey.security.audit_chain import (
@@ -511,15 +511,7 @@ class AuditLog:
             return
         data = "".join(canonical(to_json(r)) + "\n" for r in records).encode("ascii")
         try:
-            self.mirror.parent.mkdir(parents=True, exist_ok=True)
-            # O_APPEND and one write per batch: lines from several processes never interleave.
-            # Reopened every time, so a rotated file is followed; 0600, as it holds IPs and names.
-            fd = os.open(self.mirror, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                while data:
-                    data = data[os.write(fd, data) :]
-            finally:
-                os.close(fd)
+            jsonlines.append(self.mirror, data)
         except OSError:
             # The database copy is committed and authoritative; a full disk here must not fail logins.
             log.exception("audit mirror %s: write failed", self.mirror)

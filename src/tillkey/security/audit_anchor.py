@@ -21,9 +21,10 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from tillkey import jsonlines
 
 log = logging.getLogger("tillkey.audit")
 
@@ -66,14 +67,7 @@ class AnchorFile:
         )
         data = (line + "\n").encode("ascii")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_APPEND and one write: lines from several processes never interleave.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                while data:
-                    data = data[os.write(fd, data) :]
-            finally:
-                os.close(fd)
+            jsonlines.append(self.path, data)
         except OSError:
             log.exception("audit anchor file %s: write failed", self.path)
 
