@@ -54,6 +54,8 @@ def test_openid_client_and_jose(srv: Server) -> None:
     svc = register(
         srv, "--name", "Node service", "--type", "confidential", "--grant", "client_credentials",
         "--scope", "Magento_Catalog::products",
+        # It introspects the web app's token too: only resource servers may (RFC 7662 §2.1).
+        "--resource-server",
     )  # fmt: skip
     env = {
         "ISSUER": srv.url, "REDIRECT": REDIRECT, "WEB_ID": web["client_id"], "WEB_SECRET": web["client_secret"],
