@@ -81,7 +81,8 @@ async def activate_integration(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/revoke", resources=[INTEGRATIONS], summary="Revoke an integration's tokens"
+    "POST", "/console/integrations/{id}/revoke", resources=[INTEGRATIONS], summary="Revoke an integration's tokens",
+    confirm="Revoke this integration's tokens? It stops working until reauthorized.",
 )  # fmt: skip
 async def revoke_integration(c: Console) -> Response:
     await Integrations(c.tk).revoke(_int_param(c))
@@ -89,10 +90,20 @@ async def revoke_integration(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/deactivate", resources=[INTEGRATIONS], summary="Deactivate an integration"
+    "POST", "/console/integrations/{id}/deactivate", resources=[INTEGRATIONS], summary="Deactivate an integration",
+    confirm="Deactivate this integration? Its tokens stop working.",
 )  # fmt: skip
 async def deactivate_integration(c: Console) -> Response:
     await Integrations(c.tk).deactivate(_int_param(c))
+    return c.redirect("/console/integrations")
+
+
+@pages.route(
+    "POST", "/console/integrations/{id}/delete", resources=[INTEGRATIONS], summary="Delete an integration",
+    confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
+)  # fmt: skip
+async def delete_integration(c: Console) -> Response:
+    await Integrations(c.tk).delete(_int_param(c))
     return c.redirect("/console/integrations")
 
 
@@ -118,7 +129,10 @@ async def create_api_key(c: Console) -> Response:
     return _once(c, f"API key {created.key.title} created", "/console/api-keys", [("Key", created.token)], note)
 
 
-@pages.route("POST", "/console/api-keys/{id}/revoke", resources=[API_KEYS], summary="Revoke an API key")
+@pages.route(
+    "POST", "/console/api-keys/{id}/revoke", resources=[API_KEYS], summary="Revoke an API key",
+    confirm="Revoke this API key? Requests with it are refused from now on.",
+)  # fmt: skip
 async def revoke_api_key(c: Console) -> Response:
     await ApiKeys(c.tk).revoke(
         _int_param(c), by=c.session.user_id, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id
@@ -153,7 +167,8 @@ async def create_client(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/oauth-clients/{client_id}/delete", resources=[CLIENTS], summary="Delete an OAuth 2 client"
+    "POST", "/console/oauth-clients/{client_id}/delete", resources=[CLIENTS], summary="Delete an OAuth 2 client",
+    confirm="Delete this client? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_client(c: Console) -> Response:
     await Clients(c.tk).delete(str(c.request.path_params.get("client_id", ""))[:64])

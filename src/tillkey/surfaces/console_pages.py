@@ -117,7 +117,10 @@ async def sessions_page(c: Console) -> Response:
     )  # fmt: skip
 
 
-@pages.route("POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session")
+@pages.route(
+    "POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session",
+    confirm="End this session?",
+)  # fmt: skip
 async def end_session(c: Console) -> Response:
     handle = c.field("session")
     if len(handle) != HANDLE:

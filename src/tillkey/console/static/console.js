@@ -1,6 +1,8 @@
 // Tillkey console: the only script. Progressive: every form works without it.
 // 1. Idle warning: a minute before the server ends the session, offer to stay signed in.
 // 2. Role tree: checking a resource checks its whole subtree (the grant covers it anyway).
+// 3. Destructive buttons ask in place: the first click turns the button into its question, the
+//    second sends confirm=yes (without this script the server asks on a page of its own).
 (function () {
   "use strict";
   var body = document.body;
@@ -58,6 +60,28 @@
           parents.push(other.value);
         }
       });
+    });
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
+    var button = form.querySelector("button[type=submit]");
+    if (!button) { return; }
+    var label = button.textContent;
+    form.addEventListener("submit", function (e) {
+      if (form.getAttribute("data-armed") === "1") { return; }
+      e.preventDefault();
+      var yes = document.createElement("input");
+      yes.type = "hidden"; yes.name = "confirm"; yes.value = "yes";
+      form.appendChild(yes);
+      form.setAttribute("data-armed", "1");
+      button.textContent = form.getAttribute("data-confirm") + " Click again";
+      button.classList.add("armed");
+      setTimeout(function () {
+        form.removeChild(yes);
+        form.removeAttribute("data-armed");
+        button.textContent = label;
+        button.classList.remove("armed");
+      }, 6000);
     });
   });
 })();
