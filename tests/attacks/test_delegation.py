@@ -361,7 +361,7 @@ async def _console_password_reset(t: InProcess) -> None:
     ua = await t.create_admin("ua", resources=[USERS])
     root = await t.create_admin("root")
     console = await t.console_session(ua.id)
-    new = {"password": "a-new-Password-42", "password_confirm": "a-new-Password-42"}
+    new: dict[str, str | list[str]] = {"password": "a-new-Password-42", "password_confirm": "a-new-Password-42"}
     r = await console.post(f"/console/admins/{ua.id}/password", new)
     _refused(r)
     _refused(await console.post(f"/console/admins/{root.id}/password", new), ALL)

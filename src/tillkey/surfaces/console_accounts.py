@@ -82,7 +82,8 @@ async def admin_page(c: Console) -> Response:
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
     status = await Totp(c.tk).status(admin.id)
-    done = "The password was reset; the admin was signed out everywhere." if c.request.query_params.get("done") else None
+    reset = c.request.query_params.get("done") == "password"
+    done = "The password was reset; the admin was signed out everywhere." if reset else None
     return c.render(
         "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=roles.get(admin.role_id or 0, "—"),
         tfa=status.active, own=admin.id == c.session.user_id,

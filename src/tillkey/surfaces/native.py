@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
 from tillkey.accounts.own_password import change_own_password
 from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import InvalidRequest
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import CONTENT_TYPE, Metrics
-from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip
 from tillkey.surfaces.magento_wire import json_body
@@ -149,7 +149,7 @@ _PASSWORD_CHANGE = {
     summary="Change one's own admin password (the current one required); every token and session of the "
     "account ends, the calling token too",
 )  # fmt: skip
-async def change_password(request: Request, caller: Principal = Depends(principal)) -> JSONResponse:
+async def change_password(request: Request, caller: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
     current, new = body.get("current_password"), body.get("new_password")
