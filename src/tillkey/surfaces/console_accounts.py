@@ -8,6 +8,7 @@ from starlette.responses import Response
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.service import Accounts
+from tillkey.console import listing
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
@@ -15,6 +16,7 @@ from tillkey.principal import UserType
 from tillkey.security.totp import Totp
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Role
+from tillkey.surfaces.console_pages import trail
 
 pages = ConsolePages()
 USERS = "Magento_User::acl_users"
@@ -42,13 +44,19 @@ async def admins_page(c: Console) -> Response:
     names = {r.id: r.name for r in roles}
     totp = Totp(c.tk)
     rows = []
-    for a in admins:
+    shown, pager, q = listing.paginate(
+        c.request, admins, lambda a: f"{a.username} {a.email} {a.firstname} {a.lastname} {names.get(a.role_id or 0)}"
+    )
+    for a in shown:
         status = await totp.status(a.id)
         rows.append({
             "id": a.id, "username": a.username, "email": a.email, "role": names.get(a.role_id or 0, "—"),
             "active": a.is_active, "tfa": status.active, "self": a.id == c.session.user_id,
         })  # fmt: skip
-    return c.render("admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA))
+    return c.render(
+        "admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA),
+        pager=pager, q=q,
+    )  # fmt: skip
 
 
 @pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user", delegates="admin")
@@ -86,7 +94,7 @@ async def admin_page(c: Console) -> Response:
     done = "The password was reset; the admin was signed out everywhere." if reset else None
     return c.render(
         "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=roles.get(admin.role_id or 0, "—"),
-        tfa=status.active, own=admin.id == c.session.user_id,
+        tfa=status.active, own=admin.id == c.session.user_id, trail=await trail(c, UserType.ADMIN, admin.id),
     )  # fmt: skip
 
 
@@ -170,7 +178,8 @@ async def _role(c: Console) -> Role:
 async def roles_page(c: Console) -> Response:
     async with c.tk.db.session() as s:
         roles = await repo.list_roles(s)
-    return c.render("roles.html", "Roles", roles=roles, tree=list(c.tk.tree.walk()), checked=set())
+    shown, pager, q = listing.paginate(c.request, roles, lambda r: f"{r.name} {' '.join(r.resources)}")
+    return c.render("roles.html", "Roles", roles=shown, tree=list(c.tk.tree.walk()), checked=set(), pager=pager, q=q)
 
 
 @pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role", delegates="role")
@@ -218,10 +227,30 @@ async def delete_role(c: Console) -> Response:
 
 @pages.route("GET", "/console/customers", resources=[CUSTOMERS], summary="Customers")
 async def customers_page(c: Console) -> Response:
-    q = c.request.query_params.get("q", "").strip()[:255]
+    q = listing.query(c.request)
+    page = listing.page_number(c.request)
     async with c.tk.db.session() as s:
-        customers = await repo.list_customers(s, q=q or None, limit=100)
-    return c.render("customers.html", "Customers", customers=customers, q=q, can_sign_out=c.allowed(INVALIDATE))
+        found = await repo.list_customers(
+            s, q=q or None, limit=listing.PER_PAGE + 1, offset=(page - 1) * listing.PER_PAGE
+        )
+    pager = listing.pager(c.request, page, more=len(found) > listing.PER_PAGE)
+    return c.render(
+        "customers.html", "Customers", customers=found[: listing.PER_PAGE], q=q, can_sign_out=c.allowed(INVALIDATE),
+        pager=pager,
+    )  # fmt: skip
+
+
+@pages.route("GET", "/console/customers/{id}", resources=[CUSTOMERS], summary="A customer")
+async def customer_page(c: Console) -> Response:
+    customer_id = _id(c)
+    async with c.tk.db.session() as s:
+        customer = await repo.customer_by_id(s, customer_id)
+    if customer is None:
+        raise NotFound("The customer doesn't exist.")
+    return c.render(
+        "customer.html", f"Customer: {customer.email}", customer=customer, can_sign_out=c.allowed(INVALIDATE),
+        trail=await trail(c, UserType.CUSTOMER, customer.id),
+    )  # fmt: skip
 
 
 @pages.route(
@@ -234,4 +263,4 @@ async def customer_sign_out(c: Console) -> Response:
         if await repo.customer_by_id(s, customer_id) is None:
             raise NotFound("The customer doesn't exist.")
     await Accounts(c.tk).sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="signed out by an admin", by=c.by)
-    return c.redirect("/console/customers")
+    return c.redirect(f"/console/customers/{customer_id}")

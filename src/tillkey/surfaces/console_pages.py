@@ -10,15 +10,18 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.sessions import Sessions
+from tillkey.console import actors, listing
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.session import KIND, cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.security import audit
+from tillkey.security.audit import OUTCOMES
 from tillkey.security.audit_query import QueryError, make_query
 from tillkey.store import audit as audit_repo
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
+from tillkey.store.audit import AuditQuery
 from tillkey.store.sessions import Session
 from tillkey.surfaces.console import safe_next
 from tillkey.tokens import rotation
@@ -111,9 +114,12 @@ async def sessions_page(c: Console) -> Response:
             "expires": when(x.expires_ms), "current": x.digest == c.session.session.digest,
         }  # fmt: skip
 
+    everyone_rows, pager, q = listing.paginate(
+        c.request, [row(x) for x in everyone], lambda r: f"{r['admin']} {r['created']} {r['seen']}"
+    )
     return c.render(
-        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=[row(x) for x in everyone],
-        can_all=c.allowed(SESSIONS),
+        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=everyone_rows,
+        can_all=c.allowed(SESSIONS), pager=pager, q=q,
     )  # fmt: skip
 
 
@@ -183,7 +189,8 @@ async def keys_page(c: Console) -> Response:
             state = "verifying"
         rows.append({"kid": k.kid, "alg": k.alg, "state": state, "created": when(k.created_at * 1000),
                      "verify_until": when(k.verify_until * 1000) if k.verify_until else "—"})  # fmt: skip
-    return c.render("keys.html", "Signing keys", keys=rows)
+    shown, pager, q = listing.paginate(c.request, rows, lambda r: f"{r['kid']} {r['alg']} {r['state']}")
+    return c.render("keys.html", "Signing keys", keys=shown, pager=pager, q=q)
 
 
 @pages.route("POST", "/console/keys/rotate", resources=[KEYS], summary="Rotate the signing key")
@@ -194,29 +201,59 @@ async def rotate_key(c: Console) -> Response:
 
 # --- audit log ----------------------------------------------------------------------------------
 
-FILTERS = ("username", "event", "since", "until")
+FILTERS = ("username", "event", "outcome", "since", "until", "actor_type", "actor_id")
+
+
+async def audit_rows(c: Console, query: AuditQuery) -> list[dict[str, object]]:
+    """Audit records as the console lists them: the actor by name, linked to their page."""
+    found = await c.tk.audit.search(query)
+    named = await actors.names(c.tk, [(r.actor_type, r.actor_id) for r in found])
+    rows: list[dict[str, object]] = []
+    for r in found:
+        actor = named.get((r.actor_type, r.actor_id)) if r.actor_type is not None and r.actor_id is not None else None
+        rows.append({
+            "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
+            "actor": actor, "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
+        })  # fmt: skip
+    return rows
+
+
+async def trail(c: Console, actor_type: UserType, actor_id: int, limit: int = 20) -> list[dict[str, object]]:
+    """What an account or credential did lately, for its detail page (when it may read the log)."""
+    if not c.allowed(AUDIT):
+        return []
+    return await audit_rows(c, make_query(actor_type=int(actor_type), actor_id=actor_id, limit=limit))
+
+
+def _int_or_none(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
 
 
 @pages.route("GET", "/console/audit", resources=[AUDIT], summary="Audit log")
 async def audit_page(c: Console) -> Response:
-    params = {k: c.request.query_params.get(k, "").strip() for k in FILTERS}
+    params = {k: c.request.query_params.get(k, "").strip()[:255] for k in FILTERS}
     error = None
     records: list[dict[str, object]] = []
+    page = listing.page_number(c.request)
+    more = False
     try:
-        query = make_query(**{k: v or None for k, v in params.items()}, limit=200)  # type: ignore[arg-type]
+        query = make_query(
+            event=params["event"] or None, outcome=params["outcome"] or None, username=params["username"] or None,
+            since=params["since"] or None, until=params["until"] or None,
+            actor_type=_int_or_none(params["actor_type"]), actor_id=_int_or_none(params["actor_id"]),
+            limit=listing.PER_PAGE * 2 + 1, offset=(page - 1) * listing.PER_PAGE * 2,
+        )  # fmt: skip
     except QueryError as exc:
         error = f"{exc.field}: {exc.message}"
     else:
-        for r in await c.tk.audit.search(query):
-            records.append({
-                "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
-                "actor": f"{r.actor_type}:{r.actor_id}" if r.actor_type is not None else "—",
-                "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
-            })  # fmt: skip
+        records = await audit_rows(c, query)
+        more = len(records) > listing.PER_PAGE * 2
+        records = records[: listing.PER_PAGE * 2]
     families = sorted({e.partition(".")[0] + ".*" for e in audit.EVENTS})
     return c.render(
         "audit.html", "Audit log", error=error, params=params, records=records,
-        events=families + sorted(audit.EVENTS), report=None,
+        events=families + sorted(audit.EVENTS), outcomes=sorted(OUTCOMES), report=None,
+        pager=listing.pager(c.request, page, more=more),
     )  # fmt: skip
 
 
@@ -225,7 +262,8 @@ async def audit_verify(c: Console) -> Response:
     report = await c.tk.audit.check()
     params = dict.fromkeys(FILTERS, "")
     return c.render(
-        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS),
+        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS), outcomes=sorted(OUTCOMES),
+        pager=None,
         report={"ok": report.ok, "count": report.count,
                 "why": report.first_break.reason if report.first_break else ""},
     )  # fmt: skip
