@@ -48,34 +48,71 @@ def when(ms: int) -> str:
 class Bar:
     x: float
     y: float
+    width: float
     height: float
     color: str
     title: str
 
 
-def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> tuple[list[Bar], int]:
-    """Grouped bars per hour, as SVG geometry in a 480x160 box (no script: inline SVG)."""
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Grouped bars per hour as SVG geometry (no script: inline SVG), with its axes: a y scale
+    rounded to a readable step, gridlines, and an hour label every few hours."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    bottom: int
+    bars: list[Bar]
+    grid: list[tuple[float, int]]  # (y, value)
+    ticks: list[tuple[float, str]]  # (x, "HH:00")
+    peak: int
+    total: int
+
+
+def _nice(peak: int) -> int:
+    """The y axis' top: the peak rounded up to 4, 8 or 20 times a power of ten, so each of the
+    four gridlines is a whole number."""
+    scale = 1
+    while True:
+        for m in (4, 8, 20):
+            if m * scale >= peak:
+                return m * scale
+        scale *= 10
+
+
+def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> Chart:
     counts = {(h, e): n for h, e, n in rows}
-    peak = max([1, *counts.values()])
-    width, height, group = 480.0, 140.0, 480.0 / hours
-    bar = group / (len(CHART_EVENTS) + 1)
-    bars = []
+    wanted = {e for e, _l, _c in CHART_EVENTS}
+    peak = max([0, *(n for (_h, e), n in counts.items() if e in wanted)])
+    top_value = _nice(peak)
+    width, height, left, top, bottom = 720, 240, 40, 12, 26
+    plot_w, plot_h = width - left - 8, height - top - bottom
+    group = plot_w / hours
+    bar = (group - 4) / len(CHART_EVENTS)
+    bars: list[Bar] = []
+    ticks: list[tuple[float, str]] = []
+    total = 0
     for i in range(hours):
         hour = now_hour - hours + 1 + i
+        label_hour = datetime.fromtimestamp(hour * 3600, UTC).strftime("%H:00")
+        if i % 3 == 0 or i == hours - 1:
+            ticks.append((round(left + i * group + group / 2, 1), label_hour))
         for j, (event, label, color) in enumerate(CHART_EVENTS):
             n = counts.get((hour, event), 0)
-            h = height * n / peak
-            label_hour = datetime.fromtimestamp(hour * 3600, UTC).strftime("%H:00")
-            bars.append(Bar(round(i * group + j * bar, 2), round(height - h, 2), round(h, 2), color,
-                            f"{label_hour} {label}: {n}"))  # fmt: skip
-    del width
-    return bars, peak
+            total += n
+            h = plot_h * n / top_value
+            bars.append(Bar(round(left + i * group + 2 + j * bar, 2), round(top + plot_h - h, 2), round(bar - 1, 2),
+                            round(h, 2), color, f"{label_hour} {label}: {n}"))  # fmt: skip
+    grid = [(round(top + plot_h - plot_h * k / 4, 1), top_value * k // 4) for k in range(5)]
+    return Chart(width, height, left, top, bottom, bars, grid, ticks, peak, total)
 
 
 @pages.route("GET", "/console/", resources=[ADMIN_SELF], summary="Console dashboard")
 async def dashboard(c: Console) -> Response:
     if not c.allowed(DASHBOARD):
-        return c.render("dashboard.html", "Dashboard", stats=None, bars=[], peak=0, legend=CHART_EVENTS)
+        return c.render("dashboard.html", "Dashboard", stats=None, chart=None, legend=CHART_EVENTS)
     now_ms = int(c.tk.clock.now() * 1000)
     since = now_ms - 86_400_000
     async with c.tk.db.session() as s:
@@ -91,8 +128,8 @@ async def dashboard(c: Console) -> Response:
         ("Failed sign-ins (24 h)", totals.get(audit.LOGIN_FAILURE, 0)),
         ("Lockouts (24 h)", sum(totals.get(e, 0) for e in LOCKOUT_EVENTS)),
     ]
-    bars, peak = chart(rows, now_ms // 3_600_000)
-    return c.render("dashboard.html", "Dashboard", stats=stats, bars=bars, peak=peak, legend=CHART_EVENTS)
+    drawn = chart(rows, now_ms // 3_600_000)
+    return c.render("dashboard.html", "Dashboard", stats=stats, chart=drawn, legend=CHART_EVENTS)
 
 
 # --- sessions -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // 2. Role tree: checking a resource checks its whole subtree (the grant covers it anyway).
 // 3. Destructive buttons ask in place: the first click turns the button into its question, the
 //    second sends confirm=yes (without this script the server asks on a page of its own).
+// 4. On a narrow screen the menu folds behind a button (without this script it simply shows).
 (function () {
   "use strict";
   var body = document.body;
@@ -84,4 +85,17 @@
       }, 6000);
     });
   });
+
+  var nav = document.getElementById("console-nav");
+  var toggle = nav && nav.querySelector(".menu-toggle");
+  if (nav && toggle) {
+    nav.classList.add("collapsible");
+    toggle.hidden = false;
+    var current = nav.querySelector('a[aria-current="page"]');
+    if (current) { toggle.textContent = "Menu: " + current.textContent; }
+    toggle.addEventListener("click", function () {
+      var open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
 })();
