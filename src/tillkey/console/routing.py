@@ -156,7 +156,7 @@ CONFIRMED = "yes"
 
 # GET handlers by path template, across every ConsolePages: a refused form's page is the GET of the
 # same path (/console/roles/{id}), or else of its section (/console/admins for /console/admins/3/role).
-_PAGES: dict[str, Handler] = {}
+_PAGES: dict[str, tuple[Handler, tuple[str, ...]]] = {}
 
 
 def _kept(form: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -169,7 +169,9 @@ async def _shown_again(ctx: Console, template: str, exc: TillkeyError) -> Respon
     section = "/".join(template.split("/")[:3])
     parts = template.rstrip("/").split("/")
     candidates = ["/".join(parts[:n]) for n in range(len(parts), 2, -1)]
-    page = next((_PAGES[p] for p in [*candidates, section + "/"] if p in _PAGES), None)
+    found = next((_PAGES[p] for p in [*candidates, section + "/"] if p in _PAGES), None)
+    # The page is shown only if the admin may open it anyway (its own resources, not the form's).
+    page = found[0] if found is not None and all(ctx.allowed(r) for r in found[1]) else None
     if page is not None:
         ctx.error, ctx.kept = exc.text, _kept(ctx.form)
         try:
@@ -350,7 +352,7 @@ class ConsolePages:
                 return await guarded(request, fn, res, activity, page or path, ask)
 
             if method == "GET":
-                _PAGES[path] = fn
+                _PAGES[path] = (fn, res)
 
             self.router.add_api_route(
                 path, endpoint, methods=[method], summary=summary, include_in_schema=False, name=fn.__name__
