@@ -169,6 +169,8 @@ def test_password_reset_and_deletion_of_another_admin_from_their_page(tmp_path: 
             assert "Reset password" not in own.text and "/console/account" in own.text
             short = await console.post(f"/console/admins/{low.id}/password", {"password": "x", "password_confirm": "x"})
             assert short.status_code == 400 and "Reset password" in short.text  # back on the admin's page
+            # "Stay signed in" returns to the page, not to the form's post-only action.
+            assert f'name="next" value="/console/admins/{low.id}"' in short.text
             t.advance(1)
             r = await console.post(f"/console/admins/{low.id}/password", {"password": NEW, "password_confirm": NEW})
             assert r.status_code == 303 and r.headers["location"] == f"/console/admins/{low.id}?done=password"

@@ -91,6 +91,7 @@ class Console:
     # and what was typed (never a password) fills it in again.
     error: str | None = None
     kept: dict[str, list[str]] = field(default_factory=dict)
+    shown_path: str | None = None  # the page's own path when a refused form's page is shown again
 
     @property
     def by(self) -> tuple[int, int]:
@@ -111,7 +112,8 @@ class Console:
         now_ms = int(self.tk.clock.now() * 1000)
         return Frame(
             self.username, [(href, label) for href, label, res in NAV if self.allowed(res)], self.session.csrf,
-            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE, self.request.url.path, error, notice,
+            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE,
+            self.shown_path or self.request.url.path, error, notice,
         )  # fmt: skip
 
     def render(
@@ -169,11 +171,14 @@ async def _shown_again(ctx: Console, template: str, exc: TillkeyError) -> Respon
     section = "/".join(template.split("/")[:3])
     parts = template.rstrip("/").split("/")
     candidates = ["/".join(parts[:n]) for n in range(len(parts), 2, -1)]
-    found = next((_PAGES[p] for p in [*candidates, section + "/"] if p in _PAGES), None)
+    key = next((p for p in [*candidates, section + "/"] if p in _PAGES), None)
     # The page is shown only if the admin may open it anyway (its own resources, not the form's).
-    page = found[0] if found is not None and all(ctx.allowed(r) for r in found[1]) else None
-    if page is not None:
+    if key is not None and all(ctx.allowed(r) for r in _PAGES[key][1]):
+        page = _PAGES[key][0]
         ctx.error, ctx.kept = exc.text, _kept(ctx.form)
+        # Its own path (the idle warning's "stay signed in" returns there), not the form's action.
+        depth = len(key.rstrip("/").split("/"))
+        ctx.shown_path = key if key.endswith("/") else "/".join(ctx.request.url.path.split("/")[:depth])
         try:
             response = await page(ctx)
         except TillkeyError:
