@@ -86,14 +86,14 @@ async def admin_page(c: Console) -> Response:
     admin_id = _id(c)
     async with c.tk.db.session() as s:
         admin = await repo.admin_by_id(s, admin_id)
-        roles = {r.id: r.name for r in await repo.list_roles(s)}
+        role = await repo.role_by_id(s, admin.role_id) if admin is not None and admin.role_id is not None else None
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
     status = await Totp(c.tk).status(admin.id)
     reset = c.request.query_params.get("done") == "password"
     done = "The password was reset; the admin was signed out everywhere." if reset else None
     return c.render(
-        "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=roles.get(admin.role_id or 0, "—"),
+        "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=role, can_roles=c.allowed(ROLES),
         tfa=status.active, own=admin.id == c.session.user_id, trail=await trail(c, UserType.ADMIN, admin.id),
     )  # fmt: skip
 
