@@ -165,6 +165,7 @@ def test_password_reset_and_deletion_of_another_admin_from_their_page(tmp_path: 
             console = await t.console_session(ua.id)
             page = await console.get(f"/console/admins/{low.id}")
             assert page.status_code == 200 and "Reset password" in page.text and "Audit trail" in page.text
+            assert "Magento_Catalog::products" in page.text  # what the admin holds
             own = await console.get(f"/console/admins/{ua.id}")
             assert "Reset password" not in own.text and "/console/account" in own.text
             short = await console.post(f"/console/admins/{low.id}/password", {"password": "x", "password_confirm": "x"})
