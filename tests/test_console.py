@@ -148,7 +148,7 @@ def test_deactivating_an_admin_ends_their_sessions_and_tokens(srv: Server) -> No
     erin_id = admins.split('action="/console/admins/')[-1].split("/")[0]
     row = next(chunk for chunk in admins.split("<tr>") if "erin@example.com" in chunk)
     erin_id = row.split('action="/console/admins/', 1)[1].split("/", 1)[0]
-    r = alice.post(f"/console/admins/{erin_id}/active", {"active": "0"})
+    r = alice.post(f"/console/admins/{erin_id}/active", {"active": "0", "confirm": "yes"})
     assert r.status_code == 303
     assert is_sign_in_redirect(erin.get("/console/"))
     assert srv.client(token).get("/rest/V1/store/websites").status_code == 401
@@ -163,7 +163,7 @@ def test_force_sign_out_of_a_customer_revokes_their_tokens(srv: Server) -> None:
     page = alice.get("/console/customers?q=roni")
     assert page.status_code == 200 and "roni_cost@example.com" in page.text
     customer_id = page.text.split('action="/console/customers/', 1)[1].split("/", 1)[0]
-    assert alice.post(f"/console/customers/{customer_id}/sign-out").status_code == 303
+    assert alice.post(f"/console/customers/{customer_id}/sign-out", {"confirm": "yes"}).status_code == 303
     assert srv.client(token).get("/rest/V1/customers/me").status_code == 401
 
 

@@ -1,11 +1,13 @@
 """The admin console in a real browser: Debian's Chromium driven by Playwright (never a downloaded
 browser). Sign-in with TOTP, a role made in the resource tree and an admin limited to it, the idle
 warning and server-side sign-out, one session per admin, a form without its CSRF token refused,
-and the layout of the main pages at laptop and phone widths (screenshots in tests/output/)."""
+and the layout of every page at laptop and phone widths (screenshots in a temporary folder,
+TILLKEY_SCREENSHOTS to choose it; the path is printed)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +25,14 @@ ARGS = [
     "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SHOTS = Path(__file__).parent / "output" / "screenshots"
+SHOTS = Path(os.environ.get("TILLKEY_SCREENSHOTS") or Path(tempfile.gettempdir()) / "tillkey-console-screenshots")
 VIEWPORTS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 MAIN_PAGES = ("/console/", "/console/sessions", "/console/admins", "/console/roles", "/console/customers",
               "/console/integrations", "/console/api-keys", "/console/oauth-clients", "/console/keys",
-              "/console/audit")  # fmt: skip
+              "/console/audit", "/console/account")  # fmt: skip
+# Lists whose first row links to a detail page: each detail page is checked and shot too.
+DETAIL_LISTS = ("/console/admins", "/console/customers", "/console/integrations", "/console/api-keys",
+                "/console/oauth-clients")  # fmt: skip
 
 
 def need_chromium() -> None:
@@ -99,12 +104,18 @@ def nav_hrefs(page: Any) -> list[str]:
 
 
 def check_layout(page: Any, name: str) -> None:
-    """No sideways scrolling, and every menu entry on screen and clickable."""
+    """No sideways scrolling, and every menu entry on screen and clickable (on a phone, once the
+    folded menu is opened: one line, not three)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: {overflow}px of horizontal overflow"
     width = page.evaluate("window.innerWidth")
+    toggle = page.locator("nav .menu-toggle")
+    if toggle.count() and toggle.is_visible():
+        assert toggle.bounding_box()["height"] < 60, f"{name}: the folded menu is more than one line"
+        toggle.click()
+        page.screenshot(path=str(SHOTS / f"{name}-menu.png"))
     for link in page.locator("nav a").all():
         box = link.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, name
@@ -140,12 +151,20 @@ def test_totp_sign_in_role_tree_and_an_admin_limited_to_it(browser: Any, srv: Se
     page.wait_for_url(f"{srv.url}/console/admins")
     assert "frank@example.com" in page.locator("table").inner_text()
 
+    details = []
+    for path in DETAIL_LISTS:
+        page.goto(f"{srv.url}{path}")
+        link = page.locator(f'main table a[href^="{path}/"]')
+        if link.count():
+            details.append(link.first.get_attribute("href"))
+    assert "/console/admins/" in " ".join(details)
     for viewport, size in VIEWPORTS.items():
         page.set_viewport_size(size)
-        for path in MAIN_PAGES:
+        for path in (*MAIN_PAGES, *details):
             page.goto(f"{srv.url}{path}")
             assert page.locator("h1").is_visible()
             check_layout(page, f"{viewport}-{path.strip('/').replace('/', '-') or 'dashboard'}")
+    print(f"screenshots: {SHOTS}")
     assert errors == [], errors  # no CSP violation, no script error
     context.close()
 
@@ -181,7 +200,10 @@ def test_a_form_posted_without_its_csrf_token_is_refused(browser: Any, srv: Serv
     page.goto(f"{srv.url}/console/sessions")
     # What a forged form would send: the same fields without the token.
     page.evaluate("document.querySelectorAll('main input[name=csrf]').forEach(e => e.remove())")
-    page.locator("main form").first.get_by_role("button").click()
+    end = page.locator("main form").first.get_by_role("button")
+    end.click()  # a destructive button asks first, in place: the first click only arms it
+    assert "Click again" in end.inner_text()
+    end.click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "Request refused"
     page.goto(f"{srv.url}/console/sessions")

@@ -302,8 +302,8 @@ async def _console_admin_activation(t: InProcess) -> None:
     await t.accounts.set_admin_active(OPERATOR, dormant.id, False)
     console = await t.console_session(ua.id)
     _refused(await console.post(f"/console/admins/{dormant.id}/active", {"active": "1"}), ALL)
-    _refused(await console.post(f"/console/admins/{root.id}/active", {"active": "0"}), ALL)
-    _refused(await console.post(f"/console/admins/{ua.id}/active", {"active": "0"}))
+    _refused(await console.post(f"/console/admins/{root.id}/active", {"active": "0", "confirm": "yes"}), ALL)
+    _refused(await console.post(f"/console/admins/{ua.id}/active", {"active": "0", "confirm": "yes"}))
     async with t.tk.db.session() as s:
         assert [a.is_active for a in (await repo.list_admins(s)) if a.username in ("dormant", "root")] == [True, False]
 
@@ -347,11 +347,28 @@ async def _console_tfa_reset(t: InProcess) -> None:
     for admin in (tf, root):
         await Totp(t.tk).enroll(admin.id)
     console = await t.console_session(tf.id)
-    r = await console.post(f"/console/admins/{tf.id}/2fa-reset")
+    r = await console.post(f"/console/admins/{tf.id}/2fa-reset", {"confirm": "yes"})
     _refused(r)
     assert "reset your own second factor" in r.text
-    _refused(await console.post(f"/console/admins/{root.id}/2fa-reset"), ALL)
+    _refused(await console.post(f"/console/admins/{root.id}/2fa-reset", {"confirm": "yes"}), ALL)
     assert await _enrolled(t, tf.id) and await _enrolled(t, root.id)
+
+
+@case("POST", "/console/admins/{id}/password")
+async def _console_password_reset(t: InProcess) -> None:
+    """Resetting one's own password without the current one, or that of an admin above oneself
+    (taking their account over)."""
+    ua = await t.create_admin("ua", resources=[USERS])
+    root = await t.create_admin("root")
+    console = await t.console_session(ua.id)
+    new: dict[str, str | list[str]] = {"password": "a-new-Password-42", "password_confirm": "a-new-Password-42"}
+    r = await console.post(f"/console/admins/{ua.id}/password", new)
+    _refused(r)
+    _refused(await console.post(f"/console/admins/{root.id}/password", new), ALL)
+    for name in ("ua", "root"):
+        async with t.tk.db.session() as s:
+            admin = await repo.admin_by_username(s, name)
+        assert admin is not None and await t.tk.passwords.verify(admin.password_hash, inprocess.ADMIN_PASSWORD)
 
 
 @case("DELETE", "/rest/V1/tillkey/tfa/{admin_id}")
@@ -396,7 +413,7 @@ def test_two_factor_reset_of_a_peer_within_ones_grant_still_works_on_both_surfac
         for admin in peers:
             await Totp(t.tk).enroll(admin.id)
         console = await t.console_session(tf.id)
-        assert (await console.post(f"/console/admins/{peers[0].id}/2fa-reset")).status_code == 303
+        assert (await console.post(f"/console/admins/{peers[0].id}/2fa-reset", {"confirm": "yes"})).status_code == 303
         r = await t.client.delete(f"/rest/V1/tillkey/tfa/{peers[1].id}", headers=t.bearer(await t.admin_token("tf")))
         assert r.status_code == 200, r.text
         assert not any([await _enrolled(t, a.id) for a in peers])
@@ -591,6 +608,12 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/oauth2/introspect"): "reads a token; mints nothing",
     ("POST", "/oauth2/userinfo"): "reads claims; mints nothing",
     ("POST", "/console/keys/rotate"): "rotates the server's signing keys; no one's grant changes",
+    ("POST", "/console/admins/{id}/delete"): "deletion (only admins within one's grant: require_manages)",
+    ("POST", "/console/integrations/{id}/delete"): "deletion; its tokens stop",
+    ("POST", "/console/roles/{id}/rename"): "renames a role within one's grant; its resources are unchanged",
+    ("POST", "/console/roles/{id}/delete"): "deletion, refused while any admin holds the role",
+    ("POST", "/console/account/password"): "one's own password, with the current one; grants nothing",
+    ("POST", "/tillkey/v1/admins/me/password"): "one's own password, with the current one; grants nothing",
 }
 
 

@@ -87,6 +87,11 @@ class Console:
     principal: Principal
     username: str
     form: dict[str, list[str]] = field(default_factory=dict)
+    # Set when a form was refused and its page is shown again: the message shows above the form,
+    # and what was typed (never a password) fills it in again.
+    error: str | None = None
+    kept: dict[str, list[str]] = field(default_factory=dict)
+    shown_path: str | None = None  # the page's own path when a refused form's page is shown again
 
     @property
     def by(self) -> tuple[int, int]:
@@ -103,10 +108,12 @@ class Console:
         return [v.strip() for v in self.form.get(name, []) if v.strip()]
 
     def frame(self, *, error: str | None = None, notice: str | None = None) -> Frame:
+        error = error or self.error
         now_ms = int(self.tk.clock.now() * 1000)
         return Frame(
             self.username, [(href, label) for href, label, res in NAV if self.allowed(res)], self.session.csrf,
-            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE, self.request.url.path, error, notice,
+            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE,
+            self.shown_path or self.request.url.path, error, notice,
         )  # fmt: skip
 
     def render(
@@ -115,7 +122,7 @@ class Console:
     ) -> HTMLResponse:  # fmt: skip
         return pages.render(
             template, status=status, policy=pages.CONSOLE_CSP, title=title,
-            frame=self.frame(error=error, notice=notice), **context,
+            frame=self.frame(error=error, notice=notice), **{"kept": Kept(self.kept), **context},
         )  # fmt: skip
 
     def failed(self, exc: TillkeyError, back: str) -> HTMLResponse:
@@ -127,7 +134,69 @@ class Console:
         return RedirectResponse(path, status_code=303)
 
 
+class Kept:
+    """What the refused form held, for the page that shows it again (templates: kept.v("name"))."""
+
+    def __init__(self, form: dict[str, list[str]]) -> None:
+        self.form = form
+
+    def v(self, name: str, default: str = "") -> str:
+        values = self.form.get(name)
+        return values[0] if values else default
+
+    def has(self, name: str, value: str) -> bool:
+        return value in self.form.get(name, [])
+
+    def __bool__(self) -> bool:
+        return bool(self.form)
+
+
 Handler = Callable[[Console], Awaitable[Response]]
+Confirm = Callable[[Console], str | None]
+NOT_KEPT = ("csrf", "confirm")  # and every field named like a password
+CONFIRMED = "yes"
+
+# GET handlers by path template, across every ConsolePages: a refused form's page is the GET of the
+# same path (/console/roles/{id}), or else of its section (/console/admins for /console/admins/3/role).
+_PAGES: dict[str, tuple[Handler, tuple[str, ...]]] = {}
+
+
+def _kept(form: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {k: v for k, v in form.items() if k not in NOT_KEPT and "password" not in k}
+
+
+async def _shown_again(ctx: Console, template: str, exc: TillkeyError) -> Response:
+    """The form's own page with the error in place and the input kept; the separate page only when
+    there is no such page (or it fails too)."""
+    section = "/".join(template.split("/")[:3])
+    parts = template.rstrip("/").split("/")
+    candidates = ["/".join(parts[:n]) for n in range(len(parts), 2, -1)]
+    key = next((p for p in [*candidates, section + "/"] if p in _PAGES), None)
+    # The page is shown only if the admin may open it anyway (its own resources, not the form's).
+    if key is not None and all(ctx.allowed(r) for r in _PAGES[key][1]):
+        page = _PAGES[key][0]
+        ctx.error, ctx.kept = exc.text, _kept(ctx.form)
+        # Its own path (the idle warning's "stay signed in" returns there), not the form's action.
+        depth = len(key.rstrip("/").split("/"))
+        ctx.shown_path = key if key.endswith("/") else "/".join(ctx.request.url.path.split("/")[:depth])
+        try:
+            response = await page(ctx)
+        except TillkeyError:
+            pass
+        else:
+            response.status_code = exc.status_code if 400 <= exc.status_code < 600 else 400
+            return response
+    return ctx.failed(exc, section)
+
+
+def confirm_page(ctx: Console, question: str) -> HTMLResponse:
+    """A destructive action asked without its confirmation (no script ran, or a crafted post): ask
+    on a page of its own; the button re-posts the same form with confirm=yes."""
+    fields = [(k, v) for k, values in ctx.form.items() if k not in NOT_KEPT for v in values]
+    return ctx.render(
+        "confirm.html", "Please confirm", question=question, action=ctx.request.url.path, fields=fields,
+        back="/".join(ctx.request.url.path.split("/")[:3]),
+    )  # fmt: skip
 
 
 def _target(request: Request) -> str:
@@ -176,7 +245,10 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
         return None
 
 
-async def guarded(request: Request, fn: Handler, resources: tuple[str, ...], activity: bool) -> Response:
+async def guarded(
+    request: Request, fn: Handler, resources: tuple[str, ...], activity: bool, template: str = "",
+    confirm: Confirm | None = None,
+) -> Response:  # fmt: skip
     tk = tillkey(request)
     sessions = ConsoleSessions(tk)
     cookie = request.cookies.get(cookie_name(request))
@@ -232,13 +304,18 @@ async def guarded(request: Request, fn: Handler, resources: tuple[str, ...], act
             "failed.html", "Not allowed", status=403, back="/console/",
             error=f"Your role does not grant {', '.join(missing)}.",
         )  # fmt: skip
+    elif confirm is not None and ctx.field("confirm") != CONFIRMED and (question := confirm(ctx)):
+        response = confirm_page(ctx, question)
     else:
         try:
             response = await fn(ctx)
         except TillkeyError as exc:
             if exc.detail:
                 log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.detail)
-            response = ctx.failed(exc, "/".join(request.url.path.split("/")[:3]))
+            if request.method in STATE_CHANGING:
+                response = await _shown_again(ctx, template, exc)
+            else:
+                response = ctx.failed(exc, "/".join(request.url.path.split("/")[:3]))
     if new_cookie is not None:
         set_cookie(response, request, cookie_name(request), new_cookie, tk.settings.console_absolute_lifetime)
     return response
@@ -260,16 +337,27 @@ class ConsolePages:
         summary: str,
         activity: bool = True,
         delegates: str | None = None,
+        confirm: str | Confirm | None = None,
+        page: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """activity=False: the request does not count as the admin's activity (status polls).
-        delegates: what the page hands out from the admin's grant (surfaces/routing.Declared)."""
+        delegates: what the page hands out from the admin's grant (surfaces/routing.Declared).
+        confirm: a destructive action's question (or a function of the request giving it, None when
+        this request is not destructive): the post must carry confirm=yes (the page's script asks
+        in place; without it, a confirmation page asks).
+        page: the GET page whose form posts here, shown again with the error when the post is
+        refused (default: the nearest GET above this path)."""
         if not resources:
             raise ValueError(f"{method} {path} declares no resources")
         res = tuple(resources)
+        ask: Confirm | None = (lambda _c, q=confirm: q) if isinstance(confirm, str) else confirm
 
         def register(fn: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
-                return await guarded(request, fn, res, activity)
+                return await guarded(request, fn, res, activity, page or path, ask)
+
+            if method == "GET":
+                _PAGES[path] = (fn, res)
 
             self.router.add_api_route(
                 path, endpoint, methods=[method], summary=summary, include_in_schema=False, name=fn.__name__

@@ -89,6 +89,10 @@ async def redirect_targets(tk: Tillkey, next_url: str) -> tuple[str, ...]:
 
 
 ENDED_NOTICE = "Your session has ended. Please sign in again."
+NOTICES = {
+    "ended": ENDED_NOTICE,
+    "password": "Your password was changed and every session of your account ended. Sign in with the new one.",
+}
 
 
 def sign_in_attempt(request: Request) -> Attempt:
@@ -102,7 +106,7 @@ async def login_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
     csrf = secrets.token_urlsafe(24)
-    notice = ENDED_NOTICE if request.query_params.get("reason") == "ended" else None
+    notice = NOTICES.get(request.query_params.get("reason", ""))
     response = pages.login(
         csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice
     )

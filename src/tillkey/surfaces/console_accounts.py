@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from tillkey.access.tree import ADMIN_SELF
+from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.service import Accounts
+from tillkey.console import listing
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.errors import NotFound
+from tillkey.console.session import cookie_name, delete_cookie
+from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.security.totp import Totp
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Role
+from tillkey.surfaces.console_pages import trail
 
 pages = ConsolePages()
 USERS = "Magento_User::acl_users"
@@ -39,13 +44,19 @@ async def admins_page(c: Console) -> Response:
     names = {r.id: r.name for r in roles}
     totp = Totp(c.tk)
     rows = []
-    for a in admins:
+    shown, pager, q = listing.paginate(
+        c.request, admins, lambda a: f"{a.username} {a.email} {a.firstname} {a.lastname} {names.get(a.role_id or 0)}"
+    )
+    for a in shown:
         status = await totp.status(a.id)
         rows.append({
             "id": a.id, "username": a.username, "email": a.email, "role": names.get(a.role_id or 0, "—"),
             "active": a.is_active, "tfa": status.active, "self": a.id == c.session.user_id,
         })  # fmt: skip
-    return c.render("admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA))
+    return c.render(
+        "admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA),
+        pager=pager, q=q,
+    )  # fmt: skip
 
 
 @pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user", delegates="admin")
@@ -57,9 +68,71 @@ async def create_admin(c: Console) -> Response:
     return c.redirect("/console/admins")
 
 
+def _deactivating(c: Console) -> str | None:
+    return "Deactivate this admin? They are signed out everywhere." if c.field("active") != "1" else None
+
+
+def _password(c: Console, name: str = "password") -> str:
+    """A password field as typed (never stripped), and its confirmation when the form has one."""
+    value = c.form.get(name, [""])[0]
+    confirm = c.form.get(name + "_confirm")
+    if confirm is not None and confirm[0] != value:
+        raise InvalidRequest("The two passwords differ.")
+    return value
+
+
+@pages.route("GET", "/console/admins/{id}", resources=[USERS], summary="An admin user")
+async def admin_page(c: Console) -> Response:
+    admin_id = _id(c)
+    async with c.tk.db.session() as s:
+        admin = await repo.admin_by_id(s, admin_id)
+        role = await repo.role_by_id(s, admin.role_id) if admin is not None and admin.role_id is not None else None
+    if admin is None:
+        raise NotFound("The admin user doesn't exist.")
+    status = await Totp(c.tk).status(admin.id)
+    reset = c.request.query_params.get("done") == "password"
+    done = "The password was reset; the admin was signed out everywhere." if reset else None
+    return c.render(
+        "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=role, can_roles=c.allowed(ROLES),
+        tfa=status.active, own=admin.id == c.session.user_id, trail=await trail(c, UserType.ADMIN, admin.id),
+    )  # fmt: skip
+
+
+@pages.route(
+    "POST", "/console/admins/{id}/password", resources=[USERS], summary="Reset another admin's password",
+    delegates="password_reset",
+)  # fmt: skip
+async def admin_password_reset(c: Console) -> Response:
+    admin = await Accounts(c.tk).reset_admin_password(c.principal, _id(c), _password(c))
+    return c.redirect(f"/console/admins/{admin.id}?done=password")
+
+
+@pages.route(
+    "POST", "/console/admins/{id}/delete", resources=[USERS], summary="Delete an admin user",
+    confirm="Delete this admin user? This cannot be undone.", page="/console/admins/{id}",
+)  # fmt: skip
+async def admin_delete(c: Console) -> Response:
+    await Accounts(c.tk).delete_admin(c.principal, _id(c))
+    return c.redirect("/console/admins")
+
+
+@pages.route("GET", "/console/account", resources=[ADMIN_SELF], summary="My account")
+async def account_page(c: Console) -> Response:
+    return c.render("account.html", "My account")
+
+
+@pages.route("POST", "/console/account/password", resources=[ADMIN_SELF], summary="Change my password")
+async def account_password(c: Console) -> Response:
+    await change_own_password(c.tk, c.session.user_id, c.form.get("current_password", [""])[0], _password(c))
+    # Every session of the account ended with the change, this one too: sign in with the new one.
+    response = c.redirect("/console/login?reason=password")
+    delete_cookie(response, c.request, cookie_name(c.request))
+    return response
+
+
 @pages.route(
     "POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin",
-    delegates="admin_activation",
+    delegates="admin_activation", confirm=_deactivating, page="/console/admins",
 )  # fmt: skip
 async def admin_active(c: Console) -> Response:
     await Accounts(c.tk).set_admin_active(c.principal, _id(c), c.field("active") == "1")
@@ -68,7 +141,7 @@ async def admin_active(c: Console) -> Response:
 
 @pages.route(
     "POST", "/console/admins/{id}/role", resources=[USERS], summary="Assign a role to an admin",
-    delegates="role_assignment",
+    delegates="role_assignment", page="/console/admins",
 )  # fmt: skip
 async def admin_role(c: Console) -> Response:
     async with c.tk.db.session() as s:
@@ -81,7 +154,8 @@ async def admin_role(c: Console) -> Response:
 
 @pages.route(
     "POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA",
-    delegates="second_factor_reset",
+    delegates="second_factor_reset", page="/console/admins",
+    confirm="Reset this admin's two-factor authentication? They set it up again at their next sign-in.",
 )  # fmt: skip
 async def admin_tfa_reset(c: Console) -> Response:
     await Totp(c.tk).reset(c.principal, _id(c))  # never one's own: the service refuses it
@@ -104,7 +178,8 @@ async def _role(c: Console) -> Role:
 async def roles_page(c: Console) -> Response:
     async with c.tk.db.session() as s:
         roles = await repo.list_roles(s)
-    return c.render("roles.html", "Roles", roles=roles, tree=list(c.tk.tree.walk()), checked=set())
+    shown, pager, q = listing.paginate(c.request, roles, lambda r: f"{r.name} {' '.join(r.resources)}")
+    return c.render("roles.html", "Roles", roles=shown, tree=list(c.tk.tree.walk()), checked=set(), pager=pager, q=q)
 
 
 @pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role", delegates="role")
@@ -130,20 +205,57 @@ async def update_role(c: Console) -> Response:
     return c.redirect(f"/console/roles/{role.id}")
 
 
+@pages.route("POST", "/console/roles/{id}/rename", resources=[ROLES], summary="Rename a role")
+async def rename_role(c: Console) -> Response:
+    role = await _role(c)
+    await Accounts(c.tk).rename_role(c.principal, role.name, c.field("name"))
+    return c.redirect(f"/console/roles/{role.id}")
+
+
+@pages.route(
+    "POST", "/console/roles/{id}/delete", resources=[ROLES], summary="Delete a role",
+    confirm="Delete this role? This cannot be undone.",
+)  # fmt: skip
+async def delete_role(c: Console) -> Response:
+    role = await _role(c)
+    await Accounts(c.tk).delete_role(c.principal, role.name)
+    return c.redirect("/console/roles")
+
+
 # --- customers ----------------------------------------------------------------------------------
 
 
 @pages.route("GET", "/console/customers", resources=[CUSTOMERS], summary="Customers")
 async def customers_page(c: Console) -> Response:
-    q = c.request.query_params.get("q", "").strip()[:255]
+    q = listing.query(c.request)
+    page = listing.page_number(c.request)
     async with c.tk.db.session() as s:
-        customers = await repo.list_customers(s, q=q or None, limit=100)
-    return c.render("customers.html", "Customers", customers=customers, q=q, can_sign_out=c.allowed(INVALIDATE))
+        found = await repo.list_customers(
+            s, q=q or None, limit=listing.PER_PAGE + 1, offset=(page - 1) * listing.PER_PAGE
+        )
+    pager = listing.pager(c.request, page, more=len(found) > listing.PER_PAGE)
+    return c.render(
+        "customers.html", "Customers", customers=found[: listing.PER_PAGE], q=q, can_sign_out=c.allowed(INVALIDATE),
+        pager=pager,
+    )  # fmt: skip
+
+
+@pages.route("GET", "/console/customers/{id}", resources=[CUSTOMERS], summary="A customer")
+async def customer_page(c: Console) -> Response:
+    customer_id = _id(c)
+    async with c.tk.db.session() as s:
+        customer = await repo.customer_by_id(s, customer_id)
+    if customer is None:
+        raise NotFound("The customer doesn't exist.")
+    return c.render(
+        "customer.html", f"Customer: {customer.email}", customer=customer, can_sign_out=c.allowed(INVALIDATE),
+        trail=await trail(c, UserType.CUSTOMER, customer.id),
+    )  # fmt: skip
 
 
 @pages.route(
     "POST", "/console/customers/{id}/sign-out", resources=[CUSTOMERS, INVALIDATE],
-    summary="Sign a customer out everywhere",
+    summary="Sign a customer out everywhere", confirm="Sign this customer out everywhere?",
 )  # fmt: skip
 async def customer_sign_out(c: Console) -> Response:
     customer_id = _id(c)
@@ -151,4 +263,4 @@ async def customer_sign_out(c: Console) -> Response:
         if await repo.customer_by_id(s, customer_id) is None:
             raise NotFound("The customer doesn't exist.")
     await Accounts(c.tk).sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="signed out by an admin", by=c.by)
-    return c.redirect("/console/customers")
+    return c.redirect(f"/console/customers/{customer_id}")

@@ -10,11 +10,15 @@ from starlette.responses import Response
 
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
+from tillkey.console import listing
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.errors import NotFound
 from tillkey.oauth2.clients import GRANT_TYPES, Clients
 from tillkey.principal import UserType
+from tillkey.store import api_keys as keys_repo
+from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store.api_keys import SECRET, TYPES
+from tillkey.surfaces.console_pages import trail
 
 pages = ConsolePages()
 INTEGRATIONS = "Magento_Integration::integrations"
@@ -42,8 +46,25 @@ def _once(c: Console, title: str, back: str, values: list[tuple[str, str]], note
 
 @pages.route("GET", "/console/integrations", resources=[INTEGRATIONS], summary="Integrations")
 async def integrations_page(c: Console) -> Response:
-    found = await Integrations(c.tk).list()
-    return c.render("integrations.html", "Integrations", integrations=found, tree=list(c.tk.tree.walk()), checked=set())
+    found, pager, q = listing.paginate(
+        c.request, await Integrations(c.tk).list(), lambda i: f"{i['name']} {i['email']} {i['status']}"
+    )
+    return c.render(
+        "integrations.html", "Integrations", integrations=found, tree=list(c.tk.tree.walk()), checked=set(),
+        pager=pager, q=q,
+    )  # fmt: skip
+
+
+@pages.route("GET", "/console/integrations/{id}", resources=[INTEGRATIONS], summary="An integration")
+async def integration_page(c: Console) -> Response:
+    integration_id = _int_param(c)
+    found = next((i for i in await Integrations(c.tk).list() if i["id"] == integration_id), None)
+    if found is None:
+        raise NotFound("The integration doesn't exist.")
+    return c.render(
+        "integration.html", f"Integration: {found['name']}", i=found,
+        trail=await trail(c, UserType.INTEGRATION, integration_id),
+    )  # fmt: skip
 
 
 @pages.route(
@@ -81,7 +102,8 @@ async def activate_integration(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/revoke", resources=[INTEGRATIONS], summary="Revoke an integration's tokens"
+    "POST", "/console/integrations/{id}/revoke", resources=[INTEGRATIONS], summary="Revoke an integration's tokens",
+    confirm="Revoke this integration's tokens? It stops working until reauthorized.",
 )  # fmt: skip
 async def revoke_integration(c: Console) -> Response:
     await Integrations(c.tk).revoke(_int_param(c))
@@ -89,10 +111,20 @@ async def revoke_integration(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/deactivate", resources=[INTEGRATIONS], summary="Deactivate an integration"
+    "POST", "/console/integrations/{id}/deactivate", resources=[INTEGRATIONS], summary="Deactivate an integration",
+    confirm="Deactivate this integration? Its tokens stop working.",
 )  # fmt: skip
 async def deactivate_integration(c: Console) -> Response:
     await Integrations(c.tk).deactivate(_int_param(c))
+    return c.redirect("/console/integrations")
+
+
+@pages.route(
+    "POST", "/console/integrations/{id}/delete", resources=[INTEGRATIONS], summary="Delete an integration",
+    confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
+)  # fmt: skip
+async def delete_integration(c: Console) -> Response:
+    await Integrations(c.tk).delete(_int_param(c))
     return c.redirect("/console/integrations")
 
 
@@ -101,13 +133,42 @@ async def deactivate_integration(c: Console) -> Response:
 
 @pages.route("GET", "/console/api-keys", resources=[API_KEYS], summary="API keys")
 async def api_keys_page(c: Console) -> Response:
-    keys, _total = await ApiKeys(c.tk).listing(type=None, q=None, limit=200, offset=0)
+    q = listing.query(c.request)
+    page = listing.page_number(c.request)
+    keys, total = await ApiKeys(c.tk).listing(
+        type=None, q=q or None, limit=listing.PER_PAGE, offset=(page - 1) * listing.PER_PAGE
+    )
+    pager = listing.pager(c.request, page, more=page * listing.PER_PAGE < total, total=total)
     rows = [
         {"id": k.id, "title": k.title, "type": k.type, "redacted": k.redacted, "created": _when(k.created_ms),
          "last_used": _when(k.last_used_ms), "revoked": k.revoked_ms is not None}
         for k in keys
     ]  # fmt: skip
-    return c.render("api_keys.html", "API keys", keys=rows, types=sorted(TYPES))
+    return c.render("api_keys.html", "API keys", keys=rows, types=sorted(TYPES), pager=pager, q=q)
+
+
+@pages.route("GET", "/console/api-keys/{id}", resources=[API_KEYS], summary="An API key")
+async def api_key_page(c: Console) -> Response:
+    key_id = _int_param(c)
+    async with c.tk.db.session() as s:
+        key = await keys_repo.by_id(s, key_id)
+    if key is None or key.deleted_ms is not None:
+        raise NotFound("The API key doesn't exist.")
+    status = "revoked " + _when(key.revoked_ms) if key.revoked_ms else "live"
+    facts = [
+        ("Title", key.title),
+        ("Type", key.type),
+        ("Key", key.redacted),
+        ("Created", _when(key.created_ms)),
+        ("Last used", _when(key.last_used_ms)),
+        ("Status", status),
+        ("Resources", ", ".join(key.resources) or ("—" if key.type == SECRET else "publishable: store scope only")),
+    ]
+    return c.render(
+        "detail.html", f"API key: {key.title}", facts=facts, back=("/console/api-keys", "All API keys"),
+        trail=await trail(c, UserType.API_KEY, key.id),
+        revoke=None if key.revoked_ms else (f"/console/api-keys/{key.id}/revoke", "Revoke", f"Revoke {key.title}?"),
+    )  # fmt: skip
 
 
 @pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key", delegates="api_key")
@@ -118,7 +179,10 @@ async def create_api_key(c: Console) -> Response:
     return _once(c, f"API key {created.key.title} created", "/console/api-keys", [("Key", created.token)], note)
 
 
-@pages.route("POST", "/console/api-keys/{id}/revoke", resources=[API_KEYS], summary="Revoke an API key")
+@pages.route(
+    "POST", "/console/api-keys/{id}/revoke", resources=[API_KEYS], summary="Revoke an API key",
+    confirm="Revoke this API key? Requests with it are refused from now on.",
+)  # fmt: skip
 async def revoke_api_key(c: Console) -> Response:
     await ApiKeys(c.tk).revoke(
         _int_param(c), by=c.session.user_id, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id
@@ -131,8 +195,35 @@ async def revoke_api_key(c: Console) -> Response:
 
 @pages.route("GET", "/console/oauth-clients", resources=[CLIENTS], summary="OAuth 2 clients")
 async def clients_page(c: Console) -> Response:
-    found = await Clients(c.tk).registered()
-    return c.render("oauth_clients.html", "OAuth clients", clients=found, grant_types=GRANT_TYPES)
+    found, pager, q = listing.paginate(
+        c.request, await Clients(c.tk).registered(), lambda x: f"{x.name} {x.client_id} {' '.join(x.scopes)}"
+    )
+    return c.render("oauth_clients.html", "OAuth clients", clients=found, grant_types=GRANT_TYPES, pager=pager, q=q)
+
+
+@pages.route("GET", "/console/oauth-clients/{client_id}", resources=[CLIENTS], summary="An OAuth 2 client")
+async def client_page(c: Console) -> Response:
+    async with c.tk.db.session() as s:
+        client = await oauth2_repo.client_by_client_id(s, str(c.request.path_params.get("client_id", ""))[:64])
+    if client is None:
+        raise NotFound("The OAuth client doesn't exist.")
+    facts = [
+        ("Name", client.name),
+        ("Client id", client.client_id),
+        ("Type", client.client_type),
+        ("Redirect URIs", " ".join(client.redirect_uris) or "—"),
+        ("Grants", ", ".join(client.grant_types) or "—"),
+        ("Scopes", " ".join(client.scopes) or "—"),
+        ("First party", "yes" if client.first_party else "no"),
+        ("Resource server", "yes" if client.resource_server else "no"),
+        ("Created", _when(client.created_at * 1000)),
+    ]
+    back = ("/console/oauth-clients", "All OAuth clients")
+    return c.render(
+        "detail.html", f"OAuth client: {client.name}", facts=facts, back=back,
+        trail=await trail(c, UserType.OAUTH_CLIENT, client.id),
+        revoke=(f"/console/oauth-clients/{client.client_id}/delete", "Delete", f"Delete {client.name}?"),
+    )  # fmt: skip
 
 
 @pages.route(
@@ -153,7 +244,8 @@ async def create_client(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/oauth-clients/{client_id}/delete", resources=[CLIENTS], summary="Delete an OAuth 2 client"
+    "POST", "/console/oauth-clients/{client_id}/delete", resources=[CLIENTS], summary="Delete an OAuth 2 client",
+    confirm="Delete this client? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_client(c: Console) -> Response:
     await Clients(c.tk).delete(str(c.request.path_params.get("client_id", ""))[:64])

@@ -10,15 +10,18 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.sessions import Sessions
+from tillkey.console import actors, listing
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.session import KIND, cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.security import audit
+from tillkey.security.audit import OUTCOMES
 from tillkey.security.audit_query import QueryError, make_query
 from tillkey.store import audit as audit_repo
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
+from tillkey.store.audit import AuditQuery
 from tillkey.store.sessions import Session
 from tillkey.surfaces.console import safe_next
 from tillkey.tokens import rotation
@@ -45,34 +48,71 @@ def when(ms: int) -> str:
 class Bar:
     x: float
     y: float
+    width: float
     height: float
     color: str
     title: str
 
 
-def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> tuple[list[Bar], int]:
-    """Grouped bars per hour, as SVG geometry in a 480x160 box (no script: inline SVG)."""
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Grouped bars per hour as SVG geometry (no script: inline SVG), with its axes: a y scale
+    rounded to a readable step, gridlines, and an hour label every few hours."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    bottom: int
+    bars: list[Bar]
+    grid: list[tuple[float, int]]  # (y, value)
+    ticks: list[tuple[float, str]]  # (x, "HH:00")
+    peak: int
+    total: int
+
+
+def _nice(peak: int) -> int:
+    """The y axis' top: the peak rounded up to 4, 8 or 20 times a power of ten, so each of the
+    four gridlines is a whole number."""
+    scale = 1
+    while True:
+        for m in (4, 8, 20):
+            if m * scale >= peak:
+                return m * scale
+        scale *= 10
+
+
+def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> Chart:
     counts = {(h, e): n for h, e, n in rows}
-    peak = max([1, *counts.values()])
-    width, height, group = 480.0, 140.0, 480.0 / hours
-    bar = group / (len(CHART_EVENTS) + 1)
-    bars = []
+    wanted = {e for e, _l, _c in CHART_EVENTS}
+    peak = max([0, *(n for (_h, e), n in counts.items() if e in wanted)])
+    top_value = _nice(peak)
+    width, height, left, top, bottom = 720, 240, 40, 12, 26
+    plot_w, plot_h = width - left - 8, height - top - bottom
+    group = plot_w / hours
+    bar = (group - 4) / len(CHART_EVENTS)
+    bars: list[Bar] = []
+    ticks: list[tuple[float, str]] = []
+    total = 0
     for i in range(hours):
         hour = now_hour - hours + 1 + i
+        label_hour = datetime.fromtimestamp(hour * 3600, UTC).strftime("%H:00")
+        if i % 3 == 0 or i == hours - 1:
+            ticks.append((round(left + i * group + group / 2, 1), label_hour))
         for j, (event, label, color) in enumerate(CHART_EVENTS):
             n = counts.get((hour, event), 0)
-            h = height * n / peak
-            label_hour = datetime.fromtimestamp(hour * 3600, UTC).strftime("%H:00")
-            bars.append(Bar(round(i * group + j * bar, 2), round(height - h, 2), round(h, 2), color,
-                            f"{label_hour} {label}: {n}"))  # fmt: skip
-    del width
-    return bars, peak
+            total += n
+            h = plot_h * n / top_value
+            bars.append(Bar(round(left + i * group + 2 + j * bar, 2), round(top + plot_h - h, 2), round(bar - 1, 2),
+                            round(h, 2), color, f"{label_hour} {label}: {n}"))  # fmt: skip
+    grid = [(round(top + plot_h - plot_h * k / 4, 1), top_value * k // 4) for k in range(5)]
+    return Chart(width, height, left, top, bottom, bars, grid, ticks, peak, total)
 
 
 @pages.route("GET", "/console/", resources=[ADMIN_SELF], summary="Console dashboard")
 async def dashboard(c: Console) -> Response:
     if not c.allowed(DASHBOARD):
-        return c.render("dashboard.html", "Dashboard", stats=None, bars=[], peak=0, legend=CHART_EVENTS)
+        return c.render("dashboard.html", "Dashboard", stats=None, chart=None, legend=CHART_EVENTS)
     now_ms = int(c.tk.clock.now() * 1000)
     since = now_ms - 86_400_000
     async with c.tk.db.session() as s:
@@ -88,8 +128,8 @@ async def dashboard(c: Console) -> Response:
         ("Failed sign-ins (24 h)", totals.get(audit.LOGIN_FAILURE, 0)),
         ("Lockouts (24 h)", sum(totals.get(e, 0) for e in LOCKOUT_EVENTS)),
     ]
-    bars, peak = chart(rows, now_ms // 3_600_000)
-    return c.render("dashboard.html", "Dashboard", stats=stats, bars=bars, peak=peak, legend=CHART_EVENTS)
+    drawn = chart(rows, now_ms // 3_600_000)
+    return c.render("dashboard.html", "Dashboard", stats=stats, chart=drawn, legend=CHART_EVENTS)
 
 
 # --- sessions -----------------------------------------------------------------------------------
@@ -111,13 +151,19 @@ async def sessions_page(c: Console) -> Response:
             "expires": when(x.expires_ms), "current": x.digest == c.session.session.digest,
         }  # fmt: skip
 
+    everyone_rows, pager, q = listing.paginate(
+        c.request, [row(x) for x in everyone], lambda r: f"{r['admin']} {r['created']} {r['seen']}"
+    )
     return c.render(
-        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=[row(x) for x in everyone],
-        can_all=c.allowed(SESSIONS),
+        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=everyone_rows,
+        can_all=c.allowed(SESSIONS), pager=pager, q=q,
     )  # fmt: skip
 
 
-@pages.route("POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session")
+@pages.route(
+    "POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session",
+    confirm="End this session?",
+)  # fmt: skip
 async def end_session(c: Console) -> Response:
     handle = c.field("session")
     if len(handle) != HANDLE:
@@ -180,7 +226,8 @@ async def keys_page(c: Console) -> Response:
             state = "verifying"
         rows.append({"kid": k.kid, "alg": k.alg, "state": state, "created": when(k.created_at * 1000),
                      "verify_until": when(k.verify_until * 1000) if k.verify_until else "—"})  # fmt: skip
-    return c.render("keys.html", "Signing keys", keys=rows)
+    shown, pager, q = listing.paginate(c.request, rows, lambda r: f"{r['kid']} {r['alg']} {r['state']}")
+    return c.render("keys.html", "Signing keys", keys=shown, pager=pager, q=q)
 
 
 @pages.route("POST", "/console/keys/rotate", resources=[KEYS], summary="Rotate the signing key")
@@ -191,29 +238,59 @@ async def rotate_key(c: Console) -> Response:
 
 # --- audit log ----------------------------------------------------------------------------------
 
-FILTERS = ("username", "event", "since", "until")
+FILTERS = ("username", "event", "outcome", "since", "until", "actor_type", "actor_id")
+
+
+async def audit_rows(c: Console, query: AuditQuery) -> list[dict[str, object]]:
+    """Audit records as the console lists them: the actor by name, linked to their page."""
+    found = await c.tk.audit.search(query)
+    named = await actors.names(c.tk, [(r.actor_type, r.actor_id) for r in found])
+    rows: list[dict[str, object]] = []
+    for r in found:
+        actor = named.get((r.actor_type, r.actor_id)) if r.actor_type is not None and r.actor_id is not None else None
+        rows.append({
+            "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
+            "actor": actor, "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
+        })  # fmt: skip
+    return rows
+
+
+async def trail(c: Console, actor_type: UserType, actor_id: int, limit: int = 20) -> list[dict[str, object]]:
+    """What an account or credential did lately, for its detail page (when it may read the log)."""
+    if not c.allowed(AUDIT):
+        return []
+    return await audit_rows(c, make_query(actor_type=int(actor_type), actor_id=actor_id, limit=limit))
+
+
+def _int_or_none(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
 
 
 @pages.route("GET", "/console/audit", resources=[AUDIT], summary="Audit log")
 async def audit_page(c: Console) -> Response:
-    params = {k: c.request.query_params.get(k, "").strip() for k in FILTERS}
+    params = {k: c.request.query_params.get(k, "").strip()[:255] for k in FILTERS}
     error = None
     records: list[dict[str, object]] = []
+    page = listing.page_number(c.request)
+    more = False
     try:
-        query = make_query(**{k: v or None for k, v in params.items()}, limit=200)  # type: ignore[arg-type]
+        query = make_query(
+            event=params["event"] or None, outcome=params["outcome"] or None, username=params["username"] or None,
+            since=params["since"] or None, until=params["until"] or None,
+            actor_type=_int_or_none(params["actor_type"]), actor_id=_int_or_none(params["actor_id"]),
+            limit=listing.PER_PAGE * 2 + 1, offset=(page - 1) * listing.PER_PAGE * 2,
+        )  # fmt: skip
     except QueryError as exc:
         error = f"{exc.field}: {exc.message}"
     else:
-        for r in await c.tk.audit.search(query):
-            records.append({
-                "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
-                "actor": f"{r.actor_type}:{r.actor_id}" if r.actor_type is not None else "—",
-                "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
-            })  # fmt: skip
+        records = await audit_rows(c, query)
+        more = len(records) > listing.PER_PAGE * 2
+        records = records[: listing.PER_PAGE * 2]
     families = sorted({e.partition(".")[0] + ".*" for e in audit.EVENTS})
     return c.render(
         "audit.html", "Audit log", error=error, params=params, records=records,
-        events=families + sorted(audit.EVENTS), report=None,
+        events=families + sorted(audit.EVENTS), outcomes=sorted(OUTCOMES), report=None,
+        pager=listing.pager(c.request, page, more=more),
     )  # fmt: skip
 
 
@@ -222,7 +299,8 @@ async def audit_verify(c: Console) -> Response:
     report = await c.tk.audit.check()
     params = dict.fromkeys(FILTERS, "")
     return c.render(
-        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS),
+        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS), outcomes=sorted(OUTCOMES),
+        pager=None,
         report={"ok": report.ok, "count": report.count,
                 "why": report.first_break.reason if report.first_break else ""},
     )  # fmt: skip

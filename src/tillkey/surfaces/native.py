@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
 
-from tillkey.access.tree import ANONYMOUS
+from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
+from tillkey.accounts.own_password import change_own_password
 from tillkey.credentials.bearer import bearer_token
+from tillkey.errors import InvalidRequest
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import CONTENT_TYPE, Metrics
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip
-from tillkey.surfaces.routing import Api, requires, tillkey
+from tillkey.surfaces.magento_wire import json_body
+from tillkey.surfaces.routing import Api, principal, requires, tillkey
 from tillkey.tokens.contracts import InvalidToken
 from tillkey.tokens.keys import JWKS_MAX_AGE
 
@@ -131,3 +134,26 @@ async def logout(request: Request) -> JSONResponse:
         raise
     await tk.revoker.revoke_token(claims)
     return JSONResponse({"revoked": True})
+
+
+_PASSWORD_CHANGE = {
+    "type": "object",
+    "required": ["current_password", "new_password"],
+    "properties": {"current_password": {"type": "string"}, "new_password": {"type": "string"}},
+}
+
+
+@api.route(
+    "POST", "/tillkey/v1/admins/me/password", resources=[ADMIN_SELF], actors=[UserType.ADMIN],
+    body_schema=_PASSWORD_CHANGE,
+    summary="Change one's own admin password (the current one required); every token and session of the "
+    "account ends, the calling token too",
+)  # fmt: skip
+async def change_password(request: Request, caller: Annotated[Principal, Depends(principal)]) -> JSONResponse:
+    tk = tillkey(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    current, new = body.get("current_password"), body.get("new_password")
+    if not isinstance(current, str) or not isinstance(new, str) or len(current) > 1024 or len(new) > 1024:
+        raise InvalidRequest("Invalid request: 'current_password' and 'new_password' must be strings")
+    await change_own_password(tk, caller.user_id, current, new)
+    return JSONResponse({"changed": True, "signed_out": True}, headers={"Cache-Control": "no-store"})

@@ -1,6 +1,9 @@
 // Tillkey console: the only script. Progressive: every form works without it.
 // 1. Idle warning: a minute before the server ends the session, offer to stay signed in.
 // 2. Role tree: checking a resource checks its whole subtree (the grant covers it anyway).
+// 3. Destructive buttons ask in place: the first click turns the button into its question, the
+//    second sends confirm=yes (without this script the server asks on a page of its own).
+// 4. On a narrow screen the menu folds behind a button (without this script it simply shows).
 (function () {
   "use strict";
   var body = document.body;
@@ -60,4 +63,39 @@
       });
     });
   });
+
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
+    var button = form.querySelector("button[type=submit]");
+    if (!button) { return; }
+    var label = button.textContent;
+    form.addEventListener("submit", function (e) {
+      if (form.getAttribute("data-armed") === "1") { return; }
+      e.preventDefault();
+      var yes = document.createElement("input");
+      yes.type = "hidden"; yes.name = "confirm"; yes.value = "yes";
+      form.appendChild(yes);
+      form.setAttribute("data-armed", "1");
+      button.textContent = form.getAttribute("data-confirm") + " Click again";
+      button.classList.add("armed");
+      setTimeout(function () {
+        form.removeChild(yes);
+        form.removeAttribute("data-armed");
+        button.textContent = label;
+        button.classList.remove("armed");
+      }, 6000);
+    });
+  });
+
+  var nav = document.getElementById("console-nav");
+  var toggle = nav && nav.querySelector(".menu-toggle");
+  if (nav && toggle) {
+    nav.classList.add("collapsible");
+    toggle.hidden = false;
+    var current = nav.querySelector('a[aria-current="page"]');
+    if (current) { toggle.textContent = "Menu: " + current.textContent; }
+    toggle.addEventListener("click", function () {
+      var open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
 })();

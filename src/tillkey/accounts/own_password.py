@@ -1,0 +1,44 @@
+"""An admin changes their own password: the current one first (a stolen session or token alone
+cannot take the account over), then the password policy. Every token and session of the account
+ends, this one too: whoever held the old password keeps nothing made with it. Resetting someone
+else's password is the operator's path (Accounts.reset_admin_password, the delegation rule)."""
+
+from __future__ import annotations
+
+from tillkey.accounts.service import Accounts
+from tillkey.crypto.passwords import check_policy
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.principal import UserType
+from tillkey.runtime import Tillkey
+from tillkey.security import audit
+from tillkey.store import accounts as repo
+from tillkey.store.accounts import Admin
+
+WRONG = "The current password is wrong."
+
+
+async def change_own_password(tk: Tillkey, admin_id: int, current: str, new: str) -> Admin:
+    # Guesses at the current password count against the account's sign-in limit.
+    await tk.ratelimiter.hit(tk.login_username_limit, "own-password", str(admin_id))
+    async with tk.db.session() as s:
+        admin = await repo.admin_by_id(s, admin_id)
+    if admin is None or not admin.is_active:
+        raise NotFound("The admin user doesn't exist.")
+    if not current or not await tk.passwords.verify(admin.password_hash, current, population="admin"):
+        await tk.audit.record(
+            audit.ACCOUNT_CHANGED, outcome=audit.FAILURE, actor_type=int(UserType.ADMIN), actor_id=admin_id,
+            username=admin.username, details={"change": "password change refused", "reason": "wrong current password"},
+        )  # fmt: skip
+        raise InvalidRequest(WRONG)
+    if new == current:
+        raise InvalidRequest("The new password must differ from the current one.")
+    check_policy(new, min_length=tk.settings.password_min_length, identifiers=(admin.username, admin.email))
+    hashed = await tk.passwords.hash(new)
+    async with tk.db.transaction() as s:
+        await repo.set_admin_password_hash(s, admin_id, hashed)
+        await tk.audit.record_in(
+            s, audit.ACCOUNT_CHANGED, actor_type=int(UserType.ADMIN), actor_id=admin_id, username=admin.username,
+            details={"target_type": int(UserType.ADMIN), "target_id": admin_id, "change": "password changed"},
+        )  # fmt: skip
+    await Accounts(tk).sign_out_everywhere(UserType.ADMIN, admin_id, reason="password changed")
+    return admin

@@ -1,0 +1,82 @@
+"""The console's lists and detail pages as an admin reads them: actors in the audit log by name
+with a link to their page, every list filtered and paged, a page for each admin, customer,
+integration, API key and OAuth client with what it holds and what it did."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests import inprocess
+from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.api_keys import ApiKeys
+from tillkey.accounts.integrations import Integrations
+from tillkey.oauth2.clients import Clients
+
+
+def test_every_list_and_detail_page_opens_and_names_its_actors(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            root = await t.create_admin("root")
+            await t.create_customer("ada@example.com")
+            await t.customer_token("ada@example.com")  # a sign-in: an audit record by the customer
+            await t.admin_token("root")
+            made = await Integrations(t.tk).create(OPERATOR, name="feed", email="", resources=[], all_resources=True)
+            key = await ApiKeys(t.tk).create(OPERATOR, title="shop key", type="publishable")
+            client = await Clients(t.tk).create(
+                OPERATOR, name="dashboard app", client_type="confidential", redirect_uris=["https://app.example/cb"],
+                grant_types=["authorization_code"], scopes=["openid"],
+            )  # fmt: skip
+            console = await t.console_session(root.id)
+            integration_id = next(i["id"] for i in await Integrations(t.tk).list() if i["name"] == made.name)
+            customer_page = (await console.get("/console/customers?q=ada")).text
+            customer_id = re.search(r'href="/console/customers/(\d+)"', customer_page)
+            assert customer_id is not None
+            pages = [
+                "/console/", "/console/sessions", "/console/admins", "/console/roles", "/console/customers",
+                "/console/integrations", "/console/api-keys", "/console/oauth-clients", "/console/keys",
+                "/console/audit", "/console/account", f"/console/admins/{root.id}",
+                f"/console/customers/{customer_id.group(1)}", f"/console/integrations/{integration_id}",
+                f"/console/api-keys/{key.key.id}", f"/console/oauth-clients/{client.client.client_id}",
+            ]  # fmt: skip
+            for path in pages:
+                r = await console.get(path)
+                assert r.status_code == 200, (path, r.text[:300])
+            audit = (await console.get("/console/audit")).text
+            assert f'<a href="/console/admins/{root.id}">root</a>' in audit
+            assert f'<a href="/console/customers/{customer_id.group(1)}">ada@example.com</a>' in audit
+            assert not re.search(r"<td>\d:\d+</td>", audit)  # never "2:1"
+            # The customer's page shows their sign-in in its trail.
+            assert "<td>login.success</td>" in (await console.get(f"/console/customers/{customer_id.group(1)}")).text
+            # Filtering the audit log by outcome keeps the filter across pages.
+            failed = await console.get("/console/audit?outcome=failure")
+            assert failed.status_code == 200 and "<td>login.success</td>" not in failed.text
+
+    inprocess.run(body)
+
+
+def test_lists_are_paged_and_filtered(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            root = await t.create_admin("root")
+            for n in range(30):
+                await t.create_admin(f"clerk{n:02d}", resources=["Magento_Catalog::products"])
+            console = await t.console_session(root.id)
+            first = (await console.get("/console/admins")).text
+            assert "clerk00" in first and "clerk29" not in first
+            assert 'href="/console/admins?page=2"' in first and "Page 1 of 2 (31 in all)" in first
+            second = (await console.get("/console/admins?page=2")).text
+            assert "clerk29" in second and "clerk00" not in second
+            found = (await console.get("/console/admins?q=CLERK1")).text
+            assert "clerk15" in found and "clerk25" not in found and "root@" not in found
+            roles = (await console.get("/console/roles?q=nothing-like-this")).text
+            assert "Administrators" not in roles.split("<tbody>")[1]
+            for _ in range(60):
+                await t.tk.audit.record("login.success", actor_type=2, actor_id=root.id, username="root")
+            audit = (await console.get("/console/audit?username=root")).text
+            assert 'href="/console/audit?username=root&amp;page=2"' in audit
+            assert (await console.get("/console/audit?username=root&page=2")).status_code == 200
+            assert (await console.get("/console/admins?page=abc")).status_code == 200
+            assert (await console.get("/console/admins?page=99999999999")).status_code == 200
+
+    inprocess.run(body)
