@@ -6,6 +6,8 @@ else's password is the operator's path (Accounts.reset_admin_password, the deleg
 from __future__ import annotations
 
 from tillkey.accounts.service import Accounts
+from tillkey.accounts.signin.budget import FailureBudget
+from tillkey.accounts.signin.factors import Subject
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
@@ -17,14 +19,20 @@ from tillkey.store.accounts import Admin
 WRONG = "The current password is wrong."
 
 
-async def change_own_password(tk: Tillkey, admin_id: int, current: str, new: str) -> Admin:
-    # Guesses at the current password count against the account's sign-in limit.
-    await tk.ratelimiter.hit(tk.login_username_limit, "own-password", str(admin_id))
+async def change_own_password(tk: Tillkey, admin_id: int, current: str, new: str, *, ip: str) -> Admin:
     async with tk.db.session() as s:
         admin = await repo.admin_by_id(s, admin_id)
     if admin is None or not admin.is_active:
         raise NotFound("The admin user doesn't exist.")
-    if not current or not await tk.passwords.verify(admin.password_hash, current, population="admin"):
+    # The current password is a first factor checked again: it goes through the sign-in's limits,
+    # admission and failure budget (accounts/signin/budget.py), so guesses made here count toward
+    # the same throttle and lockout as guesses at the login (a stolen session is no guessing oracle).
+    budget, subject = FailureBudget(tk), Subject(UserType.ADMIN, admin.username)
+    await budget.limit(subject, ip)
+    async with budget.admission():
+        right = bool(current) and await tk.passwords.verify(admin.password_hash, current, population="admin")
+    if not right:
+        await budget.spend(subject, admin, lockout=True)
         await tk.audit.record(
             audit.ACCOUNT_CHANGED, outcome=audit.FAILURE, actor_type=int(UserType.ADMIN), actor_id=admin_id,
             username=admin.username, details={"change": "password change refused", "reason": "wrong current password"},

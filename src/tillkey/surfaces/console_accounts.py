@@ -13,6 +13,7 @@ from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
+from tillkey.security.proxy import client_ip
 from tillkey.security.totp import Totp
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Role
@@ -123,7 +124,8 @@ async def account_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/account/password", resources=[ADMIN_SELF], summary="Change my password")
 async def account_password(c: Console) -> Response:
-    await change_own_password(c.tk, c.session.user_id, c.form.get("current_password", [""])[0], _password(c))
+    current = c.form.get("current_password", [""])[0]
+    await change_own_password(c.tk, c.session.user_id, current, _password(c), ip=client_ip(c.request.scope))
     # Every session of the account ended with the change, this one too: sign in with the new one.
     response = c.redirect("/console/login?reason=password")
     delete_cookie(response, c.request, cookie_name(c.request))

@@ -155,5 +155,5 @@ async def change_password(request: Request, caller: Annotated[Principal, Depends
     current, new = body.get("current_password"), body.get("new_password")
     if not isinstance(current, str) or not isinstance(new, str) or len(current) > 1024 or len(new) > 1024:
         raise InvalidRequest("Invalid request: 'current_password' and 'new_password' must be strings")
-    await change_own_password(tk, caller.user_id, current, new)
+    await change_own_password(tk, caller.user_id, current, new, ip=client_ip(request.scope))
     return JSONResponse({"changed": True, "signed_out": True}, headers={"Cache-Control": "no-store"})
