@@ -20,7 +20,7 @@ import base64
 import contextlib
 import itertools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pyotp
+import pytest
 
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
@@ -59,6 +60,9 @@ FAST_SETTINGS: dict[str, Any] = {
     "issuer": BASE_URL,
     "refusal_pause_seconds": 0,
 }
+
+# Parameters for tests that run on both databases: `@pytest.mark.parametrize("backend", BACKENDS)`.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 T = TypeVar("T")
 _names = itertools.count(1)
@@ -222,3 +226,17 @@ async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[InProcess]:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield InProcess(tk, client, clock, transport)
+
+
+@contextlib.contextmanager
+def database(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Settings for a fresh database on `backend`, to pass to `running`: SQLite in the data directory,
+    or a new PostgreSQL database (skipped when unreachable, a failure under
+    TILLKEY_TEST_REQUIRE_SERVICES=1), dropped afterwards."""
+    from tests.conftest import make_database
+
+    created = make_database(backend, tmp_path)
+    try:
+        yield {"database_url": created.url} if created.url else {}
+    finally:
+        created.drop()
