@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
 import re
 import time
 from pathlib import Path
@@ -22,14 +20,12 @@ import httpx
 import jwt
 import pyotp
 import pytest
-from typer.testing import CliRunner, Result
 
 from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, FAST_HASHING
 from tests.inprocess import InProcess
 from tests.polling import until
 from tillkey.access.delegation import OPERATOR
-from tillkey.cli import app as cli_app
 from tillkey.security.totp import (
     PERIOD,
     matching_step,
@@ -61,23 +57,11 @@ RECOVERY_CODE = re.compile(r"[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}")
 @pytest.fixture(autouse=True)
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The CLI works on the in-process app's data directory and database."""
-    for name in list(os.environ):
-        if name.startswith("TILLKEY_"):
-            monkeypatch.delenv(name)
-    for name, value in {**FAST_HASHING, "TILLKEY_DATA_DIR": str(tmp_path / "data")}.items():
-        monkeypatch.setenv(name, value)
+    inprocess.cli_environment(monkeypatch, tmp_path)
 
 
-async def _cli(*args: str, check: bool = True) -> Result:
-    """`tillkey ARGS` in a thread (it runs its own event loop), beside the running app."""
-    res = await asyncio.to_thread(CliRunner().invoke, cli_app, list(args))
-    if check and res.exit_code != 0:
-        raise AssertionError(f"tillkey {' '.join(args)} failed ({res.exit_code}): {res.stderr}{res.exception!r}")
-    return res
-
-
-async def _cli_json(*args: str) -> Any:
-    return json.loads((await _cli(*args, "--json")).stdout)
+_cli = inprocess.cli
+_cli_json = inprocess.cli_json
 
 
 async def _create_admin(t: InProcess, username: str, role: str | None = None) -> int:
