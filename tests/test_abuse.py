@@ -171,9 +171,10 @@ def test_general_rate_limit_per_client(tmp_path: Path) -> None:
     inprocess.run(body)
 
 
-def test_security_headers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_security_headers(tmp_path: Path, backend: str) -> None:
     async def body() -> None:
-        async with seeded(tmp_path) as t:
+        async with seeded(tmp_path, **db) as t:
             r = await t.client.get("/rest/V1/products")
             h = r.headers
             assert h["x-content-type-options"] == "nosniff"
@@ -186,7 +187,8 @@ def test_security_headers(tmp_path: Path) -> None:
             assert "public" in (await t.client.get("/.well-known/jwks.json")).headers["cache-control"]
             assert "script-src" in (await t.client.get("/docs")).headers["content-security-policy"]
 
-    inprocess.run(body)
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(body)
 
 
 def test_https_required_except_loopback_with_trusted_proxy(tmp_path: Path) -> None:
