@@ -19,8 +19,10 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
+import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -28,11 +30,14 @@ from typing import Any, TypeVar
 
 import httpx
 import pyotp
+import pytest
+from typer.testing import CliRunner, Result
 
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.service import Accounts
 from tillkey.app import create_app
+from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
 from tillkey.console.session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
 from tillkey.oauth2 import access_tokens
@@ -59,6 +64,9 @@ FAST_SETTINGS: dict[str, Any] = {
     "issuer": BASE_URL,
     "refusal_pause_seconds": 0,
 }
+
+# Parameters for tests that run on both databases: `@pytest.mark.parametrize("backend", BACKENDS)`.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 T = TypeVar("T")
 _names = itertools.count(1)
@@ -222,3 +230,43 @@ async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[InProcess]:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield InProcess(tk, client, clock, transport)
+
+
+@contextlib.contextmanager
+def database(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Settings for a fresh database on `backend`, to pass to `running`: SQLite in the data directory,
+    or a new PostgreSQL database (skipped when unreachable, a failure under
+    TILLKEY_TEST_REQUIRE_SERVICES=1), dropped afterwards."""
+    from tests.conftest import make_database
+
+    created = make_database(backend, tmp_path)
+    try:
+        yield {"database_url": created.url} if created.url else {}
+    finally:
+        created.drop()
+
+
+def cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str = "") -> None:
+    """Point `cli` at the data directory (and database) `running(tmp_path, ...)` uses, with the
+    cheap hashing of FAST_SETTINGS and no TILLKEY_ variable of the caller's."""
+    from tests.conftest import FAST_HASHING
+
+    for name in list(os.environ):
+        if name.startswith("TILLKEY_"):
+            monkeypatch.delenv(name)
+    env = {**FAST_HASHING, "TILLKEY_DATA_DIR": str(tmp_path / "data"), "TILLKEY_DATABASE_URL": database_url}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+async def cli(*args: str, check: bool = True) -> Result:
+    """`tillkey ARGS` through CliRunner, in a thread (the CLI runs its own event loop) beside the
+    running app: what an operator's shell does to the same database (see `cli_environment`)."""
+    res = await asyncio.to_thread(CliRunner().invoke, cli_app, list(args))
+    if check and res.exit_code != 0:
+        raise AssertionError(f"tillkey {' '.join(args)} failed ({res.exit_code}): {res.stderr}{res.exception!r}")
+    return res
+
+
+async def cli_json(*args: str) -> Any:
+    return json.loads((await cli(*args, "--json")).stdout)

@@ -14,9 +14,11 @@ import httpx
 import pyotp
 import pytest
 
+from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
 from tests.console_support import CONSOLE_COOKIE, ConsoleClient, is_sign_in_redirect, nav_links, start_console_server
 from tests.oauth2_support import hidden_fields
+from tillkey.console.session import DEV_COOKIE
 from tillkey.security.totp import PERIOD
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -215,68 +217,92 @@ def test_sign_in_page_offers_no_script_and_logout_needs_the_token(srv: Server) -
     assert is_sign_in_redirect(alice.get("/console/"))
 
 
+async def _sign_in(browser: httpx.AsyncClient) -> None:
+    """alice's password step on /console/login, as a browser posts it (2FA optional, not set up)."""
+    page = await browser.get("/console/login")
+    form = {**hidden_fields(page.text), "username": "alice", "password": ADMIN_PASSWORD}
+    signed = await browser.post("/console/login", data=form)
+    assert signed.status_code == 303, signed.text
+
+
+def _console_cookie(browser: httpx.AsyncClient) -> str:
+    cookie = browser.cookies.get(DEV_COOKIE)
+    assert cookie
+    return cookie
+
+
 def test_idle_timeout_is_enforced_on_the_server(tmp_path: Path) -> None:
-    srv = start_console_server(tmp_path / "idle", "sqlite", TILLKEY_CONSOLE_IDLE_TIMEOUT="3")
-    try:
-        alice = ConsoleClient(srv)
-        alice.sign_in()
-        cookie = alice.cookie()
-        assert alice.get("/console/").status_code == 200
-        # The status call is no activity: poll it until the server says the session is over.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            status = alice.get("/console/session/status")
-            if status.status_code != 200:
-                break
-            time.sleep(0.25)
-        assert is_sign_in_redirect(status)
-        # Gone on the server, whatever the browser still holds.
-        again = httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: cookie or ""})
-        assert is_sign_in_redirect(again) and "reason=ended" in again.headers["location"]
-        notice = alice.get(again.headers["location"])
-        assert "Your session has ended" in notice.text
-        # "Stay signed in" (activity) keeps a session alive past the idle timeout.
-        alice.sign_in()
-        started = time.monotonic()
-        while time.monotonic() - started < 5:
-            token = hidden_fields(alice.get("/console/").text)["csrf"]
-            r = alice.http.post("/console/session/extend", data={"csrf": token}, headers={"Accept": "application/json"})
-            assert r.status_code == 200 and r.json()["expires_in"] >= 1
-            time.sleep(1)
-    finally:
-        srv.stop()
+    """In process: the idle timeout runs out when the injected clock moves, not after a sleep."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, admin_2fa="optional", console_idle_timeout=3) as t:
+            await t.create_admin("alice")
+            async with t.browser() as alice:
+                await _sign_in(alice)
+                cookie = _console_cookie(alice)
+                assert (await alice.get("/console/")).status_code == 200
+                # The status call is no activity: two seconds on it still answers, past the timeout not.
+                t.advance(2)
+                assert (await alice.get("/console/session/status")).status_code == 200
+                t.advance(2.5)
+                status = await alice.get("/console/session/status")
+                assert is_sign_in_redirect(status)
+                # Gone on the server, whatever the browser still holds.
+                async with t.browser() as other:
+                    other.cookies.set(DEV_COOKIE, cookie)
+                    again = await other.get("/console/")
+                assert is_sign_in_redirect(again) and "reason=ended" in again.headers["location"]
+                notice = await alice.get(again.headers["location"])
+                assert "Your session has ended" in notice.text
+            # "Stay signed in" (activity) keeps a session alive past the idle timeout.
+            async with t.browser() as alice:
+                await _sign_in(alice)
+                for _ in range(5):
+                    token = hidden_fields((await alice.get("/console/")).text)["csrf"]
+                    r = await alice.post(
+                        "/console/session/extend", data={"csrf": token}, headers={"Accept": "application/json"}
+                    )
+                    assert r.status_code == 200 and r.json()["expires_in"] >= 1
+                    t.advance(1)
+                assert (await alice.get("/console/")).status_code == 200  # 5 s on, past the 3 s idle timeout
+
+    inprocess.run(body)
 
 
 def test_absolute_lifetime_ends_a_busy_session_on_the_server(tmp_path: Path) -> None:
-    srv = start_console_server(
-        tmp_path / "absolute", "sqlite", TILLKEY_CONSOLE_ABSOLUTE_LIFETIME="4", TILLKEY_CONSOLE_IDLE_TIMEOUT="900"
-    )
-    try:
-        alice = ConsoleClient(srv)
-        alice.sign_in()
-        cookie = alice.cookie() or ""
-        # Busy all along (every request is activity and slides the idle deadline), sent with the
-        # cookie by hand: the browser's own expiry of the cookie must not be what ends it.
-        used = 0
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r = httpx.get(f"{srv.url}/console/", cookies={CONSOLE_COOKIE: cookie})
-            if r.status_code != 200:
-                break
-            used += 1
-            token = hidden_fields(r.text)["csrf"]
-            extend = httpx.post(f"{srv.url}/console/session/extend", data={"csrf": token},
-                                cookies={CONSOLE_COOKIE: cookie}, headers={"Accept": "application/json"})  # fmt: skip
-            assert extend.status_code in (200, 303)
-            time.sleep(0.25)
-        assert used > 1
-        assert is_sign_in_redirect(r) and "reason=ended" in r.headers["location"]
-        # Dead for good: "Stay signed in" cannot bring it back, nor can a later page.
-        again = httpx.post(f"{srv.url}/console/session/extend", data={"csrf": token}, cookies={CONSOLE_COOKIE: cookie})
-        assert is_sign_in_redirect(again)
-        assert is_sign_in_redirect(httpx.get(f"{srv.url}/console/sessions", cookies={CONSOLE_COOKIE: cookie}))
-    finally:
-        srv.stop()
+    """In process: the absolute lifetime runs out as the injected clock moves, 0.25 s a request."""
+
+    async def body() -> None:
+        settings = {"admin_2fa": "optional", "console_absolute_lifetime": 4, "console_idle_timeout": 900}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await t.create_admin("alice")
+            async with t.browser() as alice:
+                await _sign_in(alice)
+                cookie = _console_cookie(alice)
+            # Busy all along (every request is activity and slides the idle deadline), sent with the
+            # cookie by hand: the browser's own expiry of the cookie must not be what ends it.
+            by_hand = {"Cookie": f"{DEV_COOKIE}={cookie}"}
+            used = 0
+            token = ""
+            for _ in range(120):
+                r = await t.client.get("/console/", headers=by_hand)
+                if r.status_code != 200:
+                    break
+                used += 1
+                token = hidden_fields(r.text)["csrf"]
+                extend = await t.client.post(
+                    "/console/session/extend", data={"csrf": token}, headers={**by_hand, "Accept": "application/json"}
+                )
+                assert extend.status_code in (200, 303)
+                t.advance(0.25)
+            assert used > 1
+            assert is_sign_in_redirect(r) and "reason=ended" in r.headers["location"]
+            # Dead for good: "Stay signed in" cannot bring it back, nor can a later page.
+            again = await t.client.post("/console/session/extend", data={"csrf": token}, headers=by_hand)
+            assert is_sign_in_redirect(again)
+            assert is_sign_in_redirect(await t.client.get("/console/sessions", headers=by_hand))
+
+    inprocess.run(body)
 
 
 def _secret(page: str) -> str:

@@ -7,13 +7,12 @@ key set it fetched before the rotation.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 import httpx
 import jwt
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.polling import eventually
 
 ROUTE = "/rest/V1/store/websites"
 
@@ -24,13 +23,6 @@ def _kids(srv: Server) -> set[str]:
 
 def _status(srv: Server, token: str) -> int:
     return httpx.get(srv.url + ROUTE, headers={"Authorization": f"Bearer {token}"}).status_code
-
-
-def _until(check: Any, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def test_rotation_keeps_cached_verifiers_working_and_retires_the_old_key(fresh_server: Server) -> None:
@@ -47,12 +39,14 @@ def test_rotation_keeps_cached_verifiers_working_and_retires_the_old_key(fresh_s
     new_kid = rotated["kid"]
     assert rotated["replaced"] == [old_kid] and new_kid != old_kid
     # Published at once (within the sync interval), while the old key still signs.
-    _until(lambda: _kids(srv) == {old_kid, new_kid}, within=3)
+    eventually(lambda: _kids(srv) == {old_kid, new_kid}, within=3)
     states = {k["kid"]: k["state"] for k in srv.cli_json("keys", "list")["keys"]}
     assert states == {old_kid: "signing", new_kid: "pending"}
 
     # Once the new key signs, new tokens carry its kid; the old token still works (grace).
-    _until(lambda: jwt.get_unverified_header(srv.token("admin", "alice", ADMIN_PASSWORD))["kid"] == new_kid, 8)
+    eventually(
+        lambda: jwt.get_unverified_header(srv.token("admin", "alice", ADMIN_PASSWORD))["kid"] == new_kid, within=8
+    )
     new_token = srv.token("admin", "alice", ADMIN_PASSWORD)
     assert _status(srv, old_token) == 200 and _status(srv, new_token) == 200
     for token in (old_token, new_token):
@@ -62,7 +56,7 @@ def test_rotation_keeps_cached_verifiers_working_and_retires_the_old_key(fresh_s
         assert claims["uid"] > 0
 
     # After the grace period the old key leaves the JWKS and its tokens are refused.
-    _until(lambda: _status(srv, old_token) == 401, within=8)
+    eventually(lambda: _status(srv, old_token) == 401, within=8)
     assert _kids(srv) == {new_kid}
     assert _status(srv, new_token) == 200
     states = {k["kid"]: k["state"] for k in srv.cli_json("keys", "list")["keys"]}
@@ -80,7 +74,7 @@ def test_retiring_the_signing_key_ends_its_tokens_at_once_and_a_new_key_signs(fr
 
     retired = srv.cli_json("keys", "retire", kid)
     assert retired["replacement"] and retired["replacement"] != kid
-    _until(lambda: _status(srv, token) == 401, within=3)
+    eventually(lambda: _status(srv, token) == 401, within=3)
     assert kid not in _kids(srv)
     fresh = srv.token("admin", "alice", ADMIN_PASSWORD)
     assert jwt.get_unverified_header(fresh)["kid"] == retired["replacement"]

@@ -1,9 +1,10 @@
-"""Admin two-factor auth: TOTP (RFC 6238) and recovery codes, over real HTTP and the CLI
-(magento.md §2.3), plus unit tests of the window and replay logic with fixed times.
+"""Admin two-factor auth: TOTP (RFC 6238) and recovery codes, over HTTP and the CLI (magento.md
+§2.3), plus unit tests of the window and replay logic with fixed times.
 
-Codes are computed with pyotp from the enrolled secret. A code is accepted once, so each test
-anchors a step N just before activating: the activation spends N, the next login N + 1. Both stay
-within the server's ±1 window even if a 30 s boundary passes in between.
+The app runs in this process (tests/inprocess.py) and the CLI through `typer.testing.CliRunner` on
+the same database. Codes are computed with pyotp from the enrolled secret at the server's clock:
+activation spends step N and moves the clock on one step, so the next login uses N + 1 with no
+30 s boundary to race.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ import jwt
 import pyotp
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, FAST_HASHING, Server, start_server
+from tests import inprocess
+from tests.conftest import ADMIN_PASSWORD, FAST_HASHING
+from tests.inprocess import InProcess
+from tests.polling import until
 from tillkey.access.delegation import OPERATOR
 from tillkey.security.totp import (
     PERIOD,
@@ -51,25 +54,28 @@ RECOVERY_CODE = re.compile(r"[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}")
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _create_admin(srv: Server, username: str, role: str | None = None) -> int:
-    args = ["admin", "create", "--username", username, "--email", f"{username}@example.com", "--password"]
-    args.append(ADMIN_PASSWORD)
-    if role:
-        args += ["--role", role]
-    return int(srv.cli_json(*args)["id"])
+@pytest.fixture(autouse=True)
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The CLI works on the in-process app's data directory and database."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
 
 
-def _admin_token(srv: Server, username: str, password: str = ADMIN_PASSWORD) -> httpx.Response:
-    return httpx.post(
-        f"{srv.url}/rest/V1/integration/admin/token", json={"username": username, "password": password}, timeout=30
-    )
+_cli = inprocess.cli
+_cli_json = inprocess.cli_json
 
 
-def _authenticate(srv: Server, username: str, otp: Any, password: str = ADMIN_PASSWORD) -> httpx.Response:
-    return httpx.post(
-        f"{srv.url}/rest/V1/tfa/provider/google/authenticate",
+async def _create_admin(t: InProcess, username: str, role: str | None = None) -> int:
+    return (await t.create_admin(username, role=role)).id
+
+
+async def _admin_token(t: InProcess, username: str, password: str = ADMIN_PASSWORD) -> httpx.Response:
+    return await t.client.post("/rest/V1/integration/admin/token", json={"username": username, "password": password})
+
+
+async def _authenticate(t: InProcess, username: str, otp: Any, password: str = ADMIN_PASSWORD) -> httpx.Response:
+    return await t.client.post(
+        "/rest/V1/tfa/provider/google/authenticate",
         json={"username": username, "password": password, "otp": otp},
-        timeout=30,
     )
 
 
@@ -77,8 +83,9 @@ def _code(secret: str, step: int) -> str:
     return pyotp.TOTP(secret).at(step * PERIOD)
 
 
-def _now_step() -> int:
-    return int(time.time() // PERIOD)
+def _now_step(t: InProcess | None = None) -> int:
+    """The current step by the server's clock (`t`), or by the wall clock the CLI uses."""
+    return step_at(t.clock.now() if t is not None else time.time())
 
 
 def _wrong_code(secret: str, step: int) -> str:
@@ -87,326 +94,385 @@ def _wrong_code(secret: str, step: int) -> str:
     return next(c for c in (f"{n:06d}" for n in range(1000)) if c not in taken)
 
 
-def _enroll_and_activate(srv: Server, username: str) -> tuple[str, int, list[str]]:
-    """(secret, N, recovery codes); the activation spent step N, so N + 1 is the next usable code."""
-    secret = srv.cli_json("admin", "2fa", "enroll", username)["secret"]
-    step = _now_step()
-    codes = srv.cli_json("admin", "2fa", "activate", username, "--code", _code(secret, step))["recovery_codes"]
+async def _enroll_and_activate(t: InProcess, admin_id: int) -> tuple[str, int, list[str]]:
+    """(secret, N, recovery codes); the activation spent step N and the clock is now at N + 1."""
+    step = _now_step(t)
+    secret, codes = await t.enable_totp(admin_id)
+    assert _now_step(t) == step + 1
     return secret, step, codes
 
 
-def _websites(srv: Server, token: str) -> int:
-    with srv.client(token) as c:
-        return c.get("/rest/V1/store/websites").status_code
+async def _websites(t: InProcess, token: str) -> int:
+    return (await t.client.get("/rest/V1/store/websites", headers=t.bearer(token))).status_code
 
 
-def _eventually_401(srv: Server, token: str) -> None:
-    deadline = time.monotonic() + 10
-    while _websites(srv, token) != 401:
-        assert time.monotonic() < deadline, "the token was not revoked"
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def required(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server with TILLKEY_ADMIN_2FA=required (the default); each test uses its own admins."""
-    srv = start_server(tmp_path_factory.mktemp("tfa-required"), "sqlite", TILLKEY_ADMIN_2FA="required")
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def required(tmp_path: Path, **settings: Any) -> Any:
+    """An app with admin_2fa=required (the default); the tests of other modes pass their own."""
+    return inprocess.running(tmp_path, **{"admin_2fa": "required", **settings})
 
 
 # --- required mode --------------------------------------------------------------------------------
 
 
-def test_required_mode_sends_an_unconfigured_admin_to_configure(required: Server) -> None:
-    _create_admin(required, "uma")
-    r = _admin_token(required, "uma")
-    assert r.status_code == 400
-    assert r.json() == CONFIGURE
-    # a wrong password is still the generic 401 (the password check comes first)
-    r = _admin_token(required, "uma", "Wrong-pass-123")
-    assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
-    # the provider endpoint knows no provider for them
-    r = _authenticate(required, "uma", "123456")
-    assert r.status_code == 400 and r.json() == NOT_CONFIGURED
+def test_required_mode_sends_an_unconfigured_admin_to_configure(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            await _create_admin(t, "uma")
+            r = await _admin_token(t, "uma")
+            assert r.status_code == 400
+            assert r.json() == CONFIGURE
+            # a wrong password is still the generic 401 (the password check comes first)
+            r = await _admin_token(t, "uma", "Wrong-pass-123")
+            assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
+            # the provider endpoint knows no provider for them
+            r = await _authenticate(t, "uma", "123456")
+            assert r.status_code == 400 and r.json() == NOT_CONFIGURED
+
+    inprocess.run(body)
 
 
-def test_enrolled_but_not_activated_still_has_to_configure(required: Server) -> None:
-    _create_admin(required, "vera")
-    required.cli_json("admin", "2fa", "enroll", "vera")
-    assert _admin_token(required, "vera").json() == CONFIGURE
-    assert _authenticate(required, "vera", "123456").json() == NOT_CONFIGURED
-    status = required.cli_json("admin", "2fa", "status", "vera")
-    assert status == {"username": "vera", "enrolled": True, "active": False, "recovery_codes_left": 0}
+def test_enrolled_but_not_activated_still_has_to_configure(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            await _create_admin(t, "vera")
+            await _cli_json("admin", "2fa", "enroll", "vera")
+            assert (await _admin_token(t, "vera")).json() == CONFIGURE
+            assert (await _authenticate(t, "vera", "123456")).json() == NOT_CONFIGURED
+            status = await _cli_json("admin", "2fa", "status", "vera")
+            assert status == {"username": "vera", "enrolled": True, "active": False, "recovery_codes_left": 0}
+
+    inprocess.run(body)
 
 
-def test_enroll_activate_authenticate_gives_a_token_with_otp_in_amr(required: Server) -> None:
-    _create_admin(required, "alice")
-    secret, step, recovery = _enroll_and_activate(required, "alice")
-    assert len(recovery) == 10 and len(set(recovery)) == 10
-    assert all(RECOVERY_CODE.fullmatch(c) for c in recovery)
+def test_enroll_activate_authenticate_gives_a_token_with_otp_in_amr(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            alice = await _create_admin(t, "alice")
+            secret, step, recovery = await _enroll_and_activate(t, alice)
+            assert len(recovery) == 10 and len(set(recovery)) == 10
+            assert all(RECOVERY_CODE.fullmatch(c) for c in recovery)
 
-    r = _admin_token(required, "alice")
-    assert r.status_code == 400
-    assert r.json() == USE_PROVIDER
+            r = await _admin_token(t, "alice")
+            assert r.status_code == 400
+            assert r.json() == USE_PROVIDER
 
-    r = _authenticate(required, "alice", _code(secret, step + 1))
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "application/json; charset=utf-8"
-    assert r.headers["cache-control"] == "no-store"
-    token = r.json()
-    assert isinstance(token, str)
-    claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["utypid"] == 2 and claims["amr"] == ["pwd", "otp"]
-    assert _websites(required, token) == 200
-    status = required.cli_json("admin", "2fa", "status", "alice")
-    assert status == {"username": "alice", "enrolled": True, "active": True, "recovery_codes_left": 10}
+            r = await _authenticate(t, "alice", _code(secret, step + 1))
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == "application/json; charset=utf-8"
+            assert r.headers["cache-control"] == "no-store"
+            token = r.json()
+            assert isinstance(token, str)
+            claims = jwt.decode(token, options={"verify_signature": False})
+            assert claims["utypid"] == 2 and claims["amr"] == ["pwd", "otp"]
+            assert await _websites(t, token) == 200
+            status = await _cli_json("admin", "2fa", "status", "alice")
+            assert status == {"username": "alice", "enrolled": True, "active": True, "recovery_codes_left": 10}
 
-
-def test_wrong_code_is_401_invalid_code(required: Server) -> None:
-    _create_admin(required, "bob")
-    secret, step, _ = _enroll_and_activate(required, "bob")
-    for otp in (_wrong_code(secret, step), "12345", "1234567", "abcdef", " ", "\u0661\u0662\u0663\u0664\u0665\u0666"):
-        r = _authenticate(required, "bob", otp)
-        assert r.status_code == 401, otp
-        assert r.json() == INVALID_CODE
-    # a right code with a wrong password: the generic sign-in failure, not a hint about the code
-    r = _authenticate(required, "bob", _code(secret, step + 1), password="Wrong-pass-123")
-    assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
+    inprocess.run(body)
 
 
-def test_a_code_is_accepted_once(required: Server) -> None:
-    _create_admin(required, "carl")
-    secret, step, _ = _enroll_and_activate(required, "carl")
-    # the activation code itself was spent
-    assert _authenticate(required, "carl", _code(secret, step)).json() == INVALID_CODE
-    code = _code(secret, step + 1)
-    assert _authenticate(required, "carl", code).status_code == 200
-    r = _authenticate(required, "carl", code)
-    assert r.status_code == 401 and r.json() == INVALID_CODE
-    # an older code inside the window is refused too: steps only move forward
-    assert _authenticate(required, "carl", _code(secret, step)).json() == INVALID_CODE
+def test_wrong_code_is_401_invalid_code(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            bob = await _create_admin(t, "bob")
+            secret, step, _ = await _enroll_and_activate(t, bob)
+            wrong = (
+                _wrong_code(secret, step),
+                "12345",
+                "1234567",
+                "abcdef",
+                " ",
+                "\u0661\u0662\u0663\u0664\u0665\u0666",
+            )
+            for otp in wrong:
+                r = await _authenticate(t, "bob", otp)
+                assert r.status_code == 401, otp
+                assert r.json() == INVALID_CODE
+            # a right code with a wrong password: the generic sign-in failure, not a hint about the code
+            r = await _authenticate(t, "bob", _code(secret, step + 1), password="Wrong-pass-123")
+            assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
+
+    inprocess.run(body)
 
 
-def test_recovery_code_works_once(required: Server) -> None:
-    _create_admin(required, "dora")
-    _secret, _step, recovery = _enroll_and_activate(required, "dora")
-    r = _authenticate(required, "dora", recovery[0].upper().replace("-", " "))  # typed loosely
-    assert r.status_code == 200, r.text
-    assert jwt.decode(r.json(), options={"verify_signature": False})["amr"] == ["pwd", "otp"]
-    r = _authenticate(required, "dora", recovery[0])
-    assert r.status_code == 401 and r.json() == INVALID_CODE
-    assert _authenticate(required, "dora", recovery[1]).status_code == 200
-    assert _authenticate(required, "dora", "aaaa-bbbb-cccc").json() == INVALID_CODE
-    assert required.cli_json("admin", "2fa", "status", "dora")["recovery_codes_left"] == 8
+def test_a_code_is_accepted_once(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            carl = await _create_admin(t, "carl")
+            secret, step, _ = await _enroll_and_activate(t, carl)
+            # the activation code itself was spent
+            assert (await _authenticate(t, "carl", _code(secret, step))).json() == INVALID_CODE
+            code = _code(secret, step + 1)
+            assert (await _authenticate(t, "carl", code)).status_code == 200
+            r = await _authenticate(t, "carl", code)
+            assert r.status_code == 401 and r.json() == INVALID_CODE
+            # an older code inside the window is refused too: steps only move forward
+            assert (await _authenticate(t, "carl", _code(secret, step))).json() == INVALID_CODE
+
+    inprocess.run(body)
 
 
-def test_bad_bodies_are_400s(required: Server) -> None:
-    url = f"{required.url}/rest/V1/tfa/provider/google/authenticate"
-    r = httpx.post(url, json={"username": "alice", "password": ADMIN_PASSWORD})
-    assert r.status_code == 400
-    assert r.json() == {
-        "message": '"%fieldName" is required. Enter and try again.',
-        "parameters": {"fieldName": "otp"},
-    }
-    r = httpx.post(url, json={"username": "alice", "password": ADMIN_PASSWORD, "otp": 123456})
-    assert r.status_code == 400 and r.json()["parameters"] == {"fieldName": "otp", "type": "string"}
-    r = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and r.json() == {"message": "Decoding error."}
-    r = httpx.post(url, json=["a"])
-    assert r.status_code == 400
-    r = httpx.post(url, json={})
-    assert r.status_code == 400 and len(r.json()["errors"]) == 3
-    r = httpx.get(url)
-    assert r.status_code in (404, 405)
+def test_recovery_code_works_once(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            dora = await _create_admin(t, "dora")
+            _secret, _step, recovery = await _enroll_and_activate(t, dora)
+            r = await _authenticate(t, "dora", recovery[0].upper().replace("-", " "))  # typed loosely
+            assert r.status_code == 200, r.text
+            assert jwt.decode(r.json(), options={"verify_signature": False})["amr"] == ["pwd", "otp"]
+            r = await _authenticate(t, "dora", recovery[0])
+            assert r.status_code == 401 and r.json() == INVALID_CODE
+            assert (await _authenticate(t, "dora", recovery[1])).status_code == 200
+            assert (await _authenticate(t, "dora", "aaaa-bbbb-cccc")).json() == INVALID_CODE
+            assert (await _cli_json("admin", "2fa", "status", "dora"))["recovery_codes_left"] == 8
+
+    inprocess.run(body)
 
 
-def test_reset_by_another_admin_over_the_api_revokes_and_forgets_the_secret(required: Server) -> None:
-    target = _create_admin(required, "erin")
-    _create_admin(required, "frank")
-    required.cli("role", "create", "CatalogOnly", "--resource", "Magento_Catalog::catalog")
-    _create_admin(required, "hank", role="CatalogOnly")
+def test_bad_bodies_are_400s(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            url = "/rest/V1/tfa/provider/google/authenticate"
+            r = await t.client.post(url, json={"username": "alice", "password": ADMIN_PASSWORD})
+            assert r.status_code == 400
+            assert r.json() == {
+                "message": '"%fieldName" is required. Enter and try again.',
+                "parameters": {"fieldName": "otp"},
+            }
+            r = await t.client.post(url, json={"username": "alice", "password": ADMIN_PASSWORD, "otp": 123456})
+            assert r.status_code == 400 and r.json()["parameters"] == {"fieldName": "otp", "type": "string"}
+            r = await t.client.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and r.json() == {"message": "Decoding error."}
+            r = await t.client.post(url, json=["a"])
+            assert r.status_code == 400
+            r = await t.client.post(url, json={})
+            assert r.status_code == 400 and len(r.json()["errors"]) == 3
+            r = await t.client.get(url)
+            assert r.status_code in (404, 405)
 
-    secret, step, _ = _enroll_and_activate(required, "erin")
-    erin = _authenticate(required, "erin", _code(secret, step + 1)).json()
-    f_secret, f_step, _ = _enroll_and_activate(required, "frank")
-    frank = _authenticate(required, "frank", _code(f_secret, f_step + 1)).json()
-    h_secret, h_step, _ = _enroll_and_activate(required, "hank")
-    hank = _authenticate(required, "hank", _code(h_secret, h_step + 1)).json()
-
-    with required.client(frank) as c:
-        # not one's own: a stolen token must not strip its owner's second factor
-        me = jwt.decode(frank, options={"verify_signature": False})["uid"]
-        r = c.delete(f"/rest/V1/tillkey/tfa/{me}")
-        assert r.status_code == 403
-        assert c.delete("/rest/V1/tillkey/tfa/999999").status_code == 404
-        for bad in ("abc", "0", "-1", str(2**63)):
-            r = c.delete(f"/rest/V1/tillkey/tfa/{bad}")
-            assert r.status_code == 400, (bad, r.text)
-    with required.client(hank) as c:  # lacks Magento_TwoFactorAuth::tfa
-        assert c.delete(f"/rest/V1/tillkey/tfa/{target}").status_code == 403
-    assert httpx.delete(f"{required.url}/rest/V1/tillkey/tfa/{target}").status_code == 401
-
-    assert _websites(required, erin) == 200
-    with required.client(frank) as c:
-        r = c.delete(f"/rest/V1/tillkey/tfa/{target}")
-    assert r.status_code == 200 and r.json() is True
-    assert _websites(required, erin) == 401  # revoked at once in this process
-    assert _websites(required, frank) == 200
-    # the old secret is gone: no provider until erin enrolls again
-    assert _authenticate(required, "erin", _code(secret, _now_step())).json() == NOT_CONFIGURED
-    assert _admin_token(required, "erin").json() == CONFIGURE
-    # enrolling again gives a new secret; codes of the old one do not work with it
-    new_secret, new_step, _ = _enroll_and_activate(required, "erin")
-    assert new_secret != secret
-    assert _authenticate(required, "erin", _code(secret, new_step + 1)).json() == INVALID_CODE
-    assert _authenticate(required, "erin", _code(new_secret, new_step + 1)).status_code == 200
+    inprocess.run(body)
 
 
-def test_reset_with_the_cli(required: Server) -> None:
-    _create_admin(required, "ivy")
-    secret, step, recovery = _enroll_and_activate(required, "ivy")
-    token = _authenticate(required, "ivy", _code(secret, step + 1)).json()
-    assert _websites(required, token) == 200
-    out = required.cli("admin", "2fa", "reset", "ivy").stdout
-    assert "reset" in out and "revoked" in out
-    _eventually_401(required, token)  # the CLI wrote the revocation; the server follows the feed
-    assert _authenticate(required, "ivy", recovery[0]).json() == NOT_CONFIGURED
-    assert required.cli_json("admin", "2fa", "status", "ivy") == {
-        "username": "ivy", "enrolled": False, "active": False, "recovery_codes_left": 0,
-    }  # fmt: skip
+def test_reset_by_another_admin_over_the_api_revokes_and_forgets_the_secret(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            target = await _create_admin(t, "erin")
+            frank_id = await _create_admin(t, "frank")
+            await _cli("role", "create", "CatalogOnly", "--resource", "Magento_Catalog::catalog")
+            hank_id = await _create_admin(t, "hank", role="CatalogOnly")
+
+            secret, step, _ = await _enroll_and_activate(t, target)
+            erin = (await _authenticate(t, "erin", _code(secret, step + 1))).json()
+            f_secret, f_step, _ = await _enroll_and_activate(t, frank_id)
+            frank = (await _authenticate(t, "frank", _code(f_secret, f_step + 1))).json()
+            h_secret, h_step, _ = await _enroll_and_activate(t, hank_id)
+            hank = (await _authenticate(t, "hank", _code(h_secret, h_step + 1))).json()
+
+            # not one's own: a stolen token must not strip its owner's second factor
+            me = jwt.decode(frank, options={"verify_signature": False})["uid"]
+            r = await t.client.delete(f"/rest/V1/tillkey/tfa/{me}", headers=t.bearer(frank))
+            assert r.status_code == 403
+            assert (await t.client.delete("/rest/V1/tillkey/tfa/999999", headers=t.bearer(frank))).status_code == 404
+            for bad in ("abc", "0", "-1", str(2**63)):
+                r = await t.client.delete(f"/rest/V1/tillkey/tfa/{bad}", headers=t.bearer(frank))
+                assert r.status_code == 400, (bad, r.text)
+            # hank lacks Magento_TwoFactorAuth::tfa
+            assert (await t.client.delete(f"/rest/V1/tillkey/tfa/{target}", headers=t.bearer(hank))).status_code == 403
+            assert (await t.client.delete(f"/rest/V1/tillkey/tfa/{target}")).status_code == 401
+
+            assert await _websites(t, erin) == 200
+            r = await t.client.delete(f"/rest/V1/tillkey/tfa/{target}", headers=t.bearer(frank))
+            assert r.status_code == 200 and r.json() is True
+            assert await _websites(t, erin) == 401  # revoked at once in this process
+            assert await _websites(t, frank) == 200
+            # the old secret is gone: no provider until erin enrolls again
+            assert (await _authenticate(t, "erin", _code(secret, _now_step(t)))).json() == NOT_CONFIGURED
+            assert (await _admin_token(t, "erin")).json() == CONFIGURE
+            # enrolling again gives a new secret; codes of the old one do not work with it
+            new_secret, new_step, _ = await _enroll_and_activate(t, target)
+            assert new_secret != secret
+            assert (await _authenticate(t, "erin", _code(secret, new_step + 1))).json() == INVALID_CODE
+            assert (await _authenticate(t, "erin", _code(new_secret, new_step + 1))).status_code == 200
+
+    inprocess.run(body)
 
 
-def test_cli_enroll_prints_uri_and_a_terminal_qr_code(required: Server) -> None:
-    _create_admin(required, "jack")
-    res = required.cli("admin", "2fa", "enroll", "jack")
-    assert res.returncode == 0
-    match = re.search(r"otpauth://totp/Tillkey:jack\?secret=([A-Z2-7]+)&issuer=Tillkey", res.stdout)
-    assert match
-    assert "█" in res.stdout and "▀" in res.stdout
-    # re-enrolling an inactive secret replaces it: the first secret's codes no longer activate
-    first = match.group(1)
-    second = required.cli_json("admin", "2fa", "enroll", "jack")
-    assert second["secret"] != first and second["otpauth_uri"].startswith("otpauth://totp/Tillkey:jack?")
-    assert "█" in second["qr_text"]
-    step = _now_step()
-    bad = required.cli("admin", "2fa", "activate", "jack", "--code", _code(first, step), check=False)
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: Invalid code."
-    out = required.cli("admin", "2fa", "activate", "jack", "--code", _code(second["secret"], step)).stdout
-    assert len(RECOVERY_CODE.findall(out)) == 10
-    # an active secret is not replaced silently
-    again = required.cli("admin", "2fa", "enroll", "jack", check=False)
-    assert again.returncode == 1 and "already active" in again.stderr
-    assert required.cli("admin", "2fa", "enroll", "nobody", check=False).returncode == 1
-    assert required.cli("admin", "2fa", "activate", "nobody", "--code", "123456", check=False).returncode == 1
+def test_reset_with_the_cli(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            await _create_admin(t, "ivy")
+            # Enrolled with the CLI by the wall clock, as the revocation the CLI writes below is: the
+            # app's clock must not run ahead of the CLI's, or the token would postdate the revocation.
+            secret = (await _cli_json("admin", "2fa", "enroll", "ivy"))["secret"]
+            step = _now_step()
+            activated = await _cli_json("admin", "2fa", "activate", "ivy", "--code", _code(secret, step))
+            recovery = activated["recovery_codes"]
+            token = (await _authenticate(t, "ivy", _code(secret, step + 1))).json()
+            assert await _websites(t, token) == 200
+            out = (await _cli("admin", "2fa", "reset", "ivy")).stdout
+            assert "reset" in out and "revoked" in out
+
+            # the CLI wrote the revocation to the database; the running app follows the change feed
+            async def revoked() -> bool:
+                return await _websites(t, token) == 401
+
+            await until(revoked, what="the token revoked")
+            assert (await _authenticate(t, "ivy", recovery[0])).json() == NOT_CONFIGURED
+            assert await _cli_json("admin", "2fa", "status", "ivy") == {
+                "username": "ivy",
+                "enrolled": False,
+                "active": False,
+                "recovery_codes_left": 0,
+            }
+
+    inprocess.run(body)
 
 
-def test_customers_are_not_affected(required: Server) -> None:
-    from tests.conftest import CUSTOMER_PASSWORD
+def test_cli_enroll_prints_uri_and_a_terminal_qr_code(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            await _create_admin(t, "jack")
+            res = await _cli("admin", "2fa", "enroll", "jack")
+            assert res.exit_code == 0
+            match = re.search(r"otpauth://totp/Tillkey:jack\?secret=([A-Z2-7]+)&issuer=Tillkey", res.stdout)
+            assert match
+            assert "█" in res.stdout and "▀" in res.stdout
+            # re-enrolling an inactive secret replaces it: the first secret's codes no longer activate
+            first = match.group(1)
+            second = await _cli_json("admin", "2fa", "enroll", "jack")
+            assert second["secret"] != first and second["otpauth_uri"].startswith("otpauth://totp/Tillkey:jack?")
+            assert "█" in second["qr_text"]
+            step = _now_step()  # the CLI checks codes by the wall clock
+            bad = await _cli("admin", "2fa", "activate", "jack", "--code", _code(first, step), check=False)
+            assert bad.exit_code == 1 and bad.stderr.strip() == "error: Invalid code."
+            out = (await _cli("admin", "2fa", "activate", "jack", "--code", _code(second["secret"], step))).stdout
+            assert len(RECOVERY_CODE.findall(out)) == 10
+            # an active secret is not replaced silently
+            again = await _cli("admin", "2fa", "enroll", "jack", check=False)
+            assert again.exit_code == 1 and "already active" in again.stderr
+            assert (await _cli("admin", "2fa", "enroll", "nobody", check=False)).exit_code == 1
+            nobody = await _cli("admin", "2fa", "activate", "nobody", "--code", "123456", check=False)
+            assert nobody.exit_code == 1
 
-    required.cli("customer", "create", "--email", "kim@example.com", "--password", CUSTOMER_PASSWORD,
-                 "--first-name", "Kim", "--last-name", "K")  # fmt: skip
-    r = httpx.post(
-        f"{required.url}/rest/V1/integration/customer/token",
-        json={"username": "kim@example.com", "password": CUSTOMER_PASSWORD},
-    )
-    assert r.status_code == 200
+    inprocess.run(body)
+
+
+def test_customers_are_not_affected(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            await t.create_customer("kim@example.com")
+            assert await t.customer_token("kim@example.com")
+
+    inprocess.run(body)
 
 
 # --- throttle -------------------------------------------------------------------------------------
 
 
-def test_wrong_codes_count_toward_the_throttle(sqlite_server_factory: Any) -> None:
-    srv: Server = sqlite_server_factory(TILLKEY_ADMIN_2FA="required")
-    _create_admin(srv, "alice")
-    secret, step, recovery = _enroll_and_activate(srv, "alice")
-    wrong = _wrong_code(secret, step)
-    for i in range(6):
-        r = _authenticate(srv, "alice", wrong)
-        assert r.status_code == 401 and r.json() == INVALID_CODE, i
-    # now even the right password and a right code get the generic 401
-    r = _authenticate(srv, "alice", _code(secret, step + 1))
-    assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
-    assert _authenticate(srv, "alice", recovery[0]).json() == {"message": SIGN_IN_FAILED}
-    assert _admin_token(srv, "alice").json() == {"message": SIGN_IN_FAILED}
-    srv.cli("admin", "unlock", "alice")
-    assert _authenticate(srv, "alice", _code(secret, step + 1)).status_code == 200
+def test_wrong_codes_count_toward_the_throttle(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path) as t:
+            alice = await _create_admin(t, "alice")
+            secret, step, recovery = await _enroll_and_activate(t, alice)
+            wrong = _wrong_code(secret, step)
+            for i in range(6):
+                r = await _authenticate(t, "alice", wrong)
+                assert r.status_code == 401 and r.json() == INVALID_CODE, i
+            # now even the right password and a right code get the generic 401
+            r = await _authenticate(t, "alice", _code(secret, step + 1))
+            assert r.status_code == 401 and r.json() == {"message": SIGN_IN_FAILED}
+            assert (await _authenticate(t, "alice", recovery[0])).json() == {"message": SIGN_IN_FAILED}
+            assert (await _admin_token(t, "alice")).json() == {"message": SIGN_IN_FAILED}
+            await _cli("admin", "unlock", "alice")
+            assert (await _authenticate(t, "alice", _code(secret, step + 1))).status_code == 200
+
+    inprocess.run(body)
 
 
-def test_a_right_password_does_not_reset_the_count_of_wrong_codes(sqlite_server_factory: Any) -> None:
+def test_a_right_password_does_not_reset_the_count_of_wrong_codes(tmp_path: Path) -> None:
     # Otherwise whoever knows the password could alternate a password-only login with code guesses.
-    srv: Server = sqlite_server_factory(TILLKEY_ADMIN_2FA="required", TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="3")
-    _create_admin(srv, "alice")
-    secret, step, _ = _enroll_and_activate(srv, "alice")
-    wrong = _wrong_code(secret, step)
-    for i in range(3):
-        assert _authenticate(srv, "alice", wrong).json() == INVALID_CODE
-        # the password is right each time, and the count still reaches the limit after 3 wrong codes
-        assert _admin_token(srv, "alice").json() == (USE_PROVIDER if i < 2 else {"message": SIGN_IN_FAILED})
-    assert _authenticate(srv, "alice", _code(secret, step + 1)).json() == {"message": SIGN_IN_FAILED}
+    async def body() -> None:
+        async with required(tmp_path, login_throttle_max_failures=3) as t:
+            alice = await _create_admin(t, "alice")
+            secret, step, _ = await _enroll_and_activate(t, alice)
+            wrong = _wrong_code(secret, step)
+            for i in range(3):
+                assert (await _authenticate(t, "alice", wrong)).json() == INVALID_CODE
+                # the password is right each time, and the count still reaches the limit after 3 wrong codes
+                expected = USE_PROVIDER if i < 2 else {"message": SIGN_IN_FAILED}
+                assert (await _admin_token(t, "alice")).json() == expected
+            assert (await _authenticate(t, "alice", _code(secret, step + 1))).json() == {"message": SIGN_IN_FAILED}
+
+    inprocess.run(body)
 
 
 # --- optional and off -----------------------------------------------------------------------------
 
 
-def test_optional_mode_and_enrolment_over_the_api(sqlite_server_factory: Any) -> None:
-    srv: Server = sqlite_server_factory(TILLKEY_ADMIN_2FA="optional")
-    _create_admin(srv, "alice")
-    _create_admin(srv, "bert")
-    # without 2FA, a password is enough
-    r = _admin_token(srv, "alice")
-    assert r.status_code == 200
-    token = r.json()
-    assert jwt.decode(token, options={"verify_signature": False})["amr"] == ["pwd"]
+def test_optional_mode_and_enrolment_over_the_api(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path, admin_2fa="optional") as t:
+            await _create_admin(t, "alice")
+            await _create_admin(t, "bert")
+            # without 2FA, a password is enough
+            r = await _admin_token(t, "alice")
+            assert r.status_code == 200
+            token = r.json()
+            assert jwt.decode(token, options={"verify_signature": False})["amr"] == ["pwd"]
 
-    assert httpx.post(f"{srv.url}/rest/V1/tillkey/tfa/enroll").status_code == 401
-    with srv.client(token) as c:
-        r = c.post("/rest/V1/tillkey/tfa/enroll")
-        assert r.status_code == 200, r.text
-        assert r.headers["cache-control"] == "no-store"
-        body = r.json()
-        assert set(body) == {"secret", "otpauth_uri", "qr_svg"}
-        assert body["otpauth_uri"] == f"otpauth://totp/Tillkey:alice?secret={body['secret']}&issuer=Tillkey"
-        assert body["qr_svg"].startswith("<svg")
-        secret = body["secret"]
-        step = _now_step()
-        r = c.post("/rest/V1/tillkey/tfa/activate", json={"otp": _wrong_code(secret, step)})
-        assert r.status_code == 400 and r.json() == INVALID_CODE
-        r = c.post("/rest/V1/tillkey/tfa/activate", json={})
-        assert r.status_code == 400 and r.json()["parameters"] == {"fieldName": "otp"}
-        r = c.post("/rest/V1/tillkey/tfa/activate", json={"otp": _code(secret, step)})
-        assert r.status_code == 200, r.text
-        codes = r.json()["recovery_codes"]
-        assert len(codes) == 10 and all(RECOVERY_CODE.fullmatch(x) for x in codes)
-        # active now: no second enrolment and no second activation
-        assert c.post("/rest/V1/tillkey/tfa/enroll").status_code == 409
-        assert c.post("/rest/V1/tillkey/tfa/activate", json={"otp": _code(secret, step + 1)}).status_code == 409
+            assert (await t.client.post("/rest/V1/tillkey/tfa/enroll")).status_code == 401
+            auth = t.bearer(token)
+            r = await t.client.post("/rest/V1/tillkey/tfa/enroll", headers=auth)
+            assert r.status_code == 200, r.text
+            assert r.headers["cache-control"] == "no-store"
+            got = r.json()
+            assert set(got) == {"secret", "otpauth_uri", "qr_svg"}
+            assert got["otpauth_uri"] == f"otpauth://totp/Tillkey:alice?secret={got['secret']}&issuer=Tillkey"
+            assert got["qr_svg"].startswith("<svg")
+            secret = got["secret"]
+            step = _now_step(t)
+            r = await t.client.post(
+                "/rest/V1/tillkey/tfa/activate", json={"otp": _wrong_code(secret, step)}, headers=auth
+            )
+            assert r.status_code == 400 and r.json() == INVALID_CODE
+            r = await t.client.post("/rest/V1/tillkey/tfa/activate", json={}, headers=auth)
+            assert r.status_code == 400 and r.json()["parameters"] == {"fieldName": "otp"}
+            r = await t.client.post("/rest/V1/tillkey/tfa/activate", json={"otp": _code(secret, step)}, headers=auth)
+            assert r.status_code == 200, r.text
+            codes = r.json()["recovery_codes"]
+            assert len(codes) == 10 and all(RECOVERY_CODE.fullmatch(x) for x in codes)
+            # active now: no second enrolment and no second activation
+            assert (await t.client.post("/rest/V1/tillkey/tfa/enroll", headers=auth)).status_code == 409
+            again = {"otp": _code(secret, step + 1)}
+            assert (await t.client.post("/rest/V1/tillkey/tfa/activate", json=again, headers=auth)).status_code == 409
 
-    # with active 2FA the password alone is refused; bert (no 2FA) still logs in with one
-    assert _admin_token(srv, "alice").json() == USE_PROVIDER
-    assert _admin_token(srv, "bert").status_code == 200
-    r = _authenticate(srv, "alice", _code(secret, step + 1))
-    assert r.status_code == 200
-    assert jwt.decode(r.json(), options={"verify_signature": False})["amr"] == ["pwd", "otp"]
-    # only admins enroll themselves
-    srv.cli("customer", "create", "--email", "c@example.com", "--password", "Customer-pass-99",
-            "--first-name", "C", "--last-name", "D")  # fmt: skip
-    ctoken = srv.token("customer", "c@example.com", "Customer-pass-99")
-    with srv.client(ctoken) as c:
-        assert c.post("/rest/V1/tillkey/tfa/enroll").status_code == 403
+            # with active 2FA the password alone is refused; bert (no 2FA) still logs in with one
+            t.advance(PERIOD)
+            assert (await _admin_token(t, "alice")).json() == USE_PROVIDER
+            assert (await _admin_token(t, "bert")).status_code == 200
+            r = await _authenticate(t, "alice", _code(secret, step + 1))
+            assert r.status_code == 200
+            assert jwt.decode(r.json(), options={"verify_signature": False})["amr"] == ["pwd", "otp"]
+            # only admins enroll themselves
+            await t.create_customer("c@example.com", password="Customer-pass-99")
+            ctoken = await t.customer_token("c@example.com", "Customer-pass-99")
+            assert (await t.client.post("/rest/V1/tillkey/tfa/enroll", headers=t.bearer(ctoken))).status_code == 403
+
+    inprocess.run(body)
 
 
-def test_off_mode_takes_passwords_alone(sqlite_server_factory: Any) -> None:
-    srv: Server = sqlite_server_factory(TILLKEY_ADMIN_2FA="off")
-    _create_admin(srv, "alice")
-    secret, step, _ = _enroll_and_activate(srv, "alice")
-    r = _admin_token(srv, "alice")
-    assert r.status_code == 200
-    assert _websites(srv, r.json()) == 200
-    # the provider endpoint still works for an admin who has it
-    assert _authenticate(srv, "alice", _code(secret, step + 1)).status_code == 200
+def test_off_mode_takes_passwords_alone(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with required(tmp_path, admin_2fa="off") as t:
+            alice = await _create_admin(t, "alice")
+            secret, step, _ = await _enroll_and_activate(t, alice)
+            r = await _admin_token(t, "alice")
+            assert r.status_code == 200
+            assert await _websites(t, r.json()) == 200
+            # the provider endpoint still works for an admin who has it
+            assert (await _authenticate(t, "alice", _code(secret, step + 1))).status_code == 200
+
+    inprocess.run(body)
 
 
 def test_default_is_required() -> None:
@@ -414,9 +480,8 @@ def test_default_is_required() -> None:
 
     assert Settings.model_fields["admin_2fa"].default == "required"
     assert FAST_HASHING["TILLKEY_ADMIN_2FA"] == "off"  # only because the shared test servers need it
+    assert inprocess.FAST_SETTINGS["admin_2fa"] == "off"
 
-
-# --- units: RFC 6238 vectors, the window, replay -------------------------------------------------
 
 RFC6238_SECRET = base64.b32encode(b"12345678901234567890").decode()
 RFC6238_SHA1_6_DIGITS = [
