@@ -128,9 +128,6 @@ def test_invalid_email_and_missing_names(data_dir: Path) -> None:
     assert res.exit_code == 1 and "first name" in res.stderr
 
 
-# storeapi/seed.py calls Result.tuples(), deprecated in SQLAlchemy 2.1; in a subprocess the warning
-# went unseen, in process pytest's "error" filter would turn it into a failure of the seed itself.
-@pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
 def test_demo_seed_prints_what_it_created_and_is_idempotent(data_dir: Path) -> None:
     created = cli_json("demo", "seed")
     assert len(created["products"]) == 8

@@ -15,9 +15,6 @@ from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.storeapi.seed import seed
 
-# storeapi/seed.py calls Result.tuples(), deprecated in SQLAlchemy 2.1 (it ran unseen in a subprocess).
-pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
-
 SIGN_IN_FAILED = (
     "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
 )

@@ -20,9 +20,6 @@ from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tests.polling import until
 from tillkey.storeapi.seed import seed
 
-# storeapi/seed.py calls Result.tuples(), deprecated in SQLAlchemy 2.1 (it ran unseen in a subprocess).
-pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
-
 UNAUTHORIZED = {"message": "Unauthorized"}
 
 

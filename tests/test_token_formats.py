@@ -19,9 +19,6 @@ from tests import inprocess
 from tests.inprocess import CUSTOMER_PASSWORD, InProcess
 from tillkey.storeapi.seed import seed
 
-# storeapi/seed.py calls Result.tuples(), deprecated in SQLAlchemy 2.1 (it ran unseen in a subprocess).
-pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
-
 RONI = "roni_cost@example.com"
 
 

@@ -48,7 +48,7 @@ async def seed(tk: Tillkey, customer_password: str | None = None) -> dict[str, A
             created["products"].append({"sku": sku, "name": name, "price": float(price), "qty": qty})
         prices = {sku: Decimal(price) for sku, _n, price, _q, _w in PRODUCTS}
         names = {sku: n for sku, n, _p, _q, _w in PRODUCTS}
-        ids = dict((await s.execute(select(ProductRow.sku, ProductRow.id))).tuples().all())
+        ids = {sku: pid for sku, pid in (await s.execute(select(ProductRow.sku, ProductRow.id))).all()}
     accounts = Accounts(tk)
     for n, (email, first, last, lines) in enumerate(CUSTOMERS, start=1):
         async with tk.db.session() as s:
