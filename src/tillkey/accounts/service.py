@@ -313,11 +313,7 @@ class Accounts:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         await self._require_role_within(acting, role, what="role rename")
         async with self.tk.db.transaction() as s:
-            row = await repo.role_by_name(s, role)
-            if row is None:
-                raise NotFound(f"There is no role named {role!r}.")
-            if row.builtin:
-                raise InvalidRequest("A built-in role cannot be renamed.")
+            row = await _custom_role(s, role, "renamed")
             await repo.rename_role(s, row.id, new_name)
             updated = await repo.role_by_name(s, new_name)
             assert updated is not None
@@ -330,11 +326,7 @@ class Accounts:
         never silently takes rights away from someone."""
         await self._require_role_within(acting, role, what="role deletion")
         async with self.tk.db.transaction() as s:
-            row = await repo.role_by_name(s, role)
-            if row is None:
-                raise NotFound(f"There is no role named {role!r}.")
-            if row.builtin:
-                raise InvalidRequest("A built-in role cannot be deleted.")
+            row = await _custom_role(s, role, "deleted")
             holders = await repo.admins_with_role(s, row.id)
             if holders:
                 raise Conflict(
@@ -366,6 +358,16 @@ async def require_manages(
         raise NotFound("The admin user doesn't exist.")
     delegation.require_within(acting, role_grant(tk, role), what=what)
     return admin
+
+
+async def _custom_role(s: AsyncSession, role: str, verb: str) -> Role:
+    """A role the operator made (built-in ones are never renamed or deleted), in transaction `s`."""
+    row = await repo.role_by_name(s, role)
+    if row is None:
+        raise NotFound(f"There is no role named {role!r}.")
+    if row.builtin:
+        raise InvalidRequest(f"A built-in role cannot be {verb}.")
+    return row
 
 
 def _check_email(email: str) -> None:
