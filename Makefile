@@ -22,8 +22,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in two passes: everything in parallel (TEST_WORKERS processes), then the tests marked
+# `serial`, alone, because they measure time and must not share the CPU with other tests.
+TEST_WORKERS ?= 3
 test: lint typecheck
-	$(BIN)/pytest
+	@status=0; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -p no:xdist -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 # Ratios, token endpoints and both backends (bench/run.py), then the login flood (bench/flood.py).
 bench: $(STAMP)

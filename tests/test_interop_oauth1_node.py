@@ -1,20 +1,19 @@
 """oauth-1.0a (npm), unchanged, as a Node integration: the activation handshake and signed
 GET /rest/V1/products against Tillkey. Its packages are installed by `npm ci` from the committed
-lock file into a cache folder, once."""
+lock file, once (tests/js_packages.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, need_node
+from tests.conftest import Server
+from tests.js_packages import installed
 from tests.test_oauth1 import PRODUCTS, Endpoint, activate, create
 
 pytestmark = pytest.mark.interop
@@ -24,19 +23,7 @@ HERE = Path(__file__).parent / "js" / "oauth1"
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
-    need_node("the oauth-1.0a interop test")
-    lock = (HERE / "package-lock.json").read_bytes()
-    cache_root = Path(os.environ.get("TILLKEY_TEST_CACHE", Path.home() / ".cache" / "tillkey-tests"))
-    cache = cache_root / f"js-oauth1-{hashlib.sha256(lock).hexdigest()[:12]}"
-    if not (cache / "node_modules" / "oauth-1.0a").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(HERE / name, cache / name)
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=cache, check=True, capture_output=True,
-            timeout=300,
-        )  # fmt: skip
-    return cache / "node_modules"
+    return installed("oauth1", "oauth-1.0a", what="the oauth-1.0a interop test") / "node_modules"
 
 
 @pytest.fixture

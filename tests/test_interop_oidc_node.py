@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, need_node
+from tests.conftest import Server
+from tests.js_packages import installed
 from tests.oauth2_support import REDIRECT, authorize, register, start_oauth_server
 
 JS = Path(__file__).parent / "js" / "oidc"
@@ -31,9 +32,7 @@ def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 
 def _node_modules() -> None:
-    need_node("the openid-client test")
-    if not (JS / "node_modules" / "openid-client").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
+    installed("oidc", "openid-client", what="the openid-client test")
 
 
 def _node(env: dict[str, str]) -> Any:

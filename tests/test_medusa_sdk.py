@@ -11,16 +11,15 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server, need_node
+from tests.conftest import ADMIN_PASSWORD, Server
+from tests.js_packages import installed
 
 JS = Path(__file__).parent / "js" / "medusa"
 pytestmark = pytest.mark.interop
 
 
 def _node_modules() -> None:
-    need_node("the Medusa SDK test")
-    if not (JS / "node_modules" / "@medusajs" / "js-sdk").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
+    installed("medusa", "@medusajs/js-sdk", what="the Medusa SDK test")
 
 
 def test_medusa_js_sdk_round_trip(fresh_server: Server) -> None:

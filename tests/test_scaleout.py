@@ -33,7 +33,8 @@ from tests.conftest import (
     stop_process,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# serial: the "within a second" bounds are measured, so these run alone (Makefile `test`).
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.serial]
 
 BROADCAST_BOUND = 1.0  # seconds: a change on one process is refused by the other within this
 RECONCILE = 3.0  # reconcile_interval of the Redis-outage test
