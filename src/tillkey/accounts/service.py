@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.access import delegation
-from tillkey.access.delegation import Grant
+from tillkey.access.delegation import OPERATOR, Grant
 from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
@@ -60,17 +60,38 @@ class Accounts:
                 firstname=firstname, lastname=lastname,
             )  # fmt: skip
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(s, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
+            await self._audit(
+                s, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name
+            )
         await self.tk.reload_grants()
         return admin
 
     async def _audit(
-        self, s: AsyncSession, event: str, utype: UserType, user_id: int, username: str | None, **details: object
+        self,
+        s: AsyncSession,
+        acting: Principal | None,
+        event: str,
+        utype: UserType,
+        user_id: int,
+        username: str | None,
+        **details: object,
     ) -> None:
-        """In the change's own transaction (they commit together). Account and role changes come
-        from the CLI (the operator) for now: no actor."""
+        target = {"target_type": int(utype), "target_id": user_id}
+        await self._record(s, acting, event, username=username, details={**target, **details})
+
+    async def _record(
+        self,
+        s: AsyncSession,
+        acting: Principal | None,
+        event: str,
+        *,
+        details: dict[str, Any],
+        username: str | None = None,
+    ) -> None:
+        """In the change's own transaction (they commit together), naming who made the change."""
+        actor_type, actor_id = _actor(acting)
         await self.tk.audit.record_in(
-            s, event, username=username, details={"target_type": int(utype), "target_id": user_id, **details}
+            s, event, actor_type=actor_type, actor_id=actor_id, username=username, details=details
         )
 
     async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
@@ -83,7 +104,7 @@ class Accounts:
             customer = await repo.create_customer(
                 s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
-            await self._audit(s, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
+            await self._audit(s, None, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
         return customer
 
     # --- tokens -------------------------------------------------------------------------------
@@ -125,7 +146,7 @@ class Accounts:
             admin = await repo.set_admin_active(s, admin_id, active)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
             change = "activated" if active else "deactivated"
-            await self._audit(s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
+            await self._audit(s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deactivated")
         await self.tk.reload_grants()
@@ -139,7 +160,7 @@ class Accounts:
                 raise NotFound("The admin user doesn't exist.")
             await repo.delete_admin(s, admin_id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(s, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
+            await self._audit(s, acting, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deleted")
         await self.tk.reload_grants()
 
@@ -147,7 +168,9 @@ class Accounts:
         async with self.tk.db.transaction() as s:
             customer = await repo.set_customer_active(s, customer_id, active)
             change = "activated" if active else "deactivated"
-            await self._audit(s, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
+            await self._audit(
+                s, None, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change
+            )
         if not active:
             await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deactivated")
         return customer
@@ -158,7 +181,7 @@ class Accounts:
             if customer is None:
                 raise NotFound("The customer doesn't exist.")
             await repo.delete_customer(s, customer_id)
-            await self._audit(s, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
+            await self._audit(s, None, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
         await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deleted")
 
     async def sign_out_everywhere(
@@ -215,7 +238,7 @@ class Accounts:
         async with self.tk.db.transaction() as s:
             role = await repo.create_role(s, name, res)
             details = {"role": role.name, "resources": list(role.resources)}
-            await self.tk.audit.record_in(s, audit.ROLE_CREATED, details=details)
+            await self._record(s, acting, audit.ROLE_CREATED, details=details)
         return role
 
     async def grant(self, acting: Principal, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
@@ -240,7 +263,7 @@ class Accounts:
                 "added": [] if revoke else sorted(res),
                 "removed": sorted(res) if revoke else [],
             }
-            await self.tk.audit.record_in(s, audit.ROLE_CHANGED, details=change)
+            await self._record(s, acting, audit.ROLE_CHANGED, details=change)
         await self.tk.reload_grants()
         assert updated is not None
         return updated
@@ -281,7 +304,7 @@ class Accounts:
             await repo.set_admin_role(s, admin.id, row.id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
             await self._audit(
-                s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
+                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
             )
         await self.tk.reload_grants()
         async with self.tk.db.session() as s:
@@ -303,7 +326,7 @@ class Accounts:
         async with self.tk.db.transaction() as s:
             await repo.set_admin_password_hash(s, admin_id, hashed)
             await self._audit(
-                s, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
+                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
             )
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password reset")
         return admin
@@ -318,7 +341,7 @@ class Accounts:
             updated = await repo.role_by_name(s, new_name)
             assert updated is not None
             details = {"role": updated.name, "renamed_from": row.name}
-            await self.tk.audit.record_in(s, audit.ROLE_CHANGED, details=details)
+            await self._record(s, acting, audit.ROLE_CHANGED, details=details)
         return updated
 
     async def delete_role(self, acting: Principal, role: str) -> None:
@@ -335,7 +358,7 @@ class Accounts:
                 )
             await repo.delete_role(s, row.id)
             await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self.tk.audit.record_in(s, audit.ROLE_DELETED, details={"role": row.name})
+            await self._record(s, acting, audit.ROLE_DELETED, details={"role": row.name})
 
 
 def role_grant(tk: Tillkey, role: Role | None) -> Grant:
@@ -358,6 +381,14 @@ async def require_manages(
         raise NotFound("The admin user doesn't exist.")
     delegation.require_within(acting, role_grant(tk, role), what=what)
     return admin
+
+
+def _actor(acting: Principal | None) -> tuple[int | None, int | None]:
+    """The audit record's actor (type, id): the acting credential (an admin, or a secret key by its
+    id); none for the operator's CLI, and for changes no credential makes (a customer registering)."""
+    if acting is None or acting is OPERATOR:
+        return None, None
+    return int(acting.user_type), acting.user_id
 
 
 async def _custom_role(s: AsyncSession, role: str, verb: str) -> Role:
