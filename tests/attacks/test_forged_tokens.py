@@ -1,4 +1,5 @@
-"""The attack suite: each case is a request that must be refused with the right status."""
+"""The attack suite: each case is a request that must be refused with the right status. In process
+(tests/inprocess.py): expiries and key grace periods run out by moving the injected clock."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import base64
 import hashlib
 import hmac
 import json
-import time
+from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
+from tests import inprocess
+from tillkey.access.delegation import OPERATOR
+from tillkey.tokens import rotation
 
 ROUTE = "/rest/V1/store/websites"  # Magento_Backend::store: alice may, customers may not
 
@@ -30,23 +32,23 @@ def _sign_hs256(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> s
     return signing_input + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
 
 
-@pytest.fixture(scope="module")
-def genuine(server: Server) -> dict[str, Any]:
-    token = server.token("admin", "alice", ADMIN_PASSWORD)
+async def _genuine(t: inprocess.InProcess) -> dict[str, Any]:
+    await t.create_admin("alice")
+    token = await t.admin_token("alice")
     header = jwt.get_unverified_header(token)
-    jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
+    jwks = (await t.client.get("/.well-known/jwks.json")).json()
     pub = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"])).key
     return {
         "token": token,
         "header": header,
         "claims": jwt.decode(token, options={"verify_signature": False}),
         "pem": pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        "now": t.clock.now_int(),
     }
 
 
 def _forgeries(g: dict[str, Any]) -> dict[str, str]:
-    claims, kid = g["claims"], g["header"]["kid"]
-    now = int(time.time())
+    claims, kid, now = g["claims"], g["header"]["kid"], g["now"]
     stranger = ec.generate_private_key(ec.SECP256R1())
     sig = g["token"].split(".")[2]
     return {
@@ -68,98 +70,140 @@ def _forgeries(g: dict[str, Any]) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "alg none", "alg none, no kid", "HS256 keyed with the public key", "someone else's key", "unknown kid",
-        "kid path traversal", "kid SQL injection", "kid not a string", "uid changed", "utypid changed",
-        "exp extended", "signature stripped", "wrong iss", "two tokens glued", "oversized token",
-    ],
-)  # fmt: skip
-def test_forged_token_is_401(server: Server, genuine: dict[str, Any], case: str) -> None:
-    forged = _forgeries(genuine)[case]
-    r = httpx.get(f"{server.url}{ROUTE}", headers={"Authorization": f"Bearer {forged}"})
-    assert r.status_code == 401, (case, r.text)
-    assert r.headers["www-authenticate"] == 'Bearer realm="tillkey", error="invalid_token"'
-    assert r.json()["message"] == "The consumer isn't authorized to access %resources."
-    # the genuine token still works: nothing above poisoned a cache
-    assert server.client(genuine["token"]).get(ROUTE).status_code == 200
+CASES = [
+    "alg none",
+    "alg none, no kid",
+    "HS256 keyed with the public key",
+    "someone else's key",
+    "unknown kid",
+    "kid path traversal",
+    "kid SQL injection",
+    "kid not a string",
+    "uid changed",
+    "utypid changed",
+    "exp extended",
+    "signature stripped",
+    "wrong iss",
+    "two tokens glued",
+    "oversized token",
+]
 
 
-def test_signed_with_the_real_key_but_dated_in_the_future(sqlite_server_factory: Any) -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_forged_token_is_401(tmp_path: Path, case: str) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            genuine = await _genuine(t)
+            forged = _forgeries(genuine)[case]
+            r = await t.client.get(ROUTE, headers=t.bearer(forged))
+            assert r.status_code == 401, (case, r.text)
+            assert r.headers["www-authenticate"] == 'Bearer realm="tillkey", error="invalid_token"'
+            assert r.json()["message"] == "The consumer isn't authorized to access %resources."
+            # the genuine token still works: nothing above poisoned a cache
+            assert (await t.client.get(ROUTE, headers=t.bearer(genuine["token"]))).status_code == 200
+
+    inprocess.run(body)
+
+
+def test_signed_with_the_real_key_but_dated_in_the_future(tmp_path: Path) -> None:
     # Only a holder of the signing key could mint these; the reader still refuses clock games.
-    srv: Server = sqlite_server_factory(TILLKEY_JWT_ALG="HS256")
-    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-    token = srv.token("admin", "alice", ADMIN_PASSWORD)
-    kid = jwt.get_unverified_header(token)["kid"]
-    secret = _hs256_secret(srv, kid)
-    claims = jwt.decode(token, options={"verify_signature": False})
-    now = int(time.time())
-    ok = jwt.encode({**claims, "jti": "a" * 32}, secret, "HS256", headers={"kid": kid})
-    assert srv.client(ok).get(ROUTE).status_code == 200  # the key extraction below is right
-    for bad in ({"iat": now + 3600}, {"nbf": now + 3600}, {"exp": now - 1}):
-        forged = jwt.encode({**claims, **bad, "jti": "b" * 32}, secret, "HS256", headers={"kid": kid})
-        assert srv.client(forged).get(ROUTE).status_code == 401, bad
-    within_leeway = jwt.encode({**claims, "iat": now + 30, "jti": "c" * 32}, secret, "HS256", headers={"kid": kid})
-    assert srv.client(within_leeway).get(ROUTE).status_code == 200
+    async def body() -> None:
+        async with inprocess.running(tmp_path, jwt_alg="HS256") as t:
+            await t.create_admin("alice")
+            token = await t.admin_token("alice")
+            kid = jwt.get_unverified_header(token)["kid"]
+            secret = _hs256_secret(tmp_path / "data", kid)
+            claims = jwt.decode(token, options={"verify_signature": False})
+            now = t.clock.now_int()
+
+            async def status(claims: dict[str, Any]) -> int:
+                signed = jwt.encode(claims, secret, "HS256", headers={"kid": kid})
+                return (await t.client.get(ROUTE, headers=t.bearer(signed))).status_code
+
+            assert await status({**claims, "jti": "a" * 32}) == 200  # the key extraction below is right
+            for bad in ({"iat": now + 3600}, {"nbf": now + 3600}, {"exp": now - 1}):
+                assert await status({**claims, **bad, "jti": "b" * 32}) == 401, bad
+            assert await status({**claims, "iat": now + 30, "jti": "c" * 32}) == 200  # within the leeway
+
+    inprocess.run(body)
 
 
-def _hs256_secret(srv: Server, kid: str) -> bytes:
+def _hs256_secret(data_dir: Path, kid: str) -> bytes:
     """Reads the HMAC key the way an insider with the data dir could (test oracle only)."""
     import sqlite3
 
     from tillkey.crypto.secrets import MasterSecret
 
-    master = MasterSecret((srv.data_dir / "secret.key").read_text().strip().encode())
-    with sqlite3.connect(srv.data_dir / "tillkey.db") as db:
+    master = MasterSecret((data_dir / "secret.key").read_text().strip().encode())
+    with sqlite3.connect(data_dir / "tillkey.db") as db:
         (blob,) = db.execute("SELECT secret_enc FROM signing_keys WHERE kid = ?", (kid,)).fetchone()
     return master.decrypt(blob, f"signing-key:{kid}")
 
 
-def test_customer_token_on_admin_route_is_403(server: Server) -> None:
-    token = server.token("customer", "roni_cost@example.com", CUSTOMER_PASSWORD)
-    assert server.client(token).get(ROUTE).status_code == 403
+def test_customer_token_on_admin_route_is_403(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_customer("roni_cost@example.com")
+            token = await t.customer_token("roni_cost@example.com")
+            assert (await t.client.get(ROUTE, headers=t.bearer(token))).status_code == 403
+
+    inprocess.run(body)
 
 
-def test_revoked_and_deleted_users_tokens_are_401(fresh_server: Server) -> None:
-    srv = fresh_server
-    srv.cli("admin", "create", "--username", "mallory", "--email", "m@example.com", "--password", ADMIN_PASSWORD)
-    srv.cli("customer", "create", "--email", "v@example.com", "--password", CUSTOMER_PASSWORD,
-            "--first-name", "V", "--last-name", "W")  # fmt: skip
-    admin = srv.token("admin", "mallory", ADMIN_PASSWORD)
-    customer = srv.token("customer", "v@example.com", CUSTOMER_PASSWORD)
-    srv.cli("admin", "delete", "mallory")
-    srv.client(customer).post("/rest/V1/integration/customer/revoke-customer-token")
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and srv.client(admin).get(ROUTE).status_code != 401:
-        time.sleep(0.05)
-    assert srv.client(admin).get(ROUTE).status_code == 401
-    assert srv.client(customer).get("/rest/V1/customers/me").status_code == 401
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_revoked_and_deleted_users_tokens_are_401(tmp_path: Path, backend: str) -> None:
+    async def body() -> None:
+        with inprocess.database(backend, tmp_path) as db:
+            async with inprocess.running(tmp_path, **db) as t:
+                mallory = await t.create_admin("mallory")
+                await t.create_customer("v@example.com")
+                admin = await t.admin_token("mallory")
+                customer = await t.customer_token("v@example.com")
+                await t.accounts.delete_admin(OPERATOR, mallory.id)
+                await t.client.post("/rest/V1/integration/customer/revoke-customer-token", headers=t.bearer(customer))
+                assert (await t.client.get(ROUTE, headers=t.bearer(admin))).status_code == 401
+                assert (await t.client.get("/rest/V1/customers/me", headers=t.bearer(customer))).status_code == 401
+
+    inprocess.run(body)
 
 
-def test_oversized_header_is_refused_cleanly(server: Server) -> None:
-    r = httpx.get(f"{server.url}{ROUTE}", headers={"Authorization": "Bearer " + "a" * 60_000})
-    assert r.status_code in (400, 401, 431)
+def test_oversized_header_is_refused_cleanly(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            r = await t.client.get(ROUTE, headers=t.bearer("a" * 60_000))
+            assert r.status_code in (400, 401, 431)
+            assert r.headers["content-type"].startswith("application/json")
+
+    inprocess.run(body)
 
 
-def test_brute_force_past_the_lock_gets_nowhere(sqlite_server_factory: Any) -> None:
-    srv: Server = sqlite_server_factory()
-    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-    guesses = ["123456", "password", "Admin-pass", "letmein", "qwerty", "alice", "admin", ADMIN_PASSWORD]
-    codes = [
-        httpx.post(f"{srv.url}/rest/V1/integration/admin/token", json={"username": "alice", "password": g}).status_code
-        for g in guesses
-    ]
-    assert codes == [401] * 8  # the right password, 7th guess, arrives after the lock
+def test_brute_force_past_the_lock_gets_nowhere(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("alice")
+            guesses = ["123456", "password", "Admin-pass", "letmein", "qwerty", "alice", "admin"]
+            codes = []
+            for guess in [*guesses, inprocess.ADMIN_PASSWORD]:
+                r = await t.client.post(
+                    "/rest/V1/integration/admin/token", json={"username": "alice", "password": guess}
+                )
+                codes.append(r.status_code)
+            assert codes == [401] * 8  # the right password, 8th try, arrives after the lock
+
+    inprocess.run(body)
 
 
-def test_token_of_a_rotated_out_key_after_its_grace_period_is_401(sqlite_server_factory: Any) -> None:
-    srv: Server = sqlite_server_factory()
-    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-    token = srv.token("admin", "alice", ADMIN_PASSWORD)
-    assert srv.client(token).get(ROUTE).status_code == 200  # verified, and cached from now on
-    srv.cli("keys", "rotate", "--publish-ahead", "0", "--grace", "1")
-    time.sleep(2.5)  # grace over, and the sync interval (1 s) passed
-    r = srv.client(token).get(ROUTE)
-    assert r.status_code == 401
-    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+def test_token_of_a_rotated_out_key_after_its_grace_period_is_401(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("alice")
+            token = await t.admin_token("alice")
+            assert (await t.client.get(ROUTE, headers=t.bearer(token))).status_code == 200  # verified, and cached
+            await rotation.rotate(t.tk, publish_ahead=0, grace=1)
+            assert (await t.client.get(ROUTE, headers=t.bearer(token))).status_code == 200  # within the grace
+            t.advance(2)
+            r = await t.client.get(ROUTE, headers=t.bearer(token))
+            assert r.status_code == 401
+            assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+    inprocess.run(body)
