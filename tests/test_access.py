@@ -16,6 +16,7 @@ from tests import inprocess
 from tests.conftest import redis_env
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tests.polling import until
+from tillkey.storeapi.seed import seed
 
 NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
 
@@ -167,14 +168,14 @@ async def _becomes(status: Callable[[], Awaitable[int]], code: int, within: floa
 def test_grant_change_applies_to_live_tokens_without_relogin(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
         async with fresh(tmp_path, db) as t:
-            cli = inprocess.cli
-            await cli("role", "create", "Stock")
-            await cli("admin", "create", "--username", "dan", "--email", "dan@example.com",
-                      "--password", ADMIN_PASSWORD, "--role", "Stock")  # fmt: skip
-            await cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
+            # Set up through the services, which this process applies at once; what is under test
+            # is the CLI's change below reaching a live token.
+            await t.create_admin("dan", role=await t.create_role([], "Stock"))
+            await seed(t.tk, CUSTOMER_PASSWORD)
             stock = _status(t, "/rest/V1/stockItems/24-MB01", await t.admin_token("dan"))
             assert await stock() == 403
             # The CLI writes to the database; the running app follows through its change feed.
+            cli = inprocess.cli
             await cli("role", "grant", "Stock", "--resource", "Magento_CatalogInventory::cataloginventory")
             await _becomes(stock, 200)
             await cli("role", "revoke", "Stock", "--resource", "Magento_CatalogInventory::cataloginventory")
@@ -186,8 +187,9 @@ def test_grant_change_applies_to_live_tokens_without_relogin(tmp_path: Path, db:
 def test_deactivated_admin_is_refused_within_a_second(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
         async with fresh(tmp_path, db) as t:
-            await inprocess.cli("admin", "create", "--username", "eve", "--email", "eve@example.com",
-                                "--password", ADMIN_PASSWORD)  # fmt: skip
+            # Created through the service (applied here at once): a CLI-made admin is known to the
+            # app's grants only after its next poll, and the CLI's deactivation is what is timed.
+            await t.create_admin("eve")
             websites = _status(t, "/rest/V1/store/websites", await t.admin_token("eve"))
             assert await websites() == 200
             await inprocess.cli("admin", "deactivate", "eve")
@@ -207,8 +209,7 @@ def test_deactivated_admin_is_refused_within_a_second(tmp_path: Path, db: dict[s
 def test_deleted_customer_token_dies(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
         async with fresh(tmp_path, db) as t:
-            await inprocess.cli("customer", "create", "--email", "f@example.com", "--password", CUSTOMER_PASSWORD,
-                                "--first-name", "F", "--last-name", "G")  # fmt: skip
+            await t.create_customer("f@example.com")
             me = _status(t, "/rest/V1/customers/me", await t.customer_token("f@example.com"))
             assert await me() == 200
             await inprocess.cli("customer", "delete", "f@example.com")
