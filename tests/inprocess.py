@@ -270,3 +270,60 @@ async def cli(*args: str, check: bool = True) -> Result:
 
 async def cli_json(*args: str) -> Any:
     return json.loads((await cli(*args, "--json")).stdout)
+
+
+@dataclass
+class Shared:
+    """One started app kept across several tests (a module-scoped fixture, see `shared`): `call(fn)`
+    runs `fn(t)` on the app's own event loop. Only for tests that change no global state."""
+
+    loop: asyncio.AbstractEventLoop
+    t: InProcess
+
+    def call(self, fn: Callable[[InProcess], Awaitable[T]]) -> T:
+        async def main() -> T:
+            return await fn(self.t)
+
+        return self.loop.run_until_complete(main())
+
+
+@contextlib.contextmanager
+def shared(
+    tmp_path: Path, setup: Callable[[InProcess], Awaitable[None]] | None = None, **settings: Any
+) -> Iterator[Shared]:
+    """`running(tmp_path, **settings)` set up once by `setup`, on an event loop of its own. The app
+    lives in one task from start to stop (its lifespan must end in the task it began in); between
+    calls the loop rests, and its background work (the change-feed poll) resumes with the next."""
+    loop = asyncio.new_event_loop()
+    started: asyncio.Future[InProcess] = loop.create_future()
+    stop = asyncio.Event()
+
+    async def life() -> None:
+        async with running(tmp_path, **settings) as t:
+            if setup is not None:
+                await setup(t)
+            started.set_result(t)
+            await stop.wait()
+
+    task = loop.create_task(life())
+    try:
+        waits: list[asyncio.Future[Any]] = [task, started]
+        loop.run_until_complete(asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED))
+        if not started.done():
+            task.result()  # the start failed: raise its error
+        yield Shared(loop, started.result())
+    finally:
+        if not task.done():
+            stop.set()
+            loop.run_until_complete(task)
+        loop.close()
+
+
+async def seed_like_server(t: InProcess) -> None:
+    """What conftest's `server` fixture holds: admin alice (Administrators), admin carol (role
+    Catalog: Magento_Catalog::catalog only) and the demo data (customers, products, orders)."""
+    from tillkey.storeapi.seed import seed
+
+    await t.create_admin("alice")
+    await t.create_admin("carol", role=await t.create_role(["Magento_Catalog::catalog"], "Catalog"))
+    await seed(t.tk, CUSTOMER_PASSWORD)
