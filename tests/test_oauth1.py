@@ -73,7 +73,7 @@ async def store(
 
 
 @asynccontextmanager
-async def listening(tmp_path: Path, db: dict[str, Any], **settings: Any) -> AsyncIterator[tuple[InProcess, str]]:
+async def serving(tmp_path: Path, db: dict[str, Any], **settings: Any) -> AsyncIterator[tuple[InProcess, str]]:
     """`store`, and the loopback URL requests-oauthlib calls it at."""
     async with store(tmp_path, db, **settings) as t, inprocess.listening(t) as url:
         yield t, url
@@ -170,7 +170,7 @@ async def audit_refusals() -> list[dict[str, Any]]:
 
 def test_manual_activation_then_signed_get_products_with_requests_oauthlib(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             assert len(integration["consumer_key"]) == 32 and len(integration["consumer_secret"]) == 32
             assert len(tokens["access_token"]) == 32 and len(tokens["access_token_secret"]) == 32
@@ -203,7 +203,7 @@ def test_secret_is_shown_once_and_never_listed(tmp_path: Path, db: dict[str, Any
 
 def test_endpoint_handshake_with_requests_oauthlib(tmp_path: Path, db: dict[str, Any], endpoint: Endpoint) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (t, url):
+        async with serving(tmp_path, db) as (t, url):
             integration = await create(PRODUCTS, endpoint=endpoint.url)
             # Activation through the admin API this time (an admin holding Magento_Integration::integrations).
             alice = t.bearer(await t.admin_token("alice"))
@@ -281,7 +281,7 @@ def test_admin_api_creates_with_resources_and_needs_the_integrations_resource(
 
 def test_bad_signature_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             forged = dict(integration, consumer_secret="x" * 32)
@@ -304,7 +304,7 @@ def test_bad_signature_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
 
 def test_wrong_consumer_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             a, _ = await manual(PRODUCTS)
             b, b_tokens = await manual(PRODUCTS)
             await get_products(url, auth(b, b_tokens))
@@ -323,7 +323,7 @@ def test_wrong_consumer_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
 
 def test_reused_nonce_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             signed = requests.Request("GET", f"{url}/rest/V1/products", auth=auth(integration, tokens)).prepare()
@@ -341,7 +341,7 @@ def test_reused_nonce_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
 
 def test_timestamp_too_far_ahead_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (t, url):
+        async with serving(tmp_path, db) as (t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             now = int(t.clock.now())  # the server's clock
@@ -356,7 +356,7 @@ def test_timestamp_too_far_ahead_is_refused(tmp_path: Path, db: dict[str, Any]) 
 
 def test_stale_token_after_reauthorization_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, old = await manual(PRODUCTS)
             await get_products(url, auth(integration, old))
             new = await activate(integration)
@@ -369,7 +369,7 @@ def test_stale_token_after_reauthorization_is_refused(tmp_path: Path, db: dict[s
 
 def test_revoked_integration_token_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             await inprocess.cli("integration", "revoke", integration["name"])
@@ -383,7 +383,7 @@ def test_revoked_integration_token_is_refused(tmp_path: Path, db: dict[str, Any]
 
 def test_inactive_integration_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             await inprocess.cli("integration", "deactivate", integration["name"])
@@ -405,7 +405,7 @@ def test_inactive_integration_is_refused(tmp_path: Path, db: dict[str, Any]) -> 
 
 def test_deleted_integration_is_refused(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             await inprocess.cli("integration", "delete", integration["name"])
@@ -416,7 +416,7 @@ def test_deleted_integration_is_refused(tmp_path: Path, db: dict[str, Any]) -> N
 
 def test_integration_grant_is_enforced(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             r = await get(f"{url}/rest/V1/orders", auth(integration, tokens))
@@ -431,7 +431,7 @@ def test_integration_grant_is_enforced(tmp_path: Path, db: dict[str, Any]) -> No
 
 def test_hmac_sha1_is_refused_unless_allowed(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             sha1 = auth(integration, tokens, signature_method=SIGNATURE_HMAC_SHA1)
@@ -446,7 +446,7 @@ def test_hmac_sha1_works_when_the_setting_allows_it(tmp_path: Path, monkeypatch:
     inprocess.cli_environment(monkeypatch, tmp_path)
 
     async def body() -> None:
-        async with listening(tmp_path, {}, oauth1_allow_hmac_sha1=True) as (_t, url):
+        async with serving(tmp_path, {}, oauth1_allow_hmac_sha1=True) as (_t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens, signature_method=SIGNATURE_HMAC_SHA1))
 
@@ -510,7 +510,7 @@ def _nat(pair: tuple[str, str]) -> tuple[Any, ...]:
 
 def test_form_body_is_signed_and_json_body_is_not(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, base):
+        async with serving(tmp_path, db) as (_t, base):
             integration, tokens = await manual(PRODUCTS)
             await get_products(base, auth(integration, tokens))
             # A route integrations may not use: 403 means the signature was accepted, 401 that it was not.
@@ -533,7 +533,7 @@ def test_form_body_is_signed_and_json_body_is_not(tmp_path: Path, db: dict[str, 
 
 def test_token_endpoint_errors_are_form_encoded_oauth_problems(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (t, base):
+        async with serving(tmp_path, db) as (t, base):
             integration = await create(PRODUCTS)
             url = f"{base}/oauth/token/request"
             # No handshake in progress (never activated with an endpoint): Magento's expired consumer.
@@ -569,7 +569,7 @@ def test_token_endpoint_errors_are_form_encoded_oauth_problems(tmp_path: Path, d
 
 def test_wrong_verifier_is_refused(tmp_path: Path, db: dict[str, Any], endpoint: Endpoint) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (_t, url):
+        async with serving(tmp_path, db) as (_t, url):
             integration = await create(PRODUCTS, endpoint=endpoint.url)
             await activate(integration)
             [posted] = endpoint.posts
@@ -599,7 +599,7 @@ def test_unreachable_endpoint_is_a_clear_cli_error(tmp_path: Path, db: dict[str,
 
 def test_integration_token_as_bearer_is_off_by_default(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
-        async with listening(tmp_path, db) as (t, url):
+        async with serving(tmp_path, db) as (t, url):
             integration, tokens = await manual(PRODUCTS)
             await get_products(url, auth(integration, tokens))
             r = await t.client.get("/rest/V1/products", headers=t.bearer(tokens["access_token"]))
