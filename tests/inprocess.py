@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html import unescape
@@ -327,3 +328,30 @@ async def seed_like_server(t: InProcess) -> None:
     await t.create_admin("alice")
     await t.create_admin("carol", role=await t.create_role(["Magento_Catalog::catalog"], "Catalog"))
     await seed(t.tk, CUSTOMER_PASSWORD)
+
+
+@contextlib.asynccontextmanager
+async def listening(t: InProcess) -> AsyncIterator[str]:
+    """The running app on a loopback port too, for clients that open their own sockets (requests,
+    PyJWKClient): its base URL. Same app, clock and database as `t.client`, no lifespan of its own;
+    call such blocking clients through `asyncio.to_thread`, so this loop goes on serving."""
+    import uvicorn
+
+    assert t.transport is not None
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # log_config=None: uvicorn leaves the test process's logging as it is.
+    config = uvicorn.Config(t.transport.app, lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise AssertionError("the loopback server stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
