@@ -49,7 +49,8 @@ from tillkey.tokens import keys
 from tillkey.tokens.issuer import Issuer, OpaqueStore
 from tillkey.tokens.jwt import JwtReader
 from tillkey.tokens.opaque import OpaqueReader
-from tillkey.tokens.revocation import RevocationState, Revoker, Validator
+from tillkey.tokens.revocation import RevocationState, Validator
+from tillkey.tokens.revoker import Revoker
 from tillkey.tokens.service import Authenticator
 
 log = logging.getLogger("tillkey")
@@ -114,12 +115,13 @@ class Tillkey:
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
+        opaque_tokens = OpaqueStore(self.db, self.master)
         self.issuer = Issuer(
-            lambda: self.keyring, settings.issuer, self.clock.now, store=OpaqueStore(self.db, self.master),
+            lambda: self.keyring, settings.issuer, self.clock.now, store=opaque_tokens,
             revoked_before=self._revoked_before,
         )  # fmt: skip
         self.authenticator = Authenticator(
-            self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
+            self.jwt_reader, OpaqueReader(opaque_tokens), self.validator, self.grants,
             settings.token_cache_size,
         )  # fmt: skip
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
