@@ -45,7 +45,7 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
-from tillkey.tokens import keys
+from tillkey.tokens import key_material, keys
 from tillkey.tokens.issuer import Issuer, OpaqueStore
 from tillkey.tokens.jwt import JwtReader
 from tillkey.tokens.opaque import OpaqueReader
@@ -200,11 +200,11 @@ class Tillkey:
         await self.reload_keys()
         if self.keyring.signer(self.clock.now()) is not None:
             return
-        _key, stored = keys.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
+        _key, stored = key_material.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
         async with self.db.transaction() as s:
             # Processes starting together on a fresh database: one generates, the others use it.
             await auth_repo.lock_keys(s)
-            found = [keys.load(k, self.master) for k in await auth_repo.load_keys(s)]
+            found = [key_material.load(k, self.master) for k in await auth_repo.load_keys(s)]
             generated = keys.Keyring(found, self.settings.jwt_alg).signer(self.clock.now()) is None
             if generated:
                 await auth_repo.add_key(s, stored)
@@ -216,7 +216,7 @@ class Tillkey:
     async def reload_keys(self) -> None:
         async with self.db.session() as s:
             stored = await auth_repo.load_keys(s)
-        self.keyring = keys.Keyring([keys.load(k, self.master) for k in stored], self.settings.jwt_alg)
+        self.keyring = keys.Keyring([key_material.load(k, self.master) for k in stored], self.settings.jwt_alg)
 
     async def census_password_costs(self) -> None:
         """Which argon2 costs the stored hashes have, so an unknown name's dummy check follows them
