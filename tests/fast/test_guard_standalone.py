@@ -80,3 +80,17 @@ def test_the_guard_needs_only_the_base_dependencies() -> None:
     loaded = {m.partition(".")[0] for m in _loaded_by_guard()}
     pulled = {_norm(d): top for top in loaded for d in dists.get(top, [])}
     assert sorted(set(pulled) & server_only) == []
+
+
+def test_the_command_names_the_missing_server_extra() -> None:
+    """On a guard-only install `tillkey` answers one line naming the extra, not a traceback.
+    Setting sys.modules["typer"] to None makes importing it fail as if it were not installed."""
+    script = (
+        "import runpy, sys; sys.modules['typer'] = None; sys.argv = ['tillkey', '--help']; "
+        "runpy.run_module('tillkey', run_name='__main__')"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "error: the tillkey command needs the server: pip install 'tillkey[server]' (missing module 'typer')"
+    ]
