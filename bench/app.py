@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 
 from tillkey.app import create_app
 from tillkey.errors import NotFound
-from tillkey.store import catalog
+from tillkey.storeapi import catalog
 from tillkey.storeapi import routes as storeapi
 from tillkey.surfaces.magento_wire import MagentoJSON
 from tillkey.surfaces.routing import guarded_route, requires, tillkey

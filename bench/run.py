@@ -238,7 +238,7 @@ def tillkey_cli(env: dict[str, str], *args: str) -> Any:
     exe = Path(sys.executable).with_name("tillkey")
     binary = str(exe) if exe.exists() else shutil.which("tillkey")
     if binary is None:
-        raise BenchError("the `tillkey` command is not installed; run `make` or `pip install -e .` first")
+        raise BenchError("the `tillkey` command is not installed; run `make` or `pip install -e '.[server]'` first")
     done = subprocess.run([binary, *args, "--json"], env=env, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BenchError(f"`tillkey {' '.join(args[:2])}` failed: {done.stderr.strip() or done.stdout.strip()}")

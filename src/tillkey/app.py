@@ -27,7 +27,7 @@ from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddlew
 from tillkey.security.request_limits import RequestLimitsMiddleware
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
-from tillkey.store.catalog import store_codes
+from tillkey.storeapi.catalog import store_codes
 from tillkey.surfaces import (
     api_docs,
     api_keys,

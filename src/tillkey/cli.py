@@ -22,11 +22,11 @@ from rich.table import Table
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
 from tillkey.cli_config import config_app, secret_app
-from tillkey.configuration import CONFIG_ENV, ConfigError, explain, load_settings, require_data
+from tillkey.configuration import CONFIG_ENV, ConfigError, explain, require_data
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.settings import Settings
+from tillkey.settings import Settings, load_settings
 from tillkey.tokens import rotation
 from tillkey.tokens.keys import JWKS_MAX_AGE, SigningKey
 

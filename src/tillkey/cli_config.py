@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tillkey.configuration import SECRET_FIELDS, ConfigError, load_settings, origins, redacted_url
-from tillkey.settings import Settings
+from tillkey.configuration import SECRET_FIELDS, ConfigError, origins, redacted_url
+from tillkey.settings import Settings, load_settings
 
 config_app = typer.Typer(no_args_is_help=True, help="Effective settings and the production checklist.")
 secret_app = typer.Typer(no_args_is_help=True, help="The master secret.")

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from pydantic_settings import (
@@ -81,23 +81,11 @@ def origins(settings_cls: type[BaseSettings]) -> dict[str, str]:
     return found
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Settings(), with every problem turned into one ConfigError line."""
-    from tillkey.settings import Settings
-
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation(exc)) from None
-
-
-def describe_validation(exc: ValidationError) -> str:
+def describe_validation(exc: ValidationError, settings_cls: type[BaseSettings]) -> str:
     """One line naming each bad setting and what is wrong with it, never the value given (it may
     be a secret or a password in a URL)."""
-    from tillkey.settings import Settings
-
     try:
-        where = origins(Settings)
+        where = origins(settings_cls)
     except Exception:  # a source that cannot even be read: the message below still stands
         where = {}
     parts = []

@@ -45,11 +45,12 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
-from tillkey.tokens import keys
+from tillkey.tokens import key_material, keys
 from tillkey.tokens.issuer import Issuer, OpaqueStore
 from tillkey.tokens.jwt import JwtReader
 from tillkey.tokens.opaque import OpaqueReader
-from tillkey.tokens.revocation import RevocationState, Revoker, Validator
+from tillkey.tokens.revocation import RevocationState, Validator
+from tillkey.tokens.revoker import Revoker
 from tillkey.tokens.service import Authenticator
 
 log = logging.getLogger("tillkey")
@@ -114,12 +115,13 @@ class Tillkey:
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
+        opaque_tokens = OpaqueStore(self.db, self.master)
         self.issuer = Issuer(
-            lambda: self.keyring, settings.issuer, self.clock.now, store=OpaqueStore(self.db, self.master),
+            lambda: self.keyring, settings.issuer, self.clock.now, store=opaque_tokens,
             revoked_before=self._revoked_before,
         )  # fmt: skip
         self.authenticator = Authenticator(
-            self.jwt_reader, OpaqueReader(self.db, self.master), self.validator, self.grants,
+            self.jwt_reader, OpaqueReader(opaque_tokens), self.validator, self.grants,
             settings.token_cache_size,
         )  # fmt: skip
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
@@ -198,11 +200,11 @@ class Tillkey:
         await self.reload_keys()
         if self.keyring.signer(self.clock.now()) is not None:
             return
-        _key, stored = keys.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
+        _key, stored = key_material.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
         async with self.db.transaction() as s:
             # Processes starting together on a fresh database: one generates, the others use it.
             await auth_repo.lock_keys(s)
-            found = [keys.load(k, self.master) for k in await auth_repo.load_keys(s)]
+            found = [key_material.load(k, self.master) for k in await auth_repo.load_keys(s)]
             generated = keys.Keyring(found, self.settings.jwt_alg).signer(self.clock.now()) is None
             if generated:
                 await auth_repo.add_key(s, stored)
@@ -214,7 +216,7 @@ class Tillkey:
     async def reload_keys(self) -> None:
         async with self.db.session() as s:
             stored = await auth_repo.load_keys(s)
-        self.keyring = keys.Keyring([keys.load(k, self.master) for k in stored], self.settings.jwt_alg)
+        self.keyring = keys.Keyring([key_material.load(k, self.master) for k in stored], self.settings.jwt_alg)
 
     async def census_password_costs(self) -> None:
         """Which argon2 costs the stored hashes have, so an unknown name's dummy check follows them

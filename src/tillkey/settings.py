@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tillkey.access.route_table import RouteRule
+from tillkey.configuration import ConfigError, check_database_url, check_secret, config_file_source, describe_validation
 
 
 class TokenFormat(StrEnum):
@@ -276,23 +277,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        from tillkey.configuration import config_file_source
-
         toml = config_file_source(settings_cls)
         return (init_settings, env_settings, dotenv_settings, *([toml] if toml else []), file_secret_settings)
 
     @field_validator("database_url")
     @classmethod
     def _usable_database_url(cls, v: str) -> str:
-        from tillkey.configuration import check_database_url
-
         return check_database_url(v)
 
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, v: str) -> str:
-        from tillkey.configuration import check_secret
-
         return check_secret(v)
 
     def ttl_for(self, user_type: int) -> int | None:
@@ -315,3 +310,11 @@ class Settings(BaseSettings):
             # Guests here: Medusa registration tokens, on their way to become a customer's.
             return self.customer_signin_max_age
         return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings(), with every problem turned into one ConfigError line (configuration.py)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation(exc, Settings)) from None

@@ -13,7 +13,7 @@ from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.principal import UserType
-from tillkey.tokens import keys
+from tillkey.tokens import key_material, keys
 from tillkey.tokens.contracts import InvalidToken, TokenClaims
 from tillkey.tokens.issuer import Issuer
 from tillkey.tokens.jwt import JwtReader
@@ -38,7 +38,7 @@ class FakeClock:
 def _setup(alg: str = "ES256") -> tuple[Issuer, Authenticator, RevocationState, GrantsState, FakeClock]:
     clock = FakeClock()
     master = MasterSecret(b"k" * 32)
-    key, _stored = keys.generate(alg, clock.t, master)
+    key, _stored = key_material.generate(alg, clock.t, master)
     ring = keys.Keyring([key], alg)
     grants = GrantsState(ResourceTree.load())
     grants.load_admins({1: ("Magento_Catalog::products",)})
@@ -165,8 +165,8 @@ def test_forged_tokens_are_remembered_but_unknown_kids_are_not() -> None:
 
 def test_key_life_publish_ahead_sign_verify_retire() -> None:
     master = MasterSecret(b"k" * 32)
-    old, _ = keys.generate("ES256", 100, master)
-    new, _ = keys.generate("ES256", 200, master, signs_from=300)
+    old, _ = key_material.generate("ES256", 100, master)
+    new, _ = key_material.generate("ES256", 200, master, signs_from=300)
     old = dataclasses.replace(old, retired_at=300, verify_until=400)
     ring = keys.Keyring([old, new], "ES256")
     published = lambda t: {k["kid"] for k in ring.jwks(t)["keys"]}  # noqa: E731
@@ -177,7 +177,7 @@ def test_key_life_publish_ahead_sign_verify_retire() -> None:
 
 def test_a_cached_token_is_refused_once_its_key_is_retired() -> None:
     clock = FakeClock()
-    key, _ = keys.generate("ES256", clock.t, MasterSecret(b"k" * 32))
+    key, _ = key_material.generate("ES256", clock.t, MasterSecret(b"k" * 32))
     ring = [keys.Keyring([key], "ES256")]
     grants = GrantsState(ResourceTree.load())
     grants.load_admins({1: ("Magento_Catalog::products",)})

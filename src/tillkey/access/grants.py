@@ -6,10 +6,32 @@ the live OAuth 2 clients with the scopes they may hold (a deleted client's token
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 from tillkey.access.tree import ResourceTree
 from tillkey.principal import GUEST, Principal, UserType
-from tillkey.tokens.contracts import TokenClaims
+
+
+class Claims(Protocol):
+    """What a grant lookup reads of verified token claims (tokens/contracts.py TokenClaims has it):
+    the access layer names only these fields, so it needs nothing from the token layer above it."""
+
+    @property
+    def user_type(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def jti(self) -> str: ...
+    @property
+    def issued_at(self) -> int: ...
+    @property
+    def expires_at(self) -> int | None: ...
+    @property
+    def auth_methods(self) -> tuple[str, ...]: ...
+    @property
+    def scope(self) -> tuple[str, ...] | None: ...
+    @property
+    def client_id(self) -> str | None: ...
 
 
 class GrantsState:
@@ -99,7 +121,7 @@ class GrantsState:
                 clients[str(cid)] = (row, frozenset(str(s) for s in scopes))
         self.load_clients(clients)
 
-    def principal(self, claims: TokenClaims) -> Principal:
+    def principal(self, claims: Claims) -> Principal:
         if claims.client_id is None:
             return self._account(claims)
         # An OAuth 2 token: only while its client exists, and never beyond the scopes the client
@@ -134,7 +156,7 @@ class GrantsState:
             base, resources=resources, all_resources=all_resources, scopes=scopes, client_id=claims.client_id
         )
 
-    def _account(self, claims: TokenClaims) -> Principal:
+    def _account(self, claims: Claims) -> Principal:
         utype = claims.user_type
         if utype == UserType.CUSTOMER:
             return Principal(

@@ -6,12 +6,15 @@ None: these families belong to the Magento-style token endpoints, never to an OA
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tillkey.accounts.service import Accounts
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 @dataclass(frozen=True, slots=True)

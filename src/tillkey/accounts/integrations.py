@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.access import delegation
 from tillkey.access.tree import ALL
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth1 import handshake
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit, outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 INTEGRATION = int(UserType.INTEGRATION)
 

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +39,6 @@ from tillkey.errors import (
     Unauthenticated,
 )
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import identities as repo
@@ -47,6 +46,9 @@ from tillkey.store.accounts import Admin, Customer
 from tillkey.store.identities import Identity
 from tillkey.tokens.contracts import TokenClaims
 from tillkey.tokens.issuer import MEDUSA
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 log = logging.getLogger("tillkey")
 

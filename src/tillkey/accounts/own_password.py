@@ -5,16 +5,20 @@ else's password is the operator's path (Accounts.reset_admin_password, the deleg
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import Subject
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 WRONG = "The current password is wrong."
 

@@ -12,7 +12,7 @@ so the hot-path state of every process follows; deactivation and deletion also r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,13 +22,15 @@ from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.settings import TokenFormat
 from tillkey.store import accounts as repo
 from tillkey.store import auth as auth_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store.accounts import Admin, Customer, Role
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 ADMINISTRATORS = "Administrators"
 

@@ -10,17 +10,19 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.credentials.sessions import PREFIX
 from tillkey.crypto.secrets import random_token
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 CONSOLE = "console"  # console/session.py's kind: its own bound (console_sessions_per_admin)
 

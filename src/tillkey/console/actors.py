@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import api_keys as keys_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
@@ -37,11 +37,13 @@ from tillkey.console.session import (
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.oauth2 import read_body
 from tillkey.surfaces.routing import Declared, tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 log = logging.getLogger("tillkey.console")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -24,15 +24,18 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from tillkey.accounts.sessions import Sessions
 from tillkey.principal import Principal
-from tillkey.runtime import Tillkey
 from tillkey.security.proxy import is_secure
 from tillkey.store.sessions import Session
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 # Over HTTPS the cookie takes the __Host- prefix (Secure, Path=/, no Domain: no sibling host or
 # plain-HTTP page can plant or read it). Plain HTTP reaches the console only from loopback

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,11 +23,13 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
 from tillkey.oauth1 import rfc5849
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit, outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 ENDPOINT_TIMEOUT = 5.0  # seconds (Magento's postToConsumer)

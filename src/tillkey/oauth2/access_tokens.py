@@ -7,10 +7,13 @@ accept them beside every other token; the scope and client claims then narrow th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tillkey.runtime import Tillkey
 from tillkey.settings import TokenFormat
 from tillkey.tokens.issuer import subject
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 __all__ = ["AccessToken", "issue", "subject"]
 

@@ -12,6 +12,7 @@ import binascii
 import hmac
 import secrets
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from tillkey.access import delegation
@@ -19,11 +20,13 @@ from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 SECRET_PREFIX = "tk_cs_"  # noqa: S105 (a prefix, not a secret)
 CLIENT_ID_PREFIX = "tkc_"

@@ -4,13 +4,17 @@ or someone else's tokens get the same 200 (§2.2), so the endpoint reveals nothi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.errors import UnsupportedTokenType
 from tillkey.oauth2.rfc6749.params import form, require
-from tillkey.runtime import Tillkey
 from tillkey.tokens.contracts import InvalidToken
 from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
 from tillkey.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
 HINTS = frozenset({"access_token", "refresh_token"})

@@ -10,16 +10,18 @@ for a token that does not exist."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.errors import Unauthenticated
 from tillkey.oauth2.access_tokens import subject
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.oauth2.rfc6749.params import form, require
-from tillkey.runtime import Tillkey
 from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
 from tillkey.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
 INACTIVE: dict[str, Any] = {"active": False}

@@ -12,11 +12,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from tillkey.runtime import Tillkey
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
+
 
 log = logging.getLogger("tillkey.health")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -29,7 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tillkey import __version__
 from tillkey.observability.health import ReadinessProbe
-from tillkey.runtime import Tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"  # the route label of a request no route matched: raw paths would be unbounded

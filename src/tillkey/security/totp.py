@@ -16,6 +16,7 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyotp
 import qrcode  # type: ignore[import-untyped]
@@ -25,11 +26,13 @@ from tillkey.accounts.service import require_manages
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 PERIOD = 30  # seconds per time step (RFC 6238 X)
 WINDOW = 1  # steps accepted either side of now

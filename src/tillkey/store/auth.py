@@ -17,7 +17,20 @@ from tillkey.store.models import (
     RevokedTokenRow,
     SigningKeyRow,
 )
-from tillkey.tokens.keys import StoredKey
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key as the database holds it: secret material encrypted under the master secret."""
+
+    kid: str
+    alg: str
+    secret_enc: bytes
+    public_jwk: str | None
+    created_at: int
+    retired_at: int | None
+    signs_from: int | None = None
+    verify_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

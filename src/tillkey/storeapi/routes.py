@@ -9,8 +9,7 @@ from fastapi import Depends, Request
 from tillkey.access.tree import SELF
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import Principal
-from tillkey.store import catalog
-from tillkey.storeapi import criteria
+from tillkey.storeapi import catalog, criteria
 from tillkey.surfaces.magento_wire import MagentoJSON
 from tillkey.surfaces.routing import Api, principal, tillkey
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from tillkey.accounts.service import Accounts
 from tillkey.crypto.secrets import random_token
-from tillkey.runtime import Tillkey
 from tillkey.store import accounts as accounts_repo
 from tillkey.store.accounts import utcnow
 from tillkey.store.models import OrderItemRow, OrderRow, ProductRow, StockItemRow
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 PRODUCTS = [
     ("24-MB01", "Joust Duffle Bag", "34.00", 100, "1.0"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from importlib import resources as importlib_resources
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Request
@@ -49,7 +50,6 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.security.proxy import client_ip
 from tillkey.security.totp import Totp
@@ -57,6 +57,9 @@ from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.oauth2 import read_body, require_https
 from tillkey.surfaces.routing import Api, tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 api = Api(tags=["Console"])
 LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})

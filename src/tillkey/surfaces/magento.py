@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi import Path as FastApiPath
@@ -23,12 +23,14 @@ from tillkey.accounts.signin import (
 )
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security.proxy import client_ip, plain_http_from_afar
 from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
 from tillkey.surfaces.routing import Api, principal, tillkey
 from tillkey.tokens.refresh import InvalidRefreshToken
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 api = Api(prefix="/rest/V1", tags=["Magento tokens"])
 

@@ -8,7 +8,7 @@ form bodies and error shape are the RFCs'); the admin client API is in the OpenA
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -29,13 +29,15 @@ from tillkey.oauth2.rfc6749.errors import AccessDenied, ConsentRequired, Insuffi
 from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
 from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.security.body_limit import read_limited
 from tillkey.security.proxy import plain_http_from_afar
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.surfaces.routing import Api, principal, tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 api = Api(tags=["OAuth 2 / OpenID Connect"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
@@ -23,9 +23,11 @@ from tillkey.access.policy import check
 from tillkey.access.tree import ANONYMOUS
 from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
-from tillkey.runtime import Tillkey
 from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.security.csrf import require_json_for_cookies
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 log = logging.getLogger("tillkey.access")
 _PRINCIPAL = "tillkey.principal"

@@ -34,7 +34,7 @@ from tillkey.crypto.secrets import MasterSecret, random_token
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
-from tillkey.tokens.contracts import SURFACE_CLAIM
+from tillkey.tokens.contracts import SURFACE_CLAIM, TokenClaims
 from tillkey.tokens.keys import Keyring, SigningKey
 from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
 
@@ -76,6 +76,24 @@ class OpaqueStore:
 
     db: Database
     master: MasterSecret
+
+    async def find(self, token: str) -> TokenClaims | None:
+        """The claims of a stored opaque token (tokens/opaque.py `OpaqueTokens`)."""
+        async with self.db.session() as s:
+            rec = await repo.opaque_token(s, self.master.digest(token))
+        if rec is None:
+            return None
+        return TokenClaims(
+            rec.user_type,
+            rec.user_id,
+            rec.issued_at,
+            rec.expires_at,
+            rec.jti,
+            "opaque",
+            rec.auth_methods,
+            scope=rec.scope,
+            client_id=rec.client_id,
+        )
 
 
 class Issuer:

@@ -1,4 +1,4 @@
-"""Signing keys: generated on first start, stored encrypted, published as a JWKS, pinned per key.
+"""Signing keys as verifiers hold them: the keyring, published as a JWKS, algorithm pinned per key.
 
 Every key has exactly one algorithm, and verification uses only that algorithm: a token whose
 header names another (including "none", or HS256 signed with a public key) never verifies.
@@ -7,21 +7,13 @@ A key's life (rotation.py moves keys along it): published (in the JWKS) from `cr
 from `signs_from` (later than created_at when rotated with publish-ahead, so verifiers that cache
 the JWKS learn it before the first token it signs); stops signing at `retired_at`; verifies until
 `verify_until`, after which it leaves the JWKS and every token it signed is refused.
+Generating keys and sealing them for the database is key_material.py's (the cold path).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import get_default_algorithms
-
-from tillkey.crypto.secrets import MasterSecret
 
 ASYMMETRIC = frozenset({"ES256", "EdDSA", "RS256"})
 JWKS_MAX_AGE = 300  # seconds verifiers may cache the JWKS (Cache-Control on /.well-known/jwks.json)
@@ -45,65 +37,6 @@ class SigningKey:
     def signs_at(self, now: float) -> bool:
         start = self.created_at if self.signs_from is None else self.signs_from
         return start <= now and (self.retired_at is None or now < self.retired_at) and self.verifies_at(now)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    """A key as the database holds it: secret material encrypted under the master secret."""
-
-    kid: str
-    alg: str
-    secret_enc: bytes
-    public_jwk: str | None
-    created_at: int
-    retired_at: int | None
-    signs_from: int | None = None
-    verify_until: int | None = None
-
-
-def generate(alg: str, now: int, master: MasterSecret, signs_from: int | None = None) -> tuple[SigningKey, StoredKey]:
-    kid = secrets.token_hex(8)
-    if alg == "HS256":
-        raw = secrets.token_bytes(64)
-        key = SigningKey(kid, alg, raw, raw, None, now, signs_from=signs_from)
-        return key, StoredKey(kid, alg, master.encrypt(raw, f"signing-key:{kid}"), None, now, None, signs_from)
-    private: Any
-    if alg == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    elif alg == "EdDSA":
-        private = ed25519.Ed25519PrivateKey.generate()
-    elif alg == "RS256":
-        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    else:
-        raise ValueError(f"unsupported signing algorithm {alg!r}")
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    key = dataclasses.replace(_asymmetric(kid, alg, private, now), signs_from=signs_from)
-    stored = StoredKey(
-        kid, alg, master.encrypt(pem, f"signing-key:{kid}"), json.dumps(key.public_jwk), now, None, signs_from
-    )
-    return key, stored
-
-
-def _asymmetric(kid: str, alg: str, private: Any, created_at: int) -> SigningKey:
-    public = private.public_key()
-    jwk: dict[str, Any] = get_default_algorithms()[alg].to_jwk(public, as_dict=True)
-    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
-    return SigningKey(kid, alg, private, public, jwk, created_at)
-
-
-def load(stored: StoredKey, master: MasterSecret) -> SigningKey:
-    raw = master.decrypt(stored.secret_enc, f"signing-key:{stored.kid}")
-    if stored.alg == "HS256":
-        key = SigningKey(stored.kid, stored.alg, raw, raw, None, stored.created_at)
-    else:
-        key = _asymmetric(
-            stored.kid, stored.alg, serialization.load_pem_private_key(raw, password=None), stored.created_at
-        )
-    return dataclasses.replace(
-        key, retired_at=stored.retired_at, signs_from=stored.signs_from, verify_until=stored.verify_until
-    )
 
 
 class Keyring:

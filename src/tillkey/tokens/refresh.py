@@ -24,17 +24,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from tillkey.access import delegation
 from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import bounds
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.contracts import TokenClaims
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 PREFIX = "tk_rt_"
 MAX_LENGTH = 128

@@ -1,4 +1,4 @@
-"""Signing-key rotation and retirement: the cold path that moves keys along their life (keys.py).
+"""Signing-key rotation and retirement: the cold path that moves keys along their life (keys.py, key_material.py).
 
 Rotation publishes the next key at once and lets it sign only after `publish_ahead` seconds, so a
 verifier that caches the JWKS (Tillkey sends max-age=JWKS_MAX_AGE) has it before the first token
@@ -11,15 +11,18 @@ refused everywhere within the sync interval, and a replacement signs immediately
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tillkey.errors import NotFound
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.settings import Settings
 from tillkey.store import auth as repo
-from tillkey.tokens import keys
+from tillkey.tokens import key_material
 from tillkey.tokens.jwt import LEEWAY
 from tillkey.tokens.keys import JWKS_MAX_AGE
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ async def rotate(tk: Tillkey, *, publish_ahead: int = JWKS_MAX_AGE, grace: int |
     await tk.reload_keys()
     # Every key that signs now or was waiting to: a rotation replaces a pending rotation too.
     replaced = [k.kid for k in tk.keyring.by_kid.values() if k.retired_at is None and k.verifies_at(now)]
-    _key, stored = keys.generate(tk.settings.jwt_alg, now, tk.master, signs_from)
+    _key, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master, signs_from)
     async with tk.db.transaction() as s:
         await repo.add_key(s, stored)
         await repo.end_keys(s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
@@ -72,7 +75,7 @@ async def retire(tk: Tillkey, kid: str) -> str | None:
     replacement = None
     async with tk.db.transaction() as s:
         if signer is None or signer.kid == kid:
-            _new, stored = keys.generate(tk.settings.jwt_alg, now, tk.master)
+            _new, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master)
             await repo.add_key(s, stored)
             replacement = stored.kid
         await repo.end_keys(s, [kid], retired_at=now, verify_until=now)

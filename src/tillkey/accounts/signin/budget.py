@@ -19,15 +19,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.accounts.signin.factors import Account, Subject, account_name
 from tillkey.errors import RateLimited
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.store import throttle
 from tillkey.store.accounts import username_key
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,19 @@ that, the same way for every factor, so a new kind cannot forget a step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.errors import InvalidRequest
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.security.totp import Totp, is_recovery_code
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin, Customer, username_key
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 Account = Admin | Customer
 

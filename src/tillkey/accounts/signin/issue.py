@@ -8,9 +8,13 @@ refresh mints them (accounts/medusa_auth.py `token`). Magento's login tokens com
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.machine import Issue, SignedIn
-from tillkey.runtime import Tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 def login_token(tk: Tillkey) -> Issue[str]:

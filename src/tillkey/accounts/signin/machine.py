@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import (
@@ -40,9 +40,11 @@ from tillkey.accounts.signin.factors import (
 )
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store.accounts import Admin
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 SIGN_IN_FAILED = (
     "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."

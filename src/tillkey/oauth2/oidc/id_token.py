@@ -4,10 +4,12 @@ azp and at_hash, minted by the one issuer (tokens/issuer.py) with the current si
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tillkey.runtime import Tillkey
 from tillkey.tokens.issuer import at_hash
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 __all__ = ["at_hash", "issue"]
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.oauth2.access_tokens import subject
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.store.accounts import admin_by_id, customer_by_id
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 async def claims(tk: Tillkey, user_type: int, user_id: int, scopes: frozenset[str]) -> dict[str, Any] | None:

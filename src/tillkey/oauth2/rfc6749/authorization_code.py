@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from tillkey.errors import InvalidRequest, TillkeyError
@@ -15,11 +15,13 @@ from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, UnsupportedResponseType
 from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client, Code
 from tillkey.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 GRANT_TYPE = "authorization_code"
 CODE_PREFIX = "tk_ac_"

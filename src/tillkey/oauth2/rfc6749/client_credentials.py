@@ -4,14 +4,16 @@ token (§4.4.3), the client simply asks again."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidScope, UnauthorizedClient
 from tillkey.oauth2.rfc6749.token_response import Grant, respond
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 from tillkey.store.oauth2 import Client
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 GRANT_TYPE = "client_credentials"
 TOKEN_PARAMS = frozenset({"grant_type", "scope", "client_id", "client_secret"})

@@ -3,16 +3,18 @@ and family revocation live in tokens/refresh.py; this module checks the client a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.access_tokens import AccessToken
 from tillkey.oauth2.rfc6749.errors import UnauthorizedClient
 from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, mint_access, respond
-from tillkey.runtime import Tillkey
 from tillkey.store.oauth2 import Client, RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 GRANT_TYPE = "refresh_token"
 TOKEN_PARAMS = frozenset({"grant_type", "refresh_token", "scope", "client_id", "client_secret"})

@@ -4,16 +4,18 @@ only the parameters the grant declares, authenticate the client, run the grant."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749 import authorization_code, client_credentials, refresh_token
 from tillkey.oauth2.rfc6749.errors import UnsupportedGrantType
 from tillkey.oauth2.rfc6749.params import form, require
-from tillkey.runtime import Tillkey
 from tillkey.store.oauth2 import Client
 
-Exchange = Callable[[Tillkey, Client, dict[str, str]], Awaitable[dict[str, Any]]]
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
+
+Exchange = Callable[["Tillkey", Client, dict[str, str]], Awaitable[dict[str, Any]]]
 # grant_type -> (declared parameters, handler). No implicit and no password grant (OAuth 2.1).
 GRANTS: dict[str, tuple[frozenset[str], Exchange]] = {
     authorization_code.GRANT_TYPE: (authorization_code.TOKEN_PARAMS, authorization_code.exchange),

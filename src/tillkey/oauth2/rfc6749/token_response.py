@@ -4,16 +4,18 @@ the grant allows, a refresh token (a new family, or the successor of a spent one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey.oauth2 import access_tokens
 from tillkey.oauth2.access_tokens import AccessToken
 from tillkey.oauth2.oidc import id_token
 from tillkey.oauth2.scopes import OPENID
-from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store.oauth2 import Client
 from tillkey.tokens.refresh import RefreshTokens, Rotation
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 
 @dataclass(frozen=True, slots=True)
