@@ -238,7 +238,13 @@ def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:
     if backend == "postgres" and "TILLKEY_REDIS_URL" not in env:
         env = {**redis_env(), **env}
     srv = Server(tmp, make_database(backend, tmp), dict(env))
-    srv.start()
+    try:
+        srv.start()
+    except BaseException:
+        # A server that never came up leaves no process and no database behind.
+        srv.stop()
+        srv.database.drop()
+        raise
     return srv
 
 
