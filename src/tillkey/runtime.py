@@ -18,6 +18,7 @@ from collections import Counter
 
 from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
+from tillkey.access.stepup import StepUpPolicy
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
@@ -75,6 +76,8 @@ class Tillkey:
             settings.forward_auth_routes, settings.forward_auth_routes_file, self.tree
         )
         self.grants = GrantsState(self.tree)
+        # Step-up requirements by resource (ValueError if one names no resource).
+        self.step_up = StepUpPolicy(settings.step_up, self.tree, self.clock.now_int)
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)
         self.passwords = PasswordHashing(

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tillkey.access.route_table import RouteRule
+from tillkey.access.stepup import DEFAULT_RULES, StepUp
 
 
 class TokenFormat(StrEnum):
@@ -215,6 +216,11 @@ class Settings(BaseSettings):
     # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
     forward_auth_routes: tuple[RouteRule, ...] = ()
     forward_auth_routes_file: Path | None = None
+    # Step-up (RFC 9470): resource id -> {"acr": "1fa"|"mfa", "amr": [...], "max_age": seconds|null,
+    # "machines": "deny"|"allow"}, covering the resource's subtree. A token whose sign-in is weaker
+    # or older gets 401 insufficient_user_authentication; machines get 403 unless "allow".
+    # Default: cancelling an order needs a multi-factor sign-in within 5 minutes. {} turns it off.
+    step_up: dict[str, StepUp] = Field(default_factory=lambda: dict(DEFAULT_RULES))
     # Work bounds of one forward-auth question: the original URI's length (characters, before
     # decoding) and its number of path segments. Beyond them: 400.
     forward_auth_max_uri_length: int = Field(default=4096, ge=256, le=65536)

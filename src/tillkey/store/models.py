@@ -129,6 +129,8 @@ class OpaqueTokenRow(Base):
     # OAuth 2 access tokens: space-separated granted scopes and the client (NULL otherwise).
     scope: Mapped[str | None] = mapped_column(Text, nullable=True)
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The original sign-in time, carried forward by refresh (step-up's max_age reads it).
+    auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AuthChangeRow(Base):

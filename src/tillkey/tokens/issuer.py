@@ -146,13 +146,15 @@ class Issuer:
         auth_time: int | None = None, not_after: int | None = None,
     ) -> Minted:  # fmt: skip
         """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
-        they make it a JWT. `surface`, `auth_time`: the issuing surface and the original sign-in
-        time, for tokens that surface renews. `not_after`: no expiry later than this (the sign-in's
-        absolute end)."""
-        jwt_needed = extra is not None or surface is not None or auth_time is not None
+        they make it a JWT. `surface`: the issuing surface, for tokens that surface renews (a JWT).
+        `auth_time`: the original sign-in time (both formats keep it, for step-up's max_age).
+        `not_after`: no expiry later than this (the sign-in's absolute end)."""
+        jwt_needed = extra is not None or surface is not None
         if opaque and not jwt_needed:
             token, rec = await self._opaque(
-                lambda jti, iat: repo.OpaqueToken(jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods)
+                lambda jti, iat: repo.OpaqueToken(
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods, auth_time=auth_time
+                )
             )
             self.issued["access", "opaque"] += 1
             return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque")
@@ -186,7 +188,7 @@ class Issuer:
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time
                 )
             )
             self.issued["oauth2_access", "opaque"] += 1

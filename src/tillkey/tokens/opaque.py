@@ -34,4 +34,5 @@ class OpaqueReader:
             rec.auth_methods,
             scope=rec.scope,
             client_id=rec.client_id,
+            auth_time=rec.auth_time,
         )
