@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, InProcess
+from tillkey.access.delegation import OPERATOR
+from tillkey.console.session import DEV_COOKIE
+from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.storeapi.seed import seed
 
@@ -168,3 +173,118 @@ def test_an_unknown_resource_in_the_setting_refuses_to_start(tmp_path: Path) -> 
 async def _start(tmp_path: Path, rules: dict[str, Any]) -> None:
     async with inprocess.running(tmp_path, step_up=rules):
         pass
+
+
+# --- OAuth 2 authorize: acr_values and max_age (RFC 9470 §4, OIDC Core §3.1.2.1) ------------------
+
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+CALLBACK = "https://app.example/cb"
+
+
+async def _client(t: InProcess) -> str:
+    created = await Clients(t.tk).create(
+        OPERATOR,
+        name="app",
+        client_type="public",
+        redirect_uris=[CALLBACK],
+        grant_types=["authorization_code"],
+        scopes=["openid", CANCEL],
+        first_party=True,
+    )
+    return created.client.client_id
+
+
+def _query(client_id: str, **extra: str) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": CALLBACK,
+        "scope": f"openid {CANCEL}",
+        "state": "s",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+        **extra,
+    }
+
+
+async def _sign_in(t: InProcess, to_login: httpx.Response, secret: str | None) -> str:
+    """Through the console's sign-in pages from authorize's redirect; where they send us next."""
+    assert to_login.status_code == 303 and to_login.headers["location"].startswith("/console/login")
+    r = await t.console_form(to_login.headers["location"], "/console/login", username="alice", password=ADMIN_PASSWORD)
+    if secret is not None:
+        r = await t.console_form(r.headers["location"], "/console/login/otp", otp=t.totp_code(secret))
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])
+
+
+async def _tokens(t: InProcess, client_id: str, redirect: httpx.Response) -> dict[str, Any]:
+    assert redirect.status_code == 302 and redirect.headers["location"].startswith(CALLBACK), redirect.headers
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    r = await t.client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CALLBACK,
+            "code_verifier": VERIFIER,
+            "client_id": client_id,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return {
+        name: jwt.decode(r.json()[name], options={"verify_signature": False}) for name in ("access_token", "id_token")
+    }
+
+
+def test_authorize_honours_acr_values_and_max_age(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path, admin_2fa="optional") as t:
+            alice = await t.create_admin("alice", resources=[CANCEL])
+            secret, _codes = await t.enable_totp(alice.id)
+            client_id = await _client(t)
+
+            # A password-only session is not enough for acr_values=mfa: that session ends, and the
+            # fresh sign-in asks for the second factor; then on, without the parameters.
+            session = await t.console_session(alice.id)
+            cookie = {"Cookie": f"{DEV_COOKIE}={session.cookie}"}
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, acr_values="mfa"), headers=cookie)
+            assert "acr_values" not in r.headers["location"]
+            assert (await session.get("/console/")).status_code in (303, 401)
+            t.client.cookies.clear()
+            next_url = await _sign_in(t, r, secret)
+            claims = await _tokens(t, client_id, await t.client.get(next_url))
+            for token in claims.values():
+                assert token["acr"] == "mfa" and token["amr"] == ["pwd", "otp"]
+            signed_in = claims["id_token"]["auth_time"]
+            assert claims["access_token"]["auth_time"] == signed_in
+
+            # The same session meets acr_values=mfa at once, and a max_age it is within.
+            t.advance(100)
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, acr_values="mfa", max_age="120"))
+            assert (await _tokens(t, client_id, r))["access_token"]["auth_time"] == signed_in
+            # Older than max_age: prompt=none is told login_required; otherwise a fresh sign-in.
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, max_age="60", prompt="none"))
+            assert r.status_code == 302 and "error=login_required" in r.headers["location"]
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, max_age="60"))
+            t.advance(30)
+            next_url = await _sign_in(t, r, secret)
+            fresh = await _tokens(t, client_id, await t.client.get(next_url))
+            assert fresh["access_token"]["auth_time"] >= signed_in + 130
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, max_age="ten"))
+            assert r.status_code == 302 and "error=invalid_request" in r.headers["location"]
+
+    inprocess.run(body)
+
+
+def test_acr_values_cannot_loop_a_person_without_a_second_factor(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path, admin_2fa="optional") as t:
+            await t.create_admin("alice", resources=[CANCEL])
+            client_id = await _client(t)
+            r = await t.client.get("/oauth2/authorize", params=_query(client_id, acr_values="mfa"))
+            next_url = await _sign_in(t, r, None)
+            claims = await _tokens(t, client_id, await t.client.get(next_url))
+            # The token says what the sign-in reached; the resource server's step-up judges it.
+            assert claims["access_token"]["acr"] == "1fa"
+
+    inprocess.run(body)

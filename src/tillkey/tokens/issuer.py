@@ -30,6 +30,7 @@ from typing import Any
 
 import jwt
 
+from tillkey.access.stepup import acr_of
 from tillkey.crypto.secrets import MasterSecret, random_token
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
@@ -41,7 +42,7 @@ from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
 MEDUSA = "medusa"
 # Claims only the issuer itself sets: extra claims can never forge identity, time, issuer or surface.
 RESERVED = frozenset(
-    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "aud", "sub", "auth_time", SURFACE_CLAIM}
+    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", SURFACE_CLAIM}
 )
 SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
 # OIDC Core §3.1.3.6: at_hash uses the hash of the JOSE algorithm; Ed25519 signs with SHA-512.
@@ -207,6 +208,9 @@ class Issuer:
         }  # fmt: skip
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
+        if acr is not None:
+            claims["acr"] = acr  # RFC 9068 §2.2.1, RFC 9470: the class the sign-in reached
         token, _alg = self._sign(claims, iat=iat, typ="at+jwt")
         self.issued["oauth2_access", "jwt"] += 1
         return Minted(token, jti, iat, exp, "jwt")
@@ -224,6 +228,9 @@ class Issuer:
             "iss": self._issuer, "sub": subject(user_type, user_id), "aud": client_id, "azp": client_id,
             "iat": now, "exp": now + ttl, "auth_time": auth_time, "amr": list(amr),
         }  # fmt: skip
+        acr = acr_of(amr)
+        if acr is not None:
+            claims["acr"] = acr
         if nonce is not None:
             claims["nonce"] = nonce
         if access_token is not None:
