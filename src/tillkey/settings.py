@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
     # never gets an admin token), "optional" (only admins who activated it must use it) or "off".
     admin_2fa: Literal["required", "optional", "off"] = "required"
+    # Customer two-factor auth (TOTP + recovery codes, same rules and failure budget as admins):
+    # "optional" (customers opt in; those who did must use it), "required" (a customer without one
+    # gets a token good only for setting one up) or "off" (never asked, cannot be set up).
+    customer_2fa: Literal["required", "optional", "off"] = "optional"
     # Wrong recovery codes one admin may try (on any surface) before recovery codes are refused
     # for login_throttle_lock_seconds; counted in the database.
     recovery_code_max_failures: int = Field(default=5, ge=1, le=100)

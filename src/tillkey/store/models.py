@@ -315,6 +315,26 @@ class AdminRecoveryCodeRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class CustomerTfaRow(Base):
+    """A customer's TOTP secret: the same lifecycle and rules as AdminTfaRow (issue 16)."""
+
+    __tablename__ = "customer_tfa"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CustomerRecoveryCodeRow(Base):
+    __tablename__ = "customer_recovery_codes"
+    __table_args__ = (UniqueConstraint("customer_id", "digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 # --- API keys, auth identities, sessions, password resets (Medusa-style) -------------------------
 
 
