@@ -209,7 +209,7 @@ class Totp:
             audit.TFA_ENROLLED,
             actor_type=int(self.user_type),
             actor_id=owner_id,
-            details={"recovery_codes": "regenerated"},
+            details={"change": "recovery codes regenerated"},
         )
         return codes
 

@@ -238,7 +238,9 @@ class SignIn:
         mode = s.admin_2fa if isinstance(account, Admin) else s.customer_2fa
         if mode == "off":
             return False
-        return enrolled or mode == "required"
+        # A customer without a factor under "required" still signs in: step-up on `self` (runtime)
+        # then lets that token do nothing but set one up (the MFA routes).
+        return enrolled or (mode == "required" and isinstance(account, Admin))
 
     async def _issue(self, subject: Subject, who: SignedIn, attempt: Attempt, issue: Issue[T]) -> Issued[T]:
         await self.budget.clear(subject, who.account)
