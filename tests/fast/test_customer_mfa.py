@@ -211,6 +211,28 @@ def test_disabling_a_factor_needs_a_recent_mfa_sign_in_and_admins_cannot(tmp_pat
     inprocess.run(body)
 
 
+def test_a_cookie_session_keeps_the_sign_in_it_was_made_from(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_customer("ada@example.com")
+            secret, factor_id, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
+            token = (await _verify(t, await _login(t, "ada@example.com"), t.totp_code(secret))).json()["token"]
+            r = await t.client.post("/auth/session", headers=t.bearer(token))
+            assert r.status_code == 200, r.text
+            cookie = {"Cookie": f"connect.sid={r.cookies['connect.sid']}"}
+            session = t.browser()
+            # Step-up reads the session's amr and auth_time: MFA within 5 minutes passes, later not.
+            t.advance(301)
+            r = await session.request("DELETE", f"/auth/mfa/factors/{factor_id}", json={}, headers=cookie)
+            assert r.status_code == 401 and "insufficient_user_authentication" in r.headers["www-authenticate"]
+            t.advance(-301)
+            r = await session.request("DELETE", f"/auth/mfa/factors/{factor_id}", json={}, headers=cookie)
+            assert r.status_code == 200, r.text
+            await session.aclose()
+
+    inprocess.run(body)
+
+
 @pytest.mark.parametrize("mode", ["required", "off"])
 def test_the_customer_2fa_setting(tmp_path: Path, mode: str) -> None:
     async def body() -> None:

@@ -79,7 +79,8 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
     context = {k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")}
     started = await Sessions(tk).start(
         kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
-        context={**context, "auth_time": granted.auth_time}, ip=where.ip, user_agent=where.user_agent,
+        context={**context, "auth_time": granted.auth_time, "amr": list(caller.auth_methods)},
+        ip=where.ip, user_agent=where.user_agent,
         ttl=granted.ttl,
     )  # fmt: skip
     response = JSONResponse({"user": claims}, headers=NO_STORE)
