@@ -105,7 +105,7 @@ def test_medusa_and_magento_tokens_share_revocation_and_the_magento_token_is_unc
             await t.create_admin("alice")
             magento = await t.admin_token("alice")
             claims = jwt.decode(magento, options={"verify_signature": False})
-            assert set(claims) == {"uid", "utypid", "iat", "exp", "jti", "iss", "amr"}
+            assert set(claims) == {"uid", "utypid", "iat", "exp", "jti", "iss", "amr", "auth_time"}
             medusa = await _login(t)
             # A Medusa token works on the Magento routes and the reverse: one credential kind.
             assert (await t.client.get("/rest/V1/store/websites", headers=t.bearer(medusa))).status_code == 200

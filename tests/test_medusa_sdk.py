@@ -11,7 +11,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, start_server
 from tests.js_packages import installed
 
 JS = Path(__file__).parent / "js" / "medusa"
@@ -64,3 +64,52 @@ def test_medusa_js_sdk_round_trip(fresh_server: Server) -> None:
     assert out["duplicate_register"] == {"ok": False, "status": 401, "message": "Identity with email already exists"}
     assert out["store_without_publishable_key"]["status"] == 400
     assert out["reset"] == {"ok": True}
+
+
+def test_medusa_js_sdk_mfa(tmp_path: Path) -> None:
+    """sdk.auth.mfa.* (js-sdk 2.21): enrol, the login challenge (TOTP for an admin, a recovery code
+    for a customer), the pending token refused until it is completed, and disabling."""
+    _node_modules()
+    srv = start_server(tmp_path / "srv", "sqlite", TILLKEY_ADMIN_2FA="optional")
+    try:
+        _mfa_flow(srv)
+    finally:
+        srv.stop()
+
+
+def _mfa_flow(srv: Server) -> None:
+    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "BASE": srv.url,
+        "EMAIL": "alice@example.com",
+        "PASSWORD": ADMIN_PASSWORD,
+        "CUSTOMER_EMAIL": "mfa.buyer@example.com",
+        "CUSTOMER_PASSWORD": "Mfa-buyer-pass-1",
+    }
+    res = subprocess.run(["node", "mfa-flow.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr + srv.log()
+    out = json.loads(res.stdout)
+
+    assert out["admin_started"] == {"status": "pending", "url": "otpauth://totp/"}
+    assert out["admin_verified"] == "enabled" and out["admin_factors"] == [["totp", "enabled"]]
+    assert out["admin_recovery_codes"] == 10
+    assert out["admin_login"] == {"mfa_required": True, "methods": ["totp", "recovery_code"]}
+    assert out["admin_me_pending"]["ok"] is False and out["admin_me_pending"]["status"] == 401
+    assert out["admin_wrong_code"] == {"ok": False, "status": 401, "message": "Invalid MFA code"}
+    claims = jwt.decode(out["admin_token"], options={"verify_signature": False})
+    assert claims["amr"] == ["pwd", "otp"] and claims["mfa_enabled"] is True
+    assert claims["mfa_challenge_completed_at"] is not None and claims["actor_type"] == "user"
+    assert out["admin_me"] == "alice@example.com"
+    assert out["admin_refresh"]["ok"] is True
+    assert out["admin_disable"]["ok"] is False and out["admin_disable"]["status"] == 400
+
+    assert out["customer_factors"] == [["totp", "enabled"]]
+    assert out["customer_login"] == {"mfa_required": True, "id": "authmfach_"}
+    assert out["customer_retrieve_pending"]["ok"] is False and out["customer_retrieve_pending"]["status"] == 401
+    customer = jwt.decode(out["customer_token"], options={"verify_signature": False})
+    assert customer["actor_type"] == "customer" and customer["amr"] == ["pwd", "otp"]
+    assert out["customer_email"] == "mfa.buyer@example.com"
+    assert out["customer_disable"] == {"ok": True, "value": "disabled"}
+    assert out["customer_factors_after"] == 0
+    assert out["customer_login_after_disable"] == "string"

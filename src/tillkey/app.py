@@ -40,6 +40,7 @@ from tillkey.surfaces import (
     forward_auth,
     magento,
     medusa,
+    medusa_mfa,
     medusa_store,
     medusa_wire,
     native,
@@ -222,8 +223,8 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api, console_tfa.api, forward_auth.api,
+        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa.api, api_keys.api,
+        medusa_store.api, oauth1.api, oauth2.api, console.api, console_tfa.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

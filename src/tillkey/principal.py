@@ -35,6 +35,9 @@ class Principal:
     issued_at: int | None = None
     expires_at: int | None = None
     auth_methods: tuple[str, ...] = field(default=())
+    # When the person behind the token signed in (unchanged by refresh): step-up's max_age
+    # (access/stepup.py) reads it. None: not recorded (machines, older tokens).
+    auth_time: int | None = None
     # Which credential kind produced this caller (for the audit log; access checks ignore it).
     credential: str = "bearer"
     # OAuth 2 tokens: the scopes granted (None: not an OAuth token, no scope limit) and the client

@@ -18,7 +18,8 @@ from collections import Counter
 
 from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
-from tillkey.access.tree import ResourceTree
+from tillkey.access.stepup import StepUp, StepUpPolicy
+from tillkey.access.tree import SELF, ResourceTree
 from tillkey.accounts.admission import LoginAdmission
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
@@ -60,6 +61,16 @@ log = logging.getLogger("tillkey")
 LATE_COMMIT_WINDOW = 5
 
 
+def step_up_rules(settings: Settings) -> dict[str, StepUp]:
+    """TILLKEY_STEP_UP, plus, under TILLKEY_CUSTOMER_2FA=required, an MFA sign-in for a customer's
+    own records (`self`): a customer who has not set up a factor can only set one up."""
+    rules = dict(settings.step_up)
+    if settings.customer_2fa == "required":
+        need = StepUp(acr="mfa", max_age=None, machines="allow")
+        rules[SELF] = rules[SELF].merged(need) if SELF in rules else need
+    return rules
+
+
 class Tillkey:
     """Everything one process needs, wired once. Surfaces receive this and nothing global."""
 
@@ -76,6 +87,8 @@ class Tillkey:
             settings.forward_auth_routes, settings.forward_auth_routes_file, self.tree
         )
         self.grants = GrantsState(self.tree)
+        # Step-up requirements by resource (ValueError if one names no resource).
+        self.step_up = StepUpPolicy(step_up_rules(settings), self.tree, self.clock.now_int)
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)
         self.passwords = PasswordHashing(

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tillkey.access.route_table import RouteRule
+from tillkey.access.stepup import DEFAULT_RULES, StepUp
 from tillkey.configuration import ConfigError, check_database_url, check_secret, config_file_source, describe_validation
 
 
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
     # never gets an admin token), "optional" (only admins who activated it must use it) or "off".
     admin_2fa: Literal["required", "optional", "off"] = "required"
+    # Customer two-factor auth (TOTP + recovery codes, same rules and failure budget as admins):
+    # "optional" (customers opt in; those who did must use it), "required" (a customer without one
+    # gets a token good only for setting one up) or "off" (never asked, cannot be set up).
+    customer_2fa: Literal["required", "optional", "off"] = "optional"
     # Wrong recovery codes one admin may try (on any surface) before recovery codes are refused
     # for login_throttle_lock_seconds; counted in the database.
     recovery_code_max_failures: int = Field(default=5, ge=1, le=100)
@@ -216,6 +221,11 @@ class Settings(BaseSettings):
     # here, or a TOML ([[route]] tables) or JSON file in forward_auth_routes_file; not both.
     forward_auth_routes: tuple[RouteRule, ...] = ()
     forward_auth_routes_file: Path | None = None
+    # Step-up (RFC 9470): resource id -> {"acr": "1fa"|"mfa", "amr": [...], "max_age": seconds|null,
+    # "machines": "deny"|"allow"}, covering the resource's subtree. A token whose sign-in is weaker
+    # or older gets 401 insufficient_user_authentication; machines get 403 unless "allow".
+    # Default: cancelling an order needs a multi-factor sign-in within 5 minutes. {} turns it off.
+    step_up: dict[str, StepUp] = Field(default_factory=lambda: dict(DEFAULT_RULES))
     # Work bounds of one forward-auth question: the original URI's length (characters, before
     # decoding) and its number of path segments. Beyond them: 400.
     forward_auth_max_uri_length: int = Field(default=4096, ge=256, le=65536)

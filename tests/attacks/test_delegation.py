@@ -584,6 +584,11 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/tillkey/tfa/activate"): "one's own factor",
     ("POST", "/console/2fa/enrol"): "one's own new factor (refused while one is active)",
     ("POST", "/console/2fa/activate"): "one's own factor",
+    ("POST", "/auth/mfa/factors"): "one's own new factor (Medusa MFA; refused while one is active)",
+    ("POST", "/auth/mfa/factors/{factor_id}/verify"): "one's own factor",
+    ("POST", "/auth/mfa/recovery-codes"): "one's own recovery codes for one's own active factor",
+    ("POST", "/auth/mfa/challenges/{challenge_id}/verify"): "sign-in, second step (Medusa MFA challenge)",
+    ("DELETE", "/auth/mfa/factors/{factor_id}"): "a customer removes their own factor (step-up: recent MFA)",
     # Taking away, never handing out.
     ("POST", "/rest/V1/integration/customer/revoke-customer-token"): "revocation",
     ("POST", "/rest/V1/integration/admin/revoke-admin-token"): "revocation",

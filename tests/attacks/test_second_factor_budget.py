@@ -128,8 +128,11 @@ def test_a_right_password_between_guesses_never_resets_the_count(tmp_path: Path,
                     "/rest/V1/integration/admin/token", json={"username": "alice", "password": ADMIN_PASSWORD}
                 )
                 assert r.status_code == 400 and r.json()["message"] == USE_PROVIDER
+                # Medusa 2.21: a challenge and a pending token that opens nothing else.
                 r = await _medusa(t, None)
-                assert r.status_code == 401 and "otp" in r.json()["message"]
+                assert r.status_code == 200 and r.json()["mfa_required"] is True
+                me = await t.client.get("/admin/users/me", headers=t.bearer(r.json()["token"]))
+                assert me.status_code == 401
                 r = await t.console_sign_in("alice")
                 assert r.headers["location"].startswith("/console/login/otp")
                 assert (await _magento_tfa(t, _wrong(t, secret))).json() == INVALID_CODE

@@ -32,6 +32,8 @@ class Claims(Protocol):
     def scope(self) -> tuple[str, ...] | None: ...
     @property
     def client_id(self) -> str | None: ...
+    @property
+    def auth_time(self) -> int | None: ...
 
 
 class GrantsState:
@@ -138,7 +140,7 @@ class GrantsState:
             return Principal(
                 UserType.OAUTH_CLIENT, client_row, resources=granted, all_resources=everything, token_id=claims.jti,
                 issued_at=claims.issued_at, expires_at=claims.expires_at, auth_methods=claims.auth_methods,
-                scopes=scopes, client_id=claims.client_id,
+                auth_time=claims.auth_time, scopes=scopes, client_id=claims.client_id,
             )  # fmt: skip
         base = self._account(claims)
         if base.is_guest:
@@ -161,7 +163,7 @@ class GrantsState:
         if utype == UserType.CUSTOMER:
             return Principal(
                 UserType.CUSTOMER, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
-                expires_at=claims.expires_at, auth_methods=claims.auth_methods,
+                expires_at=claims.expires_at, auth_methods=claims.auth_methods, auth_time=claims.auth_time,
             )  # fmt: skip
         if utype == UserType.ADMIN:
             found = self._admins.get(claims.user_id)
@@ -172,7 +174,7 @@ class GrantsState:
             return Principal(
                 UserType.ADMIN, claims.user_id, resources=resources, all_resources=everything,
                 token_id=claims.jti, issued_at=claims.issued_at, expires_at=claims.expires_at,
-                auth_methods=claims.auth_methods,
+                auth_methods=claims.auth_methods, auth_time=claims.auth_time,
             )  # fmt: skip
         if utype == UserType.GUEST and claims.user_id:
             # A Medusa registration token: no account yet, only the auth identity it was issued for

@@ -27,8 +27,9 @@ class Session:
 async def begin(tk: Tillkey, user_type: UserType, user_id: int, access_token: str, amr: tuple[str, ...]) -> Session:
     """After a password login: the first refresh token of a new family, beside `access_token`."""
     claims = await tk.authenticator.read(access_token)
+    signed_in = claims.auth_time or claims.issued_at
     issued = await RefreshTokens(tk).start(
-        client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=claims.issued_at, amr=amr,
+        client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=signed_in, amr=amr,
         access_jti=claims.jti, access_expires_at=claims.expires_at,
     )  # fmt: skip
     return Session(access_token, issued.token, issued.record.expires_at - tk.clock.now_int())
@@ -46,9 +47,14 @@ async def refresh(tk: Tillkey, refresh_token: str) -> Session:
     the presented one is spent."""
 
     async def mint(spent: RefreshToken, _scope: tuple[str, ...] | None) -> _Access:
-        # The access token dies with the family: never past the sign-in's absolute lifetime.
+        # The access token dies with the family: never past the sign-in's absolute lifetime; and
+        # it keeps the sign-in's time, so a refresh never satisfies step-up's max_age.
         access = await Accounts(tk).issue_token(
-            UserType(spent.user_type), spent.user_id, spent.amr, not_after=spent.family_expires_at
+            UserType(spent.user_type),
+            spent.user_id,
+            spent.amr,
+            not_after=spent.family_expires_at,
+            auth_time=spent.auth_time,
         )
         claims = await tk.authenticator.read(access)
         return _Access(access, claims.jti, claims.expires_at)

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,6 +171,10 @@ class MedusaAuth:
         claims = medusa_claims(actor, identity.id, user_id)
         utype = UserType.GUEST if user_id is None else user_type
         auth_time = self.tk.clock.now_int() if auth_time is None else auth_time
+        if len(set(methods)) > 1:
+            # Medusa 2.21: a token whose sign-in passed the MFA challenge says so, and when.
+            completed = datetime.fromtimestamp(auth_time, UTC).isoformat(timespec="milliseconds")
+            claims.update(mfa_enabled=True, mfa_challenge_completed_at=completed.replace("+00:00", "Z"))
         max_age = self.tk.settings.signin_max_age_for(utype)
         not_after = None if max_age is None else auth_time + max_age
         # Actorless: a guest to every access check, holding only its identity (module doc).
@@ -181,9 +186,10 @@ class MedusaAuth:
 
     # --- login ----------------------------------------------------------------------------------
 
-    async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str:
-        """emailpass through the sign-in state machine (accounts/signin/); an admin's second factor
-        rides in the body as "otp" (TILLKEY_ADMIN_2FA applies here as on the Magento surface)."""
+    async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str | SecondFactorDue:
+        """emailpass through the sign-in state machine (accounts/signin/); the second factor rides
+        in the body as "otp", or, for an account with one enrolled, comes later through Medusa's
+        MFA challenge (accounts/medusa_mfa.py: the SecondFactorDue returned here)."""
         creds = emailpass_body(body)
         utype = ACTORS[actor]
         subject = Subject(utype, creds.email, by_email=utype == UserType.ADMIN)
@@ -201,6 +207,8 @@ class MedusaAuth:
             # One message for unknown email, wrong password or code, locked, throttled, inactive, no role.
             raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None
         if isinstance(outcome, SecondFactorDue):
+            if outcome.enrolled and "otp" not in body:
+                return outcome
             raise Unauthenticated(OTP_REQUIRED, detail="second factor missing")
         return outcome.credential
 

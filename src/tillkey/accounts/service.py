@@ -119,14 +119,15 @@ class Accounts:
         """Issue a login token through the one issuer (tokens/issuer.py), and audit it.
 
         `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides the
-        user type's lifetime. `surface` and `auth_time` mark a token its surface may renew, with the
-        original sign-in time (defaults to now: this is a sign-in); `not_after` caps its expiry at
+        user type's lifetime. `surface` marks a token its surface may renew; `auth_time` is the
+        original sign-in time (defaults to now: this is a sign-in; a renewal passes the original,
+        so refresh never makes a sign-in look fresh to step-up); `not_after` caps its expiry at
         the sign-in's absolute end. Waits out the current second if this user was revoked in it, so
         a fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
         issuer = self.tk.issuer
         await issuer.wait_past_revocation(int(user_type), user_id)
         ttl = ttl or self.tk.settings.ttl_for(user_type)
-        if surface is not None and auth_time is None:
+        if auth_time is None:
             auth_time = self.tk.clock.now_int()
         minted = await issuer.login_token(
             int(user_type), user_id, ttl, methods, opaque=self.tk.settings.token_format == TokenFormat.OPAQUE,

@@ -14,6 +14,8 @@ revocation state as a token issued when the session began.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import time
 from collections.abc import Callable, Iterable
 
@@ -77,11 +79,29 @@ class SessionState:
 
 
 def session_claims(session: Session) -> TokenClaims:
-    """The session as the claims of a token issued when it began: same expiry and revocation rules."""
+    """The session as the claims of a token issued when it began: same expiry and revocation rules,
+    and the sign-in it was made from (`amr`, `auth_time` in its context), for step-up."""
+    context = _sign_in_context(session.context)
     return TokenClaims(
         user_type=session.user_type, user_id=session.user_id, issued_at=session.created_ms // 1000,
         expires_at=-(-session.expires_ms // 1000), jti="ss_" + session.digest[:32], kind="opaque",
+        auth_methods=context[0], auth_time=context[1],
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _sign_in_context(context: str) -> tuple[tuple[str, ...], int | None]:
+    """(amr, auth_time) from a session's JSON context; cached: few distinct contexts, read per call."""
+    try:
+        data = json.loads(context or "{}")
+    except ValueError:
+        return ("pwd",), None
+    amr = data.get("amr") if isinstance(data, dict) else None
+    auth_time = data.get("auth_time") if isinstance(data, dict) else None
+    # Sessions made before amr was recorded came from a password sign-in.
+    methods = tuple(m for m in amr if isinstance(m, str)) if isinstance(amr, list) else ("pwd",)
+    ok_time = isinstance(auth_time, int) and not isinstance(auth_time, bool)
+    return methods, auth_time if ok_time else None
 
 
 class SessionCookies:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pyotp
 import qrcode  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.access import delegation
 from tillkey.accounts.service import require_manages
@@ -44,7 +45,7 @@ _TOTP_CODE = re.compile(r"[0-9]{6}")
 
 INVALID_CODE = "Invalid code."
 NOT_CONFIGURED = "Provider is not configured."
-NOT_ENROLLED = "Two-factor auth is not enrolled for this admin; enroll first."
+NOT_ENROLLED = "Two-factor auth is not enrolled for this account; enroll first."
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,30 +126,44 @@ def qr_svg(uri: str) -> str:
 
 
 class Totp:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """One account's TOTP and recovery codes; `user_type` picks admins (the default) or customers."""
 
-    def _seal(self, admin_id: int, secret: str) -> bytes:
-        # The admin id is the associated data: a secret copied onto another admin's row won't open.
-        return self.tk.master.encrypt(secret.encode(), context=f"totp:{admin_id}")
+    def __init__(self, tk: Tillkey, user_type: UserType = UserType.ADMIN) -> None:
+        self.tk = tk
+        self.user_type = user_type
+
+    def _context(self, owner_id: int) -> str:
+        # The owner is the associated data: a secret copied onto another account's row won't open.
+        return f"totp:{owner_id}" if self.user_type == UserType.ADMIN else f"totp:{int(self.user_type)}:{owner_id}"
+
+    def _seal(self, owner_id: int, secret: str) -> bytes:
+        return self.tk.master.encrypt(secret.encode(), context=self._context(owner_id))
 
     def _open(self, record: repo.TfaRecord) -> str:
-        return self.tk.master.decrypt(record.secret_enc, context=f"totp:{record.admin_id}").decode()
+        return self.tk.master.decrypt(record.secret_enc, context=self._context(record.admin_id)).decode()
 
-    async def _record(self, admin_id: int) -> repo.TfaRecord | None:
+    async def _record(self, owner_id: int) -> repo.TfaRecord | None:
         async with self.tk.db.session() as s:
-            return await repo.get(s, admin_id)
+            return await repo.get(s, owner_id, self.user_type)
+
+    async def _label(self, s: AsyncSession, owner_id: int) -> str | None:
+        """The account name an authenticator app shows (username or email); None: no such account."""
+        if self.user_type == UserType.ADMIN:
+            admin = await accounts_repo.admin_by_id(s, owner_id)
+            return None if admin is None else admin.username
+        customer = await accounts_repo.customer_by_id(s, owner_id)
+        return None if customer is None else customer.email
 
     async def enroll(self, admin_id: int) -> Enrolment:
         """A new secret, stored inactive (replacing an inactive one); an active one must be reset first."""
         async with self.tk.db.session() as s:
-            admin = await accounts_repo.admin_by_id(s, admin_id)
-        if admin is None:
-            raise NotFound("The admin user doesn't exist.")
+            label = await self._label(s, admin_id)
+        if label is None:
+            raise NotFound("The admin user doesn't exist." if self.user_type == UserType.ADMIN else "No such customer.")
         secret = pyotp.random_base32()  # 160 bits, RFC 4226's recommended secret length
         async with self.tk.db.transaction() as s:
-            await repo.put_pending(s, admin_id, self._seal(admin_id, secret), utcnow())
-        return self._enrolment(admin.username, secret)
+            await repo.put_pending(s, admin_id, self._seal(admin_id, secret), utcnow(), self.user_type)
+        return self._enrolment(label, secret)
 
     def _enrolment(self, username: str, secret: str) -> Enrolment:
         uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=self.tk.settings.totp_issuer_name)
@@ -158,11 +173,11 @@ class Totp:
         """The enrolment waiting for its first code, again (a reloaded set-up page shows the secret
         the app already scanned); None if there is none, or it is active."""
         async with self.tk.db.session() as s:
-            admin = await accounts_repo.admin_by_id(s, admin_id)
-            record = await repo.get(s, admin_id)
-        if admin is None or record is None or record.active:
+            label = await self._label(s, admin_id)
+            record = await repo.get(s, admin_id, self.user_type)
+        if label is None or record is None or record.active:
             return None
-        return self._enrolment(admin.username, self._open(record))
+        return self._enrolment(label, self._open(record))
 
     async def activate(self, admin_id: int, code: str) -> list[str]:
         """Turn the pending secret on with a first code; returns the recovery codes, shown once."""
@@ -174,18 +189,36 @@ class Totp:
         step = matching_step(self._open(record), code.strip().replace(" ", ""), self.tk.clock.now(), record.last_step)
         if step is None:
             raise InvalidRequest(INVALID_CODE)
-        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-        digests = [self.tk.master.digest(c.replace("-", "")) for c in codes]
+        codes, digests = self._new_recovery_codes()
         async with self.tk.db.transaction() as s:
-            if not await repo.activate(s, admin_id, step, digests):
+            if not await repo.activate(s, admin_id, step, digests, self.user_type):
                 # Reset, activated or re-enrolled by someone else between the read and now.
                 raise Conflict("Two-factor auth changed meanwhile; enroll again.")
-        await self.tk.audit.record(audit.TFA_ENROLLED, actor_type=int(UserType.ADMIN), actor_id=admin_id)
+        await self.tk.audit.record(audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=admin_id)
+        return codes
+
+    def _new_recovery_codes(self) -> tuple[list[str], list[str]]:
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+        return codes, [self.tk.master.digest(c.replace("-", "")) for c in codes]
+
+    async def regenerate_recovery_codes(self, owner_id: int) -> list[str]:
+        """New recovery codes for an active factor (the old ones stop working); shown once."""
+        if not await self.is_active(owner_id):
+            raise InvalidRequest(NOT_ENROLLED)
+        codes, digests = self._new_recovery_codes()
+        async with self.tk.db.transaction() as s:
+            await repo.replace_recovery_codes(s, owner_id, digests, self.user_type)
+        await self.tk.audit.record(
+            audit.TFA_ENROLLED,
+            actor_type=int(self.user_type),
+            actor_id=owner_id,
+            details={"change": "recovery codes regenerated"},
+        )
         return codes
 
     async def verify(self, admin_id: int, code: str) -> bool:
         """Spend `code`: a current TOTP code not accepted before, or an unused recovery code.
-        False for anything else, including an admin without active two-factor auth."""
+        False for anything else, including an account without active two-factor auth."""
         record = await self._record(admin_id)
         if record is None or not record.active:
             return False
@@ -195,7 +228,7 @@ class Totp:
             if step is None:
                 return False
             async with self.tk.db.transaction() as s:
-                return await repo.claim_step(s, admin_id, step)
+                return await repo.claim_step(s, admin_id, step, self.user_type)
         recovery = normalize_recovery_code(code)
         if recovery is None:
             return False
@@ -205,7 +238,7 @@ class Totp:
         """An unused recovery code. Its budget of wrong ones is the sign-in state machine's
         (accounts/signin/budget.py), the one caller of this through `verify`."""
         async with self.tk.db.transaction() as s:
-            return await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow())
+            return await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow(), self.user_type)
 
     async def is_active(self, admin_id: int) -> bool:
         record = await self._record(admin_id)
@@ -213,9 +246,24 @@ class Totp:
 
     async def status(self, admin_id: int) -> TfaStatus:
         async with self.tk.db.session() as s:
-            record = await repo.get(s, admin_id)
-            left = await repo.unused_recovery_codes(s, admin_id)
+            record = await repo.get(s, admin_id, self.user_type)
+            left = await repo.unused_recovery_codes(s, admin_id, self.user_type)
         return TfaStatus(record is not None, record is not None and record.active, left)
+
+    async def remove_own(self, owner_id: int) -> bool:
+        """A customer removes their own factor (the caller proved a current code or recovery code
+        first, through the sign-in budget). Admins never remove their own: `reset` is another's."""
+        if self.user_type == UserType.ADMIN:
+            raise ValueError("an admin's second factor is reset by another admin (delegation rule)")
+        async with self.tk.db.transaction() as s:
+            had = await repo.delete_all(s, owner_id, self.user_type)
+        await self.tk.audit.record(
+            audit.TFA_RESET,
+            actor_type=int(self.user_type),
+            actor_id=owner_id,
+            details={"target_type": int(self.user_type), "target_id": owner_id},
+        )
+        return had
 
     async def reset(self, acting: Principal, admin_id: int) -> bool:
         """Forget the secret and recovery codes (the admin enrolls again) and revoke the admin's

@@ -52,6 +52,7 @@ class OpaqueToken:
     auth_methods: tuple[str, ...]
     scope: tuple[str, ...] | None = None  # OAuth 2 access tokens only
     client_id: str | None = None
+    auth_time: int | None = None  # the original sign-in (step-up's max_age); None: not recorded
 
 
 def _dialect(s: AsyncSession) -> str:
@@ -156,6 +157,7 @@ async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> No
             digest=digest, jti=tok.jti, user_type=tok.user_type, user_id=tok.user_id,
             issued_at=tok.issued_at, expires_at=tok.expires_at, auth_methods=",".join(tok.auth_methods),
             scope=None if tok.scope is None else " ".join(tok.scope), client_id=tok.client_id,
+            auth_time=tok.auth_time,
         )
     )  # fmt: skip
 
@@ -166,7 +168,9 @@ async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
         return None
     methods = tuple(m for m in r.auth_methods.split(",") if m)
     scope = None if r.scope is None else tuple(r.scope.split())
-    return OpaqueToken(r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods, scope, r.client_id)
+    return OpaqueToken(
+        r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods, scope, r.client_id, r.auth_time
+    )
 
 
 # --- change feed ------------------------------------------------------------------------------

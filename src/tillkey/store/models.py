@@ -129,6 +129,8 @@ class OpaqueTokenRow(Base):
     # OAuth 2 access tokens: space-separated granted scopes and the client (NULL otherwise).
     scope: Mapped[str | None] = mapped_column(Text, nullable=True)
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The original sign-in time, carried forward by refresh (step-up's max_age reads it).
+    auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AuthChangeRow(Base):
@@ -309,6 +311,26 @@ class AdminRecoveryCodeRow(Base):
     __table_args__ = (UniqueConstraint("admin_id", "digest"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CustomerTfaRow(Base):
+    """A customer's TOTP secret: the same lifecycle and rules as AdminTfaRow (issue 16)."""
+
+    __tablename__ = "customer_tfa"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CustomerRecoveryCodeRow(Base):
+    __tablename__ = "customer_recovery_codes"
+    __table_args__ = (UniqueConstraint("customer_id", "digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     digest: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 

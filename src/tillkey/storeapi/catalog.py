@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, not_, or_, select
+from sqlalchemy import BigInteger, ColumnElement, CursorResult, Select, and_, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -182,6 +182,24 @@ async def orders(s: AsyncSession, crit: Criteria, customer_id: int | None = None
 async def order_by_id(s: AsyncSession, order_id: int) -> dict[str, Any] | None:
     row = await s.get(OrderRow, order_id)
     return (await _with_items(s, [row]))[0] if row else None
+
+
+# Magento's Order::canCancel: an order already finished (or held) cannot be cancelled.
+_NOT_CANCELLABLE = ("canceled", "complete", "closed", "holded")
+
+
+async def cancel_order(s: AsyncSession, order_id: int, now: datetime) -> bool | None:
+    """Cancel an order: True if it was cancelled now, False if its state forbids it (Magento's
+    answer for an order it cannot cancel), None if there is no such order. One conditional UPDATE,
+    so two racing cancels cannot both report True."""
+    result = await s.execute(
+        update(OrderRow)
+        .where(OrderRow.entity_id == order_id, OrderRow.state.not_in(_NOT_CANCELLABLE))
+        .values(state="canceled", status="canceled", updated_at=now)
+    )
+    if int(cast(CursorResult[Any], result).rowcount) == 1:
+        return True
+    return False if await s.get(OrderRow, order_id) is not None else None
 
 
 # --- customers --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from tillkey.access.tree import SELF
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import Principal
+from tillkey.store.accounts import utcnow
 from tillkey.storeapi import catalog, criteria
 from tillkey.surfaces.magento_wire import MagentoJSON
 from tillkey.surfaces.routing import Api, principal, tillkey
@@ -86,6 +87,24 @@ async def order(request: Request, order_id: str) -> MagentoJSON:
     if found is None:
         raise NotFound(NO_ENTITY)
     return MagentoJSON(found)
+
+
+@api.route(
+    "POST",
+    "/orders/{order_id}/cancel",
+    resources=["Magento_Sales::cancel"],
+    summary="Cancel an order (true, or false if its state forbids it); step-up: TILLKEY_STEP_UP",
+)
+async def cancel_order(request: Request, order_id: str) -> MagentoJSON:
+    # A critical call: by default it needs a multi-factor sign-in within 5 minutes, which the
+    # access check enforces from the resource (access/stepup.py), before this runs.
+    oid = _id("id", order_id)
+    tk = tillkey(request)
+    async with tk.db.transaction() as s:
+        done = await catalog.cancel_order(s, oid, utcnow())
+    if done is None:
+        raise NotFound(NO_ENTITY)
+    return MagentoJSON(done)
 
 
 @api.route("GET", "/customers/me", resources=[SELF], summary="The calling customer's own account")

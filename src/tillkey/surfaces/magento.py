@@ -108,8 +108,12 @@ async def admin_token(request: Request) -> MagentoJSON:
 )  # fmt: skip
 async def customer_token(request: Request) -> MagentoJSON:
     where = attempt(request)
-    username, password = await _credentials(request)
-    return await _sign_in(tillkey(request), Subject(UserType.CUSTOMER, username), password, where)
+    tk = tillkey(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    username, password = require_strings(body, "username", "password")
+    # Tillkey's addition: a customer with MFA on sends the code as "otp" (TOTP or recovery code).
+    otp = body.get("otp") if isinstance(body.get("otp"), str) else None
+    return await _sign_in(tk, Subject(UserType.CUSTOMER, username), password, where, otp)
 
 
 @api.route(
@@ -160,6 +164,7 @@ CONFIGURE_2FA = (
     "You are required to configure personal Two-Factor Authorization in order to login. "
     "Please ask an administrator to run tillkey admin 2fa enroll."
 )
+CUSTOMER_OTP = 'Two-factor auth is on for this account: send the authenticator code as "otp" with the password.'
 _TFA_CREDENTIALS = {
     "type": "object",
     "required": ["username", "password", "otp"],
@@ -176,6 +181,8 @@ AdminId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
 def _second_factor_due(tk: Tillkey, due: SecondFactorDue, *, provider_endpoint: bool) -> InvalidRequest:
     """Magento_TwoFactorAuth's 400s (magento.md §2.3): a password-only token is refused when a
     second factor applies (TILLKEY_ADMIN_2FA); the provider endpoint needs TOTP set up."""
+    if due.user_type == UserType.CUSTOMER:
+        return InvalidRequest(CUSTOMER_OTP, parameters={"active_providers": [GOOGLE]})
     if provider_endpoint and not due.enrolled:
         return InvalidRequest(NOT_CONFIGURED)
     if due.enrolled:

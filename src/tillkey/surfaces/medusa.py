@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
+from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.sessions import Sessions
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
@@ -78,7 +79,8 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
     context = {k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")}
     started = await Sessions(tk).start(
         kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
-        context={**context, "auth_time": granted.auth_time}, ip=where.ip, user_agent=where.user_agent,
+        context={**context, "auth_time": granted.auth_time, "amr": list(caller.auth_methods)},
+        ip=where.ip, user_agent=where.user_agent,
         ttl=granted.ttl,
     )  # fmt: skip
     response = JSONResponse({"user": claims}, headers=NO_STORE)
@@ -121,8 +123,15 @@ async def providers(actor: str) -> JSONResponse:
 async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     actor = _provider(actor, provider)
     where = attempt(request)
-    token = await MedusaAuth(tillkey(request)).login(actor, await _body(request), where)
-    return JSONResponse({"token": token}, headers=NO_STORE)
+    tk = tillkey(request)
+    body = await _body(request)
+    outcome = await MedusaAuth(tk).login(actor, body, where)
+    if isinstance(outcome, str):
+        return JSONResponse({"token": outcome}, headers=NO_STORE)
+    # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.
+    challenge = await MedusaMfa(tk).challenge(actor, str(body["email"]), outcome)
+    body_out = {"token": challenge.token, "mfa_required": True, "mfa_challenge": challenge.body}
+    return JSONResponse(body_out, headers=NO_STORE)
 
 
 @api.route(

@@ -28,10 +28,11 @@ from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.oauth2.rfc6749.errors import AccessDenied, ConsentRequired, InsufficientScope, LoginRequired
 from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
 from tillkey.oauth2.scopes import OPENID
-from tillkey.principal import Principal
+from tillkey.principal import Principal, UserType
 from tillkey.security import audit
 from tillkey.security.body_limit import read_limited
 from tillkey.security.proxy import plain_http_from_afar
+from tillkey.security.totp import Totp
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.surfaces.routing import Api, principal, tillkey
@@ -112,6 +113,14 @@ async def authorize(request: Request) -> Response:
             await ConsoleSessions(tk).end(session)
         return _login_redirect(request) if req.prompt != "login" else _login_redirect_without_prompt(request)
     user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
+    if req.sign_in_falls_short(user, tk.clock.now_int(), mfa_reachable=await _mfa_reachable(tk, user)):
+        # max_age / acr_values (RFC 9470 §4): a fresh sign-in, with the second factor if the user
+        # has one; then on without them (the fresh sign-in met them; the token says how).
+        if req.prompt == "none":
+            err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
+            return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
+        await ConsoleSessions(tk).end(session)
+        return _login_redirect_without_prompt(request)
     if req.client.first_party:
         return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=302)
     if req.prompt == "none":
@@ -123,9 +132,18 @@ async def authorize(request: Request) -> Response:
     )  # fmt: skip
 
 
+async def _mfa_reachable(tk: Tillkey, user: code_grant.User) -> bool:
+    """Would a fresh console sign-in of this user pass a second factor?"""
+    if tk.settings.admin_2fa == "off" or user.user_type != UserType.ADMIN:
+        return False
+    return await Totp(tk).is_active(user.user_id)
+
+
 def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
-    """prompt=login: sign in again, then continue without the prompt (or it would loop)."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "prompt"]
+    """prompt=login, max_age, acr_values: sign in again, then continue without them (or it would
+    loop: a fresh sign-in meets them, and may cross a second boundary on its way back)."""
+    once = ("prompt", "max_age", "acr_values")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in once]
     target = request.url.path + "?" + urlencode(kept)
     return RedirectResponse("/console/login?" + urlencode({"next": target}), status_code=303)
 
@@ -159,6 +177,9 @@ async def consent(request: Request) -> Response:
         denied = code_grant.RedirectError(AccessDenied(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(denied, tk.settings.issuer), status_code=303)
     user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
+    if req.sign_in_falls_short(user, tk.clock.now_int(), mfa_reachable=await _mfa_reachable(tk, user)):
+        again = "Your sign-in is too old or too weak for this. Start again from the application."
+        return pages.error("Sign-in required", again, 401)
     return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=303)
 
 

@@ -20,6 +20,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from tillkey.access.policy import check
+from tillkey.access.stepup import InsufficientUserAuthentication, StepUp
 from tillkey.access.tree import ANONYMOUS
 from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
@@ -42,6 +43,8 @@ class Declared:
     # service asks the delegation rule (access/delegation.py). tests/attacks/test_delegation.py
     # finds every route that could mint or assign and requires this, or a reason it does not.
     delegates: str | None = None
+    # The route's own step-up requirement (access/stepup.py); resource-level ones come from settings.
+    step_up: StepUp | None = None
 
 
 def tillkey(request: Request) -> Tillkey:
@@ -54,16 +57,19 @@ async def authenticate(request: Request) -> tuple[Principal, bool]:
     return await tillkey(request).credentials.authenticate(request)
 
 
-def requires(*resources: str, actors: Sequence[UserType] | None = None) -> Callable[[Request], Awaitable[Principal]]:
+def requires(
+    *resources: str, actors: Sequence[UserType] | None = None, step_up: StepUp | None = None
+) -> Callable[[Request], Awaitable[Principal]]:
     """actors: the user types this route recognises at all (Medusa's authenticate("user", …));
-    any other caller is a guest here, so it gets 401 rather than 403, as Medusa answers."""
+    any other caller is a guest here, so it gets 401 rather than 403, as Medusa answers.
+    step_up: the route's own step-up requirement, on top of its resources' (access/stepup.py)."""
     known = frozenset(actors) if actors is not None else None
 
     async def guard(request: Request) -> Principal:
         principal, presented = await authenticate(request)
         if known is not None and principal.user_type not in known and not principal.is_guest:
             principal = GUEST
-        enforce(request, principal, presented, resources)
+        enforce(request, principal, presented, resources, step_up=step_up)
         require_json_for_cookies(request, principal)
         request.scope[_PRINCIPAL] = principal
         return principal
@@ -96,13 +102,17 @@ def guarded_route(guard: Guard) -> type[APIRoute]:
 
 def enforce(
     request: Request, principal: Principal, presented: bool, resources: Sequence[str],
-    target: tuple[str, str] | None = None,
+    target: tuple[str, str] | None = None, step_up: StepUp | None = None,
 ) -> None:  # fmt: skip
     """The access check with its effects on the wire and in the audit log: a Bearer challenge on
     401, an access-denied record on 403. target: (method, path) judged, if not this request's own
-    (forward-auth judges the proxied request)."""
+    (forward-auth judges the proxied request). Then step-up (access/stepup.py): the route's or its
+    resources' requirement of a recent, strong sign-in; its 401 carries RFC 9470's challenge."""
     try:
         check(principal, resources)
+        tillkey(request).step_up.require(principal, resources, step_up)
+    except InsufficientUserAuthentication:
+        raise
     except Unauthenticated as exc:
         challenge = 'Bearer realm="tillkey"'
         if presented:
@@ -203,7 +213,7 @@ class Api:
         body_schema: dict[str, Any] | None = None, status_code: int = 200,
         actors: Sequence[UserType] | None = None,
         responses: dict[int | str, dict[str, Any]] | None = None, include_in_schema: bool = True,
-        delegates: str | None = None,
+        delegates: str | None = None, step_up: StepUp | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
         if not resources:
             raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
@@ -213,6 +223,8 @@ class Api:
             extra: dict[str, Any] = {"x-tillkey-resources": list(res)}
             if delegates is not None:
                 extra["x-tillkey-delegates"] = delegates
+            if step_up is not None:
+                extra["x-tillkey-step-up"] = step_up.model_dump()
             if res != (ANONYMOUS,):
                 extra["security"] = [{"bearer": []}]
             if body_schema is not None:
@@ -223,11 +235,11 @@ class Api:
             self.router.add_api_route(
                 path, fn, methods=[method], summary=summary, status_code=status_code,
                 description=f"Requires: {', '.join(res)}",
-                route_class_override=guarded_route(requires(*res, actors=actors)),
+                route_class_override=guarded_route(requires(*res, actors=actors, step_up=step_up)),
                 openapi_extra=extra, responses={**ERROR_RESPONSES, **(responses or {})},
                 include_in_schema=include_in_schema,
             )  # fmt: skip
-            self.declared.append(Declared(method, self.prefix + path, res, delegates))
+            self.declared.append(Declared(method, self.prefix + path, res, delegates, step_up))
             return fn
 
         return register

@@ -30,6 +30,7 @@ from typing import Any
 
 import jwt
 
+from tillkey.access.stepup import acr_of
 from tillkey.crypto.secrets import MasterSecret, random_token
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
@@ -41,7 +42,7 @@ from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
 MEDUSA = "medusa"
 # Claims only the issuer itself sets: extra claims can never forge identity, time, issuer or surface.
 RESERVED = frozenset(
-    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "aud", "sub", "auth_time", SURFACE_CLAIM}
+    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", SURFACE_CLAIM}
 )
 SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
 # OIDC Core §3.1.3.6: at_hash uses the hash of the JOSE algorithm; Ed25519 signs with SHA-512.
@@ -93,6 +94,7 @@ class OpaqueStore:
             rec.auth_methods,
             scope=rec.scope,
             client_id=rec.client_id,
+            auth_time=rec.auth_time,
         )
 
 
@@ -164,13 +166,15 @@ class Issuer:
         auth_time: int | None = None, not_after: int | None = None,
     ) -> Minted:  # fmt: skip
         """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
-        they make it a JWT. `surface`, `auth_time`: the issuing surface and the original sign-in
-        time, for tokens that surface renews. `not_after`: no expiry later than this (the sign-in's
-        absolute end)."""
-        jwt_needed = extra is not None or surface is not None or auth_time is not None
+        they make it a JWT. `surface`: the issuing surface, for tokens that surface renews (a JWT).
+        `auth_time`: the original sign-in time (both formats keep it, for step-up's max_age).
+        `not_after`: no expiry later than this (the sign-in's absolute end)."""
+        jwt_needed = extra is not None or surface is not None
         if opaque and not jwt_needed:
             token, rec = await self._opaque(
-                lambda jti, iat: repo.OpaqueToken(jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods)
+                lambda jti, iat: repo.OpaqueToken(
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods, auth_time=auth_time
+                )
             )
             self.issued["access", "opaque"] += 1
             return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque")
@@ -204,7 +208,7 @@ class Issuer:
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time
                 )
             )
             self.issued["oauth2_access", "opaque"] += 1
@@ -223,6 +227,9 @@ class Issuer:
         }  # fmt: skip
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
+        if acr is not None:
+            claims["acr"] = acr  # RFC 9068 §2.2.1, RFC 9470: the class the sign-in reached
         token, _alg = self._sign(claims, iat=iat, typ="at+jwt")
         self.issued["oauth2_access", "jwt"] += 1
         return Minted(token, jti, iat, exp, "jwt")
@@ -240,6 +247,9 @@ class Issuer:
             "iss": self._issuer, "sub": subject(user_type, user_id), "aud": client_id, "azp": client_id,
             "iat": now, "exp": now + ttl, "auth_time": auth_time, "amr": list(amr),
         }  # fmt: skip
+        acr = acr_of(amr)
+        if acr is not None:
+            claims["acr"] = acr
         if nonce is not None:
             claims["nonce"] = nonce
         if access_token is not None:

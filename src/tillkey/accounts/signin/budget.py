@@ -103,23 +103,24 @@ class FailureBudget:
             await throttle.clear_failures(db, username_key(name), user_type)
 
 
-# The throttle's table counts wrong recovery codes per admin under this user type, which no login
+# The throttle's table counts wrong recovery codes per account under this user type, which no login
 # uses, so the counts never mix with a login name's; in the database, so across processes.
 RECOVERY_THROTTLE = 0
 
 
 class RecoveryCodeBudget:
-    def __init__(self, tk: Tillkey) -> None:
+    def __init__(self, tk: Tillkey, user_type: UserType = UserType.ADMIN) -> None:
         self.tk = tk
+        self.kind = "admin" if user_type == UserType.ADMIN else f"user{int(user_type)}"
 
     async def exhausted(self, admin_id: int) -> bool:
         async with self.tk.db.session() as s:
-            failures, lock_expires = await throttle.failures(s, f"admin:{admin_id}", RECOVERY_THROTTLE)
+            failures, lock_expires = await throttle.failures(s, f"{self.kind}:{admin_id}", RECOVERY_THROTTLE)
         settings = self.tk.settings
         return failures >= settings.recovery_code_max_failures and lock_expires > self.tk.clock.now_int()
 
     async def spent(self, admin_id: int, *, ok: bool) -> None:
-        key, now = f"admin:{admin_id}", self.tk.clock.now_int()
+        key, now = f"{self.kind}:{admin_id}", self.tk.clock.now_int()
         async with self.tk.db.transaction() as s:
             if ok:
                 await throttle.clear_failures(s, key, RECOVERY_THROTTLE)

@@ -132,18 +132,22 @@ class TotpCode:
     used_event: ClassVar[str | None] = audit.TFA_USED
 
     async def available(self, tk: Tillkey, account: Account) -> bool:
-        return isinstance(account, Admin) and await Totp(tk).is_active(account.id)
+        totp = account_totp(tk, account)
+        return totp is not None and await totp.is_active(account.id)
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
+        totp = account_totp(tk, account)
+        if totp is None:
+            return False
         if not is_recovery_code(self.code):
-            return await Totp(tk).verify(account.id, self.code)
-        # A recovery code: within its own budget per admin (budget.py), besides the sign-in's.
+            return await totp.verify(account.id, self.code)
+        # A recovery code: within its own budget per account (budget.py), besides the sign-in's.
         from tillkey.accounts.signin.budget import RecoveryCodeBudget  # budget imports this module
 
-        budget = RecoveryCodeBudget(tk)
+        budget = RecoveryCodeBudget(tk, totp.user_type)
         if await budget.exhausted(account.id):
             return False
-        ok = await Totp(tk).verify(account.id, self.code)
+        ok = await totp.verify(account.id, self.code)
         await budget.spent(account.id, ok=ok)
         return ok
 
@@ -171,6 +175,17 @@ class EnrolmentCode:
         return True
 
 
+def account_totp(tk: Tillkey, account: Account) -> Totp | None:
+    """The account's TOTP, if its user type may use one: admins always, customers unless
+    TILLKEY_CUSTOMER_2FA=off."""
+    if isinstance(account, Admin):
+        return Totp(tk)
+    if tk.settings.customer_2fa == "off":
+        return None
+    return Totp(tk, UserType.CUSTOMER)
+
+
 async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:
     """Has the account a second factor set up? (TOTP today; passkeys will answer here too.)"""
-    return isinstance(account, Admin) and await Totp(tk).is_active(account.id)
+    totp = account_totp(tk, account)
+    return totp is not None and await totp.is_active(account.id)

@@ -234,11 +234,15 @@ class SignIn:
         return SignedIn(subject.user_type, account, amr)
 
     def _due(self, account: Account, enrolled: bool) -> bool:
-        """TILLKEY_ADMIN_2FA: off, optional (for those who set it up), required (for every admin)."""
-        mode = self.tk.settings.admin_2fa
-        if not isinstance(account, Admin) or mode == "off":
+        """TILLKEY_ADMIN_2FA / TILLKEY_CUSTOMER_2FA: off, optional (for those who set it up),
+        required (for every account of that type)."""
+        s = self.tk.settings
+        mode = s.admin_2fa if isinstance(account, Admin) else s.customer_2fa
+        if mode == "off":
             return False
-        return enrolled or mode == "required"
+        # A customer without a factor under "required" still signs in: step-up on `self` (runtime)
+        # then lets that token do nothing but set one up (the MFA routes).
+        return enrolled or (mode == "required" and isinstance(account, Admin))
 
     async def _issue(self, subject: Subject, who: SignedIn, attempt: Attempt, issue: Issue[T]) -> Issued[T]:
         await self.budget.clear(subject, who.account)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tillkey.access.stepup import ACR_VALUES
 from tillkey.oauth2.rfc8414 import metadata
 from tillkey.settings import Settings
 
@@ -23,6 +24,7 @@ def openid_configuration(settings: Settings) -> dict[str, Any]:
             "auth_time",
             "nonce",
             "amr",
+            "acr",
             "azp",
             "at_hash",
             "name",
@@ -31,6 +33,7 @@ def openid_configuration(settings: Settings) -> dict[str, Any]:
             "preferred_username",
             "email",
         ],
+        "acr_values_supported": list(ACR_VALUES),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from tillkey.access import stepup
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth2 import rfc7636
 from tillkey.oauth2 import scopes as scope_rules
@@ -27,7 +28,7 @@ GRANT_TYPE = "authorization_code"
 CODE_PREFIX = "tk_ac_"
 AUTHORIZE_PARAMS = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-    "nonce", "prompt", "response_mode",
+    "nonce", "prompt", "response_mode", "acr_values", "max_age",
 })  # fmt: skip
 TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
 
@@ -42,6 +43,10 @@ class AuthorizationRequest:
     code_challenge: str | None
     nonce: str | None
     prompt: str | None
+    # OIDC Core §3.1.2.1 / RFC 9470 §4: the classes the client asks for (those Tillkey knows, in its
+    # order) and the oldest sign-in it accepts (seconds).
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
 
     def as_params(self) -> dict[str, str]:
         """The request again, for the hidden fields of the consent form."""
@@ -53,7 +58,24 @@ class AuthorizationRequest:
                 out[name] = value
         if self.code_challenge is not None:
             out["code_challenge_method"] = rfc7636.S256
+        if self.acr_values:
+            out["acr_values"] = " ".join(self.acr_values)
+        if self.max_age is not None:
+            out["max_age"] = str(self.max_age)
         return out
+
+    def sign_in_falls_short(self, user: User, now: int, *, mfa_reachable: bool) -> bool:
+        """Must the user sign in again for this request? Their sign-in is older than max_age, or
+        weaker than the strongest acr asked for while they could reach it (a person with no second
+        factor set up would only loop: they get a token with the acr they have, which the client
+        reads from the token and judges, RFC 9470 §4)."""
+        if self.max_age is not None and now - user.auth_time > self.max_age:
+            return True
+        wanted = self.acr_values[-1] if self.acr_values else None
+        if wanted is None or not mfa_reachable:
+            return False
+        have = stepup.acr_of(user.amr)
+        return have is None or stepup.ACR_VALUES.index(have) < stepup.ACR_VALUES.index(wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +163,24 @@ async def validate(tk: Tillkey, params: dict[str, str]) -> AuthorizationRequest:
     if nonce is not None and len(nonce) > 255:
         raise fail(InvalidRequest("The nonce is too long."))
     prompt = params.get("prompt")
-    return AuthorizationRequest(client, redirect_uri, given is not None, scope, state, challenge, nonce, prompt)
+    raw_age = params.get("max_age")
+    if raw_age is not None and not (raw_age.isdigit() and len(raw_age) <= 10):
+        raise fail(InvalidRequest("max_age must be a number of seconds."))
+    # Unknown classes are ignored (OIDC Core: acr_values are voluntary); known ones kept in order.
+    asked = set((params.get("acr_values") or "").split())
+    acr_values = tuple(v for v in stepup.ACR_VALUES if v in asked)
+    return AuthorizationRequest(
+        client,
+        redirect_uri,
+        given is not None,
+        scope,
+        state,
+        challenge,
+        nonce,
+        prompt,
+        acr_values,
+        None if raw_age is None else int(raw_age),
+    )
 
 
 async def issue_code(tk: Tillkey, req: AuthorizationRequest, user: User) -> str:
