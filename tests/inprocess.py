@@ -39,7 +39,7 @@ from tillkey.accounts.service import Accounts
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
-from tillkey.console.session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
+from tillkey.console.sign_in_session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
 from tillkey.oauth2 import access_tokens
 from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType

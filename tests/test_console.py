@@ -18,7 +18,7 @@ from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
 from tests.console_support import CONSOLE_COOKIE, ConsoleClient, is_sign_in_redirect, nav_links, start_console_server
 from tests.oauth2_support import hidden_fields
-from tillkey.console.session import DEV_COOKIE
+from tillkey.console.sign_in_session import DEV_COOKIE
 from tillkey.security.totp import PERIOD
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -22,7 +22,7 @@ from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
 
-CONSOLE = "console"  # console/session.py's kind: its own bound (console_sessions_per_admin)
+CONSOLE = "console"  # console/sign_in_session.py's kind: its own bound (console_sessions_per_admin)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tillkey.access.policy import is_allowed
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.console import pages
-from tillkey.console.session import (
+from tillkey.console import templating
+from tillkey.console.sign_in_session import (
     ConsoleSession,
     ConsoleSessions,
     cookie_name,
@@ -120,8 +120,8 @@ class Console:
         self, template: str, title: str, *, status: int = 200, error: str | None = None, notice: str | None = None,
         **context: Any,
     ) -> HTMLResponse:  # fmt: skip
-        return pages.render(
-            template, status=status, policy=pages.CONSOLE_CSP, title=title,
+        return templating.render(
+            template, status=status, policy=templating.CONSOLE_CSP, title=title,
             frame=self.frame(error=error, notice=notice), **{"kept": Kept(self.kept), **context},
         )  # fmt: skip
 
@@ -213,7 +213,7 @@ def to_enrolment(request: Request) -> RedirectResponse:
 
 
 def refused(title: str, message: str, status: int = 403) -> HTMLResponse:
-    return pages.render("message.html", status=status, policy=pages.CONSOLE_CSP, title=title, message=message)
+    return templating.render("message.html", status=status, policy=templating.CONSOLE_CSP, title=title, message=message)
 
 
 def _cross_site(request: Request) -> bool:

@@ -15,8 +15,8 @@ from fastapi import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.console import pages
-from tillkey.console.session import ConsoleSessions, cookie_name
+from tillkey.console import templating
+from tillkey.console.sign_in_session import ConsoleSessions, cookie_name
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
@@ -100,7 +100,7 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=302)
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
-        return pages.error("Authorization failed", exc.message, exc.status_code)
+        return templating.error("Authorization failed", exc.message, exc.status_code)
     session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
@@ -115,7 +115,7 @@ async def authorize(request: Request) -> Response:
     if req.prompt == "none":
         err = code_grant.RedirectError(ConsentRequired(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
-    return pages.consent(
+    return templating.consent(
         client_name=req.client.name, scopes=req.scope, csrf=session.csrf, request_fields=req.as_params(),
         redirect_uri=req.redirect_uri,
     )  # fmt: skip
@@ -139,14 +139,16 @@ async def consent(request: Request) -> Response:
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
         session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
         if session is None or session.pending_otp:
-            return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
+            return templating.error(
+                "Sign-in required", "Your session has ended. Start again from the application.", 401
+            )
         if not constant_time_equals(form.get("csrf", ""), session.csrf):
-            return pages.error("Request refused", "The form has expired. Start again from the application.", 403)
+            return templating.error("Request refused", "The form has expired. Start again from the application.", 403)
         req = await code_grant.validate(tk, {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS})
     except code_grant.RedirectError as exc:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=303)
     except TillkeyError as exc:
-        return pages.error("Authorization failed", exc.message, exc.status_code)
+        return templating.error("Authorization failed", exc.message, exc.status_code)
     allowed = form.get("decision") == "allow"
     await tk.audit.record_request(
         request, audit.OAUTH2_CONSENT, outcome=audit.SUCCESS if allowed else audit.FAILURE,

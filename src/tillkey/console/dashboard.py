@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.sessions import Sessions
 from tillkey.console import actors, listing
+from tillkey.console.login import safe_next
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.console.session import KIND, cookie_name, delete_cookie
+from tillkey.console.sign_in_session import KIND, cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.security import audit
@@ -23,7 +24,6 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
 from tillkey.store.audit import AuditQuery
 from tillkey.store.sessions import Session
-from tillkey.surfaces.console import safe_next
 from tillkey.tokens import rotation
 
 pages = ConsolePages()
