@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
+from tillkey.audit import RequestContextMiddleware
 from tillkey.console import accounts as console_accounts
 from tillkey.console import credentials as console_credentials
 from tillkey.console import dashboard as console_dashboard
@@ -27,7 +28,6 @@ from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllo
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import Metrics, RequestCounter
 from tillkey.runtime import Tillkey
-from tillkey.security.audit import RequestContextMiddleware
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.security.request_limits import RequestLimitsMiddleware
 from tillkey.settings import Settings

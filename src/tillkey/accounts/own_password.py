@@ -5,6 +5,7 @@ else's password is the operator's path (Accounts.reset_admin_password, the deleg
 
 from __future__ import annotations
 
+from tillkey import audit
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import Subject
@@ -12,7 +13,6 @@ from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import Grant
 from tillkey.accounts.sessions import Sessions
@@ -23,7 +24,6 @@ from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.settings import TokenFormat
 from tillkey.store import accounts as repo
 from tillkey.store import auth as auth_repo

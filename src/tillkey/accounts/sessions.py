@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.credentials.sessions import PREFIX
 from tillkey.crypto.secrets import random_token
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session

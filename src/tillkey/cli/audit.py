@@ -20,7 +20,7 @@ def _audit_print(records: list[Any], as_json: bool) -> None:
     from rich import box
     from rich.text import Text
 
-    from tillkey.security.audit import FAILURE, iso_time, to_json
+    from tillkey.audit import FAILURE, iso_time, to_json
 
     if as_json:
         for r in records:
@@ -79,7 +79,7 @@ def audit_search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Matching records, newest first."""
-    from tillkey.security.audit_query import make_query
+    from tillkey.audit.query import make_query
 
     try:
         query = make_query(

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import (
     Attempt,
@@ -50,7 +51,6 @@ from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauth
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.security.proxy import client_ip
 from tillkey.security.totp import Totp
 from tillkey.store import oauth2 as oauth2_repo

@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tillkey.access.policy import is_allowed
 from tillkey.access.tree import ADMIN_SELF
+from tillkey.audit import ACCESS_DENIED, FAILURE
 from tillkey.console import templating
 from tillkey.console.sign_in_session import (
     ConsoleSession,
@@ -38,7 +39,6 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.principal import Principal, UserType
 from tillkey.runtime import Tillkey
-from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.oauth2 import read_body
 from tillkey.surfaces.routing import Declared, tillkey

@@ -18,6 +18,7 @@ from fastapi import Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
 from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactorFailed
 from tillkey.console import templating as html
@@ -34,7 +35,6 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
-from tillkey.security import audit
 from tillkey.security.totp import Enrolment, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
 from tillkey.surfaces.oauth2 import read_body, require_https

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import templating
 from tillkey.console.sign_in_session import ConsoleSessions, cookie_name
@@ -30,7 +31,6 @@ from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
 from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.security.body_limit import read_limited
 from tillkey.security.proxy import plain_http_from_afar
 from tillkey.store.oauth2 import Client

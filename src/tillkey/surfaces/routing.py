@@ -21,10 +21,10 @@ from starlette.types import Scope
 
 from tillkey.access.policy import check
 from tillkey.access.tree import ANONYMOUS
+from tillkey.audit import ACCESS_DENIED, FAILURE
 from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
 from tillkey.runtime import Tillkey
-from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.security.csrf import require_json_for_cookies
 
 log = logging.getLogger("tillkey.access")

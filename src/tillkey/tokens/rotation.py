@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tillkey import audit
 from tillkey.errors import NotFound
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.settings import Settings
 from tillkey.store import auth as repo
 from tillkey.tokens import keys

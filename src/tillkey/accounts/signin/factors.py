@@ -14,10 +14,10 @@ from typing import ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.errors import InvalidRequest
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.security.totp import Totp, is_recovery_code
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin, Customer, username_key

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tillkey import audit
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import (
     Account,
@@ -41,7 +42,6 @@ from tillkey.accounts.signin.factors import (
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.store.accounts import Admin
 
 SIGN_IN_FAILED = (

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from tillkey import audit
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth2 import rfc7636
 from tillkey.oauth2 import scopes as scope_rules
@@ -16,7 +17,6 @@ from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, Unsu
 from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
 from tillkey.runtime import Tillkey
-from tillkey.security import audit
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client, Code
 from tillkey.tokens.refresh import RefreshTokens
