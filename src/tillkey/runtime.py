@@ -19,7 +19,6 @@ from collections import Counter
 from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.tree import ResourceTree
-from tillkey.accounts.admission import LoginAdmission
 from tillkey.audit import AuditLog
 from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
@@ -31,7 +30,7 @@ from tillkey.credentials.sessions import SessionCookies, SessionState
 from tillkey.crypto.passwords import Cost, PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
-from tillkey.security.pacing import Pacer
+from tillkey.security.flood import LoginAdmission, Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
