@@ -18,7 +18,7 @@ from tillkey.errors import NotFound
 from tillkey.storeapi import catalog
 from tillkey.storeapi import routes as storeapi
 from tillkey.surfaces.magento_wire import MagentoJSON
-from tillkey.surfaces.routing import guarded_route, requires, tillkey
+from tillkey.web.routing import guarded_route, requires, tillkey
 
 # The resource that guards GET /rest/V1/products/{sku}: the protected empty route pays the same check.
 PRODUCTS = "Magento_Catalog::products"
@@ -49,10 +49,10 @@ def bench_router() -> APIRouter:
     """Twins side by side, unprotected first: the protected one never gets the cheaper spot."""
     router = APIRouter(include_in_schema=False)
     # Under /rest/V1 like its twin, so both pass the same routers' first-segment gates
-    # (surfaces/routing.py skip_unreachable_routers) and the same Magento path handling.
+    # (web/routing.py skip_unreachable_routers) and the same Magento path handling.
     router.add_api_route(OPEN_PRODUCT_PATH, open_product, methods=["GET"])
     router.add_api_route("/bench/empty", empty, methods=["GET"])
-    # Guarded exactly as every Tillkey route is (surfaces/routing.py Api.route).
+    # Guarded exactly as every Tillkey route is (web/routing.py Api.route).
     router.add_api_route(
         "/bench/empty-protected", empty, methods=["GET"], route_class_override=guarded_route(requires(PRODUCTS))
     )

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tillkey import audit
+from tillkey.audit import AuditLog
 from tillkey.clock import Clock
-from tillkey.security import audit
-from tillkey.security.audit import AuditLog
 from tillkey.store import db as store_db
 from tillkey.store.audit import AuditQuery
 

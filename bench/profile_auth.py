@@ -40,7 +40,7 @@ from tillkey.accounts.service import Accounts  # noqa: E402
 from tillkey.app import create_app  # noqa: E402
 from tillkey.credentials.bearer import bearer_token  # noqa: E402
 from tillkey.principal import UserType  # noqa: E402
-from tillkey.surfaces.routing import requires  # noqa: E402
+from tillkey.web.routing import requires  # noqa: E402
 
 Message = MutableMapping[str, Any]
 

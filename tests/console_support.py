@@ -18,7 +18,7 @@ from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server, make_database
 from tests.inprocess import InProcess
 from tests.oauth2_support import hidden_fields
-from tillkey.console.session import DEV_COOKIE
+from tillkey.console.sign_in_session import DEV_COOKIE
 
 CONSOLE_COOKIE = DEV_COOKIE  # plain HTTP on loopback: no __Host- prefix
 

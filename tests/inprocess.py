@@ -37,15 +37,15 @@ from typer.testing import CliRunner, Result
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.service import Accounts
+from tillkey.accounts.totp import PERIOD, Totp
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
-from tillkey.console.session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
+from tillkey.console.sign_in_session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
 from tillkey.oauth2 import access_tokens
 from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
-from tillkey.security.totp import PERIOD, Totp
 from tillkey.settings import Settings
 from tillkey.store.accounts import Admin, Customer
 

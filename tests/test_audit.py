@@ -21,11 +21,12 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, Server, make_database
+from tillkey import audit
+from tillkey.audit import GENESIS, AuditLog, record_hash, to_json
+from tillkey.audit import chain as audit_chain
+from tillkey.audit.query import QueryError, make_query, parse_time
 from tillkey.clock import Clock
 from tillkey.crypto.secrets import MasterSecret
-from tillkey.security import audit, audit_chain
-from tillkey.security.audit import GENESIS, AuditLog, record_hash, to_json
-from tillkey.security.audit_query import QueryError, make_query, parse_time
 from tillkey.security.redaction import REDACTED, names_secret
 from tillkey.store import db as store_db
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -333,7 +334,7 @@ def test_full_queue_keeps_everything_and_warns_once(tmp_path: Path, caplog: pyte
 APPENDER = """
 import asyncio, os, sys, time
 from tillkey.clock import Clock
-from tillkey.security.audit import LOGIN_SUCCESS, AuditLog
+from tillkey.audit import LOGIN_SUCCESS, AuditLog
 from tillkey.store.db import Database
 
 url, name, n, tasks, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]

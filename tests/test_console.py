@@ -18,8 +18,8 @@ from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD
 from tests.console_support import CONSOLE_COOKIE, Console, console_app, is_sign_in_redirect, nav_links
 from tests.oauth2_support import hidden_fields
-from tillkey.console.session import DEV_COOKIE
-from tillkey.security.totp import PERIOD
+from tillkey.accounts.totp import PERIOD
+from tillkey.console.sign_in_session import DEV_COOKIE
 
 
 @pytest.fixture(params=inprocess.BACKENDS)

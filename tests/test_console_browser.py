@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD, REQUIRE_SERVICES, Server
 from tests.console_support import start_console_server
-from tillkey.security.totp import PERIOD
+from tillkey.accounts.totp import PERIOD
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -26,7 +26,7 @@ from tests.conftest import ADMIN_PASSWORD, FAST_HASHING
 from tests.inprocess import InProcess
 from tests.polling import until
 from tillkey.access.delegation import OPERATOR
-from tillkey.security.totp import (
+from tillkey.accounts.totp import (
     PERIOD,
     matching_step,
     new_recovery_code,
@@ -541,9 +541,9 @@ def test_recovery_codes_format_and_normalization() -> None:
 def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
     """Two requests racing with one valid code: the conditional update lets exactly one through."""
     from tillkey.accounts.service import Accounts
+    from tillkey.accounts.totp import Totp
     from tillkey.clock import Clock
     from tillkey.runtime import Tillkey
-    from tillkey.security.totp import Totp
     from tillkey.settings import Settings
 
     async def go() -> None:

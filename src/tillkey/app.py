@@ -18,11 +18,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
+from tillkey.audit import RequestContextMiddleware
+from tillkey.console import accounts as console_accounts
+from tillkey.console import credentials as console_credentials
+from tillkey.console import dashboard as console_dashboard
+from tillkey.console import login as console_login
+from tillkey.console import two_factor as console_two_factor
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import Metrics, RequestCounter
 from tillkey.runtime import Tillkey
-from tillkey.security.audit import RequestContextMiddleware
 from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
 from tillkey.security.request_limits import RequestLimitsMiddleware
 from tillkey.settings import Settings
@@ -32,11 +37,6 @@ from tillkey.surfaces import (
     api_docs,
     api_keys,
     audit,
-    console,
-    console_accounts,
-    console_credentials,
-    console_pages,
-    console_tfa,
     forward_auth,
     magento,
     medusa,
@@ -48,7 +48,7 @@ from tillkey.surfaces import (
     oauth2,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
-from tillkey.surfaces.routing import skip_unreachable_routers
+from tillkey.web.routing import skip_unreachable_routers
 
 log = logging.getLogger("tillkey")
 
@@ -224,11 +224,11 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa.api, api_keys.api,
-        medusa_store.api, oauth1.api, oauth2.api, console.api, console_tfa.api, forward_auth.api,
+        medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    consoles = (console_pages.pages, console_accounts.pages, console_credentials.pages, console_tfa.pages)
+    consoles = (console_dashboard.pages, console_accounts.pages, console_credentials.pages, console_two_factor.pages)
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]

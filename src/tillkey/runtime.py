@@ -20,7 +20,9 @@ from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.stepup import StepUp, StepUpPolicy
 from tillkey.access.tree import SELF, ResourceTree
-from tillkey.accounts.admission import LoginAdmission
+from tillkey.audit import AuditLog
+from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
+from tillkey.audit.chain import CHAIN_KEY_PURPOSE
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
@@ -29,10 +31,7 @@ from tillkey.credentials.sessions import SessionCookies, SessionState
 from tillkey.crypto.passwords import Cost, PasswordHashing
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
-from tillkey.security.audit import AuditLog
-from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
-from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE
-from tillkey.security.pacing import Pacer
+from tillkey.security.flood import LoginAdmission, Pacer
 from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
@@ -114,7 +113,7 @@ class Tillkey:
             waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
         )  # fmt: skip
         # Keyed under the master secret, anchored in a file: the database alone can neither
-        # recompute the chain nor cut its tail unnoticed (security/audit.py).
+        # recompute the chain nor cut its tail unnoticed (tillkey/audit/).
         self.audit = AuditLog(
             self.db,
             self.clock,

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # the event loop needs) and logins queued for the pool beyond those. Further logins wait in a
     # waiting room for up to login_wait_seconds, costing no CPU; past that, or when the room is
     # full, 503. A login flood thus can take neither the connection pool nor the event loop from
-    # verified traffic (accounts/admission.py).
+    # verified traffic (security/flood.py LoginAdmission).
     password_hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     login_queue_limit: int = Field(default=8, ge=1)
     # Nice value of the hashing threads (Linux): hashing yields the CPU to request handling.
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     login_waiting_limit: int = Field(default=1024, ge=0)
     login_wait_seconds: float = Field(default=1.0, ge=0)
     # A 429 is answered after a jittered pause of up to this many seconds (0: at once), so a
-    # flood refused for its rate cannot spin the event loop (security/pacing.py). At most
+    # flood refused for its rate cannot spin the event loop (security/flood.py Pacer). At most
     # login_waiting_limit refusals are paused at once.
     refusal_pause_seconds: float = Field(default=1.0, ge=0)
     # Minimum password length for new passwords (NIST SP 800-63B: at least 8).

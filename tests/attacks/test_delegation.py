@@ -30,14 +30,14 @@ from tillkey.access.delegation import OPERATOR, OWN_FACTOR
 from tillkey.access.tree import ALL
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
+from tillkey.accounts.totp import Totp
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
 from tillkey.oauth2.clients import Clients
 from tillkey.runtime import Tillkey
-from tillkey.security.totp import Totp
 from tillkey.settings import Settings
 from tillkey.store import accounts as repo
-from tillkey.surfaces.routing import Declared
+from tillkey.web.routing import Declared
 
 CLIENTS = "Tillkey::oauth2_clients"
 API_KEYS = "Tillkey::api_keys"

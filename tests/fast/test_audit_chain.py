@@ -21,16 +21,17 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import inprocess
+from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.access.tree import ResourceTree
+from tillkey.audit import AuditLog, fit
+from tillkey.audit import chain as audit_chain
+from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
+from tillkey.audit.chain import CHAIN_KEY_PURPOSE, GENESIS, canonical, legacy_hash, record_hash
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth2.clients import Clients
-from tillkey.security import audit, audit_chain
-from tillkey.security.audit import AuditLog, fit
-from tillkey.security.audit_anchor import ANCHOR_KEY_PURPOSE, AnchorFile
-from tillkey.security.audit_chain import CHAIN_KEY_PURPOSE, GENESIS, canonical, legacy_hash, record_hash
 from tillkey.store import audit as audit_repo
 from tillkey.store import db as store_db
 from tillkey.store.audit import AuditQuery, AuditRecord

@@ -174,7 +174,7 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
     import pyotp
 
     from tillkey.accounts.signin import TotpCode
-    from tillkey.security.totp import Totp
+    from tillkey.accounts.totp import Totp
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as one, inprocess.running(tmp_path) as two:
@@ -199,7 +199,7 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
 def test_password_steps_without_the_code_cannot_end_a_signed_in_console_session(tmp_path: Path) -> None:
     import pyotp
 
-    from tillkey.security.totp import Totp
+    from tillkey.accounts.totp import Totp
 
     async def body() -> None:
         settings = {"admin_2fa": "optional", "console_sessions_per_admin": 3}

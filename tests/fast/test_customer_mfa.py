@@ -12,7 +12,7 @@ import pytest
 
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
-from tillkey.security.totp import PERIOD
+from tillkey.accounts.totp import PERIOD
 
 ME = "/rest/V1/customers/me"
 

@@ -15,7 +15,7 @@ import pytest
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.console.session import DEV_COOKIE
+from tillkey.console.sign_in_session import DEV_COOKIE
 from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.storeapi.seed import seed

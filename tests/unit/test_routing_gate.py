@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import APIRouter, FastAPI
 from starlette.responses import PlainTextResponse
 
-from tillkey.surfaces.routing import skip_unreachable_routers
+from tillkey.web.routing import skip_unreachable_routers
 
 ROUTERS = {
     "rest": ("/rest/V1/products", "/rest/V1/orders/{id}"),
@@ -45,9 +46,10 @@ def _app() -> tuple[FastAPI, list[str]]:
     return app, ran
 
 
-def _get(app: FastAPI, method: str, path: str) -> httpx.Response:
+def _get(app: FastAPI, method: str, path: str, root_path: str = "") -> httpx.Response:
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        transport = httpx.ASGITransport(app=app, root_path=root_path)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             return await client.request(method, path)
 
     return asyncio.run(go())
@@ -80,3 +82,22 @@ def test_routers_that_cannot_match_are_not_scanned() -> None:
     ran.clear()
     _get(app, "GET", "/nowhere")
     assert _distinct(ran) == ["any"]  # (a miss may be matched twice: once more for 404 vs 405)
+
+
+def test_below_a_root_path_the_gate_judges_the_path_the_routes_see() -> None:
+    app, _ = _app()
+    assert _get(app, "GET", "/shop-api/admin/users/me", root_path="/shop-api").text == "admin /admin/users/me"
+    assert _get(app, "GET", "/shop-api/rest/V1/orders/7", root_path="/shop-api").text == "rest /rest/V1/orders/{id}"
+
+
+def test_a_fastapi_that_flattens_included_routers_is_refused_at_startup() -> None:
+    """Before FastAPI 0.137 include_router copied the routes into the app's own list: the gate
+    would have nothing to wrap and would silently do nothing."""
+    app = FastAPI()
+
+    async def handler() -> PlainTextResponse:
+        return PlainTextResponse("flat")
+
+    app.router.add_api_route("/rest/V1/products", handler, methods=["GET"])  # what the old include left
+    with pytest.raises(RuntimeError, match=r"fastapi>=0\.137"):
+        skip_unreachable_routers(app.router)

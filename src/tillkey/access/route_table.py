@@ -1,6 +1,6 @@
 """The forward-auth route table: which resources a request to a proxied app needs, by method and path.
 
-Routes are data (as surfaces/routing.py declares Tillkey's own): an ordered list of rules read from
+Routes are data (as web/routing.py declares Tillkey's own): an ordered list of rules read from
 the settings, compiled once at start into regular expressions; the first rule whose method and path
 match gives the resources, and no match is a denial. Paths are matched after the normalisation a
 proxy applies before it routes (percent-decoding, dot segments, repeated slashes), so a spelling

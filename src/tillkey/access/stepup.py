@@ -14,7 +14,7 @@ fresh second factor for) or `"allow"` (the resource grant alone suffices).
 
 Requirements come from two places, combined strictest-wins: `TILLKEY_STEP_UP` (resource id → rule,
 applying to the resource and its subtree; by default `Magento_Sales::cancel` needs MFA within five
-minutes) and a route's own declaration (surfaces/routing.py `Api.route(step_up=...)`). The check
+minutes) and a route's own declaration (web/routing.py `Api.route(step_up=...)`). The check
 runs in the access check's one place (routing.enforce), after the resource check, on in-memory
 facts only: the Principal's amr and auth_time come from the token (cached for opaque tokens).
 """

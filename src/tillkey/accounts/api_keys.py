@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import OPERATOR
 from tillkey.credentials.api_keys import PUBLISHABLE_PREFIX, SECRET_PREFIX
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
 from tillkey.store import api_keys as repo
 from tillkey.store import auth as auth_repo
 from tillkey.store.api_keys import PUBLISHABLE, SECRET, TYPES, ApiKey

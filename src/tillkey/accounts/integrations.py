@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.tree import ALL
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth1 import handshake
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit, outbound
+from tillkey.security import outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration

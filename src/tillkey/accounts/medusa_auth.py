@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey import names
+from tillkey import audit, names
 from tillkey.access import delegation
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
@@ -40,7 +40,6 @@ from tillkey.errors import (
     Unauthenticated,
 )
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import identities as repo
 from tillkey.store.accounts import Admin, Customer

@@ -27,10 +27,10 @@ import jwt
 from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS, MedusaAuth
 from tillkey.accounts.signin import Attempt, Pending, SecondFactorDue, SecondFactorFailed, SignedIn, SignIn, TotpCode
 from tillkey.accounts.signin.factors import Account, account_by_id, account_name
+from tillkey.accounts.totp import Totp
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from tillkey.principal import Principal, UserType
-from tillkey.security.totp import Totp
 from tillkey.store import identities as repo
 from tillkey.store.identities import Identity
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tillkey import audit
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import Subject
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
-from tillkey.security import audit
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import OPERATOR, Grant
 from tillkey.accounts.sessions import Sessions
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
 from tillkey.settings import TokenFormat
 from tillkey.store import accounts as repo
 from tillkey.store import auth as auth_repo
@@ -372,7 +372,7 @@ async def require_manages(
     tk: Tillkey, acting: Principal, admin_id: int, *, what: str, own: str = delegation.OWN_GRANT
 ) -> Admin:
     """Another admin, whose role grants nothing the actor lacks. Else anyone holding acl_users
-    could lock out, demote or re-enable an Administrator, or (security/totp.py) strip their second
+    could lock out, demote or re-enable an Administrator, or (accounts/totp.py) strip their second
     factor before trying their password."""
     behind = tk.api_keys.by_id(acting.user_id) if acting.user_type == UserType.API_KEY else None
     acts_for = (UserType.ADMIN, behind.created_by) if behind is not None and behind.created_by else None

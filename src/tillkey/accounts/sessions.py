@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.credentials.sessions import PREFIX
 from tillkey.crypto.secrets import random_token
-from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
@@ -24,7 +24,7 @@ from tillkey.store.sessions import Session
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
-CONSOLE = "console"  # console/session.py's kind: its own bound (console_sessions_per_admin)
+CONSOLE = "console"  # console/sign_in_session.py's kind: its own bound (console_sessions_per_admin)
 
 
 @dataclass(frozen=True, slots=True)

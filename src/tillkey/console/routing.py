@@ -1,4 +1,4 @@
-"""Console routes as data, like the API's (surfaces/routing.py): each page declares the resources
+"""Console routes as data, like the API's (web/routing.py): each page declares the resources
 it needs, and one guard runs before every handler, in this order:
 
 1. the console session from its cookie (none, pending or ended: to the sign-in page; one in forced
@@ -26,8 +26,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tillkey.access.policy import is_allowed
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.console import pages
-from tillkey.console.session import (
+from tillkey.audit import ACCESS_DENIED, FAILURE
+from tillkey.console import templating
+from tillkey.console.sign_in_session import (
     ConsoleSession,
     ConsoleSessions,
     cookie_name,
@@ -37,10 +38,9 @@ from tillkey.console.session import (
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.principal import Principal, UserType
-from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.store.accounts import admin_by_id
-from tillkey.surfaces.oauth2 import read_body
-from tillkey.surfaces.routing import Declared, tillkey
+from tillkey.web.forms import read_body
+from tillkey.web.routing import Declared, tillkey
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -122,8 +122,8 @@ class Console:
         self, template: str, title: str, *, status: int = 200, error: str | None = None, notice: str | None = None,
         **context: Any,
     ) -> HTMLResponse:  # fmt: skip
-        return pages.render(
-            template, status=status, policy=pages.CONSOLE_CSP, title=title,
+        return templating.render(
+            template, status=status, policy=templating.CONSOLE_CSP, title=title,
             frame=self.frame(error=error, notice=notice), **{"kept": Kept(self.kept), **context},
         )  # fmt: skip
 
@@ -215,7 +215,7 @@ def to_enrolment(request: Request) -> RedirectResponse:
 
 
 def refused(title: str, message: str, status: int = 403) -> HTMLResponse:
-    return pages.render("message.html", status=status, policy=pages.CONSOLE_CSP, title=title, message=message)
+    return templating.render("message.html", status=status, policy=templating.CONSOLE_CSP, title=title, message=message)
 
 
 def _cross_site(request: Request) -> bool:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tillkey.access.grants import GrantsState
+from tillkey.audit import API_KEY_REFUSED, FAILURE, AuditLog
 from tillkey.credentials.usage import UsageNotes
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Unauthenticated
 from tillkey.principal import Principal
-from tillkey.security.audit import API_KEY_REFUSED, FAILURE, AuditLog
 from tillkey.store.api_keys import PUBLISHABLE, SECRET, ApiKey
 
 log = logging.getLogger("tillkey.access")

@@ -15,6 +15,7 @@ from typing import NoReturn
 from starlette.requests import Request
 
 from tillkey.access.grants import GrantsState
+from tillkey.audit import FAILURE, OAUTH1_REFUSED, AuditLog
 from tillkey.clock import Clock
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import MasterSecret
@@ -22,7 +23,6 @@ from tillkey.errors import Unauthenticated
 from tillkey.oauth1 import rfc5849
 from tillkey.oauth1.state import IntegrationState
 from tillkey.principal import Principal, UserType
-from tillkey.security.audit import FAILURE, OAUTH1_REFUSED, AuditLog
 from tillkey.security.body_limit import read_limited
 from tillkey.store import integrations as repo
 from tillkey.store.db import Database

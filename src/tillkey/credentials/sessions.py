@@ -30,7 +30,7 @@ from tillkey.store.sessions import Session
 from tillkey.tokens.contracts import TokenClaims, TokenValidator
 
 COOKIE = "connect.sid"  # Medusa's (express-session's default), so its clients find it
-# Session kinds that are API credentials. Console sign-in sessions (console/session.py) are not:
+# Session kinds that are API credentials. Console sign-in sessions (console/sign_in_session.py) are not:
 # one may still wait for its second factor, and the console has its own cookie and CSRF checks.
 API_KINDS = frozenset({"medusa"})
 PREFIX = "tk_ss_"

@@ -17,7 +17,8 @@ from typing import NamedTuple
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from tillkey.errors import Unavailable, WeakPassword
+from tillkey.errors import WeakPassword
+from tillkey.security.flood import HashingQueue
 
 # A few passwords every credential-stuffing list starts with; longer lists belong in a data file.
 _COMMON = frozenset(
@@ -95,7 +96,7 @@ class PasswordHashing:
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority, initargs=(nice,)
         )
-        self._slots = asyncio.Semaphore(workers + queue)
+        self._queue = HashingQueue(workers + queue, detail="password hashing queue is full")
         self.cost = Cost(time_cost, memory_kib, parallelism)
         self._dummies = DummyHashes(dummy_key, self.cost, _dummy_hash(self.cost))
 
@@ -123,9 +124,7 @@ class PasswordHashing:
         self._dummies.census(population, counts)
 
     async def _run(self, fn: object, *args: object) -> object:
-        if self._slots.locked():
-            raise Unavailable(headers={"Retry-After": "1"}, detail="password hashing queue is full")
-        async with self._slots:
+        async with self._queue.slot():
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
 

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
 from tillkey.oauth1 import rfc5849
 from tillkey.principal import UserType
-from tillkey.security import audit, outbound
+from tillkey.security import outbound
 from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
 from tillkey.store import auth as auth_repo
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tillkey.errors import RateLimited, TillkeyError
-from tillkey.security.pacing import Pacer
+from tillkey.security.flood import Pacer
 from tillkey.security.proxy import client_ip, is_secure
 from tillkey.security.ratelimit import RateLimiter
 

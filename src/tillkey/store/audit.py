@@ -1,7 +1,7 @@
 """Repository for the audit log: claim seq numbers under the head row's lock, append, read, search.
 
 The hash chain itself (what a record's hash covers, how a chain is checked) lives in
-tillkey.security.audit; this module only moves rows.
+tillkey.audit; this module only moves rows.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class AuditRecord:
     details: str | None  # canonical JSON, exactly as hashed
     prev_hash: str
     hash: str
-    v: int = 2  # the record's format (tillkey.security.audit: 1 legacy SHA-256, 2 keyed)
+    v: int = 2  # the record's format (tillkey.audit: 1 legacy SHA-256, 2 keyed)
 
 
 @dataclass(frozen=True, slots=True)

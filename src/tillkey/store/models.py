@@ -263,7 +263,7 @@ class AuditHeadRow(Base):
 
 class AuditEventRow(Base):
     """One authentication event. `hash` covers every other column and `prev_hash` is the hash of
-    seq - 1 (tillkey.security.audit), so an edited or deleted row breaks the chain."""
+    seq - 1 (tillkey.audit), so an edited or deleted row breaks the chain."""
 
     __tablename__ = "audit_events"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

@@ -12,7 +12,7 @@ from tillkey.principal import Principal
 from tillkey.store.accounts import utcnow
 from tillkey.storeapi import catalog, criteria
 from tillkey.surfaces.magento_wire import MagentoJSON
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(prefix="/rest/V1", tags=["Store API"])
 Caller = Annotated[Principal, Depends(principal)]

@@ -26,7 +26,7 @@ from tillkey.surfaces.medusa_wire import (
     prefixed_id,
     required_string,
 )
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa admin"])
 Caller = Annotated[Principal, Depends(principal)]

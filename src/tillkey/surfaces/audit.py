@@ -8,11 +8,11 @@ from fastapi import Request
 from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse
 
+from tillkey.audit import to_json
+from tillkey.audit.query import MAX_LIMIT, QueryError, make_query
 from tillkey.errors import InvalidRequest
-from tillkey.security.audit import to_json
-from tillkey.security.audit_query import MAX_LIMIT, QueryError, make_query
 from tillkey.store.audit import AuditQuery
-from tillkey.surfaces.routing import Api, tillkey
+from tillkey.web.routing import Api, tillkey
 
 AUDIT = "Tillkey::audit"
 api = Api(tags=["Tillkey audit"])

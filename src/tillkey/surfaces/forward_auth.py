@@ -21,7 +21,7 @@ from starlette.types import Message
 from tillkey.access.route_table import BadTarget, normalize, normalize_method, origin_form
 from tillkey.errors import Forbidden, InvalidRequest
 from tillkey.principal import Principal
-from tillkey.surfaces.routing import ERROR_RESPONSES, Api, enforce, tillkey
+from tillkey.web.routing import ERROR_RESPONSES, Api, enforce, tillkey
 
 PATH = "/tillkey/v1/forward-auth"
 NO_ROUTE = "No forward-auth route matches this request."

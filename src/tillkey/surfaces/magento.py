@@ -21,13 +21,13 @@ from tillkey.accounts.signin import (
     TotpCode,
     login_token,
 )
+from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip, plain_http_from_afar
-from tillkey.security.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
-from tillkey.surfaces.routing import Api, principal, tillkey
 from tillkey.tokens.refresh import InvalidRefreshToken
+from tillkey.web.routing import Api, principal, tillkey
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey

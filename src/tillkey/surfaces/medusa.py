@@ -20,7 +20,7 @@ from tillkey.principal import Principal
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import IDENTITY_PREFIX, json_body, prefixed_id, required_string
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa auth"])
 Caller = Annotated[Principal, Depends(principal)]

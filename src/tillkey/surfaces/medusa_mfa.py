@@ -16,7 +16,7 @@ from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import Principal
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import json_body
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa MFA"])
 Caller = Annotated[Principal, Depends(principal)]

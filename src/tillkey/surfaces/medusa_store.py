@@ -13,7 +13,7 @@ from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Customer
 from tillkey.surfaces.medusa_wire import iso_dt, json_body
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa store"])
 Caller = Annotated[Principal, Depends(principal)]

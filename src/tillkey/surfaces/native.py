@@ -19,9 +19,9 @@ from tillkey.observability.metrics import CONTENT_TYPE, Metrics
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip
 from tillkey.surfaces.magento_wire import json_body
-from tillkey.surfaces.routing import Api, principal, requires, tillkey
 from tillkey.tokens.contracts import InvalidToken
 from tillkey.tokens.keys import JWKS_MAX_AGE
+from tillkey.web.routing import Api, principal, requires, tillkey
 
 api = Api(tags=["Tillkey"])
 

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi import Path as FastApiPath
 from starlette.responses import JSONResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.integrations import Integrations, describe
 from tillkey.credentials.oauth1 import FORM, form_body, signed_uri
@@ -21,9 +22,8 @@ from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth1 import rfc5849
 from tillkey.oauth1.handshake import Exchange, problem
 from tillkey.principal import Principal
-from tillkey.security import audit
 from tillkey.surfaces.magento_wire import json_body
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["OAuth 1.0a and integrations"])
 MANAGE = "Magento_Integration::integrations"

@@ -14,9 +14,11 @@ from urllib.parse import urlencode
 from fastapi import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
-from tillkey.console import pages
-from tillkey.console.session import ConsoleSessions, cookie_name
+from tillkey.accounts.totp import Totp
+from tillkey.console import templating
+from tillkey.console.sign_in_session import ConsoleSessions, cookie_name
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
@@ -29,13 +31,10 @@ from tillkey.oauth2.rfc6749.errors import AccessDenied, ConsentRequired, Insuffi
 from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
 from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
-from tillkey.security.body_limit import read_limited
-from tillkey.security.proxy import plain_http_from_afar
-from tillkey.security.totp import Totp
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
-from tillkey.surfaces.routing import Api, principal, tillkey
+from tillkey.web.forms import read_body, require_https
+from tillkey.web.routing import Api, principal, tillkey
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -49,16 +48,6 @@ CONSENT_PARAMS = code_grant.AUTHORIZE_PARAMS | {"csrf", "decision"}
 def error_body(err: TillkeyError) -> dict[str, Any]:
     """RFC 6749 §5.2 (and RFC 6750 §3.1 for the userinfo endpoint)."""
     return {"error": err.oauth_error, "error_description": err.message}
-
-
-def require_https(request: Request) -> None:
-    tk = tillkey(request)
-    if tk.settings.require_https and plain_http_from_afar(request.scope):
-        raise InvalidRequest("HTTPS is required.")  # RFC 6749 §3.1, §3.2
-
-
-async def read_body(request: Request) -> bytes:
-    return await read_limited(request, tillkey(request).settings.max_body_bytes)
 
 
 # --- metadata -----------------------------------------------------------------------------------
@@ -103,7 +92,7 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=302)
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
-        return pages.error("Authorization failed", exc.message, exc.status_code)
+        return templating.error("Authorization failed", exc.message, exc.status_code)
     session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
@@ -126,7 +115,7 @@ async def authorize(request: Request) -> Response:
     if req.prompt == "none":
         err = code_grant.RedirectError(ConsentRequired(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
-    return pages.consent(
+    return templating.consent(
         client_name=req.client.name, scopes=req.scope, csrf=session.csrf, request_fields=req.as_params(),
         redirect_uri=req.redirect_uri,
     )  # fmt: skip
@@ -159,14 +148,16 @@ async def consent(request: Request) -> Response:
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
         session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
         if session is None or session.pending_otp:
-            return pages.error("Sign-in required", "Your session has ended. Start again from the application.", 401)
+            return templating.error(
+                "Sign-in required", "Your session has ended. Start again from the application.", 401
+            )
         if not constant_time_equals(form.get("csrf", ""), session.csrf):
-            return pages.error("Request refused", "The form has expired. Start again from the application.", 403)
+            return templating.error("Request refused", "The form has expired. Start again from the application.", 403)
         req = await code_grant.validate(tk, {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS})
     except code_grant.RedirectError as exc:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=303)
     except TillkeyError as exc:
-        return pages.error("Authorization failed", exc.message, exc.status_code)
+        return templating.error("Authorization failed", exc.message, exc.status_code)
     allowed = form.get("decision") == "allow"
     await tk.audit.record_request(
         request, audit.OAUTH2_CONSENT, outcome=audit.SUCCESS if allowed else audit.FAILURE,
@@ -179,7 +170,7 @@ async def consent(request: Request) -> Response:
     user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
     if req.sign_in_falls_short(user, tk.clock.now_int(), mfa_reachable=await _mfa_reachable(tk, user)):
         again = "Your sign-in is too old or too weak for this. Start again from the application."
-        return pages.error("Sign-in required", again, 401)
+        return templating.error("Sign-in required", again, 401)
     return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=303)
 
 

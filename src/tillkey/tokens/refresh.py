@@ -26,10 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal
-from tillkey.security import audit
 from tillkey.store import bounds
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import RefreshToken

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tillkey.security.audit import TOKEN_REVOKED, AuditLog
+from tillkey.audit import TOKEN_REVOKED, AuditLog
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import TokenClaims

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tillkey import audit
 from tillkey.errors import NotFound
-from tillkey.security import audit
 from tillkey.settings import Settings
 from tillkey.store import auth as repo
 from tillkey.tokens import key_material

@@ -1,8 +1,9 @@
 """Login flood control and the failure budget: the sign-in state machine is their one caller.
 
 - Rate limits per client IP and per name presented (`limits`), before any work; a refusal is
-  answered after a pause (security/pacing.py), so a closed-loop flood cannot spin on refusals.
-- Admission (accounts/admission.py): how many sign-ins work at once; the rest wait or are shed.
+  answered after a pause (security/flood.py Pacer), so a closed-loop flood cannot spin on refusals.
+- Admission (security/flood.py LoginAdmission): how many sign-ins work at once; the rest wait or are
+  shed. The mechanisms live in security/flood.py; the throttle and lockout rows in store/throttle.py.
 - The throttle (Magento's oauth/authentication_lock): failures per name and user type lock it,
   whether or not an account has that name. An existing account's failures count under its own
   name (`account_name`), whatever name it was reached by (username on Magento, email on Medusa)
@@ -56,7 +57,7 @@ class FailureBudget:
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:
         """Sign-ins beyond the hashing pool and its short queue wait without holding database
-        connections or write locks, or are shed (accounts/admission.py)."""
+        connections or write locks, or are shed (security/flood.py LoginAdmission)."""
         async with self.tk.login_admission.slot():
             yield
 

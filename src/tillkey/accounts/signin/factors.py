@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
+from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.errors import InvalidRequest
 from tillkey.principal import UserType
-from tillkey.security import audit
-from tillkey.security.totp import Totp, is_recovery_code
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Admin, Customer, username_key
 
@@ -123,7 +123,7 @@ class SecondFactor(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TotpCode:
-    """A TOTP code from the authenticator app, or one of the recovery codes (security/totp.py)."""
+    """A TOTP code from the authenticator app, or one of the recovery codes (accounts/totp.py)."""
 
     code: str = field(repr=False)
     demanded: bool = False

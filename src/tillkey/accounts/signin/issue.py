@@ -1,7 +1,7 @@
 """Step 6 of the sign-in: what a surface hands out once every factor passed.
 
 An issue step is any `async (SignedIn) -> credential` (machine.py `Issue`): the console's is a
-session (surfaces/console.py); Medusa's is its own JWT with Medusa's claims, minted where its
+session (console/login.py); Medusa's is its own JWT with Medusa's claims, minted where its
 refresh mints them (accounts/medusa_auth.py `token`). Magento's login tokens come from
 `login_token`, the sign-in's call into token issuance.
 """

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from tillkey import audit
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import (
     Account,
@@ -40,7 +41,6 @@ from tillkey.accounts.signin.factors import (
 )
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
-from tillkey.security import audit
 from tillkey.store.accounts import Admin
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from tillkey import audit
 from tillkey.access import stepup
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth2 import rfc7636
@@ -16,7 +17,6 @@ from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, UnsupportedResponseType
 from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
-from tillkey.security import audit
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client, Code
 from tillkey.tokens.refresh import RefreshTokens

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tillkey import audit
 from tillkey.oauth2 import access_tokens
 from tillkey.oauth2.access_tokens import AccessToken
 from tillkey.oauth2.oidc import id_token
 from tillkey.oauth2.scopes import OPENID
-from tillkey.security import audit
 from tillkey.store.oauth2 import Client
 from tillkey.tokens.refresh import RefreshTokens, Rotation
 

@@ -3,7 +3,7 @@
 Existing records get v = 1 and keep their hashes. The migration cannot key them: the key derives
 from the master secret, which migrations never see. At its next start Tillkey checks the legacy
 records and continues the chain keyed after them with one `audit.keyed` record
-(tillkey.security.audit.AuditLog.migrate_legacy).
+(tillkey.audit.AuditLog.migrate_legacy).
 
 Revision ID: 0011
 Revises: 0008

@@ -22,12 +22,12 @@ import pyotp
 import qrcode  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey import audit
 from tillkey.access import delegation
 from tillkey.accounts.service import require_manages
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.security import audit
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow

@@ -1,53 +1,11 @@
-"""Tamper-evident audit log of authentication events.
-
-Every record carries `seq` (1, 2, 3 … without gaps), `prev_hash` (the previous record's hash; 64
-zeros for the first), `v` (its format) and `hash`:
-
-- format 2 (keyed, every record written since migration 0011): HMAC-SHA256, under a key derived
-  from the master secret (`MasterSecret.derive("tillkey/audit-chain")`, which the database never
-  holds), of the canonical JSON (sorted keys, no spaces, ASCII) of {v, seq, prev_hash, created_ms,
-  event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details}. Whoever can
-  write the database but lacks the master secret cannot compute a valid record.
-- format 1 (legacy, records written before 0011): plain SHA-256 of the same object without `v`.
-
-Migrating an existing chain (`migrate_legacy`, run at every start, acting once): the legacy
-records are checked as they are, then one keyed `audit.keyed` record is appended whose prev_hash
-is the last legacy hash and whose details name the legacy head and whether it was intact. Legacy
-records are never rewritten (their hashes stay the ones already shipped in the mirror), and they
-are protected from then on: changing any of them changes the last legacy hash, which the keyed
-marker covers. `check()` accepts format 1 only as a prefix followed directly by that marker; a
-legacy record after a keyed one, or a log that ends in legacy records, is a forgery (a chain
-recomputed without the key).
-
-Editing a row breaks its hash; deleting one leaves a gap in seq, or a head (audit_head) pointing
-past the end. Cutting the tail and moving the head back leaves a valid chain, so the head is also
-anchored outside the database: signed lines in TILLKEY_AUDIT_ANCHOR_FILE (audit_anchor.py), which
-`check()` holds the chain against. `check()` names the first such record. The format and the
-check live in audit_chain.py, the anchors in audit_anchor.py; the JSON-lines mirror
-(TILLKEY_AUDIT_FILE) gets each committed record as the object its hash covers, plus `hash` and
-`time`.
-
-Writing: `record_in(session, …)` appends inside the caller's transaction (the change, its
-change-feed entry and its audit record commit together, or none does); `record` appends in a
-transaction of its own and waits; `record_soon` / `record_queued` queue for the background writer,
-which never drops a record (record_queued waits while the queue is full: backpressure).
-
-Field conventions, so that searches mean the same thing for every event:
-- actor_type / actor_id: who acted (None: the local operator through the CLI, or not known);
-- username: the login name involved: the one typed at a login, or the account acted on;
-- details: event specifics. Never a secret: keys that name one are refused with ValueError (a
-  careless call fails loudly in tests), and values that look like bearer tokens are redacted
-  (tillkey.security.redaction). Details longer than DETAILS_MAX are cut by one rule (`fit`),
-  never refused: the change they describe may already be decided.
-  Failure reasons go here; they stay server-side (clients get one generic 401).
-"""
+"""The audit writer: appends records to the chain (in the caller's transaction, awaited with group
+commit, or queued for a background writer that never drops one), mirrors and anchors what is
+committed, checks and searches the chain. See the package docstring for the conventions."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
-import json
 import logging
 import math
 import time
@@ -58,97 +16,40 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tillkey import jsonlines
-from tillkey.clock import Clock
-from tillkey.security.audit_anchor import AnchorError, AnchorFile
-from tillkey.security.audit_chain import (
+from tillkey.audit.anchor import AnchorError, AnchorFile
+from tillkey.audit.chain import (
     FORMAT_KEYED,
     FORMAT_LEGACY,
     GENESIS,
-    HASHED_FIELDS,
-    MARKER_EVENT,
     ChainBreak,
     ChainReport,
     canonical,
     check_chain,
     record_hash,
+    to_json,
 )
-from tillkey.security.audit_chain import iso_time as iso_time  # the CLI's, with to_json
+from tillkey.audit.events import (
+    AUDIT_KEYED,
+    DETAILS_DEPTH,
+    EVENTS,
+    IP_MAX,
+    OUTCOMES,
+    REQUEST_ID_MAX,
+    SUCCESS,
+    USER_AGENT_MAX,
+    USERNAME_MAX,
+    fit,
+)
+from tillkey.audit.request_context import RequestInfo, current_request
+from tillkey.clock import Clock
 from tillkey.security.redaction import clean_details, clean_text
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditQuery, AuditRecord
 from tillkey.store.db import Database, after_commit
 
 log = logging.getLogger("tillkey.audit")
-
-# --- events ---------------------------------------------------------------------------------------
-
-LOGIN_SUCCESS = "login.success"
-LOGIN_FAILURE = "login.failure"  # details.reason: unknown user, wrong password, inactive, …
-LOGIN_THROTTLED = "login.throttled"
-ACCOUNT_LOCKED = "account.locked"
-ACCOUNT_UNLOCKED = "account.unlocked"
-TOKEN_ISSUED = "token.issued"  # noqa: S105 (an event name, not a secret)
-TOKEN_REVOKED = "token.revoked"  # noqa: S105
-TFA_ENROLMENT_STARTED = "tfa.enrolment_started"  # a new secret awaits its first code; details.forced
-TFA_ENROLLED = "tfa.enrolled"
-TFA_USED = "tfa.used"  # outcome failure for a wrong code
-TFA_RESET = "tfa.reset"
-ACCESS_DENIED = "access.denied"
-ROLE_CREATED = "role.created"
-ROLE_CHANGED = "role.changed"
-ROLE_DELETED = "role.deleted"
-ACCOUNT_CREATED = "account.created"
-ACCOUNT_CHANGED = "account.changed"
-ACCOUNT_DELETED = "account.deleted"
-KEY_ROTATED = "key.rotated"
-KEY_RETIRED = "key.retired"
-API_KEY_CREATED = "api_key.created"
-API_KEY_REVOKED = "api_key.revoked"
-API_KEY_DELETED = "api_key.deleted"
-API_KEY_REFUSED = "api_key.refused"  # a revoked key, or one whose creator is gone, was presented
-SESSION_CREATED = "session.created"
-SESSION_ENDED = "session.ended"
-PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (event names)
-PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
-INTEGRATION_CREATED = "integration.created"
-INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
-INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
-INTEGRATION_DELETED = "integration.deleted"
-OAUTH1_REFUSED = "oauth1.refused"  # a signed request or token exchange refused; details.reason
-# OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.
-OAUTH2_CLIENT_CREATED = "oauth2.client.created"
-OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
-OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
-REFRESH_REUSED = "token.refresh_reused"
-CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
-AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
-
-# A typo in an event name would hide records from every search, so unknown names are refused.
-EVENTS = frozenset({
-    LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
-    TOKEN_REVOKED, TFA_ENROLMENT_STARTED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED,
-    ROLE_CHANGED, ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
-    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
-    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, INTEGRATION_CREATED, INTEGRATION_ACTIVATED,
-    INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
-    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
-})  # fmt: skip
-
-SUCCESS = "success"
-FAILURE = "failure"
-OUTCOMES = frozenset({SUCCESS, FAILURE})
-
-# Column sizes (store/models.py); longer client-supplied text is cut, not refused.
-USERNAME_MAX = 255
-IP_MAX = 64
-USER_AGENT_MAX = 256
-REQUEST_ID_MAX = 128
-DETAILS_MAX = 4096  # characters of canonical JSON; longer details are cut by `fit`
-DETAILS_VALUE_MAX = 512  # what `fit` leaves of one long value
-DETAILS_DEPTH = 4
 
 # record_queued waits while this many records wait for the writer; record_soon (which cannot wait)
 # still queues beyond it, and the writer then writes bigger batches: nothing is dropped.
@@ -164,111 +65,12 @@ STOP_TIMEOUT = 10.0  # seconds stop() keeps retrying a failing database before g
 ANCHOR_INTERVAL = 60.0  # seconds between two anchors of the head this process wrote
 
 
-# --- records and their hashes -------------------------------------------------------------------
-
-
 def _int(name: str, value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"audit {name} must be an int, not {value!r}")
     return int(value)
-
-
-def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
-    """Details cut to at most `limit` characters of canonical JSON, by one rule: each value longer
-    than DETAILS_VALUE_MAX is cut (text to its start, a list to its first items) and the record
-    says so in `truncated` (the original length); if that is not enough, only the keys remain."""
-    size = len(canonical(details))
-    if size <= limit:
-        return details
-    out: dict[str, Any] = {}
-    for k, v in details.items():
-        if len(canonical(v)) <= DETAILS_VALUE_MAX:
-            out[k] = v
-        elif isinstance(v, str):
-            out[k] = v[:DETAILS_VALUE_MAX] + "…"
-        elif isinstance(v, list):
-            kept: list[Any] = []
-            for item in v:
-                if len(canonical([*kept, item])) > DETAILS_VALUE_MAX:
-                    break
-                kept.append(item)
-            out[k] = [*kept, f"… {len(v) - len(kept)} more"]
-        else:
-            out[k] = "…"
-    out["truncated"] = size
-    if len(canonical(out)) <= limit:
-        return out
-    keys = sorted(details)
-    while keys and len(canonical({"truncated": size, "keys": keys})) > limit:
-        keys.pop()
-    return {"truncated": size, "keys": keys}
-
-
-def to_json(r: AuditRecord) -> dict[str, Any]:
-    """A record as one JSON object (API, CLI, mirror): the hashed fields and `v`, plus `hash` and
-    `time`."""
-    out: dict[str, Any] = {name: getattr(r, name) for name in HASHED_FIELDS}
-    try:
-        out["details"] = json.loads(r.details) if r.details is not None else None
-    except ValueError:
-        out["details"] = r.details  # a tampered row is still shown, as it is
-    out["v"] = r.v
-    out["hash"] = r.hash
-    out["time"] = iso_time(r.created_ms)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """Where an event came from. The IP is the peer Starlette reports, which is the client only as
-    far as trusted proxies say (proxy headers are applied before routing, if configured)."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
-
-    @classmethod
-    def from_request(cls, request: Request) -> RequestInfo:
-        client = request.client
-        headers = request.headers
-        return cls(client.host if client else None, headers.get("user-agent"), headers.get("x-request-id"))
-
-
-# Where the request being served comes from: every record made while serving it (a sign-in, a
-# token issued deep in a service, a session started) carries its IP and user agent without each
-# call site having to pass them, so no issuance path can forget them (issue 21).
-_current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("tillkey_audit_request", default=None)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-class RequestContextMiddleware:
-    """Notes each HTTP request's client (as the trusted-proxy rules resolved it: install this
-    inside ProxyHeadersMiddleware), user agent and request id for the audit records it causes."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        info = RequestInfo(
-            client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id")
-        )
-        token = _current.set(info)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +102,6 @@ def _chain(entries: Sequence[_Entry], last: int, prev: str, key: bytes) -> list[
         records.append(entry.chained(seq, prev, key))
         prev = records[-1].hash
     return records
-
-
-# --- the log ------------------------------------------------------------------------------------
 
 
 class AuditLog:
@@ -356,13 +155,13 @@ class AuditLog:
         ip: str | None, user_agent: str | None, request_id: str | None, details: dict[str, Any] | None,
     ) -> _Entry:  # fmt: skip
         if event not in EVENTS:
-            raise ValueError(f"unknown audit event {event!r}; add it to tillkey.security.audit.EVENTS")
+            raise ValueError(f"unknown audit event {event!r}; add it to tillkey.audit.events.EVENTS")
         if outcome not in OUTCOMES:
             raise ValueError(f"audit outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         if details is not None and not isinstance(details, dict):
             raise ValueError("audit details must be a dict")
         encoded = canonical(fit(clean_details(details, DETAILS_DEPTH))) if details else None
-        current = _current.get()
+        current = current_request.get()
         if current is not None:
             ip, user_agent = ip or current.ip, user_agent or current.user_agent
             request_id = request_id or current.request_id
@@ -666,7 +465,7 @@ class AuditLog:
             return await repo.search(s, query)
 
     async def check(self, *, anchored: bool = True, legacy_ok: bool = False) -> ChainReport:
-        """The chain as it is now, held against the anchors (audit_chain.check_chain)."""
+        """The chain as it is now, held against the anchors (chain.check_chain)."""
         return await check_chain(self.db, self._key, self.anchors if anchored else None, legacy_ok=legacy_ok)
 
     async def verify(self) -> ChainBreak | None:

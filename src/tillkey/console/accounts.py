@@ -8,16 +8,16 @@ from starlette.responses import Response
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.service import Accounts
+from tillkey.accounts.totp import Totp
 from tillkey.console import listing
+from tillkey.console.dashboard import trail
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.console.session import cookie_name, delete_cookie
+from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
-from tillkey.security.totp import Totp
 from tillkey.store import accounts as repo
 from tillkey.store.accounts import Role
-from tillkey.surfaces.console_pages import trail
 
 pages = ConsolePages()
 USERS = "Magento_User::acl_users"

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
-from starlette._utils import get_route_path
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
@@ -22,9 +21,9 @@ from starlette.types import Scope
 from tillkey.access.policy import check
 from tillkey.access.stepup import InsufficientUserAuthentication, StepUp
 from tillkey.access.tree import ANONYMOUS
+from tillkey.audit import ACCESS_DENIED, FAILURE
 from tillkey.errors import Forbidden, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
-from tillkey.security.audit import ACCESS_DENIED, FAILURE
 from tillkey.security.csrf import require_json_for_cookies
 
 if TYPE_CHECKING:
@@ -172,8 +171,17 @@ def skip_unreachable_routers(router: APIRouter) -> None:
     included router now first asks whether the path starts with one of its routes' first segments
     (a str.startswith on a tuple). A false positive only falls through to the full match; a router
     with a route whose first segment is a parameter, or whose routes cannot be read, keeps matching
-    every request. Order and semantics are unchanged: only routers that cannot match are skipped."""
-    for entry in router.routes:
+    every request. Order and semantics are unchanged: only routers that cannot match are skipped.
+
+    FastAPI keeps an included router as one entry (`original_router`, `include_context`) since 0.137,
+    the floor in pyproject.toml; an older one flattens them, and the gate would silently do nothing,
+    so that is refused at startup instead."""
+    included = [e for e in router.routes if hasattr(e, "original_router") and hasattr(e, "include_context")]
+    if router.routes and not included:
+        raise RuntimeError(
+            "this FastAPI flattens included routers (tillkey needs fastapi>=0.137): the routing gate cannot work"
+        )
+    for entry in included:
         original = getattr(entry, "original_router", None)
         context = getattr(entry, "include_context", None)
         if not isinstance(original, APIRouter) or context is None:
@@ -193,11 +201,23 @@ def _first_segment_gate(
     matches: Callable[[Scope], tuple[Match, Scope]], prefixes: tuple[str, ...]
 ) -> Callable[[Scope], tuple[Match, Scope]]:
     def gated(scope: Scope) -> tuple[Match, Scope]:
-        if get_route_path(scope).startswith(prefixes):
+        if _route_path(scope).startswith(prefixes):
             return matches(scope)
         return Match.NONE, {}
 
     return gated
+
+
+def _route_path(scope: Scope) -> str:
+    """The path routes match against: the request path below the app's root_path, as Starlette's
+    router computes it (its helper is private)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 class Api:

@@ -1,9 +1,8 @@
-"""`tillkey config show|check` and `tillkey secret generate`: the operator's view of the settings."""
+"""`tillkey config show|check`: the operator's view of the settings."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,8 +15,7 @@ from rich.text import Text
 from tillkey.configuration import SECRET_FIELDS, ConfigError, origins, redacted_url
 from tillkey.settings import Settings, load_settings
 
-config_app = typer.Typer(no_args_is_help=True, help="Effective settings and the production checklist.")
-secret_app = typer.Typer(no_args_is_help=True, help="The master secret.")
+commands = typer.Typer(no_args_is_help=True, help="Effective settings and the production checklist.")
 out = Console()
 
 
@@ -41,7 +39,7 @@ def _shown(name: str, value: Any) -> Any:
     return value
 
 
-@config_app.command("show")
+@commands.command("show")
 def config_show(as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Every setting's effective value and where it came from (environment, .env, config file or
     default); secrets are hidden and passwords taken out of URLs."""
@@ -61,7 +59,7 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
     out.print(table)
 
 
-@config_app.command("check")
+@commands.command("check")
 def config_check(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes you will run (tillkey serve --workers).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
@@ -79,11 +77,3 @@ def config_check(
         typer.echo(f"{len(problems)} problem(s)" if problems else "no problems found")
     if problems:
         raise typer.Exit(1)
-
-
-@secret_app.command("generate")
-def secret_generate() -> None:
-    """Print a new master secret (48 random bytes, URL-safe base64: 64 characters) for
-    TILLKEY_SECRET_KEY. Changing the secret of an existing deployment makes its encrypted data
-    unreadable: this is for new deployments."""
-    typer.echo(secrets.token_urlsafe(48))

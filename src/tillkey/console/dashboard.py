@@ -8,22 +8,22 @@ from datetime import UTC, datetime
 
 from starlette.responses import JSONResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.sessions import Sessions
+from tillkey.audit import OUTCOMES
+from tillkey.audit.query import QueryError, make_query
 from tillkey.console import actors, listing
+from tillkey.console.login import safe_next
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.console.session import KIND, cookie_name, delete_cookie
+from tillkey.console.sign_in_session import KIND, cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import UserType
-from tillkey.security import audit
-from tillkey.security.audit import OUTCOMES
-from tillkey.security.audit_query import QueryError, make_query
 from tillkey.store import audit as audit_repo
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
 from tillkey.store.audit import AuditQuery
 from tillkey.store.sessions import Session
-from tillkey.surfaces.console import safe_next
 from tillkey.tokens import rotation
 
 pages = ConsolePages()

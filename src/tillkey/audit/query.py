@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from tillkey.audit.events import EVENTS, OUTCOMES, USERNAME_MAX
 from tillkey.principal import UserType
-from tillkey.security.audit import EVENTS, OUTCOMES, USERNAME_MAX
 from tillkey.store.audit import AuditQuery
 
 MAX_LIMIT = 500

@@ -1,6 +1,6 @@
 """Signed anchors of the audit chain's head, kept outside the database.
 
-The keyed chain (tillkey.security.audit) stops anyone without the master secret from rewriting
+The keyed chain (tillkey.audit) stops anyone without the master secret from rewriting
 records; it cannot stop them from cutting the newest records off and moving the head row back,
 because what remains is still a valid chain. An anchor is a line `{"seq", "hash", "time_ms",
 "mac"}` appended to a file (TILLKEY_AUDIT_ANCHOR_FILE): "record `seq` had hash `hash` at that

@@ -1,7 +1,7 @@
 """Setting up two-factor auth (TOTP) in the console.
 
 Forced enrolment (TILLKEY_ADMIN_2FA=required, an admin without TOTP): the right password at
-/console/login gives a pending session (session.py ENROL_TTL) that opens only /console/login/enrol:
+/console/login gives a pending session (sign_in_session.py ENROL_TTL) that opens only /console/login/enrol:
 the QR code (inline SVG: no script), the secret as text for typing into an app, and a field for the
 first code. The right code activates TOTP, completes the sign-in under a new session id and shows
 the recovery codes once, with the way on to `next` (the console, or the /oauth2/authorize request
@@ -18,11 +18,14 @@ from fastapi import Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
 from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactorFailed
-from tillkey.console import pages as html
+from tillkey.accounts.totp import Enrolment, Totp, qr_svg
+from tillkey.console import templating as html
+from tillkey.console.login import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
 from tillkey.console.routing import Console, ConsolePages
-from tillkey.console.session import (
+from tillkey.console.sign_in_session import (
     ConsoleSessions,
     cookie_name,
     csrf_cookie_name,
@@ -33,12 +36,9 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
-from tillkey.security import audit
-from tillkey.security.totp import Enrolment, Totp, qr_svg
 from tillkey.store.accounts import admin_by_id
-from tillkey.surfaces.console import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
-from tillkey.surfaces.oauth2 import read_body, require_https
-from tillkey.surfaces.routing import Api, tillkey
+from tillkey.web.forms import read_body, require_https
+from tillkey.web.routing import Api, tillkey
 
 api = Api(tags=["Console"])
 pages = ConsolePages()

@@ -1,5 +1,5 @@
 """The audit chain's record format and its check: what a record's hash covers, in which format,
-and how a chain (with its anchors) is walked. tillkey.security.audit writes records; this module
+and how a chain (with its anchors) is walked. writer.py writes records; this module
 only judges them, so `tillkey audit verify`, the API and the console share one verdict.
 
 Formats: 1 (legacy, before migration 0011) is SHA-256 of the canonical JSON of the hashed fields;
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tillkey.security.audit_anchor import Anchor, AnchorError, AnchorFile
+from tillkey.audit.anchor import Anchor, AnchorError, AnchorFile
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditRecord
 from tillkey.store.db import Database
@@ -168,3 +168,17 @@ def _break(r: AuditRecord, key: bytes, expected: int, prev: str, prev_v: int, an
             "the chain was rewritten from there"
         )
     return None
+
+
+def to_json(r: AuditRecord) -> dict[str, Any]:
+    """A record as one JSON object (API, CLI, mirror): the hashed fields and `v`, plus `hash` and
+    `time`."""
+    out: dict[str, Any] = {name: getattr(r, name) for name in HASHED_FIELDS}
+    try:
+        out["details"] = json.loads(r.details) if r.details is not None else None
+    except ValueError:
+        out["details"] = r.details  # a tampered row is still shown, as it is
+    out["v"] = r.v
+    out["hash"] = r.hash
+    out["time"] = iso_time(r.created_ms)
+    return out

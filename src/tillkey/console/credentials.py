@@ -11,6 +11,7 @@ from starlette.responses import Response
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
 from tillkey.console import listing
+from tillkey.console.dashboard import trail
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.errors import NotFound
 from tillkey.oauth2.clients import GRANT_TYPES, Clients
@@ -18,7 +19,6 @@ from tillkey.principal import UserType
 from tillkey.store import api_keys as keys_repo
 from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store.api_keys import SECRET, TYPES
-from tillkey.surfaces.console_pages import trail
 
 pages = ConsolePages()
 INTEGRATIONS = "Magento_Integration::integrations"

@@ -1,5 +1,5 @@
 """Console sign-in: /console/login (username, password), then /console/login/otp when two-factor
-auth applies, or /console/login/enrol (console_tfa.py) when it is required and not set up yet.
+auth applies, or /console/login/enrol (two_factor.py) when it is required and not set up yet.
 Both steps are the sign-in state machine's (accounts/signin/: rate limits,
 throttle, lockout, one failure budget, one generic failure message), a CSRF token on every form (double-submit cookie
 before sign-in, the session's own token after), and a fresh session id at every step.
@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
+from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import (
     Attempt,
@@ -34,8 +35,9 @@ from tillkey.accounts.signin import (
     TotpCode,
 )
 from tillkey.accounts.signin.factors import account_name
-from tillkey.console import pages
-from tillkey.console.session import (
+from tillkey.accounts.totp import Totp
+from tillkey.console import templating
+from tillkey.console.sign_in_session import (
     ENROL_TTL,
     PENDING_TTL,
     ConsoleSession,
@@ -50,13 +52,11 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
-from tillkey.security import audit
 from tillkey.security.proxy import client_ip
-from tillkey.security.totp import Totp
 from tillkey.store import oauth2 as oauth2_repo
 from tillkey.store.accounts import admin_by_id
-from tillkey.surfaces.oauth2 import read_body, require_https
-from tillkey.surfaces.routing import Api, tillkey
+from tillkey.web.forms import read_body, require_https
+from tillkey.web.routing import Api, tillkey
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -110,7 +110,7 @@ async def login_page(request: Request) -> Response:
     next_url = safe_next(request.query_params.get("next"))
     csrf = secrets.token_urlsafe(24)
     notice = NOTICES.get(request.query_params.get("reason", ""))
-    response = pages.login(
+    response = templating.login(
         csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice
     )
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
@@ -124,13 +124,13 @@ async def login(request: Request) -> Response:
         require_https(request)
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), LOGIN_FIELDS)
     except TillkeyError as exc:
-        return pages.error("Sign-in failed", exc.message, exc.status_code)
+        return templating.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
     targets = await redirect_targets(tk, next_url)
     expected = request.cookies.get(csrf_cookie_name(request), "")
     csrf = expected or secrets.token_urlsafe(24)
     if not expected or not constant_time_equals(form.get("csrf", ""), expected):
-        refused = pages.login(
+        refused = templating.login(
             csrf=csrf, next_url=next_url, error="The form expired; please sign in again.", form_targets=targets
         )
         set_cookie(refused, request, csrf_cookie_name(request), csrf, 3600)
@@ -157,10 +157,10 @@ async def login(request: Request) -> Response:
         outcome = await SignIn(tk).begin(Subject(UserType.ADMIN, username), Password(password), where, issue)
     except (LoginFailed, RateLimited, Unavailable) as exc:
         message = FAILED if isinstance(exc, LoginFailed) else exc.message
-        return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
+        return templating.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
     except TillkeyError as exc:  # no role, …: the same generic answer
         message = exc.message if exc.status_code != 500 else FAILED
-        return pages.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
+        return templating.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
     if isinstance(outcome, SecondFactorDue):
         return await _second_factor_step(request, sessions, outcome, where, next_url, csrf, targets)
     response: Response = RedirectResponse(next_url, status_code=303)
@@ -193,7 +193,7 @@ async def _second_factor_step(
     try:
         await Totp(tk).enroll(admin_id)  # a new secret for each sign-in; replaces an unfinished one
     except Conflict:  # activated meanwhile, elsewhere: start again with the code step
-        return pages.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
+        return templating.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
     await tk.audit.record_request(
         request,
         audit.TFA_ENROLMENT_STARTED,
@@ -247,9 +247,11 @@ async def gate_closed(
     if isinstance(exc, Unauthenticated):
         await sessions.end(session, reason="second factor refused")
         error = FAILED if isinstance(exc, LoginFailed) else exc.message
-        response = pages.login(csrf=secrets.token_urlsafe(24), next_url=next_url, error=error, form_targets=targets)
+        response = templating.login(
+            csrf=secrets.token_urlsafe(24), next_url=next_url, error=error, form_targets=targets
+        )
     else:
-        response = pages.error("Sign-in failed", exc.message, exc.status_code)
+        response = templating.error("Sign-in failed", exc.message, exc.status_code)
         response.headers.update(exc.headers)
     return response
 
@@ -263,7 +265,7 @@ async def otp_page(request: Request) -> Response:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     if session.enrolling:
         return RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
-    return pages.otp(csrf=session.csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url))
+    return templating.otp(csrf=session.csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url))
 
 
 @api.route("POST", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor")
@@ -273,7 +275,7 @@ async def otp(request: Request) -> Response:
         require_https(request)
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), OTP_FIELDS)
     except TillkeyError as exc:
-        return pages.error("Sign-in failed", exc.message, exc.status_code)
+        return templating.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
     sessions = ConsoleSessions(tk)
     session = sessions.find(request.cookies.get(cookie_name(request)))
@@ -281,7 +283,7 @@ async def otp(request: Request) -> Response:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     targets = await redirect_targets(tk, next_url)
     if not constant_time_equals(form.get("csrf", ""), session.csrf):
-        return pages.otp(
+        return templating.otp(
             csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets
         )
     async with tk.db.session() as s:
@@ -295,7 +297,7 @@ async def otp(request: Request) -> Response:
         )
     except SecondFactorFailed:
         # A wrong code spends the account's one failure budget, as a wrong password does.
-        return pages.otp(
+        return templating.otp(
             csrf=session.csrf, next_url=next_url, error="The code is wrong or expired.", form_targets=targets
         )
     except (Unauthenticated, RateLimited, Unavailable) as exc:

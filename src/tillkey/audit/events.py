@@ -1,0 +1,103 @@
+"""Audit event names, outcomes and the size rules a record's fields obey."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tillkey.audit.chain import MARKER_EVENT, canonical
+
+LOGIN_SUCCESS = "login.success"
+LOGIN_FAILURE = "login.failure"  # details.reason: unknown user, wrong password, inactive, …
+LOGIN_THROTTLED = "login.throttled"
+ACCOUNT_LOCKED = "account.locked"
+ACCOUNT_UNLOCKED = "account.unlocked"
+TOKEN_ISSUED = "token.issued"  # noqa: S105 (an event name, not a secret)
+TOKEN_REVOKED = "token.revoked"  # noqa: S105
+TFA_ENROLMENT_STARTED = "tfa.enrolment_started"  # a new secret awaits its first code; details.forced
+TFA_ENROLLED = "tfa.enrolled"
+TFA_USED = "tfa.used"  # outcome failure for a wrong code
+TFA_RESET = "tfa.reset"
+ACCESS_DENIED = "access.denied"
+ROLE_CREATED = "role.created"
+ROLE_CHANGED = "role.changed"
+ROLE_DELETED = "role.deleted"
+ACCOUNT_CREATED = "account.created"
+ACCOUNT_CHANGED = "account.changed"
+ACCOUNT_DELETED = "account.deleted"
+KEY_ROTATED = "key.rotated"
+KEY_RETIRED = "key.retired"
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
+API_KEY_DELETED = "api_key.deleted"
+API_KEY_REFUSED = "api_key.refused"  # a revoked key, or one whose creator is gone, was presented
+SESSION_CREATED = "session.created"
+SESSION_ENDED = "session.ended"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (event names)
+PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
+INTEGRATION_CREATED = "integration.created"
+INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
+INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
+INTEGRATION_DELETED = "integration.deleted"
+OAUTH1_REFUSED = "oauth1.refused"  # a signed request or token exchange refused; details.reason
+# OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.
+OAUTH2_CLIENT_CREATED = "oauth2.client.created"
+OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
+OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
+REFRESH_REUSED = "token.refresh_reused"
+CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
+AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
+
+# A typo in an event name would hide records from every search, so unknown names are refused.
+EVENTS = frozenset({
+    LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
+    TOKEN_REVOKED, TFA_ENROLMENT_STARTED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED,
+    ROLE_CHANGED, ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
+    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
+    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, INTEGRATION_CREATED, INTEGRATION_ACTIVATED,
+    INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
+    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
+})  # fmt: skip
+
+SUCCESS = "success"
+FAILURE = "failure"
+OUTCOMES = frozenset({SUCCESS, FAILURE})
+
+# Column sizes (store/models.py); longer client-supplied text is cut, not refused.
+USERNAME_MAX = 255
+IP_MAX = 64
+USER_AGENT_MAX = 256
+REQUEST_ID_MAX = 128
+DETAILS_MAX = 4096  # characters of canonical JSON; longer details are cut by `fit`
+DETAILS_VALUE_MAX = 512  # what `fit` leaves of one long value
+DETAILS_DEPTH = 4
+
+
+def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
+    """Details cut to at most `limit` characters of canonical JSON, by one rule: each value longer
+    than DETAILS_VALUE_MAX is cut (text to its start, a list to its first items) and the record
+    says so in `truncated` (the original length); if that is not enough, only the keys remain."""
+    size = len(canonical(details))
+    if size <= limit:
+        return details
+    out: dict[str, Any] = {}
+    for k, v in details.items():
+        if len(canonical(v)) <= DETAILS_VALUE_MAX:
+            out[k] = v
+        elif isinstance(v, str):
+            out[k] = v[:DETAILS_VALUE_MAX] + "…"
+        elif isinstance(v, list):
+            kept: list[Any] = []
+            for item in v:
+                if len(canonical([*kept, item])) > DETAILS_VALUE_MAX:
+                    break
+                kept.append(item)
+            out[k] = [*kept, f"… {len(v) - len(kept)} more"]
+        else:
+            out[k] = "…"
+    out["truncated"] = size
+    if len(canonical(out)) <= limit:
+        return out
+    keys = sorted(details)
+    while keys and len(canonical({"truncated": size, "keys": keys})) > limit:
+        keys.pop()
+    return {"truncated": size, "keys": keys}

@@ -1,0 +1,62 @@
+"""Where the request being served comes from, for every audit record it causes."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """Where an event came from. The IP is the peer Starlette reports, which is the client only as
+    far as trusted proxies say (proxy headers are applied before routing, if configured)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def from_request(cls, request: Request) -> RequestInfo:
+        client = request.client
+        headers = request.headers
+        return cls(client.host if client else None, headers.get("user-agent"), headers.get("x-request-id"))
+
+
+# Where the request being served comes from: every record made while serving it (a sign-in, a
+# token issued deep in a service, a session started) carries its IP and user agent without each
+# call site having to pass them, so no issuance path can forget them (issue 21).
+current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
+    "tillkey_audit_request", default=None
+)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContextMiddleware:
+    """Notes each HTTP request's client (as the trusted-proxy rules resolved it: install this
+    inside ProxyHeadersMiddleware), user agent and request id for the audit records it causes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        info = RequestInfo(
+            client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id")
+        )
+        token = current_request.set(info)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_request.reset(token)

@@ -1,0 +1,83 @@
+"""`tillkey client ...`: OAuth 2 / OpenID Connect clients."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tillkey.access.delegation import OPERATOR
+from tillkey.cli.options import JsonOpt
+from tillkey.cli.output import emit, out
+from tillkey.cli.runner import run
+from tillkey.runtime import Tillkey
+
+commands = typer.Typer(no_args_is_help=True, help="OAuth 2 / OpenID Connect clients.")
+
+
+@commands.command("create")
+def client_create(
+    name: Annotated[str, typer.Option(help="Shown to users on the consent page.")],
+    client_type: Annotated[str, typer.Option("--type", help="confidential (has a secret) or public (SPA, app).")],
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Exact redirect URI; repeat for several.")] = None,
+    grant: Annotated[list[str] | None, typer.Option(
+        help="authorization_code, client_credentials or refresh_token; repeat (default: the first and the last).",
+    )] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="Resource id (see `tillkey role resources`), self, admin_self, or openid/profile/email; repeat.",
+    )] = None,
+    first_party: Annotated[bool, typer.Option(help="Trusted: no consent page.")] = False,
+    resource_server: Annotated[bool, typer.Option(
+        help="May introspect tokens issued to other clients and to users (RFC 7662); confidential only.",
+    )] = False,
+    require_pkce: Annotated[bool, typer.Option(
+        help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
+    )] = True,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Register a client. A confidential client's secret is printed once and never stored in clear."""
+    from tillkey.oauth2.clients import Clients
+    from tillkey.surfaces.oauth2 import client_json
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        done = await Clients(tk).create(
+            OPERATOR, name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
+            scopes=scope or [], first_party=first_party, require_pkce=require_pkce, resource_server=resource_server,
+        )  # fmt: skip
+        return client_json(done.client, done.secret)
+
+    emit(run(go), as_json, "OAuth client registered (the secret is shown only now)")
+
+
+@commands.command("list")
+def client_list(as_json: JsonOpt = False) -> None:
+    """List registered clients (never their secrets)."""
+    from tillkey.oauth2.clients import Clients
+    from tillkey.surfaces.oauth2 import client_json
+
+    async def go(tk: Tillkey) -> list[dict[str, Any]]:
+        return [client_json(c) for c in await Clients(tk).registered()]
+
+    rows = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"clients": rows}) + "\n")
+        return
+    table = Table("client_id", "name", "type", "grant_types", "scopes")
+    for r in rows:
+        table.add_row(r["client_id"], r["name"], r["type"], " ".join(r["grant_types"]), " ".join(r["scopes"]))
+    out.print(table)
+
+
+@commands.command("delete")
+def client_delete(client_id: str) -> None:
+    """Delete a client: its refresh tokens are revoked and its access tokens stop working."""
+    from tillkey.oauth2.clients import Clients
+
+    async def go(tk: Tillkey) -> None:
+        await Clients(tk).delete(client_id)
+
+    run(go)
+    typer.echo(f"client {client_id} deleted; its tokens are revoked")
