@@ -39,6 +39,7 @@ from tillkey.surfaces import (
     console_tfa,
     forward_auth,
     magento,
+    magento_graphql,
     medusa,
     medusa_store,
     medusa_wire,
@@ -223,7 +224,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api, console_tfa.api, forward_auth.api,
+        oauth2.api, console.api, console_tfa.api, forward_auth.api, magento_graphql.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
