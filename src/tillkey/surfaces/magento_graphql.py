@@ -252,11 +252,37 @@ async def _answer(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **headers})
 
 
-@api.route("POST", "/graphql", resources=[ANONYMOUS], summary="Magento GraphQL: the customer token mutations")
+_REQUEST = {
+    "type": "object",
+    "required": ["query"],
+    "properties": {
+        "query": {"type": "string"},
+        "variables": {"type": ["object", "null"]},
+        "operationName": {"type": ["string", "null"]},
+    },
+}
+# Every answer is a GraphQL response ({"errors":[…], "data":…}), whatever its status.
+_ANSWER = {
+    "description": "A GraphQL response",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"errors": {"type": "array"}, "data": {}, "message": {}}}
+        }
+    },
+}
+_ANSWERS: dict[int | str, dict[str, Any]] = {code: _ANSWER for code in (200, 400, 401, 403, 429, 500, 503)}
+
+
+@api.route(
+    "POST", "/graphql", resources=[ANONYMOUS], summary="Magento GraphQL: the customer token mutations",
+    body_schema=_REQUEST, responses=_ANSWERS,
+)  # fmt: skip
 async def graphql_post(request: Request) -> JSONResponse:
     return await _answer(request)
 
 
-@api.route("GET", "/graphql", resources=[ANONYMOUS], summary="Magento GraphQL over GET (queries only)")
+@api.route(
+    "GET", "/graphql", resources=[ANONYMOUS], summary="Magento GraphQL over GET (queries only)", responses=_ANSWERS
+)
 async def graphql_get(request: Request) -> JSONResponse:
     return await _answer(request)
