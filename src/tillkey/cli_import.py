@@ -1,0 +1,59 @@
+"""`tillkey import medusa`: move a shop's accounts into Tillkey (migrate/). A sub-app of its own,
+registered in cli.py with one line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tillkey.configuration import ConfigError, load_settings, require_data
+from tillkey.errors import TillkeyError
+from tillkey.migrate.medusa import Report, import_medusa
+from tillkey.runtime import Tillkey
+
+import_app = typer.Typer(no_args_is_help=True, help="Import accounts from Magento or Medusa (passwords keep working).")
+
+
+async def _medusa(dsn: str, dry_run: bool) -> Report:
+    tk = Tillkey(load_settings())
+    try:
+        await tk.start(sync=False)
+        return await import_medusa(tk, dsn, dry_run=dry_run)
+    finally:
+        await tk.stop()
+
+
+@import_app.command("medusa")
+def medusa(
+    dsn: Annotated[str, typer.Option(help="The Medusa v2 database: postgresql://USER:PASS@HOST/DB")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be imported; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Users (as admins with Administrators) and customers with an account, with their emailpass
+    passwords; run it again and nothing is duplicated."""
+    try:
+        require_data(load_settings())
+        report = asyncio.run(_medusa(dsn, dry_run))
+    except (ConfigError, TillkeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # the source database is unreachable
+        typer.echo(f"error: cannot read the Medusa database: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        return
+    table = Table(title="Medusa import" + (" (dry run: nothing written)" if dry_run else ""))
+    for col in ("kind", "outcome", "count"):
+        table.add_column(col)
+    for kind, n in sorted(report.imported.items()):
+        table.add_row(kind, "would import" if dry_run else "imported", str(n))
+    for (kind, reason), n in sorted(report.skipped.items()):
+        table.add_row(kind, f"skipped: {reason}", str(n))
+    Console().print(table)
