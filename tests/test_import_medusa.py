@@ -5,11 +5,12 @@ old passwords, a second run duplicates nothing, and --dry-run writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests import inprocess
@@ -34,25 +35,41 @@ CREATE TABLE provider_identity (id text PRIMARY KEY, entity_id text NOT NULL, pr
 """
 
 
-def _identity(n: int, actor_key: str, actor_id: str, email: str, password: str | None) -> str:
-    meta = json.dumps({"password": password}) if password else "null"
-    return (
-        f"INSERT INTO auth_identity VALUES ('authid_{n}', '{{\"{actor_key}\": \"{actor_id}\"}}', NULL);"
-        f"INSERT INTO provider_identity VALUES ('pi_{n}', '{email}', 'emailpass', 'authid_{n}', NULL, '{meta}', NULL);"
-    )
+# (actor table, id, email, first, last, has_account, emailpass password or None for no identity)
+PEOPLE: list[tuple[str, str, str, str | None, str | None, bool, str | None]] = [
+    ("user", "user_1", "owner@shop.test", "Olive", "Owner", True, ADMIN["hash"]),
+    ("customer", "cus_1", "shopper@shop.test", "Sam", "Shopper", True, SHOPPER["hash"]),
+    ("customer", "cus_2", "guest@shop.test", None, None, False, None),  # a guest checkout: no account
+    ("customer", "cus_3", "nopass@shop.test", "No", "Pass", True, None),  # signed up with another provider
+    ("customer", "cus_4", "broken@shop.test", "Bro", "Ken", True, "not-a-scrypt-blob"),
+]
 
 
-ROWS = (
-    "INSERT INTO \"user\" (id, email, first_name, last_name) VALUES ('user_1', 'owner@shop.test', 'Olive', 'Owner');"
-    + _identity(1, "user_id", "user_1", "owner@shop.test", ADMIN["hash"])
-    + "INSERT INTO customer (id, email, first_name, last_name, has_account) VALUES"
-    " ('cus_1', 'shopper@shop.test', 'Sam', 'Shopper', true),"
-    " ('cus_2', 'guest@shop.test', NULL, NULL, false),"  # a guest checkout: no account
-    " ('cus_3', 'nopass@shop.test', 'No', 'Pass', true),"  # signed up with another provider
-    " ('cus_4', 'broken@shop.test', 'Bro', 'Ken', true);"
-    + _identity(2, "customer_id", "cus_1", "shopper@shop.test", SHOPPER["hash"])
-    + _identity(4, "customer_id", "cus_4", "broken@shop.test", "not-a-scrypt-blob")
-)
+async def _load(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(SCHEMA)
+        for n, (table, actor_id, email, first, last, has_account, password) in enumerate(PEOPLE):
+            if table == "user":
+                await conn.execute(
+                    'INSERT INTO "user" (id, email, first_name, last_name) VALUES ($1, $2, $3, $4)',
+                    actor_id, email, first, last,
+                )  # fmt: skip
+            else:
+                await conn.execute(
+                    "INSERT INTO customer (id, email, first_name, last_name, has_account) VALUES ($1, $2, $3, $4, $5)",
+                    actor_id, email, first, last, has_account,
+                )  # fmt: skip
+            if password is None:
+                continue
+            app_metadata = json.dumps({f"{table}_id": actor_id})
+            await conn.execute("INSERT INTO auth_identity VALUES ($1, $2::jsonb, NULL)", f"authid_{n}", app_metadata)
+            await conn.execute(
+                "INSERT INTO provider_identity VALUES ($1, $2, 'emailpass', $3, NULL, $4::jsonb, NULL)",
+                f"pi_{n}", email, f"authid_{n}", json.dumps({"password": password}),
+            )  # fmt: skip
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -60,7 +77,7 @@ def medusa_db(tmp_path: Path) -> Iterator[str]:
     db = make_database("postgres", tmp_path)
     assert db.name is not None
     dsn = f"postgresql://postgres@127.0.0.1:5432/{db.name}"
-    subprocess.run(["psql", dsn, "-q", "-v", "ON_ERROR_STOP=1", "-c", SCHEMA + ROWS], check=True, capture_output=True)
+    asyncio.run(_load(dsn))
     try:
         yield dsn
     finally:
