@@ -92,18 +92,18 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
             dry = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db, "--dry-run")
-            assert dry["imported"] == {"user": 1, "customer": 1}
+            assert dry["imported"] == {"admin": 1, "customer": 1}
             async with t.tk.db.session() as s:
                 assert await repo.customer_by_email(s, "shopper@shop.test") is None  # dry run: nothing written
             report = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
-            assert report["imported"] == {"user": 1, "customer": 1}
+            assert report["imported"] == {"admin": 1, "customer": 1}
             assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
-                ("customer", "no emailpass identity"), ("customer", "invalid hash"),
+                ("customer", "no password"), ("customer", "invalid hash"),
             }  # fmt: skip
             again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
             assert again["imported"] == {}
             assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in again["skipped"]
-            assert {"kind": "user", "reason": "already in Tillkey", "count": 1} in again["skipped"]
+            assert {"kind": "admin", "reason": "already in Tillkey", "count": 1} in again["skipped"]
 
             r = await t.client.post(
                 "/auth/customer/emailpass", json={"email": "shopper@shop.test", "password": SHOPPER["password"]}

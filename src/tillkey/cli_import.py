@@ -14,7 +14,8 @@ from rich.table import Table
 
 from tillkey.configuration import ConfigError, load_settings, require_data
 from tillkey.errors import TillkeyError
-from tillkey.migrate.medusa import Report, import_medusa
+from tillkey.migrate.medusa import import_medusa
+from tillkey.migrate.run import Report
 from tillkey.runtime import Tillkey
 
 import_app = typer.Typer(no_args_is_help=True, help="Import accounts from Magento or Medusa (passwords keep working).")
