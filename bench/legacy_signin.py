@@ -43,9 +43,11 @@ CASES = {
 
 async def main(n: int) -> None:
     settings = {
-        "argon2_time_cost": 3, "argon2_memory_kib": 65536,
-        "customer_lockout_failures": 100_000, "login_throttle_max_failures": 100_000,
-    }  # fmt: skip
+        "argon2_time_cost": 3,
+        "argon2_memory_kib": 65536,
+        "customer_lockout_failures": 100_000,
+        "login_throttle_max_failures": 100_000,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         async with inprocess.running(Path(tmp), **settings) as t:
 

@@ -53,21 +53,31 @@ async def _load(dsn: str) -> None:
             if table == "user":
                 await conn.execute(
                     'INSERT INTO "user" (id, email, first_name, last_name) VALUES ($1, $2, $3, $4)',
-                    actor_id, email, first, last,
-                )  # fmt: skip
+                    actor_id,
+                    email,
+                    first,
+                    last,
+                )
             else:
                 await conn.execute(
                     "INSERT INTO customer (id, email, first_name, last_name, has_account) VALUES ($1, $2, $3, $4, $5)",
-                    actor_id, email, first, last, has_account,
-                )  # fmt: skip
+                    actor_id,
+                    email,
+                    first,
+                    last,
+                    has_account,
+                )
             if password is None:
                 continue
             app_metadata = json.dumps({f"{table}_id": actor_id})
             await conn.execute("INSERT INTO auth_identity VALUES ($1, $2::jsonb, NULL)", f"authid_{n}", app_metadata)
             await conn.execute(
                 "INSERT INTO provider_identity VALUES ($1, $2, 'emailpass', $3, NULL, $4::jsonb, NULL)",
-                f"pi_{n}", email, f"authid_{n}", json.dumps({"password": password}),
-            )  # fmt: skip
+                f"pi_{n}",
+                email,
+                f"authid_{n}",
+                json.dumps({"password": password}),
+            )
     finally:
         await conn.close()
 
@@ -98,8 +108,9 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
             report = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
             assert report["imported"] == {"admin": 1, "customer": 1}
             assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
-                ("customer", "no password"), ("customer", "invalid hash"),
-            }  # fmt: skip
+                ("customer", "no password"),
+                ("customer", "invalid hash"),
+            }
             again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
             assert again["imported"] == {}
             assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in again["skipped"]

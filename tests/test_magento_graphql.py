@@ -68,11 +68,15 @@ def test_generate_then_use_then_revoke_then_the_revoked_token_is_refused(tmp_pat
                 assert await session.execute(REVOKE) == {"revokeCustomerToken": {"result": True}}
             assert (await t.client.get("/rest/V1/customers/me", headers=t.bearer(token))).status_code == 401
             # Magento 2.4.8: a revoked Bearer is refused on every GraphQL request, with 401.
-            r = await t.client.post("/graphql", json={"query": "mutation { revokeCustomerToken { result } }"},
-                                    headers=t.bearer(token))  # fmt: skip
+            r = await t.client.post(
+                "/graphql", json={"query": "mutation { revokeCustomerToken { result } }"}, headers=t.bearer(token)
+            )
             assert r.status_code == 401
-            assert r.json() == {"errors": [{"message": "User token has been revoked",
-                                            "extensions": {"category": "graphql-authentication"}}]}  # fmt: skip
+            assert r.json() == {
+                "errors": [
+                    {"message": "User token has been revoked", "extensions": {"category": "graphql-authentication"}}
+                ]
+            }
             r = await t.client.post("/graphql", json={"query": "{ tillkey }"}, headers=t.bearer("garbage"))
             assert (
                 r.status_code == 401 and r.json()["errors"][0]["message"] == "Composite reader could not read a token"
@@ -92,8 +96,9 @@ def test_wrong_password_is_magentos_authentication_error_with_401(tmp_path: Path
             assert error["message"] == SIGN_IN_FAILED and error["path"] == ["generateCustomerToken"]
             assert error["extensions"] == {"category": "graphql-authentication"} and error["locations"]
             assert await refused(t, "nobody@example.com", "wrong-password") == error  # no enumeration
-            r = await t.client.post("/graphql", json={"query": GENERATE,
-                                    "variables": {"email": "ada@example.com", "password": "x"}})  # fmt: skip
+            r = await t.client.post(
+                "/graphql", json={"query": GENERATE, "variables": {"email": "ada@example.com", "password": "x"}}
+            )
             assert r.status_code == 401 and list(r.json()) == ["errors", "data"]  # errors first, as webonyx
 
     inprocess.run(body)
@@ -167,8 +172,9 @@ def test_revoke_without_a_customer_token_is_an_authorization_error(tmp_path: Pat
             await t.create_admin("boss")
             admin_token = await t.admin_token("boss")
             for headers in ({}, t.bearer(admin_token)):
-                r = await t.client.post("/graphql", json={"query": "mutation { revokeCustomerToken { result } }"},
-                                        headers=headers)  # fmt: skip
+                r = await t.client.post(
+                    "/graphql", json={"query": "mutation { revokeCustomerToken { result } }"}, headers=headers
+                )
                 assert r.status_code == 403
                 (error,) = r.json()["errors"]
                 assert error["message"] == "The current customer isn't authorized."
@@ -182,14 +188,17 @@ def test_revoke_without_a_customer_token_is_an_authorization_error(tmp_path: Pat
     [
         ({"content": b"{not json", "headers": AS_JSON}, 400, UNPARSEABLE),
         ({"content": b"[]", "headers": AS_JSON}, 400, UNPARSEABLE),
-        ({"content": b"query=x", "headers": {"content-type": "text/plain"}}, 400,
-         "Request content type must be application/json"),
+        (
+            {"content": b"query=x", "headers": {"content-type": "text/plain"}},
+            400,
+            "Request content type must be application/json",
+        ),
         ({"json": {}}, 400, "Syntax Error: Unexpected <EOF>."),
         ({"json": {"query": "{ products { items { sku } } }"}}, 200, "Cannot query field 'products' on type 'Query'."),
-        ({"json": {"query": "mutation { generateCustomerToken(email: \"a\") { token } }"}}, 200, None),
+        ({"json": {"query": 'mutation { generateCustomerToken(email: "a") { token } }'}}, 200, None),
         ({"json": {"query": "{ tillkey }", "variables": "nope"}}, 400, "Unable to parse the request."),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_graphql_errors_never_a_500(
     tmp_path: Path, request_kwargs: dict[str, Any], status: int, message: str | None
 ) -> None:

@@ -55,9 +55,16 @@ class Accounts:
         return await self._add_admin(username, email, hashed, role, firstname, lastname)
 
     async def import_admin(
-        self, acting: Principal, *, username: str, email: str, password_hash: str, role: str | None = None,
-        firstname: str = "", lastname: str = "",
-    ) -> Admin:  # fmt: skip
+        self,
+        acting: Principal,
+        *,
+        username: str,
+        email: str,
+        password_hash: str,
+        role: str | None = None,
+        firstname: str = "",
+        lastname: str = "",
+    ) -> Admin:
         """An admin moved from another shop system with its stored hash (crypto/legacy_hashes.py:
         verified as that system does, upgraded at the first sign-in). The same delegation rule."""
         await self._require_role_within(acting, role or ADMINISTRATORS, what="imported admin's role")

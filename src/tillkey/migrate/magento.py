@@ -26,9 +26,9 @@ from tillkey.store import accounts as repo
 
 ALL = "Magento_Backend::all"
 ROLE_RULES = """
-    SELECT r.role_id, r.role_name, ru.resource_id
+    SELECT r.role_id, r.role_name, ru.resource_id, ru.permission
     FROM authorization_role r JOIN authorization_rule ru ON ru.role_id = r.role_id
-    WHERE r.role_type = 'G' AND ru.permission = 'allow'
+    WHERE r.role_type = 'G'
 """
 ADMINS = """
     SELECT u.username, u.email, u.firstname, u.lastname, u.password, u.is_active, m.parent_id
@@ -50,17 +50,30 @@ def async_url(dsn: str) -> str:
     return dsn
 
 
-async def _roles(conn: AsyncConnection) -> dict[int, tuple[str, set[str]]]:
-    roles: dict[int, tuple[str, set[str]]] = {}
+async def _roles(conn: AsyncConnection) -> dict[int, tuple[str, set[str], set[str]]]:
+    """role id -> (name, allowed, denied) resource ids."""
+    roles: dict[int, tuple[str, set[str], set[str]]] = {}
     for r in await conn.execute(text(ROLE_RULES)):
-        roles.setdefault(int(r.role_id), (str(r.role_name or f"role {r.role_id}"), set()))[1].add(str(r.resource_id))
+        _name, allowed, denied = roles.setdefault(
+            int(r.role_id), (str(r.role_name or f"role {r.role_id}"), set(), set())
+        )
+        (allowed if r.permission == "allow" else denied).add(str(r.resource_id))
     return roles
 
 
-async def _tillkey_roles(tk: Tillkey, roles: dict[int, tuple[str, set[str]]], dry_run: bool) -> dict[int, str]:
+def _grant(tk: Tillkey, allowed: set[str], denied: set[str]) -> list[str]:
+    """What a Tillkey role grants for Magento's rows. Magento writes allow or deny for every
+    resource and allows `Magento_Backend::admin` always; in Tillkey a node grants its subtree, so
+    a node is granted only if nothing under it is denied (its allowed children are listed too)."""
+    return sorted(r for r in allowed if r in tk.tree and not (tk.tree.subtree(r) & denied))
+
+
+async def _tillkey_roles(
+    tk: Tillkey, roles: dict[int, tuple[str, set[str], set[str]]], dry_run: bool
+) -> dict[int, str]:
     """Magento role id -> Tillkey role name, creating the roles Tillkey lacks (as the operator)."""
     found: dict[int, str] = {}
-    for role_id, (name, allowed) in roles.items():
+    for role_id, (name, allowed, denied) in roles.items():
         if ALL in allowed:
             found[role_id] = ADMINISTRATORS
             continue
@@ -68,7 +81,7 @@ async def _tillkey_roles(tk: Tillkey, roles: dict[int, tuple[str, set[str]]], dr
         async with tk.db.session() as s:
             exists = await repo.role_by_name(s, name) is not None
         if not exists and not dry_run:
-            await Accounts(tk).create_role(OPERATOR, name, sorted(r for r in allowed if r in tk.tree))
+            await Accounts(tk).create_role(OPERATOR, name, _grant(tk, allowed, denied))
     return found
 
 
@@ -77,16 +90,23 @@ async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -
     try:
         async with engine.connect() as conn:
             roles = await _roles(conn)
-            for _, allowed in roles.values():
+            for _, allowed, _denied in roles.values():
                 unknown.update(r for r in allowed if r not in tk.tree and r != ALL)
             names = await _tillkey_roles(tk, roles, dry_run)
             result = await conn.stream(text(ADMINS).execution_options(yield_per=1000))
             async for a in result:
                 role = names.get(int(a.parent_id)) if a.parent_id is not None else None
                 yield Person(
-                    ADMIN, a.username or "", a.email or "", a.firstname or "", a.lastname or "", a.password,
-                    active=bool(a.is_active), role=role, problem=None if role else "no role",
-                )  # fmt: skip
+                    ADMIN,
+                    a.username or "",
+                    a.email or "",
+                    a.firstname or "",
+                    a.lastname or "",
+                    a.password,
+                    active=bool(a.is_active),
+                    role=role,
+                    problem=None if role else "no role",
+                )
             # By email (the unique (email, website_id) index serves it): a repeat is the row before.
             previous = None
             result = await conn.stream(text(CUSTOMERS).execution_options(yield_per=1000))
@@ -95,9 +115,14 @@ async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -
                 problem = "same email on another website" if email and email == previous else None
                 previous = email
                 yield Person(
-                    CUSTOMER, c.email or "", c.email or "", c.firstname or "", c.lastname or "", c.password_hash,
+                    CUSTOMER,
+                    c.email or "",
+                    c.email or "",
+                    c.firstname or "",
+                    c.lastname or "",
+                    c.password_hash,
                     problem=problem,
-                )  # fmt: skip
+                )
     finally:
         await engine.dispose()
 
@@ -106,7 +131,10 @@ async def import_magento(tk: Tillkey, dsn: str, *, dry_run: bool = False) -> tup
     """The run's report, and the Magento resource ids no Tillkey resource matches (not granted)."""
     unknown: Counter[str] = Counter()
     report = await run(
-        tk, "magento", read(tk, dsn, dry_run=dry_run, unknown=unknown), frozenset({legacy_hashes.MAGENTO}),
+        tk,
+        "magento",
+        read(tk, dsn, dry_run=dry_run, unknown=unknown),
+        frozenset({legacy_hashes.MAGENTO}),
         dry_run=dry_run,
-    )  # fmt: skip
+    )
     return report, dict(unknown)

@@ -77,9 +77,14 @@ async def _create(tk: Tillkey, p: Person) -> None:
         )
         return
     admin = await accounts.import_admin(
-        OPERATOR, username=p.username, email=p.email, password_hash=p.password, role=p.role,
-        firstname=p.first_name, lastname=p.last_name,
-    )  # fmt: skip
+        OPERATOR,
+        username=p.username,
+        email=p.email,
+        password_hash=p.password,
+        role=p.role,
+        firstname=p.first_name,
+        lastname=p.last_name,
+    )
     if not p.active:
         await accounts.set_admin_active(OPERATOR, admin.id, False)
 

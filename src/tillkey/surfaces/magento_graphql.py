@@ -229,9 +229,12 @@ async def _run(request: Request) -> tuple[dict[str, Any], int, dict[str, str]]:
     if request.method == "GET" and op is not None and op.operation == OperationType.MUTATION:
         raise GraphQLRequestError("Mutation requests allowed only for POST requests", 400)
     result = execute(
-        SCHEMA, document, context_value=Context(request, tk, caller), variable_values=variables,
+        SCHEMA,
+        document,
+        context_value=Context(request, tk, caller),
+        variable_values=variables,
         operation_name=name,
-    )  # fmt: skip
+    )
     if isawaitable(result):
         result = await result
     if not result.errors:
@@ -274,9 +277,13 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {code: _ANSWER for code in (200, 400
 
 
 @api.route(
-    "POST", "/graphql", resources=[ANONYMOUS], summary="Magento GraphQL: the customer token mutations",
-    body_schema=_REQUEST, responses=_ANSWERS,
-)  # fmt: skip
+    "POST",
+    "/graphql",
+    resources=[ANONYMOUS],
+    summary="Magento GraphQL: the customer token mutations",
+    body_schema=_REQUEST,
+    responses=_ANSWERS,
+)
 async def graphql_post(request: Request) -> JSONResponse:
     return await _answer(request)
 
