@@ -39,6 +39,7 @@ from tillkey.surfaces import (
     audit,
     forward_auth,
     magento,
+    magento_graphql,
     medusa,
     medusa_mfa,
     medusa_store,
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa.api, api_keys.api,
         medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api, forward_auth.api,
+        magento_graphql.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

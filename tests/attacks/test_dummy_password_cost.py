@@ -7,6 +7,8 @@ enumeration oracle. These tests compare the argon2 parameters each check runs wi
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import pytest
 from tests import inprocess
 from tests.conftest import make_database
 from tests.inprocess import CUSTOMER_PASSWORD, InProcess
-from tillkey.crypto.passwords import Cost, DummyHashes
+from tillkey.crypto.passwords import Cost, DummyHashes, PasswordHashing
+from tillkey.store import accounts
 
 OLD = {"argon2_time_cost": 3}  # memory and parallelism as FAST_SETTINGS: only the time cost moves
 NEW = {"argon2_time_cost": 2}
@@ -125,3 +128,68 @@ def test_cost_of_reads_an_encoded_hash_and_its_prefix() -> None:
     assert Cost.of("$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaA") == Cost(3, 65536, 4)
     assert Cost.of("$argon2id$v=19$m=65536,t=3,p=4") == Cost(3, 65536, 4)
     assert Cost.of("$2b$12$bcrypt") is None
+
+
+# --- imported (legacy) hashes: no oracle on which accounts still have one (issue 17) -------------
+
+LEGACY = json.loads((Path(__file__).parents[1] / "vectors" / "legacy_hashes" / "magento.json").read_text())["vectors"]
+MD5 = next(v for v in LEGACY if v["hash"].endswith(":0"))
+ARGON = next(v for v in LEGACY if v["hash"].endswith(":3_32_2_67108864"))
+
+
+def test_a_legacy_md5_account_costs_one_argon2_check_at_the_configured_cost_right_or_wrong(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            native = await t.create_customer("native@example.com")
+            legacy = await t.create_customer("legacy@example.com")
+            async with t.tk.db.transaction() as s:
+                await accounts.set_customer_password_hash(s, legacy.id, MD5["hash"])
+            seen = _checked_costs(t)
+            assert await _customer_login(t, "native@example.com", "wrong-password") == 401
+            assert await _customer_login(t, "legacy@example.com", "wrong-password") == 401
+            assert await _customer_login(t, "nobody@example.com", "wrong-password") == 401
+            assert seen == [NEW_COST, NEW_COST, NEW_COST]  # native, legacy, unknown: the same work
+            assert native.id != legacy.id
+
+    inprocess.run(body)
+
+
+def test_a_costly_legacy_check_is_topped_up_to_a_native_checks_time() -> None:
+    hashing = PasswordHashing(time_cost=2, memory_kib=19456, parallelism=1, workers=1, queue=1)
+    try:
+        hashing.native_seconds = 60.0  # as if a native check took a minute here
+        seen: list[Cost | None] = []
+        check = hashing.check_sync
+
+        def spy(hashed: str, password: str) -> bool:
+            seen.append(Cost.of(hashed))
+            return check(hashed, password)
+
+        hashing.check_sync = spy  # type: ignore[method-assign]
+        assert hashing.legacy_sync(MD5["hash"], "wrong-password") == (False, 0.0)
+        assert seen == [Cost(2, 19456, 1)]  # a cheap format: a real argon2 check at the configured cost
+        assert hashing.native_seconds < 60.0  # which the running estimate learns from
+        hashing.native_seconds = 60.0
+        ok, owed = hashing.legacy_sync(ARGON["hash"], "wrong-password")
+        assert not ok and 55.0 < owed < 60.0  # the argon2id13 check ran; the rest is waited off the pool
+        ok, owed = hashing.legacy_sync(ARGON["hash"], ARGON["password"])
+        assert ok and 55.0 < owed < 60.0  # right or wrong: the same
+        assert len(seen) == 1  # a costly format does the work itself
+        hashing.native_seconds = 0.0  # slower than native: nothing owed, nothing added
+        assert hashing.legacy_sync(ARGON["hash"], "wrong-password") == (False, 0.0)
+    finally:
+        hashing.close()
+
+
+def test_waiting_off_what_is_owed_makes_the_answer_as_slow_as_a_native_one() -> None:
+    async def body() -> None:
+        hashing = PasswordHashing(time_cost=2, memory_kib=19456, parallelism=1, workers=1, queue=1)
+        try:
+            hashing.native_seconds = 5.0
+            started = asyncio.get_running_loop().time()
+            assert not await hashing.verify(ARGON["hash"], "wrong-password")
+            assert asyncio.get_running_loop().time() - started >= 4.9
+        finally:
+            hashing.close()
+
+    inprocess.run(body)

@@ -20,6 +20,7 @@ from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import OPERATOR, Grant
 from tillkey.accounts.sessions import Sessions
+from tillkey.crypto import legacy_hashes
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
@@ -53,6 +54,37 @@ class Accounts:
         _check_email(email)
         check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(username, email))
         hashed = await self.tk.passwords.hash(password)
+        return await self._add_admin(acting, username, email, hashed, role, firstname, lastname)
+
+    async def import_admin(
+        self,
+        acting: Principal,
+        *,
+        username: str,
+        email: str,
+        password_hash: str,
+        role: str | None = None,
+        firstname: str = "",
+        lastname: str = "",
+    ) -> Admin:
+        """An admin moved from another shop system with its stored hash (crypto/legacy_hashes.py:
+        verified as that system does, upgraded at the first sign-in). The same delegation rule."""
+        await self._require_role_within(acting, role or ADMINISTRATORS, what="imported admin's role")
+        if legacy_hashes.scheme_of(password_hash) is None:
+            raise InvalidRequest("The password hash is in no format Tillkey reads.")
+        _check_email(email)
+        return await self._add_admin(acting, username.strip(), email, password_hash, role, firstname, lastname)
+
+    async def _add_admin(
+        self,
+        acting: Principal,
+        username: str,
+        email: str,
+        hashed: str,
+        role: str | None,
+        firstname: str,
+        lastname: str,
+    ) -> Admin:
         async with self.tk.db.transaction() as s:
             role_row = await repo.role_by_name(s, role or ADMINISTRATORS)
             if role_row is None:
@@ -102,6 +134,16 @@ class Accounts:
             raise InvalidRequest("The first name and last name are required.")
         check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(email,))
         hashed = await self.tk.passwords.hash(password)
+        return await self._add_customer(email, firstname, lastname, hashed)
+
+    async def import_customer(self, *, email: str, password_hash: str, firstname: str, lastname: str) -> Customer:
+        """A customer moved from another shop system with its stored hash (see import_admin)."""
+        _check_email(email)
+        if legacy_hashes.scheme_of(password_hash) is None:
+            raise InvalidRequest("The password hash is in no format Tillkey reads.")
+        return await self._add_customer(email, firstname, lastname, password_hash)
+
+    async def _add_customer(self, email: str, firstname: str, lastname: str, hashed: str) -> Customer:
         async with self.tk.db.transaction() as s:
             customer = await repo.create_customer(
                 s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed

@@ -19,6 +19,7 @@ from tillkey.cli import (
     customer,
     db,
     demo,
+    importer,
     integration,
     keys,
     role,
@@ -45,6 +46,7 @@ NOUNS: list[tuple[str, typer.Typer]] = [
     ("client", client.commands),
     ("config", config.commands),
     ("secret", secret.commands),
+    ("import", importer.commands),
 ]
 for name, commands in NOUNS:
     app.add_typer(commands, name=name)

@@ -343,7 +343,7 @@ class ConsolePages:
         page: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """activity=False: the request does not count as the admin's activity (status polls).
-        delegates: what the page hands out from the admin's grant (surfaces/routing.Declared).
+        delegates: what the page hands out from the admin's grant (web/routing.Declared).
         confirm: a destructive action's question (or a function of the request giving it, None when
         this request is not destructive): the post must carry confirm=yes (the page's script asks
         in place; without it, a confirmation page asks).

@@ -1,4 +1,7 @@
-"""argon2id password hashing (argon2-cffi), run off the event loop, plus the new-password policy."""
+"""argon2id password hashing (argon2-cffi), run off the event loop, plus the new-password policy.
+
+Hashes imported from Magento and Medusa (crypto/legacy_hashes.py) are verified here too, at the
+same cost as Tillkey's own, until their owner's next sign-in replaces them."""
 
 from __future__ import annotations
 
@@ -10,13 +13,15 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from tillkey.crypto import legacy_hashes
 from tillkey.errors import WeakPassword
 from tillkey.security.flood import HashingQueue
 
@@ -98,17 +103,40 @@ class PasswordHashing:
         )
         self._queue = HashingQueue(workers + queue, detail="password hashing queue is full")
         self.cost = Cost(time_cost, memory_kib, parallelism)
-        self._dummies = DummyHashes(dummy_key, self.cost, _dummy_hash(self.cost))
+        started = time.perf_counter()
+        self._dummy = _dummy_hash(self.cost)
+        # How long one check at the configured cost takes here, kept current by every such check:
+        # what a legacy hash's check is evened out to (legacy_sync).
+        self.native_seconds = time.perf_counter() - started
+        self._dummies = DummyHashes(dummy_key, self.cost, self._dummy)
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def check_sync(self, hashed: str, password: str) -> bool:
         """One argon2 check of `password` against `hashed`, at the cost `hashed` was made with."""
+        started = time.perf_counter()
         try:
             return self._hasher.verify(hashed, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        finally:
+            if Cost.of(hashed) == self.cost:
+                self.native_seconds = 0.8 * self.native_seconds + 0.2 * (time.perf_counter() - started)
+
+    def legacy_sync(self, hashed: str, password: str) -> tuple[bool, float]:
+        """Check an imported hash, then spend what a check of Tillkey's own costs, right password
+        or wrong, so the answer's timing tells neither which accounts still have an imported hash
+        nor (for a locked account) whether the password was right. A cheap format (Magento's md5
+        and sha256 versions) is followed by a real argon2 check at the configured cost: the same
+        work, under load too. A costly one (argon2id13, scrypt) already did most of that work;
+        the rest is returned as seconds to wait, off the pool."""
+        started = time.perf_counter()
+        ok = legacy_hashes.verify(hashed, password)
+        if not legacy_hashes.is_costly(hashed):
+            self.check_sync(self._dummy, password)
+            return ok, 0.0
+        return ok, max(0.0, self.native_seconds - (time.perf_counter() - started))
 
     def dummy_for(self, population: str, name: str) -> str:
         """The hash an unknown `name` is checked against (see DummyHashes)."""
@@ -135,11 +163,21 @@ class PasswordHashing:
         """Check `password` against `hashed`; None (no such account) checks it against a dummy
         hash of a stored hash's cost instead, so an unknown name costs what a known one does,
         and answers False."""
+        if hashed is not None and legacy_hashes.scheme_of(hashed) is not None:
+            ok, owed = cast(tuple[bool, float], await self._run(self.legacy_sync, hashed, password))
+            await asyncio.sleep(owed)
+            return ok
         target = hashed if hashed is not None else self.dummy_for(population, name)
         return bool(await self._run(self.check_sync, target, password)) and hashed is not None
 
     def needs_rehash(self, hashed: str) -> bool:
-        return self._hasher.check_needs_rehash(hashed)
+        """True for a hash at another argon2 cost, and for every imported (legacy) hash."""
+        if legacy_hashes.scheme_of(hashed) is not None:
+            return True
+        try:
+            return self._hasher.check_needs_rehash(hashed)
+        except InvalidHashError:
+            return False
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

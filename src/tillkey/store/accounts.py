@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -208,6 +208,15 @@ async def set_customer_password_hash(s: AsyncSession, customer_id: int, password
     row = await s.get(CustomerRow, customer_id)
     if row is not None:
         row.password_hash = password_hash
+
+
+async def replace_password_hash(s: AsyncSession, *, admin: bool, user_id: int, old: str, new: str) -> bool:
+    """Swap a password hash only if it is still `old` (a conditional update): two sign-ins that
+    upgrade the same imported hash at once, or a password change in between, cannot be overwritten
+    by a stale upgrade. True if this call replaced it."""
+    row: type[AdminRow] | type[CustomerRow] = AdminRow if admin else CustomerRow
+    result = await s.execute(update(row).where(row.id == user_id, row.password_hash == old).values(password_hash=new))
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 async def delete_customer(s: AsyncSession, customer_id: int) -> None:

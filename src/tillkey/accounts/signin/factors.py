@@ -3,8 +3,9 @@
 A first factor says who is signing in (a password today; an LDAP bind, an external IdP's
 assertion or a passkey later): it finds the account for a `Subject` and proves it. A second
 factor (a TOTP code or a recovery code today; a passkey later) is checked only after the first
-passed. Neither counts failures, audits or issues anything: the state machine (machine.py) does
-that, the same way for every factor, so a new kind cannot forget a step.
+passed. Neither counts failures, audits sign-ins or issues anything: the state machine
+(machine.py) does that, the same way for every factor, so a new kind cannot forget a step. (A
+factor that changes what it checks against, the password rehash, audits that change with it.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.accounts.totp import Totp, is_recovery_code
+from tillkey.crypto import legacy_hashes
 from tillkey.errors import InvalidRequest
 from tillkey.principal import UserType
 from tillkey.store import accounts as repo
@@ -92,15 +94,27 @@ class Password:
         return await tk.passwords.verify(hashed, self.secret, population=str(int(subject.user_type)), name=subject.key)
 
     async def passed(self, tk: Tillkey, account: Account) -> None:
-        # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in.
-        if not tk.passwords.needs_rehash(account.password_hash):
+        # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in, and
+        # a hash imported from Magento or Medusa becomes argon2id at its owner's first.
+        old = account.password_hash
+        if not tk.passwords.needs_rehash(old):
             return
         new = await tk.passwords.hash(self.secret)
+        imported = legacy_hashes.scheme_of(old) is not None
         async with tk.db.transaction() as db:
-            if isinstance(account, Admin):
-                await repo.set_admin_password_hash(db, account.id, new)
-            else:
-                await repo.set_customer_password_hash(db, account.id, new)
+            # Conditional on the hash just checked: a concurrent change or upgrade wins.
+            replaced = await repo.replace_password_hash(
+                db, admin=isinstance(account, Admin), user_id=account.id, old=old, new=new
+            )
+            if replaced and imported:
+                await tk.audit.record_in(
+                    db,
+                    audit.PASSWORD_REHASHED,
+                    actor_type=int(UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER),
+                    actor_id=account.id,
+                    username=account_name(account)[:255],
+                    details={"scheme": legacy_hashes.describe(old)},
+                )
 
 
 class SecondFactor(Protocol):

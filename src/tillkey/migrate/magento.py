@@ -1,0 +1,140 @@
+"""`tillkey import magento`: admins (with their roles) and customers of a Magento 2.4 database,
+with their password hashes as Magento stores them (magento-migration.md §A.1, §A.4).
+
+- A role (authorization_role type G) holding `Magento_Backend::all` maps to Administrators; any
+  other becomes a Tillkey role of the same name with the resources it allows that Tillkey knows
+  (unknown resource ids are reported, not granted). An admin's role is its U row's parent.
+- Customers are one account per email: Magento scopes them per website, so the same email on a
+  second website is skipped with that reason (the older account, lowest entity_id, is kept).
+Reads stream (server-side cursor), so memory stays flat however many rows the shop has.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.service import ADMINISTRATORS, Accounts
+from tillkey.crypto import legacy_hashes
+from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
+from tillkey.runtime import Tillkey
+from tillkey.store import accounts as repo
+
+ALL = "Magento_Backend::all"
+ROLE_RULES = """
+    SELECT r.role_id, r.role_name, ru.resource_id, ru.permission
+    FROM authorization_role r JOIN authorization_rule ru ON ru.role_id = r.role_id
+    WHERE r.role_type = 'G'
+"""
+ADMINS = """
+    SELECT u.username, u.email, u.firstname, u.lastname, u.password, u.is_active, m.parent_id
+    FROM admin_user u
+    LEFT JOIN authorization_role m ON m.user_id = u.user_id AND m.role_type = 'U' AND m.user_type = '2'
+    ORDER BY u.user_id
+"""
+CUSTOMERS = """
+    SELECT email, firstname, lastname, password_hash, website_id
+    FROM customer_entity ORDER BY email, entity_id
+"""
+
+
+def async_url(dsn: str) -> str:
+    """mysql://… (MySQL or MariaDB) as SQLAlchemy's aiomysql URL."""
+    for prefix in ("mysql://", "mariadb://"):
+        if dsn.startswith(prefix):
+            return "mysql+aiomysql://" + dsn[len(prefix) :]
+    return dsn
+
+
+async def _roles(conn: AsyncConnection) -> dict[int, tuple[str, set[str], set[str]]]:
+    """role id -> (name, allowed, denied) resource ids."""
+    roles: dict[int, tuple[str, set[str], set[str]]] = {}
+    for r in await conn.execute(text(ROLE_RULES)):
+        _name, allowed, denied = roles.setdefault(
+            int(r.role_id), (str(r.role_name or f"role {r.role_id}"), set(), set())
+        )
+        (allowed if r.permission == "allow" else denied).add(str(r.resource_id))
+    return roles
+
+
+def _grant(tk: Tillkey, allowed: set[str], denied: set[str]) -> list[str]:
+    """What a Tillkey role grants for Magento's rows. Magento writes allow or deny for every
+    resource and allows `Magento_Backend::admin` always; in Tillkey a node grants its subtree, so
+    a node is granted only if nothing under it is denied (its allowed children are listed too)."""
+    return sorted(r for r in allowed if r in tk.tree and not (tk.tree.subtree(r) & denied))
+
+
+async def _tillkey_roles(
+    tk: Tillkey, roles: dict[int, tuple[str, set[str], set[str]]], dry_run: bool
+) -> dict[int, str]:
+    """Magento role id -> Tillkey role name, creating the roles Tillkey lacks (as the operator)."""
+    found: dict[int, str] = {}
+    for role_id, (name, allowed, denied) in roles.items():
+        if ALL in allowed:
+            found[role_id] = ADMINISTRATORS
+            continue
+        found[role_id] = name
+        async with tk.db.session() as s:
+            exists = await repo.role_by_name(s, name) is not None
+        if not exists and not dry_run:
+            await Accounts(tk).create_role(OPERATOR, name, _grant(tk, allowed, denied))
+    return found
+
+
+async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -> AsyncIterator[Person]:
+    engine = create_async_engine(async_url(dsn))
+    try:
+        async with engine.connect() as conn:
+            roles = await _roles(conn)
+            for _, allowed, _denied in roles.values():
+                unknown.update(r for r in allowed if r not in tk.tree and r != ALL)
+            names = await _tillkey_roles(tk, roles, dry_run)
+            result = await conn.stream(text(ADMINS).execution_options(yield_per=1000))
+            async for a in result:
+                role = names.get(int(a.parent_id)) if a.parent_id is not None else None
+                yield Person(
+                    ADMIN,
+                    a.username or "",
+                    a.email or "",
+                    a.firstname or "",
+                    a.lastname or "",
+                    a.password,
+                    active=bool(a.is_active),
+                    role=role,
+                    problem=None if role else "no role",
+                )
+            # By email (the unique (email, website_id) index serves it): a repeat is the row before.
+            previous = None
+            result = await conn.stream(text(CUSTOMERS).execution_options(yield_per=1000))
+            async for c in result:
+                email = (c.email or "").lower()
+                problem = "same email on another website" if email and email == previous else None
+                previous = email
+                yield Person(
+                    CUSTOMER,
+                    c.email or "",
+                    c.email or "",
+                    c.firstname or "",
+                    c.lastname or "",
+                    c.password_hash,
+                    problem=problem,
+                )
+    finally:
+        await engine.dispose()
+
+
+async def import_magento(tk: Tillkey, dsn: str, *, dry_run: bool = False) -> tuple[Report, dict[str, int]]:
+    """The run's report, and the Magento resource ids no Tillkey resource matches (not granted)."""
+    unknown: Counter[str] = Counter()
+    report = await run(
+        tk,
+        "magento",
+        read(tk, dsn, dry_run=dry_run, unknown=unknown),
+        frozenset({legacy_hashes.MAGENTO}),
+        dry_run=dry_run,
+    )
+    return report, dict(unknown)

@@ -1,0 +1,170 @@
+"""`tillkey import magento` against MariaDB loaded with Magento 2.4's definitions of the tables it
+reads (magento-migration.md §A.1) and password hashes made by PHP the way Magento's Encryptor does
+(tests/vectors/legacy_hashes/magento.json): imported admins and customers sign in with their old
+passwords, roles keep the resources Tillkey knows, and a second run duplicates nothing."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests import inprocess
+from tests.conftest import REQUIRE_SERVICES
+from tillkey import audit
+from tillkey.store.audit import AuditQuery
+
+VECTORS = {
+    v["name"]: v
+    for v in json.loads((Path(__file__).parent / "vectors/legacy_hashes/magento.json").read_text())["vectors"]
+}
+LATEST = VECTORS["version 3_32_2_67108864 (2.4.7+ default)"]
+CHAIN = VECTORS["chain 1:2 (sha256 upgraded by customer:hash:upgrade)"]
+MD5 = VECTORS["version 0 (md5)"]
+M1 = VECTORS["Magento 1 md5 with a 2-character salt, migrated"]
+
+# Magento 2.4's db_schema.xml for these tables, as MySQL DDL (the columns the import reads and
+# their neighbours; foreign keys to the store tables left out).
+SCHEMA = [
+    """CREATE TABLE admin_user (user_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        firstname varchar(32), lastname varchar(32), email varchar(128), username varchar(40),
+        password varchar(255) NOT NULL, created timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        modified timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, logdate timestamp NULL,
+        lognum smallint unsigned NOT NULL DEFAULT 0, reload_acl_flag smallint NOT NULL DEFAULT 0,
+        is_active smallint NOT NULL DEFAULT 1, extra text, rp_token text, rp_token_created_at timestamp NULL,
+        interface_locale varchar(16) NOT NULL DEFAULT 'en_US', failures_num smallint DEFAULT 0,
+        first_failure timestamp NULL, lock_expires timestamp NULL, UNIQUE KEY ADMIN_USER_USERNAME (username))""",
+    """CREATE TABLE authorization_role (role_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        parent_id int unsigned NOT NULL DEFAULT 0, tree_level smallint unsigned NOT NULL DEFAULT 0,
+        sort_order smallint unsigned NOT NULL DEFAULT 0, role_type varchar(1) NOT NULL DEFAULT '0',
+        user_id int unsigned NOT NULL DEFAULT 0, user_type varchar(16), role_name varchar(50))""",
+    """CREATE TABLE authorization_rule (rule_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        role_id int unsigned NOT NULL DEFAULT 0, resource_id varchar(255), privileges varchar(20),
+        permission varchar(10),
+        CONSTRAINT AUTHORIZATION_RULE_ROLE_ID FOREIGN KEY (role_id)
+            REFERENCES authorization_role (role_id) ON DELETE CASCADE)""",
+    """CREATE TABLE customer_entity (entity_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        website_id smallint unsigned, email varchar(255), group_id smallint unsigned NOT NULL DEFAULT 0,
+        increment_id varchar(50), store_id smallint unsigned DEFAULT 0,
+        created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        updated_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        is_active smallint unsigned NOT NULL DEFAULT 1, firstname varchar(255), lastname varchar(255),
+        password_hash varchar(128), rp_token varchar(128), confirmation varchar(64),
+        failures_num smallint DEFAULT 0, first_failure timestamp NULL, lock_expires timestamp NULL,
+        UNIQUE KEY CUSTOMER_ENTITY_EMAIL_WEBSITE_ID (email, website_id))""",
+]
+ROLES = [  # (role_id, parent, type, user_id, user_type, name)
+    (1, 0, "G", 0, "2", "Administrators"),
+    (2, 0, "G", 0, "2", "Catalog editors"),
+    (3, 1, "U", 1, "2", "Bo"),
+    (4, 2, "U", 2, "2", "Eddie"),
+    (5, 1, "U", 4, "2", "Gone"),
+]
+RULES = [  # a role that is not "all" has one row per resource: allow or deny
+    (1, "Magento_Backend::all", "allow"),
+    (2, "Magento_Backend::admin", "allow"),
+    (2, "Magento_Catalog::products", "allow"),
+    (2, "Magento_Sales::actions_view", "deny"),
+    (2, "Vendor_Module::thing", "allow"),
+]
+ADMINS = [  # (user_id, username, email, password, is_active); 3 has no role row
+    (1, "boss", "boss@shop.test", LATEST["hash"], 1),
+    (2, "eddie", "eddie@shop.test", CHAIN["hash"], 1),
+    (3, "orphan", "orphan@shop.test", MD5["hash"], 1),
+    (4, "gone", "gone@shop.test", MD5["hash"], 0),
+]
+CUSTOMERS = [  # (website_id, email, password_hash)
+    (1, "new@shop.test", LATEST["hash"]),
+    (1, "m1@shop.test", M1["hash"]),
+    (2, "M1@shop.test", MD5["hash"]),  # the same person on a second website
+    (1, "nopass@shop.test", None),
+]
+
+
+def _need_mariadb() -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 3306), timeout=1):
+            return
+    except OSError as exc:
+        reason = f"MariaDB is not reachable on 127.0.0.1:3306 ({exc})"
+    pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}") if REQUIRE_SERVICES else pytest.skip(reason)
+
+
+@pytest.fixture
+def magento_db() -> Iterator[str]:
+    _need_mariadb()
+    name = f"tillkey_magento_{secrets.token_hex(4)}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}`")
+            cur.execute(f"USE `{name}`")
+            for ddl in SCHEMA:
+                cur.execute(ddl)
+            cur.executemany(
+                "INSERT INTO authorization_role (role_id, parent_id, role_type, user_id, user_type, role_name)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                ROLES,
+            )
+            cur.executemany(
+                "INSERT INTO authorization_rule (role_id, resource_id, privileges, permission) VALUES (%s, %s, '', %s)",
+                RULES,
+            )
+            cur.executemany(
+                "INSERT INTO admin_user (user_id, username, email, password, is_active, firstname)"
+                " VALUES (%s, %s, %s, %s, %s, 'A')",
+                ADMINS,
+            )
+            cur.executemany(
+                "INSERT INTO customer_entity (website_id, email, password_hash, firstname, lastname)"
+                " VALUES (%s, %s, %s, 'C', 'D')",
+                CUSTOMERS,
+            )
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def test_import_then_sign_in_with_the_old_passwords_and_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            dry = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--dry-run")
+            assert dry["imported"] == {"admin": 3, "customer": 2}
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
+            assert report["imported"] == {"admin": 3, "customer": 2}
+            assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
+                ("admin", "no role"),
+                ("customer", "same email on another website"),
+                ("customer", "no password"),
+            }
+            assert report["unknown_resources"] == {"Vendor_Module::thing": 1}
+            again = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
+            assert again["imported"] == {}
+
+            boss = await t.admin_token("boss", LATEST["password"])
+            assert (await t.client.get("/rest/V1/orders", headers=t.bearer(boss))).status_code == 200
+            eddie = await t.admin_token("eddie", CHAIN["password"])
+            assert (await t.client.get("/rest/V1/products", headers=t.bearer(eddie))).status_code == 200
+            assert (await t.client.get("/rest/V1/orders", headers=t.bearer(eddie))).status_code == 403  # denied
+            gone = await t.client.post(
+                "/rest/V1/integration/admin/token", json={"username": "gone", "password": MD5["password"]}
+            )
+            assert gone.status_code == 401  # imported inactive, as in Magento
+            await t.customer_token("new@shop.test", LATEST["password"])
+            await t.customer_token("m1@shop.test", M1["password"])
+            rehashed = await t.tk.audit.search(AuditQuery(event=audit.PASSWORD_REHASHED))
+            schemes = sorted(json.loads(r.details or "{}")["scheme"] for r in rehashed)
+            assert schemes == ["magento:0", "magento:1:2", "magento:3_32_2_67108864", "magento:3_32_2_67108864"]
+
+    inprocess.run(body)
