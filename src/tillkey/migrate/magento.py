@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -21,8 +22,10 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import ADMINISTRATORS, Accounts
 from tillkey.crypto import legacy_hashes
 from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
-from tillkey.runtime import Tillkey
 from tillkey.store import accounts as repo
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 ALL = "Magento_Backend::all"
 ROLE_RULES = """

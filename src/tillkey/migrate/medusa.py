@@ -6,13 +6,16 @@ full admins: each becomes an admin named by its email, holding Administrators. R
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tillkey.crypto import legacy_hashes
 from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
-from tillkey.runtime import Tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 # An actor's emailpass password: auth_identity.app_metadata names the actor, provider_identity
 # holds the hash (medusa.md §5). Soft-deleted rows (deleted_at) are left behind.

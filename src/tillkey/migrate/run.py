@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import TillkeyError
-from tillkey.runtime import Tillkey
 from tillkey.store import accounts as repo
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 ADMIN, CUSTOMER = "admin", "customer"
 
