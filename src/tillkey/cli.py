@@ -22,6 +22,7 @@ from rich.table import Table
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
 from tillkey.cli_config import config_app, secret_app
+from tillkey.cli_idp import idp_app
 from tillkey.configuration import CONFIG_ENV, ConfigError, explain, load_settings, require_data
 from tillkey.errors import TillkeyError
 from tillkey.principal import UserType
@@ -50,6 +51,7 @@ for sub, name in [
     app.add_typer(sub, name=name)
 app.add_typer(config_app, name="config")
 app.add_typer(secret_app, name="secret")
+app.add_typer(idp_app, name="idp")
 
 
 def _version(value: bool) -> None:
