@@ -563,7 +563,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/integration/admin/token"): "sign-in",
     ("POST", "/rest/V1/integration/customer/token"): "sign-in",
     ("POST", "/rest/V1/tfa/provider/google/authenticate"): "sign-in",
-    ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass)",
+    ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
+    ("POST", "/auth/{actor}/{provider}/callback"): (
+        "sign-in with an external provider: the linked account's own grant, through the sign-in machine"
+    ),
     ("POST", "/console/login"): "sign-in",
     ("POST", "/console/login/otp"): "sign-in, second step",
     ("POST", "/console/login/enrol"): "sign-in, forced enrolment of one's own first factor",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +119,7 @@ class RelyingParty:
         return doc
 
     async def _discovered(self, provider: Provider, *, fresh_keys: bool = False) -> _Cached:
-        now = time.monotonic()
+        now = self.tk.clock.now()  # injected: tests move it past the refresh limit
         cached = self._cache.get(provider.name)
         ttl = self.tk.settings.federation_metadata_ttl
         if cached is None or cached.fetched + ttl < now or cached.metadata.get("issuer") != provider.issuer:
