@@ -23,11 +23,19 @@ JS = Path(__file__).parent / "js" / "oidc-op"
 CLIENT_ID = "tillkey-test"
 CLIENT_SECRET = "tillkey-test-client-secret-0123456789"
 STOREFRONT_CALLBACK = "http://127.0.0.1:8000/shop/auth/callback"
+CONSOLE_CALLBACK = "http://127.0.0.1:8000/console/login/idp/corp/callback"
 
 
 @dataclass(frozen=True)
 class OpenIDProvider:
     issuer: str
+    accounts_file: Path
+
+    def set_account(self, account: str, claims: dict[str, Any], amr: list[str] | None = None) -> None:
+        """Change a user at the provider (its next sign-in there asserts these claims)."""
+        accounts = json.loads(self.accounts_file.read_text())
+        accounts[account] = {"claims": claims, **({"amr": amr} if amr else {})}
+        self.accounts_file.write_text(json.dumps(accounts))
 
 
 def _node_modules() -> None:
@@ -37,15 +45,17 @@ def _node_modules() -> None:
 
 
 @contextmanager
-def openid_provider(accounts: dict[str, Any], redirect_uris: list[str]) -> Iterator[OpenIDProvider]:
+def openid_provider(accounts: dict[str, Any], redirect_uris: list[str], tmp: Path) -> Iterator[OpenIDProvider]:
     """oidc-provider on loopback with one confidential client for Tillkey and these accounts
-    (id -> {"claims": {...}, "amr": [...]}); stopped afterwards."""
+    (id -> {"claims": {...}, "amr": [...]}, kept in a file under `tmp`); stopped afterwards."""
     _node_modules()
     port = free_port()
+    accounts_file = tmp / "op-accounts.json"
+    accounts_file.write_text(json.dumps(accounts))
     clients = [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}]
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/local/bin"), "OP_PORT": str(port),
-        "OP_CLIENTS": json.dumps(clients), "OP_ACCOUNTS": json.dumps(accounts),
+        "OP_CLIENTS": json.dumps(clients), "OP_ACCOUNTS": str(accounts_file),
     }  # fmt: skip
     proc = subprocess.Popen(["node", "op.mjs"], cwd=JS, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -56,7 +66,7 @@ def openid_provider(accounts: dict[str, Any], redirect_uris: list[str]) -> Itera
             line = proc.stdout.readline()  # blocks until the provider prints (or exits: b"")
             if not line and proc.poll() is not None:
                 raise AssertionError(f"oidc-provider exited with {proc.returncode}")
-        yield OpenIDProvider(f"http://127.0.0.1:{port}")
+        yield OpenIDProvider(f"http://127.0.0.1:{port}", accounts_file)
     finally:
         stop_process(proc)
 

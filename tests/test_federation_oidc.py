@@ -17,6 +17,7 @@ from tests import inprocess
 from tests.federation_support import (
     CLIENT_ID,
     CLIENT_SECRET,
+    CONSOLE_CALLBACK,
     STOREFRONT_CALLBACK,
     OpenIDProvider,
     openid_provider,
@@ -41,8 +42,8 @@ ACCOUNTS = {
 
 
 @pytest.fixture(scope="module")
-def op() -> Iterator[OpenIDProvider]:
-    with openid_provider(ACCOUNTS, [STOREFRONT_CALLBACK]) as started:
+def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
+    with openid_provider(ACCOUNTS, [STOREFRONT_CALLBACK, CONSOLE_CALLBACK], tmp_path_factory.mktemp("op")) as started:
         yield started
 
 

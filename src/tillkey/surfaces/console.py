@@ -47,6 +47,7 @@ from tillkey.console.session import (
 )
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
+from tillkey.federation.service import Federation
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
@@ -108,8 +109,9 @@ async def login_page(request: Request) -> Response:
     csrf = secrets.token_urlsafe(24)
     notice = NOTICES.get(request.query_params.get("reason", ""))
     response = pages.login(
-        csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice
-    )
+        csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice,
+        providers=await Federation(tk).enabled("admin"),
+    )  # fmt: skip
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
     return response
 

@@ -2,22 +2,25 @@
 // Configured from the environment by tests/federation_support.py:
 //   OP_PORT      loopback port to listen on
 //   OP_CLIENTS   JSON list of client metadata (client_id, client_secret, redirect_uris)
-//   OP_ACCOUNTS  JSON object: account id -> {"claims": {...}, "amr": [...]}
+//   OP_ACCOUNTS  JSON file: account id -> {"claims": {...}, "amr": [...]}, read at every sign-in
+//                (a test edits it to change a user's groups at the provider)
 // The login page is ours (devInteractions off): POST /interaction/<uid> with account=<id> signs
 // that account in; consent is granted automatically for the scopes and claims asked for.
 // Prints "READY <issuer>" once listening.
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.OP_PORT);
 const issuer = `http://127.0.0.1:${port}`;
 const clients = JSON.parse(process.env.OP_CLIENTS || '[]');
-const accounts = JSON.parse(process.env.OP_ACCOUNTS || '{}');
+const accountsFile = process.env.OP_ACCOUNTS;
+const accountsNow = () => JSON.parse(readFileSync(accountsFile, 'utf8'));
 
 const provider = new Provider(issuer, {
   clients,
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'amr'],  // amr: which factors the provider checked (RFC 8176)
     email: ['email', 'email_verified'],
     profile: ['name'],
     groups: ['groups'],
@@ -28,7 +31,7 @@ const provider = new Provider(issuer, {
   cookies: { keys: ['tillkey-test-op-cookie-key'] },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {
-    const account = accounts[id];
+    const account = accountsNow()[id];
     if (!account) return undefined;
     return { accountId: id, async claims() { return { sub: id, ...account.claims }; } };
   },
@@ -53,7 +56,7 @@ async function interaction(req, res, uid) {
       return;
     }
     const form = await readForm(req);
-    const account = accounts[form.account];
+    const account = accountsNow()[form.account];
     if (!account) {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end('no such account');
