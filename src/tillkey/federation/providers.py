@@ -119,7 +119,7 @@ class IdentityProviders:
             redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
             check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
         except RefusedURL as exc:
-            raise InvalidRequest(str(exc)) from None
+            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
         if not issuer.startswith("https://") and not allow_private:
             raise InvalidRequest("The issuer must be an https URL.")
         if "openid" not in new.scope.split():
