@@ -111,7 +111,8 @@ async def _attempt(t: inprocess.InProcess, fake: FakeProvider, mint: Callable[[s
     return answer.status_code
 
 
-def test_forged_id_tokens_are_refused(tmp_path: Path, fake: FakeProvider) -> None:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakeProvider) -> None:
     cases: dict[str, Callable[[str], str]] = {
         "alg none": lambda n: _none(fake.claims(n)),
         "signed by another key under the published kid": lambda n: fake.signed(fake.claims(n), kid="a", key="b"),
@@ -128,7 +129,7 @@ def test_forged_id_tokens_are_refused(tmp_path: Path, fake: FakeProvider) -> Non
     }
 
     async def body() -> None:
-        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, **db) as t:
             await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
                 name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
                 redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
@@ -150,4 +151,5 @@ def test_forged_id_tokens_are_refused(tmp_path: Path, fake: FakeProvider) -> Non
             assert len(failures) == len(cases) + 2
             assert all(json.loads(f.details or "{}")["provider"] == "fake" for f in failures)
 
-    inprocess.run(body)
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(body)
