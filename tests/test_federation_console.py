@@ -4,6 +4,8 @@ signs in at the provider, and lands in the console with the role its groups map 
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.interop
 STAFF = {"email": "staff@corp.example", "email_verified": True, "name": "Sam Staff", "groups": ["shop-staff"]}
 ACCOUNTS = {
     "staff": {"claims": STAFF},
+    "lin": {"claims": {"email": "lin@corp.example", "email_verified": True, "groups": ["shop-staff"]}},
     "boss": {"claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
              "amr": ["pwd", "mfa"]},
 }  # fmt: skip
@@ -123,5 +126,35 @@ def test_the_second_factor_policy_applies_unless_the_provider_asserts_mfa(tmp_pa
                 r = await _sign_in(browser, "boss")
                 assert r.status_code == 200 and 'url=/console/"' in r.text, r.text
                 assert (await browser.get("/console/")).status_code == 200
+
+    inprocess.run(body)
+
+
+def test_an_existing_admin_links_the_provider_from_their_account(tmp_path: Path, op: OpenIDProvider) -> None:
+    """A verified email is not enough to reach an existing account; signed in, its admin links."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            lin = await t.create_admin("lin", role="catalog", email="lin@corp.example")
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "lin")
+                assert r.status_code == 401 and "Sign in to it the way you usually do" in r.text
+            caller = await t.console_session(lin.id)
+            page = await caller.get("/console/account")
+            assert "Link Corp SSO" in page.text
+            r = await caller.post("/console/account/identities", {"provider": "corp"})
+            assert r.status_code == 200, r.text
+            location = html.unescape(re.search(r'url=([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
+            query = await sign_in_at_provider(location, "lin", CONSOLE_CALLBACK)
+            r = await t.client.get("/console/login/idp/corp/callback", params=query)
+            assert r.status_code == 200 and "/console/account?done=linked" in r.text, r.text
+            # From now on the provider signs in to this very admin.
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "lin")
+                assert r.status_code == 200, r.text
+                assert (await browser.get("/console/")).status_code == 200
+                page = await browser.get("/console/account")
+                assert "Corp SSO: lin@corp.example" in page.text
 
     inprocess.run(body)

@@ -616,6 +616,7 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/roles/{id}/rename"): "renames a role within one's grant; its resources are unchanged",
     ("POST", "/console/roles/{id}/delete"): "deletion, refused while any admin holds the role",
     ("POST", "/console/account/password"): "one's own password, with the current one; grants nothing",
+    ("POST", "/console/account/identities"): "links one's own external identity; grants nothing",
     ("POST", "/tillkey/v1/admins/me/password"): "one's own password, with the current one; grants nothing",
 }
 

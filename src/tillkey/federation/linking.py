@@ -36,6 +36,7 @@ LINK_FIRST = (
     "An account with this email address exists already. Sign in to it the way you usually do, then link "
     "your identity provider from your account."
 )
+LINKED_ELSEWHERE = "This identity is linked to another account already."
 NO_ACCOUNT = "There is no account for this sign-in. Ask an administrator to create one for you."
 EMAIL_UNVERIFIED = "Your identity provider did not confirm your email address, so no account can be made from it."
 DOMAIN_REFUSED = "Sign-in with this identity provider is not allowed for your email domain."
@@ -125,6 +126,23 @@ class Linking:
         if utype == UserType.CUSTOMER:
             return await self._pending_customer(assertion, email)
         return await self._provision_admin(assertion, email)
+
+    async def link_to(self, assertion: Assertion, utype: UserType, user_id: int) -> Resolved:
+        """Link the identity to the account that started this flow while signed in (it proved
+        itself: its console session, with the form's CSRF token). An identity linked to another
+        account already is refused, never moved."""
+        async with self.tk.db.session() as s:
+            linked = await repo.identity(s, assertion.provider.id, assertion.subject)
+            account = await self._account(s, utype, user_id)
+        if account is None:
+            raise Refused("linking account gone", NO_ACCOUNT)
+        if linked is not None:
+            if (linked.user_type, linked.user_id) != (int(utype), user_id):
+                raise Refused("identity linked to another account", LINKED_ELSEWHERE)
+            return Resolved(linked, account)
+        made = await self._link(assertion, utype, user_id, None)
+        await self._audit(audit.IDENTITY_LINKED, assertion, utype, user_id, via="signed-in account")
+        return Resolved(made, account)
 
     async def _link(self, assertion: Assertion, utype: UserType, user_id: int | None, auth_id: int | None) -> Linked:
         try:

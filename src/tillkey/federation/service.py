@@ -10,6 +10,7 @@ from tillkey.accounts.signin import Attempt
 from tillkey.federation.linking import Linking, Resolved
 from tillkey.federation.oidc import Assertion, Refused, RelyingParty
 from tillkey.federation.providers import IdentityProviders
+from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.security import audit
 from tillkey.store import idps as repo
@@ -56,6 +57,9 @@ class Federation:
         await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
         try:
             assertion = await self.rp.finish(provider, self.providers.client_secret(provider), params)
+            link = assertion.context.get("link_admin")  # the flow was started to link, by this admin
+            if link is not None and provider.actor == "admin":
+                return assertion, await Linking(self.tk).link_to(assertion, UserType.ADMIN, int(link))
             return assertion, await Linking(self.tk).resolve(assertion)
         except Refused as exc:
             await self.refused(provider.name, exc, attempt)

@@ -52,11 +52,18 @@ async def start(request: Request, name: str) -> Response:
         location = await federation.start(provider, sign_in_attempt(request), {"next": next_url})
     except TillkeyError as exc:
         return pages.error(TITLE, exc.message, exc.status_code if exc.status_code != 500 else 400)
+    return to_provider(request, location)
+
+
+def to_provider(request: Request, location: str, *, page: bool = False) -> Response:
+    """Off to the provider, with the flow's state bound to this browser. `page`: after a form
+    post, a page that moves on by itself (the console's CSP form-action would stop a redirect
+    of the post to another origin)."""
     state = dict(parse_qsl(urlsplit(location).query)).get("state", "")
-    response: Response = RedirectResponse(location, status_code=303)
+    response: Response = pages.continue_to(location) if page else RedirectResponse(location, status_code=303)
     response.set_cookie(
-        STATE_COOKIE, state, max_age=tk.settings.federation_flow_ttl, path=STATE_PATH, httponly=True,
-        secure=is_secure(request.scope), samesite="lax",
+        STATE_COOKIE, state, max_age=tillkey(request).settings.federation_flow_ttl, path=STATE_PATH,
+        httponly=True, secure=is_secure(request.scope), samesite="lax",
     )  # fmt: skip
     return response
 
@@ -84,6 +91,8 @@ async def callback(request: Request, name: str) -> Response:
     if not isinstance(admin, Admin):
         return _forget_state(pages.error(TITLE, "This provider signs in administrators only.", 401))
     next_url = safe_next(assertion.context.get("next"))
+    if "link_admin" in assertion.context:  # linked (federation/linking.py link_to); the session is as it was
+        return _forget_state(pages.continue_to("/console/account?done=linked"))
     sessions = ConsoleSessions(tk)
 
     async def issue(who: SignedIn) -> str:
