@@ -39,6 +39,7 @@ from tillkey.surfaces import (
     console_pages,
     console_tfa,
     forward_auth,
+    idps,
     magento,
     medusa,
     medusa_store,
@@ -224,7 +225,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa.api, api_keys.api, medusa_store.api, oauth1.api,
-        oauth2.api, console.api, console_idp.api, console_tfa.api, forward_auth.api,
+        oauth2.api, idps.api, console.api, console_idp.api, console_tfa.api, forward_auth.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

@@ -86,6 +86,21 @@ def parse_role_map(pairs: Iterable[str]) -> dict[str, str]:
     return mapped
 
 
+_LIMITS = {"display_name": 128, "client_id": 255, "scope": 512, "groups_claim": 128, "default_role": 128}
+
+
+def _plain_text(new: NewProvider) -> None:
+    """Bounded, printable text in every field a database stores (PostgreSQL refuses NUL)."""
+    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": new.client_secret or ""}
+    texts |= {f"role_map {g}": f"{g}={r}" for g, r in new.role_map.items()}
+    for field_name, value in texts.items():
+        limit = _LIMITS.get(field_name, 1024)
+        if len(value) > limit or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidRequest(
+                f"The {field_name.replace('_', ' ')} must be printable text of at most {limit} characters."
+            )
+
+
 class IdentityProviders:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
@@ -101,6 +116,7 @@ class IdentityProviders:
         await self.tk.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
 
     async def _checked(self, acting: Principal, new: NewProvider) -> Provider:
+        _plain_text(new)
         name = new.name.strip()
         if not NAME.match(name) or name in RESERVED:
             raise InvalidRequest(
