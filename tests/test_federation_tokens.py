@@ -22,6 +22,7 @@ from jwt.algorithms import RSAAlgorithm
 from tests import inprocess
 from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBACK
 from tillkey.access.delegation import OPERATOR
+from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.security import audit
 from tillkey.store.audit import AuditQuery
@@ -134,6 +135,8 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
                 name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
                 redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
             ))  # fmt: skip
+            checked = await RelyingParty(t.tk).check(await IdentityProviders(t.tk).get("fake"))
+            assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
             refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
             assert refused == dict.fromkeys(cases, 401)
             # RFC 9207: this provider sends iss, so a response without one is a mix-up.

@@ -180,6 +180,25 @@ def idp_enable(name: str, as_json: JsonOpt = False) -> None:
     _set_enabled(name, True, as_json)
 
 
+@idp_app.command("test")
+def idp_test(name: str, as_json: JsonOpt = False) -> None:
+    """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard)."""
+    from tillkey.federation.oidc import Refused, RelyingParty
+    from tillkey.federation.providers import IdentityProviders
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        provider = await IdentityProviders(tk).get(name)
+        try:
+            return {"name": name, "ok": True, **await RelyingParty(tk).check(provider)}
+        except Refused as exc:
+            return {"name": name, "ok": False, "reason": exc.detail}
+
+    result = _run(go)
+    _show(result, as_json, f"Identity provider {name}")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 @idp_app.command("remove")
 def idp_remove(name: str, as_json: JsonOpt = False) -> None:
     """Remove a provider and the identities linked from it (the accounts stay)."""

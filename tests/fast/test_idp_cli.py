@@ -42,6 +42,9 @@ def test_idp_add_list_show_disable_remove(tmp_path: Path, monkeypatch: pytest.Mo
             assert IdentityProviders(t.tk).client_secret(stored) == SECRET
             listed = await inprocess.cli_json("idp", "list")
             assert [p["name"] for p in listed["providers"]] == ["corp"] and SECRET not in str(listed)
+            # Nothing answers at the issuer: `idp test` says so, exit 1.
+            tested = await inprocess.cli("idp", "test", "corp", "--json", check=False)
+            assert tested.exit_code == 1 and '"ok": false' in tested.stdout
             assert (await inprocess.cli_json("idp", "disable", "corp"))["enabled"] is False
             removed = await inprocess.cli_json("idp", "remove", "corp")
             assert removed["removed"] is True

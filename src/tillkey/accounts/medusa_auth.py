@@ -59,7 +59,6 @@ INVALID_LOGIN = "Invalid email or password"
 IDENTITY_EXISTS = "Identity with email already exists"
 INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message)
 RESET_PREFIX = "tk_rs_"
-NO_PASSWORD = "!external"  # noqa: S105 (not a hash: a password check against it always fails)
 OTP_REQUIRED = 'Two-factor authentication is required: send the authenticator code as "otp" with the password.'
 
 
@@ -277,11 +276,13 @@ class MedusaAuth:
             if value is not None and (not isinstance(value, str) or len(value) > 255 or "\x00" in value):
                 raise InvalidRequest(f"Invalid request: Field '{field}' must be a string")
             names[field] = value or ""
+        # A federated customer gets a password nobody knows, hashed like any other: a password
+        # check against it then costs what any account's does (no tell that it is federated).
+        password_hash = identity.password_hash or await self.tk.passwords.hash(random_token(32))
         async with self.tk.db.transaction() as s:
             customer = await accounts_repo.create_customer(
                 s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],
-                # No password for a federated customer: no argon2 hash matches this marker.
-                password_hash=identity.password_hash or NO_PASSWORD,
+                password_hash=password_hash,
             )  # fmt: skip
             if not await repo.link(s, identity.id, int(UserType.CUSTOMER), customer.id):
                 raise NotAllowed("Request already authenticated as a customer.")

@@ -139,6 +139,19 @@ class RelyingParty:
             cached.jwks_fetched = now
         return cached
 
+    async def check(self, provider: Provider) -> dict[str, Any]:
+        """Discovery and keys fetched afresh, as a sign-in would (`tillkey idp test`)."""
+        self._cache.pop(provider.name, None)
+        found = await self._discovered(provider)
+        keys = found.jwks.get("keys")
+        return {
+            "issuer": found.metadata["issuer"], "authorization_endpoint": found.metadata["authorization_endpoint"],
+            "token_endpoint": found.metadata["token_endpoint"], "jwks_uri": found.metadata["jwks_uri"],
+            "keys": len(keys) if isinstance(keys, list) else 0,
+            "iss_parameter": found.metadata.get("authorization_response_iss_parameter_supported") is True,
+            "pkce_s256": "S256" in (found.metadata.get("code_challenge_methods_supported") or ["S256"]),
+        }  # fmt: skip
+
     # --- the authorization request ----------------------------------------------------------------
 
     async def begin(self, provider: Provider, secret: str | None, context: Mapping[str, str]) -> str:
