@@ -100,14 +100,20 @@ def _none(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, None, algorithm="none", headers={"kid": "a"})  # type: ignore[arg-type]
 
 
-async def _attempt(t: inprocess.InProcess, fake: FakeProvider, mint: Callable[[str], str], *, iss: bool = True) -> int:
+async def _attempt(
+    t: inprocess.InProcess, fake: FakeProvider, mint: Callable[[str], str], *, iss: bool = True,
+    back_to: str = "fake", wait: float = 0,
+) -> int:  # fmt: skip
+    """Start at provider "fake", let `mint` make its ID token, and return (after `wait` seconds)
+    to provider `back_to`'s callback."""
     r = await t.client.post("/auth/customer/fake", json={})
     assert r.status_code == 200, r.text
     query = dict(parse_qsl(urlsplit(r.json()["location"]).query))
     assert query["code_challenge_method"] == "S256" and query["code_challenge"] and query["nonce"]
     fake.nonce, fake.mint = query["nonce"], mint
     params = {"code": "c0de", "state": query["state"], **({"iss": fake.issuer} if iss else {})}
-    answer = await t.client.get("/auth/customer/fake/callback", params=params)
+    t.advance(wait)
+    answer = await t.client.get(f"/auth/customer/{back_to}/callback", params=params)
     assert answer.status_code in (200, 401), answer.text  # a refusal, never a 500
     return answer.status_code
 
@@ -139,8 +145,15 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
             assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
             refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
             assert refused == dict.fromkeys(cases, 401)
+            honest = lambda n: fake.signed(fake.claims(n))  # noqa: E731
             # RFC 9207: this provider sends iss, so a response without one is a mix-up.
-            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n)), iss=False) == 401
+            assert await _attempt(t, fake, honest, iss=False) == 401
+            # A flow started at one provider, returned to another's callback (mix-up by state).
+            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                name="other", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                actor="customer", redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
+            ))  # fmt: skip
+            assert await _attempt(t, fake, honest, back_to="other") == 401
             # The same provider's honest token passes (the refusals were about the tokens).
             assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n))) == 200
             # Keys rotated at the provider: an unknown kid refetches the JWKS once, then verifies.
@@ -150,9 +163,14 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
             assert await _attempt(t, fake, rotated) == 401
             t.advance(31)  # past TILLKEY_FEDERATION_JWKS_MIN_REFRESH since the last fetch
             assert await _attempt(t, fake, rotated) == 200
+            # Past TILLKEY_FEDERATION_FLOW_TTL the state is dead (the last: the clock moves on).
+            assert await _attempt(t, fake, honest, wait=601) == 401
             failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=100))
-            assert len(failures) == len(cases) + 2
-            assert all(json.loads(f.details or "{}")["provider"] == "fake" for f in failures)
+            assert len(failures) == len(cases) + 4
+            reasons = [json.loads(f.details or "{}") for f in failures]
+            assert {r["provider"] for r in reasons} == {"fake", "other"}
+            assert any("another provider's flow" in r["reason"] for r in reasons)
+            assert any("expired" in r["reason"] for r in reasons)
 
     with inprocess.database(backend, tmp_path) as db:
         inprocess.run(body)
