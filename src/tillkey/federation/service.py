@@ -16,8 +16,6 @@ from tillkey.security import audit
 from tillkey.store import idps as repo
 from tillkey.store.idps import Provider
 
-UNKNOWN_PROVIDER = "Unable to retrieve the auth provider with id: %provider"
-
 
 class UnknownProvider(Refused):
     def __init__(self, name: str) -> None:
