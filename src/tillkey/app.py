@@ -22,6 +22,7 @@ from tillkey.audit import RequestContextMiddleware
 from tillkey.console import accounts as console_accounts
 from tillkey.console import credentials as console_credentials
 from tillkey.console import dashboard as console_dashboard
+from tillkey.console import idp as console_idp
 from tillkey.console import login as console_login
 from tillkey.console import two_factor as console_two_factor
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
@@ -38,6 +39,7 @@ from tillkey.surfaces import (
     api_keys,
     audit,
     forward_auth,
+    idps,
     magento,
     magento_graphql,
     medusa,
@@ -226,7 +228,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa.api, api_keys.api,
         medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api, forward_auth.api,
-        magento_graphql.api,
+        magento_graphql.api, idps.api, console_idp.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

@@ -172,6 +172,16 @@ class Settings(BaseSettings):
     # non-global addresses. Off: such an endpoint is refused when saved and again when called
     # (after DNS resolution), so activation cannot be turned against the server's own network.
     integration_allow_private_endpoints: bool = False
+    # External identity providers (issue 14): let an issuer and the endpoints its discovery names
+    # reach loopback, private and link-local addresses (a provider on the internal network, or
+    # tests on loopback). Off: refused when saved and again after DNS resolution (security/outbound.py).
+    federation_allow_private_endpoints: bool = False
+    # Seconds a sign-in at an external provider may take, from the redirect to the callback.
+    federation_flow_ttl: int = Field(default=600, ge=60, le=3600)
+    # Seconds a provider's discovery document and JWKS are kept; an unknown `kid` refetches the
+    # JWKS at once, but at most once per federation_jwks_min_refresh seconds (no refetch storm).
+    federation_metadata_ttl: int = Field(default=3600, ge=60, le=86400)
+    federation_jwks_min_refresh: int = Field(default=30, ge=0, le=3600)
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).

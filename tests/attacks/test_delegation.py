@@ -123,6 +123,24 @@ async def _console_client_beyond_grant(t: InProcess) -> None:
     assert "escalate" in await _client_names(t)
 
 
+@case("POST", "/tillkey/v1/idps")
+async def _api_idp_role_map_beyond_grant(t: InProcess) -> None:
+    """A provider's role map hands roles to whoever the provider vouches for: an admin holding
+    Tillkey::idps cannot map a group to a role beyond their own grant (Administrators)."""
+    await t.create_role([PRODUCTS], name="catalog-only")
+    await t.create_admin("idp", resources=["Tillkey::idps", PRODUCTS])
+    token = await t.admin_token("idp")
+    body = {"name": "corp", "issuer": "https://login.example.com", "client_id": "c", "actor": "admin"}
+    for mapped in ({"role_map": {"staff": "Administrators"}}, {"default_role": "Administrators"}):
+        _refused(await t.client.post("/tillkey/v1/idps", json={**body, **mapped}, headers=t.bearer(token)), ALL)
+    assert (await t.client.get("/tillkey/v1/idps", headers=t.bearer(token))).json()["providers"] == []
+    r = await t.client.post(
+        "/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}}, headers=t.bearer(token)
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["role_map"] == {"staff": "catalog-only"} and "client_secret" not in r.json()
+
+
 @case("POST", "/tillkey/v1/oauth2/clients")
 async def _api_client_beyond_grant(t: InProcess) -> None:
     await t.create_admin("ocl", resources=[CLIENTS])
@@ -563,7 +581,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/integration/admin/token"): "sign-in",
     ("POST", "/rest/V1/integration/customer/token"): "sign-in",
     ("POST", "/rest/V1/tfa/provider/google/authenticate"): "sign-in",
-    ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass)",
+    ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
+    ("POST", "/auth/{actor}/{provider}/callback"): (
+        "sign-in with an external provider: the linked account's own grant, through the sign-in machine"
+    ),
     ("POST", "/console/login"): "sign-in",
     ("POST", "/console/login/otp"): "sign-in, second step",
     ("POST", "/console/login/enrol"): "sign-in, forced enrolment of one's own first factor",
@@ -607,6 +628,7 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/integrations/{id}/deactivate"): "stops an integration",
     ("POST", "/console/integrations/{id}/revoke"): "revocation",
     ("DELETE", "/tillkey/v1/oauth2/clients/{client_id}"): "deletion; its tokens stop",
+    ("DELETE", "/tillkey/v1/idps/{name}"): "deletion; its linked identities sign in no more",
     ("POST", "/console/oauth-clients/{client_id}/delete"): "deletion; its tokens stop",
     ("POST", "/console/customers/{id}/sign-out"): "revocation",
     ("POST", "/oauth2/revoke"): "revocation (RFC 7009)",
@@ -618,6 +640,7 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/roles/{id}/rename"): "renames a role within one's grant; its resources are unchanged",
     ("POST", "/console/roles/{id}/delete"): "deletion, refused while any admin holds the role",
     ("POST", "/console/account/password"): "one's own password, with the current one; grants nothing",
+    ("POST", "/console/account/identities"): "links one's own external identity; grants nothing",
     ("POST", "/tillkey/v1/admins/me/password"): "one's own password, with the current one; grants nothing",
 }
 

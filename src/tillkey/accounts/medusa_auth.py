@@ -42,6 +42,7 @@ from tillkey.errors import (
 from tillkey.principal import Principal, UserType
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import identities as repo
+from tillkey.store import idps as idps_repo
 from tillkey.store.accounts import Admin, Customer
 from tillkey.store.identities import Identity
 from tillkey.tokens.contracts import TokenClaims
@@ -67,12 +68,12 @@ def actor_id(actor: str, user_id: int | None) -> str:
     return f"{ACTOR_PREFIX[actor]}{user_id}" if user_id else ""
 
 
-def medusa_claims(actor: str, identity_id: int, user_id: int | None) -> dict[str, Any]:
+def medusa_claims(actor: str, identity_id: int, user_id: int | None, provider: str = EMAILPASS) -> dict[str, Any]:
     """Medusa 2.21's claims (generate-jwt-token.js), in its order."""
     aid = actor_id(actor, user_id)
     return {
         "actor_id": aid, "actor_type": actor, "auth_identity_id": f"authid_{identity_id}",
-        "auth_provider": EMAILPASS, "mfa_enabled": False, "mfa_challenge_completed_at": None,
+        "auth_provider": provider, "mfa_enabled": False, "mfa_challenge_completed_at": None,
         "app_metadata": {f"{actor}_id": aid} if aid else {}, "user_metadata": {},
     }  # fmt: skip
 
@@ -162,12 +163,14 @@ class MedusaAuth:
 
     async def token(
         self, actor: str, identity: Identity, user_type: UserType, user_id: int | None,
-        methods: tuple[str, ...] = ("pwd",), *, auth_time: int | None = None,
+        methods: tuple[str, ...] = ("pwd",), *, auth_time: int | None = None, provider: str = EMAILPASS,
     ) -> str:  # fmt: skip
         """A Medusa token: marked as this surface's (tk_surface), carrying the sign-in time
         (`auth_time`: now for a sign-in, the original one for a renewal) and dying no later than that
-        sign-in's absolute lifetime."""
-        claims = medusa_claims(actor, identity.id, user_id)
+        sign-in's absolute lifetime. An external provider's sign-in also names it in `idp`."""
+        claims = medusa_claims(actor, identity.id, user_id, provider)
+        if provider != EMAILPASS:
+            claims["idp"] = provider
         utype = UserType.GUEST if user_id is None else user_type
         auth_time = self.tk.clock.now_int() if auth_time is None else auth_time
         if len(set(methods)) > 1:
@@ -269,7 +272,8 @@ class MedusaAuth:
             identity = self._current(caller, await repo.by_id(s, caller.user_id))
         if identity is None or identity.actor_type != "customer":
             raise AuthenticationRequired(detail="registration token of an unknown identity")
-        if identity.user_id is not None or identity.password_hash is None:
+        federated = identity.provider != EMAILPASS  # an external provider's verified email (federation/)
+        if identity.user_id is not None or (identity.password_hash is None and not federated):
             raise NotAllowed("Request already authenticated as a customer.")
         email = body.get("email")
         same = isinstance(email, str) and email.strip().casefold() == identity.entity_id.casefold()
@@ -281,17 +285,27 @@ class MedusaAuth:
             if value is not None and (not isinstance(value, str) or len(value) > 255 or "\x00" in value):
                 raise InvalidRequest(f"Invalid request: Field '{field}' must be a string")
             names[field] = value or ""
+        # A federated customer gets a password nobody knows, hashed like any other: a password
+        # check against it then costs what any account's does (no tell that it is federated).
+        password_hash = identity.password_hash or await self.tk.passwords.hash(random_token(32))
         async with self.tk.db.transaction() as s:
             customer = await accounts_repo.create_customer(
                 s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],
-                password_hash=identity.password_hash,
+                password_hash=password_hash,
             )  # fmt: skip
             if not await repo.link(s, identity.id, int(UserType.CUSTOMER), customer.id):
                 raise NotAllowed("Request already authenticated as a customer.")
+            if federated:
+                await idps_repo.claim_registration(s, identity.id, customer.id)
         await self.tk.audit.record(
             audit.ACCOUNT_CREATED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id, username=customer.email,
             details={"target_type": int(UserType.CUSTOMER), "target_id": customer.id, "via": "medusa"},
         )  # fmt: skip
+        if federated:
+            await self.tk.audit.record(
+                audit.IDENTITY_PROVISIONED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id,
+                username=customer.email, details={"provider": identity.provider},
+            )  # fmt: skip
         return customer
 
     # --- renewal: refresh and sessions from tokens -------------------------------------------
@@ -373,7 +387,8 @@ class MedusaAuth:
         if identity is None or identity.actor_type != "customer":
             raise AuthenticationRequired(detail="registration token of an unknown identity")
         if identity.user_id is None:
-            if identity.password_hash is None or await accounts_repo.customer_by_email(s, identity.entity_id):
+            unusable = identity.password_hash is None and identity.provider == EMAILPASS
+            if unusable or await accounts_repo.customer_by_email(s, identity.entity_id):
                 raise AuthenticationRequired(detail="pending identity whose email another account holds")
         elif identity.user_type != UserType.CUSTOMER:
             raise AuthenticationRequired(detail="registration token of an identity linked to a non-customer")

@@ -48,6 +48,11 @@ OAUTH2_CLIENT_DELETED = "oauth2.client.deleted"
 OAUTH2_CONSENT = "oauth2.consent"  # outcome failure: the user denied
 REFRESH_REUSED = "token.refresh_reused"
 CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its tokens revoked
+# Federation (issue 14): sign-ins through an external identity provider and what they linked.
+LOGIN_EXTERNAL = "login.external"  # outcome failure: refused (details.reason), before any account
+IDENTITY_LINKED = "identity.linked"
+IDENTITY_PROVISIONED = "identity.provisioned"
+IDP_CHANGED = "idp.changed"  # details.change: added, disabled, enabled, removed
 AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
@@ -60,6 +65,7 @@ EVENTS = frozenset({
     INTEGRATION_ACTIVATED,
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
+    LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDP_CHANGED,
 })  # fmt: skip
 
 SUCCESS = "success"

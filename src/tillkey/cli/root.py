@@ -19,6 +19,7 @@ from tillkey.cli import (
     customer,
     db,
     demo,
+    idp,
     importer,
     integration,
     keys,
@@ -47,6 +48,7 @@ NOUNS: list[tuple[str, typer.Typer]] = [
     ("config", config.commands),
     ("secret", secret.commands),
     ("import", importer.commands),
+    ("idp", idp.commands),
 ]
 for name, commands in NOUNS:
     app.add_typer(commands, name=name)

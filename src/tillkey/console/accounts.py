@@ -8,15 +8,19 @@ from starlette.responses import Response
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.service import Accounts
+from tillkey.accounts.signin import Attempt
 from tillkey.accounts.totp import Totp
 from tillkey.console import listing
 from tillkey.console.dashboard import trail
+from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.federation.service import Federation
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
 from tillkey.store import accounts as repo
+from tillkey.store import idps as idps_repo
 from tillkey.store.accounts import Role
 
 pages = ConsolePages()
@@ -119,7 +123,31 @@ async def admin_delete(c: Console) -> Response:
 
 @pages.route("GET", "/console/account", resources=[ADMIN_SELF], summary="My account")
 async def account_page(c: Console) -> Response:
-    return c.render("account.html", "My account")
+    federation = Federation(c.tk)
+    providers = {p.id: p for p in await federation.providers.listed()}
+    async with c.tk.db.session() as s:
+        linked = await idps_repo.identities_of(s, int(UserType.ADMIN), c.session.user_id)
+    identities = [
+        (providers[i.provider_id].display_name, i.email or i.subject) for i in linked if i.provider_id in providers
+    ]
+    notice = "Your identity provider is linked." if c.request.query_params.get("done") == "linked" else None
+    return c.render(
+        "account.html", "My account", notice=notice, identities=identities,
+        providers=await federation.enabled("admin"),
+    )  # fmt: skip
+
+
+@pages.route(
+    "POST", "/console/account/identities", resources=[ADMIN_SELF], summary="Link an identity provider to my account"
+)
+async def account_link(c: Console) -> Response:
+    """Signed in (and through the form's CSRF check): off to the provider; its callback links the
+    identity it asserts to this admin (federation/linking.py link_to), whatever its email says."""
+    federation = Federation(c.tk)
+    provider = await federation.provider(c.field("provider"), "admin")
+    where = Attempt(client_ip(c.request.scope), c.request.headers.get("user-agent", "")[:255])
+    context = {"link_admin": str(c.session.user_id), "next": "/console/account"}
+    return to_provider(c.request, await federation.start(provider, where, context), page=True)
 
 
 @pages.route("POST", "/console/account/password", resources=[ADMIN_SELF], summary="Change my password")

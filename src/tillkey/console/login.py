@@ -50,6 +50,7 @@ from tillkey.console.sign_in_session import (
 )
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
+from tillkey.federation.service import Federation
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
@@ -111,7 +112,11 @@ async def login_page(request: Request) -> Response:
     csrf = secrets.token_urlsafe(24)
     notice = NOTICES.get(request.query_params.get("reason", ""))
     response = templating.login(
-        csrf=csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url), notice=notice
+        csrf=csrf,
+        next_url=next_url,
+        form_targets=await redirect_targets(tk, next_url),
+        notice=notice,
+        providers=await Federation(tk).enabled("admin"),
     )
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
     return response
@@ -162,14 +167,14 @@ async def login(request: Request) -> Response:
         message = exc.message if exc.status_code != 500 else FAILED
         return templating.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
     if isinstance(outcome, SecondFactorDue):
-        return await _second_factor_step(request, sessions, outcome, where, next_url, csrf, targets)
+        return await second_factor_step(request, sessions, outcome, where, next_url, csrf, targets)
     response: Response = RedirectResponse(next_url, status_code=303)
     set_cookie(response, request, cookie_name(request), outcome.credential, tk.settings.console_absolute_lifetime)
     delete_cookie(response, request, csrf_cookie_name(request))
     return response
 
 
-async def _second_factor_step(
+async def second_factor_step(
     request: Request,
     sessions: ConsoleSessions,
     due: SecondFactorDue,

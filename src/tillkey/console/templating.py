@@ -55,12 +55,21 @@ def page(title: str, body: str, *, status: int = 200, form_targets: Iterable[str
 
 
 def login(
-    *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), notice: str | None = None
-) -> HTMLResponse:
+    *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), notice: str | None = None,
+    providers: Iterable[Any] = (),
+) -> HTMLResponse:  # fmt: skip
+    """`providers`: the admin identity providers (federation/), one "Sign in with …" link each."""
     return render(
         "login.html", status=401 if error else 200, form_targets=form_targets, title="Sign in", csrf=csrf,
-        next_url=next_url, error=error, notice=notice,
+        next_url=next_url, error=error, notice=notice, providers=list(providers),
     )  # fmt: skip
+
+
+def continue_to(next_url: str) -> HTMLResponse:
+    """Signed in after an external provider's redirect: a page that moves on by itself. The
+    session cookie is SameSite=Strict, so it is not sent on a redirect chain a cross-site page
+    began; this page's own navigation is same-site, and carries it."""
+    return render("continue.html", title="Continue", next_url=next_url)
 
 
 def otp(*, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = ()) -> HTMLResponse:

@@ -113,6 +113,40 @@ async def _resolve(host: str, port: int, seconds: float) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that applies the guard to every request an httpx client (or a library
+    built on one, such as Authlib's OAuth 2 client) sends: the URL is checked, the name resolved,
+    every address judged, and the connection made to the address that was checked."""
+
+    def __init__(self, *, allow_private: bool, seconds: float) -> None:
+        self.allow_private = allow_private
+        self.seconds = seconds
+        self._inner = httpx.AsyncHTTPTransport(retries=0)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        try:
+            check_url(url, allow_private=self.allow_private)
+        except RefusedURL as exc:
+            raise Undeliverable(f"refused URL: {exc}") from None
+        name = request.url.raw_host.decode("ascii")
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        addresses = await _resolve(name, port, self.seconds)
+        if not self.allow_private:
+            refused = [str(a) for a in addresses if not is_public(a)]
+            if refused or not addresses:
+                raise Undeliverable(f"{name} resolves to non-global address(es) {', '.join(refused)}")
+        if literal_address(name) is None:
+            # The Host header was set from the name when the request was built; SNI follows it too.
+            request.url = request.url.copy_with(host=str(addresses[0]))
+            if request.url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": name}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 async def post_form(url: str, data: Mapping[str, str], *, allow_private: bool, seconds: float) -> None:
     """POST a form to a saved URL; returns when the target answered 2xx, else Undeliverable."""
     try:

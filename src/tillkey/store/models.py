@@ -550,3 +550,65 @@ class RefreshTokenRow(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# --- federation: external identity providers (issue 14) -----------------------------------------
+
+
+class IdentityProviderRow(Base):
+    """An external OpenID provider admins or customers sign in with. The client secret is stored
+    encrypted with the master secret (crypto/secrets.py), never in clear; lists are JSON text."""
+
+    __tablename__ = "identity_providers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    protocol: Mapped[str] = mapped_column(String(16))  # "oidc"
+    issuer: Mapped[str] = mapped_column(String(1024))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    actor: Mapped[str] = mapped_column(String(16))  # "admin" | "customer"
+    scope: Mapped[str] = mapped_column(String(512))
+    redirect_uri: Mapped[str] = mapped_column(String(1024))
+    groups_claim: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    role_map: Mapped[str] = mapped_column(Text, default="{}")  # {"group": "role name"}
+    default_role: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    provisioning: Mapped[str] = mapped_column(String(16))  # "jit" | "existing"
+    allowed_domains: Mapped[str] = mapped_column(Text, default="[]")
+    trust_email_domains: Mapped[bool] = mapped_column(Boolean, default=False)
+    mfa_from_amr: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExternalIdentityRow(Base):
+    """(provider, subject) → account: the only key an external sign-in is matched by (never the
+    email alone). `auth_identity_id`: the Medusa auth identity a customer registration rides on."""
+
+    __tablename__ = "external_identities"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "subject"),
+        Index("ix_external_identities_account", "user_type", "user_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    auth_identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    last_login_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class IdpFlowRow(Base):
+    """One authorization request in flight, keyed by the digest of its `state`; spent (deleted) by
+    its callback, so a state works once. The PKCE verifier is stored encrypted."""
+
+    __tablename__ = "idp_flows"
+    state_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(128))
+    verifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    context: Mapped[str] = mapped_column(Text, default="{}")  # where the flow ends (console: next page)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -16,6 +16,8 @@ from tillkey.accounts.sessions import Sessions
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
 from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
+from tillkey.federation.customers import CustomerFederation
+from tillkey.federation.service import Federation
 from tillkey.principal import Principal
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento import attempt
@@ -23,6 +25,7 @@ from tillkey.surfaces.medusa_wire import IDENTITY_PREFIX, json_body, prefixed_id
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa auth"])
+FEDERATED_ACTOR = "customer"  # admins sign in with a provider in the console (/console/login)
 Caller = Annotated[Principal, Depends(principal)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
@@ -108,12 +111,44 @@ async def end_session(request: Request) -> JSONResponse:
 
 
 @api.route("GET", "/auth/{actor}/providers", resources=[ANONYMOUS], summary="Auth providers of an actor type")
-async def providers(actor: str) -> JSONResponse:
+async def providers(request: Request, actor: str) -> JSONResponse:
     _provider(actor, EMAILPASS)
-    return JSONResponse({"providers": [{
+    listed: list[dict[str, str]] = [{
         "id": EMAILPASS, "identifier": EMAILPASS, "display_name": "Email/Password Authentication",
         "flow": "credentials",
-    }]})  # fmt: skip
+    }]  # fmt: skip
+    if actor == FEDERATED_ACTOR:
+        for p in await Federation(tillkey(request)).enabled("customer"):
+            listed.append({"id": p.name, "identifier": p.name, "display_name": p.display_name, "flow": "redirect"})
+    return JSONResponse({"providers": listed})
+
+
+@api.route(
+    "GET", "/auth/{actor}/{provider}/callback", resources=[ANONYMOUS],
+    summary="The external provider's redirect, relayed by the storefront: answers {token}",
+)  # fmt: skip
+async def callback(request: Request, actor: str, provider: str) -> JSONResponse:
+    return await _callback(request, actor, provider, dict(request.query_params))
+
+
+@api.route(
+    "POST", "/auth/{actor}/{provider}/callback", resources=[ANONYMOUS],
+    summary="The external provider's redirect, relayed by the storefront: answers {token}",
+)  # fmt: skip
+async def callback_post(request: Request, actor: str, provider: str) -> JSONResponse:
+    params = dict(request.query_params)
+    if not params:
+        body = await _body(request)
+        params = {k: v for k, v in body.items() if isinstance(v, str)}
+    return await _callback(request, actor, provider, params)
+
+
+async def _callback(request: Request, actor: str, provider: str, params: dict[str, str]) -> JSONResponse:
+    if provider == EMAILPASS or actor != FEDERATED_ACTOR:
+        _provider(actor, EMAILPASS)
+        raise Unauthenticated(f"Callback authentication not implemented for provider {provider[:64]}")
+    token = await CustomerFederation(tillkey(request)).callback(provider, params, attempt(request))
+    return JSONResponse({"token": token}, headers=NO_STORE)
 
 
 @api.route(
@@ -121,6 +156,10 @@ async def providers(actor: str) -> JSONResponse:
     summary="Log in (actor user = admin, customer); answers {token}, a JWT with Medusa's claims",
 )  # fmt: skip
 async def login(request: Request, actor: str, provider: str) -> JSONResponse:
+    if actor == FEDERATED_ACTOR and provider != EMAILPASS:
+        # An external provider: where to send the browser (Medusa's OAuth providers answer so).
+        location = await CustomerFederation(tillkey(request)).location(provider, attempt(request))
+        return JSONResponse({"location": location}, headers=NO_STORE)
     actor = _provider(actor, provider)
     where = attempt(request)
     tk = tillkey(request)

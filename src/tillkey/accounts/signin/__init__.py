@@ -1,7 +1,15 @@
 """Sign-in: one state machine (machine.py) for every surface, its failure budget (budget.py), the
 factors it checks (factors.py) and what it issues (issue.py)."""
 
-from tillkey.accounts.signin.factors import EnrolmentCode, FirstFactor, Password, SecondFactor, Subject, TotpCode
+from tillkey.accounts.signin.factors import (
+    EnrolmentCode,
+    ExternalAssertion,
+    FirstFactor,
+    Password,
+    SecondFactor,
+    Subject,
+    TotpCode,
+)
 from tillkey.accounts.signin.issue import login_token
 from tillkey.accounts.signin.machine import (
     NO_ROLE,
@@ -21,6 +29,7 @@ __all__ = [
     "SIGN_IN_FAILED",
     "Attempt",
     "EnrolmentCode",
+    "ExternalAssertion",
     "FirstFactor",
     "Issued",
     "LoginFailed",

@@ -117,6 +117,34 @@ class Password:
                 )
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalAssertion:
+    """An external identity provider's verified assertion (federation/oidc.py checked the ID token;
+    federation/linking.py found the account by (provider, subject)): the account is proved already.
+    `mfa`: the provider asserted a second factor (amr) and is configured to be trusted for it."""
+
+    account_type: UserType
+    account_id: int
+    mfa: bool = False
+    amr: ClassVar[str] = "fed"
+    wrong: ClassVar[str] = "external assertion without an account"
+
+    @property
+    def asserted(self) -> tuple[str, ...]:
+        """amr values vouched for beyond its own ("mfa": the provider checked a second factor and
+        is trusted to say so); the state machine then asks for no second factor of its own."""
+        return ("mfa",) if self.mfa else ()
+
+    async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
+        return await account_by_id(db, self.account_type, self.account_id)
+
+    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+        return account is not None and account.id == self.account_id
+
+    async def passed(self, tk: Tillkey, account: Account) -> None:
+        return None
+
+
 class SecondFactor(Protocol):
     """Checked after the first factor passed, against an account that has it set up."""
 

@@ -123,6 +123,13 @@ class Pending:
 Issue = Callable[[SignedIn], Awaitable[T]]
 
 
+def asserted(first: FirstFactor) -> tuple[str, ...]:
+    """What a first factor vouches for beyond itself (factors.py ExternalAssertion: "mfa" when an
+    external provider is trusted to report its second factor); most factors vouch for nothing."""
+    extra = getattr(first, "asserted", ())
+    return tuple(a for a in extra if a == "mfa")
+
+
 class SignIn:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
@@ -141,7 +148,8 @@ class SignIn:
         async with self.budget.admission():  # 2
             account, locked_until = await self._throttle(subject, first, attempt)  # 3
             account = await self._first_factor(subject, first, account, locked_until, attempt)  # 4
-            outcome = await self._second_factor(subject, account, (first.amr,), second, attempt)  # 5
+            amr = (first.amr, *asserted(first))
+            outcome = await self._second_factor(subject, account, amr, second, attempt)  # 5
         if isinstance(outcome, SecondFactorDue):
             return outcome
         return await self._issue(subject, outcome, attempt, issue)  # 6
@@ -228,6 +236,8 @@ class SignIn:
             if second.used_event:
                 await self._audit(second.used_event, attempt, subject, account.id)
             return SignedIn(subject.user_type, account, (*amr, second.amr))
+        if second is None and "mfa" in amr:
+            return SignedIn(subject.user_type, account, amr)  # the first factor vouched for a second
         enrolled = await second_factor_enrolled(self.tk, account)
         if (second is not None and second.demanded) or self._due(account, enrolled):
             return SecondFactorDue(subject.user_type, account, enrolled, amr)

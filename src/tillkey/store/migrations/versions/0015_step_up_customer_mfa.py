@@ -3,7 +3,7 @@ JWTs do in `auth_time`, so step-up's max_age can judge them without a lookup per
 get TOTP secrets and recovery codes, as admins have
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

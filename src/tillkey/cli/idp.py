@@ -1,0 +1,212 @@
+"""`tillkey idp add|list|show|disable|enable|remove`: external identity providers (issue 14).
+The CLI acts as the operator (access/delegation.py OPERATOR); client secrets are read from an
+environment variable (or given with --client-secret), stored encrypted and never printed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tillkey.access.delegation import OPERATOR
+from tillkey.configuration import ConfigError, explain, require_data
+from tillkey.errors import TillkeyError
+from tillkey.runtime import Tillkey
+from tillkey.settings import load_settings
+
+commands = typer.Typer(no_args_is_help=True, help="External identity providers (OpenID Connect sign-in).")
+out = Console()
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _message(exc: TillkeyError) -> str:
+    msg = exc.message
+    if isinstance(exc.parameters, dict):
+        for k, v in exc.parameters.items():
+            msg = msg.replace(f"%{k}", str(v))
+    return msg
+
+
+def _run(fn: Callable[[Tillkey], Awaitable[T]]) -> T:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+    async def main() -> T:
+        tk = Tillkey(settings)
+        try:
+            await tk.start(sync=False)
+            return await fn(tk)
+        finally:
+            await tk.stop()
+
+    try:
+        require_data(settings)
+        return asyncio.run(main())
+    except TillkeyError as exc:
+        _fail(_message(exc))
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        _fail(line)
+
+
+def _show(obj: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        return
+    table = Table(title=title, show_header=False)
+    for k, v in obj.items():
+        table.add_row(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+    out.print(table)
+
+
+@commands.command("add")
+def idp_add(
+    name: Annotated[str, typer.Option(help="Short name: in URLs (/auth/customer/NAME) and the `idp` claim.")],
+    issuer: Annotated[str, typer.Option(help="The provider's issuer URL (discovery at ISSUER/.well-known/...).")],
+    client_id: Annotated[str, typer.Option(help="Tillkey's client id at the provider.")],
+    actor: Annotated[str, typer.Option(help="Who signs in with it: admin (console) or customer (Medusa).")],
+    protocol: Annotated[str, typer.Option(help="oidc (the only one for now).")] = "oidc",
+    client_secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the secret.")] = None,
+    client_secret: Annotated[str | None, typer.Option(help="The secret itself (prefer --client-secret-env).")] = None,
+    display_name: Annotated[str, typer.Option(help='Shown on buttons: "Sign in with DISPLAY_NAME".')] = "",
+    scope: Annotated[str, typer.Option(help="Scopes asked for; must include openid.")] = "openid email profile",
+    redirect_uri: Annotated[str, typer.Option(
+        help="Where the provider returns the browser (customers: the storefront's callback page; "
+        "admins: defaults to TILLKEY_ISSUER/console/login/idp/NAME/callback).",
+    )] = "",
+    groups_claim: Annotated[str | None, typer.Option(help="ID token claim listing the user's groups.")] = None,
+    role_map: Annotated[list[str] | None, typer.Option(help="GROUP=ROLE; repeat. The first listed group wins.")] = None,
+    default_role: Annotated[str | None, typer.Option(help="Role when no group maps (admins).")] = None,
+    provision: Annotated[str, typer.Option(help="jit (create accounts) or existing (linked only).")] = "existing",
+    allowed_domain: Annotated[list[str] | None, typer.Option(help="Only emails of this domain; repeat.")] = None,
+    trust_email_domains: Annotated[bool, typer.Option(
+        help="Link a first sign-in to the existing account with the same verified email of an allowed domain.",
+    )] = False,
+    mfa_from_amr: Annotated[bool, typer.Option(
+        help="Trust the provider's amr (mfa, otp, hwk) as the second factor; else the admin 2FA policy applies.",
+    )] = False,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Add an identity provider. The client secret is stored encrypted and never shown again."""
+    from tillkey.federation.providers import IdentityProviders, NewProvider, parse_role_map, provider_json
+
+    if client_secret_env is not None and client_secret is not None:
+        _fail("give --client-secret-env or --client-secret, not both")
+    secret = client_secret
+    if client_secret_env is not None:
+        secret = os.environ.get(client_secret_env)
+        if not secret:
+            _fail(f"the environment variable {client_secret_env} is empty or not set")
+    try:
+        mapped = parse_role_map(role_map or [])
+    except TillkeyError as exc:
+        _fail(_message(exc))
+    new = NewProvider(
+        name=name, issuer=issuer, client_id=client_id, actor=actor, client_secret=secret, protocol=protocol,
+        display_name=display_name, scope=scope, redirect_uri=redirect_uri, groups_claim=groups_claim,
+        role_map=mapped, default_role=default_role, provisioning=provision, allowed_domains=allowed_domain or [],
+        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr,
+    )  # fmt: skip
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return provider_json(await IdentityProviders(tk).add(OPERATOR, new))
+
+    _show(_run(go), as_json, "Identity provider added")
+
+
+@commands.command("list")
+def idp_list(as_json: JsonOpt = False) -> None:
+    """List identity providers (never their secrets)."""
+    from tillkey.federation.providers import IdentityProviders, provider_json
+
+    async def go(tk: Tillkey) -> list[dict[str, Any]]:
+        return [provider_json(p) for p in await IdentityProviders(tk).listed()]
+
+    rows = _run(go)
+    if as_json:
+        sys.stdout.write(json.dumps({"providers": rows}) + "\n")
+        return
+    table = Table("name", "actor", "issuer", "client_id", "provisioning", "enabled")
+    for r in rows:
+        table.add_row(r["name"], r["actor"], r["issuer"], r["client_id"], r["provisioning"], str(r["enabled"]))
+    out.print(table)
+
+
+@commands.command("show")
+def idp_show(name: str, as_json: JsonOpt = False) -> None:
+    """One provider's settings (the secret only as has_client_secret)."""
+    from tillkey.federation.providers import IdentityProviders, provider_json
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return provider_json(await IdentityProviders(tk).get(name))
+
+    _show(_run(go), as_json, f"Identity provider {name}")
+
+
+def _set_enabled(name: str, enabled: bool, as_json: bool) -> None:
+    from tillkey.federation.providers import IdentityProviders, provider_json
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return provider_json(await IdentityProviders(tk).set_enabled(name, enabled))
+
+    _show(_run(go), as_json, f"Identity provider {name} {'enabled' if enabled else 'disabled'}")
+
+
+@commands.command("disable")
+def idp_disable(name: str, as_json: JsonOpt = False) -> None:
+    """Stop sign-ins through a provider at once (its linked identities are kept)."""
+    _set_enabled(name, False, as_json)
+
+
+@commands.command("enable")
+def idp_enable(name: str, as_json: JsonOpt = False) -> None:
+    """Allow sign-ins through a disabled provider again."""
+    _set_enabled(name, True, as_json)
+
+
+@commands.command("test")
+def idp_test(name: str, as_json: JsonOpt = False) -> None:
+    """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard)."""
+    from tillkey.federation.oidc import Refused, RelyingParty
+    from tillkey.federation.providers import IdentityProviders
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        provider = await IdentityProviders(tk).get(name)
+        try:
+            return {"name": name, "ok": True, **await RelyingParty(tk).check(provider)}
+        except Refused as exc:
+            return {"name": name, "ok": False, "reason": exc.detail}
+
+    result = _run(go)
+    _show(result, as_json, f"Identity provider {name}")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@commands.command("remove")
+def idp_remove(name: str, as_json: JsonOpt = False) -> None:
+    """Remove a provider and the identities linked from it (the accounts stay)."""
+    from tillkey.federation.providers import IdentityProviders
+
+    async def go(tk: Tillkey) -> int:
+        return await IdentityProviders(tk).remove(name)
+
+    unlinked = _run(go)
+    _show({"name": name, "removed": True, "unlinked_identities": unlinked}, as_json, "Identity provider removed")

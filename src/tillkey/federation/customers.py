@@ -1,0 +1,84 @@
+"""Customers signing in with an external provider over Medusa's wire (shared/specs/medusa.md §1):
+`POST /auth/customer/{provider}` answers `{"location"}`, the storefront's callback page calls
+`/auth/customer/{provider}/callback?code&state`, answered `{"token"}`. A customer not registered
+yet gets Medusa's actorless token (accounts/medusa_auth.py), and POST /store/customers creates the
+customer from the provider's verified email."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tillkey.accounts.medusa_auth import MedusaAuth
+from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
+from tillkey.errors import Unauthenticated
+from tillkey.federation.oidc import Assertion, Refused
+from tillkey.federation.service import Federation
+from tillkey.principal import UserType
+from tillkey.store import identities as auth_identities
+from tillkey.store import idps as repo
+from tillkey.store.identities import Identity
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
+
+ACTOR = "customer"
+
+
+class CustomerFederation:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+        self.federation = Federation(tk)
+        self.medusa = MedusaAuth(tk)
+
+    async def location(self, name: str, attempt: Attempt) -> str:
+        provider = await self.federation.provider(name, ACTOR)
+        return await self.federation.start(provider, attempt)
+
+    async def callback(self, name: str, params: Mapping[str, str], attempt: Attempt) -> str:
+        provider = await self.federation.provider(name, ACTOR)
+        assertion, resolved = await self.federation.complete(provider, params, attempt)
+        amr = ("fed", *(("mfa",) if provider.mfa_from_amr and assertion.asserts_mfa else ()))
+        if resolved.account is None:
+            assert resolved.pending is not None
+            # Not a customer yet: the actorless token POST /store/customers needs (as registration).
+            await self.federation.signed_in(assertion, int(UserType.GUEST), resolved.pending.id, attempt)
+            return await self.medusa.token(ACTOR, resolved.pending, UserType.CUSTOMER, None, amr, provider=name)
+        customer = resolved.account
+        identity = await self._auth_identity(
+            assertion, resolved.identity.id, resolved.identity.auth_identity_id, customer.id
+        )
+
+        async def issue(who: SignedIn) -> str:
+            return await self.medusa.token(ACTOR, identity, who.user_type, who.user_id, who.amr, provider=name)
+
+        try:
+            outcome = await SignIn(self.tk).begin(
+                Subject(UserType.CUSTOMER, customer.email), ExternalAssertion(UserType.CUSTOMER, customer.id,
+                provider.mfa_from_amr and assertion.asserts_mfa), attempt, issue,
+            )  # fmt: skip
+        except Unauthenticated as exc:
+            await self.federation.refused(name, Refused(exc.detail or "sign-in refused"), attempt)
+            raise
+        assert not isinstance(outcome, SecondFactorDue)
+        await self.federation.signed_in(assertion, int(UserType.CUSTOMER), customer.id, attempt)
+        return outcome.credential
+
+    async def _auth_identity(
+        self, assertion: Assertion, linked_id: int, auth_id: int | None, customer_id: int
+    ) -> Identity:
+        """The Medusa auth identity behind the token's auth_identity_id: the registration's, or one
+        made for an identity linked another way (keyed by the link, never by the email)."""
+        if auth_id is not None:
+            async with self.tk.db.session() as s:
+                found = await auth_identities.by_id(s, auth_id)
+            if found is not None:
+                return found
+        now_ms = int(self.tk.clock.now() * 1000)
+        async with self.tk.db.transaction() as s:
+            made = await auth_identities.create(
+                s, provider=assertion.provider.name, actor_type=ACTOR, entity_id=f"external:{linked_id}",
+                password_hash=None, user_type=int(UserType.CUSTOMER), user_id=customer_id, now_ms=now_ms,
+            )  # fmt: skip
+            await repo.set_auth_identity(s, linked_id, made.id)
+        return made

@@ -1,0 +1,228 @@
+"""Who an external identity is here, without account takeover.
+
+An identity is (provider, subject), and only that key finds an account. An email is never enough:
+a provider that asserts (even verifies) an email held by an existing account does not get that
+account, because whoever controls that provider (or its tenant's email field) would then sign in
+as anyone. It is linked only when the operator marked the provider trusted for the email's domain
+(`--trust-email-domains` with `--allowed-domain`); otherwise the user is told to sign in to the
+account first and link from there. New accounts are provisioned (`--provision jit`) only from a
+verified email. Group claims map to an admin's role on every sign-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey import audit
+from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.service import Accounts
+from tillkey.accounts.signin.factors import Account
+from tillkey.crypto.secrets import random_token
+from tillkey.errors import Conflict, NotFound
+from tillkey.federation.oidc import Assertion, Refused
+from tillkey.principal import UserType
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import auth as auth_repo
+from tillkey.store import identities as auth_identities
+from tillkey.store import idps as repo
+from tillkey.store.accounts import Admin
+from tillkey.store.identities import Identity
+from tillkey.store.idps import Linked
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
+
+LINK_FIRST = (
+    "An account with this email address exists already. Sign in to it the way you usually do, then link "
+    "your identity provider from your account."
+)
+LINKED_ELSEWHERE = "This identity is linked to another account already."
+NO_ACCOUNT = "There is no account for this sign-in. Ask an administrator to create one for you."
+EMAIL_UNVERIFIED = "Your identity provider did not confirm your email address, so no account can be made from it."
+DOMAIN_REFUSED = "Sign-in with this identity provider is not allowed for your email domain."
+USER_TYPES = {"admin": UserType.ADMIN, "customer": UserType.CUSTOMER}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The account the assertion signs in to, or, for a customer not registered yet, the pending
+    Medusa auth identity a registration (POST /store/customers) will create the customer from."""
+
+    identity: Linked
+    account: Account | None
+    pending: Identity | None = None
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2].lower()
+
+
+class Linking:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    def _now_ms(self) -> int:
+        return int(self.tk.clock.now() * 1000)
+
+    async def resolve(self, assertion: Assertion) -> Resolved:
+        provider = assertion.provider
+        utype = USER_TYPES[provider.actor]
+        if provider.allowed_domains and (
+            assertion.email is None or _domain(assertion.email) not in provider.allowed_domains
+        ):
+            raise Refused("email domain not allowed", DOMAIN_REFUSED)
+        async with self.tk.db.session() as s:
+            linked = await repo.identity(s, provider.id, assertion.subject)
+            account = await self._account(s, utype, linked.user_id) if linked and linked.user_id else None
+            pending = (
+                await auth_identities.by_id(s, linked.auth_identity_id)
+                if linked and linked.user_id is None and linked.auth_identity_id
+                else None
+            )
+        if linked is not None and linked.user_id is not None:
+            if account is None:
+                raise Refused("linked account gone", NO_ACCOUNT)
+            return await self._signed_in(linked, account, assertion)
+        if linked is not None and pending is not None:
+            return Resolved(linked, None, pending)
+        return await self._first_sign_in(assertion, utype)
+
+    @staticmethod
+    async def _account(s: AsyncSession, utype: UserType, user_id: int) -> Account | None:
+        if utype == UserType.ADMIN:
+            return await accounts_repo.admin_by_id(s, user_id)
+        return await accounts_repo.customer_by_id(s, user_id)
+
+    async def _signed_in(self, linked: Linked, account: Account, assertion: Assertion) -> Resolved:
+        async with self.tk.db.transaction() as s:
+            await repo.signed_in(s, linked.id, assertion.email, self._now_ms())
+        if isinstance(account, Admin):
+            account = await self.map_role(account, assertion)
+        return Resolved(linked, account)
+
+    async def _first_sign_in(self, assertion: Assertion, utype: UserType) -> Resolved:
+        provider = assertion.provider
+        email = assertion.email
+        async with self.tk.db.session() as s:
+            existing: Account | None = None
+            if email is not None:
+                existing = (
+                    await accounts_repo.admin_by_email(s, email) if utype == UserType.ADMIN
+                    else await accounts_repo.customer_by_email(s, email)
+                )  # fmt: skip
+        if existing is not None:
+            trusted = provider.trust_email_domains and _domain(existing.email) in provider.allowed_domains
+            if not trusted:
+                raise Refused(f"verified email of an existing account {existing.id}: link from the account", LINK_FIRST)
+            linked = await self._link(assertion, utype, existing.id, None)
+            await self._audit(audit.IDENTITY_LINKED, assertion, utype, existing.id, via="trusted email domain")
+            return await self._signed_in(linked, existing, assertion)
+        if assertion.unverified_email is not None and email is None and provider.provisioning == "jit":
+            raise Refused("email not verified: no account provisioned from it", EMAIL_UNVERIFIED)
+        if provider.provisioning != "jit":
+            raise Refused("no linked account and provisioning is 'existing'", NO_ACCOUNT)
+        if email is None:
+            raise Refused("no verified email to provision from", EMAIL_UNVERIFIED)
+        if utype == UserType.CUSTOMER:
+            return await self._pending_customer(assertion, email)
+        return await self._provision_admin(assertion, email)
+
+    async def link_to(self, assertion: Assertion, utype: UserType, user_id: int) -> Resolved:
+        """Link the identity to the account that started this flow while signed in (it proved
+        itself: its console session, with the form's CSRF token). An identity linked to another
+        account already is refused, never moved."""
+        async with self.tk.db.session() as s:
+            linked = await repo.identity(s, assertion.provider.id, assertion.subject)
+            account = await self._account(s, utype, user_id)
+        if account is None:
+            raise Refused("linking account gone", NO_ACCOUNT)
+        if linked is not None:
+            if (linked.user_type, linked.user_id) != (int(utype), user_id):
+                raise Refused("identity linked to another account", LINKED_ELSEWHERE)
+            return Resolved(linked, account)
+        made = await self._link(assertion, utype, user_id, None)
+        await self._audit(audit.IDENTITY_LINKED, assertion, utype, user_id, via="signed-in account")
+        return Resolved(made, account)
+
+    async def _link(self, assertion: Assertion, utype: UserType, user_id: int | None, auth_id: int | None) -> Linked:
+        try:
+            async with self.tk.db.transaction() as s:
+                return await repo.link(
+                    s, provider_id=assertion.provider.id, subject=assertion.subject, user_type=int(utype),
+                    user_id=user_id, email=assertion.email, auth_identity_id=auth_id, now_ms=self._now_ms(),
+                )  # fmt: skip
+        except Conflict:
+            raise Refused("identity linked by a concurrent sign-in") from None
+
+    async def _pending_customer(self, assertion: Assertion, email: str) -> Resolved:
+        """Medusa's way: the provider's identity first, the customer when the storefront creates it
+        (POST /store/customers with the actorless token), from this verified email."""
+        try:
+            async with self.tk.db.transaction() as s:
+                pending = await auth_identities.create(
+                    s, provider=assertion.provider.name, actor_type="customer", entity_id=email, password_hash=None,
+                    user_type=None, user_id=None, now_ms=self._now_ms(),
+                )  # fmt: skip
+        except Conflict:
+            raise Refused("another subject of this provider registers the same email", LINK_FIRST) from None
+        linked = await self._link(assertion, UserType.CUSTOMER, None, pending.id)
+        return Resolved(linked, None, pending)
+
+    def _mapped_role(self, assertion: Assertion) -> str | None:
+        provider = assertion.provider
+        groups = set(assertion.groups)
+        for group, role in provider.role_map.items():  # the operator's order decides between groups
+            if group in groups:
+                return role
+        return provider.default_role
+
+    async def _provision_admin(self, assertion: Assertion, email: str) -> Resolved:
+        role = self._mapped_role(assertion)
+        if role is None:
+            raise Refused("no group maps to a role and no default role", NO_ACCOUNT)
+        # No password anyone knows: this admin signs in through the provider (a reset can set one).
+        # The provider's role map passed the delegation rule when the operator saved it.
+        username = f"{assertion.provider.name}-{email.partition('@')[0]}"[:128]
+        try:
+            admin = await Accounts(self.tk).create_admin(
+                OPERATOR, username=username, email=email, password=random_token(32) + "aA1!", role=role,
+                firstname=assertion.name[:255],
+            )  # fmt: skip
+        except (Conflict, NotFound) as exc:
+            raise Refused(f"admin provisioning failed: {exc.message}", NO_ACCOUNT) from None
+        linked = await self._link(assertion, UserType.ADMIN, admin.id, None)
+        await self._audit(audit.IDENTITY_PROVISIONED, assertion, UserType.ADMIN, admin.id, role=role)
+        return Resolved(linked, admin)
+
+    async def map_role(self, admin: Admin, assertion: Assertion) -> Admin:
+        """Group claims decide the role on every sign-in: a group removed at the provider takes the
+        role with it now (no mapped group and no default: no role, and the sign-in is refused)."""
+        provider = assertion.provider
+        if not provider.role_map and provider.default_role is None:
+            return admin
+        role = self._mapped_role(assertion)
+        async with self.tk.db.transaction() as s:
+            row = await accounts_repo.role_by_name(s, role) if role else None
+            role_id = row.id if row else None
+            if role_id == admin.role_id:
+                return admin
+            await accounts_repo.set_admin_role(s, admin.id, role_id)
+            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+            await self.tk.audit.record_in(
+                s, audit.ACCOUNT_CHANGED, username=admin.username,
+                details={"target_type": int(UserType.ADMIN), "target_id": admin.id, "change": "role",
+                         "role": role, "via": f"identity provider {provider.name}"},
+            )  # fmt: skip
+            updated = await accounts_repo.admin_by_id(s, admin.id)
+        await self.tk.reload_grants()
+        assert updated is not None
+        return updated
+
+    async def _audit(self, event: str, assertion: Assertion, utype: UserType, user_id: int, **details: object) -> None:
+        await self.tk.audit.record(
+            event, actor_type=int(utype), actor_id=user_id, username=(assertion.email or "")[:255],
+            details={"provider": assertion.provider.name, **details},
+        )  # fmt: skip

@@ -1,0 +1,217 @@
+"""Identity providers as data: add, list, show, disable, remove.
+
+A provider's role map and default role hand out roles to whoever the provider vouches for, so
+saving them is delegation: every role named must be within the acting credential's grant
+(access/delegation.py; the CLI acts as OPERATOR). The client secret is encrypted with the master
+secret and never shown again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tillkey import audit
+from tillkey.access import delegation
+from tillkey.accounts.service import role_grant
+from tillkey.errors import InvalidRequest, NotFound
+from tillkey.principal import Principal
+from tillkey.security.outbound import RefusedURL, check_url
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import idps as repo
+from tillkey.store.idps import Provider
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
+
+ACTORS = ("admin", "customer")
+PROVISIONING = ("jit", "existing")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Names a provider cannot take: Medusa's own provider and the literal segments beside
+# /auth/{actor}/{provider} (providers, token, session).
+RESERVED = frozenset({"emailpass", "providers", "token", "session"})
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def secret_context(name: str) -> str:
+    """The AEAD context of a provider's client secret: a blob copied to another provider's row
+    does not decrypt there."""
+    return f"idp-client-secret:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewProvider:
+    """What `tillkey idp add` (or the admin API) asks for, before it is checked."""
+
+    name: str
+    issuer: str
+    client_id: str
+    actor: str
+    client_secret: str | None = field(default=None, repr=False)
+    protocol: str = "oidc"
+    display_name: str = ""
+    scope: str = "openid email profile"
+    redirect_uri: str = ""
+    groups_claim: str | None = None
+    role_map: Mapping[str, str] = field(default_factory=dict)
+    default_role: str | None = None
+    provisioning: str = "existing"
+    allowed_domains: Iterable[str] = ()
+    trust_email_domains: bool = False
+    mfa_from_amr: bool = False
+
+
+def provider_json(p: Provider) -> dict[str, Any]:
+    """The public view of a provider: never its secret, only whether it has one."""
+    return {
+        "name": p.name, "display_name": p.display_name, "protocol": p.protocol, "issuer": p.issuer,
+        "client_id": p.client_id, "has_client_secret": p.client_secret_enc is not None, "actor": p.actor,
+        "scope": p.scope, "redirect_uri": p.redirect_uri, "groups_claim": p.groups_claim,
+        "role_map": dict(p.role_map), "default_role": p.default_role, "provisioning": p.provisioning,
+        "allowed_domains": list(p.allowed_domains), "trust_email_domains": p.trust_email_domains,
+        "mfa_from_amr": p.mfa_from_amr, "enabled": p.enabled,
+    }  # fmt: skip
+
+
+def parse_role_map(pairs: Iterable[str]) -> dict[str, str]:
+    """GROUP=ROLE pairs (the last '=' splits: group names may hold one, role names not)."""
+    mapped: dict[str, str] = {}
+    for pair in pairs:
+        group, sep, role = pair.rpartition("=")
+        if not sep or not group.strip() or not role.strip():
+            raise InvalidRequest(f"A role map entry must read GROUP=ROLE, not {pair!r}.")
+        mapped[group.strip()] = role.strip()
+    return mapped
+
+
+_LIMITS = {"display_name": 128, "client_id": 255, "scope": 512, "groups_claim": 128, "default_role": 128}
+
+
+def _plain_text(new: NewProvider) -> None:
+    """Bounded, printable text in every field a database stores (PostgreSQL refuses NUL)."""
+    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": new.client_secret or ""}
+    texts |= {f"role_map {g}": f"{g}={r}" for g, r in new.role_map.items()}
+    for field_name, value in texts.items():
+        limit = _LIMITS.get(field_name, 1024)
+        if len(value) > limit or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidRequest(
+                f"The {field_name.replace('_', ' ')} must be printable text of at most {limit} characters."
+            )
+
+
+class IdentityProviders:
+    def __init__(self, tk: Tillkey) -> None:
+        self.tk = tk
+
+    async def add(self, acting: Principal, new: NewProvider) -> Provider:
+        provider = await self._checked(acting, new)
+        async with self.tk.db.transaction() as s:
+            added = await repo.add(s, provider)
+            await self._audit(s, added.name, "added", actor=added.actor, issuer=added.issuer)
+        return added
+
+    async def _audit(self, s: AsyncSession, name: str, change: str, **details: object) -> None:
+        await self.tk.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
+
+    async def _checked(self, acting: Principal, new: NewProvider) -> Provider:
+        _plain_text(new)
+        name = new.name.strip()
+        if not NAME.match(name) or name in RESERVED:
+            raise InvalidRequest(
+                "A provider name is 1 to 64 lower-case letters, digits, '-' or '_' (not emailpass, providers, "
+                "token or session)."
+            )
+        if new.protocol != "oidc":
+            raise InvalidRequest("The protocol must be oidc.")
+        if new.actor not in ACTORS:
+            raise InvalidRequest("The actor must be admin or customer.")
+        if new.provisioning not in PROVISIONING:
+            raise InvalidRequest("Provisioning must be jit or existing.")
+        allow_private = self.tk.settings.federation_allow_private_endpoints
+        try:
+            issuer = check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
+            redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
+            check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
+        except RefusedURL as exc:
+            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
+        if not issuer.startswith("https://") and not allow_private:
+            raise InvalidRequest("The issuer must be an https URL.")
+        if "openid" not in new.scope.split():
+            raise InvalidRequest('The scope must include "openid".')
+        if not new.client_id.strip() or len(new.client_id) > 255:
+            raise InvalidRequest("The client id must be 1 to 255 characters.")
+        domains = tuple(sorted({d.strip().lower().lstrip("@") for d in new.allowed_domains if d.strip()}))
+        bad = [d for d in domains if not _DOMAIN.match(d)]
+        if bad:
+            raise InvalidRequest(f"Not a domain name: {', '.join(bad)}.")
+        if new.trust_email_domains and not domains:
+            raise InvalidRequest("Trusting email domains needs the domains: give --allowed-domain.")
+        role_map = dict(new.role_map)
+        if new.actor == "customer" and (role_map or new.default_role):
+            raise InvalidRequest("Customers have no roles: a role map or default role is for admin providers.")
+        await self._require_roles_within(
+            acting, [*role_map.values(), *([new.default_role] if new.default_role else [])]
+        )
+        secret = new.client_secret
+        return Provider(
+            # The issuer is kept exactly as given: OpenID discovery compares it character for character.
+            0, name, new.display_name.strip() or name, new.protocol, issuer, new.client_id.strip(),
+            self.tk.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
+            new.actor, " ".join(new.scope.split()), redirect, (new.groups_claim or "").strip() or None, role_map,
+            new.default_role, new.provisioning, domains, new.trust_email_domains, new.mfa_from_amr, True,
+            int(self.tk.clock.now() * 1000),
+        )  # fmt: skip
+
+    def _default_redirect(self, name: str, actor: str) -> str:
+        base = self.tk.settings.issuer.rstrip("/")
+        if actor == "admin":
+            return f"{base}/console/login/idp/{name}/callback"
+        raise InvalidRequest(
+            "A customer provider needs --redirect-uri: the storefront page the provider returns to, which "
+            "then calls /auth/customer/{provider}/callback (as @medusajs/js-sdk's auth.callback does)."
+        )
+
+    async def _require_roles_within(self, acting: Principal, roles: Iterable[str]) -> None:
+        """Every role the provider may hand out exists and is within the actor's grant."""
+        for role in roles:
+            async with self.tk.db.session() as s:
+                row = await accounts_repo.role_by_name(s, role)
+            if row is None:
+                raise NotFound(f"There is no role named {role!r}.")
+            delegation.require_within(acting, role_grant(self.tk, row), what="identity provider role map")
+
+    async def listed(self) -> list[Provider]:
+        async with self.tk.db.session() as s:
+            return await repo.listed(s)
+
+    async def get(self, name: str) -> Provider:
+        async with self.tk.db.session() as s:
+            found = await repo.by_name(s, name)
+        if found is None:
+            raise NotFound("There is no identity provider named %name.", parameters={"name": name[:64]})
+        return found
+
+    async def set_enabled(self, name: str, enabled: bool) -> Provider:
+        await self.get(name)
+        async with self.tk.db.transaction() as s:
+            await repo.set_enabled(s, name, enabled)
+            await self._audit(s, name, "enabled" if enabled else "disabled")
+        return replace(await self.get(name), enabled=enabled)
+
+    async def remove(self, name: str) -> int:
+        """Remove a provider and the identities linked from it (their accounts stay); the count."""
+        found = await self.get(name)
+        async with self.tk.db.transaction() as s:
+            linked = await repo.count_for(s, found.id)
+            await repo.remove(s, found.id)
+            await self._audit(s, name, "removed", linked_identities=linked)
+        return linked
+
+    def client_secret(self, provider: Provider) -> str | None:
+        if provider.client_secret_enc is None:
+            return None
+        return self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()

@@ -1,0 +1,86 @@
+"""The admin API for external identity providers (issue 14): what `tillkey idp` does, for an
+admin holding Tillkey::idps. Saving a provider with a role map or default role is delegation
+(federation/providers.py): the roles must be within the caller's grant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import JSONResponse
+
+from tillkey.errors import InvalidRequest
+from tillkey.federation.providers import IdentityProviders, NewProvider, provider_json
+from tillkey.surfaces.magento_wire import json_body
+from tillkey.web.routing import Api, principal, tillkey
+
+api = Api(tags=["Identity providers"])
+IDPS = "Tillkey::idps"
+NO_STORE = {"Cache-Control": "no-store"}
+_STRINGS = ("name", "issuer", "client_id", "actor")
+_OPTIONAL = ("client_secret", "display_name", "scope", "redirect_uri", "groups_claim", "default_role", "provisioning")
+_BODY = {
+    "type": "object",
+    "required": list(_STRINGS),
+    "properties": {
+        **{k: {"type": "string"} for k in (*_STRINGS, *_OPTIONAL)},
+        "role_map": {"type": "object", "additionalProperties": {"type": "string"}},
+        "allowed_domains": {"type": "array", "items": {"type": "string"}},
+        "trust_email_domains": {"type": "boolean"},
+        "mfa_from_amr": {"type": "boolean"},
+    },
+}
+
+
+def _new(body: dict[str, Any]) -> NewProvider:
+    fields: dict[str, Any] = {}
+    for key in _STRINGS:
+        if not isinstance(body.get(key), str):
+            raise InvalidRequest(f"{key} is a required string.")
+        fields[key] = body[key]
+    for key in _OPTIONAL:
+        if key in body and body[key] is not None:
+            if not isinstance(body[key], str):
+                raise InvalidRequest(f"{key} must be a string.")
+            fields[key] = body[key]
+    role_map = body.get("role_map", {})
+    if not isinstance(role_map, dict) or not all(isinstance(v, str) for v in role_map.values()):
+        raise InvalidRequest("role_map must be an object of group: role name.")
+    domains = body.get("allowed_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise InvalidRequest("allowed_domains must be a list of strings.")
+    for flag in ("trust_email_domains", "mfa_from_amr"):
+        if not isinstance(body.get(flag, False), bool):
+            raise InvalidRequest(f"{flag} must be a boolean.")
+        fields[flag] = body.get(flag, False)
+    return NewProvider(**fields, role_map={str(k): v for k, v in role_map.items()}, allowed_domains=domains)
+
+
+@api.route(
+    "POST", "/tillkey/v1/idps", resources=[IDPS], body_schema=_BODY, status_code=201, delegates="idp_role_map",
+    summary="Add an external identity provider; its role map may hand out only roles within the caller's grant",
+)  # fmt: skip
+async def add(request: Request) -> JSONResponse:
+    tk = tillkey(request)
+    new = _new(await json_body(request, tk.settings.max_body_bytes))
+    added = await IdentityProviders(tk).add(await principal(request), new)
+    return JSONResponse(provider_json(added), status_code=201, headers=NO_STORE)
+
+
+@api.route("GET", "/tillkey/v1/idps", resources=[IDPS], summary="List external identity providers (never secrets)")
+async def listed(request: Request) -> JSONResponse:
+    return JSONResponse({"providers": [provider_json(p) for p in await IdentityProviders(tillkey(request)).listed()]})
+
+
+@api.route("GET", "/tillkey/v1/idps/{name}", resources=[IDPS], summary="One external identity provider")
+async def show(request: Request, name: str) -> JSONResponse:
+    return JSONResponse(provider_json(await IdentityProviders(tillkey(request)).get(name[:64])))
+
+
+@api.route(
+    "DELETE", "/tillkey/v1/idps/{name}", resources=[IDPS],
+    summary="Remove an external identity provider and the identities linked from it (the accounts stay)",
+)  # fmt: skip
+async def remove(request: Request, name: str) -> JSONResponse:
+    unlinked = await IdentityProviders(tillkey(request)).remove(name[:64])
+    return JSONResponse({"name": name[:64], "removed": True, "unlinked_identities": unlinked})

@@ -1,0 +1,96 @@
+"""`tillkey idp` (issue 14): providers as data, managed from the CLI; the client secret stored
+encrypted and never printed; role maps within the delegation rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import inprocess
+from tillkey.access.delegation import DelegationRefused
+from tillkey.errors import InvalidRequest
+from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.store import idps as repo
+
+SECRET = "cli-secret-never-printed-0123456789"
+
+
+def test_idp_add_list_show_disable_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("TILLKEY_FEDERATION_ALLOW_PRIVATE_ENDPOINTS", "true")
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await t.create_role(["Magento_Catalog::products"], name="catalog")
+            added = await inprocess.cli(
+                "idp", "add", "--name", "corp", "--protocol", "oidc", "--issuer", "http://127.0.0.1:9/op",
+                "--client-id", "tillkey", "--client-secret-env", "CORP_SECRET", "--actor", "admin",
+                "--scope", "openid email profile groups", "--groups-claim", "groups",
+                "--role-map", "shop-staff=catalog", "--provision", "jit", "--allowed-domain", "corp.example",
+                "--json",
+            )  # fmt: skip
+            assert SECRET not in added.stdout
+            shown = await inprocess.cli_json("idp", "show", "corp")
+            assert shown["has_client_secret"] is True and shown["role_map"] == {"shop-staff": "catalog"}
+            assert shown["redirect_uri"].endswith("/console/login/idp/corp/callback")
+            async with t.tk.db.session() as s:
+                stored = await repo.by_name(s, "corp")
+            assert stored is not None and stored.client_secret_enc is not None
+            assert SECRET.encode() not in stored.client_secret_enc  # encrypted at rest
+            assert IdentityProviders(t.tk).client_secret(stored) == SECRET
+            listed = await inprocess.cli_json("idp", "list")
+            assert [p["name"] for p in listed["providers"]] == ["corp"] and SECRET not in str(listed)
+            # Nothing answers at the issuer: `idp test` says so, exit 1.
+            tested = await inprocess.cli("idp", "test", "corp", "--json", check=False)
+            assert tested.exit_code == 1 and '"ok": false' in tested.stdout
+            assert (await inprocess.cli_json("idp", "disable", "corp"))["enabled"] is False
+            removed = await inprocess.cli_json("idp", "remove", "corp")
+            assert removed["removed"] is True
+            assert (await inprocess.cli_json("idp", "list"))["providers"] == []
+            # Unknown roles and bad input: one clear line, exit 1.
+            bad = await inprocess.cli(
+                "idp", "add", "--name", "x", "--issuer", "http://127.0.0.1:9", "--client-id", "c",
+                "--actor", "admin", "--role-map", "g=nosuchrole", check=False,
+            )  # fmt: skip
+            assert bad.exit_code == 1 and "nosuchrole" in bad.stderr
+
+    inprocess.run(body)
+
+
+def test_a_role_map_is_delegation(tmp_path: Path) -> None:
+    """Whoever saves a provider hands its roles to whoever the provider vouches for: only roles
+    within their own grant."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await t.create_role(["Magento_Backend::all"], name="everything")
+            small = await t.create_admin("small", resources=["Magento_Catalog::products"])
+            acting = t.tk.grants.admin(small.id)
+            new = NewProvider(
+                name="corp", issuer="http://127.0.0.1:9", client_id="c", actor="admin", role_map={"g": "everything"}
+            )
+            with pytest.raises(DelegationRefused):
+                await IdentityProviders(t.tk).add(acting, new)
+            with pytest.raises(InvalidRequest):  # the issuer's address is checked (SSRF guard) …
+                await IdentityProviders(t.tk).add(acting, NewProvider(
+                    name="ok", issuer="ftp://x", client_id="c", actor="admin",
+                ))  # fmt: skip
+
+    inprocess.run(body)
+
+
+def test_private_issuers_are_refused_unless_allowed(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            from tillkey.access.delegation import OPERATOR
+
+            for issuer in ("http://127.0.0.1:9", "https://169.254.169.254/", "https://localhost/"):
+                with pytest.raises(InvalidRequest):
+                    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                        name="corp", issuer=issuer, client_id="c", actor="customer",
+                        redirect_uri="https://shop.example/cb",
+                    ))  # fmt: skip
+
+    inprocess.run(body)

@@ -1,0 +1,160 @@
+"""Admins sign in to the console with an external OpenID provider (issue 14), against a real one:
+panva's oidc-provider (tests/js/oidc-op). The test is the browser: it clicks "Sign in with …",
+signs in at the provider, and lands in the console with the role its groups map to."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import inprocess
+from tests.federation_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CONSOLE_CALLBACK,
+    OpenIDProvider,
+    openid_provider,
+    sign_in_at_provider,
+)
+from tillkey.access.delegation import OPERATOR
+from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.store import accounts as accounts_repo
+
+pytestmark = pytest.mark.interop
+
+STAFF = {"email": "staff@corp.example", "email_verified": True, "name": "Sam Staff", "groups": ["shop-staff"]}
+ACCOUNTS = {
+    "staff": {"claims": STAFF},
+    "lin": {"claims": {"email": "lin@corp.example", "email_verified": True, "groups": ["shop-staff"]}},
+    "boss": {"claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
+             "amr": ["pwd", "mfa"]},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
+    with openid_provider(ACCOUNTS, [CONSOLE_CALLBACK], tmp_path_factory.mktemp("op")) as started:
+        yield started
+
+
+async def _setup(t: inprocess.InProcess, op: OpenIDProvider, **extra: Any) -> None:
+    await t.create_role(["Magento_Catalog::products"], name="catalog")
+    await t.create_role(["Magento_Backend::all"], name="everything")
+    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(**{
+        "name": "corp", "display_name": "Corp SSO", "issuer": op.issuer, "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "actor": "admin", "scope": "openid email profile groups",
+        "groups_claim": "groups", "role_map": {"admins": "everything", "shop-staff": "catalog"},
+        "provisioning": "jit", "allowed_domains": ["corp.example"], **extra,
+    }))  # fmt: skip
+
+
+async def _sign_in(browser: httpx.AsyncClient, account: str) -> httpx.Response:
+    """Click "Sign in with Corp SSO", sign in at the provider, come back."""
+    r = await browser.get("/console/login/idp/corp", params={"next": "/console/"})
+    assert r.status_code == 303, r.text
+    query = await sign_in_at_provider(r.headers["location"], account, CONSOLE_CALLBACK)
+    return await browser.get("/console/login/idp/corp/callback", params=query)
+
+
+async def _role(t: inprocess.InProcess, email: str) -> str | None:
+    async with t.tk.db.session() as s:
+        admin = await accounts_repo.admin_by_email(s, email)
+        assert admin is not None
+        role = await accounts_repo.role_by_id(s, admin.role_id) if admin.role_id else None
+    return role.name if role else None
+
+
+def test_an_admin_signs_in_with_the_provider_and_groups_map_to_roles(tmp_path: Path, op: OpenIDProvider) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            page = await t.client.get("/console/login")
+            assert "Sign in with Corp SSO" in page.text and 'href="/console/login/idp/corp?next=' in page.text
+
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "staff")
+                assert r.status_code == 200 and 'http-equiv="refresh"' in r.text, r.text
+                dashboard = await browser.get("/console/")
+                assert dashboard.status_code == 200 and "corp-staff" in dashboard.text
+            assert await _role(t, "staff@corp.example") == "catalog"
+
+            # The group is removed at the provider: the next sign-in takes the role away (refused: no role).
+            op.set_account("staff", {**STAFF, "groups": []})
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "staff")
+                assert r.status_code == 401
+            assert await _role(t, "staff@corp.example") is None
+            op.set_account("staff", STAFF)
+
+    inprocess.run(body)
+
+
+def test_a_callback_from_another_browser_is_refused(tmp_path: Path, op: OpenIDProvider) -> None:
+    """Login CSRF: the state is bound to the browser that started the flow."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            async with t.browser() as attacker:
+                r = await attacker.get("/console/login/idp/corp")
+                query = await sign_in_at_provider(r.headers["location"], "staff", CONSOLE_CALLBACK)
+            async with t.browser() as victim:
+                r = await victim.get("/console/login/idp/corp/callback", params=query)
+                assert r.status_code == 401 and "tk_console" not in r.headers.get("set-cookie", "")
+
+    inprocess.run(body)
+
+
+def test_the_second_factor_policy_applies_unless_the_provider_asserts_mfa(tmp_path: Path, op: OpenIDProvider) -> None:
+    async def body() -> None:
+        settings = {"federation_allow_private_endpoints": True, "admin_2fa": "required"}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await _setup(t, op, mfa_from_amr=True)
+            async with t.browser() as browser:
+                # No MFA asserted: TILLKEY_ADMIN_2FA=required sends the admin to set up TOTP first.
+                r = await _sign_in(browser, "staff")
+                assert r.status_code == 200 and "/console/login/enrol" in r.text
+                assert (await browser.get("/console/")).status_code != 200
+            async with t.browser() as browser:
+                # amr carries "mfa" and the provider is trusted for it: straight into the console.
+                r = await _sign_in(browser, "boss")
+                assert r.status_code == 200 and 'url=/console/"' in r.text, r.text
+                assert (await browser.get("/console/")).status_code == 200
+
+    inprocess.run(body)
+
+
+def test_an_existing_admin_links_the_provider_from_their_account(tmp_path: Path, op: OpenIDProvider) -> None:
+    """A verified email is not enough to reach an existing account; signed in, its admin links."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            lin = await t.create_admin("lin", role="catalog", email="lin@corp.example")
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "lin")
+                assert r.status_code == 401 and "Sign in to it the way you usually do" in r.text
+            caller = await t.console_session(lin.id)
+            page = await caller.get("/console/account")
+            assert "Link Corp SSO" in page.text
+            r = await caller.post("/console/account/identities", {"provider": "corp"})
+            assert r.status_code == 200, r.text
+            location = html.unescape(re.search(r'url=([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
+            query = await sign_in_at_provider(location, "lin", CONSOLE_CALLBACK)
+            r = await t.client.get("/console/login/idp/corp/callback", params=query)
+            assert r.status_code == 200 and "/console/account?done=linked" in r.text, r.text
+            # From now on the provider signs in to this very admin.
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "lin")
+                assert r.status_code == 200, r.text
+                assert (await browser.get("/console/")).status_code == 200
+                page = await browser.get("/console/account")
+                assert "Corp SSO: lin@corp.example" in page.text
+
+    inprocess.run(body)

@@ -1,0 +1,176 @@
+"""ID tokens an honest OpenID provider would never send, each refused (and audited) by the relying
+party (federation/oidc.py): a tiny provider in this process serves discovery, JWKS and a token
+endpoint answering whatever ID token the test crafts. The flow itself (state, nonce, PKCE) is
+Tillkey's own, started through POST /auth/customer/{provider}."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from tests import inprocess
+from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBACK
+from tillkey import audit
+from tillkey.access.delegation import OPERATOR
+from tillkey.federation.oidc import RelyingParty
+from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.store.audit import AuditQuery
+
+
+class FakeProvider:
+    """Discovery, JWKS and a token endpoint; `mint` makes the next ID token from the nonce."""
+
+    def __init__(self) -> None:
+        self.keys = {kid: rsa.generate_private_key(public_exponent=65537, key_size=2048) for kid in ("a", "b")}
+        self.published = ["a"]
+        self.mint: Callable[[str], str] = lambda nonce: ""
+        self.nonce = ""
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _json(self, doc: dict[str, Any]) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/openid-configuration":
+                    self._json({
+                        "issuer": provider.issuer, "authorization_endpoint": provider.issuer + "/authorize",
+                        "token_endpoint": provider.issuer + "/token", "jwks_uri": provider.issuer + "/jwks",
+                        "authorization_response_iss_parameter_supported": True,
+                    })  # fmt: skip
+                elif self.path == "/jwks":
+                    self._json({"keys": [provider.jwk(kid) for kid in provider.published]})
+                else:
+                    self.send_error(404)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self._json({"access_token": "at", "token_type": "Bearer", "id_token": provider.mint(provider.nonce)})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def jwk(self, kid: str) -> dict[str, Any]:
+        public: dict[str, Any] = RSAAlgorithm.to_jwk(self.keys[kid].public_key(), as_dict=True)
+        return {**public, "kid": kid, "alg": "RS256", "use": "sig"}
+
+    def claims(self, nonce: str, /, **changes: Any) -> dict[str, Any]:
+        now = int(time.time())
+        base = {
+            "iss": self.issuer, "aud": CLIENT_ID, "sub": "user-1", "iat": now, "exp": now + 300, "nonce": nonce,
+            "email": "user1@shop.example", "email_verified": True,
+        }  # fmt: skip
+        return {k: v for k, v in {**base, **changes}.items() if v is not None}
+
+    def signed(self, claims: dict[str, Any], kid: str = "a", key: str | None = None) -> str:
+        return jwt.encode(claims, self.keys[key or kid], algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    provider = FakeProvider()
+    try:
+        yield provider
+    finally:
+        provider.server.shutdown()
+
+
+def _none(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, None, algorithm="none", headers={"kid": "a"})  # type: ignore[arg-type]
+
+
+async def _attempt(
+    t: inprocess.InProcess, fake: FakeProvider, mint: Callable[[str], str], *, iss: bool = True,
+    back_to: str = "fake", wait: float = 0,
+) -> int:  # fmt: skip
+    """Start at provider "fake", let `mint` make its ID token, and return (after `wait` seconds)
+    to provider `back_to`'s callback."""
+    r = await t.client.post("/auth/customer/fake", json={})
+    assert r.status_code == 200, r.text
+    query = dict(parse_qsl(urlsplit(r.json()["location"]).query))
+    assert query["code_challenge_method"] == "S256" and query["code_challenge"] and query["nonce"]
+    fake.nonce, fake.mint = query["nonce"], mint
+    params = {"code": "c0de", "state": query["state"], **({"iss": fake.issuer} if iss else {})}
+    t.advance(wait)
+    answer = await t.client.get(f"/auth/customer/{back_to}/callback", params=params)
+    assert answer.status_code in (200, 401), answer.text  # a refusal, never a 500
+    return answer.status_code
+
+
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakeProvider) -> None:
+    cases: dict[str, Callable[[str], str]] = {
+        "alg none": lambda n: _none(fake.claims(n)),
+        "signed by another key under the published kid": lambda n: fake.signed(fake.claims(n), kid="a", key="b"),
+        "HS256 keyed with the client secret": lambda n: jwt.encode(
+            fake.claims(n), CLIENT_SECRET, algorithm="HS256", headers={"kid": "a"}
+        ),
+        "another audience": lambda n: fake.signed(fake.claims(n, aud="someone-else")),
+        "another issuer": lambda n: fake.signed(fake.claims(n, iss="https://other.example")),
+        "another nonce": lambda n: fake.signed(fake.claims("not-" + n)),
+        "no nonce": lambda n: fake.signed(fake.claims(n, nonce=None)),
+        "expired": lambda n: fake.signed(fake.claims(n, exp=int(time.time()) - 3600, iat=int(time.time()) - 4000)),
+        "azp of another client": lambda n: fake.signed(fake.claims(n, aud=[CLIENT_ID, "x"], azp="x")),
+        "not a JWT": lambda n: "garbage",
+    }
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, **db) as t:
+            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
+                redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
+            ))  # fmt: skip
+            checked = await RelyingParty(t.tk).check(await IdentityProviders(t.tk).get("fake"))
+            assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
+            refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
+            assert refused == dict.fromkeys(cases, 401)
+            honest = lambda n: fake.signed(fake.claims(n))  # noqa: E731
+            # RFC 9207: this provider sends iss, so a response without one is a mix-up.
+            assert await _attempt(t, fake, honest, iss=False) == 401
+            # A flow started at one provider, returned to another's callback (mix-up by state).
+            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                name="other", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                actor="customer", redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
+            ))  # fmt: skip
+            assert await _attempt(t, fake, honest, back_to="other") == 401
+            # The same provider's honest token passes (the refusals were about the tokens).
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n))) == 200
+            # Keys rotated at the provider: an unknown kid refetches the JWKS once, then verifies.
+            fake.published = ["a", "b"]
+            rotated = lambda n: fake.signed(fake.claims(n), kid="b")  # noqa: E731
+            # Within TILLKEY_FEDERATION_JWKS_MIN_REFRESH of the last fetch: no refetch (no storm).
+            assert await _attempt(t, fake, rotated) == 401
+            t.advance(31)  # past TILLKEY_FEDERATION_JWKS_MIN_REFRESH since the last fetch
+            assert await _attempt(t, fake, rotated) == 200
+            # Past TILLKEY_FEDERATION_FLOW_TTL the state is dead (the last: the clock moves on).
+            assert await _attempt(t, fake, honest, wait=601) == 401
+            failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=100))
+            assert len(failures) == len(cases) + 4
+            reasons = [json.loads(f.details or "{}") for f in failures]
+            assert {r["provider"] for r in reasons} == {"fake", "other"}
+            assert any("another provider's flow" in r["reason"] for r in reasons)
+            assert any("expired" in r["reason"] for r in reasons)
+
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(body)
