@@ -8,6 +8,9 @@ TILLKEY_TEST_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a fa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -15,8 +18,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,13 +140,51 @@ class Database:
             _psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def make_database(backend: str, data_dir: Path) -> Database:
+def make_database(backend: str, data_dir: Path, *, migrated: bool = False) -> Database:
+    """A new database. `migrated`: already at the newest schema, cloned from a template database
+    (PostgreSQL's CREATE DATABASE … TEMPLATE copies files; running every migration costs seconds)."""
     if backend == "sqlite":
         return Database("")
     need_postgres()
     name = f"tillkey_test_{secrets.token_hex(4)}"
-    _psql(f'CREATE DATABASE "{name}"')
-    return Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", name)
+    if migrated:
+        with _template_lock():
+            _psql(f'CREATE DATABASE "{name}" TEMPLATE "{_template()}"')
+    else:
+        _psql(f'CREATE DATABASE "{name}"')
+    return Database(f"{PG_DATABASE_URL}/{name}", name)
+
+
+PG_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+MIGRATIONS = Path(__file__).parents[1] / "src" / "tillkey" / "store" / "migrations" / "versions"
+
+
+@contextlib.contextmanager
+def _template_lock() -> Iterator[None]:
+    """One builder or cloner at a time across pytest-xdist workers: a template may have no other
+    session while it is copied."""
+    with open(Path(tempfile.gettempdir()) / "tillkey-test-pg-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _template() -> str:
+    """The template database for the current migrations, named by their digest (a changed
+    migration makes a new one), built once: a scratch database migrated to head, then renamed."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(MIGRATIONS.glob("*.py")))).hexdigest()[:12]
+    name = f"tillkey_template_{digest}"
+    query = ["psql", PG_ADMIN_DSN, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"]  # noqa: S608 (a hex digest)
+    if subprocess.run(query, check=True, capture_output=True, text=True).stdout.strip() != "1":
+        from tillkey.store import db as store_db
+
+        building = f"{name}_building"
+        _psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        _psql(f'CREATE DATABASE "{building}"')
+        # In a thread of its own: Alembic runs an event loop, and the caller may be inside one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(store_db.upgrade, f"{PG_DATABASE_URL}/{building}").result()
+        _psql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    return name
 
 
 @dataclass
@@ -237,7 +280,7 @@ def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     if backend == "postgres" and "TILLKEY_REDIS_URL" not in env:
         env = {**redis_env(), **env}
-    srv = Server(tmp, make_database(backend, tmp), dict(env))
+    srv = Server(tmp, make_database(backend, tmp, migrated=True), dict(env))
     try:
         srv.start()
     except BaseException:

@@ -26,7 +26,7 @@ CONSOLE_COOKIE = DEV_COOKIE  # plain HTTP on loopback: no __Host- prefix
 def start_console_server(tmp: Path, backend: str, **env: str) -> Server:
     """alice (Administrators), carol (role Catalog: catalog only), the demo customers."""
     tmp.mkdir(parents=True, exist_ok=True)
-    srv = Server(tmp, make_database(backend, tmp), {"TILLKEY_ADMIN_2FA": "optional", **env})
+    srv = Server(tmp, make_database(backend, tmp, migrated=True), {"TILLKEY_ADMIN_2FA": "optional", **env})
     srv.start()
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
     srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")

@@ -240,7 +240,7 @@ def database(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     TILLKEY_TEST_REQUIRE_SERVICES=1), dropped afterwards."""
     from tests.conftest import make_database
 
-    created = make_database(backend, tmp_path)
+    created = make_database(backend, tmp_path, migrated=True)
     try:
         yield {"database_url": created.url} if created.url else {}
     finally:

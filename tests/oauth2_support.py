@@ -28,7 +28,7 @@ REDIRECT = "https://app.example.test/callback"
 def start_oauth_server(tmp: Path, backend: str, **env: str) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    srv = Server(tmp, make_database(backend, tmp), {"TILLKEY_ISSUER": f"http://127.0.0.1:{port}", **env})
+    srv = Server(tmp, make_database(backend, tmp, migrated=True), {"TILLKEY_ISSUER": f"http://127.0.0.1:{port}", **env})
     srv.start(port)
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
     srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
