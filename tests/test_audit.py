@@ -584,13 +584,34 @@ def test_http_route_is_protected_and_shows_denials(tmp_path: Path, monkeypatch: 
     async def body() -> None:
         async with inprocess.running(tmp_path, audit_file=mirror) as t:
             cli, cli_json = inprocess.cli, inprocess.cli_json
-            await cli("admin", "create", "--username", "alice", "--email", "alice@example.com",
-                      "--password", ADMIN_PASSWORD)  # fmt: skip
+            await cli(
+                "admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD
+            )
             await cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
-            carol = await cli_json("admin", "create", "--username", "carol", "--email", "carol@example.com",
-                                   "--password", ADMIN_PASSWORD, "--role", "Catalog")  # fmt: skip
-            customer = await cli_json("customer", "create", "--email", "c@example.com", "--password",
-                                      CUSTOMER_PASSWORD, "--first-name", "C", "--last-name", "D")  # fmt: skip
+            carol = await cli_json(
+                "admin",
+                "create",
+                "--username",
+                "carol",
+                "--email",
+                "carol@example.com",
+                "--password",
+                ADMIN_PASSWORD,
+                "--role",
+                "Catalog",
+            )
+            customer = await cli_json(
+                "customer",
+                "create",
+                "--email",
+                "c@example.com",
+                "--password",
+                CUSTOMER_PASSWORD,
+                "--first-name",
+                "C",
+                "--last-name",
+                "D",
+            )
             alice_token = await t.admin_token("alice")
             carol_token = await t.admin_token("carol")
             customer_token = await t.customer_token("c@example.com")

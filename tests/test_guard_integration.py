@@ -49,8 +49,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monke
 async def manual(*resources: str) -> tuple[dict[str, Any], IntegrationCredential]:
     """An integration made and activated by the operator's CLI (manual activation, magento.md §7)."""
     name = f"erp-{secrets.token_hex(4)}"
-    integration = await inprocess.cli_json("integration", "create", "--name", name,
-                                           *[a for r in resources for a in ("--resource", r)])  # fmt: skip
+    integration = await inprocess.cli_json(
+        "integration", "create", "--name", name, *[a for r in resources for a in ("--resource", r)]
+    )
     tokens = await inprocess.cli_json("integration", "activate", integration["name"])
     credential = IntegrationCredential(
         integration["consumer_key"], integration["consumer_secret"], tokens["access_token"],
@@ -62,9 +63,12 @@ async def manual(*resources: str) -> tuple[dict[str, Any], IntegrationCredential
 def guard_of(t: InProcess, credential: IntegrationCredential, **options: Any) -> Guard:
     """A guard of the in-process Tillkey app: its requests go through the app's ASGI transport."""
     return Guard(
-        BASE_URL, issuer=BASE_URL, feed_integration=credential,
-        http_client=lambda: httpx.AsyncClient(transport=t.transport, timeout=10), **options,
-    )  # fmt: skip
+        BASE_URL,
+        issuer=BASE_URL,
+        feed_integration=credential,
+        http_client=lambda: httpx.AsyncClient(transport=t.transport, timeout=10),
+        **options,
+    )
 
 
 async def start_once_known(guard: Guard, *, unless: str = "") -> None:

@@ -85,9 +85,9 @@ async def audit_events(event: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def _status_is(t: InProcess, path: str, headers: dict[str, str], wanted: Callable[[int], bool]) -> Callable[
-    [], Awaitable[bool]
-]:  # fmt: skip
+def _status_is(
+    t: InProcess, path: str, headers: dict[str, str], wanted: Callable[[int], bool]
+) -> Callable[[], Awaitable[bool]]:
     """A check for `until`: the app answers `path` with a status `wanted` accepts."""
 
     async def check() -> bool:
@@ -152,8 +152,9 @@ def test_revoked_key_is_refused_on_the_next_call_and_audited(tmp_path: Path, db:
                 r = await admin.post(f"/admin/api-keys/{key['id']}/revoke")
                 assert r.status_code == 400
                 assert r.json() == {
-                    "type": "not_allowed", "message": "There are 1 secret keys that are already revoked."
-                }  # fmt: skip
+                    "type": "not_allowed",
+                    "message": "There are 1 secret keys that are already revoked.",
+                }
                 other = await _create(admin, title="live", type="secret")
                 r = await admin.delete(f"/admin/api-keys/{other['id']}")
                 assert r.status_code == 400 and r.json()["type"] == "not_allowed"
@@ -350,8 +351,18 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Path, db: dict[str, Any]) 
             await inprocess.cli(
                 "admin", "create", "--username", "ops", "--email", "ops@example.com", "--password", ADMIN_PASSWORD
             )
-            key = await inprocess.cli_json("api-key", "create", "--title", "warehouse", "--type", "secret",
-                                           "--for", "ops", "-r", "Magento_Catalog::products")  # fmt: skip
+            key = await inprocess.cli_json(
+                "api-key",
+                "create",
+                "--title",
+                "warehouse",
+                "--type",
+                "secret",
+                "--for",
+                "ops",
+                "-r",
+                "Magento_Catalog::products",
+            )
             raw = key["token"]
             assert raw.startswith("sk_") and key["resources"] == ["Magento_Catalog::products"]
             product = "/rest/V1/products/24-MB01"
