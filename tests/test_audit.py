@@ -13,14 +13,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from typer.testing import Result
 
-from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, Server, make_database
+from tests import inprocess
+from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, make_database
+from tests.inprocess import InProcess
+from tests.polling import until
 from tillkey import audit
 from tillkey.audit import GENESIS, AuditLog, record_hash, to_json
 from tillkey.audit import chain as audit_chain
@@ -489,43 +494,48 @@ def test_migration_downgrades_and_upgrades(tmp_path: Path) -> None:
 
 
 # --- the CLI ------------------------------------------------------------------------------------
+# The CLI runs in this process (CliRunner, tests/inprocess.py) on a data directory of the test's own.
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Server:
-    srv = Server(tmp_path, Database(""))  # the CLI needs no running server
-    srv.cli("db", "upgrade")
-    return srv
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    tillkey("db", "upgrade")  # the CLI needs no running server
+    return tmp_path / "data"
 
 
-def cli_key(cli: Server) -> bytes:
+def tillkey(*args: str, check: bool = True) -> Result:
+    """`tillkey ARGS` for a synchronous test (no app runs beside it)."""
+    return asyncio.run(inprocess.cli(*args, check=check))
+
+
+def cli_key(data_dir: Path) -> bytes:
     """The chain key the CLI derives from the deployment's master secret."""
-    return MasterSecret.load("", cli.data_dir).derive(audit_chain.CHAIN_KEY_PURPOSE)
+    return MasterSecret.load("", data_dir).derive(audit_chain.CHAIN_KEY_PURPOSE)
 
 
-def test_cli_verify_tail_and_search(cli: Server) -> None:
-    url = f"sqlite+aiosqlite:///{cli.data_dir / 'tillkey.db'}"
-    key = cli_key(cli)
+def test_cli_verify_tail_and_search(data_dir: Path) -> None:
+    url = f"sqlite+aiosqlite:///{data_dir / 'tillkey.db'}"
+    key = cli_key(data_dir)
     with_log(url, three_events, key=key)
     denied = audit.ACCESS_DENIED
     with_log(url, lambda log: log.record(denied, outcome=audit.FAILURE, actor_type=3, actor_id=4), key=key)
 
-    res = cli.cli("audit", "verify")
+    res = tillkey("audit", "verify")
     assert res.stdout.strip() == "audit chain intact: 4 records"
 
-    tail = [json.loads(line) for line in cli.cli("audit", "tail", "-n", "2", "--json").stdout.splitlines()]
+    tail = [json.loads(line) for line in tillkey("audit", "tail", "-n", "2", "--json").stdout.splitlines()]
     assert [t["seq"] for t in tail] == [3, 4]  # oldest first, as tail does
     assert tail[1]["event"] == "access.denied" and tail[1]["outcome"] == "failure"
 
-    human = cli.cli("audit", "tail").stdout
+    human = tillkey("audit", "tail").stdout
     for word in ("login.failure", "login.success", "token.issued", "access.denied", "admin:7", "customer:4"):
         assert word in human, word
 
     def search(*args: str) -> list[int]:
-        out = cli.cli("audit", "search", *args, "--json").stdout
+        out = tillkey("audit", "search", *args, "--json").stdout
         return [json.loads(line)["seq"] for line in out.splitlines()]
 
-    # Each CLI run costs seconds (a fresh process): few calls, many filters each.
     assert search("--event", "login.*") == [2, 1]
     assert search("--username", "ALICE", "--outcome", "success") == [2]
     now = int(time.time())
@@ -536,109 +546,145 @@ def test_cli_verify_tail_and_search(cli: Server) -> None:
         (("--event", "login.sucess"), "event: unknown event"),
         (("--since", "last tuesday"), "since: expected unix seconds"),
     ]:
-        bad = cli.cli("audit", "search", *args, check=False)
-        assert bad.returncode == 1 and bad.stderr.startswith(f"error: {message}"), bad.stderr
+        bad = tillkey("audit", "search", *args, check=False)
+        assert bad.exit_code == 1 and bad.stderr.startswith(f"error: {message}"), bad.stderr
 
 
-def test_cli_verify_names_the_altered_or_missing_record(cli: Server) -> None:
-    url = f"sqlite+aiosqlite:///{cli.data_dir / 'tillkey.db'}"
-    with_log(url, lambda log: n_events(log, 5), key=cli_key(cli))
-    with sqlite3.connect(cli.data_dir / "tillkey.db") as conn:
+def test_cli_verify_names_the_altered_or_missing_record(data_dir: Path) -> None:
+    url = f"sqlite+aiosqlite:///{data_dir / 'tillkey.db'}"
+    with_log(url, lambda log: n_events(log, 5), key=cli_key(data_dir))
+    with sqlite3.connect(data_dir / "tillkey.db") as conn:
         conn.execute("UPDATE audit_events SET username = 'nobody' WHERE seq = 2")
-    res = cli.cli("audit", "verify", check=False)
-    assert res.returncode == 1 and res.stdout == ""
+    res = tillkey("audit", "verify", check=False)
+    assert res.exit_code == 1 and res.stdout == ""
     assert res.stderr.strip() == (
         "error: audit chain broken at seq 2: record 2 was altered: its contents do not match its hash"
     )
-    with sqlite3.connect(cli.data_dir / "tillkey.db") as conn:
+    with sqlite3.connect(data_dir / "tillkey.db") as conn:
         conn.execute("DELETE FROM audit_events WHERE seq IN (1, 2)")
-    res = cli.cli("audit", "verify", check=False)
-    assert res.returncode == 1 and "broken at seq 1: record 1 is missing" in res.stderr
+    res = tillkey("audit", "verify", check=False)
+    assert res.exit_code == 1 and "broken at seq 1: record 1 is missing" in res.stderr
 
 
-# --- over HTTP ----------------------------------------------------------------------------------
+# --- over HTTP (the app in this process, tests/inprocess.py) -------------------------------------
 
 
-def _events(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
-    r = client.get("/tillkey/v1/audit", params=params)
+async def _events(client: httpx.AsyncClient, token: str, **params: Any) -> list[dict[str, Any]]:
+    r = await client.get("/tillkey/v1/audit", params=params, headers=InProcess.bearer(token))
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
     events: list[dict[str, Any]] = r.json()["events"]
     return events
 
 
-def test_http_route_is_protected_and_shows_denials(sqlite_server_factory: Any, tmp_path: Path) -> None:
+def test_http_route_is_protected_and_shows_denials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror = tmp_path / "audit.jsonl"
-    srv: Server = sqlite_server_factory(TILLKEY_AUDIT_FILE=str(mirror))
-    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-    srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
-    carol = srv.cli_json("admin", "create", "--username", "carol", "--email", "carol@example.com",
-                         "--password", ADMIN_PASSWORD, "--role", "Catalog")  # fmt: skip
-    customer = srv.cli_json("customer", "create", "--email", "c@example.com", "--password", CUSTOMER_PASSWORD,
-                            "--first-name", "C", "--last-name", "D")  # fmt: skip
-    alice_token = srv.token("admin", "alice", ADMIN_PASSWORD)
-    carol_token = srv.token("admin", "carol", ADMIN_PASSWORD)
-    customer_token = srv.token("customer", "c@example.com", CUSTOMER_PASSWORD)
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("TILLKEY_AUDIT_FILE", str(mirror))  # the CLI's records go to the same mirror
 
-    with srv.client() as guest:
-        r = guest.get("/tillkey/v1/audit")
-        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="tillkey"'
-        assert guest.get("/rest/V1/orders").status_code == 401  # guests are not recorded
-    with srv.client(carol_token) as c:
-        assert c.get("/tillkey/v1/audit").status_code == 403  # a role without Tillkey::audit
-        assert c.get("/tillkey/v1/audit/verify").status_code == 403
-        r = c.get("/rest/V1/orders", headers={"User-Agent": "audit-test/1.0", "X-Request-ID": "req-123"})
-        assert r.status_code == 403
-    with srv.client(customer_token) as c:
-        assert c.get("/rest/V1/orders").status_code == 403
+    async def body() -> None:
+        async with inprocess.running(tmp_path, audit_file=mirror) as t:
+            cli, cli_json = inprocess.cli, inprocess.cli_json
+            await cli(
+                "admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD
+            )
+            await cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
+            carol = await cli_json(
+                "admin",
+                "create",
+                "--username",
+                "carol",
+                "--email",
+                "carol@example.com",
+                "--password",
+                ADMIN_PASSWORD,
+                "--role",
+                "Catalog",
+            )
+            customer = await cli_json(
+                "customer",
+                "create",
+                "--email",
+                "c@example.com",
+                "--password",
+                CUSTOMER_PASSWORD,
+                "--first-name",
+                "C",
+                "--last-name",
+                "D",
+            )
+            alice_token = await t.admin_token("alice")
+            carol_token = await t.admin_token("carol")
+            customer_token = await t.customer_token("c@example.com")
+            c = t.client
 
-    with srv.client(alice_token) as a:
-        deadline = time.monotonic() + 10
-        while len(denied := _events(a, event="access.denied")) < 4 and time.monotonic() < deadline:
-            time.sleep(0.1)  # written by the background writer, within moments
-        assert len(denied) == 4
-        orders = next(e for e in denied if e["request_id"] == "req-123")
-        assert orders["actor_type"] == 2 and orders["actor_id"] == carol["id"] and orders["outcome"] == "failure"
-        assert orders["ip"] == "127.0.0.1" and orders["user_agent"] == "audit-test/1.0"
-        assert orders["details"]["path"] == "/rest/V1/orders" and orders["details"]["method"] == "GET"
-        assert orders["details"]["resources"] == ["Magento_Sales::actions_view"]
-        assert {(e["actor_type"], e["actor_id"]) for e in denied} == {(2, carol["id"]), (3, customer["id"])}
-        assert {e["details"]["path"] for e in denied} == {"/tillkey/v1/audit", "/tillkey/v1/audit/verify",
-                                                          "/rest/V1/orders"}  # fmt: skip
-        body = a.get("/tillkey/v1/audit").text
-        assert carol_token not in body and customer_token not in body and ADMIN_PASSWORD not in body
+            r = await c.get("/tillkey/v1/audit")
+            assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="tillkey"'
+            assert (await c.get("/rest/V1/orders")).status_code == 401  # guests are not recorded
+            carol_h = t.bearer(carol_token)
+            assert (await c.get("/tillkey/v1/audit", headers=carol_h)).status_code == 403  # no Tillkey::audit
+            assert (await c.get("/tillkey/v1/audit/verify", headers=carol_h)).status_code == 403
+            r = await c.get(
+                "/rest/V1/orders", headers={**carol_h, "User-Agent": "audit-test/1.0", "X-Request-ID": "req-123"}
+            )
+            assert r.status_code == 403
+            assert (await c.get("/rest/V1/orders", headers=t.bearer(customer_token))).status_code == 403
 
-        page = a.get("/tillkey/v1/audit", params={"actor_type": 2, "actor_id": carol["id"], "limit": 1}).json()
-        assert len(page["events"]) == 1 and page["next_offset"] == 1
-        window = {"since": "2000-01-01T00:00:00Z", "until": str(int(time.time()) + 60)}
-        assert len(_events(a, event="access.denied", outcome="failure", **window)) == 4
-        assert _events(a, event="access.denied", since=str(int(time.time()) + 3600)) == []
-        assert _events(a, actor_type=4) == []  # no guest was recorded
-        everything = _events(a, limit=500)
+            async def four_denials() -> list[dict[str, Any]]:
+                found = await _events(c, alice_token, event="access.denied")
+                return found if len(found) >= 4 else []
 
-        for params in [
-            {"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"offset": "-1"}, {"since": "garbage"},
-            {"until": "1e999"}, {"actor_type": "9"}, {"actor_id": "x"}, {"event": "nope"}, {"outcome": "meh"},
-            {"colour": "blue"}, {"limit": ["1", "2"]}, {"actor_id": "9" * 30},
-        ]:  # fmt: skip
-            r = a.get("/tillkey/v1/audit", params=params)
-            assert r.status_code == 400, (params, r.status_code, r.text)
-            assert r.json()["error"] == "InvalidRequest", r.text
+            # Written by the background writer, within moments.
+            denied = await until(four_denials, what="four access.denied records")
+            assert len(denied) == 4
+            orders = next(e for e in denied if e["request_id"] == "req-123")
+            assert orders["actor_type"] == 2 and orders["actor_id"] == carol["id"] and orders["outcome"] == "failure"
+            assert orders["ip"] == "127.0.0.1" and orders["user_agent"] == "audit-test/1.0"
+            assert orders["details"]["path"] == "/rest/V1/orders" and orders["details"]["method"] == "GET"
+            assert orders["details"]["resources"] == ["Magento_Sales::actions_view"]
+            assert {(e["actor_type"], e["actor_id"]) for e in denied} == {(2, carol["id"]), (3, customer["id"])}
+            assert {e["details"]["path"] for e in denied} == {"/tillkey/v1/audit", "/tillkey/v1/audit/verify",
+                                                              "/rest/V1/orders"}  # fmt: skip
+            alice_h = t.bearer(alice_token)
+            text = (await c.get("/tillkey/v1/audit", headers=alice_h)).text
+            assert carol_token not in text and customer_token not in text and ADMIN_PASSWORD not in text
 
-        v = a.get("/tillkey/v1/audit/verify").json()
-        assert v == {"ok": True, "first_bad_seq": None, "reason": None, "count": len(everything)}
+            params: dict[str, Any] = {"actor_type": 2, "actor_id": carol["id"], "limit": 1}
+            page = (await c.get("/tillkey/v1/audit", params=params, headers=alice_h)).json()
+            assert len(page["events"]) == 1 and page["next_offset"] == 1
+            window = {"since": "2000-01-01T00:00:00Z", "until": str(int(time.time()) + 60)}
+            assert len(await _events(c, alice_token, event="access.denied", outcome="failure", **window)) == 4
+            assert await _events(c, alice_token, event="access.denied", since=str(int(time.time()) + 3600)) == []
+            assert await _events(c, alice_token, actor_type=4) == []  # no guest was recorded
+            everything = await _events(c, alice_token, limit=500)
 
-        with sqlite3.connect(srv.data_dir / "tillkey.db") as conn:
-            conn.execute("UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = ?", (orders["seq"],))
-        v = a.get("/tillkey/v1/audit/verify").json()
-        assert v["ok"] is False and v["first_bad_seq"] == orders["seq"] and "altered" in v["reason"]
-        assert v["count"] == orders["seq"] - 1
+            for params in [
+                {"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"offset": "-1"}, {"since": "garbage"},
+                {"until": "1e999"}, {"actor_type": "9"}, {"actor_id": "x"}, {"event": "nope"}, {"outcome": "meh"},
+                {"colour": "blue"}, {"limit": ["1", "2"]}, {"actor_id": "9" * 30},
+            ]:  # fmt: skip
+                r = await c.get("/tillkey/v1/audit", params=params, headers=alice_h)
+                assert r.status_code == 400, (params, r.status_code, r.text)
+                assert r.json()["error"] == "InvalidRequest", r.text
 
-        spec = a.get("/openapi.json").json()["paths"]
-        assert spec["/tillkey/v1/audit"]["get"]["x-tillkey-resources"] == ["Tillkey::audit"]
-        assert spec["/tillkey/v1/audit/verify"]["get"]["x-tillkey-resources"] == ["Tillkey::audit"]
+            v = (await c.get("/tillkey/v1/audit/verify", headers=alice_h)).json()
+            assert v == {"ok": True, "first_bad_seq": None, "reason": None, "count": len(everything)}
 
-    # The server and the CLI processes append to the same mirror; it holds what the database holds.
-    lines = [json.loads(line) for line in mirror.read_text().splitlines()]
-    assert sorted(line["seq"] for line in lines) == sorted(e["seq"] for e in everything)
-    assert [line for line in lines if line["seq"] == orders["seq"]] == [orders]
+            with sqlite3.connect(tmp_path / "data" / "tillkey.db") as conn:
+                conn.execute("UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = ?", (orders["seq"],))
+            v = (await c.get("/tillkey/v1/audit/verify", headers=alice_h)).json()
+            assert v["ok"] is False and v["first_bad_seq"] == orders["seq"] and "altered" in v["reason"]
+            assert v["count"] == orders["seq"] - 1
+
+            with warnings.catch_warnings():  # forward-auth's GET and HEAD share an operation id: not this test's matter
+                warnings.simplefilter("ignore")
+                spec = (await c.get("/openapi.json", headers=alice_h)).json()["paths"]
+            assert spec["/tillkey/v1/audit"]["get"]["x-tillkey-resources"] == ["Tillkey::audit"]
+            assert spec["/tillkey/v1/audit/verify"]["get"]["x-tillkey-resources"] == ["Tillkey::audit"]
+
+        # The app and the CLI append to the same mirror; it holds what the database holds.
+        lines = [json.loads(line) for line in mirror.read_text().splitlines()]
+        assert sorted(line["seq"] for line in lines) == sorted(e["seq"] for e in everything)
+        assert [line for line in lines if line["seq"] == orders["seq"]] == [orders]
+
+    inprocess.run(body)
