@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Server
 from tests.js_packages import installed
-from tests.test_oauth1 import PRODUCTS, Endpoint, activate, create
+from tests.test_oauth1 import PRODUCTS, Endpoint
 
 pytestmark = pytest.mark.interop
 
@@ -24,6 +26,16 @@ HERE = Path(__file__).parent / "js" / "oauth1"
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
     return installed("oauth1", "oauth-1.0a", what="the oauth-1.0a interop test") / "node_modules"
+
+
+def create(srv: Server, *resources: str, endpoint: str) -> dict[str, Any]:
+    args = ["integration", "create", "--name", f"erp-{secrets.token_hex(4)}", "--endpoint-url", endpoint]
+    created: dict[str, Any] = srv.cli_json(*args, *[a for r in resources for a in ("--resource", r)])
+    return created
+
+
+def activate(srv: Server, integration: dict[str, Any]) -> None:
+    srv.cli_json("integration", "activate", integration["name"])
 
 
 @pytest.fixture

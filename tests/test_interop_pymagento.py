@@ -9,19 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Server, start_server
-from tests.test_oauth1 import PRODUCTS, eventually, manual
+from tests.polling import eventually
 
 pytestmark = pytest.mark.interop
 
 HERE = Path(__file__).parent / "py" / "pymagento"
+PRODUCTS = "Magento_Catalog::products"
 SKUS = sorted(["24-MB01", "24-MB04", "24-MB03", "24-UG06", "24-UG04", "24-WG02", "MH01-XS-Black", "WS12-M-Orange"])
 
 
@@ -50,6 +53,15 @@ def bearer_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Se
         srv.database.drop()
 
 
+def manual(srv: Server, *resources: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An integration made and activated by the operator's CLI: its credentials and access token."""
+    name = f"erp-{secrets.token_hex(4)}"
+    integration = srv.cli_json(
+        "integration", "create", "--name", name, *[a for r in resources for a in ("--resource", r)]
+    )
+    return integration, srv.cli_json("integration", "activate", name)
+
+
 def run_pymagento(srv: Server, path: Path, token: str) -> dict[str, object]:
     env = {
         **os.environ, "PYTHONPATH": str(path), "PYMAGENTO_TOKEN": token, "PYMAGENTO_BASE_URL": srv.url,
@@ -73,7 +85,7 @@ def test_pymagento_reads_products_with_an_integration_token_as_bearer(
         assert out["product"] is not None, out
         return out
 
-    out = eventually(reads, timeout=15)
+    out = eventually(reads, within=15, what="pymagento reading products")
     assert str(out["module"]).startswith(str(pymagento_path))  # pymagento, not my-magento
     assert str(out["user_agent"]).startswith("Bixoto/PyMagento")
     assert out["product"] == {"sku": "24-MB01", "name": "Joust Duffle Bag"}
