@@ -266,6 +266,7 @@ def test_two_processes_share_one_budget_in_redis(sqlite_server_factory: Any) -> 
     assert codes.count(429) == n  # half the attempts: the budget is one, not one per process
 
 
+@pytest.mark.serial  # measures time: alone, not beside the parallel pass
 def test_unknown_wrong_locked_inactive_look_and_time_the_same(sqlite_server_factory: Any) -> None:
     srv = _seeded(
         sqlite_server_factory, TILLKEY_ARGON2_MEMORY_KIB="65536", TILLKEY_ARGON2_TIME_COST="3",
@@ -299,6 +300,7 @@ def test_unknown_wrong_locked_inactive_look_and_time_the_same(sqlite_server_fact
     assert slowest / fastest < 1.5, medians
 
 
+@pytest.mark.serial  # measures time: alone, not beside the parallel pass
 def test_login_flood_does_not_break_verified_traffic(sqlite_server_factory: Any) -> None:
     srv = _seeded(
         sqlite_server_factory, TILLKEY_ARGON2_MEMORY_KIB="65536", TILLKEY_ARGON2_TIME_COST="3",

@@ -184,6 +184,7 @@ def test_grant_change_applies_to_live_tokens_without_relogin(tmp_path: Path, db:
     inprocess.run(body)
 
 
+@pytest.mark.serial  # the one-second bound is measured: alone, not beside the parallel pass
 def test_deactivated_admin_is_refused_within_a_second(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
         async with fresh(tmp_path, db) as t:

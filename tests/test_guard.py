@@ -390,6 +390,7 @@ def test_role_changes_reach_the_guard_without_a_new_login(world: World) -> None:
 # --- failing closed, recovering, following key rotation -----------------------------------------
 
 
+@pytest.mark.serial  # bounds how long it serves stale: alone, not beside the parallel pass
 def test_fails_closed_after_max_staleness_and_recovers(
     sqlite_server_factory: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
