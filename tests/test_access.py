@@ -111,8 +111,6 @@ def test_limited_role_reaches_only_its_subtree(app: inprocess.Shared) -> None:
     app.call(body)
 
 
-# FastAPI warns of the forward-auth route's GET and HEAD sharing an operation id: not this test's matter.
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 def test_every_route_declares_its_resources(app: inprocess.Shared) -> None:
     async def body(t: InProcess) -> None:
         spec = (await t.client.get("/openapi.json")).json()
