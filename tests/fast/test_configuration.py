@@ -205,3 +205,14 @@ def test_version() -> None:
 
     res = cli("--version")
     assert res.exit_code == 0 and res.output == f"tillkey {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(("admin", "create"), "Error: Missing option '--username'."), (("admin", "nosuch"), "Error: No such command")],
+)
+def test_a_usage_error_is_plain_text_with_one_error_line(args: tuple[str, ...], says: str) -> None:
+    res = cli(*args)
+    assert res.exit_code == 2
+    assert says in res.output and "--help' for help." in res.output
+    assert not any(box in res.output for box in "╭╰│"), res.output  # no rich panel around it

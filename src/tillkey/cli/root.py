@@ -30,7 +30,12 @@ from tillkey.cli import (
 )
 from tillkey.configuration import CONFIG_ENV
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tillkey: auth for commerce APIs.")
+# rich_markup_mode=None: a usage error (caught and printed by the root app, whatever the command)
+# prints as click prints it, usage, a hint and one `Error:` line a script or a log can read, not
+# in a box of rich text. The commands' own help pages keep their formatting.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="Tillkey: auth for commerce APIs."
+)
 app.command()(serve.serve)
 
 # `tillkey <name> ...`, in the order `tillkey --help` lists them.
