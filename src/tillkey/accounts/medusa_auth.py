@@ -28,7 +28,16 @@ from tillkey.access import delegation
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
-from tillkey.accounts.signin import Attempt, Password, SecondFactorDue, SignedIn, SignIn, Subject, TotpCode
+from tillkey.accounts.signin import (
+    Attempt,
+    Password,
+    SecondFactorDue,
+    SignedIn,
+    SignIn,
+    Subject,
+    TotpCode,
+    VerificationRequired,
+)
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
@@ -188,7 +197,9 @@ class MedusaAuth:
 
     # --- login ----------------------------------------------------------------------------------
 
-    async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str | SecondFactorDue:
+    async def login(
+        self, actor: str, body: dict[str, Any], attempt: Attempt
+    ) -> str | SecondFactorDue | VerificationRequired:
         """emailpass through the sign-in state machine (accounts/signin/); the second factor rides
         in the body as "otp", or, for an account with one enrolled, comes later through Medusa's
         MFA challenge (accounts/medusa_mfa.py: the SecondFactorDue returned here)."""
@@ -205,6 +216,8 @@ class MedusaAuth:
             outcome = await SignIn(self.tk).begin(
                 subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
             )
+        except VerificationRequired as due:
+            return due  # the password was right: Medusa's verification_required (medusa_verification.py)
         except Unauthenticated as exc:
             # One message for unknown email, wrong password or code, locked, throttled, inactive, no role.
             raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None

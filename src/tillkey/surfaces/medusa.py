@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
 from tillkey.accounts.medusa_mfa import MedusaMfa
+from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.sessions import Sessions
+from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
 from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
@@ -167,6 +169,11 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     outcome = await MedusaAuth(tk).login(actor, body, where)
     if isinstance(outcome, str):
         return JSONResponse({"token": outcome}, headers=NO_STORE)
+    if isinstance(outcome, VerificationRequired):
+        # An unverified address (Medusa 2.21): an actorless token good only for /auth/verification.
+        due = await MedusaVerification(tk).due(actor, str(body["email"]), outcome)
+        body_out = {"token": due.token, "verification_required": True, "verification": due.body}
+        return JSONResponse(body_out, headers=NO_STORE)
     # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.
     challenge = await MedusaMfa(tk).challenge(actor, str(body["email"]), outcome)
     body_out = {"token": challenge.token, "mfa_required": True, "mfa_challenge": challenge.body}

@@ -22,6 +22,7 @@ from tillkey.accounts.signin.machine import (
     SecondFactorFailed,
     SignedIn,
     SignIn,
+    VerificationRequired,
 )
 
 __all__ = [
@@ -42,5 +43,6 @@ __all__ = [
     "SignedIn",
     "Subject",
     "TotpCode",
+    "VerificationRequired",
     "login_token",
 ]

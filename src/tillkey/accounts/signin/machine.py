@@ -41,6 +41,7 @@ from tillkey.accounts.signin.factors import (
 )
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
+from tillkey.store import email_verifications
 from tillkey.store.accounts import Admin
 
 if TYPE_CHECKING:
@@ -69,6 +70,17 @@ class LoginFailed(Unauthenticated):
     def __init__(self, reason: str) -> None:
         super().__init__(SIGN_IN_FAILED, detail=reason)
         self.reason = reason
+
+
+class VerificationRequired(LoginFailed):
+    """The password was right but the customer's email address is unverified and
+    TILLKEY_CUSTOMER_EMAIL_VERIFICATION is "required": to every surface the generic 401; Medusa's
+    login catches it and answers `verification_required` (accounts/medusa_verification.py)."""
+
+    def __init__(self, user_type: UserType, account: Account) -> None:
+        super().__init__("email not verified")
+        self.user_type = user_type
+        self.account = account
 
 
 class SecondFactorFailed(LoginFailed):
@@ -148,6 +160,7 @@ class SignIn:
         async with self.budget.admission():  # 2
             account, locked_until = await self._throttle(subject, first, attempt)  # 3
             account = await self._first_factor(subject, first, account, locked_until, attempt)  # 4
+            await self._verified(subject, first, account, attempt)  # 4: a password's address verified
             amr = (first.amr, *asserted(first))
             outcome = await self._second_factor(subject, account, amr, second, attempt)  # 5
         if isinstance(outcome, SecondFactorDue):
@@ -225,6 +238,20 @@ class SignIn:
         if isinstance(account, Admin) and account.role_id is None:
             await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="no role")
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
+
+    async def _verified(self, subject: Subject, first: FirstFactor, account: Account, attempt: Attempt) -> None:
+        """Under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer signing in with a password
+        must have verified their current address (an external provider vouches for its own).
+        Checked after the first factor, so only the owner learns it; not a failure of the budget."""
+        if self.tk.settings.customer_email_verification == "off" or subject.user_type != UserType.CUSTOMER:
+            return
+        if first.amr != "pwd":
+            return
+        async with self.tk.db.session() as db:
+            verified = await email_verifications.verified_at(db, int(subject.user_type), account.id, account.email)
+        if verified is None:
+            await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="email not verified")
+            raise VerificationRequired(subject.user_type, account)
 
     async def _second_factor(
         self, subject: Subject, account: Account, amr: tuple[str, ...], second: SecondFactor | None, attempt: Attempt
