@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests import inprocess
-from tests.inprocess import CUSTOMER_PASSWORD, InProcess
+from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 
 LOGIN = "/auth/customer/emailpass"
 REQUEST = "/auth/verification/request"
@@ -159,5 +159,40 @@ def test_off_by_default_nothing_changes(tmp_path: Path) -> None:
             await t.create_customer("ada@example.com")
             r = await _login(t, "ada@example.com")
             assert r.status_code == 200 and set(r.json()) == {"token"}
+
+    inprocess.run(body)
+
+
+def test_a_new_customers_first_refresh_asks_for_verification(tmp_path: Path) -> None:
+    """register -> POST /store/customers -> refresh: the refresh answers as login does, and after
+    confirming, the same registration token renews into the customer."""
+    outbox = tmp_path / "outbox.jsonl"
+
+    async def body() -> None:
+        settings = {"customer_email_verification": "required", "outbox_file": str(outbox)}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await t.create_admin("ops")
+            r = await t.client.post(
+                "/auth/user/emailpass", json={"email": "ops@example.com", "password": ADMIN_PASSWORD}
+            )
+            admin = t.bearer(r.json()["token"])
+            r = await t.client.post("/admin/api-keys", json={"title": "shop", "type": "publishable"}, headers=admin)
+            pk = r.json()["api_key"]["token"]
+            email = "new@example.com"
+            r = await t.client.post(f"{LOGIN}/register", json={"email": email, "password": CUSTOMER_PASSWORD})
+            reg = r.json()["token"]
+            h = {**t.bearer(reg), "x-publishable-api-key": pk}
+            r = await t.client.post("/store/customers", headers=h, json={"email": email, "first_name": "N"})
+            assert r.status_code == 200, r.text
+            r = await t.client.post("/auth/token/refresh", headers=t.bearer(reg))
+            assert r.status_code == 200 and r.json()["verification_required"] is True, r.text
+            pending = r.json()["token"]
+            assert (await t.client.get(ME, headers=t.bearer(pending))).status_code == 401
+            assert (await _request(t, pending, email)).status_code == 201
+            r = await t.client.post(CONFIRM, json={"code": _outbox(outbox)[-1]["code"]}, headers=t.bearer(pending))
+            assert r.status_code == 200, r.text
+            r = await t.client.post("/auth/token/refresh", headers=t.bearer(reg))
+            assert r.status_code == 200 and set(r.json()) == {"token"}, r.text
+            assert (await t.client.get(ME, headers=t.bearer(r.json()["token"]))).status_code == 200
 
     inprocess.run(body)

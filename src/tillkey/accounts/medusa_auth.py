@@ -37,6 +37,7 @@ from tillkey.accounts.signin import (
     Subject,
     TotpCode,
     VerificationRequired,
+    email_unverified,
 )
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
@@ -358,7 +359,8 @@ class MedusaAuth:
     async def refresh(self, caller: Principal, bearer: str | None = None, cookie: str | None = None) -> str:
         """A fresh token for the caller of a Medusa token or session, carrying the original sign-in
         time; a registration token's holder gets the customer it created (Medusa's register ->
-        create -> refresh), and only that one."""
+        create -> refresh), and only that one: VerificationRequired while its address is unverified
+        under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required."""
         presented = await self.presented(caller, bearer, cookie)
         async with self.tk.db.session() as s:
             if caller.user_type == UserType.GUEST:
@@ -376,6 +378,9 @@ class MedusaAuth:
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
+        if caller.user_type == UserType.GUEST and await email_unverified(self.tk, utype, account):
+            # A new customer's first renewal: the address is verified first, as at login.
+            raise VerificationRequired(utype, account)
         renewed = self.tk.grants.principal(TokenClaims(int(utype), uid, self.tk.clock.now_int(), None, "", "jwt"))
         delegation.require_renewal_within(caller, renewed, what="medusa token refresh")
         actor = ACTOR_OF[utype]

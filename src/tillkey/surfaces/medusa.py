@@ -61,7 +61,14 @@ async def _body(request: Request) -> dict[str, Any]:
 async def refresh(request: Request, caller: Caller) -> JSONResponse:
     # Only what this surface issued is renewed (accounts/medusa_auth.py `presented`).
     bearer = bearer_token(request.headers.get("authorization"))
-    token = await MedusaAuth(tillkey(request)).refresh(caller, bearer, request.cookies.get(COOKIE))
+    tk = tillkey(request)
+    try:
+        token = await MedusaAuth(tk).refresh(caller, bearer, request.cookies.get(COOKIE))
+    except VerificationRequired as due:
+        # A new customer whose address is unverified: Medusa's refresh answers as its login does.
+        pending = await MedusaVerification(tk).due("customer", due.account.email, due)
+        body_out = {"token": pending.token, "verification_required": True, "verification": pending.body}
+        return JSONResponse(body_out, headers=NO_STORE)
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 

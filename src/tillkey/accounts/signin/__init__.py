@@ -23,6 +23,7 @@ from tillkey.accounts.signin.machine import (
     SignedIn,
     SignIn,
     VerificationRequired,
+    email_unverified,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "Subject",
     "TotpCode",
     "VerificationRequired",
+    "email_unverified",
     "login_token",
 ]

@@ -7,7 +7,9 @@
 3. the throttle: a name (or account) with too many failures is refused before any secret is
    checked; an account's lockout is read here and judged after the check, so it costs the same;
 4. the first factor (factors.py: a password today) proves the subject; an unknown name is checked
-   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role);
+   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role)
+   and, under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
+   (`VerificationRequired`: a generic 401 that Medusa's login renders as `verification_required`);
 5. the second factor (a TOTP or recovery code today), when the account has one or policy requires
    one: in the same request (Magento's provider endpoint, Medusa's "otp"), or later through
    `resume` (the console's code page, forced enrolment), which re-enters at step 1 for the account
@@ -142,6 +144,16 @@ def asserted(first: FirstFactor) -> tuple[str, ...]:
     return tuple(a for a in extra if a == "mfa")
 
 
+async def email_unverified(tk: Tillkey, user_type: UserType, account: Account) -> bool:
+    """Is this account's current address still to be verified before it may sign in
+    (TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, customers)? Also asked when a Medusa
+    registration token is first renewed into the customer it created (accounts/medusa_auth.py)."""
+    if tk.settings.customer_email_verification == "off" or user_type != UserType.CUSTOMER:
+        return False
+    async with tk.db.session() as db:
+        return await email_verifications.verified_at(db, int(user_type), account.id, account.email) is None
+
+
 class SignIn:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
@@ -240,18 +252,13 @@ class SignIn:
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
 
     async def _verified(self, subject: Subject, first: FirstFactor, account: Account, attempt: Attempt) -> None:
-        """Under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer signing in with a password
-        must have verified their current address (an external provider vouches for its own).
+        """A password sign-in of a customer must have verified their current address, under
+        TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required (an external provider vouches for its own).
         Checked after the first factor, so only the owner learns it; not a failure of the budget."""
-        if self.tk.settings.customer_email_verification == "off" or subject.user_type != UserType.CUSTOMER:
+        if first.amr != "pwd" or not await email_unverified(self.tk, subject.user_type, account):
             return
-        if first.amr != "pwd":
-            return
-        async with self.tk.db.session() as db:
-            verified = await email_verifications.verified_at(db, int(subject.user_type), account.id, account.email)
-        if verified is None:
-            await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="email not verified")
-            raise VerificationRequired(subject.user_type, account)
+        await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="email not verified")
+        raise VerificationRequired(subject.user_type, account)
 
     async def _second_factor(
         self, subject: Subject, account: Account, amr: tuple[str, ...], second: SecondFactor | None, attempt: Attempt
