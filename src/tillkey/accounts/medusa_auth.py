@@ -362,9 +362,11 @@ class MedusaAuth:
         create -> refresh), and only that one: VerificationRequired while its address is unverified
         under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required."""
         presented = await self.presented(caller, bearer, cookie)
+        by_password = False  # a new customer's password registration: its address is checked below
         async with self.tk.db.session() as s:
             if caller.user_type == UserType.GUEST:
                 identity = await self._registration(s, caller)
+                by_password = identity.provider == EMAILPASS
                 if identity.user_id is None:
                     return await self.token(
                         identity.actor_type, identity, UserType.CUSTOMER, None, auth_time=presented.auth_time
@@ -378,8 +380,9 @@ class MedusaAuth:
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
-        if caller.user_type == UserType.GUEST and await email_unverified(self.tk, utype, account):
-            # A new customer's first renewal: the address is verified first, as at login.
+        if by_password and await email_unverified(self.tk, utype, account):
+            # A new customer's first renewal: the address is verified first, as at login (an
+            # external provider's registration vouches for its own, as its sign-in does).
             raise VerificationRequired(utype, account)
         renewed = self.tk.grants.principal(TokenClaims(int(utype), uid, self.tk.clock.now_int(), None, "", "jwt"))
         delegation.require_renewal_within(caller, renewed, what="medusa token refresh")
