@@ -113,3 +113,41 @@ def _mfa_flow(srv: Server) -> None:
     assert out["customer_disable"] == {"ok": True, "value": "disabled"}
     assert out["customer_factors_after"] == 0
     assert out["customer_login_after_disable"] == "string"
+
+
+def test_medusa_js_sdk_email_verification(tmp_path: Path) -> None:
+    """sdk.auth.verification.* (js-sdk 2.21) under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required:
+    register -> create -> refresh answers verification_required; request mails a code to the
+    outbox; confirm spends it once; then login gives a customer token."""
+    _node_modules()
+    outbox = tmp_path / "outbox.jsonl"
+    srv = start_server(
+        tmp_path / "srv", "sqlite", TILLKEY_ADMIN_2FA="optional", TILLKEY_CUSTOMER_EMAIL_VERIFICATION="required",
+        TILLKEY_OUTBOX_FILE=str(outbox),
+    )  # fmt: skip
+    try:
+        srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+        env = {
+            "PATH": "/usr/bin:/bin:/usr/local/bin", "BASE": srv.url, "EMAIL": "alice@example.com",
+            "PASSWORD": ADMIN_PASSWORD, "CUSTOMER_EMAIL": "verified.buyer@example.com",
+            "CUSTOMER_PASSWORD": "Verified-buyer-pass-1", "OUTBOX": str(outbox),
+        }  # fmt: skip
+        res = subprocess.run(
+            ["node", "verification-flow.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 0, res.stderr + srv.log()
+        out = json.loads(res.stdout)
+    finally:
+        srv.stop()
+
+    email = "verified.buyer@example.com"
+    assert out["refresh"] == {"verification_required": True, "entity_id": email}
+    assert out["retrieve_pending"]["ok"] is False and out["retrieve_pending"]["status"] == 401
+    assert out["login"] == {"verification_required": True, "entity_type": "email"}
+    assert out["requested"] == {"entity_id": email, "code_provider": "token"}
+    assert out["mail"] == {"kind": "email_verification", "to": email}
+    assert out["wrong"] == {"ok": False, "status": 401, "message": "Invalid verification code"}
+    assert out["confirmed"] == {"entity_id": email, "entity_type": "email", "verified": True}
+    # Replayed: 401 (the SDK still sends the pending token, revoked by the confirm).
+    assert out["replayed"]["ok"] is False and out["replayed"]["status"] == 401
+    assert out["login_after"] == "string" and out["customer_email"] == email

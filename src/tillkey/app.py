@@ -45,6 +45,7 @@ from tillkey.surfaces import (
     medusa,
     medusa_mfa,
     medusa_store,
+    medusa_verification,
     medusa_wire,
     native,
     oauth1,
@@ -226,9 +227,9 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa.api, api_keys.api,
-        medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api, forward_auth.api,
-        magento_graphql.api, idps.api, console_idp.api,
+        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa_verification.api, medusa.api,
+        api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
+        forward_auth.api, magento_graphql.api, idps.api, console_idp.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

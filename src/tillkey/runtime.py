@@ -37,6 +37,7 @@ from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import auth as auth_repo
+from tillkey.store import email_verifications as email_verifications_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
@@ -389,6 +390,7 @@ class Tillkey:
             await auth_repo.trim_changes(s, now - 86400)
             await sessions_repo.purge_expired(s, int(self.clock.now() * 1000))
             await identities_repo.purge_expired_resets(s, int(self.clock.now() * 1000))
+            await email_verifications_repo.purge_expired(s, int(self.clock.now() * 1000))
             stale = int(self.clock.now() * 1000) - self.settings.pending_registration_ttl * 1000
             await identities_repo.purge_stale_registrations(s, stale)
             # Older timestamps are refused (oauth1/rfc5849.py), so these can go.

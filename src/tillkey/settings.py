@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     # "optional" (customers opt in; those who did must use it), "required" (a customer without one
     # gets a token good only for setting one up) or "off" (never asked, cannot be set up).
     customer_2fa: Literal["required", "optional", "off"] = "optional"
+    # Customer email verification (Medusa 2.21's /auth/verification): "required" (a customer who
+    # never verified their address signs in with a password to a token good only for verifying it:
+    # Medusa's `verification_required`; other surfaces refuse the sign-in) or "off" (never asked).
+    customer_email_verification: Literal["required", "off"] = "off"
+    # Lifetime of an email verification code (seconds); codes per account within it are bounded by
+    # password_reset_per_account, as reset tokens are.
+    email_verification_ttl: int = Field(default=900, gt=0, le=86400)
     # Wrong recovery codes one admin may try (on any surface) before recovery codes are refused
     # for login_throttle_lock_seconds; counted in the database.
     recovery_code_max_failures: int = Field(default=5, ge=1, le=100)

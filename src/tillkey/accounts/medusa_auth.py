@@ -28,7 +28,17 @@ from tillkey.access import delegation
 from tillkey.accounts.outbox import Outbox
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
-from tillkey.accounts.signin import Attempt, Password, SecondFactorDue, SignedIn, SignIn, Subject, TotpCode
+from tillkey.accounts.signin import (
+    Attempt,
+    Password,
+    SecondFactorDue,
+    SignedIn,
+    SignIn,
+    Subject,
+    TotpCode,
+    VerificationRequired,
+    email_unverified,
+)
 from tillkey.crypto.passwords import check_policy
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
@@ -188,7 +198,9 @@ class MedusaAuth:
 
     # --- login ----------------------------------------------------------------------------------
 
-    async def login(self, actor: str, body: dict[str, Any], attempt: Attempt) -> str | SecondFactorDue:
+    async def login(
+        self, actor: str, body: dict[str, Any], attempt: Attempt
+    ) -> str | SecondFactorDue | VerificationRequired:
         """emailpass through the sign-in state machine (accounts/signin/); the second factor rides
         in the body as "otp", or, for an account with one enrolled, comes later through Medusa's
         MFA challenge (accounts/medusa_mfa.py: the SecondFactorDue returned here)."""
@@ -205,6 +217,8 @@ class MedusaAuth:
             outcome = await SignIn(self.tk).begin(
                 subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
             )
+        except VerificationRequired as due:
+            return due  # the password was right: Medusa's verification_required (medusa_verification.py)
         except Unauthenticated as exc:
             # One message for unknown email, wrong password or code, locked, throttled, inactive, no role.
             raise Unauthenticated(INVALID_LOGIN, detail=exc.detail) from None
@@ -345,11 +359,14 @@ class MedusaAuth:
     async def refresh(self, caller: Principal, bearer: str | None = None, cookie: str | None = None) -> str:
         """A fresh token for the caller of a Medusa token or session, carrying the original sign-in
         time; a registration token's holder gets the customer it created (Medusa's register ->
-        create -> refresh), and only that one."""
+        create -> refresh), and only that one: VerificationRequired while its address is unverified
+        under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required."""
         presented = await self.presented(caller, bearer, cookie)
+        by_password = False  # a new customer's password registration: its address is checked below
         async with self.tk.db.session() as s:
             if caller.user_type == UserType.GUEST:
                 identity = await self._registration(s, caller)
+                by_password = identity.provider == EMAILPASS
                 if identity.user_id is None:
                     return await self.token(
                         identity.actor_type, identity, UserType.CUSTOMER, None, auth_time=presented.auth_time
@@ -363,6 +380,10 @@ class MedusaAuth:
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
+        if by_password and await email_unverified(self.tk, utype, account):
+            # A new customer's first renewal: the address is verified first, as at login (an
+            # external provider's registration vouches for its own, as its sign-in does).
+            raise VerificationRequired(utype, account)
         renewed = self.tk.grants.principal(TokenClaims(int(utype), uid, self.tk.clock.now_int(), None, "", "jwt"))
         delegation.require_renewal_within(caller, renewed, what="medusa token refresh")
         actor = ACTOR_OF[utype]

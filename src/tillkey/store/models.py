@@ -407,7 +407,22 @@ class PasswordResetRow(Base):
     used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class EmailVerificationRow(Base):
+    """Email verification codes (Medusa 2.21's /auth/verification), by keyed HMAC digest, single
+    use. A spent row stays as the proof that its account verified that address (`email`)."""
+
+    __tablename__ = "email_verifications"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    email: Mapped[str] = mapped_column(String(255))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 Index("ix_password_resets_user", PasswordResetRow.user_type, PasswordResetRow.user_id)
+Index("ix_email_verifications_user", EmailVerificationRow.user_type, EmailVerificationRow.user_id)
 Index("ix_sessions_user", SessionRow.user_type, SessionRow.user_id, SessionRow.kind)
 Index("ix_auth_identities_user", AuthIdentityRow.user_type, AuthIdentityRow.user_id)
 

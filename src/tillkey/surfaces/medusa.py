@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
 from tillkey.accounts.medusa_mfa import MedusaMfa
+from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.sessions import Sessions
+from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
 from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
@@ -59,7 +61,14 @@ async def _body(request: Request) -> dict[str, Any]:
 async def refresh(request: Request, caller: Caller) -> JSONResponse:
     # Only what this surface issued is renewed (accounts/medusa_auth.py `presented`).
     bearer = bearer_token(request.headers.get("authorization"))
-    token = await MedusaAuth(tillkey(request)).refresh(caller, bearer, request.cookies.get(COOKIE))
+    tk = tillkey(request)
+    try:
+        token = await MedusaAuth(tk).refresh(caller, bearer, request.cookies.get(COOKIE))
+    except VerificationRequired as due:
+        # A new customer whose address is unverified: Medusa's refresh answers as its login does.
+        pending = await MedusaVerification(tk).due("customer", due.account.email, due)
+        body_out = {"token": pending.token, "verification_required": True, "verification": pending.body}
+        return JSONResponse(body_out, headers=NO_STORE)
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
@@ -167,6 +176,11 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     outcome = await MedusaAuth(tk).login(actor, body, where)
     if isinstance(outcome, str):
         return JSONResponse({"token": outcome}, headers=NO_STORE)
+    if isinstance(outcome, VerificationRequired):
+        # An unverified address (Medusa 2.21): an actorless token good only for /auth/verification.
+        due = await MedusaVerification(tk).due(actor, str(body["email"]), outcome)
+        body_out = {"token": due.token, "verification_required": True, "verification": due.body}
+        return JSONResponse(body_out, headers=NO_STORE)
     # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.
     challenge = await MedusaMfa(tk).challenge(actor, str(body["email"]), outcome)
     body_out = {"token": challenge.token, "mfa_required": True, "mfa_challenge": challenge.body}

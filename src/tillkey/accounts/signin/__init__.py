@@ -22,6 +22,8 @@ from tillkey.accounts.signin.machine import (
     SecondFactorFailed,
     SignedIn,
     SignIn,
+    VerificationRequired,
+    email_unverified,
 )
 
 __all__ = [
@@ -42,5 +44,7 @@ __all__ = [
     "SignedIn",
     "Subject",
     "TotpCode",
+    "VerificationRequired",
+    "email_unverified",
     "login_token",
 ]

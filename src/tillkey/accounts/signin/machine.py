@@ -7,7 +7,9 @@
 3. the throttle: a name (or account) with too many failures is refused before any secret is
    checked; an account's lockout is read here and judged after the check, so it costs the same;
 4. the first factor (factors.py: a password today) proves the subject; an unknown name is checked
-   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role);
+   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role)
+   and, under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
+   (`VerificationRequired`: a generic 401 that Medusa's login renders as `verification_required`);
 5. the second factor (a TOTP or recovery code today), when the account has one or policy requires
    one: in the same request (Magento's provider endpoint, Medusa's "otp"), or later through
    `resume` (the console's code page, forced enrolment), which re-enters at step 1 for the account
@@ -41,6 +43,7 @@ from tillkey.accounts.signin.factors import (
 )
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
+from tillkey.store import email_verifications
 from tillkey.store.accounts import Admin
 
 if TYPE_CHECKING:
@@ -69,6 +72,17 @@ class LoginFailed(Unauthenticated):
     def __init__(self, reason: str) -> None:
         super().__init__(SIGN_IN_FAILED, detail=reason)
         self.reason = reason
+
+
+class VerificationRequired(LoginFailed):
+    """The password was right but the customer's email address is unverified and
+    TILLKEY_CUSTOMER_EMAIL_VERIFICATION is "required": to every surface the generic 401; Medusa's
+    login catches it and answers `verification_required` (accounts/medusa_verification.py)."""
+
+    def __init__(self, user_type: UserType, account: Account) -> None:
+        super().__init__("email not verified")
+        self.user_type = user_type
+        self.account = account
 
 
 class SecondFactorFailed(LoginFailed):
@@ -130,6 +144,16 @@ def asserted(first: FirstFactor) -> tuple[str, ...]:
     return tuple(a for a in extra if a == "mfa")
 
 
+async def email_unverified(tk: Tillkey, user_type: UserType, account: Account) -> bool:
+    """Is this account's current address still to be verified before it may sign in
+    (TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, customers)? Also asked when a Medusa
+    registration token is first renewed into the customer it created (accounts/medusa_auth.py)."""
+    if tk.settings.customer_email_verification == "off" or user_type != UserType.CUSTOMER:
+        return False
+    async with tk.db.session() as db:
+        return await email_verifications.verified_at(db, int(user_type), account.id, account.email) is None
+
+
 class SignIn:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
@@ -148,6 +172,7 @@ class SignIn:
         async with self.budget.admission():  # 2
             account, locked_until = await self._throttle(subject, first, attempt)  # 3
             account = await self._first_factor(subject, first, account, locked_until, attempt)  # 4
+            await self._verified(subject, first, account, attempt)  # 4: a password's address verified
             amr = (first.amr, *asserted(first))
             outcome = await self._second_factor(subject, account, amr, second, attempt)  # 5
         if isinstance(outcome, SecondFactorDue):
@@ -225,6 +250,15 @@ class SignIn:
         if isinstance(account, Admin) and account.role_id is None:
             await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="no role")
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
+
+    async def _verified(self, subject: Subject, first: FirstFactor, account: Account, attempt: Attempt) -> None:
+        """A password sign-in of a customer must have verified their current address, under
+        TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required (an external provider vouches for its own).
+        Checked after the first factor, so only the owner learns it; not a failure of the budget."""
+        if first.amr != "pwd" or not await email_unverified(self.tk, subject.user_type, account):
+            return
+        await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="email not verified")
+        raise VerificationRequired(subject.user_type, account)
 
     async def _second_factor(
         self, subject: Subject, account: Account, amr: tuple[str, ...], second: SecondFactor | None, attempt: Attempt
