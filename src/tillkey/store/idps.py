@@ -136,11 +136,15 @@ async def identity(s: AsyncSession, provider_id: int, subject: str) -> Linked | 
 
 async def identities_of(s: AsyncSession, user_type: int, user_id: int) -> list[Linked]:
     rows = await s.scalars(
-        select(ExternalIdentityRow).where(
-            ExternalIdentityRow.user_type == user_type, ExternalIdentityRow.user_id == user_id
-        )
+        select(ExternalIdentityRow)
+        .where(ExternalIdentityRow.user_type == user_type, ExternalIdentityRow.user_id == user_id)
+        .order_by(ExternalIdentityRow.id)
     )
     return [_linked(r) for r in rows]
+
+
+async def unlink(s: AsyncSession, identity_id: int) -> None:
+    await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.id == identity_id))
 
 
 async def count_for(s: AsyncSession, provider_id: int) -> int:
