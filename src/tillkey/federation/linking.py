@@ -48,6 +48,7 @@ LAST_WAY = (
     "This is the last way to sign in to your account: it has no password, and this is its only linked "
     "identity. Set a password (or link another identity provider) first."
 )
+REQUIRED = "Sign-in through this identity provider is required for administrators: it cannot be removed."
 USER_TYPES = {"admin": UserType.ADMIN, "customer": UserType.CUSTOMER}
 
 
@@ -251,8 +252,14 @@ class Linking:
                 raise NotFound("There is no such linked identity.")
             if len(linked) == 1 and is_unusable(account.password_hash):
                 raise Conflict(LAST_WAY)
-            await repo.unlink(s, target.id)
             provider = await repo.by_id(s, target.provider_id)
+            if (
+                utype == UserType.ADMIN
+                and provider
+                and provider.name in self.tk.settings.federation_admin_required_names
+            ):
+                raise Conflict(REQUIRED)  # unlinking would bring password sign-in back
+            await repo.unlink(s, target.id)
             await self.tk.audit.record_in(
                 s, audit.IDENTITY_UNLINKED, actor_type=int(utype), actor_id=user_id,
                 username=account_name(account)[:255],
