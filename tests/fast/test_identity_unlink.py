@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests import inprocess
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
@@ -46,9 +48,10 @@ async def unlinked_events(t: inprocess.InProcess) -> list[dict[str, object]]:
     return [json.loads(r.details or "{}") | {"actor_id": r.actor_id} for r in found]
 
 
-def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_path: Path) -> None:
-    async def body() -> None:
-        async with inprocess.running(tmp_path, **PRIVATE) as t:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_path: Path, backend: str) -> None:
+    async def body(db: dict[str, object]) -> None:
+        async with inprocess.running(tmp_path, **PRIVATE, **db) as t:
             google, apple = await provider(t, "google", "customer"), await provider(t, "apple", "customer")
             # Provisioned from a provider: no password (as POST /store/customers makes it).
             ada = await t.create_customer("ada@example.com")
@@ -91,7 +94,8 @@ def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_pat
             events = await unlinked_events(t)
             assert sorted((e["actor_id"], e["provider"]) for e in events) == [(ada.id, "google"), (bob.id, "google")]
 
-    inprocess.run(body)
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(lambda: body(db))
 
 
 def test_an_admin_removes_identities_on_my_account_with_confirmation(tmp_path: Path) -> None:
