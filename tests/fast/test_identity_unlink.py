@@ -4,6 +4,7 @@ password, one identity left) is refused with a 409 that says what to do."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -93,6 +94,33 @@ def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_pat
             assert anonymous.status_code == 401
             events = await unlinked_events(t)
             assert sorted((e["actor_id"], e["provider"]) for e in events) == [(ada.id, "google"), (bob.id, "google")]
+
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(lambda: body(db))
+
+
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_two_removals_at_once_leave_the_last_way_in(tmp_path: Path, backend: str) -> None:
+    """Both identities of a password-less account removed at the same moment: one goes, one stays."""
+
+    async def body(db: dict[str, object]) -> None:
+        async with inprocess.running(tmp_path, **PRIVATE, **db) as t:
+            google, apple = await provider(t, "google", "customer"), await provider(t, "apple", "customer")
+            ada = await t.create_customer("ada@example.com")
+            async with t.tk.db.transaction() as s:
+                await accounts_repo.set_customer_password_hash(s, ada.id, unusable_hash())
+            ids = [
+                await link(t, google, UserType.CUSTOMER, ada.id, "g"),
+                await link(t, apple, UserType.CUSTOMER, ada.id, "a"),
+            ]
+            key = await ApiKeys(t.tk).create(OPERATOR, title="shop", type="publishable")
+            headers = {"x-publishable-api-key": key.token, **t.bearer(await t.token_for(UserType.CUSTOMER, ada.id))}
+            answers = await asyncio.gather(
+                *(t.client.delete(f"/store/customers/me/identities/fedid_{i}", headers=headers) for i in ids)
+            )
+            assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+            async with t.tk.db.session() as s:
+                assert len(await repo.identities_of(s, int(UserType.CUSTOMER), ada.id)) == 1
 
     with inprocess.database(backend, tmp_path) as db:
         inprocess.run(lambda: body(db))

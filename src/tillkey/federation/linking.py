@@ -243,6 +243,7 @@ class Linking:
         way to sign in: an account with no password (provisioned from a provider) and this one
         identity left. Another account's identity is not found, the same as none."""
         async with self.tk.db.transaction() as s:
+            await repo.lock_account(s, int(utype), user_id)
             linked = await repo.identities_of(s, int(utype), user_id)
             target = next((i for i in linked if i.id == identity_id), None)
             if target is None:
@@ -260,6 +261,10 @@ class Linking:
             ):
                 raise Conflict(REQUIRED)  # unlinking would bring password sign-in back
             await repo.unlink(s, target.id)
+            # Counted again after the removal, in its transaction: a concurrent removal of the other
+            # identity is seen (SQLite's one writer; PostgreSQL's row lock above) and this one undone.
+            if is_unusable(account.password_hash) and not await repo.identities_of(s, int(utype), user_id):
+                raise Conflict(LAST_WAY)
             await self.tk.audit.record_in(
                 s, audit.IDENTITY_UNLINKED, actor_type=int(utype), actor_id=user_id,
                 username=account_name(account)[:255],
