@@ -65,6 +65,12 @@ def test_password_sign_in_is_refused_on_every_surface_for_sso_only_admins(tmp_pa
             refused = await password_surfaces(t, "ssoonly")
             assert refused["magento"] == 401 and refused["medusa"] == 401, refused
             assert refused["console"] != 303, refused  # the form again, no session
+            # Magento's second-factor endpoint takes the password too: refused before any code.
+            tfa = await t.client.post(
+                "/rest/V1/tfa/provider/google/authenticate",
+                json={"username": "ssoonly", "password": PASSWORD, "otp": "123456"},
+            )
+            assert tfa.status_code == 401, tfa.text
             # The refusal is the generic one: nothing tells the password was right.
             r = await t.client.post("/rest/V1/integration/admin/token", json={"username": "ssoonly", "password": "x"})
             magento = await t.client.post(
@@ -76,9 +82,14 @@ def test_password_sign_in_is_refused_on_every_surface_for_sso_only_admins(tmp_pa
                 assert ok == {"magento": 200, "medusa": 200, "console": 303}, (username, ok)
             found = await t.tk.audit.search(AuditQuery(event_prefix=audit.LOGIN_FAILURE, limit=50))
             reasons = [json.loads(f.details or "{}").get("reason") for f in found if f.actor_id == sso]
-            assert reasons.count("identity provider required") == 4  # magento twice, medusa, console
+            assert reasons.count("identity provider required") == 5  # magento 3 times, medusa, console
 
-            # The provider's own sign-in still works (the machine with its assertion) ...
+            # Refusals spend the name's failure budget as wrong passwords do (else the throttle would
+            # tell a right password from a wrong one), so the name is throttled for a while, the
+            # provider's sign-in too, as after any run of wrong passwords; no account lockout.
+            t.advance(t.tk.settings.login_throttle_lock_seconds + 1)
+
+            # Then the provider's own sign-in works (the machine with its assertion) ...
             async def issue(who: SignedIn) -> str:
                 return "signed in"
 
