@@ -158,3 +158,40 @@ def test_an_existing_admin_links_the_provider_from_their_account(tmp_path: Path,
                 assert "Corp SSO: lin@corp.example" in page.text
 
     inprocess.run(body)
+
+
+def test_a_mandatory_provider_ends_password_sign_in_once_linked(tmp_path: Path, op: OpenIDProvider) -> None:
+    """TILLKEY_FEDERATION_ADMIN_REQUIRED: linking the provider for real takes the password away
+    from that admin on every surface; a provisioned admin (no password) cannot unlink its only way in."""
+
+    async def body() -> None:
+        settings = {"federation_allow_private_endpoints": True, "federation_admin_required": "corp"}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await _setup(t, op)
+            lin = await t.create_admin("lin", role="catalog", email="lin@corp.example")
+            await t.admin_token("lin")  # not linked yet: the password still signs in
+            caller = await t.console_session(lin.id)
+            r = await caller.post("/console/account/identities", {"provider": "corp"})
+            location = html.unescape(re.search(r'url=([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
+            query = await sign_in_at_provider(location, "lin", CONSOLE_CALLBACK)
+            assert (await t.client.get("/console/login/idp/corp/callback", params=query)).status_code == 200
+            refused = await t.client.post(
+                "/rest/V1/integration/admin/token", json={"username": "lin", "password": inprocess.ADMIN_PASSWORD}
+            )
+            assert refused.status_code == 401, refused.text
+            async with t.browser() as browser:
+                assert (await t.console_sign_in("lin")).status_code != 303
+                assert (await _sign_in(browser, "lin")).status_code == 200
+                assert (await browser.get("/console/")).status_code == 200
+            # Provisioned by the provider: no password, so its one identity is its only way in.
+            async with t.browser() as browser:
+                assert (await _sign_in(browser, "staff")).status_code == 200
+                page = await browser.get("/console/account")
+                action = re.search(r'action="(/console/account/identities/\d+/remove)"', page.text)
+                assert action is not None, page.text
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+                headers = {"Origin": inprocess.BASE_URL, "Sec-Fetch-Site": "same-origin"}
+                r = await browser.post(action.group(1), data={"csrf": csrf, "confirm": "yes"}, headers=headers)
+                assert r.status_code == 409 and "last way to sign in" in r.text, r.text
+
+    inprocess.run(body)

@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     # JWKS at once, but at most once per federation_jwks_min_refresh seconds (no refetch storm).
     federation_metadata_ttl: int = Field(default=3600, ge=60, le=86400)
     federation_jwks_min_refresh: int = Field(default=30, ge=0, le=3600)
+    # Admin identity providers (names, comma-separated) that are mandatory for the admins linked
+    # to them: those admins sign in only through a provider, never with a password, on every
+    # surface (accounts/signin/factors.py sso_only). Deployment config, not provider data, so
+    # nobody holding the admin API or a console session can switch it off.
+    federation_admin_required: str = Field(default="", max_length=4096)
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).
@@ -282,6 +287,10 @@ class Settings(BaseSettings):
         if self.forward_auth_routes and self.forward_auth_routes_file:
             raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
         return self
+
+    @property
+    def federation_admin_required_names(self) -> frozenset[str]:
+        return frozenset(n for n in self.federation_admin_required.replace(",", " ").split() if n)
 
     @property
     def resolved_audit_anchor_file(self) -> Path:

@@ -39,7 +39,7 @@ from tillkey.accounts.signin import (
     VerificationRequired,
     email_unverified,
 )
-from tillkey.crypto.passwords import check_policy
+from tillkey.crypto.passwords import check_policy, unusable_hash
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import (
     AuthenticationRequired,
@@ -299,9 +299,9 @@ class MedusaAuth:
             if value is not None and (not isinstance(value, str) or len(value) > 255 or "\x00" in value):
                 raise InvalidRequest(f"Invalid request: Field '{field}' must be a string")
             names[field] = value or ""
-        # A federated customer gets a password nobody knows, hashed like any other: a password
-        # check against it then costs what any account's does (no tell that it is federated).
-        password_hash = identity.password_hash or await self.tk.passwords.hash(random_token(32))
+        # A federated customer has no password (crypto/passwords.py unusable_hash): a password
+        # check against it costs what any account's does (no tell that it is federated).
+        password_hash = identity.password_hash or unusable_hash()
         async with self.tk.db.transaction() as s:
             customer = await accounts_repo.create_customer(
                 s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],

@@ -52,6 +52,7 @@ CODE_REUSED = "oauth2.code_reused"  # an authorization code came back: its token
 LOGIN_EXTERNAL = "login.external"  # outcome failure: refused (details.reason), before any account
 IDENTITY_LINKED = "identity.linked"
 IDENTITY_PROVISIONED = "identity.provisioned"
+IDENTITY_UNLINKED = "identity.unlinked"
 IDP_CHANGED = "idp.changed"  # details.change: added, disabled, enabled, removed
 AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
@@ -65,7 +66,7 @@ EVENTS = frozenset({
     INTEGRATION_ACTIVATED,
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
-    LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDP_CHANGED,
+    LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDENTITY_UNLINKED, IDP_CHANGED,
 })  # fmt: skip
 
 SUCCESS = "success"

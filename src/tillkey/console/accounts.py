@@ -16,11 +16,11 @@ from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.federation.linking import Linking
 from tillkey.federation.service import Federation
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
 from tillkey.store import accounts as repo
-from tillkey.store import idps as idps_repo
 from tillkey.store.accounts import Role
 
 pages = ConsolePages()
@@ -121,16 +121,15 @@ async def admin_delete(c: Console) -> Response:
     return c.redirect("/console/admins")
 
 
+_ACCOUNT_DONE = {"linked": "Your identity provider is linked.", "unlinked": "The identity provider was removed."}
+
+
 @pages.route("GET", "/console/account", resources=[ADMIN_SELF], summary="My account")
 async def account_page(c: Console) -> Response:
     federation = Federation(c.tk)
-    providers = {p.id: p for p in await federation.providers.listed()}
-    async with c.tk.db.session() as s:
-        linked = await idps_repo.identities_of(s, int(UserType.ADMIN), c.session.user_id)
-    identities = [
-        (providers[i.provider_id].display_name, i.email or i.subject) for i in linked if i.provider_id in providers
-    ]
-    notice = "Your identity provider is linked." if c.request.query_params.get("done") == "linked" else None
+    linked = await Linking(c.tk).identities(UserType.ADMIN, c.session.user_id)
+    identities = [(i.id, p.display_name, i.email or i.subject) for i, p in linked]
+    notice = _ACCOUNT_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
         "account.html", "My account", notice=notice, identities=identities,
         providers=await federation.enabled("admin"),
@@ -148,6 +147,18 @@ async def account_link(c: Console) -> Response:
     where = Attempt(client_ip(c.request.scope), c.request.headers.get("user-agent", "")[:255])
     context = {"link_admin": str(c.session.user_id), "next": "/console/account"}
     return to_provider(c.request, await federation.start(provider, where, context), page=True)
+
+
+@pages.route(
+    "POST", "/console/account/identities/{id}/remove", resources=[ADMIN_SELF],
+    summary="Remove a linked identity from my account", page="/console/account",
+    confirm="Remove this identity provider from your account? It no longer signs you in.",
+)  # fmt: skip
+async def account_unlink(c: Console) -> Response:
+    """Only this admin's own identities (another's is not found); the last way to sign in is
+    refused (federation/linking.py unlink)."""
+    await Linking(c.tk).unlink(UserType.ADMIN, c.session.user_id, _id(c))
+    return c.redirect("/console/account?done=unlinked")
 
 
 @pages.route("POST", "/console/account/password", resources=[ADMIN_SELF], summary="Change my password")

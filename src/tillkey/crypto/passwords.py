@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import sys
 import threading
 import time
@@ -163,6 +164,8 @@ class PasswordHashing:
         """Check `password` against `hashed`; None (no such account) checks it against a dummy
         hash of a stored hash's cost instead, so an unknown name costs what a known one does,
         and answers False."""
+        if hashed is not None and is_unusable(hashed):
+            hashed = None  # no password: checked like an unknown name's, and never right
         if hashed is not None and legacy_hashes.scheme_of(hashed) is not None:
             ok, owed = cast(tuple[bool, float], await self._run(self.legacy_sync, hashed, password))
             await asyncio.sleep(owed)
@@ -181,6 +184,20 @@ class PasswordHashing:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+UNUSABLE_PREFIX = "!"  # no argon2 or legacy hash starts so
+
+
+def unusable_hash() -> str:
+    """The stored "hash" of an account with no password (provisioned from an identity provider):
+    no password matches it, a check against it costs what any check does, and it says the account
+    has no password, which decides whether its last linked identity may be removed."""
+    return UNUSABLE_PREFIX + secrets.token_urlsafe(16)
+
+
+def is_unusable(hashed: str) -> bool:
+    return hashed.startswith(UNUSABLE_PREFIX)
 
 
 def _dummy_hash(cost: Cost) -> str:

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import Accounts
-from tillkey.accounts.signin.factors import Account
+from tillkey.accounts.signin.factors import Account, account_name
+from tillkey.crypto.passwords import is_unusable, unusable_hash
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import Conflict, NotFound
 from tillkey.federation.oidc import Assertion, Refused
@@ -30,7 +31,7 @@ from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
 from tillkey.store.accounts import Admin
 from tillkey.store.identities import Identity
-from tillkey.store.idps import Linked
+from tillkey.store.idps import Linked, Provider
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -43,6 +44,11 @@ LINKED_ELSEWHERE = "This identity is linked to another account already."
 NO_ACCOUNT = "There is no account for this sign-in. Ask an administrator to create one for you."
 EMAIL_UNVERIFIED = "Your identity provider did not confirm your email address, so no account can be made from it."
 DOMAIN_REFUSED = "Sign-in with this identity provider is not allowed for your email domain."
+LAST_WAY = (
+    "This is the last way to sign in to your account: it has no password, and this is its only linked "
+    "identity. Set a password (or link another identity provider) first."
+)
+REQUIRED = "Sign-in through this identity provider is required for administrators: it cannot be removed."
 USER_TYPES = {"admin": UserType.ADMIN, "customer": UserType.CUSTOMER}
 
 
@@ -193,6 +199,8 @@ class Linking:
             )  # fmt: skip
         except (Conflict, NotFound) as exc:
             raise Refused(f"admin provisioning failed: {exc.message}", NO_ACCOUNT) from None
+        async with self.tk.db.transaction() as s:  # no password anyone knows, and marked so
+            await accounts_repo.set_admin_password_hash(s, admin.id, unusable_hash())
         linked = await self._link(assertion, UserType.ADMIN, admin.id, None)
         await self._audit(audit.IDENTITY_PROVISIONED, assertion, UserType.ADMIN, admin.id, role=role)
         return Resolved(linked, admin)
@@ -220,6 +228,49 @@ class Linking:
         await self.tk.reload_grants()
         assert updated is not None
         return updated
+
+    # --- the account's own view: list, unlink ------------------------------------------------
+
+    async def identities(self, utype: UserType, user_id: int) -> list[tuple[Linked, Provider]]:
+        """The identities linked to an account, each with its provider."""
+        async with self.tk.db.session() as s:
+            linked = await repo.identities_of(s, int(utype), user_id)
+            providers = {p.id: p for p in await repo.listed(s)}
+        return [(i, providers[i.provider_id]) for i in linked if i.provider_id in providers]
+
+    async def unlink(self, utype: UserType, user_id: int, identity_id: int) -> Linked:
+        """Remove one of the account's own linked identities. Refused (409) when it is the last
+        way to sign in: an account with no password (provisioned from a provider) and this one
+        identity left. Another account's identity is not found, the same as none."""
+        async with self.tk.db.transaction() as s:
+            await repo.lock_account(s, int(utype), user_id)
+            linked = await repo.identities_of(s, int(utype), user_id)
+            target = next((i for i in linked if i.id == identity_id), None)
+            if target is None:
+                raise NotFound("There is no such linked identity.")
+            account = await self._account(s, utype, user_id)
+            if account is None:
+                raise NotFound("There is no such linked identity.")
+            if len(linked) == 1 and is_unusable(account.password_hash):
+                raise Conflict(LAST_WAY)
+            provider = await repo.by_id(s, target.provider_id)
+            if (
+                utype == UserType.ADMIN
+                and provider
+                and provider.name in self.tk.settings.federation_admin_required_names
+            ):
+                raise Conflict(REQUIRED)  # unlinking would bring password sign-in back
+            await repo.unlink(s, target.id)
+            # Counted again after the removal, in its transaction: a concurrent removal of the other
+            # identity is seen (SQLite's one writer; PostgreSQL's row lock above) and this one undone.
+            if is_unusable(account.password_hash) and not await repo.identities_of(s, int(utype), user_id):
+                raise Conflict(LAST_WAY)
+            await self.tk.audit.record_in(
+                s, audit.IDENTITY_UNLINKED, actor_type=int(utype), actor_id=user_id,
+                username=account_name(account)[:255],
+                details={"provider": provider.name if provider else None, "identity_id": target.id},
+            )  # fmt: skip
+        return target
 
     async def _audit(self, event: str, assertion: Assertion, utype: UserType, user_id: int, **details: object) -> None:
         await self.tk.audit.record(

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.errors import Conflict
-from tillkey.store.models import ExternalIdentityRow, IdentityProviderRow, IdpFlowRow
+from tillkey.principal import UserType
+from tillkey.store.models import AdminRow, CustomerRow, ExternalIdentityRow, IdentityProviderRow, IdpFlowRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +137,22 @@ async def identity(s: AsyncSession, provider_id: int, subject: str) -> Linked | 
 
 async def identities_of(s: AsyncSession, user_type: int, user_id: int) -> list[Linked]:
     rows = await s.scalars(
-        select(ExternalIdentityRow).where(
-            ExternalIdentityRow.user_type == user_type, ExternalIdentityRow.user_id == user_id
-        )
+        select(ExternalIdentityRow)
+        .where(ExternalIdentityRow.user_type == user_type, ExternalIdentityRow.user_id == user_id)
+        .order_by(ExternalIdentityRow.id)
     )
     return [_linked(r) for r in rows]
+
+
+async def lock_account(s: AsyncSession, user_type: int, user_id: int) -> None:
+    """Serialise changes to one account's identities (PostgreSQL row lock; SQLite has one writer),
+    so two removals at once cannot both see the other identity still there."""
+    row = AdminRow if user_type == int(UserType.ADMIN) else CustomerRow
+    await s.get(row, user_id, with_for_update=True)
+
+
+async def unlink(s: AsyncSession, identity_id: int) -> None:
+    await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.id == identity_id))
 
 
 async def count_for(s: AsyncSession, provider_id: int) -> int:

@@ -3,6 +3,7 @@ the caller's own account. Every /store route also needs a publishable key (medus
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -10,13 +11,17 @@ from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ANONYMOUS, SELF
 from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
+from tillkey.errors import NotFound
+from tillkey.federation.linking import Linking
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Customer
-from tillkey.surfaces.medusa_wire import iso_dt, json_body
+from tillkey.store.idps import Linked, Provider
+from tillkey.surfaces.medusa_wire import iso_dt, json_body, prefixed_id
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa store"])
 Caller = Annotated[Principal, Depends(principal)]
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def customer_json(c: Customer) -> dict[str, Any]:
@@ -48,3 +53,39 @@ async def me(request: Request, caller: Caller) -> JSONResponse:
     account = await MedusaAuth(tillkey(request)).me(caller)
     assert isinstance(account, Customer)
     return JSONResponse({"customer": customer_json(account)})
+
+
+# --- linked identities (issue 14): the customer's own, listed and removable --------------------
+
+IDENTITY_PREFIX = "fedid_"
+
+
+def _identity_json(linked: Linked, provider: Provider) -> dict[str, Any]:
+    def when(ms: int | None) -> str | None:
+        return None if ms is None else iso_dt(datetime.fromtimestamp(ms / 1000, UTC))
+
+    return {
+        "id": f"{IDENTITY_PREFIX}{linked.id}", "provider": provider.name, "display_name": provider.display_name,
+        "email": linked.email, "created_at": when(linked.created_ms), "last_login_at": when(linked.last_login_ms),
+    }  # fmt: skip
+
+
+@api.route(
+    "GET", "/store/customers/me/identities", resources=[SELF], actors=(UserType.CUSTOMER,),
+    summary="The external identities (identity providers) linked to the calling customer",
+)  # fmt: skip
+async def identities(request: Request, caller: Caller) -> JSONResponse:
+    linked = await Linking(tillkey(request)).identities(UserType.CUSTOMER, caller.user_id)
+    return JSONResponse({"identities": [_identity_json(i, p) for i, p in linked]}, headers=NO_STORE)
+
+
+@api.route(
+    "DELETE", "/store/customers/me/identities/{identity_id}", resources=[SELF], actors=(UserType.CUSTOMER,),
+    summary="Remove a linked identity (409 when it is the account's last way to sign in)",
+)  # fmt: skip
+async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResponse:
+    raw = prefixed_id(IDENTITY_PREFIX, identity_id)
+    if raw is None:
+        raise NotFound("There is no such linked identity.")
+    await Linking(tillkey(request)).unlink(UserType.CUSTOMER, caller.user_id, raw)
+    return JSONResponse({"id": identity_id, "object": "identity", "deleted": True}, headers=NO_STORE)

@@ -21,6 +21,7 @@ from tillkey.crypto import legacy_hashes
 from tillkey.errors import InvalidRequest
 from tillkey.principal import UserType
 from tillkey.store import accounts as repo
+from tillkey.store import idps as idps_repo
 from tillkey.store.accounts import Admin, Customer, username_key
 
 if TYPE_CHECKING:
@@ -143,6 +144,23 @@ class ExternalAssertion:
 
     async def passed(self, tk: Tillkey, account: Account) -> None:
         return None
+
+
+async def sso_only(tk: Tillkey, account: Account) -> bool:
+    """Must this account sign in through an identity provider only? An admin linked to a provider
+    named in TILLKEY_FEDERATION_ADMIN_REQUIRED (enabled or not: disabling it opens no other door).
+    The state machine then refuses every other first factor, on every surface; credentials that
+    are no sign-in (integrations, API keys) are untouched."""
+    required = tk.settings.federation_admin_required_names
+    if not required or not isinstance(account, Admin):
+        return False
+    async with tk.db.session() as db:
+        linked = await idps_repo.identities_of(db, int(UserType.ADMIN), account.id)
+        for identity in linked:
+            provider = await idps_repo.by_id(db, identity.provider_id)
+            if provider is not None and provider.name in required:
+                return True
+    return False
 
 
 class SecondFactor(Protocol):

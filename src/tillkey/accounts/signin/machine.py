@@ -7,8 +7,9 @@
 3. the throttle: a name (or account) with too many failures is refused before any secret is
    checked; an account's lockout is read here and judged after the check, so it costs the same;
 4. the first factor (factors.py: a password today) proves the subject; an unknown name is checked
-   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role)
-   and, under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
+   against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role,
+   an admin whose identity provider is mandatory signing in any other way: factors.sso_only) and,
+   under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
    (`VerificationRequired`: a generic 401 that Medusa's login renders as `verification_required`);
 5. the second factor (a TOTP or recovery code today), when the account has one or policy requires
    one: in the same request (Magento's provider endpoint, Medusa's "otp"), or later through
@@ -34,12 +35,14 @@ from tillkey import audit
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import (
     Account,
+    ExternalAssertion,
     FirstFactor,
     SecondFactor,
     Subject,
     account_by_id,
     account_name,
     second_factor_enrolled,
+    sso_only,
 )
 from tillkey.errors import Unauthenticated
 from tillkey.principal import UserType
@@ -233,6 +236,10 @@ class SignIn:
             reason = "account locked"
         elif not account.is_active:
             reason = "account inactive"
+        elif first.amr != ExternalAssertion.amr and await sso_only(self.tk, account):
+            # Right, but not this way: the same generic 401, so a stolen password learns nothing
+            # (not even that it is right), and no lockout (that would lock the provider out too).
+            reason = "identity provider required"
         if reason is not None:
             await self._failed(subject, account, attempt, reason, lockout=reason == first.wrong)
             raise LoginFailed(reason)
