@@ -25,10 +25,10 @@ typecheck: $(STAMP)
 
 # The suite in two passes: everything in parallel (TEST_WORKERS processes), then the tests marked
 # `serial`, alone, because they measure time and must not share the CPU with other tests.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: lint typecheck
 	@status=0; \
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" --durations=25 $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/pytest -p no:xdist -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
 	exit $$status
 

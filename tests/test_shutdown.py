@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server, start_server
-from tests.test_observability import sample, scrape
+from tests.test_observability import Samples, sample
 
 LOGIN = "/rest/V1/integration/customer/token"
 LOGINS = 6
@@ -27,6 +28,14 @@ def _eventually(cond: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def scrape(srv: Server) -> Samples:
+    """Every sample of the server's /metrics: (name, sorted labels) -> value."""
+    r = httpx.get(srv.url + "/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    families = text_string_to_metric_families(r.text)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in families for s in family.samples}
 
 
 def _logins_started(srv: Server) -> float:
