@@ -23,6 +23,7 @@ import json
 import os
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html import unescape
@@ -96,6 +97,12 @@ class InProcess:
     def advance(self, seconds: float) -> None:
         """Move the server's clock forward: expiries, lockouts and idle timeouts see the new time."""
         self.clock.offset += seconds
+
+    def freeze(self) -> None:
+        """From now on only `advance` moves the server's clock, not the wall clock: a test that
+        depends on staying within one TOTP step or one short lock, however slow the machine."""
+        start = time.time()
+        self.clock.now = lambda: start + self.clock.offset  # type: ignore[method-assign]
 
     def browser(self) -> httpx.AsyncClient:
         """Another client of the same app with a cookie jar of its own (a second browser)."""

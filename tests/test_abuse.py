@@ -48,13 +48,6 @@ async def _post_login(t: InProcess, kind: str, username: str, password: str, **h
     )
 
 
-def _freeze(t: InProcess) -> None:
-    """Only `t.advance` moves the app's clock from now on, not the wall clock: on a busy machine an
-    argon2id login takes seconds, which would run a few-second lock out by itself."""
-    start = time.time()
-    t.clock.now = lambda: start + t.clock.offset  # type: ignore[method-assign]
-
-
 def test_throttle_magento_semantics(tmp_path: Path) -> None:
     async def body() -> None:
         async with seeded(tmp_path) as t:
@@ -97,7 +90,7 @@ def test_lock_expires_and_every_failure_extends_it(tmp_path: Path) -> None:
             "customer_lockout_failures": 100,
         }
         async with seeded(tmp_path, **settings) as t:
-            _freeze(t)
+            t.freeze()
             # Failures 1.5 s apart with a 3 s lock (whole seconds): each one extends the lock, so the
             # count keeps growing to the threshold instead of starting over.
             for _ in range(3):
@@ -116,7 +109,7 @@ def test_customer_account_lockout(tmp_path: Path) -> None:
     # With the username throttle out of the way, the account itself locks after 10 wrong passwords.
     async def body() -> None:
         async with seeded(tmp_path, login_throttle_max_failures=1000, customer_lockout_seconds=2) as t:
-            _freeze(t)
+            t.freeze()
             for _ in range(10):
                 await _post_login(t, "customer", "c@example.com", "wrong-password")
             r = await _post_login(t, "customer", "c@example.com", CUSTOMER_PASSWORD)

@@ -609,6 +609,9 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/auth/mfa/recovery-codes"): "one's own recovery codes for one's own active factor",
     ("POST", "/auth/mfa/challenges/{challenge_id}/verify"): "sign-in, second step (Medusa MFA challenge)",
     ("DELETE", "/auth/mfa/factors/{factor_id}"): "a customer removes their own factor (step-up: recent MFA)",
+    ("POST", "/auth/verification/request"): "a code mailed for one's own address (Medusa email verification)",
+    ("POST", "/auth/verification/confirm"): "one's own address verified; the client signs in again for a token",
+    ("DELETE", "/store/customers/me/identities/{identity_id}"): "a customer unlinks their own identity; grants nothing",
     # Taking away, never handing out.
     ("POST", "/rest/V1/integration/customer/revoke-customer-token"): "revocation",
     ("POST", "/rest/V1/integration/admin/revoke-admin-token"): "revocation",
@@ -640,6 +643,7 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/roles/{id}/delete"): "deletion, refused while any admin holds the role",
     ("POST", "/console/account/password"): "one's own password, with the current one; grants nothing",
     ("POST", "/console/account/identities"): "links one's own external identity; grants nothing",
+    ("POST", "/console/account/identities/{id}/remove"): "unlinks one's own external identity; grants nothing",
     ("POST", "/tillkey/v1/admins/me/password"): "one's own password, with the current one; grants nothing",
 }
 
