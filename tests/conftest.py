@@ -334,3 +334,34 @@ def sqlite_server_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for srv in started:
         srv.stop()
+
+
+# --- the in-process tier's databases (tests/inprocess.py) ---------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Settings of a fresh database on each backend, for `inprocess.running(tmp_path, **db)`, with
+    the CLI (`inprocess.cli`) pointed at the same data."""
+    from tests import inprocess
+
+    with inprocess.database(request.param, tmp_path) as settings:
+        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
+        yield settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def scaleout_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """`db`, and on PostgreSQL Redis too (a key prefix of its own), as a scale-out deployment runs:
+    the CLI's changes reach the app through pub/sub as well as through the change-feed poll."""
+    from tests import inprocess
+
+    with inprocess.database(request.param, tmp_path) as settings:
+        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
+        if request.param == "postgres":
+            for name, value in redis_env().items():
+                monkeypatch.setenv(name, value)
+                settings[name.removeprefix("TILLKEY_").lower()] = value
+        yield settings

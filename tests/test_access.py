@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests import inprocess
-from tests.conftest import redis_env
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tests.polling import until
 from tillkey.storeapi.seed import seed
@@ -128,17 +127,9 @@ def test_every_route_declares_its_resources(app: inprocess.Shared) -> None:
 # --- the CLI changes what a live token may do: an app of its own ----------------------------------
 
 
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A fresh database, and the CLI pointed at it. On PostgreSQL with Redis too, as a deployment
-    runs it: the CLI's changes then reach the app through pub/sub, not only through the poll."""
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        if request.param == "postgres":
-            for name, value in redis_env().items():
-                monkeypatch.setenv(name, value)
-                settings[name.removeprefix("TILLKEY_").lower()] = value
-        yield settings
+@pytest.fixture
+def db(scaleout_db: dict[str, Any]) -> dict[str, Any]:
+    return scaleout_db  # conftest's: on PostgreSQL with Redis, as the scale-out servers ran
 
 
 @asynccontextmanager

@@ -7,12 +7,11 @@ tests are in test_console_browser.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD
@@ -20,12 +19,6 @@ from tests.console_support import CONSOLE_COOKIE, Console, console_app, is_sign_
 from tests.oauth2_support import hidden_fields
 from tillkey.accounts.totp import PERIOD
 from tillkey.console.sign_in_session import DEV_COOKIE
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        yield settings
 
 
 def run(tmp_path: Path, db: dict[str, Any], body: Callable[[Console], Awaitable[None]], **settings: Any) -> None:

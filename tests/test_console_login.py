@@ -7,7 +7,7 @@ server's injected clock, and the OAuth client is registered with the CLI on the 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import unescape
 from pathlib import Path
@@ -15,18 +15,10 @@ from typing import Any
 
 import httpx
 import jwt
-import pytest
 
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, InProcess
 from tests.oauth2_support import REDIRECT, basic, hidden_fields, pkce_pair, query
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        yield settings
 
 
 @asynccontextmanager

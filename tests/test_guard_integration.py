@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from tests import inprocess
-from tests.conftest import redis_env
 from tests.inprocess import BASE_URL, InProcess
 from tests.polling import until
 from tillkey.guard import Guard, GuardError, IntegrationCredential
@@ -28,22 +26,9 @@ PRODUCTS = "Magento_Catalog::products"
 FEED = {"sync_interval": 0.2}
 
 
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A fresh database; on PostgreSQL also Redis (the scale-out configuration the postgres servers
-    ran), for the app and the CLI alike, so the CLI's changes are broadcast as well as polled."""
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        if request.param == "postgres":
-            env = redis_env()
-            for name, value in env.items():
-                monkeypatch.setenv(name, value)
-            settings = {
-                **settings,
-                "redis_url": env["TILLKEY_REDIS_URL"],
-                "redis_key_prefix": env["TILLKEY_REDIS_KEY_PREFIX"],
-            }
-        yield settings
+@pytest.fixture
+def db(scaleout_db: dict[str, Any]) -> dict[str, Any]:
+    return scaleout_db  # conftest's: on PostgreSQL with Redis, as the scale-out servers ran
 
 
 async def manual(*resources: str) -> tuple[dict[str, Any], IntegrationCredential]:

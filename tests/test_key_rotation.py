@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ from tillkey import runtime
 
 ROUTE = "/rest/V1/store/websites"
 SETTINGS: dict[str, Any] = {"sync_interval": 0.2}  # how soon the app follows the CLI, as conftest's servers
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        yield settings
 
 
 def share_clock(monkeypatch: pytest.MonkeyPatch, t: InProcess) -> None:

@@ -3,7 +3,7 @@ databases. The app runs in this process (tests/inprocess.py): real middleware, r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,6 @@ from tillkey.storeapi.seed import seed
 SIGN_IN_FAILED = (
     "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
 )
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        yield settings
 
 
 @asynccontextmanager

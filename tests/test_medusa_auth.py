@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,6 @@ from tests.polling import until
 from tillkey.storeapi.seed import seed
 
 UNAUTHORIZED = {"message": "Unauthorized"}
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        yield settings
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ registered with the operator's CLI (CliRunner) on the same database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,6 @@ from tests.oauth2_support import (
 from tests.polling import until
 
 PRODUCTS_PAGE = {"searchCriteria[pageSize]": "1"}
-
-
-@pytest.fixture(params=inprocess.BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with inprocess.database(request.param, tmp_path) as settings:
-        inprocess.cli_environment(monkeypatch, tmp_path, settings.get("database_url", ""))
-        yield settings
 
 
 @asynccontextmanager
