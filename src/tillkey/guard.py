@@ -31,7 +31,6 @@ Expiry is checked against this host's clock, so keep it synchronised (NTP).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -168,6 +167,7 @@ class Guard:
 
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._keys_lock = asyncio.Lock()
         self._keys_fetched_at = -math.inf  # monotonic
         self._kid_refresh_at = -math.inf  # monotonic; last refresh caused by an unknown kid
@@ -206,6 +206,7 @@ class Guard:
         except BaseException:
             await self._close_client()
             raise
+        self._stopping = False
         self._task = asyncio.create_task(self._poll_loop(), name="tillkey-guard-poll")
         log.info(
             "guard started: %d key(s) from %s, auth state every %.1fs, failing closed after %.1fs",
@@ -213,11 +214,16 @@ class Guard:
         )  # fmt: skip
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            # Cancel until it has ended: what the poll awaits (an HTTP transport, an app served in the
+            # same process) may absorb a cancellation and answer instead, and the loop must not go on.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.warning("the auth-state poll ended with %r", exc)
         await self._close_client()
 
     async def _close_client(self) -> None:
@@ -483,7 +489,7 @@ class Guard:
             self._grants.load_exported_clients(feed.oauth_clients)
 
     async def _poll_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.poll_interval)
             if time.monotonic() - self._keys_fetched_at >= JWKS_MAX_AGE:
                 try:
