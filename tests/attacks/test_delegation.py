@@ -32,6 +32,7 @@ from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.totp import Totp
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
+from tillkey.federation.providers import Changes, IdentityProviders
 from tillkey.oauth2.clients import Clients
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
@@ -138,6 +139,26 @@ async def _api_idp_role_map_beyond_grant(t: InProcess) -> None:
     )
     assert r.status_code == 201, r.text
     assert r.json()["role_map"] == {"staff": "catalog-only"} and "client_secret" not in r.json()
+
+
+@case("PATCH", "/tillkey/v1/idps/{name}")
+async def _api_idp_role_map_update_beyond_grant(t: InProcess) -> None:
+    """Changing a provider's role map is handing out its roles again: not beyond one's own grant,
+    and not over a map that hands out more than one holds (as assigning a role needs both)."""
+    await t.create_role([PRODUCTS], name="catalog-only")
+    await t.create_admin("idp", resources=["Tillkey::idps", PRODUCTS])
+    token = await t.admin_token("idp")
+    body = {"name": "corp", "issuer": "https://login.example.com", "client_id": "c", "actor": "admin"}
+    r = await t.client.post("/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}},
+                            headers=t.bearer(token))  # fmt: skip
+    assert r.status_code == 201, r.text
+    for mapped in ({"role_map": {"staff": "Administrators"}}, {"default_role": "Administrators"}):
+        _refused(await t.client.patch("/tillkey/v1/idps/corp", json=mapped, headers=t.bearer(token)), ALL)
+    shown = (await t.client.get("/tillkey/v1/idps/corp", headers=t.bearer(token))).json()
+    assert shown["role_map"] == {"staff": "catalog-only"} and shown["default_role"] is None
+    # A map the operator widened is out of this admin's reach, even to narrow it.
+    await IdentityProviders(t.tk).update(OPERATOR, "corp", Changes(default_role=ADMINISTRATORS))
+    _refused(await t.client.patch("/tillkey/v1/idps/corp", json={"default_role": ""}, headers=t.bearer(token)), ALL)
 
 
 @case("POST", "/tillkey/v1/oauth2/clients")

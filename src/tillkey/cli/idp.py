@@ -131,6 +131,40 @@ def idp_add(
     _show(_run(go), as_json, "Identity provider added")
 
 
+@commands.command("update")
+def idp_update(
+    name: str,
+    role_map: Annotated[list[str] | None, typer.Option(help="GROUP=ROLE; repeat. Replaces the whole map.")] = None,
+    no_role_map: Annotated[bool, typer.Option("--no-role-map", help="Empty the role map.")] = False,
+    default_role: Annotated[str | None, typer.Option(help='Role when no group maps; "" for none.')] = None,
+    groups_claim: Annotated[str | None, typer.Option(help='ID token claim listing groups; "" for none.')] = None,
+    userinfo: Annotated[bool | None, typer.Option(
+        "--userinfo/--no-userinfo", help="Merge the userinfo endpoint's claims (its sub must be the ID token's).",
+    )] = None,
+    display_name: Annotated[str | None, typer.Option(help="Shown on buttons.")] = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Change a provider. A change to its roles (map, order, default, groups claim) signs out every
+    admin linked through it at once, on every server: their next sign-in maps their groups anew."""
+    from tillkey.federation.providers import Changes, IdentityProviders, parse_role_map, provider_json
+
+    if role_map and no_role_map:
+        _fail("give --role-map or --no-role-map, not both")
+    try:
+        mapped = {} if no_role_map else parse_role_map(role_map) if role_map else None
+    except TillkeyError as exc:
+        _fail(_message(exc))
+    changes = Changes(
+        role_map=mapped, default_role=default_role, groups_claim=groups_claim, userinfo=userinfo,
+        display_name=display_name,
+    )  # fmt: skip
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return provider_json(await IdentityProviders(tk).update(OPERATOR, name, changes))
+
+    _show(_run(go), as_json, f"Identity provider {name} updated")
+
+
 @commands.command("list")
 def idp_list(as_json: JsonOpt = False) -> None:
     """List identity providers (never their secrets)."""

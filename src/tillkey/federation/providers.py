@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access import delegation
-from tillkey.accounts.service import role_grant
+from tillkey.accounts.service import Accounts, role_grant
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.principal import Principal
+from tillkey.principal import Principal, UserType
 from tillkey.security.outbound import RefusedURL, check_url
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import idps as repo
@@ -63,6 +63,39 @@ class NewProvider:
     allowed_domains: Iterable[str] = ()
     trust_email_domains: bool = False
     mfa_from_amr: bool = False
+    userinfo: bool = False
+    preset: str | None = None
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What `tillkey idp update` (or PATCH /tillkey/v1/idps/{name}) changes; None keeps the value,
+    "" clears an optional text."""
+
+    role_map: Mapping[str, str] | None = None
+    default_role: str | None = None
+    groups_claim: str | None = None
+    userinfo: bool | None = None
+    display_name: str | None = None
+
+    def applied_to(self, p: Provider) -> NewProvider:
+        return NewProvider(
+            name=p.name, issuer=p.issuer, client_id=p.client_id, actor=p.actor, protocol=p.protocol,
+            display_name=p.display_name if self.display_name is None else self.display_name, scope=p.scope,
+            redirect_uri=p.redirect_uri,
+            groups_claim=p.groups_claim if self.groups_claim is None else self.groups_claim,
+            role_map=p.role_map if self.role_map is None else self.role_map,
+            default_role=p.default_role if self.default_role is None else (self.default_role or None),
+            provisioning=p.provisioning, allowed_domains=p.allowed_domains, trust_email_domains=p.trust_email_domains,
+            mfa_from_amr=p.mfa_from_amr, userinfo=p.userinfo if self.userinfo is None else self.userinfo,
+            preset=p.preset, settings=p.settings,
+        )  # fmt: skip
+
+
+def decides_roles(p: Provider) -> tuple[object, ...]:
+    """What decides the role a sign-in maps to (the map's order too: the first listed group wins)."""
+    return (list(p.role_map.items()), p.default_role, p.groups_claim)
 
 
 def provider_json(p: Provider) -> dict[str, Any]:
@@ -73,7 +106,8 @@ def provider_json(p: Provider) -> dict[str, Any]:
         "scope": p.scope, "redirect_uri": p.redirect_uri, "groups_claim": p.groups_claim,
         "role_map": dict(p.role_map), "default_role": p.default_role, "provisioning": p.provisioning,
         "allowed_domains": list(p.allowed_domains), "trust_email_domains": p.trust_email_domains,
-        "mfa_from_amr": p.mfa_from_amr, "enabled": p.enabled,
+        "mfa_from_amr": p.mfa_from_amr, "userinfo": p.userinfo, "preset": p.preset, "settings": dict(p.settings),
+        "enabled": p.enabled,
     }  # fmt: skip
 
 
@@ -163,7 +197,7 @@ class IdentityProviders:
             self.tk.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
             new.actor, " ".join(new.scope.split()), redirect, (new.groups_claim or "").strip() or None, role_map,
             new.default_role, new.provisioning, domains, new.trust_email_domains, new.mfa_from_amr, True,
-            int(self.tk.clock.now() * 1000),
+            int(self.tk.clock.now() * 1000), new.userinfo, new.preset, dict(new.settings),
         )  # fmt: skip
 
     def _default_redirect(self, name: str, actor: str) -> str:
@@ -194,6 +228,31 @@ class IdentityProviders:
         if found is None:
             raise NotFound("There is no identity provider named %name.", parameters={"name": name[:64]})
         return found
+
+    async def update(self, acting: Principal, name: str, changes: Changes) -> Provider:
+        """Change a provider's settings. A change to what decides roles (the map, its order, the
+        default role, the groups claim) reaches running tokens at once: every admin linked through
+        the provider is signed out everywhere (tokens revoked and console sessions ended, through the
+        revocation and change feed every process follows), and its next sign-in maps its groups
+        anew. The provider keeps no admin's groups, so it cannot recompute their roles by itself."""
+        before = await self.get(name)
+        # Like assigning a role: whoever changes the map holds both what it handed out and what it will.
+        await self._require_roles_within(acting, [*before.role_map.values(), *filter(None, [before.default_role])])
+        checked = await self._checked(acting, changes.applied_to(before))
+        after = replace(
+            checked, id=before.id, client_secret_enc=before.client_secret_enc, enabled=before.enabled,
+            created_ms=before.created_ms,
+        )  # fmt: skip
+        roles_changed = decides_roles(after) != decides_roles(before)
+        async with self.tk.db.transaction() as s:
+            await repo.save(s, after)
+            admins = await repo.linked_accounts(s, before.id, int(UserType.ADMIN)) if roles_changed else []
+            await self._audit(s, name, "updated", roles_changed=roles_changed, signed_out_admins=len(admins))
+        for admin_id in admins:
+            await Accounts(self.tk).sign_out_everywhere(
+                UserType.ADMIN, admin_id, reason=f"identity provider {name} role map changed"
+            )
+        return after
 
     async def set_enabled(self, name: str, enabled: bool) -> Provider:
         await self.get(name)
