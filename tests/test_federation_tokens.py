@@ -25,6 +25,7 @@ from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.store import idps as idps_repo
 from tillkey.store.audit import AuditQuery
 
 
@@ -36,6 +37,7 @@ class FakeProvider:
         self.published = ["a"]
         self.mint: Callable[[str], str] = lambda nonce: ""
         self.nonce = ""
+        self.userinfo: dict[str, Any] = {}
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,8 +57,11 @@ class FakeProvider:
                     self._json({
                         "issuer": provider.issuer, "authorization_endpoint": provider.issuer + "/authorize",
                         "token_endpoint": provider.issuer + "/token", "jwks_uri": provider.issuer + "/jwks",
+                        "userinfo_endpoint": provider.issuer + "/userinfo",
                         "authorization_response_iss_parameter_supported": True,
                     })  # fmt: skip
+                elif self.path == "/userinfo" and self.headers.get("Authorization") == "Bearer at":
+                    self._json(provider.userinfo)
                 elif self.path == "/jwks":
                     self._json({"keys": [provider.jwk(kid) for kid in provider.published]})
                 else:
@@ -174,3 +179,33 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
 
     with inprocess.database(backend, tmp_path) as db:
         inprocess.run(body)
+
+
+def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: FakeProvider) -> None:
+    """--userinfo: the userinfo endpoint's claims (asked with the access token) fill in what the ID
+    token lacks; an answer about another `sub` is refused whole (OpenID Connect Core §5.3.4)."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
+                redirect_uri=STOREFRONT_CALLBACK, provisioning="jit", userinfo=True,
+            ))  # fmt: skip
+            bare = lambda n: fake.signed(fake.claims(n, email=None, email_verified=None))  # noqa: E731
+            fake.userinfo = {"sub": "user-2", "email": "ui@shop.example", "email_verified": True}
+            assert await _attempt(t, fake, bare) == 401  # another user's claims
+            # The ID token's email, unverified, is not made verified by the userinfo's answer.
+            fake.userinfo = {"sub": "user-1", "email": "other@shop.example", "email_verified": True}
+            unverified = lambda n: fake.signed(fake.claims(n, email_verified=False))  # noqa: E731
+            assert await _attempt(t, fake, unverified) == 401
+            fake.userinfo = {"sub": "user-1", "email": "ui@shop.example", "email_verified": True, "name": "U I"}
+            assert await _attempt(t, fake, bare) == 200
+            provider = await IdentityProviders(t.tk).get("fake")
+            async with t.tk.db.session() as s:
+                linked = await idps_repo.identity(s, provider.id, "user-1")
+            assert linked is not None and linked.email == "ui@shop.example"
+            failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=10))
+            reasons = sorted(json.loads(f.details or "{}")["reason"] for f in failures)
+            assert any("userinfo sub 'user-2'" in r for r in reasons) and any("not verified" in r for r in reasons)
+
+    inprocess.run(body)

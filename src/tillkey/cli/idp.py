@@ -102,6 +102,9 @@ def idp_add(
     mfa_from_amr: Annotated[bool, typer.Option(
         help="Trust the provider's amr (mfa, otp, hwk) as the second factor; else the admin 2FA policy applies.",
     )] = False,
+    userinfo: Annotated[bool, typer.Option(
+        help="Merge the userinfo endpoint's claims into the ID token's (its sub must be the ID token's).",
+    )] = False,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Add an identity provider. The client secret is stored encrypted and never shown again."""
@@ -122,7 +125,7 @@ def idp_add(
         name=name, issuer=issuer, client_id=client_id, actor=actor, client_secret=secret, protocol=protocol,
         display_name=display_name, scope=scope, redirect_uri=redirect_uri, groups_claim=groups_claim,
         role_map=mapped, default_role=default_role, provisioning=provision, allowed_domains=allowed_domain or [],
-        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr,
+        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr, userinfo=userinfo,
     )  # fmt: skip
 
     async def go(tk: Tillkey) -> dict[str, Any]:

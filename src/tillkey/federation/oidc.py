@@ -104,10 +104,14 @@ class RelyingParty:
 
     # --- discovery and keys -----------------------------------------------------------------------
 
-    async def _get_json(self, provider: Provider, url: str, what: str) -> dict[str, Any]:
+    async def _get_json(
+        self, provider: Provider, url: str, what: str, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         try:
             async with self._client(provider, None) as client:
-                answer = await client.request("GET", url, withhold_token=True, headers={"Accept": "application/json"})
+                answer = await client.request(
+                    "GET", url, withhold_token=True, headers={"Accept": "application/json", **(headers or {})}
+                )
         except (httpx.HTTPError, Undeliverable) as exc:
             raise Refused(f"{what}: {type(exc).__name__}: {exc}") from None
         if answer.status_code != 200 or len(answer.content) > MAX_DOCUMENT_BYTES:
@@ -193,7 +197,28 @@ class RelyingParty:
         verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
         token = await self._exchange(provider, secret, discovered.metadata["token_endpoint"], code, verifier)
         claims = await self._verify_id_token(provider, token, flow.nonce)
+        if provider.userinfo:
+            claims = await self._merge_userinfo(provider, discovered.metadata, token, claims)
         return self._assertion(provider, claims, flow.context)
+
+    async def _merge_userinfo(
+        self, provider: Provider, metadata: Mapping[str, Any], token: Mapping[str, Any], claims: dict[str, Any]
+    ) -> dict[str, Any]:
+        """OpenID Connect Core §5.3: the userinfo endpoint's claims, asked with the access token,
+        added to the ID token's. §5.3.4: its `sub` must be the ID token's, else the answer may be
+        another user's (a substituted token) and nothing of it is used. The ID token's own claims
+        win (they are signed); an email and whether it is verified come from one source together."""
+        endpoint = metadata.get("userinfo_endpoint")
+        access_token = token.get("access_token")
+        if not isinstance(endpoint, str) or not isinstance(access_token, str):
+            raise Refused("userinfo configured, but no userinfo_endpoint or no access token")
+        info = await self._get_json(provider, endpoint, "userinfo", {"Authorization": f"Bearer {access_token}"})
+        if info.get("sub") != claims.get("sub"):
+            raise Refused(f"userinfo sub {str(info.get('sub'))[:64]!r} is not the id_token's")
+        merged = {**info, **claims}
+        if "email" in claims:
+            merged["email_verified"] = claims.get("email_verified")
+        return merged
 
     @staticmethod
     def _check_iss(provider: Provider, metadata: Mapping[str, Any], iss: str | None) -> None:
