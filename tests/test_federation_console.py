@@ -269,9 +269,10 @@ def test_changing_the_role_map_signs_linked_admins_out_on_every_server(
                 assert (await staff.get("/console/")).status_code == 200
 
                 r = await t.client.patch(
-                    "/tillkey/v1/idps/corp", json={"role_map": {"shop-staff": "everything", "admins": "everything"}},
+                    "/tillkey/v1/idps/corp",
+                    json={"role_map": {"shop-staff": "everything", "admins": "everything"}},
                     headers=t.bearer(token),
-                )  # fmt: skip
+                )
                 assert r.status_code == 200 and r.json()["role_map"] == {
                     "shop-staff": "everything",
                     "admins": "everything",
@@ -286,8 +287,16 @@ def test_changing_the_role_map_signs_linked_admins_out_on_every_server(
 
                 # The operator's CLI is another process: it commits the revocation and the running
                 # server applies it from the change feed (TILLKEY_SYNC_INTERVAL, 1 s).
-                await inprocess.cli("idp", "update", "corp", "--role-map", "admins=everything", "--role-map",
-                                    "shop-staff=catalog", "--json")  # fmt: skip
+                await inprocess.cli(
+                    "idp",
+                    "update",
+                    "corp",
+                    "--role-map",
+                    "admins=everything",
+                    "--role-map",
+                    "shop-staff=catalog",
+                    "--json",
+                )
                 start = time.monotonic()
                 await until(lambda: _signed_out(staff), within=5, what="the CLI's change reaching the server")
                 assert time.monotonic() - start < 2.0  # one poll of the feed, with room for a loaded machine

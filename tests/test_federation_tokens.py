@@ -187,10 +187,19 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
 
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
-            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
-                name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
-                redirect_uri=STOREFRONT_CALLBACK, provisioning="jit", userinfo=True,
-            ))  # fmt: skip
+            await IdentityProviders(t.tk).add(
+                OPERATOR,
+                NewProvider(
+                    name="fake",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    provisioning="jit",
+                    userinfo=True,
+                ),
+            )
             bare = lambda n: fake.signed(fake.claims(n, email=None, email_verified=None))  # noqa: E731
             fake.userinfo = {"sub": "user-2", "email": "ui@shop.example", "email_verified": True}
             assert await _attempt(t, fake, bare) == 401  # another user's claims

@@ -149,8 +149,9 @@ async def _api_idp_role_map_update_beyond_grant(t: InProcess) -> None:
     await t.create_admin("idp", resources=["Tillkey::idps", PRODUCTS])
     token = await t.admin_token("idp")
     body = {"name": "corp", "issuer": "https://login.example.com", "client_id": "c", "actor": "admin"}
-    r = await t.client.post("/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}},
-                            headers=t.bearer(token))  # fmt: skip
+    r = await t.client.post(
+        "/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}}, headers=t.bearer(token)
+    )
     assert r.status_code == 201, r.text
     for mapped in ({"role_map": {"staff": "Administrators"}}, {"default_role": "Administrators"}):
         _refused(await t.client.patch("/tillkey/v1/idps/corp", json=mapped, headers=t.bearer(token)), ALL)

@@ -112,16 +112,36 @@ def test_idp_update_keeps_the_operators_order_and_reads_older_rows(
             for role in ("zeta", "alpha"):
                 await t.create_role(["Magento_Catalog::products"], name=role)
             await inprocess.cli(
-                "idp", "add", "--name", "corp", "--issuer", "http://127.0.0.1:9/op", "--client-id", "c",
-                "--actor", "admin", "--role-map", "z-group=zeta", "--role-map", "a-group=alpha",
-            )  # fmt: skip
+                "idp",
+                "add",
+                "--name",
+                "corp",
+                "--issuer",
+                "http://127.0.0.1:9/op",
+                "--client-id",
+                "c",
+                "--actor",
+                "admin",
+                "--role-map",
+                "z-group=zeta",
+                "--role-map",
+                "a-group=alpha",
+            )
             shown = await inprocess.cli_json("idp", "show", "corp")
             assert list(shown["role_map"].items()) == [("z-group", "zeta"), ("a-group", "alpha")]
             assert shown["userinfo"] is False
             updated = await inprocess.cli_json(
-                "idp", "update", "corp", "--role-map", "a-group=alpha", "--role-map", "z-group=zeta",
-                "--default-role", "zeta", "--userinfo",
-            )  # fmt: skip
+                "idp",
+                "update",
+                "corp",
+                "--role-map",
+                "a-group=alpha",
+                "--role-map",
+                "z-group=zeta",
+                "--default-role",
+                "zeta",
+                "--userinfo",
+            )
             assert list(updated["role_map"]) == ["a-group", "z-group"] and updated["default_role"] == "zeta"
             assert updated["userinfo"] is True
             cleared = await inprocess.cli_json("idp", "update", "corp", "--no-role-map", "--default-role", "")

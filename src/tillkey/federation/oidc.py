@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import httpx
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
@@ -32,6 +33,7 @@ from authlib.oidc.core import CodeIDToken
 
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import Unauthenticated
+from tillkey.federation import github, presets
 from tillkey.security.outbound import GuardedTransport, Undeliverable
 from tillkey.store import idps as repo
 from tillkey.store.idps import Flow, Provider
@@ -91,14 +93,16 @@ class RelyingParty:
         self.tk = tk
         self._cache = _caches.setdefault(tk, {})
 
-    def _client(self, provider: Provider, secret: str | None) -> AsyncOAuth2Client:
+    def _client(
+        self, provider: Provider, secret: str | None, auth_method: str = "client_secret_basic"
+    ) -> AsyncOAuth2Client:
         transport = GuardedTransport(
             allow_private=self.tk.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
         )
         return AsyncOAuth2Client(
             client_id=provider.client_id, client_secret=secret, scope=provider.scope,
             redirect_uri=provider.redirect_uri, code_challenge_method="S256",
-            token_endpoint_auth_method="client_secret_basic" if secret else "none",
+            token_endpoint_auth_method=auth_method if secret else "none",
             transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
         )  # fmt: skip
 
@@ -107,6 +111,14 @@ class RelyingParty:
     async def _get_json(
         self, provider: Provider, url: str, what: str, headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
+        doc = await self._get_document(provider, url, what, headers)
+        if not isinstance(doc, dict):
+            raise Refused(f"{what}: not a JSON object")
+        return doc
+
+    async def _get_document(
+        self, provider: Provider, url: str, what: str, headers: Mapping[str, str] | None = None
+    ) -> Any:
         try:
             async with self._client(provider, None) as client:
                 answer = await client.request(
@@ -117,12 +129,9 @@ class RelyingParty:
         if answer.status_code != 200 or len(answer.content) > MAX_DOCUMENT_BYTES:
             raise Refused(f"{what}: HTTP {answer.status_code}, {len(answer.content)} bytes")
         try:
-            doc = json.loads(answer.content)
+            return json.loads(answer.content)
         except ValueError:
             raise Refused(f"{what}: not JSON") from None
-        if not isinstance(doc, dict):
-            raise Refused(f"{what}: not a JSON object")
-        return doc
 
     async def _discovered(self, provider: Provider, *, fresh_keys: bool = False) -> _Cached:
         now = self.tk.clock.now()  # injected: tests move it past the refresh limit
@@ -146,7 +155,16 @@ class RelyingParty:
         return cached
 
     async def check(self, provider: Provider) -> dict[str, Any]:
-        """Discovery and keys fetched afresh, as a sign-in would (`tillkey idp test`)."""
+        """Discovery and keys fetched afresh, as a sign-in would (`tillkey idp test`); GitHub has
+        neither: its endpoints are fixed."""
+        if provider.protocol == "github":
+            fixed = github.endpoints(provider.issuer)
+            return {
+                "issuer": provider.issuer,
+                "authorization_endpoint": fixed.authorize,
+                "token_endpoint": fixed.token,
+                "user_api": fixed.api,
+            }
         self._cache.pop(provider.name, None)
         found = await self._discovered(provider)
         keys = found.jwks.get("keys")
@@ -162,7 +180,11 @@ class RelyingParty:
 
     async def begin(self, provider: Provider, secret: str | None, context: Mapping[str, str]) -> str:
         """The URL to send the browser to; the flow's secrets wait in idp_flows for the callback."""
-        discovered = await self._discovered(provider)
+        if provider.protocol == "github":
+            endpoint, extra = github.endpoints(provider.issuer).authorize, {}
+        else:
+            endpoint = (await self._discovered(provider)).metadata["authorization_endpoint"]
+            extra = presets.authorization_params(provider.preset)
         state, nonce, verifier = random_token(32), random_token(32), random_token(48)
         now_ms = int(self.tk.clock.now() * 1000)
         flow = Flow(
@@ -172,9 +194,9 @@ class RelyingParty:
         async with self.tk.db.transaction() as s:
             await repo.start_flow(s, self.tk.master.digest(state), flow, now_ms)
         async with self._client(provider, secret) as client:
-            url, _ = client.create_authorization_url(
-                discovered.metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
-            )
+            if provider.protocol == "oidc":
+                extra["nonce"] = nonce  # plain OAuth 2 has no ID token to carry it back
+            url, _ = client.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
         return str(url)
 
     # --- the callback -------------------------------------------------------------------------------
@@ -192,10 +214,20 @@ class RelyingParty:
             raise Refused("unknown, spent or expired state")
         if flow.provider_id != provider.id:
             raise Refused(f"state of another provider's flow, returned to {provider.name}")
+        verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
+        if provider.protocol == "github":
+            self._check_iss(provider, {}, params.get("iss"))
+            return await self._github(provider, secret, code, verifier, flow.context)
         discovered = await self._discovered(provider)
         self._check_iss(provider, discovered.metadata, params.get("iss"))
-        verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
-        token = await self._exchange(provider, secret, discovered.metadata["token_endpoint"], code, verifier)
+        token = await self._exchange(
+            provider,
+            secret,
+            discovered.metadata["token_endpoint"],
+            code,
+            verifier,
+            auth_method=_auth_method(discovered.metadata),
+        )
         claims = await self._verify_id_token(provider, token, flow.nonce)
         if provider.userinfo:
             claims = await self._merge_userinfo(provider, discovered.metadata, token, claims)
@@ -228,20 +260,49 @@ class RelyingParty:
         if iss is None and metadata.get("authorization_response_iss_parameter_supported") is True:
             raise Refused("mix-up: the provider sends iss, this response has none")
 
+    async def _github(
+        self, provider: Provider, secret: str | None, code: str, verifier: str, context: dict[str, str]
+    ) -> Assertion:
+        """Plain OAuth 2 (federation/github.py): the code for an access token, then who it is from
+        GitHub's API. Nothing signed vouches for it: the token came over TLS from the token endpoint."""
+        found = github.endpoints(provider.issuer)
+        token = await self._exchange(
+            provider, secret, found.token, code, verifier, auth_method="client_secret_post", id_token=False
+        )
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise Refused("token response without an access_token")
+        headers = {**github.API_HEADERS, "Authorization": f"Bearer {access}"}
+        profile = await self._get_json(provider, f"{found.api}/user", "GET /user", headers)
+        emails = await self._get_document(provider, f"{found.api}/user/emails", "GET /user/emails", headers)
+        try:
+            who = github.user(profile, emails)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        return Assertion(provider, who.subject, who.email, who.unverified_email, (), (), who.name, context)
+
     async def _exchange(
-        self, provider: Provider, secret: str | None, endpoint: str, code: str, verifier: str
+        self,
+        provider: Provider,
+        secret: str | None,
+        endpoint: str,
+        code: str,
+        verifier: str,
+        *,
+        auth_method: str = "client_secret_basic",
+        id_token: bool = True,
     ) -> Mapping[str, Any]:
         try:
-            async with self._client(provider, secret) as client:
+            async with self._client(provider, secret, auth_method) as client:
                 token: Mapping[str, Any] = await client.fetch_token(
                     endpoint, grant_type="authorization_code", code=code, code_verifier=verifier,
                     redirect_uri=provider.redirect_uri,
                 )  # fmt: skip
-        except OAuth2Error as exc:
+        except (OAuth2Error, OAuthError) as exc:  # the second: an error in a 200 answer (GitHub's way)
             raise Refused(f"token endpoint refused the code: {exc.error}") from None
         except (httpx.HTTPError, Undeliverable, ValueError) as exc:
             raise Refused(f"token endpoint: {type(exc).__name__}: {exc}") from None
-        if not isinstance(token.get("id_token"), str):
+        if id_token and not isinstance(token.get("id_token"), str):
             raise Refused("token response without an id_token")
         return token
 
@@ -277,7 +338,7 @@ class RelyingParty:
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Refused("id_token without a usable sub")
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        verified = claims.get("email_verified") is True
+        verified = claims.get("email_verified") in (True, "true")  # Apple has sent it as a string
         groups: tuple[str, ...] = ()
         if provider.groups_claim:
             raw = claims.get(provider.groups_claim)
@@ -291,6 +352,15 @@ class RelyingParty:
             provider, subject, email if verified else None, None if verified else email, groups, amr,
             str(name or ""), context,
         )  # fmt: skip
+
+
+def _auth_method(metadata: Mapping[str, Any]) -> str:
+    """Client authentication at the token endpoint: Basic (RFC 6749 §2.3.1's must), unless the
+    provider lists only the form post (Apple)."""
+    methods = metadata.get("token_endpoint_auth_methods_supported")
+    if isinstance(methods, list) and "client_secret_basic" not in methods and "client_secret_post" in methods:
+        return "client_secret_post"
+    return "client_secret_basic"
 
 
 def _header(token: str) -> dict[str, Any]:

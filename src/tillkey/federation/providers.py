@@ -19,6 +19,7 @@ from tillkey import audit
 from tillkey.access import delegation
 from tillkey.accounts.service import Accounts, role_grant
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.federation import presets
 from tillkey.principal import Principal, UserType
 from tillkey.security.outbound import RefusedURL, check_url
 from tillkey.store import accounts as accounts_repo
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 ACTORS = ("admin", "customer")
+PROTOCOLS = ("oidc", "github")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
 PROVISIONING = ("jit", "existing")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names a provider cannot take: Medusa's own provider and the literal segments beside
@@ -81,16 +83,25 @@ class Changes:
 
     def applied_to(self, p: Provider) -> NewProvider:
         return NewProvider(
-            name=p.name, issuer=p.issuer, client_id=p.client_id, actor=p.actor, protocol=p.protocol,
-            display_name=p.display_name if self.display_name is None else self.display_name, scope=p.scope,
+            name=p.name,
+            issuer=p.issuer,
+            client_id=p.client_id,
+            actor=p.actor,
+            protocol=p.protocol,
+            display_name=p.display_name if self.display_name is None else self.display_name,
+            scope=p.scope,
             redirect_uri=p.redirect_uri,
             groups_claim=p.groups_claim if self.groups_claim is None else self.groups_claim,
             role_map=p.role_map if self.role_map is None else self.role_map,
             default_role=p.default_role if self.default_role is None else (self.default_role or None),
-            provisioning=p.provisioning, allowed_domains=p.allowed_domains, trust_email_domains=p.trust_email_domains,
-            mfa_from_amr=p.mfa_from_amr, userinfo=p.userinfo if self.userinfo is None else self.userinfo,
-            preset=p.preset, settings=p.settings,
-        )  # fmt: skip
+            provisioning=p.provisioning,
+            allowed_domains=p.allowed_domains,
+            trust_email_domains=p.trust_email_domains,
+            mfa_from_amr=p.mfa_from_amr,
+            userinfo=p.userinfo if self.userinfo is None else self.userinfo,
+            preset=p.preset,
+            settings=p.settings,
+        )
 
 
 def decides_roles(p: Provider) -> tuple[object, ...]:
@@ -127,8 +138,12 @@ _LIMITS = {"display_name": 128, "client_id": 255, "scope": 512, "groups_claim": 
 
 def _plain_text(new: NewProvider) -> None:
     """Bounded, printable text in every field a database stores (PostgreSQL refuses NUL)."""
-    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": new.client_secret or ""}
+    secret = new.client_secret or ""
+    if new.preset == "apple":  # Apple's "secret" is its .p8 key: PEM text, lines and all
+        secret = secret.replace("\r", "").replace("\n", "")
+    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": secret}
     texts |= {f"role_map {g}": f"{g}={r}" for g, r in new.role_map.items()}
+    texts |= {f"{k} setting": v for k, v in new.settings.items()}
     for field_name, value in texts.items():
         limit = _LIMITS.get(field_name, 1024)
         if len(value) > limit or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
@@ -151,16 +166,18 @@ class IdentityProviders:
     async def _audit(self, s: AsyncSession, name: str, change: str, **details: object) -> None:
         await self.tk.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
 
-    async def _checked(self, acting: Principal, new: NewProvider) -> Provider:
+    async def _checked(self, acting: Principal, new: NewProvider, *, fill: bool = True) -> Provider:
         _plain_text(new)
+        if fill:
+            new = presets.filled(new)
         name = new.name.strip()
         if not NAME.match(name) or name in RESERVED:
             raise InvalidRequest(
                 "A provider name is 1 to 64 lower-case letters, digits, '-' or '_' (not emailpass, providers, "
                 "token or session)."
             )
-        if new.protocol != "oidc":
-            raise InvalidRequest("The protocol must be oidc.")
+        if new.protocol not in PROTOCOLS:
+            raise InvalidRequest("The protocol must be oidc (or github, through --preset github).")
         if new.actor not in ACTORS:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
@@ -174,7 +191,7 @@ class IdentityProviders:
             raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
         if not issuer.startswith("https://") and not allow_private:
             raise InvalidRequest("The issuer must be an https URL.")
-        if "openid" not in new.scope.split():
+        if new.protocol == "oidc" and "openid" not in new.scope.split():
             raise InvalidRequest('The scope must include "openid".')
         if not new.client_id.strip() or len(new.client_id) > 255:
             raise InvalidRequest("The client id must be 1 to 255 characters.")
@@ -238,11 +255,14 @@ class IdentityProviders:
         before = await self.get(name)
         # Like assigning a role: whoever changes the map holds both what it handed out and what it will.
         await self._require_roles_within(acting, [*before.role_map.values(), *filter(None, [before.default_role])])
-        checked = await self._checked(acting, changes.applied_to(before))
+        checked = await self._checked(acting, changes.applied_to(before), fill=False)
         after = replace(
-            checked, id=before.id, client_secret_enc=before.client_secret_enc, enabled=before.enabled,
+            checked,
+            id=before.id,
+            client_secret_enc=before.client_secret_enc,
+            enabled=before.enabled,
             created_ms=before.created_ms,
-        )  # fmt: skip
+        )
         roles_changed = decides_roles(after) != decides_roles(before)
         async with self.tk.db.transaction() as s:
             await repo.save(s, after)
@@ -271,6 +291,11 @@ class IdentityProviders:
         return linked
 
     def client_secret(self, provider: Provider) -> str | None:
+        """What the provider's token endpoint takes as the client secret: the stored one, or for
+        Apple a JWT signed now with the stored key."""
         if provider.client_secret_enc is None:
             return None
-        return self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
+        stored = self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
+        if provider.preset == "apple":
+            return presets.apple_client_secret(provider.client_id, provider.settings, stored, self.tk.clock.now_int())
+        return stored

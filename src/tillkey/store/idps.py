@@ -93,13 +93,23 @@ def _provider(r: IdentityProviderRow) -> Provider:
 
 def _columns(p: Provider) -> dict[str, Any]:
     return {
-        "display_name": p.display_name, "protocol": p.protocol, "issuer": p.issuer, "client_id": p.client_id,
-        "client_secret_enc": p.client_secret_enc, "actor": p.actor, "scope": p.scope,
-        "redirect_uri": p.redirect_uri, "groups_claim": p.groups_claim, "role_map": _role_map_text(p),
-        "default_role": p.default_role, "provisioning": p.provisioning,
-        "allowed_domains": json.dumps(list(p.allowed_domains)), "trust_email_domains": p.trust_email_domains,
-        "mfa_from_amr": p.mfa_from_amr, "enabled": p.enabled,
-    }  # fmt: skip
+        "display_name": p.display_name,
+        "protocol": p.protocol,
+        "issuer": p.issuer,
+        "client_id": p.client_id,
+        "client_secret_enc": p.client_secret_enc,
+        "actor": p.actor,
+        "scope": p.scope,
+        "redirect_uri": p.redirect_uri,
+        "groups_claim": p.groups_claim,
+        "role_map": _role_map_text(p),
+        "default_role": p.default_role,
+        "provisioning": p.provisioning,
+        "allowed_domains": json.dumps(list(p.allowed_domains)),
+        "trust_email_domains": p.trust_email_domains,
+        "mfa_from_amr": p.mfa_from_amr,
+        "enabled": p.enabled,
+    }
 
 
 def _linked(r: ExternalIdentityRow) -> Linked:
@@ -148,10 +158,11 @@ async def linked_accounts(s: AsyncSession, provider_id: int, user_type: int) -> 
     """The accounts of this type with an identity linked from the provider."""
     rows = await s.scalars(
         select(ExternalIdentityRow.user_id).where(
-            ExternalIdentityRow.provider_id == provider_id, ExternalIdentityRow.user_type == user_type,
+            ExternalIdentityRow.provider_id == provider_id,
+            ExternalIdentityRow.user_type == user_type,
             ExternalIdentityRow.user_id.is_not(None),
         )
-    )  # fmt: skip
+    )
     return sorted({int(u) for u in rows if u is not None})
 
 

@@ -17,13 +17,24 @@ from tillkey.web.routing import Api, principal, tillkey
 api = Api(tags=["Identity providers"])
 IDPS = "Tillkey::idps"
 NO_STORE = {"Cache-Control": "no-store"}
-_STRINGS = ("name", "issuer", "client_id", "actor")
-_OPTIONAL = ("client_secret", "display_name", "scope", "redirect_uri", "groups_claim", "default_role", "provisioning")
+_STRINGS = ("name", "client_id", "actor")
+_OPTIONAL = (
+    "issuer",
+    "client_secret",
+    "display_name",
+    "scope",
+    "redirect_uri",
+    "groups_claim",
+    "default_role",
+    "provisioning",
+    "preset",
+)
+_SETTINGS = ("tenant", "team_id", "key_id")  # a preset's own (entra; apple, whose key is the client_secret)
 _BODY = {
     "type": "object",
     "required": list(_STRINGS),
     "properties": {
-        **{k: {"type": "string"} for k in (*_STRINGS, *_OPTIONAL)},
+        **{k: {"type": "string"} for k in (*_STRINGS, *_OPTIONAL, *_SETTINGS)},
         "role_map": {"type": "object", "additionalProperties": {"type": "string"}},
         "allowed_domains": {"type": "array", "items": {"type": "string"}},
         "trust_email_domains": {"type": "boolean"},
@@ -75,6 +86,11 @@ def _new(body: dict[str, Any]) -> NewProvider:
             if not isinstance(body[key], str):
                 raise InvalidRequest(f"{key} must be a string.")
             fields[key] = body[key]
+    settings = {k: body[k] for k in _SETTINGS if body.get(k) is not None}
+    if not all(isinstance(v, str) for v in settings.values()):
+        raise InvalidRequest(f"{', '.join(_SETTINGS)} must be strings.")
+    fields["settings"] = settings
+    fields.setdefault("issuer", "")  # a preset fills it
     domains = body.get("allowed_domains", [])
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise InvalidRequest("allowed_domains must be a list of strings.")
@@ -107,9 +123,13 @@ async def show(request: Request, name: str) -> JSONResponse:
 
 
 @api.route(
-    "PATCH", "/tillkey/v1/idps/{name}", resources=[IDPS], body_schema=_CHANGES, delegates="idp_role_map",
+    "PATCH",
+    "/tillkey/v1/idps/{name}",
+    resources=[IDPS],
+    body_schema=_CHANGES,
+    delegates="idp_role_map",
     summary="Change an external identity provider; a change to its roles signs out the admins linked through it",
-)  # fmt: skip
+)
 async def update(request: Request, name: str) -> JSONResponse:
     tk = tillkey(request)
     changes = _changes(await json_body(request, tk.settings.max_body_bytes))
