@@ -41,6 +41,7 @@ from tillkey.surfaces import (
     forward_auth,
     idps,
     magento,
+    magento_federation,
     magento_graphql,
     medusa,
     medusa_mfa,
@@ -229,7 +230,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     surfaces = (
         magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa_verification.api, medusa.api,
         api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
-        forward_auth.api, magento_graphql.api, idps.api, console_idp.api,
+        forward_auth.api, magento_graphql.api, idps.api, console_idp.api, magento_federation.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)

@@ -602,6 +602,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/integration/admin/token"): "sign-in",
     ("POST", "/rest/V1/integration/customer/token"): "sign-in",
     ("POST", "/rest/V1/tfa/provider/google/authenticate"): "sign-in",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}"): "the redirect to an external provider",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}/token"): (
+        "sign-in with an external provider (Magento-style): the customer's own grant, through the sign-in machine"
+    ),
     ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
     ("POST", "/auth/{actor}/{provider}/callback"): (
         "sign-in with an external provider: the linked account's own grant, through the sign-in machine"
