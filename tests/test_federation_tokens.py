@@ -218,3 +218,44 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
             assert any("userinfo sub 'user-2'" in r for r in reasons) and any("not verified" in r for r in reasons)
 
     inprocess.run(body)
+
+
+def test_a_customer_with_a_second_factor_is_refused_not_failed(tmp_path: Path, fake: FakeProvider) -> None:
+    """A redirect flow has no step to ask for a code: a customer who set up a second factor signs in
+    through a provider only when it is trusted to check one (amr), else a clear 401, never a 500."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, customer_2fa="optional") as t:
+            await IdentityProviders(t.tk).add(
+                OPERATOR,
+                NewProvider(
+                    name="fake",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    allowed_domains=["shop.example"],
+                    trust_email_domains=True,
+                    mfa_from_amr=True,
+                ),
+            )
+            await t.create_customer("user1@shop.example")
+            r = await t.client.post(
+                "/auth/customer/emailpass",
+                json={"email": "user1@shop.example", "password": inprocess.CUSTOMER_PASSWORD},
+            )
+            token = r.json()["token"]
+            r = await t.client.post("/auth/mfa/factors", json={"provider": "totp"}, headers=t.bearer(token))
+            factor, secret = r.json()["mfa_factor"]["id"], r.json()["secret"]
+            r = await t.client.post(
+                f"/auth/mfa/factors/{factor}/verify", json={"code": t.totp_code(secret)}, headers=t.bearer(token)
+            )
+            assert r.status_code == 200, r.text
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n))) == 401
+            failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=10))
+            assert any("second factor due" in (f.details or "") for f in failures)
+            # The provider checked a second factor and is trusted to say so: signed in.
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n, amr=["pwd", "mfa"]))) == 200
+
+    inprocess.run(body)

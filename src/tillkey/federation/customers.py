@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 ACTOR = "customer"
 T = TypeVar("T")
+SECOND_FACTOR = (
+    "Your account has two-step verification on: sign in with your password and code instead, or with an "
+    "identity provider this shop trusts to check a second factor."
+)
 
 
 class CustomerFederation:
@@ -89,7 +93,12 @@ class CustomerFederation:
         except Unauthenticated as exc:
             await self.federation.refused(name, Refused(exc.detail or "sign-in refused"), attempt)
             raise
-        assert not isinstance(outcome, SecondFactorDue)
+        if isinstance(outcome, SecondFactorDue):
+            # The customer set up a second factor and this provider is not trusted to check one:
+            # a redirect flow has no step to ask for the code (and a 500 would say nothing).
+            refusal = Refused("second factor due: the provider asserted none it is trusted for", SECOND_FACTOR)
+            await self.federation.refused(name, refusal, attempt)
+            raise refusal
         await self.federation.signed_in(assertion, int(UserType.CUSTOMER), customer.id, attempt)
         return outcome.credential
 

@@ -226,11 +226,14 @@ class IdentityProviders:
             "then calls /auth/customer/{provider}/callback (as @medusajs/js-sdk's auth.callback does)."
         )
 
-    async def _require_roles_within(self, acting: Principal, roles: Iterable[str]) -> None:
-        """Every role the provider may hand out exists and is within the actor's grant."""
+    async def _require_roles_within(self, acting: Principal, roles: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Every role the provider may hand out exists and is within the actor's grant (`missing_ok`:
+        a role deleted since grants nothing, so it needs no check)."""
         for role in roles:
             async with self.tk.db.session() as s:
                 row = await accounts_repo.role_by_name(s, role)
+            if row is None and missing_ok:
+                continue
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             delegation.require_within(acting, role_grant(self.tk, row), what="identity provider role map")
@@ -254,7 +257,9 @@ class IdentityProviders:
         anew. The provider keeps no admin's groups, so it cannot recompute their roles by itself."""
         before = await self.get(name)
         # Like assigning a role: whoever changes the map holds both what it handed out and what it will.
-        await self._require_roles_within(acting, [*before.role_map.values(), *filter(None, [before.default_role])])
+        await self._require_roles_within(
+            acting, [*before.role_map.values(), *filter(None, [before.default_role])], missing_ok=True
+        )
         checked = await self._checked(acting, changes.applied_to(before), fill=False)
         after = replace(
             checked,

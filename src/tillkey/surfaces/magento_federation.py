@@ -35,18 +35,23 @@ _CALLBACK = {
 
 
 @api.route(
-    "POST", "/tillkey/federation/customer/{provider}", resources=[ANONYMOUS],
+    "POST",
+    "/tillkey/federation/customer/{provider}",
+    resources=[ANONYMOUS],
     summary="Start a customer's sign-in with an external identity provider: the URL to send the browser to",
-)  # fmt: skip
+)
 async def start(request: Request, provider: str) -> MagentoJSON:
     location = await CustomerFederation(tillkey(request)).location(provider, attempt(request))
     return MagentoJSON({"location": location}, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/tillkey/federation/customer/{provider}/token", resources=[ANONYMOUS], body_schema=_CALLBACK,
+    "POST",
+    "/tillkey/federation/customer/{provider}/token",
+    resources=[ANONYMOUS],
+    body_schema=_CALLBACK,
     summary="Finish it with the provider's code and state: a customer token (bare JSON string) and the refresh cookie",
-)  # fmt: skip
+)
 async def token(request: Request, provider: str) -> MagentoJSON:
     where = attempt(request)
     tk = tillkey(request)
