@@ -26,6 +26,7 @@ from tests.federation_support import STOREFRONT_CALLBACK
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.errors import InvalidRequest
+from tillkey.federation import presets
 from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.store import idps as repo
@@ -57,6 +58,8 @@ def test_presets_fill_the_endpoints(tmp_path: Path) -> None:
                 "oidc",
                 "Google",
             )
+            # Google's documentation: its ID tokens say "accounts.google.com" or the https form.
+            assert presets.issuers(google) == ["https://accounts.google.com", "accounts.google.com"]
             entra = await providers.add(OPERATOR, _new(name="entra", preset="entra", settings={"tenant": TENANT}))
             assert entra.issuer == f"https://login.microsoftonline.com/{TENANT}/v2.0" and entra.settings == {
                 "tenant": TENANT
@@ -68,6 +71,7 @@ def test_presets_fill_the_endpoints(tmp_path: Path) -> None:
                 await providers.add(OPERATOR, _new(name="g2", preset="google", issuer="https://evil.example"))
             gh = await providers.add(OPERATOR, _new(name="gh", preset="github"))
             assert (gh.issuer, gh.protocol, gh.scope) == ("https://github.com", "github", "read:user user:email")
+            assert presets.issuers(entra) == [entra.issuer] and presets.issuers(gh) == [gh.issuer]
             assert await RelyingParty(t.tk).check(gh) == {
                 "issuer": "https://github.com",
                 "authorization_endpoint": "https://github.com/login/oauth/authorize",

@@ -318,7 +318,7 @@ class RelyingParty:
             keys = JsonWebKey.import_key_set(discovered.jwks)
             claims = JsonWebToken(list(ID_TOKEN_ALGORITHMS)).decode(
                 id_token, keys, claims_cls=CodeIDToken,
-                claims_options={"iss": {"essential": True, "value": provider.issuer},
+                claims_options={"iss": {"essential": True, "values": presets.issuers(provider)},
                                 "aud": {"essential": True, "value": provider.client_id}},
                 claims_params={"nonce": nonce, "client_id": provider.client_id,
                                "access_token": token.get("access_token")},

@@ -3,7 +3,8 @@ only what the provider issued to the shop (client id and secret, a tenant, Apple
 
 Each preset was written from the provider's published documentation and discovery document (no
 test reaches the provider itself):
-- google: OpenID Connect at https://accounts.google.com (its discovery document's issuer).
+- google: OpenID Connect at https://accounts.google.com (its discovery document's issuer; its ID
+  tokens may also say "accounts.google.com", which is accepted for this preset only).
 - entra: Microsoft Entra ID v2.0 at https://login.microsoftonline.com/{tenant}/v2.0. The tenant is
   its id (a GUID): "common", "organizations" and "consumers" publish a templated issuer
   (`{tenantid}`) that an exact issuer check cannot accept, and a domain name's discovery document
@@ -33,6 +34,7 @@ from tillkey.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from tillkey.federation.providers import NewProvider
+    from tillkey.store.idps import Provider
 
 PRESETS = ("google", "entra", "apple", "github")
 GOOGLE = "https://accounts.google.com"
@@ -114,6 +116,12 @@ def apple_client_secret(client_id: str, settings: Mapping[str, str], pem: str, n
     """Apple's client secret: a JWT signed ES256 with the .p8 key (PyJWT), short-lived."""
     claims = {"iss": settings["team_id"], "iat": now, "exp": now + APPLE_SECRET_SECONDS, "aud": APPLE, "sub": client_id}
     return jwt.encode(claims, pem, algorithm="ES256", headers={"kid": settings["key_id"]})
+
+
+def issuers(provider: Provider) -> list[str]:
+    """The `iss` values an ID token may carry: the configured issuer, and for Google also the
+    scheme-less "accounts.google.com" its documentation says tokens may carry."""
+    return [provider.issuer, *(["accounts.google.com"] if provider.preset == "google" else [])]
 
 
 def authorization_params(preset: str | None) -> dict[str, str]:
