@@ -24,7 +24,7 @@ from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBA
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.oidc import RelyingParty
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import Changes, IdentityProviders, NewProvider
 from tillkey.store import idps as idps_repo
 from tillkey.store.audit import AuditQuery
 
@@ -203,6 +203,13 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
             bare = lambda n: fake.signed(fake.claims(n, email=None, email_verified=None))  # noqa: E731
             fake.userinfo = {"sub": "user-2", "email": "ui@shop.example", "email_verified": True}
             assert await _attempt(t, fake, bare) == 401  # another user's claims
+            # Entra ID's "groups overage": the groups are elsewhere (a distributed claim), so no
+            # role could be mapped from them; refused rather than mapped to the default.
+            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim="groups"))
+            overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://x"}}}
+            fake.userinfo = {"sub": "user-1"}
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n, **overage))) == 401
+            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim=""))
             # The ID token's email, unverified, is not made verified by the userinfo's answer.
             fake.userinfo = {"sub": "user-1", "email": "other@shop.example", "email_verified": True}
             unverified = lambda n: fake.signed(fake.claims(n, email_verified=False))  # noqa: E731
@@ -216,6 +223,7 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
             failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=10))
             reasons = sorted(json.loads(f.details or "{}")["reason"] for f in failures)
             assert any("userinfo sub 'user-2'" in r for r in reasons) and any("not verified" in r for r in reasons)
+            assert any("distributed claim" in r for r in reasons)
 
     inprocess.run(body)
 

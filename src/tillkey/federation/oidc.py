@@ -340,6 +340,15 @@ class RelyingParty:
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         verified = claims.get("email_verified") in (True, "true")  # Apple has sent it as a string
         groups: tuple[str, ...] = ()
+        names = claims.get("_claim_names")
+        if provider.groups_claim and isinstance(names, dict) and provider.groups_claim in names:
+            # OpenID Connect Core §5.6.2 distributed claims: Entra ID's "groups overage" (more groups
+            # than a token holds). Mapping what is absent would fall to the default role silently.
+            raise Refused(
+                f"{provider.groups_claim} claim not in the id_token (distributed claim)",
+                "Your identity provider sent too many groups to read. Ask your administrator to send only the "
+                "groups assigned to this application.",
+            )
         if provider.groups_claim:
             raw = claims.get(provider.groups_claim)
             if isinstance(raw, str):
