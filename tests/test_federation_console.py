@@ -299,7 +299,7 @@ def test_changing_the_role_map_signs_linked_admins_out_on_every_server(
                 )
                 start = time.monotonic()
                 await until(lambda: _signed_out(staff), within=5, what="the CLI's change reaching the server")
-                assert time.monotonic() - start < 2.0  # one poll of the feed, with room for a loaded machine
+                assert time.monotonic() - start < 3.0  # a poll of the feed each second, with room for a loaded machine
                 assert (await _sign_in(staff, "staff")).status_code == 200
                 assert (await staff.get("/console/keys")).status_code == 403  # catalog again
             assert operator.id != lin.id
