@@ -9,6 +9,7 @@ and within one sync interval everywhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from tillkey.credentials.api_keys import PUBLISHABLE_PREFIX, SECRET_PREFIX
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store import api_keys as repo
-from tillkey.store import auth as auth_repo
 from tillkey.store.api_keys import PUBLISHABLE, SECRET, TYPES, ApiKey
 
 if TYPE_CHECKING:
@@ -78,19 +78,18 @@ class ApiKeys:
             raise InvalidRequest("Publishable keys grant no resources: they name a storefront, not a caller.")
         raw = (SECRET_PREFIX if type == SECRET else PUBLISHABLE_PREFIX) + secrets.token_hex(32)
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
+        async with self.tk.uow() as w:
             key = await repo.create(
-                s, type=type, title=title, digest=self.tk.master.digest(raw),
+                w.s, type=type, title=title, digest=self.tk.master.digest(raw),
                 public_token=raw if type == PUBLISHABLE else None, redacted=redact(raw), resources=granted,
                 created_by=created_by, now_ms=now,
             )  # fmt: skip
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
+            w.changed("api_keys", ref=str(key.id), apply=functools.partial(self.tk.api_keys.put, key))
+            w.audit(
+                audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
                          "resources": list(granted)},
             )  # fmt: skip
-        self.tk.api_keys.put(key)
         return Created(key, raw)
 
     def _acting_admin(self, acting: Principal) -> int | None:
@@ -135,31 +134,31 @@ class ApiKeys:
             raise InvalidRequest(f"Invalid request: Field 'revoke_in' must be between 0 and {MAX_REVOKE_IN}")
         key = await self.get(key_id)
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
-            if not await repo.revoke(s, key_id, now + int(revoke_in * 1000), by, now):
+        async with self.tk.uow() as w:
+            if not await repo.revoke(w.s, key_id, now + int(revoke_in * 1000), by, now):
                 raise NotAllowed(f"There are 1 {key.type} keys that are already revoked.")
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
+            revoked = await repo.by_id(w.s, key_id)
+            assert revoked is not None
+            w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.tk.api_keys.put, revoked))
+            w.audit(
+                audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
             )  # fmt: skip
-        key = await self.get(key_id)
-        self.tk.api_keys.put(key)
-        return key
+        return revoked
 
     async def delete(self, key_id: int, *, actor_type: int | None = None, actor_id: int | None = None) -> None:
         key = await self.get(key_id)
         if key.revoked_ms is None:
             raise NotAllowed(f"Cannot delete api keys that are not revoked - apk_{key_id}")
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
-            await repo.soft_delete(s, key_id, now)
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
+        deleted = dataclasses.replace(key, deleted_ms=now)
+        async with self.tk.uow() as w:
+            await repo.soft_delete(w.s, key_id, now)
+            w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.tk.api_keys.put, deleted))
+            w.audit(
+                audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id},
             )  # fmt: skip
-        self.tk.api_keys.put(dataclasses.replace(key, deleted_ms=now))
 
     async def listing(self, *, type: str | None, q: str | None, limit: int, offset: int) -> tuple[list[ApiKey], int]:
         async with self.tk.db.session() as s:

@@ -26,9 +26,9 @@ from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.settings import TokenFormat
 from tillkey.store import accounts as repo
-from tillkey.store import auth as auth_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store.accounts import Admin, Customer, Role
+from tillkey.store.unit_of_work import Work
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -85,24 +85,21 @@ class Accounts:
         firstname: str,
         lastname: str,
     ) -> Admin:
-        async with self.tk.db.transaction() as s:
-            role_row = await repo.role_by_name(s, role or ADMINISTRATORS)
+        async with self.tk.uow() as w:
+            role_row = await repo.role_by_name(w.s, role or ADMINISTRATORS)
             if role_row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             admin = await repo.create_admin(
-                s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
+                w.s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
                 firstname=firstname, lastname=lastname,
             )  # fmt: skip
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(
-                s, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name
-            )
-        await self.tk.reload_grants()
+            w.changed("grants")
+            self._audit(w, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         return admin
 
-    async def _audit(
+    def _audit(
         self,
-        s: AsyncSession,
+        w: Work,
         acting: Principal | None,
         event: str,
         utype: UserType,
@@ -111,11 +108,11 @@ class Accounts:
         **details: object,
     ) -> None:
         target = {"target_type": int(utype), "target_id": user_id}
-        await self._record(s, acting, event, username=username, details={**target, **details})
+        self._record(w, acting, event, username=username, details={**target, **details})
 
-    async def _record(
+    def _record(
         self,
-        s: AsyncSession,
+        w: Work,
         acting: Principal | None,
         event: str,
         *,
@@ -124,9 +121,7 @@ class Accounts:
     ) -> None:
         """In the change's own transaction (they commit together), naming who made the change."""
         actor_type, actor_id = _actor(acting)
-        await self.tk.audit.record_in(
-            s, event, actor_type=actor_type, actor_id=actor_id, username=username, details=details
-        )
+        w.audit(event, actor_type=actor_type, actor_id=actor_id, username=username, details=details)
 
     async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
         _check_email(email)
@@ -144,11 +139,11 @@ class Accounts:
         return await self._add_customer(email, firstname, lastname, password_hash)
 
     async def _add_customer(self, email: str, firstname: str, lastname: str, hashed: str) -> Customer:
-        async with self.tk.db.transaction() as s:
+        async with self.tk.uow() as w:
             customer = await repo.create_customer(
-                s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
+                w.s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
-            await self._audit(s, None, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
+            self._audit(w, None, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
         return customer
 
     # --- tokens -------------------------------------------------------------------------------
@@ -187,46 +182,42 @@ class Accounts:
 
     async def set_admin_active(self, acting: Principal, admin_id: int, active: bool) -> Admin:
         await require_manages(self.tk, acting, admin_id, what="admin activation" if active else "admin deactivation")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.set_admin_active(s, admin_id, active)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        async with self.tk.uow() as w:
+            admin = await repo.set_admin_active(w.s, admin_id, active)
+            w.changed("grants")
             change = "activated" if active else "deactivated"
-            await self._audit(s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
+            self._audit(w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deactivated")
-        await self.tk.reload_grants()
         return admin
 
     async def delete_admin(self, acting: Principal, admin_id: int) -> None:
         await require_manages(self.tk, acting, admin_id, what="admin deletion")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.admin_by_id(s, admin_id)
+        async with self.tk.uow() as w:
+            admin = await repo.admin_by_id(w.s, admin_id)
             if admin is None:
                 raise NotFound("The admin user doesn't exist.")
-            await repo.delete_admin(s, admin_id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(s, acting, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
+            await repo.delete_admin(w.s, admin_id)
+            w.changed("grants")
+            self._audit(w, acting, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deleted")
-        await self.tk.reload_grants()
 
     async def set_customer_active(self, customer_id: int, active: bool) -> Customer:
-        async with self.tk.db.transaction() as s:
-            customer = await repo.set_customer_active(s, customer_id, active)
+        async with self.tk.uow() as w:
+            customer = await repo.set_customer_active(w.s, customer_id, active)
             change = "activated" if active else "deactivated"
-            await self._audit(
-                s, None, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change
-            )
+            self._audit(w, None, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deactivated")
         return customer
 
     async def delete_customer(self, customer_id: int) -> None:
-        async with self.tk.db.transaction() as s:
-            customer = await repo.customer_by_id(s, customer_id)
+        async with self.tk.uow() as w:
+            customer = await repo.customer_by_id(w.s, customer_id)
             if customer is None:
                 raise NotFound("The customer doesn't exist.")
-            await repo.delete_customer(s, customer_id)
-            await self._audit(s, None, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
+            await repo.delete_customer(w.s, customer_id)
+            self._audit(w, None, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
         await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deleted")
 
     async def sign_out_everywhere(
@@ -280,10 +271,10 @@ class Accounts:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         res = self._check_resources(resources)
         delegation.require_ids_within(acting, self.tk.tree, res, what="role creation")
-        async with self.tk.db.transaction() as s:
-            role = await repo.create_role(s, name, res)
+        async with self.tk.uow() as w:
+            role = await repo.create_role(w.s, name, res)
             details = {"role": role.name, "resources": list(role.resources)}
-            await self._record(s, acting, audit.ROLE_CREATED, details=details)
+            self._record(w, acting, audit.ROLE_CREATED, details=details)
         return role
 
     async def grant(self, acting: Principal, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
@@ -293,23 +284,22 @@ class Accounts:
         current = await self._require_role_within(acting, role, what="role change")
         after = set(current.resources) - set(res) if revoke else set(current.resources) | set(res)
         delegation.require_ids_within(acting, self.tk.tree, after, what="role grant")
-        async with self.tk.db.transaction() as s:
-            row = await repo.role_by_name(s, role)
+        async with self.tk.uow() as w:
+            row = await repo.role_by_name(w.s, role)
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             if revoke:
-                await repo.revoke_grant(s, row.id, res)
+                await repo.revoke_grant(w.s, row.id, res)
             else:
-                await repo.grant(s, row.id, res)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            updated = await repo.role_by_name(s, role)
+                await repo.grant(w.s, row.id, res)
+            w.changed("grants")
+            updated = await repo.role_by_name(w.s, role)
             change = {
                 "role": row.name,
                 "added": [] if revoke else sorted(res),
                 "removed": sorted(res) if revoke else [],
             }
-            await self._record(s, acting, audit.ROLE_CHANGED, details=change)
-        await self.tk.reload_grants()
+            self._record(w, acting, audit.ROLE_CHANGED, details=change)
         assert updated is not None
         return updated
 
@@ -339,19 +329,18 @@ class Accounts:
             raise NotFound("The admin user doesn't exist.")
         await require_manages(self.tk, acting, target.id, what="role assignment")
         await self._require_role_within(acting, role, what="assigned role")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.admin_by_username(s, username)
+        async with self.tk.uow() as w:
+            admin = await repo.admin_by_username(w.s, username)
             if admin is None:
                 raise NotFound("The admin user doesn't exist.")
-            row = await repo.role_by_name(s, role)
+            row = await repo.role_by_name(w.s, role)
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
-            await repo.set_admin_role(s, admin.id, row.id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(
-                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
+            await repo.set_admin_role(w.s, admin.id, row.id)
+            w.changed("grants")
+            self._audit(
+                w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
             )
-        await self.tk.reload_grants()
         async with self.tk.db.session() as s:
             updated = await repo.admin_by_id(s, admin.id)
         assert updated is not None
@@ -368,10 +357,10 @@ class Accounts:
             password, min_length=self.tk.settings.password_min_length, identifiers=(admin.username, admin.email)
         )
         hashed = await self.tk.passwords.hash(password)
-        async with self.tk.db.transaction() as s:
-            await repo.set_admin_password_hash(s, admin_id, hashed)
-            await self._audit(
-                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
+        async with self.tk.uow() as w:
+            await repo.set_admin_password_hash(w.s, admin_id, hashed)
+            self._audit(
+                w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
             )
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password reset")
         return admin
@@ -380,30 +369,30 @@ class Accounts:
         if not new_name.strip() or len(new_name) > 128:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         await self._require_role_within(acting, role, what="role rename")
-        async with self.tk.db.transaction() as s:
-            row = await _custom_role(s, role, "renamed")
-            await repo.rename_role(s, row.id, new_name)
-            updated = await repo.role_by_name(s, new_name)
+        async with self.tk.uow() as w:
+            row = await _custom_role(w.s, role, "renamed")
+            await repo.rename_role(w.s, row.id, new_name)
+            updated = await repo.role_by_name(w.s, new_name)
             assert updated is not None
             details = {"role": updated.name, "renamed_from": row.name}
-            await self._record(s, acting, audit.ROLE_CHANGED, details=details)
+            self._record(w, acting, audit.ROLE_CHANGED, details=details)
         return updated
 
     async def delete_role(self, acting: Principal, role: str) -> None:
         """Delete a role no admin holds; refused (naming them) while any does, so deleting a role
         never silently takes rights away from someone."""
         await self._require_role_within(acting, role, what="role deletion")
-        async with self.tk.db.transaction() as s:
-            row = await _custom_role(s, role, "deleted")
-            holders = await repo.admins_with_role(s, row.id)
+        async with self.tk.uow() as w:
+            row = await _custom_role(w.s, role, "deleted")
+            holders = await repo.admins_with_role(w.s, row.id)
             if holders:
                 raise Conflict(
                     f"The role {row.name!r} is assigned to {len(holders)} admin(s) ({', '.join(holders[:5])}); "
                     "assign them another role first."
                 )
-            await repo.delete_role(s, row.id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._record(s, acting, audit.ROLE_DELETED, details={"role": row.name})
+            await repo.delete_role(w.s, row.id)
+            w.changed("grants")
+            self._record(w, acting, audit.ROLE_DELETED, details={"role": row.name})
 
 
 def role_grant(tk: Tillkey, role: Role | None) -> Grant:

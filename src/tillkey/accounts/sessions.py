@@ -7,19 +7,18 @@ digest. Generic: `kind` names the surface (medusa now; the admin console can reu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from tillkey import audit
 from tillkey.credentials.sessions import PREFIX
 from tillkey.crypto.secrets import random_token
-from tillkey.store import auth as auth_repo
 from tillkey.store import sessions as repo
 from tillkey.store.sessions import Session
+from tillkey.store.unit_of_work import Work
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -54,23 +53,19 @@ class Sessions:
         )  # fmt: skip
         settings = self.tk.settings
         limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
-        async with self.tk.db.transaction() as s:
+        state = self.tk.sessions
+        async with self.tk.uow() as w:
             evict = settings.session_limit == "evict_oldest"
-            evicted = await repo.add_bounded(s, session, limit=limit, evict=evict, rank=rank)
-            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+            evicted = await repo.add_bounded(w.s, session, limit=limit, evict=evict, rank=rank)
+            w.changed("sessions", ref=session.digest, apply=functools.partial(state.put, session))
             for old in evicted:
-                await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)
-            # The records last: the chain's head stays locked from the first one to the commit,
-            # and no other row is locked after it (one lock order, no deadlock).
+                w.changed("sessions", ref=old.digest, apply=functools.partial(state.drop, old.digest))
             reason = f"evicted: more than {limit} sessions"
-            await self._record_ended(s, evicted, reason=reason, ip=ip, user_agent=user_agent)
-            await self.tk.audit.record_in(
-                s, audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+            self._record_ended(w, evicted, reason=reason, ip=ip, user_agent=user_agent)
+            w.audit(
+                audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
                 details={"kind": kind, "ttl": ttl},
             )  # fmt: skip
-        self.tk.sessions.put(session)
-        for old in evicted:
-            self.tk.sessions.drop(old.digest)
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
@@ -90,18 +85,17 @@ class Sessions:
     ) -> None:  # fmt: skip
         if not sessions:
             return
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
+        async with self.tk.uow() as w:
             for session in sessions:
-                await repo.end(s, session.digest)
-                await auth_repo.record_change(s, "sessions", now, ref=session.digest)
-            await self._record_ended(s, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
-        for session in sessions:
-            self.tk.sessions.drop(session.digest)
+                await repo.end(w.s, session.digest)
+                w.changed(
+                    "sessions", ref=session.digest, apply=functools.partial(self.tk.sessions.drop, session.digest)
+                )
+            self._record_ended(w, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
 
-    async def _record_ended(
+    def _record_ended(
         self,
-        s: AsyncSession,
+        w: Work,
         sessions: list[Session],
         *,
         reason: str,
@@ -114,8 +108,8 @@ class Sessions:
             details: dict[str, object] = {"kind": session.kind, "reason": reason}
             if by is not None and by != (session.user_type, session.user_id):
                 details.update(ended_by_type=by[0], ended_by_id=by[1])
-            await self.tk.audit.record_in(
-                s, audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+            w.audit(
+                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
                 user_agent=user_agent, details=details,
             )  # fmt: skip
 
@@ -137,12 +131,10 @@ class Sessions:
         """Slide the expiry (idle timeout): written, and told to every process through the feed.
         None if the session ended meanwhile (another process's logout)."""
         now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.transaction() as s:
-            found = await repo.extend(s, session.digest, expires_ms, now_ms)
-            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
-        if not found:
-            self.tk.sessions.drop(session.digest)
-            return None
         extended = dataclasses.replace(session, expires_ms=expires_ms)
-        self.tk.sessions.put(extended)
-        return extended
+        state = self.tk.sessions
+        async with self.tk.uow() as w:
+            found = await repo.extend(w.s, session.digest, expires_ms, now_ms)
+            apply = functools.partial(state.put, extended) if found else functools.partial(state.drop, session.digest)
+            w.changed("sessions", ref=session.digest, apply=apply)
+        return extended if found else None

@@ -26,7 +26,6 @@ from tillkey.errors import Conflict, NotFound
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.principal import UserType
 from tillkey.store import accounts as accounts_repo
-from tillkey.store import auth as auth_repo
 from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
 from tillkey.store.accounts import Admin
@@ -212,20 +211,19 @@ class Linking:
         if not provider.role_map and provider.default_role is None:
             return admin
         role = self._mapped_role(assertion)
-        async with self.tk.db.transaction() as s:
-            row = await accounts_repo.role_by_name(s, role) if role else None
+        async with self.tk.uow() as w:
+            row = await accounts_repo.role_by_name(w.s, role) if role else None
             role_id = row.id if row else None
             if role_id == admin.role_id:
                 return admin
-            await accounts_repo.set_admin_role(s, admin.id, role_id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self.tk.audit.record_in(
-                s, audit.ACCOUNT_CHANGED, username=admin.username,
+            await accounts_repo.set_admin_role(w.s, admin.id, role_id)
+            w.changed("grants")
+            w.audit(
+                audit.ACCOUNT_CHANGED, username=admin.username,
                 details={"target_type": int(UserType.ADMIN), "target_id": admin.id, "change": "role",
                          "role": role, "via": f"identity provider {provider.name}"},
             )  # fmt: skip
-            updated = await accounts_repo.admin_by_id(s, admin.id)
-        await self.tk.reload_grants()
+            updated = await accounts_repo.admin_by_id(w.s, admin.id)
         assert updated is not None
         return updated
 

@@ -25,9 +25,9 @@ from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
 from tillkey.oauth1 import rfc5849
 from tillkey.principal import UserType
 from tillkey.security import outbound
-from tillkey.store import auth as auth_repo
 from tillkey.store import integrations as repo
 from tillkey.store.integrations import Integration
+from tillkey.store.unit_of_work import Work
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -52,17 +52,17 @@ class TokenPair:
     secret: str
 
 
-async def issue_access_token(tk: Tillkey, s: AsyncSession, integration_id: int) -> TokenPair:
-    """In the caller's transaction: drop every token of the integration, add a new access token,
+async def issue_access_token(tk: Tillkey, w: Work, integration_id: int) -> TokenPair:
+    """In the caller's unit of work: drop every token of the integration, add a new access token,
     mark the integration active and tell every process (change feed)."""
     pair = TokenPair(new_token(), new_token())
-    await repo.delete_tokens(s, integration_id)
+    await repo.delete_tokens(w.s, integration_id)
     await repo.add_token(
-        s, integration_id, repo.ACCESS, tk.master.digest(pair.token),
-        tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), tk.clock.now_int(),
+        w.s, integration_id, repo.ACCESS, tk.master.digest(pair.token),
+        tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), w.now,
     )  # fmt: skip
-    await repo.set_active(s, integration_id, True)
-    await auth_repo.record_change(s, "integrations", tk.clock.now_int(), user_type=1, user_id=integration_id)
+    await repo.set_active(w.s, integration_id, True)
+    w.changed("integrations", user_type=1, user_id=integration_id)
     return pair
 
 
@@ -165,17 +165,16 @@ class Exchange:
             raise rfc5849.SignatureRefused(BAD_VERIFIER, detail="wrong verifier")
         if not self._fresh(stored.created_at):
             raise Unauthenticated(CONSUMER_EXPIRED, detail="handshake expired")
-        async with self.tk.db.transaction() as s:
-            await self._nonce(s, req, integration.id)
+        async with self.tk.uow() as w:
+            await self._nonce(w.s, req, integration.id)
             # A request token buys one access token, even when two exchanges race with it.
-            if not await repo.spend_token(s, stored.id, repo.REQUEST):
+            if not await repo.spend_token(w.s, stored.id, repo.REQUEST):
                 raise rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail="request token already spent")
-            pair = await issue_access_token(self.tk, s, integration.id)
-        await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
-            details={"format": "oauth1", "via": "handshake"},
-        )  # fmt: skip
+            pair = await issue_access_token(self.tk, w, integration.id)
+            w.audit(
+                audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
+                details={"format": "oauth1", "via": "handshake"},
+            )  # fmt: skip
         return integration.id, pair
 
 

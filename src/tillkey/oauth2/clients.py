@@ -21,7 +21,6 @@ from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
-from tillkey.store import auth as auth_repo
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client
 
@@ -102,15 +101,14 @@ class Clients:
             None if secret is None else self.tk.master.digest(secret), uris, grants, wanted, first_party,
             require_pkce or client_type == "public", True, now, resource_server,
         )  # fmt: skip
-        async with self.tk.db.transaction() as s:
-            client = await repo.add_client(s, draft)
-            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client.client_id)
-            await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_CREATED,
+        async with self.tk.uow() as w:
+            client = await repo.add_client(w.s, draft)
+            w.changed(CHANGE_KIND, ref=client.client_id)
+            w.audit(
+                audit.OAUTH2_CLIENT_CREATED,
                 details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
                          "scopes": list(wanted), "resource_server": resource_server},
             )  # fmt: skip
-        await self.tk.reload_clients()
         return Registered(client, secret)
 
     async def registered(self) -> list[Client]:
@@ -120,22 +118,18 @@ class Clients:
     async def delete(self, client_id: str) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
-            client = await repo.delete_client(s, client_id)
+        async with self.tk.uow() as w:
+            client = await repo.delete_client(w.s, client_id)
             if client is None:
                 raise NotFound("There is no OAuth client with this client_id.")
-            families = await repo.families_of_client(s, client_id)
+            families = await repo.families_of_client(w.s, client_id)
             denied: list[tuple[str, int | None]] = []
             for family in families:
-                denied += await repo.revoke_family(s, family, now)
-            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client_id)
-            await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
-            )
+                denied += await repo.revoke_family(w.s, family, w.now)
+            w.changed(CHANGE_KIND, ref=client_id)
+            w.audit(audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)})
         await self.tk.revoker.revoke_ids(denied)
         await self.tk.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
-        await self.tk.reload_clients()
         return replace(client, active=False)
 
     async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:

@@ -52,15 +52,14 @@ async def rotate(tk: Tillkey, *, publish_ahead: int = JWKS_MAX_AGE, grace: int |
     # Every key that signs now or was waiting to: a rotation replaces a pending rotation too.
     replaced = [k.kid for k in tk.keyring.by_kid.values() if k.retired_at is None and k.verifies_at(now)]
     _key, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master, signs_from)
-    async with tk.db.transaction() as s:
-        await repo.add_key(s, stored)
-        await repo.end_keys(s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
-        await repo.record_change(s, "keys", now)
-    await tk.audit.record(
-        audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
-                                    "replaced": replaced, "replaced_verify_until": signs_from + grace},
-    )  # fmt: skip
-    await tk.reload_keys()
+    async with tk.uow() as w:
+        await repo.add_key(w.s, stored)
+        await repo.end_keys(w.s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
+        w.changed("keys")
+        w.audit(
+            audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
+                                        "replaced": replaced, "replaced_verify_until": signs_from + grace},
+        )  # fmt: skip
     return Rotated(stored.kid, stored.alg, signs_from, replaced, signs_from + grace)
 
 
@@ -73,13 +72,12 @@ async def retire(tk: Tillkey, kid: str) -> str | None:
         raise NotFound("No signing key with kid %kid.", parameters={"kid": kid})
     signer = tk.keyring.signer(now)
     replacement = None
-    async with tk.db.transaction() as s:
+    async with tk.uow() as w:
         if signer is None or signer.kid == kid:
             _new, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master)
-            await repo.add_key(s, stored)
+            await repo.add_key(w.s, stored)
             replacement = stored.kid
-        await repo.end_keys(s, [kid], retired_at=now, verify_until=now)
-        await repo.record_change(s, "keys", now)
-    await tk.audit.record(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
-    await tk.reload_keys()
+        await repo.end_keys(w.s, [kid], retired_at=now, verify_until=now)
+        w.changed("keys")
+        w.audit(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
     return replacement
