@@ -55,6 +55,7 @@ from tillkey.tokens.opaque import OpaqueReader
 from tillkey.tokens.revocation import RevocationState, Validator
 from tillkey.tokens.revoker import Revoker
 from tillkey.tokens.service import Authenticator
+from tillkey.wiring import Services
 
 log = logging.getLogger("tillkey")
 
@@ -74,7 +75,9 @@ def step_up_rules(settings: Settings) -> dict[str, StepUp]:
 
 
 class Tillkey:
-    """Everything one process needs, wired once. Surfaces receive this and nothing global."""
+    """One process: settings -> database -> keys and in-memory auth state (kept current here) ->
+    the services (wiring.py, `tk.services`), each built once. Surfaces receive this and nothing
+    global; services receive only the parts they use."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -163,6 +166,34 @@ class Tillkey:
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
+        # The services, built once from the parts above (wiring.py): `tk.services.accounts`, ...
+        self.services = Services(
+            settings=settings,
+            clock=self.clock,
+            db=self.db,
+            changes=self.uow,
+            audit=self.audit,
+            master=self.master,
+            passwords=self.passwords,
+            tree=self.tree,
+            issuer=self.issuer,
+            revoker=self.revoker,
+            revocations=self.revocations,
+            api_key_state=self.api_keys,
+            session_state=self.sessions,
+            live_client=self._live_client,
+            grants=self.grants,
+            issued=self.issued,
+            keyring=self._keyring,
+            reload_keys=self.reload_keys,
+            authenticator=self.authenticator,
+        )
+
+    def _keyring(self) -> keys.Keyring:
+        return self.keyring
+
+    def _live_client(self, client_id: str) -> oauth2_repo.Client | None:
+        return self.oauth_clients.get(client_id)
 
     async def _revoked_before(self, user_type: int, user_id: int) -> int | None:
         """The user's revoke-before second, from the database (another process may have just set it)."""

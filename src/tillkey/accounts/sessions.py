@@ -11,17 +11,18 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tillkey import audit
-from tillkey.credentials.sessions import PREFIX
+from tillkey.clock import Clock
+from tillkey.contracts import Changes
+from tillkey.credentials.sessions import PREFIX, SessionState
 from tillkey.crypto.secrets import random_token
+from tillkey.settings import Settings
 from tillkey.store import sessions as repo
+from tillkey.store.db import Database
 from tillkey.store.sessions import Session
 from tillkey.store.unit_of_work import Work
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
 
 CONSOLE = "console"  # console/sign_in_session.py's kind: its own bound (console_sessions_per_admin)
 
@@ -33,8 +34,16 @@ class Started:
 
 
 class Sessions:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Cookie sessions: the rows (durable) and this process's SessionState (what requests read)."""
+
+    def __init__(
+        self, *, state: SessionState, changes: Changes, db: Database, clock: Clock, settings: Settings
+    ) -> None:
+        self.state = state
+        self.changes = changes
+        self.db = db
+        self.clock = clock
+        self.settings = settings
 
     async def start(
         self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
@@ -44,17 +53,17 @@ class Sessions:
         """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
         the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
         cookie = PREFIX + random_token(32)
-        now_ms = int(self.tk.clock.now() * 1000)
-        ttl = self.tk.settings.session_ttl if ttl is None else ttl
+        now_ms = int(self.clock.now() * 1000)
+        ttl = self.settings.session_ttl if ttl is None else ttl
         session = Session(
-            self.tk.sessions.digest(cookie), kind, user_type, user_id, identity_id,
+            self.state.digest(cookie), kind, user_type, user_id, identity_id,
             json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
             now_ms + ttl * 1000,
         )  # fmt: skip
-        settings = self.tk.settings
+        settings = self.settings
         limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
-        state = self.tk.sessions
-        async with self.tk.uow() as w:
+        state = self.state
+        async with self.changes() as w:
             evict = settings.session_limit == "evict_oldest"
             evicted = await repo.add_bounded(w.s, session, limit=limit, evict=evict, rank=rank)
             w.changed("sessions", ref=session.digest, apply=functools.partial(state.put, session))
@@ -69,7 +78,7 @@ class Sessions:
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
-        return self.tk.sessions.find(cookie, self.tk.clock.now())
+        return self.state.find(cookie, self.clock.now())
 
     async def end(
         self, session: Session, *, ip: str | None = None, user_agent: str | None = None, reason: str = "logout",
@@ -85,12 +94,10 @@ class Sessions:
     ) -> None:  # fmt: skip
         if not sessions:
             return
-        async with self.tk.uow() as w:
+        async with self.changes() as w:
             for session in sessions:
                 await repo.end(w.s, session.digest)
-                w.changed(
-                    "sessions", ref=session.digest, apply=functools.partial(self.tk.sessions.drop, session.digest)
-                )
+                w.changed("sessions", ref=session.digest, apply=functools.partial(self.state.drop, session.digest))
             self._record_ended(w, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
 
     def _record_ended(
@@ -114,8 +121,8 @@ class Sessions:
             )  # fmt: skip
 
     async def of_user(self, user_type: int, user_id: int, kind: str | None = None) -> list[Session]:
-        now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.session() as s:
+        now_ms = int(self.clock.now() * 1000)
+        async with self.db.session() as s:
             return await repo.of_user(s, now_ms, user_type=user_type, user_id=user_id, kind=kind)
 
     async def end_all(
@@ -130,10 +137,10 @@ class Sessions:
     async def extend(self, session: Session, expires_ms: int) -> Session | None:
         """Slide the expiry (idle timeout): written, and told to every process through the feed.
         None if the session ended meanwhile (another process's logout)."""
-        now_ms = int(self.tk.clock.now() * 1000)
+        now_ms = int(self.clock.now() * 1000)
         extended = dataclasses.replace(session, expires_ms=expires_ms)
-        state = self.tk.sessions
-        async with self.tk.uow() as w:
+        state = self.state
+        async with self.changes() as w:
             found = await repo.extend(w.s, session.digest, expires_ms, now_ms)
             apply = functools.partial(state.put, extended) if found else functools.partial(state.drop, session.digest)
             w.changed("sessions", ref=session.digest, apply=apply)

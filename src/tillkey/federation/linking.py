@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.factors import Account, account_name
 from tillkey.crypto.passwords import is_unusable, unusable_hash
 from tillkey.crypto.secrets import random_token
@@ -192,7 +191,7 @@ class Linking:
         # The provider's role map passed the delegation rule when the operator saved it.
         username = f"{assertion.provider.name}-{email.partition('@')[0]}"[:128]
         try:
-            admin = await Accounts(self.tk).create_admin(
+            admin = await self.tk.services.accounts.create_admin(
                 OPERATOR, username=username, email=email, password=random_token(32) + "aA1!", role=role,
                 firstname=assertion.name[:255],
             )  # fmt: skip

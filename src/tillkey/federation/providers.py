@@ -182,7 +182,7 @@ class IdentityProviders:
                 row = await accounts_repo.role_by_name(s, role)
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
-            delegation.require_within(acting, role_grant(self.tk, row), what="identity provider role map")
+            delegation.require_within(acting, role_grant(self.tk.tree, row), what="identity provider role map")
 
     async def listed(self) -> list[Provider]:
         async with self.tk.db.session() as s:
