@@ -36,7 +36,6 @@ from fastapi import Depends, FastAPI, Request  # noqa: E402
 from bench.app import PRODUCTS, bench_router, empty, install  # noqa: E402
 from tillkey.access.delegation import OPERATOR  # noqa: E402
 from tillkey.access.policy import check  # noqa: E402
-from tillkey.accounts.service import Accounts  # noqa: E402
 from tillkey.app import create_app  # noqa: E402
 from tillkey.credentials.bearer import bearer_token  # noqa: E402
 from tillkey.principal import UserType  # noqa: E402
@@ -119,7 +118,7 @@ async def main(args: argparse.Namespace) -> None:
     logging.getLogger("tillkey").setLevel(logging.ERROR)  # "no admin user exists yet" is expected
     async with app.router.lifespan_context(app):
         tk = app.state.tillkey
-        accounts = Accounts(tk)
+        accounts = tk.services.accounts
         admin = await accounts.create_admin(
             OPERATOR, username="perfadmin", email="perf@example.com", password="Pw-" + secrets.token_urlsafe(16),
             role=None, firstname="", lastname="",

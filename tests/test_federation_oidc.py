@@ -25,7 +25,6 @@ from tests.federation_support import (
 )
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.federation.linking import EMAIL_UNVERIFIED, LINK_FIRST
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.store.audit import AuditQuery
@@ -87,7 +86,7 @@ def test_customer_signs_in_registers_and_comes_back(tmp_path: Path, op: OpenIDPr
             assert "fed" in claims["amr"]
 
             # Medusa's next step: the storefront creates the customer with the actorless token.
-            key = await ApiKeys(t.tk).create(OPERATOR, title="shop", type="publishable")
+            key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
             shop = {"x-publishable-api-key": key.token}
             headers = {**t.bearer(registration), **shop}
             r = await t.client.post("/store/customers", json={"first_name": "Ada"}, headers=headers)

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests import inprocess
 from tests.federation_support import STOREFRONT_CALLBACK
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.errors import InvalidRequest
 from tillkey.federation import presets
 from tillkey.federation.oidc import RelyingParty
@@ -296,7 +295,7 @@ def test_github_sign_in_trusts_only_a_verified_primary_email(tmp_path: Path, git
                 linked = await repo.identity(s, provider.id, "4242")  # GitHub's numeric id, not the login
             assert linked is not None and linked.email == "octo@shop.example"
 
-            key = await ApiKeys(t.tk).create(OPERATOR, title="shop", type="publishable")
+            key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
             shop = {"x-publishable-api-key": key.token}
             r = await t.client.post(
                 "/store/customers", json={"first_name": "Octo"}, headers={**t.bearer(registration), **shop}

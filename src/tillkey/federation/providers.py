@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access import delegation
-from tillkey.accounts.service import Accounts, role_grant
+from tillkey.accounts.service import role_grant
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.federation import presets
 from tillkey.principal import Principal, UserType
@@ -236,7 +236,7 @@ class IdentityProviders:
                 continue
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
-            delegation.require_within(acting, role_grant(self.tk, row), what="identity provider role map")
+            delegation.require_within(acting, role_grant(self.tk.tree, row), what="identity provider role map")
 
     async def listed(self) -> list[Provider]:
         async with self.tk.db.session() as s:
@@ -274,7 +274,7 @@ class IdentityProviders:
             admins = await repo.linked_accounts(s, before.id, int(UserType.ADMIN)) if roles_changed else []
             await self._audit(s, name, "updated", roles_changed=roles_changed, signed_out_admins=len(admins))
         for admin_id in admins:
-            await Accounts(self.tk).sign_out_everywhere(
+            await self.tk.services.accounts.sign_out_everywhere(
                 UserType.ADMIN, admin_id, reason=f"identity provider {name} role map changed"
             )
         return after

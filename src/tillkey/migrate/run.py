@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import Accounts
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import TillkeyError
 from tillkey.store import accounts as repo
@@ -72,7 +71,7 @@ async def _exists(tk: Tillkey, p: Person) -> bool:
 
 async def _create(tk: Tillkey, p: Person) -> None:
     assert p.password is not None
-    accounts = Accounts(tk)
+    accounts = tk.services.accounts
     if p.kind == CUSTOMER:
         await accounts.import_customer(
             email=p.email, password_hash=p.password, firstname=p.first_name, lastname=p.last_name

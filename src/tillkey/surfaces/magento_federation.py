@@ -17,7 +17,6 @@ from __future__ import annotations
 from fastapi import Request
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts import headless
 from tillkey.accounts.signin import SignedIn, login_token
 from tillkey.errors import InvalidRequest
 from tillkey.federation.customers import CustomerFederation
@@ -65,6 +64,8 @@ async def token(request: Request, provider: str) -> MagentoJSON:
 
     async def issue(who: SignedIn) -> MagentoJSON:
         access = await login_token(tk)(who)
-        return with_refresh_cookie(access, await headless.begin(tk, who.user_type, who.user_id, access, who.amr))
+        return with_refresh_cookie(
+            access, await tk.services.headless.begin(who.user_type, who.user_id, access, who.amr)
+        )
 
     return await CustomerFederation(tk).magento(provider, params, where, issue)
