@@ -621,6 +621,14 @@ VS_BARE = {
 }
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) -> dict[str, Any]:
     """Per round: the bare route, then every Tillkey route; ratios of requests/s and of p99 to the
     bare route of the same round, so load from neighbours that drifts over the run cancels out."""
@@ -633,6 +641,7 @@ def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds
         got = httpx.get(server.base + path, headers=headers, timeout=10)
         if got.status_code != 200:
             raise BenchError(f"GET {path} ({key}) answered {got.status_code}: {got.text[:200]}")
+    rss_start = {"tillkey": rss_mb(server.pid), "bare": rss_mb(bare.pid)}
     wrk.run(bare.base + "/bench/empty", warmup)
     for path, extra in VS_BARE.values():
         wrk.run(server.base + path, warmup, headers=extra)
@@ -650,7 +659,8 @@ def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds
             samples[key].append(replace(s, other_cpu=other, cpu_us=cpu_us))
             print(f"  vs bare round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req "
                   f"p99 {s.p99_ms:.2f} ms", flush=True)  # fmt: skip
-    out: dict[str, Any] = {"bare": _route_summary(samples["bare"]), "routes": {}}
+    out: dict[str, Any] = {"bare": _route_summary(samples["bare"]), "routes": {}, "rss_start_mb": rss_start}
+    out["rss_end_mb"] = {"tillkey": rss_mb(server.pid), "bare": rss_mb(bare.pid)}
     for key in VS_BARE:
         pairs = list(zip(samples[key], samples["bare"], strict=True))
         out["routes"][key] = _route_summary(samples[key]) | {
@@ -695,6 +705,11 @@ def report_vs_bare(vs: dict[str, Any]) -> list[str]:
             f"{_span(r['ratio_per_round']):>20} {_span(r['cpu_ratio_per_round']):>18} "
             f"{_span(r['p99_ratio_per_round']):>18}  {met:>9}"
         )
+    start, end = vs["rss_start_mb"], vs["rss_end_mb"]
+    out.append(
+        f"RSS per worker, MiB: Tillkey {start['tillkey']:.0f} at start, {end['tillkey']:.0f} after the run; "
+        f"bare {start['bare']:.0f} / {end['bare']:.0f}"
+    )
     return out
 
 
