@@ -44,7 +44,8 @@ from webauthn.helpers.structs import (
 )
 
 from tillkey import audit
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.accounts.totp import Totp
+from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import UserType
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import passkeys as repo
@@ -287,6 +288,16 @@ class Passkeys:
         extra = {} if by is None else {"by_type": int(by.user_type), "by_id": by.user_id}
         await self._audit(audit.PASSKEY_REMOVED, owner, found, **extra)
         return found
+
+    async def remove_own(self, owner: Owner, passkey_id: int) -> Passkey:
+        """The owner removes one of their passkeys. An admin keeps a second factor: the last one
+        (no TOTP, no other passkey) is another admin's to reset, so a stolen session cannot strip
+        it (the delegation rule, as for TOTP)."""
+        if owner.user_type == UserType.ADMIN:
+            others = [p for p in await self.list(owner) if p.id != passkey_id]
+            if not others and not await Totp(self.tk).is_active(owner.user_id):
+                raise NotAllowed("An admin's last second factor is reset by another administrator.")
+        return await self.remove(owner, passkey_id)
 
     # --- authentication -----------------------------------------------------------------------
 

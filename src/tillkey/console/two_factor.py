@@ -24,6 +24,7 @@ from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactor
 from tillkey.accounts.totp import Enrolment, Totp, qr_svg
 from tillkey.console import templating as html
 from tillkey.console.login import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
+from tillkey.console.passkeys import passkey_rows
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import (
     ConsoleSessions,
@@ -136,6 +137,7 @@ async def tfa_page(c: Console) -> Response:
     enrolment = None if status.active else await totp.pending(c.session.user_id)
     return c.render(
         "tfa.html", "Two-factor authentication", tfa=status, mode=c.tk.settings.admin_2fa,
+        passkeys=await passkey_rows(c.tk, c.session.user_id),
         qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
     )  # fmt: skip
 
@@ -159,6 +161,7 @@ async def tfa_activate(c: Console) -> Response:
         enrolment = await totp.pending(c.session.user_id)
         return c.render(
             "tfa.html", "Two-factor authentication", status=400, error=WRONG_CODE if enrolment else exc.message,
+            passkeys=await passkey_rows(c.tk, c.session.user_id),
             tfa=await totp.status(c.session.user_id), mode=c.tk.settings.admin_2fa,
             qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
         )  # fmt: skip

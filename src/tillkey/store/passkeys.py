@@ -132,8 +132,9 @@ async def by_credential_id(s: AsyncSession, credential_id: str) -> Passkey | Non
     return None if row is None else _passkey(row)
 
 
-async def count(s: AsyncSession, user_type: UserType, user_id: int) -> int:
-    return len(await of(s, user_type, user_id))
+async def any_admin(s: AsyncSession) -> bool:
+    """Has any admin a passkey (the console's sign-in page then offers passkey sign-in)?"""
+    return await s.scalar(select(PasskeyRow.id).where(PasskeyRow.admin_id.is_not(None)).limit(1)) is not None
 
 
 async def rename(s: AsyncSession, user_type: UserType, user_id: int, passkey_id: int, name: str) -> bool:
