@@ -17,7 +17,7 @@ from tests.inprocess import BASE_URL, InProcess
 from tests.passkey_support import SoftAuthenticator
 from tillkey import audit
 from tillkey.accounts.passkeys import Owner, PasskeyRefused, Passkeys
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.store.audit import AuditQuery
 
@@ -171,22 +171,61 @@ def test_listed_origins_replace_the_issuer(tmp_path: Path) -> None:
     inprocess.run(body)
 
 
-def test_a_counter_going_back_is_a_clone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_a_counter_going_back_is_a_clone(tmp_path: Path, backend: str) -> None:
     async def body() -> None:
-        async with inprocess.running(tmp_path) as t:
-            owner = await _customer(t)
-            key = SoftAuthenticator(BASE_URL)
-            await _register(t, owner, key)
-            await _sign_in(t, owner, key, counter=5)
-            with pytest.raises(PasskeyRefused, match="sign count"):
-                await _sign_in(t, owner, key, counter=5)
-            with pytest.raises(PasskeyRefused, match="sign count"):
-                await _sign_in(t, owner, key, counter=3)
-            await _sign_in(t, owner, key, counter=6)
-            [passkey] = await Passkeys(t.tk).list(owner)
-            assert passkey.sign_count == 6
+        with inprocess.database(backend, tmp_path) as db:
+            async with inprocess.running(tmp_path, **db) as t:
+                await _counter_and_replay(t)
 
     inprocess.run(body)
+
+
+async def _counter_and_replay(t: InProcess) -> None:
+    """On both databases: the conditional statements that spend a challenge and move a counter."""
+    owner = await _customer(t)
+    key = SoftAuthenticator(BASE_URL)
+    await _register(t, owner, key)
+    await _sign_in(t, owner, key, counter=5)
+    with pytest.raises(PasskeyRefused, match="sign count"):
+        await _sign_in(t, owner, key, counter=5)
+    with pytest.raises(PasskeyRefused, match="sign count"):
+        await _sign_in(t, owner, key, counter=3)
+    await _sign_in(t, owner, key, counter=6)
+    [passkey] = await Passkeys(t.tk).list(owner)
+    assert passkey.sign_count == 6
+    passkeys = Passkeys(t.tk)
+    ceremony = await passkeys.authentication_options(owner, SESSION)
+    answer = key.get(ceremony.options, counter=7)
+    await passkeys.authenticate(owner, SESSION, ceremony.id, answer)
+    with pytest.raises(PasskeyRefused, match="spent"):
+        await passkeys.authenticate(owner, SESSION, ceremony.id, answer)
+    with pytest.raises(Conflict):  # one credential id, one account
+        await _register_again(t, owner, key)
+
+
+async def _register_again(t: InProcess, owner: Owner, key: SoftAuthenticator) -> None:
+    """The same credential registered twice (a replayed registration with a fresh challenge)."""
+    from tillkey.store import passkeys as repo
+
+    [existing] = await Passkeys(t.tk).list(owner)
+    async with t.tk.db.transaction() as s:
+        await repo.add(
+            s,
+            repo.NewPasskey(
+                owner.user_type,
+                owner.user_id,
+                existing.credential_id,
+                existing.public_key,
+                0,
+                False,
+                False,
+                (),
+                existing.aaguid,
+                "copy",
+                0,
+            ),
+        )
 
 
 def test_another_accounts_passkey_is_refused(tmp_path: Path) -> None:
