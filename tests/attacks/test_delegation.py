@@ -588,6 +588,8 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/login/otp"): "sign-in, second step",
     ("POST", "/console/login/enrol"): "sign-in, forced enrolment of one's own first factor",
     ("POST", "/console/login/passkey/options"): "sign-in, second step: a passkey challenge for it",
+    ("POST", "/console/login/enrol/passkey/options"): "sign-in, forced passkey enrolment: a challenge",
+    ("POST", "/console/login/enrol/passkey"): "sign-in, forced enrolment of one's own first passkey",
     ("POST", "/console/login/passkey"): "sign-in, second step with a passkey",
     ("POST", "/console/login/passkey/discover/options"): "passwordless sign-in: a passkey challenge",
     ("POST", "/console/login/passkey/discover"): "passwordless sign-in with a passkey",

@@ -160,8 +160,70 @@ def test_passwordless_sign_in_with_a_discoverable_passkey(tmp_path: Path) -> Non
                 await other.get("/console/login")
                 r = await other.post("/console/login/passkey/discover", data=answer)
                 assert r.status_code == 401
+                # A customer's passkey (unknown to admin sign-in): the generic refusal.
+                customer = Owner(UserType.CUSTOMER, (await t.create_customer("ada@example.com")).id)
+                shopper = SoftAuthenticator(BASE_URL)
+                ceremony = await Passkeys(t.tk).registration_options(customer, "setup")
+                await Passkeys(t.tk).register(customer, "setup", ceremony.id, shopper.create(ceremony.options), "Phone")
+                page = await other.get("/console/login")
+                fields = hidden_fields(page.text)
+                got = (
+                    await other.post("/console/login/passkey/discover/options", data={"csrf": fields["csrf"]})
+                ).json()
+                r = await other.post(
+                    "/console/login/passkey/discover",
+                    data={
+                        **fields,
+                        "ceremony_id": got["ceremony_id"],
+                        "credential": json.dumps(shopper.get(got["options"])),
+                    },
+                )
+                assert r.status_code == 401 and "incorrect" in r.text
                 # Options asked without the page's cookie: refused.
                 r = await other.post("/console/login/passkey/discover/options", data={"csrf": "forged"})
                 assert r.status_code == 404
+
+    inprocess.run(body)
+
+
+def test_an_admin_who_must_use_a_passkey_adds_one_at_sign_in(tmp_path: Path) -> None:
+    async def body() -> None:
+        settings = {"admin_2fa": "required", "admin_passkey_required": "full_access"}
+        async with inprocess.running(tmp_path, **settings) as t:
+            alice = await t.create_admin("alice")  # Administrators: Magento_Backend::all
+            await t.enable_totp(alice.id)  # a code no longer counts for her
+            key = SoftAuthenticator(BASE_URL)
+            async with t.browser() as browser:
+                r = await _password(browser)
+                assert r.status_code == 303 and r.headers["location"].startswith("/console/login/enrol/passkey")
+                # The half-finished sign-in opens nothing else: the console sends it back here.
+                r = await browser.get("/console/")
+                r = await browser.get(r.headers["location"])
+                assert r.status_code == 303 and r.headers["location"].startswith("/console/login/enrol/passkey")
+                page = await browser.get(r.headers["location"])
+                assert 'data-passkey="create"' in page.text
+                assert "script-src 'self'" in page.headers["content-security-policy"]
+                fields = hidden_fields(page.text)
+
+                async def enrol(authenticator: SoftAuthenticator) -> httpx.Response:
+                    r = await browser.post("/console/login/enrol/passkey/options", data={"csrf": fields["csrf"]})
+                    assert r.status_code == 200, r.text
+                    got = r.json()
+                    made = json.dumps(authenticator.create(got["options"]))
+                    answer = {**fields, "ceremony_id": got["ceremony_id"], "credential": made, "name": "Key"}
+                    return await browser.post("/console/login/enrol/passkey", data=answer)
+
+                wrong = await enrol(SoftAuthenticator("https://evil.example"))
+                assert wrong.status_code == 401 and "could not be added" in wrong.text
+                done = await enrol(key)
+                assert done.status_code == 303 and done.headers["location"] == "/console/", done.text
+                assert (await browser.get("/console/")).status_code == 200
+            [added] = await Passkeys(t.tk).list(Owner(UserType.ADMIN, alice.id))
+            assert added.name == "Key"
+            # From now on her sign-in asks for the passkey, on the code page (a code is refused).
+            async with t.browser() as browser:
+                r = await _password(browser)
+                assert r.headers["location"].startswith("/console/login/otp")
+                assert (await _passkey_step(browser, key)).headers["location"] == "/console/"
 
     inprocess.run(body)

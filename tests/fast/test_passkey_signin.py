@@ -13,8 +13,9 @@ import httpx
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, BASE_URL, CUSTOMER_PASSWORD, InProcess
 from tests.passkey_support import SoftAuthenticator
+from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.passkeys import Owner, Passkeys
-from tillkey.accounts.totp import PERIOD
+from tillkey.accounts.totp import PERIOD, Totp
 from tillkey.principal import UserType
 from tillkey.store import totp as totp_repo
 
@@ -209,6 +210,9 @@ def test_removing_needs_recent_mfa_and_never_an_admins_last_factor(tmp_path: Pat
                 "DELETE", f"/auth/mfa/passkeys/{admin_passkey['id']}", headers=t.bearer(via_passkey)
             )
             assert r.status_code == 400 and r.json()["type"] == "not_allowed"
+            # Another admin's reset (a lost device) takes the passkeys with the TOTP.
+            await Totp(t.tk).reset(OPERATOR, alice.id)
+            assert await Passkeys(t.tk).list(Owner(UserType.ADMIN, alice.id)) == []
 
     inprocess.run(body)
 

@@ -36,7 +36,7 @@ from tillkey.accounts.signin import (
     Subject,
     TotpCode,
 )
-from tillkey.accounts.signin.factors import account_name
+from tillkey.accounts.signin.factors import account_name, passkey_required
 from tillkey.accounts.totp import Totp
 from tillkey.console import templating
 from tillkey.console.sign_in_session import (
@@ -69,6 +69,7 @@ api = Api(tags=["Console"])
 LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})
 OTP_FIELDS = frozenset({"csrf", "next", "otp"})
 HOME = "/console/"
+PASSKEY_ENROLMENT = "/console/login/enrol/passkey"
 FAILED = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
 
 
@@ -197,6 +198,15 @@ async def second_factor_step(
         )
         response: Response = RedirectResponse("/console/login/otp?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
+        return response
+    if await passkey_required(tk, due.account):
+        # Forced passkey enrolment (TILLKEY_ADMIN_PASSKEY_REQUIRED): no authenticator app for them.
+        cookie = await sessions.begin(
+            UserType.ADMIN, admin_id, due.amr, pending_otp=True, enrolling=True, ip=where.ip,
+            user_agent=where.user_agent,
+        )  # fmt: skip
+        response = RedirectResponse(PASSKEY_ENROLMENT + "?next=" + quoted(next_url), status_code=303)
+        set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
         return response
     # Forced enrolment: the password opens only the page that sets up the authenticator app.
     try:

@@ -7,6 +7,8 @@ browser's side).
 - /console/login/otp offers "Use a passkey" to an admin who has one: request options bound to the
   pending session, and the answer goes through the sign-in machine as the second factor (the same
   budget and lockout as a code).
+- /console/login/enrol/passkey: an admin who must use a passkey (TILLKEY_ADMIN_PASSKEY_REQUIRED) and
+  has none adds one after the password, as forced TOTP enrolment does; it is the second factor.
 - /console/login offers passwordless sign-in once some admin has a passkey: the browser's autofill
   lists discoverable passkeys (conditional mediation); the options are bound to the sign-in page's
   CSRF cookie, user verification is required, and the passkey is the sign-in's first factor (with
@@ -27,8 +29,10 @@ from tillkey.accounts.passkeys import Owner, Passkeys
 from tillkey.accounts.signin import (
     LoginFailed,
     PasskeyAssertion,
+    PasskeyEnrolment,
     PasskeySignIn,
     SecondFactorDue,
+    SecondFactorFailed,
     SignedIn,
     SignIn,
     Subject,
@@ -36,7 +40,11 @@ from tillkey.accounts.signin import (
 from tillkey.console import templating
 from tillkey.console.login import (
     FAILED,
+    PASSKEY_ENROLMENT,
+    finish_second_factor,
+    gate_closed,
     has_passkeys,
+    quoted,
     redirect_targets,
     safe_next,
     second_factor_step,
@@ -54,9 +62,10 @@ from tillkey.console.sign_in_session import (
     set_cookie,
 )
 from tillkey.crypto.secrets import constant_time_equals
-from tillkey.errors import NotFound, RateLimited, TillkeyError, Unavailable
+from tillkey.errors import NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
+from tillkey.store.accounts import admin_by_id
 from tillkey.web.forms import read_body, require_https
 from tillkey.web.routing import Api, tillkey
 
@@ -66,6 +75,7 @@ if TYPE_CHECKING:
 api = Api(tags=["Console"])
 pages = ConsolePages()
 PASSKEY_FIELDS = frozenset({"csrf", "next", "ceremony_id", "credential"})
+ENROL_FIELDS = PASSKEY_FIELDS | {"name"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -134,10 +144,10 @@ async def remove(c: Console) -> Response:
 # --- the second factor: /console/login/otp ---------------------------------------------------------
 
 
-async def _form(request: Request) -> dict[str, str] | None:
+async def _form(request: Request, fields: frozenset[str] = PASSKEY_FIELDS) -> dict[str, str] | None:
     try:
         require_https(request)
-        return oauth_params.form(await read_body(request), request.headers.get("content-type"), PASSKEY_FIELDS)
+        return oauth_params.form(await read_body(request), request.headers.get("content-type"), fields)
     except TillkeyError:
         return None
 
@@ -168,6 +178,83 @@ async def second_factor(request: Request) -> Response:
         return PasskeyAssertion(form.get("ceremony_id", "")[:64], _binding(session), form.get("credential", ""), True)
 
     return await second_step(request, PASSKEY_FIELDS, factor, "The passkey was not accepted.")
+
+
+# --- forced enrolment: /console/login/enrol/passkey (TILLKEY_ADMIN_PASSKEY_REQUIRED) -------------
+
+
+def _enrolling(request: Request) -> ConsoleSession | None:
+    session = ConsoleSessions(tillkey(request)).find(request.cookies.get(cookie_name(request)))
+    return session if session is not None and session.enrolling else None
+
+
+@api.route(
+    "GET", PASSKEY_ENROLMENT, resources=[ANONYMOUS], include_in_schema=False, summary="Forced passkey enrolment page"
+)
+async def enrolment_page(request: Request) -> Response:
+    next_url = safe_next(request.query_params.get("next"))
+    session = _enrolling(request)
+    if session is None:
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    return _enrolment_page(session, next_url)
+
+
+def _enrolment_page(session: ConsoleSession, next_url: str, error: str | None = None) -> Response:
+    return templating.render(
+        "enrol_passkey.html", status=401 if error else 200, title="Add a passkey", csrf=session.csrf,
+        next_url=next_url, error=error, policy=templating.csp() + templating.PASSKEY_SCRIPT,
+    )  # fmt: skip
+
+
+@api.route(
+    "POST", PASSKEY_ENROLMENT + "/options", resources=[ANONYMOUS], include_in_schema=False,
+    summary="Passkey creation options for a forced enrolment",
+)  # fmt: skip
+async def enrolment_options(request: Request) -> Response:
+    form = await _form(request)
+    session = _enrolling(request)
+    if form is None or session is None or not constant_time_equals(form.get("csrf", ""), session.csrf):
+        raise NotFound("No sign-in is waiting for a passkey.")
+    owner = Owner(UserType.ADMIN, session.user_id)
+    ceremony = await Passkeys(tillkey(request)).registration_options(owner, _binding(session))
+    return _ceremony(ceremony.id, ceremony.options)
+
+
+@api.route(
+    "POST", PASSKEY_ENROLMENT, resources=[ANONYMOUS], include_in_schema=False,
+    summary="Forced passkey enrolment: the new passkey is the sign-in's second factor",
+)  # fmt: skip
+async def enrol(request: Request) -> Response:
+    tk = tillkey(request)
+    form = await _form(request, ENROL_FIELDS)
+    session = _enrolling(request)
+    next_url = safe_next((form or {}).get("next"))
+    if form is None or session is None:
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    if not constant_time_equals(form.get("csrf", ""), session.csrf):
+        return _enrolment_page(session, next_url, "The form expired; try again.")
+    first = PasskeyEnrolment(
+        form.get("ceremony_id", "")[:64], _binding(session), form.get("credential", ""), form.get("name", "Passkey")
+    )
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, session.user_id)
+    sessions = ConsoleSessions(tk)
+    if admin is None or not admin.is_active:
+        await sessions.end(session, reason="enrolment gone")
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    try:
+        outcome = await finish_second_factor(request, session, admin.username, first)
+    except SecondFactorFailed:  # spends the account's one failure budget, as a wrong first code does
+        return _enrolment_page(session, next_url, "The passkey could not be added. Try again.")
+    except (Unauthenticated, RateLimited, Unavailable) as exc:
+        return await gate_closed(request, sessions, session, exc, next_url, await redirect_targets(tk, next_url))
+    if isinstance(outcome, SecondFactorDue):  # a passkey was added elsewhere meanwhile: sign in again
+        await sessions.end(session, reason="enrolment gone")
+        return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
+    response = RedirectResponse(next_url, status_code=303)
+    set_cookie(response, request, cookie_name(request), outcome.credential, tk.settings.console_absolute_lifetime)
+    delete_cookie(response, request, csrf_cookie_name(request))
+    return response
 
 
 # --- passwordless: /console/login ------------------------------------------------------------------

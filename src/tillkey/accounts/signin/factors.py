@@ -21,7 +21,7 @@ from tillkey.access.delegation import Grant
 from tillkey.accounts.passkeys import Owner, PasskeyRefused, Passkeys
 from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto import legacy_hashes
-from tillkey.errors import InvalidRequest
+from tillkey.errors import Conflict, InvalidRequest
 from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import idps as idps_repo
@@ -333,6 +333,40 @@ class PasskeyAssertion:
             return False
         self.proved = used.amr
         self.used_details = {"factor": "passkey", "id": used.passkey.id, "name": used.passkey.name}
+        return True
+
+
+@dataclass(slots=True)
+class PasskeyEnrolment:
+    """The first passkey of an admin who must use one (TILLKEY_ADMIN_PASSKEY_REQUIRED) and has
+    none: registering it is the sign-in's second factor, as the first code of an authenticator app
+    is at forced TOTP enrolment (EnrolmentCode). A registration that does not verify is a failure."""
+
+    ceremony_id: str
+    binding: str
+    credential: object = field(repr=False)
+    name: str = "Passkey"
+    demanded: bool = True
+    proved: tuple[str, ...] = ()
+    refused: str = ""
+    amr: ClassVar[str] = "hwk"
+    wrong: ClassVar[str] = "passkey registration refused at enrolment"
+    used_event: ClassVar[str | None] = None  # Passkeys.register records passkey.registered
+
+    async def available(self, tk: Tillkey, account: Account) -> bool:
+        if not isinstance(account, Admin) or not await passkey_required(tk, account):
+            return False
+        return not await Passkeys(tk).has_any(owner_of(account))
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool:
+        try:
+            made = await Passkeys(tk).register(
+                owner_of(account), self.binding, self.ceremony_id, self.credential, self.name
+            )
+        except (InvalidRequest, Conflict) as exc:
+            self.refused = exc.detail or exc.message
+            return False
+        self.proved = ("swk" if made.backup_eligible else "hwk", "user")
         return True
 
 
