@@ -255,3 +255,48 @@ def test_full_access_admins_must_use_a_passkey(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
 
     inprocess.run(body)
+
+
+MALFORMED: list[Any] = [
+    None, 5, "", "not json", [], {}, {"id": 5, "response": {}}, {"id": "x", "response": "y"},
+    {"id": "x", "rawId": "x", "type": "public-key", "response": {}},
+    {"id": "x", "rawId": "x", "type": "public-key", "response": {"clientDataJSON": 5, "attestationObject": [1]}},
+    {"id": "x", "rawId": "x", "type": "public-key",
+     "response": {"clientDataJSON": "e30", "attestationObject": "oA", "authenticatorData": "AA", "signature": "AA",
+                  "userHandle": {"a": 1}, "transports": [{"a": 1}, ["x"]]}},
+]  # fmt: skip
+
+
+def test_malformed_credentials_are_clear_errors_never_500(tmp_path: Path) -> None:
+    async def body() -> None:
+        # Each malformed answer is a failed second factor: room for all of them in the budget.
+        async with inprocess.running(tmp_path, login_throttle_max_failures=1000, customer_lockout_failures=1000) as t:
+            await t.create_customer("ada@example.com")
+            plain = (await _login(t, "ada@example.com"))["token"]
+            key = SoftAuthenticator(BASE_URL)
+            assert (await _register(t, plain, key)).status_code == 201
+            for bad in MALFORMED:
+                started = (await t.client.post("/auth/mfa/passkeys/options", json={}, headers=t.bearer(plain))).json()
+                r = await t.client.post(
+                    "/auth/mfa/passkeys",
+                    json={"ceremony_id": started["ceremony_id"], "credential": bad, "name": "x"},
+                    headers=t.bearer(plain),
+                )
+                assert r.status_code == 400, (bad, r.text)
+            for bad in MALFORMED:
+                challenge = await _login(t, "ada@example.com")
+                challenge_id = challenge["mfa_challenge"]["id"]
+                got = await t.client.post(
+                    f"/auth/mfa/challenges/{challenge_id}/passkey", json={}, headers=t.bearer(challenge["token"])
+                )
+                r = await t.client.post(
+                    f"/auth/mfa/challenges/{challenge_id}/verify",
+                    json={"method": "passkey", "ceremony_id": got.json()["ceremony_id"], "credential": bad},
+                    headers=t.bearer(challenge["token"]),
+                )
+                assert r.status_code == 401, (bad, r.text)
+            for path in ("/auth/mfa/passkeys/0", "/auth/mfa/passkeys/99999999999999999999", "/auth/mfa/passkeys/x"):
+                r = await t.client.post(path, json={"name": "x"}, headers=t.bearer(plain))
+                assert r.status_code == 404, r.text
+
+    inprocess.run(body)

@@ -31,7 +31,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authenticator_data
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AttestationFormat,
@@ -233,7 +233,7 @@ class Passkeys:
                 expected_origin=s.webauthn_origin_list,
                 require_user_verification=challenge.user_verification,
             )
-        except (PasskeyRefused, InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
+        except (PasskeyRefused, WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidRequest(NOT_VERIFIED, detail=f"passkey registration: {exc}") from None
         if s.webauthn_aaguid_set and (
             verified.fmt == AttestationFormat.NONE or verified.aaguid.lower() not in s.webauthn_aaguid_set
@@ -242,7 +242,11 @@ class Passkeys:
                 "This authenticator model is not accepted here.", detail=f"aaguid {verified.aaguid} ({verified.fmt})"
             )
         transports = credential["response"].get("transports")
-        kept = tuple(t for t in transports if t in _TRANSPORTS) if isinstance(transports, list) else ()
+        kept = (
+            tuple(t for t in transports if isinstance(t, str) and t in _TRANSPORTS)
+            if isinstance(transports, list)
+            else ()
+        )
         new = repo.NewPasskey(
             owner.user_type,
             owner.user_id,
@@ -348,7 +352,7 @@ class Passkeys:
                 credential_current_sign_count=passkey.sign_count,
                 require_user_verification=challenge.user_verification,
             )
-        except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
+        except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PasskeyRefused(f"assertion: {exc}") from None
         flags = parse_authenticator_data(base64url_to_bytes(credential["response"]["authenticatorData"])).flags
         async with self.tk.db.transaction() as db:
