@@ -67,7 +67,7 @@ def test_a_customer_registers_a_passkey_and_signs_in_with_it(tmp_path: Path) -> 
             assert [(p["id"], p["name"]) for p in listed] == [(passkey["id"], "Pixel")]
 
             challenge = await _login(t, "ada@example.com")
-            assert challenge["mfa_required"] is True and "passkey" in challenge["mfa_challenge"]["methods"]
+            assert challenge["mfa_required"] is True and challenge["mfa_challenge"]["methods"] == ["passkey"]
             r = await _passkey_verify(t, challenge, key)
             assert r.status_code == 200, r.text
             claims = await t.tk.authenticator.read(r.json()["token"])

@@ -41,7 +41,15 @@ from tillkey.accounts.signin import (
     SignIn,
     TotpCode,
 )
-from tillkey.accounts.signin.factors import Account, account_by_id, account_name, owner_of, passkeys_allowed
+from tillkey.accounts.signin.factors import (
+    Account,
+    account_by_id,
+    account_name,
+    account_totp,
+    owner_of,
+    passkey_required,
+    passkeys_allowed,
+)
 from tillkey.accounts.totp import Totp
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
@@ -94,9 +102,13 @@ class MedusaMfa:
         }  # fmt: skip
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
         token = await self.auth_token(claims, now)
-        methods = [TOTP, RECOVERY_CODE]
+        # The ways this account can answer (a TOTP-less account with a passkey: "passkey" only).
+        totp = account_totp(self.tk, due.account)
+        codes = totp is not None and await totp.is_active(due.account.id)
+        methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.tk, due.account) else []
         if passkeys_allowed(self.tk, due.account) and await Passkeys(self.tk).has_any(owner_of(due.account)):
             methods.append(PASSKEY)
+        methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
             "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
