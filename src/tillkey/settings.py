@@ -145,8 +145,9 @@ class Settings(BaseSettings):
     webauthn_rp_name: str = Field(default="Tillkey", min_length=1, max_length=64)
     webauthn_origins: str = ""
     # Attestation: "none" (default: any authenticator; its AAGUID is what it claims) or, when
-    # webauthn_aaguids lists authenticator models (comma-separated AAGUIDs), only those, with a
-    # verified attestation statement (format "none" is then refused).
+    # webauthn_aaguids lists authenticator models (comma-separated AAGUIDs), only those, with an
+    # attestation statement whose signature verifies (format "none" is then refused). No vendor
+    # root certificates are configured, so a self-attestation can still claim a listed model.
     webauthn_aaguids: str = ""
     # A passkey as second factor: must the authenticator verify the user (PIN, biometric)?
     # Passwordless sign-in always requires it.
