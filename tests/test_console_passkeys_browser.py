@@ -26,10 +26,12 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     # WebAuthn needs a domain for its RP id (not an IP address): localhost, a secure context over HTTP.
     env = {
-        "TILLKEY_ADMIN_2FA": "optional", "TILLKEY_ISSUER": f"http://localhost:{port}",
-        "TILLKEY_WEBAUTHN_RP_ID": "localhost", "TILLKEY_WEBAUTHN_ORIGINS": f"http://localhost:{port}",
+        "TILLKEY_ADMIN_2FA": "optional",
+        "TILLKEY_ISSUER": f"http://localhost:{port}",
+        "TILLKEY_WEBAUTHN_RP_ID": "localhost",
+        "TILLKEY_WEBAUTHN_ORIGINS": f"http://localhost:{port}",
         "TILLKEY_WEBAUTHN_CHALLENGE_TTL": "30",
-    }  # fmt: skip
+    }
     server = Server(tmp, make_database("sqlite", tmp, migrated=True), env)
     server.start(port)
     server.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
@@ -63,9 +65,13 @@ def test_register_a_passkey_then_sign_in_passwordless(browser: Any, srv: Server)
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
     options = {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-        "isUserVerified": True, "automaticPresenceSimulation": True,
-    }  # fmt: skip
+        "protocol": "ctap2",
+        "transport": "internal",
+        "hasResidentKey": True,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+        "automaticPresenceSimulation": True,
+    }
     authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
 
     page.goto(f"{base}/console/login")

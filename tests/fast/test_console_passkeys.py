@@ -77,9 +77,11 @@ def test_an_admin_manages_passkeys_on_the_2fa_page(tmp_path: Path) -> None:
                 r = await browser.post("/console/2fa/passkeys/options", data={"csrf": csrf}, headers=SAME_ORIGIN)
                 got = r.json()
                 form = {
-                    "csrf": csrf, "ceremony_id": got["ceremony_id"], "name": "x",
+                    "csrf": csrf,
+                    "ceremony_id": got["ceremony_id"],
+                    "name": "x",
                     "credential": json.dumps(bad.create(got["options"])),
-                }  # fmt: skip
+                }
                 r = await browser.post("/console/2fa/passkeys", data=form, headers=SAME_ORIGIN)
                 assert r.status_code == 400 and "could not be verified" in r.text
 

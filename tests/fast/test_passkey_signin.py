@@ -258,13 +258,30 @@ def test_full_access_admins_must_use_a_passkey(tmp_path: Path) -> None:
 
 
 MALFORMED: list[Any] = [
-    None, 5, "", "not json", [], {}, {"id": 5, "response": {}}, {"id": "x", "response": "y"},
+    None,
+    5,
+    "",
+    "not json",
+    [],
+    {},
+    {"id": 5, "response": {}},
+    {"id": "x", "response": "y"},
     {"id": "x", "rawId": "x", "type": "public-key", "response": {}},
     {"id": "x", "rawId": "x", "type": "public-key", "response": {"clientDataJSON": 5, "attestationObject": [1]}},
-    {"id": "x", "rawId": "x", "type": "public-key",
-     "response": {"clientDataJSON": "e30", "attestationObject": "oA", "authenticatorData": "AA", "signature": "AA",
-                  "userHandle": {"a": 1}, "transports": [{"a": 1}, ["x"]]}},
-]  # fmt: skip
+    {
+        "id": "x",
+        "rawId": "x",
+        "type": "public-key",
+        "response": {
+            "clientDataJSON": "e30",
+            "attestationObject": "oA",
+            "authenticatorData": "AA",
+            "signature": "AA",
+            "userHandle": {"a": 1},
+            "transports": [{"a": 1}, ["x"]],
+        },
+    },
+]
 
 
 def test_malformed_credentials_are_clear_errors_never_500(tmp_path: Path) -> None:

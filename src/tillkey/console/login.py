@@ -202,9 +202,14 @@ async def second_factor_step(
     if await passkey_required(tk, due.account):
         # Forced passkey enrolment (TILLKEY_ADMIN_PASSKEY_REQUIRED): no authenticator app for them.
         cookie = await sessions.begin(
-            UserType.ADMIN, admin_id, due.amr, pending_otp=True, enrolling=True, ip=where.ip,
+            UserType.ADMIN,
+            admin_id,
+            due.amr,
+            pending_otp=True,
+            enrolling=True,
+            ip=where.ip,
             user_agent=where.user_agent,
-        )  # fmt: skip
+        )
         response = RedirectResponse(PASSKEY_ENROLMENT + "?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
         return response
@@ -285,9 +290,11 @@ async def otp_page(request: Request) -> Response:
     if session.enrolling:
         return RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
     return templating.otp(
-        csrf=session.csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url),
+        csrf=session.csrf,
+        next_url=next_url,
+        form_targets=await redirect_targets(tk, next_url),
         passkeys=await has_passkeys(tk, session.user_id),
-    )  # fmt: skip
+    )
 
 
 async def any_admin_passkey(tk: Tillkey) -> bool:
@@ -327,9 +334,12 @@ async def second_step(
     passkeys = await has_passkeys(tk, session.user_id)
     if not constant_time_equals(form.get("csrf", ""), session.csrf):
         return templating.otp(
-            csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets,
+            csrf=session.csrf,
+            next_url=next_url,
+            error="The form expired; try again.",
+            form_targets=targets,
             passkeys=passkeys,
-        )  # fmt: skip
+        )
     async with tk.db.session() as s:
         admin = await admin_by_id(s, session.user_id)
     if admin is None or not admin.is_active:
@@ -340,9 +350,12 @@ async def second_step(
     except SecondFactorFailed:
         # A wrong code spends the account's one failure budget, as a wrong password does.
         return templating.otp(
-            csrf=session.csrf, next_url=next_url, error=wrong,
-            form_targets=targets, passkeys=passkeys,
-        )  # fmt: skip
+            csrf=session.csrf,
+            next_url=next_url,
+            error=wrong,
+            form_targets=targets,
+            passkeys=passkeys,
+        )
     except (Unauthenticated, RateLimited, Unavailable) as exc:
         return await gate_closed(request, sessions, session, exc, next_url, targets)
     if isinstance(outcome, SecondFactorDue):  # two-factor auth was reset meanwhile: start again

@@ -92,10 +92,15 @@ async def passkey_rows(tk: Tillkey, admin_id: int) -> list[dict[str, Any]]:
     """The admin's passkeys as /console/2fa lists them."""
     found = await Passkeys(tk).list(Owner(UserType.ADMIN, admin_id))
     return [
-        {"id": p.id, "name": p.name, "synced": p.backup_eligible, "created": _when(p.created_ms),
-         "last_used": _when(p.last_used_ms)}
+        {
+            "id": p.id,
+            "name": p.name,
+            "synced": p.backup_eligible,
+            "created": _when(p.created_ms),
+            "last_used": _when(p.last_used_ms),
+        }
         for p in found
-    ]  # fmt: skip
+    ]
 
 
 def _ceremony(ceremony_id: str, options: dict[str, Any]) -> JSONResponse:
@@ -133,9 +138,12 @@ async def rename(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/2fa/passkeys/{passkey_id}/remove", resources=[ADMIN_SELF], summary="Remove a passkey",
+    "POST",
+    "/console/2fa/passkeys/{passkey_id}/remove",
+    resources=[ADMIN_SELF],
+    summary="Remove a passkey",
     confirm="Remove this passkey?",
-)  # fmt: skip
+)
 async def remove(c: Console) -> Response:
     await Passkeys(c.tk).remove_own(Owner(UserType.ADMIN, c.session.user_id), _passkey_id(c))
     return c.redirect("/console/2fa")
@@ -153,9 +161,12 @@ async def _form(request: Request, fields: frozenset[str] = PASSKEY_FIELDS) -> di
 
 
 @api.route(
-    "POST", "/console/login/passkey/options", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/console/login/passkey/options",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Passkey request options for the pending sign-in",
-)  # fmt: skip
+)
 async def second_factor_options(request: Request) -> Response:
     tk = tillkey(request)
     form = await _form(request)
@@ -170,9 +181,12 @@ async def second_factor_options(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/console/login/passkey", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/console/login/passkey",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Second factor: a passkey's answer",
-)  # fmt: skip
+)
 async def second_factor(request: Request) -> Response:
     def factor(form: dict[str, str], session: ConsoleSession) -> PasskeyAssertion:
         return PasskeyAssertion(form.get("ceremony_id", "")[:64], _binding(session), form.get("credential", ""), True)
@@ -201,15 +215,23 @@ async def enrolment_page(request: Request) -> Response:
 
 def _enrolment_page(session: ConsoleSession, next_url: str, error: str | None = None) -> Response:
     return templating.render(
-        "enrol_passkey.html", status=401 if error else 200, title="Add a passkey", csrf=session.csrf,
-        next_url=next_url, error=error, policy=templating.csp() + templating.PASSKEY_SCRIPT,
-    )  # fmt: skip
+        "enrol_passkey.html",
+        status=401 if error else 200,
+        title="Add a passkey",
+        csrf=session.csrf,
+        next_url=next_url,
+        error=error,
+        policy=templating.csp() + templating.PASSKEY_SCRIPT,
+    )
 
 
 @api.route(
-    "POST", PASSKEY_ENROLMENT + "/options", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    PASSKEY_ENROLMENT + "/options",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Passkey creation options for a forced enrolment",
-)  # fmt: skip
+)
 async def enrolment_options(request: Request) -> Response:
     form = await _form(request)
     session = _enrolling(request)
@@ -221,9 +243,12 @@ async def enrolment_options(request: Request) -> Response:
 
 
 @api.route(
-    "POST", PASSKEY_ENROLMENT, resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    PASSKEY_ENROLMENT,
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Forced passkey enrolment: the new passkey is the sign-in's second factor",
-)  # fmt: skip
+)
 async def enrol(request: Request) -> Response:
     tk = tillkey(request)
     form = await _form(request, ENROL_FIELDS)
@@ -269,9 +294,12 @@ def _login_binding(request: Request, form: dict[str, str]) -> str | None:
 
 
 @api.route(
-    "POST", "/console/login/passkey/discover/options", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/console/login/passkey/discover/options",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Passkey request options for a passwordless sign-in",
-)  # fmt: skip
+)
 async def passwordless_options(request: Request) -> Response:
     tk = tillkey(request)
     form = await _form(request)
@@ -285,9 +313,12 @@ async def passwordless_options(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/console/login/passkey/discover", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/console/login/passkey/discover",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Passwordless sign-in with a passkey",
-)  # fmt: skip
+)
 async def passwordless(request: Request) -> Response:
     tk = tillkey(request)
     form = await _form(request)
@@ -302,9 +333,14 @@ async def passwordless(request: Request) -> Response:
 
     async def issue(who: SignedIn) -> str:
         cookie = await sessions.begin(
-            UserType.ADMIN, who.user_id, who.amr, pending_otp=False,
-            fingerprint=grant_fingerprint(tk.grants.admin(who.user_id)), ip=where.ip, user_agent=where.user_agent,
-        )  # fmt: skip
+            UserType.ADMIN,
+            who.user_id,
+            who.amr,
+            pending_otp=False,
+            fingerprint=grant_fingerprint(tk.grants.admin(who.user_id)),
+            ip=where.ip,
+            user_agent=where.user_agent,
+        )
         await sessions.end_others(UserType.ADMIN, who.user_id, cookie)
         return cookie
 

@@ -42,9 +42,11 @@ async def verify_challenge(request: Request, challenge_id: str) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/mfa/challenges/{challenge_id}/passkey", resources=[ANONYMOUS],
+    "POST",
+    "/auth/mfa/challenges/{challenge_id}/passkey",
+    resources=[ANONYMOUS],
     summary="WebAuthn request options for login's MFA challenge (bearer: login's pending token)",
-)  # fmt: skip
+)
 async def passkey_challenge(request: Request, challenge_id: str) -> JSONResponse:
     bearer = bearer_token(request.headers.get("authorization"))
     options = await MedusaMfa(tillkey(request)).passkey_options(bearer, challenge_id)
