@@ -119,8 +119,9 @@ class Integrations:
             )  # fmt: skip
             await auth_repo.record_change(s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION)
             await self.tk.audit.record_in(
-                s, audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
-                                                       "name": created.name, "resources": list(created.resources)},
+                s, audit.INTEGRATION_CREATED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": created.id, "name": created.name,
+                         "resources": list(created.resources)},
             )  # fmt: skip
         await self.tk.reload_integrations()
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
@@ -140,7 +141,10 @@ class Integrations:
         if integration.endpoint_url is None:
             async with self.tk.db.transaction() as s:
                 pair = await handshake.issue_access_token(self.tk, s, integration.id)
-                await self.tk.audit.record_in(s, audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
+                await self.tk.audit.record_in(
+                    s, audit.INTEGRATION_ACTIVATED, **delegation.audit_actor(acting),
+                    details={**details, "mode": "manual"},
+                )  # fmt: skip
                 await self.tk.audit.record_in(
                     s, audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
                     details={"format": "oauth1", "via": "manual activation"},
@@ -148,7 +152,9 @@ class Integrations:
             await self.tk.reload_integrations()
             return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
         expires = await handshake.start(self.tk, integration)
-        await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
+        await self.tk.audit.record(
+            audit.INTEGRATION_ACTIVATED, **delegation.audit_actor(acting), details={**details, "mode": "endpoint"}
+        )
         link = None
         if integration.identity_link_url:
             sep = "&" if "?" in integration.identity_link_url else "?"
@@ -158,7 +164,7 @@ class Integrations:
             identity_link_url=link,
         )  # fmt: skip
 
-    async def deactivate(self, name_or_id: str | int) -> Integration:
+    async def deactivate(self, name_or_id: str | int, *, acting: Principal | None = None) -> Integration:
         """Refuse the integration's calls; its tokens stay, for a later activation to replace."""
         integration = await self._get(name_or_id)
         async with self.tk.db.transaction() as s:
@@ -167,13 +173,14 @@ class Integrations:
                 s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
             )
             await self.tk.audit.record_in(
-                s, audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                       "name": integration.name, "change": "deactivated"},
+                s, audit.INTEGRATION_CHANGED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name,
+                         "change": "deactivated"},
             )  # fmt: skip
         await self.tk.reload_integrations()
         return await self._get(integration.id)
 
-    async def revoke(self, name_or_id: str | int) -> int:
+    async def revoke(self, name_or_id: str | int, *, acting: Principal | None = None) -> int:
         """Delete the integration's tokens (access, and any handshake in progress); answers how many."""
         integration = await self._get(name_or_id)
         async with self.tk.db.transaction() as s:
@@ -184,12 +191,13 @@ class Integrations:
             await self.tk.audit.record_in(
                 s,
                 audit.TOKEN_REVOKED,
+                **delegation.audit_actor(acting),
                 details={"target_type": INTEGRATION, "target_id": integration.id, "count": count},
             )
         await self.tk.reload_integrations()
         return count
 
-    async def delete(self, name_or_id: str | int) -> None:
+    async def delete(self, name_or_id: str | int, *, acting: Principal | None = None) -> None:
         integration = await self._get(name_or_id)
         async with self.tk.db.transaction() as s:
             await repo.delete_integration(s, integration.id)
@@ -197,7 +205,7 @@ class Integrations:
                 s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
             )
             await self.tk.audit.record_in(
-                s, audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                       "name": integration.name},
+                s, audit.INTEGRATION_DELETED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name},
             )  # fmt: skip
         await self.tk.reload_integrations()

@@ -69,6 +69,17 @@ EVENTS = frozenset({
     LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDENTITY_UNLINKED, IDP_CHANGED,
 })  # fmt: skip
 
+# Events whose details name what they act on: `target_type` and `target_id` (an account or a
+# credential, as a Principal's user type and id) or an OAuth client's `client_id`. A detail page
+# finds the records about its subject among these (store.audit.concerning); a new event that acts
+# on an account or credential names it the same way and is listed here.
+CONCERNING_EVENTS = frozenset({
+    ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, ACCOUNT_UNLOCKED, TFA_RESET, TOKEN_REVOKED,
+    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, INTEGRATION_CREATED,
+    INTEGRATION_ACTIVATED, INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH2_CLIENT_CREATED,
+    OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED,
+})  # fmt: skip
+
 SUCCESS = "success"
 FAILURE = "failure"
 OUTCOMES = frozenset({SUCCESS, FAILURE})

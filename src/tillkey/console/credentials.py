@@ -106,7 +106,7 @@ async def activate_integration(c: Console) -> Response:
     confirm="Revoke this integration's tokens? It stops working until reauthorized.",
 )  # fmt: skip
 async def revoke_integration(c: Console) -> Response:
-    await Integrations(c.tk).revoke(_int_param(c))
+    await Integrations(c.tk).revoke(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -115,7 +115,7 @@ async def revoke_integration(c: Console) -> Response:
     confirm="Deactivate this integration? Its tokens stop working.",
 )  # fmt: skip
 async def deactivate_integration(c: Console) -> Response:
-    await Integrations(c.tk).deactivate(_int_param(c))
+    await Integrations(c.tk).deactivate(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -124,7 +124,7 @@ async def deactivate_integration(c: Console) -> Response:
     confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_integration(c: Console) -> Response:
-    await Integrations(c.tk).delete(_int_param(c))
+    await Integrations(c.tk).delete(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -221,7 +221,7 @@ async def client_page(c: Console) -> Response:
     back = ("/console/oauth-clients", "All OAuth clients")
     return c.render(
         "detail.html", f"OAuth client: {client.name}", facts=facts, back=back,
-        trail=await trail(c, UserType.OAUTH_CLIENT, client.id),
+        trail=await trail(c, UserType.OAUTH_CLIENT, client.id, client_id=client.client_id),
         revoke=(f"/console/oauth-clients/{client.client_id}/delete", "Delete", f"Delete {client.name}?"),
     )  # fmt: skip
 
@@ -248,5 +248,5 @@ async def create_client(c: Console) -> Response:
     confirm="Delete this client? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_client(c: Console) -> Response:
-    await Clients(c.tk).delete(str(c.request.path_params.get("client_id", ""))[:64])
+    await Clients(c.tk).delete(str(c.request.path_params.get("client_id", ""))[:64], acting=c.principal)
     return c.redirect("/console/oauth-clients")

@@ -106,7 +106,7 @@ class Clients:
             client = await repo.add_client(s, draft)
             await auth_repo.record_change(s, CHANGE_KIND, now, ref=client.client_id)
             await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_CREATED,
+                s, audit.OAUTH2_CLIENT_CREATED, **delegation.audit_actor(acting),
                 details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
                          "scopes": list(wanted), "resource_server": resource_server},
             )  # fmt: skip
@@ -117,7 +117,7 @@ class Clients:
         async with self.tk.db.session() as s:
             return await repo.clients(s)
 
-    async def delete(self, client_id: str) -> Client:
+    async def delete(self, client_id: str, *, acting: Principal | None = None) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
         now = self.tk.clock.now_int()
@@ -131,7 +131,10 @@ class Clients:
                 denied += await repo.revoke_family(s, family, now)
             await auth_repo.record_change(s, CHANGE_KIND, now, ref=client_id)
             await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
+                s,
+                audit.OAUTH2_CLIENT_DELETED,
+                **delegation.audit_actor(acting),
+                details={"client_id": client_id, "families": len(families)},
             )
         await self.tk.revoker.revoke_ids(denied)
         await self.tk.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AuditEventRow, AuditHeadRow
@@ -131,6 +131,41 @@ async def search(s: AsyncSession, q: AuditQuery) -> list[AuditRecord]:
         stmt = stmt.where(AuditEventRow.created_ms <= q.until_ms)
     stmt = stmt.order_by(AuditEventRow.seq.desc()).limit(q.limit).offset(q.offset)
     return [_record(r) for r in await s.scalars(stmt)]
+
+
+async def concerning(
+    s: AsyncSession, *, actor_type: int, actor_id: int, events: Sequence[str], mentions: Sequence[str], limit: int
+) -> list[AuditRecord]:
+    """The newest `limit` records by this actor or about it, newest first: those it made
+    (ix_audit_events_actor) and those among `events` whose details contain one of `mentions`
+    (fragments of canonical JSON naming it, such as `"target_id":5,"target_type":2,`). The second
+    part reads only the rows of those events (ix_audit_events_event: account, credential and
+    revocation events, not the sign-in and token traffic), since details are not indexed.
+
+    Two queries merged here rather than one with OR: each keeps its index and its order, where an
+    OR under ORDER BY seq DESC LIMIT may walk the whole log backwards."""
+    by_actor = await s.scalars(
+        select(AuditEventRow)
+        .where(AuditEventRow.actor_type == actor_type, AuditEventRow.actor_id == actor_id)
+        .order_by(AuditEventRow.seq.desc())
+        .limit(limit)
+    )
+    found = {r.seq: _record(r) for r in by_actor}
+    if events and mentions:
+        about = await s.scalars(
+            select(AuditEventRow)
+            .where(
+                AuditEventRow.event.in_(list(events)),
+                or_(*(AuditEventRow.details.contains(m, autoescape=True) for m in mentions)),
+            )
+            .order_by(AuditEventRow.seq.desc())
+            .limit(limit)
+        )
+        for r in about:
+            # SQLite's LIKE ignores ASCII case; a client id differing only in case is another client.
+            if r.details is not None and any(m in r.details for m in mentions):
+                found[r.seq] = _record(r)
+    return [found[seq] for seq in sorted(found, reverse=True)[:limit]]
 
 
 async def hourly_counts(s: AsyncSession, since_ms: int, events: Sequence[str]) -> list[tuple[int, str, int]]:
