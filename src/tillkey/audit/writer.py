@@ -46,6 +46,7 @@ from tillkey.audit.events import (
 from tillkey.audit.query import mentions
 from tillkey.audit.request_context import RequestInfo, current_request
 from tillkey.clock import Clock
+from tillkey.principal import UserType
 from tillkey.security.redaction import clean_details, clean_text
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -471,9 +472,10 @@ class AuditLog:
     ) -> list[AuditRecord]:
         """The newest records this account or credential made or that acted on it (changed, reset,
         revoked, created it…), newest first."""
+        events = CONCERNING_EVENTS.get(UserType(target_type), frozenset()) if target_type in set(UserType) else ()
         async with self.db.session() as s:
             return await repo.concerning(
-                s, actor_type=target_type, actor_id=target_id, events=sorted(CONCERNING_EVENTS),
+                s, actor_type=target_type, actor_id=target_id, events=sorted(events),
                 mentions=mentions(target_type, target_id, client_id), limit=limit,
             )  # fmt: skip
 

@@ -138,12 +138,12 @@ async def concerning(
 ) -> list[AuditRecord]:
     """The newest `limit` records by this actor or about it, newest first: those it made
     (ix_audit_events_actor) and those among `events` whose details contain one of `mentions`
-    (fragments of canonical JSON naming it, such as `"target_id":5,"target_type":2,`). The second
-    part reads only the rows of those events (ix_audit_events_event: account, credential and
-    revocation events, not the sign-in and token traffic), since details are not indexed.
+    (fragments of canonical JSON naming it, such as `"target_id":5,"target_type":2,`).
 
-    Two queries merged here rather than one with OR: each keeps its index and its order, where an
-    OR under ORDER BY seq DESC LIMIT may walk the whole log backwards."""
+    Details are not indexed, so records about it are found by walking each event's records newest
+    first on ix_audit_events_event (event, seq), one query per event: each stops at `limit` hits,
+    and reads at most that event's records, never the sign-in and token traffic. (One query with
+    `event IN (…)` lets the planner walk the whole log backwards by seq to avoid a sort.)"""
     by_actor = await s.scalars(
         select(AuditEventRow)
         .where(AuditEventRow.actor_type == actor_type, AuditEventRow.actor_id == actor_id)
@@ -151,13 +151,11 @@ async def concerning(
         .limit(limit)
     )
     found = {r.seq: _record(r) for r in by_actor}
-    if events and mentions:
+    naming = or_(*(AuditEventRow.details.contains(m, autoescape=True) for m in mentions))
+    for event in events if mentions else ():
         about = await s.scalars(
             select(AuditEventRow)
-            .where(
-                AuditEventRow.event.in_(list(events)),
-                or_(*(AuditEventRow.details.contains(m, autoescape=True) for m in mentions)),
-            )
+            .where(AuditEventRow.event == event, naming)
             .order_by(AuditEventRow.seq.desc())
             .limit(limit)
         )
