@@ -32,6 +32,8 @@ IMAGE = "localhost/tillkey-test:latest"
 # What this machine needs (itself a container): build with chroot isolation; run with runc (crun
 # refuses hybrid cgroups), ulimits it may set, and no health-check timer (no systemd). Override with
 # TILLKEY_TEST_PODMAN_RUN_FLAGS on a host that needs none of it.
+# Building with vfs storage (no overlay here) copies every layer: several minutes.
+pytestmark = pytest.mark.timeout(1800)
 RUN_FLAGS = os.environ.get(
     "TILLKEY_TEST_PODMAN_RUN_FLAGS",
     "--runtime runc --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --no-healthcheck",
