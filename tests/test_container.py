@@ -163,7 +163,7 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly(image: str) -> No
         state = podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip()
         assert state == "0"  # SIGTERM drains and exits 0
     finally:
-        podman("rm", "-f", name, check=False)
+        podman("rm", "-f", "-v", name, check=False)  # -v: its anonymous volume too
 
 
 SERVICES = "localhost/tillkey-test-services:bookworm"

@@ -1,6 +1,8 @@
-"""The protected application's stand-in (traefik/whoami): answers each request with its headers."""
+"""The protected application's stand-in (traefik/whoami): answers each request with its headers.
+Takes whoami's `--port N`."""
 
 import http.server
+import sys
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -13,4 +15,5 @@ class Echo(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-http.server.ThreadingHTTPServer(("", 8080), Echo).serve_forever()
+port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 80
+http.server.ThreadingHTTPServer(("", port), Echo).serve_forever()
