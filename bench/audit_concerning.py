@@ -66,7 +66,7 @@ async def main(n: int, backend: str) -> None:
             print(f"{backend}, {n} records: concerning(admin, limit 20) median {statistics.median(times):.1f} ms,"
                   f" max {max(times):.1f} ms (last found {len(found)})")  # fmt: skip
             like = mentions(2, 7)[0].replace("_", "\\_")
-            explain = "EXPLAIN QUERY PLAN" if backend == "sqlite" else "EXPLAIN"
+            explain = "EXPLAIN QUERY PLAN" if backend == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS)"
             async with t.tk.db.session() as s:
                 for sql in (
                     "SELECT seq FROM audit_events WHERE actor_type = 2 AND actor_id = 7 ORDER BY seq DESC LIMIT 20",

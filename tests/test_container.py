@@ -21,6 +21,7 @@ CLI inside sees the server's data, and that SIGTERM stops it with exit code 0.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -214,22 +215,33 @@ def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(i
             assert time.monotonic() < deadline, compose("logs", timeout=60).stdout[-4000:]
             time.sleep(1)
         made = compose(
-            "exec", "-T", "tillkey-1", "tillkey", "integration", "create", "--name", "shop-app", "--all",
-            "--json", timeout=120,
+            "exec", "-T", "tillkey-1", "sh", "-c",
+            "echo Compose-test-passw0rd | tillkey admin create --username alice --email alice@example.com"
+            " --password-stdin",
+            timeout=120,
         )  # fmt: skip
         assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
-        activated = compose("exec", "-T", "tillkey-2", "tillkey", "integration", "activate", "shop-app", "--json")
-        assert activated.returncode == 0, activated.stdout[-2000:] + activated.stderr[-2000:]
+        key = compose(
+            "exec", "-T", "tillkey-2", "tillkey", "api-key", "create", "--title", "shop job", "--type", "secret",
+            "--for", "alice", "--json", timeout=120,
+        )  # fmt: skip
+        assert key.returncode == 0, key.stdout[-2000:] + key.stderr[-2000:]
         # podman-compose prints its own lines around the command's output.
-        printed = next(line for line in reversed(activated.stdout.splitlines()) if line.startswith("{"))
-        token = json.loads(printed)["access_token"]
+        printed = next(line for line in reversed(key.stdout.splitlines()) if line.startswith("{"))
+        secret = json.loads(printed)["token"]
+        assert secret.startswith("sk_")
         # Through nginx: the public part without a credential, the rest only with one; whichever
-        # process answers, the credential made through the other one works.
+        # process answers, the key made through the other one works (the change feed over Redis).
         assert httpx.get(f"{base}/shop/public/", timeout=5).status_code == 200
         assert httpx.get(f"{base}/shop/orders", timeout=5).status_code == 401
+        with_key = {"Authorization": f"Basic {base64.b64encode(f'{secret}:'.encode()).decode()}"}
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/shop/orders", headers=with_key, timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the key never worked through nginx"
+            time.sleep(0.5)
         for _ in range(4):
-            shop = httpx.get(f"{base}/shop/orders", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-            assert shop.status_code == 200 and "X-Tillkey-User-Type: 1" in shop.text, shop.text
+            shop = httpx.get(f"{base}/shop/orders", headers=with_key, timeout=5)
+            assert shop.status_code == 200 and "X-Tillkey-User-Type: api_key" in shop.text, shop.text
         assert httpx.get(f"{base}/console", timeout=5).status_code in (302, 307)
     finally:
         # podman-compose 1.0.3's `down -v` leaves the images' anonymous volumes (/var/lib/tillkey).

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
@@ -89,12 +91,13 @@ def _trail(page: str) -> str:
     return page.split("<h2>Audit trail</h2>", 1)[1]
 
 
-def test_detail_pages_show_what_was_done_to_the_account_by_whom(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_detail_pages_show_what_was_done_to_the_account_by_whom(tmp_path: Path, backend: str) -> None:
     """A detail page's trail holds the actions on its subject by someone else (another admin's
     reset, a revocation, a creation), with that actor by name and a link, not only its own."""
 
-    async def body() -> None:
-        async with inprocess.running(tmp_path) as t:
+    async def body(db: dict[str, str]) -> None:
+        async with inprocess.running(tmp_path, **db) as t:
             root = await t.create_admin("root")
             clerk = await t.create_admin("clerk", resources=["Magento_Catalog::products"])
             console = await t.console_session(root.id)
@@ -148,4 +151,5 @@ def test_detail_pages_show_what_was_done_to_the_account_by_whom(tmp_path: Path) 
             ada = _trail((await console.get(f"/console/customers/{customer.id}")).text)
             assert "<td>account.created</td>" in ada and "<td>token.revoked</td>" in ada
 
-    inprocess.run(body)
+    with inprocess.database(backend, tmp_path) as db:
+        inprocess.run(lambda: body(db))
