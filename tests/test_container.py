@@ -196,7 +196,9 @@ def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(i
     def compose(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["podman-compose", "-p", project, "--podman-run-args", run_args, *STACK, *args],
-            env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            # podman-compose runs `podman exec --interactive`: with the caller's stdin left open
+            # the command inside never finished here (seen: 120 s, then killed).
+            env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
     base = f"http://127.0.0.1:{port}"
