@@ -13,8 +13,10 @@ PyPI. TILLKEY_TEST_CONTAINER_BASE names another base image instead.
 
 Needs podman, runc and debootstrap (`apt-get install podman runc debootstrap`) and root; without
 them the test skips (fails under TILLKEY_TEST_REQUIRE_SERVICES=1). Measured on a 2-core test
-machine with overlay storage: the base image about 3 minutes (first run only), the build about
-2 minutes (pip installs Tillkey), the run checks 10 seconds. It checks that `tillkey serve` runs as
+machine shared with other test runs, overlay storage: the base image about 4 minutes and the
+compose stand-ins image about 2 (first run on a machine only), the Tillkey image about 3 minutes
+when the sources changed (pip installs it), the image's checks 40 seconds, the compose stack 1 to
+2.5 minutes; with the images cached, the file takes about 3.5 minutes. It checks that `tillkey serve` runs as
 the non-root user, answers /healthz and the image's health check, keeps its files private, that the
 CLI inside sees the server's data, and that SIGTERM stops it with exit code 0.
 """
