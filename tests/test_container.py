@@ -11,7 +11,8 @@ plus this machine's own certificate authorities (/usr/local/share/ca-certificate
 that inspects TLS) and a pip.conf that trusts the system bundle, so pip in the build stage reaches
 PyPI. TILLKEY_TEST_CONTAINER_BASE names another base image instead.
 
-Needs podman, runc and debootstrap (`apt-get install podman runc debootstrap`) and root; without
+Needs podman, runc, debootstrap and podman-compose (`apt-get install podman runc debootstrap
+podman-compose`) and root; without
 them the test skips (fails under TILLKEY_TEST_REQUIRE_SERVICES=1). Measured on a 2-core test
 machine shared with other test runs, overlay storage: the base image about 4 minutes and the
 compose stand-ins image about 2 (first run on a machine only), the Tillkey image about 3 minutes
