@@ -126,7 +126,7 @@ class Clients:
             client = await repo.add_client(w.s, draft)
             w.changed(CHANGE_KIND, ref=client.client_id)
             w.audit(
-                audit.OAUTH2_CLIENT_CREATED,
+                audit.OAUTH2_CLIENT_CREATED, **delegation.audit_actor(acting),
                 details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
                          "scopes": list(wanted), "resource_server": resource_server},
             )  # fmt: skip
@@ -136,7 +136,7 @@ class Clients:
         async with self.db.session() as s:
             return await repo.clients(s)
 
-    async def delete(self, client_id: str) -> Client:
+    async def delete(self, client_id: str, *, acting: Principal | None = None) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
         async with self.changes() as w:
@@ -148,7 +148,11 @@ class Clients:
             for family in families:
                 denied += await repo.revoke_family(w.s, family, w.now)
             w.changed(CHANGE_KIND, ref=client_id)
-            w.audit(audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)})
+            w.audit(
+                audit.OAUTH2_CLIENT_DELETED,
+                **delegation.audit_actor(acting),
+                details={"client_id": client_id, "families": len(families)},
+            )
         await self.revoker.revoke_ids(denied)
         await self.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
         return replace(client, active=False)
