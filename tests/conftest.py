@@ -220,9 +220,21 @@ class Server:
         return env
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([TILLKEY, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        """`tillkey ARGS` against this server's data, through Typer's CliRunner in this process:
+        the same entry point, arguments and environment as the operator's command, without the
+        interpreter start and imports a subprocess pays for each call (seconds on a loaded machine).
+        In a thread of its own: the command runs its own event loop, and the caller may be in one."""
+        from typer.testing import CliRunner
+
+        from tillkey.cli import app as cli_app
+
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("TILLKEY_")}
+        env.update(self.env)
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(CliRunner().invoke, cli_app, list(args), env=env).result(timeout=120)
+        res = subprocess.CompletedProcess([TILLKEY, *args], out.exit_code, out.stdout, out.stderr)
         if check and res.returncode != 0:
-            raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+            raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}{out.exception!r}")
         return res
 
     def cli_json(self, *args: str) -> Any:
@@ -235,7 +247,8 @@ class Server:
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 30
+        # Generous: seconds on an idle machine, much longer on a loaded one.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log()}")
@@ -365,3 +378,42 @@ def scaleout_db(
                 monkeypatch.setenv(name, value)
                 settings[name.removeprefix("TILLKEY_").lower()] = value
         yield settings
+
+
+# --- pytest-xdist: one worker per shared fixture ------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the tests that share a module- or session-scoped fixture of this suite (a server, nginx,
+    Chromium, a node process, a shared in-process app) in one `xdist_group`, so that under
+    `--dist loadgroup` (Makefile `test`) each such fixture starts on one worker only, not on every
+    worker that happens to run one of its tests. Tests that share nothing stay free to go anywhere."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys: dict[int, list[str]] = {}
+    for n, item in enumerate(items):
+        info = getattr(item, "_fixtureinfo", None)
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        shared = []
+        for name in item.fixturenames:  # type: ignore[attr-defined]
+            defs = info.name2fixturedefs.get(name) if info is not None else None
+            if not defs or defs[-1].scope not in ("module", "session"):
+                continue
+            if not getattr(defs[-1].func, "__module__", "").startswith("tests."):
+                continue
+            scope_id = item.module.__name__ if defs[-1].scope == "module" else "session"  # type: ignore[attr-defined]
+            shared.append(f"{scope_id}:{name}[{params.get(name, '')}]")
+        if shared:
+            keys[n] = shared
+            for other in shared[1:]:
+                parent[find(other)] = find(shared[0])
+    for n, shared in keys.items():
+        items[n].add_marker(pytest.mark.xdist_group(find(shared[0])))
