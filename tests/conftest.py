@@ -258,6 +258,8 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        # Not left running behind the failure (whoever called start may not clean up).
+        stop_process(self.proc)
         raise AssertionError(f"server did not start: {self.log()}")
 
     def stop(self) -> None:
@@ -381,14 +383,21 @@ def scaleout_db(
 
 
 # --- pytest-xdist: one worker per shared fixture ------------------------------------------------
+#
+# Under `--dist loadgroup` (Makefile `test`) the tests that share a module- or session-scoped
+# fixture of this suite (a server, nginx, Chromium, a node process, a shared in-process app) go to
+# one worker, so each such fixture starts once, not on every worker that happens to run one of its
+# tests (as `worksteal` or `load` do). Tests that share nothing go wherever a worker is free.
+# pytest-xdist's own loadgroup reads `xdist_group` marks through `item._nodeid`, which pytest 9.2 no
+# longer uses; so the workers write the groups they computed to a file the controller's scheduler
+# reads (both through pytest-xdist's public hooks).
+
+GROUPS_FILE = "tillkey_test_groups"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the tests that share a module- or session-scoped fixture of this suite (a server, nginx,
-    Chromium, a node process, a shared in-process app) in one `xdist_group`, so that under
-    `--dist loadgroup` (Makefile `test`) each such fixture starts on one worker only, not on every
-    worker that happens to run one of its tests. Tests that share nothing stay free to go anywhere."""
+def _groups(items: list[pytest.Item]) -> dict[str, str]:
+    """nodeid -> group, for the tests that share a fixture instance with another (union-find over
+    the instances: a test using two shared fixtures joins their groups)."""
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
@@ -397,23 +406,61 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             key = parent[key]
         return key
 
-    keys: dict[int, list[str]] = {}
-    for n, item in enumerate(items):
+    uses: dict[str, list[str]] = {}
+    for item in items:
         info = getattr(item, "_fixtureinfo", None)
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         shared = []
-        for name in item.fixturenames:  # type: ignore[attr-defined]
+        for name in getattr(item, "fixturenames", ()):
             defs = info.name2fixturedefs.get(name) if info is not None else None
             if not defs or defs[-1].scope not in ("module", "session"):
                 continue
             if not getattr(defs[-1].func, "__module__", "").startswith("tests."):
-                continue
-            scope_id = item.module.__name__ if defs[-1].scope == "module" else "session"  # type: ignore[attr-defined]
-            shared.append(f"{scope_id}:{name}[{params.get(name, '')}]")
+                continue  # pytest's own (tmp_path_factory, ...)
+            where = getattr(getattr(item, "module", None), "__name__", "") if defs[-1].scope == "module" else ""
+            shared.append(f"{where}:{name}[{params.get(name, '')}]")
         if shared:
-            keys[n] = shared
+            uses[item.nodeid] = shared
             for other in shared[1:]:
                 parent[find(other)] = find(shared[0])
-    for n, shared in keys.items():
-        items[n].add_marker(pytest.mark.xdist_group(find(shared[0])))
+    return {nodeid: find(shared[0]) for nodeid, shared in uses.items()}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    path = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if path:
+        scratch = Path(f"{path}.{os.getpid()}")
+        scratch.write_text(json.dumps(_groups(items)))
+        scratch.replace(path)  # whole or absent: the workers write the same map
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[GROUPS_FILE] = str(_groups_path(node.config))
+
+
+def _groups_path(config: pytest.Config) -> Path:
+    return Path(tempfile.gettempdir()) / f"tillkey-test-groups-{os.getpid()}.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """One scope per group of tests sharing a fixture, one per other test; the largest scopes
+        are handed out first (pytest-xdist's loadscope reordering)."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                path = _groups_path(config)
+                self.groups = json.loads(path.read_text()) if path.exists() else {}
+                path.unlink(missing_ok=True)
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedFixtureScheduling(config, log)
