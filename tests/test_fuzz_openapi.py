@@ -9,41 +9,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server, start_server
+from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
-    """One server for the three runs, and each caller's token, taken before any run: a run changes
-    only what its own caller may change (the admin's runs last, see the order below), and a token
-    taken up front stays valid whatever the earlier runs did to sign-in state (lockouts, throttles)."""
-    srv = start_server(tmp_path_factory.mktemp("fuzz") / "srv")
-    try:
-        srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-        srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
-        tokens = {
-            "admin": srv.token("admin", "alice", ADMIN_PASSWORD),
-            "customer": srv.token("customer", "roni_cost@example.com", CUSTOMER_PASSWORD),
-        }
-        yield srv, tokens
-    finally:
-        srv.stop()
-
-
-# The admin may change anything (accounts included), so it runs after the others on the shared server.
-@pytest.mark.parametrize("who", ["customer", "anonymous", "admin"])
-def test_schemathesis_finds_nothing(seeded: tuple[Server, dict[str, str]], who: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("who", ["admin", "customer", "anonymous"])
+def test_schemathesis_finds_nothing(sqlite_server_factory: Any, who: str, tmp_path: Path) -> None:
     pytest.importorskip("schemathesis", reason="schemathesis is in the dev extras")
-    srv, tokens = seeded
-    headers = ["-H", f"Authorization: Bearer {tokens[who]}"] if who in tokens else []
+    srv: Server = sqlite_server_factory()
+    srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
+    srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
+    headers: list[str] = []
+    if who == "admin":
+        headers = ["-H", f"Authorization: Bearer {srv.token('admin', 'alice', ADMIN_PASSWORD)}"]
+    elif who == "customer":
+        headers = ["-H", f"Authorization: Bearer {srv.token('customer', 'roni_cost@example.com', CUSTOMER_PASSWORD)}"]
     cmd = [
         SCHEMATHESIS, "run", f"{srv.url}/openapi.json", "--checks", CHECKS,
         "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"), "--workers", "2",
