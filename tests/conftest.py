@@ -253,7 +253,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                # A loaded machine can take seconds to answer the first request.
+                if httpx.get(self.url + "/healthz", timeout=5).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
