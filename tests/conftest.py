@@ -233,6 +233,11 @@ class Server:
         with ThreadPoolExecutor(1) as pool:
             out = pool.submit(CliRunner().invoke, cli_app, list(args), env=env).result(timeout=120)
         res = subprocess.CompletedProcess([TILLKEY, *args], out.exit_code, out.stdout, out.stderr)
+        if self.proc is not None and self.proc.poll() is None and "TILLKEY_REDIS_URL" not in self.env:
+            # Without Redis a running server applies the CLI's change at its next change-feed poll
+            # (every TILLKEY_SYNC_INTERVAL): give it two before the test goes on, as the operator's
+            # command exiting used to (a known delay of its own, not what these tests are about).
+            time.sleep(2 * float(self.env["TILLKEY_SYNC_INTERVAL"]) + 0.2)
         if check and res.returncode != 0:
             raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}{out.exception!r}")
         return res
