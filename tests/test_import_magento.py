@@ -5,6 +5,7 @@ passwords, roles keep the resources Tillkey knows, and a second run duplicates n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -13,11 +14,15 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import requests
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
+from requests_oauthlib import OAuth1
 
 from tests import inprocess
 from tests.conftest import REQUIRE_SERVICES
 from tillkey import audit
 from tillkey.store.audit import AuditQuery
+from tillkey.storeapi.seed import seed
 
 VECTORS = {
     v["name"]: v
@@ -27,6 +32,22 @@ LATEST = VECTORS["version 3_32_2_67108864 (2.4.7+ default)"]
 CHAIN = VECTORS["chain 1:2 (sha256 upgraded by customer:hash:upgrade)"]
 MD5 = VECTORS["version 0 (md5)"]
 M1 = VECTORS["Magento 1 md5 with a 2-character salt, migrated"]
+# Secrets encrypted at rest by PHP as Magento's Encryptor does (tests/vectors/magento_encryptor).
+ENCRYPTED = json.loads((Path(__file__).parent / "vectors/magento_encryptor/magento.json").read_text())
+SECRET = {v["name"]: v for v in ENCRYPTED["vectors"]}
+TOKEN = ENCRYPTED["tokens"]
+ERP = {  # sodium with the newest key
+    "consumer_key": TOKEN["erp consumer key"],
+    "consumer_secret": SECRET["erp consumer secret, sodium, newest key"]["stored"],
+    "token": TOKEN["erp access token"],
+    "token_secret": SECRET["erp access token secret, sodium, newest key"]["stored"],
+}
+PIM = {  # the consumer secret under the older key, the token secret stored plain (before 2.4.3-p2)
+    "consumer_key": TOKEN["pim consumer key"],
+    "consumer_secret": SECRET["pim consumer secret, sodium, older key"]["stored"],
+    "token": TOKEN["pim access token"],
+    "token_secret": SECRET["pim access token secret, plain (before 2.4.3-p2)"]["stored"],
+}
 
 # Magento 2.4's db_schema.xml for these tables, as MySQL DDL (the columns the import reads and
 # their neighbours; foreign keys to the store tables left out).
@@ -57,6 +78,28 @@ SCHEMA = [
         password_hash varchar(128), rp_token varchar(128), confirmation varchar(64),
         failures_num smallint DEFAULT 0, first_failure timestamp NULL, lock_expires timestamp NULL,
         UNIQUE KEY CUSTOMER_ENTITY_EMAIL_WEBSITE_ID (email, website_id))""",
+    """CREATE TABLE oauth_consumer (entity_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, updated_at timestamp NULL,
+        name varchar(255) NOT NULL, `key` varchar(32) NOT NULL, secret varchar(128) NOT NULL,
+        callback_url text, rejected_callback_url text NOT NULL,
+        UNIQUE KEY OAUTH_CONSUMER_KEY (`key`), UNIQUE KEY OAUTH_CONSUMER_SECRET (secret))""",
+    """CREATE TABLE oauth_token (entity_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        consumer_id int unsigned, admin_id int unsigned, customer_id int unsigned,
+        type varchar(16) NOT NULL, token varchar(32) NOT NULL, secret varchar(128) NOT NULL,
+        verifier varchar(32), callback_url text NOT NULL, revoked smallint unsigned NOT NULL DEFAULT 0,
+        authorized smallint unsigned NOT NULL DEFAULT 0, user_type int,
+        created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, UNIQUE KEY OAUTH_TOKEN_TOKEN (token),
+        CONSTRAINT OAUTH_TOKEN_CONSUMER_ID FOREIGN KEY (consumer_id)
+            REFERENCES oauth_consumer (entity_id) ON DELETE CASCADE)""",
+    """CREATE TABLE integration (integration_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name varchar(255) NOT NULL, email varchar(255) NOT NULL, endpoint varchar(255),
+        status smallint unsigned NOT NULL, consumer_id int unsigned,
+        created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        updated_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, setup_type smallint unsigned NOT NULL DEFAULT 0,
+        identity_link_url varchar(255), UNIQUE KEY INTEGRATION_NAME (name),
+        UNIQUE KEY INTEGRATION_CONSUMER_ID (consumer_id),
+        CONSTRAINT INTEGRATION_CONSUMER_ID_OAUTH_CONSUMER_ENTITY_ID FOREIGN KEY (consumer_id)
+            REFERENCES oauth_consumer (entity_id) ON DELETE CASCADE)""",
 ]
 ROLES = [  # (role_id, parent, type, user_id, user_type, name)
     (1, 0, "G", 0, "2", "Administrators"),
@@ -64,6 +107,10 @@ ROLES = [  # (role_id, parent, type, user_id, user_type, name)
     (3, 1, "U", 1, "2", "Bo"),
     (4, 2, "U", 2, "2", "Eddie"),
     (5, 1, "U", 4, "2", "Gone"),
+    # Integrations hold their rules on their own U row: user_type '1', role_name "1" + id.
+    (6, 0, "U", 1, "1", "11"),
+    (7, 0, "U", 2, "1", "12"),
+    (8, 0, "U", 3, "1", "13"),
 ]
 RULES = [  # a role that is not "all" has one row per resource: allow or deny
     (1, "Magento_Backend::all", "allow"),
@@ -71,7 +118,25 @@ RULES = [  # a role that is not "all" has one row per resource: allow or deny
     (2, "Magento_Catalog::products", "allow"),
     (2, "Magento_Sales::actions_view", "deny"),
     (2, "Vendor_Module::thing", "allow"),
+    (6, "Magento_Backend::admin", "allow"),
+    (6, "Magento_Catalog::products", "allow"),
+    (6, "Magento_Sales::actions_view", "deny"),
+    (7, "Magento_Backend::all", "allow"),
+    (8, "Magento_Backend::all", "allow"),
 ]
+# (consumer id, name, key, encrypted secret); 3's secret is under a key the crypt/key lacks.
+CONSUMERS = [
+    (1, "ERP", ERP["consumer_key"], ERP["consumer_secret"]),
+    (2, "PIM", PIM["consumer_key"], PIM["consumer_secret"]),
+    (3, "Lost", "l" * 32, "5" + ERP["consumer_secret"][1:]),
+]
+TOKENS = [  # (consumer id, type, token, secret, revoked): only the newest unrevoked access token counts
+    (1, "access", "r" * 32, SECRET["non-ASCII, sodium"]["stored"], 1),
+    (1, "access", ERP["token"], ERP["token_secret"], 0),
+    (2, "verifier", "v" * 32, "w" * 32, 0),
+    (2, "access", PIM["token"], PIM["token_secret"], 0),
+]
+INTEGRATIONS = [(1, "ERP", "erp@shop.test", 1), (2, "PIM", "pim@shop.test", 1), (3, "Lost", "", 1)]
 ADMINS = [  # (user_id, username, email, password, is_active); 3 has no role row
     (1, "boss", "boss@shop.test", LATEST["hash"], 1),
     (2, "eddie", "eddie@shop.test", CHAIN["hash"], 1),
@@ -121,6 +186,21 @@ def magento_db() -> Iterator[str]:
                 ADMINS,
             )
             cur.executemany(
+                "INSERT INTO oauth_consumer (entity_id, name, `key`, secret, rejected_callback_url)"
+                " VALUES (%s, %s, %s, %s, '')",
+                CONSUMERS,
+            )
+            cur.executemany(
+                "INSERT INTO oauth_token (consumer_id, type, token, secret, revoked, callback_url, user_type)"
+                " VALUES (%s, %s, %s, %s, %s, 'oob', 1)",
+                TOKENS,
+            )
+            cur.executemany(
+                "INSERT INTO integration (integration_id, name, email, status, consumer_id)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [(i, n, e, st, i) for i, n, e, st in INTEGRATIONS],
+            )
+            cur.executemany(
                 "INSERT INTO customer_entity (website_id, email, password_hash, firstname, lastname)"
                 " VALUES (%s, %s, %s, 'C', 'D')",
                 CUSTOMERS,
@@ -132,24 +212,32 @@ def magento_db() -> Iterator[str]:
         conn.close()
 
 
+CRYPT_KEY = ("--crypt-key-env", "MAGENTO_CRYPT_KEY")
+
+
 def test_import_then_sign_in_with_the_old_passwords_and_run_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
 ) -> None:
     inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
             dry = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--dry-run")
             assert dry["imported"] == {"admin": 3, "customer": 2}
-            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
-            assert report["imported"] == {"admin": 3, "customer": 2}
+            assert {(x["kind"], x["reason"], x["count"]) for x in dry["skipped"] if x["kind"] == "integration"} == {
+                ("integration", "secret encrypted: give the crypt/key (--crypt-key-env)", 3)
+            }
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
+            assert report["imported"] == {"admin": 3, "customer": 2, "integration": 2}
             assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
                 ("admin", "no role"),
                 ("customer", "same email on another website"),
                 ("customer", "no password"),
+                ("integration", "encrypted with key 5, which the crypt/key does not hold"),
             }
             assert report["unknown_resources"] == {"Vendor_Module::thing": 1}
-            again = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
+            again = await inprocess.cli_json("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
             assert again["imported"] == {}
 
             boss = await t.admin_token("boss", LATEST["password"])
@@ -166,5 +254,50 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
             rehashed = await t.tk.audit.search(AuditQuery(event=audit.PASSWORD_REHASHED))
             schemes = sorted(json.loads(r.details or "{}")["scheme"] for r in rehashed)
             assert schemes == ["magento:0", "magento:1:2", "magento:3_32_2_67108864", "magento:3_32_2_67108864"]
+
+    inprocess.run(body)
+
+
+def _oauth1(machine: dict[str, str]) -> OAuth1:
+    """What the ERP already signs with: its original consumer and access credentials, in the clear."""
+    plain = {v["stored"]: v["plain"] for v in ENCRYPTED["vectors"]}
+    return OAuth1(
+        machine["consumer_key"], plain[machine["consumer_secret"]], machine["token"], plain[machine["token_secret"]],
+        signature_method=SIGNATURE_HMAC_SHA256,
+    )  # fmt: skip
+
+
+def test_imported_integrations_sign_with_their_original_secrets_through_requests_oauthlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t, inprocess.listening(t) as url:
+            await seed(t.tk, inprocess.CUSTOMER_PASSWORD)
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
+            assert report["imported"]["integration"] == 2
+            await t.tk.reload_integrations()
+
+            def get(path: str, machine: dict[str, str]) -> requests.Response:
+                return requests.get(url + path, auth=_oauth1(machine), timeout=10)
+
+            erp = await asyncio.to_thread(get, "/rest/V1/products", ERP)
+            assert erp.status_code == 200, erp.text
+            assert {p["sku"] for p in erp.json()["items"]} >= {"24-MB01"}
+            # Its own role's grant came along: products allowed, sales denied.
+            assert (await asyncio.to_thread(get, "/rest/V1/orders", ERP)).status_code == 403
+            # PIM: a consumer secret under the older key, a token secret stored plain; all resources.
+            assert (await asyncio.to_thread(get, "/rest/V1/orders", PIM)).status_code == 200
+            # The revoked older token, and a wrong secret, stay refused.
+            revoked = {**ERP, "token": "r" * 32, "token_secret": SECRET["non-ASCII, sodium"]["stored"]}
+            assert (await asyncio.to_thread(get, "/rest/V1/products", revoked)).status_code == 401
+            listed = (await inprocess.cli_json("integration", "list"))["integrations"]
+            assert {(i["name"], i["status"], i["consumer_key"]) for i in listed} == {
+                ("ERP", "active", ERP["consumer_key"]),
+                ("PIM", "active", PIM["consumer_key"]),
+            }
+            assert "secret" not in json.dumps(listed).replace("has_access_token", "")
 
     inprocess.run(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from tillkey.configuration import ConfigError, require_data
+from tillkey.crypto.magento_encryptor import MagentoDecryptError
 from tillkey.errors import TillkeyError
 from tillkey.migrate.magento import import_magento
 from tillkey.migrate.medusa import import_medusa
@@ -33,11 +35,11 @@ async def _medusa(dsn: str, dry_run: bool) -> Report:
         await tk.stop()
 
 
-async def _magento(dsn: str, dry_run: bool) -> tuple[Report, dict[str, int]]:
+async def _magento(dsn: str, dry_run: bool, crypt_key: str | None) -> tuple[Report, dict[str, int]]:
     tk = Tillkey(load_settings())
     try:
         await tk.start(sync=False)
-        return await import_magento(tk, dsn, dry_run=dry_run)
+        return await import_magento(tk, dsn, dry_run=dry_run, crypt_key=crypt_key)
     finally:
         await tk.stop()
 
@@ -59,15 +61,29 @@ def _show(title: str, report: Report, as_json: bool, extra: dict[str, object] | 
 @commands.command("magento")
 def magento(
     dsn: Annotated[str, typer.Option(help="The Magento 2.4 database: mysql://USER:PASS@HOST/DB (MySQL or MariaDB)")],
+    crypt_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--crypt-key-env",
+            metavar="VAR",
+            help="The environment variable holding app/etc/env.php's crypt/key (needed for integrations' secrets).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be imported; change nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
-    """Admins (with their roles' resources) and customers, with their password hashes; run it
-    again and nothing is duplicated."""
+    """Admins (with their roles' resources), integrations (with the credentials their callers
+    hold) and customers, with their password hashes; run it again and nothing is duplicated."""
+    crypt_key = None
+    if crypt_key_env:
+        crypt_key = os.environ.get(crypt_key_env)
+        if not crypt_key:
+            typer.echo(f"error: the environment variable {crypt_key_env} is not set", err=True)
+            raise typer.Exit(1)
     try:
         require_data(load_settings())
-        report, unknown = asyncio.run(_magento(dsn, dry_run))
-    except (ConfigError, TillkeyError) as exc:
+        report, unknown = asyncio.run(_magento(dsn, dry_run, crypt_key))
+    except (ConfigError, TillkeyError, MagentoDecryptError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except (OSError, DBAPIError) as exc:  # the source database is unreachable

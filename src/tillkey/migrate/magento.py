@@ -4,6 +4,9 @@ with their password hashes as Magento stores them (magento-migration.md ยงA.1, ย
 - A role (authorization_role type G) holding `Magento_Backend::all` maps to Administrators; any
   other becomes a Tillkey role of the same name with the resources it allows that Tillkey knows
   (unknown resource ids are reported, not granted). An admin's role is its U row's parent.
+- Integrations keep their consumer key and secret and their access token and secret (the newest
+  unrevoked one), decrypted with env.php's crypt/key (crypto/magento_encryptor.py), and the
+  resources of their own role; an integration Magento shows as active stays active.
 - Customers are one account per email: Magento scopes them per website, so the same email on a
   second website is skipped with that reason (the older account, lowest entity_id, is kept).
 Reads stream (server-side cursor), so memory stays flat however many rows the shop has.
@@ -21,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import ADMINISTRATORS, Accounts
 from tillkey.crypto import legacy_hashes
-from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
+from tillkey.crypto.magento_encryptor import MagentoDecryptError, MagentoKeys, plain_secret
+from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Person, Report, run
+from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
 
 if TYPE_CHECKING:
@@ -38,6 +43,23 @@ ADMINS = """
     FROM admin_user u
     LEFT JOIN authorization_role m ON m.user_id = u.user_id AND m.role_type = 'U' AND m.user_type = '2'
     ORDER BY u.user_id
+"""
+# An integration: its consumer (key plain, secret encrypted), its newest unrevoked access token (the
+# token plain, its secret encrypted) and the rules on its own U role (user_type '1').
+INTEGRATIONS = """
+    SELECT i.integration_id, i.name, i.email, i.endpoint, i.identity_link_url, i.status,
+           c.`key` AS consumer_key, c.secret AS consumer_secret,
+           (SELECT t.token FROM oauth_token t WHERE t.consumer_id = c.entity_id AND t.type = 'access'
+                AND t.revoked = 0 ORDER BY t.entity_id DESC LIMIT 1) AS token,
+           (SELECT t.secret FROM oauth_token t WHERE t.consumer_id = c.entity_id AND t.type = 'access'
+                AND t.revoked = 0 ORDER BY t.entity_id DESC LIMIT 1) AS token_secret
+    FROM integration i JOIN oauth_consumer c ON c.entity_id = i.consumer_id
+    ORDER BY i.integration_id
+"""
+INTEGRATION_RULES = """
+    SELECT r.user_id, ru.resource_id, ru.permission
+    FROM authorization_role r JOIN authorization_rule ru ON ru.role_id = r.role_id
+    WHERE r.role_type = 'U' AND r.user_type = '1'
 """
 CUSTOMERS = """
     SELECT email, firstname, lastname, password_hash, website_id
@@ -88,7 +110,52 @@ async def _tillkey_roles(
     return found
 
 
-async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -> AsyncIterator[Person]:
+async def _integration_grants(conn: AsyncConnection) -> dict[int, tuple[set[str], set[str]]]:
+    """integration id -> (allowed, denied) resource ids."""
+    grants: dict[int, tuple[set[str], set[str]]] = {}
+    for r in await conn.execute(text(INTEGRATION_RULES)):
+        allowed, denied = grants.setdefault(int(r.user_id), (set(), set()))
+        (allowed if r.permission == "allow" else denied).add(str(r.resource_id))
+    return grants
+
+
+def _open(keys: MagentoKeys | None, stored: str) -> str:
+    """A stored OAuth secret in the clear: plain ones as they are, encrypted ones with the key."""
+    plain = plain_secret(stored)
+    if plain is not None:
+        return plain
+    if keys is None:
+        raise MagentoDecryptError("secret encrypted: give the crypt/key (--crypt-key-env)")
+    return keys.secret(stored)
+
+
+async def _integrations(
+    tk: Tillkey, conn: AsyncConnection, keys: MagentoKeys | None, unknown: Counter[str]
+) -> AsyncIterator[Machine]:
+    grants = await _integration_grants(conn)
+    for r in await conn.execute(text(INTEGRATIONS)):
+        allowed, denied = grants.get(int(r.integration_id), (set(), set()))
+        unknown.update(x for x in allowed if x not in tk.tree and x != ALL)
+        resources = (ALL,) if ALL in allowed else tuple(_grant(tk, allowed, denied))
+        problem = None if resources else "no resource Tillkey knows"
+        secret: str | None = None
+        access: TokenPair | None = None
+        try:
+            secret = _open(keys, r.consumer_secret or "")
+            if r.token and r.token_secret:
+                access = TokenPair(str(r.token), _open(keys, r.token_secret))
+        except MagentoDecryptError as exc:
+            problem = str(exc)
+        yield Machine(
+            str(r.name or ""), str(r.email or ""), r.endpoint or None, r.identity_link_url or None,
+            str(r.consumer_key or ""), secret, resources, int(r.status) == 1 and access is not None, access,
+            problem=problem,
+        )  # fmt: skip
+
+
+async def read(
+    tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str], keys: MagentoKeys | None = None
+) -> AsyncIterator[Person | Machine]:
     engine = create_async_engine(async_url(dsn))
     try:
         async with engine.connect() as conn:
@@ -110,6 +177,8 @@ async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -
                     role=role,
                     problem=None if role else "no role",
                 )
+            async for machine in _integrations(tk, conn, keys, unknown):
+                yield machine
             # By email (the unique (email, website_id) index serves it): a repeat is the row before.
             previous = None
             result = await conn.stream(text(CUSTOMERS).execution_options(yield_per=1000))
@@ -130,13 +199,17 @@ async def read(tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str]) -
         await engine.dispose()
 
 
-async def import_magento(tk: Tillkey, dsn: str, *, dry_run: bool = False) -> tuple[Report, dict[str, int]]:
-    """The run's report, and the Magento resource ids no Tillkey resource matches (not granted)."""
+async def import_magento(
+    tk: Tillkey, dsn: str, *, dry_run: bool = False, crypt_key: str | None = None
+) -> tuple[Report, dict[str, int]]:
+    """The run's report, and the Magento resource ids no Tillkey resource matches (not granted).
+    `crypt_key` is env.php's crypt/key: integrations' encrypted secrets need it."""
     unknown: Counter[str] = Counter()
+    keys = MagentoKeys(crypt_key) if crypt_key else None
     report = await run(
         tk,
         "magento",
-        read(tk, dsn, dry_run=dry_run, unknown=unknown),
+        read(tk, dsn, dry_run=dry_run, unknown=unknown, keys=keys),
         frozenset({legacy_hashes.MAGENTO}),
         dry_run=dry_run,
     )

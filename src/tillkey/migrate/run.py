@@ -13,15 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.service import Accounts
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import TillkeyError
+from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
+from tillkey.store import integrations as integrations_repo
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
-ADMIN, CUSTOMER = "admin", "customer"
+ADMIN, CUSTOMER, INTEGRATION = "admin", "customer", "integration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,27 @@ class Person:
     active: bool = True
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """An integration with the credentials its callers already hold (secrets in the clear here,
+    sealed by the integration service as it stores them)."""
+
+    name: str
+    email: str
+    endpoint_url: str | None
+    identity_link_url: str | None
+    consumer_key: str
+    consumer_secret: str | None  # None: it could not be read (problem says why)
+    resources: tuple[str, ...]
+    active: bool
+    access_token: TokenPair | None
+    problem: str | None = None
+    kind: str = INTEGRATION
+
+
+Item = Person | Machine
 
 
 @dataclass(slots=True)
@@ -51,7 +75,9 @@ class Report:
         }
 
 
-def _problem(p: Person, schemes: frozenset[str]) -> str | None:
+def _problem(p: Item, schemes: frozenset[str]) -> str | None:
+    if isinstance(p, Machine):
+        return p.problem
     if p.problem:
         return p.problem
     if not p.email or not p.username:
@@ -63,14 +89,27 @@ def _problem(p: Person, schemes: frozenset[str]) -> str | None:
     return None
 
 
-async def _exists(tk: Tillkey, p: Person) -> bool:
+async def _exists(tk: Tillkey, p: Item) -> bool:
     async with tk.db.session() as s:
+        if isinstance(p, Machine):
+            return (
+                await integrations_repo.by_name(s, p.name) is not None
+                or await integrations_repo.by_consumer_key(s, p.consumer_key) is not None
+            )
         if p.kind == ADMIN:
             return await repo.admin_by_username(s, p.username) is not None
         return await repo.customer_by_email(s, p.email) is not None
 
 
-async def _create(tk: Tillkey, p: Person) -> None:
+async def _create(tk: Tillkey, p: Item) -> None:
+    if isinstance(p, Machine):
+        assert p.consumer_secret is not None
+        await Integrations(tk).import_existing(
+            OPERATOR, name=p.name, email=p.email, endpoint_url=p.endpoint_url, identity_link_url=p.identity_link_url,
+            consumer_key=p.consumer_key, consumer_secret=p.consumer_secret, resources=p.resources, active=p.active,
+            access_token=p.access_token,
+        )  # fmt: skip
+        return
     assert p.password is not None
     accounts = Accounts(tk)
     if p.kind == CUSTOMER:
@@ -92,7 +131,7 @@ async def _create(tk: Tillkey, p: Person) -> None:
 
 
 async def run(
-    tk: Tillkey, source: str, people: AsyncIterator[Person], schemes: frozenset[str], *, dry_run: bool
+    tk: Tillkey, source: str, people: AsyncIterator[Item], schemes: frozenset[str], *, dry_run: bool
 ) -> Report:
     report = Report(dry_run)
     async for p in people:
@@ -109,4 +148,5 @@ async def run(
     if not dry_run:
         await tk.audit.record(audit.IMPORT_RUN, details={"source": source, **report.as_dict()})
         await tk.reload_grants()
+        await tk.reload_integrations()
     return report
