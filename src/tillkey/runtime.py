@@ -20,6 +20,7 @@ from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.stepup import StepUp, StepUpPolicy
 from tillkey.access.tree import SELF, ResourceTree
+from tillkey.accounts.api_keys import ApiKeys
 from tillkey.audit import AuditLog
 from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
@@ -138,6 +139,7 @@ class Tillkey:
             settings.token_cache_size,
         )  # fmt: skip
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
+        self.api_keys.upgrade = self._upgrade_api_key
         self.sessions = SessionState(self.master, settings.last_used_interval)
         self.integrations = IntegrationState()
         # Credential kinds tried in order on every protected request (credentials/registry.py).
@@ -257,6 +259,9 @@ class Tillkey:
             live = await oauth2_repo.clients(s, active_only=True)
         self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
         self.oauth_clients = {c.client_id: c for c in live}
+
+    async def _upgrade_api_key(self, key_id: int, digest: str) -> None:
+        await ApiKeys(self).upgrade_legacy(key_id, digest)
 
     async def reload_api_keys(self) -> None:
         async with self.db.session() as s:

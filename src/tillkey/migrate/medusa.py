@@ -1,6 +1,8 @@
 """`tillkey import medusa`: users and customers of a Medusa v2 database, with their emailpass
-passwords (scrypt-kdf, verified as Medusa does and upgraded at first sign-in). Medusa users are
-full admins: each becomes an admin named by its email, holding Administrators. Reads stream
+passwords (scrypt-kdf, verified as Medusa does and upgraded at first sign-in), and API keys: a
+secret key keeps working with the same `sk_…` (its scrypt verifier is kept until its first use,
+credentials/api_keys.py), acting for the admin its creator became. Medusa users are full admins:
+each becomes an admin named by its email, holding Administrators. Reads stream
 (server-side cursor), so memory stays flat however many rows the shop has."""
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tillkey.crypto import legacy_hashes
-from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
+from tillkey.migrate.run import ADMIN, CUSTOMER, Item, Key, Person, Report, run
+from tillkey.store.api_keys import SECRET
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -28,6 +31,16 @@ _ACTORS = """
     WHERE a.deleted_at IS NULL {only}
     ORDER BY a.id
 """
+# API keys not deleted, with their creator's email (a secret key acts for it); revoked ones too,
+# with their revocation time (Medusa's delayed revocation keeps a key valid until then).
+KEYS = """
+    SELECT k.type, k.title, k.token, k.salt, k.redacted, u.email AS creator, k.created_by,
+           (extract(epoch FROM k.created_at) * 1000)::bigint AS created_ms,
+           (extract(epoch FROM k.revoked_at) * 1000)::bigint AS revoked_ms
+    FROM api_key k LEFT JOIN "user" u ON u.id = k.created_by AND u.deleted_at IS NULL
+    WHERE k.deleted_at IS NULL
+    ORDER BY k.created_at, k.id
+"""
 USERS = _ACTORS.format(table='"user"', key="user_id", only="")
 CUSTOMERS = _ACTORS.format(table="customer", key="customer_id", only="AND a.has_account")
 
@@ -40,7 +53,7 @@ def async_url(dsn: str) -> str:
     return dsn
 
 
-async def read(dsn: str) -> AsyncIterator[Person]:
+async def read(dsn: str) -> AsyncIterator[Item]:
     engine = create_async_engine(async_url(dsn))
     try:
         async with engine.connect() as conn:
@@ -49,6 +62,16 @@ async def read(dsn: str) -> AsyncIterator[Person]:
                 async for r in result:
                     email = r.email or ""
                     yield Person(kind, email, email, r.first_name or "", r.last_name or "", r.password)
+            result = await conn.stream(text(KEYS).execution_options(yield_per=1000))
+            async for k in result:
+                problem = None
+                if k.type == SECRET and k.creator is None:
+                    problem = "its creator is not a Medusa user"
+                yield Key(
+                    str(k.type), str(k.title or ""), str(k.token or ""), str(k.salt or ""), str(k.redacted or ""),
+                    k.creator, int(k.created_ms), None if k.revoked_ms is None else int(k.revoked_ms),
+                    problem=problem,
+                )  # fmt: skip
     finally:
         await engine.dispose()
 

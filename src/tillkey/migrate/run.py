@@ -13,18 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.service import Accounts
 from tillkey.crypto import legacy_hashes
-from tillkey.errors import TillkeyError
+from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
+from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import integrations as integrations_repo
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 ADMIN, CUSTOMER, INTEGRATION = "admin", "customer", "integration"
+# Kinds named by their prefix: the audit refuses detail keys that name a key or a secret.
+SECRET_KEY, PUBLISHABLE_KEY = "sk_", "pk_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,27 @@ class Machine:
     kind: str = INTEGRATION
 
 
-Item = Person | Machine
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A Medusa API key as Medusa stores it (a secret key: scrypt hex and salt; a publishable one:
+    its text), acting for the admin imported under `creator` (the creating user's email)."""
+
+    type: str  # store/api_keys.py SECRET or PUBLISHABLE
+    title: str
+    token: str
+    salt: str
+    redacted: str
+    creator: str | None
+    created_ms: int
+    revoked_ms: int | None
+    problem: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return SECRET_KEY if self.type == api_keys_repo.SECRET else PUBLISHABLE_KEY
+
+
+Item = Person | Machine | Key
 
 
 @dataclass(slots=True)
@@ -76,7 +100,7 @@ class Report:
 
 
 def _problem(p: Item, schemes: frozenset[str]) -> str | None:
-    if isinstance(p, Machine):
+    if isinstance(p, Machine | Key):
         return p.problem
     if p.problem:
         return p.problem
@@ -91,6 +115,8 @@ def _problem(p: Item, schemes: frozenset[str]) -> str | None:
 
 async def _exists(tk: Tillkey, p: Item) -> bool:
     async with tk.db.session() as s:
+        if isinstance(p, Key):
+            return await api_keys_repo.imported_exists(s, type=p.type, redacted=p.redacted, created_ms=p.created_ms)
         if isinstance(p, Machine):
             return (
                 await integrations_repo.by_name(s, p.name) is not None
@@ -102,6 +128,19 @@ async def _exists(tk: Tillkey, p: Item) -> bool:
 
 
 async def _create(tk: Tillkey, p: Item) -> None:
+    if isinstance(p, Key):
+        creator = None
+        if p.creator is not None:
+            async with tk.db.session() as s:
+                admin = await repo.admin_by_username(s, p.creator)
+            if admin is None:
+                raise InvalidRequest("its creator is not in Tillkey")
+            creator = admin.id
+        await ApiKeys(tk).import_existing(
+            type=p.type, title=p.title, token=p.token, salt=p.salt, redacted=p.redacted, created_by=creator,
+            created_ms=p.created_ms, revoked_ms=p.revoked_ms,
+        )  # fmt: skip
+        return
     if isinstance(p, Machine):
         assert p.consumer_secret is not None
         await Integrations(tk).import_existing(
