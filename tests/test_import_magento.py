@@ -21,6 +21,7 @@ from requests_oauthlib import OAuth1
 from tests import inprocess
 from tests.conftest import REQUIRE_SERVICES
 from tillkey import audit
+from tillkey.store import accounts as repo
 from tillkey.store.audit import AuditQuery
 from tillkey.storeapi.seed import seed
 
@@ -262,9 +263,12 @@ def _oauth1(machine: dict[str, str]) -> OAuth1:
     """What the ERP already signs with: its original consumer and access credentials, in the clear."""
     plain = {v["stored"]: v["plain"] for v in ENCRYPTED["vectors"]}
     return OAuth1(
-        machine["consumer_key"], plain[machine["consumer_secret"]], machine["token"], plain[machine["token_secret"]],
+        machine["consumer_key"],
+        plain[machine["consumer_secret"]],
+        machine["token"],
+        plain[machine["token_secret"]],
         signature_method=SIGNATURE_HMAC_SHA256,
-    )  # fmt: skip
+    )
 
 
 def test_imported_integrations_sign_with_their_original_secrets_through_requests_oauthlib(
@@ -299,5 +303,75 @@ def test_imported_integrations_sign_with_their_original_secrets_through_requests
                 ("PIM", "active", PIM["consumer_key"]),
             }
             assert "secret" not in json.dumps(listed).replace("has_access_token", "")
+
+    inprocess.run(body)
+
+
+def _source(dsn: str, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Change the Magento database between runs, as the shop keeps running during a migration."""
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=dsn.rsplit("/", 1)[1])
+    try:
+        with conn.cursor() as cur:
+            for sql, args in statements:
+                cur.execute(sql, args)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_newer_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
+    more = [(f"c{n}@shop.test", LATEST["hash"]) for n in range(1, 6)]  # sorted before m1@, new@, nopass@
+    _source(
+        magento_db,
+        *[("INSERT INTO customer_entity (website_id, email, password_hash) VALUES (1, %s, %s)", m) for m in more],
+    )
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_customer("c3@shop.test")  # already here: the third customer stops a failing run
+            args = ("import", "magento", "--dsn", magento_db, *CRYPT_KEY, "--batch", "2")
+            stopped = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
+            assert stopped.exit_code == 1
+            assert "already in Tillkey (--on-conflict fail)" in stopped.stderr
+            async with t.tk.db.session() as s:  # the first batch committed, the failing one did not
+                assert await repo.customer_by_email(s, "c2@shop.test") is not None
+                assert await repo.customer_by_email(s, "c4@shop.test") is None
+
+            resumed = await inprocess.cli_json(*args)
+            assert resumed["resumed"] is True
+            # Admins and integrations were done before the checkpoint; customers after c2 only.
+            assert resumed["imported"] == {"customer": 4}  # c4, c5, m1, new
+            assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in resumed["skipped"]
+            finished = await inprocess.cli_json(*args)
+            assert finished["resumed"] is False and finished["imported"] == {}
+
+            # The shop changed c1's password and name; new@ has signed in here since (rehashed).
+            await t.customer_token("new@shop.test", LATEST["password"])
+            _source(
+                magento_db,
+                (
+                    "UPDATE customer_entity SET password_hash = %s, firstname = 'Cee' WHERE email = %s",
+                    (MD5["hash"], "c1@shop.test"),
+                ),
+                ("UPDATE customer_entity SET password_hash = %s WHERE email = %s", (MD5["hash"], "new@shop.test")),
+            )
+            dry = await inprocess.cli_json(*args, "--on-conflict", "update", "--dry-run")
+            assert dry["updated"]["customer"] == 7 and dry["imported"] == {}
+            updated = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert updated["updated"] == {"admin": 3, "customer": 7}
+            await t.customer_token("c1@shop.test", MD5["password"])
+            async with t.tk.db.session() as s:
+                c1 = await repo.customer_by_email(s, "c1@shop.test")
+                assert c1 is not None and c1.firstname == "Cee"
+            # Tillkey's own hash of new@ stays: the password it signed in with still works, the old one not.
+            await t.customer_token("new@shop.test", LATEST["password"])
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": "new@shop.test", "password": MD5["password"]}
+            )
+            assert r.status_code == 401
 
     inprocess.run(body)

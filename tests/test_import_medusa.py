@@ -102,8 +102,16 @@ async def _load(dsn: str) -> None:
                 "INSERT INTO api_key (id, token, salt, redacted, title, type, created_by, created_at, revoked_at,"
                 " deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now() - interval '30 days',"
                 " CASE WHEN $8 THEN now() - interval '1 day' END, CASE WHEN $9 THEN now() END)",
-                key_id, k["token"], k["salt"], k["redacted"], k["name"], k["type"], created_by, revoked, deleted,
-            )  # fmt: skip
+                key_id,
+                k["token"],
+                k["salt"],
+                k["redacted"],
+                k["name"],
+                k["type"],
+                created_by,
+                revoked,
+                deleted,
+            )
     finally:
         await conn.close()
 

@@ -90,9 +90,17 @@ class ApiKeys:
         return Created(key, raw)
 
     async def import_existing(
-        self, *, type: str, title: str, token: str, salt: str, redacted: str, created_by: int | None,
-        created_ms: int, revoked_ms: int | None,
-    ) -> ApiKey:  # fmt: skip
+        self,
+        *,
+        type: str,
+        title: str,
+        token: str,
+        salt: str,
+        redacted: str,
+        created_by: int | None,
+        created_ms: int,
+        revoked_ms: int | None,
+    ) -> ApiKey:
         """A key moved from Medusa (by the operator's import), as Medusa stores it: a publishable
         key's text, or a secret key's scrypt verifier (`token` the hex, `salt`), which stays until
         the key is first presented (credentials/api_keys.py). A secret key acts for its creator
@@ -116,15 +124,31 @@ class ApiKeys:
         now = self._now_ms()
         async with self.tk.db.transaction() as s:
             key = await repo.create_imported(
-                s, type=type, title=title, digest=digest, public_token=public, redacted=redacted, resources=granted,
-                created_by=created_by, created_ms=created_ms, revoked_ms=revoked_ms, now_ms=now,
-            )  # fmt: skip
+                s,
+                type=type,
+                title=title,
+                digest=digest,
+                public_token=public,
+                redacted=redacted,
+                resources=granted,
+                created_by=created_by,
+                created_ms=created_ms,
+                revoked_ms=revoked_ms,
+                now_ms=now,
+            )
             await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
             await self.tk.audit.record_in(
-                s, audit.API_KEY_CREATED,
-                details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
-                         "resources": list(granted), "imported": True},
-            )  # fmt: skip
+                s,
+                audit.API_KEY_CREATED,
+                details={
+                    "target_type": int(UserType.API_KEY),
+                    "target_id": key.id,
+                    "type": type,
+                    "title": title,
+                    "resources": list(granted),
+                    "imported": True,
+                },
+            )
         self.tk.api_keys.put(key)
         return key
 

@@ -126,10 +126,19 @@ class Integrations:
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
 
     async def import_existing(
-        self, acting: Principal, *, name: str, email: str, endpoint_url: str | None, identity_link_url: str | None,
-        consumer_key: str, consumer_secret: str, resources: Iterable[str], active: bool,
+        self,
+        acting: Principal,
+        *,
+        name: str,
+        email: str,
+        endpoint_url: str | None,
+        identity_link_url: str | None,
+        consumer_key: str,
+        consumer_secret: str,
+        resources: Iterable[str],
+        active: bool,
         access_token: handshake.TokenPair | None,
-    ) -> Integration:  # fmt: skip
+    ) -> Integration:
         """An integration moved from another shop with its own consumer key and secret and access
         token and secret, so its callers keep signing with what they have. The same rules as
         `create` (known resources, the delegation rule); the secrets are sealed as Tillkey's own."""
@@ -143,33 +152,47 @@ class Integrations:
         if unknown:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}.")
         delegation.require_ids_within(acting, self.tk.tree, granted, what="integration grant")
-        values = [consumer_key, consumer_secret, *(access_token.token, access_token.secret)] if access_token else [
-            consumer_key, consumer_secret
-        ]  # fmt: skip
+        values = [consumer_key, consumer_secret]
+        if access_token is not None:
+            values += [access_token.token, access_token.secret]
         if any(len(v) != rfc5849.TOKEN_LENGTH for v in values):
             raise InvalidRequest("OAuth keys, tokens and secrets must be 32 characters.")
         private = self.tk.settings.integration_allow_private_endpoints
         now = self.tk.clock.now_int()
         async with self.tk.db.transaction() as s:
             created = await repo.create(
-                s, name=name, email=email.strip()[:255], consumer_key=consumer_key,
+                s,
+                name=name,
+                email=email.strip()[:255],
+                consumer_key=consumer_key,
                 endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
                 identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
                 consumer_secret_enc=self.tk.master.encrypt(consumer_secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
-            )  # fmt: skip
+            )
             if access_token is not None:
                 await repo.add_token(
-                    s, created.id, repo.ACCESS, self.tk.master.digest(access_token.token),
-                    self.tk.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT), now,
-                )  # fmt: skip
+                    s,
+                    created.id,
+                    repo.ACCESS,
+                    self.tk.master.digest(access_token.token),
+                    self.tk.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
+                    now,
+                )
             await repo.set_active(s, created.id, active)
             await auth_repo.record_change(s, "integrations", now, user_type=INTEGRATION)
             await self.tk.audit.record_in(
-                s, audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
-                                                       "name": created.name, "resources": list(created.resources),
-                                                       "imported": True, "activated": active},
-            )  # fmt: skip
+                s,
+                audit.INTEGRATION_CREATED,
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": created.id,
+                    "name": created.name,
+                    "resources": list(created.resources),
+                    "imported": True,
+                    "activated": active,
+                },
+            )
         await self.tk.reload_integrations()
         return await self._get(created.id)
 

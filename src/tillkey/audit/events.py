@@ -38,6 +38,7 @@ PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
 # An imported (Magento, Medusa) hash replaced by argon2id at sign-in; details.scheme, never the hash.
 PASSWORD_REHASHED = "password.rehashed"  # noqa: S105
 IMPORT_RUN = "import.run"  # `tillkey import …`: details.source and the run's report
+IMPORT_CHECKPOINT = "import.checkpoint"  # one committed batch of an import run: where a crashed run resumes
 INTEGRATION_CREATED = "integration.created"
 INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
 INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
@@ -64,7 +65,8 @@ EVENTS = frozenset({
     ROLE_CHANGED, ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
     API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REHASHED, API_KEY_REFUSED, SESSION_CREATED,
     SESSION_ENDED,
-    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, PASSWORD_REHASHED, IMPORT_RUN, INTEGRATION_CREATED,
+    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, PASSWORD_REHASHED, IMPORT_RUN, IMPORT_CHECKPOINT,
+    INTEGRATION_CREATED,
     INTEGRATION_ACTIVATED,
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,

@@ -14,8 +14,10 @@ Reads stream (server-side cursor), so memory stays flat however many rows the sh
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -25,7 +27,7 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import ADMINISTRATORS, Accounts
 from tillkey.crypto import legacy_hashes
 from tillkey.crypto.magento_encryptor import MagentoDecryptError, MagentoKeys, plain_secret
-from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Person, Report, run
+from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Options, Person, Report, run, where
 from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
 
@@ -62,9 +64,12 @@ INTEGRATION_RULES = """
     WHERE r.role_type = 'U' AND r.user_type = '1'
 """
 CUSTOMERS = """
-    SELECT email, firstname, lastname, password_hash, website_id
-    FROM customer_entity ORDER BY email, entity_id
+    SELECT entity_id, email, firstname, lastname, password_hash, website_id
+    FROM customer_entity {after} ORDER BY email, entity_id
 """
+AFTER = "WHERE (email, entity_id) > (:email, :entity_id)"
+COUNT = """SELECT (SELECT count(*) FROM admin_user) + (SELECT count(*) FROM integration)
+    + (SELECT count(*) FROM customer_entity)"""
 
 
 def async_url(dsn: str) -> str:
@@ -131,7 +136,7 @@ def _open(keys: MagentoKeys | None, stored: str) -> str:
 
 async def _integrations(
     tk: Tillkey, conn: AsyncConnection, keys: MagentoKeys | None, unknown: Counter[str]
-) -> AsyncIterator[Machine]:
+) -> AsyncGenerator[Machine, None]:
     grants = await _integration_grants(conn)
     for r in await conn.execute(text(INTEGRATIONS)):
         allowed, denied = grants.get(int(r.integration_id), (set(), set()))
@@ -147,70 +152,120 @@ async def _integrations(
         except MagentoDecryptError as exc:
             problem = str(exc)
         yield Machine(
-            str(r.name or ""), str(r.email or ""), r.endpoint or None, r.identity_link_url or None,
-            str(r.consumer_key or ""), secret, resources, int(r.status) == 1 and access is not None, access,
+            str(r.name or ""),
+            str(r.email or ""),
+            r.endpoint or None,
+            r.identity_link_url or None,
+            str(r.consumer_key or ""),
+            secret,
+            resources,
+            int(r.status) == 1 and access is not None,
+            access,
             problem=problem,
-        )  # fmt: skip
+        )
 
 
-async def read(
-    tk: Tillkey, dsn: str, *, dry_run: bool, unknown: Counter[str], keys: MagentoKeys | None = None
-) -> AsyncIterator[Person | Machine]:
+async def count(dsn: str) -> int:
+    """How many rows a run reads (admins, integrations, customers): the progress bar's total."""
     engine = create_async_engine(async_url(dsn))
     try:
         async with engine.connect() as conn:
-            roles = await _roles(conn)
-            for _, allowed, _denied in roles.values():
-                unknown.update(r for r in allowed if r not in tk.tree and r != ALL)
-            names = await _tillkey_roles(tk, roles, dry_run)
-            result = await conn.stream(text(ADMINS).execution_options(yield_per=1000))
-            async for a in result:
-                role = names.get(int(a.parent_id)) if a.parent_id is not None else None
-                yield Person(
-                    ADMIN,
-                    a.username or "",
-                    a.email or "",
-                    a.firstname or "",
-                    a.lastname or "",
-                    a.password,
-                    active=bool(a.is_active),
-                    role=role,
-                    problem=None if role else "no role",
-                )
-            async for machine in _integrations(tk, conn, keys, unknown):
-                yield machine
-            # By email (the unique (email, website_id) index serves it): a repeat is the row before.
-            previous = None
-            result = await conn.stream(text(CUSTOMERS).execution_options(yield_per=1000))
-            async for c in result:
-                email = (c.email or "").lower()
-                problem = "same email on another website" if email and email == previous else None
-                previous = email
-                yield Person(
-                    CUSTOMER,
-                    c.email or "",
-                    c.email or "",
-                    c.firstname or "",
-                    c.lastname or "",
-                    c.password_hash,
-                    problem=problem,
-                )
+            return int((await conn.execute(text(COUNT))).scalar_one())
     finally:
         await engine.dispose()
 
 
+async def read(
+    tk: Tillkey,
+    dsn: str,
+    *,
+    dry_run: bool,
+    unknown: Counter[str],
+    keys: MagentoKeys | None = None,
+    after: str | None = None,
+) -> AsyncGenerator[Person | Machine, None]:
+    """`after`: a customer checkpoint (json [email, entity_id]); admins, roles and integrations
+    were done before it was written, so a resumed run reads customers only."""
+    engine = create_async_engine(async_url(dsn))
+    try:
+        async with engine.connect() as conn:
+            try:
+                if after is None:
+                    async with contextlib.aclosing(_staff(tk, conn, dry_run, unknown, keys)) as staff:
+                        async for item in staff:
+                            yield item
+                async with contextlib.aclosing(_customers(conn, after)) as people:
+                    async for person in people:
+                        yield person
+            except GeneratorExit:  # the run stopped mid-stream: drop the connection, unread rows and all
+                await conn.invalidate()
+                raise
+    finally:
+        await engine.dispose()
+
+
+async def _staff(
+    tk: Tillkey, conn: AsyncConnection, dry_run: bool, unknown: Counter[str], keys: MagentoKeys | None
+) -> AsyncGenerator[Person | Machine, None]:
+    roles = await _roles(conn)
+    for _, allowed, _denied in roles.values():
+        unknown.update(r for r in allowed if r not in tk.tree and r != ALL)
+    names = await _tillkey_roles(tk, roles, dry_run)
+    result = await conn.stream(text(ADMINS).execution_options(yield_per=1000))
+    async for a in result:
+        role = names.get(int(a.parent_id)) if a.parent_id is not None else None
+        yield Person(
+            ADMIN,
+            a.username or "",
+            a.email or "",
+            a.firstname or "",
+            a.lastname or "",
+            a.password,
+            active=bool(a.is_active),
+            role=role,
+            problem=None if role else "no role",
+        )
+    async for machine in _integrations(tk, conn, keys, unknown):
+        yield machine
+
+
+async def _customers(conn: AsyncConnection, after: str | None) -> AsyncGenerator[Person, None]:
+    # By email (the unique (email, website_id) index serves it): a repeat is the row before.
+    previous = None
+    params: dict[str, object] = {}
+    if after is not None:
+        previous, entity_id = json.loads(after)
+        params = {"email": previous, "entity_id": int(entity_id)}
+        previous = previous.lower()
+    query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
+    result = await conn.stream(query.execution_options(yield_per=1000), params)
+    async for c in result:
+        email = (c.email or "").lower()
+        problem = "same email on another website" if email and email == previous else None
+        previous = email
+        yield Person(
+            CUSTOMER,
+            c.email or "",
+            c.email or "",
+            c.firstname or "",
+            c.lastname or "",
+            c.password_hash,
+            problem=problem,
+            position=json.dumps([c.email or "", c.entity_id]),
+        )
+
+
 async def import_magento(
-    tk: Tillkey, dsn: str, *, dry_run: bool = False, crypt_key: str | None = None
+    tk: Tillkey, dsn: str, opts: Options | None = None, *, crypt_key: str | None = None
 ) -> tuple[Report, dict[str, int]]:
     """The run's report, and the Magento resource ids no Tillkey resource matches (not granted).
     `crypt_key` is env.php's crypt/key: integrations' encrypted secrets need it."""
+    opts = opts or Options()
     unknown: Counter[str] = Counter()
     keys = MagentoKeys(crypt_key) if crypt_key else None
-    report = await run(
-        tk,
-        "magento",
-        read(tk, dsn, dry_run=dry_run, unknown=unknown, keys=keys),
-        frozenset({legacy_hashes.MAGENTO}),
-        dry_run=dry_run,
-    )
+
+    def reader(after: str | None) -> AsyncGenerator[Person | Machine, None]:
+        return read(tk, dsn, dry_run=opts.dry_run, unknown=unknown, keys=keys, after=after)
+
+    report = await run(tk, "magento", where(dsn), reader, frozenset({legacy_hashes.MAGENTO}), opts)
     return report, dict(unknown)

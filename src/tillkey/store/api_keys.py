@@ -65,16 +65,33 @@ async def create(
 
 
 async def create_imported(
-    s: AsyncSession, *, type: str, title: str, digest: str, public_token: str | None, redacted: str,
-    resources: tuple[str, ...], created_by: int | None, created_ms: int, revoked_ms: int | None, now_ms: int,
-) -> ApiKey:  # fmt: skip
+    s: AsyncSession,
+    *,
+    type: str,
+    title: str,
+    digest: str,
+    public_token: str | None,
+    redacted: str,
+    resources: tuple[str, ...],
+    created_by: int | None,
+    created_ms: int,
+    revoked_ms: int | None,
+    now_ms: int,
+) -> ApiKey:
     """A key moved from Medusa: its own times, and for a secret key its scrypt verifier
     (`digest` = LEGACY_SCRYPT + salt, `public_token` = the scrypt hex)."""
     row = ApiKeyRow(
-        type=type, title=title, digest=digest, public_token=public_token, redacted=redacted,
-        resources="\n".join(resources), created_by=created_by, created_ms=created_ms, updated_ms=now_ms,
+        type=type,
+        title=title,
+        digest=digest,
+        public_token=public_token,
+        redacted=redacted,
+        resources="\n".join(resources),
+        created_by=created_by,
+        created_ms=created_ms,
+        updated_ms=now_ms,
         revoked_ms=revoked_ms,
-    )  # fmt: skip
+    )
     s.add(row)
     await s.flush()
     return _key(row)
@@ -85,10 +102,12 @@ async def imported_exists(s: AsyncSession, *, type: str, redacted: str, created_
     by what stays: its type, redacted form and creation time."""
     found = await s.scalar(
         select(ApiKeyRow.id).where(
-            ApiKeyRow.type == type, ApiKeyRow.redacted == redacted, ApiKeyRow.created_ms == created_ms,
+            ApiKeyRow.type == type,
+            ApiKeyRow.redacted == redacted,
+            ApiKeyRow.created_ms == created_ms,
             ApiKeyRow.deleted_ms.is_(None),
         )
-    )  # fmt: skip
+    )
     return found is not None
 
 
