@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
+import pyotp
 import pytest
 import requests
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
@@ -79,6 +80,8 @@ SCHEMA = [
         password_hash varchar(128), rp_token varchar(128), confirmation varchar(64),
         failures_num smallint DEFAULT 0, first_failure timestamp NULL, lock_expires timestamp NULL,
         UNIQUE KEY CUSTOMER_ENTITY_EMAIL_WEBSITE_ID (email, website_id))""",
+    """CREATE TABLE tfa_user_config (config_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        user_id int unsigned NOT NULL, encoded_providers text, encoded_config text, default_provider varchar(255))""",
     """CREATE TABLE oauth_consumer (entity_id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
         created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, updated_at timestamp NULL,
         name varchar(255) NOT NULL, `key` varchar(32) NOT NULL, secret varchar(128) NOT NULL,
@@ -108,6 +111,7 @@ ROLES = [  # (role_id, parent, type, user_id, user_type, name)
     (3, 1, "U", 1, "2", "Bo"),
     (4, 2, "U", 2, "2", "Eddie"),
     (5, 1, "U", 4, "2", "Gone"),
+    (9, 1, "U", 5, "2", "Tia"),
     # Integrations hold their rules on their own U row: user_type '1', role_name "1" + id.
     (6, 0, "U", 1, "1", "11"),
     (7, 0, "U", 2, "1", "12"),
@@ -143,7 +147,10 @@ ADMINS = [  # (user_id, username, email, password, is_active); 3 has no role row
     (2, "eddie", "eddie@shop.test", CHAIN["hash"], 1),
     (3, "orphan", "orphan@shop.test", MD5["hash"], 1),
     (4, "gone", "gone@shop.test", MD5["hash"], 0),
+    (5, "tia", "tia@shop.test", LATEST["hash"], 1),  # with Google two-factor (TFA below)
 ]
+# tfa_user_config rows: (user_id, encoded_providers, encoded_config), the config encrypted by PHP.
+TFA = [(5, '["google"]', ENCRYPTED["totp"]["encoded_config"])]
 CUSTOMERS = [  # (website_id, email, password_hash)
     (1, "new@shop.test", LATEST["hash"]),
     (1, "m1@shop.test", M1["hash"]),
@@ -187,6 +194,9 @@ def magento_db() -> Iterator[str]:
                 ADMINS,
             )
             cur.executemany(
+                "INSERT INTO tfa_user_config (user_id, encoded_providers, encoded_config) VALUES (%s, %s, %s)", TFA
+            )
+            cur.executemany(
                 "INSERT INTO oauth_consumer (entity_id, name, `key`, secret, rejected_callback_url)"
                 " VALUES (%s, %s, %s, %s, '')",
                 CONSUMERS,
@@ -223,14 +233,20 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
     monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
 
     async def body() -> None:
-        async with inprocess.running(tmp_path) as t:
+        # "optional": the admins who have a second factor must use it (tia), the others need none.
+        async with inprocess.running(tmp_path, admin_2fa="optional") as t:
             dry = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--dry-run")
-            assert dry["imported"] == {"admin": 3, "customer": 2}
+            assert dry["imported"] == {"admin": 3, "customer": 2}  # tia's second factor needs the key
+            assert {
+                "kind": "admin",
+                "reason": "two-factor secret encrypted: give the crypt/key (--crypt-key-env)",
+                "count": 1,
+            } in dry["skipped"]
             assert {(x["kind"], x["reason"], x["count"]) for x in dry["skipped"] if x["kind"] == "integration"} == {
                 ("integration", "secret encrypted: give the crypt/key (--crypt-key-env)", 3)
             }
             report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
-            assert report["imported"] == {"admin": 3, "customer": 2, "integration": 2}
+            assert report["imported"] == {"admin": 4, "customer": 2, "integration": 2}
             assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
                 ("admin", "no role"),
                 ("customer", "same email on another website"),
@@ -252,9 +268,16 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
             assert gone.status_code == 401  # imported inactive, as in Magento
             await t.customer_token("new@shop.test", LATEST["password"])
             await t.customer_token("m1@shop.test", M1["password"])
+            # tia's Google authenticator keeps working: the password alone is not enough.
+            tia = {"username": "tia", "password": LATEST["password"]}
+            alone = await t.client.post("/rest/V1/integration/admin/token", json=tia)
+            assert alone.status_code == 400 and alone.json()["parameters"] == {"active_providers": ["google"]}
+            otp = pyotp.TOTP(ENCRYPTED["totp"]["secret"]).at(t.clock.now())
+            r = await t.client.post("/rest/V1/tfa/provider/google/authenticate", json={**tia, "otp": otp})
+            assert r.status_code == 200, r.text
             rehashed = await t.tk.audit.search(AuditQuery(event=audit.PASSWORD_REHASHED))
             schemes = sorted(json.loads(r.details or "{}")["scheme"] for r in rehashed)
-            assert schemes == ["magento:0", "magento:1:2", "magento:3_32_2_67108864", "magento:3_32_2_67108864"]
+            assert schemes == ["magento:0", "magento:1:2"] + ["magento:3_32_2_67108864"] * 3
 
     inprocess.run(body)
 
@@ -362,7 +385,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
             dry = await inprocess.cli_json(*args, "--on-conflict", "update", "--dry-run")
             assert dry["updated"]["customer"] == 7 and dry["imported"] == {}
             updated = await inprocess.cli_json(*args, "--on-conflict", "update")
-            assert updated["updated"] == {"admin": 3, "customer": 7}
+            assert updated["updated"] == {"admin": 4, "customer": 7}
             await t.customer_token("c1@shop.test", MD5["password"])
             async with t.tk.db.session() as s:
                 c1 = await repo.customer_by_email(s, "c1@shop.test")

@@ -14,6 +14,8 @@ Reads stream (server-side cursor), so memory stays flat however many rows the sh
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 from collections import Counter
@@ -26,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import ADMINISTRATORS, Accounts
 from tillkey.crypto import legacy_hashes
-from tillkey.crypto.magento_encryptor import MagentoDecryptError, MagentoKeys, plain_secret
+from tillkey.crypto.magento_encryptor import ENCRYPTED, MagentoDecryptError, MagentoKeys, plain_secret
 from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Options, Person, Report, run, where
 from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
@@ -41,11 +43,16 @@ ROLE_RULES = """
     WHERE r.role_type = 'G'
 """
 ADMINS = """
-    SELECT u.username, u.email, u.firstname, u.lastname, u.password, u.is_active, m.parent_id
+    SELECT u.user_id, u.username, u.email, u.firstname, u.lastname, u.password, u.is_active, m.parent_id
     FROM admin_user u
     LEFT JOIN authorization_role m ON m.user_id = u.user_id AND m.role_type = 'U' AND m.user_type = '2'
     ORDER BY u.user_id
 """
+# Admins' second factor (Magento's security package): the providers in the clear, the config
+# encrypted, and inside it the Google provider's secret encrypted again (magento-migration.md §A.2).
+HAS_TFA = """SELECT count(*) FROM information_schema.tables
+    WHERE table_schema = DATABASE() AND table_name = 'tfa_user_config'"""
+TFA = "SELECT user_id, encoded_providers, encoded_config FROM tfa_user_config ORDER BY config_id"
 # An integration: its consumer (key plain, secret encrypted), its newest unrevoked access token (the
 # token plain, its secret encrypted) and the rules on its own U role (user_type '1').
 INTEGRATIONS = """
@@ -204,6 +211,53 @@ async def read(
         await engine.dispose()
 
 
+def _totp_secret(keys: MagentoKeys | None, providers: str | None, config: str | None) -> str | None:
+    """The admin's active Google TOTP secret, None when it uses no Google factor; MagentoDecryptError
+    when it does and the secret cannot be read. Other providers (Duo, U2F) do not move."""
+    try:
+        enabled = json.loads(providers or "[]")
+    except ValueError:
+        enabled = []
+    if "google" not in enabled or not config:
+        return None
+    if ENCRYPTED.match(config):
+        if keys is None:
+            raise MagentoDecryptError("two-factor secret encrypted: give the crypt/key (--crypt-key-env)")
+        config = keys.decrypt(config)
+    try:  # Magento reads a value it cannot decrypt as plain JSON from older releases
+        google = json.loads(config).get("google") or {}
+    except (ValueError, AttributeError):
+        raise MagentoDecryptError("two-factor config is not JSON") from None
+    secret = google.get("secret")
+    if not google.get("active") or not isinstance(secret, str) or not secret:
+        return None
+    if ENCRYPTED.match(secret):
+        if keys is None:
+            raise MagentoDecryptError("two-factor secret encrypted: give the crypt/key (--crypt-key-env)")
+        secret = keys.decrypt(secret)
+    try:
+        base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    except binascii.Error:
+        raise MagentoDecryptError("two-factor secret is not base32") from None
+    return secret
+
+
+async def _tfa(conn: AsyncConnection, keys: MagentoKeys | None) -> dict[int, str | MagentoDecryptError]:
+    """admin user id -> its TOTP secret, or why it cannot be read."""
+    found: dict[int, str | MagentoDecryptError] = {}
+    if not (await conn.execute(text(HAS_TFA))).scalar_one():
+        return found
+    for r in await conn.execute(text(TFA)):
+        try:
+            secret = _totp_secret(keys, r.encoded_providers, r.encoded_config)
+        except MagentoDecryptError as exc:
+            found[int(r.user_id)] = exc
+        else:
+            if secret:
+                found[int(r.user_id)] = secret
+    return found
+
+
 async def _staff(
     tk: Tillkey, conn: AsyncConnection, dry_run: bool, unknown: Counter[str], keys: MagentoKeys | None
 ) -> AsyncGenerator[Person | Machine, None]:
@@ -211,9 +265,13 @@ async def _staff(
     for _, allowed, _denied in roles.values():
         unknown.update(r for r in allowed if r not in tk.tree and r != ALL)
     names = await _tillkey_roles(tk, roles, dry_run)
+    factors = await _tfa(conn, keys)
     result = await conn.stream(text(ADMINS).execution_options(yield_per=1000))
     async for a in result:
         role = names.get(int(a.parent_id)) if a.parent_id is not None else None
+        factor = factors.get(int(a.user_id))
+        # An admin whose second factor cannot come along is not imported without it.
+        problem = str(factor) if isinstance(factor, MagentoDecryptError) else None
         yield Person(
             ADMIN,
             a.username or "",
@@ -223,7 +281,8 @@ async def _staff(
             a.password,
             active=bool(a.is_active),
             role=role,
-            problem=None if role else "no role",
+            problem=problem or (None if role else "no role"),
+            totp_secret=factor if isinstance(factor, str) else None,
         )
     async for machine in _integrations(tk, conn, keys, unknown):
         yield machine

@@ -29,6 +29,7 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.service import ADMINISTRATORS, Accounts
+from tillkey.accounts.totp import Totp
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import Conflict, InvalidRequest, TillkeyError
 from tillkey.oauth1.handshake import TokenPair
@@ -60,6 +61,7 @@ class Person:
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
     position: str | None = None  # customers: where the source's customer stream resumes after this one
+    totp_secret: str | None = None  # admins: an active TOTP secret (base32) their app already holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,8 @@ async def _create(tk: Tillkey, p: Item) -> None:
         firstname=p.first_name,
         lastname=p.last_name,
     )
+    if p.totp_secret:
+        await Totp(tk).import_active(admin.id, p.totp_secret)
     if not p.active:
         await accounts.set_admin_active(OPERATOR, admin.id, False)
 
