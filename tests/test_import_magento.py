@@ -294,10 +294,14 @@ def _oauth1(machine: dict[str, str]) -> OAuth1:
     )
 
 
-def test_imported_integrations_sign_with_their_original_secrets_through_requests_oauthlib(
+def test_real_clients_use_what_was_imported_requests_oauthlib_and_my_magento(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
 ) -> None:
+    """requests-oauthlib signs with an imported integration's original secrets; my-magento signs in
+    as an imported admin with the password Magento had."""
     inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)  # my-magento writes its log files into the working directory
+    magento = pytest.importorskip("magento", reason="my-magento is in the dev extras")
     monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
 
     async def body() -> None:
@@ -326,6 +330,23 @@ def test_imported_integrations_sign_with_their_original_secrets_through_requests
                 ("PIM", "active", PIM["consumer_key"]),
             }
             assert "secret" not in json.dumps(listed).replace("has_access_token", "")
+
+            # my-magento (PyPI), unchanged, signs in as an imported admin with the Magento password.
+            def my_magento() -> str:
+                client = magento.Client(
+                    "127.0.0.1",
+                    "boss",
+                    LATEST["password"],
+                    local=True,
+                    user_agent="tillkey-tests",
+                    login=False,
+                    log_level="WARNING",
+                )
+                client.BASE_URL = f"{url}/rest/V1/"  # it drops the port from the domain
+                assert client.authenticate() is True
+                return str(client.products.by_sku("24-MB01").name)
+
+            assert await asyncio.to_thread(my_magento) == "Joust Duffle Bag"
 
     inprocess.run(body)
 
