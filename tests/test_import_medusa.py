@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,12 @@ import pytest
 
 from tests import inprocess
 from tests.conftest import make_database
+from tests.js_packages import installed
 from tillkey import audit
 from tillkey.store import accounts as repo
 from tillkey.store.audit import AuditQuery
 
+JS = Path(__file__).parent / "js" / "medusa"
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "legacy_hashes" / "medusa.json").read_text())["vectors"]
 ADMIN, SHOPPER = VECTORS[0], VECTORS[1]
 # API keys as @medusajs/api-key stores them, made by Node's crypto (tests/js/medusa_api_keys).
@@ -222,5 +225,44 @@ def test_imported_secret_keys_keep_working_with_the_same_sk(
             # Imported again after the upgrade: still one of each.
             again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
             assert "sk_" not in again["imported"]
+
+    inprocess.run(body)
+
+
+def test_medusa_js_sdk_signs_in_an_imported_customer_and_calls_with_an_original_sk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    installed("medusa", "@medusajs/js-sdk", what="the Medusa SDK test")
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t, inprocess.listening(t) as url:
+            await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            await t.tk.reload_grants()
+            await t.tk.reload_api_keys()
+            env = {
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+                "BASE": url,
+                "EMAIL": "shopper@shop.test",
+                "PASSWORD": SHOPPER["password"],
+                "SECRET_KEY": IN_USE["raw"],
+                "PUBLISHABLE_KEY": PUBLISHABLE["raw"],
+            }
+            res = await asyncio.to_thread(
+                subprocess.run,
+                ["node", "imported-flow.mjs"],
+                cwd=JS,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert res.returncode == 0, res.stderr
+            out = json.loads(res.stdout)
+            assert out["login"] == {"ok": True, "value": "string"}
+            assert out["me"] == {"ok": True, "value": "shopper@shop.test"}
+            assert out["wrong_password"] == {"ok": False, "status": 401, "message": "Invalid email or password"}
+            assert out["keys"]["ok"] and IN_USE["redacted"] in out["keys"]["value"]
+            assert out["keys_again"]["ok"]
 
     inprocess.run(body)
