@@ -46,8 +46,8 @@ ConflictOpt = Annotated[
     str,
     typer.Option(
         "--on-conflict",
-        help="What Tillkey already has: skip it, update it (names, role, active; the password hash only "
-        "while still the imported one), or fail (stop before writing it).",
+        help="What Tillkey already has: skip it, update it (customers' names, admins' role and active flag; "
+        "the hash only while still the imported one), or fail (stop before writing it).",
     ),
 ]
 
