@@ -61,7 +61,7 @@ class Person:
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
     position: str | None = None  # customers: where the source's customer stream resumes after this one
-    totp_secret: str | None = None  # admins: an active TOTP secret (base32) their app already holds
+    totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +74,10 @@ class Machine:
     endpoint_url: str | None
     identity_link_url: str | None
     consumer_key: str
-    consumer_secret: str | None  # None: it could not be read (problem says why)
+    consumer_secret: str | None = field(repr=False)  # None: it could not be read (problem says why)
     resources: tuple[str, ...]
     active: bool
-    access_token: TokenPair | None
+    access_token: TokenPair | None = field(repr=False)
     problem: str | None = None
     kind: str = INTEGRATION
 
