@@ -36,15 +36,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.service import Accounts
-from tillkey.accounts.totp import PERIOD, Totp
+from tillkey.accounts.totp import PERIOD
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
-from tillkey.console.sign_in_session import DEV_COOKIE, ConsoleSessions, grant_fingerprint
+from tillkey.console.sign_in_session import DEV_COOKIE, grant_fingerprint
 from tillkey.oauth2 import access_tokens
-from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
@@ -92,7 +90,7 @@ class InProcess:
     accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.accounts = Accounts(self.tk)
+        self.accounts = self.tk.services.accounts
 
     def advance(self, seconds: float) -> None:
         """Move the server's clock forward: expiries, lockouts and idle timeouts see the new time."""
@@ -152,7 +150,7 @@ class InProcess:
 
     async def secret_key(self, admin_id: int, resources: Iterable[str]) -> str:
         """A secret API key acting for `admin_id` with `resources`, made by the operator (the CLI)."""
-        created = await ApiKeys(self.tk).create(
+        created = await self.tk.services.api_keys.create(
             OPERATOR, title=f"key-{next(_names)}", type="secret", for_admin=admin_id, resources=list(resources)
         )
         return created.token
@@ -166,7 +164,7 @@ class InProcess:
         """An OAuth 2 access token for `admin_id` with `scope`, as the authorization-code flow ends,
         from a client the operator registered with that scope."""
         wanted = list(scope)
-        done = await Clients(self.tk).create(
+        done = await self.tk.services.clients.create(
             OPERATOR, name=f"client-{next(_names)}", client_type="confidential",
             redirect_uris=["https://app.example/cb"], grant_types=[], scopes=wanted,
         )  # fmt: skip
@@ -178,7 +176,7 @@ class InProcess:
 
     async def console_session(self, admin_id: int) -> ConsoleCaller:
         """A signed-in console session (second factor done), without the sign-in pages."""
-        sessions = ConsoleSessions(self.tk)
+        sessions = self.tk.services.console_sessions
         cookie = await sessions.begin(
             int(UserType.ADMIN), admin_id, ("pwd",), pending_otp=False,
             fingerprint=grant_fingerprint(self.tk.grants.admin(admin_id)),
@@ -190,7 +188,7 @@ class InProcess:
     async def enable_totp(self, admin_id: int) -> tuple[str, list[str]]:
         """Two-factor auth on for an admin: its TOTP secret and its recovery codes. Activation
         spends the current step's code, so the clock moves on one step."""
-        totp = Totp(self.tk)
+        totp = self.tk.services.totp
         enrolment = await totp.enroll(admin_id)
         codes = await totp.activate(admin_id, self.totp_code(enrolment.secret))
         self.advance(PERIOD)

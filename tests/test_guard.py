@@ -199,7 +199,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("guard")
-    srv = start_server(tmp / "srv")
+    # The access log (off by default) counts the guard's JWKS fetches in test_unknown_kids_….
+    srv = start_server(tmp / "srv", TILLKEY_ACCESS_LOG="true")
     try:
         prepare(
             srv,

@@ -229,6 +229,27 @@ def test_imported_secret_keys_keep_working_with_the_same_sk(
     inprocess.run(body)
 
 
+def test_an_imported_key_works_on_the_next_request_without_waiting_for_the_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    """The import runs in another process (the CLI) while the server polls only once a minute: the
+    server's catch-up on an unknown key (credentials/freshness.py) finds the imported key, checks it
+    against Medusa's verifier once, and from then on knows it by its keyed digest."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, sync_interval=60) as t:
+            await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            polls = t.tk.catch_up.polls
+            assert (await t.client.get("/admin/api-keys", headers=_basic(IN_USE["raw"]))).status_code == 200
+            assert t.tk.catch_up.polls - polls == 1
+            assert (await t.client.get("/rest/V1/products", headers=_basic(IN_USE["raw"]))).status_code == 200
+            assert t.tk.catch_up.polls - polls == 1  # known now: no further poll
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.API_KEY_REHASHED))) == 1
+
+    inprocess.run(body)
+
+
 def test_medusa_js_sdk_signs_in_an_imported_customer_and_calls_with_an_original_sk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
 ) -> None:

@@ -540,8 +540,6 @@ def test_recovery_codes_format_and_normalization() -> None:
 
 def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
     """Two requests racing with one valid code: the conditional update lets exactly one through."""
-    from tillkey.accounts.service import Accounts
-    from tillkey.accounts.totp import Totp
     from tillkey.clock import Clock
     from tillkey.runtime import Tillkey
     from tillkey.settings import Settings
@@ -554,10 +552,10 @@ def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
         tk = Tillkey(settings, clock=Clock(offset=1_900_000_000 - time.time()))
         await tk.start(sync=False)
         try:
-            admin = await Accounts(tk).create_admin(
+            admin = await tk.services.accounts.create_admin(
                 OPERATOR, username="race", email="race@example.com", password=ADMIN_PASSWORD
             )
-            totp = Totp(tk)
+            totp = tk.services.totp
             secret = (await totp.enroll(admin.id)).secret
             step = step_at(tk.clock.now())
             codes = await totp.activate(admin.id, _code(secret, step - 1))
@@ -569,7 +567,7 @@ def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
             assert not await totp.verify(admin.id, _code(secret, step + 1))
             assert (await totp.status(admin.id)).recovery_codes_left == 9
             # deleting the admin takes the secret and the codes along (ON DELETE CASCADE)
-            await Accounts(tk).delete_admin(OPERATOR, admin.id)
+            await tk.services.accounts.delete_admin(OPERATOR, admin.id)
             status = await totp.status(admin.id)
             assert (status.enrolled, status.recovery_codes_left) == (False, 0)
         finally:

@@ -15,17 +15,18 @@ import contextlib
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.stepup import StepUp, StepUpPolicy
 from tillkey.access.tree import SELF, ResourceTree
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.audit import AuditLog
 from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
+from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.credentials.sessions import SessionCookies, SessionState
@@ -47,6 +48,7 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
+from tillkey.store.unit_of_work import RELOADED, UnitOfWork
 from tillkey.tokens import key_material, keys
 from tillkey.tokens.issuer import Issuer, OpaqueStore
 from tillkey.tokens.jwt import JwtReader
@@ -54,6 +56,7 @@ from tillkey.tokens.opaque import OpaqueReader
 from tillkey.tokens.revocation import RevocationState, Validator
 from tillkey.tokens.revoker import Revoker
 from tillkey.tokens.service import Authenticator
+from tillkey.wiring import Services
 
 log = logging.getLogger("tillkey")
 
@@ -73,7 +76,9 @@ def step_up_rules(settings: Settings) -> dict[str, StepUp]:
 
 
 class Tillkey:
-    """Everything one process needs, wired once. Surfaces receive this and nothing global."""
+    """One process: settings -> database -> keys and in-memory auth state (kept current here) ->
+    the services (wiring.py, `tk.services`), each built once. Surfaces receive this and nothing
+    global; services receive only the parts they use."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -127,7 +132,9 @@ class Tillkey:
         now_int = self.clock.now_int
         self.jwt_reader = JwtReader(lambda: self.keyring, settings.issuer, self.clock.now)
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
-        self.revoker = Revoker(self.db, self.revocations, now_int, self.audit)
+        # Row + change feed + audit in one transaction, then applied here (store/unit_of_work.py).
+        self.uow = UnitOfWork(self.db, self.audit, self, now_int)
+        self.revoker = Revoker(self.uow, self.revocations)
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
         opaque_tokens = OpaqueStore(self.db, self.master)
         self.issuer = Issuer(
@@ -139,19 +146,23 @@ class Tillkey:
             settings.token_cache_size,
         )  # fmt: skip
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
-        self.api_keys.upgrade = self._upgrade_api_key
         self.sessions = SessionState(self.master, settings.last_used_interval)
         self.integrations = IntegrationState()
+        # A credential memory does not know yet: one single-flight poll of the change feed first.
+        self.catch_up = CatchUp(self.poll_changes, ttl=settings.sync_interval)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials([
             OAuth1Signatures(
                 self.integrations, self.grants, self.master, self.db, self.audit, self.clock,
                 allow_sha1=settings.oauth1_allow_hmac_sha1, max_body_bytes=settings.max_body_bytes,
-                max_age=settings.oauth1_timestamp_max_age,
+                max_age=settings.oauth1_timestamp_max_age, catch_up=self.catch_up,
             ),
-            IntegrationBearer(self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer),
-            BearerTokens(self.authenticator),
-            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
+            IntegrationBearer(
+                self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer,
+                catch_up=self.catch_up,
+            ),
+            BearerTokens(self.authenticator, self.grants, self.catch_up),
+            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
         # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
@@ -161,6 +172,34 @@ class Tillkey:
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
+        # The services, built once from the parts above (wiring.py): `tk.services.accounts`, ...
+        self.services = Services(
+            settings=settings,
+            clock=self.clock,
+            db=self.db,
+            changes=self.uow,
+            audit=self.audit,
+            master=self.master,
+            passwords=self.passwords,
+            tree=self.tree,
+            issuer=self.issuer,
+            revoker=self.revoker,
+            revocations=self.revocations,
+            api_key_state=self.api_keys,
+            session_state=self.sessions,
+            live_client=self._live_client,
+            grants=self.grants,
+            issued=self.issued,
+            keyring=self._keyring,
+            reload_keys=self.reload_keys,
+            authenticator=self.authenticator,
+        )
+
+    def _keyring(self) -> keys.Keyring:
+        return self.keyring
+
+    def _live_client(self, client_id: str) -> oauth2_repo.Client | None:
+        return self.oauth_clients.get(client_id)
 
     async def _revoked_before(self, user_type: int, user_id: int) -> int | None:
         """The user's revoke-before second, from the database (another process may have just set it)."""
@@ -216,17 +255,36 @@ class Tillkey:
         if self.keyring.signer(self.clock.now()) is not None:
             return
         _key, stored = key_material.generate(self.settings.jwt_alg, self.clock.now_int(), self.master)
-        async with self.db.transaction() as s:
+        async with self.uow() as w:
             # Processes starting together on a fresh database: one generates, the others use it.
-            await auth_repo.lock_keys(s)
-            found = [key_material.load(k, self.master) for k in await auth_repo.load_keys(s)]
+            await auth_repo.lock_keys(w.s)
+            found = [key_material.load(k, self.master) for k in await auth_repo.load_keys(w.s)]
             generated = keys.Keyring(found, self.settings.jwt_alg).signer(self.clock.now()) is None
             if generated:
-                await auth_repo.add_key(s, stored)
-                await auth_repo.record_change(s, "keys", self.clock.now_int())
+                await auth_repo.add_key(w.s, stored)
+                w.changed("keys")
         if generated:
             log.info("generated a new %s signing key %s", stored.alg, stored.kid)
-        await self.reload_keys()
+        else:
+            await self.reload_keys()  # the key another process just generated
+
+    async def reload(self, kind: str, refs: Sequence[str] | None = None) -> None:
+        """Bring one kind of in-memory state up to date with the database: after this process's
+        own change (store/unit_of_work.py LocalState) or another's (the change feed)."""
+        if kind == "grants":
+            await self.reload_grants()
+        elif kind == "keys":
+            await self.reload_keys()
+        elif kind == "oauth_clients":
+            await self.reload_clients()
+        elif kind == "api_keys":
+            await self.reload_api_keys()
+        elif kind == "sessions":
+            await self.reload_sessions(None if refs is None else list(refs))
+        elif kind == "integrations":
+            await self.reload_integrations()
+        else:
+            raise ValueError(f"no reload for change kind {kind!r}")
 
     async def reload_keys(self) -> None:
         async with self.db.session() as s:
@@ -259,9 +317,6 @@ class Tillkey:
             live = await oauth2_repo.clients(s, active_only=True)
         self.grants.load_clients({c.client_id: (c.id, frozenset(c.scopes)) for c in live})
         self.oauth_clients = {c.client_id: c for c in live}
-
-    async def _upgrade_api_key(self, key_id: int, digest: str) -> None:
-        await ApiKeys(self).upgrade_legacy(key_id, digest)
 
     async def reload_api_keys(self) -> None:
         async with self.db.session() as s:
@@ -339,18 +394,9 @@ class Tillkey:
                 for jti, exp in (await auth_repo.revoked_tokens(s, now, jtis)).items():
                     self.revocations.note_token(jti, exp)
         kinds = {c.kind for c in changes}
-        if "grants" in kinds:
-            await self.reload_grants()
-        if "keys" in kinds:
-            await self.reload_keys()
-        if "oauth_clients" in kinds:
-            await self.reload_clients()
-        if "api_keys" in kinds:
-            await self.reload_api_keys()
-        if "sessions" in kinds:
-            await self.reload_sessions([c.ref for c in changes if c.kind == "sessions" and c.ref])
-        if "integrations" in kinds:
-            await self.reload_integrations()
+        for kind in RELOADED:  # this order: grants before the credentials that use them
+            if kind in kinds:
+                await self.reload(kind, [c.ref for c in changes if c.kind == kind and c.ref])
         for c in changes:
             self._applied[c.seq] = now
         self._applied = {q: t for q, t in self._applied.items() if t >= now - 2 * LATE_COMMIT_WINDOW}

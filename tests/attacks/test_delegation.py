@@ -27,12 +27,9 @@ from tests import inprocess
 from tests.inprocess import InProcess
 from tillkey.access.delegation import OPERATOR, OWN_FACTOR
 from tillkey.access.tree import ALL
-from tillkey.accounts.api_keys import ApiKeys
-from tillkey.accounts.integrations import Integrations
-from tillkey.accounts.totp import Totp
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
-from tillkey.oauth2.clients import Clients
+from tillkey.federation.providers import Changes, IdentityProviders
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
 from tillkey.store import accounts as repo
@@ -67,15 +64,15 @@ def _refused(r: httpx.Response, *missing: str) -> None:
 
 
 async def _client_names(t: InProcess) -> set[str]:
-    return {c.name for c in await Clients(t.tk).registered()}
+    return {c.name for c in await t.tk.services.clients.registered()}
 
 
 async def _integrations(t: InProcess) -> dict[str, dict[str, Any]]:
-    return {i["name"]: i for i in await Integrations(t.tk).list()}
+    return {i["name"]: i for i in await t.tk.services.integrations.list()}
 
 
 async def _key_count(t: InProcess) -> int:
-    return (await ApiKeys(t.tk).listing(type=None, q=None, limit=1000, offset=0))[1]
+    return (await t.tk.services.api_keys.listing(type=None, q=None, limit=1000, offset=0))[1]
 
 
 async def _role_of(t: InProcess, username: str) -> str | None:
@@ -140,6 +137,27 @@ async def _api_idp_role_map_beyond_grant(t: InProcess) -> None:
     assert r.json()["role_map"] == {"staff": "catalog-only"} and "client_secret" not in r.json()
 
 
+@case("PATCH", "/tillkey/v1/idps/{name}")
+async def _api_idp_role_map_update_beyond_grant(t: InProcess) -> None:
+    """Changing a provider's role map is handing out its roles again: not beyond one's own grant,
+    and not over a map that hands out more than one holds (as assigning a role needs both)."""
+    await t.create_role([PRODUCTS], name="catalog-only")
+    await t.create_admin("idp", resources=["Tillkey::idps", PRODUCTS])
+    token = await t.admin_token("idp")
+    body = {"name": "corp", "issuer": "https://login.example.com", "client_id": "c", "actor": "admin"}
+    r = await t.client.post(
+        "/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}}, headers=t.bearer(token)
+    )
+    assert r.status_code == 201, r.text
+    for mapped in ({"role_map": {"staff": "Administrators"}}, {"default_role": "Administrators"}):
+        _refused(await t.client.patch("/tillkey/v1/idps/corp", json=mapped, headers=t.bearer(token)), ALL)
+    shown = (await t.client.get("/tillkey/v1/idps/corp", headers=t.bearer(token))).json()
+    assert shown["role_map"] == {"staff": "catalog-only"} and shown["default_role"] is None
+    # A map the operator widened is out of this admin's reach, even to narrow it.
+    await IdentityProviders(t.tk).update(OPERATOR, "corp", Changes(default_role=ADMINISTRATORS))
+    _refused(await t.client.patch("/tillkey/v1/idps/corp", json={"default_role": ""}, headers=t.bearer(token)), ALL)
+
+
 @case("POST", "/tillkey/v1/oauth2/clients")
 async def _api_client_beyond_grant(t: InProcess) -> None:
     await t.create_admin("ocl", resources=[CLIENTS])
@@ -202,7 +220,7 @@ async def _console_key_within_grant(t: InProcess) -> None:
     console = await t.console_session(admin.id)
     r = await console.post("/console/api-keys", {"title": "mine", "type": "secret"})
     assert r.status_code == 200, r.text
-    keys, _ = await ApiKeys(t.tk).listing(type="secret", q="mine", limit=5, offset=0)
+    keys, _ = await t.tk.services.api_keys.listing(type="secret", q="mine", limit=5, offset=0)
     assert [k.resources for k in keys] == [(PRODUCTS, API_KEYS)]
     assert ALL not in keys[0].resources
     raw = re.search(r"sk_[0-9a-f]{64}", r.text)
@@ -242,7 +260,7 @@ async def _console_integration_beyond_grant(t: InProcess) -> None:
 
 
 async def _big_integration(t: InProcess) -> int:
-    created = await Integrations(t.tk).create(OPERATOR, name="big", all_resources=True)
+    created = await t.tk.services.integrations.create(OPERATOR, name="big", all_resources=True)
     return created.id
 
 
@@ -352,7 +370,7 @@ async def _console_role_grant(t: InProcess) -> None:
 
 
 async def _enrolled(t: InProcess, admin_id: int) -> bool:
-    return (await Totp(t.tk).status(admin_id)).enrolled
+    return (await t.tk.services.totp.status(admin_id)).enrolled
 
 
 @case("POST", "/console/admins/{id}/2fa-reset")
@@ -362,7 +380,7 @@ async def _console_tfa_reset(t: InProcess) -> None:
     tf = await t.create_admin("tf", resources=[USERS, TFA])
     root = await t.create_admin("root")
     for admin in (tf, root):
-        await Totp(t.tk).enroll(admin.id)
+        await t.tk.services.totp.enroll(admin.id)
     console = await t.console_session(tf.id)
     r = await console.post(f"/console/admins/{tf.id}/2fa-reset", {"confirm": "yes"})
     _refused(r)
@@ -394,7 +412,7 @@ async def _api_tfa_reset(t: InProcess) -> None:
     root = await t.create_admin("root")
     other = await t.create_admin("other")
     for admin in (tf, root, other):
-        await Totp(t.tk).enroll(admin.id)
+        await t.tk.services.totp.enroll(admin.id)
     headers = t.bearer(await t.admin_token("tf"))
     r = await t.client.delete(f"/rest/V1/tillkey/tfa/{tf.id}", headers=headers)
     _refused(r)
@@ -428,7 +446,7 @@ def test_two_factor_reset_of_a_peer_within_ones_grant_still_works_on_both_surfac
         tf = await t.create_admin("tf", role=role)
         peers = [await t.create_admin(f"peer{i}", role=role) for i in (1, 2)]
         for admin in peers:
-            await Totp(t.tk).enroll(admin.id)
+            await t.tk.services.totp.enroll(admin.id)
         console = await t.console_session(tf.id)
         assert (await console.post(f"/console/admins/{peers[0].id}/2fa-reset", {"confirm": "yes"})).status_code == 303
         r = await t.client.delete(f"/rest/V1/tillkey/tfa/{peers[1].id}", headers=t.bearer(await t.admin_token("tf")))
@@ -455,7 +473,7 @@ def test_an_oauth_client_token_cannot_register_a_client_or_activate_beyond_its_s
     """A client-credentials token (user type 6) holding the clients resource by scope."""
 
     async def body(t: InProcess) -> None:
-        done = await Clients(t.tk).create(
+        done = await t.tk.services.clients.create(
             OPERATOR, name="machine", client_type="confidential", redirect_uris=[],
             grant_types=["client_credentials"], scopes=[CLIENTS],
         )  # fmt: skip
@@ -498,8 +516,8 @@ def test_an_integration_token_cannot_create_or_activate_beyond_its_own_grant(tmp
 
     async def body(t: InProcess) -> None:
         big = await _big_integration(t)
-        manager = await Integrations(t.tk).create(OPERATOR, name="manager", resources=[INTEGRATIONS])
-        done = await Integrations(t.tk).activate(OPERATOR, manager.id)
+        manager = await t.tk.services.integrations.create(OPERATOR, name="manager", resources=[INTEGRATIONS])
+        done = await t.tk.services.integrations.activate(OPERATOR, manager.id)
         assert done.access_token is not None
         headers = t.bearer(done.access_token)
         _refused(await t.client.post("/tillkey/v1/integrations", json={"name": "x", "all": True}, headers=headers))
@@ -580,6 +598,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/integration/admin/token"): "sign-in",
     ("POST", "/rest/V1/integration/customer/token"): "sign-in",
     ("POST", "/rest/V1/tfa/provider/google/authenticate"): "sign-in",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}"): "the redirect to an external provider",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}/token"): (
+        "sign-in with an external provider (Magento-style): the customer's own grant, through the sign-in machine"
+    ),
     ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
     ("POST", "/auth/{actor}/{provider}/callback"): (
         "sign-in with an external provider: the linked account's own grant, through the sign-in machine"

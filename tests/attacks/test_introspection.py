@@ -14,9 +14,7 @@ import pytest
 from tests import inprocess
 from tests.oauth2_support import hidden_fields
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
-from tillkey.tokens.refresh import RefreshTokens
 
 PRODUCTS = "Magento_Catalog::products"
 INACTIVE = {"active": False}
@@ -28,7 +26,7 @@ def _basic(client_id: str, secret: str | None) -> dict[str, str]:
 
 
 async def _client(t: inprocess.InProcess, name: str, *, resource_server: bool = False) -> dict[str, str]:
-    done = await Clients(t.tk).create(
+    done = await t.tk.services.clients.create(
         OPERATOR, name=name, client_type="confidential", redirect_uris=[], grant_types=["client_credentials"],
         scopes=[PRODUCTS], resource_server=resource_server,
     )  # fmt: skip
@@ -63,7 +61,7 @@ def test_only_resource_servers_and_the_tokens_own_client_see_a_token(tmp_path: P
             customer_token = await t.customer_token("ada@example.com")
             other_token = await _cc_token(t, other)
             snoop_token = await _cc_token(t, snoop)
-            refresh = await RefreshTokens(t.tk).start(
+            refresh = await t.tk.services.refresh_tokens.start(
                 client_id=other["client_id"], user_type=int(UserType.CUSTOMER), user_id=customer.id, scope=("openid",),
                 auth_time=t.tk.clock.now_int(), amr=("pwd",), access_jti=None, access_expires_at=None,
             )  # fmt: skip
@@ -125,7 +123,7 @@ def test_the_console_form_marks_a_resource_server(tmp_path: Path) -> None:
             for name, mark in (("gateway", {"resource_server": "1"}), ("plain", {})):
                 r = await t.client.post("/console/oauth-clients", data={**form, "name": name, **mark})
                 assert r.status_code in (200, 303), r.text
-            marked = {c.name: c.resource_server for c in await Clients(t.tk).registered()}
+            marked = {c.name: c.resource_server for c in await t.tk.services.clients.registered()}
             assert marked == {"gateway": True, "plain": False}
             listing = await t.client.get("/console/oauth-clients")
             assert "resource server" in listing.text

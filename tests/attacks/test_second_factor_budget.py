@@ -19,7 +19,6 @@ import pytest
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.clients import Clients
 
 SIGN_IN_FAILED = {
     "message": "The account sign-in was incorrect or your account is disabled temporarily. "
@@ -248,7 +247,7 @@ def test_an_authorize_sign_in_spends_the_same_budget_and_a_pending_one_gets_no_c
     async def body() -> None:
         async with inprocess.running(tmp_path, admin_2fa="optional", **LOCKOUT_ONLY) as t:
             _, secret, _ = await _alice(t)
-            client = await Clients(t.tk).create(
+            client = await t.tk.services.clients.create(
                 OPERATOR,
                 name="app",
                 client_type="public",

@@ -17,7 +17,6 @@ import pytest
 
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.integrations import Integrations
 from tillkey.oauth1.handshake import UNDELIVERED
 from tillkey.security import outbound
 
@@ -137,7 +136,7 @@ def test_every_spelling_of_a_non_global_address_is_refused_when_saved(tmp_path: 
                 assert r.status_code == status, r.text
             # The service the CLI and the console call refuses too.
             with pytest.raises(Exception, match="loopback, private or link-local"):
-                await Integrations(t.tk).create(
+                await t.tk.services.integrations.create(
                     OPERATOR, name="cli", resources=[PRODUCTS], endpoint_url="http://[::1]/"
                 )
             # A public name or address is fine.

@@ -19,7 +19,6 @@ import pytest
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.token_response import Grant, respond
 from tillkey.principal import UserType
 from tillkey.store.oauth2 import Client
@@ -48,7 +47,7 @@ async def _store_key(t: InProcess) -> dict[str, str]:
 
 
 async def _client(t: InProcess, scopes: list[str], grants: list[str] | None = None) -> tuple[Client, str]:
-    registered = await Clients(t.tk).create(
+    registered = await t.tk.services.clients.create(
         OPERATOR, name="app", client_type="confidential", redirect_uris=["https://app.example.test/callback"],
         grant_types=grants or ["authorization_code", "refresh_token"], scopes=scopes,
     )  # fmt: skip

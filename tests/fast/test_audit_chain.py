@@ -31,7 +31,6 @@ from tillkey.audit.chain import CHAIN_KEY_PURPOSE, GENESIS, canonical, legacy_ha
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
 from tillkey.crypto.secrets import MasterSecret
-from tillkey.oauth2.clients import Clients
 from tillkey.store import audit as audit_repo
 from tillkey.store import db as store_db
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -354,7 +353,7 @@ def test_a_flood_of_queued_records_and_token_issues_loses_nothing(tmp_path: Path
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
             t.tk.audit._queue_size = 50  # a tiny queue: the flood has to wait for room, not be dropped
-            reg = await Clients(t.tk).create(
+            reg = await t.tk.services.clients.create(
                 OPERATOR,
                 name="feed",
                 client_type="confidential",

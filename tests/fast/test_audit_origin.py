@@ -16,7 +16,6 @@ import httpx
 
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.clients import Clients
 from tillkey.store.audit import AuditQuery
 
 CLIENT_IP = "203.0.113.7"  # what the trusted proxy (the harness's 127.0.0.1 peer) says
@@ -57,7 +56,7 @@ async def _console_and_oauth2(t: inprocess.InProcess, c: httpx.AsyncClient) -> N
     assert csrf, page.text
     form = {"csrf": csrf.group(1), "username": "ada", "password": inprocess.ADMIN_PASSWORD}
     assert (await c.post("/console/login", data=form)).status_code == 303
-    reg = await Clients(t.tk).create(
+    reg = await t.tk.services.clients.create(
         OPERATOR,
         name="app",
         client_type="confidential",

@@ -174,13 +174,12 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
     import pyotp
 
     from tillkey.accounts.signin import TotpCode
-    from tillkey.accounts.totp import Totp
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as one, inprocess.running(tmp_path) as two:
             admin = await one.create_admin("ada", email=ADMIN_EMAIL)
-            enrolment = await Totp(one.tk).enroll(admin.id)
-            codes = await Totp(one.tk).activate(admin.id, pyotp.TOTP(enrolment.secret).at(one.tk.clock.now()))
+            enrolment = await one.tk.services.totp.enroll(admin.id)
+            codes = await one.tk.services.totp.activate(admin.id, pyotp.TOTP(enrolment.secret).at(one.tk.clock.now()))
             wrong = "aaaa-aaaa-aaaa"
             cap = one.tk.settings.recovery_code_max_failures
             for i in range(cap):
@@ -199,14 +198,12 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
 def test_password_steps_without_the_code_cannot_end_a_signed_in_console_session(tmp_path: Path) -> None:
     import pyotp
 
-    from tillkey.accounts.totp import Totp
-
     async def body() -> None:
         settings = {"admin_2fa": "optional", "console_sessions_per_admin": 3}
         async with inprocess.running(tmp_path, **settings) as t:
             admin = await t.create_admin("ada", email=ADMIN_EMAIL)
-            enrolment = await Totp(t.tk).enroll(admin.id)
-            await Totp(t.tk).activate(admin.id, pyotp.TOTP(enrolment.secret).at(t.tk.clock.now() - 30))
+            enrolment = await t.tk.services.totp.enroll(admin.id)
+            await t.tk.services.totp.activate(admin.id, pyotp.TOTP(enrolment.secret).at(t.tk.clock.now() - 30))
             owner = await _console_sign_in(t)  # the password step: waits for the code
             page = await owner.get("/console/login/otp")
             csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)

@@ -11,7 +11,6 @@ from pathlib import Path
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.integrations import Integrations
 from tillkey.store import accounts as repo
 
 USERS = "Magento_User::acl_users"
@@ -214,12 +213,12 @@ def test_integrations_are_deleted_in_the_console(tmp_path: Path) -> None:
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
             root = await t.create_admin("root")
-            await Integrations(t.tk).create(OPERATOR, name="feed", email="", resources=[], all_resources=True)
+            await t.tk.services.integrations.create(OPERATOR, name="feed", email="", resources=[], all_resources=True)
             console = await t.console_session(root.id)
-            found = await Integrations(t.tk).list()
+            found = await t.tk.services.integrations.list()
             iid = next(i["id"] for i in found if i["name"] == "feed")
             assert f"/console/integrations/{iid}/delete" in (await console.get("/console/integrations")).text
             assert (await console.post(f"/console/integrations/{iid}/delete", {"confirm": "yes"})).status_code == 303
-            assert [i for i in await Integrations(t.tk).list() if i["name"] == "feed"] == []
+            assert [i for i in await t.tk.services.integrations.list() if i["name"] == "feed"] == []
 
     inprocess.run(body)

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
-from tillkey.accounts.integrations import Integrations
-from tillkey.oauth2.clients import Clients
 
 
 def test_every_list_and_detail_page_opens_and_names_its_actors(tmp_path: Path) -> None:
@@ -21,14 +18,16 @@ def test_every_list_and_detail_page_opens_and_names_its_actors(tmp_path: Path) -
             await t.create_customer("ada@example.com")
             await t.customer_token("ada@example.com")  # a sign-in: an audit record by the customer
             await t.admin_token("root")
-            made = await Integrations(t.tk).create(OPERATOR, name="feed", email="", resources=[], all_resources=True)
-            key = await ApiKeys(t.tk).create(OPERATOR, title="shop key", type="publishable")
-            client = await Clients(t.tk).create(
+            made = await t.tk.services.integrations.create(
+                OPERATOR, name="feed", email="", resources=[], all_resources=True
+            )
+            key = await t.tk.services.api_keys.create(OPERATOR, title="shop key", type="publishable")
+            client = await t.tk.services.clients.create(
                 OPERATOR, name="dashboard app", client_type="confidential", redirect_uris=["https://app.example/cb"],
                 grant_types=["authorization_code"], scopes=["openid"],
             )  # fmt: skip
             console = await t.console_session(root.id)
-            integration_id = next(i["id"] for i in await Integrations(t.tk).list() if i["name"] == made.name)
+            integration_id = next(i["id"] for i in await t.tk.services.integrations.list() if i["name"] == made.name)
             customer_page = (await console.get("/console/customers?q=ada")).text
             customer_id = re.search(r'href="/console/customers/(\d+)"', customer_page)
             assert customer_id is not None

@@ -9,7 +9,6 @@ import httpx
 
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.integrations import Integrations
 from tillkey.app import create_app
 from tillkey.clock import Clock
 from tillkey.guard import Guard, IntegrationCredential
@@ -45,8 +44,8 @@ def test_stop_returns_even_when_the_poll_absorbs_its_cancellation(tmp_path: Path
         app = create_app(tk=tk)
         transport = AbsorbsACancellation(httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)))
         async with app.router.lifespan_context(app):
-            created = await Integrations(tk).create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
-            done = await Integrations(tk).activate(OPERATOR, "guard")
+            created = await tk.services.integrations.create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
+            done = await tk.services.integrations.activate(OPERATOR, "guard")
             assert done.access_token and done.access_token_secret
             credential = IntegrationCredential(
                 consumer_key=created.consumer_key,

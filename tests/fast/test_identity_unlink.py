@@ -14,7 +14,6 @@ import pytest
 from tests import inprocess
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.crypto.passwords import unusable_hash
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.principal import UserType
@@ -62,7 +61,7 @@ def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_pat
             first = await link(t, google, UserType.CUSTOMER, ada.id, "ada-g")
             second = await link(t, apple, UserType.CUSTOMER, ada.id, "ada-a")
             bobs = await link(t, google, UserType.CUSTOMER, bob.id, "bob-g")
-            key = await ApiKeys(t.tk).create(OPERATOR, title="shop", type="publishable")
+            key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
             shop = {"x-publishable-api-key": key.token}
             as_ada = {**shop, **t.bearer(await t.token_for(UserType.CUSTOMER, ada.id))}
             as_bob = {**shop, **t.bearer(await t.token_for(UserType.CUSTOMER, bob.id))}
@@ -113,7 +112,7 @@ def test_two_removals_at_once_leave_the_last_way_in(tmp_path: Path, backend: str
                 await link(t, google, UserType.CUSTOMER, ada.id, "g"),
                 await link(t, apple, UserType.CUSTOMER, ada.id, "a"),
             ]
-            key = await ApiKeys(t.tk).create(OPERATOR, title="shop", type="publishable")
+            key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
             headers = {"x-publishable-api-key": key.token, **t.bearer(await t.token_for(UserType.CUSTOMER, ada.id))}
             answers = await asyncio.gather(
                 *(t.client.delete(f"/store/customers/me/identities/fedid_{i}", headers=headers) for i in ids)

@@ -11,8 +11,6 @@ import pytest
 
 from tests import inprocess
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.integrations import Integrations
-from tillkey.accounts.service import Accounts
 from tillkey.app import create_app
 from tillkey.clock import Clock
 from tillkey.guard import Guard, GuardError, IntegrationCredential
@@ -32,8 +30,8 @@ def test_the_guide_feed_account_works_with_required_two_factor(tmp_path: Path) -
 
         async with app.router.lifespan_context(app):
             # Step 2, as the guide's two commands do it.
-            created = await Integrations(tk).create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
-            done = await Integrations(tk).activate(OPERATOR, "guard")
+            created = await tk.services.integrations.create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
+            done = await tk.services.integrations.activate(OPERATOR, "guard")
             assert done.access_token and done.access_token_secret
             credential = IntegrationCredential(
                 consumer_key=created.consumer_key,
@@ -46,7 +44,7 @@ def test_the_guide_feed_account_works_with_required_two_factor(tmp_path: Path) -
             await guard.stop()
 
             # The alternative the guide warns about: an admin feed account needs a second factor here.
-            accounts = Accounts(tk)
+            accounts = tk.services.accounts
             await accounts.create_role(OPERATOR, "Guards", ["Tillkey::auth_state"])
             await accounts.create_admin(
                 OPERATOR,

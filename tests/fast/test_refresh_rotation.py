@@ -14,7 +14,6 @@ import jwt
 from tests import inprocess
 from tests.inprocess import InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.token_response import Grant, respond
 from tillkey.principal import UserType
 
@@ -82,7 +81,7 @@ def test_reusing_a_spent_refresh_cookie_revokes_the_family_and_its_access_tokens
 
 
 async def _oauth_family(t: InProcess, user_type: UserType, user_id: int) -> tuple[dict[str, Any], dict[str, str]]:
-    registered = await Clients(t.tk).create(
+    registered = await t.tk.services.clients.create(
         OPERATOR, name="app", client_type="confidential", redirect_uris=["https://app.example.test/callback"],
         grant_types=["authorization_code", "refresh_token"], scopes=["openid", "self", "admin_self"],
     )  # fmt: skip

@@ -16,7 +16,6 @@ from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
 from tillkey.console.sign_in_session import DEV_COOKIE
-from tillkey.oauth2.clients import Clients
 from tillkey.principal import UserType
 from tillkey.storeapi.seed import seed
 
@@ -182,7 +181,7 @@ CALLBACK = "https://app.example/cb"
 
 
 async def _client(t: InProcess) -> str:
-    created = await Clients(t.tk).create(
+    created = await t.tk.services.clients.create(
         OPERATOR,
         name="app",
         client_type="public",

@@ -9,23 +9,24 @@ and within one sync interval everywhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import OPERATOR
-from tillkey.credentials.api_keys import MEDUSA_SECRET, PUBLISHABLE_PREFIX, SECRET_PREFIX, redact
+from tillkey.access.tree import ResourceTree
+from tillkey.clock import Clock
+from tillkey.contracts import Changes
+from tillkey.credentials.api_keys import MEDUSA_SECRET, PUBLISHABLE_PREFIX, SECRET_PREFIX, ApiKeyState, redact
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store import api_keys as repo
-from tillkey.store import auth as auth_repo
 from tillkey.store.api_keys import LEGACY_SCRYPT, PUBLISHABLE, SECRET, TYPES, ApiKey
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.store.db import Database
 
 ALL = "Magento_Backend::all"
 MAX_REVOKE_IN = 10 * 365 * 86400  # seconds
@@ -38,11 +39,27 @@ class Created:
 
 
 class ApiKeys:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Built once (wiring.py); `tk.services.api_keys`. `state`: the keys requests are checked against."""
+
+    def __init__(
+        self,
+        *,
+        state: ApiKeyState,
+        changes: Changes,
+        db: Database,
+        tree: ResourceTree,
+        master: MasterSecret,
+        clock: Clock,
+    ) -> None:
+        self.state = state
+        self.changes = changes
+        self.db = db
+        self.tree = tree
+        self.master = master
+        self.clock = clock
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     async def create(
         self, acting: Principal, *, title: str, type: str, resources: Sequence[str] | None = None,
@@ -66,27 +83,26 @@ class ApiKeys:
             if created_by is None:
                 raise InvalidRequest("A secret key needs the admin it acts for.")
             granted = tuple(sorted(set(resources))) if resources is not None else self._default_grant(acting)
-            unknown = self.tk.tree.unknown(granted)
+            unknown = self.tree.unknown(granted)
             if unknown:
                 raise InvalidRequest(f"Invalid request: unknown resource id(s): {', '.join(unknown)}")
-            delegation.require_ids_within(acting, self.tk.tree, granted, what="secret api key")
+            delegation.require_ids_within(acting, self.tree, granted, what="secret api key")
         elif resources:
             raise InvalidRequest("Publishable keys grant no resources: they name a storefront, not a caller.")
         raw = (SECRET_PREFIX if type == SECRET else PUBLISHABLE_PREFIX) + secrets.token_hex(32)
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
+        async with self.changes() as w:
             key = await repo.create(
-                s, type=type, title=title, digest=self.tk.master.digest(raw),
+                w.s, type=type, title=title, digest=self.master.digest(raw),
                 public_token=raw if type == PUBLISHABLE else None, redacted=redact(raw), resources=granted,
                 created_by=created_by, now_ms=now,
             )  # fmt: skip
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
+            w.changed("api_keys", ref=str(key.id), apply=functools.partial(self.state.put, key))
+            w.audit(
+                audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
                          "resources": list(granted)},
             )  # fmt: skip
-        self.tk.api_keys.put(key)
         return Created(key, raw)
 
     async def import_existing(
@@ -110,7 +126,7 @@ class ApiKeys:
         if type == PUBLISHABLE:
             if not token.startswith(PUBLISHABLE_PREFIX) or len(token) > 128:
                 raise InvalidRequest("A publishable key must start with pk_.")
-            digest, public, redacted = self.tk.master.digest(token), token, redact(token)
+            digest, public, redacted = self.master.digest(token), token, redact(token)
         elif type == SECRET:
             if created_by is None:
                 raise InvalidRequest("A secret key needs the admin it acts for.")
@@ -122,9 +138,9 @@ class ApiKeys:
         else:
             raise InvalidRequest(f"Invalid request: Expected 'publishable' | 'secret', received '{type[:20]}'")
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
+        async with self.changes() as w:
             key = await repo.create_imported(
-                s,
+                w.s,
                 type=type,
                 title=title,
                 digest=digest,
@@ -136,9 +152,8 @@ class ApiKeys:
                 revoked_ms=revoked_ms,
                 now_ms=now,
             )
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key.id))
-            await self.tk.audit.record_in(
-                s,
+            w.changed("api_keys", ref=str(key.id), apply=functools.partial(self.state.put, key))
+            w.audit(
                 audit.API_KEY_CREATED,
                 details={
                     "target_type": int(UserType.API_KEY),
@@ -149,27 +164,26 @@ class ApiKeys:
                     "imported": True,
                 },
             )
-        self.tk.api_keys.put(key)
         return key
 
     async def upgrade_legacy(self, key_id: int, digest: str) -> None:
         """An imported secret key was presented and matched its scrypt verifier: store its keyed
         digest instead (once, whichever process sees it first), audited."""
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
-            if not await repo.upgrade_legacy(s, key_id, digest, now):
+        async with self.changes() as w:
+            if not await repo.upgrade_legacy(w.s, key_id, digest, now):
                 return
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_REHASHED, details={"target_type": int(UserType.API_KEY), "target_id": key_id}
-            )
+            upgraded = await repo.by_id(w.s, key_id)  # None: deleted meanwhile, so reloaded
+            apply = None if upgraded is None else functools.partial(self.state.put, upgraded)
+            w.changed("api_keys", ref=str(key_id), apply=apply)
+            w.audit(audit.API_KEY_REHASHED, details={"target_type": int(UserType.API_KEY), "target_id": key_id})
 
     def _acting_admin(self, acting: Principal) -> int | None:
         """The admin a new key acts for: the calling admin, or the admin behind the calling key."""
         if acting.user_type == UserType.ADMIN:
             return acting.user_id
         if acting.user_type == UserType.API_KEY:
-            key = self.tk.api_keys.by_id(acting.user_id)
+            key = self.state.by_id(acting.user_id)
             return key.created_by if key else None
         return None
 
@@ -179,10 +193,10 @@ class ApiKeys:
         have = delegation.effective(acting)
         if have.everything:
             return (ALL,)
-        return self.tk.tree.roots_of(have.resources)
+        return self.tree.roots_of(have.resources)
 
     async def get(self, key_id: int) -> ApiKey:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             key = await repo.by_id(s, key_id)
         if key is None:
             raise NotFound(f"API Key with id: apk_{key_id} was not found")
@@ -193,7 +207,7 @@ class ApiKeys:
         if not title or len(title) > 255:
             raise InvalidRequest("Invalid request: Field 'title' is required")
         await self.get(key_id)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.set_title(s, key_id, title, self._now_ms())
         return await self.get(key_id)
 
@@ -206,32 +220,32 @@ class ApiKeys:
             raise InvalidRequest(f"Invalid request: Field 'revoke_in' must be between 0 and {MAX_REVOKE_IN}")
         key = await self.get(key_id)
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
-            if not await repo.revoke(s, key_id, now + int(revoke_in * 1000), by, now):
+        async with self.changes() as w:
+            if not await repo.revoke(w.s, key_id, now + int(revoke_in * 1000), by, now):
                 raise NotAllowed(f"There are 1 {key.type} keys that are already revoked.")
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
+            revoked = await repo.by_id(w.s, key_id)
+            assert revoked is not None
+            w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.state.put, revoked))
+            w.audit(
+                audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
             )  # fmt: skip
-        key = await self.get(key_id)
-        self.tk.api_keys.put(key)
-        return key
+        return revoked
 
     async def delete(self, key_id: int, *, actor_type: int | None = None, actor_id: int | None = None) -> None:
         key = await self.get(key_id)
         if key.revoked_ms is None:
             raise NotAllowed(f"Cannot delete api keys that are not revoked - apk_{key_id}")
         now = self._now_ms()
-        async with self.tk.db.transaction() as s:
-            await repo.soft_delete(s, key_id, now)
-            await auth_repo.record_change(s, "api_keys", now // 1000, ref=str(key_id))
-            await self.tk.audit.record_in(
-                s, audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
+        deleted = dataclasses.replace(key, deleted_ms=now)
+        async with self.changes() as w:
+            await repo.soft_delete(w.s, key_id, now)
+            w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.state.put, deleted))
+            w.audit(
+                audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id},
             )  # fmt: skip
-        self.tk.api_keys.put(dataclasses.replace(key, deleted_ms=now))
 
     async def listing(self, *, type: str | None, q: str | None, limit: int, offset: int) -> tuple[list[ApiKey], int]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.listing(s, type=type, q=q, limit=limit, offset=offset)

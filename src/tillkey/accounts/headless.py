@@ -6,15 +6,13 @@ None: these families belong to the Magento-style token endpoints, never to an OA
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tillkey.accounts.service import Accounts
+from tillkey.clock import Clock
 from tillkey.principal import UserType
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.tokens.service import Authenticator
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,17 +22,6 @@ class Session:
     refresh_max_age: int  # seconds the cookie should live: the token's idle or absolute end
 
 
-async def begin(tk: Tillkey, user_type: UserType, user_id: int, access_token: str, amr: tuple[str, ...]) -> Session:
-    """After a password login: the first refresh token of a new family, beside `access_token`."""
-    claims = await tk.authenticator.read(access_token)
-    signed_in = claims.auth_time or claims.issued_at
-    issued = await RefreshTokens(tk).start(
-        client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=signed_in, amr=amr,
-        access_jti=claims.jti, access_expires_at=claims.expires_at,
-    )  # fmt: skip
-    return Session(access_token, issued.token, issued.record.expires_at - tk.clock.now_int())
-
-
 @dataclass(frozen=True, slots=True)
 class _Access:
     token: str
@@ -42,22 +29,45 @@ class _Access:
     expires_at: int | None
 
 
-async def refresh(tk: Tillkey, refresh_token: str) -> Session:
-    """Rotate (tokens/refresh.py, the one rotation): a new access token and a new refresh token;
-    the presented one is spent."""
+class Headless:
+    """Built once (wiring.py): `tk.services.headless`."""
 
-    async def mint(spent: RefreshToken, _scope: tuple[str, ...] | None) -> _Access:
-        # The access token dies with the family: never past the sign-in's absolute lifetime; and
-        # it keeps the sign-in's time, so a refresh never satisfies step-up's max_age.
-        access = await Accounts(tk).issue_token(
-            UserType(spent.user_type),
-            spent.user_id,
-            spent.amr,
-            not_after=spent.family_expires_at,
-            auth_time=spent.auth_time,
+    def __init__(
+        self, *, authenticator: Authenticator, refresh_tokens: RefreshTokens, accounts: Accounts, clock: Clock
+    ) -> None:
+        self.authenticator = authenticator
+        self.refresh_tokens = refresh_tokens
+        self.accounts = accounts
+        self.clock = clock
+
+    async def begin(self, user_type: UserType, user_id: int, access_token: str, amr: tuple[str, ...]) -> Session:
+        """After a password login: the first refresh token of a new family, beside `access_token`."""
+        claims = await self.authenticator.read(access_token)
+        signed_in = claims.auth_time or claims.issued_at
+        issued = await self.refresh_tokens.start(
+            client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=signed_in, amr=amr,
+            access_jti=claims.jti, access_expires_at=claims.expires_at,
+        )  # fmt: skip
+        return Session(access_token, issued.token, issued.record.expires_at - self.clock.now_int())
+
+    async def refresh(self, refresh_token: str) -> Session:
+        """Rotate (tokens/refresh.py, the one rotation): a new access token and a new refresh token;
+        the presented one is spent."""
+
+        async def mint(spent: RefreshToken, _scope: tuple[str, ...] | None) -> _Access:
+            # The access token dies with the family: never past the sign-in's absolute lifetime; and
+            # it keeps the sign-in's time, so a refresh never satisfies step-up's max_age.
+            access = await self.accounts.issue_token(
+                UserType(spent.user_type),
+                spent.user_id,
+                spent.amr,
+                not_after=spent.family_expires_at,
+                auth_time=spent.auth_time,
+            )
+            claims = await self.authenticator.read(access)
+            return _Access(access, claims.jti, claims.expires_at)
+
+        done = await self.refresh_tokens.rotate(
+            refresh_token, client_id=None, scope=lambda spent: spent.scope, mint=mint
         )
-        claims = await tk.authenticator.read(access)
-        return _Access(access, claims.jti, claims.expires_at)
-
-    done = await RefreshTokens(tk).rotate(refresh_token, client_id=None, scope=lambda spent: spent.scope, mint=mint)
-    return Session(done.access.token, done.issued.token, done.issued.record.expires_at - tk.clock.now_int())
+        return Session(done.access.token, done.issued.token, done.issued.record.expires_at - self.clock.now_int())

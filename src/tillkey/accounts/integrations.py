@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tillkey import audit
 from tillkey.access import delegation
-from tillkey.access.tree import ALL
+from tillkey.access.tree import ALL, ResourceTree
+from tillkey.clock import Clock
+from tillkey.contracts import Audit, Changes
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth1 import handshake, rfc5849
 from tillkey.principal import Principal, UserType
 from tillkey.security import outbound
-from tillkey.store import auth as auth_repo
+from tillkey.settings import Settings
 from tillkey.store import integrations as repo
+from tillkey.store.db import Database
 from tillkey.store.integrations import Integration
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
 
 INTEGRATION = int(UserType.INTEGRATION)
 
@@ -77,11 +78,29 @@ def _url(value: str | None, what: str, *, allow_private: bool) -> str | None:
 
 
 class Integrations:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Built once (wiring.py); `tk.services.integrations`."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        changes: Changes,
+        audit: Audit,
+        tree: ResourceTree,
+        master: MasterSecret,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.changes = changes
+        self.audit = audit
+        self.tree = tree
+        self.master = master
+        self.settings = settings
+        self.clock = clock
 
     async def _get(self, name_or_id: str | int) -> Integration:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             if isinstance(name_or_id, int):
                 found = await repo.by_id(s, name_or_id)
             else:
@@ -102,27 +121,26 @@ class Integrations:
             raise InvalidRequest("Give the integration's resources, or all resources, but not both.")
         if all_resources:
             granted = [ALL]
-        unknown = self.tk.tree.unknown(granted)
+        unknown = self.tree.unknown(granted)
         if unknown:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
-        delegation.require_ids_within(acting, self.tk.tree, granted, what="integration grant")
+        delegation.require_ids_within(acting, self.tree, granted, what="integration grant")
         key, secret = handshake.new_token(), handshake.new_token()
-        private = self.tk.settings.integration_allow_private_endpoints
-        async with self.tk.db.transaction() as s:
+        private = self.settings.integration_allow_private_endpoints
+        async with self.changes() as w:
             created = await repo.create(
-                s, name=name, email=email.strip()[:255], consumer_key=key,
+                w.s, name=name, email=email.strip()[:255], consumer_key=key,
                 endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
                 # Opened by the admin's browser, never fetched by Tillkey: an intranet address is fine.
                 identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
-                consumer_secret_enc=self.tk.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
+                consumer_secret_enc=self.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
             )  # fmt: skip
-            await auth_repo.record_change(s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION)
-            await self.tk.audit.record_in(
-                s, audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
-                                                       "name": created.name, "resources": list(created.resources)},
+            w.changed("integrations", user_type=INTEGRATION)
+            w.audit(
+                audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
+                                                    "name": created.name, "resources": list(created.resources)},
             )  # fmt: skip
-        await self.tk.reload_integrations()
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
 
     async def import_existing(
@@ -148,41 +166,40 @@ class Integrations:
         granted = sorted(set(resources))
         if not granted:
             raise InvalidRequest("The integration grants no resource Tillkey knows.")
-        unknown = self.tk.tree.unknown(granted)
+        unknown = self.tree.unknown(granted)
         if unknown:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}.")
-        delegation.require_ids_within(acting, self.tk.tree, granted, what="integration grant")
+        delegation.require_ids_within(acting, self.tree, granted, what="integration grant")
         values = [consumer_key, consumer_secret]
         if access_token is not None:
             values += [access_token.token, access_token.secret]
         if any(len(v) != rfc5849.TOKEN_LENGTH for v in values):
             raise InvalidRequest("OAuth keys, tokens and secrets must be 32 characters.")
-        private = self.tk.settings.integration_allow_private_endpoints
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
+        private = self.settings.integration_allow_private_endpoints
+        now = self.clock.now_int()
+        async with self.changes() as w:
             created = await repo.create(
-                s,
+                w.s,
                 name=name,
                 email=email.strip()[:255],
                 consumer_key=consumer_key,
                 endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
                 identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
-                consumer_secret_enc=self.tk.master.encrypt(consumer_secret.encode(), handshake.CONSUMER_CONTEXT),
+                consumer_secret_enc=self.master.encrypt(consumer_secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
             )
             if access_token is not None:
                 await repo.add_token(
-                    s,
+                    w.s,
                     created.id,
                     repo.ACCESS,
-                    self.tk.master.digest(access_token.token),
-                    self.tk.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
+                    self.master.digest(access_token.token),
+                    self.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
                     now,
                 )
-            await repo.set_active(s, created.id, active)
-            await auth_repo.record_change(s, "integrations", now, user_type=INTEGRATION)
-            await self.tk.audit.record_in(
-                s,
+            await repo.set_active(w.s, created.id, active)
+            w.changed("integrations", user_type=INTEGRATION)
+            w.audit(
                 audit.INTEGRATION_CREATED,
                 details={
                     "target_type": INTEGRATION,
@@ -193,11 +210,10 @@ class Integrations:
                     "activated": active,
                 },
             )
-        await self.tk.reload_integrations()
         return await self._get(created.id)
 
     async def list(self) -> list[dict[str, Any]]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.list_all(s)
             with_token = {iid for _d, iid, _e in await repo.access_tokens(s)}
         return [describe(i, has_token=i.id in with_token) for i in found]
@@ -206,20 +222,19 @@ class Integrations:
         """Magento's Activate / Reauthorize: issues (or starts the handshake for) a token carrying
         the integration's grant, so the activator must hold all of it, whoever created it."""
         integration = await self._get(name_or_id)
-        delegation.require_ids_within(acting, self.tk.tree, integration.resources, what="integration activation")
+        delegation.require_ids_within(acting, self.tree, integration.resources, what="integration activation")
         details = {"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name}
         if integration.endpoint_url is None:
-            async with self.tk.db.transaction() as s:
-                pair = await handshake.issue_access_token(self.tk, s, integration.id)
-                await self.tk.audit.record_in(s, audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
-                await self.tk.audit.record_in(
-                    s, audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
+            async with self.changes() as w:
+                pair = await handshake.issue_access_token(self.master, w, integration.id)
+                w.audit(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
+                w.audit(
+                    audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
                     details={"format": "oauth1", "via": "manual activation"},
                 )  # fmt: skip
-            await self.tk.reload_integrations()
             return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
-        expires = await handshake.start(self.tk, integration)
-        await self.tk.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
+        expires = await handshake.start(self.db, self.master, self.settings, self.clock, integration)
+        await self.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
         link = None
         if integration.identity_link_url:
             sep = "&" if "?" in integration.identity_link_url else "?"
@@ -232,43 +247,32 @@ class Integrations:
     async def deactivate(self, name_or_id: str | int) -> Integration:
         """Refuse the integration's calls; its tokens stay, for a later activation to replace."""
         integration = await self._get(name_or_id)
-        async with self.tk.db.transaction() as s:
-            await repo.set_active(s, integration.id, False)
-            await auth_repo.record_change(
-                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
-            )
-            await self.tk.audit.record_in(
-                s, audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                       "name": integration.name, "change": "deactivated"},
+        async with self.changes() as w:
+            await repo.set_active(w.s, integration.id, False)
+            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
+            w.audit(
+                audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                    "name": integration.name, "change": "deactivated"},
             )  # fmt: skip
-        await self.tk.reload_integrations()
         return await self._get(integration.id)
 
     async def revoke(self, name_or_id: str | int) -> int:
         """Delete the integration's tokens (access, and any handshake in progress); answers how many."""
         integration = await self._get(name_or_id)
-        async with self.tk.db.transaction() as s:
-            count = await repo.delete_tokens(s, integration.id)
-            await auth_repo.record_change(
-                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
+        async with self.changes() as w:
+            count = await repo.delete_tokens(w.s, integration.id)
+            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
+            w.audit(
+                audit.TOKEN_REVOKED, details={"target_type": INTEGRATION, "target_id": integration.id, "count": count}
             )
-            await self.tk.audit.record_in(
-                s,
-                audit.TOKEN_REVOKED,
-                details={"target_type": INTEGRATION, "target_id": integration.id, "count": count},
-            )
-        await self.tk.reload_integrations()
         return count
 
     async def delete(self, name_or_id: str | int) -> None:
         integration = await self._get(name_or_id)
-        async with self.tk.db.transaction() as s:
-            await repo.delete_integration(s, integration.id)
-            await auth_repo.record_change(
-                s, "integrations", self.tk.clock.now_int(), user_type=INTEGRATION, user_id=integration.id
-            )
-            await self.tk.audit.record_in(
-                s, audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                       "name": integration.name},
+        async with self.changes() as w:
+            await repo.delete_integration(w.s, integration.id)
+            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
+            w.audit(
+                audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
+                                                    "name": integration.name},
             )  # fmt: skip
-        await self.tk.reload_integrations()

@@ -26,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tillkey import audit, names
 from tillkey.access import delegation
 from tillkey.accounts.outbox import Outbox
-from tillkey.accounts.service import Accounts
-from tillkey.accounts.sessions import Sessions
 from tillkey.accounts.signin import (
     Attempt,
     Password,
@@ -191,7 +189,7 @@ class MedusaAuth:
         not_after = None if max_age is None else auth_time + max_age
         # Actorless: a guest to every access check, holding only its identity (module doc).
         ttl = self.tk.settings.customer_token_ttl if user_id is None else None
-        return await Accounts(self.tk).issue_token(
+        return await self.tk.services.accounts.issue_token(
             utype, user_id if user_id is not None else identity.id, methods, extra=claims, ttl=ttl, surface=MEDUSA,
             auth_time=auth_time, not_after=not_after,
         )  # fmt: skip
@@ -340,7 +338,7 @@ class MedusaAuth:
                 raise AuthenticationRequired(detail=f"renewal with a token of another surface ({claims.surface})")
             renewable = Renewable(claims.auth_time, claims.auth_methods or ("pwd",), "bearer")
         elif caller.credential == "session":
-            session = Sessions(self.tk).find(cookie)
+            session = self.tk.services.sessions.find(cookie)
             if session is None or session.kind != "medusa" or (session.user_type, session.user_id) != _who(caller):
                 raise AuthenticationRequired(detail="renewal with a session of another surface")
             context = json.loads(session.context or "{}")

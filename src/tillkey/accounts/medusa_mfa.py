@@ -86,9 +86,8 @@ class MedusaMfa:
         return Challenge(token, body)
 
     async def auth_token(self, claims: dict[str, Any], now: int) -> str:
-        from tillkey.accounts.service import Accounts
 
-        return await Accounts(self.tk).issue_token(
+        return await self.tk.services.accounts.issue_token(
             UserType.GUEST, 0, ("pwd",), extra=claims, ttl=CHALLENGE_TTL, auth_time=now, surface=None
         )
 
@@ -157,7 +156,7 @@ class MedusaMfa:
     def _totp(self, user_type: UserType) -> Totp:
         if user_type == UserType.CUSTOMER and self.tk.settings.customer_2fa == "off":
             raise NotAllowed("MFA is not available for customers on this store")
-        return Totp(self.tk, user_type)
+        return self.tk.services.totp_for(user_type)
 
     async def _identity_ref(self, user_type: UserType, user_id: int) -> str:
         async with self.tk.db.session() as s:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tillkey import audit
-from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import Subject
 from tillkey.crypto.passwords import check_policy
@@ -52,5 +51,5 @@ async def change_own_password(tk: Tillkey, admin_id: int, current: str, new: str
             s, audit.ACCOUNT_CHANGED, actor_type=int(UserType.ADMIN), actor_id=admin_id, username=admin.username,
             details={"target_type": int(UserType.ADMIN), "target_id": admin_id, "change": "password changed"},
         )  # fmt: skip
-    await Accounts(tk).sign_out_everywhere(UserType.ADMIN, admin_id, reason="password changed")
+    await tk.services.accounts.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password changed")
     return admin

@@ -12,33 +12,62 @@ so the hot-path state of every process follows; deactivation and deletion also r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.delegation import OPERATOR, Grant
+from tillkey.access.tree import ResourceTree
 from tillkey.accounts.sessions import Sessions
+from tillkey.clock import Clock
+from tillkey.contracts import Audit, Changes, Hasher, Revocations
+from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.crypto import legacy_hashes
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
-from tillkey.settings import TokenFormat
+from tillkey.settings import Settings, TokenFormat
 from tillkey.store import accounts as repo
-from tillkey.store import auth as auth_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store.accounts import Admin, Customer, Role
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.store.db import Database
+from tillkey.store.unit_of_work import Work
+from tillkey.tokens.issuer import Issuer
 
 ADMINISTRATORS = "Administrators"
 
 
 class Accounts:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Built once (wiring.py) with what it uses; `tk.services.accounts`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        changes: Changes,
+        audit: Audit,
+        passwords: Hasher,
+        issuer: Issuer,
+        revoker: Revocations,
+        tree: ResourceTree,
+        api_keys: ApiKeyState,
+        sessions: Sessions,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.changes = changes
+        self.audit = audit
+        self.passwords = passwords
+        self.issuer = issuer
+        self.revoker = revoker
+        self.tree = tree
+        self.api_keys = api_keys
+        self.sessions = sessions
 
     # --- creation -----------------------------------------------------------------------------
 
@@ -52,8 +81,8 @@ class Accounts:
         if not username or len(username) > 128:
             raise InvalidRequest("The username must be 1 to 128 characters.")
         _check_email(email)
-        check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(username, email))
-        hashed = await self.tk.passwords.hash(password)
+        check_policy(password, min_length=self.settings.password_min_length, identifiers=(username, email))
+        hashed = await self.passwords.hash(password)
         return await self._add_admin(acting, username, email, hashed, role, firstname, lastname)
 
     async def import_admin(
@@ -85,24 +114,21 @@ class Accounts:
         firstname: str,
         lastname: str,
     ) -> Admin:
-        async with self.tk.db.transaction() as s:
-            role_row = await repo.role_by_name(s, role or ADMINISTRATORS)
+        async with self.changes() as w:
+            role_row = await repo.role_by_name(w.s, role or ADMINISTRATORS)
             if role_row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             admin = await repo.create_admin(
-                s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
+                w.s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
                 firstname=firstname, lastname=lastname,
             )  # fmt: skip
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(
-                s, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name
-            )
-        await self.tk.reload_grants()
+            w.changed("grants")
+            self._audit(w, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         return admin
 
-    async def _audit(
+    def _audit(
         self,
-        s: AsyncSession,
+        w: Work,
         acting: Principal | None,
         event: str,
         utype: UserType,
@@ -111,11 +137,11 @@ class Accounts:
         **details: object,
     ) -> None:
         target = {"target_type": int(utype), "target_id": user_id}
-        await self._record(s, acting, event, username=username, details={**target, **details})
+        self._record(w, acting, event, username=username, details={**target, **details})
 
-    async def _record(
+    def _record(
         self,
-        s: AsyncSession,
+        w: Work,
         acting: Principal | None,
         event: str,
         *,
@@ -124,16 +150,14 @@ class Accounts:
     ) -> None:
         """In the change's own transaction (they commit together), naming who made the change."""
         actor_type, actor_id = _actor(acting)
-        await self.tk.audit.record_in(
-            s, event, actor_type=actor_type, actor_id=actor_id, username=username, details=details
-        )
+        w.audit(event, actor_type=actor_type, actor_id=actor_id, username=username, details=details)
 
     async def create_customer(self, *, email: str, password: str, firstname: str, lastname: str) -> Customer:
         _check_email(email)
         if not firstname.strip() or not lastname.strip():
             raise InvalidRequest("The first name and last name are required.")
-        check_policy(password, min_length=self.tk.settings.password_min_length, identifiers=(email,))
-        hashed = await self.tk.passwords.hash(password)
+        check_policy(password, min_length=self.settings.password_min_length, identifiers=(email,))
+        hashed = await self.passwords.hash(password)
         return await self._add_customer(email, firstname, lastname, hashed)
 
     async def import_customer(self, *, email: str, password_hash: str, firstname: str, lastname: str) -> Customer:
@@ -144,11 +168,11 @@ class Accounts:
         return await self._add_customer(email, firstname, lastname, password_hash)
 
     async def _add_customer(self, email: str, firstname: str, lastname: str, hashed: str) -> Customer:
-        async with self.tk.db.transaction() as s:
+        async with self.changes() as w:
             customer = await repo.create_customer(
-                s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
+                w.s, email=email, firstname=firstname, lastname=lastname, password_hash=hashed
             )
-            await self._audit(s, None, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
+            self._audit(w, None, audit.ACCOUNT_CREATED, UserType.CUSTOMER, customer.id, customer.email)
         return customer
 
     # --- tokens -------------------------------------------------------------------------------
@@ -166,19 +190,19 @@ class Accounts:
         so refresh never makes a sign-in look fresh to step-up); `not_after` caps its expiry at
         the sign-in's absolute end. Waits out the current second if this user was revoked in it, so
         a fresh token (iat, whole seconds) is never born dead under the `iat <= revoke_before` rule."""
-        issuer = self.tk.issuer
+        issuer = self.issuer
         await issuer.wait_past_revocation(int(user_type), user_id)
-        ttl = ttl or self.tk.settings.ttl_for(user_type)
+        ttl = ttl or self.settings.ttl_for(user_type)
         if auth_time is None:
-            auth_time = self.tk.clock.now_int()
+            auth_time = self.clock.now_int()
         minted = await issuer.login_token(
-            int(user_type), user_id, ttl, methods, opaque=self.tk.settings.token_format == TokenFormat.OPAQUE,
+            int(user_type), user_id, ttl, methods, opaque=self.settings.token_format == TokenFormat.OPAQUE,
             extra=extra, surface=surface, auth_time=auth_time, not_after=not_after,
         )  # fmt: skip
         details: dict[str, object] = {"methods": list(methods), "format": minted.format, "ttl": ttl}
         if surface is not None:
             details["surface"] = surface
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id, details=details,
         )  # fmt: skip
         return minted.token
@@ -186,47 +210,43 @@ class Accounts:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def set_admin_active(self, acting: Principal, admin_id: int, active: bool) -> Admin:
-        await require_manages(self.tk, acting, admin_id, what="admin activation" if active else "admin deactivation")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.set_admin_active(s, admin_id, active)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
+        await self.require_manages(acting, admin_id, what="admin activation" if active else "admin deactivation")
+        async with self.changes() as w:
+            admin = await repo.set_admin_active(w.s, admin_id, active)
+            w.changed("grants")
             change = "activated" if active else "deactivated"
-            await self._audit(s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
+            self._audit(w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deactivated")
-        await self.tk.reload_grants()
         return admin
 
     async def delete_admin(self, acting: Principal, admin_id: int) -> None:
-        await require_manages(self.tk, acting, admin_id, what="admin deletion")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.admin_by_id(s, admin_id)
+        await self.require_manages(acting, admin_id, what="admin deletion")
+        async with self.changes() as w:
+            admin = await repo.admin_by_id(w.s, admin_id)
             if admin is None:
                 raise NotFound("The admin user doesn't exist.")
-            await repo.delete_admin(s, admin_id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(s, acting, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
+            await repo.delete_admin(w.s, admin_id)
+            w.changed("grants")
+            self._audit(w, acting, audit.ACCOUNT_DELETED, UserType.ADMIN, admin_id, admin.username)
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="account deleted")
-        await self.tk.reload_grants()
 
     async def set_customer_active(self, customer_id: int, active: bool) -> Customer:
-        async with self.tk.db.transaction() as s:
-            customer = await repo.set_customer_active(s, customer_id, active)
+        async with self.changes() as w:
+            customer = await repo.set_customer_active(w.s, customer_id, active)
             change = "activated" if active else "deactivated"
-            await self._audit(
-                s, None, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change
-            )
+            self._audit(w, None, audit.ACCOUNT_CHANGED, UserType.CUSTOMER, customer_id, customer.email, change=change)
         if not active:
             await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deactivated")
         return customer
 
     async def delete_customer(self, customer_id: int) -> None:
-        async with self.tk.db.transaction() as s:
-            customer = await repo.customer_by_id(s, customer_id)
+        async with self.changes() as w:
+            customer = await repo.customer_by_id(w.s, customer_id)
             if customer is None:
                 raise NotFound("The customer doesn't exist.")
-            await repo.delete_customer(s, customer_id)
-            await self._audit(s, None, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
+            await repo.delete_customer(w.s, customer_id)
+            self._audit(w, None, audit.ACCOUNT_DELETED, UserType.CUSTOMER, customer_id, customer.email)
         await self.sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="account deleted")
 
     async def sign_out_everywhere(
@@ -236,17 +256,17 @@ class Accounts:
         answers how many sessions ended. The revocation alone would refuse the sessions too;
         ending them also takes them off every session listing."""
         await self.revoke_tokens(utype, user_id)
-        return await Sessions(self.tk).end_all(int(utype), user_id, reason=reason, by=by)
+        return await self.sessions.end_all(int(utype), user_id, reason=reason, by=by)
 
     async def revoke_tokens(self, utype: UserType, user_id: int | None, *, email: str | None = None) -> int:
         """Revoke every token of the account, and for a customer also the registration tokens of the
         Medusa identities of its email or linked to it: a registration made before the account
         existed must not outlive the account's own sign-out. Answers how many identities were hit."""
         if user_id is not None:
-            await self.tk.revoker.revoke_for(utype, user_id)
+            await self.revoker.revoke_for(utype, user_id)
         if utype != UserType.CUSTOMER:
             return 0
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             if email is None and user_id is not None:
                 customer = await repo.customer_by_id(s, user_id)
                 email = customer.email if customer is not None else None
@@ -254,36 +274,36 @@ class Accounts:
                 s, "customer", entity_id=email, user_type=int(utype) if user_id is not None else None, user_id=user_id
             )
         for identity_id in found:
-            await self.tk.revoker.revoke_for(UserType.GUEST, identity_id)
+            await self.revoker.revoke_for(UserType.GUEST, identity_id)
         return len(found)
 
     # --- roles --------------------------------------------------------------------------------
 
     def _check_resources(self, resources: Iterable[str]) -> list[str]:
         resources = list(resources)
-        unknown = self.tk.tree.unknown(resources)
+        unknown = self.tree.unknown(resources)
         if unknown:
             raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}. See `tillkey role resources`.")
         return resources
 
     async def _require_role_within(self, acting: Principal, role: str, *, what: str) -> Role:
         """The role exists and grants nothing the actor lacks (who holds it, or gets it, holds that)."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             row = await repo.role_by_name(s, role)
         if row is None:
             raise NotFound(f"There is no role named {role!r}.")
-        delegation.require_within(acting, role_grant(self.tk, row), what=what)
+        delegation.require_within(acting, role_grant(self.tree, row), what=what)
         return row
 
     async def create_role(self, acting: Principal, name: str, resources: Iterable[str] = ()) -> Role:
         if not name.strip() or len(name) > 128:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         res = self._check_resources(resources)
-        delegation.require_ids_within(acting, self.tk.tree, res, what="role creation")
-        async with self.tk.db.transaction() as s:
-            role = await repo.create_role(s, name, res)
+        delegation.require_ids_within(acting, self.tree, res, what="role creation")
+        async with self.changes() as w:
+            role = await repo.create_role(w.s, name, res)
             details = {"role": role.name, "resources": list(role.resources)}
-            await self._record(s, acting, audit.ROLE_CREATED, details=details)
+            self._record(w, acting, audit.ROLE_CREATED, details=details)
         return role
 
     async def grant(self, acting: Principal, role: str, resources: Iterable[str], *, revoke: bool = False) -> Role:
@@ -292,24 +312,23 @@ class Accounts:
         res = self._check_resources(resources)
         current = await self._require_role_within(acting, role, what="role change")
         after = set(current.resources) - set(res) if revoke else set(current.resources) | set(res)
-        delegation.require_ids_within(acting, self.tk.tree, after, what="role grant")
-        async with self.tk.db.transaction() as s:
-            row = await repo.role_by_name(s, role)
+        delegation.require_ids_within(acting, self.tree, after, what="role grant")
+        async with self.changes() as w:
+            row = await repo.role_by_name(w.s, role)
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             if revoke:
-                await repo.revoke_grant(s, row.id, res)
+                await repo.revoke_grant(w.s, row.id, res)
             else:
-                await repo.grant(s, row.id, res)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            updated = await repo.role_by_name(s, role)
+                await repo.grant(w.s, row.id, res)
+            w.changed("grants")
+            updated = await repo.role_by_name(w.s, role)
             change = {
                 "role": row.name,
                 "added": [] if revoke else sorted(res),
                 "removed": sorted(res) if revoke else [],
             }
-            await self._record(s, acting, audit.ROLE_CHANGED, details=change)
-        await self.tk.reload_grants()
+            self._record(w, acting, audit.ROLE_CHANGED, details=change)
         assert updated is not None
         return updated
 
@@ -317,7 +336,7 @@ class Accounts:
         """Make the role grant exactly these resources (the console's role editor)."""
         wanted = set(self._check_resources(resources))
         row = await self._require_role_within(acting, role, what="role change")
-        delegation.require_ids_within(acting, self.tk.tree, wanted, what="role grant")
+        delegation.require_ids_within(acting, self.tree, wanted, what="role grant")
         if row.builtin:
             raise InvalidRequest("A built-in role cannot be changed.")
         have = set(row.resources)
@@ -325,7 +344,7 @@ class Accounts:
             await self.grant(acting, role, sorted(wanted - have))
         if have - wanted:
             await self.grant(acting, role, sorted(have - wanted), revoke=True)
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             updated = await repo.role_by_name(s, role)
         assert updated is not None
         return updated
@@ -333,26 +352,25 @@ class Accounts:
     async def assign_role(self, acting: Principal, username: str, role: str) -> Admin:
         """Self: always refused. Another admin: both their current role and the new one must be
         within the actor's grant."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             target = await repo.admin_by_username(s, username)
         if target is None:
             raise NotFound("The admin user doesn't exist.")
-        await require_manages(self.tk, acting, target.id, what="role assignment")
+        await self.require_manages(acting, target.id, what="role assignment")
         await self._require_role_within(acting, role, what="assigned role")
-        async with self.tk.db.transaction() as s:
-            admin = await repo.admin_by_username(s, username)
+        async with self.changes() as w:
+            admin = await repo.admin_by_username(w.s, username)
             if admin is None:
                 raise NotFound("The admin user doesn't exist.")
-            row = await repo.role_by_name(s, role)
+            row = await repo.role_by_name(w.s, role)
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
-            await repo.set_admin_role(s, admin.id, row.id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._audit(
-                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
+            await repo.set_admin_role(w.s, admin.id, row.id)
+            w.changed("grants")
+            self._audit(
+                w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin.id, admin.username, change="role", role=role
             )
-        await self.tk.reload_grants()
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             updated = await repo.admin_by_id(s, admin.id)
         assert updated is not None
         return updated
@@ -363,15 +381,13 @@ class Accounts:
         """Set another admin's password and sign them out everywhere: whoever knew the old password
         keeps no token or session made with it. The delegation rule applies (never one's own here:
         changing one's own password needs the current one, a different path)."""
-        admin = await require_manages(self.tk, acting, admin_id, what="password reset")
-        check_policy(
-            password, min_length=self.tk.settings.password_min_length, identifiers=(admin.username, admin.email)
-        )
-        hashed = await self.tk.passwords.hash(password)
-        async with self.tk.db.transaction() as s:
-            await repo.set_admin_password_hash(s, admin_id, hashed)
-            await self._audit(
-                s, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
+        admin = await self.require_manages(acting, admin_id, what="password reset")
+        check_policy(password, min_length=self.settings.password_min_length, identifiers=(admin.username, admin.email))
+        hashed = await self.passwords.hash(password)
+        async with self.changes() as w:
+            await repo.set_admin_password_hash(w.s, admin_id, hashed)
+            self._audit(
+                w, acting, audit.ACCOUNT_CHANGED, UserType.ADMIN, admin_id, admin.username, change="password reset"
             )
         await self.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password reset")
         return admin
@@ -380,52 +396,51 @@ class Accounts:
         if not new_name.strip() or len(new_name) > 128:
             raise InvalidRequest("The role name must be 1 to 128 characters.")
         await self._require_role_within(acting, role, what="role rename")
-        async with self.tk.db.transaction() as s:
-            row = await _custom_role(s, role, "renamed")
-            await repo.rename_role(s, row.id, new_name)
-            updated = await repo.role_by_name(s, new_name)
+        async with self.changes() as w:
+            row = await _custom_role(w.s, role, "renamed")
+            await repo.rename_role(w.s, row.id, new_name)
+            updated = await repo.role_by_name(w.s, new_name)
             assert updated is not None
             details = {"role": updated.name, "renamed_from": row.name}
-            await self._record(s, acting, audit.ROLE_CHANGED, details=details)
+            self._record(w, acting, audit.ROLE_CHANGED, details=details)
         return updated
 
     async def delete_role(self, acting: Principal, role: str) -> None:
         """Delete a role no admin holds; refused (naming them) while any does, so deleting a role
         never silently takes rights away from someone."""
         await self._require_role_within(acting, role, what="role deletion")
-        async with self.tk.db.transaction() as s:
-            row = await _custom_role(s, role, "deleted")
-            holders = await repo.admins_with_role(s, row.id)
+        async with self.changes() as w:
+            row = await _custom_role(w.s, role, "deleted")
+            holders = await repo.admins_with_role(w.s, row.id)
             if holders:
                 raise Conflict(
                     f"The role {row.name!r} is assigned to {len(holders)} admin(s) ({', '.join(holders[:5])}); "
                     "assign them another role first."
                 )
-            await repo.delete_role(s, row.id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self._record(s, acting, audit.ROLE_DELETED, details={"role": row.name})
+            await repo.delete_role(w.s, row.id)
+            w.changed("grants")
+            self._record(w, acting, audit.ROLE_DELETED, details={"role": row.name})
+
+    async def require_manages(
+        self, acting: Principal, admin_id: int, *, what: str, own: str = delegation.OWN_GRANT
+    ) -> Admin:
+        """Another admin, whose role grants nothing the actor lacks. Else anyone holding acl_users
+        could lock out, demote or re-enable an Administrator, or (accounts/totp.py) strip their
+        second factor before trying their password."""
+        behind = self.api_keys.by_id(acting.user_id) if acting.user_type == UserType.API_KEY else None
+        acts_for = (UserType.ADMIN, behind.created_by) if behind is not None and behind.created_by else None
+        delegation.require_not_self(acting, UserType.ADMIN, admin_id, message=own, acts_for=acts_for)
+        async with self.db.session() as s:
+            admin = await repo.admin_by_id(s, admin_id)
+            role = await repo.role_by_id(s, admin.role_id) if admin and admin.role_id is not None else None
+        if admin is None:
+            raise NotFound("The admin user doesn't exist.")
+        delegation.require_within(acting, role_grant(self.tree, role), what=what)
+        return admin
 
 
-def role_grant(tk: Tillkey, role: Role | None) -> Grant:
-    return Grant.expand(tk.tree, role.resources if role is not None else ())
-
-
-async def require_manages(
-    tk: Tillkey, acting: Principal, admin_id: int, *, what: str, own: str = delegation.OWN_GRANT
-) -> Admin:
-    """Another admin, whose role grants nothing the actor lacks. Else anyone holding acl_users
-    could lock out, demote or re-enable an Administrator, or (accounts/totp.py) strip their second
-    factor before trying their password."""
-    behind = tk.api_keys.by_id(acting.user_id) if acting.user_type == UserType.API_KEY else None
-    acts_for = (UserType.ADMIN, behind.created_by) if behind is not None and behind.created_by else None
-    delegation.require_not_self(acting, UserType.ADMIN, admin_id, message=own, acts_for=acts_for)
-    async with tk.db.session() as s:
-        admin = await repo.admin_by_id(s, admin_id)
-        role = await repo.role_by_id(s, admin.role_id) if admin and admin.role_id is not None else None
-    if admin is None:
-        raise NotFound("The admin user doesn't exist.")
-    delegation.require_within(acting, role_grant(tk, role), what=what)
-    return admin
+def role_grant(tree: ResourceTree, role: Role | None) -> Grant:
+    return Grant.expand(tree, role.resources if role is not None else ())
 
 
 def _actor(acting: Principal | None) -> tuple[int | None, int | None]:

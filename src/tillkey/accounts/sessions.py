@@ -7,22 +7,22 @@ digest. Generic: `kind` names the surface (medusa now; the admin console can reu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from tillkey import audit
-from tillkey.credentials.sessions import PREFIX
+from tillkey.clock import Clock
+from tillkey.contracts import Changes
+from tillkey.credentials.sessions import PREFIX, SessionState
 from tillkey.crypto.secrets import random_token
-from tillkey.store import auth as auth_repo
+from tillkey.settings import Settings
 from tillkey.store import sessions as repo
+from tillkey.store.db import Database
 from tillkey.store.sessions import Session
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.store.unit_of_work import Work
 
 CONSOLE = "console"  # console/sign_in_session.py's kind: its own bound (console_sessions_per_admin)
 
@@ -34,8 +34,16 @@ class Started:
 
 
 class Sessions:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Cookie sessions: the rows (durable) and this process's SessionState (what requests read)."""
+
+    def __init__(
+        self, *, state: SessionState, changes: Changes, db: Database, clock: Clock, settings: Settings
+    ) -> None:
+        self.state = state
+        self.changes = changes
+        self.db = db
+        self.clock = clock
+        self.settings = settings
 
     async def start(
         self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
@@ -45,36 +53,32 @@ class Sessions:
         """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
         the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
         cookie = PREFIX + random_token(32)
-        now_ms = int(self.tk.clock.now() * 1000)
-        ttl = self.tk.settings.session_ttl if ttl is None else ttl
+        now_ms = int(self.clock.now() * 1000)
+        ttl = self.settings.session_ttl if ttl is None else ttl
         session = Session(
-            self.tk.sessions.digest(cookie), kind, user_type, user_id, identity_id,
+            self.state.digest(cookie), kind, user_type, user_id, identity_id,
             json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
             now_ms + ttl * 1000,
         )  # fmt: skip
-        settings = self.tk.settings
+        settings = self.settings
         limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
-        async with self.tk.db.transaction() as s:
+        state = self.state
+        async with self.changes() as w:
             evict = settings.session_limit == "evict_oldest"
-            evicted = await repo.add_bounded(s, session, limit=limit, evict=evict, rank=rank)
-            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
+            evicted = await repo.add_bounded(w.s, session, limit=limit, evict=evict, rank=rank)
+            w.changed("sessions", ref=session.digest, apply=functools.partial(state.put, session))
             for old in evicted:
-                await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=old.digest)
-            # The records last: the chain's head stays locked from the first one to the commit,
-            # and no other row is locked after it (one lock order, no deadlock).
+                w.changed("sessions", ref=old.digest, apply=functools.partial(state.drop, old.digest))
             reason = f"evicted: more than {limit} sessions"
-            await self._record_ended(s, evicted, reason=reason, ip=ip, user_agent=user_agent)
-            await self.tk.audit.record_in(
-                s, audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+            self._record_ended(w, evicted, reason=reason, ip=ip, user_agent=user_agent)
+            w.audit(
+                audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
                 details={"kind": kind, "ttl": ttl},
             )  # fmt: skip
-        self.tk.sessions.put(session)
-        for old in evicted:
-            self.tk.sessions.drop(old.digest)
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
-        return self.tk.sessions.find(cookie, self.tk.clock.now())
+        return self.state.find(cookie, self.clock.now())
 
     async def end(
         self, session: Session, *, ip: str | None = None, user_agent: str | None = None, reason: str = "logout",
@@ -90,18 +94,15 @@ class Sessions:
     ) -> None:  # fmt: skip
         if not sessions:
             return
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
+        async with self.changes() as w:
             for session in sessions:
-                await repo.end(s, session.digest)
-                await auth_repo.record_change(s, "sessions", now, ref=session.digest)
-            await self._record_ended(s, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
-        for session in sessions:
-            self.tk.sessions.drop(session.digest)
+                await repo.end(w.s, session.digest)
+                w.changed("sessions", ref=session.digest, apply=functools.partial(self.state.drop, session.digest))
+            self._record_ended(w, sessions, reason=reason, ip=ip, user_agent=user_agent, by=by)
 
-    async def _record_ended(
+    def _record_ended(
         self,
-        s: AsyncSession,
+        w: Work,
         sessions: list[Session],
         *,
         reason: str,
@@ -114,14 +115,14 @@ class Sessions:
             details: dict[str, object] = {"kind": session.kind, "reason": reason}
             if by is not None and by != (session.user_type, session.user_id):
                 details.update(ended_by_type=by[0], ended_by_id=by[1])
-            await self.tk.audit.record_in(
-                s, audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
+            w.audit(
+                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
                 user_agent=user_agent, details=details,
             )  # fmt: skip
 
     async def of_user(self, user_type: int, user_id: int, kind: str | None = None) -> list[Session]:
-        now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.session() as s:
+        now_ms = int(self.clock.now() * 1000)
+        async with self.db.session() as s:
             return await repo.of_user(s, now_ms, user_type=user_type, user_id=user_id, kind=kind)
 
     async def end_all(
@@ -136,13 +137,11 @@ class Sessions:
     async def extend(self, session: Session, expires_ms: int) -> Session | None:
         """Slide the expiry (idle timeout): written, and told to every process through the feed.
         None if the session ended meanwhile (another process's logout)."""
-        now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.transaction() as s:
-            found = await repo.extend(s, session.digest, expires_ms, now_ms)
-            await auth_repo.record_change(s, "sessions", now_ms // 1000, ref=session.digest)
-        if not found:
-            self.tk.sessions.drop(session.digest)
-            return None
+        now_ms = int(self.clock.now() * 1000)
         extended = dataclasses.replace(session, expires_ms=expires_ms)
-        self.tk.sessions.put(extended)
-        return extended
+        state = self.state
+        async with self.changes() as w:
+            found = await repo.extend(w.s, session.digest, expires_ms, now_ms)
+            apply = functools.partial(state.put, extended) if found else functools.partial(state.drop, session.digest)
+            w.changed("sessions", ref=session.digest, apply=apply)
+        return extended if found else None

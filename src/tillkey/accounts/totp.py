@@ -16,7 +16,6 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pyotp
 import qrcode  # type: ignore[import-untyped]
@@ -24,16 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access import delegation
-from tillkey.accounts.service import require_manages
-from tillkey.crypto.secrets import constant_time_equals
+from tillkey.accounts.service import Accounts
+from tillkey.clock import Clock
+from tillkey.contracts import Audit, Revocations
+from tillkey.crypto.secrets import MasterSecret, constant_time_equals
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
+from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.store.db import Database
 
 PERIOD = 30  # seconds per time step (RFC 6238 X)
 WINDOW = 1  # steps accepted either side of now
@@ -128,8 +128,26 @@ def qr_svg(uri: str) -> str:
 class Totp:
     """One account's TOTP and recovery codes; `user_type` picks admins (the default) or customers."""
 
-    def __init__(self, tk: Tillkey, user_type: UserType = UserType.ADMIN) -> None:
-        self.tk = tk
+    def __init__(
+        self,
+        *,
+        db: Database,
+        master: MasterSecret,
+        settings: Settings,
+        clock: Clock,
+        audit: Audit,
+        revoker: Revocations,
+        accounts: Accounts,
+        user_type: UserType = UserType.ADMIN,
+    ) -> None:
+        """Built once per user type (wiring.py): `tk.services.totp`, `tk.services.totp_for(user_type)`."""
+        self.db = db
+        self.master = master
+        self.settings = settings
+        self.clock = clock
+        self.audit = audit
+        self.revoker = revoker
+        self.accounts = accounts
         self.user_type = user_type
 
     def _context(self, owner_id: int) -> str:
@@ -137,13 +155,13 @@ class Totp:
         return f"totp:{owner_id}" if self.user_type == UserType.ADMIN else f"totp:{int(self.user_type)}:{owner_id}"
 
     def _seal(self, owner_id: int, secret: str) -> bytes:
-        return self.tk.master.encrypt(secret.encode(), context=self._context(owner_id))
+        return self.master.encrypt(secret.encode(), context=self._context(owner_id))
 
     def _open(self, record: repo.TfaRecord) -> str:
-        return self.tk.master.decrypt(record.secret_enc, context=self._context(record.admin_id)).decode()
+        return self.master.decrypt(record.secret_enc, context=self._context(record.admin_id)).decode()
 
     async def _record(self, owner_id: int) -> repo.TfaRecord | None:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.get(s, owner_id, self.user_type)
 
     async def _label(self, s: AsyncSession, owner_id: int) -> str | None:
@@ -156,23 +174,23 @@ class Totp:
 
     async def enroll(self, admin_id: int) -> Enrolment:
         """A new secret, stored inactive (replacing an inactive one); an active one must be reset first."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             label = await self._label(s, admin_id)
         if label is None:
             raise NotFound("The admin user doesn't exist." if self.user_type == UserType.ADMIN else "No such customer.")
         secret = pyotp.random_base32()  # 160 bits, RFC 4226's recommended secret length
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.put_pending(s, admin_id, self._seal(admin_id, secret), utcnow(), self.user_type)
         return self._enrolment(label, secret)
 
     def _enrolment(self, username: str, secret: str) -> Enrolment:
-        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=self.tk.settings.totp_issuer_name)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=self.settings.totp_issuer_name)
         return Enrolment(secret, uri)
 
     async def pending(self, admin_id: int) -> Enrolment | None:
         """The enrolment waiting for its first code, again (a reloaded set-up page shows the secret
         the app already scanned); None if there is none, or it is active."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             label = await self._label(s, admin_id)
             record = await repo.get(s, admin_id, self.user_type)
         if label is None or record is None or record.active:
@@ -186,15 +204,15 @@ class Totp:
             raise InvalidRequest(NOT_ENROLLED)
         if record.active:
             raise Conflict(repo.ALREADY_ACTIVE)
-        step = matching_step(self._open(record), code.strip().replace(" ", ""), self.tk.clock.now(), record.last_step)
+        step = matching_step(self._open(record), code.strip().replace(" ", ""), self.clock.now(), record.last_step)
         if step is None:
             raise InvalidRequest(INVALID_CODE)
         codes, digests = self._new_recovery_codes()
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             if not await repo.activate(s, admin_id, step, digests, self.user_type):
                 # Reset, activated or re-enrolled by someone else between the read and now.
                 raise Conflict("Two-factor auth changed meanwhile; enroll again.")
-        await self.tk.audit.record(audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=admin_id)
+        await self.audit.record(audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=admin_id)
         return codes
 
     async def import_active(self, owner_id: int, secret: str) -> None:
@@ -206,24 +224,24 @@ class Totp:
             pyotp.TOTP(secret).at(0)
         except (ValueError, TypeError):
             raise InvalidRequest("The TOTP secret is not base32.") from None
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.put_imported(s, owner_id, self._seal(owner_id, secret), utcnow(), self.user_type)
-            await self.tk.audit.record_in(
+            await self.audit.record_in(
                 s, audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=owner_id, details={"imported": True}
             )
 
     def _new_recovery_codes(self) -> tuple[list[str], list[str]]:
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-        return codes, [self.tk.master.digest(c.replace("-", "")) for c in codes]
+        return codes, [self.master.digest(c.replace("-", "")) for c in codes]
 
     async def regenerate_recovery_codes(self, owner_id: int) -> list[str]:
         """New recovery codes for an active factor (the old ones stop working); shown once."""
         if not await self.is_active(owner_id):
             raise InvalidRequest(NOT_ENROLLED)
         codes, digests = self._new_recovery_codes()
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.replace_recovery_codes(s, owner_id, digests, self.user_type)
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.TFA_ENROLLED,
             actor_type=int(self.user_type),
             actor_id=owner_id,
@@ -239,10 +257,10 @@ class Totp:
             return False
         code = code.strip().replace(" ", "")
         if _TOTP_CODE.fullmatch(code):
-            step = matching_step(self._open(record), code, self.tk.clock.now(), record.last_step)
+            step = matching_step(self._open(record), code, self.clock.now(), record.last_step)
             if step is None:
                 return False
-            async with self.tk.db.transaction() as s:
+            async with self.db.transaction() as s:
                 return await repo.claim_step(s, admin_id, step, self.user_type)
         recovery = normalize_recovery_code(code)
         if recovery is None:
@@ -252,15 +270,15 @@ class Totp:
     async def _spend_recovery_code(self, admin_id: int, recovery: str) -> bool:
         """An unused recovery code. Its budget of wrong ones is the sign-in state machine's
         (accounts/signin/budget.py), the one caller of this through `verify`."""
-        async with self.tk.db.transaction() as s:
-            return await repo.use_recovery_code(s, admin_id, self.tk.master.digest(recovery), utcnow(), self.user_type)
+        async with self.db.transaction() as s:
+            return await repo.use_recovery_code(s, admin_id, self.master.digest(recovery), utcnow(), self.user_type)
 
     async def is_active(self, admin_id: int) -> bool:
         record = await self._record(admin_id)
         return record is not None and record.active
 
     async def status(self, admin_id: int) -> TfaStatus:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             record = await repo.get(s, admin_id, self.user_type)
             left = await repo.unused_recovery_codes(s, admin_id, self.user_type)
         return TfaStatus(record is not None, record is not None and record.active, left)
@@ -270,9 +288,9 @@ class Totp:
         first, through the sign-in budget). Admins never remove their own: `reset` is another's."""
         if self.user_type == UserType.ADMIN:
             raise ValueError("an admin's second factor is reset by another admin (delegation rule)")
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             had = await repo.delete_all(s, owner_id, self.user_type)
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.TFA_RESET,
             actor_type=int(self.user_type),
             actor_id=owner_id,
@@ -285,9 +303,9 @@ class Totp:
         tokens: a reset follows a lost or stolen device. True if there was a secret. Never one's
         own (a stolen session must not strip its owner's factor), and only of an admin whose
         grant is within the actor's (delegation rule)."""
-        await require_manages(self.tk, acting, admin_id, what="second factor reset", own=delegation.OWN_FACTOR)
-        async with self.tk.db.transaction() as s:
+        await self.accounts.require_manages(acting, admin_id, what="second factor reset", own=delegation.OWN_FACTOR)
+        async with self.db.transaction() as s:
             had = await repo.delete_all(s, admin_id)
-        await self.tk.audit.record(audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id})
-        await self.tk.revoker.revoke_for(UserType.ADMIN, admin_id)
+        await self.audit.record(audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id})
+        await self.revoker.revoke_for(UserType.ADMIN, admin_id)
         return had

@@ -108,7 +108,7 @@ from tillkey.audit.events import (
     USERNAME_MAX,
     fit,
 )
-from tillkey.audit.request_context import RequestContextMiddleware, RequestInfo
+from tillkey.audit.request_context import RequestInfo, info_from_scope
 from tillkey.audit.writer import AuditLog
 
 __all__ = [
@@ -175,9 +175,9 @@ __all__ = [
     "AuditLog",
     "ChainBreak",
     "ChainReport",
-    "RequestContextMiddleware",
     "RequestInfo",
     "fit",
+    "info_from_scope",
     "iso_time",
     "record_hash",
     "to_json",

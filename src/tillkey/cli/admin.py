@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import Accounts
 from tillkey.cli.options import JsonOpt, PasswordOpt, PasswordStdinOpt, read_password
 from tillkey.cli.output import emit, out
 from tillkey.cli.runner import fail, run
@@ -37,7 +36,7 @@ def admin_create(
     unless given with --password-stdin."""
     password = read_password(password, password_stdin)
     admin = run(
-        lambda tk: Accounts(tk).create_admin(
+        lambda tk: tk.services.accounts.create_admin(
             OPERATOR, username=username, email=email, password=password, role=role, firstname=first_name,
             lastname=last_name,
         )
@@ -87,7 +86,7 @@ def admin_deactivate(username: str) -> None:
     """Deactivate an admin; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).set_admin_active(OPERATOR, await admin_id(tk, username), False)
+        await tk.services.accounts.set_admin_active(OPERATOR, await admin_id(tk, username), False)
 
     run(go)
     typer.echo(f"admin {username} deactivated; their tokens are revoked")
@@ -98,7 +97,7 @@ def admin_activate(username: str) -> None:
     """Re-activate an admin."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).set_admin_active(OPERATOR, await admin_id(tk, username), True)
+        await tk.services.accounts.set_admin_active(OPERATOR, await admin_id(tk, username), True)
 
     run(go)
     typer.echo(f"admin {username} activated")
@@ -109,7 +108,7 @@ def admin_delete(username: str) -> None:
     """Delete an admin; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).delete_admin(OPERATOR, await admin_id(tk, username))
+        await tk.services.accounts.delete_admin(OPERATOR, await admin_id(tk, username))
 
     run(go)
     typer.echo(f"admin {username} deleted")
@@ -141,7 +140,7 @@ def admin_unlock(username: str) -> None:
 @commands.command("assign-role")
 def admin_assign_role(username: str, role: str) -> None:
     """Give an admin another role."""
-    run(lambda tk: Accounts(tk).assign_role(OPERATOR, username, role))
+    run(lambda tk: tk.services.accounts.assign_role(OPERATOR, username, role))
     typer.echo(f"admin {username} now has role {role}")
 
 
@@ -151,7 +150,7 @@ def admin_password(username: str, password: PasswordOpt = None, password_stdin: 
     password = read_password(password, password_stdin, prompt=f"New password for {username}")
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).reset_admin_password(OPERATOR, await admin_id(tk, username), password)
+        await tk.services.accounts.reset_admin_password(OPERATOR, await admin_id(tk, username), password)
 
     run(go)
     typer.echo(f"password of admin {username} changed; their tokens and sessions are ended")

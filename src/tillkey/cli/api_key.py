@@ -38,11 +38,12 @@ def api_key_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; a secret key is printed once and only its digest is stored."""
-    from tillkey.accounts.api_keys import ApiKeys
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         creator = await admin_id(tk, admin) if admin else None
-        created = await ApiKeys(tk).create(OPERATOR, title=title, type=key_type, for_admin=creator, resources=resource)
+        created = await tk.services.api_keys.create(
+            OPERATOR, title=title, type=key_type, for_admin=creator, resources=resource
+        )
         row = _key_row(created.key)
         row["token"] = created.token
         return row
@@ -53,10 +54,9 @@ def api_key_create(
 @commands.command("list")
 def api_key_list(as_json: JsonOpt = False) -> None:
     """List API keys, secret ones redacted."""
-    from tillkey.accounts.api_keys import ApiKeys
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        keys, _count = await ApiKeys(tk).listing(type=None, q=None, limit=1000, offset=0)
+        keys, _count = await tk.services.api_keys.listing(type=None, q=None, limit=1000, offset=0)
         return [_key_row(k) for k in keys]
 
     rows = run(go)
@@ -77,11 +77,10 @@ def api_key_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key, now or later; every server refuses it within the sync interval."""
-    from tillkey.accounts.api_keys import ApiKeys
     from tillkey.surfaces.medusa_wire import KEY_PREFIX, prefixed_id
 
     number = prefixed_id(KEY_PREFIX, key_id)
     if number is None:
         fail(f"no API key {key_id!r}")
-    revoked = run(lambda tk: ApiKeys(tk).revoke(number, revoke_in=revoke_in, by=None))
+    revoked = run(lambda tk: tk.services.api_keys.revoke(number, revoke_in=revoke_in, by=None))
     emit(_key_row(revoked), as_json, "API key revoked")

@@ -39,11 +39,10 @@ def client_create(
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Register a client. A confidential client's secret is printed once and never stored in clear."""
-    from tillkey.oauth2.clients import Clients
     from tillkey.surfaces.oauth2 import client_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        done = await Clients(tk).create(
+        done = await tk.services.clients.create(
             OPERATOR, name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
             scopes=scope or [], first_party=first_party, require_pkce=require_pkce, resource_server=resource_server,
         )  # fmt: skip
@@ -55,11 +54,10 @@ def client_create(
 @commands.command("list")
 def client_list(as_json: JsonOpt = False) -> None:
     """List registered clients (never their secrets)."""
-    from tillkey.oauth2.clients import Clients
     from tillkey.surfaces.oauth2 import client_json
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        return [client_json(c) for c in await Clients(tk).registered()]
+        return [client_json(c) for c in await tk.services.clients.registered()]
 
     rows = run(go)
     if as_json:
@@ -74,10 +72,9 @@ def client_list(as_json: JsonOpt = False) -> None:
 @commands.command("delete")
 def client_delete(client_id: str) -> None:
     """Delete a client: its refresh tokens are revoked and its access tokens stop working."""
-    from tillkey.oauth2.clients import Clients
 
     async def go(tk: Tillkey) -> None:
-        await Clients(tk).delete(client_id)
+        await tk.services.clients.delete(client_id)
 
     run(go)
     typer.echo(f"client {client_id} deleted; its tokens are revoked")

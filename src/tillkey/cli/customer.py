@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from tillkey.accounts.service import Accounts
 from tillkey.cli.options import JsonOpt, PasswordOpt, PasswordStdinOpt, read_password
 from tillkey.cli.output import emit
 from tillkey.cli.runner import fail, run
@@ -30,7 +29,7 @@ def customer_create(
     """Create a customer account. The password is asked for unless given with --password-stdin."""
     password = read_password(password, password_stdin)
     customer = run(
-        lambda tk: Accounts(tk).create_customer(
+        lambda tk: tk.services.accounts.create_customer(
             email=email, password=password, firstname=first_name, lastname=last_name
         )
     )
@@ -55,7 +54,7 @@ def customer_deactivate(email: str) -> None:
     """Deactivate a customer; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).set_customer_active(await customer_id(tk, email), False)
+        await tk.services.accounts.set_customer_active(await customer_id(tk, email), False)
 
     run(go)
     typer.echo(f"customer {email} deactivated; their tokens are revoked")
@@ -66,7 +65,7 @@ def customer_delete(email: str) -> None:
     """Delete a customer; their tokens are revoked at once."""
 
     async def go(tk: Tillkey) -> None:
-        await Accounts(tk).delete_customer(await customer_id(tk, email))
+        await tk.services.accounts.delete_customer(await customer_id(tk, email))
 
     run(go)
     typer.echo(f"customer {email} deleted")
@@ -94,7 +93,7 @@ def customer_revoke_tokens(email: str) -> None:
         async with tk.db.session() as s:
             customer = await repo.customer_by_email(s, email)
         customer_id = None if customer is None else customer.id
-        hit = await Accounts(tk).revoke_tokens(UserType.CUSTOMER, customer_id, email=email)
+        hit = await tk.services.accounts.revoke_tokens(UserType.CUSTOMER, customer_id, email=email)
         if customer is None and not hit:
             fail(f"there is no customer with email {email!r}")
 

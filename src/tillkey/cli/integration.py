@@ -31,10 +31,9 @@ def integration_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an integration: consumer key and secret (shown once) and its grant of resources."""
-    from tillkey.accounts.integrations import Integrations
 
     created = run(
-        lambda tk: Integrations(tk).create(
+        lambda tk: tk.services.integrations.create(
             OPERATOR, name=name, resources=resource or [], all_resources=all_resources, email=email,
             endpoint_url=endpoint_url, identity_link_url=identity_link_url,
         )
@@ -45,9 +44,8 @@ def integration_create(
 @commands.command("list")
 def integration_list(as_json: JsonOpt = False) -> None:
     """List integrations (no secrets)."""
-    from tillkey.accounts.integrations import Integrations
 
-    rows = run(lambda tk: Integrations(tk).list())
+    rows = run(lambda tk: tk.services.integrations.list())
     if as_json:
         sys.stdout.write(json.dumps({"integrations": rows}) + "\n")
         return
@@ -64,34 +62,30 @@ def integration_list(as_json: JsonOpt = False) -> None:
 def integration_activate(name: str, as_json: JsonOpt = False) -> None:
     """Activate or re-authorize. Manual: prints the access token and secret (shown once; older
     tokens are revoked). With an endpoint: posts the handshake to it, to finish within 300 s."""
-    from tillkey.accounts.integrations import Integrations
 
-    done = run(lambda tk: Integrations(tk).activate(OPERATOR, name))
+    done = run(lambda tk: tk.services.integrations.activate(OPERATOR, name))
     emit({k: v for k, v in asdict(done).items() if v is not None}, as_json, "integration activation")
 
 
 @commands.command("deactivate")
 def integration_deactivate(name: str) -> None:
     """Refuse the integration's calls until it is activated again."""
-    from tillkey.accounts.integrations import Integrations
 
-    run(lambda tk: Integrations(tk).deactivate(name))
+    run(lambda tk: tk.services.integrations.deactivate(name))
     typer.echo(f"integration {name} deactivated")
 
 
 @commands.command("revoke")
 def integration_revoke(name: str) -> None:
     """Revoke the integration's access token; `activate` issues a new one."""
-    from tillkey.accounts.integrations import Integrations
 
-    count = run(lambda tk: Integrations(tk).revoke(name))
+    count = run(lambda tk: tk.services.integrations.revoke(name))
     typer.echo(f"integration {name}: {count} token(s) revoked")
 
 
 @commands.command("delete")
 def integration_delete(name: str) -> None:
     """Delete an integration and its tokens."""
-    from tillkey.accounts.integrations import Integrations
 
-    run(lambda tk: Integrations(tk).delete(name))
+    run(lambda tk: tk.services.integrations.delete(name))
     typer.echo(f"integration {name} deleted")

@@ -13,7 +13,6 @@ from tillkey.cli.options import JsonOpt
 from tillkey.cli.output import emit, out
 from tillkey.cli.runner import run
 from tillkey.runtime import Tillkey
-from tillkey.tokens import rotation
 from tillkey.tokens.keys import JWKS_MAX_AGE, SigningKey
 
 commands = typer.Typer(no_args_is_help=True, help="Signing keys.")
@@ -66,7 +65,7 @@ def keys_rotate(
     """Add a signing key; the current one stops signing when it starts, and verifies until its tokens expire."""
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        done = await rotation.rotate(tk, publish_ahead=publish_ahead, grace=grace)
+        done = await tk.services.keys.rotate(publish_ahead=publish_ahead, grace=grace)
         return {"kid": done.kid, "alg": done.alg, "signs_from": done.signs_from, "replaced": done.replaced,
                 "replaced_verify_until": done.replaced_verify_until}  # fmt: skip
 
@@ -78,6 +77,6 @@ def keys_retire(kid: Annotated[str, typer.Argument(help="The key to end now.")],
     """End a key now (suspected leak): every token it signed is refused; a new key signs if needed."""
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return {"kid": kid, "retired": True, "replacement": await rotation.retire(tk, kid)}
+        return {"kid": kid, "retired": True, "replacement": await tk.services.keys.retire(kid)}
 
     emit(run(go), as_json, "Signing key retired")

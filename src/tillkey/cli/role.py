@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import Accounts
 from tillkey.cli.options import JsonOpt
 from tillkey.cli.output import emit, out
 from tillkey.cli.runner import run
@@ -27,7 +26,7 @@ def role_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a role granting the given resources (a node grants its subtree)."""
-    role = run(lambda tk: Accounts(tk).create_role(OPERATOR, name, resource or []))
+    role = run(lambda tk: tk.services.accounts.create_role(OPERATOR, name, resource or []))
     emit(asdict(role), as_json, "role created")
 
 
@@ -38,7 +37,7 @@ def role_grant(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant resources to a role. Takes effect for its admins within a second, without re-login."""
-    role = run(lambda tk: Accounts(tk).grant(OPERATOR, name, resource))
+    role = run(lambda tk: tk.services.accounts.grant(OPERATOR, name, resource))
     emit(asdict(role), as_json, "role updated")
 
 
@@ -49,21 +48,21 @@ def role_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Take resources away from a role."""
-    role = run(lambda tk: Accounts(tk).grant(OPERATOR, name, resource, revoke=True))
+    role = run(lambda tk: tk.services.accounts.grant(OPERATOR, name, resource, revoke=True))
     emit(asdict(role), as_json, "role updated")
 
 
 @commands.command("rename")
 def role_rename(name: str, new_name: str, as_json: JsonOpt = False) -> None:
     """Rename a role; its admins and grants stay."""
-    role = run(lambda tk: Accounts(tk).rename_role(OPERATOR, name, new_name))
+    role = run(lambda tk: tk.services.accounts.rename_role(OPERATOR, name, new_name))
     emit(asdict(role), as_json, "role renamed")
 
 
 @commands.command("delete")
 def role_delete(name: str) -> None:
     """Delete a role; refused while any admin has it (`tillkey admin assign-role` them first)."""
-    run(lambda tk: Accounts(tk).delete_role(OPERATOR, name))
+    run(lambda tk: tk.services.accounts.delete_role(OPERATOR, name))
     typer.echo(f"role {name} deleted")
 
 

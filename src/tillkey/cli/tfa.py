@@ -23,10 +23,10 @@ commands = typer.Typer(no_args_is_help=True, help="Admin two-factor auth (TOTP):
 def tfa_enroll(username: str, as_json: JsonOpt = False) -> None:
     """Give an admin a new TOTP secret; prints the otpauth URI and a QR code to scan with an
     authenticator app. It stays inactive until `tillkey admin 2fa activate` with a first code."""
-    from tillkey.accounts.totp import Enrolment, Totp, qr_text
+    from tillkey.accounts.totp import Enrolment, qr_text
 
     async def go(tk: Tillkey) -> Enrolment:
-        return await Totp(tk).enroll(await admin_id(tk, username))
+        return await tk.services.totp.enroll(await admin_id(tk, username))
 
     enrolment = run(go)
     qr = qr_text(enrolment.uri)
@@ -49,10 +49,9 @@ def tfa_activate(
     as_json: JsonOpt = False,
 ) -> None:
     """Activate an enrolled admin's TOTP with a first code; prints the recovery codes, once."""
-    from tillkey.accounts.totp import Totp
 
     async def go(tk: Tillkey) -> list[str]:
-        return await Totp(tk).activate(await admin_id(tk, username), code)
+        return await tk.services.totp.activate(await admin_id(tk, username), code)
 
     codes = run(go)
     if as_json:
@@ -66,10 +65,10 @@ def tfa_activate(
 @commands.command("status")
 def tfa_status(username: str, as_json: JsonOpt = False) -> None:
     """Whether an admin has enrolled and activated TOTP, and how many recovery codes are left."""
-    from tillkey.accounts.totp import TfaStatus, Totp
+    from tillkey.accounts.totp import TfaStatus
 
     async def go(tk: Tillkey) -> TfaStatus:
-        return await Totp(tk).status(await admin_id(tk, username))
+        return await tk.services.totp.status(await admin_id(tk, username))
 
     status = {"username": username, **asdict(run(go))}
     if as_json:
@@ -81,10 +80,9 @@ def tfa_status(username: str, as_json: JsonOpt = False) -> None:
 @commands.command("reset")
 def tfa_reset(username: str) -> None:
     """Forget an admin's TOTP secret and recovery codes (they enroll again) and revoke their tokens."""
-    from tillkey.accounts.totp import Totp
 
     async def go(tk: Tillkey) -> bool:
-        return await Totp(tk).reset(OPERATOR, await admin_id(tk, username))
+        return await tk.services.totp.reset(OPERATOR, await admin_id(tk, username))
 
     had = run(go)
     typer.echo(f"two-factor auth of admin {username} {'reset' if had else 'was not set up'}; their tokens are revoked")

@@ -7,9 +7,7 @@ from starlette.responses import Response
 
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.own_password import change_own_password
-from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin import Attempt
-from tillkey.accounts.totp import Totp
 from tillkey.console import listing
 from tillkey.console.dashboard import trail
 from tillkey.console.idp import to_provider
@@ -47,7 +45,7 @@ async def admins_page(c: Console) -> Response:
         admins = await repo.list_admins(s)
         roles = await repo.list_roles(s)
     names = {r.id: r.name for r in roles}
-    totp = Totp(c.tk)
+    totp = c.tk.services.totp
     rows = []
     shown, pager, q = listing.paginate(
         c.request, admins, lambda a: f"{a.username} {a.email} {a.firstname} {a.lastname} {names.get(a.role_id or 0)}"
@@ -66,7 +64,7 @@ async def admins_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user", delegates="admin")
 async def create_admin(c: Console) -> Response:
-    await Accounts(c.tk).create_admin(
+    await c.tk.services.accounts.create_admin(
         c.principal, username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
         role=c.field("role") or None, firstname=c.field("firstname"), lastname=c.field("lastname"),
     )  # fmt: skip
@@ -94,7 +92,7 @@ async def admin_page(c: Console) -> Response:
         role = await repo.role_by_id(s, admin.role_id) if admin is not None and admin.role_id is not None else None
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
-    status = await Totp(c.tk).status(admin.id)
+    status = await c.tk.services.totp.status(admin.id)
     reset = c.request.query_params.get("done") == "password"
     done = "The password was reset; the admin was signed out everywhere." if reset else None
     return c.render(
@@ -108,7 +106,7 @@ async def admin_page(c: Console) -> Response:
     delegates="password_reset",
 )  # fmt: skip
 async def admin_password_reset(c: Console) -> Response:
-    admin = await Accounts(c.tk).reset_admin_password(c.principal, _id(c), _password(c))
+    admin = await c.tk.services.accounts.reset_admin_password(c.principal, _id(c), _password(c))
     return c.redirect(f"/console/admins/{admin.id}?done=password")
 
 
@@ -117,7 +115,7 @@ async def admin_password_reset(c: Console) -> Response:
     confirm="Delete this admin user? This cannot be undone.", page="/console/admins/{id}",
 )  # fmt: skip
 async def admin_delete(c: Console) -> Response:
-    await Accounts(c.tk).delete_admin(c.principal, _id(c))
+    await c.tk.services.accounts.delete_admin(c.principal, _id(c))
     return c.redirect("/console/admins")
 
 
@@ -176,7 +174,7 @@ async def account_password(c: Console) -> Response:
     delegates="admin_activation", confirm=_deactivating, page="/console/admins",
 )  # fmt: skip
 async def admin_active(c: Console) -> Response:
-    await Accounts(c.tk).set_admin_active(c.principal, _id(c), c.field("active") == "1")
+    await c.tk.services.accounts.set_admin_active(c.principal, _id(c), c.field("active") == "1")
     return c.redirect("/console/admins")
 
 
@@ -189,7 +187,7 @@ async def admin_role(c: Console) -> Response:
         admin = await repo.admin_by_id(s, _id(c))
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
-    await Accounts(c.tk).assign_role(c.principal, admin.username, c.field("role"))
+    await c.tk.services.accounts.assign_role(c.principal, admin.username, c.field("role"))
     return c.redirect("/console/admins")
 
 
@@ -199,7 +197,7 @@ async def admin_role(c: Console) -> Response:
     confirm="Reset this admin's two-factor authentication? They set it up again at their next sign-in.",
 )  # fmt: skip
 async def admin_tfa_reset(c: Console) -> Response:
-    await Totp(c.tk).reset(c.principal, _id(c))  # never one's own: the service refuses it
+    await c.tk.services.totp.reset(c.principal, _id(c))  # never one's own: the service refuses it
     return c.redirect("/console/admins")
 
 
@@ -225,7 +223,7 @@ async def roles_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/roles", resources=[ROLES], summary="Create a role", delegates="role")
 async def create_role(c: Console) -> Response:
-    role = await Accounts(c.tk).create_role(c.principal, c.field("name"), c.fields("resource"))
+    role = await c.tk.services.accounts.create_role(c.principal, c.field("name"), c.fields("resource"))
     return c.redirect(f"/console/roles/{role.id}")
 
 
@@ -242,14 +240,14 @@ async def role_page(c: Console) -> Response:
 )
 async def update_role(c: Console) -> Response:
     role = await _role(c)
-    await Accounts(c.tk).set_role_resources(c.principal, role.name, c.fields("resource"))
+    await c.tk.services.accounts.set_role_resources(c.principal, role.name, c.fields("resource"))
     return c.redirect(f"/console/roles/{role.id}")
 
 
 @pages.route("POST", "/console/roles/{id}/rename", resources=[ROLES], summary="Rename a role")
 async def rename_role(c: Console) -> Response:
     role = await _role(c)
-    await Accounts(c.tk).rename_role(c.principal, role.name, c.field("name"))
+    await c.tk.services.accounts.rename_role(c.principal, role.name, c.field("name"))
     return c.redirect(f"/console/roles/{role.id}")
 
 
@@ -259,7 +257,7 @@ async def rename_role(c: Console) -> Response:
 )  # fmt: skip
 async def delete_role(c: Console) -> Response:
     role = await _role(c)
-    await Accounts(c.tk).delete_role(c.principal, role.name)
+    await c.tk.services.accounts.delete_role(c.principal, role.name)
     return c.redirect("/console/roles")
 
 
@@ -303,5 +301,7 @@ async def customer_sign_out(c: Console) -> Response:
     async with c.tk.db.session() as s:
         if await repo.customer_by_id(s, customer_id) is None:
             raise NotFound("The customer doesn't exist.")
-    await Accounts(c.tk).sign_out_everywhere(UserType.CUSTOMER, customer_id, reason="signed out by an admin", by=c.by)
+    await c.tk.services.accounts.sign_out_everywhere(
+        UserType.CUSTOMER, customer_id, reason="signed out by an admin", by=c.by
+    )
     return c.redirect(f"/console/customers/{customer_id}")

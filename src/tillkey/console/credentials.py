@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 
 from starlette.responses import Response
 
-from tillkey.accounts.api_keys import ApiKeys
-from tillkey.accounts.integrations import Integrations
 from tillkey.console import listing
 from tillkey.console.dashboard import trail
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.errors import NotFound
-from tillkey.oauth2.clients import GRANT_TYPES, Clients
+from tillkey.oauth2.clients import GRANT_TYPES
 from tillkey.principal import UserType
 from tillkey.store import api_keys as keys_repo
 from tillkey.store import oauth2 as oauth2_repo
@@ -47,7 +45,7 @@ def _once(c: Console, title: str, back: str, values: list[tuple[str, str]], note
 @pages.route("GET", "/console/integrations", resources=[INTEGRATIONS], summary="Integrations")
 async def integrations_page(c: Console) -> Response:
     found, pager, q = listing.paginate(
-        c.request, await Integrations(c.tk).list(), lambda i: f"{i['name']} {i['email']} {i['status']}"
+        c.request, await c.tk.services.integrations.list(), lambda i: f"{i['name']} {i['email']} {i['status']}"
     )
     return c.render(
         "integrations.html", "Integrations", integrations=found, tree=list(c.tk.tree.walk()), checked=set(),
@@ -58,7 +56,7 @@ async def integrations_page(c: Console) -> Response:
 @pages.route("GET", "/console/integrations/{id}", resources=[INTEGRATIONS], summary="An integration")
 async def integration_page(c: Console) -> Response:
     integration_id = _int_param(c)
-    found = next((i for i in await Integrations(c.tk).list() if i["id"] == integration_id), None)
+    found = next((i for i in await c.tk.services.integrations.list() if i["id"] == integration_id), None)
     if found is None:
         raise NotFound("The integration doesn't exist.")
     return c.render(
@@ -73,7 +71,7 @@ async def integration_page(c: Console) -> Response:
 )  # fmt: skip
 async def create_integration(c: Console) -> Response:
     everything = c.field("all_resources") == "1"
-    created = await Integrations(c.tk).create(
+    created = await c.tk.services.integrations.create(
         c.principal, name=c.field("name"), email=c.field("email"), resources=[] if everything else c.fields("resource"),
         all_resources=everything, endpoint_url=c.field("endpoint_url") or None,
     )  # fmt: skip
@@ -89,7 +87,7 @@ async def create_integration(c: Console) -> Response:
     delegates="integration_activation",
 )  # fmt: skip
 async def activate_integration(c: Console) -> Response:
-    done = await Integrations(c.tk).activate(c.principal, _int_param(c))
+    done = await c.tk.services.integrations.activate(c.principal, _int_param(c))
     if done.access_token is None:
         note = "The activation handshake was posted to the integration's endpoint."
         values = [("Consumer key", done.consumer_key)]
@@ -106,7 +104,7 @@ async def activate_integration(c: Console) -> Response:
     confirm="Revoke this integration's tokens? It stops working until reauthorized.",
 )  # fmt: skip
 async def revoke_integration(c: Console) -> Response:
-    await Integrations(c.tk).revoke(_int_param(c))
+    await c.tk.services.integrations.revoke(_int_param(c))
     return c.redirect("/console/integrations")
 
 
@@ -115,7 +113,7 @@ async def revoke_integration(c: Console) -> Response:
     confirm="Deactivate this integration? Its tokens stop working.",
 )  # fmt: skip
 async def deactivate_integration(c: Console) -> Response:
-    await Integrations(c.tk).deactivate(_int_param(c))
+    await c.tk.services.integrations.deactivate(_int_param(c))
     return c.redirect("/console/integrations")
 
 
@@ -124,7 +122,7 @@ async def deactivate_integration(c: Console) -> Response:
     confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_integration(c: Console) -> Response:
-    await Integrations(c.tk).delete(_int_param(c))
+    await c.tk.services.integrations.delete(_int_param(c))
     return c.redirect("/console/integrations")
 
 
@@ -135,7 +133,7 @@ async def delete_integration(c: Console) -> Response:
 async def api_keys_page(c: Console) -> Response:
     q = listing.query(c.request)
     page = listing.page_number(c.request)
-    keys, total = await ApiKeys(c.tk).listing(
+    keys, total = await c.tk.services.api_keys.listing(
         type=None, q=q or None, limit=listing.PER_PAGE, offset=(page - 1) * listing.PER_PAGE
     )
     pager = listing.pager(c.request, page, more=page * listing.PER_PAGE < total, total=total)
@@ -174,7 +172,7 @@ async def api_key_page(c: Console) -> Response:
 @pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key", delegates="api_key")
 async def create_api_key(c: Console) -> Response:
     kind = c.field("type")
-    created = await ApiKeys(c.tk).create(c.principal, title=c.field("title"), type=kind)
+    created = await c.tk.services.api_keys.create(c.principal, title=c.field("title"), type=kind)
     note = "A secret key acts with your role's resources, never more." if kind == SECRET else ""
     return _once(c, f"API key {created.key.title} created", "/console/api-keys", [("Key", created.token)], note)
 
@@ -184,7 +182,7 @@ async def create_api_key(c: Console) -> Response:
     confirm="Revoke this API key? Requests with it are refused from now on.",
 )  # fmt: skip
 async def revoke_api_key(c: Console) -> Response:
-    await ApiKeys(c.tk).revoke(
+    await c.tk.services.api_keys.revoke(
         _int_param(c), by=c.session.user_id, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id
     )
     return c.redirect("/console/api-keys")
@@ -196,7 +194,7 @@ async def revoke_api_key(c: Console) -> Response:
 @pages.route("GET", "/console/oauth-clients", resources=[CLIENTS], summary="OAuth 2 clients")
 async def clients_page(c: Console) -> Response:
     found, pager, q = listing.paginate(
-        c.request, await Clients(c.tk).registered(), lambda x: f"{x.name} {x.client_id} {' '.join(x.scopes)}"
+        c.request, await c.tk.services.clients.registered(), lambda x: f"{x.name} {x.client_id} {' '.join(x.scopes)}"
     )
     return c.render("oauth_clients.html", "OAuth clients", clients=found, grant_types=GRANT_TYPES, pager=pager, q=q)
 
@@ -232,7 +230,7 @@ async def client_page(c: Console) -> Response:
 )  # fmt: skip
 async def create_client(c: Console) -> Response:
     uris = [u.strip() for u in c.field("redirect_uris").splitlines() if u.strip()]
-    done = await Clients(c.tk).create(
+    done = await c.tk.services.clients.create(
         c.principal, name=c.field("name"), client_type=c.field("client_type"), redirect_uris=uris,
         grant_types=c.fields("grant_type"), scopes=c.field("scope").split(), first_party=c.field("first_party") == "1",
         resource_server=c.field("resource_server") == "1",
@@ -248,5 +246,5 @@ async def create_client(c: Console) -> Response:
     confirm="Delete this client? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_client(c: Console) -> Response:
-    await Clients(c.tk).delete(str(c.request.path_params.get("client_id", ""))[:64])
+    await c.tk.services.clients.delete(str(c.request.path_params.get("client_id", ""))[:64])
     return c.redirect("/console/oauth-clients")

@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.accounts.sessions import Sessions
 from tillkey.audit import OUTCOMES
 from tillkey.audit.query import QueryError, make_query
 from tillkey.console import actors, listing
@@ -24,7 +23,6 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
 from tillkey.store.audit import AuditQuery
 from tillkey.store.sessions import Session
-from tillkey.tokens import rotation
 
 pages = ConsolePages()
 DASHBOARD = "Magento_Backend::dashboard"
@@ -175,7 +173,7 @@ async def end_session(c: Console) -> Response:
     mine = found is not None and found.user_id == c.session.user_id and found.user_type == UserType.ADMIN
     if found is None or not (mine or c.allowed(SESSIONS)):
         raise NotFound("That session has ended already, or is not yours to end.")
-    await Sessions(c.tk).end(found, reason="ended from the console", by=c.by)
+    await c.tk.services.sessions.end(found, reason="ended from the console", by=c.by)
     if found.digest == c.session.session.digest:
         response = c.redirect("/console/login")
         delete_cookie(response, c.request, cookie_name(c.request))
@@ -185,7 +183,7 @@ async def end_session(c: Console) -> Response:
 
 @pages.route("POST", "/console/logout", resources=[ADMIN_SELF], summary="Sign out of the console")
 async def logout(c: Console) -> Response:
-    await Sessions(c.tk).end(c.session.session, reason="logout")
+    await c.tk.services.sessions.end(c.session.session, reason="logout")
     response = c.redirect("/console/login")
     delete_cookie(response, c.request, cookie_name(c.request))
     return response
@@ -232,7 +230,7 @@ async def keys_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/keys/rotate", resources=[KEYS], summary="Rotate the signing key")
 async def rotate_key(c: Console) -> Response:
-    await rotation.rotate(c.tk)
+    await c.tk.services.keys.rotate()
     return c.redirect("/console/keys")
 
 

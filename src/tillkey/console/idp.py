@@ -21,7 +21,7 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
 from tillkey.console import templating
 from tillkey.console.login import safe_next, second_factor_step, sign_in_attempt
-from tillkey.console.sign_in_session import ConsoleSessions, cookie_name, grant_fingerprint, set_cookie
+from tillkey.console.sign_in_session import cookie_name, grant_fingerprint, set_cookie
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.federation.oidc import Refused
@@ -93,7 +93,7 @@ async def callback(request: Request, name: str) -> Response:
     next_url = safe_next(assertion.context.get("next"))
     if "link_admin" in assertion.context:  # linked (federation/linking.py link_to); the session is as it was
         return _forget_state(templating.continue_to("/console/account?done=linked"))
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
 
     async def issue(who: SignedIn) -> str:
         cookie = await sessions.begin(

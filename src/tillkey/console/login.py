@@ -35,7 +35,6 @@ from tillkey.accounts.signin import (
     TotpCode,
 )
 from tillkey.accounts.signin.factors import account_name
-from tillkey.accounts.totp import Totp
 from tillkey.console import templating
 from tillkey.console.sign_in_session import (
     ENROL_TTL,
@@ -141,7 +140,7 @@ async def login(request: Request) -> Response:
         set_cookie(refused, request, csrf_cookie_name(request), csrf, 3600)
         return refused
     username, password = form.get("username", ""), form.get("password", "")
-    where, sessions = sign_in_attempt(request), ConsoleSessions(tk)
+    where, sessions = sign_in_attempt(request), tk.services.console_sessions
 
     async def issue(who: SignedIn) -> str:
         cookie = await sessions.begin(
@@ -196,7 +195,7 @@ async def second_factor_step(
         return response
     # Forced enrolment: the password opens only the page that sets up the authenticator app.
     try:
-        await Totp(tk).enroll(admin_id)  # a new secret for each sign-in; replaces an unfinished one
+        await tk.services.totp.enroll(admin_id)  # a new secret for each sign-in; replaces an unfinished one
     except Conflict:  # activated meanwhile, elsewhere: start again with the code step
         return templating.login(csrf=csrf, next_url=next_url, error=FAILED, form_targets=targets)
     await tk.audit.record_request(
@@ -228,7 +227,7 @@ async def finish_second_factor(
     session's step at /console/login/otp and /console/login/enrol. On success the pending
     session is replaced by a full one (a new id) and the admin's other sessions end."""
     tk = tillkey(request)
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
 
     async def issue(who: SignedIn) -> str:
         cookie = await sessions.complete_otp(session, grant_fingerprint(tk.grants.admin(who.user_id)))
@@ -265,7 +264,7 @@ async def gate_closed(
 async def otp_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
-    session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
+    session = tk.services.console_sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.pending_otp:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     if session.enrolling:
@@ -282,7 +281,7 @@ async def otp(request: Request) -> Response:
     except TillkeyError as exc:
         return templating.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
     session = sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.pending_otp or session.enrolling:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)

@@ -30,7 +30,6 @@ from tillkey.audit import ACCESS_DENIED, FAILURE
 from tillkey.console import templating
 from tillkey.console.sign_in_session import (
     ConsoleSession,
-    ConsoleSessions,
     cookie_name,
     grant_fingerprint,
     set_cookie,
@@ -252,7 +251,7 @@ async def guarded(
     confirm: Confirm | None = None,
 ) -> Response:  # fmt: skip
     tk = tillkey(request)
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
     cookie = request.cookies.get(cookie_name(request))
     session = sessions.find(cookie)
     if session is not None and session.enrolling:

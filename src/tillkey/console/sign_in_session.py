@@ -24,18 +24,18 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from tillkey.accounts.sessions import Sessions
+from tillkey.clock import Clock
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.principal import Principal
 from tillkey.security.proxy import is_secure
+from tillkey.settings import Settings
 from tillkey.store.sessions import Session
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.tokens.revocation import RevocationState
 
 # Over HTTPS the cookie takes the __Host- prefix (Secure, Path=/, no Domain: no sibling host or
 # plain-HTTP page can plant or read it). Plain HTTP reaches the console only from loopback
@@ -116,16 +116,29 @@ def _signed_in(session: Session) -> int:
 
 
 class ConsoleSessions:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self._sessions = Sessions(tk)
+    """Built once (wiring.py); `tk.services.console_sessions`."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Sessions,
+        revocations: RevocationState,
+        master: MasterSecret,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessions
+        self.revocations = revocations
+        self.master = master
+        self.settings = settings
+        self.clock = clock
 
     def _csrf(self, digest: str) -> str:
-        key = self.tk.master.derive("tillkey/console-csrf")
+        key = self.master.derive("tillkey/console-csrf")
         return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     async def begin(
         self, user_type: int, user_id: int, amr: tuple[str, ...], *, pending_otp: bool, fingerprint: str = "",
@@ -135,7 +148,7 @@ class ConsoleSessions:
         """A new session, always a new id (no session fixation); answers the cookie value.
         auth_time/absolute_ms carry over from the session a rotation replaces. enrolling: a
         pending session that may only set up two-factor auth."""
-        s = self.tk.settings
+        s = self.settings
         now_ms = self._now_ms()
         if absolute_ms is None:
             absolute_ms = now_ms + s.console_absolute_lifetime * 1000
@@ -170,7 +183,7 @@ class ConsoleSessions:
             enrolling = pending and context.get("enrol") is True
         except (ValueError, AttributeError, TypeError):
             return None
-        before = self.tk.revocations.revoke_before.get((found.user_type, found.user_id))
+        before = self.revocations.revoke_before.get((found.user_type, found.user_id))
         if before is not None and auth_time <= before:
             return None
         csrf = self._csrf(found.digest)
@@ -180,7 +193,7 @@ class ConsoleSessions:
         """A request of the signed-in admin: slide the idle deadline (never past the absolute one).
         None if the session ended meanwhile."""
         now_ms = self._now_ms()
-        idle_ms = self.tk.settings.console_idle_timeout * 1000
+        idle_ms = self.settings.console_idle_timeout * 1000
         deadline = min(current.absolute_ms, now_ms + idle_ms)
         if deadline - current.expires_ms < min(SLIDE_MAX_MS, idle_ms // SLIDE_FRACTION):
             return current
@@ -203,9 +216,9 @@ class ConsoleSessions:
 
     async def end_others(self, user_type: int, user_id: int, cookie: str) -> int:
         """Admin account sharing off: a new sign-in ends the admin's other console sessions."""
-        if self.tk.settings.console_allow_multiple_sessions:
+        if self.settings.console_allow_multiple_sessions:
             return 0
-        keep = self.tk.sessions.digest(cookie)
+        keep = self._sessions.state.digest(cookie)
         return await self._sessions.end_all(user_type, user_id, kind=KIND, keep=keep, reason="signed in elsewhere")
 
     async def end(self, current: ConsoleSession, *, reason: str = "logout") -> None:

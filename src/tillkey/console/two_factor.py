@@ -21,12 +21,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
 from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactorFailed
-from tillkey.accounts.totp import Enrolment, Totp, qr_svg
+from tillkey.accounts.totp import Enrolment, qr_svg
 from tillkey.console import templating as html
 from tillkey.console.login import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import (
-    ConsoleSessions,
     cookie_name,
     csrf_cookie_name,
     delete_cookie,
@@ -69,11 +68,11 @@ def _to_login(next_url: str) -> RedirectResponse:
 async def enrol_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
     session = sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.enrolling:
         return _to_login(next_url)
-    enrolment = await Totp(tk).pending(session.user_id)
+    enrolment = await tk.services.totp.pending(session.user_id)
     if enrolment is None:  # activated or reset meanwhile: sign in again
         await sessions.end(session, reason="enrolment gone")
         return _to_login(next_url)
@@ -92,11 +91,11 @@ async def enrol(request: Request) -> Response:
     except TillkeyError as exc:
         return html.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
-    sessions = ConsoleSessions(tk)
+    sessions = tk.services.console_sessions
     session = sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.enrolling:
         return _to_login(next_url)
-    totp = Totp(tk)
+    totp = tk.services.totp
     enrolment = await totp.pending(session.user_id)
     async with tk.db.session() as s:
         admin = await admin_by_id(s, session.user_id)
@@ -131,7 +130,7 @@ async def enrol(request: Request) -> Response:
 
 @pages.route("GET", "/console/2fa", resources=[ADMIN_SELF], summary="Two-factor authentication")
 async def tfa_page(c: Console) -> Response:
-    totp = Totp(c.tk)
+    totp = c.tk.services.totp
     status = await totp.status(c.session.user_id)
     enrolment = None if status.active else await totp.pending(c.session.user_id)
     return c.render(
@@ -142,7 +141,7 @@ async def tfa_page(c: Console) -> Response:
 
 @pages.route("POST", "/console/2fa/enrol", resources=[ADMIN_SELF], summary="Start two-factor set-up")
 async def tfa_enrol(c: Console) -> Response:
-    await Totp(c.tk).enroll(c.session.user_id)  # Conflict when active: the guard renders it
+    await c.tk.services.totp.enroll(c.session.user_id)  # Conflict when active: the guard renders it
     await c.tk.audit.record_request(
         c.request, audit.TFA_ENROLMENT_STARTED, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id,
         username=c.username, details={"forced": False},
@@ -152,7 +151,7 @@ async def tfa_enrol(c: Console) -> Response:
 
 @pages.route("POST", "/console/2fa/activate", resources=[ADMIN_SELF], summary="Activate two-factor auth")
 async def tfa_activate(c: Console) -> Response:
-    totp = Totp(c.tk)
+    totp = c.tk.services.totp
     try:
         codes = await totp.activate(c.session.user_id, c.field("otp"))
     except InvalidRequest as exc:

@@ -31,6 +31,7 @@ from starlette.requests import Request
 
 from tillkey.access.grants import GrantsState
 from tillkey.audit import API_KEY_REFUSED, FAILURE, AuditLog
+from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.usage import UsageNotes
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Unauthenticated, Unavailable
@@ -82,7 +83,8 @@ class ApiKeyState:
         self._by_digest: dict[str, LiveKey] = {}
         self._legacy: dict[str, list[LiveKey]] = {}  # redacted form -> imported keys not yet presented
         self._legacy_slots = asyncio.Semaphore(LEGACY_CHECKS_AT_ONCE)
-        # Set by the runtime: write a legacy key's new digest (once, whichever process sees it first).
+        self.version = 0  # counts changes: a look-up after a catch-up that changed nothing is skipped
+        # Set by wiring.py: write a legacy key's new digest (once, whichever process sees it first).
         self.upgrade: Callable[[int, str], Awaitable[None]] | None = None
         self.usage: UsageNotes[int] = UsageNotes(usage_interval)
         # key id -> (principal, grants version it was built from)
@@ -98,6 +100,8 @@ class ApiKeyState:
         self._principals = {}
 
     def _index_legacy(self) -> None:
+        """After every change of the keys: the imported ones not yet presented, by redacted form."""
+        self.version += 1
         legacy: dict[str, list[LiveKey]] = {}
         for k in self._by_digest.values():
             if k.legacy is not None:
@@ -196,9 +200,11 @@ class SecretApiKeys:
     name = "api_key"
 
     def __init__(
-        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time
-    ) -> None:
+        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time,
+        catch_up: CatchUp | None = None,
+    ) -> None:  # fmt: skip
         self._state = state
+        self._catch_up = catch_up
         self._grants = grants
         self._audit = audit
         self._now = now
@@ -208,7 +214,14 @@ class SecretApiKeys:
         raw = secret_from_headers(authorization, request.headers.get("x-medusa-access-token"))
         if raw is None:
             return None
-        key = await self._state.find_secret(raw)
+        seen = self._state.version
+        key = await self._state.find_secret(raw)  # memory only (an imported key's first use: scrypt)
+        if key is None and self._catch_up is not None and await self._catch_up.refresh(raw):
+            # Created or imported a moment ago elsewhere? Unchanged keys: no second scrypt check.
+            if self._state.version != seen:
+                key = await self._state.find_secret(raw)
+            if key is None:
+                self._catch_up.unknown(raw)
         if key is None:
             raise Unauthenticated(detail="unknown api key")
         now = self._now()

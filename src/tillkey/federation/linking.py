@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.factors import Account, account_name
 from tillkey.crypto.passwords import is_unusable, unusable_hash
 from tillkey.crypto.secrets import random_token
@@ -26,7 +25,6 @@ from tillkey.errors import Conflict, NotFound
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.principal import UserType
 from tillkey.store import accounts as accounts_repo
-from tillkey.store import auth as auth_repo
 from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
 from tillkey.store.accounts import Admin
@@ -177,8 +175,9 @@ class Linking:
         linked = await self._link(assertion, UserType.CUSTOMER, None, pending.id)
         return Resolved(linked, None, pending)
 
-    def _mapped_role(self, assertion: Assertion) -> str | None:
-        provider = assertion.provider
+    @staticmethod
+    def _mapped_role(assertion: Assertion, provider: Provider | None = None) -> str | None:
+        provider = provider or assertion.provider
         groups = set(assertion.groups)
         for group, role in provider.role_map.items():  # the operator's order decides between groups
             if group in groups:
@@ -193,7 +192,7 @@ class Linking:
         # The provider's role map passed the delegation rule when the operator saved it.
         username = f"{assertion.provider.name}-{email.partition('@')[0]}"[:128]
         try:
-            admin = await Accounts(self.tk).create_admin(
+            admin = await self.tk.services.accounts.create_admin(
                 OPERATOR, username=username, email=email, password=random_token(32) + "aA1!", role=role,
                 firstname=assertion.name[:255],
             )  # fmt: skip
@@ -208,24 +207,25 @@ class Linking:
     async def map_role(self, admin: Admin, assertion: Assertion) -> Admin:
         """Group claims decide the role on every sign-in: a group removed at the provider takes the
         role with it now (no mapped group and no default: no role, and the sign-in is refused)."""
-        provider = assertion.provider
-        if not provider.role_map and provider.default_role is None:
-            return admin
-        role = self._mapped_role(assertion)
-        async with self.tk.db.transaction() as s:
-            row = await accounts_repo.role_by_name(s, role) if role else None
+        async with self.tk.uow() as w:
+            # The map as it is now, not as the flow began: `tillkey idp update` may have changed it
+            # (and signed this admin out) while the browser was at the provider.
+            provider = await repo.by_id(w.s, assertion.provider.id) or assertion.provider
+            if not provider.role_map and provider.default_role is None:
+                return admin
+            role = self._mapped_role(assertion, provider)
+            row = await accounts_repo.role_by_name(w.s, role) if role else None
             role_id = row.id if row else None
             if role_id == admin.role_id:
                 return admin
-            await accounts_repo.set_admin_role(s, admin.id, role_id)
-            await auth_repo.record_change(s, "grants", self.tk.clock.now_int())
-            await self.tk.audit.record_in(
-                s, audit.ACCOUNT_CHANGED, username=admin.username,
+            await accounts_repo.set_admin_role(w.s, admin.id, role_id)
+            w.changed("grants")
+            w.audit(
+                audit.ACCOUNT_CHANGED, username=admin.username,
                 details={"target_type": int(UserType.ADMIN), "target_id": admin.id, "change": "role",
                          "role": role, "via": f"identity provider {provider.name}"},
             )  # fmt: skip
-            updated = await accounts_repo.admin_by_id(s, admin.id)
-        await self.tk.reload_grants()
+            updated = await accounts_repo.admin_by_id(w.s, admin.id)
         assert updated is not None
         return updated
 

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.service import ADMINISTRATORS, Accounts
+from tillkey.accounts.service import ADMINISTRATORS
 from tillkey.crypto import legacy_hashes
 from tillkey.crypto.magento_encryptor import ENCRYPTED, MagentoDecryptError, MagentoKeys, plain_secret
 from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Options, Person, Report, run, where
@@ -118,7 +118,7 @@ async def _tillkey_roles(
         async with tk.db.session() as s:
             exists = await repo.role_by_name(s, name) is not None
         if not exists and not dry_run:
-            await Accounts(tk).create_role(OPERATOR, name, _grant(tk, allowed, denied))
+            await tk.services.accounts.create_role(OPERATOR, name, _grant(tk, allowed, denied))
     return found
 
 

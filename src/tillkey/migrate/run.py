@@ -26,10 +26,7 @@ from urllib.parse import urlsplit
 
 from tillkey import audit, names
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.api_keys import ApiKeys
-from tillkey.accounts.integrations import Integrations
-from tillkey.accounts.service import ADMINISTRATORS, Accounts
-from tillkey.accounts.totp import Totp
+from tillkey.accounts.service import ADMINISTRATORS
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import Conflict, InvalidRequest, TillkeyError
 from tillkey.oauth1.handshake import TokenPair
@@ -176,7 +173,7 @@ async def _create(tk: Tillkey, p: Item) -> None:
             if admin is None:
                 raise InvalidRequest("its creator is not in Tillkey")
             creator = admin.id
-        await ApiKeys(tk).import_existing(
+        await tk.services.api_keys.import_existing(
             type=p.type,
             title=p.title,
             token=p.token,
@@ -189,7 +186,7 @@ async def _create(tk: Tillkey, p: Item) -> None:
         return
     if isinstance(p, Machine):
         assert p.consumer_secret is not None
-        await Integrations(tk).import_existing(
+        await tk.services.integrations.import_existing(
             OPERATOR,
             name=p.name,
             email=p.email,
@@ -203,7 +200,7 @@ async def _create(tk: Tillkey, p: Item) -> None:
         )
         return
     assert p.password is not None
-    accounts = Accounts(tk)
+    accounts = tk.services.accounts
     if p.kind == CUSTOMER:
         await accounts.import_customer(
             email=p.email, password_hash=p.password, firstname=p.first_name, lastname=p.last_name
@@ -219,14 +216,14 @@ async def _create(tk: Tillkey, p: Item) -> None:
         lastname=p.last_name,
     )
     if p.totp_secret:
-        await Totp(tk).import_active(admin.id, p.totp_secret)
+        await tk.services.totp.import_active(admin.id, p.totp_secret)
     if not p.active:
         await accounts.set_admin_active(OPERATOR, admin.id, False)
 
 
 async def _update_admin(tk: Tillkey, p: Person, admin: repo.Admin) -> None:
     """`--on-conflict update` for an admin: role, active flag, and the hash while still imported."""
-    accounts = Accounts(tk)
+    accounts = tk.services.accounts
     await accounts.assign_role(OPERATOR, admin.username, p.role or ADMINISTRATORS)
     if admin.is_active != p.active:
         await accounts.set_admin_active(OPERATOR, admin.id, p.active)

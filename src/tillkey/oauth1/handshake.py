@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
-from tillkey.crypto.secrets import constant_time_equals
+from tillkey.clock import Clock
+from tillkey.contracts import Changes
+from tillkey.crypto.secrets import MasterSecret, constant_time_equals
 from tillkey.errors import TillkeyError, Unauthenticated, UpstreamFailed
 from tillkey.oauth1 import rfc5849
 from tillkey.principal import UserType
 from tillkey.security import outbound
-from tillkey.store import auth as auth_repo
+from tillkey.settings import Settings
 from tillkey.store import integrations as repo
+from tillkey.store.db import Database
 from tillkey.store.integrations import Integration
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.store.unit_of_work import Work
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 ENDPOINT_TIMEOUT = 5.0  # seconds (Magento's postToConsumer)
@@ -52,36 +52,36 @@ class TokenPair:
     secret: str
 
 
-async def issue_access_token(tk: Tillkey, s: AsyncSession, integration_id: int) -> TokenPair:
-    """In the caller's transaction: drop every token of the integration, add a new access token,
+async def issue_access_token(master: MasterSecret, w: Work, integration_id: int) -> TokenPair:
+    """In the caller's unit of work: drop every token of the integration, add a new access token,
     mark the integration active and tell every process (change feed)."""
     pair = TokenPair(new_token(), new_token())
-    await repo.delete_tokens(s, integration_id)
+    await repo.delete_tokens(w.s, integration_id)
     await repo.add_token(
-        s, integration_id, repo.ACCESS, tk.master.digest(pair.token),
-        tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), tk.clock.now_int(),
+        w.s, integration_id, repo.ACCESS, master.digest(pair.token),
+        master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), w.now,
     )  # fmt: skip
-    await repo.set_active(s, integration_id, True)
-    await auth_repo.record_change(s, "integrations", tk.clock.now_int(), user_type=1, user_id=integration_id)
+    await repo.set_active(w.s, integration_id, True)
+    w.changed("integrations", user_type=1, user_id=integration_id)
     return pair
 
 
-async def start(tk: Tillkey, integration: Integration) -> int:
+async def start(db: Database, master: MasterSecret, settings: Settings, clock: Clock, integration: Integration) -> int:
     """Post the verifier to the integration's endpoint; answers the handshake's deadline (unix)."""
     assert integration.endpoint_url is not None
     verifier = new_token()
-    now = tk.clock.now_int()
-    async with tk.db.transaction() as s:
+    now = clock.now_int()
+    async with db.transaction() as s:
         await repo.delete_tokens(s, integration.id, [repo.VERIFIER, repo.REQUEST])
         await repo.add_token(
-            s, integration.id, repo.VERIFIER, tk.master.digest(secrets.token_hex(32)),
-            tk.master.encrypt(secrets.token_bytes(16), TOKEN_CONTEXT), now,
-            verifier_digest=tk.master.digest(verifier),
+            s, integration.id, repo.VERIFIER, master.digest(secrets.token_hex(32)),
+            master.encrypt(secrets.token_bytes(16), TOKEN_CONTEXT), now,
+            verifier_digest=master.digest(verifier),
         )  # fmt: skip
     form = {
         "oauth_consumer_key": integration.consumer_key,
-        "oauth_consumer_secret": tk.master.decrypt(integration.consumer_secret_enc, CONSUMER_CONTEXT).decode(),
-        "store_base_url": tk.settings.issuer + "/",
+        "oauth_consumer_secret": master.decrypt(integration.consumer_secret_enc, CONSUMER_CONTEXT).decode(),
+        "store_base_url": settings.issuer + "/",
         "oauth_verifier": verifier,
     }
     try:
@@ -89,33 +89,39 @@ async def start(tk: Tillkey, integration: Integration) -> int:
             integration.endpoint_url,
             form,
             seconds=ENDPOINT_TIMEOUT,
-            allow_private=tk.settings.integration_allow_private_endpoints,
+            allow_private=settings.integration_allow_private_endpoints,
         )
     except outbound.Undeliverable as exc:
         # One answer whatever happened there: the status, body or error of the target would make
         # activation a probe of whatever the URL reaches.
         raise UpstreamFailed(UNDELIVERED, detail=str(exc)) from None
-    return now + tk.settings.oauth1_handshake_seconds
+    return now + settings.oauth1_handshake_seconds
 
 
 class Exchange:
     """POST /oauth/token/request and /oauth/token/access (surfaces/oauth1.py renders)."""
 
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    def __init__(
+        self, *, db: Database, changes: Changes, master: MasterSecret, settings: Settings, clock: Clock
+    ) -> None:
+        self.db = db
+        self.changes = changes
+        self.master = master
+        self.settings = settings
+        self.clock = clock
         self._dummy = secrets.token_hex(16)
 
     async def _consumer(self, req: rfc5849.SignedRequest) -> tuple[Integration | None, str]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.by_consumer_key(s, req.consumer_key)
         if found is None:
             return None, self._dummy
-        return found, self.tk.master.decrypt(found.consumer_secret_enc, CONSUMER_CONTEXT).decode()
+        return found, self.master.decrypt(found.consumer_secret_enc, CONSUMER_CONTEXT).decode()
 
     def _check(self, req: rfc5849.SignedRequest, required: list[str]) -> None:
-        settings = self.tk.settings
+        settings = self.settings
         rfc5849.check_protocol(
-            req, now=self.tk.clock.now_int(), required=required, allow_sha1=settings.oauth1_allow_hmac_sha1,
+            req, now=self.clock.now_int(), required=required, allow_sha1=settings.oauth1_allow_hmac_sha1,
             max_age=settings.oauth1_timestamp_max_age,
         )  # fmt: skip
 
@@ -124,7 +130,7 @@ class Exchange:
             raise rfc5849.SignatureRefused(rfc5849.USED_NONCE, parameters=[str(integration_id)], detail="reused nonce")
 
     def _fresh(self, created_at: int) -> bool:
-        return self.tk.clock.now_int() <= created_at + self.tk.settings.oauth1_handshake_seconds
+        return self.clock.now_int() <= created_at + self.settings.oauth1_handshake_seconds
 
     async def request_token(self, req: rfc5849.SignedRequest) -> TokenPair:
         self._check(req, [])
@@ -135,47 +141,46 @@ class Exchange:
                 rfc5849.BAD_SIGNATURE, detail="unknown consumer" if integration is None else "bad signature"
             )
         pair = TokenPair(new_token(), new_token())
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             pending = await repo.tokens_of(s, integration.id, repo.VERIFIER)
             if not pending or not self._fresh(pending[-1].created_at):
                 raise Unauthenticated(CONSUMER_EXPIRED, detail="no handshake in progress, or it expired")
             await self._nonce(s, req, integration.id)
             await repo.promote_token(
-                s, pending[-1].id, repo.REQUEST, self.tk.master.digest(pair.token),
-                self.tk.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT),
+                s, pending[-1].id, repo.REQUEST, self.master.digest(pair.token),
+                self.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT),
             )  # fmt: skip
         return pair
 
     async def access_token(self, req: rfc5849.SignedRequest) -> tuple[int, TokenPair]:
         self._check(req, ["oauth_token", "oauth_verifier"])
         integration, secret = await self._consumer(req)
-        async with self.tk.db.session() as s:
-            stored = await repo.token_by_digest(s, self.tk.master.digest(req.token or ""))
+        async with self.db.session() as s:
+            stored = await repo.token_by_digest(s, self.master.digest(req.token or ""))
         ours = stored is not None and integration is not None and stored.integration_id == integration.id
         token_secret = self._dummy
         if stored is not None and stored.kind == repo.REQUEST:
-            token_secret = self.tk.master.decrypt(stored.secret_enc, TOKEN_CONTEXT).decode()
+            token_secret = self.master.decrypt(stored.secret_enc, TOKEN_CONTEXT).decode()
         valid = rfc5849.verify(req, secret, token_secret)
         if integration is None or stored is None or not ours or stored.kind != repo.REQUEST or not valid:
             raise rfc5849.SignatureRefused(
                 rfc5849.BAD_SIGNATURE, detail="unknown consumer or request token, or bad signature"
             )
-        verifier = self.tk.master.digest(req.oauth["oauth_verifier"])
+        verifier = self.master.digest(req.oauth["oauth_verifier"])
         if stored.verifier_digest is None or not constant_time_equals(verifier, stored.verifier_digest):
             raise rfc5849.SignatureRefused(BAD_VERIFIER, detail="wrong verifier")
         if not self._fresh(stored.created_at):
             raise Unauthenticated(CONSUMER_EXPIRED, detail="handshake expired")
-        async with self.tk.db.transaction() as s:
-            await self._nonce(s, req, integration.id)
+        async with self.changes() as w:
+            await self._nonce(w.s, req, integration.id)
             # A request token buys one access token, even when two exchanges race with it.
-            if not await repo.spend_token(s, stored.id, repo.REQUEST):
+            if not await repo.spend_token(w.s, stored.id, repo.REQUEST):
                 raise rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail="request token already spent")
-            pair = await issue_access_token(self.tk, s, integration.id)
-        await self.tk.reload_integrations()
-        await self.tk.audit.record(
-            audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
-            details={"format": "oauth1", "via": "handshake"},
-        )  # fmt: skip
+            pair = await issue_access_token(self.master, w, integration.id)
+            w.audit(
+                audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
+                details={"format": "oauth1", "via": "handshake"},
+            )  # fmt: skip
         return integration.id, pair
 
 

@@ -11,22 +11,23 @@ import base64
 import binascii
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from tillkey import audit
 from tillkey.access import delegation
+from tillkey.access.tree import ResourceTree
+from tillkey.clock import Clock
+from tillkey.contracts import Changes, Revocations
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
-from tillkey.store import auth as auth_repo
 from tillkey.store import oauth2 as repo
+from tillkey.store.db import Database
 from tillkey.store.oauth2 import Client
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
 
 SECRET_PREFIX = "tk_cs_"  # noqa: S105 (a prefix, not a secret)
 CLIENT_ID_PREFIX = "tkc_"
@@ -60,8 +61,27 @@ def check_redirect_uri(uri: str) -> str:
 
 
 class Clients:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Built once (wiring.py); `tk.services.clients`. `live`: a live client from memory by
+    client_id (runtime.py, kept current by the change feed)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        changes: Changes,
+        revoker: Revocations,
+        tree: ResourceTree,
+        master: MasterSecret,
+        clock: Clock,
+        live: Callable[[str], Client | None],
+    ) -> None:
+        self.db = db
+        self.changes = changes
+        self.revoker = revoker
+        self.tree = tree
+        self.master = master
+        self.clock = clock
+        self.live = live
 
     async def create(
         self, acting: Principal, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
@@ -84,7 +104,7 @@ class Clients:
         if "authorization_code" in grants and not uris:
             raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
         wanted = scope_rules.parse(" ".join(scopes))
-        unknown = scope_rules.unknown(self.tk.tree, wanted)
+        unknown = scope_rules.unknown(self.tree, wanted)
         if unknown:
             raise InvalidRequest(
                 f"Unknown scope(s): {', '.join(unknown)[:200]}. Scopes are resource ids or OIDC scopes."
@@ -93,49 +113,44 @@ class Clients:
         # the registering caller must hold every resource scope (self / admin_self name the token's
         # own user and are nobody's to give; OIDC scopes grant no resource).
         delegation.require_ids_within(
-            acting, self.tk.tree, scope_rules.resource_scopes(wanted), what="oauth client scopes"
+            acting, self.tree, scope_rules.resource_scopes(wanted), what="oauth client scopes"
         )
         secret = SECRET_PREFIX + secrets.token_urlsafe(32) if client_type == "confidential" else None
-        now = self.tk.clock.now_int()
+        now = self.clock.now_int()
         draft = Client(
             0, CLIENT_ID_PREFIX + secrets.token_urlsafe(12), name, client_type,
-            None if secret is None else self.tk.master.digest(secret), uris, grants, wanted, first_party,
+            None if secret is None else self.master.digest(secret), uris, grants, wanted, first_party,
             require_pkce or client_type == "public", True, now, resource_server,
         )  # fmt: skip
-        async with self.tk.db.transaction() as s:
-            client = await repo.add_client(s, draft)
-            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client.client_id)
-            await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_CREATED,
+        async with self.changes() as w:
+            client = await repo.add_client(w.s, draft)
+            w.changed(CHANGE_KIND, ref=client.client_id)
+            w.audit(
+                audit.OAUTH2_CLIENT_CREATED,
                 details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
                          "scopes": list(wanted), "resource_server": resource_server},
             )  # fmt: skip
-        await self.tk.reload_clients()
         return Registered(client, secret)
 
     async def registered(self) -> list[Client]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.clients(s)
 
     async def delete(self, client_id: str) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
-            client = await repo.delete_client(s, client_id)
+        async with self.changes() as w:
+            client = await repo.delete_client(w.s, client_id)
             if client is None:
                 raise NotFound("There is no OAuth client with this client_id.")
-            families = await repo.families_of_client(s, client_id)
+            families = await repo.families_of_client(w.s, client_id)
             denied: list[tuple[str, int | None]] = []
             for family in families:
-                denied += await repo.revoke_family(s, family, now)
-            await auth_repo.record_change(s, CHANGE_KIND, now, ref=client_id)
-            await self.tk.audit.record_in(
-                s, audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)}
-            )
-        await self.tk.revoker.revoke_ids(denied)
-        await self.tk.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
-        await self.tk.reload_clients()
+                denied += await repo.revoke_family(w.s, family, w.now)
+            w.changed(CHANGE_KIND, ref=client_id)
+            w.audit(audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": len(families)})
+        await self.revoker.revoke_ids(denied)
+        await self.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
         return replace(client, active=False)
 
     async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
@@ -153,12 +168,12 @@ class Clients:
         client_id, secret, method = _credentials(params, authorization)
         # Live clients are in memory (runtime.py, kept current by the change feed); one created a
         # moment ago by another process, or a deactivated one, is looked up in the database.
-        client = self.tk.oauth_clients.get(client_id)
+        client = self.live(client_id)
         if client is None:
-            async with self.tk.db.session() as s:
+            async with self.db.session() as s:
                 client = await repo.client_by_client_id(s, client_id)
         stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
-        presented = self.tk.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
+        presented = self.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
         matches = hmac.compare_digest(stored, presented)
         if client is None or not client.active:
             raise InvalidClient(detail="unknown client")

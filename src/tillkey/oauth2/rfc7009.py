@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.errors import UnsupportedTokenType
 from tillkey.oauth2.rfc6749.params import form, require
 from tillkey.tokens.contracts import InvalidToken
 from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
-from tillkey.tokens.refresh import RefreshTokens
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -22,14 +20,14 @@ HINTS = frozenset({"access_token", "refresh_token"})
 
 async def revoke(tk: Tillkey, body: bytes, content_type: str | None, authorization: str | None) -> None:
     params = form(body, content_type, PARAMS)
-    client = await Clients(tk).authenticate(params, authorization)
+    client = await tk.services.clients.authenticate(params, authorization)
     (token,) = require(params, "token")
     hint = params.get("token_type_hint")
     if hint is not None and hint not in HINTS:
         raise UnsupportedTokenType()
     # The hint only orders the lookups (§2.1); the token's prefix tells refresh tokens apart.
     if token.startswith(REFRESH_PREFIX):
-        refreshes = RefreshTokens(tk)
+        refreshes = tk.services.refresh_tokens
         found = await refreshes.lookup(token)
         if found is not None and found.client_id == client.client_id and found.revoked_at is None:
             await refreshes.revoke_family(found, reason="revoked")

@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey.errors import Unauthenticated
 from tillkey.oauth2.access_tokens import subject
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.oauth2.rfc6749.params import form, require
 from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
-from tillkey.tokens.refresh import RefreshTokens
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -29,14 +27,14 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 async def introspect(tk: Tillkey, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
     params = form(body, content_type, PARAMS)
-    client = await Clients(tk).authenticate(params, authorization)
+    client = await tk.services.clients.authenticate(params, authorization)
     if not client.confidential:
         # §4: the endpoint must be protected; a public client proves nothing about itself.
         raise InvalidClient(detail="public client at the introspection endpoint")
     (token,) = require(params, "token")
     now = tk.clock.now_int()
     if token.startswith(REFRESH_PREFIX):
-        rec = await RefreshTokens(tk).lookup(token)
+        rec = await tk.services.refresh_tokens.lookup(token)
         if (
             rec is None or rec.client_id != client.client_id or rec.used_at is not None
             or rec.revoked_at is not None or min(rec.expires_at, rec.family_expires_at) <= now

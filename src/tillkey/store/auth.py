@@ -180,6 +180,20 @@ async def record_change(
     s: AsyncSession, kind: str, now: int, *, user_type: int | None = None, user_id: int | None = None,
     ref: str | None = None,
 ) -> None:  # fmt: skip
+    """A change-feed row alone. Services write theirs through store/unit_of_work.py, which also
+    applies the change to this process and audits it."""
+    add_change(s, kind, now, user_type=user_type, user_id=user_id, ref=ref)
+
+
+def add_change(
+    s: AsyncSession,
+    kind: str,
+    now: int,
+    *,
+    user_type: int | None = None,
+    user_id: int | None = None,
+    ref: str | None = None,
+) -> None:
     row = AuthChangeRow(kind=kind, user_type=user_type, user_id=user_id, ref=ref, created_at=now)
     s.add(row)
     # Database.transaction hands these to its after_commit hook (the pub/sub wake-up).

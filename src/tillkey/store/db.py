@@ -49,7 +49,7 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-# Session.info key under which store/auth.record_change notes the change-feed rows of a transaction.
+# Session.info key under which store/auth.add_change notes the change-feed rows of a transaction.
 CHANGES = "tillkey.changes"
 # Session.info key of callbacks to run once the transaction has committed (never on rollback).
 AFTER_COMMIT = "tillkey.after_commit"

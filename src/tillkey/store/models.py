@@ -586,7 +586,8 @@ class IdentityProviderRow(Base):
     scope: Mapped[str] = mapped_column(String(512))
     redirect_uri: Mapped[str] = mapped_column(String(1024))
     groups_claim: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    role_map: Mapped[str] = mapped_column(Text, default="{}")  # {"group": "role name"}
+    # {"map": [["group", "role name"], ...], "options": {...}} (store/idps.py; older rows: {"group": "role"})
+    role_map: Mapped[str] = mapped_column(Text, default="{}")
     default_role: Mapped[str | None] = mapped_column(String(128), nullable=True)
     provisioning: Mapped[str] = mapped_column(String(16))  # "jit" | "existing"
     allowed_domains: Mapped[str] = mapped_column(Text, default="[]")

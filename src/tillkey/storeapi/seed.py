@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from tillkey.accounts.service import Accounts
 from tillkey.crypto.secrets import random_token
 from tillkey.store import accounts as accounts_repo
 from tillkey.store.accounts import utcnow
@@ -51,7 +50,7 @@ async def seed(tk: Tillkey, customer_password: str | None = None) -> dict[str, A
         prices = {sku: Decimal(price) for sku, _n, price, _q, _w in PRODUCTS}
         names = {sku: n for sku, n, _p, _q, _w in PRODUCTS}
         ids = {sku: pid for sku, pid in (await s.execute(select(ProductRow.sku, ProductRow.id))).all()}
-    accounts = Accounts(tk)
+    accounts = tk.services.accounts
     for n, (email, first, last, lines) in enumerate(CUSTOMERS, start=1):
         async with tk.db.session() as s:
             if await accounts_repo.customer_by_email(s, email) is not None:

@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
@@ -88,7 +87,7 @@ async def list_keys(request: Request) -> JSONResponse:
     limit = _int_param(request, "limit", 20, 1000)
     offset = _int_param(request, "offset", 0, 2**31 - 1)
     q = request.query_params.get("q")
-    keys, count = await ApiKeys(tillkey(request)).listing(
+    keys, count = await tillkey(request).services.api_keys.listing(
         type=kind, q=q[:255] if q else None, limit=limit, offset=offset
     )
     return JSONResponse({"api_keys": [key_json(k) for k in keys], "count": count, "offset": offset, "limit": limit})
@@ -108,20 +107,20 @@ async def create_key(request: Request, caller: Caller) -> JSONResponse:
         not isinstance(resources, list) or not all(isinstance(r, str) and len(r) <= 255 for r in resources)
     ):
         raise InvalidRequest("Invalid request: Field 'resources' must be a list of resource ids")
-    created = await ApiKeys(tk).create(caller, title=title, type=kind, resources=resources)
+    created = await tk.services.api_keys.create(caller, title=title, type=kind, resources=resources)
     return JSONResponse({"api_key": key_json(created.key, created.token)}, headers=NO_STORE)
 
 
 @api.route("GET", "/admin/api-keys/{key_id}", resources=[API_KEYS], actors=ADMINS, summary="One API key")
 async def get_key(request: Request, key_id: str) -> JSONResponse:
-    return JSONResponse({"api_key": key_json(await ApiKeys(tillkey(request)).get(_key_id(key_id)))})
+    return JSONResponse({"api_key": key_json(await tillkey(request).services.api_keys.get(_key_id(key_id)))})
 
 
 @api.route("POST", "/admin/api-keys/{key_id}", resources=[API_KEYS], actors=ADMINS, summary="Rename an API key")
 async def update_key(request: Request, key_id: str) -> JSONResponse:
     tk = tillkey(request)
     title = required_string(await json_body(request, tk.settings.max_body_bytes), "title")
-    return JSONResponse({"api_key": key_json(await ApiKeys(tk).rename(_key_id(key_id), title))})
+    return JSONResponse({"api_key": key_json(await tk.services.api_keys.rename(_key_id(key_id), title))})
 
 
 @api.route(
@@ -130,7 +129,7 @@ async def update_key(request: Request, key_id: str) -> JSONResponse:
 )  # fmt: skip
 async def delete_key(request: Request, caller: Caller, key_id: str) -> JSONResponse:
     kid = _key_id(key_id)
-    await ApiKeys(tillkey(request)).delete(kid, actor_type=int(caller.user_type), actor_id=caller.user_id)
+    await tillkey(request).services.api_keys.delete(kid, actor_type=int(caller.user_type), actor_id=caller.user_id)
     return JSONResponse({"id": f"{KEY_PREFIX}{kid}", "object": "api_key", "deleted": True})
 
 
@@ -146,7 +145,7 @@ async def revoke_key(request: Request, caller: Caller, key_id: str) -> JSONRespo
         revoke_in = 0
     if isinstance(revoke_in, bool) or not isinstance(revoke_in, int | float):
         raise InvalidRequest("Invalid request: Field 'revoke_in' must be a number of seconds")
-    key = await ApiKeys(tk).revoke(
+    key = await tk.services.api_keys.revoke(
         _key_id(key_id), revoke_in=float(revoke_in), by=_acting_admin(request, caller),
         actor_type=int(caller.user_type), actor_id=caller.user_id,
     )  # fmt: skip

@@ -21,7 +21,7 @@ from tillkey.accounts.signin import (
     TotpCode,
     login_token,
 )
-from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, Totp, qr_svg
+from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, qr_svg
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip, plain_http_from_afar
@@ -47,7 +47,7 @@ REFRESH_COOKIE = "tillkey_refresh"
 REFRESH_COOKIE_PATH = "/rest"
 
 
-def _with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
+def with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
     """The bare-string token body Magento clients expect, plus the refresh cookie."""
     response = MagentoJSON(body, headers=NO_STORE)
     response.set_cookie(
@@ -63,8 +63,8 @@ async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt,
 
     async def issue(who: SignedIn) -> MagentoJSON:
         token = await login_token(tk)(who)
-        session = await headless.begin(tk, who.user_type, who.user_id, token, who.amr)
-        return _with_refresh_cookie(token, session)
+        session = await tk.services.headless.begin(who.user_type, who.user_id, token, who.amr)
+        return with_refresh_cookie(token, session)
 
     second = TotpCode(otp, demanded=True) if otp is not None else None
     try:
@@ -128,14 +128,14 @@ async def refresh_token(request: Request) -> MagentoJSON:
     try:
         if not cookie:
             raise InvalidRefreshToken(detail="no refresh cookie")
-        session = await headless.refresh(tk, cookie)
+        session = await tk.services.headless.refresh(cookie)
     except InvalidRefreshToken as exc:
         gone = f"{REFRESH_COOKIE}=; Max-Age=0; Path={REFRESH_COOKIE_PATH}; Secure; HttpOnly; SameSite=Strict"
         raise Unauthenticated(
             "The refresh token is invalid, expired or revoked. Please sign in again.", detail=exc.detail,
             headers={"Set-Cookie": gone},
         ) from None  # fmt: skip
-    return _with_refresh_cookie(session.access_token, session)
+    return with_refresh_cookie(session.access_token, session)
 
 
 @api.route(
@@ -208,7 +208,7 @@ async def google_authenticate(request: Request) -> MagentoJSON:
     summary="Start TOTP enrolment for the calling admin: secret, otpauth URI and QR code (Tillkey addition)",
 )  # fmt: skip
 async def tfa_enroll(request: Request, caller: Caller) -> MagentoJSON:
-    enrolment = await Totp(tillkey(request)).enroll(caller.user_id)
+    enrolment = await tillkey(request).services.totp.enroll(caller.user_id)
     body = {"secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_svg": qr_svg(enrolment.uri)}
     return MagentoJSON(body, headers=NO_STORE)
 
@@ -220,7 +220,7 @@ async def tfa_enroll(request: Request, caller: Caller) -> MagentoJSON:
 async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
     tk = tillkey(request)
     (otp,) = require_strings(await json_body(request, tk.settings.max_body_bytes), "otp")
-    codes = await Totp(tk).activate(caller.user_id, otp)
+    codes = await tk.services.totp.activate(caller.user_id, otp)
     return MagentoJSON({"recovery_codes": codes}, headers=NO_STORE)
 
 
@@ -230,5 +230,5 @@ async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
 )  # fmt: skip
 async def tfa_reset(request: Request, caller: Caller, admin_id: AdminId) -> MagentoJSON:
     # Never one's own, and only an admin within the caller's grant: the service asks the rule.
-    await Totp(tillkey(request)).reset(caller, admin_id)  # also revokes their tokens
+    await tillkey(request).services.totp.reset(caller, admin_id)  # also revokes their tokens
     return MagentoJSON(True)

@@ -13,7 +13,6 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
 from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.medusa_verification import MedusaVerification
-from tillkey.accounts.sessions import Sessions
 from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
@@ -89,7 +88,7 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
     identity_id = prefixed_id(IDENTITY_PREFIX, identity) if isinstance(identity, str) else None
     where = attempt(request)
     context = {k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")}
-    started = await Sessions(tk).start(
+    started = await tk.services.sessions.start(
         kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
         context={**context, "auth_time": granted.auth_time, "amr": list(caller.auth_methods)},
         ip=where.ip, user_agent=where.user_agent,
@@ -108,7 +107,7 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
 
 @api.route("DELETE", "/auth/session", resources=[ANONYMOUS], summary="Log out: end the cookie session")
 async def end_session(request: Request) -> JSONResponse:
-    sessions = Sessions(tillkey(request))
+    sessions = tillkey(request).services.sessions
     session = sessions.find(request.cookies.get(COOKIE))
     if session is None:
         raise AuthenticationRequired(detail="no live session cookie")

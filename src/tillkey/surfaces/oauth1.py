@@ -16,11 +16,11 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.integrations import Integrations, describe
+from tillkey.accounts.integrations import describe
 from tillkey.credentials.oauth1 import FORM, form_body, signed_uri
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth1 import rfc5849
-from tillkey.oauth1.handshake import Exchange, problem
+from tillkey.oauth1.handshake import problem
 from tillkey.principal import Principal
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.web.routing import Api, principal, tillkey
@@ -76,7 +76,7 @@ async def _refused(request: Request, exc: TillkeyError) -> Response:
 )  # fmt: skip
 async def request_token(request: Request) -> Response:
     try:
-        pair = await Exchange(tillkey(request)).request_token(await _signed(request))
+        pair = await tillkey(request).services.oauth1_exchange.request_token(await _signed(request))
     except TillkeyError as exc:
         return await _refused(request, exc)
     return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
@@ -88,7 +88,7 @@ async def request_token(request: Request) -> Response:
 )  # fmt: skip
 async def access_token(request: Request) -> Response:
     try:
-        _iid, pair = await Exchange(tillkey(request)).access_token(await _signed(request))
+        _iid, pair = await tillkey(request).services.oauth1_exchange.access_token(await _signed(request))
     except TillkeyError as exc:
         return await _refused(request, exc)
     return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
@@ -119,7 +119,7 @@ def _optional_string(body: dict[str, Any], name: str) -> str | None:
 
 @api.route("GET", "/tillkey/v1/integrations", resources=[MANAGE], summary="List integrations (no secrets)")
 async def list_integrations(request: Request) -> JSONResponse:
-    return JSONResponse({"integrations": await Integrations(tillkey(request)).list()})
+    return JSONResponse({"integrations": await tillkey(request).services.integrations.list()})
 
 
 @api.route(
@@ -139,7 +139,7 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
     everything = body.get("all", False)
     if not isinstance(everything, bool):
         raise InvalidRequest('The "all" value must be true or false.')
-    created = await Integrations(tk).create(
+    created = await tk.services.integrations.create(
         caller, name=name, resources=resources, all_resources=everything, email=_optional_string(body, "email") or "",
         endpoint_url=_optional_string(body, "endpoint_url"),
         identity_link_url=_optional_string(body, "identity_link_url"),
@@ -158,7 +158,7 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
     summary="Activate or re-authorize: the access token at once (manual), or the handshake posted to the endpoint",
 )  # fmt: skip
 async def activate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
-    done = await Integrations(tillkey(request)).activate(caller, integration_id)
+    done = await tillkey(request).services.integrations.activate(caller, integration_id)
     out = {k: v for k, v in {
         "id": done.id, "name": done.name, "consumer_key": done.consumer_key, "access_token": done.access_token,
         "access_token_secret": done.access_token_secret, "handshake_expires_at": done.handshake_expires_at,
@@ -173,7 +173,7 @@ async def activate_integration(request: Request, caller: Caller, integration_id:
     summary="Deactivate: the integration's calls are refused until it is activated again",
 )  # fmt: skip
 async def deactivate_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    return JSONResponse(describe(await Integrations(tillkey(request)).deactivate(integration_id)))
+    return JSONResponse(describe(await tillkey(request).services.integrations.deactivate(integration_id)))
 
 
 @api.route(
@@ -181,10 +181,10 @@ async def deactivate_integration(request: Request, integration_id: IntegrationId
     summary="Revoke the integration's access token (it must be activated again to get a new one)",
 )  # fmt: skip
 async def revoke_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    return JSONResponse({"revoked": await Integrations(tillkey(request)).revoke(integration_id)})
+    return JSONResponse({"revoked": await tillkey(request).services.integrations.revoke(integration_id)})
 
 
 @api.route("DELETE", "/tillkey/v1/integrations/{integration_id}", resources=[MANAGE], summary="Delete an integration")
 async def delete_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    await Integrations(tillkey(request)).delete(integration_id)
+    await tillkey(request).services.integrations.delete(integration_id)
     return JSONResponse({"deleted": True})

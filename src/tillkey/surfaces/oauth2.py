@@ -16,14 +16,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.totp import Totp
 from tillkey.console import templating
-from tillkey.console.sign_in_session import ConsoleSessions, cookie_name
+from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.oidc import discovery, userinfo
 from tillkey.oauth2.rfc6749 import authorization_code as code_grant
 from tillkey.oauth2.rfc6749 import params as oauth_params
@@ -93,13 +91,13 @@ async def authorize(request: Request) -> Response:
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
         return templating.error("Authorization failed", exc.message, exc.status_code)
-    session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
+    session = tk.services.console_sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
             err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
             return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
         if req.prompt == "login" and session is not None and not session.pending_otp:
-            await ConsoleSessions(tk).end(session)
+            await tk.services.console_sessions.end(session)
         return _login_redirect(request) if req.prompt != "login" else _login_redirect_without_prompt(request)
     user = code_grant.User(session.user_type, session.user_id, session.auth_time, session.amr)
     if req.sign_in_falls_short(user, tk.clock.now_int(), mfa_reachable=await _mfa_reachable(tk, user)):
@@ -108,7 +106,7 @@ async def authorize(request: Request) -> Response:
         if req.prompt == "none":
             err = code_grant.RedirectError(LoginRequired(), req.redirect_uri, req.state)
             return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
-        await ConsoleSessions(tk).end(session)
+        await tk.services.console_sessions.end(session)
         return _login_redirect_without_prompt(request)
     if req.client.first_party:
         return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=302)
@@ -125,7 +123,7 @@ async def _mfa_reachable(tk: Tillkey, user: code_grant.User) -> bool:
     """Would a fresh console sign-in of this user pass a second factor?"""
     if tk.settings.admin_2fa == "off" or user.user_type != UserType.ADMIN:
         return False
-    return await Totp(tk).is_active(user.user_id)
+    return await tk.services.totp.is_active(user.user_id)
 
 
 def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
@@ -146,7 +144,7 @@ async def consent(request: Request) -> Response:
     try:
         require_https(request)
         form = oauth_params.form(await read_body(request), request.headers.get("content-type"), CONSENT_PARAMS)
-        session = ConsoleSessions(tk).find(request.cookies.get(cookie_name(request)))
+        session = tk.services.console_sessions.find(request.cookies.get(cookie_name(request)))
         if session is None or session.pending_otp:
             return templating.error(
                 "Sign-in required", "Your session has ended. Start again from the application.", 401
@@ -318,7 +316,7 @@ async def create_client(request: Request) -> JSONResponse:
     if not all(isinstance(v, bool) for v in flags.values()):
         raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
     wanted = _strings(body, "scopes")
-    registered = await Clients(tk).create(
+    registered = await tk.services.clients.create(
         caller, name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
         grant_types=_strings(body, "grant_types"), scopes=wanted, first_party=bool(flags["first_party"]),
         require_pkce=bool(flags["require_pkce"]), resource_server=bool(flags["resource_server"]),
@@ -328,7 +326,7 @@ async def create_client(request: Request) -> JSONResponse:
 
 @api.route("GET", "/tillkey/v1/oauth2/clients", resources=[CLIENTS_RESOURCE], summary="List OAuth 2 clients")
 async def list_clients(request: Request) -> JSONResponse:
-    return JSONResponse([client_json(c) for c in await Clients(tillkey(request)).registered()])
+    return JSONResponse([client_json(c) for c in await tillkey(request).services.clients.registered()])
 
 
 @api.route(
@@ -338,5 +336,5 @@ async def list_clients(request: Request) -> JSONResponse:
 async def delete_client(request: Request, client_id: str) -> JSONResponse:
     if len(client_id) > 64:
         raise InvalidRequest("There is no OAuth client with this client_id.")
-    removed = await Clients(tillkey(request)).delete(client_id)
+    removed = await tillkey(request).services.clients.delete(client_id)
     return JSONResponse(client_json(removed))

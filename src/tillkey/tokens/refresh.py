@@ -22,21 +22,26 @@ client to another.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from tillkey import audit
 from tillkey.access import delegation
+from tillkey.access.grants import GrantsState
+from tillkey.clock import Clock
+from tillkey.contracts import Audit, Revocations
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal
+from tillkey.settings import Settings
 from tillkey.store import bounds
 from tillkey.store import oauth2 as repo
+from tillkey.store.db import Database
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.contracts import TokenClaims
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.tokens.revocation import RevocationState
 
 PREFIX = "tk_rt_"
 MAX_LENGTH = 128
@@ -77,22 +82,44 @@ class Rotation(Generic[A]):
 
 
 class RefreshTokens:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    """Built once (wiring.py): `tk.services.refresh_tokens`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        master: MasterSecret,
+        audit: Audit,
+        revoker: Revocations,
+        revocations: RevocationState,
+        grants: GrantsState,
+        issued: Counter[tuple[str, str]],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.master = master
+        self.audit = audit
+        self.revoker = revoker
+        self.revocations = revocations
+        self.grants = grants
+        self.issued = issued  # the tally of tokens minted (observability/metrics.py)
 
     def _digest(self, token: str) -> str | None:
         if not token.startswith(PREFIX) or len(token) > MAX_LENGTH:
             return None
-        return self.tk.master.digest(token)
+        return self.master.digest(token)
 
     async def start(
         self, *, client_id: str | None, user_type: int, user_id: int, scope: tuple[str, ...] | None,
         auth_time: int, amr: tuple[str, ...], access_jti: str | None, access_expires_at: int | None,
     ) -> Issued:  # fmt: skip
         """First token of a new family (a login, or an authorization code exchanged)."""
-        now = self.tk.clock.now_int()
-        family_expires = now + self.tk.settings.refresh_token_absolute_ttl
-        max_age = self.tk.settings.signin_max_age_for(user_type)
+        now = self.clock.now_int()
+        family_expires = now + self.settings.refresh_token_absolute_ttl
+        max_age = self.settings.signin_max_age_for(user_type)
         if max_age is not None:
             family_expires = min(family_expires, auth_time + max_age)
         if family_expires <= now:
@@ -100,15 +127,15 @@ class RefreshTokens:
         record = RefreshToken(
             family_id=secrets.token_hex(16), client_id=client_id, user_type=user_type, user_id=user_id,
             scope=scope, auth_time=auth_time, amr=amr, issued_at=now,
-            expires_at=min(now + self.tk.settings.refresh_token_idle_ttl, family_expires),
+            expires_at=min(now + self.settings.refresh_token_idle_ttl, family_expires),
             family_expires_at=family_expires, access_jti=access_jti, access_expires_at=access_expires_at,
         )  # fmt: skip
         token = PREFIX + secrets.token_urlsafe(32)
-        limit = self.tk.settings.refresh_families_per_client_user
-        async with self.tk.db.transaction() as s:
+        limit = self.settings.refresh_families_per_client_user
+        async with self.db.transaction() as s:
             await bounds.serialize(s, "refresh_families", user_type, user_id)
             await repo.add_family(s, record.family_id, now, family_expires)
-            await repo.add_refresh(s, self.tk.master.digest(token), record)
+            await repo.add_refresh(s, self.master.digest(token), record)
             crowded = await repo.families_beyond(
                 s,
                 client_id=client_id,
@@ -124,18 +151,18 @@ class RefreshTokens:
             # Magento's token endpoints never do (an ERP's jobs each sign in).
             reason = f"more than {limit} refresh families of this client and user"
             await self.revoke_family(old, reason=reason, deny_access=False)
-        self.tk.issued["refresh", "opaque"] += 1
+        self.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
     async def spend(self, token: str, *, client_id: str | None) -> RefreshToken:
         """Spend `token` for a rotation; the caller issues an access token (expiring no later than
         the family, `family_expires_at`), then `successor()`. Raises InvalidRefreshToken; a spent
         token revokes its family first."""
-        now = self.tk.clock.now_int()
+        now = self.clock.now_int()
         digest = self._digest(token)
         if digest is None:
             raise InvalidRefreshToken(detail="not a refresh token")
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             rec = await repo.refresh(s, digest)
             if rec is None:
                 raise InvalidRefreshToken(detail="unknown refresh token")
@@ -149,7 +176,7 @@ class RefreshTokens:
             raise InvalidRefreshToken(detail="spent or revoked refresh token presented")
         if rec.expires_at <= now or rec.family_expires_at <= now:
             raise InvalidRefreshToken(detail="refresh token expired")
-        before = self.tk.revocations.revoke_before.get((rec.user_type, rec.user_id))
+        before = self.revocations.revoke_before.get((rec.user_type, rec.user_id))
         if before is not None and rec.auth_time <= before:
             # The user's tokens were revoked (logout everywhere, deactivation) after this sign-in.
             raise InvalidRefreshToken(detail="user revoked since the sign-in")
@@ -176,50 +203,50 @@ class RefreshTokens:
     def require_within_family(self, spent: RefreshToken, scope: tuple[str, ...] | None) -> None:
         """The delegation rule for a rotation: what the new access token may hold (`scope`) is
         within what the family was granted, for the same user and client."""
-        now = self.tk.clock.now_int()
+        now = self.clock.now_int()
 
         def holder(granted: tuple[str, ...] | None) -> Principal:
             claims = TokenClaims(
                 spent.user_type, spent.user_id, now, None, "", "opaque", scope=granted, client_id=spent.client_id
             )
-            return self.tk.grants.principal(claims)
+            return self.grants.principal(claims)
 
         delegation.require_renewal_within(holder(spent.scope), holder(scope), what="refresh rotation")
 
     async def successor(self, spent: RefreshToken, *, access_jti: str | None, access_expires_at: int | None) -> Issued:
         """The next token of the family. Fails if the family was revoked meanwhile."""
-        now = self.tk.clock.now_int()
-        idle_end = now + self.tk.settings.refresh_token_idle_ttl
+        now = self.clock.now_int()
+        idle_end = now + self.settings.refresh_token_idle_ttl
         record = replace(
             spent, issued_at=now, expires_at=min(idle_end, spent.family_expires_at), used_at=None, revoked_at=None,
             access_jti=access_jti, access_expires_at=access_expires_at,
         )  # fmt: skip
         token = PREFIX + secrets.token_urlsafe(32)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             if not await repo.claim_family(s, spent.family_id, now):
                 raise InvalidRefreshToken(detail="family revoked during rotation")
-            await repo.add_refresh(s, self.tk.master.digest(token), record)
-        self.tk.issued["refresh", "opaque"] += 1
+            await repo.add_refresh(s, self.master.digest(token), record)
+        self.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
     async def lookup(self, token: str) -> RefreshToken | None:
         digest = self._digest(token)
         if digest is None:
             return None
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.refresh(s, digest)
 
     async def revoke_family(self, rec: RefreshToken, *, reason: str, deny_access: bool = True) -> None:
         """Revoke the family and (`deny_access`) its access tokens; reuse is a security event,
         logged as one."""
-        now = self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
+        now = self.clock.now_int()
+        async with self.db.transaction() as s:
             issued = await repo.revoke_family(s, rec.family_id, now)
         if not deny_access:
             issued = []
-        await self.tk.revoker.revoke_ids(issued)
+        await self.revoker.revoke_ids(issued)
         event = audit.REFRESH_REUSED if reason == "reuse" else audit.TOKEN_REVOKED
-        await self.tk.audit.record(
+        await self.audit.record(
             event, outcome=audit.FAILURE if reason == "reuse" else audit.SUCCESS,
             actor_type=rec.user_type, actor_id=rec.user_id,
             details={"family": rec.family_id, "client_id": rec.client_id, "reason": reason,

@@ -10,19 +10,19 @@ refused everywhere within the sync interval, and a replacement signs immediately
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tillkey import audit
+from tillkey.clock import Clock
+from tillkey.contracts import Changes
+from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import NotFound
 from tillkey.settings import Settings
 from tillkey.store import auth as repo
 from tillkey.tokens import key_material
 from tillkey.tokens.jwt import LEEWAY
-from tillkey.tokens.keys import JWKS_MAX_AGE
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.tokens.keys import JWKS_MAX_AGE, Keyring
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,44 +42,63 @@ def default_grace(settings: Settings) -> int:
     return max(signed) + LEEWAY
 
 
-async def rotate(tk: Tillkey, *, publish_ahead: int = JWKS_MAX_AGE, grace: int | None = None) -> Rotated:
-    if publish_ahead < 0 or (grace is not None and grace < 0):
-        raise ValueError("publish_ahead and grace must not be negative")
-    grace = default_grace(tk.settings) if grace is None else grace
-    now = tk.clock.now_int()
-    signs_from = now + publish_ahead
-    await tk.reload_keys()
-    # Every key that signs now or was waiting to: a rotation replaces a pending rotation too.
-    replaced = [k.kid for k in tk.keyring.by_kid.values() if k.retired_at is None and k.verifies_at(now)]
-    _key, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master, signs_from)
-    async with tk.db.transaction() as s:
-        await repo.add_key(s, stored)
-        await repo.end_keys(s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
-        await repo.record_change(s, "keys", now)
-    await tk.audit.record(
-        audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
-                                    "replaced": replaced, "replaced_verify_until": signs_from + grace},
-    )  # fmt: skip
-    await tk.reload_keys()
-    return Rotated(stored.kid, stored.alg, signs_from, replaced, signs_from + grace)
+class KeyRotation:
+    """Built once (wiring.py): `tk.services.keys`. `keyring`: the process's current keyring (the
+    runtime replaces it on every reload); `reload`: read the keys from the database into it."""
 
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        master: MasterSecret,
+        changes: Changes,
+        keyring: Callable[[], Keyring],
+        reload: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.master = master
+        self.changes = changes
+        self.keyring = keyring
+        self.reload = reload
 
-async def retire(tk: Tillkey, kid: str) -> str | None:
-    """End `kid` now. Returns the kid of the replacement signing key, if one had to be made."""
-    await tk.reload_keys()
-    now = tk.clock.now_int()
-    key = tk.keyring.by_kid.get(kid)
-    if key is None:
-        raise NotFound("No signing key with kid %kid.", parameters={"kid": kid})
-    signer = tk.keyring.signer(now)
-    replacement = None
-    async with tk.db.transaction() as s:
-        if signer is None or signer.kid == kid:
-            _new, stored = key_material.generate(tk.settings.jwt_alg, now, tk.master)
-            await repo.add_key(s, stored)
-            replacement = stored.kid
-        await repo.end_keys(s, [kid], retired_at=now, verify_until=now)
-        await repo.record_change(s, "keys", now)
-    await tk.audit.record(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
-    await tk.reload_keys()
-    return replacement
+    async def rotate(self, *, publish_ahead: int = JWKS_MAX_AGE, grace: int | None = None) -> Rotated:
+        if publish_ahead < 0 or (grace is not None and grace < 0):
+            raise ValueError("publish_ahead and grace must not be negative")
+        grace = default_grace(self.settings) if grace is None else grace
+        now = self.clock.now_int()
+        signs_from = now + publish_ahead
+        await self.reload()
+        # Every key that signs now or was waiting to: a rotation replaces a pending rotation too.
+        replaced = [k.kid for k in self.keyring().by_kid.values() if k.retired_at is None and k.verifies_at(now)]
+        _key, stored = key_material.generate(self.settings.jwt_alg, now, self.master, signs_from)
+        async with self.changes() as w:
+            await repo.add_key(w.s, stored)
+            await repo.end_keys(w.s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
+            w.changed("keys")
+            w.audit(
+                audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
+                                            "replaced": replaced, "replaced_verify_until": signs_from + grace},
+            )  # fmt: skip
+        return Rotated(stored.kid, stored.alg, signs_from, replaced, signs_from + grace)
+
+    async def retire(self, kid: str) -> str | None:
+        """End `kid` now. Returns the kid of the replacement signing key, if one had to be made."""
+        await self.reload()
+        now = self.clock.now_int()
+        keyring = self.keyring()
+        key = keyring.by_kid.get(kid)
+        if key is None:
+            raise NotFound("No signing key with kid %kid.", parameters={"kid": kid})
+        signer = keyring.signer(now)
+        replacement = None
+        async with self.changes() as w:
+            if signer is None or signer.kid == kid:
+                _new, stored = key_material.generate(self.settings.jwt_alg, now, self.master)
+                await repo.add_key(w.s, stored)
+                replacement = stored.kid
+            await repo.end_keys(w.s, [kid], retired_at=now, verify_until=now)
+            w.changed("keys")
+            w.audit(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
+        return replacement

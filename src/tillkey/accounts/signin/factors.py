@@ -225,11 +225,11 @@ class EnrolmentCode:
     used_event: ClassVar[str | None] = None  # Totp.activate records tfa.enrolled
 
     async def available(self, tk: Tillkey, account: Account) -> bool:
-        return isinstance(account, Admin) and await Totp(tk).pending(account.id) is not None
+        return isinstance(account, Admin) and await tk.services.totp.pending(account.id) is not None
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
         try:
-            self.recovery_codes = await Totp(tk).activate(account.id, self.code)
+            self.recovery_codes = await tk.services.totp.activate(account.id, self.code)
         except InvalidRequest:
             return False
         return True
@@ -239,10 +239,10 @@ def account_totp(tk: Tillkey, account: Account) -> Totp | None:
     """The account's TOTP, if its user type may use one: admins always, customers unless
     TILLKEY_CUSTOMER_2FA=off."""
     if isinstance(account, Admin):
-        return Totp(tk)
+        return tk.services.totp
     if tk.settings.customer_2fa == "off":
         return None
-    return Totp(tk, UserType.CUSTOMER)
+    return tk.services.totp_for(UserType.CUSTOMER)
 
 
 async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:

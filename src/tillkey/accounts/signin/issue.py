@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tillkey.accounts.service import Accounts
 from tillkey.accounts.signin.machine import Issue, SignedIn
 
 if TYPE_CHECKING:
@@ -21,6 +20,6 @@ def login_token(tk: Tillkey) -> Issue[str]:
     """A login token for who signed in, with the factors they passed as its amr."""
 
     async def issue(who: SignedIn) -> str:
-        return await Accounts(tk).issue_token(who.user_type, who.user_id, who.amr)
+        return await tk.services.accounts.issue_token(who.user_type, who.user_id, who.amr)
 
     return issue

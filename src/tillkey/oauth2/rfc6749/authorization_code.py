@@ -19,7 +19,6 @@ from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
 from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client, Code
-from tillkey.tokens.refresh import RefreshTokens
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -251,7 +250,7 @@ async def _replayed(tk: Tillkey, digest: str, code: Code) -> None:
         async with tk.db.session() as s:
             family = await repo.family_token(s, code.family_id)
         if family is not None:
-            await RefreshTokens(tk).revoke_family(family, reason="code_reuse")
+            await tk.services.refresh_tokens.revoke_family(family, reason="code_reuse")
     await tk.audit.record(
         audit.CODE_REUSED, outcome=audit.FAILURE, actor_type=code.user_type, actor_id=code.user_id,
         details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},

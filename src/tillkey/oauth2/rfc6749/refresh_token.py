@@ -11,7 +11,6 @@ from tillkey.oauth2.rfc6749.errors import UnauthorizedClient
 from tillkey.oauth2.rfc6749.params import require
 from tillkey.oauth2.rfc6749.token_response import Grant, mint_access, respond
 from tillkey.store.oauth2 import Client, RefreshToken
-from tillkey.tokens.refresh import RefreshTokens
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -25,7 +24,7 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
         raise UnauthorizedClient()
     (token,) = require(params, "refresh_token")
     requested = scope_rules.parse(params.get("scope"))
-    refreshes = RefreshTokens(tk)
+    refreshes = tk.services.refresh_tokens
     if requested:
         # A bad scope must not spend the token: check it against the grant first.
         found = await refreshes.lookup(token)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.rfc6749 import authorization_code, client_credentials, refresh_token
 from tillkey.oauth2.rfc6749.errors import UnsupportedGrantType
 from tillkey.oauth2.rfc6749.params import form, require
@@ -31,5 +30,5 @@ async def token(tk: Tillkey, body: bytes, content_type: str | None, authorizatio
         raise UnsupportedGrantType()
     declared, exchange = GRANTS[grant_type]
     params = {k: v for k, v in raw.items() if k in declared}
-    client = await Clients(tk).authenticate(params, authorization)
+    client = await tk.services.clients.authenticate(params, authorization)
     return await exchange(tk, client, params)

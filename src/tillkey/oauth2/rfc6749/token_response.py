@@ -12,7 +12,7 @@ from tillkey.oauth2.access_tokens import AccessToken
 from tillkey.oauth2.oidc import id_token
 from tillkey.oauth2.scopes import OPENID
 from tillkey.store.oauth2 import Client
-from tillkey.tokens.refresh import RefreshTokens, Rotation
+from tillkey.tokens.refresh import Rotation
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -62,7 +62,7 @@ async def respond(
         if rotated is not None:
             issued = rotated.issued
         else:
-            issued = await RefreshTokens(tk).start(
+            issued = await tk.services.refresh_tokens.start(
                 client_id=grant.client.client_id, user_type=grant.user_type, user_id=grant.user_id,
                 scope=grant.scope, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
                 access_jti=access.jti, access_expires_at=access.expires_at,

@@ -1,0 +1,130 @@
+"""The composition root of the services: each is built once per process, here, from the narrow
+parts it uses (contracts.py: the unit of work, the audit sink, the revoker, the hasher; the
+database, the in-memory state it writes through, settings, the clock), never from the runtime.
+
+runtime.Tillkey assembles the process (settings -> database -> keys and in-memory auth state)
+and ends with `Services(...)`; surfaces, the console and the CLI take theirs from
+`tk.services` instead of building one per request.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from tillkey.access.grants import GrantsState
+from tillkey.access.tree import ResourceTree
+from tillkey.accounts.api_keys import ApiKeys
+from tillkey.accounts.headless import Headless
+from tillkey.accounts.integrations import Integrations
+from tillkey.accounts.service import Accounts
+from tillkey.accounts.sessions import Sessions
+from tillkey.accounts.totp import Totp
+from tillkey.clock import Clock
+from tillkey.console.sign_in_session import ConsoleSessions
+from tillkey.contracts import Audit, Changes, Hasher, Revocations
+from tillkey.credentials.api_keys import ApiKeyState
+from tillkey.credentials.sessions import SessionState
+from tillkey.crypto.secrets import MasterSecret
+from tillkey.oauth1.handshake import Exchange
+from tillkey.oauth2.clients import Clients
+from tillkey.principal import UserType
+from tillkey.settings import Settings
+from tillkey.store.db import Database
+from tillkey.store.oauth2 import Client
+from tillkey.tokens.issuer import Issuer
+from tillkey.tokens.keys import Keyring
+from tillkey.tokens.refresh import RefreshTokens
+from tillkey.tokens.revocation import RevocationState
+from tillkey.tokens.rotation import KeyRotation
+from tillkey.tokens.service import Authenticator
+
+
+class Services:
+    """Every service of one process, built once."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        changes: Changes,
+        audit: Audit,
+        master: MasterSecret,
+        passwords: Hasher,
+        tree: ResourceTree,
+        issuer: Issuer,
+        revoker: Revocations,
+        revocations: RevocationState,
+        api_key_state: ApiKeyState,
+        session_state: SessionState,
+        live_client: Callable[[str], Client | None],
+        grants: GrantsState,
+        issued: Counter[tuple[str, str]],
+        keyring: Callable[[], Keyring],
+        reload_keys: Callable[[], Awaitable[None]],
+        authenticator: Authenticator,
+    ) -> None:
+        self.keys = KeyRotation(
+            settings=settings, clock=clock, master=master, changes=changes, keyring=keyring, reload=reload_keys
+        )
+        self.refresh_tokens = RefreshTokens(
+            settings=settings,
+            clock=clock,
+            db=db,
+            master=master,
+            audit=audit,
+            revoker=revoker,
+            revocations=revocations,
+            grants=grants,
+            issued=issued,
+        )
+        self.sessions = Sessions(state=session_state, changes=changes, db=db, clock=clock, settings=settings)
+        self.accounts = Accounts(
+            settings=settings,
+            clock=clock,
+            db=db,
+            changes=changes,
+            audit=audit,
+            passwords=passwords,
+            issuer=issuer,
+            revoker=revoker,
+            tree=tree,
+            api_keys=api_key_state,
+            sessions=self.sessions,
+        )
+        self.api_keys = ApiKeys(state=api_key_state, changes=changes, db=db, tree=tree, master=master, clock=clock)
+        # An imported Medusa key's first use writes its keyed digest (credentials/api_keys.py).
+        api_key_state.upgrade = self.api_keys.upgrade_legacy
+        self.integrations = Integrations(
+            db=db, changes=changes, audit=audit, tree=tree, master=master, settings=settings, clock=clock
+        )
+        self.oauth1_exchange = Exchange(db=db, changes=changes, master=master, settings=settings, clock=clock)
+        self.clients = Clients(
+            db=db, changes=changes, revoker=revoker, tree=tree, master=master, clock=clock, live=live_client
+        )
+        self.headless = Headless(
+            authenticator=authenticator, refresh_tokens=self.refresh_tokens, accounts=self.accounts, clock=clock
+        )
+        self.console_sessions = ConsoleSessions(
+            sessions=self.sessions, revocations=revocations, master=master, settings=settings, clock=clock
+        )
+        self._totp = {
+            utype: Totp(
+                db=db,
+                master=master,
+                settings=settings,
+                clock=clock,
+                audit=audit,
+                revoker=revoker,
+                accounts=self.accounts,
+                user_type=utype,
+            )
+            for utype in (UserType.ADMIN, UserType.CUSTOMER)
+        }
+        self.totp = self._totp[UserType.ADMIN]
+
+    def totp_for(self, user_type: UserType) -> Totp:
+        """The TOTP service of admins or of customers."""
+        return self._totp[user_type]
