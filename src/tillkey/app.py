@@ -23,6 +23,7 @@ from tillkey.console import credentials as console_credentials
 from tillkey.console import dashboard as console_dashboard
 from tillkey.console import idp as console_idp
 from tillkey.console import login as console_login
+from tillkey.console import passkeys as console_passkeys
 from tillkey.console import two_factor as console_two_factor
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.observability.health import ReadinessProbe
@@ -49,6 +50,7 @@ from tillkey.surfaces import (
     native,
     oauth1,
     oauth2,
+    passkeys,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 from tillkey.web.edge import Edge
@@ -213,13 +215,19 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa_verification.api, medusa.api,
-        api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
-        forward_auth.api, magento_graphql.api, idps.api, console_idp.api, magento_federation.api,
+        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, passkeys.api, medusa_verification.api,
+        medusa.api, api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
+        console_passkeys.api, forward_auth.api, magento_graphql.api, idps.api, console_idp.api, magento_federation.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    consoles = (console_dashboard.pages, console_accounts.pages, console_credentials.pages, console_two_factor.pages)
+    consoles = (
+        console_dashboard.pages,
+        console_accounts.pages,
+        console_credentials.pages,
+        console_two_factor.pages,
+        console_passkeys.pages,
+    )
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]

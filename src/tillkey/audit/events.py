@@ -56,6 +56,11 @@ IDENTITY_LINKED = "identity.linked"
 IDENTITY_PROVISIONED = "identity.provisioned"
 IDENTITY_UNLINKED = "identity.unlinked"
 IDP_CHANGED = "idp.changed"  # details.change: added, disabled, enabled, removed
+# Passkeys (WebAuthn): details.factor "passkey", .id (its row), .aaguid, .name.
+PASSKEY_REGISTERED = "passkey.registered"
+PASSKEY_RENAMED = "passkey.renamed"
+PASSKEY_REMOVED = "passkey.removed"
+PASSKEY_USED = "passkey.used"
 AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
@@ -71,6 +76,7 @@ EVENTS = frozenset({
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
     LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDENTITY_UNLINKED, IDP_CHANGED,
+    PASSKEY_REGISTERED, PASSKEY_RENAMED, PASSKEY_REMOVED, PASSKEY_USED,
 })  # fmt: skip
 
 SUCCESS = "success"
