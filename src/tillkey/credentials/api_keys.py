@@ -5,7 +5,8 @@ Secret keys imported from Medusa (migrate/medusa.py) are known by Medusa's verif
 presented: a key no digest matches, whose redacted form names such a key, is checked with scrypt
 as Medusa checks it (bounded: at most two at a time, past that 503), and on a match it gets the
 keyed digest like any other key, here at once and in the database (`upgrade`), so the slow check
-runs once per key.
+runs once per key. A key found neither way gets one catch-up with the change feed before it is
+refused (credentials/freshness.py): created or imported a moment ago by another process.
 
 Secret keys arrive as `Authorization: Basic base64("sk_…:")` (what @medusajs/js-sdk sends), as
 `Basic sk_…` (Medusa 2.x accepts it too) or in the `x-medusa-access-token` header (Medusa's v1
