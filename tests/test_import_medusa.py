@@ -6,7 +6,9 @@ old passwords, a second run duplicates nothing, and --dry-run writes nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +17,20 @@ import pytest
 
 from tests import inprocess
 from tests.conftest import make_database
+from tests.js_packages import installed
 from tillkey import audit
 from tillkey.store import accounts as repo
 from tillkey.store.audit import AuditQuery
 
+JS = Path(__file__).parent / "js" / "medusa"
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "legacy_hashes" / "medusa.json").read_text())["vectors"]
 ADMIN, SHOPPER = VECTORS[0], VECTORS[1]
+# API keys as @medusajs/api-key stores them, made by Node's crypto (tests/js/medusa_api_keys).
+KEYS = {
+    k["name"]: k
+    for k in json.loads((Path(__file__).parent / "vectors" / "medusa_api_keys" / "keys.json").read_text())["keys"]
+}
+IN_USE, REVOKED, PUBLISHABLE = KEYS["secret key in use"], KEYS["secret key revoked"], KEYS["publishable key"]
 
 # The columns the import reads, as Medusa 2.x's models define them (ids are prefixed ULIDs).
 SCHEMA = """
@@ -32,7 +42,19 @@ CREATE TABLE auth_identity (id text PRIMARY KEY, app_metadata jsonb, deleted_at 
 CREATE TABLE provider_identity (id text PRIMARY KEY, entity_id text NOT NULL, provider text NOT NULL,
     auth_identity_id text REFERENCES auth_identity(id), user_metadata jsonb, provider_metadata jsonb,
     deleted_at timestamptz);
+CREATE TABLE api_key (id text PRIMARY KEY, token text NOT NULL, salt text NOT NULL, redacted text NOT NULL,
+    title text NOT NULL, type text NOT NULL, last_used_at timestamptz, created_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), revoked_by text, revoked_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
 """
+# (id, vector, created_by, revoked, deleted): "user_gone" is no Medusa user.
+API_KEYS = [
+    ("apk_1", IN_USE, "user_1", False, False),
+    ("apk_2", REVOKED, "user_1", True, False),
+    ("apk_3", PUBLISHABLE, "", False, False),
+    ("apk_4", {**IN_USE, "redacted": "sk_000***000"}, "user_gone", False, False),
+    ("apk_5", {**REVOKED, "redacted": "sk_111***111"}, "user_1", True, True),
+]
 
 
 # (actor table, id, email, first, last, has_account, emailpass password or None for no identity)
@@ -78,6 +100,21 @@ async def _load(dsn: str) -> None:
                 f"authid_{n}",
                 json.dumps({"password": password}),
             )
+        for key_id, k, created_by, revoked, deleted in API_KEYS:
+            await conn.execute(
+                "INSERT INTO api_key (id, token, salt, redacted, title, type, created_by, created_at, revoked_at,"
+                " deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now() - interval '30 days',"
+                " CASE WHEN $8 THEN now() - interval '1 day' END, CASE WHEN $9 THEN now() END)",
+                key_id,
+                k["token"],
+                k["salt"],
+                k["redacted"],
+                k["name"],
+                k["type"],
+                created_by,
+                revoked,
+                deleted,
+            )
     finally:
         await conn.close()
 
@@ -101,20 +138,23 @@ def test_import_then_sign_in_with_the_old_passwords_and_run_again(
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
+            imported = {"admin": 1, "customer": 1, "sk_": 2, "pk_": 1}
             dry = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db, "--dry-run")
-            assert dry["imported"] == {"admin": 1, "customer": 1}
+            assert dry["imported"] == imported
             async with t.tk.db.session() as s:
                 assert await repo.customer_by_email(s, "shopper@shop.test") is None  # dry run: nothing written
             report = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
-            assert report["imported"] == {"admin": 1, "customer": 1}
+            assert report["imported"] == imported
             assert {(x["kind"], x["reason"]) for x in report["skipped"]} == {
                 ("customer", "no password"),
                 ("customer", "invalid hash"),
+                ("sk_", "its creator is not a Medusa user"),
             }
             again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
             assert again["imported"] == {}
             assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in again["skipped"]
             assert {"kind": "admin", "reason": "already in Tillkey", "count": 1} in again["skipped"]
+            assert {"kind": "sk_", "reason": "already in Tillkey", "count": 2} in again["skipped"]
 
             r = await t.client.post(
                 "/auth/customer/emailpass", json={"email": "shopper@shop.test", "password": SHOPPER["password"]}
@@ -141,5 +181,109 @@ def test_an_unreachable_source_is_one_error_line(tmp_path: Path, monkeypatch: py
         async with inprocess.running(tmp_path):
             res = await inprocess.cli("import", "medusa", "--dsn", "postgresql://nobody@127.0.0.1:1/none", check=False)
             assert res.exit_code == 1 and res.stderr.startswith("error: cannot read the Medusa database")
+
+    inprocess.run(body)
+
+
+def _basic(raw: str) -> dict[str, str]:
+    """What @medusajs/js-sdk sends for a secret key (medusa.md §4)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{raw}:".encode()).decode()}
+
+
+def test_imported_secret_keys_keep_working_with_the_same_sk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            await t.tk.reload_grants()  # what the change feed brings within a second
+            await t.tk.reload_api_keys()
+            # A key with the same redacted form but another middle is no key: refused after the check.
+            raw = IN_USE["raw"]
+            forged = raw[:6] + ("0" if raw[6] != "0" else "1") + raw[7:]
+            assert (await t.client.get("/admin/api-keys", headers=_basic(forged))).status_code == 401
+            r = await t.client.get("/admin/api-keys", headers=_basic(raw))
+            assert r.status_code == 200, r.text
+            listed = {k["redacted"]: k for k in r.json()["api_keys"]}
+            assert listed[IN_USE["redacted"]]["token"] == ""  # Medusa's verifier is never shown
+            assert listed[PUBLISHABLE["redacted"]]["token"] == PUBLISHABLE["raw"]
+            # Its first use gave it Tillkey's keyed digest: once audited, and the next call is plain.
+            rehashed = await t.tk.audit.search(AuditQuery(event=audit.API_KEY_REHASHED))
+            assert len(rehashed) == 1
+            assert (await t.client.get("/rest/V1/products", headers=_basic(raw))).status_code == 200
+            await t.tk.reload_api_keys()  # as another process loads it: from the database
+            assert (await t.client.get("/admin/api-keys", headers=_basic(raw))).status_code == 200
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.API_KEY_REHASHED))) == 1
+            # Revoked in Medusa, refused here; a forged key is still refused.
+            assert (await t.client.get("/admin/api-keys", headers=_basic(REVOKED["raw"]))).status_code == 401
+            assert (await t.client.get("/admin/api-keys", headers=_basic(forged))).status_code == 401
+            # The publishable key opens the /store gate (the route then wants a customer).
+            r = await t.client.get("/store/customers/me", headers={"x-publishable-api-key": PUBLISHABLE["raw"]})
+            assert r.status_code == 401, r.text
+            # Imported again after the upgrade: still one of each.
+            again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            assert "sk_" not in again["imported"]
+
+    inprocess.run(body)
+
+
+def test_an_imported_key_works_on_the_next_request_without_waiting_for_the_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    """The import runs in another process (the CLI) while the server polls only once a minute: the
+    server's catch-up on an unknown key (credentials/freshness.py) finds the imported key, checks it
+    against Medusa's verifier once, and from then on knows it by its keyed digest."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, sync_interval=60) as t:
+            await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            polls = t.tk.catch_up.polls
+            assert (await t.client.get("/admin/api-keys", headers=_basic(IN_USE["raw"]))).status_code == 200
+            assert t.tk.catch_up.polls - polls == 1
+            assert (await t.client.get("/rest/V1/products", headers=_basic(IN_USE["raw"]))).status_code == 200
+            assert t.tk.catch_up.polls - polls == 1  # known now: no further poll
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.API_KEY_REHASHED))) == 1
+
+    inprocess.run(body)
+
+
+def test_medusa_js_sdk_signs_in_an_imported_customer_and_calls_with_an_original_sk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    installed("medusa", "@medusajs/js-sdk", what="the Medusa SDK test")
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t, inprocess.listening(t) as url:
+            await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            await t.tk.reload_grants()
+            await t.tk.reload_api_keys()
+            env = {
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+                "BASE": url,
+                "EMAIL": "shopper@shop.test",
+                "PASSWORD": SHOPPER["password"],
+                "SECRET_KEY": IN_USE["raw"],
+                "PUBLISHABLE_KEY": PUBLISHABLE["raw"],
+            }
+            res = await asyncio.to_thread(
+                subprocess.run,
+                ["node", "imported-flow.mjs"],
+                cwd=JS,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert res.returncode == 0, res.stderr
+            out = json.loads(res.stdout)
+            assert out["login"] == {"ok": True, "value": "string"}
+            assert out["me"] == {"ok": True, "value": "shopper@shop.test"}
+            assert out["wrong_password"] == {"ok": False, "status": 401, "message": "Invalid email or password"}
+            assert out["keys"]["ok"] and IN_USE["redacted"] in out["keys"]["value"]
+            assert out["keys_again"]["ok"]
 
     inprocess.run(body)

@@ -95,6 +95,8 @@ class Services:
             sessions=self.sessions,
         )
         self.api_keys = ApiKeys(state=api_key_state, changes=changes, db=db, tree=tree, master=master, clock=clock)
+        # An imported Medusa key's first use writes its keyed digest (credentials/api_keys.py).
+        api_key_state.upgrade = self.api_keys.upgrade_legacy
         self.integrations = Integrations(
             db=db, changes=changes, audit=audit, tree=tree, master=master, settings=settings, clock=clock
         )

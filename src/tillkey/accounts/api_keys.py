@@ -20,12 +20,12 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
 from tillkey.contracts import Changes
-from tillkey.credentials.api_keys import PUBLISHABLE_PREFIX, SECRET_PREFIX, ApiKeyState
+from tillkey.credentials.api_keys import MEDUSA_SECRET, PUBLISHABLE_PREFIX, SECRET_PREFIX, ApiKeyState, redact
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store import api_keys as repo
-from tillkey.store.api_keys import PUBLISHABLE, SECRET, TYPES, ApiKey
+from tillkey.store.api_keys import LEGACY_SCRYPT, PUBLISHABLE, SECRET, TYPES, ApiKey
 from tillkey.store.db import Database
 
 ALL = "Magento_Backend::all"
@@ -36,10 +36,6 @@ MAX_REVOKE_IN = 10 * 365 * 86400  # seconds
 class Created:
     key: ApiKey
     token: str  # the raw key: shown once, never stored
-
-
-def redact(raw: str) -> str:
-    return raw[:6] + "***" + raw[-3:]
 
 
 class ApiKeys:
@@ -108,6 +104,79 @@ class ApiKeys:
                          "resources": list(granted)},
             )  # fmt: skip
         return Created(key, raw)
+
+    async def import_existing(
+        self,
+        *,
+        type: str,
+        title: str,
+        token: str,
+        salt: str,
+        redacted: str,
+        created_by: int | None,
+        created_ms: int,
+        revoked_ms: int | None,
+    ) -> ApiKey:
+        """A key moved from Medusa (by the operator's import), as Medusa stores it: a publishable
+        key's text, or a secret key's scrypt verifier (`token` the hex, `salt`), which stays until
+        the key is first presented (credentials/api_keys.py). A secret key acts for its creator
+        with the creator's whole grant, as in Medusa (its admin's grant still bounds it)."""
+        title = title.strip()[:255] or "Imported key"
+        granted: tuple[str, ...] = ()
+        if type == PUBLISHABLE:
+            if not token.startswith(PUBLISHABLE_PREFIX) or len(token) > 128:
+                raise InvalidRequest("A publishable key must start with pk_.")
+            digest, public, redacted = self.master.digest(token), token, redact(token)
+        elif type == SECRET:
+            if created_by is None:
+                raise InvalidRequest("A secret key needs the admin it acts for.")
+            if not MEDUSA_SECRET.fullmatch(redacted.replace("***", "0" * 58)) or not (
+                len(salt) == 32 and len(token) == 128 and all(c in "0123456789abcdef" for c in salt + token)
+            ):
+                raise InvalidRequest("Not a Medusa secret key (scrypt hex, hex salt, redacted sk_…).")
+            digest, public, granted = LEGACY_SCRYPT + salt, token, (ALL,)
+        else:
+            raise InvalidRequest(f"Invalid request: Expected 'publishable' | 'secret', received '{type[:20]}'")
+        now = self._now_ms()
+        async with self.changes() as w:
+            key = await repo.create_imported(
+                w.s,
+                type=type,
+                title=title,
+                digest=digest,
+                public_token=public,
+                redacted=redacted,
+                resources=granted,
+                created_by=created_by,
+                created_ms=created_ms,
+                revoked_ms=revoked_ms,
+                now_ms=now,
+            )
+            w.changed("api_keys", ref=str(key.id), apply=functools.partial(self.state.put, key))
+            w.audit(
+                audit.API_KEY_CREATED,
+                details={
+                    "target_type": int(UserType.API_KEY),
+                    "target_id": key.id,
+                    "type": type,
+                    "title": title,
+                    "resources": list(granted),
+                    "imported": True,
+                },
+            )
+        return key
+
+    async def upgrade_legacy(self, key_id: int, digest: str) -> None:
+        """An imported secret key was presented and matched its scrypt verifier: store its keyed
+        digest instead (once, whichever process sees it first), audited."""
+        now = self._now_ms()
+        async with self.changes() as w:
+            if not await repo.upgrade_legacy(w.s, key_id, digest, now):
+                return
+            upgraded = await repo.by_id(w.s, key_id)  # None: deleted meanwhile, so reloaded
+            apply = None if upgraded is None else functools.partial(self.state.put, upgraded)
+            w.changed("api_keys", ref=str(key_id), apply=apply)
+            w.audit(audit.API_KEY_REHASHED, details={"target_type": int(UserType.API_KEY), "target_id": key_id})
 
     def _acting_admin(self, acting: Principal) -> int | None:
         """The admin a new key acts for: the calling admin, or the admin behind the calling key."""

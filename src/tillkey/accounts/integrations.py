@@ -18,7 +18,7 @@ from tillkey.clock import Clock
 from tillkey.contracts import Audit, Changes
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.oauth1 import handshake
+from tillkey.oauth1 import handshake, rfc5849
 from tillkey.principal import Principal, UserType
 from tillkey.security import outbound
 from tillkey.settings import Settings
@@ -143,6 +143,75 @@ class Integrations:
                          "resources": list(created.resources)},
             )  # fmt: skip
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
+
+    async def import_existing(
+        self,
+        acting: Principal,
+        *,
+        name: str,
+        email: str,
+        endpoint_url: str | None,
+        identity_link_url: str | None,
+        consumer_key: str,
+        consumer_secret: str,
+        resources: Iterable[str],
+        active: bool,
+        access_token: handshake.TokenPair | None,
+    ) -> Integration:
+        """An integration moved from another shop with its own consumer key and secret and access
+        token and secret, so its callers keep signing with what they have. The same rules as
+        `create` (known resources, the delegation rule); the secrets are sealed as Tillkey's own."""
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise InvalidRequest("The integration name must be 1 to 255 characters.")
+        granted = sorted(set(resources))
+        if not granted:
+            raise InvalidRequest("The integration grants no resource Tillkey knows.")
+        unknown = self.tree.unknown(granted)
+        if unknown:
+            raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}.")
+        delegation.require_ids_within(acting, self.tree, granted, what="integration grant")
+        values = [consumer_key, consumer_secret]
+        if access_token is not None:
+            values += [access_token.token, access_token.secret]
+        if any(len(v) != rfc5849.TOKEN_LENGTH for v in values):
+            raise InvalidRequest("OAuth keys, tokens and secrets must be 32 characters.")
+        private = self.settings.integration_allow_private_endpoints
+        now = self.clock.now_int()
+        async with self.changes() as w:
+            created = await repo.create(
+                w.s,
+                name=name,
+                email=email.strip()[:255],
+                consumer_key=consumer_key,
+                endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
+                identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
+                consumer_secret_enc=self.master.encrypt(consumer_secret.encode(), handshake.CONSUMER_CONTEXT),
+                resources=granted,
+            )
+            if access_token is not None:
+                await repo.add_token(
+                    w.s,
+                    created.id,
+                    repo.ACCESS,
+                    self.master.digest(access_token.token),
+                    self.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
+                    now,
+                )
+            await repo.set_active(w.s, created.id, active)
+            w.changed("integrations", user_type=INTEGRATION)
+            w.audit(
+                audit.INTEGRATION_CREATED,
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": created.id,
+                    "name": created.name,
+                    "resources": list(created.resources),
+                    "imported": True,
+                    "activated": active,
+                },
+            )
+        return await self._get(created.id)
 
     async def list(self) -> list[dict[str, Any]]:
         async with self.db.session() as s:

@@ -216,6 +216,21 @@ class Totp:
         await self.audit.record(audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=admin_id)
         return codes
 
+    async def import_active(self, owner_id: int, secret: str) -> None:
+        """A TOTP secret the account's authenticator app already holds (an import from Magento's
+        Google provider: 6 digits, 30 s, SHA-1, as here), active at once. No recovery codes: the
+        owner makes them from the console, as after any enrolment."""
+        secret = secret.strip().upper()
+        try:
+            pyotp.TOTP(secret).at(0)
+        except (ValueError, TypeError):
+            raise InvalidRequest("The TOTP secret is not base32.") from None
+        async with self.db.transaction() as s:
+            await repo.put_imported(s, owner_id, self._seal(owner_id, secret), utcnow(), self.user_type)
+            await self.audit.record_in(
+                s, audit.TFA_ENROLLED, actor_type=int(self.user_type), actor_id=owner_id, details={"imported": True}
+            )
+
     def _new_recovery_codes(self) -> tuple[list[str], list[str]]:
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
         return codes, [self.master.digest(c.replace("-", "")) for c in codes]

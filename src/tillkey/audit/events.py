@@ -30,6 +30,7 @@ KEY_RETIRED = "key.retired"
 API_KEY_CREATED = "api_key.created"
 API_KEY_REVOKED = "api_key.revoked"
 API_KEY_DELETED = "api_key.deleted"
+API_KEY_REHASHED = "api_key.rehashed"  # an imported Medusa key's first use: now found by keyed digest
 API_KEY_REFUSED = "api_key.refused"  # a revoked key, or one whose creator is gone, was presented
 SESSION_CREATED = "session.created"
 SESSION_ENDED = "session.ended"
@@ -38,6 +39,7 @@ PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105
 # An imported (Magento, Medusa) hash replaced by argon2id at sign-in; details.scheme, never the hash.
 PASSWORD_REHASHED = "password.rehashed"  # noqa: S105
 IMPORT_RUN = "import.run"  # `tillkey import …`: details.source and the run's report
+IMPORT_CHECKPOINT = "import.checkpoint"  # one committed batch of an import run: where a crashed run resumes
 INTEGRATION_CREATED = "integration.created"
 INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
 INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
@@ -67,8 +69,10 @@ EVENTS = frozenset({
     LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
     TOKEN_REVOKED, TFA_ENROLMENT_STARTED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED,
     ROLE_CHANGED, ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
-    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, SESSION_CREATED, SESSION_ENDED,
-    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, PASSWORD_REHASHED, IMPORT_RUN, INTEGRATION_CREATED,
+    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REHASHED, API_KEY_REFUSED, SESSION_CREATED,
+    SESSION_ENDED,
+    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, PASSWORD_REHASHED, IMPORT_RUN, IMPORT_CHECKPOINT,
+    INTEGRATION_CREATED,
     INTEGRATION_ACTIVATED,
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,

@@ -1,18 +1,21 @@
 """`tillkey import medusa`: users and customers of a Medusa v2 database, with their emailpass
-passwords (scrypt-kdf, verified as Medusa does and upgraded at first sign-in). Medusa users are
-full admins: each becomes an admin named by its email, holding Administrators. Reads stream
+passwords (scrypt-kdf, verified as Medusa does and upgraded at first sign-in), and API keys: a
+secret key keeps working with the same `sk_…` (its scrypt verifier is kept until its first use,
+credentials/api_keys.py), acting for the admin its creator became. Medusa users are full admins:
+each becomes an admin named by its email, holding Administrators. Reads stream
 (server-side cursor), so memory stays flat however many rows the shop has."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tillkey.crypto import legacy_hashes
-from tillkey.migrate.run import ADMIN, CUSTOMER, Person, Report, run
+from tillkey.migrate.run import ADMIN, CUSTOMER, Item, Key, Options, Person, Report, run, where
+from tillkey.store.api_keys import SECRET
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
 # An actor's emailpass password: auth_identity.app_metadata names the actor, provider_identity
 # holds the hash (medusa.md §5). Soft-deleted rows (deleted_at) are left behind.
 _ACTORS = """
-    SELECT a.email, a.first_name, a.last_name, p.provider_metadata ->> 'password' AS password
+    SELECT a.id, a.email, a.first_name, a.last_name, p.provider_metadata ->> 'password' AS password
     FROM {table} a
     LEFT JOIN auth_identity i ON i.app_metadata ->> '{key}' = a.id AND i.deleted_at IS NULL
     LEFT JOIN provider_identity p
@@ -28,8 +31,22 @@ _ACTORS = """
     WHERE a.deleted_at IS NULL {only}
     ORDER BY a.id
 """
+COUNT = """SELECT (SELECT count(*) FROM "user" WHERE deleted_at IS NULL)
+    + (SELECT count(*) FROM customer WHERE deleted_at IS NULL AND has_account)
+    + (SELECT count(*) FROM api_key WHERE deleted_at IS NULL)"""
+# API keys not deleted, with their creator's email (a secret key acts for it); revoked ones too,
+# with their revocation time (Medusa's delayed revocation keeps a key valid until then).
+KEYS = """
+    SELECT k.type, k.title, k.token, k.salt, k.redacted, u.email AS creator, k.created_by,
+           (extract(epoch FROM k.created_at) * 1000)::bigint AS created_ms,
+           (extract(epoch FROM k.revoked_at) * 1000)::bigint AS revoked_ms
+    FROM api_key k LEFT JOIN "user" u ON u.id = k.created_by AND u.deleted_at IS NULL
+    WHERE k.deleted_at IS NULL
+    ORDER BY k.created_at, k.id
+"""
 USERS = _ACTORS.format(table='"user"', key="user_id", only="")
-CUSTOMERS = _ACTORS.format(table="customer", key="customer_id", only="AND a.has_account")
+CUSTOMERS = _ACTORS.format(table="customer", key="customer_id", only="AND a.has_account {after}")
+AFTER = "AND a.id > :after"
 
 
 def async_url(dsn: str) -> str:
@@ -40,18 +57,56 @@ def async_url(dsn: str) -> str:
     return dsn
 
 
-async def read(dsn: str) -> AsyncIterator[Person]:
+async def count(dsn: str) -> int:
+    """How many rows a run reads (users, customers, keys): the progress bar's total."""
     engine = create_async_engine(async_url(dsn))
     try:
         async with engine.connect() as conn:
-            for kind, query in ((ADMIN, USERS), (CUSTOMER, CUSTOMERS)):
-                result = await conn.stream(text(query).execution_options(yield_per=1000))
-                async for r in result:
-                    email = r.email or ""
-                    yield Person(kind, email, email, r.first_name or "", r.last_name or "", r.password)
+            return int((await conn.execute(text(COUNT))).scalar_one())
     finally:
         await engine.dispose()
 
 
-async def import_medusa(tk: Tillkey, dsn: str, *, dry_run: bool = False) -> Report:
-    return await run(tk, "medusa", read(dsn), frozenset({legacy_hashes.MEDUSA_SCRYPT}), dry_run=dry_run)
+async def read(dsn: str, after: str | None = None) -> AsyncGenerator[Item, None]:
+    """Users, then API keys (they act for users), then customers; `after`, a customer checkpoint
+    (an id), reads customers only: the rest was done before it was written."""
+    engine = create_async_engine(async_url(dsn))
+    try:
+        async with engine.connect() as conn:
+            if after is None:
+                result = await conn.stream(text(USERS).execution_options(yield_per=1000))
+                async for r in result:
+                    email = r.email or ""
+                    yield Person(ADMIN, email, email, r.first_name or "", r.last_name or "", r.password)
+                result = await conn.stream(text(KEYS).execution_options(yield_per=1000))
+                async for k in result:
+                    problem = None
+                    if k.type == SECRET and k.creator is None:
+                        problem = "its creator is not a Medusa user"
+                    yield Key(
+                        str(k.type),
+                        str(k.title or ""),
+                        str(k.token or ""),
+                        str(k.salt or ""),
+                        str(k.redacted or ""),
+                        k.creator,
+                        int(k.created_ms),
+                        None if k.revoked_ms is None else int(k.revoked_ms),
+                        problem=problem,
+                    )
+            query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
+            result = await conn.stream(query.execution_options(yield_per=1000), {"after": after} if after else {})
+            async for r in result:
+                email = r.email or ""
+                yield Person(
+                    CUSTOMER, email, email, r.first_name or "", r.last_name or "", r.password, position=str(r.id)
+                )
+    finally:
+        await engine.dispose()
+
+
+async def import_medusa(tk: Tillkey, dsn: str, opts: Options | None = None) -> Report:
+    def reader(after: str | None) -> AsyncGenerator[Item, None]:
+        return read(dsn, after)
+
+    return await run(tk, "medusa", where(dsn), reader, frozenset({legacy_hashes.MEDUSA_SCRYPT}), opts or Options())

@@ -1,26 +1,49 @@
-"""One import run, whatever the source: each account the reader yields is created through the
-account service as the operator (access/delegation.py), with its stored password hash kept as it
-is (crypto/legacy_hashes.py verifies it at sign-in and upgrades it). Idempotent: a name Tillkey
-already has is skipped with its reason, so a second run imports nothing; `dry_run` reports the
-same without writing. Every real run is audited (`import.run`, with its report)."""
+"""One import run, whatever the source. Admins, integrations and API keys (a shop has few) are
+created one by one through their services as the operator (access/delegation.py); customers (a
+shop has millions) in batches, one transaction each, with their stored password hashes kept as
+they are (crypto/legacy_hashes.py verifies them at sign-in and upgrades them).
+
+- Idempotent: what Tillkey already has is a conflict, skipped with its reason (`--on-conflict
+  skip`), updated (`update`: names, role and active flag; the password hash only while Tillkey's
+  copy is still the imported one, so a password changed or upgraded here is never rolled back), or
+  the end of the run (`fail`, before the batch holding it is written).
+- Resumable: each customer batch commits with an `import.checkpoint` audit record naming the last
+  source row it holds; a run of the same source that finds a checkpoint newer than the source's
+  last finished run (`import.run`) starts after it (the few admins, integrations and keys, read
+  before the customers, were all done by then).
+- `dry_run` reports the same without writing. Readers stream, so memory stays flat.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from tillkey import audit
+from tillkey import audit, names
 from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.service import ADMINISTRATORS
 from tillkey.crypto import legacy_hashes
-from tillkey.errors import TillkeyError
+from tillkey.errors import Conflict, InvalidRequest, TillkeyError
+from tillkey.oauth1.handshake import TokenPair
 from tillkey.store import accounts as repo
+from tillkey.store import api_keys as api_keys_repo
+from tillkey.store import integrations as integrations_repo
+from tillkey.store.audit import AuditQuery
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
-ADMIN, CUSTOMER = "admin", "customer"
+ADMIN, CUSTOMER, INTEGRATION = "admin", "customer", "integration"
+SKIP, UPDATE, FAIL = "skip", "update", "fail"
+ON_CONFLICT = (SKIP, UPDATE, FAIL)
+EXISTS = "already in Tillkey"
+# Kinds named by their prefix: the audit refuses detail keys that name a key or a secret.
+SECRET_KEY, PUBLISHABLE_KEY = "sk_", "pk_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +57,88 @@ class Person:
     active: bool = True
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
+    position: str | None = None  # customers: where the source's customer stream resumes after this one
+    totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """An integration with the credentials its callers already hold (secrets in the clear here,
+    sealed by the integration service as it stores them)."""
+
+    name: str
+    email: str
+    endpoint_url: str | None
+    identity_link_url: str | None
+    consumer_key: str
+    consumer_secret: str | None = field(repr=False)  # None: it could not be read (problem says why)
+    resources: tuple[str, ...]
+    active: bool
+    access_token: TokenPair | None = field(repr=False)
+    problem: str | None = None
+    kind: str = INTEGRATION
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A Medusa API key as Medusa stores it (a secret key: scrypt hex and salt; a publishable one:
+    its text), acting for the admin imported under `creator` (the creating user's email)."""
+
+    type: str  # store/api_keys.py SECRET or PUBLISHABLE
+    title: str
+    token: str
+    salt: str
+    redacted: str
+    creator: str | None
+    created_ms: int
+    revoked_ms: int | None
+    problem: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return SECRET_KEY if self.type == api_keys_repo.SECRET else PUBLISHABLE_KEY
+
+
+Item = Person | Machine | Key
 
 
 @dataclass(slots=True)
 class Report:
     dry_run: bool
     imported: Counter[str] = field(default_factory=Counter)  # kind -> count
+    updated: Counter[str] = field(default_factory=Counter)  # kind -> count (--on-conflict update)
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason) -> count
+    resumed_after: str | None = None  # the checkpoint a resumed run started after
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "imported": dict(self.imported),
+            "updated": dict(self.updated),
             "skipped": [{"kind": k, "reason": r, "count": n} for (k, r), n in sorted(self.skipped.items())],
+            "resumed": self.resumed_after is not None,
         }
 
 
-def _problem(p: Person, schemes: frozenset[str]) -> str | None:
+class ImportConflict(Conflict):
+    """`--on-conflict fail` met something Tillkey already has: the run stops before writing it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    dry_run: bool = False
+    on_conflict: str = SKIP
+    batch: int = 1000  # customers per transaction (and per checkpoint)
+    progress: Callable[[int], None] | None = None  # told how many more source rows were handled
+
+
+# A reader: the items of a source, starting after a customer checkpoint when given one.
+Reader = Callable[[str | None], AsyncGenerator[Item, None]]
+
+
+def _problem(p: Item, schemes: frozenset[str]) -> str | None:
+    if isinstance(p, Machine | Key):
+        return p.problem
     if p.problem:
         return p.problem
     if not p.email or not p.username:
@@ -62,14 +150,55 @@ def _problem(p: Person, schemes: frozenset[str]) -> str | None:
     return None
 
 
-async def _exists(tk: Tillkey, p: Person) -> bool:
+async def _exists(tk: Tillkey, p: Item) -> repo.Admin | bool:
     async with tk.db.session() as s:
+        if isinstance(p, Key):
+            return await api_keys_repo.imported_exists(s, type=p.type, redacted=p.redacted, created_ms=p.created_ms)
+        if isinstance(p, Machine):
+            return (
+                await integrations_repo.by_name(s, p.name) is not None
+                or await integrations_repo.by_consumer_key(s, p.consumer_key) is not None
+            )
         if p.kind == ADMIN:
-            return await repo.admin_by_username(s, p.username) is not None
+            return await repo.admin_by_username(s, p.username) or False
         return await repo.customer_by_email(s, p.email) is not None
 
 
-async def _create(tk: Tillkey, p: Person) -> None:
+async def _create(tk: Tillkey, p: Item) -> None:
+    if isinstance(p, Key):
+        creator = None
+        if p.creator is not None:
+            async with tk.db.session() as s:
+                admin = await repo.admin_by_username(s, p.creator)
+            if admin is None:
+                raise InvalidRequest("its creator is not in Tillkey")
+            creator = admin.id
+        await tk.services.api_keys.import_existing(
+            type=p.type,
+            title=p.title,
+            token=p.token,
+            salt=p.salt,
+            redacted=p.redacted,
+            created_by=creator,
+            created_ms=p.created_ms,
+            revoked_ms=p.revoked_ms,
+        )
+        return
+    if isinstance(p, Machine):
+        assert p.consumer_secret is not None
+        await tk.services.integrations.import_existing(
+            OPERATOR,
+            name=p.name,
+            email=p.email,
+            endpoint_url=p.endpoint_url,
+            identity_link_url=p.identity_link_url,
+            consumer_key=p.consumer_key,
+            consumer_secret=p.consumer_secret,
+            resources=p.resources,
+            active=p.active,
+            access_token=p.access_token,
+        )
+        return
     assert p.password is not None
     accounts = tk.services.accounts
     if p.kind == CUSTOMER:
@@ -86,26 +215,153 @@ async def _create(tk: Tillkey, p: Person) -> None:
         firstname=p.first_name,
         lastname=p.last_name,
     )
+    if p.totp_secret:
+        await tk.services.totp.import_active(admin.id, p.totp_secret)
     if not p.active:
         await accounts.set_admin_active(OPERATOR, admin.id, False)
 
 
-async def run(
-    tk: Tillkey, source: str, people: AsyncIterator[Person], schemes: frozenset[str], *, dry_run: bool
-) -> Report:
-    report = Report(dry_run)
-    async for p in people:
-        problem = _problem(p, schemes) or ("already in Tillkey" if await _exists(tk, p) else None)
-        if problem is None and not dry_run:
+async def _update_admin(tk: Tillkey, p: Person, admin: repo.Admin) -> None:
+    """`--on-conflict update` for an admin: role, active flag, and the hash while still imported."""
+    accounts = tk.services.accounts
+    await accounts.assign_role(OPERATOR, admin.username, p.role or ADMINISTRATORS)
+    if admin.is_active != p.active:
+        await accounts.set_admin_active(OPERATOR, admin.id, p.active)
+    async with tk.db.transaction() as s:
+        current = await repo.admin_by_id(s, admin.id)
+        if current is not None and p.password and legacy_hashes.scheme_of(current.password_hash) is not None:
+            await repo.set_admin_password_hash(s, admin.id, p.password)
+
+
+async def _one(tk: Tillkey, p: Item, problem: str | None, report: Report, opts: Options) -> None:
+    """One admin, integration or key (or a customer the batch path leaves out)."""
+    existing = await _exists(tk, p) if problem is None else False
+    if existing:
+        if opts.on_conflict == FAIL:
+            raise ImportConflict(f"An imported {p.kind} is already in Tillkey (--on-conflict fail).")
+        if opts.on_conflict == UPDATE and isinstance(existing, repo.Admin) and isinstance(p, Person):
+            if not opts.dry_run:
+                await _update_admin(tk, p, existing)
+            report.updated[p.kind] += 1
+            return
+        problem = EXISTS if opts.on_conflict == SKIP else f"{EXISTS} (only admins and customers are updated)"
+    if problem is None and not opts.dry_run:
+        try:
+            await _create(tk, p)
+        except TillkeyError as exc:  # a name Tillkey refuses (look-alike, bad email)
+            problem = exc.text[:80]
+    if problem is not None:
+        report.skipped[(p.kind, problem)] += 1
+    else:
+        report.imported[p.kind] += 1
+
+
+async def _customers(
+    tk: Tillkey, batch: list[Person], schemes: frozenset[str], report: Report, opts: Options, checkpoint: dict[str, Any]
+) -> None:
+    """One batch of customers in one transaction, with its checkpoint."""
+    fresh: dict[str, tuple[names.Name, Person]] = {}
+    alone: list[Person] = []  # a non-ASCII email: the one-by-one path checks look-alikes
+    for p in batch:
+        problem = _problem(p, schemes)
+        if problem is None:
             try:
-                await _create(tk, p)
-            except TillkeyError as exc:  # a name Tillkey refuses (look-alike, bad email)
+                name = names.email(p.email)
+            except TillkeyError as exc:
                 problem = exc.text[:80]
+            else:
+                if names.skeleton_matters(name, is_email=True):
+                    alone.append(p)
+                elif name.key in fresh:
+                    problem = "same email on another website"
+                else:
+                    fresh[name.key] = (name, p)
         if problem is not None:
-            report.skipped[(p.kind, problem)] += 1
-        else:
-            report.imported[p.kind] += 1
-    if not dry_run:
-        await tk.audit.record(audit.IMPORT_RUN, details={"source": source, **report.as_dict()})
+            report.skipped[(CUSTOMER, problem)] += 1
+    async with tk.db.transaction() as s:
+        existing = await repo.customers_by_email_key(s, list(fresh))
+        if existing and opts.on_conflict == FAIL:
+            raise ImportConflict(f"{len(existing)} imported customer(s) already in Tillkey (--on-conflict fail).")
+        for key, (customer_id, stored) in existing.items():
+            _name, p = fresh.pop(key)
+            if opts.on_conflict == SKIP:
+                report.skipped[(CUSTOMER, EXISTS)] += 1
+                continue
+            if not opts.dry_run:
+                keep = legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's hash stays
+                await repo.update_imported_customer(
+                    s,
+                    customer_id,
+                    firstname=p.first_name,
+                    lastname=p.last_name,
+                    password_hash=None if keep else p.password,
+                )
+            report.updated[CUSTOMER] += 1
+        if not opts.dry_run:
+            await repo.insert_customers(
+                s, [(n, p.first_name, p.last_name, p.password or "") for n, p in fresh.values()]
+            )
+        if fresh:
+            report.imported[CUSTOMER] += len(fresh)
+        position = batch[-1].position
+        if not opts.dry_run and position is not None:
+            await tk.audit.record_in(
+                s,
+                audit.IMPORT_CHECKPOINT,
+                details={**checkpoint, "position": position, "imported": report.imported[CUSTOMER]},
+            )
+    for p in alone:
+        await _one(tk, p, None, report, opts)
+
+
+def where(dsn: str) -> str:
+    """A source database as the audit names it: host, port and database, never the credentials."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+
+
+async def last_checkpoint(tk: Tillkey, source: str, where: str) -> str | None:
+    """The position after which an unfinished run of this source stops, if any: a checkpoint
+    newer than the source's last finished run."""
+    found = await tk.audit.search(AuditQuery(event_prefix="import.", limit=200))
+    for r in found:  # newest first
+        details = json.loads(r.details or "{}")
+        if details.get("source") != source or details.get("from") != where:
+            continue
+        if r.event == audit.IMPORT_RUN and not details.get("dry_run"):
+            return None
+        if r.event == audit.IMPORT_CHECKPOINT:
+            position = details.get("position")
+            return position if isinstance(position, str) else None
+    return None
+
+
+async def run(tk: Tillkey, source: str, where: str, read: Reader, schemes: frozenset[str], opts: Options) -> Report:
+    """`source` names the system ("magento"), `where` the database (host/name, no credentials)."""
+    report = Report(opts.dry_run)
+    if not opts.dry_run:
+        report.resumed_after = await last_checkpoint(tk, source, where)
+    checkpoint = {"source": source, "from": where}
+    batch: list[Person] = []
+    step = opts.progress or (lambda _n: None)
+    # aclosing: a run that stops (--on-conflict fail) closes the source's stream in this task.
+    async with contextlib.aclosing(read(report.resumed_after)) as items:
+        async for item in items:
+            if isinstance(item, Person) and item.kind == CUSTOMER:
+                batch.append(item)
+                if len(batch) >= opts.batch:
+                    await _customers(tk, batch, schemes, report, opts, checkpoint)
+                    step(len(batch))
+                    batch = []
+                continue
+            await _one(tk, item, _problem(item, schemes), report, opts)
+            step(1)
+        if batch:
+            await _customers(tk, batch, schemes, report, opts, checkpoint)
+            step(len(batch))
+    if not opts.dry_run:
+        await tk.audit.record(audit.IMPORT_RUN, details={**checkpoint, **report.as_dict()})
         await tk.reload_grants()
+        await tk.reload_integrations()
+        await tk.reload_api_keys()
     return report

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -323,3 +323,54 @@ async def admins_with_role(s: AsyncSession, role_id: int) -> list[str]:
 async def delete_role(s: AsyncSession, role_id: int) -> None:
     await s.execute(delete(RoleResourceRow).where(RoleResourceRow.role_id == role_id))
     await s.execute(delete(RoleRow).where(RoleRow.id == role_id))
+
+
+# --- bulk import (migrate/run.py) ----------------------------------------------------------------
+
+
+async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, tuple[int, str]]:
+    """email key -> (customer id, stored password hash), for those of `keys` that exist."""
+    if not keys:
+        return {}
+    rows = await s.execute(
+        select(CustomerRow.email_key, CustomerRow.id, CustomerRow.password_hash).where(CustomerRow.email_key.in_(keys))
+    )
+    return {k: (i, h) for k, i, h in rows}
+
+
+async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str]]) -> None:
+    """New customers in one statement: (name, first name, last name, stored hash) each. The caller
+    has checked that none exists and that none needs the look-alike check (ASCII email)."""
+    if not people:
+        return
+    now = utcnow()
+    await s.execute(
+        insert(CustomerRow),
+        [
+            {
+                "email": n.shown,
+                "email_key": n.key,
+                "name_skeleton": n.skeleton,
+                "firstname": first.strip(),
+                "lastname": last.strip(),
+                "password_hash": hashed,
+                "is_active": True,
+                "website_id": 1,
+                "store_id": 1,
+                "group_id": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n, first, last, hashed in people
+        ],
+    )
+
+
+async def update_imported_customer(
+    s: AsyncSession, customer_id: int, *, firstname: str, lastname: str, password_hash: str | None
+) -> None:
+    """An import run's `--on-conflict update`: the names, and the hash when one is given."""
+    values: dict[str, Any] = {"firstname": firstname.strip(), "lastname": lastname.strip(), "updated_at": utcnow()}
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    await s.execute(update(CustomerRow).where(CustomerRow.id == customer_id).values(**values))

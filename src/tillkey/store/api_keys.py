@@ -13,6 +13,12 @@ from tillkey.store.models import ApiKeyRow
 SECRET = "secret"  # noqa: S105 (a key type, not a secret)
 PUBLISHABLE = "publishable"
 TYPES = (SECRET, PUBLISHABLE)
+# A secret key imported from Medusa, not yet presented: Tillkey never saw the raw key, so it keeps
+# Medusa's verifier (scrypt of the key with a per-key salt, medusa.md §3) until the key's first use
+# replaces it with the keyed digest every other key has. Stored without a column of its own: the
+# digest holds this prefix and the salt, `public_token` (publishable keys' column, unused by secret
+# ones) the scrypt hex; `_key` hands them out as `legacy` only.
+LEGACY_SCRYPT = "medusa-scrypt:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +37,17 @@ class ApiKey:
     revoked_ms: int | None
     revoked_by: int | None
     deleted_ms: int | None
+    legacy: tuple[str, str] | None = None  # an imported Medusa key not yet presented: (salt, scrypt hex)
 
 
 def _key(r: ApiKeyRow) -> ApiKey:
+    legacy = None
+    public = r.public_token
+    if r.digest.startswith(LEGACY_SCRYPT):
+        legacy, public = (r.digest[len(LEGACY_SCRYPT) :], r.public_token or ""), None
     return ApiKey(
-        r.id, r.type, r.title, r.digest, r.public_token, r.redacted, tuple(x for x in r.resources.split("\n") if x),
-        r.created_by, r.created_ms, r.updated_ms, r.last_used_ms, r.revoked_ms, r.revoked_by, r.deleted_ms,
+        r.id, r.type, r.title, r.digest, public, r.redacted, tuple(x for x in r.resources.split("\n") if x),
+        r.created_by, r.created_ms, r.updated_ms, r.last_used_ms, r.revoked_ms, r.revoked_by, r.deleted_ms, legacy,
     )  # fmt: skip
 
 
@@ -51,6 +62,64 @@ async def create(
     s.add(row)
     await s.flush()
     return _key(row)
+
+
+async def create_imported(
+    s: AsyncSession,
+    *,
+    type: str,
+    title: str,
+    digest: str,
+    public_token: str | None,
+    redacted: str,
+    resources: tuple[str, ...],
+    created_by: int | None,
+    created_ms: int,
+    revoked_ms: int | None,
+    now_ms: int,
+) -> ApiKey:
+    """A key moved from Medusa: its own times, and for a secret key its scrypt verifier
+    (`digest` = LEGACY_SCRYPT + salt, `public_token` = the scrypt hex)."""
+    row = ApiKeyRow(
+        type=type,
+        title=title,
+        digest=digest,
+        public_token=public_token,
+        redacted=redacted,
+        resources="\n".join(resources),
+        created_by=created_by,
+        created_ms=created_ms,
+        updated_ms=now_ms,
+        revoked_ms=revoked_ms,
+    )
+    s.add(row)
+    await s.flush()
+    return _key(row)
+
+
+async def imported_exists(s: AsyncSession, *, type: str, redacted: str, created_ms: int) -> bool:
+    """Is this Medusa key here already? Its digest changes at first use, so an import run knows it
+    by what stays: its type, redacted form and creation time."""
+    found = await s.scalar(
+        select(ApiKeyRow.id).where(
+            ApiKeyRow.type == type,
+            ApiKeyRow.redacted == redacted,
+            ApiKeyRow.created_ms == created_ms,
+            ApiKeyRow.deleted_ms.is_(None),
+        )
+    )
+    return found is not None
+
+
+async def upgrade_legacy(s: AsyncSession, key_id: int, digest: str, now_ms: int) -> bool:
+    """An imported key was presented and matched: from now on it is found by its keyed digest.
+    False when another process upgraded it first (the same digest: nothing left to do)."""
+    res = await s.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.id == key_id, ApiKeyRow.digest.startswith(LEGACY_SCRYPT))
+        .values(digest=digest, public_token=None, updated_ms=now_ms)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 async def by_id(s: AsyncSession, key_id: int) -> ApiKey | None:

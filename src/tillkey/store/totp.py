@@ -99,6 +99,20 @@ async def put_pending(
         raise Conflict("Two-factor auth enrolment is in progress elsewhere; try again.") from exc
 
 
+async def put_imported(
+    s: AsyncSession, owner_id: int, secret_enc: bytes, now: datetime, user_type: UserType = UserType.ADMIN
+) -> None:
+    """An active secret moved from another system (the owner's app already has it): replaces none."""
+    t = _tables(user_type)
+    if await get(s, owner_id, user_type) is not None:
+        raise Conflict(ALREADY_ACTIVE)
+    await s.execute(
+        insert(t.tfa).values(
+            {t.owner: owner_id, "secret_enc": secret_enc, "active": True, "last_step": 0, "created_at": now}
+        )
+    )
+
+
 async def activate(
     s: AsyncSession, owner_id: int, step: int, code_digests: Iterable[str], user_type: UserType = UserType.ADMIN
 ) -> bool:

@@ -1,0 +1,134 @@
+"""`tillkey import magento` of N generated customers (1,000,000 by default): rows/s, wall time and
+the import process's peak RSS (issue 17's goal: under 10 minutes and 300 MB).
+
+The source is MariaDB on 127.0.0.1:3306 (root, no password), loaded here with Magento 2.4's
+customer_entity (the columns the tests define) and rows like a shop's: emails, names, two websites,
+legacy hashes of every version the tests' PHP vectors hold (the import copies hashes, so their
+variety costs nothing). The target is a fresh Tillkey database: SQLite in a temporary data
+directory, or PostgreSQL with `--database-url`. The import runs as `tillkey import magento`, a
+child process, so its RSS is its own.
+
+    .venv/bin/python bench/import_magento.py [--customers N] [--batch 1000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.test_import_magento import ADMINS, ROLES, RULES, SCHEMA  # noqa: E402
+
+HASHES = [v["hash"] for v in json.loads((ROOT / "tests/vectors/legacy_hashes/magento.json").read_text())["vectors"]]
+FIRST = ["Anna", "Bo", "Chen", "Dara", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kim", "Lea", "Mia", "Noor"]
+LAST = ["Smith", "Jansen", "Nguyen", "Rossi", "Müller", "García", "Kowalski", "Okafor", "Tanaka", "Silva"]
+DOMAINS = ["example.com", "mail.test", "shop.test", "post.example", "inbox.test"]
+
+
+def load_source(name: str, customers: int) -> None:
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")  # a name of our own, not input
+        cur.execute(f"USE `{name}`")
+        for ddl in SCHEMA:
+            cur.execute(ddl)
+        cur.executemany(
+            "INSERT INTO authorization_role (role_id, parent_id, role_type, user_id, user_type, role_name)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [r for r in ROLES if r[4] == "2"],
+        )
+        cur.executemany(
+            "INSERT INTO authorization_rule (role_id, resource_id, privileges, permission) VALUES (%s, %s, '', %s)",
+            [r for r in RULES if r[0] in (1, 2)],
+        )
+        cur.executemany(
+            "INSERT INTO admin_user (user_id, username, email, password, is_active, firstname)"
+            " VALUES (%s, %s, %s, %s, %s, 'A')",
+            ADMINS,
+        )
+
+        # Generated inside MariaDB (its SEQUENCE engine): one statement, not a million round trips.
+        def pick(values: list[str], n: int) -> str:
+            return f"ELT(1 + (seq * {n}) % {len(values)}, {', '.join(conn.escape(v) for v in values)})"
+
+        cur.execute(
+            "INSERT INTO customer_entity (website_id, email, firstname, lastname, password_hash, increment_id,"  # noqa: S608 (our constants, escaped)
+            " group_id, store_id, created_at)"
+            f" SELECT 1 + seq % 2, CONCAT(LOWER({pick(FIRST, 7)}), '.', seq, '@', {pick(DOMAINS, 3)}),"
+            f" {pick(FIRST, 7)}, {pick(LAST, 11)}, {pick(HASHES, 1)}, LPAD(seq, 9, '0'), 1, 1,"
+            f" NOW() - INTERVAL seq MINUTE FROM seq_0_to_{customers - 1}"
+        )
+        conn.commit()
+    conn.close()
+
+
+def _exists(name: str) -> bool:
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with conn.cursor() as cur:
+        found = cur.execute("SHOW DATABASES LIKE %s", (name,))
+    conn.close()
+    return bool(found)
+
+
+def drop_source(name: str) -> None:
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--database-url", default="", help="Tillkey's database (default: SQLite in a temp dir)")
+    parser.add_argument("--keep-source", default="", help="load into this database name and keep it (re-runs)")
+    args = parser.parse_args()
+    name = args.keep_source or f"tillkey_bench_{secrets.token_hex(4)}"
+    started = time.perf_counter()
+    if not _exists(name):
+        load_source(name, args.customers)
+        print(f"source: {args.customers:,} customers loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
+            env |= {"TILLKEY_DATA_DIR": str(Path(tmp) / "data"), "TILLKEY_DATABASE_URL": args.database_url}
+            tillkey = str(ROOT / ".venv/bin/tillkey")
+            subprocess.run([tillkey, "db", "upgrade"], env=env, check=True, capture_output=True)
+            dsn = f"mysql://root@127.0.0.1:3306/{name}"
+            spent = resource.getrusage(resource.RUSAGE_CHILDREN)
+            before = spent.ru_utime + spent.ru_stime  # `db upgrade`'s
+            started = time.perf_counter()
+            command = [tillkey, "import", "magento", "--dsn", dsn, "--batch", str(args.batch), "--json"]
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rss_mib = usage.ru_maxrss / 1024
+            cpu = usage.ru_utime + usage.ru_stime - before
+            report = json.loads(out.stdout)
+    finally:
+        if not args.keep_source:
+            drop_source(name)
+    imported = report["imported"].get("customer", 0)
+    print(
+        f"import: {imported:,} customers (+{report['imported'].get('admin', 0)} admins) in {wall:.1f} s = "
+        f"{imported / wall:,.0f} customers/s; CPU {cpu:.1f} s; peak RSS of the import process {rss_mib:.0f} MiB; "
+        f"batch {args.batch}; target {args.database_url.split('://')[0] if args.database_url else 'sqlite'}"
+    )
+    print(f"skipped: {report['skipped']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
