@@ -88,6 +88,13 @@ class ClientStore(Protocol):
 
     async def by_client_id(self, client_id: str) -> Client | None: ...
 
+    async def all(self) -> list[Client]: ...
+
+    async def add(self, w: Work, client: Client) -> Client:
+        """Register `client` in the caller's unit of work; answers it with its row id."""
+
+    async def delete(self, w: Work, client_id: str) -> Client | None: ...
+
 
 class CodeStore(Protocol):
     """Authorization codes, by the digest of the code (never the code itself)."""
@@ -125,6 +132,10 @@ class RefreshStore(Protocol):
 
     async def revoke_family(self, family_id: str, now: int) -> list[tuple[str, int | None]]:
         """Revoke the family and its tokens; answers the access tokens issued from it."""
+
+    async def revoke_families_of_client(self, w: Work, client_id: str) -> tuple[int, list[tuple[str, int | None]]]:
+        """In the caller's unit of work: revoke every live family of the client; answers how many,
+        and the access tokens issued from them."""
 
 
 class KeyStore(Protocol):

@@ -109,8 +109,16 @@ class Services:
             db=db, changes=changes, audit=audit, tree=tree, master=master, settings=settings, clock=clock
         )
         self.oauth1_exchange = Exchange(db=db, changes=changes, master=master, settings=settings, clock=clock)
+        client_rows = ClientRows(db)
         self.clients = Clients(
-            db=db, changes=changes, revoker=revoker, tree=tree, master=master, clock=clock, live=live_client
+            store=client_rows,
+            refreshes=refreshes,
+            changes=changes,
+            revoker=revoker,
+            tree=tree,
+            master=master,
+            clock=clock,
+            live=live_client,
         )
         self.oauth2 = OAuth2(
             settings=settings,
@@ -123,7 +131,7 @@ class Services:
             audit=audit,
             clients=self.clients,
             refresh_tokens=self.refresh_tokens,
-            client_store=ClientRows(db),
+            client_store=client_rows,
             codes=CodeRows(db),
             refreshes=refreshes,
             profiles=ProfileRows(db),

@@ -32,6 +32,16 @@ class ClientRows:
         async with self._db.session() as s:
             return await repo.client_by_client_id(s, client_id)
 
+    async def all(self) -> list[Client]:
+        async with self._db.session() as s:
+            return await repo.clients(s)
+
+    async def add(self, w: Work, client: Client) -> Client:
+        return await repo.add_client(w.s, client)
+
+    async def delete(self, w: Work, client_id: str) -> Client | None:
+        return await repo.delete_client(w.s, client_id)
+
 
 class CodeRows:
     """CodeStore: authorization codes by digest."""
@@ -107,6 +117,13 @@ class RefreshRows:
     async def revoke_family(self, family_id: str, now: int) -> list[tuple[str, int | None]]:
         async with self._db.transaction() as s:
             return await repo.revoke_family(s, family_id, now)
+
+    async def revoke_families_of_client(self, w: Work, client_id: str) -> tuple[int, list[tuple[str, int | None]]]:
+        families = await repo.families_of_client(w.s, client_id)
+        denied: list[tuple[str, int | None]] = []
+        for family in families:
+            denied += await repo.revoke_family(w.s, family, w.now)
+        return len(families), denied
 
 
 class KeyRows:
