@@ -25,10 +25,12 @@ typecheck: $(STAMP)
 
 # The suite in two passes: everything in parallel (TEST_WORKERS processes), then the tests marked
 # `serial`, alone, because they measure time and must not share the CPU with other tests.
+# `--dist loadgroup`: the tests sharing a server, nginx or Chromium run on one worker, so each
+# starts once (tests/conftest.py groups them); the largest groups are handed out first.
 TEST_WORKERS ?= 4
 test: lint typecheck
 	@status=0; \
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" --durations=25 $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" --durations=25 $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/pytest -p no:xdist -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
 	exit $$status
 

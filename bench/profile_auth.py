@@ -7,6 +7,7 @@ routing.requires() or Authenticator.authenticate().
 
     python bench/profile_auth.py              # timings, ~20 s
     python bench/profile_auth.py --cprofile   # plus the top functions of the protected route
+    python bench/profile_auth.py --cprofile --profile-path /tillkey/v1/forward-auth
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))  # `python bench/profile_auth.py` puts only bench/
 
 from fastapi import Depends, FastAPI, Request  # noqa: E402
 
+from bench import bare  # noqa: E402
 from bench.app import PRODUCTS, bench_router, empty, install  # noqa: E402
 from tillkey.access.delegation import OPERATOR  # noqa: E402
 from tillkey.access.policy import check  # noqa: E402
@@ -59,9 +61,15 @@ def build_app() -> FastAPI:
     return app
 
 
-def scope_for(app: FastAPI, path: str, token: str) -> dict[str, Any]:
-    # The headers wrk sends, plus the bearer token.
+# Forward-auth asks about this original request (the route table is set in __main__ below).
+FORWARD = [(b"x-original-method", b"GET"), (b"x-original-uri", b"/rest/V1/products/24-MB01")]
+
+
+def scope_for(app: Any, path: str, token: str) -> dict[str, Any]:
+    # The headers wrk sends, plus the bearer token (and forward-auth's question).
     headers = [(b"host", b"127.0.0.1:8000"), (b"authorization", f"Bearer {token}".encode())]
+    if path == "/tillkey/v1/forward-auth":
+        headers += FORWARD
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
         "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
@@ -82,7 +90,7 @@ class Sink:
             self.status = message["status"]
 
 
-async def per_request_us(app: FastAPI, path: str, token: str, n: int) -> float:
+async def per_request_us(app: Any, path: str, token: str, n: int) -> float:
     scope, sink = scope_for(app, path, token), Sink()
     start = time.thread_time()
     for _ in range(n):
@@ -127,17 +135,27 @@ async def main(args: argparse.Namespace) -> None:
 
         # Whole requests in many short interleaved rounds: the min is the round least disturbed by
         # other processes, and differences of mins are what the breakdown below uses.
-        paths = ["/bench/empty", "/bench/empty-noop-dep", "/bench/empty-protected"]
+        # The layers, each one more than the one before: a bare Starlette route (bench/bare.py),
+        # Tillkey's edge and direct dispatch (empty), FastAPI's full route handling with one
+        # dependency (noop-dep: not a direct route), the guard (protected), forward-auth, who-am-I.
+        paths = [
+            "bare", "/bench/empty", "/bench/empty-noop-dep", "/bench/empty-protected", "/tillkey/v1/forward-auth",
+            "/admin/users/me",
+        ]  # fmt: skip
         got: dict[str, list[float]] = {p: [] for p in paths}
         for i in range(args.rounds):
             for p in paths if i % 2 == 0 else reversed(paths):
-                got[p].append(await per_request_us(app, p, token, args.requests))
+                target = (bare.app, "/bench/empty") if p == "bare" else (app, p)
+                got[p].append(await per_request_us(target[0], target[1], token, args.requests))
         print(f"whole request through the ASGI app, us ({args.rounds} rounds x {args.requests}):")
         for p, v in got.items():
             print(f"  {p:<26} min {min(v):7.1f}   median {statistics.median(v):7.1f}")
         lo = {p: min(v) for p, v in got.items()}
-        print(f"  FastAPI's cost of one dependency (noop - empty):   {lo[paths[1]] - lo[paths[0]]:6.1f}")
-        print(f"  requires() guard itself (protected - noop):        {lo[paths[2]] - lo[paths[1]]:6.1f}")
+        print(f"  edge + direct dispatch (empty - bare Starlette):   {lo[paths[1]] - lo[paths[0]]:6.1f}")
+        print(f"  FastAPI routing + one dependency (noop - empty):   {lo[paths[2]] - lo[paths[1]]:6.1f}")
+        print(f"  requires() guard, direct (protected - empty):      {lo[paths[3]] - lo[paths[1]]:6.1f}")
+        print(f"  forward-auth decision (forward-auth - empty):      {lo[paths[4]] - lo[paths[1]]:6.1f}")
+        print(f"  who-am-I (users/me - empty):                       {lo[paths[5]] - lo[paths[1]]:6.1f}")
 
         # The pieces of the guard, each on its own.
         scope = scope_for(app, "/bench/empty-protected", token)
@@ -165,7 +183,7 @@ async def main(args: argparse.Namespace) -> None:
         if args.cprofile:
             prof = cProfile.Profile()
             prof.enable()
-            await per_request_us(app, "/bench/empty-protected", token, 20_000)
+            await per_request_us(app, args.profile_path, token, 20_000)
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
@@ -174,7 +192,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="In-process breakdown of the auth hot path.")
     ap.add_argument("--rounds", type=int, default=60, help="interleaved rounds of whole requests (default 60)")
     ap.add_argument("--requests", type=int, default=500, help="requests per route and round (default 500)")
-    ap.add_argument("--cprofile", action="store_true", help="also cProfile 20,000 protected requests")
+    ap.add_argument("--cprofile", action="store_true", help="also cProfile 20,000 requests of --profile-path")
+    ap.add_argument("--profile-path", default="/bench/empty-protected", help="the route --cprofile profiles")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tillkey-profile-"))
     # Settings() reads the environment when the app is built: a throwaway data dir, no stray
@@ -185,6 +204,7 @@ if __name__ == "__main__":
         "TILLKEY_DATA_DIR": str(tmp),
         "TILLKEY_LOG_LEVEL": "WARNING",
         "TILLKEY_RATE_LIMIT_DEFAULT": "1000000000/minute",
+        "TILLKEY_FORWARD_AUTH_ROUTES": '[{"path": "/rest/V1/products/*", "resources": ["Magento_Catalog::products"]}]',
     }
     try:
         asyncio.run(main(args))

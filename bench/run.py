@@ -209,7 +209,13 @@ class Wrk:
         self.token = token
 
     def run(
-        self, url: str, seconds: int, script: Path | None = None, timeout_s: int = 2, token: str | None = None
+        self,
+        url: str,
+        seconds: int,
+        script: Path | None = None,
+        timeout_s: int = 2,
+        token: str | None = None,
+        headers: tuple[str, ...] = (),
     ) -> Sample:
         # Every route gets the same Authorization header, so the twins parse the same bytes and
         # differ only in what the server does with the token. A script (the OAuth 2 POSTs) sets
@@ -218,7 +224,7 @@ class Wrk:
         auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
         cmd = [
             self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
-            "--latency", *auth, url,
+            "--latency", *auth, *(a for h in headers for a in ("-H", h)), url,
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False)
         if done.returncode != 0:
@@ -255,6 +261,7 @@ def tillkey_env() -> dict[str, str]:
     # Likewise the login limits (per IP and per username), for the token issuance figures.
     env["TILLKEY_RATE_LIMIT_LOGIN_IP"] = "1000000000/minute"
     env["TILLKEY_RATE_LIMIT_LOGIN_USERNAME"] = "1000000000/minute"
+    env["TILLKEY_FORWARD_AUTH_ROUTES"] = FORWARD_ROUTES
     env["TILLKEY_ADMIN_2FA"] = "off"  # the load generator logs its admin in with a password only
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
@@ -270,13 +277,15 @@ def free_port() -> int:
 class Server:
     """uvicorn serving bench.app in its own process group, so Ctrl-C reaches it only through us."""
 
-    def __init__(self, workers: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, workers: int, env: dict[str, str], log_path: Path, app: str = "bench.app:create_bench_app"
+    ) -> None:
         self.workers = workers
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
         self.log_path = log_path
         self.cmd = [
-            sys.executable, "-m", "uvicorn", "bench.app:create_bench_app", "--factory",
+            sys.executable, "-m", "uvicorn", app, *(["--factory"] if app.endswith("create_bench_app") else []),
             "--app-dir", str(ROOT), "--host", HOST, "--port", str(self.port), "--workers", str(workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
             "--no-proxy-headers", "--no-server-header",
@@ -333,8 +342,8 @@ class Server:
 
 
 @contextmanager
-def serving(workers: int, env: dict[str, str], tmp: Path) -> Iterator[Server]:
-    server = Server(workers, env, tmp / f"server-{workers}w.log")
+def serving(workers: int, env: dict[str, str], tmp: Path, app: str = "bench.app:create_bench_app") -> Iterator[Server]:
+    server = Server(workers, env, tmp / f"server-{workers}w-{app.split(':')[0]}.log", app)
     try:
         server.start()
         yield server
@@ -508,7 +517,13 @@ def machine_info(wrk: Wrk, loadavg_before: float) -> dict[str, Any]:
     }
 
 
-def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[str, Any]]) -> str:
+def report_machine(machine: dict[str, Any], config: dict[str, Any]) -> str:
+    return "\n".join(report(machine, config, [], header_only=True))
+
+
+def report(
+    machine: dict[str, Any], config: dict[str, Any], results: list[dict[str, Any]], header_only: bool = False
+) -> Any:
     out = [
         "",
         f"machine: nproc={machine['nproc']}  cpu={machine['cpu_model']}  python={machine['python']}  "
@@ -516,6 +531,10 @@ def report(machine: dict[str, Any], config: dict[str, Any], results: list[dict[s
         f"load: wrk -t{config['threads']} -c{config['connections']}, {config['duration']} s x {config['rounds']} "
         f"rounds per route, protected and open alternating; medians. "
         f"server: uvicorn httptools+uvloop, access log off",
+    ]
+    if header_only:
+        return out
+    out += [
         "",
         "ratios: protected / unprotected, medians of per-round ratios; rps [min-max], and by server CPU per request",
         f"{'backend':<15} {'workers':>7}  {'products/{sku} rps':>20} {'CPU':>6}  {'target':>11}  "
@@ -586,6 +605,114 @@ def _ratio(r: dict[str, Any]) -> str:
     return f"{r['ratio']:.3f} [{min(r['per_round']):.2f}-{max(r['per_round']):.2f}]"
 
 
+# --- against a bare route -----------------------------------------------------------------------
+# Issue 19's yardstick: each hot Tillkey route as a fraction of a bare Starlette JSON route served
+# by the same uvicorn settings (bench/bare.py), the two servers measured round after round in turn.
+
+BARE_TARGETS = {"empty": 0.6, "empty-protected": 0.5, "forward-auth": 0.6, "users-me": None}
+FORWARD_PATH = "/tillkey/v1/forward-auth"
+FORWARD_HEADERS = ("X-Original-Method: GET", f"X-Original-URI: /rest/V1/products/{SKU}")
+FORWARD_ROUTES = json.dumps([{"path": "/rest/V1/products/*", "resources": ["Magento_Catalog::products"]}])
+VS_BARE = {
+    "empty": ("/bench/empty", ()),
+    "empty-protected": ("/bench/empty-protected", ()),
+    "forward-auth": (FORWARD_PATH, FORWARD_HEADERS),
+    "users-me": ("/admin/users/me", ()),
+}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) -> dict[str, Any]:
+    """Per round: the bare route, then every Tillkey route; ratios of requests/s and of p99 to the
+    bare route of the same round, so load from neighbours that drifts over the run cancels out."""
+    r = httpx.get(server.base + FORWARD_PATH, headers=dict(h.split(": ", 1) for h in FORWARD_HEADERS),
+                  params=None, timeout=10)  # fmt: skip
+    if r.status_code != 401:
+        raise BenchError(f"forward-auth without a token answered {r.status_code}, expected 401: {r.text[:200]}")
+    headers = {"Authorization": f"Bearer {wrk.token}"} | dict(h.split(": ", 1) for h in FORWARD_HEADERS)
+    for key, (path, _) in VS_BARE.items():
+        got = httpx.get(server.base + path, headers=headers, timeout=10)
+        if got.status_code != 200:
+            raise BenchError(f"GET {path} ({key}) answered {got.status_code}: {got.text[:200]}")
+    rss_start = {"tillkey": rss_mb(server.pid), "bare": rss_mb(bare.pid)}
+    wrk.run(bare.base + "/bench/empty", warmup)
+    for path, extra in VS_BARE.values():
+        wrk.run(server.base + path, warmup, headers=extra)
+    samples: dict[str, list[Sample]] = {"bare": [], **{k: [] for k in VS_BARE}}
+    for i in range(rounds):
+        order = [("bare", bare, "/bench/empty", ())] + [(k, server, p, h) for k, (p, h) in VS_BARE.items()]
+        if i % 2:
+            order = order[1:] + order[:1]  # the bare route first in one round, last in the next
+        for key, srv, path, extra in order:
+            before = CpuSnapshot.take(srv.pid)
+            s = wrk.run(srv.base + path, seconds, headers=extra)
+            other, cpu_us = account(before, CpuSnapshot.take(srv.pid), s.requests)
+            if s.non_2xx:
+                raise BenchError(f"{path}: {s.non_2xx} of {s.requests} responses were not 2xx")
+            samples[key].append(replace(s, other_cpu=other, cpu_us=cpu_us))
+            print(f"  vs bare round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req "
+                  f"p99 {s.p99_ms:.2f} ms", flush=True)  # fmt: skip
+    out: dict[str, Any] = {"bare": _route_summary(samples["bare"]), "routes": {}, "rss_start_mb": rss_start}
+    out["rss_end_mb"] = {"tillkey": rss_mb(server.pid), "bare": rss_mb(bare.pid)}
+    for key in VS_BARE:
+        pairs = list(zip(samples[key], samples["bare"], strict=True))
+        out["routes"][key] = _route_summary(samples[key]) | {
+            "path": VS_BARE[key][0],
+            "ratio_per_round": [a.rps / b.rps for a, b in pairs],
+            "cpu_ratio_per_round": [b.cpu_us / a.cpu_us for a, b in pairs if a.cpu_us],
+            "p99_ratio_per_round": [a.p99_ms / b.p99_ms for a, b in pairs if b.p99_ms],
+            "target": BARE_TARGETS[key],
+        }
+    return out
+
+
+def _route_summary(got: list[Sample]) -> dict[str, Any]:
+    return {
+        "rps": statistics.median(s.rps for s in got), "p99_ms": statistics.median(s.p99_ms for s in got),
+        "cpu_us": statistics.median(s.cpu_us for s in got), "other_cpu_max": max(s.other_cpu for s in got),
+        "samples": [asdict(s) for s in got],
+    }  # fmt: skip
+
+
+def _span(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def report_vs_bare(vs: dict[str, Any]) -> list[str]:
+    b = vs["bare"]
+    out = [
+        "",
+        f"against a bare Starlette JSON route on the same uvicorn (sqlite, 1 worker): bare {b['rps']:.0f} req/s, "
+        f"{b['cpu_us']:.0f} us CPU/req, p99 {b['p99_ms']:.2f} ms",
+        f"{'route':<34} {'req/s':>8} {'÷ bare: rps [range]':>20} {'CPU':>18} {'p99 ÷ bare':>18}  {'goal':>9}",
+    ]
+    for key, r in vs["routes"].items():
+        goal = r["target"]
+        met = (
+            ""
+            if goal is None
+            else (f">={goal} ok" if statistics.median(r["ratio_per_round"]) >= goal else f"<{goal} MISS")
+        )
+        out.append(
+            f"{'GET ' + r['path'] + (' (fwd)' if key == 'forward-auth' else ''):<34} {r['rps']:>8.0f} "
+            f"{_span(r['ratio_per_round']):>20} {_span(r['cpu_ratio_per_round']):>18} "
+            f"{_span(r['p99_ratio_per_round']):>18}  {met:>9}"
+        )
+    start, end = vs["rss_start_mb"], vs["rss_end_mb"]
+    out.append(
+        f"RSS per worker, MiB: Tillkey {start['tillkey']:.0f} at start, {end['tillkey']:.0f} after the run; "
+        f"bare {start['bare']:.0f} / {end['bare']:.0f}"
+    )
+    return out
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -601,6 +728,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated: sqlite (embedded default) and postgres (PostgreSQL + Redis, scale-out mode; "
         f"needs both on {PG_HOST}:5432 and :6379). Default: both",
     )  # fmt: skip
+    ap.add_argument(
+        "--bare-only", action="store_true", help="only the hot routes against a bare Starlette route (sqlite, 1 worker)"
+    )
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
     args = ap.parse_args(argv)
@@ -616,6 +746,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError:
         ap.error("--workers takes numbers such as 1,2")
     args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.bare_only:
+        args.backend_list, args.worker_counts = ["sqlite"], [1]
     if not args.backend_list or set(args.backend_list) - {"sqlite", "postgres"}:
         ap.error("--backends takes sqlite, postgres or both")
     return args
@@ -679,6 +811,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
     config["login_connections"] = LOGIN_CONNECTIONS
     wrk: Wrk | None = None
+    vs_bare: dict[str, Any] | None = None
     results = []
     for backend in args.backend_list:
         with backend_env(backend, base_env, tmp) as env:
@@ -699,6 +832,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                     if wrk is None:  # one token per backend: its servers share the signing key
                         wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
                     sanity_check(server.base, wrk.token, workers)
+                    if backend == "sqlite" and workers == 1 and vs_bare is None:
+                        print("measuring against a bare Starlette route ...", flush=True)
+                        with serving(1, env, tmp, app="bench.bare:app") as bare:
+                            vs_bare = measure_vs_bare(server, bare, wrk, args.duration, args.rounds, args.warmup)
+                    if args.bare_only:
+                        continue
                     print(f"measuring {backend}, {workers} worker(s) on {server.base} ...", flush=True)
                     result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
                     result["backend"] = backend if backend == "sqlite" else "postgres+redis"
@@ -713,13 +852,15 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         raise BenchError("no worker counts to measure")
 
     machine = machine_info(wrk, loadavg_before)
-    print(report(machine, config, results))
+    print(report(machine, config, results) if results else report_machine(machine, config))
+    if vs_bare is not None:
+        print("\n".join(report_vs_bare(vs_bare)))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{stamp}.json"
     payload = {
         "timestamp": stamp, "machine": machine, "config": config, "target": TARGET, "empty_target": EMPTY_TARGET,
-        "results": results,
+        "results": results, "vs_bare": vs_bare,
     }  # fmt: skip
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)}")

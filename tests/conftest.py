@@ -220,9 +220,26 @@ class Server:
         return env
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([TILLKEY, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        """`tillkey ARGS` against this server's data, through Typer's CliRunner in this process:
+        the same entry point, arguments and environment as the operator's command, without the
+        interpreter start and imports a subprocess pays for each call (seconds on a loaded machine).
+        In a thread of its own: the command runs its own event loop, and the caller may be in one."""
+        from typer.testing import CliRunner
+
+        from tillkey.cli import app as cli_app
+
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("TILLKEY_")}
+        env.update(self.env)
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(CliRunner().invoke, cli_app, list(args), env=env).result(timeout=120)
+        res = subprocess.CompletedProcess([TILLKEY, *args], out.exit_code, out.stdout, out.stderr)
+        if self.proc is not None and self.proc.poll() is None and "TILLKEY_REDIS_URL" not in self.env:
+            # Without Redis a running server applies the CLI's change at its next change-feed poll
+            # (every TILLKEY_SYNC_INTERVAL): give it two before the test goes on, as the operator's
+            # command exiting used to (a known delay of its own, not what these tests are about).
+            time.sleep(2 * float(self.env["TILLKEY_SYNC_INTERVAL"]) + 0.2)
         if check and res.returncode != 0:
-            raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+            raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}{out.exception!r}")
         return res
 
     def cli_json(self, *args: str) -> Any:
@@ -235,16 +252,20 @@ class Server:
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 30
+        # Generous: seconds on an idle machine, much longer on a loaded one.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                # A loaded machine can take seconds to answer the first request.
+                if httpx.get(self.url + "/healthz", timeout=5).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        # Not left running behind the failure (whoever called start may not clean up).
+        stop_process(self.proc)
         raise AssertionError(f"server did not start: {self.log()}")
 
     def stop(self) -> None:
@@ -365,3 +386,87 @@ def scaleout_db(
                 monkeypatch.setenv(name, value)
                 settings[name.removeprefix("TILLKEY_").lower()] = value
         yield settings
+
+
+# --- pytest-xdist: one worker per shared fixture ------------------------------------------------
+#
+# Under `--dist loadgroup` (Makefile `test`) the tests that share a module- or session-scoped
+# fixture of this suite (a server, nginx, Chromium, a node process, a shared in-process app) go to
+# one worker, so each such fixture starts once, not on every worker that happens to run one of its
+# tests (as `worksteal` or `load` do). Tests that share nothing go wherever a worker is free.
+# pytest-xdist's own loadgroup reads `xdist_group` marks through `item._nodeid`, which pytest 9.2 no
+# longer uses; so the workers write the groups they computed to a file the controller's scheduler
+# reads (both through pytest-xdist's public hooks).
+
+GROUPS_FILE = "tillkey_test_groups"
+
+
+def _groups(items: list[pytest.Item]) -> dict[str, str]:
+    """nodeid -> group, for the tests that share a fixture instance with another (union-find over
+    the instances: a test using two shared fixtures joins their groups)."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    uses: dict[str, list[str]] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        shared = []
+        for name in getattr(item, "fixturenames", ()):
+            defs = info.name2fixturedefs.get(name) if info is not None else None
+            if not defs or defs[-1].scope not in ("module", "session"):
+                continue
+            if not getattr(defs[-1].func, "__module__", "").startswith("tests."):
+                continue  # pytest's own (tmp_path_factory, ...)
+            where = getattr(getattr(item, "module", None), "__name__", "") if defs[-1].scope == "module" else ""
+            shared.append(f"{where}:{name}[{params.get(name, '')}]")
+        if shared:
+            uses[item.nodeid] = shared
+            for other in shared[1:]:
+                parent[find(other)] = find(shared[0])
+    return {nodeid: find(shared[0]) for nodeid, shared in uses.items()}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    path = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if path:
+        scratch = Path(f"{path}.{os.getpid()}")
+        scratch.write_text(json.dumps(_groups(items)))
+        scratch.replace(path)  # whole or absent: the workers write the same map
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[GROUPS_FILE] = str(_groups_path(node.config))
+
+
+def _groups_path(config: pytest.Config) -> Path:
+    return Path(tempfile.gettempdir()) / f"tillkey-test-groups-{os.getpid()}.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """One scope per group of tests sharing a fixture, one per other test; the largest scopes
+        are handed out first (pytest-xdist's loadscope reordering)."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                path = _groups_path(config)
+                self.groups = json.loads(path.read_text()) if path.exists() else {}
+                path.unlink(missing_ok=True)
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedFixtureScheduling(config, log)

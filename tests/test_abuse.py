@@ -12,6 +12,7 @@ import secrets
 import socket
 import statistics
 import time
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -120,17 +121,23 @@ def test_customer_account_lockout(tmp_path: Path) -> None:
     inprocess.run(body)
 
 
-def _clear_of_window_edge(seconds: float = 60) -> None:
-    """The limits are sliding-window counters (the `limits` library, on the wall clock): across a
-    window's edge they weigh the last window's hits by how much of it is still in view, which can
-    let one more hit through. Exact counts are asserted below, so start well inside an hour."""
-    into = time.time() % 3600
-    if into > 3600 - seconds:
-        time.sleep(3600 - into + 1)
+def _freeze_limits_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limits are sliding-window counters of the `limits` library, which reads the wall clock
+    itself (not the runtime's Clock): across a window's edge they weigh the last window's hits by how
+    much of it is still in view, which can let one more hit through. Exact counts are asserted below,
+    so the library's clock (its in-memory storage and strategies, what an in-process app without
+    Redis uses) stands still for the test: no edge is ever crossed, and nobody sleeps until one is."""
+    import limits.aio.storage.memory
+    import limits.aio.strategies
+
+    now = time.time()
+    frozen = types.SimpleNamespace(time=lambda: now)
+    for module in (limits.aio.storage.memory, limits.aio.strategies):
+        monkeypatch.setattr(module, "time", frozen)
 
 
-def test_login_rate_limits_per_username_and_ip(tmp_path: Path) -> None:
-    _clear_of_window_edge()
+def test_login_rate_limits_per_username_and_ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _freeze_limits_clock(monkeypatch)
 
     async def body() -> None:
         settings = {
@@ -157,8 +164,8 @@ def test_login_rate_limits_per_username_and_ip(tmp_path: Path) -> None:
     inprocess.run(body)
 
 
-def test_general_rate_limit_per_client(tmp_path: Path) -> None:
-    _clear_of_window_edge()
+def test_general_rate_limit_per_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _freeze_limits_clock(monkeypatch)
 
     async def body() -> None:
         async with inprocess.running(tmp_path, rate_limit_default="20/hour", refusal_pause_seconds=1.0) as t:

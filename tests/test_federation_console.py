@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.federation_support import (
     openid_provider,
     sign_in_at_provider,
 )
+from tests.polling import until
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.store import accounts as accounts_repo
@@ -29,9 +31,10 @@ from tillkey.store import accounts as accounts_repo
 pytestmark = pytest.mark.interop
 
 STAFF = {"email": "staff@corp.example", "email_verified": True, "name": "Sam Staff", "groups": ["shop-staff"]}
+LIN = {"email": "lin@corp.example", "email_verified": True, "groups": ["shop-staff"]}
 ACCOUNTS = {
     "staff": {"claims": STAFF},
-    "lin": {"claims": {"email": "lin@corp.example", "email_verified": True, "groups": ["shop-staff"]}},
+    "lin": {"claims": LIN},
     "boss": {"claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
              "amr": ["pwd", "mfa"]},
 }  # fmt: skip
@@ -195,3 +198,114 @@ def test_a_mandatory_provider_ends_password_sign_in_once_linked(tmp_path: Path, 
                 assert r.status_code == 409 and "last way to sign in" in r.text, r.text
 
     inprocess.run(body)
+
+
+def test_a_role_mapped_at_sign_in_reaches_the_admins_running_tokens(tmp_path: Path, op: OpenIDProvider) -> None:
+    """Groups decide the role at every sign-in, and the new role is what every running token of that
+    admin holds from then on, both ways (the grants change rides the change feed, as any role
+    change does): here a Magento admin token lin got with its password before."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            lin = await t.create_admin("lin", role="catalog", email="lin@corp.example")
+            await _link(t, lin.id, "lin")
+            token = await t.admin_token("lin")
+
+            async def status(path: str) -> int:
+                return (await t.client.get(path, headers=t.bearer(token))).status_code
+
+            assert (await status("/tillkey/v1/idps"), await status("/rest/V1/products")) == (403, 200)
+            for groups, idps, products in ((["admins"], 200, 200), (["shop-staff"], 403, 200)):
+                op.set_account("lin", {**LIN, "groups": groups})
+                async with t.browser() as browser:
+                    assert (await _sign_in(browser, "lin")).status_code == 200
+                assert (await status("/tillkey/v1/idps"), await status("/rest/V1/products")) == (idps, products)
+            # No group maps and no default role: the sign-in is refused and the role is gone at once.
+            op.set_account("lin", {**LIN, "groups": []})
+            async with t.browser() as browser:
+                assert (await _sign_in(browser, "lin")).status_code == 401
+            assert (await status("/tillkey/v1/idps"), await status("/rest/V1/products")) == (403, 403)
+            op.set_account("lin", LIN)
+
+    inprocess.run(body)
+
+
+async def _link(t: inprocess.InProcess, admin_id: int, account: str) -> None:
+    """The admin, signed in to the console, links its identity at the provider (My account)."""
+    caller = await t.console_session(admin_id)
+    r = await caller.post("/console/account/identities", {"provider": "corp"})
+    location = html.unescape(re.search(r'url=([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
+    query = await sign_in_at_provider(location, account, CONSOLE_CALLBACK)
+    assert (await t.client.get("/console/login/idp/corp/callback", params=query)).status_code == 200
+
+
+@pytest.mark.serial  # times the change feed
+def test_changing_the_role_map_signs_linked_admins_out_on_every_server(
+    tmp_path: Path, op: OpenIDProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider keeps no admin's groups, so a new role map cannot recompute their roles: it
+    signs every admin linked through the provider out (tokens revoked, sessions ended), and their
+    next sign-in maps their groups anew. Through the API, this server refuses them at once; through
+    the CLI (another process), the running server follows the change feed within a second."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("TILLKEY_FEDERATION_ALLOW_PRIVATE_ENDPOINTS", "true")
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await _setup(t, op)
+            lin = await t.create_admin("lin", role="catalog", email="lin@corp.example")  # not linked: untouched
+            operator = await t.create_admin("op", resources=["Tillkey::idps", "Magento_Backend::all"])
+            token = await t.admin_token("op")
+            async with t.browser() as staff, t.browser() as boss:
+                assert (await _sign_in(staff, "staff")).status_code == 200
+                assert (await _sign_in(boss, "boss")).status_code == 200
+                lin_session = await t.console_session(lin.id)
+                # Not a change to roles: nobody is signed out.
+                r = await t.client.patch(
+                    "/tillkey/v1/idps/corp", json={"display_name": "Corp"}, headers=t.bearer(token)
+                )
+                assert r.status_code == 200 and r.json()["display_name"] == "Corp", r.text
+                assert (await staff.get("/console/")).status_code == 200
+
+                r = await t.client.patch(
+                    "/tillkey/v1/idps/corp",
+                    json={"role_map": {"shop-staff": "everything", "admins": "everything"}},
+                    headers=t.bearer(token),
+                )
+                assert r.status_code == 200 and r.json()["role_map"] == {
+                    "shop-staff": "everything",
+                    "admins": "everything",
+                }
+                assert (await staff.get("/console/")).status_code != 200
+                assert (await boss.get("/console/")).status_code != 200
+                assert (await lin_session.get("/console/")).status_code == 200
+                assert (await t.client.get("/tillkey/v1/idps", headers=t.bearer(token))).status_code == 200
+                # Signing in again maps the groups with the new map.
+                assert (await _sign_in(staff, "staff")).status_code == 200
+                assert (await staff.get("/console/keys")).status_code == 200
+
+                # The operator's CLI is another process: it commits the revocation and the running
+                # server applies it from the change feed (TILLKEY_SYNC_INTERVAL, 1 s).
+                await inprocess.cli(
+                    "idp",
+                    "update",
+                    "corp",
+                    "--role-map",
+                    "admins=everything",
+                    "--role-map",
+                    "shop-staff=catalog",
+                    "--json",
+                )
+                start = time.monotonic()
+                await until(lambda: _signed_out(staff), within=5, what="the CLI's change reaching the server")
+                assert time.monotonic() - start < 3.0  # a poll of the feed each second, with room for a loaded machine
+                assert (await _sign_in(staff, "staff")).status_code == 200
+                assert (await staff.get("/console/keys")).status_code == 403  # catalog again
+            assert operator.id != lin.id
+
+    inprocess.run(body)
+
+
+async def _signed_out(browser: httpx.AsyncClient) -> bool:
+    return (await browser.get("/console/")).status_code != 200

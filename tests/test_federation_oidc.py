@@ -191,3 +191,42 @@ async def _events(t: inprocess.InProcess) -> list[str]:
 async def _refusals(t: inprocess.InProcess) -> list[str]:
     found = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=100))
     return [str(json.loads(e.details or "{}").get("reason", "")) for e in found]
+
+
+def test_a_magento_storefront_signs_a_customer_in_by_redirect(tmp_path: Path, op: OpenIDProvider) -> None:
+    """The Magento-style redirect flow: location, the provider, the storefront's callback page posts
+    code and state, and gets a customer token (a bare JSON string) and the refresh cookie. The
+    first sign-in creates the customer from the verified email; the next lands on it."""
+
+    async def body() -> None:
+        async with _running(tmp_path) as t:
+            await _add(t, op)
+            start = "/rest/V1/tillkey/federation/customer/corp"
+            customers: list[int] = []
+            for _ in range(2):
+                r = await t.client.post(start, json={})
+                assert r.status_code == 200, r.text
+                query = await sign_in_at_provider(r.json()["location"], "grace", STOREFRONT_CALLBACK)
+                r = await t.client.post(f"{start}/token", json=query)
+                assert r.status_code == 200 and isinstance(r.json(), str), r.text
+                assert r.cookies.get("tillkey_refresh")
+                me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(r.json()))
+                assert me.status_code == 200 and me.json()["email"] == "grace@shop.example", me.text
+                customers.append(me.json()["id"])
+            assert customers[0] == customers[1]  # created once, then signed in to
+            # The refresh cookie trades for a new customer token, as after a password sign-in.
+            cookie = {"Cookie": f"tillkey_refresh={r.cookies['tillkey_refresh']}"}
+            refreshed = await t.client.post("/rest/V1/integration/token/refresh", headers=cookie)
+            assert refreshed.status_code == 200 and isinstance(refreshed.json(), str), refreshed.text
+            # The same code and state again, an unknown provider, a malformed body: 401, 401, 400.
+            again = await t.client.post(f"{start}/token", json=query)
+            assert again.status_code == 401 and "message" in again.json()
+            assert (await t.client.post(f"{start}x/token", json=query)).status_code == 401
+            assert (await t.client.post(f"{start}/token", json={"code": 1, "state": "s"})).status_code == 400
+            # An unverified email provisions nothing.
+            r = await t.client.post(start, json={})
+            query = await sign_in_at_provider(r.json()["location"], "mallory", STOREFRONT_CALLBACK)
+            refused = await t.client.post(f"{start}/token", json=query)
+            assert refused.status_code == 401 and EMAIL_UNVERIFIED in refused.text
+
+    inprocess.run(body)

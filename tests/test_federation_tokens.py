@@ -24,7 +24,8 @@ from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBA
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.oidc import RelyingParty
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import Changes, IdentityProviders, NewProvider
+from tillkey.store import idps as idps_repo
 from tillkey.store.audit import AuditQuery
 
 
@@ -36,6 +37,7 @@ class FakeProvider:
         self.published = ["a"]
         self.mint: Callable[[str], str] = lambda nonce: ""
         self.nonce = ""
+        self.userinfo: dict[str, Any] = {}
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,8 +57,11 @@ class FakeProvider:
                     self._json({
                         "issuer": provider.issuer, "authorization_endpoint": provider.issuer + "/authorize",
                         "token_endpoint": provider.issuer + "/token", "jwks_uri": provider.issuer + "/jwks",
+                        "userinfo_endpoint": provider.issuer + "/userinfo",
                         "authorization_response_iss_parameter_supported": True,
                     })  # fmt: skip
+                elif self.path == "/userinfo" and self.headers.get("Authorization") == "Bearer at":
+                    self._json(provider.userinfo)
                 elif self.path == "/jwks":
                     self._json({"keys": [provider.jwk(kid) for kid in provider.published]})
                 else:
@@ -174,3 +179,91 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
 
     with inprocess.database(backend, tmp_path) as db:
         inprocess.run(body)
+
+
+def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: FakeProvider) -> None:
+    """--userinfo: the userinfo endpoint's claims (asked with the access token) fill in what the ID
+    token lacks; an answer about another `sub` is refused whole (OpenID Connect Core §5.3.4)."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await IdentityProviders(t.tk).add(
+                OPERATOR,
+                NewProvider(
+                    name="fake",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    provisioning="jit",
+                    userinfo=True,
+                ),
+            )
+            bare = lambda n: fake.signed(fake.claims(n, email=None, email_verified=None))  # noqa: E731
+            fake.userinfo = {"sub": "user-2", "email": "ui@shop.example", "email_verified": True}
+            assert await _attempt(t, fake, bare) == 401  # another user's claims
+            # Entra ID's "groups overage": the groups are elsewhere (a distributed claim), so no
+            # role could be mapped from them; refused rather than mapped to the default.
+            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim="groups"))
+            overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://x"}}}
+            fake.userinfo = {"sub": "user-1"}
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n, **overage))) == 401
+            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim=""))
+            # The ID token's email, unverified, is not made verified by the userinfo's answer.
+            fake.userinfo = {"sub": "user-1", "email": "other@shop.example", "email_verified": True}
+            unverified = lambda n: fake.signed(fake.claims(n, email_verified=False))  # noqa: E731
+            assert await _attempt(t, fake, unverified) == 401
+            fake.userinfo = {"sub": "user-1", "email": "ui@shop.example", "email_verified": True, "name": "U I"}
+            assert await _attempt(t, fake, bare) == 200
+            provider = await IdentityProviders(t.tk).get("fake")
+            async with t.tk.db.session() as s:
+                linked = await idps_repo.identity(s, provider.id, "user-1")
+            assert linked is not None and linked.email == "ui@shop.example"
+            failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=10))
+            reasons = sorted(json.loads(f.details or "{}")["reason"] for f in failures)
+            assert any("userinfo sub 'user-2'" in r for r in reasons) and any("not verified" in r for r in reasons)
+            assert any("distributed claim" in r for r in reasons)
+
+    inprocess.run(body)
+
+
+def test_a_customer_with_a_second_factor_is_refused_not_failed(tmp_path: Path, fake: FakeProvider) -> None:
+    """A redirect flow has no step to ask for a code: a customer who set up a second factor signs in
+    through a provider only when it is trusted to check one (amr), else a clear 401, never a 500."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, customer_2fa="optional") as t:
+            await IdentityProviders(t.tk).add(
+                OPERATOR,
+                NewProvider(
+                    name="fake",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    allowed_domains=["shop.example"],
+                    trust_email_domains=True,
+                    mfa_from_amr=True,
+                ),
+            )
+            await t.create_customer("user1@shop.example")
+            r = await t.client.post(
+                "/auth/customer/emailpass",
+                json={"email": "user1@shop.example", "password": inprocess.CUSTOMER_PASSWORD},
+            )
+            token = r.json()["token"]
+            r = await t.client.post("/auth/mfa/factors", json={"provider": "totp"}, headers=t.bearer(token))
+            factor, secret = r.json()["mfa_factor"]["id"], r.json()["secret"]
+            r = await t.client.post(
+                f"/auth/mfa/factors/{factor}/verify", json={"code": t.totp_code(secret)}, headers=t.bearer(token)
+            )
+            assert r.status_code == 200, r.text
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n))) == 401
+            failures = await t.tk.audit.search(AuditQuery(event=audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, limit=10))
+            assert any("second factor due" in (f.details or "") for f in failures)
+            # The provider checked a second factor and is trusted to say so: signed in.
+            assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n, amr=["pwd", "mfa"]))) == 200
+
+    inprocess.run(body)

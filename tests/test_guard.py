@@ -45,23 +45,9 @@ POLL = 0.3  # the example app's auth-state poll interval in these tests
 # --- helpers ------------------------------------------------------------------------------------
 
 
-# Runs several `tillkey` commands in one process: the CLI's own code, without paying the
-# interpreter start-up once per command (seconds each on a busy machine).
-_BATCH = """
-import json, sys
-from tillkey.cli import app
-for args in json.loads(sys.argv[1]):
-    code = app(args, standalone_mode=False)
-    if code:
-        sys.exit(f"tillkey {' '.join(args)} failed with exit code {code}")
-"""
-
-
 def cli_batch(srv: Server, *commands: list[str]) -> None:
-    res = subprocess.run(
-        [sys.executable, "-c", _BATCH, json.dumps(commands)], env=srv.env, capture_output=True, text=True, timeout=120
-    )
-    assert res.returncode == 0, res.stderr
+    for args in commands:
+        srv.cli(*args)
 
 
 def admin(username: str, role: str | None, password: str = ADMIN_PASSWORD) -> list[str]:
@@ -199,7 +185,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("guard")
-    srv = start_server(tmp / "srv")
+    # The access log (off by default) counts the guard's JWKS fetches in test_unknown_kids_….
+    srv = start_server(tmp / "srv", TILLKEY_ACCESS_LOG="true")
     try:
         prepare(
             srv,

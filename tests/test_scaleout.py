@@ -96,7 +96,7 @@ def _start_pair(tmp: Path, redis_url: str, **env: str) -> Pair:
         "TILLKEY_REDIS_URL": redis_url, "TILLKEY_REDIS_KEY_PREFIX": prefix, "TILLKEY_SYNC_INTERVAL": "30",
         "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": f"{USERNAME_LIMIT}/hour", **env,
     }  # fmt: skip
-    a = Server(tmp, make_database("postgres", tmp), dict(settings))
+    a = Server(tmp, make_database("postgres", tmp, migrated=True), dict(settings))
     b = Server(tmp, a.database, dict(settings))
     try:
         a.start()

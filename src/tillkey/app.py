@@ -14,23 +14,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
-from tillkey.audit import RequestContextMiddleware
 from tillkey.console import accounts as console_accounts
 from tillkey.console import credentials as console_credentials
 from tillkey.console import dashboard as console_dashboard
 from tillkey.console import idp as console_idp
 from tillkey.console import login as console_login
+from tillkey.console import passkeys as console_passkeys
 from tillkey.console import two_factor as console_two_factor
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.observability.health import ReadinessProbe
-from tillkey.observability.metrics import Metrics, RequestCounter
+from tillkey.observability.metrics import Metrics
 from tillkey.runtime import Tillkey
-from tillkey.security.headers import RateLimitMiddleware, SecurityHeadersMiddleware
-from tillkey.security.request_limits import RequestLimitsMiddleware
+from tillkey.security.ratelimit import LocalBudget
 from tillkey.settings import Settings
 from tillkey.store.accounts import admin_count
 from tillkey.storeapi.catalog import store_codes
@@ -41,6 +40,7 @@ from tillkey.surfaces import (
     forward_auth,
     idps,
     magento,
+    magento_federation,
     magento_graphql,
     medusa,
     medusa_mfa,
@@ -50,8 +50,10 @@ from tillkey.surfaces import (
     native,
     oauth1,
     oauth2,
+    passkeys,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
+from tillkey.web.edge import Edge
 from tillkey.web.routing import skip_unreachable_routers
 
 log = logging.getLogger("tillkey")
@@ -60,46 +62,38 @@ NO_ROUTE = "Request does not match any route."
 MAGENTO_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 
 
-class MagentoPathMiddleware:
+def magento_paths(scope: Scope) -> Scope | TillkeyError:
     """Maps /rest/{store}/V1/... onto /rest/V1/... (keeping the store code in the scope) and
-    answers 406 for an Accept header Magento could not satisfy.
+    refuses (406) an Accept header Magento could not satisfy. A pre-routing step of web/edge.py.
 
     `all` and every store view code are accepted (magento.md §1); anything else stays in the
-    path, so it matches no route and gets Magento's 404. Pure ASGI: the hot path pays nothing.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/rest/"):
-            path: str = scope["path"]
-            # OAuth 1.0a signatures cover the path the client addressed, before the mapping below.
-            scope = dict(scope)
-            scope["tillkey.signed_path"] = (scope.get("raw_path") or path.encode()).decode("latin-1")
-            if path.endswith("/") and len(path) > 9:
-                # Magento ignores a trailing slash; a redirect would break clients that refuse
-                # redirects (pymagento sets max_redirects = 0).
-                path = path.rstrip("/")
-                scope = dict(scope)
-                scope["path"] = path
-                scope["raw_path"] = path.encode()
-            if not path.startswith("/rest/V1/"):
-                code, sep, rest = path[6:].partition("/")
-                codes = scope["app"].state.store_codes if "app" in scope else frozenset()
-                if sep and (code == "all" or code in codes) and rest.startswith("V1/"):
-                    scope = dict(scope)
-                    scope["path"] = "/rest/" + rest
-                    scope["raw_path"] = scope["path"].encode()
-                    scope["tillkey.store"] = code
-            for name, value in scope["headers"]:
-                if name == b"accept":
-                    try:
-                        check_accept(value.decode("latin-1"))
-                    except TillkeyError as exc:
-                        await MagentoJSON(error_body(exc), status_code=exc.status_code)(scope, receive, send)
-                        return
-        await self.app(scope, receive, send)
+    path, so it matches no route and gets Magento's 404. Other paths pay one prefix test."""
+    path: str = scope["path"]
+    if not path.startswith("/rest/"):
+        return scope
+    # OAuth 1.0a signatures cover the path the client addressed, before the mapping below.
+    scope = dict(scope)
+    scope["tillkey.signed_path"] = (scope.get("raw_path") or path.encode()).decode("latin-1")
+    if path.endswith("/") and len(path) > 9:
+        # Magento ignores a trailing slash; a redirect would break clients that refuse
+        # redirects (pymagento sets max_redirects = 0).
+        path = path.rstrip("/")
+        scope["path"] = path
+        scope["raw_path"] = path.encode()
+    if not path.startswith("/rest/V1/"):
+        code, sep, rest = path[6:].partition("/")
+        codes = scope["app"].state.store_codes if "app" in scope else frozenset()
+        if sep and (code == "all" or code in codes) and rest.startswith("V1/"):
+            scope["path"] = "/rest/" + rest
+            scope["raw_path"] = scope["path"].encode()
+            scope["tillkey.store"] = code
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            try:
+                check_accept(value.decode("latin-1"))
+            except TillkeyError as exc:
+                return exc
+    return scope
 
 
 def _is_magento(request: Request) -> bool:
@@ -202,23 +196,17 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     install_error_handlers(app)
 
     app.state.store_codes = frozenset()
-    # /readyz and /metrics (observability/). The request counter is added first, so it runs last,
-    # right around the router, where the matched route's template is in the scope.
+    # /readyz and /metrics (observability/); the request counter is kept by the edge.
     app.state.readiness = ReadinessProbe(runtime)
     app.state.metrics = Metrics(runtime, app.state.readiness)
-    app.add_middleware(RequestCounter, metrics=app.state.metrics)
-    # Inside the proxy headers: audit records get the client as the trusted proxies name it.
-    app.add_middleware(RequestContextMiddleware)
-    # Added last runs first: proxy headers → security headers → request shape caps → rate limit
-    # → publishable key (/store) → Magento paths → audit request context → request counter → routes.
-    app.add_middleware(MagentoPathMiddleware)
-    app.add_middleware(medusa_wire.PublishableKeyMiddleware, render=render_error_scope)
+    general = runtime.ratelimiter.item(runtime.settings.rate_limit_default)
+    # One pure-ASGI layer (web/edge.py) in front of FastAPI: request caps → general rate limit →
+    # Magento paths → publishable key (/store) → audit request context → simple fixed-path routes
+    # (forward-auth, /admin/users/me, …; web/routing.fast_routes) served directly, the rest by FastAPI.
     app.add_middleware(
-        RateLimitMiddleware, limiter=runtime.ratelimiter, spec=runtime.settings.rate_limit_default,
-        render=render_error_scope, pacer=runtime.pacer,
+        Edge, render=render_error_scope, budget=LocalBudget(general) if general is not None else None,
+        pacer=runtime.pacer, metrics=app.state.metrics, rewrites=(magento_paths, medusa_wire.require_publishable_key),
     )  # fmt: skip
-    app.add_middleware(RequestLimitsMiddleware, render=render_error_scope)
-    app.add_middleware(SecurityHeadersMiddleware)
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
     if trusted:
         # uvicorn's implementation: X-Forwarded-For/-Proto are believed only from these peers.
@@ -227,13 +215,19 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, medusa_verification.api, medusa.api,
-        api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
-        forward_auth.api, magento_graphql.api, idps.api, console_idp.api,
+        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, passkeys.api, medusa_verification.api,
+        medusa.api, api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
+        console_passkeys.api, forward_auth.api, magento_graphql.api, idps.api, console_idp.api, magento_federation.api,
     )  # fmt: skip
     for api in surfaces:
         app.include_router(api.router)
-    consoles = (console_dashboard.pages, console_accounts.pages, console_credentials.pages, console_two_factor.pages)
+    consoles = (
+        console_dashboard.pages,
+        console_accounts.pages,
+        console_credentials.pages,
+        console_two_factor.pages,
+        console_passkeys.pages,
+    )
     for pages in consoles:
         app.include_router(pages.router)
     app.state.declared = [d for api in (*surfaces, *consoles) for d in api.declared]

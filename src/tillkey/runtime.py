@@ -26,6 +26,7 @@ from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
+from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
 from tillkey.credentials.sessions import SessionCookies, SessionState
@@ -148,16 +149,21 @@ class Tillkey:
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
         self.sessions = SessionState(self.master, settings.last_used_interval)
         self.integrations = IntegrationState()
+        # A credential memory does not know yet: one single-flight poll of the change feed first.
+        self.catch_up = CatchUp(self.poll_changes, ttl=settings.sync_interval)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials([
             OAuth1Signatures(
                 self.integrations, self.grants, self.master, self.db, self.audit, self.clock,
                 allow_sha1=settings.oauth1_allow_hmac_sha1, max_body_bytes=settings.max_body_bytes,
-                max_age=settings.oauth1_timestamp_max_age,
+                max_age=settings.oauth1_timestamp_max_age, catch_up=self.catch_up,
             ),
-            IntegrationBearer(self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer),
-            BearerTokens(self.authenticator),
-            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now),
+            IntegrationBearer(
+                self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer,
+                catch_up=self.catch_up,
+            ),
+            BearerTokens(self.authenticator, self.grants, self.catch_up),
+            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
             SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
         ])  # fmt: skip
         # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.

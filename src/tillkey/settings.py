@@ -6,6 +6,8 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -136,6 +138,25 @@ class Settings(BaseSettings):
     recovery_code_max_failures: int = Field(default=5, ge=1, le=100)
     # Issuer name authenticator apps show beside the account (otpauth URI label and issuer).
     totp_issuer_name: str = Field(default="Tillkey", min_length=1, max_length=64)
+    # Passkeys (WebAuthn, accounts/passkeys.py). The relying party id is the domain passkeys are
+    # bound to (empty: the issuer's host); origins are where browsers may use them (comma-separated;
+    # empty: the issuer's origin). A passkey made for one RP id never works for another.
+    webauthn_rp_id: str = Field(default="", max_length=253)
+    webauthn_rp_name: str = Field(default="Tillkey", min_length=1, max_length=64)
+    webauthn_origins: str = ""
+    # Attestation: "none" (default: any authenticator; its AAGUID is what it claims) or, when
+    # webauthn_aaguids lists authenticator models (comma-separated AAGUIDs), only those, with an
+    # attestation statement whose signature verifies (format "none" is then refused). No vendor
+    # root certificates are configured, so a self-attestation can still claim a listed model.
+    webauthn_aaguids: str = ""
+    # A passkey as second factor: must the authenticator verify the user (PIN, biometric)?
+    # Passwordless sign-in always requires it.
+    webauthn_user_verification: Literal["required", "preferred", "discouraged"] = "preferred"
+    # Seconds a ceremony's challenge stays usable (once).
+    webauthn_challenge_ttl: int = Field(default=300, ge=30, le=1800)
+    # A phishing-resistant second factor for admins: "full_access" (admins whose role holds
+    # Magento_Backend::all must use a passkey; TOTP is refused for them), "all" or "off".
+    admin_passkey_required: Literal["off", "full_access", "all"] = "off"
     # Cookie sessions (POST /auth/session): lifetime in seconds (Medusa's default, 10 h). The cookie
     # is HttpOnly, SameSite=Lax, and Secure except over plain HTTP from a loopback client.
     session_ttl: int = Field(default=36_000, gt=0, le=30 * 86400)
@@ -220,6 +241,9 @@ class Settings(BaseSettings):
     console_allow_multiple_sessions: bool = False
     # Log level of Tillkey's own loggers.
     log_level: str = "INFO"
+    # uvicorn's access log, a line per request (about 16 us each, issue 19): off by default; the
+    # request counter of /metrics counts every request by route and status either way.
+    access_log: bool = False
     # Mirror of the audit log as JSON lines (one object per record, appended and flushed, mode
     # 0600). The database holds the log either way; ship this file somewhere append-only to anchor
     # the hash chain. Empty: no mirror.
@@ -277,6 +301,14 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad one
         return v
 
+    @field_validator("webauthn_aaguids")
+    @classmethod
+    def _valid_aaguids(cls, v: str) -> str:
+        for a in v.split(","):
+            if a.strip():
+                UUID(a.strip())  # ValueError: "badly formed hexadecimal UUID string"
+        return v
+
     @field_validator("issuer")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
@@ -287,6 +319,22 @@ class Settings(BaseSettings):
         if self.forward_auth_routes and self.forward_auth_routes_file:
             raise ValueError("set TILLKEY_FORWARD_AUTH_ROUTES or TILLKEY_FORWARD_AUTH_ROUTES_FILE, not both")
         return self
+
+    @property
+    def webauthn_rp(self) -> str:
+        return self.webauthn_rp_id or (urlsplit(self.issuer).hostname or "localhost")
+
+    @property
+    def webauthn_origin_list(self) -> list[str]:
+        listed = [o.strip().rstrip("/") for o in self.webauthn_origins.split(",") if o.strip()]
+        if listed:
+            return listed
+        parts = urlsplit(self.issuer)
+        return [f"{parts.scheme}://{parts.netloc}"]
+
+    @property
+    def webauthn_aaguid_set(self) -> frozenset[str]:
+        return frozenset(a.strip().lower() for a in self.webauthn_aaguids.split(",") if a.strip())
 
     @property
     def federation_admin_required_names(self) -> frozenset[str]:

@@ -29,6 +29,7 @@ from tillkey.access.delegation import OPERATOR, OWN_FACTOR
 from tillkey.access.tree import ALL
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
+from tillkey.federation.providers import Changes, IdentityProviders
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
 from tillkey.store import accounts as repo
@@ -134,6 +135,27 @@ async def _api_idp_role_map_beyond_grant(t: InProcess) -> None:
     )
     assert r.status_code == 201, r.text
     assert r.json()["role_map"] == {"staff": "catalog-only"} and "client_secret" not in r.json()
+
+
+@case("PATCH", "/tillkey/v1/idps/{name}")
+async def _api_idp_role_map_update_beyond_grant(t: InProcess) -> None:
+    """Changing a provider's role map is handing out its roles again: not beyond one's own grant,
+    and not over a map that hands out more than one holds (as assigning a role needs both)."""
+    await t.create_role([PRODUCTS], name="catalog-only")
+    await t.create_admin("idp", resources=["Tillkey::idps", PRODUCTS])
+    token = await t.admin_token("idp")
+    body = {"name": "corp", "issuer": "https://login.example.com", "client_id": "c", "actor": "admin"}
+    r = await t.client.post(
+        "/tillkey/v1/idps", json={**body, "role_map": {"staff": "catalog-only"}}, headers=t.bearer(token)
+    )
+    assert r.status_code == 201, r.text
+    for mapped in ({"role_map": {"staff": "Administrators"}}, {"default_role": "Administrators"}):
+        _refused(await t.client.patch("/tillkey/v1/idps/corp", json=mapped, headers=t.bearer(token)), ALL)
+    shown = (await t.client.get("/tillkey/v1/idps/corp", headers=t.bearer(token))).json()
+    assert shown["role_map"] == {"staff": "catalog-only"} and shown["default_role"] is None
+    # A map the operator widened is out of this admin's reach, even to narrow it.
+    await IdentityProviders(t.tk).update(OPERATOR, "corp", Changes(default_role=ADMINISTRATORS))
+    _refused(await t.client.patch("/tillkey/v1/idps/corp", json={"default_role": ""}, headers=t.bearer(token)), ALL)
 
 
 @case("POST", "/tillkey/v1/oauth2/clients")
@@ -576,6 +598,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/integration/admin/token"): "sign-in",
     ("POST", "/rest/V1/integration/customer/token"): "sign-in",
     ("POST", "/rest/V1/tfa/provider/google/authenticate"): "sign-in",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}"): "the redirect to an external provider",
+    ("POST", "/rest/V1/tillkey/federation/customer/{provider}/token"): (
+        "sign-in with an external provider (Magento-style): the customer's own grant, through the sign-in machine"
+    ),
     ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
     ("POST", "/auth/{actor}/{provider}/callback"): (
         "sign-in with an external provider: the linked account's own grant, through the sign-in machine"
@@ -583,6 +609,12 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/login"): "sign-in",
     ("POST", "/console/login/otp"): "sign-in, second step",
     ("POST", "/console/login/enrol"): "sign-in, forced enrolment of one's own first factor",
+    ("POST", "/console/login/passkey/options"): "sign-in, second step: a passkey challenge for it",
+    ("POST", "/console/login/enrol/passkey/options"): "sign-in, forced passkey enrolment: a challenge",
+    ("POST", "/console/login/enrol/passkey"): "sign-in, forced enrolment of one's own first passkey",
+    ("POST", "/console/login/passkey"): "sign-in, second step with a passkey",
+    ("POST", "/console/login/passkey/discover/options"): "passwordless sign-in: a passkey challenge",
+    ("POST", "/console/login/passkey/discover"): "passwordless sign-in with a passkey",
     ("POST", "/oauth2/consent"): "the signed-in user grants a client scopes; tokens hold user grant ∩ scope",
     ("POST", "/oauth/token/request"): "OAuth 1.0a handshake after an activation the rule allowed",
     ("POST", "/oauth/token/access"): "OAuth 1.0a handshake after an activation the rule allowed",
@@ -600,11 +632,23 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/rest/V1/tillkey/tfa/activate"): "one's own factor",
     ("POST", "/console/2fa/enrol"): "one's own new factor (refused while one is active)",
     ("POST", "/console/2fa/activate"): "one's own factor",
+    ("POST", "/console/2fa/passkeys/options"): "one's own passkey registration, first step (a challenge)",
+    ("POST", "/console/2fa/passkeys"): "one's own new passkey",
+    ("POST", "/console/2fa/passkeys/{passkey_id}/rename"): "renames one's own passkey",
+    ("POST", "/console/2fa/passkeys/{passkey_id}/remove"): "removes one's own passkey (never the last factor)",
     ("POST", "/auth/mfa/factors"): "one's own new factor (Medusa MFA; refused while one is active)",
     ("POST", "/auth/mfa/factors/{factor_id}/verify"): "one's own factor",
     ("POST", "/auth/mfa/recovery-codes"): "one's own recovery codes for one's own active factor",
     ("POST", "/auth/mfa/challenges/{challenge_id}/verify"): "sign-in, second step (Medusa MFA challenge)",
     ("DELETE", "/auth/mfa/factors/{factor_id}"): "a customer removes their own factor (step-up: recent MFA)",
+    ("POST", "/auth/mfa/challenges/{challenge_id}/passkey"): "sign-in, second step: a passkey challenge for it",
+    ("POST", "/auth/mfa/passkeys/options"): "one's own passkey registration, first step (a challenge)",
+    ("POST", "/auth/mfa/passkeys"): "one's own new passkey",
+    ("POST", "/auth/mfa/passkeys/{passkey_id}"): "renames one's own passkey",
+    (
+        "DELETE",
+        "/auth/mfa/passkeys/{passkey_id}",
+    ): "removes one's own passkey (step-up; not an admin's last factor)",
     ("POST", "/auth/verification/request"): "a code mailed for one's own address (Medusa email verification)",
     ("POST", "/auth/verification/confirm"): "one's own address verified; the client signs in again for a token",
     ("DELETE", "/store/customers/me/identities/{identity_id}"): "a customer unlinks their own identity; grants nothing",

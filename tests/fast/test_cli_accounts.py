@@ -136,7 +136,9 @@ def test_the_operator_resets_a_password_and_the_old_one_and_its_tokens_die(tmp_p
 
 
 def test_roles_are_renamed_and_deleted_only_when_nobody_has_them() -> None:
-    ok(cli("role", "create", "Catalog", "-r", "Magento_Catalog::catalog"))
+    made = ok(cli("role", "create", "Catalog", "-r", "Magento_Catalog::catalog", "-r", "Magento_Sales::sales"))
+    assert "Magento_Catalog::catalog, Magento_Sales::sales" in made and "('" not in made  # not a Python tuple
+    ok(cli("role", "revoke", "Catalog", "-r", "Magento_Sales::sales"))
     create_admin("erin", role="Catalog")
     renamed = json.loads(ok(cli("role", "rename", "Catalog", "Merchandising", "--json")))
     assert renamed["name"] == "Merchandising" and renamed["resources"] == ["Magento_Catalog::catalog"]

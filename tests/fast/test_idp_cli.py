@@ -3,15 +3,18 @@ encrypted and never printed; role maps within the delegation rule."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from tests import inprocess
 from tillkey.access.delegation import DelegationRefused
 from tillkey.errors import InvalidRequest
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.store import idps as repo
+from tillkey.store.models import IdentityProviderRow
 
 SECRET = "cli-secret-never-printed-0123456789"
 
@@ -92,5 +95,65 @@ def test_private_issuers_are_refused_unless_allowed(tmp_path: Path) -> None:
                         name="corp", issuer=issuer, client_id="c", actor="customer",
                         redirect_uri="https://shop.example/cb",
                     ))  # fmt: skip
+
+    inprocess.run(body)
+
+
+def test_idp_update_keeps_the_operators_order_and_reads_older_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first listed group wins, so the map keeps its order (a JSON object sorted by key lost
+    it); rows written before options existed still read; bad updates are one clear line."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("TILLKEY_FEDERATION_ALLOW_PRIVATE_ENDPOINTS", "true")
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            for role in ("zeta", "alpha"):
+                await t.create_role(["Magento_Catalog::products"], name=role)
+            await inprocess.cli(
+                "idp",
+                "add",
+                "--name",
+                "corp",
+                "--issuer",
+                "http://127.0.0.1:9/op",
+                "--client-id",
+                "c",
+                "--actor",
+                "admin",
+                "--role-map",
+                "z-group=zeta",
+                "--role-map",
+                "a-group=alpha",
+            )
+            shown = await inprocess.cli_json("idp", "show", "corp")
+            assert list(shown["role_map"].items()) == [("z-group", "zeta"), ("a-group", "alpha")]
+            assert shown["userinfo"] is False
+            updated = await inprocess.cli_json(
+                "idp",
+                "update",
+                "corp",
+                "--role-map",
+                "a-group=alpha",
+                "--role-map",
+                "z-group=zeta",
+                "--default-role",
+                "zeta",
+                "--userinfo",
+            )
+            assert list(updated["role_map"]) == ["a-group", "z-group"] and updated["default_role"] == "zeta"
+            assert updated["userinfo"] is True
+            cleared = await inprocess.cli_json("idp", "update", "corp", "--no-role-map", "--default-role", "")
+            assert cleared["role_map"] == {} and cleared["default_role"] is None and cleared["userinfo"] is True
+            bad = await inprocess.cli("idp", "update", "corp", "--default-role", "nosuchrole", check=False)
+            assert bad.exit_code == 1 and "nosuchrole" in bad.stderr
+            assert (await inprocess.cli("idp", "update", "nope", "--userinfo", check=False)).exit_code == 1
+            # A row as migration 0014's code wrote it: a plain {"group": "role"} object.
+            async with t.tk.db.transaction() as s:
+                await s.execute(update(IdentityProviderRow).values(role_map=json.dumps({"map": "zeta", "b": "alpha"})))
+            async with t.tk.db.session() as s:
+                old = await repo.by_name(s, "corp")
+            assert old is not None and old.role_map == {"map": "zeta", "b": "alpha"} and old.userinfo is False
 
     inprocess.run(body)

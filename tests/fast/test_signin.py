@@ -87,7 +87,7 @@ def test_rate_limits_come_before_any_work(tmp_path: Path) -> None:
 _ONE_CALLER = {
     r"store import throttle|store\.throttle": {"accounts/signin/budget.py"},
     r"login_admission": {"accounts/signin/budget.py", "runtime.py"},
-    r"\.pacer\b|pacer=": {"accounts/signin/budget.py", "runtime.py", "app.py", "security/headers.py"},
+    r"\.pacer\b|pacer=": {"accounts/signin/budget.py", "runtime.py", "app.py", "web/edge.py"},
     r"login_username_limit": {"accounts/signin/budget.py", "runtime.py", "accounts/medusa_auth.py"},
 }
 

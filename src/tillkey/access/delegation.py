@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from tillkey.access.tree import ALL, ResourceTree
 from tillkey.errors import Forbidden
@@ -35,6 +36,19 @@ OWN_FACTOR = "You cannot reset your own second factor; ask another administrator
 
 # The CLI's caller. Not a token holder: it never reaches the hot path.
 OPERATOR = Principal(UserType.ADMIN, 0, all_resources=True, credential="operator")
+
+
+class AuditActor(TypedDict):
+    actor_type: int | None
+    actor_id: int | None
+
+
+def audit_actor(acting: Principal | None) -> AuditActor:
+    """An audit record's actor fields for a change this caller makes: the acting credential (an
+    admin, or a secret key by its id); none for the operator's CLI or when nobody is named."""
+    if acting is None or acting is OPERATOR:
+        return AuditActor(actor_type=None, actor_id=None)
+    return AuditActor(actor_type=int(acting.user_type), actor_id=acting.user_id)
 
 
 class DelegationRefused(Forbidden):

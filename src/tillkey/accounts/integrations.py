@@ -138,8 +138,9 @@ class Integrations:
             )  # fmt: skip
             w.changed("integrations", user_type=INTEGRATION)
             w.audit(
-                audit.INTEGRATION_CREATED, details={"target_type": INTEGRATION, "target_id": created.id,
-                                                    "name": created.name, "resources": list(created.resources)},
+                audit.INTEGRATION_CREATED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": created.id, "name": created.name,
+                         "resources": list(created.resources)},
             )  # fmt: skip
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
 
@@ -158,14 +159,19 @@ class Integrations:
         if integration.endpoint_url is None:
             async with self.changes() as w:
                 pair = await handshake.issue_access_token(self.master, w, integration.id)
-                w.audit(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "manual"})
+                w.audit(
+                    audit.INTEGRATION_ACTIVATED, **delegation.audit_actor(acting),
+                    details={**details, "mode": "manual"},
+                )  # fmt: skip
                 w.audit(
                     audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
                     details={"format": "oauth1", "via": "manual activation"},
                 )  # fmt: skip
             return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
         expires = await handshake.start(self.db, self.master, self.settings, self.clock, integration)
-        await self.audit.record(audit.INTEGRATION_ACTIVATED, details={**details, "mode": "endpoint"})
+        await self.audit.record(
+            audit.INTEGRATION_ACTIVATED, **delegation.audit_actor(acting), details={**details, "mode": "endpoint"}
+        )
         link = None
         if integration.identity_link_url:
             sep = "&" if "?" in integration.identity_link_url else "?"
@@ -175,35 +181,38 @@ class Integrations:
             identity_link_url=link,
         )  # fmt: skip
 
-    async def deactivate(self, name_or_id: str | int) -> Integration:
+    async def deactivate(self, name_or_id: str | int, *, acting: Principal | None = None) -> Integration:
         """Refuse the integration's calls; its tokens stay, for a later activation to replace."""
         integration = await self._get(name_or_id)
         async with self.changes() as w:
             await repo.set_active(w.s, integration.id, False)
             w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
             w.audit(
-                audit.INTEGRATION_CHANGED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                    "name": integration.name, "change": "deactivated"},
+                audit.INTEGRATION_CHANGED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name,
+                         "change": "deactivated"},
             )  # fmt: skip
         return await self._get(integration.id)
 
-    async def revoke(self, name_or_id: str | int) -> int:
+    async def revoke(self, name_or_id: str | int, *, acting: Principal | None = None) -> int:
         """Delete the integration's tokens (access, and any handshake in progress); answers how many."""
         integration = await self._get(name_or_id)
         async with self.changes() as w:
             count = await repo.delete_tokens(w.s, integration.id)
             w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
             w.audit(
-                audit.TOKEN_REVOKED, details={"target_type": INTEGRATION, "target_id": integration.id, "count": count}
+                audit.TOKEN_REVOKED,
+                **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": integration.id, "count": count},
             )
         return count
 
-    async def delete(self, name_or_id: str | int) -> None:
+    async def delete(self, name_or_id: str | int, *, acting: Principal | None = None) -> None:
         integration = await self._get(name_or_id)
         async with self.changes() as w:
             await repo.delete_integration(w.s, integration.id)
             w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
             w.audit(
-                audit.INTEGRATION_DELETED, details={"target_type": INTEGRATION, "target_id": integration.id,
-                                                    "name": integration.name},
+                audit.INTEGRATION_DELETED, **delegation.audit_actor(acting),
+                details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name},
             )  # fmt: skip

@@ -9,6 +9,10 @@ Tillkey's one TOTP service and one sign-in state machine, for admins ("user") an
   `resume`): the code spends the same failure budget and lockout as any second factor, a replayed
   TOTP step is refused, and the challenge id must be the one its own token carries, so nobody
   completes another person's challenge. On success the pending token is revoked (single use).
+- Passkeys (accounts/passkeys.py) answer the same challenge: `methods` lists "passkey" when the
+  account has one; `POST /auth/mfa/challenges/{id}/passkey` (the same pending token) hands out
+  WebAuthn request options bound to that challenge, and verify takes `{"method": "passkey",
+  "ceremony_id", "credential"}` through the same machine, budget and lockout.
 - Factors: one TOTP factor per account (`authmfa_<type>_<id>`), enrolled pending, enabled by a
   first code; recovery codes regenerated on demand. Disabling needs a recent MFA sign-in (step-up,
   the route's declaration) and is a customer's own choice only: an admin's factor is reset by
@@ -25,8 +29,27 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS, MedusaAuth
-from tillkey.accounts.signin import Attempt, Pending, SecondFactorDue, SecondFactorFailed, SignedIn, SignIn, TotpCode
-from tillkey.accounts.signin.factors import Account, account_by_id, account_name
+from tillkey.accounts.passkeys import Passkeys
+from tillkey.accounts.signin import (
+    Attempt,
+    PasskeyAssertion,
+    Pending,
+    SecondFactor,
+    SecondFactorDue,
+    SecondFactorFailed,
+    SignedIn,
+    SignIn,
+    TotpCode,
+)
+from tillkey.accounts.signin.factors import (
+    Account,
+    account_by_id,
+    account_name,
+    account_totp,
+    owner_of,
+    passkey_required,
+    passkeys_allowed,
+)
 from tillkey.accounts.totp import Totp
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
@@ -43,6 +66,7 @@ CHALLENGE_PREFIX = "authmfach_"
 FACTOR_PREFIX = "authmfa_"
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
+PASSKEY = "passkey"
 INVALID_CODE = "Invalid MFA code"
 NO_FACTOR = "MFA factor not found"
 NEEDS_ENABLED = "Recovery codes require an enabled MFA factor"
@@ -78,9 +102,16 @@ class MedusaMfa:
         }  # fmt: skip
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
         token = await self.auth_token(claims, now)
+        # The ways this account can answer (a TOTP-less account with a passkey: "passkey" only).
+        totp = account_totp(self.tk, due.account)
+        codes = totp is not None and await totp.is_active(due.account.id)
+        methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.tk, due.account) else []
+        if passkeys_allowed(self.tk, due.account) and await Passkeys(self.tk).has_any(owner_of(due.account)):
+            methods.append(PASSKEY)
+        methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
-            "methods": [TOTP, RECOVERY_CODE], "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
+            "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
             "max_attempts": self.tk.settings.login_throttle_max_failures, "completed_at": None, "metadata": None,
         }  # fmt: skip
         return Challenge(token, body)
@@ -91,18 +122,43 @@ class MedusaMfa:
             UserType.GUEST, 0, ("pwd",), extra=claims, ttl=CHALLENGE_TTL, auth_time=now, surface=None
         )
 
-    async def verify_challenge(
-        self, bearer: str | None, challenge_id: str, body: dict[str, Any], where: Attempt
-    ) -> str:
+    @staticmethod
+    def _second(challenge_id: str, body: dict[str, Any]) -> SecondFactor:
         method, code = body.get("method"), body.get("code")
+        if method == PASSKEY:
+            # Bound to this challenge: options handed out for another one do not verify here.
+            return PasskeyAssertion(
+                str(body.get("ceremony_id", ""))[:64], f"mfa:{challenge_id}", body.get("credential")
+            )
         if not isinstance(method, str) or not method or not isinstance(code, str) or not code or len(code) > 64:
             raise InvalidRequest("Invalid request: method and code are required")
         if method not in (TOTP, RECOVERY_CODE):
             raise InvalidRequest(f"Unsupported MFA method: {method[:32]}")
+        return TotpCode(code)
+
+    async def _own_challenge(self, bearer: str | None, challenge_id: str) -> tuple[Any, dict[str, Any]]:
         claims, payload = await self._pending(bearer)
         if not constant_time_equals(str(payload.get(CHALLENGE_CLAIM, "")), challenge_id[:64]):
             # Another token's challenge (someone else's, or an earlier one of one's own).
             raise NotFound("MFA challenge not found", detail="challenge id not the token's own")
+        return claims, payload
+
+    async def passkey_options(self, bearer: str | None, challenge_id: str) -> dict[str, Any]:
+        """WebAuthn request options for the account behind this pending challenge, bound to it."""
+        _claims, payload = await self._own_challenge(bearer, challenge_id)
+        _identity, account = await self._pending_account(payload)
+        passkeys = Passkeys(self.tk)
+        if not passkeys_allowed(self.tk, account) or not await passkeys.has_any(owner_of(account)):
+            raise NotFound("No passkey is registered for this account")
+        ceremony = await passkeys.authentication_options(owner_of(account), f"mfa:{payload[CHALLENGE_CLAIM]}")
+        return {"ceremony_id": ceremony.id, "options": ceremony.options}
+
+    async def verify_challenge(
+        self, bearer: str | None, challenge_id: str, body: dict[str, Any], where: Attempt
+    ) -> str:
+        self._second("", body)  # a malformed body is refused before the token is read
+        claims, payload = await self._own_challenge(bearer, challenge_id)
+        second = self._second(str(payload[CHALLENGE_CLAIM]), body)
         identity, account = await self._pending_account(payload)
         actor = identity.actor_type
 
@@ -111,7 +167,7 @@ class MedusaMfa:
 
         pending = Pending(UserType(identity.user_type or 0), account.id, account_name(account), ("pwd",))
         try:
-            outcome = await SignIn(self.tk).resume(pending, TotpCode(code), where, issue)
+            outcome = await SignIn(self.tk).resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
             raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access import delegation
-from tillkey.access.delegation import OPERATOR, Grant
+from tillkey.access.delegation import Grant, audit_actor
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.sessions import Sessions
 from tillkey.clock import Clock
@@ -444,11 +444,8 @@ def role_grant(tree: ResourceTree, role: Role | None) -> Grant:
 
 
 def _actor(acting: Principal | None) -> tuple[int | None, int | None]:
-    """The audit record's actor (type, id): the acting credential (an admin, or a secret key by its
-    id); none for the operator's CLI, and for changes no credential makes (a customer registering)."""
-    if acting is None or acting is OPERATOR:
-        return None, None
-    return int(acting.user_type), acting.user_id
+    fields = audit_actor(acting)
+    return fields["actor_type"], fields["actor_id"]
 
 
 async def _custom_role(s: AsyncSession, role: str, verb: str) -> Role:

@@ -31,6 +31,7 @@ from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.settings import Settings
 from tillkey.store import accounts as accounts_repo
+from tillkey.store import passkeys as passkeys_repo
 from tillkey.store import totp as repo
 from tillkey.store.accounts import utcnow
 from tillkey.store.db import Database
@@ -284,13 +285,17 @@ class Totp:
         return had
 
     async def reset(self, acting: Principal, admin_id: int) -> bool:
-        """Forget the secret and recovery codes (the admin enrolls again) and revoke the admin's
-        tokens: a reset follows a lost or stolen device. True if there was a secret. Never one's
+        """Forget the secret, the recovery codes and the passkeys (the admin enrolls again) and revoke
+        the admin's tokens: a reset follows a lost or stolen device. True if there was a secret. Never one's
         own (a stolen session must not strip its owner's factor), and only of an admin whose
         grant is within the actor's (delegation rule)."""
         await self.accounts.require_manages(acting, admin_id, what="second factor reset", own=delegation.OWN_FACTOR)
         async with self.db.transaction() as s:
             had = await repo.delete_all(s, admin_id)
-        await self.audit.record(audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id})
+            # The admin's passkeys too: a reset follows a lost device, whichever factor it held.
+            passkeys = await passkeys_repo.remove_all(s, UserType.ADMIN, admin_id)
+        await self.audit.record(
+            audit.TFA_RESET, details={"target_type": int(UserType.ADMIN), "target_id": admin_id, "passkeys": passkeys}
+        )
         await self.revoker.revoke_for(UserType.ADMIN, admin_id)
         return had

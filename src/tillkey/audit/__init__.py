@@ -85,6 +85,10 @@ from tillkey.audit.events import (
     OAUTH2_CLIENT_DELETED,
     OAUTH2_CONSENT,
     OUTCOMES,
+    PASSKEY_REGISTERED,
+    PASSKEY_REMOVED,
+    PASSKEY_RENAMED,
+    PASSKEY_USED,
     PASSWORD_REHASHED,
     PASSWORD_RESET_COMPLETED,
     PASSWORD_RESET_REQUESTED,
@@ -106,7 +110,7 @@ from tillkey.audit.events import (
     USERNAME_MAX,
     fit,
 )
-from tillkey.audit.request_context import RequestContextMiddleware, RequestInfo
+from tillkey.audit.request_context import RequestInfo, info_from_scope
 from tillkey.audit.writer import AuditLog
 
 __all__ = [
@@ -149,6 +153,10 @@ __all__ = [
     "OAUTH2_CLIENT_DELETED",
     "OAUTH2_CONSENT",
     "OUTCOMES",
+    "PASSKEY_REGISTERED",
+    "PASSKEY_REMOVED",
+    "PASSKEY_RENAMED",
+    "PASSKEY_USED",
     "PASSWORD_REHASHED",
     "PASSWORD_RESET_COMPLETED",
     "PASSWORD_RESET_REQUESTED",
@@ -171,9 +179,9 @@ __all__ = [
     "AuditLog",
     "ChainBreak",
     "ChainReport",
-    "RequestContextMiddleware",
     "RequestInfo",
     "fit",
+    "info_from_scope",
     "iso_time",
     "record_hash",
     "to_json",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tillkey.audit.chain import MARKER_EVENT, canonical
+from tillkey.principal import UserType
 
 LOGIN_SUCCESS = "login.success"
 LOGIN_FAILURE = "login.failure"  # details.reason: unknown user, wrong password, inactive, …
@@ -54,6 +55,11 @@ IDENTITY_LINKED = "identity.linked"
 IDENTITY_PROVISIONED = "identity.provisioned"
 IDENTITY_UNLINKED = "identity.unlinked"
 IDP_CHANGED = "idp.changed"  # details.change: added, disabled, enabled, removed
+# Passkeys (WebAuthn): details.factor "passkey", .id (its row), .aaguid, .name.
+PASSKEY_REGISTERED = "passkey.registered"
+PASSKEY_RENAMED = "passkey.renamed"
+PASSKEY_REMOVED = "passkey.removed"
+PASSKEY_USED = "passkey.used"
 AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
@@ -67,7 +73,27 @@ EVENTS = frozenset({
     INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
     OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
     LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDENTITY_UNLINKED, IDP_CHANGED,
+    PASSKEY_REGISTERED, PASSKEY_RENAMED, PASSKEY_REMOVED, PASSKEY_USED,
 })  # fmt: skip
+
+# Events whose details name what they act on: `target_type` and `target_id` (an account or a
+# credential, as a Principal's user type and id) or an OAuth client's `client_id`; by what they
+# can act on. A detail page finds the records about its subject among these (AuditLog.concerning);
+# a new event that acts on an account or credential names it the same way and is listed here.
+_ACCOUNT_EVENTS = frozenset({
+    ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, ACCOUNT_UNLOCKED, TFA_RESET, TOKEN_REVOKED,
+})  # fmt: skip
+CONCERNING_EVENTS: dict[UserType, frozenset[str]] = {
+    UserType.ADMIN: _ACCOUNT_EVENTS,
+    UserType.CUSTOMER: _ACCOUNT_EVENTS,
+    UserType.INTEGRATION: frozenset({
+        INTEGRATION_CREATED, INTEGRATION_ACTIVATED, INTEGRATION_CHANGED, INTEGRATION_DELETED, TOKEN_REVOKED,
+    }),
+    UserType.API_KEY: frozenset({API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED}),
+    UserType.OAUTH_CLIENT: frozenset({
+        OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, TOKEN_REVOKED,
+    }),
+}  # fmt: skip
 
 SUCCESS = "success"
 FAILURE = "failure"

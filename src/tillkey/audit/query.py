@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from tillkey.audit.chain import canonical
 from tillkey.audit.events import EVENTS, OUTCOMES, USERNAME_MAX
 from tillkey.principal import UserType
 from tillkey.store.audit import AuditQuery
@@ -83,3 +84,13 @@ def make_query(
         event=exact, event_prefix=prefix, outcome=outcome, actor_type=actor_type, actor_id=actor_id,
         username=username, since_ms=since_ms, until_ms=until_ms, limit=limit, offset=offset,
     )  # fmt: skip
+
+
+def mentions(target_type: int, target_id: int, client_id: str | None = None) -> tuple[str, ...]:
+    """The fragments of a record's details (canonical JSON: sorted keys, no spaces) that name this
+    account or credential as what the record acts on; an OAuth client also by its client_id."""
+    target = canonical({"target_id": int(target_id), "target_type": int(target_type)})[1:-1]
+    found: tuple[str, ...] = (target + ",", target + "}")
+    if client_id is not None:
+        found += ('"client_id":' + canonical(client_id) + ",", '"client_id":' + canonical(client_id) + "}")
+    return found

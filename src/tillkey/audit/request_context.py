@@ -6,7 +6,7 @@ import contextvars
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +40,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class RequestContextMiddleware:
-    """Notes each HTTP request's client (as the trusted-proxy rules resolved it: install this
-    inside ProxyHeadersMiddleware), user agent and request id for the audit records it causes."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        info = RequestInfo(
-            client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id")
-        )
-        token = current_request.set(info)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current_request.reset(token)
+def info_from_scope(scope: Scope) -> RequestInfo:
+    """The client (as the trusted-proxy rules resolved it), user agent and request id of an HTTP
+    request, noted in `current_request` by web/edge.py for the audit records it causes."""
+    client = scope.get("client")
+    return RequestInfo(client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id"))

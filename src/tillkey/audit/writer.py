@@ -32,6 +32,7 @@ from tillkey.audit.chain import (
 )
 from tillkey.audit.events import (
     AUDIT_KEYED,
+    CONCERNING_EVENTS,
     DETAILS_DEPTH,
     EVENTS,
     IP_MAX,
@@ -42,8 +43,10 @@ from tillkey.audit.events import (
     USERNAME_MAX,
     fit,
 )
+from tillkey.audit.query import mentions
 from tillkey.audit.request_context import RequestInfo, current_request
 from tillkey.clock import Clock
+from tillkey.principal import UserType
 from tillkey.security.redaction import clean_details, clean_text
 from tillkey.store import audit as repo
 from tillkey.store.audit import AuditQuery, AuditRecord
@@ -463,6 +466,18 @@ class AuditLog:
     async def search(self, query: AuditQuery) -> list[AuditRecord]:
         async with self.db.session() as s:
             return await repo.search(s, query)
+
+    async def concerning(
+        self, target_type: int, target_id: int, *, client_id: str | None = None, limit: int = 20
+    ) -> list[AuditRecord]:
+        """The newest records this account or credential made or that acted on it (changed, reset,
+        revoked, created it…), newest first."""
+        events = CONCERNING_EVENTS.get(UserType(target_type), frozenset()) if target_type in set(UserType) else ()
+        async with self.db.session() as s:
+            return await repo.concerning(
+                s, actor_type=target_type, actor_id=target_id, events=sorted(events),
+                mentions=mentions(target_type, target_id, client_id), limit=limit,
+            )  # fmt: skip
 
     async def check(self, *, anchored: bool = True, legacy_ok: bool = False) -> ChainReport:
         """The chain as it is now, held against the anchors (chain.check_chain)."""

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -79,9 +80,18 @@ def _show(obj: dict[str, Any], as_json: bool, title: str) -> None:
 @commands.command("add")
 def idp_add(
     name: Annotated[str, typer.Option(help="Short name: in URLs (/auth/customer/NAME) and the `idp` claim.")],
-    issuer: Annotated[str, typer.Option(help="The provider's issuer URL (discovery at ISSUER/.well-known/...).")],
     client_id: Annotated[str, typer.Option(help="Tillkey's client id at the provider.")],
     actor: Annotated[str, typer.Option(help="Who signs in with it: admin (console) or customer (Medusa).")],
+    issuer: Annotated[str, typer.Option(
+        help="The provider's issuer URL (discovery at ISSUER/.well-known/...); a preset fills it.",
+    )] = "",
+    preset: Annotated[str | None, typer.Option(help="google, entra, apple or github: fills the endpoints.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="entra: the directory (tenant) id.")] = None,
+    team_id: Annotated[str | None, typer.Option(help="apple: the team id.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="apple: the id of the Sign in with Apple key.")] = None,
+    private_key_file: Annotated[Path | None, typer.Option(
+        help="apple: the .p8 key file; stored encrypted, the client secret is made from it.",
+    )] = None,
     protocol: Annotated[str, typer.Option(help="oidc (the only one for now).")] = "oidc",
     client_secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the secret.")] = None,
     client_secret: Annotated[str | None, typer.Option(help="The secret itself (prefer --client-secret-env).")] = None,
@@ -102,6 +112,9 @@ def idp_add(
     mfa_from_amr: Annotated[bool, typer.Option(
         help="Trust the provider's amr (mfa, otp, hwk) as the second factor; else the admin 2FA policy applies.",
     )] = False,
+    userinfo: Annotated[bool, typer.Option(
+        help="Merge the userinfo endpoint's claims into the ID token's (its sub must be the ID token's).",
+    )] = False,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Add an identity provider. The client secret is stored encrypted and never shown again."""
@@ -114,6 +127,14 @@ def idp_add(
         secret = os.environ.get(client_secret_env)
         if not secret:
             _fail(f"the environment variable {client_secret_env} is empty or not set")
+    if private_key_file is not None:
+        if secret is not None:
+            _fail("give a client secret or --private-key-file (apple), not both")
+        try:
+            secret = private_key_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read {private_key_file}: {exc}")
+    settings = {k: v for k, v in {"tenant": tenant, "team_id": team_id, "key_id": key_id}.items() if v is not None}
     try:
         mapped = parse_role_map(role_map or [])
     except TillkeyError as exc:
@@ -122,13 +143,55 @@ def idp_add(
         name=name, issuer=issuer, client_id=client_id, actor=actor, client_secret=secret, protocol=protocol,
         display_name=display_name, scope=scope, redirect_uri=redirect_uri, groups_claim=groups_claim,
         role_map=mapped, default_role=default_role, provisioning=provision, allowed_domains=allowed_domain or [],
-        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr,
+        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr, userinfo=userinfo, preset=preset,
+        settings=settings,
     )  # fmt: skip
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         return provider_json(await IdentityProviders(tk).add(OPERATOR, new))
 
     _show(_run(go), as_json, "Identity provider added")
+
+
+@commands.command("update")
+def idp_update(
+    name: str,
+    role_map: Annotated[list[str] | None, typer.Option(help="GROUP=ROLE; repeat. Replaces the whole map.")] = None,
+    no_role_map: Annotated[bool, typer.Option("--no-role-map", help="Empty the role map.")] = False,
+    default_role: Annotated[str | None, typer.Option(help='Role when no group maps; "" for none.')] = None,
+    groups_claim: Annotated[str | None, typer.Option(help='ID token claim listing groups; "" for none.')] = None,
+    userinfo: Annotated[
+        bool | None,
+        typer.Option(
+            "--userinfo/--no-userinfo",
+            help="Merge the userinfo endpoint's claims (its sub must be the ID token's).",
+        ),
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="Shown on buttons.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a provider. A change to its roles (map, order, default, groups claim) signs out every
+    admin linked through it at once, on every server: their next sign-in maps their groups anew."""
+    from tillkey.federation.providers import Changes, IdentityProviders, parse_role_map, provider_json
+
+    if role_map and no_role_map:
+        _fail("give --role-map or --no-role-map, not both")
+    try:
+        mapped = {} if no_role_map else parse_role_map(role_map) if role_map else None
+    except TillkeyError as exc:
+        _fail(_message(exc))
+    changes = Changes(
+        role_map=mapped,
+        default_role=default_role,
+        groups_claim=groups_claim,
+        userinfo=userinfo,
+        display_name=display_name,
+    )
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return provider_json(await IdentityProviders(tk).update(OPERATOR, name, changes))
+
+    _show(_run(go), as_json, f"Identity provider {name} updated")
 
 
 @commands.command("list")

@@ -26,5 +26,12 @@ def emit(obj: dict[str, Any], as_json: bool, title: str) -> None:
         return
     table = Table(title=title, show_header=False)
     for k, v in obj.items():
-        table.add_row(k, str(v))
+        table.add_row(k, _cell(v))
     out.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A value as people read it: a list of resources as `a, b`, not a Python tuple."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(v) for v in value) or "—"
+    return str(value)

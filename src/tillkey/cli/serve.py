@@ -78,6 +78,7 @@ def serve(
     uvicorn.run(
         "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
         proxy_headers=False, server_header=False, workers=workers, log_config=log_config,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )  # fmt: skip
 

@@ -104,7 +104,7 @@ async def activate_integration(c: Console) -> Response:
     confirm="Revoke this integration's tokens? It stops working until reauthorized.",
 )  # fmt: skip
 async def revoke_integration(c: Console) -> Response:
-    await c.tk.services.integrations.revoke(_int_param(c))
+    await c.tk.services.integrations.revoke(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -113,7 +113,7 @@ async def revoke_integration(c: Console) -> Response:
     confirm="Deactivate this integration? Its tokens stop working.",
 )  # fmt: skip
 async def deactivate_integration(c: Console) -> Response:
-    await c.tk.services.integrations.deactivate(_int_param(c))
+    await c.tk.services.integrations.deactivate(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -122,7 +122,7 @@ async def deactivate_integration(c: Console) -> Response:
     confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_integration(c: Console) -> Response:
-    await c.tk.services.integrations.delete(_int_param(c))
+    await c.tk.services.integrations.delete(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
@@ -219,7 +219,7 @@ async def client_page(c: Console) -> Response:
     back = ("/console/oauth-clients", "All OAuth clients")
     return c.render(
         "detail.html", f"OAuth client: {client.name}", facts=facts, back=back,
-        trail=await trail(c, UserType.OAUTH_CLIENT, client.id),
+        trail=await trail(c, UserType.OAUTH_CLIENT, client.id, client_id=client.client_id),
         revoke=(f"/console/oauth-clients/{client.client_id}/delete", "Delete", f"Delete {client.name}?"),
     )  # fmt: skip
 
@@ -246,5 +246,5 @@ async def create_client(c: Console) -> Response:
     confirm="Delete this client? Its tokens stop working; this cannot be undone.",
 )  # fmt: skip
 async def delete_client(c: Console) -> Response:
-    await c.tk.services.clients.delete(str(c.request.path_params.get("client_id", ""))[:64])
+    await c.tk.services.clients.delete(str(c.request.path_params.get("client_id", ""))[:64], acting=c.principal)
     return c.redirect("/console/oauth-clients")

@@ -21,7 +21,7 @@ from tillkey.principal import UserType
 from tillkey.store import audit as audit_repo
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.accounts import list_admins
-from tillkey.store.audit import AuditQuery
+from tillkey.store.audit import AuditQuery, AuditRecord
 from tillkey.store.sessions import Session
 
 pages = ConsolePages()
@@ -241,7 +241,10 @@ FILTERS = ("username", "event", "outcome", "since", "until", "actor_type", "acto
 
 async def audit_rows(c: Console, query: AuditQuery) -> list[dict[str, object]]:
     """Audit records as the console lists them: the actor by name, linked to their page."""
-    found = await c.tk.audit.search(query)
+    return await _rows(c, await c.tk.audit.search(query))
+
+
+async def _rows(c: Console, found: list[AuditRecord]) -> list[dict[str, object]]:
     named = await actors.names(c.tk, [(r.actor_type, r.actor_id) for r in found])
     rows: list[dict[str, object]] = []
     for r in found:
@@ -249,15 +252,29 @@ async def audit_rows(c: Console, query: AuditQuery) -> list[dict[str, object]]:
         rows.append({
             "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
             "actor": actor, "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
+            "actor_key": (r.actor_type, r.actor_id),
         })  # fmt: skip
     return rows
 
 
-async def trail(c: Console, actor_type: UserType, actor_id: int, limit: int = 20) -> list[dict[str, object]]:
-    """What an account or credential did lately, for its detail page (when it may read the log)."""
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """A detail page's audit trail: what the account or credential did and what was done to it
+    (by another admin, a key, the CLI), newest first; `last_active` is its own latest record."""
+
+    records: list[dict[str, object]]
+    last_active: str | None
+
+
+async def trail(
+    c: Console, target_type: UserType, target_id: int, *, client_id: str | None = None, limit: int = 20
+) -> Trail:
+    """For its detail page, when the signed-in admin may read the audit log."""
     if not c.allowed(AUDIT):
-        return []
-    return await audit_rows(c, make_query(actor_type=int(actor_type), actor_id=actor_id, limit=limit))
+        return Trail([], None)
+    rows = await _rows(c, await c.tk.audit.concerning(int(target_type), target_id, client_id=client_id, limit=limit))
+    mine = next((r for r in rows if r["actor_key"] == (int(target_type), target_id)), None)
+    return Trail(rows, None if mine is None else str(mine["time"]))
 
 
 def _int_or_none(raw: str) -> int | None:

@@ -11,6 +11,7 @@ redirect), typically to the /oauth2/authorize request that sent the user here.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
@@ -20,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
+from tillkey.accounts.passkeys import Owner, Passkeys
 from tillkey.accounts.signin import (
     Attempt,
     Issued,
@@ -34,7 +36,7 @@ from tillkey.accounts.signin import (
     Subject,
     TotpCode,
 )
-from tillkey.accounts.signin.factors import account_name
+from tillkey.accounts.signin.factors import account_name, passkey_required
 from tillkey.console import templating
 from tillkey.console.sign_in_session import (
     ENROL_TTL,
@@ -54,6 +56,7 @@ from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
 from tillkey.store import oauth2 as oauth2_repo
+from tillkey.store import passkeys as passkeys_repo
 from tillkey.store.accounts import admin_by_id
 from tillkey.web.forms import read_body, require_https
 from tillkey.web.routing import Api, tillkey
@@ -65,6 +68,7 @@ api = Api(tags=["Console"])
 LOGIN_FIELDS = frozenset({"csrf", "next", "username", "password"})
 OTP_FIELDS = frozenset({"csrf", "next", "otp"})
 HOME = "/console/"
+PASSKEY_ENROLMENT = "/console/login/enrol/passkey"
 FAILED = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
 
 
@@ -116,6 +120,7 @@ async def login_page(request: Request) -> Response:
         form_targets=await redirect_targets(tk, next_url),
         notice=notice,
         providers=await Federation(tk).enabled("admin"),
+        passkeys=await any_admin_passkey(tk),
     )
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)
     return response
@@ -193,6 +198,20 @@ async def second_factor_step(
         response: Response = RedirectResponse("/console/login/otp?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
         return response
+    if await passkey_required(tk, due.account):
+        # Forced passkey enrolment (TILLKEY_ADMIN_PASSKEY_REQUIRED): no authenticator app for them.
+        cookie = await sessions.begin(
+            UserType.ADMIN,
+            admin_id,
+            due.amr,
+            pending_otp=True,
+            enrolling=True,
+            ip=where.ip,
+            user_agent=where.user_agent,
+        )
+        response = RedirectResponse(PASSKEY_ENROLMENT + "?next=" + quoted(next_url), status_code=303)
+        set_cookie(response, request, cookie_name(request), cookie, ENROL_TTL)
+        return response
     # Forced enrolment: the password opens only the page that sets up the authenticator app.
     try:
         await tk.services.totp.enroll(admin_id)  # a new secret for each sign-in; replaces an unfinished one
@@ -269,15 +288,40 @@ async def otp_page(request: Request) -> Response:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     if session.enrolling:
         return RedirectResponse("/console/login/enrol?next=" + quoted(next_url), status_code=303)
-    return templating.otp(csrf=session.csrf, next_url=next_url, form_targets=await redirect_targets(tk, next_url))
+    return templating.otp(
+        csrf=session.csrf,
+        next_url=next_url,
+        form_targets=await redirect_targets(tk, next_url),
+        passkeys=await has_passkeys(tk, session.user_id),
+    )
+
+
+async def any_admin_passkey(tk: Tillkey) -> bool:
+    async with tk.db.session() as s:
+        return await passkeys_repo.any_admin(s)
+
+
+async def has_passkeys(tk: Tillkey, admin_id: int) -> bool:
+    return await Passkeys(tk).has_any(Owner(UserType.ADMIN, admin_id))
 
 
 @api.route("POST", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor")
 async def otp(request: Request) -> Response:
+    return await second_step(request, OTP_FIELDS, lambda form, _session: TotpCode(form.get("otp", ""), demanded=True))
+
+
+async def second_step(
+    request: Request,
+    fields: frozenset[str],
+    factor: Callable[[dict[str, str], ConsoleSession], SecondFactor],
+    wrong: str = "The code is wrong or expired.",
+) -> Response:
+    """A pending session's second factor from a form (a code at /console/login/otp, a passkey's
+    answer at /console/login/passkey), through the state machine."""
     tk = tillkey(request)
     try:
         require_https(request)
-        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), OTP_FIELDS)
+        form = oauth_params.form(await read_body(request), request.headers.get("content-type"), fields)
     except TillkeyError as exc:
         return templating.error("Sign-in failed", exc.message, exc.status_code)
     next_url = safe_next(form.get("next"))
@@ -286,9 +330,14 @@ async def otp(request: Request) -> Response:
     if session is None or not session.pending_otp or session.enrolling:
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     targets = await redirect_targets(tk, next_url)
+    passkeys = await has_passkeys(tk, session.user_id)
     if not constant_time_equals(form.get("csrf", ""), session.csrf):
         return templating.otp(
-            csrf=session.csrf, next_url=next_url, error="The form expired; try again.", form_targets=targets
+            csrf=session.csrf,
+            next_url=next_url,
+            error="The form expired; try again.",
+            form_targets=targets,
+            passkeys=passkeys,
         )
     async with tk.db.session() as s:
         admin = await admin_by_id(s, session.user_id)
@@ -296,13 +345,15 @@ async def otp(request: Request) -> Response:
         await sessions.end(session)
         return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
     try:
-        outcome = await finish_second_factor(
-            request, session, admin.username, TotpCode(form.get("otp", ""), demanded=True)
-        )
+        outcome = await finish_second_factor(request, session, admin.username, factor(form, session))
     except SecondFactorFailed:
         # A wrong code spends the account's one failure budget, as a wrong password does.
         return templating.otp(
-            csrf=session.csrf, next_url=next_url, error="The code is wrong or expired.", form_targets=targets
+            csrf=session.csrf,
+            next_url=next_url,
+            error=wrong,
+            form_targets=targets,
+            passkeys=passkeys,
         )
     except (Unauthenticated, RateLimited, Unavailable) as exc:
         return await gate_closed(request, sessions, session, exc, next_url, targets)
@@ -319,7 +370,7 @@ async def otp(request: Request) -> Response:
 # needs no 'unsafe-inline' and no other host.
 _STATIC_TYPES = {
     "console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
+    "passkeys.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml",
 }  # fmt: skip
 _STATIC = {
     name: importlib_resources.files("tillkey.console").joinpath("static", name).read_bytes() for name in _STATIC_TYPES

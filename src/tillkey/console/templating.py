@@ -2,8 +2,9 @@
 inline script or style, so the Content-Security-Policy can forbid both. Styles and the one small
 script come from /console/static/ ('self'). Forms carry a CSRF token.
 
-The sign-in, second-factor and consent pages share the console's look but load no script at all:
-they are reached from other sites (the OAuth 2 authorization flow) and need none.
+The sign-in, second-factor and consent pages share the console's look but load no script but
+passkeys.js (the sign-in page's passkey autofill, the second-factor page's "Use a passkey"): they
+are reached from other sites (the OAuth 2 authorization flow).
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ def page(title: str, body: str, *, status: int = 200, form_targets: Iterable[str
 
 def login(
     *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), notice: str | None = None,
-    providers: Iterable[Any] = (),
+    providers: Iterable[Any] = (), passkeys: bool = False,
 ) -> HTMLResponse:  # fmt: skip
-    """`providers`: the admin identity providers (federation/), one "Sign in with …" link each."""
+    """`providers`: the admin identity providers (federation/), one "Sign in with …" link each.
+    `passkeys`: some admin has one; the page offers passkey sign-in (autofill) with passkeys.js."""
     return render(
-        "login.html", status=401 if error else 200, form_targets=form_targets, title="Sign in", csrf=csrf,
-        next_url=next_url, error=error, notice=notice, providers=list(providers),
+        "login.html", status=401 if error else 200, title="Sign in", csrf=csrf, next_url=next_url, error=error,
+        notice=notice, providers=list(providers), passkeys=passkeys,
+        policy=csp(form_targets) + (PASSKEY_SCRIPT if passkeys else ""),
     )  # fmt: skip
 
 
@@ -72,10 +75,17 @@ def continue_to(next_url: str) -> HTMLResponse:
     return render("continue.html", title="Continue", next_url=next_url)
 
 
-def otp(*, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = ()) -> HTMLResponse:
+# Sign-in pages that offer a passkey load passkeys.js (and it calls back home): nothing else.
+PASSKEY_SCRIPT = "; script-src 'self'; connect-src 'self'"
+
+
+def otp(
+    *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), passkeys: bool = False
+) -> HTMLResponse:
+    """`passkeys`: the admin has one; the page offers it beside the code (passkeys.js)."""
     return render(
-        "otp.html", status=401 if error else 200, form_targets=form_targets, title="Two-factor authentication",
-        csrf=csrf, next_url=next_url, error=error,
+        "otp.html", status=401 if error else 200, title="Two-factor authentication", csrf=csrf, next_url=next_url,
+        error=error, passkeys=passkeys, policy=csp(form_targets) + (PASSKEY_SCRIPT if passkeys else ""),
     )  # fmt: skip
 
 

@@ -14,6 +14,8 @@ sessions page.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -21,9 +23,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tillkey import audit
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
 from tillkey.accounts.signin import EnrolmentCode, SecondFactorDue, SecondFactorFailed
+from tillkey.accounts.signin.factors import passkey_required
 from tillkey.accounts.totp import Enrolment, qr_svg
 from tillkey.console import templating as html
-from tillkey.console.login import finish_second_factor, gate_closed, quoted, redirect_targets, safe_next
+from tillkey.console.login import (
+    PASSKEY_ENROLMENT,
+    finish_second_factor,
+    gate_closed,
+    quoted,
+    redirect_targets,
+    safe_next,
+)
+from tillkey.console.passkeys import passkey_rows
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import (
     cookie_name,
@@ -38,6 +49,9 @@ from tillkey.principal import UserType
 from tillkey.store.accounts import admin_by_id
 from tillkey.web.forms import read_body, require_https
 from tillkey.web.routing import Api, tillkey
+
+if TYPE_CHECKING:
+    from tillkey.runtime import Tillkey
 
 api = Api(tags=["Console"])
 pages = ConsolePages()
@@ -57,6 +71,13 @@ def _enrol_page(enrolment: Enrolment, *, csrf: str, next_url: str, error: str | 
     )  # fmt: skip
 
 
+async def _passkey_enrolment(tk: Tillkey, admin_id: int) -> bool:
+    """Is this admin's forced enrolment a passkey's (TILLKEY_ADMIN_PASSKEY_REQUIRED)?"""
+    async with tk.db.session() as s:
+        admin = await admin_by_id(s, admin_id)
+    return admin is not None and await passkey_required(tk, admin)
+
+
 def _to_login(next_url: str) -> RedirectResponse:
     return RedirectResponse("/console/login?next=" + quoted(next_url), status_code=303)
 
@@ -72,6 +93,8 @@ async def enrol_page(request: Request) -> Response:
     session = sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or not session.enrolling:
         return _to_login(next_url)
+    if await _passkey_enrolment(tk, session.user_id):
+        return RedirectResponse(PASSKEY_ENROLMENT + "?next=" + quoted(next_url), status_code=303)
     enrolment = await tk.services.totp.pending(session.user_id)
     if enrolment is None:  # activated or reset meanwhile: sign in again
         await sessions.end(session, reason="enrolment gone")
@@ -135,6 +158,7 @@ async def tfa_page(c: Console) -> Response:
     enrolment = None if status.active else await totp.pending(c.session.user_id)
     return c.render(
         "tfa.html", "Two-factor authentication", tfa=status, mode=c.tk.settings.admin_2fa,
+        passkeys=await passkey_rows(c.tk, c.session.user_id),
         qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
     )  # fmt: skip
 
@@ -158,6 +182,7 @@ async def tfa_activate(c: Console) -> Response:
         enrolment = await totp.pending(c.session.user_id)
         return c.render(
             "tfa.html", "Two-factor authentication", status=400, error=WRONG_CODE if enrolment else exc.message,
+            passkeys=await passkey_rows(c.tk, c.session.user_id),
             tfa=await totp.status(c.session.user_id), mode=c.tk.settings.admin_2fa,
             qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
         )  # fmt: skip

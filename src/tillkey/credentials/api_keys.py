@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from tillkey.access.grants import GrantsState
 from tillkey.audit import API_KEY_REFUSED, FAILURE, AuditLog
+from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.usage import UsageNotes
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Unauthenticated
@@ -125,9 +126,11 @@ class SecretApiKeys:
     name = "api_key"
 
     def __init__(
-        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time
-    ) -> None:
+        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time,
+        catch_up: CatchUp | None = None,
+    ) -> None:  # fmt: skip
         self._state = state
+        self._catch_up = catch_up
         self._grants = grants
         self._audit = audit
         self._now = now
@@ -138,6 +141,8 @@ class SecretApiKeys:
         if raw is None:
             return None
         key = self._state.find(raw, SECRET)
+        if key is None and self._catch_up is not None:  # created a moment ago elsewhere?
+            key = await self._catch_up.look_again(raw, lambda: self._state.find(raw, SECRET))
         if key is None:
             raise Unauthenticated(detail="unknown api key")
         now = self._now()

@@ -18,10 +18,11 @@ from tillkey.access.grants import GrantsState
 from tillkey.audit import FAILURE, OAUTH1_REFUSED, AuditLog
 from tillkey.clock import Clock
 from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.freshness import CatchUp
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Unauthenticated
 from tillkey.oauth1 import rfc5849
-from tillkey.oauth1.state import IntegrationState
+from tillkey.oauth1.state import AccessToken, Consumer, IntegrationState
 from tillkey.principal import Principal, UserType
 from tillkey.security.body_limit import read_limited
 from tillkey.store import integrations as repo
@@ -58,9 +59,10 @@ class OAuth1Signatures:
 
     def __init__(
         self, state: IntegrationState, grants: GrantsState, master: MasterSecret, db: Database, audit: AuditLog,
-        clock: Clock, *, allow_sha1: bool, max_body_bytes: int, max_age: int,
+        clock: Clock, *, allow_sha1: bool, max_body_bytes: int, max_age: int, catch_up: CatchUp | None = None,
     ) -> None:  # fmt: skip
         self._state = state
+        self._catch_up = catch_up
         self._grants = grants
         self._master = master
         self._db = db
@@ -87,8 +89,17 @@ class OAuth1Signatures:
             )  # fmt: skip
         except Unauthenticated as exc:
             self._refuse(request, exc, None)
+        digest = self._master.digest(req.token or "")
         consumer = self._state.consumers.get(req.consumer_key)
-        token = self._state.tokens.get(self._master.digest(req.token or ""))
+        token = self._state.tokens.get(digest)
+        if (consumer is None or token is None) and self._catch_up is not None:
+            # An integration or token created a moment ago by the CLI or another process?
+            def both() -> tuple[Consumer, AccessToken] | None:
+                c, t = self._state.consumers.get(req.consumer_key), self._state.tokens.get(digest)
+                return (c, t) if c is not None and t is not None else None
+
+            if (found := await self._catch_up.look_again(req.consumer_key + ":" + digest, both)) is not None:
+                consumer, token = found
         valid = rfc5849.verify(
             req, consumer.secret if consumer else self._dummy, token.secret if token else self._dummy
         )
@@ -131,8 +142,12 @@ class IntegrationBearer:
 
     name = "integration-bearer"
 
-    def __init__(self, state: IntegrationState, grants: GrantsState, master: MasterSecret, *, enabled: bool) -> None:
+    def __init__(
+        self, state: IntegrationState, grants: GrantsState, master: MasterSecret, *, enabled: bool,
+        catch_up: CatchUp | None = None,
+    ) -> None:  # fmt: skip
         self._state = state
+        self._catch_up = catch_up
         self._grants = grants
         self._master = master
         self._enabled = enabled
@@ -143,7 +158,10 @@ class IntegrationBearer:
             return None  # not ours: a JWT or an opaque tk_ token
         if not self._enabled:
             raise Unauthenticated(detail="integration tokens as bearer are off (TILLKEY_INTEGRATION_AS_BEARER)")
-        found = self._state.active_token(self._master.digest(token))
+        digest = self._master.digest(token)
+        found = self._state.active_token(digest)
+        if found is None and self._catch_up is not None:  # created a moment ago elsewhere?
+            found = await self._catch_up.look_again(digest, lambda: self._state.active_token(digest))
         if found is None:
             raise Unauthenticated(detail="unknown or revoked integration token, or inactive integration")
         return self._grants.integration(found[0].integration_id, "bearer")

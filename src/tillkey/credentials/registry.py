@@ -20,9 +20,11 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.types import Scope
 
+from tillkey.access.grants import GrantsState
 from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.freshness import CatchUp
 from tillkey.errors import REFUSAL_REASONS, Unauthenticated
-from tillkey.principal import GUEST, Principal
+from tillkey.principal import GUEST, Principal, UserType
 from tillkey.tokens.service import Authenticator
 
 log = logging.getLogger("tillkey.access")
@@ -42,14 +44,36 @@ class BearerTokens:
 
     name = "bearer"
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(
+        self, authenticator: Authenticator, grants: GrantsState | None = None, catch_up: CatchUp | None = None
+    ) -> None:
         self._authenticator = authenticator
+        self._grants = grants
+        self._catch_up = catch_up
 
     async def authenticate(self, request: Request, authorization: str) -> Principal | None:
         token = bearer_token(authorization)
         if token is None:
             return None
-        return await self._authenticator.authenticate(token)
+        principal = await self._authenticator.authenticate(token)
+        if self._catch_up is not None and self._stale(principal) and await self._catch_up.refresh(token):
+            # A valid token whose admin or OAuth client this process does not know yet (created a
+            # moment ago by the CLI or another process): the principal again, from the new grants.
+            principal = await self._authenticator.authenticate(token)
+            if self._stale(principal):
+                self._catch_up.unknown(token)
+        return principal
+
+    def _stale(self, principal: Principal) -> bool:
+        """A valid token's principal that memory may be behind on: an unknown OAuth client's token
+        (a guest without identity) or an admin without an active grant."""
+        if principal is GUEST:
+            return True
+        return (
+            self._grants is not None
+            and principal.user_type == UserType.ADMIN
+            and not self._grants.admin_active(principal.user_id)
+        )
 
 
 def _authorization(scope: Scope) -> str:

@@ -6,15 +6,16 @@ customer from the provider's verified email."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
+from tillkey.accounts.signin.factors import Account
 from tillkey.errors import Unauthenticated
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.federation.service import Federation
-from tillkey.principal import UserType
+from tillkey.principal import Principal, UserType
 from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
 from tillkey.store.identities import Identity
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 ACTOR = "customer"
+T = TypeVar("T")
+SECOND_FACTOR = (
+    "Your account has two-step verification on: sign in with your password and code instead, or with an "
+    "identity provider this shop trusts to check a second factor."
+)
 
 
 class CustomerFederation:
@@ -52,15 +58,47 @@ class CustomerFederation:
         async def issue(who: SignedIn) -> str:
             return await self.medusa.token(ACTOR, identity, who.user_type, who.user_id, who.amr, provider=name)
 
+        return await self._sign_in(assertion, customer, attempt, issue)
+
+    async def magento(
+        self, name: str, params: Mapping[str, str], attempt: Attempt, issue: Callable[[SignedIn], Awaitable[T]]
+    ) -> T:
+        """The same flow for a Magento-style storefront, ending in `issue` (a Magento customer token
+        and the refresh cookie). Magento has no actorless registration step, so a first sign-in
+        that may provision (`--provision jit`, a verified email) creates the customer at once, the
+        way POST /store/customers does with the Medusa registration token."""
+        provider = await self.federation.provider(name, ACTOR)
+        assertion, resolved = await self.federation.complete(provider, params, attempt)
+        customer = resolved.account
+        if customer is None:
+            assert resolved.pending is not None
+            registration = Principal(UserType.GUEST, resolved.pending.id, issued_at=self.tk.clock.now_int())
+            first, _, last = assertion.name.partition(" ")
+            customer = await self.medusa.create_customer(registration, {"first_name": first, "last_name": last})
+        return await self._sign_in(assertion, customer, attempt, issue)
+
+    async def _sign_in(
+        self, assertion: Assertion, customer: Account, attempt: Attempt, issue: Callable[[SignedIn], Awaitable[T]]
+    ) -> T:
+        """The provider's assertion as the first factor of the one sign-in state machine."""
+        name = assertion.provider.name
+        trusted_mfa = assertion.provider.mfa_from_amr and assertion.asserts_mfa
         try:
             outcome = await SignIn(self.tk).begin(
-                Subject(UserType.CUSTOMER, customer.email), ExternalAssertion(UserType.CUSTOMER, customer.id,
-                provider.mfa_from_amr and assertion.asserts_mfa), attempt, issue,
-            )  # fmt: skip
+                Subject(UserType.CUSTOMER, customer.email),
+                ExternalAssertion(UserType.CUSTOMER, customer.id, trusted_mfa),
+                attempt,
+                issue,
+            )
         except Unauthenticated as exc:
             await self.federation.refused(name, Refused(exc.detail or "sign-in refused"), attempt)
             raise
-        assert not isinstance(outcome, SecondFactorDue)
+        if isinstance(outcome, SecondFactorDue):
+            # The customer set up a second factor and this provider is not trusted to check one:
+            # a redirect flow has no step to ask for the code (and a 500 would say nothing).
+            refusal = Refused("second factor due: the provider asserted none it is trusted for", SECOND_FACTOR)
+            await self.federation.refused(name, refusal, attempt)
+            raise refusal
         await self.federation.signed_in(assertion, int(UserType.CUSTOMER), customer.id, attempt)
         return outcome.credential
 

@@ -175,8 +175,9 @@ class Linking:
         linked = await self._link(assertion, UserType.CUSTOMER, None, pending.id)
         return Resolved(linked, None, pending)
 
-    def _mapped_role(self, assertion: Assertion) -> str | None:
-        provider = assertion.provider
+    @staticmethod
+    def _mapped_role(assertion: Assertion, provider: Provider | None = None) -> str | None:
+        provider = provider or assertion.provider
         groups = set(assertion.groups)
         for group, role in provider.role_map.items():  # the operator's order decides between groups
             if group in groups:
@@ -206,11 +207,13 @@ class Linking:
     async def map_role(self, admin: Admin, assertion: Assertion) -> Admin:
         """Group claims decide the role on every sign-in: a group removed at the provider takes the
         role with it now (no mapped group and no default: no role, and the sign-in is refused)."""
-        provider = assertion.provider
-        if not provider.role_map and provider.default_role is None:
-            return admin
-        role = self._mapped_role(assertion)
         async with self.tk.uow() as w:
+            # The map as it is now, not as the flow began: `tillkey idp update` may have changed it
+            # (and signed this admin out) while the browser was at the provider.
+            provider = await repo.by_id(w.s, assertion.provider.id) or assertion.provider
+            if not provider.role_map and provider.default_role is None:
+                return admin
+            role = self._mapped_role(assertion, provider)
             row = await accounts_repo.role_by_name(w.s, role) if role else None
             role_id = row.id if row else None
             if role_id == admin.role_id:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import httpx
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
@@ -32,6 +33,7 @@ from authlib.oidc.core import CodeIDToken
 
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import Unauthenticated
+from tillkey.federation import github, presets
 from tillkey.security.outbound import GuardedTransport, Undeliverable
 from tillkey.store import idps as repo
 from tillkey.store.idps import Flow, Provider
@@ -91,34 +93,45 @@ class RelyingParty:
         self.tk = tk
         self._cache = _caches.setdefault(tk, {})
 
-    def _client(self, provider: Provider, secret: str | None) -> AsyncOAuth2Client:
+    def _client(
+        self, provider: Provider, secret: str | None, auth_method: str = "client_secret_basic"
+    ) -> AsyncOAuth2Client:
         transport = GuardedTransport(
             allow_private=self.tk.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
         )
         return AsyncOAuth2Client(
             client_id=provider.client_id, client_secret=secret, scope=provider.scope,
             redirect_uri=provider.redirect_uri, code_challenge_method="S256",
-            token_endpoint_auth_method="client_secret_basic" if secret else "none",
+            token_endpoint_auth_method=auth_method if secret else "none",
             transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
         )  # fmt: skip
 
     # --- discovery and keys -----------------------------------------------------------------------
 
-    async def _get_json(self, provider: Provider, url: str, what: str) -> dict[str, Any]:
+    async def _get_json(
+        self, provider: Provider, url: str, what: str, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        doc = await self._get_document(provider, url, what, headers)
+        if not isinstance(doc, dict):
+            raise Refused(f"{what}: not a JSON object")
+        return doc
+
+    async def _get_document(
+        self, provider: Provider, url: str, what: str, headers: Mapping[str, str] | None = None
+    ) -> Any:
         try:
             async with self._client(provider, None) as client:
-                answer = await client.request("GET", url, withhold_token=True, headers={"Accept": "application/json"})
+                answer = await client.request(
+                    "GET", url, withhold_token=True, headers={"Accept": "application/json", **(headers or {})}
+                )
         except (httpx.HTTPError, Undeliverable) as exc:
             raise Refused(f"{what}: {type(exc).__name__}: {exc}") from None
         if answer.status_code != 200 or len(answer.content) > MAX_DOCUMENT_BYTES:
             raise Refused(f"{what}: HTTP {answer.status_code}, {len(answer.content)} bytes")
         try:
-            doc = json.loads(answer.content)
+            return json.loads(answer.content)
         except ValueError:
             raise Refused(f"{what}: not JSON") from None
-        if not isinstance(doc, dict):
-            raise Refused(f"{what}: not a JSON object")
-        return doc
 
     async def _discovered(self, provider: Provider, *, fresh_keys: bool = False) -> _Cached:
         now = self.tk.clock.now()  # injected: tests move it past the refresh limit
@@ -142,7 +155,16 @@ class RelyingParty:
         return cached
 
     async def check(self, provider: Provider) -> dict[str, Any]:
-        """Discovery and keys fetched afresh, as a sign-in would (`tillkey idp test`)."""
+        """Discovery and keys fetched afresh, as a sign-in would (`tillkey idp test`); GitHub has
+        neither: its endpoints are fixed."""
+        if provider.protocol == "github":
+            fixed = github.endpoints(provider.issuer)
+            return {
+                "issuer": provider.issuer,
+                "authorization_endpoint": fixed.authorize,
+                "token_endpoint": fixed.token,
+                "user_api": fixed.api,
+            }
         self._cache.pop(provider.name, None)
         found = await self._discovered(provider)
         keys = found.jwks.get("keys")
@@ -158,7 +180,11 @@ class RelyingParty:
 
     async def begin(self, provider: Provider, secret: str | None, context: Mapping[str, str]) -> str:
         """The URL to send the browser to; the flow's secrets wait in idp_flows for the callback."""
-        discovered = await self._discovered(provider)
+        if provider.protocol == "github":
+            endpoint, extra = github.endpoints(provider.issuer).authorize, {}
+        else:
+            endpoint = (await self._discovered(provider)).metadata["authorization_endpoint"]
+            extra = presets.authorization_params(provider.preset)
         state, nonce, verifier = random_token(32), random_token(32), random_token(48)
         now_ms = int(self.tk.clock.now() * 1000)
         flow = Flow(
@@ -168,9 +194,9 @@ class RelyingParty:
         async with self.tk.db.transaction() as s:
             await repo.start_flow(s, self.tk.master.digest(state), flow, now_ms)
         async with self._client(provider, secret) as client:
-            url, _ = client.create_authorization_url(
-                discovered.metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
-            )
+            if provider.protocol == "oidc":
+                extra["nonce"] = nonce  # plain OAuth 2 has no ID token to carry it back
+            url, _ = client.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
         return str(url)
 
     # --- the callback -------------------------------------------------------------------------------
@@ -188,12 +214,43 @@ class RelyingParty:
             raise Refused("unknown, spent or expired state")
         if flow.provider_id != provider.id:
             raise Refused(f"state of another provider's flow, returned to {provider.name}")
+        verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
+        if provider.protocol == "github":
+            self._check_iss(provider, {}, params.get("iss"))
+            return await self._github(provider, secret, code, verifier, flow.context)
         discovered = await self._discovered(provider)
         self._check_iss(provider, discovered.metadata, params.get("iss"))
-        verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
-        token = await self._exchange(provider, secret, discovered.metadata["token_endpoint"], code, verifier)
+        token = await self._exchange(
+            provider,
+            secret,
+            discovered.metadata["token_endpoint"],
+            code,
+            verifier,
+            auth_method=_auth_method(discovered.metadata),
+        )
         claims = await self._verify_id_token(provider, token, flow.nonce)
+        if provider.userinfo:
+            claims = await self._merge_userinfo(provider, discovered.metadata, token, claims)
         return self._assertion(provider, claims, flow.context)
+
+    async def _merge_userinfo(
+        self, provider: Provider, metadata: Mapping[str, Any], token: Mapping[str, Any], claims: dict[str, Any]
+    ) -> dict[str, Any]:
+        """OpenID Connect Core §5.3: the userinfo endpoint's claims, asked with the access token,
+        added to the ID token's. §5.3.4: its `sub` must be the ID token's, else the answer may be
+        another user's (a substituted token) and nothing of it is used. The ID token's own claims
+        win (they are signed); an email and whether it is verified come from one source together."""
+        endpoint = metadata.get("userinfo_endpoint")
+        access_token = token.get("access_token")
+        if not isinstance(endpoint, str) or not isinstance(access_token, str):
+            raise Refused("userinfo configured, but no userinfo_endpoint or no access token")
+        info = await self._get_json(provider, endpoint, "userinfo", {"Authorization": f"Bearer {access_token}"})
+        if info.get("sub") != claims.get("sub"):
+            raise Refused(f"userinfo sub {str(info.get('sub'))[:64]!r} is not the id_token's")
+        merged = {**info, **claims}
+        if "email" in claims:
+            merged["email_verified"] = claims.get("email_verified")
+        return merged
 
     @staticmethod
     def _check_iss(provider: Provider, metadata: Mapping[str, Any], iss: str | None) -> None:
@@ -203,20 +260,49 @@ class RelyingParty:
         if iss is None and metadata.get("authorization_response_iss_parameter_supported") is True:
             raise Refused("mix-up: the provider sends iss, this response has none")
 
+    async def _github(
+        self, provider: Provider, secret: str | None, code: str, verifier: str, context: dict[str, str]
+    ) -> Assertion:
+        """Plain OAuth 2 (federation/github.py): the code for an access token, then who it is from
+        GitHub's API. Nothing signed vouches for it: the token came over TLS from the token endpoint."""
+        found = github.endpoints(provider.issuer)
+        token = await self._exchange(
+            provider, secret, found.token, code, verifier, auth_method="client_secret_post", id_token=False
+        )
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise Refused("token response without an access_token")
+        headers = {**github.API_HEADERS, "Authorization": f"Bearer {access}"}
+        profile = await self._get_json(provider, f"{found.api}/user", "GET /user", headers)
+        emails = await self._get_document(provider, f"{found.api}/user/emails", "GET /user/emails", headers)
+        try:
+            who = github.user(profile, emails)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        return Assertion(provider, who.subject, who.email, who.unverified_email, (), (), who.name, context)
+
     async def _exchange(
-        self, provider: Provider, secret: str | None, endpoint: str, code: str, verifier: str
+        self,
+        provider: Provider,
+        secret: str | None,
+        endpoint: str,
+        code: str,
+        verifier: str,
+        *,
+        auth_method: str = "client_secret_basic",
+        id_token: bool = True,
     ) -> Mapping[str, Any]:
         try:
-            async with self._client(provider, secret) as client:
+            async with self._client(provider, secret, auth_method) as client:
                 token: Mapping[str, Any] = await client.fetch_token(
                     endpoint, grant_type="authorization_code", code=code, code_verifier=verifier,
                     redirect_uri=provider.redirect_uri,
                 )  # fmt: skip
-        except OAuth2Error as exc:
+        except (OAuth2Error, OAuthError) as exc:  # the second: an error in a 200 answer (GitHub's way)
             raise Refused(f"token endpoint refused the code: {exc.error}") from None
         except (httpx.HTTPError, Undeliverable, ValueError) as exc:
             raise Refused(f"token endpoint: {type(exc).__name__}: {exc}") from None
-        if not isinstance(token.get("id_token"), str):
+        if id_token and not isinstance(token.get("id_token"), str):
             raise Refused("token response without an id_token")
         return token
 
@@ -232,7 +318,7 @@ class RelyingParty:
             keys = JsonWebKey.import_key_set(discovered.jwks)
             claims = JsonWebToken(list(ID_TOKEN_ALGORITHMS)).decode(
                 id_token, keys, claims_cls=CodeIDToken,
-                claims_options={"iss": {"essential": True, "value": provider.issuer},
+                claims_options={"iss": {"essential": True, "values": presets.issuers(provider)},
                                 "aud": {"essential": True, "value": provider.client_id}},
                 claims_params={"nonce": nonce, "client_id": provider.client_id,
                                "access_token": token.get("access_token")},
@@ -252,8 +338,17 @@ class RelyingParty:
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Refused("id_token without a usable sub")
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        verified = claims.get("email_verified") is True
+        verified = claims.get("email_verified") in (True, "true")  # Apple has sent it as a string
         groups: tuple[str, ...] = ()
+        names = claims.get("_claim_names")
+        if provider.groups_claim and isinstance(names, dict) and provider.groups_claim in names:
+            # OpenID Connect Core §5.6.2 distributed claims: Entra ID's "groups overage" (more groups
+            # than a token holds). Mapping what is absent would fall to the default role silently.
+            raise Refused(
+                f"{provider.groups_claim} claim not in the id_token (distributed claim)",
+                "Your identity provider sent too many groups to read. Ask your administrator to send only the "
+                "groups assigned to this application.",
+            )
         if provider.groups_claim:
             raw = claims.get(provider.groups_claim)
             if isinstance(raw, str):
@@ -266,6 +361,15 @@ class RelyingParty:
             provider, subject, email if verified else None, None if verified else email, groups, amr,
             str(name or ""), context,
         )  # fmt: skip
+
+
+def _auth_method(metadata: Mapping[str, Any]) -> str:
+    """Client authentication at the token endpoint: Basic (RFC 6749 §2.3.1's must), unless the
+    provider lists only the form post (Apple)."""
+    methods = metadata.get("token_endpoint_auth_methods_supported")
+    if isinstance(methods, list) and "client_secret_basic" not in methods and "client_secret_post" in methods:
+        return "client_secret_post"
+    return "client_secret_basic"
 
 
 def _header(token: str) -> dict[str, Any]:

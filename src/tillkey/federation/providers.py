@@ -19,7 +19,8 @@ from tillkey import audit
 from tillkey.access import delegation
 from tillkey.accounts.service import role_grant
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.principal import Principal
+from tillkey.federation import presets
+from tillkey.principal import Principal, UserType
 from tillkey.security.outbound import RefusedURL, check_url
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import idps as repo
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 ACTORS = ("admin", "customer")
+PROTOCOLS = ("oidc", "github")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
 PROVISIONING = ("jit", "existing")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names a provider cannot take: Medusa's own provider and the literal segments beside
@@ -63,6 +65,48 @@ class NewProvider:
     allowed_domains: Iterable[str] = ()
     trust_email_domains: bool = False
     mfa_from_amr: bool = False
+    userinfo: bool = False
+    preset: str | None = None
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What `tillkey idp update` (or PATCH /tillkey/v1/idps/{name}) changes; None keeps the value,
+    "" clears an optional text."""
+
+    role_map: Mapping[str, str] | None = None
+    default_role: str | None = None
+    groups_claim: str | None = None
+    userinfo: bool | None = None
+    display_name: str | None = None
+
+    def applied_to(self, p: Provider) -> NewProvider:
+        return NewProvider(
+            name=p.name,
+            issuer=p.issuer,
+            client_id=p.client_id,
+            actor=p.actor,
+            protocol=p.protocol,
+            display_name=p.display_name if self.display_name is None else self.display_name,
+            scope=p.scope,
+            redirect_uri=p.redirect_uri,
+            groups_claim=p.groups_claim if self.groups_claim is None else self.groups_claim,
+            role_map=p.role_map if self.role_map is None else self.role_map,
+            default_role=p.default_role if self.default_role is None else (self.default_role or None),
+            provisioning=p.provisioning,
+            allowed_domains=p.allowed_domains,
+            trust_email_domains=p.trust_email_domains,
+            mfa_from_amr=p.mfa_from_amr,
+            userinfo=p.userinfo if self.userinfo is None else self.userinfo,
+            preset=p.preset,
+            settings=p.settings,
+        )
+
+
+def decides_roles(p: Provider) -> tuple[object, ...]:
+    """What decides the role a sign-in maps to (the map's order too: the first listed group wins)."""
+    return (list(p.role_map.items()), p.default_role, p.groups_claim)
 
 
 def provider_json(p: Provider) -> dict[str, Any]:
@@ -73,7 +117,8 @@ def provider_json(p: Provider) -> dict[str, Any]:
         "scope": p.scope, "redirect_uri": p.redirect_uri, "groups_claim": p.groups_claim,
         "role_map": dict(p.role_map), "default_role": p.default_role, "provisioning": p.provisioning,
         "allowed_domains": list(p.allowed_domains), "trust_email_domains": p.trust_email_domains,
-        "mfa_from_amr": p.mfa_from_amr, "enabled": p.enabled,
+        "mfa_from_amr": p.mfa_from_amr, "userinfo": p.userinfo, "preset": p.preset, "settings": dict(p.settings),
+        "enabled": p.enabled,
     }  # fmt: skip
 
 
@@ -93,8 +138,12 @@ _LIMITS = {"display_name": 128, "client_id": 255, "scope": 512, "groups_claim": 
 
 def _plain_text(new: NewProvider) -> None:
     """Bounded, printable text in every field a database stores (PostgreSQL refuses NUL)."""
-    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": new.client_secret or ""}
+    secret = new.client_secret or ""
+    if new.preset == "apple":  # Apple's "secret" is its .p8 key: PEM text, lines and all
+        secret = secret.replace("\r", "").replace("\n", "")
+    texts = {k: getattr(new, k) or "" for k in _LIMITS} | {"client_secret": secret}
     texts |= {f"role_map {g}": f"{g}={r}" for g, r in new.role_map.items()}
+    texts |= {f"{k} setting": v for k, v in new.settings.items()}
     for field_name, value in texts.items():
         limit = _LIMITS.get(field_name, 1024)
         if len(value) > limit or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
@@ -117,16 +166,18 @@ class IdentityProviders:
     async def _audit(self, s: AsyncSession, name: str, change: str, **details: object) -> None:
         await self.tk.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
 
-    async def _checked(self, acting: Principal, new: NewProvider) -> Provider:
+    async def _checked(self, acting: Principal, new: NewProvider, *, fill: bool = True) -> Provider:
         _plain_text(new)
+        if fill:
+            new = presets.filled(new)
         name = new.name.strip()
         if not NAME.match(name) or name in RESERVED:
             raise InvalidRequest(
                 "A provider name is 1 to 64 lower-case letters, digits, '-' or '_' (not emailpass, providers, "
                 "token or session)."
             )
-        if new.protocol != "oidc":
-            raise InvalidRequest("The protocol must be oidc.")
+        if new.protocol not in PROTOCOLS:
+            raise InvalidRequest("The protocol must be oidc (or github, through --preset github).")
         if new.actor not in ACTORS:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
@@ -140,7 +191,7 @@ class IdentityProviders:
             raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
         if not issuer.startswith("https://") and not allow_private:
             raise InvalidRequest("The issuer must be an https URL.")
-        if "openid" not in new.scope.split():
+        if new.protocol == "oidc" and "openid" not in new.scope.split():
             raise InvalidRequest('The scope must include "openid".')
         if not new.client_id.strip() or len(new.client_id) > 255:
             raise InvalidRequest("The client id must be 1 to 255 characters.")
@@ -163,7 +214,7 @@ class IdentityProviders:
             self.tk.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
             new.actor, " ".join(new.scope.split()), redirect, (new.groups_claim or "").strip() or None, role_map,
             new.default_role, new.provisioning, domains, new.trust_email_domains, new.mfa_from_amr, True,
-            int(self.tk.clock.now() * 1000),
+            int(self.tk.clock.now() * 1000), new.userinfo, new.preset, dict(new.settings),
         )  # fmt: skip
 
     def _default_redirect(self, name: str, actor: str) -> str:
@@ -175,11 +226,14 @@ class IdentityProviders:
             "then calls /auth/customer/{provider}/callback (as @medusajs/js-sdk's auth.callback does)."
         )
 
-    async def _require_roles_within(self, acting: Principal, roles: Iterable[str]) -> None:
-        """Every role the provider may hand out exists and is within the actor's grant."""
+    async def _require_roles_within(self, acting: Principal, roles: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Every role the provider may hand out exists and is within the actor's grant (`missing_ok`:
+        a role deleted since grants nothing, so it needs no check)."""
         for role in roles:
             async with self.tk.db.session() as s:
                 row = await accounts_repo.role_by_name(s, role)
+            if row is None and missing_ok:
+                continue
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             delegation.require_within(acting, role_grant(self.tk.tree, row), what="identity provider role map")
@@ -194,6 +248,36 @@ class IdentityProviders:
         if found is None:
             raise NotFound("There is no identity provider named %name.", parameters={"name": name[:64]})
         return found
+
+    async def update(self, acting: Principal, name: str, changes: Changes) -> Provider:
+        """Change a provider's settings. A change to what decides roles (the map, its order, the
+        default role, the groups claim) reaches running tokens at once: every admin linked through
+        the provider is signed out everywhere (tokens revoked and console sessions ended, through the
+        revocation and change feed every process follows), and its next sign-in maps its groups
+        anew. The provider keeps no admin's groups, so it cannot recompute their roles by itself."""
+        before = await self.get(name)
+        # Like assigning a role: whoever changes the map holds both what it handed out and what it will.
+        await self._require_roles_within(
+            acting, [*before.role_map.values(), *filter(None, [before.default_role])], missing_ok=True
+        )
+        checked = await self._checked(acting, changes.applied_to(before), fill=False)
+        after = replace(
+            checked,
+            id=before.id,
+            client_secret_enc=before.client_secret_enc,
+            enabled=before.enabled,
+            created_ms=before.created_ms,
+        )
+        roles_changed = decides_roles(after) != decides_roles(before)
+        async with self.tk.db.transaction() as s:
+            await repo.save(s, after)
+            admins = await repo.linked_accounts(s, before.id, int(UserType.ADMIN)) if roles_changed else []
+            await self._audit(s, name, "updated", roles_changed=roles_changed, signed_out_admins=len(admins))
+        for admin_id in admins:
+            await self.tk.services.accounts.sign_out_everywhere(
+                UserType.ADMIN, admin_id, reason=f"identity provider {name} role map changed"
+            )
+        return after
 
     async def set_enabled(self, name: str, enabled: bool) -> Provider:
         await self.get(name)
@@ -212,6 +296,11 @@ class IdentityProviders:
         return linked
 
     def client_secret(self, provider: Provider) -> str | None:
+        """What the provider's token endpoint takes as the client secret: the stored one, or for
+        Apple a JWT signed now with the stored key."""
         if provider.client_secret_enc is None:
             return None
-        return self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
+        stored = self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
+        if provider.preset == "apple":
+            return presets.apple_client_secret(provider.client_id, provider.settings, stored, self.tk.clock.now_int())
+        return stored

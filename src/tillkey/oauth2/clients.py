@@ -126,7 +126,7 @@ class Clients:
             client = await self.store.add(w, draft)
             w.changed(CHANGE_KIND, ref=client.client_id)
             w.audit(
-                audit.OAUTH2_CLIENT_CREATED,
+                audit.OAUTH2_CLIENT_CREATED, **delegation.audit_actor(acting),
                 details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
                          "scopes": list(wanted), "resource_server": resource_server},
             )  # fmt: skip
@@ -135,7 +135,7 @@ class Clients:
     async def registered(self) -> list[Client]:
         return await self.store.all()
 
-    async def delete(self, client_id: str) -> Client:
+    async def delete(self, client_id: str, *, acting: Principal | None = None) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
         async with self.changes() as w:
@@ -144,7 +144,11 @@ class Clients:
                 raise NotFound("There is no OAuth client with this client_id.")
             families, denied = await self.refreshes.revoke_families_of_client(w, client_id)
             w.changed(CHANGE_KIND, ref=client_id)
-            w.audit(audit.OAUTH2_CLIENT_DELETED, details={"client_id": client_id, "families": families})
+            w.audit(
+                audit.OAUTH2_CLIENT_DELETED,
+                **delegation.audit_actor(acting),
+                details={"client_id": client_id, "families": families},
+            )
         await self.revoker.revoke_ids(denied)
         await self.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
         return replace(client, active=False)

@@ -26,7 +26,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from tillkey import __version__
 from tillkey.observability.health import ReadinessProbe
@@ -45,40 +45,13 @@ def parse_networks(spec: str) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip())
 
 
-class RequestCounter:
-    """Pure ASGI, innermost (around the router): the route that matched is in the scope after the
-    call, so its path template labels the count. (route, method, status) -> count, plain ints."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.counts = metrics.requests
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # no response started: an exception escaped to the server error handler
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.in_progress += 1
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.metrics.in_progress -= 1
-            route = scope.get("route")
-            method = scope["method"]
-            key = (
-                route.path if route is not None else UNMATCHED,
-                method if method in METHODS else "other",
-                status,
-            )
-            self.counts[key] = self.counts.get(key, 0) + 1
+def count_request(metrics: Metrics, scope: Scope, status: int) -> None:
+    """One finished request into (route, method, status): the matched route's template is in the
+    scope once the router (or web/edge.py's hot dispatch) has run."""
+    route = scope.get("route")
+    method = scope["method"]
+    key = (route.path if route is not None else UNMATCHED, method if method in METHODS else "other", status)
+    metrics.requests[key] = metrics.requests.get(key, 0) + 1
 
 
 class Metrics:

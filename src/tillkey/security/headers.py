@@ -1,14 +1,9 @@
-"""Security headers on every response, and the general per-client rate limit. Pure ASGI, so the
-hot path pays a header append, not a middleware object per request."""
+"""Security headers on every response, added by the one ASGI layer in front of the app
+(web/edge.py): a few list appends per response, no middleware object per request."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from tillkey.errors import RateLimited, TillkeyError
-from tillkey.security.flood import Pacer
-from tillkey.security.proxy import client_ip, is_secure
-from tillkey.security.ratelimit import RateLimiter
+from starlette.types import Scope
 
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # The interactive API docs page loads Swagger UI from /docs/static (surfaces/api_docs.py) and runs
@@ -25,55 +20,21 @@ _COMMON = [
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        docs = scope["path"] == "/docs"
-        secure = is_secure(scope)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                headers.extend(_COMMON)
-                if b"content-security-policy" not in names:  # console pages set their own
-                    headers.append((b"content-security-policy", _DOCS_CSP if docs else _API_CSP))
-                # API answers carry account data: no cache keeps them unless a route says so (JWKS).
-                if b"cache-control" not in names:
-                    headers.append((b"cache-control", b"no-store"))
-                if secure:
-                    headers.append(_HSTS)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class RateLimitMiddleware:
-    """The general per-client-IP budget; credential endpoints add stricter ones of their own."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, spec: str, render: object, pacer: Pacer) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.item = limiter.item(spec)
-        self.render = render
-        self.pacer = pacer
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.item is not None:
-            try:
-                await self.limiter.hit(self.item, "client", client_ip(scope))
-            except RateLimited as exc:
-                await self.pacer.pause()
-                await self._reject(scope, receive, send, exc)
-                return
-        await self.app(scope, receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: TillkeyError) -> None:
-        response = self.render(scope, exc)  # type: ignore[operator]
-        await response(scope, receive, send)
+def with_security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers plus the security headers (a new list; the response's own stays as is)."""
+    csp = cache = False
+    for name, _ in headers:
+        lowered = name.lower()
+        if lowered == b"content-security-policy":
+            csp = True  # console pages set their own
+        elif lowered == b"cache-control":
+            cache = True
+    out = [*headers, *_COMMON]
+    if not csp:
+        out.append((b"content-security-policy", _DOCS_CSP if scope["path"] == "/docs" else _API_CSP))
+    # API answers carry account data: no cache keeps them unless a route says so (JWKS).
+    if not cache:
+        out.append((b"cache-control", b"no-store"))
+    if scope.get("scheme") in ("https", "wss"):
+        out.append(_HSTS)
+    return out

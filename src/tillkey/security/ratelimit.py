@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from limits import RateLimitItem, parse
@@ -79,3 +80,62 @@ class RateLimiter:
                 headers={"Retry-After": str(retry)},
                 detail=f"rate limit {item} exceeded for {key[0]}",
             )
+
+
+class LocalBudget:
+    """The general per-client budget, counted in this process: a sliding-window counter (the same
+    approximation as the `limits` strategy above: the previous window weighted by how much of it
+    still overlaps, plus the current one) in a dict, under a microsecond a request.
+
+    Not shared with other processes even when Redis is configured: a round trip per request would
+    cost more than the whole auth check (issue 19). The general limit bounds one client's load on
+    one process; the limits that must be exact across processes (logins) stay on RateLimiter."""
+
+    MAX_KEYS = 100_000  # distinct clients tracked at once; beyond it, stale entries are dropped
+
+    def __init__(self, item: RateLimitItem, clock: Callable[[], float] = time.time) -> None:
+        self.limit = item.amount
+        self.window = float(item.get_expiry())
+        self.item = item
+        self._clock = clock
+        # key -> [window index, count in the previous window, count in the current one]
+        self._counts: dict[str, list[int]] = {}
+
+    def hit(self, key: str) -> None:
+        """Count one request for `key`; raise RateLimited (429, with Retry-After) past the budget."""
+        now = self._clock()
+        position = now / self.window
+        index = int(position)
+        entry = self._counts.get(key)
+        if entry is None:
+            if len(self._counts) >= self.MAX_KEYS:
+                self._prune(index)
+            entry = self._counts[key] = [index, 0, 0]
+        elif entry[0] != index:
+            entry[1] = entry[2] if entry[0] == index - 1 else 0
+            entry[2] = 0
+            entry[0] = index
+        overlap = 1.0 - (position - index)  # share of the previous window still inside the sliding one
+        if entry[1] * overlap + entry[2] + 1 > self.limit:
+            raise RateLimited(
+                "Too many requests. Please wait and try again later.",
+                headers={"Retry-After": str(self._retry_after(entry, overlap, position - index))},
+                detail=f"rate limit {self.item} exceeded for client",
+            )
+        entry[2] += 1
+
+    def _retry_after(self, entry: list[int], overlap: float, elapsed: float) -> int:
+        """Seconds until one more request fits: the previous window's weight must fall far enough,
+        or, if the current window alone is full, this window must end."""
+        to_window_end = (1.0 - elapsed) * self.window
+        excess = entry[1] * overlap + entry[2] - self.limit + 1
+        if entry[2] < self.limit and entry[1] and excess / entry[1] * self.window < to_window_end:
+            return max(1, math.ceil(excess / entry[1] * self.window))
+        return max(1, math.ceil(to_window_end))
+
+    def _prune(self, index: int) -> None:
+        stale = [k for k, v in self._counts.items() if v[0] < index - 1]
+        for k in stale:
+            del self._counts[k]
+        if len(self._counts) >= self.MAX_KEYS:
+            self._counts.clear()  # all live: start over rather than grow without bound

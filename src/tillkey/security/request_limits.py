@@ -5,15 +5,12 @@ loop before any handler looked at it.
 
 The caps sit past what passes a reverse proxy with its defaults (nginx: an 8 KiB request line,
 header lines of at most 8 KiB in 32 KiB), so no real client reaches them. Pure ASGI; the checks
-are byte counts done in C.
+are byte counts done in C, by the one ASGI layer in front of the app (web/edge.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from tillkey.errors import InvalidRequest, TillkeyError
 
@@ -41,18 +38,3 @@ def check(scope: Scope) -> None:
         raise InvalidRequest(
             f"The query string may hold at most {MAX_QUERY_PARAMS} parameters of {MAX_QUERY_BYTES} bytes in all."
         )
-
-
-class RequestLimitsMiddleware:
-    def __init__(self, app: ASGIApp, render: Callable[[Scope, TillkeyError], Response]) -> None:
-        self.app = app
-        self.render = render
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            try:
-                check(scope)
-            except TillkeyError as exc:
-                await self.render(scope, exc)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

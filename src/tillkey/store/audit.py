@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AuditEventRow, AuditHeadRow
@@ -131,6 +131,49 @@ async def search(s: AsyncSession, q: AuditQuery) -> list[AuditRecord]:
         stmt = stmt.where(AuditEventRow.created_ms <= q.until_ms)
     stmt = stmt.order_by(AuditEventRow.seq.desc()).limit(q.limit).offset(q.offset)
     return [_record(r) for r in await s.scalars(stmt)]
+
+
+async def concerning(
+    s: AsyncSession, *, actor_type: int, actor_id: int, events: Sequence[str], mentions: Sequence[str], limit: int
+) -> list[AuditRecord]:
+    """The newest `limit` records by this actor or about it, newest first: those it made
+    (ix_audit_events_actor) and those among `events` whose details contain one of `mentions`
+    (fragments of canonical JSON naming it, such as `"target_id":5,"target_type":2,`).
+
+    Details are not indexed, so records about it are found by walking each event's records newest
+    first on ix_audit_events_event (event, seq), one query per event: each stops at `limit` hits,
+    and reads at most that event's records, never the sign-in and token traffic. (One query with
+    `event IN (…)` lets the planner walk the whole log backwards by seq to avoid a sort.)"""
+    by_actor = await s.scalars(
+        select(AuditEventRow)
+        .where(AuditEventRow.actor_type == actor_type, AuditEventRow.actor_id == actor_id)
+        .order_by(AuditEventRow.seq.desc())
+        .limit(limit)
+    )
+    found = {r.seq: _record(r) for r in by_actor}
+    # Values written into the statement (quoted by the dialect), not bound: PostgreSQL plans each
+    # statement with the event's and pattern's real selectivity instead of a generic prepared plan,
+    # which walked the whole log backwards by seq (measured: 1.2 s against 30 ms on 200,000 records).
+    naming = or_(*(AuditEventRow.details.like(bindparam(None, _contains(m), literal_execute=True), escape="/")
+                   for m in mentions))  # fmt: skip
+    for event in events if mentions else ():
+        about = await s.scalars(
+            select(AuditEventRow)
+            .where(AuditEventRow.event == bindparam(None, event, literal_execute=True), naming)
+            .order_by(AuditEventRow.seq.desc())
+            .limit(limit)
+        )
+        for r in about:
+            # SQLite's LIKE ignores ASCII case; a client id differing only in case is another client.
+            if r.details is not None and any(m in r.details for m in mentions):
+                found[r.seq] = _record(r)
+    return [found[seq] for seq in sorted(found, reverse=True)[:limit]]
+
+
+def _contains(fragment: str) -> str:
+    """A LIKE pattern matching `fragment` anywhere, its wildcards escaped with `/`."""
+    escaped = fragment.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
 
 
 async def hourly_counts(s: AsyncSession, since_ms: int, events: Sequence[str]) -> list[tuple[int, str, int]]:

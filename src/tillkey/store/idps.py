@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,10 @@ class Provider:
     mfa_from_amr: bool
     enabled: bool
     created_ms: int
+    # Options added after migration 0014, kept in the role_map column's JSON (see _options).
+    userinfo: bool = False  # merge the userinfo endpoint's claims into the ID token's
+    preset: str | None = None  # google, entra, apple, github: how the endpoints were filled
+    settings: dict[str, str] = field(default_factory=dict)  # a preset's own (Apple: team_id, key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +65,51 @@ class Flow:
     expires_ms: int
 
 
+def _role_map_text(p: Provider) -> str:
+    """The role_map column: the map as ordered pairs (the operator's order decides between groups;
+    a JSON object loses it to sort_keys) and the provider's options, so options need no migration.
+    Rows written before read as a plain {"group": "role"} object (its values are all strings, so
+    never a list under "map")."""
+    options = {"userinfo": p.userinfo, "preset": p.preset, "settings": p.settings}
+    return json.dumps({"map": [[g, r] for g, r in p.role_map.items()], "options": options})
+
+
+def _options(text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    doc = json.loads(text)
+    if isinstance(doc.get("map"), list):
+        return {str(g): str(r) for g, r in doc["map"]}, dict(doc.get("options") or {})
+    return dict(doc), {}
+
+
 def _provider(r: IdentityProviderRow) -> Provider:
+    role_map, options = _options(r.role_map)
     return Provider(
         r.id, r.name, r.display_name, r.protocol, r.issuer, r.client_id, r.client_secret_enc, r.actor, r.scope,
-        r.redirect_uri, r.groups_claim, json.loads(r.role_map), r.default_role, r.provisioning,
+        r.redirect_uri, r.groups_claim, role_map, r.default_role, r.provisioning,
         tuple(json.loads(r.allowed_domains)), r.trust_email_domains, r.mfa_from_amr, r.enabled, r.created_ms,
+        bool(options.get("userinfo")), options.get("preset"), dict(options.get("settings") or {}),
     )  # fmt: skip
+
+
+def _columns(p: Provider) -> dict[str, Any]:
+    return {
+        "display_name": p.display_name,
+        "protocol": p.protocol,
+        "issuer": p.issuer,
+        "client_id": p.client_id,
+        "client_secret_enc": p.client_secret_enc,
+        "actor": p.actor,
+        "scope": p.scope,
+        "redirect_uri": p.redirect_uri,
+        "groups_claim": p.groups_claim,
+        "role_map": _role_map_text(p),
+        "default_role": p.default_role,
+        "provisioning": p.provisioning,
+        "allowed_domains": json.dumps(list(p.allowed_domains)),
+        "trust_email_domains": p.trust_email_domains,
+        "mfa_from_amr": p.mfa_from_amr,
+        "enabled": p.enabled,
+    }
 
 
 def _linked(r: ExternalIdentityRow) -> Linked:
@@ -79,15 +123,7 @@ def _linked(r: ExternalIdentityRow) -> Linked:
 
 
 async def add(s: AsyncSession, provider: Provider) -> Provider:
-    row = IdentityProviderRow(
-        name=provider.name, display_name=provider.display_name, protocol=provider.protocol,
-        issuer=provider.issuer, client_id=provider.client_id, client_secret_enc=provider.client_secret_enc,
-        actor=provider.actor, scope=provider.scope, redirect_uri=provider.redirect_uri,
-        groups_claim=provider.groups_claim, role_map=json.dumps(provider.role_map, sort_keys=True),
-        default_role=provider.default_role, provisioning=provider.provisioning,
-        allowed_domains=json.dumps(list(provider.allowed_domains)), trust_email_domains=provider.trust_email_domains,
-        mfa_from_amr=provider.mfa_from_amr, enabled=provider.enabled, created_ms=provider.created_ms,
-    )  # fmt: skip
+    row = IdentityProviderRow(name=provider.name, created_ms=provider.created_ms, **_columns(provider))
     s.add(row)
     try:
         await s.flush()
@@ -109,6 +145,25 @@ async def by_id(s: AsyncSession, provider_id: int) -> Provider | None:
 async def listed(s: AsyncSession) -> list[Provider]:
     rows = await s.scalars(select(IdentityProviderRow).order_by(IdentityProviderRow.name))
     return [_provider(r) for r in rows]
+
+
+async def save(s: AsyncSession, provider: Provider) -> None:
+    """Every setting of an existing provider (by id; its name and creation time stay)."""
+    await s.execute(
+        update(IdentityProviderRow).where(IdentityProviderRow.id == provider.id).values(**_columns(provider))
+    )
+
+
+async def linked_accounts(s: AsyncSession, provider_id: int, user_type: int) -> list[int]:
+    """The accounts of this type with an identity linked from the provider."""
+    rows = await s.scalars(
+        select(ExternalIdentityRow.user_id).where(
+            ExternalIdentityRow.provider_id == provider_id,
+            ExternalIdentityRow.user_type == user_type,
+            ExternalIdentityRow.user_id.is_not(None),
+        )
+    )
+    return sorted({int(u) for u in rows if u is not None})
 
 
 async def set_enabled(s: AsyncSession, name: str, enabled: bool) -> bool:

@@ -421,8 +421,47 @@ class EmailVerificationRow(Base):
     used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class PasskeyRow(Base):
+    """A passkey (WebAuthn credential) of an admin or a customer: exactly one of the two owner
+    columns is set, so deleting the account deletes its passkeys (issue 16)."""
+
+    __tablename__ = "passkeys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), nullable=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), nullable=True)
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url, at most 1023 bytes
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    backup_eligible: Mapped[bool] = mapped_column(Boolean)
+    backup_state: Mapped[bool] = mapped_column(Boolean)
+    transports: Mapped[str] = mapped_column(String(255))  # comma-separated
+    aaguid: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class WebauthnChallengeRow(Base):
+    """A ceremony's challenge: single use (the row is deleted when consumed), short-lived, and
+    bound to who asked for it (`binding`: a keyed digest of the session, pending sign-in or browser
+    the surface names), so a challenge handed to one session is worthless in another."""
+
+    __tablename__ = "webauthn_challenges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_type: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)  # 0: passwordless, the account is not known yet
+    binding: Mapped[str] = mapped_column(String(64))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    user_verification: Mapped[bool] = mapped_column(Boolean)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 Index("ix_password_resets_user", PasswordResetRow.user_type, PasswordResetRow.user_id)
 Index("ix_email_verifications_user", EmailVerificationRow.user_type, EmailVerificationRow.user_id)
+Index("ix_passkeys_admin", PasskeyRow.admin_id)
+Index("ix_passkeys_customer", PasskeyRow.customer_id)
+Index("ix_webauthn_challenges_expires", WebauthnChallengeRow.expires_ms)
 Index("ix_sessions_user", SessionRow.user_type, SessionRow.user_id, SessionRow.kind)
 Index("ix_auth_identities_user", AuthIdentityRow.user_type, AuthIdentityRow.user_id)
 
@@ -586,7 +625,8 @@ class IdentityProviderRow(Base):
     scope: Mapped[str] = mapped_column(String(512))
     redirect_uri: Mapped[str] = mapped_column(String(1024))
     groups_claim: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    role_map: Mapped[str] = mapped_column(Text, default="{}")  # {"group": "role name"}
+    # {"map": [["group", "role name"], ...], "options": {...}} (store/idps.py; older rows: {"group": "role"})
+    role_map: Mapped[str] = mapped_column(Text, default="{}")
     default_role: Mapped[str | None] = mapped_column(String(128), nullable=True)
     provisioning: Mapped[str] = mapped_column(String(16))  # "jit" | "existing"
     allowed_domains: Mapped[str] = mapped_column(Text, default="[]")

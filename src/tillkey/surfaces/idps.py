@@ -10,26 +10,69 @@ from fastapi import Request
 from starlette.responses import JSONResponse
 
 from tillkey.errors import InvalidRequest
-from tillkey.federation.providers import IdentityProviders, NewProvider, provider_json
+from tillkey.federation.providers import Changes, IdentityProviders, NewProvider, provider_json
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Identity providers"])
 IDPS = "Tillkey::idps"
 NO_STORE = {"Cache-Control": "no-store"}
-_STRINGS = ("name", "issuer", "client_id", "actor")
-_OPTIONAL = ("client_secret", "display_name", "scope", "redirect_uri", "groups_claim", "default_role", "provisioning")
+_STRINGS = ("name", "client_id", "actor")
+_OPTIONAL = (
+    "issuer",
+    "client_secret",
+    "display_name",
+    "scope",
+    "redirect_uri",
+    "groups_claim",
+    "default_role",
+    "provisioning",
+    "preset",
+)
+_SETTINGS = ("tenant", "team_id", "key_id")  # a preset's own (entra; apple, whose key is the client_secret)
 _BODY = {
     "type": "object",
     "required": list(_STRINGS),
     "properties": {
-        **{k: {"type": "string"} for k in (*_STRINGS, *_OPTIONAL)},
+        **{k: {"type": "string"} for k in (*_STRINGS, *_OPTIONAL, *_SETTINGS)},
         "role_map": {"type": "object", "additionalProperties": {"type": "string"}},
         "allowed_domains": {"type": "array", "items": {"type": "string"}},
         "trust_email_domains": {"type": "boolean"},
         "mfa_from_amr": {"type": "boolean"},
+        "userinfo": {"type": "boolean"},
     },
 }
+_CHANGES = {
+    "type": "object",
+    "properties": {
+        **{k: {"type": "string"} for k in ("default_role", "groups_claim", "display_name")},
+        "role_map": {"type": "object", "additionalProperties": {"type": "string"}},
+        "userinfo": {"type": "boolean"},
+    },
+}
+
+
+def _role_map(body: dict[str, Any]) -> dict[str, str]:
+    role_map = body.get("role_map", {})
+    if not isinstance(role_map, dict) or not all(isinstance(v, str) for v in role_map.values()):
+        raise InvalidRequest("role_map must be an object of group: role name.")
+    return {str(k): v for k, v in role_map.items()}
+
+
+def _changes(body: dict[str, Any]) -> Changes:
+    fields: dict[str, Any] = {}
+    for key in ("default_role", "groups_claim", "display_name"):
+        if body.get(key) is not None:
+            if not isinstance(body[key], str):
+                raise InvalidRequest(f"{key} must be a string.")
+            fields[key] = body[key]
+    if "role_map" in body:
+        fields["role_map"] = _role_map(body)
+    if body.get("userinfo") is not None:
+        if not isinstance(body["userinfo"], bool):
+            raise InvalidRequest("userinfo must be a boolean.")
+        fields["userinfo"] = body["userinfo"]
+    return Changes(**fields)
 
 
 def _new(body: dict[str, Any]) -> NewProvider:
@@ -43,17 +86,19 @@ def _new(body: dict[str, Any]) -> NewProvider:
             if not isinstance(body[key], str):
                 raise InvalidRequest(f"{key} must be a string.")
             fields[key] = body[key]
-    role_map = body.get("role_map", {})
-    if not isinstance(role_map, dict) or not all(isinstance(v, str) for v in role_map.values()):
-        raise InvalidRequest("role_map must be an object of group: role name.")
+    settings = {k: body[k] for k in _SETTINGS if body.get(k) is not None}
+    if not all(isinstance(v, str) for v in settings.values()):
+        raise InvalidRequest(f"{', '.join(_SETTINGS)} must be strings.")
+    fields["settings"] = settings
+    fields.setdefault("issuer", "")  # a preset fills it
     domains = body.get("allowed_domains", [])
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise InvalidRequest("allowed_domains must be a list of strings.")
-    for flag in ("trust_email_domains", "mfa_from_amr"):
+    for flag in ("trust_email_domains", "mfa_from_amr", "userinfo"):
         if not isinstance(body.get(flag, False), bool):
             raise InvalidRequest(f"{flag} must be a boolean.")
         fields[flag] = body.get(flag, False)
-    return NewProvider(**fields, role_map={str(k): v for k, v in role_map.items()}, allowed_domains=domains)
+    return NewProvider(**fields, role_map=_role_map(body), allowed_domains=domains)
 
 
 @api.route(
@@ -75,6 +120,21 @@ async def listed(request: Request) -> JSONResponse:
 @api.route("GET", "/tillkey/v1/idps/{name}", resources=[IDPS], summary="One external identity provider")
 async def show(request: Request, name: str) -> JSONResponse:
     return JSONResponse(provider_json(await IdentityProviders(tillkey(request)).get(name[:64])))
+
+
+@api.route(
+    "PATCH",
+    "/tillkey/v1/idps/{name}",
+    resources=[IDPS],
+    body_schema=_CHANGES,
+    delegates="idp_role_map",
+    summary="Change an external identity provider; a change to its roles signs out the admins linked through it",
+)
+async def update(request: Request, name: str) -> JSONResponse:
+    tk = tillkey(request)
+    changes = _changes(await json_body(request, tk.settings.max_body_bytes))
+    updated = await IdentityProviders(tk).update(await principal(request), name[:64], changes)
+    return JSONResponse(provider_json(updated), headers=NO_STORE)
 
 
 @api.route(

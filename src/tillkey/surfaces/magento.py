@@ -47,7 +47,7 @@ REFRESH_COOKIE = "tillkey_refresh"
 REFRESH_COOKIE_PATH = "/rest"
 
 
-def _with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
+def with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
     """The bare-string token body Magento clients expect, plus the refresh cookie."""
     response = MagentoJSON(body, headers=NO_STORE)
     response.set_cookie(
@@ -64,7 +64,7 @@ async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt,
     async def issue(who: SignedIn) -> MagentoJSON:
         token = await login_token(tk)(who)
         session = await tk.services.headless.begin(who.user_type, who.user_id, token, who.amr)
-        return _with_refresh_cookie(token, session)
+        return with_refresh_cookie(token, session)
 
     second = TotpCode(otp, demanded=True) if otp is not None else None
     try:
@@ -135,7 +135,7 @@ async def refresh_token(request: Request) -> MagentoJSON:
             "The refresh token is invalid, expired or revoked. Please sign in again.", detail=exc.detail,
             headers={"Set-Cookie": gone},
         ) from None  # fmt: skip
-    return _with_refresh_cookie(session.access_token, session)
+    return with_refresh_cookie(session.access_token, session)
 
 
 @api.route(

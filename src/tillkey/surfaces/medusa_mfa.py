@@ -41,6 +41,18 @@ async def verify_challenge(request: Request, challenge_id: str) -> JSONResponse:
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
+@api.route(
+    "POST",
+    "/auth/mfa/challenges/{challenge_id}/passkey",
+    resources=[ANONYMOUS],
+    summary="WebAuthn request options for login's MFA challenge (bearer: login's pending token)",
+)
+async def passkey_challenge(request: Request, challenge_id: str) -> JSONResponse:
+    bearer = bearer_token(request.headers.get("authorization"))
+    options = await MedusaMfa(tillkey(request)).passkey_options(bearer, challenge_id)
+    return JSONResponse(options, headers=NO_STORE)
+
+
 @api.route("GET", "/auth/mfa/factors", resources=[ANONYMOUS], summary="The caller's MFA factors")
 async def list_factors(request: Request, caller: Caller) -> JSONResponse:
     return JSONResponse({"mfa_factors": await MedusaMfa(tillkey(request)).factors(caller)})

@@ -9,13 +9,11 @@ here (AuthenticationRequired). Clients such as @medusajs/js-sdk read only `messa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from tillkey.credentials.api_keys import publishable_key_valid
 from tillkey.errors import (
@@ -135,28 +133,19 @@ def required_string(body: dict[str, Any], name: str, max_len: int = 255) -> str:
     return value
 
 
-class PublishableKeyMiddleware:
+def require_publishable_key(scope: Scope) -> Scope | TillkeyError:
     """Every /store route needs an active publishable key in `x-publishable-api-key` (Medusa's
     ensurePublishableApiKey). Not an identity: it names the storefront, not the caller; checked in
-    memory, before routing, with Medusa's 400s. Pure ASGI: other paths pay one prefix test."""
-
-    def __init__(self, app: ASGIApp, render: Callable[[Scope, TillkeyError], Response]) -> None:
-        self.app = app
-        self.render = render
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/store/"):
-            raw = ""
-            for name, value in scope["headers"]:
-                if name == b"x-publishable-api-key":
-                    raw = value.decode("latin-1")
-            tk = scope["app"].state.tillkey
-            err: TillkeyError | None = None
-            if not raw:
-                err = NotAllowed(NO_PUBLISHABLE_KEY)
-            elif not publishable_key_valid(tk.api_keys, raw, tk.clock.now()):
-                err = NotAllowed(BAD_PUBLISHABLE_KEY)
-            if err is not None:
-                await self.render(scope, err)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    memory, before routing (web/edge.py), with Medusa's 400s. Other paths pay one prefix test."""
+    if not scope["path"].startswith("/store/"):
+        return scope
+    raw = ""
+    for name, value in scope["headers"]:
+        if name == b"x-publishable-api-key":
+            raw = value.decode("latin-1")
+    tk = scope["app"].state.tillkey
+    if not raw:
+        return NotAllowed(NO_PUBLISHABLE_KEY)
+    if not publishable_key_valid(tk.api_keys, raw, tk.clock.now()):
+        return NotAllowed(BAD_PUBLISHABLE_KEY)
+    return scope

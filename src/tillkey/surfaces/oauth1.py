@@ -172,19 +172,21 @@ async def activate_integration(request: Request, caller: Caller, integration_id:
     "POST", "/tillkey/v1/integrations/{integration_id}/deactivate", resources=[MANAGE],
     summary="Deactivate: the integration's calls are refused until it is activated again",
 )  # fmt: skip
-async def deactivate_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    return JSONResponse(describe(await tillkey(request).services.integrations.deactivate(integration_id)))
+async def deactivate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    return JSONResponse(
+        describe(await tillkey(request).services.integrations.deactivate(integration_id, acting=caller))
+    )
 
 
 @api.route(
     "POST", "/tillkey/v1/integrations/{integration_id}/revoke", resources=[MANAGE],
     summary="Revoke the integration's access token (it must be activated again to get a new one)",
 )  # fmt: skip
-async def revoke_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    return JSONResponse({"revoked": await tillkey(request).services.integrations.revoke(integration_id)})
+async def revoke_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    return JSONResponse({"revoked": await tillkey(request).services.integrations.revoke(integration_id, acting=caller)})
 
 
 @api.route("DELETE", "/tillkey/v1/integrations/{integration_id}", resources=[MANAGE], summary="Delete an integration")
-async def delete_integration(request: Request, integration_id: IntegrationId) -> JSONResponse:
-    await tillkey(request).services.integrations.delete(integration_id)
+async def delete_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    await tillkey(request).services.integrations.delete(integration_id, acting=caller)
     return JSONResponse({"deleted": True})

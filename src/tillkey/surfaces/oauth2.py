@@ -337,5 +337,5 @@ async def list_clients(request: Request) -> JSONResponse:
 async def delete_client(request: Request, client_id: str) -> JSONResponse:
     if len(client_id) > 64:
         raise InvalidRequest("There is no OAuth client with this client_id.")
-    removed = await tillkey(request).services.clients.delete(client_id)
+    removed = await tillkey(request).services.clients.delete(client_id, acting=await principal(request))
     return JSONResponse(client_json(removed))

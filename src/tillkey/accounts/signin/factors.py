@@ -1,27 +1,31 @@
 """The factors a sign-in checks, as small step objects: the seams where new kinds plug in.
 
-A first factor says who is signing in (a password today; an LDAP bind, an external IdP's
-assertion or a passkey later): it finds the account for a `Subject` and proves it. A second
-factor (a TOTP code or a recovery code today; a passkey later) is checked only after the first
-passed. Neither counts failures, audits sign-ins or issues anything: the state machine
-(machine.py) does that, the same way for every factor, so a new kind cannot forget a step. (A
-factor that changes what it checks against, the password rehash, audits that change with it.)
+A first factor says who is signing in (a password, an external IdP's assertion, a passkey
+signing in alone): it finds the account for a `Subject` and proves it. A second factor (a TOTP
+code, a recovery code, a passkey) is checked only after the first passed. Neither counts
+failures, audits sign-ins or issues anything: the state machine (machine.py) does that, the same
+way for every factor, so a new kind cannot forget a step. (A factor that changes what it checks
+against, the password rehash, audits that change with it.)
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
+from tillkey.access.delegation import Grant
+from tillkey.accounts.passkeys import Owner, PasskeyRefused, Passkeys
 from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto import legacy_hashes
-from tillkey.errors import InvalidRequest
+from tillkey.errors import Conflict, InvalidRequest
 from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import idps as idps_repo
+from tillkey.store import passkeys as passkeys_repo
 from tillkey.store.accounts import Admin, Customer, username_key
 
 if TYPE_CHECKING:
@@ -146,6 +150,68 @@ class ExternalAssertion:
         return None
 
 
+UNKNOWN_PASSKEY = "(unknown passkey)"  # no account can have this name: a space is not PRECIS
+
+
+def credential_id_of(credential: object) -> str:
+    """The credential id a passkey's answer names (unverified: it only picks the account)."""
+    if isinstance(credential, str) and len(credential) <= 64 * 1024:
+        try:
+            credential = json.loads(credential)
+        except ValueError:
+            return ""
+    found = credential.get("id") if isinstance(credential, dict) else None
+    return found[:1400] if isinstance(found, str) else ""
+
+
+@dataclass(slots=True)
+class PasskeySignIn:
+    """A discoverable passkey signing in alone (passwordless): the answer to request options of
+    ceremony `ceremony_id` (user verification required), bound to `binding`. The credential id
+    picks the account; the assertion proves it. With user verification the authenticator checked
+    a second factor itself, so it asserts "mfa" (RFC 8176: multiple factors) and no other is asked."""
+
+    ceremony_id: str
+    binding: str
+    credential: object = field(repr=False)
+    user_type: UserType = UserType.ADMIN
+    proved: tuple[str, ...] = ()
+    asserted: tuple[str, ...] = ()
+    refused: str = ""
+    amr: ClassVar[str] = "hwk"
+    wrong: ClassVar[str] = "passkey refused"
+
+    async def claimed_name(self, tk: Tillkey) -> str:
+        """The name of the account the credential id belongs to: the sign-in's subject, for its
+        rate limits and throttle, before anything is verified."""
+        async with tk.db.session() as db:
+            account = await self.locate(db, Subject(self.user_type, UNKNOWN_PASSKEY))
+        return account_name(account) if account is not None else UNKNOWN_PASSKEY
+
+    async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
+        wanted = credential_id_of(self.credential)
+        passkey = await passkeys_repo.by_credential_id(db, wanted) if wanted else None
+        if passkey is None or passkey.user_type != self.user_type:
+            return None
+        return await account_by_id(db, passkey.user_type, passkey.user_id)
+
+    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+        owner = Owner(self.user_type, 0)
+        try:
+            used = await Passkeys(tk).authenticate(owner, self.binding, self.ceremony_id, self.credential)
+        except PasskeyRefused as exc:
+            self.refused = exc.reason
+            return False
+        if account is None or used.passkey.user_id != account.id or not used.user_verified:
+            return False
+        self.proved = tuple(a for a in used.amr if a != "mfa")
+        self.asserted = ("mfa",)
+        return True
+
+    async def passed(self, tk: Tillkey, account: Account) -> None:
+        return None
+
+
 async def sso_only(tk: Tillkey, account: Account) -> bool:
     """Must this account sign in through an identity provider only? An admin linked to a provider
     named in TILLKEY_FEDERATION_ADMIN_REQUIRED (enabled or not: disabling it opens no other door).
@@ -193,7 +259,9 @@ class TotpCode:
 
     async def available(self, tk: Tillkey, account: Account) -> bool:
         totp = account_totp(tk, account)
-        return totp is not None and await totp.is_active(account.id)
+        if totp is None or await passkey_required(tk, account):
+            return False
+        return await totp.is_active(account.id)
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
         totp = account_totp(tk, account)
@@ -225,7 +293,9 @@ class EnrolmentCode:
     used_event: ClassVar[str | None] = None  # Totp.activate records tfa.enrolled
 
     async def available(self, tk: Tillkey, account: Account) -> bool:
-        return isinstance(account, Admin) and await tk.services.totp.pending(account.id) is not None
+        if not isinstance(account, Admin) or await passkey_required(tk, account):
+            return False
+        return await tk.services.totp.pending(account.id) is not None
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
         try:
@@ -233,6 +303,80 @@ class EnrolmentCode:
         except InvalidRequest:
             return False
         return True
+
+
+@dataclass(slots=True)
+class PasskeyAssertion:
+    """An assertion from one of the account's passkeys (accounts/passkeys.py), answering the
+    challenge of ceremony `ceremony_id`, which must have been handed to the same `binding` (the
+    pending sign-in it belongs to). `proved`: the RFC 8176 methods it showed, once verified."""
+
+    ceremony_id: str
+    binding: str
+    credential: object = field(repr=False)
+    demanded: bool = False
+    proved: tuple[str, ...] = ()
+    refused: str = ""  # why it was refused, for the audit log
+    used_details: dict[str, object] = field(default_factory=dict)
+    amr: ClassVar[str] = "hwk"
+    wrong: ClassVar[str] = "passkey refused"
+    used_event: ClassVar[str | None] = audit.PASSKEY_USED
+
+    async def available(self, tk: Tillkey, account: Account) -> bool:
+        return passkeys_allowed(tk, account) and await Passkeys(tk).has_any(owner_of(account))
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool:
+        try:
+            used = await Passkeys(tk).authenticate(owner_of(account), self.binding, self.ceremony_id, self.credential)
+        except PasskeyRefused as exc:
+            self.refused = exc.reason
+            return False
+        self.proved = used.amr
+        self.used_details = {"factor": "passkey", "id": used.passkey.id, "name": used.passkey.name}
+        return True
+
+
+@dataclass(slots=True)
+class PasskeyEnrolment:
+    """The first passkey of an admin who must use one (TILLKEY_ADMIN_PASSKEY_REQUIRED) and has
+    none: registering it is the sign-in's second factor, as the first code of an authenticator app
+    is at forced TOTP enrolment (EnrolmentCode). A registration that does not verify is a failure."""
+
+    ceremony_id: str
+    binding: str
+    credential: object = field(repr=False)
+    name: str = "Passkey"
+    demanded: bool = True
+    proved: tuple[str, ...] = ()
+    refused: str = ""
+    amr: ClassVar[str] = "hwk"
+    wrong: ClassVar[str] = "passkey registration refused at enrolment"
+    used_event: ClassVar[str | None] = None  # Passkeys.register records passkey.registered
+
+    async def available(self, tk: Tillkey, account: Account) -> bool:
+        if not isinstance(account, Admin) or not await passkey_required(tk, account):
+            return False
+        return not await Passkeys(tk).has_any(owner_of(account))
+
+    async def verify(self, tk: Tillkey, account: Account) -> bool:
+        try:
+            made = await Passkeys(tk).register(
+                owner_of(account), self.binding, self.ceremony_id, self.credential, self.name
+            )
+        except (InvalidRequest, Conflict) as exc:
+            self.refused = exc.detail or exc.message
+            return False
+        self.proved = ("swk" if made.backup_eligible else "hwk", "user")
+        return True
+
+
+def owner_of(account: Account) -> Owner:
+    return Owner(UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER, account.id)
+
+
+def passkeys_allowed(tk: Tillkey, account: Account) -> bool:
+    """Admins always; customers unless TILLKEY_CUSTOMER_2FA=off (as TOTP)."""
+    return isinstance(account, Admin) or tk.settings.customer_2fa != "off"
 
 
 def account_totp(tk: Tillkey, account: Account) -> Totp | None:
@@ -245,7 +389,25 @@ def account_totp(tk: Tillkey, account: Account) -> Totp | None:
     return tk.services.totp_for(UserType.CUSTOMER)
 
 
+async def passkey_required(tk: Tillkey, account: Account) -> bool:
+    """Must this admin's second factor be phishing-resistant (a passkey, never a code one can be
+    tricked into typing on another site)? TILLKEY_ADMIN_PASSKEY_REQUIRED: "all" admins, or
+    "full_access" ones (a role holding Magento_Backend::all)."""
+    mode = tk.settings.admin_passkey_required
+    if mode == "off" or not isinstance(account, Admin):
+        return False
+    if mode == "all":
+        return True
+    async with tk.db.session() as db:
+        role = None if account.role_id is None else await repo.role_by_id(db, account.role_id)
+    return role is not None and Grant.expand(tk.tree, role.resources).everything
+
+
 async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:
-    """Has the account a second factor set up? (TOTP today; passkeys will answer here too.)"""
+    """Has the account a second factor set up that it may use (TOTP or a passkey)?"""
+    if passkeys_allowed(tk, account) and await Passkeys(tk).has_any(owner_of(account)):
+        return True
     totp = account_totp(tk, account)
-    return totp is not None and await totp.is_active(account.id)
+    if totp is None or await passkey_required(tk, account):
+        return False
+    return await totp.is_active(account.id)

@@ -11,7 +11,7 @@
    an admin whose identity provider is mandatory signing in any other way: factors.sso_only) and,
    under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
    (`VerificationRequired`: a generic 401 that Medusa's login renders as `verification_required`);
-5. the second factor (a TOTP or recovery code today), when the account has one or policy requires
+5. the second factor (a TOTP or recovery code, a passkey), when the account has one or policy requires
    one: in the same request (Magento's provider endpoint, Medusa's "otp"), or later through
    `resume` (the console's code page, forced enrolment), which re-enters at step 1 for the account
    the first factor proved. Until it passes, nothing is cleared: a right password never resets
@@ -41,6 +41,7 @@ from tillkey.accounts.signin.factors import (
     Subject,
     account_by_id,
     account_name,
+    passkey_required,
     second_factor_enrolled,
     sso_only,
 )
@@ -140,6 +141,16 @@ class Pending:
 Issue = Callable[[SignedIn], Awaitable[T]]
 
 
+def proved(second: SecondFactor) -> tuple[str, ...]:
+    """The amr values a passed second factor adds: its own, or what it proved in detail (a
+    passkey: hwk or swk, user, and mfa when the authenticator verified the user)."""
+    return tuple(getattr(second, "proved", ())) or (second.amr,)
+
+
+def used_details(second: SecondFactor) -> dict[str, object]:
+    return dict(getattr(second, "used_details", None) or {})
+
+
 def asserted(first: FirstFactor) -> tuple[str, ...]:
     """What a first factor vouches for beyond itself (factors.py ExternalAssertion: "mfa" when an
     external provider is trusted to report its second factor); most factors vouch for nothing."""
@@ -176,7 +187,7 @@ class SignIn:
             account, locked_until = await self._throttle(subject, first, attempt)  # 3
             account = await self._first_factor(subject, first, account, locked_until, attempt)  # 4
             await self._verified(subject, first, account, attempt)  # 4: a password's address verified
-            amr = (first.amr, *asserted(first))
+            amr = (*(tuple(getattr(first, "proved", ())) or (first.amr,)), *asserted(first))
             outcome = await self._second_factor(subject, account, amr, second, attempt)  # 5
         if isinstance(outcome, SecondFactorDue):
             return outcome
@@ -272,15 +283,19 @@ class SignIn:
     ) -> SignedIn | SecondFactorDue:
         if second is not None and await second.available(self.tk, account):
             if not await second.verify(self.tk, account):
-                await self._failed(subject, account, attempt, second.wrong, lockout=True)
+                why = getattr(second, "refused", "") or second.wrong  # a passkey says why
+                await self._failed(subject, account, attempt, why, lockout=True)
                 raise SecondFactorFailed(second.wrong)
             if second.used_event:
-                await self._audit(second.used_event, attempt, subject, account.id)
-            return SignedIn(subject.user_type, account, (*amr, second.amr))
+                await self._audit(second.used_event, attempt, subject, account.id, **used_details(second))
+            return SignedIn(subject.user_type, account, (*amr, *proved(second)))
         if second is None and "mfa" in amr:
             return SignedIn(subject.user_type, account, amr)  # the first factor vouched for a second
         enrolled = await second_factor_enrolled(self.tk, account)
-        if (second is not None and second.demanded) or self._due(account, enrolled):
+        demanded = second is not None and second.demanded
+        if demanded or self._due(account, enrolled) or await passkey_required(self.tk, account):
+            # (TILLKEY_ADMIN_PASSKEY_REQUIRED: a TOTP code is not available to such an admin, so
+            # it lands here too: only a passkey completes the sign-in.)
             return SecondFactorDue(subject.user_type, account, enrolled, amr)
         return SignedIn(subject.user_type, account, amr)
 
