@@ -42,7 +42,6 @@ from tillkey.app import create_app
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
 from tillkey.console.sign_in_session import DEV_COOKIE, grant_fingerprint
-from tillkey.oauth2 import access_tokens
 from tillkey.principal import UserType
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
@@ -168,8 +167,8 @@ class InProcess:
             OPERATOR, name=f"client-{next(_names)}", client_type="confidential",
             redirect_uris=["https://app.example/cb"], grant_types=[], scopes=wanted,
         )  # fmt: skip
-        issued = await access_tokens.issue(
-            self.tk, user_type=int(UserType.ADMIN), user_id=admin_id, client_id=done.client.client_id,
+        issued = await self.tk.services.oauth2.access_token(
+            user_type=int(UserType.ADMIN), user_id=admin_id, client_id=done.client.client_id,
             scope=tuple(wanted),
         )  # fmt: skip
         return issued.token

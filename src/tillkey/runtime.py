@@ -48,6 +48,7 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
+from tillkey.store.repositories import RevocationRows
 from tillkey.store.unit_of_work import RELOADED, UnitOfWork
 from tillkey.tokens import key_material, keys
 from tillkey.tokens.issuer import Issuer, OpaqueStore
@@ -134,7 +135,7 @@ class Tillkey:
         self.validator = Validator(self.revocations, self.clock.now, lambda: self.keyring)
         # Row + change feed + audit in one transaction, then applied here (store/unit_of_work.py).
         self.uow = UnitOfWork(self.db, self.audit, self, now_int)
-        self.revoker = Revoker(self.uow, self.revocations)
+        self.revoker = Revoker(self.uow, self.revocations, RevocationRows())
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
         opaque_tokens = OpaqueStore(self.db, self.master)
         self.issuer = Issuer(

@@ -1,6 +1,7 @@
 """The composition root of the services: each is built once per process, here, from the narrow
-parts it uses (contracts.py: the unit of work, the audit sink, the revoker, the hasher; the
-database, the in-memory state it writes through, settings, the clock), never from the runtime.
+parts it uses (contracts.py: the unit of work, the audit sink, the revoker, the hasher, the stores
+of store/repositories.py; the database, the in-memory state it writes through, settings, the
+clock), never from the runtime.
 
 runtime.Tillkey assembles the process (settings -> database -> keys and in-memory auth state)
 and ends with `Services(...)`; surfaces, the console and the CLI take theirs from
@@ -22,16 +23,18 @@ from tillkey.accounts.sessions import Sessions
 from tillkey.accounts.totp import Totp
 from tillkey.clock import Clock
 from tillkey.console.sign_in_session import ConsoleSessions
-from tillkey.contracts import Audit, Changes, Hasher, Revocations
+from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
+from tillkey.oauth2.service import OAuth2, TokenRevoker
 from tillkey.principal import UserType
 from tillkey.settings import Settings
 from tillkey.store.db import Database
 from tillkey.store.oauth2 import Client
+from tillkey.store.repositories import ClientRows, CodeRows, KeyRows, ProfileRows, RefreshRows
 from tillkey.tokens.issuer import Issuer
 from tillkey.tokens.keys import Keyring
 from tillkey.tokens.refresh import RefreshTokens
@@ -55,7 +58,7 @@ class Services:
         passwords: Hasher,
         tree: ResourceTree,
         issuer: Issuer,
-        revoker: Revocations,
+        revoker: TokenRevoker,
         revocations: RevocationState,
         api_key_state: ApiKeyState,
         session_state: SessionState,
@@ -67,12 +70,19 @@ class Services:
         authenticator: Authenticator,
     ) -> None:
         self.keys = KeyRotation(
-            settings=settings, clock=clock, master=master, changes=changes, keyring=keyring, reload=reload_keys
+            settings=settings,
+            clock=clock,
+            master=master,
+            changes=changes,
+            store=KeyRows(),
+            keyring=keyring,
+            reload=reload_keys,
         )
+        refreshes = RefreshRows(db)
         self.refresh_tokens = RefreshTokens(
             settings=settings,
             clock=clock,
-            db=db,
+            store=refreshes,
             master=master,
             audit=audit,
             revoker=revoker,
@@ -101,8 +111,32 @@ class Services:
             db=db, changes=changes, audit=audit, tree=tree, master=master, settings=settings, clock=clock
         )
         self.oauth1_exchange = Exchange(db=db, changes=changes, master=master, settings=settings, clock=clock)
+        client_rows = ClientRows(db)
         self.clients = Clients(
-            db=db, changes=changes, revoker=revoker, tree=tree, master=master, clock=clock, live=live_client
+            store=client_rows,
+            refreshes=refreshes,
+            changes=changes,
+            revoker=revoker,
+            tree=tree,
+            master=master,
+            clock=clock,
+            live=live_client,
+        )
+        self.oauth2 = OAuth2(
+            settings=settings,
+            clock=clock,
+            master=master,
+            issuer=issuer,
+            authenticator=authenticator,
+            revocations=revocations,
+            revoker=revoker,
+            audit=audit,
+            clients=self.clients,
+            refresh_tokens=self.refresh_tokens,
+            client_store=client_rows,
+            codes=CodeRows(db),
+            refreshes=refreshes,
+            profiles=ProfileRows(db),
         )
         self.headless = Headless(
             authenticator=authenticator, refresh_tokens=self.refresh_tokens, accounts=self.accounts, clock=clock

@@ -19,7 +19,7 @@ import pytest
 from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.rfc6749.token_response import Grant, respond
+from tillkey.oauth2.rfc6749.token_response import Grant
 from tillkey.principal import UserType
 from tillkey.store.oauth2 import Client
 
@@ -60,7 +60,7 @@ async def _oauth_user_token(t: InProcess, user_type: UserType, user_id: int, sco
     consented to `scope`: an access token, a refresh token and an ID token."""
     client, _secret = await _client(t, list(scope))
     grant = Grant(client, int(user_type), user_id, scope, t.tk.clock.now_int(), ("pwd",), "n-1")
-    return (await respond(t.tk, grant, refresh=True, id_token_too=True)).body
+    return (await t.tk.services.oauth2.respond(grant, refresh=True, id_token_too=True)).body
 
 
 async def _refused_by_medusa_renewals(t: InProcess, headers: dict[str, str]) -> None:

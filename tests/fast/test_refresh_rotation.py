@@ -14,7 +14,7 @@ import jwt
 from tests import inprocess
 from tests.inprocess import InProcess
 from tillkey.access.delegation import OPERATOR
-from tillkey.oauth2.rfc6749.token_response import Grant, respond
+from tillkey.oauth2.rfc6749.token_response import Grant
 from tillkey.principal import UserType
 
 HOUR = 3600
@@ -89,7 +89,7 @@ async def _oauth_family(t: InProcess, user_type: UserType, user_id: int) -> tupl
     scope = ("self",) if user_type == UserType.CUSTOMER else ("admin_self",)
     # What the authorization-code grant answers (it calls this very `respond`).
     grant = Grant(client, int(user_type), user_id, scope, t.tk.clock.now_int(), ("pwd",))
-    body = (await respond(t.tk, grant, refresh=True)).body
+    body = (await t.tk.services.oauth2.respond(grant, refresh=True)).body
     basic = base64.b64encode(f"{client.client_id}:{registered.secret}".encode()).decode()
     return body, {"Authorization": f"Basic {basic}"}
 

@@ -19,14 +19,12 @@ from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
-from tillkey.contracts import Changes, Revocations
+from tillkey.contracts import Changes, ClientStore, RefreshStore, Revocations
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
-from tillkey.store import oauth2 as repo
-from tillkey.store.db import Database
 from tillkey.store.oauth2 import Client
 
 SECRET_PREFIX = "tk_cs_"  # noqa: S105 (a prefix, not a secret)
@@ -67,7 +65,8 @@ class Clients:
     def __init__(
         self,
         *,
-        db: Database,
+        store: ClientStore,
+        refreshes: RefreshStore,
         changes: Changes,
         revoker: Revocations,
         tree: ResourceTree,
@@ -75,7 +74,8 @@ class Clients:
         clock: Clock,
         live: Callable[[str], Client | None],
     ) -> None:
-        self.db = db
+        self.store = store
+        self.refreshes = refreshes
         self.changes = changes
         self.revoker = revoker
         self.tree = tree
@@ -123,7 +123,7 @@ class Clients:
             require_pkce or client_type == "public", True, now, resource_server,
         )  # fmt: skip
         async with self.changes() as w:
-            client = await repo.add_client(w.s, draft)
+            client = await self.store.add(w, draft)
             w.changed(CHANGE_KIND, ref=client.client_id)
             w.audit(
                 audit.OAUTH2_CLIENT_CREATED, **delegation.audit_actor(acting),
@@ -133,25 +133,21 @@ class Clients:
         return Registered(client, secret)
 
     async def registered(self) -> list[Client]:
-        async with self.db.session() as s:
-            return await repo.clients(s)
+        return await self.store.all()
 
     async def delete(self, client_id: str, *, acting: Principal | None = None) -> Client:
         """Remove the client; its refresh families are revoked and its tokens stop working everywhere
         within the sync interval (the in-memory client list drops it: access/grants.py)."""
         async with self.changes() as w:
-            client = await repo.delete_client(w.s, client_id)
+            client = await self.store.delete(w, client_id)
             if client is None:
                 raise NotFound("There is no OAuth client with this client_id.")
-            families = await repo.families_of_client(w.s, client_id)
-            denied: list[tuple[str, int | None]] = []
-            for family in families:
-                denied += await repo.revoke_family(w.s, family, w.now)
+            families, denied = await self.refreshes.revoke_families_of_client(w, client_id)
             w.changed(CHANGE_KIND, ref=client_id)
             w.audit(
                 audit.OAUTH2_CLIENT_DELETED,
                 **delegation.audit_actor(acting),
-                details={"client_id": client_id, "families": len(families)},
+                details={"client_id": client_id, "families": families},
             )
         await self.revoker.revoke_ids(denied)
         await self.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
@@ -174,8 +170,7 @@ class Clients:
         # moment ago by another process, or a deactivated one, is looked up in the database.
         client = self.live(client_id)
         if client is None:
-            async with self.db.session() as s:
-                client = await repo.client_by_client_id(s, client_id)
+            client = await self.store.by_client_id(client_id)
         stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
         presented = self.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
         matches = hmac.compare_digest(stored, presented)

@@ -6,63 +6,50 @@ expiry, revocation, the client still registered); refresh tokens only by the cli
 may ask, but only a client registered as a resource server (`resource_server`) learns about tokens
 it was not issued (admin and customer login tokens, API keys, other clients' tokens); any other
 client learns only about its own. Everything else is {"active": false} (§2.2), the same answer as
-for a token that does not exist."""
+for a token that does not exist. The steps: OAuth2.introspect (oauth2/service.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tillkey.errors import Unauthenticated
 from tillkey.oauth2.access_tokens import subject
-from tillkey.oauth2.rfc6749.errors import InvalidClient
-from tillkey.oauth2.rfc6749.params import form, require
-from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.principal import Principal
+from tillkey.store.oauth2 import Client, RefreshToken
+from tillkey.tokens.contracts import TokenClaims
 
 PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
 INACTIVE: dict[str, Any] = {"active": False}
 
 
-async def introspect(tk: Tillkey, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
-    params = form(body, content_type, PARAMS)
-    client = await tk.services.clients.authenticate(params, authorization)
-    if not client.confidential:
-        # §4: the endpoint must be protected; a public client proves nothing about itself.
-        raise InvalidClient(detail="public client at the introspection endpoint")
-    (token,) = require(params, "token")
-    now = tk.clock.now_int()
-    if token.startswith(REFRESH_PREFIX):
-        rec = await tk.services.refresh_tokens.lookup(token)
-        if (
-            rec is None or rec.client_id != client.client_id or rec.used_at is not None
-            or rec.revoked_at is not None or min(rec.expires_at, rec.family_expires_at) <= now
-        ):  # fmt: skip
-            return INACTIVE
-        return {
-            "active": True, "token_type": "refresh_token", "client_id": rec.client_id,
-            "scope": " ".join(rec.scope or ()), "sub": subject(rec.user_type, rec.user_id),
-            "iat": rec.issued_at, "exp": min(rec.expires_at, rec.family_expires_at), "iss": tk.settings.issuer,
-        }  # fmt: skip
-    try:
-        principal = await tk.authenticator.authenticate(token)
-        claims = await tk.authenticator.read(token)
-    except Unauthenticated:
+def refresh_answer(rec: RefreshToken | None, client: Client, now: int, issuer: str) -> dict[str, Any]:
+    """A refresh token is active only to the client it belongs to, while unspent and unexpired."""
+    if (
+        rec is None or rec.client_id != client.client_id or rec.used_at is not None
+        or rec.revoked_at is not None or min(rec.expires_at, rec.family_expires_at) <= now
+    ):  # fmt: skip
         return INACTIVE
+    return {
+        "active": True, "token_type": "refresh_token", "client_id": rec.client_id,
+        "scope": " ".join(rec.scope or ()), "sub": subject(rec.user_type, rec.user_id),
+        "iat": rec.issued_at, "exp": min(rec.expires_at, rec.family_expires_at), "iss": issuer,
+    }  # fmt: skip
+
+
+def access_answer(principal: Principal, claims: TokenClaims, client: Client, issuer: str) -> dict[str, Any]:
+    """An access token that passed the hot path's checks (`principal`, `claims`)."""
     if principal.is_guest:
         return INACTIVE  # e.g. the client it was issued to has been deleted
     if not client.resource_server and claims.client_id != client.client_id:
         return INACTIVE
     out: dict[str, Any] = {
         "active": True, "token_type": "Bearer", "sub": subject(claims.user_type, claims.user_id),
-        "iat": claims.issued_at, "jti": claims.jti, "iss": tk.settings.issuer,
+        "iat": claims.issued_at, "jti": claims.jti, "iss": issuer,
     }  # fmt: skip
     if claims.expires_at is not None:
         out["exp"] = claims.expires_at
     if claims.client_id is not None:
         out["client_id"] = claims.client_id
-        out["aud"] = tk.settings.issuer
+        out["aud"] = issuer
     if principal.scopes is not None:
         out["scope"] = " ".join(sorted(principal.scopes))
     return out

@@ -21,12 +21,11 @@ from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials.bearer import bearer_token
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
-from tillkey.oauth2 import rfc7009, rfc7662, rfc8414
-from tillkey.oauth2.oidc import discovery, userinfo
+from tillkey.oauth2 import rfc8414
+from tillkey.oauth2.oidc import discovery
 from tillkey.oauth2.rfc6749 import authorization_code as code_grant
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.oauth2.rfc6749.errors import AccessDenied, ConsentRequired, InsufficientScope, LoginRequired
-from tillkey.oauth2.rfc6749.token_endpoint import token as token_endpoint
 from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal, UserType
 from tillkey.store.oauth2 import Client
@@ -85,7 +84,7 @@ async def authorize(request: Request) -> Response:
     try:
         require_https(request)
         params = oauth_params.parse(request.query_params.multi_items(), code_grant.AUTHORIZE_PARAMS)
-        req = await code_grant.validate(tk, params)
+        req = await tk.services.oauth2.authorization_request(params)
     except code_grant.RedirectError as exc:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=302)
     except TillkeyError as exc:
@@ -109,7 +108,7 @@ async def authorize(request: Request) -> Response:
         await tk.services.console_sessions.end(session)
         return _login_redirect_without_prompt(request)
     if req.client.first_party:
-        return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=302)
+        return RedirectResponse(await tk.services.oauth2.issue_code(req, user), status_code=302)
     if req.prompt == "none":
         err = code_grant.RedirectError(ConsentRequired(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
@@ -151,7 +150,9 @@ async def consent(request: Request) -> Response:
             )
         if not constant_time_equals(form.get("csrf", ""), session.csrf):
             return templating.error("Request refused", "The form has expired. Start again from the application.", 403)
-        req = await code_grant.validate(tk, {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS})
+        req = await tk.services.oauth2.authorization_request(
+            {k: v for k, v in form.items() if k in code_grant.AUTHORIZE_PARAMS}
+        )
     except code_grant.RedirectError as exc:
         return RedirectResponse(code_grant.error_redirect(exc, tk.settings.issuer), status_code=303)
     except TillkeyError as exc:
@@ -169,7 +170,7 @@ async def consent(request: Request) -> Response:
     if req.sign_in_falls_short(user, tk.clock.now_int(), mfa_reachable=await _mfa_reachable(tk, user)):
         again = "Your sign-in is too old or too weak for this. Start again from the application."
         return templating.error("Sign-in required", again, 401)
-    return RedirectResponse(await code_grant.issue_code(tk, req, user), status_code=303)
+    return RedirectResponse(await tk.services.oauth2.issue_code(req, user), status_code=303)
 
 
 # --- token, revocation, introspection (clients) -------------------------------------------------
@@ -181,8 +182,8 @@ async def consent(request: Request) -> Response:
 )  # fmt: skip
 async def token(request: Request) -> JSONResponse:
     require_https(request)
-    body = await token_endpoint(
-        tillkey(request), await read_body(request), request.headers.get("content-type"),
+    body = await tillkey(request).services.oauth2.token(
+        await read_body(request), request.headers.get("content-type"),
         request.headers.get("authorization"),
     )  # fmt: skip
     return JSONResponse(body, headers=NO_STORE)
@@ -194,8 +195,8 @@ async def token(request: Request) -> JSONResponse:
 )  # fmt: skip
 async def revoke(request: Request) -> Response:
     require_https(request)
-    await rfc7009.revoke(
-        tillkey(request), await read_body(request), request.headers.get("content-type"),
+    await tillkey(request).services.oauth2.revoke(
+        await read_body(request), request.headers.get("content-type"),
         request.headers.get("authorization"),
     )  # fmt: skip
     return Response(status_code=200, headers=NO_STORE)
@@ -207,8 +208,8 @@ async def revoke(request: Request) -> Response:
 )  # fmt: skip
 async def introspect(request: Request) -> JSONResponse:
     require_https(request)
-    body = await rfc7662.introspect(
-        tillkey(request), await read_body(request), request.headers.get("content-type"),
+    body = await tillkey(request).services.oauth2.introspect(
+        await read_body(request), request.headers.get("content-type"),
         request.headers.get("authorization"),
     )  # fmt: skip
     return JSONResponse(body, headers=NO_STORE)
@@ -238,7 +239,7 @@ async def _userinfo(request: Request) -> JSONResponse:
         raise InsufficientScope(
             headers={"WWW-Authenticate": f'Bearer realm="tillkey", error="insufficient_scope", scope="{OPENID}"'}
         )
-    found = await userinfo.claims(tk, caller.user_type, caller.user_id, caller.scopes)
+    found = await tk.services.oauth2.userinfo(caller.user_type, caller.user_id, caller.scopes)
     if found is None:
         raise Unauthenticated(
             "The account is no longer active.",

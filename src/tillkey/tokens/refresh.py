@@ -31,14 +31,11 @@ from tillkey import audit
 from tillkey.access import delegation
 from tillkey.access.grants import GrantsState
 from tillkey.clock import Clock
-from tillkey.contracts import Audit, Revocations
+from tillkey.contracts import Audit, RefreshStore, Revocations
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest
 from tillkey.principal import Principal
 from tillkey.settings import Settings
-from tillkey.store import bounds
-from tillkey.store import oauth2 as repo
-from tillkey.store.db import Database
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.contracts import TokenClaims
 from tillkey.tokens.revocation import RevocationState
@@ -89,7 +86,7 @@ class RefreshTokens:
         *,
         settings: Settings,
         clock: Clock,
-        db: Database,
+        store: RefreshStore,
         master: MasterSecret,
         audit: Audit,
         revoker: Revocations,
@@ -99,7 +96,7 @@ class RefreshTokens:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.db = db
+        self.store = store
         self.master = master
         self.audit = audit
         self.revoker = revoker
@@ -132,19 +129,7 @@ class RefreshTokens:
         )  # fmt: skip
         token = PREFIX + secrets.token_urlsafe(32)
         limit = self.settings.refresh_families_per_client_user
-        async with self.db.transaction() as s:
-            await bounds.serialize(s, "refresh_families", user_type, user_id)
-            await repo.add_family(s, record.family_id, now, family_expires)
-            await repo.add_refresh(s, self.master.digest(token), record)
-            crowded = await repo.families_beyond(
-                s,
-                client_id=client_id,
-                user_type=user_type,
-                user_id=user_id,
-                now=now,
-                keep=limit,
-                newest=record.family_id,
-            )
+        crowded = await self.store.start(self.master.digest(token), record, now=now, keep=limit)
         for old in crowded:  # the oldest families past the bound (issue 21)
             # Only the refresh tokens end: they are the state that grows. The access tokens are
             # stateless and die on their own soon; ending them would cap concurrent logins, which
@@ -162,15 +147,13 @@ class RefreshTokens:
         digest = self._digest(token)
         if digest is None:
             raise InvalidRefreshToken(detail="not a refresh token")
-        async with self.db.transaction() as s:
-            rec = await repo.refresh(s, digest)
-            if rec is None:
-                raise InvalidRefreshToken(detail="unknown refresh token")
-            if rec.client_id != client_id:
-                # Bound to the client it was issued to (RFC 6749 §6); not spent by a stranger.
-                raise InvalidRefreshToken(detail="refresh token of another client")
-            spent = not await repo.consume_refresh(s, digest, now)
-        if spent:
+        rec, first_use = await self.store.consume(digest, now, client_id=client_id)
+        if rec is None:
+            raise InvalidRefreshToken(detail="unknown refresh token")
+        if rec.client_id != client_id:
+            # Bound to the client it was issued to (RFC 6749 §6); not spent by a stranger.
+            raise InvalidRefreshToken(detail="refresh token of another client")
+        if not first_use:
             if rec.revoked_at is None:
                 await self.revoke_family(rec, reason="reuse")
             raise InvalidRefreshToken(detail="spent or revoked refresh token presented")
@@ -222,10 +205,8 @@ class RefreshTokens:
             access_jti=access_jti, access_expires_at=access_expires_at,
         )  # fmt: skip
         token = PREFIX + secrets.token_urlsafe(32)
-        async with self.db.transaction() as s:
-            if not await repo.claim_family(s, spent.family_id, now):
-                raise InvalidRefreshToken(detail="family revoked during rotation")
-            await repo.add_refresh(s, self.master.digest(token), record)
+        if not await self.store.successor(self.master.digest(token), record, now=now):
+            raise InvalidRefreshToken(detail="family revoked during rotation")
         self.issued["refresh", "opaque"] += 1
         return Issued(token, record)
 
@@ -233,15 +214,17 @@ class RefreshTokens:
         digest = self._digest(token)
         if digest is None:
             return None
-        async with self.db.session() as s:
-            return await repo.refresh(s, digest)
+        return await self.store.get(digest)
+
+    async def of_family(self, family_id: str) -> RefreshToken | None:
+        """A token of the family (any one: they share user, client and scope)."""
+        return await self.store.of_family(family_id)
 
     async def revoke_family(self, rec: RefreshToken, *, reason: str, deny_access: bool = True) -> None:
         """Revoke the family and (`deny_access`) its access tokens; reuse is a security event,
         logged as one."""
         now = self.clock.now_int()
-        async with self.db.transaction() as s:
-            issued = await repo.revoke_family(s, rec.family_id, now)
+        issued = await self.store.revoke_family(rec.family_id, now)
         if not deny_access:
             issued = []
         await self.revoker.revoke_ids(issued)

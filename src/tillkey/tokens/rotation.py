@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 from tillkey import audit
 from tillkey.clock import Clock
-from tillkey.contracts import Changes
+from tillkey.contracts import Changes, KeyStore
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import NotFound
 from tillkey.settings import Settings
-from tillkey.store import auth as repo
 from tillkey.tokens import key_material
 from tillkey.tokens.jwt import LEEWAY
 from tillkey.tokens.keys import JWKS_MAX_AGE, Keyring
@@ -53,6 +52,7 @@ class KeyRotation:
         clock: Clock,
         master: MasterSecret,
         changes: Changes,
+        store: KeyStore,
         keyring: Callable[[], Keyring],
         reload: Callable[[], Awaitable[None]],
     ) -> None:
@@ -60,6 +60,7 @@ class KeyRotation:
         self.clock = clock
         self.master = master
         self.changes = changes
+        self.store = store
         self.keyring = keyring
         self.reload = reload
 
@@ -74,8 +75,8 @@ class KeyRotation:
         replaced = [k.kid for k in self.keyring().by_kid.values() if k.retired_at is None and k.verifies_at(now)]
         _key, stored = key_material.generate(self.settings.jwt_alg, now, self.master, signs_from)
         async with self.changes() as w:
-            await repo.add_key(w.s, stored)
-            await repo.end_keys(w.s, replaced, retired_at=signs_from, verify_until=signs_from + grace)
+            await self.store.add(w, stored)
+            await self.store.end(w, replaced, retired_at=signs_from, verify_until=signs_from + grace)
             w.changed("keys")
             w.audit(
                 audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
@@ -96,9 +97,9 @@ class KeyRotation:
         async with self.changes() as w:
             if signer is None or signer.kid == kid:
                 _new, stored = key_material.generate(self.settings.jwt_alg, now, self.master)
-                await repo.add_key(w.s, stored)
+                await self.store.add(w, stored)
                 replacement = stored.kid
-            await repo.end_keys(w.s, [kid], retired_at=now, verify_until=now)
+            await self.store.end(w, [kid], retired_at=now, verify_until=now)
             w.changed("keys")
             w.audit(audit.KEY_RETIRED, details={"kid": kid, "replacement": replacement})
         return replacement

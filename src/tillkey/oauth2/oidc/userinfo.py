@@ -3,39 +3,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tillkey.oauth2.access_tokens import subject
-from tillkey.principal import UserType
-from tillkey.store.accounts import admin_by_id, customer_by_id
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+from tillkey.contracts import Profile
 
 
-async def claims(tk: Tillkey, user_type: int, user_id: int, scopes: frozenset[str]) -> dict[str, Any] | None:
-    """None when the account is gone or inactive."""
-    out: dict[str, Any] = {"sub": subject(user_type, user_id)}
-    async with tk.db.session() as s:
-        if user_type == UserType.ADMIN:
-            admin = await admin_by_id(s, user_id)
-            if admin is None or not admin.is_active:
-                return None
-            username, email, first, last = admin.username, admin.email, admin.firstname, admin.lastname
-        elif user_type == UserType.CUSTOMER:
-            customer = await customer_by_id(s, user_id)
-            if customer is None or not customer.is_active:
-                return None
-            username, email, first, last = customer.email, customer.email, customer.firstname, customer.lastname
-        else:
-            return None
+def claims(sub: str, profile: Profile, scopes: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"sub": sub}
     if "profile" in scopes:
-        out["preferred_username"] = username
-        out["name"] = " ".join(p for p in (first, last) if p) or username
-        if first:
-            out["given_name"] = first
-        if last:
-            out["family_name"] = last
+        out["preferred_username"] = profile.username
+        out["name"] = " ".join(p for p in (profile.first, profile.last) if p) or profile.username
+        if profile.first:
+            out["given_name"] = profile.first
+        if profile.last:
+            out["family_name"] = profile.last
     if "email" in scopes:
-        out["email"] = email
+        out["email"] = profile.email
     return out

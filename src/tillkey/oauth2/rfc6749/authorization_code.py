@@ -4,24 +4,16 @@ use, live `oauth2_code_ttl` seconds (60) and, when replayed, revoke the tokens t
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from tillkey import audit
 from tillkey.access import stepup
 from tillkey.errors import InvalidRequest, TillkeyError
 from tillkey.oauth2 import rfc7636
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, UnsupportedResponseType
 from tillkey.oauth2.rfc6749.params import require
-from tillkey.oauth2.rfc6749.token_response import Grant, Issued, respond
-from tillkey.store import oauth2 as repo
 from tillkey.store.oauth2 import Client, Code
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
 
 GRANT_TYPE = "authorization_code"
 CODE_PREFIX = "tk_ac_"
@@ -112,16 +104,10 @@ def error_redirect(err: RedirectError, issuer: str) -> str:
     return redirect_to(err.redirect_uri, params)
 
 
-async def validate(tk: Tillkey, params: dict[str, str]) -> AuthorizationRequest:
-    """Check an authorization request. Until client and redirect URI are known good, errors are
-    shown to the user (InvalidRequest); after that they go to the client (RedirectError)."""
-    client_id = params.get("client_id")
-    if client_id is None:
-        raise InvalidRequest("Missing parameter: client_id.")
-    async with tk.db.session() as s:
-        client = await repo.client_by_client_id(s, client_id)
-    if client is None or not client.active:
-        raise InvalidRequest("Unknown client.", detail=f"unknown client_id {client_id[:64]!r}")
+def validate(client: Client, params: dict[str, str], *, require_pkce: bool) -> AuthorizationRequest:
+    """Check an authorization request for `client` (known and active). Until the redirect URI is
+    known good, errors are shown to the user (InvalidRequest); after that they go to the client
+    (RedirectError)."""
     given = params.get("redirect_uri")
     if given is None:
         if len(client.redirect_uris) != 1:
@@ -152,7 +138,7 @@ async def validate(tk: Tillkey, params: dict[str, str]) -> AuthorizationRequest:
     if challenge is None:
         if method is not None:
             raise fail(InvalidRequest("code_challenge_method without code_challenge."))
-        if not client.confidential or client.require_pkce or tk.settings.oauth2_require_pkce:
+        if not client.confidential or client.require_pkce or require_pkce:
             raise fail(InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256."))
     elif method != rfc7636.S256:
         raise fail(InvalidRequest("Only code_challenge_method=S256 is supported."))
@@ -182,40 +168,29 @@ async def validate(tk: Tillkey, params: dict[str, str]) -> AuthorizationRequest:
     )
 
 
-async def issue_code(tk: Tillkey, req: AuthorizationRequest, user: User) -> str:
-    """The redirect URI carrying a fresh code (and state, and iss per RFC 9207)."""
-    code = CODE_PREFIX + secrets.token_urlsafe(32)
-    now = tk.clock.now_int()
-    record = Code(
-        req.client.client_id, user.user_type, user.user_id, req.redirect_uri, req.scope, req.code_challenge,
-        req.nonce, user.auth_time, user.amr, now + tk.settings.oauth2_code_ttl,
-    )  # fmt: skip
-    async with tk.db.transaction() as s:
-        await repo.add_code(s, tk.master.digest(code), record)
+def code_redirect(req: AuthorizationRequest, code: str, issuer: str) -> str:
+    """The redirect URI carrying the code (and state, and iss per RFC 9207)."""
     params = {"code": code}
     if req.state is not None:
         params["state"] = req.state
-    params["iss"] = tk.settings.issuer
+    params["iss"] = issuer
     return redirect_to(req.redirect_uri, params)
 
 
-async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[str, Any]:
-    """RFC 6749 §4.1.3: a code for tokens."""
+def code_param(client: Client, params: dict[str, str]) -> str:
+    """RFC 6749 §4.1.3: the code the client presents, if it may use this grant (the service,
+    oauth2/service.py, spends it: single use, a replay revokes what it produced)."""
     if GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClient()
     (code,) = require(params, "code")
     if not code.startswith(CODE_PREFIX) or len(code) > 128:
         raise InvalidGrant(detail="not a code")
-    digest = tk.master.digest(code)
-    now = tk.clock.now_int()
-    async with tk.db.transaction() as s:
-        found = await repo.code(s, digest)
-        if found is None or found.client_id != client.client_id:
-            raise InvalidGrant(detail="unknown code or another client's")
-        first_use = await repo.consume_code(s, digest, now)
-    if not first_use:
-        await _replayed(tk, digest, found)
-        raise InvalidGrant(detail="code replayed")
+    return code
+
+
+def check_exchange(client: Client, found: Code, params: dict[str, str], now: int) -> None:
+    """A code spent just now, checked against its authorization request: expiry, redirect URI
+    and the PKCE verifier."""
     if found.expires_at <= now:
         raise InvalidGrant(detail="code expired")
     given = params.get("redirect_uri")
@@ -230,28 +205,3 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
     elif verifier is not None:
         # A verifier for a code issued without a challenge: a PKCE downgrade (RFC 9700 §2.1.1).
         raise InvalidGrant(detail="code_verifier for a code without code_challenge")
-    grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce)
-    issued: Issued = await respond(tk, grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
-    async with tk.db.transaction() as s:
-        await repo.note_code_tokens(s, digest, issued.family_id, issued.access.jti, issued.access.expires_at)
-    return issued.body
-
-
-async def _replayed(tk: Tillkey, digest: str, code: Code) -> None:
-    """RFC 6749 §4.1.2: a code used twice revokes what it produced — the refresh family (with the
-    access tokens issued from it) and the first access token."""
-    async with tk.db.session() as s:
-        code = await repo.code(s, digest) or code  # read again: the first exchange noted its tokens
-    denied: list[tuple[str, int | None]] = []
-    if code.access_jti is not None:
-        denied.append((code.access_jti, code.access_expires_at))
-    await tk.revoker.revoke_ids(denied)
-    if code.family_id is not None:
-        async with tk.db.session() as s:
-            family = await repo.family_token(s, code.family_id)
-        if family is not None:
-            await tk.services.refresh_tokens.revoke_family(family, reason="code_reuse")
-    await tk.audit.record(
-        audit.CODE_REUSED, outcome=audit.FAILURE, actor_type=code.user_type, actor_id=code.user_id,
-        details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
-    )  # fmt: skip

@@ -1,25 +1,19 @@
 """The client credentials grant (RFC 6749 §4.4): a confidential client acting for itself. The token
 stands for a principal of type OAUTH_CLIENT holding the resources its scopes cover; no refresh
-token (§4.4.3), the client simply asks again."""
+token (§4.4.3), the client simply asks again. The steps: oauth2/service.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidScope, UnauthorizedClient
-from tillkey.oauth2.rfc6749.token_response import Grant, respond
-from tillkey.principal import UserType
 from tillkey.store.oauth2 import Client
-
-if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
 
 GRANT_TYPE = "client_credentials"
 TOKEN_PARAMS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
 
 
-async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[str, Any]:
+def scope_of(client: Client, params: dict[str, str]) -> tuple[str, ...]:
+    """The scope of the token: what the client asks for, within the resource scopes it holds."""
     if GRANT_TYPE not in client.grant_types or not client.confidential:
         raise UnauthorizedClient()
     allowed = scope_rules.resource_scopes(client.scopes)
@@ -27,5 +21,4 @@ async def exchange(tk: Tillkey, client: Client, params: dict[str, str]) -> dict[
     scope = scope_rules.within(requested, allowed) if requested else allowed
     if not scope:
         raise InvalidScope("No scope: the client holds no resource scopes.")
-    grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope)
-    return (await respond(tk, grant, refresh=False)).body
+    return scope

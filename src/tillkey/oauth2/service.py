@@ -1,0 +1,303 @@
+"""The OAuth 2 authorization server as one service, built once (wiring.py): `tk.services.oauth2`.
+
+It runs the grants (rfc6749/: authorization code, client credentials, refresh token), the
+revocation (RFC 7009) and introspection (RFC 7662) endpoints and the UserInfo claims (oidc/),
+from narrow parts (contracts.py): the code, client and refresh stores, the revoker, the audit
+sink; the one issuer (tokens/issuer.py) mints every token, the one refresh rotation
+(tokens/refresh.py) spends and renews refresh tokens. The grant modules keep the rules that need
+no storage (parameters, redirect URIs, PKCE, scopes, the response body); this holds the steps.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from tillkey import audit
+from tillkey.clock import Clock
+from tillkey.contracts import Audit, ClientStore, CodeStore, ProfileStore, RefreshStore, Revocations
+from tillkey.crypto.secrets import MasterSecret
+from tillkey.errors import InvalidRequest, Unauthenticated
+from tillkey.oauth2 import rfc7009, rfc7662
+from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.access_tokens import AccessToken, subject
+from tillkey.oauth2.clients import Clients
+from tillkey.oauth2.oidc import userinfo
+from tillkey.oauth2.rfc6749 import authorization_code, client_credentials, refresh_token
+from tillkey.oauth2.rfc6749.authorization_code import AuthorizationRequest, User
+from tillkey.oauth2.rfc6749.errors import InvalidClient, InvalidGrant, UnsupportedGrantType, UnsupportedTokenType
+from tillkey.oauth2.rfc6749.params import form, require
+from tillkey.oauth2.rfc6749.token_response import Grant, Issued, body_of
+from tillkey.oauth2.scopes import OPENID
+from tillkey.principal import UserType
+from tillkey.settings import Settings, TokenFormat
+from tillkey.store.oauth2 import Client, Code, RefreshToken
+from tillkey.tokens.contracts import InvalidToken, TokenClaims
+from tillkey.tokens.issuer import Issuer
+from tillkey.tokens.refresh import PREFIX as REFRESH_PREFIX
+from tillkey.tokens.refresh import RefreshTokens, Rotation
+from tillkey.tokens.revocation import RevocationState
+from tillkey.tokens.service import Authenticator
+
+
+class TokenRevoker(Revocations, Protocol):
+    """Revocations, and one token's (tokens/revoker.Revoker)."""
+
+    async def revoke_token(self, claims: TokenClaims) -> None: ...
+
+
+class OAuth2:
+    """Built once (wiring.py): `tk.services.oauth2`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        master: MasterSecret,
+        issuer: Issuer,
+        authenticator: Authenticator,
+        revocations: RevocationState,
+        revoker: TokenRevoker,
+        audit: Audit,
+        clients: Clients,
+        refresh_tokens: RefreshTokens,
+        client_store: ClientStore,
+        codes: CodeStore,
+        refreshes: RefreshStore,
+        profiles: ProfileStore,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.master = master
+        self.issuer = issuer
+        self.authenticator = authenticator
+        self.revocations = revocations
+        self.revoker = revoker
+        self.audit = audit
+        self.clients = clients
+        self.refresh_tokens = refresh_tokens
+        self.client_store = client_store
+        self.codes = codes
+        self.refreshes = refreshes
+        self.profiles = profiles
+        # grant_type -> (declared parameters, handler). No implicit and no password grant (OAuth 2.1).
+        self._grants: dict[str, tuple[frozenset[str], Callable[[Client, dict[str, str]], Awaitable[dict[str, Any]]]]]
+        self._grants = {
+            authorization_code.GRANT_TYPE: (authorization_code.TOKEN_PARAMS, self._code_grant),
+            client_credentials.GRANT_TYPE: (client_credentials.TOKEN_PARAMS, self._client_credentials_grant),
+            refresh_token.GRANT_TYPE: (refresh_token.TOKEN_PARAMS, self._refresh_grant),
+        }
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    async def access_token(
+        self, *, user_type: int, user_id: int, client_id: str, scope: tuple[str, ...],
+        auth_time: int | None = None, amr: tuple[str, ...] = (), not_after: int | None = None,
+    ) -> AccessToken:  # fmt: skip
+        """An OAuth 2 access token (access_tokens.py); `not_after`: no expiry past this (the
+        refresh family's absolute end)."""
+        # The in-memory revoke-before (current within the sync interval): issuance costs no extra query.
+        await self.issuer.wait_past(self.revocations.revoke_before.get((user_type, user_id)))
+        minted = await self.issuer.access_token(
+            user_type=user_type, user_id=user_id, client_id=client_id, scope=scope,
+            ttl=self.settings.oauth2_access_token_ttl,
+            opaque=self.settings.oauth2_access_token_format == TokenFormat.OPAQUE,
+            auth_time=auth_time, amr=amr, not_after=not_after,
+        )  # fmt: skip
+        assert minted.expires_at is not None
+        return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope)
+
+    async def mint_access(self, grant: Grant, *, not_after: int | None = None) -> AccessToken:
+        """The grant's access token; a rotation's (`not_after`: its family's end) dies with its family."""
+        return await self.access_token(
+            user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id, scope=grant.scope,
+            auth_time=grant.auth_time, amr=grant.amr, not_after=not_after,
+        )  # fmt: skip
+
+    async def respond(
+        self, grant: Grant, *, refresh: bool, rotated: Rotation[AccessToken] | None = None,
+        id_token_too: bool = False,
+    ) -> Issued:  # fmt: skip
+        """The token response (RFC 6749 §5.1). `rotated`: the refresh grant's rotation
+        (tokens/refresh.py), which minted the access token and the successor itself; otherwise
+        this mints the access token and, with `refresh`, a family."""
+        access = rotated.access if rotated is not None else await self.mint_access(grant)
+        family_id = refresh_value = id_token = None
+        if refresh:
+            if rotated is not None:
+                issued = rotated.issued
+            else:
+                issued = await self.refresh_tokens.start(
+                    client_id=grant.client.client_id, user_type=grant.user_type, user_id=grant.user_id,
+                    scope=grant.scope, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
+                    access_jti=access.jti, access_expires_at=access.expires_at,
+                )  # fmt: skip
+            refresh_value = issued.token
+            family_id = issued.record.family_id
+        if id_token_too and OPENID in grant.scope:
+            id_token = self.issuer.id_token(
+                user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id,
+                ttl=self.settings.id_token_ttl, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
+                nonce=grant.nonce, access_token=access.token,
+            )  # fmt: skip
+        # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
+        # thousands of requests/s must not wait on the audit chain's single writer per token. It
+        # waits only when the queue is full (backpressure): a flood never drops records.
+        await self.audit.record_queued(
+            audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id,
+            details={"client_id": grant.client.client_id, "scope": " ".join(grant.scope)[:500],
+                     "format": self.settings.oauth2_access_token_format.value, "refresh": refresh,
+                     "ttl": access.expires_at - access.issued_at},
+        )  # fmt: skip
+        return Issued(body_of(grant, access, refresh_value, id_token), access, family_id)
+
+    # --- the authorization endpoint -------------------------------------------------------------
+
+    async def authorization_request(self, params: dict[str, str]) -> AuthorizationRequest:
+        """Check an authorization request (authorization_code.validate's rules, for the client
+        as registered now)."""
+        client_id = params.get("client_id")
+        if client_id is None:
+            raise InvalidRequest("Missing parameter: client_id.")
+        client = await self.client_store.by_client_id(client_id)
+        if client is None or not client.active:
+            raise InvalidRequest("Unknown client.", detail=f"unknown client_id {client_id[:64]!r}")
+        return authorization_code.validate(client, params, require_pkce=self.settings.oauth2_require_pkce)
+
+    async def issue_code(self, req: AuthorizationRequest, user: User) -> str:
+        """The redirect URI carrying a fresh code (and state, and iss per RFC 9207)."""
+        code = authorization_code.CODE_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock.now_int()
+        record = Code(
+            req.client.client_id, user.user_type, user.user_id, req.redirect_uri, req.scope, req.code_challenge,
+            req.nonce, user.auth_time, user.amr, now + self.settings.oauth2_code_ttl,
+        )  # fmt: skip
+        await self.codes.add(self.master.digest(code), record)
+        return authorization_code.code_redirect(req, code, self.settings.issuer)
+
+    # --- the token endpoint (RFC 6749 §3.2) -----------------------------------------------------
+
+    async def token(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+        """A pipeline: parse the form (each parameter once), keep only the parameters the grant
+        declares, authenticate the client, run the grant."""
+        raw = form(body, content_type)
+        (grant_type,) = require(raw, "grant_type")
+        if grant_type not in self._grants:
+            raise UnsupportedGrantType()
+        declared, exchange = self._grants[grant_type]
+        params = {k: v for k, v in raw.items() if k in declared}
+        client = await self.clients.authenticate(params, authorization)
+        return await exchange(client, params)
+
+    async def _code_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+        """RFC 6749 §4.1.3: a code for tokens."""
+        code = authorization_code.code_param(client, params)
+        digest = self.master.digest(code)
+        now = self.clock.now_int()
+        found, first_use = await self.codes.consume(digest, now, client_id=client.client_id)
+        if found is None or found.client_id != client.client_id:
+            raise InvalidGrant(detail="unknown code or another client's")
+        if not first_use:
+            await self._code_replayed(digest, found)
+            raise InvalidGrant(detail="code replayed")
+        authorization_code.check_exchange(client, found, params, now)
+        grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce)
+        issued = await self.respond(grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
+        await self.codes.note_tokens(digest, issued.family_id, issued.access.jti, issued.access.expires_at)
+        return issued.body
+
+    async def _code_replayed(self, digest: str, code: Code) -> None:
+        """RFC 6749 §4.1.2: a code used twice revokes what it produced — the refresh family (with
+        the access tokens issued from it) and the first access token."""
+        code = await self.codes.get(digest) or code  # read again: the first exchange noted its tokens
+        denied: list[tuple[str, int | None]] = []
+        if code.access_jti is not None:
+            denied.append((code.access_jti, code.access_expires_at))
+        await self.revoker.revoke_ids(denied)
+        if code.family_id is not None:
+            family = await self.refreshes.of_family(code.family_id)
+            if family is not None:
+                await self.refresh_tokens.revoke_family(family, reason="code_reuse")
+        await self.audit.record(
+            audit.CODE_REUSED, outcome=audit.FAILURE, actor_type=code.user_type, actor_id=code.user_id,
+            details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
+        )  # fmt: skip
+
+    async def _client_credentials_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+        scope = client_credentials.scope_of(client, params)
+        grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope)
+        return (await self.respond(grant, refresh=False)).body
+
+    async def _refresh_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+        """RFC 6749 §6: rotation on every use, reuse detection and family revocation live in
+        tokens/refresh.py; this checks the client and the scope."""
+        token, requested = refresh_token.token_and_scope(client, params)
+        if requested:
+            # A bad scope must not spend the token: check it against the grant first.
+            found = await self.refresh_tokens.lookup(token)
+            if found is not None and found.client_id == client.client_id:
+                scope_rules.within(requested, found.scope or ())
+
+        def grant_of(spent: RefreshToken, scope: tuple[str, ...]) -> Grant:
+            return Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
+
+        async def mint(spent: RefreshToken, scope: tuple[str, ...] | None) -> AccessToken:
+            return await self.mint_access(grant_of(spent, scope or ()), not_after=spent.family_expires_at)
+
+        def narrowed(spent: RefreshToken) -> tuple[str, ...]:
+            return refresh_token.narrowed(client, spent, requested)
+
+        done = await self.refresh_tokens.rotate(token, client_id=client.client_id, scope=narrowed, mint=mint)
+        grant = grant_of(done.spent, done.scope or ())
+        return (await self.respond(grant, refresh=True, rotated=done)).body
+
+    # --- RFC 7009 revocation, RFC 7662 introspection --------------------------------------------
+
+    async def revoke(self, body: bytes, content_type: str | None, authorization: str | None) -> None:
+        """RFC 7009 (rfc7009.py): returns once the revocation is committed, so a 200 is durable."""
+        params = form(body, content_type, rfc7009.PARAMS)
+        client = await self.clients.authenticate(params, authorization)
+        (token,) = require(params, "token")
+        hint = params.get("token_type_hint")
+        if hint is not None and hint not in rfc7009.HINTS:
+            raise UnsupportedTokenType()
+        # The hint only orders the lookups (§2.1); the token's prefix tells refresh tokens apart.
+        if token.startswith(REFRESH_PREFIX):
+            found = await self.refresh_tokens.lookup(token)
+            if found is not None and found.client_id == client.client_id and found.revoked_at is None:
+                await self.refresh_tokens.revoke_family(found, reason="revoked")
+            return
+        try:
+            claims = await self.authenticator.read(token)
+        except InvalidToken:
+            return
+        if claims.client_id == client.client_id:
+            await self.revoker.revoke_token(claims)
+
+    async def introspect(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+        """RFC 7662 (rfc7662.py: who learns what)."""
+        params = form(body, content_type, rfc7662.PARAMS)
+        client = await self.clients.authenticate(params, authorization)
+        if not client.confidential:
+            # §4: the endpoint must be protected; a public client proves nothing about itself.
+            raise InvalidClient(detail="public client at the introspection endpoint")
+        (token,) = require(params, "token")
+        now = self.clock.now_int()
+        if token.startswith(REFRESH_PREFIX):
+            rec = await self.refresh_tokens.lookup(token)
+            return rfc7662.refresh_answer(rec, client, now, self.settings.issuer)
+        try:
+            principal = await self.authenticator.authenticate(token)
+            claims = await self.authenticator.read(token)
+        except Unauthenticated:
+            return rfc7662.INACTIVE
+        return rfc7662.access_answer(principal, claims, client, self.settings.issuer)
+
+    # --- OpenID Connect -------------------------------------------------------------------------
+
+    async def userinfo(self, user_type: int, user_id: int, scopes: frozenset[str]) -> dict[str, Any] | None:
+        """The UserInfo claims (oidc/userinfo.py); None when the account is gone or inactive."""
+        profile = await self.profiles.active(user_type, user_id)
+        return None if profile is None else userinfo.claims(subject(user_type, user_id), profile, scopes)
