@@ -90,7 +90,14 @@ class Services:
             grants=grants,
             issued=issued,
         )
-        self.sessions = Sessions(state=session_state, changes=changes, db=db, clock=clock, settings=settings)
+        self.sessions = Sessions(
+            state=session_state,
+            changes=changes,
+            db=db,
+            clock=clock,
+            settings=settings,
+            wait_past_revocation=issuer.wait_past_revocation,
+        )
         self.accounts = Accounts(
             settings=settings,
             clock=clock,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +37,19 @@ class Sessions:
     """Cookie sessions: the rows (durable) and this process's SessionState (what requests read)."""
 
     def __init__(
-        self, *, state: SessionState, changes: Changes, db: Database, clock: Clock, settings: Settings
+        self,
+        *,
+        state: SessionState,
+        changes: Changes,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        wait_past_revocation: Callable[[int, int], Awaitable[None]],
     ) -> None:
+        """`wait_past_revocation`: the issuer's (tokens/issuer.py); a session is a credential minted
+        like a token, under the same `iat <= revoke_before` rule."""
         self.state = state
+        self.wait_past_revocation = wait_past_revocation
         self.changes = changes
         self.db = db
         self.clock = clock
@@ -52,6 +62,8 @@ class Sessions:
     ) -> Started:  # fmt: skip
         """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
         the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
+        # Created in the second the user was revoked in, it would be born dead: wait that second out.
+        await self.wait_past_revocation(user_type, user_id)
         cookie = PREFIX + random_token(32)
         now_ms = int(self.clock.now() * 1000)
         ttl = self.settings.session_ttl if ttl is None else ttl

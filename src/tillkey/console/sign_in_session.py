@@ -149,6 +149,8 @@ class ConsoleSessions:
         auth_time/absolute_ms carry over from the session a rotation replaces. enrolling: a
         pending session that may only set up two-factor auth."""
         s = self.settings
+        # Before reading the clock: auth_time in the second the admin was revoked in would be dead.
+        await self._sessions.wait_past_revocation(user_type, user_id)
         now_ms = self._now_ms()
         if absolute_ms is None:
             absolute_ms = now_ms + s.console_absolute_lifetime * 1000
