@@ -652,6 +652,11 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/auth/verification/request"): "a code mailed for one's own address (Medusa email verification)",
     ("POST", "/auth/verification/confirm"): "one's own address verified; the client signs in again for a token",
     ("DELETE", "/store/customers/me/identities/{identity_id}"): "a customer unlinks their own identity; grants nothing",
+    ("POST", "/store/customers/me/identities/{provider}"): "a customer starts linking a provider to itself: a URL",
+    (
+        "POST",
+        "/store/customers/me/identities/{provider}/callback",
+    ): "links a provider's subject to the calling customer (the one that started it); grants no role, no token",
     # Taking away, never handing out.
     ("POST", "/rest/V1/integration/customer/revoke-customer-token"): "revocation",
     ("POST", "/rest/V1/integration/admin/revoke-admin-token"): "revocation",

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, TypeVar
 from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
 from tillkey.accounts.signin.factors import Account
-from tillkey.errors import Unauthenticated
+from tillkey.errors import Conflict, Unauthenticated
+from tillkey.federation.linking import LinkedElsewhere, Linking
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.federation.service import Federation
 from tillkey.principal import Principal, UserType
 from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
 from tillkey.store.identities import Identity
+from tillkey.store.idps import Linked, Provider
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -40,6 +42,30 @@ class CustomerFederation:
     async def location(self, name: str, attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)
         return await self.federation.start(provider, attempt)
+
+    async def link_location(self, name: str, caller: Principal, attempt: Attempt) -> str:
+        """Where to send the browser to link a provider to the signed-in customer `caller` (its
+        bearer token: it signed in with its password and second factor, or a linked provider).
+        The flow's state, kept server-side, carries the customer's id."""
+        if caller.user_type != UserType.CUSTOMER:  # an actorless (registration) token has no customer yet
+            raise Unauthenticated("Sign in to your account to link an identity provider.")
+        provider = await self.federation.provider(name, ACTOR)
+        return await self.federation.start(provider, attempt, {"link_customer": str(caller.user_id)})
+
+    async def link(
+        self, name: str, params: Mapping[str, str], caller: Principal, attempt: Attempt
+    ) -> list[tuple[Linked, Provider]]:
+        """The provider's callback of a link flow, relayed with the same customer's bearer token:
+        the (provider, subject) is linked to that customer (audited `identity.linked`); answers
+        the customer's linked identities. A subject linked to another account is a 409."""
+        if caller.user_type != UserType.CUSTOMER:  # an actorless (registration) token has no customer yet
+            raise Unauthenticated("Sign in to your account to link an identity provider.")
+        provider = await self.federation.provider(name, ACTOR)
+        try:
+            await self.federation.complete(provider, params, attempt, customer=caller.user_id)
+        except LinkedElsewhere as exc:  # audited as a refusal by complete(); a conflict, not bad credentials
+            raise Conflict(exc.message) from None
+        return await Linking(self.tk).identities(UserType.CUSTOMER, caller.user_id)
 
     async def callback(self, name: str, params: Mapping[str, str], attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)

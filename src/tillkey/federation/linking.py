@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 LINK_FIRST = (
-    "An account with this email address exists already. Sign in to it the way you usually do, then link "
-    "your identity provider from your account."
+    "An account with this email address exists already. Sign in to it the way you usually do (with your "
+    "password, and your second factor if you set one up), then link this identity provider from your "
+    "account's linked identities."
 )
 LINKED_ELSEWHERE = "This identity is linked to another account already."
 NO_ACCOUNT = "There is no account for this sign-in. Ask an administrator to create one for you."
@@ -47,7 +48,18 @@ LAST_WAY = (
     "identity. Set a password (or link another identity provider) first."
 )
 REQUIRED = "Sign-in through this identity provider is required for administrators: it cannot be removed."
+NOT_A_LINK = "This sign-in was not started to link an identity provider: start linking from your account again."
+LINK_NOT_SIGN_IN = (
+    "This flow was started to link an identity provider to your account: finish it signed in to that account."
+)
 USER_TYPES = {"admin": UserType.ADMIN, "customer": UserType.CUSTOMER}
+
+
+class LinkedElsewhere(Refused):
+    """The (provider, subject) belongs to another account: never moved."""
+
+    def __init__(self) -> None:
+        super().__init__("identity linked to another account", LINKED_ELSEWHERE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +148,8 @@ class Linking:
 
     async def link_to(self, assertion: Assertion, utype: UserType, user_id: int) -> Resolved:
         """Link the identity to the account that started this flow while signed in (it proved
-        itself: its console session, with the form's CSRF token). An identity linked to another
+        itself: its console session with the form's CSRF token, or a customer's bearer token, which
+        the sign-in state machine issued after its password and second factor). An identity linked to another
         account already is refused, never moved."""
         async with self.tk.db.session() as s:
             linked = await repo.identity(s, assertion.provider.id, assertion.subject)
@@ -145,7 +158,7 @@ class Linking:
             raise Refused("linking account gone", NO_ACCOUNT)
         if linked is not None:
             if (linked.user_type, linked.user_id) != (int(utype), user_id):
-                raise Refused("identity linked to another account", LINKED_ELSEWHERE)
+                raise LinkedElsewhere
             return Resolved(linked, account)
         made = await self._link(assertion, utype, user_id, None)
         await self._audit(audit.IDENTITY_LINKED, assertion, utype, user_id, via="signed-in account")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tillkey import audit
 from tillkey.accounts.signin import Attempt
-from tillkey.federation.linking import Linking, Resolved
+from tillkey.federation.linking import LINK_NOT_SIGN_IN, NOT_A_LINK, Linking, Resolved
 from tillkey.federation.oidc import Assertion, Refused, RelyingParty
 from tillkey.federation.providers import IdentityProviders
 from tillkey.principal import UserType
@@ -52,19 +52,35 @@ class Federation:
             raise
 
     async def complete(
-        self, provider: Provider, params: Mapping[str, str], attempt: Attempt
+        self, provider: Provider, params: Mapping[str, str], attempt: Attempt, *, customer: int | None = None
     ) -> tuple[Assertion, Resolved]:
-        """The provider's verified assertion and the account it signs in to; every refusal audited."""
+        """The provider's verified assertion and the account it signs in to (or is linked to);
+        every refusal audited. `customer`: the signed-in customer finishing a link flow."""
         await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
         try:
             assertion = await self.rp.finish(provider, self.providers.client_secret(provider), params)
-            link = assertion.context.get("link_admin")  # the flow was started to link, by this admin
-            if link is not None and provider.actor == "admin":
-                return assertion, await Linking(self.tk).link_to(assertion, UserType.ADMIN, int(link))
-            return assertion, await Linking(self.tk).resolve(assertion)
+            return assertion, await self._resolve(provider, assertion, customer)
         except Refused as exc:
             await self.refused(provider.name, exc, attempt)
             raise
+
+    async def _resolve(self, provider: Provider, assertion: Assertion, customer: int | None) -> Resolved:
+        link = assertion.context.get("link_admin")  # the flow was started to link, by this admin
+        if link is not None and provider.actor == "admin":
+            return await Linking(self.tk).link_to(assertion, UserType.ADMIN, int(link))
+        # A customer's link: started with its bearer token (the state holds its id) and finished
+        # with the same customer's token. Neither half turns into the other: a sign-in's state
+        # links nothing, and a link's state signs nobody in.
+        bound = assertion.context.get("link_customer")
+        if customer is None and bound is None:
+            return await Linking(self.tk).resolve(assertion)
+        if bound is None:
+            raise Refused("the state of a sign-in flow offered to link", NOT_A_LINK)
+        if customer is None:
+            raise Refused("the state of a link flow offered to sign in", LINK_NOT_SIGN_IN)
+        if provider.actor != "customer" or int(bound) != customer:
+            raise Refused(f"link flow of customer {bound} finished by customer {customer}")
+        return await Linking(self.tk).link_to(assertion, UserType.CUSTOMER, customer)
 
     async def refused(self, provider: str, exc: Refused, attempt: Attempt) -> None:
         await self.tk.audit.record(

@@ -12,10 +12,12 @@ from starlette.responses import JSONResponse
 from tillkey.access.tree import ANONYMOUS, SELF
 from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
 from tillkey.errors import NotFound
+from tillkey.federation.customers import CustomerFederation
 from tillkey.federation.linking import Linking
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Customer
 from tillkey.store.idps import Linked, Provider
+from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import iso_dt, json_body, prefixed_id
 from tillkey.web.routing import Api, principal, tillkey
 
@@ -55,7 +57,7 @@ async def me(request: Request, caller: Caller) -> JSONResponse:
     return JSONResponse({"customer": customer_json(account)})
 
 
-# --- linked identities (issue 14): the customer's own, listed and removable --------------------
+# --- linked identities (issue 14): the customer's own, listed, linked and removable -------------
 
 IDENTITY_PREFIX = "fedid_"
 
@@ -89,3 +91,26 @@ async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResp
         raise NotFound("There is no such linked identity.")
     await Linking(tillkey(request)).unlink(UserType.CUSTOMER, caller.user_id, raw)
     return JSONResponse({"id": identity_id, "object": "identity", "deleted": True}, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/store/customers/me/identities/{provider}", resources=[SELF], actors=(UserType.CUSTOMER,),
+    summary="Link an identity provider to the calling customer: answers {location}, where to send the browser",
+)  # fmt: skip
+async def link_start(request: Request, caller: Caller, provider: str) -> JSONResponse:
+    location = await CustomerFederation(tillkey(request)).link_location(provider, caller, attempt(request))
+    return JSONResponse({"location": location}, headers=NO_STORE)
+
+
+@api.route(
+    "POST", "/store/customers/me/identities/{provider}/callback", resources=[SELF], actors=(UserType.CUSTOMER,),
+    summary="The provider's redirect of a link flow, relayed with the same customer's token: answers {identities}",
+)  # fmt: skip
+async def link_callback(request: Request, caller: Caller, provider: str) -> JSONResponse:
+    tk = tillkey(request)
+    params = dict(request.query_params)
+    if not params:
+        body = await json_body(request, tk.settings.max_body_bytes)
+        params = {k: v for k, v in body.items() if isinstance(v, str)}
+    linked = await CustomerFederation(tk).link(provider, params, caller, attempt(request))
+    return JSONResponse({"identities": [_identity_json(i, p) for i, p in linked]}, headers=NO_STORE)
