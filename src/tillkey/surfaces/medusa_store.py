@@ -19,7 +19,7 @@ from tillkey.store.accounts import Customer
 from tillkey.store.idps import Linked, Provider
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import iso_dt, json_body, prefixed_id
-from tillkey.web.routing import Api, principal, tillkey
+from tillkey.web.routing import ERROR_RESPONSES, Api, principal, tillkey
 
 api = Api(tags=["Medusa store"])
 Caller = Annotated[Principal, Depends(principal)]
@@ -105,6 +105,7 @@ async def link_start(request: Request, caller: Caller, provider: str) -> JSONRes
 @api.route(
     "POST", "/store/customers/me/identities/{provider}/callback", resources=[SELF], actors=(UserType.CUSTOMER,),
     summary="The provider's redirect of a link flow, relayed with the same customer's token: answers {identities}",
+    responses={409: ERROR_RESPONSES[400]},  # the subject is linked to another account
 )  # fmt: skip
 async def link_callback(request: Request, caller: Caller, provider: str) -> JSONResponse:
     tk = tillkey(request)
