@@ -292,7 +292,8 @@ class SignIn:
                 raise SecondFactorFailed(second.wrong)
             if second.used_event:
                 await self._audit(second.used_event, attempt, subject, account.id, **used_details(second))
-            return SignedIn(subject.user_type, account, (*amr, *proved(second)))
+            # Each value once: a provider's "mfa" and then a passkey's would otherwise repeat it.
+            return SignedIn(subject.user_type, account, tuple(dict.fromkeys((*amr, *proved(second)))))
         if second is None and "mfa" in amr and await self._vouched_enough(account, amr):
             return SignedIn(subject.user_type, account, amr)  # the first factor vouched for a second
         enrolled = await second_factor_enrolled(self.tk, account)
