@@ -37,6 +37,8 @@ ACCOUNTS = {
     "lin": {"claims": LIN},
     "boss": {"claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
              "amr": ["pwd", "mfa"]},
+    "keyed": {"claims": {"email": "keyed@corp.example", "email_verified": True, "groups": ["admins"]},
+              "amr": ["hwk", "mfa"]},
 }  # fmt: skip
 
 
@@ -127,6 +129,26 @@ def test_the_second_factor_policy_applies_unless_the_provider_asserts_mfa(tmp_pa
             async with t.browser() as browser:
                 # amr carries "mfa" and the provider is trusted for it: straight into the console.
                 r = await _sign_in(browser, "boss")
+                assert r.status_code == 200 and 'url=/console/"' in r.text, r.text
+                assert (await browser.get("/console/")).status_code == 200
+
+    inprocess.run(body)
+
+
+def test_a_providers_mfa_is_no_passkey_unless_its_amr_shows_a_key(tmp_path: Path, op: OpenIDProvider) -> None:
+    """TILLKEY_ADMIN_PASSKEY_REQUIRED: the provider's "mfa" after a one-time code leaves a full-access
+    admin a passkey to show; its "hwk" (a security key at the provider) is phishing-resistant."""
+
+    async def body() -> None:
+        settings = {"federation_allow_private_endpoints": True, "admin_passkey_required": "full_access"}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await _setup(t, op, mfa_from_amr=True)
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "boss")  # amr pwd, mfa: no key
+                assert r.status_code == 200 and "/console/login/enrol/passkey" in r.text, r.text
+                assert (await browser.get("/console/")).status_code != 200
+            async with t.browser() as browser:
+                r = await _sign_in(browser, "keyed")  # amr hwk, mfa
                 assert r.status_code == 200 and 'url=/console/"' in r.text, r.text
                 assert (await browser.get("/console/")).status_code == 200
 

@@ -389,6 +389,21 @@ async def _console_tfa_reset(t: InProcess) -> None:
     assert await _enrolled(t, tf.id) and await _enrolled(t, root.id)
 
 
+@case("POST", "/console/admins/{id}/factors-reset")
+async def _console_factors_reset(t: InProcess) -> None:
+    """The same reset from the admin's detail page: one's own, or an admin above oneself."""
+    tf = await t.create_admin("tf", resources=[USERS, TFA])
+    root = await t.create_admin("root")
+    for admin in (tf, root):
+        await t.tk.services.totp.enroll(admin.id)
+    console = await t.console_session(tf.id)
+    r = await console.post(f"/console/admins/{tf.id}/factors-reset", {"confirm": "yes"})
+    _refused(r)
+    assert "reset your own second factor" in r.text
+    _refused(await console.post(f"/console/admins/{root.id}/factors-reset", {"confirm": "yes"}), ALL)
+    assert await _enrolled(t, tf.id) and await _enrolled(t, root.id)
+
+
 @case("POST", "/console/admins/{id}/password")
 async def _console_password_reset(t: InProcess) -> None:
     """Resetting one's own password without the current one, or that of an admin above oneself

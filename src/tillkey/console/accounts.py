@@ -10,6 +10,7 @@ from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.signin import Attempt
 from tillkey.console import listing
 from tillkey.console.dashboard import trail
+from tillkey.console.factors import factors_of, recent_sign_ins
 from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
@@ -84,6 +85,12 @@ def _password(c: Console, name: str = "password") -> str:
     return value
 
 
+_ADMIN_DONE = {
+    "password": "The password was reset; the admin was signed out everywhere.",
+    "factors": "The second factor was reset; the admin was signed out everywhere and sets one up again.",
+}
+
+
 @pages.route("GET", "/console/admins/{id}", resources=[USERS], summary="An admin user")
 async def admin_page(c: Console) -> Response:
     admin_id = _id(c)
@@ -93,11 +100,11 @@ async def admin_page(c: Console) -> Response:
     if admin is None:
         raise NotFound("The admin user doesn't exist.")
     status = await c.tk.services.totp.status(admin.id)
-    reset = c.request.query_params.get("done") == "password"
-    done = "The password was reset; the admin was signed out everywhere." if reset else None
+    done = _ADMIN_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
         "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=role, can_roles=c.allowed(ROLES),
         tfa=status.active, own=admin.id == c.session.user_id, trail=await trail(c, UserType.ADMIN, admin.id),
+        factors=await factors_of(c, admin.id), can_tfa=c.allowed(TFA),
     )  # fmt: skip
 
 
@@ -130,7 +137,8 @@ async def account_page(c: Console) -> Response:
     notice = _ACCOUNT_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
         "account.html", "My account", notice=notice, identities=identities,
-        providers=await federation.enabled("admin"),
+        providers=await federation.enabled("admin"), factors=await factors_of(c, c.session.user_id),
+        sign_ins=await recent_sign_ins(c, c.session.user_id),
     )  # fmt: skip
 
 
@@ -199,6 +207,20 @@ async def admin_role(c: Console) -> Response:
 async def admin_tfa_reset(c: Console) -> Response:
     await c.tk.services.totp.reset(c.principal, _id(c))  # never one's own: the service refuses it
     return c.redirect("/console/admins")
+
+
+@pages.route(
+    "POST", "/console/admins/{id}/factors-reset", resources=[USERS, TFA], summary="Reset an admin's second factor",
+    delegates="second_factor_reset", page="/console/admins/{id}",
+    confirm="Reset this admin's second factor (authenticator app, recovery codes and passkeys)? They are signed "
+    "out everywhere and set one up again at their next sign-in.",
+)  # fmt: skip
+async def admin_factors_reset(c: Console) -> Response:
+    """From the admin's detail page: the same reset as the list's (TOTP, recovery codes, passkeys,
+    tokens), refused in place for one's own or a peer the grant does not cover."""
+    admin_id = _id(c)
+    await c.tk.services.totp.reset(c.principal, admin_id)
+    return c.redirect(f"/console/admins/{admin_id}?done=factors")
 
 
 # --- roles --------------------------------------------------------------------------------------

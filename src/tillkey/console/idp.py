@@ -106,7 +106,10 @@ async def callback(request: Request, name: str) -> Response:
     mfa = provider.mfa_from_amr and assertion.asserts_mfa
     try:
         outcome = await SignIn(tk).begin(
-            Subject(UserType.ADMIN, admin.username), ExternalAssertion(UserType.ADMIN, admin.id, mfa), where, issue
+            Subject(UserType.ADMIN, admin.username),
+            ExternalAssertion(UserType.ADMIN, admin.id, mfa, assertion.amr),
+            where,
+            issue,
         )
     except TillkeyError as exc:
         await federation.refused(provider.name, Refused(exc.detail or exc.message), where)

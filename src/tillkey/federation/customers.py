@@ -112,7 +112,7 @@ class CustomerFederation:
         try:
             outcome = await SignIn(self.tk).begin(
                 Subject(UserType.CUSTOMER, customer.email),
-                ExternalAssertion(UserType.CUSTOMER, customer.id, trusted_mfa),
+                ExternalAssertion(UserType.CUSTOMER, customer.id, trusted_mfa, assertion.amr),
                 attempt,
                 issue,
             )

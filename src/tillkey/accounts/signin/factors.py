@@ -126,19 +126,25 @@ class Password:
 class ExternalAssertion:
     """An external identity provider's verified assertion (federation/oidc.py checked the ID token;
     federation/linking.py found the account by (provider, subject)): the account is proved already.
-    `mfa`: the provider asserted a second factor (amr) and is configured to be trusted for it."""
+    `mfa`: the provider asserted a second factor (amr) and is configured to be trusted for it;
+    `provider_amr`: the amr values it asserted (RFC 8176), for what kind of factor that was."""
 
     account_type: UserType
     account_id: int
     mfa: bool = False
+    provider_amr: tuple[str, ...] = ()
     amr: ClassVar[str] = "fed"
     wrong: ClassVar[str] = "external assertion without an account"
 
     @property
     def asserted(self) -> tuple[str, ...]:
         """amr values vouched for beyond its own ("mfa": the provider checked a second factor and
-        is trusted to say so); the state machine then asks for no second factor of its own."""
-        return ("mfa",) if self.mfa else ()
+        is trusted to say so; with it "hwk"/"swk" when that factor was a key, phishing-resistant);
+        the state machine then asks for no second factor of its own, unless TILLKEY_ADMIN_PASSKEY_
+        REQUIRED wants a phishing-resistant one the provider did not assert."""
+        if not self.mfa:
+            return ()
+        return ("mfa", *(a for a in PHISHING_RESISTANT if a in self.provider_amr))
 
     async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
         return await account_by_id(db, self.account_type, self.account_id)
@@ -149,6 +155,10 @@ class ExternalAssertion:
     async def passed(self, tk: Tillkey, account: Account) -> None:
         return None
 
+
+# RFC 8176: proof of possession of a hardware- or software-secured key (a passkey, a security key):
+# what TILLKEY_ADMIN_PASSKEY_REQUIRED accepts, never a code one can be tricked into typing elsewhere.
+PHISHING_RESISTANT = ("hwk", "swk")
 
 UNKNOWN_PASSKEY = "(unknown passkey)"  # no account can have this name: a space is not PRECIS
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from tillkey import audit
 from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import (
+    PHISHING_RESISTANT,
     Account,
     ExternalAssertion,
     FirstFactor,
@@ -153,9 +154,12 @@ def used_details(second: SecondFactor) -> dict[str, object]:
 
 def asserted(first: FirstFactor) -> tuple[str, ...]:
     """What a first factor vouches for beyond itself (factors.py ExternalAssertion: "mfa" when an
-    external provider is trusted to report its second factor); most factors vouch for nothing."""
-    extra = getattr(first, "asserted", ())
-    return tuple(a for a in extra if a == "mfa")
+    external provider is trusted to report its second factor, and "hwk"/"swk" when that was a key);
+    most factors vouch for nothing. A key without "mfa" vouches for nothing either."""
+    extra = tuple(getattr(first, "asserted", ()))
+    if "mfa" not in extra:
+        return ()
+    return ("mfa", *(a for a in extra if a in PHISHING_RESISTANT))
 
 
 async def email_unverified(tk: Tillkey, user_type: UserType, account: Account) -> bool:
@@ -288,8 +292,9 @@ class SignIn:
                 raise SecondFactorFailed(second.wrong)
             if second.used_event:
                 await self._audit(second.used_event, attempt, subject, account.id, **used_details(second))
-            return SignedIn(subject.user_type, account, (*amr, *proved(second)))
-        if second is None and "mfa" in amr:
+            # Each value once: a provider's "mfa" and then a passkey's would otherwise repeat it.
+            return SignedIn(subject.user_type, account, tuple(dict.fromkeys((*amr, *proved(second)))))
+        if second is None and "mfa" in amr and await self._vouched_enough(account, amr):
             return SignedIn(subject.user_type, account, amr)  # the first factor vouched for a second
         enrolled = await second_factor_enrolled(self.tk, account)
         demanded = second is not None and second.demanded
@@ -298,6 +303,12 @@ class SignIn:
             # it lands here too: only a passkey completes the sign-in.)
             return SecondFactorDue(subject.user_type, account, enrolled, amr)
         return SignedIn(subject.user_type, account, amr)
+
+    async def _vouched_enough(self, account: Account, amr: tuple[str, ...]) -> bool:
+        """A vouched-for second factor satisfies TILLKEY_ADMIN_PASSKEY_REQUIRED only when it was
+        phishing-resistant (amr hwk/swk: a passkey signing in, or a provider asserting a key);
+        an identity provider's "mfa" after a TOTP code or an SMS leaves the admin a passkey to show."""
+        return any(a in amr for a in PHISHING_RESISTANT) or not await passkey_required(self.tk, account)
 
     def _due(self, account: Account, enrolled: bool) -> bool:
         """TILLKEY_ADMIN_2FA / TILLKEY_CUSTOMER_2FA: off, optional (for those who set it up),
