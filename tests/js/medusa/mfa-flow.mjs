@@ -2,8 +2,9 @@
 // and a customer, and prints one JSON object of observations for tests/test_medusa_sdk.py.
 //   BASE=… EMAIL=… PASSWORD=… CUSTOMER_EMAIL=… CUSTOMER_PASSWORD=… node mfa-flow.mjs
 // TOTP codes (RFC 6238: HMAC-SHA-1, 30 s, 6 digits) come from node:crypto, as an app computes
-// them. Enrolment spends the previous step's code (the server accepts ±1 step) so the challenge
-// can use the current one without waiting: a step is never accepted twice.
+// them. Enrolment spends the current step's code and the challenge the next step's (the server
+// accepts ±1 step), so the challenge needs no wait (a step is never accepted twice) and either
+// code still holds if a step ends between computing it and the server checking it.
 import { createHmac } from "node:crypto";
 import Medusa from "@medusajs/js-sdk";
 
@@ -39,7 +40,7 @@ async function attempt(fn) {
 
 async function enrol(sdk) {
   const started = await sdk.auth.mfa.start({ provider: "totp" });
-  const verified = await sdk.auth.mfa.verify(started.mfa_factor.id, { code: totp(started.secret, -1) });
+  const verified = await sdk.auth.mfa.verify(started.mfa_factor.id, { code: totp(started.secret) });
   const { recovery_codes } = await sdk.auth.mfa.generateRecoveryCodes();
   const { mfa_factors } = await sdk.auth.mfa.list();
   return { secret: started.secret, started, verified: verified.mfa_factor, recovery_codes, mfa_factors };
@@ -61,9 +62,9 @@ const adminLogin = await admin.auth.login("user", "emailpass", { email: EMAIL, p
 out.admin_login = { mfa_required: adminLogin.mfa_required, methods: adminLogin.mfa_challenge?.methods };
 out.admin_me_pending = await attempt(() => admin.admin.user.me());
 out.admin_wrong_code = await attempt(() =>
-  admin.auth.mfa.verifyChallenge(adminLogin.mfa_challenge.id, { method: "totp", code: "000000" === totp(a.secret) ? "111111" : "000000" }),
+  admin.auth.mfa.verifyChallenge(adminLogin.mfa_challenge.id, { method: "totp", code: "000000" === totp(a.secret, 1) ? "111111" : "000000" }),
 );
-out.admin_token = await admin.auth.mfa.verifyChallenge(adminLogin.mfa_challenge.id, { method: "totp", code: totp(a.secret) });
+out.admin_token = await admin.auth.mfa.verifyChallenge(adminLogin.mfa_challenge.id, { method: "totp", code: totp(a.secret, 1) });
 out.admin_me = (await admin.admin.user.me()).user.email;
 out.admin_refresh = await attempt(() => admin.auth.refresh());
 out.admin_disable = await attempt(() => admin.auth.mfa.disable(a.mfa_factors[0].id));
