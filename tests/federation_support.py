@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 
-from tests.conftest import free_port, need_node, stop_process
+from tests.conftest import free_port, stop_process
+from tests.js_packages import installed
 
 JS = Path(__file__).parent / "js" / "oidc-op"
 CLIENT_ID = "tillkey-test"
@@ -39,9 +40,8 @@ class OpenIDProvider:
 
 
 def _node_modules() -> None:
-    need_node("the OpenID provider of the federation tests")
-    if not (JS / "node_modules" / "oidc-provider").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
+    # Under the shared file lock: another worker's `npm ci` empties node_modules while it runs.
+    installed("oidc-op", "oidc-provider", what="the OpenID provider of the federation tests")
 
 
 @contextmanager

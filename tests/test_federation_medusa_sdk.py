@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Server, need_node, start_server
+from tests.conftest import Server, start_server
 from tests.federation_support import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -24,6 +24,7 @@ from tests.federation_support import (
     sign_in_at_provider,
 )
 from tests.inprocess import run
+from tests.js_packages import installed
 
 JS = Path(__file__).parent / "js" / "medusa"
 pytestmark = pytest.mark.interop
@@ -47,9 +48,7 @@ def srv(tmp_path: Path) -> Iterator[Server]:
 
 
 def _sdk(srv: Server, key: str, **env: str) -> Any:
-    need_node("the Medusa SDK federation test")
-    if not (JS / "node_modules" / "@medusajs" / "js-sdk").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=300)
+    installed("medusa", "@medusajs/js-sdk", what="the Medusa SDK federation test")
     base = {"PATH": "/usr/bin:/bin:/usr/local/bin", "BASE": srv.url, "KEY": key}
     res = subprocess.run(
         ["node", "sdk-federated.mjs"], cwd=JS, env={**base, **env}, capture_output=True, text=True, timeout=120
