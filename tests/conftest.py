@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -294,6 +295,24 @@ class Server:
         tok = r.json()
         assert isinstance(tok, str)
         return tok
+
+
+@pytest.fixture(scope="session")
+def magento_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("my-magento")
+
+
+@pytest.fixture
+def magento(magento_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # my-magento writes log files into the working directory and finds its package-wide log
+    # handler again by a path relative to it: a client built in another folder than the one the
+    # package was imported in adds a None handler and fails on its first log line. Build every
+    # client in one folder, and point the package handler at it whichever folder imported it.
+    monkeypatch.chdir(magento_dir)
+    module = pytest.importorskip("magento", reason="my-magento is in the dev extras")
+    name = module.utils.MagentoLogger.PACKAGE_LOG_NAME
+    module.logger = module.utils.MagentoLogger(name=name, log_file=name + ".log", stdout_level="WARNING")
+    return module
 
 
 def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:

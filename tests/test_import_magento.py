@@ -11,6 +11,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pymysql
 import pyotp
@@ -295,13 +296,11 @@ def _oauth1(machine: dict[str, str]) -> OAuth1:
 
 
 def test_real_clients_use_what_was_imported_requests_oauthlib_and_my_magento(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str, magento: ModuleType
 ) -> None:
     """requests-oauthlib signs with an imported integration's original secrets; my-magento signs in
     as an imported admin with the password Magento had."""
     inprocess.cli_environment(monkeypatch, tmp_path)
-    monkeypatch.chdir(tmp_path)  # my-magento writes its log files into the working directory
-    magento = pytest.importorskip("magento", reason="my-magento is in the dev extras")
     monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
 
     async def body() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,19 +9,6 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, Server
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture(scope="session")
-def magento_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("my-magento")
-
-
-@pytest.fixture
-def magento(magento_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    # my-magento writes log files into the working directory, and its package-wide log handler
-    # is found again by file name relative to it: import it, and build every client, in one folder.
-    monkeypatch.chdir(magento_dir)
-    return pytest.importorskip("magento", reason="my-magento is in the dev extras")
 
 
 def _client(magento: Any, server: Server, username: str) -> Any:
