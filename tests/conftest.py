@@ -309,7 +309,7 @@ def magento(magento_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     # package was imported in adds a None handler and fails on its first log line. Build every
     # client in one folder, and point the package handler at it whichever folder imported it.
     monkeypatch.chdir(magento_dir)
-    module = pytest.importorskip("magento", reason="my-magento is in the dev extras")
+    module: ModuleType = pytest.importorskip("magento", reason="my-magento is in the dev extras")
     name = module.utils.MagentoLogger.PACKAGE_LOG_NAME
     module.logger = module.utils.MagentoLogger(name=name, log_file=name + ".log", stdout_level="WARNING")
     return module
