@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -309,10 +309,10 @@ def magento(magento_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     # package was imported in adds a None handler and fails on its first log line. Build every
     # client in one folder, and point the package handler at it whichever folder imported it.
     monkeypatch.chdir(magento_dir)
-    module: ModuleType = pytest.importorskip("magento", reason="my-magento is in the dev extras")
+    module: Any = pytest.importorskip("magento", reason="my-magento is in the dev extras")
     name = module.utils.MagentoLogger.PACKAGE_LOG_NAME
     module.logger = module.utils.MagentoLogger(name=name, log_file=name + ".log", stdout_level="WARNING")
-    return module
+    return cast(ModuleType, module)
 
 
 def start_server(tmp: Path, backend: str = "sqlite", **env: str) -> Server:
