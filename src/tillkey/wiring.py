@@ -18,6 +18,7 @@ from tillkey.access.tree import ResourceTree
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.headless import Headless
 from tillkey.accounts.integrations import Integrations
+from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
 from tillkey.accounts.totp import Totp
@@ -165,6 +166,7 @@ class Services:
             for utype in (UserType.ADMIN, UserType.CUSTOMER)
         }
         self.totp = self._totp[UserType.ADMIN]
+        self.passkeys = Passkeys(db=db, master=master, settings=settings, clock=clock, audit=audit, totp=self.totp)
 
     def totp_for(self, user_type: UserType) -> Totp:
         """The TOTP service of admins or of customers."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests import inprocess
 from tests.inprocess import BASE_URL, InProcess
 from tests.passkey_support import SoftAuthenticator
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SecondFactorDue, SignedIn, SignIn, Subject
 from tillkey.principal import UserType
 
@@ -21,7 +21,7 @@ TFA = "Magento_TwoFactorAuth::tfa"
 
 async def _passkey(t: InProcess, admin_id: int, name: str) -> None:
     owner = Owner(UserType.ADMIN, admin_id)
-    passkeys = Passkeys(t.tk)
+    passkeys = t.tk.services.passkeys
     ceremony = await passkeys.registration_options(owner, "test-binding")
     key = SoftAuthenticator(BASE_URL)
     await passkeys.register(owner, "test-binding", ceremony.id, key.create(ceremony.options), name)
@@ -77,7 +77,7 @@ def test_another_admin_resets_the_second_factor_from_the_detail_page(tmp_path: P
             r = await console.post(f"/console/admins/{bob.id}/factors-reset", {"confirm": "yes"})
             assert r.status_code == 303 and r.headers["location"] == f"/console/admins/{bob.id}?done=factors"
             assert not (await t.tk.services.totp.status(bob.id)).active
-            assert not await Passkeys(t.tk).has_any(Owner(UserType.ADMIN, bob.id))
+            assert not await t.tk.services.passkeys.has_any(Owner(UserType.ADMIN, bob.id))
             assert (await t.client.get("/rest/V1/store/websites", headers=t.bearer(token))).status_code == 401
             page = await console.get(f"/console/admins/{bob.id}?done=factors")
             assert "The second factor was reset" in page.text and "Authenticator app</dt><dd>off" in page.text

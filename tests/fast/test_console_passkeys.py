@@ -15,7 +15,7 @@ from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, BASE_URL, InProcess
 from tests.oauth2_support import hidden_fields
 from tests.passkey_support import SoftAuthenticator
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.principal import UserType
 
 SAME_ORIGIN = {"Origin": BASE_URL, "Sec-Fetch-Site": "same-origin"}
@@ -111,8 +111,8 @@ def test_a_passkey_is_the_console_second_factor(tmp_path: Path) -> None:
                 assert "data-passkey" not in page.text and "<script" not in page.text  # no passkey yet
             key = SoftAuthenticator(BASE_URL)
             owner = Owner(UserType.ADMIN, alice.id)
-            ceremony = await Passkeys(t.tk).registration_options(owner, "setup")
-            await Passkeys(t.tk).register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
+            ceremony = await t.tk.services.passkeys.registration_options(owner, "setup")
+            await t.tk.services.passkeys.register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
             async with t.browser() as browser:
                 r = await _password(browser)
                 assert r.headers["location"].startswith("/console/login/otp")
@@ -136,8 +136,8 @@ def test_passwordless_sign_in_with_a_discoverable_passkey(tmp_path: Path) -> Non
                 assert "<script" not in page.text  # no admin has a passkey: the page loads nothing
             key = SoftAuthenticator(BASE_URL)
             owner = Owner(UserType.ADMIN, alice.id)
-            ceremony = await Passkeys(t.tk).registration_options(owner, "setup")
-            await Passkeys(t.tk).register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
+            ceremony = await t.tk.services.passkeys.registration_options(owner, "setup")
+            await t.tk.services.passkeys.register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
 
             async def attempt(browser: httpx.AsyncClient, **kw: Any) -> tuple[httpx.Response, dict[str, str]]:
                 page = await browser.get("/console/login")
@@ -165,8 +165,10 @@ def test_passwordless_sign_in_with_a_discoverable_passkey(tmp_path: Path) -> Non
                 # A customer's passkey (unknown to admin sign-in): the generic refusal.
                 customer = Owner(UserType.CUSTOMER, (await t.create_customer("ada@example.com")).id)
                 shopper = SoftAuthenticator(BASE_URL)
-                ceremony = await Passkeys(t.tk).registration_options(customer, "setup")
-                await Passkeys(t.tk).register(customer, "setup", ceremony.id, shopper.create(ceremony.options), "Phone")
+                ceremony = await t.tk.services.passkeys.registration_options(customer, "setup")
+                await t.tk.services.passkeys.register(
+                    customer, "setup", ceremony.id, shopper.create(ceremony.options), "Phone"
+                )
                 page = await other.get("/console/login")
                 fields = hidden_fields(page.text)
                 got = (
@@ -220,7 +222,7 @@ def test_an_admin_who_must_use_a_passkey_adds_one_at_sign_in(tmp_path: Path) -> 
                 done = await enrol(key)
                 assert done.status_code == 303 and done.headers["location"] == "/console/", done.text
                 assert (await browser.get("/console/")).status_code == 200
-            [added] = await Passkeys(t.tk).list(Owner(UserType.ADMIN, alice.id))
+            [added] = await t.tk.services.passkeys.list(Owner(UserType.ADMIN, alice.id))
             assert added.name == "Key"
             # From now on her sign-in asks for the passkey, on the code page (a code is refused).
             async with t.browser() as browser:

@@ -14,7 +14,7 @@ from tests import inprocess
 from tests.inprocess import ADMIN_PASSWORD, BASE_URL, CUSTOMER_PASSWORD, InProcess
 from tests.passkey_support import SoftAuthenticator
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.accounts.totp import PERIOD
 from tillkey.principal import UserType
 from tillkey.store import totp as totp_repo
@@ -212,7 +212,7 @@ def test_removing_needs_recent_mfa_and_never_an_admins_last_factor(tmp_path: Pat
             assert r.status_code == 400 and r.json()["type"] == "not_allowed"
             # Another admin's reset (a lost device) takes the passkeys with the TOTP.
             await t.tk.services.totp.reset(OPERATOR, alice.id)
-            assert await Passkeys(t.tk).list(Owner(UserType.ADMIN, alice.id)) == []
+            assert await t.tk.services.passkeys.list(Owner(UserType.ADMIN, alice.id)) == []
 
     inprocess.run(body)
 
@@ -246,8 +246,8 @@ def test_full_access_admins_must_use_a_passkey(tmp_path: Path) -> None:
             assert r.status_code in (400, 401), r.text
             # With a passkey (set up here through the service; the console's page does it for people).
             key, owner = SoftAuthenticator(BASE_URL), Owner(UserType.ADMIN, root.id)
-            ceremony = await Passkeys(t.tk).registration_options(owner, "setup")
-            await Passkeys(t.tk).register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
+            ceremony = await t.tk.services.passkeys.registration_options(owner, "setup")
+            await t.tk.services.passkeys.register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
             t.advance(PERIOD)
             challenge = await _login(t, "root@example.com", "user", ADMIN_PASSWORD)
             assert (await totp(challenge, root_secret)).status_code == 401  # a code is not phishing-resistant

@@ -16,7 +16,7 @@ from tests import inprocess
 from tests.inprocess import BASE_URL, InProcess
 from tests.passkey_support import SoftAuthenticator
 from tillkey import audit
-from tillkey.accounts.passkeys import Owner, PasskeyRefused, Passkeys
+from tillkey.accounts.passkeys import Owner, PasskeyRefused
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import UserType
 from tillkey.store.audit import AuditQuery
@@ -30,13 +30,13 @@ async def _customer(t: InProcess, email: str = "ada@example.com") -> Owner:
 
 
 async def _register(t: InProcess, owner: Owner, key: SoftAuthenticator, name: str = "Phone", **kw: Any) -> Any:
-    passkeys = Passkeys(t.tk)
+    passkeys = t.tk.services.passkeys
     ceremony = await passkeys.registration_options(owner, SESSION)
     return await passkeys.register(owner, SESSION, ceremony.id, key.create(ceremony.options, **kw), name)
 
 
 async def _sign_in(t: InProcess, owner: Owner, key: SoftAuthenticator, binding: str = SESSION, **kw: Any) -> Any:
-    passkeys = Passkeys(t.tk)
+    passkeys = t.tk.services.passkeys
     ceremony = await passkeys.authentication_options(owner, binding)
     return await passkeys.authenticate(owner, binding, ceremony.id, key.get(ceremony.options, **kw))
 
@@ -46,29 +46,29 @@ def test_register_list_rename_use_and_remove(tmp_path: Path) -> None:
         async with inprocess.running(tmp_path) as t:
             owner = await _customer(t)
             key = SoftAuthenticator(BASE_URL)
-            options = (await Passkeys(t.tk).registration_options(owner, SESSION)).options
+            options = (await t.tk.services.passkeys.registration_options(owner, SESSION)).options
             assert options["rp"] == {"id": RP, "name": "Tillkey"} and options["attestation"] == "none"
             assert options["authenticatorSelection"]["residentKey"] == "preferred"
             passkey = await _register(t, owner, key)
             assert (passkey.name, passkey.sign_count, passkey.backup_eligible) == ("Phone", 0, False)
             assert passkey.transports == ("internal",) and passkey.aaguid == str(uuid.UUID(bytes=bytes(16)))
             # A second registration excludes the first (the authenticator would refuse to duplicate it).
-            again = (await Passkeys(t.tk).registration_options(owner, SESSION)).options
+            again = (await t.tk.services.passkeys.registration_options(owner, SESSION)).options
             assert [c["id"] for c in again["excludeCredentials"]] == [passkey.credential_id]
 
             used = await _sign_in(t, owner, key)
             assert used.passkey.id == passkey.id and used.amr == ("hwk", "user", "mfa")
-            [listed] = await Passkeys(t.tk).list(owner)
+            [listed] = await t.tk.services.passkeys.list(owner)
             assert listed.sign_count == 1 and listed.last_used_ms is not None
 
-            renamed = await Passkeys(t.tk).rename(owner, passkey.id, "  Work laptop ")
+            renamed = await t.tk.services.passkeys.rename(owner, passkey.id, "  Work laptop ")
             assert renamed.name == "Work laptop"
             with pytest.raises(InvalidRequest):
-                await Passkeys(t.tk).rename(owner, passkey.id, "bad\nname")
-            await Passkeys(t.tk).remove(owner, passkey.id)
-            assert await Passkeys(t.tk).list(owner) == []
+                await t.tk.services.passkeys.rename(owner, passkey.id, "bad\nname")
+            await t.tk.services.passkeys.remove(owner, passkey.id)
+            assert await t.tk.services.passkeys.list(owner) == []
             with pytest.raises(NotFound):
-                await Passkeys(t.tk).remove(owner, passkey.id)
+                await t.tk.services.passkeys.remove(owner, passkey.id)
             events = [r.event for r in await t.tk.audit.search(AuditQuery(event_prefix="passkey.", limit=20))]
             for event in (audit.PASSKEY_REGISTERED, audit.PASSKEY_RENAMED, audit.PASSKEY_REMOVED):
                 assert event in events
@@ -97,7 +97,7 @@ def test_a_challenge_is_single_use_bound_and_short_lived(tmp_path: Path) -> None
             owner = await _customer(t)
             key = SoftAuthenticator(BASE_URL)
             await _register(t, owner, key)
-            passkeys = Passkeys(t.tk)
+            passkeys = t.tk.services.passkeys
 
             ceremony = await passkeys.authentication_options(owner, SESSION)
             answer = key.get(ceremony.options)
@@ -140,7 +140,7 @@ def test_wrong_origin_and_wrong_rp_id_are_refused(tmp_path: Path) -> None:
                 await _register(t, owner, key, origin="https://evil.example")
             with pytest.raises(InvalidRequest, match="could not be verified"):
                 await _register(t, owner, key, rp_id="evil.example")
-            assert await Passkeys(t.tk).list(owner) == []
+            assert await t.tk.services.passkeys.list(owner) == []
 
             await _register(t, owner, key)
             cred = key.credentials[-1]
@@ -192,9 +192,9 @@ async def _counter_and_replay(t: InProcess) -> None:
     with pytest.raises(PasskeyRefused, match="sign count"):
         await _sign_in(t, owner, key, counter=3)
     await _sign_in(t, owner, key, counter=6)
-    [passkey] = await Passkeys(t.tk).list(owner)
+    [passkey] = await t.tk.services.passkeys.list(owner)
     assert passkey.sign_count == 6
-    passkeys = Passkeys(t.tk)
+    passkeys = t.tk.services.passkeys
     ceremony = await passkeys.authentication_options(owner, SESSION)
     answer = key.get(ceremony.options, counter=7)
     await passkeys.authenticate(owner, SESSION, ceremony.id, answer)
@@ -208,7 +208,7 @@ async def _register_again(t: InProcess, owner: Owner, key: SoftAuthenticator) ->
     """The same credential registered twice (a replayed registration with a fresh challenge)."""
     from tillkey.store import passkeys as repo
 
-    [existing] = await Passkeys(t.tk).list(owner)
+    [existing] = await t.tk.services.passkeys.list(owner)
     async with t.tk.db.transaction() as s:
         await repo.add(
             s,
@@ -235,7 +235,7 @@ def test_another_accounts_passkey_is_refused(tmp_path: Path) -> None:
             ada_key, eve_key = SoftAuthenticator(BASE_URL), SoftAuthenticator(BASE_URL)
             await _register(t, ada, ada_key)
             await _register(t, eve, eve_key)
-            passkeys = Passkeys(t.tk)
+            passkeys = t.tk.services.passkeys
             # Eve answers Ada's sign-in with her own (valid) passkey.
             ceremony = await passkeys.authentication_options(ada, SESSION)
             with pytest.raises(PasskeyRefused, match="another account"):
@@ -283,7 +283,7 @@ def test_passwordless_requires_user_verification(tmp_path: Path) -> None:
             owner, anyone = Owner(UserType.ADMIN, admin.id), Owner(UserType.ADMIN, 0)
             key = SoftAuthenticator(BASE_URL)
             await _register(t, owner, key, uv=False)
-            passkeys = Passkeys(t.tk)
+            passkeys = t.tk.services.passkeys
             ceremony = await passkeys.authentication_options(anyone, SESSION, passwordless=True)
             assert ceremony.options["userVerification"] == "required" and ceremony.options["allowCredentials"] == []
             with pytest.raises(PasskeyRefused, match="verif"):
@@ -300,7 +300,7 @@ def test_the_aaguid_list_admits_only_attested_listed_models(tmp_path: Path) -> N
         model = uuid.UUID("2fc0579f-8113-47ea-b116-bb5a8db9202a")
         async with inprocess.running(tmp_path, webauthn_aaguids=str(model)) as t:
             owner = await _customer(t)
-            options = (await Passkeys(t.tk).registration_options(owner, SESSION)).options
+            options = (await t.tk.services.passkeys.registration_options(owner, SESSION)).options
             assert options["attestation"] == "direct"
             listed = SoftAuthenticator(BASE_URL, aaguid=model.bytes)
             with pytest.raises(InvalidRequest, match="not accepted"):  # no attestation: only a claim

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS, MedusaAuth
-from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.signin import (
     Attempt,
     PasskeyAssertion,
@@ -106,7 +105,7 @@ class MedusaMfa:
         totp = account_totp(self.tk, due.account)
         codes = totp is not None and await totp.is_active(due.account.id)
         methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.tk, due.account) else []
-        if passkeys_allowed(self.tk, due.account) and await Passkeys(self.tk).has_any(owner_of(due.account)):
+        if passkeys_allowed(self.tk, due.account) and await self.tk.services.passkeys.has_any(owner_of(due.account)):
             methods.append(PASSKEY)
         methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
         body = {
@@ -147,7 +146,7 @@ class MedusaMfa:
         """WebAuthn request options for the account behind this pending challenge, bound to it."""
         _claims, payload = await self._own_challenge(bearer, challenge_id)
         _identity, account = await self._pending_account(payload)
-        passkeys = Passkeys(self.tk)
+        passkeys = self.tk.services.passkeys
         if not passkeys_allowed(self.tk, account) or not await passkeys.has_any(owner_of(account)):
             raise NotFound("No passkey is registered for this account")
         ceremony = await passkeys.authentication_options(owner_of(account), f"mfa:{payload[CHALLENGE_CLAIM]}")

@@ -51,7 +51,12 @@ from tillkey.store import passkeys as repo
 from tillkey.store.passkeys import Passkey
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.totp import Totp
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 REGISTER = "register"
 SIGN_IN = "sign-in"
@@ -116,20 +121,27 @@ def _credential(raw: object) -> dict[str, Any]:
 
 
 class Passkeys:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    def __init__(
+        self, *, db: Database, master: MasterSecret, settings: Settings, clock: Clock, audit: Audit, totp: Totp
+    ) -> None:
+        self.db = db
+        self.master = master
+        self.settings = settings
+        self.clock = clock
+        self.audit = audit
+        self.totp = totp  # the admins': an admin's last second factor (remove_own)
 
     # --- pieces -------------------------------------------------------------------------------
 
     def _binding(self, binding: str) -> str:
-        return self.tk.master.digest("webauthn:" + binding)
+        return self.master.digest("webauthn:" + binding)
 
     def user_handle(self, owner: Owner) -> bytes:
         """The WebAuthn user.id: stable per account, opaque (no name or number in it, spec §14.6.1)."""
-        return bytes.fromhex(self.tk.master.digest(f"webauthn-user:{int(owner.user_type)}:{owner.user_id}"))[:32]
+        return bytes.fromhex(self.master.digest(f"webauthn-user:{int(owner.user_type)}:{owner.user_id}"))[:32]
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     async def _challenge(self, purpose: str, owner: Owner, binding: str, uv: bool) -> tuple[str, bytes]:
         ceremony, challenge = secrets.token_urlsafe(24), secrets.token_bytes(32)
@@ -142,9 +154,9 @@ class Passkeys:
             self._binding(binding),
             challenge,
             uv,
-            now + self.tk.settings.webauthn_challenge_ttl * 1000,
+            now + self.settings.webauthn_challenge_ttl * 1000,
         )
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.put_challenge(s, row, now)
         return ceremony, challenge
 
@@ -152,7 +164,7 @@ class Passkeys:
         """Consume the ceremony's challenge; refused unless it is live, of this purpose, owner and binding."""
         if not isinstance(ceremony_id, str) or not 0 < len(ceremony_id) <= 64:
             raise PasskeyRefused("no ceremony id")
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             found = await repo.take_challenge(s, ceremony_id, self._now_ms())
         if found is None:
             raise PasskeyRefused("unknown, spent or expired challenge")
@@ -162,15 +174,15 @@ class Passkeys:
         return found
 
     def _uv_required(self) -> bool:
-        return self.tk.settings.webauthn_user_verification == "required"
+        return self.settings.webauthn_user_verification == "required"
 
     def _uv(self, required: bool) -> UserVerificationRequirement:
         if required:
             return UserVerificationRequirement.REQUIRED
-        return UserVerificationRequirement(self.tk.settings.webauthn_user_verification)
+        return UserVerificationRequirement(self.settings.webauthn_user_verification)
 
     async def _account_name(self, owner: Owner) -> str:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             if owner.user_type == UserType.ADMIN:
                 admin = await accounts_repo.admin_by_id(s, owner.user_id)
                 return "" if admin is None else admin.username
@@ -178,7 +190,7 @@ class Passkeys:
             return "" if customer is None else customer.email
 
     async def _audit(self, event: str, owner: Owner, passkey: Passkey, **details: object) -> None:
-        await self.tk.audit.record(
+        await self.audit.record(
             event,
             actor_type=int(owner.user_type),
             actor_id=owner.user_id,
@@ -196,7 +208,7 @@ class Passkeys:
             raise InvalidRequest(f"An account holds at most {MAX_PASSKEYS} passkeys; remove one first.")
         uv = self._uv_required()
         ceremony, challenge = await self._challenge(REGISTER, owner, binding, uv)
-        s = self.tk.settings
+        s = self.settings
         options = generate_registration_options(
             rp_id=s.webauthn_rp,
             rp_name=s.webauthn_rp_name,
@@ -222,7 +234,7 @@ class Passkeys:
         """Check the authenticator's answer to `registration_options` and store the passkey."""
         label = _clean_name(name)
         credential = _credential(raw)
-        s = self.tk.settings
+        s = self.settings
         try:
             challenge = await self._take(REGISTER, owner, binding, ceremony_id)
             verified = verify_registration_response(
@@ -259,7 +271,7 @@ class Passkeys:
             label,
             self._now_ms(),
         )
-        async with self.tk.db.transaction() as db:
+        async with self.db.transaction() as db:
             passkey = await repo.add(db, new)
         await self._audit(audit.PASSKEY_REGISTERED, owner, passkey, fmt=str(verified.fmt))
         return passkey
@@ -267,7 +279,7 @@ class Passkeys:
     # --- the owner's list -----------------------------------------------------------------------
 
     async def list(self, owner: Owner) -> list[Passkey]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.of(s, owner.user_type, owner.user_id)
 
     async def has_any(self, owner: Owner) -> bool:
@@ -275,7 +287,7 @@ class Passkeys:
 
     async def rename(self, owner: Owner, passkey_id: int, name: object) -> Passkey:
         label = _clean_name(name)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             if not await repo.rename(s, owner.user_type, owner.user_id, passkey_id, label):
                 raise NotFound(NO_PASSKEY)
         found = next(p for p in await self.list(owner) if p.id == passkey_id)
@@ -285,7 +297,7 @@ class Passkeys:
     async def remove(self, owner: Owner, passkey_id: int, *, by: Owner | None = None) -> Passkey:
         """Remove one passkey of `owner` (`by`: another admin resetting it, for the audit)."""
         found = next((p for p in await self.list(owner) if p.id == passkey_id), None)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             if found is None or not await repo.remove(s, owner.user_type, owner.user_id, passkey_id):
                 raise NotFound(NO_PASSKEY)
         extra = {} if by is None else {"by_type": int(by.user_type), "by_id": by.user_id}
@@ -298,7 +310,7 @@ class Passkeys:
         it (the delegation rule, as for TOTP)."""
         if owner.user_type == UserType.ADMIN:
             others = [p for p in await self.list(owner) if p.id != passkey_id]
-            if not others and not await self.tk.services.totp.is_active(owner.user_id):
+            if not others and not await self.totp.is_active(owner.user_id):
                 raise NotAllowed("An admin's last second factor is reset by another administrator.")
         return await self.remove(owner, passkey_id)
 
@@ -312,9 +324,9 @@ class Passkeys:
         allowed = [] if passwordless else await self.list(owner)
         ceremony, challenge = await self._challenge(SIGN_IN, owner, binding, uv)
         options = generate_authentication_options(
-            rp_id=self.tk.settings.webauthn_rp,
+            rp_id=self.settings.webauthn_rp,
             challenge=challenge,
-            timeout=self.tk.settings.webauthn_challenge_ttl * 1000,
+            timeout=self.settings.webauthn_challenge_ttl * 1000,
             allow_credentials=[
                 PublicKeyCredentialDescriptor(
                     id=base64url_to_bytes(p.credential_id), transports=[AuthenticatorTransport(t) for t in p.transports]
@@ -333,14 +345,14 @@ class Passkeys:
         except InvalidRequest:
             raise PasskeyRefused("not a credential") from None
         challenge = await self._take(SIGN_IN, owner, binding, ceremony_id)
-        async with self.tk.db.session() as db:
+        async with self.db.session() as db:
             passkey = await repo.by_credential_id(db, str(credential["id"])[:1400])
         if passkey is None or passkey.user_type != owner.user_type:
             raise PasskeyRefused("unknown passkey")
         if owner.user_id and passkey.user_id != owner.user_id:
             raise PasskeyRefused("another account's passkey")
         self._check_user_handle(credential, passkey)
-        s = self.tk.settings
+        s = self.settings
         try:
             verified = verify_authentication_response(
                 credential=credential,
@@ -354,7 +366,7 @@ class Passkeys:
         except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PasskeyRefused(f"assertion: {exc}") from None
         flags = parse_authenticator_data(base64url_to_bytes(credential["response"]["authenticatorData"])).flags
-        async with self.tk.db.transaction() as db:
+        async with self.db.transaction() as db:
             moved = await repo.used(
                 db,
                 passkey.id,

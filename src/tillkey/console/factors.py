@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from tillkey import audit
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.console.dashboard import when
 from tillkey.console.routing import Console
 from tillkey.principal import UserType
@@ -44,7 +44,7 @@ async def factors_of(c: Console, admin_id: int) -> Factors:
             "created": when(p.created_ms),
             "last_used": when(p.last_used_ms) if p.last_used_ms else "never",
         }
-        for p in await Passkeys(c.tk).list(Owner(UserType.ADMIN, admin_id))
+        for p in await c.tk.services.passkeys.list(Owner(UserType.ADMIN, admin_id))
     ]
     return Factors(status.active, since, status.recovery_codes_left if status.active else 0, keys)
 

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.accounts.signin import (
     Attempt,
     Issued,
@@ -302,7 +302,7 @@ async def any_admin_passkey(tk: Tillkey) -> bool:
 
 
 async def has_passkeys(tk: Tillkey, admin_id: int) -> bool:
-    return await Passkeys(tk).has_any(Owner(UserType.ADMIN, admin_id))
+    return await tk.services.passkeys.has_any(Owner(UserType.ADMIN, admin_id))
 
 
 @api.route("POST", "/console/login/otp", resources=[ANONYMOUS], include_in_schema=False, summary="Second factor")

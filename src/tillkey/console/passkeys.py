@@ -25,7 +25,7 @@ from fastapi import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
-from tillkey.accounts.passkeys import Owner, Passkeys
+from tillkey.accounts.passkeys import Owner
 from tillkey.accounts.signin import (
     LoginFailed,
     PasskeyAssertion,
@@ -89,7 +89,7 @@ def _when(ms: int | None) -> str | None:
 
 async def passkey_rows(tk: Tillkey, admin_id: int) -> list[dict[str, Any]]:
     """The admin's passkeys as /console/2fa lists them."""
-    found = await Passkeys(tk).list(Owner(UserType.ADMIN, admin_id))
+    found = await tk.services.passkeys.list(Owner(UserType.ADMIN, admin_id))
     return [
         {
             "id": p.id,
@@ -118,7 +118,9 @@ def _passkey_id(c: Console) -> int:
 
 @pages.route("POST", "/console/2fa/passkeys/options", resources=[ADMIN_SELF], summary="Passkey creation options")
 async def registration_options(c: Console) -> Response:
-    ceremony = await Passkeys(c.tk).registration_options(Owner(UserType.ADMIN, c.session.user_id), _binding(c.session))
+    ceremony = await c.tk.services.passkeys.registration_options(
+        Owner(UserType.ADMIN, c.session.user_id), _binding(c.session)
+    )
     return _ceremony(ceremony.id, ceremony.options)
 
 
@@ -126,13 +128,15 @@ async def registration_options(c: Console) -> Response:
 async def register(c: Console) -> Response:
     credential = (c.form.get("credential") or [""])[0]
     owner = Owner(UserType.ADMIN, c.session.user_id)
-    await Passkeys(c.tk).register(owner, _binding(c.session), c.field("ceremony_id"), credential, c.field("name"))
+    await c.tk.services.passkeys.register(
+        owner, _binding(c.session), c.field("ceremony_id"), credential, c.field("name")
+    )
     return c.redirect("/console/2fa")
 
 
 @pages.route("POST", "/console/2fa/passkeys/{passkey_id}/rename", resources=[ADMIN_SELF], summary="Rename a passkey")
 async def rename(c: Console) -> Response:
-    await Passkeys(c.tk).rename(Owner(UserType.ADMIN, c.session.user_id), _passkey_id(c), c.field("name"))
+    await c.tk.services.passkeys.rename(Owner(UserType.ADMIN, c.session.user_id), _passkey_id(c), c.field("name"))
     return c.redirect("/console/2fa")
 
 
@@ -144,7 +148,7 @@ async def rename(c: Console) -> Response:
     confirm="Remove this passkey?",
 )
 async def remove(c: Console) -> Response:
-    await Passkeys(c.tk).remove_own(Owner(UserType.ADMIN, c.session.user_id), _passkey_id(c))
+    await c.tk.services.passkeys.remove_own(Owner(UserType.ADMIN, c.session.user_id), _passkey_id(c))
     return c.redirect("/console/2fa")
 
 
@@ -175,7 +179,7 @@ async def second_factor_options(request: Request) -> Response:
     if not constant_time_equals(form.get("csrf", ""), session.csrf) or not await has_passkeys(tk, session.user_id):
         raise NotFound("No sign-in is waiting for a passkey.")
     owner = Owner(UserType.ADMIN, session.user_id)
-    ceremony = await Passkeys(tk).authentication_options(owner, _binding(session))
+    ceremony = await tk.services.passkeys.authentication_options(owner, _binding(session))
     return _ceremony(ceremony.id, ceremony.options)
 
 
@@ -237,7 +241,7 @@ async def enrolment_options(request: Request) -> Response:
     if form is None or session is None or not constant_time_equals(form.get("csrf", ""), session.csrf):
         raise NotFound("No sign-in is waiting for a passkey.")
     owner = Owner(UserType.ADMIN, session.user_id)
-    ceremony = await Passkeys(tillkey(request)).registration_options(owner, _binding(session))
+    ceremony = await tillkey(request).services.passkeys.registration_options(owner, _binding(session))
     return _ceremony(ceremony.id, ceremony.options)
 
 
@@ -307,7 +311,7 @@ async def passwordless_options(request: Request) -> Response:
         raise NotFound("The sign-in page expired; reload it.")
     # Unauthenticated: limited like a sign-in attempt, per client address.
     await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", sign_in_attempt(request).ip)
-    ceremony = await Passkeys(tk).authentication_options(Owner(UserType.ADMIN, 0), binding, passwordless=True)
+    ceremony = await tk.services.passkeys.authentication_options(Owner(UserType.ADMIN, 0), binding, passwordless=True)
     return _ceremony(ceremony.id, ceremony.options)
 
 

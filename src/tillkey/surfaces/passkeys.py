@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.passkeys import NO_PASSKEY, Owner, Passkeys
+from tillkey.accounts.passkeys import NO_PASSKEY, Owner
 from tillkey.errors import AuthenticationRequired, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store.passkeys import Passkey
@@ -69,7 +69,7 @@ def _passkey_id(raw: str) -> int:
 
 @api.route("GET", "/auth/mfa/passkeys", resources=[ANONYMOUS], summary="The caller's passkeys")
 async def list_passkeys(request: Request, caller: Caller) -> JSONResponse:
-    found = await Passkeys(tillkey(request)).list(_owner(caller, request))
+    found = await tillkey(request).services.passkeys.list(_owner(caller, request))
     return JSONResponse({"passkeys": [render(p) for p in found]})
 
 
@@ -80,7 +80,7 @@ async def list_passkeys(request: Request, caller: Caller) -> JSONResponse:
     summary="Start registering a passkey: WebAuthn creation options (single use, short-lived)",
 )
 async def registration_options(request: Request, caller: Caller) -> JSONResponse:
-    ceremony = await Passkeys(tillkey(request)).registration_options(_owner(caller, request), _binding(caller))
+    ceremony = await tillkey(request).services.passkeys.registration_options(_owner(caller, request), _binding(caller))
     return JSONResponse({"ceremony_id": ceremony.id, "options": ceremony.options}, headers=NO_STORE)
 
 
@@ -94,7 +94,7 @@ async def register(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
     owner = _owner(caller, request)
-    passkey = await Passkeys(tk).register(
+    passkey = await tk.services.passkeys.register(
         owner, _binding(caller), body.get("ceremony_id"), body.get("credential"), body.get("name", "Passkey")
     )
     return JSONResponse({"passkey": render(passkey)}, status_code=201)
@@ -104,7 +104,7 @@ async def register(request: Request, caller: Caller) -> JSONResponse:
 async def rename(request: Request, caller: Caller, passkey_id: str) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
-    passkey = await Passkeys(tk).rename(_owner(caller, request), _passkey_id(passkey_id), body.get("name"))
+    passkey = await tk.services.passkeys.rename(_owner(caller, request), _passkey_id(passkey_id), body.get("name"))
     return JSONResponse({"passkey": render(passkey)})
 
 
@@ -116,5 +116,5 @@ async def rename(request: Request, caller: Caller, passkey_id: str) -> JSONRespo
     summary="Remove one's passkey (needs MFA within 5 minutes; an admin's last factor is another's to reset)",
 )
 async def remove(request: Request, caller: Caller, passkey_id: str) -> JSONResponse:
-    passkey = await Passkeys(tillkey(request)).remove_own(_owner(caller, request), _passkey_id(passkey_id))
+    passkey = await tillkey(request).services.passkeys.remove_own(_owner(caller, request), _passkey_id(passkey_id))
     return JSONResponse({"id": passkey.id, "object": "passkey", "deleted": True})

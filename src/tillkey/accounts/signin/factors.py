@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey import audit
 from tillkey.access.delegation import Grant
-from tillkey.accounts.passkeys import Owner, PasskeyRefused, Passkeys
+from tillkey.accounts.passkeys import Owner, PasskeyRefused
 from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import Conflict, InvalidRequest
@@ -208,7 +208,7 @@ class PasskeySignIn:
     async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
         owner = Owner(self.user_type, 0)
         try:
-            used = await Passkeys(tk).authenticate(owner, self.binding, self.ceremony_id, self.credential)
+            used = await tk.services.passkeys.authenticate(owner, self.binding, self.ceremony_id, self.credential)
         except PasskeyRefused as exc:
             self.refused = exc.reason
             return False
@@ -333,11 +333,13 @@ class PasskeyAssertion:
     used_event: ClassVar[str | None] = audit.PASSKEY_USED
 
     async def available(self, tk: Tillkey, account: Account) -> bool:
-        return passkeys_allowed(tk, account) and await Passkeys(tk).has_any(owner_of(account))
+        return passkeys_allowed(tk, account) and await tk.services.passkeys.has_any(owner_of(account))
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
         try:
-            used = await Passkeys(tk).authenticate(owner_of(account), self.binding, self.ceremony_id, self.credential)
+            used = await tk.services.passkeys.authenticate(
+                owner_of(account), self.binding, self.ceremony_id, self.credential
+            )
         except PasskeyRefused as exc:
             self.refused = exc.reason
             return False
@@ -366,11 +368,11 @@ class PasskeyEnrolment:
     async def available(self, tk: Tillkey, account: Account) -> bool:
         if not isinstance(account, Admin) or not await passkey_required(tk, account):
             return False
-        return not await Passkeys(tk).has_any(owner_of(account))
+        return not await tk.services.passkeys.has_any(owner_of(account))
 
     async def verify(self, tk: Tillkey, account: Account) -> bool:
         try:
-            made = await Passkeys(tk).register(
+            made = await tk.services.passkeys.register(
                 owner_of(account), self.binding, self.ceremony_id, self.credential, self.name
             )
         except (InvalidRequest, Conflict) as exc:
@@ -415,7 +417,7 @@ async def passkey_required(tk: Tillkey, account: Account) -> bool:
 
 async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:
     """Has the account a second factor set up that it may use (TOTP or a passkey)?"""
-    if passkeys_allowed(tk, account) and await Passkeys(tk).has_any(owner_of(account)):
+    if passkeys_allowed(tk, account) and await tk.services.passkeys.has_any(owner_of(account)):
         return True
     totp = account_totp(tk, account)
     if totp is None or await passkey_required(tk, account):
