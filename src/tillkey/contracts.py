@@ -82,6 +82,11 @@ class Hasher(Protocol):
 
     async def hash(self, password: str) -> str: ...
 
+    async def verify(self, hashed: str | None, password: str, *, population: str = "", name: str = "") -> bool:
+        """None (no such account): checked against a dummy at a stored hash's cost, and False."""
+
+    def needs_rehash(self, hashed: str) -> bool: ...
+
 
 class ClientStore(Protocol):
     """Registered OAuth 2 clients (the database's view, not the in-memory one)."""

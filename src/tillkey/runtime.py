@@ -21,6 +21,7 @@ from tillkey.access import route_table
 from tillkey.access.grants import GrantsState
 from tillkey.access.stepup import StepUp, StepUpPolicy
 from tillkey.access.tree import SELF, ResourceTree
+from tillkey.accounts.signin.budget import LoginLimits
 from tillkey.audit import AuditLog
 from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
@@ -194,6 +195,9 @@ class Tillkey:
             keyring=self._keyring,
             reload_keys=self.reload_keys,
             authenticator=self.authenticator,
+            login_limits=LoginLimits(self.ratelimiter, self.login_ip_limit, self.login_username_limit),
+            pacer=self.pacer,
+            login_admission=self.login_admission,
         )
 
     def _keyring(self) -> keys.Keyring:

@@ -21,6 +21,9 @@ from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
+from tillkey.accounts.signin.budget import FailureBudget, LoginLimits
+from tillkey.accounts.signin.factors import FactorParts
+from tillkey.accounts.signin.machine import SignIn
 from tillkey.accounts.totp import Totp
 from tillkey.clock import Clock
 from tillkey.console.sign_in_session import ConsoleSessions
@@ -32,6 +35,7 @@ from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.service import OAuth2, TokenRevoker
 from tillkey.principal import UserType
+from tillkey.security.flood import LoginAdmission, Pacer
 from tillkey.settings import Settings
 from tillkey.store.db import Database
 from tillkey.store.oauth2 import Client
@@ -69,6 +73,9 @@ class Services:
         keyring: Callable[[], Keyring],
         reload_keys: Callable[[], Awaitable[None]],
         authenticator: Authenticator,
+        login_limits: LoginLimits,
+        pacer: Pacer,
+        login_admission: LoginAdmission,
     ) -> None:
         self.keys = KeyRotation(
             settings=settings,
@@ -167,6 +174,21 @@ class Services:
         }
         self.totp = self._totp[UserType.ADMIN]
         self.passkeys = Passkeys(db=db, master=master, settings=settings, clock=clock, audit=audit, totp=self.totp)
+        # The one sign-in state machine (accounts/signin/), and what its factors check against.
+        self.factor_parts = FactorParts(
+            settings=settings,
+            clock=clock,
+            db=db,
+            audit=audit,
+            passwords=passwords,
+            tree=tree,
+            passkeys=self.passkeys,
+            totp_for=self.totp_for,
+        )
+        self.login_budget = FailureBudget(
+            limits=login_limits, pacer=pacer, admission=login_admission, db=db, settings=settings, clock=clock
+        )
+        self.sign_in = SignIn(budget=self.login_budget, parts=self.factor_parts)
 
     def totp_for(self, user_type: UserType) -> Totp:
         """The TOTP service of admins or of customers."""

@@ -183,14 +183,14 @@ def test_wrong_recovery_codes_per_admin_are_bounded_across_processes(tmp_path: P
             wrong = "aaaa-aaaa-aaaa"
             cap = one.tk.settings.recovery_code_max_failures
             for i in range(cap):
-                assert not await TotpCode(wrong).verify((one, two)[i % 2].tk, admin)
+                assert not await TotpCode(wrong).verify((one, two)[i % 2].tk.services.factor_parts, admin)
             # Past the budget, even a right code is refused, on either process, until the lock ends.
-            assert not await TotpCode(codes[0]).verify(two.tk, admin)
-            assert not await TotpCode(codes[0]).verify(one.tk, admin)
+            assert not await TotpCode(codes[0]).verify(two.tk.services.factor_parts, admin)
+            assert not await TotpCode(codes[0]).verify(one.tk.services.factor_parts, admin)
             for t in (one, two):
                 t.advance(one.tk.settings.login_throttle_lock_seconds + 1)
-            assert await TotpCode(codes[0]).verify(one.tk, admin)
-            assert not await TotpCode(codes[0]).verify(two.tk, admin)  # spent
+            assert await TotpCode(codes[0]).verify(one.tk.services.factor_parts, admin)
+            assert not await TotpCode(codes[0]).verify(two.tk.services.factor_parts, admin)  # spent
 
     inprocess.run(body)
 

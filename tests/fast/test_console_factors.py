@@ -12,7 +12,7 @@ from tests import inprocess
 from tests.inprocess import BASE_URL, InProcess
 from tests.passkey_support import SoftAuthenticator
 from tillkey.accounts.passkeys import Owner
-from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SecondFactorDue, SignedIn, SignIn, Subject
+from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SecondFactorDue, SignedIn, Subject
 from tillkey.principal import UserType
 
 USERS = "Magento_User::acl_users"
@@ -97,7 +97,7 @@ async def _federated(t: InProcess, admin_id: int, amr: tuple[str, ...]) -> objec
     async def issue(who: SignedIn) -> tuple[str, ...]:
         return who.amr
 
-    return await SignIn(t.tk).begin(
+    return await t.tk.services.sign_in.begin(
         Subject(UserType.ADMIN, "alice"),
         ExternalAssertion(UserType.ADMIN, admin_id, True, amr),
         Attempt("127.0.0.1"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests import inprocess
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SignedIn, SignIn, Subject
+from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SignedIn, Subject
 from tillkey.federation.providers import IdentityProviders, NewProvider
 from tillkey.principal import UserType
 from tillkey.store import idps as repo
@@ -93,7 +93,7 @@ def test_password_sign_in_is_refused_on_every_surface_for_sso_only_admins(tmp_pa
             async def issue(who: SignedIn) -> str:
                 return "signed in"
 
-            outcome = await SignIn(t.tk).begin(
+            outcome = await t.tk.services.sign_in.begin(
                 Subject(UserType.ADMIN, "ssoonly"), ExternalAssertion(UserType.ADMIN, sso), Attempt("127.0.0.1"), issue
             )
             assert isinstance(outcome, Issued) and outcome.who.amr == ("fed",)

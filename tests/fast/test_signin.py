@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import inprocess
-from tillkey.accounts.signin import Attempt, Issued, LoginFailed, SignedIn, SignIn, Subject
-from tillkey.accounts.signin.factors import Account, find_account
+from tillkey.accounts.signin import Attempt, Issued, LoginFailed, SignedIn, Subject
+from tillkey.accounts.signin.factors import Account, FactorParts, find_account
 from tillkey.errors import RateLimited
 from tillkey.principal import UserType
-from tillkey.runtime import Tillkey
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "tillkey"
 WHERE = Attempt("198.51.100.7", "test")
@@ -35,11 +34,11 @@ class Assertion:
     async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
         return await find_account(db, subject)
 
-    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+    async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
         self.checked.append(subject.name)
         return self.valid and account is not None
 
-    async def passed(self, tk: Tillkey, account: Account) -> None:
+    async def passed(self, parts: FactorParts, account: Account) -> None:
         return None
 
 
@@ -51,7 +50,7 @@ def test_a_new_first_factor_gets_the_budget_the_audit_and_the_issue_step(tmp_pat
     async def body() -> None:
         async with inprocess.running(tmp_path, admin_2fa="off", login_throttle_max_failures=3) as t:
             alice = await t.create_admin("alice")
-            signin, subject = SignIn(t.tk), Subject(UserType.ADMIN, "alice")
+            signin, subject = t.tk.services.sign_in, Subject(UserType.ADMIN, "alice")
             outcome = await signin.begin(subject, Assertion(True), WHERE, _who)
             assert isinstance(outcome, Issued) and outcome.credential == (alice.id, ("fed",))
             for _ in range(3):
@@ -70,7 +69,7 @@ def test_rate_limits_come_before_any_work(tmp_path: Path) -> None:
     async def body() -> None:
         async with inprocess.running(tmp_path, rate_limit_login_username="2/hour") as t:
             await t.create_admin("alice")
-            signin, subject = SignIn(t.tk), Subject(UserType.ADMIN, "alice")
+            signin, subject = t.tk.services.sign_in, Subject(UserType.ADMIN, "alice")
             Assertion.checked.clear()
             for _ in range(2):
                 with pytest.raises(LoginFailed):
@@ -83,11 +82,11 @@ def test_rate_limits_come_before_any_work(tmp_path: Path) -> None:
 
 
 # The login flood controls have one caller, the state machine's budget (accounts/signin/budget.py);
-# runtime.py builds them, and the pacer also paces the general rate limit's refusals.
+# runtime.py builds them (wiring.py hands them to the budget); the pacer also paces the general rate limit's refusals.
 _ONE_CALLER = {
     r"store import throttle|store\.throttle": {"accounts/signin/budget.py"},
-    r"login_admission": {"accounts/signin/budget.py", "runtime.py"},
-    r"\.pacer\b|pacer=": {"accounts/signin/budget.py", "runtime.py", "app.py", "web/edge.py"},
+    r"login_admission": {"accounts/signin/budget.py", "runtime.py", "wiring.py"},
+    r"\.pacer\b|pacer=": {"accounts/signin/budget.py", "runtime.py", "wiring.py", "app.py", "web/edge.py"},
     r"login_username_limit": {"accounts/signin/budget.py", "runtime.py", "accounts/medusa_auth.py"},
 }
 

@@ -31,7 +31,6 @@ from tillkey.accounts.signin import (
     Password,
     SecondFactorDue,
     SignedIn,
-    SignIn,
     Subject,
     TotpCode,
     VerificationRequired,
@@ -212,7 +211,7 @@ class MedusaAuth:
             return await self.token(actor, identity, who.user_type, who.user_id, who.amr)
 
         try:
-            outcome = await SignIn(self.tk).begin(
+            outcome = await self.tk.services.sign_in.begin(
                 subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
             )
         except VerificationRequired as due:
@@ -378,7 +377,7 @@ class MedusaAuth:
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
-        if by_password and await email_unverified(self.tk, utype, account):
+        if by_password and await email_unverified(self.tk.settings, self.tk.db, utype, account):
             # A new customer's first renewal: the address is verified first, as at login (an
             # external provider's registration vouches for its own, as its sign-in does).
             raise VerificationRequired(utype, account)

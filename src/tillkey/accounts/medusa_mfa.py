@@ -37,7 +37,6 @@ from tillkey.accounts.signin import (
     SecondFactorDue,
     SecondFactorFailed,
     SignedIn,
-    SignIn,
     TotpCode,
 )
 from tillkey.accounts.signin.factors import (
@@ -102,10 +101,16 @@ class MedusaMfa:
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
         token = await self.auth_token(claims, now)
         # The ways this account can answer (a TOTP-less account with a passkey: "passkey" only).
-        totp = account_totp(self.tk, due.account)
+        totp = account_totp(self.tk.services.factor_parts, due.account)
         codes = totp is not None and await totp.is_active(due.account.id)
-        methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.tk, due.account) else []
-        if passkeys_allowed(self.tk, due.account) and await self.tk.services.passkeys.has_any(owner_of(due.account)):
+        methods = (
+            [TOTP, RECOVERY_CODE]
+            if codes and not await passkey_required(self.tk.services.factor_parts, due.account)
+            else []
+        )
+        if passkeys_allowed(self.tk.services.factor_parts, due.account) and await self.tk.services.passkeys.has_any(
+            owner_of(due.account)
+        ):
             methods.append(PASSKEY)
         methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
         body = {
@@ -147,7 +152,9 @@ class MedusaMfa:
         _claims, payload = await self._own_challenge(bearer, challenge_id)
         _identity, account = await self._pending_account(payload)
         passkeys = self.tk.services.passkeys
-        if not passkeys_allowed(self.tk, account) or not await passkeys.has_any(owner_of(account)):
+        if not passkeys_allowed(self.tk.services.factor_parts, account) or not await passkeys.has_any(
+            owner_of(account)
+        ):
             raise NotFound("No passkey is registered for this account")
         ceremony = await passkeys.authentication_options(owner_of(account), f"mfa:{payload[CHALLENGE_CLAIM]}")
         return {"ceremony_id": ceremony.id, "options": ceremony.options}
@@ -166,7 +173,7 @@ class MedusaMfa:
 
         pending = Pending(UserType(identity.user_type or 0), account.id, account_name(account), ("pwd",))
         try:
-            outcome = await SignIn(self.tk).resume(pending, second, where, issue)
+            outcome = await self.tk.services.sign_in.resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
             raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile

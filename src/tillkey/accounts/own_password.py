@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tillkey import audit
-from tillkey.accounts.signin.budget import FailureBudget
 from tillkey.accounts.signin.factors import Subject
 from tillkey.crypto.passwords import check_policy
 from tillkey.errors import InvalidRequest, NotFound
@@ -30,7 +29,7 @@ async def change_own_password(tk: Tillkey, admin_id: int, current: str, new: str
     # The current password is a first factor checked again: it goes through the sign-in's limits,
     # admission and failure budget (accounts/signin/budget.py), so guesses made here count toward
     # the same throttle and lockout as guesses at the login (a stolen session is no guessing oracle).
-    budget, subject = FailureBudget(tk), Subject(UserType.ADMIN, admin.username)
+    budget, subject = tk.services.login_budget, Subject(UserType.ADMIN, admin.username)
     await budget.limit(subject, ip)
     async with budget.admission():
         right = bool(current) and await tk.passwords.verify(admin.password_hash, current, population="admin")

@@ -128,10 +128,9 @@ def admin_revoke_tokens(username: str) -> None:
 @commands.command("unlock")
 def admin_unlock(username: str) -> None:
     """Lift an admin's account lock and login throttle."""
-    from tillkey.accounts.signin import SignIn
 
     async def go(tk: Tillkey) -> None:
-        await SignIn(tk).unlock(UserType.ADMIN, await admin_id(tk, username), username)
+        await tk.services.sign_in.unlock(UserType.ADMIN, await admin_id(tk, username), username)
 
     run(go)
     typer.echo(f"admin {username} unlocked")

@@ -74,10 +74,9 @@ def customer_delete(email: str) -> None:
 @commands.command("unlock")
 def customer_unlock(email: str) -> None:
     """Lift a customer's account lock and login throttle."""
-    from tillkey.accounts.signin import SignIn
 
     async def go(tk: Tillkey) -> None:
-        await SignIn(tk).unlock(UserType.CUSTOMER, await customer_id(tk, email), email)
+        await tk.services.sign_in.unlock(UserType.CUSTOMER, await customer_id(tk, email), email)
 
     run(go)
     typer.echo(f"customer {email} unlocked")

@@ -18,7 +18,7 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.signin import ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
+from tillkey.accounts.signin import ExternalAssertion, SecondFactorDue, SignedIn, Subject
 from tillkey.console import templating
 from tillkey.console.login import safe_next, second_factor_step, sign_in_attempt
 from tillkey.console.sign_in_session import cookie_name, grant_fingerprint, set_cookie
@@ -105,7 +105,7 @@ async def callback(request: Request, name: str) -> Response:
 
     mfa = provider.mfa_from_amr and assertion.asserts_mfa
     try:
-        outcome = await SignIn(tk).begin(
+        outcome = await tk.services.sign_in.begin(
             Subject(UserType.ADMIN, admin.username),
             ExternalAssertion(UserType.ADMIN, admin.id, mfa, assertion.amr),
             where,

@@ -32,7 +32,6 @@ from tillkey.accounts.signin import (
     SecondFactorDue,
     SecondFactorFailed,
     SignedIn,
-    SignIn,
     Subject,
     TotpCode,
 )
@@ -163,7 +162,7 @@ async def login(request: Request) -> Response:
     try:
         if not username or not password:
             raise LoginFailed("empty username or password")
-        outcome = await SignIn(tk).begin(Subject(UserType.ADMIN, username), Password(password), where, issue)
+        outcome = await tk.services.sign_in.begin(Subject(UserType.ADMIN, username), Password(password), where, issue)
     except (LoginFailed, RateLimited, Unavailable) as exc:
         message = FAILED if isinstance(exc, LoginFailed) else exc.message
         return templating.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)
@@ -198,7 +197,7 @@ async def second_factor_step(
         response: Response = RedirectResponse("/console/login/otp?next=" + quoted(next_url), status_code=303)
         set_cookie(response, request, cookie_name(request), cookie, PENDING_TTL)
         return response
-    if await passkey_required(tk, due.account):
+    if await passkey_required(tk.services.factor_parts, due.account):
         # Forced passkey enrolment (TILLKEY_ADMIN_PASSKEY_REQUIRED): no authenticator app for them.
         cookie = await sessions.begin(
             UserType.ADMIN,
@@ -254,7 +253,7 @@ async def finish_second_factor(
         return cookie
 
     pending = Pending(UserType(session.user_type), session.user_id, name, tuple(session.amr))
-    return await SignIn(tk).resume(pending, second, sign_in_attempt(request), issue)
+    return await tk.services.sign_in.resume(pending, second, sign_in_attempt(request), issue)
 
 
 def quoted(value: str) -> str:

@@ -34,7 +34,6 @@ from tillkey.accounts.signin import (
     SecondFactorDue,
     SecondFactorFailed,
     SignedIn,
-    SignIn,
     Subject,
 )
 from tillkey.console import templating
@@ -348,8 +347,8 @@ async def passwordless(request: Request) -> Response:
         return cookie
 
     try:
-        subject = Subject(UserType.ADMIN, await first.claimed_name(tk))
-        outcome = await SignIn(tk).begin(subject, first, where, issue)
+        subject = Subject(UserType.ADMIN, await first.claimed_name(tk.services.factor_parts))
+        outcome = await tk.services.sign_in.begin(subject, first, where, issue)
     except (LoginFailed, RateLimited, Unavailable) as exc:
         return _login_again(request, csrf, next_url, FAILED if isinstance(exc, LoginFailed) else exc.message, targets)
     except TillkeyError as exc:  # no role, …

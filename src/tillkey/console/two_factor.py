@@ -75,7 +75,7 @@ async def _passkey_enrolment(tk: Tillkey, admin_id: int) -> bool:
     """Is this admin's forced enrolment a passkey's (TILLKEY_ADMIN_PASSKEY_REQUIRED)?"""
     async with tk.db.session() as s:
         admin = await admin_by_id(s, admin_id)
-    return admin is not None and await passkey_required(tk, admin)
+    return admin is not None and await passkey_required(tk.services.factor_parts, admin)
 
 
 def _to_login(next_url: str) -> RedirectResponse:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from tillkey.accounts.medusa_auth import MedusaAuth
-from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, SignIn, Subject
+from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, Subject
 from tillkey.accounts.signin.factors import Account
 from tillkey.errors import Conflict, Unauthenticated
 from tillkey.federation.linking import LinkedElsewhere, Linking
@@ -110,7 +110,7 @@ class CustomerFederation:
         name = assertion.provider.name
         trusted_mfa = assertion.provider.mfa_from_amr and assertion.asserts_mfa
         try:
-            outcome = await SignIn(self.tk).begin(
+            outcome = await self.tk.services.sign_in.begin(
                 Subject(UserType.CUSTOMER, customer.email),
                 ExternalAssertion(UserType.CUSTOMER, customer.id, trusted_mfa, assertion.amr),
                 attempt,

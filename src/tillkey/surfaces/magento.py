@@ -16,7 +16,6 @@ from tillkey.accounts.signin import (
     SecondFactorDue,
     SecondFactorFailed,
     SignedIn,
-    SignIn,
     Subject,
     TotpCode,
     login_token,
@@ -62,13 +61,13 @@ async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt,
     string plus the refresh cookie, or Magento_TwoFactorAuth's 400s when a second factor is due."""
 
     async def issue(who: SignedIn) -> MagentoJSON:
-        token = await login_token(tk)(who)
+        token = await login_token(tk.services.accounts)(who)
         session = await tk.services.headless.begin(who.user_type, who.user_id, token, who.amr)
         return with_refresh_cookie(token, session)
 
     second = TotpCode(otp, demanded=True) if otp is not None else None
     try:
-        outcome = await SignIn(tk).begin(subject, Password(password), where, issue, second=second)
+        outcome = await tk.services.sign_in.begin(subject, Password(password), where, issue, second=second)
     except SecondFactorFailed as exc:
         raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
     if isinstance(outcome, Issued):

@@ -63,7 +63,7 @@ async def token(request: Request, provider: str) -> MagentoJSON:
             params[key] = body[key]
 
     async def issue(who: SignedIn) -> MagentoJSON:
-        access = await login_token(tk)(who)
+        access = await login_token(tk.services.accounts)(who)
         return with_refresh_cookie(
             access, await tk.services.headless.begin(who.user_type, who.user_id, access, who.amr)
         )

@@ -35,7 +35,7 @@ from graphql import (
 )
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.signin import SIGN_IN_FAILED, Issued, Password, SignIn, Subject, login_token
+from tillkey.accounts.signin import SIGN_IN_FAILED, Issued, Password, Subject, login_token
 from tillkey.credentials.bearer import bearer_token
 from tillkey.errors import Forbidden, InvalidRequest, RateLimited, TillkeyError, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
@@ -104,8 +104,8 @@ async def _generate_customer_token(_root: object, info: Any, email: str, passwor
     if not password:
         raise InvalidRequest('Specify the "password" value.')
     where = attempt(ctx.request)
-    outcome = await SignIn(ctx.tk).begin(
-        Subject(UserType.CUSTOMER, email), Password(password), where, login_token(ctx.tk)
+    outcome = await ctx.tk.services.sign_in.begin(
+        Subject(UserType.CUSTOMER, email), Password(password), where, login_token(ctx.tk.services.accounts)
     )
     if not isinstance(outcome, Issued):  # customers have no second factor; refuse rather than guess
         raise Unauthenticated(SIGN_IN_FAILED, detail="second factor due")

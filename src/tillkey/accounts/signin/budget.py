@@ -31,7 +31,29 @@ from tillkey.store import throttle
 from tillkey.store.accounts import username_key
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from limits import RateLimitItem
+
+    from tillkey.clock import Clock
+    from tillkey.security.flood import LoginAdmission, Pacer
+    from tillkey.security.ratelimit import RateLimiter
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    """The login rate limits (TILLKEY_RATE_LIMIT_LOGIN_IP and _USERNAME, parsed once): every
+    credential endpoint spends them, per client IP and per name presented."""
+
+    limiter: RateLimiter
+    per_ip: RateLimitItem | None
+    per_name: RateLimitItem | None
+
+    async def ip(self, ip: str) -> None:
+        await self.limiter.hit(self.per_ip, "login-ip", ip)
+
+    async def name(self, *key: str) -> None:
+        await self.limiter.hit(self.per_name, *key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +63,37 @@ class Standing:
 
 
 class FailureBudget:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    def __init__(
+        self,
+        *,
+        limits: LoginLimits,
+        pacer: Pacer,
+        admission: LoginAdmission,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.limits = limits
+        self.pacer = pacer
+        self.login_admission = admission
+        self.db = db
+        self.settings = settings
+        self.clock = clock
 
     async def limit(self, subject: Subject, ip: str) -> None:
         """The login rate limits, per client IP and per name; a refusal is answered after a pause."""
-        tk = self.tk
         try:
-            await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", ip)
-            await tk.ratelimiter.hit(tk.login_username_limit, "login-user", str(int(subject.user_type)), subject.key)
+            await self.limits.ip(ip)
+            await self.limits.name("login-user", str(int(subject.user_type)), subject.key)
         except RateLimited:
-            await tk.pacer.pause()
+            await self.pacer.pause()
             raise
 
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:
         """Sign-ins beyond the hashing pool and its short queue wait without holding database
         connections or write locks, or are shed (security/flood.py LoginAdmission)."""
-        async with self.tk.login_admission.slot():
+        async with self.login_admission.slot():
             yield
 
     def _keys(self, subject: Subject, account: Account | None) -> list[str]:
@@ -66,7 +101,7 @@ class FailureBudget:
         return keys if subject.key in keys else [*keys, subject.key]
 
     async def standing(self, db: AsyncSession, subject: Subject, account: Account | None) -> Standing:
-        now, limit = self.tk.clock.now_int(), self.tk.settings.login_throttle_max_failures
+        now, limit = self.clock.now_int(), self.settings.login_throttle_max_failures
         throttled = False
         for key in self._keys(subject, account):
             count, lock_expires = await throttle.failures(db, key, subject.user_type)
@@ -78,9 +113,9 @@ class FailureBudget:
         """Count one failure: under the account's own name if there is an account, else under the
         name presented; `lockout` (a wrong secret for an existing account) counts toward its lock.
         True if this failure locked the account."""
-        s, now = self.tk.settings, self.tk.clock.now_int()
+        s, now = self.settings, self.clock.now_int()
         key = username_key(account_name(account)) if account is not None else subject.key
-        async with self.tk.db.transaction() as db:
+        async with self.db.transaction() as db:
             await throttle.add_failure(db, key, subject.user_type, now, s.login_throttle_lock_seconds)
             if not lockout or account is None:
                 return False
@@ -92,14 +127,14 @@ class FailureBudget:
 
     async def clear(self, subject: Subject, account: Account) -> None:
         """Every factor passed: clear the throttle of both names and the account's failures."""
-        async with self.tk.db.transaction() as db:
+        async with self.db.transaction() as db:
             for key in self._keys(subject, account):
                 await throttle.clear_failures(db, key, subject.user_type)
             await throttle.reset_account(db, subject.user_type, account.id)
 
     async def unlock(self, user_type: UserType, user_id: int, name: str) -> None:
         """Lift the account lock and the name's throttle (`tillkey admin unlock`)."""
-        async with self.tk.db.transaction() as db:
+        async with self.db.transaction() as db:
             await throttle.unlock_account(db, user_type, user_id)
             await throttle.clear_failures(db, username_key(name), user_type)
 
@@ -110,20 +145,22 @@ RECOVERY_THROTTLE = 0
 
 
 class RecoveryCodeBudget:
-    def __init__(self, tk: Tillkey, user_type: UserType = UserType.ADMIN) -> None:
-        self.tk = tk
+    def __init__(self, db: Database, settings: Settings, clock: Clock, user_type: UserType = UserType.ADMIN) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
         self.kind = "admin" if user_type == UserType.ADMIN else f"user{int(user_type)}"
 
     async def exhausted(self, admin_id: int) -> bool:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             failures, lock_expires = await throttle.failures(s, f"{self.kind}:{admin_id}", RECOVERY_THROTTLE)
-        settings = self.tk.settings
-        return failures >= settings.recovery_code_max_failures and lock_expires > self.tk.clock.now_int()
+        settings = self.settings
+        return failures >= settings.recovery_code_max_failures and lock_expires > self.clock.now_int()
 
     async def spent(self, admin_id: int, *, ok: bool) -> None:
-        key, now = f"{self.kind}:{admin_id}", self.tk.clock.now_int()
-        async with self.tk.db.transaction() as s:
+        key, now = f"{self.kind}:{admin_id}", self.clock.now_int()
+        async with self.db.transaction() as s:
             if ok:
                 await throttle.clear_failures(s, key, RECOVERY_THROTTLE)
             else:
-                await throttle.add_failure(s, key, RECOVERY_THROTTLE, now, self.tk.settings.login_throttle_lock_seconds)
+                await throttle.add_failure(s, key, RECOVERY_THROTTLE, now, self.settings.login_throttle_lock_seconds)

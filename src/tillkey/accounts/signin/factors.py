@@ -11,6 +11,7 @@ against, the password rehash, audits that change with it.)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -29,9 +30,29 @@ from tillkey.store import passkeys as passkeys_repo
 from tillkey.store.accounts import Admin, Customer, username_key
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.access.tree import ResourceTree
+    from tillkey.accounts.passkeys import Passkeys
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit, Hasher
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 Account = Admin | Customer
+
+
+@dataclass(frozen=True, slots=True)
+class FactorParts:
+    """What the factors check against, built once (wiring.py): the sign-in state machine hands
+    it to every factor, the console and Medusa's MFA ask the policy helpers below with it."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    audit: Audit
+    passwords: Hasher
+    tree: ResourceTree
+    passkeys: Passkeys
+    totp_for: Callable[[UserType], Totp]  # the admins' or the customers' TOTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +99,9 @@ class FirstFactor(Protocol):
 
     async def locate(self, db: AsyncSession, subject: Subject) -> Account | None: ...
 
-    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool: ...
+    async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool: ...
 
-    async def passed(self, tk: Tillkey, account: Account) -> None:
+    async def passed(self, parts: FactorParts, account: Account) -> None:
         """After a successful check (a password rehashed at the configured cost)."""
 
 
@@ -93,26 +114,28 @@ class Password:
     async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
         return await find_account(db, subject)
 
-    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+    async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
         # Unknown names are checked against a dummy hash at a stored hash's cost (DummyHashes).
         hashed = account.password_hash if account is not None else None
-        return await tk.passwords.verify(hashed, self.secret, population=str(int(subject.user_type)), name=subject.key)
+        return await parts.passwords.verify(
+            hashed, self.secret, population=str(int(subject.user_type)), name=subject.key
+        )
 
-    async def passed(self, tk: Tillkey, account: Account) -> None:
+    async def passed(self, parts: FactorParts, account: Account) -> None:
         # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in, and
         # a hash imported from Magento or Medusa becomes argon2id at its owner's first.
         old = account.password_hash
-        if not tk.passwords.needs_rehash(old):
+        if not parts.passwords.needs_rehash(old):
             return
-        new = await tk.passwords.hash(self.secret)
+        new = await parts.passwords.hash(self.secret)
         imported = legacy_hashes.scheme_of(old) is not None
-        async with tk.db.transaction() as db:
+        async with parts.db.transaction() as db:
             # Conditional on the hash just checked: a concurrent change or upgrade wins.
             replaced = await repo.replace_password_hash(
                 db, admin=isinstance(account, Admin), user_id=account.id, old=old, new=new
             )
             if replaced and imported:
-                await tk.audit.record_in(
+                await parts.audit.record_in(
                     db,
                     audit.PASSWORD_REHASHED,
                     actor_type=int(UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER),
@@ -149,10 +172,10 @@ class ExternalAssertion:
     async def locate(self, db: AsyncSession, subject: Subject) -> Account | None:
         return await account_by_id(db, self.account_type, self.account_id)
 
-    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+    async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
         return account is not None and account.id == self.account_id
 
-    async def passed(self, tk: Tillkey, account: Account) -> None:
+    async def passed(self, parts: FactorParts, account: Account) -> None:
         return None
 
 
@@ -191,10 +214,10 @@ class PasskeySignIn:
     amr: ClassVar[str] = "hwk"
     wrong: ClassVar[str] = "passkey refused"
 
-    async def claimed_name(self, tk: Tillkey) -> str:
+    async def claimed_name(self, parts: FactorParts) -> str:
         """The name of the account the credential id belongs to: the sign-in's subject, for its
         rate limits and throttle, before anything is verified."""
-        async with tk.db.session() as db:
+        async with parts.db.session() as db:
             account = await self.locate(db, Subject(self.user_type, UNKNOWN_PASSKEY))
         return account_name(account) if account is not None else UNKNOWN_PASSKEY
 
@@ -205,10 +228,10 @@ class PasskeySignIn:
             return None
         return await account_by_id(db, passkey.user_type, passkey.user_id)
 
-    async def verify(self, tk: Tillkey, subject: Subject, account: Account | None) -> bool:
+    async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
         owner = Owner(self.user_type, 0)
         try:
-            used = await tk.services.passkeys.authenticate(owner, self.binding, self.ceremony_id, self.credential)
+            used = await parts.passkeys.authenticate(owner, self.binding, self.ceremony_id, self.credential)
         except PasskeyRefused as exc:
             self.refused = exc.reason
             return False
@@ -218,19 +241,19 @@ class PasskeySignIn:
         self.asserted = ("mfa",)
         return True
 
-    async def passed(self, tk: Tillkey, account: Account) -> None:
+    async def passed(self, parts: FactorParts, account: Account) -> None:
         return None
 
 
-async def sso_only(tk: Tillkey, account: Account) -> bool:
+async def sso_only(parts: FactorParts, account: Account) -> bool:
     """Must this account sign in through an identity provider only? An admin linked to a provider
     named in TILLKEY_FEDERATION_ADMIN_REQUIRED (enabled or not: disabling it opens no other door).
     The state machine then refuses every other first factor, on every surface; credentials that
     are no sign-in (integrations, API keys) are untouched."""
-    required = tk.settings.federation_admin_required_names
+    required = parts.settings.federation_admin_required_names
     if not required or not isinstance(account, Admin):
         return False
-    async with tk.db.session() as db:
+    async with parts.db.session() as db:
         linked = await idps_repo.identities_of(db, int(UserType.ADMIN), account.id)
         for identity in linked:
             provider = await idps_repo.by_id(db, identity.provider_id)
@@ -252,9 +275,9 @@ class SecondFactor(Protocol):
         without it is told to set it up rather than signed in with the first factor alone."""
         ...
 
-    async def available(self, tk: Tillkey, account: Account) -> bool: ...
+    async def available(self, parts: FactorParts, account: Account) -> bool: ...
 
-    async def verify(self, tk: Tillkey, account: Account) -> bool: ...
+    async def verify(self, parts: FactorParts, account: Account) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +290,14 @@ class TotpCode:
     wrong: ClassVar[str] = "wrong, expired or replayed code"
     used_event: ClassVar[str | None] = audit.TFA_USED
 
-    async def available(self, tk: Tillkey, account: Account) -> bool:
-        totp = account_totp(tk, account)
-        if totp is None or await passkey_required(tk, account):
+    async def available(self, parts: FactorParts, account: Account) -> bool:
+        totp = account_totp(parts, account)
+        if totp is None or await passkey_required(parts, account):
             return False
         return await totp.is_active(account.id)
 
-    async def verify(self, tk: Tillkey, account: Account) -> bool:
-        totp = account_totp(tk, account)
+    async def verify(self, parts: FactorParts, account: Account) -> bool:
+        totp = account_totp(parts, account)
         if totp is None:
             return False
         if not is_recovery_code(self.code):
@@ -282,7 +305,7 @@ class TotpCode:
         # A recovery code: within its own budget per account (budget.py), besides the sign-in's.
         from tillkey.accounts.signin.budget import RecoveryCodeBudget  # budget imports this module
 
-        budget = RecoveryCodeBudget(tk, totp.user_type)
+        budget = RecoveryCodeBudget(parts.db, parts.settings, parts.clock, totp.user_type)
         if await budget.exhausted(account.id):
             return False
         ok = await totp.verify(account.id, self.code)
@@ -302,14 +325,14 @@ class EnrolmentCode:
     wrong: ClassVar[str] = "wrong code at enrolment"
     used_event: ClassVar[str | None] = None  # Totp.activate records tfa.enrolled
 
-    async def available(self, tk: Tillkey, account: Account) -> bool:
-        if not isinstance(account, Admin) or await passkey_required(tk, account):
+    async def available(self, parts: FactorParts, account: Account) -> bool:
+        if not isinstance(account, Admin) or await passkey_required(parts, account):
             return False
-        return await tk.services.totp.pending(account.id) is not None
+        return await parts.totp_for(UserType.ADMIN).pending(account.id) is not None
 
-    async def verify(self, tk: Tillkey, account: Account) -> bool:
+    async def verify(self, parts: FactorParts, account: Account) -> bool:
         try:
-            self.recovery_codes = await tk.services.totp.activate(account.id, self.code)
+            self.recovery_codes = await parts.totp_for(UserType.ADMIN).activate(account.id, self.code)
         except InvalidRequest:
             return False
         return True
@@ -332,14 +355,12 @@ class PasskeyAssertion:
     wrong: ClassVar[str] = "passkey refused"
     used_event: ClassVar[str | None] = audit.PASSKEY_USED
 
-    async def available(self, tk: Tillkey, account: Account) -> bool:
-        return passkeys_allowed(tk, account) and await tk.services.passkeys.has_any(owner_of(account))
+    async def available(self, parts: FactorParts, account: Account) -> bool:
+        return passkeys_allowed(parts, account) and await parts.passkeys.has_any(owner_of(account))
 
-    async def verify(self, tk: Tillkey, account: Account) -> bool:
+    async def verify(self, parts: FactorParts, account: Account) -> bool:
         try:
-            used = await tk.services.passkeys.authenticate(
-                owner_of(account), self.binding, self.ceremony_id, self.credential
-            )
+            used = await parts.passkeys.authenticate(owner_of(account), self.binding, self.ceremony_id, self.credential)
         except PasskeyRefused as exc:
             self.refused = exc.reason
             return False
@@ -365,14 +386,14 @@ class PasskeyEnrolment:
     wrong: ClassVar[str] = "passkey registration refused at enrolment"
     used_event: ClassVar[str | None] = None  # Passkeys.register records passkey.registered
 
-    async def available(self, tk: Tillkey, account: Account) -> bool:
-        if not isinstance(account, Admin) or not await passkey_required(tk, account):
+    async def available(self, parts: FactorParts, account: Account) -> bool:
+        if not isinstance(account, Admin) or not await passkey_required(parts, account):
             return False
-        return not await tk.services.passkeys.has_any(owner_of(account))
+        return not await parts.passkeys.has_any(owner_of(account))
 
-    async def verify(self, tk: Tillkey, account: Account) -> bool:
+    async def verify(self, parts: FactorParts, account: Account) -> bool:
         try:
-            made = await tk.services.passkeys.register(
+            made = await parts.passkeys.register(
                 owner_of(account), self.binding, self.ceremony_id, self.credential, self.name
             )
         except (InvalidRequest, Conflict) as exc:
@@ -386,40 +407,40 @@ def owner_of(account: Account) -> Owner:
     return Owner(UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER, account.id)
 
 
-def passkeys_allowed(tk: Tillkey, account: Account) -> bool:
+def passkeys_allowed(parts: FactorParts, account: Account) -> bool:
     """Admins always; customers unless TILLKEY_CUSTOMER_2FA=off (as TOTP)."""
-    return isinstance(account, Admin) or tk.settings.customer_2fa != "off"
+    return isinstance(account, Admin) or parts.settings.customer_2fa != "off"
 
 
-def account_totp(tk: Tillkey, account: Account) -> Totp | None:
+def account_totp(parts: FactorParts, account: Account) -> Totp | None:
     """The account's TOTP, if its user type may use one: admins always, customers unless
     TILLKEY_CUSTOMER_2FA=off."""
     if isinstance(account, Admin):
-        return tk.services.totp
-    if tk.settings.customer_2fa == "off":
+        return parts.totp_for(UserType.ADMIN)
+    if parts.settings.customer_2fa == "off":
         return None
-    return tk.services.totp_for(UserType.CUSTOMER)
+    return parts.totp_for(UserType.CUSTOMER)
 
 
-async def passkey_required(tk: Tillkey, account: Account) -> bool:
+async def passkey_required(parts: FactorParts, account: Account) -> bool:
     """Must this admin's second factor be phishing-resistant (a passkey, never a code one can be
     tricked into typing on another site)? TILLKEY_ADMIN_PASSKEY_REQUIRED: "all" admins, or
     "full_access" ones (a role holding Magento_Backend::all)."""
-    mode = tk.settings.admin_passkey_required
+    mode = parts.settings.admin_passkey_required
     if mode == "off" or not isinstance(account, Admin):
         return False
     if mode == "all":
         return True
-    async with tk.db.session() as db:
+    async with parts.db.session() as db:
         role = None if account.role_id is None else await repo.role_by_id(db, account.role_id)
-    return role is not None and Grant.expand(tk.tree, role.resources).everything
+    return role is not None and Grant.expand(parts.tree, role.resources).everything
 
 
-async def second_factor_enrolled(tk: Tillkey, account: Account) -> bool:
+async def second_factor_enrolled(parts: FactorParts, account: Account) -> bool:
     """Has the account a second factor set up that it may use (TOTP or a passkey)?"""
-    if passkeys_allowed(tk, account) and await tk.services.passkeys.has_any(owner_of(account)):
+    if passkeys_allowed(parts, account) and await parts.passkeys.has_any(owner_of(account)):
         return True
-    totp = account_totp(tk, account)
-    if totp is None or await passkey_required(tk, account):
+    totp = account_totp(parts, account)
+    if totp is None or await passkey_required(parts, account):
         return False
     return await totp.is_active(account.id)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 from tillkey.accounts.signin.machine import Issue, SignedIn
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.service import Accounts
 
 
-def login_token(tk: Tillkey) -> Issue[str]:
+def login_token(accounts: Accounts) -> Issue[str]:
     """A login token for who signed in, with the factors they passed as its amr."""
 
     async def issue(who: SignedIn) -> str:
-        return await tk.services.accounts.issue_token(who.user_type, who.user_id, who.amr)
+        return await accounts.issue_token(who.user_type, who.user_id, who.amr)
 
     return issue

@@ -37,6 +37,7 @@ from tillkey.accounts.signin.factors import (
     PHISHING_RESISTANT,
     Account,
     ExternalAssertion,
+    FactorParts,
     FirstFactor,
     SecondFactor,
     Subject,
@@ -52,7 +53,8 @@ from tillkey.store import email_verifications
 from tillkey.store.accounts import Admin
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 SIGN_IN_FAILED = (
     "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
@@ -162,20 +164,20 @@ def asserted(first: FirstFactor) -> tuple[str, ...]:
     return ("mfa", *(a for a in extra if a in PHISHING_RESISTANT))
 
 
-async def email_unverified(tk: Tillkey, user_type: UserType, account: Account) -> bool:
+async def email_unverified(settings: Settings, db: Database, user_type: UserType, account: Account) -> bool:
     """Is this account's current address still to be verified before it may sign in
     (TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, customers)? Also asked when a Medusa
     registration token is first renewed into the customer it created (accounts/medusa_auth.py)."""
-    if tk.settings.customer_email_verification == "off" or user_type != UserType.CUSTOMER:
+    if settings.customer_email_verification == "off" or user_type != UserType.CUSTOMER:
         return False
-    async with tk.db.session() as db:
-        return await email_verifications.verified_at(db, int(user_type), account.id, account.email) is None
+    async with db.session() as s:
+        return await email_verifications.verified_at(s, int(user_type), account.id, account.email) is None
 
 
 class SignIn:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.budget = FailureBudget(tk)
+    def __init__(self, *, budget: FailureBudget, parts: FactorParts) -> None:
+        self.budget = budget
+        self.parts = parts  # what the factors check against (its settings, database, audit sink)
 
     async def begin(
         self,
@@ -214,7 +216,7 @@ class SignIn:
     # --- the steps ----------------------------------------------------------------------------
 
     async def _throttle(self, subject: Subject, first: FirstFactor, attempt: Attempt) -> tuple[Account | None, int]:
-        async with self.tk.db.session() as db:
+        async with self.parts.db.session() as db:
             account = await first.locate(db, subject)
             standing = await self.budget.standing(db, subject, account)
         if standing.throttled:
@@ -223,7 +225,7 @@ class SignIn:
         return account, standing.locked_until
 
     async def _throttle_pending(self, subject: Subject, pending: Pending, attempt: Attempt) -> Account:
-        async with self.tk.db.session() as db:
+        async with self.parts.db.session() as db:
             account = await account_by_id(db, pending.user_type, pending.user_id)
             standing = await self.budget.standing(db, subject, account)
         if account is None:
@@ -241,7 +243,7 @@ class SignIn:
     async def _first_factor(
         self, subject: Subject, first: FirstFactor, account: Account | None, locked_until: int, attempt: Attempt
     ) -> Account:
-        ok = await first.verify(self.tk, subject, account)
+        ok = await first.verify(self.parts, subject, account)
         reason = None
         if account is None:
             reason = "unknown user"
@@ -251,7 +253,7 @@ class SignIn:
             reason = "account locked"
         elif not account.is_active:
             reason = "account inactive"
-        elif first.amr != ExternalAssertion.amr and await sso_only(self.tk, account):
+        elif first.amr != ExternalAssertion.amr and await sso_only(self.parts, account):
             # Right, but not this way: the same generic 401, so a stolen password learns nothing
             # (not even that it is right), and no lockout (that would lock the provider out too).
             reason = "identity provider required"
@@ -259,7 +261,7 @@ class SignIn:
             await self._failed(subject, account, attempt, reason, lockout=reason == first.wrong)
             raise LoginFailed(reason)
         assert account is not None
-        await first.passed(self.tk, account)
+        await first.passed(self.parts, account)
         await self._standing(subject, account, attempt)
         return account
 
@@ -277,7 +279,9 @@ class SignIn:
         """A password sign-in of a customer must have verified their current address, under
         TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required (an external provider vouches for its own).
         Checked after the first factor, so only the owner learns it; not a failure of the budget."""
-        if first.amr != "pwd" or not await email_unverified(self.tk, subject.user_type, account):
+        if first.amr != "pwd" or not await email_unverified(
+            self.parts.settings, self.parts.db, subject.user_type, account
+        ):
             return
         await self._audit(audit.LOGIN_FAILURE, attempt, subject, account.id, reason="email not verified")
         raise VerificationRequired(subject.user_type, account)
@@ -285,8 +289,8 @@ class SignIn:
     async def _second_factor(
         self, subject: Subject, account: Account, amr: tuple[str, ...], second: SecondFactor | None, attempt: Attempt
     ) -> SignedIn | SecondFactorDue:
-        if second is not None and await second.available(self.tk, account):
-            if not await second.verify(self.tk, account):
+        if second is not None and await second.available(self.parts, account):
+            if not await second.verify(self.parts, account):
                 why = getattr(second, "refused", "") or second.wrong  # a passkey says why
                 await self._failed(subject, account, attempt, why, lockout=True)
                 raise SecondFactorFailed(second.wrong)
@@ -296,9 +300,9 @@ class SignIn:
             return SignedIn(subject.user_type, account, tuple(dict.fromkeys((*amr, *proved(second)))))
         if second is None and "mfa" in amr and await self._vouched_enough(account, amr):
             return SignedIn(subject.user_type, account, amr)  # the first factor vouched for a second
-        enrolled = await second_factor_enrolled(self.tk, account)
+        enrolled = await second_factor_enrolled(self.parts, account)
         demanded = second is not None and second.demanded
-        if demanded or self._due(account, enrolled) or await passkey_required(self.tk, account):
+        if demanded or self._due(account, enrolled) or await passkey_required(self.parts, account):
             # (TILLKEY_ADMIN_PASSKEY_REQUIRED: a TOTP code is not available to such an admin, so
             # it lands here too: only a passkey completes the sign-in.)
             return SecondFactorDue(subject.user_type, account, enrolled, amr)
@@ -308,12 +312,12 @@ class SignIn:
         """A vouched-for second factor satisfies TILLKEY_ADMIN_PASSKEY_REQUIRED only when it was
         phishing-resistant (amr hwk/swk: a passkey signing in, or a provider asserting a key);
         an identity provider's "mfa" after a TOTP code or an SMS leaves the admin a passkey to show."""
-        return any(a in amr for a in PHISHING_RESISTANT) or not await passkey_required(self.tk, account)
+        return any(a in amr for a in PHISHING_RESISTANT) or not await passkey_required(self.parts, account)
 
     def _due(self, account: Account, enrolled: bool) -> bool:
         """TILLKEY_ADMIN_2FA / TILLKEY_CUSTOMER_2FA: off, optional (for those who set it up),
         required (for every account of that type)."""
-        s = self.tk.settings
+        s = self.parts.settings
         mode = s.admin_2fa if isinstance(account, Admin) else s.customer_2fa
         if mode == "off":
             return False
@@ -340,7 +344,7 @@ class SignIn:
         self, event: str, attempt: Attempt, subject: Subject, user_id: int | None, **details: object
     ) -> None:
         failed = event in (audit.LOGIN_FAILURE, audit.LOGIN_THROTTLED, audit.ACCOUNT_LOCKED)
-        await self.tk.audit.record(
+        await self.parts.audit.record(
             event,
             outcome=audit.FAILURE if failed else audit.SUCCESS,
             actor_type=int(subject.user_type),
@@ -355,6 +359,6 @@ class SignIn:
     async def unlock(self, user_type: UserType, user_id: int, name: str) -> None:
         """Lift the account lock and the name's throttle (`tillkey admin unlock`)."""
         await self.budget.unlock(user_type, user_id, name)
-        await self.tk.audit.record(
+        await self.parts.audit.record(
             audit.ACCOUNT_UNLOCKED, username=name, details={"target_type": int(user_type), "target_id": user_id}
         )
