@@ -25,7 +25,7 @@ from tests.federation_support import (
 )
 from tests.polling import until
 from tillkey.access.delegation import OPERATOR
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.store import accounts as accounts_repo
 
 pytestmark = pytest.mark.interop
@@ -51,7 +51,7 @@ def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
 async def _setup(t: inprocess.InProcess, op: OpenIDProvider, **extra: Any) -> None:
     await t.create_role(["Magento_Catalog::products"], name="catalog")
     await t.create_role(["Magento_Backend::all"], name="everything")
-    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(**{
+    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**{
         "name": "corp", "display_name": "Corp SSO", "issuer": op.issuer, "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET, "actor": "admin", "scope": "openid email profile groups",
         "groups_claim": "groups", "role_map": {"admins": "everything", "shop-staff": "catalog"},

@@ -25,7 +25,7 @@ from tests.federation_support import (
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.linking import LINK_FIRST, LINK_NOT_SIGN_IN, LINKED_ELSEWHERE, NOT_A_LINK
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.store.audit import AuditQuery
 
 pytestmark = pytest.mark.interop
@@ -49,7 +49,7 @@ async def _setup(t: inprocess.InProcess, op: OpenIDProvider) -> dict[str, str]:
         "name": "corp", "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         "actor": "customer", "redirect_uri": STOREFRONT_CALLBACK, "provisioning": "jit",
     }  # fmt: skip
-    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(**fields))
+    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**fields))
     key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
     return {"x-publishable-api-key": key.token}
 

@@ -26,7 +26,7 @@ from tests.federation_support import (
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.linking import EMAIL_UNVERIFIED, LINK_FIRST
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.store.audit import AuditQuery
 
 pytestmark = pytest.mark.interop
@@ -51,7 +51,7 @@ async def _add(t: inprocess.InProcess, op: OpenIDProvider, name: str = "corp", *
         "name": name, "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         "actor": "customer", "redirect_uri": STOREFRONT_CALLBACK, "provisioning": "jit", **extra,
     }  # fmt: skip
-    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(**fields))
+    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**fields))
 
 
 async def _callback_query(t: inprocess.InProcess, account: str, provider: str = "corp") -> dict[str, str]:
@@ -175,7 +175,7 @@ def test_a_disabled_or_unknown_provider_is_refused(tmp_path: Path, op: OpenIDPro
         async with _running(tmp_path) as t:
             await _add(t, op)
             query = await _callback_query(t, "grace")
-            await IdentityProviders(t.tk).set_enabled("corp", False)
+            await t.tk.services.identity_providers.set_enabled("corp", False)
             r = await t.client.get("/auth/customer/corp/callback", params=query)
             assert r.status_code == 401 and "corp" in r.json()["message"]
             r = await t.client.post("/auth/customer/nosuch", json={})

@@ -27,7 +27,7 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.errors import InvalidRequest
 from tillkey.federation import presets
 from tillkey.federation.oidc import RelyingParty
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.store import idps as repo
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -50,7 +50,7 @@ def _new(**fields: Any) -> NewProvider:
 def test_presets_fill_the_endpoints(tmp_path: Path) -> None:
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
-            providers = IdentityProviders(t.tk)
+            providers = t.tk.services.identity_providers
             google = await providers.add(OPERATOR, _new(name="google", preset="google"))
             assert (google.issuer, google.protocol, google.display_name) == (
                 "https://accounts.google.com",
@@ -121,10 +121,10 @@ def test_apple_client_secret_is_a_jwt_signed_with_the_p8_key(tmp_path: Path, mon
             assert added["issuer"] == "https://appleid.apple.com" and added["scope"] == "openid email name"
             assert added["settings"] == {"team_id": "TEAM123456", "key_id": "ABC123DEFG"}
             assert added["has_client_secret"] is True and "PRIVATE KEY" not in json.dumps(added)
-            provider = await IdentityProviders(t.tk).get("apple")
+            provider = await t.tk.services.identity_providers.get("apple")
             assert provider.client_secret_enc is not None and b"PRIVATE KEY" not in provider.client_secret_enc
 
-            secret = IdentityProviders(t.tk).client_secret(provider)
+            secret = t.tk.services.identity_providers.client_secret(provider)
             assert secret is not None
             assert jwt.get_unverified_header(secret) == {"alg": "ES256", "kid": "ABC123DEFG", "typ": "JWT"}
             claims = jwt.decode(
@@ -171,7 +171,7 @@ def test_apple_client_secret_is_a_jwt_signed_with_the_p8_key(tmp_path: Path, mon
                 ({"team_id": "x", "key_id": "ABC123DEFG"}, pem, "--team-id"),
             ):
                 with pytest.raises(InvalidRequest, match=words):
-                    await IdentityProviders(t.tk).add(
+                    await t.tk.services.identity_providers.add(
                         OPERATOR, _new(name="apple3", preset="apple", settings=settings, client_secret=secret_text)
                     )
 
@@ -263,7 +263,7 @@ async def _github_callback(t: inprocess.InProcess) -> dict[str, str]:
 def test_github_sign_in_trusts_only_a_verified_primary_email(tmp_path: Path, github: FakeGitHub) -> None:
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
-            await IdentityProviders(t.tk).add(
+            await t.tk.services.identity_providers.add(
                 OPERATOR,
                 _new(
                     name="gh",
@@ -290,7 +290,7 @@ def test_github_sign_in_trusts_only_a_verified_primary_email(tmp_path: Path, git
             assert claims["idp"] == "gh" and "fed" in claims["amr"]
             # The same state again (a replayed callback): nothing found.
             assert (await t.client.get("/auth/customer/gh/callback", params=query)).status_code == 401
-            provider = await IdentityProviders(t.tk).get("gh")
+            provider = await t.tk.services.identity_providers.get("gh")
             async with t.tk.db.session() as s:
                 linked = await repo.identity(s, provider.id, "4242")  # GitHub's numeric id, not the login
             assert linked is not None and linked.email == "octo@shop.example"
@@ -303,8 +303,8 @@ def test_github_sign_in_trusts_only_a_verified_primary_email(tmp_path: Path, git
             assert r.status_code == 200 and r.json()["customer"]["email"] == "octo@shop.example", r.text
 
             # A code GitHub refuses (wrong secret stored): a 401, never a 500.
-            await IdentityProviders(t.tk).remove("gh")
-            await IdentityProviders(t.tk).add(
+            await t.tk.services.identity_providers.remove("gh")
+            await t.tk.services.identity_providers.add(
                 OPERATOR,
                 _new(
                     name="gh",

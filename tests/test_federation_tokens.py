@@ -24,7 +24,7 @@ from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBA
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.federation.oidc import RelyingParty
-from tillkey.federation.providers import Changes, IdentityProviders, NewProvider
+from tillkey.federation.providers import Changes, NewProvider
 from tillkey.store import idps as idps_repo
 from tillkey.store.audit import AuditQuery
 
@@ -142,11 +142,11 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
 
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, **db) as t:
-            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+            await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
                 name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
                 redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
             ))  # fmt: skip
-            checked = await RelyingParty(t.tk).check(await IdentityProviders(t.tk).get("fake"))
+            checked = await RelyingParty(t.tk).check(await t.tk.services.identity_providers.get("fake"))
             assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
             refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
             assert refused == dict.fromkeys(cases, 401)
@@ -154,7 +154,7 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
             # RFC 9207: this provider sends iss, so a response without one is a mix-up.
             assert await _attempt(t, fake, honest, iss=False) == 401
             # A flow started at one provider, returned to another's callback (mix-up by state).
-            await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+            await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
                 name="other", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                 actor="customer", redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
             ))  # fmt: skip
@@ -187,7 +187,7 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
 
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
-            await IdentityProviders(t.tk).add(
+            await t.tk.services.identity_providers.add(
                 OPERATOR,
                 NewProvider(
                     name="fake",
@@ -205,18 +205,18 @@ def test_userinfo_is_merged_only_for_the_same_subject(tmp_path: Path, fake: Fake
             assert await _attempt(t, fake, bare) == 401  # another user's claims
             # Entra ID's "groups overage": the groups are elsewhere (a distributed claim), so no
             # role could be mapped from them; refused rather than mapped to the default.
-            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim="groups"))
+            await t.tk.services.identity_providers.update(OPERATOR, "fake", Changes(groups_claim="groups"))
             overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://x"}}}
             fake.userinfo = {"sub": "user-1"}
             assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n, **overage))) == 401
-            await IdentityProviders(t.tk).update(OPERATOR, "fake", Changes(groups_claim=""))
+            await t.tk.services.identity_providers.update(OPERATOR, "fake", Changes(groups_claim=""))
             # The ID token's email, unverified, is not made verified by the userinfo's answer.
             fake.userinfo = {"sub": "user-1", "email": "other@shop.example", "email_verified": True}
             unverified = lambda n: fake.signed(fake.claims(n, email_verified=False))  # noqa: E731
             assert await _attempt(t, fake, unverified) == 401
             fake.userinfo = {"sub": "user-1", "email": "ui@shop.example", "email_verified": True, "name": "U I"}
             assert await _attempt(t, fake, bare) == 200
-            provider = await IdentityProviders(t.tk).get("fake")
+            provider = await t.tk.services.identity_providers.get("fake")
             async with t.tk.db.session() as s:
                 linked = await idps_repo.identity(s, provider.id, "user-1")
             assert linked is not None and linked.email == "ui@shop.example"
@@ -234,7 +234,7 @@ def test_a_customer_with_a_second_factor_is_refused_not_failed(tmp_path: Path, f
 
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, customer_2fa="optional") as t:
-            await IdentityProviders(t.tk).add(
+            await t.tk.services.identity_providers.add(
                 OPERATOR,
                 NewProvider(
                     name="fake",

@@ -31,6 +31,7 @@ from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.federation.providers import IdentityProviders
 from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.service import OAuth2, TokenRevoker
@@ -189,6 +190,9 @@ class Services:
             limits=login_limits, pacer=pacer, admission=login_admission, db=db, settings=settings, clock=clock
         )
         self.sign_in = SignIn(budget=self.login_budget, parts=self.factor_parts)
+        self.identity_providers = IdentityProviders(
+            db=db, audit=audit, settings=settings, master=master, clock=clock, tree=tree, accounts=self.accounts
+        )
 
     def totp_for(self, user_type: UserType) -> Totp:
         """The TOTP service of admins or of customers."""

@@ -29,7 +29,7 @@ from tillkey.access.delegation import OPERATOR, OWN_FACTOR
 from tillkey.access.tree import ALL
 from tillkey.app import create_app
 from tillkey.cli import app as cli_app
-from tillkey.federation.providers import Changes, IdentityProviders
+from tillkey.federation.providers import Changes
 from tillkey.runtime import Tillkey
 from tillkey.settings import Settings
 from tillkey.store import accounts as repo
@@ -154,7 +154,7 @@ async def _api_idp_role_map_update_beyond_grant(t: InProcess) -> None:
     shown = (await t.client.get("/tillkey/v1/idps/corp", headers=t.bearer(token))).json()
     assert shown["role_map"] == {"staff": "catalog-only"} and shown["default_role"] is None
     # A map the operator widened is out of this admin's reach, even to narrow it.
-    await IdentityProviders(t.tk).update(OPERATOR, "corp", Changes(default_role=ADMINISTRATORS))
+    await t.tk.services.identity_providers.update(OPERATOR, "corp", Changes(default_role=ADMINISTRATORS))
     _refused(await t.client.patch("/tillkey/v1/idps/corp", json={"default_role": ""}, headers=t.bearer(token)), ALL)
 
 

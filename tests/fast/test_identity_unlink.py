@@ -15,7 +15,7 @@ from tests import inprocess
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.crypto.passwords import unusable_hash
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.principal import UserType
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import idps as repo
@@ -26,7 +26,7 @@ PRIVATE = {"federation_allow_private_endpoints": True}
 
 async def provider(t: inprocess.InProcess, name: str, actor: str) -> int:
     redirect = "https://shop.example/cb" if actor == "customer" else ""
-    added = await IdentityProviders(t.tk).add(
+    added = await t.tk.services.identity_providers.add(
         OPERATOR, NewProvider(name=name, issuer=f"http://127.0.0.1:9/{name}", client_id="c", actor=actor,
                               display_name=name.title(), redirect_uri=redirect),
     )  # fmt: skip

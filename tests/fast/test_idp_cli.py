@@ -12,7 +12,7 @@ from sqlalchemy import update
 from tests import inprocess
 from tillkey.access.delegation import DelegationRefused
 from tillkey.errors import InvalidRequest
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.store import idps as repo
 from tillkey.store.models import IdentityProviderRow
 
@@ -42,7 +42,7 @@ def test_idp_add_list_show_disable_remove(tmp_path: Path, monkeypatch: pytest.Mo
                 stored = await repo.by_name(s, "corp")
             assert stored is not None and stored.client_secret_enc is not None
             assert SECRET.encode() not in stored.client_secret_enc  # encrypted at rest
-            assert IdentityProviders(t.tk).client_secret(stored) == SECRET
+            assert t.tk.services.identity_providers.client_secret(stored) == SECRET
             listed = await inprocess.cli_json("idp", "list")
             assert [p["name"] for p in listed["providers"]] == ["corp"] and SECRET not in str(listed)
             # Nothing answers at the issuer: `idp test` says so, exit 1.
@@ -75,9 +75,9 @@ def test_a_role_map_is_delegation(tmp_path: Path) -> None:
                 name="corp", issuer="http://127.0.0.1:9", client_id="c", actor="admin", role_map={"g": "everything"}
             )
             with pytest.raises(DelegationRefused):
-                await IdentityProviders(t.tk).add(acting, new)
+                await t.tk.services.identity_providers.add(acting, new)
             with pytest.raises(InvalidRequest):  # the issuer's address is checked (SSRF guard) …
-                await IdentityProviders(t.tk).add(acting, NewProvider(
+                await t.tk.services.identity_providers.add(acting, NewProvider(
                     name="ok", issuer="ftp://x", client_id="c", actor="admin",
                 ))  # fmt: skip
 
@@ -91,7 +91,7 @@ def test_private_issuers_are_refused_unless_allowed(tmp_path: Path) -> None:
 
             for issuer in ("http://127.0.0.1:9", "https://169.254.169.254/", "https://localhost/"):
                 with pytest.raises(InvalidRequest):
-                    await IdentityProviders(t.tk).add(OPERATOR, NewProvider(
+                    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
                         name="corp", issuer=issuer, client_id="c", actor="customer",
                         redirect_uri="https://shop.example/cb",
                     ))  # fmt: skip

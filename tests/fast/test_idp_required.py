@@ -12,7 +12,7 @@ from tests import inprocess
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.signin import Attempt, ExternalAssertion, Issued, SignedIn, Subject
-from tillkey.federation.providers import IdentityProviders, NewProvider
+from tillkey.federation.providers import NewProvider
 from tillkey.principal import UserType
 from tillkey.store import idps as repo
 from tillkey.store.audit import AuditQuery
@@ -25,7 +25,7 @@ PASSWORD = inprocess.ADMIN_PASSWORD
 async def linked_admin(t: inprocess.InProcess, username: str, provider: str) -> int:
     """An admin with a password and an identity linked from `provider` (as linking.py stores it)."""
     admin = await t.create_admin(username, email=f"{username}@corp.example")
-    found = await IdentityProviders(t.tk).get(provider)
+    found = await t.tk.services.identity_providers.get(provider)
     async with t.tk.db.transaction() as s:
         await repo.link(
             s, provider_id=found.id, subject=f"sub-{username}", user_type=int(UserType.ADMIN), user_id=admin.id,
@@ -36,7 +36,7 @@ async def linked_admin(t: inprocess.InProcess, username: str, provider: str) -> 
 
 async def providers(t: inprocess.InProcess) -> None:
     for name in ("corp", "other"):
-        await IdentityProviders(t.tk).add(
+        await t.tk.services.identity_providers.add(
             OPERATOR, NewProvider(name=name, issuer=f"http://127.0.0.1:9/{name}", client_id="c", actor="admin")
         )
 

@@ -118,7 +118,7 @@ def idp_add(
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Add an identity provider. The client secret is stored encrypted and never shown again."""
-    from tillkey.federation.providers import IdentityProviders, NewProvider, parse_role_map, provider_json
+    from tillkey.federation.providers import NewProvider, parse_role_map, provider_json
 
     if client_secret_env is not None and client_secret is not None:
         _fail("give --client-secret-env or --client-secret, not both")
@@ -148,7 +148,7 @@ def idp_add(
     )  # fmt: skip
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await IdentityProviders(tk).add(OPERATOR, new))
+        return provider_json(await tk.services.identity_providers.add(OPERATOR, new))
 
     _show(_run(go), as_json, "Identity provider added")
 
@@ -172,7 +172,7 @@ def idp_update(
 ) -> None:
     """Change a provider. A change to its roles (map, order, default, groups claim) signs out every
     admin linked through it at once, on every server: their next sign-in maps their groups anew."""
-    from tillkey.federation.providers import Changes, IdentityProviders, parse_role_map, provider_json
+    from tillkey.federation.providers import Changes, parse_role_map, provider_json
 
     if role_map and no_role_map:
         _fail("give --role-map or --no-role-map, not both")
@@ -189,7 +189,7 @@ def idp_update(
     )
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await IdentityProviders(tk).update(OPERATOR, name, changes))
+        return provider_json(await tk.services.identity_providers.update(OPERATOR, name, changes))
 
     _show(_run(go), as_json, f"Identity provider {name} updated")
 
@@ -197,10 +197,10 @@ def idp_update(
 @commands.command("list")
 def idp_list(as_json: JsonOpt = False) -> None:
     """List identity providers (never their secrets)."""
-    from tillkey.federation.providers import IdentityProviders, provider_json
+    from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        return [provider_json(p) for p in await IdentityProviders(tk).listed()]
+        return [provider_json(p) for p in await tk.services.identity_providers.listed()]
 
     rows = _run(go)
     if as_json:
@@ -215,19 +215,19 @@ def idp_list(as_json: JsonOpt = False) -> None:
 @commands.command("show")
 def idp_show(name: str, as_json: JsonOpt = False) -> None:
     """One provider's settings (the secret only as has_client_secret)."""
-    from tillkey.federation.providers import IdentityProviders, provider_json
+    from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await IdentityProviders(tk).get(name))
+        return provider_json(await tk.services.identity_providers.get(name))
 
     _show(_run(go), as_json, f"Identity provider {name}")
 
 
 def _set_enabled(name: str, enabled: bool, as_json: bool) -> None:
-    from tillkey.federation.providers import IdentityProviders, provider_json
+    from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await IdentityProviders(tk).set_enabled(name, enabled))
+        return provider_json(await tk.services.identity_providers.set_enabled(name, enabled))
 
     _show(_run(go), as_json, f"Identity provider {name} {'enabled' if enabled else 'disabled'}")
 
@@ -248,10 +248,9 @@ def idp_enable(name: str, as_json: JsonOpt = False) -> None:
 def idp_test(name: str, as_json: JsonOpt = False) -> None:
     """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard)."""
     from tillkey.federation.oidc import Refused, RelyingParty
-    from tillkey.federation.providers import IdentityProviders
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        provider = await IdentityProviders(tk).get(name)
+        provider = await tk.services.identity_providers.get(name)
         try:
             return {"name": name, "ok": True, **await RelyingParty(tk).check(provider)}
         except Refused as exc:
@@ -266,10 +265,9 @@ def idp_test(name: str, as_json: JsonOpt = False) -> None:
 @commands.command("remove")
 def idp_remove(name: str, as_json: JsonOpt = False) -> None:
     """Remove a provider and the identities linked from it (the accounts stay)."""
-    from tillkey.federation.providers import IdentityProviders
 
     async def go(tk: Tillkey) -> int:
-        return await IdentityProviders(tk).remove(name)
+        return await tk.services.identity_providers.remove(name)
 
     unlinked = _run(go)
     _show({"name": name, "removed": True, "unlinked_identities": unlinked}, as_json, "Identity provider removed")

@@ -27,7 +27,13 @@ from tillkey.store import idps as repo
 from tillkey.store.idps import Provider
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.access.tree import ResourceTree
+    from tillkey.accounts.service import Accounts
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 ACTORS = ("admin", "customer")
 PROTOCOLS = ("oidc", "github")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
@@ -153,18 +159,34 @@ def _plain_text(new: NewProvider) -> None:
 
 
 class IdentityProviders:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: Audit,
+        settings: Settings,
+        master: MasterSecret,
+        clock: Clock,
+        tree: ResourceTree,
+        accounts: Accounts,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.settings = settings
+        self.master = master
+        self.clock = clock
+        self.tree = tree
+        self.accounts = accounts
 
     async def add(self, acting: Principal, new: NewProvider) -> Provider:
         provider = await self._checked(acting, new)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             added = await repo.add(s, provider)
             await self._audit(s, added.name, "added", actor=added.actor, issuer=added.issuer)
         return added
 
     async def _audit(self, s: AsyncSession, name: str, change: str, **details: object) -> None:
-        await self.tk.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
+        await self.audit.record_in(s, audit.IDP_CHANGED, details={"provider": name, "change": change, **details})
 
     async def _checked(self, acting: Principal, new: NewProvider, *, fill: bool = True) -> Provider:
         _plain_text(new)
@@ -182,7 +204,7 @@ class IdentityProviders:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
             raise InvalidRequest("Provisioning must be jit or existing.")
-        allow_private = self.tk.settings.federation_allow_private_endpoints
+        allow_private = self.settings.federation_allow_private_endpoints
         try:
             issuer = check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
             redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
@@ -211,14 +233,14 @@ class IdentityProviders:
         return Provider(
             # The issuer is kept exactly as given: OpenID discovery compares it character for character.
             0, name, new.display_name.strip() or name, new.protocol, issuer, new.client_id.strip(),
-            self.tk.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
+            self.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
             new.actor, " ".join(new.scope.split()), redirect, (new.groups_claim or "").strip() or None, role_map,
             new.default_role, new.provisioning, domains, new.trust_email_domains, new.mfa_from_amr, True,
-            int(self.tk.clock.now() * 1000), new.userinfo, new.preset, dict(new.settings),
+            int(self.clock.now() * 1000), new.userinfo, new.preset, dict(new.settings),
         )  # fmt: skip
 
     def _default_redirect(self, name: str, actor: str) -> str:
-        base = self.tk.settings.issuer.rstrip("/")
+        base = self.settings.issuer.rstrip("/")
         if actor == "admin":
             return f"{base}/console/login/idp/{name}/callback"
         raise InvalidRequest(
@@ -230,20 +252,20 @@ class IdentityProviders:
         """Every role the provider may hand out exists and is within the actor's grant (`missing_ok`:
         a role deleted since grants nothing, so it needs no check)."""
         for role in roles:
-            async with self.tk.db.session() as s:
+            async with self.db.session() as s:
                 row = await accounts_repo.role_by_name(s, role)
             if row is None and missing_ok:
                 continue
             if row is None:
                 raise NotFound(f"There is no role named {role!r}.")
-            delegation.require_within(acting, role_grant(self.tk.tree, row), what="identity provider role map")
+            delegation.require_within(acting, role_grant(self.tree, row), what="identity provider role map")
 
     async def listed(self) -> list[Provider]:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             return await repo.listed(s)
 
     async def get(self, name: str) -> Provider:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.by_name(s, name)
         if found is None:
             raise NotFound("There is no identity provider named %name.", parameters={"name": name[:64]})
@@ -269,19 +291,19 @@ class IdentityProviders:
             created_ms=before.created_ms,
         )
         roles_changed = decides_roles(after) != decides_roles(before)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.save(s, after)
             admins = await repo.linked_accounts(s, before.id, int(UserType.ADMIN)) if roles_changed else []
             await self._audit(s, name, "updated", roles_changed=roles_changed, signed_out_admins=len(admins))
         for admin_id in admins:
-            await self.tk.services.accounts.sign_out_everywhere(
+            await self.accounts.sign_out_everywhere(
                 UserType.ADMIN, admin_id, reason=f"identity provider {name} role map changed"
             )
         return after
 
     async def set_enabled(self, name: str, enabled: bool) -> Provider:
         await self.get(name)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.set_enabled(s, name, enabled)
             await self._audit(s, name, "enabled" if enabled else "disabled")
         return replace(await self.get(name), enabled=enabled)
@@ -289,7 +311,7 @@ class IdentityProviders:
     async def remove(self, name: str) -> int:
         """Remove a provider and the identities linked from it (their accounts stay); the count."""
         found = await self.get(name)
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             linked = await repo.count_for(s, found.id)
             await repo.remove(s, found.id)
             await self._audit(s, name, "removed", linked_identities=linked)
@@ -300,7 +322,7 @@ class IdentityProviders:
         Apple a JWT signed now with the stored key."""
         if provider.client_secret_enc is None:
             return None
-        stored = self.tk.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
+        stored = self.master.decrypt(provider.client_secret_enc, secret_context(provider.name)).decode()
         if provider.preset == "apple":
-            return presets.apple_client_secret(provider.client_id, provider.settings, stored, self.tk.clock.now_int())
+            return presets.apple_client_secret(provider.client_id, provider.settings, stored, self.clock.now_int())
         return stored

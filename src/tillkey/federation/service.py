@@ -11,7 +11,6 @@ from tillkey import audit
 from tillkey.accounts.signin import Attempt
 from tillkey.federation.linking import LINK_NOT_SIGN_IN, NOT_A_LINK, Linking, Resolved
 from tillkey.federation.oidc import Assertion, Refused, RelyingParty
-from tillkey.federation.providers import IdentityProviders
 from tillkey.principal import UserType
 from tillkey.store import idps as repo
 from tillkey.store.idps import Provider
@@ -31,7 +30,7 @@ class Federation:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
         self.rp = RelyingParty(tk)
-        self.providers = IdentityProviders(tk)
+        self.providers = tk.services.identity_providers
 
     async def provider(self, name: str, actor: str) -> Provider:
         async with self.tk.db.session() as s:

@@ -10,7 +10,7 @@ from fastapi import Request
 from starlette.responses import JSONResponse
 
 from tillkey.errors import InvalidRequest
-from tillkey.federation.providers import Changes, IdentityProviders, NewProvider, provider_json
+from tillkey.federation.providers import Changes, NewProvider, provider_json
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.web.routing import Api, principal, tillkey
 
@@ -108,18 +108,20 @@ def _new(body: dict[str, Any]) -> NewProvider:
 async def add(request: Request) -> JSONResponse:
     tk = tillkey(request)
     new = _new(await json_body(request, tk.settings.max_body_bytes))
-    added = await IdentityProviders(tk).add(await principal(request), new)
+    added = await tk.services.identity_providers.add(await principal(request), new)
     return JSONResponse(provider_json(added), status_code=201, headers=NO_STORE)
 
 
 @api.route("GET", "/tillkey/v1/idps", resources=[IDPS], summary="List external identity providers (never secrets)")
 async def listed(request: Request) -> JSONResponse:
-    return JSONResponse({"providers": [provider_json(p) for p in await IdentityProviders(tillkey(request)).listed()]})
+    return JSONResponse(
+        {"providers": [provider_json(p) for p in await tillkey(request).services.identity_providers.listed()]}
+    )
 
 
 @api.route("GET", "/tillkey/v1/idps/{name}", resources=[IDPS], summary="One external identity provider")
 async def show(request: Request, name: str) -> JSONResponse:
-    return JSONResponse(provider_json(await IdentityProviders(tillkey(request)).get(name[:64])))
+    return JSONResponse(provider_json(await tillkey(request).services.identity_providers.get(name[:64])))
 
 
 @api.route(
@@ -133,7 +135,7 @@ async def show(request: Request, name: str) -> JSONResponse:
 async def update(request: Request, name: str) -> JSONResponse:
     tk = tillkey(request)
     changes = _changes(await json_body(request, tk.settings.max_body_bytes))
-    updated = await IdentityProviders(tk).update(await principal(request), name[:64], changes)
+    updated = await tk.services.identity_providers.update(await principal(request), name[:64], changes)
     return JSONResponse(provider_json(updated), headers=NO_STORE)
 
 
@@ -142,5 +144,5 @@ async def update(request: Request, name: str) -> JSONResponse:
     summary="Remove an external identity provider and the identities linked from it (the accounts stay)",
 )  # fmt: skip
 async def remove(request: Request, name: str) -> JSONResponse:
-    unlinked = await IdentityProviders(tillkey(request)).remove(name[:64])
+    unlinked = await tillkey(request).services.identity_providers.remove(name[:64])
     return JSONResponse({"name": name[:64], "removed": True, "unlinked_identities": unlinked})
