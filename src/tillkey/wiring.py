@@ -31,6 +31,7 @@ from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.federation.linking import Linking
 from tillkey.federation.providers import IdentityProviders
 from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
@@ -192,6 +193,9 @@ class Services:
         self.sign_in = SignIn(budget=self.login_budget, parts=self.factor_parts)
         self.identity_providers = IdentityProviders(
             db=db, audit=audit, settings=settings, master=master, clock=clock, tree=tree, accounts=self.accounts
+        )
+        self.linking = Linking(
+            db=db, changes=changes, audit=audit, settings=settings, clock=clock, accounts=self.accounts
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

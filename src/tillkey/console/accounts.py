@@ -15,7 +15,6 @@ from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.federation.linking import Linking
 from tillkey.federation.service import Federation
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
@@ -132,7 +131,7 @@ _ACCOUNT_DONE = {"linked": "Your identity provider is linked.", "unlinked": "The
 @pages.route("GET", "/console/account", resources=[ADMIN_SELF], summary="My account")
 async def account_page(c: Console) -> Response:
     federation = Federation(c.tk)
-    linked = await Linking(c.tk).identities(UserType.ADMIN, c.session.user_id)
+    linked = await c.tk.services.linking.identities(UserType.ADMIN, c.session.user_id)
     identities = [(i.id, p.display_name, i.email or i.subject) for i, p in linked]
     notice = _ACCOUNT_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
@@ -163,7 +162,7 @@ async def account_link(c: Console) -> Response:
 async def account_unlink(c: Console) -> Response:
     """Only this admin's own identities (another's is not found); the last way to sign in is
     refused (federation/linking.py unlink)."""
-    await Linking(c.tk).unlink(UserType.ADMIN, c.session.user_id, _id(c))
+    await c.tk.services.linking.unlink(UserType.ADMIN, c.session.user_id, _id(c))
     return c.redirect("/console/account?done=unlinked")
 
 

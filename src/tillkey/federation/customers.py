@@ -13,7 +13,7 @@ from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, Subject
 from tillkey.accounts.signin.factors import Account
 from tillkey.errors import Conflict, Unauthenticated
-from tillkey.federation.linking import LinkedElsewhere, Linking
+from tillkey.federation.linking import LinkedElsewhere
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.federation.service import Federation
 from tillkey.principal import Principal, UserType
@@ -65,7 +65,7 @@ class CustomerFederation:
             await self.federation.complete(provider, params, attempt, customer=caller.user_id)
         except LinkedElsewhere as exc:  # audited as a refusal by complete(); a conflict, not bad credentials
             raise Conflict(exc.message) from None
-        return await Linking(self.tk).identities(UserType.CUSTOMER, caller.user_id)
+        return await self.tk.services.linking.identities(UserType.CUSTOMER, caller.user_id)
 
     async def callback(self, name: str, params: Mapping[str, str], attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)

@@ -32,7 +32,11 @@ from tillkey.store.identities import Identity
 from tillkey.store.idps import Linked, Provider
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.service import Accounts
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit, Changes
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 LINK_FIRST = (
     "An account with this email address exists already. Sign in to it the way you usually do (with your "
@@ -77,11 +81,18 @@ def _domain(email: str) -> str:
 
 
 class Linking:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
+    def __init__(
+        self, *, db: Database, changes: Changes, audit: Audit, settings: Settings, clock: Clock, accounts: Accounts
+    ) -> None:
+        self.db = db
+        self.changes = changes
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock
+        self.accounts = accounts
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     async def resolve(self, assertion: Assertion) -> Resolved:
         provider = assertion.provider
@@ -90,7 +101,7 @@ class Linking:
             assertion.email is None or _domain(assertion.email) not in provider.allowed_domains
         ):
             raise Refused("email domain not allowed", DOMAIN_REFUSED)
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             linked = await repo.identity(s, provider.id, assertion.subject)
             account = await self._account(s, utype, linked.user_id) if linked and linked.user_id else None
             pending = (
@@ -113,7 +124,7 @@ class Linking:
         return await accounts_repo.customer_by_id(s, user_id)
 
     async def _signed_in(self, linked: Linked, account: Account, assertion: Assertion) -> Resolved:
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.signed_in(s, linked.id, assertion.email, self._now_ms())
         if isinstance(account, Admin):
             account = await self.map_role(account, assertion)
@@ -122,7 +133,7 @@ class Linking:
     async def _first_sign_in(self, assertion: Assertion, utype: UserType) -> Resolved:
         provider = assertion.provider
         email = assertion.email
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             existing: Account | None = None
             if email is not None:
                 existing = (
@@ -151,7 +162,7 @@ class Linking:
         itself: its console session with the form's CSRF token, or a customer's bearer token, which
         the sign-in state machine issued after its password and second factor). An identity linked to another
         account already is refused, never moved."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             linked = await repo.identity(s, assertion.provider.id, assertion.subject)
             account = await self._account(s, utype, user_id)
         if account is None:
@@ -166,7 +177,7 @@ class Linking:
 
     async def _link(self, assertion: Assertion, utype: UserType, user_id: int | None, auth_id: int | None) -> Linked:
         try:
-            async with self.tk.db.transaction() as s:
+            async with self.db.transaction() as s:
                 return await repo.link(
                     s, provider_id=assertion.provider.id, subject=assertion.subject, user_type=int(utype),
                     user_id=user_id, email=assertion.email, auth_identity_id=auth_id, now_ms=self._now_ms(),
@@ -178,7 +189,7 @@ class Linking:
         """Medusa's way: the provider's identity first, the customer when the storefront creates it
         (POST /store/customers with the actorless token), from this verified email."""
         try:
-            async with self.tk.db.transaction() as s:
+            async with self.db.transaction() as s:
                 pending = await auth_identities.create(
                     s, provider=assertion.provider.name, actor_type="customer", entity_id=email, password_hash=None,
                     user_type=None, user_id=None, now_ms=self._now_ms(),
@@ -205,13 +216,13 @@ class Linking:
         # The provider's role map passed the delegation rule when the operator saved it.
         username = f"{assertion.provider.name}-{email.partition('@')[0]}"[:128]
         try:
-            admin = await self.tk.services.accounts.create_admin(
+            admin = await self.accounts.create_admin(
                 OPERATOR, username=username, email=email, password=random_token(32) + "aA1!", role=role,
                 firstname=assertion.name[:255],
             )  # fmt: skip
         except (Conflict, NotFound) as exc:
             raise Refused(f"admin provisioning failed: {exc.message}", NO_ACCOUNT) from None
-        async with self.tk.db.transaction() as s:  # no password anyone knows, and marked so
+        async with self.db.transaction() as s:  # no password anyone knows, and marked so
             await accounts_repo.set_admin_password_hash(s, admin.id, unusable_hash())
         linked = await self._link(assertion, UserType.ADMIN, admin.id, None)
         await self._audit(audit.IDENTITY_PROVISIONED, assertion, UserType.ADMIN, admin.id, role=role)
@@ -220,7 +231,7 @@ class Linking:
     async def map_role(self, admin: Admin, assertion: Assertion) -> Admin:
         """Group claims decide the role on every sign-in: a group removed at the provider takes the
         role with it now (no mapped group and no default: no role, and the sign-in is refused)."""
-        async with self.tk.uow() as w:
+        async with self.changes() as w:
             # The map as it is now, not as the flow began: `tillkey idp update` may have changed it
             # (and signed this admin out) while the browser was at the provider.
             provider = await repo.by_id(w.s, assertion.provider.id) or assertion.provider
@@ -246,7 +257,7 @@ class Linking:
 
     async def identities(self, utype: UserType, user_id: int) -> list[tuple[Linked, Provider]]:
         """The identities linked to an account, each with its provider."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             linked = await repo.identities_of(s, int(utype), user_id)
             providers = {p.id: p for p in await repo.listed(s)}
         return [(i, providers[i.provider_id]) for i in linked if i.provider_id in providers]
@@ -255,7 +266,7 @@ class Linking:
         """Remove one of the account's own linked identities. Refused (409) when it is the last
         way to sign in: an account with no password (provisioned from a provider) and this one
         identity left. Another account's identity is not found, the same as none."""
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             await repo.lock_account(s, int(utype), user_id)
             linked = await repo.identities_of(s, int(utype), user_id)
             target = next((i for i in linked if i.id == identity_id), None)
@@ -267,18 +278,14 @@ class Linking:
             if len(linked) == 1 and is_unusable(account.password_hash):
                 raise Conflict(LAST_WAY)
             provider = await repo.by_id(s, target.provider_id)
-            if (
-                utype == UserType.ADMIN
-                and provider
-                and provider.name in self.tk.settings.federation_admin_required_names
-            ):
+            if utype == UserType.ADMIN and provider and provider.name in self.settings.federation_admin_required_names:
                 raise Conflict(REQUIRED)  # unlinking would bring password sign-in back
             await repo.unlink(s, target.id)
             # Counted again after the removal, in its transaction: a concurrent removal of the other
             # identity is seen (SQLite's one writer; PostgreSQL's row lock above) and this one undone.
             if is_unusable(account.password_hash) and not await repo.identities_of(s, int(utype), user_id):
                 raise Conflict(LAST_WAY)
-            await self.tk.audit.record_in(
+            await self.audit.record_in(
                 s, audit.IDENTITY_UNLINKED, actor_type=int(utype), actor_id=user_id,
                 username=account_name(account)[:255],
                 details={"provider": provider.name if provider else None, "identity_id": target.id},
@@ -286,7 +293,7 @@ class Linking:
         return target
 
     async def _audit(self, event: str, assertion: Assertion, utype: UserType, user_id: int, **details: object) -> None:
-        await self.tk.audit.record(
+        await self.audit.record(
             event, actor_type=int(utype), actor_id=user_id, username=(assertion.email or "")[:255],
             details={"provider": assertion.provider.name, **details},
         )  # fmt: skip

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tillkey import audit
 from tillkey.accounts.signin import Attempt
-from tillkey.federation.linking import LINK_NOT_SIGN_IN, NOT_A_LINK, Linking, Resolved
+from tillkey.federation.linking import LINK_NOT_SIGN_IN, NOT_A_LINK, Resolved
 from tillkey.federation.oidc import Assertion, Refused, RelyingParty
 from tillkey.principal import UserType
 from tillkey.store import idps as repo
@@ -66,20 +66,20 @@ class Federation:
     async def _resolve(self, provider: Provider, assertion: Assertion, customer: int | None) -> Resolved:
         link = assertion.context.get("link_admin")  # the flow was started to link, by this admin
         if link is not None and provider.actor == "admin":
-            return await Linking(self.tk).link_to(assertion, UserType.ADMIN, int(link))
+            return await self.tk.services.linking.link_to(assertion, UserType.ADMIN, int(link))
         # A customer's link: started with its bearer token (the state holds its id) and finished
         # with the same customer's token. Neither half turns into the other: a sign-in's state
         # links nothing, and a link's state signs nobody in.
         bound = assertion.context.get("link_customer")
         if customer is None and bound is None:
-            return await Linking(self.tk).resolve(assertion)
+            return await self.tk.services.linking.resolve(assertion)
         if bound is None:
             raise Refused("the state of a sign-in flow offered to link", NOT_A_LINK)
         if customer is None:
             raise Refused("the state of a link flow offered to sign in", LINK_NOT_SIGN_IN)
         if provider.actor != "customer" or int(bound) != customer:
             raise Refused(f"link flow of customer {bound} finished by customer {customer}")
-        return await Linking(self.tk).link_to(assertion, UserType.CUSTOMER, customer)
+        return await self.tk.services.linking.link_to(assertion, UserType.CUSTOMER, customer)
 
     async def refused(self, provider: str, exc: Refused, attempt: Attempt) -> None:
         await self.tk.audit.record(

@@ -13,7 +13,6 @@ from tillkey.access.tree import ANONYMOUS, SELF
 from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
 from tillkey.errors import NotFound
 from tillkey.federation.customers import CustomerFederation
-from tillkey.federation.linking import Linking
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Customer
 from tillkey.store.idps import Linked, Provider
@@ -77,7 +76,7 @@ def _identity_json(linked: Linked, provider: Provider) -> dict[str, Any]:
     summary="The external identities (identity providers) linked to the calling customer",
 )  # fmt: skip
 async def identities(request: Request, caller: Caller) -> JSONResponse:
-    linked = await Linking(tillkey(request)).identities(UserType.CUSTOMER, caller.user_id)
+    linked = await tillkey(request).services.linking.identities(UserType.CUSTOMER, caller.user_id)
     return JSONResponse({"identities": [_identity_json(i, p) for i, p in linked]}, headers=NO_STORE)
 
 
@@ -89,7 +88,7 @@ async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResp
     raw = prefixed_id(IDENTITY_PREFIX, identity_id)
     if raw is None:
         raise NotFound("There is no such linked identity.")
-    await Linking(tillkey(request)).unlink(UserType.CUSTOMER, caller.user_id, raw)
+    await tillkey(request).services.linking.unlink(UserType.CUSTOMER, caller.user_id, raw)
     return JSONResponse({"id": identity_id, "object": "identity", "deleted": True}, headers=NO_STORE)
 
 
