@@ -26,7 +26,6 @@ from tests.federation_support import STOREFRONT_CALLBACK
 from tillkey.access.delegation import OPERATOR
 from tillkey.errors import InvalidRequest
 from tillkey.federation import presets
-from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import NewProvider
 from tillkey.store import idps as repo
 
@@ -71,7 +70,7 @@ def test_presets_fill_the_endpoints(tmp_path: Path) -> None:
             gh = await providers.add(OPERATOR, _new(name="gh", preset="github"))
             assert (gh.issuer, gh.protocol, gh.scope) == ("https://github.com", "github", "read:user user:email")
             assert presets.issuers(entra) == [entra.issuer] and presets.issuers(gh) == [gh.issuer]
-            assert await RelyingParty(t.tk).check(gh) == {
+            assert await t.tk.services.relying_party.check(gh) == {
                 "issuer": "https://github.com",
                 "authorization_endpoint": "https://github.com/login/oauth/authorize",
                 "token_endpoint": "https://github.com/login/oauth/access_token",

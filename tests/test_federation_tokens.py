@@ -23,7 +23,6 @@ from tests import inprocess
 from tests.federation_support import CLIENT_ID, CLIENT_SECRET, STOREFRONT_CALLBACK
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import Changes, NewProvider
 from tillkey.store import idps as idps_repo
 from tillkey.store.audit import AuditQuery
@@ -146,7 +145,7 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
                 name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
                 redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
             ))  # fmt: skip
-            checked = await RelyingParty(t.tk).check(await t.tk.services.identity_providers.get("fake"))
+            checked = await t.tk.services.relying_party.check(await t.tk.services.identity_providers.get("fake"))
             assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
             refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
             assert refused == dict.fromkeys(cases, 401)

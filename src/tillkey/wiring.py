@@ -32,7 +32,9 @@ from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.federation.linking import Linking
+from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders
+from tillkey.federation.service import Federation
 from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.service import OAuth2, TokenRevoker
@@ -196,6 +198,15 @@ class Services:
         )
         self.linking = Linking(
             db=db, changes=changes, audit=audit, settings=settings, clock=clock, accounts=self.accounts
+        )
+        self.relying_party = RelyingParty(db=db, settings=settings, master=master, clock=clock)
+        self.federation = Federation(
+            db=db,
+            audit=audit,
+            limits=login_limits,
+            rp=self.relying_party,
+            providers=self.identity_providers,
+            linking=self.linking,
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

@@ -247,12 +247,12 @@ def idp_enable(name: str, as_json: JsonOpt = False) -> None:
 @commands.command("test")
 def idp_test(name: str, as_json: JsonOpt = False) -> None:
     """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard)."""
-    from tillkey.federation.oidc import Refused, RelyingParty
+    from tillkey.federation.oidc import Refused
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         provider = await tk.services.identity_providers.get(name)
         try:
-            return {"name": name, "ok": True, **await RelyingParty(tk).check(provider)}
+            return {"name": name, "ok": True, **await tk.services.relying_party.check(provider)}
         except Refused as exc:
             return {"name": name, "ok": False, "reason": exc.detail}
 

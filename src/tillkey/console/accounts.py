@@ -15,7 +15,6 @@ from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
-from tillkey.federation.service import Federation
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
 from tillkey.store import accounts as repo
@@ -130,7 +129,7 @@ _ACCOUNT_DONE = {"linked": "Your identity provider is linked.", "unlinked": "The
 
 @pages.route("GET", "/console/account", resources=[ADMIN_SELF], summary="My account")
 async def account_page(c: Console) -> Response:
-    federation = Federation(c.tk)
+    federation = c.tk.services.federation
     linked = await c.tk.services.linking.identities(UserType.ADMIN, c.session.user_id)
     identities = [(i.id, p.display_name, i.email or i.subject) for i, p in linked]
     notice = _ACCOUNT_DONE.get(c.request.query_params.get("done", ""))
@@ -147,7 +146,7 @@ async def account_page(c: Console) -> Response:
 async def account_link(c: Console) -> Response:
     """Signed in (and through the form's CSRF check): off to the provider; its callback links the
     identity it asserts to this admin (federation/linking.py link_to), whatever its email says."""
-    federation = Federation(c.tk)
+    federation = c.tk.services.federation
     provider = await federation.provider(c.field("provider"), "admin")
     where = Attempt(client_ip(c.request.scope), c.request.headers.get("user-agent", "")[:255])
     context = {"link_admin": str(c.session.user_id), "next": "/console/account"}

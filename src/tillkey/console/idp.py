@@ -25,7 +25,6 @@ from tillkey.console.sign_in_session import cookie_name, grant_fingerprint, set_
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
 from tillkey.federation.oidc import Refused
-from tillkey.federation.service import Federation
 from tillkey.principal import UserType
 from tillkey.security.proxy import is_secure
 from tillkey.store.accounts import Admin
@@ -45,7 +44,7 @@ TITLE = "Sign-in failed"
 async def start(request: Request, name: str) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
-    federation = Federation(tk)
+    federation = tk.services.federation
     try:
         require_https(request)
         provider = await federation.provider(name, "admin")
@@ -74,7 +73,7 @@ def to_provider(request: Request, location: str, *, page: bool = False) -> Respo
 )  # fmt: skip
 async def callback(request: Request, name: str) -> Response:
     tk = tillkey(request)
-    where, federation = sign_in_attempt(request), Federation(tk)
+    where, federation = sign_in_attempt(request), tk.services.federation
     params = dict(request.query_params)
     try:
         require_https(request)

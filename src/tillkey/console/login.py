@@ -50,7 +50,6 @@ from tillkey.console.sign_in_session import (
 )
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import Conflict, NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
-from tillkey.federation.service import Federation
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
@@ -118,7 +117,7 @@ async def login_page(request: Request) -> Response:
         next_url=next_url,
         form_targets=await redirect_targets(tk, next_url),
         notice=notice,
-        providers=await Federation(tk).enabled("admin"),
+        providers=await tk.services.federation.enabled("admin"),
         passkeys=await any_admin_passkey(tk),
     )
     set_cookie(response, request, csrf_cookie_name(request), csrf, 3600)

@@ -15,7 +15,6 @@ from tillkey.accounts.signin.factors import Account
 from tillkey.errors import Conflict, Unauthenticated
 from tillkey.federation.linking import LinkedElsewhere
 from tillkey.federation.oidc import Assertion, Refused
-from tillkey.federation.service import Federation
 from tillkey.principal import Principal, UserType
 from tillkey.store import identities as auth_identities
 from tillkey.store import idps as repo
@@ -36,7 +35,7 @@ SECOND_FACTOR = (
 class CustomerFederation:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
-        self.federation = Federation(tk)
+        self.federation = tk.services.federation
         self.medusa = MedusaAuth(tk)
 
     async def location(self, name: str, attempt: Attempt) -> str:

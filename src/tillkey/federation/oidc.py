@@ -21,7 +21,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 import httpx
 from authlib.integrations.base_client import OAuthError
@@ -39,7 +38,10 @@ from tillkey.store import idps as repo
 from tillkey.store.idps import Flow, Provider
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.clock import Clock
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
 
 # Asymmetric only: `none` and HS256 (keyed with the client secret, which the provider's other
 # clients may share) are refused whatever the token's header says.
@@ -85,19 +87,21 @@ class _Cached:
     jwks_fetched: float
 
 
-_caches: WeakKeyDictionary[Tillkey, dict[str, _Cached]] = WeakKeyDictionary()
-
-
 class RelyingParty:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self._cache = _caches.setdefault(tk, {})
+    """One per process (wiring.py): its cache of providers' metadata and keys lives as long."""
+
+    def __init__(self, *, db: Database, settings: Settings, master: MasterSecret, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.master = master
+        self.clock = clock
+        self._cache: dict[str, _Cached] = {}
 
     def _client(
         self, provider: Provider, secret: str | None, auth_method: str = "client_secret_basic"
     ) -> AsyncOAuth2Client:
         transport = GuardedTransport(
-            allow_private=self.tk.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
+            allow_private=self.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
         )
         return AsyncOAuth2Client(
             client_id=provider.client_id, client_secret=secret, scope=provider.scope,
@@ -134,9 +138,9 @@ class RelyingParty:
             raise Refused(f"{what}: not JSON") from None
 
     async def _discovered(self, provider: Provider, *, fresh_keys: bool = False) -> _Cached:
-        now = self.tk.clock.now()  # injected: tests move it past the refresh limit
+        now = self.clock.now()  # injected: tests move it past the refresh limit
         cached = self._cache.get(provider.name)
-        ttl = self.tk.settings.federation_metadata_ttl
+        ttl = self.settings.federation_metadata_ttl
         if cached is None or cached.fetched + ttl < now or cached.metadata.get("issuer") != provider.issuer:
             url = provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
             metadata = await self._get_json(provider, url, "discovery")
@@ -149,7 +153,7 @@ class RelyingParty:
             jwks = await self._get_json(provider, metadata["jwks_uri"], "jwks")
             cached = _Cached(metadata, jwks, now, now)
             self._cache[provider.name] = cached
-        elif fresh_keys and cached.jwks_fetched + self.tk.settings.federation_jwks_min_refresh <= now:
+        elif fresh_keys and cached.jwks_fetched + self.settings.federation_jwks_min_refresh <= now:
             cached.jwks = await self._get_json(provider, cached.metadata["jwks_uri"], "jwks")
             cached.jwks_fetched = now
         return cached
@@ -186,13 +190,13 @@ class RelyingParty:
             endpoint = (await self._discovered(provider)).metadata["authorization_endpoint"]
             extra = presets.authorization_params(provider.preset)
         state, nonce, verifier = random_token(32), random_token(32), random_token(48)
-        now_ms = int(self.tk.clock.now() * 1000)
+        now_ms = int(self.clock.now() * 1000)
         flow = Flow(
-            provider.id, nonce, self.tk.master.encrypt(verifier.encode(), VERIFIER_CONTEXT), dict(context),
-            now_ms + self.tk.settings.federation_flow_ttl * 1000,
+            provider.id, nonce, self.master.encrypt(verifier.encode(), VERIFIER_CONTEXT), dict(context),
+            now_ms + self.settings.federation_flow_ttl * 1000,
         )  # fmt: skip
-        async with self.tk.db.transaction() as s:
-            await repo.start_flow(s, self.tk.master.digest(state), flow, now_ms)
+        async with self.db.transaction() as s:
+            await repo.start_flow(s, self.master.digest(state), flow, now_ms)
         async with self._client(provider, secret) as client:
             if provider.protocol == "oidc":
                 extra["nonce"] = nonce  # plain OAuth 2 has no ID token to carry it back
@@ -207,14 +211,14 @@ class RelyingParty:
         state, code = params.get("state") or "", params.get("code") or ""
         if not state or not code or len(state) > 512 or len(code) > 4096:
             raise Refused("callback without state or code")
-        now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.transaction() as s:
-            flow = await repo.spend_flow(s, self.tk.master.digest(state), now_ms)
+        now_ms = int(self.clock.now() * 1000)
+        async with self.db.transaction() as s:
+            flow = await repo.spend_flow(s, self.master.digest(state), now_ms)
         if flow is None:
             raise Refused("unknown, spent or expired state")
         if flow.provider_id != provider.id:
             raise Refused(f"state of another provider's flow, returned to {provider.name}")
-        verifier = self.tk.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
+        verifier = self.master.decrypt(flow.verifier_enc, VERIFIER_CONTEXT).decode()
         if provider.protocol == "github":
             self._check_iss(provider, {}, params.get("iss"))
             return await self._github(provider, secret, code, verifier, flow.context)
@@ -323,12 +327,12 @@ class RelyingParty:
                 claims_params={"nonce": nonce, "client_id": provider.client_id,
                                "access_token": token.get("access_token")},
             )  # fmt: skip
-            claims.validate(now=int(self.tk.clock.now()), leeway=LEEWAY_SECONDS)
+            claims.validate(now=int(self.clock.now()), leeway=LEEWAY_SECONDS)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise Refused(f"id_token refused: {type(exc).__name__}: {str(exc)[:200]}") from None
         iat = claims.get("iat")
-        max_age = self.tk.settings.federation_flow_ttl + LEEWAY_SECONDS
-        if not isinstance(iat, (int, float)) or iat < self.tk.clock.now() - max_age:
+        max_age = self.settings.federation_flow_ttl + LEEWAY_SECONDS
+        if not isinstance(iat, (int, float)) or iat < self.clock.now() - max_age:
             raise Refused("id_token issued too long ago")
         return dict(claims)
 

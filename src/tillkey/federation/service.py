@@ -16,7 +16,11 @@ from tillkey.store import idps as repo
 from tillkey.store.idps import Provider
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.signin.budget import LoginLimits
+    from tillkey.contracts import Audit
+    from tillkey.federation.linking import Linking
+    from tillkey.federation.providers import IdentityProviders
+    from tillkey.store.db import Database
 
 
 class UnknownProvider(Refused):
@@ -27,13 +31,25 @@ class UnknownProvider(Refused):
 
 
 class Federation:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.rp = RelyingParty(tk)
-        self.providers = tk.services.identity_providers
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: Audit,
+        limits: LoginLimits,
+        rp: RelyingParty,
+        providers: IdentityProviders,
+        linking: Linking,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.limits = limits
+        self.rp = rp
+        self.providers = providers
+        self.linking = linking
 
     async def provider(self, name: str, actor: str) -> Provider:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.by_name(s, name[:64])
         if found is None or not found.enabled or found.actor != actor:
             raise UnknownProvider(name)
@@ -43,7 +59,7 @@ class Federation:
         return [p for p in await self.providers.listed() if p.enabled and p.actor == actor]
 
     async def start(self, provider: Provider, attempt: Attempt, context: Mapping[str, str] | None = None) -> str:
-        await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
+        await self.limits.ip(attempt.ip)
         try:
             return await self.rp.begin(provider, self.providers.client_secret(provider), context or {})
         except Refused as exc:
@@ -55,7 +71,7 @@ class Federation:
     ) -> tuple[Assertion, Resolved]:
         """The provider's verified assertion and the account it signs in to (or is linked to);
         every refusal audited. `customer`: the signed-in customer finishing a link flow."""
-        await self.tk.ratelimiter.hit(self.tk.login_ip_limit, "login-ip", attempt.ip)
+        await self.limits.ip(attempt.ip)
         try:
             assertion = await self.rp.finish(provider, self.providers.client_secret(provider), params)
             return assertion, await self._resolve(provider, assertion, customer)
@@ -66,29 +82,29 @@ class Federation:
     async def _resolve(self, provider: Provider, assertion: Assertion, customer: int | None) -> Resolved:
         link = assertion.context.get("link_admin")  # the flow was started to link, by this admin
         if link is not None and provider.actor == "admin":
-            return await self.tk.services.linking.link_to(assertion, UserType.ADMIN, int(link))
+            return await self.linking.link_to(assertion, UserType.ADMIN, int(link))
         # A customer's link: started with its bearer token (the state holds its id) and finished
         # with the same customer's token. Neither half turns into the other: a sign-in's state
         # links nothing, and a link's state signs nobody in.
         bound = assertion.context.get("link_customer")
         if customer is None and bound is None:
-            return await self.tk.services.linking.resolve(assertion)
+            return await self.linking.resolve(assertion)
         if bound is None:
             raise Refused("the state of a sign-in flow offered to link", NOT_A_LINK)
         if customer is None:
             raise Refused("the state of a link flow offered to sign in", LINK_NOT_SIGN_IN)
         if provider.actor != "customer" or int(bound) != customer:
             raise Refused(f"link flow of customer {bound} finished by customer {customer}")
-        return await self.tk.services.linking.link_to(assertion, UserType.CUSTOMER, customer)
+        return await self.linking.link_to(assertion, UserType.CUSTOMER, customer)
 
     async def refused(self, provider: str, exc: Refused, attempt: Attempt) -> None:
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, ip=attempt.ip, user_agent=attempt.user_agent,
             request_id=attempt.request_id, details={"provider": provider, "reason": (exc.detail or "")[:300]},
         )  # fmt: skip
 
     async def signed_in(self, assertion: Assertion, user_type: int, user_id: int, attempt: Attempt) -> None:
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.LOGIN_EXTERNAL, actor_type=user_type, actor_id=user_id, ip=attempt.ip,
             user_agent=attempt.user_agent, request_id=attempt.request_id,
             details={"provider": assertion.provider.name, "amr": list(assertion.amr)},

@@ -18,7 +18,6 @@ from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
 from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
 from tillkey.federation.customers import CustomerFederation
-from tillkey.federation.service import Federation
 from tillkey.principal import Principal
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento import attempt
@@ -126,7 +125,7 @@ async def providers(request: Request, actor: str) -> JSONResponse:
         "flow": "credentials",
     }]  # fmt: skip
     if actor == FEDERATED_ACTOR:
-        for p in await Federation(tillkey(request)).enabled("customer"):
+        for p in await tillkey(request).services.federation.enabled("customer"):
             listed.append({"id": p.name, "identifier": p.name, "display_name": p.display_name, "flow": "redirect"})
     return JSONResponse({"providers": listed})
 
