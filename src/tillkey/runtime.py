@@ -198,10 +198,14 @@ class Tillkey:
             login_limits=LoginLimits(self.ratelimiter, self.login_ip_limit, self.login_username_limit),
             pacer=self.pacer,
             login_admission=self.login_admission,
+            admin_profile=self._admin_profile,
         )
 
     def _keyring(self) -> keys.Keyring:
         return self.keyring
+
+    def _admin_profile(self, admin_id: int) -> accounts_repo.Admin | None:
+        return self.admin_profiles.get(admin_id)
 
     def _live_client(self, client_id: str) -> oauth2_repo.Client | None:
         return self.oauth_clients.get(client_id)

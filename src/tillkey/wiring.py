@@ -18,6 +18,7 @@ from tillkey.access.tree import ResourceTree
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.headless import Headless
 from tillkey.accounts.integrations import Integrations
+from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
@@ -41,6 +42,7 @@ from tillkey.oauth2.service import OAuth2, TokenRevoker
 from tillkey.principal import UserType
 from tillkey.security.flood import LoginAdmission, Pacer
 from tillkey.settings import Settings
+from tillkey.store.accounts import Admin
 from tillkey.store.db import Database
 from tillkey.store.oauth2 import Client
 from tillkey.store.repositories import ClientRows, CodeRows, KeyRows, ProfileRows, RefreshRows
@@ -80,6 +82,7 @@ class Services:
         login_limits: LoginLimits,
         pacer: Pacer,
         login_admission: LoginAdmission,
+        admin_profile: Callable[[int], Admin | None],
     ) -> None:
         self.keys = KeyRotation(
             settings=settings,
@@ -207,6 +210,22 @@ class Services:
             rp=self.relying_party,
             providers=self.identity_providers,
             linking=self.linking,
+        )
+        self.medusa_auth = MedusaAuth(
+            settings=settings,
+            clock=clock,
+            db=db,
+            master=master,
+            audit=audit,
+            passwords=passwords,
+            revoker=revoker,
+            limits=login_limits,
+            authenticator=authenticator,
+            grants=grants,
+            accounts=self.accounts,
+            sessions=self.sessions,
+            sign_in=self.sign_in,
+            admin_profile=admin_profile,
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

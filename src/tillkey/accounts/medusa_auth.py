@@ -56,7 +56,19 @@ from tillkey.tokens.contracts import TokenClaims
 from tillkey.tokens.issuer import MEDUSA
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from collections.abc import Callable
+
+    from tillkey.access.grants import GrantsState
+    from tillkey.accounts.service import Accounts
+    from tillkey.accounts.sessions import Sessions
+    from tillkey.accounts.signin.budget import LoginLimits
+    from tillkey.accounts.signin.machine import SignIn
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit, Hasher, Revocations
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
+    from tillkey.tokens.service import Authenticator
 
 log = logging.getLogger("tillkey")
 
@@ -93,9 +105,9 @@ class Renewable:
     methods: tuple[str, ...]
     via: str  # "bearer" | "session"
 
-    def expires(self, tk: Tillkey, user_type: int) -> int:
+    def expires(self, settings: Settings, user_type: int) -> int:
         """The sign-in's absolute end (TILLKEY_*_SIGNIN_MAX_AGE after auth_time)."""
-        max_age = tk.settings.signin_max_age_for(user_type)
+        max_age = settings.signin_max_age_for(user_type)
         return self.auth_time + (max_age if max_age is not None else 0)
 
 
@@ -126,12 +138,42 @@ def emailpass_body(body: dict[str, Any]) -> Credentials:
 
 
 class MedusaAuth:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.outbox = Outbox(tk.settings.outbox_file)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        master: MasterSecret,
+        audit: Audit,
+        passwords: Hasher,
+        revoker: Revocations,
+        limits: LoginLimits,
+        authenticator: Authenticator,
+        grants: GrantsState,
+        accounts: Accounts,
+        sessions: Sessions,
+        sign_in: SignIn,
+        admin_profile: Callable[[int], Admin | None],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.master = master
+        self.audit = audit
+        self.passwords = passwords
+        self.revoker = revoker
+        self.limits = limits
+        self.authenticator = authenticator
+        self.grants = grants
+        self.accounts = accounts
+        self.sessions = sessions
+        self.sign_in = sign_in
+        self.admin_profile = admin_profile  # the runtime's memory of admins' profiles (no hashes)
+        self.outbox = Outbox(settings.outbox_file)
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     # --- identities and tokens ----------------------------------------------------------------
 
@@ -144,24 +186,24 @@ class MedusaAuth:
         created this account) or linked to another account (a customer deleted and created again)
         changes hands here. Every token issued for it before is revoked first: a pending identity
         never claims an account it did not create, and its registration tokens die with it."""
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.find(s, EMAILPASS, actor, entity_id)
         if found is None:
             try:
-                async with self.tk.db.transaction() as s:
+                async with self.db.transaction() as s:
                     return await repo.create(
                         s, provider=EMAILPASS, actor_type=actor, entity_id=entity_id, password_hash=None,
                         user_type=int(user_type), user_id=user_id, now_ms=self._now_ms(),
                     )  # fmt: skip
             except Conflict:  # created by a concurrent login
-                async with self.tk.db.session() as s:
+                async with self.db.session() as s:
                     found = await repo.find(s, EMAILPASS, actor, entity_id)
                 assert found is not None
         if (found.user_type, found.user_id) != (int(user_type), user_id):
-            await self.tk.revoker.revoke_for(UserType.GUEST, found.id)
-            async with self.tk.db.transaction() as s:
+            await self.revoker.revoke_for(UserType.GUEST, found.id)
+            async with self.db.transaction() as s:
                 await repo.link(s, found.id, int(user_type), user_id, force=True)
-            await self.tk.audit.record(
+            await self.audit.record(
                 audit.ACCOUNT_CHANGED, actor_type=int(user_type), actor_id=user_id, username=entity_id[:255],
                 details={"target_type": int(user_type), "target_id": user_id, "change": "identity relinked",
                          "identity": found.id, "was_pending": found.user_id is None},
@@ -179,16 +221,16 @@ class MedusaAuth:
         if provider != EMAILPASS:
             claims["idp"] = provider
         utype = UserType.GUEST if user_id is None else user_type
-        auth_time = self.tk.clock.now_int() if auth_time is None else auth_time
+        auth_time = self.clock.now_int() if auth_time is None else auth_time
         if len(set(methods)) > 1:
             # Medusa 2.21: a token whose sign-in passed the MFA challenge says so, and when.
             completed = datetime.fromtimestamp(auth_time, UTC).isoformat(timespec="milliseconds")
             claims.update(mfa_enabled=True, mfa_challenge_completed_at=completed.replace("+00:00", "Z"))
-        max_age = self.tk.settings.signin_max_age_for(utype)
+        max_age = self.settings.signin_max_age_for(utype)
         not_after = None if max_age is None else auth_time + max_age
         # Actorless: a guest to every access check, holding only its identity (module doc).
-        ttl = self.tk.settings.customer_token_ttl if user_id is None else None
-        return await self.tk.services.accounts.issue_token(
+        ttl = self.settings.customer_token_ttl if user_id is None else None
+        return await self.accounts.issue_token(
             utype, user_id if user_id is not None else identity.id, methods, extra=claims, ttl=ttl, surface=MEDUSA,
             auth_time=auth_time, not_after=not_after,
         )  # fmt: skip
@@ -211,7 +253,7 @@ class MedusaAuth:
             return await self.token(actor, identity, who.user_type, who.user_id, who.amr)
 
         try:
-            outcome = await self.tk.services.sign_in.begin(
+            outcome = await self.sign_in.begin(
                 subject, Password(creds.password), attempt, issue, second=self._second_factor(body)
             )
         except VerificationRequired as due:
@@ -239,31 +281,30 @@ class MedusaAuth:
             raise NotAllowed(f"The actor type {actor} cannot register with emailpass; ask an administrator.")
         creds = emailpass_body(body)
         creds = Credentials(names.email(creds.email).shown, creds.password)  # PRECIS; no mixed scripts
-        tk = self.tk
-        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
-        await tk.ratelimiter.hit(tk.login_username_limit, "login-user", "register", creds.email.casefold())
-        async with tk.db.session() as s:
+        await self.limits.ip(attempt.ip)
+        await self.limits.name("login-user", "register", creds.email.casefold())
+        async with self.db.session() as s:
             existing = await repo.find(s, EMAILPASS, actor, creds.email)
             account = await accounts_repo.customer_by_email(s, creds.email)
-        stale_before = self._now_ms() - tk.settings.pending_registration_ttl * 1000
+        stale_before = self._now_ms() - self.settings.pending_registration_ttl * 1000
         if existing is not None and existing.user_id is None and existing.created_ms < stale_before:
             # An ended registration of this email: gone now rather than at the next purge.
-            async with tk.db.transaction() as s:
+            async with self.db.transaction() as s:
                 await repo.purge_stale_registrations(s, stale_before)
             existing = None
         if existing is not None and existing.user_id is None and existing.password_hash is not None and not account:
             # Medusa: registering again before the customer exists succeeds with the same password
             # (once an account holds the email, a pending identity is dead: see identity_for).
-            if await tk.passwords.verify(existing.password_hash, creds.password):
+            if await self.passwords.verify(existing.password_hash, creds.password):
                 return await self.token(actor, existing, UserType.CUSTOMER, None)
             raise Unauthenticated(IDENTITY_EXISTS, detail="pending identity, wrong password")
         if existing is not None or account is not None:
             # Registration necessarily tells that an email is taken (as Medusa does); the login
             # rate limits above bound how fast anyone can ask.
             raise Unauthenticated(IDENTITY_EXISTS, detail="email taken")
-        check_policy(creds.password, min_length=tk.settings.password_min_length, identifiers=(creds.email,))
-        hashed = await tk.passwords.hash(creds.password)
-        async with tk.db.transaction() as s:
+        check_policy(creds.password, min_length=self.settings.password_min_length, identifiers=(creds.email,))
+        hashed = await self.passwords.hash(creds.password)
+        async with self.db.transaction() as s:
             try:
                 identity = await repo.create(
                     s, provider=EMAILPASS, actor_type=actor, entity_id=creds.email, password_hash=hashed,
@@ -279,7 +320,7 @@ class MedusaAuth:
             raise NotAllowed("Request already authenticated as a customer.")
         if caller.user_type != UserType.GUEST or not caller.user_id:
             raise AuthenticationRequired(detail="no registration token")
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             identity = self._current(caller, await repo.by_id(s, caller.user_id))
         if identity is None or identity.actor_type != "customer":
             raise AuthenticationRequired(detail="registration token of an unknown identity")
@@ -299,7 +340,7 @@ class MedusaAuth:
         # A federated customer has no password (crypto/passwords.py unusable_hash): a password
         # check against it costs what any account's does (no tell that it is federated).
         password_hash = identity.password_hash or unusable_hash()
-        async with self.tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             customer = await accounts_repo.create_customer(
                 s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],
                 password_hash=password_hash,
@@ -308,12 +349,12 @@ class MedusaAuth:
                 raise NotAllowed("Request already authenticated as a customer.")
             if federated:
                 await idps_repo.claim_registration(s, identity.id, customer.id)
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.ACCOUNT_CREATED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id, username=customer.email,
             details={"target_type": int(UserType.CUSTOMER), "target_id": customer.id, "via": "medusa"},
         )  # fmt: skip
         if federated:
-            await self.tk.audit.record(
+            await self.audit.record(
                 audit.IDENTITY_PROVISIONED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id,
                 username=customer.email, details={"provider": identity.provider},
             )  # fmt: skip
@@ -329,7 +370,7 @@ class MedusaAuth:
         its absolute lifetime."""
         if caller.credential == "bearer" and bearer is not None:
             try:
-                claims = await self.tk.authenticator.read(bearer)
+                claims = await self.authenticator.read(bearer)
             except Unauthenticated:
                 raise AuthenticationRequired(detail="renewal with an unreadable bearer token") from None
             foreign = claims.surface != MEDUSA or claims.client_id is not None or claims.scope is not None
@@ -337,7 +378,7 @@ class MedusaAuth:
                 raise AuthenticationRequired(detail=f"renewal with a token of another surface ({claims.surface})")
             renewable = Renewable(claims.auth_time, claims.auth_methods or ("pwd",), "bearer")
         elif caller.credential == "session":
-            session = self.tk.services.sessions.find(cookie)
+            session = self.sessions.find(cookie)
             if session is None or session.kind != "medusa" or (session.user_type, session.user_id) != _who(caller):
                 raise AuthenticationRequired(detail="renewal with a session of another surface")
             context = json.loads(session.context or "{}")
@@ -349,7 +390,7 @@ class MedusaAuth:
             raise AuthenticationRequired(detail=f"renewal with a {caller.credential} credential")
         if caller.user_type not in (UserType.ADMIN, UserType.CUSTOMER, UserType.GUEST) or not caller.user_id:
             raise AuthenticationRequired(detail="no caller to renew")
-        if self.tk.clock.now_int() >= renewable.expires(self.tk, caller.user_type):
+        if self.clock.now_int() >= renewable.expires(self.settings, caller.user_type):
             raise AuthenticationRequired(detail="sign-in past its absolute lifetime")
         return renewable
 
@@ -360,7 +401,7 @@ class MedusaAuth:
         under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required."""
         presented = await self.presented(caller, bearer, cookie)
         by_password = False  # a new customer's password registration: its address is checked below
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             if caller.user_type == UserType.GUEST:
                 identity = await self._registration(s, caller)
                 by_password = identity.provider == EMAILPASS
@@ -377,11 +418,11 @@ class MedusaAuth:
             )  # fmt: skip
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
-        if by_password and await email_unverified(self.tk.settings, self.tk.db, utype, account):
+        if by_password and await email_unverified(self.settings, self.db, utype, account):
             # A new customer's first renewal: the address is verified first, as at login (an
             # external provider's registration vouches for its own, as its sign-in does).
             raise VerificationRequired(utype, account)
-        renewed = self.tk.grants.principal(TokenClaims(int(utype), uid, self.tk.clock.now_int(), None, "", "jwt"))
+        renewed = self.grants.principal(TokenClaims(int(utype), uid, self.clock.now_int(), None, "", "jwt"))
         delegation.require_renewal_within(caller, renewed, what="medusa token refresh")
         actor = ACTOR_OF[utype]
         identity = await self.identity_for(actor, account.email, utype, uid)
@@ -393,8 +434,8 @@ class MedusaAuth:
         row made after the token was minted is another registration that reused a purged id."""
         if identity is None or identity.created_ms // 1000 > (caller.issued_at or 0):
             return None
-        ttl_ms = self.tk.settings.pending_registration_ttl * 1000
-        if identity.user_id is None and identity.created_ms + ttl_ms <= int(self.tk.clock.now() * 1000):
+        ttl_ms = self.settings.pending_registration_ttl * 1000
+        if identity.user_id is None and identity.created_ms + ttl_ms <= int(self.clock.now() * 1000):
             return None
         return identity
 
@@ -419,13 +460,13 @@ class MedusaAuth:
             raise AuthenticationRequired(detail="POST /auth/session needs a valid bearer token")
         presented = await self.presented(caller, bearer, None)
         if caller.user_type == UserType.GUEST:
-            async with self.tk.db.session() as s:
+            async with self.db.session() as s:
                 identity = await self._registration(s, caller)
             if identity.user_id is not None:
                 raise AuthenticationRequired(detail="registration token of a claimed identity: refresh it first")
-        now = self.tk.clock.now_int()
-        session_ttl = min(ttl, presented.expires(self.tk, caller.user_type) - now)
-        as_session = self.tk.grants.principal(
+        now = self.clock.now_int()
+        session_ttl = min(ttl, presented.expires(self.settings, caller.user_type) - now)
+        as_session = self.grants.principal(
             TokenClaims(int(caller.user_type), caller.user_id, now, now + session_ttl, "", "opaque")
         )
         delegation.require_renewal_within(caller, as_session, what="session from a token")
@@ -436,9 +477,8 @@ class MedusaAuth:
     async def request_reset(self, actor: str, identifier: str, attempt: Attempt) -> None:
         """Answers the same whether or not the email names an account: the work (lookup, token,
         outbox) runs after the answer, so neither the body nor the timing tells."""
-        tk = self.tk
-        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
-        await tk.ratelimiter.hit(tk.login_username_limit, "reset", actor, identifier.casefold())
+        await self.limits.ip(attempt.ip)
+        await self.limits.name("reset", actor, identifier.casefold())
         task = asyncio.create_task(self._reset_soon(actor, identifier, attempt))
         _background.add(task)
         task.add_done_callback(_background.discard)
@@ -450,31 +490,30 @@ class MedusaAuth:
             log.exception("password reset request failed")
 
     async def _reset(self, actor: str, identifier: str, attempt: Attempt) -> None:
-        tk = self.tk
         utype = ACTORS[actor]
-        async with tk.db.session() as s:
+        async with self.db.session() as s:
             account: Admin | Customer | None = (
                 await accounts_repo.admin_by_email(s, identifier) if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_email(s, identifier)
             )  # fmt: skip
         if account is None or not account.is_active:
-            await tk.audit.record(
+            await self.audit.record(
                 audit.PASSWORD_RESET_REQUESTED, outcome=audit.FAILURE, actor_type=int(utype), username=identifier[:255],
                 ip=attempt.ip, user_agent=attempt.user_agent, details={"reason": "no such active account"},
             )  # fmt: skip
             return
         token = RESET_PREFIX + random_token(32)
         now_ms = self._now_ms()
-        expires_ms = now_ms + tk.settings.password_reset_ttl * 1000
-        limit = tk.settings.password_reset_per_account
-        async with tk.db.transaction() as s:
+        expires_ms = now_ms + self.settings.password_reset_ttl * 1000
+        limit = self.settings.password_reset_per_account
+        async with self.db.transaction() as s:
             added = await repo.add_reset(
-                s, tk.master.digest(token), int(utype), account.id, expires_ms, now_ms=now_ms, limit=limit
+                s, self.master.digest(token), int(utype), account.id, expires_ms, now_ms=now_ms, limit=limit
             )
         if not added:
             # Per account, whatever the IP or the spelling of the email: the mailbox is not flooded,
             # and the tokens already sent stay valid. The client got the same 201 as ever.
-            await tk.audit.record(
+            await self.audit.record(
                 audit.PASSWORD_RESET_REQUESTED,
                 outcome=audit.FAILURE,
                 actor_type=int(utype),
@@ -489,7 +528,7 @@ class MedusaAuth:
             "kind": "password_reset", "actor_type": actor, "entity_id": identifier, "to": account.email,
             "token": token, "expires_at": expires_ms // 1000,
         })  # fmt: skip
-        await tk.audit.record(
+        await self.audit.record(
             audit.PASSWORD_RESET_REQUESTED, actor_type=int(utype), actor_id=account.id, username=identifier[:255],
             ip=attempt.ip, user_agent=attempt.user_agent, details={"delivered": sent},
         )  # fmt: skip
@@ -499,36 +538,35 @@ class MedusaAuth:
     ) -> None:
         """Spend a reset token (single use, even when the body is unusable) and set the password.
         Every token and session of the account is revoked: a reset often follows a compromise."""
-        tk = self.tk
-        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", attempt.ip)
+        await self.limits.ip(attempt.ip)
         if not reset_token or not reset_token.startswith(RESET_PREFIX) or len(reset_token) > 128:
             raise Unauthenticated(INVALID_TOKEN)
-        async with tk.db.transaction() as s:
+        async with self.db.transaction() as s:
             # The route's actor type is part of the lookup: another actor's token is refused unspent.
-            spent = await repo.consume_reset(s, tk.master.digest(reset_token), int(ACTORS[actor]), self._now_ms())
+            spent = await repo.consume_reset(s, self.master.digest(reset_token), int(ACTORS[actor]), self._now_ms())
         if spent is None:
             raise Unauthenticated(INVALID_TOKEN, detail="unknown, spent, expired or other actor's reset token")
         utype, uid = UserType(spent[0]), spent[1]
         password = body.get("password")
         if not isinstance(password, str) or not password or "\x00" in password or len(password) > 1024:
             raise AuthenticationRequired(detail="reset without a password")
-        async with tk.db.session() as s:
+        async with self.db.session() as s:
             account: Admin | Customer | None = (
                 await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, uid)
             )  # fmt: skip
         if account is None:
             raise Unauthenticated(INVALID_TOKEN, detail="account gone")
-        check_policy(password, min_length=tk.settings.password_min_length, identifiers=(account.email,))
-        hashed = await tk.passwords.hash(password)
-        async with tk.db.transaction() as s:
+        check_policy(password, min_length=self.settings.password_min_length, identifiers=(account.email,))
+        hashed = await self.passwords.hash(password)
+        async with self.db.transaction() as s:
             if utype == UserType.ADMIN:
                 await accounts_repo.set_admin_password_hash(s, uid, hashed)
             else:
                 await accounts_repo.set_customer_password_hash(s, uid, hashed)
             await repo.void_resets(s, int(utype), uid)
-        await tk.revoker.revoke_for(utype, uid)
-        await tk.audit.record(
+        await self.revoker.revoke_for(utype, uid)
+        await self.audit.record(
             audit.PASSWORD_RESET_COMPLETED, actor_type=int(utype), actor_id=uid, username=account.email,
             ip=attempt.ip, user_agent=attempt.user_agent,
         )  # fmt: skip
@@ -536,9 +574,9 @@ class MedusaAuth:
     async def me(self, caller: Principal) -> Admin | Customer:
         """The caller's account: an admin's from memory (runtime.py keeps the profiles current), a
         customer's from the database; an admin created since the last sync is read there too."""
-        if caller.user_type == UserType.ADMIN and (known := self.tk.admin_profiles.get(caller.user_id)):
+        if caller.user_type == UserType.ADMIN and (known := self.admin_profile(caller.user_id)):
             return known
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             account: Admin | Customer | None = (
                 await accounts_repo.admin_by_id(s, caller.user_id) if caller.user_type == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, caller.user_id)

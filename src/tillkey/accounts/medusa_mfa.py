@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS, MedusaAuth
+from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS
 from tillkey.accounts.signin import (
     Attempt,
     PasskeyAssertion,
@@ -85,7 +85,7 @@ class Challenge:
 class MedusaMfa:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
-        self.auth = MedusaAuth(tk)
+        self.auth = tk.services.medusa_auth
 
     # --- the login challenge --------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
-from tillkey.accounts.medusa_auth import EMAILPASS, MedusaAuth
+from tillkey.accounts.medusa_auth import EMAILPASS
 from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.signin import Attempt, VerificationRequired
 from tillkey.crypto.secrets import random_token
@@ -57,7 +57,7 @@ class VerificationDue:
 class MedusaVerification:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
-        self.auth = MedusaAuth(tk)
+        self.auth = tk.services.medusa_auth
         self.mfa = MedusaMfa(tk)
 
     def _now_ms(self) -> int:

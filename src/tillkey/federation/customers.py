@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, Subject
 from tillkey.accounts.signin.factors import Account
 from tillkey.errors import Conflict, Unauthenticated
@@ -36,7 +35,7 @@ class CustomerFederation:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
         self.federation = tk.services.federation
-        self.medusa = MedusaAuth(tk)
+        self.medusa = tk.services.medusa_auth
 
     async def location(self, name: str, attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
+from tillkey.accounts.medusa_auth import actor_id
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Admin
@@ -154,7 +154,7 @@ async def revoke_key(request: Request, caller: Caller, key_id: str) -> JSONRespo
 
 @api.route("GET", "/admin/users/me", resources=[ADMIN_SELF], actors=ADMINS, summary="The calling admin")
 async def me(request: Request, caller: Caller) -> JSONResponse:
-    account = await MedusaAuth(tillkey(request)).me(caller)
+    account = await tillkey(request).services.medusa_auth.me(caller)
     assert isinstance(account, Admin)
     return JSONResponse({"user": {
         "id": actor_id("user", account.id), "first_name": account.firstname or None,

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS, MedusaAuth
+from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS
 from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.signin import VerificationRequired
@@ -61,7 +61,7 @@ async def refresh(request: Request, caller: Caller) -> JSONResponse:
     bearer = bearer_token(request.headers.get("authorization"))
     tk = tillkey(request)
     try:
-        token = await MedusaAuth(tk).refresh(caller, bearer, request.cookies.get(COOKIE))
+        token = await tk.services.medusa_auth.refresh(caller, bearer, request.cookies.get(COOKIE))
     except VerificationRequired as due:
         # A new customer whose address is unverified: Medusa's refresh answers as its login does.
         pending = await MedusaVerification(tk).due("customer", due.account.email, due)
@@ -80,7 +80,7 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
         raise AuthenticationRequired(detail="POST /auth/session needs a valid bearer token")
     tk = tillkey(request)
     # Only a token this surface issued, holding no more than it, ending with its sign-in.
-    granted = await MedusaAuth(tk).session_from(caller, token, ttl=tk.settings.session_ttl)
+    granted = await tk.services.medusa_auth.session_from(caller, token, ttl=tk.settings.session_ttl)
     # Verified just above (signature, expiry, revocation, surface): only read it, to echo it.
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     identity = claims.get("auth_identity_id")
@@ -171,7 +171,7 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     where = attempt(request)
     tk = tillkey(request)
     body = await _body(request)
-    outcome = await MedusaAuth(tk).login(actor, body, where)
+    outcome = await tk.services.medusa_auth.login(actor, body, where)
     if isinstance(outcome, str):
         return JSONResponse({"token": outcome}, headers=NO_STORE)
     if isinstance(outcome, VerificationRequired):
@@ -192,7 +192,7 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
 async def register(request: Request, actor: str, provider: str) -> JSONResponse:
     actor = _provider(actor, provider)
     where = attempt(request)
-    token = await MedusaAuth(tillkey(request)).register(actor, await _body(request), where)
+    token = await tillkey(request).services.medusa_auth.register(actor, await _body(request), where)
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
@@ -204,7 +204,7 @@ async def reset_password(request: Request, actor: str, provider: str) -> Respons
     actor = _provider(actor, provider)
     where = attempt(request)
     identifier = required_string(await _body(request), "identifier", 254)
-    await MedusaAuth(tillkey(request)).request_reset(actor, identifier, where)
+    await tillkey(request).services.medusa_auth.request_reset(actor, identifier, where)
     return PlainTextResponse("Created", status_code=201)
 
 
@@ -216,5 +216,5 @@ async def update_password(request: Request, actor: str, provider: str) -> JSONRe
     actor = _provider(actor, provider)
     where = attempt(request)
     reset_token = bearer_token(request.headers.get("authorization"))
-    await MedusaAuth(tillkey(request)).update_password(actor, reset_token, await _body(request), where)
+    await tillkey(request).services.medusa_auth.update_password(actor, reset_token, await _body(request), where)
     return JSONResponse({"success": True})

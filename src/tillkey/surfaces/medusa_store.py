@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ANONYMOUS, SELF
-from tillkey.accounts.medusa_auth import MedusaAuth, actor_id
+from tillkey.accounts.medusa_auth import actor_id
 from tillkey.errors import NotFound
 from tillkey.federation.customers import CustomerFederation
 from tillkey.principal import Principal, UserType
@@ -42,7 +42,7 @@ def customer_json(c: Customer) -> dict[str, Any]:
 async def create_customer(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
-    customer = await MedusaAuth(tk).create_customer(caller, body)
+    customer = await tk.services.medusa_auth.create_customer(caller, body)
     return JSONResponse({"customer": customer_json(customer)})
 
 
@@ -51,7 +51,7 @@ async def create_customer(request: Request, caller: Caller) -> JSONResponse:
     summary="The calling customer's own account",
 )  # fmt: skip
 async def me(request: Request, caller: Caller) -> JSONResponse:
-    account = await MedusaAuth(tillkey(request)).me(caller)
+    account = await tillkey(request).services.medusa_auth.me(caller)
     assert isinstance(account, Customer)
     return JSONResponse({"customer": customer_json(account)})
 
