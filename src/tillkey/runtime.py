@@ -199,6 +199,7 @@ class Tillkey:
             pacer=self.pacer,
             login_admission=self.login_admission,
             admin_profile=self._admin_profile,
+            validator=self.validator,
         )
 
     def _keyring(self) -> keys.Keyring:

@@ -19,6 +19,7 @@ from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.headless import Headless
 from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.medusa_auth import MedusaAuth
+from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
@@ -49,7 +50,7 @@ from tillkey.store.repositories import ClientRows, CodeRows, KeyRows, ProfileRow
 from tillkey.tokens.issuer import Issuer
 from tillkey.tokens.keys import Keyring
 from tillkey.tokens.refresh import RefreshTokens
-from tillkey.tokens.revocation import RevocationState
+from tillkey.tokens.revocation import RevocationState, Validator
 from tillkey.tokens.rotation import KeyRotation
 from tillkey.tokens.service import Authenticator
 
@@ -83,6 +84,7 @@ class Services:
         pacer: Pacer,
         login_admission: LoginAdmission,
         admin_profile: Callable[[int], Admin | None],
+        validator: Validator,
     ) -> None:
         self.keys = KeyRotation(
             settings=settings,
@@ -226,6 +228,18 @@ class Services:
             sessions=self.sessions,
             sign_in=self.sign_in,
             admin_profile=admin_profile,
+        )
+        self.medusa_mfa = MedusaMfa(
+            settings=settings,
+            clock=clock,
+            db=db,
+            parts=self.factor_parts,
+            auth=self.medusa_auth,
+            accounts=self.accounts,
+            sign_in=self.sign_in,
+            revoker=revoker,
+            authenticator=authenticator,
+            validator=validator,
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

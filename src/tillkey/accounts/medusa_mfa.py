@@ -56,7 +56,14 @@ from tillkey.store import identities as repo
 from tillkey.store.identities import Identity
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.medusa_auth import MedusaAuth
+    from tillkey.accounts.service import Accounts
+    from tillkey.accounts.signin.factors import FactorParts
+    from tillkey.accounts.signin.machine import SignIn
+    from tillkey.clock import Clock
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
+    from tillkey.tokens.contracts import TokenReader, TokenRevoker, TokenValidator
 
 CHALLENGE_TTL = 300
 CHALLENGE_CLAIM = "tk_mfa_challenge"
@@ -83,16 +90,37 @@ class Challenge:
 
 
 class MedusaMfa:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.auth = tk.services.medusa_auth
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        parts: FactorParts,
+        auth: MedusaAuth,
+        accounts: Accounts,
+        sign_in: SignIn,
+        revoker: TokenRevoker,
+        authenticator: TokenReader,
+        validator: TokenValidator,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.parts = parts  # what the sign-in's factors check against: passkeys, TOTP, policy
+        self.auth = auth
+        self.accounts = accounts
+        self.sign_in = sign_in
+        self.revoker = revoker
+        self.authenticator = authenticator
+        self.validator = validator
 
     # --- the login challenge --------------------------------------------------------------------
 
     async def challenge(self, actor: str, email: str, due: SecondFactorDue) -> Challenge:
         identity = await self.auth.identity_for(actor, email, due.user_type, due.account.id)
         challenge_id = CHALLENGE_PREFIX + secrets.token_hex(12)
-        now = self.tk.clock.now_int()
+        now = self.clock.now_int()
         claims = {
             "actor_id": "", "actor_type": actor, "auth_identity_id": f"authid_{identity.id}",
             "auth_provider": EMAILPASS, "mfa_enabled": True, "mfa_challenge_completed_at": None,
@@ -101,28 +129,22 @@ class MedusaMfa:
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
         token = await self.auth_token(claims, now)
         # The ways this account can answer (a TOTP-less account with a passkey: "passkey" only).
-        totp = account_totp(self.tk.services.factor_parts, due.account)
+        totp = account_totp(self.parts, due.account)
         codes = totp is not None and await totp.is_active(due.account.id)
-        methods = (
-            [TOTP, RECOVERY_CODE]
-            if codes and not await passkey_required(self.tk.services.factor_parts, due.account)
-            else []
-        )
-        if passkeys_allowed(self.tk.services.factor_parts, due.account) and await self.tk.services.passkeys.has_any(
-            owner_of(due.account)
-        ):
+        methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.parts, due.account) else []
+        if passkeys_allowed(self.parts, due.account) and await self.parts.passkeys.has_any(owner_of(due.account)):
             methods.append(PASSKEY)
         methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
             "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
-            "max_attempts": self.tk.settings.login_throttle_max_failures, "completed_at": None, "metadata": None,
+            "max_attempts": self.settings.login_throttle_max_failures, "completed_at": None, "metadata": None,
         }  # fmt: skip
         return Challenge(token, body)
 
     async def auth_token(self, claims: dict[str, Any], now: int) -> str:
 
-        return await self.tk.services.accounts.issue_token(
+        return await self.accounts.issue_token(
             UserType.GUEST, 0, ("pwd",), extra=claims, ttl=CHALLENGE_TTL, auth_time=now, surface=None
         )
 
@@ -151,10 +173,8 @@ class MedusaMfa:
         """WebAuthn request options for the account behind this pending challenge, bound to it."""
         _claims, payload = await self._own_challenge(bearer, challenge_id)
         _identity, account = await self._pending_account(payload)
-        passkeys = self.tk.services.passkeys
-        if not passkeys_allowed(self.tk.services.factor_parts, account) or not await passkeys.has_any(
-            owner_of(account)
-        ):
+        passkeys = self.parts.passkeys
+        if not passkeys_allowed(self.parts, account) or not await passkeys.has_any(owner_of(account)):
             raise NotFound("No passkey is registered for this account")
         ceremony = await passkeys.authentication_options(owner_of(account), f"mfa:{payload[CHALLENGE_CLAIM]}")
         return {"ceremony_id": ceremony.id, "options": ceremony.options}
@@ -173,20 +193,20 @@ class MedusaMfa:
 
         pending = Pending(UserType(identity.user_type or 0), account.id, account_name(account), ("pwd",))
         try:
-            outcome = await self.tk.services.sign_in.resume(pending, second, where, issue)
+            outcome = await self.sign_in.resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
             raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile
             raise Unauthenticated(INVALID_CODE, detail="no factor to verify any more")
-        await self.tk.revoker.revoke_token(claims)  # the challenge is spent
+        await self.revoker.revoke_token(claims)  # the challenge is spent
         return outcome.credential
 
     async def _pending(self, bearer: str | None) -> tuple[Any, dict[str, Any]]:
         if bearer is None:
             raise AuthenticationRequired(detail="MFA challenge without its token")
         try:
-            claims = await self.tk.authenticator.read(bearer)
-            self.tk.validator.validate(claims)
+            claims = await self.authenticator.read(bearer)
+            self.validator.validate(claims)
         except Unauthenticated:
             raise AuthenticationRequired(detail="MFA challenge with an unusable token") from None
         if claims.user_type != UserType.GUEST or claims.user_id != 0 or claims.kind != "jwt":
@@ -198,7 +218,7 @@ class MedusaMfa:
     async def _pending_account(self, payload: dict[str, Any]) -> tuple[Identity, Account]:
         raw = payload.get("auth_identity_id")
         identity_id = int(raw[7:]) if isinstance(raw, str) and raw[7:].isdigit() and len(raw) < 20 else None
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             identity = None if identity_id is None else await repo.by_id(s, identity_id)
             account = None
             if identity is not None and identity.user_type is not None and identity.user_id is not None:
@@ -216,12 +236,12 @@ class MedusaMfa:
         return caller.user_type, caller.user_id
 
     def _totp(self, user_type: UserType) -> Totp:
-        if user_type == UserType.CUSTOMER and self.tk.settings.customer_2fa == "off":
+        if user_type == UserType.CUSTOMER and self.settings.customer_2fa == "off":
             raise NotAllowed("MFA is not available for customers on this store")
-        return self.tk.services.totp_for(user_type)
+        return self.parts.totp_for(user_type)
 
     async def _identity_ref(self, user_type: UserType, user_id: int) -> str:
-        async with self.tk.db.session() as s:
+        async with self.db.session() as s:
             found = await repo.ids_for(
                 s, ACTOR_OF[user_type], entity_id=None, user_type=int(user_type), user_id=user_id
             )

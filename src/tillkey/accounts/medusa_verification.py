@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.accounts.medusa_auth import EMAILPASS
-from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.signin import Attempt, VerificationRequired
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import AuthenticationRequired, InvalidRequest, Unauthenticated
@@ -58,7 +57,7 @@ class MedusaVerification:
     def __init__(self, tk: Tillkey) -> None:
         self.tk = tk
         self.auth = tk.services.medusa_auth
-        self.mfa = MedusaMfa(tk)
+        self.mfa = tk.services.medusa_mfa
 
     def _now_ms(self) -> int:
         return int(self.tk.clock.now() * 1000)

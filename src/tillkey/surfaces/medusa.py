@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS
-from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
@@ -180,7 +179,7 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
         body_out = {"token": due.token, "verification_required": True, "verification": due.body}
         return JSONResponse(body_out, headers=NO_STORE)
     # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.
-    challenge = await MedusaMfa(tk).challenge(actor, str(body["email"]), outcome)
+    challenge = await tk.services.medusa_mfa.challenge(actor, str(body["email"]), outcome)
     body_out = {"token": challenge.token, "mfa_required": True, "mfa_challenge": challenge.body}
     return JSONResponse(body_out, headers=NO_STORE)
 

@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse
 
 from tillkey.access.stepup import StepUp
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import Principal
 from tillkey.surfaces.magento import attempt
@@ -37,7 +36,9 @@ async def _body(request: Request) -> dict[str, Any]:
 async def verify_challenge(request: Request, challenge_id: str) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))
-    token = await MedusaMfa(tillkey(request)).verify_challenge(bearer, challenge_id, await _body(request), where)
+    token = await tillkey(request).services.medusa_mfa.verify_challenge(
+        bearer, challenge_id, await _body(request), where
+    )
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
@@ -49,13 +50,13 @@ async def verify_challenge(request: Request, challenge_id: str) -> JSONResponse:
 )
 async def passkey_challenge(request: Request, challenge_id: str) -> JSONResponse:
     bearer = bearer_token(request.headers.get("authorization"))
-    options = await MedusaMfa(tillkey(request)).passkey_options(bearer, challenge_id)
+    options = await tillkey(request).services.medusa_mfa.passkey_options(bearer, challenge_id)
     return JSONResponse(options, headers=NO_STORE)
 
 
 @api.route("GET", "/auth/mfa/factors", resources=[ANONYMOUS], summary="The caller's MFA factors")
 async def list_factors(request: Request, caller: Caller) -> JSONResponse:
-    return JSONResponse({"mfa_factors": await MedusaMfa(tillkey(request)).factors(caller)})
+    return JSONResponse({"mfa_factors": await tillkey(request).services.medusa_mfa.factors(caller)})
 
 
 @api.route(
@@ -64,7 +65,7 @@ async def list_factors(request: Request, caller: Caller) -> JSONResponse:
 )  # fmt: skip
 async def start_factor(request: Request, caller: Caller) -> JSONResponse:
     body = await _body(request)
-    return JSONResponse(await MedusaMfa(tillkey(request)).start(caller, body), headers=NO_STORE)
+    return JSONResponse(await tillkey(request).services.medusa_mfa.start(caller, body), headers=NO_STORE)
 
 
 @api.route(
@@ -73,7 +74,7 @@ async def start_factor(request: Request, caller: Caller) -> JSONResponse:
 )  # fmt: skip
 async def verify_factor(request: Request, caller: Caller, factor_id: str) -> JSONResponse:
     body = await _body(request)
-    return JSONResponse(await MedusaMfa(tillkey(request)).verify_factor(caller, factor_id, body))
+    return JSONResponse(await tillkey(request).services.medusa_mfa.verify_factor(caller, factor_id, body))
 
 
 @api.route(
@@ -81,7 +82,7 @@ async def verify_factor(request: Request, caller: Caller, factor_id: str) -> JSO
     summary="Disable the caller's factor (customers; needs MFA within 5 minutes)",
 )  # fmt: skip
 async def disable_factor(request: Request, caller: Caller, factor_id: str) -> JSONResponse:
-    return JSONResponse(await MedusaMfa(tillkey(request)).disable(caller, factor_id))
+    return JSONResponse(await tillkey(request).services.medusa_mfa.disable(caller, factor_id))
 
 
 @api.route(
@@ -90,5 +91,5 @@ async def disable_factor(request: Request, caller: Caller, factor_id: str) -> JS
 )  # fmt: skip
 async def recovery_codes(request: Request, caller: Caller) -> JSONResponse:
     body = await _body(request)
-    codes = await MedusaMfa(tillkey(request)).recovery_codes(caller, body)
+    codes = await tillkey(request).services.medusa_mfa.recovery_codes(caller, body)
     return JSONResponse({"recovery_codes": codes}, headers=NO_STORE)
