@@ -20,6 +20,7 @@ from tillkey.accounts.headless import Headless
 from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.medusa_mfa import MedusaMfa
+from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
@@ -240,6 +241,17 @@ class Services:
             revoker=revoker,
             authenticator=authenticator,
             validator=validator,
+        )
+        self.medusa_verification = MedusaVerification(
+            settings=settings,
+            clock=clock,
+            db=db,
+            master=master,
+            audit=audit,
+            limits=login_limits,
+            revoker=revoker,
+            auth=self.medusa_auth,
+            mfa=self.medusa_mfa,
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

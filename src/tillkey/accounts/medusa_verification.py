@@ -30,7 +30,15 @@ from tillkey.principal import Principal, UserType
 from tillkey.store import email_verifications as repo
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.medusa_auth import MedusaAuth
+    from tillkey.accounts.medusa_mfa import MedusaMfa
+    from tillkey.accounts.signin.budget import LoginLimits
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit
+    from tillkey.crypto.secrets import MasterSecret
+    from tillkey.settings import Settings
+    from tillkey.store.db import Database
+    from tillkey.tokens.contracts import TokenRevoker
 
 PENDING_CLAIM = "tk_email_verification"
 CODE_PREFIX = "tk_ev_"
@@ -54,13 +62,31 @@ class VerificationDue:
 
 
 class MedusaVerification:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.auth = tk.services.medusa_auth
-        self.mfa = tk.services.medusa_mfa
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: Database,
+        master: MasterSecret,
+        audit: Audit,
+        limits: LoginLimits,
+        revoker: TokenRevoker,
+        auth: MedusaAuth,
+        mfa: MedusaMfa,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.master = master
+        self.audit = audit
+        self.limits = limits
+        self.revoker = revoker
+        self.auth = auth
+        self.mfa = mfa
 
     def _now_ms(self) -> int:
-        return int(self.tk.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
     def _body(self, identity_ref: str, entity_id: str, requested_ms: int | None) -> dict[str, Any]:
         # One verification per identity and address (Medusa's unique index), so its id names them.
@@ -77,8 +103,8 @@ class MedusaVerification:
             "actor_id": "", "actor_type": actor, "auth_identity_id": ref, "auth_provider": EMAILPASS,
             "app_metadata": {}, "user_metadata": {}, PENDING_CLAIM: True,
         }  # fmt: skip
-        token = await self.mfa.auth_token(claims, self.tk.clock.now_int())
-        async with self.tk.db.session() as s:
+        token = await self.mfa.auth_token(claims, self.clock.now_int())
+        async with self.db.session() as s:
             requested = await repo.last_requested(s, int(due.user_type), due.account.id)
         return VerificationDue(token, self._body(ref, due.account.email, requested))
 
@@ -91,8 +117,7 @@ class MedusaVerification:
         return claims, f"authid_{identity.id}", UserType(identity.user_type or 0), account.id, account.email
 
     async def request(self, bearer: str | None, body: dict[str, Any], where: Attempt) -> dict[str, Any]:
-        tk = self.tk
-        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", where.ip)
+        await self.limits.ip(where.ip)
         entity_id, entity_type = body.get("entity_id"), body.get("entity_type")
         provider = body.get("code_provider", CODE_PROVIDER)
         if not isinstance(entity_id, str) or not entity_id or len(entity_id) > 255:
@@ -109,11 +134,11 @@ class MedusaVerification:
             await self._audit(utype, uid, entity_id, where, "email verification for another address")
             return answer
         code = CODE_PREFIX + random_token(32)
-        expires_ms = now_ms + tk.settings.email_verification_ttl * 1000
-        async with tk.db.transaction() as s:
+        expires_ms = now_ms + self.settings.email_verification_ttl * 1000
+        async with self.db.transaction() as s:
             added = await repo.add(
-                s, tk.master.digest(code), int(utype), uid, email, now_ms=now_ms, expires_ms=expires_ms,
-                limit=tk.settings.password_reset_per_account,
+                s, self.master.digest(code), int(utype), uid, email, now_ms=now_ms, expires_ms=expires_ms,
+                limit=self.settings.password_reset_per_account,
             )  # fmt: skip
         if not added:
             await self._audit(utype, uid, entity_id, where, "email verification requests over the bound")
@@ -128,8 +153,7 @@ class MedusaVerification:
     async def confirm(
         self, caller: Principal, bearer: str | None, body: dict[str, Any], where: Attempt
     ) -> dict[str, Any]:
-        tk = self.tk
-        await tk.ratelimiter.hit(tk.login_ip_limit, "login-ip", where.ip)
+        await self.limits.ip(where.ip)
         code, provider = body.get("code"), body.get("code_provider", CODE_PROVIDER)
         if not isinstance(code, str) or not code or len(code) > 128:
             raise InvalidRequest("Invalid request: Field 'code' is required")
@@ -144,8 +168,8 @@ class MedusaVerification:
             holder = (int(pending[2]), pending[3])
         if not code.startswith(CODE_PREFIX):
             raise Unauthenticated(INVALID_CODE, detail="not a verification code")
-        digest, now_ms = tk.master.digest(code), self._now_ms()
-        async with tk.db.transaction() as s:
+        digest, now_ms = self.master.digest(code), self._now_ms()
+        async with self.db.transaction() as s:
             row = await repo.owner(s, digest, now_ms)
             # With a token, only its own account's code: another's stays unspent for its owner.
             mine = row is not None and (holder is None or holder == (row.user_type, row.user_id))
@@ -153,7 +177,7 @@ class MedusaVerification:
         if row is None or not spent:
             raise Unauthenticated(INVALID_CODE, detail="unknown, spent, expired or another account's code")
         if pending is not None:
-            await tk.revoker.revoke_token(pending[0])  # its work is done: sign in again
+            await self.revoker.revoke_token(pending[0])  # its work is done: sign in again
         await self._audit(UserType(row.user_type), row.user_id, row.email, where, "email verified")
         return {
             "entity_id": row.email, "entity_type": ENTITY_TYPE, "code_provider": CODE_PROVIDER,
@@ -163,7 +187,7 @@ class MedusaVerification:
     async def _audit(
         self, utype: UserType, uid: int, name: str, where: Attempt, change: str, **details: object
     ) -> None:
-        await self.tk.audit.record(
+        await self.audit.record(
             audit.ACCOUNT_CHANGED, actor_type=int(utype), actor_id=uid, username=name[:255], ip=where.ip,
             user_agent=where.user_agent,
             details={"target_type": int(utype), "target_id": uid, "change": change, **details},

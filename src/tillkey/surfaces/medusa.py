@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_auth import ACTORS, EMAILPASS
-from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
@@ -63,7 +62,7 @@ async def refresh(request: Request, caller: Caller) -> JSONResponse:
         token = await tk.services.medusa_auth.refresh(caller, bearer, request.cookies.get(COOKIE))
     except VerificationRequired as due:
         # A new customer whose address is unverified: Medusa's refresh answers as its login does.
-        pending = await MedusaVerification(tk).due("customer", due.account.email, due)
+        pending = await tk.services.medusa_verification.due("customer", due.account.email, due)
         body_out = {"token": pending.token, "verification_required": True, "verification": pending.body}
         return JSONResponse(body_out, headers=NO_STORE)
     return JSONResponse({"token": token}, headers=NO_STORE)
@@ -175,7 +174,7 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
         return JSONResponse({"token": outcome}, headers=NO_STORE)
     if isinstance(outcome, VerificationRequired):
         # An unverified address (Medusa 2.21): an actorless token good only for /auth/verification.
-        due = await MedusaVerification(tk).due(actor, str(body["email"]), outcome)
+        due = await tk.services.medusa_verification.due(actor, str(body["email"]), outcome)
         body_out = {"token": due.token, "verification_required": True, "verification": due.body}
         return JSONResponse(body_out, headers=NO_STORE)
     # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.

@@ -11,7 +11,6 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.medusa_verification import MedusaVerification
 from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import Principal
 from tillkey.surfaces.magento import attempt
@@ -35,7 +34,7 @@ async def request_code(request: Request) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))
     body = await _body(request)
-    verification = await MedusaVerification(tillkey(request)).request(bearer, body, where)
+    verification = await tillkey(request).services.medusa_verification.request(bearer, body, where)
     return JSONResponse({"verification": verification}, status_code=201, headers=NO_STORE)
 
 
@@ -47,4 +46,4 @@ async def confirm_code(request: Request, caller: Caller) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))
     body = await _body(request)
-    return JSONResponse(await MedusaVerification(tillkey(request)).confirm(caller, bearer, body, where))
+    return JSONResponse(await tillkey(request).services.medusa_verification.confirm(caller, bearer, body, where))
