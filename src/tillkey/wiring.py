@@ -34,6 +34,7 @@ from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
+from tillkey.federation.customers import CustomerFederation
 from tillkey.federation.linking import Linking
 from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders
@@ -252,6 +253,14 @@ class Services:
             revoker=revoker,
             auth=self.medusa_auth,
             mfa=self.medusa_mfa,
+        )
+        self.customer_federation = CustomerFederation(
+            db=db,
+            clock=clock,
+            federation=self.federation,
+            linking=self.linking,
+            medusa=self.medusa_auth,
+            sign_in=self.sign_in,
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

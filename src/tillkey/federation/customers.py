@@ -21,7 +21,12 @@ from tillkey.store.identities import Identity
 from tillkey.store.idps import Linked, Provider
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.accounts.medusa_auth import MedusaAuth
+    from tillkey.accounts.signin.machine import SignIn
+    from tillkey.clock import Clock
+    from tillkey.federation.linking import Linking
+    from tillkey.federation.service import Federation
+    from tillkey.store.db import Database
 
 ACTOR = "customer"
 T = TypeVar("T")
@@ -32,10 +37,22 @@ SECOND_FACTOR = (
 
 
 class CustomerFederation:
-    def __init__(self, tk: Tillkey) -> None:
-        self.tk = tk
-        self.federation = tk.services.federation
-        self.medusa = tk.services.medusa_auth
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        federation: Federation,
+        linking: Linking,
+        medusa: MedusaAuth,
+        sign_in: SignIn,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.federation = federation
+        self.linking = linking
+        self.medusa = medusa
+        self.sign_in = sign_in
 
     async def location(self, name: str, attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)
@@ -63,7 +80,7 @@ class CustomerFederation:
             await self.federation.complete(provider, params, attempt, customer=caller.user_id)
         except LinkedElsewhere as exc:  # audited as a refusal by complete(); a conflict, not bad credentials
             raise Conflict(exc.message) from None
-        return await self.tk.services.linking.identities(UserType.CUSTOMER, caller.user_id)
+        return await self.linking.identities(UserType.CUSTOMER, caller.user_id)
 
     async def callback(self, name: str, params: Mapping[str, str], attempt: Attempt) -> str:
         provider = await self.federation.provider(name, ACTOR)
@@ -96,7 +113,7 @@ class CustomerFederation:
         customer = resolved.account
         if customer is None:
             assert resolved.pending is not None
-            registration = Principal(UserType.GUEST, resolved.pending.id, issued_at=self.tk.clock.now_int())
+            registration = Principal(UserType.GUEST, resolved.pending.id, issued_at=self.clock.now_int())
             first, _, last = assertion.name.partition(" ")
             customer = await self.medusa.create_customer(registration, {"first_name": first, "last_name": last})
         return await self._sign_in(assertion, customer, attempt, issue)
@@ -108,7 +125,7 @@ class CustomerFederation:
         name = assertion.provider.name
         trusted_mfa = assertion.provider.mfa_from_amr and assertion.asserts_mfa
         try:
-            outcome = await self.tk.services.sign_in.begin(
+            outcome = await self.sign_in.begin(
                 Subject(UserType.CUSTOMER, customer.email),
                 ExternalAssertion(UserType.CUSTOMER, customer.id, trusted_mfa, assertion.amr),
                 attempt,
@@ -132,12 +149,12 @@ class CustomerFederation:
         """The Medusa auth identity behind the token's auth_identity_id: the registration's, or one
         made for an identity linked another way (keyed by the link, never by the email)."""
         if auth_id is not None:
-            async with self.tk.db.session() as s:
+            async with self.db.session() as s:
                 found = await auth_identities.by_id(s, auth_id)
             if found is not None:
                 return found
-        now_ms = int(self.tk.clock.now() * 1000)
-        async with self.tk.db.transaction() as s:
+        now_ms = int(self.clock.now() * 1000)
+        async with self.db.transaction() as s:
             made = await auth_identities.create(
                 s, provider=assertion.provider.name, actor_type=ACTOR, entity_id=f"external:{linked_id}",
                 password_hash=None, user_type=int(UserType.CUSTOMER), user_id=customer_id, now_ms=now_ms,

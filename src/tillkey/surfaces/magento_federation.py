@@ -19,7 +19,6 @@ from fastapi import Request
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import SignedIn, login_token
 from tillkey.errors import InvalidRequest
-from tillkey.federation.customers import CustomerFederation
 from tillkey.surfaces.magento import attempt, with_refresh_cookie
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body
 from tillkey.web.routing import Api, tillkey
@@ -40,7 +39,7 @@ _CALLBACK = {
     summary="Start a customer's sign-in with an external identity provider: the URL to send the browser to",
 )
 async def start(request: Request, provider: str) -> MagentoJSON:
-    location = await CustomerFederation(tillkey(request)).location(provider, attempt(request))
+    location = await tillkey(request).services.customer_federation.location(provider, attempt(request))
     return MagentoJSON({"location": location}, headers=NO_STORE)
 
 
@@ -68,4 +67,4 @@ async def token(request: Request, provider: str) -> MagentoJSON:
             access, await tk.services.headless.begin(who.user_type, who.user_id, access, who.amr)
         )
 
-    return await CustomerFederation(tk).magento(provider, params, where, issue)
+    return await tk.services.customer_federation.magento(provider, params, where, issue)

@@ -15,7 +15,6 @@ from tillkey.accounts.signin import VerificationRequired
 from tillkey.credentials.bearer import bearer_token
 from tillkey.credentials.sessions import COOKIE
 from tillkey.errors import AuthenticationRequired, NotAllowed, Unauthenticated
-from tillkey.federation.customers import CustomerFederation
 from tillkey.principal import Principal
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento import attempt
@@ -152,7 +151,7 @@ async def _callback(request: Request, actor: str, provider: str, params: dict[st
     if provider == EMAILPASS or actor != FEDERATED_ACTOR:
         _provider(actor, EMAILPASS)
         raise Unauthenticated(f"Callback authentication not implemented for provider {provider[:64]}")
-    token = await CustomerFederation(tillkey(request)).callback(provider, params, attempt(request))
+    token = await tillkey(request).services.customer_federation.callback(provider, params, attempt(request))
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
@@ -163,7 +162,7 @@ async def _callback(request: Request, actor: str, provider: str, params: dict[st
 async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     if actor == FEDERATED_ACTOR and provider != EMAILPASS:
         # An external provider: where to send the browser (Medusa's OAuth providers answer so).
-        location = await CustomerFederation(tillkey(request)).location(provider, attempt(request))
+        location = await tillkey(request).services.customer_federation.location(provider, attempt(request))
         return JSONResponse({"location": location}, headers=NO_STORE)
     actor = _provider(actor, provider)
     where = attempt(request)

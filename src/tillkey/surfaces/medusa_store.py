@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse
 from tillkey.access.tree import ANONYMOUS, SELF
 from tillkey.accounts.medusa_auth import actor_id
 from tillkey.errors import NotFound
-from tillkey.federation.customers import CustomerFederation
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Customer
 from tillkey.store.idps import Linked, Provider
@@ -97,7 +96,7 @@ async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResp
     summary="Link an identity provider to the calling customer: answers {location}, where to send the browser",
 )  # fmt: skip
 async def link_start(request: Request, caller: Caller, provider: str) -> JSONResponse:
-    location = await CustomerFederation(tillkey(request)).link_location(provider, caller, attempt(request))
+    location = await tillkey(request).services.customer_federation.link_location(provider, caller, attempt(request))
     return JSONResponse({"location": location}, headers=NO_STORE)
 
 
@@ -112,5 +111,5 @@ async def link_callback(request: Request, caller: Caller, provider: str) -> JSON
     if not params:
         body = await json_body(request, tk.settings.max_body_bytes)
         params = {k: v for k, v in body.items() if isinstance(v, str)}
-    linked = await CustomerFederation(tk).link(provider, params, caller, attempt(request))
+    linked = await tk.services.customer_federation.link(provider, params, caller, attempt(request))
     return JSONResponse({"identities": [_identity_json(i, p) for i, p in linked]}, headers=NO_STORE)
