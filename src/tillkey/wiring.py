@@ -21,6 +21,7 @@ from tillkey.accounts.integrations import Integrations
 from tillkey.accounts.medusa_auth import MedusaAuth
 from tillkey.accounts.medusa_mfa import MedusaMfa
 from tillkey.accounts.medusa_verification import MedusaVerification
+from tillkey.accounts.own_password import OwnPassword
 from tillkey.accounts.passkeys import Passkeys
 from tillkey.accounts.service import Accounts
 from tillkey.accounts.sessions import Sessions
@@ -261,6 +262,9 @@ class Services:
             linking=self.linking,
             medusa=self.medusa_auth,
             sign_in=self.sign_in,
+        )
+        self.own_password = OwnPassword(
+            db=db, passwords=passwords, audit=audit, settings=settings, budget=self.login_budget, accounts=self.accounts
         )
 
     def totp_for(self, user_type: UserType) -> Totp:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from tillkey.access.tree import ADMIN_SELF
-from tillkey.accounts.own_password import change_own_password
 from tillkey.accounts.signin import Attempt
 from tillkey.console import listing
 from tillkey.console.dashboard import trail
@@ -168,7 +167,7 @@ async def account_unlink(c: Console) -> Response:
 @pages.route("POST", "/console/account/password", resources=[ADMIN_SELF], summary="Change my password")
 async def account_password(c: Console) -> Response:
     current = c.form.get("current_password", [""])[0]
-    await change_own_password(c.tk, c.session.user_id, current, _password(c), ip=client_ip(c.request.scope))
+    await c.tk.services.own_password.change(c.session.user_id, current, _password(c), ip=client_ip(c.request.scope))
     # Every session of the account ended with the change, this one too: sign in with the new one.
     response = c.redirect("/console/login?reason=password")
     delete_cookie(response, c.request, cookie_name(c.request))

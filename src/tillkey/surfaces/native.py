@@ -11,7 +11,6 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
-from tillkey.accounts.own_password import change_own_password
 from tillkey.credentials.bearer import bearer_token
 from tillkey.errors import InvalidRequest
 from tillkey.observability.health import ReadinessProbe
@@ -155,5 +154,5 @@ async def change_password(request: Request, caller: Annotated[Principal, Depends
     current, new = body.get("current_password"), body.get("new_password")
     if not isinstance(current, str) or not isinstance(new, str) or len(current) > 1024 or len(new) > 1024:
         raise InvalidRequest("Invalid request: 'current_password' and 'new_password' must be strings")
-    await change_own_password(tk, caller.user_id, current, new, ip=client_ip(request.scope))
+    await tk.services.own_password.change(caller.user_id, current, new, ip=client_ip(request.scope))
     return JSONResponse({"changed": True, "signed_out": True}, headers={"Cache-Control": "no-store"})
