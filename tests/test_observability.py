@@ -242,10 +242,8 @@ class _CountingSession:
 
 def test_a_flood_of_readiness_checks_costs_one_database_round_trip() -> None:
     calls: list[int] = []
-    tk: Any = SimpleNamespace(
-        db=SimpleNamespace(session=lambda: _CountingSession(calls)), settings=SimpleNamespace(redis_url="")
-    )
-    probe = ReadinessProbe(tk)
+    db: Any = SimpleNamespace(session=lambda: _CountingSession(calls))
+    probe = ReadinessProbe(db)
 
     async def flood() -> None:
         results = await asyncio.gather(*(probe.check() for _ in range(200)))

@@ -197,8 +197,17 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
 
     app.state.store_codes = frozenset()
     # /readyz and /metrics (observability/); the request counter is kept by the edge.
-    app.state.readiness = ReadinessProbe(runtime)
-    app.state.metrics = Metrics(runtime, app.state.readiness)
+    app.state.readiness = ReadinessProbe(runtime.db, runtime.redis_ping if runtime.settings.redis_url else None)
+    app.state.metrics = Metrics(
+        app.state.readiness,
+        networks=runtime.settings.metrics_networks,
+        credentials=runtime.credentials,
+        issued=runtime.issued,
+        authenticator=runtime.authenticator,
+        audit=runtime.audit,
+        ratelimiter=runtime.ratelimiter,
+        broadcast=runtime.broadcast,
+    )
     general = runtime.ratelimiter.item(runtime.settings.rate_limit_default)
     # One pure-ASGI layer (web/edge.py) in front of FastAPI: request caps → general rate limit →
     # Magento paths → publishable key (/store) → audit request context → simple fixed-path routes

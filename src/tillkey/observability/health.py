@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from tillkey.store.db import Database
 
 
 log = logging.getLogger("tillkey.health")
@@ -37,8 +37,17 @@ class Readiness:
 
 
 class ReadinessProbe:
-    def __init__(self, tk: Tillkey, *, timeout: float = CHECK_TIMEOUT, ttl: float = RESULT_TTL) -> None:
-        self._tk = tk
+    def __init__(
+        self,
+        db: Database,
+        redis_ping: Callable[[], Awaitable[bool]] | None = None,
+        *,
+        timeout: float = CHECK_TIMEOUT,
+        ttl: float = RESULT_TTL,
+    ) -> None:
+        """`redis_ping`: when Redis is configured, whether it answers PING."""
+        self._db = db
+        self._redis_ping = redis_ping
         self._timeout = timeout
         self._ttl = ttl
         self._lock = asyncio.Lock()
@@ -51,7 +60,7 @@ class ReadinessProbe:
             if time.monotonic() - self.last.at < self._ttl:  # someone else just checked
                 return self.last
             checks = {"database": await self._probe("database", self._database)}
-            if self._tk.settings.redis_url:
+            if self._redis_ping is not None:
                 checks["redis"] = await self._probe("redis", self._redis)
             self.last = Readiness(checks, time.monotonic())
             return self.last
@@ -66,9 +75,9 @@ class ReadinessProbe:
             return False
 
     async def _database(self) -> None:
-        async with self._tk.db.session() as s:
+        async with self._db.session() as s:
             await s.execute(text("SELECT 1"))
 
     async def _redis(self) -> None:
-        if not await self._tk.redis_ping():
+        if self._redis_ping is None or not await self._redis_ping():
             raise ConnectionError("redis did not answer PING")

@@ -32,7 +32,13 @@ from tillkey import __version__
 from tillkey.observability.health import ReadinessProbe
 
 if TYPE_CHECKING:
-    from tillkey.runtime import Tillkey
+    from collections import Counter
+
+    from tillkey.audit import AuditLog
+    from tillkey.credentials.registry import Credentials
+    from tillkey.security.ratelimit import RateLimiter
+    from tillkey.store.broadcast import Broadcast
+    from tillkey.tokens.service import Authenticator
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"  # the route label of a request no route matched: raw paths would be unbounded
@@ -57,12 +63,29 @@ def count_request(metrics: Metrics, scope: Scope, status: int) -> None:
 class Metrics:
     """The registry of one app, and the counters only the middleware keeps."""
 
-    def __init__(self, tk: Tillkey, readiness: ReadinessProbe) -> None:
-        self.tk = tk
+    def __init__(
+        self,
+        readiness: ReadinessProbe,
+        *,
+        networks: str,
+        credentials: Credentials,
+        issued: Counter[tuple[str, str]],
+        authenticator: Authenticator,
+        audit: AuditLog,
+        ratelimiter: RateLimiter,
+        broadcast: Broadcast | None,
+    ) -> None:
+        """What it reads when scraped: the process's plain counters (runtime.py builds them)."""
         self.readiness = readiness
+        self.credentials = credentials
+        self.issued = issued
+        self.authenticator = authenticator
+        self.audit = audit
+        self.ratelimiter = ratelimiter
+        self.broadcast = broadcast
         self.requests: dict[tuple[str, str, int], int] = {}
         self.in_progress = 0
-        self.networks = parse_networks(tk.settings.metrics_networks)
+        self.networks = parse_networks(networks)
         # Its own registry, not the library's global one: tests run several apps in one process.
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
@@ -97,7 +120,7 @@ class TillkeyCollector(Collector):
         self.m = metrics
 
     def collect(self) -> Iterator[Metric]:
-        tk = self.m.tk
+        m = self.m
         info = InfoMetricFamily("tillkey_build", "Tillkey version")
         info.add_metric([], {"version": __version__})
         yield info
@@ -111,7 +134,7 @@ class TillkeyCollector(Collector):
         yield requests
         yield _gauge("tillkey_http_requests_in_progress", "HTTP requests being handled now", self.m.in_progress)
 
-        creds = tk.credentials
+        creds = m.credentials
         auth = CounterMetricFamily(
             "tillkey_auth", "Credentials presented on protected routes, by kind and outcome (ok or why refused)",
             labels=["kind", "outcome"],
@@ -127,11 +150,11 @@ class TillkeyCollector(Collector):
             "tillkey_tokens_issued", "Tokens minted, by kind (access, oauth2_access, refresh, id_token) and format",
             labels=["kind", "format"],
         )  # fmt: skip
-        for (kind, fmt), n in sorted(tk.issued.items()):
+        for (kind, fmt), n in sorted(m.issued.items()):
             issued.add_metric([kind, fmt], n)
         yield issued
 
-        auth_cache = tk.authenticator
+        auth_cache = m.authenticator
         hits, misses = auth_cache.cache_hits, auth_cache.cache_misses
         yield _counter("tillkey_token_cache_hits", "Bearer tokens found in the verified-token cache", hits)
         yield _counter("tillkey_token_cache_misses", "Bearer tokens verified (signature or lookup)", misses)
@@ -141,13 +164,13 @@ class TillkeyCollector(Collector):
         )  # fmt: skip
         yield _gauge("tillkey_token_cache_entries", "Tokens in the verified-token cache", auth_cache.cache_entries)
 
-        yield from self._dependencies(tk)
+        yield from self._dependencies()
 
-        audit = tk.audit
+        audit = m.audit
         yield _counter("tillkey_audit_dropped", "Queued audit events dropped: the queue was full", audit.dropped)
         yield _counter("tillkey_audit_failed", "Queued audit events lost after repeated write failures", audit.failed)
 
-    def _dependencies(self, tk: Tillkey) -> Iterator[Metric]:
+    def _dependencies(self) -> Iterator[Metric]:
         checks = self.m.readiness.last.checks
         if "database" in checks:
             yield _gauge("tillkey_database_up", "1 if the database answered the last check", checks["database"])
@@ -156,10 +179,10 @@ class TillkeyCollector(Collector):
         yield _counter(
             "tillkey_ratelimit_redis_failures",
             "Rate-limit checks that fell back to per-process memory because Redis failed",
-            tk.ratelimiter.redis_failures,
+            self.m.ratelimiter.redis_failures,
         )  # fmt: skip
         # The scale-out broadcast (revocations over Redis pub/sub), when this process has one.
-        broadcast = tk.broadcast
+        broadcast = self.m.broadcast
         if broadcast is None:
             return
         yield _gauge(
