@@ -7,6 +7,7 @@ httpx.ASGITransport; the guard and the server share the injected clock."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ PAYOUT_CHALLENGE = (
 )
 
 
-async def _guard(t: InProcess, **options: Any) -> Guard:
-    created = await t.tk.services.integrations.create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
-    done = await t.tk.services.integrations.activate(OPERATOR, "guard")
+async def _guard(t: InProcess, name: str = "guard", **options: Any) -> Guard:
+    created = await t.tk.services.integrations.create(OPERATOR, name=name, resources=["Tillkey::auth_state"])
+    done = await t.tk.services.integrations.activate(OPERATOR, name)
     assert done.access_token and done.access_token_secret
     transport = t.transport
     assert transport is not None
@@ -156,5 +157,59 @@ def test_the_guards_resource_rules_follow_the_servers_setting(tmp_path: Path) ->
                     assert (await host.post("/orders/7/cancel", headers=token)).status_code == 200
             finally:
                 await guard.stop()
+
+    inprocess.run(body)
+
+
+def test_machines_get_403_unless_the_rule_allows_them(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            made = await t.tk.services.clients.create(
+                OPERATOR,
+                name="erp",
+                client_type="confidential",
+                redirect_uris=[],
+                grant_types=["client_credentials"],
+                scopes=[CANCEL],
+            )
+            basic = base64.b64encode(f"{made.client.client_id}:{made.secret}".encode()).decode()
+            r = await t.client.post(
+                "/oauth2/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+            )
+            assert r.status_code == 200, r.text
+            erp = t.bearer(r.json()["access_token"])
+            guard = await _guard(t)
+            app = _host_app(guard)
+
+            @app.post("/orders/{order_id}/cancel-by-erp")
+            async def by_erp(
+                order_id: int,
+                who: Principal = Depends(guard.requires(CANCEL, step_up=StepUp(machines="allow"))),  # noqa: B008
+            ) -> dict[str, int]:
+                return {"cancelled": order_id}
+
+            await guard.start()
+            try:
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://backoffice"
+                ) as host:
+                    # No person to sign in again: 403 (no challenge), as on the server.
+                    r = await host.post("/orders/7/cancel", headers=erp)
+                    assert r.status_code == 403 and "www-authenticate" not in r.headers
+                    assert r.json()["parameters"] == {"kind": "client"}
+                    # Strictest wins: the route's "allow" does not lift the resource's "deny"...
+                    assert (await host.post("/orders/7/cancel-by-erp", headers=erp)).status_code == 403
+            finally:
+                await guard.stop()
+            # ...unless the resource rule allows machines too (the server's TILLKEY_STEP_UP, given the guard).
+            allowing = await _guard(t, "guard-2", step_up={CANCEL: StepUp(machines="allow")})
+            await allowing.start()
+            try:
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=_host_app(allowing)), base_url="http://backoffice"
+                ) as host:
+                    assert (await host.post("/orders/7/cancel", headers=erp)).status_code == 200
+            finally:
+                await allowing.stop()
 
     inprocess.run(body)
