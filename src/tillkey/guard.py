@@ -9,7 +9,7 @@ route declaring the same resources would: 401 for unknown callers, 403 for known
 the resource, Magento's error body.
 
 Step-up (RFC 9470). A route may also require a recent, strong sign-in:
-`guard.requires("Magento_Sales::actions_edit", step_up=StepUp(acr="mfa", max_age=300))`; and the
+`guard.requires("Magento_Sales::hold", step_up=StepUp(acr="mfa", max_age=300))`; and the
 resource-level rules apply as on the server (`step_up=` of the Guard: the server's
 `TILLKEY_STEP_UP`, by default its own default, `Magento_Sales::cancel` needing MFA within five
 minutes). The rule and its 401 `insufficient_user_authentication` challenge are the server's own
