@@ -27,7 +27,7 @@ ME = {"customer": "/store/customers/me", "user": "/admin/users/me"}
 
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _ID = re.compile(r"^([a-z]+)_[0-9A-Za-z_]+$")
-_ID_IN_TEXT = re.compile(r"\b([a-z]+)_[0-9A-Z]{20,}\b")
+_ID_IN_TEXT = re.compile(r"\b([a-z]+)_[0-9A-Za-z]{20,}\b")
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 # Values kept literally: what clients branch on. Any other string becomes a marker.
 LITERAL_KEYS = frozenset(

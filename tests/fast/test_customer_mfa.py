@@ -68,14 +68,18 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             challenge = await _login(t, "ada@example.com")
             assert challenge["mfa_required"] is True
             assert set(challenge["mfa_challenge"]["methods"]) == {"totp", "recovery_code"}
-            # The pending token proves the password only: no records, no renewal, no session.
+            # The pending token proves the password only: no records, no session; its refresh is
+            # another challenge (Medusa 2.21's answer), with another pending token.
             pending = t.bearer(challenge["token"])
             assert (await t.client.get(ME, headers=pending)).status_code == 401
-            assert (await t.client.post("/auth/token/refresh", headers=pending)).status_code == 401
+            r = await t.client.post("/auth/token/refresh", headers=pending)
+            assert r.status_code == 200 and r.json()["mfa_required"] is True, r.text
+            assert r.json()["mfa_challenge"]["id"] != challenge["mfa_challenge"]["id"]
+            assert (await t.client.get(ME, headers=t.bearer(r.json()["token"]))).status_code == 401
             assert (await t.client.post("/auth/session", headers=pending)).status_code == 401
 
             r = await _verify(t, challenge, _wrong(t, secret))
-            assert r.status_code == 401 and r.json()["message"] == "Invalid MFA code"
+            assert r.status_code == 400 and r.json()["message"] == "Invalid MFA challenge code"
             r = await _verify(t, challenge, t.totp_code(secret))
             assert r.status_code == 200, r.text
             token = r.json()["token"]
@@ -83,13 +87,14 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             assert claims.auth_methods == ("pwd", "otp")
             assert (await t.client.get(ME, headers=t.bearer(token))).json()["email"] == "ada@example.com"
             # The challenge is single use, and the same TOTP step never counts twice.
-            assert (await _verify(t, challenge, t.totp_code(secret))).status_code == 401
+            r = await _verify(t, challenge, t.totp_code(secret))
+            assert r.status_code == 400 and r.json()["message"] == "MFA challenge has already been completed"
             again = await _login(t, "ada@example.com")
-            assert (await _verify(t, again, t.totp_code(secret))).status_code == 401
+            assert (await _verify(t, again, t.totp_code(secret))).status_code == 400
             # A recovery code works once.
             assert (await _verify(t, again, codes[0], "recovery_code")).status_code == 200
             third = await _login(t, "ada@example.com")
-            assert (await _verify(t, third, codes[0], "recovery_code")).status_code == 401
+            assert (await _verify(t, third, codes[0], "recovery_code")).status_code == 400
             # Refresh keeps the factors and the sign-in time.
             r = await t.client.post("/auth/token/refresh", headers=t.bearer(token))
             renewed = await t.tk.authenticator.read(r.json()["token"])
@@ -128,7 +133,7 @@ def test_nobody_completes_another_persons_challenge(tmp_path: Path) -> None:
             assert (await _verify(t, eve, t.totp_code(eve_secret))).status_code == 200
             # Factor ids are the caller's own: another's is not found.
             eve_full = (await _verify(t, await _login(t, "eve@example.com"), "x" * 6)).status_code
-            assert eve_full == 401  # not a code at all: a wrong one
+            assert eve_full == 400  # not a code at all: a wrong one
 
     inprocess.run(body)
 
@@ -141,7 +146,7 @@ def test_wrong_codes_spend_the_customer_budget_and_lock_the_account(tmp_path: Pa
             secret, _f, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
             for _ in range(3):
                 challenge = await _login(t, "ada@example.com")
-                assert (await _verify(t, challenge, _wrong(t, secret))).status_code == 401
+                assert (await _verify(t, challenge, _wrong(t, secret))).status_code == 400
             # Locked: the right code, and the right password, are refused alike.
             r = await t.client.post("/auth/customer/emailpass", json={"email": "ada@example.com", "password": "x"})
             assert r.status_code == 401
