@@ -1,8 +1,9 @@
 """`tillkey import medusa` on a database a real Medusa 2.21.2 made (issue 17): its own tables,
 schema and rows as `pg_dump` took them (tests/vectors/medusa_db/dump.sql, seeded through Medusa's
 HTTP API by seed.py beside it), loaded into a fresh PostgreSQL database. The imported admins and
-customers sign in with the passwords they had in Medusa, the original `sk_` key keeps working (and
-the revoked one does not), and @medusajs/js-sdk does both unchanged."""
+customers sign in with the passwords they had in Medusa, the customer who had TOTP on in Medusa
+still needs her authenticator app's code, the original `sk_` key keeps working (and the revoked
+one does not), and @medusajs/js-sdk does both unchanged."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import pyotp
 import pytest
 
 from tests import inprocess
@@ -53,10 +55,22 @@ def test_a_real_medusa_database_imports_and_everyone_signs_in_with_the_old_passw
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
 ) -> None:
     inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MEDUSA_MFA_KEY", SEED["mfa_encryption_key"])
+    monkeypatch.setenv("WRONG", "another-key-than-the-shops")
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
-            report = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            # Without Medusa's mfa.encryption_key, Carol (TOTP on) is not imported weaker: skipped.
+            dry = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db, "--dry-run")
+            assert dry["imported"] == {"admin": 2, "customer": 2, "sk_": 2, "pk_": 2}, dry
+            needs_key = "TOTP factor on: give Medusa's mfa.encryption_key (--mfa-key-env)"
+            assert dry["skipped"] == [{"kind": "customer", "reason": needs_key, "count": 1}], dry
+            dry_run = ("import", "medusa", "--dsn", medusa_db, "--dry-run")
+            wrong = await inprocess.cli_json(*dry_run, "--mfa-key-env", "WRONG")
+            unopened = "TOTP secret does not open with the mfa.encryption_key"
+            assert wrong["skipped"] == [{"kind": "customer", "reason": unopened, "count": 1}], wrong
+            args = ("import", "medusa", "--dsn", medusa_db, "--mfa-key-env", "MEDUSA_MFA_KEY")
+            report = await inprocess.cli_json(*args)
             # The guest (no account) and the customer Medusa deleted are not people to sign in.
             assert report["imported"] == {"admin": 2, "customer": 3, "sk_": 2, "pk_": 2}, report
             assert report["skipped"] == [], report
@@ -69,13 +83,23 @@ def test_a_real_medusa_database_imports_and_everyone_signs_in_with_the_old_passw
                 me = await t.client.get("/admin/users/me", headers=t.bearer(r.json()["token"]))
                 assert me.status_code == 200 and me.json()["user"]["email"] == email, me.text
             pk = {"x-publishable-api-key": SEED["publishable_keys"][0]}
-            # Carol had TOTP on in Medusa; the import reads no auth_mfa_factor (not carried: her
-            # secret is sealed with the Medusa server's mfa.encryption_key), so her password is enough.
             for email in ("ada@shop.test", "bob@shop.test", "carol@shop.test"):
                 creds = {"email": email, "password": SEED["customers"][email]}
                 r = await t.client.post("/auth/customer/emailpass", json=creds)
                 assert r.status_code == 200, (email, r.text)
-                me = await t.client.get("/store/customers/me", headers={**pk, **t.bearer(r.json()["token"])})
+                token = r.json()["token"]
+                if email == "carol@shop.test":
+                    # Her factor came along: the code of the app she enrolled in Medusa completes it.
+                    assert r.json()["mfa_required"] is True, r.text
+                    code = pyotp.TOTP(SEED["mfa_customer"]["totp_secret"]).at(t.clock.now())
+                    r = await t.client.post(
+                        f"/auth/mfa/challenges/{r.json()['mfa_challenge']['id']}/verify",
+                        json={"method": "totp", "code": code},
+                        headers=t.bearer(token),
+                    )
+                    assert r.status_code == 200, r.text
+                    token = r.json()["token"]
+                me = await t.client.get("/store/customers/me", headers={**pk, **t.bearer(token)})
                 assert me.status_code == 200 and me.json()["customer"]["email"] == email, me.text
             wrong = {"email": "ada@shop.test", "password": SEED["customers"]["ada@shop.test"] + "x"}
             assert (await t.client.post("/auth/customer/emailpass", json=wrong)).status_code == 401
@@ -93,7 +117,7 @@ def test_a_real_medusa_database_imports_and_everyone_signs_in_with_the_old_passw
                 r = await t.client.get("/store/customers/me", headers={"x-publishable-api-key": key})
                 assert r.status_code == 401, r.text
 
-            again = await inprocess.cli_json("import", "medusa", "--dsn", medusa_db)
+            again = await inprocess.cli_json(*args)
             assert again["imported"] == {}, again
 
     inprocess.run(body)

@@ -1,8 +1,8 @@
 -- Medusa 2.21.2's own tables that `tillkey import medusa` reads (user, customer, auth_identity,
--- provider_identity, api_key), as a real Medusa 2.21.2 created and filled them: recorded 2026-12-06 by
+-- provider_identity, api_key, auth_mfa_factor), as a real Medusa 2.21.2 created and filled them: recorded 2026-12-06 by
 -- tests/vectors/medusa_db/seed.py (Medusa's HTTP API and `medusa user`) on a fresh `medusa db:migrate`d
 -- PostgreSQL 15 database, then: pg_dump --no-owner --no-privileges --no-comments --inserts
--- --rows-per-insert=20 -t '"user"' -t customer -t auth_identity -t provider_identity -t api_key.
+-- --rows-per-insert=20 -t '"user"' -t customer -t auth_identity -t provider_identity -t api_key -t auth_mfa_factor.
 -- pg_dump's \restrict/\unrestrict psql meta-command lines were removed, so that any client loads it.
 -- The passwords and the secret key shown once are in seed.json.
 --
@@ -57,6 +57,23 @@ CREATE TABLE public.api_key (
 CREATE TABLE public.auth_identity (
     id text NOT NULL,
     app_metadata jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone
+);
+
+
+--
+-- Name: auth_mfa_factor; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.auth_mfa_factor (
+    id text NOT NULL,
+    auth_identity_id text NOT NULL,
+    provider text NOT NULL,
+    status text NOT NULL,
+    provider_metadata jsonb,
+    metadata jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone
@@ -141,6 +158,14 @@ INSERT INTO public.auth_identity VALUES
 
 
 --
+-- Data for Name: auth_mfa_factor; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+INSERT INTO public.auth_mfa_factor VALUES
+	('authmfa_01M95V3NDARERJ5QGH0VVT9DQ2', 'authid_01M95V3MH72DJQ9EXRN0YEYFKJ', 'totp', 'enabled', '{"issuer": "Medusa", "secret": "v1:c67pXU9HB9R1YEvZ:YgL16odU0mNQP1Ps-Iq2kg:wdSdaYTbqje-UKeCLlvPURfRTYW0l_aOxJM0knWPUTk"}', '{}', '2026-12-06 14:11:15.499+00', '2026-12-06 14:11:15.542+00', NULL);
+
+
+--
 -- Data for Name: customer; Type: TABLE DATA; Schema: public; Owner: -
 --
 
@@ -187,6 +212,14 @@ ALTER TABLE ONLY public.api_key
 
 ALTER TABLE ONLY public.auth_identity
     ADD CONSTRAINT auth_identity_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: auth_mfa_factor auth_mfa_factor_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.auth_mfa_factor
+    ADD CONSTRAINT auth_mfa_factor_pkey PRIMARY KEY (id);
 
 
 --
@@ -256,6 +289,27 @@ CREATE INDEX "IDX_auth_identity_deleted_at" ON public.auth_identity USING btree 
 
 
 --
+-- Name: IDX_auth_mfa_factor_auth_identity_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX "IDX_auth_mfa_factor_auth_identity_id" ON public.auth_mfa_factor USING btree (auth_identity_id) WHERE (deleted_at IS NULL);
+
+
+--
+-- Name: IDX_auth_mfa_factor_auth_identity_provider_active; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX "IDX_auth_mfa_factor_auth_identity_provider_active" ON public.auth_mfa_factor USING btree (auth_identity_id, provider) WHERE ((deleted_at IS NULL) AND (status = ANY (ARRAY['pending'::text, 'enabled'::text])));
+
+
+--
+-- Name: IDX_auth_mfa_factor_deleted_at; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX "IDX_auth_mfa_factor_deleted_at" ON public.auth_mfa_factor USING btree (deleted_at) WHERE (deleted_at IS NULL);
+
+
+--
 -- Name: IDX_customer_deleted_at; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -302,6 +356,14 @@ CREATE INDEX "IDX_user_deleted_at" ON public."user" USING btree (deleted_at) WHE
 --
 
 CREATE UNIQUE INDEX "IDX_user_email_unique" ON public."user" USING btree (email) WHERE (deleted_at IS NULL);
+
+
+--
+-- Name: auth_mfa_factor auth_mfa_factor_auth_identity_id_foreign; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.auth_mfa_factor
+    ADD CONSTRAINT auth_mfa_factor_auth_identity_id_foreign FOREIGN KEY (auth_identity_id) REFERENCES public.auth_identity(id) ON UPDATE CASCADE ON DELETE CASCADE;
 
 
 --

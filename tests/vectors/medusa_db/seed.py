@@ -1,5 +1,8 @@
 """Seed a fresh Medusa 2.21.2 (shared/specs/medusa-peer.md) for tests/vectors/medusa_db/dump.sql.
 
+The peer's auth module options: `{providers: [emailpass], mfa: {encryption_key:
+"0123456789abcdef0123456789abcdef"}}` (the key the test gives `--mfa-key-env`).
+
 Not a test: run once by hand against the running peer, after `medusa db:migrate` on an empty
 database and `medusa user -e owner@shop.test -p Owner-pass-21` and `-e ops@shop.test -p
 Ops-pass-2121`. Everything goes through Medusa's own HTTP API; what the test needs to sign in
@@ -75,6 +78,7 @@ def main() -> None:
                 "secret_key": {"token": sk["token"], "title": sk["title"], "created_by": "owner@shop.test"},
                 "revoked_secret_key": {"token": old["token"], "title": old["title"]},
                 "publishable_keys": [pk, shop.json()["api_key"]["token"]],
+                "mfa_encryption_key": "0123456789abcdef0123456789abcdef",
             },
             indent=2,
         )
