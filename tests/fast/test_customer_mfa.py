@@ -11,6 +11,7 @@ import pyotp
 import pytest
 
 from tests import inprocess
+from tests.conftest import redis_env
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.accounts.totp import PERIOD
 
@@ -257,5 +258,34 @@ def test_the_customer_2fa_setting(tmp_path: Path, mode: str) -> None:
             secret, _f, _c = await _enrol(t, plain)
             token = (await _verify(t, await _login(t, "ada@example.com"), t.totp_code(secret))).json()["token"]
             assert (await t.client.get(ME, headers=t.bearer(token))).status_code == 200
+
+    inprocess.run(body)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_challenge_takes_five_wrong_codes_then_nothing(tmp_path: Path, store: str) -> None:
+    """Medusa 2.21's per-challenge limit (mfa.challenge_max_attempts, 5), counted where every
+    process sees it when Redis is configured: the 5th wrong code and every answer after it, the
+    right code too, get "too many failed attempts"; a new login's challenge starts afresh."""
+
+    async def body() -> None:
+        settings: dict[str, Any] = {"login_throttle_max_failures": 1000, "customer_lockout_failures": 1000}
+        if store == "redis":
+            redis = redis_env()
+            settings.update(redis_url=redis["TILLKEY_REDIS_URL"], redis_key_prefix=redis["TILLKEY_REDIS_KEY_PREFIX"])
+        async with inprocess.running(tmp_path, **settings) as t:
+            t.freeze()
+            await t.create_customer("ada@example.com")
+            secret, _f, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
+            t.advance(PERIOD)
+            challenge = await _login(t, "ada@example.com")
+            assert challenge["mfa_challenge"]["max_attempts"] == 5
+            answers = [(await _verify(t, challenge, _wrong(t, secret))).json()["message"] for _ in range(5)]
+            assert answers == ["Invalid MFA challenge code"] * 4 + ["MFA challenge has too many failed attempts"]
+            r = await _verify(t, challenge, t.totp_code(secret))
+            assert r.status_code == 400 and r.json()["message"] == "MFA challenge has too many failed attempts"
+            fresh = await _login(t, "ada@example.com")
+            assert (await _verify(t, fresh, t.totp_code(secret))).status_code == 200
+            assert t.tk.ratelimiter.redis_failures == 0  # (counted in Redis, not in the fallback)
 
     inprocess.run(body)
