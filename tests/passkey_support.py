@@ -1,35 +1,54 @@
-"""A software WebAuthn authenticator for tests: what a browser and a platform authenticator answer
-to navigator.credentials.create() / .get(), built by hand from the spec (WebAuthn Level 3 §6.1
-authenticator data, §6.5 attestation object, §5.8.1 client data), with a P-256 key from
-`cryptography` and CBOR from `cbor2`. Test code only: the server verifies with py_webauthn.
+"""A software WebAuthn authenticator for tests, on Yubico's `fido2` (python-fido2): what a browser
+and a platform authenticator answer to navigator.credentials.create() / .get().
 
-Every knob a test needs to forge a wrong answer is a keyword: origin, rp_id, user verification,
-the counter, another credential, the attestation format, the AAGUID.
+`fido2` reads the server's options (PublicKeyCredentialCreationOptions / ...RequestOptions, so
+options it could not parse fail here) and builds every byte on the wire: the client data
+(CollectedClientData), the authenticator data and its flags (AuthenticatorData, AttestedCredential-
+Data), the COSE public key (cose.ES256), the attestation object and the JSON responses
+(RegistrationResponse / AuthenticationResponse). It ships no authenticator of its own (its client
+speaks CTAP to a device, and refuses a wrong origin itself), so this module holds only what an
+authenticator keeps: its P-256 keys (`cryptography`), one sign counter per credential, the user
+handles of its discoverable credentials, and its flags. That is also what the refusal tests need
+to turn: another origin or RP id, user verification off, a counter that goes back, another
+credential, the attestation format, the AAGUID. Test code only: the server verifies with py_webauthn.
+
+soft-webauthn was the other candidate: last released in 2022, pinned to fido2 < 2, never sets the
+UV flag, holds one credential and answers bytes rather than the JSON a browser gives.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
-import struct
 from dataclasses import dataclass
 from typing import Any
 
-import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from fido2 import cose
+from fido2.utils import sha256, websafe_decode, websafe_encode
+from fido2.webauthn import (
+    AttestationObject,
+    AttestedCredentialData,
+    AuthenticationResponse,
+    AuthenticatorAssertionResponse,
+    AuthenticatorAttachment,
+    AuthenticatorAttestationResponse,
+    AuthenticatorData,
+    CollectedClientData,
+    PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialRequestOptions,
+    RegistrationResponse,
+)
 
-UP, UV, BE, BS, AT = 0x01, 0x04, 0x08, 0x10, 0x40
+FLAG = AuthenticatorData.FLAG
 
 
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return websafe_encode(data)
 
 
 def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return websafe_decode(text)
 
 
 @dataclass
@@ -40,10 +59,9 @@ class Credential:
     user_handle: bytes
     counter: int = 0
 
-    def cose_public_key(self) -> bytes:
-        numbers = self.key.public_key().public_numbers()
-        # COSE_Key (RFC 9053): kty EC2, alg ES256, crv P-256, x, y.
-        return cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
+    def public_key(self) -> cose.CoseKey:
+        # ES256 by its algorithm id: the typed way in (ES256's own override is unannotated).
+        return cose.CoseKey.for_alg(cose.ES256.ALGORITHM).from_cryptography_key(self.key.public_key())
 
     def sign(self, data: bytes) -> bytes:
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
@@ -62,15 +80,13 @@ class SoftAuthenticator:
         self.counts = counts  # a signature counter; some authenticators keep it at 0
         self.credentials: list[Credential] = []
 
-    def _flags(self, uv: bool | None, attested: bool = False) -> int:
-        flags = UP | (UV if (self.uv if uv is None else uv) else 0)
-        flags |= (BE | BS) if self.synced else 0
-        return flags | (AT if attested else 0)
-
-    def _client_data(self, kind: str, challenge: str, origin: str | None) -> bytes:
-        return json.dumps(
-            {"type": kind, "challenge": challenge, "origin": origin or self.origin, "crossOrigin": False}
-        ).encode()
+    def _flags(self, uv: bool | None) -> AuthenticatorData.FLAG:
+        flags = FLAG.UP
+        if self.uv if uv is None else uv:
+            flags |= FLAG.UV
+        if self.synced:
+            flags |= FLAG.BE | FLAG.BS
+        return flags
 
     def create(
         self,
@@ -82,29 +98,30 @@ class SoftAuthenticator:
         fmt: str = "none",
     ) -> dict[str, Any]:
         """navigator.credentials.create({publicKey: options}) → RegistrationResponseJSON."""
-        rp = rp_id or options["rp"]["id"]
-        cred = Credential(os.urandom(32), ec.generate_private_key(ec.SECP256R1()), rp, unb64url(options["user"]["id"]))
-        client_data = self._client_data("webauthn.create", options["challenge"], origin)
-        attested = self.aaguid + struct.pack(">H", len(cred.id)) + cred.id + cred.cose_public_key()
-        auth_data = hashlib.sha256(rp.encode()).digest() + bytes([self._flags(uv, True)]) + struct.pack(">I", 0)
-        auth_data += attested
+        parsed = PublicKeyCredentialCreationOptions.from_dict(options)
+        rp = rp_id or parsed.rp.id or ""
+        cred = Credential(os.urandom(32), ec.generate_private_key(ec.SECP256R1()), rp, parsed.user.id)
+        client_data = CollectedClientData.create(
+            CollectedClientData.TYPE.CREATE, parsed.challenge, origin or self.origin, cross_origin=False
+        )
+        attested = AttestedCredentialData.create(self.aaguid, cred.id, cred.public_key())
+        auth_data = AuthenticatorData.create(sha256(rp.encode()), self._flags(uv) | FLAG.AT, 0, attested)
         statement: dict[str, Any] = {}
-        if fmt == "packed":  # self attestation (§8.2): signed by the credential's own key
-            statement = {"alg": -7, "sig": cred.sign(auth_data + hashlib.sha256(client_data).digest())}
-        attestation = cbor2.dumps({"fmt": fmt, "attStmt": statement, "authData": auth_data})
+        if fmt == "packed":  # self attestation (WebAuthn §8.2): signed by the credential's own key
+            statement = {"alg": cose.ES256.ALGORITHM, "sig": cred.sign(auth_data + client_data.hash)}
         self.credentials.append(cred)
-        return {
-            "id": b64url(cred.id),
-            "rawId": b64url(cred.id),
-            "type": "public-key",
-            "response": {
-                "clientDataJSON": b64url(client_data),
-                "attestationObject": b64url(attestation),
-                "transports": ["internal"],
-            },
-            "clientExtensionResults": {},
-            "authenticatorAttachment": "platform",
-        }
+        made = RegistrationResponse(
+            raw_id=cred.id,
+            response=AuthenticatorAttestationResponse(
+                client_data=client_data, attestation_object=AttestationObject.create(fmt, auth_data, statement)
+            ),
+            authenticator_attachment=AuthenticatorAttachment.PLATFORM,
+        )
+        answer = dict(made)
+        # fido2's response type has no transports (getTransports() in a browser): what a platform
+        # authenticator reports.
+        answer["response"] = {**answer["response"], "transports": ["internal"]}
+        return answer
 
     def get(
         self,
@@ -117,32 +134,33 @@ class SoftAuthenticator:
         counter: int | None = None,
     ) -> dict[str, Any]:
         """navigator.credentials.get({publicKey: options}) → AuthenticationResponseJSON, with the
-        first credential allowed (or any, for a discoverable request), or `credential`."""
-        cred = credential or self._pick(options)
+        first credential allowed (or any, for a discoverable request), or `credential`. counter:
+        the sign counter to report instead of the next one (a cloned authenticator's)."""
+        parsed = PublicKeyCredentialRequestOptions.from_dict(options)
+        cred = credential or self._pick(parsed)
         rp = rp_id or cred.rp_id
         if counter is None:
             cred.counter += 1 if self.counts else 0
             counter = cred.counter
-        client_data = self._client_data("webauthn.get", options["challenge"], origin)
-        auth_data = hashlib.sha256(rp.encode()).digest() + bytes([self._flags(uv)]) + struct.pack(">I", counter)
-        signature = cred.sign(auth_data + hashlib.sha256(client_data).digest())
-        return {
-            "id": b64url(cred.id),
-            "rawId": b64url(cred.id),
-            "type": "public-key",
-            "response": {
-                "clientDataJSON": b64url(client_data),
-                "authenticatorData": b64url(auth_data),
-                "signature": b64url(signature),
-                "userHandle": b64url(cred.user_handle),
-            },
-            "clientExtensionResults": {},
-            "authenticatorAttachment": "platform",
-        }
+        client_data = CollectedClientData.create(
+            CollectedClientData.TYPE.GET, parsed.challenge, origin or self.origin, cross_origin=False
+        )
+        auth_data = AuthenticatorData.create(sha256(rp.encode()), self._flags(uv), counter)
+        made = AuthenticationResponse(
+            raw_id=cred.id,
+            response=AuthenticatorAssertionResponse(
+                client_data=client_data,
+                authenticator_data=auth_data,
+                signature=cred.sign(auth_data + client_data.hash),
+                user_handle=cred.user_handle,
+            ),
+            authenticator_attachment=AuthenticatorAttachment.PLATFORM,
+        )
+        return dict(made)
 
-    def _pick(self, options: dict[str, Any]) -> Credential:
-        allowed = {unb64url(c["id"]) for c in options.get("allowCredentials") or ()}
+    def _pick(self, options: PublicKeyCredentialRequestOptions) -> Credential:
+        allowed = {c.id for c in options.allow_credentials or ()}
         for cred in self.credentials:
-            if cred.rp_id == options.get("rpId") and (not allowed or cred.id in allowed):
+            if cred.rp_id == options.rp_id and (not allowed or cred.id in allowed):
                 return cred
         raise LookupError("no credential of this authenticator is allowed")

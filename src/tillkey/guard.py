@@ -8,6 +8,13 @@ a route declared with `guard.requires("Magento_Catalog::products")` answers exac
 route declaring the same resources would: 401 for unknown callers, 403 for known callers without
 the resource, Magento's error body.
 
+Step-up (RFC 9470). A route may also require a recent, strong sign-in:
+`guard.requires("Magento_Sales::hold", step_up=StepUp(acr="mfa", max_age=300))`; and the
+resource-level rules apply as on the server (`step_up=` of the Guard: the server's
+`TILLKEY_STEP_UP`, by default its own default, `Magento_Sales::cancel` needing MFA within five
+minutes). The rule and its 401 `insufficient_user_authentication` challenge are the server's own
+(`tillkey.access.stepup`), judged on the token's `amr` and `auth_time` against the guard's clock.
+
 Staleness bound. A revocation (or grant change) made through the server reaches the guard within
 `poll_interval` plus one feed request (changes made by the CLI or by another server process first
 need the server's own `TILLKEY_SYNC_INTERVAL`). If the feed cannot be refreshed for longer than
@@ -34,7 +41,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +56,7 @@ from starlette.responses import JSONResponse, Response
 
 from tillkey.access.grants import GrantsState
 from tillkey.access.policy import check
+from tillkey.access.stepup import DEFAULT_RULES, StepUp, StepUpPolicy
 from tillkey.access.tree import ANONYMOUS, SPECIAL, ResourceTree
 from tillkey.clock import Clock
 from tillkey.credentials.bearer import bearer_token
@@ -139,6 +147,7 @@ class Guard:
         jwks_refresh_interval: float = 30.0,
         token_cache_size: int = 10_000,
         clock: Clock | None = None,
+        step_up: Mapping[str, StepUp] | None = None,
     ) -> None:
         if (feed_integration is None) == (feed_username is None or feed_password is None):
             raise ValueError("give the guard one feed credential: feed_username and feed_password, or feed_integration")
@@ -158,6 +167,8 @@ class Guard:
         self._clock = clock or Clock()
 
         self.tree = ResourceTree.load()
+        # Resource-level step-up rules, as the server's TILLKEY_STEP_UP (by default, its default).
+        self.step_up = StepUpPolicy(DEFAULT_RULES if step_up is None else step_up, self.tree, self._clock.now_int)
         self.keyring = Keyring([], "")
         self.jwt_reader = JwtReader(lambda: self.keyring, self.issuer, self._clock.now)
         self._grants = GrantsState(self.tree)
@@ -265,10 +276,13 @@ class Guard:
 
     # --- the access check ---------------------------------------------------------------------
 
-    def requires(self, *resources: str) -> Callable[[Request], Awaitable[Principal]]:
+    def requires(self, *resources: str, step_up: StepUp | None = None) -> Callable[[Request], Awaitable[Principal]]:
         """A dependency admitting callers that hold every resource (AND), as a Tillkey route
         declaring these resources would; it returns the caller's Principal. Use it as
-        `Depends(guard.requires(...))`, or await it with the Request in a plain Starlette endpoint."""
+        `Depends(guard.requires(...))`, or await it with the Request in a plain Starlette endpoint.
+        step_up: the route's own step-up requirement, on top of its resources' (as the server's
+        `Api.route(step_up=...)`): a person's token that falls short gets 401
+        insufficient_user_authentication, a machine's 403 unless the rule allows machines."""
         if not resources:
             raise ValueError("declare at least one resource; use 'anonymous' for public routes")
         unknown = [r for r in self.tree.unknown(resources) if r not in SPECIAL]
@@ -278,11 +292,13 @@ class Guard:
         protected = any(r != ANONYMOUS for r in declared)
 
         async def tillkey_guard(request: Request) -> Principal:
-            return await self._admit(request, declared, protected)
+            return await self._admit(request, declared, protected, step_up)
 
         return tillkey_guard
 
-    async def _admit(self, request: Request, resources: tuple[str, ...], protected: bool) -> Principal:
+    async def _admit(
+        self, request: Request, resources: tuple[str, ...], protected: bool, step_up: StepUp | None = None
+    ) -> Principal:
         if self._client is None:
             raise RuntimeError("the Tillkey guard is not started: call guard.install(app) or use guard.lifespan")
         token = bearer_token(request.headers.get("authorization"))
@@ -308,6 +324,8 @@ class Guard:
                 challenge += ', error="invalid_token"'
             exc.headers["WWW-Authenticate"] = challenge
             raise
+        # The server's one step-up rule (routing.enforce runs the same, after the same check).
+        self.step_up.require(principal, resources, step_up)
         return principal
 
     @property

@@ -200,6 +200,8 @@ class Tillkey:
             login_admission=self.login_admission,
             admin_profile=self._admin_profile,
             validator=self.validator,
+            ratelimiter=self.ratelimiter,
+            step_up=self.step_up,
         )
 
     def _keyring(self) -> keys.Keyring:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from tillkey.access.grants import GrantsState
+from tillkey.access.stepup import StepUpPolicy
 from tillkey.access.tree import ResourceTree
 from tillkey.accounts.api_keys import ApiKeys
 from tillkey.accounts.headless import Headless
@@ -45,6 +46,7 @@ from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.service import OAuth2, TokenRevoker
 from tillkey.principal import UserType
 from tillkey.security.flood import LoginAdmission, Pacer
+from tillkey.security.ratelimit import RateLimiter
 from tillkey.settings import Settings
 from tillkey.store.accounts import Admin
 from tillkey.store.db import Database
@@ -88,6 +90,8 @@ class Services:
         login_admission: LoginAdmission,
         admin_profile: Callable[[int], Admin | None],
         validator: Validator,
+        ratelimiter: RateLimiter,
+        step_up: StepUpPolicy,
     ) -> None:
         self.keys = KeyRotation(
             settings=settings,
@@ -240,9 +244,10 @@ class Services:
             auth=self.medusa_auth,
             accounts=self.accounts,
             sign_in=self.sign_in,
-            revoker=revoker,
             authenticator=authenticator,
             validator=validator,
+            counters=ratelimiter,
+            step_up=step_up,
         )
         self.medusa_verification = MedusaVerification(
             settings=settings,

@@ -11,6 +11,7 @@ import pyotp
 import pytest
 
 from tests import inprocess
+from tests.conftest import redis_env
 from tests.inprocess import ADMIN_PASSWORD, CUSTOMER_PASSWORD, InProcess
 from tillkey.accounts.totp import PERIOD
 
@@ -68,14 +69,18 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             challenge = await _login(t, "ada@example.com")
             assert challenge["mfa_required"] is True
             assert set(challenge["mfa_challenge"]["methods"]) == {"totp", "recovery_code"}
-            # The pending token proves the password only: no records, no renewal, no session.
+            # The pending token proves the password only: no records, no session; its refresh is
+            # another challenge (Medusa 2.21's answer), with another pending token.
             pending = t.bearer(challenge["token"])
             assert (await t.client.get(ME, headers=pending)).status_code == 401
-            assert (await t.client.post("/auth/token/refresh", headers=pending)).status_code == 401
+            r = await t.client.post("/auth/token/refresh", headers=pending)
+            assert r.status_code == 200 and r.json()["mfa_required"] is True, r.text
+            assert r.json()["mfa_challenge"]["id"] != challenge["mfa_challenge"]["id"]
+            assert (await t.client.get(ME, headers=t.bearer(r.json()["token"]))).status_code == 401
             assert (await t.client.post("/auth/session", headers=pending)).status_code == 401
 
             r = await _verify(t, challenge, _wrong(t, secret))
-            assert r.status_code == 401 and r.json()["message"] == "Invalid MFA code"
+            assert r.status_code == 400 and r.json()["message"] == "Invalid MFA challenge code"
             r = await _verify(t, challenge, t.totp_code(secret))
             assert r.status_code == 200, r.text
             token = r.json()["token"]
@@ -83,13 +88,14 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             assert claims.auth_methods == ("pwd", "otp")
             assert (await t.client.get(ME, headers=t.bearer(token))).json()["email"] == "ada@example.com"
             # The challenge is single use, and the same TOTP step never counts twice.
-            assert (await _verify(t, challenge, t.totp_code(secret))).status_code == 401
+            r = await _verify(t, challenge, t.totp_code(secret))
+            assert r.status_code == 400 and r.json()["message"] == "MFA challenge has already been completed"
             again = await _login(t, "ada@example.com")
-            assert (await _verify(t, again, t.totp_code(secret))).status_code == 401
+            assert (await _verify(t, again, t.totp_code(secret))).status_code == 400
             # A recovery code works once.
             assert (await _verify(t, again, codes[0], "recovery_code")).status_code == 200
             third = await _login(t, "ada@example.com")
-            assert (await _verify(t, third, codes[0], "recovery_code")).status_code == 401
+            assert (await _verify(t, third, codes[0], "recovery_code")).status_code == 400
             # Refresh keeps the factors and the sign-in time.
             r = await t.client.post("/auth/token/refresh", headers=t.bearer(token))
             renewed = await t.tk.authenticator.read(r.json()["token"])
@@ -128,7 +134,7 @@ def test_nobody_completes_another_persons_challenge(tmp_path: Path) -> None:
             assert (await _verify(t, eve, t.totp_code(eve_secret))).status_code == 200
             # Factor ids are the caller's own: another's is not found.
             eve_full = (await _verify(t, await _login(t, "eve@example.com"), "x" * 6)).status_code
-            assert eve_full == 401  # not a code at all: a wrong one
+            assert eve_full == 400  # not a code at all: a wrong one
 
     inprocess.run(body)
 
@@ -141,7 +147,7 @@ def test_wrong_codes_spend_the_customer_budget_and_lock_the_account(tmp_path: Pa
             secret, _f, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
             for _ in range(3):
                 challenge = await _login(t, "ada@example.com")
-                assert (await _verify(t, challenge, _wrong(t, secret))).status_code == 401
+                assert (await _verify(t, challenge, _wrong(t, secret))).status_code == 400
             # Locked: the right code, and the right password, are refused alike.
             r = await t.client.post("/auth/customer/emailpass", json={"email": "ada@example.com", "password": "x"})
             assert r.status_code == 401
@@ -252,5 +258,34 @@ def test_the_customer_2fa_setting(tmp_path: Path, mode: str) -> None:
             secret, _f, _c = await _enrol(t, plain)
             token = (await _verify(t, await _login(t, "ada@example.com"), t.totp_code(secret))).json()["token"]
             assert (await t.client.get(ME, headers=t.bearer(token))).status_code == 200
+
+    inprocess.run(body)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_challenge_takes_five_wrong_codes_then_nothing(tmp_path: Path, store: str) -> None:
+    """Medusa 2.21's per-challenge limit (mfa.challenge_max_attempts, 5), counted where every
+    process sees it when Redis is configured: the 5th wrong code and every answer after it, the
+    right code too, get "too many failed attempts"; a new login's challenge starts afresh."""
+
+    async def body() -> None:
+        settings: dict[str, Any] = {"login_throttle_max_failures": 1000, "customer_lockout_failures": 1000}
+        if store == "redis":
+            redis = redis_env()
+            settings.update(redis_url=redis["TILLKEY_REDIS_URL"], redis_key_prefix=redis["TILLKEY_REDIS_KEY_PREFIX"])
+        async with inprocess.running(tmp_path, **settings) as t:
+            t.freeze()
+            await t.create_customer("ada@example.com")
+            secret, _f, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
+            t.advance(PERIOD)
+            challenge = await _login(t, "ada@example.com")
+            assert challenge["mfa_challenge"]["max_attempts"] == 5
+            answers = [(await _verify(t, challenge, _wrong(t, secret))).json()["message"] for _ in range(5)]
+            assert answers == ["Invalid MFA challenge code"] * 4 + ["MFA challenge has too many failed attempts"]
+            r = await _verify(t, challenge, t.totp_code(secret))
+            assert r.status_code == 400 and r.json()["message"] == "MFA challenge has too many failed attempts"
+            fresh = await _login(t, "ada@example.com")
+            assert (await _verify(t, fresh, t.totp_code(secret))).status_code == 200
+            assert t.tk.ratelimiter.redis_failures == 0  # (counted in Redis, not in the fallback)
 
     inprocess.run(body)

@@ -73,8 +73,9 @@ def test_a_customer_registers_a_passkey_and_signs_in_with_it(tmp_path: Path) -> 
             claims = await t.tk.authenticator.read(r.json()["token"])
             assert claims.auth_methods == ("pwd", "hwk", "user", "mfa")
             assert (await t.client.get(ME, headers=t.bearer(r.json()["token"]))).status_code == 200
-            # The pending token is spent with its challenge.
-            assert (await _passkey_verify_again(t, challenge)).status_code == 401
+            # The challenge is single use.
+            again = await _passkey_verify_again(t, challenge)
+            assert again.status_code == 400 and again.json()["message"] == "MFA challenge has already been completed"
 
     inprocess.run(body)
 
@@ -100,7 +101,7 @@ def test_wrong_passkey_answers_spend_the_budget_and_lock_the_account(tmp_path: P
             ]
             for wrong in wrongs:
                 r = await _passkey_verify(t, await _login(t, "ada@example.com"), key, **wrong)
-                assert r.status_code == 401 and r.json()["message"] == "Invalid MFA code", r.text
+                assert r.status_code == 400 and r.json()["message"] == "Invalid MFA challenge code", r.text
             # Locked: the right password is refused now, as after wrong codes.
             r = await t.client.post(
                 "/auth/customer/emailpass", json={"email": "ada@example.com", "password": CUSTOMER_PASSWORD}
@@ -136,7 +137,7 @@ def test_a_challenge_takes_only_its_own_passkey_options(tmp_path: Path) -> None:
                 json=answer,
                 headers=t.bearer(second["token"]),
             )
-            assert r.status_code == 401
+            assert r.status_code == 400
             # Eve's token cannot ask for options of Ada's challenge.
             eve = await _login(t, "eve@example.com")
             r = await t.client.post(
@@ -145,7 +146,7 @@ def test_a_challenge_takes_only_its_own_passkey_options(tmp_path: Path) -> None:
             assert r.status_code == 404
             # Eve's passkey on Ada's challenge: refused.
             r = await _passkey_verify(t, first, eve_key, credential=eve_key.credentials[0])
-            assert r.status_code == 401
+            assert r.status_code == 400
             assert (await _passkey_verify(t, eve, eve_key)).status_code == 200
 
     inprocess.run(body)
@@ -250,7 +251,7 @@ def test_full_access_admins_must_use_a_passkey(tmp_path: Path) -> None:
             await t.tk.services.passkeys.register(owner, "setup", ceremony.id, key.create(ceremony.options), "Key")
             t.advance(PERIOD)
             challenge = await _login(t, "root@example.com", "user", ADMIN_PASSWORD)
-            assert (await totp(challenge, root_secret)).status_code == 401  # a code is not phishing-resistant
+            assert (await totp(challenge, root_secret)).status_code == 400  # a code is not phishing-resistant
             r = await _passkey_verify(t, challenge, key)
             assert r.status_code == 200, r.text
 
@@ -311,7 +312,7 @@ def test_malformed_credentials_are_clear_errors_never_500(tmp_path: Path) -> Non
                     json={"method": "passkey", "ceremony_id": got.json()["ceremony_id"], "credential": bad},
                     headers=t.bearer(challenge["token"]),
                 )
-                assert r.status_code == 401, (bad, r.text)
+                assert r.status_code == 400, (bad, r.text)
             for path in ("/auth/mfa/passkeys/0", "/auth/mfa/passkeys/99999999999999999999", "/auth/mfa/passkeys/x"):
                 r = await t.client.post(path, json={"name": "x"}, headers=t.bearer(plain))
                 assert r.status_code == 404, r.text

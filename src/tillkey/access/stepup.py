@@ -22,9 +22,8 @@ facts only: the Principal's amr and auth_time come from the token (cached for op
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Literal
 
 from tillkey.access.tree import SPECIAL, ResourceTree
 from tillkey.errors import Forbidden, Unauthenticated
@@ -40,16 +39,29 @@ MACHINE_DENIED = "This operation needs a person's recent sign-in; %kind credenti
 _KIND = {UserType.INTEGRATION: "integration", UserType.API_KEY: "API key", UserType.OAUTH_CLIENT: "client"}
 
 
-class StepUp(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class StepUp:
     """One requirement: `acr` class, `amr` methods all used, `max_age` seconds since sign-in (None:
-    any age), and what machines get (`deny`: 403, `allow`: the grant suffices)."""
+    any age), and what machines get (`deny`: 403, `allow`: the grant suffices).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A dataclass, not a pydantic model: the library guard (tillkey.guard) uses it and must stand on
+    the base dependencies; settings still validate it (pydantic reads dataclasses, with this config)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
     acr: Acr = MULTI_FACTOR
     amr: tuple[str, ...] = ()
-    max_age: int | None = Field(default=300, gt=0)
+    max_age: int | None = 300
     machines: Literal["allow", "deny"] = "deny"
+
+    def __post_init__(self) -> None:
+        if self.acr not in ACR_VALUES:
+            raise ValueError(f"acr must be one of {', '.join(ACR_VALUES)}")
+        if self.max_age is not None and (isinstance(self.max_age, bool) or self.max_age <= 0):
+            raise ValueError("max_age must be a positive number of seconds, or null")
+        if self.machines not in ("allow", "deny"):
+            raise ValueError("machines must be allow or deny")
+        object.__setattr__(self, "amr", tuple(self.amr))
 
     def merged(self, other: StepUp) -> StepUp:
         """The strictest of both."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from tillkey.access.stepup import StepUp
 from tillkey.accounts.medusa_auth import ACTOR_OF, EMAILPASS
 from tillkey.accounts.signin import (
     Attempt,
@@ -37,6 +38,7 @@ from tillkey.accounts.signin import (
     SecondFactorDue,
     SecondFactorFailed,
     SignedIn,
+    SignIn,
     TotpCode,
 )
 from tillkey.accounts.signin.factors import (
@@ -53,28 +55,52 @@ from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.store import identities as repo
+from tillkey.store import totp as totp_repo
 from tillkey.store.identities import Identity
 
 if TYPE_CHECKING:
+    from tillkey.access.stepup import StepUpPolicy
     from tillkey.accounts.medusa_auth import MedusaAuth
     from tillkey.accounts.service import Accounts
     from tillkey.accounts.signin.factors import FactorParts
     from tillkey.accounts.signin.machine import SignIn
     from tillkey.clock import Clock
+    from tillkey.security.ratelimit import RateLimiter
     from tillkey.settings import Settings
     from tillkey.store.db import Database
-    from tillkey.tokens.contracts import TokenReader, TokenRevoker, TokenValidator
+    from tillkey.tokens.contracts import TokenReader, TokenValidator
 
+# Medusa 2.21's `mfa` module options at their defaults: a challenge lives 300 s and takes 5 wrong
+# codes (recorded from a running Medusa: tests/vectors/medusa_wire/mfa_verification.json).
 CHALLENGE_TTL = 300
+CHALLENGE_MAX_ATTEMPTS = 5
+# The pending token outlives its challenge, so a late answer gets Medusa's 404 for the challenge.
+PENDING_TTL = 2 * CHALLENGE_TTL
 CHALLENGE_CLAIM = "tk_mfa_challenge"
-CHALLENGE_PREFIX = "authmfach_"
+EXPIRES_CLAIM = "tk_mfa_expires"
+METHODS_CLAIM = "tk_mfa_methods"
+CHALLENGE_PREFIX = "authmfachal_"
 FACTOR_PREFIX = "authmfa_"
+# Removing one's enabled factor needs a multi-factor sign-in within the last 5 minutes. Machines
+# have no factor to remove.
+RECENT_MFA = StepUp(acr="mfa", max_age=300, machines="deny")
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
 PASSKEY = "passkey"
-INVALID_CODE = "Invalid MFA code"
-NO_FACTOR = "MFA factor not found"
+INVALID_CODE = "Invalid MFA challenge code"
+TOO_MANY = "MFA challenge has too many failed attempts"
+COMPLETED = "MFA challenge has already been completed"
 NEEDS_ENABLED = "Recovery codes require an enabled MFA factor"
+ALREADY_EXISTS = "An active TOTP factor already exists for this auth identity"
+INVALID_TOTP = "Invalid TOTP code"
+
+
+def challenge_not_found(challenge_id: str) -> NotFound:
+    return NotFound(f'MFA challenge with id "{challenge_id[:64]}" was not found')
+
+
+def factor_not_found(factor_id: str) -> NotFound:
+    return NotFound(f'MFA factor with id "{factor_id[:64]}" was not found')
 
 
 def _iso(seconds: int) -> str:
@@ -100,9 +126,10 @@ class MedusaMfa:
         auth: MedusaAuth,
         accounts: Accounts,
         sign_in: SignIn,
-        revoker: TokenRevoker,
         authenticator: TokenReader,
         validator: TokenValidator,
+        counters: RateLimiter,
+        step_up: StepUpPolicy,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -111,41 +138,59 @@ class MedusaMfa:
         self.auth = auth
         self.accounts = accounts
         self.sign_in = sign_in
-        self.revoker = revoker
         self.authenticator = authenticator
         self.validator = validator
+        self.counters = counters  # a challenge's wrong codes and completion, shared through Redis
+        self.step_up = step_up
 
     # --- the login challenge --------------------------------------------------------------------
 
     async def challenge(self, actor: str, email: str, due: SecondFactorDue) -> Challenge:
         identity = await self.auth.identity_for(actor, email, due.user_type, due.account.id)
-        challenge_id = CHALLENGE_PREFIX + secrets.token_hex(12)
+        return await self._challenge(actor, identity, due.account)
+
+    async def _challenge(self, actor: str, identity: Identity, account: Account) -> Challenge:
+        challenge_id = CHALLENGE_PREFIX + secrets.token_hex(13)
         now = self.clock.now_int()
+        # The ways this account can answer, as Medusa lists them: "totp" for an enabled factor,
+        # "recovery_code" while unspent codes are left; Tillkey's "passkey" when it has one.
+        methods = []
+        totp = account_totp(self.parts, account)
+        status = None if totp is None else await totp.status(account.id)
+        if status is not None and status.active and not await passkey_required(self.parts, account):
+            methods.append(TOTP)
+            if status.recovery_codes_left:
+                methods.append(RECOVERY_CODE)
+        if passkeys_allowed(self.parts, account) and await self.parts.passkeys.has_any(owner_of(account)):
+            methods.append(PASSKEY)
+        methods = methods or [TOTP]  # (none yet: the wire's default)
         claims = {
             "actor_id": "", "actor_type": actor, "auth_identity_id": f"authid_{identity.id}",
             "auth_provider": EMAILPASS, "mfa_enabled": True, "mfa_challenge_completed_at": None,
             "app_metadata": {}, "user_metadata": {}, CHALLENGE_CLAIM: challenge_id,
+            EXPIRES_CLAIM: now + CHALLENGE_TTL, METHODS_CLAIM: methods,
         }  # fmt: skip
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
-        token = await self.auth_token(claims, now)
-        # The ways this account can answer (a TOTP-less account with a passkey: "passkey" only).
-        totp = account_totp(self.parts, due.account)
-        codes = totp is not None and await totp.is_active(due.account.id)
-        methods = [TOTP, RECOVERY_CODE] if codes and not await passkey_required(self.parts, due.account) else []
-        if passkeys_allowed(self.parts, due.account) and await self.parts.passkeys.has_any(owner_of(due.account)):
-            methods.append(PASSKEY)
-        methods = methods or [TOTP, RECOVERY_CODE]  # (none yet: the wire's default)
+        token = await self.auth_token(claims, now, ttl=PENDING_TTL)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
             "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
-            "max_attempts": self.settings.login_throttle_max_failures, "completed_at": None, "metadata": None,
+            "max_attempts": CHALLENGE_MAX_ATTEMPTS, "completed_at": None, "metadata": None,
         }  # fmt: skip
         return Challenge(token, body)
 
-    async def auth_token(self, claims: dict[str, Any], now: int) -> str:
+    async def renew_challenge(self, bearer: str | None) -> Challenge:
+        """POST /auth/token/refresh with a pending MFA token: Medusa answers a new challenge (and a
+        new pending token) for the identity that passed the password, not a signed-in token."""
+        _claims, payload = await self._pending(bearer)
+        if CHALLENGE_CLAIM not in payload:
+            raise AuthenticationRequired(detail="refresh of a pending token that is not an MFA one")
+        identity, account = await self._pending_account(payload)
+        return await self._challenge(identity.actor_type, identity, account)
 
+    async def auth_token(self, claims: dict[str, Any], now: int, ttl: int = CHALLENGE_TTL) -> str:
         return await self.accounts.issue_token(
-            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=CHALLENGE_TTL, auth_time=now, surface=None
+            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=ttl, auth_time=now, surface=None
         )
 
     @staticmethod
@@ -158,15 +203,17 @@ class MedusaMfa:
             )
         if not isinstance(method, str) or not method or not isinstance(code, str) or not code or len(code) > 64:
             raise InvalidRequest("Invalid request: method and code are required")
-        if method not in (TOTP, RECOVERY_CODE):
-            raise InvalidRequest(f"Unsupported MFA method: {method[:32]}")
         return TotpCode(code)
 
     async def _own_challenge(self, bearer: str | None, challenge_id: str) -> tuple[Any, dict[str, Any]]:
         claims, payload = await self._pending(bearer)
         if not constant_time_equals(str(payload.get(CHALLENGE_CLAIM, "")), challenge_id[:64]):
             # Another token's challenge (someone else's, or an earlier one of one's own).
-            raise NotFound("MFA challenge not found", detail="challenge id not the token's own")
+            raise challenge_not_found(challenge_id)
+        if self.clock.now() >= int(payload.get(EXPIRES_CLAIM, 0)):
+            raise challenge_not_found(challenge_id)  # Medusa forgets an expired challenge
+        if await self.counters.peek(f"mfa-done:{payload[CHALLENGE_CLAIM]}"):
+            raise NotAllowed(COMPLETED)  # single use
         return claims, payload
 
     async def passkey_options(self, bearer: str | None, challenge_id: str) -> dict[str, Any]:
@@ -182,9 +229,19 @@ class MedusaMfa:
     async def verify_challenge(
         self, bearer: str | None, challenge_id: str, body: dict[str, Any], where: Attempt
     ) -> str:
-        self._second("", body)  # a malformed body is refused before the token is read
-        claims, payload = await self._own_challenge(bearer, challenge_id)
-        second = self._second(str(payload[CHALLENGE_CLAIM]), body)
+        await self._pending(bearer)  # who is asking comes first (Medusa's authenticate), then the body
+        self._second("", body)
+        _claims, payload = await self._own_challenge(bearer, challenge_id)
+        own_id = str(payload[CHALLENGE_CLAIM])
+        # The challenge's own state, shared by every process: wrong codes spent on it, and whether
+        # it was completed (single use). Wrong codes spend the account's budget and lockout too.
+        counters, ttl = self.counters, PENDING_TTL
+        if await counters.peek(f"mfa-fail:{own_id}") >= CHALLENGE_MAX_ATTEMPTS:
+            raise NotAllowed(TOO_MANY)
+        method = body["method"]
+        if method not in payload.get(METHODS_CLAIM, [TOTP]):
+            raise InvalidRequest(f'MFA challenge does not support method "{str(method)[:32]}"')
+        second = self._second(own_id, body)
         identity, account = await self._pending_account(payload)
         actor = identity.actor_type
 
@@ -195,10 +252,12 @@ class MedusaMfa:
         try:
             outcome = await self.sign_in.resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
-            raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
+            failed = await counters.count(f"mfa-fail:{own_id}", ttl)
+            message = TOO_MANY if failed >= CHALLENGE_MAX_ATTEMPTS else INVALID_CODE
+            raise NotAllowed(message, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile
-            raise Unauthenticated(INVALID_CODE, detail="no factor to verify any more")
-        await self.revoker.revoke_token(claims)  # the challenge is spent
+            raise NotAllowed(INVALID_CODE, detail="no factor to verify any more")
+        await counters.count(f"mfa-done:{own_id}", ttl)  # the challenge is spent
         return outcome.credential
 
     async def _pending(self, bearer: str | None) -> tuple[Any, dict[str, Any]]:
@@ -247,23 +306,38 @@ class MedusaMfa:
             )
         return f"authid_{min(found)}" if found else ""
 
-    async def _factor(self, user_type: UserType, user_id: int, status: str) -> dict[str, Any]:
-        return {
+    async def _factor(
+        self, user_type: UserType, user_id: int, status: str, *, created: str | None = None, updated: str | None = None
+    ) -> dict[str, Any]:
+        """Medusa's serialized factor: `created` given, the stored one's full form (with its
+        identity, timestamps and `deleted_at`), else the bare form its enrolment answers."""
+        ref = await self._identity_ref(user_type, user_id)
+        factor: dict[str, Any] = {
             "id": f"{FACTOR_PREFIX}{int(user_type)}_{user_id}",
-            "auth_identity_id": await self._identity_ref(user_type, user_id),
-            "provider": TOTP, "status": status, "metadata": None,
+            "auth_identity_id": ref, "provider": TOTP, "status": status, "metadata": {},
         }  # fmt: skip
+        if created is not None:
+            factor.update(auth_identity={"id": ref}, created_at=created, updated_at=updated or created, deleted_at=None)
+        return factor
+
+    async def _created(self, user_type: UserType, user_id: int) -> str:
+        async with self.db.session() as s:
+            record = await totp_repo.get(s, user_id, user_type)
+        if record is None:
+            return _iso(self.clock.now_int())
+        return record.created_at.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def _own_factor(self, user_type: UserType, user_id: int, factor_id: str) -> None:
         if not constant_time_equals(factor_id[:64], f"{FACTOR_PREFIX}{int(user_type)}_{user_id}"):
-            raise NotFound(NO_FACTOR)
+            raise factor_not_found(factor_id)
 
     async def factors(self, caller: Principal) -> list[dict[str, Any]]:
         utype, uid = self._person(caller)
         status = await self._totp(utype).status(uid)
         if not status.enrolled:
             return []
-        return [await self._factor(utype, uid, "enabled" if status.active else "pending")]
+        created = await self._created(utype, uid)
+        return [await self._factor(utype, uid, "enabled" if status.active else "pending", created=created)]
 
     async def start(self, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
         utype, uid = self._person(caller)
@@ -271,8 +345,11 @@ class MedusaMfa:
         if not isinstance(provider, str) or not provider:
             raise InvalidRequest("Invalid request: Field 'provider' is required")
         if provider != TOTP:
-            raise InvalidRequest(f"MFA provider {provider[:32]} is not supported")
-        enrolment = await self._totp(utype).enroll(uid)
+            raise InvalidRequest(f'MFA provider "{provider[:32]}" is not supported')
+        totp = self._totp(utype)
+        if (await totp.status(uid)).enrolled:  # pending or enabled: Medusa keeps one per identity
+            raise NotAllowed(ALREADY_EXISTS)
+        enrolment = await totp.enroll(uid)
         return {
             "mfa_factor": await self._factor(utype, uid, "pending"),
             "secret": enrolment.secret,
@@ -287,9 +364,20 @@ class MedusaMfa:
             raise InvalidRequest("Invalid request: Field 'code' is required")
         totp = self._totp(utype)
         if await totp.pending(uid) is None:
-            raise NotFound(NO_FACTOR) if not await totp.is_active(uid) else NotAllowed("MFA factor is already enabled")
-        await totp.activate(uid, code)  # InvalidRequest for a wrong code; recovery codes: POST recovery-codes
-        return {"mfa_factor": await self._factor(utype, uid, "enabled")}
+            if not await totp.is_active(uid):
+                raise factor_not_found(factor_id)
+            created = await self._created(utype, uid)
+            return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}  # as Medusa: no-op
+        try:
+            await totp.activate(uid, code)
+        except InvalidRequest:
+            raise NotAllowed(INVALID_TOTP) from None
+        # Medusa has no recovery codes until POST /auth/mfa/recovery-codes asks for them: the ones
+        # enabling makes are never shown on this wire, so they are dropped, not left usable.
+        async with self.db.transaction() as s:
+            await totp_repo.replace_recovery_codes(s, uid, [], utype)
+        created = await self._created(utype, uid)
+        return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}
 
     async def disable(self, caller: Principal, factor_id: str) -> dict[str, Any]:
         utype, uid = self._person(caller)
@@ -298,9 +386,15 @@ class MedusaMfa:
             # The delegation rule: a stolen admin session must not strip its owner's factor.
             raise NotAllowed("An admin's MFA factor is reset by another administrator.")
         totp = self._totp(utype)
-        if not (await totp.status(uid)).enrolled:
-            raise NotFound(NO_FACTOR)
-        factor = await self._factor(utype, uid, "disabled")
+        status = await totp.status(uid)
+        if not status.enrolled:
+            raise factor_not_found(factor_id)
+        if status.active:
+            # Removing an enabled factor needs a multi-factor sign-in within 5 minutes (a stolen
+            # token or session alone cannot strip it); a pending one (never enabled) does not.
+            self.step_up.require(caller, (), RECENT_MFA)
+        created = await self._created(utype, uid)
+        factor = await self._factor(utype, uid, "disabled", created=created, updated=_iso(self.clock.now_int()))
         await totp.remove_own(uid)
         return {"mfa_factor": factor}
 

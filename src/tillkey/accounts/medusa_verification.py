@@ -25,7 +25,7 @@ from tillkey import audit
 from tillkey.accounts.medusa_auth import EMAILPASS
 from tillkey.accounts.signin import Attempt, VerificationRequired
 from tillkey.crypto.secrets import random_token
-from tillkey.errors import AuthenticationRequired, InvalidRequest, Unauthenticated
+from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed
 from tillkey.principal import Principal, UserType
 from tillkey.store import email_verifications as repo
 
@@ -44,7 +44,8 @@ PENDING_CLAIM = "tk_email_verification"
 CODE_PREFIX = "tk_ev_"
 ENTITY_TYPE = "email"
 CODE_PROVIDER = "token"
-INVALID_CODE = "Invalid verification code"
+INVALID_CODE = "Verification code is invalid or already used"
+EXPIRED_CODE = "Verification code has expired"
 
 
 def _iso(ms: int | None) -> str | None:
@@ -55,10 +56,17 @@ def _iso(ms: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class VerificationDue:
-    """What login answers when the address is unverified: the pending token and the verification."""
+    """What login answers when the address is unverified: the pending token and the verification
+    (None before any code was requested)."""
 
     token: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
+
+    def answer(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"token": self.token, "verification_required": True}
+        if self.body is not None:
+            out["verification"] = self.body
+        return out
 
 
 class MedusaVerification:
@@ -88,13 +96,21 @@ class MedusaVerification:
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def _body(self, identity_ref: str, entity_id: str, requested_ms: int | None) -> dict[str, Any]:
+    def _body(self, identity_ref: str, entity_id: str, requested_ms: int, *, stored: bool) -> dict[str, Any]:
+        """Medusa's verification record, as it serializes it: `stored`, read back from the table
+        (with its identity), else as just created. `provider_metadata` holds Medusa's token hash;
+        Tillkey never shows a code's digest (null)."""
         # One verification per identity and address (Medusa's unique index), so its id names them.
-        return {
+        when = _iso(requested_ms)
+        body: dict[str, Any] = {
             "id": f"authver_{identity_ref[7:]}", "auth_identity_id": identity_ref, "entity_id": entity_id,
             "entity_type": ENTITY_TYPE, "code_provider": CODE_PROVIDER, "verified_at": None,
-            "requested_at": _iso(requested_ms), "provider_metadata": None, "metadata": None,
+            "requested_at": when, "provider_metadata": None, "metadata": {},
+            "created_at": when, "updated_at": when, "deleted_at": None,
         }  # fmt: skip
+        if stored:
+            body["auth_identity"] = {"id": identity_ref}
+        return body
 
     async def due(self, actor: str, email: str, due: VerificationRequired) -> VerificationDue:
         identity = await self.auth.identity_for(actor, email, due.user_type, due.account.id)
@@ -106,7 +122,9 @@ class MedusaVerification:
         token = await self.mfa.auth_token(claims, self.clock.now_int())
         async with self.db.session() as s:
             requested = await repo.last_requested(s, int(due.user_type), due.account.id)
-        return VerificationDue(token, self._body(ref, due.account.email, requested))
+        # Never asked for a code: Medusa has no verification record to show yet.
+        body = None if requested is None else self._body(ref, due.account.email, requested, stored=True)
+        return VerificationDue(token, body)
 
     async def _pending(self, bearer: str | None) -> tuple[Any, str, UserType, int, str]:
         """The pending verification token's claims, identity ref and account (type, id, email)."""
@@ -118,6 +136,7 @@ class MedusaVerification:
 
     async def request(self, bearer: str | None, body: dict[str, Any], where: Attempt) -> dict[str, Any]:
         await self.limits.ip(where.ip)
+        await self._pending(bearer)  # who is asking first (Medusa's authenticate), then the body
         entity_id, entity_type = body.get("entity_id"), body.get("entity_type")
         provider = body.get("code_provider", CODE_PROVIDER)
         if not isinstance(entity_id, str) or not entity_id or len(entity_id) > 255:
@@ -128,8 +147,12 @@ class MedusaVerification:
             raise InvalidRequest("Only email verification with the token code provider is supported")
         _claims, ref, utype, uid, email = await self._pending(bearer)
         now_ms = self._now_ms()
-        answer = self._body(ref, entity_id, now_ms)
-        if entity_id.casefold() != email.casefold():
+        async with self.db.session() as s:
+            before = await repo.last_requested(s, int(utype), uid)
+        # Medusa keeps one record per identity and address: shown as stored once asked for before.
+        own = entity_id.casefold() == email.casefold()
+        answer = self._body(ref, entity_id, now_ms, stored=own and before is not None)
+        if not own:
             # Not this account's address: the same answer, nothing sent (no enumeration, no relay).
             await self._audit(utype, uid, entity_id, where, "email verification for another address")
             return answer
@@ -167,15 +190,19 @@ class MedusaVerification:
             pending = await self._pending(bearer)
             holder = (int(pending[2]), pending[3])
         if not code.startswith(CODE_PREFIX):
-            raise Unauthenticated(INVALID_CODE, detail="not a verification code")
+            raise NotAllowed(INVALID_CODE, detail="not a verification code")
         digest, now_ms = self.master.digest(code), self._now_ms()
         async with self.db.transaction() as s:
-            row = await repo.owner(s, digest, now_ms)
+            row = await repo.find(s, digest)
             # With a token, only its own account's code: another's stays unspent for its owner.
             mine = row is not None and (holder is None or holder == (row.user_type, row.user_id))
-            spent = mine and await repo.consume(s, digest, now_ms)
+            if row is not None and mine and row.used_ms is None and row.expires_ms <= now_ms:
+                raise NotAllowed(EXPIRED_CODE)
+            # Asking again replaces the code (Medusa keeps one per address): an earlier one is spent.
+            current = mine and row is not None and await repo.is_latest(s, row)
+            spent = current and await repo.consume(s, digest, now_ms)
         if row is None or not spent:
-            raise Unauthenticated(INVALID_CODE, detail="unknown, spent, expired or another account's code")
+            raise NotAllowed(INVALID_CODE, detail="unknown, spent, superseded or another account's code")
         if pending is not None:
             await self.revoker.revoke_token(pending[0])  # its work is done: sign in again
         await self._audit(UserType(row.user_type), row.user_id, row.email, where, "email verified")

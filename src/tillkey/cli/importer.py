@@ -164,15 +164,25 @@ def medusa(
     batch: BatchOpt = 1000,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
+    mfa_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding Medusa's auth module mfa.encryption_key (TOTP factors)"),
+    ] = None,
 ) -> None:
     """Users (as admins with Administrators), API keys (the same sk_ keeps working) and customers
-    with an account, with their emailpass passwords; run it again and nothing is duplicated, and a
-    run that stopped half-way resumes after its last committed batch."""
+    with an account, with their emailpass passwords and enabled TOTP factors; run it again and
+    nothing is duplicated, and a run that stopped half-way resumes after its last committed batch."""
+    mfa_key = None
+    if mfa_key_env:
+        mfa_key = os.environ.get(mfa_key_env)
+        if not mfa_key:
+            typer.echo(f"error: the environment variable {mfa_key_env} is not set", err=True)
+            raise typer.Exit(1)
 
     def work() -> Report:
         total = asyncio.run(medusa_source.count(dsn)) if not as_json and sys.stderr.isatty() else None
         with _progress(total, as_json) as step:
             opts = _options(on_conflict, dry_run, batch, step)
-            return asyncio.run(_with_tillkey(lambda tk: medusa_source.import_medusa(tk, dsn, opts)))
+            return asyncio.run(_with_tillkey(lambda tk: medusa_source.import_medusa(tk, dsn, opts, mfa_key)))
 
     _show("Medusa import", _run("Medusa", work), as_json)

@@ -3,13 +3,22 @@ passwords (scrypt-kdf, verified as Medusa does and upgraded at first sign-in), a
 secret key keeps working with the same `sk_…` (its scrypt verifier is kept until its first use,
 credentials/api_keys.py), acting for the admin its creator became. Medusa users are full admins:
 each becomes an admin named by its email, holding Administrators. Reads stream
-(server-side cursor), so memory stays flat however many rows the shop has."""
+(server-side cursor), so memory stays flat however many rows the shop has.
+
+Medusa 2.21's TOTP factors (auth_mfa_factor, enabled) come along, so nobody loses a second factor
+on the way: their secrets are sealed with the auth module's `mfa.encryption_key` (AES-256-GCM under
+its SHA-256, `v1:iv:tag:ciphertext` in base64url), which `--mfa-key-env` names. Without it, a
+person with a factor is skipped with the reason, never imported weaker."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -23,14 +32,23 @@ if TYPE_CHECKING:
 # An actor's emailpass password: auth_identity.app_metadata names the actor, provider_identity
 # holds the hash (medusa.md §5). Soft-deleted rows (deleted_at) are left behind.
 _ACTORS = """
-    SELECT a.id, a.email, a.first_name, a.last_name, p.provider_metadata ->> 'password' AS password
+    SELECT a.id, a.email, a.first_name, a.last_name, p.provider_metadata ->> 'password' AS password,
+           {mfa} AS mfa_secret
     FROM {table} a
     LEFT JOIN auth_identity i ON i.app_metadata ->> '{key}' = a.id AND i.deleted_at IS NULL
     LEFT JOIN provider_identity p
       ON p.auth_identity_id = i.id AND p.provider = 'emailpass' AND p.deleted_at IS NULL
+    {mfa_join}
     WHERE a.deleted_at IS NULL {only}
     ORDER BY a.id
 """
+# Medusa 2.15+ (auth_mfa_factor): the enabled TOTP factor's sealed secret; older databases have none.
+_MFA = "f.provider_metadata ->> 'secret'"
+_MFA_JOIN = """LEFT JOIN auth_mfa_factor f ON f.auth_identity_id = i.id AND f.provider = 'totp'
+      AND f.status = 'enabled' AND f.deleted_at IS NULL"""
+HAS_MFA = "SELECT to_regclass('auth_mfa_factor') IS NOT NULL"
+NEEDS_KEY = "TOTP factor on: give Medusa's mfa.encryption_key (--mfa-key-env)"
+UNOPENED = "TOTP secret does not open with the mfa.encryption_key"
 COUNT = """SELECT (SELECT count(*) FROM "user" WHERE deleted_at IS NULL)
     + (SELECT count(*) FROM customer WHERE deleted_at IS NULL AND has_account)
     + (SELECT count(*) FROM api_key WHERE deleted_at IS NULL)"""
@@ -44,8 +62,40 @@ KEYS = """
     WHERE k.deleted_at IS NULL
     ORDER BY k.created_at, k.id
 """
-USERS = _ACTORS.format(table='"user"', key="user_id", only="")
-CUSTOMERS = _ACTORS.format(table="customer", key="customer_id", only="AND a.has_account {after}")
+
+
+def _actors(table: str, key: str, only: str, mfa: bool) -> str:
+    return _ACTORS.format(
+        table=table, key=key, only=only, mfa=_MFA if mfa else "NULL", mfa_join=_MFA_JOIN if mfa else ""
+    )
+
+
+def open_secret(sealed: str, encryption_key: str) -> str:
+    """A TOTP secret as @medusajs/auth seals it (utils/mfa.js encryptSecret); ValueError if it
+    is not that format or does not open with this key."""
+    parts = sealed.split(":")
+    if len(parts) != 4 or parts[0] != "v1":
+        raise ValueError("not a v1 sealed secret")
+    iv, tag, data = (base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)) for x in parts[1:])
+    key = hashlib.sha256(encryption_key.encode()).digest()
+    try:
+        return AESGCM(key).decrypt(iv, data + tag, None).decode()
+    except (InvalidTag, UnicodeDecodeError) as exc:
+        raise ValueError("does not open") from exc
+
+
+def _secret(sealed: str | None, encryption_key: str | None) -> tuple[str | None, str | None]:
+    """(the TOTP secret, why it cannot be had): (None, None) without a factor."""
+    if not sealed:
+        return None, None
+    if not encryption_key:
+        return None, NEEDS_KEY
+    try:
+        return open_secret(sealed, encryption_key), None
+    except ValueError:
+        return None, UNOPENED
+
+
 AFTER = "AND a.id > :after"
 
 
@@ -67,17 +117,29 @@ async def count(dsn: str) -> int:
         await engine.dispose()
 
 
-async def read(dsn: str, after: str | None = None) -> AsyncGenerator[Item, None]:
+async def read(dsn: str, after: str | None = None, mfa_key: str | None = None) -> AsyncGenerator[Item, None]:
     """Users, then API keys (they act for users), then customers; `after`, a customer checkpoint
     (an id), reads customers only: the rest was done before it was written."""
     engine = create_async_engine(async_url(dsn))
     try:
         async with engine.connect() as conn:
+            mfa = bool((await conn.execute(text(HAS_MFA))).scalar_one())
             if after is None:
-                result = await conn.stream(text(USERS).execution_options(yield_per=1000))
+                users = _actors('"user"', "user_id", "", mfa)
+                result = await conn.stream(text(users).execution_options(yield_per=1000))
                 async for r in result:
                     email = r.email or ""
-                    yield Person(ADMIN, email, email, r.first_name or "", r.last_name or "", r.password)
+                    secret, problem = _secret(r.mfa_secret, mfa_key)
+                    yield Person(
+                        ADMIN,
+                        email,
+                        email,
+                        r.first_name or "",
+                        r.last_name or "",
+                        r.password,
+                        problem=problem,
+                        totp_secret=secret,
+                    )
                 result = await conn.stream(text(KEYS).execution_options(yield_per=1000))
                 async for k in result:
                     problem = None
@@ -94,19 +156,29 @@ async def read(dsn: str, after: str | None = None) -> AsyncGenerator[Item, None]
                         None if k.revoked_ms is None else int(k.revoked_ms),
                         problem=problem,
                     )
-            query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
+            only = "AND a.has_account " + (AFTER if after is not None else "")
+            query = text(_actors("customer", "customer_id", only, mfa))
             result = await conn.stream(query.execution_options(yield_per=1000), {"after": after} if after else {})
             async for r in result:
                 email = r.email or ""
+                secret, problem = _secret(r.mfa_secret, mfa_key)
                 yield Person(
-                    CUSTOMER, email, email, r.first_name or "", r.last_name or "", r.password, position=str(r.id)
+                    CUSTOMER,
+                    email,
+                    email,
+                    r.first_name or "",
+                    r.last_name or "",
+                    r.password,
+                    position=str(r.id),
+                    problem=problem,
+                    totp_secret=secret,
                 )
     finally:
         await engine.dispose()
 
 
-async def import_medusa(tk: Tillkey, dsn: str, opts: Options | None = None) -> Report:
+async def import_medusa(tk: Tillkey, dsn: str, opts: Options | None = None, mfa_key: str | None = None) -> Report:
     def reader(after: str | None) -> AsyncGenerator[Item, None]:
-        return read(dsn, after)
+        return read(dsn, after, mfa_key)
 
     return await run(tk, "medusa", where(dsn), reader, frozenset({legacy_hashes.MEDUSA_SCRYPT}), opts or Options())

@@ -30,6 +30,7 @@ from tillkey.accounts.service import ADMINISTRATORS
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import Conflict, InvalidRequest, TillkeyError
 from tillkey.oauth1.handshake import TokenPair
+from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import integrations as integrations_repo
@@ -58,7 +59,7 @@ class Person:
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
     position: str | None = None  # customers: where the source's customer stream resumes after this one
-    totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
+    totp_secret: str | None = field(default=None, repr=False)  # an active TOTP secret (base32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +203,11 @@ async def _create(tk: Tillkey, p: Item) -> None:
     assert p.password is not None
     accounts = tk.services.accounts
     if p.kind == CUSTOMER:
-        await accounts.import_customer(
+        customer = await accounts.import_customer(
             email=p.email, password_hash=p.password, firstname=p.first_name, lastname=p.last_name
         )
+        if p.totp_secret:  # (Medusa's customers can have one)
+            await tk.services.totp_for(UserType.CUSTOMER).import_active(customer.id, p.totp_secret)
         return
     admin = await accounts.import_admin(
         OPERATOR,
@@ -270,8 +273,8 @@ async def _customers(
             except TillkeyError as exc:
                 problem = exc.text[:80]
             else:
-                if names.skeleton_matters(name, is_email=True):
-                    alone.append(p)
+                if names.skeleton_matters(name, is_email=True) or p.totp_secret:
+                    alone.append(p)  # (and one with a second factor: it comes with the customer)
                 elif name.key in fresh:
                     problem = "same email on another website"
                 else:

@@ -81,6 +81,31 @@ class RateLimiter:
                 detail=f"rate limit {item} exceeded for {key[0]}",
             )
 
+    async def count(self, key: str, expiry: int) -> int:
+        """Add one to a plain counter (shared through Redis when configured) that is forgotten
+        `expiry` seconds after it was started; the new value."""
+        return int(await self._counter("incr", key, expiry))
+
+    async def peek(self, key: str) -> int:
+        """A counter's value, 0 if it was never counted or is forgotten."""
+        return int(await self._counter("get", key, 0))
+
+    async def _counter(self, op: str, key: str, expiry: int) -> int:
+        shared = self._shared is not None and time.monotonic() >= self._skip_shared_until
+        limiter = self._shared if shared and self._shared is not None else self._memory
+        key = "counter/" + key
+        try:
+            storage = limiter.storage
+            return int(await (storage.incr(key, expiry) if op == "incr" else storage.get(key)) or 0)
+        except Exception as exc:  # Redis down: this process's memory, as for the limits
+            if limiter is self._memory:
+                raise
+            self.redis_failures += 1
+            self._skip_shared_until = time.monotonic() + REDIS_RETRY_AFTER
+            log.warning("counter storage failed (%s); counting in this process", type(exc).__name__)
+            storage = self._memory.storage
+            return int(await (storage.incr(key, expiry) if op == "incr" else storage.get(key)) or 0)
+
 
 class LocalBudget:
     """The general per-client budget, counted in this process: a sliding-window counter (the same

@@ -36,6 +36,21 @@ async def owner(s: AsyncSession, digest: str, now_ms: int) -> Row | None:
     return row
 
 
+async def find(s: AsyncSession, digest: str) -> Row | None:
+    """The code with this digest, spent or expired or not (until expired ones are purged)."""
+    return await s.get(Row, digest)
+
+
+async def is_latest(s: AsyncSession, row: Row) -> bool:
+    """Whether no later code was issued to the row's account (a later request replaces it)."""
+    later = await s.scalar(
+        select(func.count())
+        .select_from(Row)
+        .where(Row.user_type == row.user_type, Row.user_id == row.user_id, Row.created_ms > row.created_ms)
+    )
+    return not later
+
+
 async def consume(s: AsyncSession, digest: str, now_ms: int) -> bool:
     """Spend a code atomically: True once, False ever after or when expired."""
     res = await s.execute(

@@ -20,6 +20,7 @@ from tillkey.accounts.signin import (
     TotpCode,
     login_token,
 )
+from tillkey.accounts.signin.factors import passkey_required
 from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, qr_svg
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
@@ -72,6 +73,10 @@ async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt,
         raise Unauthenticated(INVALID_CODE, detail=exc.reason) from None
     if isinstance(outcome, Issued):
         return outcome.credential
+    if await passkey_required(tk.services.factor_parts, outcome.account):
+        # Only a passkey completes this admin's sign-in, and these endpoints take a password and a
+        # code: say where to go rather than send them to a provider endpoint that cannot help.
+        raise Unauthenticated(PASSKEY_REQUIRED, detail="passkey required: not on Magento's token endpoints")
     raise _second_factor_due(tk, outcome, provider_endpoint=otp is not None)
 
 
@@ -162,6 +167,10 @@ USE_PROVIDER = "Please use the 2fa provider-specific endpoints to obtain a token
 CONFIGURE_2FA = (
     "You are required to configure personal Two-Factor Authorization in order to login. "
     "Please ask an administrator to run tillkey admin 2fa enroll."
+)
+PASSKEY_REQUIRED = (
+    "A passkey is required for this account, and this endpoint cannot check one. Sign in through the "
+    "console (/console/login) or an OAuth 2 client (/oauth2/authorize), which ask for the passkey."
 )
 CUSTOMER_OTP = 'Two-factor auth is on for this account: send the authenticator code as "otp" with the password.'
 _TFA_CREDENTIALS = {

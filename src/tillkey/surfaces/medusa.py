@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import jwt
@@ -57,13 +58,18 @@ async def refresh(request: Request, caller: Caller) -> JSONResponse:
     # Only what this surface issued is renewed (accounts/medusa_auth.py `presented`).
     bearer = bearer_token(request.headers.get("authorization"))
     tk = tillkey(request)
+    if bearer is not None and caller.is_guest and not caller.user_id:
+        # Login's pending MFA token: Medusa answers a new challenge, as its login does.
+        with contextlib.suppress(AuthenticationRequired):
+            challenge = await tk.services.medusa_mfa.renew_challenge(bearer)
+            body_out = {"token": challenge.token, "mfa_required": True, "mfa_challenge": challenge.body}
+            return JSONResponse(body_out, headers=NO_STORE)
     try:
         token = await tk.services.medusa_auth.refresh(caller, bearer, request.cookies.get(COOKIE))
     except VerificationRequired as due:
         # A new customer whose address is unverified: Medusa's refresh answers as its login does.
         pending = await tk.services.medusa_verification.due("customer", due.account.email, due)
-        body_out = {"token": pending.token, "verification_required": True, "verification": pending.body}
-        return JSONResponse(body_out, headers=NO_STORE)
+        return JSONResponse(pending.answer(), headers=NO_STORE)
     return JSONResponse({"token": token}, headers=NO_STORE)
 
 
@@ -174,7 +180,7 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     if isinstance(outcome, VerificationRequired):
         # An unverified address (Medusa 2.21): an actorless token good only for /auth/verification.
         due = await tk.services.medusa_verification.due(actor, str(body["email"]), outcome)
-        body_out = {"token": due.token, "verification_required": True, "verification": due.body}
+        body_out = due.answer()
         return JSONResponse(body_out, headers=NO_STORE)
     # A second factor is due (Medusa 2.21): an actorless token and the challenge to complete.
     challenge = await tk.services.medusa_mfa.challenge(actor, str(body["email"]), outcome)

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
-from tillkey.access.stepup import StepUp
 from tillkey.access.tree import ANONYMOUS
 from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import Principal
@@ -20,9 +19,6 @@ from tillkey.web.routing import Api, principal, tillkey
 api = Api(tags=["Medusa MFA"])
 Caller = Annotated[Principal, Depends(principal)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# Removing one's factor needs a multi-factor sign-in within the last 5 minutes: a stolen token or
-# session alone cannot strip it. Machines have no factor to remove.
-RECENT_MFA = StepUp(acr="mfa", max_age=300, machines="deny")
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -78,8 +74,8 @@ async def verify_factor(request: Request, caller: Caller, factor_id: str) -> JSO
 
 
 @api.route(
-    "DELETE", "/auth/mfa/factors/{factor_id}", resources=[ANONYMOUS], step_up=RECENT_MFA,
-    summary="Disable the caller's factor (customers; needs MFA within 5 minutes)",
+    "DELETE", "/auth/mfa/factors/{factor_id}", resources=[ANONYMOUS],
+    summary="Disable the caller's factor (customers; an enabled one needs MFA within 5 minutes)",
 )  # fmt: skip
 async def disable_factor(request: Request, caller: Caller, factor_id: str) -> JSONResponse:
     return JSONResponse(await tillkey(request).services.medusa_mfa.disable(caller, factor_id))

@@ -15,11 +15,12 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from tillkey.access.tree import ANONYMOUS
+from tillkey.accounts.medusa_mfa import RECENT_MFA
 from tillkey.accounts.passkeys import NO_PASSKEY, Owner
 from tillkey.errors import AuthenticationRequired, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store.passkeys import Passkey
-from tillkey.surfaces.medusa_mfa import NO_STORE, RECENT_MFA
+from tillkey.surfaces.medusa_mfa import NO_STORE
 from tillkey.surfaces.medusa_wire import json_body
 from tillkey.web.routing import Api, principal, tillkey
 

@@ -7,6 +7,7 @@ Principal with `Depends(principal)`.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -341,7 +342,7 @@ class Api:
             if delegates is not None:
                 extra["x-tillkey-delegates"] = delegates
             if step_up is not None:
-                extra["x-tillkey-step-up"] = step_up.model_dump()
+                extra["x-tillkey-step-up"] = dataclasses.asdict(step_up)
             if res != (ANONYMOUS,):
                 extra["security"] = [{"bearer": []}]
             if body_schema is not None:

@@ -78,7 +78,7 @@ const c = await enrol(store);
 out.customer_factors = c.mfa_factors.map((f) => [f.provider, f.status]);
 await store.auth.logout();
 const customerLogin = await store.auth.login("customer", "emailpass", { email: CUSTOMER_EMAIL, password: CUSTOMER_PASSWORD });
-out.customer_login = { mfa_required: customerLogin.mfa_required, id: customerLogin.mfa_challenge?.id?.slice(0, 10) };
+out.customer_login = { mfa_required: customerLogin.mfa_required, id: customerLogin.mfa_challenge?.id?.slice(0, 12) };
 out.customer_retrieve_pending = await attempt(() => store.store.customer.retrieve());
 out.customer_token = await store.auth.mfa.verifyChallenge(customerLogin.mfa_challenge.id, {
   method: "recovery_code",
