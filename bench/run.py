@@ -734,6 +734,7 @@ def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds
 
 def measure_memory(server: Server, env: dict[str, str], token: str, count: int) -> dict[str, Any]:
     """RSS of the worker while it verifies and caches `count` distinct tokens (bench/token_memory.py)."""
+    print(f"sending {count:,} distinct tokens to {server.base} ...", flush=True)
     payload = token.split(".")[1]
     uid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["uid"]
     cmd = [sys.executable, "-m", "bench.token_memory", "--base", server.base, "--pid", str(server.pid)]
@@ -806,8 +807,7 @@ def _report_vs_bare(backend: str, vs: dict[str, Any]) -> list[str]:
         points = memory["points"]
         out.append(
             f"RSS of the worker while it caches {memory['tokens']:,} distinct tokens (token cache bound "
-            f"{memory['cache_size']:,}), MiB: "
-            + ", ".join(f"{p['tokens'] // 1000:,}k {p['rss_mb']:.0f}" for p in points)
+            f"{memory['cache_size']:,}), MiB: " + ", ".join(f"{p['tokens']:,}: {p['rss_mb']:.0f}" for p in points)
         )
         full = [p["rss_mb"] for p in points if p["tokens"] >= memory["cache_size"]]
         if len(full) >= 2:
@@ -954,10 +954,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                             vs_bare[backend] = measure_vs_bare(
                                 server, bare, wrk, args.duration, args.rounds, args.warmup
                             )
-                        if args.memory_tokens and backend == "sqlite":
-                            print(f"sending {args.memory_tokens:,} distinct tokens ...", flush=True)
-                            vs_bare[backend]["memory"] = measure_memory(server, env, wrk.token, args.memory_tokens)
+                    memory = workers == 1 and backend == "sqlite" and args.memory_tokens > 0
                     if args.bare_only:
+                        if memory:
+                            vs_bare[backend]["memory"] = measure_memory(server, env, wrk.token, args.memory_tokens)
                         continue
                     print(f"measuring {backend}, {workers} worker(s) on {server.base} ...", flush=True)
                     result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
@@ -970,6 +970,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                         server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup, answered
                     )
                     result["metrics"] = scrape_audit_metrics(server.base)
+                    if memory:  # last: a full token cache must not weigh on the figures above
+                        vs_bare[backend]["memory"] = measure_memory(server, env, wrk.token, args.memory_tokens)
                 if result:
                     # The server has stopped: its audit writer has written everything it was given.
                     written = audit_rows(backend, env) - audited_before
