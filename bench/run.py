@@ -421,7 +421,7 @@ def measure_oauth2(
     seconds: int,
     rounds: int,
     warmup: int,
-    answered: dict[str, int],
+    answered: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Client-credentials issuance and introspection, alternating per round; medians. `answered`:
     2xx responses per endpoint key, warm-up included, and "peak", the highest issuance rate seen."""
@@ -439,6 +439,8 @@ def measure_oauth2(
         print(f"  {server.workers}w POST {path:<20} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req", flush=True)
         count(path, s)
         return replace(s, other_cpu=other, cpu_us=cpu_us)
+
+    answered = {} if answered is None else answered
 
     def count(path: str, s: Sample) -> None:
         key = next(post.key for post, _ in posts if post.path == path)
