@@ -11,6 +11,8 @@ through the ASGI app with no sockets: add the server's own floor (uvicorn + http
 
     python bench/profile_forward_auth.py             # ~30 s
     python bench/profile_forward_auth.py --cprofile  # plus the top functions of 20,000 requests
+    python bench/profile_forward_auth.py --database-url postgresql+asyncpg://postgres@127.0.0.1/scratch \
+        --redis-url redis://127.0.0.1:6379/0       # scale-out mode (an empty database you created)
 """
 
 from __future__ import annotations
@@ -184,6 +186,8 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds of whole requests (default 30)")
     ap.add_argument("--requests", type=int, default=500, help="requests per route and round (default 500)")
     ap.add_argument("--cprofile", action="store_true", help="also cProfile 20,000 forward-auth requests")
+    ap.add_argument("--database-url", help="an existing, empty database instead of SQLite (scale-out mode)")
+    ap.add_argument("--redis-url", help="Redis for scale-out mode, e.g. redis://127.0.0.1:6379/0")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tillkey-profile-"))
     # As bench/profile_auth.py: a throwaway data dir, no stray TILLKEY_* config, a rate-limit
@@ -196,6 +200,10 @@ if __name__ == "__main__":
         "TILLKEY_RATE_LIMIT_DEFAULT": "1000000000/minute",
         "TILLKEY_FORWARD_AUTH_ROUTES": '[{"path": "/rest/V1/products/*", "resources": ["Magento_Catalog::products"]}]',
     }
+    if args.database_url:  # scale-out mode: e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/scratch
+        os.environ["TILLKEY_DATABASE_URL"] = args.database_url
+    if args.redis_url:
+        os.environ["TILLKEY_REDIS_URL"] = args.redis_url
     try:
         asyncio.run(main(args))
     finally:

@@ -74,6 +74,8 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--flamegraph", type=Path, help="also write a flame graph (SVG) here")
     ap.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
+    ap.add_argument("--database-url", help="an existing, empty database instead of SQLite (scale-out mode)")
+    ap.add_argument("--redis-url", help="Redis for scale-out mode, e.g. redis://127.0.0.1:6379/0")
     args = ap.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
@@ -82,6 +84,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tillkey-pyspy-"))
     try:
         env = tillkey_env() | {"TILLKEY_DATA_DIR": str(tmp / "data")}
+        if args.database_url:
+            env["TILLKEY_DATABASE_URL"] = args.database_url
+        if args.redis_url:
+            env["TILLKEY_REDIS_URL"] = args.redis_url
         password = "Pw-" + secrets.token_urlsafe(16)
         tillkey_cli(
             env, "admin", "create", "--username", "perfadmin", "--email", "p@example.com", "--password", password
