@@ -7,6 +7,7 @@ server under load has. py-spy is a profiling tool, not a dependency: `pip instal
     python bench/pyspy_server.py                              # forward-auth, 10 s, top functions
     python bench/pyspy_server.py --path /bench/empty --seconds 6
     python bench/pyspy_server.py --bare                       # the bare Starlette route instead
+    python bench/pyspy_server.py --oauth2 oauth2-token-cc     # client-credentials issuance (POST)
     python bench/pyspy_server.py --flamegraph /tmp/fa.svg     # a flame graph as well
 
 Prints the functions holding the most samples, by own time and by time including callees.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import oauth2_load  # noqa: E402
 from bench.run import (  # noqa: E402
     FORWARD_HEADERS,
     FORWARD_PATH,
@@ -69,6 +71,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--path", default=FORWARD_PATH, help=f"route to load (default {FORWARD_PATH})")
     ap.add_argument("--bare", action="store_true", help="profile bench/bare.py's route instead")
+    ap.add_argument(
+        "--oauth2",
+        choices=["oauth2-token-cc", "oauth2-introspect"],
+        help="profile an OAuth 2 POST instead (bench/oauth2_load.py): client-credentials issuance or introspection",
+    )
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=997, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=40)
@@ -93,18 +100,25 @@ def main() -> int:
             env, "admin", "create", "--username", "perfadmin", "--email", "p@example.com", "--password", password
         )
         tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
+        grant = ["--type", "confidential", "--grant", "client_credentials", "--scope", "Magento_Catalog::products"]
+        client = tillkey_cli(env, "client", "create", "--name", "bench", *grant)
         path = "/bench/empty" if args.bare else args.path
         with serving(1, env, tmp) as tk, serving(1, env, tmp, app="bench.bare:app") as bare:
             server = bare if args.bare else tk
             wrk = Wrk(ensure_wrk(), 1, 32, admin_token(tk.base, "perfadmin", password))
             headers = FORWARD_HEADERS if path == FORWARD_PATH else ()
-            wrk.run(server.base + path, 2, headers=headers)  # warm up
+            script: Path | None = None
+            if args.oauth2:
+                posts = oauth2_load.setup(tk.base, client["client_id"], client["client_secret"], tmp)
+                post, script = next((p, s) for p, s in posts if p.key == args.oauth2)
+                path = post.path
+            wrk.run(server.base + path, 2, script, headers=headers)  # warm up
             out = tmp / "stacks.txt"
             record = [pyspy, "record", "--pid", str(server.pid), "--rate", str(args.rate), "--nonblocking"]
             record += ["--duration", str(args.seconds), "--format", "raw", "--output", str(out)]
             spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             load = threading.Thread(
-                target=wrk.run, args=(server.base + path, args.seconds + 1), kwargs={"headers": headers}
+                target=wrk.run, args=(server.base + path, args.seconds + 1, script), kwargs={"headers": headers}
             )
             load.start()
             _, err = spy.communicate(timeout=args.seconds + 60)
@@ -115,12 +129,15 @@ def main() -> int:
             text = out.read_text()
             if args.raw is not None:
                 args.raw.write_text(text)
-            print(f"GET {path} ({'bare Starlette' if args.bare else 'Tillkey'}), {args.seconds} s under wrk -c32:")
+            method = "POST" if script is not None else "GET"
+            print(f"{method} {path} ({'bare Starlette' if args.bare else 'Tillkey'}), {args.seconds} s under wrk -c32:")
             print(top(text, args.top))
             if args.flamegraph is not None:
                 fold = [pyspy, "record", "--pid", str(server.pid), "--duration", "3", "--nonblocking"]
                 fold += ["--output", str(args.flamegraph)]
-                load = threading.Thread(target=wrk.run, args=(server.base + path, 4), kwargs={"headers": headers})
+                load = threading.Thread(
+                    target=wrk.run, args=(server.base + path, 4, script), kwargs={"headers": headers}
+                )
                 load.start()
                 subprocess.run(fold, capture_output=True, check=False, timeout=60)
                 load.join()
