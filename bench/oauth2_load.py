@@ -60,6 +60,9 @@ def check(base: str, posts: list[FormPost]) -> None:
             raise ValueError(f"POST {post.path} did not find the token active: {r.text[:200]}")
 
 
+SETUP_TOKENS = 2  # tokens setup() has issued by the time it returns (its own, and check()'s)
+
+
 def setup(base: str, client_id: str, client_secret: str, scratch: Path) -> list[tuple[FormPost, Path]]:
     """A token to introspect, the request specs checked once, and a Lua script for each."""
     basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()

@@ -21,6 +21,7 @@ the process, see bench/profile_auth.py.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -412,9 +414,17 @@ def measure(server: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) ->
 
 
 def measure_oauth2(
-    server: Server, wrk: Wrk, client: dict[str, str], tmp: Path, seconds: int, rounds: int, warmup: int
+    server: Server,
+    wrk: Wrk,
+    client: dict[str, str],
+    tmp: Path,
+    seconds: int,
+    rounds: int,
+    warmup: int,
+    answered: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Client-credentials issuance and introspection, alternating per round; medians."""
+    """Client-credentials issuance and introspection, alternating per round; medians. `answered`:
+    2xx responses per endpoint key, warm-up included, and "peak", the highest issuance rate seen."""
     try:
         posts = oauth2_load.setup(server.base, client["client_id"], client["client_secret"], tmp)
     except ValueError as exc:
@@ -427,11 +437,47 @@ def measure_oauth2(
         if s.non_2xx:
             raise BenchError(f"POST {path}: {s.non_2xx} of {s.requests} responses were not 2xx")
         print(f"  {server.workers}w POST {path:<20} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req", flush=True)
+        count(path, s)
         return replace(s, other_cpu=other, cpu_us=cpu_us)
 
+    answered = {} if answered is None else answered
+
+    def count(path: str, s: Sample) -> None:
+        key = next(post.key for post, _ in posts if post.path == path)
+        answered[key] = answered.get(key, 0) + s.requests - s.non_2xx
+        if key == "oauth2-token-cc":
+            answered["peak"] = max(answered.get("peak", 0), round(s.rps))
+
     for post, script in posts:
-        wrk.run(server.base + post.path, warmup, script)
+        s = wrk.run(server.base + post.path, warmup, script)
+        if s.non_2xx:
+            raise BenchError(f"POST {post.path}: {s.non_2xx} of {s.requests} warm-up responses were not 2xx")
+        count(post.path, s)
     return oauth2_load.summarize(oauth2_load.measure(posts, run_one, rounds))
+
+
+def audit_rows(backend: str, env: dict[str, str]) -> int:
+    """`token.issued` records of OAuth 2 clients in the audit log (the bench's one client)."""
+    sql = "SELECT count(*) FROM audit_events WHERE event = 'token.issued' AND actor_type = 6"
+    if backend == "sqlite":
+        db = Path(env["TILLKEY_DATA_DIR"]) / "tillkey.db"
+        with sqlite3.connect(db) as conn:
+            got: int = conn.execute(sql).fetchone()[0]
+            return got
+    name = env["TILLKEY_DATABASE_URL"].rsplit("/", 1)[1]
+    return int(_tool(["psql", "-h", PG_HOST, "-U", "postgres", "-d", name, "-qAtc", sql], True).strip())
+
+
+def scrape_audit_metrics(base: str) -> dict[str, float]:
+    """tillkey_audit_dropped_total and tillkey_audit_failed_total from /metrics (one worker's)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    found = {}
+    for name in ("tillkey_audit_dropped_total", "tillkey_audit_failed_total"):
+        m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+        if m is None:
+            raise BenchError(f"/metrics has no {name}")
+        found[name] = float(m.group(1))
+    return found
 
 
 def measure_login(
@@ -565,6 +611,21 @@ def report(
                 f"{fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} {fig['cpu_us']:>11.0f}"
             )
     out += _backend_ratios(results)
+    out += [
+        "",
+        "audit under the highest issuance rate (POST /oauth2/token, client credentials; server stopped, then counted):",
+    ]
+    for r in results:
+        a = r.get("audit")
+        if not a:
+            continue
+        lost = max(0, a["tokens_answered"] - a["token_issued_records"])
+        out.append(
+            f"  {r['backend']:<15} {r['workers']}w: peak {a['peak_issuance_rps']:,} tokens/s; "
+            f"{a['tokens_answered']:,} tokens answered, {a['token_issued_records']:,} token.issued records "
+            f"({'none lost' if not lost else f'{lost:,} LOST'}); tillkey_audit_dropped_total "
+            f"{a['tillkey_audit_dropped_total']:.0f}, tillkey_audit_failed_total {a['tillkey_audit_failed_total']:.0f}"
+        )
     worst = max(route["other_cpu_max"] for r in results for route in r["routes"].values())
     if worst >= NOISY:
         out += [
@@ -673,6 +734,20 @@ def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds
     return out
 
 
+def measure_memory(server: Server, env: dict[str, str], token: str, count: int) -> dict[str, Any]:
+    """RSS of the worker while it verifies and caches `count` distinct tokens (bench/token_memory.py)."""
+    print(f"sending {count:,} distinct tokens to {server.base} ...", flush=True)
+    payload = token.split(".")[1]
+    uid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["uid"]
+    cmd = [sys.executable, "-m", "bench.token_memory", "--base", server.base, "--pid", str(server.pid)]
+    cmd += ["--uid", str(uid), "--count", str(count)]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"bench/token_memory.py failed ({done.returncode}); its output is above")
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
 def _route_summary(got: list[Sample]) -> dict[str, Any]:
     return {
         "rps": statistics.median(s.rps for s in got), "p99_ms": statistics.median(s.p99_ms for s in got),
@@ -685,11 +760,30 @@ def _span(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
 
 
-def report_vs_bare(vs: dict[str, Any]) -> list[str]:
+def report_vs_bare(by_backend: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for backend, vs in by_backend.items():
+        out += _report_vs_bare(backend, vs)
+    lite, scale = by_backend.get("sqlite"), by_backend.get("postgres")
+    if lite and scale:
+        out += ["", "scale-out (PostgreSQL + Redis) ÷ embedded (SQLite), the ÷ bare ratios above (goal: within 10%):"]
+        for key, r in scale["routes"].items():
+            embedded = statistics.median(lite["routes"][key]["ratio_per_round"])
+            ratio = statistics.median(r["ratio_per_round"]) / embedded
+            cpu = statistics.median(r["cpu_ratio_per_round"]) / statistics.median(
+                lite["routes"][key]["cpu_ratio_per_round"]
+            )
+            met = "ok" if ratio >= 0.9 else "MISS"
+            out.append(f"  GET {r['path']:<32} req/s {ratio:.2f}  CPU {cpu:.2f}  {met}")
+    return out
+
+
+def _report_vs_bare(backend: str, vs: dict[str, Any]) -> list[str]:
     b = vs["bare"]
+    name = "sqlite" if backend == "sqlite" else "PostgreSQL + Redis"
     out = [
         "",
-        f"against a bare Starlette JSON route on the same uvicorn (sqlite, 1 worker): bare {b['rps']:.0f} req/s, "
+        f"against a bare Starlette JSON route on the same uvicorn ({name}, 1 worker): bare {b['rps']:.0f} req/s, "
         f"{b['cpu_us']:.0f} us CPU/req, p99 {b['p99_ms']:.2f} ms",
         f"{'route':<34} {'req/s':>8} {'÷ bare: rps [range]':>20} {'CPU':>18} {'p99 ÷ bare':>18}  {'goal':>9}",
     ]
@@ -710,6 +804,20 @@ def report_vs_bare(vs: dict[str, Any]) -> list[str]:
         f"RSS per worker, MiB: Tillkey {start['tillkey']:.0f} at start, {end['tillkey']:.0f} after the run; "
         f"bare {start['bare']:.0f} / {end['bare']:.0f}"
     )
+    memory = vs.get("memory")
+    if memory:
+        points = memory["points"]
+        out.append(
+            f"RSS of the worker while it caches {memory['tokens']:,} distinct tokens (token cache bound "
+            f"{memory['cache_size']:,}), MiB: " + ", ".join(f"{p['tokens']:,}: {p['rss_mb']:.0f}" for p in points)
+        )
+        full = [p["rss_mb"] for p in points if p["tokens"] >= memory["cache_size"]]
+        if len(full) >= 2:
+            more = points[-1]["tokens"] - memory["cache_size"]
+            out.append(
+                f"  once the cache is full: {min(full):.0f}-{max(full):.0f} MiB "
+                f"(growth {full[-1] - full[0]:+.0f} MiB over {more:,} more tokens)"
+            )
     return out
 
 
@@ -729,13 +837,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"needs both on {PG_HOST}:5432 and :6379). Default: both",
     )  # fmt: skip
     ap.add_argument(
-        "--bare-only", action="store_true", help="only the hot routes against a bare Starlette route (sqlite, 1 worker)"
+        "--bare-only",
+        action="store_true",
+        help="only the hot routes against a bare Starlette route (1 worker, each backend) and the token cache's memory",
+    )
+    ap.add_argument(
+        "--memory-tokens",
+        type=int,
+        help="distinct tokens sent to the 1-worker SQLite server while its RSS is read (bench/token_memory.py; "
+        "default 1,000,000, --quick 20,000; 0 skips)",
     )
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
     args = ap.parse_args(argv)
-    quick = {"duration": 2, "rounds": 1, "warmup": 1}
-    full = {"duration": 4, "rounds": 5, "warmup": 2}
+    quick = {"duration": 2, "rounds": 1, "warmup": 1, "memory_tokens": 20_000}
+    full = {"duration": 4, "rounds": 5, "warmup": 2, "memory_tokens": 1_000_000}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -747,7 +863,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--workers takes numbers such as 1,2")
     args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
     if args.bare_only:
-        args.backend_list, args.worker_counts = ["sqlite"], [1]
+        args.worker_counts = [1]
     if not args.backend_list or set(args.backend_list) - {"sqlite", "postgres"}:
         ap.error("--backends takes sqlite, postgres or both")
     return args
@@ -811,7 +927,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     config = {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")}
     config["login_connections"] = LOGIN_CONNECTIONS
     wrk: Wrk | None = None
-    vs_bare: dict[str, Any] | None = None
+    vs_bare: dict[str, Any] = {}  # backend -> measure_vs_bare() (1 worker)
     results = []
     for backend in args.backend_list:
         with backend_env(backend, base_env, tmp) as env:
@@ -828,15 +944,22 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             )  # fmt: skip
             wrk = None  # each backend has its own signing key
             for workers in args.worker_counts:
+                audited_before = audit_rows(backend, env)
+                result: dict[str, Any] = {}
                 with serving(workers, env, tmp) as server:
                     if wrk is None:  # one token per backend: its servers share the signing key
                         wrk = Wrk(wrk_bin, args.threads, args.connections, admin_token(server.base, username, password))
                     sanity_check(server.base, wrk.token, workers)
-                    if backend == "sqlite" and workers == 1 and vs_bare is None:
-                        print("measuring against a bare Starlette route ...", flush=True)
+                    if workers == 1 and backend not in vs_bare:
+                        print(f"measuring against a bare Starlette route ({backend}) ...", flush=True)
                         with serving(1, env, tmp, app="bench.bare:app") as bare:
-                            vs_bare = measure_vs_bare(server, bare, wrk, args.duration, args.rounds, args.warmup)
+                            vs_bare[backend] = measure_vs_bare(
+                                server, bare, wrk, args.duration, args.rounds, args.warmup
+                            )
+                    memory = workers == 1 and backend == "sqlite" and args.memory_tokens > 0
                     if args.bare_only:
+                        if memory:
+                            vs_bare[backend]["memory"] = measure_memory(server, env, wrk.token, args.memory_tokens)
                         continue
                     print(f"measuring {backend}, {workers} worker(s) on {server.base} ...", flush=True)
                     result = summarize(workers, measure(server, wrk, args.duration, args.rounds, args.warmup))
@@ -844,16 +967,28 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                     result["endpoints"] = measure_login(
                         server, wrk_bin, customer, tmp, args.duration, max(1, args.rounds // 2), args.warmup
                     )
+                    answered: dict[str, int] = {}
                     result["endpoints"] |= measure_oauth2(
-                        server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup
+                        server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup, answered
                     )
+                    result["metrics"] = scrape_audit_metrics(server.base)
+                    if memory:  # last: a full token cache must not weigh on the figures above
+                        vs_bare[backend]["memory"] = measure_memory(server, env, wrk.token, args.memory_tokens)
+                if result:
+                    # The server has stopped: its audit writer has written everything it was given.
+                    written = audit_rows(backend, env) - audited_before
+                    result["audit"] = {
+                        "tokens_answered": answered.get("oauth2-token-cc", 0) + oauth2_load.SETUP_TOKENS,
+                        "token_issued_records": written,
+                        "peak_issuance_rps": answered.get("peak", 0),
+                    } | result.pop("metrics")
                     results.append(result)
     if wrk is None:
         raise BenchError("no worker counts to measure")
 
     machine = machine_info(wrk, loadavg_before)
     print(report(machine, config, results) if results else report_machine(machine, config))
-    if vs_bare is not None:
+    if vs_bare:
         print("\n".join(report_vs_bare(vs_bare)))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -164,6 +164,24 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _telemetry_off() -> bool:
+    return False
+
+
+def settle_telemetry(app: FastAPI) -> None:
+    """FastAPI asks OpenTelemetry on every request whether a tracer, meter or logger provider is
+    configured: three environment lookups, about 3 us, more than Tillkey's whole access check
+    (bench/profile_forward_auth.py). Providers are set up before a server serves
+    (`opentelemetry-instrument`, FASTAPI_OTEL_AUTO_CONFIGURE, code run at start-up), so Tillkey asks
+    once, when it starts: with none configured then, FastAPI's telemetry stays off until restart;
+    with any configured, FastAPI goes on deciding per request as it ships. A FastAPI without this
+    check (older, or renamed) is left as it is."""
+    telemetry = getattr(app, "_native_telemetry", None)
+    enabled = getattr(telemetry, "enabled", None)
+    if callable(enabled) and not enabled():
+        telemetry.enabled = _telemetry_off  # type: ignore[union-attr]
+
+
 def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -> FastAPI:
     """The Tillkey server as an ASGI app. Starting it migrates the schema and loads keys and state."""
     runtime = tk or Tillkey(settings or Settings())
@@ -171,6 +189,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        settle_telemetry(app)
         async with runtime.db.session() as s:
             app.state.store_codes = await store_codes(s)
             if not await admin_count(s):

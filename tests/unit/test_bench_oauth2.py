@@ -61,10 +61,14 @@ def test_bench_oauth2_figures_against_a_live_server(sqlite_server_factory: Any, 
         "--scope", "Magento_Catalog::products",
     )  # fmt: skip
     wrk = _FakeWrk()
-    figures = measure_oauth2(_FakeServer(srv.url), wrk, client, tmp_path, seconds=2, rounds=3, warmup=1)  # type: ignore[arg-type]
+    answered: dict[str, int] = {}
+    figures = measure_oauth2(_FakeServer(srv.url), wrk, client, tmp_path, 2, 3, 1, answered)  # type: ignore[arg-type]
     assert set(figures) == {"oauth2-token-cc", "oauth2-introspect"}
     for fig in figures.values():
         assert fig["rps"] == 2000.0 and fig["p99_ms"] == 12.5 and fig["rounds"] == 3
     # warm-up once per endpoint, then 3 rounds of each, every call with its POST script
     assert len(wrk.calls) == 2 + 6 and all(script is not None and script.exists() for _, _, script in wrk.calls)
     assert {url for url, _, _ in wrk.calls} == {srv.url + "/oauth2/token", srv.url + "/oauth2/introspect"}
+    # Every 2xx counted, warm-up included, for the audit check; the issuance peak by requests/s.
+    per_run = parse_wrk(WRK_OUTPUT).requests
+    assert answered == {"oauth2-token-cc": 4 * per_run, "oauth2-introspect": 4 * per_run, "peak": 2000}

@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tillkey.access.route_table import BadTarget, RouteRule, RouteTable, build, normalize, normalize_method
+from tillkey.access.route_table import (
+    MAX_SEGMENTS,
+    BadTarget,
+    RouteRule,
+    RouteTable,
+    _steps,
+    build,
+    normalize,
+    normalize_method,
+)
 from tillkey.access.tree import ResourceTree
 
 TREE = ResourceTree.load()
@@ -135,3 +146,32 @@ def test_methods() -> None:
     for bad in ("", "GET ", "G\x00T", "X" * 21):
         with pytest.raises(BadTarget):
             normalize_method(bad)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="/aZ09-_~.;% \\é\x00", max_size=24),
+        st.from_regex(r"(/[a-zA-Z0-9._~-]{0,4}){1,6}", fullmatch=True),
+    )
+)
+def test_plain_paths_take_a_shortcut_to_the_same_answer(uri: str) -> None:
+    """normalize() returns a path that needs no step unchanged, without the steps: the answer (or
+    the refusal) must be the one the steps give."""
+    try:
+        expected: str | type[BadTarget] = _steps(uri, MAX_SEGMENTS)
+    except BadTarget:
+        expected = BadTarget
+    try:
+        got: str | type[BadTarget] = normalize(uri)
+    except BadTarget:
+        got = BadTarget
+    assert got == expected
+
+
+def test_plain_paths_keep_the_segment_cap() -> None:
+    assert normalize("/a" * 64) == "/a" * 64
+    with pytest.raises(BadTarget):
+        normalize("/a" * 65)
+    assert normalize("/rest/V1/products/24-MB01") == "/rest/V1/products/24-MB01"
+    assert normalize("/static/app.min.js") == "/static/app.min.js"

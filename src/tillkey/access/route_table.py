@@ -173,6 +173,10 @@ MAX_URI_LENGTH = 4096
 MAX_SEGMENTS = 64
 # A percent-encoded triplet left after the one decoding a proxy does: some app decodes it again.
 _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
+# A path every step of normalize() leaves as it is: ASCII letters, digits, - _ ~ and dots inside
+# segments only (no segment that is or ends in dots, so no dot segments and nothing to trim), no
+# empty segment (no repeated or trailing slash), nothing to decode, fold, cut at ; or refuse.
+_PLAIN = re.compile(r"(?:/[A-Za-z0-9_~-]+(?:\.+[A-Za-z0-9_~-]+)*)+")
 
 
 def normalize(raw_uri: str, *, max_length: int = MAX_URI_LENGTH, max_segments: int = MAX_SEGMENTS) -> str:
@@ -192,6 +196,15 @@ def normalize(raw_uri: str, *, max_length: int = MAX_URI_LENGTH, max_segments: i
     if len(raw_uri) > max_length:
         raise BadTarget(f"the original URI is longer than {max_length} characters")
     uri = origin_form(raw_uri).split("?", 1)[0]
+    if _PLAIN.fullmatch(uri):  # the common case: what _steps() would answer, without the steps
+        if uri.count("/") > max_segments:
+            raise BadTarget(f"the original URI has more than {max_segments} segments")
+        return uri
+    return _steps(uri, max_segments)
+
+
+def _steps(uri: str, max_segments: int) -> str:
+    """normalize() for a URI already cut to its path."""
     if not uri.startswith("/"):
         raise BadTarget("the original URI must be a path starting with /")
     try:

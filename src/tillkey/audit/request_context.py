@@ -33,15 +33,15 @@ current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.Contex
 )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def info_from_scope(scope: Scope) -> RequestInfo:
     """The client (as the trusted-proxy rules resolved it), user agent and request id of an HTTP
     request, noted in `current_request` by web/edge.py for the audit records it causes."""
     client = scope.get("client")
-    return RequestInfo(client[0] if client else None, _header(scope, b"user-agent"), _header(scope, b"x-request-id"))
+    agent = request_id = None
+    for key, value in scope["headers"]:  # one pass for both (the first of each, as Headers.get)
+        if key == b"user-agent":
+            if agent is None:
+                agent = value.decode("latin-1")
+        elif key == b"x-request-id" and request_id is None:
+            request_id = value.decode("latin-1")
+    return RequestInfo(client[0] if client else None, agent, request_id)

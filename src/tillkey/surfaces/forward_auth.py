@@ -41,18 +41,39 @@ IDENTITY_HEADERS = (USER_ID, USER_TYPE, CREDENTIAL, CLIENT_ID, SCOPES)
 api = Api(tags=["Forward-auth"])
 
 
-def _target(request: Request) -> tuple[str, str]:
+# The headers forward-auth reads, by their index in _Asked: one pass over the raw headers.
+_ASKED = {
+    name: at
+    for at, name in enumerate(
+        (
+            b"x-original-method",
+            b"x-original-uri",
+            b"x-forwarded-method",
+            b"x-forwarded-uri",
+            b"x-forwarded-proto",
+            b"x-forwarded-host",
+        )
+    )
+}
+
+
+def _asked(request: Request) -> list[str | None]:
+    """The first value of each header in _ASKED (as Headers.get answers), or None. One pass over the
+    raw headers: this runs for every request of the site behind the proxy, and each Headers.get
+    would be a scan of its own (and Request.headers an object built for it)."""
+    got: list[str | None] = [None, None, None, None, None, None]
+    for name, value in request.scope["headers"]:
+        at = _ASKED.get(name)
+        if at is not None and got[at] is None:
+            got[at] = value.decode("latin-1")
+    return got
+
+
+def _target(request: Request, asked: list[str | None] | None = None) -> tuple[str, str]:
     """(method, URI) of the original request. A proxy copies the client's own headers into its
     question, so a client may add the other convention's pair: where both name a method or a URI
     they must agree, or a client could have the request judged as one it did not send."""
-    # One pass over the raw headers (the first of each name, as Headers.get answers): this runs for
-    # every request of the site behind the proxy, and each Headers.get is a scan of its own.
-    wanted = {b"x-original-method": 0, b"x-original-uri": 1, b"x-forwarded-method": 2, b"x-forwarded-uri": 3}
-    got: list[str | None] = [None, None, None, None]
-    for name, value in request.scope["headers"]:
-        at = wanted.get(name)
-        if at is not None and got[at] is None:
-            got[at] = value.decode("latin-1")
+    got = _asked(request) if asked is None else asked
     nginx, traefik = (got[0], got[1]), (got[2], got[3])
     for ours, theirs in zip(nginx, traefik, strict=True):
         if ours and theirs and ours != theirs:
@@ -68,9 +89,10 @@ async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def as_original(request: Request, method: str, uri: str) -> Request:
+def as_original(request: Request, method: str, uri: str, asked: list[str | None] | None = None) -> Request:
     """The request as the client sent it to the proxy, for the credential kinds: OAuth 1.0a
     signatures cover the original method, scheme, host, path and query, not this endpoint's."""
+    got = _asked(request) if asked is None else asked
     scope: dict[str, Any] = dict(request.scope)
     path, _, query = origin_form(uri).partition("?")
     scope["method"] = method
@@ -78,10 +100,9 @@ def as_original(request: Request, method: str, uri: str) -> Request:
     scope["raw_path"] = path.encode("latin-1", "replace")
     scope["tillkey.signed_path"] = path
     scope["query_string"] = query.encode("latin-1", "replace")
-    proto = request.headers.get("x-forwarded-proto")
+    proto, host = got[4], got[5]
     if proto in ("http", "https"):
         scope["scheme"] = proto
-    host = request.headers.get("x-forwarded-host")
     if host:
         scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"host"]
         scope["headers"].append((b"host", host.encode("latin-1", "replace")))
@@ -103,11 +124,13 @@ def identity(principal: Principal) -> dict[str, str]:
 
 async def forward_auth(request: Request) -> Response:
     tk = tillkey(request)
-    raw_method, uri = _target(request)
+    asked = _asked(request)
+    raw_method, uri = _target(request, asked)
+    settings = tk.settings
     try:
         method = normalize_method(raw_method)
         path = normalize(
-            uri, max_length=tk.settings.forward_auth_max_uri_length, max_segments=tk.settings.forward_auth_max_segments
+            uri, max_length=settings.forward_auth_max_uri_length, max_segments=settings.forward_auth_max_segments
         )
     except BadTarget as exc:
         raise InvalidRequest(f"Forward-auth cannot judge this request: {exc}.") from None
@@ -115,9 +138,40 @@ async def forward_auth(request: Request) -> Response:
     if route is None:
         # No credential work for paths nobody may reach.
         raise Forbidden(NO_ROUTE, detail=f"no forward-auth route for {method} {path[:256]}")
-    principal, presented = await tk.credentials.authenticate(as_original(request, method, uri))
+    principal, presented = await tk.credentials.authenticate(as_original(request, method, uri, asked))
     enforce(request, principal, presented, route.resources, target=(method, path))
-    return Response(status_code=200, headers=identity(principal))
+    return forward_auth_response(principal)
+
+
+class _Allowed(Response):
+    """The 200 answer: the identity headers, already encoded, and no body. Response.__init__ would
+    encode the same headers again on every request; this one takes them as they are."""
+
+    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = b""
+        self.raw_headers = raw_headers
+
+
+# A principal comes from the token cache, the same object for every request with the same token
+# (tokens/service.py), and is immutable: its encoded identity headers are kept beside it, by
+# id() with the object itself held (so the id cannot be reused while the entry lives).
+_ENCODED: dict[int, tuple[Principal, list[tuple[bytes, bytes]]]] = {}
+_ENCODED_MAX = 4096
+
+
+def forward_auth_response(principal: Principal) -> Response:
+    """200 with the identity headers (and content-length: 0), as Response(headers=identity(...))."""
+    hit = _ENCODED.get(id(principal))
+    if hit is not None and hit[0] is principal:
+        return _Allowed(list(hit[1]))
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in identity(principal).items()]
+    raw.append((b"content-length", b"0"))
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.clear()
+    _ENCODED[id(principal)] = (principal, raw)
+    return _Allowed(list(raw))
 
 
 _HEADER_PARAMS = [
