@@ -469,17 +469,83 @@ def _groups_path(config: pytest.Config) -> Path:
     return Path(tempfile.gettempdir()) / f"tillkey-test-groups-{os.getpid()}.json"
 
 
+# The order the scopes are handed out in: longest first (by the seconds each test took in earlier
+# runs), so the run does not end with one worker on a long scope while the others idle. The
+# seconds come from tests/durations.json (committed: CI starts from a fresh clone) and, when
+# present, from this checkout's earlier runs (pytest's cache, written at the end of every run);
+# a test neither knows costs what the known tests of its file cost on average.
+# `--store-durations` rewrites tests/durations.json from the run (tests of a second or more).
+
+DURATIONS_FILE = Path(__file__).parent / "durations.json"
+DURATIONS_CACHE = "tillkey/durations"
+DEFAULT_SECONDS = 0.3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations", action="store_true", help="write tests/durations.json (the scheduler's estimates)"
+    )
+
+
+def known_durations(config: pytest.Config) -> dict[str, float]:
+    known: dict[str, float] = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+    if config.cache is not None:
+        known.update(config.cache.get(DURATIONS_CACHE, {}))
+    return known
+
+
+def estimates(known: dict[str, float]) -> Any:
+    """nodeid -> estimated seconds: known ones as known, others as their file's average."""
+    per_file: dict[str, list[float]] = {}
+    for nodeid, seconds in known.items():
+        per_file.setdefault(nodeid.split("::", 1)[0], []).append(seconds)
+    averages = {path: sum(v) / len(v) for path, v in per_file.items()}
+
+    def estimate(nodeid: str) -> float:
+        if nodeid in known:
+            return known[nodeid]
+        return averages.get(nodeid.split("::", 1)[0], DEFAULT_SECONDS)
+
+    return estimate
+
+
+_run_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # On the controller under xdist too (the workers' reports are replayed there): setup, call and
+    # teardown together, as a scope costs its worker.
+    _run_durations[report.nodeid] = _run_durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not _run_durations:
+        return  # a worker: the controller records the whole run
+    measured = {k: round(v, 2) for k, v in _run_durations.items()}
+    if config.cache is not None:
+        config.cache.set(DURATIONS_CACHE, {**config.cache.get(DURATIONS_CACHE, {}), **measured})
+    if config.getoption("store_durations", False):
+        stored = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+        stored.update({k: round(v, 1) for k, v in measured.items() if v >= 1.0})
+        stored = {k: v for k, v in stored.items() if not (k in measured and measured[k] < 1.0)}
+        DURATIONS_FILE.write_text(json.dumps(dict(sorted(stored.items())), indent=0) + "\n")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
+    estimate = estimates(known_durations(config))
+
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        """One scope per group of tests sharing a fixture, one per other test; the largest scopes
-        are handed out first (pytest-xdist's loadscope reordering)."""
+        """One scope per group of tests sharing a fixture, one per other test; the longest scopes
+        (estimated seconds) are handed out first."""
 
         groups: dict[str, str] | None = None
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:
@@ -487,5 +553,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 self.groups = json.loads(path.read_text()) if path.exists() else {}
                 path.unlink(missing_ok=True)
             return self.groups.get(nodeid, nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # The queue is whole by the first assignment (LoadScopeScheduling.schedule builds it,
+            # then hands out); sort it once, longest scope first.
+            if not self.ordered:
+                self.ordered = True
+                scopes = sorted(self.workqueue.items(), key=lambda item: -sum(map(estimate, item[1])))
+                self.workqueue.clear()
+                self.workqueue.update(scopes)
+            super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)
