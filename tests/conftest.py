@@ -473,7 +473,7 @@ def _groups_path(config: pytest.Config) -> Path:
 # runs), so the run does not end with one worker on a long scope while the others idle. The
 # seconds come from tests/durations.json (committed: CI starts from a fresh clone) and, when
 # present, from this checkout's earlier runs (pytest's cache, written at the end of every run);
-# a test neither knows costs what the known tests of its file cost on average.
+# a test neither knows (new, or under a second in tests/durations.json) is taken as short.
 # `--store-durations` rewrites tests/durations.json from the run (tests of a second or more).
 
 DURATIONS_FILE = Path(__file__).parent / "durations.json"
@@ -492,21 +492,6 @@ def known_durations(config: pytest.Config) -> dict[str, float]:
     if config.cache is not None:
         known.update(config.cache.get(DURATIONS_CACHE, {}))
     return known
-
-
-def estimates(known: dict[str, float]) -> Any:
-    """nodeid -> estimated seconds: known ones as known, others as their file's average."""
-    per_file: dict[str, list[float]] = {}
-    for nodeid, seconds in known.items():
-        per_file.setdefault(nodeid.split("::", 1)[0], []).append(seconds)
-    averages = {path: sum(v) / len(v) for path, v in per_file.items()}
-
-    def estimate(nodeid: str) -> float:
-        if nodeid in known:
-            return known[nodeid]
-        return averages.get(nodeid.split("::", 1)[0], DEFAULT_SECONDS)
-
-    return estimate
 
 
 _run_durations: dict[str, float] = {}
@@ -538,7 +523,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
-    estimate = estimates(known_durations(config))
+    known = known_durations(config)
+
+    def estimate(nodeid: str) -> float:
+        return known.get(nodeid, DEFAULT_SECONDS)
 
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
         """One scope per group of tests sharing a fixture, one per other test; the longest scopes
