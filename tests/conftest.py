@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ from typing import Any, cast
 
 import httpx
 import pytest
+
+from tests.polling import eventually
 
 VENV_BIN = Path(sys.executable).parent
 TILLKEY = str(VENV_BIN / "tillkey")
@@ -236,12 +239,35 @@ class Server:
         res = subprocess.CompletedProcess([TILLKEY, *args], out.exit_code, out.stdout, out.stderr)
         if self.proc is not None and self.proc.poll() is None and "TILLKEY_REDIS_URL" not in self.env:
             # Without Redis a running server applies the CLI's change at its next change-feed poll
-            # (every TILLKEY_SYNC_INTERVAL): give it two before the test goes on, as the operator's
-            # command exiting used to (a known delay of its own, not what these tests are about).
-            time.sleep(2 * float(self.env["TILLKEY_SYNC_INTERVAL"]) + 0.2)
+            # (every TILLKEY_SYNC_INTERVAL): wait until it has, as the operator's command exiting
+            # used to (a known delay of its own, not what these tests are about).
+            self.wait_caught_up()
         if check and res.returncode != 0:
             raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}{out.exception!r}")
         return res
+
+    def wait_caught_up(self) -> None:
+        """Until the running server has applied the newest entry of the change feed (its
+        `tillkey_change_feed_seq` gauge reaches the feed's newest seq)."""
+        newest = self._newest_change()
+        eventually(lambda: self._applied_change() >= newest, within=30, interval=0.02, what="the server's feed poll")
+
+    def _newest_change(self) -> int:
+        url = self.env["TILLKEY_DATABASE_URL"]
+        query = "SELECT coalesce(max(seq), 0) FROM auth_changes"
+        if not url:
+            with contextlib.closing(sqlite3.connect(Path(self.env["TILLKEY_DATA_DIR"]) / "tillkey.db")) as db:
+                return int(db.execute(query).fetchone()[0])
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return int(subprocess.run(["psql", dsn, "-tAc", query], check=True, capture_output=True, text=True).stdout)
+
+    def _applied_change(self) -> int:
+        r = httpx.get(self.url + "/metrics", timeout=10)
+        assert r.status_code == 200, f"/metrics from loopback: {r.status_code}"
+        for line in r.text.splitlines():
+            if line.startswith("tillkey_change_feed_seq "):
+                return int(float(line.split()[1]))
+        raise AssertionError("no tillkey_change_feed_seq in /metrics")
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)

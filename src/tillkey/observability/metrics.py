@@ -141,6 +141,10 @@ class TillkeyCollector(Collector):
         )  # fmt: skip
         yield _gauge("tillkey_token_cache_entries", "Tokens in the verified-token cache", auth_cache.cache_entries)
 
+        yield _gauge(
+            "tillkey_change_feed_seq", "The newest change-feed entry this process has applied", tk.change_feed_seq
+        )
+
         yield from self._dependencies(tk)
 
         audit = tk.audit
