@@ -24,6 +24,7 @@ import pytest
 from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, REQUIRE_SERVICES, Server
 from tests.inprocess import InProcess
+from tests.polling import eventually
 
 SIGN_IN_FAILED = {
     "message": "The account sign-in was incorrect or your account is disabled temporarily. "
@@ -311,17 +312,21 @@ def test_login_flood_does_not_break_verified_traffic(sqlite_server_factory: Any)
     token = _login(srv, "admin", "alice", ADMIN_PASSWORD).json()
     stop = time.monotonic() + 8
 
+    answered: list[int] = []  # flood answers so far (list.append is atomic)
+
     def flood(i: int) -> list[int]:
         codes = []
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             while time.monotonic() < stop:
                 r = c.post("/rest/V1/integration/admin/token", json={"username": f"x{i}", "password": "wrong-pw-1"})
                 codes.append(r.status_code)
+                answered.append(r.status_code)
         return codes
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:
         floods = [pool.submit(flood, i) for i in range(32)]
-        time.sleep(1)
+        # The flood is on (the queue has filled and shed) before the verified reads begin.
+        eventually(lambda: len(answered) >= 32, within=7, what="the flood under way")
         reads = []
         with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
             while time.monotonic() < stop - 0.5:
