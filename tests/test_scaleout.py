@@ -32,6 +32,7 @@ from tests.conftest import (
     redis_env,
     stop_process,
 )
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 # serial: the tests on the pair, where the "within a second" bounds are measured, run alone
@@ -59,22 +60,13 @@ class Pair:
     def wait_subscribed(self) -> None:
         """Both servers listen on the channel (they subscribe just after they start answering)."""
         with Redis.from_url(self.redis_url) as r:
-            assert _until(lambda: r.pubsub_numsub(self.channel)[0][1] == 2, 20), "servers did not subscribe"
-
-
-def _until(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+            eventually(lambda: r.pubsub_numsub(self.channel)[0][1] == 2, within=20, what="both servers subscribed")
 
 
 def _refused_within(check: Callable[[], bool], bound: float) -> float:
     """Seconds until `check` holds (polled), asserting it does within `bound`."""
     start = time.monotonic()
-    assert _until(check, bound + 10), "never refused"
+    eventually(check, within=bound + 10, interval=0.02, what="refused")
     elapsed = time.monotonic() - start
     assert elapsed < bound, f"refused after {elapsed:.2f} s, bound {bound} s"
     return elapsed
@@ -195,7 +187,8 @@ def test_logout_on_a_ends_the_session_on_b_within_a_second(pair: Pair) -> None:
     cookies = {"connect.sid": r.cookies["connect.sid"]}
     me = "/admin/users/me"
     # B learns of the new session from the broadcast too (it is not in its memory before).
-    assert _until(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200, BROADCAST_BOUND)
+    eventually(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200, within=BROADCAST_BOUND,
+               interval=0.02, what="the session known on B")  # fmt: skip
     assert httpx.delete(f"{pair.a.url}/auth/session", cookies=cookies).json() == {"success": True}
     _refused_within(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 401, BROADCAST_BOUND)
 
@@ -252,7 +245,7 @@ class OwnRedis:
              "--dir", str(self.data_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        assert _until(lambda: redis_available(port=self.port) is None, 10), "redis-server did not start"
+        eventually(lambda: redis_available(port=self.port) is None, within=10, what="redis-server up")
 
     def stop(self) -> None:
         if self.proc:
@@ -336,7 +329,7 @@ def test_three_processes_started_at_once_on_a_fresh_database_all_come_up(tmp_pat
     ]
     try:
         for srv in servers:
-            assert _until(lambda s=srv: _healthy(s), 60), "a server did not come up"
+            eventually(lambda s=srv: _healthy(s), within=60, what="a server up")
         # Migrations ran once (the others waited on the lock) and one signing key was made.
         assert len(servers[0].cli_json("keys", "list")["keys"]) == 1
         servers[0].cli("admin", "create", "--username", "x", "--email", "x@example.com", "--password", ADMIN_PASSWORD)
@@ -363,7 +356,7 @@ def test_serve_workers_share_one_port_and_hear_every_change(tmp_path: Path) -> N
         proc = subprocess.Popen([TILLKEY, "serve", "--port", str(srv.port), "--workers", "2"], env=srv.env,
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        assert _until(lambda: _healthy(srv), 60), (tmp_path / "workers.log").read_text()
+        eventually(lambda: _healthy(srv), within=60, what=f"the workers up: {tmp_path / 'workers.log'}")
         srv.cli("admin", "create", "--username", "w", "--email", "w@example.com", "--password", ADMIN_PASSWORD)
         token = srv.token("admin", "w", ADMIN_PASSWORD)
         # Each connection may land on either worker; both know the new admin and its token.
