@@ -26,7 +26,9 @@ typecheck: $(STAMP)
 # The suite in two passes: everything in parallel (TEST_WORKERS processes), then the tests marked
 # `serial`, alone, because they measure time and must not share the CPU with other tests.
 # `--dist loadgroup`: the tests sharing a server, nginx or Chromium run on one worker, so each
-# starts once (tests/conftest.py groups them); the largest groups are handed out first.
+# starts once (tests/conftest.py groups them); the longest groups are handed out first, by the
+# seconds in tests/durations.json and this checkout's earlier runs (refresh the file with
+# `PYTEST_ARGS=--store-durations`).
 TEST_WORKERS ?= 4
 test: lint typecheck
 	@status=0; \

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ from typing import Any, cast
 
 import httpx
 import pytest
+
+from tests.polling import eventually
 
 VENV_BIN = Path(sys.executable).parent
 TILLKEY = str(VENV_BIN / "tillkey")
@@ -236,12 +239,35 @@ class Server:
         res = subprocess.CompletedProcess([TILLKEY, *args], out.exit_code, out.stdout, out.stderr)
         if self.proc is not None and self.proc.poll() is None and "TILLKEY_REDIS_URL" not in self.env:
             # Without Redis a running server applies the CLI's change at its next change-feed poll
-            # (every TILLKEY_SYNC_INTERVAL): give it two before the test goes on, as the operator's
-            # command exiting used to (a known delay of its own, not what these tests are about).
-            time.sleep(2 * float(self.env["TILLKEY_SYNC_INTERVAL"]) + 0.2)
+            # (every TILLKEY_SYNC_INTERVAL): wait until it has, as the operator's command exiting
+            # used to (a known delay of its own, not what these tests are about).
+            self.wait_caught_up()
         if check and res.returncode != 0:
             raise AssertionError(f"tillkey {' '.join(args)} failed ({res.returncode}): {res.stderr}{out.exception!r}")
         return res
+
+    def wait_caught_up(self) -> None:
+        """Until the running server has applied the newest entry of the change feed (its
+        `tillkey_change_feed_seq` gauge reaches the feed's newest seq)."""
+        newest = self._newest_change()
+        eventually(lambda: self._applied_change() >= newest, within=30, interval=0.02, what="the server's feed poll")
+
+    def _newest_change(self) -> int:
+        url = self.env["TILLKEY_DATABASE_URL"]
+        query = "SELECT coalesce(max(seq), 0) FROM auth_changes"
+        if not url:
+            with contextlib.closing(sqlite3.connect(Path(self.env["TILLKEY_DATA_DIR"]) / "tillkey.db")) as db:
+                return int(db.execute(query).fetchone()[0])
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return int(subprocess.run(["psql", dsn, "-tAc", query], check=True, capture_output=True, text=True).stdout)
+
+    def _applied_change(self) -> int:
+        r = httpx.get(self.url + "/metrics", timeout=10)
+        assert r.status_code == 200, f"/metrics from loopback: {r.status_code}"
+        for line in r.text.splitlines():
+            if line.startswith("tillkey_change_feed_seq "):
+                return int(float(line.split()[1]))
+        raise AssertionError("no tillkey_change_feed_seq in /metrics")
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
@@ -469,17 +495,71 @@ def _groups_path(config: pytest.Config) -> Path:
     return Path(tempfile.gettempdir()) / f"tillkey-test-groups-{os.getpid()}.json"
 
 
+# The order the scopes are handed out in: longest first (by the seconds each test took in earlier
+# runs), so the run does not end with one worker on a long scope while the others idle. The
+# seconds come from tests/durations.json (committed: CI starts from a fresh clone) and, when
+# present, from this checkout's earlier runs (pytest's cache, written at the end of every run);
+# a test neither knows (new, or under a second in tests/durations.json) is taken as short.
+# `--store-durations` rewrites tests/durations.json from the run (tests of a second or more).
+
+DURATIONS_FILE = Path(__file__).parent / "durations.json"
+DURATIONS_CACHE = "tillkey/durations"
+DEFAULT_SECONDS = 0.3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations", action="store_true", help="write tests/durations.json (the scheduler's estimates)"
+    )
+
+
+def known_durations(config: pytest.Config) -> dict[str, float]:
+    known: dict[str, float] = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+    if config.cache is not None:
+        known.update(config.cache.get(DURATIONS_CACHE, {}))
+    return known
+
+
+_run_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # On the controller under xdist too (the workers' reports are replayed there): setup, call and
+    # teardown together, as a scope costs its worker.
+    _run_durations[report.nodeid] = _run_durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not _run_durations:
+        return  # a worker: the controller records the whole run
+    measured = {k: round(v, 2) for k, v in _run_durations.items()}
+    if config.cache is not None:
+        config.cache.set(DURATIONS_CACHE, {**config.cache.get(DURATIONS_CACHE, {}), **measured})
+    if config.getoption("store_durations", False):
+        stored = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+        stored.update({k: round(v, 1) for k, v in measured.items() if v >= 1.0})
+        stored = {k: v for k, v in stored.items() if not (k in measured and measured[k] < 1.0)}
+        DURATIONS_FILE.write_text(json.dumps(dict(sorted(stored.items())), indent=0) + "\n")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
+    known = known_durations(config)
+
+    def estimate(nodeid: str) -> float:
+        return known.get(nodeid, DEFAULT_SECONDS)
+
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        """One scope per group of tests sharing a fixture, one per other test; the largest scopes
-        are handed out first (pytest-xdist's loadscope reordering)."""
+        """One scope per group of tests sharing a fixture, one per other test; the longest scopes
+        (estimated seconds) are handed out first."""
 
         groups: dict[str, str] | None = None
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:
@@ -487,5 +567,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 self.groups = json.loads(path.read_text()) if path.exists() else {}
                 path.unlink(missing_ok=True)
             return self.groups.get(nodeid, nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # The queue is whole by the first assignment (LoadScopeScheduling.schedule builds it,
+            # then hands out); sort it once, longest scope first.
+            if not self.ordered:
+                self.ordered = True
+                scopes = sorted(self.workqueue.items(), key=lambda item: -sum(map(estimate, item[1])))
+                self.workqueue.clear()
+                self.workqueue.update(scopes)
+            super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)

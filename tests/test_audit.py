@@ -24,7 +24,7 @@ from typer.testing import Result
 from tests import inprocess
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Database, make_database
 from tests.inprocess import InProcess
-from tests.polling import until
+from tests.polling import eventually, until
 from tillkey import audit
 from tillkey.audit import GENESIS, AuditLog, record_hash, to_json
 from tillkey.audit import chain as audit_chain
@@ -342,6 +342,7 @@ from tillkey.audit import LOGIN_SUCCESS, AuditLog
 from tillkey.store.db import Database
 
 url, name, n, tasks, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+open(go + "." + name, "w").close()  # ready: imported, about to wait for the go
 
 async def main():
     db = Database(url)
@@ -407,7 +408,9 @@ def test_two_processes_appending_at_once_keep_one_chain(backend: str, tmp_path: 
             subprocess.Popen([sys.executable, "-c", APPENDER, url, name, "600", "5", str(go)])
             for name in ("proc-a", "proc-b")
         ]
-        time.sleep(0.5)
+        # Both imported and waiting, then go: the two append at once.
+        eventually(lambda: all((tmp_path / f"go.{name}").exists() for name in ("proc-a", "proc-b")), within=60,
+                   what="both appenders ready")  # fmt: skip
         go.touch()
         for p in procs:
             assert p.wait(120) == 0

@@ -34,6 +34,7 @@ from tests.conftest import (
     stop_process,
 )
 from tests.oauth2_support import basic, register, start_oauth_server
+from tests.polling import eventually
 
 ENDPOINT = "/tillkey/v1/forward-auth"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nginx" / "tillkey-forward-auth.conf"
@@ -292,10 +293,7 @@ def test_denials_are_audited_with_the_original_request(srv: Server) -> None:
             for i in items
         )
 
-    deadline = time.monotonic() + 10
-    while not found():
-        assert time.monotonic() < deadline, "the denial never reached the audit log"
-        time.sleep(0.1)
+    eventually(found, within=10, what="the denial reaching the audit log")
 
 
 def test_the_endpoint_is_documented(srv: Server) -> None:

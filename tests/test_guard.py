@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import tests.conftest as conftest_module
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, VENV_BIN, Server, free_port, start_server, stop_process
+from tests.polling import eventually
 from tillkey.guard import Guard, GuardError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,14 +137,13 @@ def start_app(srv: Server, log_dir: Path, *, as_script: bool = False, **knobs: s
 
 def wait_for_status(probe: Callable[[], httpx.Response], status: int, within: float) -> httpx.Response:
     """Call probe until it answers `status`; fail if that takes longer than `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
+
+    def answered() -> tuple[httpx.Response]:
         r = probe()
-        if r.status_code == status:
-            return r
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {status} within {within}s, still {r.status_code}: {r.text}")
-        time.sleep(0.05)
+        assert r.status_code == status, f"expected {status}, still {r.status_code}: {r.text}"
+        return (r,)
+
+    return eventually(answered, within=within, what=f"status {status}")[0]
 
 
 def b64(data: bytes) -> str:

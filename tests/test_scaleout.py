@@ -32,9 +32,12 @@ from tests.conftest import (
     redis_env,
     stop_process,
 )
+from tests.polling import eventually
 
-# serial: the "within a second" bounds are measured, so these run alone (Makefile `test`).
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.serial]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# serial: the tests on the pair, where the "within a second" bounds are measured, run alone
+# (Makefile `test`); so do the two that share the pair (it starts once, in the serial pass).
+serial = pytest.mark.serial
 
 BROADCAST_BOUND = 1.0  # seconds: a change on one process is refused by the other within this
 RECONCILE = 3.0  # reconcile_interval of the Redis-outage test
@@ -57,22 +60,13 @@ class Pair:
     def wait_subscribed(self) -> None:
         """Both servers listen on the channel (they subscribe just after they start answering)."""
         with Redis.from_url(self.redis_url) as r:
-            assert _until(lambda: r.pubsub_numsub(self.channel)[0][1] == 2, 20), "servers did not subscribe"
-
-
-def _until(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+            eventually(lambda: r.pubsub_numsub(self.channel)[0][1] == 2, within=20, what="both servers subscribed")
 
 
 def _refused_within(check: Callable[[], bool], bound: float) -> float:
     """Seconds until `check` holds (polled), asserting it does within `bound`."""
     start = time.monotonic()
-    assert _until(check, bound + 10), "never refused"
+    eventually(check, within=bound + 10, interval=0.02, what="refused")
     elapsed = time.monotonic() - start
     assert elapsed < bound, f"refused after {elapsed:.2f} s, bound {bound} s"
     return elapsed
@@ -129,6 +123,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         _stop_pair(p)
 
 
+@serial
 def test_customer_token_revoked_on_a_is_refused_by_b_within_a_second(pair: Pair) -> None:
     token = pair.customer("revoked@example.com")
     assert _status(pair.b, "/rest/V1/customers/me", token) == 200
@@ -158,6 +153,7 @@ def _metrics(srv: Server) -> dict[str, float]:
     return out
 
 
+@serial
 def test_admin_deactivated_by_the_cli_is_refused_by_both_within_a_second(pair: Pair) -> None:
     pair.a.cli("admin", "create", "--username", "gone", "--email", "gone@example.com", "--password", ADMIN_PASSWORD)
     token = pair.b.token("admin", "gone", ADMIN_PASSWORD)
@@ -170,6 +166,7 @@ def test_admin_deactivated_by_the_cli_is_refused_by_both_within_a_second(pair: P
     )
 
 
+@serial
 def test_role_change_on_a_is_enforced_by_b_within_a_second(pair: Pair) -> None:
     pair.a.cli("role", "create", "Stock", "--resource", "Magento_CatalogInventory::cataloginventory")
     pair.a.cli("admin", "create", "--username", "dan", "--email", "dan@example.com", "--password", ADMIN_PASSWORD,
@@ -180,6 +177,7 @@ def test_role_change_on_a_is_enforced_by_b_within_a_second(pair: Pair) -> None:
     _refused_within(lambda: _status(pair.b, "/rest/V1/stockItems/24-MB01", token) == 403, BROADCAST_BOUND)
 
 
+@serial
 def test_logout_on_a_ends_the_session_on_b_within_a_second(pair: Pair) -> None:
     pair.a.cli("admin", "create", "--username", "sam", "--email", "sam@example.com", "--password", ADMIN_PASSWORD)
     r = httpx.post(f"{pair.a.url}/auth/user/emailpass", json={"email": "sam@example.com", "password": ADMIN_PASSWORD})
@@ -189,11 +187,13 @@ def test_logout_on_a_ends_the_session_on_b_within_a_second(pair: Pair) -> None:
     cookies = {"connect.sid": r.cookies["connect.sid"]}
     me = "/admin/users/me"
     # B learns of the new session from the broadcast too (it is not in its memory before).
-    assert _until(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200, BROADCAST_BOUND)
+    eventually(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200, within=BROADCAST_BOUND,
+               interval=0.02, what="the session known on B")  # fmt: skip
     assert httpx.delete(f"{pair.a.url}/auth/session", cookies=cookies).json() == {"success": True}
     _refused_within(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 401, BROADCAST_BOUND)
 
 
+@serial
 def test_foreign_messages_on_the_channel_neither_revoke_nor_break_the_listener(pair: Pair) -> None:
     token = pair.customer("forged@example.com")
     with Redis.from_url(pair.redis_url) as r:
@@ -207,6 +207,7 @@ def test_foreign_messages_on_the_channel_neither_revoke_nor_break_the_listener(p
     _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", token) == 401, BROADCAST_BOUND)
 
 
+@serial
 def test_login_rate_limit_is_one_budget_across_both(pair: Pair) -> None:
     user = f"nobody-{secrets.token_hex(4)}@example.com"
     codes = [_login(srv, user, "wrong-password") for srv in [pair.a, pair.b] * USERNAME_LIMIT]
@@ -214,6 +215,7 @@ def test_login_rate_limit_is_one_budget_across_both(pair: Pair) -> None:
     assert codes == [401] * USERNAME_LIMIT + [429] * USERNAME_LIMIT
 
 
+@serial
 def test_account_lockout_counts_failures_on_both(pair: Pair) -> None:
     # Lockout counters live in the database, so they are shared without Redis.
     pair.customer("locked@example.com")
@@ -243,7 +245,7 @@ class OwnRedis:
              "--dir", str(self.data_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        assert _until(lambda: redis_available(port=self.port) is None, 10), "redis-server did not start"
+        eventually(lambda: redis_available(port=self.port) is None, within=10, what="redis-server up")
 
     def stop(self) -> None:
         if self.proc:
@@ -266,6 +268,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         server.stop()
 
 
+@serial
 def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_redis: OwnRedis, tmp_path: Path) -> None:
     pair = _start_pair(tmp_path / "srv", own_redis.url, TILLKEY_RECONCILE_INTERVAL=str(RECONCILE),
                        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000")  # fmt: skip
@@ -310,6 +313,8 @@ def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_re
 
 
 def test_three_processes_started_at_once_on_a_fresh_database_all_come_up(tmp_path: Path) -> None:
+    # Not serial: nothing here is timed (each server has a minute to come up), so it runs in the
+    # parallel pass.
     env = {"TILLKEY_SECRET_KEY": secrets.token_urlsafe(48), **redis_env()}  # a cluster sets its secret
     database = make_database("postgres", tmp_path)
     servers = [Server(tmp_path / f"srv{i}", database, env, port=free_port()) for i in range(3)]
@@ -324,7 +329,7 @@ def test_three_processes_started_at_once_on_a_fresh_database_all_come_up(tmp_pat
     ]
     try:
         for srv in servers:
-            assert _until(lambda s=srv: _healthy(s), 60), "a server did not come up"
+            eventually(lambda s=srv: _healthy(s), within=60, what="a server up")
         # Migrations ran once (the others waited on the lock) and one signing key was made.
         assert len(servers[0].cli_json("keys", "list")["keys"]) == 1
         servers[0].cli("admin", "create", "--username", "x", "--email", "x@example.com", "--password", ADMIN_PASSWORD)
@@ -343,6 +348,7 @@ def _healthy(srv: Server) -> bool:
         return False
 
 
+@serial
 def test_serve_workers_share_one_port_and_hear_every_change(tmp_path: Path) -> None:
     srv = Server(tmp_path, make_database("postgres", tmp_path), {**redis_env(), "TILLKEY_SYNC_INTERVAL": "30"},
                  port=free_port())  # fmt: skip
@@ -350,7 +356,7 @@ def test_serve_workers_share_one_port_and_hear_every_change(tmp_path: Path) -> N
         proc = subprocess.Popen([TILLKEY, "serve", "--port", str(srv.port), "--workers", "2"], env=srv.env,
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        assert _until(lambda: _healthy(srv), 60), (tmp_path / "workers.log").read_text()
+        eventually(lambda: _healthy(srv), within=60, what=f"the workers up: {tmp_path / 'workers.log'}")
         srv.cli("admin", "create", "--username", "w", "--email", "w@example.com", "--password", ADMIN_PASSWORD)
         token = srv.token("admin", "w", ADMIN_PASSWORD)
         # Each connection may land on either worker; both know the new admin and its token.

@@ -7,27 +7,17 @@ import base64
 import concurrent.futures
 import signal
 import socket
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_PASSWORD, CUSTOMER_PASSWORD, Server, start_server
+from tests.polling import eventually
 from tests.test_observability import Samples, sample
 
 LOGIN = "/rest/V1/integration/customer/token"
 LOGINS = 6
-
-
-def _eventually(cond: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def scrape(srv: Server) -> Samples:
@@ -69,7 +59,10 @@ def test_sigterm_finishes_requests_in_flight_and_exits_zero(tmp_path: Path) -> N
         key = srv.cli_json("api-key", "create", "--title", "shop", "--type", "secret", "--for", "ops")
         basic = {"Authorization": "Basic " + base64.b64encode(f"{key['token']}:".encode()).decode()}
         # A use noted in memory only: last-use times are written every minute, and at shutdown.
-        assert _eventually(lambda: httpx.get(f"{srv.url}/rest/V1/products/24-MB01", headers=basic).status_code != 401)
+        eventually(
+            lambda: httpx.get(f"{srv.url}/rest/V1/products/24-MB01", headers=basic).status_code != 401,
+            within=20, what="the new key working",
+        )  # fmt: skip
         assert srv.cli_json("api-key", "list")["api_keys"][0]["last_used_at"] in (None, "")
 
         def login() -> httpx.Response:
@@ -78,11 +71,11 @@ def test_sigterm_finishes_requests_in_flight_and_exits_zero(tmp_path: Path) -> N
 
         with concurrent.futures.ThreadPoolExecutor(LOGINS) as pool:
             futures = [pool.submit(login) for _ in range(LOGINS)]
-            assert _eventually(lambda: _logins_started(srv) >= LOGINS), "the logins never reached the server"
+            eventually(lambda: _logins_started(srv) >= LOGINS, within=20, what="the logins reaching the server")
             assert srv.proc is not None
             srv.proc.send_signal(signal.SIGTERM)
             # The listening socket closes at once; the logins already accepted carry on.
-            assert _eventually(lambda: _refused(srv)), "still accepting connections after SIGTERM"
+            eventually(lambda: _refused(srv), within=20, what="connections refused after SIGTERM")
             answers = [f.result() for f in futures]
         assert [r.status_code for r in answers] == [200] * LOGINS, [r.text for r in answers]
         assert all(isinstance(r.json(), str) and r.json().count(".") == 2 for r in answers)

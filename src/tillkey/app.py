@@ -226,6 +226,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         audit=runtime.audit,
         ratelimiter=runtime.ratelimiter,
         broadcast=runtime.broadcast,
+        change_feed_seq=lambda: runtime.change_feed_seq,
     )
     general = runtime.ratelimiter.item(runtime.settings.rate_limit_default)
     # One pure-ASGI layer (web/edge.py) in front of FastAPI: request caps → general rate limit →

@@ -388,6 +388,12 @@ class Tillkey:
         await self.reload_clients()
         self._last_seq = max(self._last_seq, seq)
 
+    @property
+    def change_feed_seq(self) -> int:
+        """The newest change-feed entry this process has applied (a gauge in /metrics): another
+        process, or a test, compares it with the feed's newest to tell whether this one caught up."""
+        return self._last_seq
+
     async def poll_changes(self) -> None:
         now = self.clock.now_int()
         async with self.db.session() as s:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
@@ -74,6 +74,7 @@ class Metrics:
         audit: AuditLog,
         ratelimiter: RateLimiter,
         broadcast: Broadcast | None,
+        change_feed_seq: Callable[[], int],
     ) -> None:
         """What it reads when scraped: the process's plain counters (runtime.py builds them)."""
         self.readiness = readiness
@@ -83,6 +84,7 @@ class Metrics:
         self.audit = audit
         self.ratelimiter = ratelimiter
         self.broadcast = broadcast
+        self.change_feed_seq = change_feed_seq
         self.requests: dict[tuple[str, str, int], int] = {}
         self.in_progress = 0
         self.networks = parse_networks(networks)
@@ -163,6 +165,10 @@ class TillkeyCollector(Collector):
             hits / (hits + misses) if hits + misses else 0.0,
         )  # fmt: skip
         yield _gauge("tillkey_token_cache_entries", "Tokens in the verified-token cache", auth_cache.cache_entries)
+
+        yield _gauge(
+            "tillkey_change_feed_seq", "The newest change-feed entry this process has applied", m.change_feed_seq()
+        )
 
         yield from self._dependencies()
 
