@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AccountLockRow, LoginFailureRow
+
+R = TypeVar("R", LoginFailureRow, AccountLockRow)
+
+
+async def _row_for_update(s: AsyncSession, model: type[R], key: tuple[Any, ...], new: R) -> R:
+    """The row under `key`, locked for this transaction, made (`new`) if there is none. Failures
+    of one name arriving at once may all find no row: one insert wins, the others (their insert
+    refused, inside a savepoint) count on the row it made instead of failing."""
+    row = await s.get(model, key, with_for_update=True)
+    if row is not None:
+        return row
+    try:
+        async with s.begin_nested():
+            s.add(new)
+            await s.flush()
+        return new
+    except IntegrityError:
+        row = await s.get(model, key, with_for_update=True, populate_existing=True)
+        if row is None:  # made and deleted again meanwhile: extremely unlikely; refuse, never 500
+            raise
+        return row
 
 
 async def failures(s: AsyncSession, user_name: str, user_type: int) -> tuple[int, int]:
@@ -17,11 +41,9 @@ async def failures(s: AsyncSession, user_name: str, user_type: int) -> tuple[int
 async def add_failure(s: AsyncSession, user_name: str, user_type: int, now: int, lock_seconds: int) -> int:
     """Count one failure and extend the lock (Magento: every failure extends it). A row whose
     lock has run out starts again from zero, as Magento's minutely cleanup cron would leave it."""
-    row = await s.get(LoginFailureRow, (user_name, user_type), with_for_update=True)
-    if row is None:
-        row = LoginFailureRow(user_name=user_name, user_type=user_type, failures_count=0, lock_expires_at=0)
-        s.add(row)
-    elif row.lock_expires_at <= now:
+    new = LoginFailureRow(user_name=user_name, user_type=user_type, failures_count=0, lock_expires_at=0)
+    row = await _row_for_update(s, LoginFailureRow, (user_name, user_type), new)
+    if row.lock_expires_at <= now:
         row.failures_count = 0
     row.failures_count += 1
     row.lock_expires_at = now + lock_seconds
@@ -45,10 +67,8 @@ async def add_account_failure(
     s: AsyncSession, user_type: int, user_id: int, now: int, max_failures: int, lock_seconds: int
 ) -> bool:
     """Count a wrong password on an existing account; lock it at the threshold. True if it locked."""
-    row = await s.get(AccountLockRow, (user_type, user_id), with_for_update=True)
-    if row is None:
-        row = AccountLockRow(user_type=user_type, user_id=user_id, failures_num=0, lock_expires=0)
-        s.add(row)
+    new = AccountLockRow(user_type=user_type, user_id=user_id, failures_num=0, lock_expires=0)
+    row = await _row_for_update(s, AccountLockRow, (user_type, user_id), new)
     row.failures_num += 1
     if row.failures_num >= max_failures:
         row.failures_num = 0
