@@ -51,10 +51,10 @@ from tillkey.accounts.signin.factors import (
     passkey_required,
     passkeys_allowed,
 )
-from tillkey.accounts.totp import Totp
+from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
-from tillkey.principal import Principal, UserType
+from tillkey.principal import SECOND_FACTOR_PENDING, Principal, UserType
 from tillkey.store import identities as repo
 from tillkey.store import totp as totp_repo
 from tillkey.store.identities import Identity
@@ -140,7 +140,7 @@ class MedusaMfa:
             EXPIRES_CLAIM: now + CHALLENGE_TTL, METHODS_CLAIM: methods,
         }  # fmt: skip
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
-        token = await self.auth_token(claims, now, ttl=PENDING_TTL)
+        token = await self.auth_token(claims, now, ttl=PENDING_TTL, surface=SECOND_FACTOR_PENDING)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
             "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
@@ -157,9 +157,13 @@ class MedusaMfa:
         identity, account = await self._pending_account(payload)
         return await self._challenge(identity.actor_type, identity, account)
 
-    async def auth_token(self, claims: dict[str, Any], now: int, ttl: int = CHALLENGE_TTL) -> str:
+    async def auth_token(
+        self, claims: dict[str, Any], now: int, ttl: int = CHALLENGE_TTL, surface: str | None = None
+    ) -> str:
+        """A pending token (uid 0). `surface` SECOND_FACTOR_PENDING marks an MFA challenge's, so
+        other routes refuse it with Medusa's "MFA verification is required" without a lookup."""
         return await self.tk.services.accounts.issue_token(
-            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=ttl, auth_time=now, surface=None
+            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=ttl, auth_time=now, surface=surface
         )
 
     @staticmethod
@@ -202,15 +206,19 @@ class MedusaMfa:
         self._second("", body)
         _claims, payload = await self._own_challenge(bearer, challenge_id)
         own_id = str(payload[CHALLENGE_CLAIM])
-        # The challenge's own state, shared by every process: wrong codes spent on it, and whether
-        # it was completed (single use). Wrong codes spend the account's budget and lockout too.
-        counters, ttl = self.tk.ratelimiter, PENDING_TTL
-        if await counters.peek(f"mfa-fail:{own_id}") >= CHALLENGE_MAX_ATTEMPTS:
-            raise NotAllowed(TOO_MANY)
         method = body["method"]
         if method not in payload.get(METHODS_CLAIM, [TOTP]):
             raise InvalidRequest(f'MFA challenge does not support method "{str(method)[:32]}"')
         second = self._second(own_id, body)
+        # The challenge's own state, shared by every process: the answers checked against it, and
+        # whether it was completed (single use). An answer takes its turn (an atomic increment)
+        # before it is checked, so answers sent at the same moment never check more than
+        # CHALLENGE_MAX_ATTEMPTS; past that, none is checked. Wrong ones spend the account's
+        # budget and lockout too.
+        counters, ttl = self.tk.ratelimiter, PENDING_TTL
+        turn = await counters.count(f"mfa-tries:{own_id}", ttl)
+        if turn > CHALLENGE_MAX_ATTEMPTS:
+            raise NotAllowed(TOO_MANY, detail="challenge out of attempts")
         identity, account = await self._pending_account(payload)
         actor = identity.actor_type
 
@@ -221,8 +229,8 @@ class MedusaMfa:
         try:
             outcome = await SignIn(self.tk).resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
-            failed = await counters.count(f"mfa-fail:{own_id}", ttl)
-            message = TOO_MANY if failed >= CHALLENGE_MAX_ATTEMPTS else INVALID_CODE
+            # Medusa: the wrong answer that reaches the limit already says so.
+            message = TOO_MANY if turn >= CHALLENGE_MAX_ATTEMPTS else INVALID_CODE
             raise NotAllowed(message, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile
             raise NotAllowed(INVALID_CODE, detail="no factor to verify any more")
@@ -335,8 +343,14 @@ class MedusaMfa:
         if await totp.pending(uid) is None:
             if not await totp.is_active(uid):
                 raise factor_not_found(factor_id)
+            # Already on: Medusa still checks the code (a current TOTP code, once: replay-guarded;
+            # never a recovery code) and answers the factor unchanged. Bounded per account by the
+            # login rate limit, as any guess at a code is.
+            await self.tk.ratelimiter.hit(self.tk.login_username_limit, "mfa-factor", str(int(utype)), str(uid))
+            if is_recovery_code(code) or not await totp.verify(uid, code):
+                raise NotAllowed(INVALID_TOTP)
             created = await self._created(utype, uid)
-            return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}  # as Medusa: no-op
+            return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}
         try:
             await totp.activate(uid, code)
         except InvalidRequest:
