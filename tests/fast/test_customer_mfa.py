@@ -73,7 +73,12 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             # The pending token proves the password only: no records, no session; its refresh is
             # another challenge (Medusa 2.21's answer), with another pending token.
             pending = t.bearer(challenge["token"])
-            assert (await t.client.get(ME, headers=pending)).status_code == 401
+            # Medusa's routes say why (as Medusa 2.21 does); Magento's answer their usual 401.
+            r = await t.client.get("/admin/users/me", headers=pending)
+            assert r.status_code == 401
+            assert r.json() == {"message": "MFA verification is required to complete this request"}
+            r = await t.client.get(ME, headers=pending)
+            assert r.status_code == 401 and r.json()["message"] == "The consumer isn't authorized to access %resources."
             r = await t.client.post("/auth/token/refresh", headers=pending)
             assert r.status_code == 200 and r.json()["mfa_required"] is True, r.text
             assert r.json()["mfa_challenge"]["id"] != challenge["mfa_challenge"]["id"]
@@ -350,6 +355,10 @@ def test_re_enabling_an_enabled_factor_checks_the_code(tmp_path: Path) -> None:
             assert r.status_code == 200 and r.json()["mfa_factor"]["status"] == "enabled", r.text
             r = await t.client.post(path, json={"code": code}, headers=t.bearer(token))
             assert r.status_code == 400 and r.json()["message"] == "Invalid TOTP code"  # replayed
+            # Five codes per 5 minutes (a challenge's count), then 429 unchecked, the right one too.
+            t.advance(PERIOD)
+            r = await t.client.post(path, json={"code": t.totp_code(secret)}, headers=t.bearer(token))
+            assert r.status_code == 429 and r.json()["type"] == "too_many_requests"
             # The recovery code tried above was not spent: it still completes a challenge.
             t.advance(PERIOD)
             challenge = await _login(t, "ada@example.com")

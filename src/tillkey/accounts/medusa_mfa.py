@@ -53,7 +53,14 @@ from tillkey.accounts.signin.factors import (
 )
 from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto.secrets import constant_time_equals
-from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
+from tillkey.errors import (
+    AuthenticationRequired,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from tillkey.principal import SECOND_FACTOR_PENDING, Principal, UserType
 from tillkey.store import identities as repo
 from tillkey.store import totp as totp_repo
@@ -85,6 +92,7 @@ COMPLETED = "MFA challenge has already been completed"
 NEEDS_ENABLED = "Recovery codes require an enabled MFA factor"
 ALREADY_EXISTS = "An active TOTP factor already exists for this auth identity"
 INVALID_TOTP = "Invalid TOTP code"
+TOO_MANY_REQUESTS = "Too many requests. Please wait and try again later."
 
 
 def challenge_not_found(challenge_id: str) -> NotFound:
@@ -344,9 +352,12 @@ class MedusaMfa:
             if not await totp.is_active(uid):
                 raise factor_not_found(factor_id)
             # Already on: Medusa still checks the code (a current TOTP code, once: replay-guarded;
-            # never a recovery code) and answers the factor unchanged. Bounded per account by the
-            # login rate limit, as any guess at a code is.
-            await self.tk.ratelimiter.hit(self.tk.login_username_limit, "mfa-factor", str(int(utype)), str(uid))
+            # never a recovery code) and answers the factor unchanged. As many codes per account
+            # within CHALLENGE_TTL as a challenge takes, each taking its turn before it is checked.
+            tries = await self.tk.ratelimiter.count(f"mfa-factor-tries:{int(utype)}:{uid}", CHALLENGE_TTL)
+            if tries > CHALLENGE_MAX_ATTEMPTS:
+                wait = {"Retry-After": str(CHALLENGE_TTL)}
+                raise RateLimited(TOO_MANY_REQUESTS, headers=wait, detail="enabled factor re-verified too often")
             if is_recovery_code(code) or not await totp.verify(uid, code):
                 raise NotAllowed(INVALID_TOTP)
             created = await self._created(utype, uid)
