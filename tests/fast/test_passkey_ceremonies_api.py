@@ -16,7 +16,7 @@ from tests.passkey_support import SoftAuthenticator
 
 EMAIL = "ada@example.com"
 NOT_VERIFIED = "The passkey could not be verified."
-REFUSED = "Invalid MFA code"
+REFUSED = "Invalid MFA challenge code"  # Medusa 2.21's message (recorded)
 # Wrong answers spend the failure budget (tests/fast/test_passkey_signin.py): room for all of them.
 ROOMY = {"login_throttle_max_failures": 1000, "customer_lockout_failures": 1000}
 
