@@ -188,9 +188,13 @@ class GrantsState:
         if utype == UserType.GUEST and claims.surface == SECOND_FACTOR_PENDING:
             # A pending MFA challenge's token: a guest, told apart only in how refusals read.
             return Principal(
-                UserType.GUEST, 0, token_id=claims.jti, issued_at=claims.issued_at, expires_at=claims.expires_at,
+                UserType.GUEST,
+                0,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
                 second_factor_pending=True,
-            )  # fmt: skip
+            )
         return GUEST
 
     def export(self) -> dict[str, dict[str, object]]:
