@@ -107,6 +107,7 @@ def _mfa_flow(srv: Server) -> None:
     assert out["customer_factors"] == [["totp", "enabled"]]
     assert out["customer_login"] == {"mfa_required": True, "id": "authmfachal_"}
     assert out["customer_retrieve_pending"]["ok"] is False and out["customer_retrieve_pending"]["status"] == 401
+    assert out["customer_retrieve_pending"]["message"] == "MFA verification is required to complete this request"
     customer = jwt.decode(out["customer_token"], options={"verify_signature": False})
     assert customer["actor_type"] == "customer" and customer["amr"] == ["pwd", "otp"]
     assert out["customer_email"] == "mfa.buyer@example.com"
@@ -116,14 +117,15 @@ def _mfa_flow(srv: Server) -> None:
 
 
 def test_medusa_js_sdk_email_verification(tmp_path: Path) -> None:
-    """sdk.auth.verification.* (js-sdk 2.21) under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required:
+    """sdk.auth.verification.* (js-sdk 2.21) under TILLKEY_ADMIN_EMAIL_VERIFICATION=required (the
+    admin's login, request, confirm, login) and TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required:
     register -> create -> refresh answers verification_required; request mails a code to the
     outbox; confirm spends it once; then login gives a customer token."""
     _node_modules()
     outbox = tmp_path / "outbox.jsonl"
     srv = start_server(
         tmp_path / "srv", "sqlite", TILLKEY_ADMIN_2FA="optional", TILLKEY_CUSTOMER_EMAIL_VERIFICATION="required",
-        TILLKEY_OUTBOX_FILE=str(outbox),
+        TILLKEY_ADMIN_EMAIL_VERIFICATION="required", TILLKEY_OUTBOX_FILE=str(outbox),
     )  # fmt: skip
     try:
         srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
@@ -139,6 +141,13 @@ def test_medusa_js_sdk_email_verification(tmp_path: Path) -> None:
         out = json.loads(res.stdout)
     finally:
         srv.stop()
+
+    # The admin (actor "user") under TILLKEY_ADMIN_EMAIL_VERIFICATION=required, the same way.
+    assert out["admin_login"] == {"verification_required": True}
+    assert out["admin_me_pending"]["ok"] is False and out["admin_me_pending"]["status"] == 401
+    assert out["admin_mail"] == {"kind": "email_verification", "to": "alice@example.com"}
+    assert out["admin_confirmed"] == {"entity_id": "alice@example.com", "verified": True}
+    assert out["admin_login_after"] == "string" and out["admin_me"] == "alice@example.com"
 
     email = "verified.buyer@example.com"
     # No code asked for yet: no verification record to show (as Medusa 2.21.2 answers).

@@ -84,6 +84,12 @@ class AuthenticationRequired(Unauthenticated):
     `{"message": "Unauthorized"}` (its authenticate middleware), not its usual error shape."""
 
 
+class SecondFactorPending(AuthenticationRequired):
+    """The access check's 401 for a caller whose sign-in still awaits its second factor (a pending
+    MFA challenge's token): Medusa says so ("MFA verification is required to complete this
+    request"); every other surface answers it as AuthenticationRequired."""
+
+
 class Forbidden(TillkeyError):
     """403: we know who is calling, and they may not do this."""
 

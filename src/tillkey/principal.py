@@ -20,6 +20,11 @@ class UserType(IntEnum):
     OAUTH_CLIENT = 6
 
 
+# The `tk_surface` of a token that only proves a first factor (accounts/medusa_mfa.py): read from
+# the verified claims, so telling such a caller apart costs no lookup.
+SECOND_FACTOR_PENDING = "medusa_mfa_pending"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated (or guest) caller. Immutable; guests are a Principal too."""
@@ -45,6 +50,10 @@ class Principal:
     # the special resources (self, admin_self), which no tree grant covers.
     scopes: frozenset[str] | None = None
     client_id: str | None = None
+    # A sign-in whose first factor passed and whose second is still due (a Medusa MFA challenge's
+    # token, marked so by its issuer: `tk_surface` SECOND_FACTOR_PENDING). A guest to every access
+    # check; only how a refusal reads differs (Medusa: "MFA verification is required ...").
+    second_factor_pending: bool = False
 
     @property
     def is_guest(self) -> bool:

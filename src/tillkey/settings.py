@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     # never verified their address signs in with a password to a token good only for verifying it:
     # Medusa's `verification_required`; other surfaces refuse the sign-in) or "off" (never asked).
     customer_email_verification: Literal["required", "off"] = "off"
+    # The same for admins (Medusa's authVerificationsPerActor listing "user"): "required" (an admin
+    # who never verified their address is refused every password sign-in — the console's and
+    # Magento's admin token with their own refusal, Medusa's /auth/user/emailpass with
+    # `verification_required` and a token good only for verifying it) or "off" (never asked).
+    admin_email_verification: Literal["required", "off"] = "off"
     # Lifetime of an email verification code (seconds); codes per account within it are bounded by
     # password_reset_per_account, as reset tokens are.
     email_verification_ttl: int = Field(default=900, gt=0, le=86400)

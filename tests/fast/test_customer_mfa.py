@@ -3,6 +3,7 @@ endpoint: the same sign-in machine, failure budget and lockout as admins (accoun
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,12 @@ def test_a_customer_enrols_and_signs_in_with_the_mfa_challenge(tmp_path: Path) -
             # The pending token proves the password only: no records, no session; its refresh is
             # another challenge (Medusa 2.21's answer), with another pending token.
             pending = t.bearer(challenge["token"])
-            assert (await t.client.get(ME, headers=pending)).status_code == 401
+            # Medusa's routes say why (as Medusa 2.21 does); Magento's answer their usual 401.
+            r = await t.client.get("/admin/users/me", headers=pending)
+            assert r.status_code == 401
+            assert r.json() == {"message": "MFA verification is required to complete this request"}
+            r = await t.client.get(ME, headers=pending)
+            assert r.status_code == 401 and r.json()["message"] == "The consumer isn't authorized to access %resources."
             r = await t.client.post("/auth/token/refresh", headers=pending)
             assert r.status_code == 200 and r.json()["mfa_required"] is True, r.text
             assert r.json()["mfa_challenge"]["id"] != challenge["mfa_challenge"]["id"]
@@ -287,5 +293,75 @@ def test_a_challenge_takes_five_wrong_codes_then_nothing(tmp_path: Path, store: 
             fresh = await _login(t, "ada@example.com")
             assert (await _verify(t, fresh, t.totp_code(secret))).status_code == 200
             assert t.tk.ratelimiter.redis_failures == 0  # (counted in Redis, not in the fallback)
+
+    inprocess.run(body)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_wrong_answers_sent_at_once_check_at_most_five_codes(tmp_path: Path, store: str) -> None:
+    """Ten wrong answers to one challenge sent at the same moment: each takes its turn before its
+    code is checked (an atomic increment, in memory or in Redis), so no more than five codes are
+    ever checked. The rest answer "too many failed attempts" unchecked, and so does the right code
+    afterwards; the account's lockout (6 here) is not reached, so a new login still gets in."""
+
+    async def body() -> None:
+        settings: dict[str, Any] = {"login_throttle_max_failures": 1000, "customer_lockout_failures": 6}
+        settings["rate_limit_login_username"] = ""
+        if store == "redis":
+            redis = redis_env()
+            settings.update(redis_url=redis["TILLKEY_REDIS_URL"], redis_key_prefix=redis["TILLKEY_REDIS_KEY_PREFIX"])
+        async with inprocess.running(tmp_path, **settings) as t:
+            t.freeze()
+            await t.create_customer("ada@example.com")
+            secret, _f, _c = await _enrol(t, (await _login(t, "ada@example.com"))["token"])
+            t.advance(PERIOD)
+            challenge = await _login(t, "ada@example.com")
+            wrong = _wrong(t, secret)
+            answers = await asyncio.gather(*(_verify(t, challenge, wrong) for _ in range(10)))
+            assert {r.status_code for r in answers} == {400}
+            messages = [r.json()["message"] for r in answers]
+            invalid = messages.count("Invalid MFA challenge code")
+            assert invalid <= 5
+            assert messages.count("MFA challenge has too many failed attempts") == 10 - invalid
+            r = await _verify(t, challenge, t.totp_code(secret))
+            assert r.status_code == 400 and r.json()["message"] == "MFA challenge has too many failed attempts"
+            # Had all ten been checked, the account would be locked (6) and this login refused.
+            fresh = await _login(t, "ada@example.com")
+            assert (await _verify(t, fresh, t.totp_code(secret))).status_code == 200
+            assert t.tk.ratelimiter.redis_failures == 0
+
+    inprocess.run(body)
+
+
+def test_re_enabling_an_enabled_factor_checks_the_code(tmp_path: Path) -> None:
+    """Medusa checks the code even for a factor already on: a wrong one (or a recovery code) is
+    "Invalid TOTP code", a current one answers the factor unchanged, and a code used once is not
+    taken again."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            t.freeze()
+            await t.create_customer("ada@example.com")
+            token = (await _login(t, "ada@example.com"))["token"]
+            secret, factor_id, codes = await _enrol(t, token)
+            t.advance(PERIOD)
+            path = f"/auth/mfa/factors/{factor_id}/verify"
+            for bad in (_wrong(t, secret), codes[0], "abc"):
+                r = await t.client.post(path, json={"code": bad}, headers=t.bearer(token))
+                assert r.status_code == 400, r.text
+                assert r.json() == {"type": "not_allowed", "message": "Invalid TOTP code"}
+            code = t.totp_code(secret)
+            r = await t.client.post(path, json={"code": code}, headers=t.bearer(token))
+            assert r.status_code == 200 and r.json()["mfa_factor"]["status"] == "enabled", r.text
+            r = await t.client.post(path, json={"code": code}, headers=t.bearer(token))
+            assert r.status_code == 400 and r.json()["message"] == "Invalid TOTP code"  # replayed
+            # Five codes per 5 minutes (a challenge's count), then 429 unchecked, the right one too.
+            t.advance(PERIOD)
+            r = await t.client.post(path, json={"code": t.totp_code(secret)}, headers=t.bearer(token))
+            assert r.status_code == 429 and r.json()["type"] == "too_many_requests"
+            # The recovery code tried above was not spent: it still completes a challenge.
+            t.advance(PERIOD)
+            challenge = await _login(t, "ada@example.com")
+            assert (await _verify(t, challenge, codes[0], "recovery_code")).status_code == 200
 
     inprocess.run(body)

@@ -198,3 +198,45 @@ def test_a_new_customers_first_refresh_asks_for_verification(tmp_path: Path) -> 
             assert (await t.client.get(ME, headers=t.bearer(r.json()["token"]))).status_code == 200
 
     inprocess.run(body)
+
+
+def test_admins_under_admin_email_verification(tmp_path: Path) -> None:
+    """TILLKEY_ADMIN_EMAIL_VERIFICATION=required (Medusa's authVerificationsPerActor "user"): the
+    sign-in machine refuses an unverified admin's password sign-in on every surface, each in its own
+    format: Magento's admin token its usual 401 (as a wrong password), the console a page saying the
+    address is to be verified, Medusa's /auth/user/emailpass `verification_required` with a token
+    for /auth/verification only. Once confirmed, all three sign in; customers are not asked."""
+    outbox = tmp_path / "outbox.jsonl"
+
+    async def body() -> None:
+        settings = {"admin_email_verification": "required", "admin_2fa": "optional", "outbox_file": str(outbox)}
+        async with inprocess.running(tmp_path, **settings) as t:
+            await t.create_admin("ops", email="ops@example.com")
+            await t.create_customer("ada@example.com")
+            magento = "/rest/V1/integration/admin/token"
+            wrong = await t.client.post(magento, json={"username": "ops", "password": "wrong-Pass-1"})
+            r = await t.client.post(magento, json={"username": "ops", "password": ADMIN_PASSWORD})
+            assert r.status_code == wrong.status_code == 401 and r.json() == wrong.json()
+            r = await t.console_sign_in("ops")
+            assert r.status_code == 401 and "not verified yet" in r.text and not r.cookies.get("tillkey_console")
+            creds = {"email": "ops@example.com", "password": ADMIN_PASSWORD}
+            r = await t.client.post("/auth/user/emailpass", json=creds)
+            assert r.status_code == 200 and r.json()["verification_required"] is True, r.text
+            pending = r.json()["token"]
+            r = await t.client.get("/admin/users/me", headers=t.bearer(pending))
+            assert r.status_code == 401 and r.json() == {"message": "Unauthorized"}
+            assert (await _request(t, pending, "ops@example.com")).status_code == 201
+            mail = _outbox(outbox)[-1]
+            assert mail["to"] == "ops@example.com" and mail["actor_type"] == "user"
+            r = await t.client.post(CONFIRM, json={"code": mail["code"]}, headers=t.bearer(pending))
+            assert r.status_code == 200 and r.json()["entity_id"] == "ops@example.com", r.text
+
+            assert await t.admin_token("ops")
+            assert (await t.console_sign_in("ops")).status_code == 303
+            r = await t.client.post("/auth/user/emailpass", json=creds)
+            assert r.status_code == 200 and set(r.json()) == {"token"}, r.text
+            # Customers follow their own setting (off here).
+            r = await _login(t, "ada@example.com")
+            assert r.status_code == 200 and set(r.json()) == {"token"}
+
+    inprocess.run(body)

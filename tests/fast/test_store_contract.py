@@ -6,6 +6,7 @@ repository functions directly (no app)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -160,6 +161,24 @@ def test_login_failures_count_lock_and_start_again_once_the_lock_ran_out(backend
         async with db.session() as s:
             assert await throttle.failures(s, "alice", ADMIN) == (0, 0)
             assert await throttle.failures(s, "alice", CUSTOMER) == (1, 170)
+
+    run(backend, tmp_path, body)
+
+
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_failures_of_one_name_at_once_all_count(backend: str, tmp_path: Path) -> None:
+    """Failures of a name (and an account) with no row yet, in transactions at the same moment: the
+    losing inserts count on the row the winner made; none fails."""
+
+    async def body(db: Database) -> None:
+        async def fail() -> None:
+            async with db.transaction() as s:
+                await throttle.add_failure(s, "bob", CUSTOMER, 100, 60)
+                await throttle.add_account_failure(s, CUSTOMER, 7, 100, 1000, 600)
+
+        await asyncio.gather(*(fail() for _ in range(6)))
+        async with db.session() as s:
+            assert await throttle.failures(s, "bob", CUSTOMER) == (6, 160)
 
     run(backend, tmp_path, body)
 

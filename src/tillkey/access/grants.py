@@ -9,7 +9,7 @@ import dataclasses
 from typing import Protocol
 
 from tillkey.access.tree import ResourceTree
-from tillkey.principal import GUEST, Principal, UserType
+from tillkey.principal import GUEST, SECOND_FACTOR_PENDING, Principal, UserType
 
 
 class Claims(Protocol):
@@ -34,6 +34,8 @@ class Claims(Protocol):
     def client_id(self) -> str | None: ...
     @property
     def auth_time(self) -> int | None: ...
+    @property
+    def surface(self) -> str | None: ...
 
 
 class GrantsState:
@@ -183,6 +185,16 @@ class GrantsState:
                 UserType.GUEST, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
                 expires_at=claims.expires_at,
             )  # fmt: skip
+        if utype == UserType.GUEST and claims.surface == SECOND_FACTOR_PENDING:
+            # A pending MFA challenge's token: a guest, told apart only in how refusals read.
+            return Principal(
+                UserType.GUEST,
+                0,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
+                second_factor_pending=True,
+            )
         return GUEST
 
     def export(self) -> dict[str, dict[str, object]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS, SELF
-from tillkey.errors import AuthenticationRequired, Forbidden
+from tillkey.errors import AuthenticationRequired, Forbidden, SecondFactorPending
 from tillkey.principal import Principal, UserType
 
 NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
@@ -37,6 +37,8 @@ def check(principal: Principal, resources: Sequence[str]) -> None:
     for resource in resources:
         if not is_allowed(principal, resource):
             params = {"resources": ", ".join(resources)}
+            if principal.second_factor_pending:
+                raise SecondFactorPending(NOT_AUTHORIZED, parameters=params)
             if principal.is_guest:
                 raise AuthenticationRequired(NOT_AUTHORIZED, parameters=params)
             raise Forbidden(NOT_AUTHORIZED, parameters=params, detail=f"missing {resource}")

@@ -50,10 +50,17 @@ from tillkey.accounts.signin.factors import (
     passkey_required,
     passkeys_allowed,
 )
-from tillkey.accounts.totp import Totp
+from tillkey.accounts.totp import Totp, is_recovery_code
 from tillkey.crypto.secrets import constant_time_equals
-from tillkey.errors import AuthenticationRequired, InvalidRequest, NotAllowed, NotFound, Unauthenticated
-from tillkey.principal import Principal, UserType
+from tillkey.errors import (
+    AuthenticationRequired,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+from tillkey.principal import SECOND_FACTOR_PENDING, Principal, UserType
 from tillkey.store import identities as repo
 from tillkey.store import totp as totp_repo
 from tillkey.store.identities import Identity
@@ -93,6 +100,7 @@ COMPLETED = "MFA challenge has already been completed"
 NEEDS_ENABLED = "Recovery codes require an enabled MFA factor"
 ALREADY_EXISTS = "An active TOTP factor already exists for this auth identity"
 INVALID_TOTP = "Invalid TOTP code"
+TOO_MANY_REQUESTS = "Too many requests. Please wait and try again later."
 
 
 def challenge_not_found(challenge_id: str) -> NotFound:
@@ -171,7 +179,7 @@ class MedusaMfa:
             EXPIRES_CLAIM: now + CHALLENGE_TTL, METHODS_CLAIM: methods,
         }  # fmt: skip
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
-        token = await self.auth_token(claims, now, ttl=PENDING_TTL)
+        token = await self.auth_token(claims, now, ttl=PENDING_TTL, surface=SECOND_FACTOR_PENDING)
         body = {
             "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
             "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
@@ -188,9 +196,13 @@ class MedusaMfa:
         identity, account = await self._pending_account(payload)
         return await self._challenge(identity.actor_type, identity, account)
 
-    async def auth_token(self, claims: dict[str, Any], now: int, ttl: int = CHALLENGE_TTL) -> str:
+    async def auth_token(
+        self, claims: dict[str, Any], now: int, ttl: int = CHALLENGE_TTL, surface: str | None = None
+    ) -> str:
+        """A pending token (uid 0). `surface` SECOND_FACTOR_PENDING marks an MFA challenge's, so
+        other routes refuse it with Medusa's "MFA verification is required" without a lookup."""
         return await self.accounts.issue_token(
-            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=ttl, auth_time=now, surface=None
+            UserType.GUEST, 0, ("pwd",), extra=claims, ttl=ttl, auth_time=now, surface=surface
         )
 
     @staticmethod
@@ -233,15 +245,19 @@ class MedusaMfa:
         self._second("", body)
         _claims, payload = await self._own_challenge(bearer, challenge_id)
         own_id = str(payload[CHALLENGE_CLAIM])
-        # The challenge's own state, shared by every process: wrong codes spent on it, and whether
-        # it was completed (single use). Wrong codes spend the account's budget and lockout too.
-        counters, ttl = self.counters, PENDING_TTL
-        if await counters.peek(f"mfa-fail:{own_id}") >= CHALLENGE_MAX_ATTEMPTS:
-            raise NotAllowed(TOO_MANY)
         method = body["method"]
         if method not in payload.get(METHODS_CLAIM, [TOTP]):
             raise InvalidRequest(f'MFA challenge does not support method "{str(method)[:32]}"')
         second = self._second(own_id, body)
+        # The challenge's own state, shared by every process: the answers checked against it, and
+        # whether it was completed (single use). An answer takes its turn (an atomic increment)
+        # before it is checked, so answers sent at the same moment never check more than
+        # CHALLENGE_MAX_ATTEMPTS; past that, none is checked. Wrong ones spend the account's
+        # budget and lockout too.
+        counters, ttl = self.counters, PENDING_TTL
+        turn = await counters.count(f"mfa-tries:{own_id}", ttl)
+        if turn > CHALLENGE_MAX_ATTEMPTS:
+            raise NotAllowed(TOO_MANY, detail="challenge out of attempts")
         identity, account = await self._pending_account(payload)
         actor = identity.actor_type
 
@@ -252,8 +268,8 @@ class MedusaMfa:
         try:
             outcome = await self.sign_in.resume(pending, second, where, issue)
         except SecondFactorFailed as exc:
-            failed = await counters.count(f"mfa-fail:{own_id}", ttl)
-            message = TOO_MANY if failed >= CHALLENGE_MAX_ATTEMPTS else INVALID_CODE
+            # Medusa: the wrong answer that reaches the limit already says so.
+            message = TOO_MANY if turn >= CHALLENGE_MAX_ATTEMPTS else INVALID_CODE
             raise NotAllowed(message, detail=exc.reason) from None
         if isinstance(outcome, SecondFactorDue):  # the factor was removed meanwhile
             raise NotAllowed(INVALID_CODE, detail="no factor to verify any more")
@@ -366,8 +382,17 @@ class MedusaMfa:
         if await totp.pending(uid) is None:
             if not await totp.is_active(uid):
                 raise factor_not_found(factor_id)
+            # Already on: Medusa still checks the code (a current TOTP code, once: replay-guarded;
+            # never a recovery code) and answers the factor unchanged. As many codes per account
+            # within CHALLENGE_TTL as a challenge takes, each taking its turn before it is checked.
+            tries = await self.counters.count(f"mfa-factor-tries:{int(utype)}:{uid}", CHALLENGE_TTL)
+            if tries > CHALLENGE_MAX_ATTEMPTS:
+                wait = {"Retry-After": str(CHALLENGE_TTL)}
+                raise RateLimited(TOO_MANY_REQUESTS, headers=wait, detail="enabled factor re-verified too often")
+            if is_recovery_code(code) or not await totp.verify(uid, code):
+                raise NotAllowed(INVALID_TOTP)
             created = await self._created(utype, uid)
-            return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}  # as Medusa: no-op
+            return {"mfa_factor": await self._factor(utype, uid, "enabled", created=created)}
         try:
             await totp.activate(uid, code)
         except InvalidRequest:

@@ -1,7 +1,8 @@
 """Medusa 2.21's email verification (`/auth/verification/*`, docs/compatibility.md), for customers
-under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required.
+under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required and admins ("user") under
+TILLKEY_ADMIN_EMAIL_VERIFICATION=required (Medusa's authVerificationsPerActor).
 
-- The sign-in machine refuses a password sign-in of a customer whose current address was never
+- The sign-in machine refuses a password sign-in of an account whose current address was never
   verified (signin/machine.py `VerificationRequired`); Medusa's login answers it with
   `{token, verification_required, verification}`. That token is the MFA challenge's kind
   (accounts/medusa_mfa.py): a guest (uid 0) to every access check, short-lived, refused by refresh
@@ -126,13 +127,15 @@ class MedusaVerification:
         body = None if requested is None else self._body(ref, due.account.email, requested, stored=True)
         return VerificationDue(token, body)
 
-    async def _pending(self, bearer: str | None) -> tuple[Any, str, UserType, int, str]:
-        """The pending verification token's claims, identity ref and account (type, id, email)."""
+    async def _pending(self, bearer: str | None) -> tuple[Any, str, UserType, int, str, str]:
+        """The pending verification token's claims, identity ref, account (type, id, email) and
+        Medusa actor type ("customer", "user")."""
         claims, payload = await self.mfa._pending(bearer)
         if payload.get(PENDING_CLAIM) is not True:
             raise AuthenticationRequired(detail="not a pending email verification token")
         identity, account = await self.mfa._pending_account(payload)
-        return claims, f"authid_{identity.id}", UserType(identity.user_type or 0), account.id, account.email
+        utype = UserType(identity.user_type or 0)
+        return claims, f"authid_{identity.id}", utype, account.id, account.email, identity.actor_type
 
     async def request(self, bearer: str | None, body: dict[str, Any], where: Attempt) -> dict[str, Any]:
         await self.limits.ip(where.ip)
@@ -145,7 +148,7 @@ class MedusaVerification:
             raise InvalidRequest("Invalid request: Field 'entity_type' is required")
         if entity_type != ENTITY_TYPE or provider != CODE_PROVIDER:
             raise InvalidRequest("Only email verification with the token code provider is supported")
-        _claims, ref, utype, uid, email = await self._pending(bearer)
+        _claims, ref, utype, uid, email, actor = await self._pending(bearer)
         now_ms = self._now_ms()
         async with self.db.session() as s:
             before = await repo.last_requested(s, int(utype), uid)
@@ -167,7 +170,7 @@ class MedusaVerification:
             await self._audit(utype, uid, entity_id, where, "email verification requests over the bound")
             return answer
         sent = self.auth.outbox.send({
-            "kind": "email_verification", "actor_type": "customer", "entity_id": entity_id, "to": email,
+            "kind": "email_verification", "actor_type": actor, "entity_id": entity_id, "to": email,
             "code": code, "expires_at": expires_ms // 1000,
         })  # fmt: skip
         await self._audit(utype, uid, entity_id, where, "email verification requested", delivered=sent)

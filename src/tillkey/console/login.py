@@ -34,6 +34,7 @@ from tillkey.accounts.signin import (
     SignedIn,
     Subject,
     TotpCode,
+    VerificationRequired,
 )
 from tillkey.accounts.signin.factors import account_name, passkey_required
 from tillkey.console import templating
@@ -68,6 +69,12 @@ OTP_FIELDS = frozenset({"csrf", "next", "otp"})
 HOME = "/console/"
 PASSKEY_ENROLMENT = "/console/login/enrol/passkey"
 FAILED = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
+# TILLKEY_ADMIN_EMAIL_VERIFICATION=required and the admin never verified their address: the code
+# comes from Medusa's /auth/verification (the admin dashboard's sign-in asks for it).
+UNVERIFIED = (
+    "Your email address is not verified yet. Verify it with the code your store's admin dashboard"
+    " sends at sign-in, then sign in here again."
+)
 
 
 def safe_next(value: str | None) -> str:
@@ -162,6 +169,10 @@ async def login(request: Request) -> Response:
         if not username or not password:
             raise LoginFailed("empty username or password")
         outcome = await tk.services.sign_in.begin(Subject(UserType.ADMIN, username), Password(password), where, issue)
+    except VerificationRequired:
+        # The right password, an unverified address (TILLKEY_ADMIN_EMAIL_VERIFICATION): only the
+        # password's holder gets here, so the console says what to do rather than "incorrect".
+        return templating.login(csrf=csrf, next_url=next_url, error=UNVERIFIED, form_targets=targets)
     except (LoginFailed, RateLimited, Unavailable) as exc:
         message = FAILED if isinstance(exc, LoginFailed) else exc.message
         return templating.login(csrf=csrf, next_url=next_url, error=message, form_targets=targets)

@@ -25,6 +25,7 @@ from tillkey.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    SecondFactorPending,
     TillkeyError,
     Unauthenticated,
     UnsupportedMediaType,
@@ -38,6 +39,8 @@ NO_PUBLISHABLE_KEY = (
     "Publishable API key required in the request header: x-publishable-api-key. "
     "You can manage your keys in settings in the dashboard."
 )
+# Medusa 2.21's authenticate middleware, for a token whose MFA challenge is still open (recorded).
+MFA_REQUIRED = "MFA verification is required to complete this request"
 BAD_PUBLISHABLE_KEY = "A valid publishable key is required to proceed with the request"
 _PLACEHOLDER = re.compile(r"%(\w+)")
 
@@ -80,6 +83,8 @@ def _text(err: TillkeyError) -> str:
 def error_body(err: TillkeyError) -> dict[str, Any]:
     if err.status_code >= 500 and err.status_code != 503:
         return dict(UNKNOWN)
+    if isinstance(err, SecondFactorPending):
+        return {"message": MFA_REQUIRED}
     if isinstance(err, AuthenticationRequired):
         return {"message": "Unauthorized"}
     return {"type": error_type(err), "message": _text(err)}

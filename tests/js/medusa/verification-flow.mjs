@@ -1,5 +1,6 @@
 // Drives @medusajs/js-sdk's `sdk.auth.verification.*` against a live Tillkey server run with
-// TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, and prints one JSON object of observations for
+// TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required and TILLKEY_ADMIN_EMAIL_VERIFICATION=required, for an
+// admin and a customer, and prints one JSON object of observations for
 // tests/test_medusa_sdk.py. The code is read from the outbox file, as a mailer would deliver it.
 //   BASE=… EMAIL=… PASSWORD=… CUSTOMER_EMAIL=… CUSTOMER_PASSWORD=… OUTBOX=… node verification-flow.mjs
 import { readFileSync } from "node:fs";
@@ -23,8 +24,18 @@ function lastCode() {
   return { kind: mail.kind, to: mail.to, code: mail.code };
 }
 
+// The admin first (TILLKEY_ADMIN_EMAIL_VERIFICATION=required too): the same flow for actor "user".
 const admin = new Medusa({ baseUrl: BASE, auth: jwt });
-await admin.auth.login("user", "emailpass", { email: EMAIL, password: PASSWORD });
+const adminLogin = await admin.auth.login("user", "emailpass", { email: EMAIL, password: PASSWORD });
+out.admin_login = { verification_required: adminLogin.verification_required };
+out.admin_me_pending = await attempt(() => admin.admin.user.me());
+await admin.auth.verification.request({ entity_id: EMAIL, entity_type: "email" });
+const adminMail = lastCode();
+out.admin_mail = { kind: adminMail.kind, to: adminMail.to };
+const adminConfirmed = await admin.auth.verification.confirm({ code: adminMail.code });
+out.admin_confirmed = { entity_id: adminConfirmed.entity_id, verified: !!adminConfirmed.verified_at };
+out.admin_login_after = typeof (await admin.auth.login("user", "emailpass", { email: EMAIL, password: PASSWORD }));
+out.admin_me = (await admin.admin.user.me()).user.email;
 const pub = (await admin.admin.apiKey.create({ title: "verification storefront", type: "publishable" })).api_key;
 
 const store = new Medusa({ baseUrl: BASE, publishableKey: pub.token, auth: jwt });

@@ -9,7 +9,8 @@
 4. the first factor (factors.py: a password today) proves the subject; an unknown name is checked
    against a dummy at a stored hash's cost; then the account's standing (locked, inactive, no role,
    an admin whose identity provider is mandatory signing in any other way: factors.sso_only) and,
-   under TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, a customer's verified address
+   under TILLKEY_CUSTOMER_EMAIL_VERIFICATION / TILLKEY_ADMIN_EMAIL_VERIFICATION=required, the
+   account's verified address
    (`VerificationRequired`: a generic 401 that Medusa's login renders as `verification_required`);
 5. the second factor (a TOTP or recovery code, a passkey), when the account has one or policy requires
    one: in the same request (Magento's provider endpoint, Medusa's "otp"), or later through
@@ -82,9 +83,13 @@ class LoginFailed(Unauthenticated):
 
 
 class VerificationRequired(LoginFailed):
-    """The password was right but the customer's email address is unverified and
-    TILLKEY_CUSTOMER_EMAIL_VERIFICATION is "required": to every surface the generic 401; Medusa's
-    login catches it and answers `verification_required` (accounts/medusa_verification.py)."""
+    """The password was right but the account's email address is unverified and
+    TILLKEY_CUSTOMER_EMAIL_VERIFICATION (customers) or TILLKEY_ADMIN_EMAIL_VERIFICATION (admins) is
+    "required". The rule is this machine's, on every surface; each refuses in its own wire format:
+    a LoginFailed, so the generic 401 wherever a surface says nothing more (Magento's token
+    endpoints, GraphQL); the console says the address is to be verified (only the password's
+    holder gets this far); Medusa's login answers `verification_required` with a token good only
+    for /auth/verification (accounts/medusa_verification.py)."""
 
     def __init__(self, user_type: UserType, account: Account) -> None:
         super().__init__("email not verified")
@@ -164,11 +169,20 @@ def asserted(first: FirstFactor) -> tuple[str, ...]:
     return ("mfa", *(a for a in extra if a in PHISHING_RESISTANT))
 
 
+def email_verification_required(settings: Settings, user_type: UserType) -> bool:
+    """TILLKEY_CUSTOMER_EMAIL_VERIFICATION / TILLKEY_ADMIN_EMAIL_VERIFICATION (Medusa's
+    authVerificationsPerActor: "customer", "user")."""
+    if user_type == UserType.CUSTOMER:
+        return settings.customer_email_verification == "required"
+    return user_type == UserType.ADMIN and settings.admin_email_verification == "required"
+
+
 async def email_unverified(settings: Settings, db: Database, user_type: UserType, account: Account) -> bool:
-    """Is this account's current address still to be verified before it may sign in
-    (TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required, customers)? Also asked when a Medusa
-    registration token is first renewed into the customer it created (accounts/medusa_auth.py)."""
-    if settings.customer_email_verification == "off" or user_type != UserType.CUSTOMER:
+    """Is this account's current address still to be verified before it may sign in with a
+    password (TILLKEY_CUSTOMER_EMAIL_VERIFICATION / TILLKEY_ADMIN_EMAIL_VERIFICATION=required)?
+    Also asked when a Medusa registration token is first renewed into the customer it created
+    (accounts/medusa_auth.py)."""
+    if not email_verification_required(settings, user_type):
         return False
     async with db.session() as s:
         return await email_verifications.verified_at(s, int(user_type), account.id, account.email) is None
@@ -276,8 +290,9 @@ class SignIn:
             raise Unauthenticated(NO_ROLE, detail="admin has no role")
 
     async def _verified(self, subject: Subject, first: FirstFactor, account: Account, attempt: Attempt) -> None:
-        """A password sign-in of a customer must have verified their current address, under
-        TILLKEY_CUSTOMER_EMAIL_VERIFICATION=required (an external provider vouches for its own).
+        """A password sign-in must have verified the account's current address, under
+        TILLKEY_CUSTOMER_EMAIL_VERIFICATION / TILLKEY_ADMIN_EMAIL_VERIFICATION=required (an external
+        provider vouches for its own; a passkey proves the person, not the address: not asked).
         Checked after the first factor, so only the owner learns it; not a failure of the budget."""
         if first.amr != "pwd" or not await email_unverified(
             self.parts.settings, self.parts.db, subject.user_type, account
