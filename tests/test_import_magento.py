@@ -350,6 +350,9 @@ def test_real_clients_use_what_was_imported_requests_oauthlib_and_my_magento(
     inprocess.run(body)
 
 
+PIM_AUTH = _oauth1(PIM)
+
+
 def _source(dsn: str, *statements: tuple[str, tuple[object, ...]]) -> None:
     """Change the Magento database between runs, as the shop keeps running during a migration."""
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=dsn.rsplit("/", 1)[1])
@@ -416,5 +419,108 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
                 "/rest/V1/integration/customer/token", json={"username": "new@shop.test", "password": MD5["password"]}
             )
             assert r.status_code == 401
+
+    inprocess.run(body)
+
+
+def test_on_conflict_update_refreshes_integrations_from_the_source_and_leaves_the_rest_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """The shop went on running after the first import: ERP was renamed, granted sales and
+    reauthorized (a new access token, the old one revoked), PIM deactivated. `skip` changes
+    nothing, `update --dry-run` says what would change and writes nothing, `update` makes ERP
+    and PIM as Magento has them (audited), leaves an integration made in Tillkey alone, and a
+    second `update` finds nothing to do; a token Tillkey issued itself is never rolled back."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
+    new_token, new_secret = "n" * 16 + "0123456789abcdef", "s" * 16 + "fedcba9876543210"  # stored plain
+    erp_v2 = OAuth1(
+        ERP["consumer_key"],
+        {v["stored"]: v["plain"] for v in ENCRYPTED["vectors"]}[ERP["consumer_secret"]],
+        new_token,
+        new_secret,
+        signature_method=SIGNATURE_HMAC_SHA256,
+    )
+    args = ("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t, inprocess.listening(t) as url:
+            await seed(t.tk, inprocess.CUSTOMER_PASSWORD)
+            assert (await inprocess.cli_json(*args))["imported"]["integration"] == 2
+            await inprocess.cli_json("integration", "create", "--name", "Own", "-r", "Magento_Catalog::products")
+
+            def get(path: str, auth: OAuth1) -> int:
+                return requests.get(url + path, auth=auth, timeout=10).status_code
+
+            async def status(path: str, auth: OAuth1) -> int:
+                await t.tk.reload_integrations()  # what the change feed brings within a second
+                return await asyncio.to_thread(get, path, auth)
+
+            async def listed() -> dict[str, dict[str, object]]:
+                return {i["name"]: i for i in (await inprocess.cli_json("integration", "list"))["integrations"]}
+
+            before = await listed()
+            _source(
+                magento_db,
+                ("UPDATE integration SET name = 'ERP v2', email = 'erp2@shop.test' WHERE integration_id = 1", ()),
+                ("UPDATE integration SET status = 0 WHERE integration_id = 2", ()),
+                ("UPDATE authorization_rule SET permission = 'allow' WHERE role_id = 6", ()),
+                ("UPDATE oauth_token SET revoked = 1 WHERE consumer_id = 1", ()),
+                (
+                    "INSERT INTO oauth_token (consumer_id, type, token, secret, revoked, callback_url, user_type)"
+                    " VALUES (1, 'access', %s, %s, 0, 'oob', 1)",
+                    (new_token, new_secret),
+                ),
+            )
+            skipped = await inprocess.cli_json(*args)
+            assert {"kind": "integration", "reason": "already in Tillkey", "count": 2} in skipped["skipped"]
+            dry = await inprocess.cli_json(*args, "--on-conflict", "update", "--dry-run")
+            assert dry["updated"]["integration"] == 2
+            for unchanged in (skipped, dry):
+                assert "integration" not in unchanged["imported"]
+            assert await listed() == before  # neither wrote anything
+            assert await status("/rest/V1/products", _oauth1(ERP)) == 200
+            assert await status("/rest/V1/orders", PIM_AUTH) == 200
+
+            updated = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert updated["updated"]["integration"] == 2
+            after = await listed()
+            assert set(after) == {"ERP v2", "PIM", "Own"}
+            assert after["ERP v2"]["email"] == "erp2@shop.test" and after["ERP v2"]["id"] == before["ERP"]["id"]
+            assert after["PIM"]["status"] == "inactive"
+            assert after["Own"] == before["Own"]  # made in Tillkey: the source does not name it
+            assert await status("/rest/V1/products", _oauth1(ERP)) == 401  # revoked in Magento, so here
+            assert await status("/rest/V1/products", erp_v2) == 200  # reauthorized there: works here
+            assert await status("/rest/V1/orders", erp_v2) == 200  # sales granted since
+            assert await status("/rest/V1/orders", PIM_AUTH) == 401  # deactivated there
+            changes = await t.tk.audit.search(AuditQuery(event=audit.INTEGRATION_CHANGED))
+            fields = {json.loads(r.details or "{}")["name"]: json.loads(r.details or "{}")["fields"] for r in changes}
+            assert fields == {
+                "ERP v2": ["name", "email", "resources", "access_token"],
+                "PIM": ["status"],
+            }
+
+            again = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert "integration" not in again["updated"]
+            assert {"kind": "integration", "reason": "already in Tillkey, unchanged", "count": 2} in again["skipped"]
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.INTEGRATION_CHANGED))) == 2
+
+            # Reauthorized in Tillkey: Tillkey's own token stays whatever the source holds.
+            own = await inprocess.cli_json("integration", "activate", "ERP v2")
+            _source(magento_db, ("UPDATE integration SET email = 'erp3@shop.test' WHERE integration_id = 1", ()))
+            third = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert third["updated"]["integration"] == 1
+            mine = OAuth1(
+                ERP["consumer_key"],
+                erp_v2.client.client_secret,
+                own["access_token"],
+                own["access_token_secret"],
+                signature_method=SIGNATURE_HMAC_SHA256,
+            )
+            assert await status("/rest/V1/products", mine) == 200
+            assert await status("/rest/V1/products", erp_v2) == 401
+
+            failed = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
+            assert failed.exit_code == 1 and "already in Tillkey (--on-conflict fail)" in failed.stderr
 
     inprocess.run(body)

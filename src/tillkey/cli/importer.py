@@ -46,8 +46,10 @@ ConflictOpt = Annotated[
     str,
     typer.Option(
         "--on-conflict",
-        help="What Tillkey already has: skip it, update it (customers' names, admins' role and active flag; "
-        "the hash only while still the imported one), or fail (stop before writing it).",
+        help="What Tillkey already has: skip it, update it as the source has it now (people's names, admins' "
+        "role and active flag, the hash only while still the imported one; integrations' name, status, grant "
+        "and secrets; keys' title, grant and revocation; never what changed here since), or fail (stop before "
+        "writing it).",
     ),
 ]
 

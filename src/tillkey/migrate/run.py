@@ -4,9 +4,13 @@ shop has millions) in batches, one transaction each, with their stored password 
 they are (crypto/legacy_hashes.py verifies them at sign-in and upgrades them).
 
 - Idempotent: what Tillkey already has is a conflict, skipped with its reason (`--on-conflict
-  skip`), updated (`update`: names, role and active flag; the password hash only while Tillkey's
-  copy is still the imported one, so a password changed or upgraded here is never rolled back), or
-  the end of the run (`fail`, before the batch holding it is written).
+  skip`), updated (`update`), or the end of the run (`fail`, before the batch holding it is
+  written). `update` makes it as the source has it now, and never rolls back what changed here:
+  people's names, role and active flag, and the password hash only while Tillkey's copy is still
+  the imported one; an integration's name, email, URLs, status, grant and secrets (its access
+  token only while Tillkey has issued none itself); a key's title, creator, grant and revocation
+  (added or brought forward, never lifted). An integration or key the source has not changed is
+  skipped as unchanged; rows the source does not name are left alone.
 - Resumable: each customer batch commits with an `import.checkpoint` audit record naming the last
   source row it holds; a run of the same source that finds a checkpoint newer than the source's
   last finished run (`import.run`) starts after it (the few admins, integrations and keys, read
@@ -24,12 +28,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tillkey import audit, names
 from tillkey.access.delegation import OPERATOR
 from tillkey.accounts.service import ADMINISTRATORS
 from tillkey.crypto import legacy_hashes
 from tillkey.errors import Conflict, InvalidRequest, TillkeyError
 from tillkey.oauth1.handshake import TokenPair
+from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import integrations as integrations_repo
@@ -150,36 +157,44 @@ def _problem(p: Item, schemes: frozenset[str]) -> str | None:
     return None
 
 
-async def _exists(tk: Tillkey, p: Item) -> repo.Admin | bool:
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What Tillkey already has for an integration or a key: the row an update refreshes (None:
+    only another integration of the same name, which an update leaves alone, `problem` says why)."""
+
+    id: int | None
+    problem: str | None = None
+
+
+OTHER_CREDENTIALS = "another integration of this name, with other credentials, is in Tillkey"
+UNCHANGED = f"{EXISTS}, unchanged"
+
+
+async def _exists(tk: Tillkey, p: Item) -> repo.Admin | repo.Customer | Found | bool:
     async with tk.db.session() as s:
         if isinstance(p, Key):
-            return await api_keys_repo.imported_exists(s, type=p.type, redacted=p.redacted, created_ms=p.created_ms)
+            key_id = await api_keys_repo.imported_id(s, type=p.type, redacted=p.redacted, created_ms=p.created_ms)
+            return False if key_id is None else Found(key_id)
         if isinstance(p, Machine):
-            return (
-                await integrations_repo.by_name(s, p.name) is not None
-                or await integrations_repo.by_consumer_key(s, p.consumer_key) is not None
-            )
+            same = await integrations_repo.by_consumer_key(s, p.consumer_key)
+            if same is not None:
+                return Found(same.id)
+            named = await integrations_repo.by_name(s, p.name)
+            return False if named is None else Found(None, OTHER_CREDENTIALS)
         if p.kind == ADMIN:
             return await repo.admin_by_username(s, p.username) or False
-        return await repo.customer_by_email(s, p.email) is not None
+        return await repo.customer_by_email(s, p.email) or False
 
 
 async def _create(tk: Tillkey, p: Item) -> None:
     if isinstance(p, Key):
-        creator = None
-        if p.creator is not None:
-            async with tk.db.session() as s:
-                admin = await repo.admin_by_username(s, p.creator)
-            if admin is None:
-                raise InvalidRequest("its creator is not in Tillkey")
-            creator = admin.id
         await tk.services.api_keys.import_existing(
             type=p.type,
             title=p.title,
             token=p.token,
             salt=p.salt,
             redacted=p.redacted,
-            created_by=creator,
+            created_by=await _creator(tk, p),
             created_ms=p.created_ms,
             revoked_ms=p.revoked_ms,
         )
@@ -233,18 +248,86 @@ async def _update_admin(tk: Tillkey, p: Person, admin: repo.Admin) -> None:
             await repo.set_admin_password_hash(s, admin.id, p.password)
 
 
+async def _creator(tk: Tillkey, p: Key) -> int | None:
+    """The admin a Medusa key acts for: the one its creator (an email) was imported as."""
+    if p.creator is None:
+        return None
+    async with tk.db.session() as s:
+        admin = await repo.admin_by_username(s, p.creator)
+    if admin is None:
+        raise InvalidRequest("its creator is not in Tillkey")
+    return admin.id
+
+
+async def _refresh(tk: Tillkey, p: Machine | Key, key_id: int, dry_run: bool) -> list[str]:
+    """`--on-conflict update` for an integration or a key imported before: what the source
+    changed since (services/…refresh_imported decide, write and audit)."""
+    if isinstance(p, Key):
+        return await tk.services.api_keys.refresh_imported(
+            key_id, title=p.title, created_by=await _creator(tk, p), revoked_ms=p.revoked_ms, dry_run=dry_run
+        )
+    assert p.consumer_secret is not None
+    # A token Tillkey issued itself since (activated or reauthorized here) is not rolled back.
+    issued = await tk.audit.search(
+        AuditQuery(event=audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=key_id, limit=1)
+    )
+    return await tk.services.integrations.refresh_imported(
+        OPERATOR,
+        key_id,
+        name=p.name,
+        email=p.email,
+        endpoint_url=p.endpoint_url,
+        identity_link_url=p.identity_link_url,
+        consumer_secret=p.consumer_secret,
+        resources=p.resources,
+        active=p.active,
+        access_token=p.access_token,
+        keep_tokens=bool(issued),
+        dry_run=dry_run,
+    )
+
+
+async def _update_customer(s: AsyncSession, p: Person, customer_id: int, stored: str) -> None:
+    """`--on-conflict update` for a customer: names, and the hash while still the imported one."""
+    keep = legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's hash stays
+    await repo.update_imported_customer(
+        s, customer_id, firstname=p.first_name, lastname=p.last_name, password_hash=None if keep else p.password
+    )
+
+
 async def _one(tk: Tillkey, p: Item, problem: str | None, report: Report, opts: Options) -> None:
     """One admin, integration or key (or a customer the batch path leaves out)."""
     existing = await _exists(tk, p) if problem is None else False
     if existing:
         if opts.on_conflict == FAIL:
             raise ImportConflict(f"An imported {p.kind} is already in Tillkey (--on-conflict fail).")
-        if opts.on_conflict == UPDATE and isinstance(existing, repo.Admin) and isinstance(p, Person):
+        if opts.on_conflict == SKIP:
+            report.skipped[(p.kind, EXISTS)] += 1
+            return
+        if isinstance(existing, repo.Admin) and isinstance(p, Person):
             if not opts.dry_run:
                 await _update_admin(tk, p, existing)
             report.updated[p.kind] += 1
             return
-        problem = EXISTS if opts.on_conflict == SKIP else f"{EXISTS} (only admins and customers are updated)"
+        if isinstance(existing, repo.Customer) and isinstance(p, Person):  # one the batches left to this path
+            if not opts.dry_run:
+                async with tk.db.transaction() as s:
+                    await _update_customer(s, p, existing.id, existing.password_hash)
+            report.updated[p.kind] += 1
+            return
+        if isinstance(existing, Found) and isinstance(p, Machine | Key) and existing.id is not None:
+            try:
+                changed = await _refresh(tk, p, existing.id, opts.dry_run)
+            except TillkeyError as exc:  # a name another integration holds, a creator not imported
+                report.skipped[(p.kind, exc.text[:80])] += 1
+                return
+            if changed:
+                report.updated[p.kind] += 1
+            else:
+                report.skipped[(p.kind, UNCHANGED)] += 1
+            return
+        report.skipped[(p.kind, existing.problem if isinstance(existing, Found) and existing.problem else EXISTS)] += 1
+        return
     if problem is None and not opts.dry_run:
         try:
             await _create(tk, p)
@@ -288,14 +371,7 @@ async def _customers(
                 report.skipped[(CUSTOMER, EXISTS)] += 1
                 continue
             if not opts.dry_run:
-                keep = legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's hash stays
-                await repo.update_imported_customer(
-                    s,
-                    customer_id,
-                    firstname=p.first_name,
-                    lastname=p.last_name,
-                    password_hash=None if keep else p.password,
-                )
+                await _update_customer(s, p, customer_id, stored)
             report.updated[CUSTOMER] += 1
         if not opts.dry_run:
             await repo.insert_customers(
