@@ -524,3 +524,55 @@ def test_on_conflict_update_refreshes_integrations_from_the_source_and_leaves_th
             assert failed.exit_code == 1 and "already in Tillkey (--on-conflict fail)" in failed.stderr
 
     inprocess.run(body)
+
+
+def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """A customer of the second website's store 3 in the Wholesale group, one the shop set
+    inactive, one locked for the next hour (Magento's lock_expires) and one whose lock ran out:
+    each comes across as it was, and `update` brings later changes of the standing along."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    insert = (
+        "INSERT INTO customer_entity (website_id, store_id, group_id, is_active, lock_expires, email, password_hash)"
+        " VALUES (%s, %s, %s, %s, {lock}, %s, %s)"
+    )
+    _source(
+        magento_db,
+        (insert.format(lock="NULL"), (2, 3, 2, 1, "wholesale@shop.test", LATEST["hash"])),
+        (insert.format(lock="NULL"), (1, 1, 1, 0, "inactive@shop.test", LATEST["hash"])),
+        (insert.format(lock="NOW() + INTERVAL 1 HOUR"), (1, 1, 1, 1, "locked@shop.test", LATEST["hash"])),
+        (insert.format(lock="NOW() - INTERVAL 1 HOUR"), (1, 1, 1, 1, "unlocked@shop.test", LATEST["hash"])),
+    )
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--batch", "3")
+            assert report["imported"]["customer"] == 6
+            async with t.tk.db.session() as s:
+                wholesale = await repo.customer_by_email(s, "wholesale@shop.test")
+                assert wholesale is not None
+                assert (wholesale.website_id, wholesale.store_id, wholesale.group_id) == (2, 3, 2)
+            me = await t.client.get(
+                "/rest/V1/customers/me",
+                headers=t.bearer(await t.customer_token("wholesale@shop.test", LATEST["password"])),
+            )
+            assert (me.json()["website_id"], me.json()["store_id"], me.json()["group_id"]) == (2, 3, 2)
+            await t.customer_token("unlocked@shop.test", LATEST["password"])
+
+            async def refused(email: str) -> bool:
+                r = await t.client.post(
+                    "/rest/V1/integration/customer/token", json={"username": email, "password": LATEST["password"]}
+                )
+                return r.status_code == 401
+
+            assert await refused("inactive@shop.test")
+            assert await refused("locked@shop.test")  # the right password, within the lock
+            t.clock.offset += 3601
+            await t.customer_token("locked@shop.test", LATEST["password"])  # the lock ran out
+
+            _source(magento_db, ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()))
+            await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--on-conflict", "update")
+            await t.customer_token("inactive@shop.test", LATEST["password"])
+
+    inprocess.run(body)

@@ -8,7 +8,9 @@ with their password hashes as Magento stores them (magento-migration.md ยงA.1, ย
   unrevoked one), decrypted with env.php's crypt/key (crypto/magento_encryptor.py), and the
   resources of their own role; an integration Magento shows as active stays active.
 - Customers are one account per email: Magento scopes them per website, so the same email on a
-  second website is skipped with that reason (the older account, lowest entity_id, is kept).
+  second website is skipped with that reason (the older account, lowest entity_id, is kept). Each
+  keeps its website, store, group and active flag (Tillkey refuses an inactive customer's sign-in;
+  Magento 2.4's own sign-in does not check the flag), and a lock still running (lock_expires).
 Reads stream (server-side cursor), so memory stays flat however many rows the shop has.
 """
 
@@ -70,8 +72,10 @@ INTEGRATION_RULES = """
     FROM authorization_role r JOIN authorization_rule ru ON ru.role_id = r.role_id
     WHERE r.role_type = 'U' AND r.user_type = '1'
 """
+# A customer's lock as unix seconds: UNIX_TIMESTAMP reads the timestamp in the zone it was written in.
 CUSTOMERS = """
-    SELECT entity_id, email, firstname, lastname, password_hash, website_id
+    SELECT entity_id, email, firstname, lastname, password_hash, website_id, store_id, group_id, is_active,
+           UNIX_TIMESTAMP(lock_expires) AS locked_until
     FROM customer_entity {after} ORDER BY email, entity_id
 """
 AFTER = "WHERE (email, entity_id) > (:email, :entity_id)"
@@ -311,6 +315,13 @@ async def _customers(conn: AsyncConnection, after: str | None) -> AsyncGenerator
             c.password_hash,
             problem=problem,
             position=json.dumps([c.email or "", c.entity_id]),
+            standing=repo.Standing(
+                website_id=int(c.website_id or 0),
+                store_id=int(c.store_id or 0),
+                group_id=int(c.group_id or 0),
+                is_active=bool(c.is_active),
+            ),
+            locked_until=None if c.locked_until is None else int(c.locked_until),
         )
 
 

@@ -40,6 +40,7 @@ from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import integrations as integrations_repo
+from tillkey.store import throttle
 from tillkey.store.audit import AuditQuery
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ ON_CONFLICT = (SKIP, UPDATE, FAIL)
 EXISTS = "already in Tillkey"
 # Kinds named by their prefix: the audit refuses detail keys that name a key or a secret.
 SECRET_KEY, PUBLISHABLE_KEY = "sk_", "pk_"
+
+
+SHOP_DEFAULT = repo.Standing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Person:
     problem: str | None = None  # the reader already knows it cannot be imported, and why
     position: str | None = None  # customers: where the source's customer stream resumes after this one
     totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
+    standing: repo.Standing = SHOP_DEFAULT  # customers: website, store, group, active flag
+    locked_until: int | None = None  # customers: the source's lock (unix seconds), kept while it runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +223,11 @@ async def _create(tk: Tillkey, p: Item) -> None:
     assert p.password is not None
     accounts = tk.services.accounts
     if p.kind == CUSTOMER:
-        await accounts.import_customer(
+        customer = await accounts.import_customer(
             email=p.email, password_hash=p.password, firstname=p.first_name, lastname=p.last_name
         )
+        async with tk.db.transaction() as s:
+            await _update_customer(tk, s, p, customer.id, None)
         return
     admin = await accounts.import_admin(
         OPERATOR,
@@ -287,12 +295,25 @@ async def _refresh(tk: Tillkey, p: Machine | Key, key_id: int, dry_run: bool) ->
     )
 
 
-async def _update_customer(s: AsyncSession, p: Person, customer_id: int, stored: str) -> None:
-    """`--on-conflict update` for a customer: names, and the hash while still the imported one."""
-    keep = legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's hash stays
+async def _lock(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int) -> None:
+    """A customer locked in the source stays locked here until its lock runs out."""
+    if p.locked_until is not None and p.locked_until > tk.clock.now_int():
+        await throttle.import_lock(s, int(UserType.CUSTOMER), customer_id, p.locked_until)
+
+
+async def _update_customer(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int, stored: str | None) -> None:
+    """A customer's names, standing (website, store, group, active flag) and lock as the source has
+    them, and its hash (`stored`: Tillkey's, None when just imported) while still the imported one."""
+    keep = stored is None or legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's stays
     await repo.update_imported_customer(
-        s, customer_id, firstname=p.first_name, lastname=p.last_name, password_hash=None if keep else p.password
+        s,
+        customer_id,
+        firstname=p.first_name,
+        lastname=p.last_name,
+        password_hash=None if keep else p.password,
+        standing=p.standing,
     )
+    await _lock(tk, s, p, customer_id)
 
 
 async def _one(tk: Tillkey, p: Item, problem: str | None, report: Report, opts: Options) -> None:
@@ -312,7 +333,7 @@ async def _one(tk: Tillkey, p: Item, problem: str | None, report: Report, opts: 
         if isinstance(existing, repo.Customer) and isinstance(p, Person):  # one the batches left to this path
             if not opts.dry_run:
                 async with tk.db.transaction() as s:
-                    await _update_customer(s, p, existing.id, existing.password_hash)
+                    await _update_customer(tk, s, p, existing.id, existing.password_hash)
             report.updated[p.kind] += 1
             return
         if isinstance(existing, Found) and isinstance(p, Machine | Key) and existing.id is not None:
@@ -371,12 +392,16 @@ async def _customers(
                 report.skipped[(CUSTOMER, EXISTS)] += 1
                 continue
             if not opts.dry_run:
-                await _update_customer(s, p, customer_id, stored)
+                await _update_customer(tk, s, p, customer_id, stored)
             report.updated[CUSTOMER] += 1
         if not opts.dry_run:
             await repo.insert_customers(
-                s, [(n, p.first_name, p.last_name, p.password or "") for n, p in fresh.values()]
+                s, [(n, p.first_name, p.last_name, p.password or "", p.standing) for n, p in fresh.values()]
             )
+            locked = {key: p for key, (_n, p) in fresh.items() if p.locked_until is not None}
+            if locked:  # few: looked up again for their new ids
+                for key, (customer_id, _hash) in (await repo.customers_by_email_key(s, list(locked))).items():
+                    await _lock(tk, s, locked[key], customer_id)
         if fresh:
             report.imported[CUSTOMER] += len(fresh)
         position = batch[-1].position

@@ -338,9 +338,19 @@ async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, 
     return {k: (i, h) for k, i, h in rows}
 
 
-async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str]]) -> None:
-    """New customers in one statement: (name, first name, last name, stored hash) each. The caller
-    has checked that none exists and that none needs the look-alike check (ASCII email)."""
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where an imported customer belongs and whether it may sign in, as its source had it."""
+
+    website_id: int = 1
+    store_id: int = 1
+    group_id: int = 1
+    is_active: bool = True
+
+
+async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str, Standing]]) -> None:
+    """New customers in one statement: (name, first name, last name, stored hash, standing) each.
+    The caller has checked that none exists and that none needs the look-alike check (ASCII email)."""
     if not people:
         return
     now = utcnow()
@@ -354,23 +364,37 @@ async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, 
                 "firstname": first.strip(),
                 "lastname": last.strip(),
                 "password_hash": hashed,
-                "is_active": True,
-                "website_id": 1,
-                "store_id": 1,
-                "group_id": 1,
+                "is_active": standing.is_active,
+                "website_id": standing.website_id,
+                "store_id": standing.store_id,
+                "group_id": standing.group_id,
                 "created_at": now,
                 "updated_at": now,
             }
-            for n, first, last, hashed in people
+            for n, first, last, hashed, standing in people
         ],
     )
 
 
 async def update_imported_customer(
-    s: AsyncSession, customer_id: int, *, firstname: str, lastname: str, password_hash: str | None
+    s: AsyncSession,
+    customer_id: int,
+    *,
+    firstname: str,
+    lastname: str,
+    password_hash: str | None,
+    standing: Standing | None = None,
 ) -> None:
-    """An import run's `--on-conflict update`: the names, and the hash when one is given."""
+    """An import run's `--on-conflict update` (or a one-by-one import's standing): the names, the
+    standing when given, and the hash when one is given."""
     values: dict[str, Any] = {"firstname": firstname.strip(), "lastname": lastname.strip(), "updated_at": utcnow()}
     if password_hash is not None:
         values["password_hash"] = password_hash
+    if standing is not None:
+        values |= {
+            "website_id": standing.website_id,
+            "store_id": standing.store_id,
+            "group_id": standing.group_id,
+            "is_active": standing.is_active,
+        }
     await s.execute(update(CustomerRow).where(CustomerRow.id == customer_id).values(**values))
