@@ -19,12 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 from collections import Counter
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tillkey.access.delegation import OPERATOR
@@ -79,15 +80,16 @@ CUSTOMERS = """
     FROM customer_entity {after} ORDER BY email, entity_id
 """
 AFTER = "WHERE (email, entity_id) > (:email, :entity_id)"
+READ_ROWS = 5000  # rows the source's server-side cursor hands over at a time
 COUNT = """SELECT (SELECT count(*) FROM admin_user) + (SELECT count(*) FROM integration)
     + (SELECT count(*) FROM customer_entity)"""
 
 
 def async_url(dsn: str) -> str:
-    """mysql://… (MySQL or MariaDB) as SQLAlchemy's aiomysql URL."""
+    """mysql://… (MySQL or MariaDB) as SQLAlchemy's asyncmy URL."""
     for prefix in ("mysql://", "mariadb://"):
         if dsn.startswith(prefix):
-            return "mysql+aiomysql://" + dsn[len(prefix) :]
+            return "mysql+asyncmy://" + dsn[len(prefix) :]
     return dsn
 
 
@@ -301,8 +303,20 @@ async def _customers(conn: AsyncConnection, after: str | None) -> AsyncGenerator
         params = {"email": previous, "entity_id": int(entity_id)}
         previous = previous.lower()
     query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
-    result = await conn.stream(query.execution_options(yield_per=1000), params)
-    async for c in result:
+    result = await conn.stream(query.execution_options(yield_per=READ_ROWS), params)
+    async for rows in result.partitions():  # a list of rows per await, not an await per row
+        for person in _people(rows, previous):
+            yield person
+        if rows:
+            previous = (rows[-1].email or "").lower()
+
+
+# A shop has a few websites, stores and groups: one Standing per combination, not one per row.
+_standing = functools.lru_cache(maxsize=4096)(repo.Standing)
+
+
+def _people(rows: Sequence[Row[Any]], previous: str | None) -> Iterator[Person]:
+    for c in rows:
         email = (c.email or "").lower()
         problem = "same email on another website" if email and email == previous else None
         previous = email
@@ -314,13 +328,8 @@ async def _customers(conn: AsyncConnection, after: str | None) -> AsyncGenerator
             c.lastname or "",
             c.password_hash,
             problem=problem,
-            position=json.dumps([c.email or "", c.entity_id]),
-            standing=repo.Standing(
-                website_id=int(c.website_id or 0),
-                store_id=int(c.store_id or 0),
-                group_id=int(c.group_id or 0),
-                is_active=bool(c.is_active),
-            ),
+            position=(c.email or "", int(c.entity_id)),
+            standing=_standing(c.website_id or 0, c.store_id or 0, c.group_id or 0, bool(c.is_active)),
             locked_until=None if c.locked_until is None else int(c.locked_until),
         )
 

@@ -95,12 +95,13 @@ async def read(dsn: str, after: str | None = None) -> AsyncGenerator[Item, None]
                         problem=problem,
                     )
             query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
-            result = await conn.stream(query.execution_options(yield_per=1000), {"after": after} if after else {})
-            async for r in result:
-                email = r.email or ""
-                yield Person(
-                    CUSTOMER, email, email, r.first_name or "", r.last_name or "", r.password, position=str(r.id)
-                )
+            result = await conn.stream(query.execution_options(yield_per=5000), {"after": after} if after else {})
+            async for rows in result.partitions():  # a list of rows per await, not an await per row
+                for r in rows:
+                    email = r.email or ""
+                    yield Person(
+                        CUSTOMER, email, email, r.first_name or "", r.last_name or "", r.password, position=str(r.id)
+                    )
     finally:
         await engine.dispose()
 

@@ -20,6 +20,7 @@ they are (crypto/legacy_hashes.py verifies them at sign-in and upgrades them).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections import Counter
@@ -68,7 +69,8 @@ class Person:
     active: bool = True
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
-    position: str | None = None  # customers: where the source's customer stream resumes after this one
+    # customers: where the source's customer stream resumes after this one (a tuple: as JSON)
+    position: str | tuple[str, int] | None = None
     totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
     standing: repo.Standing = SHOP_DEFAULT  # customers: website, store, group, active flag
     locked_until: int | None = None  # customers: the source's lock (unix seconds), kept while it runs
@@ -405,6 +407,8 @@ async def _customers(
         if fresh:
             report.imported[CUSTOMER] += len(fresh)
         position = batch[-1].position
+        if isinstance(position, tuple):
+            position = json.dumps(list(position))
         if not opts.dry_run and position is not None:
             await tk.audit.record_in(
                 s,
@@ -438,28 +442,50 @@ async def last_checkpoint(tk: Tillkey, source: str, where: str) -> str | None:
 
 
 async def run(tk: Tillkey, source: str, where: str, read: Reader, schemes: frozenset[str], opts: Options) -> Report:
-    """`source` names the system ("magento"), `where` the database (host/name, no credentials)."""
+    """`source` names the system ("magento"), `where` the database (host/name, no credentials).
+
+    A customer batch is written while the next one is read (one write in flight): the source's
+    rows arrive while Tillkey's database inserts and commits (in its driver's thread or server).
+    Everything else waits for that write, so admins, integrations and keys keep their order."""
     report = Report(opts.dry_run)
     if not opts.dry_run:
         report.resumed_after = await last_checkpoint(tk, source, where)
     checkpoint = {"source": source, "from": where}
     batch: list[Person] = []
     step = opts.progress or (lambda _n: None)
-    # aclosing: a run that stops (--on-conflict fail) closes the source's stream in this task.
-    async with contextlib.aclosing(read(report.resumed_after)) as items:
-        async for item in items:
-            if isinstance(item, Person) and item.kind == CUSTOMER:
-                batch.append(item)
-                if len(batch) >= opts.batch:
-                    await _customers(tk, batch, schemes, report, opts, checkpoint)
-                    step(len(batch))
-                    batch = []
-                continue
-            await _one(tk, item, _problem(item, schemes), report, opts)
-            step(1)
-        if batch:
-            await _customers(tk, batch, schemes, report, opts, checkpoint)
-            step(len(batch))
+    writing: asyncio.Task[None] | None = None
+
+    async def write(batch: list[Person]) -> None:
+        await _customers(tk, batch, schemes, report, opts, checkpoint)
+        step(len(batch))
+
+    async def written() -> None:
+        nonlocal writing
+        if writing is not None:
+            task, writing = writing, None
+            await task
+
+    try:
+        # aclosing: a run that stops (--on-conflict fail) closes the source's stream in this task.
+        async with contextlib.aclosing(read(report.resumed_after)) as items:
+            async for item in items:
+                if isinstance(item, Person) and item.kind == CUSTOMER:
+                    batch.append(item)
+                    if len(batch) >= opts.batch:
+                        await written()
+                        writing = asyncio.create_task(write(batch))
+                        batch = []
+                    continue
+                await written()
+                await _one(tk, item, _problem(item, schemes), report, opts)
+                step(1)
+            await written()
+            if batch:
+                await write(batch)
+    finally:
+        if writing is not None:  # the read failed: let the batch in flight commit or roll back
+            with contextlib.suppress(Exception):
+                await asyncio.shield(writing)
     if not opts.dry_run:
         await tk.audit.record(audit.IMPORT_RUN, details={**checkpoint, **report.as_dict()})
         await tk.reload_grants()

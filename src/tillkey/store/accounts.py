@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -355,7 +355,7 @@ async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, 
         return
     now = utcnow()
     await s.execute(
-        insert(CustomerRow),
+        insert(cast(Table, CustomerRow.__table__)),  # the table, not the class: a Core executemany, no ORM bookkeeping
         [
             {
                 "email": n.shown,
