@@ -6,9 +6,14 @@ passwords, roles keep the resources Tillkey knows, and a second run duplicates n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pty
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -576,3 +581,34 @@ def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
             await t.customer_token("inactive@shop.test", LATEST["password"])
 
     inprocess.run(body)
+
+
+def test_on_a_terminal_a_progress_bar_counts_the_rows_with_an_eta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """The bar shows only when stderr is a terminal: a real process with a pseudo-terminal there."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    tillkey = [sys.executable, "-m", "tillkey"]
+    subprocess.run([*tillkey, "db", "upgrade"], check=True, capture_output=True, timeout=120)
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*tillkey, "import", "magento", "--dsn", magento_db, "--batch", "1"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env={**os.environ, "COLUMNS": "120"},
+            timeout=120,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    text = shown.decode(errors="replace")
+    # 5 admins, 3 integrations and 4 customers read; each counts, imported or skipped.
+    assert "importing" in text and "12/12" in text and "100%" in text and "ETA" in text
+    assert "Magento import" in done.stdout.decode()  # the report table on stdout

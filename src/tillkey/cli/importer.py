@@ -131,7 +131,7 @@ def magento(
         ),
     ] = None,
     on_conflict: ConflictOpt = SKIP,
-    batch: BatchOpt = 1000,
+    batch: BatchOpt = 5000,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -163,7 +163,7 @@ def magento(
 def medusa(
     dsn: Annotated[str, typer.Option(help="The Medusa v2 database: postgresql://USER:PASS@HOST/DB")],
     on_conflict: ConflictOpt = SKIP,
-    batch: BatchOpt = 1000,
+    batch: BatchOpt = 5000,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
