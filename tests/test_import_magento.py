@@ -375,7 +375,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
 ) -> None:
     inprocess.cli_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
-    more = [(f"c{n}@shop.test", LATEST["hash"]) for n in range(1, 6)]  # sorted before m1@, new@, nopass@
+    more = [(f"c{n}@shop.test", LATEST["hash"]) for n in range(1, 6)]  # read after the four above (entity_id)
     _source(
         magento_db,
         *[("INSERT INTO customer_entity (website_id, email, password_hash) VALUES (1, %s, %s)", m) for m in more],
@@ -383,7 +383,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
-            await t.create_customer("c3@shop.test")  # already here: the third customer stops a failing run
+            await t.create_customer("c3@shop.test")  # already here: the fourth batch stops a failing run
             args = ("import", "magento", "--dsn", magento_db, *CRYPT_KEY, "--batch", "2")
             stopped = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
             assert stopped.exit_code == 1
@@ -395,7 +395,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
             resumed = await inprocess.cli_json(*args)
             assert resumed["resumed"] is True
             # Admins and integrations were done before the checkpoint; customers after c2 only.
-            assert resumed["imported"] == {"customer": 4}  # c4, c5, m1, new
+            assert resumed["imported"] == {"customer": 2}  # c4, c5
             assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in resumed["skipped"]
             finished = await inprocess.cli_json(*args)
             assert finished["resumed"] is False and finished["imported"] == {}
@@ -612,3 +612,25 @@ def test_on_a_terminal_a_progress_bar_counts_the_rows_with_an_eta(
     # 5 admins, 3 integrations and 4 customers read; each counts, imported or skipped.
     assert "importing" in text and "12/12" in text and "100%" in text and "ETA" in text
     assert "Magento import" in done.stdout.decode()  # the report table on stdout
+
+
+def test_customers_read_a_page_at_a_time_give_the_same_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """Pages of one row: every page boundary falls between the two websites' accounts of one
+    email, and the older one still comes along while the other is reported."""
+    from tillkey.migrate import magento as reader
+
+    monkeypatch.setattr(reader, "READ_ROWS", 1)
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path):
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
+            assert report["imported"]["customer"] == 2
+            assert {(x["reason"], x["count"]) for x in report["skipped"] if x["kind"] == "customer"} == {
+                ("same email on another website", 1),
+                ("no password", 1),
+            }
+
+    inprocess.run(body)

@@ -44,6 +44,7 @@ KEYS = """
     WHERE k.deleted_at IS NULL
     ORDER BY k.created_at, k.id
 """
+READ_ROWS = 5000  # rows the server-side cursor hands over at a time (partitions need the size given)
 USERS = _ACTORS.format(table='"user"', key="user_id", only="")
 CUSTOMERS = _ACTORS.format(table="customer", key="customer_id", only="AND a.has_account {after}")
 AFTER = "AND a.id > :after"
@@ -95,8 +96,8 @@ async def read(dsn: str, after: str | None = None) -> AsyncGenerator[Item, None]
                         problem=problem,
                     )
             query = text(CUSTOMERS.format(after=AFTER if after is not None else ""))
-            result = await conn.stream(query.execution_options(yield_per=5000), {"after": after} if after else {})
-            async for rows in result.partitions():  # a list of rows per await, not an await per row
+            result = await conn.stream(query.execution_options(yield_per=READ_ROWS), {"after": after} if after else {})
+            async for rows in result.partitions(READ_ROWS):  # a list of rows per await, not one per row
                 for r in rows:
                     email = r.email or ""
                     yield Person(

@@ -69,8 +69,7 @@ class Person:
     active: bool = True
     role: str | None = None  # admins: a Tillkey role name (None: Administrators)
     problem: str | None = None  # the reader already knows it cannot be imported, and why
-    # customers: where the source's customer stream resumes after this one (a tuple: as JSON)
-    position: str | tuple[str, int] | None = None
+    position: str | None = None  # customers: where the source's customer stream resumes after this one
     totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
     standing: repo.Standing = SHOP_DEFAULT  # customers: website, store, group, active flag
     locked_until: int | None = None  # customers: the source's lock (unix seconds), kept while it runs
@@ -407,8 +406,6 @@ async def _customers(
         if fresh:
             report.imported[CUSTOMER] += len(fresh)
         position = batch[-1].position
-        if isinstance(position, tuple):
-            position = json.dumps(list(position))
         if not opts.dry_run and position is not None:
             await tk.audit.record_in(
                 s,
