@@ -558,10 +558,8 @@ def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
                 wholesale = await repo.customer_by_email(s, "wholesale@shop.test")
                 assert wholesale is not None
                 assert (wholesale.website_id, wholesale.store_id, wholesale.group_id) == (2, 3, 2)
-            me = await t.client.get(
-                "/rest/V1/customers/me",
-                headers=t.bearer(await t.customer_token("wholesale@shop.test", LATEST["password"])),
-            )
+            wholesale_token = await t.customer_token("wholesale@shop.test", LATEST["password"])
+            me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
             assert (me.json()["website_id"], me.json()["store_id"], me.json()["group_id"]) == (2, 3, 2)
             await t.customer_token("unlocked@shop.test", LATEST["password"])
 
@@ -576,9 +574,17 @@ def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
             t.clock.offset += 3601
             await t.customer_token("locked@shop.test", LATEST["password"])  # the lock ran out
 
-            _source(magento_db, ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()))
+            _source(
+                magento_db,
+                ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()),
+                ("UPDATE customer_entity SET is_active = 0 WHERE email = 'wholesale@shop.test'", ()),
+            )
             await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--on-conflict", "update")
             await t.customer_token("inactive@shop.test", LATEST["password"])
+            # Deactivated in Magento since: signed out here too, as Magento revokes its tokens.
+            me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
+            assert me.status_code == 401
+            assert await refused("wholesale@shop.test")
 
     inprocess.run(body)
 

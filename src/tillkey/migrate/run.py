@@ -55,7 +55,7 @@ EXISTS = "already in Tillkey"
 SECRET_KEY, PUBLISHABLE_KEY = "sk_", "pk_"
 
 
-SHOP_DEFAULT = repo.Standing()
+SHOP = repo.Standing()  # a customer's standing when its source has none (Medusa): the shop's defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class Person:
     problem: str | None = None  # the reader already knows it cannot be imported, and why
     position: str | None = None  # customers: where the source's customer stream resumes after this one
     totp_secret: str | None = field(default=None, repr=False)  # admins: an active TOTP secret (base32)
-    standing: repo.Standing = SHOP_DEFAULT  # customers: website, store, group, active flag
+    standing: repo.Standing | None = None  # customers: website, store, group, active flag (None: none known)
     locked_until: int | None = None  # customers: the source's lock (unix seconds), kept while it runs
 
 
@@ -304,7 +304,8 @@ async def _lock(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int) -> No
 
 async def _update_customer(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int, stored: str | None) -> None:
     """A customer's names, standing (website, store, group, active flag) and lock as the source has
-    them, and its hash (`stored`: Tillkey's, None when just imported) while still the imported one."""
+    them, and its hash (`stored`: Tillkey's, None when just imported) while still the imported one.
+    One deactivated here is then signed out by the caller (accounts.set_customer_active)."""
     keep = stored is None or legacy_hashes.scheme_of(stored) is None  # signed in here since: Tillkey's stays
     await repo.update_imported_customer(
         s,
@@ -335,6 +336,8 @@ async def _one(tk: Tillkey, p: Item, problem: str | None, report: Report, opts: 
             if not opts.dry_run:
                 async with tk.db.transaction() as s:
                     await _update_customer(tk, s, p, existing.id, existing.password_hash)
+                if existing.is_active and p.standing is not None and not p.standing.is_active:
+                    await tk.services.accounts.set_customer_active(existing.id, False)
             report.updated[p.kind] += 1
             return
         if isinstance(existing, Found) and isinstance(p, Machine | Key) and existing.id is not None:
@@ -383,25 +386,28 @@ async def _customers(
                     fresh[name.key] = (name, p)
         if problem is not None:
             report.skipped[(CUSTOMER, problem)] += 1
+    deactivated: list[int] = []  # deactivated by the source since: signed out once committed
     async with tk.db.transaction() as s:
         existing = await repo.customers_by_email_key(s, list(fresh))
         if existing and opts.on_conflict == FAIL:
             raise ImportConflict(f"{len(existing)} imported customer(s) already in Tillkey (--on-conflict fail).")
-        for key, (customer_id, stored) in existing.items():
+        for key, (customer_id, stored, active) in existing.items():
             _name, p = fresh.pop(key)
             if opts.on_conflict == SKIP:
                 report.skipped[(CUSTOMER, EXISTS)] += 1
                 continue
             if not opts.dry_run:
                 await _update_customer(tk, s, p, customer_id, stored)
+                if active and p.standing is not None and not p.standing.is_active:
+                    deactivated.append(customer_id)
             report.updated[CUSTOMER] += 1
         if not opts.dry_run:
             await repo.insert_customers(
-                s, [(n, p.first_name, p.last_name, p.password or "", p.standing) for n, p in fresh.values()]
+                s, [(n, p.first_name, p.last_name, p.password or "", p.standing or SHOP) for n, p in fresh.values()]
             )
             locked = {key: p for key, (_n, p) in fresh.items() if p.locked_until is not None}
             if locked:  # few: looked up again for their new ids
-                for key, (customer_id, _hash) in (await repo.customers_by_email_key(s, list(locked))).items():
+                for key, (customer_id, _hash, _on) in (await repo.customers_by_email_key(s, list(locked))).items():
                     await _lock(tk, s, locked[key], customer_id)
         if fresh:
             report.imported[CUSTOMER] += len(fresh)
@@ -412,6 +418,8 @@ async def _customers(
                 audit.IMPORT_CHECKPOINT,
                 details={**checkpoint, "position": position, "imported": report.imported[CUSTOMER]},
             )
+    for customer_id in deactivated:
+        await tk.services.accounts.set_customer_active(customer_id, False)
     for p in alone:
         await _one(tk, p, None, report, opts)
 

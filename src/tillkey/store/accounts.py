@@ -328,14 +328,16 @@ async def delete_role(s: AsyncSession, role_id: int) -> None:
 # --- bulk import (migrate/run.py) ----------------------------------------------------------------
 
 
-async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, tuple[int, str]]:
-    """email key -> (customer id, stored password hash), for those of `keys` that exist."""
+async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, tuple[int, str, bool]]:
+    """email key -> (customer id, stored password hash, active), for those of `keys` that exist."""
     if not keys:
         return {}
     rows = await s.execute(
-        select(CustomerRow.email_key, CustomerRow.id, CustomerRow.password_hash).where(CustomerRow.email_key.in_(keys))
+        select(CustomerRow.email_key, CustomerRow.id, CustomerRow.password_hash, CustomerRow.is_active).where(
+            CustomerRow.email_key.in_(keys)
+        )
     )
-    return {k: (i, h) for k, i, h in rows}
+    return {k: (i, h, a) for k, i, h, a in rows}
 
 
 @dataclass(frozen=True, slots=True)
