@@ -531,13 +531,14 @@ def test_on_conflict_update_refreshes_integrations_from_the_source_and_leaves_th
     inprocess.run(body)
 
 
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
 def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str, backend: str
 ) -> None:
     """A customer of the second website's store 3 in the Wholesale group, one the shop set
     inactive, one locked for the next hour (Magento's lock_expires) and one whose lock ran out:
-    each comes across as it was, and `update` brings later changes of the standing along."""
-    inprocess.cli_environment(monkeypatch, tmp_path)
+    each comes across as it was, and `update` brings later changes of the standing along. Into
+    SQLite and into PostgreSQL (customers go in by COPY there)."""
     insert = (
         "INSERT INTO customer_entity (website_id, store_id, group_id, is_active, lock_expires, email, password_hash)"
         " VALUES (%s, %s, %s, %s, {lock}, %s, %s)"
@@ -551,40 +552,45 @@ def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
     )
 
     async def body() -> None:
-        async with inprocess.running(tmp_path) as t:
-            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--batch", "3")
-            assert report["imported"]["customer"] == 6
-            async with t.tk.db.session() as s:
-                wholesale = await repo.customer_by_email(s, "wholesale@shop.test")
-                assert wholesale is not None
-                assert (wholesale.website_id, wholesale.store_id, wholesale.group_id) == (2, 3, 2)
-            wholesale_token = await t.customer_token("wholesale@shop.test", LATEST["password"])
-            me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
-            assert (me.json()["website_id"], me.json()["store_id"], me.json()["group_id"]) == (2, 3, 2)
-            await t.customer_token("unlocked@shop.test", LATEST["password"])
+        with inprocess.database(backend, tmp_path) as db:
+            inprocess.cli_environment(monkeypatch, tmp_path, db.get("database_url", ""))
+            async with inprocess.running(tmp_path, **db) as t:
+                await standing(t)
 
-            async def refused(email: str) -> bool:
-                r = await t.client.post(
-                    "/rest/V1/integration/customer/token", json={"username": email, "password": LATEST["password"]}
-                )
-                return r.status_code == 401
+    async def standing(t: inprocess.InProcess) -> None:
+        report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--batch", "3")
+        assert report["imported"]["customer"] == 6
+        async with t.tk.db.session() as s:
+            wholesale = await repo.customer_by_email(s, "wholesale@shop.test")
+            assert wholesale is not None
+            assert (wholesale.website_id, wholesale.store_id, wholesale.group_id) == (2, 3, 2)
+        wholesale_token = await t.customer_token("wholesale@shop.test", LATEST["password"])
+        me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
+        assert (me.json()["website_id"], me.json()["store_id"], me.json()["group_id"]) == (2, 3, 2)
+        await t.customer_token("unlocked@shop.test", LATEST["password"])
 
-            assert await refused("inactive@shop.test")
-            assert await refused("locked@shop.test")  # the right password, within the lock
-            t.clock.offset += 3601
-            await t.customer_token("locked@shop.test", LATEST["password"])  # the lock ran out
-
-            _source(
-                magento_db,
-                ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()),
-                ("UPDATE customer_entity SET is_active = 0 WHERE email = 'wholesale@shop.test'", ()),
+        async def refused(email: str) -> bool:
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": email, "password": LATEST["password"]}
             )
-            await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--on-conflict", "update")
-            await t.customer_token("inactive@shop.test", LATEST["password"])
-            # Deactivated in Magento since: signed out here too, as Magento revokes its tokens.
-            me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
-            assert me.status_code == 401
-            assert await refused("wholesale@shop.test")
+            return r.status_code == 401
+
+        assert await refused("inactive@shop.test")
+        assert await refused("locked@shop.test")  # the right password, within the lock
+        t.clock.offset += 3601
+        await t.customer_token("locked@shop.test", LATEST["password"])  # the lock ran out
+
+        _source(
+            magento_db,
+            ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()),
+            ("UPDATE customer_entity SET is_active = 0 WHERE email = 'wholesale@shop.test'", ()),
+        )
+        await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--on-conflict", "update")
+        await t.customer_token("inactive@shop.test", LATEST["password"])
+        # Deactivated in Magento since: signed out here too, as Magento revokes its tokens.
+        me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
+        assert me.status_code == 401
+        assert await refused("wholesale@shop.test")
 
     inprocess.run(body)
 

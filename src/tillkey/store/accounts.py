@@ -350,32 +350,55 @@ class Standing:
     is_active: bool = True
 
 
+_IMPORTED = (
+    "email",
+    "email_key",
+    "name_skeleton",
+    "firstname",
+    "lastname",
+    "password_hash",
+    "is_active",
+    "website_id",
+    "store_id",
+    "group_id",
+    "created_at",
+    "updated_at",
+)
+
+
 async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str, Standing]]) -> None:
     """New customers in one statement: (name, first name, last name, stored hash, standing) each.
-    The caller has checked that none exists and that none needs the look-alike check (ASCII email)."""
+    The caller has checked that none exists and that none needs the look-alike check (ASCII email).
+    On PostgreSQL by COPY, in the session's transaction; elsewhere a Core executemany (the table,
+    not the class: no ORM bookkeeping)."""
     if not people:
         return
     now = utcnow()
-    await s.execute(
-        insert(cast(Table, CustomerRow.__table__)),  # the table, not the class: a Core executemany, no ORM bookkeeping
-        [
-            {
-                "email": n.shown,
-                "email_key": n.key,
-                "name_skeleton": n.skeleton,
-                "firstname": first.strip(),
-                "lastname": last.strip(),
-                "password_hash": hashed,
-                "is_active": standing.is_active,
-                "website_id": standing.website_id,
-                "store_id": standing.store_id,
-                "group_id": standing.group_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for n, first, last, hashed, standing in people
-        ],
-    )
+    records = [
+        (
+            n.shown,
+            n.key,
+            n.skeleton,
+            first.strip(),
+            last.strip(),
+            hashed,
+            st.is_active,
+            st.website_id,
+            st.store_id,
+            st.group_id,
+            now,
+            now,
+        )
+        for n, first, last, hashed, st in people
+    ]
+    conn = await s.connection()
+    if conn.dialect.driver == "asyncpg":
+        await conn.exec_driver_sql("SELECT 1")  # the session's transaction is begun on this connection
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table("customers", records=records, columns=_IMPORTED)
+        return
+    await s.execute(insert(cast(Table, CustomerRow.__table__)), [dict(zip(_IMPORTED, r, strict=True)) for r in records])
 
 
 async def update_imported_customer(
