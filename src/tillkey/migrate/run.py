@@ -15,7 +15,8 @@ they are (crypto/legacy_hashes.py verifies them at sign-in and upgrades them).
   source row it holds; a run of the same source that finds a checkpoint newer than the source's
   last finished run (`import.run`) starts after it (the few admins, integrations and keys, read
   before the customers, were all done by then).
-- `dry_run` reports the same without writing. Readers stream, so memory stays flat.
+- `dry_run` reports the same without writing. Readers hand over a page or a partition at a time,
+  so memory stays flat.
 """
 
 from __future__ import annotations
