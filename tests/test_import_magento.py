@@ -6,9 +6,14 @@ passwords, roles keep the resources Tillkey knows, and a second run duplicates n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pty
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -350,6 +355,9 @@ def test_real_clients_use_what_was_imported_requests_oauthlib_and_my_magento(
     inprocess.run(body)
 
 
+PIM_AUTH = _oauth1(PIM)
+
+
 def _source(dsn: str, *statements: tuple[str, tuple[object, ...]]) -> None:
     """Change the Magento database between runs, as the shop keeps running during a migration."""
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=dsn.rsplit("/", 1)[1])
@@ -367,7 +375,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
 ) -> None:
     inprocess.cli_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
-    more = [(f"c{n}@shop.test", LATEST["hash"]) for n in range(1, 6)]  # sorted before m1@, new@, nopass@
+    more = [(f"c{n}@shop.test", LATEST["hash"]) for n in range(1, 6)]  # read after the four above (entity_id)
     _source(
         magento_db,
         *[("INSERT INTO customer_entity (website_id, email, password_hash) VALUES (1, %s, %s)", m) for m in more],
@@ -375,7 +383,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
 
     async def body() -> None:
         async with inprocess.running(tmp_path) as t:
-            await t.create_customer("c3@shop.test")  # already here: the third customer stops a failing run
+            await t.create_customer("c3@shop.test")  # already here: the fourth batch stops a failing run
             args = ("import", "magento", "--dsn", magento_db, *CRYPT_KEY, "--batch", "2")
             stopped = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
             assert stopped.exit_code == 1
@@ -387,7 +395,7 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
             resumed = await inprocess.cli_json(*args)
             assert resumed["resumed"] is True
             # Admins and integrations were done before the checkpoint; customers after c2 only.
-            assert resumed["imported"] == {"customer": 4}  # c4, c5, m1, new
+            assert resumed["imported"] == {"customer": 2}  # c4, c5
             assert {"kind": "customer", "reason": "already in Tillkey", "count": 1} in resumed["skipped"]
             finished = await inprocess.cli_json(*args)
             assert finished["resumed"] is False and finished["imported"] == {}
@@ -416,5 +424,225 @@ def test_a_run_stopped_half_way_resumes_after_its_last_batch_and_update_keeps_ne
                 "/rest/V1/integration/customer/token", json={"username": "new@shop.test", "password": MD5["password"]}
             )
             assert r.status_code == 401
+
+    inprocess.run(body)
+
+
+def test_on_conflict_update_refreshes_integrations_from_the_source_and_leaves_the_rest_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """The shop went on running after the first import: ERP was renamed, granted sales and
+    reauthorized (a new access token, the old one revoked), PIM deactivated. `skip` changes
+    nothing, `update --dry-run` says what would change and writes nothing, `update` makes ERP
+    and PIM as Magento has them (audited), leaves an integration made in Tillkey alone, and a
+    second `update` finds nothing to do; a token Tillkey issued itself is never rolled back."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGENTO_CRYPT_KEY", ENCRYPTED["crypt_key"])
+    new_token, new_secret = "n" * 16 + "0123456789abcdef", "s" * 16 + "fedcba9876543210"  # stored plain
+    erp_v2 = OAuth1(
+        ERP["consumer_key"],
+        {v["stored"]: v["plain"] for v in ENCRYPTED["vectors"]}[ERP["consumer_secret"]],
+        new_token,
+        new_secret,
+        signature_method=SIGNATURE_HMAC_SHA256,
+    )
+    args = ("import", "magento", "--dsn", magento_db, *CRYPT_KEY)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t, inprocess.listening(t) as url:
+            await seed(t.tk, inprocess.CUSTOMER_PASSWORD)
+            assert (await inprocess.cli_json(*args))["imported"]["integration"] == 2
+            await inprocess.cli_json("integration", "create", "--name", "Own", "-r", "Magento_Catalog::products")
+
+            def get(path: str, auth: OAuth1) -> int:
+                return requests.get(url + path, auth=auth, timeout=10).status_code
+
+            async def status(path: str, auth: OAuth1) -> int:
+                await t.tk.reload_integrations()  # what the change feed brings within a second
+                return await asyncio.to_thread(get, path, auth)
+
+            async def listed() -> dict[str, dict[str, object]]:
+                return {i["name"]: i for i in (await inprocess.cli_json("integration", "list"))["integrations"]}
+
+            before = await listed()
+            _source(
+                magento_db,
+                ("UPDATE integration SET name = 'ERP v2', email = 'erp2@shop.test' WHERE integration_id = 1", ()),
+                ("UPDATE integration SET status = 0 WHERE integration_id = 2", ()),
+                ("UPDATE authorization_rule SET permission = 'allow' WHERE role_id = 6", ()),
+                ("UPDATE oauth_token SET revoked = 1 WHERE consumer_id = 1", ()),
+                (
+                    "INSERT INTO oauth_token (consumer_id, type, token, secret, revoked, callback_url, user_type)"
+                    " VALUES (1, 'access', %s, %s, 0, 'oob', 1)",
+                    (new_token, new_secret),
+                ),
+            )
+            skipped = await inprocess.cli_json(*args)
+            assert {"kind": "integration", "reason": "already in Tillkey", "count": 2} in skipped["skipped"]
+            dry = await inprocess.cli_json(*args, "--on-conflict", "update", "--dry-run")
+            assert dry["updated"]["integration"] == 2
+            for unchanged in (skipped, dry):
+                assert "integration" not in unchanged["imported"]
+            assert await listed() == before  # neither wrote anything
+            assert await status("/rest/V1/products", _oauth1(ERP)) == 200
+            assert await status("/rest/V1/orders", PIM_AUTH) == 200
+
+            updated = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert updated["updated"]["integration"] == 2
+            after = await listed()
+            assert set(after) == {"ERP v2", "PIM", "Own"}
+            assert after["ERP v2"]["email"] == "erp2@shop.test" and after["ERP v2"]["id"] == before["ERP"]["id"]
+            assert after["PIM"]["status"] == "inactive"
+            assert after["Own"] == before["Own"]  # made in Tillkey: the source does not name it
+            assert await status("/rest/V1/products", _oauth1(ERP)) == 401  # revoked in Magento, so here
+            assert await status("/rest/V1/products", erp_v2) == 200  # reauthorized there: works here
+            assert await status("/rest/V1/orders", erp_v2) == 200  # sales granted since
+            assert await status("/rest/V1/orders", PIM_AUTH) == 401  # deactivated there
+            changes = await t.tk.audit.search(AuditQuery(event=audit.INTEGRATION_CHANGED))
+            fields = {json.loads(r.details or "{}")["name"]: json.loads(r.details or "{}")["fields"] for r in changes}
+            assert fields == {
+                "ERP v2": ["name", "email", "resources", "access_token"],
+                "PIM": ["status"],
+            }
+
+            again = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert "integration" not in again["updated"]
+            assert {"kind": "integration", "reason": "already in Tillkey, unchanged", "count": 2} in again["skipped"]
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.INTEGRATION_CHANGED))) == 2
+
+            # Reauthorized in Tillkey: Tillkey's own token stays whatever the source holds.
+            own = await inprocess.cli_json("integration", "activate", "ERP v2")
+            _source(magento_db, ("UPDATE integration SET email = 'erp3@shop.test' WHERE integration_id = 1", ()))
+            third = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert third["updated"]["integration"] == 1
+            mine = OAuth1(
+                ERP["consumer_key"],
+                erp_v2.client.client_secret,
+                own["access_token"],
+                own["access_token_secret"],
+                signature_method=SIGNATURE_HMAC_SHA256,
+            )
+            assert await status("/rest/V1/products", mine) == 200
+            assert await status("/rest/V1/products", erp_v2) == 401
+
+            failed = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
+            assert failed.exit_code == 1 and "already in Tillkey (--on-conflict fail)" in failed.stderr
+
+    inprocess.run(body)
+
+
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_customers_keep_their_website_store_group_active_flag_and_running_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str, backend: str
+) -> None:
+    """A customer of the second website's store 3 in the Wholesale group, one the shop set
+    inactive, one locked for the next hour (Magento's lock_expires) and one whose lock ran out:
+    each comes across as it was, and `update` brings later changes of the standing along. Into
+    SQLite and into PostgreSQL (customers go in by COPY there)."""
+    insert = (
+        "INSERT INTO customer_entity (website_id, store_id, group_id, is_active, lock_expires, email, password_hash)"
+        " VALUES (%s, %s, %s, %s, {lock}, %s, %s)"
+    )
+    _source(
+        magento_db,
+        (insert.format(lock="NULL"), (2, 3, 2, 1, "wholesale@shop.test", LATEST["hash"])),
+        (insert.format(lock="NULL"), (1, 1, 1, 0, "inactive@shop.test", LATEST["hash"])),
+        (insert.format(lock="NOW() + INTERVAL 1 HOUR"), (1, 1, 1, 1, "locked@shop.test", LATEST["hash"])),
+        (insert.format(lock="NOW() - INTERVAL 1 HOUR"), (1, 1, 1, 1, "unlocked@shop.test", LATEST["hash"])),
+    )
+
+    async def body() -> None:
+        with inprocess.database(backend, tmp_path) as db:
+            inprocess.cli_environment(monkeypatch, tmp_path, db.get("database_url", ""))
+            async with inprocess.running(tmp_path, **db) as t:
+                await standing(t)
+
+    async def standing(t: inprocess.InProcess) -> None:
+        report = await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--batch", "3")
+        assert report["imported"]["customer"] == 6
+        async with t.tk.db.session() as s:
+            wholesale = await repo.customer_by_email(s, "wholesale@shop.test")
+            assert wholesale is not None
+            assert (wholesale.website_id, wholesale.store_id, wholesale.group_id) == (2, 3, 2)
+        wholesale_token = await t.customer_token("wholesale@shop.test", LATEST["password"])
+        me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
+        assert (me.json()["website_id"], me.json()["store_id"], me.json()["group_id"]) == (2, 3, 2)
+        await t.customer_token("unlocked@shop.test", LATEST["password"])
+
+        async def refused(email: str) -> bool:
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": email, "password": LATEST["password"]}
+            )
+            return r.status_code == 401
+
+        assert await refused("inactive@shop.test")
+        assert await refused("locked@shop.test")  # the right password, within the lock
+        t.clock.offset += 3601
+        await t.customer_token("locked@shop.test", LATEST["password"])  # the lock ran out
+
+        _source(
+            magento_db,
+            ("UPDATE customer_entity SET is_active = 1 WHERE email = 'inactive@shop.test'", ()),
+            ("UPDATE customer_entity SET is_active = 0 WHERE email = 'wholesale@shop.test'", ()),
+        )
+        await inprocess.cli_json("import", "magento", "--dsn", magento_db, "--on-conflict", "update")
+        await t.customer_token("inactive@shop.test", LATEST["password"])
+        # Deactivated in Magento since: signed out here too, as Magento revokes its tokens.
+        me = await t.client.get("/rest/V1/customers/me", headers=t.bearer(wholesale_token))
+        assert me.status_code == 401
+        assert await refused("wholesale@shop.test")
+
+    inprocess.run(body)
+
+
+def test_on_a_terminal_a_progress_bar_counts_the_rows_with_an_eta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """The bar shows only when stderr is a terminal: a real process with a pseudo-terminal there."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    tillkey = [sys.executable, "-m", "tillkey"]
+    subprocess.run([*tillkey, "db", "upgrade"], check=True, capture_output=True, timeout=120)
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*tillkey, "import", "magento", "--dsn", magento_db, "--batch", "1"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env={**os.environ, "COLUMNS": "120"},
+            timeout=120,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    text = shown.decode(errors="replace")
+    # 5 admins, 3 integrations and 4 customers read; each counts, imported or skipped.
+    assert "importing" in text and "12/12" in text and "100%" in text and "ETA" in text
+    assert "Magento import" in done.stdout.decode()  # the report table on stdout
+
+
+def test_customers_read_a_page_at_a_time_give_the_same_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magento_db: str
+) -> None:
+    """Pages of one row: every page boundary falls between the two websites' accounts of one
+    email, and the older one still comes along while the other is reported."""
+    from tillkey.migrate import magento as reader
+
+    monkeypatch.setattr(reader, "READ_ROWS", 1)
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path):
+            report = await inprocess.cli_json("import", "magento", "--dsn", magento_db)
+            assert report["imported"]["customer"] == 2
+            assert {(x["reason"], x["count"]) for x in report["skipped"] if x["kind"] == "customer"} == {
+                ("same email on another website", 1),
+                ("no password", 1),
+            }
 
     inprocess.run(body)

@@ -287,3 +287,83 @@ def test_medusa_js_sdk_signs_in_an_imported_customer_and_calls_with_an_original_
             assert out["keys_again"]["ok"]
 
     inprocess.run(body)
+
+
+async def _medusa(dsn: str, *statements: str) -> None:
+    """Change the Medusa database between runs, as the shop keeps running during a migration."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def test_on_conflict_update_refreshes_keys_from_the_source_and_never_lifts_a_revocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medusa_db: str
+) -> None:
+    """After the first import, Medusa renamed and revoked the key in use and renamed the
+    publishable key, which an operator had revoked in Tillkey meanwhile. `skip` and
+    `update --dry-run` write nothing; `update` renames both (audited), revokes the secret key here
+    too, keeps the publishable one revoked and leaves a key made in Tillkey alone; `fail` stops."""
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    args = ("import", "medusa", "--dsn", medusa_db)
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            assert (await inprocess.cli_json(*args))["imported"]["sk_"] == 2
+            own = await inprocess.cli_json(
+                "api-key", "create", "--title", "Own", "--type", "secret", "--for", "owner@shop.test"
+            )
+            await t.tk.reload_grants()
+            await t.tk.reload_api_keys()
+            assert (await t.client.get("/admin/api-keys", headers=_basic(IN_USE["raw"]))).status_code == 200
+
+            async def keys() -> dict[str, dict[str, object]]:
+                return {k["redacted"]: k for k in (await inprocess.cli_json("api-key", "list"))["api_keys"]}
+
+            before = await keys()
+            pk = before[PUBLISHABLE["redacted"]]["id"]
+            await inprocess.cli_json("api-key", "revoke", str(pk))
+            before = await keys()
+            await _medusa(
+                medusa_db,
+                "UPDATE api_key SET title = 'ERP (old)', revoked_at = now() - interval '1 minute' WHERE id = 'apk_1'",
+                "UPDATE api_key SET title = 'Storefront' WHERE id = 'apk_3'",
+            )
+            skipped = await inprocess.cli_json(*args)
+            assert {"kind": "sk_", "reason": "already in Tillkey", "count": 2} in skipped["skipped"]
+            dry = await inprocess.cli_json(*args, "--on-conflict", "update", "--dry-run")
+            assert dry["updated"] == {"admin": 1, "customer": 1, "sk_": 1, "pk_": 1}
+            assert {"kind": "sk_", "reason": "already in Tillkey, unchanged", "count": 1} in dry["skipped"]
+            assert await keys() == before
+            await t.tk.reload_api_keys()
+            assert (await t.client.get("/admin/api-keys", headers=_basic(IN_USE["raw"]))).status_code == 200
+
+            updated = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert updated["updated"] == {"admin": 1, "customer": 1, "sk_": 1, "pk_": 1}
+            after = await keys()
+            assert after[IN_USE["redacted"]]["title"] == "ERP (old)" and after[IN_USE["redacted"]]["revoked_at"]
+            assert after[PUBLISHABLE["redacted"]]["title"] == "Storefront"
+            assert after[PUBLISHABLE["redacted"]]["revoked_at"] == before[PUBLISHABLE["redacted"]]["revoked_at"]
+            assert after[own["redacted"]] == before[own["redacted"]]
+            assert after[REVOKED["redacted"]] == before[REVOKED["redacted"]]
+            await t.tk.reload_api_keys()  # what the change feed brings within a second
+            assert (await t.client.get("/admin/api-keys", headers=_basic(IN_USE["raw"]))).status_code == 401
+            r = await t.client.get("/store/customers/me", headers={"x-publishable-api-key": PUBLISHABLE["raw"]})
+            assert r.status_code == 400 and "valid publishable key" in r.json()["message"]  # still revoked
+            changed = await t.tk.audit.search(AuditQuery(event=audit.API_KEY_CHANGED))
+            assert sorted(tuple(json.loads(r.details or "{}")["fields"]) for r in changed) == [
+                ("title",),
+                ("title", "revoked"),
+            ]
+            revoked = await t.tk.audit.search(AuditQuery(event=audit.API_KEY_REVOKED))
+            assert [json.loads(r.details or "{}").get("imported") for r in revoked] == [True, None]
+
+            again = await inprocess.cli_json(*args, "--on-conflict", "update")
+            assert "sk_" not in again["updated"] and "pk_" not in again["updated"]
+            assert len(await t.tk.audit.search(AuditQuery(event=audit.API_KEY_CHANGED))) == 2
+            failed = await inprocess.cli(*args, "--on-conflict", "fail", check=False)
+            assert failed.exit_code == 1 and "already in Tillkey (--on-conflict fail)" in failed.stderr
+
+    inprocess.run(body)

@@ -27,3 +27,18 @@ def test_the_ascii_shortcut_matches_precis(raw: str) -> None:
 def test_what_precis_refuses_is_still_refused(raw: str) -> None:
     with pytest.raises(Exception, match=r"PRECIS|characters"):
         names.email(raw)
+
+
+def _slow_skeleton(name: str) -> str:
+    return names._skeleton(names._skeleton(name).casefold())[: names.SKELETON_LENGTH]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_ascii_skeleton_shortcut_matches_the_uts39_steps(seed: int) -> None:
+    """Two str.translate passes give the skeleton NFD, prototypes and case folding give."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = [chr(c) for c in range(128)]
+    for text in ["".join(PRINTABLE), 'rnO0Il1|%`"@x.y', *("".join(rng.choices(alphabet, k=30)) for _ in range(50))]:
+        assert names.skeleton(text) == _slow_skeleton(text), repr(text)

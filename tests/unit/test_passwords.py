@@ -51,3 +51,38 @@ def test_login_queue_is_bounded() -> None:
     results = asyncio.run(flood())
     assert results.count(True) == 3  # one hashing + two queued
     assert all(isinstance(r, Unavailable) for r in results if r is not True)
+
+
+def test_a_legacy_hash_costs_what_a_native_check_does_right_password_or_wrong() -> None:
+    """No timing tell on accounts still holding an imported hash: a cheap format (md5, sha256) is
+    followed by one argon2 check at Tillkey's cost, the same check an unknown name costs; a costly
+    one (argon2id13) is owed the rest of a native check's measured time, whatever the answer."""
+    import json
+    from pathlib import Path
+
+    vectors = {
+        v["name"]: v
+        for v in json.loads((Path(__file__).parents[1] / "vectors/legacy_hashes/magento.json").read_text())["vectors"]
+    }
+    h = _hashing()
+    checked: list[str] = []
+    real = h.check_sync
+
+    def spy(hashed: str, password: str) -> bool:
+        checked.append(hashed)
+        return real(hashed, password)
+
+    h.check_sync = spy  # type: ignore[method-assign]
+    for name in ("version 0 (md5)", "version 1 (sha256)", "chain 0:1 (md5 upgraded to sha256)"):
+        v = vectors[name]
+        for password, right in ((v["password"], True), ("not the password", False)):
+            checked.clear()
+            assert h.legacy_sync(v["hash"], password) == (right, 0.0)
+            assert len(checked) == 1 and checked[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    costly = vectors["version 2 (argon2id13, interactive limits)"]
+    h.native_seconds = 30.0  # as if a native check took that long here
+    checked.clear()
+    for password, right in ((costly["password"], True), ("not the password", False)):
+        ok, owed = h.legacy_sync(costly["hash"], password)
+        assert ok is right and 25.0 < owed < 30.0  # topped up to a native check's time, off the pool
+    assert checked == []

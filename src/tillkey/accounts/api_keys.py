@@ -166,6 +166,63 @@ class ApiKeys:
             )
         return key
 
+    async def refresh_imported(
+        self,
+        key_id: int,
+        *,
+        title: str,
+        created_by: int | None,
+        revoked_ms: int | None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """An import run's `--on-conflict update` of a key it moved before: its title, the admin a
+        secret key acts for with that admin's whole grant (as in Medusa), and its revocation. A
+        revocation is only ever added or brought forward, never lifted: a key revoked here stays
+        revoked. Answers what changed (nothing written when nothing did, or `dry_run`); audited."""
+        key = await self.get(key_id)
+        title = title.strip()[:255] or key.title
+        granted = key.resources
+        if key.type == SECRET:
+            if created_by is None:
+                raise InvalidRequest("A secret key needs the admin it acts for.")
+            granted = (ALL,)
+        else:
+            created_by = key.created_by
+        revoked = key.revoked_ms
+        if revoked_ms is not None and (revoked is None or revoked_ms < revoked):
+            revoked = revoked_ms
+        changed = [
+            field
+            for field, differs in (
+                ("title", key.title != title),
+                ("created_by", key.created_by != created_by),
+                ("resources", key.resources != granted),
+                ("revoked", key.revoked_ms != revoked),
+            )
+            if differs
+        ]
+        if not changed or dry_run:
+            return changed
+        now = self._now_ms()
+        async with self.changes() as w:
+            await repo.refresh_imported(
+                w.s, key_id, title=title, resources=granted, created_by=created_by, revoked_ms=revoked, now_ms=now
+            )
+            refreshed = await repo.by_id(w.s, key_id)
+            assert refreshed is not None
+            w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.state.put, refreshed))
+            details = {"target_type": int(UserType.API_KEY), "target_id": key_id}
+            w.audit(
+                audit.API_KEY_CHANGED,
+                details={**details, "change": "imported again", "fields": changed, "resources": list(granted)},
+            )
+            if "revoked" in changed:
+                w.audit(
+                    audit.API_KEY_REVOKED,
+                    details={**details, "revoke_in": max(0.0, (revoked or now) - now) / 1000, "imported": True},
+                )
+        return changed
+
     async def upgrade_legacy(self, key_id: int, digest: str) -> None:
         """An imported secret key was presented and matched its scrypt verifier: store its keyed
         digest instead (once, whichever process sees it first), audited."""

@@ -17,7 +17,7 @@ from tillkey.access.tree import ALL, ResourceTree
 from tillkey.clock import Clock
 from tillkey.contracts import Audit, Changes
 from tillkey.crypto.secrets import MasterSecret
-from tillkey.errors import InvalidRequest, NotFound
+from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.oauth1 import handshake, rfc5849
 from tillkey.principal import Principal, UserType
 from tillkey.security import outbound
@@ -212,6 +212,107 @@ class Integrations:
                 },
             )
         return await self._get(created.id)
+
+    async def refresh_imported(
+        self,
+        acting: Principal,
+        integration_id: int,
+        *,
+        name: str,
+        email: str,
+        endpoint_url: str | None,
+        identity_link_url: str | None,
+        consumer_secret: str,
+        resources: Iterable[str],
+        active: bool,
+        access_token: handshake.TokenPair | None,
+        keep_tokens: bool,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """An import run's `--on-conflict update` of an integration it moved before (the same
+        consumer key): its name, email, URLs, status, grant and secrets as the source has them now.
+        The source's access token replaces this one's tokens when it is another (reauthorized
+        there; none: the tokens go), unless `keep_tokens` (Tillkey issued its own since). Answers
+        what changed (nothing written when nothing did, or `dry_run`); audited with that list."""
+        current = await self._get(integration_id)
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise InvalidRequest("The integration name must be 1 to 255 characters.")
+        granted = tuple(sorted(set(resources)))
+        if not granted:
+            raise InvalidRequest("The integration grants no resource Tillkey knows.")
+        unknown = self.tree.unknown(granted)
+        if unknown:
+            raise InvalidRequest(f"Unknown resource id(s): {', '.join(unknown)}.")
+        delegation.require_ids_within(acting, self.tree, granted, what="integration grant")
+        values = [consumer_secret] + ([access_token.token, access_token.secret] if access_token else [])
+        if any(len(v) != rfc5849.TOKEN_LENGTH for v in values):
+            raise InvalidRequest("OAuth keys, tokens and secrets must be 32 characters.")
+        email = email.strip()[:255]
+        endpoint = _url(endpoint_url, "endpoint URL", allow_private=self.settings.integration_allow_private_endpoints)
+        link = _url(identity_link_url, "identity link URL", allow_private=True)
+        async with self.db.session() as s:
+            holder = await repo.by_name(s, name)
+            have = await repo.token_digests(s, integration_id, repo.ACCESS)
+        if holder is not None and holder.id != integration_id:
+            raise Conflict(f"Another integration is named {name!r}.")
+        old_secret = self.master.decrypt(current.consumer_secret_enc, handshake.CONSUMER_CONTEXT).decode()
+        wanted = {self.master.digest(access_token.token)} if access_token else set()
+        changed = [
+            field
+            for field, differs in (
+                ("name", current.name != name),
+                ("email", current.email != email),
+                ("endpoint_url", current.endpoint_url != endpoint),
+                ("identity_link_url", current.identity_link_url != link),
+                ("status", current.is_active != active),
+                ("resources", current.resources != granted),
+                ("consumer_secret", old_secret != consumer_secret),
+                ("access_token", not keep_tokens and have != wanted),
+            )
+            if differs
+        ]
+        if not changed or dry_run:
+            return changed
+        async with self.changes() as w:
+            await repo.refresh(
+                w.s,
+                integration_id,
+                name=name,
+                email=email,
+                endpoint_url=endpoint,
+                identity_link_url=link,
+                consumer_secret_enc=None
+                if "consumer_secret" not in changed
+                else self.master.encrypt(consumer_secret.encode(), handshake.CONSUMER_CONTEXT),
+                resources=granted,
+                active=active,
+            )
+            if "access_token" in changed:
+                await repo.delete_tokens(w.s, integration_id)
+                if access_token is not None:
+                    await repo.add_token(
+                        w.s,
+                        integration_id,
+                        repo.ACCESS,
+                        self.master.digest(access_token.token),
+                        self.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
+                        w.now,
+                    )
+            w.changed("integrations", user_type=INTEGRATION, user_id=integration_id)
+            w.audit(
+                audit.INTEGRATION_CHANGED,
+                **delegation.audit_actor(acting),
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": integration_id,
+                    "name": name,
+                    "change": "imported again",
+                    "fields": changed,
+                    "resources": list(granted),
+                },
+            )
+        return changed
 
     async def list(self) -> list[dict[str, Any]]:
         async with self.db.session() as s:

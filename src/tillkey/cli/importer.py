@@ -46,8 +46,10 @@ ConflictOpt = Annotated[
     str,
     typer.Option(
         "--on-conflict",
-        help="What Tillkey already has: skip it, update it (customers' names, admins' role and active flag; "
-        "the hash only while still the imported one), or fail (stop before writing it).",
+        help="What Tillkey already has: skip it, update it as the source has it now (people's names, admins' "
+        "role and active flag, the hash only while still the imported one; integrations' name, status, grant "
+        "and secrets; keys' title, grant and revocation; never what changed here since), or fail (stop before "
+        "writing it).",
     ),
 ]
 
@@ -129,7 +131,7 @@ def magento(
         ),
     ] = None,
     on_conflict: ConflictOpt = SKIP,
-    batch: BatchOpt = 1000,
+    batch: BatchOpt = 5000,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -161,7 +163,7 @@ def magento(
 def medusa(
     dsn: Annotated[str, typer.Option(help="The Medusa v2 database: postgresql://USER:PASS@HOST/DB")],
     on_conflict: ConflictOpt = SKIP,
-    batch: BatchOpt = 1000,
+    batch: BatchOpt = 5000,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     mfa_key_env: Annotated[

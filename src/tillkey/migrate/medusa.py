@@ -96,6 +96,7 @@ def _secret(sealed: str | None, encryption_key: str | None) -> tuple[str | None,
         return None, UNOPENED
 
 
+READ_ROWS = 5000  # rows the server-side cursor hands over at a time (partitions need the size given)
 AFTER = "AND a.id > :after"
 
 
@@ -158,21 +159,22 @@ async def read(dsn: str, after: str | None = None, mfa_key: str | None = None) -
                     )
             only = "AND a.has_account " + (AFTER if after is not None else "")
             query = text(_actors("customer", "customer_id", only, mfa))
-            result = await conn.stream(query.execution_options(yield_per=1000), {"after": after} if after else {})
-            async for r in result:
-                email = r.email or ""
-                secret, problem = _secret(r.mfa_secret, mfa_key)
-                yield Person(
-                    CUSTOMER,
-                    email,
-                    email,
-                    r.first_name or "",
-                    r.last_name or "",
-                    r.password,
-                    position=str(r.id),
-                    problem=problem,
-                    totp_secret=secret,
-                )
+            result = await conn.stream(query.execution_options(yield_per=READ_ROWS), {"after": after} if after else {})
+            async for rows in result.partitions(READ_ROWS):  # a list of rows per await, not one per row
+                for r in rows:
+                    email = r.email or ""
+                    secret, problem = _secret(r.mfa_secret, mfa_key)
+                    yield Person(
+                        CUSTOMER,
+                        email,
+                        email,
+                        r.first_name or "",
+                        r.last_name or "",
+                        r.password,
+                        position=str(r.id),
+                        problem=problem,
+                        totp_secret=secret,
+                    )
     finally:
         await engine.dispose()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -328,49 +328,98 @@ async def delete_role(s: AsyncSession, role_id: int) -> None:
 # --- bulk import (migrate/run.py) ----------------------------------------------------------------
 
 
-async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, tuple[int, str]]:
-    """email key -> (customer id, stored password hash), for those of `keys` that exist."""
+async def customers_by_email_key(s: AsyncSession, keys: list[str]) -> dict[str, tuple[int, str, bool]]:
+    """email key -> (customer id, stored password hash, active), for those of `keys` that exist."""
     if not keys:
         return {}
     rows = await s.execute(
-        select(CustomerRow.email_key, CustomerRow.id, CustomerRow.password_hash).where(CustomerRow.email_key.in_(keys))
+        select(CustomerRow.email_key, CustomerRow.id, CustomerRow.password_hash, CustomerRow.is_active).where(
+            CustomerRow.email_key.in_(keys)
+        )
     )
-    return {k: (i, h) for k, i, h in rows}
+    return {k: (i, h, a) for k, i, h, a in rows}
 
 
-async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str]]) -> None:
-    """New customers in one statement: (name, first name, last name, stored hash) each. The caller
-    has checked that none exists and that none needs the look-alike check (ASCII email)."""
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where an imported customer belongs and whether it may sign in, as its source had it."""
+
+    website_id: int = 1
+    store_id: int = 1
+    group_id: int = 1
+    is_active: bool = True
+
+
+_IMPORTED = (
+    "email",
+    "email_key",
+    "name_skeleton",
+    "firstname",
+    "lastname",
+    "password_hash",
+    "is_active",
+    "website_id",
+    "store_id",
+    "group_id",
+    "created_at",
+    "updated_at",
+)
+
+
+async def insert_customers(s: AsyncSession, people: list[tuple[names.Name, str, str, str, Standing]]) -> None:
+    """New customers in one statement: (name, first name, last name, stored hash, standing) each.
+    The caller has checked that none exists and that none needs the look-alike check (ASCII email).
+    On PostgreSQL by COPY, in the session's transaction; elsewhere a Core executemany (the table,
+    not the class: no ORM bookkeeping)."""
     if not people:
         return
     now = utcnow()
-    await s.execute(
-        insert(CustomerRow),
-        [
-            {
-                "email": n.shown,
-                "email_key": n.key,
-                "name_skeleton": n.skeleton,
-                "firstname": first.strip(),
-                "lastname": last.strip(),
-                "password_hash": hashed,
-                "is_active": True,
-                "website_id": 1,
-                "store_id": 1,
-                "group_id": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for n, first, last, hashed in people
-        ],
-    )
+    records = [
+        (
+            n.shown,
+            n.key,
+            n.skeleton,
+            first.strip(),
+            last.strip(),
+            hashed,
+            st.is_active,
+            st.website_id,
+            st.store_id,
+            st.group_id,
+            now,
+            now,
+        )
+        for n, first, last, hashed, st in people
+    ]
+    conn = await s.connection()
+    if conn.dialect.driver == "asyncpg":
+        await conn.exec_driver_sql("SELECT 1")  # the session's transaction is begun on this connection
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table("customers", records=records, columns=_IMPORTED)
+        return
+    await s.execute(insert(cast(Table, CustomerRow.__table__)), [dict(zip(_IMPORTED, r, strict=True)) for r in records])
 
 
 async def update_imported_customer(
-    s: AsyncSession, customer_id: int, *, firstname: str, lastname: str, password_hash: str | None
+    s: AsyncSession,
+    customer_id: int,
+    *,
+    firstname: str,
+    lastname: str,
+    password_hash: str | None,
+    standing: Standing | None = None,
 ) -> None:
-    """An import run's `--on-conflict update`: the names, and the hash when one is given."""
+    """An import run's `--on-conflict update` (or a one-by-one import's standing): the names, the
+    standing when given, and the hash when one is given."""
     values: dict[str, Any] = {"firstname": firstname.strip(), "lastname": lastname.strip(), "updated_at": utcnow()}
     if password_hash is not None:
         values["password_hash"] = password_hash
+    if standing is not None:
+        values |= {
+            "website_id": standing.website_id,
+            "store_id": standing.store_id,
+            "group_id": standing.group_id,
+            "is_active": standing.is_active,
+        }
     await s.execute(update(CustomerRow).where(CustomerRow.id == customer_id).values(**values))

@@ -97,9 +97,9 @@ async def create_imported(
     return _key(row)
 
 
-async def imported_exists(s: AsyncSession, *, type: str, redacted: str, created_ms: int) -> bool:
-    """Is this Medusa key here already? Its digest changes at first use, so an import run knows it
-    by what stays: its type, redacted form and creation time."""
+async def imported_id(s: AsyncSession, *, type: str, redacted: str, created_ms: int) -> int | None:
+    """This Medusa key's id here, if imported already. Its digest changes at first use, so an
+    import run knows it by what stays: its type, redacted form and creation time."""
     found = await s.scalar(
         select(ApiKeyRow.id).where(
             ApiKeyRow.type == type,
@@ -108,7 +108,35 @@ async def imported_exists(s: AsyncSession, *, type: str, redacted: str, created_
             ApiKeyRow.deleted_ms.is_(None),
         )
     )
-    return found is not None
+    return None if found is None else int(found)
+
+
+async def imported_exists(s: AsyncSession, *, type: str, redacted: str, created_ms: int) -> bool:
+    return await imported_id(s, type=type, redacted=redacted, created_ms=created_ms) is not None
+
+
+async def refresh_imported(
+    s: AsyncSession,
+    key_id: int,
+    *,
+    title: str,
+    resources: tuple[str, ...],
+    created_by: int | None,
+    revoked_ms: int | None,
+    now_ms: int,
+) -> None:
+    """An import run's `--on-conflict update` of a key it moved before (the service decides what)."""
+    await s.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.id == key_id)
+        .values(
+            title=title,
+            resources="\n".join(resources),
+            created_by=created_by,
+            revoked_ms=revoked_ms,
+            updated_ms=now_ms,
+        )
+    )
 
 
 async def upgrade_legacy(s: AsyncSession, key_id: int, digest: str, now_ms: int) -> bool:

@@ -116,6 +116,40 @@ async def set_active(s: AsyncSession, integration_id: int, active: bool) -> None
     )
 
 
+async def refresh(
+    s: AsyncSession,
+    integration_id: int,
+    *,
+    name: str,
+    email: str,
+    endpoint_url: str | None,
+    identity_link_url: str | None,
+    consumer_secret_enc: bytes | None,
+    resources: Iterable[str],
+    active: bool,
+) -> None:
+    """An import run's `--on-conflict update`: the integration as its source has it now (a
+    `consumer_secret_enc` of None keeps the sealed secret). Its grant is replaced."""
+    values: dict[str, object] = {
+        "name": name,
+        "email": email,
+        "endpoint_url": endpoint_url,
+        "identity_link_url": identity_link_url,
+        "is_active": active,
+        "updated_at": utcnow(),
+    }
+    if consumer_secret_enc is not None:
+        values["consumer_secret_enc"] = consumer_secret_enc
+    try:
+        await s.execute(update(IntegrationRow).where(IntegrationRow.id == integration_id).values(**values))
+    except IntegrityError:
+        raise Conflict(f"An integration named {name!r} already exists.") from None
+    await s.execute(delete(IntegrationResourceRow).where(IntegrationResourceRow.integration_id == integration_id))
+    for rid in sorted(set(resources)):
+        s.add(IntegrationResourceRow(integration_id=integration_id, resource_id=rid))
+    await s.flush()
+
+
 async def delete_integration(s: AsyncSession, integration_id: int) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON, which is set,
     # but explicit deletes keep the repository correct whatever the connection settings.
@@ -177,6 +211,15 @@ async def delete_tokens(s: AsyncSession, integration_id: int, kinds: Iterable[st
         q = q.where(IntegrationTokenRow.kind.in_(list(kinds)))
     result = await s.execute(q)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def token_digests(s: AsyncSession, integration_id: int, kind: str) -> set[str]:
+    rows = await s.scalars(
+        select(IntegrationTokenRow.digest).where(
+            IntegrationTokenRow.integration_id == integration_id, IntegrationTokenRow.kind == kind
+        )
+    )
+    return set(rows)
 
 
 async def access_tokens(s: AsyncSession) -> list[tuple[str, int, bytes]]:

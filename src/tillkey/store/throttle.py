@@ -98,3 +98,14 @@ async def unlock_account(s: AsyncSession, user_type: int, user_id: int) -> None:
     await s.execute(
         delete(AccountLockRow).where(AccountLockRow.user_type == user_type, AccountLockRow.user_id == user_id)
     )
+
+
+async def import_lock(s: AsyncSession, user_type: int, user_id: int, until: int) -> None:
+    """An imported account's lock (its source's lock_expires, unix seconds): kept until then, or
+    longer when a lock here already runs longer."""
+    row = await s.get(AccountLockRow, (user_type, user_id), with_for_update=True)
+    if row is None:
+        s.add(AccountLockRow(user_type=user_type, user_id=user_id, failures_num=0, lock_expires=until))
+    elif row.lock_expires < until:
+        row.lock_expires = until
+    await s.flush()
