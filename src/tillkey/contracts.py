@@ -85,6 +85,12 @@ class Hasher(Protocol):
     async def verify(self, hashed: str | None, password: str, *, population: str = "", name: str = "") -> bool:
         """None (no such account): checked against a dummy at a stored hash's cost, and False."""
 
+    async def verify_upgrading(
+        self, hashed: str | None, password: str, *, population: str = "", name: str = ""
+    ) -> tuple[bool, str | None]:
+        """`verify`, and the argon2id hash made in the same turn for a right password against a
+        cheap imported hash (for the caller to store if it may; None otherwise)."""
+
     def needs_rehash(self, hashed: str) -> bool: ...
 
 

@@ -166,17 +166,17 @@ def test_a_costly_legacy_check_is_topped_up_to_a_native_checks_time() -> None:
             return check(hashed, password)
 
         hashing.check_sync = spy  # type: ignore[method-assign]
-        assert hashing.legacy_sync(MD5["hash"], "wrong-password") == (False, 0.0)
+        assert hashing.legacy_sync(MD5["hash"], "wrong-password") == (False, 0.0, None)
         assert seen == [Cost(2, 19456, 1)]  # a cheap format: a real argon2 check at the configured cost
         assert hashing.native_seconds < 60.0  # which the running estimate learns from
         hashing.native_seconds = 60.0
-        ok, owed = hashing.legacy_sync(ARGON["hash"], "wrong-password")
+        ok, owed, _ = hashing.legacy_sync(ARGON["hash"], "wrong-password")
         assert not ok and 55.0 < owed < 60.0  # the argon2id13 check ran; the rest is waited off the pool
-        ok, owed = hashing.legacy_sync(ARGON["hash"], ARGON["password"])
+        ok, owed, _ = hashing.legacy_sync(ARGON["hash"], ARGON["password"])
         assert ok and 55.0 < owed < 60.0  # right or wrong: the same
         assert len(seen) == 1  # a costly format does the work itself
         hashing.native_seconds = 0.0  # slower than native: nothing owed, nothing added
-        assert hashing.legacy_sync(ARGON["hash"], "wrong-password") == (False, 0.0)
+        assert hashing.legacy_sync(ARGON["hash"], "wrong-password") == (False, 0.0, None)
     finally:
         hashing.close()
 

@@ -72,17 +72,35 @@ def test_a_legacy_hash_costs_what_a_native_check_does_right_password_or_wrong() 
         checked.append(hashed)
         return real(hashed, password)
 
+    made: list[str] = []
+    real_hash = h.hash_sync
+
+    def hash_spy(password: str) -> str:
+        made.append(real_hash(password))
+        return made[-1]
+
     h.check_sync = spy  # type: ignore[method-assign]
+    h.hash_sync = hash_spy  # type: ignore[method-assign]
     for name in ("version 0 (md5)", "version 1 (sha256)", "chain 0:1 (md5 upgraded to sha256)"):
         v = vectors[name]
         for password, right in ((v["password"], True), ("not the password", False)):
             checked.clear()
-            assert h.legacy_sync(v["hash"], password) == (right, 0.0)
-            assert len(checked) == 1 and checked[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+            made.clear()
+            ok, owed, upgrade = h.legacy_sync(v["hash"], password)
+            assert (ok, owed) == (right, 0.0)
+            # One argon2 operation at the configured cost either way: the hash that replaces the
+            # imported one for the right password (no second one later), a dummy check for a wrong one.
+            work = made if right else checked
+            assert len(checked) + len(made) == 1
+            assert work[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+            assert upgrade == (made[0] if right else None)
+            assert upgrade is None or real(upgrade, password)
     costly = vectors["version 2 (argon2id13, interactive limits)"]
     h.native_seconds = 30.0  # as if a native check took that long here
     checked.clear()
+    made.clear()
     for password, right in ((costly["password"], True), ("not the password", False)):
-        ok, owed = h.legacy_sync(costly["hash"], password)
+        ok, owed, upgrade = h.legacy_sync(costly["hash"], password)
         assert ok is right and 25.0 < owed < 30.0  # topped up to a native check's time, off the pool
-    assert checked == []
+        assert upgrade is None  # the caller hashes anew, if it may upgrade
+    assert checked == [] and made == []

@@ -125,19 +125,23 @@ class PasswordHashing:
             if Cost.of(hashed) == self.cost:
                 self.native_seconds = 0.8 * self.native_seconds + 0.2 * (time.perf_counter() - started)
 
-    def legacy_sync(self, hashed: str, password: str) -> tuple[bool, float]:
+    def legacy_sync(self, hashed: str, password: str) -> tuple[bool, float, str | None]:
         """Check an imported hash, then spend what a check of Tillkey's own costs, right password
         or wrong, so the answer's timing tells neither which accounts still have an imported hash
         nor (for a locked account) whether the password was right. A cheap format (Magento's md5
-        and sha256 versions) is followed by a real argon2 check at the configured cost: the same
-        work, under load too. A costly one (argon2id13, scrypt) already did most of that work;
-        the rest is returned as seconds to wait, off the pool."""
+        and sha256 versions) is followed by argon2 work at the configured cost: for the right
+        password the argon2id hash that replaces it (so the first sign-in costs one argon2, not
+        two), for a wrong one a check against the dummy: the same work, under load too. A costly
+        one (argon2id13, scrypt) already did most of that work; the rest is returned as seconds
+        to wait, off the pool, and the caller hashes anew if it may upgrade."""
         started = time.perf_counter()
         ok = legacy_hashes.verify(hashed, password)
         if not legacy_hashes.is_costly(hashed):
+            if ok:
+                return ok, 0.0, self.hash_sync(password)
             self.check_sync(self._dummy, password)
-            return ok, 0.0
-        return ok, max(0.0, self.native_seconds - (time.perf_counter() - started))
+            return ok, 0.0, None
+        return ok, max(0.0, self.native_seconds - (time.perf_counter() - started)), None
 
     def dummy_for(self, population: str, name: str) -> str:
         """The hash an unknown `name` is checked against (see DummyHashes)."""
@@ -164,14 +168,24 @@ class PasswordHashing:
         """Check `password` against `hashed`; None (no such account) checks it against a dummy
         hash of a stored hash's cost instead, so an unknown name costs what a known one does,
         and answers False."""
+        ok, _upgrade = await self.verify_upgrading(hashed, password, population=population, name=name)
+        return ok
+
+    async def verify_upgrading(
+        self, hashed: str | None, password: str, *, population: str = "", name: str = ""
+    ) -> tuple[bool, str | None]:
+        """`verify`, and for a right password against a cheap imported hash the argon2id hash
+        made in the same turn in the pool (legacy_sync), for the caller to store if it may."""
         if hashed is not None and is_unusable(hashed):
             hashed = None  # no password: checked like an unknown name's, and never right
         if hashed is not None and legacy_hashes.scheme_of(hashed) is not None:
-            ok, owed = cast(tuple[bool, float], await self._run(self.legacy_sync, hashed, password))
+            ok, owed, upgrade = cast(
+                tuple[bool, float, "str | None"], await self._run(self.legacy_sync, hashed, password)
+            )
             await asyncio.sleep(owed)
-            return ok
+            return ok, upgrade
         target = hashed if hashed is not None else self.dummy_for(population, name)
-        return bool(await self._run(self.check_sync, target, password)) and hashed is not None
+        return bool(await self._run(self.check_sync, target, password)) and hashed is not None, None
 
     def needs_rehash(self, hashed: str) -> bool:
         """True for a hash at another argon2 cost, and for every imported (legacy) hash."""

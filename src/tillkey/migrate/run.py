@@ -42,7 +42,6 @@ from tillkey.principal import UserType
 from tillkey.store import accounts as repo
 from tillkey.store import api_keys as api_keys_repo
 from tillkey.store import integrations as integrations_repo
-from tillkey.store import throttle
 from tillkey.store.audit import AuditQuery
 
 if TYPE_CHECKING:
@@ -302,7 +301,7 @@ async def _refresh(tk: Tillkey, p: Machine | Key, key_id: int, dry_run: bool) ->
 async def _lock(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int) -> None:
     """A customer locked in the source stays locked here until its lock runs out."""
     if p.locked_until is not None and p.locked_until > tk.clock.now_int():
-        await throttle.import_lock(s, int(UserType.CUSTOMER), customer_id, p.locked_until)
+        await tk.services.login_budget.carry_lock(s, UserType.CUSTOMER, customer_id, p.locked_until)
 
 
 async def _update_customer(tk: Tillkey, s: AsyncSession, p: Person, customer_id: int, stored: str | None) -> None:

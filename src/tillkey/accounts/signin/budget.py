@@ -138,6 +138,12 @@ class FailureBudget:
             await throttle.unlock_account(db, user_type, user_id)
             await throttle.clear_failures(db, username_key(name), user_type)
 
+    @staticmethod
+    async def carry_lock(db: AsyncSession, user_type: UserType, user_id: int, until: int) -> None:
+        """An imported account's lock (its source's, unix seconds), in the importer's transaction:
+        kept until then, or longer when a lock here already runs longer."""
+        await throttle.import_lock(db, int(user_type), user_id, until)
+
 
 # The throttle's table counts wrong recovery codes per account under this user type, which no login
 # uses, so the counts never mix with a login name's; in the database, so across processes.

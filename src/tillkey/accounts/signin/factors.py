@@ -108,6 +108,9 @@ class FirstFactor(Protocol):
 @dataclass(frozen=True, slots=True)
 class Password:
     secret: str = field(repr=False)
+    # The argon2id hash made while checking a cheap imported hash (Passwords.verify_upgrading),
+    # stored by `passed` instead of hashing again: a first sign-in costs one argon2, not two.
+    upgrade: list[str] = field(default_factory=list, repr=False, compare=False)
     amr: ClassVar[str] = "pwd"
     wrong: ClassVar[str] = "wrong password"
 
@@ -117,9 +120,12 @@ class Password:
     async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
         # Unknown names are checked against a dummy hash at a stored hash's cost (DummyHashes).
         hashed = account.password_hash if account is not None else None
-        return await parts.passwords.verify(
+        ok, upgrade = await parts.passwords.verify_upgrading(
             hashed, self.secret, population=str(int(subject.user_type)), name=subject.key
         )
+        if upgrade is not None:
+            self.upgrade[:] = [upgrade]
+        return ok
 
     async def passed(self, parts: FactorParts, account: Account) -> None:
         # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in, and
@@ -127,7 +133,7 @@ class Password:
         old = account.password_hash
         if not parts.passwords.needs_rehash(old):
             return
-        new = await parts.passwords.hash(self.secret)
+        new = self.upgrade[0] if self.upgrade else await parts.passwords.hash(self.secret)
         imported = legacy_hashes.scheme_of(old) is not None
         async with parts.db.transaction() as db:
             # Conditional on the hash just checked: a concurrent change or upgrade wins.
