@@ -11,7 +11,10 @@ seeded, measured and stopped:
 - a real Medusa 2.21 server (shared/specs/medusa-peer.md: npm, PostgreSQL on 127.0.0.1:5432),
   authenticated GET /admin/users/me with the Bearer JWT of POST /auth/user/emailpass;
 - fastapi-users (JWT strategy, SQLite) in its own virtualenv, protected GET /users/me;
-- node oidc-provider: client-credentials token endpoint and token introspection.
+- node oidc-provider: client-credentials token endpoint and token introspection, with the same access
+  token format on both sides: opaque against a second Tillkey server with
+  TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT=opaque, and ES256 JWT against Tillkey's default (oidc-provider
+  does not introspect its JWTs, so introspection is compared on opaque tokens).
 
 One Tillkey server (1 uvicorn worker, SQLite, as `make bench`) runs throughout; every peer is a
 single process too. Each pair is measured with the same wrk, connections and duration, Tillkey and
