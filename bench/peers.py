@@ -11,7 +11,10 @@ seeded, measured and stopped:
 - a real Medusa 2.21 server (shared/specs/medusa-peer.md: npm, PostgreSQL on 127.0.0.1:5432),
   authenticated GET /admin/users/me with the Bearer JWT of POST /auth/user/emailpass;
 - fastapi-users (JWT strategy, SQLite) in its own virtualenv, protected GET /users/me;
-- node oidc-provider: client-credentials token endpoint and token introspection.
+- node oidc-provider: client-credentials token endpoint and token introspection, with the same access
+  token format on both sides: opaque against a second Tillkey server with
+  TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT=opaque, and ES256 JWT against Tillkey's default (oidc-provider
+  does not introspect its JWTs, so introspection is compared on opaque tokens).
 
 One Tillkey server (1 uvicorn worker, SQLite, as `make bench`) runs throughout; every peer is a
 single process too. Each pair is measured with the same wrk, connections and duration, Tillkey and
@@ -22,6 +25,7 @@ Results go to stdout and to bench/results/peers-<timestamp>.json. Not part of `m
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -59,6 +63,7 @@ from bench.run import (  # noqa: E402
     ensure_wrk,
     free_port,
     machine_info,
+    scrape_audit_metrics,
     serving,
     tillkey_cli,
     tillkey_env,
@@ -80,6 +85,8 @@ MEDUSA_TARGET = 20.0  # Tillkey's GET /admin/users/me over Medusa's, requests/s
 # Medusa's login, as in shared/specs/medusa-peer.md; the database is the peer's own scratch state.
 MEDUSA_EMAIL, MEDUSA_PASSWORD = "admin@test.com", "supersecret"
 MEDUSA_DB_URL = "postgres://medusa:medusa@127.0.0.1:5432/medusa_peer"
+# Which access token Tillkey's client-credentials grant issues (settings.oauth2_access_token_format).
+OAUTH2_FORMAT_ENV = "TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT"
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -257,26 +264,51 @@ def form_post(url: str, post: oauth2_load.FormPost) -> httpx.Response:
     return httpx.post(url, content=post.body, headers=post.headers, timeout=10)
 
 
+def token_format(token: str) -> str:
+    """`jwt/<alg>` for a JWS compact token, else `opaque`."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return "opaque"
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except ValueError:
+        return "opaque"
+    return f"jwt/{header.get('alg')}" if isinstance(header, dict) else "opaque"
+
+
 def oauth2_targets(
-    server: str, pid: int, base: str, token_path: str, introspect_path: str, client: tuple[str, str], scratch: Path
-) -> tuple[Target, Target]:
-    """Client-credentials issuance and introspection of a live token, as bench/oauth2_load.py sends them."""
+    server: str,
+    pid: int,
+    base: str,
+    token_path: str,
+    introspect_path: str,
+    client: tuple[str, str],
+    scratch: Path,
+    fmt: str,
+    introspect: bool = True,
+) -> tuple[Target, Target | None]:
+    """Client-credentials issuance and introspection of a live token, as bench/oauth2_load.py sends them.
+    `fmt` is the access token format the server must issue (`opaque` or `jwt/ES256`): the bench refuses
+    to compare unlike formats."""
     token_post, _ = oauth2_load.requests_for(*client, "")
     token_post = replace(token_post, path=token_path)
+    name = f"{server.split()[0]}-{fmt.replace('/', '-')}"
 
     def issue() -> str:
         r = form_post(base + token_path, token_post)
         if r.status_code != 200 or not r.json().get("access_token"):
             raise BenchError(f"{server} POST {token_path} answered {r.status_code}: {r.text[:200]}")
         token: str = r.json()["access_token"]
+        if (got := token_format(token)) != fmt:
+            raise BenchError(f"{server} issued a {got} access token, expected {fmt}")
         return token
 
     def introspect_post(token: str) -> oauth2_load.FormPost:
         _, post = oauth2_load.requests_for(*client, token)
         return replace(post, path=introspect_path)
 
-    def write(name: str, post: oauth2_load.FormPost) -> Path:
-        path = scratch / f"{server}-{name}.lua"
+    def write(what: str, post: oauth2_load.FormPost) -> Path:
+        path = scratch / f"{name}-{what}.lua"
         path.write_text(oauth2_load.lua_script(post))
         return path
 
@@ -294,9 +326,11 @@ def oauth2_targets(
             raise BenchError(f"{server}: the introspected token is no longer active: {r.status_code} {r.text[:200]}")
 
     issue()
+    token = Target(server, pid, base + token_path, script=lambda: write("token", token_post))
+    if not introspect:
+        return token, None
     introspect_script()
     still_active()
-    token = Target(server, pid, base + token_path, script=lambda: write("token", token_post))
     return token, Target(server, pid, base + introspect_path, script=introspect_script, verify=still_active)
 
 
@@ -312,6 +346,7 @@ class TillkeySide:
     customer_token: str
     customer_email: str
     client: tuple[str, str]
+    env: dict[str, str]  # the server's environment, for a twin on the same data (bench/peers.py oidc)
 
 
 ADMIN_EMAIL, CUSTOMER_EMAIL = "bench-admin@example.com", "bench-customer@example.com"
@@ -331,7 +366,7 @@ def seed_tillkey(cli: Callable[..., Any], password: str) -> tuple[str, str]:
     return client["client_id"], client["client_secret"]
 
 
-def tillkey_side(pid: int, base: str, password: str, client: tuple[str, str]) -> TillkeySide:
+def tillkey_side(pid: int, base: str, password: str, client: tuple[str, str], env: dict[str, str]) -> TillkeySide:
     return TillkeySide(
         pid=pid,
         base=base,
@@ -340,17 +375,19 @@ def tillkey_side(pid: int, base: str, password: str, client: tuple[str, str]) ->
         customer_token=customer_login(base, CUSTOMER_EMAIL, password),
         customer_email=CUSTOMER_EMAIL,
         client=client,
+        env=env,
     )
 
 
 @contextmanager
 def tillkey(tmp: Path) -> Iterator[TillkeySide]:
-    env = tillkey_env() | {"TILLKEY_DATA_DIR": str(tmp / "tillkey-data")}
+    # OAuth 2 access tokens as JWTs (the default, ES256), said explicitly: the oidc pairs compare formats.
+    env = tillkey_env() | {"TILLKEY_DATA_DIR": str(tmp / "tillkey-data"), OAUTH2_FORMAT_ENV: "jwt"}
     password = "Pw-" + secrets.token_urlsafe(16)
     print("Tillkey: seeding a throwaway database ...", flush=True)
     client = seed_tillkey(lambda *args: tillkey_cli(env, *args), password)
     with serving(1, env, tmp) as server:
-        yield tillkey_side(server.pid, server.base, password, client)
+        yield tillkey_side(server.pid, server.base, password, client, env)
 
 
 def customer_login(base: str, email: str, password: str) -> str:
@@ -453,32 +490,55 @@ MEDUSA_TSCONFIG = {
 }  # fmt: skip
 
 
-def psql(sql: str) -> str:
+def psql(sql: str, database: str = "postgres") -> str:
     psql_bin = shutil.which("psql")
     if psql_bin is None:
         raise BenchError("psql is needed for the Medusa peer (apt-get install -y postgresql-client)")
-    cmd = [psql_bin, "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres", "-tAc", sql]
+    cmd = [psql_bin, "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", database, "-tAc", sql]
     return sh(cmd, "psql on 127.0.0.1:5432 as postgres (is PostgreSQL running with trust auth?)", timeout=30).strip()
+
+
+def installed_version(folder: Path, package: str) -> str | None:
+    try:
+        version = json.loads((folder / "node_modules" / package / "package.json").read_text()).get("version")
+    except (OSError, ValueError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def write_once(path: Path, text: str) -> None:
+    """A file of the peer's folder, written if missing: one already there (a folder set up by hand or
+    by the Medusa tests, with its own modules configured) is that folder's and stays as it is."""
+    if not path.exists():
+        path.write_text(text)
 
 
 def medusa_install(root: Path) -> Path:
     folder = root / "medusa-server"
-    npm_install(folder, MEDUSA_PACKAGES, {"name": "medusa-peer", "private": True, "scripts": {"start": "medusa start"}})
-    (folder / "medusa-config.js").write_text(MEDUSA_CONFIG)
-    (folder / "tsconfig.json").write_text(json.dumps(MEDUSA_TSCONFIG, indent=2) + "\n")
-    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in medusa_env_vars().items()))
+    if installed_version(folder, "@medusajs/medusa") == MEDUSA_VERSION:
+        # Installed already, by this script (stamped) or otherwise: no npm run, which would rewrite
+        # package.json and the lock of a folder shared with others.
+        if not stamped(folder, " ".join(MEDUSA_PACKAGES)):
+            print(f"Medusa: reusing the Medusa {MEDUSA_VERSION} already installed in {folder}", flush=True)
+    else:
+        npm_install(
+            folder, MEDUSA_PACKAGES, {"name": "medusa-peer", "private": True, "scripts": {"start": "medusa start"}}
+        )
+    write_once(folder / "medusa-config.js", MEDUSA_CONFIG)
+    write_once(folder / "tsconfig.json", json.dumps(MEDUSA_TSCONFIG, indent=2) + "\n")
+    write_once(folder / ".env", "".join(f"{k}={v}\n" for k, v in medusa_env_vars().items()))
     # The peer's own role and database (shared/specs/medusa-peer.md), created once.
     if psql("SELECT 1 FROM pg_roles WHERE rolname = 'medusa'") != "1":
         psql("CREATE ROLE medusa WITH LOGIN SUPERUSER PASSWORD 'medusa'")
     if psql("SELECT 1 FROM pg_database WHERE datname = 'medusa_peer'") != "1":
         psql("CREATE DATABASE medusa_peer OWNER medusa")
-        (folder / ".tillkey-migrated").unlink(missing_ok=True)
     env = medusa_env()
     medusa = str(folder / "node_modules" / ".bin" / "medusa")
-    if not (folder / ".tillkey-migrated").exists():
+    # Migrated once: a database with Medusa's tables (migrated by an earlier run, or by whoever set
+    # up a shared folder) is not migrated again.
+    if psql("SELECT to_regclass('public.user') IS NOT NULL", "medusa_peer") != "t":
         print("Medusa: migrating its database (about 15 s) ...", flush=True)
         sh([medusa, "db:migrate"], "medusa db:migrate", cwd=folder, env=env)
-        (folder / ".tillkey-migrated").write_text(MEDUSA_VERSION)
     return folder
 
 
@@ -612,38 +672,80 @@ def fastapi_users(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iter
 # oidc-provider ----------------------------------------------------------------------------------
 
 
+def oidc_process(folder: Path, tmp: Path, client: tuple[str, str], fmt: str) -> tuple[Process, str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "CLIENT_ID": client[0], "CLIENT_SECRET": client[1]}
+    env |= {"NODE_ENV": "production", "ACCESS_TOKEN_FORMAT": fmt}
+    node = shutil.which("node") or "node"
+    return Process(f"oidc-provider {fmt}", [node, "server.mjs"], folder, env, tmp / f"oidc-provider-{fmt}.log"), (
+        f"http://{HOST}:{port}"
+    )
+
+
 @contextmanager
 def oidc_provider(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iterator[list[Pair]]:
+    """Two like-for-like comparisons: opaque access tokens on both sides (oidc-provider's default, in
+    its in-memory store; Tillkey with TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT=opaque, a second server on
+    the same data), then ES256 JWT access tokens on both sides (oidc-provider through its resource
+    indicators; Tillkey's default). oidc-provider refuses to introspect its JWTs, so introspection is
+    compared on opaque tokens only."""
     folder = root / "oidc-provider"
     npm_install(folder, (OIDC_PACKAGE,), {"name": "oidc-peer", "private": True, "type": "module"})
     shutil.copyfile(APPS / "oidc_server.mjs", folder / "server.mjs")  # beside its node_modules
-    node = shutil.which("node") or "node"
-    port = free_port()
     client = ("bench-client", secrets.token_urlsafe(32))
-    env = {**os.environ, "PORT": str(port), "CLIENT_ID": client[0], "CLIENT_SECRET": client[1]}
-    env["NODE_ENV"] = "production"
-    base = f"http://{HOST}:{port}"
-    proc = Process("oidc-provider", [node, "server.mjs"], folder, env, tmp / "oidc-provider.log")
-    with running(proc, base + "/.well-known/openid-configuration"):
-        peer_token, peer_introspect = oauth2_targets(
-            "oidc-provider", proc.pid, base, "/token", "/token/introspection", client, scratch
+    opaque_proc, opaque_base = oidc_process(folder, tmp, client, "opaque")
+    jwt_proc, jwt_base = oidc_process(folder, tmp, client, "jwt")
+    ready = "/.well-known/openid-configuration"
+    twin_dir = scratch / "tillkey-opaque"
+    twin_dir.mkdir()
+    with (
+        serving(1, tk.env | {OAUTH2_FORMAT_ENV: "opaque"}, twin_dir) as tk_opaque,
+        running(opaque_proc, opaque_base + ready),
+        running(jwt_proc, jwt_base + ready),
+    ):
+        paths = ("/token", "/token/introspection")
+        tk_paths = ("/oauth2/token", "/oauth2/introspect")
+        peer_o_token, peer_o_introspect = oauth2_targets(
+            "oidc-provider", opaque_proc.pid, opaque_base, *paths, client, scratch, "opaque"
         )
-        tk_token, tk_introspect = oauth2_targets(
-            "tillkey", tk.pid, tk.base, "/oauth2/token", "/oauth2/introspect", tk.client, scratch
+        tk_o_token, tk_o_introspect = oauth2_targets(
+            "tillkey", tk_opaque.pid, tk_opaque.base, *tk_paths, tk.client, scratch, "opaque"
         )
+        peer_j_token, _ = oauth2_targets(
+            "oidc-provider", jwt_proc.pid, jwt_base, *paths, client, scratch, "jwt/ES256", introspect=False
+        )
+        tk_j_token, _ = oauth2_targets(
+            "tillkey", tk.pid, tk.base, *tk_paths, tk.client, scratch, "jwt/ES256", introspect=False
+        )
+        assert peer_o_introspect is not None and tk_o_introspect is not None
+        basic = "HTTP Basic client auth, grant_type=client_credentials"
         yield [
             Pair(
-                "oidc-token-cc", "POST token (client credentials)",
-                "HTTP Basic client auth, grant_type=client_credentials (oidc-provider: opaque token in its "
-                "in-memory store; Tillkey: a signed JWT)",
-                tk_token, peer_token,
+                "oidc-token-opaque", "POST token (client credentials), opaque",
+                f"{basic}; opaque access tokens on both sides (oidc-provider: its in-memory store; Tillkey "
+                f"{OAUTH2_FORMAT_ENV}=opaque: a digest row in SQLite and a token.issued audit record)",
+                tk_o_token, peer_o_token,
             ),
             Pair(
-                "oidc-introspect", "POST introspection",
-                "HTTP Basic client auth, token=<a live client-credentials token>",
-                tk_introspect, peer_introspect,
+                "oidc-introspect", "POST introspection, opaque",
+                "HTTP Basic client auth, token=<a live opaque client-credentials token>",
+                tk_o_introspect, peer_o_introspect,
+            ),
+            Pair(
+                "oidc-token-jwt", "POST token (client credentials), ES256 JWT",
+                f"{basic}; ES256-signed JWT access tokens on both sides (oidc-provider: resource indicators, "
+                f"accessTokenFormat 'jwt', nothing stored; Tillkey {OAUTH2_FORMAT_ENV}=jwt: a token.issued "
+                "audit record); oidc-provider does not introspect its JWTs, so no introspection pair",
+                tk_j_token, peer_j_token,
             ),
         ]  # fmt: skip
+        for label, base in (("opaque", tk_opaque.base), ("jwt", tk.base)):
+            audit = scrape_audit_metrics(base)
+            print(
+                f"  Tillkey ({label} tokens) audit after the oidc runs: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in audit.items()),
+                flush=True,
+            )
 
 
 PEERS: dict[str, Callable[[Path, Path, TillkeySide, Path], Any]] = {

@@ -8,6 +8,7 @@ server under load has. py-spy is a profiling tool, not a dependency: `pip instal
     python bench/pyspy_server.py --path /bench/empty --seconds 6
     python bench/pyspy_server.py --bare                       # the bare Starlette route instead
     python bench/pyspy_server.py --oauth2 oauth2-token-cc     # client-credentials issuance (POST)
+    python bench/pyspy_server.py --oauth2 oauth2-token-cc --oauth2-format opaque   # opaque tokens
     python bench/pyspy_server.py --flamegraph /tmp/fa.svg     # a flame graph as well
 
 Prints the functions holding the most samples, by own time and by time including callees.
@@ -76,6 +77,12 @@ def main() -> int:
         choices=["oauth2-token-cc", "oauth2-introspect"],
         help="profile an OAuth 2 POST instead (bench/oauth2_load.py): client-credentials issuance or introspection",
     )
+    ap.add_argument(
+        "--oauth2-format",
+        choices=["jwt", "opaque"],
+        default="jwt",
+        help="access tokens the client-credentials grant issues (TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT, default jwt)",
+    )
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=997, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=40)
@@ -91,6 +98,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tillkey-pyspy-"))
     try:
         env = tillkey_env() | {"TILLKEY_DATA_DIR": str(tmp / "data")}
+        env["TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT"] = args.oauth2_format
         if args.database_url:
             env["TILLKEY_DATABASE_URL"] = args.database_url
         if args.redis_url:
