@@ -18,6 +18,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	@! grep -rn --include='*.py' -e '# fmt: skip' -e '# fmt: off' src tests bench examples || { echo "ruff format does the formatting: no fmt: skip/off"; exit 1; }
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

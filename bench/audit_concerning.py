@@ -42,10 +42,23 @@ def records(n: int, start: int) -> list[AuditRecord]:
         else:
             event, actor = rng.choice(TARGETED), rng.randrange(1, 20)
             details = {"target_type": 2, "target_id": rng.randrange(1, 2000), "change": "role"}
-        out.append(AuditRecord(
-            seq, 1_700_000_000_000 + seq, event, "success", 2, actor, f"user{actor}", "10.0.0.1", None, None,
-            canonical(details), "0" * 64, "0" * 64,
-        ))  # fmt: skip
+        out.append(
+            AuditRecord(
+                seq,
+                1_700_000_000_000 + seq,
+                event,
+                "success",
+                2,
+                actor,
+                f"user{actor}",
+                "10.0.0.1",
+                None,
+                None,
+                canonical(details),
+                "0" * 64,
+                "0" * 64,
+            )
+        )
     return out
 
 
@@ -63,8 +76,10 @@ async def main(n: int, backend: str) -> None:
                 began = time.perf_counter()
                 found = await t.tk.audit.concerning(2, target, limit=20)
                 times.append((time.perf_counter() - began) * 1000)
-            print(f"{backend}, {n} records: concerning(admin, limit 20) median {statistics.median(times):.1f} ms,"
-                  f" max {max(times):.1f} ms (last found {len(found)})")  # fmt: skip
+            print(
+                f"{backend}, {n} records: concerning(admin, limit 20) median {statistics.median(times):.1f} ms,"
+                f" max {max(times):.1f} ms (last found {len(found)})"
+            )
             like = mentions(2, 7)[0].replace("_", "\\_")
             explain = "EXPLAIN QUERY PLAN" if backend == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS)"
             async with t.tk.db.session() as s:

@@ -67,11 +67,14 @@ def main() -> int:
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
         env |= {
-            "TILLKEY_DATA_DIR": str(tmp / "data"), "TILLKEY_LOG_LEVEL": "WARNING", "TILLKEY_ADMIN_2FA": "off",
-            "TILLKEY_RATE_LIMIT_DEFAULT": "", "TILLKEY_RATE_LIMIT_LOGIN_IP": "",
+            "TILLKEY_DATA_DIR": str(tmp / "data"),
+            "TILLKEY_LOG_LEVEL": "WARNING",
+            "TILLKEY_ADMIN_2FA": "off",
+            "TILLKEY_RATE_LIMIT_DEFAULT": "",
+            "TILLKEY_RATE_LIMIT_LOGIN_IP": "",
             "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": "",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        }  # fmt: skip
+        }
         # Hashing cost and login admission may be varied from the environment, to compare settings.
         tunable = ("TILLKEY_ARGON2_", "TILLKEY_LOGIN_", "TILLKEY_PASSWORD_HASH_", "TILLKEY_REFUSAL_")
         env |= {k: v for k, v in os.environ.items() if k.startswith(tunable)}
@@ -106,8 +109,11 @@ def main() -> int:
     ratios = []
     for i, (quiet, during, flooded) in enumerate(rounds, 1):
         print(f"round {i}")
-        for name, smp in (("products, quiet", quiet), ("products, during flood", during),
-                          ("flood (wrong logins)", flooded)):  # fmt: skip
+        for name, smp in (
+            ("products, quiet", quiet),
+            ("products, during flood", during),
+            ("flood (wrong logins)", flooded),
+        ):
             cols = f"{smp.rps:>9.0f}{smp.p50_ms:>9.2f}{smp.p99_ms:>9.2f}{smp.non_2xx:>9}{smp.socket_errors:>8}"
             print(f"  {name:22}{cols}")
         ratios.append(during.p99_ms / quiet.p99_ms if quiet.p99_ms else float("inf"))

@@ -67,9 +67,11 @@ def setup(base: str, client_id: str, client_secret: str, scratch: Path) -> list[
     """A token to introspect, the request specs checked once, and a Lua script for each."""
     basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
     r = httpx.post(
-        base + "/oauth2/token", data={"grant_type": "client_credentials"},
-        headers={"Authorization": f"Basic {basic}"}, timeout=10,
-    )  # fmt: skip
+        base + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=10,
+    )
     if r.status_code != 200:
         raise ValueError(f"client credentials token: {r.status_code} {r.text[:200]}")
     posts = requests_for(client_id, client_secret, r.json()["access_token"])

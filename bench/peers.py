@@ -72,9 +72,14 @@ from bench.run import (  # noqa: E402
 APPS = ROOT / "bench" / "peer_apps"  # our side of the peers: app source and config, committed
 MEDUSA_VERSION = "2.21.2"
 MEDUSA_PACKAGES = (
-    f"@medusajs/medusa@{MEDUSA_VERSION}", f"@medusajs/framework@{MEDUSA_VERSION}", f"@medusajs/cli@{MEDUSA_VERSION}",
-    "@swc/core", "typescript@5", "ts-node", "@types/node@20",
-)  # fmt: skip
+    f"@medusajs/medusa@{MEDUSA_VERSION}",
+    f"@medusajs/framework@{MEDUSA_VERSION}",
+    f"@medusajs/cli@{MEDUSA_VERSION}",
+    "@swc/core",
+    "typescript@5",
+    "ts-node",
+    "@types/node@20",
+)
 OIDC_PACKAGE = "oidc-provider@9.13.3"  # ESM, runs on Node 20.19+
 FASTAPI_USERS_REQS = ("fastapi-users[sqlalchemy]==15.0.5", "aiosqlite", "uvicorn[standard]")
 NODE_MIN = (20, 19)
@@ -92,8 +97,9 @@ OAUTH2_FORMAT_ENV = "TILLKEY_OAUTH2_ACCESS_TOKEN_FORMAT"
 # --- processes ----------------------------------------------------------------------------------
 
 
-def sh(cmd: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None,
-       timeout: float = 900) -> str:  # fmt: skip
+def sh(
+    cmd: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900
+) -> str:
     """Run a setup step; a failure stops the bench with the step's own last words."""
     try:
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -227,22 +233,30 @@ def summarize(pair: Pair) -> dict[str, Any]:
 
     def side(t: Target, got: list[Sample]) -> dict[str, Any]:
         return {
-            "server": t.server, "url": t.url,
-            "rps": statistics.median(s.rps for s in got), "p50_ms": statistics.median(s.p50_ms for s in got),
-            "p99_ms": statistics.median(s.p99_ms for s in got), "cpu_us": statistics.median(s.cpu_us for s in got),
-            "socket_errors": sum(s.socket_errors for s in got), "other_cpu_max": max(s.other_cpu for s in got),
+            "server": t.server,
+            "url": t.url,
+            "rps": statistics.median(s.rps for s in got),
+            "p50_ms": statistics.median(s.p50_ms for s in got),
+            "p99_ms": statistics.median(s.p99_ms for s in got),
+            "cpu_us": statistics.median(s.cpu_us for s in got),
+            "socket_errors": sum(s.socket_errors for s in got),
+            "other_cpu_max": max(s.other_cpu for s in got),
             "samples": [asdict(s) for s in got],
-        }  # fmt: skip
+        }
 
     per_round = [a.rps / b.rps for a, b in rounds]
     return {
-        "metric": pair.metric, "note": pair.note, "target": pair.target,
+        "metric": pair.metric,
+        "note": pair.note,
+        "target": pair.target,
         # Headline: the median of per-round ratios; both sides of a round ran back to back.
-        "ratio": statistics.median(per_round), "per_round": per_round,
+        "ratio": statistics.median(per_round),
+        "per_round": per_round,
         # The same in server CPU per request: what a quiet machine's requests/s ratio would be.
         "cpu_ratio": statistics.median(cpu) if (cpu := [b.cpu_us / a.cpu_us for a, b in rounds if a.cpu_us]) else None,
-        "tillkey": side(pair.tillkey, tk), "peer": side(pair.peer, peer),
-    }  # fmt: skip
+        "tillkey": side(pair.tillkey, tk),
+        "peer": side(pair.peer, peer),
+    }
 
 
 def bearer_check(url: str, token: str, expect: str) -> Callable[[], None]:
@@ -356,13 +370,29 @@ def seed_tillkey(cli: Callable[..., Any], password: str) -> tuple[str, str]:
     """An admin and a customer with `password`, and a client-credentials client: (id, secret)."""
     cli("admin", "create", "--username", "benchadmin", "--email", ADMIN_EMAIL, "--password", password)
     cli(
-        "customer", "create", "--email", CUSTOMER_EMAIL, "--password", password,
-        "--first-name", "Bench", "--last-name", "Customer",
-    )  # fmt: skip
+        "customer",
+        "create",
+        "--email",
+        CUSTOMER_EMAIL,
+        "--password",
+        password,
+        "--first-name",
+        "Bench",
+        "--last-name",
+        "Customer",
+    )
     client = cli(
-        "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+        "client",
+        "create",
+        "--name",
+        "bench",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+    )
     return client["client_id"], client["client_secret"]
 
 
@@ -453,8 +483,11 @@ def npm_install(folder: Path, packages: tuple[str, ...], package_json: dict[str,
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "package.json").write_text(json.dumps(package_json, indent=2) + "\n")
     print(f"installing {spec} into {folder} (npm) ...", flush=True)
-    sh([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *packages], f"npm install in {folder}",
-       cwd=folder)  # fmt: skip
+    sh(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *packages],
+        f"npm install in {folder}",
+        cwd=folder,
+    )
     stamp(folder, spec)
 
 
@@ -478,16 +511,29 @@ module.exports = defineConfig({
 """
 MEDUSA_TSCONFIG = {
     "compilerOptions": {
-        "target": "ES2021", "esModuleInterop": True, "module": "Node16", "moduleResolution": "Node16",
-        "emitDecoratorMetadata": True, "experimentalDecorators": True, "skipLibCheck": True,
-        "skipDefaultLibCheck": True, "declaration": False, "sourceMap": False, "inlineSourceMap": True,
-        "outDir": "./.medusa/server", "rootDir": "./", "jsx": "react-jsx", "forceConsistentCasingInFileNames": True,
-        "resolveJsonModule": True, "checkJs": False, "strictNullChecks": True,
+        "target": "ES2021",
+        "esModuleInterop": True,
+        "module": "Node16",
+        "moduleResolution": "Node16",
+        "emitDecoratorMetadata": True,
+        "experimentalDecorators": True,
+        "skipLibCheck": True,
+        "skipDefaultLibCheck": True,
+        "declaration": False,
+        "sourceMap": False,
+        "inlineSourceMap": True,
+        "outDir": "./.medusa/server",
+        "rootDir": "./",
+        "jsx": "react-jsx",
+        "forceConsistentCasingInFileNames": True,
+        "resolveJsonModule": True,
+        "checkJs": False,
+        "strictNullChecks": True,
     },
     "ts-node": {"swc": True},
     "include": ["**/*", ".medusa/types/*"],
     "exclude": ["node_modules", ".medusa/server", ".medusa/admin", ".cache"],
-}  # fmt: skip
+}
 
 
 def psql(sql: str, database: str = "postgres") -> str:
@@ -544,9 +590,11 @@ def medusa_install(root: Path) -> Path:
 
 def medusa_env_vars() -> dict[str, str]:
     return {
-        "DATABASE_URL": MEDUSA_DB_URL, "JWT_SECRET": "supersecret", "COOKIE_SECRET": "supersecret",
+        "DATABASE_URL": MEDUSA_DB_URL,
+        "JWT_SECRET": "supersecret",
+        "COOKIE_SECRET": "supersecret",
         "MEDUSA_DISABLE_TELEMETRY": "true",
-    }  # fmt: skip
+    }
 
 
 def medusa_env() -> dict[str, str]:
@@ -581,8 +629,7 @@ def medusa(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iterator[li
         try:
             token = emailpass_login(base, "user", MEDUSA_EMAIL, MEDUSA_PASSWORD)
         except BenchError:  # a fresh database: its admin is created once, as the spec does
-            sh([cmd[0], "user", "-e", MEDUSA_EMAIL, "-p", MEDUSA_PASSWORD], "medusa user", cwd=folder,
-               env=medusa_env())  # fmt: skip
+            sh([cmd[0], "user", "-e", MEDUSA_EMAIL, "-p", MEDUSA_PASSWORD], "medusa user", cwd=folder, env=medusa_env())
             token = emailpass_login(base, "user", MEDUSA_EMAIL, MEDUSA_PASSWORD)
         me = "/admin/users/me"
         yield [
@@ -634,10 +681,26 @@ def fastapi_users(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iter
     port = free_port()
     # The same server settings as Tillkey's bench server: 1 worker, uvloop, httptools, no access log.
     cmd = [
-        str(python), "-m", "uvicorn", "fastapi_users_app:app", "--app-dir", str(APPS), "--host", HOST,
-        "--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-        "--log-level", "warning",
-    ]  # fmt: skip
+        str(python),
+        "-m",
+        "uvicorn",
+        "fastapi_users_app:app",
+        "--app-dir",
+        str(APPS),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"PEER_DB": str(tmp / "fastapi-users.db"), "PEER_SECRET": secrets.token_urlsafe(32)}
     base = f"http://{HOST}:{port}"
@@ -721,24 +784,30 @@ def oidc_provider(root: Path, tmp: Path, tk: TillkeySide, scratch: Path) -> Iter
         basic = "HTTP Basic client auth, grant_type=client_credentials"
         yield [
             Pair(
-                "oidc-token-opaque", "POST token (client credentials), opaque",
+                "oidc-token-opaque",
+                "POST token (client credentials), opaque",
                 f"{basic}; opaque access tokens on both sides (oidc-provider: its in-memory store; Tillkey "
                 f"{OAUTH2_FORMAT_ENV}=opaque: a digest row in SQLite and a token.issued audit record)",
-                tk_o_token, peer_o_token,
+                tk_o_token,
+                peer_o_token,
             ),
             Pair(
-                "oidc-introspect", "POST introspection, opaque",
+                "oidc-introspect",
+                "POST introspection, opaque",
                 "HTTP Basic client auth, token=<a live opaque client-credentials token>",
-                tk_o_introspect, peer_o_introspect,
+                tk_o_introspect,
+                peer_o_introspect,
             ),
             Pair(
-                "oidc-token-jwt", "POST token (client credentials), ES256 JWT",
+                "oidc-token-jwt",
+                "POST token (client credentials), ES256 JWT",
                 f"{basic}; ES256-signed JWT access tokens on both sides (oidc-provider: resource indicators, "
                 f"accessTokenFormat 'jwt', nothing stored; Tillkey {OAUTH2_FORMAT_ENV}=jwt: a token.issued "
                 "audit record); oidc-provider does not introspect its JWTs, so no introspection pair",
-                tk_j_token, peer_j_token,
+                tk_j_token,
+                peer_j_token,
             ),
-        ]  # fmt: skip
+        ]
         for label, base in (("opaque", tk_opaque.base), ("jwt", tk.base)):
             audit = scrape_audit_metrics(base)
             print(
@@ -812,8 +881,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per side (default 3)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32, as make bench)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    ap.add_argument("--peer-dir", help="scratch folder for the peers (default $TILLKEY_PEER_DIR or "
-                    "~/.cache/tillkey-peers)")  # fmt: skip
+    ap.add_argument(
+        "--peer-dir", help="scratch folder for the peers (default $TILLKEY_PEER_DIR or ~/.cache/tillkey-peers)"
+    )
     ap.add_argument("--install-only", action="store_true", help="install the peers and stop")
     args = ap.parse_args(argv)
     args.peers = [p.strip() for p in args.only.split(",") if p.strip()]

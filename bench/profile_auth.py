@@ -71,10 +71,21 @@ def scope_for(app: Any, path: str, token: str) -> dict[str, Any]:
     if path == "/tillkey/v1/forward-auth":
         headers += FORWARD
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
-        "client": (HOST, 50000), "server": (HOST, 8000), "state": {}, "app": app,
-    }  # fmt: skip
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": (HOST, 50000),
+        "server": (HOST, 8000),
+        "state": {},
+        "app": app,
+    }
 
 
 async def _receive() -> Message:
@@ -128,9 +139,14 @@ async def main(args: argparse.Namespace) -> None:
         tk = app.state.tillkey
         accounts = tk.services.accounts
         admin = await accounts.create_admin(
-            OPERATOR, username="perfadmin", email="perf@example.com", password="Pw-" + secrets.token_urlsafe(16),
-            role=None, firstname="", lastname="",
-        )  # fmt: skip
+            OPERATOR,
+            username="perfadmin",
+            email="perf@example.com",
+            password="Pw-" + secrets.token_urlsafe(16),
+            role=None,
+            firstname="",
+            lastname="",
+        )
         token = await accounts.issue_token(UserType.ADMIN, admin.id)
 
         # Whole requests in many short interleaved rounds: the min is the round least disturbed by
@@ -139,9 +155,13 @@ async def main(args: argparse.Namespace) -> None:
         # Tillkey's edge and direct dispatch (empty), FastAPI's full route handling with one
         # dependency (noop-dep: not a direct route), the guard (protected), forward-auth, who-am-I.
         paths = [
-            "bare", "/bench/empty", "/bench/empty-noop-dep", "/bench/empty-protected", "/tillkey/v1/forward-auth",
+            "bare",
+            "/bench/empty",
+            "/bench/empty-noop-dep",
+            "/bench/empty-protected",
+            "/tillkey/v1/forward-auth",
             "/admin/users/me",
-        ]  # fmt: skip
+        ]
         got: dict[str, list[float]] = {p: [] for p in paths}
         for i in range(args.rounds):
             for p in paths if i % 2 == 0 else reversed(paths):
@@ -176,7 +196,7 @@ async def main(args: argparse.Namespace) -> None:
             ("  of which Validator.validate", time_us(lambda: tk.validator.validate(claims))),
             ("policy.check", time_us(lambda: check(principal, resources))),
             ("JWT verify on a cache miss (jwt_reader.read)", await atime_us(lambda: tk.jwt_reader.read(token), 200, 3)),
-        ]  # fmt: skip
+        ]
         for name, us in pieces:
             print(f"  {name:<46} {us:8.2f}")
 

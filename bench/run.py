@@ -180,10 +180,13 @@ def parse_wrk(text: str) -> Sample:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     return Sample(
-        rps=float(rps.group(1)), p50_ms=_latency_ms(text, "50"), p99_ms=_latency_ms(text, "99"),
-        requests=int(total.group(1)), non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        rps=float(rps.group(1)),
+        p50_ms=_latency_ms(text, "50"),
+        p99_ms=_latency_ms(text, "99"),
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(g) for g in sock.groups()) if sock else 0,
-    )  # fmt: skip
+    )
 
 
 def ensure_wrk() -> str:
@@ -225,9 +228,16 @@ class Wrk:
         bearer = self.token if token is None else token
         auth = ["-s", str(script)] if script is not None else ["-H", f"Authorization: Bearer {bearer}"]
         cmd = [
-            self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
-            "--latency", *auth, *(a for h in headers for a in ("-H", h)), url,
-        ]  # fmt: skip
+            self.binary,
+            f"-t{self.threads}",
+            f"-c{self.connections}",
+            f"-d{seconds}s",
+            f"--timeout={timeout_s}s",
+            "--latency",
+            *auth,
+            *(a for h in headers for a in ("-H", h)),
+            url,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False)
         if done.returncode != 0:
             raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
@@ -287,11 +297,29 @@ class Server:
         self.base = f"http://{HOST}:{self.port}"
         self.log_path = log_path
         self.cmd = [
-            sys.executable, "-m", "uvicorn", app, *(["--factory"] if app.endswith("create_bench_app") else []),
-            "--app-dir", str(ROOT), "--host", HOST, "--port", str(self.port), "--workers", str(workers),
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-            "--no-proxy-headers", "--no-server-header",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            *(["--factory"] if app.endswith("create_bench_app") else []),
+            "--app-dir",
+            str(ROOT),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--no-proxy-headers",
+            "--no-server-header",
+        ]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -693,8 +721,9 @@ def rss_mb(pid: int) -> float:
 def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds: int, warmup: int) -> dict[str, Any]:
     """Per round: the bare route, then every Tillkey route; ratios of requests/s and of p99 to the
     bare route of the same round, so load from neighbours that drifts over the run cancels out."""
-    r = httpx.get(server.base + FORWARD_PATH, headers=dict(h.split(": ", 1) for h in FORWARD_HEADERS),
-                  params=None, timeout=10)  # fmt: skip
+    r = httpx.get(
+        server.base + FORWARD_PATH, headers=dict(h.split(": ", 1) for h in FORWARD_HEADERS), params=None, timeout=10
+    )
     if r.status_code != 401:
         raise BenchError(f"forward-auth without a token answered {r.status_code}, expected 401: {r.text[:200]}")
     headers = {"Authorization": f"Bearer {wrk.token}"} | dict(h.split(": ", 1) for h in FORWARD_HEADERS)
@@ -718,8 +747,11 @@ def measure_vs_bare(server: Server, bare: Server, wrk: Wrk, seconds: int, rounds
             if s.non_2xx:
                 raise BenchError(f"{path}: {s.non_2xx} of {s.requests} responses were not 2xx")
             samples[key].append(replace(s, other_cpu=other, cpu_us=cpu_us))
-            print(f"  vs bare round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req "
-                  f"p99 {s.p99_ms:.2f} ms", flush=True)  # fmt: skip
+            print(
+                f"  vs bare round {i + 1}/{rounds} {key:<16} {s.rps:>9.0f} req/s {cpu_us:>7.0f} us CPU/req "
+                f"p99 {s.p99_ms:.2f} ms",
+                flush=True,
+            )
     out: dict[str, Any] = {"bare": _route_summary(samples["bare"]), "routes": {}, "rss_start_mb": rss_start}
     out["rss_end_mb"] = {"tillkey": rss_mb(server.pid), "bare": rss_mb(bare.pid)}
     for key in VS_BARE:
@@ -750,10 +782,12 @@ def measure_memory(server: Server, env: dict[str, str], token: str, count: int) 
 
 def _route_summary(got: list[Sample]) -> dict[str, Any]:
     return {
-        "rps": statistics.median(s.rps for s in got), "p99_ms": statistics.median(s.p99_ms for s in got),
-        "cpu_us": statistics.median(s.cpu_us for s in got), "other_cpu_max": max(s.other_cpu for s in got),
+        "rps": statistics.median(s.rps for s in got),
+        "p99_ms": statistics.median(s.p99_ms for s in got),
+        "cpu_us": statistics.median(s.cpu_us for s in got),
+        "other_cpu_max": max(s.other_cpu for s in got),
         "samples": [asdict(s) for s in got],
-    }  # fmt: skip
+    }
 
 
 def _span(values: list[float]) -> str:
@@ -832,10 +866,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help="seconds of warm-up per route and server (default 2)")
     ap.add_argument("--workers", default="1,2", help="comma-separated uvicorn worker counts (default 1,2)")
     ap.add_argument(
-        "--backends", default="sqlite,postgres",
+        "--backends",
+        default="sqlite,postgres",
         help="comma-separated: sqlite (embedded default) and postgres (PostgreSQL + Redis, scale-out mode; "
         f"needs both on {PG_HOST}:5432 and :6379). Default: both",
-    )  # fmt: skip
+    )
     ap.add_argument(
         "--bare-only",
         action="store_true",
@@ -883,8 +918,10 @@ def backend_env(backend: str, base_env: dict[str, str], tmp: Path) -> Iterator[d
         _psql(f"CREATE DATABASE {name}")
         _redis("PING")
     except BenchError as exc:
-        raise BenchError(f"the postgres backend needs PostgreSQL and Redis on {PG_HOST} ({exc}); "
-                         "start them or pass --backends sqlite") from None  # fmt: skip
+        raise BenchError(
+            f"the postgres backend needs PostgreSQL and Redis on {PG_HOST} ({exc}); "
+            "start them or pass --backends sqlite"
+        ) from None
     env |= {
         "TILLKEY_DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}:5432/{name}",
         "TILLKEY_REDIS_URL": f"redis://{PG_HOST}:6379/0",
@@ -939,9 +976,18 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             seeded = tillkey_cli(env, "demo", "seed", "--customer-password", "Pw-" + secrets.token_urlsafe(16))
             customer = seeded["customers"][0]
             oauth_client = tillkey_cli(
-                env, "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
-                "--scope", "Magento_Catalog::products",
-            )  # fmt: skip
+                env,
+                "client",
+                "create",
+                "--name",
+                "bench",
+                "--type",
+                "confidential",
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "Magento_Catalog::products",
+            )
             wrk = None  # each backend has its own signing key
             for workers in args.worker_counts:
                 audited_before = audit_rows(backend, env)
@@ -994,9 +1040,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{stamp}.json"
     payload = {
-        "timestamp": stamp, "machine": machine, "config": config, "target": TARGET, "empty_target": EMPTY_TARGET,
-        "results": results, "vs_bare": vs_bare,
-    }  # fmt: skip
+        "timestamp": stamp,
+        "machine": machine,
+        "config": config,
+        "target": TARGET,
+        "empty_target": EMPTY_TARGET,
+        "results": results,
+        "vs_bare": vs_bare,
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)}")
 

@@ -366,9 +366,17 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
         srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
         srv.cli(
-            "admin", "create", "--username", "carol", "--email", "carol@example.com",
-            "--password", ADMIN_PASSWORD, "--role", "Catalog",
-        )  # fmt: skip
+            "admin",
+            "create",
+            "--username",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--password",
+            ADMIN_PASSWORD,
+            "--role",
+            "Catalog",
+        )
         srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
         yield srv
     finally:

@@ -31,9 +31,17 @@ def start_console_server(tmp: Path, backend: str, **env: str) -> Server:
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
     srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
     srv.cli(
-        "admin", "create", "--username", "carol", "--email", "carol@example.com", "--password", ADMIN_PASSWORD,
-        "--role", "Catalog",
-    )  # fmt: skip
+        "admin",
+        "create",
+        "--username",
+        "carol",
+        "--email",
+        "carol@example.com",
+        "--password",
+        ADMIN_PASSWORD,
+        "--role",
+        "Catalog",
+    )
     srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
     return srv
 
@@ -52,8 +60,9 @@ class Browser:
     async def sign_in(self, username: str = "alice", password: str = ADMIN_PASSWORD) -> httpx.Response:
         page = await self.http.get("/console/login")
         assert page.status_code == 200, page.text
-        r = await self.http.post("/console/login", data={**hidden_fields(page.text), "username": username,
-                                                         "password": password})  # fmt: skip
+        r = await self.http.post(
+            "/console/login", data={**hidden_fields(page.text), "username": username, "password": password}
+        )
         assert r.status_code == 303, r.text
         return r
 

@@ -54,9 +54,11 @@ def openid_provider(accounts: dict[str, Any], redirect_uris: list[str], tmp: Pat
     accounts_file.write_text(json.dumps(accounts))
     clients = [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}]
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/local/bin"), "OP_PORT": str(port),
-        "OP_CLIENTS": json.dumps(clients), "OP_ACCOUNTS": str(accounts_file),
-    }  # fmt: skip
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/local/bin"),
+        "OP_PORT": str(port),
+        "OP_CLIENTS": json.dumps(clients),
+        "OP_ACCOUNTS": str(accounts_file),
+    }
     proc = subprocess.Popen(["node", "op.mjs"], cwd=JS, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None

@@ -116,9 +116,14 @@ class InProcess:
         return name
 
     async def create_admin(
-        self, username: str, *, resources: Iterable[str] | None = None, role: str | None = None,
-        password: str = ADMIN_PASSWORD, email: str | None = None,
-    ) -> Admin:  # fmt: skip
+        self,
+        username: str,
+        *,
+        resources: Iterable[str] | None = None,
+        role: str | None = None,
+        password: str = ADMIN_PASSWORD,
+        email: str | None = None,
+    ) -> Admin:
         """An admin with `role`, or with a new role granting `resources`, or an Administrator."""
         if resources is not None:
             role = await self.create_role(resources)
@@ -164,22 +169,31 @@ class InProcess:
         from a client the operator registered with that scope."""
         wanted = list(scope)
         done = await self.tk.services.clients.create(
-            OPERATOR, name=f"client-{next(_names)}", client_type="confidential",
-            redirect_uris=["https://app.example/cb"], grant_types=[], scopes=wanted,
-        )  # fmt: skip
+            OPERATOR,
+            name=f"client-{next(_names)}",
+            client_type="confidential",
+            redirect_uris=["https://app.example/cb"],
+            grant_types=[],
+            scopes=wanted,
+        )
         issued = await self.tk.services.oauth2.access_token(
-            user_type=int(UserType.ADMIN), user_id=admin_id, client_id=done.client.client_id,
+            user_type=int(UserType.ADMIN),
+            user_id=admin_id,
+            client_id=done.client.client_id,
             scope=tuple(wanted),
-        )  # fmt: skip
+        )
         return issued.token
 
     async def console_session(self, admin_id: int) -> ConsoleCaller:
         """A signed-in console session (second factor done), without the sign-in pages."""
         sessions = self.tk.services.console_sessions
         cookie = await sessions.begin(
-            int(UserType.ADMIN), admin_id, ("pwd",), pending_otp=False,
+            int(UserType.ADMIN),
+            admin_id,
+            ("pwd",),
+            pending_otp=False,
             fingerprint=grant_fingerprint(self.tk.grants.admin(admin_id)),
-        )  # fmt: skip
+        )
         found = sessions.find(cookie)
         assert found is not None
         return ConsoleCaller(self.client, cookie, found.csrf)

@@ -33,9 +33,21 @@ def start_oauth_server(tmp: Path, backend: str, **env: str) -> Server:
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
     srv.cli("role", "create", "Catalog", "--resource", "Magento_Catalog::catalog")
     srv.cli(
-        "admin", "create", "--username", "carol", "--email", "carol@example.com", "--password", ADMIN_PASSWORD,
-        "--role", "Catalog", "--first-name", "Carol", "--last-name", "Jones",
-    )  # fmt: skip
+        "admin",
+        "create",
+        "--username",
+        "carol",
+        "--email",
+        "carol@example.com",
+        "--password",
+        ADMIN_PASSWORD,
+        "--role",
+        "Catalog",
+        "--first-name",
+        "Carol",
+        "--last-name",
+        "Jones",
+    )
     srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
     return srv
 
@@ -86,9 +98,14 @@ def sign_in(browser: httpx.Client, login_url: str, username: str, password: str)
 
 
 def authorize(
-    srv: Server, url: str, username: str = "alice", password: str = ADMIN_PASSWORD, *, consent: str | None = "allow",
+    srv: Server,
+    url: str,
+    username: str = "alice",
+    password: str = ADMIN_PASSWORD,
+    *,
+    consent: str | None = "allow",
     browser: httpx.Client | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Follow an authorization request through sign-in and consent; answers the final Location
     (the client's redirect URI with code or error)."""
     browser = browser or web_client(srv)

@@ -142,9 +142,11 @@ def test_login_rate_limits_per_username_and_ip(tmp_path: Path, monkeypatch: pyte
 
     async def body() -> None:
         settings = {
-            "rate_limit_login_username": "3/hour", "rate_limit_login_ip": "8/hour",
-            "login_throttle_max_failures": 1000, "refusal_pause_seconds": 1.0,
-        }  # fmt: skip
+            "rate_limit_login_username": "3/hour",
+            "rate_limit_login_ip": "8/hour",
+            "login_throttle_max_failures": 1000,
+            "refusal_pause_seconds": 1.0,
+        }
         async with seeded(tmp_path, **settings) as t:
             codes = [
                 (await _post_login(t, "customer", "c@example.com", CUSTOMER_PASSWORD)).status_code for _ in range(4)
@@ -234,8 +236,18 @@ def _login(srv: Server, kind: str, username: str, password: str, **headers: str)
 def _seeded(factory: Any, **env: str) -> Server:
     srv: Server = factory(**env)
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
-    srv.cli("customer", "create", "--email", "c@example.com", "--password", CUSTOMER_PASSWORD,
-            "--first-name", "C", "--last-name", "D")  # fmt: skip
+    srv.cli(
+        "customer",
+        "create",
+        "--email",
+        "c@example.com",
+        "--password",
+        CUSTOMER_PASSWORD,
+        "--first-name",
+        "C",
+        "--last-name",
+        "D",
+    )
     return srv
 
 
@@ -256,12 +268,18 @@ def test_two_processes_share_one_budget_in_redis(sqlite_server_factory: Any) -> 
     redis = _redis_url()
     # A fresh per-test limit string keeps keys from earlier runs out of the way.
     n = 6 + secrets.randbelow(3)
-    a = _seeded(sqlite_server_factory, TILLKEY_REDIS_URL=redis, TILLKEY_RATE_LIMIT_LOGIN_USERNAME=f"{n}/hour",
-                TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000")  # fmt: skip
+    a = _seeded(
+        sqlite_server_factory,
+        TILLKEY_REDIS_URL=redis,
+        TILLKEY_RATE_LIMIT_LOGIN_USERNAME=f"{n}/hour",
+        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
+    )
     b: Server = sqlite_server_factory(
-        TILLKEY_REDIS_URL=redis, TILLKEY_RATE_LIMIT_LOGIN_USERNAME=f"{n}/hour",
-        TILLKEY_DATA_DIR=str(a.data_dir), TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
-    )  # fmt: skip
+        TILLKEY_REDIS_URL=redis,
+        TILLKEY_RATE_LIMIT_LOGIN_USERNAME=f"{n}/hour",
+        TILLKEY_DATA_DIR=str(a.data_dir),
+        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
+    )
     user = f"shared-{secrets.token_hex(4)}@example.com"
     codes = [_login(srv, "customer", user, "pw-whatever").status_code for srv in [a, b] * n]
     assert codes.count(429) == n  # half the attempts: the budget is one, not one per process
@@ -270,15 +288,38 @@ def test_two_processes_share_one_budget_in_redis(sqlite_server_factory: Any) -> 
 @pytest.mark.serial  # measures time: alone, not beside the parallel pass
 def test_unknown_wrong_locked_inactive_look_and_time_the_same(sqlite_server_factory: Any) -> None:
     srv = _seeded(
-        sqlite_server_factory, TILLKEY_ARGON2_MEMORY_KIB="65536", TILLKEY_ARGON2_TIME_COST="3",
-        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="100000", TILLKEY_CUSTOMER_LOCKOUT_FAILURES="3",
+        sqlite_server_factory,
+        TILLKEY_ARGON2_MEMORY_KIB="65536",
+        TILLKEY_ARGON2_TIME_COST="3",
+        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="100000",
+        TILLKEY_CUSTOMER_LOCKOUT_FAILURES="3",
         TILLKEY_CUSTOMER_LOCKOUT_SECONDS="3600",
-    )  # fmt: skip
-    srv.cli("customer", "create", "--email", "inactive@example.com", "--password", CUSTOMER_PASSWORD,
-            "--first-name", "I", "--last-name", "N")  # fmt: skip
+    )
+    srv.cli(
+        "customer",
+        "create",
+        "--email",
+        "inactive@example.com",
+        "--password",
+        CUSTOMER_PASSWORD,
+        "--first-name",
+        "I",
+        "--last-name",
+        "N",
+    )
     srv.cli("customer", "deactivate", "inactive@example.com")
-    srv.cli("customer", "create", "--email", "locked@example.com", "--password", CUSTOMER_PASSWORD,
-            "--first-name", "L", "--last-name", "K")  # fmt: skip
+    srv.cli(
+        "customer",
+        "create",
+        "--email",
+        "locked@example.com",
+        "--password",
+        CUSTOMER_PASSWORD,
+        "--first-name",
+        "L",
+        "--last-name",
+        "K",
+    )
     for _ in range(3):
         _login(srv, "customer", "locked@example.com", "wrong-password")
     cases = {
@@ -307,9 +348,11 @@ def test_unknown_wrong_locked_inactive_look_and_time_the_same(sqlite_server_fact
 @pytest.mark.serial
 def test_login_flood_does_not_break_verified_traffic(sqlite_server_factory: Any) -> None:
     srv = _seeded(
-        sqlite_server_factory, TILLKEY_ARGON2_MEMORY_KIB="65536", TILLKEY_ARGON2_TIME_COST="3",
+        sqlite_server_factory,
+        TILLKEY_ARGON2_MEMORY_KIB="65536",
+        TILLKEY_ARGON2_TIME_COST="3",
         TILLKEY_LOGIN_QUEUE_LIMIT="16",
-    )  # fmt: skip
+    )
     srv.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
     token = _login(srv, "admin", "alice", ADMIN_PASSWORD).json()
     stop = time.monotonic() + 8

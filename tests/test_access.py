@@ -101,8 +101,11 @@ def test_limited_role_reaches_only_its_subtree(app: inprocess.Shared) -> None:
         assert (await t.client.get("/rest/V1/products/24-MB01", headers=carol)).status_code == 200
         assert (await t.client.get("/rest/V1/products", headers=carol)).status_code == 200
         for path in [
-            "/rest/V1/orders", "/rest/V1/customers/1", "/rest/V1/store/websites", "/rest/V1/stockItems/24-MB01",
-        ]:  # fmt: skip
+            "/rest/V1/orders",
+            "/rest/V1/customers/1",
+            "/rest/V1/store/websites",
+            "/rest/V1/stockItems/24-MB01",
+        ]:
             r = await t.client.get(path, headers=carol)
             assert r.status_code == 403, path
             assert r.json()["message"] == NOT_AUTHORIZED

@@ -56,9 +56,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def with_log(
-    url: str, fn: Callable[[AuditLog], Awaitable[T]], *, mirror: Path | None = None, clock: Clock | None = None,
+    url: str,
+    fn: Callable[[AuditLog], Awaitable[T]],
+    *,
+    mirror: Path | None = None,
+    clock: Clock | None = None,
     **kw: Any,
-) -> T:  # fmt: skip
+) -> T:
     """Run fn against a fresh AuditLog (and engine) in its own event loop."""
 
     async def main() -> T:
@@ -81,8 +85,16 @@ def sql(tmp_path: Path, statement: str, *params: Any) -> None:
 
 
 async def three_events(log: AuditLog) -> None:
-    await log.record(audit.LOGIN_FAILURE, outcome=audit.FAILURE, actor_type=2, username="Alice", ip="10.0.0.1",
-                     user_agent="curl/8", request_id="r-1", details={"reason": "wrong password"})  # fmt: skip
+    await log.record(
+        audit.LOGIN_FAILURE,
+        outcome=audit.FAILURE,
+        actor_type=2,
+        username="Alice",
+        ip="10.0.0.1",
+        user_agent="curl/8",
+        request_id="r-1",
+        details={"reason": "wrong password"},
+    )
     await log.record(audit.LOGIN_SUCCESS, actor_type=2, actor_id=7, username="alice", ip="10.0.0.1")
     await log.record(audit.TOKEN_ISSUED, actor_type=2, actor_id=7, details={"jti": "abc", "ttl": 14400})
 
@@ -133,9 +145,17 @@ def test_altered_field_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("created_ms", 1), ("event", "login.failure"), ("outcome", "failure"), ("actor_id", 99), ("ip", "6.6.6.6"),
-     ("details", '{"x":1}'), ("details", "not json"), ("prev_hash", "f" * 64)],
-)  # fmt: skip
+    [
+        ("created_ms", 1),
+        ("event", "login.failure"),
+        ("outcome", "failure"),
+        ("actor_id", 99),
+        ("ip", "6.6.6.6"),
+        ("details", '{"x":1}'),
+        ("details", "not json"),
+        ("prev_hash", "f" * 64),
+    ],
+)
 def test_any_altered_column_is_detected(tmp_path: Path, column: str, value: Any) -> None:
     url = sqlite_url(tmp_path)
     with_log(url, lambda log: n_events(log, 3))
@@ -193,12 +213,24 @@ def test_chain_continues_across_restarts_and_pages(tmp_path: Path, monkeypatch: 
 @pytest.mark.parametrize(
     "details",
     [
-        {"password": "x"}, {"new_password": "x"}, {"accessToken": "x"}, {"refresh-token": "x"},
-        {"client_secret": "x"}, {"otp": "123456"}, {"recovery_codes": ["a"]}, {"Authorization": "Bearer x"},
-        {"api_key": "x"}, {"password_hash": "$argon2id$..."}, {"cookie": "sid=1"}, {"totp_secret": "x"},
-        {"code": "x"}, {"outer": {"inner": {"token": "x"}}}, {"list": [{"pwd": "x"}]}, {"accesstoken": "x"},
+        {"password": "x"},
+        {"new_password": "x"},
+        {"accessToken": "x"},
+        {"refresh-token": "x"},
+        {"client_secret": "x"},
+        {"otp": "123456"},
+        {"recovery_codes": ["a"]},
+        {"Authorization": "Bearer x"},
+        {"api_key": "x"},
+        {"password_hash": "$argon2id$..."},
+        {"cookie": "sid=1"},
+        {"totp_secret": "x"},
+        {"code": "x"},
+        {"outer": {"inner": {"token": "x"}}},
+        {"list": [{"pwd": "x"}]},
+        {"accesstoken": "x"},
     ],
-)  # fmt: skip
+)
 def test_details_naming_a_secret_are_refused_loudly(tmp_path: Path, details: dict[str, Any]) -> None:
     url = sqlite_url(tmp_path)
 
@@ -223,10 +255,13 @@ def test_credential_shaped_values_are_redacted_and_text_is_cleaned(tmp_path: Pat
 
     async def go(log: AuditLog) -> None:
         await log.record(
-            audit.ACCESS_DENIED, outcome=audit.FAILURE, user_agent="UA/" + "x" * 1000,
-            username="eve\x00\nforged line \ud800", request_id="  ",
+            audit.ACCESS_DENIED,
+            outcome=audit.FAILURE,
+            user_agent="UA/" + "x" * 1000,
+            username="eve\x00\nforged line \ud800",
+            request_id="  ",
             details={"path": f"/rest/V1/x/{jwt}", "note": "Bearer tk_at_" + "a" * 40, "kind": {"jwt"}},
-        )  # fmt: skip
+        )
 
     with_log(url, go)
     (r,) = all_records(url)
@@ -250,7 +285,7 @@ def test_credential_shaped_values_are_redacted_and_text_is_cleaned(tmp_path: Pat
         ({"event": audit.LOGIN_SUCCESS, "details": {"a": {"b": {"c": {"d": {"e": 1}}}}}}, "deep"),
         ({"event": audit.LOGIN_SUCCESS, "actor_id": "7"}, "int"),
     ],
-)  # fmt: skip
+)
 def test_bad_calls_raise(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     url = sqlite_url(tmp_path)
 
@@ -305,8 +340,13 @@ def test_record_soon_is_written_in_batches_and_stop_flushes(tmp_path: Path) -> N
         log.record_soon(audit.ACCESS_DENIED, outcome=audit.FAILURE, actor_id=0)  # before start: kept
         log.start()
         for i in range(1, 500):
-            log.record_soon(audit.ACCESS_DENIED, outcome=audit.FAILURE, actor_type=2, actor_id=i,
-                            details={"path": "/rest/V1/orders"})  # fmt: skip
+            log.record_soon(
+                audit.ACCESS_DENIED,
+                outcome=audit.FAILURE,
+                actor_type=2,
+                actor_id=i,
+                details={"path": "/rest/V1/orders"},
+            )
         await asyncio.sleep(0)
         await log.stop()
         return log.dropped
@@ -409,8 +449,11 @@ def test_two_processes_appending_at_once_keep_one_chain(backend: str, tmp_path: 
             for name in ("proc-a", "proc-b")
         ]
         # Both imported and waiting, then go: the two append at once.
-        eventually(lambda: all((tmp_path / f"go.{name}").exists() for name in ("proc-a", "proc-b")), within=60,
-                   what="both appenders ready")  # fmt: skip
+        eventually(
+            lambda: all((tmp_path / f"go.{name}").exists() for name in ("proc-a", "proc-b")),
+            within=60,
+            what="both appenders ready",
+        )
         go.touch()
         for p in procs:
             assert p.wait(120) == 0
@@ -457,9 +500,17 @@ def test_search_filters_newest_first(tmp_path: Path) -> None:
 
     got = with_log(url, go, clock=clock)
     assert got == {
-        "all": [5, 4, 3, 2, 1], "event": [2], "family": [2, 1], "outcome": [4, 1], "actor": [3, 2],
-        "type": [3, 2, 1], "username": [2, 1], "since": [5, 4], "until": [3, 2, 1], "page": [4, 3],
-    }  # fmt: skip
+        "all": [5, 4, 3, 2, 1],
+        "event": [2],
+        "family": [2, 1],
+        "outcome": [4, 1],
+        "actor": [3, 2],
+        "type": [3, 2, 1],
+        "username": [2, 1],
+        "since": [5, 4],
+        "until": [3, 2, 1],
+        "page": [4, 3],
+    }
 
 
 def test_query_parsing() -> None:
@@ -472,11 +523,17 @@ def test_query_parsing() -> None:
             parse_time(bad)
     assert make_query(event="tfa.*").event_prefix == "tfa."
     for kwargs, field in [
-        ({"event": "nope"}, "event"), ({"event": "nope.*"}, "event"), ({"outcome": "maybe"}, "outcome"),
-        ({"actor_type": 9}, "actor_type"), ({"limit": 0}, "limit"), ({"limit": 501}, "limit"),
-        ({"offset": -1}, "offset"), ({"since": "soon"}, "since"), ({"since": "200", "until": "100"}, "until"),
+        ({"event": "nope"}, "event"),
+        ({"event": "nope.*"}, "event"),
+        ({"outcome": "maybe"}, "outcome"),
+        ({"actor_type": 9}, "actor_type"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"since": "soon"}, "since"),
+        ({"since": "200", "until": "100"}, "until"),
         ({"username": ""}, "username"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(QueryError) as err:
             make_query(**kwargs)
         assert err.value.field == field
@@ -541,8 +598,18 @@ def test_cli_verify_tail_and_search(data_dir: Path) -> None:
     assert search("--event", "login.*") == [2, 1]
     assert search("--username", "ALICE", "--outcome", "success") == [2]
     now = int(time.time())
-    assert search("--actor-type", "2", "--actor-id", "7", "--limit", "1", "--since", "2000-01-01T00:00:00Z",
-                  "--until", str(now + 60)) == [3]  # fmt: skip
+    assert search(
+        "--actor-type",
+        "2",
+        "--actor-id",
+        "7",
+        "--limit",
+        "1",
+        "--since",
+        "2000-01-01T00:00:00Z",
+        "--until",
+        str(now + 60),
+    ) == [3]
     assert search("--since", str(now + 3600)) == []
     for args, message in [
         (("--event", "login.sucess"), "event: unknown event"),
@@ -645,8 +712,11 @@ def test_http_route_is_protected_and_shows_denials(tmp_path: Path, monkeypatch: 
             assert orders["details"]["path"] == "/rest/V1/orders" and orders["details"]["method"] == "GET"
             assert orders["details"]["resources"] == ["Magento_Sales::actions_view"]
             assert {(e["actor_type"], e["actor_id"]) for e in denied} == {(2, carol["id"]), (3, customer["id"])}
-            assert {e["details"]["path"] for e in denied} == {"/tillkey/v1/audit", "/tillkey/v1/audit/verify",
-                                                              "/rest/V1/orders"}  # fmt: skip
+            assert {e["details"]["path"] for e in denied} == {
+                "/tillkey/v1/audit",
+                "/tillkey/v1/audit/verify",
+                "/rest/V1/orders",
+            }
             alice_h = t.bearer(alice_token)
             text = (await c.get("/tillkey/v1/audit", headers=alice_h)).text
             assert carol_token not in text and customer_token not in text and ADMIN_PASSWORD not in text
@@ -661,10 +731,20 @@ def test_http_route_is_protected_and_shows_denials(tmp_path: Path, monkeypatch: 
             everything = await _events(c, alice_token, limit=500)
 
             for params in [
-                {"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"offset": "-1"}, {"since": "garbage"},
-                {"until": "1e999"}, {"actor_type": "9"}, {"actor_id": "x"}, {"event": "nope"}, {"outcome": "meh"},
-                {"colour": "blue"}, {"limit": ["1", "2"]}, {"actor_id": "9" * 30},
-            ]:  # fmt: skip
+                {"limit": "0"},
+                {"limit": "501"},
+                {"limit": "ten"},
+                {"offset": "-1"},
+                {"since": "garbage"},
+                {"until": "1e999"},
+                {"actor_type": "9"},
+                {"actor_id": "x"},
+                {"event": "nope"},
+                {"outcome": "meh"},
+                {"colour": "blue"},
+                {"limit": ["1", "2"]},
+                {"actor_id": "9" * 30},
+            ]:
                 r = await c.get("/tillkey/v1/audit", params=params, headers=alice_h)
                 assert r.status_code == 400, (params, r.status_code, r.text)
                 assert r.json()["error"] == "InvalidRequest", r.text

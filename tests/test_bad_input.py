@@ -64,8 +64,11 @@ def test_malformed_bodies_everywhere(app: inprocess.Shared) -> None:
         token = await t.admin_token("alice")
         for path in PATHS:
             for content in BODIES:
-                for headers in ({"Content-Type": "application/json"}, {}, {"Authorization": f"Bearer {token}",
-                                "Content-Type": "application/json"}):  # fmt: skip
+                for headers in (
+                    {"Content-Type": "application/json"},
+                    {},
+                    {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                ):
                     _assert_clean(await t.client.post(path, content=content, headers=headers))
 
     app.call(body)
@@ -79,9 +82,14 @@ def test_random_headers_and_queries(app: inprocess.Shared) -> None:
         for _ in range(200):
             path = rng.choice(PATHS)
             key = rng.choice(
-                ["searchCriteria[pageSize]", "searchCriteria[currentPage]", "x", "searchCriteria[[]",
-                 "searchCriteria[filterGroups][0][filters][0][field]"]
-            )  # fmt: skip
+                [
+                    "searchCriteria[pageSize]",
+                    "searchCriteria[currentPage]",
+                    "x",
+                    "searchCriteria[[]",
+                    "searchCriteria[filterGroups][0][filters][0][field]",
+                ]
+            )
             params = {key: rng.choice(["-1", "0", "1", "99999999999999999999", "abc", "%00", "NaN", ""])}
             auth = rng.choice(junk)
             headers = {"Authorization": auth.encode("utf-8")} if auth else {}
@@ -93,9 +101,15 @@ def test_random_headers_and_queries(app: inprocess.Shared) -> None:
 
 @pytest.mark.parametrize(
     "raw_path",
-    [b"/rest/V1/products/%FF%FE", b"/rest/V1/products/%00", b"/rest/%FF/V1/products", b"/rest/V1/orders/1e5",
-     b"/rest/V1/customers/" + b"9" * 50, b"/rest/V1/products/" + b"a" * 5000],
-)  # fmt: skip
+    [
+        b"/rest/V1/products/%FF%FE",
+        b"/rest/V1/products/%00",
+        b"/rest/%FF/V1/products",
+        b"/rest/V1/orders/1e5",
+        b"/rest/V1/customers/" + b"9" * 50,
+        b"/rest/V1/products/" + b"a" * 5000,
+    ],
+)
 def test_odd_paths(app: inprocess.Shared, raw_path: bytes) -> None:
     async def body(t: InProcess) -> None:
         token = await t.admin_token("alice")

@@ -68,9 +68,17 @@ def test_weak_passwords_are_refused_with_a_clear_message(data_dir: Path, passwor
 
 def test_admin_create_json_and_default_role(data_dir: Path) -> None:
     admin = cli_json(
-        "admin", "create", "--username", "Heidi", "--email", "heidi@example.com",
-        "--password", ADMIN_PASSWORD, "--first-name", "Heidi",
-    )  # fmt: skip
+        "admin",
+        "create",
+        "--username",
+        "Heidi",
+        "--email",
+        "heidi@example.com",
+        "--password",
+        ADMIN_PASSWORD,
+        "--first-name",
+        "Heidi",
+    )
     assert admin["username"] == "Heidi" and admin["is_active"] is True
     assert "password_hash" not in admin and ADMIN_PASSWORD not in json.dumps(admin)
     listed = cli_json("admin", "list")["admins"]
@@ -79,17 +87,32 @@ def test_admin_create_json_and_default_role(data_dir: Path) -> None:
     ).items()
     # usernames are unique regardless of case
     dup = cli(
-        "admin", "create", "--username", "heidi", "--email", "x@example.com", "--password", ADMIN_PASSWORD,
+        "admin",
+        "create",
+        "--username",
+        "heidi",
+        "--email",
+        "x@example.com",
+        "--password",
+        ADMIN_PASSWORD,
         check=False,
-    )  # fmt: skip
+    )
     assert dup.exit_code == 1 and "already exists" in dup.stderr
 
 
 def test_password_is_stored_as_argon2id(data_dir: Path) -> None:
     cli(
-        "customer", "create", "--email", "ivan@example.com", "--password", "Ivan-pass-2026",
-        "--first-name", "Ivan", "--last-name", "I",
-    )  # fmt: skip
+        "customer",
+        "create",
+        "--email",
+        "ivan@example.com",
+        "--password",
+        "Ivan-pass-2026",
+        "--first-name",
+        "Ivan",
+        "--last-name",
+        "I",
+    )
     with sqlite3.connect(data_dir / "tillkey.db") as db:
         (stored,) = db.execute("SELECT password_hash FROM customers WHERE email = 'ivan@example.com'").fetchone()
     assert stored.startswith("$argon2id$")
@@ -107,9 +130,18 @@ def test_roles(data_dir: Path) -> None:
     bad = cli("role", "grant", "Sales", "--resource", "Magento_Nope::x", check=False)
     assert bad.exit_code == 1 and "Unknown resource" in bad.stderr
     missing = cli(
-        "admin", "create", "--username", "judy", "--email", "j@example.com", "--password", ADMIN_PASSWORD,
-        "--role", "NoSuchRole", check=False,
-    )  # fmt: skip
+        "admin",
+        "create",
+        "--username",
+        "judy",
+        "--email",
+        "j@example.com",
+        "--password",
+        ADMIN_PASSWORD,
+        "--role",
+        "NoSuchRole",
+        check=False,
+    )
     assert missing.exit_code == 1 and "NoSuchRole" in missing.stderr
     tree = cli("role", "resources").stdout
     assert "Magento_Catalog::products" in tree and "Tillkey::auth_state" in tree
@@ -117,14 +149,32 @@ def test_roles(data_dir: Path) -> None:
 
 def test_invalid_email_and_missing_names(data_dir: Path) -> None:
     res = cli(
-        "customer", "create", "--email", "not-an-email", "--password", "Good-pass-2026",
-        "--first-name", "A", "--last-name", "B", check=False,
-    )  # fmt: skip
+        "customer",
+        "create",
+        "--email",
+        "not-an-email",
+        "--password",
+        "Good-pass-2026",
+        "--first-name",
+        "A",
+        "--last-name",
+        "B",
+        check=False,
+    )
     assert res.exit_code == 1 and "not a valid email" in res.stderr
     res = cli(
-        "customer", "create", "--email", "ok@example.com", "--password", "Good-pass-2026",
-        "--first-name", " ", "--last-name", "B", check=False,
-    )  # fmt: skip
+        "customer",
+        "create",
+        "--email",
+        "ok@example.com",
+        "--password",
+        "Good-pass-2026",
+        "--first-name",
+        " ",
+        "--last-name",
+        "B",
+        check=False,
+    )
     assert res.exit_code == 1 and "first name" in res.stderr
 
 

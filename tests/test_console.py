@@ -108,13 +108,23 @@ def test_limited_admin_sees_only_its_pages_and_gets_403_elsewhere(tmp_path: Path
         assert home.status_code == 200
         assert nav_links(home.text) == ["/console/", "/console/sessions"]
         assert "Tokens issued" not in home.text  # the dashboard figures need Magento_Backend::dashboard
-        for path in ("/console/admins", "/console/roles", "/console/customers", "/console/integrations",
-                     "/console/api-keys", "/console/oauth-clients", "/console/keys", "/console/audit"):  # fmt: skip
+        for path in (
+            "/console/admins",
+            "/console/roles",
+            "/console/customers",
+            "/console/integrations",
+            "/console/api-keys",
+            "/console/oauth-clients",
+            "/console/keys",
+            "/console/audit",
+        ):
             r = await carol.get(path)
             assert r.status_code == 403, path
             assert "Your role does not grant" in r.text
-        r = await carol.post("/console/admins", {"username": "mallory", "email": "m@example.com",
-                                                 "password": ADMIN_PASSWORD, "role": "Administrators"})  # fmt: skip
+        r = await carol.post(
+            "/console/admins",
+            {"username": "mallory", "email": "m@example.com", "password": ADMIN_PASSWORD, "role": "Administrators"},
+        )
         assert r.status_code == 403
         alice = c.browser()
         await alice.sign_in()
@@ -129,9 +139,12 @@ def test_a_privilege_change_rotates_the_session_id(tmp_path: Path, db: dict[str,
         await alice.sign_in()
         auditors = await alice.post("/console/roles", {"name": "Auditors", "resource": "Magento_Backend::dashboard"})
         assert auditors.status_code == 303
-        assert (await alice.post("/console/admins", {"username": "dave", "email": "dave@example.com",
-                                                     "password": ADMIN_PASSWORD, "role": "Auditors"})
-                ).status_code == 303  # fmt: skip
+        assert (
+            await alice.post(
+                "/console/admins",
+                {"username": "dave", "email": "dave@example.com", "password": ADMIN_PASSWORD, "role": "Auditors"},
+            )
+        ).status_code == 303
         await dave.sign_in("dave")
         before = dave.cookie()
         assert (await dave.get("/console/audit")).status_code == 403
@@ -156,9 +169,12 @@ def test_deactivating_an_admin_ends_their_sessions_and_tokens(tmp_path: Path, db
     async def body(c: Console) -> None:
         alice, erin = c.browser(), c.browser()
         await alice.sign_in()
-        assert (await alice.post("/console/admins", {"username": "erin", "email": "erin@example.com",
-                                                     "password": ADMIN_PASSWORD, "role": "Administrators"})
-                ).status_code == 303  # fmt: skip
+        assert (
+            await alice.post(
+                "/console/admins",
+                {"username": "erin", "email": "erin@example.com", "password": ADMIN_PASSWORD, "role": "Administrators"},
+            )
+        ).status_code == 303
         await erin.sign_in("erin")
         token = c.t.bearer(await c.t.admin_token("erin"))
         assert (await c.t.client.get("/rest/V1/store/websites", headers=token)).status_code == 200
@@ -211,13 +227,21 @@ def test_full_admin_pages_create_credentials_shown_once_and_verify_the_audit_cha
         assert "Access token secret" in activated.text
         key = await alice.post("/console/api-keys", {"title": "Storefront", "type": "publishable"})
         assert key.status_code == 200 and "pk_" in key.text
-        client = await alice.post("/console/oauth-clients", {
-            "name": "Dashboard app", "client_type": "confidential", "redirect_uris": "https://app.example.test/cb",
-            "grant_type": ["authorization_code", "refresh_token"], "scope": "openid",
-        })  # fmt: skip
+        client = await alice.post(
+            "/console/oauth-clients",
+            {
+                "name": "Dashboard app",
+                "client_type": "confidential",
+                "redirect_uris": "https://app.example.test/cb",
+                "grant_type": ["authorization_code", "refresh_token"],
+                "scope": "openid",
+            },
+        )
         assert client.status_code == 200 and "tk_cs_" in client.text
-        bad = await alice.post("/console/oauth-clients", {"name": "Bad", "client_type": "public",
-                                                          "redirect_uris": "http://evil.example/cb"})  # fmt: skip
+        bad = await alice.post(
+            "/console/oauth-clients",
+            {"name": "Bad", "client_type": "public", "redirect_uris": "http://evil.example/cb"},
+        )
         assert bad.status_code == 400 and "must use https" in bad.text
         keys_before = (await alice.get("/console/keys")).text.count("<code>")
         assert (await alice.post("/console/keys/rotate")).status_code == 303

@@ -22,17 +22,38 @@ from tillkey.accounts.totp import PERIOD
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(os.environ.get("TILLKEY_SCREENSHOTS") or Path(tempfile.gettempdir()) / "tillkey-console-screenshots")
 VIEWPORTS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
-MAIN_PAGES = ("/console/", "/console/sessions", "/console/admins", "/console/roles", "/console/customers",
-              "/console/integrations", "/console/api-keys", "/console/oauth-clients", "/console/keys",
-              "/console/audit", "/console/account")  # fmt: skip
+MAIN_PAGES = (
+    "/console/",
+    "/console/sessions",
+    "/console/admins",
+    "/console/roles",
+    "/console/customers",
+    "/console/integrations",
+    "/console/api-keys",
+    "/console/oauth-clients",
+    "/console/keys",
+    "/console/audit",
+    "/console/account",
+)
 # Lists whose first row links to a detail page: each detail page is checked and shot too.
-DETAIL_LISTS = ("/console/admins", "/console/customers", "/console/integrations", "/console/api-keys",
-                "/console/oauth-clients")  # fmt: skip
+DETAIL_LISTS = (
+    "/console/admins",
+    "/console/customers",
+    "/console/integrations",
+    "/console/api-keys",
+    "/console/oauth-clients",
+)
 
 
 def need_chromium() -> None:

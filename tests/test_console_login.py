@@ -33,17 +33,34 @@ async def admins(tmp_path: Path, db: dict[str, Any], **settings: Any) -> AsyncIt
 
 async def _first_party_client() -> dict[str, Any]:
     client: dict[str, Any] = await inprocess.cli_json(
-        "client", "create", "--name", "Console app", "--type", "confidential", "--redirect-uri", REDIRECT,
-        "--grant", "authorization_code", "--scope", "openid", "--first-party",
-    )  # fmt: skip
+        "client",
+        "create",
+        "--name",
+        "Console app",
+        "--type",
+        "confidential",
+        "--redirect-uri",
+        REDIRECT,
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--first-party",
+    )
     return client
 
 
 def _authorize_url(client_id: str, challenge: str) -> str:
     params = {
-        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "openid",
-        "state": "s1", "nonce": "n1", "code_challenge": challenge, "code_challenge_method": "S256",
-    }  # fmt: skip
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "s1",
+        "nonce": "n1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     return f"/oauth2/authorize?{httpx.QueryParams(params)}"
 
 
@@ -137,8 +154,9 @@ def test_a_console_session_is_not_an_api_credential(tmp_path: Path) -> None:
     async def body() -> None:
         async with admins(tmp_path, {}, admin_2fa="off") as (t, _), t.browser() as browser:
             page = await browser.get("/console/login")
-            done = await browser.post("/console/login", data={**hidden_fields(page.text), "username": "alice",
-                                                              "password": ADMIN_PASSWORD})  # fmt: skip
+            done = await browser.post(
+                "/console/login", data={**hidden_fields(page.text), "username": "alice", "password": ADMIN_PASSWORD}
+            )
             assert done.status_code == 303
             # Plain HTTP on loopback is development: no __Host- prefix (it needs Secure), SameSite=Strict.
             captured: dict[str, str] = {}

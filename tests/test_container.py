@@ -79,10 +79,18 @@ def base_image() -> str:
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="tillkey-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         made = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", "bookworm",
-             str(rootfs), MIRROR],
-            capture_output=True, text=True, timeout=1200,
-        )  # fmt: skip
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                MIRROR,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
         extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
         for cert in extra:
@@ -106,10 +114,22 @@ def image() -> str:
         missing("podman and runc are not installed (apt-get install podman runc debootstrap)")
     base = base_image()
     podman(
-        "build", "--isolation", "chroot", "--network", "host", "--format", "docker", "--build-arg", f"BASE={base}",
-        "-f", str(ROOT / "deploy" / "Containerfile"), "-t", IMAGE, str(ROOT),
+        "build",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE={base}",
+        "-f",
+        str(ROOT / "deploy" / "Containerfile"),
+        "-t",
+        IMAGE,
+        str(ROOT),
         timeout=1500,
-    )  # fmt: skip
+    )
     return IMAGE
 
 
@@ -172,8 +192,11 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly(image: str) -> No
 
 SERVICES = "localhost/tillkey-test-services:bookworm"
 STACK = [
-    "-f", str(ROOT / "deploy" / "compose.yaml"), "-f", str(ROOT / "tests" / "container" / "compose.stand-ins.yaml"),
-]  # fmt: skip
+    "-f",
+    str(ROOT / "deploy" / "compose.yaml"),
+    "-f",
+    str(ROOT / "tests" / "container" / "compose.stand-ins.yaml"),
+]
 
 
 def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(image: str) -> None:
@@ -183,16 +206,30 @@ def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(i
     if shutil.which("podman-compose") is None:
         missing("podman-compose is not installed (apt-get install podman-compose)")
     podman(
-        "build", "--isolation", "chroot", "--network", "host", "--format", "docker", "--build-arg",
-        f"BASE={base_image()}", "-f", str(ROOT / "tests" / "container" / "Containerfile.stand-ins"), "-t", SERVICES,
-        str(ROOT / "tests" / "container"), timeout=1200,
-    )  # fmt: skip
+        "build",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE={base_image()}",
+        "-f",
+        str(ROOT / "tests" / "container" / "Containerfile.stand-ins"),
+        "-t",
+        SERVICES,
+        str(ROOT / "tests" / "container"),
+        timeout=1200,
+    )
     podman("tag", image, "localhost/tillkey:latest")  # the name compose.yaml gives the image it builds
     port = free_port()
     env = {
-        **os.environ, "TILLKEY_SECRET_KEY": secrets.token_urlsafe(32), "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+        **os.environ,
+        "TILLKEY_SECRET_KEY": secrets.token_urlsafe(32),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "TILLKEY_HTTP_PORT": str(port),
-    }  # fmt: skip
+    }
     run_args = " ".join(flag for flag in RUN_FLAGS if flag != "--no-healthcheck")
     project = f"tillkey-test-{port}"
 
@@ -201,8 +238,13 @@ def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(i
             ["podman-compose", "-p", project, "--podman-run-args", run_args, *STACK, *args],
             # podman-compose runs `podman exec --interactive`: with the caller's stdin left open
             # the command inside never finished here (seen: 120 s, then killed).
-            env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
 
     base = f"http://127.0.0.1:{port}"
     try:
@@ -220,16 +262,32 @@ def test_the_compose_stack_serves_two_processes_behind_nginx_with_forward_auth(i
             assert time.monotonic() < deadline, compose("logs", timeout=60).stdout[-4000:]
             time.sleep(1)
         made = compose(
-            "exec", "-T", "tillkey-1", "sh", "-c",
+            "exec",
+            "-T",
+            "tillkey-1",
+            "sh",
+            "-c",
             "echo Compose-test-passw0rd | tillkey admin create --username alice --email alice@example.com"
             " --password-stdin",
             timeout=120,
-        )  # fmt: skip
+        )
         assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
         key = compose(
-            "exec", "-T", "tillkey-2", "tillkey", "api-key", "create", "--title", "shop job", "--type", "secret",
-            "--for", "alice", "--json", timeout=120,
-        )  # fmt: skip
+            "exec",
+            "-T",
+            "tillkey-2",
+            "tillkey",
+            "api-key",
+            "create",
+            "--title",
+            "shop job",
+            "--type",
+            "secret",
+            "--for",
+            "alice",
+            "--json",
+            timeout=120,
+        )
         assert key.returncode == 0, key.stdout[-2000:] + key.stderr[-2000:]
         # podman-compose prints its own lines around the command's output.
         printed = next(line for line in reversed(key.stdout.splitlines()) if line.startswith("{"))

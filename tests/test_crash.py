@@ -81,8 +81,10 @@ def test_kill_9_mid_load_loses_no_answered_revocation(tmp_path: Path, backend: s
                         return
                     try:
                         if i % 5 == n:
-                            c.post("/rest/V1/integration/customer/token",
-                                   json={"username": RONI, "password": CUSTOMER_PASSWORD})  # fmt: skip
+                            c.post(
+                                "/rest/V1/integration/customer/token",
+                                json={"username": RONI, "password": CUSTOMER_PASSWORD},
+                            )
                         else:
                             c.get(ME, headers={"Authorization": f"Bearer {control[i % CONTROL]}"})
                     except httpx.HTTPError:

@@ -35,11 +35,15 @@ LIN = {"email": "lin@corp.example", "email_verified": True, "groups": ["shop-sta
 ACCOUNTS = {
     "staff": {"claims": STAFF},
     "lin": {"claims": LIN},
-    "boss": {"claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
-             "amr": ["pwd", "mfa"]},
-    "keyed": {"claims": {"email": "keyed@corp.example", "email_verified": True, "groups": ["admins"]},
-              "amr": ["hwk", "mfa"]},
-}  # fmt: skip
+    "boss": {
+        "claims": {"email": "boss@corp.example", "email_verified": True, "groups": ["admins"]},
+        "amr": ["pwd", "mfa"],
+    },
+    "keyed": {
+        "claims": {"email": "keyed@corp.example", "email_verified": True, "groups": ["admins"]},
+        "amr": ["hwk", "mfa"],
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +55,25 @@ def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
 async def _setup(t: inprocess.InProcess, op: OpenIDProvider, **extra: Any) -> None:
     await t.create_role(["Magento_Catalog::products"], name="catalog")
     await t.create_role(["Magento_Backend::all"], name="everything")
-    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**{
-        "name": "corp", "display_name": "Corp SSO", "issuer": op.issuer, "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET, "actor": "admin", "scope": "openid email profile groups",
-        "groups_claim": "groups", "role_map": {"admins": "everything", "shop-staff": "catalog"},
-        "provisioning": "jit", "allowed_domains": ["corp.example"], **extra,
-    }))  # fmt: skip
+    await t.tk.services.identity_providers.add(
+        OPERATOR,
+        NewProvider(
+            **{
+                "name": "corp",
+                "display_name": "Corp SSO",
+                "issuer": op.issuer,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "actor": "admin",
+                "scope": "openid email profile groups",
+                "groups_claim": "groups",
+                "role_map": {"admins": "everything", "shop-staff": "catalog"},
+                "provisioning": "jit",
+                "allowed_domains": ["corp.example"],
+                **extra,
+            }
+        ),
+    )
 
 
 async def _sign_in(browser: httpx.AsyncClient, account: str) -> httpx.Response:

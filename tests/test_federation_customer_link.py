@@ -46,9 +46,14 @@ def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
 
 async def _setup(t: inprocess.InProcess, op: OpenIDProvider) -> dict[str, str]:
     fields: dict[str, Any] = {
-        "name": "corp", "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "actor": "customer", "redirect_uri": STOREFRONT_CALLBACK, "provisioning": "jit",
-    }  # fmt: skip
+        "name": "corp",
+        "issuer": op.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "actor": "customer",
+        "redirect_uri": STOREFRONT_CALLBACK,
+        "provisioning": "jit",
+    }
     await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**fields))
     key = await t.tk.services.api_keys.create(OPERATOR, title="shop", type="publishable")
     return {"x-publishable-api-key": key.token}

@@ -59,10 +59,23 @@ def _sdk(srv: Server, key: str, **env: str) -> Any:
 
 def test_medusa_js_sdk_signs_a_customer_in_with_the_provider(srv: Server, op: OpenIDProvider) -> None:
     srv.cli(
-        "idp", "add", "--name", "corp", "--issuer", op.issuer, "--client-id", CLIENT_ID,
-        "--client-secret", CLIENT_SECRET, "--actor", "customer", "--redirect-uri", STOREFRONT_CALLBACK,
-        "--provision", "jit",
-    )  # fmt: skip
+        "idp",
+        "add",
+        "--name",
+        "corp",
+        "--issuer",
+        op.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--actor",
+        "customer",
+        "--redirect-uri",
+        STOREFRONT_CALLBACK,
+        "--provision",
+        "jit",
+    )
     key = srv.cli_json("api-key", "create", "--title", "storefront", "--type", "publishable")["token"]
     location = _sdk(srv, key, STEP="login")["login"]["location"]
     query = run(lambda: sign_in_at_provider(location, "ada", STOREFRONT_CALLBACK))

@@ -48,9 +48,15 @@ def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
 
 async def _add(t: inprocess.InProcess, op: OpenIDProvider, name: str = "corp", **extra: Any) -> None:
     fields: dict[str, Any] = {
-        "name": name, "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "actor": "customer", "redirect_uri": STOREFRONT_CALLBACK, "provisioning": "jit", **extra,
-    }  # fmt: skip
+        "name": name,
+        "issuer": op.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "actor": "customer",
+        "redirect_uri": STOREFRONT_CALLBACK,
+        "provisioning": "jit",
+        **extra,
+    }
     await t.tk.services.identity_providers.add(OPERATOR, NewProvider(**fields))
 
 

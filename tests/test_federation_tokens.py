@@ -53,12 +53,16 @@ class FakeProvider:
 
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
-                    self._json({
-                        "issuer": provider.issuer, "authorization_endpoint": provider.issuer + "/authorize",
-                        "token_endpoint": provider.issuer + "/token", "jwks_uri": provider.issuer + "/jwks",
-                        "userinfo_endpoint": provider.issuer + "/userinfo",
-                        "authorization_response_iss_parameter_supported": True,
-                    })  # fmt: skip
+                    self._json(
+                        {
+                            "issuer": provider.issuer,
+                            "authorization_endpoint": provider.issuer + "/authorize",
+                            "token_endpoint": provider.issuer + "/token",
+                            "jwks_uri": provider.issuer + "/jwks",
+                            "userinfo_endpoint": provider.issuer + "/userinfo",
+                            "authorization_response_iss_parameter_supported": True,
+                        }
+                    )
                 elif self.path == "/userinfo" and self.headers.get("Authorization") == "Bearer at":
                     self._json(provider.userinfo)
                 elif self.path == "/jwks":
@@ -82,9 +86,15 @@ class FakeProvider:
     def claims(self, nonce: str, /, **changes: Any) -> dict[str, Any]:
         now = int(time.time())
         base = {
-            "iss": self.issuer, "aud": CLIENT_ID, "sub": "user-1", "iat": now, "exp": now + 300, "nonce": nonce,
-            "email": "user1@shop.example", "email_verified": True,
-        }  # fmt: skip
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + 300,
+            "nonce": nonce,
+            "email": "user1@shop.example",
+            "email_verified": True,
+        }
         return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
     def signed(self, claims: dict[str, Any], kid: str = "a", key: str | None = None) -> str:
@@ -105,9 +115,14 @@ def _none(claims: dict[str, Any]) -> str:
 
 
 async def _attempt(
-    t: inprocess.InProcess, fake: FakeProvider, mint: Callable[[str], str], *, iss: bool = True,
-    back_to: str = "fake", wait: float = 0,
-) -> int:  # fmt: skip
+    t: inprocess.InProcess,
+    fake: FakeProvider,
+    mint: Callable[[str], str],
+    *,
+    iss: bool = True,
+    back_to: str = "fake",
+    wait: float = 0,
+) -> int:
     """Start at provider "fake", let `mint` make its ID token, and return (after `wait` seconds)
     to provider `back_to`'s callback."""
     r = await t.client.post("/auth/customer/fake", json={})
@@ -141,10 +156,18 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
 
     async def body() -> None:
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True, **db) as t:
-            await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
-                name="fake", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, actor="customer",
-                redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
-            ))  # fmt: skip
+            await t.tk.services.identity_providers.add(
+                OPERATOR,
+                NewProvider(
+                    name="fake",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    provisioning="jit",
+                ),
+            )
             checked = await t.tk.services.relying_party.check(await t.tk.services.identity_providers.get("fake"))
             assert checked["keys"] == 1 and checked["iss_parameter"] is True  # what `tillkey idp test` shows
             refused = {name: await _attempt(t, fake, mint) for name, mint in cases.items()}
@@ -153,10 +176,18 @@ def test_forged_id_tokens_are_refused(backend: str, tmp_path: Path, fake: FakePr
             # RFC 9207: this provider sends iss, so a response without one is a mix-up.
             assert await _attempt(t, fake, honest, iss=False) == 401
             # A flow started at one provider, returned to another's callback (mix-up by state).
-            await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
-                name="other", issuer=fake.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                actor="customer", redirect_uri=STOREFRONT_CALLBACK, provisioning="jit",
-            ))  # fmt: skip
+            await t.tk.services.identity_providers.add(
+                OPERATOR,
+                NewProvider(
+                    name="other",
+                    issuer=fake.issuer,
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    actor="customer",
+                    redirect_uri=STOREFRONT_CALLBACK,
+                    provisioning="jit",
+                ),
+            )
             assert await _attempt(t, fake, honest, back_to="other") == 401
             # The same provider's honest token passes (the refusals were about the tokens).
             assert await _attempt(t, fake, lambda n: fake.signed(fake.claims(n))) == 200

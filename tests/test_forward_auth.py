@@ -92,9 +92,14 @@ def ask(
     srv: Server, method: str, uri: str, token: str | None = None, *, traefik: bool = False, **headers: str
 ) -> httpx.Response:
     """What the proxy sends: a GET carrying the original method and URI in headers."""
-    sent = {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri} if traefik else {
-        "X-Original-Method": method, "X-Original-URI": uri,
-    }  # fmt: skip
+    sent = (
+        {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri}
+        if traefik
+        else {
+            "X-Original-Method": method,
+            "X-Original-URI": uri,
+        }
+    )
     if token:
         sent["Authorization"] = f"Bearer {token}"
     sent.update({k.replace("_", "-"): v for k, v in headers.items()})
@@ -183,9 +188,15 @@ def test_the_original_method_selects_the_rule(srv: Server) -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["/public/../api/orders/1", "/public/..%2Fapi/orders/1", "/public/%2e%2e/api/orders/1", "//api//orders/./1",
-     "/api/orders/1/", "http://shop.test/api/orders/1?x=/public/a"],
-)  # fmt: skip
+    [
+        "/public/../api/orders/1",
+        "/public/..%2Fapi/orders/1",
+        "/public/%2e%2e/api/orders/1",
+        "//api//orders/./1",
+        "/api/orders/1/",
+        "http://shop.test/api/orders/1?x=/public/a",
+    ],
+)
 def test_paths_are_judged_as_the_proxy_routes_them(srv: Server, uri: str) -> None:
     # Each spelling reaches /api/orders/1, so it needs that route's resource, never /public's anonymous.
     r = ask(srv, "GET", uri)
@@ -218,9 +229,17 @@ def test_a_missing_or_unusable_original_request_is_400(srv: Server, headers: dic
 
 def test_api_keys_and_oauth_clients_are_named_too(srv: Server) -> None:
     key = srv.cli_json(
-        "api-key", "create", "--title", "feed", "--type", "secret", "--for", "alice",
-        "--resource", "Magento_Catalog::products",
-    )  # fmt: skip
+        "api-key",
+        "create",
+        "--title",
+        "feed",
+        "--type",
+        "secret",
+        "--for",
+        "alice",
+        "--resource",
+        "Magento_Catalog::products",
+    )
     sk = {"Authorization": "Basic " + base64.b64encode(f"{key['token']}:".encode()).decode()}
     r = ask(srv, "GET", "/api/products/x", **sk)
     assert r.status_code == 200, r.text
@@ -229,13 +248,21 @@ def test_api_keys_and_oauth_clients_are_named_too(srv: Server) -> None:
     assert ask(srv, "GET", "/api/orders/1", **sk).status_code == 403
 
     client = register(
-        srv, "--name", "Feed", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+        srv,
+        "--name",
+        "Feed",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+    )
     tok = httpx.post(
-        srv.url + "/oauth2/token", data={"grant_type": "client_credentials"},
+        srv.url + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
         headers=basic(client["client_id"], client["client_secret"]),
-    ).json()["access_token"]  # fmt: skip
+    ).json()["access_token"]
     r = ask(srv, "GET", "/api/products/x", tok)
     assert r.status_code == 200, r.text
     assert r.headers["x-tillkey-user-type"] == "oauth_client"
@@ -264,9 +291,12 @@ def test_oauth1_signatures_are_checked_against_the_original_request(srv: Server)
     made = srv.cli_json("integration", "create", "--name", "erp-fwd", "--resource", "Magento_Catalog::products")
     tokens = srv.cli_json("integration", "activate", "erp-fwd")
     signer = OAuth1Client(
-        made["consumer_key"], made["consumer_secret"], tokens["access_token"], tokens["access_token_secret"],
+        made["consumer_key"],
+        made["consumer_secret"],
+        tokens["access_token"],
+        tokens["access_token_secret"],
         signature_method=SIGNATURE_HMAC_SHA256,
-    )  # fmt: skip
+    )
     _, signed, _ = signer.sign("https://shop.test:8443/api/products/24-MB01?fields=sku", "GET")
     proxy = {"X_Forwarded_Host": "shop.test:8443", "X_Forwarded_Proto": "https", **signed}
 
@@ -315,8 +345,9 @@ def test_the_endpoint_is_documented(srv: Server) -> None:
 def test_a_bad_route_table_stops_the_server_with_a_clear_error(tmp_path: Path, routes: str, message: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILLKEY_")}
     env.update(TILLKEY_DATA_DIR=str(tmp_path), TILLKEY_FORWARD_AUTH_ROUTES=routes)
-    res = subprocess.run([TILLKEY, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
-                         timeout=30)  # fmt: skip
+    res = subprocess.run(
+        [TILLKEY, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30
+    )
     assert res.returncode == 2
     assert message in res.stderr
     assert "Traceback" not in res.stderr
@@ -337,9 +368,11 @@ class Upstream:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 hit = {
-                    "method": self.command, "path": self.path, "body": body,
+                    "method": self.command,
+                    "path": self.path,
+                    "body": body,
                     "tillkey": {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-tillkey-")},
-                }  # fmt: skip
+                }
                 seen.append(hit)
                 out = json.dumps(hit).encode()
                 self.send_response(200)
@@ -424,16 +457,19 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     tmp = tmp_path_factory.mktemp("nginx")
     (tmp / "routes.toml").write_text(ROUTES_TOML)
     tk = start_oauth_server(
-        tmp / "tillkey", "sqlite", TILLKEY_FORWARD_AUTH_ROUTES_FILE=str(tmp / "routes.toml"),
+        tmp / "tillkey",
+        "sqlite",
+        TILLKEY_FORWARD_AUTH_ROUTES_FILE=str(tmp / "routes.toml"),
         TILLKEY_TRUSTED_PROXIES="127.0.0.1",
-    )  # fmt: skip
+    )
     app = Upstream()
     port = free_port()
     conf = nginx_config(tmp, port, tk.port, app.port)
     proc = subprocess.Popen(
         [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -460,8 +496,10 @@ def test_nginx_passes_an_allowed_request_with_the_identity_not_the_forged_one(fr
     seen = r.json()
     assert (seen["method"], seen["path"]) == ("GET", "/api/products/24-MB01?fields=sku")
     assert seen["tillkey"] == {
-        "x-tillkey-user-id": uid(token), "x-tillkey-user-type": "admin", "x-tillkey-credential": "bearer",
-    }  # fmt: skip
+        "x-tillkey-user-id": uid(token),
+        "x-tillkey-user-type": "admin",
+        "x-tillkey-credential": "bearer",
+    }
     assert uid(token) != "1"
 
 

@@ -35,16 +35,29 @@ def test_schemathesis_finds_nothing(sqlite_server_factory: Any, who: str, tmp_pa
     elif who == "customer":
         headers = ["-H", f"Authorization: Bearer {srv.token('customer', 'roni_cost@example.com', CUSTOMER_PASSWORD)}"]
     cmd = [
-        SCHEMATHESIS, "run", f"{srv.url}/openapi.json", "--checks", CHECKS,
-        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"), "--workers", "2",
-        "--seed", "20261128", "--no-color", "--request-timeout", "30",
+        SCHEMATHESIS,
+        "run",
+        f"{srv.url}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"),
+        "--workers",
+        "2",
+        "--seed",
+        "20261128",
+        "--no-color",
+        "--request-timeout",
+        "30",
         # The coverage phase crashes inside hypothesis on CPython 3.11 ("AST constructor recursion
         # depth mismatch" while describing a filter lambda) before sending anything.
-        "--phases", "examples,fuzzing,stateful",
+        "--phases",
+        "examples,fuzzing,stateful",
         # These revoke the very token the run authenticates with; they are covered elsewhere.
-        "--exclude-path-regex", "revoke|logout",
+        "--exclude-path-regex",
+        "revoke|logout",
         *headers,
-    ]  # fmt: skip
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-12000:] + res.stderr[-2000:]
     # Fewer examples, never fewer operations: every selected operation was sent requests.

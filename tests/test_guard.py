@@ -152,8 +152,15 @@ def b64(data: bytes) -> str:
 
 def claims(uid: int, utype: int) -> dict[str, Any]:
     now = int(time.time())
-    return {"uid": uid, "utypid": utype, "iat": now, "exp": now + 3600, "jti": secrets.token_hex(16),
-            "iss": ISSUER, "amr": ["pwd"]}  # fmt: skip
+    return {
+        "uid": uid,
+        "utypid": utype,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": secrets.token_hex(16),
+        "iss": ISSUER,
+        "amr": ["pwd"],
+    }
 
 
 def unverified(token: str) -> dict[str, Any]:
@@ -193,9 +200,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ["role", "create", "Inventory", "--resource", INVENTORY],
             ["role", "create", "Catalog", "--resource", "Magento_Catalog::catalog"],
             ["role", "create", "Stock", "--resource", INVENTORY],
-            admin("alice", None), admin("ivan", "Inventory"), admin("carol", "Catalog"),
-            admin("dave", "Inventory"), admin("sam", "Stock"),
-        )  # fmt: skip
+            admin("alice", None),
+            admin("ivan", "Inventory"),
+            admin("carol", "Catalog"),
+            admin("dave", "Inventory"),
+            admin("sam", "Stock"),
+        )
         app = start_app(srv, tmp)
         try:
             yield World(srv, app)

@@ -39,9 +39,11 @@ async def manual(*resources: str) -> tuple[dict[str, Any], IntegrationCredential
     )
     tokens = await inprocess.cli_json("integration", "activate", integration["name"])
     credential = IntegrationCredential(
-        integration["consumer_key"], integration["consumer_secret"], tokens["access_token"],
+        integration["consumer_key"],
+        integration["consumer_secret"],
+        tokens["access_token"],
         tokens["access_token_secret"],
-    )  # fmt: skip
+    )
     return integration, credential
 
 
@@ -129,5 +131,9 @@ def test_a_guard_needs_exactly_one_feed_credential() -> None:
     with pytest.raises(ValueError, match="one feed credential"):
         Guard("http://127.0.0.1:1")
     with pytest.raises(ValueError, match="one feed credential"):
-        Guard("http://127.0.0.1:1", feed_username="g", feed_password="p", feed_integration=IntegrationCredential(
-            "k", "s", "t", "ts"))  # fmt: skip
+        Guard(
+            "http://127.0.0.1:1",
+            feed_username="g",
+            feed_password="p",
+            feed_integration=IntegrationCredential("k", "s", "t", "ts"),
+        )

@@ -35,19 +35,37 @@ def _loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _client(srv: Server, public: bool) -> dict[str, str]:
     return register(
-        srv, "--name", "Authlib app", "--type", "public" if public else "confidential", "--redirect-uri", REDIRECT,
-        "--grant", "authorization_code", "--grant", "refresh_token", "--scope", "openid", "--scope", "profile",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+        srv,
+        "--name",
+        "Authlib app",
+        "--type",
+        "public" if public else "confidential",
+        "--redirect-uri",
+        REDIRECT,
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--scope",
+        "openid",
+        "--scope",
+        "profile",
+        "--scope",
+        "Magento_Catalog::products",
+    )
 
 
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post", "none"])
 def test_authlib_code_pkce_refresh_revoke(srv: Server, auth_method: str) -> None:
     registered = _client(srv, public=auth_method == "none")
     client = OAuth2Client(
-        registered["client_id"], registered.get("client_secret"), scope=SCOPE, redirect_uri=REDIRECT,
-        code_challenge_method="S256", token_endpoint_auth_method=auth_method,
-    )  # fmt: skip
+        registered["client_id"],
+        registered.get("client_secret"),
+        scope=SCOPE,
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        token_endpoint_auth_method=auth_method,
+    )
     verifier = generate_token(48)
     url, state = client.create_authorization_url(f"{srv.url}/oauth2/authorize", code_verifier=verifier, nonce="n1")
     assert "code_challenge=" in url and "code_challenge_method=S256" in url

@@ -52,10 +52,13 @@ def test_oauth_1_0a_node_client_handshake_and_signed_products(
     activate(server, integration)
     [posted] = endpoint.posts
     env = {
-        **os.environ, "NODE_PATH": str(node_modules), "TILLKEY_URL": server.url,
-        "CONSUMER_KEY": posted["oauth_consumer_key"], "CONSUMER_SECRET": posted["oauth_consumer_secret"],
+        **os.environ,
+        "NODE_PATH": str(node_modules),
+        "TILLKEY_URL": server.url,
+        "CONSUMER_KEY": posted["oauth_consumer_key"],
+        "CONSUMER_SECRET": posted["oauth_consumer_secret"],
         "VERIFIER": posted["oauth_verifier"],
-    }  # fmt: skip
+    }
     res = subprocess.run(
         ["node", str(HERE / "handshake.js")], env=env, capture_output=True, text=True, timeout=60, check=False
     )

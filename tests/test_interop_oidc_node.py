@@ -37,9 +37,13 @@ def _node_modules() -> None:
 
 def _node(env: dict[str, str]) -> Any:
     res = subprocess.run(
-        ["node", "oidc-flow.mjs"], cwd=JS, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        ["node", "oidc-flow.mjs"],
+        cwd=JS,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -47,27 +51,57 @@ def _node(env: dict[str, str]) -> Any:
 def test_openid_client_and_jose(srv: Server) -> None:
     _node_modules()
     web = register(
-        srv, "--name", "Node app", "--type", "confidential", "--redirect-uri", REDIRECT,
-        "--grant", "authorization_code", "--scope", "openid", "--scope", "profile", "--scope", "email",
-    )  # fmt: skip
+        srv,
+        "--name",
+        "Node app",
+        "--type",
+        "confidential",
+        "--redirect-uri",
+        REDIRECT,
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--scope",
+        "profile",
+        "--scope",
+        "email",
+    )
     svc = register(
-        srv, "--name", "Node service", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
+        srv,
+        "--name",
+        "Node service",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
         # It introspects the web app's token too: only resource servers may (RFC 7662 §2.1).
         "--resource-server",
-    )  # fmt: skip
+    )
     env = {
-        "ISSUER": srv.url, "REDIRECT": REDIRECT, "WEB_ID": web["client_id"], "WEB_SECRET": web["client_secret"],
-        "SVC_ID": svc["client_id"], "SVC_SECRET": svc["client_secret"],
-    }  # fmt: skip
+        "ISSUER": srv.url,
+        "REDIRECT": REDIRECT,
+        "WEB_ID": web["client_id"],
+        "WEB_SECRET": web["client_secret"],
+        "SVC_ID": svc["client_id"],
+        "SVC_SECRET": svc["client_secret"],
+    }
 
     started = _node({**env, "PHASE": "authorize"})
     assert started["discovered_issuer"] == srv.url
     callback = authorize(srv, started["url"])  # alice signs in and consents
-    out = _node({
-        **env, "PHASE": "callback", "CALLBACK": callback, "VERIFIER": started["verifier"], "STATE": started["state"],
-        "NONCE": started["nonce"],
-    })  # fmt: skip
+    out = _node(
+        {
+            **env,
+            "PHASE": "callback",
+            "CALLBACK": callback,
+            "VERIFIER": started["verifier"],
+            "STATE": started["state"],
+            "NONCE": started["nonce"],
+        }
+    )
 
     claims = out["id_token_claims"]
     assert claims["nonce"] == started["nonce"] and claims["sub"] == "admin:1" and claims["amr"] == ["pwd"]
@@ -80,12 +114,18 @@ def test_openid_client_and_jose(srv: Server) -> None:
     }
     assert out["id_token_as_access_token"]["ok"] is False  # jose refuses the wrong typ too
     assert out["userinfo"] == {
-        "sub": "admin:1", "preferred_username": "alice", "name": "alice", "email": "alice@example.com",
-    }  # fmt: skip
+        "sub": "admin:1",
+        "preferred_username": "alice",
+        "name": "alice",
+        "email": "alice@example.com",
+    }
 
     assert out["client_credentials"] == {
-        "token_type": "bearer", "scope": "Magento_Catalog::products", "expires_in": 900, "refresh": False,
-    }  # fmt: skip
+        "token_type": "bearer",
+        "scope": "Magento_Catalog::products",
+        "expires_in": 900,
+        "refresh": False,
+    }
     assert out["client_credentials_claims"]["client_id"] == svc["client_id"]
     assert out["client_credentials_claims"]["sub"].startswith("client:")
     assert out["introspect_cc"]["active"] is True and out["introspect_cc"]["client_id"] == svc["client_id"]

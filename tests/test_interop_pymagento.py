@@ -35,10 +35,22 @@ def pymagento_path() -> Path:
     target = cache_root / f"pymagento-{hashlib.sha256(requirements).hexdigest()[:12]}"
     if not (target / "magento" / "client.py").is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), "-r",
-             str(HERE / "requirements.txt")],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                "-r",
+                str(HERE / "requirements.txt"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     return target
 
 
@@ -64,12 +76,19 @@ def manual(srv: Server, *resources: str) -> tuple[dict[str, Any], dict[str, Any]
 
 def run_pymagento(srv: Server, path: Path, token: str) -> dict[str, object]:
     env = {
-        **os.environ, "PYTHONPATH": str(path), "PYMAGENTO_TOKEN": token, "PYMAGENTO_BASE_URL": srv.url,
-    }  # fmt: skip
+        **os.environ,
+        "PYTHONPATH": str(path),
+        "PYMAGENTO_TOKEN": token,
+        "PYMAGENTO_BASE_URL": srv.url,
+    }
     res = subprocess.run(
-        [sys.executable, str(HERE / "read_products.py")], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, str(HERE / "read_products.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
-    )  # fmt: skip
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out: dict[str, object] = json.loads(res.stdout)
     return out

@@ -112,9 +112,11 @@ def test_bad_and_unknown_keys_are_refused(tmp_path: Path, db: dict[str, Any]) ->
         async with seeded(tmp_path, db) as t:
             unknown = "sk_" + "0" * 64
             for headers in (
-                _basic(unknown), {"x-medusa-access-token": unknown}, {"Authorization": "Basic !!!not-base64"},
+                _basic(unknown),
+                {"x-medusa-access-token": unknown},
+                {"Authorization": "Basic !!!not-base64"},
                 {"Authorization": "Basic " + base64.b64encode(b"sk_short:").decode()},
-            ):  # fmt: skip
+            ):
                 r = await t.client.get("/admin/api-keys", headers=headers)
                 assert r.status_code == 401, r.text
                 assert r.json() == UNAUTHORIZED

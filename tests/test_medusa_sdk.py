@@ -27,9 +27,13 @@ def test_medusa_js_sdk_round_trip(fresh_server: Server) -> None:
     srv = fresh_server
     srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
     env = {
-        "PATH": "/usr/bin:/bin:/usr/local/bin", "BASE": srv.url, "EMAIL": "alice@example.com",
-        "PASSWORD": ADMIN_PASSWORD, "CUSTOMER_EMAIL": "sdk.buyer@example.com", "CUSTOMER_PASSWORD": "Sdk-buyer-pass-1",
-    }  # fmt: skip
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "BASE": srv.url,
+        "EMAIL": "alice@example.com",
+        "PASSWORD": ADMIN_PASSWORD,
+        "CUSTOMER_EMAIL": "sdk.buyer@example.com",
+        "CUSTOMER_PASSWORD": "Sdk-buyer-pass-1",
+    }
     res = subprocess.run(["node", "sdk-flow.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr + srv.log()
     out = json.loads(res.stdout)
@@ -124,16 +128,24 @@ def test_medusa_js_sdk_email_verification(tmp_path: Path) -> None:
     _node_modules()
     outbox = tmp_path / "outbox.jsonl"
     srv = start_server(
-        tmp_path / "srv", "sqlite", TILLKEY_ADMIN_2FA="optional", TILLKEY_CUSTOMER_EMAIL_VERIFICATION="required",
-        TILLKEY_ADMIN_EMAIL_VERIFICATION="required", TILLKEY_OUTBOX_FILE=str(outbox),
-    )  # fmt: skip
+        tmp_path / "srv",
+        "sqlite",
+        TILLKEY_ADMIN_2FA="optional",
+        TILLKEY_CUSTOMER_EMAIL_VERIFICATION="required",
+        TILLKEY_ADMIN_EMAIL_VERIFICATION="required",
+        TILLKEY_OUTBOX_FILE=str(outbox),
+    )
     try:
         srv.cli("admin", "create", "--username", "alice", "--email", "alice@example.com", "--password", ADMIN_PASSWORD)
         env = {
-            "PATH": "/usr/bin:/bin:/usr/local/bin", "BASE": srv.url, "EMAIL": "alice@example.com",
-            "PASSWORD": ADMIN_PASSWORD, "CUSTOMER_EMAIL": "verified.buyer@example.com",
-            "CUSTOMER_PASSWORD": "Verified-buyer-pass-1", "OUTBOX": str(outbox),
-        }  # fmt: skip
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "BASE": srv.url,
+            "EMAIL": "alice@example.com",
+            "PASSWORD": ADMIN_PASSWORD,
+            "CUSTOMER_EMAIL": "verified.buyer@example.com",
+            "CUSTOMER_PASSWORD": "Verified-buyer-pass-1",
+            "OUTBOX": str(outbox),
+        }
         res = subprocess.run(
             ["node", "verification-flow.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=120
         )

@@ -101,9 +101,12 @@ async def manual(*resources: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def auth(integration: dict[str, Any], tokens: dict[str, Any], **kw: Any) -> OAuth1:
     kw.setdefault("signature_method", SIGNATURE_HMAC_SHA256)
     return OAuth1(
-        integration["consumer_key"], integration["consumer_secret"], tokens["access_token"],
-        tokens["access_token_secret"], **kw,
-    )  # fmt: skip
+        integration["consumer_key"],
+        integration["consumer_secret"],
+        tokens["access_token"],
+        tokens["access_token_secret"],
+        **kw,
+    )
 
 
 async def get(url: str, a: OAuth1) -> requests.Response:
@@ -235,10 +238,13 @@ def test_endpoint_handshake_with_requests_oauthlib(tmp_path: Path, db: dict[str,
             assert next(i for i in listed if i["id"] == integration["id"])["status"] == "active"
             # The request token was spent by the exchange.
             again = OAuth1Session(
-                integration["consumer_key"], integration["consumer_secret"], request_token["oauth_token"],
-                request_token["oauth_token_secret"], verifier=posted["oauth_verifier"],
+                integration["consumer_key"],
+                integration["consumer_secret"],
+                request_token["oauth_token"],
+                request_token["oauth_token_secret"],
+                verifier=posted["oauth_verifier"],
                 signature_method=SIGNATURE_HMAC_SHA256,
-            )  # fmt: skip
+            )
             r = await asyncio.to_thread(again.post, url + "/oauth/token/access")
             assert r.status_code == 401
             assert r.headers["content-type"].startswith("application/x-www-form-urlencoded")
@@ -454,16 +460,24 @@ def test_hmac_sha1_works_when_the_setting_allows_it(tmp_path: Path, monkeypatch:
 
 
 def _sign_by_hand(
-    method: str, url: str, params: list[tuple[str, str]], integration: dict[str, Any], tokens: dict[str, Any],
-    order: Callable[[list[tuple[str, str]]], list[tuple[str, str]]], now: float,
-) -> str:  # fmt: skip
+    method: str,
+    url: str,
+    params: list[tuple[str, str]],
+    integration: dict[str, Any],
+    tokens: dict[str, Any],
+    order: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+    now: float,
+) -> str:
     """An Authorization header whose signature covers `params` in the given order (oauthlib's
     pieces for the encoding and the HMAC; the order is the test's)."""
     oauth = [
-        ("oauth_consumer_key", integration["consumer_key"]), ("oauth_nonce", secrets.token_hex(8)),
-        ("oauth_signature_method", "HMAC-SHA256"), ("oauth_timestamp", str(int(now))),
-        ("oauth_token", tokens["access_token"]), ("oauth_version", "1.0"),
-    ]  # fmt: skip
+        ("oauth_consumer_key", integration["consumer_key"]),
+        ("oauth_nonce", secrets.token_hex(8)),
+        ("oauth_signature_method", "HMAC-SHA256"),
+        ("oauth_timestamp", str(int(now))),
+        ("oauth_token", tokens["access_token"]),
+        ("oauth_version", "1.0"),
+    ]
     pairs = order([(signature.utils.escape(k), signature.utils.escape(v)) for k, v in [*params, *oauth]])
     base = signature.signature_base_string(method, url, "&".join(f"{k}={v}" for k, v in pairs))
     client = SimpleNamespace(
@@ -551,10 +565,12 @@ def test_token_endpoint_errors_are_form_encoded_oauth_problems(tmp_path: Path, d
             unsigned = urlencode({"oauth_consumer_key": integration["consumer_key"]})
             h = await t.client.post(path, content=unsigned, headers=form)
             assert h.status_code == 400
-            assert dict(parse_qsl(h.text)) == {"oauth_problem": ", ".join(
-                f'"{p}" is required. Enter and try again.'
-                for p in ("oauth_signature", "oauth_signature_method", "oauth_nonce", "oauth_timestamp")
-            )}  # fmt: skip
+            assert dict(parse_qsl(h.text)) == {
+                "oauth_problem": ", ".join(
+                    f'"{p}" is required. Enter and try again.'
+                    for p in ("oauth_signature", "oauth_signature_method", "oauth_nonce", "oauth_timestamp")
+                )
+            }
             h = await t.client.post("/oauth/token/access", headers={"Authorization": "OAuth garbage"})
             assert h.status_code == 400 and "oauth_problem" in dict(parse_qsl(h.text))
             # Errors raised outside the handlers (wrong method, body too large) are form-encoded too.
@@ -642,9 +658,15 @@ def test_admin_jwts_still_work_beside_integration_bearer(tmp_path: Path, db: dic
     async def body() -> None:
         async with store(tmp_path, db, admins=False, integration_as_bearer=True) as t:
             await inprocess.cli(
-                "admin", "create", "--username", f"a{secrets.token_hex(3)}", "--email", "x@example.com",
-                "--password", inprocess.ADMIN_PASSWORD,
-            )  # fmt: skip
+                "admin",
+                "create",
+                "--username",
+                f"a{secrets.token_hex(3)}",
+                "--email",
+                "x@example.com",
+                "--password",
+                inprocess.ADMIN_PASSWORD,
+            )
             listed = (await inprocess.cli_json("admin", "list"))["admins"]
             token = await t.admin_token(listed[-1]["username"])
             assert (await t.client.get("/rest/V1/store/websites", headers=t.bearer(token))).status_code == 200

@@ -272,10 +272,13 @@ def test_expired_tokens_are_counted_as_expired(tmp_path: Path) -> None:
 def test_a_bad_metrics_network_stops_serve_with_one_clear_line(tmp_path: Any) -> None:
     # The console script's own exit: a process, on purpose.
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-        "TILLKEY_DATA_DIR": str(tmp_path), "TILLKEY_METRICS_NETWORKS": "10.0.0.0/8,lan",
-    }  # fmt: skip
-    res = subprocess.run([TILLKEY, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
-                         timeout=60)  # fmt: skip
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "TILLKEY_DATA_DIR": str(tmp_path),
+        "TILLKEY_METRICS_NETWORKS": "10.0.0.0/8,lan",
+    }
+    res = subprocess.run(
+        [TILLKEY, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 2
     assert "invalid settings" in res.stderr and "metrics_networks" in res.stderr and "Traceback" not in res.stderr

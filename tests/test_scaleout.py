@@ -53,8 +53,18 @@ class Pair:
 
     def customer(self, email: str) -> str:
         """A new customer, and a token for it issued by A."""
-        self.a.cli("customer", "create", "--email", email, "--password", CUSTOMER_PASSWORD,
-                   "--first-name", "C", "--last-name", "D")  # fmt: skip
+        self.a.cli(
+            "customer",
+            "create",
+            "--email",
+            email,
+            "--password",
+            CUSTOMER_PASSWORD,
+            "--first-name",
+            "C",
+            "--last-name",
+            "D",
+        )
         return self.a.token("customer", email, CUSTOMER_PASSWORD)
 
     def wait_subscribed(self) -> None:
@@ -77,8 +87,9 @@ def _status(srv: Server, path: str, token: str) -> int:
 
 
 def _login(srv: Server, username: str, password: str) -> int:
-    r = httpx.post(f"{srv.url}/rest/V1/integration/customer/token",
-                   json={"username": username, "password": password}, timeout=30)  # fmt: skip
+    r = httpx.post(
+        f"{srv.url}/rest/V1/integration/customer/token", json={"username": username, "password": password}, timeout=30
+    )
     return r.status_code
 
 
@@ -87,9 +98,12 @@ def _start_pair(tmp: Path, redis_url: str, **env: str) -> Pair:
     tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"tktest-{secrets.token_hex(4)}"
     settings = {
-        "TILLKEY_REDIS_URL": redis_url, "TILLKEY_REDIS_KEY_PREFIX": prefix, "TILLKEY_SYNC_INTERVAL": "30",
-        "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": f"{USERNAME_LIMIT}/hour", **env,
-    }  # fmt: skip
+        "TILLKEY_REDIS_URL": redis_url,
+        "TILLKEY_REDIS_KEY_PREFIX": prefix,
+        "TILLKEY_SYNC_INTERVAL": "30",
+        "TILLKEY_RATE_LIMIT_LOGIN_USERNAME": f"{USERNAME_LIMIT}/hour",
+        **env,
+    }
     a = Server(tmp, make_database("postgres", tmp, migrated=True), dict(settings))
     b = Server(tmp, a.database, dict(settings))
     try:
@@ -112,9 +126,11 @@ def _stop_pair(pair: Pair) -> None:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     p = _start_pair(
-        tmp_path_factory.mktemp("scaleout"), need_redis(),
-        TILLKEY_CUSTOMER_LOCKOUT_FAILURES="3", TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
-    )  # fmt: skip
+        tmp_path_factory.mktemp("scaleout"),
+        need_redis(),
+        TILLKEY_CUSTOMER_LOCKOUT_FAILURES="3",
+        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
+    )
     try:
         p.a.cli("demo", "seed", "--customer-password", CUSTOMER_PASSWORD)
         p.wait_subscribed()
@@ -127,8 +143,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 def test_customer_token_revoked_on_a_is_refused_by_b_within_a_second(pair: Pair) -> None:
     token = pair.customer("revoked@example.com")
     assert _status(pair.b, "/rest/V1/customers/me", token) == 200
-    r = httpx.post(f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
-                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    r = httpx.post(
+        f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token", headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 200 and r.json() is True
     _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", token) == 401, BROADCAST_BOUND)
     # B's /metrics shows what carried it: messages received and their lag, Redis up.
@@ -169,8 +186,18 @@ def test_admin_deactivated_by_the_cli_is_refused_by_both_within_a_second(pair: P
 @serial
 def test_role_change_on_a_is_enforced_by_b_within_a_second(pair: Pair) -> None:
     pair.a.cli("role", "create", "Stock", "--resource", "Magento_CatalogInventory::cataloginventory")
-    pair.a.cli("admin", "create", "--username", "dan", "--email", "dan@example.com", "--password", ADMIN_PASSWORD,
-               "--role", "Stock")  # fmt: skip
+    pair.a.cli(
+        "admin",
+        "create",
+        "--username",
+        "dan",
+        "--email",
+        "dan@example.com",
+        "--password",
+        ADMIN_PASSWORD,
+        "--role",
+        "Stock",
+    )
     token = pair.a.token("admin", "dan", ADMIN_PASSWORD)
     assert _status(pair.b, "/rest/V1/stockItems/24-MB01", token) == 200
     pair.a.cli("role", "revoke", "Stock", "--resource", "Magento_CatalogInventory::cataloginventory")
@@ -187,8 +214,12 @@ def test_logout_on_a_ends_the_session_on_b_within_a_second(pair: Pair) -> None:
     cookies = {"connect.sid": r.cookies["connect.sid"]}
     me = "/admin/users/me"
     # B learns of the new session from the broadcast too (it is not in its memory before).
-    eventually(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200, within=BROADCAST_BOUND,
-               interval=0.02, what="the session known on B")  # fmt: skip
+    eventually(
+        lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 200,
+        within=BROADCAST_BOUND,
+        interval=0.02,
+        what="the session known on B",
+    )
     assert httpx.delete(f"{pair.a.url}/auth/session", cookies=cookies).json() == {"success": True}
     _refused_within(lambda: httpx.get(pair.b.url + me, cookies=cookies).status_code == 401, BROADCAST_BOUND)
 
@@ -202,8 +233,9 @@ def test_foreign_messages_on_the_channel_neither_revoke_nor_break_the_listener(p
         # Well-formed but from nobody: it only makes the servers look at the database.
         r.publish(pair.channel, '{"o": "x", "k": ["revoke_user"], "s": 1, "t": 0}')
     assert _status(pair.b, "/rest/V1/customers/me", token) == 200
-    httpx.post(f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
-               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    httpx.post(
+        f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token", headers={"Authorization": f"Bearer {token}"}
+    )
     _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", token) == 401, BROADCAST_BOUND)
 
 
@@ -241,10 +273,22 @@ class OwnRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         eventually(lambda: redis_available(port=self.port) is None, within=10, what="redis-server up")
 
     def stop(self) -> None:
@@ -270,8 +314,12 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 @serial
 def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_redis: OwnRedis, tmp_path: Path) -> None:
-    pair = _start_pair(tmp_path / "srv", own_redis.url, TILLKEY_RECONCILE_INTERVAL=str(RECONCILE),
-                       TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000")  # fmt: skip
+    pair = _start_pair(
+        tmp_path / "srv",
+        own_redis.url,
+        TILLKEY_RECONCILE_INTERVAL=str(RECONCILE),
+        TILLKEY_LOGIN_THROTTLE_MAX_FAILURES="1000",
+    )
     try:
         pair.wait_subscribed()
         first, second, third = (pair.customer(f"c{i}@example.com") for i in range(3))
@@ -280,8 +328,10 @@ def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_re
         for srv in (pair.a, pair.b):
             assert _status(srv, "/rest/V1/customers/me", first) == 200
             assert _status(srv, "/rest/V1/customers/me", second) == 200
-        r = httpx.post(f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
-                       headers={"Authorization": f"Bearer {first}"})  # fmt: skip
+        r = httpx.post(
+            f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
+            headers={"Authorization": f"Bearer {first}"},
+        )
         assert r.status_code == 200
         # No message reaches B: the reconcile does, within its interval (plus the reload itself).
         _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", first) == 401, RECONCILE + 2)
@@ -298,8 +348,10 @@ def test_redis_down_service_continues_and_revocation_arrives_by_reconcile(own_re
         # Redis is back: both resubscribe (with backoff), and the broadcast bound holds again.
         own_redis.start()
         pair.wait_subscribed()
-        r = httpx.post(f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
-                       headers={"Authorization": f"Bearer {second}"})  # fmt: skip
+        r = httpx.post(
+            f"{pair.a.url}/rest/V1/integration/customer/revoke-customer-token",
+            headers={"Authorization": f"Bearer {second}"},
+        )
         assert r.status_code == 200
         _refused_within(lambda: _status(pair.b, "/rest/V1/customers/me", second) == 401, BROADCAST_BOUND)
         assert _status(pair.b, "/rest/V1/customers/me", third) == 200
@@ -350,11 +402,16 @@ def _healthy(srv: Server) -> bool:
 
 @serial
 def test_serve_workers_share_one_port_and_hear_every_change(tmp_path: Path) -> None:
-    srv = Server(tmp_path, make_database("postgres", tmp_path), {**redis_env(), "TILLKEY_SYNC_INTERVAL": "30"},
-                 port=free_port())  # fmt: skip
+    srv = Server(
+        tmp_path, make_database("postgres", tmp_path), {**redis_env(), "TILLKEY_SYNC_INTERVAL": "30"}, port=free_port()
+    )
     with open(tmp_path / "workers.log", "wb") as log:
-        proc = subprocess.Popen([TILLKEY, "serve", "--port", str(srv.port), "--workers", "2"], env=srv.env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [TILLKEY, "serve", "--port", str(srv.port), "--workers", "2"],
+            env=srv.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         eventually(lambda: _healthy(srv), within=60, what=f"the workers up: {tmp_path / 'workers.log'}")
         srv.cli("admin", "create", "--username", "w", "--email", "w@example.com", "--password", ADMIN_PASSWORD)
@@ -362,8 +419,9 @@ def test_serve_workers_share_one_port_and_hear_every_change(tmp_path: Path) -> N
         # Each connection may land on either worker; both know the new admin and its token.
         assert all(_status(srv, "/rest/V1/store/websites", token) == 200 for _ in range(6))
         srv.cli("admin", "deactivate", "w")
-        _refused_within(lambda: all(_status(srv, "/rest/V1/store/websites", token) == 401 for _ in range(6)),
-                        BROADCAST_BOUND)  # fmt: skip
+        _refused_within(
+            lambda: all(_status(srv, "/rest/V1/store/websites", token) == 401 for _ in range(6)), BROADCAST_BOUND
+        )
     finally:
         stop_process(proc)
         srv.database.drop()

@@ -31,9 +31,10 @@ def scrape(srv: Server) -> Samples:
 def _logins_started(srv: Server) -> float:
     samples = scrape(srv)
     done = sum(
-        v for (name, labels), v in samples.items()
+        v
+        for (name, labels), v in samples.items()
         if name == "tillkey_http_requests_total" and dict(labels)["route"] == LOGIN
-    )  # fmt: skip
+    )
     # In progress counts this scrape too.
     return done + sample(samples, "tillkey_http_requests_in_progress") - 1
 
@@ -49,20 +50,34 @@ def _refused(srv: Server) -> bool:
 def test_sigterm_finishes_requests_in_flight_and_exits_zero(tmp_path: Path) -> None:
     # Slow password hashing, one hash at a time: six logins stay in flight for a while.
     srv = start_server(
-        tmp_path / "srv", "sqlite", TILLKEY_ARGON2_TIME_COST="8", TILLKEY_PASSWORD_HASH_WORKERS="1",
+        tmp_path / "srv",
+        "sqlite",
+        TILLKEY_ARGON2_TIME_COST="8",
+        TILLKEY_PASSWORD_HASH_WORKERS="1",
         TILLKEY_LOGIN_QUEUE_LIMIT=str(LOGINS),
-    )  # fmt: skip
+    )
     try:
         srv.cli("admin", "create", "--username", "ops", "--email", "ops@example.com", "--password", ADMIN_PASSWORD)
-        srv.cli("customer", "create", "--email", "c@example.com", "--password", CUSTOMER_PASSWORD,
-                "--first-name", "C", "--last-name", "D")  # fmt: skip
+        srv.cli(
+            "customer",
+            "create",
+            "--email",
+            "c@example.com",
+            "--password",
+            CUSTOMER_PASSWORD,
+            "--first-name",
+            "C",
+            "--last-name",
+            "D",
+        )
         key = srv.cli_json("api-key", "create", "--title", "shop", "--type", "secret", "--for", "ops")
         basic = {"Authorization": "Basic " + base64.b64encode(f"{key['token']}:".encode()).decode()}
         # A use noted in memory only: last-use times are written every minute, and at shutdown.
         eventually(
             lambda: httpx.get(f"{srv.url}/rest/V1/products/24-MB01", headers=basic).status_code != 401,
-            within=20, what="the new key working",
-        )  # fmt: skip
+            within=20,
+            what="the new key working",
+        )
         assert srv.cli_json("api-key", "list")["api_keys"][0]["last_used_at"] in (None, "")
 
         def login() -> httpx.Response:

@@ -102,12 +102,16 @@ def test_products_filter_and_sort(app: inprocess.Shared) -> None:
         {"searchCriteria[pageSize]": "0"},
         {"searchCriteria[currentPage]": "-1"},
         {"searchCriteria[filterGroups][0][filters][0][field]": "password_hash"},
-        {"searchCriteria[filterGroups][0][filters][0][field]": "price",
-         "searchCriteria[filterGroups][0][filters][0][value]": "cheap"},
-        {"searchCriteria[filterGroups][0][filters][0][field]": "sku",
-         "searchCriteria[filterGroups][0][filters][0][conditionType]": "regexp"},
+        {
+            "searchCriteria[filterGroups][0][filters][0][field]": "price",
+            "searchCriteria[filterGroups][0][filters][0][value]": "cheap",
+        },
+        {
+            "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+            "searchCriteria[filterGroups][0][filters][0][conditionType]": "regexp",
+        },
     ],
-)  # fmt: skip
+)
 def test_bad_search_criteria_is_400(app: inprocess.Shared, params: dict[str, str]) -> None:
     async def body(admin: Caller) -> None:
         r = await admin.get("/rest/V1/products", params=params)
@@ -121,8 +125,12 @@ def test_product_by_sku(app: inprocess.Shared) -> None:
     async def body(admin: Caller) -> None:
         p = (await admin.get("/rest/V1/products/24-MB01")).json()
         assert {k: p[k] for k in ("sku", "name", "price", "status", "type_id")} == {
-            "sku": "24-MB01", "name": "Joust Duffle Bag", "price": 34, "status": 1, "type_id": "simple",
-        }  # fmt: skip
+            "sku": "24-MB01",
+            "name": "Joust Duffle Bag",
+            "price": 34,
+            "status": 1,
+            "type_id": "simple",
+        }
         r = await admin.get("/rest/V1/products/NOPE")
         assert r.status_code == 404
         assert r.json() == {
@@ -163,8 +171,11 @@ def test_customer_by_id_for_admins(app: inprocess.Shared) -> None:
     async def body(admin: Caller) -> None:
         c = (await admin.get("/rest/V1/customers/1")).json()
         assert {k: c[k] for k in ("id", "email", "firstname", "lastname")} == {
-            "id": 1, "email": "roni_cost@example.com", "firstname": "Veronica", "lastname": "Costello",
-        }  # fmt: skip
+            "id": 1,
+            "email": "roni_cost@example.com",
+            "firstname": "Veronica",
+            "lastname": "Costello",
+        }
         r = await admin.get("/rest/V1/customers/4242")
         assert r.status_code == 404
         assert r.json()["parameters"] == {"fieldName": "customerId", "fieldValue": 4242}

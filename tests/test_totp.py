@@ -546,8 +546,11 @@ def test_the_same_code_twice_at_once_passes_once(tmp_path: Path) -> None:
 
     async def go() -> None:
         settings = Settings(
-            data_dir=tmp_path, argon2_time_cost=2, argon2_memory_kib=19456, argon2_parallelism=1,
-        )  # fmt: skip
+            data_dir=tmp_path,
+            argon2_time_cost=2,
+            argon2_memory_kib=19456,
+            argon2_parallelism=1,
+        )
         # A fixed time, 10 s into a 30 s step (1_900_000_000 % 30 == 10): no boundary during the test.
         tk = Tillkey(settings, clock=Clock(offset=1_900_000_000 - time.time()))
         await tk.start(sync=False)

@@ -207,9 +207,13 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
             await runtime.stop()
 
     app = FastAPI(
-        title="Tillkey", version=__version__, lifespan=lifespan,
-        description="Authentication and authorization for commerce APIs.", docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        title="Tillkey",
+        version=__version__,
+        lifespan=lifespan,
+        description="Authentication and authorization for commerce APIs.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.tillkey = runtime
     app.router.redirect_slashes = False
     install_error_handlers(app)
@@ -233,9 +237,13 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     # Magento paths → publishable key (/store) → audit request context → simple fixed-path routes
     # (forward-auth, /admin/users/me, …; web/routing.fast_routes) served directly, the rest by FastAPI.
     app.add_middleware(
-        Edge, render=render_error_scope, budget=LocalBudget(general) if general is not None else None,
-        pacer=runtime.pacer, metrics=app.state.metrics, rewrites=(magento_paths, medusa_wire.require_publishable_key),
-    )  # fmt: skip
+        Edge,
+        render=render_error_scope,
+        budget=LocalBudget(general) if general is not None else None,
+        pacer=runtime.pacer,
+        metrics=app.state.metrics,
+        rewrites=(magento_paths, medusa_wire.require_publishable_key),
+    )
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
     if trusted:
         # uvicorn's implementation: X-Forwarded-For/-Proto are believed only from these peers.
@@ -244,10 +252,27 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     from tillkey.storeapi import routes as storeapi
 
     surfaces = (
-        magento.api, storeapi.api, native.api, audit.api, medusa_mfa.api, passkeys.api, medusa_verification.api,
-        medusa.api, api_keys.api, medusa_store.api, oauth1.api, oauth2.api, console_login.api, console_two_factor.api,
-        console_passkeys.api, forward_auth.api, magento_graphql.api, idps.api, console_idp.api, magento_federation.api,
-    )  # fmt: skip
+        magento.api,
+        storeapi.api,
+        native.api,
+        audit.api,
+        medusa_mfa.api,
+        passkeys.api,
+        medusa_verification.api,
+        medusa.api,
+        api_keys.api,
+        medusa_store.api,
+        oauth1.api,
+        oauth2.api,
+        console_login.api,
+        console_two_factor.api,
+        console_passkeys.api,
+        forward_auth.api,
+        magento_graphql.api,
+        idps.api,
+        console_idp.api,
+        magento_federation.api,
+    )
     for api in surfaces:
         app.include_router(api.router)
     consoles = (

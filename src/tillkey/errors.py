@@ -64,10 +64,15 @@ class Unauthenticated(TillkeyError):
     reason = "invalid"
 
     def __init__(
-        self, message: str | None = None, *, parameters: dict[str, Any] | list[Any] | None = None,
-        errors: list[TillkeyError] | None = None, detail: str | None = None,
-        headers: dict[str, str] | None = None, reason: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        message: str | None = None,
+        *,
+        parameters: dict[str, Any] | list[Any] | None = None,
+        errors: list[TillkeyError] | None = None,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message, parameters=parameters, errors=errors, detail=detail, headers=headers)
         if reason is not None:
             self.reason = reason

@@ -221,8 +221,11 @@ class Guard:
         self._task = asyncio.create_task(self._poll_loop(), name="tillkey-guard-poll")
         log.info(
             "guard started: %d key(s) from %s, auth state every %.1fs, failing closed after %.1fs",
-            len(self.keyring.by_kid), self.server_url, self.poll_interval, self.max_staleness,
-        )  # fmt: skip
+            len(self.keyring.by_kid),
+            self.server_url,
+            self.poll_interval,
+            self.max_staleness,
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -369,8 +372,9 @@ class Guard:
             except (jwt.PyJWTError, ValueError, TypeError) as exc:
                 log.warning("ignoring unusable published key %s: %s", kid, exc)
                 continue
-            keys.append(SigningKey(kid=kid, alg=str(alg), signing_key=None, verify_key=public,
-                                   public_jwk=jwk, created_at=0))  # fmt: skip
+            keys.append(
+                SigningKey(kid=kid, alg=str(alg), signing_key=None, verify_key=public, public_jwk=jwk, created_at=0)
+            )
         return Keyring(keys, "")
 
     async def refresh_keys_for(self, kid: str) -> None:
@@ -406,9 +410,12 @@ class Guard:
             return {"Authorization": f"Bearer {await self._feed_credential()}"}
         # A fresh nonce and timestamp per request: oauthlib signs, the server checks (HMAC-SHA256).
         signer = OAuth1Client(
-            cred.consumer_key, client_secret=cred.consumer_secret, resource_owner_key=cred.access_token,
-            resource_owner_secret=cred.access_token_secret, signature_method=SIGNATURE_HMAC_SHA256,
-        )  # fmt: skip
+            cred.consumer_key,
+            client_secret=cred.consumer_secret,
+            resource_owner_key=cred.access_token,
+            resource_owner_secret=cred.access_token_secret,
+            signature_method=SIGNATURE_HMAC_SHA256,
+        )
         _uri, headers, _body = signer.sign(url, "GET")
         return {str(k): str(v) for k, v in headers.items()}
 
@@ -528,15 +535,17 @@ class Guard:
         if not self._failing:
             log.warning(
                 "auth-state refresh failed (%s); serving from memory, failing closed after %.1fs without it",
-                exc, self.max_staleness,
-            )  # fmt: skip
+                exc,
+                self.max_staleness,
+            )
             self._failing = True
         else:
             log.debug("auth-state refresh failed again: %s", exc)
         age = self.staleness
         if not self._reported_stale and (age is None or age > self.max_staleness):
-            log.error("auth state is older than %.1fs: protected routes answer 503 until it is refreshed",
-                      self.max_staleness)  # fmt: skip
+            log.error(
+                "auth state is older than %.1fs: protected routes answer 503 until it is refreshed", self.max_staleness
+            )
             self._reported_stale = True
 
 

@@ -100,11 +100,14 @@ class Tillkey:
         self.revocations = RevocationState()
         self.keyring = keys.Keyring([], settings.jwt_alg)
         self.passwords = PasswordHashing(
-            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism, workers=settings.password_hash_workers,
-            queue=settings.login_queue_limit, nice=settings.password_hash_nice,
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            workers=settings.password_hash_workers,
+            queue=settings.login_queue_limit,
+            nice=settings.password_hash_nice,
             dummy_key=self.master.derive("argon2-dummy-cost"),
-        )  # fmt: skip
+        )
         self.ratelimiter = RateLimiter(settings.redis_url, settings.redis_key_prefix)
         # Wakes the sync loop for an immediate poll (a broadcast message arrived).
         self._wake = asyncio.Event()
@@ -119,8 +122,9 @@ class Tillkey:
         # Logins in flight, from their first database read to their last write (accounts/signin/budget.py).
         self.login_admission = LoginAdmission(
             working=settings.password_hash_workers + settings.login_queue_limit,
-            waiting=settings.login_waiting_limit, wait_seconds=settings.login_wait_seconds,
-        )  # fmt: skip
+            waiting=settings.login_waiting_limit,
+            wait_seconds=settings.login_wait_seconds,
+        )
         # Keyed under the master secret, anchored in a file: the database alone can neither
         # recompute the chain nor cut its tail unnoticed (tillkey/audit/).
         self.audit = AuditLog(
@@ -140,33 +144,51 @@ class Tillkey:
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
         opaque_tokens = OpaqueStore(self.db, self.master)
         self.issuer = Issuer(
-            lambda: self.keyring, settings.issuer, self.clock.now, store=opaque_tokens,
+            lambda: self.keyring,
+            settings.issuer,
+            self.clock.now,
+            store=opaque_tokens,
             revoked_before=self._revoked_before,
-        )  # fmt: skip
+        )
         self.authenticator = Authenticator(
-            self.jwt_reader, OpaqueReader(opaque_tokens), self.validator, self.grants,
+            self.jwt_reader,
+            OpaqueReader(opaque_tokens),
+            self.validator,
+            self.grants,
             settings.token_cache_size,
-        )  # fmt: skip
+        )
         self.api_keys = ApiKeyState(self.master, settings.last_used_interval)
         self.sessions = SessionState(self.master, settings.last_used_interval)
         self.integrations = IntegrationState()
         # A credential memory does not know yet: one single-flight poll of the change feed first.
         self.catch_up = CatchUp(self.poll_changes, ttl=settings.sync_interval)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
-        self.credentials = Credentials([
-            OAuth1Signatures(
-                self.integrations, self.grants, self.master, self.db, self.audit, self.clock,
-                allow_sha1=settings.oauth1_allow_hmac_sha1, max_body_bytes=settings.max_body_bytes,
-                max_age=settings.oauth1_timestamp_max_age, catch_up=self.catch_up,
-            ),
-            IntegrationBearer(
-                self.integrations, self.grants, self.master, enabled=settings.integration_as_bearer,
-                catch_up=self.catch_up,
-            ),
-            BearerTokens(self.authenticator, self.grants, self.catch_up),
-            SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
-            SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
-        ])  # fmt: skip
+        self.credentials = Credentials(
+            [
+                OAuth1Signatures(
+                    self.integrations,
+                    self.grants,
+                    self.master,
+                    self.db,
+                    self.audit,
+                    self.clock,
+                    allow_sha1=settings.oauth1_allow_hmac_sha1,
+                    max_body_bytes=settings.max_body_bytes,
+                    max_age=settings.oauth1_timestamp_max_age,
+                    catch_up=self.catch_up,
+                ),
+                IntegrationBearer(
+                    self.integrations,
+                    self.grants,
+                    self.master,
+                    enabled=settings.integration_as_bearer,
+                    catch_up=self.catch_up,
+                ),
+                BearerTokens(self.authenticator, self.grants, self.catch_up),
+                SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
+                SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
+            ]
+        )
         # Tokens minted, by (kind, format): a plain tally the metrics read when scraped.
         self.issued: Counter[tuple[str, str]] = self.issuer.issued
         self.admin_profiles: dict[int, accounts_repo.Admin] = {}
@@ -358,10 +380,14 @@ class Tillkey:
             found = await integrations_repo.list_all(s)
             tokens = await integrations_repo.access_tokens(s)
         consumers = [
-            Consumer(i.id, i.consumer_key, self.master.decrypt(i.consumer_secret_enc, "oauth1-consumer").decode(),
-                     i.is_active)
+            Consumer(
+                i.id,
+                i.consumer_key,
+                self.master.decrypt(i.consumer_secret_enc, "oauth1-consumer").decode(),
+                i.is_active,
+            )
             for i in found
-        ]  # fmt: skip
+        ]
         table = {
             digest: AccessToken(iid, self.master.decrypt(enc, "oauth1-token").decode()) for digest, iid, enc in tokens
         }

@@ -489,14 +489,19 @@ def test_an_oauth_client_token_cannot_register_a_client_or_activate_beyond_its_s
 
     async def body(t: InProcess) -> None:
         done = await t.tk.services.clients.create(
-            OPERATOR, name="machine", client_type="confidential", redirect_uris=[],
-            grant_types=["client_credentials"], scopes=[CLIENTS],
-        )  # fmt: skip
+            OPERATOR,
+            name="machine",
+            client_type="confidential",
+            redirect_uris=[],
+            grant_types=["client_credentials"],
+            scopes=[CLIENTS],
+        )
         assert done.secret is not None
         r = await t.client.post(
-            "/oauth2/token", data={"grant_type": "client_credentials", "scope": CLIENTS},
+            "/oauth2/token",
+            data={"grant_type": "client_credentials", "scope": CLIENTS},
             auth=(done.client.client_id, done.secret),
-        )  # fmt: skip
+        )
         assert r.status_code == 200, r.text
         headers = t.bearer(r.json()["access_token"])
         body = {"name": "escalate", "type": "confidential", "grant_types": ["client_credentials"], "scopes": [ALL]}
@@ -550,9 +555,11 @@ def test_an_integration_token_cannot_create_or_activate_beyond_its_own_grant(tmp
 def test_the_cli_acts_as_the_operator_who_may_grant_anything(tmp_path: Path) -> None:
     """The local operator (whoever runs `tillkey` on the server's files) is not limited by the rule."""
     env = {
-        "TILLKEY_DATA_DIR": str(tmp_path / "data"), "TILLKEY_ARGON2_TIME_COST": "2",
-        "TILLKEY_ARGON2_MEMORY_KIB": "19456", "TILLKEY_ARGON2_PARALLELISM": "1",
-    }  # fmt: skip
+        "TILLKEY_DATA_DIR": str(tmp_path / "data"),
+        "TILLKEY_ARGON2_TIME_COST": "2",
+        "TILLKEY_ARGON2_MEMORY_KIB": "19456",
+        "TILLKEY_ARGON2_PARALLELISM": "1",
+    }
     runner = CliRunner()
 
     def cli(*args: str) -> str:

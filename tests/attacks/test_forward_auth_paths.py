@@ -60,9 +60,14 @@ REFUSED = {
 
 
 async def _ask(t: inprocess.InProcess, uri: str, token: str | None = None, *, traefik: bool = False) -> Any:
-    headers = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": uri} if traefik else {
-        "X-Original-Method": "GET", "X-Original-URI": uri,
-    }  # fmt: skip
+    headers = (
+        {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": uri}
+        if traefik
+        else {
+            "X-Original-Method": "GET",
+            "X-Original-URI": uri,
+        }
+    )
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return await t.client.get(ENDPOINT, headers=headers)

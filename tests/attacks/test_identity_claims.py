@@ -125,9 +125,10 @@ def test_register_create_refresh_still_gives_the_new_customer_its_token(tmp_path
             assert (await t.client.post("/auth/session", headers=t.bearer(registration))).status_code == 200
             t.client.cookies.clear()
             created = await t.client.post(
-                "/store/customers", json={"email": "new@example.com", "first_name": "N"},
+                "/store/customers",
+                json={"email": "new@example.com", "first_name": "N"},
                 headers={**t.bearer(registration), **store},
-            )  # fmt: skip
+            )
             assert created.status_code == 200, created.text
             customer_id = created.json()["customer"]["id"]
             refreshed = await t.client.post("/auth/token/refresh", headers=t.bearer(registration))

@@ -27,9 +27,14 @@ def _basic(client_id: str, secret: str | None) -> dict[str, str]:
 
 async def _client(t: inprocess.InProcess, name: str, *, resource_server: bool = False) -> dict[str, str]:
     done = await t.tk.services.clients.create(
-        OPERATOR, name=name, client_type="confidential", redirect_uris=[], grant_types=["client_credentials"],
-        scopes=[PRODUCTS], resource_server=resource_server,
-    )  # fmt: skip
+        OPERATOR,
+        name=name,
+        client_type="confidential",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scopes=[PRODUCTS],
+        resource_server=resource_server,
+    )
     assert done.secret is not None
     return {"client_id": done.client.client_id, "secret": done.secret}
 
@@ -62,11 +67,21 @@ def test_only_resource_servers_and_the_tokens_own_client_see_a_token(tmp_path: P
             other_token = await _cc_token(t, other)
             snoop_token = await _cc_token(t, snoop)
             refresh = await t.tk.services.refresh_tokens.start(
-                client_id=other["client_id"], user_type=int(UserType.CUSTOMER), user_id=customer.id, scope=("openid",),
-                auth_time=t.tk.clock.now_int(), amr=("pwd",), access_jti=None, access_expires_at=None,
-            )  # fmt: skip
-            theirs = {"admin": admin_token, "customer": customer_token, "other client": other_token,
-                      "other client's refresh": refresh.token}  # fmt: skip
+                client_id=other["client_id"],
+                user_type=int(UserType.CUSTOMER),
+                user_id=customer.id,
+                scope=("openid",),
+                auth_time=t.tk.clock.now_int(),
+                amr=("pwd",),
+                access_jti=None,
+                access_expires_at=None,
+            )
+            theirs = {
+                "admin": admin_token,
+                "customer": customer_token,
+                "other client": other_token,
+                "other client's refresh": refresh.token,
+            }
             for what, token in theirs.items():
                 assert await _introspect(t, snoop, token) == INACTIVE, what
             assert await _introspect(t, snoop, "garbage") == INACTIVE

@@ -48,9 +48,13 @@ async def _store_key(t: InProcess) -> dict[str, str]:
 
 async def _client(t: InProcess, scopes: list[str], grants: list[str] | None = None) -> tuple[Client, str]:
     registered = await t.tk.services.clients.create(
-        OPERATOR, name="app", client_type="confidential", redirect_uris=["https://app.example.test/callback"],
-        grant_types=grants or ["authorization_code", "refresh_token"], scopes=scopes,
-    )  # fmt: skip
+        OPERATOR,
+        name="app",
+        client_type="confidential",
+        redirect_uris=["https://app.example.test/callback"],
+        grant_types=grants or ["authorization_code", "refresh_token"],
+        scopes=scopes,
+    )
     assert registered.secret is not None
     return registered.client, registered.secret
 
@@ -266,9 +270,10 @@ def test_an_integration_access_token_is_not_renewed(tmp_path: Path) -> None:
             await t.create_admin("alice")
             admin = t.bearer(await t.admin_token("alice"))
             made = await t.client.post(
-                "/tillkey/v1/integrations", json={"name": "erp", "resources": ["Magento_Catalog::products"]},
+                "/tillkey/v1/integrations",
+                json={"name": "erp", "resources": ["Magento_Catalog::products"]},
                 headers=admin,
-            )  # fmt: skip
+            )
             assert made.status_code == 201, made.text
             active = await t.client.post(f"/tillkey/v1/integrations/{made.json()['id']}/activate", headers=admin)
             assert active.status_code == 200, active.text

@@ -26,21 +26,36 @@ def test_every_list_and_detail_page_opens_and_names_its_actors(tmp_path: Path) -
             )
             key = await t.tk.services.api_keys.create(OPERATOR, title="shop key", type="publishable")
             client = await t.tk.services.clients.create(
-                OPERATOR, name="dashboard app", client_type="confidential", redirect_uris=["https://app.example/cb"],
-                grant_types=["authorization_code"], scopes=["openid"],
-            )  # fmt: skip
+                OPERATOR,
+                name="dashboard app",
+                client_type="confidential",
+                redirect_uris=["https://app.example/cb"],
+                grant_types=["authorization_code"],
+                scopes=["openid"],
+            )
             console = await t.console_session(root.id)
             integration_id = next(i["id"] for i in await t.tk.services.integrations.list() if i["name"] == made.name)
             customer_page = (await console.get("/console/customers?q=ada")).text
             customer_id = re.search(r'href="/console/customers/(\d+)"', customer_page)
             assert customer_id is not None
             pages = [
-                "/console/", "/console/sessions", "/console/admins", "/console/roles", "/console/customers",
-                "/console/integrations", "/console/api-keys", "/console/oauth-clients", "/console/keys",
-                "/console/audit", "/console/account", f"/console/admins/{root.id}",
-                f"/console/customers/{customer_id.group(1)}", f"/console/integrations/{integration_id}",
-                f"/console/api-keys/{key.key.id}", f"/console/oauth-clients/{client.client.client_id}",
-            ]  # fmt: skip
+                "/console/",
+                "/console/sessions",
+                "/console/admins",
+                "/console/roles",
+                "/console/customers",
+                "/console/integrations",
+                "/console/api-keys",
+                "/console/oauth-clients",
+                "/console/keys",
+                "/console/audit",
+                "/console/account",
+                f"/console/admins/{root.id}",
+                f"/console/customers/{customer_id.group(1)}",
+                f"/console/integrations/{integration_id}",
+                f"/console/api-keys/{key.key.id}",
+                f"/console/oauth-clients/{client.client.client_id}",
+            ]
             for path in pages:
                 r = await console.get(path)
                 assert r.status_code == 200, (path, r.text[:300])
@@ -139,10 +154,16 @@ def test_detail_pages_show_what_was_done_to_the_account_by_whom(tmp_path: Path, 
             assert "<td>api_key.created</td>" in key_trail and "<td>api_key.revoked</td>" in key_trail
             assert key_trail.count(by_root) == 2
 
-            await console.post("/console/oauth-clients", {
-                "name": "dashboard app", "client_type": "confidential", "redirect_uris": "https://app.example/cb",
-                "grant_type": "authorization_code", "scope": "openid",
-            })  # fmt: skip
+            await console.post(
+                "/console/oauth-clients",
+                {
+                    "name": "dashboard app",
+                    "client_type": "confidential",
+                    "redirect_uris": "https://app.example/cb",
+                    "grant_type": "authorization_code",
+                    "scope": "openid",
+                },
+            )
             client_id = (await t.tk.services.clients.registered())[0].client_id
             client_trail = _trail((await console.get(f"/console/oauth-clients/{client_id}")).text)
             assert "<td>oauth2.client.created</td>" in client_trail and by_root in client_trail

@@ -38,21 +38,34 @@ def test_credentials_created_by_the_cli_work_on_the_next_request(tmp_path: Path,
         async with inprocess.running(tmp_path, **SETTINGS) as t:
             polls = t.tk.catch_up.polls
             # An admin: signing in reads the database; the token's grant is what memory lacked.
-            await inprocess.cli("admin", "create", "--username", "newadmin", "--email", "n@example.com",
-                                "--password", PASSWORD)  # fmt: skip
+            await inprocess.cli(
+                "admin", "create", "--username", "newadmin", "--email", "n@example.com", "--password", PASSWORD
+            )
             token = await _admin_token(t, "newadmin")
             r = await t.client.get("/admin/users/me", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 200 and r.json()["user"]["email"] == "n@example.com", r.text
 
             # An OAuth 2 client: its tokens count only while the process knows the client.
             client = await inprocess.cli_json(
-                "client", "create", "--name", "fresh", "--type", "confidential", "--grant", "client_credentials",
-                "--scope", "Magento_Catalog::products",
-            )  # fmt: skip
-            r = await t.client.post("/oauth2/token", data={
-                "grant_type": "client_credentials", "client_id": client["client_id"],
-                "client_secret": client["client_secret"],
-            })  # fmt: skip
+                "client",
+                "create",
+                "--name",
+                "fresh",
+                "--type",
+                "confidential",
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "Magento_Catalog::products",
+            )
+            r = await t.client.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client["client_id"],
+                    "client_secret": client["client_secret"],
+                },
+            )
             assert r.status_code == 200, r.text
             bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
             assert (await t.client.get("/rest/V1/products", headers=bearer)).status_code == 200

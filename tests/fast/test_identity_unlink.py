@@ -27,9 +27,16 @@ PRIVATE = {"federation_allow_private_endpoints": True}
 async def provider(t: inprocess.InProcess, name: str, actor: str) -> int:
     redirect = "https://shop.example/cb" if actor == "customer" else ""
     added = await t.tk.services.identity_providers.add(
-        OPERATOR, NewProvider(name=name, issuer=f"http://127.0.0.1:9/{name}", client_id="c", actor=actor,
-                              display_name=name.title(), redirect_uri=redirect),
-    )  # fmt: skip
+        OPERATOR,
+        NewProvider(
+            name=name,
+            issuer=f"http://127.0.0.1:9/{name}",
+            client_id="c",
+            actor=actor,
+            display_name=name.title(),
+            redirect_uri=redirect,
+        ),
+    )
     return added.id
 
 
@@ -37,9 +44,15 @@ async def link(t: inprocess.InProcess, provider_id: int, user_type: UserType, us
     """What a completed provider sign-in stores (federation/linking.py), without the provider."""
     async with t.tk.db.transaction() as s:
         linked = await repo.link(
-            s, provider_id=provider_id, subject=subject, user_type=int(user_type), user_id=user_id,
-            email=f"{subject}@example.com", auth_identity_id=None, now_ms=1_700_000_000_000,
-        )  # fmt: skip
+            s,
+            provider_id=provider_id,
+            subject=subject,
+            user_type=int(user_type),
+            user_id=user_id,
+            email=f"{subject}@example.com",
+            auth_identity_id=None,
+            now_ms=1_700_000_000_000,
+        )
     return linked.id
 
 
@@ -69,8 +82,9 @@ def test_a_customer_lists_and_removes_identities_but_not_the_last_way_in(tmp_pat
             listed = await t.client.get("/store/customers/me/identities", headers=as_ada)
             assert listed.status_code == 200, listed.text
             assert [(i["id"], i["provider"]) for i in listed.json()["identities"]] == [
-                (f"fedid_{first}", "google"), (f"fedid_{second}", "apple"),
-            ]  # fmt: skip
+                (f"fedid_{first}", "google"),
+                (f"fedid_{second}", "apple"),
+            ]
             assert listed.json()["identities"][0]["email"] == "ada-g@example.com"
             # Nobody removes another's identity: not found, the same as none.
             for other in (f"fedid_{bobs}", "fedid_999", "nonsense", f"{bobs}"):

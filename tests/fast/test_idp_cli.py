@@ -28,12 +28,32 @@ def test_idp_add_list_show_disable_remove(tmp_path: Path, monkeypatch: pytest.Mo
         async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
             await t.create_role(["Magento_Catalog::products"], name="catalog")
             added = await inprocess.cli(
-                "idp", "add", "--name", "corp", "--protocol", "oidc", "--issuer", "http://127.0.0.1:9/op",
-                "--client-id", "tillkey", "--client-secret-env", "CORP_SECRET", "--actor", "admin",
-                "--scope", "openid email profile groups", "--groups-claim", "groups",
-                "--role-map", "shop-staff=catalog", "--provision", "jit", "--allowed-domain", "corp.example",
+                "idp",
+                "add",
+                "--name",
+                "corp",
+                "--protocol",
+                "oidc",
+                "--issuer",
+                "http://127.0.0.1:9/op",
+                "--client-id",
+                "tillkey",
+                "--client-secret-env",
+                "CORP_SECRET",
+                "--actor",
+                "admin",
+                "--scope",
+                "openid email profile groups",
+                "--groups-claim",
+                "groups",
+                "--role-map",
+                "shop-staff=catalog",
+                "--provision",
+                "jit",
+                "--allowed-domain",
+                "corp.example",
                 "--json",
-            )  # fmt: skip
+            )
             assert SECRET not in added.stdout
             shown = await inprocess.cli_json("idp", "show", "corp")
             assert shown["has_client_secret"] is True and shown["role_map"] == {"shop-staff": "catalog"}
@@ -54,9 +74,20 @@ def test_idp_add_list_show_disable_remove(tmp_path: Path, monkeypatch: pytest.Mo
             assert (await inprocess.cli_json("idp", "list"))["providers"] == []
             # Unknown roles and bad input: one clear line, exit 1.
             bad = await inprocess.cli(
-                "idp", "add", "--name", "x", "--issuer", "http://127.0.0.1:9", "--client-id", "c",
-                "--actor", "admin", "--role-map", "g=nosuchrole", check=False,
-            )  # fmt: skip
+                "idp",
+                "add",
+                "--name",
+                "x",
+                "--issuer",
+                "http://127.0.0.1:9",
+                "--client-id",
+                "c",
+                "--actor",
+                "admin",
+                "--role-map",
+                "g=nosuchrole",
+                check=False,
+            )
             assert bad.exit_code == 1 and "nosuchrole" in bad.stderr
 
     inprocess.run(body)
@@ -77,9 +108,15 @@ def test_a_role_map_is_delegation(tmp_path: Path) -> None:
             with pytest.raises(DelegationRefused):
                 await t.tk.services.identity_providers.add(acting, new)
             with pytest.raises(InvalidRequest):  # the issuer's address is checked (SSRF guard) …
-                await t.tk.services.identity_providers.add(acting, NewProvider(
-                    name="ok", issuer="ftp://x", client_id="c", actor="admin",
-                ))  # fmt: skip
+                await t.tk.services.identity_providers.add(
+                    acting,
+                    NewProvider(
+                        name="ok",
+                        issuer="ftp://x",
+                        client_id="c",
+                        actor="admin",
+                    ),
+                )
 
     inprocess.run(body)
 
@@ -91,10 +128,16 @@ def test_private_issuers_are_refused_unless_allowed(tmp_path: Path) -> None:
 
             for issuer in ("http://127.0.0.1:9", "https://169.254.169.254/", "https://localhost/"):
                 with pytest.raises(InvalidRequest):
-                    await t.tk.services.identity_providers.add(OPERATOR, NewProvider(
-                        name="corp", issuer=issuer, client_id="c", actor="customer",
-                        redirect_uri="https://shop.example/cb",
-                    ))  # fmt: skip
+                    await t.tk.services.identity_providers.add(
+                        OPERATOR,
+                        NewProvider(
+                            name="corp",
+                            issuer=issuer,
+                            client_id="c",
+                            actor="customer",
+                            redirect_uri="https://shop.example/cb",
+                        ),
+                    )
 
     inprocess.run(body)
 

@@ -28,9 +28,15 @@ async def linked_admin(t: inprocess.InProcess, username: str, provider: str) -> 
     found = await t.tk.services.identity_providers.get(provider)
     async with t.tk.db.transaction() as s:
         await repo.link(
-            s, provider_id=found.id, subject=f"sub-{username}", user_type=int(UserType.ADMIN), user_id=admin.id,
-            email=admin.email, auth_identity_id=None, now_ms=1_700_000_000_000,
-        )  # fmt: skip
+            s,
+            provider_id=found.id,
+            subject=f"sub-{username}",
+            user_type=int(UserType.ADMIN),
+            user_id=admin.id,
+            email=admin.email,
+            auth_identity_id=None,
+            now_ms=1_700_000_000_000,
+        )
     return admin.id
 
 

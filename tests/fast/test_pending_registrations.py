@@ -61,18 +61,20 @@ def test_a_pending_registration_ends_after_its_ttl_and_is_purged(tmp_path: Path)
             t.advance(120)
             assert (await t.client.post("/auth/token/refresh", headers=t.bearer(fresh))).status_code == 401
             made = await t.client.post(
-                "/store/customers", json={"email": "late@example.com", "first_name": "L"},
+                "/store/customers",
+                json={"email": "late@example.com", "first_name": "L"},
                 headers={**t.bearer(fresh), **store},
-            )  # fmt: skip
+            )
             assert made.status_code == 401, made.text
             await t.tk._purge()
             assert await _pending(t, "late@example.com") is None
             # The email is free again: registering anew works and leads to a customer.
             again = await _register(t, "late@example.com")
             made = await t.client.post(
-                "/store/customers", json={"email": "late@example.com", "first_name": "L"},
+                "/store/customers",
+                json={"email": "late@example.com", "first_name": "L"},
                 headers={**t.bearer(again), **store},
-            )  # fmt: skip
+            )
             assert made.status_code == 200, made.text
 
     inprocess.run(body)
@@ -86,9 +88,10 @@ def test_registering_again_after_the_ttl_starts_a_new_registration_before_any_pu
             t.advance(TTL + 60)
             again = await _register(t, "back@example.com")
             made = await t.client.post(
-                "/store/customers", json={"email": "back@example.com", "first_name": "B"},
+                "/store/customers",
+                json={"email": "back@example.com", "first_name": "B"},
                 headers={**t.bearer(again), **store},
-            )  # fmt: skip
+            )
             assert made.status_code == 200, made.text
 
     inprocess.run(body)
@@ -112,10 +115,11 @@ def test_a_token_of_a_purged_registration_never_claims_the_one_that_reuses_its_i
                 t.client.post("/auth/token/refresh", headers=t.bearer(old)),
                 t.client.post("/auth/session", headers=t.bearer(old)),
                 t.client.post(
-                    "/store/customers", json={"email": "second@example.com", "first_name": "Eve"},
+                    "/store/customers",
+                    json={"email": "second@example.com", "first_name": "Eve"},
                     headers={**t.bearer(old), **store},
                 ),
-            ):  # fmt: skip
+            ):
                 r = await attempt
                 assert r.status_code == 401, r.text
             assert (await _pending(t, "second@example.com")) == second  # untouched, still pending

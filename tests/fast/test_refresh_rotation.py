@@ -82,9 +82,13 @@ def test_reusing_a_spent_refresh_cookie_revokes_the_family_and_its_access_tokens
 
 async def _oauth_family(t: InProcess, user_type: UserType, user_id: int) -> tuple[dict[str, Any], dict[str, str]]:
     registered = await t.tk.services.clients.create(
-        OPERATOR, name="app", client_type="confidential", redirect_uris=["https://app.example.test/callback"],
-        grant_types=["authorization_code", "refresh_token"], scopes=["openid", "self", "admin_self"],
-    )  # fmt: skip
+        OPERATOR,
+        name="app",
+        client_type="confidential",
+        redirect_uris=["https://app.example.test/callback"],
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "self", "admin_self"],
+    )
     client = registered.client
     scope = ("self",) if user_type == UserType.CUSTOMER else ("admin_self",)
     # What the authorization-code grant answers (it calls this very `respond`).

@@ -51,9 +51,14 @@ async def _admin(db: Database, username: str) -> int:
     async with db.transaction() as s:
         now = NOW
         row = AdminRow(
-            username=username, username_key=username, email=f"{username}@example.com", password_hash="x",
-            is_active=True, created_at=now, updated_at=now,
-        )  # fmt: skip
+            username=username,
+            username_key=username,
+            email=f"{username}@example.com",
+            password_hash="x",
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
         s.add(row)
         await s.flush()
         return int(row.id)
@@ -129,8 +134,10 @@ def test_the_change_feed_is_ordered_and_told_only_after_commit(backend: str, tmp
         async with db.session() as s:
             everything = await auth.changes_since(s, 0, 10**9)
             assert [(c.kind, c.user_type, c.user_id, c.ref) for c in everything] == [
-                ("grants", ADMIN, 1, None), ("revocation", CUSTOMER, 2, "r"), ("keys", None, None, None),
-            ]  # fmt: skip
+                ("grants", ADMIN, 1, None),
+                ("revocation", CUSTOMER, 2, "r"),
+                ("keys", None, None, None),
+            ]
             seqs = [c.seq for c in everything]
             assert seqs == sorted(seqs) and len(set(seqs)) == 3
             assert await auth.last_change_seq(s) == seqs[-1]
@@ -189,8 +196,10 @@ def test_an_account_locks_at_the_threshold_and_unlocks(backend: str, tmp_path: P
         async with db.transaction() as s:
             assert await throttle.account_lock(s, ADMIN, 1) == 0
             assert [await throttle.add_account_failure(s, ADMIN, 1, 100, 3, 600) for _ in range(3)] == [
-                False, False, True,
-            ]  # fmt: skip
+                False,
+                False,
+                True,
+            ]
         async with db.session() as s:
             assert await throttle.account_lock(s, ADMIN, 1) == 700
             assert await throttle.account_lock(s, ADMIN, 2) == 0

@@ -57,9 +57,17 @@ class _FakeServer:
 def test_bench_oauth2_figures_against_a_live_server(sqlite_server_factory: Any, tmp_path: Path) -> None:
     srv: Server = sqlite_server_factory()
     client = srv.cli_json(
-        "client", "create", "--name", "bench", "--type", "confidential", "--grant", "client_credentials",
-        "--scope", "Magento_Catalog::products",
-    )  # fmt: skip
+        "client",
+        "create",
+        "--name",
+        "bench",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+    )
     wrk = _FakeWrk()
     answered: dict[str, int] = {}
     figures = measure_oauth2(_FakeServer(srv.url), wrk, client, tmp_path, 2, 3, 1, answered)  # type: ignore[arg-type]

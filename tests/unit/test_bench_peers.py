@@ -56,11 +56,13 @@ def test_peer_pairs_against_a_live_tillkey(sqlite_server_factory: Any, tmp_path:
         "tillkey", os.getpid(), srv.url, "/oauth2/token", "/oauth2/introspect", client, tmp_path
     )
     users_me = peers.Pair(
-        "users-me", "GET /admin/users/me", "same server twice",
+        "users-me",
+        "GET /admin/users/me",
+        "same server twice",
         peers.Target("tillkey", os.getpid(), me, tk.admin_token, verify=check),
         peers.Target("peer", os.getpid(), me + "?peer", tk.admin_token, verify=check),
         target=20.0,
-    )  # fmt: skip
+    )
     oauth = peers.Pair("introspect", "POST introspection", "", introspect, token)
     wrk = _FakeWrk({me: 6000.0, me + "?peer": 300.0, introspect.url: 1000.0, token.url: 2000.0})
     results = [peers.measure(p, wrk, seconds=1, rounds=3, warmup=1) for p in (users_me, oauth)]  # type: ignore[arg-type]

@@ -38,16 +38,26 @@ def test_natural_order_is_phps_strnatcmp() -> None:
 def test_magento_merges_one_value_per_name() -> None:
     header = 'OAuth oauth_consumer_key="k", oauth_verifier="v1"'
     req = rfc5849.parse("POST", "http://shop/x", header, "q=1", "oauth_verifier=v1&q=2")
-    assert sorted(req.params) == [("oauth_consumer_key", "k"), ("oauth_verifier", "v1"), ("oauth_verifier", "v1"),
-                                  ("q", "1"), ("q", "2")]  # fmt: skip
+    assert sorted(req.params) == [
+        ("oauth_consumer_key", "k"),
+        ("oauth_verifier", "v1"),
+        ("oauth_verifier", "v1"),
+        ("q", "1"),
+        ("q", "2"),
+    ]
     assert dict(req.merged) == {"oauth_consumer_key": "k", "oauth_verifier": "v1", "q": "1"}  # query wins
 
 
 def _signed(**oauth: str) -> rfc5849.SignedRequest:
     fields = {
-        "oauth_consumer_key": "k" * 32, "oauth_token": "t" * 32, "oauth_signature_method": "HMAC-SHA256",
-        "oauth_nonce": "n", "oauth_timestamp": "1000", "oauth_signature": "s", **oauth,
-    }  # fmt: skip
+        "oauth_consumer_key": "k" * 32,
+        "oauth_token": "t" * 32,
+        "oauth_signature_method": "HMAC-SHA256",
+        "oauth_nonce": "n",
+        "oauth_timestamp": "1000",
+        "oauth_signature": "s",
+        **oauth,
+    }
     header = "OAuth " + ", ".join(f'{k}="{v}"' for k, v in fields.items() if v)
     return rfc5849.parse("GET", "http://shop/rest/V1/products", header)
 

@@ -117,10 +117,12 @@ def test_wrong_issuer_and_missing_claims_are_rejected() -> None:
     ring_key = next(iter(auth._jwt._keyring().by_kid.values()))  # type: ignore[attr-defined]
     claims = {"uid": 1, "utypid": 2, "iat": 1, "jti": "x", "iss": "http://evil.test"}
     bad_iss = jwt.encode(claims, ring_key.signing_key, "HS256", headers={"kid": ring_key.kid})
-    no_jti = jwt.encode({**claims, "iss": ISS, "jti": None} | {}, ring_key.signing_key, "HS256",
-                        headers={"kid": ring_key.kid})  # fmt: skip
-    bad_types = jwt.encode({**claims, "iss": ISS, "uid": "one"}, ring_key.signing_key, "HS256",
-                           headers={"kid": ring_key.kid})  # fmt: skip
+    no_jti = jwt.encode(
+        {**claims, "iss": ISS, "jti": None} | {}, ring_key.signing_key, "HS256", headers={"kid": ring_key.kid}
+    )
+    bad_types = jwt.encode(
+        {**claims, "iss": ISS, "uid": "one"}, ring_key.signing_key, "HS256", headers={"kid": ring_key.kid}
+    )
     for token in (bad_iss, no_jti, bad_types):
         with pytest.raises(InvalidToken):
             asyncio.run(auth.authenticate(token))

@@ -100,9 +100,10 @@ def require_within(acting: Principal, requested: Grant, *, what: str) -> None:
     if missing:
         shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
         raise DelegationRefused(
-            BEYOND_GRANT, parameters={"resources": shown},
+            BEYOND_GRANT,
+            parameters={"resources": shown},
             detail=f"{what}: {acting.user_type.name}:{acting.user_id} lacks {len(missing)} resource(s)",
-        )  # fmt: skip
+        )
 
 
 def require_ids_within(acting: Principal, tree: ResourceTree, resource_ids: Iterable[str], *, what: str) -> Grant:
@@ -113,9 +114,13 @@ def require_ids_within(acting: Principal, tree: ResourceTree, resource_ids: Iter
 
 
 def require_not_self(
-    acting: Principal, target_type: UserType, target_id: int, *, message: str = OWN_GRANT,
+    acting: Principal,
+    target_type: UserType,
+    target_id: int,
+    *,
+    message: str = OWN_GRANT,
     acts_for: tuple[UserType, int] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Nobody changes their own grant or resets their own second factor, whatever they hold.
     `acts_for`: the account behind the acting credential when that is not the credential itself
     (a secret API key acts for the admin who made it): that account is "self" too, so a stolen
@@ -136,8 +141,9 @@ def require_renewal_within(acting: Principal, renewed: Principal, *, what: str) 
         require_within(acting, Grant.of(renewed), what=what)
     if acting.scopes is not None and (renewed.scopes is None or not renewed.scopes <= acting.scopes):
         raise DelegationRefused(
-            BEYOND_GRANT, parameters={"resources": "unscoped access"},
+            BEYOND_GRANT,
+            parameters={"resources": "unscoped access"},
             detail=f"{what}: a token scoped to {sorted(acting.scopes)[:5]} cannot be renewed unscoped",
-        )  # fmt: skip
+        )
     if acting.client_id is not None and renewed.client_id != acting.client_id:
         raise DelegationRefused(BEYOND_GRANT, parameters={"resources": "another client"}, detail=f"{what}: client")

@@ -66,9 +66,13 @@ class GrantsState:
         """An admin's Principal as their role grants it now (the console's caller)."""
         resources, everything = self._admins.get(admin_id, (frozenset(), False))
         return Principal(
-            UserType.ADMIN, admin_id, resources=resources, all_resources=everything, auth_methods=auth_methods,
+            UserType.ADMIN,
+            admin_id,
+            resources=resources,
+            all_resources=everything,
+            auth_methods=auth_methods,
             credential="console",
-        )  # fmt: skip
+        )
 
     def admin_active(self, admin_id: int) -> bool:
         """Active with a role that grants something: what a secret key's creator must stay."""
@@ -102,9 +106,12 @@ class GrantsState:
         """An integration's Principal (Magento: user type 1, id = integration id)."""
         resources, everything = self._integrations.get(integration_id, (frozenset(), False))
         return Principal(
-            UserType.INTEGRATION, integration_id, resources=resources, all_resources=everything,
+            UserType.INTEGRATION,
+            integration_id,
+            resources=resources,
+            all_resources=everything,
             credential=credential,
-        )  # fmt: skip
+        )
 
     def load_clients(self, clients: dict[str, tuple[int, frozenset[str]]]) -> None:
         self._clients = dict(clients)
@@ -140,10 +147,18 @@ class GrantsState:
             if claims.user_id != client_row:
                 return GUEST
             return Principal(
-                UserType.OAUTH_CLIENT, client_row, resources=granted, all_resources=everything, token_id=claims.jti,
-                issued_at=claims.issued_at, expires_at=claims.expires_at, auth_methods=claims.auth_methods,
-                auth_time=claims.auth_time, scopes=scopes, client_id=claims.client_id,
-            )  # fmt: skip
+                UserType.OAUTH_CLIENT,
+                client_row,
+                resources=granted,
+                all_resources=everything,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
+                auth_methods=claims.auth_methods,
+                auth_time=claims.auth_time,
+                scopes=scopes,
+                client_id=claims.client_id,
+            )
         base = self._account(claims)
         if base.is_guest:
             return GUEST
@@ -164,9 +179,14 @@ class GrantsState:
         utype = claims.user_type
         if utype == UserType.CUSTOMER:
             return Principal(
-                UserType.CUSTOMER, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
-                expires_at=claims.expires_at, auth_methods=claims.auth_methods, auth_time=claims.auth_time,
-            )  # fmt: skip
+                UserType.CUSTOMER,
+                claims.user_id,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
+                auth_methods=claims.auth_methods,
+                auth_time=claims.auth_time,
+            )
         if utype == UserType.ADMIN:
             found = self._admins.get(claims.user_id)
             if found is None:
@@ -174,17 +194,26 @@ class GrantsState:
                 return Principal(UserType.ADMIN, claims.user_id, token_id=claims.jti)
             resources, everything = found
             return Principal(
-                UserType.ADMIN, claims.user_id, resources=resources, all_resources=everything,
-                token_id=claims.jti, issued_at=claims.issued_at, expires_at=claims.expires_at,
-                auth_methods=claims.auth_methods, auth_time=claims.auth_time,
-            )  # fmt: skip
+                UserType.ADMIN,
+                claims.user_id,
+                resources=resources,
+                all_resources=everything,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
+                auth_methods=claims.auth_methods,
+                auth_time=claims.auth_time,
+            )
         if utype == UserType.GUEST and claims.user_id:
             # A Medusa registration token: no account yet, only the auth identity it was issued for
             # (user_id). A guest to every access check; POST /store/customers reads the identity.
             return Principal(
-                UserType.GUEST, claims.user_id, token_id=claims.jti, issued_at=claims.issued_at,
+                UserType.GUEST,
+                claims.user_id,
+                token_id=claims.jti,
+                issued_at=claims.issued_at,
                 expires_at=claims.expires_at,
-            )  # fmt: skip
+            )
         if utype == UserType.GUEST and claims.surface == SECOND_FACTOR_PENDING:
             # A pending MFA challenge's token: a guest, told apart only in how refusals read.
             return Principal(

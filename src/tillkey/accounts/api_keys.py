@@ -62,9 +62,14 @@ class ApiKeys:
         return int(self.clock.now() * 1000)
 
     async def create(
-        self, acting: Principal, *, title: str, type: str, resources: Sequence[str] | None = None,
+        self,
+        acting: Principal,
+        *,
+        title: str,
+        type: str,
+        resources: Sequence[str] | None = None,
         for_admin: int | None = None,
-    ) -> Created:  # fmt: skip
+    ) -> Created:
         """A secret key acts for an admin and never exceeds their current grant (access/grants.py);
         its own grant is at most the ACTING credential's effective grant (delegation rule), so a
         key or an OAuth token holding only Tillkey::api_keys cannot mint a key with its creator's
@@ -93,16 +98,29 @@ class ApiKeys:
         now = self._now_ms()
         async with self.changes() as w:
             key = await repo.create(
-                w.s, type=type, title=title, digest=self.master.digest(raw),
-                public_token=raw if type == PUBLISHABLE else None, redacted=redact(raw), resources=granted,
-                created_by=created_by, now_ms=now,
-            )  # fmt: skip
+                w.s,
+                type=type,
+                title=title,
+                digest=self.master.digest(raw),
+                public_token=raw if type == PUBLISHABLE else None,
+                redacted=redact(raw),
+                resources=granted,
+                created_by=created_by,
+                now_ms=now,
+            )
             w.changed("api_keys", ref=str(key.id), apply=functools.partial(self.state.put, key))
             w.audit(
-                audit.API_KEY_CREATED, actor_type=actor_type, actor_id=actor_id,
-                details={"target_type": int(UserType.API_KEY), "target_id": key.id, "type": type, "title": title,
-                         "resources": list(granted)},
-            )  # fmt: skip
+                audit.API_KEY_CREATED,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                details={
+                    "target_type": int(UserType.API_KEY),
+                    "target_id": key.id,
+                    "type": type,
+                    "title": title,
+                    "resources": list(granted),
+                },
+            )
         return Created(key, raw)
 
     async def import_existing(
@@ -269,9 +287,14 @@ class ApiKeys:
         return await self.get(key_id)
 
     async def revoke(
-        self, key_id: int, *, revoke_in: float = 0, by: int | None, actor_type: int | None = None,
+        self,
+        key_id: int,
+        *,
+        revoke_in: float = 0,
+        by: int | None,
+        actor_type: int | None = None,
         actor_id: int | None = None,
-    ) -> ApiKey:  # fmt: skip
+    ) -> ApiKey:
         """Revoke now, or `revoke_in` seconds from now (the key works until then)."""
         if not 0 <= revoke_in <= MAX_REVOKE_IN:
             raise InvalidRequest(f"Invalid request: Field 'revoke_in' must be between 0 and {MAX_REVOKE_IN}")
@@ -284,9 +307,11 @@ class ApiKeys:
             assert revoked is not None
             w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.state.put, revoked))
             w.audit(
-                audit.API_KEY_REVOKED, actor_type=actor_type, actor_id=actor_id,
+                audit.API_KEY_REVOKED,
+                actor_type=actor_type,
+                actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id, "revoke_in": revoke_in},
-            )  # fmt: skip
+            )
         return revoked
 
     async def delete(self, key_id: int, *, actor_type: int | None = None, actor_id: int | None = None) -> None:
@@ -299,9 +324,11 @@ class ApiKeys:
             await repo.soft_delete(w.s, key_id, now)
             w.changed("api_keys", ref=str(key_id), apply=functools.partial(self.state.put, deleted))
             w.audit(
-                audit.API_KEY_DELETED, actor_type=actor_type, actor_id=actor_id,
+                audit.API_KEY_DELETED,
+                actor_type=actor_type,
+                actor_id=actor_id,
                 details={"target_type": int(UserType.API_KEY), "target_id": key_id},
-            )  # fmt: skip
+            )
 
     async def listing(self, *, type: str | None, q: str | None, limit: int, offset: int) -> tuple[list[ApiKey], int]:
         async with self.db.session() as s:

@@ -45,9 +45,15 @@ class Headless:
         claims = await self.authenticator.read(access_token)
         signed_in = claims.auth_time or claims.issued_at
         issued = await self.refresh_tokens.start(
-            client_id=None, user_type=int(user_type), user_id=user_id, scope=None, auth_time=signed_in, amr=amr,
-            access_jti=claims.jti, access_expires_at=claims.expires_at,
-        )  # fmt: skip
+            client_id=None,
+            user_type=int(user_type),
+            user_id=user_id,
+            scope=None,
+            auth_time=signed_in,
+            amr=amr,
+            access_jti=claims.jti,
+            access_expires_at=claims.expires_at,
+        )
         return Session(access_token, issued.token, issued.record.expires_at - self.clock.now_int())
 
     async def refresh(self, refresh_token: str) -> Session:

@@ -57,10 +57,16 @@ class Activation:
 def describe(i: Integration, *, has_token: bool | None = None) -> dict[str, Any]:
     """What listings show: never a secret."""
     out: dict[str, Any] = {
-        "id": i.id, "name": i.name, "email": i.email, "status": "active" if i.is_active else "inactive",
-        "consumer_key": i.consumer_key, "endpoint_url": i.endpoint_url, "identity_link_url": i.identity_link_url,
-        "resources": list(i.resources), "created_at": i.created_at.isoformat(),
-    }  # fmt: skip
+        "id": i.id,
+        "name": i.name,
+        "email": i.email,
+        "status": "active" if i.is_active else "inactive",
+        "consumer_key": i.consumer_key,
+        "endpoint_url": i.endpoint_url,
+        "identity_link_url": i.identity_link_url,
+        "resources": list(i.resources),
+        "created_at": i.created_at.isoformat(),
+    }
     if has_token is not None:
         out["has_access_token"] = has_token
     return out
@@ -110,9 +116,16 @@ class Integrations:
         return found
 
     async def create(
-        self, acting: Principal, *, name: str, resources: Iterable[str] = (), all_resources: bool = False,
-        email: str = "", endpoint_url: str | None = None, identity_link_url: str | None = None,
-    ) -> Created:  # fmt: skip
+        self,
+        acting: Principal,
+        *,
+        name: str,
+        resources: Iterable[str] = (),
+        all_resources: bool = False,
+        email: str = "",
+        endpoint_url: str | None = None,
+        identity_link_url: str | None = None,
+    ) -> Created:
         name = name.strip()
         if not name or len(name) > 255:
             raise InvalidRequest("The integration name must be 1 to 255 characters.")
@@ -129,19 +142,27 @@ class Integrations:
         private = self.settings.integration_allow_private_endpoints
         async with self.changes() as w:
             created = await repo.create(
-                w.s, name=name, email=email.strip()[:255], consumer_key=key,
+                w.s,
+                name=name,
+                email=email.strip()[:255],
+                consumer_key=key,
                 endpoint_url=_url(endpoint_url, "endpoint URL", allow_private=private),
                 # Opened by the admin's browser, never fetched by Tillkey: an intranet address is fine.
                 identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
                 consumer_secret_enc=self.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
-            )  # fmt: skip
+            )
             w.changed("integrations", user_type=INTEGRATION)
             w.audit(
-                audit.INTEGRATION_CREATED, **delegation.audit_actor(acting),
-                details={"target_type": INTEGRATION, "target_id": created.id, "name": created.name,
-                         "resources": list(created.resources)},
-            )  # fmt: skip
+                audit.INTEGRATION_CREATED,
+                **delegation.audit_actor(acting),
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": created.id,
+                    "name": created.name,
+                    "resources": list(created.resources),
+                },
+            )
         return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
 
     async def import_existing(
@@ -330,13 +351,16 @@ class Integrations:
             async with self.changes() as w:
                 pair = await handshake.issue_access_token(self.master, w, integration.id)
                 w.audit(
-                    audit.INTEGRATION_ACTIVATED, **delegation.audit_actor(acting),
+                    audit.INTEGRATION_ACTIVATED,
+                    **delegation.audit_actor(acting),
                     details={**details, "mode": "manual"},
-                )  # fmt: skip
+                )
                 w.audit(
-                    audit.TOKEN_ISSUED, actor_type=INTEGRATION, actor_id=integration.id,
+                    audit.TOKEN_ISSUED,
+                    actor_type=INTEGRATION,
+                    actor_id=integration.id,
                     details={"format": "oauth1", "via": "manual activation"},
-                )  # fmt: skip
+                )
             return Activation(integration.id, integration.name, integration.consumer_key, pair.token, pair.secret)
         expires = await handshake.start(self.db, self.master, self.settings, self.clock, integration)
         await self.audit.record(
@@ -347,9 +371,12 @@ class Integrations:
             sep = "&" if "?" in integration.identity_link_url else "?"
             link = f"{integration.identity_link_url}{sep}oauth_consumer_key={integration.consumer_key}"
         return Activation(
-            integration.id, integration.name, integration.consumer_key, handshake_expires_at=expires,
+            integration.id,
+            integration.name,
+            integration.consumer_key,
+            handshake_expires_at=expires,
             identity_link_url=link,
-        )  # fmt: skip
+        )
 
     async def deactivate(self, name_or_id: str | int, *, acting: Principal | None = None) -> Integration:
         """Refuse the integration's calls; its tokens stay, for a later activation to replace."""
@@ -358,10 +385,15 @@ class Integrations:
             await repo.set_active(w.s, integration.id, False)
             w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
             w.audit(
-                audit.INTEGRATION_CHANGED, **delegation.audit_actor(acting),
-                details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name,
-                         "change": "deactivated"},
-            )  # fmt: skip
+                audit.INTEGRATION_CHANGED,
+                **delegation.audit_actor(acting),
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": integration.id,
+                    "name": integration.name,
+                    "change": "deactivated",
+                },
+            )
         return await self._get(integration.id)
 
     async def revoke(self, name_or_id: str | int, *, acting: Principal | None = None) -> int:
@@ -383,6 +415,7 @@ class Integrations:
             await repo.delete_integration(w.s, integration.id)
             w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
             w.audit(
-                audit.INTEGRATION_DELETED, **delegation.audit_actor(acting),
+                audit.INTEGRATION_DELETED,
+                **delegation.audit_actor(acting),
                 details={"target_type": INTEGRATION, "target_id": integration.id, "name": integration.name},
-            )  # fmt: skip
+            )

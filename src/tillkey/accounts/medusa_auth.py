@@ -91,10 +91,15 @@ def medusa_claims(actor: str, identity_id: int, user_id: int | None, provider: s
     """Medusa 2.21's claims (generate-jwt-token.js), in its order."""
     aid = actor_id(actor, user_id)
     return {
-        "actor_id": aid, "actor_type": actor, "auth_identity_id": f"authid_{identity_id}",
-        "auth_provider": provider, "mfa_enabled": False, "mfa_challenge_completed_at": None,
-        "app_metadata": {f"{actor}_id": aid} if aid else {}, "user_metadata": {},
-    }  # fmt: skip
+        "actor_id": aid,
+        "actor_type": actor,
+        "auth_identity_id": f"authid_{identity_id}",
+        "auth_provider": provider,
+        "mfa_enabled": False,
+        "mfa_challenge_completed_at": None,
+        "app_metadata": {f"{actor}_id": aid} if aid else {},
+        "user_metadata": {},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +197,15 @@ class MedusaAuth:
             try:
                 async with self.db.transaction() as s:
                     return await repo.create(
-                        s, provider=EMAILPASS, actor_type=actor, entity_id=entity_id, password_hash=None,
-                        user_type=int(user_type), user_id=user_id, now_ms=self._now_ms(),
-                    )  # fmt: skip
+                        s,
+                        provider=EMAILPASS,
+                        actor_type=actor,
+                        entity_id=entity_id,
+                        password_hash=None,
+                        user_type=int(user_type),
+                        user_id=user_id,
+                        now_ms=self._now_ms(),
+                    )
             except Conflict:  # created by a concurrent login
                 async with self.db.session() as s:
                     found = await repo.find(s, EMAILPASS, actor, entity_id)
@@ -204,16 +215,31 @@ class MedusaAuth:
             async with self.db.transaction() as s:
                 await repo.link(s, found.id, int(user_type), user_id, force=True)
             await self.audit.record(
-                audit.ACCOUNT_CHANGED, actor_type=int(user_type), actor_id=user_id, username=entity_id[:255],
-                details={"target_type": int(user_type), "target_id": user_id, "change": "identity relinked",
-                         "identity": found.id, "was_pending": found.user_id is None},
-            )  # fmt: skip
+                audit.ACCOUNT_CHANGED,
+                actor_type=int(user_type),
+                actor_id=user_id,
+                username=entity_id[:255],
+                details={
+                    "target_type": int(user_type),
+                    "target_id": user_id,
+                    "change": "identity relinked",
+                    "identity": found.id,
+                    "was_pending": found.user_id is None,
+                },
+            )
         return found
 
     async def token(
-        self, actor: str, identity: Identity, user_type: UserType, user_id: int | None,
-        methods: tuple[str, ...] = ("pwd",), *, auth_time: int | None = None, provider: str = EMAILPASS,
-    ) -> str:  # fmt: skip
+        self,
+        actor: str,
+        identity: Identity,
+        user_type: UserType,
+        user_id: int | None,
+        methods: tuple[str, ...] = ("pwd",),
+        *,
+        auth_time: int | None = None,
+        provider: str = EMAILPASS,
+    ) -> str:
         """A Medusa token: marked as this surface's (tk_surface), carrying the sign-in time
         (`auth_time`: now for a sign-in, the original one for a renewal) and dying no later than that
         sign-in's absolute lifetime. An external provider's sign-in also names it in `idp`."""
@@ -231,9 +257,15 @@ class MedusaAuth:
         # Actorless: a guest to every access check, holding only its identity (module doc).
         ttl = self.settings.customer_token_ttl if user_id is None else None
         return await self.accounts.issue_token(
-            utype, user_id if user_id is not None else identity.id, methods, extra=claims, ttl=ttl, surface=MEDUSA,
-            auth_time=auth_time, not_after=not_after,
-        )  # fmt: skip
+            utype,
+            user_id if user_id is not None else identity.id,
+            methods,
+            extra=claims,
+            ttl=ttl,
+            surface=MEDUSA,
+            auth_time=auth_time,
+            not_after=not_after,
+        )
 
     # --- login ----------------------------------------------------------------------------------
 
@@ -307,9 +339,15 @@ class MedusaAuth:
         async with self.db.transaction() as s:
             try:
                 identity = await repo.create(
-                    s, provider=EMAILPASS, actor_type=actor, entity_id=creds.email, password_hash=hashed,
-                    user_type=None, user_id=None, now_ms=self._now_ms(),
-                )  # fmt: skip
+                    s,
+                    provider=EMAILPASS,
+                    actor_type=actor,
+                    entity_id=creds.email,
+                    password_hash=hashed,
+                    user_type=None,
+                    user_id=None,
+                    now_ms=self._now_ms(),
+                )
             except Conflict:
                 raise Unauthenticated(IDENTITY_EXISTS, detail="email taken (race)") from None
         return await self.token(actor, identity, UserType.CUSTOMER, None)
@@ -342,22 +380,31 @@ class MedusaAuth:
         password_hash = identity.password_hash or unusable_hash()
         async with self.db.transaction() as s:
             customer = await accounts_repo.create_customer(
-                s, email=identity.entity_id, firstname=names["first_name"], lastname=names["last_name"],
+                s,
+                email=identity.entity_id,
+                firstname=names["first_name"],
+                lastname=names["last_name"],
                 password_hash=password_hash,
-            )  # fmt: skip
+            )
             if not await repo.link(s, identity.id, int(UserType.CUSTOMER), customer.id):
                 raise NotAllowed("Request already authenticated as a customer.")
             if federated:
                 await idps_repo.claim_registration(s, identity.id, customer.id)
         await self.audit.record(
-            audit.ACCOUNT_CREATED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id, username=customer.email,
+            audit.ACCOUNT_CREATED,
+            actor_type=int(UserType.CUSTOMER),
+            actor_id=customer.id,
+            username=customer.email,
             details={"target_type": int(UserType.CUSTOMER), "target_id": customer.id, "via": "medusa"},
-        )  # fmt: skip
+        )
         if federated:
             await self.audit.record(
-                audit.IDENTITY_PROVISIONED, actor_type=int(UserType.CUSTOMER), actor_id=customer.id,
-                username=customer.email, details={"provider": identity.provider},
-            )  # fmt: skip
+                audit.IDENTITY_PROVISIONED,
+                actor_type=int(UserType.CUSTOMER),
+                actor_id=customer.id,
+                username=customer.email,
+                details={"provider": identity.provider},
+            )
         return customer
 
     # --- renewal: refresh and sessions from tokens -------------------------------------------
@@ -413,9 +460,10 @@ class MedusaAuth:
             else:
                 utype, uid = caller.user_type, caller.user_id
             account: Admin | Customer | None = (
-                await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
+                await accounts_repo.admin_by_id(s, uid)
+                if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, uid)
-            )  # fmt: skip
+            )
         if account is None or not account.is_active:
             raise AuthenticationRequired(detail="account gone or inactive")
         if by_password and await email_unverified(self.settings, self.db, utype, account):
@@ -493,14 +541,20 @@ class MedusaAuth:
         utype = ACTORS[actor]
         async with self.db.session() as s:
             account: Admin | Customer | None = (
-                await accounts_repo.admin_by_email(s, identifier) if utype == UserType.ADMIN
+                await accounts_repo.admin_by_email(s, identifier)
+                if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_email(s, identifier)
-            )  # fmt: skip
+            )
         if account is None or not account.is_active:
             await self.audit.record(
-                audit.PASSWORD_RESET_REQUESTED, outcome=audit.FAILURE, actor_type=int(utype), username=identifier[:255],
-                ip=attempt.ip, user_agent=attempt.user_agent, details={"reason": "no such active account"},
-            )  # fmt: skip
+                audit.PASSWORD_RESET_REQUESTED,
+                outcome=audit.FAILURE,
+                actor_type=int(utype),
+                username=identifier[:255],
+                ip=attempt.ip,
+                user_agent=attempt.user_agent,
+                details={"reason": "no such active account"},
+            )
             return
         token = RESET_PREFIX + random_token(32)
         now_ms = self._now_ms()
@@ -524,14 +578,25 @@ class MedusaAuth:
                 details={"reason": f"more than {limit} requests within the token lifetime"},
             )
             return
-        sent = self.outbox.send({
-            "kind": "password_reset", "actor_type": actor, "entity_id": identifier, "to": account.email,
-            "token": token, "expires_at": expires_ms // 1000,
-        })  # fmt: skip
+        sent = self.outbox.send(
+            {
+                "kind": "password_reset",
+                "actor_type": actor,
+                "entity_id": identifier,
+                "to": account.email,
+                "token": token,
+                "expires_at": expires_ms // 1000,
+            }
+        )
         await self.audit.record(
-            audit.PASSWORD_RESET_REQUESTED, actor_type=int(utype), actor_id=account.id, username=identifier[:255],
-            ip=attempt.ip, user_agent=attempt.user_agent, details={"delivered": sent},
-        )  # fmt: skip
+            audit.PASSWORD_RESET_REQUESTED,
+            actor_type=int(utype),
+            actor_id=account.id,
+            username=identifier[:255],
+            ip=attempt.ip,
+            user_agent=attempt.user_agent,
+            details={"delivered": sent},
+        )
 
     async def update_password(
         self, actor: str, reset_token: str | None, body: dict[str, Any], attempt: Attempt
@@ -552,9 +617,10 @@ class MedusaAuth:
             raise AuthenticationRequired(detail="reset without a password")
         async with self.db.session() as s:
             account: Admin | Customer | None = (
-                await accounts_repo.admin_by_id(s, uid) if utype == UserType.ADMIN
+                await accounts_repo.admin_by_id(s, uid)
+                if utype == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, uid)
-            )  # fmt: skip
+            )
         if account is None:
             raise Unauthenticated(INVALID_TOKEN, detail="account gone")
         check_policy(password, min_length=self.settings.password_min_length, identifiers=(account.email,))
@@ -567,9 +633,13 @@ class MedusaAuth:
             await repo.void_resets(s, int(utype), uid)
         await self.revoker.revoke_for(utype, uid)
         await self.audit.record(
-            audit.PASSWORD_RESET_COMPLETED, actor_type=int(utype), actor_id=uid, username=account.email,
-            ip=attempt.ip, user_agent=attempt.user_agent,
-        )  # fmt: skip
+            audit.PASSWORD_RESET_COMPLETED,
+            actor_type=int(utype),
+            actor_id=uid,
+            username=account.email,
+            ip=attempt.ip,
+            user_agent=attempt.user_agent,
+        )
 
     async def me(self, caller: Principal) -> Admin | Customer:
         """The caller's account: an admin's from memory (runtime.py keeps the profiles current), a
@@ -578,9 +648,10 @@ class MedusaAuth:
             return known
         async with self.db.session() as s:
             account: Admin | Customer | None = (
-                await accounts_repo.admin_by_id(s, caller.user_id) if caller.user_type == UserType.ADMIN
+                await accounts_repo.admin_by_id(s, caller.user_id)
+                if caller.user_type == UserType.ADMIN
                 else await accounts_repo.customer_by_id(s, caller.user_id)
-            )  # fmt: skip
+            )
         if account is None:
             actor = ACTOR_OF.get(caller.user_type, "user")
             noun = "User" if actor == "user" else "Customer"

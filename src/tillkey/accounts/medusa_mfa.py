@@ -173,18 +173,31 @@ class MedusaMfa:
             methods.append(PASSKEY)
         methods = methods or [TOTP]  # (none yet: the wire's default)
         claims = {
-            "actor_id": "", "actor_type": actor, "auth_identity_id": f"authid_{identity.id}",
-            "auth_provider": EMAILPASS, "mfa_enabled": True, "mfa_challenge_completed_at": None,
-            "app_metadata": {}, "user_metadata": {}, CHALLENGE_CLAIM: challenge_id,
-            EXPIRES_CLAIM: now + CHALLENGE_TTL, METHODS_CLAIM: methods,
-        }  # fmt: skip
+            "actor_id": "",
+            "actor_type": actor,
+            "auth_identity_id": f"authid_{identity.id}",
+            "auth_provider": EMAILPASS,
+            "mfa_enabled": True,
+            "mfa_challenge_completed_at": None,
+            "app_metadata": {},
+            "user_metadata": {},
+            CHALLENGE_CLAIM: challenge_id,
+            EXPIRES_CLAIM: now + CHALLENGE_TTL,
+            METHODS_CLAIM: methods,
+        }
         # A guest (uid 0) to every access check: it proves the first factor, nothing more.
         token = await self.auth_token(claims, now, ttl=PENDING_TTL, surface=SECOND_FACTOR_PENDING)
         body = {
-            "id": challenge_id, "auth_identity_id": f"authid_{identity.id}", "auth_provider": EMAILPASS,
-            "methods": methods, "expires_at": _iso(now + CHALLENGE_TTL), "attempts": 0,
-            "max_attempts": CHALLENGE_MAX_ATTEMPTS, "completed_at": None, "metadata": None,
-        }  # fmt: skip
+            "id": challenge_id,
+            "auth_identity_id": f"authid_{identity.id}",
+            "auth_provider": EMAILPASS,
+            "methods": methods,
+            "expires_at": _iso(now + CHALLENGE_TTL),
+            "attempts": 0,
+            "max_attempts": CHALLENGE_MAX_ATTEMPTS,
+            "completed_at": None,
+            "metadata": None,
+        }
         return Challenge(token, body)
 
     async def renew_challenge(self, bearer: str | None) -> Challenge:
@@ -330,8 +343,11 @@ class MedusaMfa:
         ref = await self._identity_ref(user_type, user_id)
         factor: dict[str, Any] = {
             "id": f"{FACTOR_PREFIX}{int(user_type)}_{user_id}",
-            "auth_identity_id": ref, "provider": TOTP, "status": status, "metadata": {},
-        }  # fmt: skip
+            "auth_identity_id": ref,
+            "provider": TOTP,
+            "status": status,
+            "metadata": {},
+        }
         if created is not None:
             factor.update(auth_identity={"id": ref}, created_at=created, updated_at=updated or created, deleted_at=None)
         return factor

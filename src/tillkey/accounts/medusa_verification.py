@@ -104,11 +104,19 @@ class MedusaVerification:
         # One verification per identity and address (Medusa's unique index), so its id names them.
         when = _iso(requested_ms)
         body: dict[str, Any] = {
-            "id": f"authver_{identity_ref[7:]}", "auth_identity_id": identity_ref, "entity_id": entity_id,
-            "entity_type": ENTITY_TYPE, "code_provider": CODE_PROVIDER, "verified_at": None,
-            "requested_at": when, "provider_metadata": None, "metadata": {},
-            "created_at": when, "updated_at": when, "deleted_at": None,
-        }  # fmt: skip
+            "id": f"authver_{identity_ref[7:]}",
+            "auth_identity_id": identity_ref,
+            "entity_id": entity_id,
+            "entity_type": ENTITY_TYPE,
+            "code_provider": CODE_PROVIDER,
+            "verified_at": None,
+            "requested_at": when,
+            "provider_metadata": None,
+            "metadata": {},
+            "created_at": when,
+            "updated_at": when,
+            "deleted_at": None,
+        }
         if stored:
             body["auth_identity"] = {"id": identity_ref}
         return body
@@ -117,9 +125,14 @@ class MedusaVerification:
         identity = await self.auth.identity_for(actor, email, due.user_type, due.account.id)
         ref = f"authid_{identity.id}"
         claims = {
-            "actor_id": "", "actor_type": actor, "auth_identity_id": ref, "auth_provider": EMAILPASS,
-            "app_metadata": {}, "user_metadata": {}, PENDING_CLAIM: True,
-        }  # fmt: skip
+            "actor_id": "",
+            "actor_type": actor,
+            "auth_identity_id": ref,
+            "auth_provider": EMAILPASS,
+            "app_metadata": {},
+            "user_metadata": {},
+            PENDING_CLAIM: True,
+        }
         token = await self.mfa.auth_token(claims, self.clock.now_int())
         async with self.db.session() as s:
             requested = await repo.last_requested(s, int(due.user_type), due.account.id)
@@ -163,16 +176,28 @@ class MedusaVerification:
         expires_ms = now_ms + self.settings.email_verification_ttl * 1000
         async with self.db.transaction() as s:
             added = await repo.add(
-                s, self.master.digest(code), int(utype), uid, email, now_ms=now_ms, expires_ms=expires_ms,
+                s,
+                self.master.digest(code),
+                int(utype),
+                uid,
+                email,
+                now_ms=now_ms,
+                expires_ms=expires_ms,
                 limit=self.settings.password_reset_per_account,
-            )  # fmt: skip
+            )
         if not added:
             await self._audit(utype, uid, entity_id, where, "email verification requests over the bound")
             return answer
-        sent = self.auth.outbox.send({
-            "kind": "email_verification", "actor_type": actor, "entity_id": entity_id, "to": email,
-            "code": code, "expires_at": expires_ms // 1000,
-        })  # fmt: skip
+        sent = self.auth.outbox.send(
+            {
+                "kind": "email_verification",
+                "actor_type": actor,
+                "entity_id": entity_id,
+                "to": email,
+                "code": code,
+                "expires_at": expires_ms // 1000,
+            }
+        )
         await self._audit(utype, uid, entity_id, where, "email verification requested", delivered=sent)
         return answer
 
@@ -210,15 +235,21 @@ class MedusaVerification:
             await self.revoker.revoke_token(pending[0])  # its work is done: sign in again
         await self._audit(UserType(row.user_type), row.user_id, row.email, where, "email verified")
         return {
-            "entity_id": row.email, "entity_type": ENTITY_TYPE, "code_provider": CODE_PROVIDER,
+            "entity_id": row.email,
+            "entity_type": ENTITY_TYPE,
+            "code_provider": CODE_PROVIDER,
             "verified_at": _iso(now_ms),
-        }  # fmt: skip
+        }
 
     async def _audit(
         self, utype: UserType, uid: int, name: str, where: Attempt, change: str, **details: object
     ) -> None:
         await self.audit.record(
-            audit.ACCOUNT_CHANGED, actor_type=int(utype), actor_id=uid, username=name[:255], ip=where.ip,
+            audit.ACCOUNT_CHANGED,
+            actor_type=int(utype),
+            actor_id=uid,
+            username=name[:255],
+            ip=where.ip,
             user_agent=where.user_agent,
             details={"target_type": int(utype), "target_id": uid, "change": change, **details},
-        )  # fmt: skip
+        )

@@ -58,10 +58,13 @@ class OwnPassword:
         if not right:
             await budget.spend(subject, admin, lockout=True)
             await self.audit.record(
-                audit.ACCOUNT_CHANGED, outcome=audit.FAILURE, actor_type=int(UserType.ADMIN), actor_id=admin_id,
+                audit.ACCOUNT_CHANGED,
+                outcome=audit.FAILURE,
+                actor_type=int(UserType.ADMIN),
+                actor_id=admin_id,
                 username=admin.username,
                 details={"change": "password change refused", "reason": "wrong current password"},
-            )  # fmt: skip
+            )
             raise InvalidRequest(WRONG)
         if new == current:
             raise InvalidRequest("The new password must differ from the current one.")
@@ -70,8 +73,12 @@ class OwnPassword:
         async with self.db.transaction() as s:
             await repo.set_admin_password_hash(s, admin_id, hashed)
             await self.audit.record_in(
-                s, audit.ACCOUNT_CHANGED, actor_type=int(UserType.ADMIN), actor_id=admin_id, username=admin.username,
+                s,
+                audit.ACCOUNT_CHANGED,
+                actor_type=int(UserType.ADMIN),
+                actor_id=admin_id,
+                username=admin.username,
                 details={"target_type": int(UserType.ADMIN), "target_id": admin_id, "change": "password changed"},
-            )  # fmt: skip
+            )
         await self.accounts.sign_out_everywhere(UserType.ADMIN, admin_id, reason="password changed")
         return admin

@@ -72,9 +72,16 @@ class Accounts:
     # --- creation -----------------------------------------------------------------------------
 
     async def create_admin(
-        self, acting: Principal, *, username: str, email: str, password: str, role: str | None = None,
-        firstname: str = "", lastname: str = "",
-    ) -> Admin:  # fmt: skip
+        self,
+        acting: Principal,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        role: str | None = None,
+        firstname: str = "",
+        lastname: str = "",
+    ) -> Admin:
         """`role` None: Administrators, so only an actor holding everything may leave it out."""
         await self._require_role_within(acting, role or ADMINISTRATORS, what="new admin's role")
         username = username.strip()
@@ -119,9 +126,14 @@ class Accounts:
             if role_row is None:
                 raise NotFound(f"There is no role named {role!r}.")
             admin = await repo.create_admin(
-                w.s, username=username, email=email, password_hash=hashed, role_id=role_row.id,
-                firstname=firstname, lastname=lastname,
-            )  # fmt: skip
+                w.s,
+                username=username,
+                email=email,
+                password_hash=hashed,
+                role_id=role_row.id,
+                firstname=firstname,
+                lastname=lastname,
+            )
             w.changed("grants")
             self._audit(w, acting, audit.ACCOUNT_CREATED, UserType.ADMIN, admin.id, admin.username, role=role_row.name)
         return admin
@@ -178,10 +190,17 @@ class Accounts:
     # --- tokens -------------------------------------------------------------------------------
 
     async def issue_token(
-        self, user_type: UserType, user_id: int, methods: tuple[str, ...] = ("pwd",), *,
-        extra: Mapping[str, Any] | None = None, ttl: int | None = None, surface: str | None = None,
-        auth_time: int | None = None, not_after: int | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        user_type: UserType,
+        user_id: int,
+        methods: tuple[str, ...] = ("pwd",),
+        *,
+        extra: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        surface: str | None = None,
+        auth_time: int | None = None,
+        not_after: int | None = None,
+    ) -> str:
         """Issue a login token through the one issuer (tokens/issuer.py), and audit it.
 
         `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides the
@@ -196,15 +215,25 @@ class Accounts:
         if auth_time is None:
             auth_time = self.clock.now_int()
         minted = await issuer.login_token(
-            int(user_type), user_id, ttl, methods, opaque=self.settings.token_format == TokenFormat.OPAQUE,
-            extra=extra, surface=surface, auth_time=auth_time, not_after=not_after,
-        )  # fmt: skip
+            int(user_type),
+            user_id,
+            ttl,
+            methods,
+            opaque=self.settings.token_format == TokenFormat.OPAQUE,
+            extra=extra,
+            surface=surface,
+            auth_time=auth_time,
+            not_after=not_after,
+        )
         details: dict[str, object] = {"methods": list(methods), "format": minted.format, "ttl": ttl}
         if surface is not None:
             details["surface"] = surface
         await self.audit.record(
-            audit.TOKEN_ISSUED, actor_type=int(user_type), actor_id=user_id, details=details,
-        )  # fmt: skip
+            audit.TOKEN_ISSUED,
+            actor_type=int(user_type),
+            actor_id=user_id,
+            details=details,
+        )
         return minted.token
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -56,10 +56,18 @@ class Sessions:
         self.settings = settings
 
     async def start(
-        self, *, kind: str, user_type: int, user_id: int, identity_id: int | None, context: dict[str, Any],
-        ip: str | None = None, user_agent: str | None = None, ttl: int | None = None,
+        self,
+        *,
+        kind: str,
+        user_type: int,
+        user_id: int,
+        identity_id: int | None,
+        context: dict[str, Any],
+        ip: str | None = None,
+        user_agent: str | None = None,
+        ttl: int | None = None,
         rank: Callable[[Session], int] | None = None,
-    ) -> Started:  # fmt: skip
+    ) -> Started:
         """ttl: seconds (default: the session_ttl setting). Past the account's bound of sessions,
         the oldest of the lowest `rank` is ended (or the new one refused: the session_limit setting)."""
         # Created in the second the user was revoked in, it would be born dead: wait that second out.
@@ -68,10 +76,15 @@ class Sessions:
         now_ms = int(self.clock.now() * 1000)
         ttl = self.settings.session_ttl if ttl is None else ttl
         session = Session(
-            self.state.digest(cookie), kind, user_type, user_id, identity_id,
-            json.dumps(context, separators=(",", ":"), sort_keys=True), now_ms,
+            self.state.digest(cookie),
+            kind,
+            user_type,
+            user_id,
+            identity_id,
+            json.dumps(context, separators=(",", ":"), sort_keys=True),
+            now_ms,
             now_ms + ttl * 1000,
-        )  # fmt: skip
+        )
         settings = self.settings
         limit = settings.console_sessions_per_admin if kind == CONSOLE else settings.sessions_per_account
         state = self.state
@@ -84,26 +97,40 @@ class Sessions:
             reason = f"evicted: more than {limit} sessions"
             self._record_ended(w, evicted, reason=reason, ip=ip, user_agent=user_agent)
             w.audit(
-                audit.SESSION_CREATED, actor_type=user_type, actor_id=user_id, ip=ip, user_agent=user_agent,
+                audit.SESSION_CREATED,
+                actor_type=user_type,
+                actor_id=user_id,
+                ip=ip,
+                user_agent=user_agent,
                 details={"kind": kind, "ttl": ttl},
-            )  # fmt: skip
+            )
         return Started(cookie, session)
 
     def find(self, cookie: str | None) -> Session | None:
         return self.state.find(cookie, self.clock.now())
 
     async def end(
-        self, session: Session, *, ip: str | None = None, user_agent: str | None = None, reason: str = "logout",
+        self,
+        session: Session,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        reason: str = "logout",
         by: tuple[int, int] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Logout: the row is gone (committed) before this returns; other processes follow the feed.
         `by`: (user type, id) of whoever ended someone else's session."""
         await self.end_many([session], reason=reason, ip=ip, user_agent=user_agent, by=by)
 
     async def end_many(
-        self, sessions: list[Session], *, reason: str, ip: str | None = None, user_agent: str | None = None,
+        self,
+        sessions: list[Session],
+        *,
+        reason: str,
+        ip: str | None = None,
+        user_agent: str | None = None,
         by: tuple[int, int] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not sessions:
             return
         async with self.changes() as w:
@@ -128,9 +155,13 @@ class Sessions:
             if by is not None and by != (session.user_type, session.user_id):
                 details.update(ended_by_type=by[0], ended_by_id=by[1])
             w.audit(
-                audit.SESSION_ENDED, actor_type=session.user_type, actor_id=session.user_id, ip=ip,
-                user_agent=user_agent, details=details,
-            )  # fmt: skip
+                audit.SESSION_ENDED,
+                actor_type=session.user_type,
+                actor_id=session.user_id,
+                ip=ip,
+                user_agent=user_agent,
+                details=details,
+            )
 
     async def of_user(self, user_type: int, user_id: int, kind: str | None = None) -> list[Session]:
         now_ms = int(self.clock.now() * 1000)
@@ -138,9 +169,15 @@ class Sessions:
             return await repo.of_user(s, now_ms, user_type=user_type, user_id=user_id, kind=kind)
 
     async def end_all(
-        self, user_type: int, user_id: int, *, kind: str | None = None, keep: str | None = None, reason: str,
+        self,
+        user_type: int,
+        user_id: int,
+        *,
+        kind: str | None = None,
+        keep: str | None = None,
+        reason: str,
         by: tuple[int, int] | None = None,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """End every live session of an account (of one kind), but `keep` (a digest); answers how many."""
         found = [x for x in await self.of_user(user_type, user_id, kind) if x.digest != keep]
         await self.end_many(found, reason=reason, by=by)

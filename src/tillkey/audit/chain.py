@@ -26,9 +26,19 @@ VERIFY_PAGE = 1000  # records read per query while checking
 
 GENESIS = "0" * 64
 HASHED_FIELDS = (
-    "seq", "prev_hash", "created_ms", "event", "outcome", "actor_type", "actor_id", "username", "ip",
-    "user_agent", "request_id", "details",
-)  # fmt: skip
+    "seq",
+    "prev_hash",
+    "created_ms",
+    "event",
+    "outcome",
+    "actor_type",
+    "actor_id",
+    "username",
+    "ip",
+    "user_agent",
+    "request_id",
+    "details",
+)
 FORMAT_LEGACY = 1  # plain SHA-256, before migration 0011
 FORMAT_KEYED = 2  # HMAC-SHA256 under CHAIN_KEY_PURPOSE
 CHAIN_KEY_PURPOSE = "tillkey/audit-chain"

@@ -66,41 +66,109 @@ PASSKEY_USED = "passkey.used"
 AUDIT_KEYED = MARKER_EVENT  # the chain continues keyed after legacy records; details.legacy_*
 
 # A typo in an event name would hide records from every search, so unknown names are refused.
-EVENTS = frozenset({
-    LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_THROTTLED, ACCOUNT_LOCKED, ACCOUNT_UNLOCKED, TOKEN_ISSUED,
-    TOKEN_REVOKED, TFA_ENROLMENT_STARTED, TFA_ENROLLED, TFA_USED, TFA_RESET, ACCESS_DENIED, ROLE_CREATED,
-    ROLE_CHANGED, ROLE_DELETED, ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, KEY_ROTATED, KEY_RETIRED,
-    API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REHASHED, API_KEY_REFUSED, SESSION_CREATED,
-    SESSION_ENDED, API_KEY_CHANGED,
-    PASSWORD_RESET_REQUESTED, PASSWORD_RESET_COMPLETED, PASSWORD_REHASHED, IMPORT_RUN, IMPORT_CHECKPOINT,
-    INTEGRATION_CREATED,
-    INTEGRATION_ACTIVATED,
-    INTEGRATION_CHANGED, INTEGRATION_DELETED, OAUTH1_REFUSED,
-    OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, CODE_REUSED, AUDIT_KEYED,
-    LOGIN_EXTERNAL, IDENTITY_LINKED, IDENTITY_PROVISIONED, IDENTITY_UNLINKED, IDP_CHANGED,
-    PASSKEY_REGISTERED, PASSKEY_RENAMED, PASSKEY_REMOVED, PASSKEY_USED,
-})  # fmt: skip
+EVENTS = frozenset(
+    {
+        LOGIN_SUCCESS,
+        LOGIN_FAILURE,
+        LOGIN_THROTTLED,
+        ACCOUNT_LOCKED,
+        ACCOUNT_UNLOCKED,
+        TOKEN_ISSUED,
+        TOKEN_REVOKED,
+        TFA_ENROLMENT_STARTED,
+        TFA_ENROLLED,
+        TFA_USED,
+        TFA_RESET,
+        ACCESS_DENIED,
+        ROLE_CREATED,
+        ROLE_CHANGED,
+        ROLE_DELETED,
+        ACCOUNT_CREATED,
+        ACCOUNT_CHANGED,
+        ACCOUNT_DELETED,
+        KEY_ROTATED,
+        KEY_RETIRED,
+        API_KEY_CREATED,
+        API_KEY_REVOKED,
+        API_KEY_DELETED,
+        API_KEY_REHASHED,
+        API_KEY_REFUSED,
+        SESSION_CREATED,
+        SESSION_ENDED,
+        API_KEY_CHANGED,
+        PASSWORD_RESET_REQUESTED,
+        PASSWORD_RESET_COMPLETED,
+        PASSWORD_REHASHED,
+        IMPORT_RUN,
+        IMPORT_CHECKPOINT,
+        INTEGRATION_CREATED,
+        INTEGRATION_ACTIVATED,
+        INTEGRATION_CHANGED,
+        INTEGRATION_DELETED,
+        OAUTH1_REFUSED,
+        OAUTH2_CLIENT_CREATED,
+        OAUTH2_CLIENT_DELETED,
+        OAUTH2_CONSENT,
+        REFRESH_REUSED,
+        CODE_REUSED,
+        AUDIT_KEYED,
+        LOGIN_EXTERNAL,
+        IDENTITY_LINKED,
+        IDENTITY_PROVISIONED,
+        IDENTITY_UNLINKED,
+        IDP_CHANGED,
+        PASSKEY_REGISTERED,
+        PASSKEY_RENAMED,
+        PASSKEY_REMOVED,
+        PASSKEY_USED,
+    }
+)
 
 # Events whose details name what they act on: `target_type` and `target_id` (an account or a
 # credential, as a Principal's user type and id) or an OAuth client's `client_id`; by what they
 # can act on. A detail page finds the records about its subject among these (AuditLog.concerning);
 # a new event that acts on an account or credential names it the same way and is listed here.
-_ACCOUNT_EVENTS = frozenset({
-    ACCOUNT_CREATED, ACCOUNT_CHANGED, ACCOUNT_DELETED, ACCOUNT_UNLOCKED, TFA_RESET, TOKEN_REVOKED,
-})  # fmt: skip
+_ACCOUNT_EVENTS = frozenset(
+    {
+        ACCOUNT_CREATED,
+        ACCOUNT_CHANGED,
+        ACCOUNT_DELETED,
+        ACCOUNT_UNLOCKED,
+        TFA_RESET,
+        TOKEN_REVOKED,
+    }
+)
 CONCERNING_EVENTS: dict[UserType, frozenset[str]] = {
     UserType.ADMIN: _ACCOUNT_EVENTS,
     UserType.CUSTOMER: _ACCOUNT_EVENTS,
-    UserType.INTEGRATION: frozenset({
-        INTEGRATION_CREATED, INTEGRATION_ACTIVATED, INTEGRATION_CHANGED, INTEGRATION_DELETED, TOKEN_REVOKED,
-    }),
-    UserType.API_KEY: frozenset({
-        API_KEY_CREATED, API_KEY_REVOKED, API_KEY_DELETED, API_KEY_REFUSED, API_KEY_CHANGED,
-    }),
-    UserType.OAUTH_CLIENT: frozenset({
-        OAUTH2_CLIENT_CREATED, OAUTH2_CLIENT_DELETED, OAUTH2_CONSENT, REFRESH_REUSED, TOKEN_REVOKED,
-    }),
-}  # fmt: skip
+    UserType.INTEGRATION: frozenset(
+        {
+            INTEGRATION_CREATED,
+            INTEGRATION_ACTIVATED,
+            INTEGRATION_CHANGED,
+            INTEGRATION_DELETED,
+            TOKEN_REVOKED,
+        }
+    ),
+    UserType.API_KEY: frozenset(
+        {
+            API_KEY_CREATED,
+            API_KEY_REVOKED,
+            API_KEY_DELETED,
+            API_KEY_REFUSED,
+            API_KEY_CHANGED,
+        }
+    ),
+    UserType.OAUTH_CLIENT: frozenset(
+        {
+            OAUTH2_CLIENT_CREATED,
+            OAUTH2_CLIENT_DELETED,
+            OAUTH2_CONSENT,
+            REFRESH_REUSED,
+            TOKEN_REVOKED,
+        }
+    ),
+}
 
 SUCCESS = "success"
 FAILURE = "failure"

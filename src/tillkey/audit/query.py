@@ -45,10 +45,17 @@ def parse_time(value: str) -> int:
 
 
 def make_query(
-    *, event: str | None = None, outcome: str | None = None, actor_type: int | None = None,
-    actor_id: int | None = None, username: str | None = None, since: str | None = None,
-    until: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
-) -> AuditQuery:  # fmt: skip
+    *,
+    event: str | None = None,
+    outcome: str | None = None,
+    actor_type: int | None = None,
+    actor_id: int | None = None,
+    username: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> AuditQuery:
     exact = prefix = None
     if event is not None:
         if event.endswith(".*") and event[:-2] in EVENT_FAMILIES:
@@ -81,9 +88,17 @@ def make_query(
     if since_ms is not None and until_ms is not None and since_ms > until_ms:
         raise QueryError("until", "is before since")
     return AuditQuery(
-        event=exact, event_prefix=prefix, outcome=outcome, actor_type=actor_type, actor_id=actor_id,
-        username=username, since_ms=since_ms, until_ms=until_ms, limit=limit, offset=offset,
-    )  # fmt: skip
+        event=exact,
+        event_prefix=prefix,
+        outcome=outcome,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        username=username,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        limit=limit,
+        offset=offset,
+    )
 
 
 def mentions(target_type: int, target_id: int, client_id: str | None = None) -> tuple[str, ...]:

@@ -93,9 +93,21 @@ class _Entry:
 
     def chained(self, seq: int, prev_hash: str, key: bytes) -> AuditRecord:
         r = AuditRecord(
-            seq, self.created_ms, self.event, self.outcome, self.actor_type, self.actor_id, self.username,
-            self.ip, self.user_agent, self.request_id, self.details, prev_hash, "", FORMAT_KEYED,
-        )  # fmt: skip
+            seq,
+            self.created_ms,
+            self.event,
+            self.outcome,
+            self.actor_type,
+            self.actor_id,
+            self.username,
+            self.ip,
+            self.user_agent,
+            self.request_id,
+            self.details,
+            prev_hash,
+            "",
+            FORMAT_KEYED,
+        )
         return replace(r, hash=record_hash(r, key))
 
 
@@ -116,10 +128,17 @@ class AuditLog:
     anchored (None: nowhere), at most every `anchor_interval` seconds (0: after every commit)."""
 
     def __init__(
-        self, db: Database, clock: Clock, mirror: Path | None = None, *, key: bytes,
-        anchors: AnchorFile | None = None, anchor_interval: float = ANCHOR_INTERVAL, queue_size: int = QUEUE_SIZE,
+        self,
+        db: Database,
+        clock: Clock,
+        mirror: Path | None = None,
+        *,
+        key: bytes,
+        anchors: AnchorFile | None = None,
+        anchor_interval: float = ANCHOR_INTERVAL,
+        queue_size: int = QUEUE_SIZE,
         batch_size: int = BATCH_SIZE,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if len(key) < 32:
             raise ValueError("the audit chain key must be at least 32 bytes")
         self.db = db
@@ -154,9 +173,17 @@ class AuditLog:
     # --- writing ------------------------------------------------------------------------------
 
     def _entry(
-        self, event: str, outcome: str, actor_type: int | None, actor_id: int | None, username: str | None,
-        ip: str | None, user_agent: str | None, request_id: str | None, details: dict[str, Any] | None,
-    ) -> _Entry:  # fmt: skip
+        self,
+        event: str,
+        outcome: str,
+        actor_type: int | None,
+        actor_id: int | None,
+        username: str | None,
+        ip: str | None,
+        user_agent: str | None,
+        request_id: str | None,
+        details: dict[str, Any] | None,
+    ) -> _Entry:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}; add it to tillkey.audit.events.EVENTS")
         if outcome not in OUTCOMES:
@@ -169,10 +196,17 @@ class AuditLog:
             ip, user_agent = ip or current.ip, user_agent or current.user_agent
             request_id = request_id or current.request_id
         return _Entry(
-            int(self.clock.now() * 1000), event, outcome, _int("actor_type", actor_type), _int("actor_id", actor_id),
-            clean_text(username, USERNAME_MAX), clean_text(ip, IP_MAX), clean_text(user_agent, USER_AGENT_MAX),
-            clean_text(request_id, REQUEST_ID_MAX), encoded,
-        )  # fmt: skip
+            int(self.clock.now() * 1000),
+            event,
+            outcome,
+            _int("actor_type", actor_type),
+            _int("actor_id", actor_id),
+            clean_text(username, USERNAME_MAX),
+            clean_text(ip, IP_MAX),
+            clean_text(user_agent, USER_AGENT_MAX),
+            clean_text(request_id, REQUEST_ID_MAX),
+            encoded,
+        )
 
     async def record_in(
         self,
@@ -202,10 +236,18 @@ class AuditLog:
         after_commit(s, lambda: self._committed(records))
 
     async def record(
-        self, event: str, *, outcome: str = SUCCESS, actor_type: int | None = None, actor_id: int | None = None,
-        username: str | None = None, ip: str | None = None, user_agent: str | None = None,
-        request_id: str | None = None, details: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        username: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         """Append one record and wait until it is committed. ValueError for a bad call.
 
         Records awaited at the same time share one transaction (group commit): under load, a token
@@ -233,21 +275,44 @@ class AuditLog:
                         done.set_result(None)
 
     async def record_request(
-        self, request: Request, event: str, *, outcome: str = SUCCESS, actor_type: int | None = None,
-        actor_id: int | None = None, username: str | None = None, details: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        request: Request,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        username: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         """`record`, with IP, user agent and request id taken from the request."""
         info = RequestInfo.from_request(request)
         await self.record(
-            event, outcome=outcome, actor_type=actor_type, actor_id=actor_id, username=username, ip=info.ip,
-            user_agent=info.user_agent, request_id=info.request_id, details=details,
-        )  # fmt: skip
+            event,
+            outcome=outcome,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            username=username,
+            ip=info.ip,
+            user_agent=info.user_agent,
+            request_id=info.request_id,
+            details=details,
+        )
 
     def record_soon(
-        self, event: str, *, outcome: str = SUCCESS, actor_type: int | None = None, actor_id: int | None = None,
-        username: str | None = None, ip: str | None = None, user_agent: str | None = None,
-        request_id: str | None = None, details: dict[str, Any] | None = None, request: Request | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        username: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        request: Request | None = None,
+    ) -> None:
         """Queue a record for the background writer and return at once (hot path: access.denied).
 
         The arguments are checked here, so a bad call still fails in its caller. Never dropped:
@@ -475,9 +540,13 @@ class AuditLog:
         events = CONCERNING_EVENTS.get(UserType(target_type), frozenset()) if target_type in set(UserType) else ()
         async with self.db.session() as s:
             return await repo.concerning(
-                s, actor_type=target_type, actor_id=target_id, events=sorted(events),
-                mentions=mentions(target_type, target_id, client_id), limit=limit,
-            )  # fmt: skip
+                s,
+                actor_type=target_type,
+                actor_id=target_id,
+                events=sorted(events),
+                mentions=mentions(target_type, target_id, client_id),
+                limit=limit,
+            )
 
     async def check(self, *, anchored: bool = True, legacy_ok: bool = False) -> ChainReport:
         """The chain as it is now, held against the anchors (chain.check_chain)."""

@@ -37,10 +37,15 @@ def admin_create(
     password = read_password(password, password_stdin)
     admin = run(
         lambda tk: tk.services.accounts.create_admin(
-            OPERATOR, username=username, email=email, password=password, role=role, firstname=first_name,
+            OPERATOR,
+            username=username,
+            email=email,
+            password=password,
+            role=role,
+            firstname=first_name,
             lastname=last_name,
         )
-    )  # fmt: skip
+    )
     emit(asdict(admin), as_json, "admin created")
 
 
@@ -53,10 +58,15 @@ def admin_list(as_json: JsonOpt = False) -> None:
         async with tk.db.session() as s:
             roles = {r.id: r.name for r in await repo.list_roles(s)}
             return [
-                {"id": a.id, "username": a.username, "email": a.email, "active": a.is_active,
-                 "role": roles.get(a.role_id or -1)}
+                {
+                    "id": a.id,
+                    "username": a.username,
+                    "email": a.email,
+                    "active": a.is_active,
+                    "role": roles.get(a.role_id or -1),
+                }
                 for a in await repo.list_admins(s)
-            ]  # fmt: skip
+            ]
 
     rows = run(go)
     if as_json:

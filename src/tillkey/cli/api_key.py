@@ -65,8 +65,9 @@ def api_key_list(as_json: JsonOpt = False) -> None:
         return
     table = Table("id", "type", "title", "redacted", "created_by", "last_used_at", "revoked_at")
     for r in rows:
-        table.add_row(*(str(r[c] or "") for c in ("id", "type", "title", "redacted", "created_by", "last_used_at",
-                                                  "revoked_at")))  # fmt: skip
+        table.add_row(
+            *(str(r[c] or "") for c in ("id", "type", "title", "redacted", "created_by", "last_used_at", "revoked_at"))
+        )
     out.print(table)
 
 

@@ -83,9 +83,16 @@ def audit_search(
 
     try:
         query = make_query(
-            event=event, username=username, outcome=outcome, actor_type=actor_type, actor_id=actor_id,
-            since=since, until=until, limit=limit, offset=offset,
-        )  # fmt: skip
+            event=event,
+            username=username,
+            outcome=outcome,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
     except ValueError as exc:
         fail(str(exc))
     _audit_print(run(lambda tk: tk.audit.search(query)), as_json)

@@ -23,29 +23,48 @@ def client_create(
     name: Annotated[str, typer.Option(help="Shown to users on the consent page.")],
     client_type: Annotated[str, typer.Option("--type", help="confidential (has a secret) or public (SPA, app).")],
     redirect_uri: Annotated[list[str] | None, typer.Option(help="Exact redirect URI; repeat for several.")] = None,
-    grant: Annotated[list[str] | None, typer.Option(
-        help="authorization_code, client_credentials or refresh_token; repeat (default: the first and the last).",
-    )] = None,
-    scope: Annotated[list[str] | None, typer.Option(
-        help="Resource id (see `tillkey role resources`), self, admin_self, or openid/profile/email; repeat.",
-    )] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="authorization_code, client_credentials or refresh_token; repeat (default: the first and the last).",
+        ),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Resource id (see `tillkey role resources`), self, admin_self, or openid/profile/email; repeat.",
+        ),
+    ] = None,
     first_party: Annotated[bool, typer.Option(help="Trusted: no consent page.")] = False,
-    resource_server: Annotated[bool, typer.Option(
-        help="May introspect tokens issued to other clients and to users (RFC 7662); confidential only.",
-    )] = False,
-    require_pkce: Annotated[bool, typer.Option(
-        help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
-    )] = True,
+    resource_server: Annotated[
+        bool,
+        typer.Option(
+            help="May introspect tokens issued to other clients and to users (RFC 7662); confidential only.",
+        ),
+    ] = False,
+    require_pkce: Annotated[
+        bool,
+        typer.Option(
+            help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Register a client. A confidential client's secret is printed once and never stored in clear."""
     from tillkey.surfaces.oauth2 import client_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         done = await tk.services.clients.create(
-            OPERATOR, name=name, client_type=client_type, redirect_uris=redirect_uri or [], grant_types=grant or [],
-            scopes=scope or [], first_party=first_party, require_pkce=require_pkce, resource_server=resource_server,
-        )  # fmt: skip
+            OPERATOR,
+            name=name,
+            client_type=client_type,
+            redirect_uris=redirect_uri or [],
+            grant_types=grant or [],
+            scopes=scope or [],
+            first_party=first_party,
+            require_pkce=require_pkce,
+            resource_server=resource_server,
+        )
         return client_json(done.client, done.secret)
 
     emit(run(go), as_json, "OAuth client registered (the secret is shown only now)")

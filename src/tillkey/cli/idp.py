@@ -82,41 +82,59 @@ def idp_add(
     name: Annotated[str, typer.Option(help="Short name: in URLs (/auth/customer/NAME) and the `idp` claim.")],
     client_id: Annotated[str, typer.Option(help="Tillkey's client id at the provider.")],
     actor: Annotated[str, typer.Option(help="Who signs in with it: admin (console) or customer (Medusa).")],
-    issuer: Annotated[str, typer.Option(
-        help="The provider's issuer URL (discovery at ISSUER/.well-known/...); a preset fills it.",
-    )] = "",
+    issuer: Annotated[
+        str,
+        typer.Option(
+            help="The provider's issuer URL (discovery at ISSUER/.well-known/...); a preset fills it.",
+        ),
+    ] = "",
     preset: Annotated[str | None, typer.Option(help="google, entra, apple or github: fills the endpoints.")] = None,
     tenant: Annotated[str | None, typer.Option(help="entra: the directory (tenant) id.")] = None,
     team_id: Annotated[str | None, typer.Option(help="apple: the team id.")] = None,
     key_id: Annotated[str | None, typer.Option(help="apple: the id of the Sign in with Apple key.")] = None,
-    private_key_file: Annotated[Path | None, typer.Option(
-        help="apple: the .p8 key file; stored encrypted, the client secret is made from it.",
-    )] = None,
+    private_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="apple: the .p8 key file; stored encrypted, the client secret is made from it.",
+        ),
+    ] = None,
     protocol: Annotated[str, typer.Option(help="oidc (the only one for now).")] = "oidc",
     client_secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the secret.")] = None,
     client_secret: Annotated[str | None, typer.Option(help="The secret itself (prefer --client-secret-env).")] = None,
     display_name: Annotated[str, typer.Option(help='Shown on buttons: "Sign in with DISPLAY_NAME".')] = "",
     scope: Annotated[str, typer.Option(help="Scopes asked for; must include openid.")] = "openid email profile",
-    redirect_uri: Annotated[str, typer.Option(
-        help="Where the provider returns the browser (customers: the storefront's callback page; "
-        "admins: defaults to TILLKEY_ISSUER/console/login/idp/NAME/callback).",
-    )] = "",
+    redirect_uri: Annotated[
+        str,
+        typer.Option(
+            help="Where the provider returns the browser (customers: the storefront's callback page; "
+            "admins: defaults to TILLKEY_ISSUER/console/login/idp/NAME/callback).",
+        ),
+    ] = "",
     groups_claim: Annotated[str | None, typer.Option(help="ID token claim listing the user's groups.")] = None,
     role_map: Annotated[list[str] | None, typer.Option(help="GROUP=ROLE; repeat. The first listed group wins.")] = None,
     default_role: Annotated[str | None, typer.Option(help="Role when no group maps (admins).")] = None,
     provision: Annotated[str, typer.Option(help="jit (create accounts) or existing (linked only).")] = "existing",
     allowed_domain: Annotated[list[str] | None, typer.Option(help="Only emails of this domain; repeat.")] = None,
-    trust_email_domains: Annotated[bool, typer.Option(
-        help="Link a first sign-in to the existing account with the same verified email of an allowed domain.",
-    )] = False,
-    mfa_from_amr: Annotated[bool, typer.Option(
-        help="Trust the provider's amr (mfa, otp, hwk) as the second factor; else the admin 2FA policy applies.",
-    )] = False,
-    userinfo: Annotated[bool, typer.Option(
-        help="Merge the userinfo endpoint's claims into the ID token's (its sub must be the ID token's).",
-    )] = False,
+    trust_email_domains: Annotated[
+        bool,
+        typer.Option(
+            help="Link a first sign-in to the existing account with the same verified email of an allowed domain.",
+        ),
+    ] = False,
+    mfa_from_amr: Annotated[
+        bool,
+        typer.Option(
+            help="Trust the provider's amr (mfa, otp, hwk) as the second factor; else the admin 2FA policy applies.",
+        ),
+    ] = False,
+    userinfo: Annotated[
+        bool,
+        typer.Option(
+            help="Merge the userinfo endpoint's claims into the ID token's (its sub must be the ID token's).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Add an identity provider. The client secret is stored encrypted and never shown again."""
     from tillkey.federation.providers import NewProvider, parse_role_map, provider_json
 
@@ -140,12 +158,26 @@ def idp_add(
     except TillkeyError as exc:
         _fail(_message(exc))
     new = NewProvider(
-        name=name, issuer=issuer, client_id=client_id, actor=actor, client_secret=secret, protocol=protocol,
-        display_name=display_name, scope=scope, redirect_uri=redirect_uri, groups_claim=groups_claim,
-        role_map=mapped, default_role=default_role, provisioning=provision, allowed_domains=allowed_domain or [],
-        trust_email_domains=trust_email_domains, mfa_from_amr=mfa_from_amr, userinfo=userinfo, preset=preset,
+        name=name,
+        issuer=issuer,
+        client_id=client_id,
+        actor=actor,
+        client_secret=secret,
+        protocol=protocol,
+        display_name=display_name,
+        scope=scope,
+        redirect_uri=redirect_uri,
+        groups_claim=groups_claim,
+        role_map=mapped,
+        default_role=default_role,
+        provisioning=provision,
+        allowed_domains=allowed_domain or [],
+        trust_email_domains=trust_email_domains,
+        mfa_from_amr=mfa_from_amr,
+        userinfo=userinfo,
+        preset=preset,
         settings=settings,
-    )  # fmt: skip
+    )
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         return provider_json(await tk.services.identity_providers.add(OPERATOR, new))

@@ -34,10 +34,15 @@ def integration_create(
 
     created = run(
         lambda tk: tk.services.integrations.create(
-            OPERATOR, name=name, resources=resource or [], all_resources=all_resources, email=email,
-            endpoint_url=endpoint_url, identity_link_url=identity_link_url,
+            OPERATOR,
+            name=name,
+            resources=resource or [],
+            all_resources=all_resources,
+            email=email,
+            endpoint_url=endpoint_url,
+            identity_link_url=identity_link_url,
         )
-    )  # fmt: skip
+    )
     emit(asdict(created), as_json, "integration created (the consumer secret is not shown again)")
 
 
@@ -52,9 +57,14 @@ def integration_list(as_json: JsonOpt = False) -> None:
     table = Table("id", "name", "status", "consumer key", "access token", "endpoint", "resources")
     for r in rows:
         table.add_row(
-            str(r["id"]), r["name"], r["status"], r["consumer_key"], "yes" if r["has_access_token"] else "no",
-            r["endpoint_url"] or "(manual)", "\n".join(r["resources"]),
-        )  # fmt: skip
+            str(r["id"]),
+            r["name"],
+            r["status"],
+            r["consumer_key"],
+            "yes" if r["has_access_token"] else "no",
+            r["endpoint_url"] or "(manual)",
+            "\n".join(r["resources"]),
+        )
     out.print(table)
 
 

@@ -26,11 +26,17 @@ def keys_list(as_json: JsonOpt = False) -> None:
         now = tk.clock.now_int()
         signer = tk.keyring.signer(now)
         return [
-            {"kid": k.kid, "alg": k.alg, "state": _key_state(k, now, signer is k, tk.settings.jwt_alg),
-             "created_at": k.created_at, "signs_from": k.signs_from or k.created_at, "retired_at": k.retired_at,
-             "verify_until": k.verify_until}
+            {
+                "kid": k.kid,
+                "alg": k.alg,
+                "state": _key_state(k, now, signer is k, tk.settings.jwt_alg),
+                "created_at": k.created_at,
+                "signs_from": k.signs_from or k.created_at,
+                "retired_at": k.retired_at,
+                "verify_until": k.verify_until,
+            }
             for k in tk.keyring.by_kid.values()
-        ]  # fmt: skip
+        ]
 
     rows = run(go)
     if as_json:
@@ -54,20 +60,33 @@ def _key_state(key: SigningKey, now: int, signing: bool, alg: str) -> str:
 
 @commands.command("rotate")
 def keys_rotate(
-    publish_ahead: Annotated[int, typer.Option(
-        min=0, help="Seconds the new key is published before it signs (verifiers caching the JWKS learn it first).",
-    )] = JWKS_MAX_AGE,
-    grace: Annotated[int | None, typer.Option(
-        min=0, help="Seconds replaced keys keep verifying once the new key signs (default: longest token TTL + 60).",
-    )] = None,
+    publish_ahead: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seconds the new key is published before it signs (verifiers caching the JWKS learn it first).",
+        ),
+    ] = JWKS_MAX_AGE,
+    grace: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Seconds replaced keys keep verifying once the new key signs (default: longest token TTL + 60).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Add a signing key; the current one stops signing when it starts, and verifies until its tokens expire."""
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         done = await tk.services.keys.rotate(publish_ahead=publish_ahead, grace=grace)
-        return {"kid": done.kid, "alg": done.alg, "signs_from": done.signs_from, "replaced": done.replaced,
-                "replaced_verify_until": done.replaced_verify_until}  # fmt: skip
+        return {
+            "kid": done.kid,
+            "alg": done.alg,
+            "signs_from": done.signs_from,
+            "replaced": done.replaced,
+            "replaced_verify_until": done.replaced_verify_until,
+        }
 
     emit(run(go), as_json, "Signing key rotated")
 

@@ -50,20 +50,24 @@ def serve(
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["formatters"]["tillkey"] = {"format": LOG_FORMAT}
     log_config["handlers"]["tillkey"] = {
-        "class": "logging.StreamHandler", "formatter": "tillkey", "stream": "ext://sys.stderr"
-    }  # fmt: skip
+        "class": "logging.StreamHandler",
+        "formatter": "tillkey",
+        "stream": "ext://sys.stderr",
+    }
     log_config["loggers"]["tillkey"] = {"handlers": ["tillkey"], "level": settings.log_level, "propagate": False}
     if workers > 1:
         if not settings.database_url:
             log.warning(
                 "%d workers on SQLite: they share state through the database file, but scale-out is "
-                "TILLKEY_DATABASE_URL=postgresql+asyncpg://... with TILLKEY_REDIS_URL", workers,
-            )  # fmt: skip
+                "TILLKEY_DATABASE_URL=postgresql+asyncpg://... with TILLKEY_REDIS_URL",
+                workers,
+            )
         elif not settings.redis_url:
             log.warning(
                 "%d workers without TILLKEY_REDIS_URL: rate limits are per worker, and changes reach the "
-                "other workers within sync_interval instead of at once", workers,
-            )  # fmt: skip
+                "other workers within sync_interval instead of at once",
+                workers,
+            )
     # Migrate and make the first signing key before uvicorn starts (once, before several workers
     # would race to do it): a wrong database URL, a missing database or role, or a master secret that
     # does not match the database is then one `error:` line and exit 1, not a traceback per worker.
@@ -76,11 +80,18 @@ def serve(
     # report as a failure. A graceful stop is a success: exit 0 (also before uvicorn is listening).
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     uvicorn.run(
-        "tillkey.app:create_app", factory=True, host=host, port=port, log_level="info",
-        proxy_headers=False, server_header=False, workers=workers, log_config=log_config,
+        "tillkey.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+        workers=workers,
+        log_config=log_config,
         access_log=settings.access_log,
         timeout_graceful_shutdown=settings.shutdown_timeout,
-    )  # fmt: skip
+    )
 
 
 async def _prepare(tk: Tillkey) -> None:

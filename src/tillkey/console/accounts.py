@@ -50,22 +50,39 @@ async def admins_page(c: Console) -> Response:
     )
     for a in shown:
         status = await totp.status(a.id)
-        rows.append({
-            "id": a.id, "username": a.username, "email": a.email, "role": names.get(a.role_id or 0, "—"),
-            "active": a.is_active, "tfa": status.active, "self": a.id == c.session.user_id,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": a.id,
+                "username": a.username,
+                "email": a.email,
+                "role": names.get(a.role_id or 0, "—"),
+                "active": a.is_active,
+                "tfa": status.active,
+                "self": a.id == c.session.user_id,
+            }
+        )
     return c.render(
-        "admins.html", "Admin users", admins=rows, roles=[r.name for r in roles], can_tfa=c.allowed(TFA),
-        pager=pager, q=q,
-    )  # fmt: skip
+        "admins.html",
+        "Admin users",
+        admins=rows,
+        roles=[r.name for r in roles],
+        can_tfa=c.allowed(TFA),
+        pager=pager,
+        q=q,
+    )
 
 
 @pages.route("POST", "/console/admins", resources=[USERS], summary="Create an admin user", delegates="admin")
 async def create_admin(c: Console) -> Response:
     await c.tk.services.accounts.create_admin(
-        c.principal, username=c.field("username"), email=c.field("email"), password=c.form.get("password", [""])[0],
-        role=c.field("role") or None, firstname=c.field("firstname"), lastname=c.field("lastname"),
-    )  # fmt: skip
+        c.principal,
+        username=c.field("username"),
+        email=c.field("email"),
+        password=c.form.get("password", [""])[0],
+        role=c.field("role") or None,
+        firstname=c.field("firstname"),
+        lastname=c.field("lastname"),
+    )
     return c.redirect("/console/admins")
 
 
@@ -99,25 +116,40 @@ async def admin_page(c: Console) -> Response:
     status = await c.tk.services.totp.status(admin.id)
     done = _ADMIN_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
-        "admin.html", f"Admin: {admin.username}", notice=done, admin=admin, role=role, can_roles=c.allowed(ROLES),
-        tfa=status.active, own=admin.id == c.session.user_id, trail=await trail(c, UserType.ADMIN, admin.id),
-        factors=await factors_of(c, admin.id), can_tfa=c.allowed(TFA),
-    )  # fmt: skip
+        "admin.html",
+        f"Admin: {admin.username}",
+        notice=done,
+        admin=admin,
+        role=role,
+        can_roles=c.allowed(ROLES),
+        tfa=status.active,
+        own=admin.id == c.session.user_id,
+        trail=await trail(c, UserType.ADMIN, admin.id),
+        factors=await factors_of(c, admin.id),
+        can_tfa=c.allowed(TFA),
+    )
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/password", resources=[USERS], summary="Reset another admin's password",
+    "POST",
+    "/console/admins/{id}/password",
+    resources=[USERS],
+    summary="Reset another admin's password",
     delegates="password_reset",
-)  # fmt: skip
+)
 async def admin_password_reset(c: Console) -> Response:
     admin = await c.tk.services.accounts.reset_admin_password(c.principal, _id(c), _password(c))
     return c.redirect(f"/console/admins/{admin.id}?done=password")
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/delete", resources=[USERS], summary="Delete an admin user",
-    confirm="Delete this admin user? This cannot be undone.", page="/console/admins/{id}",
-)  # fmt: skip
+    "POST",
+    "/console/admins/{id}/delete",
+    resources=[USERS],
+    summary="Delete an admin user",
+    confirm="Delete this admin user? This cannot be undone.",
+    page="/console/admins/{id}",
+)
 async def admin_delete(c: Console) -> Response:
     await c.tk.services.accounts.delete_admin(c.principal, _id(c))
     return c.redirect("/console/admins")
@@ -133,10 +165,14 @@ async def account_page(c: Console) -> Response:
     identities = [(i.id, p.display_name, i.email or i.subject) for i, p in linked]
     notice = _ACCOUNT_DONE.get(c.request.query_params.get("done", ""))
     return c.render(
-        "account.html", "My account", notice=notice, identities=identities,
-        providers=await federation.enabled("admin"), factors=await factors_of(c, c.session.user_id),
+        "account.html",
+        "My account",
+        notice=notice,
+        identities=identities,
+        providers=await federation.enabled("admin"),
+        factors=await factors_of(c, c.session.user_id),
         sign_ins=await recent_sign_ins(c, c.session.user_id),
-    )  # fmt: skip
+    )
 
 
 @pages.route(
@@ -153,10 +189,13 @@ async def account_link(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/account/identities/{id}/remove", resources=[ADMIN_SELF],
-    summary="Remove a linked identity from my account", page="/console/account",
+    "POST",
+    "/console/account/identities/{id}/remove",
+    resources=[ADMIN_SELF],
+    summary="Remove a linked identity from my account",
+    page="/console/account",
     confirm="Remove this identity provider from your account? It no longer signs you in.",
-)  # fmt: skip
+)
 async def account_unlink(c: Console) -> Response:
     """Only this admin's own identities (another's is not found); the last way to sign in is
     refused (federation/linking.py unlink)."""
@@ -175,18 +214,27 @@ async def account_password(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/active", resources=[USERS], summary="Activate or deactivate an admin",
-    delegates="admin_activation", confirm=_deactivating, page="/console/admins",
-)  # fmt: skip
+    "POST",
+    "/console/admins/{id}/active",
+    resources=[USERS],
+    summary="Activate or deactivate an admin",
+    delegates="admin_activation",
+    confirm=_deactivating,
+    page="/console/admins",
+)
 async def admin_active(c: Console) -> Response:
     await c.tk.services.accounts.set_admin_active(c.principal, _id(c), c.field("active") == "1")
     return c.redirect("/console/admins")
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/role", resources=[USERS], summary="Assign a role to an admin",
-    delegates="role_assignment", page="/console/admins",
-)  # fmt: skip
+    "POST",
+    "/console/admins/{id}/role",
+    resources=[USERS],
+    summary="Assign a role to an admin",
+    delegates="role_assignment",
+    page="/console/admins",
+)
 async def admin_role(c: Console) -> Response:
     async with c.tk.db.session() as s:
         admin = await repo.admin_by_id(s, _id(c))
@@ -197,21 +245,29 @@ async def admin_role(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/2fa-reset", resources=[USERS, TFA], summary="Reset an admin's 2FA",
-    delegates="second_factor_reset", page="/console/admins",
+    "POST",
+    "/console/admins/{id}/2fa-reset",
+    resources=[USERS, TFA],
+    summary="Reset an admin's 2FA",
+    delegates="second_factor_reset",
+    page="/console/admins",
     confirm="Reset this admin's two-factor authentication? They set it up again at their next sign-in.",
-)  # fmt: skip
+)
 async def admin_tfa_reset(c: Console) -> Response:
     await c.tk.services.totp.reset(c.principal, _id(c))  # never one's own: the service refuses it
     return c.redirect("/console/admins")
 
 
 @pages.route(
-    "POST", "/console/admins/{id}/factors-reset", resources=[USERS, TFA], summary="Reset an admin's second factor",
-    delegates="second_factor_reset", page="/console/admins/{id}",
+    "POST",
+    "/console/admins/{id}/factors-reset",
+    resources=[USERS, TFA],
+    summary="Reset an admin's second factor",
+    delegates="second_factor_reset",
+    page="/console/admins/{id}",
     confirm="Reset this admin's second factor (authenticator app, recovery codes and passkeys)? They are signed "
     "out everywhere and set one up again at their next sign-in.",
-)  # fmt: skip
+)
 async def admin_factors_reset(c: Console) -> Response:
     """From the admin's detail page: the same reset as the list's (TOTP, recovery codes, passkeys,
     tokens), refused in place for one's own or a peer the grant does not cover."""
@@ -271,9 +327,12 @@ async def rename_role(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/roles/{id}/delete", resources=[ROLES], summary="Delete a role",
+    "POST",
+    "/console/roles/{id}/delete",
+    resources=[ROLES],
+    summary="Delete a role",
     confirm="Delete this role? This cannot be undone.",
-)  # fmt: skip
+)
 async def delete_role(c: Console) -> Response:
     role = await _role(c)
     await c.tk.services.accounts.delete_role(c.principal, role.name)
@@ -293,9 +352,13 @@ async def customers_page(c: Console) -> Response:
         )
     pager = listing.pager(c.request, page, more=len(found) > listing.PER_PAGE)
     return c.render(
-        "customers.html", "Customers", customers=found[: listing.PER_PAGE], q=q, can_sign_out=c.allowed(INVALIDATE),
+        "customers.html",
+        "Customers",
+        customers=found[: listing.PER_PAGE],
+        q=q,
+        can_sign_out=c.allowed(INVALIDATE),
         pager=pager,
-    )  # fmt: skip
+    )
 
 
 @pages.route("GET", "/console/customers/{id}", resources=[CUSTOMERS], summary="A customer")
@@ -306,15 +369,21 @@ async def customer_page(c: Console) -> Response:
     if customer is None:
         raise NotFound("The customer doesn't exist.")
     return c.render(
-        "customer.html", f"Customer: {customer.email}", customer=customer, can_sign_out=c.allowed(INVALIDATE),
+        "customer.html",
+        f"Customer: {customer.email}",
+        customer=customer,
+        can_sign_out=c.allowed(INVALIDATE),
         trail=await trail(c, UserType.CUSTOMER, customer.id),
-    )  # fmt: skip
+    )
 
 
 @pages.route(
-    "POST", "/console/customers/{id}/sign-out", resources=[CUSTOMERS, INVALIDATE],
-    summary="Sign a customer out everywhere", confirm="Sign this customer out everywhere?",
-)  # fmt: skip
+    "POST",
+    "/console/customers/{id}/sign-out",
+    resources=[CUSTOMERS, INVALIDATE],
+    summary="Sign a customer out everywhere",
+    confirm="Sign this customer out everywhere?",
+)
 async def customer_sign_out(c: Console) -> Response:
     customer_id = _id(c)
     async with c.tk.db.session() as s:

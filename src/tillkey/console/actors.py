@@ -26,9 +26,13 @@ class Actor:
 
 
 KINDS = {
-    UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.INTEGRATION: "integration",
-    UserType.API_KEY: "API key", UserType.OAUTH_CLIENT: "OAuth client", UserType.GUEST: "guest",
-}  # fmt: skip
+    UserType.ADMIN: "admin",
+    UserType.CUSTOMER: "customer",
+    UserType.INTEGRATION: "integration",
+    UserType.API_KEY: "API key",
+    UserType.OAUTH_CLIENT: "OAuth client",
+    UserType.GUEST: "guest",
+}
 
 
 async def names(tk: Tillkey, pairs: Iterable[tuple[int | None, int | None]]) -> dict[tuple[int, int], Actor]:

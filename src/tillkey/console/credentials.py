@@ -48,9 +48,14 @@ async def integrations_page(c: Console) -> Response:
         c.request, await c.tk.services.integrations.list(), lambda i: f"{i['name']} {i['email']} {i['status']}"
     )
     return c.render(
-        "integrations.html", "Integrations", integrations=found, tree=list(c.tk.tree.walk()), checked=set(),
-        pager=pager, q=q,
-    )  # fmt: skip
+        "integrations.html",
+        "Integrations",
+        integrations=found,
+        tree=list(c.tk.tree.walk()),
+        checked=set(),
+        pager=pager,
+        q=q,
+    )
 
 
 @pages.route("GET", "/console/integrations/{id}", resources=[INTEGRATIONS], summary="An integration")
@@ -60,32 +65,46 @@ async def integration_page(c: Console) -> Response:
     if found is None:
         raise NotFound("The integration doesn't exist.")
     return c.render(
-        "integration.html", f"Integration: {found['name']}", i=found,
+        "integration.html",
+        f"Integration: {found['name']}",
+        i=found,
         trail=await trail(c, UserType.INTEGRATION, integration_id),
-    )  # fmt: skip
+    )
 
 
 @pages.route(
-    "POST", "/console/integrations", resources=[INTEGRATIONS], summary="Create an integration",
+    "POST",
+    "/console/integrations",
+    resources=[INTEGRATIONS],
+    summary="Create an integration",
     delegates="integration",
-)  # fmt: skip
+)
 async def create_integration(c: Console) -> Response:
     everything = c.field("all_resources") == "1"
     created = await c.tk.services.integrations.create(
-        c.principal, name=c.field("name"), email=c.field("email"), resources=[] if everything else c.fields("resource"),
-        all_resources=everything, endpoint_url=c.field("endpoint_url") or None,
-    )  # fmt: skip
+        c.principal,
+        name=c.field("name"),
+        email=c.field("email"),
+        resources=[] if everything else c.fields("resource"),
+        all_resources=everything,
+        endpoint_url=c.field("endpoint_url") or None,
+    )
     return _once(
-        c, f"Integration {created.name} created", "/console/integrations",
+        c,
+        f"Integration {created.name} created",
+        "/console/integrations",
         [("Consumer key", created.consumer_key), ("Consumer secret", created.consumer_secret)],
         "Activate it to issue its access token.",
-    )  # fmt: skip
+    )
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/activate", resources=[INTEGRATIONS], summary="Activate an integration",
+    "POST",
+    "/console/integrations/{id}/activate",
+    resources=[INTEGRATIONS],
+    summary="Activate an integration",
     delegates="integration_activation",
-)  # fmt: skip
+)
 async def activate_integration(c: Console) -> Response:
     done = await c.tk.services.integrations.activate(c.principal, _int_param(c))
     if done.access_token is None:
@@ -93,34 +112,48 @@ async def activate_integration(c: Console) -> Response:
         values = [("Consumer key", done.consumer_key)]
         return _once(c, f"Integration {done.name}", "/console/integrations", values, note)
     return _once(
-        c, f"Integration {done.name} activated", "/console/integrations",
-        [("Consumer key", done.consumer_key), ("Access token", done.access_token),
-         ("Access token secret", done.access_token_secret or "")],
-    )  # fmt: skip
+        c,
+        f"Integration {done.name} activated",
+        "/console/integrations",
+        [
+            ("Consumer key", done.consumer_key),
+            ("Access token", done.access_token),
+            ("Access token secret", done.access_token_secret or ""),
+        ],
+    )
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/revoke", resources=[INTEGRATIONS], summary="Revoke an integration's tokens",
+    "POST",
+    "/console/integrations/{id}/revoke",
+    resources=[INTEGRATIONS],
+    summary="Revoke an integration's tokens",
     confirm="Revoke this integration's tokens? It stops working until reauthorized.",
-)  # fmt: skip
+)
 async def revoke_integration(c: Console) -> Response:
     await c.tk.services.integrations.revoke(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/deactivate", resources=[INTEGRATIONS], summary="Deactivate an integration",
+    "POST",
+    "/console/integrations/{id}/deactivate",
+    resources=[INTEGRATIONS],
+    summary="Deactivate an integration",
     confirm="Deactivate this integration? Its tokens stop working.",
-)  # fmt: skip
+)
 async def deactivate_integration(c: Console) -> Response:
     await c.tk.services.integrations.deactivate(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
 
 
 @pages.route(
-    "POST", "/console/integrations/{id}/delete", resources=[INTEGRATIONS], summary="Delete an integration",
+    "POST",
+    "/console/integrations/{id}/delete",
+    resources=[INTEGRATIONS],
+    summary="Delete an integration",
     confirm="Delete this integration? Its tokens stop working; this cannot be undone.",
-)  # fmt: skip
+)
 async def delete_integration(c: Console) -> Response:
     await c.tk.services.integrations.delete(_int_param(c), acting=c.principal)
     return c.redirect("/console/integrations")
@@ -138,10 +171,17 @@ async def api_keys_page(c: Console) -> Response:
     )
     pager = listing.pager(c.request, page, more=page * listing.PER_PAGE < total, total=total)
     rows = [
-        {"id": k.id, "title": k.title, "type": k.type, "redacted": k.redacted, "created": _when(k.created_ms),
-         "last_used": _when(k.last_used_ms), "revoked": k.revoked_ms is not None}
+        {
+            "id": k.id,
+            "title": k.title,
+            "type": k.type,
+            "redacted": k.redacted,
+            "created": _when(k.created_ms),
+            "last_used": _when(k.last_used_ms),
+            "revoked": k.revoked_ms is not None,
+        }
         for k in keys
-    ]  # fmt: skip
+    ]
     return c.render("api_keys.html", "API keys", keys=rows, types=sorted(TYPES), pager=pager, q=q)
 
 
@@ -163,10 +203,13 @@ async def api_key_page(c: Console) -> Response:
         ("Resources", ", ".join(key.resources) or ("—" if key.type == SECRET else "publishable: store scope only")),
     ]
     return c.render(
-        "detail.html", f"API key: {key.title}", facts=facts, back=("/console/api-keys", "All API keys"),
+        "detail.html",
+        f"API key: {key.title}",
+        facts=facts,
+        back=("/console/api-keys", "All API keys"),
         trail=await trail(c, UserType.API_KEY, key.id),
         revoke=None if key.revoked_ms else (f"/console/api-keys/{key.id}/revoke", "Revoke", f"Revoke {key.title}?"),
-    )  # fmt: skip
+    )
 
 
 @pages.route("POST", "/console/api-keys", resources=[API_KEYS], summary="Create an API key", delegates="api_key")
@@ -178,9 +221,12 @@ async def create_api_key(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/api-keys/{id}/revoke", resources=[API_KEYS], summary="Revoke an API key",
+    "POST",
+    "/console/api-keys/{id}/revoke",
+    resources=[API_KEYS],
+    summary="Revoke an API key",
     confirm="Revoke this API key? Requests with it are refused from now on.",
-)  # fmt: skip
+)
 async def revoke_api_key(c: Console) -> Response:
     await c.tk.services.api_keys.revoke(
         _int_param(c), by=c.session.user_id, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id
@@ -218,23 +264,34 @@ async def client_page(c: Console) -> Response:
     ]
     back = ("/console/oauth-clients", "All OAuth clients")
     return c.render(
-        "detail.html", f"OAuth client: {client.name}", facts=facts, back=back,
+        "detail.html",
+        f"OAuth client: {client.name}",
+        facts=facts,
+        back=back,
         trail=await trail(c, UserType.OAUTH_CLIENT, client.id, client_id=client.client_id),
         revoke=(f"/console/oauth-clients/{client.client_id}/delete", "Delete", f"Delete {client.name}?"),
-    )  # fmt: skip
+    )
 
 
 @pages.route(
-    "POST", "/console/oauth-clients", resources=[CLIENTS], summary="Register an OAuth 2 client",
+    "POST",
+    "/console/oauth-clients",
+    resources=[CLIENTS],
+    summary="Register an OAuth 2 client",
     delegates="oauth_client",
-)  # fmt: skip
+)
 async def create_client(c: Console) -> Response:
     uris = [u.strip() for u in c.field("redirect_uris").splitlines() if u.strip()]
     done = await c.tk.services.clients.create(
-        c.principal, name=c.field("name"), client_type=c.field("client_type"), redirect_uris=uris,
-        grant_types=c.fields("grant_type"), scopes=c.field("scope").split(), first_party=c.field("first_party") == "1",
+        c.principal,
+        name=c.field("name"),
+        client_type=c.field("client_type"),
+        redirect_uris=uris,
+        grant_types=c.fields("grant_type"),
+        scopes=c.field("scope").split(),
+        first_party=c.field("first_party") == "1",
         resource_server=c.field("resource_server") == "1",
-    )  # fmt: skip
+    )
     values = [("Client id", done.client.client_id)]
     if done.secret is not None:
         values.append(("Client secret", done.secret))
@@ -242,9 +299,12 @@ async def create_client(c: Console) -> Response:
 
 
 @pages.route(
-    "POST", "/console/oauth-clients/{client_id}/delete", resources=[CLIENTS], summary="Delete an OAuth 2 client",
+    "POST",
+    "/console/oauth-clients/{client_id}/delete",
+    resources=[CLIENTS],
+    summary="Delete an OAuth 2 client",
     confirm="Delete this client? Its tokens stop working; this cannot be undone.",
-)  # fmt: skip
+)
 async def delete_client(c: Console) -> Response:
     await c.tk.services.clients.delete(str(c.request.path_params.get("client_id", ""))[:64], acting=c.principal)
     return c.redirect("/console/oauth-clients")

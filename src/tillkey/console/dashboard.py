@@ -101,8 +101,16 @@ def chart(rows: list[tuple[int, str, int]], now_hour: int, hours: int = 24) -> C
             n = counts.get((hour, event), 0)
             total += n
             h = plot_h * n / top_value
-            bars.append(Bar(round(left + i * group + 2 + j * bar, 2), round(top + plot_h - h, 2), round(bar - 1, 2),
-                            round(h, 2), color, f"{label_hour} {label}: {n}"))  # fmt: skip
+            bars.append(
+                Bar(
+                    round(left + i * group + 2 + j * bar, 2),
+                    round(top + plot_h - h, 2),
+                    round(bar - 1, 2),
+                    round(h, 2),
+                    color,
+                    f"{label_hour} {label}: {n}",
+                )
+            )
     grid = [(round(top + plot_h - plot_h * k / 4, 1), top_value * k // 4) for k in range(5)]
     return Chart(width, height, left, top, bottom, bars, grid, ticks, peak, total)
 
@@ -144,24 +152,35 @@ async def sessions_page(c: Console) -> Response:
 
     def row(x: Session) -> dict[str, object]:
         return {
-            "handle": x.digest[:HANDLE], "admin": names.get(x.user_id, str(x.user_id)),
-            "created": when(x.created_ms), "seen": when(seen.get(x.digest, x.created_ms)),
-            "expires": when(x.expires_ms), "current": x.digest == c.session.session.digest,
-        }  # fmt: skip
+            "handle": x.digest[:HANDLE],
+            "admin": names.get(x.user_id, str(x.user_id)),
+            "created": when(x.created_ms),
+            "seen": when(seen.get(x.digest, x.created_ms)),
+            "expires": when(x.expires_ms),
+            "current": x.digest == c.session.session.digest,
+        }
 
     everyone_rows, pager, q = listing.paginate(
         c.request, [row(x) for x in everyone], lambda r: f"{r['admin']} {r['created']} {r['seen']}"
     )
     return c.render(
-        "sessions.html", "Sessions", mine=[row(x) for x in mine], everyone=everyone_rows,
-        can_all=c.allowed(SESSIONS), pager=pager, q=q,
-    )  # fmt: skip
+        "sessions.html",
+        "Sessions",
+        mine=[row(x) for x in mine],
+        everyone=everyone_rows,
+        can_all=c.allowed(SESSIONS),
+        pager=pager,
+        q=q,
+    )
 
 
 @pages.route(
-    "POST", "/console/sessions/end", resources=[ADMIN_SELF], summary="End a console session",
+    "POST",
+    "/console/sessions/end",
+    resources=[ADMIN_SELF],
+    summary="End a console session",
     confirm="End this session?",
-)  # fmt: skip
+)
 async def end_session(c: Console) -> Response:
     handle = c.field("session")
     if len(handle) != HANDLE:
@@ -197,9 +216,7 @@ async def extend(c: Console) -> Response:
     return c.redirect(safe_next(c.field("next")))
 
 
-@pages.route(
-    "GET", "/console/session/status", resources=[ADMIN_SELF], summary="Seconds left", activity=False
-)  # fmt: skip
+@pages.route("GET", "/console/session/status", resources=[ADMIN_SELF], summary="Seconds left", activity=False)
 async def status(c: Console) -> Response:
     return JSONResponse({"expires_in": c.frame().expires_in})
 
@@ -222,8 +239,15 @@ async def keys_page(c: Console) -> Response:
             state = "pending"
         else:
             state = "verifying"
-        rows.append({"kid": k.kid, "alg": k.alg, "state": state, "created": when(k.created_at * 1000),
-                     "verify_until": when(k.verify_until * 1000) if k.verify_until else "—"})  # fmt: skip
+        rows.append(
+            {
+                "kid": k.kid,
+                "alg": k.alg,
+                "state": state,
+                "created": when(k.created_at * 1000),
+                "verify_until": when(k.verify_until * 1000) if k.verify_until else "—",
+            }
+        )
     shown, pager, q = listing.paginate(c.request, rows, lambda r: f"{r['kid']} {r['alg']} {r['state']}")
     return c.render("keys.html", "Signing keys", keys=shown, pager=pager, q=q)
 
@@ -249,11 +273,19 @@ async def _rows(c: Console, found: list[AuditRecord]) -> list[dict[str, object]]
     rows: list[dict[str, object]] = []
     for r in found:
         actor = named.get((r.actor_type, r.actor_id)) if r.actor_type is not None and r.actor_id is not None else None
-        rows.append({
-            "seq": r.seq, "time": when(r.created_ms), "event": r.event, "outcome": r.outcome,
-            "actor": actor, "username": r.username or "", "ip": r.ip or "", "details": r.details or "",
-            "actor_key": (r.actor_type, r.actor_id),
-        })  # fmt: skip
+        rows.append(
+            {
+                "seq": r.seq,
+                "time": when(r.created_ms),
+                "event": r.event,
+                "outcome": r.outcome,
+                "actor": actor,
+                "username": r.username or "",
+                "ip": r.ip or "",
+                "details": r.details or "",
+                "actor_key": (r.actor_type, r.actor_id),
+            }
+        )
     return rows
 
 
@@ -290,11 +322,16 @@ async def audit_page(c: Console) -> Response:
     more = False
     try:
         query = make_query(
-            event=params["event"] or None, outcome=params["outcome"] or None, username=params["username"] or None,
-            since=params["since"] or None, until=params["until"] or None,
-            actor_type=_int_or_none(params["actor_type"]), actor_id=_int_or_none(params["actor_id"]),
-            limit=listing.PER_PAGE * 2 + 1, offset=(page - 1) * listing.PER_PAGE * 2,
-        )  # fmt: skip
+            event=params["event"] or None,
+            outcome=params["outcome"] or None,
+            username=params["username"] or None,
+            since=params["since"] or None,
+            until=params["until"] or None,
+            actor_type=_int_or_none(params["actor_type"]),
+            actor_id=_int_or_none(params["actor_id"]),
+            limit=listing.PER_PAGE * 2 + 1,
+            offset=(page - 1) * listing.PER_PAGE * 2,
+        )
     except QueryError as exc:
         error = f"{exc.field}: {exc.message}"
     else:
@@ -303,10 +340,16 @@ async def audit_page(c: Console) -> Response:
         records = records[: listing.PER_PAGE * 2]
     families = sorted({e.partition(".")[0] + ".*" for e in audit.EVENTS})
     return c.render(
-        "audit.html", "Audit log", error=error, params=params, records=records,
-        events=families + sorted(audit.EVENTS), outcomes=sorted(OUTCOMES), report=None,
+        "audit.html",
+        "Audit log",
+        error=error,
+        params=params,
+        records=records,
+        events=families + sorted(audit.EVENTS),
+        outcomes=sorted(OUTCOMES),
+        report=None,
         pager=listing.pager(c.request, page, more=more),
-    )  # fmt: skip
+    )
 
 
 @pages.route("POST", "/console/audit/verify", resources=[AUDIT], summary="Verify the audit chain")
@@ -314,8 +357,12 @@ async def audit_verify(c: Console) -> Response:
     report = await c.tk.audit.check()
     params = dict.fromkeys(FILTERS, "")
     return c.render(
-        "audit.html", "Audit log", params=params, records=[], events=sorted(audit.EVENTS), outcomes=sorted(OUTCOMES),
+        "audit.html",
+        "Audit log",
+        params=params,
+        records=[],
+        events=sorted(audit.EVENTS),
+        outcomes=sorted(OUTCOMES),
         pager=None,
-        report={"ok": report.ok, "count": report.count,
-                "why": report.first_break.reason if report.first_break else ""},
-    )  # fmt: skip
+        report={"ok": report.ok, "count": report.count, "why": report.first_break.reason if report.first_break else ""},
+    )

@@ -66,8 +66,13 @@ async def recent_sign_ins(c: Console, admin_id: int) -> list[dict[str, str]]:
         if r.event not in SIGN_IN_EVENTS:
             continue
         details = json.loads(r.details) if r.details else {}
-        rows.append({
-            "time": when(r.created_ms), "ip": r.ip or "", "user_agent": r.user_agent or "",
-            "method": _method(details if isinstance(details, dict) else {}), "outcome": r.outcome,
-        })  # fmt: skip
+        rows.append(
+            {
+                "time": when(r.created_ms),
+                "ip": r.ip or "",
+                "user_agent": r.user_agent or "",
+                "method": _method(details if isinstance(details, dict) else {}),
+                "outcome": r.outcome,
+            }
+        )
     return rows[:RECENT]

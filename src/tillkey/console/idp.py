@@ -38,9 +38,12 @@ TITLE = "Sign-in failed"
 
 
 @api.route(
-    "GET", "/console/login/idp/{name}", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/console/login/idp/{name}",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Console sign-in: off to the external identity provider",
-)  # fmt: skip
+)
 async def start(request: Request, name: str) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
@@ -61,16 +64,24 @@ def to_provider(request: Request, location: str, *, page: bool = False) -> Respo
     state = dict(parse_qsl(urlsplit(location).query)).get("state", "")
     response: Response = templating.continue_to(location) if page else RedirectResponse(location, status_code=303)
     response.set_cookie(
-        STATE_COOKIE, state, max_age=tillkey(request).settings.federation_flow_ttl, path=STATE_PATH,
-        httponly=True, secure=is_secure(request.scope), samesite="lax",
-    )  # fmt: skip
+        STATE_COOKIE,
+        state,
+        max_age=tillkey(request).settings.federation_flow_ttl,
+        path=STATE_PATH,
+        httponly=True,
+        secure=is_secure(request.scope),
+        samesite="lax",
+    )
     return response
 
 
 @api.route(
-    "GET", "/console/login/idp/{name}/callback", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/console/login/idp/{name}/callback",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Console sign-in: the external identity provider's answer",
-)  # fmt: skip
+)
 async def callback(request: Request, name: str) -> Response:
     tk = tillkey(request)
     where, federation = sign_in_attempt(request), tk.services.federation
@@ -96,9 +107,14 @@ async def callback(request: Request, name: str) -> Response:
 
     async def issue(who: SignedIn) -> str:
         cookie = await sessions.begin(
-            UserType.ADMIN, who.user_id, who.amr, pending_otp=False,
-            fingerprint=grant_fingerprint(tk.grants.admin(who.user_id)), ip=where.ip, user_agent=where.user_agent,
-        )  # fmt: skip
+            UserType.ADMIN,
+            who.user_id,
+            who.amr,
+            pending_otp=False,
+            fingerprint=grant_fingerprint(tk.grants.admin(who.user_id)),
+            ip=where.ip,
+            user_agent=where.user_agent,
+        )
         await sessions.end_others(UserType.ADMIN, who.user_id, cookie)
         return cookie
 

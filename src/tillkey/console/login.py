@@ -271,9 +271,13 @@ def quoted(value: str) -> str:
 
 
 async def gate_closed(
-    request: Request, sessions: ConsoleSessions, session: ConsoleSession, exc: TillkeyError,
-    next_url: str, targets: tuple[str, ...],
-) -> Response:  # fmt: skip
+    request: Request,
+    sessions: ConsoleSessions,
+    session: ConsoleSession,
+    exc: TillkeyError,
+    next_url: str,
+    targets: tuple[str, ...],
+) -> Response:
     """The sign-in refused the code step: the half-finished sign-in ends (throttled, locked, the
     account changed) or waits (rate limited, busy)."""
     if isinstance(exc, Unauthenticated):
@@ -378,18 +382,23 @@ async def second_step(
 # The console's stylesheet and script, read once: served from this origin so the pages' CSP
 # needs no 'unsafe-inline' and no other host.
 _STATIC_TYPES = {
-    "console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
-    "passkeys.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml",
-}  # fmt: skip
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "passkeys.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 _STATIC = {
     name: importlib_resources.files("tillkey.console").joinpath("static", name).read_bytes() for name in _STATIC_TYPES
 }
 
 
 @api.route(
-    "GET", "/console/static/{name}", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/console/static/{name}",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="The console's stylesheet and script",
-)  # fmt: skip
+)
 async def static(name: str) -> Response:
     body = _STATIC.get(name)
     if body is None:

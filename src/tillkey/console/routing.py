@@ -112,19 +112,34 @@ class Console:
         error = error or self.error
         now_ms = int(self.tk.clock.now() * 1000)
         return Frame(
-            self.username, [(href, label) for href, label, res in NAV if self.allowed(res)], self.session.csrf,
-            max(0, -(-(self.session.expires_ms - now_ms) // 1000)), WARN_BEFORE,
-            self.shown_path or self.request.url.path, error, notice,
-        )  # fmt: skip
+            self.username,
+            [(href, label) for href, label, res in NAV if self.allowed(res)],
+            self.session.csrf,
+            max(0, -(-(self.session.expires_ms - now_ms) // 1000)),
+            WARN_BEFORE,
+            self.shown_path or self.request.url.path,
+            error,
+            notice,
+        )
 
     def render(
-        self, template: str, title: str, *, status: int = 200, error: str | None = None, notice: str | None = None,
+        self,
+        template: str,
+        title: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        notice: str | None = None,
         **context: Any,
-    ) -> HTMLResponse:  # fmt: skip
+    ) -> HTMLResponse:
         return templating.render(
-            template, status=status, policy=templating.CONSOLE_CSP, title=title,
-            frame=self.frame(error=error, notice=notice), **{"kept": Kept(self.kept), **context},
-        )  # fmt: skip
+            template,
+            status=status,
+            policy=templating.CONSOLE_CSP,
+            title=title,
+            frame=self.frame(error=error, notice=notice),
+            **{"kept": Kept(self.kept), **context},
+        )
 
     def failed(self, exc: TillkeyError, back: str) -> HTMLResponse:
         """A service refused the change: say why, in the console's frame (the message is public)."""
@@ -195,9 +210,13 @@ def confirm_page(ctx: Console, question: str) -> HTMLResponse:
     on a page of its own; the button re-posts the same form with confirm=yes."""
     fields = [(k, v) for k, values in ctx.form.items() if k not in NOT_KEPT for v in values]
     return ctx.render(
-        "confirm.html", "Please confirm", question=question, action=ctx.request.url.path, fields=fields,
+        "confirm.html",
+        "Please confirm",
+        question=question,
+        action=ctx.request.url.path,
+        fields=fields,
         back="/".join(ctx.request.url.path.split("/")[:3]),
-    )  # fmt: skip
+    )
 
 
 def _target(request: Request) -> str:
@@ -247,9 +266,13 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
 
 
 async def guarded(
-    request: Request, fn: Handler, resources: tuple[str, ...], activity: bool, template: str = "",
+    request: Request,
+    fn: Handler,
+    resources: tuple[str, ...],
+    activity: bool,
+    template: str = "",
     confirm: Confirm | None = None,
-) -> Response:  # fmt: skip
+) -> Response:
     tk = tillkey(request)
     sessions = tk.services.console_sessions
     cookie = request.cookies.get(cookie_name(request))
@@ -267,12 +290,21 @@ async def guarded(
         token = (parsed or {}).get("csrf", [""])[0]
         if parsed is None or _cross_site(request) or not constant_time_equals(token, session.csrf):
             tk.audit.record_soon(
-                ACCESS_DENIED, outcome=FAILURE, actor_type=session.user_type, actor_id=session.user_id,
-                request=request, details={"method": request.method, "path": request.url.path[:256],
-                                          "reason": "console form without a valid CSRF token"},
-            )  # fmt: skip
-            return refused("Request refused", "The form has expired or did not come from this console. Reload the "
-                           "page and try again.")  # fmt: skip
+                ACCESS_DENIED,
+                outcome=FAILURE,
+                actor_type=session.user_type,
+                actor_id=session.user_id,
+                request=request,
+                details={
+                    "method": request.method,
+                    "path": request.url.path[:256],
+                    "reason": "console form without a valid CSRF token",
+                },
+            )
+            return refused(
+                "Request refused",
+                "The form has expired or did not come from this console. Reload the page and try again.",
+            )
         form = parsed
     principal = tk.grants.admin(session.user_id, session.amr)
     new_cookie = None
@@ -297,14 +329,25 @@ async def guarded(
     missing = [r for r in resources if not ctx.allowed(r)]
     if missing:
         tk.audit.record_soon(
-            ACCESS_DENIED, outcome=FAILURE, actor_type=session.user_type, actor_id=session.user_id, request=request,
-            details={"method": request.method, "path": request.url.path[:256], "resources": list(resources),
-                     "reason": f"missing {missing[0]}"},
-        )  # fmt: skip
+            ACCESS_DENIED,
+            outcome=FAILURE,
+            actor_type=session.user_type,
+            actor_id=session.user_id,
+            request=request,
+            details={
+                "method": request.method,
+                "path": request.url.path[:256],
+                "resources": list(resources),
+                "reason": f"missing {missing[0]}",
+            },
+        )
         response: Response = ctx.render(
-            "failed.html", "Not allowed", status=403, back="/console/",
+            "failed.html",
+            "Not allowed",
+            status=403,
+            back="/console/",
             error=f"Your role does not grant {', '.join(missing)}.",
-        )  # fmt: skip
+        )
     elif confirm is not None and ctx.field("confirm") != CONFIRMED and (question := confirm(ctx)):
         response = confirm_page(ctx, question)
     else:

@@ -141,10 +141,19 @@ class ConsoleSessions:
         return int(self.clock.now() * 1000)
 
     async def begin(
-        self, user_type: int, user_id: int, amr: tuple[str, ...], *, pending_otp: bool, fingerprint: str = "",
-        auth_time: int | None = None, absolute_ms: int | None = None, ip: str | None = None,
-        user_agent: str | None = None, enrolling: bool = False,
-    ) -> str:  # fmt: skip
+        self,
+        user_type: int,
+        user_id: int,
+        amr: tuple[str, ...],
+        *,
+        pending_otp: bool,
+        fingerprint: str = "",
+        auth_time: int | None = None,
+        absolute_ms: int | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        enrolling: bool = False,
+    ) -> str:
         """A new session, always a new id (no session fixation); answers the cookie value.
         auth_time/absolute_ms carry over from the session a rotation replaces. enrolling: a
         pending session that may only set up two-factor auth."""
@@ -159,13 +168,24 @@ class ConsoleSessions:
         ttl_ms = pending_ttl * 1000 if pending_otp else s.console_idle_timeout * 1000
         ttl = max(1, -(-(min(absolute_ms, now_ms + ttl_ms) - now_ms) // 1000))
         context = {
-            "amr": list(amr), "pending_otp": pending_otp, "auth_time": auth_time or now_ms // 1000,
-            "abs_ms": absolute_ms, "fp": fingerprint, **({"enrol": True} if enrolling else {}),
-        }  # fmt: skip
+            "amr": list(amr),
+            "pending_otp": pending_otp,
+            "auth_time": auth_time or now_ms // 1000,
+            "abs_ms": absolute_ms,
+            "fp": fingerprint,
+            **({"enrol": True} if enrolling else {}),
+        }
         started = await self._sessions.start(
-            kind=KIND, user_type=user_type, user_id=user_id, identity_id=None, context=context, ttl=ttl, ip=ip,
-            user_agent=user_agent, rank=_signed_in,
-        )  # fmt: skip
+            kind=KIND,
+            user_type=user_type,
+            user_id=user_id,
+            identity_id=None,
+            context=context,
+            ttl=ttl,
+            ip=ip,
+            user_agent=user_agent,
+            rank=_signed_in,
+        )
         return started.cookie
 
     def find(self, cookie: str | None) -> ConsoleSession | None:
@@ -205,16 +225,22 @@ class ConsoleSessions:
     async def complete_otp(self, current: ConsoleSession, fingerprint: str) -> str:
         """The second factor passed: end the pending session and begin a full one (a new id)."""
         await self._sessions.end(current.session, reason="second factor passed")
-        return await self.begin(current.user_type, current.user_id, (*current.amr, "otp"), pending_otp=False,
-                                fingerprint=fingerprint)  # fmt: skip
+        return await self.begin(
+            current.user_type, current.user_id, (*current.amr, "otp"), pending_otp=False, fingerprint=fingerprint
+        )
 
     async def rotate(self, current: ConsoleSession, fingerprint: str) -> str:
         """Privileges changed: the same sign-in continues under a new id."""
         await self._sessions.end(current.session, reason="rotated: privileges changed")
         return await self.begin(
-            current.user_type, current.user_id, current.amr, pending_otp=False, fingerprint=fingerprint,
-            auth_time=current.auth_time, absolute_ms=current.absolute_ms,
-        )  # fmt: skip
+            current.user_type,
+            current.user_id,
+            current.amr,
+            pending_otp=False,
+            fingerprint=fingerprint,
+            auth_time=current.auth_time,
+            absolute_ms=current.absolute_ms,
+        )
 
     async def end_others(self, user_type: int, user_id: int, cookie: str) -> int:
         """Admin account sharing off: a new sign-in ends the admin's other console sessions."""

@@ -42,9 +42,14 @@ def csp(form_targets: Iterable[str] = ()) -> str:
 
 
 def render(
-    template: str, *, status: int = 200, policy: str | None = None, form_targets: Iterable[str] = (),
-    headers: Mapping[str, str] | None = None, **context: Any,
-) -> HTMLResponse:  # fmt: skip
+    template: str,
+    *,
+    status: int = 200,
+    policy: str | None = None,
+    form_targets: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     html = _env.get_template(template).render(**context)
     out = {"Content-Security-Policy": policy or csp(form_targets), "Cache-Control": "no-store", **(headers or {})}
     return HTMLResponse(html, status_code=status, headers=out)
@@ -56,16 +61,29 @@ def page(title: str, body: str, *, status: int = 200, form_targets: Iterable[str
 
 
 def login(
-    *, csrf: str, next_url: str, error: str | None = None, form_targets: Iterable[str] = (), notice: str | None = None,
-    providers: Iterable[Any] = (), passkeys: bool = False,
-) -> HTMLResponse:  # fmt: skip
+    *,
+    csrf: str,
+    next_url: str,
+    error: str | None = None,
+    form_targets: Iterable[str] = (),
+    notice: str | None = None,
+    providers: Iterable[Any] = (),
+    passkeys: bool = False,
+) -> HTMLResponse:
     """`providers`: the admin identity providers (federation/), one "Sign in with …" link each.
     `passkeys`: some admin has one; the page offers passkey sign-in (autofill) with passkeys.js."""
     return render(
-        "login.html", status=401 if error else 200, title="Sign in", csrf=csrf, next_url=next_url, error=error,
-        notice=notice, providers=list(providers), passkeys=passkeys,
+        "login.html",
+        status=401 if error else 200,
+        title="Sign in",
+        csrf=csrf,
+        next_url=next_url,
+        error=error,
+        notice=notice,
+        providers=list(providers),
+        passkeys=passkeys,
         policy=csp(form_targets) + (PASSKEY_SCRIPT if passkeys else ""),
-    )  # fmt: skip
+    )
 
 
 def continue_to(next_url: str) -> HTMLResponse:
@@ -84,18 +102,29 @@ def otp(
 ) -> HTMLResponse:
     """`passkeys`: the admin has one; the page offers it beside the code (passkeys.js)."""
     return render(
-        "otp.html", status=401 if error else 200, title="Two-factor authentication", csrf=csrf, next_url=next_url,
-        error=error, passkeys=passkeys, policy=csp(form_targets) + (PASSKEY_SCRIPT if passkeys else ""),
-    )  # fmt: skip
+        "otp.html",
+        status=401 if error else 200,
+        title="Two-factor authentication",
+        csrf=csrf,
+        next_url=next_url,
+        error=error,
+        passkeys=passkeys,
+        policy=csp(form_targets) + (PASSKEY_SCRIPT if passkeys else ""),
+    )
 
 
 def consent(
     *, client_name: str, scopes: Iterable[str], csrf: str, request_fields: Mapping[str, str], redirect_uri: str
 ) -> HTMLResponse:
     return render(
-        "consent.html", form_targets=[redirect_uri], title="Authorize access", client_name=client_name,
-        scopes=list(scopes), csrf=csrf, fields=dict(request_fields),
-    )  # fmt: skip
+        "consent.html",
+        form_targets=[redirect_uri],
+        title="Authorize access",
+        client_name=client_name,
+        scopes=list(scopes),
+        csrf=csrf,
+        fields=dict(request_fields),
+    )
 
 
 def error(title: str, message: str, status: int) -> HTMLResponse:

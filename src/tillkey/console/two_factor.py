@@ -66,9 +66,15 @@ def _qr(enrolment: Enrolment) -> Markup:
 
 def _enrol_page(enrolment: Enrolment, *, csrf: str, next_url: str, error: str | None = None) -> HTMLResponse:
     return html.render(
-        "enrol.html", status=401 if error else 200, title="Set up two-factor authentication", csrf=csrf,
-        next_url=next_url, qr=_qr(enrolment), secret=enrolment.secret, error=error,
-    )  # fmt: skip
+        "enrol.html",
+        status=401 if error else 200,
+        title="Set up two-factor authentication",
+        csrf=csrf,
+        next_url=next_url,
+        qr=_qr(enrolment),
+        secret=enrolment.secret,
+        error=error,
+    )
 
 
 async def _passkey_enrolment(tk: Tillkey, admin_id: int) -> bool:
@@ -83,9 +89,12 @@ def _to_login(next_url: str) -> RedirectResponse:
 
 
 @api.route(
-    "GET", "/console/login/enrol", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/console/login/enrol",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Forced two-factor enrolment page",
-)  # fmt: skip
+)
 async def enrol_page(request: Request) -> Response:
     tk = tillkey(request)
     next_url = safe_next(request.query_params.get("next"))
@@ -103,9 +112,12 @@ async def enrol_page(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/console/login/enrol", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/console/login/enrol",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Forced two-factor enrolment: the first code",
-)  # fmt: skip
+)
 async def enrol(request: Request) -> Response:
     tk = tillkey(request)
     try:
@@ -140,9 +152,12 @@ async def enrol(request: Request) -> Response:
         return _to_login(next_url)
     cookie, codes = outcome.credential, first_code.recovery_codes
     response = html.render(
-        "enrolled.html", title="Two-factor authentication is on", codes=codes, next_url=next_url,
+        "enrolled.html",
+        title="Two-factor authentication is on",
+        codes=codes,
+        next_url=next_url,
         policy=html.csp(),
-    )  # fmt: skip
+    )
     set_cookie(response, request, cookie_name(request), cookie, tk.settings.console_absolute_lifetime)
     delete_cookie(response, request, csrf_cookie_name(request))
     return response
@@ -157,19 +172,27 @@ async def tfa_page(c: Console) -> Response:
     status = await totp.status(c.session.user_id)
     enrolment = None if status.active else await totp.pending(c.session.user_id)
     return c.render(
-        "tfa.html", "Two-factor authentication", tfa=status, mode=c.tk.settings.admin_2fa,
+        "tfa.html",
+        "Two-factor authentication",
+        tfa=status,
+        mode=c.tk.settings.admin_2fa,
         passkeys=await passkey_rows(c.tk, c.session.user_id),
-        qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
-    )  # fmt: skip
+        qr=_qr(enrolment) if enrolment else None,
+        secret=enrolment.secret if enrolment else None,
+    )
 
 
 @pages.route("POST", "/console/2fa/enrol", resources=[ADMIN_SELF], summary="Start two-factor set-up")
 async def tfa_enrol(c: Console) -> Response:
     await c.tk.services.totp.enroll(c.session.user_id)  # Conflict when active: the guard renders it
     await c.tk.audit.record_request(
-        c.request, audit.TFA_ENROLMENT_STARTED, actor_type=int(UserType.ADMIN), actor_id=c.session.user_id,
-        username=c.username, details={"forced": False},
-    )  # fmt: skip
+        c.request,
+        audit.TFA_ENROLMENT_STARTED,
+        actor_type=int(UserType.ADMIN),
+        actor_id=c.session.user_id,
+        username=c.username,
+        details={"forced": False},
+    )
     return c.redirect("/console/2fa")
 
 
@@ -181,13 +204,20 @@ async def tfa_activate(c: Console) -> Response:
     except InvalidRequest as exc:
         enrolment = await totp.pending(c.session.user_id)
         return c.render(
-            "tfa.html", "Two-factor authentication", status=400, error=WRONG_CODE if enrolment else exc.message,
+            "tfa.html",
+            "Two-factor authentication",
+            status=400,
+            error=WRONG_CODE if enrolment else exc.message,
             passkeys=await passkey_rows(c.tk, c.session.user_id),
-            tfa=await totp.status(c.session.user_id), mode=c.tk.settings.admin_2fa,
-            qr=_qr(enrolment) if enrolment else None, secret=enrolment.secret if enrolment else None,
-        )  # fmt: skip
+            tfa=await totp.status(c.session.user_id),
+            mode=c.tk.settings.admin_2fa,
+            qr=_qr(enrolment) if enrolment else None,
+            secret=enrolment.secret if enrolment else None,
+        )
     return c.render(
-        "secrets.html", "Two-factor authentication is on", back="/console/sessions",
+        "secrets.html",
+        "Two-factor authentication is on",
+        back="/console/sessions",
         values=[(f"Recovery code {i}", code) for i, code in enumerate(codes, 1)],
         note="Each recovery code signs you in once in place of a code from the app, if you lose the device.",
-    )  # fmt: skip
+    )

@@ -201,9 +201,13 @@ class SecretApiKeys:
     name = "api_key"
 
     def __init__(
-        self, state: ApiKeyState, grants: GrantsState, audit: AuditLog, now: Callable[[], float] = time.time,
+        self,
+        state: ApiKeyState,
+        grants: GrantsState,
+        audit: AuditLog,
+        now: Callable[[], float] = time.time,
         catch_up: CatchUp | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._state = state
         self._catch_up = catch_up
         self._grants = grants
@@ -241,9 +245,11 @@ class SecretApiKeys:
             return
         self._refusals_noted[key.id] = now
         self._audit.record_soon(
-            API_KEY_REFUSED, outcome=FAILURE, request=request,
+            API_KEY_REFUSED,
+            outcome=FAILURE,
+            request=request,
             details={"target_type": 5, "target_id": key.id, "reason": reason, "path": request.url.path[:256]},
-        )  # fmt: skip
+        )
 
 
 def publishable_key_valid(state: ApiKeyState, raw: str, now: float) -> bool:

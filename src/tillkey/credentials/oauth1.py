@@ -58,9 +58,19 @@ class OAuth1Signatures:
     name = "oauth1"
 
     def __init__(
-        self, state: IntegrationState, grants: GrantsState, master: MasterSecret, db: Database, audit: AuditLog,
-        clock: Clock, *, allow_sha1: bool, max_body_bytes: int, max_age: int, catch_up: CatchUp | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        state: IntegrationState,
+        grants: GrantsState,
+        master: MasterSecret,
+        db: Database,
+        audit: AuditLog,
+        clock: Clock,
+        *,
+        allow_sha1: bool,
+        max_body_bytes: int,
+        max_age: int,
+        catch_up: CatchUp | None = None,
+    ) -> None:
         self._state = state
         self._catch_up = catch_up
         self._grants = grants
@@ -84,9 +94,12 @@ class OAuth1Signatures:
         req = rfc5849.parse(request.method, signed_uri(request), header, request.url.query, body)
         try:
             rfc5849.check_protocol(
-                req, now=self._clock.now_int(), required=["oauth_token"], allow_sha1=self._allow_sha1,
+                req,
+                now=self._clock.now_int(),
+                required=["oauth_token"],
+                allow_sha1=self._allow_sha1,
                 max_age=self._max_age,
-            )  # fmt: skip
+            )
         except Unauthenticated as exc:
             self._refuse(request, exc, None)
         digest = self._master.digest(req.token or "")
@@ -129,10 +142,13 @@ class OAuth1Signatures:
     def _refuse(self, request: Request, exc: Unauthenticated, integration_id: int | None) -> NoReturn:
         # Queued, not awaited (the hot path). Successful signed calls are not recorded.
         self._audit.record_soon(
-            OAUTH1_REFUSED, outcome=FAILURE, request=request,
-            actor_type=None if integration_id is None else int(UserType.INTEGRATION), actor_id=integration_id,
+            OAUTH1_REFUSED,
+            outcome=FAILURE,
+            request=request,
+            actor_type=None if integration_id is None else int(UserType.INTEGRATION),
+            actor_id=integration_id,
             details={"method": request.method, "path": request.url.path[:256], "reason": exc.detail or exc.message},
-        )  # fmt: skip
+        )
         raise exc
 
 
@@ -143,9 +159,14 @@ class IntegrationBearer:
     name = "integration-bearer"
 
     def __init__(
-        self, state: IntegrationState, grants: GrantsState, master: MasterSecret, *, enabled: bool,
+        self,
+        state: IntegrationState,
+        grants: GrantsState,
+        master: MasterSecret,
+        *,
+        enabled: bool,
         catch_up: CatchUp | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._state = state
         self._catch_up = catch_up
         self._grants = grants

@@ -83,10 +83,15 @@ def session_claims(session: Session) -> TokenClaims:
     and the sign-in it was made from (`amr`, `auth_time` in its context), for step-up."""
     context = _sign_in_context(session.context)
     return TokenClaims(
-        user_type=session.user_type, user_id=session.user_id, issued_at=session.created_ms // 1000,
-        expires_at=-(-session.expires_ms // 1000), jti="ss_" + session.digest[:32], kind="opaque",
-        auth_methods=context[0], auth_time=context[1],
-    )  # fmt: skip
+        user_type=session.user_type,
+        user_id=session.user_id,
+        issued_at=session.created_ms // 1000,
+        expires_at=-(-session.expires_ms // 1000),
+        jti="ss_" + session.digest[:32],
+        kind="opaque",
+        auth_methods=context[0],
+        auth_time=context[1],
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -110,9 +115,12 @@ class SessionCookies:
     name = "session"
 
     def __init__(
-        self, state: SessionState, grants: GrantsState, validator: TokenValidator,
+        self,
+        state: SessionState,
+        grants: GrantsState,
+        validator: TokenValidator,
         now: Callable[[], float] = time.time,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._state = state
         self._grants = grants
         self._validator = validator

@@ -29,11 +29,28 @@ from tillkey.security.flood import HashingQueue
 # A few passwords every credential-stuffing list starts with; longer lists belong in a data file.
 _COMMON = frozenset(
     {
-        "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
-        "qwerty123", "iloveyou", "admin123", "administrator", "letmein1", "welcome1", "changeme",
-        "magento123", "11111111", "00000000", "abcd1234", "passw0rd", "trustno1",
+        "password",
+        "password1",
+        "password123",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyuiop",
+        "qwerty123",
+        "iloveyou",
+        "admin123",
+        "administrator",
+        "letmein1",
+        "welcome1",
+        "changeme",
+        "magento123",
+        "11111111",
+        "00000000",
+        "abcd1234",
+        "passw0rd",
+        "trustno1",
     }
-)  # fmt: skip
+)
 MAX_PASSWORD_LENGTH = 256
 # The cost part of an encoded argon2 hash: "$argon2id$v=19$m=65536,t=3,p=1".
 _COST_PREFIX = re.compile(r"\$argon2(?:id|i|d)\$v=[0-9]+\$m=([0-9]+),t=([0-9]+),p=([0-9]+)")

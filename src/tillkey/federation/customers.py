@@ -156,8 +156,14 @@ class CustomerFederation:
         now_ms = int(self.clock.now() * 1000)
         async with self.db.transaction() as s:
             made = await auth_identities.create(
-                s, provider=assertion.provider.name, actor_type=ACTOR, entity_id=f"external:{linked_id}",
-                password_hash=None, user_type=int(UserType.CUSTOMER), user_id=customer_id, now_ms=now_ms,
-            )  # fmt: skip
+                s,
+                provider=assertion.provider.name,
+                actor_type=ACTOR,
+                entity_id=f"external:{linked_id}",
+                password_hash=None,
+                user_type=int(UserType.CUSTOMER),
+                user_id=customer_id,
+                now_ms=now_ms,
+            )
             await repo.set_auth_identity(s, linked_id, made.id)
         return made

@@ -137,9 +137,10 @@ class Linking:
             existing: Account | None = None
             if email is not None:
                 existing = (
-                    await accounts_repo.admin_by_email(s, email) if utype == UserType.ADMIN
+                    await accounts_repo.admin_by_email(s, email)
+                    if utype == UserType.ADMIN
                     else await accounts_repo.customer_by_email(s, email)
-                )  # fmt: skip
+                )
         if existing is not None:
             trusted = provider.trust_email_domains and _domain(existing.email) in provider.allowed_domains
             if not trusted:
@@ -179,9 +180,15 @@ class Linking:
         try:
             async with self.db.transaction() as s:
                 return await repo.link(
-                    s, provider_id=assertion.provider.id, subject=assertion.subject, user_type=int(utype),
-                    user_id=user_id, email=assertion.email, auth_identity_id=auth_id, now_ms=self._now_ms(),
-                )  # fmt: skip
+                    s,
+                    provider_id=assertion.provider.id,
+                    subject=assertion.subject,
+                    user_type=int(utype),
+                    user_id=user_id,
+                    email=assertion.email,
+                    auth_identity_id=auth_id,
+                    now_ms=self._now_ms(),
+                )
         except Conflict:
             raise Refused("identity linked by a concurrent sign-in") from None
 
@@ -191,9 +198,15 @@ class Linking:
         try:
             async with self.db.transaction() as s:
                 pending = await auth_identities.create(
-                    s, provider=assertion.provider.name, actor_type="customer", entity_id=email, password_hash=None,
-                    user_type=None, user_id=None, now_ms=self._now_ms(),
-                )  # fmt: skip
+                    s,
+                    provider=assertion.provider.name,
+                    actor_type="customer",
+                    entity_id=email,
+                    password_hash=None,
+                    user_type=None,
+                    user_id=None,
+                    now_ms=self._now_ms(),
+                )
         except Conflict:
             raise Refused("another subject of this provider registers the same email", LINK_FIRST) from None
         linked = await self._link(assertion, UserType.CUSTOMER, None, pending.id)
@@ -217,9 +230,13 @@ class Linking:
         username = f"{assertion.provider.name}-{email.partition('@')[0]}"[:128]
         try:
             admin = await self.accounts.create_admin(
-                OPERATOR, username=username, email=email, password=random_token(32) + "aA1!", role=role,
+                OPERATOR,
+                username=username,
+                email=email,
+                password=random_token(32) + "aA1!",
+                role=role,
                 firstname=assertion.name[:255],
-            )  # fmt: skip
+            )
         except (Conflict, NotFound) as exc:
             raise Refused(f"admin provisioning failed: {exc.message}", NO_ACCOUNT) from None
         async with self.db.transaction() as s:  # no password anyone knows, and marked so
@@ -245,10 +262,16 @@ class Linking:
             await accounts_repo.set_admin_role(w.s, admin.id, role_id)
             w.changed("grants")
             w.audit(
-                audit.ACCOUNT_CHANGED, username=admin.username,
-                details={"target_type": int(UserType.ADMIN), "target_id": admin.id, "change": "role",
-                         "role": role, "via": f"identity provider {provider.name}"},
-            )  # fmt: skip
+                audit.ACCOUNT_CHANGED,
+                username=admin.username,
+                details={
+                    "target_type": int(UserType.ADMIN),
+                    "target_id": admin.id,
+                    "change": "role",
+                    "role": role,
+                    "via": f"identity provider {provider.name}",
+                },
+            )
             updated = await accounts_repo.admin_by_id(w.s, admin.id)
         assert updated is not None
         return updated
@@ -286,14 +309,20 @@ class Linking:
             if is_unusable(account.password_hash) and not await repo.identities_of(s, int(utype), user_id):
                 raise Conflict(LAST_WAY)
             await self.audit.record_in(
-                s, audit.IDENTITY_UNLINKED, actor_type=int(utype), actor_id=user_id,
+                s,
+                audit.IDENTITY_UNLINKED,
+                actor_type=int(utype),
+                actor_id=user_id,
                 username=account_name(account)[:255],
                 details={"provider": provider.name if provider else None, "identity_id": target.id},
-            )  # fmt: skip
+            )
         return target
 
     async def _audit(self, event: str, assertion: Assertion, utype: UserType, user_id: int, **details: object) -> None:
         await self.audit.record(
-            event, actor_type=int(utype), actor_id=user_id, username=(assertion.email or "")[:255],
+            event,
+            actor_type=int(utype),
+            actor_id=user_id,
+            username=(assertion.email or "")[:255],
             details={"provider": assertion.provider.name, **details},
-        )  # fmt: skip
+        )

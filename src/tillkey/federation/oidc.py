@@ -104,11 +104,17 @@ class RelyingParty:
             allow_private=self.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
         )
         return AsyncOAuth2Client(
-            client_id=provider.client_id, client_secret=secret, scope=provider.scope,
-            redirect_uri=provider.redirect_uri, code_challenge_method="S256",
+            client_id=provider.client_id,
+            client_secret=secret,
+            scope=provider.scope,
+            redirect_uri=provider.redirect_uri,
+            code_challenge_method="S256",
             token_endpoint_auth_method=auth_method if secret else "none",
-            transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
-        )  # fmt: skip
+            transport=transport,
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     # --- discovery and keys -----------------------------------------------------------------------
 
@@ -173,12 +179,14 @@ class RelyingParty:
         found = await self._discovered(provider)
         keys = found.jwks.get("keys")
         return {
-            "issuer": found.metadata["issuer"], "authorization_endpoint": found.metadata["authorization_endpoint"],
-            "token_endpoint": found.metadata["token_endpoint"], "jwks_uri": found.metadata["jwks_uri"],
+            "issuer": found.metadata["issuer"],
+            "authorization_endpoint": found.metadata["authorization_endpoint"],
+            "token_endpoint": found.metadata["token_endpoint"],
+            "jwks_uri": found.metadata["jwks_uri"],
             "keys": len(keys) if isinstance(keys, list) else 0,
             "iss_parameter": found.metadata.get("authorization_response_iss_parameter_supported") is True,
             "pkce_s256": "S256" in (found.metadata.get("code_challenge_methods_supported") or ["S256"]),
-        }  # fmt: skip
+        }
 
     # --- the authorization request ----------------------------------------------------------------
 
@@ -192,9 +200,12 @@ class RelyingParty:
         state, nonce, verifier = random_token(32), random_token(32), random_token(48)
         now_ms = int(self.clock.now() * 1000)
         flow = Flow(
-            provider.id, nonce, self.master.encrypt(verifier.encode(), VERIFIER_CONTEXT), dict(context),
+            provider.id,
+            nonce,
+            self.master.encrypt(verifier.encode(), VERIFIER_CONTEXT),
+            dict(context),
             now_ms + self.settings.federation_flow_ttl * 1000,
-        )  # fmt: skip
+        )
         async with self.db.transaction() as s:
             await repo.start_flow(s, self.master.digest(state), flow, now_ms)
         async with self._client(provider, secret) as client:
@@ -299,9 +310,12 @@ class RelyingParty:
         try:
             async with self._client(provider, secret, auth_method) as client:
                 token: Mapping[str, Any] = await client.fetch_token(
-                    endpoint, grant_type="authorization_code", code=code, code_verifier=verifier,
+                    endpoint,
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=verifier,
                     redirect_uri=provider.redirect_uri,
-                )  # fmt: skip
+                )
         except (OAuth2Error, OAuthError) as exc:  # the second: an error in a 200 answer (GitHub's way)
             raise Refused(f"token endpoint refused the code: {exc.error}") from None
         except (httpx.HTTPError, Undeliverable, ValueError) as exc:
@@ -321,12 +335,19 @@ class RelyingParty:
         try:
             keys = JsonWebKey.import_key_set(discovered.jwks)
             claims = JsonWebToken(list(ID_TOKEN_ALGORITHMS)).decode(
-                id_token, keys, claims_cls=CodeIDToken,
-                claims_options={"iss": {"essential": True, "values": presets.issuers(provider)},
-                                "aud": {"essential": True, "value": provider.client_id}},
-                claims_params={"nonce": nonce, "client_id": provider.client_id,
-                               "access_token": token.get("access_token")},
-            )  # fmt: skip
+                id_token,
+                keys,
+                claims_cls=CodeIDToken,
+                claims_options={
+                    "iss": {"essential": True, "values": presets.issuers(provider)},
+                    "aud": {"essential": True, "value": provider.client_id},
+                },
+                claims_params={
+                    "nonce": nonce,
+                    "client_id": provider.client_id,
+                    "access_token": token.get("access_token"),
+                },
+            )
             claims.validate(now=int(self.clock.now()), leeway=LEEWAY_SECONDS)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise Refused(f"id_token refused: {type(exc).__name__}: {str(exc)[:200]}") from None
@@ -362,9 +383,15 @@ class RelyingParty:
         amr = tuple(a for a in claims.get("amr") or () if isinstance(a, str))
         name = claims.get("name") if isinstance(claims.get("name"), str) else ""
         return Assertion(
-            provider, subject, email if verified else None, None if verified else email, groups, amr,
-            str(name or ""), context,
-        )  # fmt: skip
+            provider,
+            subject,
+            email if verified else None,
+            None if verified else email,
+            groups,
+            amr,
+            str(name or ""),
+            context,
+        )
 
 
 def _auth_method(metadata: Mapping[str, Any]) -> str:

@@ -118,14 +118,27 @@ def decides_roles(p: Provider) -> tuple[object, ...]:
 def provider_json(p: Provider) -> dict[str, Any]:
     """The public view of a provider: never its secret, only whether it has one."""
     return {
-        "name": p.name, "display_name": p.display_name, "protocol": p.protocol, "issuer": p.issuer,
-        "client_id": p.client_id, "has_client_secret": p.client_secret_enc is not None, "actor": p.actor,
-        "scope": p.scope, "redirect_uri": p.redirect_uri, "groups_claim": p.groups_claim,
-        "role_map": dict(p.role_map), "default_role": p.default_role, "provisioning": p.provisioning,
-        "allowed_domains": list(p.allowed_domains), "trust_email_domains": p.trust_email_domains,
-        "mfa_from_amr": p.mfa_from_amr, "userinfo": p.userinfo, "preset": p.preset, "settings": dict(p.settings),
+        "name": p.name,
+        "display_name": p.display_name,
+        "protocol": p.protocol,
+        "issuer": p.issuer,
+        "client_id": p.client_id,
+        "has_client_secret": p.client_secret_enc is not None,
+        "actor": p.actor,
+        "scope": p.scope,
+        "redirect_uri": p.redirect_uri,
+        "groups_claim": p.groups_claim,
+        "role_map": dict(p.role_map),
+        "default_role": p.default_role,
+        "provisioning": p.provisioning,
+        "allowed_domains": list(p.allowed_domains),
+        "trust_email_domains": p.trust_email_domains,
+        "mfa_from_amr": p.mfa_from_amr,
+        "userinfo": p.userinfo,
+        "preset": p.preset,
+        "settings": dict(p.settings),
         "enabled": p.enabled,
-    }  # fmt: skip
+    }
 
 
 def parse_role_map(pairs: Iterable[str]) -> dict[str, str]:
@@ -232,12 +245,29 @@ class IdentityProviders:
         secret = new.client_secret
         return Provider(
             # The issuer is kept exactly as given: OpenID discovery compares it character for character.
-            0, name, new.display_name.strip() or name, new.protocol, issuer, new.client_id.strip(),
+            0,
+            name,
+            new.display_name.strip() or name,
+            new.protocol,
+            issuer,
+            new.client_id.strip(),
             self.master.encrypt(secret.encode(), secret_context(name)) if secret else None,
-            new.actor, " ".join(new.scope.split()), redirect, (new.groups_claim or "").strip() or None, role_map,
-            new.default_role, new.provisioning, domains, new.trust_email_domains, new.mfa_from_amr, True,
-            int(self.clock.now() * 1000), new.userinfo, new.preset, dict(new.settings),
-        )  # fmt: skip
+            new.actor,
+            " ".join(new.scope.split()),
+            redirect,
+            (new.groups_claim or "").strip() or None,
+            role_map,
+            new.default_role,
+            new.provisioning,
+            domains,
+            new.trust_email_domains,
+            new.mfa_from_amr,
+            True,
+            int(self.clock.now() * 1000),
+            new.userinfo,
+            new.preset,
+            dict(new.settings),
+        )
 
     def _default_redirect(self, name: str, actor: str) -> str:
         base = self.settings.issuer.rstrip("/")

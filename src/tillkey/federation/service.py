@@ -99,13 +99,21 @@ class Federation:
 
     async def refused(self, provider: str, exc: Refused, attempt: Attempt) -> None:
         await self.audit.record(
-            audit.LOGIN_EXTERNAL, outcome=audit.FAILURE, ip=attempt.ip, user_agent=attempt.user_agent,
-            request_id=attempt.request_id, details={"provider": provider, "reason": (exc.detail or "")[:300]},
-        )  # fmt: skip
+            audit.LOGIN_EXTERNAL,
+            outcome=audit.FAILURE,
+            ip=attempt.ip,
+            user_agent=attempt.user_agent,
+            request_id=attempt.request_id,
+            details={"provider": provider, "reason": (exc.detail or "")[:300]},
+        )
 
     async def signed_in(self, assertion: Assertion, user_type: int, user_id: int, attempt: Attempt) -> None:
         await self.audit.record(
-            audit.LOGIN_EXTERNAL, actor_type=user_type, actor_id=user_id, ip=attempt.ip,
-            user_agent=attempt.user_agent, request_id=attempt.request_id,
+            audit.LOGIN_EXTERNAL,
+            actor_type=user_type,
+            actor_id=user_id,
+            ip=attempt.ip,
+            user_agent=attempt.user_agent,
+            request_id=attempt.request_id,
             details={"provider": assertion.provider.name, "amr": list(assertion.amr)},
-        )  # fmt: skip
+        )

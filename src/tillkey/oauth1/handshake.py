@@ -58,9 +58,13 @@ async def issue_access_token(master: MasterSecret, w: Work, integration_id: int)
     pair = TokenPair(new_token(), new_token())
     await repo.delete_tokens(w.s, integration_id)
     await repo.add_token(
-        w.s, integration_id, repo.ACCESS, master.digest(pair.token),
-        master.encrypt(pair.secret.encode(), TOKEN_CONTEXT), w.now,
-    )  # fmt: skip
+        w.s,
+        integration_id,
+        repo.ACCESS,
+        master.digest(pair.token),
+        master.encrypt(pair.secret.encode(), TOKEN_CONTEXT),
+        w.now,
+    )
     await repo.set_active(w.s, integration_id, True)
     w.changed("integrations", user_type=1, user_id=integration_id)
     return pair
@@ -74,10 +78,14 @@ async def start(db: Database, master: MasterSecret, settings: Settings, clock: C
     async with db.transaction() as s:
         await repo.delete_tokens(s, integration.id, [repo.VERIFIER, repo.REQUEST])
         await repo.add_token(
-            s, integration.id, repo.VERIFIER, master.digest(secrets.token_hex(32)),
-            master.encrypt(secrets.token_bytes(16), TOKEN_CONTEXT), now,
+            s,
+            integration.id,
+            repo.VERIFIER,
+            master.digest(secrets.token_hex(32)),
+            master.encrypt(secrets.token_bytes(16), TOKEN_CONTEXT),
+            now,
             verifier_digest=master.digest(verifier),
-        )  # fmt: skip
+        )
     form = {
         "oauth_consumer_key": integration.consumer_key,
         "oauth_consumer_secret": master.decrypt(integration.consumer_secret_enc, CONSUMER_CONTEXT).decode(),
@@ -121,9 +129,12 @@ class Exchange:
     def _check(self, req: rfc5849.SignedRequest, required: list[str]) -> None:
         settings = self.settings
         rfc5849.check_protocol(
-            req, now=self.clock.now_int(), required=required, allow_sha1=settings.oauth1_allow_hmac_sha1,
+            req,
+            now=self.clock.now_int(),
+            required=required,
+            allow_sha1=settings.oauth1_allow_hmac_sha1,
             max_age=settings.oauth1_timestamp_max_age,
-        )  # fmt: skip
+        )
 
     async def _nonce(self, s: AsyncSession, req: rfc5849.SignedRequest, integration_id: int) -> None:
         if not await repo.use_nonce(s, integration_id, req.oauth["oauth_nonce"], int(req.oauth["oauth_timestamp"])):
@@ -147,9 +158,12 @@ class Exchange:
                 raise Unauthenticated(CONSUMER_EXPIRED, detail="no handshake in progress, or it expired")
             await self._nonce(s, req, integration.id)
             await repo.promote_token(
-                s, pending[-1].id, repo.REQUEST, self.master.digest(pair.token),
+                s,
+                pending[-1].id,
+                repo.REQUEST,
+                self.master.digest(pair.token),
                 self.master.encrypt(pair.secret.encode(), TOKEN_CONTEXT),
-            )  # fmt: skip
+            )
         return pair
 
     async def access_token(self, req: rfc5849.SignedRequest) -> tuple[int, TokenPair]:
@@ -178,9 +192,11 @@ class Exchange:
                 raise rfc5849.SignatureRefused(rfc5849.BAD_SIGNATURE, detail="request token already spent")
             pair = await issue_access_token(self.master, w, integration.id)
             w.audit(
-                audit.TOKEN_ISSUED, actor_type=int(UserType.INTEGRATION), actor_id=integration.id,
+                audit.TOKEN_ISSUED,
+                actor_type=int(UserType.INTEGRATION),
+                actor_id=integration.id,
                 details={"format": "oauth1", "via": "handshake"},
-            )  # fmt: skip
+            )
         return integration.id, pair
 
 

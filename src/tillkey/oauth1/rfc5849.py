@@ -63,8 +63,12 @@ class SignedRequest:
 
 
 def parse(
-    method: str, uri: str, header: str, query: str = "", form_body: str = "",
-) -> SignedRequest:  # fmt: skip
+    method: str,
+    uri: str,
+    header: str,
+    query: str = "",
+    form_body: str = "",
+) -> SignedRequest:
     """Collect the signed parameters (RFC 5849 §3.4.1.3.1) from an `Authorization: OAuth` header,
     the query and a form-encoded body. Raises InvalidRequest for an unreadable header."""
     header_params: list[tuple[str, str]] = []
@@ -91,10 +95,17 @@ def check_protocol(req: SignedRequest, *, now: int, required: Sequence[str], all
     """Magento's checks before any secret is touched: required parameters, version, method,
     timestamp, key and token lengths."""
     missing = [
-        name for name in ("oauth_consumer_key", "oauth_signature", "oauth_signature_method", "oauth_nonce",
-                          "oauth_timestamp", *required)
+        name
+        for name in (
+            "oauth_consumer_key",
+            "oauth_signature",
+            "oauth_signature_method",
+            "oauth_nonce",
+            "oauth_timestamp",
+            *required,
+        )
         if not req.oauth.get(name)
-    ]  # fmt: skip
+    ]
     if missing:
         errors: list[TillkeyError] = [InvalidRequest(REQUIRED, parameters={"fieldName": m}) for m in missing]
         raise InvalidRequest(errors[0].message, parameters=errors[0].parameters, errors=errors)

@@ -84,9 +84,18 @@ class Clients:
         self.live = live
 
     async def create(
-        self, acting: Principal, *, name: str, client_type: str, redirect_uris: list[str], grant_types: list[str],
-        scopes: list[str], first_party: bool = False, require_pkce: bool = True, resource_server: bool = False,
-    ) -> Registered:  # fmt: skip
+        self,
+        acting: Principal,
+        *,
+        name: str,
+        client_type: str,
+        redirect_uris: list[str],
+        grant_types: list[str],
+        scopes: list[str],
+        first_party: bool = False,
+        require_pkce: bool = True,
+        resource_server: bool = False,
+    ) -> Registered:
         name = name.strip()
         if not name or len(name) > 255:
             raise InvalidRequest("The client name must be 1 to 255 characters.")
@@ -118,18 +127,35 @@ class Clients:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32) if client_type == "confidential" else None
         now = self.clock.now_int()
         draft = Client(
-            0, CLIENT_ID_PREFIX + secrets.token_urlsafe(12), name, client_type,
-            None if secret is None else self.master.digest(secret), uris, grants, wanted, first_party,
-            require_pkce or client_type == "public", True, now, resource_server,
-        )  # fmt: skip
+            0,
+            CLIENT_ID_PREFIX + secrets.token_urlsafe(12),
+            name,
+            client_type,
+            None if secret is None else self.master.digest(secret),
+            uris,
+            grants,
+            wanted,
+            first_party,
+            require_pkce or client_type == "public",
+            True,
+            now,
+            resource_server,
+        )
         async with self.changes() as w:
             client = await self.store.add(w, draft)
             w.changed(CHANGE_KIND, ref=client.client_id)
             w.audit(
-                audit.OAUTH2_CLIENT_CREATED, **delegation.audit_actor(acting),
-                details={"client_id": client.client_id, "name": name, "type": client_type, "grants": list(grants),
-                         "scopes": list(wanted), "resource_server": resource_server},
-            )  # fmt: skip
+                audit.OAUTH2_CLIENT_CREATED,
+                **delegation.audit_actor(acting),
+                details={
+                    "client_id": client.client_id,
+                    "name": name,
+                    "type": client_type,
+                    "grants": list(grants),
+                    "scopes": list(wanted),
+                    "resource_server": resource_server,
+                },
+            )
         return Registered(client, secret)
 
     async def registered(self) -> list[Client]:

@@ -24,15 +24,23 @@ INACTIVE: dict[str, Any] = {"active": False}
 def refresh_answer(rec: RefreshToken | None, client: Client, now: int, issuer: str) -> dict[str, Any]:
     """A refresh token is active only to the client it belongs to, while unspent and unexpired."""
     if (
-        rec is None or rec.client_id != client.client_id or rec.used_at is not None
-        or rec.revoked_at is not None or min(rec.expires_at, rec.family_expires_at) <= now
-    ):  # fmt: skip
+        rec is None
+        or rec.client_id != client.client_id
+        or rec.used_at is not None
+        or rec.revoked_at is not None
+        or min(rec.expires_at, rec.family_expires_at) <= now
+    ):
         return INACTIVE
     return {
-        "active": True, "token_type": "refresh_token", "client_id": rec.client_id,
-        "scope": " ".join(rec.scope or ()), "sub": subject(rec.user_type, rec.user_id),
-        "iat": rec.issued_at, "exp": min(rec.expires_at, rec.family_expires_at), "iss": issuer,
-    }  # fmt: skip
+        "active": True,
+        "token_type": "refresh_token",
+        "client_id": rec.client_id,
+        "scope": " ".join(rec.scope or ()),
+        "sub": subject(rec.user_type, rec.user_id),
+        "iat": rec.issued_at,
+        "exp": min(rec.expires_at, rec.family_expires_at),
+        "iss": issuer,
+    }
 
 
 def access_answer(principal: Principal, claims: TokenClaims, client: Client, issuer: str) -> dict[str, Any]:
@@ -42,9 +50,13 @@ def access_answer(principal: Principal, claims: TokenClaims, client: Client, iss
     if not client.resource_server and claims.client_id != client.client_id:
         return INACTIVE
     out: dict[str, Any] = {
-        "active": True, "token_type": "Bearer", "sub": subject(claims.user_type, claims.user_id),
-        "iat": claims.issued_at, "jti": claims.jti, "iss": issuer,
-    }  # fmt: skip
+        "active": True,
+        "token_type": "Bearer",
+        "sub": subject(claims.user_type, claims.user_id),
+        "iat": claims.issued_at,
+        "jti": claims.jti,
+        "iss": issuer,
+    }
     if claims.expires_at is not None:
         out["exp"] = claims.expires_at
     if claims.client_id is not None:

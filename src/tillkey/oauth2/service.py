@@ -93,33 +93,54 @@ class OAuth2:
     # --- tokens ---------------------------------------------------------------------------------
 
     async def access_token(
-        self, *, user_type: int, user_id: int, client_id: str, scope: tuple[str, ...],
-        auth_time: int | None = None, amr: tuple[str, ...] = (), not_after: int | None = None,
-    ) -> AccessToken:  # fmt: skip
+        self,
+        *,
+        user_type: int,
+        user_id: int,
+        client_id: str,
+        scope: tuple[str, ...],
+        auth_time: int | None = None,
+        amr: tuple[str, ...] = (),
+        not_after: int | None = None,
+    ) -> AccessToken:
         """An OAuth 2 access token (access_tokens.py); `not_after`: no expiry past this (the
         refresh family's absolute end)."""
         # The in-memory revoke-before (current within the sync interval): issuance costs no extra query.
         await self.issuer.wait_past(self.revocations.revoke_before.get((user_type, user_id)))
         minted = await self.issuer.access_token(
-            user_type=user_type, user_id=user_id, client_id=client_id, scope=scope,
+            user_type=user_type,
+            user_id=user_id,
+            client_id=client_id,
+            scope=scope,
             ttl=self.settings.oauth2_access_token_ttl,
             opaque=self.settings.oauth2_access_token_format == TokenFormat.OPAQUE,
-            auth_time=auth_time, amr=amr, not_after=not_after,
-        )  # fmt: skip
+            auth_time=auth_time,
+            amr=amr,
+            not_after=not_after,
+        )
         assert minted.expires_at is not None
         return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope)
 
     async def mint_access(self, grant: Grant, *, not_after: int | None = None) -> AccessToken:
         """The grant's access token; a rotation's (`not_after`: its family's end) dies with its family."""
         return await self.access_token(
-            user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id, scope=grant.scope,
-            auth_time=grant.auth_time, amr=grant.amr, not_after=not_after,
-        )  # fmt: skip
+            user_type=grant.user_type,
+            user_id=grant.user_id,
+            client_id=grant.client.client_id,
+            scope=grant.scope,
+            auth_time=grant.auth_time,
+            amr=grant.amr,
+            not_after=not_after,
+        )
 
     async def respond(
-        self, grant: Grant, *, refresh: bool, rotated: Rotation[AccessToken] | None = None,
+        self,
+        grant: Grant,
+        *,
+        refresh: bool,
+        rotated: Rotation[AccessToken] | None = None,
         id_token_too: bool = False,
-    ) -> Issued:  # fmt: skip
+    ) -> Issued:
         """The token response (RFC 6749 §5.1). `rotated`: the refresh grant's rotation
         (tokens/refresh.py), which minted the access token and the successor itself; otherwise
         this mints the access token and, with `refresh`, a family."""
@@ -130,27 +151,43 @@ class OAuth2:
                 issued = rotated.issued
             else:
                 issued = await self.refresh_tokens.start(
-                    client_id=grant.client.client_id, user_type=grant.user_type, user_id=grant.user_id,
-                    scope=grant.scope, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
-                    access_jti=access.jti, access_expires_at=access.expires_at,
-                )  # fmt: skip
+                    client_id=grant.client.client_id,
+                    user_type=grant.user_type,
+                    user_id=grant.user_id,
+                    scope=grant.scope,
+                    auth_time=grant.auth_time or access.issued_at,
+                    amr=grant.amr,
+                    access_jti=access.jti,
+                    access_expires_at=access.expires_at,
+                )
             refresh_value = issued.token
             family_id = issued.record.family_id
         if id_token_too and OPENID in grant.scope:
             id_token = self.issuer.id_token(
-                user_type=grant.user_type, user_id=grant.user_id, client_id=grant.client.client_id,
-                ttl=self.settings.id_token_ttl, auth_time=grant.auth_time or access.issued_at, amr=grant.amr,
-                nonce=grant.nonce, access_token=access.token,
-            )  # fmt: skip
+                user_type=grant.user_type,
+                user_id=grant.user_id,
+                client_id=grant.client.client_id,
+                ttl=self.settings.id_token_ttl,
+                auth_time=grant.auth_time or access.issued_at,
+                amr=grant.amr,
+                nonce=grant.nonce,
+                access_token=access.token,
+            )
         # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
         # thousands of requests/s must not wait on the audit chain's single writer per token. It
         # waits only when the queue is full (backpressure): a flood never drops records.
         await self.audit.record_queued(
-            audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id,
-            details={"client_id": grant.client.client_id, "scope": " ".join(grant.scope)[:500],
-                     "format": self.settings.oauth2_access_token_format.value, "refresh": refresh,
-                     "ttl": access.expires_at - access.issued_at},
-        )  # fmt: skip
+            audit.TOKEN_ISSUED,
+            actor_type=grant.user_type,
+            actor_id=grant.user_id,
+            details={
+                "client_id": grant.client.client_id,
+                "scope": " ".join(grant.scope)[:500],
+                "format": self.settings.oauth2_access_token_format.value,
+                "refresh": refresh,
+                "ttl": access.expires_at - access.issued_at,
+            },
+        )
         return Issued(body_of(grant, access, refresh_value, id_token), access, family_id)
 
     # --- the authorization endpoint -------------------------------------------------------------
@@ -171,9 +208,17 @@ class OAuth2:
         code = authorization_code.CODE_PREFIX + secrets.token_urlsafe(32)
         now = self.clock.now_int()
         record = Code(
-            req.client.client_id, user.user_type, user.user_id, req.redirect_uri, req.scope, req.code_challenge,
-            req.nonce, user.auth_time, user.amr, now + self.settings.oauth2_code_ttl,
-        )  # fmt: skip
+            req.client.client_id,
+            user.user_type,
+            user.user_id,
+            req.redirect_uri,
+            req.scope,
+            req.code_challenge,
+            req.nonce,
+            user.auth_time,
+            user.amr,
+            now + self.settings.oauth2_code_ttl,
+        )
         await self.codes.add(self.master.digest(code), record)
         return authorization_code.code_redirect(req, code, self.settings.issuer)
 
@@ -221,9 +266,12 @@ class OAuth2:
             if family is not None:
                 await self.refresh_tokens.revoke_family(family, reason="code_reuse")
         await self.audit.record(
-            audit.CODE_REUSED, outcome=audit.FAILURE, actor_type=code.user_type, actor_id=code.user_id,
+            audit.CODE_REUSED,
+            outcome=audit.FAILURE,
+            actor_type=code.user_type,
+            actor_id=code.user_id,
             details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
-        )  # fmt: skip
+        )
 
     async def _client_credentials_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
         scope = client_credentials.scope_of(client, params)

@@ -128,9 +128,10 @@ class TillkeyCollector(Collector):
         yield info
 
         requests = CounterMetricFamily(
-            "tillkey_http_requests", "HTTP requests answered, by route template, method and status",
+            "tillkey_http_requests",
+            "HTTP requests answered, by route template, method and status",
             labels=["route", "method", "status"],
-        )  # fmt: skip
+        )
         for (route, method, status), n in sorted(self.m.requests.items()):
             requests.add_metric([route, method, str(status)], n)
         yield requests
@@ -138,9 +139,10 @@ class TillkeyCollector(Collector):
 
         creds = m.credentials
         auth = CounterMetricFamily(
-            "tillkey_auth", "Credentials presented on protected routes, by kind and outcome (ok or why refused)",
+            "tillkey_auth",
+            "Credentials presented on protected routes, by kind and outcome (ok or why refused)",
             labels=["kind", "outcome"],
-        )  # fmt: skip
+        )
         for kind, n in sorted(creds.accepted.items()):
             auth.add_metric([kind, "ok"], n)
         for (kind, reason), n in sorted(creds.refused.items()):
@@ -149,9 +151,10 @@ class TillkeyCollector(Collector):
         yield _counter("tillkey_auth_anonymous", "Requests to routes that presented no credential", creds.anonymous)
 
         issued = CounterMetricFamily(
-            "tillkey_tokens_issued", "Tokens minted, by kind (access, oauth2_access, refresh, id_token) and format",
+            "tillkey_tokens_issued",
+            "Tokens minted, by kind (access, oauth2_access, refresh, id_token) and format",
             labels=["kind", "format"],
-        )  # fmt: skip
+        )
         for (kind, fmt), n in sorted(m.issued.items()):
             issued.add_metric([kind, fmt], n)
         yield issued
@@ -161,9 +164,10 @@ class TillkeyCollector(Collector):
         yield _counter("tillkey_token_cache_hits", "Bearer tokens found in the verified-token cache", hits)
         yield _counter("tillkey_token_cache_misses", "Bearer tokens verified (signature or lookup)", misses)
         yield _gauge(
-            "tillkey_token_cache_hit_ratio", "hits / (hits + misses) since the process started (0 before any)",
+            "tillkey_token_cache_hit_ratio",
+            "hits / (hits + misses) since the process started (0 before any)",
             hits / (hits + misses) if hits + misses else 0.0,
-        )  # fmt: skip
+        )
         yield _gauge("tillkey_token_cache_entries", "Tokens in the verified-token cache", auth_cache.cache_entries)
 
         yield _gauge(
@@ -186,7 +190,7 @@ class TillkeyCollector(Collector):
             "tillkey_ratelimit_redis_failures",
             "Rate-limit checks that fell back to per-process memory because Redis failed",
             self.m.ratelimiter.redis_failures,
-        )  # fmt: skip
+        )
         # The scale-out broadcast (revocations over Redis pub/sub), when this process has one.
         broadcast = self.m.broadcast
         if broadcast is None:
@@ -202,7 +206,7 @@ class TillkeyCollector(Collector):
             "tillkey_broadcast_publish_failures",
             "Revocation broadcasts that could not be sent (the change feed still carries them)",
             broadcast.publish_failures,
-        )  # fmt: skip
+        )
         # Seconds from a change's commit in another process to its arrival here.
         cumulative, buckets = 0, []
         for bound, count in zip([*broadcast.LAG_BUCKETS, math.inf], broadcast.lag_counts, strict=True):
@@ -211,5 +215,6 @@ class TillkeyCollector(Collector):
         yield HistogramMetricFamily(
             "tillkey_revocation_broadcast_lag_seconds",
             "Seconds from a change's commit in another process to its broadcast's arrival here",
-            buckets=buckets, sum_value=broadcast.lag_sum,
-        )  # fmt: skip
+            buckets=buckets,
+            sum_value=broadcast.lag_sum,
+        )

@@ -37,9 +37,12 @@ class RateLimiter:
             # redis-py (the client of store/broadcast.py too), with short timeouts and one retry:
             # its default retries with backoff would hold a request for seconds if Redis is down.
             options: dict[str, Any] = {
-                "implementation": "redispy", "key_prefix": key_prefix, "socket_connect_timeout": 0.5,
-                "socket_timeout": 1.0, "retry": Retry(NoBackoff(), 1),
-            }  # fmt: skip
+                "implementation": "redispy",
+                "key_prefix": key_prefix,
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 1.0,
+                "retry": Retry(NoBackoff(), 1),
+            }
             storage = storage_from_string("async+" + redis_url, **options)
             assert isinstance(storage, Storage)
             self._shared = SlidingWindowCounterRateLimiter(storage)

@@ -16,9 +16,27 @@ from typing import Any
 # also as a prefix or suffix ("accesstoken", "recovery_codes"): loud, not clever. A false
 # positive costs the caller a rename; a false negative leaks a credential.
 SECRET_WORDS = (
-    "password", "passwd", "passphrase", "pwd", "secret", "token", "jwt", "bearer", "authorization",
-    "cookie", "credential", "otp", "totp", "hotp", "code", "pin", "key", "hash", "signature", "private",
-)  # fmt: skip
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "jwt",
+    "bearer",
+    "authorization",
+    "cookie",
+    "credential",
+    "otp",
+    "totp",
+    "hotp",
+    "code",
+    "pin",
+    "key",
+    "hash",
+    "signature",
+    "private",
+)
 REDACTED = "[redacted]"
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -58,16 +58,32 @@ class Role:
 
 def _admin(r: AdminRow) -> Admin:
     return Admin(
-        r.id, r.username, r.email, r.firstname, r.lastname, r.password_hash, r.is_active, r.role_id,
+        r.id,
+        r.username,
+        r.email,
+        r.firstname,
+        r.lastname,
+        r.password_hash,
+        r.is_active,
+        r.role_id,
         r.created_at,
-    )  # fmt: skip
+    )
 
 
 def _customer(r: CustomerRow) -> Customer:
     return Customer(
-        r.id, r.email, r.firstname, r.lastname, r.password_hash, r.is_active, r.website_id, r.store_id,
-        r.group_id, r.created_at, r.updated_at,
-    )  # fmt: skip
+        r.id,
+        r.email,
+        r.firstname,
+        r.lastname,
+        r.password_hash,
+        r.is_active,
+        r.website_id,
+        r.store_id,
+        r.group_id,
+        r.created_at,
+        r.updated_at,
+    )
 
 
 def username_key(username: str) -> str:
@@ -87,17 +103,31 @@ async def _refuse_look_alike(s: AsyncSession, row: Any, key: Any, name: names.Na
 
 
 async def create_admin(
-    s: AsyncSession, *, username: str, email: str, password_hash: str, role_id: int | None,
-    firstname: str = "", lastname: str = "",
-) -> Admin:  # fmt: skip
+    s: AsyncSession,
+    *,
+    username: str,
+    email: str,
+    password_hash: str,
+    role_id: int | None,
+    firstname: str = "",
+    lastname: str = "",
+) -> Admin:
     name = names.admin_username(username)
     await _refuse_look_alike(s, AdminRow, AdminRow.username_key, name, "username")
     now = utcnow()
     row = AdminRow(
-        username=name.shown, username_key=name.key, name_skeleton=name.skeleton, email=names.email(email).shown,
-        firstname=firstname, lastname=lastname, password_hash=password_hash, is_active=True,
-        role_id=role_id, created_at=now, updated_at=now,
-    )  # fmt: skip
+        username=name.shown,
+        username_key=name.key,
+        name_skeleton=name.skeleton,
+        email=names.email(email).shown,
+        firstname=firstname,
+        lastname=lastname,
+        password_hash=password_hash,
+        is_active=True,
+        role_id=role_id,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(row)
     try:
         await s.flush()
@@ -171,10 +201,19 @@ async def create_customer(
         await _refuse_look_alike(s, CustomerRow, CustomerRow.email_key, name, "email address")
     now = utcnow()
     row = CustomerRow(
-        email=name.shown, email_key=name.key, name_skeleton=name.skeleton, firstname=firstname.strip(),
-        lastname=lastname.strip(), password_hash=password_hash, is_active=True, website_id=1,
-        store_id=1, group_id=1, created_at=now, updated_at=now,
-    )  # fmt: skip
+        email=name.shown,
+        email_key=name.key,
+        name_skeleton=name.skeleton,
+        firstname=firstname.strip(),
+        lastname=lastname.strip(),
+        password_hash=password_hash,
+        is_active=True,
+        website_id=1,
+        store_id=1,
+        group_id=1,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(row)
     try:
         await s.flush()
@@ -196,8 +235,10 @@ async def customer_by_id(s: AsyncSession, customer_id: int) -> Customer | None:
 async def set_customer_active(s: AsyncSession, customer_id: int, active: bool) -> Customer:
     row = await s.get(CustomerRow, customer_id)
     if row is None:
-        raise NotFound("No such entity with %fieldName = %fieldValue", parameters={
-            "fieldName": "customerId", "fieldValue": customer_id})  # fmt: skip
+        raise NotFound(
+            "No such entity with %fieldName = %fieldValue",
+            parameters={"fieldName": "customerId", "fieldValue": customer_id},
+        )
     row.is_active = active
     row.updated_at = utcnow()
     await s.flush()

@@ -46,19 +46,47 @@ def _key(r: ApiKeyRow) -> ApiKey:
     if r.digest.startswith(LEGACY_SCRYPT):
         legacy, public = (r.digest[len(LEGACY_SCRYPT) :], r.public_token or ""), None
     return ApiKey(
-        r.id, r.type, r.title, r.digest, public, r.redacted, tuple(x for x in r.resources.split("\n") if x),
-        r.created_by, r.created_ms, r.updated_ms, r.last_used_ms, r.revoked_ms, r.revoked_by, r.deleted_ms, legacy,
-    )  # fmt: skip
+        r.id,
+        r.type,
+        r.title,
+        r.digest,
+        public,
+        r.redacted,
+        tuple(x for x in r.resources.split("\n") if x),
+        r.created_by,
+        r.created_ms,
+        r.updated_ms,
+        r.last_used_ms,
+        r.revoked_ms,
+        r.revoked_by,
+        r.deleted_ms,
+        legacy,
+    )
 
 
 async def create(
-    s: AsyncSession, *, type: str, title: str, digest: str, public_token: str | None, redacted: str,
-    resources: tuple[str, ...], created_by: int | None, now_ms: int,
-) -> ApiKey:  # fmt: skip
+    s: AsyncSession,
+    *,
+    type: str,
+    title: str,
+    digest: str,
+    public_token: str | None,
+    redacted: str,
+    resources: tuple[str, ...],
+    created_by: int | None,
+    now_ms: int,
+) -> ApiKey:
     row = ApiKeyRow(
-        type=type, title=title, digest=digest, public_token=public_token, redacted=redacted,
-        resources="\n".join(resources), created_by=created_by, created_ms=now_ms, updated_ms=now_ms,
-    )  # fmt: skip
+        type=type,
+        title=title,
+        digest=digest,
+        public_token=public_token,
+        redacted=redacted,
+        resources="\n".join(resources),
+        created_by=created_by,
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
     s.add(row)
     await s.flush()
     return _key(row)

@@ -54,9 +54,21 @@ class AuditQuery:
 
 def _record(r: AuditEventRow) -> AuditRecord:
     return AuditRecord(
-        r.seq, r.created_ms, r.event, r.outcome, r.actor_type, r.actor_id, r.username, r.ip, r.user_agent,
-        r.request_id, r.details, r.prev_hash, r.hash, r.v,
-    )  # fmt: skip
+        r.seq,
+        r.created_ms,
+        r.event,
+        r.outcome,
+        r.actor_type,
+        r.actor_id,
+        r.username,
+        r.ip,
+        r.user_agent,
+        r.request_id,
+        r.details,
+        r.prev_hash,
+        r.hash,
+        r.v,
+    )
 
 
 async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
@@ -154,8 +166,9 @@ async def concerning(
     # Values written into the statement (quoted by the dialect), not bound: PostgreSQL plans each
     # statement with the event's and pattern's real selectivity instead of a generic prepared plan,
     # which walked the whole log backwards by seq (measured: 1.2 s against 30 ms on 200,000 records).
-    naming = or_(*(AuditEventRow.details.like(bindparam(None, _contains(m), literal_execute=True), escape="/")
-                   for m in mentions))  # fmt: skip
+    naming = or_(
+        *(AuditEventRow.details.like(bindparam(None, _contains(m), literal_execute=True), escape="/") for m in mentions)
+    )
     for event in events if mentions else ():
         about = await s.scalars(
             select(AuditEventRow)

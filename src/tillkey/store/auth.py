@@ -77,11 +77,16 @@ async def load_keys(s: AsyncSession) -> list[StoredKey]:
 async def add_key(s: AsyncSession, key: StoredKey) -> None:
     s.add(
         SigningKeyRow(
-            kid=key.kid, alg=key.alg, secret_enc=key.secret_enc, public_jwk=key.public_jwk,
-            created_at=key.created_at, retired_at=key.retired_at, signs_from=key.signs_from,
+            kid=key.kid,
+            alg=key.alg,
+            secret_enc=key.secret_enc,
+            public_jwk=key.public_jwk,
+            created_at=key.created_at,
+            retired_at=key.retired_at,
+            signs_from=key.signs_from,
             verify_until=key.verify_until,
         )
-    )  # fmt: skip
+    )
 
 
 # Any constant; the same in every process (store/migrations/env.py uses another).
@@ -154,12 +159,18 @@ async def purge_expired(s: AsyncSession, now: int) -> None:
 async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> None:
     s.add(
         OpaqueTokenRow(
-            digest=digest, jti=tok.jti, user_type=tok.user_type, user_id=tok.user_id,
-            issued_at=tok.issued_at, expires_at=tok.expires_at, auth_methods=",".join(tok.auth_methods),
-            scope=None if tok.scope is None else " ".join(tok.scope), client_id=tok.client_id,
+            digest=digest,
+            jti=tok.jti,
+            user_type=tok.user_type,
+            user_id=tok.user_id,
+            issued_at=tok.issued_at,
+            expires_at=tok.expires_at,
+            auth_methods=",".join(tok.auth_methods),
+            scope=None if tok.scope is None else " ".join(tok.scope),
+            client_id=tok.client_id,
             auth_time=tok.auth_time,
         )
-    )  # fmt: skip
+    )
 
 
 async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
@@ -177,9 +188,14 @@ async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
 
 
 async def record_change(
-    s: AsyncSession, kind: str, now: int, *, user_type: int | None = None, user_id: int | None = None,
+    s: AsyncSession,
+    kind: str,
+    now: int,
+    *,
+    user_type: int | None = None,
+    user_id: int | None = None,
     ref: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """A change-feed row alone. Services write theirs through store/unit_of_work.py, which also
     applies the change to this process and audits it."""
     add_change(s, kind, now, user_type=user_type, user_id=user_id, ref=ref)

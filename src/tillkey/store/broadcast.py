@@ -38,9 +38,12 @@ FLUSH_SECONDS = 2.0  # how long stop() waits for queued messages (a CLI command'
 def _client(url: str, retries: int) -> Redis:
     # Short timeouts: a Redis that does not answer must not hold a message (or a shutdown) for long.
     return Redis.from_url(
-        url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=10,
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=10,
         retry=Retry(NoBackoff(), retries),
-    )  # fmt: skip
+    )
 
 
 class Broadcast:
@@ -198,6 +201,8 @@ class Broadcast:
             # The exception's type only: its text may name the server, never needed to act on it.
             log.warning(
                 "Redis %s failed (%s): changes reach other processes through the database poll, "
-                "rate limits are per process until it is back", what, type(exc).__name__,
-            )  # fmt: skip
+                "rate limits are per process until it is back",
+                what,
+                type(exc).__name__,
+            )
         self.redis_up = False

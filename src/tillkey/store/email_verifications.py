@@ -16,8 +16,16 @@ async def add(
     """Add a code unless the account had `limit` issued within a code's lifetime (False: nothing
     added). Earlier codes stay valid, as password reset tokens do. Counted under a per-account lock."""
     await bounds.serialize(s, "email_verifications", user_type, user_id)
-    s.add(Row(digest=digest, user_type=user_type, user_id=user_id, email=email.casefold(),
-              created_ms=now_ms, expires_ms=expires_ms))  # fmt: skip
+    s.add(
+        Row(
+            digest=digest,
+            user_type=user_type,
+            user_id=user_id,
+            email=email.casefold(),
+            created_ms=now_ms,
+            expires_ms=expires_ms,
+        )
+    )
     await s.flush()  # the first write: on SQLite it takes the lock before anything is counted
     mine = (Row.user_type == user_type, Row.user_id == user_id)
     await s.execute(delete(Row).where(*mine, Row.expires_ms <= now_ms, Row.used_ms.is_(None)))

@@ -34,10 +34,11 @@ def _identity(r: AuthIdentityRow) -> Identity:
 async def find(s: AsyncSession, provider: str, actor_type: str, entity_id: str) -> Identity | None:
     row = await s.scalar(
         select(AuthIdentityRow).where(
-            AuthIdentityRow.provider == provider, AuthIdentityRow.actor_type == actor_type,
+            AuthIdentityRow.provider == provider,
+            AuthIdentityRow.actor_type == actor_type,
             AuthIdentityRow.entity_key == username_key(entity_id),
         )
-    )  # fmt: skip
+    )
     return _identity(row) if row else None
 
 
@@ -63,13 +64,26 @@ async def by_id(s: AsyncSession, identity_id: int) -> Identity | None:
 
 
 async def create(
-    s: AsyncSession, *, provider: str, actor_type: str, entity_id: str, password_hash: str | None,
-    user_type: int | None, user_id: int | None, now_ms: int,
-) -> Identity:  # fmt: skip
+    s: AsyncSession,
+    *,
+    provider: str,
+    actor_type: str,
+    entity_id: str,
+    password_hash: str | None,
+    user_type: int | None,
+    user_id: int | None,
+    now_ms: int,
+) -> Identity:
     row = AuthIdentityRow(
-        provider=provider, actor_type=actor_type, entity_id=entity_id, entity_key=username_key(entity_id),
-        password_hash=password_hash, user_type=user_type, user_id=user_id, created_ms=now_ms,
-    )  # fmt: skip
+        provider=provider,
+        actor_type=actor_type,
+        entity_id=entity_id,
+        entity_key=username_key(entity_id),
+        password_hash=password_hash,
+        user_type=user_type,
+        user_id=user_id,
+        created_ms=now_ms,
+    )
     s.add(row)
     try:
         await s.flush()

@@ -84,11 +84,29 @@ def _options(text: str) -> tuple[dict[str, str], dict[str, Any]]:
 def _provider(r: IdentityProviderRow) -> Provider:
     role_map, options = _options(r.role_map)
     return Provider(
-        r.id, r.name, r.display_name, r.protocol, r.issuer, r.client_id, r.client_secret_enc, r.actor, r.scope,
-        r.redirect_uri, r.groups_claim, role_map, r.default_role, r.provisioning,
-        tuple(json.loads(r.allowed_domains)), r.trust_email_domains, r.mfa_from_amr, r.enabled, r.created_ms,
-        bool(options.get("userinfo")), options.get("preset"), dict(options.get("settings") or {}),
-    )  # fmt: skip
+        r.id,
+        r.name,
+        r.display_name,
+        r.protocol,
+        r.issuer,
+        r.client_id,
+        r.client_secret_enc,
+        r.actor,
+        r.scope,
+        r.redirect_uri,
+        r.groups_claim,
+        role_map,
+        r.default_role,
+        r.provisioning,
+        tuple(json.loads(r.allowed_domains)),
+        r.trust_email_domains,
+        r.mfa_from_amr,
+        r.enabled,
+        r.created_ms,
+        bool(options.get("userinfo")),
+        options.get("preset"),
+        dict(options.get("settings") or {}),
+    )
 
 
 def _columns(p: Provider) -> dict[str, Any]:
@@ -114,9 +132,16 @@ def _columns(p: Provider) -> dict[str, Any]:
 
 def _linked(r: ExternalIdentityRow) -> Linked:
     return Linked(
-        r.id, r.provider_id, r.subject, r.user_type, r.user_id, r.email, r.auth_identity_id, r.created_ms,
+        r.id,
+        r.provider_id,
+        r.subject,
+        r.user_type,
+        r.user_id,
+        r.email,
+        r.auth_identity_id,
+        r.created_ms,
         r.last_login_ms,
-    )  # fmt: skip
+    )
 
 
 # --- providers ------------------------------------------------------------------------------------
@@ -216,13 +241,26 @@ async def count_for(s: AsyncSession, provider_id: int) -> int:
 
 
 async def link(
-    s: AsyncSession, *, provider_id: int, subject: str, user_type: int, user_id: int | None, email: str | None,
-    auth_identity_id: int | None, now_ms: int,
-) -> Linked:  # fmt: skip
+    s: AsyncSession,
+    *,
+    provider_id: int,
+    subject: str,
+    user_type: int,
+    user_id: int | None,
+    email: str | None,
+    auth_identity_id: int | None,
+    now_ms: int,
+) -> Linked:
     row = ExternalIdentityRow(
-        provider_id=provider_id, subject=subject, user_type=user_type, user_id=user_id, email=email,
-        auth_identity_id=auth_identity_id, created_ms=now_ms, last_login_ms=None,
-    )  # fmt: skip
+        provider_id=provider_id,
+        subject=subject,
+        user_type=user_type,
+        user_id=user_id,
+        email=email,
+        auth_identity_id=auth_identity_id,
+        created_ms=now_ms,
+        last_login_ms=None,
+    )
     s.add(row)
     try:
         await s.flush()
@@ -257,10 +295,14 @@ async def start_flow(s: AsyncSession, state_digest: str, flow: Flow, now_ms: int
     await s.execute(delete(IdpFlowRow).where(IdpFlowRow.expires_ms <= now_ms))
     s.add(
         IdpFlowRow(
-            state_digest=state_digest, provider_id=flow.provider_id, nonce=flow.nonce,
-            verifier_enc=flow.verifier_enc, context=json.dumps(flow.context), expires_ms=flow.expires_ms,
+            state_digest=state_digest,
+            provider_id=flow.provider_id,
+            nonce=flow.nonce,
+            verifier_enc=flow.verifier_enc,
+            context=json.dumps(flow.context),
+            expires_ms=flow.expires_ms,
         )
-    )  # fmt: skip
+    )
 
 
 async def spend_flow(s: AsyncSession, state_digest: str, now_ms: int) -> Flow | None:

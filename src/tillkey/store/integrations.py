@@ -58,20 +58,42 @@ async def _resources(s: AsyncSession, integration_id: int) -> tuple[str, ...]:
 
 async def _integration(s: AsyncSession, r: IntegrationRow) -> Integration:
     return Integration(
-        r.id, r.name, r.email, r.endpoint_url, r.identity_link_url, r.is_active, r.consumer_key,
-        r.consumer_secret_enc, await _resources(s, r.id), r.created_at,
-    )  # fmt: skip
+        r.id,
+        r.name,
+        r.email,
+        r.endpoint_url,
+        r.identity_link_url,
+        r.is_active,
+        r.consumer_key,
+        r.consumer_secret_enc,
+        await _resources(s, r.id),
+        r.created_at,
+    )
 
 
 async def create(
-    s: AsyncSession, *, name: str, email: str, endpoint_url: str | None, identity_link_url: str | None,
-    consumer_key: str, consumer_secret_enc: bytes, resources: Iterable[str],
-) -> Integration:  # fmt: skip
+    s: AsyncSession,
+    *,
+    name: str,
+    email: str,
+    endpoint_url: str | None,
+    identity_link_url: str | None,
+    consumer_key: str,
+    consumer_secret_enc: bytes,
+    resources: Iterable[str],
+) -> Integration:
     now = utcnow()
     row = IntegrationRow(
-        name=name, email=email, endpoint_url=endpoint_url, identity_link_url=identity_link_url, is_active=False,
-        consumer_key=consumer_key, consumer_secret_enc=consumer_secret_enc, created_at=now, updated_at=now,
-    )  # fmt: skip
+        name=name,
+        email=email,
+        endpoint_url=endpoint_url,
+        identity_link_url=identity_link_url,
+        is_active=False,
+        consumer_key=consumer_key,
+        consumer_secret_enc=consumer_secret_enc,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(row)
     try:
         await s.flush()
@@ -162,15 +184,24 @@ async def delete_integration(s: AsyncSession, integration_id: int) -> None:
 
 
 async def add_token(
-    s: AsyncSession, integration_id: int, kind: str, digest: str, secret_enc: bytes, created_at: int,
+    s: AsyncSession,
+    integration_id: int,
+    kind: str,
+    digest: str,
+    secret_enc: bytes,
+    created_at: int,
     verifier_digest: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     s.add(
         IntegrationTokenRow(
-            integration_id=integration_id, kind=kind, digest=digest, secret_enc=secret_enc,
-            verifier_digest=verifier_digest, created_at=created_at,
+            integration_id=integration_id,
+            kind=kind,
+            digest=digest,
+            secret_enc=secret_enc,
+            verifier_digest=verifier_digest,
+            created_at=created_at,
         )
-    )  # fmt: skip
+    )
     await s.flush()
 
 

@@ -79,10 +79,20 @@ def _split(text: str | None, sep: str = " ") -> tuple[str, ...]:
 
 def _client(r: OAuthClientRow) -> Client:
     return Client(
-        r.id, r.client_id, r.name, r.client_type, r.secret_digest, _split(r.redirect_uris, "\n"),
-        _split(r.grant_types), _split(r.scopes), r.first_party, r.require_pkce, r.active, r.created_at,
+        r.id,
+        r.client_id,
+        r.name,
+        r.client_type,
+        r.secret_digest,
+        _split(r.redirect_uris, "\n"),
+        _split(r.grant_types),
+        _split(r.scopes),
+        r.first_party,
+        r.require_pkce,
+        r.active,
+        r.created_at,
         r.resource_server,
-    )  # fmt: skip
+    )
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -90,11 +100,19 @@ def _client(r: OAuthClientRow) -> Client:
 
 async def add_client(s: AsyncSession, c: Client) -> Client:
     row = OAuthClientRow(
-        client_id=c.client_id, name=c.name, client_type=c.client_type, secret_digest=c.secret_digest,
-        redirect_uris="\n".join(c.redirect_uris), grant_types=" ".join(c.grant_types), scopes=" ".join(c.scopes),
-        first_party=c.first_party, require_pkce=c.require_pkce, active=c.active, created_at=c.created_at,
+        client_id=c.client_id,
+        name=c.name,
+        client_type=c.client_type,
+        secret_digest=c.secret_digest,
+        redirect_uris="\n".join(c.redirect_uris),
+        grant_types=" ".join(c.grant_types),
+        scopes=" ".join(c.scopes),
+        first_party=c.first_party,
+        require_pkce=c.require_pkce,
+        active=c.active,
+        created_at=c.created_at,
         resource_server=c.resource_server,
-    )  # fmt: skip
+    )
     s.add(row)
     await s.flush()
     return _client(row)
@@ -127,18 +145,38 @@ async def delete_client(s: AsyncSession, client_id: str) -> Client | None:
 async def add_code(s: AsyncSession, digest: str, c: Code) -> None:
     s.add(
         OAuthCodeRow(
-            digest=digest, client_id=c.client_id, user_type=c.user_type, user_id=c.user_id,
-            redirect_uri=c.redirect_uri, scope=" ".join(c.scope), code_challenge=c.code_challenge, nonce=c.nonce,
-            auth_time=c.auth_time, amr=",".join(c.amr), expires_at=c.expires_at,
+            digest=digest,
+            client_id=c.client_id,
+            user_type=c.user_type,
+            user_id=c.user_id,
+            redirect_uri=c.redirect_uri,
+            scope=" ".join(c.scope),
+            code_challenge=c.code_challenge,
+            nonce=c.nonce,
+            auth_time=c.auth_time,
+            amr=",".join(c.amr),
+            expires_at=c.expires_at,
         )
-    )  # fmt: skip
+    )
 
 
 def _code(r: OAuthCodeRow) -> Code:
     return Code(
-        r.client_id, r.user_type, r.user_id, r.redirect_uri, _split(r.scope), r.code_challenge, r.nonce,
-        r.auth_time, _split(r.amr, ","), r.expires_at, r.used_at, r.family_id, r.access_jti, r.access_expires_at,
-    )  # fmt: skip
+        r.client_id,
+        r.user_type,
+        r.user_id,
+        r.redirect_uri,
+        _split(r.scope),
+        r.code_challenge,
+        r.nonce,
+        r.auth_time,
+        _split(r.amr, ","),
+        r.expires_at,
+        r.used_at,
+        r.family_id,
+        r.access_jti,
+        r.access_expires_at,
+    )
 
 
 async def code(s: AsyncSession, digest: str) -> Code | None:
@@ -170,20 +208,40 @@ async def note_code_tokens(
 async def add_refresh(s: AsyncSession, digest: str, t: RefreshToken) -> None:
     s.add(
         RefreshTokenRow(
-            digest=digest, family_id=t.family_id, client_id=t.client_id, user_type=t.user_type, user_id=t.user_id,
-            scope=None if t.scope is None else " ".join(t.scope), auth_time=t.auth_time, amr=",".join(t.amr),
-            issued_at=t.issued_at, expires_at=t.expires_at, family_expires_at=t.family_expires_at,
-            access_jti=t.access_jti, access_expires_at=t.access_expires_at,
+            digest=digest,
+            family_id=t.family_id,
+            client_id=t.client_id,
+            user_type=t.user_type,
+            user_id=t.user_id,
+            scope=None if t.scope is None else " ".join(t.scope),
+            auth_time=t.auth_time,
+            amr=",".join(t.amr),
+            issued_at=t.issued_at,
+            expires_at=t.expires_at,
+            family_expires_at=t.family_expires_at,
+            access_jti=t.access_jti,
+            access_expires_at=t.access_expires_at,
         )
-    )  # fmt: skip
+    )
 
 
 def _refresh(r: RefreshTokenRow) -> RefreshToken:
     return RefreshToken(
-        r.family_id, r.client_id, r.user_type, r.user_id, None if r.scope is None else _split(r.scope),
-        r.auth_time, _split(r.amr, ","), r.issued_at, r.expires_at, r.family_expires_at, r.used_at, r.revoked_at,
-        r.access_jti, r.access_expires_at,
-    )  # fmt: skip
+        r.family_id,
+        r.client_id,
+        r.user_type,
+        r.user_id,
+        None if r.scope is None else _split(r.scope),
+        r.auth_time,
+        _split(r.amr, ","),
+        r.issued_at,
+        r.expires_at,
+        r.family_expires_at,
+        r.used_at,
+        r.revoked_at,
+        r.access_jti,
+        r.access_expires_at,
+    )
 
 
 async def refresh(s: AsyncSession, digest: str) -> RefreshToken | None:
@@ -218,11 +276,12 @@ async def claim_family(s: AsyncSession, family_id: str, now: int) -> bool:
     res = await s.execute(
         update(RefreshFamilyRow)
         .where(
-            RefreshFamilyRow.family_id == family_id, RefreshFamilyRow.revoked_at.is_(None),
+            RefreshFamilyRow.family_id == family_id,
+            RefreshFamilyRow.revoked_at.is_(None),
             RefreshFamilyRow.expires_at > now,
         )
         .values(rotated_at=now)
-    )  # fmt: skip
+    )
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 

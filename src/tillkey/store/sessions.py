@@ -34,11 +34,17 @@ def _session(r: SessionRow) -> Session:
 async def add(s: AsyncSession, session: Session) -> None:
     s.add(
         SessionRow(
-            digest=session.digest, kind=session.kind, user_type=session.user_type, user_id=session.user_id,
-            identity_id=session.identity_id, context=session.context, created_ms=session.created_ms,
-            last_seen_ms=session.created_ms, expires_ms=session.expires_ms,
+            digest=session.digest,
+            kind=session.kind,
+            user_type=session.user_type,
+            user_id=session.user_id,
+            identity_id=session.identity_id,
+            context=session.context,
+            created_ms=session.created_ms,
+            last_seen_ms=session.created_ms,
+            expires_ms=session.expires_ms,
         )
-    )  # fmt: skip
+    )
 
 
 async def add_bounded(

@@ -87,9 +87,12 @@ def _apply(q: Select[Any], model: Any, crit: Criteria) -> Select[Any]:
 
 
 async def _page(
-    s: AsyncSession, model: Any, crit: Criteria, default_sort: InstrumentedAttribute[Any],
+    s: AsyncSession,
+    model: Any,
+    crit: Criteria,
+    default_sort: InstrumentedAttribute[Any],
     extra: Sequence[ColumnElement[bool]] = (),
-) -> tuple[list[Any], int]:  # fmt: skip
+) -> tuple[list[Any], int]:
     base = _apply(select(model), model, crit).where(and_(True, *extra))
     total = int(await s.scalar(select(func.count()).select_from(base.subquery())) or 0)
     order = [getattr(model, f).desc() if d == "DESC" else getattr(model, f).asc() for f, d in crit.sort]
@@ -106,12 +109,24 @@ PRODUCT_FIELDS = frozenset(
 
 def product_json(r: ProductRow) -> dict[str, Any]:
     return {
-        "id": r.id, "sku": r.sku, "name": r.name, "attribute_set_id": r.attribute_set_id,
-        "price": _num(r.price), "status": r.status, "visibility": r.visibility, "type_id": r.type_id,
-        "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at), "weight": _num(r.weight),
-        "extension_attributes": {"website_ids": [1]}, "product_links": [], "options": [],
-        "media_gallery_entries": [], "tier_prices": [], "custom_attributes": [],
-    }  # fmt: skip
+        "id": r.id,
+        "sku": r.sku,
+        "name": r.name,
+        "attribute_set_id": r.attribute_set_id,
+        "price": _num(r.price),
+        "status": r.status,
+        "visibility": r.visibility,
+        "type_id": r.type_id,
+        "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at),
+        "weight": _num(r.weight),
+        "extension_attributes": {"website_ids": [1]},
+        "product_links": [],
+        "options": [],
+        "media_gallery_entries": [],
+        "tier_prices": [],
+        "custom_attributes": [],
+    }
 
 
 async def products(s: AsyncSession, crit: Criteria) -> Page:
@@ -130,36 +145,71 @@ async def stock_by_sku(s: AsyncSession, sku: str) -> dict[str, Any] | None:
         return None
     r, product_id = found
     return {
-        "item_id": r.item_id, "product_id": product_id, "stock_id": r.stock_id, "qty": _num(r.qty),
-        "is_in_stock": r.is_in_stock, "is_qty_decimal": False, "manage_stock": True, "min_qty": 0,
-        "min_sale_qty": 1, "max_sale_qty": 10000, "backorders": 0, "low_stock_date": None,
-    }  # fmt: skip
+        "item_id": r.item_id,
+        "product_id": product_id,
+        "stock_id": r.stock_id,
+        "qty": _num(r.qty),
+        "is_in_stock": r.is_in_stock,
+        "is_qty_decimal": False,
+        "manage_stock": True,
+        "min_qty": 0,
+        "min_sale_qty": 1,
+        "max_sale_qty": 10000,
+        "backorders": 0,
+        "low_stock_date": None,
+    }
 
 
 # --- orders -----------------------------------------------------------------------------------
 
 ORDER_FIELDS = frozenset(
-    {"entity_id", "increment_id", "customer_id", "customer_email", "state", "status", "grand_total",
-     "created_at", "updated_at", "store_id"}
-)  # fmt: skip
+    {
+        "entity_id",
+        "increment_id",
+        "customer_id",
+        "customer_email",
+        "state",
+        "status",
+        "grand_total",
+        "created_at",
+        "updated_at",
+        "store_id",
+    }
+)
 
 
 def _order_json(r: OrderRow, items: list[OrderItemRow]) -> dict[str, Any]:
     return {
-        "entity_id": r.entity_id, "increment_id": r.increment_id, "customer_id": r.customer_id,
-        "customer_email": r.customer_email, "customer_firstname": r.customer_firstname,
-        "customer_lastname": r.customer_lastname, "customer_is_guest": int(r.customer_id is None),
-        "state": r.state, "status": r.status, "subtotal": _num(r.subtotal),
-        "grand_total": _num(r.grand_total), "base_grand_total": _num(r.grand_total),
-        "order_currency_code": r.order_currency_code, "store_id": r.store_id,
-        "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at),
+        "entity_id": r.entity_id,
+        "increment_id": r.increment_id,
+        "customer_id": r.customer_id,
+        "customer_email": r.customer_email,
+        "customer_firstname": r.customer_firstname,
+        "customer_lastname": r.customer_lastname,
+        "customer_is_guest": int(r.customer_id is None),
+        "state": r.state,
+        "status": r.status,
+        "subtotal": _num(r.subtotal),
+        "grand_total": _num(r.grand_total),
+        "base_grand_total": _num(r.grand_total),
+        "order_currency_code": r.order_currency_code,
+        "store_id": r.store_id,
+        "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at),
         "items": [
-            {"item_id": i.item_id, "order_id": i.order_id, "product_id": i.product_id, "sku": i.sku,
-             "name": i.name, "qty_ordered": _num(i.qty_ordered), "price": _num(i.price),
-             "row_total": _num(i.row_total)}
+            {
+                "item_id": i.item_id,
+                "order_id": i.order_id,
+                "product_id": i.product_id,
+                "sku": i.sku,
+                "name": i.name,
+                "qty_ordered": _num(i.qty_ordered),
+                "price": _num(i.price),
+                "row_total": _num(i.row_total),
+            }
             for i in items
         ],
-    }  # fmt: skip
+    }
 
 
 async def _with_items(s: AsyncSession, orders: list[OrderRow]) -> list[dict[str, Any]]:
@@ -207,11 +257,20 @@ async def cancel_order(s: AsyncSession, order_id: int, now: datetime) -> bool | 
 
 def customer_json(r: CustomerRow) -> dict[str, Any]:
     return {
-        "id": r.id, "group_id": r.group_id, "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at),
-        "created_in": "Default Store View", "email": r.email, "firstname": r.firstname,
-        "lastname": r.lastname, "store_id": r.store_id, "website_id": r.website_id, "addresses": [],
-        "disable_auto_group_change": 0, "extension_attributes": {"is_subscribed": False},
-    }  # fmt: skip
+        "id": r.id,
+        "group_id": r.group_id,
+        "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at),
+        "created_in": "Default Store View",
+        "email": r.email,
+        "firstname": r.firstname,
+        "lastname": r.lastname,
+        "store_id": r.store_id,
+        "website_id": r.website_id,
+        "addresses": [],
+        "disable_auto_group_change": 0,
+        "extension_attributes": {"is_subscribed": False},
+    }
 
 
 async def customer_json_by_id(s: AsyncSession, customer_id: int) -> dict[str, Any] | None:

@@ -62,9 +62,11 @@ async def product(request: Request, sku: str) -> MagentoJSON:
 
 
 @api.route(
-    "GET", "/stockItems/{sku}", resources=["Magento_CatalogInventory::cataloginventory"],
+    "GET",
+    "/stockItems/{sku}",
+    resources=["Magento_CatalogInventory::cataloginventory"],
     summary="Stock of one product by SKU",
-)  # fmt: skip
+)
 async def stock_item(request: Request, sku: str) -> MagentoJSON:
     async with tillkey(request).db.session() as s:
         found = await catalog.stock_by_sku(s, sku) if _valid_sku(sku) else None

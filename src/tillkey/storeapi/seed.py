@@ -40,9 +40,17 @@ async def seed(tk: Tillkey, customer_password: str | None = None) -> dict[str, A
             if sku in existing:
                 continue
             p = ProductRow(
-                sku=sku, name=name, price=Decimal(price), status=1, visibility=4, type_id="simple",
-                attribute_set_id=4, weight=Decimal(weight), created_at=now, updated_at=now,
-            )  # fmt: skip
+                sku=sku,
+                name=name,
+                price=Decimal(price),
+                status=1,
+                visibility=4,
+                type_id="simple",
+                attribute_set_id=4,
+                weight=Decimal(weight),
+                created_at=now,
+                updated_at=now,
+            )
             s.add(p)
             await s.flush()
             s.add(StockItemRow(product_id=p.id, stock_id=1, qty=Decimal(qty), is_in_stock=qty > 0))
@@ -61,23 +69,41 @@ async def seed(tk: Tillkey, customer_password: str | None = None) -> dict[str, A
         total = sum((prices[sku] * q for sku, q in lines), Decimal(0))
         async with tk.db.transaction() as s:
             order = OrderRow(
-                increment_id=f"{customer.id:09d}", customer_id=customer.id, customer_email=email,
-                customer_firstname=first, customer_lastname=last, state="processing", status="processing",
-                subtotal=total, grand_total=total, order_currency_code="USD", store_id=1,
-                created_at=now, updated_at=now,
-            )  # fmt: skip
+                increment_id=f"{customer.id:09d}",
+                customer_id=customer.id,
+                customer_email=email,
+                customer_firstname=first,
+                customer_lastname=last,
+                state="processing",
+                status="processing",
+                subtotal=total,
+                grand_total=total,
+                order_currency_code="USD",
+                store_id=1,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(order)
             await s.flush()
             for sku, q in lines:
                 s.add(
                     OrderItemRow(
-                        order_id=order.entity_id, product_id=ids.get(sku), sku=sku, name=names[sku],
-                        qty_ordered=Decimal(q), price=prices[sku], row_total=prices[sku] * q,
+                        order_id=order.entity_id,
+                        product_id=ids.get(sku),
+                        sku=sku,
+                        name=names[sku],
+                        qty_ordered=Decimal(q),
+                        price=prices[sku],
+                        row_total=prices[sku] * q,
                     )
-                )  # fmt: skip
+                )
             created["orders"].append(
-                {"entity_id": order.entity_id, "increment_id": order.increment_id, "customer": email,
-                 "grand_total": float(total)}
-            )  # fmt: skip
+                {
+                    "entity_id": order.entity_id,
+                    "increment_id": order.increment_id,
+                    "customer": email,
+                    "grand_total": float(total),
+                }
+            )
         del n
     return created

@@ -46,13 +46,21 @@ _CREATE = {
 def key_json(k: ApiKey, token: str | None = None) -> dict[str, Any]:
     """Medusa's api_key object. A secret key's token is "" except in the create answer."""
     return {
-        "id": f"{KEY_PREFIX}{k.id}", "title": k.title, "token": token or k.public_token or "",
-        "redacted": k.redacted, "type": k.type, "last_used_at": iso(k.last_used_ms),
-        "created_by": actor_id("user", k.created_by), "revoked_by": actor_id("user", k.revoked_by),
-        "revoked_at": iso(k.revoked_ms), "created_at": iso(k.created_ms), "updated_at": iso(k.updated_ms),
-        "deleted_at": iso(k.deleted_ms), "sales_channels": [],
+        "id": f"{KEY_PREFIX}{k.id}",
+        "title": k.title,
+        "token": token or k.public_token or "",
+        "redacted": k.redacted,
+        "type": k.type,
+        "last_used_at": iso(k.last_used_ms),
+        "created_by": actor_id("user", k.created_by),
+        "revoked_by": actor_id("user", k.revoked_by),
+        "revoked_at": iso(k.revoked_ms),
+        "created_at": iso(k.created_ms),
+        "updated_at": iso(k.updated_ms),
+        "deleted_at": iso(k.deleted_ms),
+        "sales_channels": [],
         "resources": list(k.resources) if k.type == SECRET else [],
-    }  # fmt: skip
+    }
 
 
 def _key_id(raw: str) -> int:
@@ -94,9 +102,14 @@ async def list_keys(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/admin/api-keys", resources=[API_KEYS], actors=ADMINS, body_schema=_CREATE, delegates="api_key",
+    "POST",
+    "/admin/api-keys",
+    resources=[API_KEYS],
+    actors=ADMINS,
+    body_schema=_CREATE,
+    delegates="api_key",
     summary="Create an API key; a secret key's token is in this answer only",
-)  # fmt: skip
+)
 async def create_key(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
@@ -124,9 +137,12 @@ async def update_key(request: Request, key_id: str) -> JSONResponse:
 
 
 @api.route(
-    "DELETE", "/admin/api-keys/{key_id}", resources=[API_KEYS], actors=ADMINS,
+    "DELETE",
+    "/admin/api-keys/{key_id}",
+    resources=[API_KEYS],
+    actors=ADMINS,
     summary="Delete a revoked API key (soft delete)",
-)  # fmt: skip
+)
 async def delete_key(request: Request, caller: Caller, key_id: str) -> JSONResponse:
     kid = _key_id(key_id)
     await tillkey(request).services.api_keys.delete(kid, actor_type=int(caller.user_type), actor_id=caller.user_id)
@@ -134,9 +150,12 @@ async def delete_key(request: Request, caller: Caller, key_id: str) -> JSONRespo
 
 
 @api.route(
-    "POST", "/admin/api-keys/{key_id}/revoke", resources=[API_KEYS], actors=ADMINS,
+    "POST",
+    "/admin/api-keys/{key_id}/revoke",
+    resources=[API_KEYS],
+    actors=ADMINS,
     summary="Revoke an API key now, or revoke_in seconds from now",
-)  # fmt: skip
+)
 async def revoke_key(request: Request, caller: Caller, key_id: str) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
@@ -146,9 +165,12 @@ async def revoke_key(request: Request, caller: Caller, key_id: str) -> JSONRespo
     if isinstance(revoke_in, bool) or not isinstance(revoke_in, int | float):
         raise InvalidRequest("Invalid request: Field 'revoke_in' must be a number of seconds")
     key = await tk.services.api_keys.revoke(
-        _key_id(key_id), revoke_in=float(revoke_in), by=_acting_admin(request, caller),
-        actor_type=int(caller.user_type), actor_id=caller.user_id,
-    )  # fmt: skip
+        _key_id(key_id),
+        revoke_in=float(revoke_in),
+        by=_acting_admin(request, caller),
+        actor_type=int(caller.user_type),
+        actor_id=caller.user_id,
+    )
     return JSONResponse({"api_key": key_json(key)})
 
 
@@ -156,8 +178,18 @@ async def revoke_key(request: Request, caller: Caller, key_id: str) -> JSONRespo
 async def me(request: Request, caller: Caller) -> JSONResponse:
     account = await tillkey(request).services.medusa_auth.me(caller)
     assert isinstance(account, Admin)
-    return JSONResponse({"user": {
-        "id": actor_id("user", account.id), "first_name": account.firstname or None,
-        "last_name": account.lastname or None, "email": account.email, "avatar_url": None, "metadata": None,
-        "created_at": iso_dt(account.created_at), "updated_at": iso_dt(account.created_at), "deleted_at": None,
-    }})  # fmt: skip
+    return JSONResponse(
+        {
+            "user": {
+                "id": actor_id("user", account.id),
+                "first_name": account.firstname or None,
+                "last_name": account.lastname or None,
+                "email": account.email,
+                "avatar_url": None,
+                "metadata": None,
+                "created_at": iso_dt(account.created_at),
+                "updated_at": iso_dt(account.created_at),
+                "deleted_at": None,
+            }
+        }
+    )

@@ -49,21 +49,29 @@ def _query(params: QueryParams) -> AuditQuery:
             ints[name] = int(raw)
     try:
         return make_query(
-            event=params.get("event"), outcome=params.get("outcome"), username=params.get("username"),
-            since=params.get("since"), until=params.get("until"), actor_type=ints.get("actor_type"),
-            actor_id=ints.get("actor_id"), limit=ints.get("limit", 50), offset=ints.get("offset", 0),
-        )  # fmt: skip
+            event=params.get("event"),
+            outcome=params.get("outcome"),
+            username=params.get("username"),
+            since=params.get("since"),
+            until=params.get("until"),
+            actor_type=ints.get("actor_type"),
+            actor_id=ints.get("actor_id"),
+            limit=ints.get("limit", 50),
+            offset=ints.get("offset", 0),
+        )
     except QueryError as exc:
         raise _invalid(exc.field, exc.message) from None
 
 
 @api.route(
-    "GET", "/tillkey/v1/audit", resources=[AUDIT],
+    "GET",
+    "/tillkey/v1/audit",
+    resources=[AUDIT],
     summary=(
         "Search the audit log, newest first: event (or FAMILY.*), outcome, actor_type, actor_id, username, "
         f"since/until (unix seconds or ISO 8601), limit (1 to {MAX_LIMIT}, default 50), offset"
     ),
-)  # fmt: skip
+)
 async def search(request: Request) -> JSONResponse:
     query = _query(request.query_params)
     records = await tillkey(request).audit.search(query)
@@ -80,9 +88,11 @@ async def search(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "GET", "/tillkey/v1/audit/verify", resources=[AUDIT],
+    "GET",
+    "/tillkey/v1/audit/verify",
+    resources=[AUDIT],
     summary="Check the audit log's hash chain; names the first altered or missing record (reads the whole log)",
-)  # fmt: skip
+)
 async def verify(request: Request) -> JSONResponse:
     report = await tillkey(request).audit.check()
     broken = report.first_break

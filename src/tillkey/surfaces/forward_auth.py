@@ -187,19 +187,25 @@ _HEADER_PARAMS = [
 # for both would give GET and HEAD the same id, which FastAPI warns about).
 for _method in ("GET", "HEAD"):
     api.router.add_api_route(
-        PATH, forward_auth, methods=[_method], response_class=Response, operation_id=f"forward_auth_{_method.lower()}",
+        PATH,
+        forward_auth,
+        methods=[_method],
+        response_class=Response,
+        operation_id=f"forward_auth_{_method.lower()}",
         summary="Forward-auth for nginx auth_request and Traefik forwardAuth: 200 with X-Tillkey-* identity "
         "headers, 401 or 403",
         description="Requires: the resources the first matching rule of TILLKEY_FORWARD_AUTH_ROUTES names "
         "for the original method and path; no matching rule: 403.",
         openapi_extra={
-            "x-tillkey-resources": ["(TILLKEY_FORWARD_AUTH_ROUTES)"], "security": [{"bearer": []}, {}],
+            "x-tillkey-resources": ["(TILLKEY_FORWARD_AUTH_ROUTES)"],
+            "security": [{"bearer": []}, {}],
             "parameters": _HEADER_PARAMS,
         },
         responses={
             **ERROR_RESPONSES,
-            200: {"description": "Allowed; the identity is in the headers", "headers": {
-                h: {"schema": {"type": "string"}} for h in IDENTITY_HEADERS
-            }},
+            200: {
+                "description": "Allowed; the identity is in the headers",
+                "headers": {h: {"schema": {"type": "string"}} for h in IDENTITY_HEADERS},
+            },
         },
-    )  # fmt: skip
+    )

@@ -102,9 +102,14 @@ def _new(body: dict[str, Any]) -> NewProvider:
 
 
 @api.route(
-    "POST", "/tillkey/v1/idps", resources=[IDPS], body_schema=_BODY, status_code=201, delegates="idp_role_map",
+    "POST",
+    "/tillkey/v1/idps",
+    resources=[IDPS],
+    body_schema=_BODY,
+    status_code=201,
+    delegates="idp_role_map",
     summary="Add an external identity provider; its role map may hand out only roles within the caller's grant",
-)  # fmt: skip
+)
 async def add(request: Request) -> JSONResponse:
     tk = tillkey(request)
     new = _new(await json_body(request, tk.settings.max_body_bytes))
@@ -140,9 +145,11 @@ async def update(request: Request, name: str) -> JSONResponse:
 
 
 @api.route(
-    "DELETE", "/tillkey/v1/idps/{name}", resources=[IDPS],
+    "DELETE",
+    "/tillkey/v1/idps/{name}",
+    resources=[IDPS],
     summary="Remove an external identity provider and the identities linked from it (the accounts stay)",
-)  # fmt: skip
+)
 async def remove(request: Request, name: str) -> JSONResponse:
     unlinked = await tillkey(request).services.identity_providers.remove(name[:64])
     return JSONResponse({"name": name[:64], "removed": True, "unlinked_identities": unlinked})

@@ -51,9 +51,14 @@ def with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
     """The bare-string token body Magento clients expect, plus the refresh cookie."""
     response = MagentoJSON(body, headers=NO_STORE)
     response.set_cookie(
-        REFRESH_COOKIE, session.refresh_token, max_age=max(session.refresh_max_age, 0), path=REFRESH_COOKIE_PATH,
-        secure=True, httponly=True, samesite="strict",
-    )  # fmt: skip
+        REFRESH_COOKIE,
+        session.refresh_token,
+        max_age=max(session.refresh_max_age, 0),
+        path=REFRESH_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
@@ -97,9 +102,12 @@ def attempt(request: Request) -> Attempt:
 
 
 @api.route(
-    "POST", "/integration/admin/token", resources=[ANONYMOUS], body_schema=_CREDENTIALS,
+    "POST",
+    "/integration/admin/token",
+    resources=[ANONYMOUS],
+    body_schema=_CREDENTIALS,
     summary="Log an admin in; answers the token as a bare JSON string",
-)  # fmt: skip
+)
 async def admin_token(request: Request) -> MagentoJSON:
     where = attempt(request)
     username, password = await _credentials(request)
@@ -107,9 +115,12 @@ async def admin_token(request: Request) -> MagentoJSON:
 
 
 @api.route(
-    "POST", "/integration/customer/token", resources=[ANONYMOUS], body_schema=_CREDENTIALS,
+    "POST",
+    "/integration/customer/token",
+    resources=[ANONYMOUS],
+    body_schema=_CREDENTIALS,
     summary="Log a customer in (username is the email); answers the token as a bare JSON string",
-)  # fmt: skip
+)
 async def customer_token(request: Request) -> MagentoJSON:
     where = attempt(request)
     tk = tillkey(request)
@@ -121,9 +132,11 @@ async def customer_token(request: Request) -> MagentoJSON:
 
 
 @api.route(
-    "POST", "/integration/token/refresh", resources=[ANONYMOUS],
+    "POST",
+    "/integration/token/refresh",
+    resources=[ANONYMOUS],
     summary="Trade the refresh cookie for a new access token (bare JSON string) and a new cookie",
-)  # fmt: skip
+)
 async def refresh_token(request: Request) -> MagentoJSON:
     # Anonymous: the HttpOnly cookie is the credential. A spent cookie presented again revokes
     # its whole family (tokens/refresh.py).
@@ -136,25 +149,30 @@ async def refresh_token(request: Request) -> MagentoJSON:
     except InvalidRefreshToken as exc:
         gone = f"{REFRESH_COOKIE}=; Max-Age=0; Path={REFRESH_COOKIE_PATH}; Secure; HttpOnly; SameSite=Strict"
         raise Unauthenticated(
-            "The refresh token is invalid, expired or revoked. Please sign in again.", detail=exc.detail,
+            "The refresh token is invalid, expired or revoked. Please sign in again.",
+            detail=exc.detail,
             headers={"Set-Cookie": gone},
-        ) from None  # fmt: skip
+        ) from None
     return with_refresh_cookie(session.access_token, session)
 
 
 @api.route(
-    "POST", "/integration/customer/revoke-customer-token", resources=[SELF],
+    "POST",
+    "/integration/customer/revoke-customer-token",
+    resources=[SELF],
     summary="Revoke every token of the calling customer",
-)  # fmt: skip
+)
 async def revoke_customer_token(request: Request, caller: Caller) -> MagentoJSON:
     await tillkey(request).revoker.revoke_for(UserType.CUSTOMER, caller.user_id)
     return MagentoJSON(True)
 
 
 @api.route(
-    "POST", "/integration/admin/revoke-admin-token", resources=[ADMIN_SELF],
+    "POST",
+    "/integration/admin/revoke-admin-token",
+    resources=[ADMIN_SELF],
     summary="Revoke every token of the calling admin (Tillkey addition; Magento has no REST route)",
-)  # fmt: skip
+)
 async def revoke_admin_token(request: Request, caller: Caller) -> MagentoJSON:
     await tillkey(request).revoker.revoke_for(UserType.ADMIN, caller.user_id)
     return MagentoJSON(True)
@@ -199,9 +217,12 @@ def _second_factor_due(tk: Tillkey, due: SecondFactorDue, *, provider_endpoint: 
 
 
 @api.route(
-    "POST", "/tfa/provider/google/authenticate", resources=[ANONYMOUS], body_schema=_TFA_CREDENTIALS,
+    "POST",
+    "/tfa/provider/google/authenticate",
+    resources=[ANONYMOUS],
+    body_schema=_TFA_CREDENTIALS,
     summary="Log an admin in with password and TOTP code (or a recovery code); answers the token as a bare JSON string",
-)  # fmt: skip
+)
 async def google_authenticate(request: Request) -> MagentoJSON:
     where = attempt(request)
     body = await json_body(request, tillkey(request).settings.max_body_bytes)
@@ -212,9 +233,11 @@ async def google_authenticate(request: Request) -> MagentoJSON:
 
 
 @api.route(
-    "POST", "/tillkey/tfa/enroll", resources=[ADMIN_SELF],
+    "POST",
+    "/tillkey/tfa/enroll",
+    resources=[ADMIN_SELF],
     summary="Start TOTP enrolment for the calling admin: secret, otpauth URI and QR code (Tillkey addition)",
-)  # fmt: skip
+)
 async def tfa_enroll(request: Request, caller: Caller) -> MagentoJSON:
     enrolment = await tillkey(request).services.totp.enroll(caller.user_id)
     body = {"secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_svg": qr_svg(enrolment.uri)}
@@ -222,9 +245,12 @@ async def tfa_enroll(request: Request, caller: Caller) -> MagentoJSON:
 
 
 @api.route(
-    "POST", "/tillkey/tfa/activate", resources=[ADMIN_SELF], body_schema=_OTP,
+    "POST",
+    "/tillkey/tfa/activate",
+    resources=[ADMIN_SELF],
+    body_schema=_OTP,
     summary="Activate the calling admin's TOTP with a first code; answers the recovery codes, shown once",
-)  # fmt: skip
+)
 async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
     tk = tillkey(request)
     (otp,) = require_strings(await json_body(request, tk.settings.max_body_bytes), "otp")
@@ -233,9 +259,12 @@ async def tfa_activate(request: Request, caller: Caller) -> MagentoJSON:
 
 
 @api.route(
-    "DELETE", "/tillkey/tfa/{admin_id}", resources=["Magento_TwoFactorAuth::tfa"], delegates="second_factor_reset",
+    "DELETE",
+    "/tillkey/tfa/{admin_id}",
+    resources=["Magento_TwoFactorAuth::tfa"],
+    delegates="second_factor_reset",
     summary="Reset another admin's two-factor auth (they enroll again) and revoke their tokens",
-)  # fmt: skip
+)
 async def tfa_reset(request: Request, caller: Caller, admin_id: AdminId) -> MagentoJSON:
     # Never one's own, and only an admin within the caller's grant: the service asks the rule.
     await tillkey(request).services.totp.reset(caller, admin_id)  # also revokes their tokens

@@ -51,9 +51,11 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 @api.route(
-    "POST", "/auth/token/refresh", resources=[ANONYMOUS],
+    "POST",
+    "/auth/token/refresh",
+    resources=[ANONYMOUS],
     summary="A fresh token for the bearer token or session presented; binds a registration token to its new customer",
-)  # fmt: skip
+)
 async def refresh(request: Request, caller: Caller) -> JSONResponse:
     # Only what this surface issued is renewed (accounts/medusa_auth.py `presented`).
     bearer = bearer_token(request.headers.get("authorization"))
@@ -74,9 +76,11 @@ async def refresh(request: Request, caller: Caller) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/session", resources=[ANONYMOUS],
+    "POST",
+    "/auth/session",
+    resources=[ANONYMOUS],
     summary="Exchange the bearer token for a cookie session (connect.sid); answers the token's claims",
-)  # fmt: skip
+)
 async def create_session(request: Request, caller: Caller) -> JSONResponse:
     token = bearer_token(request.headers.get("authorization"))
     if token is None or caller.credential != "bearer" or (caller.is_guest and not caller.user_id):
@@ -91,19 +95,28 @@ async def create_session(request: Request, caller: Caller) -> JSONResponse:
     where = attempt(request)
     context = {k: v for k, v in claims.items() if k in ("actor_id", "actor_type", "auth_identity_id")}
     started = await tk.services.sessions.start(
-        kind="medusa", user_type=int(caller.user_type), user_id=caller.user_id, identity_id=identity_id,
+        kind="medusa",
+        user_type=int(caller.user_type),
+        user_id=caller.user_id,
+        identity_id=identity_id,
         context={**context, "auth_time": granted.auth_time, "amr": list(caller.auth_methods)},
-        ip=where.ip, user_agent=where.user_agent,
+        ip=where.ip,
+        user_agent=where.user_agent,
         ttl=granted.ttl,
-    )  # fmt: skip
+    )
     response = JSONResponse({"user": claims}, headers=NO_STORE)
     # Secure except over plain HTTP from loopback (development); SameSite=Lax keeps the cookie off
     # cross-site POSTs, which is what stands in for a CSRF token here.
     secure = is_secure(request.scope) or not is_loopback(client_ip(request.scope))
     response.set_cookie(
-        COOKIE, started.cookie, max_age=granted.ttl, path="/", httponly=True, secure=secure,
+        COOKIE,
+        started.cookie,
+        max_age=granted.ttl,
+        path="/",
+        httponly=True,
+        secure=secure,
         samesite="lax",
-    )  # fmt: skip
+    )
     return response
 
 
@@ -123,10 +136,14 @@ async def end_session(request: Request) -> JSONResponse:
 @api.route("GET", "/auth/{actor}/providers", resources=[ANONYMOUS], summary="Auth providers of an actor type")
 async def providers(request: Request, actor: str) -> JSONResponse:
     _provider(actor, EMAILPASS)
-    listed: list[dict[str, str]] = [{
-        "id": EMAILPASS, "identifier": EMAILPASS, "display_name": "Email/Password Authentication",
-        "flow": "credentials",
-    }]  # fmt: skip
+    listed: list[dict[str, str]] = [
+        {
+            "id": EMAILPASS,
+            "identifier": EMAILPASS,
+            "display_name": "Email/Password Authentication",
+            "flow": "credentials",
+        }
+    ]
     if actor == FEDERATED_ACTOR:
         for p in await tillkey(request).services.federation.enabled("customer"):
             listed.append({"id": p.name, "identifier": p.name, "display_name": p.display_name, "flow": "redirect"})
@@ -134,17 +151,21 @@ async def providers(request: Request, actor: str) -> JSONResponse:
 
 
 @api.route(
-    "GET", "/auth/{actor}/{provider}/callback", resources=[ANONYMOUS],
+    "GET",
+    "/auth/{actor}/{provider}/callback",
+    resources=[ANONYMOUS],
     summary="The external provider's redirect, relayed by the storefront: answers {token}",
-)  # fmt: skip
+)
 async def callback(request: Request, actor: str, provider: str) -> JSONResponse:
     return await _callback(request, actor, provider, dict(request.query_params))
 
 
 @api.route(
-    "POST", "/auth/{actor}/{provider}/callback", resources=[ANONYMOUS],
+    "POST",
+    "/auth/{actor}/{provider}/callback",
+    resources=[ANONYMOUS],
     summary="The external provider's redirect, relayed by the storefront: answers {token}",
-)  # fmt: skip
+)
 async def callback_post(request: Request, actor: str, provider: str) -> JSONResponse:
     params = dict(request.query_params)
     if not params:
@@ -162,9 +183,12 @@ async def _callback(request: Request, actor: str, provider: str, params: dict[st
 
 
 @api.route(
-    "POST", "/auth/{actor}/{provider}", resources=[ANONYMOUS], body_schema=_EMAILPASS_BODY,
+    "POST",
+    "/auth/{actor}/{provider}",
+    resources=[ANONYMOUS],
+    body_schema=_EMAILPASS_BODY,
     summary="Log in (actor user = admin, customer); answers {token}, a JWT with Medusa's claims",
-)  # fmt: skip
+)
 async def login(request: Request, actor: str, provider: str) -> JSONResponse:
     if actor == FEDERATED_ACTOR and provider != EMAILPASS:
         # An external provider: where to send the browser (Medusa's OAuth providers answer so).
@@ -189,9 +213,12 @@ async def login(request: Request, actor: str, provider: str) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/{actor}/{provider}/register", resources=[ANONYMOUS], body_schema=_EMAILPASS_BODY,
+    "POST",
+    "/auth/{actor}/{provider}/register",
+    resources=[ANONYMOUS],
+    body_schema=_EMAILPASS_BODY,
     summary="Register a customer identity; answers a token without an actor (then POST /store/customers)",
-)  # fmt: skip
+)
 async def register(request: Request, actor: str, provider: str) -> JSONResponse:
     actor = _provider(actor, provider)
     where = attempt(request)
@@ -200,9 +227,12 @@ async def register(request: Request, actor: str, provider: str) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/{actor}/{provider}/reset-password", resources=[ANONYMOUS], status_code=201,
+    "POST",
+    "/auth/{actor}/{provider}/reset-password",
+    resources=[ANONYMOUS],
+    status_code=201,
     summary="Request a password reset; the same answer whether or not the email has an account",
-)  # fmt: skip
+)
 async def reset_password(request: Request, actor: str, provider: str) -> Response:
     actor = _provider(actor, provider)
     where = attempt(request)
@@ -212,9 +242,11 @@ async def reset_password(request: Request, actor: str, provider: str) -> Respons
 
 
 @api.route(
-    "POST", "/auth/{actor}/{provider}/update", resources=[ANONYMOUS],
+    "POST",
+    "/auth/{actor}/{provider}/update",
+    resources=[ANONYMOUS],
     summary="Set a new password with the reset token (Authorization: Bearer <reset token>); single use",
-)  # fmt: skip
+)
 async def update_password(request: Request, actor: str, provider: str) -> JSONResponse:
     actor = _provider(actor, provider)
     where = attempt(request)

@@ -26,9 +26,11 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 @api.route(
-    "POST", "/auth/mfa/challenges/{challenge_id}/verify", resources=[ANONYMOUS],
+    "POST",
+    "/auth/mfa/challenges/{challenge_id}/verify",
+    resources=[ANONYMOUS],
     summary="Complete login's MFA challenge with a TOTP or recovery code (bearer: login's pending token)",
-)  # fmt: skip
+)
 async def verify_challenge(request: Request, challenge_id: str) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))
@@ -56,35 +58,43 @@ async def list_factors(request: Request, caller: Caller) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/mfa/factors", resources=[ANONYMOUS],
+    "POST",
+    "/auth/mfa/factors",
+    resources=[ANONYMOUS],
     summary="Start TOTP enrolment: the pending factor, its secret and otpauth URL",
-)  # fmt: skip
+)
 async def start_factor(request: Request, caller: Caller) -> JSONResponse:
     body = await _body(request)
     return JSONResponse(await tillkey(request).services.medusa_mfa.start(caller, body), headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/auth/mfa/factors/{factor_id}/verify", resources=[ANONYMOUS],
+    "POST",
+    "/auth/mfa/factors/{factor_id}/verify",
+    resources=[ANONYMOUS],
     summary="Enable the pending factor with a first code",
-)  # fmt: skip
+)
 async def verify_factor(request: Request, caller: Caller, factor_id: str) -> JSONResponse:
     body = await _body(request)
     return JSONResponse(await tillkey(request).services.medusa_mfa.verify_factor(caller, factor_id, body))
 
 
 @api.route(
-    "DELETE", "/auth/mfa/factors/{factor_id}", resources=[ANONYMOUS],
+    "DELETE",
+    "/auth/mfa/factors/{factor_id}",
+    resources=[ANONYMOUS],
     summary="Disable the caller's factor (customers; an enabled one needs MFA within 5 minutes)",
-)  # fmt: skip
+)
 async def disable_factor(request: Request, caller: Caller, factor_id: str) -> JSONResponse:
     return JSONResponse(await tillkey(request).services.medusa_mfa.disable(caller, factor_id))
 
 
 @api.route(
-    "POST", "/auth/mfa/recovery-codes", resources=[ANONYMOUS],
+    "POST",
+    "/auth/mfa/recovery-codes",
+    resources=[ANONYMOUS],
     summary="New recovery codes for the caller's enabled factor (the old ones stop working); shown once",
-)  # fmt: skip
+)
 async def recovery_codes(request: Request, caller: Caller) -> JSONResponse:
     body = await _body(request)
     codes = await tillkey(request).services.medusa_mfa.recovery_codes(caller, body)

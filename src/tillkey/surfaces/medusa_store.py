@@ -26,18 +26,29 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def customer_json(c: Customer) -> dict[str, Any]:
     return {
-        "id": actor_id("customer", c.id), "email": c.email, "first_name": c.firstname or None,
-        "last_name": c.lastname or None, "company_name": None, "phone": None, "has_account": True,
-        "metadata": None, "addresses": [], "default_billing_address_id": None,
-        "default_shipping_address_id": None, "created_at": iso_dt(c.created_at), "updated_at": iso_dt(c.updated_at),
+        "id": actor_id("customer", c.id),
+        "email": c.email,
+        "first_name": c.firstname or None,
+        "last_name": c.lastname or None,
+        "company_name": None,
+        "phone": None,
+        "has_account": True,
+        "metadata": None,
+        "addresses": [],
+        "default_billing_address_id": None,
+        "default_shipping_address_id": None,
+        "created_at": iso_dt(c.created_at),
+        "updated_at": iso_dt(c.updated_at),
         "deleted_at": None,
-    }  # fmt: skip
+    }
 
 
 @api.route(
-    "POST", "/store/customers", resources=[ANONYMOUS],
+    "POST",
+    "/store/customers",
+    resources=[ANONYMOUS],
     summary="Create the customer of a registration token (Authorization: Bearer <token from .../register>)",
-)  # fmt: skip
+)
 async def create_customer(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
@@ -46,9 +57,12 @@ async def create_customer(request: Request, caller: Caller) -> JSONResponse:
 
 
 @api.route(
-    "GET", "/store/customers/me", resources=[SELF], actors=(UserType.CUSTOMER,),
+    "GET",
+    "/store/customers/me",
+    resources=[SELF],
+    actors=(UserType.CUSTOMER,),
     summary="The calling customer's own account",
-)  # fmt: skip
+)
 async def me(request: Request, caller: Caller) -> JSONResponse:
     account = await tillkey(request).services.medusa_auth.me(caller)
     assert isinstance(account, Customer)
@@ -65,24 +79,34 @@ def _identity_json(linked: Linked, provider: Provider) -> dict[str, Any]:
         return None if ms is None else iso_dt(datetime.fromtimestamp(ms / 1000, UTC))
 
     return {
-        "id": f"{IDENTITY_PREFIX}{linked.id}", "provider": provider.name, "display_name": provider.display_name,
-        "email": linked.email, "created_at": when(linked.created_ms), "last_login_at": when(linked.last_login_ms),
-    }  # fmt: skip
+        "id": f"{IDENTITY_PREFIX}{linked.id}",
+        "provider": provider.name,
+        "display_name": provider.display_name,
+        "email": linked.email,
+        "created_at": when(linked.created_ms),
+        "last_login_at": when(linked.last_login_ms),
+    }
 
 
 @api.route(
-    "GET", "/store/customers/me/identities", resources=[SELF], actors=(UserType.CUSTOMER,),
+    "GET",
+    "/store/customers/me/identities",
+    resources=[SELF],
+    actors=(UserType.CUSTOMER,),
     summary="The external identities (identity providers) linked to the calling customer",
-)  # fmt: skip
+)
 async def identities(request: Request, caller: Caller) -> JSONResponse:
     linked = await tillkey(request).services.linking.identities(UserType.CUSTOMER, caller.user_id)
     return JSONResponse({"identities": [_identity_json(i, p) for i, p in linked]}, headers=NO_STORE)
 
 
 @api.route(
-    "DELETE", "/store/customers/me/identities/{identity_id}", resources=[SELF], actors=(UserType.CUSTOMER,),
+    "DELETE",
+    "/store/customers/me/identities/{identity_id}",
+    resources=[SELF],
+    actors=(UserType.CUSTOMER,),
     summary="Remove a linked identity (409 when it is the account's last way to sign in)",
-)  # fmt: skip
+)
 async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResponse:
     raw = prefixed_id(IDENTITY_PREFIX, identity_id)
     if raw is None:
@@ -92,19 +116,25 @@ async def unlink(request: Request, caller: Caller, identity_id: str) -> JSONResp
 
 
 @api.route(
-    "POST", "/store/customers/me/identities/{provider}", resources=[SELF], actors=(UserType.CUSTOMER,),
+    "POST",
+    "/store/customers/me/identities/{provider}",
+    resources=[SELF],
+    actors=(UserType.CUSTOMER,),
     summary="Link an identity provider to the calling customer: answers {location}, where to send the browser",
-)  # fmt: skip
+)
 async def link_start(request: Request, caller: Caller, provider: str) -> JSONResponse:
     location = await tillkey(request).services.customer_federation.link_location(provider, caller, attempt(request))
     return JSONResponse({"location": location}, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/store/customers/me/identities/{provider}/callback", resources=[SELF], actors=(UserType.CUSTOMER,),
+    "POST",
+    "/store/customers/me/identities/{provider}/callback",
+    resources=[SELF],
+    actors=(UserType.CUSTOMER,),
     summary="The provider's redirect of a link flow, relayed with the same customer's token: answers {identities}",
     responses={409: ERROR_RESPONSES[400]},  # the subject is linked to another account
-)  # fmt: skip
+)
 async def link_callback(request: Request, caller: Caller, provider: str) -> JSONResponse:
     tk = tillkey(request)
     params = dict(request.query_params)

@@ -27,9 +27,11 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 @api.route(
-    "POST", "/auth/verification/request", resources=[ANONYMOUS],
+    "POST",
+    "/auth/verification/request",
+    resources=[ANONYMOUS],
     summary="Mail a verification code for the address (bearer: login's verification_required token)",
-)  # fmt: skip
+)
 async def request_code(request: Request) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))
@@ -39,9 +41,11 @@ async def request_code(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/auth/verification/confirm", resources=[ANONYMOUS],
+    "POST",
+    "/auth/verification/confirm",
+    resources=[ANONYMOUS],
     summary="Confirm a mailed verification code (single use); then sign in again",
-)  # fmt: skip
+)
 async def confirm_code(request: Request, caller: Caller) -> JSONResponse:
     where = attempt(request)
     bearer = bearer_token(request.headers.get("authorization"))

@@ -31,21 +31,26 @@ async def healthz() -> JSONResponse:
 
 
 _READY_BODY = {
-    "type": "object", "required": ["status", "checks"],
+    "type": "object",
+    "required": ["status", "checks"],
     "properties": {
         "status": {"type": "string", "enum": ["ready", "unavailable"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "failed"]}},
         "message": {"type": "string"},
     },
-}  # fmt: skip
+}
 
 
 @api.route(
-    "GET", "/readyz", resources=[ANONYMOUS],
+    "GET",
+    "/readyz",
+    resources=[ANONYMOUS],
     summary="Readiness: the database (and Redis, when configured) answer; 503 names the one that does not",
-    responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READY_BODY}}},
-               503: {"description": "Not ready", "content": {"application/json": {"schema": _READY_BODY}}}},
-)  # fmt: skip
+    responses={
+        200: {"description": "Ready", "content": {"application/json": {"schema": _READY_BODY}}},
+        503: {"description": "Not ready", "content": {"application/json": {"schema": _READY_BODY}}},
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     probe: ReadinessProbe = request.app.state.readiness
     result = await probe.check()
@@ -62,11 +67,14 @@ _metrics_guard = requires(METRICS_RESOURCE)
 
 
 @api.route(
-    "GET", "/metrics", resources=[ANONYMOUS],
+    "GET",
+    "/metrics",
+    resources=[ANONYMOUS],
     summary=f"Prometheus metrics: anonymous from TILLKEY_METRICS_NETWORKS (loopback), else {METRICS_RESOURCE}",
-    responses={200: {"description": "Prometheus text format",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
-)  # fmt: skip
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
 async def metrics(request: Request) -> Response:
     # Declared anonymous because a scraper on a trusted network sends no credential; anyone else
     # goes through the same access check as a route declaring Tillkey::metrics.
@@ -77,18 +85,22 @@ async def metrics(request: Request) -> Response:
 
 
 @api.route(
-    "GET", "/.well-known/jwks.json", resources=[ANONYMOUS],
+    "GET",
+    "/.well-known/jwks.json",
+    resources=[ANONYMOUS],
     summary="Public signing keys (RFC 7517), for services that verify tokens offline",
-)  # fmt: skip
+)
 async def jwks(request: Request) -> JSONResponse:
     tk = tillkey(request)
     return JSONResponse(tk.keyring.jwks(tk.clock.now()), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})
 
 
 @api.route(
-    "GET", "/tillkey/v1/auth-state", resources=["Tillkey::auth_state"],
+    "GET",
+    "/tillkey/v1/auth-state",
+    resources=["Tillkey::auth_state"],
     summary="Revocations and admin grants, for library guards; supports If-None-Match",
-)  # fmt: skip
+)
 async def auth_state(request: Request) -> Response:
     tk = tillkey(request)
     now = tk.clock.now_int()
@@ -115,9 +127,11 @@ async def auth_state(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/tillkey/v1/logout", resources=[ANONYMOUS],
+    "POST",
+    "/tillkey/v1/logout",
+    resources=[ANONYMOUS],
     summary="Revoke the presented bearer token only (per-token revocation by jti); other sessions stay",
-)  # fmt: skip
+)
 async def logout(request: Request) -> JSONResponse:
     # Declared anonymous so any kind of caller can use it; the token itself is the credential.
     tk = tillkey(request)
@@ -143,11 +157,14 @@ _PASSWORD_CHANGE = {
 
 
 @api.route(
-    "POST", "/tillkey/v1/admins/me/password", resources=[ADMIN_SELF], actors=[UserType.ADMIN],
+    "POST",
+    "/tillkey/v1/admins/me/password",
+    resources=[ADMIN_SELF],
+    actors=[UserType.ADMIN],
     body_schema=_PASSWORD_CHANGE,
     summary="Change one's own admin password (the current one required); every token and session of the "
     "account ends, the calling token too",
-)  # fmt: skip
+)
 async def change_password(request: Request, caller: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)

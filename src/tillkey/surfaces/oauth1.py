@@ -64,16 +64,21 @@ async def _signed(request: Request) -> rfc5849.SignedRequest:
 async def _refused(request: Request, exc: TillkeyError) -> Response:
     tk = tillkey(request)
     await tk.audit.record_request(
-        request, audit.OAUTH1_REFUSED, outcome=audit.FAILURE,
+        request,
+        audit.OAUTH1_REFUSED,
+        outcome=audit.FAILURE,
         details={"method": request.method, "path": request.url.path[:256], "reason": exc.detail or exc.message},
-    )  # fmt: skip
+    )
     return _form({"oauth_problem": problem(exc)}, exc.status_code)
 
 
 @api.route(
-    "POST", "/oauth/token/request", resources=[ANONYMOUS], responses=FORM_RESPONSES,
+    "POST",
+    "/oauth/token/request",
+    resources=[ANONYMOUS],
+    responses=FORM_RESPONSES,
     summary="OAuth 1.0a request token, signed with the consumer secret (activation handshake)",
-)  # fmt: skip
+)
 async def request_token(request: Request) -> Response:
     try:
         pair = await tillkey(request).services.oauth1_exchange.request_token(await _signed(request))
@@ -83,9 +88,12 @@ async def request_token(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/oauth/token/access", resources=[ANONYMOUS], responses=FORM_RESPONSES,
+    "POST",
+    "/oauth/token/access",
+    resources=[ANONYMOUS],
+    responses=FORM_RESPONSES,
     summary="OAuth 1.0a access token for a request token and its verifier; activates the integration",
-)  # fmt: skip
+)
 async def access_token(request: Request) -> Response:
     try:
         _iid, pair = await tillkey(request).services.oauth1_exchange.access_token(await _signed(request))
@@ -123,10 +131,14 @@ async def list_integrations(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "POST", "/tillkey/v1/integrations", resources=[MANAGE], body_schema=_CREATE, status_code=201,
+    "POST",
+    "/tillkey/v1/integrations",
+    resources=[MANAGE],
+    body_schema=_CREATE,
+    status_code=201,
     delegates="integration",
     summary="Create an integration; answers its consumer key and secret (the secret is shown once)",
-)  # fmt: skip
+)
 async def create_integration(request: Request, caller: Caller) -> JSONResponse:
     tk = tillkey(request)
     body = await json_body(request, tk.settings.max_body_bytes)
@@ -140,38 +152,57 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
     if not isinstance(everything, bool):
         raise InvalidRequest('The "all" value must be true or false.')
     created = await tk.services.integrations.create(
-        caller, name=name, resources=resources, all_resources=everything, email=_optional_string(body, "email") or "",
+        caller,
+        name=name,
+        resources=resources,
+        all_resources=everything,
+        email=_optional_string(body, "email") or "",
         endpoint_url=_optional_string(body, "endpoint_url"),
         identity_link_url=_optional_string(body, "identity_link_url"),
-    )  # fmt: skip
+    )
     out = {
-        "id": created.id, "name": created.name, "consumer_key": created.consumer_key,
-        "consumer_secret": created.consumer_secret, "resources": list(created.resources),
+        "id": created.id,
+        "name": created.name,
+        "consumer_key": created.consumer_key,
+        "consumer_secret": created.consumer_secret,
+        "resources": list(created.resources),
         "endpoint_url": created.endpoint_url,
-    }  # fmt: skip
+    }
     return JSONResponse(out, status_code=201, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/tillkey/v1/integrations/{integration_id}/activate", resources=[MANAGE],
+    "POST",
+    "/tillkey/v1/integrations/{integration_id}/activate",
+    resources=[MANAGE],
     delegates="integration_activation",
     summary="Activate or re-authorize: the access token at once (manual), or the handshake posted to the endpoint",
-)  # fmt: skip
+)
 async def activate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
     done = await tillkey(request).services.integrations.activate(caller, integration_id)
-    out = {k: v for k, v in {
-        "id": done.id, "name": done.name, "consumer_key": done.consumer_key, "access_token": done.access_token,
-        "access_token_secret": done.access_token_secret, "handshake_expires_at": done.handshake_expires_at,
-        "identity_link_url": done.identity_link_url,
-    }.items() if v is not None}  # fmt: skip
+    out = {
+        k: v
+        for k, v in {
+            "id": done.id,
+            "name": done.name,
+            "consumer_key": done.consumer_key,
+            "access_token": done.access_token,
+            "access_token_secret": done.access_token_secret,
+            "handshake_expires_at": done.handshake_expires_at,
+            "identity_link_url": done.identity_link_url,
+        }.items()
+        if v is not None
+    }
     out["status"] = "active" if done.access_token else "handshake_started"
     return JSONResponse(out, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/tillkey/v1/integrations/{integration_id}/deactivate", resources=[MANAGE],
+    "POST",
+    "/tillkey/v1/integrations/{integration_id}/deactivate",
+    resources=[MANAGE],
     summary="Deactivate: the integration's calls are refused until it is activated again",
-)  # fmt: skip
+)
 async def deactivate_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
     return JSONResponse(
         describe(await tillkey(request).services.integrations.deactivate(integration_id, acting=caller))
@@ -179,9 +210,11 @@ async def deactivate_integration(request: Request, caller: Caller, integration_i
 
 
 @api.route(
-    "POST", "/tillkey/v1/integrations/{integration_id}/revoke", resources=[MANAGE],
+    "POST",
+    "/tillkey/v1/integrations/{integration_id}/revoke",
+    resources=[MANAGE],
     summary="Revoke the integration's access token (it must be activated again to get a new one)",
-)  # fmt: skip
+)
 async def revoke_integration(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
     return JSONResponse({"revoked": await tillkey(request).services.integrations.revoke(integration_id, acting=caller)})
 

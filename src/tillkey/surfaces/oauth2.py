@@ -51,17 +51,21 @@ def error_body(err: TillkeyError) -> dict[str, Any]:
 
 
 @api.route(
-    "GET", "/.well-known/oauth-authorization-server", resources=[ANONYMOUS],
+    "GET",
+    "/.well-known/oauth-authorization-server",
+    resources=[ANONYMOUS],
     summary="OAuth 2 authorization server metadata (RFC 8414)",
-)  # fmt: skip
+)
 async def server_metadata(request: Request) -> JSONResponse:
     return JSONResponse(rfc8414.metadata(tillkey(request).settings), headers={"Cache-Control": "public, max-age=300"})
 
 
 @api.route(
-    "GET", "/.well-known/openid-configuration", resources=[ANONYMOUS],
+    "GET",
+    "/.well-known/openid-configuration",
+    resources=[ANONYMOUS],
     summary="OpenID Connect discovery document",
-)  # fmt: skip
+)
 async def openid_configuration(request: Request) -> JSONResponse:
     body = discovery.openid_configuration(tillkey(request).settings)
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
@@ -76,9 +80,12 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 @api.route(
-    "GET", "/oauth2/authorize", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/oauth2/authorize",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Authorization endpoint (RFC 6749 §4.1.1): sign in, consent, redirect back with a code",
-)  # fmt: skip
+)
 async def authorize(request: Request) -> Response:
     tk = tillkey(request)
     try:
@@ -113,9 +120,12 @@ async def authorize(request: Request) -> Response:
         err = code_grant.RedirectError(ConsentRequired(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(err, tk.settings.issuer), status_code=302)
     return templating.consent(
-        client_name=req.client.name, scopes=req.scope, csrf=session.csrf, request_fields=req.as_params(),
+        client_name=req.client.name,
+        scopes=req.scope,
+        csrf=session.csrf,
+        request_fields=req.as_params(),
         redirect_uri=req.redirect_uri,
-    )  # fmt: skip
+    )
 
 
 async def _mfa_reachable(tk: Tillkey, user: code_grant.User) -> bool:
@@ -135,9 +145,12 @@ def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
 
 
 @api.route(
-    "POST", "/oauth2/consent", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/oauth2/consent",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="The consent form's answer: allow or deny the client",
-)  # fmt: skip
+)
 async def consent(request: Request) -> Response:
     tk = tillkey(request)
     try:
@@ -159,10 +172,13 @@ async def consent(request: Request) -> Response:
         return templating.error("Authorization failed", exc.message, exc.status_code)
     allowed = form.get("decision") == "allow"
     await tk.audit.record_request(
-        request, audit.OAUTH2_CONSENT, outcome=audit.SUCCESS if allowed else audit.FAILURE,
-        actor_type=session.user_type, actor_id=session.user_id,
+        request,
+        audit.OAUTH2_CONSENT,
+        outcome=audit.SUCCESS if allowed else audit.FAILURE,
+        actor_type=session.user_type,
+        actor_id=session.user_id,
         details={"client_id": req.client.client_id, "scope": " ".join(req.scope)[:500]},
-    )  # fmt: skip
+    )
     if not allowed:
         denied = code_grant.RedirectError(AccessDenied(), req.redirect_uri, req.state)
         return RedirectResponse(code_grant.error_redirect(denied, tk.settings.issuer), status_code=303)
@@ -177,41 +193,53 @@ async def consent(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/oauth2/token", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/oauth2/token",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Token endpoint (RFC 6749 §3.2): authorization_code, client_credentials, refresh_token",
-)  # fmt: skip
+)
 async def token(request: Request) -> JSONResponse:
     require_https(request)
     body = await tillkey(request).services.oauth2.token(
-        await read_body(request), request.headers.get("content-type"),
+        await read_body(request),
+        request.headers.get("content-type"),
         request.headers.get("authorization"),
-    )  # fmt: skip
+    )
     return JSONResponse(body, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/oauth2/revoke", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/oauth2/revoke",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Token revocation (RFC 7009)",
-)  # fmt: skip
+)
 async def revoke(request: Request) -> Response:
     require_https(request)
     await tillkey(request).services.oauth2.revoke(
-        await read_body(request), request.headers.get("content-type"),
+        await read_body(request),
+        request.headers.get("content-type"),
         request.headers.get("authorization"),
-    )  # fmt: skip
+    )
     return Response(status_code=200, headers=NO_STORE)
 
 
 @api.route(
-    "POST", "/oauth2/introspect", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/oauth2/introspect",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="Token introspection (RFC 7662), for confidential clients",
-)  # fmt: skip
+)
 async def introspect(request: Request) -> JSONResponse:
     require_https(request)
     body = await tillkey(request).services.oauth2.introspect(
-        await read_body(request), request.headers.get("content-type"),
+        await read_body(request),
+        request.headers.get("content-type"),
         request.headers.get("authorization"),
-    )  # fmt: skip
+    )
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -232,9 +260,10 @@ async def _userinfo(request: Request) -> JSONResponse:
             raise Unauthenticated(detail="token of a deleted client")
     except Unauthenticated as exc:
         raise Unauthenticated(
-            "The access token is invalid, expired or revoked.", detail=exc.detail,
+            "The access token is invalid, expired or revoked.",
+            detail=exc.detail,
             headers={"WWW-Authenticate": 'Bearer realm="tillkey", error="invalid_token"'},
-        ) from None  # fmt: skip
+        ) from None
     if caller.scopes is None or OPENID not in caller.scopes:
         raise InsufficientScope(
             headers={"WWW-Authenticate": f'Bearer realm="tillkey", error="insufficient_scope", scope="{OPENID}"'}
@@ -249,17 +278,23 @@ async def _userinfo(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "GET", "/oauth2/userinfo", resources=[ANONYMOUS], include_in_schema=False,
+    "GET",
+    "/oauth2/userinfo",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="OpenID Connect UserInfo (needs the openid scope)",
-)  # fmt: skip
+)
 async def userinfo_get(request: Request) -> JSONResponse:
     return await _userinfo(request)
 
 
 @api.route(
-    "POST", "/oauth2/userinfo", resources=[ANONYMOUS], include_in_schema=False,
+    "POST",
+    "/oauth2/userinfo",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
     summary="OpenID Connect UserInfo (needs the openid scope)",
-)  # fmt: skip
+)
 async def userinfo_post(request: Request) -> JSONResponse:
     return await _userinfo(request)
 
@@ -284,11 +319,18 @@ _CLIENT_BODY = {
 
 def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "client_id": c.client_id, "name": c.name, "type": c.client_type, "redirect_uris": list(c.redirect_uris),
-        "grant_types": list(c.grant_types), "scopes": list(c.scopes), "first_party": c.first_party,
-        "require_pkce": c.require_pkce, "active": c.active, "created_at": c.created_at,
+        "client_id": c.client_id,
+        "name": c.name,
+        "type": c.client_type,
+        "redirect_uris": list(c.redirect_uris),
+        "grant_types": list(c.grant_types),
+        "scopes": list(c.scopes),
+        "first_party": c.first_party,
+        "require_pkce": c.require_pkce,
+        "active": c.active,
+        "created_at": c.created_at,
         "resource_server": c.resource_server,
-    }  # fmt: skip
+    }
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
     return out
@@ -302,10 +344,14 @@ def _strings(body: dict[str, Any], name: str) -> list[str]:
 
 
 @api.route(
-    "POST", "/tillkey/v1/oauth2/clients", resources=[CLIENTS_RESOURCE], body_schema=_CLIENT_BODY, status_code=201,
+    "POST",
+    "/tillkey/v1/oauth2/clients",
+    resources=[CLIENTS_RESOURCE],
+    body_schema=_CLIENT_BODY,
+    status_code=201,
     delegates="oauth_client",
     summary="Register an OAuth 2 client; the answer holds its secret, shown once",
-)  # fmt: skip
+)
 async def create_client(request: Request) -> JSONResponse:
     tk: Tillkey = tillkey(request)
     caller: Principal = await principal(request)
@@ -318,10 +364,16 @@ async def create_client(request: Request) -> JSONResponse:
         raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
-        caller, name=name, client_type=ctype, redirect_uris=_strings(body, "redirect_uris"),
-        grant_types=_strings(body, "grant_types"), scopes=wanted, first_party=bool(flags["first_party"]),
-        require_pkce=bool(flags["require_pkce"]), resource_server=bool(flags["resource_server"]),
-    )  # fmt: skip
+        caller,
+        name=name,
+        client_type=ctype,
+        redirect_uris=_strings(body, "redirect_uris"),
+        grant_types=_strings(body, "grant_types"),
+        scopes=wanted,
+        first_party=bool(flags["first_party"]),
+        require_pkce=bool(flags["require_pkce"]),
+        resource_server=bool(flags["resource_server"]),
+    )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 
 
@@ -331,9 +383,11 @@ async def list_clients(request: Request) -> JSONResponse:
 
 
 @api.route(
-    "DELETE", "/tillkey/v1/oauth2/clients/{client_id}", resources=[CLIENTS_RESOURCE],
+    "DELETE",
+    "/tillkey/v1/oauth2/clients/{client_id}",
+    resources=[CLIENTS_RESOURCE],
     summary="Delete an OAuth 2 client: its refresh tokens are revoked and its access tokens stop working",
-)  # fmt: skip
+)
 async def delete_client(request: Request, client_id: str) -> JSONResponse:
     if len(client_id) > 64:
         raise InvalidRequest("There is no OAuth client with this client_id.")

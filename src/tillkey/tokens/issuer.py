@@ -100,9 +100,14 @@ class OpaqueStore:
 
 class Issuer:
     def __init__(
-        self, keyring: Callable[[], Keyring], issuer: str, now: Callable[[], float], *,
-        store: OpaqueStore | None = None, revoked_before: Callable[[int, int], Awaitable[int | None]] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        keyring: Callable[[], Keyring],
+        issuer: str,
+        now: Callable[[], float],
+        *,
+        store: OpaqueStore | None = None,
+        revoked_before: Callable[[int, int], Awaitable[int | None]] | None = None,
+    ) -> None:
         """`revoked_before(user_type, user_id)`: the user's revoke-before second, if any (the
         runtime reads it from the database, so a revocation by another process counts at once)."""
         self._keyring = keyring
@@ -161,10 +166,18 @@ class Issuer:
         return (await self.login_token(user_type, user_id, ttl, auth_methods)).token
 
     async def login_token(
-        self, user_type: int, user_id: int, ttl: int | None, auth_methods: tuple[str, ...] = ("pwd",), *,
-        opaque: bool = False, extra: Mapping[str, Any] | None = None, surface: str | None = None,
-        auth_time: int | None = None, not_after: int | None = None,
-    ) -> Minted:  # fmt: skip
+        self,
+        user_type: int,
+        user_id: int,
+        ttl: int | None,
+        auth_methods: tuple[str, ...] = ("pwd",),
+        *,
+        opaque: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        surface: str | None = None,
+        auth_time: int | None = None,
+        not_after: int | None = None,
+    ) -> Minted:
         """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
         they make it a JWT. `surface`: the issuing surface, for tokens that surface renews (a JWT).
         `auth_time`: the original sign-in time (both formats keep it, for step-up's max_age).
@@ -199,9 +212,18 @@ class Issuer:
     # --- OAuth 2 access tokens (RFC 9068) ---------------------------------------------------------
 
     async def access_token(
-        self, *, user_type: int, user_id: int, client_id: str, scope: tuple[str, ...], ttl: int, opaque: bool,
-        auth_time: int | None = None, amr: tuple[str, ...] = (), not_after: int | None = None,
-    ) -> Minted:  # fmt: skip
+        self,
+        *,
+        user_type: int,
+        user_id: int,
+        client_id: str,
+        scope: tuple[str, ...],
+        ttl: int,
+        opaque: bool,
+        auth_time: int | None = None,
+        amr: tuple[str, ...] = (),
+        not_after: int | None = None,
+    ) -> Minted:
         """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
         reader and the one hot path accept them; scope and client_id then narrow the caller."""
         methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
@@ -219,12 +241,19 @@ class Issuer:
         jti = secrets.token_hex(16)
         claims: dict[str, Any] = {
             # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti (+ scope, auth_time, amr).
-            "iss": self._issuer, "sub": subject(user_type, user_id), "aud": self._issuer,
-            "client_id": client_id, "iat": iat, "exp": exp, "jti": jti, "scope": " ".join(scope),
+            "iss": self._issuer,
+            "sub": subject(user_type, user_id),
+            "aud": self._issuer,
+            "client_id": client_id,
+            "iat": iat,
+            "exp": exp,
+            "jti": jti,
+            "scope": " ".join(scope),
             "amr": list(methods),
             # Tillkey's own claims, read by the hot path like every other token's.
-            "uid": user_id, "utypid": user_type,
-        }  # fmt: skip
+            "uid": user_id,
+            "utypid": user_type,
+        }
         if auth_time is not None:
             claims["auth_time"] = auth_time
         acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
@@ -237,16 +266,31 @@ class Issuer:
     # --- OpenID Connect ID tokens -----------------------------------------------------------------
 
     def id_token(
-        self, *, user_type: int, user_id: int, client_id: str, ttl: int, auth_time: int, amr: tuple[str, ...],
-        nonce: str | None, access_token: str | None, extra: Mapping[str, Any] | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        *,
+        user_type: int,
+        user_id: int,
+        client_id: str,
+        ttl: int,
+        auth_time: int,
+        amr: tuple[str, ...],
+        nonce: str | None,
+        access_token: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
         """iss, sub, aud, exp, iat, auth_time, nonce, amr, azp and at_hash (OIDC Core §2)."""
         now = self._now_int()
         key = self._signer(now)
         claims: dict[str, Any] = {
-            "iss": self._issuer, "sub": subject(user_type, user_id), "aud": client_id, "azp": client_id,
-            "iat": now, "exp": now + ttl, "auth_time": auth_time, "amr": list(amr),
-        }  # fmt: skip
+            "iss": self._issuer,
+            "sub": subject(user_type, user_id),
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + ttl,
+            "auth_time": auth_time,
+            "amr": list(amr),
+        }
         acr = acr_of(amr)
         if acr is not None:
             claims["acr"] = acr

@@ -54,10 +54,13 @@ class JwtReader:
                 # Audience: Tillkey is the resource server of the tokens it reads; an OAuth access
                 # token names its client's audience (RFC 9068 §3) for other resource servers.
                 options={
-                    "require": _REQUIRED, "verify_exp": False, "verify_aud": False, "verify_iat": False,
+                    "require": _REQUIRED,
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "verify_iat": False,
                     "verify_nbf": False,
                 },
-            )  # fmt: skip
+            )
         except jwt.PyJWTError as exc:
             raise _permanent(f"jwt rejected: {exc}") from None
         self._not_before(claims)

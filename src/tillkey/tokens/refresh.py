@@ -110,9 +110,17 @@ class RefreshTokens:
         return self.master.digest(token)
 
     async def start(
-        self, *, client_id: str | None, user_type: int, user_id: int, scope: tuple[str, ...] | None,
-        auth_time: int, amr: tuple[str, ...], access_jti: str | None, access_expires_at: int | None,
-    ) -> Issued:  # fmt: skip
+        self,
+        *,
+        client_id: str | None,
+        user_type: int,
+        user_id: int,
+        scope: tuple[str, ...] | None,
+        auth_time: int,
+        amr: tuple[str, ...],
+        access_jti: str | None,
+        access_expires_at: int | None,
+    ) -> Issued:
         """First token of a new family (a login, or an authorization code exchanged)."""
         now = self.clock.now_int()
         family_expires = now + self.settings.refresh_token_absolute_ttl
@@ -122,11 +130,19 @@ class RefreshTokens:
         if family_expires <= now:
             raise InvalidRefreshToken(detail="sign-in past its absolute lifetime")
         record = RefreshToken(
-            family_id=secrets.token_hex(16), client_id=client_id, user_type=user_type, user_id=user_id,
-            scope=scope, auth_time=auth_time, amr=amr, issued_at=now,
+            family_id=secrets.token_hex(16),
+            client_id=client_id,
+            user_type=user_type,
+            user_id=user_id,
+            scope=scope,
+            auth_time=auth_time,
+            amr=amr,
+            issued_at=now,
             expires_at=min(now + self.settings.refresh_token_idle_ttl, family_expires),
-            family_expires_at=family_expires, access_jti=access_jti, access_expires_at=access_expires_at,
-        )  # fmt: skip
+            family_expires_at=family_expires,
+            access_jti=access_jti,
+            access_expires_at=access_expires_at,
+        )
         token = PREFIX + secrets.token_urlsafe(32)
         limit = self.settings.refresh_families_per_client_user
         crowded = await self.store.start(self.master.digest(token), record, now=now, keep=limit)
@@ -201,9 +217,14 @@ class RefreshTokens:
         now = self.clock.now_int()
         idle_end = now + self.settings.refresh_token_idle_ttl
         record = replace(
-            spent, issued_at=now, expires_at=min(idle_end, spent.family_expires_at), used_at=None, revoked_at=None,
-            access_jti=access_jti, access_expires_at=access_expires_at,
-        )  # fmt: skip
+            spent,
+            issued_at=now,
+            expires_at=min(idle_end, spent.family_expires_at),
+            used_at=None,
+            revoked_at=None,
+            access_jti=access_jti,
+            access_expires_at=access_expires_at,
+        )
         token = PREFIX + secrets.token_urlsafe(32)
         if not await self.store.successor(self.master.digest(token), record, now=now):
             raise InvalidRefreshToken(detail="family revoked during rotation")
@@ -230,8 +251,15 @@ class RefreshTokens:
         await self.revoker.revoke_ids(issued)
         event = audit.REFRESH_REUSED if reason == "reuse" else audit.TOKEN_REVOKED
         await self.audit.record(
-            event, outcome=audit.FAILURE if reason == "reuse" else audit.SUCCESS,
-            actor_type=rec.user_type, actor_id=rec.user_id,
-            details={"family": rec.family_id, "client_id": rec.client_id, "reason": reason,
-                     "access_revoked": len(issued), "scope": "family"},
-        )  # fmt: skip
+            event,
+            outcome=audit.FAILURE if reason == "reuse" else audit.SUCCESS,
+            actor_type=rec.user_type,
+            actor_id=rec.user_id,
+            details={
+                "family": rec.family_id,
+                "client_id": rec.client_id,
+                "reason": reason,
+                "access_revoked": len(issued),
+                "scope": "family",
+            },
+        )

@@ -36,8 +36,12 @@ class Rotated:
 def default_grace(settings: Settings) -> int:
     """Long enough for every JWT a replaced key signed to expire: admin, customer and Medusa tokens,
     OAuth 2 access and ID tokens (integration, refresh and opaque tokens are not signed)."""
-    signed = (settings.admin_token_ttl, settings.customer_token_ttl, settings.oauth2_access_token_ttl,
-              settings.id_token_ttl)  # fmt: skip
+    signed = (
+        settings.admin_token_ttl,
+        settings.customer_token_ttl,
+        settings.oauth2_access_token_ttl,
+        settings.id_token_ttl,
+    )
     return max(signed) + LEEWAY
 
 
@@ -79,9 +83,15 @@ class KeyRotation:
             await self.store.end(w, replaced, retired_at=signs_from, verify_until=signs_from + grace)
             w.changed("keys")
             w.audit(
-                audit.KEY_ROTATED, details={"kid": stored.kid, "alg": stored.alg, "signs_from": signs_from,
-                                            "replaced": replaced, "replaced_verify_until": signs_from + grace},
-            )  # fmt: skip
+                audit.KEY_ROTATED,
+                details={
+                    "kid": stored.kid,
+                    "alg": stored.alg,
+                    "signs_from": signs_from,
+                    "replaced": replaced,
+                    "replaced_verify_until": signs_from + grace,
+                },
+            )
         return Rotated(stored.kid, stored.alg, signs_from, replaced, signs_from + grace)
 
     async def retire(self, kid: str) -> str | None:

@@ -46,9 +46,15 @@ Rewrite = Callable[[Scope], "Scope | TillkeyError"]
 
 class Edge:
     def __init__(
-        self, app: ASGIApp, *, render: Render, budget: LocalBudget | None, pacer: Pacer, metrics: Metrics,
+        self,
+        app: ASGIApp,
+        *,
+        render: Render,
+        budget: LocalBudget | None,
+        pacer: Pacer,
+        metrics: Metrics,
         rewrites: Sequence[Rewrite] = (),
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.app = app
         self.render = render
         self.budget = budget

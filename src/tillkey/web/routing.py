@@ -106,9 +106,13 @@ def guarded_route(guard: Guard) -> type[APIRoute]:
 
 
 def enforce(
-    request: Request, principal: Principal, presented: bool, resources: Sequence[str],
-    target: tuple[str, str] | None = None, step_up: StepUp | None = None,
-) -> None:  # fmt: skip
+    request: Request,
+    principal: Principal,
+    presented: bool,
+    resources: Sequence[str],
+    target: tuple[str, str] | None = None,
+    step_up: StepUp | None = None,
+) -> None:
     """The access check with its effects on the wire and in the audit log: a Bearer challenge on
     401, an access-denied record on 403. target: (method, path) judged, if not this request's own
     (forward-auth judges the proxied request). Then step-up (access/stepup.py): the route's or its
@@ -129,11 +133,18 @@ def enforce(
         # Queued, not awaited: denials are on the hot path. Guests (401) are not recorded:
         # every unauthenticated probe would be a write.
         tillkey(request).audit.record_soon(
-            ACCESS_DENIED, outcome=FAILURE, actor_type=principal.user_type, actor_id=principal.user_id,
-            request=request, details={
-                "method": method, "path": path[:256], "resources": list(resources), "reason": exc.detail,
+            ACCESS_DENIED,
+            outcome=FAILURE,
+            actor_type=principal.user_type,
+            actor_id=principal.user_id,
+            request=request,
+            details={
+                "method": method,
+                "path": path[:256],
+                "resources": list(resources),
+                "reason": exc.detail,
             },
-        )  # fmt: skip
+        )
         raise
 
 
@@ -327,12 +338,20 @@ class Api:
         self.declared: list[Declared] = []
 
     def route(
-        self, method: str, path: str, *, resources: Sequence[str], summary: str,
-        body_schema: dict[str, Any] | None = None, status_code: int = 200,
+        self,
+        method: str,
+        path: str,
+        *,
+        resources: Sequence[str],
+        summary: str,
+        body_schema: dict[str, Any] | None = None,
+        status_code: int = 200,
         actors: Sequence[UserType] | None = None,
-        responses: dict[int | str, dict[str, Any]] | None = None, include_in_schema: bool = True,
-        delegates: str | None = None, step_up: StepUp | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        include_in_schema: bool = True,
+        delegates: str | None = None,
+        step_up: StepUp | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         if not resources:
             raise ValueError(f"{method} {path} declares no resources; use 'anonymous' for public routes")
         res = tuple(resources)
@@ -351,12 +370,17 @@ class Api:
                     "content": {"application/json": {"schema": body_schema}},
                 }
             self.router.add_api_route(
-                path, fn, methods=[method], summary=summary, status_code=status_code,
+                path,
+                fn,
+                methods=[method],
+                summary=summary,
+                status_code=status_code,
                 description=f"Requires: {', '.join(res)}",
                 route_class_override=guarded_route(requires(*res, actors=actors, step_up=step_up)),
-                openapi_extra=extra, responses={**ERROR_RESPONSES, **(responses or {})},
+                openapi_extra=extra,
+                responses={**ERROR_RESPONSES, **(responses or {})},
                 include_in_schema=include_in_schema,
-            )  # fmt: skip
+            )
             self.declared.append(Declared(method, self.prefix + path, res, delegates, step_up))
             return fn
 

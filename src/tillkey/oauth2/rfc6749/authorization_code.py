@@ -17,10 +17,22 @@ from tillkey.store.oauth2 import Client, Code
 
 GRANT_TYPE = "authorization_code"
 CODE_PREFIX = "tk_ac_"
-AUTHORIZE_PARAMS = frozenset({
-    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-    "nonce", "prompt", "response_mode", "acr_values", "max_age",
-})  # fmt: skip
+AUTHORIZE_PARAMS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+        "prompt",
+        "response_mode",
+        "acr_values",
+        "max_age",
+    }
+)
 TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
 
 

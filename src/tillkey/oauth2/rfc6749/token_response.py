@@ -34,9 +34,11 @@ class Issued:
 def body_of(grant: Grant, access: AccessToken, refresh_token: str | None, id_token: str | None) -> dict[str, Any]:
     """RFC 6749 §5.1 (and OpenID Connect Core §3.1.3.3 for the ID token)."""
     body: dict[str, Any] = {
-        "access_token": access.token, "token_type": "Bearer",
-        "expires_in": access.expires_at - access.issued_at, "scope": " ".join(grant.scope),
-    }  # fmt: skip
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_at - access.issued_at,
+        "scope": " ".join(grant.scope),
+    }
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     if id_token is not None:
