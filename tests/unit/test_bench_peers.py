@@ -45,7 +45,7 @@ def test_peer_pairs_against_a_live_tillkey(sqlite_server_factory: Any, tmp_path:
     password = "Pw-bench-peers-123"
     client = peers.seed_tillkey(srv.cli_json, password)
     # The admin logs in through POST /auth/user/emailpass, as against Medusa; the customer as in Magento.
-    tk = peers.tillkey_side(os.getpid(), srv.url, password, client)
+    tk = peers.tillkey_side(os.getpid(), srv.url, password, client, env={})
 
     me = srv.url + "/admin/users/me"
     check = peers.bearer_check(me, tk.admin_token, peers.ADMIN_EMAIL)  # also: 401 without the token
@@ -53,8 +53,9 @@ def test_peer_pairs_against_a_live_tillkey(sqlite_server_factory: Any, tmp_path:
     with pytest.raises(BenchError, match="answered 401"):
         peers.bearer_check(me, tk.customer_token, peers.ADMIN_EMAIL)  # a customer is no admin
     token, introspect = peers.oauth2_targets(
-        "tillkey", os.getpid(), srv.url, "/oauth2/token", "/oauth2/introspect", client, tmp_path
+        "tillkey", os.getpid(), srv.url, "/oauth2/token", "/oauth2/introspect", client, tmp_path, "jwt/ES256"
     )
+    assert introspect is not None
     users_me = peers.Pair(
         "users-me",
         "GET /admin/users/me",
