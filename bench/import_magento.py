@@ -1,14 +1,16 @@
 """`tillkey import magento` of N generated customers (1,000,000 by default): rows/s, wall time and
 the import process's peak RSS (issue 17's goal: under 10 minutes and 300 MB).
 
-The source is MariaDB on 127.0.0.1:3306 (root, no password), loaded here with Magento 2.4's
-customer_entity (the columns the tests define) and rows like a shop's: emails, names, two websites,
+The source is a MariaDB of the bench's own (tests/mariadb.py: Debian's mariadbd on a free
+loopback port, its data in a temporary directory), or the server `--source-dsn` names, loaded here
+with Magento 2.4's customer_entity (the columns the tests define) and rows like a shop's: emails, names, two websites,
 legacy hashes of every version the tests' PHP vectors hold (the import copies hashes, so their
 variety costs nothing). The target is a fresh Tillkey database: SQLite in a temporary data
 directory, or PostgreSQL with `--database-url`. The import runs as `tillkey import magento`, a
 child process, so its RSS is its own.
 
     .venv/bin/python bench/import_magento.py [--customers N] [--batch 5000] [--database-url URL]
+        [--source-dsn mysql://root@127.0.0.1:3306 [--keep-source NAME]]
 
 It also prints the scheduler's account of the import's threads: on a shared machine the wall time
 is mostly the time its threads were runnable but waited for a CPU another process held.
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -27,11 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pymysql
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import mariadb  # noqa: E402
 from tests.test_import_magento import ADMINS, ROLES, RULES, SCHEMA  # noqa: E402
 
 HASHES = [v["hash"] for v in json.loads((ROOT / "tests/vectors/legacy_hashes/magento.json").read_text())["vectors"]]
@@ -40,8 +40,8 @@ LAST = ["Smith", "Jansen", "Nguyen", "Rossi", "Müller", "García", "Kowalski", 
 DOMAINS = ["example.com", "mail.test", "shop.test", "post.example", "inbox.test"]
 
 
-def load_source(name: str, customers: int) -> None:
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=False)
+def load_source(server: str, name: str, customers: int) -> None:
+    conn = mariadb.connect(server, autocommit=False)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")  # a name of our own, not input
         cur.execute(f"USE `{name}`")
@@ -77,16 +77,16 @@ def load_source(name: str, customers: int) -> None:
     conn.close()
 
 
-def _exists(name: str) -> bool:
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+def _exists(server: str, name: str) -> bool:
+    conn = mariadb.connect(server)
     with conn.cursor() as cur:
         found = cur.execute("SHOW DATABASES LIKE %s", (name,))
     conn.close()
     return bool(found)
 
 
-def drop_source(name: str) -> None:
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+def drop_source(server: str, name: str) -> None:
+    conn = mariadb.connect(server, autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     conn.close()
@@ -106,13 +106,26 @@ def _schedstat(pid: int) -> tuple[float, float] | None:
     return on_cpu / 1e9, waiting / 1e9
 
 
-def _mariadb_cpu() -> float:
+def _server_pid(server: str) -> int:
+    """The source server's process id (from its pid file), 0 when it is not on this machine."""
+    conn = mariadb.connect(server)
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@pid_file")
+        (pid_file,) = cur.fetchone() or ("",)
+    conn.close()
+    try:
+        return int(Path(pid_file).read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def _mariadb_cpu(pid: int) -> float:
     """mariadbd's CPU time so far (user + system), 0 when it is not found."""
-    found = subprocess.run(["pidof", "mariadbd"], capture_output=True, text=True).stdout.split()
-    if not found:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
         return 0.0
-    with open(f"/proc/{found[0]}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -121,12 +134,27 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--database-url", default="", help="Tillkey's database (default: SQLite in a temp dir)")
-    parser.add_argument("--keep-source", default="", help="load into this database name and keep it (re-runs)")
+    parser.add_argument(
+        "--source-dsn", default="", help="the MariaDB server: mysql://USER[:PASS]@HOST[:PORT] (default: a private one)"
+    )
+    parser.add_argument(
+        "--keep-source", default="", help="load into this database name and keep it (re-runs; needs --source-dsn)"
+    )
     args = parser.parse_args()
+    if args.keep_source and not args.source_dsn:
+        parser.error("--keep-source needs --source-dsn: the bench's own server is gone after the run")
+    if args.source_dsn:
+        bench(args, args.source_dsn.rstrip("/"))
+        return
+    with tempfile.TemporaryDirectory() as tmp, mariadb.running(Path(tmp)) as server:
+        bench(args, server.dsn().rstrip("/"))
+
+
+def bench(args: argparse.Namespace, server: str) -> None:
     name = args.keep_source or f"tillkey_bench_{secrets.token_hex(4)}"
     started = time.perf_counter()
-    if not _exists(name):
-        load_source(name, args.customers)
+    if not _exists(server, name):
+        load_source(server, name, args.customers)
         print(f"source: {args.customers:,} customers loaded in {time.perf_counter() - started:.0f} s", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,29 +162,35 @@ def main() -> None:
             env |= {"TILLKEY_DATA_DIR": str(Path(tmp) / "data"), "TILLKEY_DATABASE_URL": args.database_url}
             tillkey = str(ROOT / ".venv/bin/tillkey")
             subprocess.run([tillkey, "db", "upgrade"], env=env, check=True, capture_output=True)
-            dsn = f"mysql://root@127.0.0.1:3306/{name}"
-            spent = resource.getrusage(resource.RUSAGE_CHILDREN)
-            before = spent.ru_utime + spent.ru_stime  # `db upgrade`'s
-            source_cpu = _mariadb_cpu()
+            dsn = f"{server}/{name}"
+            server_pid = _server_pid(server)
+            source_cpu = _mariadb_cpu(server_pid)
             started = time.perf_counter()
             command = [tillkey, "import", "magento", "--dsn", dsn, "--batch", str(args.batch), "--json"]
-            child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            on_cpu = waiting = 0.0
-            while child.poll() is None:  # the scheduler's account of the child's threads, while it lives
-                on_cpu, waiting = _schedstat(child.pid) or (on_cpu, waiting)
-                time.sleep(0.5)
-            stdout, stderr = child.communicate()
-            wall = time.perf_counter() - started
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+                on_cpu = waiting = 0.0
+                while True:  # the scheduler's account of the child's threads, while it lives
+                    on_cpu, waiting = _schedstat(child.pid) or (on_cpu, waiting)
+                    # wait4: the import's own resource usage (not `db upgrade`'s or mariadb-install-db's)
+                    pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    time.sleep(0.5)
+                wall = time.perf_counter() - started
+                child.returncode = os.waitstatus_to_exitcode(status)
+                out.seek(0)
+                err.seek(0)
+                stdout, stderr = out.read(), err.read()
             if child.returncode:
                 raise SystemExit(f"the import failed ({child.returncode}): {stderr}")
-            source_cpu = _mariadb_cpu() - source_cpu
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            source_cpu = _mariadb_cpu(server_pid) - source_cpu
             rss_mib = usage.ru_maxrss / 1024
-            cpu = usage.ru_utime + usage.ru_stime - before
+            cpu = usage.ru_utime + usage.ru_stime
             report = json.loads(stdout)
     finally:
         if not args.keep_source:
-            drop_source(name)
+            drop_source(server, name)
     imported = report["imported"].get("customer", 0)
     print(
         f"import: {imported:,} customers (+{report['imported'].get('admin', 0)} admins) in {wall:.1f} s = "

@@ -31,6 +31,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from tests import mariadb as private_mariadb
 from tests.polling import eventually
 
 VENV_BIN = Path(sys.executable).parent
@@ -128,6 +129,19 @@ def need_node(what: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[private_mariadb.MariaDB]:
+    """A MariaDB of this test session's own on a free loopback port (tests/mariadb.py); skips
+    without Debian's mariadb-server (fails under TILLKEY_TEST_REQUIRE_SERVICES=1)."""
+    reason = private_mariadb.available()
+    if reason is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    with private_mariadb.running(tmp_path_factory.mktemp("mariadb")) as server:
+        yield server
 
 
 def _psql(sql: str) -> None:

@@ -11,14 +11,12 @@ import json
 import os
 import pty
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import pymysql
 import pyotp
 import pytest
 import requests
@@ -26,7 +24,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
 from requests_oauthlib import OAuth1
 
 from tests import inprocess
-from tests.conftest import REQUIRE_SERVICES
+from tests.mariadb import MariaDB, connect
 from tillkey import audit
 from tillkey.store import accounts as repo
 from tillkey.store.audit import AuditQuery
@@ -165,20 +163,11 @@ CUSTOMERS = [  # (website_id, email, password_hash)
 ]
 
 
-def _need_mariadb() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 3306), timeout=1):
-            return
-    except OSError as exc:
-        reason = f"MariaDB is not reachable on 127.0.0.1:3306 ({exc})"
-    pytest.fail(f"TILLKEY_TEST_REQUIRE_SERVICES=1 but {reason}") if REQUIRE_SERVICES else pytest.skip(reason)
-
-
 @pytest.fixture
-def magento_db() -> Iterator[str]:
-    _need_mariadb()
+def magento_db(mariadb: MariaDB) -> Iterator[str]:
+    """A Magento database of the test's own on the session's private MariaDB, as a DSN."""
     name = f"tillkey_magento_{secrets.token_hex(4)}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    conn = connect(mariadb.dsn(), autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}`")
@@ -222,7 +211,7 @@ def magento_db() -> Iterator[str]:
                 " VALUES (%s, %s, %s, 'C', 'D')",
                 CUSTOMERS,
             )
-        yield f"mysql://root@127.0.0.1:3306/{name}"
+        yield mariadb.dsn(name)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -360,7 +349,7 @@ PIM_AUTH = _oauth1(PIM)
 
 def _source(dsn: str, *statements: tuple[str, tuple[object, ...]]) -> None:
     """Change the Magento database between runs, as the shop keeps running during a migration."""
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=dsn.rsplit("/", 1)[1])
+    conn = connect(dsn)
     try:
         with conn.cursor() as cur:
             for sql, args in statements:
