@@ -104,9 +104,8 @@ class OpaqueStore:
         while self._waiting:
             group, self._waiting = self._waiting[: self._group_max], self._waiting[self._group_max :]
             try:
-                async with self.db.transaction() as s:
-                    for digest, record, _ in group:
-                        await repo.add_opaque_token(s, digest, record)
+                async with self.db.write_turn(), self.db.transaction() as s:
+                    await repo.add_opaque_tokens(s, [(digest, record) for digest, record, _ in group])
             except Exception as exc:
                 log.warning("opaque tokens not stored (%d refused): %s", len(group), exc)
                 for _, _, done in group:
