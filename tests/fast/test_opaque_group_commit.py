@@ -19,8 +19,11 @@ from sqlalchemy import event, text
 
 from tests import inprocess
 from tests.inprocess import InProcess
+from tests.polling import until
+from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.store import auth as repo
+from tillkey.store.audit import AuditQuery
 
 SCOPE = "Magento_Catalog::products"
 BURST = 60
@@ -108,6 +111,13 @@ def test_a_burst_of_opaque_issuances_shares_commits_and_every_token_answered_is_
                 "/rest/V1/products", params={"searchCriteria[pageSize]": "1"}, headers=t.bearer(tokens[-1])
             )
             assert products.status_code == 200, products.text
+
+            async def every_issue_audited() -> bool:
+                issued = await t.tk.audit.search(AuditQuery(event=audit.TOKEN_ISSUED, limit=1000))
+                return len(issued) == BURST + 1
+
+            await until(every_issue_audited, what="a token.issued record for every token")
+            assert t.tk.audit.dropped == 0 and t.tk.audit.failed == 0
 
     inprocess.run(body)
 
