@@ -359,7 +359,7 @@ class AuditLog:
                 log.warning("audit queue: %d records wait for the writer", len(self._pending))
 
     async def _append(self, entries: Sequence[_Entry]) -> None:
-        async with self._lock:
+        async with self._lock, self.db.write_turn():
             async with self.db.transaction() as s:
                 last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock
                 records = _chain(entries, last, prev, self._key)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -157,20 +158,29 @@ async def purge_expired(s: AsyncSession, now: int) -> None:
 
 
 async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> None:
-    s.add(
-        OpaqueTokenRow(
-            digest=digest,
-            jti=tok.jti,
-            user_type=tok.user_type,
-            user_id=tok.user_id,
-            issued_at=tok.issued_at,
-            expires_at=tok.expires_at,
-            auth_methods=",".join(tok.auth_methods),
-            scope=None if tok.scope is None else " ".join(tok.scope),
-            client_id=tok.client_id,
-            auth_time=tok.auth_time,
-        )
-    )
+    await add_opaque_tokens(s, [(digest, tok)])
+
+
+async def add_opaque_tokens(s: AsyncSession, tokens: Sequence[tuple[str, OpaqueToken]]) -> None:
+    """Many rows in one INSERT statement (executemany), without an ORM object each."""
+    if not tokens:
+        return
+    rows = [
+        {
+            "digest": digest,
+            "jti": tok.jti,
+            "user_type": tok.user_type,
+            "user_id": tok.user_id,
+            "issued_at": tok.issued_at,
+            "expires_at": tok.expires_at,
+            "auth_methods": ",".join(tok.auth_methods),
+            "scope": None if tok.scope is None else " ".join(tok.scope),
+            "client_id": tok.client_id,
+            "auth_time": tok.auth_time,
+        }
+        for digest, tok in tokens
+    ]
+    await s.execute(insert(OpaqueTokenRow), rows)
 
 
 async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:

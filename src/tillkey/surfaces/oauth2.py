@@ -31,7 +31,7 @@ from tillkey.principal import Principal, UserType
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
 from tillkey.web.forms import read_body, require_https
-from tillkey.web.routing import Api, principal, tillkey
+from tillkey.web.routing import Api, principal, reads_own_body, tillkey
 
 if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
@@ -199,6 +199,7 @@ async def consent(request: Request) -> Response:
     include_in_schema=False,
     summary="Token endpoint (RFC 6749 §3.2): authorization_code, client_credentials, refresh_token",
 )
+@reads_own_body
 async def token(request: Request) -> JSONResponse:
     require_https(request)
     body = await tillkey(request).services.oauth2.token(
@@ -233,6 +234,7 @@ async def revoke(request: Request) -> Response:
     include_in_schema=False,
     summary="Token introspection (RFC 7662), for confidential clients",
 )
+@reads_own_body
 async def introspect(request: Request) -> JSONResponse:
     require_https(request)
     body = await tillkey(request).services.oauth2.introspect(

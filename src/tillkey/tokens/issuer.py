@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,7 @@ import jwt
 
 from tillkey.access.stepup import acr_of
 from tillkey.crypto.secrets import MasterSecret, random_token
+from tillkey.errors import Unavailable
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
 from tillkey.store.db import Database
@@ -45,6 +47,9 @@ RESERVED = frozenset(
     {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", SURFACE_CLAIM}
 )
 SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
+# Opaque token rows committed in one transaction at most (`OpaqueStore.add`).
+GROUP_MAX = 500
+log = logging.getLogger(__name__)
 # OIDC Core §3.1.3.6: at_hash uses the hash of the JOSE algorithm; Ed25519 signs with SHA-512.
 _HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256, "HS256": hashlib.sha256, "EdDSA": hashlib.sha512}
 
@@ -71,12 +76,45 @@ class Minted:
     format: str  # "jwt" | "opaque"
 
 
-@dataclass(frozen=True, slots=True)
 class OpaqueStore:
-    """Where opaque tokens live: their keyed digest and record, never the token itself."""
+    """Where opaque tokens live: their keyed digest and record, never the token itself.
 
-    db: Database
-    master: MasterSecret
+    New tokens are committed in groups (`add`): the rows of issuances that arrive while a commit is
+    in flight go together into the next transaction, so a burst costs one commit (one disk sync on
+    SQLite, one round trip on PostgreSQL) instead of one per token queued on the write lock. Each
+    caller returns only once the transaction holding its row has committed, so a token handed out
+    is in the database; if that commit fails, every caller of its group gets `Unavailable` (503)."""
+
+    def __init__(self, db: Database, master: MasterSecret, *, group_max: int = GROUP_MAX) -> None:
+        self.db = db
+        self.master = master
+        self._group_max = group_max
+        self._waiting: list[tuple[str, repo.OpaqueToken, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def add(self, token: str, record: repo.OpaqueToken) -> None:
+        """Store a new token and return once its row is committed. `Unavailable` if it is not."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((self.master.digest(token), record, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="tillkey-opaque-group")
+        await done
+
+    async def _commit_groups(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[: self._group_max], self._waiting[self._group_max :]
+            try:
+                async with self.db.write_turn(), self.db.transaction() as s:
+                    await repo.add_opaque_tokens(s, [(digest, record) for digest, record, _ in group])
+            except Exception as exc:
+                log.warning("opaque tokens not stored (%d refused): %s", len(group), exc)
+                for _, _, done in group:
+                    if not done.done():  # a caller that went away (disconnect) no longer waits
+                        done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail=f"opaque tokens: {exc}"))
+            else:
+                for _, _, done in group:
+                    if not done.done():
+                        done.set_result(None)
 
     async def find(self, token: str) -> TokenClaims | None:
         """The claims of a stored opaque token (tokens/opaque.py `OpaqueTokens`)."""
@@ -140,8 +178,7 @@ class Issuer:
             raise RuntimeError("opaque tokens need a store")
         token = OPAQUE_PREFIX + random_token(32)
         record = record_of(secrets.token_hex(16), self._now_int())
-        async with self._store.db.transaction() as s:
-            await repo.add_opaque_token(s, self._store.master.digest(token), record)
+        await self._store.add(token, record)
         return token, record
 
     async def wait_past_revocation(self, user_type: int, user_id: int) -> None:

@@ -12,7 +12,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.datastructures import DefaultPlaceholder
@@ -222,7 +222,7 @@ FastEndpoint = Callable[[Request], Awaitable[Any]]
 def fast_routes(router: APIRouter) -> dict[tuple[str, str], tuple[APIRoute, FastEndpoint]]:
     """The routes web/edge.py may serve itself, without FastAPI's router and dependency solver
     (together about 100 us a request on this FastAPI, more than everything else): those with a
-    fixed path, read by GET, whose handler takes at most the request and the caller
+    fixed path, read by GET (or POST, marked `reads_own_body`), whose handler takes at most the request and the caller
     (`Depends(principal)`), with no response model, no route-level dependency and no route class
     of its own but guarded_route's. They run exactly as FastAPI would run
     them: the guard first, then the handler with the same arguments.
@@ -260,15 +260,29 @@ def fast_routes(router: APIRouter) -> dict[tuple[str, str], tuple[APIRoute, Fast
     return found
 
 
+OWN_BODY = "__tillkey_reads_own_body__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reads_own_body(fn: F) -> F:
+    """Mark a POST handler that takes only the request and reads its body itself, under the
+    server's cap (web/forms.read_body): the edge may serve it directly (fast_routes), as FastAPI,
+    which reads no body for such a handler, would run it."""
+    setattr(fn, OWN_BODY, True)
+    return fn
+
+
 def _direct(route: APIRoute) -> FastEndpoint | None:
     """The route as a plain coroutine of the request, or None if it needs FastAPI's machinery."""
     d = route.dependant
     # Only routes run by FastAPI's own handler or by guarded_route's: another route class may do
-    # more in its handler (the console's session and CSRF checks). Only reads: a body is left to
-    # FastAPI and its limits.
+    # more in its handler (the console's session and CSRF checks). Only reads, and the POST routes
+    # marked `reads_own_body`: any other body is left to FastAPI.
     if type(route) is not APIRoute and getattr(type(route), "route_guard", None) is None:
         return None
-    if not route.methods or not route.methods <= {"GET", "HEAD"}:
+    if not route.methods or not (
+        route.methods <= {"GET", "HEAD"} or (route.methods == {"POST"} and getattr(route.endpoint, OWN_BODY, False))
+    ):
         return None
     if route.dependencies or route.response_model is not None:
         return None
