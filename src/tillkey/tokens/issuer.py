@@ -106,11 +106,19 @@ class OpaqueStore:
             try:
                 async with self.db.write_turn(), self.db.transaction() as s:
                     await repo.add_opaque_tokens(s, [(digest, record) for digest, record, _ in group])
-            except Exception as exc:
-                log.warning("opaque tokens not stored (%d refused): %s", len(group), exc)
+            except BaseException as exc:
+                # The error's class only: a driver's message can carry the statement's parameters.
+                why = type(exc).__name__
+                log.warning("opaque tokens not stored (%d refused): %s", len(group), why)
                 for _, _, done in group:
                     if not done.done():  # a caller that went away (disconnect) no longer waits
-                        done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail=f"opaque tokens: {exc}"))
+                        done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail=f"opaque tokens: {why}"))
+                if not isinstance(exc, Exception):  # cancelled (shutdown): nobody is left waiting forever
+                    for _, _, done in self._waiting:
+                        if not done.done():
+                            done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail="shutting down"))
+                    self._waiting = []
+                    raise
             else:
                 for _, _, done in group:
                     if not done.done():
