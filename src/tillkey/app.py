@@ -53,6 +53,7 @@ from tillkey.surfaces import (
     passkeys,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
+from tillkey.web.caching import NO_STORE
 from tillkey.web.edge import Edge
 from tillkey.web.routing import skip_unreachable_routers
 
@@ -113,7 +114,7 @@ def render_error_scope(scope: Scope, err: TillkeyError) -> Response:
         return oauth1.error_response(err)
     if scope["path"].startswith("/oauth2/"):
         # RFC 6749 §5.2 shape; error answers of the token endpoint are not cached either (§5.1).
-        headers.update(oauth2.NO_STORE)
+        headers.update(NO_STORE)
         return JSONResponse(oauth2.error_body(err), status_code=err.status_code, headers=headers)
     if medusa_wire.is_medusa_path(scope["path"]):
         return JSONResponse(medusa_wire.error_body(err), status_code=err.status_code, headers=headers)

@@ -318,10 +318,9 @@ class AuditLog:
         The arguments are checked here, so a bad call still fails in its caller. Never dropped:
         past QUEUE_SIZE the record still queues (a caller that cannot wait cannot be slowed) and
         the writer catches up in bigger batches; callers that can wait use `record_queued`."""
-        if request is not None:
-            info = RequestInfo.from_request(request)
-            ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
-        entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
+        entry = self._entry_for(
+            event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details, request
+        )
         self._enqueue(entry)
 
     async def record_queued(
@@ -340,14 +339,32 @@ class AuditLog:
     ) -> None:
         """`record_soon` with backpressure: waits while QUEUE_SIZE records wait for the writer, so
         a flood (token issuance) slows to the speed the chain can be written at, losing nothing."""
-        if request is not None:
-            info = RequestInfo.from_request(request)
-            ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
-        entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
+        entry = self._entry_for(
+            event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details, request
+        )
         while len(self._pending) >= self._queue_size and self._writer is not None and not self._writer.done():
             self._room.clear()
             await self._room.wait()
         self._enqueue(entry)
+
+    def _entry_for(
+        self,
+        event: str,
+        outcome: str,
+        actor_type: int | None,
+        actor_id: int | None,
+        username: str | None,
+        ip: str | None,
+        user_agent: str | None,
+        request_id: str | None,
+        details: dict[str, Any] | None,
+        request: Request | None,
+    ) -> _Entry:
+        """The queued entry, the request's origin filling what the caller left out."""
+        if request is not None:
+            info = RequestInfo.from_request(request)
+            ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
+        return self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
 
     def _enqueue(self, entry: _Entry) -> None:
         self._pending.append(entry)

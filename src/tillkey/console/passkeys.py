@@ -64,6 +64,7 @@ from tillkey.errors import NotFound, RateLimited, TillkeyError, Unauthenticated,
 from tillkey.oauth2.rfc6749 import params as oauth_params
 from tillkey.principal import UserType
 from tillkey.store.accounts import admin_by_id
+from tillkey.web.caching import NO_STORE_ONLY as NO_STORE
 from tillkey.web.forms import read_body, require_https
 from tillkey.web.routing import Api, tillkey
 
@@ -74,7 +75,6 @@ api = Api(tags=["Console"])
 pages = ConsolePages()
 PASSKEY_FIELDS = frozenset({"csrf", "next", "ceremony_id", "credential"})
 ENROL_FIELDS = PASSKEY_FIELDS | {"name"}
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _binding(session: ConsoleSession) -> str:

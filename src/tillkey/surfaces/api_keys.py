@@ -25,13 +25,13 @@ from tillkey.surfaces.medusa_wire import (
     prefixed_id,
     required_string,
 )
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa admin"])
 Caller = Annotated[Principal, Depends(principal)]
 API_KEYS = "Tillkey::api_keys"
 ADMINS = (UserType.ADMIN, UserType.API_KEY)
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _CREATE = {
     "type": "object",
     "required": ["title", "type"],

@@ -12,6 +12,7 @@ from tillkey.audit import to_json
 from tillkey.audit.query import MAX_LIMIT, QueryError, make_query
 from tillkey.errors import InvalidRequest
 from tillkey.store.audit import AuditQuery
+from tillkey.web.caching import NO_STORE_ONLY as _NO_STORE
 from tillkey.web.routing import Api, tillkey
 
 AUDIT = "Tillkey::audit"
@@ -23,7 +24,6 @@ _TEXT = ("event", "outcome", "username", "since", "until")
 _INT = ("actor_type", "actor_id", "limit", "offset")
 _INTEGER = re.compile(r"-?\d{1,19}")
 # Audit data names people and addresses: no shared cache may keep it.
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _invalid(field: str, why: str) -> InvalidRequest:

@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse
 from tillkey.errors import InvalidRequest
 from tillkey.federation.providers import Changes, NewProvider, provider_json
 from tillkey.surfaces.magento_wire import json_body
+from tillkey.web.caching import NO_STORE_ONLY as NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Identity providers"])
 IDPS = "Tillkey::idps"
-NO_STORE = {"Cache-Control": "no-store"}
 _STRINGS = ("name", "client_id", "actor")
 _OPTIONAL = (
     "issuer",

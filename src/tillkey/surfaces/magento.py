@@ -27,6 +27,7 @@ from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip, plain_http_from_afar
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body, require_strings
 from tillkey.tokens.refresh import InvalidRefreshToken
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ _CREDENTIALS = {
     "properties": {"username": {"type": "string"}, "password": {"type": "string", "format": "password"}},
 }
 Caller = Annotated[Principal, Depends(principal)]
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The headless-storefront refresh cookie (accounts/headless.py): script cannot read it, it travels
 # only over HTTPS, only to /rest, and never on a cross-site request (CSRF).
 REFRESH_COOKIE = "tillkey_refresh"

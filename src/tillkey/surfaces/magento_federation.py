@@ -21,10 +21,10 @@ from tillkey.accounts.signin import SignedIn, login_token
 from tillkey.errors import InvalidRequest
 from tillkey.surfaces.magento import attempt, with_refresh_cookie
 from tillkey.surfaces.magento_wire import MagentoJSON, json_body
+from tillkey.web.caching import NO_STORE_ONLY as NO_STORE
 from tillkey.web.routing import Api, tillkey
 
 api = Api(prefix="/rest/V1", tags=["Magento tokens"])
-NO_STORE = {"Cache-Control": "no-store"}
 _CALLBACK = {
     "type": "object",
     "required": ["code", "state"],

@@ -20,12 +20,12 @@ from tillkey.principal import Principal
 from tillkey.security.proxy import client_ip, is_loopback, is_secure
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import IDENTITY_PREFIX, json_body, prefixed_id, required_string
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa auth"])
 FEDERATED_ACTOR = "customer"  # admins sign in with a provider in the console (/console/login)
 Caller = Annotated[Principal, Depends(principal)]
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 _EMAILPASS_BODY = {
     "type": "object",

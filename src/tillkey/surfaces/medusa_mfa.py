@@ -14,11 +14,11 @@ from tillkey.credentials.bearer import bearer_token
 from tillkey.principal import Principal
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import json_body
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Medusa MFA"])
 Caller = Annotated[Principal, Depends(principal)]
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 async def _body(request: Request) -> dict[str, Any]:

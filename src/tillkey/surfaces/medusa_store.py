@@ -17,11 +17,11 @@ from tillkey.store.accounts import Customer
 from tillkey.store.idps import Linked, Provider
 from tillkey.surfaces.magento import attempt
 from tillkey.surfaces.medusa_wire import iso_dt, json_body, prefixed_id
+from tillkey.web.caching import NO_STORE_ONLY as NO_STORE
 from tillkey.web.routing import ERROR_RESPONSES, Api, principal, tillkey
 
 api = Api(tags=["Medusa store"])
 Caller = Annotated[Principal, Depends(principal)]
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def customer_json(c: Customer) -> dict[str, Any]:

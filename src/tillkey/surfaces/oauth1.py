@@ -23,11 +23,11 @@ from tillkey.oauth1 import rfc5849
 from tillkey.oauth1.handshake import problem
 from tillkey.principal import Principal
 from tillkey.surfaces.magento_wire import json_body
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["OAuth 1.0a and integrations"])
 MANAGE = "Magento_Integration::integrations"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 IntegrationId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
 Caller = Annotated[Principal, Depends(principal)]
 

@@ -30,6 +30,7 @@ from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import Principal, UserType
 from tillkey.store.oauth2 import Client
 from tillkey.surfaces.magento_wire import json_body
+from tillkey.web.caching import NO_STORE
 from tillkey.web.forms import read_body, require_https
 from tillkey.web.routing import Api, principal, reads_own_body, tillkey
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from tillkey.runtime import Tillkey
 
 api = Api(tags=["OAuth 2 / OpenID Connect"])
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CLIENTS_RESOURCE = "Tillkey::oauth2_clients"
 CONSENT_PARAMS = code_grant.AUTHORIZE_PARAMS | {"csrf", "decision"}
 

@@ -20,8 +20,8 @@ from tillkey.accounts.passkeys import NO_PASSKEY, Owner
 from tillkey.errors import AuthenticationRequired, NotAllowed, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.store.passkeys import Passkey
-from tillkey.surfaces.medusa_mfa import NO_STORE
 from tillkey.surfaces.medusa_wire import json_body
+from tillkey.web.caching import NO_STORE
 from tillkey.web.routing import Api, principal, tillkey
 
 api = Api(tags=["Passkeys"])
