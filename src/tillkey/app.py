@@ -51,6 +51,7 @@ from tillkey.surfaces import (
     oauth1,
     oauth2,
     passkeys,
+    saml,
 )
 from tillkey.surfaces.magento_wire import MagentoJSON, check_accept, error_body
 from tillkey.web.caching import NO_STORE
@@ -273,6 +274,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         idps.api,
         console_idp.api,
         magento_federation.api,
+        saml.api,
     )
     for api in surfaces:
         app.include_router(api.router)

@@ -40,6 +40,8 @@ from tillkey.federation.customers import CustomerFederation
 from tillkey.federation.linking import Linking
 from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders
+from tillkey.federation.saml import ServiceProvider
+from tillkey.federation.saml_admin import SamlProviders
 from tillkey.federation.service import Federation
 from tillkey.oauth1.handshake import Exchange
 from tillkey.oauth2.clients import Clients
@@ -212,11 +214,16 @@ class Services:
             db=db, changes=changes, audit=audit, settings=settings, clock=clock, accounts=self.accounts
         )
         self.relying_party = RelyingParty(db=db, settings=settings, master=master, clock=clock)
+        self.saml_sp = ServiceProvider(db=db, settings=settings, master=master, clock=clock)
+        self.saml_providers = SamlProviders(
+            db=db, audit=audit, settings=settings, master=master, clock=clock, providers=self.identity_providers
+        )
         self.federation = Federation(
             db=db,
             audit=audit,
             limits=login_limits,
             rp=self.relying_party,
+            saml=self.saml_sp,
             providers=self.identity_providers,
             linking=self.linking,
         )

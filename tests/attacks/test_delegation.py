@@ -625,6 +625,10 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
         "sign-in with an external provider (Magento-style): the customer's own grant, through the sign-in machine"
     ),
     ("POST", "/auth/{actor}/{provider}"): "sign-in (Medusa emailpass), or the redirect to an external provider",
+    ("POST", "/saml/{name}/acs"): (
+        "SAML sign-in (admins: the console session through the sign-in machine; customers: handed to the "
+        "storefront, which finishes through /auth/customer/{provider}/callback)"
+    ),
     ("POST", "/auth/{actor}/{provider}/callback"): (
         "sign-in with an external provider: the linked account's own grant, through the sign-in machine"
     ),

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tillkey.access.delegation import OPERATOR
+from tillkey.cli import idp_saml
 from tillkey.configuration import ConfigError, explain, require_data
 from tillkey.errors import TillkeyError
 from tillkey.runtime import Tillkey
@@ -80,8 +81,8 @@ def _show(obj: dict[str, Any], as_json: bool, title: str) -> None:
 @commands.command("add")
 def idp_add(
     name: Annotated[str, typer.Option(help="Short name: in URLs (/auth/customer/NAME) and the `idp` claim.")],
-    client_id: Annotated[str, typer.Option(help="Tillkey's client id at the provider.")],
     actor: Annotated[str, typer.Option(help="Who signs in with it: admin (console) or customer (Medusa).")],
+    client_id: Annotated[str, typer.Option(help="Tillkey's client id at the provider (OpenID Connect).")] = "",
     issuer: Annotated[
         str,
         typer.Option(
@@ -98,7 +99,12 @@ def idp_add(
             help="apple: the .p8 key file; stored encrypted, the client secret is made from it.",
         ),
     ] = None,
-    protocol: Annotated[str, typer.Option(help="oidc (the only one for now).")] = "oidc",
+    protocol: Annotated[str, typer.Option(help="oidc or saml (SAML 2.0: give its metadata).")] = "oidc",
+    metadata_file: Annotated[Path | None, typer.Option(help="saml: the IdP's metadata XML file.")] = None,
+    metadata_url: Annotated[str | None, typer.Option(help="saml: the IdP's metadata URL (fetched once).")] = None,
+    attribute_email: Annotated[str | None, typer.Option(help="saml: attribute holding the email.")] = None,
+    groups_attribute: Annotated[str | None, typer.Option(help="saml: attribute listing the groups.")] = None,
+    idp_initiated: Annotated[bool, typer.Option(help="saml: accept unsolicited (IdP-initiated) sign-ins.")] = False,
     client_secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the secret.")] = None,
     client_secret: Annotated[str | None, typer.Option(help="The secret itself (prefer --client-secret-env).")] = None,
     display_name: Annotated[str, typer.Option(help='Shown on buttons: "Sign in with DISPLAY_NAME".')] = "",
@@ -153,6 +159,10 @@ def idp_add(
         except (OSError, UnicodeDecodeError) as exc:
             _fail(f"cannot read {private_key_file}: {exc}")
     settings = {k: v for k, v in {"tenant": tenant, "team_id": team_id, "key_id": key_id}.items() if v is not None}
+    given = idp_saml.read(metadata_file, metadata_url) if protocol == "saml" else None
+    if protocol == "saml":
+        settings |= {"idp_initiated": "on" if idp_initiated else "off", **idp_saml.attributes(attribute_email)}
+        groups_claim = groups_claim or groups_attribute
     try:
         mapped = parse_role_map(role_map or [])
     except TillkeyError as exc:
@@ -180,6 +190,9 @@ def idp_add(
     )
 
     async def go(tk: Tillkey) -> dict[str, Any]:
+        if protocol == "saml":
+            metadata = await idp_saml.metadata(tk, given, metadata_url)
+            return provider_json(await tk.services.saml_providers.add(OPERATOR, new, metadata))
         return provider_json(await tk.services.identity_providers.add(OPERATOR, new))
 
     _show(_run(go), as_json, "Identity provider added")
@@ -200,6 +213,9 @@ def idp_update(
         ),
     ] = None,
     display_name: Annotated[str | None, typer.Option(help="Shown on buttons.")] = None,
+    idp_initiated: Annotated[
+        bool | None, typer.Option("--idp-initiated/--no-idp-initiated", help="saml: accept unsolicited sign-ins.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a provider. A change to its roles (map, order, default, groups claim) signs out every
@@ -218,6 +234,7 @@ def idp_update(
         groups_claim=groups_claim,
         userinfo=userinfo,
         display_name=display_name,
+        settings=None if idp_initiated is None else {"idp_initiated": "on" if idp_initiated else "off"},
     )
 
     async def go(tk: Tillkey) -> dict[str, Any]:
@@ -303,3 +320,7 @@ def idp_remove(name: str, as_json: JsonOpt = False) -> None:
 
     unlinked = _run(go)
     _show({"name": name, "removed": True, "unlinked_identities": unlinked}, as_json, "Identity provider removed")
+
+
+commands.add_typer(idp_saml.certs, name="saml-cert")
+commands.command("saml-metadata")(idp_saml.refresh_metadata)

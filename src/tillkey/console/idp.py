@@ -18,22 +18,26 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from tillkey.access.tree import ANONYMOUS
-from tillkey.accounts.signin import ExternalAssertion, SecondFactorDue, SignedIn, Subject
+from tillkey.accounts.signin import Attempt, ExternalAssertion, SecondFactorDue, SignedIn, Subject
 from tillkey.console import templating
 from tillkey.console.login import safe_next, second_factor_step, sign_in_attempt
 from tillkey.console.sign_in_session import cookie_name, grant_fingerprint, set_cookie
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import TillkeyError
-from tillkey.federation.oidc import Refused
+from tillkey.federation.linking import Resolved
+from tillkey.federation.oidc import Assertion, Refused
 from tillkey.principal import UserType
 from tillkey.security.proxy import is_secure
 from tillkey.store.accounts import Admin
+from tillkey.store.idps import Provider
 from tillkey.web.forms import require_https
 from tillkey.web.routing import Api, tillkey
 
 api = Api(tags=["Console"])
 STATE_COOKIE = "tk_idp_state"
 STATE_PATH = "/console/login/idp/"
+SAML_STATE_COOKIE = "tk_saml_state"
+SAML_STATE_PATH = "/saml/"
 TITLE = "Sign-in failed"
 
 
@@ -61,8 +65,11 @@ def to_provider(request: Request, location: str, *, page: bool = False) -> Respo
     """Off to the provider, with the flow's state bound to this browser. `page`: after a form
     post, a page that moves on by itself (the console's CSP form-action would stop a redirect
     of the post to another origin)."""
-    state = dict(parse_qsl(urlsplit(location).query)).get("state", "")
+    query = dict(parse_qsl(urlsplit(location).query))
+    state = query.get("state", "")
     response: Response = templating.continue_to(location) if page else RedirectResponse(location, status_code=303)
+    if "RelayState" in query:  # SAML: bound for the ACS (surfaces/saml.py), not for the callback here
+        return bind_relay_state(request, response, query["RelayState"])
     response.set_cookie(
         STATE_COOKIE,
         state,
@@ -97,12 +104,22 @@ async def callback(request: Request, name: str) -> Response:
         assertion, resolved = await federation.complete(provider, params, where)
     except TillkeyError as exc:
         return _forget_state(templating.error(TITLE, exc.message, 401 if exc.status_code == 500 else exc.status_code))
+    return _forget_state(await admin_signed_in(request, provider, assertion, resolved, where))
+
+
+async def admin_signed_in(
+    request: Request, provider: Provider, assertion: Assertion, resolved: Resolved, where: Attempt
+) -> Response:
+    """A provider's verified assertion for an admin (OpenID Connect callback, SAML ACS): the sign-in
+    state machine with the assertion as first factor, ending in the console (or the next page)."""
+    tk = tillkey(request)
+    federation = tk.services.federation
     admin = resolved.account
     if not isinstance(admin, Admin):
-        return _forget_state(templating.error(TITLE, "This provider signs in administrators only.", 401))
+        return templating.error(TITLE, "This provider signs in administrators only.", 401)
     next_url = safe_next(assertion.context.get("next"))
     if "link_admin" in assertion.context:  # linked (federation/linking.py link_to); the session is as it was
-        return _forget_state(templating.continue_to("/console/account?done=linked"))
+        return templating.continue_to("/console/account?done=linked")
     sessions = tk.services.console_sessions
 
     async def issue(who: SignedIn) -> str:
@@ -128,14 +145,31 @@ async def callback(request: Request, name: str) -> Response:
         )
     except TillkeyError as exc:
         await federation.refused(provider.name, Refused(exc.detail or exc.message), where)
-        return _forget_state(templating.error(TITLE, exc.message, 401 if exc.status_code == 500 else exc.status_code))
+        return templating.error(TITLE, exc.message, 401 if exc.status_code == 500 else exc.status_code)
     if isinstance(outcome, SecondFactorDue):
         step = await second_factor_step(request, sessions, outcome, where, next_url, "", ())
-        return _forget_state(_same_site(step))
+        return _same_site(step)
     await federation.signed_in(assertion, int(UserType.ADMIN), admin.id, where)
     response = templating.continue_to(next_url)
     set_cookie(response, request, cookie_name(request), outcome.credential, tk.settings.console_absolute_lifetime)
-    return _forget_state(response)
+    return response
+
+
+def bind_relay_state(request: Request, response: Response, relay_state: str) -> Response:
+    """A SAML flow's RelayState bound to this browser for the ACS. The IdP answers with a
+    cross-site form POST, which carries only a SameSite=None cookie (and that only over https;
+    on plain http, tests on loopback, the IdP is same-site and Lax is enough)."""
+    secure = is_secure(request.scope)
+    response.set_cookie(
+        SAML_STATE_COOKIE,
+        relay_state,
+        max_age=tillkey(request).settings.federation_flow_ttl,
+        path=SAML_STATE_PATH,
+        httponly=True,
+        secure=secure,
+        samesite="none" if secure else "lax",
+    )
+    return response
 
 
 def _same_site(step: Response) -> Response:

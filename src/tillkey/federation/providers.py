@@ -9,7 +9,7 @@ secret and never shown again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tillkey.store.db import Database
 
 ACTORS = ("admin", "customer")
-PROTOCOLS = ("oidc", "github")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
+PROTOCOLS = ("oidc", "github", "saml")  # github: plain OAuth 2 and its user API; saml: federation/saml.py
 PROVISIONING = ("jit", "existing")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names a provider cannot take: Medusa's own provider and the literal segments beside
@@ -86,6 +86,7 @@ class Changes:
     groups_claim: str | None = None
     userinfo: bool | None = None
     display_name: str | None = None
+    settings: Mapping[str, str] | None = None  # merged into the provider's (SAML: idp_initiated)
 
     def applied_to(self, p: Provider) -> NewProvider:
         return NewProvider(
@@ -106,7 +107,7 @@ class Changes:
             mfa_from_amr=p.mfa_from_amr,
             userinfo=p.userinfo if self.userinfo is None else self.userinfo,
             preset=p.preset,
-            settings=p.settings,
+            settings=p.settings if self.settings is None else {**p.settings, **self.settings},
         )
 
 
@@ -191,10 +192,18 @@ class IdentityProviders:
         self.tree = tree
         self.accounts = accounts
 
-    async def add(self, acting: Principal, new: NewProvider) -> Provider:
+    async def add(
+        self,
+        acting: Principal,
+        new: NewProvider,
+        also: Callable[[AsyncSession, Provider], Awaitable[None]] | None = None,
+    ) -> Provider:
+        """`also`: what a protocol stores beside the provider, in the same transaction (SAML)."""
         provider = await self._checked(acting, new)
         async with self.db.transaction() as s:
             added = await repo.add(s, provider)
+            if also is not None:
+                await also(s, added)
             await self._audit(s, added.name, "added", actor=added.actor, issuer=added.issuer)
         return added
 
@@ -212,19 +221,27 @@ class IdentityProviders:
                 "token or session)."
             )
         if new.protocol not in PROTOCOLS:
-            raise InvalidRequest("The protocol must be oidc (or github, through --preset github).")
+            raise InvalidRequest("The protocol must be oidc or saml (or github, through --preset github).")
         if new.actor not in ACTORS:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
             raise InvalidRequest("Provisioning must be jit or existing.")
         allow_private = self.settings.federation_allow_private_endpoints
         try:
-            issuer = check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
+            # A SAML issuer is the IdP's entity ID (often a URN): a name, never fetched.
+            saml = new.protocol == "saml"
+            issuer = (
+                new.issuer.strip()
+                if saml
+                else check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
+            )
             redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
             check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
         except RefusedURL as exc:
             raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
-        if not issuer.startswith("https://") and not allow_private:
+        if saml and not 0 < len(issuer) <= 1024:
+            raise InvalidRequest("The SAML metadata names no entity ID.")
+        if not saml and not issuer.startswith("https://") and not allow_private:
             raise InvalidRequest("The issuer must be an https URL.")
         if new.protocol == "oidc" and "openid" not in new.scope.split():
             raise InvalidRequest('The scope must include "openid".')

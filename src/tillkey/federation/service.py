@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tillkey.contracts import Audit
     from tillkey.federation.linking import Linking
     from tillkey.federation.providers import IdentityProviders
+    from tillkey.federation.saml import ServiceProvider
     from tillkey.store.db import Database
 
 
@@ -40,6 +41,7 @@ class Federation:
         rp: RelyingParty,
         providers: IdentityProviders,
         linking: Linking,
+        saml: ServiceProvider | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -47,6 +49,7 @@ class Federation:
         self.rp = rp
         self.providers = providers
         self.linking = linking
+        self.saml = saml
 
     async def provider(self, name: str, actor: str) -> Provider:
         async with self.db.session() as s:
@@ -61,6 +64,8 @@ class Federation:
     async def start(self, provider: Provider, attempt: Attempt, context: Mapping[str, str] | None = None) -> str:
         await self.limits.ip(attempt.ip)
         try:
+            if provider.protocol == "saml" and self.saml is not None:
+                return await self.saml.begin(provider, context or {})
             return await self.rp.begin(provider, self.providers.client_secret(provider), context or {})
         except Refused as exc:
             await self.refused(provider.name, exc, attempt)
@@ -73,7 +78,10 @@ class Federation:
         every refusal audited. `customer`: the signed-in customer finishing a link flow."""
         await self.limits.ip(attempt.ip)
         try:
-            assertion = await self.rp.finish(provider, self.providers.client_secret(provider), params)
+            if provider.protocol == "saml" and self.saml is not None:
+                assertion = await self.saml.finish(provider, params)
+            else:
+                assertion = await self.rp.finish(provider, self.providers.client_secret(provider), params)
             return assertion, await self._resolve(provider, assertion, customer)
         except Refused as exc:
             await self.refused(provider.name, exc, attempt)

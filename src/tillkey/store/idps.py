@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.errors import Conflict
 from tillkey.principal import UserType
-from tillkey.store.models import AdminRow, CustomerRow, ExternalIdentityRow, IdentityProviderRow, IdpFlowRow
+from tillkey.store.models import (
+    AdminRow,
+    CustomerRow,
+    ExternalIdentityRow,
+    IdentityProviderRow,
+    IdpFlowRow,
+    SamlProviderRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,7 @@ async def set_enabled(s: AsyncSession, name: str, enabled: bool) -> bool:
 async def remove(s: AsyncSession, provider_id: int) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on.
     await s.execute(delete(IdpFlowRow).where(IdpFlowRow.provider_id == provider_id))
+    await s.execute(delete(SamlProviderRow).where(SamlProviderRow.provider_id == provider_id))
     await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.provider_id == provider_id))
     await s.execute(delete(IdentityProviderRow).where(IdentityProviderRow.id == provider_id))
 

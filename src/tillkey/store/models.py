@@ -667,3 +667,30 @@ class IdpFlowRow(Base):
     verifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
     context: Mapped[str] = mapped_column(Text, default="{}")  # where the flow ends (console: next page)
     expires_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class SamlProviderRow(Base):
+    """A SAML provider's side data (issue 15): the IdP's metadata as last loaded, and the SP's key
+    (encrypted with the master secret) and certificate; after a rotation the previous pair stays,
+    published and able to decrypt, until the next rotation."""
+
+    __tablename__ = "saml_providers"
+    provider_id: Mapped[int] = mapped_column(ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True)
+    idp_metadata: Mapped[str] = mapped_column(Text)
+    sp_cert: Mapped[str] = mapped_column(Text)
+    sp_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_cert: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rotated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SamlSeenAssertionRow(Base):
+    """An assertion ID consumed (keyed digest of issuer and ID), kept until the assertion expires:
+    the replay cache, in the database so every process shares it."""
+
+    __tablename__ = "saml_seen_assertions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+Index("ix_saml_seen_assertions_expires", SamlSeenAssertionRow.expires_ms)
