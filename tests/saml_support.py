@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
@@ -33,15 +34,13 @@ class SamlIdP:
         self,
         *,
         sp_entity: str,
-        acs: str,
+        destination: str,
         in_response_to: str | None,
         name_id: str,
         attributes: dict[str, list[str]] | None = None,
         sign_response: bool = True,
         sign_assertion: bool = False,
         encrypt: bool = False,
-        audience: str | None = None,
-        destination: str | None = None,
     ) -> str:
         """A Response as XML text (pysaml2 signs and encrypts it)."""
         kwargs: dict[str, Any] = {}
@@ -50,8 +49,8 @@ class SamlIdP:
         answer = self.server.create_authn_response(
             identity=attributes or {},
             in_response_to=in_response_to,
-            destination=destination or acs,
-            sp_entity_id=audience or sp_entity,
+            destination=destination,
+            sp_entity_id=sp_entity,
             name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=name_id),
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"},
             sign_response=sign_response,
@@ -65,7 +64,7 @@ class SamlIdP:
 
 
 def make_idp(directory: Path, sp_metadata: list[str] | None = None) -> SamlIdP:
-    cert, key = new_pair("test idp", __import__("time").time())
+    cert, key = new_pair("test idp", time.time())
     key_file, cert_file = directory / "idp.key", directory / "idp.crt"
     key_file.write_bytes(key)
     cert_file.write_text(cert)
@@ -114,6 +113,3 @@ def post_form(response_xml: str, relay: str | None) -> dict[str, str]:
     if relay is not None:
         form["RelayState"] = relay
     return form
-
-
-__all__ = ["BINDING_HTTP_POST", "IDP_ENTITY", "SamlIdP", "post_form", "relay_state", "request_id", "make_idp"]
