@@ -1,0 +1,85 @@
+"""SAML 2.0 sign-in against a real IdP nobody here wrote: Debian's SimpleSAMLphp, served on
+loopback by `php -S` (tests/simplesamlphp.py). The provider is added with the CLI from the IdP's
+metadata URL; SimpleSAMLphp gets Tillkey's SP entry (ACS and certificate) and answers with a signed
+response and an assertion signed and encrypted to the SP. The test is the browser: it clicks
+"Sign in with ...", signs in at SimpleSAMLphp's login form, and posts its answer to the ACS."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import inprocess
+from tests.simplesamlphp import SimpleSamlPhp, simplesamlphp
+from tillkey.store import accounts as accounts_repo
+
+pytestmark = pytest.mark.interop
+
+USERS = {
+    "staff": {"uid": ["staff"], "mail": ["staff@corp.example"], "groups": ["shop-staff"], "cn": ["Sam Staff"]},
+    "outsider": {"uid": ["outsider"], "mail": ["outsider@elsewhere.example"], "groups": []},
+}
+
+ADD = (
+    *("idp", "add", "--name", "corp", "--protocol", "saml", "--actor", "admin", "--provision", "jit"),
+    *("--attribute-email", "mail", "--groups-attribute", "groups", "--role-map", "shop-staff=catalog"),
+)
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleSamlPhp]:
+    with simplesamlphp(tmp_path_factory.mktemp("simplesamlphp"), USERS) as started:
+        yield started
+
+
+async def _sign_in(t: inprocess.InProcess, idp: SimpleSamlPhp, browser: httpx.AsyncClient, user: str) -> httpx.Response:
+    r = await browser.get("/console/login/idp/corp", params={"next": "/console/"})
+    assert r.status_code == 303 and r.headers["location"].startswith(idp.base), r.text
+    async with httpx.AsyncClient() as at_idp:  # the same browser, at the IdP's origin
+        form = await idp.sign_in(at_idp, r.headers["location"], user)
+    action = form.pop("action")
+    assert action == f"{inprocess.BASE_URL}/saml/corp/acs"
+    assert set(form) == {"SAMLResponse", "RelayState"}
+    return await browser.post("/saml/corp/acs", data=form)
+
+
+def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
+    tmp_path: Path, idp: SimpleSamlPhp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("TILLKEY_FEDERATION_ALLOW_PRIVATE_ENDPOINTS", "1")
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, federation_allow_private_endpoints=True) as t:
+            await t.create_role(["Magento_Catalog::products"], name="catalog")
+            added = await inprocess.cli_json(*ADD, "--metadata-url", idp.metadata_url)
+            assert added["protocol"] == "saml" and added["issuer"] == idp.metadata_url
+            metadata = (await t.client.get("/saml/corp/metadata")).text
+            cert = re.search(r"X509Certificate>([^<]+)<", metadata)
+            assert cert is not None
+            pem = f"-----BEGIN CERTIFICATE-----\n{cert.group(1)}\n-----END CERTIFICATE-----\n"
+            idp.add_sp(added["client_id"], f"{inprocess.BASE_URL}/saml/corp/acs", pem)
+
+            async with t.browser() as browser:
+                r = await _sign_in(t, idp, browser, "staff")
+                assert r.status_code == 200 and 'http-equiv="refresh"' in r.text, r.text
+                dashboard = await browser.get("/console/")
+                assert dashboard.status_code == 200
+            async with t.tk.db.session() as s:
+                admin = await accounts_repo.admin_by_email(s, "staff@corp.example")
+                assert admin is not None and admin.role_id is not None
+                role = await accounts_repo.role_by_id(s, admin.role_id)
+            assert role is not None and role.name == "catalog"
+
+            async with t.browser() as browser:  # the same persistent NameID: the same account again
+                r = await _sign_in(t, idp, browser, "staff")
+                assert r.status_code == 200 and (await browser.get("/console/")).status_code == 200
+            async with t.browser() as browser:  # no mapped group: no role, refused
+                r = await _sign_in(t, idp, browser, "outsider")
+                assert r.status_code == 401 and "tk_console" not in r.headers.get("set-cookie", "")
+
+    inprocess.run(body)
