@@ -349,7 +349,7 @@ async def seed_like_server(t: InProcess) -> None:
 
 
 @contextlib.asynccontextmanager
-async def listening(t: InProcess) -> AsyncIterator[str]:
+async def listening(t: InProcess, port: int = 0) -> AsyncIterator[str]:
     """The running app on a loopback port too, for clients that open their own sockets (requests,
     PyJWKClient): its base URL. Same app, clock and database as `t.client`, no lifespan of its own;
     call such blocking clients through `asyncio.to_thread`, so this loop goes on serving."""
@@ -357,7 +357,7 @@ async def listening(t: InProcess) -> AsyncIterator[str]:
 
     assert t.transport is not None
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))  # a port chosen beforehand: the app's issuer names it
     # log_config=None: uvicorn leaves the test process's logging as it is.
     config = uvicorn.Config(t.transport.app, lifespan="off", log_config=None, access_log=False)
     server = uvicorn.Server(config)

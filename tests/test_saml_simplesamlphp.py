@@ -6,6 +6,7 @@ response and an assertion signed and encrypted to the SP. The test is the browse
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,11 @@ import httpx
 import pytest
 
 from tests import inprocess
-from tests.simplesamlphp import SimpleSamlPhp, simplesamlphp
+from tests.conftest import free_port
+from tests.simplesamlphp import PASSWORD, SimpleSamlPhp, simplesamlphp
+from tests.test_console_browser import ARGS, CHROMIUM, need_chromium
+from tillkey.access.delegation import OPERATOR
+from tillkey.federation.providers import NewProvider
 from tillkey.store import accounts as accounts_repo
 
 pytestmark = pytest.mark.interop
@@ -59,10 +64,7 @@ def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
             added = await inprocess.cli_json(*ADD, "--metadata-url", idp.metadata_url)
             assert added["protocol"] == "saml" and added["issuer"] == idp.metadata_url
             metadata = (await t.client.get("/saml/corp/metadata")).text
-            cert = re.search(r"X509Certificate>([^<]+)<", metadata)
-            assert cert is not None
-            pem = f"-----BEGIN CERTIFICATE-----\n{cert.group(1)}\n-----END CERTIFICATE-----\n"
-            idp.add_sp(added["client_id"], f"{inprocess.BASE_URL}/saml/corp/acs", pem)
+            idp.add_sp(added["client_id"], f"{inprocess.BASE_URL}/saml/corp/acs", _certificate(metadata))
 
             async with t.browser() as browser:
                 r = await _sign_in(t, idp, browser, "staff")
@@ -83,3 +85,57 @@ def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
                 assert r.status_code == 401 and "tk_console" not in r.headers.get("set-cookie", "")
 
     inprocess.run(body)
+
+
+def test_an_admin_signs_in_through_simplesamlphp_in_chromium(idp: SimpleSamlPhp, tmp_path: Path) -> None:
+    """The same in Debian's Chromium, against the app on a loopback port: the console's button, the
+    IdP's login form, its auto-posting answer (JavaScript), the ACS and the console's dashboard."""
+    need_chromium()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def chromium() -> str:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_context().new_page()
+                page.goto(f"{base}/console/login")
+                page.get_by_role("link", name="Sign in with Corp SSO").click()
+                page.locator('input[name="username"]').fill("staff")
+                page.locator('input[name="password"]').fill(PASSWORD)
+                page.locator('button[type="submit"], input[type="submit"]').first.click()
+                page.wait_for_url(f"{base}/console/")
+                return str(page.content())
+            finally:
+                browser.close()
+
+    async def body() -> None:
+        settings = {"issuer": base, "federation_allow_private_endpoints": True}
+        async with inprocess.running(tmp_path, **settings) as t, inprocess.listening(t, port):
+            await t.create_role(["Magento_Catalog::products"], name="catalog")
+            saml = t.tk.services.saml_providers
+            new = NewProvider(
+                name="corp",
+                issuer="",
+                client_id="",
+                actor="admin",
+                display_name="Corp SSO",
+                groups_claim="groups",
+                role_map={"shop-staff": "catalog"},
+                provisioning="jit",
+                settings={"attribute_email": "mail"},
+            )
+            await saml.add(OPERATOR, new, await saml.fetch(idp.metadata_url))
+            metadata = (await t.client.get("/saml/corp/metadata")).text
+            idp.add_sp(f"{base}/saml/corp/metadata", f"{base}/saml/corp/acs", _certificate(metadata))
+            assert "corp-staff" in await asyncio.to_thread(chromium)
+
+    inprocess.run(body)
+
+
+def _certificate(metadata: str) -> str:
+    found = re.search(r"X509Certificate>([^<]+)<", metadata)
+    assert found is not None
+    return f"-----BEGIN CERTIFICATE-----\n{found.group(1)}\n-----END CERTIFICATE-----\n"

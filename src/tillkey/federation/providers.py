@@ -199,6 +199,8 @@ class IdentityProviders:
         also: Callable[[AsyncSession, Provider], Awaitable[None]] | None = None,
     ) -> Provider:
         """`also`: what a protocol stores beside the provider, in the same transaction (SAML)."""
+        if new.protocol == "saml" and also is None:
+            raise InvalidRequest("A SAML provider is added with its metadata: tillkey idp add --protocol saml.")
         provider = await self._checked(acting, new)
         async with self.db.transaction() as s:
             added = await repo.add(s, provider)
