@@ -63,6 +63,8 @@ def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
             await t.create_role(["Magento_Catalog::products"], name="catalog")
             added = await inprocess.cli_json(*ADD, "--metadata-url", idp.metadata_url)
             assert added["protocol"] == "saml" and added["issuer"] == idp.metadata_url
+            tested = await inprocess.cli_json("idp", "test", "corp")
+            assert tested["ok"] and tested["sso_url"].startswith(idp.base) and tested["signing_certificates"] >= 1
             metadata = (await t.client.get("/saml/corp/metadata")).text
             idp.add_sp(added["client_id"], f"{inprocess.BASE_URL}/saml/corp/acs", _certificate(metadata))
 

@@ -126,6 +126,13 @@ def test_metadata_is_signed_and_names_the_acs_and_both_certificates_after_rotati
         await t.tk.services.saml_providers.rotate("other")
         rotated = (await t.client.get("/saml/other/metadata")).text
         assert rotated.count("X509Certificate>") > before  # the previous certificate stays published
+        # The IdP has not fetched the new metadata yet: it encrypts to the previous certificate.
+        async with t.browser() as browser:
+            location = await _start(browser, "other")
+            attributes = {"email": ["rotation@corp.example"], "groups": ["admins"]}
+            xml = _answer(location, "other", encrypt=True, sign_assertion=True, name_id="u-r", attributes=attributes)
+            r = await browser.post(acs("other"), data=post_form(xml, relay_state(location)))
+            await _signed_in(browser, r)
         IDP["idp"].load_sp(rotated)
         assert (await t.client.get("/saml/nobody/metadata")).status_code == 404
 

@@ -57,7 +57,9 @@ LOGIN_EXTERNAL = "login.external"  # outcome failure: refused (details.reason), 
 IDENTITY_LINKED = "identity.linked"
 IDENTITY_PROVISIONED = "identity.provisioned"
 IDENTITY_UNLINKED = "identity.unlinked"
-IDP_CHANGED = "idp.changed"  # details.change: added, updated, disabled, enabled, removed, saml-metadata, saml-cert-rotated
+IDP_CHANGED = (
+    "idp.changed"  # details.change: added, updated, disabled, enabled, removed, saml-metadata, saml-cert-rotated
+)
 # Passkeys (WebAuthn): details.factor "passkey", .id (its row), .aaguid, .name.
 PASSKEY_REGISTERED = "passkey.registered"
 PASSKEY_RENAMED = "passkey.renamed"

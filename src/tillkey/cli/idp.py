@@ -301,6 +301,8 @@ def idp_test(name: str, as_json: JsonOpt = False) -> None:
     async def go(tk: Tillkey) -> dict[str, Any]:
         provider = await tk.services.identity_providers.get(name)
         try:
+            if provider.protocol == "saml":
+                return {"name": name, "ok": True, **await tk.services.saml_sp.check(provider)}
             return {"name": name, "ok": True, **await tk.services.relying_party.check(provider)}
         except Refused as exc:
             return {"name": name, "ok": False, "reason": exc.detail}

@@ -156,9 +156,27 @@ class ServiceProvider:
         key = (provider.id, side.rotated_ms, hashlib.sha256(side.idp_metadata.encode()).hexdigest())
         found = self._clients.get(key)
         if found is None:
+            try:
+                made = Saml2Client(config=self.config(provider, side))
+            except Exception as exc:  # pysaml2 refuses metadata or keys with exceptions of every kind
+                raise Refused(f"SAML configuration: {type(exc).__name__}: {str(exc)[:200]}") from None
             self._clients = {k: v for k, v in self._clients.items() if k[0] != provider.id}
-            found = self._clients[key] = Saml2Client(config=self.config(provider, side))
+            found = self._clients[key] = made
         return found
+
+    async def check(self, provider: Provider) -> dict[str, Any]:
+        """What `tillkey idp test` shows for a SAML provider: the stored metadata read as a sign-in
+        would, and where the browser is sent."""
+        side = await self.side(provider)
+        client = await asyncio.to_thread(self.client, provider, side)
+        sso = client.metadata.single_sign_on_service(provider.issuer, BINDING_HTTP_REDIRECT)
+        return {
+            "issuer": provider.issuer,
+            "sp_entity_id": sp_entity_id(self.base, provider.name),
+            "acs": acs_url(self.base, provider.name),
+            "sso_url": next((s.get("location") for s in sso), None),
+            "signing_certificates": len(client.metadata.certs(provider.issuer, "idpsso", "signing")),
+        }
 
     # --- metadata ---------------------------------------------------------------------------------
 
@@ -169,9 +187,12 @@ class ServiceProvider:
         return await asyncio.to_thread(self._metadata, provider, side)
 
     def _metadata(self, provider: Provider, side: SamlSide) -> str:
-        conf = self.config(provider, side)
-        descriptor = entity_descriptor(conf)
-        _, signed = sign_entity_descriptor(descriptor, None, security_context(conf))
+        conf = self.client(provider, side).config
+        try:
+            descriptor = entity_descriptor(conf)
+            _, signed = sign_entity_descriptor(descriptor, None, security_context(conf))
+        except Exception as exc:  # xmlsec1 missing or failing: a clean refusal, not a 500
+            raise Refused(f"SP metadata: {type(exc).__name__}: {str(exc)[:200]}") from None
         return str(signed)
 
     # --- the authentication request ---------------------------------------------------------------
@@ -179,7 +200,7 @@ class ServiceProvider:
     async def begin(self, provider: Provider, context: Mapping[str, str]) -> str:
         side = await self.side(provider)
         relay_state = random_token(32)
-        client = self.client(provider, side)
+        client = await asyncio.to_thread(self.client, provider, side)
         try:
             request_id, info = await asyncio.to_thread(
                 client.prepare_for_authenticate,
