@@ -86,6 +86,16 @@ def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
                 r = await _sign_in(t, idp, browser, "outsider")
                 assert r.status_code == 401 and "tk_console" not in r.headers.get("set-cookie", "")
 
+            # A rotation: the IdP still encrypts to the previous certificate, which still decrypts.
+            rotated = await inprocess.cli_json("idp", "saml-cert", "rotate", "corp")
+            shown = await inprocess.cli_json("idp", "saml-cert", "show", "corp")
+            assert shown["current"] == rotated["current"] != shown["previous"] == rotated["previous"]
+            updated = await inprocess.cli_json("idp", "update", "corp", "--idp-initiated")
+            assert updated["settings"]["idp_initiated"] == "on"
+            async with t.browser() as browser:
+                r = await _sign_in(t, idp, browser, "staff")
+                assert r.status_code == 200 and (await browser.get("/console/")).status_code == 200
+
     inprocess.run(body)
 
 

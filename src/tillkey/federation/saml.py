@@ -106,6 +106,8 @@ class ServiceProvider:
         self.clock = clock
         self.files = KeyFiles()
         self._clients: dict[tuple[int, int, str], Saml2Client] = {}
+        # Signed once per key pair and IdP metadata: the route is public, and signing runs xmlsec1.
+        self._metadata_cache: dict[tuple[int, int, str], str] = {}
 
     @property
     def base(self) -> str:
@@ -184,7 +186,13 @@ class ServiceProvider:
         """The SP's metadata, signed with its current key; the previous certificate stays listed
         for encryption until the next rotation, so an IdP that has not refreshed still works."""
         side = await self.side(provider)
-        return await asyncio.to_thread(self._metadata, provider, side)
+        key = (provider.id, side.rotated_ms, provider.display_name)
+        found = self._metadata_cache.get(key)
+        if found is None:
+            found = await asyncio.to_thread(self._metadata, provider, side)
+            self._metadata_cache = {k: v for k, v in self._metadata_cache.items() if k[0] != provider.id}
+            self._metadata_cache[key] = found
+        return found
 
     def _metadata(self, provider: Provider, side: SamlSide) -> str:
         conf = self.client(provider, side).config
