@@ -96,6 +96,10 @@ def test_an_admin_signs_in_through_simplesamlphp_and_groups_map_to_roles(
                 r = await _sign_in(t, idp, browser, "staff")
                 assert r.status_code == 200 and (await browser.get("/console/")).status_code == 200
 
+            removed = await inprocess.cli_json("idp", "remove", "corp")
+            assert removed["unlinked_identities"] == 1
+            assert (await t.client.get("/saml/corp/metadata")).status_code == 404
+
     inprocess.run(body)
 
 

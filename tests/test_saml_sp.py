@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(not Path("/usr/bin/xmlsec1").exists(), reason="x
 BASE = inprocess.BASE_URL
 IDP: dict[str, SamlIdP] = {}
 STOREFRONT = "https://shop.test/account/sso"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 
 
 def sp(name: str) -> str:
@@ -192,7 +193,7 @@ def test_signature_wrapping_is_refused(app: inprocess.Shared) -> None:
     naming someone else, in the places a lax SP reads from."""
 
     async def body(t: inprocess.InProcess) -> None:
-        for variant in ("second", "moved"):
+        for variant in ("second", "moved", "unicode prefix"):
             async with t.browser() as browser:
                 location = await _start(browser)
                 xml = _answer(location, sign_response=False, sign_assertion=True)
@@ -200,6 +201,10 @@ def test_signature_wrapping_is_refused(app: inprocess.Shared) -> None:
                 evil = re.sub(r"<ns2:Signature\b.*?</ns2:Signature>", "", signed, flags=re.S)
                 evil = evil.replace(">u-boss<", ">u-evil<").replace('ID="', 'ID="evil-')
                 if variant == "second":  # an unsigned assertion first, the signed one after it
+                    wrapped = xml.replace(signed, evil + signed)
+                elif variant == "unicode prefix":  # a prefix a byte-level \w would not read as a name
+                    evil = evil.replace("<ns1:", "<\u00e4:").replace("</ns1:", "</\u00e4:")
+                    evil = evil.replace("<\u00e4:Assertion ", f'<\u00e4:Assertion xmlns:\u00e4="{SAML_NS}" ', 1)
                     wrapped = xml.replace(signed, evil + signed)
                 else:  # the signed assertion moved into Extensions, the unsigned one in its place
                     wrapped = xml.replace(signed, evil).replace(

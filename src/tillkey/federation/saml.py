@@ -58,7 +58,8 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 # Anything that lets one document say two things: comments split text nodes that canonical XML
 # joins (a NameID read as a prefix of what was signed), a DTD declares IDs and entities.
 _HOSTILE = re.compile(rb"<!--|<!DOCTYPE|<!ENTITY|<\?xml-stylesheet", re.IGNORECASE)
-_ASSERTION = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:Encrypted)?Assertion[\s>/]")
+# Any prefix: XML names may hold non-ASCII letters, which \w on bytes would not match.
+_ASSERTION = re.compile(rb"<(?:[^\s<>/:!?]+:)?(?:Encrypted)?Assertion[\s>/]")
 
 
 def sp_entity_id(base: str, name: str) -> str:

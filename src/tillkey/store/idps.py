@@ -13,14 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.errors import Conflict
 from tillkey.principal import UserType
-from tillkey.store.models import (
-    AdminRow,
-    CustomerRow,
-    ExternalIdentityRow,
-    IdentityProviderRow,
-    IdpFlowRow,
-    SamlProviderRow,
-)
+from tillkey.store import saml as saml_repo
+from tillkey.store.models import AdminRow, CustomerRow, ExternalIdentityRow, IdentityProviderRow, IdpFlowRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +200,7 @@ async def set_enabled(s: AsyncSession, name: str, enabled: bool) -> bool:
 async def remove(s: AsyncSession, provider_id: int) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on.
     await s.execute(delete(IdpFlowRow).where(IdpFlowRow.provider_id == provider_id))
-    await s.execute(delete(SamlProviderRow).where(SamlProviderRow.provider_id == provider_id))
+    await saml_repo.remove(s, provider_id)
     await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.provider_id == provider_id))
     await s.execute(delete(IdentityProviderRow).where(IdentityProviderRow.id == provider_id))
 
