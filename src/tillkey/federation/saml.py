@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,14 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 _HOSTILE = re.compile(rb"<!--|<!DOCTYPE|<!ENTITY|<\?xml-stylesheet", re.IGNORECASE)
 # Any prefix: XML names may hold non-ASCII letters, which \w on bytes would not match.
 _ASSERTION = re.compile(rb"<(?:[^\s<>/:!?]+:)?(?:Encrypted)?Assertion[\s>/]")
+
+
+def xmlsec1() -> str:
+    """The xmlsec1 program pysaml2 runs for every signature and decryption (Debian: xmlsec1)."""
+    found = shutil.which("xmlsec1")
+    if found is None:
+        raise Refused("xmlsec1 is not installed: SAML needs it (Debian: apt-get install xmlsec1)")
+    return found
 
 
 def sp_entity_id(base: str, name: str) -> str:
@@ -130,7 +139,7 @@ class ServiceProvider:
         conf.load(
             {
                 "entityid": sp_entity_id(self.base, provider.name),
-                "xmlsec_binary": "/usr/bin/xmlsec1",
+                "xmlsec_binary": xmlsec1(),
                 "key_file": current[0],
                 "cert_file": current[1],
                 "encryption_keypairs": [{"key_file": k, "cert_file": c} for k, c in pairs],

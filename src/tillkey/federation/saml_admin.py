@@ -5,6 +5,7 @@ what only SAML has beside it (store/saml.py)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,8 @@ class SamlProviders:
         return cert, self.master.encrypt(key, KEY_CONTEXT)
 
     async def add(self, acting: Principal, new: NewProvider, metadata: str) -> Provider:
+        if shutil.which("xmlsec1") is None:
+            raise InvalidRequest("SAML needs the xmlsec1 program on this host (Debian: apt-get install xmlsec1).")
         if len(metadata.encode()) > MAX_METADATA_BYTES:
             raise InvalidRequest("The SAML metadata is too large.")
         entity = idp_entity_id(metadata)
