@@ -353,6 +353,15 @@ def test_a_customer_signs_in_through_the_storefront_callback(app: inprocess.Shar
             again = await browser.get("/auth/customer/shop/callback", params=query)
             assert again.status_code == 401  # the handle works once
 
+        async with t.browser() as browser:  # a Magento-style storefront: the same customer, a Magento token
+            start = await browser.post("/rest/V1/tillkey/federation/customer/shop")
+            location = start.json()["location"]
+            xml = _answer(location, "shop", name_id="c-1", attributes={"email": ["buyer@corp.example"]})
+            r = await browser.post(acs("shop"), data=post_form(xml, relay_state(location)))
+            query = {k: v[0] for k, v in parse_qs(urlsplit(r.headers["location"]).query).items()}
+            answer = await browser.post("/rest/V1/tillkey/federation/customer/shop/token", json=query)
+            assert answer.status_code == 200 and isinstance(answer.json(), str), answer.text
+
     app.call(body)
 
 
