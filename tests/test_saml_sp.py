@@ -400,3 +400,48 @@ def test_the_replay_cache_admits_an_assertion_id_once_until_it_expires(backend: 
                     assert await saml_repo.first_sight(s, "a" * 64, 9_000, 2_000)
 
     inprocess.run(body)
+
+
+def test_two_processes_share_requests_in_flight_and_the_replay_cache(tmp_path: Path) -> None:
+    """Two servers on one database: a sign-in started on one finishes on the other, and an
+    assertion consumed on one is a replay on the other."""
+
+    async def body() -> None:
+        idp = make_idp(tmp_path)
+        async with inprocess.running(tmp_path) as a, inprocess.running(tmp_path) as b:
+            await a.create_role(["Magento_Backend::all"], name="everything")
+            new = NewProvider(
+                name="okta",
+                issuer="",
+                client_id="",
+                actor="admin",
+                groups_claim="groups",
+                role_map={"admins": "everything"},
+                provisioning="jit",
+                settings={"attribute_email": "email", "idp_initiated": "on"},
+            )
+            await a.tk.services.saml_providers.add(OPERATOR, new, idp.metadata)
+            idp.load_sp((await b.client.get("/saml/okta/metadata")).text)  # the same keys from the database
+            async with a.browser() as on_a, b.browser() as on_b:
+                location = await _start(on_a)
+                on_b.cookies.set("tk_saml_state", relay_state(location), path="/saml/")
+                xml = idp.respond(
+                    sp_entity=sp("okta"),
+                    destination=acs("okta"),
+                    in_response_to=request_id(location),
+                    name_id="u-1",
+                    attributes=BOSS,
+                )
+                await _signed_in(on_b, await on_b.post(acs("okta"), data=post_form(xml, relay_state(location))))
+            unsolicited = post_form(
+                idp.respond(
+                    sp_entity=sp("okta"), destination=acs("okta"), in_response_to=None, name_id="u-1", attributes=BOSS
+                ),
+                None,
+            )
+            async with b.browser() as on_b:
+                await _signed_in(on_b, await on_b.post(acs("okta"), data=unsolicited))
+            async with a.browser() as on_a:
+                await _refused(a, await on_a.post(acs("okta"), data=unsolicited), "replayed")
+
+    inprocess.run(body)
