@@ -337,8 +337,8 @@ class ServiceProvider:
             raise Refused("InResponseTo names no request in flight (unknown, answered or expired)")
         if flow.provider_id != provider.id:
             raise Refused(f"response to another provider's request, posted to {provider.name}")
-        if not constant_time_equals(flow.nonce, relay_state):
-            raise Refused("RelayState is not the one the request was sent with")
+        if not relay_state or not constant_time_equals(flow.nonce, relay_state):
+            raise Refused("RelayState missing, not bound to this browser, or not the request's (login CSRF?)")
         return {**flow.context, "relay_state": flow.nonce}
 
     async def _first_sight(self, provider: Provider, c: Checked) -> None:

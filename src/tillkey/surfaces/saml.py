@@ -88,9 +88,10 @@ async def acs(request: Request, name: str) -> Response:
         relay = form.get("RelayState", "")
         bound = request.cookies.get(SAML_STATE_COOKIE, "")
         if relay and not (bound and constant_time_equals(bound, relay)):
-            unbound = Refused("RelayState not bound to this browser (login CSRF?)")
-            await federation.refused(provider.name, unbound, where)
-            raise unbound
+            # Not this browser's request (login CSRF), or an IdP-initiated response with the IdP's
+            # own RelayState: dropped, so only an unsolicited response can go on (where allowed);
+            # a solicited one then fails the check of its request's RelayState.
+            form = {k: v for k, v in form.items() if k != "RelayState"}
         assertion, resolved = await federation.complete(provider, form, where)
     except TillkeyError as exc:
         return _page(exc.message, exc.status_code)
