@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
-import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -38,6 +34,7 @@ from saml2.sigver import security_context
 from tillkey.crypto.secrets import constant_time_equals, random_token
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.federation.saml_keys import KeyFiles
+from tillkey.federation.saml_response import MAX_RESPONSE_BYTES, Checked, decoded, facts, instant, shape
 from tillkey.store import idps as repo
 from tillkey.store import saml as saml_repo
 from tillkey.store.idps import Flow, Provider
@@ -50,17 +47,9 @@ if TYPE_CHECKING:
     from tillkey.store.db import Database
 
 SKEW_SECONDS = 120  # clocks of IdP and SP may differ this much, no more
-MAX_RESPONSE_BYTES = 256 * 1024
 PYSAML2_SLACK = 10 * 365 * 86400  # pysaml2's wall-clock checks: off (ours use the injected clock)
 KEY_CONTEXT = "saml-sp-key"
 HANDLE_CONTEXT = "saml-response-handle"
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-# Anything that lets one document say two things: comments split text nodes that canonical XML
-# joins (a NameID read as a prefix of what was signed), a DTD declares IDs and entities.
-_HOSTILE = re.compile(rb"<!--|<!DOCTYPE|<!ENTITY|<\?xml-stylesheet", re.IGNORECASE)
-# Any prefix: XML names may hold non-ASCII letters, which \w on bytes would not match.
-_ASSERTION = re.compile(rb"<(?:[^\s<>/:!?]+:)?(?:Encrypted)?Assertion[\s>/]")
 
 
 def xmlsec1() -> str:
@@ -85,25 +74,6 @@ def request_key(request_id: str) -> str:
 
 def handle_key(handle: str) -> str:
     return f"saml-handle:{handle}"
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """The facts of a response pysaml2 verified, as plain values for Tillkey's own checks."""
-
-    issuer: str
-    response_signed: bool
-    assertion_signed: bool
-    destination: str | None
-    in_response_to: str | None
-    assertion_id: str
-    audiences: tuple[str, ...]
-    not_before: str | None
-    not_on_or_after: str | None
-    confirmations: tuple[tuple[str | None, str | None, str | None], ...]  # recipient, in_response_to, noa
-    name_id: str
-    name_id_format: str | None
-    attributes: dict[str, tuple[str, ...]]
 
 
 class ServiceProvider:
@@ -276,8 +246,8 @@ class ServiceProvider:
     async def finish(self, provider: Provider, params: Mapping[str, str]) -> Assertion:
         if "SAMLResponse" not in params:
             params = await self._unparked(provider, params)
-        document = _decoded(params.get("SAMLResponse") or "")
-        _shape(document)
+        document = decoded(params.get("SAMLResponse") or "")
+        shape(document)
         side = await self.side(provider)
         checked = await asyncio.to_thread(self._verified, provider, side, document)
         self._check(provider, checked)
@@ -294,7 +264,10 @@ class ServiceProvider:
             raise Refused(f"SAMLResponse refused: {type(exc).__name__}: {str(exc)[:200]}") from None
         if answer is None or answer.assertion is None:
             raise Refused("SAMLResponse refused: no valid assertion")
-        return _facts(answer)
+        try:
+            return facts(answer)
+        except (AttributeError, TypeError, ValueError) as exc:  # a shape the schema allows and we do not read
+            raise Refused(f"SAMLResponse unreadable: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     def _check(self, provider: Provider, c: Checked) -> None:
         acs = acs_url(self.base, provider.name)
@@ -309,16 +282,16 @@ class ServiceProvider:
         if audience not in c.audiences:
             raise Refused(f"Audience {list(c.audiences)[:3]!r} does not name this SP")
         now = self.clock.now()
-        if c.not_before is not None and _instant(c.not_before) > now + SKEW_SECONDS:
+        if c.not_before is not None and instant(c.not_before) > now + SKEW_SECONDS:
             raise Refused("assertion not yet valid (NotBefore)")
-        if c.not_on_or_after is not None and _instant(c.not_on_or_after) <= now - SKEW_SECONDS:
+        if c.not_on_or_after is not None and instant(c.not_on_or_after) <= now - SKEW_SECONDS:
             raise Refused("assertion expired (NotOnOrAfter)")
         # Profiles §4.1.4.2: a bearer confirmation with Recipient (this ACS) and NotOnOrAfter.
         bearer = [b for b in c.confirmations if b[0] == acs]
         if not bearer:
             raise Refused("no bearer SubjectConfirmation whose Recipient is this ACS")
         for _, irt, noa in bearer:
-            if noa is None or _instant(noa) <= now - SKEW_SECONDS:
+            if noa is None or instant(noa) <= now - SKEW_SECONDS:
                 raise Refused("SubjectConfirmationData expired or without NotOnOrAfter")
             if irt != c.in_response_to:
                 raise Refused("SubjectConfirmationData InResponseTo is not the response's")
@@ -343,7 +316,7 @@ class ServiceProvider:
 
     async def _first_sight(self, provider: Provider, c: Checked) -> None:
         now = self.clock.now()
-        ends = [_instant(x) for x in (c.not_on_or_after, *(b[2] for b in c.confirmations)) if x is not None]
+        ends = [instant(x) for x in (c.not_on_or_after, *(b[2] for b in c.confirmations)) if x is not None]
         expires_ms = int((max(ends, default=now) + SKEW_SECONDS) * 1000)
         digest = self.master.digest(f"saml-assertion:{c.issuer}\n{c.assertion_id}")
         async with self.db.transaction() as s:
@@ -363,72 +336,3 @@ class ServiceProvider:
         names = c.attributes.get(name_attribute, ())
         # SAML has no email_verified: the email is the IdP's signed word, as trusted as its NameID.
         return Assertion(provider, c.name_id, email, None, groups, (), names[0] if names else "", context)
-
-
-def _decoded(value: str) -> bytes:
-    if not value or len(value) > MAX_RESPONSE_BYTES:
-        raise Refused("no SAMLResponse, or one too large")
-    try:
-        return base64.b64decode(value.encode(), validate=False)
-    except (binascii.Error, ValueError):
-        raise Refused("SAMLResponse is not base64") from None
-
-
-def _shape(document: bytes) -> None:
-    """Refused before any XML parser sees it: comments, DTDs and more than one assertion. A
-    response carries one assertion; a second (signed or not) is how signature wrapping hides
-    the element that was verified behind the one that is read."""
-    if _HOSTILE.search(document):
-        raise Refused("SAMLResponse holds a comment, DTD or processing instruction")
-    if len(_ASSERTION.findall(document)) != 1:
-        raise Refused("SAMLResponse does not hold exactly one assertion")
-
-
-def _instant(text: str) -> float:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise Refused(f"not a SAML time: {text[:40]!r}") from None
-
-
-def _text(element: Any) -> str | None:
-    return None if element is None else str(element.text or "").strip() or None
-
-
-def _facts(answer: Any) -> Checked:
-    """What pysaml2's verified objects say, read once into plain values."""
-    response, assertion = answer.response, answer.assertion
-    conditions = assertion.conditions
-    audiences = tuple(
-        str(a.text).strip()
-        for restriction in (conditions.audience_restriction if conditions else [])
-        for a in restriction.audience
-    )
-    confirmations = []
-    for sc in assertion.subject.subject_confirmation if assertion.subject else []:
-        data = sc.subject_confirmation_data
-        if sc.method == "urn:oasis:names:tc:SAML:2.0:cm:bearer" and data is not None:
-            confirmations.append((data.recipient, data.in_response_to, data.not_on_or_after))
-    attributes: dict[str, tuple[str, ...]] = {}
-    for statement in assertion.attribute_statement or []:
-        for attribute in statement.attribute:
-            values = tuple(str(v.text).strip() for v in attribute.attribute_value if v.text)
-            for key in {attribute.name, attribute.friendly_name} - {None}:
-                attributes[str(key)] = values
-    name_id = assertion.subject.name_id if assertion.subject else None
-    issuer = _text(assertion.issuer) or ""
-    return Checked(
-        issuer,
-        response.signature is not None,
-        assertion.signature is not None or bool(getattr(answer, "assertion_signed", False)),
-        response.destination,
-        response.in_response_to,
-        str(assertion.id or ""),
-        audiences,
-        conditions.not_before if conditions else None,
-        conditions.not_on_or_after if conditions else None,
-        tuple(confirmations),
-        str(name_id.text or "").strip() if name_id is not None else "",
-        name_id.format if name_id is not None else None,
-        attributes,
-    )
