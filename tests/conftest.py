@@ -288,11 +288,20 @@ class Server:
 
     def start(self, port: int | None = None) -> None:
         """port: a port picked beforehand, e.g. to set TILLKEY_ISSUER to the server's own URL."""
+        self.launch(port)
+        self.wait_started()
+
+    def launch(self, port: int | None = None) -> None:
+        """`start` without the wait: several servers launched, then waited for, start side by side."""
         self.port = port or free_port()
         log = open(self.data_dir / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
+
+    def wait_started(self) -> None:
+        """Until the launched server answers /healthz (its startup failing or hanging fails here)."""
+        assert self.proc is not None
         # Generous: seconds on an idle machine, much longer on a loaded one.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
