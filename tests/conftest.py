@@ -53,6 +53,9 @@ FAST_HASHING = {
     # Admin 2FA defaults to "required"; most tests (and my-magento, which cannot do 2FA, just as
     # with real Magento) log admins in with a password only. tests/test_totp.py sets its own mode.
     "TILLKEY_ADMIN_2FA": "off",
+    # A 429 is answered at once, not after a jittered pause of up to a second (the default): the
+    # pause costs only wall time, and tests/test_abuse.py tests it in-process with its own setting.
+    "TILLKEY_REFUSAL_PAUSE_SECONDS": "0",
 }
 
 
