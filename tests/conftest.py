@@ -53,6 +53,9 @@ FAST_HASHING = {
     # Admin 2FA defaults to "required"; most tests (and my-magento, which cannot do 2FA, just as
     # with real Magento) log admins in with a password only. tests/test_totp.py sets its own mode.
     "TILLKEY_ADMIN_2FA": "off",
+    # A 429 is answered at once, not after a jittered pause of up to a second (the default): the
+    # pause costs only wall time, and tests/test_abuse.py tests it in-process with its own setting.
+    "TILLKEY_REFUSAL_PAUSE_SECONDS": "0",
 }
 
 
@@ -288,11 +291,20 @@ class Server:
 
     def start(self, port: int | None = None) -> None:
         """port: a port picked beforehand, e.g. to set TILLKEY_ISSUER to the server's own URL."""
+        self.launch(port)
+        self.wait_started()
+
+    def launch(self, port: int | None = None) -> None:
+        """`start` without the wait: several servers launched, then waited for, start side by side."""
         self.port = port or free_port()
         log = open(self.data_dir / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [TILLKEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
+
+    def wait_started(self) -> None:
+        """Until the launched server answers /healthz (its startup failing or hanging fails here)."""
+        assert self.proc is not None
         # Generous: seconds on an idle machine, much longer on a loaded one.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -94,10 +94,12 @@ def _login(srv: Server, username: str, password: str) -> int:
 
 
 def _start_pair(tmp: Path, redis_url: str, **env: str) -> Pair:
-    """A and B: one database, one data directory (one master secret), one Redis key prefix."""
+    """A and B: one database, one master secret (set, as a cluster sets it: they start side by
+    side), one data directory, one Redis key prefix."""
     tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"tktest-{secrets.token_hex(4)}"
     settings = {
+        "TILLKEY_SECRET_KEY": secrets.token_urlsafe(48),
         "TILLKEY_REDIS_URL": redis_url,
         "TILLKEY_REDIS_KEY_PREFIX": prefix,
         "TILLKEY_SYNC_INTERVAL": "30",
@@ -107,8 +109,11 @@ def _start_pair(tmp: Path, redis_url: str, **env: str) -> Pair:
     a = Server(tmp, make_database("postgres", tmp, migrated=True), dict(settings))
     b = Server(tmp, a.database, dict(settings))
     try:
-        a.start()
-        b.start()
+        # Side by side: the database is migrated already (make_database), the secret is set.
+        a.launch()
+        b.launch()
+        a.wait_started()
+        b.wait_started()
     except BaseException:
         a.stop()
         b.stop()

@@ -31,7 +31,7 @@ def _valid_sku(sku: str) -> bool:
 
 
 def _id(name: str, raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # "²".isdigit(), and int() refuses it
         raise InvalidRequest(
             'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and try again.',
             parameters={"value": raw[:40], "type": "int"},

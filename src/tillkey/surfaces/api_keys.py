@@ -82,7 +82,7 @@ def _int_param(request: Request, name: str, default: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) > high:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > high:  # "²".isdigit(), and int() refuses it
         raise InvalidRequest(f"Invalid request: Field '{name}' must be a number from 0 to {high}")
     return int(raw)
 

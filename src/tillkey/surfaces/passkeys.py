@@ -63,7 +63,7 @@ def _binding(caller: Principal) -> str:
 
 
 def _passkey_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit(), and int() refuses it
         raise NotFound(NO_PASSKEY)
     return int(raw)
 
