@@ -196,6 +196,7 @@ class Tillkey:
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
+        self._directory_task: asyncio.Task[None] | None = None  # LDAP providers' syncs (issue 15)
         # The services, built once from the parts above (wiring.py): `tk.services.accounts`, ...
         self.services = Services(
             settings=settings,
@@ -256,8 +257,13 @@ class Tillkey:
         self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
+            self._directory_task = asyncio.create_task(self.services.directory_sync.loop(), name="tillkey-ldap-sync")
 
     async def stop(self) -> None:
+        for task in filter(None, [self._directory_task]):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._sync_task:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -25,7 +25,7 @@ from tillkey.clock import Clock
 from tillkey.contracts import Audit, Changes, Hasher, Revocations
 from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.crypto import legacy_hashes
-from tillkey.crypto.passwords import check_policy
+from tillkey.crypto.passwords import check_policy, unusable_hash
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.principal import Principal, UserType
 from tillkey.settings import Settings, TokenFormat
@@ -111,6 +111,16 @@ class Accounts:
         _check_email(email)
         return await self._add_admin(acting, username.strip(), email, password_hash, role, firstname, lastname)
 
+    async def provision_admin(
+        self, acting: Principal, *, username: str, email: str, role: str, firstname: str = ""
+    ) -> Admin:
+        """An admin a directory vouches for (federation/directory.py sync): no password anyone
+        knows (it signs in through the directory), so no hashing, which keeps a sync of thousands
+        cheap. The same delegation rule and audit as `create_admin`."""
+        await self._require_role_within(acting, role, what="provisioned admin's role")
+        _check_email(email)
+        return await self._add_admin(acting, username.strip(), email, unusable_hash(), role, firstname, "")
+
     async def _add_admin(
         self,
         acting: Principal,
@@ -178,6 +188,11 @@ class Accounts:
         if legacy_hashes.scheme_of(password_hash) is None:
             raise InvalidRequest("The password hash is in no format Tillkey reads.")
         return await self._add_customer(email, firstname, lastname, password_hash)
+
+    async def provision_customer(self, *, email: str, firstname: str, lastname: str) -> Customer:
+        """A customer a directory vouches for: no password anyone knows (see provision_admin)."""
+        _check_email(email)
+        return await self._add_customer(email, firstname, lastname, unusable_hash())
 
     async def _add_customer(self, email: str, firstname: str, lastname: str, hashed: str) -> Customer:
         async with self.changes() as w:

@@ -20,6 +20,7 @@ from tillkey.access import delegation
 from tillkey.accounts.service import role_grant
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.federation import presets
+from tillkey.federation.ldap import check_settings as ldap_settings
 from tillkey.principal import Principal, UserType
 from tillkey.security.outbound import RefusedURL, check_url
 from tillkey.store import accounts as accounts_repo
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from tillkey.store.db import Database
 
 ACTORS = ("admin", "customer")
-PROTOCOLS = ("oidc", "github")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
+PROTOCOLS = ("oidc", "github", "ldap")  # github: plain OAuth 2 and GitHub's user API (federation/github.py)
+# ldap (federation/ldap.py): the URL as issuer, the bind DN as client id, the bind password as secret.
 PROVISIONING = ("jit", "existing")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names a provider cannot take: Medusa's own provider and the literal segments beside
@@ -212,20 +214,16 @@ class IdentityProviders:
                 "token or session)."
             )
         if new.protocol not in PROTOCOLS:
-            raise InvalidRequest("The protocol must be oidc (or github, through --preset github).")
+            raise InvalidRequest("The protocol must be oidc or ldap (or github, through --preset github).")
         if new.actor not in ACTORS:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
             raise InvalidRequest("Provisioning must be jit or existing.")
-        allow_private = self.settings.federation_allow_private_endpoints
-        try:
-            issuer = check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
-            redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
-            check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
-        except RefusedURL as exc:
-            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
-        if not issuer.startswith("https://") and not allow_private:
-            raise InvalidRequest("The issuer must be an https URL.")
+        if new.protocol == "ldap":  # a directory Tillkey binds to; no browser redirect
+            issuer, redirect = new.issuer.strip(), ""
+            ldap_settings(issuer, new.settings, new.client_id.strip())
+        else:
+            issuer, redirect = self._endpoints(new, name)
         if new.protocol == "oidc" and "openid" not in new.scope.split():
             raise InvalidRequest('The scope must include "openid".')
         if not new.client_id.strip() or len(new.client_id) > 255:
@@ -268,6 +266,18 @@ class IdentityProviders:
             new.preset,
             dict(new.settings),
         )
+
+    def _endpoints(self, new: NewProvider, name: str) -> tuple[str, str]:
+        allow_private = self.settings.federation_allow_private_endpoints
+        try:
+            issuer = check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
+            redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
+            check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
+        except RefusedURL as exc:
+            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
+        if not issuer.startswith("https://") and not allow_private:
+            raise InvalidRequest("The issuer must be an https URL.")
+        return issuer, redirect
 
     def _default_redirect(self, name: str, actor: str) -> str:
         base = self.settings.issuer.rstrip("/")

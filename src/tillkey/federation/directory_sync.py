@@ -1,0 +1,288 @@
+"""An LDAP provider's sync (issue 15): the directory's members of mapped groups become accounts
+with the mapped role; whoever left the directory or every mapped group is deactivated, which
+revokes their tokens and ends their sessions (Accounts.set_admin_active / set_customer_active:
+the revocation and change feed every process follows).
+
+The same owners as an OpenID sign-in: accounts are made through Accounts (delegation: the role
+map passed the rule when the operator saved it), identities linked by (provider, stable id)
+(store/idps.py), roles set by Linking.map_role. A local account that happens to hold a directory
+user's name or email is never taken over: that user is skipped, and counted.
+
+One run at a time per provider, across processes: a lease row taken by a conditional update
+(store/directory_syncs.py); a second run finds it held and returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tillkey import audit
+from tillkey.access.delegation import OPERATOR
+from tillkey.errors import Conflict, InvalidRequest, NotFound, TillkeyError
+from tillkey.federation import ldap as wire
+from tillkey.federation.directory import PROTOCOL, config_of
+from tillkey.federation.ldap import Connection, Person
+from tillkey.federation.oidc import Assertion
+from tillkey.principal import UserType
+from tillkey.store import accounts as accounts_repo
+from tillkey.store import directory_syncs as syncs_repo
+from tillkey.store import idps as repo
+from tillkey.store.accounts import Admin, Customer
+from tillkey.store.directory_syncs import Counts
+from tillkey.store.idps import Provider
+
+if TYPE_CHECKING:
+    from tillkey.accounts.service import Accounts
+    from tillkey.clock import Clock
+    from tillkey.contracts import Audit
+    from tillkey.federation.linking import Linking
+    from tillkey.federation.providers import IdentityProviders
+    from tillkey.store.db import Database
+
+log = logging.getLogger(__name__)
+LEASE_MS = 15 * 60 * 1000  # longer than any run; a crashed holder's lease expires by itself
+_OWNER = f"{socket.gethostname()[:32]}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class Outcome:
+    provider: str
+    ran: bool
+    members: int = 0
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    skipped: list[str] = field(default_factory=list)  # names not provisioned, and why
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "ran": self.ran,
+            "members": self.members,
+            "created": self.created,
+            "updated": self.updated,
+            "deactivated": self.deactivated,
+            "skipped": self.skipped[:50],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    person: Person
+    group: str | None  # the role map's key (as the operator wrote it) that decides the role
+
+
+def wanted(provider: Provider, config: wire.Config, conn: Connection) -> dict[str, Member]:
+    """Who should have an account, by stable id. Admins: members of a mapped group (the map's
+    order decides between groups, as for OpenID group claims). Customers: every user of the filter."""
+    users = conn.users()
+    if provider.actor == "customer":
+        return {p.subject: Member(p, None) for p in users.values()}
+    groups = conn.groups()
+    found: dict[str, Member] = {}
+    for group in provider.role_map:  # first listed wins: a later group never overwrites
+        for dn in wire.members_of(groups, group, nested=config.nested_groups):
+            person = users.get(dn)
+            if person is not None and person.subject not in found:
+                found[person.subject] = Member(person, group)
+    return found
+
+
+class DirectorySync:
+    """Built once (wiring.py); `tk.services.directory_sync`."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        audit: Audit,
+        providers: IdentityProviders,
+        accounts: Accounts,
+        linking: Linking,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.audit = audit
+        self.providers = providers
+        self.accounts = accounts
+        self.linking = linking
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    async def sync(self, name: str) -> Outcome:
+        provider = await self.providers.get(name)
+        if provider.protocol != PROTOCOL:
+            raise InvalidRequest(f"{name} is not an LDAP provider: only directories are synced.")
+        owner = f"{_OWNER}:{secrets.token_hex(4)}"
+        async with self.db.transaction() as s:
+            await syncs_repo.ensure(s, provider.id)
+        async with self.db.transaction() as s:
+            now = self._now_ms()
+            won = await syncs_repo.take_lease(s, provider.id, owner, now, now + LEASE_MS)
+        if not won:
+            return Outcome(name, ran=False, error="another process is syncing this provider")
+        outcome = Outcome(name, ran=True)
+        try:
+            if not provider.enabled:
+                raise InvalidRequest("The provider is disabled.")
+            config = config_of(self.providers, provider)
+            members = await wire.run(config, lambda conn: wanted(provider, config, conn))
+            await self._apply(provider, members, outcome)
+        except TillkeyError as exc:
+            outcome.error = exc.detail or exc.message
+        finally:
+            await self._finish(provider, owner, outcome)
+        return outcome
+
+    async def _finish(self, provider: Provider, owner: str, outcome: Outcome) -> None:
+        counts = (
+            None if outcome.error else Counts(outcome.members, outcome.created, outcome.updated, outcome.deactivated)
+        )
+        async with self.db.transaction() as s:
+            await syncs_repo.finish(s, provider.id, owner, self._now_ms(), counts, outcome.error)
+            await self.audit.record_in(
+                s,
+                audit.IDP_SYNCED,
+                outcome=audit.FAILURE if outcome.error else audit.SUCCESS,
+                details={k: v for k, v in outcome.as_json().items() if k not in ("ran", "skipped")}
+                | {"skipped": len(outcome.skipped)},
+            )
+
+    async def _apply(self, provider: Provider, members: dict[str, Member], outcome: Outcome) -> None:
+        """Create, update, deactivate. Nothing is deactivated unless the directory answered in full
+        (an error above raised before this)."""
+        utype = UserType.ADMIN if provider.actor == "admin" else UserType.CUSTOMER
+        outcome.members = len(members)
+        async with self.db.session() as s:
+            linked = {i.subject: i for i in await repo.identities_from(s, provider.id, int(utype))}
+            roles = {r.name: r.id for r in await accounts_repo.list_roles(s)}
+        for subject, member in members.items():
+            identity = linked.get(subject)
+            if identity is None or identity.user_id is None:
+                await self._create(provider, utype, member, outcome)
+            elif await self._update(provider, utype, identity.user_id, member, roles):
+                outcome.updated += 1
+        for subject, identity in linked.items():
+            if subject not in members and identity.user_id is not None:
+                if await self._deactivate(utype, identity.user_id, provider.name):
+                    outcome.deactivated += 1
+
+    async def _create(self, provider: Provider, utype: UserType, member: Member, outcome: Outcome) -> None:
+        p = member.person
+        if not p.email:
+            outcome.skipped.append(f"{p.username}: no email in the directory")
+            return
+        try:
+            account: Admin | Customer
+            if utype == UserType.ADMIN:
+                role = provider.role_map[member.group or ""]
+                account = await self.accounts.provision_admin(
+                    OPERATOR, username=p.username, email=p.email, role=role, firstname=p.name[:255]
+                )
+            else:
+                first, _, last = p.name.partition(" ")
+                account = await self.accounts.provision_customer(
+                    email=p.email, firstname=first[:255] or p.username, lastname=last[:255] or "-"
+                )
+        except (Conflict, InvalidRequest, NotFound) as exc:
+            # Most often a local account with this name or email: never linked by name alone.
+            outcome.skipped.append(f"{p.username}: {exc.message}"[:200])
+            return
+        async with self.db.transaction() as s:
+            await repo.link(
+                s,
+                provider_id=provider.id,
+                subject=p.subject,
+                user_type=int(utype),
+                user_id=account.id,
+                email=p.email,
+                auth_identity_id=None,
+                now_ms=self._now_ms(),
+            )
+            await self.audit.record_in(
+                s,
+                audit.IDENTITY_PROVISIONED,
+                actor_type=int(utype),
+                actor_id=account.id,
+                username=p.email[:255],
+                details={"provider": provider.name, "via": "directory sync"},
+            )
+        outcome.created += 1
+
+    async def _update(
+        self, provider: Provider, utype: UserType, user_id: int, member: Member, roles: dict[str, int]
+    ) -> bool:
+        """Back in the directory: active again; in another group: its role. False: nothing changed."""
+        async with self.db.session() as s:
+            account = (
+                await accounts_repo.admin_by_id(s, user_id)
+                if utype == UserType.ADMIN
+                else await accounts_repo.customer_by_id(s, user_id)
+            )
+        if account is None:
+            return False
+        changed = False
+        if not account.is_active:
+            if isinstance(account, Admin):
+                account = await self.accounts.set_admin_active(OPERATOR, user_id, True)
+            else:
+                account = await self.accounts.set_customer_active(user_id, True)
+            changed = True
+        if isinstance(account, Admin) and member.group is not None:
+            if roles.get(provider.role_map[member.group]) != account.role_id:
+                p = member.person
+                assertion = Assertion(provider, p.subject, p.email, None, (member.group,), ("pwd",), p.name)
+                await self.linking.map_role(account, assertion)
+                changed = True
+        return changed
+
+    async def _deactivate(self, utype: UserType, user_id: int, provider: str) -> bool:
+        async with self.db.session() as s:
+            account = (
+                await accounts_repo.admin_by_id(s, user_id)
+                if utype == UserType.ADMIN
+                else await accounts_repo.customer_by_id(s, user_id)
+            )
+        if account is None or not account.is_active:
+            return False
+        # The one deactivation owner: audited, tokens revoked, sessions ended, on every process.
+        if utype == UserType.ADMIN:
+            await self.accounts.set_admin_active(OPERATOR, user_id, False)
+        else:
+            await self.accounts.set_customer_active(user_id, False)
+        return True
+
+    async def due(self) -> list[Outcome]:
+        """Run every enabled LDAP provider whose interval has passed since its last start (the
+        server's background task calls this; the lease keeps it to one process)."""
+        now = self._now_ms()
+        async with self.db.session() as s:
+            providers = [p for p in await repo.listed(s) if p.protocol == PROTOCOL and p.enabled]
+            health = await syncs_repo.health(s, now)
+        ran = []
+        for p in providers:
+            interval_ms = int(p.settings.get("sync_interval", "300") or 0) * 1000
+            h = health.get(p.id)
+            if interval_ms <= 0 or (h and h.last_started_ms is not None and h.last_started_ms + interval_ms > now):
+                continue
+            ran.append(await self.sync(p.name))
+        return ran
+
+    async def loop(self, tick_s: float = 15.0) -> None:
+        """The server's background task: `due` every tick; a failure is recorded, never fatal."""
+        while True:
+            try:
+                await self.due()
+            except Exception:  # the loop outlives any one run (each run records its own error)
+                log.exception("directory sync failed")
+            await asyncio.sleep(tick_s)
