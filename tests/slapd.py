@@ -45,6 +45,9 @@ index member eq
 index entryUUID eq
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
+# As a directory's operator would set it for a sync account: pages of 500 (the default size limit),
+# as many pages as it takes (OpenLDAP otherwise caps a paged search's total at the hard limit).
+limits dn.exact="{service_dn}" size.prtotal=unlimited
 """
 
 
@@ -157,7 +160,7 @@ def make(dir: Path, ldif: str) -> Slapd:
     if dir.exists():
         shutil.rmtree(dir)
     (dir / "db").mkdir(parents=True)
-    conf = CONF.format(dir=dir, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW)
+    conf = CONF.format(dir=dir, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW, service_dn=SERVICE_DN)
     (dir / "slapd.conf").write_text(conf)
     (dir / "data.ldif").write_text(ldif)
     subprocess.run(

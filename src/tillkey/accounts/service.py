@@ -11,7 +11,8 @@ so the hot-path state of every process follows; deactivation and deletion also r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,20 @@ from tillkey.store.unit_of_work import Work
 from tillkey.tokens.issuer import Issuer
 
 ADMINISTRATORS = "Administrators"
+
+
+@dataclass(frozen=True, slots=True)
+class Vouched:
+    """An account an external directory vouches for (`Accounts.provision`)."""
+
+    email: str
+    firstname: str
+    lastname: str = ""
+    username: str = ""  # admins
+    role: str | None = None  # admins: None is Administrators, like create_admin
+
+
+AfterProvision = Callable[[Work, list[Admin | Customer]], Awaitable[None]]
 
 
 class Accounts:
@@ -111,15 +126,52 @@ class Accounts:
         _check_email(email)
         return await self._add_admin(acting, username.strip(), email, password_hash, role, firstname, lastname)
 
-    async def provision_admin(
-        self, acting: Principal, *, username: str, email: str, role: str, firstname: str = ""
-    ) -> Admin:
-        """An admin a directory vouches for (federation/directory.py sync): no password anyone
-        knows (it signs in through the directory), so no hashing, which keeps a sync of thousands
-        cheap. The same delegation rule and audit as `create_admin`."""
-        await self._require_role_within(acting, role, what="provisioned admin's role")
-        _check_email(email)
-        return await self._add_admin(acting, username.strip(), email, unusable_hash(), role, firstname, "")
+    async def provision(
+        self, acting: Principal, utype: UserType, people: Sequence[Vouched], *, then: AfterProvision | None = None
+    ) -> list[Admin | Customer]:
+        """Accounts a directory vouches for (federation/directory_sync.py), in one unit of work:
+        no password anyone knows (they sign in through the directory), so no hashing, which keeps a
+        sync of thousands cheap. The delegation rule and audit of `create_admin`; `then` runs in
+        the same transaction (the sync links each identity there, so no account is left unlinked).
+        Any refusal (a name or email taken) rolls the whole batch back."""
+        if utype == UserType.ADMIN:
+            for role in sorted({p.role or ADMINISTRATORS for p in people}):
+                await self._require_role_within(acting, role, what="provisioned admin's role")
+        for p in people:
+            _check_email(p.email)
+        made: list[Admin | Customer] = []
+        async with self.changes() as w:
+            roles: dict[str, int] = {}
+            for p in people:
+                account: Admin | Customer
+                if utype == UserType.ADMIN:
+                    role = p.role or ADMINISTRATORS
+                    if role not in roles:
+                        row = await repo.role_by_name(w.s, role)
+                        if row is None:
+                            raise NotFound(f"There is no role named {role!r}.")
+                        roles[role] = row.id
+                    account = await repo.create_admin(
+                        w.s,
+                        username=p.username.strip(),
+                        email=p.email,
+                        password_hash=unusable_hash(),
+                        role_id=roles[role],
+                        firstname=p.firstname,
+                        lastname=p.lastname,
+                    )
+                    self._audit(w, acting, audit.ACCOUNT_CREATED, utype, account.id, account.username, role=role)
+                else:
+                    account = await repo.create_customer(
+                        w.s, email=p.email, firstname=p.firstname, lastname=p.lastname, password_hash=unusable_hash()
+                    )
+                    self._audit(w, acting, audit.ACCOUNT_CREATED, utype, account.id, account.email)
+                made.append(account)
+            if utype == UserType.ADMIN:
+                w.changed("grants")
+            if then is not None:
+                await then(w, made)
+        return made
 
     async def _add_admin(
         self,
@@ -188,11 +240,6 @@ class Accounts:
         if legacy_hashes.scheme_of(password_hash) is None:
             raise InvalidRequest("The password hash is in no format Tillkey reads.")
         return await self._add_customer(email, firstname, lastname, password_hash)
-
-    async def provision_customer(self, *, email: str, firstname: str, lastname: str) -> Customer:
-        """A customer a directory vouches for: no password anyone knows (see provision_admin)."""
-        _check_email(email)
-        return await self._add_customer(email, firstname, lastname, unusable_hash())
 
     async def _add_customer(self, email: str, firstname: str, lastname: str, hashed: str) -> Customer:
         async with self.changes() as w:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
+from tillkey.accounts.service import Vouched
 from tillkey.errors import Conflict, InvalidRequest, NotFound, TillkeyError
 from tillkey.federation import ldap as wire
 from tillkey.federation.directory import PROTOCOL, config_of
@@ -44,8 +45,10 @@ if TYPE_CHECKING:
     from tillkey.federation.linking import Linking
     from tillkey.federation.providers import IdentityProviders
     from tillkey.store.db import Database
+    from tillkey.store.unit_of_work import Work
 
 log = logging.getLogger(__name__)
+BATCH = 200  # accounts provisioned per transaction
 LEASE_MS = 15 * 60 * 1000  # longer than any run; a crashed holder's lease expires by itself
 _OWNER = f"{socket.gethostname()[:32]}:{os.getpid()}"
 
@@ -94,6 +97,15 @@ def wanted(provider: Provider, config: wire.Config, conn: Connection) -> dict[st
             if person is not None and person.subject not in found:
                 found[person.subject] = Member(person, group)
     return found
+
+
+def _vouched(provider: Provider, utype: UserType, member: Member) -> Vouched:
+    p = member.person
+    if utype == UserType.ADMIN:
+        role = provider.role_map[member.group or ""]
+        return Vouched(email=p.email or "", firstname=p.name[:255], username=p.username, role=role)
+    first, _, last = p.name.partition(" ")
+    return Vouched(email=p.email or "", firstname=first[:255] or p.username, lastname=last[:255] or "-")
 
 
 class DirectorySync:
@@ -160,83 +172,83 @@ class DirectorySync:
 
     async def _apply(self, provider: Provider, members: dict[str, Member], outcome: Outcome) -> None:
         """Create, update, deactivate. Nothing is deactivated unless the directory answered in full
-        (an error above raised before this)."""
+        (an error above raised before this). Accounts are read in bulk and written only when
+        something changed, so a run that changes nothing costs a few queries."""
         utype = UserType.ADMIN if provider.actor == "admin" else UserType.CUSTOMER
         outcome.members = len(members)
         async with self.db.session() as s:
             linked = {i.subject: i for i in await repo.identities_from(s, provider.id, int(utype))}
+            ids = [i.user_id for i in linked.values() if i.user_id is not None]
+            accounts = await accounts_repo.accounts_by_ids(s, utype == UserType.ADMIN, ids)
             roles = {r.name: r.id for r in await accounts_repo.list_roles(s)}
+        new: list[Member] = []
         for subject, member in members.items():
             identity = linked.get(subject)
-            if identity is None or identity.user_id is None:
-                await self._create(provider, utype, member, outcome)
-            elif await self._update(provider, utype, identity.user_id, member, roles):
+            account = accounts.get(identity.user_id) if identity and identity.user_id is not None else None
+            if account is None:
+                new.append(member)
+            elif await self._update(provider, account, member, roles):
                 outcome.updated += 1
+        for start in range(0, len(new), BATCH):
+            await self._create(provider, utype, new[start : start + BATCH], outcome)
         for subject, identity in linked.items():
-            if subject not in members and identity.user_id is not None:
-                if await self._deactivate(utype, identity.user_id, provider.name):
-                    outcome.deactivated += 1
+            account = accounts.get(identity.user_id) if identity.user_id is not None else None
+            if subject not in members and account is not None and account.is_active:
+                await self._deactivate(utype, account.id)
+                outcome.deactivated += 1
 
-    async def _create(self, provider: Provider, utype: UserType, member: Member, outcome: Outcome) -> None:
-        p = member.person
-        if not p.email:
-            outcome.skipped.append(f"{p.username}: no email in the directory")
-            return
+    async def _create(self, provider: Provider, utype: UserType, batch: list[Member], outcome: Outcome) -> None:
+        """A batch in one transaction; when any of it is refused (a local account holds the name or
+        email: never linked by name alone), each one alone, so only the refused are skipped."""
+        ready = [m for m in batch if m.person.email]
+        outcome.skipped.extend(f"{m.person.username}: no email in the directory" for m in batch if not m.person.email)
         try:
-            account: Admin | Customer
-            if utype == UserType.ADMIN:
-                role = provider.role_map[member.group or ""]
-                account = await self.accounts.provision_admin(
-                    OPERATOR, username=p.username, email=p.email, role=role, firstname=p.name[:255]
-                )
-            else:
-                first, _, last = p.name.partition(" ")
-                account = await self.accounts.provision_customer(
-                    email=p.email, firstname=first[:255] or p.username, lastname=last[:255] or "-"
-                )
-        except (Conflict, InvalidRequest, NotFound) as exc:
-            # Most often a local account with this name or email: never linked by name alone.
-            outcome.skipped.append(f"{p.username}: {exc.message}"[:200])
+            outcome.created += await self._provision(provider, utype, ready)
             return
-        async with self.db.transaction() as s:
-            await repo.link(
-                s,
-                provider_id=provider.id,
-                subject=p.subject,
-                user_type=int(utype),
-                user_id=account.id,
-                email=p.email,
-                auth_identity_id=None,
-                now_ms=self._now_ms(),
-            )
-            await self.audit.record_in(
-                s,
-                audit.IDENTITY_PROVISIONED,
-                actor_type=int(utype),
-                actor_id=account.id,
-                username=p.email[:255],
-                details={"provider": provider.name, "via": "directory sync"},
-            )
-        outcome.created += 1
+        except (Conflict, InvalidRequest, NotFound) as exc:
+            if len(ready) == 1:
+                outcome.skipped.append(f"{ready[0].person.username}: {exc.message}"[:200])
+                return
+        for member in ready:
+            await self._create(provider, utype, [member], outcome)
+
+    async def _provision(self, provider: Provider, utype: UserType, batch: list[Member]) -> int:
+        if not batch:
+            return 0
+        people = [_vouched(provider, utype, m) for m in batch]
+
+        async def link(w: Work, made: list[Admin | Customer]) -> None:
+            for member, account in zip(batch, made, strict=True):
+                await repo.link(
+                    w.s,
+                    provider_id=provider.id,
+                    subject=member.person.subject,
+                    user_type=int(utype),
+                    user_id=account.id,
+                    email=member.person.email,
+                    auth_identity_id=None,
+                    now_ms=self._now_ms(),
+                )
+                w.audit(
+                    audit.IDENTITY_PROVISIONED,
+                    actor_type=int(utype),
+                    actor_id=account.id,
+                    username=(member.person.email or "")[:255],
+                    details={"provider": provider.name, "via": "directory sync"},
+                )
+
+        return len(await self.accounts.provision(OPERATOR, utype, people, then=link))
 
     async def _update(
-        self, provider: Provider, utype: UserType, user_id: int, member: Member, roles: dict[str, int]
+        self, provider: Provider, account: Admin | Customer, member: Member, roles: dict[str, int]
     ) -> bool:
         """Back in the directory: active again; in another group: its role. False: nothing changed."""
-        async with self.db.session() as s:
-            account = (
-                await accounts_repo.admin_by_id(s, user_id)
-                if utype == UserType.ADMIN
-                else await accounts_repo.customer_by_id(s, user_id)
-            )
-        if account is None:
-            return False
         changed = False
         if not account.is_active:
             if isinstance(account, Admin):
-                account = await self.accounts.set_admin_active(OPERATOR, user_id, True)
+                account = await self.accounts.set_admin_active(OPERATOR, account.id, True)
             else:
-                account = await self.accounts.set_customer_active(user_id, True)
+                account = await self.accounts.set_customer_active(account.id, True)
             changed = True
         if isinstance(account, Admin) and member.group is not None:
             if roles.get(provider.role_map[member.group]) != account.role_id:
@@ -246,21 +258,12 @@ class DirectorySync:
                 changed = True
         return changed
 
-    async def _deactivate(self, utype: UserType, user_id: int, provider: str) -> bool:
-        async with self.db.session() as s:
-            account = (
-                await accounts_repo.admin_by_id(s, user_id)
-                if utype == UserType.ADMIN
-                else await accounts_repo.customer_by_id(s, user_id)
-            )
-        if account is None or not account.is_active:
-            return False
+    async def _deactivate(self, utype: UserType, user_id: int) -> None:
         # The one deactivation owner: audited, tokens revoked, sessions ended, on every process.
         if utype == UserType.ADMIN:
             await self.accounts.set_admin_active(OPERATOR, user_id, False)
         else:
             await self.accounts.set_customer_active(user_id, False)
-        return True
 
     async def due(self) -> list[Outcome]:
         """Run every enabled LDAP provider whose interval has passed since its last start (the
