@@ -48,6 +48,9 @@ access to * by users read by * none
 # As a directory's operator would set it for a sync account: pages of 500 (the default size limit),
 # as many pages as it takes (OpenLDAP otherwise caps a paged search's total at the hard limit).
 limits dn.exact="{service_dn}" size.prtotal=unlimited
+TLSCACertificateFile {dir}/ca.pem
+TLSCertificateFile {dir}/server.pem
+TLSCertificateKeyFile {dir}/server.key
 """
 
 
@@ -155,11 +158,61 @@ class Slapd:
         )
 
 
+def _certificates(dir: Path) -> None:
+    """A CA of the test's own (ca.pem) and the server's certificate for 127.0.0.1 and localhost,
+    for StartTLS: a client trusting only the system's CAs must refuse it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tillkey test directory CA")])
+    ca = (
+        x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder(
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
+            issuer_name=ca_name,
+            public_key=key.public_key(),
+        )
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (dir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (dir / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    (dir / "server.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
 def make(dir: Path, ldif: str) -> Slapd:
-    """A configured, loaded and started slapd in `dir`."""
+    """A configured, loaded and started slapd in `dir` (StartTLS with the certificate of
+    `dir/ca.pem`'s CA)."""
     if dir.exists():
         shutil.rmtree(dir)
     (dir / "db").mkdir(parents=True)
+    _certificates(dir)
     conf = CONF.format(dir=dir, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW, service_dn=SERVICE_DN)
     (dir / "slapd.conf").write_text(conf)
     (dir / "data.ldif").write_text(ldif)

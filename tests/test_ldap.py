@@ -378,3 +378,41 @@ def test_cli_add_test_sync_and_console_health(
             assert page.status_code == 200 and "corp" in page.text and "created 2" in page.text, page.text
 
     inprocess.run(body)
+
+
+def test_start_tls_verifies_the_directory_certificate(tmp_path: Path, slapd: directory.Slapd) -> None:
+    """StartTLS with the directory's own CA works; trusting only the system's CAs, the same server
+    is refused (certificate verification is on), which a sign-in answers with a 503."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await _setup(t, slapd, sync=False)
+            for name, ca in (("tls", str(slapd.dir / "ca.pem")), ("untrusted", "")):
+                new = NewProvider(
+                    name=name,
+                    issuer=slapd.url,
+                    client_id=directory.SERVICE_DN,
+                    client_secret=directory.SERVICE_PW,
+                    actor="admin",
+                    protocol="ldap",
+                    role_map={SALES: SALES_ROLE},
+                    settings={
+                        "user_base": directory.PEOPLE,
+                        "user_filter": "(uid={username})",
+                        "group_base": directory.GROUPS,
+                        "start_tls": "1",
+                        "tls_ca_file": ca,
+                        "sync_interval": "0",
+                    },
+                )
+                await t.tk.services.identity_providers.add(OPERATOR, new)
+            trusted = await t.tk.services.directory.test("tls", "ada", PASSWORDS["ada"])
+            assert trusted.ok and trusted.password_ok, trusted
+            refused = await t.tk.services.directory.test("untrusted", "ada", PASSWORDS["ada"])
+            assert not refused.ok and "CONNECT_ERROR" in refused.detail, refused
+            synced = await t.tk.services.directory_sync.sync("tls")
+            # Without nested groups: ada only (bob is in Sales East, a group inside Sales).
+            assert (synced.error, synced.created, synced.members) == (None, 1, 1)
+            assert (await _token(t, "ada", PASSWORDS["ada"]))[0] == 200
+
+    inprocess.run(body)

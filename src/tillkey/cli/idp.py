@@ -136,6 +136,9 @@ def idp_add(
     ] = False,
     url: Annotated[str | None, typer.Option(help="ldap: ldaps://HOST[:PORT] or ldap://HOST[:PORT].")] = None,
     start_tls: Annotated[bool, typer.Option(help="ldap: StartTLS on an ldap:// URL.")] = False,
+    tls_ca_file: Annotated[
+        Path | None, typer.Option(help="ldap: the directory's CA certificates (PEM); else the system's.")
+    ] = None,
     bind_dn: Annotated[str | None, typer.Option(help="ldap: the service account that searches.")] = None,
     bind_password_env: Annotated[
         str | None, typer.Option(help="ldap: environment variable holding its password (stored encrypted).")
@@ -164,6 +167,7 @@ def idp_add(
             "group_filter": group_filter or "",
             "nested_groups": "1" if nested_groups else "",
             "start_tls": "1" if start_tls else "",
+            "tls_ca_file": str(tls_ca_file.resolve()) if tls_ca_file else "",
             "sync_interval": str(sync_interval),
         }
 

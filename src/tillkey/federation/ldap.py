@@ -53,6 +53,7 @@ class Config:
     group_filter: str = DEFAULT_GROUP_FILTER
     nested_groups: bool = False
     start_tls: bool = False
+    tls_ca_file: str = ""
     email_attribute: str = "mail"
     name_attribute: str = "displayName"
 
@@ -83,6 +84,7 @@ def settings_of(provider: Provider, bind_password: str) -> Config:
         group_filter=s.get("group_filter") or DEFAULT_GROUP_FILTER,
         nested_groups=s.get("nested_groups") == "1",
         start_tls=s.get("start_tls") == "1",
+        tls_ca_file=s.get("tls_ca_file", ""),
         email_attribute=s.get("email_attribute") or "mail",
         name_attribute=s.get("name_attribute") or "displayName",
     )
@@ -102,6 +104,9 @@ def check_settings(url: str, settings: Mapping[str, str], bind_dn: str) -> None:
     user_filter = settings.get("user_filter", "")
     if user_filter.count("{username}") != 1 or not user_filter.startswith("("):
         raise InvalidRequest('The user filter is an LDAP filter with {username} once, e.g. "(uid={username})".')
+    ca_file = settings.get("tls_ca_file", "")
+    if ca_file and not ca_file.startswith("/"):
+        raise InvalidRequest("The TLS CA file is an absolute path (read by every server process).")
     interval = settings.get("sync_interval", "300")
     if not interval.isdigit() or not 0 <= int(interval) <= 86400:
         raise InvalidRequest("The sync interval is 0 (off) to 86400 seconds.")
@@ -161,22 +166,37 @@ def _user_attrs(config: Config) -> list[str]:
     return [*ID_ATTRS, config.username_attribute, config.email_attribute, config.name_attribute, "cn"]
 
 
+def connect(config: Config) -> Any:
+    """A connection with the options every one needs, TLS started when asked. Certificates are
+    verified (demand): against the system's CAs, or `tls_ca_file` (a directory's own CA)."""
+    conn = ldap.initialize(config.url, bytes_mode=False)
+    for option, value in (
+        (ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3),
+        (ldap.OPT_REFERRALS, 0),  # AD's referrals would rebind elsewhere anonymously
+        (ldap.OPT_NETWORK_TIMEOUT, TIMEOUT_S),
+        (ldap.OPT_TIMEOUT, TIMEOUT_S),
+        (ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND),
+    ):
+        conn.set_option(option, value)
+    if config.tls_ca_file:
+        conn.set_option(ldap.OPT_X_TLS_CACERTFILE, config.tls_ca_file)
+    conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # after the TLS options: a context of this connection's own
+    if config.start_tls:
+        conn.start_tls_s()
+    return conn
+
+
 class Connection:
     """One blocking connection (use inside `run`), bound as the service account."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.conn: Any = ldap.initialize(config.url, bytes_mode=False)
-        for option, value in (
-            (ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3),
-            (ldap.OPT_REFERRALS, 0),  # AD's referrals would rebind elsewhere anonymously
-            (ldap.OPT_NETWORK_TIMEOUT, TIMEOUT_S),
-            (ldap.OPT_TIMEOUT, TIMEOUT_S),
-        ):
-            self.conn.set_option(option, value)
-        if config.start_tls:
-            self.conn.start_tls_s()
-        self.conn.simple_bind_s(config.bind_dn, config.bind_password)
+        self.conn: Any = connect(config)
+        try:
+            self.conn.simple_bind_s(config.bind_dn, config.bind_password)
+        except BaseException:
+            self.conn.unbind_s()
+            raise
 
     def close(self) -> None:
         self.conn.unbind_s()
@@ -220,14 +240,32 @@ class Connection:
         """Every group of the group filter and its direct members, by normalised DN."""
         found: dict[str, set[str]] = {}
         for dn, attrs in self.search(self.config.group_base, self.config.group_filter, list(MEMBER_ATTRS)):
-            members = {
-                normal_dn(v.decode("utf-8", "replace"))
-                for k, values in attrs.items()
-                if k.lower() in ("member", "uniquemember")
-                for v in values
-            }
+            members: set[str] = set()
+            for key, values in attrs.items():
+                name, _, ranged = key.lower().partition(";range=")
+                if name not in ("member", "uniquemember"):
+                    continue
+                members |= {normal_dn(v.decode("utf-8", "replace")) for v in values}
+                if ranged and not ranged.endswith("-*"):
+                    members |= self._rest_of_range(dn, name, ranged)
             found[normal_dn(dn)] = members
         return found
+
+    def _rest_of_range(self, dn: str, name: str, ranged: str) -> set[str]:
+        """Active Directory answers a group of more than 1,500 members with `member;range=0-1499`
+        (MS-ADTS 3.1.1.3.1.3.3): the rest is asked for range by range, or the group would look
+        smaller than it is and its members be deactivated."""
+        members: set[str] = set()
+        while not ranged.endswith("-*"):
+            start = int(ranged.rpartition("-")[2]) + 1
+            result = self.conn.search_ext_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", [f"{name};range={start}-*"])
+            attrs = result[0][1] if result else {}
+            part = next(((k, v) for k, v in attrs.items() if k.lower().startswith(f"{name};range=")), None)
+            if part is None:
+                break
+            members |= {normal_dn(v.decode("utf-8", "replace")) for v in part[1]}
+            ranged = part[0].lower().partition(";range=")[2]
+        return members
 
     def user_bind(self, dn: str, password: str) -> bool:
         """Bind as the user on a connection of its own. An empty password never gets here: RFC 4513
@@ -235,19 +273,16 @@ class Connection:
         servers answer with success."""
         if not password or "\x00" in password:
             return False
-        user = ldap.initialize(self.config.url, bytes_mode=False)
-        user.set_option(ldap.OPT_NETWORK_TIMEOUT, TIMEOUT_S)
-        user.set_option(ldap.OPT_TIMEOUT, TIMEOUT_S)
-        user.set_option(ldap.OPT_REFERRALS, 0)
+        user: Any = None
         try:
-            if self.config.start_tls:
-                user.start_tls_s()
+            user = connect(self.config)
             user.simple_bind_s(dn, password)
             return True
         except (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM, ldap.INAPPROPRIATE_AUTH):
             return False
         finally:
-            user.unbind_s()
+            if user is not None:
+                user.unbind_s()
 
 
 def members_of(groups: Mapping[str, set[str]], group: str, *, nested: bool) -> set[str]:
