@@ -190,9 +190,7 @@ def _certificates(dir: Path) -> None:
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -200,9 +198,7 @@ def _certificates(dir: Path) -> None:
     (dir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (dir / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     (dir / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 
