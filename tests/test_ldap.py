@@ -21,6 +21,7 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.crypto.passwords import is_unusable
 from tillkey.federation import ldap as wire
 from tillkey.federation.providers import NewProvider
+from tillkey.principal import UserType
 from tillkey.store import accounts as accounts_repo
 from tillkey.store import directory_syncs as syncs_repo
 from tillkey.store.audit import AuditQuery
@@ -414,5 +415,54 @@ def test_start_tls_verifies_the_directory_certificate(tmp_path: Path, slapd: dir
             # Without nested groups: ada only (bob is in Sales East, a group inside Sales).
             assert (synced.error, synced.created, synced.members) == (None, 1, 1)
             assert (await _token(t, "ada", PASSWORDS["ada"]))[0] == 200
+
+    inprocess.run(body)
+
+
+def test_customer_directory_over_the_admin_api_synced_when_due(tmp_path: Path, slapd: directory.Slapd) -> None:
+    """B2B buyers kept in a directory: a customer provider added over the admin API, synced by the
+    server's schedule (`due`, what its background task calls, judged by the injected clock), its
+    customers signing in with their directory password on Medusa's and Magento's customer routes."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, directory_sync_tick=0) as t:  # the test calls `due`
+            t.freeze()
+            await _setup(t, slapd, sync=False)  # its admin provider syncs only on demand (interval 0)
+            admin = await t.create_admin("root", email="root@shop.example")
+            token = await t.token_for(UserType.ADMIN, admin.id)
+            body = {
+                "name": "buyers",
+                "protocol": "ldap",
+                "actor": "customer",
+                "issuer": slapd.url,
+                "client_id": directory.SERVICE_DN,
+                "client_secret": directory.SERVICE_PW,
+                "user_base": directory.PEOPLE,
+                "user_filter": "(&(objectClass=inetOrgPerson)(mail={username}))",
+                "group_base": directory.GROUPS,
+                "sync_interval": "300",
+            }
+            r = await t.client.post("/tillkey/v1/idps", json=body, headers=t.bearer(token))
+            assert r.status_code == 201, r.text
+            assert r.json()["has_client_secret"] and directory.SERVICE_PW not in r.text
+            ran = await t.tk.services.directory_sync.due()
+            assert [(o.provider, o.created) for o in ran] == [("buyers", 6)]  # every user of the filter
+            assert await t.tk.services.directory_sync.due() == []  # not due again yet
+            t.advance(301)
+            assert [(o.provider, o.created, o.updated) for o in await t.tk.services.directory_sync.due()] == [
+                ("buyers", 0, 0)
+            ]
+            r = await t.client.post(
+                "/auth/customer/emailpass", json={"email": "ada@corp.example", "password": PASSWORDS["ada"]}
+            )
+            assert r.status_code == 200, r.text
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": "cy@corp.example", "password": PASSWORDS["cy"]}
+            )
+            assert r.status_code == 200, r.text
+            r = await t.client.post(
+                "/rest/V1/integration/customer/token", json={"username": "cy@corp.example", "password": "wrong"}
+            )
+            assert r.status_code == 401
 
     inprocess.run(body)

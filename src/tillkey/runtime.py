@@ -257,7 +257,10 @@ class Tillkey:
         self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
-            self._directory_task = asyncio.create_task(self.services.directory_sync.loop(), name="tillkey-ldap-sync")
+            if self.settings.directory_sync_tick:
+                self._directory_task = asyncio.create_task(
+                    self.services.directory_sync.loop(self.settings.directory_sync_tick), name="tillkey-ldap-sync"
+                )
 
     async def stop(self) -> None:
         for task in filter(None, [self._directory_task]):
