@@ -152,6 +152,9 @@ class DirectorySync:
             await self._apply(provider, members, outcome)
         except TillkeyError as exc:
             outcome.error = exc.detail or exc.message
+        except Exception as exc:  # recorded as failed (not as a good run with partial counts), then raised
+            outcome.error = f"internal error ({type(exc).__name__})"
+            raise
         finally:
             await self._finish(provider, owner, outcome)
         return outcome
