@@ -227,6 +227,10 @@ def test_group_change_moves_the_role_and_removal_deactivates(tmp_path: Path, sla
             outcome = await t.tk.services.directory_sync.sync("ad")
             assert (outcome.updated, outcome.deactivated) == (2, 0), outcome
             assert (await _admin(t, "eve")).is_active and await _role_of(t, "ada") == SALES_ROLE
+            # An operator's deactivation stands: only those the sync made are undone by it.
+            await t.accounts.set_admin_active(OPERATOR, (await _admin(t, "cy")).id, False)
+            outcome = await t.tk.services.directory_sync.sync("ad")
+            assert (outcome.updated, outcome.deactivated) == (0, 0) and not (await _admin(t, "cy")).is_active
 
     inprocess.run(body)
 

@@ -99,6 +99,10 @@ def wanted(provider: Provider, config: wire.Config, conn: Connection) -> dict[st
     return found
 
 
+def _type_of(account: Admin | Customer) -> UserType:
+    return UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER
+
+
 def _vouched(provider: Provider, utype: UserType, member: Member) -> Vouched:
     p = member.person
     if utype == UserType.ADMIN:
@@ -184,20 +188,21 @@ class DirectorySync:
             ids = [i.user_id for i in linked.values() if i.user_id is not None]
             accounts = await accounts_repo.accounts_by_ids(s, utype == UserType.ADMIN, ids)
             roles = {r.name: r.id for r in await accounts_repo.list_roles(s)}
+            by_sync = await syncs_repo.deactivated(s, provider.id, int(utype))
         new: list[Member] = []
         for subject, member in members.items():
             identity = linked.get(subject)
             account = accounts.get(identity.user_id) if identity and identity.user_id is not None else None
             if account is None:
                 new.append(member)
-            elif await self._update(provider, account, member, roles):
+            elif await self._update(provider, account, member, roles, reactivate=account.id in by_sync):
                 outcome.updated += 1
         for start in range(0, len(new), BATCH):
             await self._create(provider, utype, new[start : start + BATCH], outcome)
         for subject, identity in linked.items():
             account = accounts.get(identity.user_id) if identity.user_id is not None else None
             if subject not in members and account is not None and account.is_active:
-                await self._deactivate(utype, account.id)
+                await self._deactivate(provider, utype, account.id)
                 outcome.deactivated += 1
 
     async def _create(self, provider: Provider, utype: UserType, batch: list[Member], outcome: Outcome) -> None:
@@ -243,15 +248,18 @@ class DirectorySync:
         return len(await self.accounts.provision(OPERATOR, utype, people, then=link))
 
     async def _update(
-        self, provider: Provider, account: Admin | Customer, member: Member, roles: dict[str, int]
+        self, provider: Provider, account: Admin | Customer, member: Member, roles: dict[str, int], *, reactivate: bool
     ) -> bool:
-        """Back in the directory: active again; in another group: its role. False: nothing changed."""
+        """Back in the directory: active again, if a sync deactivated it (an operator's
+        deactivation stands); in another group: its role. False: nothing changed."""
         changed = False
-        if not account.is_active:
+        if not account.is_active and reactivate:
             if isinstance(account, Admin):
                 account = await self.accounts.set_admin_active(OPERATOR, account.id, True)
             else:
                 account = await self.accounts.set_customer_active(account.id, True)
+            async with self.db.transaction() as s:
+                await syncs_repo.unmark(s, provider.id, int(_type_of(account)), account.id)
             changed = True
         if isinstance(account, Admin) and member.group is not None:
             if roles.get(provider.role_map[member.group]) != account.role_id:
@@ -261,12 +269,14 @@ class DirectorySync:
                 changed = True
         return changed
 
-    async def _deactivate(self, utype: UserType, user_id: int) -> None:
+    async def _deactivate(self, provider: Provider, utype: UserType, user_id: int) -> None:
         # The one deactivation owner: audited, tokens revoked, sessions ended, on every process.
         if utype == UserType.ADMIN:
             await self.accounts.set_admin_active(OPERATOR, user_id, False)
         else:
             await self.accounts.set_customer_active(user_id, False)
+        async with self.db.transaction() as s:
+            await syncs_repo.mark_deactivated(s, provider.id, int(utype), user_id, self._now_ms())
 
     async def due(self) -> list[Outcome]:
         """Run every enabled LDAP provider whose interval has passed since its last start (the

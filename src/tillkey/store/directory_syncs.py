@@ -9,7 +9,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey.store.models import DirectorySyncRow
+from tillkey.store.models import DirectoryDeactivationRow, DirectorySyncRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,5 +104,28 @@ async def health(s: AsyncSession, now_ms: int) -> dict[int, Health]:
     return {r.provider_id: _health(r, now_ms) for r in rows}
 
 
-async def remove(s: AsyncSession, provider_id: int) -> None:
-    await s.execute(delete(DirectorySyncRow).where(DirectorySyncRow.provider_id == provider_id))
+async def deactivated(s: AsyncSession, provider_id: int, user_type: int) -> set[int]:
+    """The accounts of this provider a sync deactivated."""
+    rows = await s.scalars(
+        select(DirectoryDeactivationRow.user_id).where(
+            DirectoryDeactivationRow.provider_id == provider_id, DirectoryDeactivationRow.user_type == user_type
+        )
+    )
+    return set(rows)
+
+
+async def mark_deactivated(s: AsyncSession, provider_id: int, user_type: int, user_id: int, now_ms: int) -> None:
+    await unmark(s, provider_id, user_type, user_id)
+    s.add(
+        DirectoryDeactivationRow(provider_id=provider_id, user_type=user_type, user_id=user_id, deactivated_ms=now_ms)
+    )
+
+
+async def unmark(s: AsyncSession, provider_id: int, user_type: int, user_id: int) -> None:
+    await s.execute(
+        delete(DirectoryDeactivationRow).where(
+            DirectoryDeactivationRow.provider_id == provider_id,
+            DirectoryDeactivationRow.user_type == user_type,
+            DirectoryDeactivationRow.user_id == user_id,
+        )
+    )

@@ -16,6 +16,7 @@ from tillkey.principal import UserType
 from tillkey.store.models import (
     AdminRow,
     CustomerRow,
+    DirectoryDeactivationRow,
     DirectorySyncRow,
     ExternalIdentityRow,
     IdentityProviderRow,
@@ -207,6 +208,7 @@ async def remove(s: AsyncSession, provider_id: int) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on.
     await s.execute(delete(IdpFlowRow).where(IdpFlowRow.provider_id == provider_id))
     await s.execute(delete(DirectorySyncRow).where(DirectorySyncRow.provider_id == provider_id))
+    await s.execute(delete(DirectoryDeactivationRow).where(DirectoryDeactivationRow.provider_id == provider_id))
     await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.provider_id == provider_id))
     await s.execute(delete(IdentityProviderRow).where(IdentityProviderRow.id == provider_id))
 

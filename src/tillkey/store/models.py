@@ -656,6 +656,19 @@ class DirectorySyncRow(Base):
     deactivated: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DirectoryDeactivationRow(Base):
+    """An account a directory sync deactivated (its member left): the sync reactivates only these
+    when they come back, never an account an operator deactivated."""
+
+    __tablename__ = "directory_deactivations"
+    provider_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_type: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deactivated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class ExternalIdentityRow(Base):
     """(provider, subject) → account: the only key an external sign-in is matched by (never the
     email alone). `auth_identity_id`: the Medusa auth identity a customer registration rides on."""

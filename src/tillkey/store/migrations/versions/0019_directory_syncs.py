@@ -1,4 +1,5 @@
-"""LDAP / Active Directory sync (issue 15): one row per LDAP provider, its lease and last outcome
+"""LDAP / Active Directory sync (issue 15): one row per LDAP provider, its lease and last outcome;
+the accounts a sync deactivated (only those does a later sync reactivate)
 
 Revision ID: 0019
 Revises: 0017
@@ -32,7 +33,17 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["provider_id"], ["identity_providers.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("provider_id"),
     )
+    op.create_table(
+        "directory_deactivations",
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("user_type", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("deactivated_ms", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["provider_id"], ["identity_providers.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("provider_id", "user_type", "user_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("directory_deactivations")
     op.drop_table("directory_syncs")
