@@ -99,10 +99,6 @@ def wanted(provider: Provider, config: wire.Config, conn: Connection) -> dict[st
     return found
 
 
-def _type_of(account: Admin | Customer) -> UserType:
-    return UserType.ADMIN if isinstance(account, Admin) else UserType.CUSTOMER
-
-
 def _vouched(provider: Provider, utype: UserType, member: Member) -> Vouched:
     p = member.person
     if utype == UserType.ADMIN:
@@ -180,7 +176,8 @@ class DirectorySync:
     async def _apply(self, provider: Provider, members: dict[str, Member], outcome: Outcome) -> None:
         """Create, update, deactivate. Nothing is deactivated unless the directory answered in full
         (an error above raised before this). Accounts are read in bulk and written only when
-        something changed, so a run that changes nothing costs a few queries."""
+        something changed, in batches (one grants change per batch, not per account), so a run
+        that changes nothing costs a few queries."""
         utype = UserType.ADMIN if provider.actor == "admin" else UserType.CUSTOMER
         outcome.members = len(members)
         async with self.db.session() as s:
@@ -190,20 +187,36 @@ class DirectorySync:
             roles = {r.name: r.id for r in await accounts_repo.list_roles(s)}
             by_sync = await syncs_repo.deactivated(s, provider.id, int(utype))
         new: list[Member] = []
+        back: list[int] = []  # deactivated by a sync, members again
+        moved: list[tuple[Admin, Assertion]] = []
         for subject, member in members.items():
             identity = linked.get(subject)
             account = accounts.get(identity.user_id) if identity and identity.user_id is not None else None
             if account is None:
                 new.append(member)
-            elif await self._update(provider, account, member, roles, reactivate=account.id in by_sync):
-                outcome.updated += 1
+                continue
+            if not account.is_active and account.id in by_sync:
+                back.append(account.id)
+            if isinstance(account, Admin) and member.group is not None:
+                if roles.get(provider.role_map[member.group]) != account.role_id:
+                    p = member.person
+                    moved.append(
+                        (account, Assertion(provider, p.subject, p.email, None, (member.group,), ("pwd",), p.name))
+                    )
         for start in range(0, len(new), BATCH):
             await self._create(provider, utype, new[start : start + BATCH], outcome)
-        for subject, identity in linked.items():
-            account = accounts.get(identity.user_id) if identity.user_id is not None else None
-            if subject not in members and account is not None and account.is_active:
-                await self._deactivate(provider, utype, account.id)
-                outcome.deactivated += 1
+        gone = [
+            a.id
+            for subject, i in linked.items()
+            if subject not in members and i.user_id is not None
+            if (a := accounts.get(i.user_id)) is not None and a.is_active
+        ]
+        for start in range(0, max(len(back), len(moved), len(gone)), BATCH):
+            await self._reactivate(provider, utype, back[start : start + BATCH])
+            await self.linking.map_roles(provider, moved[start : start + BATCH])
+            await self._deactivate(provider, utype, gone[start : start + BATCH])
+        outcome.updated = len(set(back) | {a.id for a, _ in moved})
+        outcome.deactivated = len(gone)
 
     async def _create(self, provider: Provider, utype: UserType, batch: list[Member], outcome: Outcome) -> None:
         """A batch in one transaction; when any of it is refused (a local account holds the name or
@@ -247,36 +260,25 @@ class DirectorySync:
 
         return len(await self.accounts.provision(OPERATOR, utype, people, then=link))
 
-    async def _update(
-        self, provider: Provider, account: Admin | Customer, member: Member, roles: dict[str, int], *, reactivate: bool
-    ) -> bool:
-        """Back in the directory: active again, if a sync deactivated it (an operator's
-        deactivation stands); in another group: its role. False: nothing changed."""
-        changed = False
-        if not account.is_active and reactivate:
-            if isinstance(account, Admin):
-                account = await self.accounts.set_admin_active(OPERATOR, account.id, True)
-            else:
-                account = await self.accounts.set_customer_active(account.id, True)
-            async with self.db.transaction() as s:
-                await syncs_repo.unmark(s, provider.id, int(_type_of(account)), account.id)
-            changed = True
-        if isinstance(account, Admin) and member.group is not None:
-            if roles.get(provider.role_map[member.group]) != account.role_id:
-                p = member.person
-                assertion = Assertion(provider, p.subject, p.email, None, (member.group,), ("pwd",), p.name)
-                await self.linking.map_role(account, assertion)
-                changed = True
-        return changed
-
-    async def _deactivate(self, provider: Provider, utype: UserType, user_id: int) -> None:
-        # The one deactivation owner: audited, tokens revoked, sessions ended, on every process.
-        if utype == UserType.ADMIN:
-            await self.accounts.set_admin_active(OPERATOR, user_id, False)
-        else:
-            await self.accounts.set_customer_active(user_id, False)
+    async def _reactivate(self, provider: Provider, utype: UserType, ids: list[int]) -> None:
+        """Members again, whom a sync deactivated (an operator's deactivation stands)."""
+        if not ids:
+            return
+        await self.accounts.set_active_many(OPERATOR, utype, ids, True, reason=f"back in directory {provider.name}")
         async with self.db.transaction() as s:
-            await syncs_repo.mark_deactivated(s, provider.id, int(utype), user_id, self._now_ms())
+            for user_id in ids:
+                await syncs_repo.unmark(s, provider.id, int(utype), user_id)
+
+    async def _deactivate(self, provider: Provider, utype: UserType, ids: list[int]) -> None:
+        """Gone from the directory or every mapped group: the one deactivation owner (audited,
+        tokens revoked, sessions ended, on every process), marked as the sync's doing."""
+        if not ids:
+            return
+        reason = f"left directory {provider.name}"
+        await self.accounts.set_active_many(OPERATOR, utype, ids, False, reason=reason)
+        async with self.db.transaction() as s:
+            for user_id in ids:
+                await syncs_repo.mark_deactivated(s, provider.id, int(utype), user_id, self._now_ms())
 
     async def due(self) -> list[Outcome]:
         """Run every enabled LDAP provider whose interval has passed since its last start (the
