@@ -359,6 +359,8 @@ def test_cli_add_test_sync_and_console_health(
             assert tested["ok"] and tested["user_dn"] == directory.user_dn("ada")
             synced = await inprocess.cli_json("idp", "sync", "corp")
             assert (synced["ran"], synced["created"], synced["error"]) == (True, 2, None)
+            shown = await inprocess.cli_json("idp", "show", "corp")
+            assert (shown["sync"]["created"], shown["sync"]["last_error"]) == (2, None)
             bad = await inprocess.cli(
                 "idp",
                 "add",

@@ -267,7 +267,11 @@ def idp_list(as_json: JsonOpt = False) -> None:
     from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        return [provider_json(p) for p in await tk.services.identity_providers.listed()]
+        health = await tk.services.directory.health()  # LDAP providers' last sync
+        return [
+            provider_json(p) | ({"sync": health[p.name]} if p.name in health else {})
+            for p in await tk.services.identity_providers.listed()
+        ]
 
     rows = _run(go)
     if as_json:
@@ -281,11 +285,13 @@ def idp_list(as_json: JsonOpt = False) -> None:
 
 @commands.command("show")
 def idp_show(name: str, as_json: JsonOpt = False) -> None:
-    """One provider's settings (the secret only as has_client_secret)."""
+    """One provider's settings (the secret only as has_client_secret); an LDAP one's last sync."""
     from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await tk.services.identity_providers.get(name))
+        health = await tk.services.directory.health()
+        found = provider_json(await tk.services.identity_providers.get(name))
+        return found | ({"sync": health[name]} if name in health else {})
 
     _show(_run(go), as_json, f"Identity provider {name}")
 
