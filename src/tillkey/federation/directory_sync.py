@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +150,7 @@ class DirectorySync:
                 raise InvalidRequest("The provider is disabled.")
             config = config_of(self.providers, provider)
             members = await wire.run(config, lambda conn: wanted(provider, config, conn))
-            await self._apply(provider, members, outcome)
+            await self._apply(provider, members, outcome, lambda: self._renew(provider, owner))
         except TillkeyError as exc:
             outcome.error = exc.detail or exc.message
         except Exception as exc:  # recorded as failed (not as a good run with partial counts), then raised
@@ -173,7 +174,14 @@ class DirectorySync:
                 | {"skipped": len(outcome.skipped)},
             )
 
-    async def _apply(self, provider: Provider, members: dict[str, Member], outcome: Outcome) -> None:
+    async def _renew(self, provider: Provider, owner: str) -> None:
+        async with self.db.transaction() as s:
+            if not await syncs_repo.renew(s, provider.id, owner, self._now_ms() + LEASE_MS):
+                raise Conflict("The sync's lease was lost (the run took longer than the lease): stopped.")
+
+    async def _apply(
+        self, provider: Provider, members: dict[str, Member], outcome: Outcome, renew: Callable[[], Awaitable[None]]
+    ) -> None:
         """Create, update, deactivate. Nothing is deactivated unless the directory answered in full
         (an error above raised before this). Accounts are read in bulk and written only when
         something changed, in batches (one grants change per batch, not per account), so a run
@@ -204,6 +212,7 @@ class DirectorySync:
                         (account, Assertion(provider, p.subject, p.email, None, (member.group,), ("pwd",), p.name))
                     )
         for start in range(0, len(new), BATCH):
+            await renew()
             await self._create(provider, utype, new[start : start + BATCH], outcome)
         gone = [
             a.id
@@ -212,6 +221,7 @@ class DirectorySync:
             if (a := accounts.get(i.user_id)) is not None and a.is_active
         ]
         for start in range(0, max(len(back), len(moved), len(gone)), BATCH):
+            await renew()
             await self._reactivate(provider, utype, back[start : start + BATCH])
             await self.linking.map_roles(provider, moved[start : start + BATCH])
             await self._deactivate(provider, utype, gone[start : start + BATCH])

@@ -78,6 +78,16 @@ async def take_lease(s: AsyncSession, provider_id: int, owner: str, now_ms: int,
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+async def renew(s: AsyncSession, provider_id: int, owner: str, until_ms: int) -> bool:
+    """Extend the lease its holder still holds (a long run renews it between batches)."""
+    res = await s.execute(
+        update(DirectorySyncRow)
+        .where(DirectorySyncRow.provider_id == provider_id, DirectorySyncRow.lease_owner == owner)
+        .values(lease_until_ms=until_ms)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
 async def finish(
     s: AsyncSession, provider_id: int, owner: str, now_ms: int, counts: Counts | None, error: str | None
 ) -> None:
