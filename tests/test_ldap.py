@@ -203,6 +203,9 @@ def test_group_change_moves_the_role_and_removal_deactivates(tmp_path: Path, sla
             await _setup(t, slapd)
             status, token = await _token(t, "eve", PASSWORDS["eve"])
             assert status == 200
+            eves = t.browser()  # eve's console session, which the removal must end
+            r = await inprocess.InProcess(t.tk, eves, t.clock, t.transport).console_sign_in("eve", PASSWORDS["eve"])
+            assert r.status_code == 303 and (await eves.get("/console/")).status_code == 200
             catalog = await t.client.get("/rest/V1/products", headers=t.bearer(str(token)))
             assert catalog.status_code == 200
             move_ada(SALES, SUPPORT)
@@ -216,6 +219,9 @@ def test_group_change_moves_the_role_and_removal_deactivates(tmp_path: Path, sla
                 refused = await t.client.get("/rest/V1/products", headers=t.bearer(str(token)))
                 assert refused.status_code == 401
                 assert (await _token(t, "eve", PASSWORDS["eve"]))[0] == 401
+                ended = await eves.get("/console/")
+                assert ended.status_code in (302, 303) and "/console/login" in ended.headers["location"]
+                await eves.aclose()
                 synced = await t.tk.audit.search(AuditQuery(event="idp.synced"))
                 assert json.loads(synced[0].details or "{}")["deactivated"] == 1
                 health = (await t.tk.services.directory.health())["ad"]
@@ -474,5 +480,34 @@ def test_customer_directory_over_the_admin_api_synced_when_due(tmp_path: Path, s
                 "/rest/V1/integration/customer/token", json={"username": "cy@corp.example", "password": "wrong"}
             )
             assert r.status_code == 401
+
+    inprocess.run(body)
+
+
+def test_second_factor_and_lockout_apply_to_directory_accounts(tmp_path: Path, slapd: directory.Slapd) -> None:
+    """The directory is only the first factor: an admin's TOTP is still asked (Magento's 2FA
+    provider endpoint), and wrong directory passwords lock the account as local ones do (then even
+    the right one is refused)."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, admin_2fa="optional", admin_lockout_failures=3) as t:
+            t.freeze()
+            await _setup(t, slapd)
+            ada = await _admin(t, "ada")
+            secret, _codes = await t.enable_totp(ada.id)
+            status, said = await _token(t, "ada", PASSWORDS["ada"])
+            assert status in (400, 401) and "2fa" in str(said).lower(), said
+            r = await t.client.post(
+                "/rest/V1/tfa/provider/google/authenticate",
+                json={"username": "ada", "password": PASSWORDS["ada"], "otp": t.totp_code(secret)},
+            )
+            assert r.status_code == 200, r.text
+            claims = await t.tk.authenticator.read(str(r.json()))
+            assert claims.auth_methods == ("pwd", "otp")
+            for _ in range(3):
+                assert (await _token(t, "cy", "wrong"))[0] == 401
+            assert (await _token(t, "cy", PASSWORDS["cy"]))[0] == 401  # locked
+            locked = await t.tk.audit.search(AuditQuery(event="account.locked", username="cy"))
+            assert locked
 
     inprocess.run(body)
