@@ -160,7 +160,17 @@ def test_wrong_and_empty_passwords_are_refused_and_counted(tmp_path: Path, slapd
     inprocess.run(body)
 
 
-INJECTIONS = ["*", "*)(uid=*", "ada)(|(uid=*", "ada\x00", "ad*", "\u0430da", "ada)(objectClass=*", "ada\\"]
+INJECTIONS = [
+    "*",
+    "*)(uid=*",
+    "admin)(|(uid=*",
+    "ada)(|(uid=*",
+    "ada\x00",
+    "ad*",
+    "\u0430da",
+    "ada)(objectClass=*",
+    "ada\\",
+]
 FULLWIDTH = "\uff41\uff44\uff41"  # full-width "ada": the same as "ada" to the directory (RFC 4518 NFKC), not to Tillkey
 
 
@@ -257,6 +267,8 @@ def test_directory_down_is_a_503_and_local_accounts_are_unaffected(tmp_path: Pat
                 assert "directory" in r.json()["message"].lower() and "SERVER_DOWN" not in r.text  # cause: log only
                 r = await t.client.post("/auth/user/emailpass", json={"email": "ada@corp.example", "password": "x"})
                 assert r.status_code == 503, r.text
+                page = await t.console_sign_in("ada", PASSWORDS["ada"])  # the console's form says so
+                assert "directory server is not reachable" in page.text, page.text
                 assert (await _token(t, "alice", inprocess.ADMIN_PASSWORD))[0] == 200
                 # A sync that cannot reach the directory deactivates no one and records why.
                 outcome = await t.tk.services.directory_sync.sync("ad")

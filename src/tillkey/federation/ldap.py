@@ -64,7 +64,9 @@ class Config:
 
     def user_search(self, username: str) -> str:
         """The user filter for one name, escaped per RFC 4515 section 3 (`*`, `(`, `)`, `\\`, NUL):
-        a name like `*)(uid=*` is matched literally, never as filter syntax."""
+        a name like `*)(uid=*` is matched literally, never as filter syntax. This is the only place
+        input reaches the directory: no DN is ever built from input (a user's DN is the one the
+        search returned), so there is no DN value to escape (RFC 4514)."""
         return self.user_filter.replace("{username}", escape(username))
 
     @property
