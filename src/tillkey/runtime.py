@@ -263,10 +263,10 @@ class Tillkey:
                 )
 
     async def stop(self) -> None:
-        for task in filter(None, [self._directory_task]):
-            task.cancel()
+        if self._directory_task:  # a sync cut short leaves its lease to expire (store/directory_syncs.py)
+            self._directory_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._directory_task
         if self._sync_task:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
