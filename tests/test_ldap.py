@@ -58,7 +58,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[directory.Slapd]
     server.stop()
 
 
-async def _setup(t: inprocess.InProcess, slapd: directory.Slapd, *, sync: bool = True) -> None:
+async def _setup(t: inprocess.InProcess, slapd: directory.Slapd, *, sync: bool = True, interval: str = "0") -> None:
     """Two roles, the provider (the bind password from the environment, stored encrypted), a sync;
     and a local admin `alice` (Administrators) whose name is also in the directory."""
     await t.create_role(["Magento_Sales::sales"], SALES_ROLE)
@@ -78,7 +78,7 @@ async def _setup(t: inprocess.InProcess, slapd: directory.Slapd, *, sync: bool =
             "user_filter": "(&(objectClass=inetOrgPerson)(uid={username}))",
             "group_base": directory.GROUPS,
             "nested_groups": "1",
-            "sync_interval": "0",
+            "sync_interval": interval,
         },
     )
     await t.tk.services.identity_providers.add(OPERATOR, new)
@@ -523,3 +523,21 @@ def test_second_factor_and_lockout_apply_to_directory_accounts(tmp_path: Path, s
             assert locked
 
     inprocess.run(body)
+
+
+def test_the_server_syncs_in_the_background(tmp_path: Path, slapd: directory.Slapd) -> None:
+    """The server's own task (TILLKEY_DIRECTORY_SYNC_TICK) runs a provider whose interval passed,
+    with no command: its members appear without anyone asking."""
+
+    async def body() -> None:
+        async with inprocess.running(tmp_path, directory_sync_tick=1) as t:
+            await _setup(t, slapd, sync=False, interval="1")
+            health = await until(lambda: _synced(t), within=20, what="the background task synced the directory")
+            assert (health["created"], health["last_error"]) == (4, None)
+
+    inprocess.run(body)
+
+
+async def _synced(t: inprocess.InProcess) -> dict[str, Any] | None:
+    health = (await t.tk.services.directory.health())["ad"]
+    return health if health["last_ok_ms"] else None
