@@ -379,6 +379,12 @@ def test_cli_add_test_sync_and_console_health(
             assert (synced["ran"], synced["created"], synced["error"]) == (True, 2, None)
             shown = await inprocess.cli_json("idp", "show", "corp")
             assert (shown["sync"]["created"], shown["sync"]["last_error"]) == (2, None)
+            # A new map: saved like an OpenID provider's (delegation, sign-out), applied by the next sync.
+            await t.create_role(["Magento_Catalog::catalog"], SUPPORT_ROLE)
+            await inprocess.cli("idp", "update", "corp", "--role-map", f"{SALES}={SUPPORT_ROLE}")
+            again = await inprocess.cli_json("idp", "sync", "corp")
+            assert (again["created"], again["updated"]) == (0, 2)
+            assert await _role_of(t, "ada") == SUPPORT_ROLE
             bad = await inprocess.cli(
                 "idp",
                 "add",
@@ -404,7 +410,7 @@ def test_cli_add_test_sync_and_console_health(
             admin = await t.create_admin("root")
             console = await t.console_session(admin.id)
             page = await console.get("/console/idps")
-            assert page.status_code == 200 and "corp" in page.text and "created 2" in page.text, page.text
+            assert page.status_code == 200 and "corp" in page.text and "created 0, updated 2" in page.text, page.text
 
     inprocess.run(body)
 
