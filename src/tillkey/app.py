@@ -22,6 +22,7 @@ from tillkey.console import accounts as console_accounts
 from tillkey.console import credentials as console_credentials
 from tillkey.console import dashboard as console_dashboard
 from tillkey.console import idp as console_idp
+from tillkey.console import idps as console_idps
 from tillkey.console import login as console_login
 from tillkey.console import passkeys as console_passkeys
 from tillkey.console import two_factor as console_two_factor
@@ -284,6 +285,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         console_credentials.pages,
         console_two_factor.pages,
         console_passkeys.pages,
+        console_idps.pages,
     )
     for pages in consoles:
         app.include_router(pages.router)

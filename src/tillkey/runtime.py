@@ -196,6 +196,7 @@ class Tillkey:
         self._last_seq = 0
         self._applied: dict[int, int] = {}  # change seq -> when applied
         self._sync_task: asyncio.Task[None] | None = None
+        self._directory_task: asyncio.Task[None] | None = None  # LDAP providers' syncs (issue 15)
         # The services, built once from the parts above (wiring.py): `tk.services.accounts`, ...
         self.services = Services(
             settings=settings,
@@ -256,8 +257,16 @@ class Tillkey:
         self.audit.start()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="tillkey-sync")
+            if self.settings.directory_sync_tick:
+                self._directory_task = asyncio.create_task(
+                    self.services.directory_sync.loop(self.settings.directory_sync_tick), name="tillkey-ldap-sync"
+                )
 
     async def stop(self) -> None:
+        if self._directory_task:  # a sync cut short leaves its lease to expire (store/directory_syncs.py)
+            self._directory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._directory_task
         if self._sync_task:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

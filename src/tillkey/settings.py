@@ -220,6 +220,10 @@ class Settings(BaseSettings):
     # surface (accounts/signin/factors.py sso_only). Deployment config, not provider data, so
     # nobody holding the admin API or a console session can switch it off.
     federation_admin_required: str = Field(default="", max_length=4096)
+    # Seconds between this server's looks for LDAP providers whose --sync-interval has passed
+    # (federation/directory_sync.py; a lease makes one process run each sync). 0: none here,
+    # only `tillkey idp sync`.
+    directory_sync_tick: int = Field(default=15, ge=0, le=3600)
     # OAuth 2 / OpenID Connect provider (src/tillkey/oauth2). Access tokens are short-lived
     # (seconds); refresh tokens rotate on every use and die after refresh_token_idle_ttl without
     # use, and after refresh_token_absolute_ttl whatever happens (their family's login).

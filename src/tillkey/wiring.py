@@ -37,6 +37,8 @@ from tillkey.credentials.api_keys import ApiKeyState
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.federation.customers import CustomerFederation
+from tillkey.federation.directory import Directory
+from tillkey.federation.directory_sync import DirectorySync
 from tillkey.federation.linking import Linking
 from tillkey.federation.oidc import RelyingParty
 from tillkey.federation.providers import IdentityProviders
@@ -193,6 +195,11 @@ class Services:
         self.totp = self._totp[UserType.ADMIN]
         self.passkeys = Passkeys(db=db, master=master, settings=settings, clock=clock, audit=audit, totp=self.totp)
         # The one sign-in state machine (accounts/signin/), and what its factors check against.
+        self.identity_providers = IdentityProviders(
+            db=db, audit=audit, settings=settings, master=master, clock=clock, tree=tree, accounts=self.accounts
+        )
+        # LDAP / Active Directory (issue 15): directory accounts' passwords, and the sync.
+        self.directory = Directory(db=db, clock=clock, providers=self.identity_providers)
         self.factor_parts = FactorParts(
             settings=settings,
             clock=clock,
@@ -202,16 +209,22 @@ class Services:
             tree=tree,
             passkeys=self.passkeys,
             totp_for=self.totp_for,
+            directory=self.directory,
         )
         self.login_budget = FailureBudget(
             limits=login_limits, pacer=pacer, admission=login_admission, db=db, settings=settings, clock=clock
         )
         self.sign_in = SignIn(budget=self.login_budget, parts=self.factor_parts)
-        self.identity_providers = IdentityProviders(
-            db=db, audit=audit, settings=settings, master=master, clock=clock, tree=tree, accounts=self.accounts
-        )
         self.linking = Linking(
             db=db, changes=changes, audit=audit, settings=settings, clock=clock, accounts=self.accounts
+        )
+        self.directory_sync = DirectorySync(
+            db=db,
+            clock=clock,
+            audit=audit,
+            providers=self.identity_providers,
+            accounts=self.accounts,
+            linking=self.linking,
         )
         self.relying_party = RelyingParty(db=db, settings=settings, master=master, clock=clock)
         self.saml_sp = ServiceProvider(db=db, settings=settings, master=master, clock=clock)

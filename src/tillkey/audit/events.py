@@ -60,6 +60,7 @@ IDENTITY_UNLINKED = "identity.unlinked"
 IDP_CHANGED = (
     "idp.changed"  # details.change: added, updated, disabled, enabled, removed, saml-metadata, saml-cert-rotated
 )
+IDP_SYNCED = "idp.synced"  # an LDAP directory's sync: details created/updated/deactivated, or error
 # Passkeys (WebAuthn): details.factor "passkey", .id (its row), .aaguid, .name.
 PASSKEY_REGISTERED = "passkey.registered"
 PASSKEY_RENAMED = "passkey.renamed"
@@ -119,6 +120,7 @@ EVENTS = frozenset(
         IDENTITY_PROVISIONED,
         IDENTITY_UNLINKED,
         IDP_CHANGED,
+        IDP_SYNCED,
         PASSKEY_REGISTERED,
         PASSKEY_RENAMED,
         PASSKEY_REMOVED,

@@ -1,4 +1,5 @@
-"""`tillkey idp add|list|show|disable|enable|remove`: external identity providers (issue 14).
+"""`tillkey idp add|list|show|disable|enable|remove|test|sync`: external identity providers (issue 14)
+and LDAP / Active Directory (issue 15).
 The CLI acts as the operator (access/delegation.py OPERATOR); client secrets are read from an
 environment variable (or given with --client-secret), stored encrypted and never printed."""
 
@@ -99,7 +100,9 @@ def idp_add(
             help="apple: the .p8 key file; stored encrypted, the client secret is made from it.",
         ),
     ] = None,
-    protocol: Annotated[str, typer.Option(help="oidc or saml (SAML 2.0: give its metadata).")] = "oidc",
+    protocol: Annotated[
+        str, typer.Option(help="oidc, saml (SAML 2.0: give its metadata) or ldap (LDAP / Active Directory).")
+    ] = "oidc",
     metadata_file: Annotated[Path | None, typer.Option(help="saml: the IdP's metadata XML file.")] = None,
     metadata_url: Annotated[str | None, typer.Option(help="saml: the IdP's metadata URL (fetched once).")] = None,
     attribute_email: Annotated[str | None, typer.Option(help="saml: attribute holding the email.")] = None,
@@ -139,10 +142,42 @@ def idp_add(
             help="Merge the userinfo endpoint's claims into the ID token's (its sub must be the ID token's).",
         ),
     ] = False,
+    url: Annotated[str | None, typer.Option(help="ldap: ldaps://HOST[:PORT] or ldap://HOST[:PORT].")] = None,
+    start_tls: Annotated[bool, typer.Option(help="ldap: StartTLS on an ldap:// URL.")] = False,
+    tls_ca_file: Annotated[
+        Path | None, typer.Option(help="ldap: the directory's CA certificates (PEM); else the system's.")
+    ] = None,
+    bind_dn: Annotated[str | None, typer.Option(help="ldap: the service account that searches.")] = None,
+    bind_password_env: Annotated[
+        str | None, typer.Option(help="ldap: environment variable holding its password (stored encrypted).")
+    ] = None,
+    user_base: Annotated[str | None, typer.Option(help="ldap: where users are searched.")] = None,
+    user_filter: Annotated[str, typer.Option(help="ldap: with {username}.")] = "(uid={username})",
+    group_base: Annotated[str | None, typer.Option(help="ldap: where groups are searched.")] = None,
+    group_filter: Annotated[str | None, typer.Option(help="ldap: which entries are groups.")] = None,
+    nested_groups: Annotated[bool, typer.Option(help="ldap: members of groups inside mapped groups count.")] = False,
+    sync_interval: Annotated[int, typer.Option(help="ldap: seconds between syncs (0: only `idp sync`).")] = 300,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add an identity provider. The client secret is stored encrypted and never shown again."""
+    """Add an identity provider. The client secret (an LDAP bind password) is stored encrypted and
+    never shown again."""
     from tillkey.federation.providers import NewProvider, parse_role_map, provider_json
+
+    if protocol == "ldap":
+        if bind_password_env is None or not os.environ.get(bind_password_env):
+            _fail("an ldap provider needs --bind-password-env naming a set environment variable")
+        client_secret_env, issuer, client_id = bind_password_env, url or "", bind_dn or ""
+        provision = "jit"  # the sync provisions the directory's members of mapped groups
+        ldap_options = {
+            "user_base": user_base or "",
+            "user_filter": user_filter,
+            "group_base": group_base or "",
+            "group_filter": group_filter or "",
+            "nested_groups": "1" if nested_groups else "",
+            "start_tls": "1" if start_tls else "",
+            "tls_ca_file": str(tls_ca_file.resolve()) if tls_ca_file else "",
+            "sync_interval": str(sync_interval),
+        }
 
     if client_secret_env is not None and client_secret is not None:
         _fail("give --client-secret-env or --client-secret, not both")
@@ -163,6 +198,8 @@ def idp_add(
     if protocol == "saml":
         settings |= {"idp_initiated": "on" if idp_initiated else "off", **idp_saml.attributes(attribute_email)}
         groups_claim = groups_claim or groups_attribute
+    if protocol == "ldap":
+        settings = ldap_options
     try:
         mapped = parse_role_map(role_map or [])
     except TillkeyError as exc:
@@ -249,7 +286,11 @@ def idp_list(as_json: JsonOpt = False) -> None:
     from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> list[dict[str, Any]]:
-        return [provider_json(p) for p in await tk.services.identity_providers.listed()]
+        health = await tk.services.directory.health()  # LDAP providers' last sync
+        return [
+            provider_json(p) | ({"sync": health[p.name]} if p.name in health else {})
+            for p in await tk.services.identity_providers.listed()
+        ]
 
     rows = _run(go)
     if as_json:
@@ -263,11 +304,13 @@ def idp_list(as_json: JsonOpt = False) -> None:
 
 @commands.command("show")
 def idp_show(name: str, as_json: JsonOpt = False) -> None:
-    """One provider's settings (the secret only as has_client_secret)."""
+    """One provider's settings (the secret only as has_client_secret); an LDAP one's last sync."""
     from tillkey.federation.providers import provider_json
 
     async def go(tk: Tillkey) -> dict[str, Any]:
-        return provider_json(await tk.services.identity_providers.get(name))
+        health = await tk.services.directory.health()
+        found = provider_json(await tk.services.identity_providers.get(name))
+        return found | ({"sync": health[name]} if name in health else {})
 
     _show(_run(go), as_json, f"Identity provider {name}")
 
@@ -294,12 +337,26 @@ def idp_enable(name: str, as_json: JsonOpt = False) -> None:
 
 
 @commands.command("test")
-def idp_test(name: str, as_json: JsonOpt = False) -> None:
-    """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard)."""
+def idp_test(
+    name: str,
+    username: Annotated[str | None, typer.Option(help="ldap: find this user.")] = None,
+    password_env: Annotated[str | None, typer.Option(help="ldap: and bind with this variable's password.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the provider's discovery document and keys as a sign-in would (through the SSRF guard);
+    for LDAP, bind as the service account, read the groups and optionally sign a user in (nothing
+    is provisioned)."""
     from tillkey.federation.oidc import Refused
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         provider = await tk.services.identity_providers.get(name)
+        if provider.protocol == "ldap":
+            password = os.environ.get(password_env) if password_env else None
+            tested = await tk.services.directory.test(name, username, password)
+            found = tested.person
+            return {"name": name, "ok": tested.ok, "detail": tested.detail} | (
+                {"user_dn": found.dn, "email": found.email} if found else {}
+            )
         try:
             if provider.protocol == "saml":
                 return {"name": name, "ok": True, **await tk.services.saml_sp.check(provider)}
@@ -310,6 +367,20 @@ def idp_test(name: str, as_json: JsonOpt = False) -> None:
     result = _run(go)
     _show(result, as_json, f"Identity provider {name}")
     if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@commands.command("sync")
+def idp_sync(name: str, as_json: JsonOpt = False) -> None:
+    """Sync an LDAP provider now: members of mapped groups provisioned or updated, the rest
+    deactivated (tokens revoked, sessions ended). A run already going elsewhere wins."""
+
+    async def go(tk: Tillkey) -> dict[str, Any]:
+        return (await tk.services.directory_sync.sync(name)).as_json()
+
+    result = _run(go)
+    _show(result, as_json, f"Directory {name} synced" if result["ran"] else f"Directory {name} not synced")
+    if result["error"]:
         raise typer.Exit(1)
 
 

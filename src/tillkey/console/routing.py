@@ -60,6 +60,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/console/integrations", "Integrations", "Magento_Integration::integrations"),
     ("/console/api-keys", "API keys", "Tillkey::api_keys"),
     ("/console/oauth-clients", "OAuth clients", "Tillkey::oauth2_clients"),
+    ("/console/idps", "Identity providers", "Tillkey::idps"),
     ("/console/keys", "Signing keys", "Tillkey::keys"),
     ("/console/audit", "Audit log", "Tillkey::audit"),
 )

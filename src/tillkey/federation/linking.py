@@ -276,6 +276,37 @@ class Linking:
         assert updated is not None
         return updated
 
+    async def map_roles(self, provider: Provider, wanted: list[tuple[Admin, Assertion]]) -> int:
+        """`map_role` for many admins of one provider in one unit of work (a directory sync): one
+        grants change for the batch. Answers how many roles changed."""
+        changed = 0
+        async with self.changes() as w:
+            provider = await repo.by_id(w.s, provider.id) or provider
+            if not provider.role_map and provider.default_role is None:
+                return 0
+            roles = {r.name: r.id for r in await accounts_repo.list_roles(w.s)}
+            for admin, assertion in wanted:
+                role = self._mapped_role(assertion, provider)
+                role_id = roles.get(role) if role else None
+                if role_id == admin.role_id:
+                    continue
+                await accounts_repo.set_admin_role(w.s, admin.id, role_id)
+                w.audit(
+                    audit.ACCOUNT_CHANGED,
+                    username=admin.username,
+                    details={
+                        "target_type": int(UserType.ADMIN),
+                        "target_id": admin.id,
+                        "change": "role",
+                        "role": role,
+                        "via": f"identity provider {provider.name}",
+                    },
+                )
+                changed += 1
+            if changed:
+                w.changed("grants")
+        return changed
+
     # --- the account's own view: list, unlink ------------------------------------------------
 
     async def identities(self, utype: UserType, user_id: int) -> list[tuple[Linked, Provider]]:

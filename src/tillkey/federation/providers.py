@@ -20,6 +20,7 @@ from tillkey.access import delegation
 from tillkey.accounts.service import role_grant
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.federation import presets
+from tillkey.federation.ldap import check_settings as ldap_settings
 from tillkey.principal import Principal, UserType
 from tillkey.security.outbound import RefusedURL, check_url
 from tillkey.store import accounts as accounts_repo
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from tillkey.store.db import Database
 
 ACTORS = ("admin", "customer")
-PROTOCOLS = ("oidc", "github", "saml")  # github: plain OAuth 2 and its user API; saml: federation/saml.py
+PROTOCOLS = ("oidc", "github", "saml", "ldap")  # github: plain OAuth 2 and its user API; saml: federation/saml.py
+# ldap (federation/ldap.py): the URL as issuer, the bind DN as client id, the bind password as secret.
 PROVISIONING = ("jit", "existing")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names a provider cannot take: Medusa's own provider and the literal segments beside
@@ -223,28 +225,16 @@ class IdentityProviders:
                 "token or session)."
             )
         if new.protocol not in PROTOCOLS:
-            raise InvalidRequest("The protocol must be oidc or saml (or github, through --preset github).")
+            raise InvalidRequest("The protocol must be oidc, saml or ldap (or github, through --preset github).")
         if new.actor not in ACTORS:
             raise InvalidRequest("The actor must be admin or customer.")
         if new.provisioning not in PROVISIONING:
             raise InvalidRequest("Provisioning must be jit or existing.")
-        allow_private = self.settings.federation_allow_private_endpoints
-        try:
-            # A SAML issuer is the IdP's entity ID (often a URN): a name, never fetched.
-            saml = new.protocol == "saml"
-            issuer = (
-                new.issuer.strip()
-                if saml
-                else check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
-            )
-            redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
-            check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
-        except RefusedURL as exc:
-            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
-        if saml and not 0 < len(issuer) <= 1024:
-            raise InvalidRequest("The SAML metadata names no entity ID.")
-        if not saml and not issuer.startswith("https://") and not allow_private:
-            raise InvalidRequest("The issuer must be an https URL.")
+        if new.protocol == "ldap":  # a directory Tillkey binds to; no browser redirect
+            issuer, redirect = new.issuer.strip(), ""
+            ldap_settings(issuer, new.settings, new.client_id.strip())
+        else:
+            issuer, redirect = self._endpoints(new, name)
         if new.protocol == "oidc" and "openid" not in new.scope.split():
             raise InvalidRequest('The scope must include "openid".')
         if not new.client_id.strip() or len(new.client_id) > 255:
@@ -287,6 +277,27 @@ class IdentityProviders:
             new.preset,
             dict(new.settings),
         )
+
+    def _endpoints(self, new: NewProvider, name: str) -> tuple[str, str]:
+        """(issuer, redirect URI) of a provider the browser is sent to (OpenID Connect, SAML)."""
+        allow_private = self.settings.federation_allow_private_endpoints
+        # A SAML issuer is the IdP's entity ID (often a URN): a name, never fetched.
+        saml = new.protocol == "saml"
+        try:
+            issuer = (
+                new.issuer.strip()
+                if saml
+                else check_url(new.issuer.strip(), allow_private=allow_private, what="issuer")
+            )
+            redirect = new.redirect_uri.strip() or self._default_redirect(name, new.actor)
+            check_url(redirect, allow_private=True, what="redirect URI")  # the browser goes there, not Tillkey
+        except RefusedURL as exc:
+            raise InvalidRequest(str(exc).replace("INTEGRATION_ALLOW", "FEDERATION_ALLOW")) from None
+        if saml and not 0 < len(issuer) <= 1024:
+            raise InvalidRequest("The SAML metadata names no entity ID.")
+        if not saml and not issuer.startswith("https://") and not allow_private:
+            raise InvalidRequest("The issuer must be an https URL.")
+        return issuer, redirect
 
     def _default_redirect(self, name: str, actor: str) -> str:
         base = self.settings.issuer.rstrip("/")

@@ -232,6 +232,18 @@ async def customer_by_id(s: AsyncSession, customer_id: int) -> Customer | None:
     return _customer(row) if row else None
 
 
+async def accounts_by_ids(s: AsyncSession, admin: bool, ids: Iterable[int]) -> dict[int, Admin | Customer]:
+    """Admins (or customers) by id, a chunk of ids per query (a directory sync reads thousands)."""
+    wanted = sorted(set(ids))
+    row_type: Any = AdminRow if admin else CustomerRow
+    convert: Any = _admin if admin else _customer
+    found: dict[int, Admin | Customer] = {}
+    for start in range(0, len(wanted), 500):
+        rows = await s.scalars(select(row_type).where(row_type.id.in_(wanted[start : start + 500])))
+        found |= {r.id: convert(r) for r in rows}
+    return found
+
+
 async def set_customer_active(s: AsyncSession, customer_id: int, active: bool) -> Customer:
     row = await s.get(CustomerRow, customer_id)
     if row is None:

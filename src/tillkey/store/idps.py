@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tillkey.errors import Conflict
 from tillkey.principal import UserType
 from tillkey.store import saml as saml_repo
-from tillkey.store.models import AdminRow, CustomerRow, ExternalIdentityRow, IdentityProviderRow, IdpFlowRow
+from tillkey.store.models import (
+    AdminRow,
+    CustomerRow,
+    DirectoryDeactivationRow,
+    DirectorySyncRow,
+    ExternalIdentityRow,
+    IdentityProviderRow,
+    IdpFlowRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,8 @@ async def remove(s: AsyncSession, provider_id: int) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on.
     await s.execute(delete(IdpFlowRow).where(IdpFlowRow.provider_id == provider_id))
     await saml_repo.remove(s, provider_id)
+    await s.execute(delete(DirectorySyncRow).where(DirectorySyncRow.provider_id == provider_id))
+    await s.execute(delete(DirectoryDeactivationRow).where(DirectoryDeactivationRow.provider_id == provider_id))
     await s.execute(delete(ExternalIdentityRow).where(ExternalIdentityRow.provider_id == provider_id))
     await s.execute(delete(IdentityProviderRow).where(IdentityProviderRow.id == provider_id))
 
@@ -215,6 +225,16 @@ async def identity(s: AsyncSession, provider_id: int, subject: str) -> Linked | 
         )
     )
     return _linked(row) if row else None
+
+
+async def identities_from(s: AsyncSession, provider_id: int, user_type: int) -> list[Linked]:
+    """Every identity linked from the provider for this actor (a directory sync compares them)."""
+    rows = await s.scalars(
+        select(ExternalIdentityRow).where(
+            ExternalIdentityRow.provider_id == provider_id, ExternalIdentityRow.user_type == user_type
+        )
+    )
+    return [_linked(r) for r in rows]
 
 
 async def identities_of(s: AsyncSession, user_type: int, user_id: int) -> list[Linked]:

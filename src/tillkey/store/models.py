@@ -636,6 +636,39 @@ class IdentityProviderRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class DirectorySyncRow(Base):
+    """An LDAP provider's sync: the lease that lets one process run it at a time (won by a
+    conditional update, on SQLite and PostgreSQL alike) and the last run's outcome, for health."""
+
+    __tablename__ = "directory_syncs"
+    provider_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_ok_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    members: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    deactivated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DirectoryDeactivationRow(Base):
+    """An account a directory sync deactivated (its member left): the sync reactivates only these
+    when they come back, never an account an operator deactivated."""
+
+    __tablename__ = "directory_deactivations"
+    provider_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_type: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deactivated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class ExternalIdentityRow(Base):
     """(provider, subject) → account: the only key an external sign-in is matched by (never the
     email alone). `auth_identity_id`: the Medusa auth identity a customer registration rides on."""

@@ -28,8 +28,12 @@ _OPTIONAL = (
     "default_role",
     "provisioning",
     "preset",
+    "protocol",
 )
-_SETTINGS = ("tenant", "team_id", "key_id")  # a preset's own (entra; apple, whose key is the client_secret)
+_SETTINGS: tuple[str, ...] = ("tenant", "team_id", "key_id")  # a preset's own (entra; apple: key as client_secret)
+# protocol "ldap" (issue 15): issuer is the URL, client_id the bind DN, client_secret the bind password.
+_SETTINGS += ("user_base", "user_filter", "group_base", "group_filter", "nested_groups", "start_tls")
+_SETTINGS += ("tls_ca_file", "sync_interval")
 _BODY = {
     "type": "object",
     "required": list(_STRINGS),

@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 Account = Admin | Customer
 
 
+class DirectoryCheck(Protocol):
+    """An LDAP / Active Directory password check (federation/directory.py): None when the account
+    belongs to no directory (its stored hash decides), else whether the directory accepted the
+    password; raises a 503 (Unavailable) when the directory does not answer."""
+
+    async def check_password(self, account: Account, password: str) -> bool | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FactorParts:
     """What the factors check against, built once (wiring.py): the sign-in state machine hands
@@ -53,6 +61,7 @@ class FactorParts:
     tree: ResourceTree
     passkeys: Passkeys
     totp_for: Callable[[UserType], Totp]  # the admins' or the customers' TOTP
+    directory: DirectoryCheck | None = None  # passwords of directory accounts (issue 15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,7 @@ class Password:
     # The argon2id hash made while checking a cheap imported hash (Passwords.verify_upgrading),
     # stored by `passed` instead of hashing again: a first sign-in costs one argon2, not two.
     upgrade: list[str] = field(default_factory=list, repr=False, compare=False)
+    by_directory: list[bool] = field(default_factory=list, repr=False, compare=False)
     amr: ClassVar[str] = "pwd"
     wrong: ClassVar[str] = "wrong password"
 
@@ -118,6 +128,12 @@ class Password:
         return await find_account(db, subject)
 
     async def verify(self, parts: FactorParts, subject: Subject, account: Account | None) -> bool:
+        # A directory account's password is the directory's to check (a bind), never stored here.
+        if account is not None and parts.directory is not None:
+            checked = await parts.directory.check_password(account, self.secret)
+            if checked is not None:
+                self.by_directory[:] = [True]
+                return checked
         # Unknown names are checked against a dummy hash at a stored hash's cost (DummyHashes).
         hashed = account.password_hash if account is not None else None
         ok, upgrade = await parts.passwords.verify_upgrading(
@@ -131,7 +147,7 @@ class Password:
         # Raising the argon2 cost in settings upgrades each hash at its owner's next sign-in, and
         # a hash imported from Magento or Medusa becomes argon2id at its owner's first.
         old = account.password_hash
-        if not parts.passwords.needs_rehash(old):
+        if self.by_directory or not parts.passwords.needs_rehash(old):  # a directory's: never hashed here
             return
         new = self.upgrade[0] if self.upgrade else await parts.passwords.hash(self.secret)
         imported = legacy_hashes.scheme_of(old) is not None
