@@ -181,6 +181,9 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly(image: str) -> No
             "/var/lib/tillkey/tillkey.db",
         ).stdout.split("\n")
         assert [m.split()[0] for m in modes if m] == ["700", "600", "600"]
+        # SAML and LDAP work inside: pysaml2's xmlsec1 and python-ldap's libraries are in the image.
+        assert podman("exec", name, "xmlsec1", "--version").stdout.startswith("xmlsec1 ")
+        assert podman("exec", name, "python3", "-c", "import ldap, saml2").returncode == 0
         admins = podman("exec", name, "tillkey", "admin", "list", "--json").stdout
         assert admins.strip() == '{"admins": []}'  # the CLI inside finds the server's data
         podman("stop", "-t", "30", name, timeout=60)
