@@ -163,8 +163,12 @@ class Database:
 
 def make_database(backend: str, data_dir: Path, *, migrated: bool = False) -> Database:
     """A new database. `migrated`: already at the newest schema, cloned from a template database
-    (PostgreSQL's CREATE DATABASE … TEMPLATE copies files; running every migration costs seconds)."""
+    (PostgreSQL's CREATE DATABASE … TEMPLATE copies files; SQLite's is a copy of a migrated file,
+    as `data_dir/tillkey.db`, where the server and the CLI find it): running every migration costs
+    tenths of a CPU second per start. Without it the server or the test runs them from scratch."""
     if backend == "sqlite":
+        if migrated:
+            migrated_sqlite(data_dir)
         return Database("")
     need_postgres()
     name = f"tillkey_test_{secrets.token_hex(4)}"
@@ -181,19 +185,64 @@ MIGRATIONS = Path(__file__).parents[1] / "src" / "tillkey" / "store" / "migratio
 
 
 @contextlib.contextmanager
-def _template_lock() -> Iterator[None]:
+def _template_lock(kind: str = "pg") -> Iterator[None]:
     """One builder or cloner at a time across pytest-xdist workers: a template may have no other
     session while it is copied."""
-    with open(Path(tempfile.gettempdir()) / "tillkey-test-pg-template.lock", "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f"tillkey-test-{kind}-template.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def _migrations_digest() -> str:
+    """Names the templates: a changed migration makes new ones."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(MIGRATIONS.glob("*.py")))).hexdigest()[:12]
+
+
+_SQLITE_TEMPLATES: dict[str, Path] = {}
+
+
+def migrated_sqlite(data_dir: Path) -> None:
+    """`data_dir/tillkey.db` at the newest schema, a copy of the template, unless there is one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # Owner-only, as the server creates its own (store/db.py _create_private).
+        fd = os.open(data_dir / "tillkey.db", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as out:
+        out.write(_sqlite_template().read_bytes())
+
+
+def _sqlite_template() -> Path:
+    """The SQLite file at the newest schema for the current migrations, built once (by the real
+    migrations, as `tillkey db upgrade` runs them) and shared by the workers: a scratch file
+    migrated to head, checkpointed into one file, then renamed into place."""
+    digest = _migrations_digest()
+    path = _SQLITE_TEMPLATES.get(digest)
+    if path is not None:
+        return path
+    path = Path(tempfile.gettempdir()) / f"tillkey-test-template-{digest}.db"
+    with _template_lock("sqlite"):
+        if not path.exists():
+            from tillkey.store import db as store_db
+
+            building = path.with_name(path.name + ".building")
+            for stale in (building, *(Path(f"{building}{x}") for x in ("-wal", "-shm"))):
+                stale.unlink(missing_ok=True)
+            # In a thread of its own: Alembic runs an event loop, and the caller may be inside one.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(store_db.upgrade, f"sqlite+aiosqlite:///{building}").result()
+            with contextlib.closing(sqlite3.connect(building)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            os.replace(building, path)
+    _SQLITE_TEMPLATES[digest] = path
+    return path
 
 
 def _template() -> str:
     """The template database for the current migrations, named by their digest (a changed
     migration makes a new one), built once: a scratch database migrated to head, then renamed."""
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(MIGRATIONS.glob("*.py")))).hexdigest()[:12]
-    name = f"tillkey_template_{digest}"
+    name = f"tillkey_template_{_migrations_digest()}"
     query = ["psql", PG_ADMIN_DSN, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"]  # noqa: S608 (a hex digest)
     if subprocess.run(query, check=True, capture_output=True, text=True).stdout.strip() != "1":
         from tillkey.store import db as store_db

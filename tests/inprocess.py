@@ -240,8 +240,14 @@ class ConsoleCaller:
 
 @contextlib.asynccontextmanager
 async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[InProcess]:
-    """A started app on a fresh SQLite file under tmp_path; `settings` override FAST_SETTINGS."""
+    """A started app on a fresh SQLite file under tmp_path; `settings` override FAST_SETTINGS.
+    The SQLite file, unless one is there, starts as a copy of the migrated template
+    (tests/conftest.py make_database): the migrations are tested on their own, not by every test."""
+    from tests.conftest import migrated_sqlite
+
     merged = {**FAST_SETTINGS, "data_dir": tmp_path / "data", **settings}
+    if not merged.get("database_url"):
+        migrated_sqlite(Path(merged["data_dir"]))
     clock = Clock()
     tk = Tillkey(Settings(**merged), clock=clock)
     app = create_app(tk=tk)
@@ -258,7 +264,7 @@ def database(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     TILLKEY_TEST_REQUIRE_SERVICES=1), dropped afterwards."""
     from tests.conftest import make_database
 
-    created = make_database(backend, tmp_path, migrated=True)
+    created = make_database(backend, tmp_path / "data", migrated=True)  # SQLite: where `running` keeps it
     try:
         yield {"database_url": created.url} if created.url else {}
     finally:

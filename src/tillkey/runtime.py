@@ -248,7 +248,7 @@ class Tillkey:
             # Before anything commits (a first signing key); `sync`: a server listens, the CLI only tells.
             self.broadcast.start(listen=sync)
         if migrate:
-            await upgrade_async(self.db.url)
+            await upgrade_async(self.db.url, self.db.engine)
         await self.ensure_signing_key()
         await self.reconcile()
         await self.audit.migrate_legacy()  # once: a chain from before 0011 continues keyed

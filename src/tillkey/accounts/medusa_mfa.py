@@ -60,6 +60,7 @@ from tillkey.errors import (
     RateLimited,
     Unauthenticated,
 )
+from tillkey.parsing import ascii_int
 from tillkey.principal import SECOND_FACTOR_PENDING, Principal, UserType
 from tillkey.store import identities as repo
 from tillkey.store import totp as totp_repo
@@ -305,7 +306,7 @@ class MedusaMfa:
 
     async def _pending_account(self, payload: dict[str, Any]) -> tuple[Identity, Account]:
         raw = payload.get("auth_identity_id")
-        identity_id = int(raw[7:]) if isinstance(raw, str) and raw[7:].isdigit() and len(raw) < 20 else None
+        identity_id = ascii_int(raw[7:], 12) if isinstance(raw, str) else None
         async with self.db.session() as s:
             identity = None if identity_id is None else await repo.by_id(s, identity_id)
             account = None

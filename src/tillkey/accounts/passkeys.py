@@ -23,26 +23,6 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authenticator_data
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AttestationFormat,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
-
 from tillkey import audit
 from tillkey.errors import InvalidRequest, NotAllowed, NotFound
 from tillkey.principal import UserType
@@ -51,6 +31,10 @@ from tillkey.store import passkeys as repo
 from tillkey.store.passkeys import Passkey
 
 if TYPE_CHECKING:
+    # py_webauthn (and the pyOpenSSL and ASN.1 modules it loads) is imported by the ceremonies that
+    # use it, not with this module: every server start and CLI command would pay for it.
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     from tillkey.accounts.totp import Totp
     from tillkey.clock import Clock
     from tillkey.contracts import Audit
@@ -64,7 +48,6 @@ NOT_VERIFIED = "The passkey could not be verified."
 NO_PASSKEY = "No such passkey."
 MAX_PASSKEYS = 20  # per account: each is listed in every sign-in's allowCredentials
 _NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
-_TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +160,8 @@ class Passkeys:
         return self.settings.webauthn_user_verification == "required"
 
     def _uv(self, required: bool) -> UserVerificationRequirement:
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         if required:
             return UserVerificationRequirement.REQUIRED
         return UserVerificationRequirement(self.settings.webauthn_user_verification)
@@ -200,6 +185,15 @@ class Passkeys:
     # --- registration -------------------------------------------------------------------------
 
     async def registration_options(self, owner: Owner, binding: str) -> Ceremony:
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers import base64url_to_bytes
+        from webauthn.helpers.structs import (
+            AttestationConveyancePreference,
+            AuthenticatorSelectionCriteria,
+            PublicKeyCredentialDescriptor,
+            ResidentKeyRequirement,
+        )
+
         name = await self._account_name(owner)
         if not name:
             raise NotFound("No such account.")
@@ -232,6 +226,11 @@ class Passkeys:
 
     async def register(self, owner: Owner, binding: str, ceremony_id: object, raw: object, name: object) -> Passkey:
         """Check the authenticator's answer to `registration_options` and store the passkey."""
+        from webauthn import verify_registration_response
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.exceptions import WebAuthnException
+        from webauthn.helpers.structs import AttestationFormat, AuthenticatorTransport, CredentialDeviceType
+
         label = _clean_name(name)
         credential = _credential(raw)
         s = self.settings
@@ -254,7 +253,7 @@ class Passkeys:
             )
         transports = credential["response"].get("transports")
         kept = (
-            tuple(t for t in transports if isinstance(t, str) and t in _TRANSPORTS)
+            tuple(t for t in transports if isinstance(t, str) and t in {k.value for k in AuthenticatorTransport})
             if isinstance(transports, list)
             else ()
         )
@@ -320,6 +319,10 @@ class Passkeys:
         """Options for navigator.credentials.get(): the owner's passkeys, or none listed for a
         passwordless sign-in (the authenticator offers its discoverable ones; user verification
         then required, since the passkey is the only factor)."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers import base64url_to_bytes
+        from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
         uv = passwordless or self._uv_required()
         allowed = [] if passwordless else await self.list(owner)
         ceremony, challenge = await self._challenge(SIGN_IN, owner, binding, uv)
@@ -340,6 +343,10 @@ class Passkeys:
     async def authenticate(self, owner: Owner, binding: str, ceremony_id: object, raw: object) -> Used:
         """Check an assertion against the ceremony's challenge. `owner.user_id` 0 (passwordless):
         any passkey of that user type whose user handle matches. Raises PasskeyRefused."""
+        from webauthn import verify_authentication_response
+        from webauthn.helpers import base64url_to_bytes, parse_authenticator_data
+        from webauthn.helpers.exceptions import WebAuthnException
+
         try:
             credential = _credential(raw)
         except InvalidRequest:
@@ -380,6 +387,8 @@ class Passkeys:
         return Used(passkey, bool(flags.uv))
 
     def _check_user_handle(self, credential: dict[str, Any], passkey: Passkey) -> None:
+        from webauthn.helpers import base64url_to_bytes
+
         handle = credential["response"].get("userHandle")
         if handle in (None, ""):
             return  # optional for non-discoverable credentials; the credential id named the account

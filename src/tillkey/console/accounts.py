@@ -14,6 +14,7 @@ from tillkey.console.idp import to_provider
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.parsing import ascii_int
 from tillkey.principal import UserType
 from tillkey.security.proxy import client_ip
 from tillkey.store import accounts as repo
@@ -29,9 +30,10 @@ INVALIDATE = "Magento_Customer::invalidate_tokens"
 
 def _id(c: Console, name: str = "id") -> int:
     raw = str(c.request.path_params.get(name, ""))
-    if not raw.isdigit() or len(raw) > 12:
+    value = ascii_int(raw, 12)
+    if value is None:
         raise NotFound("Not found.")
-    return int(raw)
+    return value
 
 
 # --- admin users --------------------------------------------------------------------------------

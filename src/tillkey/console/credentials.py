@@ -13,6 +13,7 @@ from tillkey.console.dashboard import trail
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.errors import NotFound
 from tillkey.oauth2.clients import GRANT_TYPES
+from tillkey.parsing import ascii_int
 from tillkey.principal import UserType
 from tillkey.store import api_keys as keys_repo
 from tillkey.store import oauth2 as oauth2_repo
@@ -30,9 +31,10 @@ def _when(ms: int | None) -> str:
 
 def _int_param(c: Console) -> int:
     raw = str(c.request.path_params.get("id", ""))
-    if not raw.isdigit() or len(raw) > 12:
+    value = ascii_int(raw, 12)
+    if value is None:
         raise NotFound("Not found.")
-    return int(raw)
+    return value
 
 
 def _once(c: Console, title: str, back: str, values: list[tuple[str, str]], note: str = "") -> Response:

@@ -17,6 +17,7 @@ from tillkey.console.login import safe_next
 from tillkey.console.routing import Console, ConsolePages
 from tillkey.console.sign_in_session import KIND, cookie_name, delete_cookie
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.parsing import ascii_int
 from tillkey.principal import UserType
 from tillkey.store import audit as audit_repo
 from tillkey.store import sessions as sessions_repo
@@ -310,7 +311,7 @@ async def trail(
 
 
 def _int_or_none(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+    return ascii_int(raw, 12)
 
 
 @pages.route("GET", "/console/audit", resources=[AUDIT], summary="Audit log")

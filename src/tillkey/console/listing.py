@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from tillkey.parsing import ascii_int
+
 PER_PAGE = 25
 MAX_PAGE = 100_000
 T = TypeVar("T")
@@ -34,7 +36,8 @@ class Pager:
 
 def page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    return min(int(raw), MAX_PAGE) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    page = ascii_int(raw, 6)
+    return min(page, MAX_PAGE) if page else 1
 
 
 def query(request: Request, name: str = "q", limit: int = 255) -> str:

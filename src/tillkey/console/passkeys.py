@@ -62,6 +62,7 @@ from tillkey.console.sign_in_session import (
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import NotFound, RateLimited, TillkeyError, Unauthenticated, Unavailable
 from tillkey.oauth2.rfc6749 import params as oauth_params
+from tillkey.parsing import ascii_int
 from tillkey.principal import UserType
 from tillkey.store.accounts import admin_by_id
 from tillkey.web.caching import NO_STORE_ONLY as NO_STORE
@@ -107,9 +108,10 @@ def _ceremony(ceremony_id: str, options: dict[str, Any]) -> JSONResponse:
 
 def _passkey_id(c: Console) -> int:
     raw = str(c.request.path_params.get("passkey_id", ""))
-    if not raw.isdigit() or len(raw) > 18:
+    value = ascii_int(raw, 18)
+    if value is None:
         raise NotFound("No such passkey.")
-    return int(raw)
+    return value
 
 
 # --- signed in: /console/2fa --------------------------------------------------------------------

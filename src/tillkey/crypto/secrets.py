@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +28,23 @@ def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
     if isinstance(b, str):
         b = b.encode("utf-8", "surrogatepass")
     return hmac.compare_digest(a, b)
+
+
+def _create_once(path: Path, content: str) -> None:
+    """Create `path` holding `content`, whole, unless it exists. Processes racing on a first start
+    each write a private temporary file beside it and hard-link it into place: the link is atomic
+    and refuses an existing name, so exactly one wins and no process ever sees a partial or empty
+    file (an O_EXCL create then a write leaves a moment when the file is there but empty)."""
+    fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: its file is complete
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 class SecretError(ValueError):
@@ -53,14 +72,7 @@ class MasterSecret:
         path = data_dir / "secret.key"
         if not path.exists():
             data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # O_EXCL: if two processes race on first start, exactly one writes the file.
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
+            _create_once(path, secrets.token_urlsafe(48))
         try:
             raw = path.read_text().strip().encode()
         except (OSError, UnicodeDecodeError) as exc:

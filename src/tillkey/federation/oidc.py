@@ -23,12 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.jose import JsonWebKey, JsonWebToken
-from authlib.jose.errors import JoseError
-from authlib.oauth2 import OAuth2Error
-from authlib.oidc.core import CodeIDToken
 
 from tillkey.crypto.secrets import random_token
 from tillkey.errors import Unauthenticated
@@ -38,6 +32,10 @@ from tillkey.store import idps as repo
 from tillkey.store.idps import Flow, Provider
 
 if TYPE_CHECKING:
+    # Authlib is imported where a provider is used, not with this module (whose Refused and
+    # Assertion every sign-in path imports): every server start and CLI command would pay for it.
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     from tillkey.clock import Clock
     from tillkey.crypto.secrets import MasterSecret
     from tillkey.settings import Settings
@@ -100,6 +98,8 @@ class RelyingParty:
     def _client(
         self, provider: Provider, secret: str | None, auth_method: str = "client_secret_basic"
     ) -> AsyncOAuth2Client:
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
         transport = GuardedTransport(
             allow_private=self.settings.federation_allow_private_endpoints, seconds=TIMEOUT_SECONDS
         )
@@ -307,6 +307,9 @@ class RelyingParty:
         auth_method: str = "client_secret_basic",
         id_token: bool = True,
     ) -> Mapping[str, Any]:
+        from authlib.integrations.base_client import OAuthError
+        from authlib.oauth2 import OAuth2Error
+
         try:
             async with self._client(provider, secret, auth_method) as client:
                 token: Mapping[str, Any] = await client.fetch_token(
@@ -325,6 +328,10 @@ class RelyingParty:
         return token
 
     async def _verify_id_token(self, provider: Provider, token: Mapping[str, Any], nonce: str) -> dict[str, Any]:
+        from authlib.jose import JsonWebKey, JsonWebToken
+        from authlib.jose.errors import JoseError
+        from authlib.oidc.core import CodeIDToken
+
         id_token: str = token["id_token"]
         kid = _header(id_token).get("kid")
         discovered = await self._discovered(provider)

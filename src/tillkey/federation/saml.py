@@ -24,13 +24,6 @@ import shutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.metadata import entity_descriptor, sign_entity_descriptor
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
-from saml2.sigver import security_context
-
 from tillkey.crypto.secrets import constant_time_equals, random_token
 from tillkey.federation.oidc import Assertion, Refused
 from tillkey.federation.saml_keys import KeyFiles
@@ -41,6 +34,11 @@ from tillkey.store.idps import Flow, Provider
 from tillkey.store.saml import SamlSide
 
 if TYPE_CHECKING:
+    # pysaml2 is imported where a SAML provider is used, not with this module: loading it (its XML
+    # schemas) costs a few tenths of a CPU second, paid by every server start and CLI command.
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
+
     from tillkey.clock import Clock
     from tillkey.crypto.secrets import MasterSecret
     from tillkey.settings import Settings
@@ -101,6 +99,9 @@ class ServiceProvider:
         return found
 
     def config(self, provider: Provider, side: SamlSide) -> SPConfig:
+        from saml2 import BINDING_HTTP_POST
+        from saml2.config import SPConfig
+
         current = self.files.pair(side.sp_cert, self.master.decrypt(side.sp_key_enc, KEY_CONTEXT))
         pairs = [current]
         if side.previous_cert and side.previous_key_enc:
@@ -138,6 +139,8 @@ class ServiceProvider:
         key = (provider.id, side.rotated_ms, hashlib.sha256(side.idp_metadata.encode()).hexdigest())
         found = self._clients.get(key)
         if found is None:
+            from saml2.client import Saml2Client
+
             try:
                 made = Saml2Client(config=self.config(provider, side))
             except Exception as exc:  # pysaml2 refuses metadata or keys with exceptions of every kind
@@ -149,6 +152,8 @@ class ServiceProvider:
     async def check(self, provider: Provider) -> dict[str, Any]:
         """What `tillkey idp test` shows for a SAML provider: the stored metadata read as a sign-in
         would, and where the browser is sent."""
+        from saml2 import BINDING_HTTP_REDIRECT
+
         side = await self.side(provider)
         client = await asyncio.to_thread(self.client, provider, side)
         sso = client.metadata.single_sign_on_service(provider.issuer, BINDING_HTTP_REDIRECT)
@@ -175,6 +180,9 @@ class ServiceProvider:
         return found
 
     def _metadata(self, provider: Provider, side: SamlSide) -> str:
+        from saml2.metadata import entity_descriptor, sign_entity_descriptor
+        from saml2.sigver import security_context
+
         conf = self.client(provider, side).config
         try:
             descriptor = entity_descriptor(conf)
@@ -186,6 +194,8 @@ class ServiceProvider:
     # --- the authentication request ---------------------------------------------------------------
 
     async def begin(self, provider: Provider, context: Mapping[str, str]) -> str:
+        from saml2 import BINDING_HTTP_REDIRECT
+
         side = await self.side(provider)
         relay_state = random_token(32)
         client = await asyncio.to_thread(self.client, provider, side)
@@ -256,6 +266,8 @@ class ServiceProvider:
         return self._assertion(provider, checked, context)
 
     def _verified(self, provider: Provider, side: SamlSide, document: bytes) -> Checked:
+        from saml2 import BINDING_HTTP_POST
+
         client = self.client(provider, side)
         encoded = base64.b64encode(document).decode()
         try:
@@ -326,6 +338,8 @@ class ServiceProvider:
 
     @staticmethod
     def _assertion(provider: Provider, c: Checked, context: dict[str, str]) -> Assertion:
+        from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+
         if not c.name_id or len(c.name_id) > 255:
             raise Refused("assertion without a usable NameID")
         email_attribute = provider.settings.get("attribute_email") or ""

@@ -35,6 +35,7 @@ from tillkey.crypto import legacy_hashes
 from tillkey.crypto.magento_encryptor import ENCRYPTED, MagentoDecryptError, MagentoKeys, plain_secret
 from tillkey.migrate.run import ADMIN, CUSTOMER, Machine, Options, Person, Report, run, where
 from tillkey.oauth1.handshake import TokenPair
+from tillkey.parsing import ascii_int
 from tillkey.store import accounts as repo
 
 if TYPE_CHECKING:
@@ -308,7 +309,7 @@ async def _customers(conn: AsyncConnection, after: str | None) -> AsyncGenerator
     """`after`: the entity_id of a checkpoint (an older run's other form starts over: what it
     imported is found again, a conflict)."""
     kept = {str(r.email).lower(): int(r.kept) for r in await conn.execute(text(REPEATED))}
-    last = int(after) if after is not None and after.isdigit() else 0
+    last = ascii_int(after, 20) or 0
     while True:
         rows = (await conn.execute(text(CUSTOMERS), {"after": last, "page": READ_ROWS})).all()
         if not rows:

@@ -17,6 +17,7 @@ from oauthlib.oauth1.rfc5849 import signature, utils
 
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
+from tillkey.parsing import ascii_int
 
 HMAC_SHA256 = "HMAC-SHA256"
 HMAC_SHA1 = "HMAC-SHA1"
@@ -118,9 +119,10 @@ def check_protocol(req: SignedRequest, *, now: int, required: Sequence[str], all
     ts = req.oauth["oauth_timestamp"]
     # Magento: > 0 and at most 600 s ahead. Magento sets no lower bound; Tillkey refuses timestamps
     # older than the nonces it keeps (max_age), or pruning a nonce would allow its replay.
-    if not ts.isdigit() or len(ts) > 12 or int(ts) > now + TIMESTAMP_AHEAD:
+    seconds = ascii_int(ts, 12)
+    if seconds is None or seconds > now + TIMESTAMP_AHEAD:
         raise SignatureRefused(BAD_NONCE, detail="timestamp not a number or too far ahead")
-    if int(ts) <= 0 or int(ts) < now - max_age:
+    if seconds <= 0 or seconds < now - max_age:
         raise SignatureRefused(BAD_NONCE, detail="timestamp too old")
     if len(req.oauth["oauth_nonce"]) > NONCE_MAX:
         raise SignatureRefused(BAD_NONCE, detail="nonce too long")

@@ -10,11 +10,13 @@ from typing import Any
 from starlette.requests import Request
 
 from tillkey.errors import PayloadTooLarge
+from tillkey.parsing import ascii_int
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+    length = ascii_int(declared, 18)
+    if declared is not None and (length is None or length > max_bytes):
         raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources as importlib_resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    # Alembic (with Mako and its migration scripts) is loaded only when there is something to
+    # migrate: every server start and CLI command checks first (`upgrade_async`).
+    from alembic.config import Config
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -105,6 +110,8 @@ class Database:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     script_dir = importlib_resources.files("tillkey.store").joinpath("migrations")
     cfg = Config()
     cfg.set_main_option("script_location", str(script_dir))
@@ -114,9 +121,58 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to `revision` (Alembic). Safe to call on every start."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str) -> None:
+_REVISION = re.compile(r"""^(down_revision|revision) = (?:None|["']([^"']+)["'])$""", re.MULTILINE)
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's id, read from the scripts' `revision` and `down_revision` lines
+    without Alembic: the one revision no other script follows. None unless that is exactly one
+    (a branch, or a script this cannot read): then Alembic decides."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    versions = importlib_resources.files("tillkey.store").joinpath("migrations", "versions")
+    for script in versions.iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("_"):
+            continue
+        found = dict((m.group(1), m.group(2)) for m in _REVISION.finditer(script.read_text()))
+        if not found.get("revision"):
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            followed.add(found["down_revision"])
+    heads = revisions - followed
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database records the newest migration as applied (alembic_version). Any
+    failure (no such table, no database, no connection) is a no: Alembic then runs and reports."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except Exception:
+        return False
+    return list(rows) == [head]
+
+
+async def upgrade_async(url: str, engine: AsyncEngine | None = None) -> None:
+    """`upgrade` to head, unless the database is there already (`engine`: one on `url` to check
+    with, else a short-lived one): a start then neither loads Alembic nor reads every migration."""
+    checker = engine or make_engine(url)
+    try:
+        if await at_head(checker):
+            return
+    finally:
+        if engine is None:
+            await checker.dispose()
     # Alembic's async env runs its own event loop, so it goes to a worker thread.
     await asyncio.to_thread(upgrade, url)

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tillkey.errors import InvalidRequest
+from tillkey.parsing import ascii_int
 
 MAX_PAGE_SIZE = 1000
 MAX_GROUP_INDEX = 20  # filterGroups[0..20]
@@ -81,13 +82,13 @@ def _snake(name: str) -> str:
 
 
 def _int(name: str, raw: str, minimum: int, maximum: int) -> int:
-    # ASCII digits only: str.isdigit() also says yes to "²", which int() then refuses (a 500).
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not (minimum <= int(raw) <= maximum):
+    value = ascii_int(raw, 12)
+    if value is None or not (minimum <= value <= maximum):
         raise InvalidRequest(
             'The "%fieldName" value must be a whole number from %min to %max.',
             parameters={"fieldName": name, "min": minimum, "max": maximum},
         )
-    return int(raw)
+    return value
 
 
 def parse(query: list[tuple[str, str]], fields: frozenset[str]) -> Criteria:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from tillkey.access.tree import SELF
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.parsing import ascii_int
 from tillkey.principal import Principal
 from tillkey.store.accounts import utcnow
 from tillkey.storeapi import catalog, criteria
@@ -31,12 +32,13 @@ def _valid_sku(sku: str) -> bool:
 
 
 def _id(name: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # "²".isdigit(), and int() refuses it
+    value = ascii_int(raw, 12)
+    if value is None:
         raise InvalidRequest(
             'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and try again.',
             parameters={"value": raw[:40], "type": "int"},
         )
-    return int(raw)
+    return value
 
 
 @api.route("GET", "/store/websites", resources=["Magento_Backend::store"], summary="List websites")

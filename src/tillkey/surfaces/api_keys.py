@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from tillkey.access.tree import ADMIN_SELF
 from tillkey.accounts.medusa_auth import actor_id
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.parsing import ascii_int
 from tillkey.principal import Principal, UserType
 from tillkey.store.accounts import Admin
 from tillkey.store.api_keys import SECRET, TYPES, ApiKey
@@ -82,9 +83,10 @@ def _int_param(request: Request, name: str, default: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > high:  # "²".isdigit(), and int() refuses it
+    value = ascii_int(raw, len(str(high)))
+    if value is None or value > high:
         raise InvalidRequest(f"Invalid request: Field '{name}' must be a number from 0 to {high}")
-    return int(raw)
+    return value
 
 
 @api.route("GET", "/admin/api-keys", resources=[API_KEYS], actors=ADMINS, summary="List API keys")

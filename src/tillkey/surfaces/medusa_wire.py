@@ -30,6 +30,7 @@ from tillkey.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from tillkey.parsing import ascii_int
 from tillkey.security.body_limit import read_limited
 from tillkey.surfaces import json_text
 
@@ -104,8 +105,8 @@ def prefixed_id(prefix: str, raw: str) -> int | None:
     """`apk_12` -> 12; anything else (wrong prefix, not a number, absurdly long) -> None."""
     if not raw.startswith(prefix):
         return None
-    digits = raw[len(prefix) :]
-    return int(digits) if digits.isdigit() and len(digits) <= 10 and int(digits) < 2**31 else None
+    value = ascii_int(raw[len(prefix) :], 10)
+    return value if value is not None and value < 2**31 else None
 
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.medusa_mfa import RECENT_MFA
 from tillkey.accounts.passkeys import NO_PASSKEY, Owner
 from tillkey.errors import AuthenticationRequired, NotAllowed, NotFound
+from tillkey.parsing import ascii_int
 from tillkey.principal import Principal, UserType
 from tillkey.store.passkeys import Passkey
 from tillkey.surfaces.medusa_wire import json_body
@@ -63,9 +64,10 @@ def _binding(caller: Principal) -> str:
 
 
 def _passkey_id(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit(), and int() refuses it
+    value = ascii_int(raw, 18)
+    if value is None:
         raise NotFound(NO_PASSKEY)
-    return int(raw)
+    return value
 
 
 @api.route("GET", "/auth/mfa/passkeys", resources=[ANONYMOUS], summary="The caller's passkeys")

@@ -13,6 +13,7 @@ from tillkey.oauth2 import rfc7636
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.rfc6749.errors import InvalidGrant, UnauthorizedClient, UnsupportedResponseType
 from tillkey.oauth2.rfc6749.params import require
+from tillkey.parsing import ascii_int
 from tillkey.store.oauth2 import Client, Code
 
 GRANT_TYPE = "authorization_code"
@@ -161,7 +162,7 @@ def validate(client: Client, params: dict[str, str], *, require_pkce: bool) -> A
         raise fail(InvalidRequest("The nonce is too long."))
     prompt = params.get("prompt")
     raw_age = params.get("max_age")
-    if raw_age is not None and not (raw_age.isdigit() and len(raw_age) <= 10):
+    if raw_age is not None and ascii_int(raw_age, 10) is None:
         raise fail(InvalidRequest("max_age must be a number of seconds."))
     # Unknown classes are ignored (OIDC Core: acr_values are voluntary); known ones kept in order.
     asked = set((params.get("acr_values") or "").split())
