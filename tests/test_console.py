@@ -214,7 +214,7 @@ def test_full_admin_pages_create_credentials_shown_once_and_verify_the_audit_cha
         await alice.sign_in()
         home = await alice.get("/console/")
         assert "Tokens issued (24 h)" in home.text and '<svg class="chart"' in home.text
-        assert len(nav_links(home.text)) == 10
+        assert len(nav_links(home.text)) == 11 and "/console/idps" in nav_links(home.text)
         for path in nav_links(home.text):
             assert (await alice.get(path)).status_code == 200, path
         created = await alice.post("/console/integrations", {"name": "ERP", "all_resources": "1"})
