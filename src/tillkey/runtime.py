@@ -142,7 +142,7 @@ class Tillkey:
         self.uow = UnitOfWork(self.db, self.audit, self, now_int)
         self.revoker = Revoker(self.uow, self.revocations, RevocationRows())
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
-        opaque_tokens = OpaqueStore(self.db, self.master)
+        opaque_tokens = OpaqueStore(self.db, self.master, self.audit)
         self.issuer = Issuer(
             lambda: self.keyring,
             settings.issuer,
