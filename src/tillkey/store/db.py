@@ -42,8 +42,14 @@ def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         _create_private(url)
         # SQLite connections are cheap, and readers never wait for the writer in WAL mode: a roomy
-        # pool keeps reads flowing while logins queue for the single write lock.
-        engine = create_async_engine(url, connect_args={"timeout": 10}, pool_size=20, max_overflow=20)
+        # pool keeps reads flowing while logins queue for the single write lock. No reset on return:
+        # every session and connection here ends its own transaction (commit, or the rollback of
+        # close()), so the pool's extra rollback would only cost one more trip to aiosqlite's thread
+        # per session, each waiting for a turn of a busy event loop (a read made 6 trips, now 5; an
+        # opaque token group 15, now 14).
+        engine = create_async_engine(
+            url, connect_args={"timeout": 10}, pool_size=20, max_overflow=20, pool_reset_on_return=None
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
