@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -253,6 +254,21 @@ class AuditLog:
         await repo.add(s, records)
         # The mirror and the anchor only once the records are committed (never for a rollback).
         after_commit(s, lambda: self._committed(records))
+
+    def append_sync(self, conn: Connection, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """`append_in` on a synchronous connection, in the caller's transaction (Database.batch, on
+        its thread): the records to hand to `committed` once that transaction has committed."""
+        if not entries:
+            return []
+        last, prev = repo.claim_sync(conn, len(entries))
+        records = _chain(entries, last, prev, self._key)
+        repo.add_sync(conn, records)
+        return records
+
+    def committed(self, records: Sequence[AuditRecord]) -> None:
+        """After `append_sync`'s transaction has committed: the mirror and the anchor."""
+        if records:
+            self._committed(records)
 
     async def record(
         self,

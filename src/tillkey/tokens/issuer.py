@@ -27,9 +27,11 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jwt
+from sqlalchemy import Connection
 
 from tillkey.access.stepup import acr_of
 from tillkey.audit.writer import AuditEntry, AuditLog
@@ -37,6 +39,7 @@ from tillkey.crypto.secrets import MasterSecret, random_token
 from tillkey.errors import Unavailable
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
+from tillkey.store.audit import AuditRecord
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import SURFACE_CLAIM, TokenClaims
 from tillkey.tokens.keys import Keyring, SigningKey
@@ -114,12 +117,19 @@ class OpaqueStore:
     async def _commit_groups(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting[: self._group_max], self._waiting[self._group_max :]
+            rows = [(digest, record) for digest, record, _, _ in group]
+            entries = [entry for _, _, entry, _ in group if entry is not None]
             try:
-                async with self.db.write_turn(), self.db.transaction() as s:
-                    await repo.add_opaque_tokens(s, [(digest, record) for digest, record, _, _ in group])
-                    entries = [entry for _, _, entry, _ in group if entry is not None]
-                    if entries and self.audit is not None:
-                        await self.audit.append_in(s, entries)  # last: the chain's head stays locked briefly
+                async with self.db.write_turn():
+                    if self.db.batches_in_one_trip:
+                        records = await self.db.batch(partial(self._write_sync, rows=rows, entries=entries))
+                        if self.audit is not None:
+                            self.audit.committed(records)
+                    else:
+                        async with self.db.transaction() as s:
+                            await repo.add_opaque_tokens(s, rows)
+                            if entries and self.audit is not None:
+                                await self.audit.append_in(s, entries)  # last: the chain's head stays locked briefly
             except BaseException as exc:
                 # The error's class only: a driver's message can carry the statement's parameters.
                 why = type(exc).__name__
@@ -137,6 +147,15 @@ class OpaqueStore:
                 for *_, done in group:
                     if not done.done():
                         done.set_result(None)
+
+    def _write_sync(
+        self, conn: Connection, rows: list[tuple[str, repo.OpaqueToken]], entries: list[AuditEntry]
+    ) -> list[AuditRecord]:
+        """A group on SQLite, on the database thread (Database.batch): rows, then their records."""
+        repo.add_opaque_tokens_sync(conn, rows)
+        if not entries or self.audit is None:
+            return []
+        return self.audit.append_sync(conn, entries)
 
     async def find(self, token: str) -> TokenClaims | None:
         """The claims of a stored opaque token (tokens/opaque.py `OpaqueTokens`)."""
