@@ -246,6 +246,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         pacer=runtime.pacer,
         metrics=app.state.metrics,
         rewrites=(magento_paths, medusa_wire.require_publishable_key),
+        freshness=runtime,
     )
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
     if trusted:

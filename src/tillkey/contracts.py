@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from tillkey.audit.writer import AuditEntry
 from tillkey.store.auth import StoredKey
 from tillkey.store.oauth2 import Client, Code, RefreshToken
 from tillkey.store.repositories import Profile
@@ -67,6 +68,18 @@ class Audit(AuditSink, Protocol):
         details: dict[str, Any] | None = None,
     ) -> None:
         """Queued for the batch writer (hot paths: a token endpoint); waits only when full."""
+
+    def prepare(
+        self,
+        event: str,
+        *,
+        outcome: str = ...,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """A checked record for a transaction of its own to append (`append_in`): an opaque token's
+        `token.issued` goes into the group commit that stores the token."""
 
 
 class Revocations(Protocol):

@@ -44,7 +44,7 @@ from tillkey.store import email_verifications as email_verifications_repo
 from tillkey.store import identities as identities_repo
 from tillkey.store import integrations as integrations_repo
 from tillkey.store import oauth2 as oauth2_repo
-from tillkey.store import password_census
+from tillkey.store import password_census, signal
 from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
@@ -115,6 +115,12 @@ class Tillkey:
         if settings.redis_url:
             self.broadcast = Broadcast(settings.redis_url, settings.redis_key_prefix, self._wake.set)
             self.db.after_commit = self._announce
+        # Embedded (SQLite): the change signal file beside the database (store/signal.py).
+        self._signal_file = signal.signal_path(self.db.url)
+        self._watcher: signal.Watcher | None = None
+        self._signals = self._settled = 0  # changes signalled by any process / caught up with
+        if self._signal_file is not None:
+            self.db.after_commit = self._committed_changes
         # Parsed once: every credential endpoint checks these per client IP and per username.
         self.login_ip_limit = RateLimiter.item(settings.rate_limit_login_ip)
         self.login_username_limit = RateLimiter.item(settings.rate_limit_login_username)
@@ -142,7 +148,7 @@ class Tillkey:
         self.uow = UnitOfWork(self.db, self.audit, self, now_int)
         self.revoker = Revoker(self.uow, self.revocations, RevocationRows())
         # The one issuer of every token Tillkey signs or stores (tokens/issuer.py).
-        opaque_tokens = OpaqueStore(self.db, self.master)
+        opaque_tokens = OpaqueStore(self.db, self.master, self.audit)
         self.issuer = Issuer(
             lambda: self.keyring,
             settings.issuer,
@@ -261,8 +267,16 @@ class Tillkey:
                 self._directory_task = asyncio.create_task(
                     self.services.directory_sync.loop(self.settings.directory_sync_tick), name="tillkey-ldap-sync"
                 )
+            if self._signal_file is not None:
+                self._watcher = signal.Watcher(self._signal_file, self._signalled)
+                if not self._watcher.start():
+                    self._watcher = None
+                    log.info("no inotify: changes by other processes are seen at the next change-feed poll")
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._directory_task:  # a sync cut short leaves its lease to expire (store/directory_syncs.py)
             self._directory_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -284,6 +298,31 @@ class Tillkey:
     async def redis_ping(self) -> bool:
         """Does the configured Redis answer (within a second)? True when none is configured."""
         return await self.broadcast.ping() if self.broadcast else True
+
+    def _committed_changes(self, changes: list[AuthChangeRow]) -> None:
+        """Database.after_commit on SQLite: touch the signal file (and announce over Redis if set)."""
+        assert self._signal_file is not None
+        signal.touch(self._signal_file)
+        if self.broadcast is not None:
+            self._announce(changes)
+
+    def _signalled(self) -> None:
+        # Counted only: the next request waits for a poll (`settle`). Waking the sync loop here as
+        # well (a poll after each of this process's own changes too) slowed one in-process test
+        # from 6 to 44 s (tests/test_oauth2.py::test_denied_consent_and_bad_sign_in), cause not
+        # yet found; the background poll keeps its interval.
+        self._signals += 1
+
+    @property
+    def stale(self) -> bool:
+        """A change was signalled (store/signal.py) that no poll started since has caught up with."""
+        return self._signals != self._settled
+
+    async def settle(self) -> None:
+        """Wait for a poll that started after the latest signal (single-flight: credentials/freshness.py)."""
+        seen = self._signals
+        if await self.catch_up.settle():
+            self._settled = max(self._settled, seen)
 
     def _announce(self, changes: list[AuthChangeRow]) -> None:
         """Database.after_commit: tell the other processes, whose poll then finds these rows."""

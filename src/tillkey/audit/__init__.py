@@ -31,7 +31,8 @@ check live in chain.py, the anchors in anchor.py, the writer in writer.py; the J
 `time`.
 
 Writing: `record_in(session, …)` appends inside the caller's transaction (the change, its
-change-feed entry and its audit record commit together, or none does); `record` appends in a
+change-feed entry and its audit record commit together, or none does; `prepare` + `append_in` do
+the same for records built before the transaction, e.g. an opaque token group's); `record` appends in a
 transaction of its own and waits; `record_soon` / `record_queued` queue for the background writer,
 which never drops a record (record_queued waits while the queue is full: backpressure).
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -77,7 +78,7 @@ def _int(name: str, value: int | None) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class AuditEntry:
     """A validated event waiting for its place in the chain."""
 
     created_ms: int
@@ -111,7 +112,7 @@ class _Entry:
         return replace(r, hash=record_hash(r, key))
 
 
-def _chain(entries: Sequence[_Entry], last: int, prev: str, key: bytes) -> list[AuditRecord]:
+def _chain(entries: Sequence[AuditEntry], last: int, prev: str, key: bytes) -> list[AuditRecord]:
     records = []
     for seq, entry in enumerate(entries, start=last - len(entries) + 1):
         records.append(entry.chained(seq, prev, key))
@@ -149,7 +150,7 @@ class AuditLog:
         self._anchor_interval = anchor_interval
         self.dropped = 0  # kept for the metric: nothing is dropped any more
         self.failed = 0  # queued records lost: the database refused them until stop() gave up
-        self._pending: collections.deque[_Entry] = collections.deque()
+        self._pending: collections.deque[AuditEntry] = collections.deque()
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._wake = asyncio.Event()  # the writer has work
@@ -162,7 +163,7 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._last_backlog_warning = -math.inf
         # Records awaited by their callers (record()), committed together: group commit.
-        self._group: list[tuple[_Entry, asyncio.Future[None]]] = []
+        self._group: list[tuple[AuditEntry, asyncio.Future[None]]] = []
         self._group_task: asyncio.Task[None] | None = None
         # The newest record this process committed, and the newest it anchored.
         self._head: tuple[int, str] = (0, GENESIS)
@@ -183,7 +184,7 @@ class AuditLog:
         user_agent: str | None,
         request_id: str | None,
         details: dict[str, Any] | None,
-    ) -> _Entry:
+    ) -> AuditEntry:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}; add it to tillkey.audit.events.EVENTS")
         if outcome not in OUTCOMES:
@@ -195,7 +196,7 @@ class AuditLog:
         if current is not None:
             ip, user_agent = ip or current.ip, user_agent or current.user_agent
             request_id = request_id or current.request_id
-        return _Entry(
+        return AuditEntry(
             int(self.clock.now() * 1000),
             event,
             outcome,
@@ -229,11 +230,45 @@ class AuditLog:
         Call it last in the transaction: the chain's head row stays locked until the commit (row
         lock on PostgreSQL; SQLite has one writer anyway), which serializes every appender."""
         entry = self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
-        last, prev = await repo.claim(s, 1)
-        records = _chain([entry], last, prev, self._key)
+        await self.append_in(s, [entry])
+
+    def prepare(
+        self,
+        event: str,
+        *,
+        outcome: str = SUCCESS,
+        actor_type: int | None = None,
+        actor_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """A checked record, not yet in the chain, for `append_in` (the request's origin filled
+        in as `record` does). ValueError for a bad call."""
+        return self._entry(event, outcome, actor_type, actor_id, None, None, None, None, details)
+
+    async def append_in(self, s: AsyncSession, entries: Sequence[AuditEntry]) -> None:
+        """`record_in` for prepared records: appended inside the caller's transaction, last."""
+        if not entries:
+            return
+        last, prev = await repo.claim(s, len(entries))
+        records = _chain(entries, last, prev, self._key)
         await repo.add(s, records)
         # The mirror and the anchor only once the records are committed (never for a rollback).
         after_commit(s, lambda: self._committed(records))
+
+    def append_sync(self, conn: Connection, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """`append_in` on a synchronous connection, in the caller's transaction (Database.batch, on
+        its thread): the records to hand to `committed` once that transaction has committed."""
+        if not entries:
+            return []
+        last, prev = repo.claim_sync(conn, len(entries))
+        records = _chain(entries, last, prev, self._key)
+        repo.add_sync(conn, records)
+        return records
+
+    def committed(self, records: Sequence[AuditRecord]) -> None:
+        """After `append_sync`'s transaction has committed: the mirror and the anchor."""
+        if records:
+            self._committed(records)
 
     async def record(
         self,
@@ -359,14 +394,14 @@ class AuditLog:
         request_id: str | None,
         details: dict[str, Any] | None,
         request: Request | None,
-    ) -> _Entry:
+    ) -> AuditEntry:
         """The queued entry, the request's origin filling what the caller left out."""
         if request is not None:
             info = RequestInfo.from_request(request)
             ip, user_agent, request_id = ip or info.ip, user_agent or info.user_agent, request_id or info.request_id
         return self._entry(event, outcome, actor_type, actor_id, username, ip, user_agent, request_id, details)
 
-    def _enqueue(self, entry: _Entry) -> None:
+    def _enqueue(self, entry: AuditEntry) -> None:
         self._pending.append(entry)
         self._wake.set()
         if len(self._pending) > self._queue_size:
@@ -375,7 +410,7 @@ class AuditLog:
                 self._last_backlog_warning = now
                 log.warning("audit queue: %d records wait for the writer", len(self._pending))
 
-    async def _append(self, entries: Sequence[_Entry]) -> None:
+    async def _append(self, entries: Sequence[AuditEntry]) -> None:
         async with self._lock, self.db.write_turn():
             async with self.db.transaction() as s:
                 last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock

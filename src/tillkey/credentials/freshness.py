@@ -48,7 +48,14 @@ class CatchUp:
                 self.skipped += 1
                 return False
             del self._unknown[hash(key)]
-        need = self._started + 1  # a poll that starts after this request arrived
+        return await self._poll_after(self._started + 1)  # a poll that starts after this request arrived
+
+    async def settle(self) -> bool:
+        """Wait for one poll that starts after this call (another process signalled a change:
+        store/signal.py), shared with every request waiting at the same moment. False if it failed."""
+        return await self._poll_after(self._started + 1)
+
+    async def _poll_after(self, need: int) -> bool:
         while True:
             task = self._task
             if task is None:

@@ -20,3 +20,4 @@ class AccessToken:
     issued_at: int
     expires_at: int
     scope: tuple[str, ...]
+    audited: bool = False  # its token.issued record was committed with it (opaque tokens)

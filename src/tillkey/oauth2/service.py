@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from tillkey import audit
+from tillkey.audit.writer import AuditEntry
 from tillkey.clock import Clock
 from tillkey.contracts import Audit, ClientStore, CodeStore, ProfileStore, RefreshStore, Revocations
 from tillkey.crypto.secrets import MasterSecret
@@ -102,9 +103,10 @@ class OAuth2:
         auth_time: int | None = None,
         amr: tuple[str, ...] = (),
         not_after: int | None = None,
+        audit_of: Callable[[int, int | None], AuditEntry] | None = None,
     ) -> AccessToken:
         """An OAuth 2 access token (access_tokens.py); `not_after`: no expiry past this (the
-        refresh family's absolute end)."""
+        refresh family's absolute end); `audit_of`: its record, stored with an opaque token."""
         # The in-memory revoke-before (current within the sync interval): issuance costs no extra query.
         await self.issuer.wait_past(self.revocations.revoke_before.get((user_type, user_id)))
         minted = await self.issuer.access_token(
@@ -117,11 +119,18 @@ class OAuth2:
             auth_time=auth_time,
             amr=amr,
             not_after=not_after,
+            audit_of=audit_of,
         )
         assert minted.expires_at is not None
-        return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope)
+        return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope, minted.audited)
 
-    async def mint_access(self, grant: Grant, *, not_after: int | None = None) -> AccessToken:
+    async def mint_access(
+        self,
+        grant: Grant,
+        *,
+        not_after: int | None = None,
+        audit_of: Callable[[int, int | None], AuditEntry] | None = None,
+    ) -> AccessToken:
         """The grant's access token; a rotation's (`not_after`: its family's end) dies with its family."""
         return await self.access_token(
             user_type=grant.user_type,
@@ -131,6 +140,7 @@ class OAuth2:
             auth_time=grant.auth_time,
             amr=grant.amr,
             not_after=not_after,
+            audit_of=audit_of,
         )
 
     async def respond(
@@ -144,7 +154,28 @@ class OAuth2:
         """The token response (RFC 6749 §5.1). `rotated`: the refresh grant's rotation
         (tokens/refresh.py), which minted the access token and the successor itself; otherwise
         this mints the access token and, with `refresh`, a family."""
-        access = rotated.access if rotated is not None else await self.mint_access(grant)
+
+        def details(ttl: int) -> dict[str, Any]:
+            return {
+                "client_id": grant.client.client_id,
+                "scope": " ".join(grant.scope)[:500],
+                "format": self.settings.oauth2_access_token_format.value,
+                "refresh": refresh,
+                "ttl": ttl,
+            }
+
+        def audit_of(iat: int, exp: int | None) -> AuditEntry:
+            assert exp is not None
+            return self.audit.prepare(
+                audit.TOKEN_ISSUED, actor_type=grant.user_type, actor_id=grant.user_id, details=details(exp - iat)
+            )
+
+        if rotated is not None:
+            access = rotated.access
+        else:
+            # Without a refresh family to start after it, an opaque token's record is committed
+            # with the token itself (tokens/issuer.py `OpaqueStore`): no second write per token.
+            access = await self.mint_access(grant, audit_of=None if refresh else audit_of)
         family_id = refresh_value = id_token = None
         if refresh:
             if rotated is not None:
@@ -173,21 +204,16 @@ class OAuth2:
                 nonce=grant.nonce,
                 access_token=access.token,
             )
-        # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
-        # thousands of requests/s must not wait on the audit chain's single writer per token. It
-        # waits only when the queue is full (backpressure): a flood never drops records.
-        await self.audit.record_queued(
-            audit.TOKEN_ISSUED,
-            actor_type=grant.user_type,
-            actor_id=grant.user_id,
-            details={
-                "client_id": grant.client.client_id,
-                "scope": " ".join(grant.scope)[:500],
-                "format": self.settings.oauth2_access_token_format.value,
-                "refresh": refresh,
-                "ttl": access.expires_at - access.issued_at,
-            },
-        )
+        if not access.audited:
+            # Queued for the batch writer, not awaited: a token endpoint serving machine clients at
+            # thousands of requests/s must not wait on the audit chain's single writer per token. It
+            # waits only when the queue is full (backpressure): a flood never drops records.
+            await self.audit.record_queued(
+                audit.TOKEN_ISSUED,
+                actor_type=grant.user_type,
+                actor_id=grant.user_id,
+                details=details(access.expires_at - access.issued_at),
+            )
         return Issued(body_of(grant, access, refresh_value, id_token), access, family_id)
 
     # --- the authorization endpoint -------------------------------------------------------------

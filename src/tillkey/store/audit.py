@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import AuditEventRow, AuditHeadRow
@@ -80,14 +80,24 @@ async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
     the head until commit; a later appender then sees the new seq and hash. So appends from any
     number of processes form one chain without gaps or forks. `n` = 0 only locks and reads.
     """
-    row = (
-        await s.execute(
-            update(AuditHeadRow)
-            .where(AuditHeadRow.id == HEAD_ID)
-            .values(seq=AuditHeadRow.seq + n)
-            .returning(AuditHeadRow.seq, AuditHeadRow.hash)
-        )
-    ).one_or_none()
+    return _claimed((await s.execute(_claim(n))).one_or_none())
+
+
+def claim_sync(conn: Connection, n: int) -> tuple[int, str]:
+    """`claim` on a synchronous connection (Database.batch, SQLite)."""
+    return _claimed(conn.execute(_claim(n)).one_or_none())
+
+
+def _claim(n: int) -> Update:
+    return (
+        update(AuditHeadRow)
+        .where(AuditHeadRow.id == HEAD_ID)
+        .values(seq=AuditHeadRow.seq + n)
+        .returning(AuditHeadRow.seq, AuditHeadRow.hash)
+    )
+
+
+def _claimed(row: Any) -> tuple[int, str]:
     if row is None:
         raise RuntimeError("the audit_head row is missing; run `tillkey db upgrade`")
     return int(row[0]), str(row[1])
@@ -102,6 +112,13 @@ async def add(s: AsyncSession, records: Sequence[AuditRecord]) -> None:
     rows = [{c: getattr(r, c) for c in _COLUMNS} for r in records]
     await s.execute(insert(cast(Table, AuditEventRow.__table__)), rows)
     await s.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
+
+
+def add_sync(conn: Connection, records: Sequence[AuditRecord]) -> None:
+    """`add` on a synchronous connection (Database.batch, SQLite)."""
+    rows = [{c: getattr(r, c) for c in _COLUMNS} for r in records]
+    conn.execute(insert(cast(Table, AuditEventRow.__table__)), rows)
+    conn.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
 
 
 async def head(s: AsyncSession) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -163,9 +163,18 @@ async def add_opaque_token(s: AsyncSession, digest: str, tok: OpaqueToken) -> No
 
 async def add_opaque_tokens(s: AsyncSession, tokens: Sequence[tuple[str, OpaqueToken]]) -> None:
     """Many rows in one INSERT statement (executemany), without an ORM object each."""
-    if not tokens:
-        return
-    rows = [
+    if tokens:
+        await s.execute(insert(OpaqueTokenRow), _opaque_rows(tokens))
+
+
+def add_opaque_tokens_sync(conn: Connection, tokens: Sequence[tuple[str, OpaqueToken]]) -> None:
+    """`add_opaque_tokens` on a synchronous connection (Database.batch, SQLite)."""
+    if tokens:
+        conn.execute(insert(OpaqueTokenRow), _opaque_rows(tokens))
+
+
+def _opaque_rows(tokens: Sequence[tuple[str, OpaqueToken]]) -> list[dict[str, object]]:
+    return [
         {
             "digest": digest,
             "jti": tok.jti,
@@ -180,7 +189,6 @@ async def add_opaque_tokens(s: AsyncSession, tokens: Sequence[tuple[str, OpaqueT
         }
         for digest, tok in tokens
     ]
-    await s.execute(insert(OpaqueTokenRow), rows)
 
 
 async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:

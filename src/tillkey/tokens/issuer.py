@@ -27,15 +27,19 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jwt
+from sqlalchemy import Connection
 
 from tillkey.access.stepup import acr_of
+from tillkey.audit.writer import AuditEntry, AuditLog
 from tillkey.crypto.secrets import MasterSecret, random_token
 from tillkey.errors import Unavailable
 from tillkey.principal import UserType
 from tillkey.store import auth as repo
+from tillkey.store.audit import AuditRecord
 from tillkey.store.db import Database
 from tillkey.tokens.contracts import SURFACE_CLAIM, TokenClaims
 from tillkey.tokens.keys import Keyring, SigningKey
@@ -74,6 +78,7 @@ class Minted:
     issued_at: int
     expires_at: int | None
     format: str  # "jwt" | "opaque"
+    audited: bool = False  # its audit record was committed with it (`access_token`'s `audit_of`)
 
 
 class OpaqueStore:
@@ -83,19 +88,28 @@ class OpaqueStore:
     in flight go together into the next transaction, so a burst costs one commit (one disk sync on
     SQLite, one round trip on PostgreSQL) instead of one per token queued on the write lock. Each
     caller returns only once the transaction holding its row has committed, so a token handed out
-    is in the database; if that commit fails, every caller of its group gets `Unavailable` (503)."""
+    is in the database; if that commit fails, every caller of its group gets `Unavailable` (503).
 
-    def __init__(self, db: Database, master: MasterSecret, *, group_max: int = GROUP_MAX) -> None:
+    A token's audit record (`add`'s `audit`) goes into the same transaction, appended to the chain
+    after the group's rows: one commit (one disk sync, one turn on SQLite's write lock) stores the
+    tokens and their records, instead of a token group and an audit batch taking turns."""
+
+    def __init__(
+        self, db: Database, master: MasterSecret, audit: AuditLog | None = None, *, group_max: int = GROUP_MAX
+    ) -> None:
         self.db = db
         self.master = master
+        self.audit = audit
         self._group_max = group_max
-        self._waiting: list[tuple[str, repo.OpaqueToken, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[str, repo.OpaqueToken, AuditEntry | None, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def add(self, token: str, record: repo.OpaqueToken) -> None:
-        """Store a new token and return once its row is committed. `Unavailable` if it is not."""
+    async def add(self, token: str, record: repo.OpaqueToken, audit: AuditEntry | None = None) -> None:
+        """Store a new token (and its audit record) and return once committed. `Unavailable` if not."""
+        if audit is not None and self.audit is None:
+            raise RuntimeError("an audit record for an opaque token needs the store's audit log")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((self.master.digest(token), record, done))
+        self._waiting.append((self.master.digest(token), record, audit, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_groups(), name="tillkey-opaque-group")
         await done
@@ -103,26 +117,45 @@ class OpaqueStore:
     async def _commit_groups(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting[: self._group_max], self._waiting[self._group_max :]
+            rows = [(digest, record) for digest, record, _, _ in group]
+            entries = [entry for _, _, entry, _ in group if entry is not None]
             try:
-                async with self.db.write_turn(), self.db.transaction() as s:
-                    await repo.add_opaque_tokens(s, [(digest, record) for digest, record, _ in group])
+                async with self.db.write_turn():
+                    if self.db.batches_in_one_trip:
+                        records = await self.db.batch(partial(self._write_sync, rows=rows, entries=entries))
+                        if self.audit is not None:
+                            self.audit.committed(records)
+                    else:
+                        async with self.db.transaction() as s:
+                            await repo.add_opaque_tokens(s, rows)
+                            if entries and self.audit is not None:
+                                await self.audit.append_in(s, entries)  # last: the chain's head stays locked briefly
             except BaseException as exc:
                 # The error's class only: a driver's message can carry the statement's parameters.
                 why = type(exc).__name__
                 log.warning("opaque tokens not stored (%d refused): %s", len(group), why)
-                for _, _, done in group:
+                for *_, done in group:
                     if not done.done():  # a caller that went away (disconnect) no longer waits
                         done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail=f"opaque tokens: {why}"))
                 if not isinstance(exc, Exception):  # cancelled (shutdown): nobody is left waiting forever
-                    for _, _, done in self._waiting:
+                    for *_, done in self._waiting:
                         if not done.done():
                             done.set_exception(Unavailable(headers={"Retry-After": "1"}, detail="shutting down"))
                     self._waiting = []
                     raise
             else:
-                for _, _, done in group:
+                for *_, done in group:
                     if not done.done():
                         done.set_result(None)
+
+    def _write_sync(
+        self, conn: Connection, rows: list[tuple[str, repo.OpaqueToken]], entries: list[AuditEntry]
+    ) -> list[AuditRecord]:
+        """A group on SQLite, on the database thread (Database.batch): rows, then their records."""
+        repo.add_opaque_tokens_sync(conn, rows)
+        if not entries or self.audit is None:
+            return []
+        return self.audit.append_sync(conn, entries)
 
     async def find(self, token: str) -> TokenClaims | None:
         """The claims of a stored opaque token (tokens/opaque.py `OpaqueTokens`)."""
@@ -181,12 +214,17 @@ class Issuer:
             headers["typ"] = typ
         return jwt.encode(payload, key.signing_key, algorithm=key.alg, headers=headers), key.alg
 
-    async def _opaque(self, record_of: Callable[[str, int], repo.OpaqueToken]) -> tuple[str, repo.OpaqueToken]:
+    async def _opaque(
+        self,
+        record_of: Callable[[str, int], repo.OpaqueToken],
+        audit_of: Callable[[int, int | None], AuditEntry] | None = None,
+    ) -> tuple[str, repo.OpaqueToken]:
         if self._store is None:
             raise RuntimeError("opaque tokens need a store")
         token = OPAQUE_PREFIX + random_token(32)
         record = record_of(secrets.token_hex(16), self._now_int())
-        await self._store.add(token, record)
+        audit = None if audit_of is None else audit_of(record.issued_at, record.expires_at)
+        await self._store.add(token, record, audit)
         return token, record
 
     async def wait_past_revocation(self, user_type: int, user_id: int) -> None:
@@ -268,18 +306,22 @@ class Issuer:
         auth_time: int | None = None,
         amr: tuple[str, ...] = (),
         not_after: int | None = None,
+        audit_of: Callable[[int, int | None], AuditEntry] | None = None,
     ) -> Minted:
         """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
-        reader and the one hot path accept them; scope and client_id then narrow the caller."""
+        reader and the one hot path accept them; scope and client_id then narrow the caller.
+        `audit_of(iat, exp)`: the token's audit record, committed with an opaque token's row
+        (`Minted.audited`); a JWT is stored nowhere, so its caller records it."""
         methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
                     jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time
-                )
+                ),
+                audit_of,
             )
             self.issued["oauth2_access", "opaque"] += 1
-            return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque")
+            return Minted(token, rec.jti, rec.issued_at, rec.expires_at, "opaque", audited=audit_of is not None)
         iat = self._now_int()
         exp = _exp(iat, ttl, not_after)
         assert exp is not None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -40,6 +40,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("tillkey")
 
 Render = Callable[[Scope, TillkeyError], Response]
+
+
+class Freshness(Protocol):
+    """runtime.Tillkey: `stale` while another process's change is signalled but not yet polled
+    (store/signal.py); `settle` waits for a poll that started after the signal."""
+
+    @property
+    def stale(self) -> bool: ...
+
+    async def settle(self) -> None: ...
+
+
 # A pre-routing step: the scope to continue with (the same or a rewritten copy), or the error to answer.
 Rewrite = Callable[[Scope], "Scope | TillkeyError"]
 
@@ -54,8 +66,10 @@ class Edge:
         pacer: Pacer,
         metrics: Metrics,
         rewrites: Sequence[Rewrite] = (),
+        freshness: Freshness | None = None,
     ) -> None:
         self.app = app
+        self.freshness = freshness
         self.render = render
         self.budget = budget
         self.pacer = pacer
@@ -78,6 +92,9 @@ class Edge:
                 message = {**message, "headers": with_security_headers(outer, list(message.get("headers", ())))}
             await send(message)
 
+        fresh = self.freshness
+        if fresh is not None and fresh.stale:
+            await fresh.settle()  # another process changed auth state a moment ago: catch up first
         metrics = self.metrics
         metrics.in_progress += 1
         served: Scope | None = None
