@@ -20,6 +20,8 @@ from tillkey.tokens.issuer import OpaqueStore
 class _StuckDatabase:
     """A database whose commit never comes back (the transaction's body never starts)."""
 
+    batches_in_one_trip = False  # the async transaction path, whose body never starts
+
     def __init__(self) -> None:
         self.entered = asyncio.Event()
 
