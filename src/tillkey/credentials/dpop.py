@@ -131,6 +131,13 @@ def normalise_htu(url: str) -> str:
     return urlunsplit((scheme, netloc, path, "", ""))
 
 
+def public_url(issuer: str, path: str) -> str:
+    """The URL a client addressed, as `htu` names it: the issuer's origin (the public one, whatever
+    host and scheme the proxy in front forwarded to us) and the request's path."""
+    parts = urlsplit(issuer)
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
 class Nonces:
     """Stateless server nonces (RFC 9449 §8): an HMAC of the current time slot, so every process
     with the same secret issues and accepts the same ones without shared state. A nonce is good for

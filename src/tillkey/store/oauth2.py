@@ -31,6 +31,7 @@ class Client:
     active: bool
     created_at: int
     resource_server: bool = False  # may introspect others' tokens (RFC 7662 §2.1)
+    dpop_bound_access_tokens: bool = False  # every token request must carry a DPoP proof (RFC 9449 §5.2)
 
     @property
     def confidential(self) -> bool:
@@ -71,6 +72,7 @@ class RefreshToken:
     revoked_at: int | None = None
     access_jti: str | None = None
     access_expires_at: int | None = None
+    cnf_jkt: str | None = None  # DPoP: a public client's refresh token is bound to this key
 
 
 def _split(text: str | None, sep: str = " ") -> tuple[str, ...]:
@@ -92,6 +94,7 @@ def _client(r: OAuthClientRow) -> Client:
         r.active,
         r.created_at,
         r.resource_server,
+        r.dpop_bound_access_tokens,
     )
 
 
@@ -112,6 +115,7 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         active=c.active,
         created_at=c.created_at,
         resource_server=c.resource_server,
+        dpop_bound_access_tokens=c.dpop_bound_access_tokens,
     )
     s.add(row)
     await s.flush()
@@ -221,6 +225,7 @@ async def add_refresh(s: AsyncSession, digest: str, t: RefreshToken) -> None:
             family_expires_at=t.family_expires_at,
             access_jti=t.access_jti,
             access_expires_at=t.access_expires_at,
+            cnf_jkt=t.cnf_jkt,
         )
     )
 
@@ -241,6 +246,7 @@ def _refresh(r: RefreshTokenRow) -> RefreshToken:
         r.revoked_at,
         r.access_jti,
         r.access_expires_at,
+        r.cnf_jkt,
     )
 
 

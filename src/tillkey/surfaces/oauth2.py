@@ -19,6 +19,7 @@ from tillkey.access.tree import ANONYMOUS
 from tillkey.console import templating
 from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.dpop import public_url
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc8414
@@ -202,10 +203,13 @@ async def consent(request: Request) -> Response:
 @reads_own_body
 async def token(request: Request) -> JSONResponse:
     require_https(request)
-    body = await tillkey(request).services.oauth2.token(
+    tk = tillkey(request)
+    body = await tk.services.oauth2.token(
         await read_body(request),
         request.headers.get("content-type"),
         request.headers.get("authorization"),
+        dpop=request.headers.getlist("dpop"),
+        url=public_url(tk.settings.issuer, request.url.path),
     )
     return JSONResponse(body, headers=NO_STORE)
 

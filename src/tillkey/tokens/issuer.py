@@ -44,7 +44,7 @@ from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
 MEDUSA = "medusa"
 # Claims only the issuer itself sets: extra claims can never forge identity, time, issuer or surface.
 RESERVED = frozenset(
-    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", SURFACE_CLAIM}
+    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", "cnf", SURFACE_CLAIM}
 )
 SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
 # Opaque token rows committed in one transaction at most (`OpaqueStore.add`).
@@ -141,6 +141,7 @@ class OpaqueStore:
             scope=rec.scope,
             client_id=rec.client_id,
             auth_time=rec.auth_time,
+            cnf=None if rec.cnf_jkt is None else {"jkt": rec.cnf_jkt},
         )
 
 
@@ -268,14 +269,16 @@ class Issuer:
         auth_time: int | None = None,
         amr: tuple[str, ...] = (),
         not_after: int | None = None,
+        jkt: str | None = None,
     ) -> Minted:
         """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
-        reader and the one hot path accept them; scope and client_id then narrow the caller."""
+        reader and the one hot path accept them; scope and client_id then narrow the caller.
+        `jkt`: bound to this DPoP key (RFC 9449 §6: the `cnf` claim, or the opaque record's)."""
         methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time, jkt
                 )
             )
             self.issued["oauth2_access", "opaque"] += 1
@@ -301,6 +304,8 @@ class Issuer:
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
         if acr is not None:
             claims["acr"] = acr  # RFC 9068 §2.2.1, RFC 9470: the class the sign-in reached
