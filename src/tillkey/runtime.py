@@ -27,6 +27,7 @@ from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
+from tillkey.credentials.binding import Binding
 from tillkey.credentials.dpop import DPoPVerifier, Nonces
 from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
@@ -171,6 +172,8 @@ class Tillkey:
             nonces=Nonces(self.master.derive("dpop-nonce"), self.clock.now) if settings.dpop_nonces else None,
             window=settings.dpop_proof_max_age,
         )
+        # The one check of a sender-constrained token's presentation (credentials/binding.py).
+        self.binding = Binding(self.dpop, settings.issuer)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials(
             [
@@ -193,7 +196,7 @@ class Tillkey:
                     enabled=settings.integration_as_bearer,
                     catch_up=self.catch_up,
                 ),
-                BearerTokens(self.authenticator, self.grants, self.catch_up),
+                BearerTokens(self.authenticator, self.grants, self.catch_up, self.binding),
                 SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
                 SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
             ]

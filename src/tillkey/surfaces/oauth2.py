@@ -18,7 +18,8 @@ from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import templating
 from tillkey.console.sign_in_session import cookie_name
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
+from tillkey.credentials.binding import BindingRefused
 from tillkey.credentials.dpop import public_url
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
@@ -254,16 +255,21 @@ async def introspect(request: Request) -> JSONResponse:
 
 async def _userinfo(request: Request) -> JSONResponse:
     tk = tillkey(request)
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
+    presented = access_token(request.headers.get("authorization"))
+    if presented is None:
         # RFC 6750 §3.1: no credentials, no error code in the challenge.
         raise Unauthenticated(
             "A bearer access token is required.", headers={"WWW-Authenticate": 'Bearer realm="tillkey"'}
         )
+    scheme, token = presented
     try:
-        caller = await tk.authenticator.authenticate(token)
+        caller, claims = await tk.authenticator.authenticate_claims(token)
+        if claims.cnf is not None or scheme != "bearer":
+            await tk.binding.check(request, scheme, token, claims.cnf)  # BindingRefused: its own challenge
         if caller.is_guest:
             raise Unauthenticated(detail="token of a deleted client")
+    except BindingRefused:
+        raise
     except Unauthenticated as exc:
         raise Unauthenticated(
             "The access token is invalid, expired or revoked.",

@@ -1,0 +1,210 @@
+"""Using a DPoP-bound token (RFC 9449 §7) through the one binding check (credentials/binding.py):
+`Authorization: DPoP <token>` with a proof of its key for this method and URL is accepted on the
+protected surfaces, userinfo and forward-auth; everything an attacker holding only the token (or an
+old proof) tries next is refused with a `DPoP` challenge."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from tests import inprocess
+from tests.dpop_support import Holder
+from tests.oauth2_support import async_authorize, pkce_pair, query, seed_oauth_app
+from tillkey.access.delegation import OPERATOR
+
+BASE = inprocess.BASE_URL
+TOKEN_URL = BASE + "/oauth2/token"
+PRODUCTS = "/rest/V1/products"
+FORWARD = "/tillkey/v1/forward-auth"
+
+
+async def _bound_token(t: inprocess.InProcess, h: Holder) -> str:
+    reg = await t.tk.services.clients.create(
+        OPERATOR,
+        name="machine",
+        client_type="confidential",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scopes=["Magento_Catalog::products"],
+    )
+    await t.tk.poll_changes()
+    raw = base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
+    r = await t.client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {raw}", "DPoP": h.proof(htu=TOKEN_URL, iat=t.clock.now())},
+    )
+    assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+    return str(r.json()["access_token"])
+
+
+def _challenge(r: object, error: str) -> None:
+    import httpx
+
+    assert isinstance(r, httpx.Response)
+    assert r.status_code == 401, r.text
+    www = r.headers.get("www-authenticate", "")
+    assert www.startswith("DPoP ") and f'error="{error}"' in www, www
+
+
+@pytest.mark.parametrize("fmt", ["jwt", "opaque"])
+def test_a_bound_token_works_only_with_its_keys_fresh_proof(tmp_path: Path, fmt: str) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path, oauth2_access_token_format=fmt) as t:
+            t.freeze()
+            h = Holder()
+            token = await _bound_token(t, h)
+            now = t.clock.now()
+            url = BASE + PRODUCTS
+
+            def dpop(proof: str) -> dict[str, str]:
+                return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+            good = h.proof("GET", url, iat=now, token=token)
+            ok = await t.client.get(PRODUCTS, headers=dpop(good))
+            assert ok.status_code == 200, ok.text
+            # The same token again (the token cache serves it), with a new proof.
+            assert (
+                await t.client.get(PRODUCTS, headers=dpop(h.proof("GET", url, iat=now, token=token)))
+            ).status_code == 200
+            # As a bearer token: refused, with a DPoP challenge.
+            _challenge(await t.client.get(PRODUCTS, headers={"Authorization": f"Bearer {token}"}), "invalid_token")
+            _challenge(
+                await t.client.get(PRODUCTS, headers={"Authorization": f"bearer {token}", "DPoP": good}),
+                "invalid_token",
+            )
+            # No proof; a replayed proof; a proof for another URL, method or query-less variant.
+            _challenge(await t.client.get(PRODUCTS, headers={"Authorization": f"DPoP {token}"}), "invalid_dpop_proof")
+            _challenge(await t.client.get(PRODUCTS, headers=dpop(good)), "invalid_dpop_proof")
+            for bad in (
+                h.proof("GET", BASE + "/rest/V1/orders", iat=now, token=token),
+                h.proof("POST", url, iat=now, token=token),
+                h.proof("GET", url + "/", iat=now, token=token),
+                h.proof("GET", "https://evil.example" + PRODUCTS, iat=now, token=token),
+                h.proof("GET", url, iat=now - 3600, token=token),
+                h.proof("GET", url, iat=now),  # no ath
+                h.proof("GET", url, iat=now, token=token + "x"),  # the hash of another token
+                Holder().proof("GET", url, iat=now, token=token),  # another key
+                "x.y.z",
+            ):
+                _challenge(await t.client.get(PRODUCTS, headers=dpop(bad)), "invalid_dpop_proof")
+            # The query string is not part of htu.
+            ok = await t.client.get(
+                PRODUCTS + "?searchCriteria[pageSize]=1", headers=dpop(h.proof("GET", url, iat=now, token=token))
+            )
+            assert ok.status_code == 200, ok.text
+            # Two DPoP headers.
+            two = [
+                ("Authorization", f"DPoP {token}"),
+                ("DPoP", h.proof("GET", url, iat=now, token=token)),
+                ("DPoP", h.proof("GET", url, iat=now, token=token)),
+            ]
+            _challenge(await t.client.get(PRODUCTS, headers=two), "invalid_dpop_proof")
+
+    inprocess.run(go)
+
+
+def test_an_unbound_token_is_not_accepted_as_dpop(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            t.freeze()
+            alice = await t.create_admin("alice", resources=["Magento_Catalog::products"])
+            token = await t.oauth_token(alice.id, ["Magento_Catalog::products"])
+            h = Holder()
+            proof = h.proof("GET", BASE + PRODUCTS, iat=t.clock.now(), token=token)
+            _challenge(
+                await t.client.get(PRODUCTS, headers={"Authorization": f"DPoP {token}", "DPoP": proof}), "invalid_token"
+            )
+            assert (await t.client.get(PRODUCTS, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+
+    inprocess.run(go)
+
+
+def test_forward_auth_checks_the_proof_against_the_original_request(tmp_path: Path) -> None:
+    routes = [{"path": "/rest/V1/products", "resources": ["Magento_Catalog::products"]}]
+
+    async def go() -> None:
+        async with inprocess.running(tmp_path, forward_auth_routes=routes) as t:
+            t.freeze()
+            h = Holder()
+            token = await _bound_token(t, h)
+            now = t.clock.now()
+            original = "https://shop.example" + PRODUCTS
+            asked = {
+                "X-Forwarded-Method": "GET",
+                "X-Forwarded-Uri": PRODUCTS + "?searchCriteria[pageSize]=1",
+                "X-Forwarded-Host": "shop.example",
+                "X-Forwarded-Proto": "https",
+                "Authorization": f"DPoP {token}",
+            }
+            ok = await t.client.get(FORWARD, headers={**asked, "DPoP": h.proof("GET", original, iat=now, token=token)})
+            assert ok.status_code == 200, ok.text
+            for bad in (
+                h.proof("GET", BASE + FORWARD, iat=now, token=token),  # the forward-auth URL itself
+                h.proof("GET", BASE + PRODUCTS, iat=now, token=token),  # another host
+                h.proof("POST", original, iat=now, token=token),  # another method
+                Holder().proof("GET", original, iat=now, token=token),
+            ):
+                _challenge(await t.client.get(FORWARD, headers={**asked, "DPoP": bad}), "invalid_dpop_proof")
+            bearer = {**asked, "Authorization": f"Bearer {token}"}
+            _challenge(await t.client.get(FORWARD, headers=bearer), "invalid_token")
+
+    inprocess.run(go)
+
+
+def test_userinfo_with_a_bound_token(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await seed_oauth_app(t)
+            reg = await t.tk.services.clients.create(
+                OPERATOR,
+                name="spa",
+                client_type="public",
+                redirect_uris=["https://app.example/cb"],
+                grant_types=["authorization_code", "refresh_token"],
+                scopes=["openid"],
+            )
+            await t.tk.poll_changes()
+            cid = reg.client.client_id
+            verifier, challenge = pkce_pair()
+            url = (
+                f"/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=https://app.example/cb"
+                f"&scope=openid&state=s&code_challenge={challenge}&code_challenge_method=S256"
+            )
+            code = query(await async_authorize(t, url))["code"]
+            t.freeze()
+            h = Holder()
+            r = await t.client.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": "https://app.example/cb",
+                    "client_id": cid,
+                    "code_verifier": verifier,
+                },
+                headers={"DPoP": h.proof(htu=TOKEN_URL, iat=t.clock.now())},
+            )
+            token = r.json()["access_token"]
+            info = BASE + "/oauth2/userinfo"
+            ok = await t.client.get(
+                "/oauth2/userinfo",
+                headers={
+                    "Authorization": f"DPoP {token}",
+                    "DPoP": h.proof("GET", info, iat=t.clock.now(), token=token),
+                },
+            )
+            assert ok.status_code == 200 and ok.json()["sub"], ok.text
+            _challenge(
+                await t.client.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"}), "invalid_token"
+            )
+            other = Holder().proof("GET", info, iat=t.clock.now(), token=token)
+            _challenge(
+                await t.client.get("/oauth2/userinfo", headers={"Authorization": f"DPoP {token}", "DPoP": other}),
+                "invalid_dpop_proof",
+            )
+
+    inprocess.run(go)
