@@ -14,6 +14,7 @@ from tests import inprocess
 from tests.dpop_support import Holder
 from tests.oauth2_support import async_authorize, pkce_pair, query, seed_oauth_app
 from tillkey.access.delegation import OPERATOR
+from tillkey.credentials.dpop import thumbprint
 
 BASE = inprocess.BASE_URL
 TOKEN_URL = BASE + "/oauth2/token"
@@ -22,6 +23,10 @@ FORWARD = "/tillkey/v1/forward-auth"
 
 
 async def _bound_token(t: inprocess.InProcess, h: Holder) -> str:
+    return (await _bound_token_and_client(t, h))[0]
+
+
+async def _bound_token_and_client(t: inprocess.InProcess, h: Holder) -> tuple[str, dict[str, str]]:
     reg = await t.tk.services.clients.create(
         OPERATOR,
         name="machine",
@@ -38,7 +43,7 @@ async def _bound_token(t: inprocess.InProcess, h: Holder) -> str:
         headers={"Authorization": f"Basic {raw}", "DPoP": h.proof(htu=TOKEN_URL, iat=t.clock.now())},
     )
     assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
-    return str(r.json()["access_token"])
+    return str(r.json()["access_token"]), {"Authorization": f"Basic {raw}"}
 
 
 def _challenge(r: object, error: str) -> None:
@@ -155,7 +160,7 @@ def test_forward_auth_checks_the_proof_against_the_original_request(tmp_path: Pa
     inprocess.run(go)
 
 
-def test_userinfo_with_a_bound_token(tmp_path: Path) -> None:
+def test_userinfo_and_medusa_with_a_bound_token_from_the_code_flow(tmp_path: Path) -> None:
     async def go() -> None:
         async with inprocess.running(tmp_path) as t:
             await seed_oauth_app(t)
@@ -165,14 +170,14 @@ def test_userinfo_with_a_bound_token(tmp_path: Path) -> None:
                 client_type="public",
                 redirect_uris=["https://app.example/cb"],
                 grant_types=["authorization_code", "refresh_token"],
-                scopes=["openid"],
+                scopes=["openid", "admin_self"],
             )
             await t.tk.poll_changes()
             cid = reg.client.client_id
             verifier, challenge = pkce_pair()
             url = (
                 f"/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=https://app.example/cb"
-                f"&scope=openid&state=s&code_challenge={challenge}&code_challenge_method=S256"
+                f"&scope=openid%20admin_self&state=s&code_challenge={challenge}&code_challenge_method=S256"
             )
             code = query(await async_authorize(t, url))["code"]
             t.freeze()
@@ -206,5 +211,30 @@ def test_userinfo_with_a_bound_token(tmp_path: Path) -> None:
                 await t.client.get("/oauth2/userinfo", headers={"Authorization": f"DPoP {token}", "DPoP": other}),
                 "invalid_dpop_proof",
             )
+
+            # Medusa's admin API, through the credential registry.
+            me = BASE + "/admin/users/me"
+            ok = await t.client.get(
+                "/admin/users/me",
+                headers={"Authorization": f"DPoP {token}", "DPoP": h.proof("GET", me, iat=t.clock.now(), token=token)},
+            )
+            assert ok.status_code == 200, ok.text
+            r = await t.client.get("/admin/users/me", headers={"Authorization": f"Bearer {token}"})
+            _challenge(r, "invalid_token")
+
+    inprocess.run(go)
+
+
+def test_introspection_tells_the_binding(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            t.freeze()
+            h = Holder()
+            token, basic = await _bound_token_and_client(t, h)
+            r = await t.client.post("/oauth2/introspect", data={"token": token}, headers=basic)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["active"] is True and body["token_type"] == "DPoP"
+            assert body["cnf"] == {"jkt": thumbprint(h.public)}
 
     inprocess.run(go)

@@ -379,8 +379,8 @@ class OAuth2:
             rec = await self.refresh_tokens.lookup(token)
             return rfc7662.refresh_answer(rec, client, now, self.settings.issuer)
         try:
-            principal = await self.authenticator.authenticate(token)
-            claims = await self.authenticator.read(token)
+            # Sender-constrained tokens too: the resource server checks the binding (`cnf` below).
+            principal, claims = await self.authenticator.authenticate_claims(token)
         except Unauthenticated:
             return rfc7662.INACTIVE
         return rfc7662.access_answer(principal, claims, client, self.settings.issuer)
