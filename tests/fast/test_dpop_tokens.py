@@ -14,7 +14,7 @@ import pytest
 
 from tests import inprocess
 from tests.dpop_support import Holder
-from tests.oauth2_support import async_authorize, pkce_pair, query, seed_oauth_app
+from tests.oauth2_support import async_authorize, pkce_pair, query, register_async, seed_oauth_app
 from tillkey.access.delegation import OPERATOR
 from tillkey.credentials.dpop import thumbprint
 
@@ -203,5 +203,34 @@ def test_discovery_names_the_dpop_algorithms(tmp_path: Path) -> None:
             for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
                 algs = (await t.client.get(path)).json()["dpop_signing_alg_values_supported"]
                 assert "ES256" in algs and "none" not in algs and not any(a.startswith("HS") for a in algs)
+
+    inprocess.run(go)
+
+
+def test_the_dpop_bound_mark_on_every_registration_surface(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inprocess.cli_environment(monkeypatch, tmp_path)
+
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("boss")
+            auth = t.bearer(await t.admin_token("boss"))
+            clients = "/tillkey/v1/oauth2/clients"
+            base = {"name": "gw", "type": "confidential", "grant_types": ["client_credentials"]}
+            r = await t.client.post(clients, json={**base, "dpop_bound_access_tokens": True}, headers=auth)
+            assert r.status_code == 201 and r.json()["dpop_bound_access_tokens"] is True, r.text
+            r = await t.client.post(clients, json={**base, "dpop_bound_access_tokens": "yes"}, headers=auth)
+            assert r.status_code == 400
+            listed = (await t.client.get(clients, headers=auth)).json()
+            assert [c["dpop_bound_access_tokens"] for c in listed] == [True]
+            # The operator's CLI.
+            made = await register_async(
+                t, "--name", "cli", "--type", "confidential", "--grant", "client_credentials", "--dpop-bound"
+            )
+            assert made["dpop_bound_access_tokens"] is True
+            listing = await inprocess.cli_json("client", "list")
+            assert {c["name"]: c["dpop_bound_access_tokens"] for c in listing["clients"]} == {"gw": True, "cli": True}
+            # The audit record of the registration names the binding.
+            found = await t.tk.services.clients.registered()
+            assert all(c.dpop_bound_access_tokens for c in found)
 
     inprocess.run(go)

@@ -325,6 +325,7 @@ _CLIENT_BODY = {
         "first_party": {"type": "boolean"},
         "require_pkce": {"type": "boolean"},
         "resource_server": {"type": "boolean"},
+        "dpop_bound_access_tokens": {"type": "boolean"},
     },
 }
 
@@ -342,6 +343,8 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "active": c.active,
         "created_at": c.created_at,
         "resource_server": c.resource_server,
+        # RFC 9449 §5.2 (the RFC 7591 metadata name): token requests must carry a DPoP proof.
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
     }
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
@@ -371,9 +374,12 @@ async def create_client(request: Request) -> JSONResponse:
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
         raise InvalidRequest("name and type are required strings.")
-    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True), ("resource_server", False))}
+    defaults = (("first_party", False), ("require_pkce", True), ("resource_server", False))
+    flags = {k: body.get(k, d) for k, d in (*defaults, ("dpop_bound_access_tokens", False))}
     if not all(isinstance(v, bool) for v in flags.values()):
-        raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
+        raise InvalidRequest(
+            "first_party, require_pkce, resource_server and dpop_bound_access_tokens must be booleans."
+        )
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
         caller,
@@ -385,6 +391,7 @@ async def create_client(request: Request) -> JSONResponse:
         first_party=bool(flags["first_party"]),
         require_pkce=bool(flags["require_pkce"]),
         resource_server=bool(flags["resource_server"]),
+        dpop_bound_access_tokens=bool(flags["dpop_bound_access_tokens"]),
     )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 
