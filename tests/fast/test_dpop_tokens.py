@@ -234,3 +234,58 @@ def test_the_dpop_bound_mark_on_every_registration_surface(tmp_path: Path, monke
             assert all(c.dpop_bound_access_tokens for c in found)
 
     inprocess.run(go)
+
+
+def test_dpop_jkt_binds_the_authorization_code_to_a_key(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await seed_oauth_app(t)
+            reg = await t.tk.services.clients.create(
+                OPERATOR,
+                name="spa",
+                client_type="public",
+                redirect_uris=["https://app.example/cb"],
+                grant_types=["authorization_code"],
+                scopes=["openid"],
+            )
+            await t.tk.poll_changes()
+            cid, h = reg.client.client_id, Holder()
+            browser = None
+
+            async def code_for(jkt: str) -> tuple[str, str]:
+                verifier, challenge = pkce_pair()
+                url = (
+                    f"/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=https://app.example/cb"
+                    f"&scope=openid&code_challenge={challenge}&code_challenge_method=S256&dpop_jkt={jkt}"
+                )
+                return query(await async_authorize(t, url, browser=browser))["code"], verifier
+
+            async def exchange(code: str, verifier: str, proof: str | None) -> Any:
+                form = {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": "https://app.example/cb",
+                    "client_id": cid,
+                    "code_verifier": verifier,
+                }
+                return await t.client.post("/oauth2/token", data=form, headers={} if proof is None else {"DPoP": proof})
+
+            jkt = thumbprint(h.public)
+            for proof_of in (Holder(), None):
+                code, verifier = await code_for(jkt)
+                proof = None if proof_of is None else proof_of.proof(htu=TOKEN_URL, iat=t.clock.now())
+                r = await exchange(code, verifier, proof)
+                assert r.status_code == 400 and r.json()["error"] == "invalid_dpop_proof", r.text
+            code, verifier = await code_for(jkt)
+            r = await exchange(code, verifier, h.proof(htu=TOKEN_URL, iat=t.clock.now()))
+            assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+            # A malformed dpop_jkt goes back to the client as invalid_request.
+            _, challenge = pkce_pair()
+            bad = (
+                f"/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=https://app.example/cb"
+                f"&scope=openid&code_challenge={challenge}&code_challenge_method=S256&dpop_jkt=short"
+            )
+            r = await t.client.get(bad)
+            assert r.status_code in (302, 303) and "error=invalid_request" in r.headers["location"]
+
+    inprocess.run(go)

@@ -231,6 +231,7 @@ class OAuth2:
             user.auth_time,
             user.amr,
             now + self.settings.oauth2_code_ttl,
+            dpop_jkt=req.dpop_jkt,
         )
         await self.codes.add(self.master.digest(code), record)
         return authorization_code.code_redirect(req, code, self.settings.issuer)
@@ -284,6 +285,9 @@ class OAuth2:
             await self._code_replayed(digest, found)
             raise InvalidGrant(detail="code replayed")
         authorization_code.check_exchange(client, found, params, now)
+        if found.dpop_jkt is not None and found.dpop_jkt != jkt:
+            # RFC 9449 §10: the code is bound to the key the authorization request named.
+            raise InvalidDPoPProof(detail="code bound to another DPoP key (dpop_jkt)")
         grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce, jkt)
         issued = await self.respond(grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
         await self.codes.note_tokens(digest, issued.family_id, issued.access.jti, issued.access.expires_at)

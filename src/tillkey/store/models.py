@@ -568,6 +568,8 @@ class OAuthCodeRow(Base):
     family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # RFC 9449 §10: the DPoP key the authorization request named; the exchange must prove it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RefreshFamilyRow(Base):

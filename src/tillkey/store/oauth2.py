@@ -54,6 +54,7 @@ class Code:
     family_id: str | None = None
     access_jti: str | None = None
     access_expires_at: int | None = None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the exchange must carry a proof of this key
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ async def add_code(s: AsyncSession, digest: str, c: Code) -> None:
             auth_time=c.auth_time,
             amr=",".join(c.amr),
             expires_at=c.expires_at,
+            dpop_jkt=c.dpop_jkt,
         )
     )
 
@@ -180,6 +182,7 @@ def _code(r: OAuthCodeRow) -> Code:
         r.family_id,
         r.access_jti,
         r.access_expires_at,
+        r.dpop_jkt,
     )
 
 

@@ -1,6 +1,6 @@
 """DPoP (issue 20, RFC 9449): the shared replay cache of single-use values (proof jtis), the
-per-client `dpop_bound_access_tokens` flag, and the key binding (`cnf.jkt`) of opaque access tokens
-and refresh tokens
+per-client `dpop_bound_access_tokens` flag, the key binding (`cnf.jkt`) of opaque access tokens
+and refresh tokens, and the `dpop_jkt` an authorization code was requested with
 
 Revision ID: 0020
 Revises: 0019
@@ -31,9 +31,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("cnf_jkt", sa.String(length=64), nullable=True))
     with op.batch_alter_table("refresh_tokens") as batch:
         batch.add_column(sa.Column("cnf_jkt", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("oauth2_codes") as batch:
+        batch.add_column(sa.Column("dpop_jkt", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("oauth2_codes") as batch:
+        batch.drop_column("dpop_jkt")
     with op.batch_alter_table("refresh_tokens") as batch:
         batch.drop_column("cnf_jkt")
     with op.batch_alter_table("opaque_tokens") as batch:
