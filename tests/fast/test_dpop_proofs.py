@@ -195,6 +195,10 @@ def test_replay_cache_is_shared_through_the_database_and_cleaned_by_expiry(tmp_p
             # Two processes racing for one value: exactly one wins.
             results = await asyncio.gather(*(c.first_sight("dpop:k:race", until) for c in (first, second)))
             assert sorted(results) == [False, True]
+            # Many values in one group commit, one of them twice: the second of the pair is a replay.
+            keys = [f"dpop:k:g{i}" for i in range(20)] + ["dpop:k:g3"]
+            got = await asyncio.gather(*(first.first_sight(k, until) for k in keys))
+            assert got == [True] * 20 + [False]
             t.advance(66)
             assert await second.first_sight("dpop:k:j1", t.clock.now() + 65)  # the old row was purged
 
