@@ -183,26 +183,32 @@ def test_server_nonces_when_the_deployment_asks_for_them() -> None:
         asyncio.run(v.verify(h.proof(iat=now[0], nonce=fresh), "POST", URL))
 
 
-def test_replay_cache_is_shared_through_the_database_and_cleaned_by_expiry(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", inprocess.BACKENDS)
+def test_replay_cache_is_shared_through_the_database_and_cleaned_by_expiry(tmp_path: Path, backend: str) -> None:
     async def go() -> None:
-        async with inprocess.running(tmp_path) as t:
-            t.freeze()
-            first = DatabaseReplayCache(t.tk.db, t.clock.now)
-            second = DatabaseReplayCache(t.tk.db, t.clock.now)  # as another process would
-            until = t.clock.now() + 65
-            assert await first.first_sight("dpop:k:j1", until)
-            assert not await second.first_sight("dpop:k:j1", until)
-            # Two processes racing for one value: exactly one wins.
-            results = await asyncio.gather(*(c.first_sight("dpop:k:race", until) for c in (first, second)))
-            assert sorted(results) == [False, True]
-            # Many values in one group commit, one of them twice: the second of the pair is a replay.
-            keys = [f"dpop:k:g{i}" for i in range(20)] + ["dpop:k:g3"]
-            got = await asyncio.gather(*(first.first_sight(k, until) for k in keys))
-            assert got == [True] * 20 + [False]
-            t.advance(66)
-            assert await second.first_sight("dpop:k:j1", t.clock.now() + 65)  # the old row was purged
+        with inprocess.database(backend, tmp_path) as settings:
+            async with inprocess.running(tmp_path, **settings) as t:
+                await _replay_cache_checks(t)
 
     inprocess.run(go)
+
+
+async def _replay_cache_checks(t: inprocess.InProcess) -> None:
+    t.freeze()
+    first = DatabaseReplayCache(t.tk.db, t.clock.now)
+    second = DatabaseReplayCache(t.tk.db, t.clock.now)  # as another process would
+    until = t.clock.now() + 65
+    assert await first.first_sight("dpop:k:j1", until)
+    assert not await second.first_sight("dpop:k:j1", until)
+    # Two processes racing for one value: exactly one wins.
+    results = await asyncio.gather(*(c.first_sight("dpop:k:race", until) for c in (first, second)))
+    assert sorted(results) == [False, True]
+    # Many values in one group commit, one of them twice: the second of the pair is a replay.
+    keys = [f"dpop:k:g{i}" for i in range(20)] + ["dpop:k:g3"]
+    got = await asyncio.gather(*(first.first_sight(k, until) for k in keys))
+    assert got == [True] * 20 + [False]
+    t.advance(66)
+    assert await second.first_sight("dpop:k:j1", t.clock.now() + 65)  # the old row was purged
 
 
 def test_verification_cost_is_small() -> None:
