@@ -238,3 +238,26 @@ def test_introspection_tells_the_binding(tmp_path: Path) -> None:
             assert body["cnf"] == {"jkt": thumbprint(h.public)}
 
     inprocess.run(go)
+
+
+def test_magento_graphql_with_a_bound_token(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            t.freeze()
+            h = Holder()
+            token = await _bound_token(t, h)
+            url = BASE + "/graphql"
+            query = {"query": "{ tillkey }"}
+            proof = h.proof("POST", url, iat=t.clock.now(), token=token)
+            ok = await t.client.post("/graphql", json=query, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+            assert ok.status_code == 200 and "errors" not in ok.json(), ok.text
+            _challenge(
+                await t.client.post("/graphql", json=query, headers={"Authorization": f"Bearer {token}"}),
+                "invalid_token",
+            )
+            replayed = await t.client.post(
+                "/graphql", json=query, headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+            )
+            _challenge(replayed, "invalid_dpop_proof")
+
+    inprocess.run(go)
