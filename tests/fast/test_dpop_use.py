@@ -261,3 +261,22 @@ def test_magento_graphql_with_a_bound_token(tmp_path: Path) -> None:
             _challenge(replayed, "invalid_dpop_proof")
 
     inprocess.run(go)
+
+
+def test_logout_revokes_a_bound_token_presented_with_its_proof(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            t.freeze()
+            h = Holder()
+            token = await _bound_token(t, h)
+            logout = BASE + "/tillkey/v1/logout"
+            r = await t.client.post("/tillkey/v1/logout", headers={"Authorization": f"Bearer {token}"})
+            _challenge(r, "invalid_token")
+            proof = h.proof("POST", logout, iat=t.clock.now(), token=token)
+            r = await t.client.post("/tillkey/v1/logout", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+            assert r.status_code == 200 and r.json() == {"revoked": True}, r.text
+            proof = h.proof("GET", BASE + PRODUCTS, iat=t.clock.now(), token=token)
+            r = await t.client.get(PRODUCTS, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+            assert r.status_code == 401
+
+    inprocess.run(go)
