@@ -280,3 +280,47 @@ def test_logout_revokes_a_bound_token_presented_with_its_proof(tmp_path: Path) -
             assert r.status_code == 401
 
     inprocess.run(go)
+
+
+@pytest.mark.parametrize("fmt", ["jwt", "opaque"])
+def test_magento_customer_token_with_a_proof_is_bound_and_so_is_its_refresh_cookie(tmp_path: Path, fmt: str) -> None:
+    """Tillkey's extension: Magento's customer token endpoint with a DPoP proof."""
+
+    async def go() -> None:
+        async with inprocess.running(tmp_path, token_format=fmt) as t:
+            await t.create_customer("ada@example.com")
+            t.freeze()
+            h = Holder()
+            login = "/rest/V1/integration/customer/token"
+            creds = {"username": "ada@example.com", "password": inprocess.CUSTOMER_PASSWORD}
+            bad = await t.client.post(
+                login, json=creds, headers={"DPoP": h.proof(htu=BASE + "/oauth2/token", iat=t.clock.now())}
+            )
+            assert bad.status_code == 400, bad.text
+            r = await t.client.post(login, json=creds, headers={"DPoP": h.proof(htu=BASE + login, iat=t.clock.now())})
+            assert r.status_code == 200, r.text
+            token = r.json()
+            assert (await t.tk.authenticator.read(token)).cnf == {"jkt": thumbprint(h.public)}
+            me = BASE + "/rest/V1/customers/me"
+            ok = await t.client.get(
+                "/rest/V1/customers/me",
+                headers={"Authorization": f"DPoP {token}", "DPoP": h.proof("GET", me, iat=t.clock.now(), token=token)},
+            )
+            assert ok.status_code == 200 and ok.json()["email"] == "ada@example.com", ok.text
+            _challenge(
+                await t.client.get("/rest/V1/customers/me", headers={"Authorization": f"Bearer {token}"}),
+                "invalid_token",
+            )
+            # The refresh cookie's family is bound too: no proof or another key's is refused (unspent).
+            cookie = {"Cookie": f"tillkey_refresh={r.cookies['tillkey_refresh']}"}
+            refresh = "/rest/V1/integration/token/refresh"
+            assert (await t.client.post(refresh, headers=cookie)).status_code == 400
+            other = Holder().proof(htu=BASE + refresh, iat=t.clock.now())
+            assert (await t.client.post(refresh, headers={**cookie, "DPoP": other})).status_code == 400
+            renewed = await t.client.post(
+                refresh, headers={**cookie, "DPoP": h.proof(htu=BASE + refresh, iat=t.clock.now())}
+            )
+            assert renewed.status_code == 200, renewed.text
+            assert (await t.tk.authenticator.read(renewed.json())).cnf == {"jkt": thumbprint(h.public)}
+
+    inprocess.run(go)

@@ -223,16 +223,25 @@ class Issuer:
         surface: str | None = None,
         auth_time: int | None = None,
         not_after: int | None = None,
+        jkt: str | None = None,
     ) -> Minted:
         """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
         they make it a JWT. `surface`: the issuing surface, for tokens that surface renews (a JWT).
         `auth_time`: the original sign-in time (both formats keep it, for step-up's max_age).
-        `not_after`: no expiry later than this (the sign-in's absolute end)."""
+        `not_after`: no expiry later than this (the sign-in's absolute end). `jkt`: DPoP-bound to
+        this key (`cnf`, RFC 9449 §6)."""
         jwt_needed = extra is not None or surface is not None
         if opaque and not jwt_needed:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods, auth_time=auth_time
+                    jti,
+                    user_type,
+                    user_id,
+                    iat,
+                    _exp(iat, ttl, not_after),
+                    auth_methods,
+                    auth_time=auth_time,
+                    cnf_jkt=jkt,
                 )
             )
             self.issued["access", "opaque"] += 1
@@ -247,6 +256,8 @@ class Issuer:
         payload.update({"jti": jti, "iss": self._issuer, "amr": list(auth_methods)})
         if auth_time is not None:
             payload["auth_time"] = auth_time
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         if surface is not None:
             payload[SURFACE_CLAIM] = surface
         if extra:
