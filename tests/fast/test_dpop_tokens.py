@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests import inprocess
+from tests import inprocess, polling
 from tests.dpop_support import Holder
 from tests.oauth2_support import async_authorize, pkce_pair, query, register_async, seed_oauth_app
+from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.credentials.dpop import thumbprint
+from tillkey.store.audit import AuditQuery
 
 TOKEN_URL = inprocess.BASE_URL + "/oauth2/token"
 
@@ -24,6 +26,11 @@ TOKEN_URL = inprocess.BASE_URL + "/oauth2/token"
 def _claims(token: str) -> dict[str, Any]:
     body = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+
+
+async def _two(get: Any) -> list[dict[str, Any]] | None:
+    got = await get()
+    return got if len(got) == 2 else None
 
 
 async def _machine(t: inprocess.InProcess, *, bound: bool = False) -> dict[str, str]:
@@ -64,6 +71,14 @@ def test_client_credentials_with_a_proof_is_a_dpop_bound_token(tmp_path: Path, f
             plain = await t.client.post("/oauth2/token", data={"grant_type": "client_credentials"}, headers=basic)
             assert plain.json()["token_type"] == "Bearer"
             assert (await t.tk.authenticator.read(plain.json()["access_token"])).cnf is None
+
+            async def issued() -> list[dict[str, Any]]:
+                found = await t.tk.audit.search(AuditQuery(event=audit.TOKEN_ISSUED))
+                return [json.loads(r.details) if isinstance(r.details, str) else dict(r.details or {}) for r in found]
+
+            records = await polling.until(lambda: _two(issued), what="both token.issued records")
+            assert sorted(d["binding"] for d in records) == ["bearer", "dpop"]
+            assert [d["jkt"] for d in records if d["binding"] == "dpop"] == [thumbprint(h.public)]
 
     inprocess.run(go)
 
