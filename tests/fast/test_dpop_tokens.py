@@ -77,6 +77,7 @@ def test_client_credentials_with_a_proof_is_a_dpop_bound_token(tmp_path: Path, f
                 return [json.loads(r.details) if isinstance(r.details, str) else dict(r.details or {}) for r in found]
 
             records = await polling.until(lambda: _two(issued), what="both token.issued records")
+            assert records is not None
             assert sorted(d["binding"] for d in records) == ["bearer", "dpop"]
             assert [d["jkt"] for d in records if d["binding"] == "dpop"] == [thumbprint(h.public)]
 
