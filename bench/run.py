@@ -646,7 +646,8 @@ def report(
             "",
             f"bearer vs DPoP-bound token on GET {path} (httpx, c{dpop_load.CONCURRENCY}, fresh ES256 proof per "
             "request signed beforehand; medians; req/s is this Python client's ceiling, compare the CPU):",
-            f"{'backend':<15} {'workers':>7}  {'token':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}",
+            f"{'backend':<15} {'workers':>7}  {'token':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU us/req':>11}",
         ]
         for r in dpop_rows:
             for kind in ("bearer", "dpop"):
