@@ -9,6 +9,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 from tests import inprocess
 from tests.dpop_support import Holder
@@ -322,5 +323,26 @@ def test_magento_customer_token_with_a_proof_is_bound_and_so_is_its_refresh_cook
             )
             assert renewed.status_code == 200, renewed.text
             assert (await t.tk.authenticator.read(renewed.json())).cnf == {"jkt": thumbprint(h.public)}
+
+    inprocess.run(go)
+
+
+def test_htu_names_the_path_as_sent(tmp_path: Path) -> None:
+    """A percent-escaped slash stays escaped: the proof must name the path the client sent, under
+    the issuer's origin, without the query."""
+
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/rest/V1/products/24/MB01",
+                "raw_path": b"/rest/V1/products/24%2FMB01",
+                "query_string": b"x=1",
+                "headers": [(b"host", b"evil.example")],
+                "scheme": "http",
+                "server": ("evil.example", 80),
+            }
+            assert t.tk.binding.url_of(Request(scope)) == BASE + "/rest/V1/products/24%2FMB01"
 
     inprocess.run(go)

@@ -51,7 +51,12 @@ class Binding:
     def url_of(self, request: Request) -> str:
         """The URL the proof must name: forward-auth's original request's, else ours under the issuer."""
         original = request.scope.get(ORIGINAL_URL)
-        return original if isinstance(original, str) else public_url(self._issuer, request.url.path)
+        if isinstance(original, str):
+            return original
+        # The path as sent (percent-escapes kept: `%2F` is not `/`), compared after normalisation.
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+        return public_url(self._issuer, path.partition("?")[0])
 
     async def check(self, request: Request, scheme: str, token: str, cnf: dict[str, str] | None) -> None:
         """Raises BindingRefused unless the presentation fits the token's binding."""
