@@ -6,16 +6,19 @@ old proof) tries next is refused with a `DPoP` challenge."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from jwt.algorithms import ECAlgorithm
 from starlette.requests import Request
 
 from tests import inprocess
 from tests.dpop_support import Holder
 from tests.oauth2_support import async_authorize, pkce_pair, query, seed_oauth_app
 from tillkey.access.delegation import OPERATOR
-from tillkey.credentials.dpop import thumbprint
+from tillkey.credentials.dpop import access_token_hash, thumbprint
 
 BASE = inprocess.BASE_URL
 TOKEN_URL = BASE + "/oauth2/token"
@@ -45,6 +48,18 @@ async def _bound_token_and_client(t: inprocess.InProcess, h: Holder) -> tuple[st
     )
     assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
     return str(r.json()["access_token"]), {"Authorization": f"Basic {raw}"}
+
+
+def _unsigned(h: Holder, url: str, now: float, token: str) -> str:
+    def b64(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"jti": "n1", "htm": "GET", "htu": url, "iat": int(now), "ath": access_token_hash(token)}
+    return f"{b64({'typ': 'dpop+jwt', 'alg': 'none', 'jwk': h.public})}.{b64(claims)}."
+
+
+def _private_jwk(h: Holder) -> dict[str, Any]:
+    return dict(json.loads(ECAlgorithm.to_jwk(h.key)))
 
 
 def _challenge(r: object, error: str) -> None:
@@ -95,6 +110,9 @@ def test_a_bound_token_works_only_with_its_keys_fresh_proof(tmp_path: Path, fmt:
                 h.proof("GET", url, iat=now, token=token + "x"),  # the hash of another token
                 Holder().proof("GET", url, iat=now, token=token),  # another key
                 "x.y.z",
+                _unsigned(h, url, now, token),  # alg none
+                h.proof("GET", url, iat=now, token=token, header={"jwk": _private_jwk(h)}),  # private key in jwk
+                h.proof("GET", url, iat=now, token=token, header={"typ": "JWT"}),
             ):
                 _challenge(await t.client.get(PRODUCTS, headers=dpop(bad)), "invalid_dpop_proof")
             # The query string is not part of htu.
