@@ -14,7 +14,7 @@ import pytest
 
 from tests import inprocess, polling
 from tests.dpop_support import Holder
-from tests.oauth2_support import async_authorize, pkce_pair, query, register_async, seed_oauth_app
+from tests.oauth2_support import async_authorize, hidden_fields, pkce_pair, query, register_async, seed_oauth_app
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
 from tillkey.credentials.dpop import thumbprint
@@ -303,5 +303,29 @@ def test_dpop_jkt_binds_the_authorization_code_to_a_key(tmp_path: Path) -> None:
             )
             r = await t.client.get(bad)
             assert r.status_code in (302, 303) and "error=invalid_request" in r.headers["location"]
+
+    inprocess.run(go)
+
+
+def test_the_console_form_marks_a_dpop_bound_client(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with inprocess.running(tmp_path) as t:
+            await t.create_admin("boss")
+            page = await t.client.get("/console/login")
+            r = await t.client.post(
+                "/console/login",
+                data={**hidden_fields(page.text), "username": "boss", "password": inprocess.ADMIN_PASSWORD},
+            )
+            assert r.status_code == 303, r.text
+            csrf = hidden_fields((await t.client.get("/console/")).text)["csrf"]
+            form = {"csrf": csrf, "client_type": "confidential", "grant_type": "client_credentials", "scope": ""}
+            for name, mark in (("bound", {"dpop_bound": "1"}), ("plain", {})):
+                r = await t.client.post("/console/oauth-clients", data={**form, "name": name, **mark})
+                assert r.status_code in (200, 303), r.text
+            marked = {c.name: c.dpop_bound_access_tokens for c in await t.tk.services.clients.registered()}
+            assert marked == {"bound": True, "plain": False}
+            assert "DPoP-bound" in (await t.client.get("/console/oauth-clients")).text
+            bound = next(c for c in await t.tk.services.clients.registered() if c.name == "bound")
+            assert "DPoP required" in (await t.client.get(f"/console/oauth-clients/{bound.client_id}")).text
 
     inprocess.run(go)
