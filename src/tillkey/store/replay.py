@@ -76,17 +76,18 @@ class DatabaseReplayCache:
 
     async def _insert(self, rows: dict[str, int]) -> set[str]:
         now = self._now()
-        async with self._db.write_turn(), self._db.transaction() as s:
+        # A Core connection, not an ORM session: this runs per DPoP request (or group of them).
+        async with self._db.write_turn(), self._db.engine.begin() as conn:
             if now - self._purged_at >= PURGE_EVERY:
                 # A value seen again after its row expired but before this purge counts as a
                 # replay: it stays refused up to PURGE_EVERY seconds longer than needed, never less.
-                await s.execute(delete(ReplayCacheRow).where(ReplayCacheRow.expires_ms <= int(now * 1000)))
+                await conn.execute(delete(ReplayCacheRow).where(ReplayCacheRow.expires_ms <= int(now * 1000)))
                 self._purged_at = now
-            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             stmt = (
                 insert(ReplayCacheRow)
                 .values([{"digest": d, "expires_ms": e} for d, e in rows.items()])
                 .on_conflict_do_nothing(index_elements=["digest"])
                 .returning(ReplayCacheRow.digest)
             )
-            return set((await s.scalars(stmt)).all())
+            return set((await conn.scalars(stmt)).all())
