@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python bench/run.py`
     sys.path.insert(0, str(ROOT))
 
-from bench import oauth2_load  # noqa: E402
+from bench import dpop_load, oauth2_load  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
@@ -639,6 +639,23 @@ def report(
                 f"{fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} {fig['cpu_us']:>11.0f}"
             )
     out += _backend_ratios(results)
+    dpop_rows = [r for r in results if r.get("dpop")]
+    if dpop_rows:
+        path = ROUTES["empty-protected"].path
+        out += [
+            "",
+            f"bearer vs DPoP-bound token on GET {path} (httpx, c{dpop_load.CONCURRENCY}, fresh ES256 proof per "
+            "request signed beforehand; medians; req/s is this Python client's ceiling, compare the CPU):",
+            f"{'backend':<15} {'workers':>7}  {'token':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU us/req':>11}",
+        ]
+        for r in dpop_rows:
+            for kind in ("bearer", "dpop"):
+                fig = r["dpop"][kind]
+                out.append(
+                    f"{r['backend']:<15} {r['workers']:>7}  {kind:<42} {fig['rps']:>9.0f} "
+                    f"{fig['p50_ms']:>8.2f} {fig['p99_ms']:>8.2f} {fig['cpu_us']:>11.0f}"
+                )
     out += [
         "",
         "audit under the highest issuance rate (POST /oauth2/token, client credentials; server stopped, then counted):",
@@ -898,11 +915,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="distinct tokens sent to the 1-worker SQLite server while its RSS is read (bench/token_memory.py; "
         "default 1,000,000, --quick 20,000; 0 skips)",
     )
+    ap.add_argument(
+        "--dpop-requests",
+        type=int,
+        help="requests per round of the bearer vs DPoP comparison (bench/dpop_load.py; default 2000, --quick 300)",
+    )
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
     args = ap.parse_args(argv)
-    quick = {"duration": 2, "rounds": 1, "warmup": 1, "memory_tokens": 20_000}
-    full = {"duration": 4, "rounds": 5, "warmup": 2, "memory_tokens": 1_000_000}
+    quick = {"duration": 2, "rounds": 1, "warmup": 1, "memory_tokens": 20_000, "dpop_requests": 300}
+    full = {"duration": 4, "rounds": 5, "warmup": 2, "memory_tokens": 1_000_000, "dpop_requests": 2000}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -1032,6 +1054,17 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                     answered: dict[str, int] = {}
                     result["endpoints"] |= measure_oauth2(
                         server, wrk, oauth_client, tmp, args.duration, args.rounds, args.warmup, answered
+                    )
+                    print(f"measuring bearer vs DPoP-bound calls ({backend}, {workers}w) ...", flush=True)
+                    result["dpop"] = dpop_load.measure(
+                        server.base,
+                        oauth_client["client_id"],
+                        oauth_client["client_secret"],
+                        ROUTES["empty-protected"].path,
+                        requests=args.dpop_requests,
+                        rounds=max(1, args.rounds),
+                        cpu=lambda: CpuSnapshot.take(server.pid),
+                        account=account,
                     )
                     result["metrics"] = scrape_audit_metrics(server.base)
                     if memory:  # last: a full token cache must not weigh on the figures above

@@ -132,3 +132,56 @@ def test_openid_client_and_jose(srv: Server) -> None:
     assert out["introspect_user_token"]["active"] is True and out["introspect_user_token"]["sub"] == "admin:1"
     assert out["introspect_garbage"] == {"active": False}
     assert out["wrong_secret"]["ok"] is False and out["wrong_secret"]["error"] == "invalid_client"
+
+
+def _dpop_node(env: dict[str, str]) -> Any:
+    res = subprocess.run(
+        ["node", "dpop-flow.mjs"],
+        cwd=JS,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_openid_client_with_dpop(srv: Server) -> None:
+    """openid-client 6's own DPoP support (RFC 9449): code + PKCE + DPoP, userinfo and a protected
+    Tillkey API with proofs, refresh with the same key; another key and a bearer presentation refused."""
+    _node_modules()
+    spa = register(
+        srv,
+        "--name",
+        "Node SPA",
+        "--type",
+        "public",
+        "--redirect-uri",
+        REDIRECT,
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--scope",
+        "openid",
+        "--scope",
+        "Magento_Catalog::products",
+        "--dpop-bound",
+    )
+    env = {"ISSUER": srv.url, "REDIRECT": REDIRECT, "SPA_ID": spa["client_id"]}
+    started = _dpop_node({**env, "PHASE": "authorize"})
+    assert "ES256" in started["algs"]
+    callback = authorize(srv, started["url"])
+    out = _dpop_node(
+        {**env, "PHASE": "callback", "CALLBACK": callback, "VERIFIER": started["verifier"], "STATE": started["state"]}
+    )
+    assert out["token_type"] == "dpop"
+    assert out["userinfo"]["sub"] == "admin:1"
+    assert out["api_status"] == 200
+    assert out["bearer_status"] == 401 and out["bearer_challenge"].startswith("DPoP ")
+    assert out["refresh_other_key"]["ok"] is False and out["refresh_other_key"]["error"] == "invalid_dpop_proof"
+    assert out["refreshed_token_type"] == "dpop"
+    assert out["api_status_after_refresh"] == 200
+    # openid-client turns the 401's DPoP challenge into its WWW-Authenticate error.
+    assert out["api_other_key"] == {"ok": False, "error": "OAUTH_WWW_AUTHENTICATE_CHALLENGE", "status": 401}

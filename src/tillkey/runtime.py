@@ -27,6 +27,8 @@ from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE
 from tillkey.clock import Clock
 from tillkey.credentials.api_keys import ApiKeyState, SecretApiKeys
+from tillkey.credentials.binding import Binding
+from tillkey.credentials.dpop import DPoPVerifier, Nonces
 from tillkey.credentials.freshness import CatchUp
 from tillkey.credentials.oauth1 import IntegrationBearer, OAuth1Signatures
 from tillkey.credentials.registry import BearerTokens, Credentials
@@ -49,6 +51,7 @@ from tillkey.store import sessions as sessions_repo
 from tillkey.store.broadcast import Broadcast
 from tillkey.store.db import Database, upgrade_async
 from tillkey.store.models import AuthChangeRow
+from tillkey.store.replay import DatabaseReplayCache
 from tillkey.store.repositories import RevocationRows
 from tillkey.store.unit_of_work import RELOADED, UnitOfWork
 from tillkey.tokens import key_material, keys
@@ -168,6 +171,15 @@ class Tillkey:
         self.integrations = IntegrationState()
         # A credential memory does not know yet: one single-flight poll of the change feed first.
         self.catch_up = CatchUp(self.poll_changes, ttl=settings.sync_interval)
+        # DPoP proofs (RFC 9449): their jtis in the replay table every process shares.
+        self.dpop = DPoPVerifier(
+            DatabaseReplayCache(self.db, self.clock.now),
+            self.clock.now,
+            nonces=Nonces(self.master.derive("dpop-nonce"), self.clock.now) if settings.dpop_nonces else None,
+            window=settings.dpop_proof_max_age,
+        )
+        # The one check of a sender-constrained token's presentation (credentials/binding.py).
+        self.binding = Binding(self.dpop, settings.issuer)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials(
             [
@@ -190,7 +202,7 @@ class Tillkey:
                     enabled=settings.integration_as_bearer,
                     catch_up=self.catch_up,
                 ),
-                BearerTokens(self.authenticator, self.grants, self.catch_up),
+                BearerTokens(self.authenticator, self.grants, self.catch_up, self.binding),
                 SecretApiKeys(self.api_keys, self.grants, self.audit, self.clock.now, self.catch_up),
                 SessionCookies(self.sessions, self.grants, self.validator, self.clock.now),
             ]
@@ -231,6 +243,7 @@ class Tillkey:
             validator=self.validator,
             ratelimiter=self.ratelimiter,
             step_up=self.step_up,
+            dpop=self.dpop,
         )
 
     def _keyring(self) -> keys.Keyring:

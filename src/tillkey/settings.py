@@ -234,6 +234,10 @@ class Settings(BaseSettings):
     # PKCE (S256) is always required of public clients; this requires it of confidential ones too
     # (RFC 9700 §2.1.1). Off: only clients registered with PKCE required must use it.
     oauth2_require_pkce: bool = True
+    # DPoP (RFC 9449): how old a proof may be (seconds, by its iat), and whether every proof must
+    # carry a server nonce (`DPoP-Nonce`, §8: a stale-proof defence at the price of a round trip).
+    dpop_proof_max_age: int = Field(default=60, ge=5, le=600)
+    dpop_nonces: bool = False
     id_token_ttl: int = Field(default=3600, gt=0, le=86400)
     refresh_token_idle_ttl: int = Field(default=14 * 86400, gt=0)
     refresh_token_absolute_ttl: int = Field(default=30 * 86400, gt=0)

@@ -34,6 +34,7 @@ from tillkey.clock import Clock
 from tillkey.console.sign_in_session import ConsoleSessions
 from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
+from tillkey.credentials.dpop import DPoPVerifier
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.federation.customers import CustomerFederation
@@ -96,6 +97,7 @@ class Services:
         validator: Validator,
         ratelimiter: RateLimiter,
         step_up: StepUpPolicy,
+        dpop: DPoPVerifier | None = None,
     ) -> None:
         self.keys = KeyRotation(
             settings=settings,
@@ -172,6 +174,7 @@ class Services:
             codes=CodeRows(db),
             refreshes=refreshes,
             profiles=ProfileRows(db),
+            dpop=dpop,
         )
         self.headless = Headless(
             authenticator=authenticator, refresh_tokens=self.refresh_tokens, accounts=self.accounts, clock=clock

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tillkey.accounts.service import Accounts
 from tillkey.clock import Clock
+from tillkey.credentials.dpop import InvalidDPoPProof
 from tillkey.principal import UserType
 from tillkey.store.oauth2 import RefreshToken
 from tillkey.tokens.refresh import RefreshTokens
@@ -41,7 +42,8 @@ class Headless:
         self.clock = clock
 
     async def begin(self, user_type: UserType, user_id: int, access_token: str, amr: tuple[str, ...]) -> Session:
-        """After a password login: the first refresh token of a new family, beside `access_token`."""
+        """After a password login: the first refresh token of a new family, beside `access_token`
+        (a DPoP-bound access token binds the family to the same key)."""
         claims = await self.authenticator.read(access_token)
         signed_in = claims.auth_time or claims.issued_at
         issued = await self.refresh_tokens.start(
@@ -53,12 +55,17 @@ class Headless:
             amr=amr,
             access_jti=claims.jti,
             access_expires_at=claims.expires_at,
+            cnf_jkt=None if claims.cnf is None else claims.cnf.get("jkt"),
         )
         return Session(access_token, issued.token, issued.record.expires_at - self.clock.now_int())
 
-    async def refresh(self, refresh_token: str) -> Session:
+    async def refresh(self, refresh_token: str, *, jkt: str | None = None) -> Session:
         """Rotate (tokens/refresh.py, the one rotation): a new access token and a new refresh token;
-        the presented one is spent."""
+        the presented one is spent. A DPoP-bound family needs a proof of its key (`jkt`), checked
+        before the token is spent, and its new access token is bound again."""
+        found = await self.refresh_tokens.lookup(refresh_token)
+        if found is not None and found.cnf_jkt is not None and found.cnf_jkt != jkt:
+            raise InvalidDPoPProof(detail="refresh cookie bound to another DPoP key")
 
         async def mint(spent: RefreshToken, _scope: tuple[str, ...] | None) -> _Access:
             # The access token dies with the family: never past the sign-in's absolute lifetime; and
@@ -69,6 +76,7 @@ class Headless:
                 spent.amr,
                 not_after=spent.family_expires_at,
                 auth_time=spent.auth_time,
+                jkt=spent.cnf_jkt,
             )
             claims = await self.authenticator.read(access)
             return _Access(access, claims.jti, claims.expires_at)

@@ -262,8 +262,10 @@ class Accounts:
         surface: str | None = None,
         auth_time: int | None = None,
         not_after: int | None = None,
+        jkt: str | None = None,
     ) -> str:
-        """Issue a login token through the one issuer (tokens/issuer.py), and audit it.
+        """Issue a login token through the one issuer (tokens/issuer.py), and audit it. `jkt`:
+        DPoP-bound to that key (RFC 9449; the Magento customer token endpoint's extension).
 
         `extra` claims (Medusa's) make it a JWT whatever the configured format; `ttl` overrides the
         user type's lifetime. `surface` marks a token its surface may renew; `auth_time` is the
@@ -286,8 +288,12 @@ class Accounts:
             surface=surface,
             auth_time=auth_time,
             not_after=not_after,
+            jkt=jkt,
         )
         details: dict[str, object] = {"methods": list(methods), "format": minted.format, "ttl": ttl}
+        details["binding"] = "bearer" if jkt is None else "dpop"
+        if jkt is not None:
+            details["jkt"] = jkt
         if surface is not None:
             details["surface"] = surface
         await self.audit.record(

@@ -48,6 +48,10 @@ def client_create(
             help="Require PKCE even when TILLKEY_OAUTH2_REQUIRE_PKCE is off (always on for public clients).",
         ),
     ] = True,
+    dpop_bound: Annotated[
+        bool,
+        typer.Option(help="Every access token must be DPoP-bound (RFC 9449): token requests need a DPoP proof."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client. A confidential client's secret is printed once and never stored in clear."""
@@ -64,6 +68,7 @@ def client_create(
             first_party=first_party,
             require_pkce=require_pkce,
             resource_server=resource_server,
+            dpop_bound_access_tokens=dpop_bound,
         )
         return client_json(done.client, done.secret)
 
@@ -82,9 +87,10 @@ def client_list(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"clients": rows}) + "\n")
         return
-    table = Table("client_id", "name", "type", "grant_types", "scopes")
+    table = Table("client_id", "name", "type", "grant_types", "scopes", "binding")
     for r in rows:
-        table.add_row(r["client_id"], r["name"], r["type"], " ".join(r["grant_types"]), " ".join(r["scopes"]))
+        binding = "dpop" if r["dpop_bound_access_tokens"] else "bearer"
+        table.add_row(r["client_id"], r["name"], r["type"], " ".join(r["grant_types"]), " ".join(r["scopes"]), binding)
     out.print(table)
 
 

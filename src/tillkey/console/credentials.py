@@ -262,6 +262,7 @@ async def client_page(c: Console) -> Response:
         ("Scopes", " ".join(client.scopes) or "—"),
         ("First party", "yes" if client.first_party else "no"),
         ("Resource server", "yes" if client.resource_server else "no"),
+        ("Token binding", "DPoP required" if client.dpop_bound_access_tokens else "bearer (DPoP on request)"),
         ("Created", _when(client.created_at * 1000)),
     ]
     back = ("/console/oauth-clients", "All OAuth clients")
@@ -293,6 +294,7 @@ async def create_client(c: Console) -> Response:
         scopes=c.field("scope").split(),
         first_party=c.field("first_party") == "1",
         resource_server=c.field("resource_server") == "1",
+        dpop_bound_access_tokens=c.field("dpop_bound") == "1",
     )
     values = [("Client id", done.client.client_id)]
     if done.secret is not None:

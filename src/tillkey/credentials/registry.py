@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from tillkey.access.grants import GrantsState
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
+from tillkey.credentials.binding import Binding, refused
 from tillkey.credentials.freshness import CatchUp
 from tillkey.errors import REFUSAL_REASONS, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
@@ -40,26 +41,37 @@ class CredentialKind(Protocol):
 
 
 class BearerTokens:
-    """`Authorization: Bearer <token>`: Tillkey's JWT and opaque tokens (tokens/service.py)."""
+    """`Authorization: Bearer <token>` or `DPoP <token>`: Tillkey's JWT and opaque tokens
+    (tokens/service.py); a bound token's presentation is checked by credentials/binding.py."""
 
     name = "bearer"
 
     def __init__(
-        self, authenticator: Authenticator, grants: GrantsState | None = None, catch_up: CatchUp | None = None
+        self,
+        authenticator: Authenticator,
+        grants: GrantsState | None = None,
+        catch_up: CatchUp | None = None,
+        binding: Binding | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._grants = grants
         self._catch_up = catch_up
+        self._binding = binding
 
     async def authenticate(self, request: Request, authorization: str) -> Principal | None:
-        token = bearer_token(authorization)
-        if token is None:
+        presented = access_token(authorization)
+        if presented is None:
             return None
-        principal = await self._authenticator.authenticate(token)
+        scheme, token = presented
+        principal, claims = await self._authenticator.authenticate_claims(token)
+        if claims.cnf is not None or scheme != "bearer":
+            if self._binding is None:
+                raise refused("invalid_token", "Sender-constrained tokens are not accepted here.", "no binding check")
+            await self._binding.check(request, scheme, token, claims.cnf)
         if self._catch_up is not None and self._stale(principal) and await self._catch_up.refresh(token):
             # A valid token whose admin or OAuth client this process does not know yet (created a
             # moment ago by the CLI or another process): the principal again, from the new grants.
-            principal = await self._authenticator.authenticate(token)
+            principal, _ = await self._authenticator.authenticate_claims(token)
             if self._stale(principal):
                 self._catch_up.unknown(token)
         return principal

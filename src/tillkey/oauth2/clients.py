@@ -95,6 +95,7 @@ class Clients:
         first_party: bool = False,
         require_pkce: bool = True,
         resource_server: bool = False,
+        dpop_bound_access_tokens: bool = False,
     ) -> Registered:
         name = name.strip()
         if not name or len(name) > 255:
@@ -140,6 +141,7 @@ class Clients:
             True,
             now,
             resource_server,
+            dpop_bound_access_tokens,
         )
         async with self.changes() as w:
             client = await self.store.add(w, draft)
@@ -154,6 +156,7 @@ class Clients:
                     "grants": list(grants),
                     "scopes": list(wanted),
                     "resource_server": resource_server,
+                    "binding": "dpop" if dpop_bound_access_tokens else "bearer",
                 },
             )
         return Registered(client, secret)

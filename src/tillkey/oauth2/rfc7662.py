@@ -51,7 +51,7 @@ def access_answer(principal: Principal, claims: TokenClaims, client: Client, iss
         return INACTIVE
     out: dict[str, Any] = {
         "active": True,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if claims.cnf is None else "DPoP",
         "sub": subject(claims.user_type, claims.user_id),
         "iat": claims.issued_at,
         "jti": claims.jti,
@@ -64,4 +64,6 @@ def access_answer(principal: Principal, claims: TokenClaims, client: Client, iss
         out["aud"] = issuer
     if principal.scopes is not None:
         out["scope"] = " ".join(sorted(principal.scopes))
+    if claims.cnf is not None:
+        out["cnf"] = dict(claims.cnf)  # RFC 9449 §6.2: the resource server checks the proof's key
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tillkey.credentials.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from tillkey.oauth2.clients import GRANT_TYPES
 from tillkey.oauth2.rfc7636 import S256
 from tillkey.oauth2.scopes import OIDC_SCOPES
@@ -35,4 +36,6 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "code_challenge_methods_supported": [S256],
         # RFC 9207: the authorization response names its issuer (mix-up defence).
         "authorization_response_iss_parameter_supported": True,
+        # RFC 9449 §5.1: DPoP proofs accepted at the token endpoint and with bound tokens.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }

@@ -18,6 +18,7 @@ from tillkey import audit
 from tillkey.audit.writer import AuditEntry
 from tillkey.clock import Clock
 from tillkey.contracts import Audit, ClientStore, CodeStore, ProfileStore, RefreshStore, Revocations
+from tillkey.credentials.dpop import DPoPVerifier, InvalidDPoPProof
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662
@@ -68,8 +69,10 @@ class OAuth2:
         codes: CodeStore,
         refreshes: RefreshStore,
         profiles: ProfileStore,
+        dpop: DPoPVerifier | None = None,
     ) -> None:
         self.settings = settings
+        self.dpop = dpop
         self.clock = clock
         self.master = master
         self.issuer = issuer
@@ -84,7 +87,9 @@ class OAuth2:
         self.refreshes = refreshes
         self.profiles = profiles
         # grant_type -> (declared parameters, handler). No implicit and no password grant (OAuth 2.1).
-        self._grants: dict[str, tuple[frozenset[str], Callable[[Client, dict[str, str]], Awaitable[dict[str, Any]]]]]
+        self._grants: dict[
+            str, tuple[frozenset[str], Callable[[Client, dict[str, str], str | None], Awaitable[dict[str, Any]]]]
+        ]
         self._grants = {
             authorization_code.GRANT_TYPE: (authorization_code.TOKEN_PARAMS, self._code_grant),
             client_credentials.GRANT_TYPE: (client_credentials.TOKEN_PARAMS, self._client_credentials_grant),
@@ -104,9 +109,11 @@ class OAuth2:
         amr: tuple[str, ...] = (),
         not_after: int | None = None,
         audit_of: Callable[[int, int | None], AuditEntry] | None = None,
+        jkt: str | None = None,
     ) -> AccessToken:
         """An OAuth 2 access token (access_tokens.py); `not_after`: no expiry past this (the
-        refresh family's absolute end); `audit_of`: its record, stored with an opaque token."""
+        refresh family's absolute end); `audit_of`: its record, stored with an opaque token;
+        `jkt`: bound to this DPoP key."""
         # The in-memory revoke-before (current within the sync interval): issuance costs no extra query.
         await self.issuer.wait_past(self.revocations.revoke_before.get((user_type, user_id)))
         minted = await self.issuer.access_token(
@@ -120,6 +127,7 @@ class OAuth2:
             amr=amr,
             not_after=not_after,
             audit_of=audit_of,
+            jkt=jkt,
         )
         assert minted.expires_at is not None
         return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope, minted.audited)
@@ -141,6 +149,7 @@ class OAuth2:
             amr=grant.amr,
             not_after=not_after,
             audit_of=audit_of,
+            jkt=grant.jkt,
         )
 
     async def respond(
@@ -162,6 +171,8 @@ class OAuth2:
                 "format": self.settings.oauth2_access_token_format.value,
                 "refresh": refresh,
                 "ttl": ttl,
+                "binding": "bearer" if grant.jkt is None else "dpop",
+                **({} if grant.jkt is None else {"jkt": grant.jkt}),
             }
 
         def audit_of(iat: int, exp: int | None) -> AuditEntry:
@@ -190,6 +201,9 @@ class OAuth2:
                     amr=grant.amr,
                     access_jti=access.jti,
                     access_expires_at=access.expires_at,
+                    # RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
+                    # confidential client's are bound to its authentication already).
+                    cnf_jkt=None if grant.client.confidential else grant.jkt,
                 )
             refresh_value = issued.token
             family_id = issued.record.family_id
@@ -244,15 +258,25 @@ class OAuth2:
             user.auth_time,
             user.amr,
             now + self.settings.oauth2_code_ttl,
+            dpop_jkt=req.dpop_jkt,
         )
         await self.codes.add(self.master.digest(code), record)
         return authorization_code.code_redirect(req, code, self.settings.issuer)
 
     # --- the token endpoint (RFC 6749 §3.2) -----------------------------------------------------
 
-    async def token(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    async def token(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        *,
+        dpop: list[str] | None = None,
+        url: str = "",
+    ) -> dict[str, Any]:
         """A pipeline: parse the form (each parameter once), keep only the parameters the grant
-        declares, authenticate the client, run the grant."""
+        declares, authenticate the client, check its DPoP proof (`dpop`: the request's `DPoP`
+        headers, `url` its URL), run the grant."""
         raw = form(body, content_type)
         (grant_type,) = require(raw, "grant_type")
         if grant_type not in self._grants:
@@ -260,9 +284,23 @@ class OAuth2:
         declared, exchange = self._grants[grant_type]
         params = {k: v for k, v in raw.items() if k in declared}
         client = await self.clients.authenticate(params, authorization)
-        return await exchange(client, params)
+        jkt = await self._dpop_key(client, dpop or [], url)
+        return await exchange(client, params, jkt)
 
-    async def _code_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    async def _dpop_key(self, client: Client, proofs: list[str], url: str) -> str | None:
+        """The thumbprint of the request's DPoP key (RFC 9449 §5), None without a proof (refused
+        when the client registered `dpop_bound_access_tokens`)."""
+        if not proofs:
+            if client.dpop_bound_access_tokens:
+                raise InvalidDPoPProof("This client's tokens must be DPoP-bound: send a DPoP proof.")
+            return None
+        if len(proofs) > 1:
+            raise InvalidDPoPProof("Send exactly one DPoP proof.")
+        if self.dpop is None:
+            raise InvalidDPoPProof("DPoP is not available here.")
+        return (await self.dpop.verify(proofs[0], "POST", url)).jkt
+
+    async def _code_grant(self, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
         """RFC 6749 §4.1.3: a code for tokens."""
         code = authorization_code.code_param(client, params)
         digest = self.master.digest(code)
@@ -274,7 +312,10 @@ class OAuth2:
             await self._code_replayed(digest, found)
             raise InvalidGrant(detail="code replayed")
         authorization_code.check_exchange(client, found, params, now)
-        grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce)
+        if found.dpop_jkt is not None and found.dpop_jkt != jkt:
+            # RFC 9449 §10: the code is bound to the key the authorization request named.
+            raise InvalidDPoPProof(detail="code bound to another DPoP key (dpop_jkt)")
+        grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce, jkt)
         issued = await self.respond(grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
         await self.codes.note_tokens(digest, issued.family_id, issued.access.jti, issued.access.expires_at)
         return issued.body
@@ -299,23 +340,29 @@ class OAuth2:
             details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
         )
 
-    async def _client_credentials_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    async def _client_credentials_grant(
+        self, client: Client, params: dict[str, str], jkt: str | None
+    ) -> dict[str, Any]:
         scope = client_credentials.scope_of(client, params)
-        grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope)
+        grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope, jkt=jkt)
         return (await self.respond(grant, refresh=False)).body
 
-    async def _refresh_grant(self, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    async def _refresh_grant(self, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
         """RFC 6749 §6: rotation on every use, reuse detection and family revocation live in
-        tokens/refresh.py; this checks the client and the scope."""
+        tokens/refresh.py; this checks the client, the scope and a public client's DPoP key."""
         token, requested = refresh_token.token_and_scope(client, params)
-        if requested:
-            # A bad scope must not spend the token: check it against the grant first.
+        if requested or not client.confidential:
+            # A bad scope or another key must not spend the token: check against the grant first.
             found = await self.refresh_tokens.lookup(token)
             if found is not None and found.client_id == client.client_id:
-                scope_rules.within(requested, found.scope or ())
+                if requested:
+                    scope_rules.within(requested, found.scope or ())
+                if found.cnf_jkt is not None and found.cnf_jkt != jkt:
+                    # RFC 9449 §5.0: a bound refresh token is used only with a proof of its key.
+                    raise InvalidDPoPProof(detail="refresh token bound to another DPoP key")
 
         def grant_of(spent: RefreshToken, scope: tuple[str, ...]) -> Grant:
-            return Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr)
+            return Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr, jkt=jkt)
 
         async def mint(spent: RefreshToken, scope: tuple[str, ...] | None) -> AccessToken:
             return await self.mint_access(grant_of(spent, scope or ()), not_after=spent.family_expires_at)
@@ -363,8 +410,8 @@ class OAuth2:
             rec = await self.refresh_tokens.lookup(token)
             return rfc7662.refresh_answer(rec, client, now, self.settings.issuer)
         try:
-            principal = await self.authenticator.authenticate(token)
-            claims = await self.authenticator.read(token)
+            # Sender-constrained tokens too: the resource server checks the binding (`cnf` below).
+            principal, claims = await self.authenticator.authenticate_claims(token)
         except Unauthenticated:
             return rfc7662.INACTIVE
         return rfc7662.access_answer(principal, claims, client, self.settings.issuer)

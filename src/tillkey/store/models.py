@@ -131,6 +131,8 @@ class OpaqueTokenRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The original sign-in time, carried forward by refresh (step-up's max_age reads it).
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # DPoP (RFC 9449): the thumbprint of the key the token is bound to (`cnf.jkt`); NULL: bearer.
+    cnf_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuthChangeRow(Base):
@@ -541,6 +543,8 @@ class OAuthClientRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     # May introspect tokens issued to other clients and to users (RFC 7662 §2.1).
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Every access token of this client must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OAuthCodeRow(Base):
@@ -564,6 +568,8 @@ class OAuthCodeRow(Base):
     family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # RFC 9449 §10: the DPoP key the authorization request named; the exchange must prove it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RefreshFamilyRow(Base):
@@ -604,6 +610,8 @@ class RefreshTokenRow(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # DPoP: a public client's refresh token is bound to the key of the proof it was issued with.
+    cnf_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 # --- federation: external identity providers (issue 14) -----------------------------------------
@@ -727,3 +735,15 @@ class SamlSeenAssertionRow(Base):
 
 
 Index("ix_saml_seen_assertions_expires", SamlSeenAssertionRow.expires_ms)
+
+
+class ReplayCacheRow(Base):
+    """Single-use values seen (a digest of kind and value: DPoP proof jtis, client assertion jtis),
+    kept until they could no longer be accepted anyway: shared by every process."""
+
+    __tablename__ = "replay_cache"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+Index("ix_replay_cache_expires", ReplayCacheRow.expires_ms)

@@ -31,6 +31,7 @@ class Client:
     active: bool
     created_at: int
     resource_server: bool = False  # may introspect others' tokens (RFC 7662 §2.1)
+    dpop_bound_access_tokens: bool = False  # every token request must carry a DPoP proof (RFC 9449 §5.2)
 
     @property
     def confidential(self) -> bool:
@@ -53,6 +54,7 @@ class Code:
     family_id: str | None = None
     access_jti: str | None = None
     access_expires_at: int | None = None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the exchange must carry a proof of this key
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class RefreshToken:
     revoked_at: int | None = None
     access_jti: str | None = None
     access_expires_at: int | None = None
+    cnf_jkt: str | None = None  # DPoP: a public client's refresh token is bound to this key
 
 
 def _split(text: str | None, sep: str = " ") -> tuple[str, ...]:
@@ -92,6 +95,7 @@ def _client(r: OAuthClientRow) -> Client:
         r.active,
         r.created_at,
         r.resource_server,
+        r.dpop_bound_access_tokens,
     )
 
 
@@ -112,6 +116,7 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         active=c.active,
         created_at=c.created_at,
         resource_server=c.resource_server,
+        dpop_bound_access_tokens=c.dpop_bound_access_tokens,
     )
     s.add(row)
     await s.flush()
@@ -156,6 +161,7 @@ async def add_code(s: AsyncSession, digest: str, c: Code) -> None:
             auth_time=c.auth_time,
             amr=",".join(c.amr),
             expires_at=c.expires_at,
+            dpop_jkt=c.dpop_jkt,
         )
     )
 
@@ -176,6 +182,7 @@ def _code(r: OAuthCodeRow) -> Code:
         r.family_id,
         r.access_jti,
         r.access_expires_at,
+        r.dpop_jkt,
     )
 
 
@@ -221,6 +228,7 @@ async def add_refresh(s: AsyncSession, digest: str, t: RefreshToken) -> None:
             family_expires_at=t.family_expires_at,
             access_jti=t.access_jti,
             access_expires_at=t.access_expires_at,
+            cnf_jkt=t.cnf_jkt,
         )
     )
 
@@ -241,6 +249,7 @@ def _refresh(r: RefreshTokenRow) -> RefreshToken:
         r.revoked_at,
         r.access_jti,
         r.access_expires_at,
+        r.cnf_jkt,
     )
 
 

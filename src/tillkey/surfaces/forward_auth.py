@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from tillkey.access.route_table import BadTarget, normalize, normalize_method, origin_form
+from tillkey.credentials.binding import ORIGINAL_URL
 from tillkey.errors import Forbidden, InvalidRequest
 from tillkey.principal import Principal
 from tillkey.web.routing import ERROR_RESPONSES, Api, enforce, tillkey
@@ -106,7 +107,10 @@ def as_original(request: Request, method: str, uri: str, asked: list[str | None]
     if host:
         scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"host"]
         scope["headers"].append((b"host", host.encode("latin-1", "replace")))
-    return Request(scope, _no_body)
+    original = Request(scope, _no_body)
+    # DPoP proofs name the URL the client asked the proxy for (credentials/binding.py).
+    scope[ORIGINAL_URL] = f"{original.url.scheme}://{original.url.netloc}{path}"
+    return original
 
 
 def identity(principal: Principal) -> dict[str, str]:

@@ -22,6 +22,7 @@ from tillkey.accounts.signin import (
 )
 from tillkey.accounts.signin.factors import passkey_required
 from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, qr_svg
+from tillkey.credentials.dpop import InvalidDPoPProof, public_url
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip, plain_http_from_afar
@@ -62,12 +63,26 @@ def with_refresh_cookie(body: str, session: headless.Session) -> MagentoJSON:
     return response
 
 
-async def _sign_in(tk: Tillkey, subject: Subject, password: str, where: Attempt, otp: str | None = None) -> MagentoJSON:
+async def _dpop_key(request: Request, tk: Tillkey) -> str | None:
+    """Tillkey's extension of Magento's token endpoints: with a `DPoP` proof (RFC 9449) the token
+    (and the refresh cookie's family) is bound to the proof's key; None without one."""
+    proofs = request.headers.getlist("dpop")
+    if not proofs:
+        return None
+    if len(proofs) > 1:
+        raise InvalidDPoPProof("Send exactly one DPoP proof.")
+    url = public_url(tk.settings.issuer, request.url.path)
+    return (await tk.dpop.verify(proofs[0], request.method, url)).jkt
+
+
+async def _sign_in(
+    tk: Tillkey, subject: Subject, password: str, where: Attempt, otp: str | None = None, jkt: str | None = None
+) -> MagentoJSON:
     """The sign-in state machine (accounts/signin/), rendered the Magento way: the token as a bare
     string plus the refresh cookie, or Magento_TwoFactorAuth's 400s when a second factor is due."""
 
     async def issue(who: SignedIn) -> MagentoJSON:
-        token = await login_token(tk.services.accounts)(who)
+        token = await login_token(tk.services.accounts, jkt=jkt)(who)
         session = await tk.services.headless.begin(who.user_type, who.user_id, token, who.amr)
         return with_refresh_cookie(token, session)
 
@@ -128,7 +143,8 @@ async def customer_token(request: Request) -> MagentoJSON:
     username, password = require_strings(body, "username", "password")
     # Tillkey's addition: a customer with MFA on sends the code as "otp" (TOTP or recovery code).
     otp = body.get("otp") if isinstance(body.get("otp"), str) else None
-    return await _sign_in(tk, Subject(UserType.CUSTOMER, username), password, where, otp)
+    jkt = await _dpop_key(request, tk)
+    return await _sign_in(tk, Subject(UserType.CUSTOMER, username), password, where, otp, jkt)
 
 
 @api.route(
@@ -145,7 +161,7 @@ async def refresh_token(request: Request) -> MagentoJSON:
     try:
         if not cookie:
             raise InvalidRefreshToken(detail="no refresh cookie")
-        session = await tk.services.headless.refresh(cookie)
+        session = await tk.services.headless.refresh(cookie, jkt=await _dpop_key(request, tk))
     except InvalidRefreshToken as exc:
         gone = f"{REFRESH_COOKIE}=; Max-Age=0; Path={REFRESH_COOKIE_PATH}; Secure; HttpOnly; SameSite=Strict"
         raise Unauthenticated(

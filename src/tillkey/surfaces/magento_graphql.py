@@ -36,7 +36,8 @@ from graphql import (
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import SIGN_IN_FAILED, Issued, Password, Subject, login_token
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
+from tillkey.credentials.binding import BindingRefused
 from tillkey.errors import Forbidden, InvalidRequest, RateLimited, TillkeyError, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
 from tillkey.surfaces.magento import attempt
@@ -89,9 +90,12 @@ class Context:
 class GraphQLRequestError(Exception):
     """Refused before execution (Magento's HttpRequestValidator): no `data` in the answer."""
 
-    def __init__(self, message: str, status: int, category: str | None = INPUT) -> None:
+    def __init__(
+        self, message: str, status: int, category: str | None = INPUT, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message, self.status, self.category = message, status, category
+        self.headers = headers or {}
 
 
 # --- resolvers ---------------------------------------------------------------------------------
@@ -161,12 +165,19 @@ async def _payload(request: Request) -> dict[str, Any]:
 
 async def _caller(request: Request, tk: Tillkey) -> Principal:
     """Magento's GraphQL reads a Bearer token only (no cookies, so no CSRF); from 2.4.8 one it
-    cannot accept is refused on every request, rather than making the caller a guest."""
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
+    cannot accept is refused on every request, rather than making the caller a guest. Tillkey's
+    addition: a DPoP-bound token as `DPoP <token>` with its proof (credentials/binding.py)."""
+    presented = access_token(request.headers.get("authorization"))
+    if presented is None:
         return GUEST
+    scheme, token = presented
     try:
-        return await tk.authenticator.authenticate(token)
+        principal, claims = await tk.authenticator.authenticate_claims(token)
+        if claims.cnf is not None or scheme != "bearer":
+            await tk.binding.check(request, scheme, token, claims.cnf)
+        return principal
+    except BindingRefused as exc:
+        raise GraphQLRequestError(exc.message, 401, AUTHENTICATION, exc.headers) from None
     except Unauthenticated as exc:
         raise GraphQLRequestError(_BAD_TOKEN.get(exc.reason, _UNREADABLE_TOKEN), 401, AUTHENTICATION) from None
 
@@ -253,7 +264,7 @@ async def _answer(request: Request) -> JSONResponse:
         error: dict[str, Any] = {"message": exc.message}
         if exc.category:
             error["extensions"] = {"category": exc.category}
-        body, status, headers = {"errors": [error]}, exc.status, {}
+        body, status, headers = {"errors": [error]}, exc.status, exc.headers
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **headers})
 
 

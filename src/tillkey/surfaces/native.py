@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
 from tillkey.errors import InvalidRequest
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import CONTENT_TYPE, Metrics
@@ -135,12 +135,14 @@ async def auth_state(request: Request) -> Response:
 async def logout(request: Request) -> JSONResponse:
     # Declared anonymous so any kind of caller can use it; the token itself is the credential.
     tk = tillkey(request)
-    token = bearer_token(request.headers.get("authorization"))
+    presented = access_token(request.headers.get("authorization"))
+    token = None if presented is None else presented[1]
     try:
-        if token is None:
+        if presented is None or token is None:
             raise InvalidToken(detail="no bearer token")
-        await tk.authenticator.authenticate(token)
-        claims = await tk.authenticator.read(token)
+        _, claims = await tk.authenticator.authenticate_claims(token)
+        if claims.cnf is not None or presented[0] != "bearer":
+            await tk.binding.check(request, presented[0], token, claims.cnf)  # BindingRefused: its challenge
     except InvalidToken as exc:
         exc.message = "A valid bearer token is required."
         exc.headers["WWW-Authenticate"] = 'Bearer realm="tillkey"' + (', error="invalid_token"' if token else "")

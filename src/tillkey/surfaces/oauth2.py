@@ -18,7 +18,9 @@ from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import templating
 from tillkey.console.sign_in_session import cookie_name
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
+from tillkey.credentials.binding import BindingRefused
+from tillkey.credentials.dpop import public_url
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc8414
@@ -202,10 +204,13 @@ async def consent(request: Request) -> Response:
 @reads_own_body
 async def token(request: Request) -> JSONResponse:
     require_https(request)
-    body = await tillkey(request).services.oauth2.token(
+    tk = tillkey(request)
+    body = await tk.services.oauth2.token(
         await read_body(request),
         request.headers.get("content-type"),
         request.headers.get("authorization"),
+        dpop=request.headers.getlist("dpop"),
+        url=public_url(tk.settings.issuer, request.url.path),
     )
     return JSONResponse(body, headers=NO_STORE)
 
@@ -250,16 +255,21 @@ async def introspect(request: Request) -> JSONResponse:
 
 async def _userinfo(request: Request) -> JSONResponse:
     tk = tillkey(request)
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
+    presented = access_token(request.headers.get("authorization"))
+    if presented is None:
         # RFC 6750 §3.1: no credentials, no error code in the challenge.
         raise Unauthenticated(
             "A bearer access token is required.", headers={"WWW-Authenticate": 'Bearer realm="tillkey"'}
         )
+    scheme, token = presented
     try:
-        caller = await tk.authenticator.authenticate(token)
+        caller, claims = await tk.authenticator.authenticate_claims(token)
+        if claims.cnf is not None or scheme != "bearer":
+            await tk.binding.check(request, scheme, token, claims.cnf)  # BindingRefused: its own challenge
         if caller.is_guest:
             raise Unauthenticated(detail="token of a deleted client")
+    except BindingRefused:
+        raise
     except Unauthenticated as exc:
         raise Unauthenticated(
             "The access token is invalid, expired or revoked.",
@@ -315,6 +325,7 @@ _CLIENT_BODY = {
         "first_party": {"type": "boolean"},
         "require_pkce": {"type": "boolean"},
         "resource_server": {"type": "boolean"},
+        "dpop_bound_access_tokens": {"type": "boolean"},
     },
 }
 
@@ -332,6 +343,8 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "active": c.active,
         "created_at": c.created_at,
         "resource_server": c.resource_server,
+        # RFC 9449 §5.2 (the RFC 7591 metadata name): token requests must carry a DPoP proof.
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
     }
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
@@ -361,9 +374,12 @@ async def create_client(request: Request) -> JSONResponse:
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
         raise InvalidRequest("name and type are required strings.")
-    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True), ("resource_server", False))}
+    defaults = (("first_party", False), ("require_pkce", True), ("resource_server", False))
+    flags = {k: body.get(k, d) for k, d in (*defaults, ("dpop_bound_access_tokens", False))}
     if not all(isinstance(v, bool) for v in flags.values()):
-        raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
+        raise InvalidRequest(
+            "first_party, require_pkce, resource_server and dpop_bound_access_tokens must be booleans."
+        )
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
         caller,
@@ -375,6 +391,7 @@ async def create_client(request: Request) -> JSONResponse:
         first_party=bool(flags["first_party"]),
         require_pkce=bool(flags["require_pkce"]),
         resource_server=bool(flags["resource_server"]),
+        dpop_bound_access_tokens=bool(flags["dpop_bound_access_tokens"]),
     )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 

@@ -33,6 +33,9 @@ class TokenClaims:
     # every renewal carries forward (None: neither was recorded, so the token is not renewable).
     surface: str | None = None
     auth_time: int | None = None
+    # Confirmation (RFC 7800): the key the token is bound to, e.g. {"jkt": ...} for DPoP (RFC 9449
+    # §6); None: a bearer token. credentials/binding.py checks it on every use.
+    cnf: dict[str, str] | None = None
 
 
 class InvalidToken(Unauthenticated):

@@ -48,7 +48,7 @@ from tillkey.tokens.opaque import PREFIX as OPAQUE_PREFIX
 MEDUSA = "medusa"
 # Claims only the issuer itself sets: extra claims can never forge identity, time, issuer or surface.
 RESERVED = frozenset(
-    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", SURFACE_CLAIM}
+    {"uid", "utypid", "iat", "exp", "nbf", "jti", "iss", "amr", "acr", "aud", "sub", "auth_time", "cnf", SURFACE_CLAIM}
 )
 SUBJECT_PREFIX = {UserType.ADMIN: "admin", UserType.CUSTOMER: "customer", UserType.OAUTH_CLIENT: "client"}
 # Opaque token rows committed in one transaction at most (`OpaqueStore.add`).
@@ -174,6 +174,7 @@ class OpaqueStore:
             scope=rec.scope,
             client_id=rec.client_id,
             auth_time=rec.auth_time,
+            cnf=None if rec.cnf_jkt is None else {"jkt": rec.cnf_jkt},
         )
 
 
@@ -260,16 +261,25 @@ class Issuer:
         surface: str | None = None,
         auth_time: int | None = None,
         not_after: int | None = None,
+        jkt: str | None = None,
     ) -> Minted:
         """A login token. `extra`: further claims (Medusa's actor_id, …), never replacing ours, and
         they make it a JWT. `surface`: the issuing surface, for tokens that surface renews (a JWT).
         `auth_time`: the original sign-in time (both formats keep it, for step-up's max_age).
-        `not_after`: no expiry later than this (the sign-in's absolute end)."""
+        `not_after`: no expiry later than this (the sign-in's absolute end). `jkt`: DPoP-bound to
+        this key (`cnf`, RFC 9449 §6)."""
         jwt_needed = extra is not None or surface is not None
         if opaque and not jwt_needed:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), auth_methods, auth_time=auth_time
+                    jti,
+                    user_type,
+                    user_id,
+                    iat,
+                    _exp(iat, ttl, not_after),
+                    auth_methods,
+                    auth_time=auth_time,
+                    cnf_jkt=jkt,
                 )
             )
             self.issued["access", "opaque"] += 1
@@ -284,6 +294,8 @@ class Issuer:
         payload.update({"jti": jti, "iss": self._issuer, "amr": list(auth_methods)})
         if auth_time is not None:
             payload["auth_time"] = auth_time
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         if surface is not None:
             payload[SURFACE_CLAIM] = surface
         if extra:
@@ -307,16 +319,18 @@ class Issuer:
         amr: tuple[str, ...] = (),
         not_after: int | None = None,
         audit_of: Callable[[int, int | None], AuditEntry] | None = None,
+        jkt: str | None = None,
     ) -> Minted:
         """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
         reader and the one hot path accept them; scope and client_id then narrow the caller.
         `audit_of(iat, exp)`: the token's audit record, committed with an opaque token's row
-        (`Minted.audited`); a JWT is stored nowhere, so its caller records it."""
+        (`Minted.audited`); a JWT is stored nowhere, so its caller records it. `jkt`: bound to this
+        DPoP key (RFC 9449 §6: the `cnf` claim, or the opaque record's)."""
         methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time
+                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time, jkt
                 ),
                 audit_of,
             )
@@ -343,6 +357,8 @@ class Issuer:
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
         if acr is not None:
             claims["acr"] = acr  # RFC 9068 §2.2.1, RFC 9470: the class the sign-in reached

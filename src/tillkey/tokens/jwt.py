@@ -80,6 +80,7 @@ class JwtReader:
                 client_id=None if claims.get("client_id") is None else str(claims["client_id"]),
                 surface=None if claims.get(SURFACE_CLAIM) is None else str(claims[SURFACE_CLAIM]),
                 auth_time=None if claims.get("auth_time") is None else _int(claims["auth_time"]),
+                cnf=_cnf(claims.get("cnf")),
             )
         except (TypeError, ValueError) as exc:
             raise _permanent(f"bad claim: {exc}") from None
@@ -104,6 +105,14 @@ def _permanent(detail: str) -> InvalidToken:
     err = InvalidToken(detail=detail)
     err.permanent = True
     return err
+
+
+def _cnf(v: object) -> dict[str, str] | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not v or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        raise TypeError("cnf is not an object of strings")
+    return dict(v)
 
 
 def _int(v: object) -> int:

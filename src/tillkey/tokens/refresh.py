@@ -120,8 +120,10 @@ class RefreshTokens:
         amr: tuple[str, ...],
         access_jti: str | None,
         access_expires_at: int | None,
+        cnf_jkt: str | None = None,
     ) -> Issued:
-        """First token of a new family (a login, or an authorization code exchanged)."""
+        """First token of a new family (a login, or an authorization code exchanged). `cnf_jkt`:
+        the family is bound to this DPoP key (a public client's, RFC 9449 §5)."""
         now = self.clock.now_int()
         family_expires = now + self.settings.refresh_token_absolute_ttl
         max_age = self.settings.signin_max_age_for(user_type)
@@ -142,6 +144,7 @@ class RefreshTokens:
             family_expires_at=family_expires,
             access_jti=access_jti,
             access_expires_at=access_expires_at,
+            cnf_jkt=cnf_jkt,
         )
         token = PREFIX + secrets.token_urlsafe(32)
         limit = self.settings.refresh_families_per_client_user

@@ -77,6 +77,15 @@ class Authenticator:
         return entry
 
     async def authenticate(self, token: str) -> Principal:
+        """The caller of a token presented as a bearer token. A sender-constrained one (`cnf`) is
+        refused: only credentials/binding.py, with its holder's proof, accepts it."""
+        principal, claims = await self.authenticate_claims(token)
+        if claims.cnf is not None:
+            raise InvalidToken(detail="sender-constrained token presented as a bearer token")
+        return principal
+
+    async def authenticate_claims(self, token: str) -> tuple[Principal, TokenClaims]:
+        """The caller and the token's claims (its binding, `cnf`, for credentials/binding.py)."""
         entry = self._cache.get(token)
         if entry is None:
             self.cache_misses += 1
@@ -89,4 +98,4 @@ class Authenticator:
         if version != self._grants.version:
             principal = self._grants.principal(claims)
             self._cache[token] = (claims, principal, self._grants.version)
-        return principal
+        return principal, claims

@@ -16,10 +16,11 @@ if TYPE_CHECKING:
     from tillkey.accounts.service import Accounts
 
 
-def login_token(accounts: Accounts) -> Issue[str]:
-    """A login token for who signed in, with the factors they passed as its amr."""
+def login_token(accounts: Accounts, *, jkt: str | None = None) -> Issue[str]:
+    """A login token for who signed in, with the factors they passed as its amr; `jkt`: bound to
+    that DPoP key."""
 
     async def issue(who: SignedIn) -> str:
-        return await accounts.issue_token(who.user_type, who.user_id, who.amr)
+        return await accounts.issue_token(who.user_type, who.user_id, who.amr, jkt=jkt)
 
     return issue

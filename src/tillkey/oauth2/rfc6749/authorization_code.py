@@ -4,6 +4,7 @@ use, live `oauth2_code_ttl` seconds (60) and, when replayed, revoke the tokens t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -17,6 +18,7 @@ from tillkey.parsing import ascii_int
 from tillkey.store.oauth2 import Client, Code
 
 GRANT_TYPE = "authorization_code"
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 CODE_PREFIX = "tk_ac_"
 AUTHORIZE_PARAMS = frozenset(
     {
@@ -32,6 +34,7 @@ AUTHORIZE_PARAMS = frozenset(
         "response_mode",
         "acr_values",
         "max_age",
+        "dpop_jkt",  # RFC 9449 §10
     }
 )
 TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
@@ -51,6 +54,8 @@ class AuthorizationRequest:
     # order) and the oldest sign-in it accepts (seconds).
     acr_values: tuple[str, ...] = ()
     max_age: int | None = None
+    # RFC 9449 §10: the thumbprint of the DPoP key the code's exchange must prove.
+    dpop_jkt: str | None = None
 
     def as_params(self) -> dict[str, str]:
         """The request again, for the hidden fields of the consent form."""
@@ -66,6 +71,8 @@ class AuthorizationRequest:
             out["acr_values"] = " ".join(self.acr_values)
         if self.max_age is not None:
             out["max_age"] = str(self.max_age)
+        if self.dpop_jkt is not None:
+            out["dpop_jkt"] = self.dpop_jkt
         return out
 
     def sign_in_falls_short(self, user: User, now: int, *, mfa_reachable: bool) -> bool:
@@ -167,6 +174,9 @@ def validate(client: Client, params: dict[str, str], *, require_pkce: bool) -> A
     # Unknown classes are ignored (OIDC Core: acr_values are voluntary); known ones kept in order.
     asked = set((params.get("acr_values") or "").split())
     acr_values = tuple(v for v in stepup.ACR_VALUES if v in asked)
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not _JKT.fullmatch(dpop_jkt):
+        raise fail(InvalidRequest("dpop_jkt must be a JWK SHA-256 thumbprint (base64url, 43 characters)."))
     return AuthorizationRequest(
         client,
         redirect_uri,
@@ -178,6 +188,7 @@ def validate(client: Client, params: dict[str, str], *, require_pkce: bool) -> A
         prompt,
         acr_values,
         None if raw_age is None else int(raw_age),
+        dpop_jkt,
     )
 
 

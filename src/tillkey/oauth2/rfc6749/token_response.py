@@ -22,6 +22,7 @@ class Grant:
     auth_time: int | None = None
     amr: tuple[str, ...] = ()
     nonce: str | None = None
+    jkt: str | None = None  # DPoP (RFC 9449): the access token is bound to this key
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,8 @@ def body_of(grant: Grant, access: AccessToken, refresh_token: str | None, id_tok
     """RFC 6749 §5.1 (and OpenID Connect Core §3.1.3.3 for the ID token)."""
     body: dict[str, Any] = {
         "access_token": access.token,
-        "token_type": "Bearer",
+        # RFC 9449 §5: a DPoP-bound token's type is DPoP.
+        "token_type": "Bearer" if grant.jkt is None else "DPoP",
         "expires_in": access.expires_at - access.issued_at,
         "scope": " ".join(grant.scope),
     }

@@ -1,0 +1,85 @@
+"""The one binding check: a sender-constrained token is used only by its holder.
+
+Every credential kind that accepts Tillkey's access tokens, userinfo and forward-auth call `check`
+with the token's confirmation claim (`cnf`, RFC 7800) and what the request presented:
+
+- DPoP (RFC 9449 §7): `Authorization: DPoP <token>` and one `DPoP` proof for this method and URL,
+  carrying the token's hash (`ath`), signed by the key the token names (`cnf.jkt`);
+- a bound token sent as `Bearer` is refused (§7.2: no downgrade), and so is an unbound one sent as
+  `DPoP` (the scheme promises a binding the token does not have);
+- (next: mTLS, RFC 8705, its `x5t#S256` branch.)
+
+A bearer token without `cnf` costs nothing here. Refusals are 401 with a `DPoP` challenge and are
+told to the client (`tell_client`): a DPoP client must learn to retry with a nonce or a new proof.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from tillkey.credentials.dpop import ALGORITHMS, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, public_url
+from tillkey.errors import Unauthenticated
+
+# The request scope key forward-auth sets: the URL the client asked the proxy for (scheme, host, path).
+ORIGINAL_URL = "tillkey.original_url"
+# The token whose proof this request already passed (the credential registry, then a route that
+# reads the token itself, such as userinfo): a proof is single-use, checked once per request.
+_CHECKED = "tillkey.dpop_checked"
+_ALGS = " ".join(ALGORITHMS)
+
+
+class BindingRefused(Unauthenticated):
+    tell_client = True
+
+
+def challenge(error: str | None = None) -> str:
+    """RFC 9449 §7.1: the `WWW-Authenticate: DPoP` challenge."""
+    return f'DPoP algs="{_ALGS}"' + ("" if error is None else f', error="{error}"')
+
+
+def refused(error: str, message: str, detail: str | None, headers: dict[str, str] | None = None) -> BindingRefused:
+    exc = BindingRefused(message, detail=detail, headers={"WWW-Authenticate": challenge(error), **(headers or {})})
+    exc.oauth_error = error
+    return exc
+
+
+class Binding:
+    def __init__(self, dpop: DPoPVerifier, issuer: str) -> None:
+        self._dpop = dpop
+        self._issuer = issuer
+
+    def url_of(self, request: Request) -> str:
+        """The URL the proof must name: forward-auth's original request's, else ours under the issuer."""
+        original = request.scope.get(ORIGINAL_URL)
+        if isinstance(original, str):
+            return original
+        # The path as sent (percent-escapes kept: `%2F` is not `/`), compared after normalisation.
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+        return public_url(self._issuer, path.partition("?")[0])
+
+    async def check(self, request: Request, scheme: str, token: str, cnf: dict[str, str] | None) -> None:
+        """Raises BindingRefused unless the presentation fits the token's binding."""
+        jkt = None if cnf is None else cnf.get("jkt")
+        if scheme != "dpop":
+            if cnf is not None:
+                raise refused(
+                    "invalid_token", "This access token is bound: present it as DPoP.", "bound token as bearer"
+                )
+            return
+        if jkt is None:
+            raise refused("invalid_token", "This access token is not DPoP-bound.", "unbound token as DPoP")
+        if request.scope.get(_CHECKED) == token:
+            return
+        proofs = request.headers.getlist("dpop")
+        if len(proofs) != 1:
+            raise refused("invalid_dpop_proof", "Send exactly one DPoP proof.", f"{len(proofs)} DPoP headers")
+        try:
+            proof = await self._dpop.verify(proofs[0], request.method, self.url_of(request), access_token=token)
+        except UseDPoPNonce as exc:
+            raise refused("use_dpop_nonce", exc.message, exc.detail, exc.headers) from None
+        except InvalidDPoPProof as exc:
+            raise refused("invalid_dpop_proof", exc.message, exc.detail) from None
+        if proof.jkt != jkt:
+            raise refused("invalid_dpop_proof", "The DPoP proof is not signed by the token's key.", "jkt mismatch")
+        request.scope[_CHECKED] = token
