@@ -209,6 +209,13 @@ class Settings(BaseSettings):
     # reach loopback, private and link-local addresses (a provider on the internal network, or
     # tests on loopback). Off: refused when saved and again after DNS resolution (security/outbound.py).
     federation_allow_private_endpoints: bool = False
+    # private_key_jwt clients (issue 20): let a client's jwks_uri reach loopback, private and
+    # link-local addresses (and use http, on loopback only). Off: refused when registered and
+    # again after DNS resolution (security/outbound.py).
+    client_jwks_allow_private_endpoints: bool = False
+    # Seconds a client's fetched JWKS is kept; an unknown `kid` refetches it at once, but at most
+    # once per federation_jwks_min_refresh seconds.
+    client_jwks_ttl: int = Field(default=300, ge=0, le=86400)
     # Seconds a sign-in at an external provider may take, from the redirect to the callback.
     federation_flow_ttl: int = Field(default=600, ge=60, le=3600)
     # Seconds a provider's discovery document and JWKS are kept; an unknown `kid` refetches the

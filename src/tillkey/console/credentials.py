@@ -262,6 +262,9 @@ async def client_page(c: Console) -> Response:
         ("Scopes", " ".join(client.scopes) or "—"),
         ("First party", "yes" if client.first_party else "no"),
         ("Resource server", "yes" if client.resource_server else "no"),
+        ("Token endpoint auth method", client.auth_method),
+        ("Client keys (JWKS)", client.jwks_uri or ("registered inline" if client.jwks else "—")),
+        ("Pushed authorization requests", "required" if client.require_pushed_authorization_requests else "optional"),
         ("Created", _when(client.created_at * 1000)),
     ]
     back = ("/console/oauth-clients", "All OAuth clients")

@@ -8,6 +8,7 @@ form bodies and error shape are the RFCs'); the admin client API is in the OpenA
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -315,6 +316,10 @@ _CLIENT_BODY = {
         "first_party": {"type": "boolean"},
         "require_pkce": {"type": "boolean"},
         "resource_server": {"type": "boolean"},
+        "token_endpoint_auth_method": {"type": "string", "enum": ["client_secret_basic", "none", "private_key_jwt"]},
+        "jwks": {"type": "object"},
+        "jwks_uri": {"type": "string"},
+        "require_pushed_authorization_requests": {"type": "boolean"},
     },
 }
 
@@ -332,7 +337,13 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "active": c.active,
         "created_at": c.created_at,
         "resource_server": c.resource_server,
+        "token_endpoint_auth_method": c.auth_method,
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
     }
+    if c.jwks is not None:
+        out["jwks"] = json.loads(c.jwks)
+    if c.jwks_uri is not None:
+        out["jwks_uri"] = c.jwks_uri
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
     return out
@@ -361,9 +372,20 @@ async def create_client(request: Request) -> JSONResponse:
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
         raise InvalidRequest("name and type are required strings.")
-    flags = {k: body.get(k, d) for k, d in (("first_party", False), ("require_pkce", True), ("resource_server", False))}
+    defaults = (
+        ("first_party", False),
+        ("require_pkce", True),
+        ("resource_server", False),
+        ("require_pushed_authorization_requests", False),
+    )
+    flags = {k: body.get(k, d) for k, d in defaults}
     if not all(isinstance(v, bool) for v in flags.values()):
-        raise InvalidRequest("first_party, require_pkce and resource_server must be booleans.")
+        raise InvalidRequest(
+            "first_party, require_pkce, resource_server and require_pushed_authorization_requests must be booleans."
+        )
+    method, jwks, jwks_uri = body.get("token_endpoint_auth_method"), body.get("jwks"), body.get("jwks_uri")
+    if not isinstance(method, str | None) or not isinstance(jwks, dict | None) or not isinstance(jwks_uri, str | None):
+        raise InvalidRequest("token_endpoint_auth_method and jwks_uri are strings; jwks is a JWKS object.")
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
         caller,
@@ -375,6 +397,10 @@ async def create_client(request: Request) -> JSONResponse:
         first_party=bool(flags["first_party"]),
         require_pkce=bool(flags["require_pkce"]),
         resource_server=bool(flags["resource_server"]),
+        auth_method=method,
+        jwks=None if jwks is None else json.dumps(jwks),
+        jwks_uri=jwks_uri,
+        require_pushed_authorization_requests=bool(flags["require_pushed_authorization_requests"]),
     )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 

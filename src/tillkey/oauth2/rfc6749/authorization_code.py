@@ -34,7 +34,18 @@ AUTHORIZE_PARAMS = frozenset(
         "max_age",
     }
 )
-TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
+TOKEN_PARAMS = frozenset(
+    {
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "client_id",
+        "client_secret",
+        "client_assertion_type",
+        "client_assertion",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
