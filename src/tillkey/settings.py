@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     # jwt (RFC 9068 profile, verifiable offline through the JWKS) or opaque (`tk_at_`, introspect).
     oauth2_access_token_format: TokenFormat = TokenFormat.JWT
     oauth2_code_ttl: int = Field(default=60, gt=0, le=600)
+    # Seconds a pushed authorization request (RFC 9126) lives: from the push until the code is
+    # issued (sign-in and consent included), single use.
+    oauth2_par_ttl: int = Field(default=60, ge=5, le=600)
     # PKCE (S256) is always required of public clients; this requires it of confidential ones too
     # (RFC 9700 §2.1.1). Off: only clients registered with PKCE required must use it.
     oauth2_require_pkce: bool = True

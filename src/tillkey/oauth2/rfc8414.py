@@ -39,6 +39,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "code_challenge_methods_supported": [S256],
+        # RFC 9126: pushed authorization requests (required per client, not by the server).
+        "pushed_authorization_request_endpoint": f"{base}/oauth2/par",
+        "require_pushed_authorization_requests": False,
         # RFC 9207: the authorization response names its issuer (mix-up defence).
         "authorization_response_iss_parameter_supported": True,
     }

@@ -184,6 +184,14 @@ async def push_request(s: AsyncSession, digest: str, client_id: str, params: str
     s.add(OAuthPushedRequestRow(digest=digest, client_id=client_id, params=params, expires_at=expires_at))
 
 
+async def peek_request(s: AsyncSession, digest: str, client_id: str, now: int) -> str | None:
+    """A pushed request's parameters, left unspent; None when unknown, another client's or expired."""
+    row = await s.get(OAuthPushedRequestRow, digest)
+    if row is None or row.client_id != client_id or row.expires_at <= now:
+        return None
+    return row.params
+
+
 async def pull_request(s: AsyncSession, digest: str, client_id: str, now: int) -> str | None:
     """A pushed request's parameters, spent by this call (one DELETE decides between two uses);
     None when unknown, another client's (left alone), expired or already used."""

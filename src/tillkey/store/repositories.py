@@ -50,6 +50,10 @@ class ClientRows:
         async with self._db.transaction() as s:
             await repo.push_request(s, digest, client_id, params, expires_at, now)
 
+    async def peek_request(self, digest: str, client_id: str, now: int) -> str | None:
+        async with self._db.session() as s:
+            return await repo.peek_request(s, digest, client_id, now)
+
     async def pull_request(self, digest: str, client_id: str, now: int) -> str | None:
         async with self._db.transaction() as s:
             return await repo.pull_request(s, digest, client_id, now)

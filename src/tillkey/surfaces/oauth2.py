@@ -246,6 +246,24 @@ async def introspect(request: Request) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
+@api.route(
+    "POST",
+    "/oauth2/par",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
+    summary="Pushed authorization request (RFC 9126): answers a single-use request_uri",
+)
+@reads_own_body
+async def par(request: Request) -> JSONResponse:
+    require_https(request)
+    body = await tillkey(request).services.oauth2.push(
+        await read_body(request),
+        request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
 # --- userinfo (bearer) --------------------------------------------------------------------------
 
 

@@ -32,8 +32,11 @@ AUTHORIZE_PARAMS = frozenset(
         "response_mode",
         "acr_values",
         "max_age",
+        "request_uri",
     }
 )
+# RFC 9126 §2.2: the request_uri a pushed authorization request answers.
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 TOKEN_PARAMS = frozenset(
     {
         "grant_type",
@@ -62,9 +65,14 @@ class AuthorizationRequest:
     # order) and the oldest sign-in it accepts (seconds).
     acr_values: tuple[str, ...] = ()
     max_age: int | None = None
+    # RFC 9126: the pushed request this came from (spent when the code is issued).
+    request_uri: str | None = None
 
     def as_params(self) -> dict[str, str]:
-        """The request again, for the hidden fields of the consent form."""
+        """The request again, for the hidden fields of the consent form (a pushed one by its
+        request_uri: its parameters stay where they were pushed)."""
+        if self.request_uri is not None:
+            return {"client_id": self.client.client_id, "request_uri": self.request_uri}
         out = {"response_type": "code", "client_id": self.client.client_id, "scope": " ".join(self.scope)}
         if self.redirect_uri_given:
             out["redirect_uri"] = self.redirect_uri
