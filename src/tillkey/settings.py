@@ -216,6 +216,10 @@ class Settings(BaseSettings):
     # Seconds a client's fetched JWKS is kept; an unknown `kid` refetches it at once, but at most
     # once per federation_jwks_min_refresh seconds.
     client_jwks_ttl: int = Field(default=300, ge=0, le=86400)
+    # Longest lifetime (exp - now, and exp - iat) of a private_key_jwt client assertion. Every
+    # assertion is single use whatever its lifetime (its jti is kept until it expires); 3600 is
+    # what Authlib's client signs by default.
+    client_assertion_max_lifetime: int = Field(default=3600, ge=60, le=86400)
     # Seconds a sign-in at an external provider may take, from the redirect to the callback.
     federation_flow_ttl: int = Field(default=600, ge=60, le=3600)
     # Seconds a provider's discovery document and JWKS are kept; an unknown `kid` refetches the

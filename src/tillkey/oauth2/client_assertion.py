@@ -4,7 +4,7 @@ signs a short-lived JWT with a key of its registered JWKS.
     header: alg on the allow-list (asymmetric only: never `none`, never HS* keyed with a public
             key), pinned to the key's kty (and curve, and the key's own `alg` when it names one)
     claims: iss = sub = client_id; aud names the token endpoint or the issuer; exp required, at
-            most MAX_LIFETIME seconds ahead; iat / nbf not in the future (SKEW); jti single use
+            most client_assertion_max_lifetime seconds ahead; iat / nbf not in the future (SKEW); jti single use
             across every process (the database: ClientStore.first_sight)
 
 The keys: inline JWKS JSON, or a jwks_uri fetched through the SSRF guard (security/outbound.py:
@@ -41,7 +41,6 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
     "ES512": ("EC", "P-521"),
     "EdDSA": ("OKP", None),
 }
-MAX_LIFETIME = 300  # seconds from now to exp
 SKEW = 30  # seconds of clock difference tolerated for iat / nbf / exp
 MAX_JWKS_BYTES = 64 * 1024
 MAX_KEYS = 20
@@ -204,6 +203,7 @@ def verify(
     client_id: str,
     audiences: tuple[str, ...],
     now: int,
+    max_lifetime: int,
 ) -> Verified:
     """Check the signature with the client's keys and the claims (module docstring); the caller
     records the jti."""
@@ -238,8 +238,8 @@ def verify(
         raise Rejected("exp is required (an integer)")
     if exp <= now - SKEW:
         raise Rejected("expired")
-    if exp > now + MAX_LIFETIME + SKEW:
-        raise Rejected(f"exp is more than {MAX_LIFETIME} s ahead")
+    if exp > now + max_lifetime + SKEW:
+        raise Rejected(f"exp is more than {max_lifetime} s ahead")
     for name in ("iat", "nbf"):
         value = claims.get(name)
         if value is None:
@@ -247,8 +247,8 @@ def verify(
         if not isinstance(value, int | float) or isinstance(value, bool) or value > now + SKEW:
             raise Rejected(f"{name} is in the future")
     iat = claims.get("iat")
-    if isinstance(iat, int | float) and exp - iat > MAX_LIFETIME + SKEW:
-        raise Rejected(f"lifetime longer than {MAX_LIFETIME} s")
+    if isinstance(iat, int | float) and exp - iat > max_lifetime + SKEW:
+        raise Rejected(f"lifetime longer than {max_lifetime} s")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 255:
         raise Rejected("jti is required")

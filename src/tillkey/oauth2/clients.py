@@ -275,7 +275,7 @@ class Clients:
         """RFC 7523 §3 with the client's keys (client_assertion.py); the jti is spent here."""
         issuer = self.settings.issuer
         audiences = (f"{issuer}/oauth2/token", issuer, f"{issuer}/oauth2/par")
-        now = self.clock.now_int()
+        now, lifetime = self.clock.now_int(), self.settings.client_assertion_max_lifetime
         if client.jwks is not None:
             keys = client_assertion.parse_jwks(client.jwks)
         elif client.jwks_uri is not None:
@@ -284,7 +284,7 @@ class Clients:
             raise Rejected("no keys registered")
         try:
             verified = client_assertion.verify(
-                assertion, keys, client_id=client.client_id, audiences=audiences, now=now
+                assertion, keys, client_id=client.client_id, audiences=audiences, now=now, max_lifetime=lifetime
             )
         except UnknownKey:
             if client.jwks_uri is None:
@@ -292,7 +292,7 @@ class Clients:
             # The client may have rotated its keys: fetch them again (at most so often), once.
             keys = await self.keys.keys(client.jwks_uri, fresh=True)
             verified = client_assertion.verify(
-                assertion, keys, client_id=client.client_id, audiences=audiences, now=now
+                assertion, keys, client_id=client.client_id, audiences=audiences, now=now, max_lifetime=lifetime
             )
         digest = self.master.digest(f"client-assertion\x00{client.client_id}\x00{verified.jti}")
         if not await self.store.first_sight(digest, verified.expires_at, now):
