@@ -93,7 +93,7 @@ def refused(r: httpx.Response) -> bool:
 def test_private_key_jwt_client_credentials_and_every_refusal(tmp_path: Path, db: dict[str, Any]) -> None:
     async def body() -> None:
         async with inprocess.running(tmp_path, **db) as t:
-            await t.create_admin("alice")
+            alice = await t.create_admin("alice")
             key, other = rsa_key(), rsa_key()
             client = await pkjwt_client(t, {"keys": [public_jwk(key, "k1")]}, tmp_path)
             cid = client["client_id"]
@@ -181,6 +181,13 @@ def test_private_key_jwt_client_credentials_and_every_refusal(tmp_path: Path, db
             assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]
             assert "RS256" in metadata["token_endpoint_auth_signing_alg_values_supported"]
             assert "none" not in metadata["token_endpoint_auth_signing_alg_values_supported"]
+
+            # The console and the CLI show each client's auth method.
+            console = await t.console_session(alice.id)
+            page = (await console.get(f"/console/oauth-clients/{cid}")).text
+            assert "Token endpoint auth method" in page and "private_key_jwt" in page
+            listing = (await inprocess.cli_json("client", "list"))["clients"]
+            assert {c["token_endpoint_auth_method"] for c in listing} == {"private_key_jwt", "client_secret_basic"}
 
     inprocess.run(body)
 
