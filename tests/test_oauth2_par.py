@@ -14,7 +14,16 @@ import httpx
 
 from tests import inprocess
 from tests.inprocess import BASE_URL, InProcess
-from tests.oauth2_support import REDIRECT, async_authorize, basic, pkce_pair, query, register_async, seed_oauth_app
+from tests.oauth2_support import (
+    REDIRECT,
+    async_authorize,
+    async_web_client,
+    basic,
+    pkce_pair,
+    query,
+    register_async,
+    seed_oauth_app,
+)
 from tests.test_oauth2_private_key_jwt import assertion, public_jwk, rsa_key
 from tillkey.oauth2.client_assertion import ASSERTION_TYPE
 
@@ -100,6 +109,17 @@ def test_par_then_authorize_with_request_uri_to_a_token(tmp_path: Path, db: dict
             assert nested.status_code == 400
             anonymous = await t.client.post("/oauth2/par", data={**request, "client_id": cid})
             assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
+
+            # prompt=login inside a pushed request: a fresh sign-in, then on (no loop), signed in
+            # already or not.
+            browser = async_web_client(t)
+            for _ in range(2):
+                fresh = await t.client.post("/oauth2/par", data={**request, "prompt": "login"}, headers=auth)
+                url = authorize_url(cid, fresh.json()["request_uri"])
+                first = await browser.get(url)
+                assert first.status_code == 303 and first.headers["location"].startswith("/console/login")
+                location = await async_authorize(t, url, browser=browser)
+                assert "code" in query(location), location
 
             metadata = (await t.client.get("/.well-known/oauth-authorization-server")).json()
             assert metadata["pushed_authorization_request_endpoint"] == f"{BASE_URL}/oauth2/par"

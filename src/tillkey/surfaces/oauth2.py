@@ -9,6 +9,7 @@ form bodies and error shape are the RFCs'); the admin client API is in the OpenA
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 api = Api(tags=["OAuth 2 / OpenID Connect"])
 CLIENTS_RESOURCE = "Tillkey::oauth2_clients"
 CONSENT_PARAMS = code_grant.AUTHORIZE_PARAMS | {"csrf", "decision"}
+# Marks the authorization request of a pushed request (RFC 9126) coming back from the fresh sign-in
+# its prompt=login, max_age or acr_values asked for (a user who strips prompt=login from a query
+# skips it the same way; the token's auth_time and acr say what happened).
+SIGNED_IN_AFRESH = "tk_fresh"
 
 
 def error_body(err: TillkeyError) -> dict[str, Any]:
@@ -98,6 +103,11 @@ async def authorize(request: Request) -> Response:
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
         return templating.error("Authorization failed", exc.message, exc.status_code)
+    if req.request_uri is not None and request.query_params.get(SIGNED_IN_AFRESH) == "1":
+        # A pushed request's prompt / max_age / acr_values live with it, not in the query: after
+        # the fresh sign-in they asked for, go on without them (as _login_redirect_without_prompt
+        # does for a request in the query), or the sign-in would loop.
+        req = replace(req, prompt=None, max_age=None, acr_values=())
     session = tk.services.console_sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
@@ -139,8 +149,10 @@ async def _mfa_reachable(tk: Tillkey, user: code_grant.User) -> bool:
 def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
     """prompt=login, max_age, acr_values: sign in again, then continue without them (or it would
     loop: a fresh sign-in meets them, and may cross a second boundary on its way back)."""
-    once = ("prompt", "max_age", "acr_values")
+    once = ("prompt", "max_age", "acr_values", SIGNED_IN_AFRESH)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in once]
+    if "request_uri" in request.query_params:
+        kept.append((SIGNED_IN_AFRESH, "1"))
     target = request.url.path + "?" + urlencode(kept)
     return RedirectResponse("/console/login?" + urlencode({"next": target}), status_code=303)
 
