@@ -6,6 +6,7 @@ client); jwks_uri on a private address and oversize JWKS are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -107,6 +108,10 @@ def test_private_key_jwt_client_credentials_and_every_refusal(tmp_path: Path, db
             assert r.json()["scope"] == SCOPE
             # The same assertion again: its jti is spent.
             assert refused(await t.client.post("/oauth2/token", data=form(cid, good)))
+            # The same assertion sent twice at once: the database lets exactly one through.
+            twice = assertion(key, cid, now)
+            answers = await asyncio.gather(*(t.client.post("/oauth2/token", data=form(cid, twice)) for _ in range(2)))
+            assert sorted(a.status_code for a in answers) == [200, 401]
             # client_id may be left out (the assertion's sub names the client); the issuer is an audience too.
             r = await t.client.post("/oauth2/token", data=form(None, assertion(key, cid, now, aud=[BASE_URL])))
             assert r.status_code == 200, r.text
@@ -237,7 +242,6 @@ def test_registration_refuses_bad_keys_and_private_jwks_uris(tmp_path: Path) -> 
 @asynccontextmanager
 async def jwks_server(documents: dict[str, bytes]) -> AsyncIterator[tuple[str, dict[str, int]]]:
     """A client's key server on loopback: GET /NAME answers documents[NAME] (changeable), and counts."""
-    import asyncio
     import socket
 
     import uvicorn
