@@ -236,6 +236,20 @@ def test_registration_refuses_bad_keys_and_private_jwks_uris(tmp_path: Path) -> 
                     await create(**case)
             await create(auth_method="private_key_jwt", jwks_uri="https://keys.example/jwks")
 
+            # The admin API: the same fields, the same refusals.
+            await t.create_admin("alice")
+            headers = t.bearer(await t.admin_token("alice"))
+            body = {"name": "ERP", "type": "confidential", "grant_types": ["client_credentials"]}
+            body |= {"token_endpoint_auth_method": "private_key_jwt", "jwks": json.loads(jwks)}
+            r = await t.client.post("/tillkey/v1/oauth2/clients", json=body, headers=headers)
+            assert r.status_code == 201, r.text
+            made = r.json()
+            assert made["token_endpoint_auth_method"] == "private_key_jwt" and "client_secret" not in made
+            assert made["jwks"]["keys"][0]["kid"] == "k1" and made["require_pushed_authorization_requests"] is False
+            private_uri = {**body, "jwks": None, "jwks_uri": "https://169.254.169.254/jwks"}
+            r = await t.client.post("/tillkey/v1/oauth2/clients", json=private_uri, headers=headers)
+            assert r.status_code == 400 and "private" in r.text
+
     inprocess.run(body)
 
 
