@@ -1,17 +1,30 @@
 """Authlib's OAuth 2 client (nobody here wrote it) against a live Tillkey: authorization code with
-PKCE (the sign-in form driven over HTTP), a call with the token, refresh, revoke."""
+PKCE (the sign-in form driven over HTTP), a call with the token, refresh, revoke; private_key_jwt
+client authentication (Authlib's PrivateKeyJWT), and a pushed authorization request followed by
+the authorization request by request_uri, to a token."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import httpx
+import jwt
 import pytest
+from authlib.common.encoding import to_unicode
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import Server
 from tests.oauth2_support import REDIRECT, authorize, register, start_oauth_server
+from tillkey.oauth2.client_assertion import ASSERTION_TYPE
 
 pytestmark = pytest.mark.interop
 SCOPE = "openid profile Magento_Catalog::products"
@@ -94,3 +107,98 @@ def test_authlib_code_pkce_refresh_revoke(srv: Server, auth_method: str) -> None
     assert refused.value.error == "invalid_grant"
     # The family's access token died with it.
     assert client.get(f"{srv.url}/oauth2/userinfo").status_code == 401
+
+
+# --- private_key_jwt (RFC 7523) and pushed authorization requests (RFC 9126) ---------------------
+
+
+def _pkjwt_client(srv: Server, tmp_path: Path, *args: str) -> tuple[dict[str, str], bytes]:
+    """A client registered with private_key_jwt and its public key; answers it and the private PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": "erp-1", "use": "sig"}
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [jwk]}))
+    registered = register(
+        srv,
+        "--name",
+        "ERP",
+        "--type",
+        "confidential",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(path),
+        *args,
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return registered, pem
+
+
+def test_authlib_private_key_jwt_client_credentials(srv: Server, tmp_path: Path) -> None:
+    registered, pem = _pkjwt_client(
+        srv, tmp_path, "--grant", "client_credentials", "--scope", "Magento_Catalog::products"
+    )
+    assert "client_secret" not in registered
+    token_url = f"{srv.url}/oauth2/token"
+    client = OAuth2Client(registered["client_id"], pem, token_endpoint_auth_method="private_key_jwt")
+    client.register_client_auth_method(PrivateKeyJWT(token_url))
+    token = client.fetch_token(token_url, grant_type="client_credentials")
+    assert token["scope"] == "Magento_Catalog::products"
+    products = client.get(f"{srv.url}/rest/V1/products", params={"searchCriteria[pageSize]": "1"})
+    assert products.status_code == 200
+    # Another fetch signs a fresh assertion (new jti): accepted again.
+    assert client.fetch_token(token_url, grant_type="client_credentials")["access_token"] != token["access_token"]
+    # A secret client's Authlib cannot pass itself off with a key it signs: the same invalid_client.
+    with pytest.raises(OAuthError) as refused:
+        other = OAuth2Client(registered["client_id"], "tk_cs_guess", token_endpoint_auth_method="client_secret_post")
+        other.fetch_token(token_url, grant_type="client_credentials")
+    assert refused.value.error == "invalid_client"
+
+
+def test_authlib_pushed_authorization_request_then_request_uri_to_a_token(srv: Server, tmp_path: Path) -> None:
+    registered, pem = _pkjwt_client(
+        srv,
+        tmp_path,
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "openid",
+        "--scope",
+        "Magento_Catalog::products",
+        "--require-par",
+    )
+    cid = registered["client_id"]
+    token_url = f"{srv.url}/oauth2/token"
+    client = OAuth2Client(
+        cid,
+        pem,
+        scope="openid Magento_Catalog::products",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="private_key_jwt",
+    )
+    client.register_client_auth_method(PrivateKeyJWT(token_url))
+    verifier = generate_token(48)
+    # The request Authlib would send on the front channel, pushed instead (RFC 9126 §2.1), with an
+    # assertion Authlib signs for the issuer.
+    url, state = client.create_authorization_url(f"{srv.url}/oauth2/authorize", code_verifier=verifier, nonce="n1")
+    front = dict(parse_qsl(urlsplit(url).query))
+    signed = to_unicode(private_key_jwt_sign(pem, cid, srv.url, claims={"exp": int(time.time()) + 60}))
+    pushed = httpx.post(
+        f"{srv.url}/oauth2/par", data={**front, "client_assertion_type": ASSERTION_TYPE, "client_assertion": signed}
+    )
+    assert pushed.status_code == 201, pushed.text
+    request_uri = pushed.json()["request_uri"]
+    # Sent on the front channel directly, the request is refused (this client must push).
+    assert httpx.get(url).status_code == 400
+    location = authorize(
+        srv, f"{srv.url}/oauth2/authorize?" + urlencode({"client_id": cid, "request_uri": request_uri})
+    )
+    token = client.fetch_token(token_url, authorization_response=location, code_verifier=verifier, state=state)
+    assert token["scope"] == "openid Magento_Catalog::products" and "id_token" in token
+    assert client.get(f"{srv.url}/oauth2/userinfo").json()["sub"].startswith("admin:")
+    # The request_uri was spent.
+    again = httpx.get(f"{srv.url}/oauth2/authorize?" + urlencode({"client_id": cid, "request_uri": request_uri}))
+    assert again.status_code == 400

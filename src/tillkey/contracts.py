@@ -119,6 +119,19 @@ class ClientStore(Protocol):
 
     async def delete(self, w: Work, client_id: str) -> Client | None: ...
 
+    async def first_sight(self, digest: str, expires_at: int, now: int) -> bool:
+        """Record a client assertion's jti (digest) until `expires_at`; False: seen before."""
+
+    async def push_request(self, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:
+        """Keep a pushed authorization request (RFC 9126) until `expires_at`."""
+
+    async def peek_request(self, digest: str, client_id: str, now: int) -> str | None:
+        """A live pushed request of this client, left unspent (the sign-in may still come between)."""
+
+    async def pull_request(self, digest: str, client_id: str, now: int) -> str | None:
+        """Spend a pushed request of this client: its parameters, or None (unknown, another
+        client's, expired, used)."""
+
 
 class CodeStore(Protocol):
     """Authorization codes, by the digest of the code (never the code itself)."""

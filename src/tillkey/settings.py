@@ -209,6 +209,17 @@ class Settings(BaseSettings):
     # reach loopback, private and link-local addresses (a provider on the internal network, or
     # tests on loopback). Off: refused when saved and again after DNS resolution (security/outbound.py).
     federation_allow_private_endpoints: bool = False
+    # private_key_jwt clients (issue 20): let a client's jwks_uri reach loopback, private and
+    # link-local addresses (and use http, on loopback only). Off: refused when registered and
+    # again after DNS resolution (security/outbound.py).
+    client_jwks_allow_private_endpoints: bool = False
+    # Seconds a client's fetched JWKS is kept; an unknown `kid` refetches it at once, but at most
+    # once per federation_jwks_min_refresh seconds.
+    client_jwks_ttl: int = Field(default=300, ge=0, le=86400)
+    # Longest lifetime (exp - now, and exp - iat) of a private_key_jwt client assertion. Every
+    # assertion is single use whatever its lifetime (its jti is kept until it expires); 3600 is
+    # what Authlib's client signs by default.
+    client_assertion_max_lifetime: int = Field(default=3600, ge=60, le=86400)
     # Seconds a sign-in at an external provider may take, from the redirect to the callback.
     federation_flow_ttl: int = Field(default=600, ge=60, le=3600)
     # Seconds a provider's discovery document and JWKS are kept; an unknown `kid` refetches the
@@ -231,6 +242,9 @@ class Settings(BaseSettings):
     # jwt (RFC 9068 profile, verifiable offline through the JWKS) or opaque (`tk_at_`, introspect).
     oauth2_access_token_format: TokenFormat = TokenFormat.JWT
     oauth2_code_ttl: int = Field(default=60, gt=0, le=600)
+    # Seconds a pushed authorization request (RFC 9126) lives: from the push until the code is
+    # issued (sign-in and consent included), single use.
+    oauth2_par_ttl: int = Field(default=60, ge=5, le=600)
     # PKCE (S256) is always required of public clients; this requires it of confidential ones too
     # (RFC 9700 §2.1.1). Off: only clients registered with PKCE required must use it.
     oauth2_require_pkce: bool = True

@@ -47,6 +47,7 @@ from tillkey.federation.saml import ServiceProvider
 from tillkey.federation.saml_admin import SamlProviders
 from tillkey.federation.service import Federation
 from tillkey.oauth1.handshake import Exchange
+from tillkey.oauth2.client_assertion import ClientKeys
 from tillkey.oauth2.clients import Clients
 from tillkey.oauth2.service import OAuth2, TokenRevoker
 from tillkey.principal import UserType
@@ -158,6 +159,8 @@ class Services:
             master=master,
             clock=clock,
             live=live_client,
+            settings=settings,
+            keys=ClientKeys(settings=settings, clock=clock),
         )
         self.oauth2 = OAuth2(
             settings=settings,

@@ -706,6 +706,7 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/console/customers/{id}/sign-out"): "revocation",
     ("POST", "/oauth2/revoke"): "revocation (RFC 7009)",
     ("POST", "/oauth2/introspect"): "reads a token; mints nothing",
+    ("POST", "/oauth2/par"): "stores an authorization request checked as /oauth2/authorize checks it; mints nothing",
     ("POST", "/oauth2/userinfo"): "reads claims; mints nothing",
     ("POST", "/console/keys/rotate"): "rotates the server's signing keys; no one's grant changes",
     ("POST", "/console/admins/{id}/delete"): "deletion (only admins within one's grant: require_manages)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -52,10 +53,39 @@ def client_create(
         bool,
         typer.Option(help="Every access token must be DPoP-bound (RFC 9449): token requests need a DPoP proof."),
     ] = False,
+    auth_method: Annotated[
+        str | None,
+        typer.Option(
+            help="client_secret_basic (a secret, the default for confidential clients), private_key_jwt "
+            "(RFC 7523: a JWT signed with a key of --jwks-file or --jwks-uri; no secret) or none (public).",
+        ),
+    ] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="private_key_jwt: a JSON file with the client's public keys (a JWKS).")
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option(help="private_key_jwt: an https URL serving the client's JWKS.")
+    ] = None,
+    require_par: Annotated[
+        bool,
+        typer.Option(
+            "--require-par",
+            help="Authorization requests only through a pushed authorization request (RFC 9126).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client. A confidential client's secret is printed once and never stored in clear."""
     from tillkey.surfaces.oauth2 import client_json
+
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = jwks_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(
+                f"cannot read {jwks_file}: {type(exc).__name__}", param_hint="--jwks-file"
+            ) from None
 
     async def go(tk: Tillkey) -> dict[str, Any]:
         done = await tk.services.clients.create(
@@ -69,6 +99,10 @@ def client_create(
             require_pkce=require_pkce,
             resource_server=resource_server,
             dpop_bound_access_tokens=dpop_bound,
+            auth_method=auth_method,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            require_pushed_authorization_requests=require_par,
         )
         return client_json(done.client, done.secret)
 
@@ -87,10 +121,17 @@ def client_list(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"clients": rows}) + "\n")
         return
-    table = Table("client_id", "name", "type", "grant_types", "scopes", "binding")
+    table = Table("client_id", "name", "type", "auth method", "binding", "grant_types", "scopes")
     for r in rows:
-        binding = "dpop" if r["dpop_bound_access_tokens"] else "bearer"
-        table.add_row(r["client_id"], r["name"], r["type"], " ".join(r["grant_types"]), " ".join(r["scopes"]), binding)
+        table.add_row(
+            r["client_id"],
+            r["name"],
+            r["type"],
+            r["token_endpoint_auth_method"],
+            "dpop" if r["dpop_bound_access_tokens"] else "bearer",
+            " ".join(r["grant_types"]),
+            " ".join(r["scopes"]),
+        )
     out.print(table)
 
 

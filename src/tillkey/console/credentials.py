@@ -263,6 +263,9 @@ async def client_page(c: Console) -> Response:
         ("First party", "yes" if client.first_party else "no"),
         ("Resource server", "yes" if client.resource_server else "no"),
         ("Token binding", "DPoP required" if client.dpop_bound_access_tokens else "bearer (DPoP on request)"),
+        ("Token endpoint auth method", client.auth_method),
+        ("Client keys (JWKS)", client.jwks_uri or ("registered inline" if client.jwks else "—")),
+        ("Pushed authorization requests", "required" if client.require_pushed_authorization_requests else "optional"),
         ("Created", _when(client.created_at * 1000)),
     ]
     back = ("/console/oauth-clients", "All OAuth clients")

@@ -1,5 +1,6 @@
 """OAuth 2 client registration (by an admin: CLI or admin API) and client authentication
-(RFC 6749 §2.3: client_secret_basic, client_secret_post; `none` for public clients).
+(RFC 6749 §2.3: client_secret_basic, client_secret_post; `none` for public clients;
+private_key_jwt, RFC 7523 §2.2, with the client's registered JWKS: client_assertion.py).
 
 Secrets are generated (`tk_cs_` + 256 bits), shown once, and stored as a keyed HMAC digest: a
 lookup costs microseconds and the database holds nothing replayable (DESIGN: secrets at rest).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,9 +24,12 @@ from tillkey.clock import Clock
 from tillkey.contracts import Changes, ClientStore, RefreshStore, Revocations
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
+from tillkey.oauth2 import client_assertion
 from tillkey.oauth2 import scopes as scope_rules
+from tillkey.oauth2.client_assertion import ClientKeys, Rejected, UnknownKey
 from tillkey.oauth2.rfc6749.errors import InvalidClient
 from tillkey.principal import Principal, UserType
+from tillkey.settings import Settings
 from tillkey.store.oauth2 import Client
 
 SECRET_PREFIX = "tk_cs_"  # noqa: S105 (a prefix, not a secret)
@@ -35,6 +40,10 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 # Compared against when the client is unknown, so an unknown client costs the same work.
 _DUMMY_DIGEST = "0" * 64
 CHANGE_KIND = "oauth_clients"
+PRIVATE_KEY_JWT = "private_key_jwt"
+AUTH_METHODS = ("client_secret_basic", "none", PRIVATE_KEY_JWT)
+# The client authentication parameters every endpoint that authenticates clients accepts.
+AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion_type", "client_assertion"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,11 @@ class Clients:
         master: MasterSecret,
         clock: Clock,
         live: Callable[[str], Client | None],
+        settings: Settings,
+        keys: ClientKeys,
     ) -> None:
+        self.settings = settings
+        self.keys = keys
         self.store = store
         self.refreshes = refreshes
         self.changes = changes
@@ -96,6 +109,10 @@ class Clients:
         require_pkce: bool = True,
         resource_server: bool = False,
         dpop_bound_access_tokens: bool = False,
+        auth_method: str | None = None,
+        jwks: str | None = None,
+        jwks_uri: str | None = None,
+        require_pushed_authorization_requests: bool = False,
     ) -> Registered:
         name = name.strip()
         if not name or len(name) > 255:
@@ -113,6 +130,7 @@ class Clients:
         uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
         if "authorization_code" in grants and not uris:
             raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
+        stored_method, jwks, jwks_uri = self._auth_method(client_type, auth_method, jwks, jwks_uri)
         wanted = scope_rules.parse(" ".join(scopes))
         unknown = scope_rules.unknown(self.tree, wanted)
         if unknown:
@@ -125,7 +143,8 @@ class Clients:
         delegation.require_ids_within(
             acting, self.tree, scope_rules.resource_scopes(wanted), what="oauth client scopes"
         )
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32) if client_type == "confidential" else None
+        with_secret = client_type == "confidential" and stored_method is None
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32) if with_secret else None
         now = self.clock.now_int()
         draft = Client(
             0,
@@ -142,6 +161,10 @@ class Clients:
             now,
             resource_server,
             dpop_bound_access_tokens,
+            stored_method,
+            jwks,
+            jwks_uri,
+            require_pushed_authorization_requests,
         )
         async with self.changes() as w:
             client = await self.store.add(w, draft)
@@ -157,9 +180,37 @@ class Clients:
                     "scopes": list(wanted),
                     "resource_server": resource_server,
                     "binding": "dpop" if dpop_bound_access_tokens else "bearer",
+                    "auth_method": draft.auth_method,
+                    "require_par": require_pushed_authorization_requests,
                 },
             )
         return Registered(client, secret)
+
+    def _auth_method(
+        self, client_type: str, method: str | None, jwks: str | None, jwks_uri: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """(the method to store: None for a secret or none, by the client's kind; the JWKS, compact;
+        the jwks_uri), or InvalidRequest."""
+        if method is not None and method not in AUTH_METHODS:
+            raise InvalidRequest(f"The auth method must be one of {', '.join(AUTH_METHODS)}.")
+        if method != PRIVATE_KEY_JWT:
+            if jwks is not None or jwks_uri is not None:
+                raise InvalidRequest("A JWKS is registered only with the private_key_jwt auth method.")
+            if method is not None and method != ("none" if client_type == "public" else "client_secret_basic"):
+                raise InvalidRequest("A confidential client uses a secret or private_key_jwt; a public one, none.")
+            return None, None, None
+        if client_type != "confidential":
+            raise InvalidRequest("private_key_jwt is for confidential clients.")
+        if (jwks is None) == (jwks_uri is None):
+            raise InvalidRequest("private_key_jwt needs the client's keys: a JWKS or a jwks_uri (one of them).")
+        try:
+            if jwks is not None:
+                return PRIVATE_KEY_JWT, json.dumps({"keys": client_assertion.parse_jwks(jwks)}), None
+            assert jwks_uri is not None
+            allow = self.settings.client_jwks_allow_private_endpoints
+            return PRIVATE_KEY_JWT, None, client_assertion.check_jwks_uri(jwks_uri, allow_private=allow)
+        except Rejected as exc:
+            raise InvalidRequest(f"{str(exc)[:1].upper()}{str(exc)[1:300]}.".replace("..", ".")) from None
 
     async def registered(self) -> list[Client]:
         return await self.store.all()
@@ -200,6 +251,17 @@ class Clients:
         client = self.live(client_id)
         if client is None:
             client = await self.store.by_client_id(client_id)
+        if method == PRIVATE_KEY_JWT:
+            if client is None or not client.active or client.auth_method != PRIVATE_KEY_JWT:
+                raise InvalidClient(detail="client assertion from a client not registered for private_key_jwt")
+            assert secret is not None
+            try:
+                await self._check_assertion(client, secret)
+            except Rejected as exc:
+                raise InvalidClient(detail=f"private_key_jwt: {str(exc)[:300]}") from None
+            return client
+        if client is not None and client.auth_method == PRIVATE_KEY_JWT:
+            raise InvalidClient(detail=f"private_key_jwt client sent {method}")
         stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
         presented = self.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
         matches = hmac.compare_digest(stored, presented)
@@ -212,10 +274,50 @@ class Clients:
             raise InvalidClient(detail="public clients have no secret")
         return client
 
+    async def _check_assertion(self, client: Client, assertion: str) -> None:
+        """RFC 7523 §3 with the client's keys (client_assertion.py); the jti is spent here."""
+        issuer = self.settings.issuer
+        audiences = (f"{issuer}/oauth2/token", issuer, f"{issuer}/oauth2/par")
+        now, lifetime = self.clock.now_int(), self.settings.client_assertion_max_lifetime
+        if client.jwks is not None:
+            keys = client_assertion.parse_jwks(client.jwks)
+        elif client.jwks_uri is not None:
+            keys = await self.keys.keys(client.jwks_uri)
+        else:
+            raise Rejected("no keys registered")
+        try:
+            verified = client_assertion.verify(
+                assertion, keys, client_id=client.client_id, audiences=audiences, now=now, max_lifetime=lifetime
+            )
+        except UnknownKey:
+            if client.jwks_uri is None:
+                raise
+            # The client may have rotated its keys: fetch them again (at most so often), once.
+            keys = await self.keys.keys(client.jwks_uri, fresh=True)
+            verified = client_assertion.verify(
+                assertion, keys, client_id=client.client_id, audiences=audiences, now=now, max_lifetime=lifetime
+            )
+        digest = self.master.digest(f"client-assertion\x00{client.client_id}\x00{verified.jti}")
+        if not await self.store.first_sight(digest, verified.expires_at, now):
+            raise Rejected("jti replayed")
+
 
 def _credentials(params: dict[str, str], authorization: str | None) -> tuple[str, str | None, str]:
-    """(client_id, secret or None, method)."""
+    """(client_id, secret or client assertion or None, method)."""
     body_id, body_secret = params.get("client_id"), params.get("client_secret")
+    assertion_type, assertion = params.get("client_assertion_type"), params.get("client_assertion")
+    if assertion_type is not None or assertion is not None:
+        if authorization is not None or body_secret is not None:
+            raise InvalidRequest("Use one client authentication method, not two.")
+        if assertion_type != client_assertion.ASSERTION_TYPE or assertion is None:
+            raise InvalidClient(detail="unsupported or incomplete client assertion")
+        try:
+            claimed = client_assertion.unverified_subject(assertion)
+        except Rejected as exc:
+            raise InvalidClient(detail=f"private_key_jwt: {exc}") from None
+        if body_id is not None and body_id != claimed:
+            raise InvalidClient(detail="client_id differs from the assertion's sub")
+        return claimed, assertion, PRIVATE_KEY_JWT
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "basic":

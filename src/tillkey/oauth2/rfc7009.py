@@ -5,5 +5,7 @@ OAuth2.revoke (oauth2/service.py)."""
 
 from __future__ import annotations
 
-PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
+PARAMS = frozenset(
+    {"token", "token_type_hint", "client_id", "client_secret", "client_assertion_type", "client_assertion"}
+)
 HINTS = frozenset({"access_token", "refresh_token"})

@@ -17,7 +17,9 @@ from tillkey.principal import Principal
 from tillkey.store.oauth2 import Client, RefreshToken
 from tillkey.tokens.contracts import TokenClaims
 
-PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
+PARAMS = frozenset(
+    {"token", "token_type_hint", "client_id", "client_secret", "client_assertion_type", "client_assertion"}
+)
 INACTIVE: dict[str, Any] = {"active": False}
 
 

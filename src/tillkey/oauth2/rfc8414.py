@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from tillkey.credentials.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from tillkey.oauth2.client_assertion import ALGORITHMS
 from tillkey.oauth2.clients import GRANT_TYPES
 from tillkey.oauth2.rfc7636 import S256
 from tillkey.oauth2.scopes import OIDC_SCOPES
 from tillkey.settings import Settings
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-# Endpoints that only authenticate callers who can keep a secret.
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+# Endpoints that only authenticate callers who can keep a secret (or a private key).
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# private_key_jwt (RFC 7523): asymmetric only, never none or HS*.
+AUTH_SIGNING_ALGS = list(ALGORITHMS)
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -33,7 +36,13 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "code_challenge_methods_supported": [S256],
+        # RFC 9126: pushed authorization requests (required per client, not by the server).
+        "pushed_authorization_request_endpoint": f"{base}/oauth2/par",
+        "require_pushed_authorization_requests": False,
         # RFC 9207: the authorization response names its issuer (mix-up defence).
         "authorization_response_iss_parameter_supported": True,
         # RFC 9449 §5.1: DPoP proofs accepted at the token endpoint and with bound tokens.

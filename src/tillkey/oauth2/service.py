@@ -10,8 +10,10 @@ no storage (parameters, redirect URIs, PKCE, scopes, the response body); this ho
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tillkey import audit
@@ -24,7 +26,7 @@ from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662
 from tillkey.oauth2 import scopes as scope_rules
 from tillkey.oauth2.access_tokens import AccessToken, subject
-from tillkey.oauth2.clients import Clients
+from tillkey.oauth2.clients import AUTH_PARAMS, Clients
 from tillkey.oauth2.oidc import userinfo
 from tillkey.oauth2.rfc6749 import authorization_code, client_credentials, refresh_token
 from tillkey.oauth2.rfc6749.authorization_code import AuthorizationRequest, User
@@ -234,19 +236,64 @@ class OAuth2:
 
     async def authorization_request(self, params: dict[str, str]) -> AuthorizationRequest:
         """Check an authorization request (authorization_code.validate's rules, for the client
-        as registered now)."""
+        as registered now). With a request_uri (RFC 9126 §4) the pushed parameters are the
+        request, every other one but client_id ignored; a client that must push cannot skip it."""
         client_id = params.get("client_id")
         if client_id is None:
             raise InvalidRequest("Missing parameter: client_id.")
         client = await self.client_store.by_client_id(client_id)
         if client is None or not client.active:
             raise InvalidRequest("Unknown client.", detail=f"unknown client_id {client_id[:64]!r}")
-        return authorization_code.validate(client, params, require_pkce=self.settings.oauth2_require_pkce)
+        request_uri = params.get("request_uri")
+        if request_uri is None:
+            if client.require_pushed_authorization_requests:
+                raise InvalidRequest("This client must push its authorization request first (RFC 9126).")
+            return authorization_code.validate(client, params, require_pkce=self.settings.oauth2_require_pkce)
+        found = await self.client_store.peek_request(
+            self._request_uri_digest(request_uri), client.client_id, self.clock.now_int()
+        )
+        if found is None:
+            raise InvalidRequest(
+                "The request_uri is unknown, expired or already used. Start again from the application."
+            )
+        pushed = {**json.loads(found), "client_id": client.client_id}
+        req = authorization_code.validate(client, pushed, require_pkce=self.settings.oauth2_require_pkce)
+        return replace(req, request_uri=request_uri)
+
+    def _request_uri_digest(self, request_uri: str) -> str:
+        return self.master.digest("par\x00" + request_uri)
+
+    async def push(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+        """RFC 9126 §2: a client, authenticated as at the token endpoint, pushes an authorization
+        request; it is checked as the authorization endpoint checks it and kept, single use, for
+        oauth2_par_ttl seconds behind a random request_uri."""
+        raw = form(body, content_type, authorization_code.AUTHORIZE_PARAMS | AUTH_PARAMS)
+        client = await self.clients.authenticate(raw, authorization)
+        if "request_uri" in raw:
+            raise InvalidRequest("A pushed authorization request cannot carry a request_uri.")
+        params = {k: v for k, v in raw.items() if k in authorization_code.AUTHORIZE_PARAMS}
+        params["client_id"] = client.client_id
+        try:
+            authorization_code.validate(client, params, require_pkce=self.settings.oauth2_require_pkce)
+        except authorization_code.RedirectError as exc:
+            raise exc.error from None
+        request_uri = authorization_code.REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
+        now, ttl = self.clock.now_int(), self.settings.oauth2_par_ttl
+        digest = self._request_uri_digest(request_uri)
+        await self.client_store.push_request(digest, client.client_id, json.dumps(params), now + ttl, now)
+        return {"request_uri": request_uri, "expires_in": ttl}
 
     async def issue_code(self, req: AuthorizationRequest, user: User) -> str:
-        """The redirect URI carrying a fresh code (and state, and iss per RFC 9207)."""
+        """The redirect URI carrying a fresh code (and state, and iss per RFC 9207). A pushed
+        request is spent here, once."""
         code = authorization_code.CODE_PREFIX + secrets.token_urlsafe(32)
         now = self.clock.now_int()
+        if req.request_uri is not None:
+            digest = self._request_uri_digest(req.request_uri)
+            if await self.client_store.pull_request(digest, req.client.client_id, now) is None:
+                raise InvalidRequest(
+                    "The request_uri is unknown, expired or already used. Start again from the application."
+                )
         record = Code(
             req.client.client_id,
             user.user_type,

@@ -545,6 +545,12 @@ class OAuthClientRow(Base):
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Every access token of this client must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`).
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Issue 20: how the client authenticates at the token endpoint (None: by its kind, a secret or
+    # none); for private_key_jwt its keys, inline (JWKS JSON) or at a URI fetched safely.
+    token_endpoint_auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OAuthCodeRow(Base):
@@ -747,3 +753,23 @@ class ReplayCacheRow(Base):
 
 
 Index("ix_replay_cache_expires", ReplayCacheRow.expires_ms)
+
+
+class OAuthSeenJtiRow(Base):
+    """A client assertion's `jti` consumed (keyed digest of client_id and jti), kept until the
+    assertion expires: the replay cache of private_key_jwt, in the database so every process shares it."""
+
+    __tablename__ = "oauth2_seen_jtis"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class OAuthPushedRequestRow(Base):
+    """A pushed authorization request (RFC 9126), by the keyed digest of its request_uri: the
+    client it belongs to, its parameters (JSON), single use, short-lived."""
+
+    __tablename__ = "oauth2_pushed_requests"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey.store.models import OAuthClientRow, OAuthCodeRow, RefreshFamilyRow, RefreshTokenRow
+from tillkey.store.models import (
+    OAuthClientRow,
+    OAuthCodeRow,
+    OAuthPushedRequestRow,
+    OAuthSeenJtiRow,
+    RefreshFamilyRow,
+    RefreshTokenRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +40,22 @@ class Client:
     created_at: int
     resource_server: bool = False  # may introspect others' tokens (RFC 7662 §2.1)
     dpop_bound_access_tokens: bool = False  # every token request must carry a DPoP proof (RFC 9449 §5.2)
+    token_endpoint_auth_method: str | None = None  # None: by its kind (a secret, or none)
+    jwks: str | None = None  # private_key_jwt: the client's keys, JWKS JSON text
+    jwks_uri: str | None = None  # ... or where to fetch them
+    require_pushed_authorization_requests: bool = False  # RFC 9126 §6
 
     @property
     def confidential(self) -> bool:
         return self.client_type == "confidential"
+
+    @property
+    def auth_method(self) -> str:
+        """The one way this client authenticates at the token endpoint (RFC 7591 §2 names;
+        client_secret_basic stands for a secret sent either way, Basic or in the body)."""
+        if self.token_endpoint_auth_method:
+            return self.token_endpoint_auth_method
+        return "client_secret_basic" if self.confidential else "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +116,10 @@ def _client(r: OAuthClientRow) -> Client:
         r.created_at,
         r.resource_server,
         r.dpop_bound_access_tokens,
+        r.token_endpoint_auth_method,
+        r.jwks,
+        r.jwks_uri,
+        r.require_pushed_authorization_requests,
     )
 
 
@@ -117,6 +141,10 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         created_at=c.created_at,
         resource_server=c.resource_server,
         dpop_bound_access_tokens=c.dpop_bound_access_tokens,
+        token_endpoint_auth_method=c.token_endpoint_auth_method,
+        jwks=c.jwks,
+        jwks_uri=c.jwks_uri,
+        require_pushed_authorization_requests=c.require_pushed_authorization_requests,
     )
     s.add(row)
     await s.flush()
@@ -142,6 +170,44 @@ async def delete_client(s: AsyncSession, client_id: str) -> Client | None:
     found = _client(row)
     await s.delete(row)
     return found
+
+
+async def first_sight(s: AsyncSession, digest: str, expires_at: int, now: int) -> bool:
+    """Record a client assertion's jti as used; False when it already was (a replay). The primary
+    key decides between two processes that see the same assertion at once: one insert wins."""
+    await s.execute(delete(OAuthSeenJtiRow).where(OAuthSeenJtiRow.expires_at <= now))
+    try:
+        async with s.begin_nested():
+            await s.execute(insert(OAuthSeenJtiRow).values(digest=digest, expires_at=expires_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def push_request(s: AsyncSession, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:
+    await s.execute(delete(OAuthPushedRequestRow).where(OAuthPushedRequestRow.expires_at <= now))
+    s.add(OAuthPushedRequestRow(digest=digest, client_id=client_id, params=params, expires_at=expires_at))
+
+
+async def peek_request(s: AsyncSession, digest: str, client_id: str, now: int) -> str | None:
+    """A pushed request's parameters, left unspent; None when unknown, another client's or expired."""
+    row = await s.get(OAuthPushedRequestRow, digest)
+    if row is None or row.client_id != client_id or row.expires_at <= now:
+        return None
+    return row.params
+
+
+async def pull_request(s: AsyncSession, digest: str, client_id: str, now: int) -> str | None:
+    """A pushed request's parameters, spent by this call (one DELETE decides between two uses);
+    None when unknown, another client's (left alone), expired or already used."""
+    row = await s.get(OAuthPushedRequestRow, digest)
+    if row is None or row.client_id != client_id:
+        return None
+    params, expires_at = row.params, row.expires_at
+    res = await s.execute(delete(OAuthPushedRequestRow).where(OAuthPushedRequestRow.digest == digest))
+    if not res.rowcount or expires_at <= now:  # type: ignore[attr-defined]
+        return None
+    return params
 
 
 # --- authorization codes ------------------------------------------------------------------------

@@ -42,6 +42,22 @@ class ClientRows:
     async def delete(self, w: Work, client_id: str) -> Client | None:
         return await repo.delete_client(w.s, client_id)
 
+    async def first_sight(self, digest: str, expires_at: int, now: int) -> bool:
+        async with self._db.transaction() as s:
+            return await repo.first_sight(s, digest, expires_at, now)
+
+    async def push_request(self, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:
+        async with self._db.transaction() as s:
+            await repo.push_request(s, digest, client_id, params, expires_at, now)
+
+    async def peek_request(self, digest: str, client_id: str, now: int) -> str | None:
+        async with self._db.session() as s:
+            return await repo.peek_request(s, digest, client_id, now)
+
+    async def pull_request(self, digest: str, client_id: str, now: int) -> str | None:
+        async with self._db.transaction() as s:
+            return await repo.pull_request(s, digest, client_id, now)
+
 
 class CodeRows:
     """CodeStore: authorization codes by digest."""

@@ -8,6 +8,8 @@ form bodies and error shape are the RFCs'); the admin client API is in the OpenA
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -42,6 +44,10 @@ if TYPE_CHECKING:
 api = Api(tags=["OAuth 2 / OpenID Connect"])
 CLIENTS_RESOURCE = "Tillkey::oauth2_clients"
 CONSENT_PARAMS = code_grant.AUTHORIZE_PARAMS | {"csrf", "decision"}
+# Marks the authorization request of a pushed request (RFC 9126) coming back from the fresh sign-in
+# its prompt=login, max_age or acr_values asked for (a user who strips prompt=login from a query
+# skips it the same way; the token's auth_time and acr say what happened).
+SIGNED_IN_AFRESH = "tk_fresh"
 
 
 def error_body(err: TillkeyError) -> dict[str, Any]:
@@ -99,6 +105,11 @@ async def authorize(request: Request) -> Response:
     except TillkeyError as exc:
         # Client or redirect URI unverified: tell the user, never redirect (RFC 6749 §4.1.2.1).
         return templating.error("Authorization failed", exc.message, exc.status_code)
+    if req.request_uri is not None and request.query_params.get(SIGNED_IN_AFRESH) == "1":
+        # A pushed request's prompt / max_age / acr_values live with it, not in the query: after
+        # the fresh sign-in they asked for, go on without them (as _login_redirect_without_prompt
+        # does for a request in the query), or the sign-in would loop.
+        req = replace(req, prompt=None, max_age=None, acr_values=())
     session = tk.services.console_sessions.find(request.cookies.get(cookie_name(request)))
     if session is None or session.pending_otp or req.prompt == "login":
         if req.prompt == "none":
@@ -140,8 +151,10 @@ async def _mfa_reachable(tk: Tillkey, user: code_grant.User) -> bool:
 def _login_redirect_without_prompt(request: Request) -> RedirectResponse:
     """prompt=login, max_age, acr_values: sign in again, then continue without them (or it would
     loop: a fresh sign-in meets them, and may cross a second boundary on its way back)."""
-    once = ("prompt", "max_age", "acr_values")
+    once = ("prompt", "max_age", "acr_values", SIGNED_IN_AFRESH)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in once]
+    if "request_uri" in request.query_params:
+        kept.append((SIGNED_IN_AFRESH, "1"))
     target = request.url.path + "?" + urlencode(kept)
     return RedirectResponse("/console/login?" + urlencode({"next": target}), status_code=303)
 
@@ -250,6 +263,24 @@ async def introspect(request: Request) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
+@api.route(
+    "POST",
+    "/oauth2/par",
+    resources=[ANONYMOUS],
+    include_in_schema=False,
+    summary="Pushed authorization request (RFC 9126): answers a single-use request_uri",
+)
+@reads_own_body
+async def par(request: Request) -> JSONResponse:
+    require_https(request)
+    body = await tillkey(request).services.oauth2.push(
+        await read_body(request),
+        request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
 # --- userinfo (bearer) --------------------------------------------------------------------------
 
 
@@ -326,6 +357,10 @@ _CLIENT_BODY = {
         "require_pkce": {"type": "boolean"},
         "resource_server": {"type": "boolean"},
         "dpop_bound_access_tokens": {"type": "boolean"},
+        "token_endpoint_auth_method": {"type": "string", "enum": ["client_secret_basic", "none", "private_key_jwt"]},
+        "jwks": {"type": "object"},
+        "jwks_uri": {"type": "string"},
+        "require_pushed_authorization_requests": {"type": "boolean"},
     },
 }
 
@@ -345,7 +380,13 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "resource_server": c.resource_server,
         # RFC 9449 §5.2 (the RFC 7591 metadata name): token requests must carry a DPoP proof.
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+        "token_endpoint_auth_method": c.auth_method,
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
     }
+    if c.jwks is not None:
+        out["jwks"] = json.loads(c.jwks)
+    if c.jwks_uri is not None:
+        out["jwks_uri"] = c.jwks_uri
     if secret is not None:
         out["client_secret"] = secret  # shown this once; only a digest is stored
     return out
@@ -374,12 +415,22 @@ async def create_client(request: Request) -> JSONResponse:
     name, ctype = body.get("name"), body.get("type")
     if not isinstance(name, str) or not isinstance(ctype, str):
         raise InvalidRequest("name and type are required strings.")
-    defaults = (("first_party", False), ("require_pkce", True), ("resource_server", False))
-    flags = {k: body.get(k, d) for k, d in (*defaults, ("dpop_bound_access_tokens", False))}
+    defaults = (
+        ("first_party", False),
+        ("require_pkce", True),
+        ("resource_server", False),
+        ("require_pushed_authorization_requests", False),
+        ("dpop_bound_access_tokens", False),
+    )
+    flags = {k: body.get(k, d) for k, d in defaults}
     if not all(isinstance(v, bool) for v in flags.values()):
         raise InvalidRequest(
-            "first_party, require_pkce, resource_server and dpop_bound_access_tokens must be booleans."
+            "first_party, require_pkce, resource_server, require_pushed_authorization_requests and "
+            "dpop_bound_access_tokens must be booleans."
         )
+    method, jwks, jwks_uri = body.get("token_endpoint_auth_method"), body.get("jwks"), body.get("jwks_uri")
+    if not isinstance(method, str | None) or not isinstance(jwks, dict | None) or not isinstance(jwks_uri, str | None):
+        raise InvalidRequest("token_endpoint_auth_method and jwks_uri are strings; jwks is a JWKS object.")
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
         caller,
@@ -392,6 +443,10 @@ async def create_client(request: Request) -> JSONResponse:
         require_pkce=bool(flags["require_pkce"]),
         resource_server=bool(flags["resource_server"]),
         dpop_bound_access_tokens=bool(flags["dpop_bound_access_tokens"]),
+        auth_method=method,
+        jwks=None if jwks is None else json.dumps(jwks),
+        jwks_uri=jwks_uri,
+        require_pushed_authorization_requests=bool(flags["require_pushed_authorization_requests"]),
     )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 

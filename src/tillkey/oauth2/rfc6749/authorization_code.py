@@ -35,9 +35,23 @@ AUTHORIZE_PARAMS = frozenset(
         "acr_values",
         "max_age",
         "dpop_jkt",  # RFC 9449 §10
+        "request_uri",
     }
 )
-TOKEN_PARAMS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"})
+# RFC 9126 §2.2: the request_uri a pushed authorization request answers.
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+TOKEN_PARAMS = frozenset(
+    {
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "client_id",
+        "client_secret",
+        "client_assertion_type",
+        "client_assertion",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +70,14 @@ class AuthorizationRequest:
     max_age: int | None = None
     # RFC 9449 §10: the thumbprint of the DPoP key the code's exchange must prove.
     dpop_jkt: str | None = None
+    # RFC 9126: the pushed request this came from (spent when the code is issued).
+    request_uri: str | None = None
 
     def as_params(self) -> dict[str, str]:
-        """The request again, for the hidden fields of the consent form."""
+        """The request again, for the hidden fields of the consent form (a pushed one by its
+        request_uri: its parameters stay where they were pushed)."""
+        if self.request_uri is not None:
+            return {"client_id": self.client.client_id, "request_uri": self.request_uri}
         out = {"response_type": "code", "client_id": self.client.client_id, "scope": " ".join(self.scope)}
         if self.redirect_uri_given:
             out["redirect_uri"] = self.redirect_uri

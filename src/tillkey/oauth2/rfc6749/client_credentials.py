@@ -9,7 +9,9 @@ from tillkey.oauth2.rfc6749.errors import InvalidScope, UnauthorizedClient
 from tillkey.store.oauth2 import Client
 
 GRANT_TYPE = "client_credentials"
-TOKEN_PARAMS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
+TOKEN_PARAMS = frozenset(
+    {"grant_type", "scope", "client_id", "client_secret", "client_assertion_type", "client_assertion"}
+)
 
 
 def scope_of(client: Client, params: dict[str, str]) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ from tillkey.oauth2.rfc6749.params import require
 from tillkey.store.oauth2 import Client, RefreshToken
 
 GRANT_TYPE = "refresh_token"
-TOKEN_PARAMS = frozenset({"grant_type", "refresh_token", "scope", "client_id", "client_secret"})
+TOKEN_PARAMS = frozenset(
+    {"grant_type", "refresh_token", "scope", "client_id", "client_secret", "client_assertion_type", "client_assertion"}
+)
 
 
 def token_and_scope(client: Client, params: dict[str, str]) -> tuple[str, tuple[str, ...]]:
