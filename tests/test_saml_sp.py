@@ -387,26 +387,6 @@ def test_malformed_posts_are_clean_errors(app: inprocess.Shared) -> None:
     app.call(body)
 
 
-@pytest.mark.parametrize("backend", inprocess.BACKENDS)
-def test_the_replay_cache_admits_an_assertion_id_once_until_it_expires(backend: str, tmp_path: Path) -> None:
-    """The table every process shares (store/saml.py): the primary key decides, on SQLite and on
-    PostgreSQL, and an expired entry is swept by the next insert."""
-    from tillkey.store import saml as saml_repo
-
-    async def body() -> None:
-        with inprocess.database(backend, tmp_path) as settings:
-            async with inprocess.running(tmp_path, **settings) as t:
-                db = t.tk.db
-                async with db.transaction() as s:
-                    assert await saml_repo.first_sight(s, "a" * 64, 2_000, 1_000)
-                async with db.transaction() as s:
-                    assert not await saml_repo.first_sight(s, "a" * 64, 2_000, 1_500)
-                async with db.transaction() as s:  # later than its expiry: swept, then admitted anew
-                    assert await saml_repo.first_sight(s, "a" * 64, 9_000, 2_000)
-
-    inprocess.run(body)
-
-
 def test_two_processes_share_requests_in_flight_and_the_replay_cache(tmp_path: Path) -> None:
     """Two servers on one database: a sign-in started on one finishes on the other, and an
     assertion consumed on one is a replay on the other."""

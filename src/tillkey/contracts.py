@@ -119,9 +119,6 @@ class ClientStore(Protocol):
 
     async def delete(self, w: Work, client_id: str) -> Client | None: ...
 
-    async def first_sight(self, digest: str, expires_at: int, now: int) -> bool:
-        """Record a client assertion's jti (digest) until `expires_at`; False: seen before."""
-
     async def push_request(self, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:
         """Keep a pushed authorization request (RFC 9126) until `expires_at`."""
 

@@ -171,9 +171,10 @@ class Tillkey:
         self.integrations = IntegrationState()
         # A credential memory does not know yet: one single-flight poll of the change feed first.
         self.catch_up = CatchUp(self.poll_changes, ttl=settings.sync_interval)
-        # DPoP proofs (RFC 9449): their jtis in the replay table every process shares.
+        # Single-use values (DPoP proof jtis, client assertion jtis): one table every process shares.
+        self.replay = DatabaseReplayCache(self.db, self.clock.now)
         self.dpop = DPoPVerifier(
-            DatabaseReplayCache(self.db, self.clock.now),
+            self.replay,
             self.clock.now,
             nonces=Nonces(self.master.derive("dpop-nonce"), self.clock.now) if settings.dpop_nonces else None,
             window=settings.dpop_proof_max_age,
@@ -217,6 +218,7 @@ class Tillkey:
         self._directory_task: asyncio.Task[None] | None = None  # LDAP providers' syncs (issue 15)
         # The services, built once from the parts above (wiring.py): `tk.services.accounts`, ...
         self.services = Services(
+            replay=self.replay,
             settings=settings,
             clock=self.clock,
             db=self.db,

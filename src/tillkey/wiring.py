@@ -34,7 +34,7 @@ from tillkey.clock import Clock
 from tillkey.console.sign_in_session import ConsoleSessions
 from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
-from tillkey.credentials.dpop import DPoPVerifier
+from tillkey.credentials.dpop import DPoPVerifier, ReplayCache
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.federation.customers import CustomerFederation
@@ -72,6 +72,7 @@ class Services:
     def __init__(
         self,
         *,
+        replay: ReplayCache,
         settings: Settings,
         clock: Clock,
         db: Database,
@@ -161,6 +162,7 @@ class Services:
             live=live_client,
             settings=settings,
             keys=ClientKeys(settings=settings, clock=clock),
+            replay=replay,
         )
         self.oauth2 = OAuth2(
             settings=settings,
@@ -233,7 +235,7 @@ class Services:
             linking=self.linking,
         )
         self.relying_party = RelyingParty(db=db, settings=settings, master=master, clock=clock)
-        self.saml_sp = ServiceProvider(db=db, settings=settings, master=master, clock=clock)
+        self.saml_sp = ServiceProvider(db=db, settings=settings, master=master, clock=clock, replay=replay)
         self.saml_providers = SamlProviders(
             db=db, audit=audit, settings=settings, master=master, clock=clock, providers=self.identity_providers
         )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from saml2.config import SPConfig
 
     from tillkey.clock import Clock
+    from tillkey.credentials.dpop import ReplayCache
     from tillkey.crypto.secrets import MasterSecret
     from tillkey.settings import Settings
     from tillkey.store.db import Database
@@ -77,11 +78,14 @@ def handle_key(handle: str) -> str:
 class ServiceProvider:
     """One per process (wiring.py); its pysaml2 clients are cached per provider and key pair."""
 
-    def __init__(self, *, db: Database, settings: Settings, master: MasterSecret, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, settings: Settings, master: MasterSecret, clock: Clock, replay: ReplayCache
+    ) -> None:
         self.db = db
         self.settings = settings
         self.master = master
         self.clock = clock
+        self.replay = replay
         self.files = KeyFiles()
         self._clients: dict[tuple[int, int, str], Saml2Client] = {}
         # Signed once per key pair and IdP metadata: the route is public, and signing runs xmlsec1.
@@ -330,10 +334,8 @@ class ServiceProvider:
         now = self.clock.now()
         ends = [instant(x) for x in (c.not_on_or_after, *(b[2] for b in c.confirmations)) if x is not None]
         expires_ms = int((max(ends, default=now) + SKEW_SECONDS) * 1000)
-        digest = self.master.digest(f"saml-assertion:{c.issuer}\n{c.assertion_id}")
-        async with self.db.transaction() as s:
-            fresh = await saml_repo.first_sight(s, digest, expires_ms, int(now * 1000))
-        if not fresh:
+        # The one replay cache of single-use values (store/replay.py), shared by every process.
+        if not await self.replay.first_sight(f"saml-assertion:{c.issuer}\n{c.assertion_id}", expires_ms / 1000):
             raise Refused(f"assertion {c.assertion_id[:80]!r} replayed")
 
     @staticmethod

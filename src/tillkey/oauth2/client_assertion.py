@@ -5,7 +5,7 @@ signs a short-lived JWT with a key of its registered JWKS.
             key), pinned to the key's kty (and curve, and the key's own `alg` when it names one)
     claims: iss = sub = client_id; aud names the token endpoint or the issuer; exp required, at
             most client_assertion_max_lifetime seconds ahead; iat / nbf not in the future (SKEW); jti single use
-            across every process (the database: ClientStore.first_sight)
+            across every process (the database: store/replay.py, the replay cache DPoP uses too)
 
 The keys: inline JWKS JSON, or a jwks_uri fetched through the SSRF guard (security/outbound.py:
 https, no private addresses unless allowed, checked again after DNS resolution), at most

@@ -22,6 +22,7 @@ from tillkey.access import delegation
 from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
 from tillkey.contracts import Changes, ClientStore, RefreshStore, Revocations
+from tillkey.credentials.dpop import ReplayCache
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import client_assertion
@@ -84,9 +85,11 @@ class Clients:
         live: Callable[[str], Client | None],
         settings: Settings,
         keys: ClientKeys,
+        replay: ReplayCache,
     ) -> None:
         self.settings = settings
         self.keys = keys
+        self.replay = replay
         self.store = store
         self.refreshes = refreshes
         self.changes = changes
@@ -297,8 +300,10 @@ class Clients:
             verified = client_assertion.verify(
                 assertion, keys, client_id=client.client_id, audiences=audiences, now=now, max_lifetime=lifetime
             )
-        digest = self.master.digest(f"client-assertion\x00{client.client_id}\x00{verified.jti}")
-        if not await self.store.first_sight(digest, verified.expires_at, now):
+        # The one replay cache of single-use values (store/replay.py), shared with DPoP proofs.
+        if not await self.replay.first_sight(
+            f"client-assertion\x00{client.client_id}\x00{verified.jti}", verified.expires_at
+        ):
             raise Rejected("jti replayed")
 
 

@@ -731,18 +731,6 @@ class SamlProviderRow(Base):
     rotated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
-class SamlSeenAssertionRow(Base):
-    """An assertion ID consumed (keyed digest of issuer and ID), kept until the assertion expires:
-    the replay cache, in the database so every process shares it."""
-
-    __tablename__ = "saml_seen_assertions"
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_ms: Mapped[int] = mapped_column(BigInteger)
-
-
-Index("ix_saml_seen_assertions_expires", SamlSeenAssertionRow.expires_ms)
-
-
 class ReplayCacheRow(Base):
     """Single-use values seen (a digest of kind and value: DPoP proof jtis, client assertion jtis),
     kept until they could no longer be accepted anyway: shared by every process."""
@@ -753,15 +741,6 @@ class ReplayCacheRow(Base):
 
 
 Index("ix_replay_cache_expires", ReplayCacheRow.expires_ms)
-
-
-class OAuthSeenJtiRow(Base):
-    """A client assertion's `jti` consumed (keyed digest of client_id and jti), kept until the
-    assertion expires: the replay cache of private_key_jwt, in the database so every process shares it."""
-
-    __tablename__ = "oauth2_seen_jtis"
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class OAuthPushedRequestRow(Base):

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tillkey.store.models import (
     OAuthClientRow,
     OAuthCodeRow,
     OAuthPushedRequestRow,
-    OAuthSeenJtiRow,
     RefreshFamilyRow,
     RefreshTokenRow,
 )
@@ -170,18 +168,6 @@ async def delete_client(s: AsyncSession, client_id: str) -> Client | None:
     found = _client(row)
     await s.delete(row)
     return found
-
-
-async def first_sight(s: AsyncSession, digest: str, expires_at: int, now: int) -> bool:
-    """Record a client assertion's jti as used; False when it already was (a replay). The primary
-    key decides between two processes that see the same assertion at once: one insert wins."""
-    await s.execute(delete(OAuthSeenJtiRow).where(OAuthSeenJtiRow.expires_at <= now))
-    try:
-        async with s.begin_nested():
-            await s.execute(insert(OAuthSeenJtiRow).values(digest=digest, expires_at=expires_at))
-    except IntegrityError:
-        return False
-    return True
 
 
 async def push_request(s: AsyncSession, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:

@@ -42,10 +42,6 @@ class ClientRows:
     async def delete(self, w: Work, client_id: str) -> Client | None:
         return await repo.delete_client(w.s, client_id)
 
-    async def first_sight(self, digest: str, expires_at: int, now: int) -> bool:
-        async with self._db.transaction() as s:
-            return await repo.first_sight(s, digest, expires_at, now)
-
     async def push_request(self, digest: str, client_id: str, params: str, expires_at: int, now: int) -> None:
         async with self._db.transaction() as s:
             await repo.push_request(s, digest, client_id, params, expires_at, now)

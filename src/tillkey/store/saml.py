@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey.store.models import SamlProviderRow, SamlSeenAssertionRow
+from tillkey.store.models import SamlProviderRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +49,3 @@ async def put(s: AsyncSession, side: SamlSide) -> None:
 
 async def remove(s: AsyncSession, provider_id: int) -> None:
     await s.execute(delete(SamlProviderRow).where(SamlProviderRow.provider_id == provider_id))
-
-
-async def first_sight(s: AsyncSession, digest: str, expires_ms: int, now_ms: int) -> bool:
-    """Record an assertion ID as consumed; False when it was already (a replay). The primary key
-    decides between two processes that see the same assertion at once: one insert wins."""
-    await s.execute(delete(SamlSeenAssertionRow).where(SamlSeenAssertionRow.expires_ms <= now_ms))
-    try:
-        async with s.begin_nested():
-            await s.execute(insert(SamlSeenAssertionRow).values(digest=digest, expires_ms=expires_ms))
-    except IntegrityError:
-        return False
-    return True

@@ -1,6 +1,6 @@
 """SAML 2.0 service provider (issue 15): each SAML provider's IdP metadata and the SP's own key
-and certificate (the previous certificate kept while the IdP catches up with a rotation), and the
-assertion IDs already consumed (the replay cache every process shares)
+and certificate (the previous certificate kept while the IdP catches up with a rotation); consumed
+assertion IDs go to the replay cache of 0020
 
 Revision ID: 0018
 Revises: 0017
@@ -30,16 +30,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["provider_id"], ["identity_providers.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("provider_id"),
     )
-    op.create_table(
-        "saml_seen_assertions",
-        sa.Column("digest", sa.String(length=64), nullable=False),
-        sa.Column("expires_ms", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("digest"),
-    )
-    op.create_index("ix_saml_seen_assertions_expires", "saml_seen_assertions", ["expires_ms"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_saml_seen_assertions_expires", table_name="saml_seen_assertions")
-    op.drop_table("saml_seen_assertions")
     op.drop_table("saml_providers")

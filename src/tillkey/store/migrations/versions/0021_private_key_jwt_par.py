@@ -1,6 +1,6 @@
 """private_key_jwt client authentication and pushed authorization requests (issue 20): a client's
-token endpoint auth method, JWKS (inline or URI) and PAR requirement; the client assertion replay
-cache; pushed authorization requests
+token endpoint auth method, JWKS (inline or URI) and PAR requirement; pushed authorization
+requests (client assertion jtis go to 0020's replay_cache)
 
 Revision ID: 0021
 Revises: 0020
@@ -27,13 +27,6 @@ def upgrade() -> None:
             sa.Column("require_pushed_authorization_requests", sa.Boolean(), nullable=False, server_default=sa.false())
         )
     op.create_table(
-        "oauth2_seen_jtis",
-        sa.Column("digest", sa.String(64), nullable=False),
-        sa.Column("expires_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("digest"),
-    )
-    op.create_index("ix_oauth2_seen_jtis_expires_at", "oauth2_seen_jtis", ["expires_at"])
-    op.create_table(
         "oauth2_pushed_requests",
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("client_id", sa.String(64), nullable=False),
@@ -47,8 +40,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_oauth2_pushed_requests_expires_at", table_name="oauth2_pushed_requests")
     op.drop_table("oauth2_pushed_requests")
-    op.drop_index("ix_oauth2_seen_jtis_expires_at", table_name="oauth2_seen_jtis")
-    op.drop_table("oauth2_seen_jtis")
     with op.batch_alter_table("oauth2_clients") as batch:
         batch.drop_column("require_pushed_authorization_requests")
         batch.drop_column("jwks_uri")
