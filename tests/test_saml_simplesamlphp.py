@@ -117,8 +117,13 @@ def test_an_admin_signs_in_through_simplesamlphp_in_chromium(idp: SimpleSamlPhp,
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             try:
                 page = browser.new_context().new_page()
+                page.set_default_timeout(60_000)  # php -S answers one request at a time, on a busy CI machine
                 page.goto(f"{base}/console/login")
                 page.get_by_role("link", name="Sign in with Corp SSO").click()
+                try:
+                    page.locator('input[name="username"]').wait_for()
+                except Exception as exc:  # the page the IdP answered instead, for the failure message
+                    raise AssertionError(f"no IdP login form at {page.url}: {page.content()[:2000]}") from exc
                 page.locator('input[name="username"]').fill("staff")
                 page.locator('input[name="password"]').fill(PASSWORD)
                 page.locator('button[type="submit"], input[type="submit"]').first.click()

@@ -35,7 +35,8 @@ class CatchUp:
         self._unknown: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._started = 0  # polls started so far; the running one is number _started
-        self.polls = 0  # polls made for unknown credentials (tests and metrics read it)
+        self.polls = 0  # polls made (for unknown credentials, or settling on a change signal)
+        self.lookups = 0  # unknown credentials that asked for a poll (not answered by the negative cache)
         self.skipped = 0  # misses answered from the negative cache
 
     async def refresh(self, key: str) -> bool:
@@ -48,6 +49,7 @@ class CatchUp:
                 self.skipped += 1
                 return False
             del self._unknown[hash(key)]
+        self.lookups += 1
         return await self._poll_after(self._started + 1)  # a poll that starts after this request arrived
 
     async def settle(self) -> bool:
