@@ -382,7 +382,6 @@ from tillkey.audit import LOGIN_SUCCESS, AuditLog
 from tillkey.store.db import Database
 
 url, name, n, tasks, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-open(go + "." + name, "w").close()  # ready: imported, about to wait for the go
 
 async def main():
     db = Database(url)
@@ -390,8 +389,11 @@ async def main():
     async def worker(w):
         for i in range(n // tasks):
             await log.record(LOGIN_SUCCESS, username=f"{name}-{w}-{i}")
+    async with db.engine.connect() as conn:  # connected before the go, so neither starts late
+        await conn.exec_driver_sql("SELECT 1")
+    open(go + "." + name, "w").close()  # ready: connected, about to wait for the go
     while not os.path.exists(go):  # start together
-        time.sleep(0.01)
+        time.sleep(0.002)
     await asyncio.gather(*(worker(w) for w in range(tasks)))
     await db.dispose()
 
