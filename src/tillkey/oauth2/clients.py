@@ -68,6 +68,19 @@ def check_redirect_uri(uri: str) -> str:
     raise InvalidRequest(f"Redirect URI {uri[:100]!r} must use https (http only on loopback, or a private-use scheme).")
 
 
+def binding_of(client: Client) -> str:
+    """How the client's access tokens are bound: "dpop", "mtls", both ("dpop+mtls") or "bearer"."""
+    kinds = [
+        k
+        for k, on in (
+            ("dpop", client.dpop_bound_access_tokens),
+            ("mtls", client.tls_client_certificate_bound_access_tokens),
+        )
+        if on
+    ]
+    return "+".join(kinds) or "bearer"
+
+
 class Clients:
     """Built once (wiring.py); `tk.services.clients`. `live`: a live client from memory by
     client_id (runtime.py, kept current by the change feed)."""
@@ -116,6 +129,7 @@ class Clients:
         jwks: str | None = None,
         jwks_uri: str | None = None,
         require_pushed_authorization_requests: bool = False,
+        tls_client_certificate_bound_access_tokens: bool = False,
     ) -> Registered:
         name = name.strip()
         if not name or len(name) > 255:
@@ -168,6 +182,7 @@ class Clients:
             jwks,
             jwks_uri,
             require_pushed_authorization_requests,
+            tls_client_certificate_bound_access_tokens,
         )
         async with self.changes() as w:
             client = await self.store.add(w, draft)
@@ -182,7 +197,7 @@ class Clients:
                     "grants": list(grants),
                     "scopes": list(wanted),
                     "resource_server": resource_server,
-                    "binding": "dpop" if dpop_bound_access_tokens else "bearer",
+                    "binding": binding_of(draft),
                     "auth_method": draft.auth_method,
                     "require_par": require_pushed_authorization_requests,
                 },

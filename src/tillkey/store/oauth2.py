@@ -42,6 +42,7 @@ class Client:
     jwks: str | None = None  # private_key_jwt: the client's keys, JWKS JSON text
     jwks_uri: str | None = None  # ... or where to fetch them
     require_pushed_authorization_requests: bool = False  # RFC 9126 §6
+    tls_client_certificate_bound_access_tokens: bool = False  # RFC 8705 §3: tokens bound to its certificate
 
     @property
     def confidential(self) -> bool:
@@ -118,6 +119,7 @@ def _client(r: OAuthClientRow) -> Client:
         r.jwks,
         r.jwks_uri,
         r.require_pushed_authorization_requests,
+        r.tls_client_certificate_bound_access_tokens,
     )
 
 
@@ -143,6 +145,7 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         jwks=c.jwks,
         jwks_uri=c.jwks_uri,
         require_pushed_authorization_requests=c.require_pushed_authorization_requests,
+        tls_client_certificate_bound_access_tokens=c.tls_client_certificate_bound_access_tokens,
     )
     s.add(row)
     await s.flush()

@@ -23,6 +23,7 @@ from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials.bearer import access_token
 from tillkey.credentials.binding import BindingRefused
 from tillkey.credentials.dpop import public_url
+from tillkey.credentials.mtls import presented
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc8414
@@ -224,6 +225,7 @@ async def token(request: Request) -> JSONResponse:
         request.headers.get("authorization"),
         dpop=request.headers.getlist("dpop"),
         url=public_url(tk.settings.issuer, request.url.path),
+        certificate=presented(request.scope),
     )
     return JSONResponse(body, headers=NO_STORE)
 
