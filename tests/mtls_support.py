@@ -63,3 +63,19 @@ def pem(cert: x509.Certificate) -> str:
 def escaped(cert: x509.Certificate) -> str:
     """As nginx's `$ssl_client_escaped_cert` sends it."""
     return quote(pem(cert), safe="")
+
+
+def self_signed(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A certificate for self_signed_tls_client_auth (RFC 8705 §2.2): no CA, its own issuer."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_START)
+        .not_valid_after(_END)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert

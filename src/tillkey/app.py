@@ -255,7 +255,10 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
     # Outermost: the client-certificate header is judged by the direct peer, before X-Forwarded-For.
     app.add_middleware(
-        ClientCertHeader, header=runtime.settings.client_cert_header, trusted=runtime.settings.trusted_proxies
+        ClientCertHeader,
+        header=runtime.settings.client_cert_header,
+        trusted=runtime.settings.trusted_proxies,
+        verify_header=runtime.settings.client_verify_header,
     )
 
     from tillkey.storeapi import routes as storeapi

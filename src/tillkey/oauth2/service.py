@@ -268,12 +268,18 @@ class OAuth2:
     def _request_uri_digest(self, request_uri: str) -> str:
         return self.master.digest("par\x00" + request_uri)
 
-    async def push(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    async def push(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> dict[str, Any]:
         """RFC 9126 §2: a client, authenticated as at the token endpoint, pushes an authorization
         request; it is checked as the authorization endpoint checks it and kept, single use, for
         oauth2_par_ttl seconds behind a random request_uri."""
         raw = form(body, content_type, authorization_code.AUTHORIZE_PARAMS | AUTH_PARAMS)
-        client = await self.clients.authenticate(raw, authorization)
+        client = await self.clients.authenticate(raw, authorization, certificate)
         if "request_uri" in raw:
             raise InvalidRequest("A pushed authorization request cannot carry a request_uri.")
         params = {k: v for k, v in raw.items() if k in authorization_code.AUTHORIZE_PARAMS}
@@ -337,7 +343,7 @@ class OAuth2:
             raise UnsupportedGrantType()
         declared, exchange = self._grants[grant_type]
         params = {k: v for k, v in raw.items() if k in declared}
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         jkt = await self._dpop_key(client, dpop or [], url)
         return await exchange(client, params, Sender(jkt, self._certificate(client, certificate)))
 
@@ -451,10 +457,16 @@ class OAuth2:
 
     # --- RFC 7009 revocation, RFC 7662 introspection --------------------------------------------
 
-    async def revoke(self, body: bytes, content_type: str | None, authorization: str | None) -> None:
+    async def revoke(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> None:
         """RFC 7009 (rfc7009.py): returns once the revocation is committed, so a 200 is durable."""
         params = form(body, content_type, rfc7009.PARAMS)
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         (token,) = require(params, "token")
         hint = params.get("token_type_hint")
         if hint is not None and hint not in rfc7009.HINTS:
@@ -472,10 +484,16 @@ class OAuth2:
         if claims.client_id == client.client_id:
             await self.revoker.revoke_token(claims)
 
-    async def introspect(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    async def introspect(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> dict[str, Any]:
         """RFC 7662 (rfc7662.py: who learns what)."""
         params = form(body, content_type, rfc7662.PARAMS)
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         if not client.confidential:
             # §4: the endpoint must be protected; a public client proves nothing about itself.
             raise InvalidClient(detail="public client at the introspection endpoint")

@@ -557,6 +557,9 @@ class OAuthClientRow(Base):
     tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # tls_client_auth (RFC 8705 §2.1.2): subject_dn | san_dns | san_uri | san_email, and its value.
+    tls_client_auth_field: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    tls_client_auth_value: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class OAuthCodeRow(Base):
