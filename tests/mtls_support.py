@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from urllib.parse import quote
 
 from cryptography import x509
@@ -37,7 +38,7 @@ class Authority:
         )
 
     def issue(
-        self, cn: str, *, dns: str | None = None, server: bool = False
+        self, cn: str, *, dns: str | None = None, server: bool = False, ip: str | None = None
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
@@ -49,8 +50,11 @@ class Authority:
             .not_valid_before(_START)
             .not_valid_after(_END)
         )
-        if dns is not None:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
+        sans: list[x509.GeneralName] = [] if dns is None else [x509.DNSName(dns)]
+        if ip is not None:
+            sans.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         return key, builder.sign(self.key, hashes.SHA256())
