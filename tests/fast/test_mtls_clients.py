@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm
 
 from tests import inprocess
 from tests.mtls_support import Authority, escaped, self_signed
-from tests.oauth2_support import register_async
+from tests.oauth2_support import hidden_fields, register_async
 from tillkey.access.delegation import OPERATOR
 from tillkey.errors import InvalidRequest
 
@@ -148,6 +148,16 @@ def test_registration_is_checked(tmp_path: Path) -> None:
                     auth_method="tls_client_auth",
                     tls_client_auth=("subject_dn", DN),
                 )
+            with pytest.raises(InvalidRequest, match="public clients use DPoP"):
+                await t.tk.services.clients.create(
+                    OPERATOR,
+                    name="p",
+                    client_type="public",
+                    redirect_uris=["https://app.example/cb"],
+                    grant_types=["authorization_code"],
+                    scopes=[],
+                    tls_client_certificate_bound_access_tokens=True,
+                )
 
     inprocess.run(go)
 
@@ -203,8 +213,18 @@ def test_discovery_and_every_registration_surface(tmp_path: Path, monkeypatch: p
             assert made["token_endpoint_auth_method"] == "tls_client_auth" and made["tls_client_auth_subject_dn"] == DN
             listing = await inprocess.cli_json("client", "list")
             assert {c["name"]: c["binding"] for c in listing["clients"]} == {"gw": "mtls", "cli": "mtls"}
-            # The certificate-authenticated client gets a bound token.
-            r = await _ask(t, made["client_id"], _cert(CERT))
-            assert r.status_code == 401  # the test client (127.0.0.1) is not the trusted proxy
+            # The test client (127.0.0.1) is not the trusted proxy: its certificate header proves nothing.
+            _invalid_client(await _ask(t, made["client_id"], _cert(CERT)))
+            # The console shows the binding and the method.
+            page = await t.client.get("/console/login")
+            r = await t.client.post(
+                "/console/login",
+                data={**hidden_fields(page.text), "username": "boss", "password": inprocess.ADMIN_PASSWORD},
+            )
+            assert r.status_code == 303, r.text
+            listed = (await t.client.get("/console/oauth-clients")).text
+            assert "certificate-bound" in listed and "tls_client_auth" in listed
+            detail = (await t.client.get(f"/console/oauth-clients/{made['client_id']}")).text
+            assert "client certificate (mTLS) required" in detail
 
     inprocess.run(go)

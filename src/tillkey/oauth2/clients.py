@@ -152,6 +152,10 @@ class Clients:
             raise InvalidRequest(f"Unsupported grant type(s): {', '.join(bad)[:200]}. Use {', '.join(GRANT_TYPES)}.")
         if client_type == "public" and "client_credentials" in grants:
             raise InvalidRequest("A public client cannot use the client_credentials grant.")
+        if client_type == "public" and tls_client_certificate_bound_access_tokens:
+            # A public client's refresh tokens would stay unbound (any certificate could spend
+            # them): public clients bind their tokens with DPoP, which binds refresh tokens too.
+            raise InvalidRequest("Certificate-bound tokens are for confidential clients; public clients use DPoP.")
         if client_type == "public" and resource_server:
             raise InvalidRequest("A resource server must be a confidential client (it authenticates to introspect).")
         uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
