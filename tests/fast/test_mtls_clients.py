@@ -17,7 +17,9 @@ from jwt.algorithms import ECAlgorithm
 from tests import inprocess
 from tests.mtls_support import Authority, escaped, self_signed
 from tests.oauth2_support import hidden_fields, register_async
+from tillkey import audit
 from tillkey.access.delegation import OPERATOR
+from tillkey.store.audit import AuditQuery
 from tillkey.errors import InvalidRequest
 
 HEADER, VERIFY = "X-SSL-Client-Cert", "X-SSL-Client-Verify"
@@ -211,6 +213,9 @@ def test_discovery_and_every_registration_surface(tmp_path: Path, monkeypatch: p
                 "--cert-bound",
             )
             assert made["token_endpoint_auth_method"] == "tls_client_auth" and made["tls_client_auth_subject_dn"] == DN
+            found = await t.tk.audit.search(AuditQuery(event=audit.OAUTH2_CLIENT_CREATED))
+            details = [json.loads(r.details) if isinstance(r.details, str) else dict(r.details or {}) for r in found]
+            assert any(d.get("tls_client_auth_subject_dn") == DN and d["binding"] == "mtls" for d in details), details
             listing = await inprocess.cli_json("client", "list")
             assert {c["name"]: c["binding"] for c in listing["clients"]} == {"gw": "mtls", "cli": "mtls"}
             # The test client (127.0.0.1) is not the trusted proxy: its certificate header proves nothing.

@@ -224,6 +224,9 @@ class Clients:
                     "resource_server": resource_server,
                     "binding": binding_of(draft),
                     "auth_method": draft.auth_method,
+                    **(
+                        {} if tls_client_auth is None else {f"tls_client_auth_{tls_client_auth[0]}": tls_client_auth[1]}
+                    ),
                     "require_par": require_pushed_authorization_requests,
                 },
             )
