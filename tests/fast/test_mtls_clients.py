@@ -19,8 +19,8 @@ from tests.mtls_support import Authority, escaped, self_signed
 from tests.oauth2_support import hidden_fields, register_async
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
-from tillkey.store.audit import AuditQuery
 from tillkey.errors import InvalidRequest
+from tillkey.store.audit import AuditQuery
 
 HEADER, VERIFY = "X-SSL-Client-Cert", "X-SSL-Client-Verify"
 CA = Authority()
