@@ -26,6 +26,7 @@ from tillkey.console import idps as console_idps
 from tillkey.console import login as console_login
 from tillkey.console import passkeys as console_passkeys
 from tillkey.console import two_factor as console_two_factor
+from tillkey.credentials.mtls import ClientCertHeader
 from tillkey.errors import AuthenticationRequired, InvalidRequest, MethodNotAllowed, NotFound, TillkeyError
 from tillkey.observability.health import ReadinessProbe
 from tillkey.observability.metrics import Metrics
@@ -252,6 +253,13 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
     if trusted:
         # uvicorn's implementation: X-Forwarded-For/-Proto are believed only from these peers.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
+    # Outermost: the client-certificate header is judged by the direct peer, before X-Forwarded-For.
+    app.add_middleware(
+        ClientCertHeader,
+        header=runtime.settings.client_cert_header,
+        trusted=runtime.settings.trusted_proxies,
+        verify_header=runtime.settings.client_verify_header,
+    )
 
     from tillkey.storeapi import routes as storeapi
 

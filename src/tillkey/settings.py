@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(default="tillkey", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs, comma-separated).
     trusted_proxies: str = ""
+    # The header in which a trusted proxy passes the client's TLS certificate, URL-encoded PEM
+    # (nginx: `$ssl_client_escaped_cert`), for mutual TLS (RFC 8705). Believed only from
+    # TILLKEY_TRUSTED_PROXIES; ignored from anyone else.
+    client_cert_header: str = Field(default="X-SSL-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # ... and its verdict on the certificate's chain (nginx: `$ssl_client_verify`, "SUCCESS").
+    client_verify_header: str = Field(default="X-SSL-Client-Verify", pattern=r"^[A-Za-z0-9-]{1,64}$")
     # Refuse credential endpoints over plain HTTP, except from loopback clients.
     require_https: bool = True
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone

@@ -57,7 +57,9 @@ def client_create(
         str | None,
         typer.Option(
             help="client_secret_basic (a secret, the default for confidential clients), private_key_jwt "
-            "(RFC 7523: a JWT signed with a key of --jwks-file or --jwks-uri; no secret) or none (public).",
+            "(RFC 7523: a JWT signed with a key of --jwks-file or --jwks-uri; no secret), tls_client_auth "
+            "(RFC 8705: a client certificate with --tls-subject-dn or a --tls-san-*, through a TLS proxy), "
+            "self_signed_tls_client_auth (a certificate whose key is in --jwks-file) or none (public).",
         ),
     ] = None,
     jwks_file: Annotated[
@@ -66,6 +68,19 @@ def client_create(
     jwks_uri: Annotated[
         str | None, typer.Option(help="private_key_jwt: an https URL serving the client's JWKS.")
     ] = None,
+    tls_subject_dn: Annotated[
+        str | None, typer.Option(help="tls_client_auth: the certificate's subject DN (RFC 4514, e.g. CN=a,O=b).")
+    ] = None,
+    tls_san_dns: Annotated[str | None, typer.Option(help="tls_client_auth: a DNS name in the certificate.")] = None,
+    tls_san_uri: Annotated[str | None, typer.Option(help="tls_client_auth: a URI in the certificate.")] = None,
+    tls_san_email: Annotated[str | None, typer.Option(help="tls_client_auth: an email in the certificate.")] = None,
+    cert_bound: Annotated[
+        bool,
+        typer.Option(
+            "--cert-bound",
+            help="Access tokens bound to the client certificate it presents (RFC 8705 §3), through a TLS proxy.",
+        ),
+    ] = False,
     require_par: Annotated[
         bool,
         typer.Option(
@@ -78,6 +93,10 @@ def client_create(
     """Register a client. A confidential client's secret is printed once and never stored in clear."""
     from tillkey.surfaces.oauth2 import client_json
 
+    given = {"subject_dn": tls_subject_dn, "san_dns": tls_san_dns, "san_uri": tls_san_uri, "san_email": tls_san_email}
+    names = [(k, v) for k, v in given.items() if v is not None]
+    if len(names) > 1:
+        raise typer.BadParameter("give one of --tls-subject-dn, --tls-san-dns, --tls-san-uri, --tls-san-email")
     jwks = None
     if jwks_file is not None:
         try:
@@ -103,6 +122,8 @@ def client_create(
             jwks=jwks,
             jwks_uri=jwks_uri,
             require_pushed_authorization_requests=require_par,
+            tls_client_certificate_bound_access_tokens=cert_bound,
+            tls_client_auth=names[0] if names else None,
         )
         return client_json(done.client, done.secret)
 
@@ -128,7 +149,7 @@ def client_list(as_json: JsonOpt = False) -> None:
             r["name"],
             r["type"],
             r["token_endpoint_auth_method"],
-            "dpop" if r["dpop_bound_access_tokens"] else "bearer",
+            r["binding"],
             " ".join(r["grant_types"]),
             " ".join(r["scopes"]),
         )

@@ -262,7 +262,7 @@ async def client_page(c: Console) -> Response:
         ("Scopes", " ".join(client.scopes) or "—"),
         ("First party", "yes" if client.first_party else "no"),
         ("Resource server", "yes" if client.resource_server else "no"),
-        ("Token binding", "DPoP required" if client.dpop_bound_access_tokens else "bearer (DPoP on request)"),
+        ("Token binding", _binding_text(client)),
         ("Token endpoint auth method", client.auth_method),
         ("Client keys (JWKS)", client.jwks_uri or ("registered inline" if client.jwks else "—")),
         ("Pushed authorization requests", "required" if client.require_pushed_authorization_requests else "optional"),
@@ -315,3 +315,10 @@ async def create_client(c: Console) -> Response:
 async def delete_client(c: Console) -> Response:
     await c.tk.services.clients.delete(str(c.request.path_params.get("client_id", ""))[:64], acting=c.principal)
     return c.redirect("/console/oauth-clients")
+
+
+def _binding_text(client: oauth2_repo.Client) -> str:
+    parts = ["DPoP required"] if client.dpop_bound_access_tokens else []
+    if client.tls_client_certificate_bound_access_tokens:
+        parts.append("client certificate (mTLS) required")
+    return ", ".join(parts) or "bearer (DPoP on request)"

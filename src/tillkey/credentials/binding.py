@@ -7,7 +7,10 @@ with the token's confirmation claim (`cnf`, RFC 7800) and what the request prese
   carrying the token's hash (`ath`), signed by the key the token names (`cnf.jkt`);
 - a bound token sent as `Bearer` is refused (§7.2: no downgrade), and so is an unbound one sent as
   `DPoP` (the scheme promises a binding the token does not have);
-- (next: mTLS, RFC 8705, its `x5t#S256` branch.)
+- mTLS (RFC 8705 §3): a token naming a client certificate (`cnf.x5t#S256`) is used only on a
+  request whose certificate (passed by a trusted proxy, credentials/mtls.py) has that thumbprint,
+  whatever the scheme; refused with a `Bearer error="invalid_token"` challenge;
+- a `cnf` naming no method Tillkey knows is refused (fail closed).
 
 A bearer token without `cnf` costs nothing here. Refusals are 401 with a `DPoP` challenge and are
 told to the client (`tell_client`): a DPoP client must learn to retry with a nonce or a new proof.
@@ -15,9 +18,12 @@ told to the client (`tell_client`): a DPoP client must learn to retry with a non
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
 
 from tillkey.credentials.dpop import ALGORITHMS, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, public_url
+from tillkey.credentials.mtls import presented
 from tillkey.errors import Unauthenticated
 
 # The request scope key forward-auth sets: the URL the client asked the proxy for (scheme, host, path).
@@ -26,6 +32,7 @@ ORIGINAL_URL = "tillkey.original_url"
 # reads the token itself, such as userinfo): a proof is single-use, checked once per request.
 _CHECKED = "tillkey.dpop_checked"
 _ALGS = " ".join(ALGORITHMS)
+_KNOWN = frozenset({"jkt", "x5t#S256"})
 
 
 class BindingRefused(Unauthenticated):
@@ -61,8 +68,14 @@ class Binding:
     async def check(self, request: Request, scheme: str, token: str, cnf: dict[str, str] | None) -> None:
         """Raises BindingRefused unless the presentation fits the token's binding."""
         jkt = None if cnf is None else cnf.get("jkt")
+        if cnf is not None:
+            if not cnf or not _KNOWN.issuperset(cnf):
+                raise refused("invalid_token", "This access token's binding is not understood.", "unknown cnf")
+            x5t = cnf.get("x5t#S256")
+            if x5t is not None:
+                _check_certificate(request, x5t)
         if scheme != "dpop":
-            if cnf is not None:
+            if jkt is not None:
                 raise refused(
                     "invalid_token", "This access token is bound: present it as DPoP.", "bound token as bearer"
                 )
@@ -83,3 +96,16 @@ class Binding:
         if proof.jkt != jkt:
             raise refused("invalid_dpop_proof", "The DPoP proof is not signed by the token's key.", "jkt mismatch")
         request.scope[_CHECKED] = token
+
+
+def _check_certificate(request: Request, x5t: str) -> None:
+    """RFC 8705 §3.2: the request's client certificate is the one the token is bound to."""
+    cert = presented(request.scope)
+    if cert is None or not hmac.compare_digest(cert.thumbprint.encode(), x5t.encode()):
+        exc = BindingRefused(
+            "This access token is bound to another client certificate.",
+            detail="no client certificate" if cert is None else "x5t#S256 mismatch",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+        exc.oauth_error = "invalid_token"
+        raise exc

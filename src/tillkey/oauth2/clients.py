@@ -1,6 +1,8 @@
 """OAuth 2 client registration (by an admin: CLI or admin API) and client authentication
 (RFC 6749 §2.3: client_secret_basic, client_secret_post; `none` for public clients;
-private_key_jwt, RFC 7523 §2.2, with the client's registered JWKS: client_assertion.py).
+private_key_jwt, RFC 7523 §2.2, with the client's registered JWKS: client_assertion.py; mutual
+TLS, RFC 8705 §2: tls_client_auth by a registered certificate name, self_signed_tls_client_auth by
+a registered key, the certificate passed by a trusted proxy: credentials/mtls.py).
 
 Secrets are generated (`tk_cs_` + 256 bits), shown once, and stored as a keyed HMAC digest: a
 lookup costs microseconds and the database holds nothing replayable (DESIGN: secrets at rest).
@@ -22,7 +24,9 @@ from tillkey.access import delegation
 from tillkey.access.tree import ResourceTree
 from tillkey.clock import Clock
 from tillkey.contracts import Changes, ClientStore, RefreshStore, Revocations
+from tillkey.credentials import mtls
 from tillkey.credentials.dpop import ReplayCache
+from tillkey.credentials.mtls import ClientCertificate
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, NotFound
 from tillkey.oauth2 import client_assertion
@@ -42,7 +46,10 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 _DUMMY_DIGEST = "0" * 64
 CHANGE_KIND = "oauth_clients"
 PRIVATE_KEY_JWT = "private_key_jwt"
-AUTH_METHODS = ("client_secret_basic", "none", PRIVATE_KEY_JWT)
+TLS_CLIENT_AUTH = "tls_client_auth"
+SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
+MTLS_METHODS = (TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH)
+AUTH_METHODS = ("client_secret_basic", "none", PRIVATE_KEY_JWT, *MTLS_METHODS)
 # The client authentication parameters every endpoint that authenticates clients accepts.
 AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion_type", "client_assertion"})
 
@@ -66,6 +73,19 @@ def check_redirect_uri(uri: str) -> str:
     if parts.scheme not in ("http", "https") and "." in parts.scheme:
         return uri
     raise InvalidRequest(f"Redirect URI {uri[:100]!r} must use https (http only on loopback, or a private-use scheme).")
+
+
+def binding_of(client: Client) -> str:
+    """How the client's access tokens are bound: "dpop", "mtls", both ("dpop+mtls") or "bearer"."""
+    kinds = [
+        k
+        for k, on in (
+            ("dpop", client.dpop_bound_access_tokens),
+            ("mtls", client.tls_client_certificate_bound_access_tokens),
+        )
+        if on
+    ]
+    return "+".join(kinds) or "bearer"
 
 
 class Clients:
@@ -116,7 +136,11 @@ class Clients:
         jwks: str | None = None,
         jwks_uri: str | None = None,
         require_pushed_authorization_requests: bool = False,
+        tls_client_certificate_bound_access_tokens: bool = False,
+        tls_client_auth: tuple[str, str] | None = None,
     ) -> Registered:
+        """`tls_client_auth`: (subject_dn | san_dns | san_uri | san_email, value), the certificate
+        name a tls_client_auth client is known by (RFC 8705 §2.1.2)."""
         name = name.strip()
         if not name or len(name) > 255:
             raise InvalidRequest("The client name must be 1 to 255 characters.")
@@ -128,12 +152,25 @@ class Clients:
             raise InvalidRequest(f"Unsupported grant type(s): {', '.join(bad)[:200]}. Use {', '.join(GRANT_TYPES)}.")
         if client_type == "public" and "client_credentials" in grants:
             raise InvalidRequest("A public client cannot use the client_credentials grant.")
+        if client_type == "public" and tls_client_certificate_bound_access_tokens:
+            # A public client's refresh tokens would stay unbound (any certificate could spend
+            # them): public clients bind their tokens with DPoP, which binds refresh tokens too.
+            raise InvalidRequest("Certificate-bound tokens are for confidential clients; public clients use DPoP.")
         if client_type == "public" and resource_server:
             raise InvalidRequest("A resource server must be a confidential client (it authenticates to introspect).")
         uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
         if "authorization_code" in grants and not uris:
             raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
         stored_method, jwks, jwks_uri = self._auth_method(client_type, auth_method, jwks, jwks_uri)
+        if (stored_method == TLS_CLIENT_AUTH) != (tls_client_auth is not None):
+            raise InvalidRequest(
+                "tls_client_auth needs exactly one certificate name (subject DN or a SAN), and only it."
+            )
+        if tls_client_auth is not None:
+            try:
+                tls_client_auth = (tls_client_auth[0], mtls.normalized_name(*tls_client_auth))
+            except ValueError as exc:
+                raise InvalidRequest(f"{str(exc)[:1].upper()}{str(exc)[1:300]}.") from None
         wanted = scope_rules.parse(" ".join(scopes))
         unknown = scope_rules.unknown(self.tree, wanted)
         if unknown:
@@ -168,6 +205,9 @@ class Clients:
             jwks,
             jwks_uri,
             require_pushed_authorization_requests,
+            tls_client_certificate_bound_access_tokens,
+            None if tls_client_auth is None else tls_client_auth[0],
+            None if tls_client_auth is None else tls_client_auth[1],
         )
         async with self.changes() as w:
             client = await self.store.add(w, draft)
@@ -182,8 +222,11 @@ class Clients:
                     "grants": list(grants),
                     "scopes": list(wanted),
                     "resource_server": resource_server,
-                    "binding": "dpop" if dpop_bound_access_tokens else "bearer",
+                    "binding": binding_of(draft),
                     "auth_method": draft.auth_method,
+                    **(
+                        {} if tls_client_auth is None else {f"tls_client_auth_{tls_client_auth[0]}": tls_client_auth[1]}
+                    ),
                     "require_par": require_pushed_authorization_requests,
                 },
             )
@@ -196,19 +239,27 @@ class Clients:
         the jwks_uri), or InvalidRequest."""
         if method is not None and method not in AUTH_METHODS:
             raise InvalidRequest(f"The auth method must be one of {', '.join(AUTH_METHODS)}.")
-        if method != PRIVATE_KEY_JWT:
+        if method in MTLS_METHODS and client_type != "confidential":
+            raise InvalidRequest(f"{method} is for confidential clients.")
+        if method == TLS_CLIENT_AUTH:
             if jwks is not None or jwks_uri is not None:
-                raise InvalidRequest("A JWKS is registered only with the private_key_jwt auth method.")
+                raise InvalidRequest("tls_client_auth registers a certificate name, not keys.")
+            return TLS_CLIENT_AUTH, None, None
+        if method == SELF_SIGNED_TLS_CLIENT_AUTH and (jwks is None or jwks_uri is not None):
+            raise InvalidRequest("self_signed_tls_client_auth needs the client's keys as an inline JWKS.")
+        if method not in (PRIVATE_KEY_JWT, SELF_SIGNED_TLS_CLIENT_AUTH):
+            if jwks is not None or jwks_uri is not None:
+                raise InvalidRequest("A JWKS is registered only with private_key_jwt or self_signed_tls_client_auth.")
             if method is not None and method != ("none" if client_type == "public" else "client_secret_basic"):
                 raise InvalidRequest("A confidential client uses a secret or private_key_jwt; a public one, none.")
             return None, None, None
         if client_type != "confidential":
-            raise InvalidRequest("private_key_jwt is for confidential clients.")
+            raise InvalidRequest(f"{method} is for confidential clients.")
         if (jwks is None) == (jwks_uri is None):
             raise InvalidRequest("private_key_jwt needs the client's keys: a JWKS or a jwks_uri (one of them).")
         try:
             if jwks is not None:
-                return PRIVATE_KEY_JWT, json.dumps({"keys": client_assertion.parse_jwks(jwks)}), None
+                return method, json.dumps({"keys": client_assertion.parse_jwks(jwks)}), None
             assert jwks_uri is not None
             allow = self.settings.client_jwks_allow_private_endpoints
             return PRIVATE_KEY_JWT, None, client_assertion.check_jwks_uri(jwks_uri, allow_private=allow)
@@ -236,18 +287,23 @@ class Clients:
         await self.revoker.revoke_for(UserType.OAUTH_CLIENT, client.id)
         return replace(client, active=False)
 
-    async def authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
+    async def authenticate(
+        self, params: dict[str, str], authorization: str | None, certificate: ClientCertificate | None = None
+    ) -> Client:
         """RFC 6749 §2.3.1 (Basic, or client_id + client_secret in the body; never both) and §2.1
-        public clients (client_id alone). Every failure is the same invalid_client; the Basic
-        challenge goes only to clients that tried the Authorization header (§5.2)."""
+        public clients (client_id alone); RFC 8705 §2 (client_id alone, and the `certificate` a
+        trusted proxy passed). Every failure is the same invalid_client; the Basic challenge goes
+        only to clients that tried the Authorization header (§5.2)."""
         try:
-            return await self._authenticate(params, authorization)
+            return await self._authenticate(params, authorization, certificate)
         except InvalidClient as exc:
             if authorization is None:
                 exc.headers.pop("WWW-Authenticate", None)
             raise
 
-    async def _authenticate(self, params: dict[str, str], authorization: str | None) -> Client:
+    async def _authenticate(
+        self, params: dict[str, str], authorization: str | None, certificate: ClientCertificate | None
+    ) -> Client:
         client_id, secret, method = _credentials(params, authorization)
         # Live clients are in memory (runtime.py, kept current by the change feed); one created a
         # moment ago by another process, or a deactivated one, is looked up in the database.
@@ -265,6 +321,14 @@ class Clients:
             return client
         if client is not None and client.auth_method == PRIVATE_KEY_JWT:
             raise InvalidClient(detail=f"private_key_jwt client sent {method}")
+        if client is not None and client.auth_method in MTLS_METHODS:
+            if method != "none" or not client.active:
+                raise InvalidClient(detail=f"{client.auth_method} client sent {method}")
+            if certificate is None:
+                raise InvalidClient(detail=f"{client.auth_method} without a client certificate")
+            if not _certificate_fits(client, certificate):
+                raise InvalidClient(detail=f"{client.auth_method}: the certificate does not fit the registration")
+            return client
         stored = client.secret_digest if client is not None and client.secret_digest else _DUMMY_DIGEST
         presented = self.master.digest(secret) if secret is not None else _DUMMY_DIGEST[:-1] + "1"
         matches = hmac.compare_digest(stored, presented)
@@ -305,6 +369,19 @@ class Clients:
             f"client-assertion\x00{client.client_id}\x00{verified.jti}", verified.expires_at
         ):
             raise Rejected("jti replayed")
+
+
+def _certificate_fits(client: Client, certificate: ClientCertificate) -> bool:
+    """RFC 8705 §2.1: a certificate the proxy validated, with the registered name; §2.2: one whose
+    public key the client registered (self-signed: no chain to check)."""
+    if client.auth_method == TLS_CLIENT_AUTH:
+        field, value = client.tls_client_auth_field, client.tls_client_auth_value
+        if not certificate.verified or field is None or value is None:
+            return False
+        return mtls.names_match(certificate.certificate, field, value)
+    if client.jwks is None:
+        return False
+    return mtls.key_registered(certificate.certificate, client_assertion.parse_jwks(client.jwks))
 
 
 def _credentials(params: dict[str, str], authorization: str | None) -> tuple[str, str | None, str]:

@@ -53,7 +53,7 @@ def access_answer(principal: Principal, claims: TokenClaims, client: Client, iss
         return INACTIVE
     out: dict[str, Any] = {
         "active": True,
-        "token_type": "Bearer" if claims.cnf is None else "DPoP",
+        "token_type": "DPoP" if claims.cnf is not None and "jkt" in claims.cnf else "Bearer",
         "sub": subject(claims.user_type, claims.user_id),
         "iat": claims.issued_at,
         "jti": claims.jti,

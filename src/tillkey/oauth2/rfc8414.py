@@ -17,10 +17,14 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 # private_key_jwt (RFC 7523): asymmetric only, never none or HS*.
 AUTH_SIGNING_ALGS = list(ALGORITHMS)
+# RFC 8705 §2: mutual TLS, through a trusted proxy that passes the client certificate.
+MTLS_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"]
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
     base = settings.issuer
+    # Mutual TLS needs a TLS proxy Tillkey trusts (credentials/mtls.py): advertised only with one.
+    mtls = MTLS_AUTH_METHODS if settings.trusted_proxies.strip() else []
     return {
         "issuer": base,
         "authorization_endpoint": f"{base}/oauth2/authorize",
@@ -33,9 +37,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS + mtls,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS + mtls,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS + mtls,
         "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
@@ -47,4 +51,6 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         # RFC 9449 §5.1: DPoP proofs accepted at the token endpoint and with bound tokens.
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+        # RFC 8705 §3.3: certificate-bound access tokens (behind a trusted TLS proxy).
+        "tls_client_certificate_bound_access_tokens": bool(mtls),
     }

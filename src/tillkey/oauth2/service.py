@@ -21,6 +21,7 @@ from tillkey.audit.writer import AuditEntry
 from tillkey.clock import Clock
 from tillkey.contracts import Audit, ClientStore, CodeStore, ProfileStore, RefreshStore, Revocations
 from tillkey.credentials.dpop import DPoPVerifier, InvalidDPoPProof
+from tillkey.credentials.mtls import ClientCertificate
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.oauth2 import rfc7009, rfc7662
@@ -32,7 +33,7 @@ from tillkey.oauth2.rfc6749 import authorization_code, client_credentials, refre
 from tillkey.oauth2.rfc6749.authorization_code import AuthorizationRequest, User
 from tillkey.oauth2.rfc6749.errors import InvalidClient, InvalidGrant, UnsupportedGrantType, UnsupportedTokenType
 from tillkey.oauth2.rfc6749.params import form, require
-from tillkey.oauth2.rfc6749.token_response import Grant, Issued, body_of
+from tillkey.oauth2.rfc6749.token_response import Grant, Issued, Sender, body_of
 from tillkey.oauth2.scopes import OPENID
 from tillkey.principal import UserType
 from tillkey.settings import Settings, TokenFormat
@@ -90,7 +91,7 @@ class OAuth2:
         self.profiles = profiles
         # grant_type -> (declared parameters, handler). No implicit and no password grant (OAuth 2.1).
         self._grants: dict[
-            str, tuple[frozenset[str], Callable[[Client, dict[str, str], str | None], Awaitable[dict[str, Any]]]]
+            str, tuple[frozenset[str], Callable[[Client, dict[str, str], Sender], Awaitable[dict[str, Any]]]]
         ]
         self._grants = {
             authorization_code.GRANT_TYPE: (authorization_code.TOKEN_PARAMS, self._code_grant),
@@ -112,6 +113,7 @@ class OAuth2:
         not_after: int | None = None,
         audit_of: Callable[[int, int | None], AuditEntry] | None = None,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> AccessToken:
         """An OAuth 2 access token (access_tokens.py); `not_after`: no expiry past this (the
         refresh family's absolute end); `audit_of`: its record, stored with an opaque token;
@@ -130,6 +132,7 @@ class OAuth2:
             not_after=not_after,
             audit_of=audit_of,
             jkt=jkt,
+            x5t=x5t,
         )
         assert minted.expires_at is not None
         return AccessToken(minted.token, minted.jti, minted.issued_at, minted.expires_at, scope, minted.audited)
@@ -152,6 +155,7 @@ class OAuth2:
             not_after=not_after,
             audit_of=audit_of,
             jkt=grant.jkt,
+            x5t=grant.x5t,
         )
 
     async def respond(
@@ -173,8 +177,9 @@ class OAuth2:
                 "format": self.settings.oauth2_access_token_format.value,
                 "refresh": refresh,
                 "ttl": ttl,
-                "binding": "bearer" if grant.jkt is None else "dpop",
+                "binding": "dpop" if grant.jkt is not None else "mtls" if grant.x5t is not None else "bearer",
                 **({} if grant.jkt is None else {"jkt": grant.jkt}),
+                **({} if grant.x5t is None else {"x5t#S256": grant.x5t}),
             }
 
         def audit_of(iat: int, exp: int | None) -> AuditEntry:
@@ -263,12 +268,18 @@ class OAuth2:
     def _request_uri_digest(self, request_uri: str) -> str:
         return self.master.digest("par\x00" + request_uri)
 
-    async def push(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    async def push(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> dict[str, Any]:
         """RFC 9126 §2: a client, authenticated as at the token endpoint, pushes an authorization
         request; it is checked as the authorization endpoint checks it and kept, single use, for
         oauth2_par_ttl seconds behind a random request_uri."""
         raw = form(body, content_type, authorization_code.AUTHORIZE_PARAMS | AUTH_PARAMS)
-        client = await self.clients.authenticate(raw, authorization)
+        client = await self.clients.authenticate(raw, authorization, certificate)
         if "request_uri" in raw:
             raise InvalidRequest("A pushed authorization request cannot carry a request_uri.")
         params = {k: v for k, v in raw.items() if k in authorization_code.AUTHORIZE_PARAMS}
@@ -320,19 +331,30 @@ class OAuth2:
         *,
         dpop: list[str] | None = None,
         url: str = "",
+        certificate: ClientCertificate | None = None,
     ) -> dict[str, Any]:
         """A pipeline: parse the form (each parameter once), keep only the parameters the grant
         declares, authenticate the client, check its DPoP proof (`dpop`: the request's `DPoP`
-        headers, `url` its URL), run the grant."""
+        headers, `url` its URL), bind to the client's certificate (`certificate`, from a trusted
+        proxy) when it registered certificate-bound tokens, run the grant."""
         raw = form(body, content_type)
         (grant_type,) = require(raw, "grant_type")
         if grant_type not in self._grants:
             raise UnsupportedGrantType()
         declared, exchange = self._grants[grant_type]
         params = {k: v for k, v in raw.items() if k in declared}
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         jkt = await self._dpop_key(client, dpop or [], url)
-        return await exchange(client, params, jkt)
+        return await exchange(client, params, Sender(jkt, self._certificate(client, certificate)))
+
+    @staticmethod
+    def _certificate(client: Client, certificate: ClientCertificate | None) -> str | None:
+        """RFC 8705 §3: the thumbprint a certificate-bound client's tokens carry (it must present one)."""
+        if not client.tls_client_certificate_bound_access_tokens:
+            return None
+        if certificate is None:
+            raise InvalidClient(detail="certificate-bound client without a client certificate")
+        return certificate.thumbprint
 
     async def _dpop_key(self, client: Client, proofs: list[str], url: str) -> str | None:
         """The thumbprint of the request's DPoP key (RFC 9449 §5), None without a proof (refused
@@ -347,7 +369,7 @@ class OAuth2:
             raise InvalidDPoPProof("DPoP is not available here.")
         return (await self.dpop.verify(proofs[0], "POST", url)).jkt
 
-    async def _code_grant(self, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+    async def _code_grant(self, client: Client, params: dict[str, str], sender: Sender) -> dict[str, Any]:
         """RFC 6749 §4.1.3: a code for tokens."""
         code = authorization_code.code_param(client, params)
         digest = self.master.digest(code)
@@ -359,10 +381,21 @@ class OAuth2:
             await self._code_replayed(digest, found)
             raise InvalidGrant(detail="code replayed")
         authorization_code.check_exchange(client, found, params, now)
+        jkt = sender.jkt
         if found.dpop_jkt is not None and found.dpop_jkt != jkt:
             # RFC 9449 §10: the code is bound to the key the authorization request named.
             raise InvalidDPoPProof(detail="code bound to another DPoP key (dpop_jkt)")
-        grant = Grant(client, found.user_type, found.user_id, found.scope, found.auth_time, found.amr, found.nonce, jkt)
+        grant = Grant(
+            client,
+            found.user_type,
+            found.user_id,
+            found.scope,
+            found.auth_time,
+            found.amr,
+            found.nonce,
+            jkt,
+            sender.x5t,
+        )
         issued = await self.respond(grant, refresh="refresh_token" in client.grant_types, id_token_too=True)
         await self.codes.note_tokens(digest, issued.family_id, issued.access.jti, issued.access.expires_at)
         return issued.body
@@ -387,17 +420,16 @@ class OAuth2:
             details={"client_id": code.client_id, "family": code.family_id, "access_revoked": len(denied)},
         )
 
-    async def _client_credentials_grant(
-        self, client: Client, params: dict[str, str], jkt: str | None
-    ) -> dict[str, Any]:
+    async def _client_credentials_grant(self, client: Client, params: dict[str, str], sender: Sender) -> dict[str, Any]:
         scope = client_credentials.scope_of(client, params)
-        grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope, jkt=jkt)
+        grant = Grant(client, UserType.OAUTH_CLIENT, client.id, scope, jkt=sender.jkt, x5t=sender.x5t)
         return (await self.respond(grant, refresh=False)).body
 
-    async def _refresh_grant(self, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+    async def _refresh_grant(self, client: Client, params: dict[str, str], sender: Sender) -> dict[str, Any]:
         """RFC 6749 §6: rotation on every use, reuse detection and family revocation live in
         tokens/refresh.py; this checks the client, the scope and a public client's DPoP key."""
         token, requested = refresh_token.token_and_scope(client, params)
+        jkt = sender.jkt
         if requested or not client.confidential:
             # A bad scope or another key must not spend the token: check against the grant first.
             found = await self.refresh_tokens.lookup(token)
@@ -409,7 +441,9 @@ class OAuth2:
                     raise InvalidDPoPProof(detail="refresh token bound to another DPoP key")
 
         def grant_of(spent: RefreshToken, scope: tuple[str, ...]) -> Grant:
-            return Grant(client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr, jkt=jkt)
+            return Grant(
+                client, spent.user_type, spent.user_id, scope, spent.auth_time, spent.amr, jkt=jkt, x5t=sender.x5t
+            )
 
         async def mint(spent: RefreshToken, scope: tuple[str, ...] | None) -> AccessToken:
             return await self.mint_access(grant_of(spent, scope or ()), not_after=spent.family_expires_at)
@@ -423,10 +457,16 @@ class OAuth2:
 
     # --- RFC 7009 revocation, RFC 7662 introspection --------------------------------------------
 
-    async def revoke(self, body: bytes, content_type: str | None, authorization: str | None) -> None:
+    async def revoke(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> None:
         """RFC 7009 (rfc7009.py): returns once the revocation is committed, so a 200 is durable."""
         params = form(body, content_type, rfc7009.PARAMS)
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         (token,) = require(params, "token")
         hint = params.get("token_type_hint")
         if hint is not None and hint not in rfc7009.HINTS:
@@ -444,10 +484,16 @@ class OAuth2:
         if claims.client_id == client.client_id:
             await self.revoker.revoke_token(claims)
 
-    async def introspect(self, body: bytes, content_type: str | None, authorization: str | None) -> dict[str, Any]:
+    async def introspect(
+        self,
+        body: bytes,
+        content_type: str | None,
+        authorization: str | None,
+        certificate: ClientCertificate | None = None,
+    ) -> dict[str, Any]:
         """RFC 7662 (rfc7662.py: who learns what)."""
         params = form(body, content_type, rfc7662.PARAMS)
-        client = await self.clients.authenticate(params, authorization)
+        client = await self.clients.authenticate(params, authorization, certificate)
         if not client.confidential:
             # §4: the endpoint must be protected; a public client proves nothing about itself.
             raise InvalidClient(detail="public client at the introspection endpoint")

@@ -55,6 +55,7 @@ class OpaqueToken:
     client_id: str | None = None
     auth_time: int | None = None  # the original sign-in (step-up's max_age); None: not recorded
     cnf_jkt: str | None = None  # DPoP: the thumbprint of the key the token is bound to
+    cnf_x5t: str | None = None  # mTLS: the thumbprint of the certificate the token is bound to
 
 
 def _dialect(s: AsyncSession) -> str:
@@ -188,6 +189,7 @@ def _opaque_rows(tokens: Sequence[tuple[str, OpaqueToken]]) -> list[dict[str, ob
             "client_id": tok.client_id,
             "auth_time": tok.auth_time,
             "cnf_jkt": tok.cnf_jkt,
+            "cnf_x5t": tok.cnf_x5t,
         }
         for digest, tok in tokens
     ]
@@ -200,7 +202,17 @@ async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:
     methods = tuple(m for m in r.auth_methods.split(",") if m)
     scope = None if r.scope is None else tuple(r.scope.split())
     return OpaqueToken(
-        r.jti, r.user_type, r.user_id, r.issued_at, r.expires_at, methods, scope, r.client_id, r.auth_time, r.cnf_jkt
+        r.jti,
+        r.user_type,
+        r.user_id,
+        r.issued_at,
+        r.expires_at,
+        methods,
+        scope,
+        r.client_id,
+        r.auth_time,
+        r.cnf_jkt,
+        r.cnf_x5t,
     )
 
 

@@ -133,6 +133,8 @@ class OpaqueTokenRow(Base):
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # DPoP (RFC 9449): the thumbprint of the key the token is bound to (`cnf.jkt`); NULL: bearer.
     cnf_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Mutual TLS (RFC 8705 §3): the certificate's thumbprint (`cnf.x5t#S256`); NULL: not bound.
+    cnf_x5t: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuthChangeRow(Base):
@@ -551,6 +553,13 @@ class OAuthClientRow(Base):
     jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
     jwks_uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Mutual TLS (RFC 8705 §3): its access tokens are bound to the certificate it presented.
+    tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # tls_client_auth (RFC 8705 §2.1.2): subject_dn | san_dns | san_uri | san_email, and its value.
+    tls_client_auth_field: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    tls_client_auth_value: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class OAuthCodeRow(Base):

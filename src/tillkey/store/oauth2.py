@@ -42,6 +42,11 @@ class Client:
     jwks: str | None = None  # private_key_jwt: the client's keys, JWKS JSON text
     jwks_uri: str | None = None  # ... or where to fetch them
     require_pushed_authorization_requests: bool = False  # RFC 9126 §6
+    tls_client_certificate_bound_access_tokens: bool = False  # RFC 8705 §3: tokens bound to its certificate
+    # tls_client_auth (RFC 8705 §2.1.2): which name of the certificate identifies the client
+    # (subject_dn, san_dns, san_uri or san_email) and the registered value.
+    tls_client_auth_field: str | None = None
+    tls_client_auth_value: str | None = None
 
     @property
     def confidential(self) -> bool:
@@ -118,6 +123,9 @@ def _client(r: OAuthClientRow) -> Client:
         r.jwks,
         r.jwks_uri,
         r.require_pushed_authorization_requests,
+        r.tls_client_certificate_bound_access_tokens,
+        r.tls_client_auth_field,
+        r.tls_client_auth_value,
     )
 
 
@@ -143,6 +151,9 @@ async def add_client(s: AsyncSession, c: Client) -> Client:
         jwks=c.jwks,
         jwks_uri=c.jwks_uri,
         require_pushed_authorization_requests=c.require_pushed_authorization_requests,
+        tls_client_certificate_bound_access_tokens=c.tls_client_certificate_bound_access_tokens,
+        tls_client_auth_field=c.tls_client_auth_field,
+        tls_client_auth_value=c.tls_client_auth_value,
     )
     s.add(row)
     await s.flush()

@@ -23,9 +23,11 @@ from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials.bearer import access_token
 from tillkey.credentials.binding import BindingRefused
 from tillkey.credentials.dpop import public_url
+from tillkey.credentials.mtls import NAME_FIELDS, presented
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
 from tillkey.oauth2 import rfc8414
+from tillkey.oauth2.clients import MTLS_METHODS, binding_of
 from tillkey.oauth2.oidc import discovery
 from tillkey.oauth2.rfc6749 import authorization_code as code_grant
 from tillkey.oauth2.rfc6749 import params as oauth_params
@@ -224,6 +226,7 @@ async def token(request: Request) -> JSONResponse:
         request.headers.get("authorization"),
         dpop=request.headers.getlist("dpop"),
         url=public_url(tk.settings.issuer, request.url.path),
+        certificate=presented(request.scope),
     )
     return JSONResponse(body, headers=NO_STORE)
 
@@ -241,6 +244,7 @@ async def revoke(request: Request) -> Response:
         await read_body(request),
         request.headers.get("content-type"),
         request.headers.get("authorization"),
+        presented(request.scope),
     )
     return Response(status_code=200, headers=NO_STORE)
 
@@ -259,6 +263,7 @@ async def introspect(request: Request) -> JSONResponse:
         await read_body(request),
         request.headers.get("content-type"),
         request.headers.get("authorization"),
+        presented(request.scope),
     )
     return JSONResponse(body, headers=NO_STORE)
 
@@ -277,6 +282,7 @@ async def par(request: Request) -> JSONResponse:
         await read_body(request),
         request.headers.get("content-type"),
         request.headers.get("authorization"),
+        presented(request.scope),
     )
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
@@ -357,7 +363,12 @@ _CLIENT_BODY = {
         "require_pkce": {"type": "boolean"},
         "resource_server": {"type": "boolean"},
         "dpop_bound_access_tokens": {"type": "boolean"},
-        "token_endpoint_auth_method": {"type": "string", "enum": ["client_secret_basic", "none", "private_key_jwt"]},
+        "token_endpoint_auth_method": {
+            "type": "string",
+            "enum": ["client_secret_basic", "none", "private_key_jwt", *MTLS_METHODS],
+        },
+        "tls_client_certificate_bound_access_tokens": {"type": "boolean"},
+        **{f"tls_client_auth_{field}": {"type": "string"} for field in NAME_FIELDS},
         "jwks": {"type": "object"},
         "jwks_uri": {"type": "string"},
         "require_pushed_authorization_requests": {"type": "boolean"},
@@ -382,7 +393,12 @@ def client_json(c: Client, secret: str | None = None) -> dict[str, Any]:
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "token_endpoint_auth_method": c.auth_method,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
+        # RFC 8705 §3.4: its access tokens are bound to the certificate it presents.
+        "tls_client_certificate_bound_access_tokens": c.tls_client_certificate_bound_access_tokens,
+        "binding": binding_of(c),
     }
+    if c.tls_client_auth_field is not None:
+        out[f"tls_client_auth_{c.tls_client_auth_field}"] = c.tls_client_auth_value
     if c.jwks is not None:
         out["jwks"] = json.loads(c.jwks)
     if c.jwks_uri is not None:
@@ -421,16 +437,20 @@ async def create_client(request: Request) -> JSONResponse:
         ("resource_server", False),
         ("require_pushed_authorization_requests", False),
         ("dpop_bound_access_tokens", False),
+        ("tls_client_certificate_bound_access_tokens", False),
     )
     flags = {k: body.get(k, d) for k, d in defaults}
     if not all(isinstance(v, bool) for v in flags.values()):
         raise InvalidRequest(
             "first_party, require_pkce, resource_server, require_pushed_authorization_requests and "
-            "dpop_bound_access_tokens must be booleans."
+            "dpop_bound_access_tokens and tls_client_certificate_bound_access_tokens must be booleans."
         )
     method, jwks, jwks_uri = body.get("token_endpoint_auth_method"), body.get("jwks"), body.get("jwks_uri")
     if not isinstance(method, str | None) or not isinstance(jwks, dict | None) or not isinstance(jwks_uri, str | None):
         raise InvalidRequest("token_endpoint_auth_method and jwks_uri are strings; jwks is a JWKS object.")
+    names = [(f, body[f"tls_client_auth_{f}"]) for f in NAME_FIELDS if f"tls_client_auth_{f}" in body]
+    if len(names) > 1 or not all(isinstance(v, str) for _, v in names):
+        raise InvalidRequest("Register at most one tls_client_auth_* name, a string.")
     wanted = _strings(body, "scopes")
     registered = await tk.services.clients.create(
         caller,
@@ -447,6 +467,8 @@ async def create_client(request: Request) -> JSONResponse:
         jwks=None if jwks is None else json.dumps(jwks),
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=bool(flags["require_pushed_authorization_requests"]),
+        tls_client_certificate_bound_access_tokens=bool(flags["tls_client_certificate_bound_access_tokens"]),
+        tls_client_auth=names[0] if names else None,
     )
     return JSONResponse(client_json(registered.client, registered.secret), status_code=201, headers=NO_STORE)
 

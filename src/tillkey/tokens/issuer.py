@@ -174,8 +174,14 @@ class OpaqueStore:
             scope=rec.scope,
             client_id=rec.client_id,
             auth_time=rec.auth_time,
-            cnf=None if rec.cnf_jkt is None else {"jkt": rec.cnf_jkt},
+            cnf=confirmation(rec.cnf_jkt, rec.cnf_x5t),
         )
+
+
+def confirmation(jkt: str | None, x5t: str | None) -> dict[str, str] | None:
+    """A token's `cnf` (RFC 7800): its DPoP key's and/or its client certificate's thumbprint."""
+    cnf = {**({} if jkt is None else {"jkt": jkt}), **({} if x5t is None else {"x5t#S256": x5t})}
+    return cnf or None
 
 
 class Issuer:
@@ -320,17 +326,29 @@ class Issuer:
         not_after: int | None = None,
         audit_of: Callable[[int, int | None], AuditEntry] | None = None,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> Minted:
         """An OAuth 2 access token. Both formats carry Tillkey's own claims (uid, utypid), so the one
         reader and the one hot path accept them; scope and client_id then narrow the caller.
         `audit_of(iat, exp)`: the token's audit record, committed with an opaque token's row
         (`Minted.audited`); a JWT is stored nowhere, so its caller records it. `jkt`: bound to this
-        DPoP key (RFC 9449 §6: the `cnf` claim, or the opaque record's)."""
+        DPoP key (RFC 9449 §6: the `cnf` claim, or the opaque record's); `x5t`: to this client
+        certificate (RFC 8705 §3.1, `cnf.x5t#S256`)."""
         methods = amr or (("client",) if user_type == UserType.OAUTH_CLIENT else ("pwd",))
         if opaque:
             token, rec = await self._opaque(
                 lambda jti, iat: repo.OpaqueToken(
-                    jti, user_type, user_id, iat, _exp(iat, ttl, not_after), methods, scope, client_id, auth_time, jkt
+                    jti,
+                    user_type,
+                    user_id,
+                    iat,
+                    _exp(iat, ttl, not_after),
+                    methods,
+                    scope,
+                    client_id,
+                    auth_time,
+                    jkt,
+                    x5t,
                 ),
                 audit_of,
             )
@@ -357,8 +375,9 @@ class Issuer:
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time
-        if jkt is not None:
-            claims["cnf"] = {"jkt": jkt}
+        cnf = confirmation(jkt, x5t)
+        if cnf is not None:
+            claims["cnf"] = cnf
         acr = acr_of(methods) if user_type != UserType.OAUTH_CLIENT else None
         if acr is not None:
             claims["acr"] = acr  # RFC 9068 §2.2.1, RFC 9470: the class the sign-in reached

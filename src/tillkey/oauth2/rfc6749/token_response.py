@@ -23,6 +23,15 @@ class Grant:
     amr: tuple[str, ...] = ()
     nonce: str | None = None
     jkt: str | None = None  # DPoP (RFC 9449): the access token is bound to this key
+    x5t: str | None = None  # mTLS (RFC 8705 §3): ... and/or to this client certificate
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """What the token request proved it holds: a DPoP key, a client certificate (their thumbprints)."""
+
+    jkt: str | None = None
+    x5t: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,150 @@
+"""Mutual TLS through a real nginx (Debian's package) running examples/nginx/tillkey-mtls.conf,
+with a CA, a server certificate and client certificates made at test time: a tls_client_auth client
+gets a certificate-bound token (RFC 8705) and that token works only with its certificate."""
+
+from __future__ import annotations
+
+import re
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from tests.conftest import Server, free_port, stop_process
+from tests.mtls_support import Authority, pem
+from tests.oauth2_support import register, start_oauth_server
+from tests.test_forward_auth import nginx_binary
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nginx" / "tillkey-mtls.conf"
+PRODUCTS = "/rest/V1/products"
+
+
+class Front:
+    def __init__(self, tmp: Path, url: str, ca: Authority, tillkey: Server) -> None:
+        self.tmp, self.url, self.ca, self.tillkey = tmp, url, ca, tillkey
+
+    def client(self, name: str | None) -> httpx.Client:
+        """An HTTPS client trusting the test CA, presenting `name`'s certificate (None: none)."""
+        ctx = ssl.create_default_context(cafile=str(self.tmp / "ca.crt"))
+        if name is not None:
+            ctx.load_cert_chain(str(self.tmp / f"{name}.crt"), str(self.tmp / f"{name}.key"))
+        return httpx.Client(base_url=self.url, verify=ctx, timeout=10)
+
+
+def _write(tmp: Path, name: str, key: object, cert: object) -> None:
+    (tmp / f"{name}.crt").write_text(pem(cert))  # type: ignore[arg-type]
+    (tmp / f"{name}.key").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))  # type: ignore[attr-defined]
+
+
+def nginx_config(tmp: Path, port: int, tillkey_port: int) -> Path:
+    site = EXAMPLE.read_text()
+    for pattern, value in [
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
+        (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{tillkey_port};"),
+        (r"/etc/tillkey/tls/server\.crt", str(tmp / "server.crt")),
+        (r"/etc/tillkey/tls/server\.key", str(tmp / "server.key")),
+        (r"/etc/tillkey/tls/client-ca\.crt", str(tmp / "ca.crt")),
+    ]:
+        site, n = re.subn(pattern, value, site)
+        assert n == 1, f"the example no longer has {pattern!r}"
+    (tmp / "site.conf").write_text(site)
+    temp = tmp / "temp"
+    temp.mkdir()
+    conf = tmp / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    include {tmp}/site.conf;
+}}
+""")
+    return conf
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    nginx = nginx_binary()
+    tmp = tmp_path_factory.mktemp("mtls")
+    ca = Authority()
+    (tmp / "ca.crt").write_text(pem(ca.cert))
+    _write(tmp, "server", *ca.issue("127.0.0.1", dns="localhost", server=True, ip="127.0.0.1"))
+    _write(tmp, "machine", *ca.issue("machine"))
+    _write(tmp, "other", *ca.issue("other"))
+    tk = start_oauth_server(tmp / "tillkey", "sqlite", TILLKEY_TRUSTED_PROXIES="127.0.0.1")
+    port = free_port()
+    conf = nginx_config(tmp, port, tk.port)
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    front = Front(tmp, f"https://127.0.0.1:{port}", ca, tk)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError(f"nginx exited: {out}\n{(tmp / 'error.log').read_text(errors='replace')}")
+            try:
+                with front.client(None) as c:
+                    c.get("/.well-known/openid-configuration")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield front
+    finally:
+        stop_process(proc)
+        tk.stop()
+
+
+def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(front: Front) -> None:
+    dn = "CN=machine,O=Tillkey tests"
+    made = register(
+        front.tillkey,
+        "--name",
+        "machine",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-subject-dn",
+        dn,
+        "--cert-bound",
+    )
+    ask = {"grant_type": "client_credentials", "client_id": made["client_id"]}
+    with front.client("machine") as mine, front.client("other") as other, front.client(None) as none:
+        meta = none.get("/.well-known/oauth-authorization-server").json()
+        assert meta["tls_client_certificate_bound_access_tokens"] is True
+        # Another certificate of the same CA, none, or a forged header: no token.
+        assert other.post("/oauth2/token", data=ask).json()["error"] == "invalid_client"
+        assert none.post("/oauth2/token", data=ask).json()["error"] == "invalid_client"
+        mine_pem = (front.tmp / "machine.crt").read_text()
+        forged = {"X-SSL-Client-Cert": mine_pem.replace("\n", "%0A"), "X-SSL-Client-Verify": "SUCCESS"}
+        assert none.post("/oauth2/token", data=ask, headers=forged).status_code == 401
+        r = mine.post("/oauth2/token", data=ask)
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert mine.get(PRODUCTS, headers=bearer).status_code == 200
+        for c in (other, none):
+            r = c.get(PRODUCTS, headers=bearer)
+            assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
+        assert none.get(PRODUCTS, headers={**bearer, **forged}).status_code == 401
