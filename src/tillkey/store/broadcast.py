@@ -35,6 +35,14 @@ WARN_EVERY = 60.0  # seconds between repeated warnings while Redis stays down
 FLUSH_SECONDS = 2.0  # how long stop() waits for queued messages (a CLI command's change)
 
 
+def _cancelled() -> bool:
+    """Whether this task was asked to stop. redis-py can turn a cancellation inside a command into
+    an error of its own (seen: `tillkey admin create` in the compose stack never exiting), so a loop
+    that survives Redis errors must ask before it goes round again."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _client(url: str, retries: int) -> Redis:
     # Short timeouts: a Redis that does not answer must not hold a message (or a shutdown) for long.
     return Redis.from_url(
@@ -101,9 +109,11 @@ class Broadcast:
                 await asyncio.wait_for(self._queue.join(), FLUSH_SECONDS)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a stop (a CLI command's exit, a server's shutdown) never waits on Redis.
+            _done, stuck = await asyncio.wait(self._tasks, timeout=FLUSH_SECONDS)
+            if stuck:
+                log.warning("Redis broadcast: %d task(s) did not stop; leaving them", len(stuck))
         self._tasks.clear()
         await self._publisher.aclose()
         await self._subscriber.aclose()
@@ -134,6 +144,8 @@ class Broadcast:
             try:
                 await self._publisher.publish(self.channel, message)
             except Exception as exc:
+                if _cancelled():
+                    raise asyncio.CancelledError from exc
                 self.publish_failures += 1
                 self._down("publish", exc)
             else:
@@ -161,6 +173,8 @@ class Broadcast:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _cancelled():
+                    raise asyncio.CancelledError from exc
                 self._down("subscription", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
