@@ -19,12 +19,18 @@ told to the client (`tell_client`): a DPoP client must learn to retry with a non
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from tillkey.credentials.dpop import ALGORITHMS, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, public_url
 from tillkey.credentials.mtls import presented
 from tillkey.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from tillkey.principal import Principal
+    from tillkey.tokens.contracts import TokenClaims
+    from tillkey.tokens.service import Authenticator
 
 # The request scope key forward-auth sets: the URL the client asked the proxy for (scheme, host, path).
 ORIGINAL_URL = "tillkey.original_url"
@@ -109,3 +115,18 @@ def _check_certificate(request: Request, x5t: str) -> None:
         )
         exc.oauth_error = "invalid_token"
         raise exc
+
+
+async def authenticate(
+    authenticator: Authenticator, binding: Binding | None, request: Request, scheme: str, token: str
+) -> tuple[Principal, TokenClaims]:
+    """The caller of an access token presented with `scheme` ("bearer" or "dpop"), its binding
+    checked: what every surface that reads Tillkey's access tokens calls. A bearer token without
+    `cnf` goes straight through; where there is no binding check (`binding` None), a bound token
+    or a DPoP presentation is refused."""
+    principal, claims = await authenticator.authenticate_claims(token)
+    if claims.cnf is not None or scheme != "bearer":
+        if binding is None:
+            raise refused("invalid_token", "Sender-constrained tokens are not accepted here.", "no binding check")
+        await binding.check(request, scheme, token, claims.cnf)
+    return principal, claims

@@ -22,7 +22,7 @@ from starlette.types import Scope
 
 from tillkey.access.grants import GrantsState
 from tillkey.credentials.bearer import access_token
-from tillkey.credentials.binding import Binding, refused
+from tillkey.credentials.binding import Binding, authenticate
 from tillkey.credentials.freshness import CatchUp
 from tillkey.errors import REFUSAL_REASONS, Unauthenticated
 from tillkey.principal import GUEST, Principal, UserType
@@ -63,11 +63,7 @@ class BearerTokens:
         if presented is None:
             return None
         scheme, token = presented
-        principal, claims = await self._authenticator.authenticate_claims(token)
-        if claims.cnf is not None or scheme != "bearer":
-            if self._binding is None:
-                raise refused("invalid_token", "Sender-constrained tokens are not accepted here.", "no binding check")
-            await self._binding.check(request, scheme, token, claims.cnf)
+        principal, _ = await authenticate(self._authenticator, self._binding, request, scheme, token)
         if self._catch_up is not None and self._stale(principal) and await self._catch_up.refresh(token):
             # A valid token whose admin or OAuth client this process does not know yet (created a
             # moment ago by the CLI or another process): the principal again, from the new grants.

@@ -36,6 +36,7 @@ from graphql import (
 
 from tillkey.access.tree import ANONYMOUS
 from tillkey.accounts.signin import SIGN_IN_FAILED, Issued, Password, Subject, login_token
+from tillkey.credentials import binding
 from tillkey.credentials.bearer import access_token
 from tillkey.credentials.binding import BindingRefused
 from tillkey.errors import Forbidden, InvalidRequest, RateLimited, TillkeyError, Unauthenticated
@@ -172,9 +173,7 @@ async def _caller(request: Request, tk: Tillkey) -> Principal:
         return GUEST
     scheme, token = presented
     try:
-        principal, claims = await tk.authenticator.authenticate_claims(token)
-        if claims.cnf is not None or scheme != "bearer":
-            await tk.binding.check(request, scheme, token, claims.cnf)
+        principal, _ = await binding.authenticate(tk.authenticator, tk.binding, request, scheme, token)
         return principal
     except BindingRefused as exc:
         raise GraphQLRequestError(exc.message, 401, AUTHENTICATION, exc.headers) from None

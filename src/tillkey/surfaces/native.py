@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from tillkey.access.tree import ADMIN_SELF, ANONYMOUS
+from tillkey.credentials import binding
 from tillkey.credentials.bearer import access_token
 from tillkey.errors import InvalidRequest
 from tillkey.observability.health import ReadinessProbe
@@ -140,9 +141,8 @@ async def logout(request: Request) -> JSONResponse:
     try:
         if presented is None or token is None:
             raise InvalidToken(detail="no bearer token")
-        _, claims = await tk.authenticator.authenticate_claims(token)
-        if claims.cnf is not None or presented[0] != "bearer":
-            await tk.binding.check(request, presented[0], token, claims.cnf)  # BindingRefused: its challenge
+        # BindingRefused: its own challenge
+        _, claims = await binding.authenticate(tk.authenticator, tk.binding, request, presented[0], token)
     except InvalidToken as exc:
         exc.message = "A valid bearer token is required."
         exc.headers["WWW-Authenticate"] = 'Bearer realm="tillkey"' + (', error="invalid_token"' if token else "")

@@ -20,6 +20,7 @@ from tillkey import audit
 from tillkey.access.tree import ANONYMOUS
 from tillkey.console import templating
 from tillkey.console.sign_in_session import cookie_name
+from tillkey.credentials import binding
 from tillkey.credentials.bearer import access_token
 from tillkey.credentials.binding import BindingRefused
 from tillkey.credentials.dpop import public_url
@@ -300,9 +301,8 @@ async def _userinfo(request: Request) -> JSONResponse:
         )
     scheme, token = presented
     try:
-        caller, claims = await tk.authenticator.authenticate_claims(token)
-        if claims.cnf is not None or scheme != "bearer":
-            await tk.binding.check(request, scheme, token, claims.cnf)  # BindingRefused: its own challenge
+        # BindingRefused: its own challenge
+        caller, _ = await binding.authenticate(tk.authenticator, tk.binding, request, scheme, token)
         if caller.is_guest:
             raise Unauthenticated(detail="token of a deleted client")
     except BindingRefused:
