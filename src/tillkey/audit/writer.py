@@ -10,7 +10,8 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class AuditEntry:
     details: str | None
 
     def chained(self, seq: int, prev_hash: str, key: bytes) -> AuditRecord:
-        r = AuditRecord(
+        fields = (
             seq,
             self.created_ms,
             self.event,
@@ -106,10 +107,10 @@ class AuditEntry:
             self.request_id,
             self.details,
             prev_hash,
-            "",
-            FORMAT_KEYED,
         )
-        return replace(r, hash=record_hash(r, key))
+        # Hashed as the record without its hash, then built again with it.
+        digest = record_hash(AuditRecord(*fields, "", FORMAT_KEYED), key)
+        return AuditRecord(*fields, digest, FORMAT_KEYED)
 
 
 def _chain(entries: Sequence[AuditEntry], last: int, prev: str, key: bytes) -> list[AuditRecord]:
@@ -412,10 +413,13 @@ class AuditLog:
 
     async def _append(self, entries: Sequence[AuditEntry]) -> None:
         async with self._lock, self.db.write_turn():
-            async with self.db.transaction() as s:
-                last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock
-                records = _chain(entries, last, prev, self._key)
-                await repo.add(s, records)
+            if self.db.batches_in_one_trip:  # SQLite: the whole transaction in one trip to its thread
+                records = await self.db.batch(partial(self.append_sync, entries=entries))
+            else:
+                async with self.db.transaction() as s:
+                    last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock
+                    records = _chain(entries, last, prev, self._key)
+                    await repo.add(s, records)
             # After the commit, so the file never holds a record the database rolled back.
             self._committed(records)
 

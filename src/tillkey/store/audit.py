@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tillkey.store.db import insert_many_sync
 from tillkey.store.models import AuditEventRow, AuditHeadRow
 
 HEAD_ID = 1
@@ -80,21 +81,22 @@ async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
     the head until commit; a later appender then sees the new seq and hash. So appends from any
     number of processes form one chain without gaps or forks. `n` = 0 only locks and reads.
     """
-    return _claimed((await s.execute(_claim(n))).one_or_none())
+    return _claimed((await s.execute(_CLAIM, {"n": n})).one_or_none())
 
 
 def claim_sync(conn: Connection, n: int) -> tuple[int, str]:
     """`claim` on a synchronous connection (Database.batch, SQLite)."""
-    return _claimed(conn.execute(_claim(n)).one_or_none())
+    return _claimed(conn.execute(_CLAIM, {"n": n}).one_or_none())
 
 
-def _claim(n: int) -> Update:
-    return (
-        update(AuditHeadRow)
-        .where(AuditHeadRow.id == HEAD_ID)
-        .values(seq=AuditHeadRow.seq + n)
-        .returning(AuditHeadRow.seq, AuditHeadRow.hash)
-    )
+# Built once (an UPDATE's construction costs more than its run, per chain-extending commit).
+_CLAIM = (
+    update(AuditHeadRow)
+    .where(AuditHeadRow.id == HEAD_ID)
+    .values(seq=AuditHeadRow.seq + bindparam("n", type_=BigInteger))
+    .returning(AuditHeadRow.seq, AuditHeadRow.hash)
+)
+_SET_HEAD = update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=bindparam("head"))
 
 
 def _claimed(row: Any) -> tuple[int, str]:
@@ -111,14 +113,14 @@ async def add(s: AsyncSession, records: Sequence[AuditRecord]) -> None:
     # more than the database under a flood of records.
     rows = [{c: getattr(r, c) for c in _COLUMNS} for r in records]
     await s.execute(insert(cast(Table, AuditEventRow.__table__)), rows)
-    await s.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
+    await s.execute(_SET_HEAD, {"head": records[-1].hash})
 
 
 def add_sync(conn: Connection, records: Sequence[AuditRecord]) -> None:
     """`add` on a synchronous connection (Database.batch, SQLite)."""
-    rows = [{c: getattr(r, c) for c in _COLUMNS} for r in records]
-    conn.execute(insert(cast(Table, AuditEventRow.__table__)), rows)
-    conn.execute(update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(hash=records[-1].hash))
+    rows = [tuple(getattr(r, c) for c in _COLUMNS) for r in records]
+    insert_many_sync(conn, cast(Table, AuditEventRow.__table__), _COLUMNS, rows)
+    conn.execute(_SET_HEAD, {"head": records[-1].hash})
 
 
 async def head(s: AsyncSession) -> tuple[int, str]:

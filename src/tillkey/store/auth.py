@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, Table, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey.store.db import CHANGES
+from tillkey.store.db import CHANGES, insert_many_sync
 from tillkey.store.models import (
     AuthChangeRow,
     OpaqueTokenRow,
@@ -171,28 +172,49 @@ async def add_opaque_tokens(s: AsyncSession, tokens: Sequence[tuple[str, OpaqueT
 
 def add_opaque_tokens_sync(conn: Connection, tokens: Sequence[tuple[str, OpaqueToken]]) -> None:
     """`add_opaque_tokens` on a synchronous connection (Database.batch, SQLite)."""
-    if tokens:
-        conn.execute(insert(OpaqueTokenRow), _opaque_rows(tokens))
+    insert_many_sync(conn, cast(Table, OpaqueTokenRow.__table__), _OPAQUE_COLUMNS, _opaque_values(tokens))
+
+
+# The keys of _opaque_rows' dicts, in their order.
+_OPAQUE_COLUMNS = (
+    "digest",
+    "jti",
+    "user_type",
+    "user_id",
+    "issued_at",
+    "expires_at",
+    "auth_methods",
+    "scope",
+    "client_id",
+    "auth_time",
+    "cnf_jkt",
+    "cnf_x5t",
+)
+
+
+def _opaque_values(tokens: Sequence[tuple[str, OpaqueToken]]) -> list[tuple[object, ...]]:
+    """Each token's row, in _OPAQUE_COLUMNS order."""
+    return [
+        (
+            digest,
+            tok.jti,
+            tok.user_type,
+            tok.user_id,
+            tok.issued_at,
+            tok.expires_at,
+            ",".join(tok.auth_methods),
+            None if tok.scope is None else " ".join(tok.scope),
+            tok.client_id,
+            tok.auth_time,
+            tok.cnf_jkt,
+            tok.cnf_x5t,
+        )
+        for digest, tok in tokens
+    ]
 
 
 def _opaque_rows(tokens: Sequence[tuple[str, OpaqueToken]]) -> list[dict[str, object]]:
-    return [
-        {
-            "digest": digest,
-            "jti": tok.jti,
-            "user_type": tok.user_type,
-            "user_id": tok.user_id,
-            "issued_at": tok.issued_at,
-            "expires_at": tok.expires_at,
-            "auth_methods": ",".join(tok.auth_methods),
-            "scope": None if tok.scope is None else " ".join(tok.scope),
-            "client_id": tok.client_id,
-            "auth_time": tok.auth_time,
-            "cnf_jkt": tok.cnf_jkt,
-            "cnf_x5t": tok.cnf_x5t,
-        }
-        for digest, tok in tokens
-    ]
+    return [dict(zip(_OPAQUE_COLUMNS, values, strict=True)) for values in _opaque_values(tokens)]
 
 
 async def opaque_token(s: AsyncSession, digest: str) -> OpaqueToken | None:

@@ -7,13 +7,13 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -32,6 +32,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=FULL")
     cur.close()
+
+
+@functools.cache
+def _insert_sql(table: Table, columns: tuple[str, ...], dialect_name: str) -> str:
+    from sqlalchemy.dialects import sqlite
+
+    if dialect_name != "sqlite":
+        raise ValueError("insert_many_sync compiles for SQLite only (Database.batch)")
+    return str(insert(table).compile(dialect=sqlite.dialect(), column_keys=list(columns)))
+
+
+def insert_many_sync(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[object, ...]]
+) -> None:
+    """Rows (tuples in `columns` order) through the driver's executemany, the INSERT compiled once
+    per table: on a batch's thread (Database.batch) SQLAlchemy's per-statement compile-cache lookup
+    and parameter processing cost more than SQLite's own insert. Plain column types only (no
+    TypeDecorator: nothing here converts a value)."""
+    if rows:
+        conn.exec_driver_sql(_insert_sql(table, columns, conn.dialect.name), rows)
 
 
 def _create_private(url: str) -> None:
