@@ -226,6 +226,8 @@ class Guard:
             raise ValueError("poll_interval must be positive")
         if max_staleness <= poll_interval:
             raise ValueError("max_staleness must be longer than poll_interval, or the guard fails closed between polls")
+        if not 5 <= dpop_proof_max_age <= 600:
+            raise ValueError("dpop_proof_max_age must be 5 to 600 seconds, as the server's TILLKEY_DPOP_PROOF_MAX_AGE")
         if public_url is not None:
             public_url = _public_origin(public_url)
         self.server_url = server_url.rstrip("/")
