@@ -36,7 +36,8 @@ Sender-constrained tokens (issue 20). The guard checks them with the server's ow
 - DPoP-bound tokens (RFC 9449, `cnf.jkt`) as `Authorization: DPoP <token>` with a `DPoP` proof
   naming this request's method and URL: the URL's origin is `public_url=` (the address clients use
   for this app), else the request's own scheme and Host as received — behind a proxy that
-  terminates TLS or rewrites Host, that is not what the client signed, so set `public_url`. Proofs
+  terminates TLS or rewrites Host, that is not what the client signed, and the client chooses
+  Host, so set `public_url` in production. Proofs
   are single-use through an in-memory replay cache per guard (`MemoryReplayCache`); the server's
   DPoP nonces (`TILLKEY_DPOP_NONCES`) are not asked for here.
 - Certificate-bound tokens (RFC 8705, `cnf.x5t#S256`): with `trusted_proxies=` (the TLS proxy's

@@ -67,6 +67,10 @@ def _host_app(guard: Guard) -> FastAPI:
     async def items(who: Principal = Depends(guard.requires(PRODUCTS))) -> dict[str, Any]:  # noqa: B008
         return {"by": who.user_id, "type": int(who.user_type)}
 
+    @app.get("/catalog/public")
+    async def public(who: Principal = Depends(guard.requires("anonymous"))) -> dict[str, int]:  # noqa: B008
+        return {"type": int(who.user_type)}
+
     @app.post("/catalog/items")
     async def add(who: Principal = Depends(guard.requires(PRODUCTS))) -> dict[str, bool]:  # noqa: B008
         return {"added": True}
@@ -176,6 +180,9 @@ def test_a_dpop_bound_token_works_on_a_guarded_route_only_with_a_fresh_proof_of_
                     Holder().proof("GET", url, iat=now, token=token),  # another key
                 ):
                     _refused(await host.get("/catalog/items", headers=dpop(bad)), "invalid_dpop_proof")
+                # On a public route too, as on the server: a misused bound token is refused, not ignored.
+                _refused(await host.get("/catalog/public", headers=as_bearer), "invalid_token")
+                assert (await host.get("/catalog/public")).status_code == 200
                 # The plain token still works as Bearer: unbound tokens never meet the check.
                 assert (
                     await host.get("/catalog/items", headers={"Authorization": f"Bearer {plain}"})
@@ -203,6 +210,18 @@ def test_proofs_name_the_public_url_when_the_guard_is_given_one(tmp_path: Path) 
                     await host.get("/catalog/items", headers={"Authorization": f"DPoP {token}", "DPoP": internal}),
                     "invalid_dpop_proof",
                 )
+            # A guard whose replay cache is full answers 503 rather than forget a proof.
+            async with _serving(await _guard(t, dpop_replay_cache_size=1)) as small:
+                now = t.clock.now()
+                url = HOST + "/catalog/items"
+                for status in (200, 503):
+                    proof = h.proof("GET", url, iat=now, token=token)
+                    r = await small.get("/catalog/items", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+                    assert r.status_code == status, r.text
+                t.advance(70)  # past the first proof's window: room again
+                proof = h.proof("GET", url, iat=t.clock.now(), token=token)
+                r = await small.get("/catalog/items", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+                assert r.status_code == 200, r.text
             with pytest.raises(ValueError, match="without a path"):
                 await _guard(t, public_url="https://shop.example/api")
             with pytest.raises(ValueError, match="absolute http"):
