@@ -13,8 +13,13 @@ grants arrive through the auth-state feed the guard polls. Configuration (enviro
     TILLKEY_GUARD_ISSUER          the server's TILLKEY_ISSUER (default: TILLKEY_URL)
     TILLKEY_GUARD_POLL_INTERVAL   seconds between auth-state polls (default 5)
     TILLKEY_GUARD_MAX_STALENESS   seconds without a fresh auth state before failing closed (default 60)
+    TILLKEY_GUARD_PUBLIC_URL      the origin clients use for this app, named by DPoP proofs
+                                  (default: each request's own scheme and Host)
+    TILLKEY_GUARD_TRUSTED_PROXIES the TLS proxy passing client certificates, for certificate-bound
+                                  tokens (default: none, such tokens are refused)
 
-Run with `uvicorn examples.library_app:app --port 8100` or `python examples/library_app.py --port 8100`.
+Run with `uvicorn examples.library_app:app --port 8100 --no-proxy-headers` or
+`python examples/library_app.py --port 8100`.
 """
 
 # No `from __future__ import annotations` here: the Annotated aliases below are local to
@@ -60,6 +65,8 @@ def create_app() -> FastAPI:
         feed_password=None if integration else _env("TILLKEY_GUARD_PASSWORD"),
         poll_interval=float(_env("TILLKEY_GUARD_POLL_INTERVAL", "5")),
         max_staleness=float(_env("TILLKEY_GUARD_MAX_STALENESS", "60")),
+        public_url=os.environ.get("TILLKEY_GUARD_PUBLIC_URL") or None,
+        trusted_proxies=os.environ.get("TILLKEY_GUARD_TRUSTED_PROXIES", ""),
     )
     app = FastAPI(title="Shop extension (Tillkey library mode)")
     guard.install(app)  # JSON 401/403/503 answers, and the guard starts and stops with the app
@@ -94,7 +101,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    # No proxy headers: the client-certificate header is believed from the direct peer only, which
+    # uvicorn would otherwise replace by X-Forwarded-For's client first.
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

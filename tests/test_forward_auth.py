@@ -33,6 +33,8 @@ from tests.conftest import (
     free_port,
     stop_process,
 )
+from tests.dpop_support import Holder
+from tests.mtls_support import Authority, escaped
 from tests.oauth2_support import basic, register, start_oauth_server
 from tests.polling import eventually
 
@@ -594,3 +596,78 @@ def test_nginx_refuses_a_token_as_soon_as_it_is_revoked(front: Front) -> None:
     logout = httpx.post(front.tillkey.url + "/tillkey/v1/logout", headers={"Authorization": f"Bearer {token}"})
     assert logout.status_code == 200
     assert front.get("/api/orders/1", token).status_code == 401
+
+
+# --- sender-constrained tokens through nginx (issue 20) ------------------------------------------
+
+
+def _machine(front: Front, name: str, *extra: str) -> dict[str, str]:
+    made = register(
+        front.tillkey,
+        "--name",
+        name,
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+        *extra,
+    )
+    return basic(made["client_id"], made["client_secret"])
+
+
+def test_nginx_passes_the_dpop_proof_and_tillkey_checks_it_against_the_original_request(front: Front) -> None:
+    holder = Holder()
+    token_url = front.tillkey.url + "/oauth2/token"  # the issuer is the server's own URL
+    r = httpx.post(
+        token_url,
+        data={"grant_type": "client_credentials"},
+        headers={**_machine(front, "DPoP feed"), "DPoP": holder.proof(htu=token_url, iat=time.time())},
+    )
+    assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+    token = r.json()["access_token"]
+    url = front.url + "/api/products/24-MB01"  # what the client asks nginx for
+    sent = {"Authorization": f"DPoP {token}", "DPoP": holder.proof("GET", url, iat=time.time(), token=token)}
+    ok = httpx.get(url + "?fields=sku", headers=sent)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["tillkey"]["x-tillkey-user-type"] == "oauth_client"
+    # The same proof again, and a proof for another path: Tillkey's DPoP challenge reaches the client.
+    other = holder.proof("GET", front.url + "/api/products/other", iat=time.time(), token=token)
+    for headers in (sent, {**sent, "DPoP": other}):
+        r = httpx.get(url, headers=headers)
+        assert r.status_code == 401, r.text
+        assert (
+            r.headers["www-authenticate"].startswith("DPoP ")
+            and 'error="invalid_dpop_proof"' in r.headers["www-authenticate"]
+        )
+
+
+def test_a_plain_nginx_never_lets_a_client_send_its_own_certificate_header(front: Front) -> None:
+    """Tillkey believes X-SSL-Client-Cert from nginx (TILLKEY_TRUSTED_PROXIES). A certificate is no
+    secret: with only the stolen token and the certificate, a client sending the header itself
+    through this proxy (which asks for no certificate, so clears the header) still gets 401."""
+    _, cert = Authority().issue("machine")
+    # The token, as the mTLS proxy would have asked for it (from a trusted peer, with the certificate).
+    r = httpx.post(
+        front.tillkey.url + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={**_machine(front, "Cert feed", "--cert-bound"), "X-SSL-Client-Cert": escaped(cert)},
+    )
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    direct = httpx.get(
+        front.tillkey.url + ENDPOINT,
+        headers={
+            "X-Original-Method": "GET",
+            "X-Original-URI": "/api/products/x",
+            "Authorization": f"Bearer {token}",
+            "X-SSL-Client-Cert": escaped(cert),
+        },
+    )
+    assert direct.status_code == 200, direct.text  # the header, from the trusted proxy, is what binds
+    before = len(front.upstream.hits)
+    forged = front.get("/api/products/x", token, X_SSL_Client_Cert=escaped(cert), X_SSL_Client_Verify="SUCCESS")
+    assert forged.status_code == 401, forged.text
+    assert forged.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert len(front.upstream.hits) == before

@@ -4,6 +4,7 @@ gets a certificate-bound token (RFC 8705) and that token works only with its cer
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import subprocess
@@ -18,22 +19,26 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from tests.conftest import Server, free_port, stop_process
 from tests.mtls_support import Authority, pem
 from tests.oauth2_support import register, start_oauth_server
-from tests.test_forward_auth import nginx_binary
+from tests.test_forward_auth import Upstream, nginx_binary
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nginx" / "tillkey-mtls.conf"
+FORWARD_AUTH_EXAMPLE = EXAMPLE.parent / "tillkey-forward-auth.conf"
 PRODUCTS = "/rest/V1/products"
+ROUTES = [{"methods": ["GET"], "path": "/api/products/**", "resources": ["Magento_Catalog::products"]}]
 
 
 class Front:
     def __init__(self, tmp: Path, url: str, ca: Authority, tillkey: Server) -> None:
         self.tmp, self.url, self.ca, self.tillkey = tmp, url, ca, tillkey
+        self.forward_auth_url = ""  # the forward-auth TLS nginx in front of `app`, once started
+        self.app: Upstream | None = None
 
-    def client(self, name: str | None) -> httpx.Client:
+    def client(self, name: str | None, url: str | None = None) -> httpx.Client:
         """An HTTPS client trusting the test CA, presenting `name`'s certificate (None: none)."""
         ctx = ssl.create_default_context(cafile=str(self.tmp / "ca.crt"))
         if name is not None:
             ctx.load_cert_chain(str(self.tmp / f"{name}.crt"), str(self.tmp / f"{name}.key"))
-        return httpx.Client(base_url=self.url, verify=ctx, timeout=10)
+        return httpx.Client(base_url=url or self.url, verify=ctx, timeout=10)
 
 
 def _write(tmp: Path, name: str, key: object, cert: object) -> None:
@@ -52,6 +57,38 @@ def nginx_config(tmp: Path, port: int, tillkey_port: int) -> Path:
     ]:
         site, n = re.subn(pattern, value, site)
         assert n == 1, f"the example no longer has {pattern!r}"
+    return _wrap(tmp, site)
+
+
+def forward_auth_tls_config(tmp: Path, port: int, tillkey_port: int, app_port: int) -> Path:
+    """examples/nginx/tillkey-forward-auth.conf on a TLS server asking for client certificates, as
+    its comments say: the TLS lines of tillkey-mtls.conf, and its commented certificate lines
+    enabled in place of the two that clear the headers."""
+    certs = "\n".join(
+        [
+            f"listen 127.0.0.1:{port} ssl;",
+            f"    ssl_certificate {tmp / 'server.crt'};",
+            f"    ssl_certificate_key {tmp / 'server.key'};",
+            f"    ssl_client_certificate {tmp / 'ca.crt'};",
+            "    ssl_verify_client optional;",
+        ]
+    )
+    site = FORWARD_AUTH_EXAMPLE.read_text()
+    for pattern, value in [
+        (r"listen 80;", certs),
+        (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{tillkey_port};"),
+        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{app_port};"),
+        (r'\n *proxy_set_header X-SSL-Client-Cert "";', ""),
+        (r'\n *proxy_set_header X-SSL-Client-Verify "";', ""),
+        (r"# (proxy_set_header X-SSL-Client-Cert \$ssl_client_escaped_cert;)", r"\1"),
+        (r"# (proxy_set_header X-SSL-Client-Verify \$ssl_client_verify;)", r"\1"),
+    ]:
+        site, n = re.subn(pattern, value, site)
+        assert n == 1, f"the forward-auth example no longer has {pattern!r}"
+    return _wrap(tmp, site)
+
+
+def _wrap(tmp: Path, site: str) -> Path:
     (tmp / "site.conf").write_text(site)
     temp = tmp / "temp"
     temp.mkdir()
@@ -83,32 +120,54 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     _write(tmp, "server", *ca.issue("127.0.0.1", dns="localhost", server=True, ip="127.0.0.1"))
     _write(tmp, "machine", *ca.issue("machine"))
     _write(tmp, "other", *ca.issue("other"))
-    tk = start_oauth_server(tmp / "tillkey", "sqlite", TILLKEY_TRUSTED_PROXIES="127.0.0.1")
-    port = free_port()
-    conf = nginx_config(tmp, port, tk.port)
-    proc = subprocess.Popen(
+    tk = start_oauth_server(
+        tmp / "tillkey", "sqlite", TILLKEY_TRUSTED_PROXIES="127.0.0.1", TILLKEY_FORWARD_AUTH_ROUTES=json.dumps(ROUTES)
+    )
+    app = Upstream()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        port = free_port()
+        procs.append(_start_nginx(nginx, tmp, nginx_config(tmp, port, tk.port)))
+        front = Front(tmp, f"https://127.0.0.1:{port}", ca, tk)
+        _wait(front, procs[-1], tmp, front.url)
+        # The forward-auth example on TLS with client certificates, in front of a small app.
+        fa = tmp / "forward-auth"
+        fa.mkdir()
+        for name in ("server.crt", "server.key", "ca.crt"):
+            (fa / name).write_bytes((tmp / name).read_bytes())
+        fa_port = free_port()
+        procs.append(_start_nginx(nginx, fa, forward_auth_tls_config(fa, fa_port, tk.port, app.port)))
+        front.forward_auth_url, front.app = f"https://127.0.0.1:{fa_port}", app
+        _wait(front, procs[-1], fa, front.forward_auth_url)
+        yield front
+    finally:
+        for proc in procs:
+            stop_process(proc)
+        app.close()
+        tk.stop()
+
+
+def _start_nginx(nginx: str, tmp: Path, conf: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    front = Front(tmp, f"https://127.0.0.1:{port}", ca, tk)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"nginx exited: {out}\n{(tmp / 'error.log').read_text(errors='replace')}")
-            try:
-                with front.client(None) as c:
-                    c.get("/.well-known/openid-configuration")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
-        yield front
-    finally:
-        stop_process(proc)
-        tk.stop()
+
+
+def _wait(front: Front, proc: subprocess.Popen[bytes], tmp: Path, url: str) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"nginx exited: {out}\n{(tmp / 'error.log').read_text(errors='replace')}")
+        try:
+            with front.client(None, url) as c:
+                c.get("/.well-known/openid-configuration")
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
 
 
 def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(front: Front) -> None:
@@ -148,3 +207,44 @@ def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(fro
             r = c.get(PRODUCTS, headers=bearer)
             assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
         assert none.get(PRODUCTS, headers={**bearer, **forged}).status_code == 401
+
+
+def test_forward_auth_on_tls_passes_the_certificate_a_bound_token_needs(front: Front) -> None:
+    """tillkey-forward-auth.conf with its certificate lines enabled (a TLS server asking for client
+    certificates): the app behind it is reached with a certificate-bound token only on a connection
+    made with that certificate."""
+    made = register(
+        front.tillkey,
+        "--name",
+        "forward-auth machine",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "Magento_Catalog::products",
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-subject-dn",
+        "CN=machine,O=Tillkey tests",
+        "--cert-bound",
+    )
+    with front.client("machine") as mine:
+        r = mine.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": made["client_id"]})
+    assert r.status_code == 200, r.text
+    bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    app = front.app
+    assert app is not None
+    url = front.forward_auth_url
+    with front.client("machine", url) as mine, front.client("other", url) as other, front.client(None, url) as none:
+        ok = mine.get("/api/products/24-MB01", headers=bearer)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["tillkey"]["x-tillkey-user-type"] == "oauth_client"
+        before = len(app.hits)
+        mine_pem = (front.tmp / "machine.crt").read_text()
+        forged = {"X-SSL-Client-Cert": mine_pem.replace("\n", "%0A"), "X-SSL-Client-Verify": "SUCCESS"}
+        for client, extra in ((other, {}), (none, {}), (none, forged)):
+            r = client.get("/api/products/24-MB01", headers={**bearer, **extra})
+            assert r.status_code == 401, r.text
+            assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        assert len(app.hits) == before

@@ -30,6 +30,24 @@ then `tillkey integration activate guard`), whose OAuth 1.0a credentials sign ev
 no password to store, no login to throttle, nothing that expires, revoked with
 `tillkey integration revoke`.
 
+Sender-constrained tokens (issue 20). The guard checks them with the server's own binding check
+(`tillkey.credentials.binding`), not a copy of it:
+
+- DPoP-bound tokens (RFC 9449, `cnf.jkt`) as `Authorization: DPoP <token>` with a `DPoP` proof
+  naming this request's method and URL: the URL's origin is `public_url=` (the address clients use
+  for this app), else the request's own scheme and Host as received — behind a proxy that
+  terminates TLS or rewrites Host, that is not what the client signed, and the client chooses
+  Host, so set `public_url` in production. Proofs
+  are single-use through an in-memory replay cache per guard (`MemoryReplayCache`); the server's
+  DPoP nonces (`TILLKEY_DPOP_NONCES`) are not asked for here.
+- Certificate-bound tokens (RFC 8705, `cnf.x5t#S256`): with `trusted_proxies=` (the TLS proxy's
+  addresses), `install(app)` adds the server's `ClientCertHeader` middleware, which believes the
+  proxy's certificate header only from those peers; the token then works only with its
+  certificate. Without `trusted_proxies` a certificate-bound token is refused (fail closed).
+
+A bound token sent as Bearer, an unbound one as DPoP, a replayed proof or one for another URL,
+method, key or token get the server's answer: 401 with its `WWW-Authenticate` challenge.
+
 Limits: only JWTs are verifiable offline. Opaque tokens (`TILLKEY_TOKEN_FORMAT=opaque`) and HS256
 deployments (no public keys) cannot be guarded: the guard refuses to start against such a server.
 Expiry is checked against this host's clock, so keep it synchronised (NTP).
@@ -38,6 +56,7 @@ Expiry is checked against this host's clock, so keep it synchronised (NTP).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import time
@@ -45,6 +64,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -59,7 +79,10 @@ from tillkey.access.policy import check
 from tillkey.access.stepup import DEFAULT_RULES, StepUp, StepUpPolicy
 from tillkey.access.tree import ANONYMOUS, SPECIAL, ResourceTree
 from tillkey.clock import Clock
-from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.bearer import access_token
+from tillkey.credentials.binding import Binding, authenticate
+from tillkey.credentials.dpop import WINDOW, DPoPVerifier, normalise_htu
+from tillkey.credentials.mtls import ClientCertHeader
 from tillkey.errors import TillkeyError, Unauthenticated, Unavailable
 from tillkey.principal import GUEST, Principal
 from tillkey.surfaces.magento_wire import error_body
@@ -102,6 +125,49 @@ class _Feed:
     revoked_tokens: list[tuple[str, int | None]]
     admins: dict[str, dict[str, object]]
     oauth_clients: dict[str, dict[str, object]] | None = None  # None: a server without OAuth 2
+
+
+class MemoryReplayCache:
+    """The guard's DPoP replay cache (`tillkey.credentials.dpop.ReplayCache`): proof ids seen, kept
+    in this process until they expire, at most `max_entries` of them.
+
+    Each guard process keeps its own. That is enough for one process: a proof names this app's URL
+    (`htu`), so it is worthless anywhere else, and it is only accepted within the iat window, for
+    which it is remembered. With several replicas behind one URL, a proof replayed within that
+    window to ANOTHER replica is not recognised there: run one process per public URL, or accept
+    that a captured proof may be reused once per other replica for up to a minute (it still needs
+    the token, and works only for the same method and URL).
+
+    Full of unexpired ids (a flood of proofs), it refuses new proofs with 503 rather than forget
+    one that could then be replayed."""
+
+    def __init__(self, now: Callable[[], float], max_entries: int = 100_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self._now = now
+        self._max = max_entries
+        self._seen: dict[str, float] = {}
+        self._expiry: list[tuple[float, str]] = []  # a heap: the soonest to expire first
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    async def first_sight(self, key: str, expires_at: float) -> bool:
+        self._purge(self._now())
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._max:
+            raise Unavailable(
+                detail=f"DPoP replay cache full ({self._max} unexpired proofs)", headers={"Retry-After": "5"}
+            )
+        self._seen[key] = expires_at
+        heapq.heappush(self._expiry, (expires_at, key))
+        return True
+
+    def _purge(self, now: float) -> None:
+        while self._expiry and self._expiry[0][0] <= now:
+            _, key = heapq.heappop(self._expiry)
+            del self._seen[key]
 
 
 class _KeyFollowingReader:
@@ -148,6 +214,12 @@ class Guard:
         token_cache_size: int = 10_000,
         clock: Clock | None = None,
         step_up: Mapping[str, StepUp] | None = None,
+        public_url: str | None = None,
+        trusted_proxies: str = "",
+        client_cert_header: str = "X-SSL-Client-Cert",
+        client_verify_header: str = "X-SSL-Client-Verify",
+        dpop_proof_max_age: int = WINDOW,
+        dpop_replay_cache_size: int = 100_000,
     ) -> None:
         if (feed_integration is None) == (feed_username is None or feed_password is None):
             raise ValueError("give the guard one feed credential: feed_username and feed_password, or feed_integration")
@@ -155,6 +227,10 @@ class Guard:
             raise ValueError("poll_interval must be positive")
         if max_staleness <= poll_interval:
             raise ValueError("max_staleness must be longer than poll_interval, or the guard fails closed between polls")
+        if not 5 <= dpop_proof_max_age <= 600:
+            raise ValueError("dpop_proof_max_age must be 5 to 600 seconds, as the server's TILLKEY_DPOP_PROOF_MAX_AGE")
+        if public_url is not None:
+            public_url = _public_origin(public_url)
         self.server_url = server_url.rstrip("/")
         self.issuer = (issuer or server_url).rstrip("/")
         self.poll_interval = poll_interval
@@ -175,6 +251,15 @@ class Guard:
         self._revocations = RevocationState()
         validator = Validator(self._revocations, self._clock.now, lambda: self.keyring)
         self._authenticator = Authenticator(_KeyFollowingReader(self), None, validator, self._grants, token_cache_size)
+        # Sender-constrained tokens: the server's one binding check, with this app's URL and
+        # proofs remembered here (see MemoryReplayCache for what one cache per process means).
+        self.public_url = public_url
+        self.trusted_proxies = trusted_proxies.strip()
+        self._client_cert_header = client_cert_header
+        self._client_verify_header = client_verify_header
+        self.replay = MemoryReplayCache(self._clock.now, dpop_replay_cache_size)
+        self.dpop = DPoPVerifier(self.replay, self._clock.now, window=dpop_proof_max_age)
+        self.binding = Binding(self.dpop, public_url, certificates=bool(self.trusted_proxies))
 
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -256,9 +341,19 @@ class Guard:
             await self.stop()
 
     def install(self, app: Starlette, *, lifespan: bool = True) -> None:
-        """Render Tillkey errors (401/403/503) as JSON with their headers, and (unless
-        lifespan=False) start the guard before the app's own lifespan and stop it after."""
+        """Render Tillkey errors (401/403/503) as JSON with their headers; with trusted_proxies,
+        read client certificates from the TLS proxy's header (certificate-bound tokens); and
+        (unless lifespan=False) start the guard before the app's own lifespan and stop it after."""
         app.add_exception_handler(TillkeyError, self._render_error)
+        if self.trusted_proxies:
+            # Added last, so outermost of the app's own middleware: the header is judged by the
+            # direct peer and removed from the request before anything else reads it.
+            app.add_middleware(
+                ClientCertHeader,
+                header=self._client_cert_header,
+                trusted=self.trusted_proxies,
+                verify_header=self._client_verify_header,
+            )
         if not lifespan:
             return
         inner = app.router.lifespan_context
@@ -304,7 +399,7 @@ class Guard:
     ) -> Principal:
         if self._client is None:
             raise RuntimeError("the Tillkey guard is not started: call guard.install(app) or use guard.lifespan")
-        token = bearer_token(request.headers.get("authorization"))
+        presented = access_token(request.headers.get("authorization"))
         age = self.staleness
         stale = age is None or age > self.max_staleness
         if stale and protected:
@@ -314,16 +409,20 @@ class Guard:
                 headers={"Retry-After": str(math.ceil(self.poll_interval))},
             )
         principal = GUEST
-        if token is not None and not stale:
+        if presented is not None and not stale:
+            scheme, token = presented
             try:
-                principal = await self._authenticator.authenticate(token)
+                # The server's own path: the claims, then the binding check when the token has
+                # `cnf` or came as DPoP. Its refusals (BindingRefused) reach the client as on the
+                # server; an unreadable, expired or revoked token leaves a guest, as there.
+                principal, _ = await authenticate(self._authenticator, self.binding, request, scheme, token)
             except InvalidToken as exc:
-                log.debug("bearer token rejected: %s", exc.detail)
+                log.debug("access token rejected: %s", exc.detail)
         try:
             check(principal, resources)
         except Unauthenticated as exc:
             challenge = 'Bearer realm="tillkey"'
-            if token is not None:
+            if presented is not None:
                 challenge += ', error="invalid_token"'
             exc.headers["WWW-Authenticate"] = challenge
             raise
@@ -550,6 +649,20 @@ class Guard:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _public_origin(url: str) -> str:
+    """`public_url=`: the origin clients address this app by; ValueError for anything else."""
+    try:
+        origin = normalise_htu(url)
+    except ValueError:
+        raise ValueError(f"public_url must be an absolute http(s) URL, not {url!r}") from None
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        # The proof's path is the request's as this app receives it: a proxy that strips a
+        # prefix would make every proof name another URL.
+        raise ValueError(f"public_url is an origin (scheme://host[:port]), without a path: {url!r}")
+    return origin.rstrip("/")
 
 
 def _unverified_claims(token: str) -> dict[str, Any]:

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     client_cert_header: str = Field(default="X-SSL-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
     # ... and its verdict on the certificate's chain (nginx: `$ssl_client_verify`, "SUCCESS").
     client_verify_header: str = Field(default="X-SSL-Client-Verify", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # RFC 8705 §5: where the TLS proxy that asks for client certificates serves Tillkey's endpoints,
+    # when that is not the issuer's address (another host or port). Discovery then lists the
+    # token, revocation, introspection, userinfo and PAR endpoints under it (`mtls_endpoint_aliases`).
+    mtls_base_url: str = ""
     # Refuse credential endpoints over plain HTTP, except from loopback clients.
     require_https: bool = True
     # Admin two-factor auth (TOTP, RFC 6238), as Magento_TwoFactorAuth: "required" (a password alone
@@ -346,6 +350,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("mtls_base_url")
+    @classmethod
+    def _mtls_base(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("TILLKEY_MTLS_BASE_URL must be an absolute http(s) URL, e.g. https://mtls.auth.example")
+        return v
+
+    @model_validator(mode="after")
+    def _mtls_needs_its_proxy(self) -> Settings:
+        if self.mtls_base_url and not self.trusted_proxies.strip():
+            raise ValueError("TILLKEY_MTLS_BASE_URL needs TILLKEY_TRUSTED_PROXIES: the TLS proxy serving it")
+        return self
 
     @model_validator(mode="after")
     def _one_route_table(self) -> Settings:

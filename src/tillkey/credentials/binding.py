@@ -1,7 +1,8 @@
 """The one binding check: a sender-constrained token is used only by its holder.
 
-Every credential kind that accepts Tillkey's access tokens, userinfo and forward-auth call `check`
-with the token's confirmation claim (`cnf`, RFC 7800) and what the request presented:
+Every credential kind that accepts Tillkey's access tokens, userinfo, forward-auth and the library
+guard (tillkey/guard.py) call `check` with the token's confirmation claim (`cnf`, RFC 7800) and what
+the request presented:
 
 - DPoP (RFC 9449 §7): `Authorization: DPoP <token>` and one `DPoP` proof for this method and URL,
   carrying the token's hash (`ath`), signed by the key the token names (`cnf.jkt`);
@@ -19,7 +20,7 @@ told to the client (`tell_client`): a DPoP client must learn to retry with a non
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from starlette.requests import Request
 
@@ -57,19 +58,28 @@ def refused(error: str, message: str, detail: str | None, headers: dict[str, str
 
 
 class Binding:
-    def __init__(self, dpop: DPoPVerifier, issuer: str) -> None:
+    def __init__(self, dpop: DPoPVerifier, base_url: str | None, *, certificates: bool = True) -> None:
+        """`base_url`: whose origin (scheme, host, port) the proofs' `htu` names — the server's
+        issuer, a guarded app's public URL; None: the request's own scheme and Host as received.
+        `certificates`: False where no trusted proxy can pass client certificates (a guard without
+        trusted_proxies): a certificate-bound token is then refused, saying why."""
         self._dpop = dpop
-        self._issuer = issuer
+        self._base_url = base_url
+        self._certificates = certificates
 
     def url_of(self, request: Request) -> str:
-        """The URL the proof must name: forward-auth's original request's, else ours under the issuer."""
+        """The URL the proof must name: forward-auth's original request's, else the request's path
+        under the public base URL."""
         original = request.scope.get(ORIGINAL_URL)
         if isinstance(original, str):
             return original
         # The path as sent (percent-escapes kept: `%2F` is not `/`), compared after normalisation.
         raw = request.scope.get("raw_path")
         path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
-        return public_url(self._issuer, path.partition("?")[0])
+        base = self._base_url
+        if base is None:
+            base = f"{request.url.scheme}://{request.url.netloc}"
+        return public_url(base, path.partition("?")[0])
 
     async def check(self, request: Request, scheme: str, token: str, cnf: dict[str, str] | None) -> None:
         """Raises BindingRefused unless the presentation fits the token's binding."""
@@ -79,7 +89,7 @@ class Binding:
                 raise refused("invalid_token", "This access token's binding is not understood.", "unknown cnf")
             x5t = cnf.get("x5t#S256")
             if x5t is not None:
-                _check_certificate(request, x5t)
+                _check_certificate(request, x5t, self._certificates)
         if scheme != "dpop":
             if jkt is not None:
                 raise refused(
@@ -104,17 +114,26 @@ class Binding:
         request.scope[_CHECKED] = token
 
 
-def _check_certificate(request: Request, x5t: str) -> None:
+def _check_certificate(request: Request, x5t: str, certificates: bool) -> None:
     """RFC 8705 §3.2: the request's client certificate is the one the token is bound to."""
+    if not certificates:
+        _refuse_certificate(
+            "This access token is bound to a client certificate, and this service reads none "
+            "(no trusted TLS proxy is configured).",
+            "certificate-bound token where no proxy passes certificates",
+        )
     cert = presented(request.scope)
     if cert is None or not hmac.compare_digest(cert.thumbprint.encode(), x5t.encode()):
-        exc = BindingRefused(
+        _refuse_certificate(
             "This access token is bound to another client certificate.",
-            detail="no client certificate" if cert is None else "x5t#S256 mismatch",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            "no client certificate" if cert is None else "x5t#S256 mismatch",
         )
-        exc.oauth_error = "invalid_token"
-        raise exc
+
+
+def _refuse_certificate(message: str, detail: str) -> NoReturn:
+    exc = BindingRefused(message, detail=detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    exc.oauth_error = "invalid_token"
+    raise exc
 
 
 async def authenticate(

@@ -9,8 +9,9 @@ with, on a resource request) and `nonce` (when the deployment asks for server no
 The verified proof yields the key's RFC 7638 thumbprint (`jkt`): the token endpoint binds tokens to
 it (`cnf.jkt`), and credentials/binding.py checks a presented token's binding against it.
 
-Replays are refused through a `ReplayCache` the server provides (store/replay.py, a database table
-every process shares): this module imports no storage.
+Replays are refused through a `ReplayCache` the caller provides: the server's store/replay.py (a
+database table every process shares), the library guard's `MemoryReplayCache` (tillkey/guard.py,
+one per process). This module imports no storage.
 """
 
 from __future__ import annotations

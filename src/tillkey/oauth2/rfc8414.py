@@ -53,4 +53,23 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         # RFC 8705 §3.3: certificate-bound access tokens (behind a trusted TLS proxy).
         "tls_client_certificate_bound_access_tokens": bool(mtls),
+        **_mtls_aliases(settings),
     }
+
+
+# RFC 8705 §5: the endpoints a client authenticating with its certificate (or wanting a
+# certificate-bound token) calls, at the TLS proxy that asks for certificates.
+MTLS_ALIASED = {
+    "token_endpoint": "/oauth2/token",
+    "revocation_endpoint": "/oauth2/revoke",
+    "introspection_endpoint": "/oauth2/introspect",
+    "userinfo_endpoint": "/oauth2/userinfo",
+    "pushed_authorization_request_endpoint": "/oauth2/par",
+}
+
+
+def _mtls_aliases(settings: Settings) -> dict[str, dict[str, str]]:
+    base = settings.mtls_base_url
+    if not base:
+        return {}
+    return {"mtls_endpoint_aliases": {name: base + path for name, path in MTLS_ALIASED.items()}}
