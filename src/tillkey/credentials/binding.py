@@ -9,7 +9,9 @@ with the token's confirmation claim (`cnf`, RFC 7800) and what the request prese
   `DPoP` (the scheme promises a binding the token does not have);
 - mTLS (RFC 8705 §3): a token naming a client certificate (`cnf.x5t#S256`) is used only on a
   request whose certificate (passed by a trusted proxy, credentials/mtls.py) has that thumbprint,
-  whatever the scheme; refused with a `Bearer error="invalid_token"` challenge;
+  whatever the scheme; refused with a `Bearer error="invalid_token"` challenge. The same check,
+  `require_certificate`, guards integrations bound to a certificate: their OAuth 1.0a signed calls,
+  their token as Bearer and their token exchange (credentials/oauth1.py, oauth1/handshake.py);
 - a `cnf` naming no method Tillkey knows is refused (fail closed).
 
 A bearer token without `cnf` costs nothing here. Refusals are 401 with a `DPoP` challenge and are
@@ -22,6 +24,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from tillkey.credentials.dpop import ALGORITHMS, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, public_url
 from tillkey.credentials.mtls import presented
@@ -39,6 +42,8 @@ ORIGINAL_URL = "tillkey.original_url"
 _CHECKED = "tillkey.dpop_checked"
 _ALGS = " ".join(ALGORITHMS)
 _KNOWN = frozenset({"jkt", "x5t#S256"})
+# RFC 6750 §3.1: a certificate-bound token presented without its certificate.
+BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 class BindingRefused(Unauthenticated):
@@ -77,9 +82,7 @@ class Binding:
         if cnf is not None:
             if not cnf or not _KNOWN.issuperset(cnf):
                 raise refused("invalid_token", "This access token's binding is not understood.", "unknown cnf")
-            x5t = cnf.get("x5t#S256")
-            if x5t is not None:
-                _check_certificate(request, x5t)
+            require_certificate(request.scope, cnf.get("x5t#S256"))
         if scheme != "dpop":
             if jkt is not None:
                 raise refused(
@@ -104,14 +107,21 @@ class Binding:
         request.scope[_CHECKED] = token
 
 
-def _check_certificate(request: Request, x5t: str) -> None:
-    """RFC 8705 §3.2: the request's client certificate is the one the token is bound to."""
-    cert = presented(request.scope)
+def require_certificate(
+    scope: Scope, x5t: str | None, what: str = "access token", *, challenge: str | None = BEARER_CHALLENGE
+) -> None:
+    """RFC 8705 §3.2: when `x5t` names a certificate (a token's `cnf.x5t#S256`, an integration's
+    binding), the request's client certificate, as a trusted proxy passed it, is that one. None:
+    unbound, nothing to check, so a caller passes what it holds and cannot forget the case.
+    `challenge`: the WWW-Authenticate header (None for OAuth 1.0a, where Magento sends none)."""
+    if x5t is None:
+        return
+    cert = presented(scope)
     if cert is None or not hmac.compare_digest(cert.thumbprint.encode(), x5t.encode()):
         exc = BindingRefused(
-            "This access token is bound to another client certificate.",
-            detail="no client certificate" if cert is None else "x5t#S256 mismatch",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            f"This {what} is bound to another client certificate.",
+            detail="no client certificate" if cert is None else "another client certificate",
+            headers=None if challenge is None else {"WWW-Authenticate": challenge},
         )
         exc.oauth_error = "invalid_token"
         raise exc
