@@ -164,10 +164,23 @@ def test_binding_changes_reach_the_running_server_through_the_change_feed(files:
             await inprocess.cli("integration", "update", "erp", "--cert-file", str(files / "erp.crt"))
             listed = (await inprocess.cli_json("integration", "list"))["integrations"]
             assert [i["certificate"] for i in listed] == [X5T]
-            await t.create_admin("alice")
+            alice_id = (await t.create_admin("alice")).id
             alice = t.bearer(await t.admin_token("alice"))
             api = (await t.client.get("/tillkey/v1/integrations", headers=alice)).json()["integrations"]
             assert [i["certificate"] for i in api] == [X5T]
+            page = await (await t.console_session(alice_id)).get(f"/console/integrations/{made['id']}")
+            assert page.status_code == 200 and X5T in page.text, page.text
+            # The admin API changes it too (same service, same audit), and refuses what is no certificate.
+            where = f"/tillkey/v1/integrations/{made['id']}/certificate"
+            r = await t.client.put(where, json={"certificate": pem(OTHER)}, headers=alice)
+            assert r.status_code == 200 and r.json()["certificate"] == OTHER_X5T, r.text
+            r = await t.client.put(where, json={"certificate": "-----BEGIN CERTIFICATE-----\nno\n"}, headers=alice)
+            assert r.status_code == 400 and "not a PEM certificate" in r.json()["message"], r.text
+            assert (await t.client.put(where, json={}, headers=alice)).status_code == 400
+            r = await t.client.put(where, json={"certificate": None}, headers=alice)
+            assert r.status_code == 200 and r.json()["certificate"] is None, r.text
+            await t.tk.poll_changes()
+            assert await calls({}) == (200, 200)
             changes = await t.tk.audit.search(AuditQuery(event=audit.INTEGRATION_CHANGED, limit=10))
             said = [json.loads(r.details or "{}") for r in changes]
             assert sorted((d["change"], d["certificate"]) for d in said) == sorted(
@@ -176,6 +189,8 @@ def test_binding_changes_reach_the_running_server_through_the_change_feed(files:
                     ("certificate bound", OTHER_X5T),
                     ("certificate unbound", None),
                     ("certificate bound", X5T),
+                    ("certificate bound", OTHER_X5T),
+                    ("certificate unbound", None),
                 ]
             )
 

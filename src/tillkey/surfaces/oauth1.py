@@ -204,6 +204,26 @@ async def activate_integration(request: Request, caller: Caller, integration_id:
 
 
 @api.route(
+    "PUT",
+    "/tillkey/v1/integrations/{integration_id}/certificate",
+    resources=[MANAGE],
+    body_schema={
+        "type": "object",
+        "required": ["certificate"],
+        "properties": {"certificate": {"type": ["string", "null"], "description": "PEM; null unbinds"}},
+    },
+    summary="Bind the integration to a client certificate (RFC 8705), or unbind it (null); answers the integration",
+)
+async def bind_integration_certificate(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    tk = tillkey(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    if "certificate" not in body:
+        raise InvalidRequest('"certificate" is required: a PEM certificate, or null to unbind.')
+    pem = _optional_string(body, "certificate")
+    return JSONResponse(await tk.services.integrations.bind_certificate(integration_id, pem, acting=caller))
+
+
+@api.route(
     "POST",
     "/tillkey/v1/integrations/{integration_id}/deactivate",
     resources=[MANAGE],
