@@ -1,6 +1,7 @@
 """Mutual TLS through a real nginx (Debian's package) running examples/nginx/tillkey-mtls.conf,
 with a CA, a server certificate and client certificates made at test time: a tls_client_auth client
-gets a certificate-bound token (RFC 8705) and that token works only with its certificate."""
+gets a certificate-bound token (RFC 8705) and that token works only with its certificate; an
+integration bound to a certificate is accepted (requests-oauthlib's signed calls) only with it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
+from requests_oauthlib import OAuth1Session
 
 from tests.conftest import Server, free_port, stop_process
 from tests.mtls_support import Authority, pem
@@ -248,3 +251,27 @@ def test_forward_auth_on_tls_passes_the_certificate_a_bound_token_needs(front: F
             assert r.status_code == 401, r.text
             assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
         assert len(app.hits) == before
+
+
+def test_an_integration_bound_to_a_certificate_signs_calls_that_work_only_with_it(front: Front) -> None:
+    made = front.tillkey.cli_json(
+        "integration", "create", "--name", "erp", "--all", "--cert-file", str(front.tmp / "machine.crt")
+    )
+    tokens = front.tillkey.cli_json("integration", "activate", "erp")
+    erp = OAuth1Session(
+        made["consumer_key"],
+        made["consumer_secret"],
+        tokens["access_token"],
+        tokens["access_token_secret"],
+        signature_method=SIGNATURE_HMAC_SHA256,
+    )
+    ca, url = str(front.tmp / "ca.crt"), front.url + PRODUCTS
+    with erp:
+        r = erp.get(url, cert=(str(front.tmp / "machine.crt"), str(front.tmp / "machine.key")), verify=ca, timeout=10)
+        assert r.status_code == 200, r.text
+        assert "items" in r.json()
+        # The consumer secret and access token alone (stolen): another certificate, or none.
+        for cert in ((str(front.tmp / "other.crt"), str(front.tmp / "other.key")), None):
+            r = erp.get(url, cert=cert, verify=ca, timeout=10)
+            assert r.status_code == 401, r.text
+            assert r.json() == {"message": "This integration is bound to another client certificate."}

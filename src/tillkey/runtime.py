@@ -200,6 +200,7 @@ class Tillkey:
                     self.integrations,
                     self.grants,
                     self.master,
+                    self.audit,
                     enabled=settings.integration_as_bearer,
                     catch_up=self.catch_up,
                 ),
@@ -448,6 +449,7 @@ class Tillkey:
                 i.consumer_key,
                 self.master.decrypt(i.consumer_secret_enc, "oauth1-consumer").decode(),
                 i.is_active,
+                i.cert_x5t,
             )
             for i in found
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from tillkey.access.grants import GrantsState
 from tillkey.access.stepup import StepUpPolicy
@@ -34,6 +35,7 @@ from tillkey.clock import Clock
 from tillkey.console.sign_in_session import ConsoleSessions
 from tillkey.contracts import Audit, Changes, Hasher
 from tillkey.credentials.api_keys import ApiKeyState
+from tillkey.credentials.binding import require_certificate
 from tillkey.credentials.dpop import DPoPVerifier, ReplayCache
 from tillkey.credentials.sessions import SessionState
 from tillkey.crypto.secrets import MasterSecret
@@ -149,7 +151,14 @@ class Services:
         self.integrations = Integrations(
             db=db, changes=changes, audit=audit, tree=tree, master=master, settings=settings, clock=clock
         )
-        self.oauth1_exchange = Exchange(db=db, changes=changes, master=master, settings=settings, clock=clock)
+        self.oauth1_exchange = Exchange(
+            db=db,
+            changes=changes,
+            master=master,
+            settings=settings,
+            clock=clock,
+            require_certificate=partial(require_certificate, what="integration", challenge=None),
+        )
         client_rows = ClientRows(db)
         self.clients = Clients(
             store=client_rows,

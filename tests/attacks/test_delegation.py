@@ -696,6 +696,9 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("POST", "/admin/api-keys/{key_id}/revoke"): "revocation",
     ("POST", "/console/api-keys/{id}/revoke"): "revocation",
     ("POST", "/tillkey/v1/integrations/{integration_id}/deactivate"): "stops an integration",
+    ("PUT", "/tillkey/v1/integrations/{integration_id}/certificate"): (
+        "binds an integration to a client certificate (where its calls are accepted); its grant is unchanged"
+    ),
     ("POST", "/tillkey/v1/integrations/{integration_id}/revoke"): "revocation",
     ("DELETE", "/tillkey/v1/integrations/{integration_id}"): "deletion",
     ("POST", "/console/integrations/{id}/deactivate"): "stops an integration",

@@ -1,5 +1,7 @@
 """Integrations: create (consumer key and secret, a grant of resources like a role's), activate
-(manually, or by the handshake with the integration's endpoint), deactivate, revoke, delete.
+(manually, or by the handshake with the integration's endpoint), deactivate, revoke, delete, and
+bind to a client certificate (RFC 8705: its calls and token exchange then need that certificate,
+checked by credentials/binding.require_certificate).
 
 Every change writes the change feed's "integrations" kind in its transaction, so every process's
 in-memory table (oauth1/state.py) follows within the sync interval.
@@ -16,6 +18,7 @@ from tillkey.access import delegation
 from tillkey.access.tree import ALL, ResourceTree
 from tillkey.clock import Clock
 from tillkey.contracts import Audit, Changes
+from tillkey.credentials import mtls
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Conflict, InvalidRequest, NotFound
 from tillkey.oauth1 import handshake, rfc5849
@@ -39,6 +42,8 @@ class Created:
     consumer_secret: str
     resources: tuple[str, ...]
     endpoint_url: str | None
+    # The x5t#S256 of the client certificate it is bound to; None: unbound.
+    certificate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +70,24 @@ def describe(i: Integration, *, has_token: bool | None = None) -> dict[str, Any]
         "endpoint_url": i.endpoint_url,
         "identity_link_url": i.identity_link_url,
         "resources": list(i.resources),
+        # RFC 8705: the x5t#S256 of the client certificate its calls must come with; None: any.
+        "certificate": i.cert_x5t,
         "created_at": i.created_at.isoformat(),
     }
     if has_token is not None:
         out["has_access_token"] = has_token
     return out
+
+
+def certificate_x5t(pem: str | None) -> str | None:
+    """The x5t#S256 of an operator's PEM certificate (None: no binding); InvalidRequest if the text
+    is not one certificate."""
+    if pem is None:
+        return None
+    try:
+        return mtls.certificate_file(pem)
+    except ValueError as exc:
+        raise InvalidRequest(f"The client certificate is {exc}.") from None
 
 
 def _url(value: str | None, what: str, *, allow_private: bool) -> str | None:
@@ -125,7 +143,10 @@ class Integrations:
         email: str = "",
         endpoint_url: str | None = None,
         identity_link_url: str | None = None,
+        certificate_pem: str | None = None,
     ) -> Created:
+        """`certificate_pem`: bind the integration to this client certificate (PEM) at once."""
+        x5t = certificate_x5t(certificate_pem)
         name = name.strip()
         if not name or len(name) > 255:
             raise InvalidRequest("The integration name must be 1 to 255 characters.")
@@ -151,6 +172,7 @@ class Integrations:
                 identity_link_url=_url(identity_link_url, "identity link URL", allow_private=True),
                 consumer_secret_enc=self.master.encrypt(secret.encode(), handshake.CONSUMER_CONTEXT),
                 resources=granted,
+                cert_x5t=x5t,
             )
             w.changed("integrations", user_type=INTEGRATION)
             w.audit(
@@ -161,9 +183,41 @@ class Integrations:
                     "target_id": created.id,
                     "name": created.name,
                     "resources": list(created.resources),
+                    "certificate": x5t,
                 },
             )
-        return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url)
+        return Created(created.id, created.name, key, secret, created.resources, created.endpoint_url, x5t)
+
+    async def get(self, name_or_id: str | int) -> dict[str, Any]:
+        """One integration as listings show it."""
+        found = await self._get(name_or_id)
+        async with self.db.session() as s:
+            has_token = bool(await repo.token_digests(s, found.id, repo.ACCESS))
+        return describe(found, has_token=has_token)
+
+    async def bind_certificate(
+        self, name_or_id: str | int, certificate_pem: str | None, *, acting: Principal | None = None
+    ) -> dict[str, Any]:
+        """Bind the integration to a client certificate (PEM), or unbind it (None). Its tokens stay:
+        from the change on, every process refuses (or accepts) its calls by the new binding."""
+        x5t = certificate_x5t(certificate_pem)
+        integration = await self._get(name_or_id)
+        async with self.changes() as w:
+            await repo.set_certificate(w.s, integration.id, x5t)
+            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
+            w.audit(
+                audit.INTEGRATION_CHANGED,
+                **delegation.audit_actor(acting),
+                details={
+                    "target_type": INTEGRATION,
+                    "target_id": integration.id,
+                    "name": integration.name,
+                    "change": "certificate bound" if x5t else "certificate unbound",
+                    "certificate": x5t,
+                    "previous_certificate": integration.cert_x5t,
+                },
+            )
+        return await self.get(integration.id)
 
     async def import_existing(
         self,

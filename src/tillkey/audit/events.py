@@ -43,7 +43,7 @@ IMPORT_RUN = "import.run"  # `tillkey import …`: details.source and the run's 
 IMPORT_CHECKPOINT = "import.checkpoint"  # one committed batch of an import run: where a crashed run resumes
 INTEGRATION_CREATED = "integration.created"
 INTEGRATION_ACTIVATED = "integration.activated"  # details.mode: manual, or endpoint (handshake posted)
-INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated
+INTEGRATION_CHANGED = "integration.changed"  # details.change: deactivated, certificate bound/unbound
 INTEGRATION_DELETED = "integration.deleted"
 OAUTH1_REFUSED = "oauth1.refused"  # a signed request or token exchange refused; details.reason
 # OAuth 2: client registration, consent, and the two replay signals RFC 9700 asks to act on.

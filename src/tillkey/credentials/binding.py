@@ -10,7 +10,9 @@ the request presented:
   `DPoP` (the scheme promises a binding the token does not have);
 - mTLS (RFC 8705 §3): a token naming a client certificate (`cnf.x5t#S256`) is used only on a
   request whose certificate (passed by a trusted proxy, credentials/mtls.py) has that thumbprint,
-  whatever the scheme; refused with a `Bearer error="invalid_token"` challenge;
+  whatever the scheme; refused with a `Bearer error="invalid_token"` challenge. The same check,
+  `require_certificate`, guards integrations bound to a certificate: their OAuth 1.0a signed calls,
+  their token as Bearer and their token exchange (credentials/oauth1.py, oauth1/handshake.py);
 - a `cnf` naming no method Tillkey knows is refused (fail closed).
 
 A bearer token without `cnf` costs nothing here. Refusals are 401 with a `DPoP` challenge and are
@@ -20,9 +22,10 @@ told to the client (`tell_client`): a DPoP client must learn to retry with a non
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from tillkey.credentials.dpop import ALGORITHMS, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, public_url
 from tillkey.credentials.mtls import presented
@@ -40,6 +43,8 @@ ORIGINAL_URL = "tillkey.original_url"
 _CHECKED = "tillkey.dpop_checked"
 _ALGS = " ".join(ALGORITHMS)
 _KNOWN = frozenset({"jkt", "x5t#S256"})
+# RFC 6750 §3.1: a certificate-bound token presented without its certificate.
+BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 class BindingRefused(Unauthenticated):
@@ -87,9 +92,7 @@ class Binding:
         if cnf is not None:
             if not cnf or not _KNOWN.issuperset(cnf):
                 raise refused("invalid_token", "This access token's binding is not understood.", "unknown cnf")
-            x5t = cnf.get("x5t#S256")
-            if x5t is not None:
-                _check_certificate(request, x5t, self._certificates)
+            require_certificate(request.scope, cnf.get("x5t#S256"), readable=self._certificates)
         if scheme != "dpop":
             if jkt is not None:
                 raise refused(
@@ -114,24 +117,39 @@ class Binding:
         request.scope[_CHECKED] = token
 
 
-def _check_certificate(request: Request, x5t: str, certificates: bool) -> None:
-    """RFC 8705 §3.2: the request's client certificate is the one the token is bound to."""
-    if not certificates:
-        _refuse_certificate(
-            "This access token is bound to a client certificate, and this service reads none "
+def require_certificate(
+    scope: Scope,
+    x5t: str | None,
+    what: str = "access token",
+    *,
+    challenge: str | None = BEARER_CHALLENGE,
+    readable: bool = True,
+) -> None:
+    """RFC 8705 §3.2: when `x5t` names a certificate (a token's `cnf.x5t#S256`, an integration's
+    binding), the request's client certificate, as a trusted proxy passed it, is that one. None:
+    unbound, nothing to check, so a caller passes what it holds and cannot forget the case.
+    `challenge`: the WWW-Authenticate header (None for OAuth 1.0a, where Magento sends none).
+    `readable`: False where no trusted proxy can pass certificates (a guard without
+    trusted_proxies): a bound credential is then refused, saying why."""
+    if x5t is None:
+        return
+    headers = None if challenge is None else {"WWW-Authenticate": challenge}
+    if not readable:
+        exc = BindingRefused(
+            f"This {what} is bound to a client certificate, and this service reads none "
             "(no trusted TLS proxy is configured).",
-            "certificate-bound token where no proxy passes certificates",
+            detail="certificate-bound credential where no proxy passes certificates",
+            headers=headers,
         )
-    cert = presented(request.scope)
-    if cert is None or not hmac.compare_digest(cert.thumbprint.encode(), x5t.encode()):
-        _refuse_certificate(
-            "This access token is bound to another client certificate.",
-            "no client certificate" if cert is None else "x5t#S256 mismatch",
+    else:
+        cert = presented(scope)
+        if cert is not None and hmac.compare_digest(cert.thumbprint.encode(), x5t.encode()):
+            return
+        exc = BindingRefused(
+            f"This {what} is bound to another client certificate.",
+            detail="no client certificate" if cert is None else "another client certificate",
+            headers=headers,
         )
-
-
-def _refuse_certificate(message: str, detail: str) -> NoReturn:
-    exc = BindingRefused(message, detail=detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     exc.oauth_error = "invalid_token"
     raise exc
 

@@ -67,6 +67,20 @@ def parse_header(value: str) -> ClientCertificate | None:
     return ClientCertificate(cert, thumbprint(cert))
 
 
+def certificate_file(text: str) -> str:
+    """An operator's PEM file holding one certificate → its x5t#S256 (ValueError if it is not one:
+    a key, a CSR, two certificates, DER, garbage). What an integration is bound to."""
+    pem = text.strip()
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    if not pem.startswith(begin) or not pem.endswith(end) or pem.count(begin) != 1 or len(pem) > _MAX_PEM:
+        raise ValueError("not a PEM certificate (one -----BEGIN CERTIFICATE----- block)")
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise ValueError("not a PEM certificate (the block does not parse)") from None
+    return thumbprint(cert)
+
+
 def presented(scope: Scope) -> ClientCertificate | None:
     """The certificate a trusted proxy says the client presented on this request, if any."""
     cached = scope.get(_PARSED)

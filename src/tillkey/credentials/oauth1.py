@@ -3,7 +3,9 @@ as `Bearer` (only when TILLKEY_INTEGRATION_AS_BEARER is on, as Magento's
 oauth/consumer/enable_integration_as_bearer). Both produce the integration's Principal.
 
 Everything is read from memory (oauth1/state.py, access/grants.py); the one database write is the
-nonce, made only after the signature has verified, so unsigned floods cost no writes.
+nonce, made only after the signature has verified, so unsigned floods cost no writes. An integration
+bound to a client certificate (RFC 8705) is accepted only with it: the one certificate check,
+credentials/binding.require_certificate, after the signature (or the token lookup) succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tillkey.access.grants import GrantsState
 from tillkey.audit import FAILURE, OAUTH1_REFUSED, AuditLog
 from tillkey.clock import Clock
 from tillkey.credentials.bearer import bearer_token
+from tillkey.credentials.binding import BindingRefused, require_certificate
 from tillkey.credentials.freshness import CatchUp
 from tillkey.crypto.secrets import MasterSecret
 from tillkey.errors import Unauthenticated
@@ -132,6 +135,12 @@ class OAuth1Signatures:
         if not consumer.active:
             # Magento: an inactive integration's call is a guest's, refused by the access check.
             self._refuse(request, Unauthenticated(detail="inactive integration", reason="inactive"), who)
+        try:
+            # After the signature (an unsigned request learns nothing of the binding), before the
+            # nonce (a thief without the certificate cannot spend the holder's nonces).
+            require_certificate(request.scope, consumer.cert_x5t, "integration", challenge=None)
+        except BindingRefused as exc:
+            self._refuse(request, exc, who)
         async with self._db.transaction() as s:
             fresh = await repo.use_nonce(s, who, req.oauth["oauth_nonce"], int(req.oauth["oauth_timestamp"]))
         if not fresh:
@@ -140,21 +149,27 @@ class OAuth1Signatures:
         return self._grants.integration(who, self.name)
 
     def _refuse(self, request: Request, exc: Unauthenticated, integration_id: int | None) -> NoReturn:
-        # Queued, not awaited (the hot path). Successful signed calls are not recorded.
-        self._audit.record_soon(
-            OAUTH1_REFUSED,
-            outcome=FAILURE,
-            request=request,
-            actor_type=None if integration_id is None else int(UserType.INTEGRATION),
-            actor_id=integration_id,
-            details={"method": request.method, "path": request.url.path[:256], "reason": exc.detail or exc.message},
-        )
-        raise exc
+        refused(self._audit, request, exc, integration_id)
+
+
+def refused(audit: AuditLog, request: Request, exc: Unauthenticated, integration_id: int | None) -> NoReturn:
+    """An integration's credential refused: recorded (queued, not awaited: the hot path; successful
+    calls are not recorded), then raised."""
+    audit.record_soon(
+        OAUTH1_REFUSED,
+        outcome=FAILURE,
+        request=request,
+        actor_type=None if integration_id is None else int(UserType.INTEGRATION),
+        actor_id=integration_id,
+        details={"method": request.method, "path": request.url.path[:256], "reason": exc.detail or exc.message},
+    )
+    raise exc
 
 
 class IntegrationBearer:
     """An integration access token as `Bearer` (pymagento's way). Off by default, as in Magento:
-    then such a token is ignored and the caller is a guest."""
+    then such a token is ignored and the caller is a guest. A certificate-bound integration's token
+    without its certificate is refused with 401 (not a guest: the client must learn why)."""
 
     name = "integration-bearer"
 
@@ -163,6 +178,7 @@ class IntegrationBearer:
         state: IntegrationState,
         grants: GrantsState,
         master: MasterSecret,
+        audit: AuditLog,
         *,
         enabled: bool,
         catch_up: CatchUp | None = None,
@@ -171,6 +187,7 @@ class IntegrationBearer:
         self._catch_up = catch_up
         self._grants = grants
         self._master = master
+        self._audit = audit
         self._enabled = enabled
 
     async def authenticate(self, request: Request, authorization: str) -> Principal | None:
@@ -185,4 +202,9 @@ class IntegrationBearer:
             found = await self._catch_up.look_again(digest, lambda: self._state.active_token(digest))
         if found is None:
             raise Unauthenticated(detail="unknown or revoked integration token, or inactive integration")
-        return self._grants.integration(found[0].integration_id, "bearer")
+        token_of, consumer = found
+        try:
+            require_certificate(request.scope, consumer.cert_x5t, "integration")
+        except BindingRefused as exc:
+            refused(self._audit, request, exc, consumer.integration_id)
+        return self._grants.integration(token_of.integration_id, "bearer")

@@ -8,15 +8,18 @@
    secrets, and receives the access token and secret; the integration is then active.
 
 A manual integration (no endpoint) skips all that: activation issues the access token at once.
+An integration bound to a client certificate must present it at steps 2 and 3 too (RFC 8705).
 Issuing an access token deletes every older token of the integration (re-authorization revokes).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
 
 from tillkey import audit
 from tillkey.clock import Clock
@@ -39,6 +42,10 @@ BAD_VERIFIER = "Verifier is invalid"
 TOKEN_CONTEXT = "oauth1-token"  # noqa: S105 - AES-GCM associated data of token secrets
 CONSUMER_CONTEXT = "oauth1-consumer"
 UNDELIVERED = "The activation could not be delivered to the integration's endpoint."
+# The one certificate check, credentials/binding.require_certificate, as wiring.py hands it over
+# (oauth1 does not import credentials): raises unless the request (its scope) presented the client
+# certificate of this x5t#S256; None, an unbound integration, passes.
+CertificateCheck = Callable[[Scope, str | None], None]
 
 
 def new_token() -> str:
@@ -110,9 +117,17 @@ class Exchange:
     """POST /oauth/token/request and /oauth/token/access (surfaces/oauth1.py renders)."""
 
     def __init__(
-        self, *, db: Database, changes: Changes, master: MasterSecret, settings: Settings, clock: Clock
+        self,
+        *,
+        db: Database,
+        changes: Changes,
+        master: MasterSecret,
+        settings: Settings,
+        clock: Clock,
+        require_certificate: CertificateCheck,
     ) -> None:
         self.db = db
+        self.require_certificate = require_certificate
         self.changes = changes
         self.master = master
         self.settings = settings
@@ -143,7 +158,8 @@ class Exchange:
     def _fresh(self, created_at: int) -> bool:
         return self.clock.now_int() <= created_at + self.settings.oauth1_handshake_seconds
 
-    async def request_token(self, req: rfc5849.SignedRequest) -> TokenPair:
+    async def request_token(self, req: rfc5849.SignedRequest, scope: Scope) -> TokenPair:
+        """`scope`: the HTTP request's, for the client certificate a bound integration must present."""
         self._check(req, [])
         integration, secret = await self._consumer(req)
         valid = rfc5849.verify(req, secret, "")
@@ -151,6 +167,7 @@ class Exchange:
             raise rfc5849.SignatureRefused(
                 rfc5849.BAD_SIGNATURE, detail="unknown consumer" if integration is None else "bad signature"
             )
+        self.require_certificate(scope, integration.cert_x5t)
         pair = TokenPair(new_token(), new_token())
         async with self.db.transaction() as s:
             pending = await repo.tokens_of(s, integration.id, repo.VERIFIER)
@@ -166,7 +183,7 @@ class Exchange:
             )
         return pair
 
-    async def access_token(self, req: rfc5849.SignedRequest) -> tuple[int, TokenPair]:
+    async def access_token(self, req: rfc5849.SignedRequest, scope: Scope) -> tuple[int, TokenPair]:
         self._check(req, ["oauth_token", "oauth_verifier"])
         integration, secret = await self._consumer(req)
         async with self.db.session() as s:
@@ -180,6 +197,7 @@ class Exchange:
             raise rfc5849.SignatureRefused(
                 rfc5849.BAD_SIGNATURE, detail="unknown consumer or request token, or bad signature"
             )
+        self.require_certificate(scope, integration.cert_x5t)
         verifier = self.master.digest(req.oauth["oauth_verifier"])
         if stored.verifier_digest is None or not constant_time_equals(verifier, stored.verifier_digest):
             raise rfc5849.SignatureRefused(BAD_VERIFIER, detail="wrong verifier")

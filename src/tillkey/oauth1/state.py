@@ -14,6 +14,8 @@ class Consumer:
     key: str
     secret: str = field(repr=False)
     active: bool
+    # RFC 8705: its calls must come with the client certificate of this x5t#S256 (None: unbound).
+    cert_x5t: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ class Integration:
     consumer_secret_enc: bytes
     resources: tuple[str, ...]
     created_at: datetime
+    # The x5t#S256 of the client certificate its calls must come with (RFC 8705); None: unbound.
+    cert_x5t: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ async def _integration(s: AsyncSession, r: IntegrationRow) -> Integration:
         r.consumer_secret_enc,
         await _resources(s, r.id),
         r.created_at,
+        r.cert_x5t,
     )
 
 
@@ -81,6 +84,7 @@ async def create(
     consumer_key: str,
     consumer_secret_enc: bytes,
     resources: Iterable[str],
+    cert_x5t: str | None = None,
 ) -> Integration:
     now = utcnow()
     row = IntegrationRow(
@@ -91,6 +95,7 @@ async def create(
         is_active=False,
         consumer_key=consumer_key,
         consumer_secret_enc=consumer_secret_enc,
+        cert_x5t=cert_x5t,
         created_at=now,
         updated_at=now,
     )
@@ -135,6 +140,12 @@ async def all_grants(s: AsyncSession) -> dict[int, tuple[str, ...]]:
 async def set_active(s: AsyncSession, integration_id: int, active: bool) -> None:
     await s.execute(
         update(IntegrationRow).where(IntegrationRow.id == integration_id).values(is_active=active, updated_at=utcnow())
+    )
+
+
+async def set_certificate(s: AsyncSession, integration_id: int, cert_x5t: str | None) -> None:
+    await s.execute(
+        update(IntegrationRow).where(IntegrationRow.id == integration_id).values(cert_x5t=cert_x5t, updated_at=utcnow())
     )
 
 

@@ -488,6 +488,8 @@ class IntegrationRow(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     consumer_key: Mapped[str] = mapped_column(String(32), unique=True)
     consumer_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # RFC 8705: the x5t#S256 of the client certificate every call must come with (None: any).
+    cert_x5t: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 

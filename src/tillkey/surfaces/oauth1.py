@@ -81,7 +81,7 @@ async def _refused(request: Request, exc: TillkeyError) -> Response:
 )
 async def request_token(request: Request) -> Response:
     try:
-        pair = await tillkey(request).services.oauth1_exchange.request_token(await _signed(request))
+        pair = await tillkey(request).services.oauth1_exchange.request_token(await _signed(request), request.scope)
     except TillkeyError as exc:
         return await _refused(request, exc)
     return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
@@ -96,7 +96,7 @@ async def request_token(request: Request) -> Response:
 )
 async def access_token(request: Request) -> Response:
     try:
-        _iid, pair = await tillkey(request).services.oauth1_exchange.access_token(await _signed(request))
+        _iid, pair = await tillkey(request).services.oauth1_exchange.access_token(await _signed(request), request.scope)
     except TillkeyError as exc:
         return await _refused(request, exc)
     return _form({"oauth_token": pair.token, "oauth_token_secret": pair.secret})
@@ -114,6 +114,10 @@ _CREATE = {
         "email": {"type": "string"},
         "endpoint_url": {"type": "string", "description": "Where activation posts the OAuth handshake"},
         "identity_link_url": {"type": "string"},
+        "certificate": {
+            "type": "string",
+            "description": "A client certificate (PEM): the integration's calls must come with it (RFC 8705)",
+        },
     },
 }
 
@@ -159,6 +163,7 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
         email=_optional_string(body, "email") or "",
         endpoint_url=_optional_string(body, "endpoint_url"),
         identity_link_url=_optional_string(body, "identity_link_url"),
+        certificate_pem=_optional_string(body, "certificate"),
     )
     out = {
         "id": created.id,
@@ -167,6 +172,7 @@ async def create_integration(request: Request, caller: Caller) -> JSONResponse:
         "consumer_secret": created.consumer_secret,
         "resources": list(created.resources),
         "endpoint_url": created.endpoint_url,
+        "certificate": created.certificate,
     }
     return JSONResponse(out, status_code=201, headers=NO_STORE)
 
@@ -195,6 +201,26 @@ async def activate_integration(request: Request, caller: Caller, integration_id:
     }
     out["status"] = "active" if done.access_token else "handshake_started"
     return JSONResponse(out, headers=NO_STORE)
+
+
+@api.route(
+    "PUT",
+    "/tillkey/v1/integrations/{integration_id}/certificate",
+    resources=[MANAGE],
+    body_schema={
+        "type": "object",
+        "required": ["certificate"],
+        "properties": {"certificate": {"type": ["string", "null"], "description": "PEM; null unbinds"}},
+    },
+    summary="Bind the integration to a client certificate (RFC 8705), or unbind it (null); answers the integration",
+)
+async def bind_integration_certificate(request: Request, caller: Caller, integration_id: IntegrationId) -> JSONResponse:
+    tk = tillkey(request)
+    body = await json_body(request, tk.settings.max_body_bytes)
+    if "certificate" not in body:
+        raise InvalidRequest('"certificate" is required: a PEM certificate, or null to unbind.')
+    pem = _optional_string(body, "certificate")
+    return JSONResponse(await tk.services.integrations.bind_certificate(integration_id, pem, acting=caller))
 
 
 @api.route(
