@@ -180,7 +180,7 @@ class Tillkey:
             window=settings.dpop_proof_max_age,
         )
         # The one check of a sender-constrained token's presentation (credentials/binding.py).
-        self.binding = Binding(self.dpop, settings.issuer)
+        self.binding = Binding(self.dpop, settings.issuer, alias_url=settings.mtls_base_url)
         # Credential kinds tried in order on every protected request (credentials/registry.py).
         self.credentials = Credentials(
             [

@@ -361,6 +361,54 @@ def test_htu_names_the_path_as_sent(tmp_path: Path) -> None:
                 "scheme": "http",
                 "server": ("evil.example", 80),
             }
-            assert t.tk.binding.url_of(Request(scope)) == BASE + "/rest/V1/products/24%2FMB01"
+            assert t.tk.binding.urls_of(Request(scope)) == (BASE + "/rest/V1/products/24%2FMB01",)
+
+    inprocess.run(go)
+
+
+def test_a_proof_may_name_the_mtls_alias_of_the_same_endpoint(tmp_path: Path) -> None:
+    """RFC 8705 §5 + RFC 9449 §4.3: a client sent to the mTLS alias (TILLKEY_MTLS_BASE_URL) by
+    discovery signs that URL; the token endpoint and every protected route accept a proof naming
+    either of this server's origins for the request's path, and nothing else."""
+    alias = "https://mtls.auth.example:8443"
+
+    async def go() -> None:
+        async with inprocess.running(tmp_path, trusted_proxies="10.9.9.9", mtls_base_url=alias + "/") as t:
+            t.freeze()
+            h = Holder()
+            reg = await t.tk.services.clients.create(
+                OPERATOR,
+                name="machine",
+                client_type="confidential",
+                redirect_uris=[],
+                grant_types=["client_credentials"],
+                scopes=["Magento_Catalog::products"],
+            )
+            await t.tk.poll_changes()
+            raw = base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
+            now = t.clock.now()
+
+            async def token_with(htu: str) -> Any:
+                return await t.client.post(
+                    "/oauth2/token",
+                    data={"grant_type": "client_credentials"},
+                    headers={"Authorization": f"Basic {raw}", "DPoP": h.proof(htu=htu, iat=now)},
+                )
+
+            r = await token_with(alias + "/oauth2/token")
+            assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+            token = r.json()["access_token"]
+            for other in ("https://mtls.auth.example/oauth2/token", "https://evil.example:8443/oauth2/token"):
+                bad = await token_with(other)
+                assert bad.status_code == 400 and bad.json()["error"] == "invalid_dpop_proof", bad.text
+            for origin in (alias, BASE):
+                proof = h.proof("GET", origin + PRODUCTS, iat=now, token=token)
+                ok = await t.client.get(PRODUCTS, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+                assert ok.status_code == 200, ok.text
+            wrong = h.proof("GET", alias + "/rest/V1/orders", iat=now, token=token)
+            _challenge(
+                await t.client.get(PRODUCTS, headers={"Authorization": f"DPoP {token}", "DPoP": wrong}),
+                "invalid_dpop_proof",
+            )
 
     inprocess.run(go)

@@ -63,28 +63,36 @@ def refused(error: str, message: str, detail: str | None, headers: dict[str, str
 
 
 class Binding:
-    def __init__(self, dpop: DPoPVerifier, base_url: str | None, *, certificates: bool = True) -> None:
+    def __init__(
+        self, dpop: DPoPVerifier, base_url: str | None, *, certificates: bool = True, alias_url: str = ""
+    ) -> None:
         """`base_url`: whose origin (scheme, host, port) the proofs' `htu` names — the server's
         issuer, a guarded app's public URL; None: the request's own scheme and Host as received.
         `certificates`: False where no trusted proxy can pass client certificates (a guard without
-        trusted_proxies): a certificate-bound token is then refused, saying why."""
+        trusted_proxies): a certificate-bound token is then refused, saying why. `alias_url`: a
+        second origin of the same server (TILLKEY_MTLS_BASE_URL, RFC 8705 §5): a client that
+        reached an endpoint through its mTLS alias names that URL in its proof."""
         self._dpop = dpop
         self._base_url = base_url
         self._certificates = certificates
+        self._alias_url = alias_url
 
-    def url_of(self, request: Request) -> str:
-        """The URL the proof must name: forward-auth's original request's, else the request's path
-        under the public base URL."""
+    def urls_of(self, request: Request) -> tuple[str, ...]:
+        """The URLs a proof on this request may name (`htu`): forward-auth's original request's;
+        else the request's path under the public base URL, and under the mTLS alias if there is one.
+        Every endpoint that checks a proof asks here (the token endpoints, every protected route)."""
         original = request.scope.get(ORIGINAL_URL)
         if isinstance(original, str):
-            return original
+            return (original,)
         # The path as sent (percent-escapes kept: `%2F` is not `/`), compared after normalisation.
         raw = request.scope.get("raw_path")
-        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+        path = (raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path).partition("?")[0]
         base = self._base_url
         if base is None:
             base = f"{request.url.scheme}://{request.url.netloc}"
-        return public_url(base, path.partition("?")[0])
+        if not self._alias_url:
+            return (public_url(base, path),)
+        return public_url(base, path), public_url(self._alias_url, path)
 
     async def check(self, request: Request, scheme: str, token: str, cnf: dict[str, str] | None) -> None:
         """Raises BindingRefused unless the presentation fits the token's binding."""
@@ -107,7 +115,7 @@ class Binding:
         if len(proofs) != 1:
             raise refused("invalid_dpop_proof", "Send exactly one DPoP proof.", f"{len(proofs)} DPoP headers")
         try:
-            proof = await self._dpop.verify(proofs[0], request.method, self.url_of(request), access_token=token)
+            proof = await self._dpop.verify(proofs[0], request.method, self.urls_of(request), access_token=token)
         except UseDPoPNonce as exc:
             raise refused("use_dpop_nonce", exc.message, exc.detail, exc.headers) from None
         except InvalidDPoPProof as exc:

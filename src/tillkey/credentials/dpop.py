@@ -178,11 +178,13 @@ class DPoPVerifier:
         self.verified = 0
         self.refused = 0
 
-    async def verify(self, proof: str | None, method: str, url: str, *, access_token: str | None = None) -> Proof:
+    async def verify(
+        self, proof: str | None, method: str, url: str | tuple[str, ...], *, access_token: str | None = None
+    ) -> Proof:
         """The checked proof of this request. Raises InvalidDPoPProof, or UseDPoPNonce (with the
         fresh nonce in its `DPoP-Nonce` header) when a nonce is required and absent or stale."""
         try:
-            checked = self._check(proof, method, url, access_token)
+            checked = self._check(proof, method, (url,) if isinstance(url, str) else url, access_token)
             if not await self._replay.first_sight(f"dpop:{checked.jkt}:{checked.jti}", self._forget_at(checked.iat)):
                 raise InvalidDPoPProof(detail="proof replayed (jti seen)")
         except InvalidRequest:
@@ -195,7 +197,7 @@ class DPoPVerifier:
         # Accepted while iat >= now - window: remembered at least that long (and past the skew).
         return max(float(iat), self._now()) + self._window + FUTURE_SKEW
 
-    def _check(self, proof: str | None, method: str, url: str, access_token: str | None) -> Proof:
+    def _check(self, proof: str | None, method: str, urls: tuple[str, ...], access_token: str | None) -> Proof:
         if not proof or len(proof) > MAX_PROOF_LENGTH:
             raise InvalidDPoPProof(detail="no proof, or too long")
         try:
@@ -236,7 +238,8 @@ class DPoPVerifier:
         if not isinstance(htm, str) or htm != method.upper():
             raise InvalidDPoPProof(detail="htm does not match the request method")
         try:
-            if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+            # `urls`: the request's URL under each origin of this server (Binding.urls_of).
+            if not isinstance(htu, str) or normalise_htu(htu) not in {normalise_htu(u) for u in urls}:
                 raise InvalidDPoPProof(detail="htu does not match the request URL")
         except ValueError:
             raise InvalidDPoPProof(detail="htu is no absolute http(s) URL") from None

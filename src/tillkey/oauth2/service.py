@@ -330,13 +330,14 @@ class OAuth2:
         authorization: str | None,
         *,
         dpop: list[str] | None = None,
-        url: str = "",
+        url: tuple[str, ...] = (),
         certificate: ClientCertificate | None = None,
     ) -> dict[str, Any]:
         """A pipeline: parse the form (each parameter once), keep only the parameters the grant
         declares, authenticate the client, check its DPoP proof (`dpop`: the request's `DPoP`
-        headers, `url` its URL), bind to the client's certificate (`certificate`, from a trusted
-        proxy) when it registered certificate-bound tokens, run the grant."""
+        headers, `url` the URLs it may name: Binding.urls_of), bind to the client's certificate
+        (`certificate`, from a trusted proxy) when it registered certificate-bound tokens, run the
+        grant."""
         raw = form(body, content_type)
         (grant_type,) = require(raw, "grant_type")
         if grant_type not in self._grants:
@@ -356,7 +357,7 @@ class OAuth2:
             raise InvalidClient(detail="certificate-bound client without a client certificate")
         return certificate.thumbprint
 
-    async def _dpop_key(self, client: Client, proofs: list[str], url: str) -> str | None:
+    async def _dpop_key(self, client: Client, proofs: list[str], url: tuple[str, ...]) -> str | None:
         """The thumbprint of the request's DPoP key (RFC 9449 §5), None without a proof (refused
         when the client registered `dpop_bound_access_tokens`)."""
         if not proofs:

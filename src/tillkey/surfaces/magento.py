@@ -22,7 +22,7 @@ from tillkey.accounts.signin import (
 )
 from tillkey.accounts.signin.factors import passkey_required
 from tillkey.accounts.totp import INVALID_CODE, NOT_CONFIGURED, qr_svg
-from tillkey.credentials.dpop import InvalidDPoPProof, public_url
+from tillkey.credentials.dpop import InvalidDPoPProof
 from tillkey.errors import InvalidRequest, Unauthenticated
 from tillkey.principal import Principal, UserType
 from tillkey.security.proxy import client_ip, plain_http_from_afar
@@ -71,8 +71,7 @@ async def _dpop_key(request: Request, tk: Tillkey) -> str | None:
         return None
     if len(proofs) > 1:
         raise InvalidDPoPProof("Send exactly one DPoP proof.")
-    url = public_url(tk.settings.issuer, request.url.path)
-    return (await tk.dpop.verify(proofs[0], request.method, url)).jkt
+    return (await tk.dpop.verify(proofs[0], request.method, tk.binding.urls_of(request))).jkt
 
 
 async def _sign_in(

@@ -23,7 +23,6 @@ from tillkey.console.sign_in_session import cookie_name
 from tillkey.credentials import binding
 from tillkey.credentials.bearer import access_token
 from tillkey.credentials.binding import BindingRefused
-from tillkey.credentials.dpop import public_url
 from tillkey.credentials.mtls import NAME_FIELDS, presented
 from tillkey.crypto.secrets import constant_time_equals
 from tillkey.errors import InvalidRequest, TillkeyError, Unauthenticated
@@ -226,7 +225,7 @@ async def token(request: Request) -> JSONResponse:
         request.headers.get("content-type"),
         request.headers.get("authorization"),
         dpop=request.headers.getlist("dpop"),
-        url=public_url(tk.settings.issuer, request.url.path),
+        url=tk.binding.urls_of(request),
         certificate=presented(request.scope),
     )
     return JSONResponse(body, headers=NO_STORE)
