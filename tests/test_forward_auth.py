@@ -123,6 +123,9 @@ def test_allowed_request_gets_200_and_identity_headers(srv: Server, traefik: boo
     assert "x-tillkey-client-id" not in r.headers and "x-tillkey-scopes" not in r.headers
     # Nobody caches an identity answer: a revocation must apply on the next request.
     assert r.headers["cache-control"] == "no-store"
+    # Only the proxy reads a 200 (auth_request_set / authResponseHeaders pick the identity): no
+    # browser-facing headers on it. Refusals, which Traefik hands to the browser, keep them.
+    assert "x-frame-options" not in r.headers and "content-security-policy" not in r.headers
 
 
 def test_no_or_bad_credential_is_401_with_a_bearer_challenge(srv: Server) -> None:
@@ -135,6 +138,8 @@ def test_no_or_bad_credential_is_401_with_a_bearer_challenge(srv: Server) -> Non
     assert bad.status_code == 401
     assert bad.headers["www-authenticate"] == 'Bearer realm="tillkey", error="invalid_token"'
     assert "x-tillkey-user-id" not in bad.headers
+    for refused in (r, bad):
+        assert refused.headers["x-frame-options"] == "DENY" and refused.headers["cache-control"] == "no-store"
 
 
 def test_known_caller_without_the_resource_is_403(srv: Server) -> None:

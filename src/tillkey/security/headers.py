@@ -18,6 +18,11 @@ _COMMON = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+# Set in the scope by a route whose answer only a proxy reads (forward-auth's 200: nginx's
+# auth_request and Traefik's forwardAuth copy the identity headers they are told to and drop the
+# rest): no browser ever sees it, so it goes without the browser-facing headers (it sets its own
+# Cache-Control). Refusals keep them (Traefik hands a forward-auth 401/403 to the client as it is).
+PROXY_ONLY = "tillkey.proxy_only"
 
 
 def with_security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

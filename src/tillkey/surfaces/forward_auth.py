@@ -22,6 +22,7 @@ from tillkey.access.route_table import BadTarget, normalize, normalize_method, o
 from tillkey.credentials.binding import ORIGINAL_URL
 from tillkey.errors import Forbidden, InvalidRequest
 from tillkey.principal import Principal
+from tillkey.security.headers import PROXY_ONLY
 from tillkey.web.routing import ERROR_RESPONSES, Api, enforce, tillkey
 
 PATH = "/tillkey/v1/forward-auth"
@@ -107,10 +108,17 @@ def as_original(request: Request, method: str, uri: str, asked: list[str | None]
     if host:
         scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"host"]
         scope["headers"].append((b"host", host.encode("latin-1", "replace")))
-    original = Request(scope, _no_body)
-    # DPoP proofs name the URL the client asked the proxy for (credentials/binding.py).
-    scope[ORIGINAL_URL] = f"{original.url.scheme}://{original.url.netloc}{path}"
-    return original
+    else:
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    if not host:
+        server = scope.get("server")
+        name = f"[{server[0]}]" if server and ":" in str(server[0]) else (server[0] if server else "localhost")
+        host = f"{name}:{server[1]}" if server else name
+    # DPoP proofs name the URL the client asked the proxy for (credentials/binding.py), as
+    # Request.url would spell it (scheme, Host, path) without building it: this runs on every
+    # forward-auth request, and htu comparison normalises case and default ports anyway.
+    scope[ORIGINAL_URL] = f"{scope['scheme']}://{host}{path}"
+    return Request(scope, _no_body)
 
 
 def identity(principal: Principal) -> dict[str, str]:
@@ -144,6 +152,7 @@ async def forward_auth(request: Request) -> Response:
         raise Forbidden(NO_ROUTE, detail=f"no forward-auth route for {method} {path[:256]}")
     principal, presented = await tk.credentials.authenticate(as_original(request, method, uri, asked))
     enforce(request, principal, presented, route.resources, target=(method, path))
+    request.scope[PROXY_ONLY] = True  # the proxy reads this answer, never a browser
     return forward_auth_response(principal)
 
 
@@ -171,7 +180,9 @@ def forward_auth_response(principal: Principal) -> Response:
     if hit is not None and hit[0] is principal:
         return _Allowed(list(hit[1]))
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in identity(principal).items()]
-    raw.append((b"content-length", b"0"))
+    # No cache may keep an identity answer (a revocation applies on the next request); the
+    # browser-facing security headers are left off: only the proxy reads this (PROXY_ONLY).
+    raw += [(b"cache-control", b"no-store"), (b"content-length", b"0")]
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.clear()
     _ENCODED[id(principal)] = (principal, raw)

@@ -30,7 +30,7 @@ from tillkey.errors import RateLimited, TillkeyError
 from tillkey.observability.metrics import count_request
 from tillkey.security import request_limits
 from tillkey.security.flood import Pacer
-from tillkey.security.headers import with_security_headers
+from tillkey.security.headers import PROXY_ONLY, with_security_headers
 from tillkey.security.ratelimit import LocalBudget
 from tillkey.web.routing import FastEndpoint, fast_routes
 
@@ -89,7 +89,11 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": with_security_headers(outer, list(message.get("headers", ())))}
+                headers = list(message.get("headers", ()))
+                if status < 300 and served is not None and served.get(PROXY_ONLY):
+                    message = {**message, "headers": headers}
+                else:
+                    message = {**message, "headers": with_security_headers(outer, headers)}
             await send(message)
 
         fresh = self.freshness
