@@ -90,12 +90,20 @@ def test_register_a_passkey_then_sign_in_passwordless(browser: Any, srv: Server)
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert len(stored) == 1 and stored[0]["isResidentCredential"] and stored[0]["rpId"] == "localhost"
 
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url) if frame == page.main_frame else None)
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url("**/console/login**")
-    # Conditional UI: the page asks for a passkey in the username field's autofill as it loads;
-    # the virtual authenticator (automatic presence) answers at once, as choosing it would.
-    page.goto(f"{base}/console/login")
-    page.wait_for_url(f"{base}/console/")
+    # Conditional UI: the sign-in page the sign-out lands on asks for a passkey in the username
+    # field's autofill as it loads; the virtual authenticator (automatic presence) answers at once,
+    # as choosing it would. Not loaded a second time: two pages' ceremonies would race.
+    try:
+        page.wait_for_url(f"{base}/console/", timeout=60_000)
+    except Exception as exc:
+        raise AssertionError(
+            f"no passwordless sign-in; at {page.url}, after {visited}: {page.inner_text('body')[:600]}"
+        ) from exc
+    # The sign-in page, then the console (the passkey form's POST answered by a redirect to it).
+    assert visited[:2] == [f"{base}/console/login", f"{base}/console/"], visited
     assert "alice" in page.locator("header").inner_text()
     page.goto(f"{base}/console/2fa")
     assert "never" not in page.locator("table").inner_text()  # last used: now
