@@ -28,6 +28,7 @@ from tillkey.settings import Settings
 from tillkey.store import integrations as repo
 from tillkey.store.db import Database
 from tillkey.store.integrations import Integration
+from tillkey.store.unit_of_work import Work
 
 INTEGRATION = int(UserType.INTEGRATION)
 
@@ -99,6 +100,17 @@ def _url(value: str | None, what: str, *, allow_private: bool) -> str | None:
         return outbound.check_url(value, allow_private=allow_private, what=what)
     except outbound.RefusedURL as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+def _changed(w: Work, acting: Principal | None, integration_id: int, name: str, change: str, **details: Any) -> None:
+    """An integration changed in the unit of work `w`: every process reloads it (the change feed),
+    and the audit log says what changed and who did it."""
+    w.changed("integrations", user_type=INTEGRATION, user_id=integration_id)
+    w.audit(
+        audit.INTEGRATION_CHANGED,
+        **delegation.audit_actor(acting),
+        details={"target_type": INTEGRATION, "target_id": integration_id, "name": name, "change": change, **details},
+    )
 
 
 class Integrations:
@@ -204,18 +216,14 @@ class Integrations:
         integration = await self._get(name_or_id)
         async with self.changes() as w:
             await repo.set_certificate(w.s, integration.id, x5t)
-            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
-            w.audit(
-                audit.INTEGRATION_CHANGED,
-                **delegation.audit_actor(acting),
-                details={
-                    "target_type": INTEGRATION,
-                    "target_id": integration.id,
-                    "name": integration.name,
-                    "change": "certificate bound" if x5t else "certificate unbound",
-                    "certificate": x5t,
-                    "previous_certificate": integration.cert_x5t,
-                },
+            _changed(
+                w,
+                acting,
+                integration.id,
+                integration.name,
+                "certificate bound" if x5t else "certificate unbound",
+                certificate=x5t,
+                previous_certificate=integration.cert_x5t,
             )
         return await self.get(integration.id)
 
@@ -374,19 +382,7 @@ class Integrations:
                         self.master.encrypt(access_token.secret.encode(), handshake.TOKEN_CONTEXT),
                         w.now,
                     )
-            w.changed("integrations", user_type=INTEGRATION, user_id=integration_id)
-            w.audit(
-                audit.INTEGRATION_CHANGED,
-                **delegation.audit_actor(acting),
-                details={
-                    "target_type": INTEGRATION,
-                    "target_id": integration_id,
-                    "name": name,
-                    "change": "imported again",
-                    "fields": changed,
-                    "resources": list(granted),
-                },
-            )
+            _changed(w, acting, integration_id, name, "imported again", fields=changed, resources=list(granted))
         return changed
 
     async def list(self) -> list[dict[str, Any]]:
@@ -437,17 +433,7 @@ class Integrations:
         integration = await self._get(name_or_id)
         async with self.changes() as w:
             await repo.set_active(w.s, integration.id, False)
-            w.changed("integrations", user_type=INTEGRATION, user_id=integration.id)
-            w.audit(
-                audit.INTEGRATION_CHANGED,
-                **delegation.audit_actor(acting),
-                details={
-                    "target_type": INTEGRATION,
-                    "target_id": integration.id,
-                    "name": integration.name,
-                    "change": "deactivated",
-                },
-            )
+            _changed(w, acting, integration.id, integration.name, "deactivated")
         return await self._get(integration.id)
 
     async def revoke(self, name_or_id: str | int, *, acting: Principal | None = None) -> int:
