@@ -391,6 +391,8 @@ async def main():
             await log.record(LOGIN_SUCCESS, username=f"{name}-{w}-{i}")
     async with db.engine.connect() as conn:  # connected before the go, so neither starts late
         await conn.exec_driver_sql("SELECT 1")
+    if db.batches_in_one_trip:  # and SQLite's batch thread and engine, where the records go
+        await db.batch(lambda c: c.exec_driver_sql("SELECT 1"))
     open(go + "." + name, "w").close()  # ready: connected, about to wait for the go
     while not os.path.exists(go):  # start together
         time.sleep(0.002)
