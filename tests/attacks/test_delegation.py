@@ -703,6 +703,9 @@ NOT_DELEGATING: dict[tuple[str, str], str] = {
     ("DELETE", "/tillkey/v1/integrations/{integration_id}"): "deletion",
     ("POST", "/console/integrations/{id}/deactivate"): "stops an integration",
     ("POST", "/console/integrations/{id}/revoke"): "revocation",
+    ("POST", "/console/integrations/{id}/certificate"): (
+        "binds an integration to a client certificate, or unbinds it (as the API's PUT); its grant is unchanged"
+    ),
     ("DELETE", "/tillkey/v1/oauth2/clients/{client_id}"): "deletion; its tokens stop",
     ("DELETE", "/tillkey/v1/idps/{name}"): "deletion; its linked identities sign in no more",
     ("POST", "/console/oauth-clients/{client_id}/delete"): "deletion; its tokens stop",

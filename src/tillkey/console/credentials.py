@@ -23,6 +23,7 @@ pages = ConsolePages()
 INTEGRATIONS = "Magento_Integration::integrations"
 API_KEYS = "Tillkey::api_keys"
 CLIENTS = "Tillkey::oauth2_clients"
+MAX_ID = 2**31 - 1
 
 
 def _when(ms: int | None) -> str:
@@ -60,6 +61,12 @@ async def integrations_page(c: Console) -> Response:
     )
 
 
+_INTEGRATION_DONE = {
+    "bound": "The integration is bound to the certificate: its calls must come with it.",
+    "unbound": "The integration is no longer bound to a certificate.",
+}
+
+
 @pages.route("GET", "/console/integrations/{id}", resources=[INTEGRATIONS], summary="An integration")
 async def integration_page(c: Console) -> Response:
     integration_id = _int_param(c)
@@ -69,6 +76,7 @@ async def integration_page(c: Console) -> Response:
     return c.render(
         "integration.html",
         f"Integration: {found['name']}",
+        notice=_INTEGRATION_DONE.get(c.request.query_params.get("done", "")),
         i=found,
         trail=await trail(c, UserType.INTEGRATION, integration_id),
     )
@@ -123,6 +131,31 @@ async def activate_integration(c: Console) -> Response:
             ("Access token secret", done.access_token_secret or ""),
         ],
     )
+
+
+def _unbinding(c: Console) -> str | None:
+    return "Unbind this integration's certificate? Its calls are accepted from any connection." if _unbind(c) else None
+
+
+def _unbind(c: Console) -> bool:
+    return c.field("unbind") == "1"
+
+
+@pages.route(
+    "POST",
+    "/console/integrations/{id}/certificate",
+    resources=[INTEGRATIONS],  # as PUT /tillkey/v1/integrations/{id}/certificate
+    summary="Bind an integration to a client certificate, or unbind it",
+    confirm=_unbinding,
+)
+async def bind_integration_certificate(c: Console) -> Response:
+    integration_id = _int_param(c)
+    if integration_id > MAX_ID:  # beyond the column's range: no such integration (as the API's path check)
+        raise NotFound("The integration doesn't exist.")
+    # An empty Bind is refused by the service (not a PEM certificate): only the Unbind form unbinds.
+    pem = None if _unbind(c) else c.field("certificate")
+    done = await c.tk.services.integrations.bind_certificate(integration_id, pem, acting=c.principal)
+    return c.redirect(f"/console/integrations/{done['id']}?done={'bound' if done['certificate'] else 'unbound'}")
 
 
 @pages.route(
