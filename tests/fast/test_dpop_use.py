@@ -30,7 +30,8 @@ async def _bound_token(t: inprocess.InProcess, h: Holder) -> str:
     return (await _bound_token_and_client(t, h))[0]
 
 
-async def _bound_token_and_client(t: inprocess.InProcess, h: Holder) -> tuple[str, dict[str, str]]:
+async def _machine(t: inprocess.InProcess) -> str:
+    """A client-credentials client reaching the catalogue: its HTTP Basic credentials (base64)."""
     reg = await t.tk.services.clients.create(
         OPERATOR,
         name="machine",
@@ -40,7 +41,11 @@ async def _bound_token_and_client(t: inprocess.InProcess, h: Holder) -> tuple[st
         scopes=["Magento_Catalog::products"],
     )
     await t.tk.poll_changes()
-    raw = base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
+    return base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
+
+
+async def _bound_token_and_client(t: inprocess.InProcess, h: Holder) -> tuple[str, dict[str, str]]:
+    raw = await _machine(t)
     r = await t.client.post(
         "/oauth2/token",
         data={"grant_type": "client_credentials"},
@@ -376,16 +381,7 @@ def test_a_proof_may_name_the_mtls_alias_of_the_same_endpoint(tmp_path: Path) ->
         async with inprocess.running(tmp_path, trusted_proxies="10.9.9.9", mtls_base_url=alias + "/") as t:
             t.freeze()
             h = Holder()
-            reg = await t.tk.services.clients.create(
-                OPERATOR,
-                name="machine",
-                client_type="confidential",
-                redirect_uris=[],
-                grant_types=["client_credentials"],
-                scopes=["Magento_Catalog::products"],
-            )
-            await t.tk.poll_changes()
-            raw = base64.b64encode(f"{reg.client.client_id}:{reg.secret}".encode()).decode()
+            raw = await _machine(t)
             now = t.clock.now()
 
             async def token_with(htu: str) -> Any:

@@ -21,11 +21,12 @@ from fastapi import Depends, FastAPI
 
 from tests import inprocess
 from tests.dpop_support import Holder
+from tests.guard_support import in_process_guard
 from tests.inprocess import InProcess
 from tests.mtls_support import Authority, escaped
 from tillkey.access.delegation import OPERATOR
 from tillkey.errors import Unavailable
-from tillkey.guard import Guard, IntegrationCredential, MemoryReplayCache
+from tillkey.guard import Guard, MemoryReplayCache
 from tillkey.principal import Principal
 
 PRODUCTS = "Magento_Catalog::products"
@@ -38,24 +39,7 @@ _GUARDS = itertools.count(1)
 
 
 async def _guard(t: InProcess, **options: Any) -> Guard:
-    name = f"guard-{next(_GUARDS)}"
-    created = await t.tk.services.integrations.create(OPERATOR, name=name, resources=["Tillkey::auth_state"])
-    done = await t.tk.services.integrations.activate(OPERATOR, name)
-    assert done.access_token and done.access_token_secret
-    transport = t.transport
-    assert transport is not None
-    return Guard(
-        inprocess.BASE_URL,
-        feed_integration=IntegrationCredential(
-            consumer_key=created.consumer_key,
-            consumer_secret=created.consumer_secret,
-            access_token=done.access_token,
-            access_token_secret=done.access_token_secret,
-        ),
-        http_client=lambda: httpx.AsyncClient(transport=transport, timeout=30),
-        clock=t.clock,
-        **options,
-    )
+    return await in_process_guard(t, f"guard-{next(_GUARDS)}", **options)
 
 
 def _host_app(guard: Guard) -> FastAPI:

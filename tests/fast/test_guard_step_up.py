@@ -15,10 +15,11 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from tests import inprocess
+from tests.guard_support import in_process_guard
 from tests.inprocess import ADMIN_PASSWORD, InProcess
 from tillkey.access.delegation import OPERATOR
 from tillkey.access.stepup import StepUp
-from tillkey.guard import Guard, IntegrationCredential
+from tillkey.guard import Guard
 from tillkey.principal import Principal, UserType
 from tillkey.storeapi.seed import seed
 
@@ -37,23 +38,7 @@ PAYOUT_CHALLENGE = (
 
 
 async def _guard(t: InProcess, name: str = "guard", **options: Any) -> Guard:
-    created = await t.tk.services.integrations.create(OPERATOR, name=name, resources=["Tillkey::auth_state"])
-    done = await t.tk.services.integrations.activate(OPERATOR, name)
-    assert done.access_token and done.access_token_secret
-    transport = t.transport
-    assert transport is not None
-    return Guard(
-        inprocess.BASE_URL,
-        feed_integration=IntegrationCredential(
-            consumer_key=created.consumer_key,
-            consumer_secret=created.consumer_secret,
-            access_token=done.access_token,
-            access_token_secret=done.access_token_secret,
-        ),
-        http_client=lambda: httpx.AsyncClient(transport=transport, timeout=30),
-        clock=t.clock,
-        **options,
-    )
+    return await in_process_guard(t, name, **options)
 
 
 def _host_app(guard: Guard) -> FastAPI:

@@ -30,6 +30,7 @@ from tillkey.store import idps as repo
 from tillkey.store.accounts import Admin
 from tillkey.store.identities import Identity
 from tillkey.store.idps import Linked, Provider
+from tillkey.store.unit_of_work import Work
 
 if TYPE_CHECKING:
     from tillkey.accounts.service import Accounts
@@ -78,6 +79,21 @@ class Resolved:
 
 def _domain(email: str) -> str:
     return email.rpartition("@")[2].lower()
+
+
+def _role_changed(w: Work, admin: Admin, role: str | None, provider: Provider) -> None:
+    """The audit record of a role an identity provider's groups gave an admin (sign-in or sync)."""
+    w.audit(
+        audit.ACCOUNT_CHANGED,
+        username=admin.username,
+        details={
+            "target_type": int(UserType.ADMIN),
+            "target_id": admin.id,
+            "change": "role",
+            "role": role,
+            "via": f"identity provider {provider.name}",
+        },
+    )
 
 
 class Linking:
@@ -261,17 +277,7 @@ class Linking:
                 return admin
             await accounts_repo.set_admin_role(w.s, admin.id, role_id)
             w.changed("grants")
-            w.audit(
-                audit.ACCOUNT_CHANGED,
-                username=admin.username,
-                details={
-                    "target_type": int(UserType.ADMIN),
-                    "target_id": admin.id,
-                    "change": "role",
-                    "role": role,
-                    "via": f"identity provider {provider.name}",
-                },
-            )
+            _role_changed(w, admin, role, provider)
             updated = await accounts_repo.admin_by_id(w.s, admin.id)
         assert updated is not None
         return updated
@@ -291,17 +297,7 @@ class Linking:
                 if role_id == admin.role_id:
                     continue
                 await accounts_repo.set_admin_role(w.s, admin.id, role_id)
-                w.audit(
-                    audit.ACCOUNT_CHANGED,
-                    username=admin.username,
-                    details={
-                        "target_type": int(UserType.ADMIN),
-                        "target_id": admin.id,
-                        "change": "role",
-                        "role": role,
-                        "via": f"identity provider {provider.name}",
-                    },
-                )
+                _role_changed(w, admin, role, provider)
                 changed += 1
             if changed:
                 w.changed("grants")

@@ -89,11 +89,8 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                if status < 300 and served is not None and served.get(PROXY_ONLY):
-                    message = {**message, "headers": headers}
-                else:
-                    message = {**message, "headers": with_security_headers(outer, headers)}
+                if not (status < 300 and served is not None and served.get(PROXY_ONLY)):
+                    message = {**message, "headers": with_security_headers(outer, list(message.get("headers", ())))}
             await send(message)
 
         fresh = self.freshness
