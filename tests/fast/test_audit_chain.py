@@ -28,6 +28,8 @@ from tillkey.audit import AuditLog, fit
 from tillkey.audit import chain as audit_chain
 from tillkey.audit.anchor import ANCHOR_KEY_PURPOSE, AnchorFile
 from tillkey.audit.chain import CHAIN_KEY_PURPOSE, GENESIS, canonical, legacy_hash, record_hash
+from tillkey.audit.events import fitted
+from tillkey.audit.writer import AuditEntry
 from tillkey.cli import app as cli_app
 from tillkey.clock import Clock
 from tillkey.crypto.secrets import MasterSecret
@@ -344,6 +346,38 @@ def test_fit_keeps_short_details_and_always_fits() -> None:
     assert fit(short) is short
     for details in ({"k": "y" * 10_000}, {f"key{i}": "z" * 600 for i in range(200)}, {"n": {"m": ["q" * 900] * 9}}):
         assert len(canonical(fit(details))) <= audit.DETAILS_MAX
+        assert fitted(details) == canonical(fit(details))  # the writer's one-encoding path
+    assert fitted(short) == canonical(short)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        None,
+        {},
+        {"client_id": "tkc_x", "ttl": 3600, "refresh": False, "ratio": 0.1, "none": None},
+        {"nested": {"b": [1, "é", "\u2028"], "a": {"z": -1}}, "quote": '","details":null,"event":"x'},
+        {"unicode": "日本語 ✓ \ud800".encode("utf-8", "replace").decode("utf-8"), "big": 2**70},
+    ],
+)
+def test_the_writers_hash_is_the_hash_verify_computes(details: dict[str, Any] | None) -> None:
+    """`written_hash` skips parsing and re-encoding the details it made itself; it must give the
+    digest `record_hash` (what verify recomputes from the stored row) gives, or the chain would break."""
+    entry = AuditEntry(
+        1_700_000_000_123,
+        "token.issued",
+        "success",
+        5,
+        7,
+        'user"name',
+        "127.0.0.1",
+        'agent ","details":null,"event":',
+        "req-1",
+        None if details is None else canonical(details),
+    )
+    record = entry.chained(42, "ab" * 32, KEY)
+    assert record.hash == record_hash(record, KEY)
+    assert record.hash != record_hash(dataclasses.replace(record, seq=43), KEY)
 
 
 # --- load: nothing dropped ------------------------------------------------------------------------

@@ -217,3 +217,10 @@ def fit(details: dict[str, Any], limit: int = DETAILS_MAX) -> dict[str, Any]:
     while keys and len(canonical({"truncated": size, "keys": keys})) > limit:
         keys.pop()
     return {"truncated": size, "keys": keys}
+
+
+def fitted(details: dict[str, Any], limit: int = DETAILS_MAX) -> str:
+    """canonical(fit(details)), encoding details that already fit once instead of twice (every
+    audit record goes through this; most fit)."""
+    encoded = canonical(details)
+    return encoded if len(encoded) <= limit else canonical(fit(details, limit))

@@ -29,8 +29,8 @@ from tillkey.audit.chain import (
     ChainReport,
     canonical,
     check_chain,
-    record_hash,
     to_json,
+    written_hash,
 )
 from tillkey.audit.events import (
     AUDIT_KEYED,
@@ -43,7 +43,7 @@ from tillkey.audit.events import (
     SUCCESS,
     USER_AGENT_MAX,
     USERNAME_MAX,
-    fit,
+    fitted,
 )
 from tillkey.audit.query import mentions
 from tillkey.audit.request_context import RequestInfo, current_request
@@ -109,7 +109,7 @@ class AuditEntry:
             prev_hash,
         )
         # Hashed as the record without its hash, then built again with it.
-        digest = record_hash(AuditRecord(*fields, "", FORMAT_KEYED), key)
+        digest = written_hash(AuditRecord(*fields, "", FORMAT_KEYED), key)
         return AuditRecord(*fields, digest, FORMAT_KEYED)
 
 
@@ -192,7 +192,7 @@ class AuditLog:
             raise ValueError(f"audit outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         if details is not None and not isinstance(details, dict):
             raise ValueError("audit details must be a dict")
-        encoded = canonical(fit(clean_details(details, DETAILS_DEPTH))) if details else None
+        encoded = fitted(clean_details(details, DETAILS_DEPTH)) if details else None
         current = current_request.get()
         if current is not None:
             ip, user_agent = ip or current.ip, user_agent or current.user_agent

@@ -57,7 +57,14 @@ def names_secret(key: str) -> bool:
     return any(w == s or w.startswith(s) or w.endswith(s) for w in words for s in SECRET_WORDS)
 
 
+# Text each alternative of _CREDENTIAL contains: text with none of them cannot match, and these
+# substring tests cost a fraction of the regex (every audit record's every value comes here).
+_MARKS = ("eyJ", "tk_", "sk_", "$argon2", "earer")
+
+
 def redact_credentials(text: str) -> str:
+    if not any(mark in text for mark in _MARKS):
+        return text
     return _CREDENTIAL.sub(REDACTED, text)
 
 
