@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tillkey import __version__
@@ -186,6 +187,23 @@ def settle_telemetry(app: FastAPI) -> None:
         telemetry.enabled = _telemetry_off  # type: ignore[union-attr]
 
 
+class TillkeyApp(FastAPI):
+    """FastAPI with Tillkey's own layers (`front`, outermost first) in front of FastAPI's built-in
+    ones: the routes the edge serves directly (forward-auth on every proxied request, the token
+    endpoint, …) skip FastAPI's server-error, telemetry and body-limit layers (issue 19). The edge
+    answers an unexpected error on those routes itself, with the app's own Exception handler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.front: list[Middleware] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.front):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
 def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -> FastAPI:
     """The Tillkey server as an ASGI app. Starting it migrates the schema and loads keys and state."""
     runtime = tk or Tillkey(settings or Settings())
@@ -210,7 +228,7 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = TillkeyApp(
         title="Tillkey",
         version=__version__,
         lifespan=lifespan,
@@ -237,28 +255,34 @@ def create_app(settings: Settings | None = None, *, tk: Tillkey | None = None) -
         change_feed_seq=lambda: runtime.change_feed_seq,
     )
     general = runtime.ratelimiter.item(runtime.settings.rate_limit_default)
-    # One pure-ASGI layer (web/edge.py) in front of FastAPI: request caps → general rate limit →
-    # Magento paths → publishable key (/store) → audit request context → simple fixed-path routes
-    # (forward-auth, /admin/users/me, …; web/routing.fast_routes) served directly, the rest by FastAPI.
-    app.add_middleware(
-        Edge,
-        render=render_error_scope,
-        budget=LocalBudget(general) if general is not None else None,
-        pacer=runtime.pacer,
-        metrics=app.state.metrics,
-        rewrites=(magento_paths, medusa_wire.require_publishable_key),
-        freshness=runtime,
+    # Tillkey's own pure-ASGI layers go in front of FastAPI's built-in ones (TillkeyApp), outermost
+    # first: the client-certificate header, judged by the direct peer before X-Forwarded-For; the
+    # proxy headers from trusted peers; then the edge (web/edge.py): request caps → general rate
+    # limit → Magento paths → publishable key (/store) → audit request context → simple fixed-path
+    # routes (forward-auth, /admin/users/me, …; web/routing.fast_routes) served directly, the rest
+    # by FastAPI's whole stack.
+    app.front.append(
+        Middleware(
+            ClientCertHeader,
+            header=runtime.settings.client_cert_header,
+            trusted=runtime.settings.trusted_proxies,
+            verify_header=runtime.settings.client_verify_header,
+        )
     )
     trusted = [p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip()]
     if trusted:
         # uvicorn's implementation: X-Forwarded-For/-Proto are believed only from these peers.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
-    # Outermost: the client-certificate header is judged by the direct peer, before X-Forwarded-For.
-    app.add_middleware(
-        ClientCertHeader,
-        header=runtime.settings.client_cert_header,
-        trusted=runtime.settings.trusted_proxies,
-        verify_header=runtime.settings.client_verify_header,
+        app.front.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
+    app.front.append(
+        Middleware(
+            Edge,
+            render=render_error_scope,
+            budget=LocalBudget(general) if general is not None else None,
+            pacer=runtime.pacer,
+            metrics=app.state.metrics,
+            rewrites=(magento_paths, medusa_wire.require_publishable_key),
+            freshness=runtime,
+        )
     )
 
     from tillkey.storeapi import routes as storeapi

@@ -83,11 +83,13 @@ class Edge:
             await self.app(scope, receive, send)
             return
         outer = scope  # the security headers depend on the path as the client sent it
-        status = 500  # no response started: an exception escaped to the server error handler
+        status = 500  # no response started: an exception escaped
+        started = False
 
         async def send_wrapped(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 if not (status < 300 and served is not None and served.get(PROXY_ONLY)):
                     message = {**message, "headers": with_security_headers(outer, list(message.get("headers", ())))}
@@ -121,6 +123,15 @@ class Edge:
                     await self.app(scope, receive, send_wrapped)
             finally:
                 current_request.reset(token)
+        except Exception as exc:
+            # In front of FastAPI's server-error layer: an unexpected error on a route served
+            # here, or in admission, gets the app's own answer (a report id, the trace only in
+            # the log); then it goes on to the server, as FastAPI's layer lets it.
+            unexpected = scope["app"].exception_handlers.get(Exception)
+            if not started and unexpected is not None:
+                request = Request(scope, receive)
+                await (await unexpected(request, exc))(scope, receive, send_wrapped)
+            raise
         finally:
             metrics.in_progress -= 1
             count_request(metrics, served if served is not None else outer, status)
