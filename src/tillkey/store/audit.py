@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tillkey.store.db import insert_many_sync
+from tillkey.store.db import execute_sync, insert_many_sync
 from tillkey.store.models import AuditEventRow, AuditHeadRow
 
 HEAD_ID = 1
@@ -86,7 +86,7 @@ async def claim(s: AsyncSession, n: int) -> tuple[int, str]:
 
 def claim_sync(conn: Connection, n: int) -> tuple[int, str]:
     """`claim` on a synchronous connection (Database.batch, SQLite)."""
-    return _claimed(conn.execute(_CLAIM, {"n": n}).one_or_none())
+    return _claimed(execute_sync(conn, _CLAIM, {"n": n}).one_or_none())
 
 
 # Built once (an UPDATE's construction costs more than its run, per chain-extending commit).
@@ -120,7 +120,7 @@ def add_sync(conn: Connection, records: Sequence[AuditRecord]) -> None:
     """`add` on a synchronous connection (Database.batch, SQLite)."""
     rows = [tuple(getattr(r, c) for c in _COLUMNS) for r in records]
     insert_many_sync(conn, cast(Table, AuditEventRow.__table__), _COLUMNS, rows)
-    conn.execute(_SET_HEAD, {"head": records[-1].hash})
+    execute_sync(conn, _SET_HEAD, {"head": records[-1].hash})
 
 
 async def head(s: AsyncSession) -> tuple[int, str]:
