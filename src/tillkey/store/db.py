@@ -14,9 +14,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, create_engine, event, insert, text
+from sqlalchemy import ClauseElement, Connection, CursorResult, Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 if TYPE_CHECKING:
     # Alembic (with Mako and its migration scripts) is loaded only when there is something to
@@ -48,14 +49,15 @@ def _insert_sql(table: Table, columns: tuple[str, ...], dialect_name: str, rows:
 
 
 @functools.cache
-def _sqlite_compiled(statement: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+def _sqlite_compiled(statement: ClauseElement) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     from sqlalchemy.dialects import sqlite
 
     compiled = statement.compile(dialect=sqlite.dialect())
+    assert isinstance(compiled, SQLCompiler)  # SQLite's compiler is positional: `?` in this order
     return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
 
 
-def execute_sync(conn: Connection, statement: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+def execute_sync(conn: Connection, statement: ClauseElement, params: dict[str, Any]) -> CursorResult[Any]:
     """A statement built once at import (a module constant: compiled once, kept for good), run by
     the driver on a batch's thread (Database.batch, SQLite) without SQLAlchemy's per-execution
     compile-cache lookup and parameter processing. Plain column types only."""
