@@ -85,11 +85,17 @@ def insert_many_sync(
         return
     driver = conn.connection.dbapi_connection
     limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver is not None else 999
-    step = max(1, min(_ROWS_MAX, limit // len(columns)))
-    for at in range(0, len(rows), step):
-        chunk = rows[at : at + step]
+    most = max(1, min(_ROWS_MAX, limit // len(columns)))
+    at = 0
+    while at < len(rows):
+        # Chunks of a power of two rows: at most eight statement shapes per table, which stay in
+        # the driver's cache of prepared statements (preparing a many-row INSERT costs more than
+        # running it); a group of 37 rows is three statements (32, 4, 1).
+        size = 1 << (min(most, len(rows) - at).bit_length() - 1)
+        chunk = rows[at : at + size]
         params = tuple(value for row in chunk for value in row)
-        conn.exec_driver_sql(_insert_sql(table, columns, conn.dialect.name, len(chunk)), params)
+        conn.exec_driver_sql(_insert_sql(table, columns, conn.dialect.name, size), params)
+        at += size
 
 
 def _create_private(url: str) -> None:
