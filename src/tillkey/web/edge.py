@@ -8,10 +8,13 @@ each wrapping `send` and copying the scope. In order:
 4. the audit request context (who is asking, for every record the request causes);
 5. simple fixed-path routes (forward-auth, the call a proxy makes for every request of the site
    behind it; /admin/users/me; …) served here without FastAPI's router and dependency solver
-   (web/routing.fast_routes); everything else goes on to FastAPI.
+   (web/routing.fast_routes); everything else goes on to FastAPI's whole stack.
 
+It sits in front of FastAPI's own layers (app.TillkeyApp), so the routes served here skip them.
 One `send` wrapper adds the security headers and notes the status for the request counter.
-Errors are rendered by the app's own renderer, in the wire format of the path's surface.
+Errors are rendered by the app's own renderer, in the wire format of the path's surface; an
+unexpected one, where FastAPI's server-error layer would have answered, by the app's Exception
+handler.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ class Edge:
 
     async def _serve(self, endpoint: FastEndpoint, scope: Scope, receive: Receive, send: Send) -> None:
         """A directly dispatched route; its exceptions go to the app's handlers, as FastAPI's own
-        exception middleware would send them (anything unhandled: the server error handler)."""
+        exception middleware would send them (anything unhandled: __call__'s unexpected-error answer)."""
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
