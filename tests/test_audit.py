@@ -389,6 +389,10 @@ async def main():
     async def worker(w):
         for i in range(n // tasks):
             await log.record(LOGIN_SUCCESS, username=f"{name}-{w}-{i}")
+            # A pause between records: this process then appends over a quarter second or more
+            # instead of in one burst, which could end before the other's SQLite busy handler
+            # (sleeping up to 100 ms between tries) first looked again; with them, they interleave.
+            await asyncio.sleep(0.002)
     async with db.engine.connect() as conn:  # connected before the go, so neither starts late
         await conn.exec_driver_sql("SELECT 1")
     if db.batches_in_one_trip:  # and SQLite's batch thread and engine, where the records go
