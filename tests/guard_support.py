@@ -14,13 +14,15 @@ from tillkey.access.delegation import OPERATOR
 from tillkey.guard import Guard, IntegrationCredential
 
 
-async def in_process_guard(t: InProcess, name: str, **options: Any) -> Guard:
-    """A guard (not started) whose feed integration `name` is created and activated here; `options`
-    go to Guard."""
+async def in_process_guard(
+    t: InProcess, name: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+) -> Guard:
+    """A guard (not started) whose feed integration `name` is created and activated here; it reaches
+    the app through `transport` (default: the app's own); `options` go to Guard."""
     created = await t.tk.services.integrations.create(OPERATOR, name=name, resources=["Tillkey::auth_state"])
     done = await t.tk.services.integrations.activate(OPERATOR, name)
     assert done.access_token and done.access_token_secret
-    transport = t.transport
+    transport = transport or t.transport
     assert transport is not None
     return Guard(
         inprocess.BASE_URL,

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -445,6 +445,30 @@ http {{
     return conf
 
 
+def start_nginx(nginx: str, prefix: Path, conf: Path) -> subprocess.Popen[bytes]:
+    """nginx in the foreground on `conf`, its prefix (temp files, error.log) under `prefix`."""
+    return subprocess.Popen(
+        [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_nginx(proc: subprocess.Popen[bytes], prefix: Path, probe: Callable[[], object]) -> None:
+    """Until `probe` (a request through nginx) gets any answer; nginx's output if it exits first."""
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"nginx exited: {out}\n{(prefix / 'error.log').read_text(errors='replace')}")
+        try:
+            probe()
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+
+
 class Front:
     def __init__(self, tillkey: Server, upstream: Upstream, url: str) -> None:
         self.tillkey = tillkey
@@ -471,24 +495,9 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     )
     app = Upstream()
     port = free_port()
-    conf = nginx_config(tmp, port, tk.port, app.port)
-    proc = subprocess.Popen(
-        [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_nginx(nginx, tmp, nginx_config(tmp, port, tk.port, app.port))
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"nginx exited: {out}\n{(tmp / 'error.log').read_text(errors='replace')}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/public/ping", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
+        wait_for_nginx(proc, tmp, lambda: httpx.get(f"http://127.0.0.1:{port}/public/ping", timeout=1))
         yield Front(tk, app, f"http://127.0.0.1:{port}")
     finally:
         stop_process(proc)

@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import Server
 from tests.js_packages import installed
-from tests.test_oauth1 import PRODUCTS, Endpoint
+from tests.oauth1_support import Endpoint
+from tests.test_oauth1 import PRODUCTS
 
 pytestmark = pytest.mark.interop
 

@@ -9,7 +9,6 @@ import json
 import re
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from requests_oauthlib import OAuth1Session
 from tests.conftest import Server, free_port, stop_process
 from tests.mtls_support import Authority, pem
 from tests.oauth2_support import register, start_oauth_server
-from tests.test_forward_auth import Upstream, nginx_binary
+from tests.test_forward_auth import Upstream, nginx_binary, start_nginx, wait_for_nginx
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nginx" / "tillkey-mtls.conf"
 FORWARD_AUTH_EXAMPLE = EXAMPLE.parent / "tillkey-forward-auth.conf"
@@ -130,7 +129,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         port = free_port()
-        procs.append(_start_nginx(nginx, tmp, nginx_config(tmp, port, tk.port)))
+        procs.append(start_nginx(nginx, tmp, nginx_config(tmp, port, tk.port)))
         front = Front(tmp, f"https://127.0.0.1:{port}", ca, tk)
         _wait(front, procs[-1], tmp, front.url)
         # The forward-auth example on TLS with client certificates, in front of a small app.
@@ -139,7 +138,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         for name in ("server.crt", "server.key", "ca.crt"):
             (fa / name).write_bytes((tmp / name).read_bytes())
         fa_port = free_port()
-        procs.append(_start_nginx(nginx, fa, forward_auth_tls_config(fa, fa_port, tk.port, app.port)))
+        procs.append(start_nginx(nginx, fa, forward_auth_tls_config(fa, fa_port, tk.port, app.port)))
         front.forward_auth_url, front.app = f"https://127.0.0.1:{fa_port}", app
         _wait(front, procs[-1], fa, front.forward_auth_url)
         yield front
@@ -150,35 +149,20 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         tk.stop()
 
 
-def _start_nginx(nginx: str, tmp: Path, conf: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def _wait(front: Front, proc: subprocess.Popen[bytes], prefix: Path, url: str) -> None:
+    def probe() -> None:
+        with front.client(None, url) as c:
+            c.get("/.well-known/openid-configuration")
+
+    wait_for_nginx(proc, prefix, probe)
 
 
-def _wait(front: Front, proc: subprocess.Popen[bytes], tmp: Path, url: str) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"nginx exited: {out}\n{(tmp / 'error.log').read_text(errors='replace')}")
-        try:
-            with front.client(None, url) as c:
-                c.get("/.well-known/openid-configuration")
-            return
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-
-
-def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(front: Front) -> None:
-    dn = "CN=machine,O=Tillkey tests"
-    made = register(
+def _tls_machine(front: Front, name: str) -> dict[str, str]:
+    """A tls_client_auth client known by the "machine" certificate's subject, its tokens bound to it."""
+    return register(
         front.tillkey,
         "--name",
-        "machine",
+        name,
         "--type",
         "confidential",
         "--grant",
@@ -188,9 +172,13 @@ def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(fro
         "--auth-method",
         "tls_client_auth",
         "--tls-subject-dn",
-        dn,
+        "CN=machine,O=Tillkey tests",
         "--cert-bound",
     )
+
+
+def test_tls_client_auth_gets_a_bound_token_usable_only_with_its_certificate(front: Front) -> None:
+    made = _tls_machine(front, "machine")
     ask = {"grant_type": "client_credentials", "client_id": made["client_id"]}
     with front.client("machine") as mine, front.client("other") as other, front.client(None) as none:
         meta = none.get("/.well-known/oauth-authorization-server").json()
@@ -216,22 +204,7 @@ def test_forward_auth_on_tls_passes_the_certificate_a_bound_token_needs(front: F
     """tillkey-forward-auth.conf with its certificate lines enabled (a TLS server asking for client
     certificates): the app behind it is reached with a certificate-bound token only on a connection
     made with that certificate."""
-    made = register(
-        front.tillkey,
-        "--name",
-        "forward-auth machine",
-        "--type",
-        "confidential",
-        "--grant",
-        "client_credentials",
-        "--scope",
-        "Magento_Catalog::products",
-        "--auth-method",
-        "tls_client_auth",
-        "--tls-subject-dn",
-        "CN=machine,O=Tillkey tests",
-        "--cert-bound",
-    )
+    made = _tls_machine(front, "forward-auth machine")
     with front.client("machine") as mine:
         r = mine.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": made["client_id"]})
     assert r.status_code == 200, r.text

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +27,7 @@ from requests_oauthlib import OAuth1, OAuth1Session
 
 from tests import inprocess
 from tests.inprocess import BASE_URL, CUSTOMER_PASSWORD, InProcess
+from tests.oauth1_support import Endpoint
 from tests.polling import until
 from tillkey.access.delegation import OPERATOR
 from tillkey.storeapi.seed import seed
@@ -128,32 +127,6 @@ async def get_products(url: str, a: OAuth1, expect: int = 200, path: str = "/res
 
     [r] = await until(check, what=f"{path} answering {expect}")
     return r
-
-
-class Endpoint:
-    """The integration's side of the handshake: records what Tillkey posts to it."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
-                owner.posts.append({**dict(parse_qsl(body)), "_content_type": self.headers.get("content-type", "")})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tillkey/handshake"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -12,13 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, FastAPI
 
 from tests import inprocess
-from tillkey.access.delegation import OPERATOR
-from tillkey.app import create_app
-from tillkey.clock import Clock
-from tillkey.guard import Guard, IntegrationCredential
+from tests.guard_support import in_process_guard
 from tillkey.principal import Principal
-from tillkey.runtime import Tillkey
-from tillkey.settings import Settings
 
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="tillkey", error="invalid_token"'
 
@@ -38,24 +33,10 @@ class CountsKeyReads(httpx.AsyncBaseTransport):
 
 def test_unknown_kids_refresh_the_keys_at_most_once_per_interval(tmp_path: Path) -> None:
     async def body() -> None:
-        tk = Tillkey(Settings(**{**inprocess.FAST_SETTINGS, "data_dir": tmp_path}), clock=Clock())
-        server = create_app(tk=tk)
-        transport = CountsKeyReads(httpx.ASGITransport(app=server, client=("127.0.0.1", 50000)))
-        async with server.router.lifespan_context(server):
-            created = await tk.services.integrations.create(OPERATOR, name="guard", resources=["Tillkey::auth_state"])
-            done = await tk.services.integrations.activate(OPERATOR, "guard")
-            assert done.access_token and done.access_token_secret
-            guard = Guard(
-                inprocess.BASE_URL,
-                feed_integration=IntegrationCredential(
-                    consumer_key=created.consumer_key,
-                    consumer_secret=created.consumer_secret,
-                    access_token=done.access_token,
-                    access_token_secret=done.access_token_secret,
-                ),
-                jwks_refresh_interval=30.0,
-                http_client=lambda: httpx.AsyncClient(transport=transport, timeout=30),
-            )
+        async with inprocess.running(tmp_path) as t:
+            assert t.transport is not None
+            transport = CountsKeyReads(t.transport)
+            guard = await in_process_guard(t, "guard", transport=transport, jwks_refresh_interval=30.0)
             app = FastAPI()
             guard.install(app, lifespan=False)
 

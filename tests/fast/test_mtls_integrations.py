@@ -8,9 +8,7 @@ dropped. A stolen consumer secret and access token are useless without the certi
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +21,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
 from tests import inprocess
 from tests.inprocess import BASE_URL
 from tests.mtls_support import Authority, escaped, pem
+from tests.oauth1_support import Endpoint
 from tests.polling import until
 from tillkey import audit
 from tillkey.access.delegation import OPERATOR
@@ -219,31 +218,6 @@ def test_a_file_that_is_not_one_pem_certificate_is_refused(files: Path) -> None:
             assert (await inprocess.cli_json("integration", "show", "erp"))["certificate"] is None
 
     inprocess.run(body)
-
-
-class Endpoint:
-    """The integration's side of the activation handshake: keeps what Tillkey posts to it."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, str]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                posts.append(dict(parse_qsl(self.rfile.read(int(self.headers["content-length"])).decode())))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/handshake"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_the_token_exchange_of_a_bound_integration_needs_its_certificate(files: Path) -> None:

@@ -250,11 +250,16 @@ class AuditLog:
         """`record_in` for prepared records: appended inside the caller's transaction, last."""
         if not entries:
             return
-        last, prev = await repo.claim(s, len(entries))
-        records = _chain(entries, last, prev, self._key)
-        await repo.add(s, records)
+        records = await self._add_in(s, entries)
         # The mirror and the anchor only once the records are committed (never for a rollback).
         after_commit(s, lambda: self._committed(records))
+
+    async def _add_in(self, s: AsyncSession, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """The records chained after the head and added, in `s`'s transaction (not yet committed)."""
+        last, prev = await repo.claim(s, len(entries))  # a write first: it takes the head's lock
+        records = _chain(entries, last, prev, self._key)
+        await repo.add(s, records)
+        return records
 
     def append_sync(self, conn: Connection, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         """`append_in` on a synchronous connection, in the caller's transaction (Database.batch, on
@@ -417,9 +422,7 @@ class AuditLog:
                 records = await self.db.batch(partial(self.append_sync, entries=entries))
             else:
                 async with self.db.transaction() as s:
-                    last, prev = await repo.claim(s, len(entries))  # first statement: takes the lock
-                    records = _chain(entries, last, prev, self._key)
-                    await repo.add(s, records)
+                    records = await self._add_in(s, entries)
             # After the commit, so the file never holds a record the database rolled back.
             self._committed(records)
 
